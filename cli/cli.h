@@ -1,0 +1,68 @@
+/*
+ * cli.h — what the pdckpt subcommands share: error and usage reporting (exit 1 for bad input or a
+ * difference, 2 for usage), loading with the common options, leaf listing, key-path rendering,
+ * hashing, JSON text output and the progress bar.  Uses only the public API.
+ */
+#ifndef PDCKPT_CLI_H
+#define PDCKPT_CLI_H
+
+#include <pdckpt.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_BAD_INPUT = 1, CLI_USAGE = 2 };
+
+/* Options every loading subcommand understands. */
+typedef struct cli_load_args {
+    pdckpt_format format;   /* --format/--from, AUTO by default */
+    char        **names;    /* --names a,b,c or --names @file */
+    size_t        n_names;
+} cli_load_args;
+
+/* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
+int  cli_report(const pdckpt_error *err);
+/* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
+int  cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses --format/--from/--names; returns 1 when argv[*i] was one of them (consumed), 0 when not,
+ * -1 on a usage error (already printed). */
+int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
+void cli_load_args_free(cli_load_args *args);
+/* Loads `path` with the args; on failure prints the error. */
+int  cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
+              pdckpt_format *format);
+
+/* Every leaf of a tree, in order, with its rendered key path. */
+typedef struct cli_leaf {
+    char               *key_json; /* ["a", 0, "b"] */
+    char               *key_text; /* a/0/b */
+    const pdckpt_value *value;
+} cli_leaf;
+typedef struct cli_leaves {
+    cli_leaf *items;
+    size_t    len, cap;
+} cli_leaves;
+int  cli_collect_leaves(const pdckpt_value *root, cli_leaves *out);
+void cli_leaves_free(cli_leaves *leaves);
+
+/* Writes s as a JSON string literal. */
+void cli_json_string(FILE *out, const char *s, size_t len);
+/* Writes a scalar leaf as JSON (int, float, string, bool, null; others as descriptive strings). */
+void cli_json_scalar(FILE *out, const pdckpt_value *leaf);
+/* Human text for a scalar leaf. */
+void cli_text_scalar(FILE *out, const pdckpt_value *leaf);
+/* "[2, 3]" */
+void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap);
+
+/* SHA-256 of the tensor's raw little-endian C-order bytes, as 64 hex chars + NUL. */
+int  cli_sha256_hex(const void *data, uint64_t len, char out[65]);
+
+/* Progress bar on stderr: drawn only when stderr is a terminal and the work has taken > 1 s. */
+void cli_progress_begin(const char *label);
+int  cli_progress_cb(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_end(void);
+
+int cmd_ls(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif /* PDCKPT_CLI_H */

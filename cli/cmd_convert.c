@@ -1,0 +1,82 @@
+/*
+ * cmd_convert.c — `pdckpt convert IN OUT [--from F] [--to F] [options]`: load in one format,
+ * save atomically in another.  The output format comes from --to or OUT's name.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--protocol 2|3|4]\n"
+    "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
+    "                      [--no-fsync]\n";
+
+static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so) {
+    const char *opt = argv[*i];
+    if (strcmp(opt, "--skip-non-tensors") == 0) return so->skip_non_tensors = true, 1;
+    if (strcmp(opt, "--no-fsync") == 0) return so->durable = false, 1;
+    bool to = strcmp(opt, "--to") == 0, proto = strcmp(opt, "--protocol") == 0,
+         npmod = strcmp(opt, "--numpy-module") == 0;
+    if (!to && !proto && !npmod) return 0;
+    if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
+    const char *value = argv[++*i];
+    bool known = true;
+    if (to) so->format = pdckpt_format_from_name(value, &known);
+    else if (proto) {
+        so->protocol = atoi(value);
+        known = so->protocol >= 2 && so->protocol <= 4;
+    } else if (strcmp(value, "numpy.core") == 0) so->numpy_module = PDCKPT_NUMPY_CORE;
+    else if (strcmp(value, "numpy._core") == 0) so->numpy_module = PDCKPT_NUMPY__CORE;
+    else known = false;
+    if (!known) return cli_usage_error(usage, "invalid value '%s' for %s", value, opt), -1;
+    return 1;
+}
+
+static int count_tensors(void *ctx, const pdckpt_path_step *p, size_t d, const pdckpt_value *leaf) {
+    (void)p;
+    (void)d;
+    if (pdckpt_value_kind(leaf) == PDCKPT_KIND_TENSOR) ++*(size_t *)ctx;
+    return 0;
+}
+
+int cmd_convert(int argc, char **argv) {
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    const char *in = NULL, *out = NULL;
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
+        if (used == 0) used = parse_save_option(argc, argv, &i, &so);
+        if (used < 0) rc = CLI_USAGE;
+        else if (used) continue;
+        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!in) in = argv[i];
+        else if (!out) out = argv[i];
+        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+    }
+    if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
+    if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
+        so.format = pdckpt_format_from_path(out);
+        if (so.format == PDCKPT_FORMAT_AUTO)
+            rc = cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to", out);
+    }
+    pdckpt_value *root = NULL;
+    pdckpt_format from = PDCKPT_FORMAT_AUTO;
+    if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
+    if (rc == CLI_OK) {
+        pdckpt_error err = PDCKPT_ERROR_INIT;
+        so.progress = cli_progress_cb;
+        cli_progress_begin("writing");
+        pdckpt_status st = pdckpt_save_file(root, out, &so, &err);
+        cli_progress_end();
+        size_t tensors = 0;
+        if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
+        if (st != PDCKPT_OK) rc = cli_report(&err);
+        else printf("%s (%s) -> %s (%s): %zu tensors\n", in, pdckpt_format_name(from), out,
+                    pdckpt_format_name(so.format), tensors);
+    }
+    pdckpt_value_free(root);
+    cli_load_args_free(&args);
+    return rc;
+}

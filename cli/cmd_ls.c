@@ -1,0 +1,148 @@
+/*
+ * cmd_ls.c — `pdckpt ls PATH [--format F] [--names N] [--json] [--hash]`: tensors in file order
+ * (key, dtype, shape, bytes, optional SHA-256 of the raw little-endian C-order bytes) and the
+ * non-tensor leaves.  --json prints exactly one object:
+ *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "sha256"]}], "scalars": [...]}
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] = "usage: pdckpt ls PATH [--format F] [--names N] [--json] [--hash]\n";
+
+typedef struct ls_opts {
+    bool json;
+    bool hash;
+} ls_opts;
+
+static int hash_leaf(const pdckpt_tensor_view *v, char out[65]) {
+    if (cli_sha256_hex(v->data, v->n_bytes, out) == 0) return CLI_OK;
+    fprintf(stderr, "pdckpt: SHA-256 failed\n");
+    return CLI_BAD_INPUT;
+}
+
+static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_opts *o) {
+    printf("{\"format\": ");
+    cli_json_string(stdout, pdckpt_format_name(format), strlen(pdckpt_format_name(format)));
+    printf(", \"tensors\": [");
+    size_t n = 0;
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < leaves->len; i++) {
+        pdckpt_tensor_view v;
+        if (pdckpt_tensor_get(leaves->items[i].value, &v)) total += v.n_bytes;
+    }
+    for (size_t i = 0; i < leaves->len; i++) {
+        pdckpt_tensor_view v;
+        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        char shape[PDCKPT_MAX_DIMS * 22 + 4];
+        cli_shape_text(&v, shape, sizeof shape);
+        printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu", n++ ? ", " : "",
+               leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
+               (unsigned long long)v.n_bytes);
+        if (o->hash) {
+            char hex[65];
+            if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
+            printf(", \"sha256\": \"%s\"", hex);
+            cli_progress_cb(NULL, done += v.n_bytes, total);
+        }
+        printf("}");
+    }
+    printf("], \"scalars\": [");
+    n = 0;
+    for (size_t i = 0; i < leaves->len; i++) {
+        if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
+        printf("%s{\"key\": %s, \"value\": ", n++ ? ", " : "", leaves->items[i].key_json);
+        cli_json_scalar(stdout, leaves->items[i].value);
+        printf("}");
+    }
+    printf("]}\n");
+    return CLI_OK;
+}
+
+static void counts(const cli_leaves *leaves, size_t *tensors, uint64_t *bytes, size_t *width,
+                   bool *named) {
+    *tensors = 0;
+    *bytes = 0;
+    *width = 3;
+    *named = false;
+    for (size_t i = 0; i < leaves->len; i++) {
+        size_t w = strlen(leaves->items[i].key_text);
+        if (w > *width) *width = w;
+        pdckpt_tensor_view v;
+        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        (*tensors)++;
+        *bytes += v.n_bytes;
+        if (v.name && strcmp(v.name, leaves->items[i].key_text) != 0) *named = true;
+    }
+    if (*width > 60) *width = 60;
+}
+
+static int print_table(const char *path, pdckpt_format format, const cli_leaves *leaves,
+                       const ls_opts *o) {
+    size_t tensors, width;
+    uint64_t bytes;
+    bool named;
+    counts(leaves, &tensors, &bytes, &width, &named);
+    printf("%s: %s, %zu tensors, %llu bytes, %zu other values\n", path, pdckpt_format_name(format),
+           tensors, (unsigned long long)bytes, leaves->len - tensors);
+    if (tensors) {
+        printf("  %-*s  %-13s %-20s %12s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "BYTES",
+               named ? "  NAME" : "", o->hash ? "  SHA256" : "");
+    }
+    uint64_t done = 0;
+    for (size_t i = 0; i < leaves->len; i++) {
+        pdckpt_tensor_view v;
+        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        char shape[PDCKPT_MAX_DIMS * 22 + 4];
+        cli_shape_text(&v, shape, sizeof shape);
+        printf("  %-*s  %-13s %-20s %12llu", (int)width, leaves->items[i].key_text,
+               pdckpt_dtype_name(v.dtype), shape, (unsigned long long)v.n_bytes);
+        if (named) printf("  %s", v.name ? v.name : "-");
+        if (o->hash) {
+            char hex[65];
+            if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
+            printf("  %s", hex);
+            cli_progress_cb(NULL, done += v.n_bytes, bytes);
+        }
+        printf("\n");
+    }
+    for (size_t i = 0; i < leaves->len; i++) {
+        if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
+        printf("  %s = ", leaves->items[i].key_text);
+        cli_text_scalar(stdout, leaves->items[i].value);
+        printf("\n");
+    }
+    return CLI_OK;
+}
+
+int cmd_ls(int argc, char **argv) {
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    ls_opts o = {false, false};
+    const char *path = NULL;
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
+        if (used < 0) rc = CLI_USAGE;
+        else if (used) continue;
+        else if (strcmp(argv[i], "--json") == 0) o.json = true;
+        else if (strcmp(argv[i], "--hash") == 0) o.hash = true;
+        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+    }
+    if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
+    pdckpt_value *root = NULL;
+    pdckpt_format format = PDCKPT_FORMAT_AUTO;
+    if (rc == CLI_OK) rc = cli_load(path, &args, false, &root, &format);
+    cli_leaves leaves = {0};
+    if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
+    if (rc == CLI_OK) {
+        cli_progress_begin("hashing");
+        rc = o.json ? print_json(format, &leaves, &o) : print_table(path, format, &leaves, &o);
+        cli_progress_end();
+    }
+    cli_leaves_free(&leaves);
+    pdckpt_value_free(root);
+    cli_load_args_free(&args);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * main.c — the pdckpt command: subcommand dispatch and top-level usage.
+ * Exit codes: 0 ok, 1 bad input or a difference found, 2 usage error.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: pdckpt <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars\n"
+    "  convert IN OUT [--from F] [--to F] [options]         convert between formats\n"
+    "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
+    "  verify PATH [--format F] [--names N]                 full structural check\n"
+    "  version                                              print the version\n"
+    "\n"
+    "formats: tensor, combined, vars-dir, safetensors (more as this build supports them)\n"
+    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "ls") == 0) return cmd_ls(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("pdckpt %s\n", pdckpt_version_string());
+        return CLI_OK;
+    }
+    fprintf(stderr, "pdckpt: unknown command '%s'\n\n%s", cmd, usage);
+    return CLI_USAGE;
+}

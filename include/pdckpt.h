@@ -1,0 +1,507 @@
+/*
+ * pdckpt.h — save and load PaddlePaddle checkpoints from C.
+ *
+ * pdckpt reads and writes every on-disk format PaddlePaddle uses for training state, byte-compatible
+ * with Paddle, without Python:
+ *
+ *   format        what it is                                         read  write
+ *   tensor        one binary tensor stream (LoDTensor/DenseTensor)    yes   yes
+ *   combined      concatenated tensor streams (save_combine,          yes   yes
+ *                 __params__, .pdiparams); names come from the caller
+ *   vars-dir      a directory with one tensor file per variable       yes   yes
+ *   safetensors   the ecosystem's interchange format                  yes   yes
+ *   pickle, tnum, dygraph-dir, program, pir-json, distcp              (see docs/formats.md)
+ *
+ * Everything a load returns is a tree of pdckpt_value nodes (dicts, lists, scalars, tensors, opaque
+ * Python objects).  Everything a save takes is such a tree.  Byte layouts: docs/formats.md.
+ *
+ * Conventions used throughout this header:
+ *   - Every fallible call returns a pdckpt_status and takes `pdckpt_error *err` last.  `err` may be
+ *     NULL.  Public entry points reset `*err` first; on failure it names the source, the byte offset
+ *     and what was expected versus what was found.  The library never prints and never aborts on
+ *     input, and keeps no global mutable state.  All calls are thread-safe on distinct objects.
+ *   - "borrowed" pointers stay owned by their owner; "transferred" pointers become the callee's,
+ *     whether the call succeeds or fails (so callers never have to clean up after a failed insert).
+ *   - Destructors accept NULL.
+ */
+#ifndef PDCKPT_H
+#define PDCKPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PDCKPT_BUILDING) && defined(__GNUC__)
+#define PDCKPT_API __attribute__((visibility("default")))
+#else
+#define PDCKPT_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------------------------- */
+#define PDCKPT_VERSION_MAJOR  0
+#define PDCKPT_VERSION_MINOR  1
+#define PDCKPT_VERSION_PATCH  0
+#define PDCKPT_VERSION_NUMBER \
+    (PDCKPT_VERSION_MAJOR * 10000 + PDCKPT_VERSION_MINOR * 100 + PDCKPT_VERSION_PATCH)
+#define PDCKPT_VERSION_STRING "0.1.0"
+
+/* The library's own version, so a binding can check that header and library match. */
+PDCKPT_API unsigned    pdckpt_version_number(void);
+PDCKPT_API const char *pdckpt_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status and errors
+ * ------------------------------------------------------------------------------------------- */
+
+/* Values are pinned: they never change meaning or number. */
+typedef enum pdckpt_status {
+    PDCKPT_OK              = 0,
+    PDCKPT_ERR_ARGUMENT    = 1,  /* the caller passed something invalid (NULL, bad name, ...) */
+    PDCKPT_ERR_NOMEM       = 2,  /* an allocation failed */
+    PDCKPT_ERR_IO          = 3,  /* the OS refused a read/write/rename/fsync; see sys_errno */
+    PDCKPT_ERR_FORMAT      = 4,  /* the bytes are not a valid file of the expected format */
+    PDCKPT_ERR_UNSUPPORTED = 5,  /* valid, but pdckpt does not handle it (dtype, opcode, ...) */
+    PDCKPT_ERR_NOT_FOUND   = 6,  /* a file, key or variable does not exist */
+    PDCKPT_ERR_MISMATCH    = 7,  /* two things that must agree do not (program vs params, ...) */
+    PDCKPT_ERR_LIMIT       = 8,  /* a configured limit (size, depth, memo) would be exceeded */
+    PDCKPT_ERR_MPI         = 9,  /* an MPI call failed, or another rank reported an error */
+    PDCKPT_ERR_CORRUPT     = 10, /* a checksum does not match the data */
+} pdckpt_status;
+
+/* Caller-owned error record.  Filling it never allocates, so even ENOMEM can be described. */
+typedef struct pdckpt_error {
+    pdckpt_status status;       /* PDCKPT_OK when nothing failed */
+    int           sys_errno;    /* errno of the failing system call, else 0 */
+    int64_t       offset;       /* byte offset into `source`, or -1 when no offset applies */
+    char          source[512];  /* file path, "<memory>", "<sink>", or "" */
+    char          message[512]; /* one line: what was expected, what was found */
+} pdckpt_error;
+
+#define PDCKPT_ERROR_INIT {PDCKPT_OK, 0, -1, {0}, {0}}
+
+/* Stable lower-case name of a status ("ok", "format", "io", ...). Never NULL. */
+PDCKPT_API const char *pdckpt_status_name(pdckpt_status status);
+
+/* Formats `err` as "<source>: offset <n>: <message>" (parts that are unset are left out) into
+ * `buf` (always NUL-terminated when `size` > 0).  Returns `buf`. */
+PDCKPT_API const char *pdckpt_error_format(const pdckpt_error *err, char *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Allocator
+ * ------------------------------------------------------------------------------------------- */
+
+/* A user allocator.  `alloc` returns memory aligned to `alignment` (a power of two) or NULL;
+ * `free` receives the size that was asked for.  NULL everywhere means malloc/aligned_alloc/free.
+ * The allocator struct must outlive every object allocated through it. */
+typedef struct pdckpt_allocator {
+    void *(*alloc)(void *ctx, size_t size, size_t alignment);
+    void (*free)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+} pdckpt_allocator;
+
+/* Frees memory the library handed to the caller (pdckpt_save_memory) with `allocator`
+ * (NULL = default).  `size` is the size reported with the memory. */
+PDCKPT_API void pdckpt_free(const pdckpt_allocator *allocator, void *ptr, size_t size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Data types
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pdckpt_dtype {
+    PDCKPT_DTYPE_INVALID       = 0,
+    PDCKPT_DTYPE_BOOL          = 1,
+    PDCKPT_DTYPE_UINT8         = 2,
+    PDCKPT_DTYPE_INT8          = 3,
+    PDCKPT_DTYPE_INT16         = 4,
+    PDCKPT_DTYPE_UINT16        = 5,  /* numpy only; Paddle pickles bfloat16 as uint16 bits */
+    PDCKPT_DTYPE_INT32         = 6,
+    PDCKPT_DTYPE_UINT32        = 7,  /* numpy only */
+    PDCKPT_DTYPE_INT64         = 8,
+    PDCKPT_DTYPE_UINT64        = 9,  /* numpy only */
+    PDCKPT_DTYPE_FLOAT16       = 10,
+    PDCKPT_DTYPE_BFLOAT16      = 11,
+    PDCKPT_DTYPE_FLOAT32       = 12,
+    PDCKPT_DTYPE_FLOAT64       = 13,
+    PDCKPT_DTYPE_COMPLEX64     = 14,
+    PDCKPT_DTYPE_COMPLEX128    = 15,
+    PDCKPT_DTYPE_FLOAT8_E4M3FN = 16,
+    PDCKPT_DTYPE_FLOAT8_E5M2   = 17,
+} pdckpt_dtype;
+#define PDCKPT_DTYPE_COUNT 18
+
+/* Bytes per element (0 for INVALID). */
+PDCKPT_API size_t pdckpt_dtype_size(pdckpt_dtype dtype);
+/* numpy's name: "float32", "bfloat16", "float8_e4m3fn", ... ("invalid" for unknown values). */
+PDCKPT_API const char *pdckpt_dtype_name(pdckpt_dtype dtype);
+/* Inverse of pdckpt_dtype_name; INVALID when unknown. */
+PDCKPT_API pdckpt_dtype pdckpt_dtype_from_name(const char *name);
+/* Paddle's VarType.Type code (FP32 = 5, ...), or -1 when Paddle's binary formats cannot hold it
+ * (uint16/uint32/uint64). */
+PDCKPT_API int pdckpt_dtype_to_paddle(pdckpt_dtype dtype);
+/* Inverse: INVALID for codes that are not loadable element types (LOD_TENSOR=7, SIZE_T=19, ...). */
+PDCKPT_API pdckpt_dtype pdckpt_dtype_from_paddle(int code);
+
+/* ---------------------------------------------------------------------------------------------
+ * Buffers: refcounted owners of tensor memory
+ * ------------------------------------------------------------------------------------------- */
+
+/* A buffer owns a block of memory: an allocation or a read-only file mapping.  Tensors whose data
+ * lives in a buffer hold a reference, so the memory stays valid while any tensor (or any caller who
+ * retained the buffer, e.g. a NumPy array or a DLPack capsule) still uses it.  Reference counting
+ * is atomic, so buffers may be retained and released from any thread. */
+typedef struct pdckpt_buffer pdckpt_buffer;
+
+PDCKPT_API pdckpt_buffer *pdckpt_buffer_retain(pdckpt_buffer *buffer);  /* returns buffer */
+PDCKPT_API void           pdckpt_buffer_release(pdckpt_buffer *buffer); /* NULL ok */
+/* True when the memory is a read-only file mapping. */
+PDCKPT_API bool           pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer);
+
+/* ---------------------------------------------------------------------------------------------
+ * Values: the nested, ordered tree every load returns and every save takes
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pdckpt_kind {
+    PDCKPT_KIND_NONE   = 0,
+    PDCKPT_KIND_BOOL   = 1,
+    PDCKPT_KIND_INT    = 2,  /* int64 */
+    PDCKPT_KIND_FLOAT  = 3,  /* double */
+    PDCKPT_KIND_STRING = 4,  /* UTF-8 text, length-counted (may contain NUL) */
+    PDCKPT_KIND_BYTES  = 5,
+    PDCKPT_KIND_LIST   = 6,
+    PDCKPT_KIND_TUPLE  = 7,
+    PDCKPT_KIND_DICT   = 8,  /* ordered; keys are values (strings in every Paddle state dict) */
+    PDCKPT_KIND_TENSOR = 9,
+    PDCKPT_KIND_OBJECT = 10, /* a pickled Python object pdckpt carries but never runs */
+    PDCKPT_KIND_SET    = 11,
+} pdckpt_kind;
+
+/* How an opaque object was built in its pickle; the writer reproduces the same construction. */
+typedef enum pdckpt_object_kind {
+    PDCKPT_OBJECT_REDUCE = 0, /* callable(*args), then optional BUILD(state) */
+    PDCKPT_OBJECT_NEWOBJ = 1, /* cls.__new__(cls, *args), then optional BUILD(state) */
+    PDCKPT_OBJECT_GLOBAL = 2, /* a bare reference to module.name (a class or function) */
+} pdckpt_object_kind;
+
+#define PDCKPT_MAX_DIMS 64
+
+typedef struct pdckpt_value pdckpt_value;
+
+/* Frees a value and everything below it (tensor buffers are released). NULL ok. */
+PDCKPT_API void          pdckpt_value_free(pdckpt_value *value);
+/* Adds a reference: a value may be shared by several parents (pickle memo references are).
+ * Shared values must be treated as read-only.  Returns value. */
+PDCKPT_API pdckpt_value *pdckpt_value_retain(pdckpt_value *value);
+PDCKPT_API pdckpt_kind   pdckpt_value_kind(const pdckpt_value *value);
+/* Stable lower-case kind name ("dict", "tensor", ...). */
+PDCKPT_API const char   *pdckpt_kind_name(pdckpt_kind kind);
+
+/* Scalar constructors.  Each returns a new value owned by the caller, or NULL when out of memory.
+ * `allocator` may be NULL and must outlive the value. */
+PDCKPT_API pdckpt_value *pdckpt_value_new_none(const pdckpt_allocator *allocator);
+PDCKPT_API pdckpt_value *pdckpt_value_new_bool(const pdckpt_allocator *allocator, bool v);
+PDCKPT_API pdckpt_value *pdckpt_value_new_int(const pdckpt_allocator *allocator, int64_t v);
+PDCKPT_API pdckpt_value *pdckpt_value_new_float(const pdckpt_allocator *allocator, double v);
+/* Copies `len` bytes of UTF-8 (NUL-terminated copy kept).  len == SIZE_MAX means strlen(s). */
+PDCKPT_API pdckpt_value *pdckpt_value_new_string(const pdckpt_allocator *allocator, const char *s,
+                                                 size_t len);
+PDCKPT_API pdckpt_value *pdckpt_value_new_bytes(const pdckpt_allocator *allocator,
+                                                const void *bytes, size_t len);
+/* Containers start empty. kind is LIST, TUPLE, DICT or SET; anything else returns NULL. */
+PDCKPT_API pdckpt_value *pdckpt_value_new_container(const pdckpt_allocator *allocator,
+                                                    pdckpt_kind kind);
+
+/* Scalar getters: return false (and leave *out alone) when the value is of another kind.
+ * pdckpt_value_get_int also accepts BOOL; pdckpt_value_get_float also accepts INT. */
+PDCKPT_API bool pdckpt_value_get_bool(const pdckpt_value *value, bool *out);
+PDCKPT_API bool pdckpt_value_get_int(const pdckpt_value *value, int64_t *out);
+PDCKPT_API bool pdckpt_value_get_float(const pdckpt_value *value, double *out);
+/* STRING or BYTES contents (borrowed; valid while the value lives); NULL for other kinds.
+ * Strings are NUL-terminated in memory, `len` excludes the terminator. */
+PDCKPT_API const char *pdckpt_value_get_string(const pdckpt_value *value, size_t *len);
+PDCKPT_API const void *pdckpt_value_get_bytes(const pdckpt_value *value, size_t *len);
+
+/* Containers.  pdckpt_value_len is the number of items (dict: entries), 0 for non-containers.
+ * pdckpt_value_at returns the i-th item (dict: the i-th value), borrowed, or NULL. */
+PDCKPT_API size_t              pdckpt_value_len(const pdckpt_value *value);
+PDCKPT_API const pdckpt_value *pdckpt_value_at(const pdckpt_value *value, size_t i);
+/* Mutable access to the i-th item for callers who own the tree exclusively. */
+PDCKPT_API pdckpt_value       *pdckpt_value_at_mut(pdckpt_value *value, size_t i);
+/* Appends to a LIST, TUPLE or SET.  `item` is transferred. */
+PDCKPT_API pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
+                                             pdckpt_error *err);
+
+/* Dicts.  Keys keep insertion order; setting an existing key replaces its value in place (Python
+ * semantics).  Lookups by string key are O(1) on average. */
+PDCKPT_API const pdckpt_value *pdckpt_dict_key_at(const pdckpt_value *dict, size_t i);
+/* Finds the value of a string key (borrowed) or NULL. */
+PDCKPT_API const pdckpt_value *pdckpt_dict_get(const pdckpt_value *dict, const char *key);
+PDCKPT_API pdckpt_value       *pdckpt_dict_get_mut(pdckpt_value *dict, const char *key);
+/* Sets dict[key] = value; the key is copied, `value` is transferred. */
+PDCKPT_API pdckpt_status pdckpt_dict_set(pdckpt_value *dict, const char *key, pdckpt_value *value,
+                                         pdckpt_error *err);
+/* Sets dict[key] = value for any hashable key value; both are transferred. */
+PDCKPT_API pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key,
+                                               pdckpt_value *value, pdckpt_error *err);
+/* Removes a string key; returns true if it was present. */
+PDCKPT_API bool          pdckpt_dict_remove(pdckpt_value *dict, const char *key);
+
+/* Deep structural equality: same kinds, keys, order, dtypes, shapes, LoD, bytes, names ignored.
+ * Floats compare by bit pattern (so NaN equals the same NaN). */
+PDCKPT_API bool pdckpt_value_equal(const pdckpt_value *a, const pdckpt_value *b);
+
+/* Opaque objects: module.name plus the values that rebuild them in Python.  All arguments are
+ * transferred; `args` and `state` may be NULL.  Returns NULL when out of memory. */
+PDCKPT_API pdckpt_value *pdckpt_value_new_object(const pdckpt_allocator *allocator,
+                                                 pdckpt_object_kind kind, const char *module,
+                                                 const char *name, pdckpt_value *args,
+                                                 pdckpt_value *state);
+PDCKPT_API pdckpt_object_kind  pdckpt_object_kind_of(const pdckpt_value *object);
+PDCKPT_API const char         *pdckpt_object_module(const pdckpt_value *object);
+PDCKPT_API const char         *pdckpt_object_name(const pdckpt_value *object);
+PDCKPT_API const pdckpt_value *pdckpt_object_args(const pdckpt_value *object);  /* or NULL */
+PDCKPT_API const pdckpt_value *pdckpt_object_state(const pdckpt_value *object); /* or NULL */
+/* Items added after construction (pickle APPENDS/SETITEMS on an object): a LIST or DICT, or NULL. */
+PDCKPT_API const pdckpt_value *pdckpt_object_items(const pdckpt_value *object);
+/* Replace state / items (transferred; the old ones are freed). */
+PDCKPT_API pdckpt_status pdckpt_object_set_state(pdckpt_value *object, pdckpt_value *state,
+                                                 pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_object_set_items(pdckpt_value *object, pdckpt_value *items,
+                                                 pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors
+ * ------------------------------------------------------------------------------------------- */
+
+/* A borrowed look at a tensor.  Every pointer is valid until the tensor value is freed. */
+typedef struct pdckpt_tensor_view {
+    pdckpt_dtype     dtype;
+    int32_t          n_dims;      /* 0 for a 0-d (scalar) tensor */
+    const int64_t   *dims;        /* n_dims entries, each >= 0 */
+    uint64_t         n_elements;  /* product of dims (1 for 0-d) */
+    uint64_t         n_bytes;     /* n_elements * element size */
+    const void      *data;        /* C order, native little-endian; may be unaligned; NULL iff
+                                     n_bytes == 0 */
+    bool             read_only;   /* data lives in a read-only mapping or borrowed memory */
+    const char      *name;        /* Paddle variable name carried with the tensor, or NULL */
+    int32_t          n_lod_levels;
+    const uint64_t  *lod_lens;    /* n_lod_levels entries: offsets per level */
+    const uint64_t *const *lod;   /* n_lod_levels arrays of cumulative offsets */
+    pdckpt_buffer   *buffer;      /* owner of data (borrowed; retain it to keep data alive), or
+                                     NULL when the data is borrowed from the caller */
+} pdckpt_tensor_view;
+
+/* New tensor with owned, zero-filled, 64-byte-aligned data.  n_dims <= PDCKPT_MAX_DIMS; dims >= 0;
+ * the byte size must fit in 63 bits.  Fails with ARGUMENT or NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *allocator, pdckpt_dtype dtype,
+                                           int32_t n_dims, const int64_t *dims,
+                                           pdckpt_value **out, pdckpt_error *err);
+/* New tensor that borrows `data` (n_elements * size bytes, C order): nothing is copied, and the
+ * caller keeps `data` valid and unchanged until the value is freed.  Saving such a tree writes
+ * straight from the caller's memory. */
+PDCKPT_API pdckpt_status pdckpt_tensor_new_borrowed(const pdckpt_allocator *allocator,
+                                                    pdckpt_dtype dtype, int32_t n_dims,
+                                                    const int64_t *dims, const void *data,
+                                                    pdckpt_value **out, pdckpt_error *err);
+/* New tensor whose data lives inside `buffer` (retained by the tensor). */
+PDCKPT_API pdckpt_status pdckpt_tensor_new_in_buffer(const pdckpt_allocator *allocator,
+                                                     pdckpt_dtype dtype, int32_t n_dims,
+                                                     const int64_t *dims, pdckpt_buffer *buffer,
+                                                     const void *data, pdckpt_value **out,
+                                                     pdckpt_error *err);
+/* Fills `out`; false when `value` is not a tensor. */
+PDCKPT_API bool  pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out);
+/* Writable data of a tensor with owned data (from pdckpt_tensor_new); NULL otherwise. */
+PDCKPT_API void *pdckpt_tensor_data_mut(pdckpt_value *tensor);
+/* Sets (copies) or clears (NULL) the Paddle variable name carried with the tensor. */
+PDCKPT_API pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name,
+                                                pdckpt_error *err);
+/* Replaces the LoD: `n_levels` arrays of cumulative offsets (copied). */
+PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
+                                               const uint64_t *const *levels,
+                                               const uint64_t *level_lens, pdckpt_error *err);
+/* Reinterprets the element type without touching bytes; sizes must match (uint16 <-> bfloat16). */
+PDCKPT_API pdckpt_status pdckpt_tensor_reinterpret(pdckpt_value *tensor, pdckpt_dtype dtype,
+                                                   pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Walking a tree
+ * ------------------------------------------------------------------------------------------- */
+
+/* One step of the path from the root to a leaf: a dict key, or a list/tuple/set index. */
+typedef struct pdckpt_path_step {
+    const pdckpt_value *key;   /* dict key (usually a STRING), or NULL for an index */
+    int64_t             index; /* position in the parent container */
+} pdckpt_path_step;
+
+/* Called for every leaf (anything that is not a list, tuple, set or dict; objects and tensors are
+ * leaves) in order.  Return non-zero to stop the walk early. */
+typedef int (*pdckpt_visit_fn)(void *ctx, const pdckpt_path_step *path, size_t depth,
+                               const pdckpt_value *leaf);
+/* Walks `root` depth-first in order.  An empty container is not a leaf and is not visited.
+ * Returns OK, or LIMIT if nesting exceeds PDCKPT_MAX_WALK_DEPTH. */
+#define PDCKPT_MAX_WALK_DEPTH 256
+PDCKPT_API pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visit_fn fn, void *ctx,
+                                           pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Formats
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pdckpt_format {
+    PDCKPT_FORMAT_AUTO        = 0,  /* detect from the bytes (load) or the name (save) */
+    PDCKPT_FORMAT_TENSOR      = 1,  /* one binary tensor stream; root is a TENSOR */
+    PDCKPT_FORMAT_COMBINED    = 2,  /* concatenated streams; root is a DICT (named) or LIST */
+    PDCKPT_FORMAT_VARS_DIR    = 3,  /* directory, one file per variable; root is a DICT */
+    PDCKPT_FORMAT_SAFETENSORS = 4,  /* root is a DICT (+ "__metadata__" dict of strings) */
+    PDCKPT_FORMAT_PICKLE      = 5,  /* .pdparams / .pdopt pickles */
+    PDCKPT_FORMAT_TNUM        = 6,  /* Paddle 1.6 save_dygraph binary container */
+    PDCKPT_FORMAT_DYGRAPH_DIR = 7,  /* Paddle 1.5 dygraph save_persistables directory */
+    PDCKPT_FORMAT_PROGRAM     = 8,  /* ProgramDesc (__model__, .pdmodel) */
+    PDCKPT_FORMAT_PIR_JSON    = 9,  /* Paddle 3 PIR program (model.json) */
+    PDCKPT_FORMAT_DISTCP      = 10, /* sharded checkpoint directory (.distcp + .metadata) */
+} pdckpt_format;
+#define PDCKPT_FORMAT_COUNT 11
+
+/* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
+PDCKPT_API const char   *pdckpt_format_name(pdckpt_format format);
+/* Inverse; AUTO for "auto" and for unknown names (check with pdckpt_format_name). */
+PDCKPT_API pdckpt_format pdckpt_format_from_name(const char *name, bool *known);
+/* True when this build can load / save the format. */
+PDCKPT_API bool          pdckpt_format_can_load(pdckpt_format format);
+PDCKPT_API bool          pdckpt_format_can_save(pdckpt_format format);
+
+/* Progress reporting: `done` out of `total` units (bytes).  Return non-zero to cancel; the call
+ * then fails with ERR_ARGUMENT "cancelled" and leaves no output behind. */
+typedef int (*pdckpt_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* ---------------------------------------------------------------------------------------------
+ * Loading
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pdckpt_load_options {
+    const pdckpt_allocator *allocator;      /* NULL: default */
+    pdckpt_format           format;         /* AUTO: detect from the bytes */
+    bool                    zero_copy;      /* map files; tensors point into the mapping */
+    bool                    require_aligned;/* copy tensors whose data is not 64-byte aligned */
+    uint64_t                max_tensor_bytes; /* refuse larger declared tensors (LIMIT) */
+    uint64_t                max_alloc_bytes;  /* total the loader may allocate; 0 = the size of
+                                                 the input times 4 plus 64 MiB */
+    uint32_t                max_depth;      /* nesting limit for pickles (0 = 200) */
+    uint64_t                max_memo;       /* pickle memo entries (0 = 1<<24) */
+    /* combined: the ordered variable names.  When set the file must hold exactly these tensors and
+     * end right after the last; the root is a DICT.  When NULL the root is a LIST. */
+    const char *const      *names;
+    size_t                  n_names;
+    const char             *program_path;   /* program naming a combined file (.pdmodel/.json) */
+    bool                    verify;         /* extra semantic checks (LoD monotonic, ...) */
+    pdckpt_progress_fn      progress;
+    void                   *progress_ctx;
+} pdckpt_load_options;
+
+#define PDCKPT_LOAD_OPTIONS_INIT                                                               \
+    {.allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = true,                        \
+     .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,          \
+     .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,        \
+     .verify = false, .progress = NULL, .progress_ctx = NULL}
+
+/* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
+ * new tree owned by the caller; with zero_copy, tensor data points into a read-only mapping that
+ * stays alive as long as any tensor (or retained buffer) uses it.  `*out_format` (may be NULL)
+ * receives the format that was read.  Errors: ARGUMENT, NOT_FOUND, IO, FORMAT, UNSUPPORTED,
+ * MISMATCH, LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *opts,
+                                          pdckpt_value **out, pdckpt_format *out_format,
+                                          pdckpt_error *err);
+/* Loads from bytes in memory (the seeds' dirname=None mode).  With zero_copy the tree borrows
+ * `data`, which must then stay valid and unchanged until the tree is freed; otherwise the tensor
+ * data is copied.  Directory formats cannot be loaded from memory. */
+PDCKPT_API pdckpt_status pdckpt_load_memory(const void *data, size_t len,
+                                            const pdckpt_load_options *opts, pdckpt_value **out,
+                                            pdckpt_format *out_format, pdckpt_error *err);
+/* Detects the format of a file or directory without loading it. */
+PDCKPT_API pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out,
+                                              pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Saving
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum pdckpt_numpy_module {
+    PDCKPT_NUMPY_CORE  = 0, /* "numpy.core.multiarray": readable by numpy 1.x and 2.x */
+    PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
+} pdckpt_numpy_module;
+
+typedef struct pdckpt_save_options {
+    const pdckpt_allocator *allocator;  /* NULL: default (also allocates pdckpt_save_memory output) */
+    pdckpt_format           format;     /* AUTO: from the path's suffix */
+    bool                    durable;    /* fsync file and directory before returning */
+    int                     protocol;   /* pickle protocol 2, 3 or 4 */
+    pdckpt_numpy_module     numpy_module;
+    bool                    skip_non_tensors; /* flat formats: drop non-tensor leaves instead of
+                                                 failing with UNSUPPORTED */
+    pdckpt_progress_fn      progress;
+    void                   *progress_ctx;
+} pdckpt_save_options;
+
+#define PDCKPT_SAVE_OPTIONS_INIT                                                               \
+    {.allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,          \
+     .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,          \
+     .progress_ctx = NULL}
+
+/* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside
+ * `path`, are synced (unless !durable), and are renamed over `path`; then the directory is synced.
+ * On any error the temporary is removed and an existing `path` is left untouched.  A file is never
+ * truncated in place, so readers that mapped the old file keep reading it intact. */
+PDCKPT_API pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
+                                          const pdckpt_save_options *opts, pdckpt_error *err);
+/* Saves to a new memory block (allocated with opts->allocator), returned in *out_data and *out_len;
+ * free it with pdckpt_free(opts->allocator, data, len). */
+PDCKPT_API pdckpt_status pdckpt_save_memory(const pdckpt_value *root,
+                                            const pdckpt_save_options *opts, void **out_data,
+                                            size_t *out_len, pdckpt_error *err);
+
+/* Bring-your-own storage.  `write` must write all `len` bytes or fail; `commit` is called once
+ * after the last write; `abort` (may be NULL) instead of commit when the save fails. */
+#define PDCKPT_SINK_OPS_VERSION 1
+typedef struct pdckpt_sink_ops {
+    int version; /* PDCKPT_SINK_OPS_VERSION */
+    pdckpt_status (*write)(void *self, const void *bytes, size_t len, pdckpt_error *err);
+    pdckpt_status (*commit)(void *self, pdckpt_error *err);
+    void (*abort)(void *self);
+} pdckpt_sink_ops;
+PDCKPT_API pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt_sink_ops *ops,
+                                          void *self, const pdckpt_save_options *opts,
+                                          pdckpt_error *err);
+
+/* Infers a format from a path's name (".pdiparams" -> combined, ".safetensors", ".pdparams" ->
+ * pickle, an existing directory -> vars-dir, ...).  AUTO when nothing matches. */
+PDCKPT_API pdckpt_format pdckpt_format_from_path(const char *path);
+
+/* ---------------------------------------------------------------------------------------------
+ * Verification
+ * ------------------------------------------------------------------------------------------- */
+
+/* What a verification found (fields may be appended). */
+typedef struct pdckpt_verify_report {
+    pdckpt_format format;       /* the format that was read */
+    uint64_t      n_tensors;    /* tensors in the checkpoint */
+    uint64_t      n_data_bytes; /* tensor data bytes, all of which were read */
+    uint64_t      n_leaves;     /* all leaves, tensors included */
+} pdckpt_verify_report;
+
+/* Full structural check of a file or directory: loads it with opts->verify set, reads every data
+ * byte (from a private read, so an I/O error is reported rather than raised as SIGBUS), and
+ * requires that every byte of the input is accounted for.  `opts` and `report` may be NULL. */
+PDCKPT_API pdckpt_status pdckpt_verify_file(const char *path, const pdckpt_load_options *opts,
+                                            pdckpt_verify_report *report, pdckpt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PDCKPT_H */

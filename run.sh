@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# pdckpt's one entry point.  On a fresh Debian machine each command does its own set-up first
+# (apt packages, the Python venv with paddlepaddle/numpy/pytest, the builds).
+#   ./run.sh demo    build, then save / list / verify / reload a real checkpoint in every format
+#   ./run.sh test    build (plain and ASan+UBSan), then run every test
+#   ./run.sh setup | build | bench     the individual steps
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/env.sh
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  setup) scripts/setup.sh ;;
+  build) scripts/setup.sh && scripts/build.sh ;;
+  demo)  scripts/setup.sh && scripts/build.sh && scripts/demo.sh "$@" ;;
+  test)  scripts/setup.sh && scripts/build.sh && scripts/test.sh "$@" ;;
+  bench) scripts/setup.sh && scripts/build.sh && scripts/bench.sh "$@" ;;
+  *) echo "usage: ./run.sh demo|test|setup|build|bench" >&2; exit 2 ;;
+esac

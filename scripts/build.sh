@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the library, CLI and tests twice: optimised with debug info, and with ASan+UBSan.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cmake -S "$PDCKPT_ROOT" -B "$PDCKPT_BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$PDCKPT_BUILD" -j "$PDCKPT_JOBS" | grep -v '^\[' || true
+test -x "$PDCKPT_BIN"
+if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then
+  cmake -S "$PDCKPT_ROOT" -B "$PDCKPT_BUILD_ASAN" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DPDCKPT_SANITIZE=ON >/dev/null
+  ninja -C "$PDCKPT_BUILD_ASAN" -j "$PDCKPT_JOBS" | grep -v '^\[' || true
+fi

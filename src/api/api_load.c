@@ -1,0 +1,108 @@
+/*
+ * api_load.c — public load entry points: argument checks, option defaults, format detection and
+ * dispatch.  Files are mapped (zero-copy) or read; directories go to directory formats.
+ */
+#include "../formats/pdk_format.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void load_defaults(const pdckpt_load_options *given, pdckpt_load_options *out) {
+    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
+    *out = given ? *given : defaults;
+    if (out->max_depth == 0) out->max_depth = 200;
+    if (out->max_memo == 0) out->max_memo = 1u << 24;
+}
+
+static pdckpt_status begin(pdckpt_value **out, pdckpt_error **err, pdckpt_error *local) {
+    if (!*err) *err = local;
+    pdk_error_reset(*err);
+    if (!out) return pdk_fail(*err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
+    *out = NULL;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status format_for(pdckpt_format id, const char *source, bool dir,
+                                const pdk_format **out, pdckpt_error *err) {
+    const pdk_format *f = pdk_format_get(id);
+    if (!f)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
+                        "format '%s' is not available in this build", pdckpt_format_name(id));
+    if (dir ? !f->load_dir : !f->load)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "format '%s' is not a %s format",
+                        f->name, dir ? "directory" : "file");
+    *out = f;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status load_input(const pdk_input *in, const pdckpt_load_options *opts,
+                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    const pdk_format *f = NULL;
+    if (opts->format == PDCKPT_FORMAT_AUTO) PDK_TRY(pdk_format_detect_input(in, &f, err));
+    else PDK_TRY(format_for(opts->format, in->name, false, &f, err));
+    pdckpt_status st = f->load(in, opts, out, err);
+    pdk_error_set_source(err, in->name);
+    if (st == PDCKPT_OK && out_format) *out_format = f->id;
+    return st;
+}
+
+static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts,
+                              pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    const pdk_format *f = NULL;
+    if (opts->format == PDCKPT_FORMAT_AUTO) PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    else PDK_TRY(format_for(opts->format, path, true, &f, err));
+    pdckpt_status st = f->load_dir(path, opts, out, err);
+    pdk_error_set_source(err, path);
+    if (st == PDCKPT_OK && out_format) *out_format = f->id;
+    return st;
+}
+
+pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
+                               pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    PDK_TRY(begin(out, &err, &local));
+    if (!path) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL");
+    pdckpt_load_options opts;
+    load_defaults(given, &opts);
+    struct stat st;
+    if (stat(path, &st) != 0) return pdk_fail_sys(err, errno, path, "stat");
+    if (S_ISDIR(st.st_mode)) return load_dir(path, &opts, out, out_format, err);
+    pdk_input in;
+    PDK_TRY(pdk_input_open_file(path, opts.zero_copy, opts.allocator, &in, err));
+    pdckpt_status status = load_input(&in, &opts, out, out_format, err);
+    pdk_input_close(&in);
+    return status;
+}
+
+pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load_options *given,
+                                 pdckpt_value **out, pdckpt_format *out_format,
+                                 pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    PDK_TRY(begin(out, &err, &local));
+    if (!data && len) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data is NULL");
+    pdckpt_load_options opts;
+    load_defaults(given, &opts);
+    pdk_input in;
+    pdk_input_from_memory(data, len, opts.zero_copy, &in);
+    return load_input(&in, &opts, out, out_format, err);
+}
+
+pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
+    const pdk_format *f = NULL;
+    if (pdk_is_directory(path)) {
+        PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    } else {
+        pdk_input in;
+        PDK_TRY(pdk_input_open_file(path, true, NULL, &in, err));
+        pdckpt_status st = pdk_format_detect_input(&in, &f, err);
+        pdk_input_close(&in);
+        PDK_TRY(st);
+    }
+    *out = f->id;
+    return PDCKPT_OK;
+}

@@ -1,0 +1,231 @@
+/*
+ * container.c — lists, tuples, sets and ordered dicts: append, index, Python-style dict set
+ * (replace in place), removal, and a string-key hash index built once a dict has
+ * DICT_INDEX_MIN entries.  The hash is seeded per dict so crafted keys cannot force collisions.
+ */
+#include "pdk_value.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+#define DICT_INDEX_MIN 8
+
+struct pdk_dict_index {
+    size_t  *slots; /* item index + 1; 0 = empty */
+    size_t   n_slots;
+    uint64_t seed;
+};
+
+static bool is_container(const pdckpt_value *v) {
+    return v && (v->kind == PDCKPT_KIND_LIST || v->kind == PDCKPT_KIND_TUPLE ||
+                 v->kind == PDCKPT_KIND_SET || v->kind == PDCKPT_KIND_DICT);
+}
+
+size_t pdckpt_value_len(const pdckpt_value *value) {
+    return is_container(value) ? value->u.c.len : 0;
+}
+
+const pdckpt_value *pdckpt_value_at(const pdckpt_value *value, size_t i) {
+    return is_container(value) && i < value->u.c.len ? value->u.c.items[i] : NULL;
+}
+
+pdckpt_value *pdckpt_value_at_mut(pdckpt_value *value, size_t i) {
+    return is_container(value) && i < value->u.c.len ? value->u.c.items[i] : NULL;
+}
+
+const pdckpt_value *pdckpt_dict_key_at(const pdckpt_value *dict, size_t i) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || i >= dict->u.c.len) return NULL;
+    return dict->u.c.keys[i];
+}
+
+/* Grows items (and keys, for dicts) together so both arrays always share one capacity. */
+static pdckpt_status reserve(pdckpt_value *v, size_t need, pdckpt_error *err) {
+    pdk_container *c = &v->u.c;
+    if (need <= c->cap) return PDCKPT_OK;
+    size_t new_cap = c->cap ? c->cap : 4;
+    while (new_cap < need) {
+        if (new_cap > SIZE_MAX / (2 * sizeof(void *))) return pdk_fail_nomem(err, "container");
+        new_cap *= 2;
+    }
+    bool dict = v->kind == PDCKPT_KIND_DICT;
+    pdckpt_value **items = pdk_alloc(v->alloc, new_cap * sizeof *items);
+    pdckpt_value **keys = dict ? pdk_alloc(v->alloc, new_cap * sizeof *keys) : NULL;
+    if (!items || (dict && !keys)) {
+        pdk_free(v->alloc, items, new_cap * sizeof *items);
+        pdk_free(v->alloc, keys, new_cap * sizeof *keys);
+        return pdk_fail_nomem(err, "container");
+    }
+    if (c->len) {
+        memcpy(items, c->items, c->len * sizeof *items);
+        if (dict) memcpy(keys, c->keys, c->len * sizeof *keys);
+    }
+    pdk_free(v->alloc, c->items, c->cap * sizeof *c->items);
+    pdk_free(v->alloc, c->keys, c->cap * sizeof *c->keys);
+    c->items = items;
+    c->keys = keys;
+    c->cap = new_cap;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
+                                  pdckpt_error *err) {
+    pdckpt_status st = PDCKPT_OK;
+    if (!item || !container || container->kind == PDCKPT_KIND_DICT || !is_container(container))
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                      "append expects a list, tuple or set and a value");
+    else if (container == item)
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a container cannot contain itself");
+    else
+        st = reserve(container, container->u.c.len + 1, err);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(item);
+        return st;
+    }
+    container->u.c.items[container->u.c.len++] = item;
+    return PDCKPT_OK;
+}
+
+/* ---- string-key hash index ---- */
+
+static uint64_t key_hash(const pdk_dict_index *ix, const char *s, size_t len) {
+    return XXH3_64bits_withSeed(s, len, ix->seed);
+}
+
+void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
+    if (!c->index) return;
+    pdk_free(a, c->index->slots, c->index->n_slots * sizeof *c->index->slots);
+    pdk_free(a, c->index, sizeof *c->index);
+    c->index = NULL;
+}
+
+static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
+    size_t mask = ix->n_slots - 1;
+    size_t slot = (size_t)key_hash(ix, key->u.s.data, key->u.s.len) & mask;
+    while (ix->slots[slot]) slot = (slot + 1) & mask;
+    ix->slots[slot] = item + 1;
+}
+
+/* (Re)builds the index with room for twice the current length; on NOMEM the dict simply stays
+ * unindexed (lookups fall back to a scan), so this never fails the caller. */
+static void index_build(pdckpt_value *dict) {
+    pdk_container *c = &dict->u.c;
+    pdk_dict_index_free(dict->alloc, c);
+    size_t n_slots = 16;
+    while (n_slots < c->len * 2 + 2) n_slots *= 2;
+    pdk_dict_index *ix = pdk_alloc(dict->alloc, sizeof *ix);
+    size_t *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
+    if (!ix || !slots) {
+        pdk_free(dict->alloc, ix, sizeof *ix);
+        pdk_free(dict->alloc, slots, n_slots * sizeof *slots);
+        return;
+    }
+    ix->slots = slots;
+    ix->n_slots = n_slots;
+    ix->seed = (uint64_t)(uintptr_t)dict * 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < c->len; i++)
+        if (c->keys[i]->kind == PDCKPT_KIND_STRING) index_insert(ix, c->keys[i], i);
+    c->index = ix;
+}
+
+static bool index_usable(pdckpt_value *dict) {
+    pdk_container *c = &dict->u.c;
+    if (c->len < DICT_INDEX_MIN) return false;
+    if (!c->index || c->index->n_slots < c->len * 2 + 2) index_build(dict);
+    return c->index != NULL;
+}
+
+/* Position of string key s[0..len) in the dict, or SIZE_MAX. */
+static size_t find_string_key(const pdckpt_value *dict_const, const char *s, size_t len) {
+    pdckpt_value *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
+    pdk_container *c = &dict->u.c;
+    if (index_usable(dict)) {
+        pdk_dict_index *ix = c->index;
+        size_t mask = ix->n_slots - 1;
+        for (size_t slot = (size_t)key_hash(ix, s, len) & mask; ix->slots[slot];
+             slot = (slot + 1) & mask) {
+            size_t i = ix->slots[slot] - 1;
+            if (pdk_value_is_string(c->keys[i], s, len)) return i;
+        }
+        return SIZE_MAX;
+    }
+    for (size_t i = 0; i < c->len; i++)
+        if (pdk_value_is_string(c->keys[i], s, len)) return i;
+    return SIZE_MAX;
+}
+
+static size_t find_key(const pdckpt_value *dict, const pdckpt_value *key) {
+    if (key->kind == PDCKPT_KIND_STRING) return find_string_key(dict, key->u.s.data, key->u.s.len);
+    for (size_t i = 0; i < dict->u.c.len; i++)
+        if (pdckpt_value_equal(dict->u.c.keys[i], key)) return i;
+    return SIZE_MAX;
+}
+
+const pdckpt_value *pdckpt_dict_get(const pdckpt_value *dict, const char *key) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return NULL;
+    size_t i = find_string_key(dict, key, strlen(key));
+    return i == SIZE_MAX ? NULL : dict->u.c.items[i];
+}
+
+pdckpt_value *pdckpt_dict_get_mut(pdckpt_value *dict, const char *key) {
+    return (pdckpt_value *)pdckpt_dict_get(dict, key);
+}
+
+pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckpt_value *value,
+                                    pdckpt_error *err) {
+    pdckpt_status st = PDCKPT_OK;
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !key || !value)
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dict set expects a dict, key and value");
+    else if (dict == value || dict == key)
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a dict cannot contain itself");
+    if (st != PDCKPT_OK) goto fail;
+    pdk_container *c = &dict->u.c;
+    size_t at = find_key(dict, key);
+    if (at != SIZE_MAX) { /* Python keeps the first key object and position */
+        pdckpt_value_free(c->items[at]);
+        c->items[at] = value;
+        pdckpt_value_free(key);
+        return PDCKPT_OK;
+    }
+    st = reserve(dict, c->len + 1, err);
+    if (st != PDCKPT_OK) goto fail;
+    c->keys[c->len] = key;
+    c->items[c->len] = value;
+    c->len++;
+    if (c->index && key->kind == PDCKPT_KIND_STRING) {
+        if (c->index->n_slots >= c->len * 2 + 2) index_insert(c->index, key, c->len - 1);
+        else pdk_dict_index_free(dict->alloc, c);
+    }
+    return PDCKPT_OK;
+fail:
+    pdckpt_value_free(key);
+    pdckpt_value_free(value);
+    return st;
+}
+
+pdckpt_status pdckpt_dict_set(pdckpt_value *dict, const char *key, pdckpt_value *value,
+                              pdckpt_error *err) {
+    if (!key) {
+        pdckpt_value_free(value);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dict key is NULL");
+    }
+    pdckpt_value *k = pdckpt_value_new_string(dict ? dict->alloc : NULL, key, SIZE_MAX);
+    if (!k) {
+        pdckpt_value_free(value);
+        return pdk_fail_nomem(err, "dict key");
+    }
+    return pdckpt_dict_set_value(dict, k, value, err);
+}
+
+bool pdckpt_dict_remove(pdckpt_value *dict, const char *key) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return false;
+    pdk_container *c = &dict->u.c;
+    size_t at = find_string_key(dict, key, strlen(key));
+    if (at == SIZE_MAX) return false;
+    pdckpt_value_free(c->keys[at]);
+    pdckpt_value_free(c->items[at]);
+    memmove(c->keys + at, c->keys + at + 1, (c->len - at - 1) * sizeof *c->keys);
+    memmove(c->items + at, c->items + at + 1, (c->len - at - 1) * sizeof *c->items);
+    c->len--;
+    pdk_dict_index_free(dict->alloc, c); /* positions moved; rebuilt on the next lookup */
+    return true;
+}

@@ -1,0 +1,99 @@
+/*
+ * pdk_core.h — internal declarations shared by every layer: error helpers, allocation, buffers.
+ * Nothing here is public API; include/pdckpt.h is.  See docs/DESIGN.md ("Rules every module
+ * keeps") for why errors are first-wins records and why every allocation takes an allocator.
+ */
+#ifndef PDK_CORE_H
+#define PDK_CORE_H
+
+#include "pdckpt.h"
+
+#include <stdarg.h>
+
+#if defined(__GNUC__)
+#define PDK_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#define PDK_NODISCARD __attribute__((warn_unused_result))
+#else
+#define PDK_PRINTF(fmt_index, first_arg)
+#define PDK_NODISCARD
+#endif
+
+/* Returns early with the status of `expr` when it is not OK. */
+#define PDK_TRY(expr)                                                                           \
+    do {                                                                                        \
+        pdckpt_status pdk_try_status_ = (expr);                                                 \
+        if (pdk_try_status_ != PDCKPT_OK) return pdk_try_status_;                               \
+    } while (0)
+
+/* ---- errors (status.c) ---- */
+
+/* Records an error unless one is already recorded (first error wins) and returns the recorded
+ * status.  `source` may be NULL (keeps what is there), `offset` -1 when none applies. */
+pdckpt_status pdk_fail(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
+                       const char *fmt, ...) PDK_PRINTF(5, 6);
+pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source,
+                        int64_t offset, const char *fmt, va_list ap);
+/* Records an IO error for `errnum` ("<what>: <strerror>"). */
+pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, const char *fmt,
+                           ...) PDK_PRINTF(4, 5);
+pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what);
+/* Prepends context to an already recorded message ("tensor 'w': " + message). */
+void          pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
+void          pdk_error_reset(pdckpt_error *err);
+/* Sets err->source when it is still empty (outer layers know the path, inner ones may not). */
+void          pdk_error_set_source(pdckpt_error *err, const char *source);
+
+/* ---- allocation (alloc.c) ---- */
+
+#define PDK_DATA_ALIGN 64
+
+void *pdk_alloc(const pdckpt_allocator *a, size_t size);  /* 16-byte aligned; NULL on failure */
+void *pdk_alloc_aligned(const pdckpt_allocator *a, size_t size, size_t alignment);
+void *pdk_calloc(const pdckpt_allocator *a, size_t count, size_t size);
+void  pdk_free(const pdckpt_allocator *a, void *ptr, size_t size);
+/* Grows an array of `elem` bytes from *cap to at least `need` entries (doubling). */
+pdckpt_status pdk_grow(const pdckpt_allocator *a, void **array, size_t *cap, size_t need,
+                       size_t elem, pdckpt_error *err);
+char *pdk_strndup(const pdckpt_allocator *a, const char *s, size_t len);
+void  pdk_strfree(const pdckpt_allocator *a, char *s);  /* frees a pdk_strndup'ed string */
+/* Overflow-checked arithmetic; return false on overflow. */
+bool  pdk_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
+bool  pdk_add_u64(uint64_t a, uint64_t b, uint64_t *out);
+
+/* ---- buffers (buffer.c) ---- */
+
+typedef void (*pdk_buffer_destroy_fn)(void *ctx, void *data, size_t size);
+/* Owned allocation of `size` bytes (zero-filled when `zero`), PDK_DATA_ALIGN aligned. */
+pdckpt_buffer *pdk_buffer_new_alloc(const pdckpt_allocator *a, size_t size, bool zero);
+/* Wraps memory that `destroy` releases when the last reference goes. */
+pdckpt_buffer *pdk_buffer_new_custom(const pdckpt_allocator *a, void *data, size_t size,
+                                     bool mapped, pdk_buffer_destroy_fn destroy, void *ctx);
+void          *pdk_buffer_data(const pdckpt_buffer *buffer);
+size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
+
+/* ---- dtype table (dtype.c) ---- */
+
+typedef struct pdk_dtype_info {
+    const char *name;        /* numpy name */
+    const char *numpy_code;  /* numpy dtype code without byte order: "f4", "b1", ... */
+    char        byteorder;   /* '<' or '|' as numpy pickles it */
+    const char *safetensors; /* safetensors dtype string, NULL when it has none */
+    int         paddle;      /* VarType code or -1 */
+    uint8_t     size;
+    uint8_t     dlpack_code; /* DLDataTypeCode */
+    uint8_t     dlpack_bits;
+} pdk_dtype_info;
+const pdk_dtype_info *pdk_dtype_info_of(pdckpt_dtype dtype); /* NULL for INVALID/unknown */
+pdckpt_dtype          pdk_dtype_from_safetensors(const char *name, size_t len);
+pdckpt_dtype          pdk_dtype_from_numpy_code(const char *code, size_t len);
+
+/* ---- values (value.c, tensor.c) ---- */
+
+const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value);
+/* Number of dims / shape checks shared by every tensor constructor. */
+pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
+                               uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);
+/* A string value's bytes compared with a C string of given length. */
+bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
+
+#endif /* PDK_CORE_H */

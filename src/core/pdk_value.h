@@ -1,0 +1,72 @@
+/*
+ * pdk_value.h — the in-memory layout of pdckpt_value, private to src/core.  Other layers use the
+ * public accessors in pdckpt.h so this layout can change freely.
+ */
+#ifndef PDK_VALUE_H
+#define PDK_VALUE_H
+
+#include "pdk_core.h"
+
+#include <stdatomic.h>
+
+#define PDK_INLINE_DIMS 8
+
+typedef struct pdk_tensor {
+    pdckpt_dtype   dtype;
+    int32_t        n_dims;
+    int64_t       *dims; /* points at inline_dims unless n_dims > PDK_INLINE_DIMS */
+    int64_t        inline_dims[PDK_INLINE_DIMS];
+    uint64_t       n_elements;
+    uint64_t       n_bytes;
+    const void    *data;
+    pdckpt_buffer *buffer;   /* owner of data, or NULL for caller-borrowed memory */
+    bool           writable; /* data is an allocation this tensor created */
+    char          *name;
+    int32_t        n_lod;
+    uint64_t      *lod_lens;
+    uint64_t     **lod;
+} pdk_tensor;
+
+typedef struct pdk_dict_index pdk_dict_index;
+
+typedef struct pdk_container {
+    pdckpt_value  **items;
+    pdckpt_value  **keys; /* dicts only, parallel to items */
+    size_t          len;
+    size_t          cap;
+    pdk_dict_index *index; /* string-key hash index, built once a dict grows */
+} pdk_container;
+
+typedef struct pdk_object {
+    pdckpt_object_kind kind;
+    char              *module;
+    char              *name;
+    pdckpt_value      *args;
+    pdckpt_value      *state;
+    pdckpt_value      *items;
+} pdk_object;
+
+struct pdckpt_value {
+    atomic_uint             refs;
+    pdckpt_kind             kind;
+    const pdckpt_allocator *alloc;
+    union {
+        bool    b;
+        int64_t i;
+        double  f;
+        struct {
+            char  *data;
+            size_t len;
+        } s;
+        pdk_container c;
+        pdk_tensor   *t;
+        pdk_object   *o;
+    } u;
+};
+
+pdckpt_value *pdk_value_shell(const pdckpt_allocator *a, pdckpt_kind kind);
+void          pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t);
+bool          pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b);
+void          pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c);
+
+#endif /* PDK_VALUE_H */

@@ -1,0 +1,131 @@
+/*
+ * status.c — status names and the error record helpers every layer uses.
+ * First error wins: the innermost failure describes what went wrong, outer layers may only add a
+ * prefix or fill in the source path (docs/DESIGN.md, "Errors are values").
+ */
+#include "pdk_core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+    [PDCKPT_OK] = "ok",
+    [PDCKPT_ERR_ARGUMENT] = "argument",
+    [PDCKPT_ERR_NOMEM] = "nomem",
+    [PDCKPT_ERR_IO] = "io",
+    [PDCKPT_ERR_FORMAT] = "format",
+    [PDCKPT_ERR_UNSUPPORTED] = "unsupported",
+    [PDCKPT_ERR_NOT_FOUND] = "not_found",
+    [PDCKPT_ERR_MISMATCH] = "mismatch",
+    [PDCKPT_ERR_LIMIT] = "limit",
+    [PDCKPT_ERR_MPI] = "mpi",
+    [PDCKPT_ERR_CORRUPT] = "corrupt",
+};
+
+const char *pdckpt_status_name(pdckpt_status status) {
+    if ((unsigned)status < sizeof status_names / sizeof status_names[0] && status_names[status])
+        return status_names[status];
+    return "unknown";
+}
+
+unsigned pdckpt_version_number(void) { return PDCKPT_VERSION_NUMBER; }
+
+const char *pdckpt_version_string(void) { return PDCKPT_VERSION_STRING; }
+
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+void pdk_error_reset(pdckpt_error *err) {
+    if (!err) return;
+    err->status = PDCKPT_OK;
+    err->sys_errno = 0;
+    err->offset = -1;
+    err->source[0] = '\0';
+    err->message[0] = '\0';
+}
+
+void pdk_error_set_source(pdckpt_error *err, const char *source) {
+    if (err && source && err->source[0] == '\0') copy_text(err->source, sizeof err->source, source);
+}
+
+pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source,
+                        int64_t offset, const char *fmt, va_list ap) {
+    if (!err) return status;
+    if (err->status != PDCKPT_OK) return err->status;
+    err->status = status;
+    err->offset = offset;
+    if (source) copy_text(err->source, sizeof err->source, source);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    return status;
+}
+
+pdckpt_status pdk_fail(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
+                       const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    pdckpt_status st = pdk_failv(err, status, source, offset, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, const char *fmt,
+                           ...) {
+    if (!err) return PDCKPT_ERR_IO;
+    if (err->status != PDCKPT_OK) return err->status;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    pdckpt_status status = errnum == ENOENT ? PDCKPT_ERR_NOT_FOUND
+                           : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
+                                              : PDCKPT_ERR_IO;
+    pdk_fail(err, status, source, -1, "%s: %s", what, strerror(errnum));
+    err->sys_errno = errnum;
+    return status;
+}
+
+pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what) {
+    return pdk_fail(err, PDCKPT_ERR_NOMEM, NULL, -1, "out of memory allocating %s", what);
+}
+
+void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) {
+    if (!err || err->status == PDCKPT_OK) return;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    /* Build "<prefix><message>" in place: move the message right, then copy the prefix in. */
+    size_t plen = strlen(prefix), mlen = strlen(err->message);
+    if (plen >= sizeof err->message) plen = sizeof err->message - 1;
+    if (plen + mlen >= sizeof err->message) mlen = sizeof err->message - 1 - plen;
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
+}
+
+const char *pdckpt_error_format(const pdckpt_error *err, char *buf, size_t size) {
+    if (!buf || size == 0) return buf;
+    buf[0] = '\0';
+    if (!err) return buf;
+    size_t used = 0;
+    int n;
+    if (err->source[0]) {
+        n = snprintf(buf, size, "%s: ", err->source);
+        used = n < 0 ? 0 : ((size_t)n >= size ? size - 1 : (size_t)n);
+    }
+    if (err->offset >= 0 && used < size) {
+        n = snprintf(buf + used, size - used, "offset %lld: ", (long long)err->offset);
+        used += n < 0 ? 0 : ((size_t)n >= size - used ? size - used - 1 : (size_t)n);
+    }
+    if (used < size)
+        snprintf(buf + used, size - used, "%s",
+                 err->message[0] ? err->message : pdckpt_status_name(err->status));
+    return buf;
+}

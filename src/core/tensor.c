@@ -1,0 +1,225 @@
+/*
+ * tensor.c — tensor values: shape and size checks (every element count and byte size is
+ * overflow-checked), owned / borrowed / buffer-backed data, names and LoD levels.
+ */
+#include "pdk_value.h"
+
+#include <string.h>
+
+pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
+                               uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err) {
+    const pdk_dtype_info *info = pdk_dtype_info_of(dtype);
+    if (!info) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "invalid dtype %d", (int)dtype);
+    if (n_dims < 0 || n_dims > PDCKPT_MAX_DIMS)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected 0..%d dims, found %d",
+                        PDCKPT_MAX_DIMS, (int)n_dims);
+    if (n_dims > 0 && !dims)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dims is NULL");
+    uint64_t count = 1;
+    for (int32_t i = 0; i < n_dims; i++) {
+        if (dims[i] < 0)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "expected dim %d >= 0, found %lld", (int)i, (long long)dims[i]);
+        if (!pdk_mul_u64(count, (uint64_t)dims[i], &count))
+            return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
+                            "element count overflows 64 bits at dim %d", (int)i);
+    }
+    uint64_t bytes;
+    if (!pdk_mul_u64(count, info->size, &bytes) || bytes > (uint64_t)INT64_MAX)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
+                        "tensor byte size overflows 63 bits (%llu elements of %u bytes)",
+                        (unsigned long long)count, (unsigned)info->size);
+    *n_elements = count;
+    *n_bytes = bytes;
+    return PDCKPT_OK;
+}
+
+static void free_lod(const pdckpt_allocator *a, pdk_tensor *t) {
+    for (int32_t i = 0; i < t->n_lod; i++) pdk_free(a, t->lod[i], t->lod_lens[i] * sizeof(uint64_t));
+    pdk_free(a, t->lod, (size_t)t->n_lod * sizeof *t->lod);
+    pdk_free(a, t->lod_lens, (size_t)t->n_lod * sizeof *t->lod_lens);
+    t->lod = NULL;
+    t->lod_lens = NULL;
+    t->n_lod = 0;
+}
+
+void pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t) {
+    if (!t) return;
+    pdckpt_buffer_release(t->buffer);
+    if (t->dims != t->inline_dims) pdk_free(a, t->dims, (size_t)t->n_dims * sizeof *t->dims);
+    pdk_strfree(a, t->name);
+    free_lod(a, t);
+    pdk_free(a, t, sizeof *t);
+}
+
+/* Builds the value and shape; data fields are filled by the caller. */
+static pdckpt_status tensor_shell(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                  const int64_t *dims, pdckpt_value **out, pdckpt_error *err) {
+    uint64_t n_elements, n_bytes;
+    PDK_TRY(pdk_tensor_sizes(dtype, n_dims, dims, &n_elements, &n_bytes, err));
+    if (n_bytes > SIZE_MAX)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1, "tensor does not fit in memory");
+    pdckpt_value *v = pdk_value_shell(a, PDCKPT_KIND_TENSOR);
+    pdk_tensor *t = pdk_calloc(a, 1, sizeof *t);
+    int64_t *d = n_dims > PDK_INLINE_DIMS ? pdk_alloc(a, (size_t)n_dims * sizeof *d) : NULL;
+    if (!v || !t || (n_dims > PDK_INLINE_DIMS && !d)) {
+        pdk_free(a, v, sizeof *v);
+        pdk_free(a, t, sizeof *t);
+        pdk_free(a, d, (size_t)n_dims * sizeof *d);
+        return pdk_fail_nomem(err, "tensor");
+    }
+    t->dims = d ? d : t->inline_dims;
+    if (n_dims) memcpy(t->dims, dims, (size_t)n_dims * sizeof *dims);
+    t->dtype = dtype;
+    t->n_dims = n_dims;
+    t->n_elements = n_elements;
+    t->n_bytes = n_bytes;
+    v->u.t = t;
+    *out = v;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status check_out(pdckpt_value **out, pdckpt_error **err, pdckpt_error *local) {
+    if (!*err) *err = local;
+    pdk_error_reset(*err);
+    if (!out) return pdk_fail(*err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
+    *out = NULL;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                const int64_t *dims, pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    PDK_TRY(check_out(out, &err, &local));
+    pdckpt_value *v;
+    PDK_TRY(tensor_shell(a, dtype, n_dims, dims, &v, err));
+    pdk_tensor *t = v->u.t;
+    if (t->n_bytes) {
+        t->buffer = pdk_buffer_new_alloc(a, (size_t)t->n_bytes, true);
+        if (!t->buffer) {
+            pdckpt_value_free(v);
+            return pdk_fail_nomem(err, "tensor data");
+        }
+        t->data = pdk_buffer_data(t->buffer);
+        t->writable = true;
+    }
+    *out = v;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_tensor_new_borrowed(const pdckpt_allocator *a, pdckpt_dtype dtype,
+                                         int32_t n_dims, const int64_t *dims, const void *data,
+                                         pdckpt_value **out, pdckpt_error *err) {
+    return pdckpt_tensor_new_in_buffer(a, dtype, n_dims, dims, NULL, data, out, err);
+}
+
+pdckpt_status pdckpt_tensor_new_in_buffer(const pdckpt_allocator *a, pdckpt_dtype dtype,
+                                          int32_t n_dims, const int64_t *dims,
+                                          pdckpt_buffer *buffer, const void *data,
+                                          pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    PDK_TRY(check_out(out, &err, &local));
+    pdckpt_value *v;
+    PDK_TRY(tensor_shell(a, dtype, n_dims, dims, &v, err));
+    pdk_tensor *t = v->u.t;
+    if (t->n_bytes && !data) {
+        pdckpt_value_free(v);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "tensor data is NULL");
+    }
+    t->data = t->n_bytes ? data : NULL;
+    t->buffer = pdckpt_buffer_retain(buffer);
+    *out = v;
+    return PDCKPT_OK;
+}
+
+bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
+    if (!value || value->kind != PDCKPT_KIND_TENSOR || !out) return false;
+    const pdk_tensor *t = value->u.t;
+    out->dtype = t->dtype;
+    out->n_dims = t->n_dims;
+    out->dims = t->dims;
+    out->n_elements = t->n_elements;
+    out->n_bytes = t->n_bytes;
+    out->data = t->data;
+    out->read_only = !t->writable;
+    out->name = t->name;
+    out->n_lod_levels = t->n_lod;
+    out->lod_lens = t->lod_lens;
+    out->lod = (const uint64_t *const *)t->lod;
+    out->buffer = t->buffer;
+    return true;
+}
+
+void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable) return NULL;
+    return (void *)tensor->u.t->data;
+}
+
+pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name, pdckpt_error *err) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
+    char *copy = NULL;
+    if (name && !(copy = pdk_strndup(tensor->alloc, name, strlen(name))))
+        return pdk_fail_nomem(err, "tensor name");
+    pdk_strfree(tensor->alloc, tensor->u.t->name);
+    tensor->u.t->name = copy;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
+                                    const uint64_t *const *levels, const uint64_t *level_lens,
+                                    pdckpt_error *err) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || n_levels < 0 ||
+        (n_levels && (!levels || !level_lens)))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "invalid LoD arguments");
+    const pdckpt_allocator *a = tensor->alloc;
+    pdk_tensor *t = tensor->u.t;
+    free_lod(a, t);
+    if (n_levels == 0) return PDCKPT_OK;
+    t->lod = pdk_calloc(a, (size_t)n_levels, sizeof *t->lod);
+    t->lod_lens = pdk_calloc(a, (size_t)n_levels, sizeof *t->lod_lens);
+    if (!t->lod || !t->lod_lens) goto nomem;
+    t->n_lod = n_levels;
+    for (int32_t i = 0; i < n_levels; i++) {
+        if (level_lens[i] > SIZE_MAX / sizeof(uint64_t)) goto nomem;
+        t->lod[i] = pdk_alloc(a, (size_t)level_lens[i] * sizeof(uint64_t));
+        if (!t->lod[i]) goto nomem;
+        t->lod_lens[i] = level_lens[i];
+        if (level_lens[i]) memcpy(t->lod[i], levels[i], (size_t)level_lens[i] * sizeof(uint64_t));
+    }
+    return PDCKPT_OK;
+nomem:
+    if (t->lod && t->lod_lens) free_lod(a, t);
+    else {
+        pdk_free(a, t->lod, (size_t)n_levels * sizeof *t->lod);
+        pdk_free(a, t->lod_lens, (size_t)n_levels * sizeof *t->lod_lens);
+        t->lod = NULL;
+        t->lod_lens = NULL;
+        t->n_lod = 0;
+    }
+    return pdk_fail_nomem(err, "LoD");
+}
+
+pdckpt_status pdckpt_tensor_reinterpret(pdckpt_value *tensor, pdckpt_dtype dtype,
+                                        pdckpt_error *err) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
+    if (pdckpt_dtype_size(dtype) == 0 ||
+        pdckpt_dtype_size(dtype) != pdckpt_dtype_size(tensor->u.t->dtype))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "cannot reinterpret %s as %s: element sizes differ",
+                        pdckpt_dtype_name(tensor->u.t->dtype), pdckpt_dtype_name(dtype));
+    tensor->u.t->dtype = dtype;
+    return PDCKPT_OK;
+}
+
+bool pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b) {
+    if (a->dtype != b->dtype || a->n_dims != b->n_dims || a->n_lod != b->n_lod) return false;
+    if (a->n_dims && memcmp(a->dims, b->dims, (size_t)a->n_dims * sizeof *a->dims)) return false;
+    for (int32_t i = 0; i < a->n_lod; i++) {
+        if (a->lod_lens[i] != b->lod_lens[i]) return false;
+        if (a->lod_lens[i] && memcmp(a->lod[i], b->lod[i], a->lod_lens[i] * sizeof(uint64_t)))
+            return false;
+    }
+    return a->n_bytes == 0 || memcmp(a->data, b->data, (size_t)a->n_bytes) == 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * value.c — the nested, ordered value tree (docs/DESIGN.md "The data model"): scalars, strings,
+ * containers, opaque objects, equality and the leaf walk.  Dict lookups by string key use a hash
+ * index (dict_index.c) so 100,000-entry optimizer states stay O(1) per key.
+ */
+#include "pdk_value.h"
+
+#include <string.h>
+
+pdckpt_value *pdk_value_shell(const pdckpt_allocator *a, pdckpt_kind kind) {
+    pdckpt_value *v = pdk_alloc(a, sizeof *v);
+    if (!v) return NULL;
+    memset(v, 0, sizeof *v);
+    atomic_init(&v->refs, 1);
+    v->kind = kind;
+    v->alloc = a;
+    return v;
+}
+
+const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value) {
+    return value ? value->alloc : NULL;
+}
+
+pdckpt_value *pdckpt_value_retain(pdckpt_value *value) {
+    if (value) atomic_fetch_add_explicit(&value->refs, 1, memory_order_relaxed);
+    return value;
+}
+
+static void container_destroy(pdckpt_value *v) {
+    pdk_container *c = &v->u.c;
+    for (size_t i = 0; i < c->len; i++) {
+        pdckpt_value_free(c->items[i]);
+        if (c->keys) pdckpt_value_free(c->keys[i]);
+    }
+    pdk_free(v->alloc, c->items, c->cap * sizeof *c->items);
+    pdk_free(v->alloc, c->keys, c->cap * sizeof *c->keys);
+    pdk_dict_index_free(v->alloc, c);
+}
+
+static void object_destroy(const pdckpt_allocator *a, pdk_object *o) {
+    pdk_strfree(a, o->module);
+    pdk_strfree(a, o->name);
+    pdckpt_value_free(o->args);
+    pdckpt_value_free(o->state);
+    pdckpt_value_free(o->items);
+    pdk_free(a, o, sizeof *o);
+}
+
+void pdckpt_value_free(pdckpt_value *value) {
+    if (!value) return;
+    if (atomic_fetch_sub_explicit(&value->refs, 1, memory_order_acq_rel) != 1) return;
+    const pdckpt_allocator *a = value->alloc;
+    switch (value->kind) {
+    case PDCKPT_KIND_STRING:
+    case PDCKPT_KIND_BYTES: pdk_free(a, value->u.s.data, value->u.s.len + 1); break;
+    case PDCKPT_KIND_LIST:
+    case PDCKPT_KIND_TUPLE:
+    case PDCKPT_KIND_SET:
+    case PDCKPT_KIND_DICT: container_destroy(value); break;
+    case PDCKPT_KIND_TENSOR: pdk_tensor_destroy(a, value->u.t); break;
+    case PDCKPT_KIND_OBJECT: object_destroy(a, value->u.o); break;
+    default: break;
+    }
+    pdk_free(a, value, sizeof *value);
+}
+
+pdckpt_kind pdckpt_value_kind(const pdckpt_value *value) {
+    return value ? value->kind : PDCKPT_KIND_NONE;
+}
+
+const char *pdckpt_kind_name(pdckpt_kind kind) {
+    static const char *const names[] = {"none", "bool",  "int",    "float",  "string", "bytes",
+                                        "list", "tuple", "dict",   "tensor", "object", "set"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
+}
+
+/* ---- scalars ---- */
+
+pdckpt_value *pdckpt_value_new_none(const pdckpt_allocator *a) {
+    return pdk_value_shell(a, PDCKPT_KIND_NONE);
+}
+
+pdckpt_value *pdckpt_value_new_bool(const pdckpt_allocator *a, bool v) {
+    pdckpt_value *value = pdk_value_shell(a, PDCKPT_KIND_BOOL);
+    if (value) value->u.b = v;
+    return value;
+}
+
+pdckpt_value *pdckpt_value_new_int(const pdckpt_allocator *a, int64_t v) {
+    pdckpt_value *value = pdk_value_shell(a, PDCKPT_KIND_INT);
+    if (value) value->u.i = v;
+    return value;
+}
+
+pdckpt_value *pdckpt_value_new_float(const pdckpt_allocator *a, double v) {
+    pdckpt_value *value = pdk_value_shell(a, PDCKPT_KIND_FLOAT);
+    if (value) value->u.f = v;
+    return value;
+}
+
+static pdckpt_value *new_text(const pdckpt_allocator *a, pdckpt_kind kind, const void *bytes,
+                              size_t len) {
+    if (len == SIZE_MAX) return NULL;
+    pdckpt_value *value = pdk_value_shell(a, kind);
+    if (!value) return NULL;
+    value->u.s.data = pdk_strndup(a, bytes, len);
+    if (!value->u.s.data) {
+        pdk_free(a, value, sizeof *value);
+        return NULL;
+    }
+    value->u.s.len = len;
+    return value;
+}
+
+pdckpt_value *pdckpt_value_new_string(const pdckpt_allocator *a, const char *s, size_t len) {
+    if (!s) return NULL;
+    return new_text(a, PDCKPT_KIND_STRING, s, len == SIZE_MAX ? strlen(s) : len);
+}
+
+pdckpt_value *pdckpt_value_new_bytes(const pdckpt_allocator *a, const void *bytes, size_t len) {
+    if (!bytes && len) return NULL;
+    return new_text(a, PDCKPT_KIND_BYTES, bytes ? bytes : "", len);
+}
+
+pdckpt_value *pdckpt_value_new_container(const pdckpt_allocator *a, pdckpt_kind kind) {
+    if (kind != PDCKPT_KIND_LIST && kind != PDCKPT_KIND_TUPLE && kind != PDCKPT_KIND_DICT &&
+        kind != PDCKPT_KIND_SET)
+        return NULL;
+    return pdk_value_shell(a, kind);
+}
+
+bool pdckpt_value_get_bool(const pdckpt_value *value, bool *out) {
+    if (!value || value->kind != PDCKPT_KIND_BOOL) return false;
+    *out = value->u.b;
+    return true;
+}
+
+bool pdckpt_value_get_int(const pdckpt_value *value, int64_t *out) {
+    if (!value) return false;
+    if (value->kind == PDCKPT_KIND_BOOL) *out = value->u.b;
+    else if (value->kind == PDCKPT_KIND_INT) *out = value->u.i;
+    else return false;
+    return true;
+}
+
+bool pdckpt_value_get_float(const pdckpt_value *value, double *out) {
+    if (!value) return false;
+    if (value->kind == PDCKPT_KIND_FLOAT) *out = value->u.f;
+    else if (value->kind == PDCKPT_KIND_INT) *out = (double)value->u.i;
+    else return false;
+    return true;
+}
+
+const char *pdckpt_value_get_string(const pdckpt_value *value, size_t *len) {
+    if (!value || value->kind != PDCKPT_KIND_STRING) return NULL;
+    if (len) *len = value->u.s.len;
+    return value->u.s.data;
+}
+
+const void *pdckpt_value_get_bytes(const pdckpt_value *value, size_t *len) {
+    if (!value || value->kind != PDCKPT_KIND_BYTES) return NULL;
+    if (len) *len = value->u.s.len;
+    return value->u.s.data;
+}
+
+bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len) {
+    return value && value->kind == PDCKPT_KIND_STRING && value->u.s.len == len &&
+           memcmp(value->u.s.data, s, len) == 0;
+}
+
+/* ---- opaque objects ---- */
+
+pdckpt_value *pdckpt_value_new_object(const pdckpt_allocator *a, pdckpt_object_kind kind,
+                                      const char *module, const char *name, pdckpt_value *args,
+                                      pdckpt_value *state) {
+    pdckpt_value *value = NULL;
+    pdk_object *o = NULL;
+    if (!module || !name) goto fail;
+    value = pdk_value_shell(a, PDCKPT_KIND_OBJECT);
+    o = pdk_calloc(a, 1, sizeof *o);
+    if (!value || !o) goto fail;
+    o->kind = kind;
+    o->module = pdk_strndup(a, module, strlen(module));
+    o->name = pdk_strndup(a, name, strlen(name));
+    if (!o->module || !o->name) goto fail;
+    o->args = args;
+    o->state = state;
+    value->u.o = o;
+    return value;
+fail:
+    if (o) {
+        pdk_strfree(a, o->module);
+        pdk_strfree(a, o->name);
+        pdk_free(a, o, sizeof *o);
+    }
+    pdk_free(a, value, sizeof *value);
+    pdckpt_value_free(args);
+    pdckpt_value_free(state);
+    return NULL;
+}
+
+static const pdk_object *object_of(const pdckpt_value *v) {
+    return v && v->kind == PDCKPT_KIND_OBJECT ? v->u.o : NULL;
+}
+
+pdckpt_object_kind pdckpt_object_kind_of(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->kind : PDCKPT_OBJECT_REDUCE;
+}
+
+const char *pdckpt_object_module(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->module : NULL;
+}
+
+const char *pdckpt_object_name(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->name : NULL;
+}
+
+const pdckpt_value *pdckpt_object_args(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->args : NULL;
+}
+
+const pdckpt_value *pdckpt_object_state(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->state : NULL;
+}
+
+const pdckpt_value *pdckpt_object_items(const pdckpt_value *object) {
+    const pdk_object *o = object_of(object);
+    return o ? o->items : NULL;
+}
+
+static pdckpt_status object_replace(pdckpt_value *object, pdckpt_value *v, bool items,
+                                    pdckpt_error *err) {
+    if (!object || object->kind != PDCKPT_KIND_OBJECT) {
+        pdckpt_value_free(v);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected an object value");
+    }
+    pdckpt_value **slot = items ? &object->u.o->items : &object->u.o->state;
+    pdckpt_value_free(*slot);
+    *slot = v;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_object_set_state(pdckpt_value *object, pdckpt_value *state,
+                                      pdckpt_error *err) {
+    return object_replace(object, state, false, err);
+}
+
+pdckpt_status pdckpt_object_set_items(pdckpt_value *object, pdckpt_value *items,
+                                      pdckpt_error *err) {
+    return object_replace(object, items, true, err);
+}

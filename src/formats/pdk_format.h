@@ -1,0 +1,110 @@
+/*
+ * pdk_format.h — the descriptor every on-disk format fills in, and the helpers formats share.
+ * The set of formats is closed and listed in registry.c; auto-detection asks every format's
+ * sniff for its evidence and refuses ties (docs/DESIGN.md "Formats").
+ */
+#ifndef PDK_FORMAT_H
+#define PDK_FORMAT_H
+
+#include "../core/cursor.h"
+#include "../io/pdk_io.h"
+
+/* Evidence scores returned by sniff: 0 = not this format. */
+enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
+
+typedef struct pdk_format {
+    pdckpt_format id;
+    const char   *name;
+    /* File formats: evidence from the whole mapped input (sniffers only read a bounded prefix). */
+    int (*sniff)(const pdk_input *in);
+    pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts,
+                          pdckpt_value **out, pdckpt_error *err);
+    pdckpt_status (*save)(const pdckpt_value *root, pdk_sink *sink,
+                          const pdckpt_save_options *opts, pdckpt_error *err);
+    /* Directory formats. */
+    int (*sniff_dir)(const char *path);
+    pdckpt_status (*load_dir)(const char *path, const pdckpt_load_options *opts,
+                              pdckpt_value **out, pdckpt_error *err);
+    pdckpt_status (*save_dir)(const pdckpt_value *root, const char *path,
+                              const pdckpt_save_options *opts, pdckpt_error *err);
+} pdk_format;
+
+/* registry.c */
+const pdk_format *pdk_format_get(pdckpt_format id);
+/* Picks the format with the strongest evidence; FORMAT error when nothing matches, a tie, ... */
+pdckpt_status     pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
+                                          pdckpt_error *err);
+pdckpt_status     pdk_format_detect_dir(const char *path, const pdk_format **out,
+                                        pdckpt_error *err);
+
+/* Formats registered in this build (each module defines one). */
+extern const pdk_format pdk_format_tensor;
+extern const pdk_format pdk_format_combined;
+extern const pdk_format pdk_format_vars_dir;
+extern const pdk_format pdk_format_safetensors;
+
+/* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
+
+enum { PDK_PB_VARINT = 0, PDK_PB_I64 = 1, PDK_PB_LEN = 2, PDK_PB_I32 = 5 };
+pdckpt_status pdk_pb_varint(pdk_cursor *cur, uint64_t *out, const char *what);
+/* Reads a tag; *field = 0 at end of input. */
+pdckpt_status pdk_pb_tag(pdk_cursor *cur, uint32_t *field, uint32_t *wire);
+pdckpt_status pdk_pb_skip(pdk_cursor *cur, uint32_t wire);
+/* Writes a varint into buf (>= 10 bytes); returns its length. */
+size_t        pdk_pb_put_varint(uint8_t *buf, uint64_t v);
+
+/* ---- tensor_stream.c: the binary tensor stream, reused by combined/vars-dir/tnum/... ---- */
+
+/* TensorDesc fields as decoded; dims are checked non-negative. */
+typedef struct pdk_tensor_desc {
+    int          data_type; /* Paddle VarType code */
+    pdckpt_dtype dtype;     /* INVALID when the code is not an element type */
+    int32_t      n_dims;
+    int64_t      dims[PDCKPT_MAX_DIMS];
+} pdk_tensor_desc;
+
+pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out);
+/* Serializes a TensorDesc (dims unpacked, as Paddle writes them); returns its length. */
+size_t        pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims,
+                                     uint8_t *buf, size_t cap);
+/* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
+pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
+                                     const pdckpt_load_options *opts, pdckpt_value **out);
+/* Reads an inner stream (version, desc, data) only: the TNUM and SelectedRows payload. */
+pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
+                                    const pdckpt_load_options *opts, pdckpt_value **out);
+pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,
+                                      pdckpt_error *err);
+pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
+                                     pdckpt_error *err);
+/* Makes a tensor value whose data is `data` inside input `in`: zero-copy when allowed, else a
+ * copy (caller memory without zero_copy, or misaligned data with require_aligned). */
+pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_options *opts,
+                                    pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
+                                    const uint8_t *data, pdckpt_value **out, pdckpt_error *err);
+
+/* ---- flat.c: a tree as an ordered list of (name, tensor) for flat formats ---- */
+
+typedef struct pdk_flat_entry {
+    char               *name;
+    const pdckpt_value *tensor;
+} pdk_flat_entry;
+
+typedef struct pdk_flat_list {
+    pdk_flat_entry         *entries;
+    size_t                  len;
+    size_t                  cap;
+    const pdckpt_allocator *alloc;
+    bool                    from_list; /* the root was a LIST: names are indexes */
+} pdk_flat_list;
+
+/* Collects the tensors of `root` (a TENSOR, a DICT with string keys or a LIST; nested dicts and
+ * lists join their keys with '.').  Non-tensor leaves fail with UNSUPPORTED unless
+ * opts->skip_non_tensors.  Keys listed in `skip_keys` (top level only) are ignored. */
+pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
+                               const char *const *skip_keys, pdk_flat_list *out,
+                               pdckpt_error *err);
+void          pdk_flat_sort_by_name(pdk_flat_list *list); /* byte-wise, like Python's sorted() */
+void          pdk_flat_free(pdk_flat_list *list);
+
+#endif /* PDK_FORMAT_H */

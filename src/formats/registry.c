@@ -1,0 +1,110 @@
+/*
+ * registry.c — the closed table of formats, their names, and detection.  Detection asks each
+ * format for its evidence and takes the strongest; a tie between different formats is reported
+ * instead of guessed (docs/DESIGN.md "Formats").
+ */
+#include "pdk_format.h"
+
+#include <string.h>
+
+static const pdk_format *const registered[] = {
+    &pdk_format_tensor,
+    &pdk_format_combined,
+    &pdk_format_vars_dir,
+    &pdk_format_safetensors,
+};
+#define N_REGISTERED (sizeof registered / sizeof registered[0])
+
+static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
+    [PDCKPT_FORMAT_AUTO] = "auto",
+    [PDCKPT_FORMAT_TENSOR] = "tensor",
+    [PDCKPT_FORMAT_COMBINED] = "combined",
+    [PDCKPT_FORMAT_VARS_DIR] = "vars-dir",
+    [PDCKPT_FORMAT_SAFETENSORS] = "safetensors",
+    [PDCKPT_FORMAT_PICKLE] = "pickle",
+    [PDCKPT_FORMAT_TNUM] = "tnum",
+    [PDCKPT_FORMAT_DYGRAPH_DIR] = "dygraph-dir",
+    [PDCKPT_FORMAT_PROGRAM] = "program",
+    [PDCKPT_FORMAT_PIR_JSON] = "pir-json",
+    [PDCKPT_FORMAT_DISTCP] = "distcp",
+};
+
+const char *pdckpt_format_name(pdckpt_format format) {
+    return (unsigned)format < PDCKPT_FORMAT_COUNT ? format_names[format] : "unknown";
+}
+
+pdckpt_format pdckpt_format_from_name(const char *name, bool *known) {
+    for (int f = 0; name && f < PDCKPT_FORMAT_COUNT; f++)
+        if (strcmp(format_names[f], name) == 0) {
+            if (known) *known = true;
+            return (pdckpt_format)f;
+        }
+    if (known) *known = false;
+    return PDCKPT_FORMAT_AUTO;
+}
+
+const pdk_format *pdk_format_get(pdckpt_format id) {
+    for (size_t i = 0; i < N_REGISTERED; i++)
+        if (registered[i]->id == id) return registered[i];
+    return NULL;
+}
+
+bool pdckpt_format_can_load(pdckpt_format format) {
+    const pdk_format *f = pdk_format_get(format);
+    return f && (f->load || f->load_dir);
+}
+
+bool pdckpt_format_can_save(pdckpt_format format) {
+    const pdk_format *f = pdk_format_get(format);
+    return f && (f->save || f->save_dir);
+}
+
+static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,
+                          const char *source, const pdk_format **out, pdckpt_error *err,
+                          const char *what) {
+    if (best_score <= 0)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, source, 0,
+                        "expected a Paddle checkpoint %s, found none that pdckpt recognises", what);
+    if (tie)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, source, 0,
+                        "ambiguous %s: both %s and %s match equally; name the format explicitly",
+                        what, best->name, tie->name);
+    *out = best;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
+                                      pdckpt_error *err) {
+    const pdk_format *best = NULL, *tie = NULL;
+    int best_score = 0;
+    for (size_t i = 0; i < N_REGISTERED; i++) {
+        if (!registered[i]->sniff) continue;
+        int score = registered[i]->sniff(in);
+        if (score > best_score) {
+            best = registered[i];
+            best_score = score;
+            tie = NULL;
+        } else if (score == best_score && score > 0) {
+            tie = registered[i];
+        }
+    }
+    return pick(best, tie, best_score, in->name, out, err, "file");
+}
+
+pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out,
+                                    pdckpt_error *err) {
+    const pdk_format *best = NULL, *tie = NULL;
+    int best_score = 0;
+    for (size_t i = 0; i < N_REGISTERED; i++) {
+        if (!registered[i]->sniff_dir) continue;
+        int score = registered[i]->sniff_dir(path);
+        if (score > best_score) {
+            best = registered[i];
+            best_score = score;
+            tie = NULL;
+        } else if (score == best_score && score > 0) {
+            tie = registered[i];
+        }
+    }
+    return pick(best, tie, best_score, path, out, err, "directory");
+}

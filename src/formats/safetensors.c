@@ -1,0 +1,403 @@
+/*
+ * safetensors.c — the ecosystem's interchange format: u64 header length, a JSON header
+ * {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the data.  Checks follow
+ * the reference implementation: header at most 100,000,000 bytes, starting with '{'; every
+ * tensor's byte range matches its shape; ranges are contiguous from 0, never overlap, and cover
+ * the whole data section.  On load the root is a DICT in header order, with "__metadata__" as a
+ * dict of strings when present; saving takes the same shape.
+ */
+#include "json_lite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADER 100000000u
+#define METADATA_KEY "__metadata__"
+
+typedef struct st_entry {
+    char        *name;
+    size_t       name_len;
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t      dims[PDCKPT_MAX_DIMS];
+    uint64_t     begin, end;
+    size_t       header_pos; /* where its entry starts, for errors */
+} st_entry;
+
+typedef struct st_header {
+    st_entry     *entries;
+    size_t        len, cap;
+    pdckpt_value *metadata;
+    const pdckpt_allocator *alloc;
+} st_header;
+
+static void header_free(st_header *h) {
+    for (size_t i = 0; i < h->len; i++) pdk_free(h->alloc, h->entries[i].name, h->entries[i].name_len + 1);
+    free(h->entries);
+    pdckpt_value_free(h->metadata);
+}
+
+static pdckpt_status parse_shape(pdk_cursor *cur, st_entry *e) {
+    PDK_TRY(pdk_json_expect(cur, '[', "to start shape"));
+    if (pdk_json_accept(cur, ']')) return PDCKPT_OK;
+    do {
+        uint64_t d;
+        PDK_TRY(pdk_json_uint(cur, &d, "shape dim"));
+        if (e->n_dims >= PDCKPT_MAX_DIMS)
+            return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED, "expected at most %d dims",
+                                   PDCKPT_MAX_DIMS);
+        if (d > (uint64_t)INT64_MAX) return pdk_cur_fail(cur, "shape dim %llu is too large", (unsigned long long)d);
+        e->dims[e->n_dims++] = (int64_t)d;
+    } while (pdk_json_accept(cur, ','));
+    return pdk_json_expect(cur, ']', "to close shape");
+}
+
+static pdckpt_status parse_offsets(pdk_cursor *cur, st_entry *e) {
+    PDK_TRY(pdk_json_expect(cur, '[', "to start data_offsets"));
+    PDK_TRY(pdk_json_uint(cur, &e->begin, "data_offsets begin"));
+    PDK_TRY(pdk_json_expect(cur, ',', "between data_offsets"));
+    PDK_TRY(pdk_json_uint(cur, &e->end, "data_offsets end"));
+    return pdk_json_expect(cur, ']', "to close data_offsets (two integers)");
+}
+
+static pdckpt_status parse_field(pdk_cursor *cur, st_entry *e, unsigned *seen) {
+    char *key;
+    size_t key_len;
+    size_t at = (pdk_json_ws(cur), cur->pos);
+    PDK_TRY(pdk_json_string(cur, NULL, &key, &key_len));
+    pdckpt_status st = pdk_json_expect(cur, ':', "after a field name");
+    if (st == PDCKPT_OK && strcmp(key, "dtype") == 0) {
+        char *dt;
+        size_t dt_len;
+        size_t dt_at = (pdk_json_ws(cur), cur->pos);
+        st = pdk_json_string(cur, NULL, &dt, &dt_len);
+        if (st == PDCKPT_OK) {
+            e->dtype = pdk_dtype_from_safetensors(dt, dt_len);
+            if (e->dtype == PDCKPT_DTYPE_INVALID)
+                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%s\"", dt);
+            pdk_free(NULL, dt, dt_len + 1);
+        }
+        *seen |= 1;
+    } else if (st == PDCKPT_OK && strcmp(key, "shape") == 0) {
+        st = parse_shape(cur, e);
+        *seen |= 2;
+    } else if (st == PDCKPT_OK && strcmp(key, "data_offsets") == 0) {
+        st = parse_offsets(cur, e);
+        *seen |= 4;
+    } else if (st == PDCKPT_OK) {
+        st = pdk_json_skip(cur, 32);
+    }
+    (void)at;
+    pdk_free(NULL, key, key_len + 1);
+    return st;
+}
+
+static pdckpt_status parse_entry(pdk_cursor *cur, st_entry *e) {
+    size_t at = (pdk_json_ws(cur), cur->pos);
+    PDK_TRY(pdk_json_expect(cur, '{', "to start a tensor entry"));
+    unsigned seen = 0;
+    if (!pdk_json_accept(cur, '}')) {
+        do PDK_TRY(parse_field(cur, e, &seen));
+        while (pdk_json_accept(cur, ','));
+        PDK_TRY(pdk_json_expect(cur, '}', "to close a tensor entry"));
+    }
+    if (seen != 7)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "tensor '%s': expected dtype, shape and data_offsets, found %s%s%s",
+                               e->name, seen & 1 ? "dtype " : "", seen & 2 ? "shape " : "",
+                               seen & 4 ? "data_offsets" : "");
+    return PDCKPT_OK;
+}
+
+static pdckpt_status parse_metadata(pdk_cursor *cur, st_header *h) {
+    if (h->metadata) return pdk_cur_fail(cur, "duplicate __metadata__");
+    h->metadata = pdckpt_value_new_container(h->alloc, PDCKPT_KIND_DICT);
+    if (!h->metadata) return pdk_fail_nomem(cur->err, "metadata");
+    PDK_TRY(pdk_json_expect(cur, '{', "to start __metadata__"));
+    if (pdk_json_accept(cur, '}')) return PDCKPT_OK;
+    do {
+        char *k, *v;
+        size_t kl, vl;
+        PDK_TRY(pdk_json_string(cur, h->alloc, &k, &kl));
+        pdckpt_status st = pdk_json_expect(cur, ':', "after a metadata key");
+        if (st == PDCKPT_OK) st = pdk_json_string(cur, h->alloc, &v, &vl);
+        if (st == PDCKPT_OK) {
+            pdckpt_value *key = pdckpt_value_new_string(h->alloc, k, kl);
+            pdckpt_value *val = pdckpt_value_new_string(h->alloc, v, vl);
+            st = key && val ? pdckpt_dict_set_value(h->metadata, key, val, cur->err)
+                            : (pdckpt_value_free(key), pdckpt_value_free(val),
+                               pdk_fail_nomem(cur->err, "metadata"));
+            pdk_free(h->alloc, v, vl + 1);
+        }
+        pdk_free(h->alloc, k, kl + 1);
+        PDK_TRY(st);
+    } while (pdk_json_accept(cur, ','));
+    return pdk_json_expect(cur, '}', "to close __metadata__");
+}
+
+static pdckpt_status parse_header(pdk_cursor *cur, st_header *h) {
+    if (pdk_cur_left(cur) == 0 || cur->base[0] != '{')
+        return pdk_cur_fail(cur, "expected the header to start with '{'");
+    cur->pos = 1;
+    if (pdk_json_accept(cur, '}')) goto done;
+    do {
+        pdk_json_ws(cur);
+        size_t at = cur->pos;
+        char *name;
+        size_t name_len;
+        PDK_TRY(pdk_json_string(cur, h->alloc, &name, &name_len));
+        pdckpt_status st = pdk_json_expect(cur, ':', "after a tensor name");
+        if (st == PDCKPT_OK && strcmp(name, METADATA_KEY) == 0) {
+            pdk_free(h->alloc, name, name_len + 1);
+            PDK_TRY(parse_metadata(cur, h));
+            continue;
+        }
+        if (st == PDCKPT_OK) st = pdk_grow(NULL, (void **)&h->entries, &h->cap, h->len + 1, sizeof *h->entries, cur->err);
+        if (st != PDCKPT_OK) {
+            pdk_free(h->alloc, name, name_len + 1);
+            return st;
+        }
+        st_entry *e = &h->entries[h->len++];
+        memset(e, 0, sizeof *e);
+        e->name = name;
+        e->name_len = name_len;
+        e->header_pos = at;
+        PDK_TRY(parse_entry(cur, e));
+    } while (pdk_json_accept(cur, ','));
+    PDK_TRY(pdk_json_expect(cur, '}', "to close the header"));
+done:
+    pdk_json_ws(cur); /* writers pad with spaces to 8 bytes */
+    if (pdk_cur_left(cur) > 0) return pdk_cur_fail(cur, "unexpected bytes after the header object");
+    return PDCKPT_OK;
+}
+
+static int cmp_begin(const void *a, const void *b) {
+    const st_entry *x = *(st_entry *const *)a, *y = *(st_entry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+
+/* Every range matches its shape; sorted by start they tile [0, data_len) exactly. */
+static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_len) {
+    for (size_t i = 0; i < h->len; i++) {
+        st_entry *e = &h->entries[i];
+        uint64_t count, bytes;
+        pdckpt_status st = pdk_tensor_sizes(e->dtype, e->n_dims, e->dims, &count, &bytes, hcur->err);
+        if (st != PDCKPT_OK) {
+            char why[sizeof hcur->err->message];
+            memcpy(why, hcur->err->message, sizeof why);
+            pdk_error_reset(hcur->err);
+            return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT, "tensor '%s': %s",
+                                   e->name, why);
+        }
+        if (e->end > data_len)
+            return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
+                                   "tensor '%s': expected data_offsets within the %llu data bytes, "
+                                   "found end %llu",
+                                   e->name, (unsigned long long)data_len, (unsigned long long)e->end);
+        if (e->end < e->begin || e->end - e->begin != bytes)
+            return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
+                                   "tensor '%s': expected data_offsets spanning %llu bytes, found [%llu, %llu]",
+                                   e->name, (unsigned long long)bytes, (unsigned long long)e->begin,
+                                   (unsigned long long)e->end);
+    }
+    st_entry **order = malloc((h->len ? h->len : 1) * sizeof *order);
+    if (!order) return pdk_fail_nomem(hcur->err, "offset check");
+    for (size_t i = 0; i < h->len; i++) order[i] = &h->entries[i];
+    qsort(order, h->len, sizeof *order, cmp_begin);
+    uint64_t expect = 0;
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < h->len && st == PDCKPT_OK; i++) {
+        if (order[i]->begin != expect)
+            st = pdk_cur_fail_at(hcur, order[i]->header_pos, PDCKPT_ERR_FORMAT,
+                                 "tensor '%s': expected data to start at %llu, found %llu (%s)", order[i]->name,
+                                 (unsigned long long)expect, (unsigned long long)order[i]->begin,
+                                 order[i]->begin < expect ? "overlapping offsets" : "gap");
+        expect = order[i]->end;
+    }
+    free(order);
+    if (st == PDCKPT_OK && expect != data_len)
+        st = pdk_cur_fail_at(hcur, hcur->len, PDCKPT_ERR_FORMAT,
+                             "expected tensors to cover all %llu data bytes, found %llu",
+                             (unsigned long long)data_len, (unsigned long long)expect);
+    return st;
+}
+
+static pdckpt_status read_header(const pdk_input *in, pdk_cursor *cur, pdk_cursor *hcur,
+                                 st_header *h) {
+    uint64_t n;
+    PDK_TRY(pdk_cur_u64le(cur, &n, "header size"));
+    if (n > MAX_HEADER)
+        return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_LIMIT,
+                               "expected header size <= %u bytes, found %llu", MAX_HEADER,
+                               (unsigned long long)n);
+    if (n > pdk_cur_left(cur))
+        return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_FORMAT,
+                               "expected header size <= %zu (bytes left), found %llu",
+                               pdk_cur_left(cur), (unsigned long long)n);
+    pdk_cur_sub(hcur, cur, (size_t)n);
+    cur->pos += (size_t)n;
+    (void)in;
+    PDK_TRY(parse_header(hcur, h));
+    return check_ranges(hcur, h, pdk_cur_left(cur));
+}
+
+static pdckpt_status build_root(const pdk_input *in, const pdckpt_load_options *opts,
+                                const pdk_cursor *cur, st_header *h, pdckpt_value *root) {
+    pdckpt_error *err = cur->err;
+    if (h->metadata) {
+        PDK_TRY(pdckpt_dict_set(root, METADATA_KEY, h->metadata, err));
+        h->metadata = NULL;
+    }
+    const uint8_t *data = cur->base + cur->pos;
+    for (size_t i = 0; i < h->len; i++) {
+        st_entry *e = &h->entries[i];
+        pdckpt_value *t = NULL;
+        PDK_TRY(pdk_tensor_from_input(in, opts, e->dtype, e->n_dims, e->dims, data + e->begin, &t, err));
+        pdckpt_value *key = pdckpt_value_new_string(opts->allocator, e->name, e->name_len);
+        if (!key) {
+            pdckpt_value_free(t);
+            return pdk_fail_nomem(err, "tensor name");
+        }
+        size_t before = pdckpt_value_len(root);
+        PDK_TRY(pdckpt_dict_set_value(root, key, t, err));
+        if (pdckpt_value_len(root) == before)
+            return pdk_cur_fail_at(cur, 8 + e->header_pos, PDCKPT_ERR_FORMAT, "duplicate tensor name '%s'", e->name);
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status st_load(const pdk_input *in, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_error *err) {
+    pdk_cursor cur, hcur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, err);
+    st_header h = {NULL, 0, 0, NULL, opts->allocator};
+    pdckpt_value *root = NULL;
+    pdckpt_status st = read_header(in, &cur, &hcur, &h);
+    if (st == PDCKPT_OK && !(root = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
+        st = pdk_fail_nomem(err, "safetensors root");
+    if (st == PDCKPT_OK) st = build_root(in, opts, &cur, &h, root);
+    header_free(&h);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(root);
+        return st;
+    }
+    *out = root;
+    return PDCKPT_OK;
+}
+
+static int st_sniff(const pdk_input *in) {
+    if (in->len < 10) return PDK_SNIFF_NO;
+    uint64_t n = pdk_load_u64le(in->data);
+    if (n < 2 || n > MAX_HEADER || n > in->len - 8 || in->data[8] != '{') return PDK_SNIFF_NO;
+    return PDK_SNIFF_CERTAIN;
+}
+
+/* ---- writing ---- */
+
+static int cmp_for_layout(const void *a, const void *b) {
+    const pdk_flat_entry *x = a, *y = b;
+    pdckpt_tensor_view vx, vy;
+    pdckpt_tensor_get(x->tensor, &vx);
+    pdckpt_tensor_get(y->tensor, &vy);
+    size_t sx = pdckpt_dtype_size(vx.dtype), sy = pdckpt_dtype_size(vy.dtype);
+    if (sx != sy) return sx > sy ? -1 : 1; /* widest first keeps every tensor aligned */
+    return strcmp(x->name, y->name);
+}
+
+static pdckpt_status write_metadata(pdk_sink *sink, const pdckpt_value *meta, pdckpt_error *err) {
+    if (pdckpt_value_kind(meta) != PDCKPT_KIND_DICT)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
+                        "__metadata__ must be a dict of strings");
+    PDK_TRY(pdk_sink_write(sink, "\"" METADATA_KEY "\":{", sizeof METADATA_KEY + 3, err));
+    for (size_t i = 0; i < pdckpt_value_len(meta); i++) {
+        size_t kl, vl;
+        const char *k = pdckpt_value_get_string(pdckpt_dict_key_at(meta, i), &kl);
+        const char *v = pdckpt_value_get_string(pdckpt_value_at(meta, i), &vl);
+        if (!k || !v)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
+                            "__metadata__ must map strings to strings");
+        if (i) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
+        PDK_TRY(pdk_json_write_string(sink, k, kl, err));
+        PDK_TRY(pdk_sink_write(sink, ":", 1, err));
+        PDK_TRY(pdk_json_write_string(sink, v, vl, err));
+    }
+    return pdk_sink_write(sink, "}", 1, err);
+}
+
+static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64_t *offset,
+                                 pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    pdckpt_tensor_get(e->tensor, &v);
+    const pdk_dtype_info *info = pdk_dtype_info_of(v.dtype);
+    if (!info->safetensors)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
+                        "tensor '%s': safetensors has no %s dtype", e->name, info->name);
+    PDK_TRY(pdk_json_write_string(sink, e->name, strlen(e->name), err));
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, ":{\"dtype\":\"%s\",\"shape\":[", info->safetensors);
+    PDK_TRY(pdk_sink_write(sink, buf, (size_t)n, err));
+    for (int32_t d = 0; d < v.n_dims; d++) {
+        n = snprintf(buf, sizeof buf, "%s%lld", d ? "," : "", (long long)v.dims[d]);
+        PDK_TRY(pdk_sink_write(sink, buf, (size_t)n, err));
+    }
+    n = snprintf(buf, sizeof buf, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)*offset,
+                 (unsigned long long)(*offset + v.n_bytes));
+    *offset += v.n_bytes;
+    return pdk_sink_write(sink, buf, (size_t)n, err);
+}
+
+static pdckpt_status write_header(pdk_sink *sink, const pdckpt_value *meta,
+                                  const pdk_flat_list *flat, pdckpt_error *err) {
+    PDK_TRY(pdk_sink_write(sink, "{", 1, err));
+    if (meta) PDK_TRY(write_metadata(sink, meta, err));
+    uint64_t offset = 0;
+    for (size_t i = 0; i < flat->len; i++) {
+        if (i || meta) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
+        PDK_TRY(write_entry(sink, &flat->entries[i], &offset, err));
+    }
+    return pdk_sink_write(sink, "}", 1, err);
+}
+
+static pdckpt_status header_size(const pdckpt_value *meta, const pdk_flat_list *flat,
+                                 uint64_t *out, pdckpt_error *err) {
+    pdk_sink *counter;
+    PDK_TRY(pdk_sink_open_counting(NULL, &counter, err));
+    pdckpt_status st = write_header(counter, meta, flat, err);
+    *out = counter->written;
+    pdk_sink_abort(counter);
+    return st;
+}
+
+static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
+                             const pdckpt_save_options *opts, pdckpt_error *err) {
+    static const char *const skip[] = {METADATA_KEY, "StructuredToParameterName@@", NULL};
+    const pdckpt_value *meta =
+        pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
+    pdk_flat_list flat;
+    PDK_TRY(pdk_flat_collect(root, opts, skip, &flat, err));
+    qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
+    uint64_t json_len = 0;
+    pdckpt_status st = header_size(meta, &flat, &json_len, err);
+    uint64_t padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
+    uint8_t prefix[8];
+    pdk_store_u64le(prefix, padded);
+    if (st == PDCKPT_OK) st = pdk_sink_write(sink, prefix, 8, err);
+    if (st == PDCKPT_OK) st = write_header(sink, meta, &flat, err);
+    if (st == PDCKPT_OK) st = pdk_sink_write(sink, "        ", (size_t)(padded - json_len), err);
+    for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(flat.entries[i].tensor, &v);
+        st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
+    }
+    pdk_flat_free(&flat);
+    return st;
+}
+
+const pdk_format pdk_format_safetensors = {
+    .id = PDCKPT_FORMAT_SAFETENSORS,
+    .name = "safetensors",
+    .sniff = st_sniff,
+    .load = st_load,
+    .save = st_save,
+};

@@ -1,0 +1,341 @@
+/*
+ * tensor_stream.c — Paddle's binary tensor stream (LoDTensor / DenseTensor), spec
+ * binary-and-static-formats.md §1: u32 version 0, u64 LoD level count, per level u64 byte size +
+ * u64 offsets, then the inner stream: u32 version 0, i32 TensorDesc size, TensorDesc protobuf,
+ * raw little-endian C-order data.  Also the `tensor` format module (one stream per file).
+ */
+#include "pdk_format.h"
+
+#include <string.h>
+
+/* ---- TensorDesc ---- */
+
+static pdckpt_status desc_dim(pdk_cursor *cur, pdk_tensor_desc *d, uint64_t raw, size_t at) {
+    if (d->n_dims >= PDCKPT_MAX_DIMS)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_UNSUPPORTED,
+                               "expected at most %d dims, found more", PDCKPT_MAX_DIMS);
+    int64_t dim = (int64_t)raw;
+    if (dim < 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected dim %d >= 0, found %lld",
+                               (int)d->n_dims, (long long)dim);
+    d->dims[d->n_dims++] = dim;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status desc_packed_dims(pdk_cursor *cur, pdk_tensor_desc *d) {
+    uint64_t len;
+    PDK_TRY(pdk_pb_varint(cur, &len, "packed dims length"));
+    PDK_TRY(pdk_cur_need(cur, len, "packed dims"));
+    pdk_cursor packed;
+    pdk_cur_sub(&packed, cur, (size_t)len);
+    while (pdk_cur_left(&packed) > 0) {
+        size_t at = packed.pos;
+        uint64_t raw;
+        PDK_TRY(pdk_pb_varint(&packed, &raw, "dim"));
+        PDK_TRY(desc_dim(&packed, d, raw, at));
+    }
+    cur->pos += (size_t)len;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out) {
+    memset(out, 0, sizeof *out);
+    out->data_type = -1;
+    for (;;) {
+        size_t at = cur->pos;
+        uint32_t field, wire;
+        PDK_TRY(pdk_pb_tag(cur, &field, &wire));
+        if (field == 0) break;
+        uint64_t raw;
+        if (field == 1 && wire == PDK_PB_VARINT) {
+            PDK_TRY(pdk_pb_varint(cur, &raw, "data_type"));
+            out->data_type = raw > 0x7fffffff ? 0x7fffffff : (int)raw;
+        } else if (field == 2 && wire == PDK_PB_VARINT) {
+            at = cur->pos;
+            PDK_TRY(pdk_pb_varint(cur, &raw, "dim"));
+            PDK_TRY(desc_dim(cur, out, raw, at));
+        } else if (field == 2 && wire == PDK_PB_LEN) {
+            PDK_TRY(desc_packed_dims(cur, out));
+        } else {
+            (void)at;
+            PDK_TRY(pdk_pb_skip(cur, wire));
+        }
+    }
+    if (out->data_type < 0) return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_FORMAT,
+                                                    "expected TensorDesc.data_type (field 1), found none");
+    out->dtype = pdckpt_dtype_from_paddle(out->data_type);
+    return PDCKPT_OK;
+}
+
+size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
+                              size_t cap) {
+    if (cap < 12 + (size_t)n_dims * 11) return 0;
+    size_t n = 0;
+    buf[n++] = 0x08;
+    n += pdk_pb_put_varint(buf + n, (uint64_t)data_type);
+    for (int32_t i = 0; i < n_dims; i++) {
+        buf[n++] = 0x10;
+        n += pdk_pb_put_varint(buf + n, (uint64_t)dims[i]);
+    }
+    return n;
+}
+
+/* ---- reading ---- */
+
+pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_options *opts,
+                                    pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
+                                    const uint8_t *data, pdckpt_value **out, pdckpt_error *err) {
+    const pdckpt_allocator *a = opts->allocator;
+    bool misaligned = ((uintptr_t)data & (PDK_DATA_ALIGN - 1)) != 0;
+    bool copy = in->copy_tensors || (opts->require_aligned && misaligned);
+    if (!copy) {
+        pdckpt_status st = pdckpt_tensor_new_in_buffer(a, dtype, n_dims, dims, in->owner, data,
+                                                       out, err);
+        if (st != PDCKPT_OK) pdk_error_set_source(err, in->name);
+        return st;
+    }
+    pdckpt_status st = pdckpt_tensor_new(a, dtype, n_dims, dims, out, err);
+    if (st != PDCKPT_OK) {
+        pdk_error_set_source(err, in->name);
+        return st;
+    }
+    pdckpt_tensor_view view;
+    pdckpt_tensor_get(*out, &view);
+    if (view.n_bytes) memcpy(pdckpt_tensor_data_mut(*out), data, (size_t)view.n_bytes);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status read_desc(pdk_cursor *cur, pdk_tensor_desc *desc) {
+    size_t at = cur->pos;
+    int32_t desc_size;
+    PDK_TRY(pdk_cur_i32le(cur, &desc_size, "TensorDesc size"));
+    if (desc_size < 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected TensorDesc size >= 0, found %d",
+                               (int)desc_size);
+    if ((uint64_t)desc_size > pdk_cur_left(cur))
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected TensorDesc size <= %zu (bytes left), found %d",
+                               pdk_cur_left(cur), (int)desc_size);
+    pdk_cursor sub;
+    pdk_cur_sub(&sub, cur, (size_t)desc_size);
+    PDK_TRY(pdk_tensor_desc_parse(&sub, desc));
+    if (desc->dtype == PDCKPT_DTYPE_INVALID)
+        return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED,
+                               "expected a tensor element type code, found %d", desc->data_type);
+    cur->pos += (size_t)desc_size;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
+                                    const pdckpt_load_options *opts, pdckpt_value **out) {
+    size_t at = cur->pos;
+    uint32_t version;
+    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor version"));
+    if (version != 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected tensor version 0, found %u",
+                               version);
+    pdk_tensor_desc desc;
+    PDK_TRY(read_desc(cur, &desc));
+    uint64_t n_elements, n_bytes;
+    at = cur->pos;
+    pdckpt_status st = pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes,
+                                        cur->err);
+    if (st != PDCKPT_OK) { /* re-report at the data offset, as a format error */
+        char why[sizeof cur->err->message];
+        memcpy(why, cur->err->message, sizeof why);
+        pdk_error_reset(cur->err);
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "%s", why);
+    }
+    if (n_bytes > opts->max_tensor_bytes)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_LIMIT,
+                               "expected tensor size <= %llu bytes (max_tensor_bytes), found %llu",
+                               (unsigned long long)opts->max_tensor_bytes,
+                               (unsigned long long)n_bytes);
+    const uint8_t *data;
+    PDK_TRY(pdk_cur_bytes(cur, n_bytes, &data, "tensor data"));
+    return pdk_tensor_from_input(in, opts, desc.dtype, desc.n_dims, desc.dims, data, out, cur->err);
+}
+
+/* Validates LoD semantics (only with opts->verify): offsets start at 0 and never decrease. */
+static pdckpt_status check_lod_level(pdk_cursor *cur, size_t at, const uint64_t *offs,
+                                     uint64_t n, uint64_t level) {
+    for (uint64_t i = 0; i < n; i++)
+        if ((i == 0 && offs[0] != 0) || (i > 0 && offs[i] < offs[i - 1]))
+            return pdk_cur_fail_at(cur, at + 8 * (size_t)i, PDCKPT_ERR_FORMAT,
+                                   "LoD level %llu: expected offsets starting at 0 and "
+                                   "non-decreasing, found %llu at index %llu",
+                                   (unsigned long long)level, (unsigned long long)offs[i],
+                                   (unsigned long long)i);
+    return PDCKPT_OK;
+}
+
+typedef struct lod_levels {
+    uint64_t  n;
+    uint64_t *lens;
+    uint64_t **levels;
+} lod_levels;
+
+static void lod_free(const pdckpt_allocator *a, lod_levels *lod) {
+    for (uint64_t i = 0; i < lod->n && lod->levels; i++)
+        pdk_free(a, lod->levels[i], lod->lens[i] * sizeof(uint64_t));
+    pdk_free(a, lod->levels, lod->n * sizeof *lod->levels);
+    pdk_free(a, lod->lens, lod->n * sizeof *lod->lens);
+}
+
+static pdckpt_status read_lod(pdk_cursor *cur, const pdckpt_load_options *opts, lod_levels *lod) {
+    const pdckpt_allocator *a = opts->allocator;
+    size_t at = cur->pos;
+    PDK_TRY(pdk_cur_u64le(cur, &lod->n, "LoD level count"));
+    if (lod->n == 0) return PDCKPT_OK;
+    /* Each level needs at least its 8-byte size: a count beyond that is corrupt, and checking it
+     * first bounds the allocation below by the file size. */
+    if (lod->n > pdk_cur_left(cur) / 8 || lod->n > 0x7fffffff) {
+        uint64_t n = lod->n;
+        lod->n = 0;
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected LoD level count <= %zu (bytes left / 8), found %llu",
+                               pdk_cur_left(cur) / 8, (unsigned long long)n);
+    }
+    lod->lens = pdk_calloc(a, lod->n, sizeof *lod->lens);
+    lod->levels = pdk_calloc(a, lod->n, sizeof *lod->levels);
+    if (!lod->lens || !lod->levels) return pdk_fail_nomem(cur->err, "LoD");
+    for (uint64_t i = 0; i < lod->n; i++) {
+        uint64_t nbytes;
+        at = cur->pos;
+        PDK_TRY(pdk_cur_u64le(cur, &nbytes, "LoD level size"));
+        if (nbytes % 8)
+            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                                   "expected LoD level size to be a multiple of 8, found %llu",
+                                   (unsigned long long)nbytes);
+        const uint8_t *raw;
+        PDK_TRY(pdk_cur_bytes(cur, nbytes, &raw, "LoD offsets"));
+        lod->levels[i] = pdk_alloc(a, (size_t)nbytes ? (size_t)nbytes : 1);
+        if (!lod->levels[i]) return pdk_fail_nomem(cur->err, "LoD level");
+        lod->lens[i] = nbytes / 8;
+        for (uint64_t j = 0; j < lod->lens[i]; j++) lod->levels[i][j] = pdk_load_u64le(raw + 8 * j);
+        if (opts->verify)
+            PDK_TRY(check_lod_level(cur, (size_t)(raw - cur->base), lod->levels[i], lod->lens[i], i));
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
+                                     const pdckpt_load_options *opts, pdckpt_value **out) {
+    size_t at = cur->pos;
+    uint32_t version;
+    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor stream version"));
+    if (version != 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected tensor stream version 0, found %u", version);
+    lod_levels lod = {0, NULL, NULL};
+    pdckpt_status st = read_lod(cur, opts, &lod);
+    if (st == PDCKPT_OK) st = pdk_tensor_inner_read(cur, in, opts, out);
+    if (st == PDCKPT_OK && lod.n) {
+        st = pdckpt_tensor_set_lod(*out, (int32_t)lod.n, (const uint64_t *const *)lod.levels,
+                                   lod.lens, cur->err);
+        if (st != PDCKPT_OK) {
+            pdckpt_value_free(*out);
+            *out = NULL;
+        }
+    }
+    lod_free(opts->allocator, &lod);
+    return st;
+}
+
+/* ---- writing ---- */
+
+pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
+                                     pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(tensor, &v))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
+    int code = pdckpt_dtype_to_paddle(v.dtype);
+    if (code < 0)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
+                        "dtype %s has no Paddle VarType code (Paddle pickles bfloat16 as uint16; "
+                        "reinterpret it as bfloat16 first)",
+                        pdckpt_dtype_name(v.dtype));
+    uint8_t header[8 + 12 + PDCKPT_MAX_DIMS * 11];
+    size_t desc_len = pdk_tensor_desc_encode(code, v.n_dims, v.dims, header + 8, sizeof header - 8);
+    pdk_store_u32le(header, 0);
+    pdk_store_u32le(header + 4, (uint32_t)desc_len);
+    PDK_TRY(pdk_sink_write(sink, header, 8 + desc_len, err));
+    return pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
+}
+
+pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,
+                                      pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(tensor, &v))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
+    uint8_t word[8];
+    pdk_store_u32le(word, 0);
+    PDK_TRY(pdk_sink_write(sink, word, 4, err));
+    pdk_store_u64le(word, (uint64_t)v.n_lod_levels);
+    PDK_TRY(pdk_sink_write(sink, word, 8, err));
+    for (int32_t i = 0; i < v.n_lod_levels; i++) {
+        pdk_store_u64le(word, v.lod_lens[i] * 8);
+        PDK_TRY(pdk_sink_write(sink, word, 8, err));
+        for (uint64_t j = 0; j < v.lod_lens[i]; j++) {
+            pdk_store_u64le(word, v.lod[i][j]);
+            PDK_TRY(pdk_sink_write(sink, word, 8, err));
+        }
+    }
+    return pdk_tensor_inner_write(sink, tensor, err);
+}
+
+/* ---- the `tensor` format: exactly one stream per file ---- */
+
+static int tensor_sniff(const pdk_input *in) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
+    pdk_input probe = *in;
+    probe.copy_tensors = false;
+    probe.owner = NULL; /* the probe tensor must not retain the mapping */
+    pdk_cursor cur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
+    pdckpt_value *t = NULL;
+    if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK) return PDK_SNIFF_NO;
+    pdckpt_value_free(t);
+    /* A whole-file single stream is certain; more bytes after it point at `combined`. */
+    return cur.pos == cur.len ? PDK_SNIFF_CERTAIN - 1 : PDK_SNIFF_NO;
+}
+
+static pdckpt_status tensor_load(const pdk_input *in, const pdckpt_load_options *opts,
+                                 pdckpt_value **out, pdckpt_error *err) {
+    pdk_cursor cur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, err);
+    PDK_TRY(pdk_tensor_stream_read(&cur, in, opts, out));
+    if (cur.pos != cur.len) {
+        pdckpt_value_free(*out);
+        *out = NULL;
+        return pdk_cur_fail(&cur, "expected end of file after the tensor, found %zu more bytes",
+                            pdk_cur_left(&cur));
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status tensor_save(const pdckpt_value *root, pdk_sink *sink,
+                                 const pdckpt_save_options *opts, pdckpt_error *err) {
+    (void)opts;
+    if (pdckpt_value_kind(root) == PDCKPT_KIND_TENSOR)
+        return pdk_tensor_stream_write(sink, root, err);
+    /* A dict or list holding exactly one tensor is accepted too (what `ls` shows for it). */
+    pdk_flat_list flat;
+    PDK_TRY(pdk_flat_collect(root, opts, NULL, &flat, err));
+    pdckpt_status st = flat.len == 1
+                           ? pdk_tensor_stream_write(sink, flat.entries[0].tensor, err)
+                           : pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
+                                      "the tensor format holds exactly one tensor, found %zu",
+                                      flat.len);
+    pdk_flat_free(&flat);
+    return st;
+}
+
+const pdk_format pdk_format_tensor = {
+    .id = PDCKPT_FORMAT_TENSOR,
+    .name = "tensor",
+    .sniff = tensor_sniff,
+    .load = tensor_load,
+    .save = tensor_save,
+};

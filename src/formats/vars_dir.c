@@ -1,0 +1,193 @@
+/*
+ * vars_dir.c — a directory with one tensor-stream file per variable (static save_persistables
+ * with filename=None, 1.x inference directories), spec binary-and-static-formats.md §4.2.  A
+ * variable whose name contains '/' lives in subdirectories.  Program files (__model__, *.pdmodel,
+ * *.json), *.info files, other checkpoint files and hidden files are not variables and are
+ * skipped; every other file must be one tensor stream, or the load fails naming it.
+ */
+#include "pdk_format.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_DIR_DEPTH 64
+
+static bool has_suffix(const char *name, const char *suffix) {
+    size_t n = strlen(name), s = strlen(suffix);
+    return n >= s && strcmp(name + n - s, suffix) == 0;
+}
+
+/* Files that sit in variable directories but are not variables. */
+static bool is_not_a_variable(const char *name) {
+    static const char *const suffixes[] = {".pdmodel", ".json", ".info", ".pdiparams",
+                                           ".pdparams", ".pdopt", ".safetensors", ".metadata",
+                                           ".distcp"};
+    if (name[0] == '.' || strncmp(name, "__model__", 9) == 0 || strcmp(name, "__params__") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+        if (has_suffix(name, suffixes[i])) return true;
+    return false;
+}
+
+typedef struct name_list {
+    char  **names; /* relative paths */
+    size_t  len;
+    size_t  cap;
+} name_list;
+
+static void names_free(name_list *nl) {
+    for (size_t i = 0; i < nl->len; i++) free(nl->names[i]);
+    free(nl->names);
+}
+
+static pdckpt_status names_add(name_list *nl, const char *rel, pdckpt_error *err) {
+    PDK_TRY(pdk_grow(NULL, (void **)&nl->names, &nl->cap, nl->len + 1, sizeof *nl->names, err));
+    nl->names[nl->len] = strdup(rel);
+    if (!nl->names[nl->len]) return pdk_fail_nomem(err, "file name");
+    nl->len++;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status scan(const char *root, const char *rel, int depth, name_list *nl,
+                          pdckpt_error *err);
+
+static pdckpt_status scan_entry(const char *root, const char *rel, const char *entry, int depth,
+                                name_list *nl, pdckpt_error *err) {
+    char child_rel[PATH_MAX], full[PATH_MAX];
+    int n1 = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", entry);
+    int n2 = snprintf(full, sizeof full, "%s/%s", root, child_rel);
+    if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof full)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", child_rel);
+    struct stat st;
+    if (lstat(full, &st) != 0) return pdk_fail_sys(err, errno, full, "stat");
+    if (S_ISDIR(st.st_mode)) return scan(root, child_rel, depth + 1, nl, err);
+    if (S_ISLNK(st.st_mode) && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
+        return PDCKPT_OK; /* dangling links and links to directories are not variables */
+    if (!S_ISREG(st.st_mode) || is_not_a_variable(entry)) return PDCKPT_OK;
+    return names_add(nl, child_rel, err);
+}
+
+static pdckpt_status scan(const char *root, const char *rel, int depth, name_list *nl,
+                          pdckpt_error *err) {
+    if (depth > MAX_DIR_DEPTH)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, root, -1, "expected at most %d directory levels",
+                        MAX_DIR_DEPTH);
+    char dir_path[PATH_MAX];
+    snprintf(dir_path, sizeof dir_path, "%s%s%s", root, *rel ? "/" : "", rel);
+    DIR *dir = opendir(dir_path);
+    if (!dir) return pdk_fail_sys(err, errno, dir_path, "open directory");
+    pdckpt_status st = PDCKPT_OK;
+    struct dirent *de;
+    while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files, our own temp dirs */
+        st = scan_entry(root, rel, de->d_name, depth, nl, err);
+    }
+    closedir(dir);
+    return st;
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b); /* byte-wise, like Python's sorted() */
+}
+
+static pdckpt_status load_one(const char *root, const char *rel, const pdckpt_load_options *opts,
+                              pdckpt_value *dict, pdckpt_error *err) {
+    char full[PATH_MAX];
+    snprintf(full, sizeof full, "%s/%s", root, rel);
+    pdk_input in;
+    PDK_TRY(pdk_input_open_file(full, opts->zero_copy, opts->allocator, &in, err));
+    pdckpt_value *tensor = NULL;
+    pdckpt_status st = pdk_format_tensor.load(&in, opts, &tensor, err);
+    pdk_input_close(&in); /* tensors keep their own reference to the data */
+    if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(tensor, rel, err);
+    if (st == PDCKPT_OK) return pdckpt_dict_set(dict, rel, tensor, err);
+    pdckpt_value_free(tensor);
+    return st;
+}
+
+static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *opts,
+                                   pdckpt_value **out, pdckpt_error *err) {
+    name_list nl = {NULL, 0, 0};
+    pdckpt_status st = scan(path, "", 0, &nl, err);
+    if (st == PDCKPT_OK && nl.len == 0)
+        st = pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
+                      "expected at least one variable file in the directory, found none");
+    pdckpt_value *dict = NULL;
+    if (st == PDCKPT_OK && !(dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
+        st = pdk_fail_nomem(err, "directory root");
+    if (st == PDCKPT_OK) qsort(nl.names, nl.len, sizeof *nl.names, cmp_names);
+    for (size_t i = 0; i < nl.len && st == PDCKPT_OK; i++) {
+        st = load_one(path, nl.names[i], opts, dict, err);
+        if (opts->progress && st == PDCKPT_OK && opts->progress(opts->progress_ctx, i + 1, nl.len))
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
+    }
+    names_free(&nl);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(dict);
+        return st;
+    }
+    *out = dict;
+    return PDCKPT_OK;
+}
+
+/* Evidence: some file in the top level parses as exactly one tensor stream. */
+static int vars_dir_sniff(const char *path) {
+    DIR *dir = opendir(path);
+    if (!dir) return PDK_SNIFF_NO;
+    int score = PDK_SNIFF_WEAK; /* an empty directory is most likely an empty vars-dir */
+    struct dirent *de;
+    int checked = 0;
+    while ((de = readdir(dir)) != NULL && checked < 8) {
+        if (de->d_name[0] == '.' || is_not_a_variable(de->d_name)) continue;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", path, de->d_name);
+        if (pdk_is_directory(full)) continue;
+        pdckpt_error scratch = PDCKPT_ERROR_INIT;
+        pdk_input in;
+        checked++;
+        if (pdk_input_open_file(full, true, NULL, &in, &scratch) != PDCKPT_OK) continue;
+        int s = pdk_format_tensor.sniff(&in);
+        pdk_input_close(&in);
+        if (s > 0) {
+            score = PDK_SNIFF_LIKELY;
+            break;
+        }
+    }
+    closedir(dir);
+    return score;
+}
+
+static pdckpt_status vars_dir_save(const pdckpt_value *root, const char *path,
+                                   const pdckpt_save_options *opts, pdckpt_error *err) {
+    pdk_flat_list flat;
+    PDK_TRY(pdk_flat_collect(root, opts, NULL, &flat, err));
+    pdk_dirtx *tx = NULL;
+    pdckpt_status st = pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err);
+    for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
+        pdk_sink *sink = NULL;
+        st = pdk_dirtx_open_file(tx, flat.entries[i].name, &sink, err);
+        if (st == PDCKPT_OK) st = pdk_tensor_stream_write(sink, flat.entries[i].tensor, err);
+        if (st == PDCKPT_OK) st = pdk_sink_commit(sink, err);
+        else pdk_sink_abort(sink);
+        if (st == PDCKPT_OK && opts->progress &&
+            opts->progress(opts->progress_ctx, i + 1, flat.len))
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
+    }
+    pdk_flat_free(&flat);
+    if (st == PDCKPT_OK) return pdk_dirtx_commit(tx, err);
+    pdk_dirtx_abort(tx);
+    return st;
+}
+
+const pdk_format pdk_format_vars_dir = {
+    .id = PDCKPT_FORMAT_VARS_DIR,
+    .name = "vars-dir",
+    .sniff_dir = vars_dir_sniff,
+    .load_dir = vars_dir_load,
+    .save_dir = vars_dir_save,
+};

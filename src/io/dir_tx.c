@@ -1,0 +1,168 @@
+/*
+ * dir_tx.c — directory transactions for per-variable layouts.  The new directory is built beside
+ * the target under a temp name, synced, and swapped in with renameat2(RENAME_EXCHANGE), so readers
+ * always see the whole old or the whole new directory.  Where the filesystem cannot exchange
+ * (EINVAL/ENOSYS), the old directory is renamed aside first: a crash in that short window leaves
+ * the new checkpoint complete under the temp name and the old one under ".<name>.pdckpt-old-*".
+ */
+#define _GNU_SOURCE
+#include "pdk_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct pdk_dirtx {
+    const pdckpt_allocator *alloc;
+    bool                    durable;
+    char                    target[PATH_MAX];
+    char                    temp[PATH_MAX];
+    char                  **dirs; /* subdirectories created, for fsync */
+    size_t                  n_dirs;
+    size_t                  cap_dirs;
+};
+
+pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdckpt_allocator *a,
+                              pdk_dirtx **out, pdckpt_error *err) {
+    *out = NULL;
+    struct stat st;
+    if (stat(target, &st) == 0 && !S_ISDIR(st.st_mode))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "expected a directory (or nothing) at the target, found a file");
+    if (strlen(target) >= PATH_MAX - 64)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1, "path too long");
+    pdk_dirtx *tx = pdk_calloc(a, 1, sizeof *tx);
+    if (!tx) return pdk_fail_nomem(err, "directory transaction");
+    tx->alloc = a;
+    tx->durable = durable;
+    snprintf(tx->target, sizeof tx->target, "%s", target);
+    size_t n = strlen(tx->target); /* "dir/" -> "dir" so the temp lands beside it */
+    while (n > 1 && tx->target[n - 1] == '/') tx->target[--n] = '\0';
+    pdckpt_status status = pdk_temp_path_beside(tx->target, tx->temp, sizeof tx->temp, err);
+    if (status == PDCKPT_OK && mkdir(tx->temp, 0777) != 0)
+        status = pdk_fail_sys(err, errno, target, "create temporary directory");
+    if (status != PDCKPT_OK) {
+        pdk_free(a, tx, sizeof *tx);
+        return status;
+    }
+    *out = tx;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status check_relpath(const char *target, const char *rel, pdckpt_error *err) {
+    const char *p = rel;
+    if (*p == '\0' || *p == '/')
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "variable name '%s' is not a relative path", rel);
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                            "variable name '%s' has an empty, '.' or '..' path component", rel);
+        p += n + (slash ? 1 : 0);
+        if (slash && *p == '\0')
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                            "variable name '%s' ends with '/'", rel);
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status remember_dir(pdk_dirtx *tx, const char *path, pdckpt_error *err) {
+    PDK_TRY(pdk_grow(tx->alloc, (void **)&tx->dirs, &tx->cap_dirs, tx->n_dirs + 1,
+                     sizeof *tx->dirs, err));
+    tx->dirs[tx->n_dirs] = pdk_strndup(tx->alloc, path, strlen(path));
+    if (!tx->dirs[tx->n_dirs]) return pdk_fail_nomem(err, "directory name");
+    tx->n_dirs++;
+    return PDCKPT_OK;
+}
+
+/* Creates every parent directory of `full` below the temp root. */
+static pdckpt_status make_parents(pdk_dirtx *tx, char *full, pdckpt_error *err) {
+    size_t root_len = strlen(tx->temp);
+    for (char *p = full + root_len + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        pdckpt_status st = PDCKPT_OK;
+        if (mkdir(full, 0777) == 0) st = remember_dir(tx, full, err);
+        else if (errno != EEXIST || !pdk_is_directory(full))
+            st = pdk_fail_sys(err, errno == EEXIST ? ENOTDIR : errno, tx->target,
+                              "create directory for '%s'", full + root_len + 1);
+        *p = '/';
+        PDK_TRY(st);
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink **out,
+                                  pdckpt_error *err) {
+    *out = NULL;
+    PDK_TRY(check_relpath(tx->target, relpath, err));
+    char full[PATH_MAX];
+    int n = snprintf(full, sizeof full, "%s/%s", tx->temp, relpath);
+    if (n < 0 || (size_t)n >= sizeof full)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1, "path too long for '%s'", relpath);
+    PDK_TRY(make_parents(tx, full, err));
+    pdckpt_status st = pdk_sink_open_plain_file(full, tx->durable, tx->alloc, out, err);
+    if (st != PDCKPT_OK && err->sys_errno == EEXIST) {
+        err->status = PDCKPT_OK; /* replace the low-level message with the real cause */
+        err->sys_errno = 0;
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1,
+                      "two variables map to the same file '%s'", relpath);
+    }
+    return st;
+}
+
+static void dirtx_free(pdk_dirtx *tx) {
+    for (size_t i = 0; i < tx->n_dirs; i++) pdk_strfree(tx->alloc, tx->dirs[i]);
+    pdk_free(tx->alloc, tx->dirs, tx->cap_dirs * sizeof *tx->dirs);
+    pdk_free(tx->alloc, tx, sizeof *tx);
+}
+
+void pdk_dirtx_abort(pdk_dirtx *tx) {
+    if (!tx) return;
+    pdk_remove_tree(tx->temp);
+    dirtx_free(tx);
+}
+
+static pdckpt_status swap_in(pdk_dirtx *tx, pdckpt_error *err) {
+    if (!pdk_is_directory(tx->target)) {
+        if (rename(tx->temp, tx->target) != 0) return pdk_fail_sys(err, errno, tx->target, "rename");
+        return PDCKPT_OK;
+    }
+    if (renameat2(AT_FDCWD, tx->temp, AT_FDCWD, tx->target, RENAME_EXCHANGE) == 0) {
+        pdk_remove_tree(tx->temp); /* now holds the old directory */
+        return PDCKPT_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS) return pdk_fail_sys(err, errno, tx->target, "rename");
+    char old[PATH_MAX];
+    PDK_TRY(pdk_temp_path_beside(tx->target, old, sizeof old, err));
+    if (rename(tx->target, old) != 0) return pdk_fail_sys(err, errno, tx->target, "rename aside");
+    if (rename(tx->temp, tx->target) != 0) {
+        int saved = errno;
+        rename(old, tx->target); /* put the old one back */
+        return pdk_fail_sys(err, saved, tx->target, "rename");
+    }
+    pdk_remove_tree(old);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err) {
+    pdckpt_status st = PDCKPT_OK;
+    if (tx->durable) {
+        for (size_t i = tx->n_dirs; i-- > 0 && st == PDCKPT_OK;)
+            st = pdk_fsync_dir_of(tx->dirs[i], true, err);
+        if (st == PDCKPT_OK) st = pdk_fsync_dir_of(tx->temp, true, err);
+    }
+    if (st == PDCKPT_OK) st = swap_in(tx, err);
+    if (st == PDCKPT_OK && tx->durable) st = pdk_fsync_dir_of(tx->target, false, err);
+    if (st != PDCKPT_OK) {
+        pdk_dirtx_abort(tx);
+        return st;
+    }
+    dirtx_free(tx);
+    return PDCKPT_OK;
+}

@@ -1,0 +1,108 @@
+/*
+ * pdk_io.h — byte inputs and output sinks.  Parsers see an input as one contiguous byte range
+ * (a read-only mapping of the file, or caller memory); writers push bytes into a sink that buffers
+ * small writes and passes large ones straight through.  Nothing here knows any format.
+ */
+#ifndef PDK_IO_H
+#define PDK_IO_H
+
+#include "../core/pdk_core.h"
+
+/* ---- inputs ---- */
+
+typedef struct pdk_input {
+    const uint8_t *data;
+    size_t         len;
+    const char    *name;  /* path or "<memory>"; borrowed from the caller */
+    pdckpt_buffer *owner; /* holds `data` (mapping or private copy); NULL when it is caller memory */
+    bool           copy_tensors; /* tensors must not point into `data` (caller memory, !zero_copy) */
+} pdk_input;
+
+/* Maps (zero_copy) or reads the whole regular file at `path`. */
+pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
+                                  pdk_input *out, pdckpt_error *err);
+void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
+void          pdk_input_close(pdk_input *in);
+
+/* ---- sinks ---- */
+
+typedef struct pdk_sink pdk_sink;
+
+typedef struct pdk_sink_ops {
+    /* Emits bytes past the buffer; must write all of them or fail. */
+    pdckpt_status (*emit)(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err);
+    pdckpt_status (*finish)(pdk_sink *sink, pdckpt_error *err); /* after the last emit */
+    void (*discard)(pdk_sink *sink);                             /* on failure */
+    void (*destroy)(pdk_sink *sink);                             /* frees the sink */
+} pdk_sink_ops;
+
+struct pdk_sink {
+    const pdk_sink_ops     *ops;
+    const pdckpt_allocator *alloc;
+    const char             *name; /* for errors */
+    uint8_t                *buf;
+    size_t                  buf_len;
+    size_t                  buf_cap;
+    uint64_t                written; /* bytes accepted so far */
+    pdckpt_progress_fn      progress;
+    void                   *progress_ctx;
+    uint64_t                progress_total;
+    uint64_t                progress_next;
+};
+
+/* Accepts `len` bytes. */
+pdckpt_status pdk_sink_write(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err);
+/* Flushes and finishes; the sink is freed whatever the outcome (on failure it is discarded). */
+pdckpt_status pdk_sink_commit(pdk_sink *sink, pdckpt_error *err);
+/* Discards everything and frees the sink.  NULL ok. */
+void          pdk_sink_abort(pdk_sink *sink);
+/* Reports progress to the save options' callback (also called internally every few MiB). */
+void          pdk_sink_set_progress(pdk_sink *sink, pdckpt_progress_fn fn, void *ctx,
+                                    uint64_t total);
+
+/* Atomic file: temp beside `path`, fsync (durable), rename, fsync the directory. */
+pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
+                                        pdk_sink **out, pdckpt_error *err);
+/* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable. */
+pdckpt_status pdk_sink_open_plain_file(const char *path, bool durable, const pdckpt_allocator *a,
+                                       pdk_sink **out, pdckpt_error *err);
+/* Growable memory; pdk_sink_memory_take hands over the bytes after a successful write phase and
+ * then frees the sink (instead of pdk_sink_commit). */
+pdckpt_status pdk_sink_open_memory(const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err);
+pdckpt_status pdk_sink_memory_take(pdk_sink *sink, void **data, size_t *len, pdckpt_error *err);
+/* User storage through the public ops table. */
+pdckpt_status pdk_sink_open_callback(const pdckpt_sink_ops *ops, void *self,
+                                     const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err);
+/* Counts bytes and writes nothing (sizes before emitting). */
+pdckpt_status pdk_sink_open_counting(const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err);
+
+/* Shared plumbing for sink implementations. */
+pdckpt_status pdk_sink_init(pdk_sink *sink, const pdk_sink_ops *ops, const pdckpt_allocator *a,
+                            const char *name, size_t buf_cap, pdckpt_error *err);
+
+/* ---- directory transactions (dir_tx.c) ---- */
+
+typedef struct pdk_dirtx pdk_dirtx;
+
+/* Starts building a directory that will replace `target` atomically on commit. */
+pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdckpt_allocator *a,
+                              pdk_dirtx **out, pdckpt_error *err);
+/* Opens `relpath` (may contain '/': subdirectories are created) for writing inside the new dir. */
+pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink **out,
+                                  pdckpt_error *err);
+/* Syncs everything and swaps the new directory in; frees tx. */
+pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err);
+/* Removes the half-built directory; frees tx.  NULL ok. */
+void          pdk_dirtx_abort(pdk_dirtx *tx);
+
+/* ---- filesystem helpers (fs_util.c) ---- */
+
+/* Writes a unique temp path ".<base>.pdckpt-tmp-<pid>-<hex>" beside `path` into `out`. */
+pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err);
+/* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
+pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
+/* rm -rf that never follows symlinks. */
+void          pdk_remove_tree(const char *path);
+bool          pdk_is_directory(const char *path);
+
+#endif /* PDK_IO_H */

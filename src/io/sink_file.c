@@ -1,0 +1,107 @@
+/*
+ * sink_file.c — file sinks.  The atomic one writes a temp file beside the target and publishes it
+ * with rename only after the data is synced, then syncs the directory, so a crash leaves either
+ * the old file or the new one; it never opens the target with O_TRUNC (a reader may have it
+ * mapped).  The plain one creates a fresh file inside a directory transaction (dir_tx.c).
+ */
+#include "pdk_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FILE_BUFFER (1u << 20)
+
+typedef struct file_sink {
+    pdk_sink base;
+    int      fd;
+    bool     atomic;
+    bool     durable;
+    char     temp[PATH_MAX]; /* what is being written */
+    char     path[PATH_MAX]; /* final name (atomic) */
+} file_sink;
+
+static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err) {
+    file_sink *fs = (file_sink *)sink;
+    const uint8_t *p = bytes;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = write(fs->fd, p, chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return pdk_fail_sys(err, errno, fs->atomic ? fs->path : fs->temp, "write");
+        if (n == 0) return pdk_fail_sys(err, EIO, fs->atomic ? fs->path : fs->temp, "write");
+        p += n;
+        len -= (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status file_finish(pdk_sink *sink, pdckpt_error *err) {
+    file_sink *fs = (file_sink *)sink;
+    const char *shown = fs->atomic ? fs->path : fs->temp;
+    if (fs->durable && fdatasync(fs->fd) != 0) return pdk_fail_sys(err, errno, shown, "fsync");
+    int fd = fs->fd;
+    fs->fd = -1;
+    if (close(fd) != 0) return pdk_fail_sys(err, errno, shown, "close");
+    if (!fs->atomic) return PDCKPT_OK;
+    if (rename(fs->temp, fs->path) != 0) return pdk_fail_sys(err, errno, fs->path, "rename");
+    fs->temp[0] = '\0'; /* published: nothing left to discard */
+    return fs->durable ? pdk_fsync_dir_of(fs->path, false, err) : PDCKPT_OK;
+}
+
+static void file_discard(pdk_sink *sink) {
+    file_sink *fs = (file_sink *)sink;
+    if (fs->fd >= 0) close(fs->fd);
+    fs->fd = -1;
+    if (fs->temp[0]) unlink(fs->temp);
+    fs->temp[0] = '\0';
+}
+
+static void file_destroy(pdk_sink *sink) { pdk_free(sink->alloc, sink, sizeof(file_sink)); }
+
+static const pdk_sink_ops file_ops = {file_emit, file_finish, file_discard, file_destroy};
+
+static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
+                                    const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
+    *out = NULL;
+    if (strlen(path) >= PATH_MAX)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
+    file_sink *fs = pdk_alloc(a, sizeof *fs);
+    if (!fs) return pdk_fail_nomem(err, "file sink");
+    memset(fs, 0, sizeof *fs);
+    fs->fd = -1;
+    fs->atomic = atomic;
+    fs->durable = durable;
+    pdckpt_status st = pdk_sink_init(&fs->base, &file_ops, a, fs->path, FILE_BUFFER, err);
+    snprintf(fs->path, sizeof fs->path, "%s", path);
+    if (st == PDCKPT_OK && atomic) st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
+    else if (st == PDCKPT_OK) snprintf(fs->temp, sizeof fs->temp, "%s", path);
+    if (st == PDCKPT_OK) {
+        /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
+        fs->fd = open(fs->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fs->fd < 0) {
+            st = pdk_fail_sys(err, errno, path, "create %s", atomic ? "temporary file" : "file");
+            fs->temp[0] = '\0';
+        }
+    }
+    if (st != PDCKPT_OK) {
+        pdk_sink_abort(&fs->base);
+        return st;
+    }
+    *out = &fs->base;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
+                                        pdk_sink **out, pdckpt_error *err) {
+    return open_file_sink(path, true, durable, a, out, err);
+}
+
+pdckpt_status pdk_sink_open_plain_file(const char *path, bool durable, const pdckpt_allocator *a,
+                                       pdk_sink **out, pdckpt_error *err) {
+    return open_file_sink(path, false, durable, a, out, err);
+}

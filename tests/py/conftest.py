@@ -1,0 +1,39 @@
+"""Shared pytest fixtures: where the CLI, the build and the real Paddle fixtures are."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("PDCKPT_BUILD", ROOT / "build"))
+PDCKPT_BIN = Path(os.environ.get("PDCKPT_BIN", BUILD / "cli" / "pdckpt"))
+SHARED = Path(os.environ.get("PDCKPT_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "real"
+
+
+def run_cli(*args, check=None, input=None, timeout=600):
+    """Runs the pdckpt CLI; returns CompletedProcess (text).  check=rc asserts the exit code."""
+    proc = subprocess.run([str(PDCKPT_BIN), *map(str, args)], capture_output=True, text=True,
+                          input=input, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+def ls_json(path, *extra):
+    proc = run_cli("ls", "--json", *extra, path, check=0)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    assert PDCKPT_BIN.exists(), f"build the CLI first: {PDCKPT_BIN}"
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir():
+    assert FIXTURES.is_dir(), f"real Paddle fixtures not found at {FIXTURES} (set PDCKPT_SHARED)"
+    return FIXTURES

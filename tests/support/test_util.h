@@ -1,0 +1,23 @@
+/*
+ * test_util.h — helpers shared by the C tests: temporary directories, files, random tensors.
+ */
+#ifndef PDCKPT_TEST_UTIL_H
+#define PDCKPT_TEST_UTIL_H
+
+#include <pdckpt.h>
+#include <stddef.h>
+
+/* A fresh empty directory under $TMPDIR; the returned path is static storage per call site. */
+char *tu_tempdir(void);
+void  tu_rmtree(const char *path);
+int   tu_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file into malloc'ed memory; NULL on failure. */
+void *tu_read_file(const char *path, size_t *len);
+int   tu_file_exists(const char *path);
+/* Counts directory entries whose name starts with `prefix` (e.g. leftover temp files). */
+int   tu_count_entries(const char *dir, const char *prefix);
+/* A tensor of `dtype` and shape with pseudo-random bytes from `seed` (bool: 0/1). */
+pdckpt_value *tu_random_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
+                               unsigned seed);
+
+#endif

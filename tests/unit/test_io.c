@@ -1,0 +1,135 @@
+/*
+ * test_io.c — atomic saves: a failed save leaves the old file intact and no temp behind; a reader
+ * holding the old mapping keeps reading the old bytes after a replace; caller sinks see commit or
+ * abort; progress callbacks can cancel.
+ */
+#include "check.h"
+#include "test_util.h"
+
+#include <stdlib.h>
+
+static pdckpt_value *one_tensor_dict(unsigned seed, int64_t n) {
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int64_t dims[1] = {n};
+    pdckpt_dict_set(d, "w", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, seed), NULL);
+    return d;
+}
+
+static void test_failed_save_keeps_old_file(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char *dir = tu_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    pdckpt_value *good = one_tensor_dict(1, 100);
+    CHECK_OK(pdckpt_save_file(good, path, NULL, &err), &err);
+    size_t len_before;
+    void *before = tu_read_file(path, &len_before);
+    pdckpt_value *bad = one_tensor_dict(2, 100);
+    pdckpt_dict_set(bad, "epoch", pdckpt_value_new_int(NULL, 1), NULL);
+    CHECK_STATUS(pdckpt_save_file(bad, path, NULL, &err), PDCKPT_ERR_UNSUPPORTED, &err);
+    CHECK_STR(err.source, path);
+    size_t len_after;
+    void *after = tu_read_file(path, &len_after);
+    CHECK(len_after == len_before && memcmp(before, after, len_before) == 0);
+    CHECK_EQ_INT(tu_count_entries(dir, ".m.safetensors.pdckpt-tmp"), 0);
+    free(before);
+    free(after);
+    pdckpt_value_free(good);
+    pdckpt_value_free(bad);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_mapped_reader_survives_replace(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char *dir = tu_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    pdckpt_value *old_state = one_tensor_dict(1, 1 << 16), *new_state = one_tensor_dict(2, 1 << 16);
+    CHECK_OK(pdckpt_save_file(old_state, path, NULL, &err), &err);
+    pdckpt_value *mapped = NULL;
+    CHECK_OK(pdckpt_load_file(path, NULL, &mapped, NULL, &err), &err);
+    CHECK_OK(pdckpt_save_file(new_state, path, NULL, &err), &err);
+    CHECK(pdckpt_value_equal(mapped, old_state)); /* the old inode is still mapped, intact */
+    pdckpt_value *fresh = NULL;
+    CHECK_OK(pdckpt_load_file(path, NULL, &fresh, NULL, &err), &err);
+    CHECK(pdckpt_value_equal(fresh, new_state));
+    pdckpt_value_free(mapped);
+    pdckpt_value_free(fresh);
+    pdckpt_value_free(old_state);
+    pdckpt_value_free(new_state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+typedef struct recording_sink {
+    size_t bytes;
+    int    commits, aborts;
+    size_t fail_after; /* fail the write that would pass this many bytes */
+} recording_sink;
+
+static pdckpt_status rec_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)bytes;
+    recording_sink *s = self;
+    if (s->bytes + len > s->fail_after) {
+        err->status = PDCKPT_ERR_IO;
+        snprintf(err->message, sizeof err->message, "disk full (simulated)");
+        return PDCKPT_ERR_IO;
+    }
+    s->bytes += len;
+    return PDCKPT_OK;
+}
+static pdckpt_status rec_commit(void *self, pdckpt_error *err) {
+    (void)err;
+    ((recording_sink *)self)->commits++;
+    return PDCKPT_OK;
+}
+static void rec_abort(void *self) { ((recording_sink *)self)->aborts++; }
+
+static void test_caller_sink(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    const pdckpt_sink_ops ops = {PDCKPT_SINK_OPS_VERSION, rec_write, rec_commit, rec_abort};
+    pdckpt_value *state = one_tensor_dict(3, 1 << 20);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_COMBINED;
+    recording_sink ok = {0, 0, 0, SIZE_MAX};
+    CHECK_OK(pdckpt_save_sink(state, &ops, &ok, &so, &err), &err);
+    CHECK(ok.commits == 1 && ok.aborts == 0 && ok.bytes == 26 + (4u << 20));
+    recording_sink failing = {0, 0, 0, 1000};
+    CHECK_STATUS(pdckpt_save_sink(state, &ops, &failing, &so, &err), PDCKPT_ERR_IO, &err);
+    CHECK(strstr(err.message, "disk full (simulated)") != NULL);
+    CHECK(failing.commits == 0 && failing.aborts == 1);
+    pdckpt_value_free(state);
+}
+
+static int cancel_at_once(void *ctx, uint64_t done, uint64_t total) {
+    (void)ctx;
+    (void)done;
+    (void)total;
+    return 1;
+}
+
+static void test_cancel(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char *dir = tu_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/big.pdiparams", dir);
+    pdckpt_value *state = one_tensor_dict(4, 8 << 20); /* 32 MiB: past the progress step */
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.progress = cancel_at_once;
+    CHECK_STATUS(pdckpt_save_file(state, path, &so, &err), PDCKPT_ERR_ARGUMENT, &err);
+    CHECK(strstr(err.message, "cancelled") != NULL);
+    CHECK(!tu_file_exists(path));
+    CHECK_EQ_INT(tu_count_entries(dir, ".big"), 0);
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    RUN(test_failed_save_keeps_old_file);
+    RUN(test_mapped_reader_survives_replace);
+    RUN(test_caller_sink);
+    RUN(test_cancel);
+    return CHECK_SUMMARY();
+}
