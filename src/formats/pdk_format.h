@@ -42,6 +42,7 @@ extern const pdk_format pdk_format_tensor;
 extern const pdk_format pdk_format_combined;
 extern const pdk_format pdk_format_vars_dir;
 extern const pdk_format pdk_format_safetensors;
+extern const pdk_format pdk_format_pickle;
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 

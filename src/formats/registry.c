@@ -12,6 +12,7 @@ static const pdk_format *const registered[] = {
     &pdk_format_combined,
     &pdk_format_vars_dir,
     &pdk_format_safetensors,
+    &pdk_format_pickle,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 

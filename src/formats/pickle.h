@@ -1,0 +1,17 @@
+/*
+ * pickle.h — the pickle module (.pdparams / .pdopt, spec pickle-and-distributed-formats.md §1-3),
+ * split because its reader (a bounded VM that executes nothing, pickle_read.c) and its writer (a
+ * CPython-identical emitter, pickle_write.c) share nothing but this descriptor (pickle_format.c).
+ */
+#ifndef PDK_PICKLE_H
+#define PDK_PICKLE_H
+
+#include "pdk_format.h"
+
+int           pdk_pickle_sniff(const pdk_input *in);
+pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
+                              pdckpt_value **out, pdckpt_error *err);
+pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,
+                              const pdckpt_save_options *opts, pdckpt_error *err);
+
+#endif /* PDK_PICKLE_H */

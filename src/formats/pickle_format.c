@@ -1,0 +1,13 @@
+/*
+ * pickle_format.c — the `pickle` format descriptor: .pdparams / .pdopt files as Paddle's
+ * paddle.save / fluid.save_dygraph write them.  The work is in pickle_read.c and pickle_write.c.
+ */
+#include "pickle.h"
+
+const pdk_format pdk_format_pickle = {
+    .id = PDCKPT_FORMAT_PICKLE,
+    .name = "pickle",
+    .sniff = pdk_pickle_sniff,
+    .load = pdk_pickle_load,
+    .save = pdk_pickle_save,
+};
