@@ -330,6 +330,10 @@ static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64
     pdckpt_tensor_view v;
     pdckpt_tensor_get(e->tensor, &v);
     const pdk_dtype_info *info = pdk_dtype_info_of(v.dtype);
+    if (v.n_lod_levels > 0) /* dropping it silently would lose the sequence structure */
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
+                        "tensor '%s' has %d LoD level(s), which safetensors cannot store",
+                        e->name, (int)v.n_lod_levels);
     if (!info->safetensors)
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
                         "tensor '%s': safetensors has no %s dtype", e->name, info->name);
@@ -359,10 +363,11 @@ static pdckpt_status write_header(pdk_sink *sink, const pdckpt_value *meta,
     return pdk_sink_write(sink, "}", 1, err);
 }
 
-static pdckpt_status header_size(const pdckpt_value *meta, const pdk_flat_list *flat,
-                                 uint64_t *out, pdckpt_error *err) {
+static pdckpt_status header_size(const char *name, const pdckpt_value *meta,
+                                 const pdk_flat_list *flat, uint64_t *out, pdckpt_error *err) {
     pdk_sink *counter;
     PDK_TRY(pdk_sink_open_counting(NULL, &counter, err));
+    counter->name = name; /* errors found while sizing name the real target */
     pdckpt_status st = write_header(counter, meta, flat, err);
     *out = counter->written;
     pdk_sink_abort(counter);
@@ -378,7 +383,7 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
     PDK_TRY(pdk_flat_collect(root, opts, skip, &flat, err));
     qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
     uint64_t json_len = 0;
-    pdckpt_status st = header_size(meta, &flat, &json_len, err);
+    pdckpt_status st = header_size(sink->name, meta, &flat, &json_len, err);
     uint64_t padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
     uint8_t prefix[8];
     pdk_store_u64le(prefix, padded);

@@ -3,7 +3,7 @@
  * the target under a temp name, synced, and swapped in with renameat2(RENAME_EXCHANGE), so readers
  * always see the whole old or the whole new directory.  Where the filesystem cannot exchange
  * (EINVAL/ENOSYS), the old directory is renamed aside first: a crash in that short window leaves
- * the new checkpoint complete under the temp name and the old one under ".<name>.pdckpt-old-*".
+ * both complete copies: the old one under a ".<name>.pdckpt-tmp-*" name beside the new one.
  */
 #define _GNU_SOURCE
 #include "pdk_io.h"
@@ -42,6 +42,7 @@ pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdckpt_all
     snprintf(tx->target, sizeof tx->target, "%s", target);
     size_t n = strlen(tx->target); /* "dir/" -> "dir" so the temp lands beside it */
     while (n > 1 && tx->target[n - 1] == '/') tx->target[--n] = '\0';
+    pdk_remove_stale_temps(tx->target); /* debris of a writer that was killed */
     pdckpt_status status = pdk_temp_path_beside(tx->target, tx->temp, sizeof tx->temp, err);
     if (status == PDCKPT_OK && mkdir(tx->temp, 0777) != 0)
         status = pdk_fail_sys(err, errno, target, "create temporary directory");

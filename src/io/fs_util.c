@@ -8,9 +8,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -84,4 +87,35 @@ void pdk_remove_tree(const char *path) {
 bool pdk_is_directory(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>"; 0 when the name is not ours. */
+static long temp_owner(const char *entry, const char *base) {
+    size_t n = strlen(base);
+    if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
+    const char *tag = entry + 1 + n;
+    if (strncmp(tag, ".pdckpt-tmp-", 12) != 0) return 0;
+    char *end;
+    long pid = strtol(tag + 12, &end, 10);
+    return *end == '-' && pid > 0 ? pid : 0;
+}
+
+void pdk_remove_stale_temps(const char *path) {
+    char dir[PATH_MAX];
+    const char *base;
+    split_path(path, dir, sizeof dir, &base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        long pid = temp_owner(de->d_name, base);
+        /* Only temps whose writer is gone: a live writer (or an unrelated process that reuses
+         * the pid) keeps its file.  Temps from other hosts cannot be told apart; they stay. */
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[PATH_MAX];
+        if (snprintf(full, sizeof full, "%s/%s", dir, de->d_name) < (int)sizeof full)
+            pdk_remove_tree(full);
+    }
+    closedir(d);
 }

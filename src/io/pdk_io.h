@@ -101,6 +101,8 @@ void          pdk_dirtx_abort(pdk_dirtx *tx);
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err);
 /* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
+/* Removes temps beside `path` left by writers that died (their pid no longer exists). */
+void          pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
 void          pdk_remove_tree(const char *path);
 bool          pdk_is_directory(const char *path);

@@ -78,7 +78,10 @@ static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
     fs->durable = durable;
     pdckpt_status st = pdk_sink_init(&fs->base, &file_ops, a, fs->path, FILE_BUFFER, err);
     snprintf(fs->path, sizeof fs->path, "%s", path);
-    if (st == PDCKPT_OK && atomic) st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
+    if (st == PDCKPT_OK && atomic) {
+        pdk_remove_stale_temps(path); /* debris of a writer that was killed */
+        st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
+    }
     else if (st == PDCKPT_OK) snprintf(fs->temp, sizeof fs->temp, "%s", path);
     if (st == PDCKPT_OK) {
         /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */

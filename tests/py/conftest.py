@@ -37,3 +37,16 @@ def cli():
 def fixtures_dir():
     assert FIXTURES.is_dir(), f"real Paddle fixtures not found at {FIXTURES} (set PDCKPT_SHARED)"
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def paddle_np():
+    """Real PaddlePaddle (CPU) and numpy, imported once per session."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import numpy as np
+    import paddle
+
+    paddle.set_device("cpu")
+    return paddle, np

@@ -81,3 +81,25 @@ def read_combined(buf):
 def read_file(path):
     with open(path, "rb") as f:
         return read_combined(f.read())
+
+
+def _put_varint(v):
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+CODES = {name: code for code, (name, _) in DTYPES.items()}
+
+
+def write_stream(dtype_name, shape, data, lod=()):
+    """Serialises one tensor stream from raw little-endian bytes (spec §1.1-1.2)."""
+    desc = b"\x08" + _put_varint(CODES[dtype_name]) + b"".join(b"\x10" + _put_varint(d) for d in shape)
+    out = struct.pack("<IQ", 0, len(lod))
+    for level in lod:
+        out += struct.pack("<Q", 8 * len(level)) + struct.pack("<%dQ" % len(level), *level)
+    return out + struct.pack("<Ii", 0, len(desc)) + desc + bytes(data)
