@@ -3,6 +3,8 @@
 # (CLI, real fixtures, interop with real PaddlePaddle, crash tests).  Fails on the first failure.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+echo "== style checks (exports, layering, function and file length)"
+"$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt.so"
 echo "== C tests"
 ctest --test-dir "$PDCKPT_BUILD" --output-on-failure -j "$PDCKPT_JOBS"
 if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then

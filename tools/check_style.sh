@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Mechanical house-style checks (docs/CONTRIBUTING.md): exported symbols, include layering,
+# function and file length.  A function may exceed the limit only with a comment containing
+# "pdckpt:long-function" on one of the three lines above it, saying why.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+lib="${1:-$root/build/libpdckpt.so}"
+fail=0
+
+bad_symbols=$(nm -D --defined-only "$lib" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^pdckpt_' || true)
+if [[ -n "$bad_symbols" ]]; then
+  echo "style: exported symbols without the pdckpt_ prefix:"; echo "$bad_symbols"; fail=1
+fi
+
+# Layers: core includes nothing above it; io only core; formats never api; cli/python only public.
+check_includes() {  # dir, forbidden-regex, description
+  local hits
+  hits=$(grep -rnE "#include \"($2)" "$root/$1" 2>/dev/null || true)
+  if [[ -n "$hits" ]]; then echo "style: $3:"; echo "$hits"; fail=1; fi
+}
+check_includes src/core '\.\./(io|formats|api|dist)/' "src/core includes an upper layer"
+check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer"
+check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
+check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
+
+while IFS= read -r f; do
+  lines=$(wc -l < "$f")
+  if (( lines > 1000 )); then echo "style: $f has $lines lines (limit 1000)"; fail=1; fi
+done < <(find "$root/src" "$root/cli" "$root/python" -name '*.c' 2>/dev/null)
+
+while IFS=$'\t' read -r name file line end; do
+  len=$(( end - line + 1 ))
+  (( len <= 60 )) && continue
+  from=$(( line > 3 ? line - 3 : 1 ))
+  if sed -n "${from},${line}p" "$file" | grep -q 'pdckpt:long-function'; then continue; fi
+  echo "style: $file:$line: function $name is $len lines (limit 60)"; fail=1
+done < <(cd "$root" && find src cli python -name '*.c' 2>/dev/null | xargs -r ctags -x --kinds-C=f \
+          --_xformat='%N	%F	%n	%e' 2>/dev/null)
+
+exit $fail
