@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,7 @@ int cli_sha256_hex(const void *data, uint64_t len, char out[65]) {
 static struct {
     const char     *label;
     struct timespec start;
+    double          after; /* seconds of work before the bar appears */
     bool            drawn;
     bool            tty;
 } progress;
@@ -121,12 +123,15 @@ void cli_progress_begin(const char *label) {
     progress.label = label;
     progress.drawn = false;
     progress.tty = isatty(STDERR_FILENO) == 1;
+    /* PDCKPT_PROGRESS_AFTER overrides the one-second delay (the tests use 0). */
+    const char *after = getenv("PDCKPT_PROGRESS_AFTER");
+    progress.after = after ? atof(after) : 1.0;
     clock_gettime(CLOCK_MONOTONIC, &progress.start);
 }
 
 int cli_progress_cb(void *ctx, uint64_t done, uint64_t total) {
     (void)ctx;
-    if (!progress.tty || elapsed() < 1.0) return 0;
+    if (!progress.tty || elapsed() < progress.after) return 0;
     char bar[31];
     int filled = total ? (int)((double)done / (double)total * 30.0) : 0;
     if (filled > 30) filled = 30;
