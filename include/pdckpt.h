@@ -501,6 +501,34 @@ typedef struct pdckpt_verify_report {
 PDCKPT_API pdckpt_status pdckpt_verify_file(const char *path, const pdckpt_load_options *opts,
                                             pdckpt_verify_report *report, pdckpt_error *err);
 
+/* ---------------------------------------------------------------------------------------------
+ * Asynchronous saves
+ * ------------------------------------------------------------------------------------------- */
+
+/* A background saver: pdckpt_async_save copies every tensor's bytes into one reusable staging
+ * buffer (the caller's pause is essentially that memcpy), then returns while a worker thread
+ * writes the snapshot with pdckpt_save_file.  The caller may change or free its tensors as soon as
+ * pdckpt_async_save returns.  One save is in flight at a time: a new save first waits for the
+ * previous one.  The staging buffer only grows to the largest state saved, so memory stays flat
+ * over repeated saves.  A saver is not thread-safe; use one per training loop. */
+typedef struct pdckpt_async_saver pdckpt_async_saver;
+
+/* `opts` (copied; may be NULL) applies to every save of this saver. */
+PDCKPT_API pdckpt_status pdckpt_async_saver_new(const pdckpt_save_options *opts,
+                                                pdckpt_async_saver **out, pdckpt_error *err);
+/* Waits for the previous save, reports its failure if it failed (and then does not start a new
+ * one), snapshots `root` and starts writing it to `path`.  `sink_ops`/`sink_self` may replace the
+ * file: pass NULL for a file save. */
+PDCKPT_API pdckpt_status pdckpt_async_save(pdckpt_async_saver *saver, const pdckpt_value *root,
+                                           const char *path, const pdckpt_sink_ops *sink_ops,
+                                           void *sink_self, pdckpt_error *err);
+/* Waits until the save in flight (if any) has finished and returns its status. */
+PDCKPT_API pdckpt_status pdckpt_async_wait(pdckpt_async_saver *saver, pdckpt_error *err);
+/* Bytes currently reserved for staging (for monitoring memory). */
+PDCKPT_API uint64_t      pdckpt_async_staging_bytes(const pdckpt_async_saver *saver);
+/* Waits for the save in flight, stops the worker and frees everything.  NULL ok. */
+PDCKPT_API void          pdckpt_async_saver_free(pdckpt_async_saver *saver);
+
 #ifdef __cplusplus
 }
 #endif

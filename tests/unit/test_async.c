@@ -1,0 +1,160 @@
+/*
+ * test_async.c — asynchronous saves: the file holds the state as it was when pdckpt_async_save
+ * returned (the caller may overwrite its tensors at once); the call returns while the write is
+ * still blocked; memory stays flat over 100 saves; a background failure is reported by the next
+ * call and the saver keeps working.
+ */
+#include "check.h"
+#include "test_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+static atomic_llong outstanding; /* bytes allocated through the counting allocator */
+
+static void *counting_alloc(void *ctx, size_t size, size_t alignment) {
+    (void)ctx;
+    size_t rounded = (size + alignment - 1) / alignment * alignment;
+    void *p = aligned_alloc(alignment < sizeof(void *) ? sizeof(void *) : alignment, rounded);
+    if (p) atomic_fetch_add(&outstanding, (long long)size);
+    return p;
+}
+
+static void counting_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    atomic_fetch_sub(&outstanding, (long long)size);
+    free(ptr);
+}
+
+static const pdckpt_allocator counting = {counting_alloc, counting_free, NULL};
+
+static pdckpt_value *make_state(float **data_out) {
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int64_t dims[2] = {256, 256};
+    pdckpt_value *w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 1);
+    *data_out = pdckpt_tensor_data_mut(w);
+    pdckpt_dict_set(d, "w", w, NULL);
+    pdckpt_value *lr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(lr, "last_epoch", pdckpt_value_new_int(NULL, 3), NULL);
+    pdckpt_dict_set(d, "LR_Scheduler", lr, NULL);
+    return d;
+}
+
+static void test_snapshot_semantics(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char *dir = tu_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    float *data;
+    pdckpt_value *state = make_state(&data);
+    pdckpt_value *expected = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(expected, "w", pdckpt_value_retain(pdckpt_dict_get_mut(state, "w")), NULL);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.skip_non_tensors = true;
+    pdckpt_async_saver *saver = NULL;
+    CHECK_OK(pdckpt_async_saver_new(&so, &saver, &err), &err);
+    float first = data[0];
+    CHECK_OK(pdckpt_async_save(saver, state, path, NULL, NULL, &err), &err);
+    data[0] = first + 1.0f; /* the training step goes on at once */
+    CHECK_OK(pdckpt_async_wait(saver, &err), &err);
+    pdckpt_value *back = NULL;
+    CHECK_OK(pdckpt_load_file(path, NULL, &back, NULL, &err), &err);
+    pdckpt_tensor_view v;
+    CHECK(pdckpt_tensor_get(pdckpt_dict_get(back, "w"), &v));
+    float got;
+    memcpy(&got, v.data, sizeof got);
+    CHECK(got == first);
+    pdckpt_value_free(back);
+    pdckpt_async_saver_free(saver);
+    pdckpt_value_free(expected);
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    bool            open, entered;
+    size_t          bytes;
+} gate;
+
+static pdckpt_status gated_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)bytes;
+    (void)err;
+    gate *g = self;
+    pthread_mutex_lock(&g->mu);
+    g->entered = true;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+    g->bytes += len;
+    pthread_mutex_unlock(&g->mu);
+    return PDCKPT_OK;
+}
+
+static void test_returns_before_the_write(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, 0};
+    const pdckpt_sink_ops ops = {PDCKPT_SINK_OPS_VERSION, gated_write, NULL, NULL};
+    float *data;
+    pdckpt_value *state = make_state(&data);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_SAFETENSORS;
+    so.skip_non_tensors = true;
+    pdckpt_async_saver *saver = NULL;
+    CHECK_OK(pdckpt_async_saver_new(&so, &saver, &err), &err);
+    CHECK_OK(pdckpt_async_save(saver, state, NULL, &ops, &g, &err), &err);
+    pthread_mutex_lock(&g.mu); /* the write has started and is blocked, yet we are back */
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    CHECK(g.bytes == 0);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    CHECK_OK(pdckpt_async_wait(saver, &err), &err);
+    CHECK(g.bytes > 256 * 256 * 4);
+    pdckpt_async_saver_free(saver);
+    pdckpt_value_free(state);
+}
+
+static void test_flat_memory_and_failures(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char *dir = tu_tempdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.safetensors", dir);
+    float *data;
+    pdckpt_value *state = make_state(&data);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.allocator = &counting;
+    so.skip_non_tensors = true;
+    so.durable = false;
+    pdckpt_async_saver *saver = NULL;
+    CHECK_OK(pdckpt_async_saver_new(&so, &saver, &err), &err);
+    long long after_first = 0;
+    for (int i = 0; i < 100; i++) {
+        data[0] = (float)i;
+        CHECK_OK(pdckpt_async_save(saver, state, path, NULL, NULL, &err), &err);
+        CHECK_OK(pdckpt_async_wait(saver, &err), &err);
+        if (i == 0) after_first = atomic_load(&outstanding);
+    }
+    CHECK_EQ_INT(atomic_load(&outstanding), after_first);
+    CHECK_EQ_INT(pdckpt_async_staging_bytes(saver), 256 * 256 * 4);
+    char bad[4300];
+    snprintf(bad, sizeof bad, "%s/missing/w.safetensors", dir);
+    CHECK_OK(pdckpt_async_save(saver, state, bad, NULL, NULL, &err), &err);
+    CHECK_STATUS(pdckpt_async_wait(saver, &err), PDCKPT_ERR_NOT_FOUND, &err);
+    CHECK_OK(pdckpt_async_save(saver, state, path, NULL, NULL, &err), &err);
+    CHECK_OK(pdckpt_async_wait(saver, &err), &err);
+    pdckpt_async_saver_free(saver);
+    CHECK_EQ_INT(atomic_load(&outstanding), 0);
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    RUN(test_snapshot_semantics);
+    RUN(test_returns_before_the_write);
+    RUN(test_flat_memory_and_failures);
+    return CHECK_SUMMARY();
+}
