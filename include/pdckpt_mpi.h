@@ -1,0 +1,208 @@
+/*
+ * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so the core
+ * never needs MPI).  Link with -lpdckpt_mpi -lpdckpt and your MPI.
+ *
+ *   pdckpt_mpi_save           paddle.distributed.save: every rank saves its own state, or the
+ *                             states of all ranks are merged and written only on `gather_to`
+ *   pdckpt_mpi_gather         the same merge, handed back as a tree instead of written
+ *   pdckpt_mpi_save_sharded   a sharded checkpoint: one data file per rank + metadata written last
+ *   pdckpt_mpi_load_sharded   loads any boxes of a sharded checkpoint on any number of ranks
+ *                             (resharding), reading only the byte ranges that overlap them
+ *   pdckpt_mpi_save_combined  one combined file (.pdiparams) written by all ranks with MPI-IO
+ *
+ * Conventions (on top of pdckpt.h's):
+ *   - Every pdckpt_mpi_* call is collective over `comm` and returns the same status on every rank.
+ *     When any rank fails, every rank gets the error of the lowest failing rank, its message
+ *     prefixed with "rank R: ".  A failed save leaves every previous file in place.
+ *   - No rank waits longer than `timeout_s` for the others at any step (non-blocking MPI with a
+ *     deadline).  A timeout returns PDCKPT_ERR_MPI; the communicator may then hold unfinished
+ *     operations, so the job should end (MPI_Abort) rather than continue using it.
+ *   - Options and arguments that shape the communication (gather_to, state_type,
+ *     max_grouped_size, unique_id, coordinator, the path) must be the same on every rank; a
+ *     difference is detected and reported as PDCKPT_ERR_MISMATCH.
+ *   - Functions without "_mpi_" in their name are local: they make no MPI call and may be used
+ *     without MPI_Init (the pdckpt CLI lists sharded checkpoints with them).
+ */
+#ifndef PDCKPT_MPI_H
+#define PDCKPT_MPI_H
+
+#include <mpi.h>
+#include <pdckpt.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a pdckpt_mpi_save merges (Paddle's `state_type`). */
+typedef enum pdckpt_mpi_state_type {
+    PDCKPT_MPI_PARAMS = 0, /* a flat state dict: top-level keys merge, later ranks win */
+    PDCKPT_MPI_OPT    = 1, /* an optimizer state: also merges the "master_weights" dict key by
+                              key; "LR_Scheduler" comes from the writing rank when it has one */
+} pdckpt_mpi_state_type;
+
+#define PDCKPT_MPI_DEFAULT_GROUP   (UINT64_C(3) << 30) /* Paddle's default "3G" */
+#define PDCKPT_MPI_MIN_GROUP       UINT64_C(1024)
+#define PDCKPT_MPI_DEFAULT_TIMEOUT 600.0
+
+typedef struct pdckpt_mpi_options {
+    double                timeout_s;        /* longest wait for other ranks at one step; 0 = 600 */
+    uint64_t              max_grouped_size; /* bytes one transfer group may carry (>= 1 KiB);
+                                               0 = 3 GiB.  pdckpt_mpi_parse_size reads "3G" */
+    const int            *gather_to;        /* save/gather: ranks that receive and write the
+                                               merged state; NULL or none = every rank writes
+                                               its own state to its own file */
+    size_t                n_gather_to;
+    pdckpt_mpi_state_type state_type;
+    int                   coordinator;      /* rank that writes metadata / renames (default 0) */
+    int64_t               unique_id;        /* sharded: checkpoint id; -1 = a new id on save, the
+                                               newest complete checkpoint on load */
+    pdckpt_format         data_format;      /* sharded save: format of the per-rank data files;
+                                               AUTO = safetensors */
+    pdckpt_save_options   save;             /* applies to every file written */
+    pdckpt_load_options   load;             /* applies to every file read; with zero_copy, only
+                                               the pages that hold needed bytes are read */
+    const pdckpt_sink_ops *sink_ops;        /* pdckpt_mpi_save: this rank writes through the
+                                               caller's sink instead of a file (may differ per
+                                               rank; NULL = file) */
+    void                 *sink_self;
+} pdckpt_mpi_options;
+
+#define PDCKPT_MPI_OPTIONS_INIT                                                                \
+    {.timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,               \
+     .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1,                       \
+     .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                      \
+     .load = PDCKPT_LOAD_OPTIONS_INIT, .sink_ops = NULL, .sink_self = NULL}
+
+/* Parses a group size as Paddle writes it: "<digits>" (bytes), "<digits>K", "M" or "G" (powers
+ * of 1024).  Local. */
+PDCKPT_API pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gathered saves (paddle.distributed.save)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Saves `state` (this rank's tree) collectively.
+ *   gather_to none: every rank saves its own state to its own file: `path` with "{rank}"
+ *     replaced by the rank, or, when `path` has no "{rank}" and the job has more than one rank,
+ *     with ".rank<R>" inserted before the extension (see pdckpt_mpi_rank_path).
+ *   gather_to ranks: the states of all ranks are merged (a dict per rank; for each top-level key
+ *     the highest rank that has it wins, in the position where the key first appears — Python's
+ *     dict.update over ranks in order) and written only on those ranks, to `path` ("{rank}" is
+ *     replaced when present).  Only the winning tensors move, only to the writing ranks, straight
+ *     from tensor memory, in rounds that carry at most max_grouped_size bytes per writing rank.
+ * The format comes from opts->save.format or the path's name.  Files are committed in two
+ * phases: every rank writes a temporary beside its target and syncs it; only when all succeeded
+ * are they renamed into place, so a failure anywhere leaves every previous file intact. */
+PDCKPT_API pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state,
+                                         const char *path, const pdckpt_mpi_options *opts,
+                                         pdckpt_error *err);
+
+/* The merge of pdckpt_mpi_save without writing: on every rank in opts->gather_to `*merged`
+ * receives the merged tree (elsewhere NULL).  Tensors this rank owned are borrowed from `state`
+ * (keep it alive and unchanged while `*merged` lives); received tensors are owned.  Requires a
+ * non-empty gather_to. */
+PDCKPT_API pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
+                                           const pdckpt_mpi_options *opts, pdckpt_value **merged,
+                                           pdckpt_error *err);
+
+/* The file rank `rank` of `world` ranks writes for `path` when nothing is gathered:
+ * "{rank}" replaced, else "dir/name.ext" -> "dir/name.rank<R>.ext" (world > 1), else `path`.
+ * A trailing '/' (a directory target) is kept.  Local. */
+PDCKPT_API pdckpt_status pdckpt_mpi_rank_path(const char *path, int rank, int world, char *out,
+                                              size_t cap, pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sharded checkpoints
+ *
+ * A directory holding, per checkpoint id: one data file per rank that stores shards,
+ * "<rank>_<id>.safetensors" (or ".distcp" for pickles, ".pdiparams" combined, ".vars"
+ * per-variable directories), each a flat dict {key: local piece}; and metadata naming the global
+ * shape, dtype and pieces of every key and the file that holds each piece (Paddle's flex
+ * checkpoint Metadata: state_dict_metadata, storage_metadata, flat_mapping).  The metadata is
+ * written last, atomically, after every data file is durable: a checkpoint id without metadata is
+ * incomplete and is never loaded.  Replicated pieces (the same box on several ranks) are written
+ * once, spread over ranks the way Paddle balances them.
+ * ------------------------------------------------------------------------------------------- */
+
+/* One piece of a global tensor held by this rank. */
+typedef struct pdckpt_mpi_shard {
+    const char         *key;           /* flat key ("linear_0.w_0") */
+    const pdckpt_value *tensor;        /* the piece, C order; its shape is the local shape */
+    const int64_t      *global_shape;  /* tensor's n_dims entries; NULL = the piece's shape */
+    const int64_t      *global_offset; /* where the piece starts; NULL = all zeros */
+} pdckpt_mpi_shard;
+
+/* Saves the pieces of all ranks into `dir` (created if missing).  At most one piece per key per
+ * rank; pieces of one key must agree on dtype and global shape and tile the global tensor
+ * exactly (replicas allowed).  `*out_id` (may be NULL) receives the checkpoint id. */
+PDCKPT_API pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *shards,
+                                                 size_t n_shards, const char *dir,
+                                                 const pdckpt_mpi_options *opts, int64_t *out_id,
+                                                 pdckpt_error *err);
+
+/* A box this rank wants: key, offset and shape in the global tensor. */
+typedef struct pdckpt_mpi_request {
+    const char    *key;
+    int32_t        n_dims;        /* must equal the global tensor's */
+    const int64_t *global_offset; /* NULL = all zeros */
+    const int64_t *local_shape;   /* NULL = the global shape (the whole tensor) */
+} pdckpt_mpi_request;
+
+/* Loads the requested boxes: `*out` is a dict {key: tensor}.  Each rank opens only the data files
+ * that overlap its boxes and copies only the overlapping bytes (with opts->load.zero_copy the
+ * files are mapped, so only those pages are read; a box equal to a stored piece is then returned
+ * in place, read-only).  Any number of ranks may load a checkpoint saved by any number.
+ * opts->unique_id selects the checkpoint (-1: the newest complete one). */
+PDCKPT_API pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
+                                                 const pdckpt_mpi_request *requests,
+                                                 size_t n_requests, const pdckpt_mpi_options *opts,
+                                                 pdckpt_value **out, pdckpt_error *err);
+
+/* Reads the metadata of checkpoint `id` (-1: the newest complete one) in `dir` as a value tree
+ * with Paddle's Metadata fields:
+ *   {"state_dict_metadata": {key: [{"global_offset": (..), "local_shape": (..), "dtype": "float32",
+ *                                   "global_shape": (..), "is_flattened": False,
+ *                                   "flattened_range": None}, ...]},
+ *    "storage_metadata": {(key, global_offset, is_flattened, flattened_range, replica_id,
+ *                          local_shape): file_name, ...},
+ *    "flat_mapping": {key: (key,)}}
+ * (a LocalTensorIndex is the tuple of its fields in declaration order).  `*out_id` (may be NULL)
+ * receives the id.  Local. */
+PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
+                                                      pdckpt_value **metadata, int64_t *out_id,
+                                                      pdckpt_error *err);
+/* True when `dir` holds at least one complete sharded checkpoint.  Local. */
+PDCKPT_API bool          pdckpt_sharded_is_checkpoint(const char *dir);
+
+/* Paddle's balanced_split: `n` elements in `parts` pieces of ceil(n / parts), the last one
+ * shorter; piece `index` starts at `*offset` and holds `*len` (clipped at n, so never negative).
+ * Local. */
+PDCKPT_API void pdckpt_shard_split(int64_t n, int64_t parts, int64_t index, int64_t *offset,
+                                   int64_t *len);
+/* The box of piece `index` when dimension d of `global_shape` is cut into parts[d] pieces
+ * (row-major piece numbering over the grid; index taken modulo the number of pieces, so extra
+ * ranks hold replicas).  Local. */
+PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape,
+                                 const int64_t *parts, int64_t index, int64_t *offset,
+                                 int64_t *shape);
+
+/* ---------------------------------------------------------------------------------------------
+ * One combined file written by all ranks
+ * ------------------------------------------------------------------------------------------- */
+
+/* Writes the tensors of every rank's `local` tree (names flattened with '.', as the combined
+ * format does) into one combined file at `path`, in byte-wise name order like Paddle's
+ * save_combine: the bytes equal a single-process pdckpt_save_file of the union.  Each rank writes
+ * its own tensors at computed offsets with MPI-IO, straight from tensor memory; nothing is
+ * gathered.  A name held by several ranks (same dtype and shape required) is written once, by the
+ * rank with the fewest bytes so far.  The file is built under a temporary name, synced, and
+ * renamed by the coordinator only when every rank succeeded. */
+PDCKPT_API pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
+                                                  const char *path,
+                                                  const pdckpt_mpi_options *opts,
+                                                  pdckpt_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PDCKPT_MPI_H */

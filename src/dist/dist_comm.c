@@ -1,0 +1,253 @@
+/*
+ * dist_comm.c — the communication every collective is built from, with two guarantees:
+ * bounded waits (every wait is a non-blocking operation polled against a deadline, so a rank
+ * that died, hung or took another path costs the others at most `timeout_s`, never a hang) and
+ * error agreement (after each phase all ranks learn the lowest failing rank's error and return
+ * it, so every rank of a collective returns the same status).  Operations run on a private
+ * duplicate of the caller's communicator, with MPI errors returned rather than fatal.
+ */
+#include "dist_internal.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK (1u << 30) /* MPI counts are ints: larger messages go in pieces */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what) {
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL, "MPI failed during %s: %s", what, text);
+}
+
+/* Polls: a short spin (messages between ranks on one node arrive in microseconds), then sleeps
+ * that double up to 2 ms so a waiting rank leaves the CPU to the ranks still working. */
+static void backoff(unsigned polls, long *sleep_ns) {
+    if (polls < 64) {
+        sched_yield();
+        return;
+    }
+    *sleep_ns = *sleep_ns < 10000 ? 10000 : *sleep_ns * 2;
+    if (*sleep_ns > 2000000) *sleep_ns = 2000000;
+    struct timespec ts = {0, *sleep_ns};
+    nanosleep(&ts, NULL);
+}
+
+static pdckpt_status broken(pdk_dist *d, pdckpt_error *err) {
+    d->broken = true;
+    return err->status != PDCKPT_OK ? err->status : PDCKPT_ERR_MPI;
+}
+
+pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
+                            pdckpt_error *err) {
+    if (d->broken) return broken(d, err);
+    if (n == 0) return PDCKPT_OK;
+    double deadline = now_s() + d->timeout_s;
+    long sleep_ns = 0;
+    for (unsigned polls = 0;; polls++) {
+        int done = 0;
+        int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS) {
+            pdk_dist_mpi_fail(err, rc, what);
+            return broken(d, err);
+        }
+        if (done) return PDCKPT_OK;
+        if (now_s() > deadline) {
+            pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
+                          "rank %d: timed out after %.1f s waiting for %s (another rank did not "
+                          "take part: it died, hung, or was called differently)",
+                          d->rank, d->timeout_s, what);
+            return broken(d, err);
+        }
+        backoff(polls, &sleep_ns);
+    }
+}
+
+pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
+                            pdckpt_error *err) {
+    memset(d, 0, sizeof *d);
+    d->comm = MPI_COMM_NULL;
+    int ready = 0, finished = 0;
+    MPI_Initialized(&ready);
+    MPI_Finalized(&finished);
+    if (!ready || finished)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "MPI is not initialized");
+    if (comm == MPI_COMM_NULL)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "the communicator is MPI_COMM_NULL");
+    d->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : PDCKPT_MPI_DEFAULT_TIMEOUT;
+    MPI_Comm_rank(comm, &d->rank);
+    MPI_Comm_size(comm, &d->size);
+    MPI_Request req;
+    int rc = MPI_Comm_idup(comm, &d->comm, &req);
+    if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "duplicating the communicator");
+    pdckpt_status st = pdk_dist_wait(d, 1, &req, "duplicating the communicator", err);
+    if (st != PDCKPT_OK) {
+        d->comm = MPI_COMM_NULL; /* unfinished: it cannot be freed */
+        return st;
+    }
+    MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
+    return PDCKPT_OK;
+}
+
+void pdk_dist_close(pdk_dist *d) {
+    /* A broken communicator may hold unfinished operations; freeing it could block. */
+    if (d->comm != MPI_COMM_NULL && !d->broken) MPI_Comm_free(&d->comm);
+    d->comm = MPI_COMM_NULL;
+}
+
+/* The error record as it travels from the failing rank to all others. */
+typedef struct wire_error {
+    int32_t status, sys_errno;
+    int64_t offset;
+    char    source[512];
+    char    message[512];
+} wire_error;
+
+static void apply_wire(const wire_error *w, int rank, pdckpt_error *err) {
+    pdckpt_error e = PDCKPT_ERROR_INIT;
+    e.status = w->status > 0 && w->status <= PDCKPT_ERR_CORRUPT ? (pdckpt_status)w->status
+                                                                 : PDCKPT_ERR_MPI;
+    e.sys_errno = w->sys_errno;
+    e.offset = w->offset;
+    memcpy(e.source, w->source, sizeof e.source);
+    e.source[sizeof e.source - 1] = '\0';
+    memcpy(e.message, w->message, sizeof e.message);
+    e.message[sizeof e.message - 1] = '\0';
+    if (strncmp(e.message, "rank ", 5) != 0) pdk_dist_prefix(&e, "rank %d: ", rank);
+    *err = e;
+}
+
+pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err) {
+    if (local != PDCKPT_OK && err->status == PDCKPT_OK)
+        pdk_dist_fail(err, local, NULL, "failed without a message (status %s)",
+                      pdckpt_status_name(local));
+    if (d->broken) return broken(d, err);
+    int mine = local != PDCKPT_OK ? d->rank : d->size, first = d->size;
+    MPI_Request req;
+    int rc = MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm, &req);
+    if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "the error agreement");
+    PDK_DTRY(pdk_dist_wait(d, 1, &req, "the other ranks' status", err));
+    if (first >= d->size) return PDCKPT_OK;
+    wire_error w;
+    memset(&w, 0, sizeof w);
+    if (d->rank == first) {
+        w.status = (int32_t)err->status;
+        w.sys_errno = err->sys_errno;
+        w.offset = err->offset;
+        memcpy(w.source, err->source, sizeof w.source);
+        memcpy(w.message, err->message, sizeof w.message);
+    }
+    rc = MPI_Ibcast(&w, (int)sizeof w, MPI_BYTE, first, d->comm, &req);
+    if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "sharing an error");
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_status st = pdk_dist_wait(d, 1, &req, "the failing rank's error", &scratch);
+    if (st != PDCKPT_OK) {
+        if (err->status == PDCKPT_OK) *err = scratch;
+        return err->status;
+    }
+    apply_wire(&w, first, err);
+    return err->status;
+}
+
+pdckpt_status pdk_dist_compare(pdk_dist *d, uint64_t value, bool *same, pdckpt_error *err) {
+    uint64_t mine[2] = {value, ~value}, max[2] = {0, 0};
+    MPI_Request req;
+    int rc = MPI_Iallreduce(mine, max, 2, MPI_UINT64_T, MPI_MAX, d->comm, &req);
+    if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "comparing arguments");
+    PDK_DTRY(pdk_dist_wait(d, 1, &req, "comparing arguments", err));
+    *same = max[0] == ~max[1]; /* max == min */
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_dist_same(pdk_dist *d, uint64_t value, const char *what, pdckpt_error *err) {
+    bool same;
+    PDK_DTRY(pdk_dist_compare(d, value, &same, err));
+    if (!same)
+        return pdk_dist_fail(err, PDCKPT_ERR_MISMATCH, NULL,
+                             "expected the same %s on every rank, found different ones", what);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckpt_error *err) {
+    for (size_t done = 0; done < len;) {
+        int n = (int)(len - done < CHUNK ? len - done : CHUNK);
+        MPI_Request req;
+        int rc = MPI_Ibcast((uint8_t *)buf + done, n, MPI_BYTE, root, d->comm, &req);
+        if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "a broadcast");
+        PDK_DTRY(pdk_dist_wait(d, 1, &req, "a broadcast", err));
+        done += (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_error *err) {
+    uint64_t len = b->len;
+    PDK_DTRY(pdk_dist_bcast(d, &len, sizeof len, root, err));
+    pdckpt_status st = PDCKPT_OK;
+    if (d->rank != root) {
+        pdk_blob_free(b);
+        b->data = malloc(len ? (size_t)len : 1);
+        if (!b->data) st = pdk_dist_nomem(err, "a broadcast buffer");
+        else b->len = b->cap = (size_t)len;
+    }
+    PDK_DTRY(pdk_dist_agree(d, st, err));
+    return pdk_dist_bcast(d, b->data, (size_t)len, root, err);
+}
+
+static pdckpt_status gather_lengths(pdk_dist *d, uint64_t mine, size_t **offsets,
+                                    pdckpt_error *err) {
+    uint64_t *lens = calloc((size_t)d->size, sizeof *lens);
+    *offsets = calloc((size_t)d->size + 1, sizeof **offsets);
+    pdckpt_status st = lens && *offsets ? PDCKPT_OK : pdk_dist_nomem(err, "gather offsets");
+    PDK_DTRY(pdk_dist_agree(d, st, err));
+    MPI_Request req;
+    int rc = MPI_Iallgather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, d->comm, &req);
+    st = rc == MPI_SUCCESS ? pdk_dist_wait(d, 1, &req, "gathering sizes", err)
+                           : pdk_dist_mpi_fail(err, rc, "gathering sizes");
+    for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
+        if (lens[r] > (uint64_t)INT32_MAX - (*offsets)[r])
+            st = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, NULL,
+                               "expected less than 2 GiB of metadata from all ranks together");
+        else (*offsets)[r + 1] = (*offsets)[r] + (size_t)lens[r];
+    }
+    free(lens);
+    return st;
+}
+
+pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all,
+                                 size_t **offsets, pdckpt_error *err) {
+    memset(all, 0, sizeof *all);
+    *offsets = NULL;
+    PDK_DTRY(gather_lengths(d, mine->len, offsets, err));
+    size_t total = (*offsets)[d->size];
+    int *counts = malloc((size_t)d->size * sizeof *counts);
+    int *displs = malloc((size_t)d->size * sizeof *displs);
+    all->data = malloc(total ? total : 1);
+    pdckpt_status st = counts && displs && all->data ? PDCKPT_OK
+                                                      : pdk_dist_nomem(err, "gathered metadata");
+    for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
+        counts[r] = (int)((*offsets)[r + 1] - (*offsets)[r]);
+        displs[r] = (int)(*offsets)[r];
+    }
+    st = pdk_dist_agree(d, st, err);
+    if (st == PDCKPT_OK) {
+        all->len = all->cap = total;
+        MPI_Request req;
+        int rc = MPI_Iallgatherv(mine->data, (int)mine->len, MPI_BYTE, all->data, counts, displs,
+                                 MPI_BYTE, d->comm, &req);
+        st = rc == MPI_SUCCESS ? pdk_dist_wait(d, 1, &req, "gathering metadata", err)
+                               : pdk_dist_mpi_fail(err, rc, "gathering metadata");
+    }
+    free(counts);
+    free(displs);
+    return st;
+}

@@ -1,0 +1,261 @@
+/*
+ * dist_internal.h — what the modules of libpdckpt_mpi share.  The library sits on the public API
+ * of libpdckpt only (its internals are hidden in the shared library), so it carries its own
+ * error helpers, byte buffer and bounded reader.  Nothing here is public.
+ */
+#ifndef PDK_DIST_INTERNAL_H
+#define PDK_DIST_INTERNAL_H
+
+#include "pdckpt_mpi.h"
+
+#include <stdarg.h>
+
+#if defined(__GNUC__)
+#define PDK_DIST_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PDK_DIST_PRINTF(a, b)
+#endif
+
+#define PDK_DTRY(expr)                                                                          \
+    do {                                                                                        \
+        pdckpt_status pdk_dtry_ = (expr);                                                       \
+        if (pdk_dtry_ != PDCKPT_OK) return pdk_dtry_;                                           \
+    } while (0)
+
+/* ---- dist_util.c: errors, byte buffers, bounded reader ---- */
+
+/* First error wins, as in the core.  `source` may be NULL. */
+pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char *source,
+                            const char *fmt, ...) PDK_DIST_PRINTF(4, 5);
+pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
+                                const char *what);
+pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what);
+void          pdk_dist_reset(pdckpt_error *err);
+/* Prepends text to a recorded message. */
+void          pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+
+/* A growable byte buffer (malloc). */
+typedef struct pdk_blob {
+    uint8_t *data;
+    size_t   len, cap;
+    bool     failed; /* an append ran out of memory; checked once at the end */
+} pdk_blob;
+void          pdk_blob_put(pdk_blob *b, const void *bytes, size_t len);
+void          pdk_blob_u8(pdk_blob *b, uint8_t v);
+void          pdk_blob_u32(pdk_blob *b, uint32_t v);
+void          pdk_blob_u64(pdk_blob *b, uint64_t v);
+void          pdk_blob_str(pdk_blob *b, const char *s, size_t len); /* u64 length + bytes */
+pdckpt_status pdk_blob_check(const pdk_blob *b, pdckpt_error *err, const char *what);
+void          pdk_blob_free(pdk_blob *b);
+
+/* Bounded reader over bytes another rank (or a file) produced: every read checks what is left. */
+typedef struct pdk_rd {
+    const uint8_t *p;
+    size_t         len, pos;
+    const char    *source; /* for errors: "metadata file ...", "rank 2's skeleton" */
+    pdckpt_error  *err;
+} pdk_rd;
+pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what);
+pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what);
+pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what);
+/* A count of items that each take at least `min_item` bytes: refused when more than could fit. */
+pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what);
+/* A length-prefixed string, borrowed from the input (not NUL-terminated). */
+pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *what);
+/* The same, copied and NUL-terminated (free with free()). */
+pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what);
+
+uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len); /* FNV-1a, seed with 0 */
+char    *pdk_dist_strdup(const char *s);
+/* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
+pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
+                                  pdckpt_error *err);
+
+/* ---- dist_comm.c: the communicator, bounded waits, error agreement ---- */
+
+typedef struct pdk_dist {
+    MPI_Comm comm;       /* a private duplicate: our messages never meet the caller's */
+    int      rank, size;
+    double   timeout_s;
+    bool     broken; /* a wait timed out or MPI failed: no further communication is attempted */
+} pdk_dist;
+
+pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
+                            pdckpt_error *err);
+void          pdk_dist_close(pdk_dist *d);
+/* Waits for every request until the deadline; on timeout fails with ERR_MPI naming `what`. */
+pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
+                            pdckpt_error *err);
+pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what);
+/* Every rank contributes its status; all return the lowest failing rank's error ("rank R: ..."),
+ * or OK when none failed. */
+pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err);
+/* Fails with MISMATCH on every rank unless `value` is the same on all ranks. */
+pdckpt_status pdk_dist_same(pdk_dist *d, uint64_t value, const char *what, pdckpt_error *err);
+/* Sets *same to whether `value` is the same on all ranks. */
+pdckpt_status pdk_dist_compare(pdk_dist *d, uint64_t value, bool *same, pdckpt_error *err);
+/* Broadcasts `len` bytes from `root` (len known everywhere). */
+pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckpt_error *err);
+/* Broadcasts a blob whose length only `root` knows. */
+pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_error *err);
+/* Every rank's blob to every rank: `all` holds them back to back, rank r's at offsets[r] with
+ * length offsets[r+1] - offsets[r] (offsets: size+1 entries, malloc'd). */
+pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all,
+                                 size_t **offsets, pdckpt_error *err);
+
+/* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
+
+/* Tensors met while encoding, in order; their ordinals are what the encoded tree refers to. */
+typedef struct pdk_tensor_list {
+    const pdckpt_value **items;
+    size_t               len, cap;
+} pdk_tensor_list;
+void pdk_tensor_list_free(pdk_tensor_list *l);
+
+/* Encodes `root`.  Tensors become references to their ordinal in `tensors` (appended); with
+ * tensors == NULL a tensor is an error. */
+pdckpt_status pdk_codec_encode(const pdckpt_value *root, pdk_blob *out, pdk_tensor_list *tensors,
+                               pdckpt_error *err);
+/* Called for every tensor reference while decoding; returns a new value for it (owned by the
+ * tree being built) or NULL after recording an error. */
+typedef pdckpt_value *(*pdk_tensor_ref_fn)(void *ctx, uint64_t ordinal, pdckpt_error *err);
+pdckpt_status pdk_codec_decode(pdk_rd *r, const pdckpt_allocator *a, pdk_tensor_ref_fn fn,
+                               void *ctx, pdckpt_value **out);
+
+/* A tensor's description without its data. */
+typedef struct pdk_tensor_desc {
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t      dims[PDCKPT_MAX_DIMS];
+    uint64_t     n_bytes;
+    char        *name;      /* malloc'd or NULL */
+    int32_t      n_lod;
+    uint64_t    *lod_lens;  /* malloc'd */
+    uint64_t   **lod;       /* malloc'd */
+} pdk_tensor_desc;
+void          pdk_codec_put_desc(pdk_blob *b, const pdckpt_tensor_view *v);
+pdckpt_status pdk_codec_get_desc(pdk_rd *r, pdk_tensor_desc *d);
+void          pdk_tensor_desc_free(pdk_tensor_desc *d);
+/* A new owned, zero-filled tensor with the description's dtype, shape, name and LoD. */
+pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
+                                   pdckpt_value **out, pdckpt_error *err);
+/* A tensor borrowing `view`'s data, with its name and LoD. */
+pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
+                                pdckpt_value **out, pdckpt_error *err);
+
+/* ---- dist_transfer.c: grouped point-to-point transfers ---- */
+
+/* One tensor (or its whole byte range) that moves from `src` to `dst`. */
+typedef struct pdk_xfer_item {
+    int      src, dst;
+    uint64_t n_bytes;
+    const void *send;  /* on src: where the bytes are */
+    void       *recv;  /* on dst: where they go */
+} pdk_xfer_item;
+
+/* Moves every item, in rounds: per destination, the byte stream of its items (in list order)
+ * is cut into groups of at most `group_bytes` (items are split across groups when needed), and
+ * round g moves group g of every destination.  Sends go from `send`, receives into `recv`,
+ * without staging copies.  Items must be listed in the same order on every rank. */
+pdckpt_status pdk_dist_transfer(pdk_dist *d, const pdk_xfer_item *items, size_t n,
+                                uint64_t group_bytes, uint64_t *rounds, pdckpt_error *err);
+
+/* ---- dist_fs.c: paths and atomic small files ---- */
+
+/* dir + "/" + name into out. */
+pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t cap,
+                            pdckpt_error *err);
+/* A temporary name beside `path`: "<dir>/.<base>.pdckpt-dist-<tag>". */
+pdckpt_status pdk_dist_temp_beside(const char *path, uint64_t tag, char *out, size_t cap,
+                                   pdckpt_error *err);
+/* Renames `from` over `to` (a file, or a directory replacing a directory) and syncs the
+ * directory. */
+pdckpt_status pdk_dist_rename(const char *from, const char *to, bool durable, pdckpt_error *err);
+/* Removes a file or a directory tree; never follows symlinks.  Ignores errors. */
+void          pdk_dist_remove(const char *path);
+pdckpt_status pdk_dist_mkdirs(const char *dir, pdckpt_error *err);
+pdckpt_status pdk_dist_fsync_dir(const char *dir, pdckpt_error *err);
+/* Writes `len` bytes to `path` atomically: temp, fsync, rename, fsync dir. */
+pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
+                                    pdckpt_error *err);
+/* A random 64-bit tag for temp names (from getrandom, else time and pid). */
+uint64_t      pdk_dist_random_tag(void);
+
+/* ---- dist_plan.c: shard geometry ---- */
+
+/* Copies the box `shape` from src (a C-order array of src_shape, starting at src_off) into dst
+ * (dst_shape, at dst_off).  Runs of whole rows are merged into single memcpys. */
+void pdk_box_copy(int32_t n_dims, size_t elem, const void *src, const int64_t *src_shape,
+                  const int64_t *src_off, void *dst, const int64_t *dst_shape,
+                  const int64_t *dst_off, const int64_t *shape);
+/* Intersection of boxes a and b: false when empty (some extent <= 0). */
+bool pdk_box_overlap(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
+                     const int64_t *b_off, const int64_t *b_shape, int64_t *off, int64_t *shape);
+/* Product of dims, saturating at INT64_MAX (1 for 0-d). */
+int64_t pdk_box_volume(int32_t n_dims, const int64_t *shape);
+
+/* ---- dist_meta.c: the sharded checkpoint's metadata ---- */
+
+/* One stored piece of a key, and the file that holds it. */
+typedef struct pdk_piece {
+    int64_t    *offset, *shape; /* n_dims each (one allocation) */
+    const char *file;           /* borrowed from the index */
+} pdk_piece;
+
+typedef struct pdk_key_meta {
+    char        *key;
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t     *global_shape;
+    pdk_piece   *pieces;
+    size_t       n_pieces;
+} pdk_key_meta;
+
+typedef struct pdk_meta_index {
+    pdk_key_meta *keys;
+    size_t        n_keys;
+    char        **files; /* distinct file names */
+    size_t        n_files;
+} pdk_meta_index;
+
+/* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
+pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
+                                   pdk_meta_index *out, pdckpt_error *err);
+void          pdk_meta_index_free(pdk_meta_index *ix);
+const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
+
+/* PROVISIONAL (phase 1): the metadata file is "<id>.metadata.pdkv", the value tree in this
+ * library's codec.  Phase 2 replaces these with "<id>.metadata" holding Paddle's pickled
+ * dataclasses; everything else works on the tree. */
+#define PDK_META_SUFFIX ".metadata.pdkv"
+pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err);
+pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
+                              pdckpt_value **meta, pdckpt_error *err);
+pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap,
+                            pdckpt_error *err);
+/* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
+ * metadata file name (-1 if none). */
+pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
+                            pdckpt_error *err);
+/* "<rank>_<id><ext>" for a data file in `format`, and the format a data file name implies. */
+const char   *pdk_data_file_ext(pdckpt_format format);
+pdckpt_format pdk_data_file_format(const char *name);
+
+/* ---- dist_flat.c: a tree as (name, tensor) pairs ---- */
+
+typedef struct pdk_named {
+    char               *name;
+    const pdckpt_value *tensor;
+} pdk_named;
+typedef struct pdk_named_list {
+    pdk_named *items;
+    size_t     len, cap;
+} pdk_named_list;
+/* Tensors of `root`, names joined with '.' (Paddle's (name, tensor) tuples count as tensors,
+ * "StructuredToParameterName@@" is skipped); other leaves fail unless skip_non_tensors. */
+pdckpt_status pdk_flatten(const pdckpt_value *root, bool skip_non_tensors, pdk_named_list *out,
+                          pdckpt_error *err);
+void          pdk_named_list_free(pdk_named_list *l);
+
+#endif /* PDK_DIST_INTERNAL_H */

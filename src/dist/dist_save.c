@@ -1,0 +1,278 @@
+/*
+ * dist_save.c — paddle.distributed.save (spec §4) as pdckpt_mpi_save / pdckpt_mpi_gather: the
+ * argument checks every rank must pass identically, the per-rank file names, and the two-phase
+ * commit.  Phase one: every writing rank saves into a temporary beside its target with
+ * pdckpt_save_file (atomic and durable itself); phase two, only once all ranks succeeded: every
+ * temporary is renamed over its target and the directory synced.  A failure on any rank before
+ * that point removes every temporary, so all previous files stay as they were.
+ */
+#include "dist_gather.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATH_CAP 4096
+
+pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    if (!text || !out || !isdigit((unsigned char)text[0]))
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
+                             text ? text : "(null)");
+    uint64_t v = 0;
+    const char *p = text;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "size '%s' is too large", text);
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    unsigned shift = 0;
+    char unit = (char)toupper((unsigned char)*p);
+    if (unit == 'K' || unit == 'M' || unit == 'G') {
+        shift = unit == 'K' ? 10 : unit == 'M' ? 20 : 30;
+        p++;
+    }
+    if (*p != '\0')
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'", text);
+    if (v > (UINT64_MAX >> shift))
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "size '%s' is too large", text);
+    *out = v << shift;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status substitute_rank(const char *path, int rank, char *out, size_t cap,
+                                     pdckpt_error *err) {
+    size_t n = 0;
+    for (const char *p = path; *p;) {
+        char piece[24];
+        const char *add = p;
+        size_t len = 1;
+        if (strncmp(p, "{rank}", 6) == 0) {
+            len = (size_t)snprintf(piece, sizeof piece, "%d", rank);
+            add = piece;
+            p += 6;
+        } else {
+            p++;
+        }
+        if (n + len >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+        memcpy(out + n, add, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return PDCKPT_OK;
+}
+
+/* "dir/name.ext" -> "dir/name.rankR.ext"; trailing slashes are kept. */
+static pdckpt_status insert_rank(const char *path, int rank, char *out, size_t cap,
+                                 pdckpt_error *err) {
+    size_t end = strlen(path);
+    while (end > 1 && path[end - 1] == '/') end--;
+    size_t base = end;
+    while (base > 0 && path[base - 1] != '/') base--;
+    size_t dot = end;
+    for (size_t i = end; i > base + 1; i--)
+        if (path[i - 1] == '.') {
+            dot = i - 1;
+            break;
+        }
+    int n = snprintf(out, cap, "%.*s.rank%d%s", (int)dot, path, rank, path + dot);
+    if (n < 0 || (size_t)n >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+    return PDCKPT_OK;
+}
+
+static pdckpt_status rank_path(const char *path, int rank, bool insert, char *out, size_t cap,
+                               pdckpt_error *err) {
+    if (!path || !out || cap == 0)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path or output buffer is NULL");
+    if (strstr(path, "{rank}")) return substitute_rank(path, rank, out, cap, err);
+    if (insert) return insert_rank(path, rank, out, cap, err);
+    if (strlen(path) >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+    memcpy(out, path, strlen(path) + 1);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_mpi_rank_path(const char *path, int rank, int world, char *out, size_t cap,
+                                   pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    return rank_path(path, rank, world > 1, out, cap, err);
+}
+
+/* ---- arguments every rank must agree on ---- */
+
+typedef struct save_args {
+    int     *targets; /* sorted, unique */
+    size_t   n_targets;
+    uint64_t group;
+    bool     opt;
+} save_args;
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static pdckpt_status normalize(const pdk_dist *d, const pdckpt_mpi_options *o, save_args *a,
+                               uint64_t *hash, pdckpt_error *err) {
+    memset(a, 0, sizeof *a);
+    a->group = o->max_grouped_size ? o->max_grouped_size : PDCKPT_MPI_DEFAULT_GROUP;
+    a->opt = o->state_type == PDCKPT_MPI_OPT;
+    if (o->state_type != PDCKPT_MPI_PARAMS && o->state_type != PDCKPT_MPI_OPT)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "expected state_type params or opt, found %d", (int)o->state_type);
+    if (a->group < PDCKPT_MPI_MIN_GROUP)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "expected max_grouped_size >= 1024 bytes, found %llu",
+                             (unsigned long long)a->group);
+    if (o->n_gather_to && !o->gather_to)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "gather_to is NULL");
+    a->targets = malloc((o->n_gather_to ? o->n_gather_to : 1) * sizeof *a->targets);
+    if (!a->targets) return pdk_dist_nomem(err, "gather_to");
+    for (size_t i = 0; i < o->n_gather_to; i++) {
+        if (o->gather_to[i] < 0 || o->gather_to[i] >= d->size)
+            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                                 "gather_to rank %d is not in the job (0..%d)", o->gather_to[i],
+                                 d->size - 1);
+        a->targets[i] = o->gather_to[i];
+    }
+    qsort(a->targets, o->n_gather_to, sizeof *a->targets, cmp_int);
+    for (size_t i = 0; i < o->n_gather_to; i++)
+        if (a->n_targets == 0 || a->targets[a->n_targets - 1] != a->targets[i])
+            a->targets[a->n_targets++] = a->targets[i];
+    *hash = pdk_hash_bytes(0, a->targets, a->n_targets * sizeof *a->targets);
+    *hash = pdk_hash_bytes(*hash, &a->group, sizeof a->group);
+    *hash = pdk_hash_bytes(*hash, &a->opt, sizeof a->opt);
+    return PDCKPT_OK;
+}
+
+/* Opens the communicator and checks the arguments on every rank. */
+static pdckpt_status begin(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
+                           save_args *a, pdckpt_error *err) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    if (!opts) opts = &defaults;
+    memset(a, 0, sizeof *a);
+    PDK_DTRY(pdk_dist_open(comm, opts, d, err));
+    uint64_t hash = 0;
+    pdckpt_status st = normalize(d, opts, a, &hash, err);
+    st = pdk_dist_agree(d, st, err);
+    if (st == PDCKPT_OK) st = pdk_dist_same(d, hash, "gather_to, state_type and max_grouped_size", err);
+    return st;
+}
+
+static bool in_targets(const save_args *a, int rank) {
+    for (size_t i = 0; i < a->n_targets; i++)
+        if (a->targets[i] == rank) return true;
+    return false;
+}
+
+/* ---- writing ---- */
+
+typedef struct commit {
+    char final[PATH_CAP];
+    char temp[PATH_CAP];
+    bool has_temp;
+} commit;
+
+/* Phase one on a writing rank: the tree goes to a temporary beside the target, or to the sink. */
+static pdckpt_status write_phase(const pdckpt_value *tree, const char *path, bool insert,
+                                 int rank, const pdckpt_mpi_options *opts, commit *c,
+                                 pdckpt_error *err) {
+    pdckpt_save_options save = opts->save;
+    if (path) PDK_DTRY(rank_path(path, rank, insert, c->final, sizeof c->final, err));
+    if (save.format == PDCKPT_FORMAT_AUTO && path) save.format = pdckpt_format_from_path(c->final);
+    if (opts->sink_ops) return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, &save, err);
+    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL on a writing rank");
+    if (save.format == PDCKPT_FORMAT_AUTO)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, c->final,
+                             "cannot tell the format from the name; pass one in opts->save");
+    PDK_DTRY(pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp, err));
+    c->has_temp = true;
+    pdckpt_status st = pdckpt_save_file(tree, c->temp, &save, err);
+    if (st != PDCKPT_OK) pdk_dist_prefix(err, "saving %s: ", c->final);
+    return st;
+}
+
+/* Phase two: rename when every rank succeeded, else drop the temporary. */
+static pdckpt_status commit_phase(pdk_dist *d, pdckpt_status st, commit *c, bool durable,
+                                  pdckpt_error *err) {
+    st = pdk_dist_agree(d, st, err);
+    pdckpt_status renamed = PDCKPT_OK;
+    if (st == PDCKPT_OK && c->has_temp) renamed = pdk_dist_rename(c->temp, c->final, durable, err);
+    if (c->has_temp && (st != PDCKPT_OK || renamed != PDCKPT_OK)) pdk_dist_remove(c->temp);
+    if (st != PDCKPT_OK) return st;
+    return pdk_dist_agree(d, renamed, err);
+}
+
+/* With gather_to none, ranks that were all given one path write "<path>.rankR"; ranks given
+ * their own paths write exactly those. */
+static pdckpt_status paths_differ(pdk_dist *d, const char *path, bool *insert, pdckpt_error *err) {
+    bool same = true;
+    uint64_t h = path ? pdk_hash_bytes(0, path, strlen(path)) : 0;
+    PDK_DTRY(pdk_dist_compare(d, h, &same, err));
+    *insert = same && d->size > 1;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const char *path,
+                              const pdckpt_mpi_options *opts, pdckpt_error *err) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    if (!opts) opts = &defaults;
+    pdk_dist d;
+    save_args a;
+    commit c = {.has_temp = false};
+    pdckpt_value *merged = NULL;
+    bool insert = false;
+    pdckpt_status st = begin(comm, opts, &d, &a, err);
+    if (st == PDCKPT_OK && a.n_targets == 0) st = paths_differ(&d, path, &insert, err);
+    if (st == PDCKPT_OK && a.n_targets > 0)
+        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group,
+                            opts->save.allocator, &merged, NULL, err);
+    if (st == PDCKPT_OK) {
+        pdckpt_status w = PDCKPT_OK;
+        if (a.n_targets == 0) w = state ? write_phase(state, path, insert, d.rank, opts, &c, err)
+                                        : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
+        else if (in_targets(&a, d.rank)) w = write_phase(merged, path, false, d.rank, opts, &c, err);
+        st = commit_phase(&d, w, &c, opts->save.durable, err);
+    }
+    pdckpt_value_free(merged);
+    free(a.targets);
+    pdk_dist_close(&d);
+    return st;
+}
+
+pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
+                                const pdckpt_mpi_options *opts, pdckpt_value **merged,
+                                pdckpt_error *err) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    if (!opts) opts = &defaults;
+    pdk_dist d;
+    save_args a;
+    pdckpt_value *tree = NULL;
+    pdckpt_status st = begin(comm, opts, &d, &a, err);
+    if (st == PDCKPT_OK) {
+        pdckpt_status s = merged ? PDCKPT_OK : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "merged is NULL");
+        if (s == PDCKPT_OK && a.n_targets == 0)
+            s = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "pdckpt_mpi_gather needs gather_to ranks");
+        st = pdk_dist_agree(&d, s, err);
+    }
+    if (st == PDCKPT_OK)
+        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group,
+                            opts->save.allocator, &tree, NULL, err);
+    if (merged) *merged = tree;
+    free(a.targets);
+    pdk_dist_close(&d);
+    return st;
+}

@@ -1,0 +1,248 @@
+/*
+ * dist_util.c — the small tools every dist module uses: error records (first error wins, as in
+ * the core, which keeps its own helpers private), a growable byte buffer for encoded trees and
+ * messages, and a bounded reader that checks every length against the bytes left before it
+ * trusts it (the bytes may come from another rank or from a file on disk).
+ */
+#include "dist_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static pdckpt_status failv(pdckpt_error *err, pdckpt_status status, const char *source,
+                           const char *fmt, va_list ap) {
+    if (!err) return status;
+    if (err->status != PDCKPT_OK) return err->status;
+    err->status = status;
+    err->offset = -1;
+    if (source) copy_text(err->source, sizeof err->source, source);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    return status;
+}
+
+pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char *source,
+                            const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    pdckpt_status st = failv(err, status, source, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
+                                const char *what) {
+    pdckpt_status st = errnum == ENOENT ? PDCKPT_ERR_NOT_FOUND
+                       : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
+                                          : PDCKPT_ERR_IO;
+    if (err && err->status == PDCKPT_OK) err->sys_errno = errnum;
+    return pdk_dist_fail(err, st, source, "%s: %s", what, strerror(errnum));
+}
+
+pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what) {
+    return pdk_dist_fail(err, PDCKPT_ERR_NOMEM, NULL, "out of memory allocating %s", what);
+}
+
+void pdk_dist_reset(pdckpt_error *err) {
+    static const pdckpt_error clean = PDCKPT_ERROR_INIT;
+    if (err) *err = clean;
+}
+
+void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) {
+    if (!err || err->status == PDCKPT_OK) return;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    /* "<prefix><message>", cut to fit: move the message right, copy the prefix in front. */
+    size_t plen = strlen(prefix), mlen = strlen(err->message), cap = sizeof err->message - 1;
+    if (plen > cap) plen = cap;
+    if (plen + mlen > cap) mlen = cap - plen;
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
+}
+
+/* ---- blobs ---- */
+
+void pdk_blob_put(pdk_blob *b, const void *bytes, size_t len) {
+    if (b->failed || len == 0) return;
+    if (len > SIZE_MAX / 2 - b->len) {
+        b->failed = true;
+        return;
+    }
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len) cap *= 2;
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown) {
+            b->failed = true;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, bytes, len);
+    b->len += len;
+}
+
+void pdk_blob_u8(pdk_blob *b, uint8_t v) { pdk_blob_put(b, &v, 1); }
+
+void pdk_blob_u32(pdk_blob *b, uint32_t v) {
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    pdk_blob_put(b, le, 4);
+}
+
+void pdk_blob_u64(pdk_blob *b, uint64_t v) {
+    pdk_blob_u32(b, (uint32_t)v);
+    pdk_blob_u32(b, (uint32_t)(v >> 32));
+}
+
+void pdk_blob_str(pdk_blob *b, const char *s, size_t len) {
+    pdk_blob_u64(b, len);
+    pdk_blob_put(b, s, len);
+}
+
+pdckpt_status pdk_blob_check(const pdk_blob *b, pdckpt_error *err, const char *what) {
+    return b->failed ? pdk_dist_nomem(err, what) : PDCKPT_OK;
+}
+
+void pdk_blob_free(pdk_blob *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- bounded reader ---- */
+
+pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    pdckpt_status st = failv(r->err, PDCKPT_ERR_FORMAT, r->source, fmt, ap);
+    va_end(ap);
+    if (r->err && r->err->offset < 0) r->err->offset = (int64_t)r->pos;
+    return st;
+}
+
+static pdckpt_status need(pdk_rd *r, size_t n, const char *what) {
+    if (r->len - r->pos >= n) return PDCKPT_OK;
+    return pdk_rd_fail(r, "expected %zu bytes for %s, found %zu", n, what, r->len - r->pos);
+}
+
+pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what) {
+    PDK_DTRY(need(r, 1, what));
+    *v = r->p[r->pos++];
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what) {
+    PDK_DTRY(need(r, 4, what));
+    const uint8_t *p = r->p + r->pos;
+    *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    r->pos += 4;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what) {
+    uint32_t lo, hi;
+    PDK_DTRY(pdk_rd_u32(r, &lo, what));
+    PDK_DTRY(pdk_rd_u32(r, &hi, what));
+    *v = (uint64_t)hi << 32 | lo;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what) {
+    size_t at = r->pos;
+    PDK_DTRY(pdk_rd_u64(r, n, what));
+    uint64_t left = r->len - r->pos;
+    if (min_item && *n > left / min_item) {
+        r->pos = at;
+        return pdk_rd_fail(r, "expected at most %llu items for %s (bytes left), found %llu",
+                           (unsigned long long)(left / min_item), what, (unsigned long long)*n);
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *what) {
+    uint64_t n;
+    PDK_DTRY(pdk_rd_count(r, &n, 1, what));
+    *s = (const char *)r->p + r->pos;
+    *len = (size_t)n;
+    r->pos += (size_t)n;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what) {
+    const char *p;
+    size_t len;
+    PDK_DTRY(pdk_rd_str(r, &p, &len, what));
+    if (memchr(p, '\0', len)) return pdk_rd_fail(r, "expected %s without NUL bytes", what);
+    *s = malloc(len + 1);
+    if (!*s) return pdk_dist_nomem(r->err, what);
+    memcpy(*s, p, len);
+    (*s)[len] = '\0';
+    return PDCKPT_OK;
+}
+
+uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
+    if (h == 0) h = UINT64_C(0xcbf29ce484222325);
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+char *pdk_dist_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    if (copy) memcpy(copy, s, n);
+    return copy;
+}
+
+static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst,
+                             pdckpt_error *err) {
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = read(fd, dst + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return pdk_dist_fail_sys(err, errno, path, "read");
+        if (n == 0) return pdk_dist_fail(err, PDCKPT_ERR_IO, path, "file shrank while reading");
+        done += (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
+                                  pdckpt_error *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return pdk_dist_fail_sys(err, errno, path, "open");
+    struct stat st;
+    pdckpt_status s = PDCKPT_OK;
+    if (fstat(fd, &st) != 0) s = pdk_dist_fail_sys(err, errno, path, "stat");
+    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit)
+        s = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, path,
+                          "expected a regular file of at most %zu bytes, found %lld bytes", limit,
+                          (long long)st.st_size);
+    uint8_t *buf = NULL;
+    if (s == PDCKPT_OK && !(buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
+        s = pdk_dist_nomem(err, "file contents");
+    if (s == PDCKPT_OK) s = read_fd(fd, path, (size_t)st.st_size, buf, err);
+    close(fd);
+    if (s != PDCKPT_OK) {
+        free(buf);
+        return s;
+    }
+    *data = buf;
+    *len = (size_t)st.st_size;
+    return PDCKPT_OK;
+}
