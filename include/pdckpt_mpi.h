@@ -163,11 +163,12 @@ PDCKPT_API pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
  *   {"state_dict_metadata": {key: [{"global_offset": (..), "local_shape": (..), "dtype": "float32",
  *                                   "global_shape": (..), "is_flattened": False,
  *                                   "flattened_range": None}, ...]},
- *    "storage_metadata": {(key, global_offset, is_flattened, flattened_range, replica_id,
- *                          local_shape): file_name, ...},
+ *    "storage_metadata": [((key, global_offset, is_flattened, flattened_range, replica_id,
+ *                           local_shape), file_name), ...],
  *    "flat_mapping": {key: (key,)}}
- * (a LocalTensorIndex is the tuple of its fields in declaration order).  `*out_id` (may be NULL)
- * receives the id.  Local. */
+ * A LocalTensorIndex is the tuple of its fields in declaration order; storage_metadata, a dict in
+ * Paddle, is the list of its items here (pdckpt dicts index only string keys).  `*out_id` (may be
+ * NULL) receives the id.  Local. */
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);

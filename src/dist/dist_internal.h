@@ -215,10 +215,23 @@ typedef struct pdk_key_meta {
 typedef struct pdk_meta_index {
     pdk_key_meta *keys;
     size_t        n_keys;
+    size_t       *slots; /* key hash table: index + 1 into keys, 0 = empty */
+    size_t        n_slots;
     char        **files; /* distinct file names */
     size_t        n_files;
 } pdk_meta_index;
 
+/* One distinct piece as the save plan records it (first-appearance order). */
+typedef struct pdk_meta_piece {
+    const char    *key;
+    pdckpt_dtype   dtype;
+    int32_t        n_dims;
+    const int64_t *global_shape, *offset, *shape;
+    const char    *file;
+} pdk_meta_piece;
+/* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
+pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
+                                pdckpt_error *err);
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
 pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                    pdk_meta_index *out, pdckpt_error *err);

@@ -65,6 +65,18 @@ void mt_set(pdckpt_value *dict, const char *key, pdckpt_value *value) {
 
 pdckpt_value *mt_dict(void) { return pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT); }
 
+void mt_barrier(MPI_Comm comm) {
+    MPI_Request req;
+    int done = 0;
+    MPI_Ibarrier(comm, &req);
+    for (;;) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done) return;
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 double mt_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

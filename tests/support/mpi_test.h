@@ -33,6 +33,9 @@ pdckpt_value *mt_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
 /* dict[key] = value (transferred); aborts the test on failure. */
 void mt_set(pdckpt_value *dict, const char *key, pdckpt_value *value);
 pdckpt_value *mt_dict(void);
+/* A barrier on `comm` that sleeps while it waits (blocking MPI barriers spin, and the ranks
+ * still working need the CPU on an oversubscribed machine). */
+void mt_barrier(MPI_Comm comm);
 /* Seconds on a monotonic clock. */
 double mt_now(void);
 /* Peak resident set since the last mt_reset_peak, in bytes (VmHWM). */

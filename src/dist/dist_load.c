@@ -1,0 +1,324 @@
+/*
+ * dist_load.c — loading a sharded checkpoint with resharding (spec §5.4): a job of any size reads
+ * a checkpoint saved by any number of ranks.  For every box a rank asks for, the stored pieces
+ * that overlap it on every dimension are found in the metadata; each overlap is copied straight
+ * from the piece's data file into the box (pdk_box_copy: one memcpy per contiguous run).  Data
+ * files are opened only when a piece in them is needed and, with zero_copy, mapped: only the
+ * pages holding needed bytes are ever read (strided copies ask the kernel not to read around).
+ * Unlike Paddle, which loads whole files and broadcasts slices, each rank reads what it needs
+ * itself; the directory must be visible to every rank (a shared filesystem).
+ */
+#include "dist_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define META_READ_LIMIT ((size_t)1 << 31)
+
+/* ---- the metadata file ---- */
+
+static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *id, pdk_blob *out,
+                                     pdckpt_error *err) {
+    int64_t newest, largest;
+    char path[4200];
+    if (wanted < 0) {
+        PDK_DTRY(pdk_meta_scan(dir, &newest, &largest, err));
+        if (newest < 0)
+            return pdk_dist_fail(err, PDCKPT_ERR_NOT_FOUND, dir,
+                                 "no complete sharded checkpoint (no *" PDK_META_SUFFIX " file)");
+        wanted = newest;
+    }
+    *id = wanted;
+    PDK_DTRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
+    pdk_blob_free(out);
+    return pdk_read_small_file(path, META_READ_LIMIT, &out->data, &out->len, err);
+}
+
+pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_value **metadata,
+                                           int64_t *out_id, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    if (!dir || !metadata) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir or metadata is NULL");
+    *metadata = NULL;
+    pdk_blob bytes = {0};
+    int64_t got = -1;
+    char path[4200];
+    pdckpt_status st = read_meta_bytes(dir, id, &got, &bytes, err);
+    if (st == PDCKPT_OK) st = pdk_meta_path(dir, got, path, sizeof path, err);
+    if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, metadata, err);
+    pdk_blob_free(&bytes);
+    if (st == PDCKPT_OK && out_id) *out_id = got;
+    return st;
+}
+
+bool pdckpt_sharded_is_checkpoint(const char *dir) {
+    int64_t newest = -1, largest = -1;
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    return dir && pdk_meta_scan(dir, &newest, &largest, &err) == PDCKPT_OK && newest >= 0;
+}
+
+/* ---- data files, opened on first need ---- */
+
+typedef struct loader {
+    const pdk_meta_index      *ix;
+    const char                *dir;
+    const pdckpt_load_options *lo;
+    pdckpt_value             **trees; /* one per ix->files entry, NULL until opened */
+    pdckpt_error              *err;
+} loader;
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A combined file stores no names: they are the file's keys in byte order (Paddle's sorted()). */
+static pdckpt_status names_in(const pdk_meta_index *ix, const char *file, const char ***names,
+                              size_t *n, pdckpt_error *err) {
+    *n = 0;
+    *names = malloc((ix->n_keys ? ix->n_keys : 1) * sizeof **names);
+    if (!*names) return pdk_dist_nomem(err, "names");
+    for (size_t k = 0; k < ix->n_keys; k++)
+        for (size_t i = 0; i < ix->keys[k].n_pieces; i++)
+            if (ix->keys[k].pieces[i].file == file) {
+                (*names)[(*n)++] = ix->keys[k].key;
+                break;
+            }
+    qsort(*names, *n, sizeof **names, cmp_str);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status open_data(loader *L, const char *file, const pdckpt_value **tree) {
+    size_t f = 0;
+    while (f < L->ix->n_files && L->ix->files[f] != file) f++;
+    if (L->trees[f]) {
+        *tree = L->trees[f];
+        return PDCKPT_OK;
+    }
+    char path[4200];
+    PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
+    pdckpt_load_options lo = *L->lo;
+    lo.format = pdk_data_file_format(file);
+    const char **names = NULL;
+    pdckpt_status st = PDCKPT_OK;
+    if (lo.format == PDCKPT_FORMAT_COMBINED) st = names_in(L->ix, file, &names, &lo.n_names, L->err);
+    lo.names = names;
+    if (st == PDCKPT_OK) st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
+    free(names);
+    *tree = L->trees[f];
+    return st;
+}
+
+/* The stored piece `p` of `km`, checked against what the metadata says it is. */
+static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_piece *p,
+                                  const pdckpt_value **value, pdckpt_tensor_view *v) {
+    const pdckpt_value *tree;
+    PDK_DTRY(open_data(L, p->file, &tree));
+    *value = pdckpt_dict_get(tree, km->key);
+    if (!*value || !pdckpt_tensor_get(*value, v))
+        return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, p->file,
+                             "expected tensor '%s' in this data file (the metadata says so)",
+                             km->key);
+    bool same = v->n_dims == km->n_dims &&
+                pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
+                memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
+    if (!same)
+        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, p->file,
+                             "tensor '%s': expected %s with the piece's shape, found %s of %d dims",
+                             km->key, pdckpt_dtype_name(km->dtype), pdckpt_dtype_name(v->dtype),
+                             (int)v->n_dims);
+    return PDCKPT_OK;
+}
+
+/* Strided reads from a mapping: keep the kernel from reading around every touched page. */
+static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *box) {
+    if (!v->buffer || !pdckpt_buffer_is_mapped(v->buffer) || v->n_bytes == 0) return;
+    int32_t d = n_dims - 1;
+    while (d > 0 && box[d] == v->dims[d]) d--;
+    if (d <= 0) return; /* one contiguous run: readahead helps */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t begin = (uintptr_t)v->data & ~(page - 1);
+    uintptr_t end = ((uintptr_t)v->data + v->n_bytes + page - 1) & ~(page - 1);
+    madvise((void *)begin, end - begin, MADV_RANDOM);
+}
+
+typedef struct box {
+    int32_t n_dims;
+    int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
+} box;
+
+static pdckpt_status request_box(loader *L, const pdckpt_mpi_request *q, const pdk_key_meta **km,
+                                 box *b) {
+    if (!q->key) return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "a request has no key");
+    if (!(*km = pdk_meta_find(L->ix, q->key)))
+        return pdk_dist_fail(L->err, PDCKPT_ERR_NOT_FOUND, L->dir,
+                             "the checkpoint has no key '%s'", q->key);
+    if (q->n_dims != (*km)->n_dims)
+        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, L->dir,
+                             "key '%s': expected a %d-dim request, found %d dims", q->key,
+                             (int)(*km)->n_dims, (int)q->n_dims);
+    b->n_dims = q->n_dims;
+    for (int32_t d = 0; d < q->n_dims; d++) {
+        int64_t g = (*km)->global_shape[d];
+        b->off[d] = q->global_offset ? q->global_offset[d] : 0;
+        b->shape[d] = q->local_shape ? q->local_shape[d] : g;
+        if (b->off[d] < 0 || b->shape[d] < 0 || b->off[d] > g || b->shape[d] > g - b->off[d])
+            return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL,
+                                 "key '%s': dim %d: a box of %lld at %lld does not fit the global "
+                                 "size %lld", q->key, (int)d, (long long)b->shape[d],
+                                 (long long)b->off[d], (long long)g);
+    }
+    return PDCKPT_OK;
+}
+
+/* With zero_copy, a box that is exactly one stored piece is returned in place. */
+static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b,
+                                 pdckpt_value **out) {
+    *out = NULL;
+    for (size_t i = 0; L->lo->zero_copy && i < km->n_pieces; i++) {
+        const pdk_piece *p = &km->pieces[i];
+        if (memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
+            memcmp(p->shape, b->shape, (size_t)b->n_dims * sizeof *b->shape) != 0)
+            continue;
+        const pdckpt_value *value;
+        pdckpt_tensor_view v;
+        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        if (v.dtype != km->dtype) return PDCKPT_OK; /* needs a reinterpretation: copy instead */
+        *out = pdckpt_value_retain((pdckpt_value *)value); /* shared, read-only */
+        return PDCKPT_OK;
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+    int64_t covered = 0, off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
+    int64_t src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
+    size_t elem = pdckpt_dtype_size(km->dtype);
+    for (size_t i = 0; i < km->n_pieces; i++) {
+        const pdk_piece *p = &km->pieces[i];
+        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
+            continue;
+        if (pdk_box_volume(b->n_dims, shape) == 0) continue;
+        const pdckpt_value *value;
+        pdckpt_tensor_view v;
+        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        for (int32_t d = 0; d < b->n_dims; d++) {
+            src_off[d] = off[d] - p->offset[d];
+            dst_off[d] = off[d] - b->off[d];
+        }
+        advise(&v, b->n_dims, shape);
+        pdk_box_copy(b->n_dims, elem, v.data, p->shape, src_off, dst, b->shape, dst_off, shape);
+        covered += pdk_box_volume(b->n_dims, shape);
+    }
+    if (covered != pdk_box_volume(b->n_dims, b->shape))
+        return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, L->dir,
+                             "key '%s': the stored pieces cover %lld of the %lld elements asked for",
+                             km->key, (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
+    return PDCKPT_OK;
+}
+
+static pdckpt_status load_request(loader *L, const pdckpt_mpi_request *q, pdckpt_value *out) {
+    const pdk_key_meta *km = NULL;
+    box b;
+    PDK_DTRY(request_box(L, q, &km, &b));
+    if (pdckpt_dict_get(out, q->key))
+        return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "key '%s' is requested twice", q->key);
+    pdckpt_value *t = NULL;
+    PDK_DTRY(exact_piece(L, km, &b, &t));
+    if (!t) {
+        PDK_DTRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
+        pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
+        if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);
+        if (st != PDCKPT_OK) {
+            pdckpt_value_free(t);
+            return st;
+        }
+    }
+    return pdckpt_dict_set(out, q->key, t, L->err);
+}
+
+static pdckpt_status load_all(loader *L, const pdckpt_mpi_request *reqs, size_t n,
+                              pdckpt_value **out) {
+    *out = pdckpt_value_new_container(L->lo->allocator, PDCKPT_KIND_DICT);
+    L->trees = calloc(L->ix->n_files + 1, sizeof *L->trees);
+    if (!*out || !L->trees) return pdk_dist_nomem(L->err, "the loaded state");
+    for (size_t i = 0; i < n; i++) PDK_DTRY(load_request(L, &reqs[i], *out));
+    return PDCKPT_OK;
+}
+
+static void loader_free(loader *L) {
+    for (size_t f = 0; L->trees && f < L->ix->n_files; f++) pdckpt_value_free(L->trees[f]);
+    free(L->trees);
+    L->trees = NULL;
+}
+
+static pdckpt_status local_checks(const pdk_dist *d, const char *dir, const pdckpt_mpi_request *reqs,
+                                  size_t n, const pdckpt_mpi_options *o, pdckpt_value **out,
+                                  pdckpt_error *err) {
+    if (!dir || !out || (n && !reqs))
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir, requests or out is NULL");
+    if (o->coordinator < 0 || o->coordinator >= d->size)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
+                             o->coordinator);
+    return PDCKPT_OK;
+}
+
+/* The coordinator reads the metadata once and every rank gets its bytes. */
+static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi_options *o,
+                                  pdk_meta_index *ix, pdckpt_error *err) {
+    pdk_blob bytes = {0};
+    int64_t id = -1;
+    pdckpt_value *meta = NULL;
+    char path[4200] = "";
+    pdckpt_status st = d->rank == o->coordinator ? read_meta_bytes(dir, o->unique_id, &id, &bytes, err)
+                                                 : PDCKPT_OK;
+    st = pdk_dist_agree(d, st, err);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &bytes, o->coordinator, err);
+    if (st == PDCKPT_OK) st = pdk_meta_path(dir, id, path, sizeof path, err);
+    if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, &meta, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, path, ix, err);
+    pdckpt_value_free(meta);
+    pdk_blob_free(&bytes);
+    return st;
+}
+
+pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
+                                      const pdckpt_mpi_request *requests, size_t n_requests,
+                                      const pdckpt_mpi_options *opts, pdckpt_value **out,
+                                      pdckpt_error *err) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    if (!opts) opts = &defaults;
+    if (out) *out = NULL;
+    pdk_dist d;
+    pdk_meta_index ix = {0};
+    pdckpt_value *result = NULL;
+    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    pdckpt_status st = local_checks(&d, dir, requests, n_requests, opts, out, err);
+    st = pdk_dist_agree(&d, st, err);
+    if (st == PDCKPT_OK) {
+        uint64_t h = pdk_hash_bytes(0, dir, strlen(dir));
+        h = pdk_hash_bytes(h, &opts->unique_id, sizeof opts->unique_id);
+        st = pdk_dist_same(&d, pdk_hash_bytes(h, &opts->coordinator, sizeof opts->coordinator),
+                           "dir, unique_id and coordinator", err);
+    }
+    if (st == PDCKPT_OK) st = pdk_dist_agree(&d, shared_index(&d, dir, opts, &ix, err), err);
+    if (st == PDCKPT_OK) {
+        loader L = {&ix, dir, &opts->load, NULL, err};
+        st = load_all(&L, requests, n_requests, &result);
+        loader_free(&L);
+        st = pdk_dist_agree(&d, st, err);
+    }
+    if (st == PDCKPT_OK) *out = result;
+    else pdckpt_value_free(result);
+    pdk_meta_index_free(&ix);
+    pdk_dist_close(&d);
+    return st;
+}
