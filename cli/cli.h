@@ -60,6 +60,11 @@ void cli_progress_begin(const char *label);
 int  cli_progress_cb(void *ctx, uint64_t done, uint64_t total);
 void cli_progress_end(void);
 
+/* cli_dist_exec.c: the distributed commands live in pdckpt-mpi (MPI-linked); pdckpt runs it. */
+bool cli_is_sharded_dir(const char *path);
+bool cli_ls_wants_mpi(int argc, char **argv);
+int  cli_exec_mpi(int argc, char **argv); /* returns only when pdckpt-mpi cannot be run */
+
 int cmd_ls(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);

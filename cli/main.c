@@ -15,6 +15,8 @@ static const char usage[] =
     "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
     "  verify PATH [--format F] [--names N]                 full structural check\n"
     "  version                                              print the version\n"
+    "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs pdckpt-mpi)\n"
+    "  ls DIR of a sharded checkpoint                       pieces and files (runs pdckpt-mpi)\n"
     "\n"
     "formats: tensor, combined, vars-dir, safetensors (more as this build supports them)\n"
     "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n";
@@ -25,6 +27,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "dist") == 0 || (strcmp(cmd, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
+        return cli_exec_mpi(argc, argv);
     if (strcmp(cmd, "ls") == 0) return cmd_ls(argc - 1, argv + 1);
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);

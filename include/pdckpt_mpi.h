@@ -187,6 +187,18 @@ PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape,
                                  const int64_t *parts, int64_t index, int64_t *offset,
                                  int64_t *shape);
 
+/* A tensor holding the box (`offset`, `shape`) of `tensor`: a view of its memory when the box is
+ * one contiguous range (the view keeps the tensor's buffer alive; a tensor that borrows caller
+ * memory passes the borrow on), else a copy.  Local. */
+PDCKPT_API pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offset,
+                                            const int64_t *shape, pdckpt_value **out,
+                                            pdckpt_error *err);
+/* Scans `dir`: the newest complete checkpoint id and the largest id any data or metadata file
+ * carries (-1 when none; a larger `largest` than `newest` means later saves never completed).
+ * Local. */
+PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_complete,
+                                             int64_t *largest_seen, pdckpt_error *err);
+
 /* ---------------------------------------------------------------------------------------------
  * One combined file written by all ranks
  * ------------------------------------------------------------------------------------------- */

@@ -322,3 +322,16 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
     pdk_dist_close(&d);
     return st;
 }
+
+pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
+                                  pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_dist_reset(err);
+    int64_t a, b;
+    if (!dir) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir is NULL");
+    PDK_DTRY(pdk_meta_scan(dir, &a, &b, err));
+    if (newest_complete) *newest_complete = a;
+    if (largest_seen) *largest_seen = b;
+    return PDCKPT_OK;
+}

@@ -1,0 +1,275 @@
+/*
+ * dist_mpiio.c — one combined file (spec binary-and-static-formats.md §3: concatenated tensor
+ * streams in byte-wise name order, what save_combine writes) written by all ranks at once with
+ * MPI-IO.  Ranks exchange only names and stream sizes; every rank computes the same layout and
+ * writes its own tensors' streams at their offsets, produced by the core's own tensor writer
+ * into a sink that forwards to MPI_File_write_at (tensor data goes straight from tensor memory).
+ * The file is built under a temporary name, synced, closed and agreed on before the coordinator
+ * renames it into place, so a failure anywhere leaves the previous file untouched.
+ */
+#include "dist_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WRITE_CHUNK (1u << 30)
+
+typedef struct entry {
+    char       *name;
+    uint64_t    size;   /* bytes of its tensor stream */
+    uint64_t    shape;  /* hash of dtype and dims: duplicates must agree */
+    int         rank;
+    size_t      local;
+    uint64_t    offset; /* in the file */
+    int         writer;
+} entry;
+
+typedef struct layout {
+    entry   *entries; /* every rank's, then sorted by name */
+    size_t   n;
+    uint64_t total;
+} layout;
+
+/* ---- sizes: the core's tensor writer into a counting sink ---- */
+
+static pdckpt_status count_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)bytes;
+    (void)err;
+    *(uint64_t *)self += len;
+    return PDCKPT_OK;
+}
+
+static const pdckpt_sink_ops count_ops = {PDCKPT_SINK_OPS_VERSION, count_write, NULL, NULL};
+
+static uint64_t shape_hash(const pdckpt_tensor_view *v) {
+    uint64_t h = pdk_hash_bytes(0, &v->dtype, sizeof v->dtype);
+    return pdk_hash_bytes(h, v->dims, (size_t)v->n_dims * sizeof *v->dims);
+}
+
+static pdckpt_status describe(const pdk_named_list *l, const pdckpt_save_options *save,
+                              pdk_blob *out, pdckpt_error *err) {
+    pdckpt_save_options o = *save;
+    o.format = PDCKPT_FORMAT_TENSOR;
+    pdk_blob_u64(out, l->len);
+    for (size_t i = 0; i < l->len; i++) {
+        uint64_t size = 0;
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(l->items[i].tensor, &v);
+        pdckpt_status st = pdckpt_save_sink(l->items[i].tensor, &count_ops, &size, &o, err);
+        if (st != PDCKPT_OK) {
+            pdk_dist_prefix(err, "tensor '%s': ", l->items[i].name);
+            return st;
+        }
+        pdk_blob_str(out, l->items[i].name, strlen(l->items[i].name));
+        pdk_blob_u64(out, size);
+        pdk_blob_u64(out, shape_hash(&v));
+    }
+    return pdk_blob_check(out, err, "tensor sizes");
+}
+
+/* ---- the layout every rank computes ---- */
+
+static pdckpt_status read_entries(const pdk_blob *all, const size_t *offs, int size, layout *lay,
+                                  pdckpt_error *err) {
+    size_t cap = 0;
+    for (int r = 0; r < size; r++) {
+        char source[64];
+        snprintf(source, sizeof source, "rank %d's tensor sizes", r);
+        pdk_rd rd = {all->data + offs[r], offs[r + 1] - offs[r], 0, source, err};
+        uint64_t n;
+        PDK_DTRY(pdk_rd_count(&rd, &n, 24, "tensors"));
+        if (lay->n + n > cap) {
+            cap = (lay->n + (size_t)n) * 2;
+            entry *grown = realloc(lay->entries, cap * sizeof *grown);
+            if (!grown) return pdk_dist_nomem(err, "the file layout");
+            lay->entries = grown;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            entry *e = &lay->entries[lay->n++];
+            memset(e, 0, sizeof *e);
+            e->rank = r;
+            e->local = (size_t)i;
+            e->writer = -1;
+            PDK_DTRY(pdk_rd_strdup(&rd, &e->name, "a tensor name"));
+            PDK_DTRY(pdk_rd_u64(&rd, &e->size, "a stream size"));
+            PDK_DTRY(pdk_rd_u64(&rd, &e->shape, "a shape hash"));
+        }
+    }
+    return PDCKPT_OK;
+}
+
+static int cmp_entry(const void *a, const void *b) {
+    const entry *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->rank - y->rank;
+}
+
+/* Names sorted byte-wise; a name on several ranks is written once, by the least loaded. */
+static pdckpt_status plan_layout(layout *lay, int size, pdckpt_error *err) {
+    if (lay->n > 1) qsort(lay->entries, lay->n, sizeof *lay->entries, cmp_entry);
+    uint64_t *load = calloc(size > 0 ? (size_t)size : 1, sizeof *load);
+    if (!load) return pdk_dist_nomem(err, "the file layout");
+    for (size_t i = 0, j; i < lay->n; i = j) {
+        for (j = i + 1; j < lay->n && strcmp(lay->entries[j].name, lay->entries[i].name) == 0; j++)
+            if (lay->entries[j].shape != lay->entries[i].shape || lay->entries[j].size != lay->entries[i].size) {
+                free(load);
+                return pdk_dist_fail(err, PDCKPT_ERR_MISMATCH, NULL,
+                                     "tensor '%s' differs in dtype or shape between ranks %d and %d",
+                                     lay->entries[i].name, lay->entries[i].rank, lay->entries[j].rank);
+            }
+        if (j == i + 1) load[lay->entries[i].rank] += lay->entries[i].size;
+    }
+    lay->total = 0;
+    for (size_t i = 0, j; i < lay->n; i = j) {
+        int best = lay->entries[i].rank;
+        for (j = i + 1; j < lay->n && strcmp(lay->entries[j].name, lay->entries[i].name) == 0; j++)
+            if (load[lay->entries[j].rank] < load[best]) best = lay->entries[j].rank;
+        if (j > i + 1) load[best] += lay->entries[i].size;
+        for (size_t k = i; k < j; k++) {
+            lay->entries[k].writer = best;
+            lay->entries[k].offset = lay->total;
+        }
+        lay->total += lay->entries[i].size;
+    }
+    free(load);
+    if (lay->n == 0)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "a combined file needs at least one tensor, found none on any rank");
+    return PDCKPT_OK;
+}
+
+static void layout_free(layout *lay) {
+    for (size_t i = 0; i < lay->n; i++) free(lay->entries[i].name);
+    free(lay->entries);
+    memset(lay, 0, sizeof *lay);
+}
+
+/* ---- writing: the tensor writer into a sink that writes at the stream's offset ---- */
+
+typedef struct file_sink {
+    MPI_File fh;
+    uint64_t at;
+} file_sink;
+
+static pdckpt_status file_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    file_sink *fs = self;
+    for (size_t done = 0; done < len;) {
+        int n = (int)(len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK);
+        MPI_Status status;
+        int rc = MPI_File_write_at(fs->fh, (MPI_Offset)(fs->at + done), (const uint8_t *)bytes + done,
+                                   n, MPI_BYTE, &status);
+        int wrote = 0;
+        if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &wrote);
+        if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "MPI_File_write_at");
+        if (wrote != n) return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "short MPI-IO write");
+        done += (size_t)n;
+    }
+    fs->at += len;
+    return PDCKPT_OK;
+}
+
+static const pdckpt_sink_ops file_ops = {PDCKPT_SINK_OPS_VERSION, file_write, NULL, NULL};
+
+static pdckpt_status write_mine(const pdk_dist *d, const layout *lay, const pdk_named_list *l,
+                                MPI_File fh, const pdckpt_save_options *save, pdckpt_error *err) {
+    pdckpt_save_options o = *save;
+    o.format = PDCKPT_FORMAT_TENSOR;
+    for (size_t i = 0; i < lay->n; i++) {
+        const entry *e = &lay->entries[i];
+        if (e->rank != d->rank || e->writer != d->rank) continue;
+        file_sink fs = {fh, e->offset};
+        PDK_DTRY(pdckpt_save_sink(l->items[e->local].tensor, &file_ops, &fs, &o, err));
+        if (fs.at != e->offset + e->size)
+            return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu",
+                                 e->name, (unsigned long long)(fs.at - e->offset),
+                                 (unsigned long long)e->size);
+    }
+    return PDCKPT_OK;
+}
+
+/* Collective: every rank opens, writes its part, syncs and closes; all agree on the result. */
+static pdckpt_status write_file(pdk_dist *d, const layout *lay, const pdk_named_list *l,
+                                const char *temp, const pdckpt_save_options *save,
+                                pdckpt_error *err) {
+    MPI_File fh;
+    int rc = MPI_File_open(d->comm, temp, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY,
+                           MPI_INFO_NULL, &fh);
+    pdckpt_status st = rc == MPI_SUCCESS ? PDCKPT_OK : pdk_dist_mpi_fail(err, rc, "MPI_File_open");
+    st = pdk_dist_agree(d, st, err);
+    if (st != PDCKPT_OK) return st;
+    MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN);
+    st = write_mine(d, lay, l, fh, save, err);
+    if (save->durable) { /* collective: every rank calls it, whatever happened above */
+        rc = MPI_File_sync(fh);
+        if (rc != MPI_SUCCESS && st == PDCKPT_OK) st = pdk_dist_mpi_fail(err, rc, "MPI_File_sync");
+    }
+    rc = MPI_File_close(&fh);
+    if (rc != MPI_SUCCESS && st == PDCKPT_OK) st = pdk_dist_mpi_fail(err, rc, "MPI_File_close");
+    return pdk_dist_agree(d, st, err);
+}
+
+static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_value *local, const char *path,
+                                  const pdckpt_mpi_options *o, pdk_named_list *l,
+                                  pdckpt_error *err) {
+    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL");
+    if (o->coordinator < 0 || o->coordinator >= d->size)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
+                             o->coordinator);
+    if (pdckpt_value_kind(local) != PDCKPT_KIND_DICT)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                             "expected a dict of this rank's tensors, found %s",
+                             local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
+    return pdk_flatten(local, o->save.skip_non_tensors, l, err);
+}
+
+static pdckpt_status plan_all(pdk_dist *d, const pdk_blob *mine, layout *lay, pdckpt_error *err) {
+    pdk_blob all = {0};
+    size_t *offs = NULL;
+    pdckpt_status st = pdk_dist_allgather(d, mine, &all, &offs, err);
+    if (st == PDCKPT_OK) st = read_entries(&all, offs, d->size, lay, err);
+    if (st == PDCKPT_OK) st = plan_layout(lay, d->size, err);
+    free(offs);
+    pdk_blob_free(&all);
+    return st;
+}
+
+pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local, const char *path,
+                                       const pdckpt_mpi_options *opts, pdckpt_error *err) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    if (!err) err = &scratch;
+    pdk_dist_reset(err);
+    if (!opts) opts = &defaults;
+    pdk_dist d;
+    pdk_named_list l = {0};
+    pdk_blob mine = {0};
+    layout lay = {0};
+    uint64_t tag = pdk_dist_random_tag();
+    char temp[4200] = "";
+    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    pdckpt_status st = local_checks(&d, local, path, opts, &l, err);
+    if (st == PDCKPT_OK) st = describe(&l, &opts->save, &mine, err);
+    st = pdk_dist_agree(&d, st, err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_same(&d, pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)), &opts->coordinator,
+                                              sizeof opts->coordinator), "path and coordinator", err);
+    if (st == PDCKPT_OK) st = pdk_dist_agree(&d, plan_all(&d, &mine, &lay, err), err);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast(&d, &tag, sizeof tag, opts->coordinator, err);
+    if (st == PDCKPT_OK) st = pdk_dist_agree(&d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
+    if (st == PDCKPT_OK) {
+        st = write_file(&d, &lay, &l, temp, &opts->save, err);
+        pdckpt_status renamed = PDCKPT_OK;
+        if (d.rank == opts->coordinator) {
+            if (st == PDCKPT_OK) renamed = pdk_dist_rename(temp, path, opts->save.durable, err);
+            if (st != PDCKPT_OK || renamed != PDCKPT_OK) unlink(temp);
+        }
+        if (st == PDCKPT_OK) st = pdk_dist_agree(&d, renamed, err);
+    }
+    layout_free(&lay);
+    pdk_blob_free(&mine);
+    pdk_named_list_free(&l);
+    pdk_dist_close(&d);
+    return st;
+}
