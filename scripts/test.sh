@@ -6,10 +6,19 @@ source "$(dirname "$0")/env.sh"
 echo "== style checks (exports, layering, function and file length)"
 "$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt.so"
 echo "== C tests"
-ctest --test-dir "$PDCKPT_BUILD" --output-on-failure -j "$PDCKPT_JOBS"
+ctest --test-dir "$PDCKPT_BUILD" --output-on-failure -j "$PDCKPT_JOBS" -LE mpi
 if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== C tests under ASan+UBSan"
-  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$PDCKPT_BUILD_ASAN" --output-on-failure -j "$PDCKPT_JOBS"
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$PDCKPT_BUILD_ASAN" --output-on-failure -j "$PDCKPT_JOBS" -LE mpi
+fi
+# Distributed tests: each is an `mpirun --oversubscribe` job of 1-4 ranks (label "mpi"), run one
+# at a time so the ranks of one job have the machine to themselves.
+echo "== MPI tests (mpirun --oversubscribe)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+ctest --test-dir "$PDCKPT_BUILD" --output-on-failure -j 1 -L mpi
+if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then
+  echo "== MPI tests under ASan+UBSan"
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$PDCKPT_BUILD_ASAN" --output-on-failure -j 1 -L mpi
 fi
 echo "== pytest"
 "$PDCKPT_VENV/bin/python" -m pytest -q -p no:cacheprovider "$PDCKPT_ROOT/tests/py" "$@"

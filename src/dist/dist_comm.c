@@ -126,16 +126,36 @@ static void apply_wire(const wire_error *w, int rank, pdckpt_error *err) {
     *err = e;
 }
 
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Every rank sends (its status as "lowest failing rank", its deadline); the minimum of both comes
+ * back.  A rank that sees the result only after the earliest deadline knows that rank has given
+ * up (timed out) and so treats the agreement as failed too: a rank that arrives late never goes
+ * on to commit while the others have abandoned the operation. */
 pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err) {
     if (local != PDCKPT_OK && err->status == PDCKPT_OK)
         pdk_dist_fail(err, local, NULL, "failed without a message (status %s)",
                       pdckpt_status_name(local));
     if (d->broken) return broken(d, err);
-    int mine = local != PDCKPT_OK ? d->rank : d->size, first = d->size;
+    int64_t mine[2] = {local != PDCKPT_OK ? d->rank : d->size,
+                       wall_ms() + (int64_t)(d->timeout_s * 1000)};
+    int64_t got[2] = {d->size, 0};
     MPI_Request req;
-    int rc = MPI_Iallreduce(&mine, &first, 1, MPI_INT, MPI_MIN, d->comm, &req);
+    int rc = MPI_Iallreduce(mine, got, 2, MPI_INT64_T, MPI_MIN, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "the error agreement");
     PDK_DTRY(pdk_dist_wait(d, 1, &req, "the other ranks' status", err));
+    if (wall_ms() > got[1]) {
+        pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
+                      "rank %d: the other ranks' status came after another rank's deadline "
+                      "(%.1f s): that rank has given up, so this one does too", d->rank,
+                      d->timeout_s);
+        return broken(d, err);
+    }
+    int first = (int)got[0];
     if (first >= d->size) return PDCKPT_OK;
     wire_error w;
     memset(&w, 0, sizeof w);
