@@ -5,6 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 echo "== style checks (exports, layering, function and file length)"
 "$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt.so"
+if [[ -f "$PDCKPT_BUILD/libpdckpt_mpi.so" ]]; then
+  "$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt_mpi.so"
+fi
 echo "== C tests"
 ctest --test-dir "$PDCKPT_BUILD" --output-on-failure -j "$PDCKPT_JOBS" -LE mpi
 if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then

@@ -22,6 +22,7 @@ check_includes src/core '\.\./(io|formats|api|dist)/' "src/core includes an uppe
 check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer"
 check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
+check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
 
 while IFS= read -r f; do
   lines=$(wc -l < "$f")

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "dist_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,8 +30,8 @@ pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t
 }
 
 /* Splits "a/b/c" into the directory "a/b" (or ".") and the base "c", ignoring trailing '/'. */
-static void split_path(const char *path, char *dir, size_t dir_cap, const char **base,
-                       size_t *base_len) {
+void pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
+                         size_t *base_len) {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
     size_t slash = n;
@@ -46,7 +47,7 @@ pdckpt_status pdk_dist_temp_beside(const char *path, uint64_t tag, char *out, si
     char dir[4096];
     const char *base;
     size_t base_len;
-    split_path(path, dir, sizeof dir, &base, &base_len);
+    pdk_dist_split_path(path, dir, sizeof dir, &base, &base_len);
     int n = snprintf(out, cap, "%s/.%.*s.pdckpt-dist-%016llx", dir, (int)base_len, base,
                      (unsigned long long)tag);
     if (n < 0 || (size_t)n >= cap)
@@ -111,7 +112,7 @@ pdckpt_status pdk_dist_rename(const char *from, const char *to, bool durable, pd
     char dir[4096];
     const char *base;
     size_t base_len;
-    split_path(to, dir, sizeof dir, &base, &base_len);
+    pdk_dist_split_path(to, dir, sizeof dir, &base, &base_len);
     return pdk_dist_fsync_dir(dir, err);
 }
 
@@ -167,4 +168,20 @@ uint64_t pdk_dist_random_tag(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return pdk_hash_bytes(pdk_hash_bytes(0, &ts, sizeof ts), &(pid_t){getpid()}, sizeof(pid_t));
+}
+
+void pdk_dist_sweep_temps(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char needle[512] = "", full[4200];
+    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
+    size_t nl = strlen(needle);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name; /* ours may hold the core's (".." + ...) */
+        if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
+        if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
+        if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) pdk_dist_remove(full);
+    }
+    closedir(d);
 }

@@ -179,6 +179,13 @@ pdckpt_status pdk_dist_fsync_dir(const char *dir, pdckpt_error *err);
 /* Writes `len` bytes to `path` atomically: temp, fsync, rename, fsync dir. */
 pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
                                     pdckpt_error *err);
+/* Removes temporaries that killed saves left in `dir`: ".<name>.pdckpt-dist-*" (ours) and
+ * ".<name>.pdckpt-tmp-*" (the core's), only those of `base` when it is not NULL.  A target must
+ * not be written by two jobs at once. */
+void          pdk_dist_sweep_temps(const char *dir, const char *base);
+/* The directory part of `path` (".") and its last component, ignoring trailing '/'. */
+void          pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
+                                  size_t *base_len);
 /* A random 64-bit tag for temp names (from getrandom, else time and pid). */
 uint64_t      pdk_dist_random_tag(void);
 

@@ -235,6 +235,16 @@ static pdckpt_status plan_all(pdk_dist *d, const pdk_blob *mine, layout *lay, pd
     return st;
 }
 
+/* Temporaries that killed writes of this file left behind. */
+static void sweep_beside(const char *path) {
+    char dir[4200], base[256];
+    const char *b;
+    size_t blen;
+    pdk_dist_split_path(path, dir, sizeof dir, &b, &blen);
+    snprintf(base, sizeof base, "%.*s", (int)blen, b);
+    pdk_dist_sweep_temps(dir, base);
+}
+
 pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local, const char *path,
                                        const pdckpt_mpi_options *opts, pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
@@ -256,6 +266,7 @@ pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
         st = pdk_dist_same(&d, pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)), &opts->coordinator,
                                               sizeof opts->coordinator), "path and coordinator", err);
     if (st == PDCKPT_OK) st = pdk_dist_agree(&d, plan_all(&d, &mine, &lay, err), err);
+    if (st == PDCKPT_OK && d.rank == opts->coordinator) sweep_beside(path);
     if (st == PDCKPT_OK) st = pdk_dist_bcast(&d, &tag, sizeof tag, opts->coordinator, err);
     if (st == PDCKPT_OK) st = pdk_dist_agree(&d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
     if (st == PDCKPT_OK) {

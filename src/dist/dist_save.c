@@ -180,21 +180,35 @@ typedef struct commit {
     bool has_temp;
 } commit;
 
-/* Phase one on a writing rank: the tree goes to a temporary beside the target, or to the sink. */
-static pdckpt_status write_phase(const pdckpt_value *tree, const char *path, bool insert,
-                                 int rank, const pdckpt_mpi_options *opts, commit *c,
-                                 pdckpt_error *err) {
-    pdckpt_save_options save = opts->save;
+/* Before phase one, on a writing rank: the target's name and format; temporaries of killed saves
+ * of this target are removed (before any rank creates its own: ranks may share a target). */
+static pdckpt_status prepare_target(const char *path, bool insert, int rank,
+                                    const pdckpt_mpi_options *opts, commit *c,
+                                    pdckpt_save_options *save, pdckpt_error *err) {
+    *save = opts->save;
     if (path) PDK_DTRY(rank_path(path, rank, insert, c->final, sizeof c->final, err));
-    if (save.format == PDCKPT_FORMAT_AUTO && path) save.format = pdckpt_format_from_path(c->final);
-    if (opts->sink_ops) return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, &save, err);
+    if (save->format == PDCKPT_FORMAT_AUTO && path) save->format = pdckpt_format_from_path(c->final);
+    if (opts->sink_ops) return PDCKPT_OK;
     if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL on a writing rank");
-    if (save.format == PDCKPT_FORMAT_AUTO)
+    if (save->format == PDCKPT_FORMAT_AUTO)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, c->final,
                              "cannot tell the format from the name; pass one in opts->save");
+    char dir[PATH_CAP], base[256];
+    const char *b;
+    size_t blen;
+    pdk_dist_split_path(c->final, dir, sizeof dir, &b, &blen);
+    snprintf(base, sizeof base, "%.*s", (int)blen, b);
+    pdk_dist_sweep_temps(dir, base);
+    return PDCKPT_OK;
+}
+
+/* Phase one on a writing rank: the tree goes to a temporary beside the target, or to the sink. */
+static pdckpt_status write_phase(const pdckpt_value *tree, const pdckpt_mpi_options *opts,
+                                 const pdckpt_save_options *save, commit *c, pdckpt_error *err) {
+    if (opts->sink_ops) return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, save, err);
     PDK_DTRY(pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp, err));
     c->has_temp = true;
-    pdckpt_status st = pdckpt_save_file(tree, c->temp, &save, err);
+    pdckpt_status st = pdckpt_save_file(tree, c->temp, save, err);
     if (st != PDCKPT_OK) pdk_dist_prefix(err, "saving %s: ", c->final);
     return st;
 }
@@ -237,13 +251,18 @@ pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const ch
     if (st == PDCKPT_OK && a.n_targets > 0)
         st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group,
                             opts->save.allocator, &merged, NULL, err);
+    bool writer = a.n_targets == 0 || in_targets(&a, d.rank);
+    const pdckpt_value *tree = a.n_targets == 0 ? state : merged;
+    pdckpt_save_options save = opts->save;
     if (st == PDCKPT_OK) {
-        pdckpt_status w = PDCKPT_OK;
-        if (a.n_targets == 0) w = state ? write_phase(state, path, insert, d.rank, opts, &c, err)
-                                        : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
-        else if (in_targets(&a, d.rank)) w = write_phase(merged, path, false, d.rank, opts, &c, err);
-        st = commit_phase(&d, w, &c, opts->save.durable, err);
+        pdckpt_status p = PDCKPT_OK;
+        if (writer && !tree) p = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
+        else if (writer) p = prepare_target(path, insert, d.rank, opts, &c, &save, err);
+        st = pdk_dist_agree(&d, p, err);
     }
+    if (st == PDCKPT_OK)
+        st = commit_phase(&d, writer ? write_phase(tree, opts, &save, &c, err) : PDCKPT_OK, &c,
+                          opts->save.durable, err);
     pdckpt_value_free(merged);
     free(a.targets);
     pdk_dist_close(&d);

@@ -342,6 +342,7 @@ static pdckpt_status prepare_dir(const char *dir, int64_t wanted, bool durable, 
     int64_t newest, largest;
     char path[4200];
     PDK_DTRY(pdk_dist_mkdirs(dir, err));
+    pdk_dist_sweep_temps(dir, NULL); /* temporaries of killed saves; their data files stay */
     PDK_DTRY(pdk_meta_scan(dir, &newest, &largest, err));
     *id = wanted >= 0 ? wanted : largest + 1;
     if (wanted < 0) return PDCKPT_OK;
