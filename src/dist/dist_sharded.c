@@ -155,6 +155,7 @@ static pdckpt_status read_all(const pdk_blob *all, const size_t *offs, int size,
             memset(rec, 0, sizeof *rec);
             rec->rank = rank;
             rec->local = (size_t)i;
+            rec->piece = SIZE_MAX; /* none, unless a stored piece claims it */
             PDK_DTRY(read_rec(&r, rec));
         }
     }
@@ -225,10 +226,18 @@ static pdckpt_status group_pieces(plan *p, shard_rec **order, pdckpt_error *err)
     }
     p->pieces = calloc(p->n_recs ? p->n_recs : 1, sizeof *p->pieces);
     if (!p->pieces) return pdk_dist_nomem(err, "the shard plan");
+    bool kept_for_key = false;
     for (size_t i = 0, j; i < p->n_recs; i = j) {
         for (j = i + 1; j < p->n_recs && strcmp(order[j]->key, order[i]->key) == 0 &&
                         same_box(order[j], order[i]); j++)
             continue;
+        if (i == 0 || strcmp(order[i - 1]->key, order[i]->key) != 0) kept_for_key = false;
+        /* Empty pieces (a rank past the end of a short dim) hold nothing: they are not stored,
+         * except one for a tensor that is empty as a whole, so its dtype and shape survive. */
+        bool empty = pdk_box_volume(order[i]->n_dims, order[i]->shape) == 0;
+        bool all_empty = pdk_box_volume(order[i]->n_dims, order[i]->global) == 0;
+        if (empty && (!all_empty || kept_for_key)) continue;
+        kept_for_key = true;
         p->pieces[p->n_pieces++] = (piece_rec){order[i], -1};
     }
     qsort(p->pieces, p->n_pieces, sizeof *p->pieces, cmp_first_seen);
@@ -293,7 +302,8 @@ static pdckpt_status write_data(const pdk_dist *d, const plan *p, const pdckpt_m
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < p->n_recs && st == PDCKPT_OK; i++) {
         const shard_rec *r = &p->recs[i];
-        if (r->rank != d->rank || p->pieces[r->piece].writer != d->rank) continue;
+        if (r->rank != d->rank || r->piece == SIZE_MAX || p->pieces[r->piece].writer != d->rank)
+            continue;
         pdckpt_tensor_view v;
         pdckpt_value *t = NULL;
         pdckpt_tensor_get(shards[r->local].tensor, &v);

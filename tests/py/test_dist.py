@@ -1,0 +1,255 @@
+"""The distributed CLI under real OpenMPI (`mpirun --oversubscribe`), checked against real Paddle:
+`pdckpt dist shard` splits a checkpoint into a sharded one, `pdckpt ls` lists its pieces, `pdckpt
+dist merge` rebuilds it on another number of ranks (a combined file written collectively with
+MPI-IO, or any format gathered on one rank), and Paddle loads what comes out.  kill -9 of a whole
+job in the middle of a save leaves the previous checkpoint loadable and the new one incomplete."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PDCKPT_BIN, run_cli
+import refread
+
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+PDCKPT_MPI = PDCKPT_BIN.parent / "pdckpt-mpi"
+
+# name -> (dtype, shape); uneven dims for every split
+SPECS = {"linear_0.w_0": ("float32", [7, 5]), "linear_0.b_0": ("float32", [13]),
+         "emb.w_0": ("float64", [9, 10]), "step": ("int64", [1]), "scale": ("float32", []),
+         "conv.w_0": ("float16", [5, 6, 3]), "norm.w_0": ("bfloat16", [11]),
+         "empty.w_0": ("float32", [0, 4])}
+SIZE = {"float32": 4, "float64": 8, "int64": 8, "float16": 2, "bfloat16": 2}
+
+
+def mpirun(n, *args, check=0, timeout=300):
+    proc = subprocess.run(["mpirun", "-n", str(n), "--oversubscribe", str(PDCKPT_BIN), *map(str, args)],
+                          capture_output=True, text=True, env=MPI_ENV, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    """A per-variable directory of random tensors (the input) and its contents."""
+    import numpy as np
+    rng = np.random.default_rng(11)
+    src = tmp_path_factory.mktemp("dist") / "src"
+    src.mkdir()
+    contents = {}
+    for name, (dt, shape) in SPECS.items():
+        n = int(np.prod(shape)) if shape else 1
+        raw = rng.integers(0, 256, size=n * SIZE[dt], dtype="uint8").tobytes()
+        if dt in ("float32", "float64", "float16"):  # finite values, so Paddle can compare them
+            raw = rng.standard_normal(n).astype(dt).tobytes()
+        (src / name).write_bytes(refread.write_stream(dt, shape, raw))
+        contents[name] = (dt, shape, raw)
+    return src, contents
+
+
+def names_file(path, contents):
+    path.write_text("\n".join(sorted(contents, key=lambda s: s.encode())) + "\n")
+    return path
+
+
+def test_mpi_cli_is_built():
+    assert PDCKPT_MPI.exists(), "pdckpt-mpi is built when MPI is found; install libopenmpi-dev"
+
+
+def test_shard_ls_merge_across_rank_counts(tmp_path, state):
+    src, contents = state
+    ck = tmp_path / "ck"
+    out = mpirun(3, "dist", "shard", src, ck, "--ranks-layout", "*.w_0=col,emb.*=block,row")
+    assert "sharded checkpoint id 0, 8 tensors over 3 ranks" in out.stdout
+    listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
+    assert listing["format"] == "sharded" and listing["id"] == 0
+    tensors = {t["key"]: t for t in listing["tensors"]}
+    assert set(tensors) == set(contents)
+    for name, (dt, shape, raw) in contents.items():
+        t = tensors[name]
+        assert (t["dtype"], t["shape"], t["nbytes"]) == (dt, shape, len(raw))
+        assert all((ck / p["file"]).exists() for p in t["pieces"])
+    assert len(tensors["linear_0.w_0"]["pieces"]) == 3  # 5 columns: 2, 2, 1
+    assert [p["shape"] for p in tensors["linear_0.w_0"]["pieces"]] == [[7, 2], [7, 2], [7, 1]]
+    assert len(tensors["scale"]["pieces"]) == 1  # 0-d: replicated, written once
+    text = run_cli("ls", ck, check=0).stdout
+    assert "sharded checkpoint id 0" in text and "in 2_0.safetensors" in text
+    names = names_file(tmp_path / "names.txt", contents)
+    for m in (1, 2, 4):
+        mpirun(m, "dist", "merge", ck, tmp_path / f"m{m}.pdiparams")  # MPI-IO, all ranks write
+        run_cli("diff", "--names", f"@{names}", tmp_path / f"m{m}.pdiparams", src, check=0)
+        mpirun(m, "dist", "merge", ck, tmp_path / f"m{m}.safetensors")  # gathered on rank 0
+        run_cli("diff", tmp_path / f"m{m}.safetensors", src, check=0)
+    # The collective combined file is byte for byte what Paddle's save_combine writes.
+    expect = b"".join(refread.write_stream(*contents[n]) for n in sorted(contents, key=str.encode))
+    assert (tmp_path / "m4.pdiparams").read_bytes() == expect
+
+
+def test_reshard_many_layouts(tmp_path, state):
+    src, contents = state
+    names = names_file(tmp_path / "names.txt", contents)
+    for n, layout in ((4, "block"), (2, "col"), (1, "row"), (3, "rep")):
+        ck = tmp_path / f"ck_{n}_{layout}"
+        mpirun(n, "dist", "shard", src, ck, "--ranks-layout", layout, "--data-format",
+               "combined" if n == 2 else "safetensors")
+        for m in (1, 3):
+            out = tmp_path / f"out_{n}_{layout}_{m}.pdiparams"
+            mpirun(m, "dist", "merge", ck, out)
+            run_cli("diff", "--names", f"@{names}", out, src, check=0)
+
+
+def test_paddle_reads_what_the_ranks_wrote(tmp_path, state, paddle_np):
+    paddle, np = paddle_np
+    src, contents = state
+    # Paddle's safetensors loader cannot view zero-size tensors (it fails on the safetensors
+    # library's own files too), so Paddle gets the state without the empty one.
+    nonempty = {n: v for n, v in contents.items() if 0 not in v[1]}
+    src = tmp_path / "src"
+    src.mkdir()
+    for n, v in nonempty.items():
+        (src / n).write_bytes(refread.write_stream(*v))
+    ck = tmp_path / "ck"
+    mpirun(4, "dist", "shard", src, ck, "--ranks-layout", "row")
+    mpirun(2, "dist", "merge", ck, tmp_path / "all.safetensors")
+    # Paddle's safetensors loader reads the file gathered on rank 0 ...
+    loaded = paddle.load(str(tmp_path / "all.safetensors"), safetensors=True)
+    assert set(loaded) == set(nonempty)
+    for name, (dt, shape, raw) in nonempty.items():
+        t = loaded[name]
+        assert list(t.shape) == shape and t.numpy().tobytes() == raw, name
+    # ... and every rank's data file: the row pieces of linear_0.w_0 are 2 + 2 + 2 + 1 rows.
+    rows = [paddle.load(str(ck / f"{r}_0.safetensors"), safetensors=True)["linear_0.w_0"].numpy()
+            for r in range(4)]
+    assert [r.shape[0] for r in rows] == [2, 2, 2, 1]
+    assert np.concatenate(rows).tobytes() == contents["linear_0.w_0"][2]
+    # Paddle's load_combine (static load_vars) reads a combined file the ranks wrote together
+    # with MPI-IO; load_vars wants the file to hold exactly its parameters: the float ones.
+    floats = {n: v for n, v in contents.items()
+              if v[0] in ("float32", "float64", "float16") and v[1] and 0 not in v[1]}
+    sub = tmp_path / "floats"
+    sub.mkdir()
+    for n, v in floats.items():
+        (sub / n).write_bytes(refread.write_stream(*v))
+    mpirun(2, "dist", "shard", sub, tmp_path / "fck", "--ranks-layout", "col")
+    mpirun(3, "dist", "merge", tmp_path / "fck", tmp_path / "floats.pdiparams")
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        with paddle.static.program_guard(main, startup):
+            params = [paddle.static.create_parameter(shape, dt, name=n)
+                      for n, (dt, shape, _) in floats.items()]
+        exe = paddle.static.Executor(paddle.CPUPlace())
+        exe.run(startup)
+        paddle.static.load_vars(exe, dirname=str(tmp_path), main_program=main, vars=params,
+                                filename="floats.pdiparams")
+        scope = paddle.static.global_scope()
+        for n, (dt, shape, raw) in floats.items():
+            got = np.array(scope.find_var(n).get_tensor())
+            assert got.dtype == np.dtype(dt) and list(got.shape) == shape and got.tobytes() == raw, n
+    finally:
+        paddle.disable_static()
+
+
+def test_cli_errors(tmp_path, state):
+    src, _ = state
+    proc = mpirun(2, "dist", "shard", src, tmp_path / "ck", check=2)
+    assert "--ranks-layout" in proc.stderr
+    proc = mpirun(2, "dist", "shard", src, tmp_path / "ck", "--ranks-layout", "2x2x2", check=2)
+    assert "one factor per dim" in proc.stderr
+    proc = mpirun(2, "dist", "merge", tmp_path / "missing", tmp_path / "o.pdiparams", check=1)
+    assert "missing: open directory: No such file or directory" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = mpirun(2, "dist", "merge", tmp_path / "empty", tmp_path / "o.pdiparams", check=1)
+    assert "no complete sharded checkpoint" in proc.stderr
+    assert run_cli("dist", "frobnicate").returncode == 2
+
+
+def _session_pids(sid):
+    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
+
+
+def _kill_job_when(cmd, ready, timeout=120):
+    """Starts an mpirun job in its own session, SIGKILLs every process of it as soon as
+    ready() is true; returns whether it was killed before finishing."""
+    proc = subprocess.Popen(["mpirun", "--oversubscribe", *map(str, cmd)], env=MPI_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    killed = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ready():
+            for pid in _session_pids(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.002)
+    proc.wait(timeout=60)
+    for pid in _session_pids(proc.pid):  # nothing of the job may survive
+        os.kill(pid, signal.SIGKILL)
+    return killed
+
+
+def _big_input(path, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    path.mkdir()
+    for i in range(4):
+        raw = rng.integers(0, 256, size=24 << 20, dtype="uint8").tobytes()
+        (path / f"layer_{i}.w_0").write_bytes(refread.write_stream("float32", [1536, 4096], raw))
+
+
+def test_kill_9_during_sharded_save(tmp_path):
+    src = tmp_path / "big"
+    _big_input(src, 5)
+    ck = tmp_path / "ck"
+    mpirun(4, "dist", "shard", src, ck, "--ranks-layout", "row")
+    conclusive = 0
+    for attempt in range(4):
+        new_id = attempt + 1
+        def mid_save():
+            return any(f".pdckpt-tmp-" in f or f.endswith(f"_{new_id}.safetensors") for f in os.listdir(ck))
+        killed = _kill_job_when(["-n", "4", PDCKPT_BIN, "dist", "shard", src, ck, "--ranks-layout", "col"],
+                                mid_save)
+        complete = (ck / f"{new_id}.metadata.pdkv").exists()
+        listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
+        if killed and not complete:
+            conclusive += 1
+            assert listing["id"] == 0  # the new checkpoint never looks complete
+            assert listing["largest_id"] >= new_id or any(".pdckpt-" in f for f in os.listdir(ck))
+        if conclusive >= 2:
+            break
+    assert conclusive >= 1, "no kill landed before the save completed"
+    # The previous checkpoint still loads, bit for bit.
+    mpirun(3, "dist", "merge", ck, tmp_path / "back", "--to", "vars-dir", "--id", "0")
+    run_cli("diff", tmp_path / "back", src, check=0)
+    # The next save works and takes a fresh id (never one a killed save touched).
+    out = mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "block").stdout
+    assert "sharded checkpoint id" in out and "id 0," not in out
+    assert [f for f in os.listdir(ck) if f.startswith(".")] == []  # temporaries swept
+
+
+def test_kill_9_during_collective_write(tmp_path):
+    src = tmp_path / "big"
+    _big_input(src, 6)
+    ck = tmp_path / "ck"
+    mpirun(4, "dist", "shard", src, ck, "--ranks-layout", "row")
+    out = tmp_path / "model.pdiparams"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "x").write_bytes(refread.write_stream("float32", [2], b"\0" * 8))
+    run_cli("convert", tmp_path / "old", out, check=0)
+    old = hashlib.sha256(out.read_bytes()).hexdigest()
+    killed = _kill_job_when(["-n", "4", PDCKPT_BIN, "dist", "merge", ck, out],
+                            lambda: any(".pdckpt-dist-" in f for f in os.listdir(tmp_path)))
+    assert killed, "the kill did not land while the ranks were writing"
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == old  # the old file, untouched
+    mpirun(4, "dist", "merge", ck, out)  # then a full write replaces it, sweeping the temporary
+    assert [f for f in os.listdir(tmp_path) if ".pdckpt-" in f] == []
+    names = names_file(tmp_path / "names.txt", {f.name: None for f in src.iterdir()})
+    run_cli("diff", "--names", f"@{names}", out, src, check=0)
