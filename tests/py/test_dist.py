@@ -104,6 +104,31 @@ def test_reshard_many_layouts(tmp_path, state):
             run_cli("diff", "--names", f"@{names}", out, src, check=0)
 
 
+def test_pieces_follow_paddles_balanced_split(tmp_path, paddle_np):
+    """Row pieces of 1-D tensors of every length 1..13 over 2, 3 and 4 ranks: the boxes are the
+    ones Paddle's own balanced_split gives (offsets = sums of the preceding pieces); where Paddle's
+    formula would make the last piece negative (e.g. 5 over 4) the pieces are clipped at the end,
+    and empty pieces are not stored."""
+    from paddle.distributed.flex_checkpoint.dcp.utils import balanced_split
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(1, 14):
+        (src / f"v{n:02d}").write_bytes(refread.write_stream("int32", [n], bytes(4 * n)))
+    for ranks in (2, 3, 4):
+        ck = tmp_path / f"ck{ranks}"
+        mpirun(ranks, "dist", "shard", src, ck, "--ranks-layout", "row")
+        pieces = {t["key"]: [(p["offset"][0], p["shape"][0]) for p in t["pieces"]]
+                  for t in json.loads(run_cli("ls", "--json", ck, check=0).stdout)["tensors"]}
+        for n in range(1, 14):
+            paddle_sizes = balanced_split(n, ranks)
+            chunk = -(-n // ranks)
+            ours = [(min(i * chunk, n), max(0, min(chunk, n - i * chunk))) for i in range(ranks)]
+            if min(paddle_sizes) >= 0:  # Paddle's formula is valid: ours is the same split
+                assert [size for _, size in ours] == paddle_sizes, (n, ranks)
+                assert [off for off, _ in ours] == [sum(paddle_sizes[:i]) for i in range(ranks)]
+            assert sorted(pieces[f"v{n:02d}"]) == [box for box in ours if box[1] > 0], (n, ranks)
+
+
 def test_paddle_reads_what_the_ranks_wrote(tmp_path, state, paddle_np):
     paddle, np = paddle_np
     src, contents = state
