@@ -104,6 +104,7 @@ static void test_mapped_outlives_tree(void) {
     m->deleter(m);
     free(expect);
     tu_rmtree(dir);
+    free(dir);
 }
 
 /* Caller memory has no buffer to hold: the export is a copy. copy=True always copies. */
