@@ -366,3 +366,64 @@ def test_params_filename_and_names_in_a_directory(tmp_path):
     pdckpt.save(state, tmp_path / "inference.pdiparams")
     got = pdckpt.load(tmp_path / "inference", names=sorted(state), return_numpy=True)
     assert same(got["fc_0.b_0"], state["fc_0.b_0"])
+
+
+# ---- what paddle.load makes of a loaded object (checked against Paddle's own code) ---------------
+
+def paddle_oracle(obj, return_numpy):
+    """Paddle 3's post-pickle step of paddle.load, applied to an already unpickled object."""
+    from paddle.framework import io as pio
+    if isinstance(obj, dict) and pdckpt._convert.NAME_TABLE in obj:
+        for key, name in obj[pdckpt._convert.NAME_TABLE].items():
+            if isinstance(obj[key], np.ndarray):
+                obj[key] = pio._ndarray_to_tensor(obj[key], return_numpy)
+                if not return_numpy:
+                    obj[key].name = name
+        del obj[pdckpt._convert.NAME_TABLE]
+        return obj
+    return pio._parse_load_result(obj, return_numpy)
+
+
+def describe(obj):
+    """Structure, types, names and values, comparable across the two conversions."""
+    if isinstance(obj, paddle.Tensor):
+        return ("tensor", obj.name if not obj.name.startswith("generated") else "?",
+                str(obj.dtype), obj.numpy().tolist())
+    if isinstance(obj, np.ndarray):
+        return ("ndarray", str(obj.dtype), obj.tolist())
+    if isinstance(obj, dict):
+        return {k: describe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, [describe(v) for v in obj])
+    return obj
+
+
+def loaded_objects():
+    a = lambda *v: np.array(v, dtype=np.float32)  # noqa: E731
+    return {
+        "state_dict": {"w": a(1, 2), "b": a(3), "LR_Scheduler": {"last_epoch": 3},
+                       pdckpt._convert.NAME_TABLE: {"w": "fc_0.w_0", "b": "fc_0.b_0"}},
+        "generic": {"model": {"w": ("linear_0.w_0", a(1))}, "plain": a(5), "epoch": 4,
+                    "hist": [("t_1", a(2, 2)), "x"], "pair": ("not", "tensor")},
+        "arrays_only": {"x": a(1), "y": [a(2), {"z": a(3)}], "n": None},
+        "bare_array": a(7, 8),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(loaded_objects()))
+@pytest.mark.parametrize("return_numpy", [False, True])
+def test_load_result_matches_paddles_rules(case, return_numpy):
+    ours = pdckpt._convert.paddle_result(loaded_objects()[case], {}, return_numpy, False, paddle)
+    theirs = paddle_oracle(loaded_objects()[case], return_numpy)
+    assert describe(ours) == describe(theirs)
+
+
+def test_keep_name_table_and_carried_names():
+    obj = loaded_objects()["state_dict"]
+    out = pdckpt._convert.paddle_result(obj, {}, False, True, paddle)
+    assert out[pdckpt._convert.NAME_TABLE] == {"w": "fc_0.w_0", "b": "fc_0.b_0"}
+    assert out["w"].name == "fc_0.w_0"
+    arr = np.ones(2, np.uint16)  # the bits of a bfloat16 tensor named "emb"
+    out = pdckpt._convert.paddle_result({"e": arr}, {id(arr): ("emb", "bfloat16")}, False,
+                                        False, paddle)
+    assert out["e"].name == "emb" and out["e"].dtype == paddle.bfloat16
