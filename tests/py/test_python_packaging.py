@@ -8,7 +8,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
+
+import pdckpt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,10 +32,15 @@ pdckpt.save(state, path)
 out = pdckpt.load(path)  # no Paddle: NumPy arrays, as with return_numpy=True
 assert sorted(out) == ["b", "w"] and all(type(v) is np.ndarray for v in out.values())
 assert (out["w"] == state["w"]).all()
+pdckpt.load(path, exact_dtypes=True)  # no bfloat16/float8 here: ml_dtypes is not needed
+bf16 = pdckpt.load(sys.argv[2], return_numpy=True)["h"]  # raw bits without ml_dtypes
+assert bf16.dtype == np.uint16 and bf16.tolist() == [0x3F80, 0x4000]
 try:
-    pdckpt.load(path, exact_dtypes=True)
-except ImportError as e:  # without ml_dtypes, only bfloat16/float8 need it: none here
-    raise SystemExit(f"unexpected: {e}")
+    pdckpt.load(sys.argv[2], exact_dtypes=True)
+except ImportError as e:
+    assert "ml_dtypes" in str(e)
+else:
+    raise SystemExit("exact_dtypes=True without ml_dtypes should say so")
 assert "paddle" not in sys.modules
 print("ok", pdckpt.__file__)
 """
@@ -49,8 +57,10 @@ def test_import_without_paddle(tmp_path):
     base_python = getattr(sys, "_base_executable", sys.executable)
     stage = next(p for p in sys.path if (Path(p) / "pdckpt" / "__init__.py").exists())
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{site}{os.pathsep}{stage}"}
-    proc = subprocess.run([base_python, "-s", "-c", NO_PADDLE, str(tmp_path / "m.safetensors")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    half = tmp_path / "half.safetensors"  # bfloat16 [1.0, 2.0], written here with ml_dtypes
+    pdckpt.save({"h": np.array([1.0, 2.0], dtype=ml_dtypes.bfloat16)}, half)
+    proc = subprocess.run([base_python, "-s", "-c", NO_PADDLE, str(tmp_path / "m.safetensors"),
+                           str(half)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("ok ")
 
