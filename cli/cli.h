@@ -16,13 +16,14 @@ typedef struct cli_load_args {
     pdckpt_format format;   /* --format/--from, AUTO by default */
     char        **names;    /* --names a,b,c or --names @file */
     size_t        n_names;
+    const char   *program;  /* --program P: the program naming a combined file or directory */
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
 int  cli_report(const pdckpt_error *err);
 /* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
 int  cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses --format/--from/--names; returns 1 when argv[*i] was one of them (consumed), 0 when not,
+/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0 when not,
  * -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);
@@ -59,6 +60,14 @@ int  cli_sha256_hex(const void *data, uint64_t len, char out[65]);
 void cli_progress_begin(const char *label);
 int  cli_progress_cb(void *ctx, uint64_t done, uint64_t total);
 void cli_progress_end(void);
+
+/* The .pdiparams.info beside what `path` (+ --program) loads, as a DICT name -> {structured_name,
+ * ...}; NULL when there is none (or it cannot be read: the listing then shows no names). */
+pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args);
+/* The structured name the info gives variable `name`, or NULL. */
+const char   *cli_structured_name(const pdckpt_value *info, const char *name);
+/* `pdckpt ls` of a program file (cmd_ls_program.c). */
+int           cli_ls_program(const char *path, const cli_load_args *args, bool json);
 
 int cmd_ls(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -10,14 +10,20 @@ static const char usage[] =
     "usage: pdckpt <command> [options]\n"
     "\n"
     "commands:\n"
-    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars\n"
+    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars (a program:\n"
+    "                                                       its variables)\n"
     "  convert IN OUT [--from F] [--to F] [options]         convert between formats\n"
     "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
     "  verify PATH [--format F] [--names N]                 full structural check\n"
     "  version                                              print the version\n"
     "\n"
-    "formats: tensor, combined, vars-dir, safetensors (more as this build supports them)\n"
-    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n";
+    "formats: tensor, combined, vars-dir, safetensors, program, pir-json, inference (more as\n"
+    "         this build supports them)\n"
+    "PATH may be an inference model: a directory (__model__ + files, X.pdmodel + X.pdiparams,\n"
+    "X.json + X.pdiparams) or a prefix (dir/model for dir/model.pdmodel + dir/model.pdiparams)\n"
+    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n"
+    "--program P: a program (.pdmodel, __model__, PIR .json) names the combined file or directory\n"
+    "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

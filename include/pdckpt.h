@@ -365,8 +365,10 @@ typedef enum pdckpt_format {
     PDCKPT_FORMAT_PROGRAM     = 8,  /* ProgramDesc (__model__, .pdmodel) */
     PDCKPT_FORMAT_PIR_JSON    = 9,  /* Paddle 3 PIR program (model.json) */
     PDCKPT_FORMAT_DISTCP      = 10, /* sharded checkpoint directory (.distcp + .metadata) */
+    PDCKPT_FORMAT_INFERENCE   = 11, /* program + params: a directory or a path prefix; root is a
+                                       DICT name -> tensor, names byte-wise sorted */
 } pdckpt_format;
-#define PDCKPT_FORMAT_COUNT 11
+#define PDCKPT_FORMAT_COUNT 12
 
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
 PDCKPT_API const char   *pdckpt_format_name(pdckpt_format format);
@@ -528,6 +530,137 @@ PDCKPT_API pdckpt_status pdckpt_async_wait(pdckpt_async_saver *saver, pdckpt_err
 PDCKPT_API uint64_t      pdckpt_async_staging_bytes(const pdckpt_async_saver *saver);
 /* Waits for the save in flight, stops the worker and frees everything.  NULL ok. */
 PDCKPT_API void          pdckpt_async_saver_free(pdckpt_async_saver *saver);
+
+/* ---------------------------------------------------------------------------------------------
+ * Programs, inference models and static save/load
+ *
+ * A Paddle program (`__model__` / `*.pdmodel` ProgramDesc from Fluid 0.12 to Paddle 3.x, or a
+ * Paddle 3 PIR `model.json` / `inference.json`) says which variables a static checkpoint holds:
+ * combined files (`.pdiparams`, `__params__`, save_persistables with a filename, save-to-memory
+ * bytes) store no names, so the program supplies them.  pdckpt applies Paddle's own selection
+ * rule: every block's persistable variables except FEED_MINIBATCH / FETCH_LIST / READER / RAW,
+ * de-duplicated, in byte-wise ascending name order (PIR: the persistable parameters and
+ * persistable `pd_op.data` values, by name).  Loads check each tensor's dtype and dims against
+ * the program (-1 matches any size) and fail with ERR_MISMATCH naming the variable.
+ *
+ * pdckpt_load_file also understands inference models directly: a directory (`__model__` + one file
+ * per variable, `__model__` + `__params__`, `X.pdmodel` + `X.pdiparams`, `X.json` +
+ * `X.pdiparams`, `__model__.json` + files) or a path prefix (`dir/model` for `dir/model.pdmodel`
+ * or `dir/model.json` + `dir/model.pdiparams`); the format is PDCKPT_FORMAT_INFERENCE and the root
+ * a DICT name -> tensor in the program's (sorted) order.  With load_options.program_path set, any
+ * combined file or directory of variable files is read with that program's names.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pdckpt_program pdckpt_program;
+
+/* One variable of a program, as the program declares it (borrowed from the program). */
+typedef struct pdckpt_program_var {
+    const char    *name;
+    int32_t        block;        /* index of the declaring block (PIR: 0 for the top block) */
+    int32_t        var_type;     /* Paddle VarType code of the kind: 7 lod/dense tensor, 8 selected
+                                    rows, 9 feed, 10 fetch, 13 tensor array, 17 raw, ... (-1 PIR
+                                    types pdckpt does not know) */
+    const char    *var_type_name;/* "lod_tensor", "selected_rows", "feed_minibatch", ... */
+    pdckpt_dtype   dtype;        /* element type; INVALID when none or not loadable */
+    int32_t        data_type;    /* Paddle's element type code, -1 when the kind has none */
+    int32_t        n_dims;
+    const int64_t *dims;         /* -1 = unknown when the program was built (batch sizes) */
+    int32_t        lod_level;
+    bool           persistable;
+    bool           is_parameter; /* 2.x+ ProgramDescs and PIR; false when the program is silent */
+    bool           stop_gradient;
+    bool           saved;        /* chosen by the selection rule: stored in checkpoints */
+} pdckpt_program_var;
+
+/* Reads a program file (format by content: ProgramDesc or PIR JSON; opts->format may force
+ * PROGRAM or PIR_JSON).  No size limit below what the file needs (Paddle's C++ reader stops at
+ * 64 MiB); memory is bounded by opts->max_alloc_bytes.  Fluid 0.11's pickled `__model__` is
+ * refused with UNSUPPORTED.  Errors: NOT_FOUND, IO, FORMAT (with the byte offset), LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_program_load_file(const char *path, const pdckpt_load_options *opts,
+                                                  pdckpt_program **out, pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_program_load_memory(const void *data, size_t len,
+                                                    const pdckpt_load_options *opts,
+                                                    pdckpt_program **out, pdckpt_error *err);
+PDCKPT_API void          pdckpt_program_free(pdckpt_program *program); /* NULL ok */
+/* PDCKPT_FORMAT_PROGRAM or PDCKPT_FORMAT_PIR_JSON. */
+PDCKPT_API pdckpt_format pdckpt_program_format(const pdckpt_program *program);
+/* ProgramDesc `version` (e.g. 2004000 = Paddle 2.4.0; absent before 1.7) or PIR base_code version;
+ * -1 when the file has none. */
+PDCKPT_API int64_t       pdckpt_program_version(const pdckpt_program *program);
+PDCKPT_API size_t        pdckpt_program_n_blocks(const pdckpt_program *program);
+PDCKPT_API size_t        pdckpt_program_n_ops(const pdckpt_program *program);
+/* All declared variables, block by block in declaration order (names may repeat across blocks). */
+PDCKPT_API size_t        pdckpt_program_n_vars(const pdckpt_program *program);
+PDCKPT_API bool          pdckpt_program_var_at(const pdckpt_program *program, size_t i,
+                                               pdckpt_program_var *out);
+/* The declaration a checkpoint entry refers to (for a repeated name the last one, as in Paddle). */
+PDCKPT_API bool          pdckpt_program_find_var(const pdckpt_program *program, const char *name,
+                                                 pdckpt_program_var *out);
+/* The variables a combined file or static save holds, in file order: usable directly as
+ * pdckpt_load_options.names.  Borrowed; *n receives the count. */
+PDCKPT_API const char *const *pdckpt_program_persistables(const pdckpt_program *program, size_t *n);
+/* Feed targets (`feed` ops by column / PIR data ops) and fetch targets (`fetch` ops by column). */
+PDCKPT_API const char *const *pdckpt_program_feeds(const pdckpt_program *program, size_t *n);
+PDCKPT_API const char *const *pdckpt_program_fetches(const pdckpt_program *program, size_t *n);
+/* MISMATCH unless `tensor` matches the program's declaration of `name` (dtype, rank, dims with -1
+ * matching anything); NOT_FOUND when the program has no such variable. */
+PDCKPT_API pdckpt_status pdckpt_program_check(const pdckpt_program *program, const char *name,
+                                              const pdckpt_value *tensor, pdckpt_error *err);
+
+/* The files of an inference model found from a directory or a path prefix. */
+#define PDCKPT_PATH_MAX 4096
+typedef struct pdckpt_inference_paths {
+    char program[PDCKPT_PATH_MAX]; /* the program file */
+    char params[PDCKPT_PATH_MAX];  /* the combined parameter file, or "" for per-variable files */
+    char vars_dir[PDCKPT_PATH_MAX];/* directory of per-variable files when params is "" */
+    char info[PDCKPT_PATH_MAX];    /* `X.pdiparams.info` / `__variables.info__`, or "" if absent */
+} pdckpt_inference_paths;
+
+/* Finds the program and parameters of the inference model at `path` (a directory, or a prefix
+ * such as "out/model" for out/model.pdmodel + out/model.pdiparams).  NOT_FOUND when there is
+ * none; ARGUMENT when several programs could be meant. */
+PDCKPT_API pdckpt_status pdckpt_inference_locate(const char *path, pdckpt_inference_paths *out,
+                                                 pdckpt_error *err);
+
+/* Reads a `.pdiparams.info` (jit.save's protocol-2 pickle of {variable name: {structured_name,
+ * stop_gradient, trainable}}) into a DICT of DICTs. */
+PDCKPT_API pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_load_options *opts,
+                                                 pdckpt_value **out, pdckpt_error *err);
+
+/* Static save/load, as Paddle's save_persistables / load_persistables (and save_vars with the
+ * persistable predicate).  `state` is a DICT variable name -> tensor holding at least every
+ * variable the program selects (others are ignored); each is checked against its declaration.
+ * A SELECTED_ROWS variable is a DICT {"rows": int64 tensor [R], "height": int, "value": tensor}.
+ *   - dirname, filename == NULL: one file per variable in `dirname` (a '/' in a name makes a
+ *     subdirectory; SELECTED_ROWS variables get SelectedRows streams).  A new directory is built
+ *     beside its target and swapped in; into an existing directory (an inference model's, next to
+ *     its `__model__`) each file is replaced atomically, other files are kept.
+ *   - filename != NULL: one combined file `dirname/filename` (dirname NULL: `filename` is the
+ *     path), written atomically: this is how new weights become a `.pdiparams` Paddle runs.
+ * A program that selects no variable writes nothing, as Paddle does. */
+PDCKPT_API pdckpt_status pdckpt_save_persistables(const pdckpt_program *program,
+                                                  const pdckpt_value *state, const char *dirname,
+                                                  const char *filename,
+                                                  const pdckpt_save_options *opts,
+                                                  pdckpt_error *err);
+/* Loads what pdckpt_save_persistables (or Paddle) saved: a DICT name -> tensor in the program's
+ * order.  Files must hold exactly the program's variables (a combined file must end right after
+ * the last); per-variable files that the program does not name are ignored. */
+PDCKPT_API pdckpt_status pdckpt_load_persistables(const pdckpt_program *program,
+                                                  const char *dirname, const char *filename,
+                                                  const pdckpt_load_options *opts,
+                                                  pdckpt_value **out, pdckpt_error *err);
+/* The same bytes as a combined file, in memory (Paddle's serialize_persistables /
+ * deserialize_persistables).  Free *out_data with pdckpt_free(opts->allocator, data, len). */
+PDCKPT_API pdckpt_status pdckpt_serialize_persistables(const pdckpt_program *program,
+                                                       const pdckpt_value *state,
+                                                       const pdckpt_save_options *opts,
+                                                       void **out_data, size_t *out_len,
+                                                       pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *program,
+                                                         const void *data, size_t len,
+                                                         const pdckpt_load_options *opts,
+                                                         pdckpt_value **out, pdckpt_error *err);
 
 #ifdef __cplusplus
 }
