@@ -336,6 +336,24 @@ pdckpt_status pdk_inference_load_params(const pdckpt_inference_paths *paths,
     return st;
 }
 
+/* A directory with `X.pdmodel` / `X.json` but neither `X.pdiparams` nor variable files (the
+ * program was shipped alone): say so instead of naming the first missing variable file. */
+static pdckpt_status check_params_present(const pdckpt_inference_paths *paths,
+                                          const pdckpt_program *p, pdckpt_error *err) {
+    const char *base = strrchr(paths->program, '/');
+    base = base ? base + 1 : paths->program;
+    const char *dot = strrchr(base, '.');
+    if (paths->params[0] || p->n_persistables == 0 || strncmp(base, "__model__", 9) == 0 || !dot)
+        return PDCKPT_OK;
+    char first[PDCKPT_PATH_MAX];
+    if (join(first, paths->vars_dir, p->persistables[0], "", err) != PDCKPT_OK || is_file(first))
+        return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, paths->vars_dir, -1,
+                    "found the program %s but no parameters: neither %.*s.pdiparams nor a file "
+                    "per variable (list the program itself with `pdckpt ls %s`)",
+                    base, (int)(dot - base), base, paths->program);
+}
+
 /* Loads the inference model at a directory or prefix: program, then its parameters. */
 pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *opts,
                                  pdckpt_value **out, pdckpt_error *err) {
@@ -345,7 +363,8 @@ pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *op
     po.format = PDCKPT_FORMAT_AUTO;
     pdckpt_program *p = NULL;
     PDK_TRY(pdk_program_open(paths.program, &po, &p, err));
-    pdckpt_status st = pdk_inference_load_params(&paths, p, opts, out, err);
+    pdckpt_status st = check_params_present(&paths, p, err);
+    if (st == PDCKPT_OK) st = pdk_inference_load_params(&paths, p, opts, out, err);
     pdk_program_free(p);
     return st;
 }
