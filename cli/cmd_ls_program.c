@@ -150,7 +150,7 @@ static void print_text(const char *path, const pdckpt_program *p, const pdckpt_v
     names = pdckpt_program_fetches(p, &n);
     text_names("fetches", names, n);
     int w = (int)name_width(p);
-    printf("  %-*s  %5s  %-16s %-9s %-20s %-11s %-5s%s\n", w, "NAME", "BLOCK", "TYPE", "DTYPE",
+    printf("  %-*s  %5s  %-16s %-9s %-20s %-11s %s%s\n", w, "NAME", "BLOCK", "TYPE", "DTYPE",
            "SHAPE", "PERSISTABLE", "SAVED", info ? "  STRUCTURED NAME" : "");
     for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
         pdckpt_program_var v;
@@ -158,10 +158,10 @@ static void print_text(const char *path, const pdckpt_program *p, const pdckpt_v
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         print_shape(&v, shape, sizeof shape);
         const char *sn = cli_structured_name(info, v.name);
-        printf("  %-*s  %5d  %-16s %-9s %-20s %-11s %-5s%s%s\n", w, v.name, (int)v.block,
+        printf("  %-*s  %5d  %-16s %-9s %-20s %-11s %-*s%s%s\n", w, v.name, (int)v.block,
                v.var_type_name, v.dtype == PDCKPT_DTYPE_INVALID ? "-" : pdckpt_dtype_name(v.dtype),
-               v.data_type < 0 ? "-" : shape, v.persistable ? "yes" : "no", v.saved ? "yes" : "-",
-               sn ? "  " : "", sn ? sn : "");
+               v.data_type < 0 ? "-" : shape, v.persistable ? "yes" : "no", info ? 5 : 0,
+               v.saved ? "yes" : "-", sn ? "  " : "", sn ? sn : "");
     }
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes the golden corrupt files in this directory and expected.tsv, their exact diagnoses.
 
-One file per check the readers make (spec binary-and-static-formats.md §1, §3; safetensors).
+One file per check the readers make (spec binary-and-static-formats.md §1, §3, §6; safetensors).
 Each starts from a valid file and corrupts one field.  Run it after changing a reader's message;
 the C test test_golden and tests/py/test_golden_cli.py compare against expected.tsv.
-Columns: file, format, names ('-' = none), status, offset, message.
+Columns: file, format, names ('-' = none; 'program=F' = named by the program file F written
+here), status, offset, message.
 """
 import os
 import struct
@@ -103,6 +104,63 @@ golden("safetensors_overlap.bin", safetensors(
 golden("safetensors_offsets_beyond_data.bin", safetensors(
     '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8), "safetensors", "format", 9,
     "tensor 'a': expected data_offsets within the 8 data bytes, found end 16")
+
+
+
+# ---- programs (spec §6.1): hand-encoded ProgramDescs naming combined files ----
+
+def field(num, wire, payload):
+    return varint(num << 3 | wire) + (varint(len(payload)) + payload if wire == 2 else payload)
+
+
+def var_desc(name, kind, dtype, dims, persistable):
+    vtype = field(1, 0, varint(kind))
+    if dtype is not None and kind == 7:
+        tensor = field(1, 0, varint(dtype)) + b"".join(field(2, 0, varint(d)) for d in dims)
+        vtype += field(3, 2, field(1, 2, tensor) + field(2, 0, varint(0)))
+    return field(1, 2, name.encode()) + field(2, 2, vtype) + field(3, 0, varint(persistable))
+
+
+def program(*variables):
+    block = field(1, 0, varint(0)) + field(2, 0, varint(-1))
+    block += field(3, 2, var_desc("feed", 9, None, (), 1))
+    block += field(3, 2, var_desc("x", 7, 5, (-1, 2), 0))
+    for v in variables:
+        block += field(3, 2, var_desc(*v, 1))
+    return field(1, 2, block)
+
+
+A = ("a", 7, 5, (2, 3))
+B = ("b", 7, 3, (3,))
+C = ("c", 7, 5, (1,))
+for name, variables in (("program_a.pdmodel", (A,)), ("program_ab.pdmodel", (B, A)),
+                        ("program_abc.pdmodel", (C, B, A))):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(program(*variables))
+b_int64 = stream(dtype=3, dims=(3,), data=struct.pack("<3q", 7, 8, 9))
+golden("combined_program_names_more.bin", good + b_int64, "combined", "format", 98,
+       "expected 3 tensors (the program's persistable variables), found 2: the file ends before 'c'",
+       names="program=program_abc.pdmodel")
+golden("combined_program_names_fewer.bin", good + b_int64, "combined", "format", 50,
+       "expected end of file after the program's 1 persistable variables, found 48 more bytes",
+       names="program=program_a.pdmodel")
+golden("combined_program_dtype_mismatch.bin", good + stream(dtype=5, dims=(3,), data=bytes(12)),
+       "combined", "mismatch", 50,
+       "variable 'b': the program declares int64 [3], the file holds float32 [3]",
+       names="program=program_ab.pdmodel")
+golden("combined_program_shape_mismatch.bin", stream(dims=(3, 2)) + b_int64, "combined",
+       "mismatch", 0, "variable 'a': the program declares float32 [2, 3], the file holds float32 [3, 2]",
+       names="program=program_ab.pdmodel")
+whole = program(B, A)
+cut = whole[:len(whole) - 7]
+block_len = len(whole) - 1 - len(varint(len(whole) - 2))  # the BlockDesc's declared length
+left = len(cut) - 1 - len(varint(block_len))
+golden("program_truncated.pdmodel", cut, "program", "format", 1,
+       "ProgramDesc.blocks (field 1): expected a length <= %d (bytes left in the message), found %d"
+       % (left, block_len))
+golden("program_vardesc_without_type.pdmodel",
+       field(1, 2, field(1, 0, varint(0)) + field(2, 0, varint(-1)) + field(3, 2, field(1, 2, b"w"))),
+       "program", "format", 17, "VarDesc: expected required field 'type' (2), found none")
 
 with open(os.path.join(HERE, "expected.tsv"), "w") as f:
     f.write("# file\tformat\tnames\tstatus\toffset\tmessage\n")
