@@ -55,8 +55,15 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
     pdckpt_program *program = NULL;
     pdckpt_status st = pdckpt_program_load_file(program_path, NULL, &program, err);
     if (st != PDCKPT_OK) return st;
-    bool dir = so->format == PDCKPT_FORMAT_VARS_DIR;
-    st = pdckpt_save_persistables(program, root, dir ? out : NULL, dir ? NULL : out, so, err);
+    if (so->format == PDCKPT_FORMAT_VARS_DIR) {
+        st = pdckpt_save_persistables(program, root, out, NULL, so, err);
+    } else { /* dirname + filename, so that a missing directory is created as Paddle does */
+        char dir[4096];
+        const char *slash = strrchr(out, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 0, out);
+        st = pdckpt_save_persistables(program, root, slash && slash != out ? dir : NULL,
+                                      slash && slash != out ? slash + 1 : out, so, err);
+    }
     pdckpt_program_free(program);
     return st;
 }

@@ -204,10 +204,12 @@ void pdk_program_decl_text(const pdk_prog_var *var, char *buf, size_t cap) {
     snprintf(buf, cap, "%s %s", dtype_text(var->dtype, var->data_type, dt, sizeof dt), dims);
 }
 
+/* A SelectedRows declaration gives the logical shape [height, ...]; its value tensor holds only
+ * the stored rows, so the first dim is not compared. */
 static bool dims_match(const pdk_prog_var *var, const pdckpt_tensor_view *v) {
     if (var->data_type < 0) return true; /* the kind declares no tensor */
     if (var->n_dims != v->n_dims) return false;
-    for (int32_t i = 0; i < v->n_dims; i++)
+    for (int32_t i = var->type == PDK_VT_SELECTED_ROWS ? 1 : 0; i < v->n_dims; i++)
         if (var->dims[i] >= 0 && var->dims[i] != v->dims[i]) return false;
     return true;
 }
