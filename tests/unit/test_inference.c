@@ -424,8 +424,98 @@ static void test_locate(void) {
     free(dir);
 }
 
+/* ---- allocation failure on every path (as test_oom.c does for the other formats) ---- */
+
+typedef struct failing {
+    long countdown; /* allocations left before the failure; < 0 = never fail */
+} failing;
+
+static void *fail_alloc(void *ctx, size_t size, size_t alignment) {
+    failing *f = ctx;
+    if (f->countdown == 0) return NULL;
+    if (f->countdown > 0) f->countdown--;
+    size_t rounded = (size + alignment - 1) / alignment * alignment;
+    return aligned_alloc(alignment < sizeof(void *) ? sizeof(void *) : alignment, rounded);
+}
+
+static void fail_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    (void)size;
+    free(ptr);
+}
+
+typedef struct oom_case {
+    tu_buf      program;   /* ProgramDesc bytes */
+    void       *params;    /* its combined file */
+    size_t      params_len;
+    const char *info_path;
+    const pdckpt_value *state;
+} oom_case;
+
+/* Parses the program, loads its parameters, saves them again and reads a .info, all through the
+ * failing allocator. */
+static pdckpt_status oom_op(const pdckpt_allocator *a, const oom_case *c, pdckpt_error *err) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.allocator = a;
+    lo.zero_copy = false;
+    pdckpt_program *p = NULL;
+    pdckpt_value *out = NULL, *info = NULL;
+    void *bytes = NULL;
+    size_t len = 0;
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.allocator = a;
+    pdckpt_status st = pdckpt_program_load_memory(c->program.data, c->program.len, &lo, &p, err);
+    if (st == PDCKPT_OK) st = pdckpt_deserialize_persistables(p, c->params, c->params_len, &lo, &out, err);
+    if (st == PDCKPT_OK) st = pdckpt_serialize_persistables(p, c->state, &so, &bytes, &len, err);
+    if (st == PDCKPT_OK) st = pdckpt_load_params_info(c->info_path, &lo, &info, err);
+    pdckpt_free(a, bytes, len);
+    pdckpt_value_free(info);
+    pdckpt_value_free(out);
+    pdckpt_program_free(p);
+    return st;
+}
+
+static void test_every_allocation_failure(void) {
+    tu_buf b = {0};
+    int64_t da[2] = {2, 3}, db[1] = {-1}, dc[1] = {4};
+    tu_pb_var(&b, "b", 7, 3, 1, db, 1);
+    tu_pb_var(&b, "a", 7, 5, 2, da, 1);
+    tu_pb_var(&b, "c", 7, 4, 1, dc, 1);
+    tu_pb_var(&b, "feed", 9, -1, 0, NULL, 1);
+    char info[4200];
+    const char *src = getenv("PDCKPT_SOURCE_DIR");
+    snprintf(info, sizeof info, "%s/fuzz/corpus/fuzz_program/params.info", src ? src : ".");
+    oom_case c = {{0}, NULL, 0, info, NULL};
+    tu_pb_block(&c.program, 0, -1, &b);
+    pdckpt_value *state = dense_state(5);
+    pdckpt_program *p = dense_program();
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    CHECK_OK(pdckpt_serialize_persistables(p, state, NULL, &c.params, &c.params_len, &err), &err);
+    c.state = state;
+    long n = 0;
+    for (; n < 100000; n++) {
+        failing f = {n};
+        pdckpt_allocator a = {fail_alloc, fail_free, &f};
+        pdckpt_status st = oom_op(&a, &c, &err);
+        if (st == PDCKPT_OK) break;
+        if (st != PDCKPT_ERR_NOMEM) {
+            char line[1200];
+            fprintf(stderr, "allocation %ld: expected nomem, got %s\n", n,
+                    pdckpt_error_format(&err, line, sizeof line));
+            CHECK(false);
+            break;
+        }
+    }
+    CHECK(n > 50);
+    pdckpt_free(NULL, c.params, c.params_len);
+    tu_buf_free(&c.program);
+    pdckpt_value_free(state);
+    pdckpt_program_free(p);
+}
+
 int main(void) {
     RUN(test_real_inference_models);
+    RUN(test_every_allocation_failure);
     RUN(test_real_partial_and_program_only);
     RUN(test_params_info);
     RUN(test_params_info_hostile);
