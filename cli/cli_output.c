@@ -27,7 +27,11 @@ static void json_double(FILE *out, double d) {
     else if (isinf(d)) fputs(d > 0 ? "\"Infinity\"" : "\"-Infinity\"", out);
     else {
         char buf[40];
-        snprintf(buf, sizeof buf, "%.17g", d);
+        /* The shortest of 15-17 digits that reads back exactly (0.005, not 0.0050000000000000001). */
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(buf, sizeof buf, "%.*g", digits, d);
+            if (strtod(buf, NULL) == d) break;
+        }
         /* Keep floats recognisable as floats in JSON (1.0, not 1). */
         if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
         fputs(buf, out);

@@ -2,7 +2,8 @@
  * cmd_ls.c — `pdckpt ls PATH [--format F] [--names N] [--json] [--hash]`: tensors in file order
  * (key, dtype, shape, bytes, optional SHA-256 of the raw little-endian C-order bytes) and the
  * non-tensor leaves.  --json prints exactly one object:
- *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "sha256"]}], "scalars": [...]}
+ *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "name"][, "sha256"]}],
+ *    "scalars": [...]}
  */
 #include "cli.h"
 
@@ -39,6 +40,10 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
         printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu", n++ ? ", " : "",
                leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
                (unsigned long long)v.n_bytes);
+        if (v.name) {
+            printf(", \"name\": ");
+            cli_json_string(stdout, v.name, strlen(v.name));
+        }
         if (o->hash) {
             char hex[65];
             if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
