@@ -355,8 +355,10 @@ pdckpt_status pk_make_tuple(pk_vm *vm, size_t start, pdckpt_value **out) {
 }
 
 static pdckpt_status op_tuple_n(pk_vm *vm, size_t n) {
-    if (vm->sp < n + (vm->n_marks ? vm->marks[vm->n_marks - 1] : 0))
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %zu values on the stack, found fewer", n);
+    size_t fence = vm->n_marks ? vm->marks[vm->n_marks - 1] : 0;
+    if (vm->sp - fence < n)
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %zu items on the stack%s, found %zu", n,
+                       vm->n_marks ? " above the last MARK" : "", vm->sp - fence);
     pdckpt_value *dummy;
     for (size_t d = 0; d < n; d++) PDK_TRY(pk_peek(vm, d, &dummy)); /* resolves BUILD results */
     pdckpt_value *t = NULL;
@@ -364,21 +366,20 @@ static pdckpt_status op_tuple_n(pk_vm *vm, size_t n) {
     return pk_push(vm, t);
 }
 
-static bool hashable(pk_vm *vm, const pdckpt_value *v, int depth) {
+static bool hashable(pk_vm *vm, const pdckpt_value *v) {
+    pk_info *info;
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_LIST: case PDCKPT_KIND_DICT: case PDCKPT_KIND_SET: return false;
     case PDCKPT_KIND_TENSOR: return pk_raw_flags(vm, v) != 0; /* long strings / bytes are */
-    case PDCKPT_KIND_TUPLE:
-        if (depth > 64) return false;
-        for (size_t i = 0; i < pdckpt_value_len(v); i++)
-            if (!hashable(vm, pdckpt_value_at(v, i), depth + 1)) return false;
-        return true;
+    case PDCKPT_KIND_TUPLE: /* known since it was built (tuples never change) */
+        info = pk_info_of(vm, v);
+        return !info || !(info->flags & PK_UNHASHABLE);
     default: return true;
     }
 }
 
 static pdckpt_status check_key(pk_vm *vm, const pdckpt_value *key, const char *what) {
-    if (hashable(vm, key, 0)) return PDCKPT_OK;
+    if (hashable(vm, key)) return PDCKPT_OK;
     return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a hashable %s, found a %s", what,
                    pdckpt_kind_name(pdckpt_value_kind(key)));
 }
@@ -435,10 +436,18 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     return st;
 }
 
+static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
+    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_STRING ? NULL : pk_info_of(vm, dict);
+    if (!info || ++info->other_keys <= PK_MAX_OTHER_KEYS) return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected at most %u keys that are not strings in one "
+                   "dict, found more", PK_MAX_OTHER_KEYS);
+}
+
 static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *dst, size_t start, uint64_t *nodes) {
     for (size_t i = start; i + 1 < vm->sp; i += 2) {
         if (vm->stack[i] == dst || vm->stack[i + 1] == dst) return cycle(vm, dst);
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
+        PDK_TRY(count_other_key(vm, dst, vm->stack[i]));
         pdckpt_value *key = NULL, *value = NULL;
         PDK_TRY(pk_adopt(vm, dst, vm->stack[i], &key));
         pdckpt_status st = pk_adopt(vm, dst, vm->stack[i + 1], &value);

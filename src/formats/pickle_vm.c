@@ -315,10 +315,10 @@ pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out) {
 
 /* Updates the parent's depth and expanded size for a new child of `depth` / `nodes`. */
 static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, uint32_t depth, uint64_t nodes,
-                                 bool dirty) {
+                                 uint32_t child_flags) {
     pk_info *pi = pk_info_of(vm, parent);
     if (!pi) return PDCKPT_OK;
-    if (dirty && pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= PK_DIRTY;
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
     if (depth + 1 > pi->depth) pi->depth = depth + 1;
     pi->nodes = nodes > UINT64_MAX - pi->nodes ? UINT64_MAX : pi->nodes + nodes;
     if (pi->depth > vm->max_depth)
@@ -340,9 +340,14 @@ pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child,
     pk_info *ci = pk_info_of(vm, c);
     uint32_t depth = ci ? ci->depth : 0;
     uint64_t nodes = ci ? ci->nodes : 1;
-    bool dirty = ci && (ci->flags & (PK_RAW | PK_DIRTY));
+    pdckpt_kind k = pdckpt_value_kind(c);
+    /* What a tuple inherits from its items: raw values inside, and unhashable items. */
+    uint32_t up = (ci && (ci->flags & (PK_RAW | PK_DIRTY)) ? PK_DIRTY : 0) |
+                  (k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
+                   (k == PDCKPT_KIND_TENSOR && !(ci && (ci->flags & PK_RAW))) ||
+                   (ci && (ci->flags & PK_UNHASHABLE)) ? PK_UNHASHABLE : 0);
     if (ci && mutable_kind(c)) ci->flags |= PK_PLACED;
-    if (st == PDCKPT_OK) st = grow_parent(vm, parent, depth, nodes, dirty);
+    if (st == PDCKPT_OK) st = grow_parent(vm, parent, depth, nodes, up);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(c);
         return st;
@@ -367,7 +372,7 @@ pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *mod
     pdckpt_value *obj = pdckpt_value_new_object(vm->a, kind, module, name, a, NULL);
     if (!obj) return pk_nomem(vm);
     st = pk_track(vm, obj, 0, NULL);
-    if (st == PDCKPT_OK && a) st = grow_parent(vm, obj, depth, nodes, false);
+    if (st == PDCKPT_OK && a) st = grow_parent(vm, obj, depth, nodes, 0);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(obj);
         return st;
@@ -379,16 +384,17 @@ pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *mod
 pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *part,
                              uint64_t added_nodes) {
     pk_info *pi = pk_info_of(vm, part);
-    return grow_parent(vm, obj, pi ? pi->depth : 0, added_nodes, false);
+    return grow_parent(vm, obj, pi ? pi->depth : 0, added_nodes, 0);
 }
 
 pdckpt_status pk_check_mutable(pk_vm *vm, pdckpt_value *target, const char *what) {
     pk_info *info = pk_info_of(vm, target);
     if (!info || !(info->flags & PK_PLACED)) return PDCKPT_OK;
+    pdckpt_kind k = pdckpt_value_kind(target);
     return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
-                   "cannot %s a %s that is already inside another value (a self-referencing "
+                   "cannot %s %s %s that is already inside another value (a self-referencing "
                    "pickle; pdckpt refuses reference cycles)",
-                   what, pdckpt_kind_name(pdckpt_value_kind(target)));
+                   what, k == PDCKPT_KIND_OBJECT ? "an" : "a", pdckpt_kind_name(k));
 }
 
 pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to) {

@@ -18,7 +18,12 @@ enum {
     PK_RAW = PK_RAW_TEXT | PK_RAW_PY2 | PK_RAW_BYTES,
     PK_DIRTY = 1u << 3,     /* a tuple with a raw value somewhere inside (through tuples) */
     PK_PLACED = 1u << 4,    /* inside another container: frozen (no cycles can form) */
+    PK_UNHASHABLE = 1u << 5, /* a tuple holding a list, dict, set or array somewhere */
 };
+
+/* Dict keys that are not strings are found by a linear scan in the value tree; more than this
+ * many in one dict would make loading quadratic. */
+#define PK_MAX_OTHER_KEYS ((uint32_t)1 << 14)
 
 /* Strings and bytes at least this long stay views into the input until they are placed; shorter
  * ones become values at once. */
@@ -31,6 +36,7 @@ typedef struct pk_info {
     uint32_t      flags;
     uint32_t      depth; /* nesting levels below and including this value */
     uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
+    uint32_t      other_keys; /* dicts: keys that are not strings */
     pdckpt_value *fwd;   /* what BUILD turned this object into (ndarray -> tensor), or NULL */
 } pk_info;
 
