@@ -56,13 +56,15 @@ static bool skip_arg(const uint8_t *p, size_t len, size_t *pos, int kind, size_t
 }
 
 /* Walks at most `max_ops` opcodes.  Returns 1 at a STOP, 0 when the input or the op budget ends
- * first, -1 at an unknown opcode or an argument that runs past the end. */
+ * first (also inside an argument: a truncated pickle is still a pickle, and its load says where it
+ * ends), -1 at an unknown opcode. */
 static int skim(const uint8_t *p, size_t len, size_t pos, size_t max_ops, size_t *end) {
     for (size_t n = 0; n < max_ops && pos < len; n++) {
         uint8_t op = p[pos++];
         size_t size = 0;
         int kind = arg_kind(op, &size);
-        if (kind == ARG_BAD || !skip_arg(p, len, &pos, kind, size)) return -1;
+        if (kind == ARG_BAD) return -1;
+        if (!skip_arg(p, len, &pos, kind, size)) return 0;
         if (op == '.') {
             *end = pos;
             return 1;

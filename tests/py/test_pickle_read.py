@@ -8,8 +8,6 @@ The expected tree is derived from the Python object that was saved, using Paddle
 from "StructuredToParameterName@@" (kept in the tree); on the generic path a Tensor is the tuple
 (name, tensor) with the tensor named; plain numpy arrays are unnamed tensors."""
 import hashlib
-import math
-import os
 import pickle
 import warnings
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ls_json, run_cli
+from pickle_expect import T, assert_lists_exactly, flatten, scalar_json
 
 warnings.filterwarnings("ignore")
 import paddle  # noqa: E402  (after the warning filter: paddle warns at import)
@@ -24,62 +23,6 @@ from paddle.framework.io import _is_state_dict  # noqa: E402
 
 DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
           "float64", "complex64", "complex128", "uint16", "float8_e4m3fn", "float8_e5m2"]
-
-
-class T:
-    """An expected tensor: the numpy array paddle.save pickles, and the name pdckpt must show."""
-
-    def __init__(self, arr, name=None):
-        self.arr = np.asarray(arr)
-        self.name = name
-
-
-def tensor_row(key, t):
-    a = t.arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
-    row = {"key": key, "dtype": a.dtype.name, "shape": list(a.shape), "nbytes": a.nbytes}
-    if t.name is not None:
-        row["name"] = t.name
-    row["sha256"] = hashlib.sha256(a.tobytes()).hexdigest()
-    return row
-
-
-def scalar_json(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    if isinstance(v, int):
-        return v if -2**63 <= v < 2**63 else "<object builtins.int>"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        return v if math.isfinite(v) else ("Infinity" if v > 0 else "-Infinity")
-    if isinstance(v, bytes):
-        return f"<bytes: {len(v)}>"
-    raise AssertionError(f"no expectation for {type(v)}")
-
-
-def flatten(tree, path=()):
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from flatten(v, path + (k,))
-    elif isinstance(tree, (list, tuple, set, frozenset)):
-        for i, v in enumerate(tree):
-            yield from flatten(v, path + (i,))
-    else:
-        yield list(path), tree
-
-
-def expected_listing(tree):
-    tensors, scalars = [], []
-    for key, leaf in flatten(tree):
-        if isinstance(leaf, T):
-            tensors.append(tensor_row(key, leaf))
-        else:
-            scalars.append({"key": key, "value": scalar_json(leaf)})
-    return tensors, scalars
 
 
 def generic(v):
@@ -111,15 +54,6 @@ def paddle_expected(obj):
         out["StructuredToParameterName@@"] = table
         return out
     return generic(obj)
-
-
-def assert_lists_exactly(path, expected_tree):
-    got = ls_json(path, "--hash")
-    want_tensors, want_scalars = expected_listing(expected_tree)
-    assert got["format"] == "pickle"
-    assert got["tensors"] == want_tensors
-    assert got["scalars"] == want_scalars
-    run_cli("verify", path, check=0)
 
 
 def save_and_check(tmp_path, obj, protocol, name="x.pdparams"):
