@@ -44,8 +44,10 @@ static void describe(char *buf, size_t cap, const pdckpt_value *leaf) {
     if (k == PDCKPT_KIND_BYTES) {
         pdckpt_value_get_bytes(leaf, &n);
         snprintf(buf, cap, "<bytes: %zu>", n);
-    } else if (k == PDCKPT_KIND_OBJECT) {
-        snprintf(buf, cap, "<object %s.%s>", pdckpt_object_module(leaf), pdckpt_object_name(leaf));
+    } else if (k == PDCKPT_KIND_OBJECT) { /* class path, arguments and state, shortened */
+        char repr[240];
+        cli_repr(leaf, repr, sizeof repr);
+        snprintf(buf, cap, "<object %s>", repr);
     } else {
         snprintf(buf, cap, "<%s>", pdckpt_kind_name(k));
     }
@@ -67,15 +69,24 @@ void cli_json_scalar(FILE *out, const pdckpt_value *leaf) {
         s = pdckpt_value_get_string(leaf, &n);
         cli_json_string(out, s, n);
         break;
-    default: describe(buf, sizeof buf, leaf); cli_json_string(out, buf, strlen(buf)); break;
+    default:
+        if (cli_bigint_decimal(leaf, buf, sizeof buf)) { /* an int beyond 64 bits: a JSON number */
+            fputs(buf, out);
+            break;
+        }
+        describe(buf, sizeof buf, leaf);
+        cli_json_string(out, buf, strlen(buf));
+        break;
     }
 }
 
 void cli_text_scalar(FILE *out, const pdckpt_value *leaf) {
-    if (pdckpt_value_kind(leaf) == PDCKPT_KIND_STRING) {
-        size_t n;
-        const char *s = pdckpt_value_get_string(leaf, &n);
-        fprintf(out, "'%.*s'", (int)n, s);
+    size_t n;
+    if (pdckpt_value_get_string(leaf, &n)) { /* quoted, control bytes escaped, long ones cut */
+        char repr[200];
+        cli_repr(leaf, repr, sizeof repr);
+        fputs(repr, out);
+        if (n > 150) fprintf(out, " (%zu bytes)", n);
         return;
     }
     cli_json_scalar(out, leaf);

@@ -113,7 +113,7 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     }
     for (size_t i = 0; i < leaves->len; i++) {
         if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
-        printf("  %s = ", leaves->items[i].key_text);
+        printf("  %s = ", leaves->items[i].key_text[0] ? leaves->items[i].key_text : "<root>");
         cli_text_scalar(stdout, leaves->items[i].value);
         printf("\n");
     }

@@ -33,7 +33,7 @@ def scalar_json(v):
     if v is None or isinstance(v, (bool, str)):
         return v
     if isinstance(v, int):
-        return v if -2**63 <= v < 2**63 else "<object builtins.int>"
+        return v  # beyond 64 bits too: pdckpt carries builtins.int bytes, ls prints the number
     if isinstance(v, float):
         if math.isnan(v):
             return "NaN"
