@@ -437,6 +437,9 @@ static pdckpt_status build_state(pk_vm *vm, pdckpt_value *obj, pdckpt_value *sta
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected an instance to set state on, found "
                        "the bare global %s.%s", pdckpt_object_module(obj), pdckpt_object_name(obj));
     PDK_TRY(pk_check_mutable(vm, obj, "set state on"));
+    if (state == obj)
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object cannot be its own state (pdckpt "
+                       "refuses reference cycles)");
     if (pdckpt_object_state(obj))
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object whose state is set twice");
     pdckpt_value *placed = NULL;

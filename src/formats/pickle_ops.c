@@ -385,13 +385,17 @@ static pdckpt_status check_key(pk_vm *vm, const pdckpt_value *key, const char *w
 }
 
 static pdckpt_status cycle(pk_vm *vm, const pdckpt_value *target) {
-    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "a %s cannot contain itself (pdckpt refuses "
-                   "reference cycles)", pdckpt_kind_name(pdckpt_value_kind(target)));
+    pdckpt_kind k = pdckpt_value_kind(target);
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "%s %s cannot contain itself (pdckpt refuses "
+                   "reference cycles)", k == PDCKPT_KIND_OBJECT ? "an" : "a", pdckpt_kind_name(k));
 }
 
 /* The container an object's APPENDS / SETITEMS go to, created on first use. */
 static pdckpt_status object_items(pk_vm *vm, pdckpt_value *obj, pdckpt_kind kind,
                                   pdckpt_value **out) {
+    if (pdckpt_object_kind_of(obj) == PDCKPT_OBJECT_GLOBAL)
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected an instance to add items to, found the "
+                       "bare global %s.%s", pdckpt_object_module(obj), pdckpt_object_name(obj));
     const pdckpt_value *items = pdckpt_object_items(obj);
     if (items && pdckpt_value_kind(items) != kind)
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object with both list and dict items");
@@ -405,11 +409,13 @@ static pdckpt_status object_items(pk_vm *vm, pdckpt_value *obj, pdckpt_kind kind
     return PDCKPT_OK;
 }
 
-static pdckpt_status extend_into(pk_vm *vm, pdckpt_value *dst, size_t start, uint64_t *nodes) {
+/* `owner` is the container itself, or the object whose items container `dst` is. */
+static pdckpt_status extend_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst, size_t start,
+                                 uint64_t *nodes) {
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = start; i < vm->sp && st == PDCKPT_OK; i++) {
         pdckpt_value *placed = NULL;
-        if (vm->stack[i] == dst) return cycle(vm, dst);
+        if (vm->stack[i] == owner) return cycle(vm, owner);
         if (pdckpt_value_kind(dst) == PDCKPT_KIND_SET) st = check_key(vm, vm->stack[i], "set item");
         if (st == PDCKPT_OK) st = pk_adopt(vm, dst, vm->stack[i], &placed);
         pk_info *pi = st == PDCKPT_OK ? pk_info_of(vm, placed) : NULL;
@@ -430,7 +436,7 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
         st = object_items(vm, target, PDCKPT_KIND_LIST, &dst);
     uint64_t nodes = 0;
-    if (st == PDCKPT_OK) st = extend_into(vm, dst, start, &nodes);
+    if (st == PDCKPT_OK) st = extend_into(vm, target, dst, start, &nodes);
     if (st == PDCKPT_OK && dst != target) st = pk_object_grew(vm, target, dst, nodes);
     pk_drop_to(vm, start);
     return st;
@@ -443,9 +449,10 @@ static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt
                    "dict, found more", PK_MAX_OTHER_KEYS);
 }
 
-static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *dst, size_t start, uint64_t *nodes) {
+static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst,
+                                    size_t start, uint64_t *nodes) {
     for (size_t i = start; i + 1 < vm->sp; i += 2) {
-        if (vm->stack[i] == dst || vm->stack[i + 1] == dst) return cycle(vm, dst);
+        if (vm->stack[i] == owner || vm->stack[i + 1] == owner) return cycle(vm, owner);
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
         PDK_TRY(count_other_key(vm, dst, vm->stack[i]));
         pdckpt_value *key = NULL, *value = NULL;
@@ -476,7 +483,7 @@ pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
     if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
         st = object_items(vm, target, PDCKPT_KIND_DICT, &dst);
     uint64_t nodes = 0;
-    if (st == PDCKPT_OK) st = set_pairs_into(vm, dst, start, &nodes);
+    if (st == PDCKPT_OK) st = set_pairs_into(vm, target, dst, start, &nodes);
     if (st == PDCKPT_OK && dst != target) st = pk_object_grew(vm, target, dst, nodes);
     pk_drop_to(vm, start);
     return st;

@@ -7,6 +7,7 @@ The expected tree is derived from the Python object that was saved, using Paddle
 `_is_state_dict` to know which path paddle.save took: on the state-dict path tensors are named
 from "StructuredToParameterName@@" (kept in the tree); on the generic path a Tensor is the tuple
 (name, tensor) with the tensor named; plain numpy arrays are unnamed tensors."""
+import ctypes
 import hashlib
 import pickle
 import warnings
@@ -14,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import ls_json, run_cli
+from conftest import BUILD, ls_json, run_cli
 from pickle_expect import T, assert_lists_exactly, flatten, scalar_json
 
 warnings.filterwarnings("ignore")
@@ -244,6 +245,27 @@ def test_numpy_pickles_other_protocols(tmp_path, protocol):
     assert_lists_exactly(path, generic(obj))
 
 
+def top_level_keys(path):
+    """The root dict's keys in order, straight from the C API (ls lists tensors and other values
+    separately, so it cannot show how they interleave)."""
+    lib = ctypes.CDLL(str(BUILD / "libpdckpt.so"))
+    lib.pdckpt_load_file.argtypes = [ctypes.c_char_p, ctypes.c_void_p,
+                                     ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p]
+    lib.pdckpt_value_len.argtypes = [ctypes.c_void_p]
+    lib.pdckpt_value_len.restype = ctypes.c_size_t
+    lib.pdckpt_dict_key_at.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.pdckpt_dict_key_at.restype = ctypes.c_void_p
+    lib.pdckpt_value_get_string.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.pdckpt_value_get_string.restype = ctypes.c_char_p
+    lib.pdckpt_value_free.argtypes = [ctypes.c_void_p]
+    root = ctypes.c_void_p()
+    assert lib.pdckpt_load_file(str(path).encode(), None, ctypes.byref(root), None, None) == 0
+    keys = [lib.pdckpt_value_get_string(lib.pdckpt_dict_key_at(root, i), None).decode()
+            for i in range(lib.pdckpt_value_len(root))]
+    lib.pdckpt_value_free(root)
+    return keys
+
+
 def test_big_array_split_and_rejoined(tmp_path):
     """paddle.save with protocol 2 cuts arrays above 2**30-1 bytes into key@@.i slices plus
     UnpackBigParamInfor@@; pdckpt joins them back under the key, which (as in paddle.load) moves
@@ -251,7 +273,7 @@ def test_big_array_split_and_rejoined(tmp_path):
     n = 2**30 + 5
     arr = np.resize(np.arange(-60, 60, dtype="int8"), n)
     digest = hashlib.sha256(arr.tobytes()).hexdigest()
-    sd = {"small": paddle.to_tensor(np.ones(3, dtype="float32")), "big": paddle.to_tensor(arr)}
+    sd = {"big": paddle.to_tensor(arr), "small": paddle.to_tensor(np.ones(3, dtype="float32"))}
     big_name = sd["big"].name
     del arr
     path = tmp_path / "big.pdparams"
@@ -265,3 +287,6 @@ def test_big_array_split_and_rejoined(tmp_path):
     assert (big["dtype"], big["shape"], big["nbytes"], big["name"], big["sha256"]) == (
         "int8", [n], n, big_name, digest)
     assert [s["key"][0] for s in got["scalars"]] == ["StructuredToParameterName@@"] * 2
+    ours = top_level_keys(path)
+    theirs = list(paddle.load(str(path), return_numpy=True, keep_name_table=True))
+    assert ours == theirs == ["small", "StructuredToParameterName@@", "big"]

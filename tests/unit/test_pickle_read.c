@@ -824,6 +824,33 @@ static void test_cycles_refused(void) {
                  "self-referencing pickle; pdckpt refuses reference cycles)");
 }
 
+/* Objects: items and state may not be the object itself; a bare global takes no items. */
+static void test_object_cycles_refused(void) {
+    for (int form = 0; form < 2; form++) {
+        pb *p = pb_new(4);
+        sglobal(p, "mylib", "Node");
+        op(p, ')');
+        op(p, 0x81);
+        size_t at = p->n + 1;
+        RAWS(p, "2");
+        op(p, form == 0 ? 'a' : 'b');
+        op(p, '.');
+        expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
+                     form == 0 ? "APPEND: an object cannot contain itself (pdckpt refuses reference "
+                                 "cycles)"
+                               : "BUILD: an object cannot be its own state (pdckpt refuses "
+                                 "reference cycles)");
+    }
+    pb *p = pb_new(4);
+    sglobal(p, "mylib", "Node");
+    int1(p, 1);
+    size_t at = p->n;
+    op(p, 'a');
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
+                 "APPEND: expected an instance to add items to, found the bare global mylib.Node");
+}
+
 static void test_limits(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
@@ -1204,6 +1231,7 @@ int main(void) {
     RUN(test_spec_worked_example);
     RUN(test_hostile_globals);
     RUN(test_cycles_refused);
+    RUN(test_object_cycles_refused);
     RUN(test_limits);
     RUN(test_memo_bomb);
     RUN(test_malformed);
