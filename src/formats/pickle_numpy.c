@@ -178,6 +178,10 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, np_dtype dt,
         pdk_error_reset(vm->err);
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "%s", why);
     }
+    if (n_bytes > vm->opts->max_tensor_bytes)
+        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected arrays of at most %llu bytes "
+                       "(max_tensor_bytes), found %llu",
+                       (unsigned long long)vm->opts->max_tensor_bytes, (unsigned long long)n_bytes);
     const uint8_t *b = NULL;
     size_t len;
     uint8_t *tmp = NULL;

@@ -15,8 +15,13 @@
 
 #define PK_MAX_DECIMAL_DIGITS 4300 /* CPython's int(str) limit */
 
+/* Pushes a value made by the caller (NULL = out of memory), freeing it when over budget. */
 static pdckpt_status push_new(pk_vm *vm, pdckpt_value *v) {
-    PDK_TRY(pk_charge(vm, 64));
+    pdckpt_status st = pk_charge(vm, 64);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(v);
+        return st;
+    }
     return pk_push(vm, v);
 }
 

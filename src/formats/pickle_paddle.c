@@ -62,6 +62,11 @@ static pdckpt_status join_one(pk_vm *vm, pdckpt_value *root, const char *key,
         pdk_error_reset(vm->err);
         return bad_info(vm, key, "the slices do not add up to OriginShape");
     }
+    if (n_bytes > vm->opts->max_tensor_bytes)
+        return pdk_fail(vm->err, PDCKPT_ERR_LIMIT, vm->in->name, -1,
+                        BIG_INFO " entry '%s': expected at most %llu bytes (max_tensor_bytes), "
+                        "found %llu", key, (unsigned long long)vm->opts->max_tensor_bytes,
+                        (unsigned long long)n_bytes);
     PDK_TRY(pk_charge(vm, n_bytes));
     pdckpt_value *t = NULL;
     PDK_TRY(pdckpt_tensor_new(vm->a, dtype, nd, dims, &t, vm->err));

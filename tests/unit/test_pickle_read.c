@@ -897,6 +897,19 @@ static void test_limits(void) {
     CHECK_STR(err.message, "BINUNICODE: loading needs more than 1000 bytes of memory "
                            "(max_alloc_bytes; the default is 4 x the input size + 64 MiB)");
     free(p);
+    /* max_tensor_bytes */
+    static const float f4[2] = {1, 2};
+    int64_t d2[1] = {2};
+    p = pb_new(2);
+    np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
+    size_t at = p->n - 1;
+    op(p, '.');
+    lo = (pdckpt_load_options)PDCKPT_LOAD_OPTIONS_INIT;
+    lo.max_tensor_bytes = 7;
+    pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
+    CHECK_EQ_INT(err.offset, (int64_t)at);
+    CHECK_STR(err.message, "BUILD: expected arrays of at most 7 bytes (max_tensor_bytes), found 8");
+    free(p);
 }
 
 /* A "billion laughs": level L is a list of two references to level L-1, so it expands to
