@@ -529,6 +529,32 @@ PDCKPT_API uint64_t      pdckpt_async_staging_bytes(const pdckpt_async_saver *sa
 /* Waits for the save in flight, stops the worker and frees everything.  NULL ok. */
 PDCKPT_API void          pdckpt_async_saver_free(pdckpt_async_saver *saver);
 
+/* ---------------------------------------------------------------------------------------------
+ * Paddle 1.x dygraph checkpoints: loading (the seeds' load_persistables / load_dygraph)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Paddle 1.5 fluid.dygraph.load_persistables(dirname): a save_persistables directory.
+ * `*params` receives a DICT variable name -> tensor (a name with '/' comes from subdirectories;
+ * each tensor carries its name); `*optimizers` a DICT optimizer file name -> what the file's
+ * pickle holds (LearningRateDecay objects come back as opaque OBJECTs with their attributes as
+ * state), empty when there is no optimizers/ directory.  Either out may be NULL; `opts` may be
+ * NULL.  Errors: ARGUMENT (not a directory), NOT_FOUND, IO, FORMAT, UNSUPPORTED, LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
+                                                          const pdckpt_load_options *opts,
+                                                          pdckpt_value **params,
+                                                          pdckpt_value **optimizers,
+                                                          pdckpt_error *err);
+
+/* Paddle 1.7/1.8 fluid.load_dygraph(model_path) (and 1.6 TNUM files, and 2.x paddle.save
+ * pickles): a ".pdparams" or ".pdopt" suffix on `model_path` is dropped; <prefix>.pdparams must
+ * exist (NOT_FOUND otherwise) and is loaded into `*params`; <prefix>.pdopt, when it exists, into
+ * `*opt` (else `*opt` = NULL).  Like Paddle, "StructuredToParameterName@@" is removed from both
+ * unless `keep_name_table`; tensors keep their Paddle names either way.  Outs may be NULL. */
+PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char *model_path,
+                                             const pdckpt_load_options *opts,
+                                             bool keep_name_table, pdckpt_value **params,
+                                             pdckpt_value **opt, pdckpt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,8 @@ static const pdk_format *const registered[] = {
     &pdk_format_vars_dir,
     &pdk_format_safetensors,
     &pdk_format_pickle,
+    &pdk_format_tnum,
+    &pdk_format_dygraph_dir,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
