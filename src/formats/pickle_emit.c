@@ -231,10 +231,25 @@ static bool single_char(const char *s, size_t len, uint64_t *cp) {
     return false;
 }
 
+/* In CPython 3.11 the deep-frozen startup modules intern their own 1-character constants, so for
+ * these characters a literal or attribute name ('b' in d['b']) is a different object from the
+ * cached str that decoding, chr() or slicing return (a tensor name, protocol 2's latin-1 text).
+ * Measured on 3.11: [c for c in range(256) if sys.intern(chr(c)) is not chr(c)]. */
+static bool interned_apart(uint64_t cp) {
+    static const char apart[] = "BCLST_abcdefhijklmnopqrstvwxy";
+    return cp > 0 && cp < 128 && strchr(apart, (int)cp) != NULL;
+}
+
+static pdk_pkl_key char_key(const pdk_pkl_key *origin, uint64_t cp) {
+    bool literal = origin->kind == PDK_KEY_STR || origin->kind == PDK_KEY_ROOTKEY;
+    pdk_pkl_key_kind kind = literal && interned_apart(cp) ? PDK_KEY_ICHAR : PDK_KEY_CHAR;
+    return (pdk_pkl_key){kind, NULL, 0, NULL, 0, cp};
+}
+
 pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_boundary(p));
     uint64_t cp;
-    if (single_char(s, len, &cp)) key = (pdk_pkl_key){PDK_KEY_CHAR, NULL, 0, NULL, 0, cp};
+    if (single_char(s, len, &cp)) key = char_key(&key, cp);
     bool hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;

@@ -17,6 +17,8 @@
  *   STR     an interned str: equal text = same object
  *   ROOTKEY a state-dict key: the data entry, the name table and the big-array index share it
  *   CHAR    CPython's cached 0/1-character latin-1 str (aux = code point, 256 = empty)
+ *   ICHAR   the interned 1-character str of source literals, where CPython 3.11 keeps one apart
+ *           from the cached one (see pickle_emit.c)
  *   BYTE    CPython's cached 0/1-byte bytes (aux = byte, 256 = empty)
  *   GLOBAL  a class or function module.name (text = module, text2 = name, py3 spelling)
  *   DTYPE   a numpy builtin dtype singleton (aux = pdckpt_dtype written) */
@@ -26,6 +28,7 @@ typedef enum pdk_pkl_key_kind {
     PDK_KEY_STR,
     PDK_KEY_ROOTKEY,
     PDK_KEY_CHAR,
+    PDK_KEY_ICHAR,
     PDK_KEY_BYTE,
     PDK_KEY_GLOBAL,
     PDK_KEY_DTYPE,

@@ -24,7 +24,7 @@ class Tensor:
     """A tensor with an explicit pdckpt dtype name (e.g. bfloat16 held as uint16 bits)."""
 
     def __init__(self, array, dtype=None, name=None):
-        self.array, self.dtype, self.name = np.ascontiguousarray(array), dtype, name
+        self.array, self.dtype, self.name = np.asarray(array, order="C"), dtype, name
 
 
 def _hex(s):
@@ -37,7 +37,7 @@ class _Writer:
         self.tokens, self.data, self.share, self.labels = [], bytearray(), share, {}
 
     def tensor(self, array, dtype, name):
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")
         while len(self.data) % 64:
             self.data.append(0)
         offset = len(self.data)

@@ -37,8 +37,17 @@ static void die(const char *msg) {
 }
 
 static char *token(parser *ps) {
-    static char buf[1 << 16];
-    if (fscanf(ps->in, "%65535s", buf) != 1) die("unexpected end of description");
+    static char *buf;
+    static size_t cap;
+    size_t n = 0;
+    int c;
+    while ((c = getc(ps->in)) != EOF && (c == ' ' || c == '\n')) continue;
+    if (c == EOF) die("unexpected end of description");
+    for (; c != EOF && c != ' ' && c != '\n'; c = getc(ps->in)) {
+        if (n + 2 > cap && !(buf = realloc(buf, cap = cap ? cap * 2 : 256))) die("out of memory");
+        buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
     return buf;
 }
 
