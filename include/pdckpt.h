@@ -571,7 +571,8 @@ PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *mo
  * numbers), e.g. "linear_0.w_0_moment1_0" or "LR_Scheduler/last_epoch"; a (name, tensor) tuple
  * counts as its tensor; the "StructuredToParameterName@@" table is not an entry.  Tensors must
  * agree in dtype (uint16 stands for bfloat16 and int8 for float8, as Paddle pickles them) and
- * shape; other values only in being present and not being a tensor where a tensor is expected. */
+ * shape; other values only in being present and not being a tensor where a tensor is expected.
+ * The command line runs it as `pdckpt check EXPECTED LOADED`. */
 typedef enum pdckpt_restore_issue_kind {
     PDCKPT_RESTORE_MISSING    = 1, /* expected, absent from the checkpoint */
     PDCKPT_RESTORE_UNEXPECTED = 2, /* in the checkpoint, not expected */
@@ -585,8 +586,10 @@ typedef struct pdckpt_restore_issue {
     char                     *name;     /* the entry's name (owned by the report) */
     const pdckpt_value       *expected; /* borrowed from `expected`; NULL when UNEXPECTED */
     const pdckpt_value       *loaded;   /* borrowed from `loaded`; NULL when MISSING */
-    /* MISSING / UNEXPECTED: the entry on the other side whose name differs from this one only in
-     * its numbers (unique_name counters), paired in order -- the likely intended match; or NULL */
+    /* The entry in this one's place on the other side -- the k-th of the names that equal this
+     * one but for their digits (unique_name counters), the same model listing its state in the
+     * same order -- when its name differs from this one's; else NULL.  The likely intended
+     * match of a MISSING or UNEXPECTED entry, or the real partner of a mismatched one. */
     char                     *counterpart;
 } pdckpt_restore_issue;
 

@@ -15,8 +15,9 @@
 
 typedef struct entry {
     char               *name;
+    char               *norm;    /* the name with each run of digits replaced by one '#' */
     const pdckpt_value *value;
-    size_t              order;
+    size_t              partner; /* same position among the other side's equal-norm names */
     bool                matched;
 } entry;
 
@@ -28,6 +29,7 @@ typedef struct entry_list {
 static void entries_free(entry_list *l) {
     for (size_t i = 0; i < l->len; i++) {
         free(l->items[i].name);
+        free(l->items[i].norm);
     }
     free(l->items);
 }
@@ -57,9 +59,14 @@ static pdckpt_status add(entry_list *l, const char *name, const pdckpt_value *v,
     entry *e = &l->items[l->len];
     memset(e, 0, sizeof *e);
     e->name = strdup(name);
+    e->norm = digits_to_hash(name);
     e->value = v;
-    e->order = l->len;
-    if (!e->name) return pdk_fail_nomem(err, "restore check");
+    e->partner = SIZE_MAX;
+    if (!e->name || !e->norm) {
+        free(e->name);
+        free(e->norm);
+        return pdk_fail_nomem(err, "restore check");
+    }
     l->len++;
     return PDCKPT_OK;
 }
@@ -108,26 +115,68 @@ static pdckpt_status flatten(const pdckpt_value *v, char *path, size_t plen, siz
     return PDCKPT_OK;
 }
 
-static int by_name(const void *a, const void *b) {
-    const entry *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    return c ? c : (x->order > y->order) - (x->order < y->order);
+/* Index arrays sorted (stably) by name or by norm: a merge sort, so the comparison context
+ * needs no global (qsort has no context argument). */
+static bool before(const entry *items, bool by_norm, size_t x, size_t y) {
+    return strcmp(by_norm ? items[x].norm : items[x].name,
+                  by_norm ? items[y].norm : items[y].name) <= 0;
 }
 
-static int by_order(const void *a, const void *b) {
-    const entry *x = a, *y = b;
-    return (x->order > y->order) - (x->order < y->order);
+static void merge_sort(const entry *items, bool by_norm, size_t *idx, size_t *tmp, size_t n) {
+    if (n < 2) return;
+    size_t h = n / 2;
+    merge_sort(items, by_norm, idx, tmp, h);
+    merge_sort(items, by_norm, idx + h, tmp, n - h);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = before(items, by_norm, idx[i], idx[j]) ? idx[i++] : idx[j++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof *idx);
 }
 
-static entry *find(entry_list *sorted, const char *name) {
-    size_t lo = 0, hi = sorted->len;
+static size_t *sorted_index(const entry_list *l, bool by_norm, pdckpt_error *err) {
+    size_t *idx = malloc((l->len + 1) * sizeof *idx), *tmp = malloc((l->len + 1) * sizeof *tmp);
+    if (!idx || !tmp) {
+        free(idx);
+        free(tmp);
+        pdk_fail_nomem(err, "restore check");
+        return NULL;
+    }
+    for (size_t i = 0; i < l->len; i++) idx[i] = i;
+    merge_sort(l->items, by_norm, idx, tmp, l->len);
+    free(tmp);
+    return idx;
+}
+
+/* Pairs the k-th expected entry with the k-th loaded one among names equal but for their digits:
+ * the same model built twice lists its state in the same order, whatever the counters say. */
+static pdckpt_status pair_by_position(entry_list *want, entry_list *got, pdckpt_error *err) {
+    size_t *a = sorted_index(want, true, err), *b = a ? sorted_index(got, true, err) : NULL;
+    if (!b) return free(a), PDCKPT_ERR_NOMEM;
+    for (size_t i = 0, j = 0; i < want->len && j < got->len;) {
+        int c = strcmp(want->items[a[i]].norm, got->items[b[j]].norm);
+        if (c == 0) {
+            want->items[a[i]].partner = b[j];
+            got->items[b[j]].partner = a[i];
+            i++, j++;
+        } else if (c < 0) i++;
+        else j++;
+    }
+    free(a);
+    free(b);
+    return PDCKPT_OK;
+}
+
+static size_t find(const entry_list *got, const size_t *by_name, const char *name) {
+    size_t lo = 0, hi = got->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(sorted->items[mid].name, name) < 0) lo = mid + 1;
+        if (strcmp(got->items[by_name[mid]].name, name) < 0) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < sorted->len && strcmp(sorted->items[lo].name, name) == 0) return &sorted->items[lo];
-    return NULL;
+    for (; lo < got->len && strcmp(got->items[by_name[lo]].name, name) == 0; lo++)
+        if (!got->items[by_name[lo]].matched) return by_name[lo]; /* repeated names in order */
+    return SIZE_MAX;
 }
 
 /* Paddle pickles bfloat16 as uint16 and float8 as int8: those pairs are the same tensor. */
@@ -151,67 +200,48 @@ static pdckpt_restore_issue_kind compare(const pdckpt_value *want, const pdckpt_
 }
 
 static pdckpt_status add_issue(pdckpt_restore_report *r, pdckpt_restore_issue_kind kind,
-                               const entry *e, const pdckpt_value *want, const pdckpt_value *got,
-                               pdckpt_error *err) {
+                               const entry *e, const entry_list *other, const pdckpt_value *want,
+                               const pdckpt_value *got, pdckpt_error *err) {
     pdckpt_restore_issue *grown = realloc(r->issues, (r->n_issues + 1) * sizeof *grown);
     if (!grown) return pdk_fail_nomem(err, "restore report");
     r->issues = grown;
     pdckpt_restore_issue *is = &r->issues[r->n_issues];
     *is = (pdckpt_restore_issue){kind, strdup(e->name), want, got, NULL};
-    if (!is->name) return pdk_fail_nomem(err, "restore report");
+    const char *partner = e->partner != SIZE_MAX ? other->items[e->partner].name : NULL;
+    if (partner && strcmp(partner, e->name) != 0) is->counterpart = strdup(partner);
     r->n_issues++;
+    if (!is->name || (partner && strcmp(partner, e->name) != 0 && !is->counterpart))
+        return pdk_fail_nomem(err, "restore report");
     if (kind == PDCKPT_RESTORE_MISSING) r->n_missing++;
     else if (kind == PDCKPT_RESTORE_UNEXPECTED) r->n_unexpected++;
     else r->n_mismatched++;
     return PDCKPT_OK;
 }
 
-/* Pairs each missing entry with the first unpaired unexpected one of the same digit-free shape. */
-static pdckpt_status pair_counterparts(pdckpt_restore_report *r, pdckpt_error *err) {
-    for (size_t i = 0; i < r->n_issues; i++) {
-        pdckpt_restore_issue *m = &r->issues[i];
-        if (m->kind != PDCKPT_RESTORE_MISSING) continue;
-        char *shape = digits_to_hash(m->name);
-        if (!shape) return pdk_fail_nomem(err, "restore report");
-        for (size_t j = 0; j < r->n_issues; j++) {
-            pdckpt_restore_issue *u = &r->issues[j];
-            if (u->kind != PDCKPT_RESTORE_UNEXPECTED || u->counterpart) continue;
-            char *other = digits_to_hash(u->name);
-            bool same = other && strcmp(other, shape) == 0;
-            free(other);
-            if (!same) continue;
-            m->counterpart = strdup(u->name);
-            u->counterpart = strdup(m->name);
-            if (!m->counterpart || !u->counterpart) return free(shape), pdk_fail_nomem(err, "report");
-            break;
-        }
-        free(shape);
-    }
-    return PDCKPT_OK;
-}
-
 static pdckpt_status match(entry_list *want, entry_list *got, pdckpt_restore_report *r,
                            pdckpt_error *err) {
-    qsort(got->items, got->len, sizeof *got->items, by_name);
-    for (size_t i = 0; i < want->len; i++) {
-        entry *e = &want->items[i], *g = find(got, e->name);
-        while (g && g->matched && g + 1 < got->items + got->len && strcmp(g[1].name, e->name) == 0)
-            g++; /* a repeated name matches the next copy */
-        if (!g || g->matched) {
-            PDK_TRY(add_issue(r, PDCKPT_RESTORE_MISSING, e, e->value, NULL, err));
+    PDK_TRY(pair_by_position(want, got, err));
+    size_t *by_name = sorted_index(got, false, err);
+    if (!by_name) return PDCKPT_ERR_NOMEM;
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < want->len && st == PDCKPT_OK; i++) {
+        entry *e = &want->items[i];
+        size_t g = find(got, by_name, e->name);
+        if (g == SIZE_MAX) {
+            st = add_issue(r, PDCKPT_RESTORE_MISSING, e, got, e->value, NULL, err);
             continue;
         }
-        g->matched = true;
-        pdckpt_restore_issue_kind kind = compare(e->value, g->value);
-        if (kind) PDK_TRY(add_issue(r, kind, e, e->value, g->value, err));
+        got->items[g].matched = true;
+        pdckpt_restore_issue_kind kind = compare(e->value, got->items[g].value);
+        if (kind) st = add_issue(r, kind, e, got, e->value, got->items[g].value, err);
         else r->n_matched++;
     }
-    qsort(got->items, got->len, sizeof *got->items, by_order);
-    for (size_t i = 0; i < got->len; i++)
+    free(by_name);
+    for (size_t i = 0; i < got->len && st == PDCKPT_OK; i++)
         if (!got->items[i].matched)
-            PDK_TRY(add_issue(r, PDCKPT_RESTORE_UNEXPECTED, &got->items[i], NULL,
-                              got->items[i].value, err));
-    return pair_counterparts(r, err);
+            st = add_issue(r, PDCKPT_RESTORE_UNEXPECTED, &got->items[i], want, NULL,
+                           got->items[i].value, err);
+    return st;
 }
 
 pdckpt_status pdckpt_check_restore(const pdckpt_value *expected, const pdckpt_value *loaded,

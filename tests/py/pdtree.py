@@ -1,6 +1,7 @@
 """Hands pdckpt the same object a test hands Paddle: writes a text description of a Python object
 (the grammar is in tests/support/tree_tool.c) plus a raw data file, and runs the tree tool, which
 builds the value tree with the public C API and saves it."""
+import collections
 import struct
 import subprocess
 from pathlib import Path
@@ -33,15 +34,15 @@ def _hex(s):
 
 
 class _Writer:
-    def __init__(self, share):
-        self.tokens, self.data, self.share, self.labels = [], bytearray(), share, {}
+    def __init__(self, share, data_file, ordered_dict_objects=True):
+        self.tokens, self.data, self.share, self.labels = [], data_file, share, {}
+        self.ordered_dict_objects = ordered_dict_objects
 
     def tensor(self, array, dtype, name):
         array = np.asarray(array, order="C")
-        while len(self.data) % 64:
-            self.data.append(0)
-        offset = len(self.data)
-        self.data += array.tobytes()
+        offset = (self.data.tell() + 63) // 64 * 64
+        self.data.write(bytes(offset - self.data.tell()))
+        self.data.write(memoryview(array.reshape(-1).view(np.uint8)) if array.size else b"")
         self.tokens += ["t", dtype, str(array.ndim), *map(str, array.shape), str(offset),
                         "." if name is None else _hex(name)]
 
@@ -85,6 +86,10 @@ class _Writer:
                     self.tokens.append("x")
                 else:
                     self.value(part)
+        elif type(v) is collections.OrderedDict and self.ordered_dict_objects and self.tokens:
+            # What a pickle holds: OrderedDict.__reduce__ = (cls, (), None, None, iter(items)).
+            state = v.__dict__ if getattr(v, "__dict__", None) else None
+            self._value(Obj("R", "collections", "OrderedDict", (), state, dict(v)))
         elif isinstance(v, dict):
             self.tokens += ["D", str(len(v))]
             for k, x in v.items():
@@ -98,22 +103,65 @@ class _Writer:
             raise TypeError(f"cannot describe {type(v)}")
 
 
-def describe(obj, directory, stem, share=False):
-    """Writes <stem>.desc and <stem>.data under directory; returns their paths."""
-    w = _Writer(share)
-    w.value(obj)
+def describe(obj, directory, stem, share=False, ordered_dict_objects=True):
+    """Writes <stem>.desc and <stem>.data under directory; returns their paths.  An OrderedDict
+    is described as the object it is in a pickle, or (ordered_dict_objects=False) as a dict; at the
+    root always as a dict (there the tests save state dicts, which Paddle turns into dicts)."""
     desc, data = Path(directory) / f"{stem}.desc", Path(directory) / f"{stem}.data"
+    with open(data, "wb") as f:
+        w = _Writer(share, f, ordered_dict_objects)
+        w.value(obj)
     desc.write_text(" ".join(w.tokens) + "\n")
-    data.write_bytes(bytes(w.data))
     return desc, data
 
 
-def save(obj, out, *, protocol=4, numpy_module="numpy._core", share=False, fmt=None, tool=None):
+def save(obj, out, *, protocol=4, numpy_module="numpy._core", share=False, fmt=None, tool=None,
+         ordered_dict_objects=True):
     """pdckpt saves `obj` to `out`; returns the CompletedProcess (check returncode yourself)."""
     out = Path(out)
-    desc, data = describe(obj, out.parent, out.name + ".in", share)
+    desc, data = describe(obj, out.parent, out.name + ".in", share, ordered_dict_objects)
     args = [str(tool or TREE_TOOL), "save", desc, data, out, "--protocol", str(protocol),
             "--numpy-module", numpy_module]
     if fmt:
         args += ["--format", fmt]
+    return _run(args)
+
+
+def _run(args):
     return subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=600)
+
+
+def save_dygraph(params, opt, prefix, *, numpy_module="numpy._core", tool=None):
+    """pdckpt_save_dygraph(params, opt, prefix): <prefix>.pdparams + <prefix>.pdopt."""
+    prefix = Path(prefix)
+    data = prefix.parent / (prefix.name + ".in.data")
+    with open(data, "wb") as f:
+        descs = []
+        for stem, obj in (("params", params), ("opt", opt)):
+            if obj is None:
+                descs.append("-")
+                continue
+            w = _Writer(False, f)
+            w.value(obj)
+            desc = prefix.parent / f"{prefix.name}.in.{stem}.desc"
+            desc.write_text(" ".join(w.tokens) + "\n")
+            descs.append(desc)
+    return _run([tool or TREE_TOOL, "dygraph", *descs, data, prefix, "--numpy-module", numpy_module])
+
+
+def save_persistables(model, optimizers, dirname, *, tool=None):
+    """pdckpt_dygraph_save_persistables(model, dirname, optimizers)."""
+    dirname = Path(dirname)
+    data = dirname.parent / (dirname.name + ".in.data")
+    with open(data, "wb") as f:
+        descs = []
+        for stem, obj in (("model", model), ("opts", optimizers)):
+            if obj is None:
+                descs.append("-")
+                continue
+            w = _Writer(False, f)
+            w.value(obj)
+            desc = dirname.parent / f"{dirname.name}.in.{stem}.desc"
+            desc.write_text(" ".join(w.tokens) + "\n")
+            descs.append(desc)
+    return _run([tool or TREE_TOOL, "persistables", *descs, data, dirname])
