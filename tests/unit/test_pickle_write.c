@@ -666,6 +666,68 @@ static void test_restore_check(void) {
     pdckpt_value_free(got);
 }
 
+/* ---- allocation failures: every allocation of a save fails in turn, cleanly (ASan: no leak) ---- */
+
+typedef struct failing {
+    long countdown; /* allocations left before the failure */
+} failing;
+
+static void *fail_alloc(void *ctx, size_t size, size_t alignment) {
+    failing *f = ctx;
+    if (f->countdown-- == 0) return NULL;
+    size_t rounded = (size + alignment - 1) / alignment * alignment;
+    return aligned_alloc(alignment < sizeof(void *) ? sizeof(void *) : alignment, rounded);
+}
+
+static void fail_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx;
+    (void)size;
+    free(ptr);
+}
+
+static void exhaust_save(const pdckpt_value *root, int proto) {
+    for (long n = 0; n < 100000; n++) {
+        failing f = {n};
+        pdckpt_allocator a = {fail_alloc, fail_free, &f};
+        pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+        so.allocator = &a;
+        so.format = PDCKPT_FORMAT_PICKLE;
+        so.protocol = proto;
+        void *data = NULL;
+        size_t len = 0;
+        pdckpt_error err = PDCKPT_ERROR_INIT;
+        pdckpt_status st = pdckpt_save_memory(root, &so, &data, &len, &err);
+        pdckpt_free(&a, data, len);
+        if (st == PDCKPT_OK) {
+            CHECK(n > 2);
+            return;
+        }
+        CHECK_STATUS(st, PDCKPT_ERR_NOMEM, &err);
+        if (st != PDCKPT_ERR_NOMEM) return;
+    }
+    CHECK(false);
+}
+
+static void test_allocation_failures(void) {
+    pdckpt_value *state = many_tensors(40, PDCKPT_DTYPE_INT32); /* memo and frame growth */
+    pdckpt_value *lr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(lr, "last_epoch", pdckpt_value_new_int(NULL, 3), NULL);
+    pdckpt_dict_set(state, "LR_Scheduler", lr, NULL);
+    pdckpt_value *generic = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+    pdckpt_value_append(generic, pdckpt_value_retain(state), NULL);
+    pdckpt_value *set = pdckpt_value_new_container(NULL, PDCKPT_KIND_SET);
+    pdckpt_value_append(set, pdckpt_value_new_string(NULL, "member", SIZE_MAX), NULL);
+    pdckpt_value_append(generic, set, NULL);
+    pdckpt_value_append(generic, pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "m", "C", NULL,
+                                                         pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT)), NULL);
+    for (int proto = 2; proto <= 4; proto++) {
+        exhaust_save(state, proto);
+        exhaust_save(generic, proto);
+    }
+    pdckpt_value_free(state);
+    pdckpt_value_free(generic);
+}
+
 int main(void) {
     RUN(test_worked_example_protocol4);
     RUN(test_worked_example_protocol2);
@@ -681,5 +743,6 @@ int main(void) {
     RUN(test_save_dygraph);
     RUN(test_save_persistables);
     RUN(test_restore_check);
+    RUN(test_allocation_failures);
     return CHECK_SUMMARY();
 }
