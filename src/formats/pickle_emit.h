@@ -4,7 +4,8 @@
  * §1.7, §1.10).  Python decides memo hits by object identity; C trees have no Python objects,
  * so every memoizable thing is written with a pdk_pkl_key that stands for the Python object it
  * would be (see "identity" below).  Layered: this file's functions are CPython's save_* family;
- * pickle_numpy.c adds numpy's ndarray/dtype reductions and pickle_paddle.c Paddle's object model.
+ * pickle_emit_numpy.c adds numpy's ndarray/dtype reductions, pickle_emit_value.c and
+ * pickle_emit_state.c Paddle's object model (generic and state-dict paths).
  */
 #ifndef PDK_PICKLE_EMIT_H
 #define PDK_PICKLE_EMIT_H
@@ -56,7 +57,7 @@ static inline pdk_pkl_key pdk_key_text(pdk_pkl_key_kind kind, const char *s, siz
     return k;
 }
 
-typedef struct pdk_memo pdk_memo; /* pickle_memo.c */
+typedef struct pdk_memo pdk_memo; /* pickle_emit_memo.c */
 
 /* The pickler: protocol, output, frame buffer (protocol 4) and memo. */
 typedef struct pdk_pkl {
@@ -79,7 +80,7 @@ typedef struct pdk_pkl {
 #define PDK_PKL_MAX_DEPTH 512
 #define PDK_PKL_BATCH     1000
 
-/* ---- pickle_memo.c: the memo (a hash table from key to index) ---- */
+/* ---- pickle_emit_memo.c: the memo (a hash table from key to index) ---- */
 pdk_memo     *pdk_memo_new(const pdckpt_allocator *a);
 void          pdk_memo_free(pdk_memo *m);
 /* Finds `key`; true and *index when present.  FRESH keys are never present. */
@@ -145,7 +146,7 @@ pdckpt_status pdk_pkl_tuple_end(pdk_pkl *p, size_t n, pdk_pkl_key key);
 /* True when CPython interns a str constant with this text (all characters [A-Za-z0-9_]). */
 bool pdk_pkl_is_name_like(const char *s, size_t len);
 
-/* ---- pickle_numpy.c: numpy's reductions ---- */
+/* ---- pickle_emit_numpy.c: numpy's reductions ---- */
 
 /* save() of an ndarray holding `n_bytes` bytes at `data` (C order) with the tensor's dtype and
  * the given shape; memoized under `key`. */
@@ -156,7 +157,7 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
  * 0 when numpy cannot hold it. */
 size_t        pdk_pkl_numpy_itemsize(pdckpt_dtype dtype);
 
-/* ---- pickle_paddle.c: Paddle's object model (spec pickle §1.1-1.5) ---- */
+/* ---- pickle_emit_value.c, pickle_emit_state.c: Paddle's object model (spec §1.1-1.5) ---- */
 
 /* How a tensor is pickled: STATE = the ndarray Paddle's state-dict path makes; GENERIC = the
  * generic path's dispatch table (a named tensor becomes tuple((name, ndarray))). */

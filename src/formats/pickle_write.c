@@ -1,8 +1,8 @@
 /*
  * pickle_write.c — writing .pdparams / .pdopt files byte-identical to paddle.save (spec pickle
  * §1.1-1.10).  The path is chosen like paddle.save's _is_state_dict: a dict of tensors (and of
- * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_state.c); anything
- * else the generic path (pickle_value.c).  Bytes come from the CPython-identical emitter
+ * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_emit_state.c); anything
+ * else the generic path (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
  * (pickle_emit.c); tensor data streams from tensor memory into the sink.
  */
 #include "pickle.h"

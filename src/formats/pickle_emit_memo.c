@@ -1,5 +1,5 @@
 /*
- * pickle_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10 "Memo keys are
+ * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10 "Memo keys are
  * identities").  Open addressing with linear probing, kept at most half full.  Keys hold pointers
  * into the tree being saved (or static text), which outlives the save, so nothing is copied.
  */

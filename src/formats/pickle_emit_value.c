@@ -1,5 +1,5 @@
 /*
- * pickle_value.c — save() of any tree value as the Python object it stands for (spec pickle §1.3,
+ * pickle_emit_value.c — save() of any tree value as the Python object it stands for (spec pickle §1.3,
  * §1.7): containers as CPython writes dict/list/tuple/set, opaque objects rebuilt the way they were
  * pickled (GLOBAL, REDUCE or NEWOBJ + items + BUILD), and tensors through Paddle's generic-path
  * reducer: a named tensor (or a (name, tensor-named-name) tuple read back from such a file)

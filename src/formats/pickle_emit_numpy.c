@@ -1,5 +1,5 @@
 /*
- * pickle_numpy.c — how numpy pickles what Paddle hands it (spec pickle §1.9): an ndarray is
+ * pickle_emit_numpy.c — how numpy pickles what Paddle hands it (spec pickle §1.9): an ndarray is
  * _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, False, raw C-order bytes); a dtype is
  * numpy.dtype(code, False, True) + BUILD (3, byteorder, None, None, None, -1, -1, 0), one shared
  * object per builtin dtype.  bfloat16 is written as uint16 bits and float8 as int8 bits, which is

@@ -1,5 +1,5 @@
 /*
- * pickle_state.c — Paddle's state-dict path (spec pickle §1.2, §1.5, §1.10): the pickled object is
+ * pickle_emit_state.c — Paddle's state-dict path (spec pickle §1.2, §1.5, §1.10): the pickled object is
  * a new plain dict holding, in order, the user's keys (tensors as ndarrays, other values as they
  * are), "StructuredToParameterName@@" -> {key: tensor.name}, and for protocols 2/3 the slices
  * "key@@.i" of every top-level array above (2^30-1)/itemsize elements plus the index

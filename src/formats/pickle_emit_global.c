@@ -1,5 +1,5 @@
 /*
- * pickle_global.c — save_global: a class or function by name (spec pickle §1.10, §1.11).
+ * pickle_emit_global.c — save_global: a class or function by name (spec pickle §1.10, §1.11).
  * Protocols 2-3 write GLOBAL "module\nname\n" (memoized once); protocol 4 saves the module and
  * name strings and STACK_GLOBAL.  Below protocol 3 CPython rewrites Python 3 names to Python 2's
  * (_compat_pickle's reverse tables: builtins -> __builtin__, ...); a tree read from a protocol-2
