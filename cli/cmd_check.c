@@ -28,20 +28,25 @@ static void print_text(const pdckpt_restore_report *r) {
         const pdckpt_restore_issue *is = &r->issues[i];
         if (is->expected) describe(is->expected, a, sizeof a);
         if (is->loaded) describe(is->loaded, b, sizeof b);
-        if (is->kind == PDCKPT_RESTORE_MISSING) printf("missing: %s (%s)", is->name, a);
-        else if (is->kind == PDCKPT_RESTORE_UNEXPECTED) printf("unexpected: %s (%s)", is->name, b);
-        else printf("%s mismatch: %s: expected %s, found %s",
-                    pdckpt_restore_issue_kind_name(is->kind), is->name, a, b);
+        if (is->kind == PDCKPT_RESTORE_MISSING)
+            printf("missing: %s (%s)", is->name, a);
+        else if (is->kind == PDCKPT_RESTORE_UNEXPECTED)
+            printf("unexpected: %s (%s)", is->name, b);
+        else
+            printf("%s mismatch: %s: expected %s, found %s",
+                   pdckpt_restore_issue_kind_name(is->kind), is->name, a, b);
         if (is->counterpart)
             printf(" -- in its place %s %s: the names differ only in their numbers "
                    "(unique_name counters, Paddle #32926)",
-                   is->kind == PDCKPT_RESTORE_UNEXPECTED ? "the model expects" : "the checkpoint has",
+                   is->kind == PDCKPT_RESTORE_UNEXPECTED ? "the model expects"
+                                                         : "the checkpoint has",
                    is->counterpart);
         printf("\n");
     }
     printf("%zu expected, %zu in the checkpoint, %zu match; %zu missing, %zu unexpected, "
-           "%zu mismatched\n", r->n_expected, r->n_loaded, r->n_matched, r->n_missing,
-           r->n_unexpected, r->n_mismatched);
+           "%zu mismatched\n",
+           r->n_expected, r->n_loaded, r->n_matched, r->n_missing, r->n_unexpected,
+           r->n_mismatched);
     if (r->n_issues == 0) printf("restores cleanly\n");
 }
 
@@ -74,18 +79,25 @@ static void print_json(const pdckpt_restore_report *r) {
 
 int cmd_check(int argc, char **argv) {
     cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
-    const char *paths[2] = {NULL, NULL};
-    bool json = false;
-    int rc = CLI_OK;
+    const char   *paths[2] = {NULL, NULL};
+    bool          json = false;
+    int           rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!paths[0]) paths[0] = argv[i];
-        else if (!paths[1]) paths[1] = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!paths[0])
+            paths[0] = argv[i];
+        else if (!paths[1])
+            paths[1] = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && !paths[1]) rc = cli_usage_error(usage, "check needs EXPECTED and LOADED");
     pdckpt_value *want = NULL, *got = NULL;
@@ -93,11 +105,14 @@ int cmd_check(int argc, char **argv) {
     if (rc == CLI_OK) rc = cli_load(paths[1], &args, false, &got, NULL);
     if (rc == CLI_OK) {
         pdckpt_restore_report r;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        if (pdckpt_check_restore(want, got, &r, &err) != PDCKPT_OK) rc = cli_report(&err);
+        pdckpt_error          err = PDCKPT_ERROR_INIT;
+        if (pdckpt_check_restore(want, got, &r, &err) != PDCKPT_OK)
+            rc = cli_report(&err);
         else {
-            if (json) print_json(&r);
-            else print_text(&r);
+            if (json)
+                print_json(&r);
+            else
+                print_text(&r);
             rc = r.n_issues ? CLI_BAD_INPUT : CLI_OK;
             pdckpt_restore_report_free(&r);
         }

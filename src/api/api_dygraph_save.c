@@ -18,7 +18,7 @@ static void save_defaults(const pdckpt_save_options *given, pdckpt_save_options 
 static pdckpt_status save_state(const pdckpt_value *state, const char *prefix, const char *suffix,
                                 const pdckpt_save_options *opts, pdckpt_error *err) {
     char path[4096];
-    int n = snprintf(path, sizeof path, "%s%s", prefix, suffix);
+    int  n = snprintf(path, sizeof path, "%s%s", prefix, suffix);
     if (n < 0 || (size_t)n >= sizeof path)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1, "path too long");
     if (pdckpt_value_kind(state) != PDCKPT_KIND_DICT)
@@ -30,8 +30,10 @@ static pdckpt_status save_state(const pdckpt_value *state, const char *prefix, c
     PDK_TRY(pdk_sink_open_atomic_file(path, o.durable, o.allocator, &sink, err));
     if (o.progress) pdk_sink_set_progress(sink, o.progress, o.progress_ctx, 0);
     pdckpt_status st = pdk_pickle_save_path(state, sink, &o, PDK_PICKLE_STATE_DICT, err);
-    if (st == PDCKPT_OK) st = pdk_sink_commit(sink, err);
-    else pdk_sink_abort(sink);
+    if (st == PDCKPT_OK)
+        st = pdk_sink_commit(sink, err);
+    else
+        pdk_sink_abort(sink);
     pdk_error_set_source(err, path);
     return st;
 }
@@ -71,8 +73,8 @@ static pdckpt_status add_model(pdckpt_value *root, const pdckpt_value *model, co
                         pdckpt_kind_name(pdckpt_value_kind(model)));
     for (size_t i = 0; i < pdckpt_value_len(model); i++) {
         const pdckpt_value *v = pdckpt_value_at(model, i), *key = pdckpt_dict_key_at(model, i);
-        pdckpt_tensor_view t;
-        const char *name = pdckpt_tensor_get(v, &t) ? t.name : NULL;
+        pdckpt_tensor_view  t;
+        const char         *name = pdckpt_tensor_get(v, &t) ? t.name : NULL;
         if (!name && pdckpt_value_kind(key) == PDCKPT_KIND_STRING)
             name = pdckpt_value_get_string(key, NULL);
         if (!name || pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR)
@@ -93,8 +95,8 @@ static pdckpt_status add_optimizers(pdckpt_value *root, const pdckpt_value *opts
                         pdckpt_kind_name(pdckpt_value_kind(opts)));
     for (size_t i = 0; i < pdckpt_value_len(opts); i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(opts, i);
-        const char *name = pdckpt_value_get_string(key, NULL);
-        char rel[4096];
+        const char         *name = pdckpt_value_get_string(key, NULL);
+        char                rel[4096];
         if (!name || pdckpt_value_kind(key) != PDCKPT_KIND_STRING ||
             (size_t)snprintf(rel, sizeof rel, "optimizers/%s", name) >= sizeof rel)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1,
@@ -104,11 +106,10 @@ static pdckpt_status add_optimizers(pdckpt_value *root, const pdckpt_value *opts
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict,
-                                               const char *dirname,
-                                               const pdckpt_value *optimizers,
+pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict, const char *dirname,
+                                               const pdckpt_value        *optimizers,
                                                const pdckpt_save_options *given,
-                                               pdckpt_error *err) {
+                                               pdckpt_error              *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);

@@ -15,15 +15,15 @@
 
 typedef struct entry {
     char               *name;
-    char               *norm;    /* the name with each run of digits replaced by one '#' */
+    char               *norm; /* the name with each run of digits replaced by one '#' */
     const pdckpt_value *value;
     size_t              partner; /* same position among the other side's equal-norm names */
     bool                matched;
 } entry;
 
 typedef struct entry_list {
-    entry  *items;
-    size_t  len, cap;
+    entry *items;
+    size_t len, cap;
 } entry_list;
 
 static void entries_free(entry_list *l) {
@@ -36,19 +36,22 @@ static void entries_free(entry_list *l) {
 
 static char *digits_to_hash(const char *s) {
     size_t n = strlen(s), o = 0;
-    char *out = malloc(n + 1);
+    char  *out = malloc(n + 1);
     if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         bool digit = s[i] >= '0' && s[i] <= '9';
         bool after_digit = i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9';
-        if (!digit) out[o++] = s[i];
-        else if (!after_digit) out[o++] = '#'; /* one '#' per run of digits */
+        if (!digit)
+            out[o++] = s[i];
+        else if (!after_digit)
+            out[o++] = '#'; /* one '#' per run of digits */
     }
     out[o] = '\0';
     return out;
 }
 
-static pdckpt_status add(entry_list *l, const char *name, const pdckpt_value *v, pdckpt_error *err) {
+static pdckpt_status add(entry_list *l, const char *name, const pdckpt_value *v,
+                         pdckpt_error *err) {
     if (l->len == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         entry *grown = realloc(l->items, cap * sizeof *grown);
@@ -83,19 +86,23 @@ static const pdckpt_value *as_tensor(const pdckpt_value *v) {
 
 static void key_text(const pdckpt_value *key, size_t index, char *buf, size_t cap) {
     const char *s = pdckpt_value_get_string(key, NULL);
-    int64_t i;
-    if (s) snprintf(buf, cap, "%s", s);
-    else if (key && pdckpt_value_get_int(key, &i)) snprintf(buf, cap, "%lld", (long long)i);
-    else if (key) snprintf(buf, cap, "<%s key %zu>", pdckpt_kind_name(pdckpt_value_kind(key)), index);
-    else snprintf(buf, cap, "%zu", index);
+    int64_t     i;
+    if (s)
+        snprintf(buf, cap, "%s", s);
+    else if (key && pdckpt_value_get_int(key, &i))
+        snprintf(buf, cap, "%lld", (long long)i);
+    else if (key)
+        snprintf(buf, cap, "<%s key %zu>", pdckpt_kind_name(pdckpt_value_kind(key)), index);
+    else
+        snprintf(buf, cap, "%zu", index);
 }
 
 static pdckpt_status flatten(const pdckpt_value *v, char *path, size_t plen, size_t depth,
                              entry_list *out, pdckpt_error *err) {
     v = as_tensor(v);
     pdckpt_kind kind = pdckpt_value_kind(v);
-    bool container = kind == PDCKPT_KIND_DICT || kind == PDCKPT_KIND_LIST ||
-                     kind == PDCKPT_KIND_TUPLE;
+    bool        container =
+        kind == PDCKPT_KIND_DICT || kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE;
     if (!container) return add(out, path, v, err);
     if (depth >= PDCKPT_MAX_WALK_DEPTH)
         return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
@@ -159,8 +166,10 @@ static pdckpt_status pair_by_position(entry_list *want, entry_list *got, pdckpt_
             want->items[a[i]].partner = b[j];
             got->items[b[j]].partner = a[i];
             i++, j++;
-        } else if (c < 0) i++;
-        else j++;
+        } else if (c < 0)
+            i++;
+        else
+            j++;
     }
     free(a);
     free(b);
@@ -171,8 +180,10 @@ static size_t find(const entry_list *got, const size_t *by_name, const char *nam
     size_t lo = 0, hi = got->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(got->items[by_name[mid]].name, name) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(got->items[by_name[mid]].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     for (; lo < got->len && strcmp(got->items[by_name[lo]].name, name) == 0; lo++)
         if (!got->items[by_name[lo]].matched) return by_name[lo]; /* repeated names in order */
@@ -188,7 +199,7 @@ static pdckpt_dtype pickled_dtype(pdckpt_dtype d) {
 
 static pdckpt_restore_issue_kind compare(const pdckpt_value *want, const pdckpt_value *got) {
     pdckpt_tensor_view a, b;
-    bool ta = pdckpt_tensor_get(want, &a), tb = pdckpt_tensor_get(got, &b);
+    bool               ta = pdckpt_tensor_get(want, &a), tb = pdckpt_tensor_get(got, &b);
     if (ta != tb) return PDCKPT_RESTORE_KIND;
     if (!ta) return 0;
     if (a.dtype != b.dtype && pickled_dtype(a.dtype) != pickled_dtype(b.dtype))
@@ -212,9 +223,12 @@ static pdckpt_status add_issue(pdckpt_restore_report *r, pdckpt_restore_issue_ki
     r->n_issues++;
     if (!is->name || (partner && strcmp(partner, e->name) != 0 && !is->counterpart))
         return pdk_fail_nomem(err, "restore report");
-    if (kind == PDCKPT_RESTORE_MISSING) r->n_missing++;
-    else if (kind == PDCKPT_RESTORE_UNEXPECTED) r->n_unexpected++;
-    else r->n_mismatched++;
+    if (kind == PDCKPT_RESTORE_MISSING)
+        r->n_missing++;
+    else if (kind == PDCKPT_RESTORE_UNEXPECTED)
+        r->n_unexpected++;
+    else
+        r->n_mismatched++;
     return PDCKPT_OK;
 }
 
@@ -233,8 +247,10 @@ static pdckpt_status match(entry_list *want, entry_list *got, pdckpt_restore_rep
         }
         got->items[g].matched = true;
         pdckpt_restore_issue_kind kind = compare(e->value, got->items[g].value);
-        if (kind) st = add_issue(r, kind, e, got, e->value, got->items[g].value, err);
-        else r->n_matched++;
+        if (kind)
+            st = add_issue(r, kind, e, got, e->value, got->items[g].value, err);
+        else
+            r->n_matched++;
     }
     free(by_name);
     for (size_t i = 0; i < got->len && st == PDCKPT_OK; i++)
@@ -253,8 +269,8 @@ pdckpt_status pdckpt_check_restore(const pdckpt_value *expected, const pdckpt_va
     memset(report, 0, sizeof *report);
     if (!expected || !loaded)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected and loaded must not be NULL");
-    entry_list want = {0}, got = {0};
-    char path[4096] = "";
+    entry_list    want = {0}, got = {0};
+    char          path[4096] = "";
     pdckpt_status st = flatten(expected, path, 0, 0, &want, err);
     if (st == PDCKPT_OK) st = flatten(loaded, path, 0, 0, &got, err);
     report->n_expected = want.len;

@@ -16,7 +16,8 @@ static pdckpt_status write_entry(pdk_dirtx *tx, const char *rel, const pdckpt_va
     if (!optimizer && pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
                         "entry '%s': expected a tensor (or an " OPT_PREFIX "<name> entry), "
-                        "found a %s", rel, pdckpt_kind_name(pdckpt_value_kind(v)));
+                        "found a %s",
+                        rel, pdckpt_kind_name(pdckpt_value_kind(v)));
     pdk_sink *sink = NULL;
     PDK_TRY(pdk_dirtx_open_file(tx, rel, &sink, err));
     pdckpt_status st;
@@ -44,14 +45,15 @@ pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
     pdk_dirtx *tx = NULL;
     PDK_TRY(pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err));
     pdckpt_status st = PDCKPT_OK;
-    size_t n = pdckpt_value_len(root);
+    size_t        n = pdckpt_value_len(root);
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(root, i);
-        const char *rel = pdckpt_value_get_string(key, NULL);
+        const char         *rel = pdckpt_value_get_string(key, NULL);
         if (!rel || pdckpt_value_kind(key) != PDCKPT_KIND_STRING)
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                           "entry %zu: expected a relative path as the key", i);
-        else st = write_entry(tx, rel, pdckpt_value_at(root, i), opts, err);
+        else
+            st = write_entry(tx, rel, pdckpt_value_at(root, i), opts, err);
         if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, n))
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
     }

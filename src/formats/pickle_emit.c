@@ -11,14 +11,40 @@
 #include <string.h>
 
 enum {
-    OP_MARK = '(', OP_STOP = '.', OP_BINFLOAT = 'G', OP_BININT = 'J', OP_BININT1 = 'K',
-    OP_BININT2 = 'M', OP_NONE = 'N', OP_REDUCE = 'R', OP_BINUNICODE = 'X', OP_APPEND = 'a',
-    OP_APPENDS = 'e', OP_GLOBAL = 'c', OP_BINGET = 'h', OP_LONG_BINGET = 'j', OP_BINPUT = 'q',
-    OP_LONG_BINPUT = 'r', OP_SETITEM = 's', OP_TUPLE = 't', OP_EMPTY_TUPLE = ')',
-    OP_SETITEMS = 'u', OP_BINBYTES = 'B', OP_SHORT_BINBYTES = 'C', OP_PROTO = 0x80,
-    OP_TUPLE1 = 0x85, OP_NEWTRUE = 0x88, OP_NEWFALSE = 0x89, OP_LONG1 = 0x8a,
-    OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d, OP_BINBYTES8 = 0x8e, OP_ADDITEMS = 0x90,
-    OP_STACK_GLOBAL = 0x93, OP_MEMOIZE = 0x94, OP_FRAME = 0x95,
+    OP_MARK = '(',
+    OP_STOP = '.',
+    OP_BINFLOAT = 'G',
+    OP_BININT = 'J',
+    OP_BININT1 = 'K',
+    OP_BININT2 = 'M',
+    OP_NONE = 'N',
+    OP_REDUCE = 'R',
+    OP_BINUNICODE = 'X',
+    OP_APPEND = 'a',
+    OP_APPENDS = 'e',
+    OP_GLOBAL = 'c',
+    OP_BINGET = 'h',
+    OP_LONG_BINGET = 'j',
+    OP_BINPUT = 'q',
+    OP_LONG_BINPUT = 'r',
+    OP_SETITEM = 's',
+    OP_TUPLE = 't',
+    OP_EMPTY_TUPLE = ')',
+    OP_SETITEMS = 'u',
+    OP_BINBYTES = 'B',
+    OP_SHORT_BINBYTES = 'C',
+    OP_PROTO = 0x80,
+    OP_TUPLE1 = 0x85,
+    OP_NEWTRUE = 0x88,
+    OP_NEWFALSE = 0x89,
+    OP_LONG1 = 0x8a,
+    OP_SHORT_BINUNICODE = 0x8c,
+    OP_BINUNICODE8 = 0x8d,
+    OP_BINBYTES8 = 0x8e,
+    OP_ADDITEMS = 0x90,
+    OP_STACK_GLOBAL = 0x93,
+    OP_MEMOIZE = 0x94,
+    OP_FRAME = 0x95,
 };
 
 #define FRAME_SIZE_TARGET (64u * 1024)
@@ -114,8 +140,8 @@ pdckpt_status pdk_pkl_op(pdk_pkl *p, uint8_t opcode) {
 
 /* An opcode header plus a payload: payloads of 64 KiB or more go outside frames (the open frame
  * is committed first), straight from the caller's memory. */
-static pdckpt_status write_payload(pdk_pkl *p, const uint8_t *header, size_t hlen,
-                                   const void *data, uint64_t len) {
+static pdckpt_status write_payload(pdk_pkl *p, const uint8_t *header, size_t hlen, const void *data,
+                                   uint64_t len) {
     if (len < FRAME_SIZE_TARGET || !p->framing) {
         PDK_TRY(pdk_pkl_write(p, header, hlen));
         return pdk_pkl_write(p, data, (size_t)len);
@@ -182,8 +208,10 @@ static size_t encode_long(int64_t v, uint8_t out[8]) {
     put_le(out, (uint64_t)v, 8);
     while (n > 1) {
         uint8_t top = out[n - 1], next = out[n - 2];
-        if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80))) n--;
-        else break;
+        if ((top == 0x00 && !(next & 0x80)) || (top == 0xff && (next & 0x80)))
+            n--;
+        else
+            break;
     }
     return n;
 }
@@ -241,7 +269,7 @@ static bool interned_apart(uint64_t cp) {
 }
 
 static pdk_pkl_key char_key(const pdk_pkl_key *origin, uint64_t cp) {
-    bool literal = origin->kind == PDK_KEY_STR || origin->kind == PDK_KEY_ROOTKEY;
+    bool             literal = origin->kind == PDK_KEY_STR || origin->kind == PDK_KEY_ROOTKEY;
     pdk_pkl_key_kind kind = literal && interned_apart(cp) ? PDK_KEY_ICHAR : PDK_KEY_CHAR;
     return (pdk_pkl_key){kind, NULL, 0, NULL, 0, cp};
 }
@@ -254,13 +282,14 @@ pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_ke
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
     uint8_t h[9];
-    size_t hlen;
+    size_t  hlen;
     if (p->proto >= 4 && len <= 0xff) {
         h[0] = OP_SHORT_BINUNICODE;
         h[1] = (uint8_t)len;
         hlen = 2;
     } else if (len > UINT32_MAX) {
-        if (p->proto < 4) return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
+        if (p->proto < 4)
+            return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
         h[0] = OP_BINUNICODE8;
         put_le(h + 1, len, 8);
         hlen = 9;
@@ -301,10 +330,11 @@ static pdckpt_status save_latin1_text(pdk_pkl *p, const uint8_t *d, uint64_t n) 
     PDK_TRY(pdk_pkl_write(p, h, 5));
     for (uint64_t off = 0; off < n;) {
         uint64_t chunk = n - off < SCRATCH_SIZE / 2 ? n - off : SCRATCH_SIZE / 2;
-        size_t o = 0;
+        size_t   o = 0;
         for (uint64_t i = 0; i < chunk; i++) {
             uint8_t b = d[off + i];
-            if (b < 0x80) p->scratch[o++] = b;
+            if (b < 0x80)
+                p->scratch[o++] = b;
             else {
                 p->scratch[o++] = (uint8_t)(0xc0 | (b >> 6));
                 p->scratch[o++] = (uint8_t)(0x80 | (b & 0x3f));
@@ -343,13 +373,14 @@ pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk
     if (hit) return PDCKPT_OK;
     if (p->proto < 3) return save_bytes_proto2(p, d, len, &key);
     uint8_t h[9];
-    size_t hlen;
+    size_t  hlen;
     if (len <= 0xff) {
         h[0] = OP_SHORT_BINBYTES;
         h[1] = (uint8_t)len;
         hlen = 2;
     } else if (len > UINT32_MAX) {
-        if (p->proto < 4) return fail(p, PDCKPT_ERR_LIMIT, "bytes of 4 GiB or more need protocol 4");
+        if (p->proto < 4)
+            return fail(p, PDCKPT_ERR_LIMIT, "bytes of 4 GiB or more need protocol 4");
         h[0] = OP_BINBYTES8;
         put_le(h + 1, len, 8);
         hlen = 9;
@@ -381,8 +412,8 @@ pdckpt_status pdk_pkl_save_int_tuple(pdk_pkl *p, const int64_t *v, size_t n) {
 
 /* batch_dict_exact / batch_set: MARK ... SETITEMS|ADDITEMS per 1000, looping while the last batch
  * was full, so a count that is a multiple of 1000 ends with an empty batch. */
-static pdckpt_status batch_exact_dict_set(pdk_pkl *p, uint8_t close, size_t n,
-                                          pdk_pkl_item_fn fn, void *ctx) {
+static pdckpt_status batch_exact_dict_set(pdk_pkl *p, uint8_t close, size_t n, pdk_pkl_item_fn fn,
+                                          void *ctx) {
     size_t i = 0, k;
     do {
         PDK_TRY(pdk_pkl_op(p, OP_MARK));

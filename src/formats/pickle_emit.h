@@ -37,9 +37,9 @@ typedef enum pdk_pkl_key_kind {
 
 typedef struct pdk_pkl_key {
     pdk_pkl_key_kind kind;
-    const void      *ptr;   /* PTR identity, or STR/ROOTKEY/GLOBAL text */
-    size_t           len;   /* text length */
-    const void      *ptr2;  /* GLOBAL: name text */
+    const void      *ptr;  /* PTR identity, or STR/ROOTKEY/GLOBAL text */
+    size_t           len;  /* text length */
+    const void      *ptr2; /* GLOBAL: name text */
     size_t           len2;
     uint64_t         aux;
 } pdk_pkl_key;
@@ -65,15 +65,15 @@ typedef struct pdk_pkl {
     const pdckpt_allocator *alloc;
     int                     proto;
     pdckpt_numpy_module     numpy_module;
-    bool                    framing;    /* protocol 4, between PROTO and the end */
-    bool                    in_frame;   /* a frame has been started (frame_len may be 0) */
-    uint8_t                *frame;      /* bytes of the open frame */
+    bool                    framing;  /* protocol 4, between PROTO and the end */
+    bool                    in_frame; /* a frame has been started (frame_len may be 0) */
+    uint8_t                *frame;    /* bytes of the open frame */
     size_t                  frame_len;
     size_t                  frame_cap;
-    uint8_t                *scratch;    /* latin-1 -> UTF-8 chunks (protocol 2) */
+    uint8_t                *scratch; /* latin-1 -> UTF-8 chunks (protocol 2) */
     pdk_memo               *memo;
-    uint64_t                memo_next;  /* index the next memoized object gets */
-    unsigned                depth;      /* nesting of save calls, bounded */
+    uint64_t                memo_next; /* index the next memoized object gets */
+    unsigned                depth;     /* nesting of save calls, bounded */
     pdckpt_error           *err;
 } pdk_pkl;
 
@@ -81,12 +81,11 @@ typedef struct pdk_pkl {
 #define PDK_PKL_BATCH     1000
 
 /* ---- pickle_emit_memo.c: the memo (a hash table from key to index) ---- */
-pdk_memo     *pdk_memo_new(const pdckpt_allocator *a);
-void          pdk_memo_free(pdk_memo *m);
+pdk_memo *pdk_memo_new(const pdckpt_allocator *a);
+void      pdk_memo_free(pdk_memo *m);
 /* Finds `key`; true and *index when present.  FRESH keys are never present. */
 bool          pdk_memo_find(const pdk_memo *m, const pdk_pkl_key *key, uint64_t *index);
-pdckpt_status pdk_memo_put(pdk_memo *m, const pdk_pkl_key *key, uint64_t index,
-                           pdckpt_error *err);
+pdckpt_status pdk_memo_put(pdk_memo *m, const pdk_pkl_key *key, uint64_t index, pdckpt_error *err);
 
 /* ---- pickle_emit.c ---- */
 
@@ -155,7 +154,7 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
                                    pdk_pkl_key key);
 /* numpy's element size for the dtype as Paddle pickles it (bfloat16 as uint16, float8 as int8);
  * 0 when numpy cannot hold it. */
-size_t        pdk_pkl_numpy_itemsize(pdckpt_dtype dtype);
+size_t pdk_pkl_numpy_itemsize(pdckpt_dtype dtype);
 
 /* ---- pickle_emit_value.c, pickle_emit_state.c: Paddle's object model (spec §1.1-1.5) ---- */
 

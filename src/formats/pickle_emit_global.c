@@ -38,8 +38,8 @@ static const compat_name compat[] = {
 static void translate(const char **module, const char **name, bool to_py2) {
     for (size_t i = 0; i < N_COMPAT; i++) {
         const compat_name *c = &compat[i];
-        const char *from_m = to_py2 ? c->py3_module : c->py2_module;
-        const char *from_n = to_py2 ? c->py3_name : c->py2_name;
+        const char        *from_m = to_py2 ? c->py3_module : c->py2_module;
+        const char        *from_n = to_py2 ? c->py3_name : c->py2_name;
         if (strcmp(*module, from_m) != 0 || (from_n && strcmp(*name, from_n) != 0)) continue;
         *module = to_py2 ? c->py2_module : c->py3_module;
         if (from_n) *name = to_py2 ? c->py2_name : c->py3_name;
@@ -50,8 +50,8 @@ static void translate(const char **module, const char **name, bool to_py2) {
 /* Names of classes and functions implemented in C are fresh str objects (type_name(), method
  * __qualname__); Python-defined classes carry their interned identifier. */
 static bool name_is_fresh(const char *module) {
-    static const char *const c_modules[] = {"builtins", "_codecs", "collections", "copyreg",
-                                            "functools", "itertools"};
+    static const char *const c_modules[] = {"builtins", "_codecs",   "collections",
+                                            "copyreg",  "functools", "itertools"};
     if (strcmp(module, "numpy") == 0 || strncmp(module, "numpy.", 6) == 0) return true;
     for (size_t i = 0; i < sizeof c_modules / sizeof c_modules[0]; i++)
         if (strcmp(module, c_modules[i]) == 0) return true;
@@ -80,7 +80,7 @@ static pdckpt_status check_names(pdk_pkl *p, const char *module, const char *nam
 
 static pdckpt_status write_text_global(pdk_pkl *p, const char *module, const char *name) {
     if (p->proto < 3) translate(&module, &name, true);
-    size_t lm = strlen(module), ln = strlen(name);
+    size_t  lm = strlen(module), ln = strlen(name);
     uint8_t op = 'c', nl = '\n';
     PDK_TRY(pdk_pkl_write(p, &op, 1));
     PDK_TRY(pdk_pkl_write(p, module, lm));
@@ -94,14 +94,14 @@ pdckpt_status pdk_pkl_save_global(pdk_pkl *p, const char *module, const char *na
     translate(&module, &name, false);
     PDK_TRY(check_names(p, module, name));
     pdk_pkl_key key = {PDK_KEY_GLOBAL, module, strlen(module), name, strlen(name), 0};
-    bool hit;
+    bool        hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
     if (p->proto >= 4) {
         PDK_TRY(pdk_pkl_enter(p));
         PDK_TRY(pdk_pkl_save_str(p, module, key.len, pdk_key_text(PDK_KEY_STR, module, key.len)));
-        pdk_pkl_key name_key = name_is_fresh(module) ? pdk_key_fresh()
-                                                     : pdk_key_text(PDK_KEY_STR, name, key.len2);
+        pdk_pkl_key name_key =
+            name_is_fresh(module) ? pdk_key_fresh() : pdk_key_text(PDK_KEY_STR, name, key.len2);
         PDK_TRY(pdk_pkl_save_str(p, name, key.len2, name_key));
         pdk_pkl_leave(p);
         PDK_TRY(pdk_pkl_op(p, 0x93)); /* STACK_GLOBAL */

@@ -1,7 +1,8 @@
 /*
- * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10 "Memo keys are
- * identities").  Open addressing with linear probing, kept at most half full.  Keys hold pointers
- * into the tree being saved (or static text), which outlives the save, so nothing is copied.
+ * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10,
+ * "Memo keys are identities").  Open addressing with linear probing, kept at most half full.  Keys hold
+ * pointers into the tree being saved (or static text), which outlives the save, so nothing is
+ * copied.
  */
 #include "pickle_emit.h"
 
@@ -67,8 +68,7 @@ static bool key_equal(const pdk_pkl_key *a, const pdk_pkl_key *b) {
     }
 }
 
-static memo_entry *probe(memo_entry *slots, size_t n_slots, const pdk_pkl_key *key,
-                         uint64_t hash) {
+static memo_entry *probe(memo_entry *slots, size_t n_slots, const pdk_pkl_key *key, uint64_t hash) {
     size_t mask = n_slots - 1;
     for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
         memo_entry *e = &slots[i];
@@ -86,7 +86,7 @@ bool pdk_memo_find(const pdk_memo *m, const pdk_pkl_key *key, uint64_t *index) {
 
 static pdckpt_status grow(pdk_memo *m, pdckpt_error *err) {
     if (m->n_slots > SIZE_MAX / 2 / sizeof(memo_entry)) return pdk_fail_nomem(err, "pickle memo");
-    size_t n = m->n_slots * 2;
+    size_t      n = m->n_slots * 2;
     memo_entry *slots = pdk_calloc(m->alloc, n, sizeof *slots);
     if (!slots) return pdk_fail_nomem(err, "pickle memo");
     for (size_t i = 0; i < m->n_slots; i++)
@@ -97,11 +97,10 @@ static pdckpt_status grow(pdk_memo *m, pdckpt_error *err) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_memo_put(pdk_memo *m, const pdk_pkl_key *key, uint64_t index,
-                           pdckpt_error *err) {
+pdckpt_status pdk_memo_put(pdk_memo *m, const pdk_pkl_key *key, uint64_t index, pdckpt_error *err) {
     if (key->kind == PDK_KEY_FRESH) return PDCKPT_OK;
     if ((m->n_used + 1) * 2 > m->n_slots) PDK_TRY(grow(m, err));
-    uint64_t hash = key_hash(key);
+    uint64_t    hash = key_hash(key);
     memo_entry *e = probe(m->slots, m->n_slots, key, hash);
     if (!e->used) m->n_used++;
     e->key = *key;

@@ -39,8 +39,8 @@ static pdckpt_status save_dtype_state(pdk_pkl *p, char byteorder) {
 static pdckpt_status save_dtype(pdk_pkl *p, pdckpt_dtype dtype) {
     PDK_TRY(pdk_pkl_boundary(p));
     pdckpt_dtype np = numpy_dtype(dtype);
-    pdk_pkl_key key = {PDK_KEY_DTYPE, NULL, 0, NULL, 0, (uint64_t)np};
-    bool hit;
+    pdk_pkl_key  key = {PDK_KEY_DTYPE, NULL, 0, NULL, 0, (uint64_t)np};
+    bool         hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
     const pdk_dtype_info *info = pdk_dtype_info_of(np);
@@ -57,8 +57,8 @@ static pdckpt_status save_dtype(pdk_pkl *p, pdckpt_dtype dtype) {
 }
 
 static pdckpt_status save_reconstruct_call(pdk_pkl *p) {
-    const char *module = p->numpy_module == PDCKPT_NUMPY__CORE ? "numpy._core.multiarray"
-                                                               : "numpy.core.multiarray";
+    const char *module =
+        p->numpy_module == PDCKPT_NUMPY__CORE ? "numpy._core.multiarray" : "numpy.core.multiarray";
     PDK_TRY(pdk_pkl_save_global(p, module, "_reconstruct"));
     PDK_TRY(pdk_pkl_boundary(p)); /* save((ndarray, (0,), b'b')) */
     PDK_TRY(pdk_pkl_save_global(p, "numpy", "ndarray"));
@@ -86,8 +86,8 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
                                    pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_boundary(p));
     if (pdk_pkl_numpy_itemsize(dtype) == 0)
-        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
-                        "numpy has no %s arrays", pdckpt_dtype_name(dtype));
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1, "numpy has no %s arrays",
+                        pdckpt_dtype_name(dtype));
     bool hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;

@@ -1,8 +1,8 @@
 /*
- * pickle_emit_state.c — Paddle's state-dict path (spec pickle §1.2, §1.5, §1.10): the pickled object is
- * a new plain dict holding, in order, the user's keys (tensors as ndarrays, other values as they
- * are), "StructuredToParameterName@@" -> {key: tensor.name}, and for protocols 2/3 the slices
- * "key@@.i" of every top-level array above (2^30-1)/itemsize elements plus the index
+ * pickle_emit_state.c — Paddle's state-dict path (spec pickle §1.2, §1.5, §1.10): the pickled
+ * object is a new plain dict holding, in order, the user's keys (tensors as ndarrays, other values
+ * as they are), "StructuredToParameterName@@" -> {key: tensor.name}, and for protocols 2/3 the
+ * slices "key@@.i" of every top-level array above (2^30-1)/itemsize elements plus the index
  * "UnpackBigParamInfor@@" -> {key: {"OriginShape": shape, "slices": [names]}}.
  *
  * Identity as Paddle builds it: the name table's keys are the data keys themselves (ROOTKEY, so a
@@ -20,7 +20,7 @@
 #define BIG_INFO_KEY   "UnpackBigParamInfor@@"
 
 typedef struct big_entry {
-    size_t             index;     /* position in the root dict */
+    size_t             index; /* position in the root dict */
     pdckpt_tensor_view t;
     uint64_t           per_slice; /* elements per slice */
     uint64_t           n_slices;
@@ -39,7 +39,7 @@ typedef struct sd_ctx {
 } sd_ctx;
 
 static pdckpt_status save_root_key(pdk_pkl *p, const pdckpt_value *key) {
-    size_t len;
+    size_t      len;
     const char *s = pdckpt_value_get_string(key, &len);
     if (s && pdckpt_value_kind(key) == PDCKPT_KIND_STRING)
         return pdk_pkl_save_str(p, s, len, pdk_key_text(PDK_KEY_ROOTKEY, s, len));
@@ -59,13 +59,13 @@ static pdckpt_status save_literal(pdk_pkl *p, const char *s) {
 /* ---- the name table ---- */
 
 static pdckpt_status generated_pair(pdk_pkl *p, void *ctx, size_t i) {
-    const sd_ctx *c = ctx;
+    const sd_ctx       *c = ctx;
     const pdckpt_value *root = c->root;
-    size_t k = c->tensors[i];
+    size_t              k = c->tensors[i];
     const pdckpt_value *key = pdckpt_dict_key_at(root, k);
-    pdckpt_tensor_view t;
+    pdckpt_tensor_view  t;
     pdckpt_tensor_get(pdckpt_value_at(root, k), &t);
-    size_t len;
+    size_t      len;
     const char *name = t.name;
     if (!name && (!(name = pdckpt_value_get_string(key, &len)) ||
                   pdckpt_value_kind(key) != PDCKPT_KIND_STRING))
@@ -78,7 +78,7 @@ static pdckpt_status generated_pair(pdk_pkl *p, void *ctx, size_t i) {
 static pdckpt_status table_pair(pdk_pkl *p, void *ctx, size_t i) {
     const pdckpt_value *table = ctx, *value = pdckpt_value_at(table, i);
     PDK_TRY(save_root_key(p, pdckpt_dict_key_at(table, i)));
-    size_t len;
+    size_t      len;
     const char *s = pdckpt_value_get_string(value, &len);
     if (s && pdckpt_value_kind(value) == PDCKPT_KIND_STRING) /* names are never interned */
         return pdk_pkl_save_str(p, s, len, pdk_key_ptr(value, 0));
@@ -103,21 +103,21 @@ static pdckpt_status save_name_table(pdk_pkl *p, const sd_ctx *c) {
 
 static pdckpt_status slice_name(pdk_pkl *p, const big_entry *b, const pdckpt_value *root,
                                 uint64_t i, char *buf, size_t cap, size_t *len) {
-    size_t klen;
+    size_t              klen;
     const pdckpt_value *key = pdckpt_dict_key_at(root, b->index);
-    const char *k = pdckpt_value_get_string(key, &klen);
+    const char         *k = pdckpt_value_get_string(key, &klen);
     if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || klen + 24 > cap)
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "entry %zu: a tensor split into slices needs a string key of at most "
-                        "%zu bytes", b->index, cap - 24);
+                        "%zu bytes",
+                        b->index, cap - 24);
     memcpy(buf, k, klen);
     *len = klen + (size_t)snprintf(buf + klen, cap - klen, "@@.%" PRIu64, i);
     return PDCKPT_OK;
 }
 
-static pdckpt_status save_slice_name(pdk_pkl *p, const sd_ctx *c, const big_entry *b,
-                                     uint64_t i) {
-    char name[4096];
+static pdckpt_status save_slice_name(pdk_pkl *p, const sd_ctx *c, const big_entry *b, uint64_t i) {
+    char   name[4096];
     size_t len = 0;
     PDK_TRY(slice_name(p, b, c->root, i, name, sizeof name, &len));
     const pdckpt_value *key = pdckpt_dict_key_at(c->root, b->index);
@@ -129,10 +129,9 @@ static pdckpt_status save_slice(pdk_pkl *p, const sd_ctx *c, uint64_t s) {
     while (s >= b->n_slices) s -= b++->n_slices;
     PDK_TRY(save_slice_name(p, c, b, s));
     uint64_t first = s * b->per_slice, left = b->t.n_elements - first;
-    int64_t count = (int64_t)(left < b->per_slice ? left : b->per_slice);
-    size_t item = pdckpt_dtype_size(b->t.dtype);
-    return pdk_pkl_save_ndarray(p, b->t.dtype, 1, &count,
-                                (const uint8_t *)b->t.data + first * item,
+    int64_t  count = (int64_t)(left < b->per_slice ? left : b->per_slice);
+    size_t   item = pdckpt_dtype_size(b->t.dtype);
+    return pdk_pkl_save_ndarray(p, b->t.dtype, 1, &count, (const uint8_t *)b->t.data + first * item,
                                 (uint64_t)count * item, pdk_key_fresh());
 }
 
@@ -169,7 +168,7 @@ static pdckpt_status new_dict(pdk_pkl *p) {
 
 static pdckpt_status info_pair(pdk_pkl *p, void *ctx, size_t i) {
     const sd_ctx *c = ctx;
-    slices_ctx sc = {c, &c->big[i]};
+    slices_ctx    sc = {c, &c->big[i]};
     PDK_TRY(save_root_key(p, pdckpt_dict_key_at(c->root, c->big[i].index)));
     PDK_TRY(new_dict(p));
     return pdk_pkl_batch(p, PDK_BATCH_DICT_EXACT, 2, info_field, &sc);
@@ -234,8 +233,8 @@ pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "expected a dict for a state dict, found a %s",
                         pdckpt_kind_name(pdckpt_value_kind(root)));
-    sd_ctx c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0};
-    size_t cap = pdckpt_value_len(root) + 1;
+    sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0};
+    size_t        cap = pdckpt_value_len(root) + 1;
     pdckpt_status st = plan(p, &c);
     if (st == PDCKPT_OK) st = pdk_pkl_boundary(p);
     if (st == PDCKPT_OK) st = new_dict(p);

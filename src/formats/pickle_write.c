@@ -5,9 +5,9 @@
  * else the generic path (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
  * (pickle_emit.c); tensor data streams from tensor memory into the sink.
  */
+#include "pickle_write.h"
 #include "pickle.h"
 #include "pickle_emit.h"
-#include "pickle_write.h"
 
 static bool contains_tensor(const pdckpt_value *v, unsigned depth) {
     pdckpt_kind kind = pdckpt_value_kind(v);
@@ -24,7 +24,7 @@ bool pdk_pickle_is_state_dict(const pdckpt_value *root) {
     if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT) return false;
     for (size_t i = 0; i < pdckpt_value_len(root); i++) {
         const pdckpt_value *v = pdckpt_value_at(root, i);
-        pdckpt_kind kind = pdckpt_value_kind(v);
+        pdckpt_kind         kind = pdckpt_value_kind(v);
         if (kind == PDCKPT_KIND_TENSOR) continue;
         if (kind != PDCKPT_KIND_DICT) return false;
         for (size_t k = 0; k < pdckpt_value_len(v); k++)
@@ -38,7 +38,7 @@ pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
                                    pdckpt_error *err) {
     if (path == PDK_PICKLE_AUTO)
         path = pdk_pickle_is_state_dict(root) ? PDK_PICKLE_STATE_DICT : PDK_PICKLE_GENERIC;
-    pdk_pkl p;
+    pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     if (st == PDCKPT_OK)
         st = path == PDK_PICKLE_STATE_DICT ? pdk_pkl_save_state_dict(&p, root)

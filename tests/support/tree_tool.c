@@ -37,10 +37,10 @@ static void die(const char *msg) {
 }
 
 static char *token(parser *ps) {
-    static char *buf;
+    static char  *buf;
     static size_t cap;
-    size_t n = 0;
-    int c;
+    size_t        n = 0;
+    int           c;
     while ((c = getc(ps->in)) != EOF && (c == ' ' || c == '\n')) continue;
     if (c == EOF) die("unexpected end of description");
     for (; c != EOF && c != ' ' && c != '\n'; c = getc(ps->in)) {
@@ -53,7 +53,7 @@ static char *token(parser *ps) {
 
 static char *unhex(const char *h, size_t *len) {
     size_t n = strcmp(h, "-") == 0 ? 0 : strlen(h) / 2;
-    char *out = malloc(n + 1);
+    char  *out = malloc(n + 1);
     for (size_t i = 0; i < n; i++) sscanf(h + 2 * i, "%2hhx", (unsigned char *)&out[i]);
     out[n] = '\0';
     *len = n;
@@ -64,19 +64,19 @@ static pdckpt_value *parse(parser *ps);
 
 static pdckpt_value *parse_tensor(parser *ps) {
     pdckpt_dtype dtype = pdckpt_dtype_from_name(token(ps));
-    int32_t n_dims = atoi(token(ps));
-    int64_t dims[PDCKPT_MAX_DIMS];
+    int32_t      n_dims = atoi(token(ps));
+    int64_t      dims[PDCKPT_MAX_DIMS];
     for (int32_t i = 0; i < n_dims; i++) dims[i] = atoll(token(ps));
-    size_t offset = strtoull(token(ps), NULL, 10);
+    size_t        offset = strtoull(token(ps), NULL, 10);
     pdckpt_value *t = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     if (offset > ps->data_len) die("tensor offset beyond the data file");
     if (pdckpt_tensor_new_borrowed(NULL, dtype, n_dims, dims, ps->data + offset, &t, &err))
         die(err.message);
     const char *name = token(ps);
     if (strcmp(name, ".") != 0) {
         size_t len;
-        char *s = unhex(name, &len);
+        char  *s = unhex(name, &len);
         pdckpt_tensor_set_name(t, s, NULL);
         free(s);
     }
@@ -91,15 +91,15 @@ static pdckpt_value *parse_optional(parser *ps) {
 }
 
 static pdckpt_value *parse_object(parser *ps) {
-    const char *k = token(ps);
-    pdckpt_object_kind kind = k[0] == 'R' ? PDCKPT_OBJECT_REDUCE
+    const char        *k = token(ps);
+    pdckpt_object_kind kind = k[0] == 'R'   ? PDCKPT_OBJECT_REDUCE
                               : k[0] == 'N' ? PDCKPT_OBJECT_NEWOBJ
                                             : PDCKPT_OBJECT_GLOBAL;
-    size_t len;
-    char *module = unhex(token(ps), &len), *name = unhex(token(ps), &len);
-    pdckpt_value *args = parse_optional(ps), *state = parse_optional(ps);
-    pdckpt_value *items = parse_optional(ps);
-    pdckpt_value *obj = pdckpt_value_new_object(NULL, kind, module, name, args, state);
+    size_t             len;
+    char              *module = unhex(token(ps), &len), *name = unhex(token(ps), &len);
+    pdckpt_value      *args = parse_optional(ps), *state = parse_optional(ps);
+    pdckpt_value      *items = parse_optional(ps);
+    pdckpt_value      *obj = pdckpt_value_new_object(NULL, kind, module, name, args, state);
     if (items) pdckpt_object_set_items(obj, items, NULL);
     free(module);
     free(name);
@@ -108,7 +108,7 @@ static pdckpt_value *parse_object(parser *ps) {
 
 static pdckpt_value *parse_container(parser *ps, pdckpt_kind kind) {
     pdckpt_value *c = pdckpt_value_new_container(NULL, kind);
-    long n = atol(token(ps));
+    long          n = atol(token(ps));
     for (long i = 0; i < n; i++) {
         pdckpt_status st;
         if (kind == PDCKPT_KIND_DICT) {
@@ -123,22 +123,22 @@ static pdckpt_value *parse_container(parser *ps, pdckpt_kind kind) {
 }
 
 static pdckpt_value *parse(parser *ps) {
-    char *t = token(ps);
+    char  *t = token(ps);
     size_t len;
-    char c = t[0];
+    char   c = t[0];
     if (c == 'N') return pdckpt_value_new_none(NULL);
     if (c == 'T' || c == 'F') return pdckpt_value_new_bool(NULL, c == 'T');
     if (c == 'i') return pdckpt_value_new_int(NULL, atoll(token(ps)));
     if (c == 'f') {
         uint64_t bits = strtoull(token(ps), NULL, 16);
-        double d;
+        double   d;
         memcpy(&d, &bits, sizeof d);
         return pdckpt_value_new_float(NULL, d);
     }
     if (c == 's' || c == 'b') {
-        char *s = unhex(token(ps), &len);
-        pdckpt_value *v = c == 's' ? pdckpt_value_new_string(NULL, s, len)
-                                   : pdckpt_value_new_bytes(NULL, s, len);
+        char         *s = unhex(token(ps), &len);
+        pdckpt_value *v =
+            c == 's' ? pdckpt_value_new_string(NULL, s, len) : pdckpt_value_new_bytes(NULL, s, len);
         free(s);
         return v;
     }
@@ -169,7 +169,7 @@ static pdckpt_value *load_desc(const char *path, const uint8_t *data, size_t len
 }
 
 static const uint8_t *map_data(const char *path, size_t *len) {
-    int fd = open(path, O_RDONLY);
+    int         fd = open(path, O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) die("cannot open the data file");
     *len = (size_t)st.st_size;
@@ -182,13 +182,15 @@ static const uint8_t *map_data(const char *path, size_t *len) {
 
 static void parse_options(int argc, char **argv, int first, pdckpt_save_options *so) {
     for (int i = first; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--protocol") == 0) so->protocol = atoi(argv[i + 1]);
+        if (strcmp(argv[i], "--protocol") == 0)
+            so->protocol = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--numpy-module") == 0)
-            so->numpy_module = strcmp(argv[i + 1], "numpy._core") == 0 ? PDCKPT_NUMPY__CORE
-                                                                       : PDCKPT_NUMPY_CORE;
+            so->numpy_module =
+                strcmp(argv[i + 1], "numpy._core") == 0 ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
         else if (strcmp(argv[i], "--format") == 0)
             so->format = pdckpt_format_from_name(argv[i + 1], NULL);
-        else die("unknown option");
+        else
+            die("unknown option");
     }
 }
 
@@ -201,11 +203,11 @@ static int report(pdckpt_status st, const pdckpt_error *err) {
 
 int main(int argc, char **argv) {
     if (argc < 6) die("usage: see the header of tests/support/tree_tool.c");
-    size_t len;
-    const uint8_t *data = map_data(argv[strcmp(argv[1], "save") == 0 ? 3 : 4], &len);
+    size_t              len;
+    const uint8_t      *data = map_data(argv[strcmp(argv[1], "save") == 0 ? 3 : 4], &len);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.durable = false;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_status st;
     pdckpt_value *a = load_desc(argv[2], data, len), *b = NULL;
     if (strcmp(argv[1], "save") == 0) {
@@ -216,7 +218,8 @@ int main(int argc, char **argv) {
         parse_options(argc, argv, 6, &so);
         if (strcmp(argv[1], "dygraph") == 0)
             st = pdckpt_save_dygraph(a, b, argv[5], &so, &err);
-        else st = pdckpt_dygraph_save_persistables(a, argv[5], b, &so, &err);
+        else
+            st = pdckpt_dygraph_save_persistables(a, argv[5], b, &so, &err);
     }
     pdckpt_value_free(a);
     pdckpt_value_free(b);

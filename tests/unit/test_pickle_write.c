@@ -18,7 +18,7 @@
 static pdckpt_value *named_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                   const void *data, const char *name) {
     pdckpt_value *t = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_tensor_new(NULL, dtype, n_dims, dims, &t, &err), &err);
     pdckpt_tensor_view v;
     pdckpt_tensor_get(t, &v);
@@ -33,7 +33,7 @@ static uint8_t *save_bytes(const pdckpt_value *root, int proto, pdckpt_numpy_mod
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
     so.numpy_module = np;
-    void *data = NULL;
+    void        *data = NULL;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_save_memory(root, &so, &data, len, &err), &err);
     return data;
@@ -69,19 +69,29 @@ typedef struct ops {
     uint64_t frames[16]; /* FRAME lengths; raw (unframed) runs as 1<<62 | length */
     int      n_frames;
     bool     ok;
-    bool     elided;     /* big payloads were left out of the buffer */
+    bool     elided; /* big payloads were left out of the buffer */
 } ops;
 
 static size_t arg_len(const uint8_t *b, size_t i, size_t len, uint8_t op, bool elided) {
     size_t n = 0;
     switch (op) {
-    case 0x80: case 'K': case 'q': case 'h': return 1;
+    case 0x80:
+    case 'K':
+    case 'q':
+    case 'h': return 1;
     case 'M': return 2;
-    case 'J': case 'r': case 'j': return 4;
-    case 'G': case 0x95: return 8;
-    case 0x8a: case 0x8c: case 'C': n = (size_t)le(b + i, 1) + 1; break;
-    case 'X': case 'B': n = (size_t)le(b + i, 4) + 4; break;
-    case 0x8d: case 0x8e: n = (size_t)le(b + i, 8) + 8; break;
+    case 'J':
+    case 'r':
+    case 'j': return 4;
+    case 'G':
+    case 0x95: return 8;
+    case 0x8a:
+    case 0x8c:
+    case 'C': n = (size_t)le(b + i, 1) + 1; break;
+    case 'X':
+    case 'B': n = (size_t)le(b + i, 4) + 4; break;
+    case 0x8d:
+    case 0x8e: n = (size_t)le(b + i, 8) + 8; break;
     case 'c': {
         const uint8_t *nl = memchr(b + i, '\n', len - i);
         nl = nl ? memchr(nl + 1, '\n', len - (size_t)(nl + 1 - b)) : NULL;
@@ -159,10 +169,11 @@ static size_t count_of(const uint8_t *b, size_t len, const void *s, size_t n) {
 /* ---- §7: the worked example ---- */
 
 static pdckpt_value *worked_example(void) {
-    const float w[4] = {1, 2, 3, 4};
+    const float   w[4] = {1, 2, 3, 4};
     const int64_t dims[2] = {2, 2};
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(root, "w", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, w, "linear_0.w_0"), NULL);
+    pdckpt_dict_set(root, "w", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, w, "linear_0.w_0"),
+                    NULL);
     return root;
 }
 
@@ -171,12 +182,13 @@ static void test_worked_example_protocol4(void) {
         "800495d4000000000000007d94288c0177948c156e756d70792e636f72652e6d756c74696172726179948c0c"
         "5f7265636f6e7374727563749493948c056e756d7079948c076e6461727261799493944b0085944301629487"
         "945294284b014b024b02869468058c0564747970659493948c02663494898887945294284b038c013c944e4e"
-        "4e4affffffff4affffffff4b00749462894310000080" "3f000000400000404000008040947494628c1b5374"
+        "4e4affffffff4affffffff4b00749462894310000080"
+        "3f000000400000404000008040947494628c1b5374"
         "7275637475726564546f506172616d657465724e616d654040947d9468018c0c6c696e6561725f302e775f30"
         "9473752e";
     pdckpt_value *root = worked_example();
-    size_t len;
-    uint8_t *b = save_bytes(root, 4, PDCKPT_NUMPY_CORE, &len);
+    size_t        len;
+    uint8_t      *b = save_bytes(root, 4, PDCKPT_NUMPY_CORE, &len);
     CHECK(equals_hex(b, len, hex));
     pdckpt_free(NULL, b, len);
     /* numpy >= 2's spelling is one byte longer: FRAME 213 (spec §7). */
@@ -191,15 +203,17 @@ static void test_worked_example_protocol4(void) {
 static void test_worked_example_protocol2(void) {
     static const char hex[] =
         "80027d7100285801000000777101636e756d70792e636f72652e6d756c746961727261790a5f7265636f6e73"
-        "7472756374" "0a7102636e756d70790a6e6461727261790a71034b00857104635f636f646563730a656e63"
+        "7472756374"
+        "0a7102636e756d70790a6e6461727261790a71034b00857104635f636f646563730a656e63"
         "6f64650a7105580100000062710658060000006c6174696e31710786710852710987710a52710b284b014b02"
         "4b0286710c636e756d70790a64747970650a710d58020000006634710e898887710f527110284b0358010000"
-        "003c71114e4e4e4affffffff4affffffff4b0074711262896805581200000000" "00c2803f000000400000"
+        "003c71114e4e4e4affffffff4affffffff4b0074711262896805581200000000"
+        "00c2803f000000400000"
         "40400000c280407113680786711452711574711662581b00000053747275637475726564546f506172616d65"
         "7465724e616d65404071177d71186801580c0000006c696e6561725f302e775f30711973752e";
     pdckpt_value *root = worked_example();
-    size_t len;
-    uint8_t *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    size_t        len;
+    uint8_t      *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
     CHECK(equals_hex(b, len, hex));
     pdckpt_free(NULL, b, len);
     pdckpt_value_free(root);
@@ -209,14 +223,16 @@ static void test_worked_example_protocol2(void) {
  * pickle.dumps({'StructuredToParameterName@@': {}}, p). */
 static void test_empty_state_dict(void) {
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    size_t len;
-    uint8_t *b = save_bytes(root, 4, PDCKPT_NUMPY_CORE, &len);
-    CHECK(equals_hex(b, len, "80049524000000000000007d948c1b53747275637475726564546f506172616d65"
-                             "7465724e616d654040947d94732e"));
+    size_t        len;
+    uint8_t      *b = save_bytes(root, 4, PDCKPT_NUMPY_CORE, &len);
+    CHECK(equals_hex(b, len,
+                     "80049524000000000000007d948c1b53747275637475726564546f506172616d65"
+                     "7465724e616d654040947d94732e"));
     pdckpt_free(NULL, b, len);
     b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
-    CHECK(equals_hex(b, len, "80027d7100581b00000053747275637475726564546f506172616d657465724e61"
-                             "6d65404071017d7102732e"));
+    CHECK(equals_hex(b, len,
+                     "80027d7100581b00000053747275637475726564546f506172616d657465724e61"
+                     "6d65404071017d7102732e"));
     pdckpt_free(NULL, b, len);
     pdckpt_value_free(root);
 }
@@ -226,14 +242,15 @@ static void test_empty_state_dict(void) {
 #define RAW(n) (1ull << 62 | (n))
 
 /* {'w': uint8[n] named linear_0.w_0}: frame layout CPython 3.11 + numpy 2 produce (measured with
- * pickle.dumps of the same object; spec §1.10's rule, the spec's own numbers used another object). */
+ * pickle.dumps of the same object; spec §1.10's rule, the spec's own numbers used another object).
+ */
 static void check_frames(int64_t n, const uint64_t *want, int n_want) {
-    uint8_t *data = calloc(1, (size_t)n);
+    uint8_t      *data = calloc(1, (size_t)n);
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(root, "w", named_tensor(PDCKPT_DTYPE_UINT8, 1, &n, data, "linear_0.w_0"), NULL);
-    size_t len;
+    size_t   len;
     uint8_t *b = save_bytes(root, 4, PDCKPT_NUMPY__CORE, &len);
-    ops o = disassemble(b, len, false);
+    ops      o = disassemble(b, len, false);
     CHECK(o.ok);
     CHECK_EQ_INT(o.n_frames, n_want);
     for (int i = 0; i < n_want && i < o.n_frames; i++) CHECK_EQ_INT(o.frames[i], want[i]);
@@ -243,8 +260,8 @@ static void check_frames(int64_t n, const uint64_t *want, int n_want) {
 }
 
 static void test_frame_boundaries(void) {
-    const uint64_t f64000[] = {64199};           /* stays in one frame */
-    const uint64_t f65532[] = {65679, 52};       /* frame committed at the next save() */
+    const uint64_t f64000[] = {64199};                   /* stays in one frame */
+    const uint64_t f65532[] = {65679, 52};               /* frame committed at the next save() */
     const uint64_t f65536[] = {140, RAW(5 + 65536), 56}; /* payload written outside frames */
     check_frames(64000, f64000, 1);
     check_frames(65532, f65532, 2);
@@ -268,15 +285,19 @@ static pdckpt_value *many_tensors(int n, pdckpt_dtype second_dtype) {
 
 static void test_memo_numbering(void) {
     pdckpt_value *root = many_tensors(40, PDCKPT_DTYPE_INT64);
-    size_t len;
-    uint8_t *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
-    ops o = disassemble(b, len, false);
+    size_t        len;
+    uint8_t      *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    ops           o = disassemble(b, len, false);
     CHECK(o.ok);
-    CHECK(o.n_long_put > 0);  /* more than 256 objects: LONG_BINPUT */
-    CHECK(o.n_long_get > 0);  /* name-table keys refer back to keys beyond 255: LONG_BINGET */
+    CHECK(o.n_long_put > 0); /* more than 256 objects: LONG_BINPUT */
+    CHECK(o.n_long_get > 0); /* name-table keys refer back to keys beyond 255: LONG_BINGET */
     /* One GLOBAL per callable; dtypes shared per dtype (two here), fetched again by BINGET. */
     CHECK_EQ_INT(count_of(b, len, "cnumpy\ndtype\n", 13), 1);
-    CHECK_EQ_INT(count_of(b, len, "X\x02\x00\x00\x00" "f4", 7), 1);
+    CHECK_EQ_INT(count_of(b, len,
+                          "X\x02\x00\x00\x00"
+                          "f4",
+                          7),
+                 1);
     CHECK_EQ_INT(count_of(b, len, "X\x02\x00\x00\x00i8", 7), 1);
     CHECK_EQ_INT(count_of(b, len, "c_codecs\nencode\n", 16), 1);
     CHECK_EQ_INT(count_of(b, len, "X\x06\x00\x00\x00latin1", 11), 1);
@@ -312,14 +333,14 @@ static void check_latin1(int64_t n, unsigned mul) {
     }
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(root, "bytes", named_tensor(PDCKPT_DTYPE_UINT8, 1, &n, data, "b_0"), NULL);
-    size_t len;
-    uint8_t *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    size_t         len;
+    uint8_t       *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
     const uint8_t *text = find_binunicode(b, len, utf8);
     CHECK(text != NULL);
     for (int64_t i = 0, o = 0; text && i < n; i++) {
         uint8_t c = data[i];
-        bool same = c < 0x80 ? text[o] == c
-                             : text[o] == (0xc0 | (c >> 6)) && text[o + 1] == (0x80 | (c & 0x3f));
+        bool    lead = text[o] == (0xc0 | (c >> 6)), cont = text[o + 1] == (0x80 | (c & 0x3f));
+        bool    same = c < 0x80 ? text[o] == c : lead && cont;
         if (!same) {
             fprintf(stderr, "byte %lld (0x%02x) encoded wrongly\n", (long long)i, c);
             CHECK(false);
@@ -334,8 +355,8 @@ static void check_latin1(int64_t n, unsigned mul) {
 }
 
 static void test_latin1_every_byte(void) {
-    check_latin1(256, 1);       /* each value once: 128 + 2 * 128 bytes */
-    check_latin1(300001, 131);  /* crosses the encoder's 64 KiB chunks */
+    check_latin1(256, 1);      /* each value once: 128 + 2 * 128 bytes */
+    check_latin1(300001, 131); /* crosses the encoder's 64 KiB chunks */
 }
 
 /* ---- path selection and name table ---- */
@@ -347,14 +368,15 @@ static void test_paths(void) {
     pdckpt_value *lr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(lr, "last_epoch", pdckpt_value_new_int(NULL, 3), NULL);
     pdckpt_dict_set(root, "LR_Scheduler", lr, NULL);
-    size_t len;
+    size_t   len;
     uint8_t *b = save_bytes(root, 3, PDCKPT_NUMPY_CORE, &len);
     CHECK(contains(b, len, "StructuredToParameterName@@", 27)); /* state-dict path */
     CHECK(!contains(b, len, "builtins\ntuple", 14));
     pdckpt_free(NULL, b, len);
     /* A tensor inside a nested dict (master_weights) makes it the generic path. */
     pdckpt_value *mw = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(mw, "fc.w_0", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "fc.w_0_fp32_master_0"), NULL);
+    pdckpt_dict_set(mw, "fc.w_0",
+                    named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "fc.w_0_fp32_master_0"), NULL);
     pdckpt_dict_set(root, "master_weights", mw, NULL);
     b = save_bytes(root, 3, PDCKPT_NUMPY_CORE, &len);
     CHECK(!contains(b, len, "StructuredToParameterName@@", 27));
@@ -371,12 +393,13 @@ static void test_paths(void) {
 static void test_existing_name_table(void) {
     const int64_t d1[1] = {2};
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(root, "weight", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "tensor_name"), NULL);
+    pdckpt_dict_set(root, "weight", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "tensor_name"),
+                    NULL);
     pdckpt_value *table = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(table, "weight", pdckpt_value_new_string(NULL, "table_name", SIZE_MAX), NULL);
     pdckpt_dict_set(root, "StructuredToParameterName@@", table, NULL);
     pdckpt_dict_set(root, "after", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "x"), NULL);
-    size_t len;
+    size_t   len;
     uint8_t *b = save_bytes(root, 4, PDCKPT_NUMPY_CORE, &len);
     CHECK(contains(b, len, "table_name", 10));
     CHECK(!contains(b, len, "tensor_name", 11));
@@ -400,10 +423,11 @@ typedef struct window_sink {
 
 static pdckpt_status window_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
     (void)err;
-    window_sink *w = self;
+    window_sink   *w = self;
     const uint8_t *b = bytes;
     for (size_t i = 0; i < len && w->total + i < KEEP; i++) w->head[w->total + i] = b[i];
-    if (len >= KEEP) memcpy(w->tail, b + len - KEEP, KEEP);
+    if (len >= KEEP)
+        memcpy(w->tail, b + len - KEEP, KEEP);
     else {
         memmove(w->tail, w->tail + len, KEEP - len);
         memcpy(w->tail + KEEP - len, b, len);
@@ -420,10 +444,10 @@ static pdckpt_status window_commit(void *self, pdckpt_error *err) {
 
 static void check_split(int proto) {
     const int64_t n = (1ll << 30) + 1; /* int8: 2^30-1 per slice -> 2 slices */
-    void *zeros = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void         *zeros = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(zeros != MAP_FAILED);
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT), *big = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_INT8, 1, &n, zeros, &big, &err), &err);
     pdckpt_tensor_set_name(big, "emb.w_0", NULL);
     const int64_t d1[1] = {1};
@@ -431,7 +455,7 @@ static void check_split(int proto) {
     pdckpt_dict_set(root, "v", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "v_0"), NULL);
     static window_sink w;
     memset(&w, 0, sizeof w);
-    pdckpt_sink_ops sops = {PDCKPT_SINK_OPS_VERSION, window_write, window_commit, NULL};
+    pdckpt_sink_ops     sops = {PDCKPT_SINK_OPS_VERSION, window_write, window_commit, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
@@ -463,13 +487,14 @@ static void test_object_newobj_protocol2(void) {
     pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(state, "step_num", pdckpt_value_new_int(NULL, 0), NULL);
     pdckpt_dict_set(state, "learning_rate", pdckpt_value_new_float(NULL, 0.5), NULL);
-    pdckpt_value *obj = pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "lrs",
-                                                "NaturalExpDecay", NULL, state);
-    size_t len;
+    pdckpt_value *obj =
+        pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "lrs", "NaturalExpDecay", NULL, state);
+    size_t   len;
     uint8_t *b = save_bytes(obj, 2, PDCKPT_NUMPY_CORE, &len);
-    CHECK(equals_hex(b, len, "8002636c72730a4e61747572616c45787044656361790a7100298171017d710228"
-                             "5808000000737465705f6e756d71034b00580d0000006c6561726e696e675f7261"
-                             "74657104473fe000000000000075622e"));
+    CHECK(equals_hex(b, len,
+                     "8002636c72730a4e61747572616c45787044656361790a7100298171017d710228"
+                     "5808000000737465705f6e756d71034b00580d0000006c6561726e696e675f7261"
+                     "74657104473fe000000000000075622e"));
     pdckpt_free(NULL, b, len);
     pdckpt_value_free(obj);
 }
@@ -478,15 +503,15 @@ static pdckpt_status save_status(const pdckpt_value *root, int proto, pdckpt_err
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
-    void *data = NULL;
-    size_t len = 0;
+    void         *data = NULL;
+    size_t        len = 0;
     pdckpt_status st = pdckpt_save_memory(root, &so, &data, &len, err);
     pdckpt_free(NULL, data, len);
     return st;
 }
 
 static void test_errors(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     CHECK_STATUS(save_status(root, 5, &err), PDCKPT_ERR_ARGUMENT, &err);
     CHECK_STATUS(save_status(root, 1, &err), PDCKPT_ERR_ARGUMENT, &err);
@@ -528,11 +553,13 @@ static void test_save_dygraph(void) {
     snprintf(prefix, sizeof prefix, "%s/model", dir);
     const int64_t d1[1] = {2};
     pdckpt_value *params = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(params, "fc.weight", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "fc_0.w_0"), NULL);
+    pdckpt_dict_set(params, "fc.weight",
+                    named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "fc_0.w_0"), NULL);
     pdckpt_value *opt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(opt, "fc_0.w_0_moment1_0",
                     named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "fc_0.w_0_moment1_0"), NULL);
-    pdckpt_dict_set(opt, "global_step", named_tensor(PDCKPT_DTYPE_INT32, 1, d1, NULL, "@LR_DECAY_COUNTER@"), NULL);
+    pdckpt_dict_set(opt, "global_step",
+                    named_tensor(PDCKPT_DTYPE_INT32, 1, d1, NULL, "@LR_DECAY_COUNTER@"), NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.protocol = 4; /* ignored: save_dygraph always writes protocol 2 */
     so.durable = false;
@@ -542,7 +569,8 @@ static void test_save_dygraph(void) {
     snprintf(path, sizeof path, "%s.pdparams", prefix);
     uint8_t *b = tu_read_file(path, &len);
     CHECK(b && len > 2 && b[0] == 0x80 && b[1] == 2);
-    CHECK(b && contains(b, len, "fc_0.w_0", 8) && contains(b, len, "StructuredToParameterName@@", 27));
+    CHECK(b && contains(b, len, "fc_0.w_0", 8) &&
+          contains(b, len, "StructuredToParameterName@@", 27));
     free(b);
     snprintf(path, sizeof path, "%s.pdopt", prefix);
     b = tu_read_file(path, &len);
@@ -561,18 +589,20 @@ static void test_save_dygraph(void) {
 static void test_save_persistables(void) {
     char *dir = tu_tempdir(), target[1024], path[1200];
     snprintf(target, sizeof target, "%s/save_dir", dir);
-    const float w[2] = {1.5f, -2};
+    const float   w[2] = {1.5f, -2};
     const int64_t d1[1] = {2};
     pdckpt_value *model = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(model, "fc.w", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, w, "mlp/MLP_0/FC_0.w_0"), NULL);
+    pdckpt_dict_set(model, "fc.w",
+                    named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, w, "mlp/MLP_0/FC_0.w_0"), NULL);
     pdckpt_dict_set(model, "b", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, w, NULL), NULL);
     pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(state, "step_num", pdckpt_value_new_int(NULL, 0), NULL);
     pdckpt_dict_set(state, "learning_rate", pdckpt_value_new_float(NULL, 0.5), NULL);
     pdckpt_value *opts = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(opts, "SGDOptimizer_0",
-                    pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "lrs", "NaturalExpDecay",
-                                            NULL, state), NULL);
+    pdckpt_dict_set(
+        opts, "SGDOptimizer_0",
+        pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "lrs", "NaturalExpDecay", NULL, state),
+        NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.durable = false;
     pdckpt_error err = PDCKPT_ERROR_INIT;
@@ -588,11 +618,12 @@ static void test_save_persistables(void) {
     snprintf(path, sizeof path, "%s/b", target); /* unnamed: its key */
     CHECK(tu_file_exists(path));
     snprintf(path, sizeof path, "%s/optimizers/SGDOptimizer_0", target);
-    size_t len;
+    size_t   len;
     uint8_t *b = tu_read_file(path, &len);
-    CHECK(b && equals_hex(b, len, "8002636c72730a4e61747572616c45787044656361790a7100298171017d71"
-                                  "02285808000000737465705f6e756d71034b00580d0000006c6561726e696e"
-                                  "675f726174657104473fe000000000000075622e"));
+    CHECK(b && equals_hex(b, len,
+                          "8002636c72730a4e61747572616c45787044656361790a7100298171017d71"
+                          "02285808000000737465705f6e756d71034b00580d0000006c6561726e696e"
+                          "675f726174657104473fe000000000000075622e"));
     free(b);
     /* A second save replaces the directory as a whole. */
     CHECK_OK(pdckpt_dygraph_save_persistables(model, target, NULL, &so, &err), &err);
@@ -609,8 +640,10 @@ static void test_restore_check(void) {
     const int64_t d23[2] = {2, 3}, d32[2] = {3, 2}, d1[1] = {1};
     pdckpt_value *want = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_value *got = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(want, "fc_0.w_0_moment1_0", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, NULL, NULL), NULL);
-    pdckpt_dict_set(got, "fc_3.w_0_moment1_2", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, NULL, NULL), NULL);
+    pdckpt_dict_set(want, "fc_0.w_0_moment1_0",
+                    named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, NULL, NULL), NULL);
+    pdckpt_dict_set(got, "fc_3.w_0_moment1_2",
+                    named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, NULL, NULL), NULL);
     pdckpt_dict_set(want, "shape", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, NULL, NULL), NULL);
     pdckpt_dict_set(got, "shape", named_tensor(PDCKPT_DTYPE_FLOAT32, 2, d32, NULL, NULL), NULL);
     pdckpt_dict_set(want, "dtype", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, NULL), NULL);
@@ -630,12 +663,13 @@ static void test_restore_check(void) {
     pdckpt_value *lr_g = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(lr_g, "last_epoch", named_tensor(PDCKPT_DTYPE_INT64, 1, d1, NULL, NULL), NULL);
     pdckpt_dict_set(got, "LR_Scheduler", lr_g, NULL);
-    pdckpt_dict_set(got, "StructuredToParameterName@@", pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT), NULL);
+    pdckpt_dict_set(got, "StructuredToParameterName@@",
+                    pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT), NULL);
     pdckpt_restore_report r;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error          err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_check_restore(want, got, &r, &err), &err);
     CHECK_EQ_INT(r.n_expected, 7);
-    CHECK_EQ_INT(r.n_loaded, 6); /* the name table is not an entry */
+    CHECK_EQ_INT(r.n_loaded, 6);  /* the name table is not an entry */
     CHECK_EQ_INT(r.n_matched, 2); /* bf16 ~ uint16, tuple ~ tensor */
     CHECK_EQ_INT(r.n_missing, 2);
     CHECK_EQ_INT(r.n_unexpected, 1);
@@ -666,7 +700,8 @@ static void test_restore_check(void) {
     pdckpt_value_free(got);
 }
 
-/* ---- allocation failures: every allocation of a save fails in turn, cleanly (ASan: no leak) ---- */
+/* ---- allocation failures: every allocation of a save fails in turn, cleanly (ASan: no leak) ----
+ */
 
 typedef struct failing {
     long countdown; /* allocations left before the failure */
@@ -687,15 +722,15 @@ static void fail_free(void *ctx, void *ptr, size_t size) {
 
 static void exhaust_save(const pdckpt_value *root, int proto) {
     for (long n = 0; n < 100000; n++) {
-        failing f = {n};
-        pdckpt_allocator a = {fail_alloc, fail_free, &f};
+        failing             f = {n};
+        pdckpt_allocator    a = {fail_alloc, fail_free, &f};
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         so.allocator = &a;
         so.format = PDCKPT_FORMAT_PICKLE;
         so.protocol = proto;
-        void *data = NULL;
-        size_t len = 0;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
+        void         *data = NULL;
+        size_t        len = 0;
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
         pdckpt_status st = pdckpt_save_memory(root, &so, &data, &len, &err);
         pdckpt_free(&a, data, len);
         if (st == PDCKPT_OK) {
@@ -718,8 +753,10 @@ static void test_allocation_failures(void) {
     pdckpt_value *set = pdckpt_value_new_container(NULL, PDCKPT_KIND_SET);
     pdckpt_value_append(set, pdckpt_value_new_string(NULL, "member", SIZE_MAX), NULL);
     pdckpt_value_append(generic, set, NULL);
-    pdckpt_value_append(generic, pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "m", "C", NULL,
-                                                         pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT)), NULL);
+    pdckpt_value_append(generic,
+                        pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "m", "C", NULL,
+                                                pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT)),
+                        NULL);
     for (int proto = 2; proto <= 4; proto++) {
         exhaust_save(state, proto);
         exhaust_save(generic, proto);
