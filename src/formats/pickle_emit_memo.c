@@ -1,8 +1,8 @@
 /*
  * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10,
- * "Memo keys are identities").  Open addressing with linear probing, kept at most half full.  Keys hold
- * pointers into the tree being saved (or static text), which outlives the save, so nothing is
- * copied.
+ * "Memo keys are identities").  Open addressing with linear probing, kept at most half full.
+ * Keys hold pointers into the tree being saved (or static text), which outlives the save, so
+ * nothing is copied.
  */
 #include "pickle_emit.h"
 
