@@ -1,8 +1,9 @@
 /*
  * pickle_write.c — writing .pdparams / .pdopt files byte-identical to paddle.save (spec pickle
  * §1.1-1.10).  The path is chosen like paddle.save's _is_state_dict: a dict of tensors (and of
- * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_emit_state.c); anything
- * else the generic path (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
+ * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_emit_state.c), and so
+ * does a dict that already holds a name table; anything else the generic path
+ * (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
  * (pickle_emit.c); tensor data streams from tensor memory into the sink.
  */
 #include "pickle_write.h"
@@ -33,11 +34,20 @@ bool pdk_pickle_is_state_dict(const pdckpt_value *root) {
     return true;
 }
 
+/* A tree read from a state-dict-path file keeps its name table; fluid.save_dygraph (1.x) also put
+ * non-tensor values such as an int "epoch" beside the tensors, which paddle.save's rule would send
+ * down the generic path.  The table says how the file was written, so it decides. */
+static bool has_name_table(const pdckpt_value *root) {
+    return pdckpt_value_kind(pdckpt_dict_get(root, "StructuredToParameterName@@")) ==
+           PDCKPT_KIND_DICT;
+}
+
 pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
                                    const pdckpt_save_options *opts, pdk_pickle_path path,
                                    pdckpt_error *err) {
     if (path == PDK_PICKLE_AUTO)
-        path = pdk_pickle_is_state_dict(root) ? PDK_PICKLE_STATE_DICT : PDK_PICKLE_GENERIC;
+        path = pdk_pickle_is_state_dict(root) || has_name_table(root) ? PDK_PICKLE_STATE_DICT
+                                                                      : PDK_PICKLE_GENERIC;
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     if (st == PDCKPT_OK)
