@@ -2,8 +2,8 @@
  * pickle_write.c — writing .pdparams / .pdopt files byte-identical to paddle.save (spec pickle
  * §1.1-1.10).  The path is chosen like paddle.save's _is_state_dict: a dict of tensors (and of
  * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_emit_state.c), and so
- * does a dict that already holds a name table; anything else the generic path
- * (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
+ * does a dict that already holds a name table; anything else -- and a dict without any tensor --
+ * the generic path (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
  * (pickle_emit.c); tensor data streams from tensor memory into the sink.
  */
 #include "pickle_write.h"
@@ -42,12 +42,24 @@ static bool has_name_table(const pdckpt_value *root) {
            PDCKPT_KIND_DICT;
 }
 
+/* Conversely a non-empty dict with no tensor and no table cannot come from the state-dict path,
+ * which always writes the table: it is a plain pickled dict (jit.save's .pdiparams.info, a
+ * metadata dict) and is written as one, so such files round-trip.  (paddle.save itself would add
+ * an empty name table to a dict of tensor-free dicts; an empty dict still gets it.) */
+static bool plain_dict(const pdckpt_value *root) {
+    if (pdckpt_value_len(root) == 0 || has_name_table(root)) return false;
+    for (size_t i = 0; i < pdckpt_value_len(root); i++)
+        if (pdckpt_value_kind(pdckpt_value_at(root, i)) == PDCKPT_KIND_TENSOR) return false;
+    return true;
+}
+
 pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
                                    const pdckpt_save_options *opts, pdk_pickle_path path,
                                    pdckpt_error *err) {
     if (path == PDK_PICKLE_AUTO)
-        path = pdk_pickle_is_state_dict(root) || has_name_table(root) ? PDK_PICKLE_STATE_DICT
-                                                                      : PDK_PICKLE_GENERIC;
+        path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
+                   ? PDK_PICKLE_STATE_DICT
+                   : PDK_PICKLE_GENERIC;
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     if (st == PDCKPT_OK)

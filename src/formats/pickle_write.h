@@ -9,7 +9,7 @@
 #include "pdk_format.h"
 
 typedef enum pdk_pickle_path {
-    PDK_PICKLE_AUTO,       /* paddle.save's _is_state_dict decides, or a name table in the root */
+    PDK_PICKLE_AUTO,       /* paddle.save's _is_state_dict, refined (pickle_write.c) */
     PDK_PICKLE_STATE_DICT, /* _legacy_save: ndarrays + name table (+ big-array split) */
     PDK_PICKLE_GENERIC,    /* _pickle_save: the object as it is, tensors reduced to tuples */
 } pdk_pickle_path;
