@@ -389,6 +389,37 @@ static void test_paths(void) {
     pdckpt_value_free(root);
 }
 
+/* How the file was written decides where Paddle's rule alone would not: a name table means the
+ * state-dict path (fluid.save_dygraph put ints beside tensors); a dict with no tensor and no table
+ * is a plain pickled dict (jit.save's .pdiparams.info). */
+static void test_paths_refined(void) {
+    const int64_t d1[1] = {2};
+    pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(root, "w", named_tensor(PDCKPT_DTYPE_FLOAT32, 1, d1, NULL, "conv2d_0.w_0"),
+                    NULL);
+    pdckpt_dict_set(root, "epoch", pdckpt_value_new_int(NULL, 1), NULL);
+    size_t   len;
+    uint8_t *b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    CHECK(contains(b, len, "c__builtin__\ntuple\n", 19)); /* paddle.save: the generic path */
+    pdckpt_free(NULL, b, len);
+    pdckpt_value *table = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(table, "w", pdckpt_value_new_string(NULL, "conv2d_0.w_0", SIZE_MAX), NULL);
+    pdckpt_dict_set(root, "StructuredToParameterName@@", table, NULL);
+    b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    CHECK(!contains(b, len, "tuple", 5)); /* with its table: the state-dict path */
+    pdckpt_free(NULL, b, len);
+    pdckpt_value_free(root);
+    root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *info = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(info, "structured_name", pdckpt_value_new_string(NULL, "fc.weight", SIZE_MAX),
+                    NULL);
+    pdckpt_dict_set(root, "fc_0.w_0", info, NULL);
+    b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    CHECK(!contains(b, len, "StructuredToParameterName@@", 27));
+    pdckpt_free(NULL, b, len);
+    pdckpt_value_free(root);
+}
+
 /* A name table already in the tree (read from a Paddle file) is written as it is. */
 static void test_existing_name_table(void) {
     const int64_t d1[1] = {2};
@@ -773,6 +804,7 @@ int main(void) {
     RUN(test_memo_numbering);
     RUN(test_latin1_every_byte);
     RUN(test_paths);
+    RUN(test_paths_refined);
     RUN(test_existing_name_table);
     RUN(test_big_array_split);
     RUN(test_object_newobj_protocol2);
