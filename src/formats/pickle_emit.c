@@ -331,14 +331,11 @@ static pdckpt_status save_latin1_text(pdk_pkl *p, const uint8_t *d, uint64_t n) 
     for (uint64_t off = 0; off < n;) {
         uint64_t chunk = n - off < SCRATCH_SIZE / 2 ? n - off : SCRATCH_SIZE / 2;
         size_t   o = 0;
-        for (uint64_t i = 0; i < chunk; i++) {
-            uint8_t b = d[off + i];
-            if (b < 0x80)
-                p->scratch[o++] = b;
-            else {
-                p->scratch[o++] = (uint8_t)(0xc0 | (b >> 6));
-                p->scratch[o++] = (uint8_t)(0x80 | (b & 0x3f));
-            }
+        for (uint64_t i = 0; i < chunk; i++) { /* branch-free: write two bytes, keep 1 or 2 */
+            uint8_t b = d[off + i], high = b >> 7;
+            p->scratch[o] = high ? (uint8_t)(0xc0 | (b >> 6)) : b;
+            p->scratch[o + 1] = (uint8_t)(0x80 | (b & 0x3f));
+            o += 1u + high;
         }
         PDK_TRY(pdk_pkl_write(p, p->scratch, o));
         off += chunk;
