@@ -12,4 +12,6 @@ if [[ "${PDCKPT_SKIP_ASAN:-0}" != 1 ]]; then
   ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$PDCKPT_BUILD_ASAN" --output-on-failure -j "$PDCKPT_JOBS"
 fi
 echo "== pytest"
+# The pdckpt Python package built in-tree by scripts/build.sh (no install into the shared venv).
+export PYTHONPATH="$PDCKPT_BUILD/python${PYTHONPATH:+:$PYTHONPATH}"
 "$PDCKPT_VENV/bin/python" -m pytest -q -p no:cacheprovider "$PDCKPT_ROOT/tests/py" "$@"

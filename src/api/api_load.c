@@ -41,6 +41,9 @@ static pdckpt_status load_input(const pdk_input *in, const pdckpt_load_options *
     const pdk_format *f = NULL;
     if (opts->format == PDCKPT_FORMAT_AUTO) PDK_TRY(pdk_format_detect_input(in, &f, err));
     else PDK_TRY(format_for(opts->format, in->name, false, &f, err));
+    /* A name list only makes sense for a combined file; one stream is a valid combined file. */
+    if (opts->format == PDCKPT_FORMAT_AUTO && opts->names && f->id == PDCKPT_FORMAT_TENSOR)
+        f = &pdk_format_combined;
     pdckpt_status st = f->load(in, opts, out, err);
     pdk_error_set_source(err, in->name);
     if (st == PDCKPT_OK && out_format) *out_format = f->id;

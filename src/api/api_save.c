@@ -79,7 +79,7 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     if (!path) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL");
     pdckpt_save_options opts;
     save_defaults(given, &opts);
-    const pdk_format *f;
+    const pdk_format *f = NULL;
     PDK_TRY(resolve(root, path, &opts, true, &f, err));
     pdckpt_status st;
     if (f->save_dir) {
@@ -103,7 +103,7 @@ pdckpt_status pdckpt_save_memory(const pdckpt_value *root, const pdckpt_save_opt
     *out_len = 0;
     pdckpt_save_options opts;
     save_defaults(given, &opts);
-    const pdk_format *f;
+    const pdk_format *f = NULL;
     PDK_TRY(resolve(root, "<memory>", &opts, false, &f, err));
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_memory(opts.allocator, &sink, err));
@@ -123,7 +123,7 @@ pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt_sink_ops *
     pdk_error_reset(err);
     pdckpt_save_options opts;
     save_defaults(given, &opts);
-    const pdk_format *f;
+    const pdk_format *f = NULL;
     PDK_TRY(resolve(root, "<sink>", &opts, false, &f, err));
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_callback(ops, self, opts.allocator, &sink, err));

@@ -33,7 +33,7 @@ pdckpt_status pdk_pb_tag(pdk_cursor *cur, uint32_t *field, uint32_t *wire) {
         return PDCKPT_OK;
     }
     size_t start = cur->pos;
-    uint64_t key;
+    uint64_t key = 0;
     PDK_TRY(pdk_pb_varint(cur, &key, "field tag"));
     if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         return pdk_cur_fail_at(cur, start, PDCKPT_ERR_FORMAT,

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ BUILD = Path(os.environ.get("PDCKPT_BUILD", ROOT / "build"))
 PDCKPT_BIN = Path(os.environ.get("PDCKPT_BIN", BUILD / "cli" / "pdckpt"))
 SHARED = Path(os.environ.get("PDCKPT_SHARED", ROOT.parent / "shared"))
 FIXTURES = SHARED / "fixtures" / "real"
+# The Python package built in-tree by scripts/build.sh (scripts/test.sh also sets PYTHONPATH).
+PY_STAGE = BUILD / "python"
+if str(PY_STAGE) not in sys.path:
+    sys.path.insert(0, str(PY_STAGE))
 
 
 def run_cli(*args, check=None, input=None, timeout=600):

@@ -1,0 +1,311 @@
+"""pdckpt -- save and load PaddlePaddle checkpoints safely and fast; a drop-in for
+``paddle.save`` / ``paddle.load``::
+
+    import pdckpt
+    pdckpt.save(model.state_dict(), "model.pdparams")      # was: paddle.save(...)
+    model.set_state_dict(pdckpt.load("model.pdparams"))    # was: paddle.load(...)
+
+Every byte is read and written by the pdckpt C library (this package only converts objects):
+saves are atomic and durable (a temporary file, fsync, rename), loads never run code from the
+file, and tensor data is mapped rather than read -- ``pdckpt.open`` gives NumPy views of the file
+and DLPack tensors without copying.  ``import pdckpt`` needs only NumPy; Paddle tensors are
+accepted and returned when Paddle is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any, Iterator
+
+from . import _native
+from ._convert import NAME_TABLE, OpaqueObject, leaf_hook, make_array, paddle_result
+from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
+                      LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
+                      UnsupportedError)
+
+__all__ = [
+    "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
+    "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
+    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError",
+]
+
+__version__ = _native.version
+Tensor = _native.Tensor
+_native._configure(BY_STATUS, Error, leaf_hook, OpaqueObject, make_array)
+
+_SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
+                 "pickle_protocol"}
+_LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
+                 "format", "names", "program", "mmap", "exact_dtypes", "verify"}
+_NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
+
+
+def formats() -> dict[str, tuple[bool, bool]]:
+    """``{format name: (can_load, can_save)}`` for this build of the library."""
+    return _native.formats()
+
+
+def format_for_path(path: str | os.PathLike) -> str | None:
+    """The format ``save`` picks for `path` from its name (``None``: none, i.e. a pickle)."""
+    return _native.format_from_path(os.fspath(path))
+
+
+def _check_configs(configs: dict, allowed: set, what: str) -> None:
+    for key in configs:
+        if key not in allowed:
+            raise ValueError(f"The additional config ({key}) of `{what}` is not supported.")
+
+
+def _paddle_module(import_it: bool) -> Any:
+    """Paddle if it is (or, with import_it, can be) imported; else None."""
+    paddle = sys.modules.get("paddle")
+    if paddle is None and import_it and importlib.util.find_spec("paddle") is not None:
+        import paddle
+    return paddle
+
+
+# ---- save -------------------------------------------------------------------------------------
+
+def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
+    """Saves `obj` to `path`, like ``paddle.save``.
+
+    `obj` may nest dicts, lists, tuples and sets of ``paddle.Tensor`` (saved with its ``name``),
+    NumPy arrays, numbers, strings, bytes, ``None`` and ``pdckpt.OpaqueObject``.  Tensor bytes are
+    written straight from the arrays' and (CPU) tensors' own memory: nothing is copied first.
+
+    `path` is a file name, a directory (a trailing ``/``, or an existing directory: one file per
+    variable), or a binary file object (``io.BytesIO``...).  The format follows the name:
+    ``.pdparams`` / ``.pdopt`` (and any other name) a pickle as ``paddle.save`` writes it,
+    ``.pdiparams`` a combined tensor file, ``.safetensors``, a directory per-variable files; a
+    file object gets a pickle.  ``format=`` overrides this ("pickle", "combined", "safetensors",
+    "vars-dir", "tensor").
+
+    Configs: ``format``; ``durable`` (default True: fsync before the rename, and the directory
+    after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
+    NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
+    values instead of failing); Paddle's ``use_binary_format`` (one tensor as a binary tensor
+    stream) and ``pickle_protocol`` (an old name for `protocol`).
+
+    A save to a path is atomic: on any error the previous file is left as it was.  Raises
+    ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
+    ``TypeError`` for objects pdckpt cannot save.
+    """
+    _check_configs(configs, _SAVE_CONFIGS, "paddle.save")
+    protocol = configs.get("pickle_protocol", protocol)
+    if not isinstance(protocol, int) or isinstance(protocol, bool) or not 1 < protocol < 5:
+        raise ValueError(f"Expected 1<'protocol'<5, but received protocol={protocol}")
+    fmt = configs.get("format")
+    if configs.get("use_binary_format"):
+        fmt = fmt or "tensor"
+    numpy_module = configs.get("numpy_module", "numpy.core")
+    if numpy_module not in _NUMPY_MODULES:
+        raise ValueError(f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
+    options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
+                   numpy_module=_NUMPY_MODULES[numpy_module],
+                   skip_non_tensors=bool(configs.get("skip_non_tensors", False)))
+    if hasattr(path, "write"):
+        _native.save(obj, write=path.write, format=fmt or "pickle", **options)
+        return
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    fmt = fmt or _native.format_from_path(path) or "pickle"
+    parent = os.path.dirname(path.rstrip("/") if fmt == "vars-dir" else path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)  # paddle.save creates missing directories too
+    _native.save(obj, path, format=fmt, **options)
+
+
+# ---- load -------------------------------------------------------------------------------------
+
+def _memory_source(path: Any) -> bytes | None:
+    if isinstance(path, bytes):
+        return path
+    if isinstance(path, (bytearray, memoryview)):
+        return bytes(path)  # arrays will view these bytes: they must not change underneath
+    if hasattr(path, "read"):
+        data = path.read()
+        if not isinstance(data, bytes):
+            raise TypeError("pdckpt.load needs a binary file object (read() returned "
+                            f"{type(data).__name__})")
+        return data
+    return None
+
+
+def _program_for(path: str) -> str | None:
+    for suffix in (".pdmodel", ".json"):
+        if os.path.isfile(path + suffix):
+            return path + suffix
+    return None
+
+
+def _resolve(path: str, model_filename: str | None, params_filename: str | None,
+             program: str | None) -> tuple[str, str | None]:
+    """Paddle's naming of inference-model files: a prefix ("inference/model" for model.pdmodel
+    + model.pdiparams) or a 1.x directory with model_filename / params_filename."""
+    if os.path.isdir(path):
+        if model_filename is not None or params_filename is not None:
+            model = os.path.join(path, model_filename or "__model__")
+            program = program or (model if os.path.isfile(model) else None)
+        if params_filename is not None:
+            return os.path.join(path, params_filename), program
+        return path, program
+    if not os.path.exists(path) and os.path.isfile(path + ".pdiparams"):
+        return path + ".pdiparams", program or _program_for(path)
+    return path, program
+
+
+def _open_tree(path: Any, cfg: dict) -> Any:
+    options = dict(format=cfg.get("format"), names=cfg.get("names"),
+                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)))
+    data = _memory_source(path)
+    if data is not None:
+        return _native.load(data=data, **options)
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    target, program = _resolve(path, cfg.get("model_filename"), cfg.get("params_filename"),
+                               cfg.get("program"))
+    if program is not None:
+        kind = "pir-json" if program.endswith(".json") else "program"
+        if not _native.formats()[kind][0]:
+            raise UnsupportedError(f"{program}: naming the tensors of {target} needs the "
+                                   f"'{kind}' format, which this build cannot read yet")
+    return _native.load(target, program=program, **options)
+
+
+def load(path: Any, **configs: Any) -> Any:
+    """Loads what ``paddle.save`` (or ``pdckpt.save``) wrote, like ``paddle.load``.
+
+    `path` is a file, a directory of per-variable files, an inference-model prefix
+    (``"inference/model"`` for ``model.pdiparams``), ``bytes`` or a binary file object.  The
+    format is detected from the bytes; ``format=`` forces one.
+
+    Returns what ``paddle.load`` returns: ``paddle.Tensor``s named as saved when Paddle is
+    installed and ``return_numpy`` is False (each is a copy: Paddle tensors own their memory),
+    NumPy arrays otherwise.  Arrays are read-only views of the mapped file (no copy); with
+    ``mmap=False`` the file is read into private memory and the arrays are writable.  bfloat16/float8 arrays hold
+    the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
+    ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
+    ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.
+
+    Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
+    ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
+    names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
+    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks).
+    """
+    _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
+    return_numpy = bool(configs.get("return_numpy", False))
+    exact = bool(configs.get("exact_dtypes", False))
+    tree = _open_tree(path, configs)
+    info: dict = {}
+    try:
+        obj = tree.convert(None, lambda data: make_array(data, exact), info)
+    finally:
+        tree.close()
+    paddle = None if return_numpy else _paddle_module(import_it=True)
+    return paddle_result(obj, info, return_numpy, bool(configs.get("keep_name_table", False)),
+                         paddle)
+
+
+# ---- the lazy reader --------------------------------------------------------------------------
+
+class Reader:
+    """A checkpoint opened for reading; see :func:`open`.
+
+    Keys are the top-level entries: dict keys, list indexes, or for a single tensor file its
+    name.  ``reader[key]`` converts one entry: tensors are read-only NumPy views of the mapped
+    file (no copy), a Paddle ``(name, tensor)`` pair its array, containers their contents.
+    ``reader.tensor(key)`` is the :class:`pdckpt.Tensor` (metadata, DLPack).  Arrays and tensors
+    handed out stay valid after :meth:`close`.
+    """
+
+    def __init__(self, tree: Any, exact_dtypes: bool = False) -> None:
+        self._tree = tree
+        self._exact = exact_dtypes
+        self._keys = tree.keys()
+        self._index = {}
+        for i, key in enumerate(self._keys):
+            try:
+                self._index.setdefault(key, i)
+            except TypeError:
+                pass  # an unhashable key (a list): reachable by position through items()
+
+    @property
+    def format(self) -> str:
+        """The format that was read ("safetensors", "combined", "pickle", ...)."""
+        return self._tree.format
+
+    @property
+    def closed(self) -> bool:
+        return self._tree.closed
+
+    def keys(self) -> list:
+        return list(self._keys)
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            return key in self._index
+        except TypeError:
+            return False
+
+    def _position(self, key: Any) -> int:
+        try:
+            return self._index[key]
+        except (KeyError, TypeError):
+            raise KeyError(key) from None
+
+    def _convert(self, i: int) -> Any:
+        value = self._tree.convert(i, lambda data: make_array(data, self._exact))
+        if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+                and self._tree.kind(i) == "tuple" and hasattr(value[1], "dtype")):
+            return value[1]  # Paddle's (name, ndarray) form of a tensor
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._convert(self._position(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def items(self) -> Iterator[tuple]:
+        for i, key in enumerate(list(self._keys)):
+            yield key, self._convert(i)
+
+    def tensor(self, key: Any) -> Tensor:
+        """The entry as a :class:`pdckpt.Tensor` (TypeError if it is not a tensor)."""
+        return self._tree.tensor(self._position(key))
+
+    def kind(self, key: Any) -> str:
+        """The entry's kind without converting it: "tensor", "dict", "int", "object", ..."""
+        return self._tree.kind(self._position(key))
+
+    def close(self) -> None:
+        """Frees the loaded tree.  Arrays and tensors already handed out stay valid."""
+        self._tree.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._keys)} entries"
+        return f"<pdckpt.Reader {self.format}, {state}>"
+
+
+def open(path: Any, *, format: str | None = None, names: list[str] | None = None,
+         program: str | None = None, exact_dtypes: bool = False, mmap: bool = True) -> Reader:
+    """Opens a checkpoint for lazy reading: the file is mapped and its structure parsed; no tensor
+    data is read until an array is used.  `path` is anything :func:`load` accepts."""
+    cfg = {"format": format, "names": names, "program": program, "mmap": mmap}
+    return Reader(_open_tree(path, cfg), exact_dtypes)

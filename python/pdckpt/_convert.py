@@ -1,0 +1,209 @@
+"""Object conversion between Python and the C library's value trees -- the parts that need Python
+objects (NumPy dtypes, paddle.Tensor) rather than C.  No file format is parsed or produced here.
+
+Conventions (they are the C library's; its pickle reader and writer follow them):
+
+* a NumPy array is a TENSOR without a name; a ``paddle.Tensor`` is a TENSOR named ``t.name``;
+* Paddle's "generic path" tensor, pickled as ``(name, ndarray)``, is a 2-TUPLE of a STRING and a
+  TENSOR named ``name``;
+* bfloat16 / float8 tensors come out of NumPy conversion as their raw bits (``uint16`` / ``uint8``,
+  as ``paddle.Tensor.numpy()`` gives bfloat16) unless ``exact_dtypes=True`` asks for ml_dtypes'
+  types; their true dtype is always known to the library and to ``pdckpt.Tensor.dtype``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+NAME_TABLE = "StructuredToParameterName@@"
+
+# The dtypes NumPy has no type for: the unsigned type of the same size holds their bits.
+_RAW_BITS = {"bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
+             "float8_e5m2": np.dtype(np.uint8)}
+# Paddle has no uint16: its bfloat16 bits are viewed as int16 (same bytes).
+_PADDLE_BITS_VIEW = {"bfloat16": "int16", "float8_e4m3fn": "uint8", "float8_e5m2": "uint8"}
+_OBJECT_KINDS = {"reduce": 0, "newobj": 1, "global": 2}
+
+
+class OpaqueObject:
+    """A pickled Python object pdckpt carried without importing or running anything.
+
+    ``module`` and ``name`` name the class or function; ``kind`` says how the pickle built it
+    (``"reduce"``: ``callable(*args)``, ``"newobj"``: ``cls.__new__(cls, *args)``,
+    ``"global"``: a bare reference); ``state`` is what ``BUILD`` applied (e.g. ``__dict__``) and
+    ``items`` what was appended/set afterwards.  ``pdckpt.save`` writes it back as it was read.
+    """
+
+    __slots__ = ("kind", "module", "name", "args", "state", "items")
+
+    def __init__(self, kind: str, module: str, name: str, args: Any = None, state: Any = None,
+                 items: Any = None) -> None:
+        if kind not in _OBJECT_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_OBJECT_KINDS)}, not {kind!r}")
+        self.kind, self.module, self.name = kind, module, name
+        self.args, self.state, self.items = args, state, items
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    def __repr__(self) -> str:
+        parts = [f"{self.kind} {self.qualname}"]
+        for field in ("args", "state", "items"):
+            value = getattr(self, field)
+            if value is not None:
+                parts.append(f"{field}={value!r}")
+        return f"<pdckpt.OpaqueObject {' '.join(parts)}>"
+
+
+def numpy_dtype(name: str, exact: bool) -> np.dtype:
+    """The NumPy dtype for a pdckpt dtype name."""
+    if name in _RAW_BITS:
+        if not exact:
+            return _RAW_BITS[name]
+        try:
+            import ml_dtypes
+        except ImportError as e:
+            raise ImportError(f"exact_dtypes=True needs the ml_dtypes package for {name}") from e
+        return np.dtype(getattr(ml_dtypes, name))
+    return np.dtype(name)
+
+
+def make_array(data: Any, exact: bool = False) -> np.ndarray:
+    """A NumPy view of a TensorData (no copy; read-only when the data is)."""
+    arr = np.frombuffer(data, dtype=numpy_dtype(data.dtype, exact))
+    return arr.reshape(data.shape)
+
+
+# ---- saving: what the C side cannot tell by itself ------------------------------------------
+
+def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
+        arr = arr.astype(arr.dtype.newbyteorder("<"))  # the formats are little-endian
+    if not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)  # a copy only for strided arrays
+    flat = arr.reshape(-1).view(np.uint8)  # views: the C side borrows these very bytes
+    return ("tensor", flat, dtype_name or arr.dtype.name, arr.shape, name)
+
+
+def _paddle_leaf(paddle: Any, t: Any) -> tuple:
+    """A paddle.Tensor's bytes without a copy where Paddle allows it (CPU, dense, contiguous)."""
+    dtype_name = str(t.dtype).rsplit(".", 1)[-1]
+    src = t.detach()
+    if not src.place.is_cpu_place():
+        src = src.cpu()  # device memory has to come to the host
+    if not src.is_contiguous():
+        src = src.contiguous()
+    try:
+        # NumPy cannot import bfloat16/float8 through DLPack: view them as same-size integers.
+        view_as = _PADDLE_BITS_VIEW.get(dtype_name)
+        arr = np.from_dlpack(src.view(getattr(paddle, view_as)) if view_as else src)
+    except (BufferError, TypeError, ValueError, RuntimeError, AttributeError):
+        arr = np.asarray(src.numpy())  # Paddle refused to share: a copy
+    return _array_leaf(arr, t.name, dtype_name)
+
+
+def leaf_hook(obj: Any) -> tuple:
+    """Tells the C converter what a non-container, non-scalar object is (see py_to_tree.c)."""
+    if isinstance(obj, np.ndarray):
+        return _array_leaf(obj, None)
+    if isinstance(obj, np.generic):
+        return ("value", obj.item())  # numpy scalars are plain values in the tree
+    if isinstance(obj, OpaqueObject):
+        return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
+                obj.items)
+    paddle = sys.modules.get("paddle")  # a paddle.Tensor means paddle is imported already
+    if paddle is not None and isinstance(obj, paddle.Tensor):
+        return _paddle_leaf(paddle, obj)
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return ("value", int(obj))  # IntEnum and other int subclasses
+    if isinstance(obj, float):
+        return ("value", float(obj))
+    if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
+        return _array_leaf(np.asarray(obj), None)  # e.g. Paddle's DenseTensor
+    raise TypeError(f"pdckpt cannot save objects of type {type(obj).__module__}."
+                    f"{type(obj).__qualname__}")
+
+
+# ---- loading: what paddle.load returns -------------------------------------------------------
+
+def _is_name_tuple(obj: Any) -> bool:
+    return (isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str)
+            and isinstance(obj[1], np.ndarray))
+
+
+def _contains(obj: Any, cond) -> bool:
+    """Paddle's search: through dict, list and tuple (exact types), not sets."""
+    if cond(obj):
+        return True
+    if type(obj) is dict:
+        return any(_contains(v, cond) for v in obj.values())
+    if type(obj) in (list, tuple):
+        return any(_contains(v, cond) for v in obj)
+    return False
+
+
+def _replace(obj: Any, cond, conv) -> Any:
+    """Paddle's rewrite: dicts and lists in place, tuples and sets rebuilt."""
+    if cond(obj):
+        return conv(obj)
+    if type(obj) is dict:
+        for k in list(obj):
+            obj[k] = _replace(obj[k], cond, conv)
+    elif type(obj) is list:
+        for i, v in enumerate(obj):
+            obj[i] = _replace(v, cond, conv)
+    elif type(obj) is tuple:
+        return tuple(_replace(v, cond, conv) for v in obj)
+    elif type(obj) is set:
+        return {_replace(v, cond, conv) for v in obj}
+    return obj
+
+
+def to_paddle(paddle: Any, arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
+    """A paddle.Tensor with a copy of `arr` (Paddle tensors own their memory), named `name`."""
+    if dtype_name in ("uint32", "uint64"):
+        return arr  # Paddle has no such tensor type; paddle.load would fail, we keep the array
+    if dtype_name in _RAW_BITS and dtype_name != "bfloat16":
+        t = paddle.to_tensor(arr.view(np.uint8)).view(getattr(paddle, dtype_name))
+    elif dtype_name == "bfloat16":
+        t = paddle.to_tensor(arr.view(np.uint16))  # Paddle makes uint16 bits a bfloat16 tensor
+    else:
+        t = paddle.to_tensor(arr)
+    if name:
+        t.name = name
+    return t
+
+
+def paddle_result(obj: Any, info: dict, return_numpy: bool, keep_name_table: bool,
+                  paddle: Any) -> Any:
+    """What paddle.load returns for the loaded object `obj` (spec §1.6).
+
+    `info` maps id(array) to (tensor name, pdckpt dtype) for every array the load made.
+    Without Paddle (paddle None) the result is the return_numpy=True one.
+    """
+    return_numpy = return_numpy or paddle is None
+
+    def tensor(arr: np.ndarray, name: str | None = None) -> Any:
+        if return_numpy:
+            return arr
+        carried, dtype_name = info.get(id(arr), (None, arr.dtype.name))
+        return to_paddle(paddle, arr, name or carried, dtype_name)
+
+    if isinstance(obj, dict) and NAME_TABLE in obj:
+        # State-dict path: only the entries the table lists become tensors, named by it.
+        table = obj[NAME_TABLE]
+        if isinstance(table, dict):
+            for key, name in table.items():
+                if isinstance(obj.get(key), np.ndarray):
+                    obj[key] = tensor(obj[key], name if isinstance(name, str) else None)
+        if not keep_name_table:
+            del obj[NAME_TABLE]
+        return obj
+    if _contains(obj, _is_name_tuple):
+        # Generic path: (name, ndarray) tuples are the tensors; plain arrays stay arrays.
+        return _replace(obj, _is_name_tuple, lambda pair: tensor(pair[1], pair[0]))
+    return _replace(obj, lambda o: isinstance(o, np.ndarray), tensor)

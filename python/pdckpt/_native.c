@@ -1,0 +1,324 @@
+/*
+ * _native.c — the pdckpt._native extension module: entry points save / load / format helpers,
+ * and pdckpt_error -> exception translation.  The pure-Python facade (__init__.py) registers its
+ * exception classes, leaf hook, OpaqueObject class and array factory through _configure().
+ * The GIL is released around file I/O; saving borrows tensor bytes from pinned buffer exports.
+ */
+#include "py_native.h"
+
+#include <stdio.h>
+#include <string.h>
+
+pyn_config pyn;
+
+static int set_attr(PyObject *exc, const char *name, PyObject *value) {
+    if (!value) return -1;
+    int rc = PyObject_SetAttrString(exc, name, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyObject *none_or(bool cond, PyObject *value) {
+    if (cond) return value;
+    Py_XDECREF(value);
+    Py_RETURN_NONE;
+}
+
+PyObject *pyn_raise(const pdckpt_error *err) {
+    char line[1200];
+    pdckpt_error_format(err, line, sizeof line);
+    PyObject *key = PyLong_FromLong((long)err->status);
+    PyObject *cls = key && pyn.errors ? PyDict_GetItemWithError(pyn.errors, key) : NULL;
+    Py_XDECREF(key);
+    if (!cls) cls = pyn.base_error ? pyn.base_error : PyExc_RuntimeError;
+    PyObject *text = PyUnicode_DecodeUTF8(line, (Py_ssize_t)strlen(line), "surrogateescape");
+    PyObject *exc = text ? PyObject_CallOneArg(cls, text) : NULL;
+    Py_XDECREF(text);
+    if (!exc) return NULL;
+    if (set_attr(exc, "status", PyLong_FromLong((long)err->status)) < 0 ||
+        set_attr(exc, "status_name", PyUnicode_FromString(pdckpt_status_name(err->status))) < 0 ||
+        set_attr(exc, "message", PyUnicode_DecodeUTF8(err->message, (Py_ssize_t)strlen(err->message),
+                                                      "replace")) < 0 ||
+        set_attr(exc, "source", none_or(err->source[0] != 0,
+                                        PyUnicode_DecodeFSDefault(err->source))) < 0 ||
+        set_attr(exc, "offset", none_or(err->offset >= 0, PyLong_FromLongLong(err->offset))) < 0 ||
+        set_attr(exc, "errno", none_or(err->sys_errno != 0, PyLong_FromLong(err->sys_errno))) < 0) {
+        Py_DECREF(exc);
+        return NULL;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+PyObject *pyn_raise_status(pdckpt_status status, const char *message) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    err.status = status;
+    snprintf(err.message, sizeof err.message, "%s", message);
+    return pyn_raise(&err);
+}
+
+static PyObject *configure(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *errors, *base, *hook, *opaque, *make_array;
+    if (!PyArg_ParseTuple(args, "O!OOOO", &PyDict_Type, &errors, &base, &hook, &opaque,
+                          &make_array))
+        return NULL;
+    Py_XSETREF(pyn.errors, Py_NewRef(errors));
+    Py_XSETREF(pyn.base_error, Py_NewRef(base));
+    Py_XSETREF(pyn.leaf_hook, Py_NewRef(hook));
+    Py_XSETREF(pyn.opaque, Py_NewRef(opaque));
+    Py_XSETREF(pyn.make_array, Py_NewRef(make_array));
+    Py_RETURN_NONE;
+}
+
+static int format_arg(PyObject *name, pdckpt_format *out) {
+    *out = PDCKPT_FORMAT_AUTO;
+    if (name == Py_None) return 0;
+    const char *s = PyUnicode_AsUTF8(name);
+    if (!s) return -1;
+    bool known = false;
+    *out = pdckpt_format_from_name(s, &known);
+    if (known) return 0;
+    PyErr_Format(PyExc_ValueError, "pdckpt: unknown format %R", name);
+    return -1;
+}
+
+/* Passes `len` bytes at `data` to `write` as a memoryview, released after the call so the
+ * memory can be freed; if the callee kept an export of it, the memory is leaked rather than freed
+ * under it (*keep set). */
+static Py_ssize_t write_chunk(PyObject *write, char *data, size_t len, bool *keep) {
+    PyObject *mv = PyMemoryView_FromMemory(data, (Py_ssize_t)len, PyBUF_READ);
+    if (!mv) return -1;
+    PyObject *n = PyObject_CallOneArg(write, mv);
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb); /* release() must run with no exception pending */
+    PyObject *released = PyObject_CallMethod(mv, "release", NULL);
+    if (!released) {
+        PyErr_Clear();
+        *keep = true;
+    }
+    Py_XDECREF(released);
+    PyErr_Restore(type, value, tb);
+    Py_DECREF(mv);
+    if (!n) return -1;
+    Py_ssize_t wrote = n == Py_None ? (Py_ssize_t)len : PyLong_AsSsize_t(n);
+    Py_DECREF(n);
+    return wrote;
+}
+
+/* Hands the bytes of a memory save to `write` (a file object's write), looping on short writes. */
+static int write_all(PyObject *write, void *data, size_t len, bool *keep) {
+    size_t done = 0;
+    while (done < len) {
+        Py_ssize_t wrote = write_chunk(write, (char *)data + done, len - done, keep);
+        if (wrote < 0) return -1;
+        if (wrote == 0) return PyErr_SetString(PyExc_OSError, "pdckpt: write() wrote nothing"), -1;
+        done += (size_t)wrote;
+    }
+    return 0;
+}
+
+static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *write,
+                           const pdckpt_save_options *so) {
+    pdckpt_error err;
+    pdckpt_status st;
+    if (path != Py_None) {
+        PyObject *fs = NULL;
+        if (!PyUnicode_FSConverter(path, &fs)) return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        st = pdckpt_save_file(root, PyBytes_AS_STRING(fs), so, &err);
+        Py_END_ALLOW_THREADS
+        Py_DECREF(fs);
+        if (st != PDCKPT_OK) return pyn_raise(&err);
+        Py_RETURN_NONE;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    Py_BEGIN_ALLOW_THREADS
+    st = pdckpt_save_memory(root, so, &data, &len, &err);
+    Py_END_ALLOW_THREADS
+    if (st != PDCKPT_OK) return pyn_raise(&err);
+    bool keep = false;
+    PyObject *result = write == Py_None ? PyBytes_FromStringAndSize(data, (Py_ssize_t)len)
+                       : write_all(write, data, len, &keep) == 0 ? Py_NewRef(Py_None)
+                                                                 : NULL;
+    if (!keep) pdckpt_free(so->allocator, data, len);
+    return result;
+}
+
+/* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
+ *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
+static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"obj", "path", "write", "format", "durable", "protocol",
+                             "numpy_module", "skip_non_tensors", NULL};
+    PyObject *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
+    int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiip", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip))
+        return NULL;
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    if (format_arg(fmt, &so.format) < 0) return NULL;
+    so.durable = durable;
+    so.protocol = protocol;
+    so.numpy_module = numpy_module ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
+    so.skip_non_tensors = skip;
+    pyn_pins pins;
+    if (pyn_pins_init(&pins) < 0) return NULL;
+    pdckpt_value *root = pyn_to_tree(obj, &pins);
+    PyObject *result = root ? save_tree(root, path, write, &so) : NULL;
+    pdckpt_value_free(root);
+    pyn_pins_release(&pins);
+    return result;
+}
+
+/* The names of a combined file, kept as UTF-8 pointers into a tuple of str the caller holds. */
+static int names_arg(PyObject *names, PyObject **held, const char ***out, size_t *n) {
+    *held = NULL;
+    *out = NULL;
+    *n = 0;
+    if (names == Py_None) return 0;
+    *held = PySequence_Tuple(names);
+    if (!*held) return -1;
+    *n = (size_t)PyTuple_GET_SIZE(*held);
+    *out = PyMem_Calloc(*n ? *n : 1, sizeof **out);
+    if (!*out) return PyErr_NoMemory(), -1;
+    for (size_t i = 0; i < *n; i++)
+        if (!((*out)[i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(*held, (Py_ssize_t)i)))) return -1;
+    return 0;
+}
+
+/* Loads `data` (bytes the tree then borrows: zero-copy) or else the file at `fs_path`. */
+static pdckpt_status load_source(PyObject *data, PyObject *fs_path,
+                                 const pdckpt_load_options *lo, pdckpt_value **root,
+                                 pdckpt_format *fmt, PyObject **owner, pdckpt_error *err) {
+    pdckpt_status st;
+    *owner = NULL;
+    if (data != Py_None) {
+        PyObject *source = data;
+        *owner = source;
+        Py_BEGIN_ALLOW_THREADS
+        st = pdckpt_load_memory(PyBytes_AS_STRING(source), (size_t)PyBytes_GET_SIZE(source), lo,
+                                root, fmt, err);
+        Py_END_ALLOW_THREADS
+        return st;
+    }
+    const char *path = PyBytes_AS_STRING(fs_path);
+    Py_BEGIN_ALLOW_THREADS
+    st = pdckpt_load_file(path, lo, root, fmt, err);
+    Py_END_ALLOW_THREADS
+    return st;
+}
+
+/* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
+ *      max_tensor_bytes=None) -> Tree */
+static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"path", "data", "format", "names", "program", "mmap", "verify", NULL};
+    PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None,
+             *program = Py_None, *fs = NULL, *prog_fs = NULL, *held = NULL;
+    int mmap = 1, verify = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOpp", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify))
+        return NULL;
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.zero_copy = mmap;
+    lo.verify = verify;
+    PyObject *result = NULL;
+    const char **name_ptrs = NULL;
+    if (format_arg(fmt, &lo.format) < 0 || names_arg(names, &held, &name_ptrs, &lo.n_names) < 0 ||
+        (program != Py_None && !PyUnicode_FSConverter(program, &prog_fs)) ||
+        (data == Py_None && !PyUnicode_FSConverter(path, &fs)))
+        goto done;
+    lo.names = name_ptrs;
+    lo.program_path = prog_fs ? PyBytes_AS_STRING(prog_fs) : NULL;
+    pdckpt_value *root = NULL;
+    pdckpt_format got = PDCKPT_FORMAT_AUTO;
+    pdckpt_error err;
+    PyObject *owner;
+    if (load_source(data, fs, &lo, &root, &got, &owner, &err) != PDCKPT_OK)
+        pyn_raise(&err);
+    else result = pyn_tree_new(root, owner, got, !mmap);
+done:
+    PyMem_Free(name_ptrs);
+    Py_XDECREF(held);
+    Py_XDECREF(fs);
+    Py_XDECREF(prog_fs);
+    return result;
+}
+
+static PyObject *format_from_path(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *fs = NULL;
+    if (!PyUnicode_FSConverter(arg, &fs)) return NULL;
+    pdckpt_format f = pdckpt_format_from_path(PyBytes_AS_STRING(fs));
+    Py_DECREF(fs);
+    if (f == PDCKPT_FORMAT_AUTO) Py_RETURN_NONE;
+    return PyUnicode_FromString(pdckpt_format_name(f));
+}
+
+/* {name: (can_load, can_save)} for every format this build knows. */
+static PyObject *formats(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    PyObject *d = PyDict_New();
+    for (int f = 1; d && f < PDCKPT_FORMAT_COUNT; f++) {
+        PyObject *caps = Py_BuildValue("(OO)", pdckpt_format_can_load(f) ? Py_True : Py_False,
+                                       pdckpt_format_can_save(f) ? Py_True : Py_False);
+        if (!caps || PyDict_SetItemString(d, pdckpt_format_name(f), caps) < 0) Py_CLEAR(d);
+        Py_XDECREF(caps);
+    }
+    return d;
+}
+
+static PyObject *status_names(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    PyObject *d = PyDict_New();
+    for (int s = 0; d && s <= PDCKPT_ERR_CORRUPT; s++) {
+        PyObject *k = PyLong_FromLong(s), *v = PyUnicode_FromString(pdckpt_status_name(s));
+        if (!k || !v || PyDict_SetItem(d, k, v) < 0) Py_CLEAR(d);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+    }
+    return d;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
+    {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
+     "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
+     "skip_non_tensors=False)"},
+    {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
+     "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
+     "verify=False) -> Tree"},
+    {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
+    {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
+    {"status_names", status_names, METH_NOARGS, "{status number: name}"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "pdckpt._native",
+    "Thin bindings of the pdckpt C library (object conversion only).", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void);
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&pyn_TensorData_Type) < 0 || PyType_Ready(&pyn_Tensor_Type) < 0 ||
+        PyType_Ready(&pyn_Tree_Type) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "TensorData", (PyObject *)&pyn_TensorData_Type) < 0 ||
+        PyModule_AddObjectRef(m, "Tensor", (PyObject *)&pyn_Tensor_Type) < 0 ||
+        PyModule_AddObjectRef(m, "Tree", (PyObject *)&pyn_Tree_Type) < 0 ||
+        PyModule_AddStringConstant(m, "version", pdckpt_version_string()) < 0 ||
+        PyModule_AddStringConstant(m, "header_version", PDCKPT_VERSION_STRING) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

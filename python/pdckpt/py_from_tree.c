@@ -1,0 +1,156 @@
+/*
+ * py_from_tree.c — a pdckpt_value tree as Python values: dict/list/tuple/set/str/bytes/int/float/
+ * bool/None as themselves, tensors as arrays made by the facade's factory from a TensorData (a view
+ * of the tensor's bytes, no copy), opaque objects as pdckpt.OpaqueObject (never imported or run).
+ * A value shared by several parents (a pickle memo reference) becomes one shared Python object.
+ */
+#include "py_native.h"
+
+static PyObject *convert(const pdckpt_value *v, pyn_out *out);
+
+static PyObject *memo_key(const pdckpt_value *v) { return PyLong_FromVoidPtr((void *)v); }
+
+static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
+    PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
+    if (!data) return NULL;
+    PyObject *arr = PyObject_CallOneArg(out->factory, data);
+    if (arr && out->info) {
+        pdckpt_tensor_view tv;
+        pdckpt_tensor_get(v, &tv);
+        PyObject *id = PyLong_FromVoidPtr(arr);
+        PyObject *meta = Py_BuildValue("(zs)", tv.name, pdckpt_dtype_name(tv.dtype));
+        int rc = id && meta ? PyDict_SetItem(out->info, id, meta) : -1;
+        Py_XDECREF(id);
+        Py_XDECREF(meta);
+        if (rc < 0) Py_CLEAR(arr);
+    }
+    Py_DECREF(data);
+    return arr;
+}
+
+static PyObject *seq_to_py(const pdckpt_value *v, pyn_out *out, bool tuple) {
+    size_t n = pdckpt_value_len(v);
+    PyObject *seq = tuple ? PyTuple_New((Py_ssize_t)n) : PyList_New((Py_ssize_t)n);
+    if (!seq) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *item = convert(pdckpt_value_at(v, i), out);
+        if (!item) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (tuple) PyTuple_SET_ITEM(seq, (Py_ssize_t)i, item);
+        else PyList_SET_ITEM(seq, (Py_ssize_t)i, item);
+    }
+    return seq;
+}
+
+static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
+    PyObject *set = PySet_New(NULL);
+    for (size_t i = 0, n = pdckpt_value_len(v); set && i < n; i++) {
+        PyObject *item = convert(pdckpt_value_at(v, i), out);
+        if (!item || PySet_Add(set, item) < 0) Py_CLEAR(set);
+        Py_XDECREF(item);
+    }
+    return set;
+}
+
+static PyObject *dict_to_py(const pdckpt_value *v, pyn_out *out) {
+    PyObject *dict = PyDict_New();
+    for (size_t i = 0, n = pdckpt_value_len(v); dict && i < n; i++) {
+        PyObject *key = convert(pdckpt_dict_key_at(v, i), out);
+        PyObject *item = key ? convert(pdckpt_value_at(v, i), out) : NULL;
+        if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(item);
+    }
+    return dict;
+}
+
+static PyObject *optional(const pdckpt_value *v, pyn_out *out) {
+    if (v) return convert(v, out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
+    static const char *const kinds[] = {"reduce", "newobj", "global"};
+    unsigned kind = (unsigned)pdckpt_object_kind_of(v);
+    PyObject *args = optional(pdckpt_object_args(v), out);
+    PyObject *state = args ? optional(pdckpt_object_state(v), out) : NULL;
+    PyObject *items = state ? optional(pdckpt_object_items(v), out) : NULL;
+    PyObject *obj = NULL;
+    if (items)
+        obj = PyObject_CallFunction(pyn.opaque, "sssOOO", kind < 3 ? kinds[kind] : "reduce",
+                                    pdckpt_object_module(v), pdckpt_object_name(v), args, state,
+                                    items);
+    Py_XDECREF(args);
+    Py_XDECREF(state);
+    Py_XDECREF(items);
+    return obj;
+}
+
+static PyObject *scalar_to_py(const pdckpt_value *v) {
+    bool b;
+    int64_t i;
+    double f;
+    size_t len;
+    const char *s;
+    switch (pdckpt_value_kind(v)) {
+    case PDCKPT_KIND_NONE: Py_RETURN_NONE;
+    case PDCKPT_KIND_BOOL: return pdckpt_value_get_bool(v, &b), PyBool_FromLong(b);
+    case PDCKPT_KIND_INT: return pdckpt_value_get_int(v, &i), PyLong_FromLongLong(i);
+    case PDCKPT_KIND_FLOAT: return pdckpt_value_get_float(v, &f), PyFloat_FromDouble(f);
+    case PDCKPT_KIND_STRING:
+        s = pdckpt_value_get_string(v, &len);
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass");
+    case PDCKPT_KIND_BYTES:
+        s = pdckpt_value_get_bytes(v, &len);
+        return PyBytes_FromStringAndSize(s, (Py_ssize_t)len);
+    default:
+        return PyErr_Format(PyExc_TypeError, "pdckpt: unexpected value kind %s",
+                            pdckpt_kind_name(pdckpt_value_kind(v)));
+    }
+}
+
+static PyObject *convert_node(const pdckpt_value *v, pyn_out *out) {
+    switch (pdckpt_value_kind(v)) {
+    case PDCKPT_KIND_LIST: return seq_to_py(v, out, false);
+    case PDCKPT_KIND_TUPLE: return seq_to_py(v, out, true);
+    case PDCKPT_KIND_SET: return set_to_py(v, out);
+    case PDCKPT_KIND_DICT: return dict_to_py(v, out);
+    case PDCKPT_KIND_TENSOR: return tensor_to_py(v, out);
+    case PDCKPT_KIND_OBJECT: return object_to_py(v, out);
+    default: return scalar_to_py(v);
+    }
+}
+
+static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
+    pdckpt_kind kind = pdckpt_value_kind(v);
+    if (kind < PDCKPT_KIND_LIST && kind != PDCKPT_KIND_STRING && kind != PDCKPT_KIND_BYTES)
+        return scalar_to_py(v);
+    PyObject *key = memo_key(v);
+    if (!key) return NULL;
+    PyObject *hit = PyDict_GetItemWithError(out->memo, key);
+    if (hit || PyErr_Occurred()) {
+        Py_DECREF(key);
+        Py_XINCREF(hit);
+        return hit;
+    }
+    PyObject *obj = NULL;
+    if (Py_EnterRecursiveCall(" while converting a pdckpt tree") == 0) {
+        obj = convert_node(v, out);
+        Py_LeaveRecursiveCall();
+    }
+    if (obj && PyDict_SetItem(out->memo, key, obj) < 0) Py_CLEAR(obj);
+    Py_DECREF(key);
+    return obj;
+}
+
+PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out) {
+    PyObject *memo = PyDict_New();
+    if (!memo) return NULL;
+    out->memo = memo;
+    PyObject *obj = convert(value, out);
+    out->memo = NULL;
+    Py_DECREF(memo);
+    return obj;
+}

@@ -1,0 +1,73 @@
+/*
+ * py_native.h — declarations shared by the files of the pdckpt._native extension.  The extension
+ * only converts objects: Python values to pdckpt_value trees (py_to_tree.c), trees back to Python
+ * values (py_from_tree.c), tensor data to NumPy / DLPack (py_tensor.c), and pdckpt_error records to
+ * exceptions (_native.c).  Every format decision is made by the C library.
+ */
+#ifndef PDCKPT_PY_NATIVE_H
+#define PDCKPT_PY_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <pdckpt.h>
+#include <pdckpt_dlpack.h>
+
+/* Python objects the pure-Python facade registers once through _native._configure(). */
+typedef struct pyn_config {
+    PyObject *errors;    /* dict: status number -> exception class */
+    PyObject *base_error;
+    PyObject *leaf_hook; /* callable(obj) -> normalized leaf tuple (see py_to_tree.c) */
+    PyObject *opaque;    /* pdckpt.OpaqueObject: called (kind, module, name, args, state, items) */
+    PyObject *make_array; /* callable(TensorData, exact_dtypes: bool) -> numpy array */
+} pyn_config;
+extern pyn_config pyn;
+
+/* Raises the pdckpt.Error subclass for `err` (str = formatted record); returns NULL. */
+PyObject *pyn_raise(const pdckpt_error *err);
+/* Raises ArgumentError-like errors made in the extension itself. */
+PyObject *pyn_raise_status(pdckpt_status status, const char *message);
+
+/* ---- Python -> tree (py_to_tree.c) ---- */
+
+/* What a conversion borrows: buffer exports the tree's tensors point into, objects to keep alive,
+ * and a memo so one Python object shared by several parents becomes one shared value. */
+typedef struct pyn_pins {
+    Py_buffer *views;
+    size_t     n_views, cap_views;
+    PyObject  *keep;   /* list */
+    PyObject  *memo;   /* dict id -> capsule-less int(pointer) */
+    PyObject  *active; /* set of ids on the current path (cycle check) */
+} pyn_pins;
+
+int  pyn_pins_init(pyn_pins *pins);
+void pyn_pins_release(pyn_pins *pins);
+/* Converts `obj` into a new tree (NULL with an exception set on failure). */
+pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins);
+
+/* ---- tree -> Python (py_from_tree.c) ---- */
+
+typedef struct pyn_out {
+    PyObject *factory; /* callable(TensorData) -> array */
+    PyObject *info;    /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
+    PyObject *owner;   /* keeps borrowed memory alive (memory loads), or NULL */
+    bool      writable; /* privately read data may be exported writable (mmap=False) */
+    PyObject *memo;    /* dict pointer -> object (shared values stay shared) */
+} pyn_out;
+
+PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
+
+/* ---- tensors (py_tensor.c) ---- */
+
+extern PyTypeObject pyn_TensorData_Type; /* buffer-protocol holder of one tensor's bytes */
+extern PyTypeObject pyn_Tensor_Type;     /* a tensor value: metadata, DLPack */
+extern PyTypeObject pyn_Tree_Type;       /* a loaded tree: the lazy reader's core */
+
+/* A TensorData holding (a reference to) the bytes of tensor `value`. */
+PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool allow_write);
+/* A Tensor wrapping `value` (retained). */
+PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);
+/* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False. */
+PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable);
+
+#endif /* PDCKPT_PY_NATIVE_H */

@@ -1,0 +1,151 @@
+/*
+ * py_tensor.c — the extension's object types.
+ *   TensorData  exports one tensor's bytes through the buffer protocol (read-only when the data is
+ *               a file mapping or loaded data); it holds a pdckpt_buffer reference, so a NumPy array
+ *               made from it keeps the mapping alive after the tree and the reader are gone.
+ *   Tensor      a tensor value: metadata (dtype, shape, nbytes, name) without touching the data,
+ *               and __dlpack__ / __dlpack_device__ through pdckpt_value_to_dlpack.
+ *   Tree        a loaded tree: the core of pdckpt.open's lazy reader and of pdckpt.load.
+ */
+#include "py_native.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* TensorData                                                                                 */
+
+typedef struct {
+    PyObject_HEAD
+    pdckpt_buffer *buffer; /* reference held, or NULL */
+    PyObject      *owner;  /* keeps borrowed memory alive, or NULL */
+    void          *data;
+    Py_ssize_t     nbytes;
+    int            readonly;
+    pdckpt_dtype   dtype;
+    PyObject      *shape;
+    PyObject      *name;
+} TensorData;
+
+static PyObject *shape_tuple(const pdckpt_tensor_view *v) {
+    PyObject *shape = PyTuple_New(v->n_dims);
+    for (int32_t i = 0; shape && i < v->n_dims; i++) {
+        PyObject *d = PyLong_FromLongLong(v->dims[i]);
+        if (!d) Py_CLEAR(shape);
+        else PyTuple_SET_ITEM(shape, i, d);
+    }
+    return shape;
+}
+
+static PyObject *name_of(const pdckpt_tensor_view *v) {
+    if (v->name) return PyUnicode_DecodeUTF8(v->name, (Py_ssize_t)strlen(v->name), "replace");
+    Py_RETURN_NONE;
+}
+
+/* Data with no owner we can hold (caller memory of a finished save) is copied into bytes.
+ * With allow_write, a private allocation (a file read with mmap=False) is exported writable;
+ * a file mapping, or memory borrowed from a bytes object, never is. */
+static int hold_data(TensorData *td, const pdckpt_tensor_view *v, PyObject *owner,
+                     bool allow_write) {
+    td->data = (void *)v->data;
+    td->readonly =
+        v->read_only && !(allow_write && v->buffer && !pdckpt_buffer_is_mapped(v->buffer));
+    if (v->buffer || v->n_bytes == 0) {
+        td->buffer = pdckpt_buffer_retain(v->buffer);
+        return 0;
+    }
+    if (owner) {
+        td->owner = Py_NewRef(owner);
+        td->readonly = 1;
+        return 0;
+    }
+    td->owner = PyBytes_FromStringAndSize(v->data, (Py_ssize_t)v->n_bytes);
+    if (!td->owner) return -1;
+    td->data = PyBytes_AS_STRING(td->owner);
+    td->readonly = 1;
+    return 0;
+}
+
+PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool allow_write) {
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(value, &v)) return PyErr_Format(PyExc_TypeError, "not a tensor");
+    if (v.n_bytes > (uint64_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
+    TensorData *td = PyObject_New(TensorData, &pyn_TensorData_Type);
+    if (!td) return NULL;
+    td->buffer = NULL;
+    td->owner = NULL;
+    td->nbytes = (Py_ssize_t)v.n_bytes;
+    td->dtype = v.dtype;
+    td->shape = shape_tuple(&v);
+    td->name = td->shape ? name_of(&v) : NULL;
+    if (!td->name || hold_data(td, &v, owner, allow_write) < 0) {
+        Py_DECREF(td);
+        return NULL;
+    }
+    return (PyObject *)td;
+}
+
+static void td_dealloc(TensorData *td) {
+    pdckpt_buffer_release(td->buffer);
+    Py_XDECREF(td->owner);
+    Py_XDECREF(td->shape);
+    Py_XDECREF(td->name);
+    PyObject_Free(td);
+}
+
+static int td_getbuffer(TensorData *td, Py_buffer *view, int flags) {
+    static char empty[1];
+    void *data = td->nbytes ? td->data : empty;
+    return PyBuffer_FillInfo(view, (PyObject *)td, data, td->nbytes, td->readonly, flags);
+}
+
+static PyBufferProcs td_as_buffer = {(getbufferproc)td_getbuffer, NULL};
+
+static PyObject *td_dtype(TensorData *td, void *closure) {
+    (void)closure;
+    return PyUnicode_FromString(pdckpt_dtype_name(td->dtype));
+}
+
+static PyObject *td_readonly(TensorData *td, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(td->readonly);
+}
+
+static PyObject *td_mapped(TensorData *td, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(pdckpt_buffer_is_mapped(td->buffer));
+}
+
+static PyObject *td_shape(TensorData *td, void *closure) {
+    (void)closure;
+    return Py_NewRef(td->shape);
+}
+
+static PyObject *td_name(TensorData *td, void *closure) {
+    (void)closure;
+    return Py_NewRef(td->name);
+}
+
+static PyObject *td_nbytes(TensorData *td, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(td->nbytes);
+}
+
+static PyGetSetDef td_getset[] = {
+    {"dtype", (getter)td_dtype, NULL, "pdckpt dtype name", NULL},
+    {"shape", (getter)td_shape, NULL, "shape tuple", NULL},
+    {"name", (getter)td_name, NULL, "Paddle variable name or None", NULL},
+    {"nbytes", (getter)td_nbytes, NULL, "data size in bytes", NULL},
+    {"readonly", (getter)td_readonly, NULL, "the bytes must not be written", NULL},
+    {"mapped", (getter)td_mapped, NULL, "the bytes are a file mapping", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject pyn_TensorData_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pdckpt._native.TensorData",
+    .tp_basicsize = sizeof(TensorData),
+    .tp_dealloc = (destructor)td_dealloc,
+    .tp_as_buffer = &td_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The bytes of one tensor (buffer protocol); keeps their memory alive.",
+    .tp_getset = td_getset,
+};

@@ -1,0 +1,280 @@
+/*
+ * py_to_tree.c — Python values as a pdckpt_value tree for saving.  Containers and scalars are
+ * converted here; everything else (NumPy arrays, paddle.Tensors, numpy scalars, OpaqueObject) goes
+ * through the facade's leaf hook, which answers with a normalized tuple:
+ *     ("tensor", data, dtype_name, shape, name)   data: a C-contiguous buffer of the exact bytes
+ *     ("object", kind, module, name, args, state, items)
+ *     ("value", replacement)
+ * Tensor bytes are never copied: the tree borrows them (pdckpt_tensor_new_borrowed) from buffer
+ * exports that stay pinned until the save is over.
+ */
+#include "py_native.h"
+
+#include <string.h>
+
+static pdckpt_value *convert(PyObject *obj, pyn_pins *pins);
+
+int pyn_pins_init(pyn_pins *pins) {
+    memset(pins, 0, sizeof *pins);
+    pins->keep = PyList_New(0);
+    pins->memo = PyDict_New();
+    pins->active = PySet_New(NULL);
+    if (pins->keep && pins->memo && pins->active) return 0;
+    pyn_pins_release(pins);
+    return -1;
+}
+
+void pyn_pins_release(pyn_pins *pins) {
+    for (size_t i = 0; i < pins->n_views; i++) PyBuffer_Release(&pins->views[i]);
+    PyMem_Free(pins->views);
+    pins->views = NULL;
+    pins->n_views = pins->cap_views = 0;
+    Py_CLEAR(pins->keep);
+    Py_CLEAR(pins->memo);
+    Py_CLEAR(pins->active);
+}
+
+static Py_buffer *pin_view(pyn_pins *pins) {
+    if (pins->n_views == pins->cap_views) {
+        size_t cap = pins->cap_views ? pins->cap_views * 2 : 16;
+        Py_buffer *grown = PyMem_Realloc(pins->views, cap * sizeof *grown);
+        if (!grown) return (Py_buffer *)PyErr_NoMemory();
+        pins->views = grown;
+        pins->cap_views = cap;
+    }
+    return &pins->views[pins->n_views];
+}
+
+/* Turns a failed library call into the matching pdckpt.Error. */
+static pdckpt_value *failed(pdckpt_value *partial, const pdckpt_error *err) {
+    pdckpt_value_free(partial);
+    pyn_raise(err);
+    return NULL;
+}
+
+static int shape_from(PyObject *shape, int64_t *dims, int32_t *n_dims) {
+    PyObject *seq = PySequence_Fast(shape, "pdckpt: tensor shape must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int rc = 0;
+    if (n > PDCKPT_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "pdckpt: at most %d dims, found %zd", PDCKPT_MAX_DIMS, n);
+        rc = -1;
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        dims[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (dims[i] == -1 && PyErr_Occurred()) rc = -1;
+    }
+    *n_dims = (int32_t)n;
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* ("tensor", data, dtype_name, shape, name): borrows data's bytes. */
+static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
+    PyObject *data, *shape, *name;
+    const char *tag, *dtype_name;
+    if (!PyArg_ParseTuple(leaf, "sOsOO", &tag, &data, &dtype_name, &shape, &name)) return NULL;
+    pdckpt_dtype dtype = pdckpt_dtype_from_name(dtype_name);
+    if (dtype == PDCKPT_DTYPE_INVALID)
+        return PyErr_Format(PyExc_TypeError, "pdckpt cannot save dtype %s", dtype_name), NULL;
+    int64_t dims[PDCKPT_MAX_DIMS];
+    int32_t n_dims;
+    if (shape_from(shape, dims, &n_dims) < 0) return NULL;
+    Py_buffer *view = pin_view(pins);
+    if (!view || PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) return NULL;
+    pins->n_views++;
+    pdckpt_error err;
+    pdckpt_value *t = NULL;
+    if (pdckpt_tensor_new_borrowed(NULL, dtype, n_dims, dims, view->len ? view->buf : NULL, &t,
+                                   &err) != PDCKPT_OK)
+        return failed(NULL, &err);
+    pdckpt_tensor_view tv;
+    pdckpt_tensor_get(t, &tv);
+    if (tv.n_bytes != (uint64_t)view->len) {
+        pdckpt_value_free(t);
+        return PyErr_Format(PyExc_ValueError, "pdckpt: tensor data has %zd bytes, expected %llu",
+                            view->len, (unsigned long long)tv.n_bytes), NULL;
+    }
+    if (name != Py_None) {
+        const char *s = PyUnicode_AsUTF8(name);
+        if (!s) return pdckpt_value_free(t), NULL;
+        if (pdckpt_tensor_set_name(t, s, &err) != PDCKPT_OK) return failed(t, &err);
+    }
+    return t;
+}
+
+static pdckpt_value *optional(PyObject *obj, pyn_pins *pins, bool *ok) {
+    *ok = true;
+    if (obj == Py_None) return NULL;
+    pdckpt_value *v = convert(obj, pins);
+    *ok = v != NULL;
+    return v;
+}
+
+/* ("object", kind, module, name, args, state, items). */
+static pdckpt_value *object_leaf(PyObject *leaf, pyn_pins *pins) {
+    PyObject *o_args, *o_state, *o_items;
+    const char *tag, *module, *name;
+    int kind;
+    if (!PyArg_ParseTuple(leaf, "sissOOO", &tag, &kind, &module, &name, &o_args, &o_state,
+                          &o_items))
+        return NULL;
+    bool ok_args, ok_state = false, ok_items = false;
+    pdckpt_value *args = optional(o_args, pins, &ok_args);
+    pdckpt_value *state = ok_args ? optional(o_state, pins, &ok_state) : NULL;
+    pdckpt_value *items = ok_state ? optional(o_items, pins, &ok_items) : NULL;
+    if (!ok_items) {
+        pdckpt_value_free(args);
+        pdckpt_value_free(state);
+        return NULL;
+    }
+    pdckpt_value *obj =
+        pdckpt_value_new_object(NULL, (pdckpt_object_kind)kind, module, name, args, state);
+    if (!obj) {
+        pdckpt_value_free(items);
+        return (pdckpt_value *)PyErr_NoMemory();
+    }
+    pdckpt_error err;
+    if (items && pdckpt_object_set_items(obj, items, &err) != PDCKPT_OK) return failed(obj, &err);
+    return obj;
+}
+
+/* Asks the facade's hook what `obj` is, then converts its answer. */
+static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
+    PyObject *leaf = PyObject_CallOneArg(pyn.leaf_hook, obj);
+    if (!leaf) return NULL;
+    pdckpt_value *v = NULL;
+    if (PyList_Append(pins->keep, leaf) == 0) {
+        const char *tag = PyTuple_Check(leaf) && PyTuple_GET_SIZE(leaf) > 0 &&
+                                  PyUnicode_Check(PyTuple_GET_ITEM(leaf, 0))
+                              ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(leaf, 0))
+                              : "";
+        if (tag && strcmp(tag, "tensor") == 0) v = tensor_leaf(leaf, pins);
+        else if (tag && strcmp(tag, "object") == 0) v = object_leaf(leaf, pins);
+        else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 2)
+            v = convert(PyTuple_GET_ITEM(leaf, 1), pins);
+        else if (tag) PyErr_SetString(PyExc_TypeError, "pdckpt: malformed leaf from the hook");
+    }
+    Py_DECREF(leaf);
+    return v;
+}
+
+static pdckpt_value *seq_to_tree(PyObject *obj, pdckpt_kind kind, pyn_pins *pins) {
+    PyObject *seq = PySequence_Fast(obj, "pdckpt: expected a sequence");
+    if (!seq) return NULL;
+    pdckpt_value *c = pdckpt_value_new_container(NULL, kind);
+    if (!c) PyErr_NoMemory();
+    for (Py_ssize_t i = 0; c && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        pdckpt_value *item = convert(PySequence_Fast_GET_ITEM(seq, i), pins);
+        pdckpt_error err;
+        if (!item) c = (pdckpt_value_free(c), NULL);
+        else if (pdckpt_value_append(c, item, &err) != PDCKPT_OK) c = failed(c, &err);
+    }
+    Py_DECREF(seq);
+    return c;
+}
+
+static pdckpt_value *set_to_tree(PyObject *obj, pyn_pins *pins) {
+    PyObject *items = PySequence_List(obj);
+    if (!items) return NULL;
+    pdckpt_value *v = seq_to_tree(items, PDCKPT_KIND_SET, pins);
+    Py_DECREF(items);
+    return v;
+}
+
+/* Sets one entry: string keys without NUL by name, any other key as a value. */
+static int dict_put(pdckpt_value *d, PyObject *key, PyObject *item, pyn_pins *pins) {
+    pdckpt_error err;
+    Py_ssize_t klen = 0;
+    const char *k = PyUnicode_CheckExact(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
+    if (PyErr_Occurred()) return -1;
+    pdckpt_value *kv = k && strlen(k) == (size_t)klen ? NULL : convert(key, pins);
+    if (!k && !kv) return -1;
+    pdckpt_value *iv = convert(item, pins);
+    if (!iv) return pdckpt_value_free(kv), -1;
+    pdckpt_status st = kv ? pdckpt_dict_set_value(d, kv, iv, &err) : pdckpt_dict_set(d, k, iv, &err);
+    if (st != PDCKPT_OK) return pyn_raise(&err), -1;
+    return 0;
+}
+
+static pdckpt_value *dict_to_tree(PyObject *obj, pyn_pins *pins) {
+    /* Items in the mapping's own order (an OrderedDict's order is not its dict storage order). */
+    PyObject *items = PyDict_CheckExact(obj) ? PyDict_Items(obj) : PyMapping_Items(obj);
+    if (!items) return NULL;
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    if (!d) PyErr_NoMemory();
+    for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(items); i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        if (dict_put(d, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), pins) < 0)
+            d = (pdckpt_value_free(d), NULL);
+    }
+    Py_DECREF(items);
+    return d;
+}
+
+static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
+    *handled = true;
+    if (obj == Py_None) return pdckpt_value_new_none(NULL);
+    if (PyBool_Check(obj)) return pdckpt_value_new_bool(NULL, obj == Py_True);
+    if (PyLong_CheckExact(obj)) {
+        int overflow = 0;
+        long long i = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (overflow) return PyErr_SetString(PyExc_OverflowError,
+                                             "pdckpt: integers must fit in 64 bits"), NULL;
+        return i == -1 && PyErr_Occurred() ? NULL : pdckpt_value_new_int(NULL, i);
+    }
+    if (PyFloat_CheckExact(obj)) return pdckpt_value_new_float(NULL, PyFloat_AS_DOUBLE(obj));
+    if (PyUnicode_Check(obj)) {
+        PyObject *utf8 = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
+        if (!utf8) return NULL;
+        pdckpt_value *v = pdckpt_value_new_string(NULL, PyBytes_AS_STRING(utf8),
+                                                  (size_t)PyBytes_GET_SIZE(utf8));
+        Py_DECREF(utf8);
+        return v;
+    }
+    if (PyBytes_Check(obj))
+        return pdckpt_value_new_bytes(NULL, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
+    if (PyByteArray_Check(obj))
+        return pdckpt_value_new_bytes(NULL, PyByteArray_AS_STRING(obj),
+                                      (size_t)PyByteArray_GET_SIZE(obj));
+    *handled = false;
+    return NULL;
+}
+
+static pdckpt_value *convert_node(PyObject *obj, pyn_pins *pins) {
+    if (PyDict_Check(obj)) return dict_to_tree(obj, pins);
+    if (PyList_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_LIST, pins);
+    if (PyTuple_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_TUPLE, pins);
+    if (PyAnySet_Check(obj)) return set_to_tree(obj, pins);
+    return hooked(obj, pins);
+}
+
+/* Containers and leaves are memoized by identity, so sharing survives; cycles are refused. */
+static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
+    bool handled;
+    pdckpt_value *v = scalar_to_tree(obj, &handled);
+    if (handled) return v || PyErr_Occurred() ? v : (pdckpt_value *)PyErr_NoMemory();
+    PyObject *id = PyLong_FromVoidPtr(obj);
+    if (!id) return NULL;
+    PyObject *hit = PyDict_GetItemWithError(pins->memo, id);
+    if (hit) v = pdckpt_value_retain(PyLong_AsVoidPtr(hit));
+    else if (!PyErr_Occurred() && PySet_Contains(pins->active, id) == 1)
+        PyErr_SetString(PyExc_ValueError, "pdckpt: cannot save an object that contains itself");
+    else if (!PyErr_Occurred() && PySet_Add(pins->active, id) == 0) {
+        if (Py_EnterRecursiveCall(" while converting an object for pdckpt") == 0) {
+            v = convert_node(obj, pins);
+            Py_LeaveRecursiveCall();
+        }
+        PySet_Discard(pins->active, id);
+        PyObject *ptr = v ? PyLong_FromVoidPtr(v) : NULL;
+        if (v && (!ptr || PyDict_SetItem(pins->memo, id, ptr) < 0 ||
+                  PyList_Append(pins->keep, obj) < 0))
+            v = (pdckpt_value_free(v), NULL);
+        Py_XDECREF(ptr);
+    }
+    Py_DECREF(id);
+    return v;
+}
+
+pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins) { return convert(obj, pins); }

@@ -1,0 +1,170 @@
+/*
+ * py_tree.c — pdckpt._native.Tree: a loaded pdckpt_value tree held open, so pdckpt.open can list
+ * keys and read metadata without converting (or touching) any tensor data, and convert one entry
+ * at a time.  Closing frees the tree; arrays and Tensors already handed out keep their own
+ * references to the data (the mapping stays alive until the last of them is gone).
+ */
+#include "py_native.h"
+
+typedef struct {
+    PyObject_HEAD
+    pdckpt_value *root;  /* NULL once closed */
+    PyObject     *owner; /* memory the tree borrows (bytes of a memory load), or NULL */
+    pdckpt_format format;
+    bool          writable; /* loaded with mmap=False: private data may be exported writable */
+} Tree;
+
+PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable) {
+    Tree *t = PyObject_New(Tree, &pyn_Tree_Type);
+    if (!t) {
+        pdckpt_value_free(root);
+        return NULL;
+    }
+    t->root = root;
+    t->owner = Py_XNewRef(owner);
+    t->format = format;
+    t->writable = writable;
+    return (PyObject *)t;
+}
+
+static void tree_dealloc(Tree *t) {
+    pdckpt_value_free(t->root);
+    Py_XDECREF(t->owner);
+    PyObject_Free(t);
+}
+
+static int is_open(Tree *t) {
+    if (t->root) return 1;
+    PyErr_SetString(PyExc_ValueError, "pdckpt: the checkpoint reader is closed");
+    return 0;
+}
+
+static Py_ssize_t tree_len(Tree *t) {
+    if (!is_open(t)) return -1;
+    pdckpt_kind k = pdckpt_value_kind(t->root);
+    if (k == PDCKPT_KIND_TENSOR) return 1;
+    if (k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_TUPLE)
+        return (Py_ssize_t)pdckpt_value_len(t->root);
+    return 0;
+}
+
+/* The index-th entry: a dict value, a list/tuple item, or the root tensor itself (index 0). */
+static const pdckpt_value *entry(Tree *t, Py_ssize_t index) {
+    Py_ssize_t n = tree_len(t);
+    if (n < 0) return NULL;
+    if (index < 0 || index >= n) return PyErr_Format(PyExc_IndexError, "no entry %zd", index), NULL;
+    if (pdckpt_value_kind(t->root) == PDCKPT_KIND_TENSOR) return t->root;
+    return pdckpt_value_at(t->root, (size_t)index);
+}
+
+static PyObject *tree_keys(Tree *t, PyObject *unused) {
+    (void)unused;
+    Py_ssize_t n = tree_len(t);
+    if (n < 0) return NULL;
+    PyObject *keys = PyList_New(n);
+    pdckpt_kind kind = pdckpt_value_kind(t->root);
+    pyn_out out = {Py_None, NULL, t->owner, false, NULL};
+    for (Py_ssize_t i = 0; keys && i < n; i++) {
+        PyObject *key;
+        if (kind == PDCKPT_KIND_DICT) {
+            key = pyn_from_tree(pdckpt_dict_key_at(t->root, (size_t)i), &out);
+        } else if (kind == PDCKPT_KIND_TENSOR) {
+            pdckpt_tensor_view v;
+            pdckpt_tensor_get(t->root, &v);
+            key = PyUnicode_FromString(v.name ? v.name : "");
+        } else {
+            key = PyLong_FromSsize_t(i);
+        }
+        if (!key) Py_CLEAR(keys);
+        else PyList_SET_ITEM(keys, i, key);
+    }
+    return keys;
+}
+
+/* convert(index=None, factory, info=None): the whole tree, or one entry, as Python values. */
+static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"index", "factory", "info", NULL};
+    PyObject *index = Py_None, *factory, *info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O", kwlist, &index, &factory, &info))
+        return NULL;
+    if (!is_open(t)) return NULL;
+    const pdckpt_value *v = t->root;
+    if (index != Py_None) {
+        Py_ssize_t i = PyLong_AsSsize_t(index);
+        if (i == -1 && PyErr_Occurred()) return NULL;
+        if (!(v = entry(t, i))) return NULL;
+    }
+    pyn_out out = {factory, info == Py_None ? NULL : info, t->owner, t->writable, NULL};
+    return pyn_from_tree(v, &out);
+}
+
+/* tensor(index): the entry as a Tensor; a Paddle (name, tensor) tuple gives its tensor. */
+static PyObject *tree_tensor(Tree *t, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    const pdckpt_value *v = entry(t, i);
+    if (!v) return NULL;
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_TUPLE && pdckpt_value_len(v) == 2 &&
+        pdckpt_value_kind(pdckpt_value_at(v, 0)) == PDCKPT_KIND_STRING &&
+        pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR)
+        v = pdckpt_value_at(v, 1);
+    return pyn_tensor_new(v, t->owner);
+}
+
+/* kind(index=None): the kind name of the root or of one entry ("tensor", "dict", ...). */
+static PyObject *tree_kind(Tree *t, PyObject *args) {
+    PyObject *index = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &index) || !is_open(t)) return NULL;
+    const pdckpt_value *v = t->root;
+    if (index != Py_None) {
+        Py_ssize_t i = PyLong_AsSsize_t(index);
+        if ((i == -1 && PyErr_Occurred()) || !(v = entry(t, i))) return NULL;
+    }
+    return PyUnicode_FromString(pdckpt_kind_name(pdckpt_value_kind(v)));
+}
+
+static PyObject *tree_close(Tree *t, PyObject *unused) {
+    (void)unused;
+    pdckpt_value_free(t->root);
+    t->root = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tree_format(Tree *t, void *closure) {
+    (void)closure;
+    return PyUnicode_FromString(pdckpt_format_name(t->format));
+}
+
+static PyObject *tree_closed(Tree *t, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(t->root == NULL);
+}
+
+static PyMethodDef tree_methods[] = {
+    {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
+    {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
+     "convert(index=None, factory, info=None) -> Python value"},
+    {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
+    {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
+    {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tree_getset[] = {
+    {"format", (getter)tree_format, NULL, "the format that was read", NULL},
+    {"closed", (getter)tree_closed, NULL, "close() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods tree_as_sequence = {.sq_length = (lenfunc)tree_len};
+
+PyTypeObject pyn_Tree_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pdckpt._native.Tree",
+    .tp_basicsize = sizeof(Tree),
+    .tp_dealloc = (destructor)tree_dealloc,
+    .tp_as_sequence = &tree_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A loaded checkpoint tree (internal; see pdckpt.open).",
+    .tp_methods = tree_methods,
+    .tp_getset = tree_getset,
+};
