@@ -44,10 +44,13 @@ static bool has_name_table(const pdckpt_value *root) {
 
 /* Conversely a non-empty dict with no tensor and no table cannot come from the state-dict path,
  * which always writes the table: it is a plain pickled dict (jit.save's .pdiparams.info, a
- * metadata dict) and is written as one, so such files round-trip.  (paddle.save itself would add
- * an empty name table to a dict of tensor-free dicts; an empty dict still gets it.) */
+ * metadata dict) and is written as one, so such files round-trip.  The exception is an optimizer
+ * state without accumulators (SGD with an LR scheduler: only "LR_Scheduler"), which paddle.save
+ * does write as a state dict with an empty table; so does an empty dict. */
 static bool plain_dict(const pdckpt_value *root) {
-    if (pdckpt_value_len(root) == 0 || has_name_table(root)) return false;
+    if (pdckpt_value_len(root) == 0 || has_name_table(root) ||
+        pdckpt_dict_get(root, "LR_Scheduler"))
+        return false;
     for (size_t i = 0; i < pdckpt_value_len(root); i++)
         if (pdckpt_value_kind(pdckpt_value_at(root, i)) == PDCKPT_KIND_TENSOR) return false;
     return true;

@@ -418,6 +418,15 @@ static void test_paths_refined(void) {
     CHECK(!contains(b, len, "StructuredToParameterName@@", 27));
     pdckpt_free(NULL, b, len);
     pdckpt_value_free(root);
+    /* SGD's state with a scheduler has no tensor, yet paddle.save writes it as a state dict. */
+    root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *lr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_dict_set(lr, "last_epoch", pdckpt_value_new_int(NULL, 2), NULL);
+    pdckpt_dict_set(root, "LR_Scheduler", lr, NULL);
+    b = save_bytes(root, 2, PDCKPT_NUMPY_CORE, &len);
+    CHECK(contains(b, len, "StructuredToParameterName@@", 27));
+    pdckpt_free(NULL, b, len);
+    pdckpt_value_free(root);
 }
 
 /* A name table already in the tree (read from a Paddle file) is written as it is. */
