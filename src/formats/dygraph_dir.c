@@ -10,6 +10,7 @@
 #include "pdk_format.h"
 
 #include "pickle.h"
+#include "pickle_write.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -195,4 +196,5 @@ const pdk_format pdk_format_dygraph_dir = {
     .name = "dygraph-dir",
     .sniff_dir = dygraph_dir_sniff,
     .load_dir = dygraph_dir_load,
+    .save_dir = pdk_dygraph_dir_save, /* dygraph_dir_write.c */
 };
