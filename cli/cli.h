@@ -50,6 +50,11 @@ void cli_json_string(FILE *out, const char *s, size_t len);
 void cli_json_scalar(FILE *out, const pdckpt_value *leaf);
 /* Human text for a scalar leaf. */
 void cli_text_scalar(FILE *out, const pdckpt_value *leaf);
+/* A one-line Python-like rendering (objects: module.name(args) state=...), cut to `cap`. */
+void cli_repr(const pdckpt_value *v, char *buf, size_t cap);
+/* The decimal digits of an int beyond 64 bits (pickled as builtins.int over two's-complement
+ * bytes); false for anything else. */
+bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap);
 /* "[2, 3]" */
 void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap);
 
@@ -73,5 +78,6 @@ int cmd_ls(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif /* PDCKPT_CLI_H */

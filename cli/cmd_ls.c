@@ -2,7 +2,8 @@
  * cmd_ls.c — `pdckpt ls PATH [--format F] [--names N] [--json] [--hash]`: tensors in file order
  * (key, dtype, shape, bytes, optional SHA-256 of the raw little-endian C-order bytes) and the
  * non-tensor leaves.  --json prints exactly one object:
- *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "sha256"]}], "scalars": [...]}
+ *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "name"][, "sha256"]}],
+ *    "scalars": [...]}
  */
 #include "cli.h"
 
@@ -41,6 +42,10 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
         printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu", n++ ? ", " : "",
                leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
                (unsigned long long)v.n_bytes);
+        if (v.name) {
+            printf(", \"name\": ");
+            cli_json_string(stdout, v.name, strlen(v.name));
+        }
         const char *sn = v.name ? cli_structured_name(o->info, v.name) : NULL;
         if (sn) {
             printf(", \"structured_name\": ");
@@ -118,7 +123,7 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     }
     for (size_t i = 0; i < leaves->len; i++) {
         if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
-        printf("  %s = ", leaves->items[i].key_text);
+        printf("  %s = ", leaves->items[i].key_text[0] ? leaves->items[i].key_text : "<root>");
         cli_text_scalar(stdout, leaves->items[i].value);
         printf("\n");
     }

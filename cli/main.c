@@ -15,6 +15,7 @@ static const char usage[] =
     "  convert IN OUT [--from F] [--to F] [options]         convert between formats\n"
     "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
     "  verify PATH [--format F] [--names N]                 full structural check\n"
+    "  check EXPECTED LOADED [--json]                       will LOADED restore into EXPECTED?\n"
     "  version                                              print the version\n"
     "\n"
     "formats: tensor, combined, vars-dir, safetensors, program, pir-json, inference (more as\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pdckpt %s\n", pdckpt_version_string());
         return CLI_OK;

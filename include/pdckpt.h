@@ -662,6 +662,115 @@ PDCKPT_API pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *p
                                                          const pdckpt_load_options *opts,
                                                          pdckpt_value **out, pdckpt_error *err);
 
+/* ---------------------------------------------------------------------------------------------
+ * Paddle 1.x dygraph checkpoints: loading (the seeds' load_persistables / load_dygraph)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Paddle 1.5 fluid.dygraph.load_persistables(dirname): a save_persistables directory.
+ * `*params` receives a DICT variable name -> tensor (a name with '/' comes from subdirectories;
+ * each tensor carries its name); `*optimizers` a DICT optimizer file name -> what the file's
+ * pickle holds (LearningRateDecay objects come back as opaque OBJECTs with their attributes as
+ * state), empty when there is no optimizers/ directory.  Either out may be NULL; `opts` may be
+ * NULL.  Errors: ARGUMENT (not a directory), NOT_FOUND, IO, FORMAT, UNSUPPORTED, LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
+                                                          const pdckpt_load_options *opts,
+                                                          pdckpt_value **params,
+                                                          pdckpt_value **optimizers,
+                                                          pdckpt_error *err);
+
+/* Paddle 1.7/1.8 fluid.load_dygraph(model_path) (and 1.6 TNUM files, and 2.x paddle.save
+ * pickles): a ".pdparams" or ".pdopt" suffix on `model_path` is dropped; <prefix>.pdparams must
+ * exist (NOT_FOUND otherwise) and is loaded into `*params`; <prefix>.pdopt, when it exists, into
+ * `*opt` (else `*opt` = NULL).  Like Paddle, "StructuredToParameterName@@" is removed from both
+ * unless `keep_name_table`; tensors keep their Paddle names either way.  Outs may be NULL. */
+PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char *model_path,
+                                             const pdckpt_load_options *opts,
+                                             bool keep_name_table, pdckpt_value **params,
+                                             pdckpt_value **opt, pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Paddle 1.x dygraph saves: fluid.save_dygraph (1.7/1.8) and save_persistables (1.5)
+ * ------------------------------------------------------------------------------------------- */
+
+/* fluid.save_dygraph(state_dict, model_path) of Paddle 1.7/1.8: `params` (a DICT: a layer's
+ * parameters) is written to "<model_path>.pdparams" and `opt` (a DICT: an optimizer's state --
+ * accumulators, "LR_Scheduler", "global_step") to "<model_path>.pdopt", each a protocol-2 pickle
+ * on Paddle's state-dict path (tensors as ndarrays plus the "StructuredToParameterName@@" table;
+ * arrays above 2^30-1 bytes split as paddle.save splits them), whatever opts->protocol says.
+ * Either may be NULL (that file is not written).  Each file is replaced atomically, the .pdparams
+ * first.  paddle.load and fluid.load_dygraph read both. */
+PDCKPT_API pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const pdckpt_value *opt,
+                                             const char *model_path,
+                                             const pdckpt_save_options *opts, pdckpt_error *err);
+
+/* fluid.dygraph.save_persistables(model_dict, dirname, optimizers) of Paddle 1.5: every tensor of
+ * `model_dict` (a DICT) becomes a binary tensor file "<dirname>/<tensor name>" (its key when the
+ * tensor has no name; a '/' in a name makes subdirectories), and every entry of `optimizers` (a
+ * DICT optimizer name -> value, normally the LearningRateDecay object as an OBJECT; may be NULL)
+ * a protocol-2 pickle "<dirname>/optimizers/<name>".  The directory is built beside `dirname` and
+ * swapped in atomically (replacing what was there).  Loading it back: PDCKPT_FORMAT_DYGRAPH_DIR,
+ * whose root is a DICT keyed by relative path ("optimizers/<name>" for the pickles). */
+PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict,
+                                                          const char *dirname,
+                                                          const pdckpt_value *optimizers,
+                                                          const pdckpt_save_options *opts,
+                                                          pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Restore check: will a checkpoint restore into this model / optimizer?
+ * ------------------------------------------------------------------------------------------- */
+
+/* Paddle's set_state_dict matches entries by name and silently skips (or asserts on) what does not
+ * match -- e.g. optimizer accumulators "<param>_moment1_<n>" whose unique_name counter <n> (or the
+ * parameter's own counter) differs after the model was built differently (Paddle issue #32926).
+ * pdckpt_check_restore compares what a model or optimizer expects (a tree with the expected
+ * names, dtypes and shapes: its own freshly saved state) with a loaded checkpoint.
+ *
+ * Entries are the leaves of both trees named by their dict keys joined with '/' (list indexes as
+ * numbers), e.g. "linear_0.w_0_moment1_0" or "LR_Scheduler/last_epoch"; a (name, tensor) tuple
+ * counts as its tensor; the "StructuredToParameterName@@" table is not an entry.  Tensors must
+ * agree in dtype (uint16 stands for bfloat16 and int8 for float8, as Paddle pickles them) and
+ * shape; other values only in being present and not being a tensor where a tensor is expected.
+ * The command line runs it as `pdckpt check EXPECTED LOADED`. */
+typedef enum pdckpt_restore_issue_kind {
+    PDCKPT_RESTORE_MISSING    = 1, /* expected, absent from the checkpoint */
+    PDCKPT_RESTORE_UNEXPECTED = 2, /* in the checkpoint, not expected */
+    PDCKPT_RESTORE_DTYPE      = 3, /* in both, different element types */
+    PDCKPT_RESTORE_SHAPE      = 4, /* in both, different shapes */
+    PDCKPT_RESTORE_KIND       = 5, /* in both, a tensor on one side and not on the other */
+} pdckpt_restore_issue_kind;
+
+typedef struct pdckpt_restore_issue {
+    pdckpt_restore_issue_kind kind;
+    char                     *name;     /* the entry's name (owned by the report) */
+    const pdckpt_value       *expected; /* borrowed from `expected`; NULL when UNEXPECTED */
+    const pdckpt_value       *loaded;   /* borrowed from `loaded`; NULL when MISSING */
+    /* The entry in this one's place on the other side -- the k-th of the names that equal this
+     * one but for their digits (unique_name counters), the same model listing its state in the
+     * same order -- when its name differs from this one's; else NULL.  The likely intended
+     * match of a MISSING or UNEXPECTED entry, or the real partner of a mismatched one. */
+    char                     *counterpart;
+} pdckpt_restore_issue;
+
+typedef struct pdckpt_restore_report {
+    size_t                 n_expected, n_loaded; /* entries on each side */
+    size_t                 n_matched;            /* in both and compatible */
+    size_t                 n_missing, n_unexpected, n_mismatched;
+    pdckpt_restore_issue  *issues;               /* mismatches and missing entries in the
+                                                    expected tree's order, then unexpected ones */
+    size_t                 n_issues;
+} pdckpt_restore_report;
+
+/* Fills `report` (which borrows from both trees: free the report first).  Returns OK when the
+ * comparison ran, whatever it found; the checkpoint restores cleanly iff report->n_issues == 0.
+ * Errors: ARGUMENT, NOMEM, LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH). */
+PDCKPT_API pdckpt_status pdckpt_check_restore(const pdckpt_value *expected,
+                                              const pdckpt_value *loaded,
+                                              pdckpt_restore_report *report, pdckpt_error *err);
+PDCKPT_API void          pdckpt_restore_report_free(pdckpt_restore_report *report);
+/* "missing", "unexpected", "dtype", "shape", "kind". */
+PDCKPT_API const char   *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
+
 #ifdef __cplusplus
 }
 #endif

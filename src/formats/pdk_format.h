@@ -46,6 +46,8 @@ extern const pdk_format pdk_format_combined;
 extern const pdk_format pdk_format_vars_dir;
 extern const pdk_format pdk_format_safetensors;
 extern const pdk_format pdk_format_pickle;
+extern const pdk_format pdk_format_tnum;
+extern const pdk_format pdk_format_dygraph_dir;
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 

@@ -16,6 +16,8 @@ static const pdk_format *const registered[] = {
     &pdk_format_program,
     &pdk_format_pir_json,
     &pdk_format_inference,
+    &pdk_format_tnum,
+    &pdk_format_dygraph_dir,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 

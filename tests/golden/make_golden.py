@@ -162,6 +162,73 @@ golden("program_vardesc_without_type.pdmodel",
        field(1, 2, field(1, 0, varint(0)) + field(2, 0, varint(-1)) + field(3, 2, field(1, 2, b"w"))),
        "program", "format", 17, "VarDesc: expected required field 'type' (2), found none")
 
+
+# ---- pickles (spec pickle-and-distributed-formats.md §1): truncation, declared sizes beyond the
+# file, hostile globals, cycles, limits, arrays that do not fit their shape ----
+import pickle  # noqa: E402  (only to write plain stdlib values; nothing is loaded)
+
+
+def short_text(s):
+    b = s.encode()
+    return b"\x8c" + bytes([len(b)]) + b
+
+
+def array_p4(code, dims, data):
+    """numpy's protocol-4 pickling of an ndarray, as in the spec's worked example (§7)."""
+    out = short_text("numpy.core.multiarray") + short_text("_reconstruct") + b"\x93"
+    out += short_text("numpy") + short_text("ndarray") + b"\x93" + b"K\x00\x85C\x01b\x87R"
+    out += b"(K\x01(" + b"".join(b"J" + struct.pack("<i", d) for d in dims) + b"t"
+    out += short_text("numpy") + short_text("dtype") + b"\x93" + short_text(code) + b"\x89\x88\x87R"
+    out += b"(K\x03" + short_text("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    out += b"\x89C" + bytes([len(data)]) + data + b"tb"
+    return out
+
+
+state = b"\x80\x04}(" + short_text("w") + array_p4("f4", [2], struct.pack("<2f", 1, 2)) + b"u."
+# state[7:30] is the text 'numpy.core.multiarray': cut after it, and inside it
+golden("pickle_truncated.bin", state[:30], "pickle", "format", 30,
+       "expected an opcode (the pickle ends with STOP), found the end of the input")
+golden("pickle_truncated_text.bin", state[:28], "pickle", "format", 7,
+       "SHORT_BINUNICODE: expected 21 bytes of text, found 19 before the end")
+golden("pickle_text_beyond_file.bin", b"\x80\x04X\x00\x00\x00\x10abc.", "pickle", "format", 2,
+       "BINUNICODE: expected 268435456 bytes of text, found 4 before the end")
+golden("pickle_bytes8_beyond_file.bin", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 62) + b".",
+       "pickle", "format", 2,
+       "BINBYTES8: expected 4611686018427387904 bytes of bytes, found 1 before the end")
+golden("pickle_frame_beyond_file.bin", b"\x80\x04\x95" + struct.pack("<Q", 1 << 40) + b"N.",
+       "pickle", "format", 2,
+       "FRAME: expected a frame of at most 2 bytes (what is left), found 1099511627776")
+golden("pickle_memo_missing.bin", b"\x80\x02}q\x00h\x07.", "pickle", "format", 5,
+       "BINGET: expected memo entry 7 to have been stored, found none")
+golden("pickle_memo_index_limit.bin", b"\x80\x02Nr\xff\xff\xff\xff.", "pickle", "limit", 3,
+       "LONG_BINPUT: expected a memo index below 16777216 (max_memo), found 4294967295")
+golden("pickle_bad_protocol.bin", b"\x80\x07N.", "pickle", "unsupported", 0,
+       "PROTO: expected pickle protocol 0-5, found 7")
+golden("pickle_bad_opcode.bin", b"\x80\x02}\xfa.", "pickle", "format", 3,
+       "expected a pickle opcode, found byte 0xfa")
+golden("pickle_bad_utf8.bin", b"\x80\x04\x8c\x03ab\xff.", "pickle", "format", 2,
+       "SHORT_BINUNICODE: expected UTF-8 text, found byte 0xff at text offset 2")
+system = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+assert pickle.loads.__name__  # (the payload above is never unpickled here)
+golden("pickle_posix_system.bin", system, "pickle", "unsupported", 32,
+       "REDUCE: refusing to call posix.system: it can run code or reach the system, and pdckpt "
+       "never runs code from a pickle")
+hidden = (b"\x80\x04}(" + short_text("w") + array_p4("f4", [1], b"\0\0\x80?") + short_text("evil")
+          + short_text("builtins") + short_text("exec") + b"\x93" + short_text("print(1)") + b"\x85")
+golden("pickle_hidden_in_state_dict.bin", hidden + b"Ru.", "pickle", "unsupported", len(hidden),
+       "REDUCE: refusing to call builtins.exec: it can run code or reach the system, and pdckpt "
+       "never runs code from a pickle")
+golden("pickle_self_reference.bin", b"\x80\x02]q\x00]q\x01h\x00aa.", "pickle", "unsupported", 11,
+       "APPEND: cannot add items to a list that is already inside another value (a "
+       "self-referencing pickle; pdckpt refuses reference cycles)")
+golden("pickle_deep_nesting.bin", b"\x80\x02" + b"]" * 300 + b"a" * 299 + b".", "pickle", "limit",
+       302 + 199, "APPEND: expected nesting of at most 200 levels (max_depth), found deeper")
+mismatch = b"\x80\x04" + array_p4("f8", [3], b"12345678") + b"."
+golden("pickle_array_size_mismatch.bin", mismatch, "pickle", "format", len(mismatch) - 2,
+       "BUILD: expected 24 bytes of float64 array data, found 8")  # the array's own BUILD
+golden("pickle_stack_underflow.bin", b"\x80\x02K\x01(\x86.", "pickle", "format", 5,
+       "TUPLE2: expected 2 items on the stack above the last MARK, found 0")
+
 with open(os.path.join(HERE, "expected.tsv"), "w") as f:
     f.write("# file\tformat\tnames\tstatus\toffset\tmessage\n")
     for row in rows:
