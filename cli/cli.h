@@ -16,13 +16,14 @@ typedef struct cli_load_args {
     pdckpt_format format;   /* --format/--from, AUTO by default */
     char        **names;    /* --names a,b,c or --names @file */
     size_t        n_names;
+    const char   *program;  /* --program P: the program naming a combined file or directory */
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
 int  cli_report(const pdckpt_error *err);
 /* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
 int  cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses --format/--from/--names; returns 1 when argv[*i] was one of them (consumed), 0 when not,
+/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0 when not,
  * -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);
@@ -49,6 +50,11 @@ void cli_json_string(FILE *out, const char *s, size_t len);
 void cli_json_scalar(FILE *out, const pdckpt_value *leaf);
 /* Human text for a scalar leaf. */
 void cli_text_scalar(FILE *out, const pdckpt_value *leaf);
+/* A one-line Python-like rendering (objects: module.name(args) state=...), cut to `cap`. */
+void cli_repr(const pdckpt_value *v, char *buf, size_t cap);
+/* The decimal digits of an int beyond 64 bits (pickled as builtins.int over two's-complement
+ * bytes); false for anything else. */
+bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap);
 /* "[2, 3]" */
 void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap);
 
@@ -60,6 +66,13 @@ void cli_progress_begin(const char *label);
 int  cli_progress_cb(void *ctx, uint64_t done, uint64_t total);
 void cli_progress_end(void);
 
+/* The .pdiparams.info beside what `path` (+ --program) loads, as a DICT name -> {structured_name,
+ * ...}; NULL when there is none (or it cannot be read: the listing then shows no names). */
+pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args);
+/* The structured name the info gives variable `name`, or NULL. */
+const char   *cli_structured_name(const pdckpt_value *info, const char *name);
+/* `pdckpt ls` of a program file (cmd_ls_program.c). */
+int           cli_ls_program(const char *path, const cli_load_args *args, bool json);
 /* cli_dist_exec.c: the distributed commands live in pdckpt-mpi (MPI-linked); pdckpt runs it. */
 bool cli_is_sharded_dir(const char *path);
 bool cli_ls_wants_mpi(int argc, char **argv);
@@ -69,5 +82,6 @@ int cmd_ls(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif /* PDCKPT_CLI_H */

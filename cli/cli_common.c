@@ -67,10 +67,14 @@ static int parse_names(cli_load_args *args, const char *spec) {
 int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
     const char *opt = argv[*i];
     bool is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
-    bool is_names = strcmp(opt, "--names") == 0;
-    if (!is_format && !is_names) return 0;
+    bool is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
+    if (!is_format && !is_names && !is_program) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];
+    if (is_program) {
+        args->program = value;
+        return 1;
+    }
     if (is_names) {
         if (parse_names(args, value) != 0) return -1;
         return 1;
@@ -94,6 +98,7 @@ int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckp
     opts.format = args->format;
     opts.names = (const char *const *)args->names;
     opts.n_names = args->n_names;
+    opts.program_path = args->program;
     opts.verify = for_verify;
     opts.progress = cli_progress_cb;
     pdckpt_error err = PDCKPT_ERROR_INIT;

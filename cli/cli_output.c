@@ -27,7 +27,11 @@ static void json_double(FILE *out, double d) {
     else if (isinf(d)) fputs(d > 0 ? "\"Infinity\"" : "\"-Infinity\"", out);
     else {
         char buf[40];
-        snprintf(buf, sizeof buf, "%.17g", d);
+        /* The shortest of 15-17 digits that reads back exactly (0.005, not 0.0050000000000000001). */
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(buf, sizeof buf, "%.*g", digits, d);
+            if (strtod(buf, NULL) == d) break;
+        }
         /* Keep floats recognisable as floats in JSON (1.0, not 1). */
         if (!strpbrk(buf, ".eE")) strcat(buf, ".0");
         fputs(buf, out);
@@ -40,8 +44,10 @@ static void describe(char *buf, size_t cap, const pdckpt_value *leaf) {
     if (k == PDCKPT_KIND_BYTES) {
         pdckpt_value_get_bytes(leaf, &n);
         snprintf(buf, cap, "<bytes: %zu>", n);
-    } else if (k == PDCKPT_KIND_OBJECT) {
-        snprintf(buf, cap, "<object %s.%s>", pdckpt_object_module(leaf), pdckpt_object_name(leaf));
+    } else if (k == PDCKPT_KIND_OBJECT) { /* class path, arguments and state, shortened */
+        char repr[240];
+        cli_repr(leaf, repr, sizeof repr);
+        snprintf(buf, cap, "<object %s>", repr);
     } else {
         snprintf(buf, cap, "<%s>", pdckpt_kind_name(k));
     }
@@ -63,15 +69,24 @@ void cli_json_scalar(FILE *out, const pdckpt_value *leaf) {
         s = pdckpt_value_get_string(leaf, &n);
         cli_json_string(out, s, n);
         break;
-    default: describe(buf, sizeof buf, leaf); cli_json_string(out, buf, strlen(buf)); break;
+    default:
+        if (cli_bigint_decimal(leaf, buf, sizeof buf)) { /* an int beyond 64 bits: a JSON number */
+            fputs(buf, out);
+            break;
+        }
+        describe(buf, sizeof buf, leaf);
+        cli_json_string(out, buf, strlen(buf));
+        break;
     }
 }
 
 void cli_text_scalar(FILE *out, const pdckpt_value *leaf) {
-    if (pdckpt_value_kind(leaf) == PDCKPT_KIND_STRING) {
-        size_t n;
-        const char *s = pdckpt_value_get_string(leaf, &n);
-        fprintf(out, "'%.*s'", (int)n, s);
+    size_t n;
+    if (pdckpt_value_get_string(leaf, &n)) { /* quoted, control bytes escaped, long ones cut */
+        char repr[200];
+        cli_repr(leaf, repr, sizeof repr);
+        fputs(repr, out);
+        if (n > 150) fprintf(out, " (%zu bytes)", n);
         return;
     }
     cli_json_scalar(out, leaf);

@@ -8,12 +8,19 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--protocol 2|3|4]\n"
+    "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
+    "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
     "                      [--no-fsync]\n";
 
-static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so) {
+static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so,
+                             const char **out_program) {
     const char *opt = argv[*i];
+    if (strcmp(opt, "--out-program") == 0) {
+        if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
+        *out_program = argv[++*i];
+        return 1;
+    }
     if (strcmp(opt, "--skip-non-tensors") == 0) return so->skip_non_tensors = true, 1;
     if (strcmp(opt, "--no-fsync") == 0) return so->durable = false, 1;
     bool to = strcmp(opt, "--to") == 0, proto = strcmp(opt, "--protocol") == 0,
@@ -40,14 +47,35 @@ static int count_tensors(void *ctx, const pdckpt_path_step *p, size_t d, const p
     return 0;
 }
 
+/* --out-program P: OUT holds exactly P's persistable variables, checked against P and in P's
+ * order (a combined file such as a .pdiparams, or a directory of variable files). */
+static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
+                                      const char *program_path, const pdckpt_save_options *so,
+                                      pdckpt_error *err) {
+    pdckpt_program *program = NULL;
+    pdckpt_status st = pdckpt_program_load_file(program_path, NULL, &program, err);
+    if (st != PDCKPT_OK) return st;
+    if (so->format == PDCKPT_FORMAT_VARS_DIR) {
+        st = pdckpt_save_persistables(program, root, out, NULL, so, err);
+    } else { /* dirname + filename, so that a missing directory is created as Paddle does */
+        char dir[4096];
+        const char *slash = strrchr(out, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 0, out);
+        st = pdckpt_save_persistables(program, root, slash && slash != out ? dir : NULL,
+                                      slash && slash != out ? slash + 1 : out, so, err);
+    }
+    pdckpt_program_free(program);
+    return st;
+}
+
 int cmd_convert(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *out_program = NULL;
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used == 0) used = parse_save_option(argc, argv, &i, &so);
+        if (used == 0) used = parse_save_option(argc, argv, &i, &so, &out_program);
         if (used < 0) rc = CLI_USAGE;
         else if (used) continue;
         else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
@@ -61,6 +89,10 @@ int cmd_convert(int argc, char **argv) {
         if (so.format == PDCKPT_FORMAT_AUTO)
             rc = cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to", out);
     }
+    if (rc == CLI_OK && out_program && so.format != PDCKPT_FORMAT_COMBINED &&
+        so.format != PDCKPT_FORMAT_VARS_DIR)
+        rc = cli_usage_error(usage, "--out-program writes a combined file or a vars-dir, not %s",
+                             pdckpt_format_name(so.format));
     pdckpt_value *root = NULL;
     pdckpt_format from = PDCKPT_FORMAT_AUTO;
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
@@ -68,7 +100,8 @@ int cmd_convert(int argc, char **argv) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
         so.progress = cli_progress_cb;
         cli_progress_begin("writing");
-        pdckpt_status st = pdckpt_save_file(root, out, &so, &err);
+        pdckpt_status st = out_program ? save_for_program(root, out, out_program, &so, &err)
+                                       : pdckpt_save_file(root, out, &so, &err);
         cli_progress_end();
         size_t tensors = 0;
         if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);

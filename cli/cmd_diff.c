@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt diff A B [--from F] [--names N]\n";
+static const char usage[] = "usage: pdckpt diff A B [--from F] [--names N] [--program P]\n";
 
 static int cmp_key(const void *a, const void *b) {
     return strcmp((*(cli_leaf *const *)a)->key_json, (*(cli_leaf *const *)b)->key_json);
@@ -91,7 +91,7 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
 }
 
 int cmd_diff(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     const char *path_a = NULL, *path_b = NULL;
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {

@@ -2,17 +2,20 @@
  * cmd_ls.c — `pdckpt ls PATH [--format F] [--names N] [--json] [--hash]`: tensors in file order
  * (key, dtype, shape, bytes, optional SHA-256 of the raw little-endian C-order bytes) and the
  * non-tensor leaves.  --json prints exactly one object:
- *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "sha256"]}], "scalars": [...]}
+ *   {"format": ..., "tensors": [{"key", "dtype", "shape", "nbytes"[, "name"][, "sha256"]}],
+ *    "scalars": [...]}
  */
 #include "cli.h"
 
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt ls PATH [--format F] [--names N] [--json] [--hash]\n";
+static const char usage[] =
+    "usage: pdckpt ls PATH [--format F] [--names N] [--program P] [--json] [--hash]\n";
 
 typedef struct ls_opts {
-    bool json;
-    bool hash;
+    bool                json;
+    bool                hash;
+    const pdckpt_value *info; /* .pdiparams.info beside the parameters, or NULL */
 } ls_opts;
 
 static int hash_leaf(const pdckpt_tensor_view *v, char out[65]) {
@@ -39,6 +42,15 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
         printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu", n++ ? ", " : "",
                leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
                (unsigned long long)v.n_bytes);
+        if (v.name) {
+            printf(", \"name\": ");
+            cli_json_string(stdout, v.name, strlen(v.name));
+        }
+        const char *sn = v.name ? cli_structured_name(o->info, v.name) : NULL;
+        if (sn) {
+            printf(", \"structured_name\": ");
+            cli_json_string(stdout, sn, strlen(sn));
+        }
         if (o->hash) {
             char hex[65];
             if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
@@ -86,8 +98,9 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     printf("%s: %s, %zu tensors, %llu bytes, %zu other values\n", path, pdckpt_format_name(format),
            tensors, (unsigned long long)bytes, leaves->len - tensors);
     if (tensors) {
-        printf("  %-*s  %-13s %-20s %12s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "BYTES",
-               named ? "  NAME" : "", o->hash ? "  SHA256" : "");
+        printf("  %-*s  %-13s %-20s %12s%s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "BYTES",
+               named ? "  NAME" : "", o->hash ? "  SHA256" : "",
+               o->info ? "  STRUCTURED NAME" : "");
     }
     uint64_t done = 0;
     for (size_t i = 0; i < leaves->len; i++) {
@@ -104,20 +117,52 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
             printf("  %s", hex);
             cli_progress_cb(NULL, done += v.n_bytes, bytes);
         }
+        const char *sn = v.name ? cli_structured_name(o->info, v.name) : NULL;
+        if (o->info) printf("  %s", sn ? sn : "-");
         printf("\n");
     }
     for (size_t i = 0; i < leaves->len; i++) {
         if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
-        printf("  %s = ", leaves->items[i].key_text);
+        printf("  %s = ", leaves->items[i].key_text[0] ? leaves->items[i].key_text : "<root>");
         cli_text_scalar(stdout, leaves->items[i].value);
         printf("\n");
     }
     return CLI_OK;
 }
 
+/* A program file gets its own listing (it holds no tensors). */
+static bool is_program_file(const char *path, const cli_load_args *args) {
+    if (args->program) return false;
+    if (args->format == PDCKPT_FORMAT_PROGRAM || args->format == PDCKPT_FORMAT_PIR_JSON) return true;
+    pdckpt_format f = PDCKPT_FORMAT_AUTO;
+    if (args->format != PDCKPT_FORMAT_AUTO || pdckpt_detect_format(path, &f, NULL) != PDCKPT_OK)
+        return false;
+    return f == PDCKPT_FORMAT_PROGRAM || f == PDCKPT_FORMAT_PIR_JSON;
+}
+
+static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
+    pdckpt_value *root = NULL;
+    pdckpt_format format = PDCKPT_FORMAT_AUTO;
+    int rc = cli_load(path, args, false, &root, &format);
+    cli_leaves leaves = {0};
+    if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
+    pdckpt_value *info = NULL;
+    if (rc == CLI_OK && (format == PDCKPT_FORMAT_INFERENCE || args->program))
+        o->info = info = cli_params_info_for(path, args);
+    if (rc == CLI_OK) {
+        cli_progress_begin("hashing");
+        rc = o->json ? print_json(format, &leaves, o) : print_table(path, format, &leaves, o);
+        cli_progress_end();
+    }
+    pdckpt_value_free(info);
+    cli_leaves_free(&leaves);
+    pdckpt_value_free(root);
+    return rc;
+}
+
 int cmd_ls(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
-    ls_opts o = {false, false};
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    ls_opts o = {false, false, NULL};
     const char *path = NULL;
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
@@ -131,18 +176,9 @@ int cmd_ls(int argc, char **argv) {
         else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
-    pdckpt_value *root = NULL;
-    pdckpt_format format = PDCKPT_FORMAT_AUTO;
-    if (rc == CLI_OK) rc = cli_load(path, &args, false, &root, &format);
-    cli_leaves leaves = {0};
-    if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
-    if (rc == CLI_OK) {
-        cli_progress_begin("hashing");
-        rc = o.json ? print_json(format, &leaves, &o) : print_table(path, format, &leaves, &o);
-        cli_progress_end();
-    }
-    cli_leaves_free(&leaves);
-    pdckpt_value_free(root);
+    if (rc == CLI_OK)
+        rc = is_program_file(path, &args) ? cli_ls_program(path, &args, o.json)
+                                          : list_tree(path, &args, &o);
     cli_load_args_free(&args);
     return rc;
 }

@@ -6,10 +6,11 @@
 
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt verify PATH [--format F] [--names N]\n";
+static const char usage[] =
+    "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n";
 
 int cmd_verify(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     const char *path = NULL;
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
@@ -29,6 +30,7 @@ int cmd_verify(int argc, char **argv) {
     opts.format = args.format;
     opts.names = (const char *const *)args.names;
     opts.n_names = args.n_names;
+    opts.program_path = args.program;
     opts.progress = cli_progress_cb;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     pdckpt_verify_report report;

@@ -10,16 +10,23 @@ static const char usage[] =
     "usage: pdckpt <command> [options]\n"
     "\n"
     "commands:\n"
-    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars\n"
+    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars (a program:\n"
+    "                                                       its variables)\n"
     "  convert IN OUT [--from F] [--to F] [options]         convert between formats\n"
     "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
     "  verify PATH [--format F] [--names N]                 full structural check\n"
+    "  check EXPECTED LOADED [--json]                       will LOADED restore into EXPECTED?\n"
     "  version                                              print the version\n"
     "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs pdckpt-mpi)\n"
     "  ls DIR of a sharded checkpoint                       pieces and files (runs pdckpt-mpi)\n"
     "\n"
-    "formats: tensor, combined, vars-dir, safetensors (more as this build supports them)\n"
-    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n";
+    "formats: tensor, combined, vars-dir, safetensors, program, pir-json, inference (more as\n"
+    "         this build supports them)\n"
+    "PATH may be an inference model: a directory (__model__ + files, X.pdmodel + X.pdiparams,\n"
+    "X.json + X.pdiparams) or a prefix (dir/model for dir/model.pdmodel + dir/model.pdiparams)\n"
+    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n"
+    "--program P: a program (.pdmodel, __model__, PIR .json) names the combined file or directory\n"
+    "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -33,6 +40,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pdckpt %s\n", pdckpt_version_string());
         return CLI_OK;

@@ -1,7 +1,9 @@
 /*
  * demo.c — what a C user of pdckpt writes: build a small MLP's weights and an Adam optimizer's
  * moments, save them as a combined .pdiparams, a per-variable directory, safetensors and bytes in
- * memory, load every one back and check it is bit-identical.  Run by `./run.sh demo`.
+ * memory, load every one back and check it is bit-identical.  Then save the MLP and its Adam state
+ * the way Paddle does for resuming training: paddle.save's .pdparams + .pdopt (protocol 4) and
+ * Paddle 1.8's fluid.save_dygraph pair (protocol 2).  Run by `./run.sh demo`.
  */
 #include <math.h>
 #include <pdckpt.h>
@@ -108,6 +110,72 @@ static int memory_round_trip(const pdckpt_value *state) {
     return st != PDCKPT_OK ? fail("load_memory", &err) : !same;
 }
 
+/* Splits the flat state into what Paddle keeps apart: the layer's state dict (structured keys,
+ * tensors named linear_N.w_0) and the optimizer's (accumulators keyed by their names, then the
+ * LR scheduler's state). */
+static int split_for_paddle(const pdckpt_value *state, pdckpt_value *params, pdckpt_value *opt,
+                            pdckpt_error *err) {
+    int layer = 0;
+    for (size_t i = 0; i < pdckpt_value_len(state); i++) {
+        const char *name = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
+        pdckpt_value *t = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(state, i));
+        char key[64];
+        if (strstr(name, "moment") || strstr(name, "pow_acc")) {
+            if (pdckpt_dict_set(opt, name, t, err) != PDCKPT_OK) return 1;
+            continue;
+        }
+        bool weight = strstr(name, ".w_0") != NULL;
+        snprintf(key, sizeof key, "fc%d.%s", weight ? layer : layer++, weight ? "weight" : "bias");
+        if (pdckpt_dict_set(params, key, t, err) != PDCKPT_OK) return 1;
+    }
+    pdckpt_value *lr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    if (!lr || pdckpt_dict_set(lr, "last_epoch", pdckpt_value_new_int(NULL, 10), err) ||
+        pdckpt_dict_set(lr, "last_lr", pdckpt_value_new_float(NULL, 0.001), err))
+        return pdckpt_value_free(lr), 1;
+    return pdckpt_dict_set(opt, "LR_Scheduler", lr, err) != PDCKPT_OK;
+}
+
+/* Every entry of `want` is in `got` and equal (a loaded pickle also holds Paddle's name table). */
+static bool holds(const pdckpt_value *got, const pdckpt_value *want) {
+    for (size_t i = 0; i < pdckpt_value_len(want); i++) {
+        const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(want, i), NULL);
+        if (!pdckpt_value_equal(pdckpt_value_at(want, i), pdckpt_dict_get(got, key))) return false;
+    }
+    return true;
+}
+
+static int reload_pickle(const char *path, const pdckpt_value *want) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_value *back = NULL;
+    if (pdckpt_load_file(path, NULL, &back, NULL, &err) != PDCKPT_OK) return fail("load", &err);
+    bool same = holds(back, want);
+    printf("saved %-28s as %-11s reloaded, %s\n", path, "pickle", same ? "identical" : "DIFFERENT");
+    pdckpt_value_free(back);
+    return same ? 0 : 1;
+}
+
+/* paddle.save(layer.state_dict()) / paddle.save(opt.state_dict()), and fluid.save_dygraph. */
+static int save_for_paddle(const pdckpt_value *state, const char *dir) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_value *params = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *opt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int rc = !params || !opt || split_for_paddle(state, params, opt, &err);
+    char path[4096];
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT; /* protocol 4, like paddle.save */
+    for (int i = 0; i < 2 && !rc; i++) {
+        snprintf(path, sizeof path, "%s/mlp.%s", dir, i ? "pdopt" : "pdparams");
+        if (pdckpt_save_file(i ? opt : params, path, &so, &err) != PDCKPT_OK) rc = fail("save", &err);
+        else rc = reload_pickle(path, i ? opt : params);
+    }
+    snprintf(path, sizeof path, "%s/mlp_fluid18", dir);
+    if (!rc && pdckpt_save_dygraph(params, opt, path, &so, &err) != PDCKPT_OK)
+        rc = fail("save_dygraph", &err);
+    if (!rc) printf("saved %s.pdparams + .pdopt as fluid.save_dygraph does (protocol 2)\n", path);
+    pdckpt_value_free(params);
+    pdckpt_value_free(opt);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : ".";
     pdckpt_error err = PDCKPT_ERROR_INIT;
@@ -123,6 +191,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/mlp.safetensors", dir);
     rc |= save_and_reload(state, path, PDCKPT_FORMAT_SAFETENSORS);
     rc |= memory_round_trip(state);
+    rc |= save_for_paddle(state, dir);
     pdckpt_value_free(state);
     return rc;
 }

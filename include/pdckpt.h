@@ -365,8 +365,10 @@ typedef enum pdckpt_format {
     PDCKPT_FORMAT_PROGRAM     = 8,  /* ProgramDesc (__model__, .pdmodel) */
     PDCKPT_FORMAT_PIR_JSON    = 9,  /* Paddle 3 PIR program (model.json) */
     PDCKPT_FORMAT_DISTCP      = 10, /* sharded checkpoint directory (.distcp + .metadata) */
+    PDCKPT_FORMAT_INFERENCE   = 11, /* program + params: a directory or a path prefix; root is a
+                                       DICT name -> tensor, names byte-wise sorted */
 } pdckpt_format;
-#define PDCKPT_FORMAT_COUNT 11
+#define PDCKPT_FORMAT_COUNT 12
 
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
 PDCKPT_API const char   *pdckpt_format_name(pdckpt_format format);
@@ -528,6 +530,246 @@ PDCKPT_API pdckpt_status pdckpt_async_wait(pdckpt_async_saver *saver, pdckpt_err
 PDCKPT_API uint64_t      pdckpt_async_staging_bytes(const pdckpt_async_saver *saver);
 /* Waits for the save in flight, stops the worker and frees everything.  NULL ok. */
 PDCKPT_API void          pdckpt_async_saver_free(pdckpt_async_saver *saver);
+
+/* ---------------------------------------------------------------------------------------------
+ * Programs, inference models and static save/load
+ *
+ * A Paddle program (`__model__` / `*.pdmodel` ProgramDesc from Fluid 0.12 to Paddle 3.x, or a
+ * Paddle 3 PIR `model.json` / `inference.json`) says which variables a static checkpoint holds:
+ * combined files (`.pdiparams`, `__params__`, save_persistables with a filename, save-to-memory
+ * bytes) store no names, so the program supplies them.  pdckpt applies Paddle's own selection
+ * rule: every block's persistable variables except FEED_MINIBATCH / FETCH_LIST / READER / RAW,
+ * de-duplicated, in byte-wise ascending name order (PIR: the persistable parameters and
+ * persistable `pd_op.data` values, by name).  Loads check each tensor's dtype and dims against
+ * the program (-1 matches any size) and fail with ERR_MISMATCH naming the variable.
+ *
+ * pdckpt_load_file also understands inference models directly: a directory (`__model__` + one file
+ * per variable, `__model__` + `__params__`, `X.pdmodel` + `X.pdiparams`, `X.json` +
+ * `X.pdiparams`, `__model__.json` + files) or a path prefix (`dir/model` for `dir/model.pdmodel`
+ * or `dir/model.json` + `dir/model.pdiparams`); the format is PDCKPT_FORMAT_INFERENCE and the root
+ * a DICT name -> tensor in the program's (sorted) order.  With load_options.program_path set, any
+ * combined file or directory of variable files is read with that program's names.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pdckpt_program pdckpt_program;
+
+/* One variable of a program, as the program declares it (borrowed from the program). */
+typedef struct pdckpt_program_var {
+    const char    *name;
+    int32_t        block;        /* index of the declaring block (PIR: 0 for the top block) */
+    int32_t        var_type;     /* Paddle VarType code of the kind: 7 lod/dense tensor, 8 selected
+                                    rows, 9 feed, 10 fetch, 13 tensor array, 17 raw, ... (-1 PIR
+                                    types pdckpt does not know) */
+    const char    *var_type_name;/* "lod_tensor", "selected_rows", "feed_minibatch", ... */
+    pdckpt_dtype   dtype;        /* element type; INVALID when none or not loadable */
+    int32_t        data_type;    /* Paddle's element type code, -1 when the kind has none */
+    int32_t        n_dims;
+    const int64_t *dims;         /* -1 = unknown when the program was built (batch sizes) */
+    int32_t        lod_level;
+    bool           persistable;
+    bool           is_parameter; /* 2.x+ ProgramDescs and PIR; false when the program is silent */
+    bool           stop_gradient;
+    bool           saved;        /* chosen by the selection rule: stored in checkpoints */
+} pdckpt_program_var;
+
+/* Reads a program file (format by content: ProgramDesc or PIR JSON; opts->format may force
+ * PROGRAM or PIR_JSON).  No size limit below what the file needs (Paddle's C++ reader stops at
+ * 64 MiB); memory is bounded by opts->max_alloc_bytes.  Fluid 0.11's pickled `__model__` is
+ * refused with UNSUPPORTED.  Errors: NOT_FOUND, IO, FORMAT (with the byte offset), LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_program_load_file(const char *path, const pdckpt_load_options *opts,
+                                                  pdckpt_program **out, pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_program_load_memory(const void *data, size_t len,
+                                                    const pdckpt_load_options *opts,
+                                                    pdckpt_program **out, pdckpt_error *err);
+PDCKPT_API void          pdckpt_program_free(pdckpt_program *program); /* NULL ok */
+/* PDCKPT_FORMAT_PROGRAM or PDCKPT_FORMAT_PIR_JSON. */
+PDCKPT_API pdckpt_format pdckpt_program_format(const pdckpt_program *program);
+/* ProgramDesc `version` (e.g. 2004000 = Paddle 2.4.0; absent before 1.7) or PIR base_code version;
+ * -1 when the file has none. */
+PDCKPT_API int64_t       pdckpt_program_version(const pdckpt_program *program);
+PDCKPT_API size_t        pdckpt_program_n_blocks(const pdckpt_program *program);
+PDCKPT_API size_t        pdckpt_program_n_ops(const pdckpt_program *program);
+/* All declared variables, block by block in declaration order (names may repeat across blocks). */
+PDCKPT_API size_t        pdckpt_program_n_vars(const pdckpt_program *program);
+PDCKPT_API bool          pdckpt_program_var_at(const pdckpt_program *program, size_t i,
+                                               pdckpt_program_var *out);
+/* The declaration a checkpoint entry refers to (for a repeated name the last one, as in Paddle). */
+PDCKPT_API bool          pdckpt_program_find_var(const pdckpt_program *program, const char *name,
+                                                 pdckpt_program_var *out);
+/* The variables a combined file or static save holds, in file order: usable directly as
+ * pdckpt_load_options.names.  Borrowed; *n receives the count. */
+PDCKPT_API const char *const *pdckpt_program_persistables(const pdckpt_program *program, size_t *n);
+/* Feed targets (`feed` ops by column / PIR data ops) and fetch targets (`fetch` ops by column). */
+PDCKPT_API const char *const *pdckpt_program_feeds(const pdckpt_program *program, size_t *n);
+PDCKPT_API const char *const *pdckpt_program_fetches(const pdckpt_program *program, size_t *n);
+/* MISMATCH unless `tensor` matches the program's declaration of `name` (dtype, rank, dims with -1
+ * matching anything); NOT_FOUND when the program has no such variable. */
+PDCKPT_API pdckpt_status pdckpt_program_check(const pdckpt_program *program, const char *name,
+                                              const pdckpt_value *tensor, pdckpt_error *err);
+
+/* The files of an inference model found from a directory or a path prefix. */
+#define PDCKPT_PATH_MAX 4096
+typedef struct pdckpt_inference_paths {
+    char program[PDCKPT_PATH_MAX]; /* the program file */
+    char params[PDCKPT_PATH_MAX];  /* the combined parameter file, or "" for per-variable files */
+    char vars_dir[PDCKPT_PATH_MAX];/* directory of per-variable files when params is "" */
+    char info[PDCKPT_PATH_MAX];    /* `X.pdiparams.info` / `__variables.info__`, or "" if absent */
+} pdckpt_inference_paths;
+
+/* Finds the program and parameters of the inference model at `path` (a directory, or a prefix
+ * such as "out/model" for out/model.pdmodel + out/model.pdiparams).  NOT_FOUND when there is
+ * none; ARGUMENT when several programs could be meant. */
+PDCKPT_API pdckpt_status pdckpt_inference_locate(const char *path, pdckpt_inference_paths *out,
+                                                 pdckpt_error *err);
+
+/* Reads a `.pdiparams.info` (jit.save's protocol-2 pickle of {variable name: {structured_name,
+ * stop_gradient, trainable}}) into a DICT of DICTs. */
+PDCKPT_API pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_load_options *opts,
+                                                 pdckpt_value **out, pdckpt_error *err);
+
+/* Static save/load, as Paddle's save_persistables / load_persistables (and save_vars with the
+ * persistable predicate).  `state` is a DICT variable name -> tensor holding at least every
+ * variable the program selects (others are ignored); each is checked against its declaration.
+ * A SELECTED_ROWS variable is a DICT {"rows": int64 tensor [R], "height": int, "value": tensor}.
+ *   - dirname, filename == NULL: one file per variable in `dirname` (a '/' in a name makes a
+ *     subdirectory; SELECTED_ROWS variables get SelectedRows streams).  A new directory is built
+ *     beside its target and swapped in; into an existing directory (an inference model's, next to
+ *     its `__model__`) each file is replaced atomically, other files are kept.
+ *   - filename != NULL: one combined file `dirname/filename` (dirname NULL: `filename` is the
+ *     path), written atomically: this is how new weights become a `.pdiparams` Paddle runs.
+ * A program that selects no variable writes nothing, as Paddle does. */
+PDCKPT_API pdckpt_status pdckpt_save_persistables(const pdckpt_program *program,
+                                                  const pdckpt_value *state, const char *dirname,
+                                                  const char *filename,
+                                                  const pdckpt_save_options *opts,
+                                                  pdckpt_error *err);
+/* Loads what pdckpt_save_persistables (or Paddle) saved: a DICT name -> tensor in the program's
+ * order.  Files must hold exactly the program's variables (a combined file must end right after
+ * the last); per-variable files that the program does not name are ignored. */
+PDCKPT_API pdckpt_status pdckpt_load_persistables(const pdckpt_program *program,
+                                                  const char *dirname, const char *filename,
+                                                  const pdckpt_load_options *opts,
+                                                  pdckpt_value **out, pdckpt_error *err);
+/* The same bytes as a combined file, in memory (Paddle's serialize_persistables /
+ * deserialize_persistables).  Free *out_data with pdckpt_free(opts->allocator, data, len). */
+PDCKPT_API pdckpt_status pdckpt_serialize_persistables(const pdckpt_program *program,
+                                                       const pdckpt_value *state,
+                                                       const pdckpt_save_options *opts,
+                                                       void **out_data, size_t *out_len,
+                                                       pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *program,
+                                                         const void *data, size_t len,
+                                                         const pdckpt_load_options *opts,
+                                                         pdckpt_value **out, pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Paddle 1.x dygraph checkpoints: loading (the seeds' load_persistables / load_dygraph)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Paddle 1.5 fluid.dygraph.load_persistables(dirname): a save_persistables directory.
+ * `*params` receives a DICT variable name -> tensor (a name with '/' comes from subdirectories;
+ * each tensor carries its name); `*optimizers` a DICT optimizer file name -> what the file's
+ * pickle holds (LearningRateDecay objects come back as opaque OBJECTs with their attributes as
+ * state), empty when there is no optimizers/ directory.  Either out may be NULL; `opts` may be
+ * NULL.  Errors: ARGUMENT (not a directory), NOT_FOUND, IO, FORMAT, UNSUPPORTED, LIMIT, NOMEM. */
+PDCKPT_API pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
+                                                          const pdckpt_load_options *opts,
+                                                          pdckpt_value **params,
+                                                          pdckpt_value **optimizers,
+                                                          pdckpt_error *err);
+
+/* Paddle 1.7/1.8 fluid.load_dygraph(model_path) (and 1.6 TNUM files, and 2.x paddle.save
+ * pickles): a ".pdparams" or ".pdopt" suffix on `model_path` is dropped; <prefix>.pdparams must
+ * exist (NOT_FOUND otherwise) and is loaded into `*params`; <prefix>.pdopt, when it exists, into
+ * `*opt` (else `*opt` = NULL).  Like Paddle, "StructuredToParameterName@@" is removed from both
+ * unless `keep_name_table`; tensors keep their Paddle names either way.  Outs may be NULL. */
+PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char *model_path,
+                                             const pdckpt_load_options *opts,
+                                             bool keep_name_table, pdckpt_value **params,
+                                             pdckpt_value **opt, pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Paddle 1.x dygraph saves: fluid.save_dygraph (1.7/1.8) and save_persistables (1.5)
+ * ------------------------------------------------------------------------------------------- */
+
+/* fluid.save_dygraph(state_dict, model_path) of Paddle 1.7/1.8: `params` (a DICT: a layer's
+ * parameters) is written to "<model_path>.pdparams" and `opt` (a DICT: an optimizer's state --
+ * accumulators, "LR_Scheduler", "global_step") to "<model_path>.pdopt", each a protocol-2 pickle
+ * on Paddle's state-dict path (tensors as ndarrays plus the "StructuredToParameterName@@" table;
+ * arrays above 2^30-1 bytes split as paddle.save splits them), whatever opts->protocol says.
+ * Either may be NULL (that file is not written).  Each file is replaced atomically, the .pdparams
+ * first.  paddle.load and fluid.load_dygraph read both. */
+PDCKPT_API pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const pdckpt_value *opt,
+                                             const char *model_path,
+                                             const pdckpt_save_options *opts, pdckpt_error *err);
+
+/* fluid.dygraph.save_persistables(model_dict, dirname, optimizers) of Paddle 1.5: every tensor of
+ * `model_dict` (a DICT) becomes a binary tensor file "<dirname>/<tensor name>" (its key when the
+ * tensor has no name; a '/' in a name makes subdirectories), and every entry of `optimizers` (a
+ * DICT optimizer name -> value, normally the LearningRateDecay object as an OBJECT; may be NULL)
+ * a protocol-2 pickle "<dirname>/optimizers/<name>".  The directory is built beside `dirname` and
+ * swapped in atomically (replacing what was there).  Loading it back: PDCKPT_FORMAT_DYGRAPH_DIR,
+ * whose root is a DICT keyed by relative path ("optimizers/<name>" for the pickles). */
+PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict,
+                                                          const char *dirname,
+                                                          const pdckpt_value *optimizers,
+                                                          const pdckpt_save_options *opts,
+                                                          pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Restore check: will a checkpoint restore into this model / optimizer?
+ * ------------------------------------------------------------------------------------------- */
+
+/* Paddle's set_state_dict matches entries by name and silently skips (or asserts on) what does not
+ * match -- e.g. optimizer accumulators "<param>_moment1_<n>" whose unique_name counter <n> (or the
+ * parameter's own counter) differs after the model was built differently (Paddle issue #32926).
+ * pdckpt_check_restore compares what a model or optimizer expects (a tree with the expected
+ * names, dtypes and shapes: its own freshly saved state) with a loaded checkpoint.
+ *
+ * Entries are the leaves of both trees named by their dict keys joined with '/' (list indexes as
+ * numbers), e.g. "linear_0.w_0_moment1_0" or "LR_Scheduler/last_epoch"; a (name, tensor) tuple
+ * counts as its tensor; the "StructuredToParameterName@@" table is not an entry.  Tensors must
+ * agree in dtype (uint16 stands for bfloat16 and int8 for float8, as Paddle pickles them) and
+ * shape; other values only in being present and not being a tensor where a tensor is expected.
+ * The command line runs it as `pdckpt check EXPECTED LOADED`. */
+typedef enum pdckpt_restore_issue_kind {
+    PDCKPT_RESTORE_MISSING    = 1, /* expected, absent from the checkpoint */
+    PDCKPT_RESTORE_UNEXPECTED = 2, /* in the checkpoint, not expected */
+    PDCKPT_RESTORE_DTYPE      = 3, /* in both, different element types */
+    PDCKPT_RESTORE_SHAPE      = 4, /* in both, different shapes */
+    PDCKPT_RESTORE_KIND       = 5, /* in both, a tensor on one side and not on the other */
+} pdckpt_restore_issue_kind;
+
+typedef struct pdckpt_restore_issue {
+    pdckpt_restore_issue_kind kind;
+    char                     *name;     /* the entry's name (owned by the report) */
+    const pdckpt_value       *expected; /* borrowed from `expected`; NULL when UNEXPECTED */
+    const pdckpt_value       *loaded;   /* borrowed from `loaded`; NULL when MISSING */
+    /* The entry in this one's place on the other side -- the k-th of the names that equal this
+     * one but for their digits (unique_name counters), the same model listing its state in the
+     * same order -- when its name differs from this one's; else NULL.  The likely intended
+     * match of a MISSING or UNEXPECTED entry, or the real partner of a mismatched one. */
+    char                     *counterpart;
+} pdckpt_restore_issue;
+
+typedef struct pdckpt_restore_report {
+    size_t                 n_expected, n_loaded; /* entries on each side */
+    size_t                 n_matched;            /* in both and compatible */
+    size_t                 n_missing, n_unexpected, n_mismatched;
+    pdckpt_restore_issue  *issues;               /* mismatches and missing entries in the
+                                                    expected tree's order, then unexpected ones */
+    size_t                 n_issues;
+} pdckpt_restore_report;
+
+/* Fills `report` (which borrows from both trees: free the report first).  Returns OK when the
+ * comparison ran, whatever it found; the checkpoint restores cleanly iff report->n_issues == 0.
+ * Errors: ARGUMENT, NOMEM, LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH). */
+PDCKPT_API pdckpt_status pdckpt_check_restore(const pdckpt_value *expected,
+                                              const pdckpt_value *loaded,
+                                              pdckpt_restore_report *report, pdckpt_error *err);
+PDCKPT_API void          pdckpt_restore_report_free(pdckpt_restore_report *report);
+/* "missing", "unexpected", "dtype", "shape", "kind". */
+PDCKPT_API const char   *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
 
 #ifdef __cplusplus
 }

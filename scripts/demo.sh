@@ -17,4 +17,20 @@ done
 echo "== pdckpt diff: the three formats hold the same tensors"
 "$PDCKPT_BIN" convert "$out/mlp_vars" "$out/from_vars.safetensors"
 "$PDCKPT_BIN" diff "$out/mlp.safetensors" "$out/from_vars.safetensors"
+for f in "$out"/mlp.pdparams "$out"/mlp.pdopt; do
+  echo "== pdckpt ls $f   (what paddle.save would have written)"
+  "$PDCKPT_BIN" ls "$f"
+done
+if [[ -x "$PDCKPT_VENV/bin/python" ]]; then
+  echo "== real Paddle loads them to resume training"
+  "$PDCKPT_VENV/bin/python" - "$out" <<'PY' 2>/dev/null
+import sys, warnings
+warnings.filterwarnings("ignore")
+import paddle
+d = sys.argv[1]
+for f in ("mlp.pdparams", "mlp.pdopt", "mlp_fluid18.pdparams", "mlp_fluid18.pdopt"):
+    sd = paddle.load(f"{d}/{f}")
+    print(f"paddle.load({f}): {len(sd)} entries, e.g. {next(iter(sd))}")
+PY
+fi
 echo "demo: OK"

@@ -8,7 +8,7 @@ from typing_extensions import CapsuleType, NotRequired, Unpack
 __version__: str
 
 FormatName = Literal["tensor", "combined", "vars-dir", "safetensors", "pickle", "tnum",
-                     "dygraph-dir", "program", "pir-json", "distcp"]
+                     "dygraph-dir", "program", "pir-json", "distcp", "inference"]
 PathLike = str | os.PathLike[str]
 
 class _Writable(Protocol):

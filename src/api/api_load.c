@@ -2,11 +2,12 @@
  * api_load.c — public load entry points: argument checks, option defaults, format detection and
  * dispatch.  Files are mapped (zero-copy) or read; directories go to directory formats.
  */
-#include "../formats/pdk_format.h"
+#include "../formats/pdk_program.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void load_defaults(const pdckpt_load_options *given, pdckpt_load_options *out) {
     static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
@@ -61,6 +62,50 @@ static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts,
     return st;
 }
 
+/* With load_options.program_path: the program names a combined file's tensors, or the variable
+ * files of a directory; every tensor is checked against its declaration. */
+static pdckpt_status load_with_program(const char *path, bool is_dir,
+                                       const pdckpt_load_options *opts, pdckpt_value **out,
+                                       pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_load_options po = *opts;
+    po.format = PDCKPT_FORMAT_AUTO;
+    pdckpt_program *p = NULL;
+    PDK_TRY(pdk_program_open(opts->program_path, &po, &p, err));
+    pdckpt_status st;
+    pdk_input in;
+    if (is_dir) {
+        st = pdk_inference_load_vars(path, p, opts, out, err);
+    } else if ((st = pdk_input_open_file(path, opts->zero_copy, opts->allocator, &in, err)) ==
+               PDCKPT_OK) {
+        st = pdk_inference_load_combined(&in, p, opts, out, err);
+        pdk_error_set_source(err, path);
+        pdk_input_close(&in);
+    }
+    pdk_program_free(p);
+    if (st == PDCKPT_OK && out_format)
+        *out_format = is_dir ? PDCKPT_FORMAT_VARS_DIR : PDCKPT_FORMAT_COMBINED;
+    return st;
+}
+
+/* A path that does not exist may be an inference model prefix ("out/model" for out/model.pdmodel
+ * or out/model.json + out/model.pdiparams); otherwise the stat error stands. */
+static pdckpt_status load_missing(const char *path, int stat_errno,
+                                  const pdckpt_load_options *opts, pdckpt_value **out,
+                                  pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_inference_paths paths;
+    pdckpt_error probe = PDCKPT_ERROR_INIT;
+    pdckpt_status st = pdk_inference_locate(path, &paths, &probe);
+    if (st == PDCKPT_ERR_NOT_FOUND && !paths.program[0])
+        return pdk_fail_sys(err, stat_errno, path, "stat");
+    if (st != PDCKPT_OK) {
+        *err = probe;
+        return st;
+    }
+    st = pdk_inference_load(path, opts, out, err);
+    if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_INFERENCE;
+    return st;
+}
+
 pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -69,7 +114,12 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     pdckpt_load_options opts;
     load_defaults(given, &opts);
     struct stat st;
-    if (stat(path, &st) != 0) return pdk_fail_sys(err, errno, path, "stat");
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT && !opts.program_path) return load_missing(path, errno, &opts, out, out_format, err);
+        return pdk_fail_sys(err, errno, path, "stat");
+    }
+    if (opts.program_path)
+        return load_with_program(path, S_ISDIR(st.st_mode), &opts, out, out_format, err);
     if (S_ISDIR(st.st_mode)) return load_dir(path, &opts, out, out_format, err);
     pdk_input in;
     PDK_TRY(pdk_input_open_file(path, opts.zero_copy, opts.allocator, &in, err));
@@ -97,8 +147,13 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
     pdk_error_reset(err);
     if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
     const pdk_format *f = NULL;
+    pdckpt_inference_paths paths;
+    pdckpt_error probe = PDCKPT_ERROR_INIT;
     if (pdk_is_directory(path)) {
         PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    } else if (access(path, F_OK) != 0 && pdk_inference_locate(path, &paths, &probe) == PDCKPT_OK) {
+        *out = PDCKPT_FORMAT_INFERENCE; /* an inference model prefix */
+        return PDCKPT_OK;
     } else {
         pdk_input in;
         PDK_TRY(pdk_input_open_file(path, true, NULL, &in, err));

@@ -11,6 +11,9 @@
 
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
+/* A content signature more specific than a container's own evidence (Fluid 0.11's pickled
+ * __model__ is a pickle, but the program module recognises what it holds). */
+enum { PDK_SNIFF_SPECIFIC = 110 };
 
 typedef struct pdk_format {
     pdckpt_format id;
@@ -43,6 +46,8 @@ extern const pdk_format pdk_format_combined;
 extern const pdk_format pdk_format_vars_dir;
 extern const pdk_format pdk_format_safetensors;
 extern const pdk_format pdk_format_pickle;
+extern const pdk_format pdk_format_tnum;
+extern const pdk_format pdk_format_dygraph_dir;
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 

@@ -3,7 +3,7 @@
  * format for its evidence and takes the strongest; a tie between different formats is reported
  * instead of guessed (docs/DESIGN.md "Formats").
  */
-#include "pdk_format.h"
+#include "pdk_program.h"
 
 #include <string.h>
 
@@ -13,6 +13,11 @@ static const pdk_format *const registered[] = {
     &pdk_format_vars_dir,
     &pdk_format_safetensors,
     &pdk_format_pickle,
+    &pdk_format_program,
+    &pdk_format_pir_json,
+    &pdk_format_inference,
+    &pdk_format_tnum,
+    &pdk_format_dygraph_dir,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
@@ -28,6 +33,7 @@ static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
     [PDCKPT_FORMAT_PROGRAM] = "program",
     [PDCKPT_FORMAT_PIR_JSON] = "pir-json",
     [PDCKPT_FORMAT_DISTCP] = "distcp",
+    [PDCKPT_FORMAT_INFERENCE] = "inference",
 };
 
 const char *pdckpt_format_name(pdckpt_format format) {

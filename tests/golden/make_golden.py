@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Writes the golden corrupt files in this directory and expected.tsv, their exact diagnoses.
 
-One file per check the readers make (spec binary-and-static-formats.md §1, §3; safetensors).
+One file per check the readers make (spec binary-and-static-formats.md §1, §3, §6; safetensors).
 Each starts from a valid file and corrupts one field.  Run it after changing a reader's message;
 the C test test_golden and tests/py/test_golden_cli.py compare against expected.tsv.
-Columns: file, format, names ('-' = none), status, offset, message.
+Columns: file, format, names ('-' = none; 'program=F' = named by the program file F written
+here), status, offset, message.
 """
 import os
 import struct
@@ -103,6 +104,130 @@ golden("safetensors_overlap.bin", safetensors(
 golden("safetensors_offsets_beyond_data.bin", safetensors(
     '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8), "safetensors", "format", 9,
     "tensor 'a': expected data_offsets within the 8 data bytes, found end 16")
+
+
+
+# ---- programs (spec §6.1): hand-encoded ProgramDescs naming combined files ----
+
+def field(num, wire, payload):
+    return varint(num << 3 | wire) + (varint(len(payload)) + payload if wire == 2 else payload)
+
+
+def var_desc(name, kind, dtype, dims, persistable):
+    vtype = field(1, 0, varint(kind))
+    if dtype is not None and kind == 7:
+        tensor = field(1, 0, varint(dtype)) + b"".join(field(2, 0, varint(d)) for d in dims)
+        vtype += field(3, 2, field(1, 2, tensor) + field(2, 0, varint(0)))
+    return field(1, 2, name.encode()) + field(2, 2, vtype) + field(3, 0, varint(persistable))
+
+
+def program(*variables):
+    block = field(1, 0, varint(0)) + field(2, 0, varint(-1))
+    block += field(3, 2, var_desc("feed", 9, None, (), 1))
+    block += field(3, 2, var_desc("x", 7, 5, (-1, 2), 0))
+    for v in variables:
+        block += field(3, 2, var_desc(*v, 1))
+    return field(1, 2, block)
+
+
+A = ("a", 7, 5, (2, 3))
+B = ("b", 7, 3, (3,))
+C = ("c", 7, 5, (1,))
+for name, variables in (("program_a.pdmodel", (A,)), ("program_ab.pdmodel", (B, A)),
+                        ("program_abc.pdmodel", (C, B, A))):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(program(*variables))
+b_int64 = stream(dtype=3, dims=(3,), data=struct.pack("<3q", 7, 8, 9))
+golden("combined_program_names_more.bin", good + b_int64, "combined", "format", 98,
+       "expected 3 tensors (the program's persistable variables), found 2: the file ends before 'c'",
+       names="program=program_abc.pdmodel")
+golden("combined_program_names_fewer.bin", good + b_int64, "combined", "format", 50,
+       "expected end of file after the program's 1 persistable variables, found 48 more bytes",
+       names="program=program_a.pdmodel")
+golden("combined_program_dtype_mismatch.bin", good + stream(dtype=5, dims=(3,), data=bytes(12)),
+       "combined", "mismatch", 50,
+       "variable 'b': the program declares int64 [3], the file holds float32 [3]",
+       names="program=program_ab.pdmodel")
+golden("combined_program_shape_mismatch.bin", stream(dims=(3, 2)) + b_int64, "combined",
+       "mismatch", 0, "variable 'a': the program declares float32 [2, 3], the file holds float32 [3, 2]",
+       names="program=program_ab.pdmodel")
+whole = program(B, A)
+cut = whole[:len(whole) - 7]
+block_len = len(whole) - 1 - len(varint(len(whole) - 2))  # the BlockDesc's declared length
+left = len(cut) - 1 - len(varint(block_len))
+golden("program_truncated.pdmodel", cut, "program", "format", 1,
+       "ProgramDesc.blocks (field 1): expected a length <= %d (bytes left in the message), found %d"
+       % (left, block_len))
+golden("program_vardesc_without_type.pdmodel",
+       field(1, 2, field(1, 0, varint(0)) + field(2, 0, varint(-1)) + field(3, 2, field(1, 2, b"w"))),
+       "program", "format", 17, "VarDesc: expected required field 'type' (2), found none")
+
+
+# ---- pickles (spec pickle-and-distributed-formats.md §1): truncation, declared sizes beyond the
+# file, hostile globals, cycles, limits, arrays that do not fit their shape ----
+import pickle  # noqa: E402  (only to write plain stdlib values; nothing is loaded)
+
+
+def short_text(s):
+    b = s.encode()
+    return b"\x8c" + bytes([len(b)]) + b
+
+
+def array_p4(code, dims, data):
+    """numpy's protocol-4 pickling of an ndarray, as in the spec's worked example (§7)."""
+    out = short_text("numpy.core.multiarray") + short_text("_reconstruct") + b"\x93"
+    out += short_text("numpy") + short_text("ndarray") + b"\x93" + b"K\x00\x85C\x01b\x87R"
+    out += b"(K\x01(" + b"".join(b"J" + struct.pack("<i", d) for d in dims) + b"t"
+    out += short_text("numpy") + short_text("dtype") + b"\x93" + short_text(code) + b"\x89\x88\x87R"
+    out += b"(K\x03" + short_text("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    out += b"\x89C" + bytes([len(data)]) + data + b"tb"
+    return out
+
+
+state = b"\x80\x04}(" + short_text("w") + array_p4("f4", [2], struct.pack("<2f", 1, 2)) + b"u."
+# state[7:30] is the text 'numpy.core.multiarray': cut after it, and inside it
+golden("pickle_truncated.bin", state[:30], "pickle", "format", 30,
+       "expected an opcode (the pickle ends with STOP), found the end of the input")
+golden("pickle_truncated_text.bin", state[:28], "pickle", "format", 7,
+       "SHORT_BINUNICODE: expected 21 bytes of text, found 19 before the end")
+golden("pickle_text_beyond_file.bin", b"\x80\x04X\x00\x00\x00\x10abc.", "pickle", "format", 2,
+       "BINUNICODE: expected 268435456 bytes of text, found 4 before the end")
+golden("pickle_bytes8_beyond_file.bin", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 62) + b".",
+       "pickle", "format", 2,
+       "BINBYTES8: expected 4611686018427387904 bytes of bytes, found 1 before the end")
+golden("pickle_frame_beyond_file.bin", b"\x80\x04\x95" + struct.pack("<Q", 1 << 40) + b"N.",
+       "pickle", "format", 2,
+       "FRAME: expected a frame of at most 2 bytes (what is left), found 1099511627776")
+golden("pickle_memo_missing.bin", b"\x80\x02}q\x00h\x07.", "pickle", "format", 5,
+       "BINGET: expected memo entry 7 to have been stored, found none")
+golden("pickle_memo_index_limit.bin", b"\x80\x02Nr\xff\xff\xff\xff.", "pickle", "limit", 3,
+       "LONG_BINPUT: expected a memo index below 16777216 (max_memo), found 4294967295")
+golden("pickle_bad_protocol.bin", b"\x80\x07N.", "pickle", "unsupported", 0,
+       "PROTO: expected pickle protocol 0-5, found 7")
+golden("pickle_bad_opcode.bin", b"\x80\x02}\xfa.", "pickle", "format", 3,
+       "expected a pickle opcode, found byte 0xfa")
+golden("pickle_bad_utf8.bin", b"\x80\x04\x8c\x03ab\xff.", "pickle", "format", 2,
+       "SHORT_BINUNICODE: expected UTF-8 text, found byte 0xff at text offset 2")
+system = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+assert pickle.loads.__name__  # (the payload above is never unpickled here)
+golden("pickle_posix_system.bin", system, "pickle", "unsupported", 32,
+       "REDUCE: refusing to call posix.system: it can run code or reach the system, and pdckpt "
+       "never runs code from a pickle")
+hidden = (b"\x80\x04}(" + short_text("w") + array_p4("f4", [1], b"\0\0\x80?") + short_text("evil")
+          + short_text("builtins") + short_text("exec") + b"\x93" + short_text("print(1)") + b"\x85")
+golden("pickle_hidden_in_state_dict.bin", hidden + b"Ru.", "pickle", "unsupported", len(hidden),
+       "REDUCE: refusing to call builtins.exec: it can run code or reach the system, and pdckpt "
+       "never runs code from a pickle")
+golden("pickle_self_reference.bin", b"\x80\x02]q\x00]q\x01h\x00aa.", "pickle", "unsupported", 11,
+       "APPEND: cannot add items to a list that is already inside another value (a "
+       "self-referencing pickle; pdckpt refuses reference cycles)")
+golden("pickle_deep_nesting.bin", b"\x80\x02" + b"]" * 300 + b"a" * 299 + b".", "pickle", "limit",
+       302 + 199, "APPEND: expected nesting of at most 200 levels (max_depth), found deeper")
+mismatch = b"\x80\x04" + array_p4("f8", [3], b"12345678") + b"."
+golden("pickle_array_size_mismatch.bin", mismatch, "pickle", "format", len(mismatch) - 2,
+       "BUILD: expected 24 bytes of float64 array data, found 8")  # the array's own BUILD
+golden("pickle_stack_underflow.bin", b"\x80\x02K\x01(\x86.", "pickle", "format", 5,
+       "TUPLE2: expected 2 items on the stack above the last MARK, found 0")
 
 with open(os.path.join(HERE, "expected.tsv"), "w") as f:
     f.write("# file\tformat\tnames\tstatus\toffset\tmessage\n")

@@ -60,7 +60,10 @@ def golden_rows():
 def test_golden_diagnosis_through_cli(row):
     name, fmt, names, status, offset, message = row
     path = GOLDEN / name
-    args = ["--format", fmt] + ([] if names == "-" else ["--names", names])
+    if names.startswith("program="):
+        args = ["--format", fmt, "--program", GOLDEN / names[len("program="):]]
+    else:
+        args = ["--format", fmt] + ([] if names == "-" else ["--names", names])
     proc = run_cli("verify", *args, path)
     assert proc.returncode == 1
     assert proc.stderr == f"pdckpt: {path}: offset {offset}: {message}\n"

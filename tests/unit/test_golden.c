@@ -43,11 +43,17 @@ static void check_row(const char *dir, char *line) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, fields[0]);
     const char *names[16];
+    char program[4200];
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     bool known;
     lo.format = pdckpt_format_from_name(fields[1], &known);
-    lo.n_names = split_names(fields[2], names, 16);
-    lo.names = lo.n_names ? names : NULL;
+    if (strncmp(fields[2], "program=", 8) == 0) { /* named by a program file beside it */
+        snprintf(program, sizeof program, "%s/%s", dir, fields[2] + 8);
+        lo.program_path = program;
+    } else {
+        lo.n_names = split_names(fields[2], names, 16);
+        lo.names = lo.n_names ? names : NULL;
+    }
     pdckpt_value *out = NULL;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     pdckpt_status st = pdckpt_load_file(path, &lo, &out, NULL, &err);

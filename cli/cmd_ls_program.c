@@ -1,0 +1,180 @@
+/*
+ * cmd_ls_program.c — `pdckpt ls` of a program file (`__model__`, `*.pdmodel`, PIR `*.json`): the
+ * program has no tensor data, so it gets its own listing: every declared variable with block,
+ * kind, dtype, dims (-1 = unknown), persistable, and whether checkpoints store it (the selection
+ * rule), plus feeds, fetches and the structured names of a `.pdiparams.info` beside it.
+ * --json prints one object:
+ *   {"format", "version", "blocks", "ops", "variables": [{"name", "block", "type", "dtype",
+ *    "shape", "lod_level", "persistable", "saved", "is_parameter"[, "structured_name"]}],
+ *    "persistables": [...], "feeds": [...], "fetches": [...], "tensors": [], "scalars": []}
+ * Also the .info lookup `ls` uses to show structured names beside tensor names.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static pdckpt_value *load_info(const char *path) {
+    pdckpt_value *info = NULL;
+    if (!exists(path) || pdckpt_load_params_info(path, NULL, &info, NULL) != PDCKPT_OK) return NULL;
+    return info;
+}
+
+/* X.pdmodel / X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__. */
+static pdckpt_value *info_beside_program(const char *program) {
+    char path[PDCKPT_PATH_MAX + 32];
+    size_t n = strlen(program);
+    const char *base = strrchr(program, '/');
+    base = base ? base + 1 : program;
+    if (strcmp(base, "__model__") == 0) {
+        snprintf(path, sizeof path, "%.*s__variables.info__", (int)(base - program), program);
+        return load_info(path);
+    }
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot ? (size_t)(dot - program) : n;
+    snprintf(path, sizeof path, "%.*s.pdiparams.info", (int)stem, program);
+    return load_info(path);
+}
+
+pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args) {
+    if (args->program) {
+        char beside[PDCKPT_PATH_MAX + 8];
+        snprintf(beside, sizeof beside, "%s.info", path);
+        pdckpt_value *info = load_info(beside);
+        return info ? info : info_beside_program(args->program);
+    }
+    pdckpt_inference_paths paths;
+    if (pdckpt_inference_locate(path, &paths, NULL) != PDCKPT_OK || !paths.info[0]) return NULL;
+    return load_info(paths.info);
+}
+
+const char *cli_structured_name(const pdckpt_value *info, const char *name) {
+    const pdckpt_value *entry = info ? pdckpt_dict_get(info, name) : NULL;
+    return entry ? pdckpt_value_get_string(pdckpt_dict_get(entry, "structured_name"), NULL) : NULL;
+}
+
+static void print_shape(const pdckpt_program_var *v, char *buf, size_t cap) {
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int32_t i = 0; i < v->n_dims && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
+                                 (long long)v->dims[i]);
+    if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
+static void json_names(const char *key, const char *const *names, size_t n) {
+    printf(", \"%s\": [", key);
+    for (size_t i = 0; i < n; i++) {
+        if (i) printf(", ");
+        cli_json_string(stdout, names[i], strlen(names[i]));
+    }
+    printf("]");
+}
+
+static void json_var(const pdckpt_program_var *v, const pdckpt_value *info) {
+    char shape[PDCKPT_MAX_DIMS * 22 + 4];
+    print_shape(v, shape, sizeof shape);
+    printf("{\"name\": ");
+    cli_json_string(stdout, v->name, strlen(v->name));
+    printf(", \"block\": %d, \"type\": \"%s\", \"dtype\": ", (int)v->block, v->var_type_name);
+    if (v->dtype == PDCKPT_DTYPE_INVALID) printf("null");
+    else printf("\"%s\"", pdckpt_dtype_name(v->dtype));
+    printf(", \"shape\": %s, \"lod_level\": %d, \"persistable\": %s, \"saved\": %s, "
+           "\"is_parameter\": %s",
+           v->data_type < 0 ? "null" : shape, (int)v->lod_level, v->persistable ? "true" : "false",
+           v->saved ? "true" : "false", v->is_parameter ? "true" : "false");
+    const char *sn = cli_structured_name(info, v->name);
+    if (sn) {
+        printf(", \"structured_name\": ");
+        cli_json_string(stdout, sn, strlen(sn));
+    }
+    printf("}");
+}
+
+static void print_json(const pdckpt_program *p, const pdckpt_value *info) {
+    const char *fmt = pdckpt_format_name(pdckpt_program_format(p));
+    printf("{\"format\": \"%s\", \"version\": ", fmt);
+    if (pdckpt_program_version(p) < 0) printf("null");
+    else printf("%lld", (long long)pdckpt_program_version(p));
+    printf(", \"blocks\": %zu, \"ops\": %zu, \"variables\": [", pdckpt_program_n_blocks(p),
+           pdckpt_program_n_ops(p));
+    for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
+        pdckpt_program_var v;
+        pdckpt_program_var_at(p, i, &v);
+        if (i) printf(", ");
+        json_var(&v, info);
+    }
+    printf("]");
+    size_t n;
+    const char *const *names = pdckpt_program_persistables(p, &n);
+    json_names("persistables", names, n);
+    names = pdckpt_program_feeds(p, &n);
+    json_names("feeds", names, n);
+    names = pdckpt_program_fetches(p, &n);
+    json_names("fetches", names, n);
+    printf(", \"tensors\": [], \"scalars\": []}\n");
+}
+
+static void text_names(const char *label, const char *const *names, size_t n) {
+    printf("  %s:", label);
+    for (size_t i = 0; i < n; i++) printf("%s %s", i ? "," : "", names[i]);
+    printf("%s\n", n ? "" : " (none)");
+}
+
+static size_t name_width(const pdckpt_program *p) {
+    size_t w = 4;
+    for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
+        pdckpt_program_var v;
+        pdckpt_program_var_at(p, i, &v);
+        if (strlen(v.name) > w) w = strlen(v.name);
+    }
+    return w > 60 ? 60 : w;
+}
+
+static void print_text(const char *path, const pdckpt_program *p, const pdckpt_value *info) {
+    size_t n_saved;
+    pdckpt_program_persistables(p, &n_saved);
+    printf("%s: %s", path, pdckpt_format_name(pdckpt_program_format(p)));
+    if (pdckpt_program_version(p) >= 0) printf(" (version %lld)", (long long)pdckpt_program_version(p));
+    size_t blocks = pdckpt_program_n_blocks(p);
+    printf(", %zu block%s, %zu ops, %zu variables, %zu saved in checkpoints\n", blocks,
+           blocks == 1 ? "" : "s", pdckpt_program_n_ops(p), pdckpt_program_n_vars(p), n_saved);
+    size_t n;
+    const char *const *names = pdckpt_program_feeds(p, &n);
+    text_names("feeds", names, n);
+    names = pdckpt_program_fetches(p, &n);
+    text_names("fetches", names, n);
+    int w = (int)name_width(p);
+    printf("  %-*s  %5s  %-16s %-9s %-20s %-11s %s%s\n", w, "NAME", "BLOCK", "TYPE", "DTYPE",
+           "SHAPE", "PERSISTABLE", "SAVED", info ? "  STRUCTURED NAME" : "");
+    for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
+        pdckpt_program_var v;
+        pdckpt_program_var_at(p, i, &v);
+        char shape[PDCKPT_MAX_DIMS * 22 + 4];
+        print_shape(&v, shape, sizeof shape);
+        const char *sn = cli_structured_name(info, v.name);
+        printf("  %-*s  %5d  %-16s %-9s %-20s %-11s %-*s%s%s\n", w, v.name, (int)v.block,
+               v.var_type_name, v.dtype == PDCKPT_DTYPE_INVALID ? "-" : pdckpt_dtype_name(v.dtype),
+               v.data_type < 0 ? "-" : shape, v.persistable ? "yes" : "no", info ? 5 : 0,
+               v.saved ? "yes" : "-", sn ? "  " : "", sn ? sn : "");
+    }
+}
+
+int cli_ls_program(const char *path, const cli_load_args *args, bool json) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.format = args->format;
+    pdckpt_program *p = NULL;
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    if (pdckpt_program_load_file(path, &lo, &p, &err) != PDCKPT_OK) return cli_report(&err);
+    pdckpt_value *info = info_beside_program(path);
+    if (json) print_json(p, info);
+    else print_text(path, p, info);
+    pdckpt_value_free(info);
+    pdckpt_program_free(p);
+    return CLI_OK;
+}

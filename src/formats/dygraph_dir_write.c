@@ -1,0 +1,64 @@
+/*
+ * dygraph_dir_write.c — writes Paddle 1.5's fluid.dygraph.save_persistables directory (spec
+ * pickle-and-distributed-formats.md §3.1): one binary tensor file per variable at its name ('/'
+ * in a name = subdirectories, as the 1.5 `save` op's os.path.join(dirname, normpath(name))), and
+ * "optimizers/<name>" = pickle.dump(lr_decay_object, f, 2).  Built as a directory transaction.
+ */
+#include "pickle_write.h"
+
+#include <string.h>
+
+#define OPT_PREFIX "optimizers/"
+
+static pdckpt_status write_entry(pdk_dirtx *tx, const char *rel, const pdckpt_value *v,
+                                 const pdckpt_save_options *opts, pdckpt_error *err) {
+    bool optimizer = strncmp(rel, OPT_PREFIX, strlen(OPT_PREFIX)) == 0;
+    if (!optimizer && pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "entry '%s': expected a tensor (or an " OPT_PREFIX "<name> entry), "
+                        "found a %s",
+                        rel, pdckpt_kind_name(pdckpt_value_kind(v)));
+    pdk_sink *sink = NULL;
+    PDK_TRY(pdk_dirtx_open_file(tx, rel, &sink, err));
+    pdckpt_status st;
+    if (optimizer) {
+        pdckpt_save_options o = *opts;
+        o.protocol = 2; /* 1.5 wrote pickle.dump(obj, f, 2) */
+        st = pdk_pickle_save_path(v, sink, &o, PDK_PICKLE_GENERIC, err);
+    } else {
+        st = pdk_tensor_stream_write(sink, v, err);
+    }
+    if (st != PDCKPT_OK) {
+        pdk_sink_abort(sink);
+        pdk_error_prefix(err, "entry '%s': ", rel);
+        return st;
+    }
+    return pdk_sink_commit(sink, err);
+}
+
+pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
+                                   const pdckpt_save_options *opts, pdckpt_error *err) {
+    if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "expected a dict keyed by relative path, found a %s",
+                        pdckpt_kind_name(pdckpt_value_kind(root)));
+    pdk_dirtx *tx = NULL;
+    PDK_TRY(pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err));
+    pdckpt_status st = PDCKPT_OK;
+    size_t        n = pdckpt_value_len(root);
+    for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
+        const pdckpt_value *key = pdckpt_dict_key_at(root, i);
+        const char         *rel = pdckpt_value_get_string(key, NULL);
+        if (!rel || pdckpt_value_kind(key) != PDCKPT_KIND_STRING)
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                          "entry %zu: expected a relative path as the key", i);
+        else
+            st = write_entry(tx, rel, pdckpt_value_at(root, i), opts, err);
+        if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, n))
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
+    }
+    if (st == PDCKPT_OK) return pdk_dirtx_commit(tx, err);
+    pdk_dirtx_abort(tx);
+    pdk_error_set_source(err, path);
+    return st;
+}

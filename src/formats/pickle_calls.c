@@ -1,0 +1,482 @@
+/*
+ * pickle_calls.c — what the pickle reader does instead of calling anything (spec
+ * pickle-and-distributed-formats.md §1.3, §1.7, §1.11): GLOBAL / STACK_GLOBAL become name records;
+ * REDUCE / NEWOBJ / OBJ / INST on a known constructor (bytes via _codecs.encode, tuple, set,
+ * OrderedDict, numpy scalars and buffers, Paddle's tensor and DenseTensor reducers) are evaluated
+ * structurally; globals that can run code are refused; everything else becomes an opaque object
+ * that is carried, never run.  BUILD turns numpy's _reconstruct objects into tensors.
+ */
+#include "pickle_vm.h"
+
+#include <string.h>
+
+/* ---- names ---- */
+
+bool pk_is_global(const pdckpt_value *v, const char *module, const char *name) {
+    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
+           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL &&
+           strcmp(pdckpt_object_module(v), module) == 0 && strcmp(pdckpt_object_name(v), name) == 0;
+}
+
+bool pk_is_builtin(const pdckpt_value *global, const char *name) {
+    return pk_is_global(global, "builtins", name) || pk_is_global(global, "__builtin__", name);
+}
+
+/* Modules whose every callable can reach the OS or run code. */
+static const char *const denied_modules[] = {
+    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "socket", "pty",
+    "commands", "popen2", "runpy", "importlib", "imp", "zipimport", "pkgutil", "ctypes",
+    "pickle", "cPickle", "_pickle", "marshal", "code", "codeop", "webbrowser", "multiprocessing",
+    "asyncio", "signal", "pdb", "bdb", "platform", "timeit", "profile", "cProfile", "trace",
+    "io", "_io", "tempfile", "pathlib", "urllib", "urllib2", "http", "ftplib", "smtplib",
+    "telnetlib", "requests", "threading", "_thread", "thread", "dill", "cloudpickle", "joblib",
+};
+/* Single callables that run code, open files or fetch arbitrary attributes. */
+static const char *const denied_names[][2] = {
+    {"builtins", "eval"},         {"builtins", "exec"},       {"builtins", "compile"},
+    {"builtins", "__import__"},   {"builtins", "getattr"},    {"builtins", "setattr"},
+    {"builtins", "delattr"},      {"builtins", "open"},       {"builtins", "input"},
+    {"builtins", "breakpoint"},   {"builtins", "globals"},    {"builtins", "locals"},
+    {"builtins", "vars"},         {"builtins", "exit"},       {"builtins", "quit"},
+    {"builtins", "help"},         {"builtins", "execfile"},   {"builtins", "file"},
+    {"builtins", "raw_input"},    {"builtins", "reload"},     {"builtins", "apply"},
+    {"operator", "attrgetter"},   {"operator", "methodcaller"}, {"functools", "partial"},
+    {"functools", "reduce"},      {"types", "FunctionType"},  {"types", "CodeType"},
+    {"types", "LambdaType"},      {"types", "MethodType"},    {"numpy", "load"},
+    {"numpy", "loads"},           {"numpy", "fromfile"},      {"numpy.testing._private.utils", "runstring"},
+    {"numpy.lib.npyio", "load"},  {"torch", "load"},          {"paddle", "load"},
+};
+
+static bool module_is(const char *module, const char *root) {
+    size_t n = strlen(root);
+    return strncmp(module, root, n) == 0 && (module[n] == '\0' || module[n] == '.');
+}
+
+/* True when calling module.name could run code or touch the system. */
+static bool denied(const char *module, const char *name) {
+    if (strcmp(module, "__builtin__") == 0) module = "builtins";
+    for (size_t i = 0; i < sizeof denied_modules / sizeof *denied_modules; i++)
+        if (module_is(module, denied_modules[i])) return true;
+    for (size_t i = 0; i < sizeof denied_names / sizeof *denied_names; i++)
+        if (strcmp(module, denied_names[i][0]) == 0 && strcmp(name, denied_names[i][1]) == 0)
+            return true;
+    return false;
+}
+
+static pdckpt_status refuse(pk_vm *vm, const char *module, const char *name) {
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "refusing to call %s.%s: it can run code or reach the system, and pdckpt never "
+                   "runs code from a pickle",
+                   module, name);
+}
+
+static bool denied_global(const pdckpt_value *v) {
+    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
+           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL &&
+           denied(pdckpt_object_module(v), pdckpt_object_name(v));
+}
+
+/* A module or attribute name for a global: non-empty UTF-8 without NUL. */
+static pdckpt_status check_name(pk_vm *vm, const char *s, size_t n, const char *what) {
+    size_t bad;
+    if (n == 0 || memchr(s, '\0', n) || !pk_utf8_valid((const uint8_t *)s, n, &bad))
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a %s name (non-empty UTF-8 text), found "
+                       "%zu unusable bytes", what, n);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status push_global(pk_vm *vm, const char *m, size_t mn, const char *n, size_t nn) {
+    PDK_TRY(check_name(vm, m, mn, "module"));
+    PDK_TRY(check_name(vm, n, nn, "global"));
+    PDK_TRY(pk_charge(vm, mn + nn + 2));
+    char *module = pdk_strndup(vm->a, m, mn), *name = pdk_strndup(vm->a, n, nn);
+    pdckpt_value *g = NULL;
+    pdckpt_status st = module && name ? pk_make_object(vm, PDCKPT_OBJECT_GLOBAL, module, name,
+                                                       NULL, &g)
+                                      : pk_nomem(vm);
+    pdk_strfree(vm->a, module);
+    pdk_strfree(vm->a, name);
+    return st == PDCKPT_OK ? pk_push(vm, g) : st;
+}
+
+/* GLOBAL / INST: "module\nname\n". */
+static pdckpt_status global_lines(pk_vm *vm, const char **m, size_t *mn, const char **n,
+                                  size_t *nn) {
+    const uint8_t *a, *b;
+    PDK_TRY(pk_readline(vm, &a, mn));
+    PDK_TRY(pk_readline(vm, &b, nn));
+    *m = (const char *)a;
+    *n = (const char *)b;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status op_global(pk_vm *vm) {
+    const char *m, *n;
+    size_t mn, nn;
+    PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
+    return push_global(vm, m, mn, n, nn);
+}
+
+static pdckpt_status op_stack_global(pk_vm *vm) {
+    pdckpt_value *name = NULL, *module = NULL;
+    PDK_TRY(pk_pop(vm, &name));
+    pdckpt_status st = pk_pop(vm, &module);
+    const char *m = NULL, *n = NULL;
+    size_t mn = 0, nn = 0;
+    if (st == PDCKPT_OK && (!pk_text(vm, module, &m, &mn) || !pk_text(vm, name, &n, &nn)))
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected two strings (module, name), found a %s and "
+                     "a %s", pdckpt_kind_name(pdckpt_value_kind(module)),
+                     pdckpt_kind_name(pdckpt_value_kind(name)));
+    if (st == PDCKPT_OK) st = push_global(vm, m, mn, n, nn);
+    pdckpt_value_free(name);
+    pdckpt_value_free(module);
+    return st;
+}
+
+/* ---- structural evaluation of known constructors ---- */
+
+#define HIGH_BITS 0x8080808080808080ull
+
+/* Characters of UTF-8 text whose code points are all below 256: one per byte, minus the
+ * second bytes of the 2-byte sequences (their leads have the top two bits set).  Exact for valid
+ * text; latin1_decode rejects anything else. */
+static size_t latin1_count(const uint8_t *s, size_t n) {
+    size_t i = 0, leads = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        leads += (size_t)__builtin_popcountll(w & (w << 1) & HIGH_BITS);
+    }
+    for (; i < n; i++) leads += (s[i] & 0xC0) == 0xC0;
+    return n - leads;
+}
+
+/* Decodes exactly `cap` latin-1 bytes from UTF-8 text; returns the text offset of the first
+ * byte that is not ASCII or a U+0080..U+00FF sequence, or n when all is well. */
+static size_t latin1_decode(const uint8_t *s, size_t n, uint8_t *d, size_t cap) {
+    size_t i = 0, j = 0;
+    while (i < n) {
+        uint64_t w;
+        if (i + 8 <= n && j + 8 <= cap && (memcpy(&w, s + i, 8), !(w & HIGH_BITS))) {
+            memcpy(d + j, &w, 8);
+            i += 8;
+            j += 8;
+        } else if (s[i] < 0x80 && j < cap) {
+            d[j++] = s[i++];
+        } else if ((s[i] == 0xC2 || s[i] == 0xC3) && i + 1 < n && (s[i + 1] & 0xC0) == 0x80 &&
+                   j < cap) {
+            d[j++] = (uint8_t)((s[i] & 0x03) << 6 | (s[i + 1] & 0x3F));
+            i += 2;
+        } else {
+            return i;
+        }
+    }
+    return j == cap ? n : i;
+}
+
+/* _codecs.encode(text, 'latin1'): protocol 2's spelling of bytes (array data).  Long results
+ * stay in their buffer, which an array built from them takes over without a copy. */
+static pdckpt_status latin1_bytes(pk_vm *vm, const char *text, size_t n, pdckpt_value **out) {
+    const uint8_t *s = (const uint8_t *)text;
+    size_t out_len = latin1_count(s, n);
+    PDK_TRY(pk_charge(vm, out_len + 256));
+    pdckpt_buffer *buf = pdk_buffer_new_alloc(vm->a, out_len ? out_len : 1, false);
+    if (!buf) return pk_nomem(vm);
+    uint8_t *d = pdk_buffer_data(buf);
+    size_t bad = latin1_decode(s, n, d, out_len);
+    pdckpt_status st = PDCKPT_OK;
+    if (bad != n)
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected UTF-8 text of characters below U+0100 "
+                     "(bytes), found byte 0x%02x at text offset %zu", s[bad], bad);
+    else if (out_len < PK_VIEW_MIN)
+        st = (*out = pdckpt_value_new_bytes(vm->a, d, out_len)) ? PDCKPT_OK : pk_nomem(vm);
+    else {
+        int64_t dim = (int64_t)out_len;
+        st = pdckpt_tensor_new_in_buffer(vm->a, PDCKPT_DTYPE_UINT8, 1, &dim, buf, d, out, vm->err);
+        if (st == PDCKPT_OK) st = pk_track(vm, *out, PK_RAW_BYTES, NULL);
+    }
+    pdckpt_buffer_release(buf);
+    return st;
+}
+
+static bool is_latin1_name(const pdckpt_value *v) {
+    return pk_is_string(v, "latin1") || pk_is_string(v, "latin-1");
+}
+
+static pdckpt_status codecs_encode(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
+    const char *s;
+    size_t n;
+    if (pdckpt_value_len(args) != 2 || !is_latin1_name(pdckpt_value_at(args, 1)) ||
+        !pk_text(vm, pdckpt_value_at(args, 0), &s, &n))
+        return PDCKPT_OK; /* another encoding: carried as an object */
+    return latin1_bytes(vm, s, n, out);
+}
+
+/* bytes() / bytearray() / bytes(b) / bytearray(b) / bytearray(text, 'latin-1'). */
+static pdckpt_status make_bytes(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
+    size_t n = pdckpt_value_len(args);
+    const uint8_t *b = NULL;
+    size_t len;
+    if (n == 0) {
+        PDK_TRY(pk_charge(vm, 64));
+        *out = pdckpt_value_new_bytes(vm->a, "", 0);
+        return *out ? PDCKPT_OK : pk_nomem(vm);
+    }
+    if (n == 1 && pk_bytes(vm, pdckpt_value_at(args, 0), &b, &len))
+        return pk_sanitize(vm, pdckpt_value_at_mut(args, 0), out);
+    if (n == 2) return codecs_encode(vm, args, out);
+    return PDCKPT_OK;
+}
+
+/* A container of `kind` holding the items of `src` (a tuple or list); pairs for dicts. */
+static pdckpt_status copy_items(pk_vm *vm, pdckpt_kind kind, pdckpt_value *src,
+                                pdckpt_value **out) {
+    pdckpt_value *c = NULL;
+    if (kind != PDCKPT_KIND_TUPLE) PDK_TRY(pk_new_container(vm, kind, &c));
+    size_t base = vm->sp;
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; src && i < pdckpt_value_len(src) && st == PDCKPT_OK; i++) {
+        pdckpt_value *item = pdckpt_value_at_mut(src, i);
+        pdckpt_kind ik = pdckpt_value_kind(item);
+        if (kind != PDCKPT_KIND_DICT) {
+            st = pk_push(vm, pdckpt_value_retain(item));
+        } else if ((ik == PDCKPT_KIND_LIST || ik == PDCKPT_KIND_TUPLE) && pdckpt_value_len(item) == 2) {
+            st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(item, 0)));
+            if (st == PDCKPT_OK) st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(item, 1)));
+        } else {
+            st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected [key, value] pairs, found a %s",
+                         pdckpt_kind_name(ik));
+        }
+    }
+    if (st == PDCKPT_OK && kind == PDCKPT_KIND_TUPLE) {
+        st = pk_make_tuple(vm, base, &c);
+    } else if (st == PDCKPT_OK) {
+        st = kind == PDCKPT_KIND_DICT ? pk_set_pairs(vm, c, base) : pk_extend(vm, c, base);
+    }
+    pk_drop_to(vm, base);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(c);
+        return st;
+    }
+    *out = c;
+    return PDCKPT_OK;
+}
+
+/* builtins.tuple(((name, ndarray),)): Paddle's reducer for a Tensor -> (name, named tensor). */
+static pdckpt_status paddle_tuple(pk_vm *vm, pdckpt_value *src, pdckpt_value **out) {
+    size_t n = 0;
+    pdckpt_value *t = pdckpt_value_at_mut(src, 1);
+    const char *name = pdckpt_value_get_string(pdckpt_value_at(src, 0), &n);
+    if (pdckpt_value_kind(src) != PDCKPT_KIND_TUPLE || pdckpt_value_len(src) != 2 ||
+        pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, t) || !name ||
+        memchr(name, '\0', n))
+        return copy_items(vm, PDCKPT_KIND_TUPLE, src, out);
+    pdckpt_value *named = NULL;
+    PDK_TRY(pk_tensor_renamed(vm, t, name, &named));
+    size_t base = vm->sp;
+    pdckpt_status st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(src, 0)));
+    if (st == PDCKPT_OK) st = pk_push(vm, named);
+    else pdckpt_value_free(named);
+    if (st == PDCKPT_OK) st = pk_make_tuple(vm, base, out);
+    pk_drop_to(vm, base);
+    return st;
+}
+
+/* One argument that is a tuple or list, or none at all. */
+static bool iterable_arg(pdckpt_value *args, pdckpt_value **src) {
+    *src = NULL;
+    if (pdckpt_value_len(args) == 0) return true;
+    pdckpt_kind k = pdckpt_value_kind(pdckpt_value_at(args, 0));
+    if (pdckpt_value_len(args) != 1 || (k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST))
+        return false;
+    *src = pdckpt_value_at_mut(args, 0);
+    return true;
+}
+
+static pdckpt_status builtin_call(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
+                                  pdckpt_value **out) {
+    pdckpt_value *src;
+    if (pk_is_builtin(fn, "bytes") || pk_is_builtin(fn, "bytearray"))
+        return make_bytes(vm, args, out);
+    if (!iterable_arg(args, &src)) return PDCKPT_OK;
+    if (pk_is_builtin(fn, "tuple"))
+        return src ? paddle_tuple(vm, src, out) : copy_items(vm, PDCKPT_KIND_TUPLE, NULL, out);
+    if (pk_is_builtin(fn, "set") || pk_is_builtin(fn, "frozenset"))
+        return copy_items(vm, PDCKPT_KIND_SET, src, out);
+    if (pk_is_builtin(fn, "list")) return copy_items(vm, PDCKPT_KIND_LIST, src, out);
+    if (pk_is_global(fn, "collections", "OrderedDict") && (!src || pdckpt_value_kind(src) ==
+                                                                        PDCKPT_KIND_LIST))
+        return copy_items(vm, PDCKPT_KIND_DICT, src, out);
+    return PDCKPT_OK;
+}
+
+/* eval('data', {'data': ndarray}) / _reconstruct_dense_tensor_data(ndarray): old static
+ * DenseTensor objects.  Recognised by shape; nothing is evaluated. */
+static bool dense_tensor_form(const pdckpt_value *fn, pdckpt_value *args, pdckpt_value **t) {
+    *t = NULL;
+    if (pk_is_builtin(fn, "eval") && pdckpt_value_len(args) == 2 &&
+        pk_is_string(pdckpt_value_at(args, 0), "data")) {
+        const pdckpt_value *env = pdckpt_value_at(args, 1);
+        if (pdckpt_value_kind(env) == PDCKPT_KIND_DICT && pdckpt_value_len(env) == 1 &&
+            pk_is_string(pdckpt_dict_key_at(env, 0), "data"))
+            *t = (pdckpt_value *)pdckpt_value_at(env, 0);
+    } else if (pk_is_global(fn, "paddle.framework.io_utils", "_reconstruct_dense_tensor_data") &&
+               pdckpt_value_len(args) == 1) {
+        *t = pdckpt_value_at_mut(args, 0);
+    }
+    if (pdckpt_value_kind(*t) != PDCKPT_KIND_TENSOR) *t = NULL;
+    return *t != NULL;
+}
+
+/* copyreg._reconstructor(cls, base, state) runs base.__init__: refuse code-running classes. */
+static bool denied_reconstructor(const pdckpt_value *fn, pdckpt_value *args) {
+    if (!pk_is_global(fn, "copyreg", "_reconstructor") &&
+        !pk_is_global(fn, "copy_reg", "_reconstructor"))
+        return false;
+    return denied_global(pdckpt_value_at(args, 0)) || denied_global(pdckpt_value_at(args, 1));
+}
+
+/* fn(*args) for a global fn: a value when recognised, a refusal, or an opaque object. */
+static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
+                                 pdckpt_value **out) {
+    const char *module = pdckpt_object_module(fn), *name = pdckpt_object_name(fn);
+    pdckpt_value *t;
+    *out = NULL;
+    if (dense_tensor_form(fn, args, &t)) {
+        *out = pdckpt_value_retain(t);
+        return PDCKPT_OK;
+    }
+    if (denied(module, name) || denied_reconstructor(fn, args)) return refuse(vm, module, name);
+    if (pk_is_global(fn, "_codecs", "encode")) PDK_TRY(codecs_encode(vm, args, out));
+    else if (pk_is_np_scalar(fn)) PDK_TRY(pk_np_scalar(vm, args, out));
+    else if (pk_is_frombuffer(fn)) PDK_TRY(pk_frombuffer(vm, args, out));
+    else PDK_TRY(builtin_call(vm, fn, args, out));
+    if (*out) return PDCKPT_OK;
+    return pk_make_object(vm, PDCKPT_OBJECT_REDUCE, module, name, args, out);
+}
+
+/* ---- call opcodes ---- */
+
+static pdckpt_status expect_global(pk_vm *vm, const pdckpt_value *v, const char *what) {
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
+        pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL)
+        return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected a global (module.name) as the %s, found "
+                   "a %s", what, pdckpt_kind_name(pdckpt_value_kind(v)));
+}
+
+static pdckpt_status expect_tuple(pk_vm *vm, const pdckpt_value *v, const char *what) {
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_TUPLE) return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a tuple of %s, found a %s", what,
+                   pdckpt_kind_name(pdckpt_value_kind(v)));
+}
+
+static pdckpt_status op_reduce(pk_vm *vm) {
+    pdckpt_value *args = NULL, *fn = NULL, *result = NULL;
+    PDK_TRY(pk_pop(vm, &args));
+    pdckpt_status st = pk_pop(vm, &fn);
+    if (st == PDCKPT_OK) st = expect_global(vm, fn, "callable");
+    if (st == PDCKPT_OK) st = expect_tuple(vm, args, "arguments");
+    if (st == PDCKPT_OK) st = call_global(vm, fn, args, &result);
+    pdckpt_value_free(args);
+    pdckpt_value_free(fn);
+    return st == PDCKPT_OK ? pk_push(vm, result) : st;
+}
+
+static pdckpt_status newobj(pk_vm *vm, pdckpt_value *cls, pdckpt_value *args) {
+    PDK_TRY(expect_global(vm, cls, "class"));
+    PDK_TRY(expect_tuple(vm, args, "arguments"));
+    const char *module = pdckpt_object_module(cls), *name = pdckpt_object_name(cls);
+    if (denied(module, name)) return refuse(vm, module, name);
+    pdckpt_value *obj = NULL;
+    PDK_TRY(pk_make_object(vm, PDCKPT_OBJECT_NEWOBJ, module, name, args, &obj));
+    return pk_push(vm, obj);
+}
+
+static pdckpt_status op_newobj(pk_vm *vm, bool ex) {
+    pdckpt_value *kwargs = NULL, *args = NULL, *cls = NULL;
+    pdckpt_status st = ex ? pk_pop(vm, &kwargs) : PDCKPT_OK;
+    if (st == PDCKPT_OK) st = pk_pop(vm, &args);
+    if (st == PDCKPT_OK) st = pk_pop(vm, &cls);
+    if (st == PDCKPT_OK && ex &&
+        (pdckpt_value_kind(kwargs) != PDCKPT_KIND_DICT || pdckpt_value_len(kwargs) != 0))
+        st = pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "keyword arguments to __new__ are not supported");
+    if (st == PDCKPT_OK) st = newobj(vm, cls, args);
+    pdckpt_value_free(kwargs);
+    pdckpt_value_free(args);
+    pdckpt_value_free(cls);
+    return st;
+}
+
+/* OBJ (MARK cls args...) and INST (module/name lines, MARK args...): class calls. */
+static pdckpt_status op_obj_inst(pk_vm *vm) {
+    const char *m = NULL, *n = NULL;
+    size_t mn = 0, nn = 0, mark, start;
+    if (vm->op == 'i') PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
+    PDK_TRY(pk_pop_mark(vm, &mark));
+    pdckpt_value *cls = NULL, *args = NULL, *result = NULL;
+    pdckpt_status st = PDCKPT_OK;
+    start = mark;
+    if (vm->op == 'o' && start == vm->sp)
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a class after MARK, found nothing");
+    else if (vm->op == 'o')
+        cls = pdckpt_value_retain(vm->stack[start++]);
+    else if ((st = push_global(vm, m, mn, n, nn)) == PDCKPT_OK)
+        st = pk_pop(vm, &cls);
+    if (st == PDCKPT_OK) st = pk_make_tuple(vm, start, &args);
+    if (st == PDCKPT_OK) st = expect_global(vm, cls, "class");
+    if (st == PDCKPT_OK) st = call_global(vm, cls, args, &result);
+    pk_drop_to(vm, mark);
+    pdckpt_value_free(cls);
+    pdckpt_value_free(args);
+    return st == PDCKPT_OK ? pk_push(vm, result) : st;
+}
+
+static pdckpt_status build_state(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state) {
+    if (pdckpt_object_kind_of(obj) == PDCKPT_OBJECT_GLOBAL)
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected an instance to set state on, found "
+                       "the bare global %s.%s", pdckpt_object_module(obj), pdckpt_object_name(obj));
+    PDK_TRY(pk_check_mutable(vm, obj, "set state on"));
+    if (state == obj)
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object cannot be its own state (pdckpt "
+                       "refuses reference cycles)");
+    if (pdckpt_object_state(obj))
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object whose state is set twice");
+    pdckpt_value *placed = NULL;
+    PDK_TRY(pk_adopt(vm, obj, state, &placed));
+    return pdckpt_object_set_state(obj, placed, vm->err);
+}
+
+static pdckpt_status op_build(pk_vm *vm) {
+    pdckpt_value *state = NULL, *obj = NULL, *tensor = NULL;
+    PDK_TRY(pk_pop(vm, &state));
+    pdckpt_status st = pk_peek(vm, 0, &obj);
+    if (st == PDCKPT_OK && pdckpt_value_kind(obj) != PDCKPT_KIND_OBJECT)
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected an object to set state on, found a %s",
+                     pdckpt_kind_name(pdckpt_value_kind(obj)));
+    if (st == PDCKPT_OK && pk_is_reconstruct(obj)) st = pk_check_mutable(vm, obj, "set state on");
+    if (st == PDCKPT_OK && pk_is_reconstruct(obj)) st = pk_ndarray_build(vm, obj, state, &tensor);
+    if (st == PDCKPT_OK && tensor) {
+        st = pk_forward(vm, obj, tensor);
+        pdckpt_value_free(vm->stack[vm->sp - 1]);
+        vm->stack[vm->sp - 1] = tensor;
+    } else if (st == PDCKPT_OK) {
+        st = build_state(vm, obj, state);
+    }
+    pdckpt_value_free(state);
+    return st;
+}
+
+pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled) {
+    *handled = true;
+    switch (op) {
+    case 'c': return op_global(vm);
+    case 0x93: return op_stack_global(vm);
+    case 'R': return op_reduce(vm);
+    case 0x81: return op_newobj(vm, false);
+    case 0x92: return op_newobj(vm, true);
+    case 'o': case 'i': return op_obj_inst(vm);
+    case 'b': return op_build(vm);
+    default: *handled = false; return PDCKPT_OK;
+    }
+}

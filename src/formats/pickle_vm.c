@@ -1,0 +1,637 @@
+/*
+ * pickle_vm.c — the machine under the pickle reader (spec pickle-and-distributed-formats.md
+ * §1.10-1.11): opcode names, the value stack with CPython's mark fence, the memo, the identity map
+ * that tracks containers (depth, expanded size, frozen-after-placement), the allocation budget,
+ * placement (raw string/bytes views become values only where they land) and the run loop.
+ * Nothing read from the input is ever executed.
+ */
+#include "pickle_vm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PK_MAX_DEPTH_CAP 10000u       /* deeper trees would overflow recursive walks/frees */
+#define PK_PROGRESS_STEP ((size_t)16 << 20)
+
+static const char *const op_names[256] = {
+    ['('] = "MARK",          ['.'] = "STOP",          ['0'] = "POP",
+    ['1'] = "POP_MARK",      ['2'] = "DUP",           ['F'] = "FLOAT",
+    ['I'] = "INT",           ['J'] = "BININT",        ['K'] = "BININT1",
+    ['L'] = "LONG",          ['M'] = "BININT2",       ['N'] = "NONE",
+    ['P'] = "PERSID",        ['Q'] = "BINPERSID",     ['R'] = "REDUCE",
+    ['S'] = "STRING",        ['T'] = "BINSTRING",     ['U'] = "SHORT_BINSTRING",
+    ['V'] = "UNICODE",       ['X'] = "BINUNICODE",    ['a'] = "APPEND",
+    ['b'] = "BUILD",         ['c'] = "GLOBAL",        ['d'] = "DICT",
+    ['}'] = "EMPTY_DICT",    ['e'] = "APPENDS",       ['g'] = "GET",
+    ['h'] = "BINGET",        ['i'] = "INST",          ['j'] = "LONG_BINGET",
+    ['l'] = "LIST",          [']'] = "EMPTY_LIST",    ['o'] = "OBJ",
+    ['p'] = "PUT",           ['q'] = "BINPUT",        ['r'] = "LONG_BINPUT",
+    ['s'] = "SETITEM",       ['t'] = "TUPLE",         [')'] = "EMPTY_TUPLE",
+    ['u'] = "SETITEMS",      ['G'] = "BINFLOAT",      [0x80] = "PROTO",
+    [0x81] = "NEWOBJ",       [0x82] = "EXT1",         [0x83] = "EXT2",
+    [0x84] = "EXT4",         [0x85] = "TUPLE1",       [0x86] = "TUPLE2",
+    [0x87] = "TUPLE3",       [0x88] = "NEWTRUE",      [0x89] = "NEWFALSE",
+    [0x8a] = "LONG1",        [0x8b] = "LONG4",        ['B'] = "BINBYTES",
+    ['C'] = "SHORT_BINBYTES", [0x8c] = "SHORT_BINUNICODE", [0x8d] = "BINUNICODE8",
+    [0x8e] = "BINBYTES8",    [0x8f] = "EMPTY_SET",    [0x90] = "ADDITEMS",
+    [0x91] = "FROZENSET",    [0x92] = "NEWOBJ_EX",    [0x93] = "STACK_GLOBAL",
+    [0x94] = "MEMOIZE",      [0x95] = "FRAME",        [0x96] = "BYTEARRAY8",
+    [0x97] = "NEXT_BUFFER",  [0x98] = "READONLY_BUFFER",
+};
+
+const char *pk_op_name(uint8_t op) { return op_names[op] ? op_names[op] : "?"; }
+
+/* ---- errors, budget, argument bytes ---- */
+
+pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return pdk_fail(vm->err, status, vm->in->name, (int64_t)vm->op_pos, "%s: %s",
+                    pk_op_name(vm->op), msg);
+}
+
+pdckpt_status pk_nomem(pk_vm *vm) {
+    pdckpt_status st = pdk_fail_nomem(vm->err, "pickle value");
+    pdk_error_set_source(vm->err, vm->in->name);
+    return st;
+}
+
+pdckpt_status pk_charge(pk_vm *vm, uint64_t bytes) {
+    vm->used = bytes > UINT64_MAX - vm->used ? UINT64_MAX : vm->used + bytes;
+    if (vm->used <= vm->budget) return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                   "loading needs more than %llu bytes of memory (max_alloc_bytes; the default "
+                   "is 4 x the input size + 64 MiB)",
+                   (unsigned long long)vm->budget);
+}
+
+pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *what) {
+    size_t left = vm->len - vm->pos;
+    if (n > left)
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s, found %zu before the end",
+                       (unsigned long long)n, what, left);
+    *out = vm->p + vm->pos;
+    vm->pos += (size_t)n;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len) {
+    const uint8_t *start = vm->p + vm->pos;
+    const uint8_t *nl = memchr(start, '\n', vm->len - vm->pos);
+    if (!nl)
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a line ending in '\\n', found the end");
+    *out = start;
+    *len = (size_t)(nl - start);
+    vm->pos += *len + 1;
+    return PDCKPT_OK;
+}
+
+/* ---- identity map ---- */
+
+static size_t slot_of(const pk_map *m, const pdckpt_value *v) {
+    uint64_t h = (uint64_t)(uintptr_t)v * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (m->cap - 1);
+}
+
+pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v) {
+    pk_map *m = &vm->map;
+    if (!v || m->cap == 0) return NULL;
+    for (size_t i = slot_of(m, v);; i = (i + 1) & (m->cap - 1)) {
+        if (m->slots[i].key == v) return &m->slots[i];
+        if (!m->slots[i].key) return NULL;
+    }
+}
+
+static pdckpt_status map_grow(pk_vm *vm) {
+    pk_map *m = &vm->map;
+    size_t cap = m->cap ? m->cap * 2 : 64;
+    PDK_TRY(pk_charge(vm, cap * sizeof(pk_info)));
+    pk_info *slots = pdk_calloc(vm->a, cap, sizeof *slots);
+    if (!slots) return pk_nomem(vm);
+    pk_map bigger = {slots, cap, m->len};
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].key) continue;
+        size_t j = slot_of(&bigger, m->slots[i].key);
+        while (slots[j].key) j = (j + 1) & (cap - 1);
+        slots[j] = m->slots[i];
+    }
+    pdk_free(vm->a, m->slots, m->cap * sizeof *m->slots);
+    *m = bigger;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out) {
+    pk_map *m = &vm->map;
+    if ((m->len + 1) * 2 > m->cap) PDK_TRY(map_grow(vm));
+    size_t i = slot_of(m, v);
+    while (m->slots[i].key && m->slots[i].key != v) i = (i + 1) & (m->cap - 1);
+    pk_info *info = &m->slots[i];
+    if (!info->key) {
+        pdckpt_kind k = pdckpt_value_kind(v);
+        bool nests = k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_TUPLE || k == PDCKPT_KIND_DICT ||
+                     k == PDCKPT_KIND_SET || k == PDCKPT_KIND_OBJECT;
+        info->key = pdckpt_value_retain(v);
+        info->depth = nests ? 1 : 0;
+        info->nodes = 1;
+        m->len++;
+    }
+    info->flags |= flags;
+    if (out) *out = info;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out) {
+    PDK_TRY(pk_charge(vm, 64));
+    pdckpt_value *v = pdckpt_value_new_container(vm->a, kind);
+    if (!v) return pk_nomem(vm);
+    pdckpt_status st = pk_track(vm, v, 0, NULL);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(v);
+        return st;
+    }
+    *out = v;
+    return PDCKPT_OK;
+}
+
+uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v) {
+    if (pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR) return 0;
+    pk_info *info = pk_info_of(vm, v);
+    return info ? info->flags & PK_RAW : 0;
+}
+
+/* ---- stack ---- */
+
+static size_t fence(const pk_vm *vm) { return vm->n_marks ? vm->marks[vm->n_marks - 1] : 0; }
+
+/* Replaces an object that BUILD turned into something else (an ndarray into a tensor). */
+static void resolve(pk_vm *vm, pdckpt_value **slot) {
+    if (pdckpt_value_kind(*slot) != PDCKPT_KIND_OBJECT) return;
+    pk_info *info = pk_info_of(vm, *slot);
+    if (!info || !info->fwd) return;
+    pdckpt_value_free(*slot);
+    *slot = pdckpt_value_retain(info->fwd);
+}
+
+pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v) {
+    if (!v) return pk_nomem(vm);
+    if (vm->sp == vm->stack_cap) {
+        size_t cap = vm->stack_cap ? vm->stack_cap * 2 : 256;
+        pdckpt_status st = pk_charge(vm, (cap - vm->stack_cap) * sizeof *vm->stack);
+        pdckpt_value **grown = st == PDCKPT_OK ? pdk_alloc(vm->a, cap * sizeof *grown) : NULL;
+        if (!grown) {
+            pdckpt_value_free(v);
+            return st != PDCKPT_OK ? st : pk_nomem(vm);
+        }
+        if (vm->sp) memcpy(grown, vm->stack, vm->sp * sizeof *grown);
+        pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
+        vm->stack = grown;
+        vm->stack_cap = cap;
+    }
+    vm->stack[vm->sp++] = v;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status underflow(pk_vm *vm) {
+    return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a value on the stack%s, found none",
+                   vm->n_marks ? " above the last MARK" : "");
+}
+
+pdckpt_status pk_pop(pk_vm *vm, pdckpt_value **out) {
+    if (vm->sp <= fence(vm)) return underflow(vm);
+    resolve(vm, &vm->stack[vm->sp - 1]);
+    *out = vm->stack[--vm->sp];
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_peek(pk_vm *vm, size_t depth, pdckpt_value **out) {
+    if (vm->sp < fence(vm) + depth + 1) return underflow(vm);
+    resolve(vm, &vm->stack[vm->sp - 1 - depth]);
+    *out = vm->stack[vm->sp - 1 - depth];
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_pop_mark(pk_vm *vm, size_t *start) {
+    if (vm->n_marks == 0)
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a MARK on the stack, found none");
+    *start = vm->marks[--vm->n_marks];
+    for (size_t i = *start; i < vm->sp; i++) resolve(vm, &vm->stack[i]);
+    return PDCKPT_OK;
+}
+
+void pk_drop_to(pk_vm *vm, size_t start) {
+    while (vm->sp > start) pdckpt_value_free(vm->stack[--vm->sp]);
+}
+
+static pdckpt_status push_mark(pk_vm *vm) {
+    if (vm->n_marks == vm->marks_cap) {
+        size_t cap = vm->marks_cap ? vm->marks_cap * 2 : 64;
+        PDK_TRY(pk_charge(vm, (cap - vm->marks_cap) * sizeof *vm->marks));
+        size_t *grown = pdk_alloc(vm->a, cap * sizeof *grown);
+        if (!grown) return pk_nomem(vm);
+        if (vm->n_marks) memcpy(grown, vm->marks, vm->n_marks * sizeof *grown);
+        pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
+        vm->marks = grown;
+        vm->marks_cap = cap;
+    }
+    vm->marks[vm->n_marks++] = vm->sp;
+    return PDCKPT_OK;
+}
+
+/* ---- placement ---- */
+
+static bool mutable_kind(const pdckpt_value *v) {
+    pdckpt_kind k = pdckpt_value_kind(v);
+    return k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
+           k == PDCKPT_KIND_OBJECT;
+}
+
+pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out) {
+    size_t high = 0;
+    for (size_t i = 0; i < n; i++) high += b[i] >= 0x80;
+    PDK_TRY(pk_charge(vm, 2 * (n + high) + 64));
+    char *utf8 = pdk_alloc(vm->a, n + high + 1);
+    if (!utf8) return pk_nomem(vm);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] < 0x80) {
+            utf8[j++] = (char)b[i];
+        } else {
+            utf8[j++] = (char)(0xC0 | (b[i] >> 6));
+            utf8[j++] = (char)(0x80 | (b[i] & 0x3F));
+        }
+    }
+    *out = pdckpt_value_new_string(vm->a, utf8, j);
+    pdk_free(vm->a, utf8, n + high + 1);
+    return *out ? PDCKPT_OK : pk_nomem(vm);
+}
+
+static pdckpt_status raw_to_value(pk_vm *vm, const pdckpt_value *raw, uint32_t flags,
+                                  pdckpt_value **out) {
+    pdckpt_tensor_view tv;
+    pdckpt_tensor_get(raw, &tv);
+    const uint8_t *d = tv.data ? tv.data : (const uint8_t *)"";
+    size_t n = (size_t)tv.n_bytes;
+    if (flags & PK_RAW_PY2) return pk_latin1_string(vm, d, n, out);
+    size_t bad;
+    if ((flags & PK_RAW_TEXT) && !pk_utf8_valid(d, n, &bad)) /* long text is checked here */
+        return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)(d - vm->p + bad),
+                        "expected UTF-8 text, found byte 0x%02x", d[bad]);
+    PDK_TRY(pk_charge(vm, n + 64));
+    *out = flags & PK_RAW_TEXT ? pdckpt_value_new_string(vm->a, (const char *)d, n)
+                               : pdckpt_value_new_bytes(vm->a, d, n);
+    return *out ? PDCKPT_OK : pk_nomem(vm);
+}
+
+static pdckpt_status rebuild_tuple(pk_vm *vm, pdckpt_value *t, pdckpt_value **out) {
+    pdckpt_value *nt = NULL;
+    PDK_TRY(pk_new_container(vm, PDCKPT_KIND_TUPLE, &nt));
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < pdckpt_value_len(t) && st == PDCKPT_OK; i++) {
+        pdckpt_value *clean = NULL, *placed = NULL;
+        st = pk_sanitize(vm, pdckpt_value_at_mut(t, i), &clean);
+        if (st == PDCKPT_OK) st = pk_adopt(vm, nt, clean, &placed);
+        pdckpt_value_free(clean);
+        if (st == PDCKPT_OK) st = pdckpt_value_append(nt, placed, vm->err);
+    }
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(nt);
+        return st;
+    }
+    *out = nt;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out) {
+    pdckpt_kind k = pdckpt_value_kind(v);
+    pk_info *info = k == PDCKPT_KIND_TENSOR || k == PDCKPT_KIND_TUPLE ? pk_info_of(vm, v) : NULL;
+    if (info && (info->flags & PK_RAW)) return raw_to_value(vm, v, info->flags, out);
+    if (info && (info->flags & PK_DIRTY)) return rebuild_tuple(vm, v, out);
+    *out = pdckpt_value_retain(v);
+    return PDCKPT_OK;
+}
+
+/* Updates the parent's depth and expanded size for a new child of `depth` / `nodes`. */
+static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, uint32_t depth, uint64_t nodes,
+                                 uint32_t child_flags) {
+    pk_info *pi = pk_info_of(vm, parent);
+    if (!pi) return PDCKPT_OK;
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
+    if (depth + 1 > pi->depth) pi->depth = depth + 1;
+    pi->nodes = nodes > UINT64_MAX - pi->nodes ? UINT64_MAX : pi->nodes + nodes;
+    if (pi->depth > vm->max_depth)
+        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected nesting of at most %u levels (max_depth), "
+                       "found deeper", vm->max_depth);
+    if (pi->nodes > vm->max_nodes)
+        return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                       "expected at most %llu values once shared (memo) references are expanded "
+                       "(max_alloc_bytes / 16), found more", (unsigned long long)vm->max_nodes);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child,
+                       pdckpt_value **out) {
+    pdckpt_value *c = NULL;
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) c = pdckpt_value_retain(child);
+    else PDK_TRY(pk_sanitize(vm, child, &c));
+    pdckpt_status st = pk_charge(vm, 16);
+    pk_info *ci = pk_info_of(vm, c);
+    uint32_t depth = ci ? ci->depth : 0;
+    uint64_t nodes = ci ? ci->nodes : 1;
+    pdckpt_kind k = pdckpt_value_kind(c);
+    /* What a tuple inherits from its items: raw values inside, and unhashable items. */
+    uint32_t up = (ci && (ci->flags & (PK_RAW | PK_DIRTY)) ? PK_DIRTY : 0) |
+                  (k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
+                   (k == PDCKPT_KIND_TENSOR && !(ci && (ci->flags & PK_RAW))) ||
+                   (ci && (ci->flags & PK_UNHASHABLE)) ? PK_UNHASHABLE : 0);
+    if (ci && mutable_kind(c)) ci->flags |= PK_PLACED;
+    if (st == PDCKPT_OK) st = grow_parent(vm, parent, depth, nodes, up);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(c);
+        return st;
+    }
+    *out = c;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *module,
+                             const char *name, pdckpt_value *args, pdckpt_value **out) {
+    pdckpt_value *a = NULL;
+    if (args) PDK_TRY(pk_sanitize(vm, args, &a));
+    pk_info *ai = pk_info_of(vm, a);
+    uint32_t depth = ai ? ai->depth : 0;
+    uint64_t nodes = a ? (ai ? ai->nodes : 1) : 0;
+    if (ai && mutable_kind(a)) ai->flags |= PK_PLACED;
+    pdckpt_status st = pk_charge(vm, 128 + strlen(module) + strlen(name));
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(a);
+        return st;
+    }
+    pdckpt_value *obj = pdckpt_value_new_object(vm->a, kind, module, name, a, NULL);
+    if (!obj) return pk_nomem(vm);
+    st = pk_track(vm, obj, 0, NULL);
+    if (st == PDCKPT_OK && a) st = grow_parent(vm, obj, depth, nodes, 0);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(obj);
+        return st;
+    }
+    *out = obj;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *part,
+                             uint64_t added_nodes) {
+    pk_info *pi = pk_info_of(vm, part);
+    return grow_parent(vm, obj, pi ? pi->depth : 0, added_nodes, 0);
+}
+
+pdckpt_status pk_check_mutable(pk_vm *vm, pdckpt_value *target, const char *what) {
+    pk_info *info = pk_info_of(vm, target);
+    if (!info || !(info->flags & PK_PLACED)) return PDCKPT_OK;
+    pdckpt_kind k = pdckpt_value_kind(target);
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "cannot %s %s %s that is already inside another value (a self-referencing "
+                   "pickle; pdckpt refuses reference cycles)",
+                   what, k == PDCKPT_KIND_OBJECT ? "an" : "a", pdckpt_kind_name(k));
+}
+
+pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to) {
+    pk_info *info = NULL;
+    PDK_TRY(pk_track(vm, from, 0, &info));
+    pdckpt_value_free(info->fwd);
+    info->fwd = pdckpt_value_retain(to);
+    return PDCKPT_OK;
+}
+
+bool pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len) {
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_STRING) {
+        *s = pdckpt_value_get_string(v, len);
+        return true;
+    }
+    if (!(pk_raw_flags(vm, v) & PK_RAW_TEXT)) return false;
+    pdckpt_tensor_view tv;
+    pdckpt_tensor_get(v, &tv);
+    *s = tv.data ? tv.data : "";
+    *len = (size_t)tv.n_bytes;
+    return true;
+}
+
+bool pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len) {
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_BYTES) {
+        *b = pdckpt_value_get_bytes(v, len);
+        return true;
+    }
+    if (!(pk_raw_flags(vm, v) & (PK_RAW_BYTES | PK_RAW_PY2))) return false;
+    pdckpt_tensor_view tv;
+    pdckpt_tensor_get(v, &tv);
+    *b = tv.data ? tv.data : (const uint8_t *)"";
+    *len = (size_t)tv.n_bytes;
+    return true;
+}
+
+bool pk_is_string(const pdckpt_value *v, const char *s) {
+    return pdk_value_is_string(v, s, strlen(s));
+}
+
+/* ---- memo ---- */
+
+static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
+    if (idx >= vm->opts->max_memo)
+        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected a memo index below %llu (max_memo), found %llu",
+                       (unsigned long long)vm->opts->max_memo, (unsigned long long)idx);
+    pdckpt_value *top;
+    PDK_TRY(pk_peek(vm, 0, &top));
+    if (idx >= vm->memo_cap) {
+        uint64_t cap = vm->memo_cap ? (uint64_t)vm->memo_cap * 2 : 64;
+        if (cap < idx + 1) cap = idx + 1;
+        if (cap > vm->opts->max_memo) cap = vm->opts->max_memo;
+        PDK_TRY(pk_charge(vm, (cap - vm->memo_cap) * sizeof *vm->memo));
+        pdckpt_value **grown = pdk_calloc(vm->a, (size_t)cap, sizeof *grown);
+        if (!grown) return pk_nomem(vm);
+        if (vm->memo_cap) memcpy(grown, vm->memo, vm->memo_cap * sizeof *grown);
+        pdk_free(vm->a, vm->memo, vm->memo_cap * sizeof *vm->memo);
+        vm->memo = grown;
+        vm->memo_cap = (size_t)cap;
+    }
+    if (vm->memo[idx]) pdckpt_value_free(vm->memo[idx]);
+    else vm->memo_count++;
+    vm->memo[idx] = pdckpt_value_retain(top);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
+    if (idx >= vm->memo_cap || !vm->memo[idx])
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected memo entry %llu to have been stored, found none",
+                       (unsigned long long)idx);
+    return pk_push(vm, pdckpt_value_retain(vm->memo[idx]));
+}
+
+/* Decimal memo index of the text opcodes GET / PUT. */
+static pdckpt_status line_index(pk_vm *vm, uint64_t *out) {
+    const uint8_t *s;
+    size_t n;
+    PDK_TRY(pk_readline(vm, &s, &n));
+    uint64_t v = 0;
+    if (n == 0 || n > 18) return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a decimal memo index");
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a decimal memo index");
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status run_memo_op(pk_vm *vm, uint8_t op) {
+    const uint8_t *b = NULL;
+    uint64_t idx = 0;
+    switch (op) {
+    case 'q': PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_put(vm, b[0]);
+    case 'r': PDK_TRY(pk_read(vm, 4, &b, "memo index")); return memo_put(vm, pdk_load_u32le(b));
+    case 0x94: return memo_put(vm, vm->memo_count);
+    case 'p': PDK_TRY(line_index(vm, &idx)); return memo_put(vm, idx);
+    case 'h': PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_get(vm, b[0]);
+    case 'j': PDK_TRY(pk_read(vm, 4, &b, "memo index")); return memo_get(vm, pdk_load_u32le(b));
+    default: PDK_TRY(line_index(vm, &idx)); return memo_get(vm, idx);
+    }
+}
+
+/* ---- machine opcodes ---- */
+
+static pdckpt_status op_frame(pk_vm *vm) {
+    const uint8_t *b = NULL;
+    PDK_TRY(pk_read(vm, 8, &b, "frame length"));
+    uint64_t n = pdk_load_u64le(b);
+    if (n > vm->len - vm->pos)
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a frame of at most %zu bytes (what is left), "
+                       "found %llu", vm->len - vm->pos, (unsigned long long)n);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status op_pop(pk_vm *vm) {
+    if (vm->sp > fence(vm)) {
+        pdckpt_value_free(vm->stack[--vm->sp]);
+        return PDCKPT_OK;
+    }
+    if (vm->n_marks && vm->marks[vm->n_marks - 1] == vm->sp) {
+        vm->n_marks--; /* CPython pops a mark that sits on top of the stack */
+        return PDCKPT_OK;
+    }
+    return underflow(vm);
+}
+
+static pdckpt_status op_proto(pk_vm *vm) {
+    const uint8_t *b = NULL;
+    PDK_TRY(pk_read(vm, 1, &b, "protocol"));
+    if (b[0] > 5)
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected pickle protocol 0-5, found %u", b[0]);
+    vm->protocol = b[0];
+    return PDCKPT_OK;
+}
+
+static pdckpt_status run_machine_op(pk_vm *vm, uint8_t op, bool *handled) {
+    pdckpt_value *v;
+    *handled = true;
+    switch (op) {
+    case 0x80: return op_proto(vm);
+    case 0x95: return op_frame(vm);
+    case '.':
+        PDK_TRY(pk_pop(vm, &vm->result));
+        vm->stopped = true;
+        return PDCKPT_OK;
+    case '(': return push_mark(vm);
+    case '0': return op_pop(vm);
+    case '1': {
+        size_t start;
+        PDK_TRY(pk_pop_mark(vm, &start));
+        pk_drop_to(vm, start);
+        return PDCKPT_OK;
+    }
+    case '2': PDK_TRY(pk_peek(vm, 0, &v)); return pk_push(vm, pdckpt_value_retain(v));
+    case 'q': case 'r': case 0x94: case 'p': case 'h': case 'j': case 'g':
+        return run_memo_op(vm, op);
+    case 'P': case 'Q':
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                       "persistent IDs need the saving program's resolver; not supported");
+    case 0x82: case 0x83: case 0x84:
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "copyreg extension codes are not supported");
+    case 0x97:
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
+    case 0x98: /* marks an in-band buffer read-only: pdckpt never writes buffers anyway */
+        PDK_TRY(pk_peek(vm, 0, &v));
+        if (pk_raw_flags(vm, v) & PK_RAW_BYTES || pdckpt_value_kind(v) == PDCKPT_KIND_BYTES)
+            return PDCKPT_OK;
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a buffer on the stack, found a %s",
+                       pdckpt_kind_name(pdckpt_value_kind(v)));
+    default: *handled = false; return PDCKPT_OK;
+    }
+}
+
+/* ---- the machine ---- */
+
+void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
+                pdckpt_error *err) {
+    memset(vm, 0, sizeof *vm);
+    vm->in = in;
+    vm->opts = opts;
+    vm->a = opts->allocator;
+    vm->err = err;
+    vm->p = in->data;
+    vm->len = in->len;
+    uint64_t dflt = (uint64_t)in->len > (UINT64_MAX - (64u << 20)) / 4
+                        ? UINT64_MAX : (uint64_t)in->len * 4 + (64u << 20);
+    vm->budget = opts->max_alloc_bytes ? opts->max_alloc_bytes : dflt;
+    vm->max_nodes = vm->budget / 16 > (1u << 16) ? vm->budget / 16 : (1u << 16);
+    vm->max_depth = opts->max_depth ? opts->max_depth : 200;
+    if (vm->max_depth > PK_MAX_DEPTH_CAP) vm->max_depth = PK_MAX_DEPTH_CAP;
+}
+
+static pdckpt_status report_progress(pk_vm *vm, size_t *next) {
+    if (!vm->opts->progress || vm->pos < *next) return PDCKPT_OK;
+    *next = vm->pos + PK_PROGRESS_STEP;
+    if (vm->opts->progress(vm->opts->progress_ctx, vm->pos, vm->len))
+        return pdk_fail(vm->err, PDCKPT_ERR_ARGUMENT, vm->in->name, -1, "cancelled");
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_vm_run(pk_vm *vm) {
+    size_t next_progress = PK_PROGRESS_STEP;
+    while (!vm->stopped) {
+        if (vm->pos >= vm->len) {
+            vm->op_pos = vm->pos;
+            return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)vm->pos,
+                            "expected an opcode (the pickle ends with STOP), found the end of "
+                            "the input");
+        }
+        vm->op_pos = vm->pos;
+        vm->op = vm->p[vm->pos++];
+        bool handled = false;
+        pdckpt_status st = run_machine_op(vm, vm->op, &handled);
+        if (!handled) st = pk_run_data_op(vm, vm->op, &handled);
+        if (!handled) st = pk_run_call_op(vm, vm->op, &handled);
+        if (!handled)
+            return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)vm->op_pos,
+                            "expected a pickle opcode, found byte 0x%02x", vm->op);
+        PDK_TRY(st);
+        PDK_TRY(report_progress(vm, &next_progress));
+    }
+    return PDCKPT_OK;
+}
+
+void pk_vm_free(pk_vm *vm) {
+    pk_drop_to(vm, 0);
+    pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
+    pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
+    for (size_t i = 0; i < vm->memo_cap; i++) pdckpt_value_free(vm->memo[i]);
+    pdk_free(vm->a, vm->memo, vm->memo_cap * sizeof *vm->memo);
+    for (size_t i = 0; i < vm->map.cap; i++) {
+        pdckpt_value_free(vm->map.slots[i].fwd);
+        pdckpt_value_free(vm->map.slots[i].key);
+    }
+    pdk_free(vm->a, vm->map.slots, vm->map.cap * sizeof *vm->map.slots);
+    pdckpt_value_free(vm->result);
+    memset(vm, 0, sizeof *vm);
+}

@@ -1,0 +1,177 @@
+/*
+ * pickle_vm.h — internals of the pickle reader (spec pickle-and-distributed-formats.md §1.7-1.11):
+ * a bounded stack machine that builds pdckpt values and never runs anything.  Shared by
+ * pickle_vm.c (stack, memo, limits, placement), pickle_ops.c (data opcodes), pickle_calls.c
+ * (GLOBAL/REDUCE/NEWOBJ/BUILD), pickle_numpy.c (arrays, dtypes, scalars), pickle_paddle.c
+ * (Paddle's state-dict conventions) and pickle_read.c (sniff, load).
+ */
+#ifndef PDK_PICKLE_VM_H
+#define PDK_PICKLE_VM_H
+
+#include "pickle.h"
+
+/* Bookkeeping flags for values the VM has to know more about than their kind says. */
+enum {
+    PK_RAW_TEXT = 1u << 0,  /* uint8 tensor viewing UTF-8 text (a long str, checked on use) */
+    PK_RAW_PY2 = 1u << 1,   /* uint8 tensor holding a Python 2 str (latin-1 bytes) */
+    PK_RAW_BYTES = 1u << 2, /* uint8 tensor holding bytes / bytearray contents */
+    PK_RAW = PK_RAW_TEXT | PK_RAW_PY2 | PK_RAW_BYTES,
+    PK_DIRTY = 1u << 3,     /* a tuple with a raw value somewhere inside (through tuples) */
+    PK_PLACED = 1u << 4,    /* inside another container: frozen (no cycles can form) */
+    PK_UNHASHABLE = 1u << 5, /* a tuple holding a list, dict, set or array somewhere */
+};
+
+/* Dict keys that are not strings are found by a linear scan in the value tree; more than this
+ * many in one dict would make loading quadratic. */
+#define PK_MAX_OTHER_KEYS ((uint32_t)1 << 14)
+
+/* Strings and bytes at least this long stay views into the input until they are placed; shorter
+ * ones become values at once. */
+#define PK_VIEW_MIN ((size_t)64 << 10)
+
+/* What the VM knows about a container, object or raw value (keyed by identity; the map holds a
+ * reference so an address is never reused while the VM runs). */
+typedef struct pk_info {
+    pdckpt_value *key;
+    uint32_t      flags;
+    uint32_t      depth; /* nesting levels below and including this value */
+    uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
+    uint32_t      other_keys; /* dicts: keys that are not strings */
+    pdckpt_value *fwd;   /* what BUILD turned this object into (ndarray -> tensor), or NULL */
+} pk_info;
+
+typedef struct pk_map {
+    pk_info *slots;
+    size_t   cap; /* power of two, or 0 */
+    size_t   len;
+} pk_map;
+
+typedef struct pk_vm {
+    const pdk_input           *in;
+    const pdckpt_load_options *opts;
+    const pdckpt_allocator    *a;
+    pdckpt_error              *err;
+    const uint8_t             *p;   /* input bytes */
+    size_t                     len; /* input length */
+    size_t                     pos; /* next byte to read */
+    size_t                     op_pos; /* offset of the opcode being run */
+    uint8_t                    op;
+    int                        protocol; /* from PROTO, 0 when absent */
+    pdckpt_value             **stack;
+    size_t                     sp, stack_cap;
+    size_t                    *marks;
+    size_t                     n_marks, marks_cap;
+    pdckpt_value             **memo;
+    size_t                     memo_cap, memo_count;
+    pk_map                     map;
+    uint64_t                   used, budget; /* approximate bytes allocated / max_alloc_bytes */
+    uint64_t                   max_nodes;
+    uint32_t                   max_depth;
+    bool                       stopped;
+    pdckpt_value              *result;
+} pk_vm;
+
+/* ---- pickle_vm.c: machine plumbing ---- */
+
+void          pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
+                         pdckpt_error *err);
+/* Runs opcodes to STOP; the result is left in vm->result. */
+pdckpt_status pk_vm_run(pk_vm *vm);
+void          pk_vm_free(pk_vm *vm);
+
+const char   *pk_op_name(uint8_t op);
+/* Records an error at the current opcode: "<OPNAME>: <message>". */
+pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
+pdckpt_status pk_nomem(pk_vm *vm);
+/* Counts `bytes` against max_alloc_bytes; LIMIT once exceeded. */
+pdckpt_status pk_charge(pk_vm *vm, uint64_t bytes);
+/* Reads n argument bytes of the current opcode. */
+pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *what);
+/* Reads a '\n'-terminated argument line (without the newline). */
+pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len);
+
+pk_info      *pk_info_of(pk_vm *vm, const pdckpt_value *v);
+/* Starts tracking `v` (depth 1 for containers/objects, 0 for raw values). */
+pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out);
+/* A new tracked container or object shell. */
+pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out);
+/* A new tracked object; `args` (borrowed, may be NULL) is placed into it. */
+pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *module,
+                             const char *name, pdckpt_value *args, pdckpt_value **out);
+/* After `added_nodes` values went into `part` (an object's items container): the object's
+ * depth and size follow. */
+pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *part,
+                             uint64_t added_nodes);
+uint32_t      pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
+
+/* Stack: push transfers `v` (NULL means out of memory); pops resolve BUILD replacements. */
+pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v);
+pdckpt_status pk_pop(pk_vm *vm, pdckpt_value **out);
+pdckpt_status pk_peek(pk_vm *vm, size_t depth, pdckpt_value **out); /* borrowed */
+/* Pops the last mark: the items are stack[*start..sp), still on the stack. */
+pdckpt_status pk_pop_mark(pk_vm *vm, size_t *start);
+void          pk_drop_to(pk_vm *vm, size_t start);
+
+/* Placement: `child` (borrowed) goes into `parent`.  Returns in *out a new reference to what to
+ * insert: raw values and dirty tuples become strings/bytes unless the parent is a tuple.  Marks
+ * the child frozen and updates the parent's depth and size (LIMIT on max_depth / size). */
+pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out);
+/* Fails when `target` may not be mutated any more (it is inside another container). */
+pdckpt_status pk_check_mutable(pk_vm *vm, pdckpt_value *target, const char *what);
+/* A final value for `v` (new reference): raw values become STRING/BYTES, dirty tuples rebuilt. */
+pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out);
+/* Records that BUILD turned object `from` into `to` (both borrowed). */
+pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to);
+
+/* Text of a STRING or raw text value (borrowed; raw text is not yet UTF-8-checked). */
+bool          pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len);
+/* Bytes of a BYTES or raw bytes/py2 value (borrowed), false for anything else. */
+bool          pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len);
+bool          pk_is_string(const pdckpt_value *v, const char *s);
+/* A STRING from latin-1 bytes (a Python 2 str as paddle.load decodes it). */
+pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
+
+/* ---- pickle_ops.c: data, container and memo opcodes ---- */
+
+/* Runs one non-call opcode; *handled = false when `op` is not one of them. */
+pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled);
+/* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
+pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
+/* Validates UTF-8 as CPython decodes pickled text (surrogates allowed). */
+bool          pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+/* Appends items stack[start..sp) to `target` (LIST/SET/OBJECT) and drops them. */
+pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start);
+/* Sets pairs stack[start..sp) on `target` (DICT/OBJECT) and drops them. */
+pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start);
+/* A new tuple of items stack[start..sp) (which are dropped). */
+pdckpt_status pk_make_tuple(pk_vm *vm, size_t start, pdckpt_value **out);
+
+/* ---- pickle_calls.c: globals, calls, BUILD ---- */
+
+pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled);
+/* Python 2 and 3 spellings of a builtin: "builtins"/"__builtin__". */
+bool          pk_is_builtin(const pdckpt_value *global, const char *name);
+bool          pk_is_global(const pdckpt_value *v, const char *module, const char *name);
+
+/* ---- pickle_numpy.c: structural numpy recognition ---- */
+
+bool          pk_is_reconstruct(const pdckpt_value *global);
+bool          pk_is_frombuffer(const pdckpt_value *global);
+bool          pk_is_np_scalar(const pdckpt_value *global);
+/* BUILD on a _reconstruct object: the tensor, or *out = NULL when the state is not an array
+ * pdckpt can hold (then the object keeps the state, opaque). */
+pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state,
+                               pdckpt_value **out);
+/* numpy.core.numeric._frombuffer(buf, dtype, shape, order); *out NULL when not convertible. */
+pdckpt_status pk_frombuffer(pk_vm *vm, pdckpt_value *args, pdckpt_value **out);
+/* numpy.core.multiarray.scalar(dtype, bytes) -> INT/FLOAT/BOOL (complex: a 0-d tensor). */
+pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out);
+/* A copy of `t` (borrowed tensor) sharing its data, carrying `name`. */
+pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
+                                pdckpt_value **out);
+
+/* ---- pickle_paddle.c: Paddle's conventions on the loaded root ---- */
+
+pdckpt_status pk_paddle_finish(pk_vm *vm, pdckpt_value **root);
+
+#endif /* PDK_PICKLE_VM_H */
