@@ -11,9 +11,6 @@
 
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
-/* A content signature more specific than a container's own evidence (Fluid 0.11's pickled
- * __model__ is a pickle, but the program module recognises what it holds). */
-enum { PDK_SNIFF_SPECIFIC = 110 };
 
 typedef struct pdk_format {
     pdckpt_format id;

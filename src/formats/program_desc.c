@@ -38,7 +38,9 @@ static pdckpt_status refuse_fluid011(const pdk_input *in, pdckpt_error *err) {
 /* ---- sniff ---- */
 
 int pdk_program_desc_sniff(const pdk_input *in) {
-    if (pdk_program_is_fluid011_pickle(in)) return PDK_SNIFF_SPECIFIC;
+    /* Fluid 0.11's __model__ is a pickle: detection leaves it to the pickle reader (its contents
+     * list), and only an explicit program load refuses it with a message. */
+    if (pdk_program_is_fluid011_pickle(in)) return PDK_SNIFF_NO;
     if (in->len < 2 || in->data[0] != 0x0a) return PDK_SNIFF_NO; /* Paddle writes blocks first */
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
     pdk_cursor cur;

@@ -171,5 +171,6 @@ def test_program_only_directory_and_partial_directory():
     proc = run_cli("ls", lstm, "--program", lstm / "__model__")
     assert proc.returncode == 1
     assert "persistable variable 'embedding_0.w_0', found none" in proc.stderr
-    proc = run_cli("ls", FIXTURES / "luotao1-example-2018-01-fluid0.11-pickled" / "__model__")
+    old = FIXTURES / "luotao1-example-2018-01-fluid0.11-pickled"
+    proc = run_cli("ls", old, "--program", old / "__model__")
     assert proc.returncode == 1 and "Fluid 0.11's pickled __model__" in proc.stderr
