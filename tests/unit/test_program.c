@@ -106,7 +106,7 @@ static void test_fluid011_refused(void) {
     CHECK(strstr(err.message, "Fluid 0.11's pickled __model__") != NULL);
     pdckpt_format f;
     CHECK_OK(pdckpt_detect_format(path, &f, &err), &err);
-    CHECK_EQ_INT(f, PDCKPT_FORMAT_PROGRAM); /* recognised (and then refused), not guessed */
+    CHECK_EQ_INT(f, PDCKPT_FORMAT_PICKLE); /* what the file is; only a program load refuses it */
     snprintf(path, sizeof path, "%s/luotao1-example-2018-01-fluid0.11-pickled/__model__.dat",
              fixtures());
     CHECK_STATUS(pdckpt_program_load_file(path, NULL, &p, &err), PDCKPT_ERR_FORMAT, &err);
