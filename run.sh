@@ -4,6 +4,7 @@
 #   ./run.sh demo    build, then save / list / verify / reload a real checkpoint in every format
 #   ./run.sh test    build (plain and ASan+UBSan), then run every test
 #   ./run.sh setup | build | bench     the individual steps
+#   ./run.sh fuzz [SECONDS] [TARGET...]  the fuzz campaign (clang, libFuzzer; scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/env.sh
@@ -15,5 +16,6 @@ case "$cmd" in
   demo)  scripts/setup.sh && scripts/build.sh && scripts/demo.sh "$@" ;;
   test)  scripts/setup.sh && scripts/build.sh && scripts/test.sh "$@" ;;
   bench) scripts/setup.sh && scripts/build.sh && scripts/bench.sh "$@" ;;
-  *) echo "usage: ./run.sh demo|test|setup|build|bench" >&2; exit 2 ;;
+  fuzz)  scripts/setup.sh && scripts/fuzz.sh "$@" ;;
+  *) echo "usage: ./run.sh demo|test|setup|build|bench|fuzz" >&2; exit 2 ;;
 esac
