@@ -1,7 +1,8 @@
 /*
  * container.c — lists, tuples, sets and ordered dicts: append, index, Python-style dict set
- * (replace in place), removal, and a string-key hash index built once a dict has
- * DICT_INDEX_MIN entries.  The hash is seeded per dict so crafted keys cannot force collisions.
+ * (replace in place), removal, and a hash index over every key (strings, numbers, tuples, objects
+ * such as big ints: pickled dicts keyed by ids are common) built once a dict has DICT_INDEX_MIN
+ * entries.  The hash is seeded per dict so crafted keys cannot force collisions.
  */
 #include "pdk_value.h"
 
@@ -9,6 +10,9 @@
 #include <xxhash.h>
 
 #define DICT_INDEX_MIN 8
+/* Tuples and objects deeper than this hash by kind alone: equality still decides, and a
+ * caller-built key nested a million deep cannot exhaust the stack. */
+#define KEY_HASH_DEPTH 16
 
 struct pdk_dict_index {
     size_t  *slots; /* item index + 1; 0 = empty */
@@ -47,7 +51,7 @@ static pdckpt_status reserve(pdckpt_value *v, size_t need, pdckpt_error *err) {
         if (new_cap > SIZE_MAX / (2 * sizeof(void *))) return pdk_fail_nomem(err, "container");
         new_cap *= 2;
     }
-    bool dict = v->kind == PDCKPT_KIND_DICT;
+    bool           dict = v->kind == PDCKPT_KIND_DICT;
     pdckpt_value **items = pdk_alloc(v->alloc, new_cap * sizeof *items);
     pdckpt_value **keys = dict ? pdk_alloc(v->alloc, new_cap * sizeof *keys) : NULL;
     if (!items || (dict && !keys)) {
@@ -67,8 +71,7 @@ static pdckpt_status reserve(pdckpt_value *v, size_t need, pdckpt_error *err) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
-                                  pdckpt_error *err) {
+pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item, pdckpt_error *err) {
     pdckpt_status st = PDCKPT_OK;
     if (!item || !container || container->kind == PDCKPT_KIND_DICT || !is_container(container))
         st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
@@ -87,8 +90,37 @@ pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
 
 /* ---- string-key hash index ---- */
 
-static uint64_t key_hash(const pdk_dict_index *ix, const char *s, size_t len) {
-    return XXH3_64bits_withSeed(s, len, ix->seed);
+static uint64_t mix(uint64_t h, uint64_t word) {
+    return XXH3_64bits_withSeed(&word, sizeof word, h);
+}
+
+/* Consistent with pdckpt_value_equal (kinds compared strictly): equal values hash equally.  A
+ * string hashes as its bytes alone, so find_string_key can hash a C string without a value. */
+static uint64_t value_hash(const pdckpt_value *v, uint64_t seed, int depth) {
+    uint64_t h = mix(seed, (uint64_t)v->kind);
+    switch (v->kind) {
+    case PDCKPT_KIND_STRING: return XXH3_64bits_withSeed(v->u.s.data, v->u.s.len, seed);
+    case PDCKPT_KIND_BYTES: return XXH3_64bits_withSeed(v->u.s.data, v->u.s.len, h);
+    case PDCKPT_KIND_INT: return mix(h, (uint64_t)v->u.i);
+    case PDCKPT_KIND_BOOL: return mix(h, v->u.b);
+    case PDCKPT_KIND_FLOAT: {
+        uint64_t bits;
+        memcpy(&bits, &v->u.f, sizeof bits);
+        return mix(h, bits);
+    }
+    default: break;
+    }
+    if (depth >= KEY_HASH_DEPTH) return h;
+    if (v->kind == PDCKPT_KIND_TUPLE)
+        for (size_t i = 0; i < v->u.c.len; i++)
+            h = mix(h, value_hash(v->u.c.items[i], seed, depth + 1));
+    else if (v->kind == PDCKPT_KIND_OBJECT) {
+        h = XXH3_64bits_withSeed(v->u.o->module, strlen(v->u.o->module), h);
+        h = XXH3_64bits_withSeed(v->u.o->name, strlen(v->u.o->name), h);
+        if (v->u.o->args) h = mix(h, value_hash(v->u.o->args, seed, depth + 1));
+    } else if (is_container(v))
+        h = mix(h, v->u.c.len);
+    return h;
 }
 
 void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
@@ -100,7 +132,7 @@ void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
 
 static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
     size_t mask = ix->n_slots - 1;
-    size_t slot = (size_t)key_hash(ix, key->u.s.data, key->u.s.len) & mask;
+    size_t slot = (size_t)value_hash(key, ix->seed, 0) & mask;
     while (ix->slots[slot]) slot = (slot + 1) & mask;
     ix->slots[slot] = item + 1;
 }
@@ -113,7 +145,7 @@ static void index_build(pdckpt_value *dict) {
     size_t n_slots = 16;
     while (n_slots < c->len * 2 + 2) n_slots *= 2;
     pdk_dict_index *ix = pdk_alloc(dict->alloc, sizeof *ix);
-    size_t *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
+    size_t         *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
     if (!ix || !slots) {
         pdk_free(dict->alloc, ix, sizeof *ix);
         pdk_free(dict->alloc, slots, n_slots * sizeof *slots);
@@ -122,8 +154,7 @@ static void index_build(pdckpt_value *dict) {
     ix->slots = slots;
     ix->n_slots = n_slots;
     ix->seed = (uint64_t)(uintptr_t)dict * 0x9E3779B97F4A7C15ull;
-    for (size_t i = 0; i < c->len; i++)
-        if (c->keys[i]->kind == PDCKPT_KIND_STRING) index_insert(ix, c->keys[i], i);
+    for (size_t i = 0; i < c->len; i++) index_insert(ix, c->keys[i], i);
     c->index = ix;
 }
 
@@ -136,12 +167,12 @@ static bool index_usable(pdckpt_value *dict) {
 
 /* Position of string key s[0..len) in the dict, or SIZE_MAX. */
 static size_t find_string_key(const pdckpt_value *dict_const, const char *s, size_t len) {
-    pdckpt_value *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
+    pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
     pdk_container *c = &dict->u.c;
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
-        size_t mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)key_hash(ix, s, len) & mask; ix->slots[slot];
+        size_t          mask = ix->n_slots - 1;
+        for (size_t slot = (size_t)XXH3_64bits_withSeed(s, len, ix->seed) & mask; ix->slots[slot];
              slot = (slot + 1) & mask) {
             size_t i = ix->slots[slot] - 1;
             if (pdk_value_is_string(c->keys[i], s, len)) return i;
@@ -153,10 +184,21 @@ static size_t find_string_key(const pdckpt_value *dict_const, const char *s, siz
     return SIZE_MAX;
 }
 
-static size_t find_key(const pdckpt_value *dict, const pdckpt_value *key) {
-    if (key->kind == PDCKPT_KIND_STRING) return find_string_key(dict, key->u.s.data, key->u.s.len);
-    for (size_t i = 0; i < dict->u.c.len; i++)
-        if (pdckpt_value_equal(dict->u.c.keys[i], key)) return i;
+static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) {
+    if (key->kind == PDCKPT_KIND_STRING)
+        return find_string_key(dict_const, key->u.s.data, key->u.s.len);
+    pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
+    pdk_container *c = &dict->u.c;
+    if (index_usable(dict)) {
+        pdk_dict_index *ix = c->index;
+        size_t          mask = ix->n_slots - 1;
+        for (size_t slot = (size_t)value_hash(key, ix->seed, 0) & mask; ix->slots[slot];
+             slot = (slot + 1) & mask)
+            if (pdckpt_value_equal(c->keys[ix->slots[slot] - 1], key)) return ix->slots[slot] - 1;
+        return SIZE_MAX;
+    }
+    for (size_t i = 0; i < c->len; i++)
+        if (pdckpt_value_equal(c->keys[i], key)) return i;
     return SIZE_MAX;
 }
 
@@ -179,7 +221,7 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
         st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a dict cannot contain itself");
     if (st != PDCKPT_OK) goto fail;
     pdk_container *c = &dict->u.c;
-    size_t at = find_key(dict, key);
+    size_t         at = find_key(dict, key);
     if (at != SIZE_MAX) { /* Python keeps the first key object and position */
         pdckpt_value_free(c->items[at]);
         c->items[at] = value;
@@ -191,9 +233,11 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
     c->keys[c->len] = key;
     c->items[c->len] = value;
     c->len++;
-    if (c->index && key->kind == PDCKPT_KIND_STRING) {
-        if (c->index->n_slots >= c->len * 2 + 2) index_insert(c->index, key, c->len - 1);
-        else pdk_dict_index_free(dict->alloc, c);
+    if (c->index) {
+        if (c->index->n_slots >= c->len * 2 + 2)
+            index_insert(c->index, key, c->len - 1);
+        else
+            pdk_dict_index_free(dict->alloc, c);
     }
     return PDCKPT_OK;
 fail:
@@ -219,7 +263,7 @@ pdckpt_status pdckpt_dict_set(pdckpt_value *dict, const char *key, pdckpt_value 
 bool pdckpt_dict_remove(pdckpt_value *dict, const char *key) {
     if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return false;
     pdk_container *c = &dict->u.c;
-    size_t at = find_string_key(dict, key, strlen(key));
+    size_t         at = find_string_key(dict, key, strlen(key));
     if (at == SIZE_MAX) return false;
     pdckpt_value_free(c->keys[at]);
     pdckpt_value_free(c->items[at]);

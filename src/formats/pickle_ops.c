@@ -447,11 +447,13 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     return st;
 }
 
+/* Object keys hash by class and args only (instances differing in state collide), so a dict
+ * may hold a bounded number of them; strings, numbers, tuples and big ints hash fully. */
 static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
-    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_STRING ? NULL : pk_info_of(vm, dict);
+    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_OBJECT ? pk_info_of(vm, dict) : NULL;
     if (!info || ++info->other_keys <= PK_MAX_OTHER_KEYS) return PDCKPT_OK;
-    return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected at most %u keys that are not strings in one "
-                   "dict, found more", PK_MAX_OTHER_KEYS);
+    return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected at most %u object keys in one dict, found "
+                   "more", PK_MAX_OTHER_KEYS);
 }
 
 static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst,

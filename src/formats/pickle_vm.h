@@ -36,7 +36,7 @@ typedef struct pk_info {
     uint32_t      flags;
     uint32_t      depth; /* nesting levels below and including this value */
     uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
-    uint32_t      other_keys; /* dicts: keys that are not strings */
+    uint32_t      other_keys; /* dicts: object keys (weakly hashed) */
     pdckpt_value *fwd;   /* what BUILD turned this object into (ndarray -> tensor), or NULL */
 } pk_info;
 

@@ -291,3 +291,15 @@ def test_big_array_split_and_rejoined(tmp_path):
     theirs = list(paddle.load(str(path), return_numpy=True, keep_name_table=True))
     assert ours == theirs == ["small", "StructuredToParameterName@@", "big"]
     path.unlink()  # 1.6 GB: do not leave it to pytest's retention of old temp dirs
+
+
+def test_dicts_keyed_by_ids_and_tuples(tmp_path):
+    """Large dicts with int, float and tuple keys (vocabularies, param-group tables) read
+    with Python's dict semantics and in linear time (every key goes through the hash index)."""
+    import pdckpt
+    obj = {"vocab": {i * 7919: f"tok{i}" for i in range(60000)},
+           "pairs": {(i, "odd" if i % 2 else "even"): i for i in range(30000)},
+           "floats": {0.5: "a", -1.25: "b"}}
+    path = tmp_path / "ids.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    assert pdckpt.load(str(path)) == obj

@@ -1,6 +1,7 @@
 /*
  * test_value.c — the value tree: dict order and Python-style replacement, the hash index on large
- * dicts, removal, equality, the leaf walk, opaque objects, tensor shape checks and sharing.
+ * dicts (string and non-string keys), removal, equality, the leaf walk, opaque objects, tensor
+ * shape checks and sharing.
  */
 #include "check.h"
 #include "test_util.h"
@@ -8,10 +9,12 @@
 #include <math.h>
 #include <stdlib.h>
 
-static pdckpt_value *int_value(int64_t v) { return pdckpt_value_new_int(NULL, v); }
+static pdckpt_value *int_value(int64_t v) {
+    return pdckpt_value_new_int(NULL, v);
+}
 
 static void test_dict_order_and_replace(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     CHECK_OK(pdckpt_dict_set(d, "b", int_value(1), &err), &err);
     CHECK_OK(pdckpt_dict_set(d, "a", int_value(2), &err), &err);
@@ -29,9 +32,9 @@ static void test_dict_order_and_replace(void) {
 }
 
 static void test_large_dict_index(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    char key[32];
+    char          key[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(key, sizeof key, "layer_%d.w_0_moment1_0", i);
         CHECK_OK(pdckpt_dict_set(d, key, int_value(i), &err), &err);
@@ -39,7 +42,7 @@ static void test_large_dict_index(void) {
     CHECK(pdckpt_dict_remove(d, "layer_17.w_0_moment1_0"));
     for (int i = 0; i < 5000; i += 7) {
         snprintf(key, sizeof key, "layer_%d.w_0_moment1_0", i);
-        int64_t v = -1;
+        int64_t             v = -1;
         const pdckpt_value *found = pdckpt_dict_get(d, key);
         CHECK(i == 17 ? found == NULL : (pdckpt_value_get_int(found, &v) && v == i));
     }
@@ -50,7 +53,7 @@ static void test_large_dict_index(void) {
 }
 
 static void test_non_string_keys(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     CHECK_OK(pdckpt_dict_set_value(d, int_value(7), int_value(1), &err), &err);
     CHECK_OK(pdckpt_dict_set_value(d, int_value(7), int_value(2), &err), &err);
@@ -60,9 +63,41 @@ static void test_non_string_keys(void) {
     pdckpt_value_free(d);
 }
 
+static pdckpt_value *pair_key(int64_t i) {
+    pdckpt_value *t = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+    pdckpt_value_append(t, int_value(i), NULL);
+    pdckpt_value_append(t, pdckpt_value_new_string(NULL, i % 2 ? "odd" : "even", SIZE_MAX), NULL);
+    return t;
+}
+
+/* Ids as keys (vocabularies, param-group tables): 200,000 int keys and as many tuple keys go
+ * through the hash index; a linear scan would take minutes here. */
+static void test_many_hashed_non_string_keys(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    enum { N = 200000 };
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (int64_t i = 0; i < N; i++) {
+        CHECK_OK(pdckpt_dict_set_value(d, int_value(i * 7919), int_value(i), &err), &err);
+        CHECK_OK(pdckpt_dict_set_value(d, pair_key(i), int_value(-i), &err), &err);
+    }
+    CHECK_OK(pdckpt_dict_set_value(d, pdckpt_value_new_float(NULL, 0.5), int_value(1), &err), &err);
+    for (int64_t i = 0; i < N; i += 3) { /* replaced in place, never appended */
+        CHECK_OK(pdckpt_dict_set_value(d, int_value(i * 7919), int_value(i + 1), &err), &err);
+        CHECK_OK(pdckpt_dict_set_value(d, pair_key(i), int_value(i + 2), &err), &err);
+    }
+    CHECK_OK(pdckpt_dict_set_value(d, pdckpt_value_new_float(NULL, 0.5), int_value(2), &err), &err);
+    CHECK_EQ_INT(pdckpt_value_len(d), 2 * N + 1);
+    int64_t v = 0;
+    CHECK(pdckpt_value_get_int(pdckpt_value_at(d, 2 * 3000), &v) && v == 3001);
+    CHECK(pdckpt_value_get_int(pdckpt_value_at(d, 2 * 3000 + 1), &v) && v == 3002);
+    CHECK(pdckpt_value_get_int(pdckpt_value_at(d, 2 * 3001 + 1), &v) && v == -3001);
+    CHECK(pdckpt_value_get_int(pdckpt_value_at(d, 2 * N), &v) && v == 2);
+    pdckpt_value_free(d);
+}
+
 static pdckpt_value *sample_tree(float x) {
     pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t dims[2] = {2, 2};
+    int64_t       dims[2] = {2, 2};
     pdckpt_value *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 1);
     ((float *)pdckpt_tensor_data_mut(t))[0] = x;
     pdckpt_dict_set(root, "w", t, NULL);
@@ -90,22 +125,25 @@ typedef struct walk_log {
     char text[512];
 } walk_log;
 
-static int log_leaf(void *ctx, const pdckpt_path_step *path, size_t depth, const pdckpt_value *leaf) {
+static int log_leaf(void *ctx, const pdckpt_path_step *path, size_t depth,
+                    const pdckpt_value *leaf) {
     walk_log *log = ctx;
-    size_t n = strlen(log->text);
+    size_t    n = strlen(log->text);
     for (size_t i = 0; i < depth; i++) {
         const char *k = path[i].key ? pdckpt_value_get_string(path[i].key, NULL) : NULL;
         n += (size_t)(k ? snprintf(log->text + n, sizeof log->text - n, "/%s", k)
-                        : snprintf(log->text + n, sizeof log->text - n, "/%lld", (long long)path[i].index));
+                        : snprintf(log->text + n, sizeof log->text - n, "/%lld",
+                                   (long long)path[i].index));
     }
-    snprintf(log->text + n, sizeof log->text - n, "=%s;", pdckpt_kind_name(pdckpt_value_kind(leaf)));
+    snprintf(log->text + n, sizeof log->text - n, "=%s;",
+             pdckpt_kind_name(pdckpt_value_kind(leaf)));
     return 0;
 }
 
 static void test_walk(void) {
     pdckpt_value *root = sample_tree(1.0f);
-    walk_log log = {{0}};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    walk_log      log = {{0}};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_value_walk(root, log_leaf, &log, &err), &err);
     CHECK_STR(log.text, "/w=tensor;/LR_Scheduler/last_epoch=int;/LR_Scheduler/last_lr=float;"
                         "/extra/0=string;/extra/1=none;");
@@ -130,7 +168,7 @@ static void test_objects(void) {
 }
 
 static void test_tensor_shapes(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *t = NULL;
     CHECK_OK(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT64, 0, NULL, &t, &err), &err);
     pdckpt_tensor_view v;
@@ -141,27 +179,31 @@ static void test_tensor_shapes(void) {
     CHECK(pdckpt_tensor_get(t, &v) && v.n_elements == 0 && v.data == NULL);
     pdckpt_value_free(t);
     int64_t huge[2] = {INT64_MAX, 4};
-    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, huge, &t, &err), PDCKPT_ERR_LIMIT, &err);
+    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, huge, &t, &err), PDCKPT_ERR_LIMIT,
+                 &err);
     int64_t negative[1] = {-1};
-    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 1, negative, &t, &err), PDCKPT_ERR_ARGUMENT, &err);
+    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 1, negative, &t, &err),
+                 PDCKPT_ERR_ARGUMENT, &err);
     int64_t many[65] = {0};
-    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 65, many, &t, &err), PDCKPT_ERR_ARGUMENT, &err);
+    CHECK_STATUS(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 65, many, &t, &err),
+                 PDCKPT_ERR_ARGUMENT, &err);
     int64_t ten[1] = {10};
     CHECK_OK(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_UINT16, 1, ten, &t, &err), &err);
     CHECK_OK(pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_BFLOAT16, &err), &err);
-    CHECK_STATUS(pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_FLOAT32, &err), PDCKPT_ERR_ARGUMENT, &err);
-    uint64_t level[3] = {0, 4, 10};
+    CHECK_STATUS(pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_FLOAT32, &err), PDCKPT_ERR_ARGUMENT,
+                 &err);
+    uint64_t        level[3] = {0, 4, 10};
     const uint64_t *levels[1] = {level};
-    uint64_t lens[1] = {3};
+    uint64_t        lens[1] = {3};
     CHECK_OK(pdckpt_tensor_set_lod(t, 1, levels, lens, &err), &err);
     CHECK(pdckpt_tensor_get(t, &v) && v.n_lod_levels == 1 && v.lod[0][2] == 10);
     pdckpt_value_free(t);
 }
 
 static void test_borrowed_and_shared(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    float data[4] = {1, 2, 3, 4};
-    int64_t dims[1] = {4};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    float         data[4] = {1, 2, 3, 4};
+    int64_t       dims[1] = {4};
     pdckpt_value *t = NULL;
     CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, 1, dims, data, &t, &err), &err);
     pdckpt_tensor_view v;
@@ -183,6 +225,7 @@ int main(void) {
     RUN(test_dict_order_and_replace);
     RUN(test_large_dict_index);
     RUN(test_non_string_keys);
+    RUN(test_many_hashed_non_string_keys);
     RUN(test_equality);
     RUN(test_walk);
     RUN(test_objects);
