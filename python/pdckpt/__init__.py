@@ -20,7 +20,8 @@ import sys
 from typing import Any, Iterator
 
 from . import _native
-from ._convert import NAME_TABLE, OpaqueObject, leaf_hook, make_array, paddle_result
+from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
+                       paddle_result)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
@@ -28,12 +29,13 @@ from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError
 __all__ = [
     "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
-    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError",
+    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
+    "static",
 ]
 
 __version__ = _native.version
 Tensor = _native.Tensor
-_native._configure(BY_STATUS, Error, leaf_hook, OpaqueObject, make_array)
+_native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
                  "pickle_protocol"}
@@ -162,7 +164,7 @@ def _open_tree(path: Any, cfg: dict) -> Any:
                    mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)))
     data = _memory_source(path)
     if data is not None:
-        return _native.load(data=data, **options)
+        return _native.load(data=data, program=cfg.get("program"), **options)
     path = os.fspath(path)
     if not isinstance(path, str):
         path = os.fsdecode(path)
@@ -309,3 +311,6 @@ def open(path: Any, *, format: str | None = None, names: list[str] | None = None
     data is read until an array is used.  `path` is anything :func:`load` accepts."""
     cfg = {"format": format, "names": names, "program": program, "mmap": mmap}
     return Reader(_open_tree(path, cfg), exact_dtypes)
+
+
+from . import dygraph, static  # noqa: E402  (the seeds' 1.x dygraph and static APIs)

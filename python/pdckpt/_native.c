@@ -296,6 +296,11 @@ static PyMethodDef module_methods[] = {
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
+    {"program_persistables", pyn_program_persistables, METH_O,
+     "the variables a static save of this program file holds, in order"},
+    {"save_persistables", (PyCFunction)(void (*)(void))pyn_save_persistables,
+     METH_VARARGS | METH_KEYWORDS,
+     "save_persistables(state, program, dirname=None, filename=None, durable=True) -> None | bytes"},
     {NULL, NULL, 0, NULL},
 };
 

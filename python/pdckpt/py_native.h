@@ -70,4 +70,9 @@ PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);
 /* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False. */
 PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable);
 
+/* ---- program-driven static APIs (py_static.c) ---- */
+
+PyObject *pyn_program_persistables(PyObject *self, PyObject *path);
+PyObject *pyn_save_persistables(PyObject *self, PyObject *args, PyObject *kw);
+
 #endif /* PDCKPT_PY_NATIVE_H */

@@ -220,8 +220,10 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
     if (PyLong_CheckExact(obj)) {
         int overflow = 0;
         long long i = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (overflow) return PyErr_SetString(PyExc_OverflowError,
-                                             "pdckpt: integers must fit in 64 bits"), NULL;
+        if (overflow) { /* the leaf hook makes it pickle's builtins.int object */
+            *handled = false;
+            return NULL;
+        }
         return i == -1 && PyErr_Occurred() ? NULL : pdckpt_value_new_int(NULL, i);
     }
     if (PyFloat_CheckExact(obj)) return pdckpt_value_new_float(NULL, PyFloat_AS_DOUBLE(obj));

@@ -138,7 +138,16 @@ pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load
     load_defaults(given, &opts);
     pdk_input in;
     pdk_input_from_memory(data, len, opts.zero_copy, &in);
-    return load_input(&in, &opts, out, out_format, err);
+    if (!opts.program_path) return load_input(&in, &opts, out, out_format, err);
+    /* Bytes from serialize_persistables: a combined stream the program names. */
+    pdckpt_load_options po = opts;
+    po.format = PDCKPT_FORMAT_AUTO;
+    pdckpt_program *p = NULL;
+    PDK_TRY(pdk_program_open(opts.program_path, &po, &p, err));
+    pdckpt_status st = pdk_inference_load_combined(&in, p, &opts, out, err);
+    pdk_program_free(p);
+    if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_COMBINED;
+    return st;
 }
 
 pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_error *err) {

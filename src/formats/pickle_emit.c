@@ -38,6 +38,7 @@ enum {
     OP_NEWTRUE = 0x88,
     OP_NEWFALSE = 0x89,
     OP_LONG1 = 0x8a,
+    OP_LONG4 = 0x8b,
     OP_SHORT_BINUNICODE = 0x8c,
     OP_BINUNICODE8 = 0x8d,
     OP_BINBYTES8 = 0x8e,
@@ -238,6 +239,19 @@ pdckpt_status pdk_pkl_save_int(pdk_pkl *p, int64_t v) {
     size_t n = encode_long(v, op + 2);
     op[1] = (uint8_t)n;
     return pdk_pkl_write(p, op, 2 + n);
+}
+
+/* An int beyond 64 bits as the reader carries it (builtins.int with pickle's own minimal
+ * two's-complement bytes): LONG1, or LONG4 past 255 bytes, as CPython writes it. */
+pdckpt_status pdk_pkl_save_long_bytes(pdk_pkl *p, const uint8_t *bytes, size_t n) {
+    if (n > UINT32_MAX)
+        return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
+                        "expected an int of at most 2^32 bytes, found %zu", n);
+    PDK_TRY(pdk_pkl_boundary(p));
+    uint8_t op[5] = {n < 256 ? OP_LONG1 : OP_LONG4};
+    put_le(op + 1, n, n < 256 ? 1 : 4);
+    PDK_TRY(pdk_pkl_write(p, op, n < 256 ? 2 : 5));
+    return pdk_pkl_write(p, bytes, n);
 }
 
 pdckpt_status pdk_pkl_save_float(pdk_pkl *p, double v) {

@@ -100,6 +100,7 @@ pdckpt_status pdk_pkl_boundary(pdk_pkl *p);
 /* Raw opcode bytes into the current frame (or straight out without framing). */
 pdckpt_status pdk_pkl_write(pdk_pkl *p, const void *bytes, size_t len);
 pdckpt_status pdk_pkl_op(pdk_pkl *p, uint8_t opcode);
+pdckpt_status pdk_pkl_save_long_bytes(pdk_pkl *p, const uint8_t *bytes, size_t n);
 /* Looks the key up; on a hit writes BINGET/LONG_BINGET and sets *hit. */
 pdckpt_status pdk_pkl_memo_get(pdk_pkl *p, const pdk_pkl_key *key, bool *hit);
 /* Gives the object the next memo index: MEMOIZE (protocol 4) or BINPUT / LONG_BINPUT. */

@@ -118,3 +118,14 @@ def test_training_resumes_exactly_through_pdckpt(tmp_path):
     assert any(s["key"] == ["LR_Scheduler", "last_epoch"] and s["value"] == k for s in opt["scalars"])
     assert any("moment1" in t["key"][0] for t in opt["tensors"])
     assert run_train("resume", tmp_path / "pdckpt", k) == uninterrupted
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_ints_beyond_64_bits_are_written_back_as_longs(tmp_path, protocol):
+    """The reader carries them as builtins.int objects; the writer gives back LONG1/LONG4."""
+    obj = {"ids": {2**64 + i: -2**70 - i for i in range(3)}, "huge": 3**700, "edge": -2**63 - 1}
+    src = tmp_path / "ints.pkl"
+    src.write_bytes(pickle.dumps(obj, protocol=protocol))
+    run_cli("convert", src, tmp_path / "out.pkl", "--to", "pickle", "--protocol", protocol,
+            check=0)
+    assert (tmp_path / "out.pkl").read_bytes() == src.read_bytes()

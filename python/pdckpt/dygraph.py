@@ -1,0 +1,83 @@
+"""The seeds' 1.x dygraph APIs over pdckpt, writing and reading what Paddle 1.5-1.8 wrote:
+
+* ``save_persistables(model_dict, dirname, optimizers)`` / ``load_persistables(dirname)``
+  (Paddle 1.5): a directory with one binary tensor file per parameter (named by the parameter's
+  Paddle name, a ``/`` making subdirectories) and ``optimizers/<name>`` pickles;
+* ``save_dygraph(state_dict, model_path)`` / ``load_dygraph(model_path)`` (Paddle 1.7/1.8):
+  ``<model_path>.pdparams`` / ``.pdopt`` protocol-2 pickles (1.6's binary "TNUM" files load too).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import _native
+
+__all__ = ["save_persistables", "load_persistables", "save_dygraph", "load_dygraph"]
+
+_OPT_DIR = "optimizers/"
+
+
+def _name_of(key: str, value: Any) -> str:
+    name = getattr(value, "name", None)  # paddle.Tensor / Parameter carry their Paddle name
+    return name if isinstance(name, str) and name else key
+
+
+def save_persistables(model_dict: dict, dirname: str | os.PathLike = "save_dir",
+                      optimizers: dict | None = None, *, durable: bool = True) -> None:
+    """Paddle 1.5's ``fluid.dygraph.save_persistables``.  `optimizers` maps a name to what is
+    pickled under ``optimizers/<name>`` (a ``pdckpt.OpaqueObject`` LearningRateDecay read from an
+    old checkpoint, or any value pdckpt can pickle).  The directory is replaced atomically."""
+    root = {}
+    for key, value in model_dict.items():
+        root[_name_of(key, value)] = value
+    for name, value in (optimizers or {}).items():
+        root[_OPT_DIR + name] = value
+    _native.save(root, os.fspath(dirname), format="dygraph-dir", durable=durable)
+
+
+def load_persistables(dirname: str | os.PathLike = "save_dir", *,
+                      return_numpy: bool = False) -> tuple[dict, dict]:
+    """Paddle 1.5's ``fluid.dygraph.load_persistables``: ``(params, optimizers)``, params keyed
+    by variable name (Paddle tensors named so, or NumPy arrays with `return_numpy`)."""
+    from . import load
+
+    tree = load(os.fspath(dirname), format="dygraph-dir", return_numpy=return_numpy)
+    params = {k: v for k, v in tree.items() if not k.startswith(_OPT_DIR)}
+    optimizers = {k[len(_OPT_DIR):]: v for k, v in tree.items() if k.startswith(_OPT_DIR)}
+    return params, optimizers
+
+
+def _prefix(model_path: str | os.PathLike) -> str:
+    path = os.fspath(model_path)
+    for suffix in (".pdparams", ".pdopt"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def save_dygraph(state_dict: dict, model_path: str | os.PathLike) -> str:
+    """Paddle 1.7/1.8's ``fluid.save_dygraph``: a layer's state goes to ``<model_path>.pdparams``,
+    an optimizer's (no parameters in it) to ``.pdopt``, as protocol-2 pickles.  Returns the path."""
+    from . import save
+
+    paddle = __import__("sys").modules.get("paddle")
+    is_params = paddle is not None and any(
+        isinstance(v, paddle.base.framework.EagerParamBase) for v in state_dict.values())
+    path = _prefix(model_path) + (".pdparams" if is_params else ".pdopt")
+    save(state_dict, path, protocol=2)
+    return path
+
+
+def load_dygraph(model_path: str | os.PathLike, *, keep_name_table: bool = False,
+                 return_numpy: bool = False) -> tuple[dict, dict | None]:
+    """Paddle 1.7/1.8's ``fluid.load_dygraph``: ``(params, optimizer state or None)``."""
+    from . import load
+
+    prefix = _prefix(model_path)
+    params = load(prefix + ".pdparams", keep_name_table=keep_name_table, return_numpy=return_numpy)
+    opt = None
+    if os.path.isfile(prefix + ".pdopt"):
+        opt = load(prefix + ".pdopt", keep_name_table=keep_name_table, return_numpy=return_numpy)
+    return params, opt

@@ -1,0 +1,91 @@
+"""The seeds' static-graph APIs over pdckpt: a *program file* (``__model__`` / ``*.pdmodel`` /
+PIR ``*.json``) names and checks the variables, and the C library writes and reads the files
+byte-compatibly with Paddle's ``save_persistables`` / ``load_persistables`` /
+``serialize_persistables`` and inference models' ``.pdiparams``.
+
+Values come from a ``state`` dict (name -> array or ``paddle.Tensor``) or, when ``executor`` is a
+Paddle ``Executor`` and no state is given, from Paddle's global scope, as Paddle does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import _native
+
+__all__ = ["save_persistables", "load_persistables", "save_inference_params", "persistables"]
+
+
+def persistables(main_program: str | os.PathLike) -> list[str]:
+    """The variables a static save of this program holds, in file order (Paddle's rule)."""
+    return _native.program_persistables(os.fspath(main_program))
+
+
+def _scope_state(names: list[str]) -> dict:
+    import numpy as np
+    import paddle
+
+    scope = paddle.static.global_scope()
+    state = {}
+    for name in names:
+        var = scope.find_var(name)
+        if var is None:
+            raise ValueError(f"variable '{name}' of the program is not in Paddle's global scope")
+        state[name] = np.array(var.get_tensor())
+    return state
+
+
+def save_persistables(executor: Any, dirname: str | os.PathLike | None,
+                      main_program: str | os.PathLike, filename: str | None = None, *,
+                      state: dict | None = None, durable: bool = True) -> bytes | None:
+    """Paddle's ``save_persistables(executor, dirname, main_program, filename)``.
+
+    ``filename=None``: one file per variable in `dirname`; a `filename`: one combined file
+    ``dirname/filename``; ``dirname=None`` (and no filename): returns the bytes
+    (``serialize_persistables``).  Every variable is checked against the program's declaration.
+    """
+    program = os.fspath(main_program)
+    if state is None:
+        if executor is None:
+            raise ValueError("pass state= (name -> array) or a Paddle Executor")
+        state = _scope_state(persistables(program))
+    if dirname is None and filename is not None:
+        raise ValueError("filename needs a dirname (dirname=None saves to memory)")
+    target = None if dirname is None else os.fspath(dirname)
+    return _native.save_persistables(state, program, target, filename, durable)
+
+
+def load_persistables(executor: Any, dirname: str | os.PathLike | bytes,
+                      main_program: str | os.PathLike, filename: str | None = None) -> dict:
+    """Paddle's ``load_persistables``: returns {name: NumPy array} in the program's order (bytes from
+    ``save_persistables(..., None, ...)`` are accepted as `dirname`).  With a Paddle
+    ``Executor``, the values are also set into its global scope, as Paddle does."""
+    from . import load
+
+    program = os.fspath(main_program)
+    if isinstance(dirname, (bytes, bytearray, memoryview)):
+        state = load(bytes(dirname), program=program, format="combined", return_numpy=True)
+    else:
+        source = os.fspath(dirname) if filename is None else os.path.join(dirname, filename)
+        state = load(source, program=program, return_numpy=True)
+    if executor is not None and hasattr(executor, "run"):
+        import paddle
+
+        scope = paddle.static.global_scope()
+        for name, value in state.items():
+            scope.var(name).get_tensor().set(value, paddle.CPUPlace())
+    return state
+
+
+def save_inference_params(path_prefix: str | os.PathLike, state: dict, *,
+                          durable: bool = True) -> str:
+    """New weights for an inference model: writes ``<prefix>.pdiparams`` (atomically) in the
+    order and with the checks its program (``<prefix>.pdmodel`` or PIR ``<prefix>.json``)
+    gives, so Paddle's ``load_inference_model`` runs it.  Returns the written path."""
+    prefix = os.fspath(path_prefix)
+    program = next((prefix + s for s in (".pdmodel", ".json") if os.path.isfile(prefix + s)), None)
+    if program is None:
+        raise FileNotFoundError(f"{prefix}.pdmodel / {prefix}.json: no program for the prefix")
+    _native.save_persistables(state, program, None, prefix + ".pdiparams", durable)
+    return prefix + ".pdiparams"
