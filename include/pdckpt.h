@@ -614,16 +614,10 @@ typedef struct pdckpt_inference_paths {
     char params[PDCKPT_PATH_MAX];  /* the combined parameter file, or "" for per-variable files */
     char vars_dir[PDCKPT_PATH_MAX];/* directory of per-variable files when params is "" */
     char info[PDCKPT_PATH_MAX];    /* `X.pdiparams.info` / `__variables.info__`, or "" if absent */
-    char opt[PDCKPT_PATH_MAX];     /* paddle.static.save's `X.pdopt` when params is its
-                                      `X.pdparams` pickle, or "" */
 } pdckpt_inference_paths;
 
 /* Finds the program and parameters of the inference model at `path` (a directory, or a prefix
- * such as "out/model" for out/model.pdmodel + out/model.pdiparams).  paddle.static.save's triple
- * counts too: `X.pdmodel` (or PIR `X.json`) + `X.pdparams` (+ `X.pdopt`), pickles of {variable
- * name: ndarray}; loading it gives one DICT of every variable the program selects, parameters
- * and optimizer state together, in the program's order and checked against it (a selected
- * variable in neither file is NOT_FOUND, as in paddle.static.load).  NOT_FOUND when there is
+ * such as "out/model" for out/model.pdmodel + out/model.pdiparams).  NOT_FOUND when there is
  * none; ARGUMENT when several programs could be meant. */
 PDCKPT_API pdckpt_status pdckpt_inference_locate(const char *path, pdckpt_inference_paths *out,
                                                  pdckpt_error *err);

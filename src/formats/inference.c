@@ -35,28 +35,13 @@ static pdckpt_status join(char *out, const char *dir, const char *name, const ch
     return PDCKPT_OK;
 }
 
-/* paddle.static.save beside the program: `X.pdparams` (+ `X.pdopt`) for `X.pdmodel` / `X.json`. */
-static pdckpt_status find_static_save(pdckpt_inference_paths *out, pdckpt_error *err) {
-    char prefix[PDCKPT_PATH_MAX];
-    snprintf(prefix, sizeof prefix, "%s", out->program);
-    char *dot = strrchr(prefix, '.');
-    if (!dot || (strcmp(dot, ".pdmodel") != 0 && strcmp(dot, ".json") != 0)) return PDCKPT_OK;
-    *dot = '\0';
-    PDK_TRY(join(out->params, "", prefix, ".pdparams", err));
-    PDK_TRY(join(out->opt, "", prefix, ".pdopt", err));
-    if (!is_file(out->params)) out->params[0] = '\0';
-    if (!out->params[0] || !is_file(out->opt)) out->opt[0] = '\0';
-    return PDCKPT_OK;
-}
-
 /* Fills params/info for a program at `out->program` whose parameters may be `params` (NULL or
  * absent: per-variable files in `dir`). */
 static pdckpt_status fill_params(const char *dir, const char *params, const char *info,
                                  pdckpt_inference_paths *out, pdckpt_error *err) {
-    out->params[0] = out->info[0] = out->vars_dir[0] = out->opt[0] = '\0';
+    out->params[0] = out->info[0] = out->vars_dir[0] = '\0';
     if (params) PDK_TRY(join(out->params, dir, params, "", err));
     if (params && !is_file(out->params)) out->params[0] = '\0';
-    if (params && !out->params[0]) PDK_TRY(find_static_save(out, err));
     if (!out->params[0]) snprintf(out->vars_dir, PDCKPT_PATH_MAX, "%s", dir);
     if (info) PDK_TRY(join(out->info, dir, info, "", err));
     if (info && !is_file(out->info)) out->info[0] = '\0';
@@ -162,9 +147,8 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
                                    pdckpt_error *err) {
     char prefix[PDCKPT_PATH_MAX];
     snprintf(prefix, sizeof prefix, "%s", path);
-    static const char *const suffixes[] = {".pdmodel", ".json", ".pdiparams", ".pdparams",
-                                           ".pdopt"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+    static const char *const suffixes[] = {".pdmodel", ".json", ".pdiparams"};
+    for (size_t i = 0; i < 3; i++)
         if (ends_with(prefix, suffixes[i])) prefix[strlen(prefix) - strlen(suffixes[i])] = '\0';
     char pdmodel[PDCKPT_PATH_MAX], json[PDCKPT_PATH_MAX];
     PDK_TRY(join(pdmodel, "", prefix, ".pdmodel", err));
@@ -181,13 +165,11 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
     snprintf(out->program, PDCKPT_PATH_MAX, "%s", has_pdmodel ? pdmodel : json);
     PDK_TRY(join(out->params, "", prefix, ".pdiparams", err));
     PDK_TRY(join(out->info, "", prefix, ".pdiparams.info", err));
-    out->vars_dir[0] = out->opt[0] = '\0';
+    out->vars_dir[0] = '\0';
     if (!is_file(out->info)) out->info[0] = '\0';
-    if (!is_file(out->params)) PDK_TRY(find_static_save(out, err));
-    if (!out->params[0])
+    if (!is_file(out->params))
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, path, -1,
-                        "found the program %s but no parameters (%s.pdiparams, or %s.pdparams "
-                        "from paddle.static.save)", out->program, prefix, prefix);
+                        "found the program %s but no parameters %s", out->program, out->params);
     return PDCKPT_OK;
 }
 
@@ -346,7 +328,6 @@ pdckpt_status pdk_inference_load_params(const pdckpt_inference_paths *paths,
                                         const pdckpt_program *p, const pdckpt_load_options *opts,
                                         pdckpt_value **out, pdckpt_error *err) {
     if (!paths->params[0]) return pdk_inference_load_vars(paths->vars_dir, p, opts, out, err);
-    if (ends_with(paths->params, ".pdparams")) return pdk_static_triple_load(paths, p, opts, out, err);
     pdk_input in;
     PDK_TRY(pdk_input_open_file(paths->params, opts->zero_copy, opts->allocator, &in, err));
     pdckpt_status st = pdk_inference_load_combined(&in, p, opts, out, err);

@@ -140,10 +140,6 @@ pdckpt_status pdk_inference_load_vars(const char *dir, const pdckpt_program *p,
 pdckpt_status pdk_inference_load_params(const pdckpt_inference_paths *paths,
                                         const pdckpt_program *p, const pdckpt_load_options *opts,
                                         pdckpt_value **out, pdckpt_error *err);
-/* static_triple.c: paddle.static.save's X.pdparams (+ X.pdopt) named by the program. */
-pdckpt_status pdk_static_triple_load(const pdckpt_inference_paths *paths, const pdckpt_program *p,
-                                     const pdckpt_load_options *opts, pdckpt_value **out,
-                                     pdckpt_error *err);
 pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *opts,
                                  pdckpt_value **out, pdckpt_error *err);
 

@@ -130,7 +130,6 @@ def export_static(out, manifest):
         paddle.distributed.io.save_persistables(EXE, d + "/one", main, filename="all")
         with open(d + "/memory.bin", "wb") as f:
             f.write(paddle.distributed.io.save_persistables(EXE, None, main))
-    paddle.static.save(main, d + "/triple/train")  # .pdmodel/.json + .pdparams + .pdopt
     manifest["static"] = {"vars": scope_digest(program_persistables(main))}
     if not PIR:
         export_selected_rows(out, manifest)

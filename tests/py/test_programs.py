@@ -105,30 +105,6 @@ def test_static_saves_read_exactly(exported, tmp_path):
         assert got == want
 
 
-def test_static_save_triple_reads_as_one_checkpoint(exported, tmp_path):
-    """paddle.static.save's program + .pdparams + .pdopt: every persistable, parameters and
-    Adam state together, named by the program; by prefix and by directory."""
-    mode, out, manifest = exported
-    want = manifest["static"]["vars"]
-    triple = out / "static" / "triple"
-    assert sorted(p.suffix for p in triple.iterdir()) == sorted(
-        [".json" if mode == "pir" else ".pdmodel", ".pdparams", ".pdopt"])
-    for where in (triple / "train", triple):
-        fmt, got = listing(where)
-        assert fmt == "inference" and got == want
-    assert run_cli("verify", triple / "train").returncode == 0
-    # Like paddle.static.load, a variable the program selects must be in one of the files.
-    shutil.copytree(triple, tmp_path / "t")
-    opt = pickle.loads((tmp_path / "t" / "train.pdopt").read_bytes())
-    dropped = sorted(opt)[0]
-    del opt[dropped]
-    (tmp_path / "t" / "train.pdopt").write_bytes(pickle.dumps(opt, protocol=4))
-    proc = run_cli("ls", tmp_path / "t" / "train")
-    assert proc.returncode != 0
-    assert f"expected the program's persistable variable '{dropped}'" in proc.stderr
-    assert "train.pdopt" in proc.stderr
-
-
 def test_selected_rows_and_jit_info(exported):
     mode, out, manifest = exported
     if mode == "pir":  # PIR's jit.save writes no .pdiparams.info (as the Paddle 3 fixture shows)
