@@ -130,5 +130,16 @@ def test_missing_and_mismatched_variables_are_named(saved, tmp_path):
     assert proc.returncode == 1 and victim in proc.stderr and "[7]" in proc.stderr, proc.stderr
 
 
+def test_two_programs_for_one_prefix_are_refused(saved, tmp_path):
+    mode, d = saved
+    for f in os.listdir(d):
+        if f.startswith("X."):
+            shutil.copy(d / f, tmp_path / f)
+    other = "X.pdmodel" if mode == "pir" else "X.json"
+    shutil.copy(d / ("X.json" if mode == "pir" else "X.pdmodel"), tmp_path / other)
+    proc = run_cli("ls", tmp_path / "X")
+    assert proc.returncode == 1 and "found both" in proc.stderr, proc.stderr
+
+
 if __name__ == "__main__":
     _worker(sys.argv[1], sys.argv[2])
