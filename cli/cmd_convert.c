@@ -11,7 +11,9 @@ static const char usage[] =
     "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
-    "                      [--no-fsync]\n";
+    "                      [--no-fsync] [--static-out]\n"
+    "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
+    "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";
 
 static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so,
                              const char **out_program) {
@@ -73,7 +75,13 @@ int cmd_convert(int argc, char **argv) {
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     const char *in = NULL, *out = NULL, *out_program = NULL;
     int rc = CLI_OK;
+    bool static_out = false;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        if (strcmp(argv[i], "--static-out") == 0) {
+            static_out = true;
+            so.format = PDCKPT_FORMAT_PICKLE;
+            continue;
+        }
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
         if (used == 0) used = parse_save_option(argc, argv, &i, &so, &out_program);
         if (used < 0) rc = CLI_USAGE;
@@ -100,8 +108,9 @@ int cmd_convert(int argc, char **argv) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
         so.progress = cli_progress_cb;
         cli_progress_begin("writing");
-        pdckpt_status st = out_program ? save_for_program(root, out, out_program, &so, &err)
-                                       : pdckpt_save_file(root, out, &so, &err);
+        pdckpt_status st = out_program  ? save_for_program(root, out, out_program, &so, &err)
+                           : static_out ? pdckpt_static_save(root, out, &so, &err)
+                                        : pdckpt_save_file(root, out, &so, &err);
         cli_progress_end();
         size_t tensors = 0;
         if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);

@@ -662,6 +662,23 @@ PDCKPT_API pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *p
                                                          const pdckpt_load_options *opts,
                                                          pdckpt_value **out, pdckpt_error *err);
 
+/* The `paddle.static.save(program, "X")` checkpoint as one unit: the program `X.pdmodel`
+ * (legacy IR) or `X.json` (PIR), the parameters `X.pdparams` and the optimizer's variables
+ * `X.pdopt` (optional, as in paddle.static.load).  *out is a DICT {"pdparams": DICT name ->
+ * tensor, "pdopt": DICT name -> tensor}; every variable the program selects must be in one of
+ * them (NOT_FOUND names it) and every tensor must match its declaration (MISMATCH; NOT_FOUND for
+ * a tensor the program lacks).  Which file holds what is Paddle's choice and is kept as found:
+ * legacy IR puts parameters in .pdparams and everything else in .pdopt; PIR (Paddle 3.3) also
+ * puts the learning-rate variable in .pdparams.  pdckpt_load_file("X") on such a prefix (no
+ * X.pdiparams beside it) returns the same tree with format PICKLE, so `pdckpt ls X` lists it. */
+PDCKPT_API pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *opts,
+                                            pdckpt_value **out, pdckpt_error *err);
+/* Writes ckpt["pdparams"] to `prefix.pdparams` and ckpt["pdopt"] (when present) to
+ * `prefix.pdopt`, each atomically, as pickles paddle.static.load accepts (opts->protocol etc.
+ * apply; the program file is left as it is). */
+PDCKPT_API pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
+                                            const pdckpt_save_options *opts, pdckpt_error *err);
+
 /* ---------------------------------------------------------------------------------------------
  * Paddle 1.x dygraph checkpoints: loading (the seeds' load_persistables / load_dygraph)
  * ------------------------------------------------------------------------------------------- */

@@ -95,6 +95,11 @@ static pdckpt_status load_missing(const char *path, int stat_errno,
     pdckpt_inference_paths paths;
     pdckpt_error probe = PDCKPT_ERROR_INIT;
     pdckpt_status st = pdk_inference_locate(path, &paths, &probe);
+    if (st != PDCKPT_OK && pdk_static_triple_at(path)) { /* paddle.static.save's X.pdparams... */
+        st = pdckpt_static_load(path, opts, out, err);
+        if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_PICKLE;
+        return st;
+    }
     if (st == PDCKPT_ERR_NOT_FOUND && !paths.program[0])
         return pdk_fail_sys(err, stat_errno, path, "stat");
     if (st != PDCKPT_OK) {

@@ -120,6 +120,9 @@ pdckpt_status pdk_selected_rows_read(pdk_cursor *cur, const pdk_input *in,
 pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, const char *name,
                                       pdckpt_error *err);
 
+/* ---- api_static_triple.c: true when PREFIX.pdparams and PREFIX.pdmodel or PREFIX.json exist */
+bool pdk_static_triple_at(const char *prefix);
+
 /* ---- params_info.c: `.pdiparams.info` (spec binary §3.5) ---- */
 pdckpt_status pdk_params_info_parse(const pdk_input *in, const pdckpt_load_options *opts,
                                     pdckpt_value **out, pdckpt_error *err);

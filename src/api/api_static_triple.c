@@ -1,0 +1,141 @@
+/*
+ * api_static_triple.c — the `paddle.static.save(program, "X")` checkpoint as one unit (issue 4
+ * item 5; spec binary-and-static-formats.md §4): `X.pdmodel` (legacy IR) or `X.json` (PIR) names
+ * the persistable variables, `X.pdparams` holds the parameters and `X.pdopt` the optimizer's
+ * variables, both pickles of {name: ndarray}.  Loading reads both pickles and checks every
+ * variable the program selects is in one of them with the declared dtype and shape.
+ */
+#include "../formats/pdk_program.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static pdckpt_status join(char *buf, const char *prefix, const char *ext, pdckpt_error *err) {
+    if ((size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) >= PDCKPT_PATH_MAX)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1, "path prefix too long");
+    return PDCKPT_OK;
+}
+
+bool pdk_static_triple_at(const char *prefix) {
+    char a[PDCKPT_PATH_MAX], b[PDCKPT_PATH_MAX], c[PDCKPT_PATH_MAX];
+    if (join(a, prefix, ".pdparams", NULL) || join(b, prefix, ".pdmodel", NULL) ||
+        join(c, prefix, ".json", NULL))
+        return false;
+    return is_file(a) && (is_file(b) || is_file(c));
+}
+
+static pdckpt_status open_program(const char *prefix, const pdckpt_load_options *opts,
+                                  pdckpt_program **prog, pdckpt_error *err) {
+    char pm[PDCKPT_PATH_MAX], js[PDCKPT_PATH_MAX];
+    PDK_TRY(join(pm, prefix, ".pdmodel", err));
+    PDK_TRY(join(js, prefix, ".json", err));
+    if (is_file(pm) && is_file(js))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
+                        "expected one program for the static save, found both %s and %s", pm, js);
+    pdckpt_load_options po = *opts;
+    po.format = PDCKPT_FORMAT_AUTO;
+    po.program_path = NULL;
+    return pdckpt_program_load_file(is_file(pm) ? pm : js, &po, prog, err);
+}
+
+/* Every variable the program selects is in X.pdparams or X.pdopt, as declared; every tensor of
+ * the two files is a variable of the program. */
+static pdckpt_status check_against(const pdckpt_program *prog, const pdckpt_value *ckpt,
+                                   const char *prefix, pdckpt_error *err) {
+    size_t n;
+    const char *const *names = pdckpt_program_persistables(prog, &n);
+    const pdckpt_value *parts[2] = {pdckpt_dict_get(ckpt, "pdparams"), pdckpt_dict_get(ckpt, "pdopt")};
+    for (size_t i = 0; i < n; i++) {
+        const pdckpt_value *t = pdckpt_dict_get(parts[0], names[i]);
+        if (!t && parts[1]) t = pdckpt_dict_get(parts[1], names[i]);
+        if (!t)
+            return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, prefix, -1,
+                            "expected %s.pdparams or %s.pdopt to hold the program's persistable "
+                            "variable '%s', found it in neither",
+                            prefix, prefix, names[i]);
+        PDK_TRY(pdckpt_program_check(prog, names[i], t, err));
+    }
+    for (int p = 0; p < 2; p++) {
+        for (size_t i = 0; parts[p] && i < pdckpt_value_len(parts[p]); i++) {
+            const pdckpt_value *k = pdckpt_dict_key_at(parts[p], i), *v = pdckpt_value_at(parts[p], i);
+            const char *name = pdckpt_value_get_string(k, NULL);
+            if (pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR && name)
+                PDK_TRY(pdckpt_program_check(prog, name, v, err));
+        }
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status load_part(pdckpt_value *ckpt, const char *prefix, const char *ext,
+                               const pdckpt_load_options *opts, pdckpt_error *err) {
+    char path[PDCKPT_PATH_MAX];
+    PDK_TRY(join(path, prefix, ext, err));
+    if (strcmp(ext, ".pdopt") == 0 && !is_file(path)) return PDCKPT_OK; /* static.load allows it */
+    pdckpt_load_options po = *opts;
+    po.format = PDCKPT_FORMAT_PICKLE;
+    po.program_path = NULL;
+    pdckpt_value *tree = NULL;
+    PDK_TRY(pdckpt_load_file(path, &po, &tree, NULL, err));
+    if (pdckpt_value_kind(tree) != PDCKPT_KIND_DICT) {
+        pdckpt_value_free(tree);
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
+                        "expected a dict of variables (paddle.static.save), found a %s",
+                        pdckpt_kind_name(pdckpt_value_kind(tree)));
+    }
+    return pdckpt_dict_set(ckpt, ext + 1, tree, err);
+}
+
+pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *given,
+                                 pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!prefix || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "prefix/out is NULL");
+    *out = NULL;
+    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
+    const pdckpt_load_options *opts = given ? given : &defaults;
+    pdckpt_program *prog = NULL;
+    PDK_TRY(open_program(prefix, opts, &prog, err));
+    pdckpt_value *ckpt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
+    pdckpt_status st = ckpt ? PDCKPT_OK : pdk_fail_nomem(err, "static checkpoint");
+    if (st == PDCKPT_OK) st = load_part(ckpt, prefix, ".pdparams", opts, err);
+    if (st == PDCKPT_OK) st = load_part(ckpt, prefix, ".pdopt", opts, err);
+    if (st == PDCKPT_OK) st = check_against(prog, ckpt, prefix, err);
+    pdckpt_program_free(prog);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(ckpt);
+        return st;
+    }
+    *out = ckpt;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
+                                 const pdckpt_save_options *given, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!ckpt || !prefix) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "ckpt/prefix is NULL");
+    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
+    pdckpt_save_options so = given ? *given : defaults;
+    so.format = PDCKPT_FORMAT_PICKLE;
+    static const char *const parts[] = {"pdparams", "pdopt"};
+    for (int p = 0; p < 2; p++) {
+        const pdckpt_value *tree = pdckpt_dict_get(ckpt, parts[p]);
+        if (!tree && p == 1) continue;
+        if (!tree || pdckpt_value_kind(tree) != PDCKPT_KIND_DICT)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
+                            "expected the checkpoint to be a dict with a \"%s\" dict", parts[p]);
+        char path[PDCKPT_PATH_MAX];
+        PDK_TRY(join(path, prefix, p ? ".pdopt" : ".pdparams", err));
+        PDK_TRY(pdckpt_save_file(tree, path, &so, err));
+    }
+    return PDCKPT_OK;
+}
