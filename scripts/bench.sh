@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
+# The benchmark (issue 7; not part of the tests): pdckpt's C API and Python module against
+# paddle.save/load, NumPy, safetensors and dd, interleaved and repeated.  Arguments go to
+# bench/bench.py, e.g. `./run.sh bench --scale 0.25 --repeat 3`.  Writes bench/results.json,
+# bench/chart.png and BENCHMARKS.md.  Loads are cold when it runs as root (drop_caches).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-echo "bench: not yet implemented (issue 7)" >&2
-exit 2
+ninja -C "$PDCKPT_BUILD" pdckpt_bench_c >/dev/null
+exec "$PDCKPT_VENV/bin/python" "$PDCKPT_ROOT/bench/bench.py" "$@"

@@ -1,0 +1,195 @@
+"""pdckpt's benchmark (issue 7): pdckpt (C API and Python module) against paddle.save/load,
+NumPy, safetensors and the raw disk, in one run, interleaved and repeated.
+
+    .venv/bin/python bench/bench.py [--scale S] [--repeat R] [--out DIR] [--only W1,W2,W3]
+
+Workloads: W1 1 GiB of float32 in 256 tensors; W2 100,000 tensors of 1 KiB; W3 a 350M-parameter
+transformer-shaped state with its Adam state (.pdparams + .pdopt).  --scale shrinks every
+workload (tensor sizes for W1, counts for W2, layers and vocabulary for W3).
+
+Each measurement runs in its own process (so peak RSS is the operation's own, above the process's
+RSS once its data is in memory), contenders take turns within each repetition, and the page cache
+is dropped before every load when the machine allows it (root: /proc/sys/vm/drop_caches); the
+results say whether loads were cold.  A "load" reads every byte of every tensor (a sum over
+8-byte words), an "open" parses without touching data.  Saves are timed buffered (no fsync) and
+durable (fsync of the data before the call returns; pdckpt also syncs the directory).
+Writes bench/results.json, bench/chart.png and BENCHMARKS.md (bench/report.py).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.environ.get("PDCKPT_BUILD", os.path.join(ROOT, "build"))
+BENCH_C = os.path.join(BUILD, "bench", "pdckpt_bench_c")
+CHILD = os.path.join(HERE, "bench_child.py")
+
+
+def drop_caches():
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1\n")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(BUILD, "python"), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, CHILD, *map(str, args)], capture_output=True,
+                         text=True, env=env, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"{args}: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_c(*args):
+    out = subprocess.run([BENCH_C, *map(str, args)], capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench_c {args}: {out.stderr[-2000:]}")
+    r = json.loads(out.stdout)
+    r["extra_rss_mib"] = r.pop("peak_rss_kib") / 1024  # the C driver starts with nothing loaded
+    return r
+
+
+def dd(path, mib, fsync):
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"]
+                   + (["conv=fsync"] if fsync else []), check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def raw_read(path):
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=4M"], check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
+# contender -> (file name, Python-side format or None for the C driver's format)
+PY_CONTENDERS = {
+    "pdckpt.py pickle": "pdckpt-pickle",
+    "pdckpt.py combined": "pdckpt-combined",
+    "pdckpt.py safetensors": "pdckpt-safetensors",
+    "paddle.save": "paddle",
+    "numpy np.save": "np-save",
+    "numpy np.savez": "np-savez",
+    "safetensors": "safetensors",
+}
+C_FORMATS = {"pdckpt C pickle": ("pickle", "x.pdparams"),
+             "pdckpt C combined": ("combined", "x.pdiparams"),
+             "pdckpt C safetensors": ("safetensors", "x.safetensors")}
+FLAT_ONLY = {"pdckpt.py combined", "pdckpt C combined", "numpy np.save", "numpy np.savez",
+             "safetensors", "pdckpt.py safetensors", "pdckpt C safetensors"}
+
+
+def contenders_for(workload):
+    names = list(PY_CONTENDERS) + list(C_FORMATS)
+    if workload == "W3":  # optimizer state with scalars: pickles only (flat formats drop them)
+        names = [n for n in names if n not in FLAT_ONLY]
+    return names
+
+
+def one_round(workload, source, work, cold, results):
+    """Every contender saves (buffered, then durable), opens and loads once."""
+    for name in contenders_for(workload):
+        rec = results.setdefault(name, {})
+        target = os.path.join(work, name.replace(" ", "_"))
+        for durable in (False, True):
+            shutil.rmtree(target, ignore_errors=True)
+            os.makedirs(target)
+            if name in C_FORMATS:
+                fmt, fname = C_FORMATS[name]
+                src = source["pickle"] if fmt == "pickle" else source["flat"]
+                r = run_c("save", src, os.path.join(target, fname), fmt, int(durable))
+            else:
+                r = run_child("save", workload, source["npz"], PY_CONTENDERS[name], target,
+                              int(durable))
+            rec.setdefault("save_fsync" if durable else "save", []).append(r)
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(target)
+                   for f in fs)
+        rec["file_bytes"] = size
+        for op in ("open", "load"):
+            if cold:
+                drop_caches()
+            if name in C_FORMATS:
+                r = run_c(op, os.path.join(target, C_FORMATS[name][1]))
+            else:
+                r = run_child(op, workload, source["npz"], PY_CONTENDERS[name], target, 0)
+            rec.setdefault(op, []).append(r)
+
+
+def limits_round(work, nbytes, cold, results):
+    mib = max(1, nbytes >> 20)
+    path = os.path.join(work, "dd.bin")
+    results.setdefault("dd", {}).setdefault("save", []).append(dd(path, mib, False))
+    results["dd"].setdefault("save_fsync", []).append(dd(path, mib, True))
+    if cold:
+        drop_caches()
+    results["dd"].setdefault("load", []).append(raw_read(path))
+    results["dd"]["file_bytes"] = mib << 20
+
+
+def summarize(samples):
+    secs = sorted(s["seconds"] for s in samples)
+    out = {"median_s": statistics.median(secs), "min_s": secs[0], "max_s": secs[-1]}
+    rss = [s["extra_rss_mib"] for s in samples if "extra_rss_mib" in s]
+    if rss:
+        out["peak_extra_rss_mib"] = max(rss)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description="pdckpt benchmark")
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default=HERE, help="where results.json and chart.png go")
+    ap.add_argument("--only", default="W1,W2,W3")
+    ap.add_argument("--workdir", default=None, help="where checkpoints are written (default: "
+                    "$TMPDIR or /tmp; it should be the disk you care about)")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    work_root = tempfile.mkdtemp(prefix="pdckpt-bench-", dir=args.workdir)
+    cold = drop_caches()
+    report = {"scale": args.scale, "repeat": args.repeat, "cold_loads": cold,
+              "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
+              "workloads": {}}
+    try:
+        for workload in args.only.split(","):
+            src_dir = os.path.join(work_root, workload + "-source")
+            info = run_child("make", workload, src_dir, args.scale)
+            source = {"npz": src_dir, "pickle": os.path.join(src_dir, "state.pdparams"),
+                      "flat": os.path.join(src_dir, "state.safetensors")}
+            results = {}
+            for _ in range(args.repeat):
+                work = os.path.join(work_root, workload)
+                shutil.rmtree(work, ignore_errors=True)
+                os.makedirs(work)
+                one_round(workload, source, work, cold, results)
+                limits_round(work, info["bytes"], cold, results)
+                shutil.rmtree(work, ignore_errors=True)
+            report["workloads"][workload] = {
+                "info": info,
+                "results": {name: {**{op: summarize(v) for op, v in rec.items()
+                                      if isinstance(v, list)},
+                                   "file_bytes": rec.get("file_bytes")}
+                            for name, rec in results.items()}}
+            print(json.dumps({workload: "done"}), flush=True)
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    subprocess.run([sys.executable, os.path.join(HERE, "report.py"),
+                    os.path.join(args.out, "results.json")], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""One measurement of bench/bench.py in a fresh process (see there).  Prints one JSON line.
+
+    bench_child.py make W DIR SCALE                     the workload's source files in DIR
+    bench_child.py save|open|load W DIR CONTENDER TARGET DURABLE
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- workloads ---------------------------------------------------------------------------------
+
+def w1_shapes(scale):
+    n = 1 << 20  # 256 tensors of 4 MiB (1 Mi float32 each) at scale 1
+    side = max(1, int(n * scale))
+    return {f"layer_{i}.w_0": ((side,), "float32") for i in range(256)}
+
+
+def w2_shapes(scale):
+    return {f"param_{i}.moment1_0": ((256,), "float32") for i in range(max(1, int(100000 * scale)))}
+
+
+def w3_shapes(scale):
+    """GPT-2-medium-like: 24 layers of d=1024, FFN 4096, vocabulary 50,304 (~354M params)."""
+    d, ffn = 1024, 4096
+    layers, vocab = max(1, round(24 * scale)), max(64, int(50304 * scale))
+    params = {"embedding_0.w_0": ((vocab, d), "float32")}
+    for i in range(layers):
+        p = f"layer_{i}"
+        for j, shape in enumerate([(d, 3 * d), (3 * d,), (d, d), (d,), (d, ffn), (ffn,),
+                                   (ffn, d), (d,), (d,), (d,), (d,), (d,)]):
+            params[f"{p}.w_{j}"] = (shape, "float32")
+    opt = {}
+    for name, (shape, dtype) in params.items():
+        opt[f"{name}_moment1_0"] = (shape, dtype)
+        opt[f"{name}_moment2_0"] = (shape, dtype)
+        opt[f"{name}_beta1_pow_acc_0"] = ((1,), dtype)
+        opt[f"{name}_beta2_pow_acc_0"] = ((1,), dtype)
+    return params, opt
+
+
+def make(workload, directory, scale):
+    os.makedirs(directory, exist_ok=True)
+    groups = ({"params": w1_shapes(scale)} if workload == "W1" else
+              {"params": w2_shapes(scale)} if workload == "W2" else
+              dict(zip(("params", "opt"), w3_shapes(scale))))
+    index, offset, rng = {}, 0, np.random.default_rng(0)
+    with open(os.path.join(directory, "blob.bin"), "wb") as f:
+        for group, shapes in groups.items():
+            for name, (shape, dtype) in shapes.items():
+                arr = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+                f.write(arr.tobytes())
+                index.setdefault(group, []).append([name, list(shape), dtype, offset])
+                offset += arr.nbytes
+    with open(os.path.join(directory, "index.json"), "w") as f:
+        json.dump(index, f)
+    state = load_source(directory)  # the C driver's inputs: what it saves from memory
+    import pdckpt
+
+    pdckpt.save(merged(state, workload), os.path.join(directory, "state.pdparams"), durable=False)
+    if workload != "W3":
+        pdckpt.save(state["params"], os.path.join(directory, "state.safetensors"), durable=False)
+    n = sum(len(v) for v in index.values())
+    return {"tensors": n, "bytes": offset, "scale": scale}
+
+
+def merged(state, workload):
+    if workload != "W3":
+        return state["params"]
+    return {"params": state["params"], "opt": state["opt"]}
+
+
+def load_source(directory, per_array=False):
+    """{group: {name: array}}: views of one read of the blob (no copies), or with per_array one
+    read per array (so converting each to a Paddle tensor never holds two copies)."""
+    with open(os.path.join(directory, "index.json")) as f:
+        index = json.load(f)
+    path = os.path.join(directory, "blob.bin")
+    blob = None if per_array else np.fromfile(path, dtype=np.uint8)
+    out = {}
+    for group, entries in index.items():
+        d = out[group] = {}
+        for name, shape, dtype, offset in entries:
+            count = int(np.prod(shape, dtype=np.int64))
+            if blob is None:
+                d[name] = np.fromfile(path, dtype=dtype, count=count, offset=offset).reshape(shape)
+            else:
+                d[name] = blob[offset:offset + count * 4].view(dtype).reshape(shape)
+    if "opt" in out:
+        out["opt"]["LR_Scheduler"] = {"last_epoch": 1000, "last_lr": 3e-4}
+    return out
+
+
+# ---- contenders --------------------------------------------------------------------------------
+
+def fsync_tree(target):
+    for d, _, files in os.walk(target):
+        for name in files:
+            fd = os.open(os.path.join(d, name), os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+        fd = os.open(d, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+
+
+def files_of(workload):
+    return ["params", "opt"] if workload == "W3" else ["params"]
+
+
+def save(contender, workload, state, target, durable):
+    for group in files_of(workload):
+        data = state[group]
+        if contender.startswith("pdckpt"):
+            import pdckpt
+
+            ext = {"pdckpt-pickle": ".pdparams" if group == "params" else ".pdopt",
+                   "pdckpt-combined": ".pdiparams", "pdckpt-safetensors": ".safetensors"}
+            pdckpt.save(data, os.path.join(target, group + ext[contender]), durable=durable)
+        elif contender == "paddle":
+            import paddle
+
+            paddle.save(data, os.path.join(target, group + (".pdparams" if group == "params"
+                                                            else ".pdopt")))
+        elif contender == "np-save":
+            for name, arr in data.items():
+                np.save(os.path.join(target, name + ".npy"), arr)
+        elif contender == "np-savez":
+            np.savez(os.path.join(target, group + ".npz"), **data)
+        elif contender == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file(data, os.path.join(target, group + ".safetensors"))
+    if durable and not contender.startswith("pdckpt"):
+        fsync_tree(target)  # the same durability pdckpt gives (data and directory synced)
+
+
+def open_lazy(contender, target):
+    """What each library offers for reading metadata without the data."""
+    names = sorted(os.listdir(target))
+    n = 0
+    for name in names:
+        path = os.path.join(target, name)
+        if contender.startswith("pdckpt"):
+            import pdckpt
+
+            with pdckpt.open(path) as r:
+                n += len(r.keys())
+        elif contender == "safetensors":
+            from safetensors import safe_open
+
+            with safe_open(path, framework="np") as f:
+                n += len(list(f.keys()))
+        elif contender == "np-save":
+            n += np.load(path, mmap_mode="r").ndim >= 0
+        elif contender == "np-savez":
+            n += len(np.load(path).files)
+        else:  # paddle.load has no lazy mode: opening is loading
+            import paddle
+
+            n += len(paddle.load(path))
+    return n
+
+
+def touch(arr):
+    b = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+    n8 = b.size // 8 * 8
+    return int(b[:n8].view(np.uint64).sum(dtype=np.uint64)) + int(b[n8:].sum())
+
+
+def arrays_in(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from arrays_in(v)
+    elif isinstance(obj, np.ndarray):
+        yield obj
+    elif hasattr(obj, "__dlpack__"):  # paddle.Tensor: a view of its memory, no copy
+        try:
+            yield np.from_dlpack(obj)
+        except (BufferError, TypeError, RuntimeError):
+            yield obj.numpy()
+
+
+def load_full(contender, target):
+    total, nbytes = 0, 0
+    for name in sorted(os.listdir(target)):
+        path = os.path.join(target, name)
+        if contender.startswith("pdckpt"):
+            import pdckpt
+
+            obj = pdckpt.load(path, return_numpy=True)
+        elif contender == "paddle":
+            import paddle
+
+            obj = paddle.load(path)
+        elif contender == "np-save":
+            obj = np.load(path)
+        elif contender == "np-savez":
+            with np.load(path) as z:
+                obj = {k: z[k] for k in z.files}
+        else:
+            from safetensors.numpy import load_file
+
+            obj = load_file(path)
+        for arr in arrays_in(obj):
+            total += touch(arr)
+            nbytes += arr.nbytes
+    return nbytes
+
+
+def main():
+    mode, workload = sys.argv[1], sys.argv[2]
+    if mode == "make":
+        print(json.dumps(make(workload, sys.argv[3], float(sys.argv[4]))))
+        return
+    source, contender, target, durable = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+    if contender == "paddle":
+        import paddle  # imported before the clock starts, like the others' modules
+    elif contender.startswith("pdckpt"):
+        import pdckpt  # noqa: F401
+    if mode == "save":
+        state = load_source(source, per_array=contender == "paddle")
+        if contender == "paddle":
+            for group in state:
+                for k, v in state[group].items():
+                    if isinstance(v, np.ndarray):
+                        state[group][k] = paddle.to_tensor(v)
+    before, peak_before = rss_mib(), peak_mib()
+    t0 = time.perf_counter()
+    extra = {}
+    if mode == "save":
+        save(contender, workload, state, target, durable)
+    elif mode == "open":
+        extra["entries"] = open_lazy(contender, target)
+    else:
+        extra["bytes"] = load_full(contender, target)
+    seconds = time.perf_counter() - t0
+    peak = peak_mib()
+    print(json.dumps({"seconds": seconds, "extra_rss_mib": max(0.0, peak - max(before, 0)),
+                      "peak_before_mib": peak_before, **extra}))
+
+
+if __name__ == "__main__":
+    main()
