@@ -10,7 +10,8 @@ workload (tensor sizes for W1, counts for W2, layers and vocabulary for W3).
 Each measurement runs in its own process (so peak RSS is the operation's own, above the process's
 RSS once its data is in memory), contenders take turns within each repetition, and the page cache
 is dropped before every load when the machine allows it (root: /proc/sys/vm/drop_caches); the
-results say whether loads were cold.  A "load" reads every byte of every tensor (a sum over
+results say whether loads were cold; every save starts after a sync, with no dirty pages left by
+the previous contender.  A "load" reads every byte of every tensor (a sum over
 8-byte words), an "open" parses without touching data.  Saves are timed buffered (no fsync) and
 durable (fsync of the data before the call returns; pdckpt also syncs the directory).
 Writes bench/results.json, bench/chart.png and BENCHMARKS.md (bench/report.py).
@@ -106,6 +107,7 @@ def one_round(workload, source, work, cold, results):
         for durable in (False, True):
             shutil.rmtree(target, ignore_errors=True)
             os.makedirs(target)
+            os.sync()  # every save starts with no dirty backlog from the previous contender
             if name in C_FORMATS:
                 fmt, fname = C_FORMATS[name]
                 src = source["pickle"] if fmt == "pickle" else source["flat"]
@@ -130,7 +132,9 @@ def one_round(workload, source, work, cold, results):
 def limits_round(work, nbytes, cold, results):
     mib = max(1, nbytes >> 20)
     path = os.path.join(work, "dd.bin")
+    os.sync()
     results.setdefault("dd", {}).setdefault("save", []).append(dd(path, mib, False))
+    os.sync()
     results["dd"].setdefault("save_fsync", []).append(dd(path, mib, True))
     if cold:
         drop_caches()
