@@ -4,7 +4,7 @@
  * ("loop": A, B, A, ...) or once ("A" / "B").  After each save returns it reports "saved X" with a
  * raw write(2) on stdout, so the driver knows which saves completed and the LD_PRELOAD shim
  * (unsynced_drop.c) sees the report as one more call at which a crash can happen.
- *   usage: pdckpt_crash_saver KIND TARGET loop|A|B [--no-durable]
+ *   usage: pdckpt_crash_saver KIND TARGET loop|A|B [--no-durable] [--checksum]
  *   KIND: tensor (one tensor stream), combined, varsdir (one file per variable), pdparams (pickle)
  */
 #include <pdckpt.h>
@@ -72,13 +72,14 @@ static int save_one(const pdckpt_value *root, const char *target, const pdckpt_s
 int main(int argc, char **argv) {
     if (argc < 4 || kind_format(argv[1]) == PDCKPT_FORMAT_AUTO) {
         fprintf(stderr, "usage: %s tensor|combined|varsdir|pdparams TARGET loop|A|B "
-                        "[--no-durable]\n", argv[0]);
+                        "[--no-durable] [--checksum]\n", argv[0]);
         return 2;
     }
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = kind_format(argv[1]);
     for (int i = 4; i < argc; i++)
         if (strcmp(argv[i], "--no-durable") == 0) so.durable = false;
+        else if (strcmp(argv[i], "--checksum") == 0) so.checksum = true;
     pdckpt_value *ckpt[2] = {make_checkpoint(argv[1], 'A'), make_checkpoint(argv[1], 'B')};
     int rc = ckpt[0] && ckpt[1] ? 0 : 1;
     if (rc == 0 && strcmp(argv[3], "loop") == 0) {

@@ -1,6 +1,7 @@
 """Crash consistency: a process that saves A, B, A, ... to one target through the public API
 (tests/crash/crash_saver.c) is SIGKILLed after a random (seeded) delay, for every kind of target
-(one tensor file, a combined file, a per-variable directory, a .pdparams pickle).  After each kill
+(one tensor file, a combined file, a per-variable directory, a .pdparams pickle, and a combined
+file with its xxh3 checksum sidecar).  After each kill
 the target must be byte-identical to A or to B (absent only while no save has ever completed) and
 pass `pdckpt verify`; the next successful save must sweep every temporary the dead writers left.
 
@@ -20,12 +21,18 @@ SAVER = BUILD / "tests" / "pdckpt_crash_saver"
 TRIALS = int(os.environ.get("PDCKPT_CRASH_TRIALS", "55"))
 SEED = int(os.environ.get("PDCKPT_CRASH_SEED", "8"))
 TEMP_TAG = ".pdckpt-tmp-"  # src/io/fs_util.c: ".<base>.pdckpt-tmp-<pid>-<hex>"
-KINDS = {  # kind -> (target name, `pdckpt verify` format)
-    "tensor": ("w.tensor", "tensor"),
-    "combined": ("model.pdiparams", "combined"),
-    "varsdir": ("vars", "vars-dir"),
-    "pdparams": ("model.pdparams", "pickle"),
+KINDS = {  # kind -> (target name, `pdckpt verify` format, saver options)
+    "tensor": ("w.tensor", "tensor", ()),
+    "combined": ("model.pdiparams", "combined", ()),
+    "varsdir": ("vars", "vars-dir", ()),
+    "pdparams": ("model.pdparams", "pickle", ()),
+    # A combined file with its xxh3 sidecar: verify must never see a sidecar of another file.
+    "combined+xxh3": ("model.pdiparams", "combined", ("--checksum",)),
 }
+
+
+def saver_cmd(kind, target, mode, *extra):
+    return [str(SAVER), kind.split("+")[0], str(target), mode, *KINDS[kind][2], *extra]
 
 
 def snapshot(path):
@@ -41,7 +48,7 @@ def debris(directory):
 
 
 def save_once(kind, target, which, *extra):
-    proc = subprocess.run([str(SAVER), kind, str(target), which, *extra], capture_output=True,
+    proc = subprocess.run(saver_cmd(kind, target, which, *extra), capture_output=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"saved {which}\n".encode()
@@ -61,7 +68,7 @@ def references(kind, tmp_path):
 
 def one_trial(kind, target, refs, delay):
     existed = target.exists()
-    proc = subprocess.Popen([str(SAVER), kind, str(target), "loop"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(saver_cmd(kind, target, "loop"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import BUILD, run_cli
-from test_crash_consistency import KINDS, SAVER, snapshot
+from test_crash_consistency import KINDS, saver_cmd, snapshot
 
 SHIM = BUILD / "tests" / "libpdckpt_unsynced_drop.so"
 
@@ -22,8 +22,8 @@ def shim_run(kind, target, shim_dir, extra=(), crash_at=0, renames="keep", count
                PDCKPT_CRASH_AT=str(crash_at), PDCKPT_SHIM_RENAMES=renames)
     if count_file:
         env["PDCKPT_SHIM_COUNT"] = str(count_file)
-    return subprocess.run([str(SAVER), kind, str(target), "B", *extra], env=env,
-                          capture_output=True, timeout=60)
+    return subprocess.run(saver_cmd(kind, target, "B", *extra), env=env, capture_output=True,
+                          timeout=60)
 
 
 def place(ref, target):
@@ -40,7 +40,7 @@ def refs_for(kind, tmp_path):
     for which in "AB":
         d = tmp_path / f"ref{which}"
         d.mkdir()
-        subprocess.run([str(SAVER), kind, str(d / KINDS[kind][0]), which], check=True,
+        subprocess.run(saver_cmd(kind, d / KINDS[kind][0], which), check=True,
                        capture_output=True)
         out[which] = snapshot(d / KINDS[kind][0])
     return out
