@@ -1,10 +1,10 @@
 /*
  * crash_saver.c — the process the crash-consistency tests kill.  It saves one of two known
  * checkpoints, A or B, to one target through the public API (pdckpt_save_file), over and over
- * ("loop": A, B, A, ...) or once ("A" / "B").  After each save returns it reports "saved X" with a
+ * ("loop": A, B, A, ...; "loopB": B, A, B, ...) or once ("A" / "B").  After each save returns it reports "saved X" with a
  * raw write(2) on stdout, so the driver knows which saves completed and the LD_PRELOAD shim
  * (unsynced_drop.c) sees the report as one more call at which a crash can happen.
- *   usage: pdckpt_crash_saver KIND TARGET loop|A|B [--no-durable] [--checksum]
+ *   usage: pdckpt_crash_saver KIND TARGET loop|loopB|A|B [--no-durable] [--checksum]
  *   KIND: tensor (one tensor stream), combined, varsdir (one file per variable), pdparams (pickle)
  */
 #include <pdckpt.h>
@@ -71,7 +71,7 @@ static int save_one(const pdckpt_value *root, const char *target, const pdckpt_s
 
 int main(int argc, char **argv) {
     if (argc < 4 || kind_format(argv[1]) == PDCKPT_FORMAT_AUTO) {
-        fprintf(stderr, "usage: %s tensor|combined|varsdir|pdparams TARGET loop|A|B "
+        fprintf(stderr, "usage: %s tensor|combined|varsdir|pdparams TARGET loop|loopB|A|B "
                         "[--no-durable] [--checksum]\n", argv[0]);
         return 2;
     }
@@ -82,8 +82,9 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--checksum") == 0) so.checksum = true;
     pdckpt_value *ckpt[2] = {make_checkpoint(argv[1], 'A'), make_checkpoint(argv[1], 'B')};
     int rc = ckpt[0] && ckpt[1] ? 0 : 1;
-    if (rc == 0 && strcmp(argv[3], "loop") == 0) {
-        for (long i = 0; rc == 0 && i < 1000000; i++)
+    if (rc == 0 && strncmp(argv[3], "loop", 4) == 0) {
+        long first = strcmp(argv[3], "loopB") == 0; /* which one the loop starts with */
+        for (long i = first; rc == 0 && i < first + 1000000; i++)
             rc = save_one(ckpt[i & 1], argv[2], &so, (i & 1) ? 'B' : 'A');
     } else if (rc == 0) {
         char which = argv[3][0] == 'B' ? 'B' : 'A';

@@ -66,9 +66,10 @@ def references(kind, tmp_path):
     return refs
 
 
-def one_trial(kind, target, refs, delay):
+def one_trial(kind, target, refs, delay, start):
     existed = target.exists()
-    proc = subprocess.Popen(saver_cmd(kind, target, "loop"), stdout=subprocess.PIPE,
+    mode = "loopB" if start == "B" else "loop"
+    proc = subprocess.Popen(saver_cmd(kind, target, mode), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
@@ -101,8 +102,9 @@ def test_sigkill_leaves_old_or_new(kind, tmp_path):
     rng = random.Random(f"{SEED}-{kind}")
     outcomes = {"A": 0, "B": 0, "absent": 0}
     mid_run = 0
-    for _ in range(TRIALS):
-        outcome, completed = one_trial(kind, target, refs, rng.uniform(0, 3 * once))
+    for trial in range(TRIALS):  # loops start with A or B in turn, so both outcomes occur
+        delay = rng.uniform(0, 3 * once)
+        outcome, completed = one_trial(kind, target, refs, delay, "AB"[trial % 2])
         outcomes[outcome] += 1
         mid_run += completed > 0
     print(f"{kind}: {TRIALS} kills -> {outcomes}, {mid_run} after >= 1 completed save, torn 0")
