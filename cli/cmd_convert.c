@@ -11,7 +11,8 @@ static const char usage[] =
     "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
-    "                      [--no-fsync] [--static-out]\n"
+    "                      [--no-fsync] [--static-out] [--checksum]\n"
+    "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
     "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";
 
@@ -25,6 +26,7 @@ static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options 
     }
     if (strcmp(opt, "--skip-non-tensors") == 0) return so->skip_non_tensors = true, 1;
     if (strcmp(opt, "--no-fsync") == 0) return so->durable = false, 1;
+    if (strcmp(opt, "--checksum") == 0) return so->checksum = true, 1;
     bool to = strcmp(opt, "--to") == 0, proto = strcmp(opt, "--protocol") == 0,
          npmod = strcmp(opt, "--numpy-module") == 0;
     if (!to && !proto && !npmod) return 0;

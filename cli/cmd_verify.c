@@ -39,8 +39,9 @@ int cmd_verify(int argc, char **argv) {
     cli_progress_end();
     cli_load_args_free(&args);
     if (st != PDCKPT_OK) return cli_report(&err);
-    printf("%s: OK (%s, %llu tensors, %llu data bytes, %llu values)\n", path,
+    printf("%s: OK (%s, %llu tensors, %llu data bytes, %llu values%s)\n", path,
            pdckpt_format_name(report.format), (unsigned long long)report.n_tensors,
-           (unsigned long long)report.n_data_bytes, (unsigned long long)report.n_leaves);
+           (unsigned long long)report.n_data_bytes, (unsigned long long)report.n_leaves,
+           report.checksum_checked ? ", xxh3 sidecar matches" : "");
     return CLI_OK;
 }

@@ -449,12 +449,13 @@ typedef struct pdckpt_save_options {
                                                  failing with UNSUPPORTED */
     pdckpt_progress_fn      progress;
     void                   *progress_ctx;
+    bool                    checksum;   /* also write a "<file>.xxh3" sidecar (see "Integrity") */
 } pdckpt_save_options;
 
 #define PDCKPT_SAVE_OPTIONS_INIT                                                               \
     {.allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,          \
      .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,          \
-     .progress_ctx = NULL}
+     .progress_ctx = NULL, .checksum = false}
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside
  * `path`, are synced (unless !durable), and are renamed over `path`; then the directory is synced.
@@ -495,6 +496,7 @@ typedef struct pdckpt_verify_report {
     uint64_t      n_tensors;    /* tensors in the checkpoint */
     uint64_t      n_data_bytes; /* tensor data bytes, all of which were read */
     uint64_t      n_leaves;     /* all leaves, tensors included */
+    bool          checksum_checked; /* a "<file>.xxh3" sidecar was found and matched */
 } pdckpt_verify_report;
 
 /* Full structural check of a file or directory: loads it with opts->verify set, reads every data
@@ -787,6 +789,21 @@ PDCKPT_API pdckpt_status pdckpt_check_restore(const pdckpt_value *expected,
 PDCKPT_API void          pdckpt_restore_report_free(pdckpt_restore_report *report);
 /* "missing", "unexpected", "dtype", "shape", "kind". */
 PDCKPT_API const char   *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
+
+/* ---------------------------------------------------------------------------------------------
+ * Integrity: checksum sidecars
+ * ------------------------------------------------------------------------------------------- */
+
+/* With pdckpt_save_options.checksum set, pdckpt_save_file writing a single-file format (tensor,
+ * combined, safetensors, pickle) also writes "<file>" PDCKPT_CHECKSUM_SUFFIX: xxh3-128 of every
+ * 4 KiB block, hashed in the same pass as the data, so the checkpoint itself stays byte-identical
+ * to what Paddle writes.  Any old sidecar is removed before the new file is renamed in and the new
+ * one is published right after, so a crash can leave a file without a sidecar but never with a
+ * sidecar of another file.  A directory format with checksum set fails with ARGUMENT.
+ * pdckpt_verify_file checks the sidecar when there is one (report->checksum_checked) and fails
+ * with CORRUPT naming the file, the byte offset of the first bad block and the tensor(s) whose
+ * data it holds (or "headers" when none).  The format is described in docs/RELIABILITY.md. */
+#define PDCKPT_CHECKSUM_SUFFIX ".xxh3"
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# The crash-consistency campaign (issue 8 item 2): 1,000 SIGKILL trials (250 per format: single
-# tensor file, combined params, .pdparams pickle, per-variable directory) with the optimised
-# CLI; the summary lines go to stdout and build/crash-campaign.log.
-#   scripts/crash_campaign.sh [TRIALS]      (default 1000)
+# Crash-consistency campaign (issue 8 item 2, docs/RELIABILITY.md): N SIGKILL trials (default
+# 1000) through each of the two harnesses the test command runs in short form:
+#  - the C API (tests/py/test_crash_consistency.py): five kinds of target (tensor file, combined
+#    file, per-variable directory, .pdparams, combined + xxh3 sidecar), N/5 each, seeded;
+#  - the CLI (tests/crash/crash_cli.sh): `pdckpt convert` over four formats, N/4 each.
+# After every kill the target is byte-identical to the old or the new checkpoint and passes
+# `pdckpt verify`; the next save leaves no temporaries.  The CLI summary also goes to
+# build/crash-campaign.log.
+#   usage: scripts/crash_campaign.sh [N] [SEED]
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-ninja -C "$PDCKPT_BUILD" -j "$PDCKPT_JOBS" cli/pdckpt >/dev/null
-"$PDCKPT_ROOT/tests/crash/crash_cli.sh" "$PDCKPT_BIN" "$PDCKPT_SHARED/fixtures/real" \
-  "${1:-1000}" | tee "$PDCKPT_BUILD/crash-campaign.log"
+N="${1:-1000}"
+ninja -C "$PDCKPT_BUILD" -j "$PDCKPT_JOBS" >/dev/null
+export PDCKPT_CRASH_TRIALS=$(( (N + 4) / 5 ))
+export PDCKPT_CRASH_SEED="${2:-$RANDOM}"
+echo "== API harness: 5 kinds x $PDCKPT_CRASH_TRIALS kills, seed $PDCKPT_CRASH_SEED"
+"$PDCKPT_VENV/bin/python" -m pytest -q -s -p no:cacheprovider \
+  "$PDCKPT_ROOT/tests/py/test_crash_consistency.py" -k test_sigkill 2>&1 |
+  grep -E "kills|passed|failed|Error|assert"
+echo "== CLI harness: $N kills"
+"$PDCKPT_ROOT/tests/crash/crash_cli.sh" "$PDCKPT_BIN" "$PDCKPT_SHARED/fixtures/real" "$N" |
+  tee "$PDCKPT_BUILD/crash-campaign.log"

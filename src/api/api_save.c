@@ -82,11 +82,19 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, path, &opts, true, &f, err));
     pdckpt_status st;
-    if (f->save_dir) {
+    if (f->save_dir && opts.checksum) {
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "checksum sidecars are written for single files; '%s' is a directory "
+                        "format", f->name);
+    } else if (f->save_dir) {
         st = f->save_dir(root, path, &opts, err);
     } else {
         pdk_sink *sink;
         PDK_TRY(pdk_sink_open_atomic_file(path, opts.durable, opts.allocator, &sink, err));
+        if (opts.checksum && (st = pdk_sink_enable_checksum(sink, err)) != PDCKPT_OK) {
+            pdk_sink_abort(sink);
+            return st;
+        }
         st = save_into(f, root, sink, &opts, err);
     }
     pdk_error_set_source(err, path);

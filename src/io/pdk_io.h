@@ -63,6 +63,8 @@ void          pdk_sink_set_progress(pdk_sink *sink, pdckpt_progress_fn fn, void 
 /* Atomic file: temp beside `path`, fsync (durable), rename, fsync the directory. */
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
                                         pdk_sink **out, pdckpt_error *err);
+/* Makes an atomic file sink also write "<path>.xxh3" (xxh_sidecar.c); before the first write. */
+pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err);
 /* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable. */
 pdckpt_status pdk_sink_open_plain_file(const char *path, bool durable, const pdckpt_allocator *a,
                                        pdk_sink **out, pdckpt_error *err);
@@ -106,5 +108,31 @@ void          pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
 void          pdk_remove_tree(const char *path);
 bool          pdk_is_directory(const char *path);
+
+/* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */
+
+typedef struct pdk_sidecar pdk_sidecar;
+pdckpt_status pdk_sidecar_new(const pdckpt_allocator *a, pdk_sidecar **out, pdckpt_error *err);
+pdckpt_status pdk_sidecar_update(pdk_sidecar *s, const void *bytes, size_t len, pdckpt_error *err);
+/* Writes "<data_path>.xxh3" atomically for the bytes seen so far. */
+pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool durable,
+                                  pdckpt_error *err);
+/* Removes "<data_path>.xxh3" if present (synced when durable), before a new file replaces it. */
+pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdckpt_error *err);
+void          pdk_sidecar_free(pdk_sidecar *s); /* NULL ok */
+void          pdk_sidecar_path(const char *data_path, char *out, size_t cap);
+
+typedef struct pdk_sidecar_result {
+    bool     checked; /* a sidecar exists and was read */
+    bool     bad;     /* a block's digest differs (the call itself still returns OK) */
+    uint64_t offset;  /* first bad block: file offset and length */
+    uint64_t len;
+    uint64_t file_size;
+    char     got[33], want[33];
+} pdk_sidecar_result;
+/* Checks `path` against its sidecar when there is one.  FORMAT for a malformed sidecar, CORRUPT
+ * for a size difference or a sidecar whose own digest is wrong; a bad block is left in *res. */
+pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
+                                pdk_sidecar_result *res, pdckpt_error *err);
 
 #endif /* PDK_IO_H */
