@@ -55,7 +55,7 @@ static int fail(const pdckpt_error *err) {
 }
 
 int main(int argc, char **argv) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
     if (argc == 6 && strcmp(argv[1], "save") == 0) {
         /* The state must be in memory, as a trainer's is: read, not mapped (a mapped source
@@ -63,9 +63,9 @@ int main(int argc, char **argv) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.zero_copy = false;
         if (pdckpt_load_file(argv[2], &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
-        long before_kib = peak_rss_kib();
+        long                before_kib = peak_rss_kib();
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-        bool known = false;
+        bool                known = false;
         so.format = pdckpt_format_from_name(argv[4], &known);
         if (!known) return 2;
         so.durable = atoi(argv[5]) != 0;

@@ -13,23 +13,23 @@ enum { CLI_OK = 0, CLI_BAD_INPUT = 1, CLI_USAGE = 2 };
 
 /* Options every loading subcommand understands. */
 typedef struct cli_load_args {
-    pdckpt_format format;   /* --format/--from, AUTO by default */
-    char        **names;    /* --names a,b,c or --names @file */
+    pdckpt_format format; /* --format/--from, AUTO by default */
+    char        **names;  /* --names a,b,c or --names @file */
     size_t        n_names;
-    const char   *program;  /* --program P: the program naming a combined file or directory */
+    const char   *program; /* --program P: the program naming a combined file or directory */
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
-int  cli_report(const pdckpt_error *err);
+int cli_report(const pdckpt_error *err);
 /* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
-int  cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0 when not,
- * -1 on a usage error (already printed). */
+int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0
+ * when not, -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);
 /* Loads `path` with the args; on failure prints the error. */
-int  cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
-              pdckpt_format *format);
+int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
+             pdckpt_format *format);
 
 /* Every leaf of a tree, in order, with its rendered key path. */
 typedef struct cli_leaf {
@@ -59,7 +59,7 @@ bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap);
 void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap);
 
 /* SHA-256 of the tensor's raw little-endian C-order bytes, as 64 hex chars + NUL. */
-int  cli_sha256_hex(const void *data, uint64_t len, char out[65]);
+int cli_sha256_hex(const void *data, uint64_t len, char out[65]);
 
 /* Progress bar on stderr: drawn only when stderr is a terminal and the work has taken > 1 s. */
 void cli_progress_begin(const char *label);
@@ -70,9 +70,9 @@ void cli_progress_end(void);
  * ...}; NULL when there is none (or it cannot be read: the listing then shows no names). */
 pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args);
 /* The structured name the info gives variable `name`, or NULL. */
-const char   *cli_structured_name(const pdckpt_value *info, const char *name);
+const char *cli_structured_name(const pdckpt_value *info, const char *name);
 /* `pdckpt ls` of a program file (cmd_ls_program.c). */
-int           cli_ls_program(const char *path, const cli_load_args *args, bool json);
+int cli_ls_program(const char *path, const cli_load_args *args, bool json);
 /* cli_dist_exec.c: the distributed commands live in pdckpt-mpi (MPI-linked); pdckpt runs it. */
 bool cli_is_sharded_dir(const char *path);
 bool cli_ls_wants_mpi(int argc, char **argv);

@@ -40,10 +40,10 @@ static int names_from_file(cli_load_args *args, const char *path) {
         fprintf(stderr, "pdckpt: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    char *line = NULL;
-    size_t cap = 0;
+    char   *line = NULL;
+    size_t  cap = 0;
     ssize_t n;
-    int rc = 0;
+    int     rc = 0;
     while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
         if (n > 0) rc = add_name(args, line, (size_t)n);
@@ -57,7 +57,7 @@ static int parse_names(cli_load_args *args, const char *spec) {
     if (spec[0] == '@') return names_from_file(args, spec + 1);
     for (const char *p = spec;;) {
         const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        size_t      len = comma ? (size_t)(comma - p) : strlen(p);
         if (len && add_name(args, p, len) != 0) return -1;
         if (!comma) return 0;
         p = comma + 1;
@@ -66,8 +66,8 @@ static int parse_names(cli_load_args *args, const char *spec) {
 
 int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
     const char *opt = argv[*i];
-    bool is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
-    bool is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
+    bool        is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
+    bool        is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
     if (!is_format && !is_names && !is_program) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];

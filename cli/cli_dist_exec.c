@@ -23,7 +23,7 @@ static bool metadata_name(const char *name) {
 bool cli_is_sharded_dir(const char *path) {
     DIR *d = opendir(path);
     if (!d) return false;
-    bool found = false;
+    bool           found = false;
     struct dirent *de;
     while (!found && (de = readdir(d)) != NULL) found = metadata_name(de->d_name);
     closedir(d);
@@ -42,7 +42,7 @@ bool cli_ls_wants_mpi(int argc, char **argv) {
 
 int cli_exec_mpi(int argc, char **argv) {
     (void)argc;
-    char self[PATH_MAX], path[PATH_MAX + 16];
+    char    self[PATH_MAX], path[PATH_MAX + 16];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = '\0';

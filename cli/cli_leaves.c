@@ -33,10 +33,10 @@ static int json_key(text *t, const char *s, size_t n) {
     if (text_put(t, "\"", 1)) return -1;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        int k = c == '"' ? snprintf(esc, sizeof esc, "\\\"")
-                : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
-                : c < 0x20  ? snprintf(esc, sizeof esc, "\\u%04x", c)
-                            : (esc[0] = (char)c, 1);
+        int           k = c == '"'    ? snprintf(esc, sizeof esc, "\\\"")
+                          : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
+                          : c < 0x20  ? snprintf(esc, sizeof esc, "\\u%04x", c)
+                                      : (esc[0] = (char)c, 1);
         if (text_put(t, esc, (size_t)k)) return -1;
     }
     return text_put(t, "\"", 1);
@@ -44,10 +44,10 @@ static int json_key(text *t, const char *s, size_t n) {
 
 /* Appends one step to both renderings. */
 static int render_step(text *json, text *plain, const pdckpt_path_step *step) {
-    char num[32];
-    size_t n = 0;
+    char        num[32];
+    size_t      n = 0;
     const char *s = step->key ? pdckpt_value_get_string(step->key, &n) : NULL;
-    int64_t iv;
+    int64_t     iv;
     if (s) {
         if (json_key(json, s, n) || text_put(plain, s, n)) return -1;
         return 0;
@@ -55,7 +55,8 @@ static int render_step(text *json, text *plain, const pdckpt_path_step *step) {
     if (step->key && pdckpt_value_get_int(step->key, &iv)) {
         n = (size_t)snprintf(num, sizeof num, "%lld", (long long)iv);
     } else if (step->key) {
-        n = (size_t)snprintf(num, sizeof num, "<%s key>", pdckpt_kind_name(pdckpt_value_kind(step->key)));
+        n = (size_t)snprintf(num, sizeof num, "<%s key>",
+                             pdckpt_kind_name(pdckpt_value_kind(step->key)));
         return json_key(json, num, n) || text_put(plain, num, n) ? -1 : 0;
     } else {
         n = (size_t)snprintf(num, sizeof num, "%lld", (long long)step->index);
@@ -66,14 +67,14 @@ static int render_step(text *json, text *plain, const pdckpt_path_step *step) {
 static int visit(void *ctx, const pdckpt_path_step *path, size_t depth, const pdckpt_value *leaf) {
     cli_leaves *out = ctx;
     if (out->len == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 64;
+        size_t    cap = out->cap ? out->cap * 2 : 64;
         cli_leaf *grown = realloc(out->items, cap * sizeof *grown);
         if (!grown) return 1;
         out->items = grown;
         out->cap = cap;
     }
     text json = {0}, plain = {0};
-    int rc = text_put(&json, "[", 1) || text_put(&plain, "", 0);
+    int  rc = text_put(&json, "[", 1) || text_put(&plain, "", 0);
     for (size_t i = 0; i < depth && rc == 0; i++) {
         if (i) rc = text_put(&json, ", ", 2) || text_put(&plain, "/", 1);
         if (rc == 0) rc = render_step(&json, &plain, &path[i]);

@@ -15,19 +15,25 @@ void cli_json_string(FILE *out, const char *s, size_t len) {
     fputc('"', out);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-        else if (c < 0x20) fprintf(out, "\\u%04x", c);
-        else fputc(c, out);
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
     }
     fputc('"', out);
 }
 
 static void json_double(FILE *out, double d) {
-    if (isnan(d)) fputs("\"NaN\"", out);
-    else if (isinf(d)) fputs(d > 0 ? "\"Infinity\"" : "\"-Infinity\"", out);
+    if (isnan(d))
+        fputs("\"NaN\"", out);
+    else if (isinf(d))
+        fputs(d > 0 ? "\"Infinity\"" : "\"-Infinity\"", out);
     else {
         char buf[40];
-        /* The shortest of 15-17 digits that reads back exactly (0.005, not 0.0050000000000000001). */
+        /* The shortest of 15-17 digits that reads back exactly (0.005, not 0.0050000000000000001).
+         */
         for (int digits = 15; digits <= 17; digits++) {
             snprintf(buf, sizeof buf, "%.*g", digits, d);
             if (strtod(buf, NULL) == d) break;
@@ -40,7 +46,7 @@ static void json_double(FILE *out, double d) {
 
 static void describe(char *buf, size_t cap, const pdckpt_value *leaf) {
     pdckpt_kind k = pdckpt_value_kind(leaf);
-    size_t n = 0;
+    size_t      n = 0;
     if (k == PDCKPT_KIND_BYTES) {
         pdckpt_value_get_bytes(leaf, &n);
         snprintf(buf, cap, "<bytes: %zu>", n);
@@ -54,17 +60,26 @@ static void describe(char *buf, size_t cap, const pdckpt_value *leaf) {
 }
 
 void cli_json_scalar(FILE *out, const pdckpt_value *leaf) {
-    bool b;
-    int64_t i;
-    double d;
-    size_t n;
+    bool        b;
+    int64_t     i;
+    double      d;
+    size_t      n;
     const char *s;
-    char buf[600];
+    char        buf[600];
     switch (pdckpt_value_kind(leaf)) {
     case PDCKPT_KIND_NONE: fputs("null", out); break;
-    case PDCKPT_KIND_BOOL: pdckpt_value_get_bool(leaf, &b); fputs(b ? "true" : "false", out); break;
-    case PDCKPT_KIND_INT: pdckpt_value_get_int(leaf, &i); fprintf(out, "%lld", (long long)i); break;
-    case PDCKPT_KIND_FLOAT: pdckpt_value_get_float(leaf, &d); json_double(out, d); break;
+    case PDCKPT_KIND_BOOL:
+        pdckpt_value_get_bool(leaf, &b);
+        fputs(b ? "true" : "false", out);
+        break;
+    case PDCKPT_KIND_INT:
+        pdckpt_value_get_int(leaf, &i);
+        fprintf(out, "%lld", (long long)i);
+        break;
+    case PDCKPT_KIND_FLOAT:
+        pdckpt_value_get_float(leaf, &d);
+        json_double(out, d);
+        break;
     case PDCKPT_KIND_STRING:
         s = pdckpt_value_get_string(leaf, &n);
         cli_json_string(out, s, n);
@@ -95,15 +110,16 @@ void cli_text_scalar(FILE *out, const pdckpt_value *leaf) {
 void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap) {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (int32_t d = 0; d < v->n_dims && used < cap; d++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "", (long long)v->dims[d]);
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "",
+                                 (long long)v->dims[d]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
 int cli_sha256_hex(const void *data, uint64_t len, char out[65]) {
-    unsigned char digest[32];
-    unsigned int n = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    unsigned char        digest[32];
+    unsigned int         n = 0;
+    EVP_MD_CTX          *ctx = EVP_MD_CTX_new();
+    int                  ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     const unsigned char *p = data;
     for (uint64_t left = len; ok && left > 0;) {
         size_t chunk = left > (64u << 20) ? (64u << 20) : (size_t)left;
@@ -148,13 +164,15 @@ int cli_progress_cb(void *ctx, uint64_t done, uint64_t total) {
     (void)ctx;
     if (!progress.tty || elapsed() < progress.after) return 0;
     char bar[31];
-    int filled = total ? (int)((double)done / (double)total * 30.0) : 0;
+    int  filled = total ? (int)((double)done / (double)total * 30.0) : 0;
     if (filled > 30) filled = 30;
     memset(bar, '#', (size_t)filled);
     memset(bar + filled, '.', (size_t)(30 - filled));
     bar[30] = '\0';
-    if (total) fprintf(stderr, "\r%s [%s] %3d%%", progress.label, bar, (int)(done * 100 / total));
-    else fprintf(stderr, "\r%s %.1f MiB", progress.label, (double)done / 1048576.0);
+    if (total)
+        fprintf(stderr, "\r%s [%s] %3d%%", progress.label, bar, (int)(done * 100 / total));
+    else
+        fprintf(stderr, "\r%s %.1f MiB", progress.label, (double)done / 1048576.0);
     progress.drawn = true;
     return 0;
 }

@@ -30,25 +30,27 @@ static void put(out *o, const char *s, size_t n) {
     o->buf[o->len] = '\0';
 }
 
-static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
+static void puts_(out *o, const char *s) {
+    put(o, s, strlen(s));
+}
 
 bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap) {
-    size_t n = 0;
-    const pdckpt_value *args = pdckpt_object_args(v);
+    size_t               n = 0;
+    const pdckpt_value  *args = pdckpt_object_args(v);
     const unsigned char *b = pdckpt_value_get_bytes(pdckpt_value_at(args, 0), &n);
     if (pdckpt_value_kind(v) != PDCKPT_KIND_OBJECT || strcmp(pdckpt_object_module(v), "builtins") ||
         strcmp(pdckpt_object_name(v), "int") || pdckpt_value_len(args) != 1 || !b || n == 0 ||
         n > 512 || cap < 3 * n + 3)
         return false;
     unsigned char mag[512];
-    bool neg = b[n - 1] & 0x80;
-    unsigned carry = 1;
+    bool          neg = b[n - 1] & 0x80;
+    unsigned      carry = 1;
     for (size_t i = 0; i < n; i++) { /* magnitude of a two's-complement negative: invert + 1 */
         unsigned x = neg ? (unsigned)(unsigned char)~b[i] + carry : b[i];
         mag[i] = (unsigned char)x;
         carry = neg ? x >> 8 : 0;
     }
-    char digits[1300];
+    char   digits[1300];
     size_t nd = 0;
     for (size_t len = n; len > 0;) { /* repeated division by 10, most significant byte first */
         unsigned rem = 0;
@@ -74,9 +76,12 @@ static void repr_text(out *o, const char *s, size_t n, bool bytes) {
     puts_(o, bytes ? "b'" : "'");
     for (size_t i = 0; i < n && !o->full; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\'' || c == '\\') snprintf(esc, sizeof esc, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f || (bytes && c >= 0x80)) snprintf(esc, sizeof esc, "\\x%02x", c);
-        else esc[0] = (char)c, esc[1] = '\0';
+        if (c == '\'' || c == '\\')
+            snprintf(esc, sizeof esc, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f || (bytes && c >= 0x80))
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+        else
+            esc[0] = (char)c, esc[1] = '\0';
         puts_(o, esc);
     }
     puts_(o, "'");
@@ -108,8 +113,10 @@ static void repr_object(out *o, const pdckpt_value *v, int depth) {
     puts_(o, pdckpt_object_name(v));
     if (pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL) return;
     const pdckpt_value *args = pdckpt_object_args(v);
-    if (args && pdckpt_value_kind(args) == PDCKPT_KIND_TUPLE) repr_items(o, args, depth, "(", ")");
-    else puts_(o, "()");
+    if (args && pdckpt_value_kind(args) == PDCKPT_KIND_TUPLE)
+        repr_items(o, args, depth, "(", ")");
+    else
+        puts_(o, "()");
     if (pdckpt_object_state(v)) {
         puts_(o, " state=");
         repr(o, pdckpt_object_state(v), depth + 1);
@@ -121,8 +128,8 @@ static void repr_object(out *o, const pdckpt_value *v, int depth) {
 }
 
 static void repr(out *o, const pdckpt_value *v, int depth) {
-    char buf[64];
-    size_t n;
+    char               buf[64];
+    size_t             n;
     pdckpt_tensor_view tv;
     if (depth > 32) return puts_(o, "...");
     switch (pdckpt_value_kind(v)) {

@@ -32,14 +32,18 @@ static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options 
     if (!to && !proto && !npmod) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];
-    bool known = true;
-    if (to) so->format = pdckpt_format_from_name(value, &known);
+    bool        known = true;
+    if (to)
+        so->format = pdckpt_format_from_name(value, &known);
     else if (proto) {
         so->protocol = atoi(value);
         known = so->protocol >= 2 && so->protocol <= 4;
-    } else if (strcmp(value, "numpy.core") == 0) so->numpy_module = PDCKPT_NUMPY_CORE;
-    else if (strcmp(value, "numpy._core") == 0) so->numpy_module = PDCKPT_NUMPY__CORE;
-    else known = false;
+    } else if (strcmp(value, "numpy.core") == 0)
+        so->numpy_module = PDCKPT_NUMPY_CORE;
+    else if (strcmp(value, "numpy._core") == 0)
+        so->numpy_module = PDCKPT_NUMPY__CORE;
+    else
+        known = false;
     if (!known) return cli_usage_error(usage, "invalid value '%s' for %s", value, opt), -1;
     return 1;
 }
@@ -57,12 +61,12 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
                                       const char *program_path, const pdckpt_save_options *so,
                                       pdckpt_error *err) {
     pdckpt_program *program = NULL;
-    pdckpt_status st = pdckpt_program_load_file(program_path, NULL, &program, err);
+    pdckpt_status   st = pdckpt_program_load_file(program_path, NULL, &program, err);
     if (st != PDCKPT_OK) return st;
     if (so->format == PDCKPT_FORMAT_VARS_DIR) {
         st = pdckpt_save_persistables(program, root, out, NULL, so, err);
     } else { /* dirname + filename, so that a missing directory is created as Paddle does */
-        char dir[4096];
+        char        dir[4096];
         const char *slash = strrchr(out, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 0, out);
         st = pdckpt_save_persistables(program, root, slash && slash != out ? dir : NULL,
@@ -73,11 +77,11 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
 }
 
 int cmd_convert(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    cli_load_args       args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    const char *in = NULL, *out = NULL, *out_program = NULL;
-    int rc = CLI_OK;
-    bool static_out = false;
+    const char         *in = NULL, *out = NULL, *out_program = NULL;
+    int                 rc = CLI_OK;
+    bool                static_out = false;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         if (strcmp(argv[i], "--static-out") == 0) {
             static_out = true;
@@ -86,12 +90,18 @@ int cmd_convert(int argc, char **argv) {
         }
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
         if (used == 0) used = parse_save_option(argc, argv, &i, &so, &out_program);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!in)
+            in = argv[i];
+        else if (!out)
+            out = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
     if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
@@ -116,9 +126,11 @@ int cmd_convert(int argc, char **argv) {
         cli_progress_end();
         size_t tensors = 0;
         if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
-        if (st != PDCKPT_OK) rc = cli_report(&err);
-        else printf("%s (%s) -> %s (%s): %zu tensors\n", in, pdckpt_format_name(from), out,
-                    pdckpt_format_name(so.format), tensors);
+        if (st != PDCKPT_OK)
+            rc = cli_report(&err);
+        else
+            printf("%s (%s) -> %s (%s): %zu tensors\n", in, pdckpt_format_name(from), out,
+                   pdckpt_format_name(so.format), tensors);
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);

@@ -18,10 +18,12 @@ static const cli_leaf *find(cli_leaf **sorted, size_t n, const char *key) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(sorted[mid]->key_json, key);
+        int    c = strcmp(sorted[mid]->key_json, key);
         if (c == 0) return sorted[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -29,7 +31,7 @@ static const cli_leaf *find(cli_leaf **sorted, size_t n, const char *key) {
 /* Prints the difference between two leaves at `key`; returns 1 if they differ. */
 static int compare(const char *key, const pdckpt_value *a, const pdckpt_value *b) {
     pdckpt_tensor_view va, vb;
-    bool ta = pdckpt_tensor_get(a, &va), tb = pdckpt_tensor_get(b, &vb);
+    bool               ta = pdckpt_tensor_get(a, &va), tb = pdckpt_tensor_get(b, &vb);
     if (!ta || !tb) {
         if (pdckpt_value_equal(a, b)) return 0;
         printf("value differs at %s: ", key);
@@ -40,7 +42,8 @@ static int compare(const char *key, const pdckpt_value *a, const pdckpt_value *b
         return 1;
     }
     if (va.dtype != vb.dtype) {
-        printf("dtype differs at %s: %s vs %s\n", key, pdckpt_dtype_name(va.dtype), pdckpt_dtype_name(vb.dtype));
+        printf("dtype differs at %s: %s vs %s\n", key, pdckpt_dtype_name(va.dtype),
+               pdckpt_dtype_name(vb.dtype));
         return 1;
     }
     char sa[PDCKPT_MAX_DIMS * 22 + 4], sb[sizeof sa];
@@ -51,7 +54,7 @@ static int compare(const char *key, const pdckpt_value *a, const pdckpt_value *b
         return 1;
     }
     if (va.n_bytes == 0 || memcmp(va.data, vb.data, (size_t)va.n_bytes) == 0) return 0;
-    size_t esize = pdckpt_dtype_size(va.dtype), first = SIZE_MAX, count = 0;
+    size_t               esize = pdckpt_dtype_size(va.dtype), first = SIZE_MAX, count = 0;
     const unsigned char *pa = va.data, *pb = vb.data;
     for (size_t e = 0; e < va.n_elements; e++)
         if (memcmp(pa + e * esize, pb + e * esize, esize) != 0) {
@@ -78,8 +81,10 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
     int differences = 0;
     for (size_t i = 0; i < a->len; i++) {
         const cli_leaf *other = find(sb, b->len, a->items[i].key_json);
-        if (!other) printf("only in A: %s\n", a->items[i].key_json), differences++;
-        else differences += compare(a->items[i].key_json, a->items[i].value, other->value);
+        if (!other)
+            printf("only in A: %s\n", a->items[i].key_json), differences++;
+        else
+            differences += compare(a->items[i].key_json, a->items[i].value, other->value);
     }
     for (size_t i = 0; i < b->len; i++)
         if (!find(sa, a->len, b->items[i].key_json))
@@ -92,20 +97,26 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
 
 int cmd_diff(int argc, char **argv) {
     cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    const char *path_a = NULL, *path_b = NULL;
-    int rc = CLI_OK;
+    const char   *path_a = NULL, *path_b = NULL;
+    int           rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path_a) path_a = argv[i];
-        else if (!path_b) path_b = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!path_a)
+            path_a = argv[i];
+        else if (!path_b)
+            path_b = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && (!path_a || !path_b)) rc = cli_usage_error(usage, "diff needs A and B");
     pdckpt_value *a = NULL, *b = NULL;
-    cli_leaves la = {0}, lb = {0};
+    cli_leaves    la = {0}, lb = {0};
     if (rc == CLI_OK) rc = cli_load(path_a, &args, false, &a, NULL);
     if (rc == CLI_OK) rc = cli_load(path_b, &args, false, &b, NULL);
     if (rc == CLI_OK) rc = cli_collect_leaves(a, &la);

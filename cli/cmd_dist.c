@@ -40,7 +40,7 @@ static int parse_kind(const char *s, rule *r) {
         if (strcmp(s, names[k]) == 0) return r->kind = k, 0;
     r->kind = L_GRID;
     for (const char *p = s; *p;) {
-        char *end;
+        char     *end;
         long long v = strtoll(p, &end, 10);
         if (end == p || v < 1 || r->n_parts >= PDCKPT_MAX_DIMS || (*end && *end != 'x')) return -1;
         r->parts[r->n_parts++] = v;
@@ -51,7 +51,7 @@ static int parse_kind(const char *s, rule *r) {
 
 static int parse_rules(const char *spec, rules *out) {
     char *copy = strdup(spec), *save = NULL;
-    int rc = copy ? 0 : -1;
+    int   rc = copy ? 0 : -1;
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && rc == 0;
          tok = strtok_r(NULL, ",", &save)) {
         rule *grown = realloc(out->items, (out->len + 1) * sizeof *grown);
@@ -123,21 +123,25 @@ static int flatten(flat *f, const pdckpt_value *v, char *prefix, size_t len, int
         pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR) /* Paddle's (name, t) */
         v = pdckpt_value_at(v, 1), kind = PDCKPT_KIND_TENSOR;
     if (kind == PDCKPT_KIND_TENSOR) return flat_add(f, prefix, v);
-    if ((kind != PDCKPT_KIND_DICT && kind != PDCKPT_KIND_LIST && kind != PDCKPT_KIND_TUPLE) || depth > 64) {
+    if ((kind != PDCKPT_KIND_DICT && kind != PDCKPT_KIND_LIST && kind != PDCKPT_KIND_TUPLE) ||
+        depth > 64) {
         f->skipped++;
         return 0;
     }
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        char index[24];
+        char        index[24];
         const char *key = index;
-        if (kind == PDCKPT_KIND_DICT) key = pdckpt_value_get_string(pdckpt_dict_key_at(v, i), NULL);
-        else snprintf(index, sizeof index, "%zu", i);
+        if (kind == PDCKPT_KIND_DICT)
+            key = pdckpt_value_get_string(pdckpt_dict_key_at(v, i), NULL);
+        else
+            snprintf(index, sizeof index, "%zu", i);
         if (!key || (depth == 0 && strcmp(key, "StructuredToParameterName@@") == 0)) continue;
         size_t n = strlen(key);
         if (len + n + 2 > 4096) return -1;
         if (len) prefix[len] = '.';
         memcpy(prefix + len + (len > 0), key, n + 1);
-        if (flatten(f, pdckpt_value_at(v, i), prefix, len + (len > 0) + n, depth + 1) != 0) return -1;
+        if (flatten(f, pdckpt_value_at(v, i), prefix, len + (len > 0) + n, depth + 1) != 0)
+            return -1;
         prefix[len] = '\0';
     }
     return 0;
@@ -170,22 +174,30 @@ static int parse_shard(int argc, char **argv, shard_args *a) {
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &a->load, shard_usage);
         if (used == 0) used = cli_mpi_parse_common(argc, argv, &i, &a->o, shard_usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (strcmp(argv[i], "--skip-non-tensors") == 0) a->skip_non_tensors = true;
-        else if ((strcmp(argv[i], "--ranks-layout") == 0 || strcmp(argv[i], "--data-format") == 0) &&
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (strcmp(argv[i], "--skip-non-tensors") == 0)
+            a->skip_non_tensors = true;
+        else if ((strcmp(argv[i], "--ranks-layout") == 0 ||
+                  strcmp(argv[i], "--data-format") == 0) &&
                  i + 1 >= argc)
             rc = cli_usage_error(shard_usage, "%s needs a value", argv[i]);
-        else if (strcmp(argv[i], "--ranks-layout") == 0) a->spec = argv[++i];
+        else if (strcmp(argv[i], "--ranks-layout") == 0)
+            a->spec = argv[++i];
         else if (strcmp(argv[i], "--data-format") == 0) {
             bool known;
             a->o.data_format = pdckpt_format_from_name(argv[++i], &known);
             if (!known) rc = cli_usage_error(shard_usage, "unknown format '%s'", argv[i]);
         } else if (argv[i][0] == '-' && argv[i][1])
             rc = cli_usage_error(shard_usage, "unknown option '%s'", argv[i]);
-        else if (!a->in) a->in = argv[i];
-        else if (!a->dir) a->dir = argv[i];
-        else rc = cli_usage_error(shard_usage, "unexpected argument '%s'", argv[i]);
+        else if (!a->in)
+            a->in = argv[i];
+        else if (!a->dir)
+            a->dir = argv[i];
+        else
+            rc = cli_usage_error(shard_usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && (!a->in || !a->dir || !a->spec))
         rc = cli_usage_error(shard_usage, "dist shard needs IN, DIR and --ranks-layout");
@@ -217,14 +229,15 @@ static int make_pieces(const flat *f, const rules *rs, pdckpt_mpi_shard *shards,
 
 static int save_pieces(const shard_args *a, const flat *f, const rules *rs) {
     pdckpt_mpi_shard *shards = calloc(f->len + 1, sizeof *shards);
-    pdckpt_value **values = calloc(f->len + 1, sizeof *values);
-    int64_t **boxes = calloc(f->len + 1, sizeof *boxes);
+    pdckpt_value    **values = calloc(f->len + 1, sizeof *values);
+    int64_t         **boxes = calloc(f->len + 1, sizeof *boxes);
     int rc = shards && values && boxes ? make_pieces(f, rs, shards, values, boxes) : CLI_BAD_INPUT;
     rc = cli_mpi_agree(rc);
     if (rc == CLI_OK) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
-        int64_t id = -1;
-        if (pdckpt_mpi_save_sharded(MPI_COMM_WORLD, shards, f->len, a->dir, &a->o, &id, &err) != PDCKPT_OK)
+        int64_t      id = -1;
+        if (pdckpt_mpi_save_sharded(MPI_COMM_WORLD, shards, f->len, a->dir, &a->o, &id, &err) !=
+            PDCKPT_OK)
             rc = cli_mpi_report(&err);
         else if (cli_rank == 0)
             printf("%s -> %s: sharded checkpoint id %lld, %zu tensors over %d ranks\n", a->in,
@@ -241,19 +254,21 @@ static int save_pieces(const shard_args *a, const flat *f, const rules *rs) {
 }
 
 int cmd_dist_shard(int argc, char **argv) {
-    shard_args a = {.load = {PDCKPT_FORMAT_AUTO, NULL, 0}, .o = PDCKPT_MPI_OPTIONS_INIT};
-    rules rs = {0};
-    flat f = {0};
+    shard_args    a = {.load = {PDCKPT_FORMAT_AUTO, NULL, 0}, .o = PDCKPT_MPI_OPTIONS_INIT};
+    rules         rs = {0};
+    flat          f = {0};
     pdckpt_value *root = NULL;
-    char *prefix = calloc(1, 4096);
-    int rc = prefix ? parse_shard(argc, argv, &a) : CLI_BAD_INPUT;
+    char         *prefix = calloc(1, 4096);
+    int           rc = prefix ? parse_shard(argc, argv, &a) : CLI_BAD_INPUT;
     if (rc == CLI_OK && parse_rules(a.spec, &rs) != 0)
         rc = cli_usage_error(shard_usage, "cannot read the layout '%s'", a.spec);
     if (rc == CLI_OK) rc = cli_load(a.in, &a.load, false, &root, NULL); /* mapped: zero-copy */
     if (rc == CLI_OK && flatten(&f, root, prefix, 0, 0) != 0) rc = CLI_BAD_INPUT;
     if (rc == CLI_OK && f.skipped && !a.skip_non_tensors) {
-        fprintf(stderr, "pdckpt: %s holds %zu non-tensor values; sharded checkpoints store tensors "
-                        "only (pass --skip-non-tensors to drop them)\n", a.in, f.skipped);
+        fprintf(stderr,
+                "pdckpt: %s holds %zu non-tensor values; sharded checkpoints store tensors "
+                "only (pass --skip-non-tensors to drop them)\n",
+                a.in, f.skipped);
         rc = CLI_BAD_INPUT;
     }
     rc = cli_mpi_agree(rc);
@@ -280,19 +295,25 @@ static int parse_merge(int argc, char **argv, merge_args *a) {
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_mpi_parse_common(argc, argv, &i, &a->o, merge_usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
         else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
             bool known;
             a->o.save.format = pdckpt_format_from_name(argv[++i], &known);
             if (!known) rc = cli_usage_error(merge_usage, "unknown format '%s'", argv[i]);
         } else if (argv[i][0] == '-' && argv[i][1])
             rc = cli_usage_error(merge_usage, "unknown or incomplete option '%s'", argv[i]);
-        else if (!a->dir) a->dir = argv[i];
-        else if (!a->out) a->out = argv[i];
-        else rc = cli_usage_error(merge_usage, "unexpected argument '%s'", argv[i]);
+        else if (!a->dir)
+            a->dir = argv[i];
+        else if (!a->out)
+            a->out = argv[i];
+        else
+            rc = cli_usage_error(merge_usage, "unexpected argument '%s'", argv[i]);
     }
-    if (rc == CLI_OK && (!a->dir || !a->out)) rc = cli_usage_error(merge_usage, "dist merge needs DIR and OUT");
+    if (rc == CLI_OK && (!a->dir || !a->out))
+        rc = cli_usage_error(merge_usage, "dist merge needs DIR and OUT");
     if (rc == CLI_OK && a->o.save.format == PDCKPT_FORMAT_AUTO &&
         (a->o.save.format = pdckpt_format_from_path(a->out)) == PDCKPT_FORMAT_AUTO)
         rc = cli_usage_error(merge_usage, "cannot tell the format from '%s'; pass --to", a->out);
@@ -302,14 +323,15 @@ static int parse_merge(int argc, char **argv, merge_args *a) {
 /* Keys in metadata order, cut into one run per rank of about equal bytes. */
 static int my_requests(const pdckpt_value *meta, pdckpt_mpi_request **reqs, size_t *n) {
     const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
-    size_t keys = pdckpt_value_len(sdm);
-    uint64_t *bytes = calloc(keys + 1, sizeof *bytes), total = 0, seen = 0;
+    size_t              keys = pdckpt_value_len(sdm);
+    uint64_t           *bytes = calloc(keys + 1, sizeof *bytes), total = 0, seen = 0;
     *reqs = calloc(keys + 1, sizeof **reqs);
     if (!bytes || !*reqs) return free(bytes), CLI_BAD_INPUT;
     for (size_t k = 0; k < keys; k++) {
         const pdckpt_value *m = pdckpt_value_at(pdckpt_value_at(sdm, k), 0);
         const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
-        pdckpt_dtype dt = pdckpt_dtype_from_name(pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL));
+        pdckpt_dtype        dt =
+            pdckpt_dtype_from_name(pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL));
         bytes[k] = pdckpt_dtype_size(dt);
         for (size_t d = 0; d < pdckpt_value_len(g); d++) {
             int64_t dim = 0;
@@ -334,8 +356,8 @@ static int my_requests(const pdckpt_value *meta, pdckpt_mpi_request **reqs, size
 
 static int merge_write(const merge_args *a, const pdckpt_value *mine, pdckpt_error *err) {
     pdckpt_mpi_options o = a->o;
-    static const int root = 0;
-    pdckpt_status st;
+    static const int   root = 0;
+    pdckpt_status      st;
     if (o.save.format == PDCKPT_FORMAT_COMBINED) {
         st = pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, a->out, &o, err);
     } else {
@@ -347,13 +369,13 @@ static int merge_write(const merge_args *a, const pdckpt_value *mine, pdckpt_err
 }
 
 int cmd_dist_merge(int argc, char **argv) {
-    merge_args a = {.o = PDCKPT_MPI_OPTIONS_INIT};
-    pdckpt_value *meta = NULL, *mine = NULL;
+    merge_args          a = {.o = PDCKPT_MPI_OPTIONS_INIT};
+    pdckpt_value       *meta = NULL, *mine = NULL;
     pdckpt_mpi_request *reqs = NULL;
-    size_t n = 0;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int rc = parse_merge(argc, argv, &a);
-    int64_t id = a.o.unique_id;
+    size_t              n = 0;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    int                 rc = parse_merge(argc, argv, &a);
+    int64_t             id = a.o.unique_id;
     if (rc == CLI_OK && cli_rank == 0 && pdckpt_sharded_read_metadata(a.dir, id, &meta, &id, &err))
         rc = cli_report(&err);
     rc = cli_mpi_agree(rc);

@@ -28,8 +28,8 @@ static size_t read_items(const pdckpt_value *storage, item *out) {
     size_t n = 0;
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *it = pdckpt_value_at(storage, i), *index = pdckpt_value_at(it, 0);
-        const char *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
-        const char *file = pdckpt_value_get_string(pdckpt_value_at(it, 1), NULL);
+        const char         *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
+        const char         *file = pdckpt_value_get_string(pdckpt_value_at(it, 1), NULL);
         if (!key || !file || pdckpt_value_len(index) < 6) continue;
         out[n++] = (item){key, pdckpt_value_at(index, 1), pdckpt_value_at(index, 5), file};
     }
@@ -49,8 +49,8 @@ static void ints(FILE *f, const pdckpt_value *t, bool json) {
 }
 
 static uint64_t nbytes(const pdckpt_value *m) {
-    const char *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
-    uint64_t n = dt ? pdckpt_dtype_size(pdckpt_dtype_from_name(dt)) : 0;
+    const char         *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
+    uint64_t            n = dt ? pdckpt_dtype_size(pdckpt_dtype_from_name(dt)) : 0;
     const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
     for (size_t d = 0; d < pdckpt_value_len(g); d++) {
         int64_t v = 0;
@@ -65,8 +65,10 @@ static void range_of(const item *items, size_t n, const char *key, size_t *from,
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(items[mid].key, key) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(items[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     *from = *to = lo;
     while (*to < n && strcmp(items[*to].key, key) == 0) (*to)++;
@@ -89,20 +91,24 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
         printf("  %llu bytes, %zu pieces\n", (unsigned long long)nbytes(m), to - from);
     }
     for (size_t i = from; i < to; i++) {
-        if (json) printf("%s{\"offset\": ", i > from ? ", " : "");
-        else printf("    at ");
+        if (json)
+            printf("%s{\"offset\": ", i > from ? ", " : "");
+        else
+            printf("    at ");
         ints(stdout, items[i].offset, json);
         printf(json ? ", \"shape\": " : " shape ");
         ints(stdout, items[i].shape, json);
-        if (json) printf(", \"file\": \"%s\"}", items[i].file);
-        else printf("  in %s\n", items[i].file);
+        if (json)
+            printf(", \"file\": \"%s\"}", items[i].file);
+        else
+            printf("  in %s\n", items[i].file);
     }
     if (json) printf("]}");
 }
 
 static void print_files(const item *items, size_t n, bool json) {
     const char **names = malloc((n + 1) * sizeof *names);
-    size_t *counts = calloc(n + 1, sizeof *counts), k = 0;
+    size_t      *counts = calloc(n + 1, sizeof *counts), k = 0;
     for (size_t i = 0; names && counts && i < n; i++) {
         size_t j = 0;
         while (j < k && strcmp(names[j], items[i].file) != 0) j++;
@@ -111,8 +117,10 @@ static void print_files(const item *items, size_t n, bool json) {
     }
     printf(json ? "], \"files\": [" : "  files:\n");
     for (size_t j = 0; names && counts && j < k; j++) {
-        if (json) printf("%s{\"name\": \"%s\", \"pieces\": %zu}", j ? ", " : "", names[j], counts[j]);
-        else printf("    %-30s %zu pieces\n", names[j], counts[j]);
+        if (json)
+            printf("%s{\"name\": \"%s\", \"pieces\": %zu}", j ? ", " : "", names[j], counts[j]);
+        else
+            printf("    %-30s %zu pieces\n", names[j], counts[j]);
     }
     if (json) printf("]}\n");
     free(names);
@@ -125,16 +133,17 @@ static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json
     if (pdckpt_sharded_scan(dir, &newest, &largest, err) != PDCKPT_OK) return cli_report(err);
     const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
-    item *items = calloc(pdckpt_value_len(storage) + 1, sizeof *items);
+    item               *items = calloc(pdckpt_value_len(storage) + 1, sizeof *items);
     if (!items) return CLI_BAD_INPUT;
     size_t n = read_items(storage, items);
     if (json)
         printf("{\"format\": \"sharded\", \"id\": %lld, \"newest_complete\": %lld, \"largest_id\": "
-               "%lld, \"tensors\": [", (long long)id, (long long)newest, (long long)largest);
+               "%lld, \"tensors\": [",
+               (long long)id, (long long)newest, (long long)largest);
     else
         printf("%s: sharded checkpoint id %lld (newest complete %lld, largest id seen %lld), "
-               "%zu tensors, %zu pieces\n", dir, (long long)id, (long long)newest,
-               (long long)largest, pdckpt_value_len(sdm), n);
+               "%zu tensors, %zu pieces\n",
+               dir, (long long)id, (long long)newest, (long long)largest, pdckpt_value_len(sdm), n);
     for (size_t k = 0; k < pdckpt_value_len(sdm); k++)
         print_tensor(pdckpt_value_get_string(pdckpt_dict_key_at(sdm, k), NULL),
                      pdckpt_value_at(pdckpt_value_at(sdm, k), 0), items, n, json, k);
@@ -145,23 +154,30 @@ static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json
 
 int cmd_dist_ls(int argc, char **argv) {
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    bool json = false;
-    const char *dir = NULL;
-    int rc = CLI_OK;
+    bool               json = false;
+    const char        *dir = NULL;
+    int                rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_mpi_parse_common(argc, argv, &i, &o, usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!dir) dir = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && !dir) rc = cli_usage_error(usage, "ls needs a DIR");
     pdckpt_value *meta = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t id = -1;
-    if (rc == CLI_OK && pdckpt_sharded_read_metadata(dir, o.unique_id, &meta, &id, &err) != PDCKPT_OK)
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       id = -1;
+    if (rc == CLI_OK &&
+        pdckpt_sharded_read_metadata(dir, o.unique_id, &meta, &id, &err) != PDCKPT_OK)
         rc = cli_report(&err);
     if (rc == CLI_OK) rc = list(dir, meta, id, json, &err);
     pdckpt_value_free(meta);

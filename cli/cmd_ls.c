@@ -28,7 +28,7 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
     printf("{\"format\": ");
     cli_json_string(stdout, pdckpt_format_name(format), strlen(pdckpt_format_name(format)));
     printf(", \"tensors\": [");
-    size_t n = 0;
+    size_t   n = 0;
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < leaves->len; i++) {
         pdckpt_tensor_view v;
@@ -39,8 +39,8 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
         if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         cli_shape_text(&v, shape, sizeof shape);
-        printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu", n++ ? ", " : "",
-               leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
+        printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu",
+               n++ ? ", " : "", leaves->items[i].key_json, pdckpt_dtype_name(v.dtype), shape,
                (unsigned long long)v.n_bytes);
         if (v.name) {
             printf(", \"name\": ");
@@ -91,9 +91,9 @@ static void counts(const cli_leaves *leaves, size_t *tensors, uint64_t *bytes, s
 
 static int print_table(const char *path, pdckpt_format format, const cli_leaves *leaves,
                        const ls_opts *o) {
-    size_t tensors, width;
+    size_t   tensors, width;
     uint64_t bytes;
-    bool named;
+    bool     named;
     counts(leaves, &tensors, &bytes, &width, &named);
     printf("%s: %s, %zu tensors, %llu bytes, %zu other values\n", path, pdckpt_format_name(format),
            tensors, (unsigned long long)bytes, leaves->len - tensors);
@@ -133,7 +133,8 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
 /* A program file gets its own listing (it holds no tensors). */
 static bool is_program_file(const char *path, const cli_load_args *args) {
     if (args->program) return false;
-    if (args->format == PDCKPT_FORMAT_PROGRAM || args->format == PDCKPT_FORMAT_PIR_JSON) return true;
+    if (args->format == PDCKPT_FORMAT_PROGRAM || args->format == PDCKPT_FORMAT_PIR_JSON)
+        return true;
     pdckpt_format f = PDCKPT_FORMAT_AUTO;
     if (args->format != PDCKPT_FORMAT_AUTO || pdckpt_detect_format(path, &f, NULL) != PDCKPT_OK)
         return false;
@@ -143,8 +144,8 @@ static bool is_program_file(const char *path, const cli_load_args *args) {
 static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
     pdckpt_value *root = NULL;
     pdckpt_format format = PDCKPT_FORMAT_AUTO;
-    int rc = cli_load(path, args, false, &root, &format);
-    cli_leaves leaves = {0};
+    int           rc = cli_load(path, args, false, &root, &format);
+    cli_leaves    leaves = {0};
     if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
     pdckpt_value *info = NULL;
     if (rc == CLI_OK && (format == PDCKPT_FORMAT_INFERENCE || args->program))
@@ -162,18 +163,25 @@ static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
 
 int cmd_ls(int argc, char **argv) {
     cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    ls_opts o = {false, false, NULL};
-    const char *path = NULL;
-    int rc = CLI_OK;
+    ls_opts       o = {false, false, NULL};
+    const char   *path = NULL;
+    int           rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (strcmp(argv[i], "--json") == 0) o.json = true;
-        else if (strcmp(argv[i], "--hash") == 0) o.hash = true;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path) path = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (strcmp(argv[i], "--json") == 0)
+            o.json = true;
+        else if (strcmp(argv[i], "--hash") == 0)
+            o.hash = true;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!path)
+            path = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
     if (rc == CLI_OK)

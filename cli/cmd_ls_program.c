@@ -28,8 +28,8 @@ static pdckpt_value *load_info(const char *path) {
 
 /* X.pdmodel / X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__. */
 static pdckpt_value *info_beside_program(const char *program) {
-    char path[PDCKPT_PATH_MAX + 32];
-    size_t n = strlen(program);
+    char        path[PDCKPT_PATH_MAX + 32];
+    size_t      n = strlen(program);
     const char *base = strrchr(program, '/');
     base = base ? base + 1 : program;
     if (strcmp(base, "__model__") == 0) {
@@ -37,7 +37,7 @@ static pdckpt_value *info_beside_program(const char *program) {
         return load_info(path);
     }
     const char *dot = strrchr(base, '.');
-    size_t stem = dot ? (size_t)(dot - program) : n;
+    size_t      stem = dot ? (size_t)(dot - program) : n;
     snprintf(path, sizeof path, "%.*s.pdiparams.info", (int)stem, program);
     return load_info(path);
 }
@@ -82,8 +82,10 @@ static void json_var(const pdckpt_program_var *v, const pdckpt_value *info) {
     printf("{\"name\": ");
     cli_json_string(stdout, v->name, strlen(v->name));
     printf(", \"block\": %d, \"type\": \"%s\", \"dtype\": ", (int)v->block, v->var_type_name);
-    if (v->dtype == PDCKPT_DTYPE_INVALID) printf("null");
-    else printf("\"%s\"", pdckpt_dtype_name(v->dtype));
+    if (v->dtype == PDCKPT_DTYPE_INVALID)
+        printf("null");
+    else
+        printf("\"%s\"", pdckpt_dtype_name(v->dtype));
     printf(", \"shape\": %s, \"lod_level\": %d, \"persistable\": %s, \"saved\": %s, "
            "\"is_parameter\": %s",
            v->data_type < 0 ? "null" : shape, (int)v->lod_level, v->persistable ? "true" : "false",
@@ -99,8 +101,10 @@ static void json_var(const pdckpt_program_var *v, const pdckpt_value *info) {
 static void print_json(const pdckpt_program *p, const pdckpt_value *info) {
     const char *fmt = pdckpt_format_name(pdckpt_program_format(p));
     printf("{\"format\": \"%s\", \"version\": ", fmt);
-    if (pdckpt_program_version(p) < 0) printf("null");
-    else printf("%lld", (long long)pdckpt_program_version(p));
+    if (pdckpt_program_version(p) < 0)
+        printf("null");
+    else
+        printf("%lld", (long long)pdckpt_program_version(p));
     printf(", \"blocks\": %zu, \"ops\": %zu, \"variables\": [", pdckpt_program_n_blocks(p),
            pdckpt_program_n_ops(p));
     for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
@@ -110,7 +114,7 @@ static void print_json(const pdckpt_program *p, const pdckpt_value *info) {
         json_var(&v, info);
     }
     printf("]");
-    size_t n;
+    size_t             n;
     const char *const *names = pdckpt_program_persistables(p, &n);
     json_names("persistables", names, n);
     names = pdckpt_program_feeds(p, &n);
@@ -140,11 +144,12 @@ static void print_text(const char *path, const pdckpt_program *p, const pdckpt_v
     size_t n_saved;
     pdckpt_program_persistables(p, &n_saved);
     printf("%s: %s", path, pdckpt_format_name(pdckpt_program_format(p)));
-    if (pdckpt_program_version(p) >= 0) printf(" (version %lld)", (long long)pdckpt_program_version(p));
+    if (pdckpt_program_version(p) >= 0)
+        printf(" (version %lld)", (long long)pdckpt_program_version(p));
     size_t blocks = pdckpt_program_n_blocks(p);
     printf(", %zu block%s, %zu ops, %zu variables, %zu saved in checkpoints\n", blocks,
            blocks == 1 ? "" : "s", pdckpt_program_n_ops(p), pdckpt_program_n_vars(p), n_saved);
-    size_t n;
+    size_t             n;
     const char *const *names = pdckpt_program_feeds(p, &n);
     text_names("feeds", names, n);
     names = pdckpt_program_fetches(p, &n);
@@ -169,11 +174,13 @@ int cli_ls_program(const char *path, const cli_load_args *args, bool json) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = args->format;
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     if (pdckpt_program_load_file(path, &lo, &p, &err) != PDCKPT_OK) return cli_report(&err);
     pdckpt_value *info = info_beside_program(path);
-    if (json) print_json(p, info);
-    else print_text(path, p, info);
+    if (json)
+        print_json(p, info);
+    else
+        print_text(path, p, info);
     pdckpt_value_free(info);
     pdckpt_program_free(p);
     return CLI_OK;

@@ -6,20 +6,24 @@
 
 #include <string.h>
 
-static const char usage[] =
-    "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n";
+static const char usage[] = "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n";
 
 int cmd_verify(int argc, char **argv) {
     cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    const char *path = NULL;
-    int rc = CLI_OK;
+    const char   *path = NULL;
+    int           rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0) rc = CLI_USAGE;
-        else if (used) continue;
-        else if (argv[i][0] == '-' && argv[i][1]) rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path) path = argv[i];
-        else rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        if (used < 0)
+            rc = CLI_USAGE;
+        else if (used)
+            continue;
+        else if (argv[i][0] == '-' && argv[i][1])
+            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        else if (!path)
+            path = argv[i];
+        else
+            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "verify needs a PATH");
     if (rc != CLI_OK) {
@@ -32,7 +36,7 @@ int cmd_verify(int argc, char **argv) {
     opts.n_names = args.n_names;
     opts.program_path = args.program;
     opts.progress = cli_progress_cb;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
     pdckpt_verify_report report;
     cli_progress_begin("verifying");
     pdckpt_status st = pdckpt_verify_file(path, &opts, &report, &err);

@@ -17,7 +17,8 @@ static const char usage[] =
     "  verify PATH [--format F] [--names N]                 full structural check\n"
     "  check EXPECTED LOADED [--json]                       will LOADED restore into EXPECTED?\n"
     "  version                                              print the version\n"
-    "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs pdckpt-mpi)\n"
+    "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs "
+    "pdckpt-mpi)\n"
     "  ls DIR of a sharded checkpoint                       pieces and files (runs pdckpt-mpi)\n"
     "\n"
     "formats: tensor, combined, vars-dir, safetensors, program, pir-json, inference (more as\n"
@@ -34,7 +35,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "dist") == 0 || (strcmp(cmd, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
+    if (strcmp(cmd, "dist") == 0 ||
+        (strcmp(cmd, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
         return cli_exec_mpi(argc, argv);
     if (strcmp(cmd, "ls") == 0) return cmd_ls(argc - 1, argv + 1);
     if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);

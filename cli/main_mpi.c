@@ -35,14 +35,16 @@ int cli_mpi_agree(int rc) {
 
 int cli_mpi_parse_common(int argc, char **argv, int *i, pdckpt_mpi_options *o, const char *use) {
     const char *opt = argv[*i];
-    bool id = strcmp(opt, "--id") == 0, timeout = strcmp(opt, "--timeout") == 0;
+    bool        id = strcmp(opt, "--id") == 0, timeout = strcmp(opt, "--timeout") == 0;
     if (strcmp(opt, "--no-fsync") == 0) return o->save.durable = false, 1;
     if (!id && !timeout) return 0;
     if (*i + 1 >= argc) return cli_usage_error(use, "%s needs a value", opt), -1;
-    char *end;
+    char       *end;
     const char *value = argv[++*i];
-    if (id) o->unique_id = strtoll(value, &end, 10);
-    else o->timeout_s = strtod(value, &end);
+    if (id)
+        o->unique_id = strtoll(value, &end, 10);
+    else
+        o->timeout_s = strtod(value, &end);
     if (*end || end == value || (id && o->unique_id < 0) || (timeout && o->timeout_s <= 0))
         return cli_usage_error(use, "invalid value '%s' for %s", value, opt), -1;
     return 1;

@@ -32,10 +32,10 @@ static int add_tensor(pdckpt_value *state, const char *name, int32_t n_dims, con
 
 static int build_state(pdckpt_value *state, pdckpt_error *err) {
     static const char *const layers[] = {"linear_0", "linear_1"};
-    static const int64_t w_dims[2][2] = {{784, 128}, {128, 10}};
+    static const int64_t     w_dims[2][2] = {{784, 128}, {128, 10}};
     static const char *const moments[] = {"moment1_0", "moment2_0"};
-    const int64_t one[1] = {1};
-    char name[128];
+    const int64_t            one[1] = {1};
+    char                     name[128];
     for (int l = 0; l < 2; l++) {
         int64_t b_dims[1] = {w_dims[l][1]};
         snprintf(name, sizeof name, "%s.w_0", layers[l]);
@@ -67,13 +67,13 @@ static int cmp_str(const void *x, const void *y) {
 }
 
 static int save_and_reload(const pdckpt_value *state, const char *path, pdckpt_format format) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = format;
     if (pdckpt_save_file(state, path, &so, &err) != PDCKPT_OK) return fail("save", &err);
     /* A combined file stores no names: like Paddle, we supply them, sorted byte-wise. */
     const char *names[64];
-    size_t n = pdckpt_value_len(state);
+    size_t      n = pdckpt_value_len(state);
     for (size_t i = 0; i < n && i < 64; i++)
         names[i] = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
     qsort(names, n, sizeof *names, cmp_str);
@@ -94,15 +94,16 @@ static int save_and_reload(const pdckpt_value *state, const char *path, pdckpt_f
 }
 
 static int memory_round_trip(const pdckpt_value *state) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_SAFETENSORS;
-    void *bytes = NULL;
+    void  *bytes = NULL;
     size_t len = 0;
-    if (pdckpt_save_memory(state, &so, &bytes, &len, &err) != PDCKPT_OK) return fail("save_memory", &err);
+    if (pdckpt_save_memory(state, &so, &bytes, &len, &err) != PDCKPT_OK)
+        return fail("save_memory", &err);
     pdckpt_value *back = NULL;
     pdckpt_status st = pdckpt_load_memory(bytes, len, NULL, &back, NULL, &err);
-    bool same = st == PDCKPT_OK && same_tensors(state, back);
+    bool          same = st == PDCKPT_OK && same_tensors(state, back);
     printf("saved to memory (%zu bytes of safetensors) and reloaded: %s\n", len,
            same ? "identical" : "DIFFERENT");
     pdckpt_value_free(back);
@@ -117,9 +118,9 @@ static int split_for_paddle(const pdckpt_value *state, pdckpt_value *params, pdc
                             pdckpt_error *err) {
     int layer = 0;
     for (size_t i = 0; i < pdckpt_value_len(state); i++) {
-        const char *name = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
+        const char   *name = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
         pdckpt_value *t = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(state, i));
-        char key[64];
+        char          key[64];
         if (strstr(name, "moment") || strstr(name, "pow_acc")) {
             if (pdckpt_dict_set(opt, name, t, err) != PDCKPT_OK) return 1;
             continue;
@@ -145,7 +146,7 @@ static bool holds(const pdckpt_value *got, const pdckpt_value *want) {
 }
 
 static int reload_pickle(const char *path, const pdckpt_value *want) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *back = NULL;
     if (pdckpt_load_file(path, NULL, &back, NULL, &err) != PDCKPT_OK) return fail("load", &err);
     bool same = holds(back, want);
@@ -156,16 +157,18 @@ static int reload_pickle(const char *path, const pdckpt_value *want) {
 
 /* paddle.save(layer.state_dict()) / paddle.save(opt.state_dict()), and fluid.save_dygraph. */
 static int save_for_paddle(const pdckpt_value *state, const char *dir) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *params = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *opt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int rc = !params || !opt || split_for_paddle(state, params, opt, &err);
-    char path[4096];
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    pdckpt_value       *params = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value       *opt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int                 rc = !params || !opt || split_for_paddle(state, params, opt, &err);
+    char                path[4096];
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT; /* protocol 4, like paddle.save */
     for (int i = 0; i < 2 && !rc; i++) {
         snprintf(path, sizeof path, "%s/mlp.%s", dir, i ? "pdopt" : "pdparams");
-        if (pdckpt_save_file(i ? opt : params, path, &so, &err) != PDCKPT_OK) rc = fail("save", &err);
-        else rc = reload_pickle(path, i ? opt : params);
+        if (pdckpt_save_file(i ? opt : params, path, &so, &err) != PDCKPT_OK)
+            rc = fail("save", &err);
+        else
+            rc = reload_pickle(path, i ? opt : params);
     }
     snprintf(path, sizeof path, "%s/mlp_fluid18", dir);
     if (!rc && pdckpt_save_dygraph(params, opt, path, &so, &err) != PDCKPT_OK)
@@ -177,13 +180,13 @@ static int save_for_paddle(const pdckpt_value *state, const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : ".";
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    const char   *dir = argc > 1 ? argv[1] : ".";
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     if (!state || build_state(state, &err)) return fail("building the state", &err);
     printf("built an MLP (784-128-10) with Adam moments: %zu tensors\n", pdckpt_value_len(state));
     char path[4096];
-    int rc = 0;
+    int  rc = 0;
     snprintf(path, sizeof path, "%s/mlp.pdiparams", dir);
     rc |= save_and_reload(state, path, PDCKPT_FORMAT_COMBINED);
     snprintf(path, sizeof path, "%s/mlp_vars", dir);

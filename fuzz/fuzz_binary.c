@@ -9,8 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const names[] = {"a", "b"};
-    const pdckpt_format formats[] = {PDCKPT_FORMAT_TENSOR, PDCKPT_FORMAT_COMBINED,
-                                     PDCKPT_FORMAT_COMBINED, PDCKPT_FORMAT_AUTO};
+    const pdckpt_format      formats[] = {PDCKPT_FORMAT_TENSOR, PDCKPT_FORMAT_COMBINED,
+                                          PDCKPT_FORMAT_COMBINED, PDCKPT_FORMAT_AUTO};
     for (int i = 0; i < 4; i++) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.format = formats[i];
@@ -20,8 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             lo.n_names = 2;
         }
         pdckpt_value *out = NULL;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        if (pdckpt_load_memory(data, size, &lo, &out, NULL, &err) == PDCKPT_OK) pdckpt_value_free(out);
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
+        if (pdckpt_load_memory(data, size, &lo, &out, NULL, &err) == PDCKPT_OK)
+            pdckpt_value_free(out);
     }
     return 0;
 }

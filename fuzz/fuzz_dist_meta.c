@@ -12,7 +12,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void index_of(const pdckpt_value *tree) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error   err = PDCKPT_ERROR_INIT;
     pdk_meta_index ix;
     if (pdk_meta_index_build(tree, "<fuzz>", &ix, &err) == PDCKPT_OK) {
         for (size_t k = 0; k < ix.n_keys; k++) (void)pdk_meta_find(&ix, ix.keys[k].key);
@@ -22,7 +22,7 @@ static void index_of(const pdckpt_value *tree) {
 
 /* A metadata file: magic, version, checksum, then the tree. */
 static void meta_file(const uint8_t *data, size_t size) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
     if (pdk_meta_decode(data, size, "<fuzz>", &tree, &err) != PDCKPT_OK) return;
     index_of(tree);
@@ -31,8 +31,8 @@ static void meta_file(const uint8_t *data, size_t size) {
 
 /* The tree alone (past the checksum), so the fuzzer reaches the index checks. */
 static void meta_tree(const uint8_t *data, size_t size) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdk_rd r = {data, size, 0, "<fuzz>", &err};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdk_rd        r = {data, size, 0, "<fuzz>", &err};
     pdckpt_value *tree = NULL;
     if (pdk_codec_decode(&r, NULL, NULL, NULL, &tree) != PDCKPT_OK) return;
     index_of(tree);
@@ -41,7 +41,7 @@ static void meta_tree(const uint8_t *data, size_t size) {
 
 static pdckpt_value *make_tensor(void *ctx, uint64_t ordinal, pdckpt_error *err) {
     const pdk_skel *sk = ctx;
-    pdckpt_value *t = NULL;
+    pdckpt_value   *t = NULL;
     if (ordinal >= sk->n_tensors || sk->descs[ordinal].n_bytes > (1u << 20)) {
         err->status = PDCKPT_ERR_FORMAT;
         return NULL;
@@ -51,17 +51,18 @@ static pdckpt_value *make_tensor(void *ctx, uint64_t ordinal, pdckpt_error *err)
 
 static void skeleton(const uint8_t *data, size_t size) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdk_skel sk;
+    pdk_skel     sk;
     if (pdk_skel_parse(data, size, 0, &sk, &err) == PDCKPT_OK) {
         pdk_merge_plan plan = {.skels = &sk, .n_ranks = 1, .opt = true};
         if (pdk_merge_plan_build(&plan, &err) == PDCKPT_OK)
             for (size_t i = 0; i < sk.n_entries; i++) {
                 (void)pdk_merge_winner(&plan, 0, &sk.entries[i]);
                 if (!sk.entries[i].tree) continue;
-                pdckpt_error e = PDCKPT_ERROR_INIT;
-                pdk_rd r = {sk.entries[i].tree, sk.entries[i].tree_len, 0, "<fuzz>", &e};
+                pdckpt_error  e = PDCKPT_ERROR_INIT;
+                pdk_rd        r = {sk.entries[i].tree, sk.entries[i].tree_len, 0, "<fuzz>", &e};
                 pdckpt_value *v = NULL;
-                if (pdk_codec_decode(&r, NULL, make_tensor, &sk, &v) == PDCKPT_OK) pdckpt_value_free(v);
+                if (pdk_codec_decode(&r, NULL, make_tensor, &sk, &v) == PDCKPT_OK)
+                    pdckpt_value_free(v);
             }
         pdk_merge_plan_free(&plan);
     }

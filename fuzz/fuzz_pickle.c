@@ -26,9 +26,9 @@ static void touch_object(const pdckpt_value *v, unsigned *sum, int depth) {
 /* Reads every byte a caller could read (ASan flags anything out of bounds or freed). */
 static void touch(const pdckpt_value *v, unsigned *sum, int depth) {
     if (!v || depth > 300) return;
-    pdckpt_tensor_view tv;
-    size_t len = 0;
-    const char *s = pdckpt_value_get_string(v, &len);
+    pdckpt_tensor_view   tv;
+    size_t               len = 0;
+    const char          *s = pdckpt_value_get_string(v, &len);
     const unsigned char *b = pdckpt_value_get_bytes(v, &len);
     if (s) b = (const unsigned char *)s;
     for (size_t i = 0; b && i < len; i++) *sum += b[i];
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             lo.require_aligned = true;
         }
         pdckpt_value *out = NULL;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
         if (pdckpt_load_memory(data, size, &lo, &out, NULL, &err) == PDCKPT_OK) {
             unsigned sum = 0;
             touch(out, &sum, 0);

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             pdckpt_program_var v;
             pdckpt_program_var_at(p, i, &v);
         }
-        size_t n;
+        size_t             n;
         const char *const *names = pdckpt_program_persistables(p, &n);
         for (size_t i = 0; i < n; i++) {
             pdckpt_program_var v;
@@ -27,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pdckpt_program_free(p);
     }
     pdckpt_value *tree = NULL;
-    if (pdckpt_load_memory(data, size, &lo, &tree, NULL, NULL) == PDCKPT_OK) pdckpt_value_free(tree);
+    if (pdckpt_load_memory(data, size, &lo, &tree, NULL, NULL) == PDCKPT_OK)
+        pdckpt_value_free(tree);
     return 0;
 }

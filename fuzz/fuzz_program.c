@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pdckpt_program_free(p);
     }
     pdckpt_value *tree = NULL;
-    if (pdckpt_load_memory(data, size, &lo, &tree, NULL, NULL) == PDCKPT_OK) pdckpt_value_free(tree);
+    if (pdckpt_load_memory(data, size, &lo, &tree, NULL, NULL) == PDCKPT_OK)
+        pdckpt_value_free(tree);
     if (pdckpt_program_load_memory(fixed_program, sizeof fixed_program - 1, NULL, &p, NULL) ==
         PDCKPT_OK) {
         as_params(p, data, size);
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pdk_input in;
     pdk_input_from_memory(data, size, false, &in);
     pdckpt_load_options io = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
     if (pdk_params_info_parse(&in, &io, &tree, &err) == PDCKPT_OK) pdckpt_value_free(tree);
     return 0;
 }

@@ -23,7 +23,7 @@ static int replay_file(const char *path) {
         return 0;
     }
     uint8_t *buf = malloc((size_t)n + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    size_t   got = buf ? fread(buf, 1, (size_t)n, f) : 0;
     fclose(f);
     if (buf && got == (size_t)n) LLVMFuzzerTestOneInput(buf, got);
     free(buf);
@@ -37,7 +37,7 @@ static int replay_path(const char *path, int depth) {
     if (depth > 8) return 0;
     DIR *dir = opendir(path);
     if (!dir) return 0;
-    int count = 0;
+    int            count = 0;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.') continue;

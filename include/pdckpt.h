@@ -1,8 +1,8 @@
 /*
  * pdckpt.h — save and load PaddlePaddle checkpoints from C.
  *
- * pdckpt reads and writes every on-disk format PaddlePaddle uses for training state, byte-compatible
- * with Paddle, without Python:
+ * pdckpt reads and writes every on-disk format PaddlePaddle uses for training state,
+ * byte-compatible with Paddle, without Python:
  *
  *   format        what it is                                         read  write
  *   tensor        one binary tensor stream (LoDTensor/DenseTensor)    yes   yes
@@ -17,8 +17,8 @@
  *
  * Conventions used throughout this header:
  *   - Every fallible call returns a pdckpt_status and takes `pdckpt_error *err` last.  `err` may be
- *     NULL.  Public entry points reset `*err` first; on failure it names the source, the byte offset
- *     and what was expected versus what was found.  The library never prints and never aborts on
+ *     NULL.  Public entry points reset `*err` first; on failure it names the source, the byte
+ * offset and what was expected versus what was found.  The library never prints and never aborts on
  *     input, and keeps no global mutable state.  All calls are thread-safe on distinct objects.
  *   - "borrowed" pointers stay owned by their owner; "transferred" pointers become the callee's,
  *     whether the call succeeds or fails (so callers never have to clean up after a failed insert).
@@ -44,10 +44,10 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Version
  * ------------------------------------------------------------------------------------------- */
-#define PDCKPT_VERSION_MAJOR  0
-#define PDCKPT_VERSION_MINOR  1
-#define PDCKPT_VERSION_PATCH  0
-#define PDCKPT_VERSION_NUMBER \
+#define PDCKPT_VERSION_MAJOR 0
+#define PDCKPT_VERSION_MINOR 1
+#define PDCKPT_VERSION_PATCH 0
+#define PDCKPT_VERSION_NUMBER                                                                      \
     (PDCKPT_VERSION_MAJOR * 10000 + PDCKPT_VERSION_MINOR * 100 + PDCKPT_VERSION_PATCH)
 #define PDCKPT_VERSION_STRING "0.1.0"
 
@@ -61,17 +61,17 @@ PDCKPT_API const char *pdckpt_version_string(void);
 
 /* Values are pinned: they never change meaning or number. */
 typedef enum pdckpt_status {
-    PDCKPT_OK              = 0,
-    PDCKPT_ERR_ARGUMENT    = 1,  /* the caller passed something invalid (NULL, bad name, ...) */
-    PDCKPT_ERR_NOMEM       = 2,  /* an allocation failed */
-    PDCKPT_ERR_IO          = 3,  /* the OS refused a read/write/rename/fsync; see sys_errno */
-    PDCKPT_ERR_FORMAT      = 4,  /* the bytes are not a valid file of the expected format */
-    PDCKPT_ERR_UNSUPPORTED = 5,  /* valid, but pdckpt does not handle it (dtype, opcode, ...) */
-    PDCKPT_ERR_NOT_FOUND   = 6,  /* a file, key or variable does not exist */
-    PDCKPT_ERR_MISMATCH    = 7,  /* two things that must agree do not (program vs params, ...) */
-    PDCKPT_ERR_LIMIT       = 8,  /* a configured limit (size, depth, memo) would be exceeded */
-    PDCKPT_ERR_MPI         = 9,  /* an MPI call failed, or another rank reported an error */
-    PDCKPT_ERR_CORRUPT     = 10, /* a checksum does not match the data */
+    PDCKPT_OK = 0,
+    PDCKPT_ERR_ARGUMENT = 1,    /* the caller passed something invalid (NULL, bad name, ...) */
+    PDCKPT_ERR_NOMEM = 2,       /* an allocation failed */
+    PDCKPT_ERR_IO = 3,          /* the OS refused a read/write/rename/fsync; see sys_errno */
+    PDCKPT_ERR_FORMAT = 4,      /* the bytes are not a valid file of the expected format */
+    PDCKPT_ERR_UNSUPPORTED = 5, /* valid, but pdckpt does not handle it (dtype, opcode, ...) */
+    PDCKPT_ERR_NOT_FOUND = 6,   /* a file, key or variable does not exist */
+    PDCKPT_ERR_MISMATCH = 7,    /* two things that must agree do not (program vs params, ...) */
+    PDCKPT_ERR_LIMIT = 8,       /* a configured limit (size, depth, memo) would be exceeded */
+    PDCKPT_ERR_MPI = 9,         /* an MPI call failed, or another rank reported an error */
+    PDCKPT_ERR_CORRUPT = 10,    /* a checksum does not match the data */
 } pdckpt_status;
 
 /* Caller-owned error record.  Filling it never allocates, so even ENOMEM can be described. */
@@ -83,7 +83,12 @@ typedef struct pdckpt_error {
     char          message[512]; /* one line: what was expected, what was found */
 } pdckpt_error;
 
-#define PDCKPT_ERROR_INIT {PDCKPT_OK, 0, -1, {0}, {0}}
+#define PDCKPT_ERROR_INIT                                                                          \
+    {                                                                                              \
+        PDCKPT_OK, 0, -1, {0}, {                                                                   \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 /* Stable lower-case name of a status ("ok", "format", "io", ...). Never NULL. */
 PDCKPT_API const char *pdckpt_status_name(pdckpt_status status);
@@ -114,24 +119,24 @@ PDCKPT_API void pdckpt_free(const pdckpt_allocator *allocator, void *ptr, size_t
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum pdckpt_dtype {
-    PDCKPT_DTYPE_INVALID       = 0,
-    PDCKPT_DTYPE_BOOL          = 1,
-    PDCKPT_DTYPE_UINT8         = 2,
-    PDCKPT_DTYPE_INT8          = 3,
-    PDCKPT_DTYPE_INT16         = 4,
-    PDCKPT_DTYPE_UINT16        = 5,  /* numpy only; Paddle pickles bfloat16 as uint16 bits */
-    PDCKPT_DTYPE_INT32         = 6,
-    PDCKPT_DTYPE_UINT32        = 7,  /* numpy only */
-    PDCKPT_DTYPE_INT64         = 8,
-    PDCKPT_DTYPE_UINT64        = 9,  /* numpy only */
-    PDCKPT_DTYPE_FLOAT16       = 10,
-    PDCKPT_DTYPE_BFLOAT16      = 11,
-    PDCKPT_DTYPE_FLOAT32       = 12,
-    PDCKPT_DTYPE_FLOAT64       = 13,
-    PDCKPT_DTYPE_COMPLEX64     = 14,
-    PDCKPT_DTYPE_COMPLEX128    = 15,
+    PDCKPT_DTYPE_INVALID = 0,
+    PDCKPT_DTYPE_BOOL = 1,
+    PDCKPT_DTYPE_UINT8 = 2,
+    PDCKPT_DTYPE_INT8 = 3,
+    PDCKPT_DTYPE_INT16 = 4,
+    PDCKPT_DTYPE_UINT16 = 5, /* numpy only; Paddle pickles bfloat16 as uint16 bits */
+    PDCKPT_DTYPE_INT32 = 6,
+    PDCKPT_DTYPE_UINT32 = 7, /* numpy only */
+    PDCKPT_DTYPE_INT64 = 8,
+    PDCKPT_DTYPE_UINT64 = 9, /* numpy only */
+    PDCKPT_DTYPE_FLOAT16 = 10,
+    PDCKPT_DTYPE_BFLOAT16 = 11,
+    PDCKPT_DTYPE_FLOAT32 = 12,
+    PDCKPT_DTYPE_FLOAT64 = 13,
+    PDCKPT_DTYPE_COMPLEX64 = 14,
+    PDCKPT_DTYPE_COMPLEX128 = 15,
     PDCKPT_DTYPE_FLOAT8_E4M3FN = 16,
-    PDCKPT_DTYPE_FLOAT8_E5M2   = 17,
+    PDCKPT_DTYPE_FLOAT8_E5M2 = 17,
 } pdckpt_dtype;
 #define PDCKPT_DTYPE_COUNT 18
 
@@ -160,25 +165,25 @@ typedef struct pdckpt_buffer pdckpt_buffer;
 PDCKPT_API pdckpt_buffer *pdckpt_buffer_retain(pdckpt_buffer *buffer);  /* returns buffer */
 PDCKPT_API void           pdckpt_buffer_release(pdckpt_buffer *buffer); /* NULL ok */
 /* True when the memory is a read-only file mapping. */
-PDCKPT_API bool           pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer);
+PDCKPT_API bool pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer);
 
 /* ---------------------------------------------------------------------------------------------
  * Values: the nested, ordered tree every load returns and every save takes
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum pdckpt_kind {
-    PDCKPT_KIND_NONE   = 0,
-    PDCKPT_KIND_BOOL   = 1,
-    PDCKPT_KIND_INT    = 2,  /* int64 */
-    PDCKPT_KIND_FLOAT  = 3,  /* double */
-    PDCKPT_KIND_STRING = 4,  /* UTF-8 text, length-counted (may contain NUL) */
-    PDCKPT_KIND_BYTES  = 5,
-    PDCKPT_KIND_LIST   = 6,
-    PDCKPT_KIND_TUPLE  = 7,
-    PDCKPT_KIND_DICT   = 8,  /* ordered; keys are values (strings in every Paddle state dict) */
+    PDCKPT_KIND_NONE = 0,
+    PDCKPT_KIND_BOOL = 1,
+    PDCKPT_KIND_INT = 2,    /* int64 */
+    PDCKPT_KIND_FLOAT = 3,  /* double */
+    PDCKPT_KIND_STRING = 4, /* UTF-8 text, length-counted (may contain NUL) */
+    PDCKPT_KIND_BYTES = 5,
+    PDCKPT_KIND_LIST = 6,
+    PDCKPT_KIND_TUPLE = 7,
+    PDCKPT_KIND_DICT = 8, /* ordered; keys are values (strings in every Paddle state dict) */
     PDCKPT_KIND_TENSOR = 9,
     PDCKPT_KIND_OBJECT = 10, /* a pickled Python object pdckpt carries but never runs */
-    PDCKPT_KIND_SET    = 11,
+    PDCKPT_KIND_SET = 11,
 } pdckpt_kind;
 
 /* How an opaque object was built in its pickle; the writer reproduces the same construction. */
@@ -193,13 +198,13 @@ typedef enum pdckpt_object_kind {
 typedef struct pdckpt_value pdckpt_value;
 
 /* Frees a value and everything below it (tensor buffers are released). NULL ok. */
-PDCKPT_API void          pdckpt_value_free(pdckpt_value *value);
+PDCKPT_API void pdckpt_value_free(pdckpt_value *value);
 /* Adds a reference: a value may be shared by several parents (pickle memo references are).
  * Shared values must be treated as read-only.  Returns value. */
 PDCKPT_API pdckpt_value *pdckpt_value_retain(pdckpt_value *value);
 PDCKPT_API pdckpt_kind   pdckpt_value_kind(const pdckpt_value *value);
 /* Stable lower-case kind name ("dict", "tensor", ...). */
-PDCKPT_API const char   *pdckpt_kind_name(pdckpt_kind kind);
+PDCKPT_API const char *pdckpt_kind_name(pdckpt_kind kind);
 
 /* Scalar constructors.  Each returns a new value owned by the caller, or NULL when out of memory.
  * `allocator` may be NULL and must outlive the value. */
@@ -214,7 +219,7 @@ PDCKPT_API pdckpt_value *pdckpt_value_new_bytes(const pdckpt_allocator *allocato
                                                 const void *bytes, size_t len);
 /* Containers start empty. kind is LIST, TUPLE, DICT or SET; anything else returns NULL. */
 PDCKPT_API pdckpt_value *pdckpt_value_new_container(const pdckpt_allocator *allocator,
-                                                    pdckpt_kind kind);
+                                                    pdckpt_kind             kind);
 
 /* Scalar getters: return false (and leave *out alone) when the value is of another kind.
  * pdckpt_value_get_int also accepts BOOL; pdckpt_value_get_float also accepts INT. */
@@ -231,7 +236,7 @@ PDCKPT_API const void *pdckpt_value_get_bytes(const pdckpt_value *value, size_t 
 PDCKPT_API size_t              pdckpt_value_len(const pdckpt_value *value);
 PDCKPT_API const pdckpt_value *pdckpt_value_at(const pdckpt_value *value, size_t i);
 /* Mutable access to the i-th item for callers who own the tree exclusively. */
-PDCKPT_API pdckpt_value       *pdckpt_value_at_mut(pdckpt_value *value, size_t i);
+PDCKPT_API pdckpt_value *pdckpt_value_at_mut(pdckpt_value *value, size_t i);
 /* Appends to a LIST, TUPLE or SET.  `item` is transferred. */
 PDCKPT_API pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
                                              pdckpt_error *err);
@@ -249,7 +254,7 @@ PDCKPT_API pdckpt_status pdckpt_dict_set(pdckpt_value *dict, const char *key, pd
 PDCKPT_API pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key,
                                                pdckpt_value *value, pdckpt_error *err);
 /* Removes a string key; returns true if it was present. */
-PDCKPT_API bool          pdckpt_dict_remove(pdckpt_value *dict, const char *key);
+PDCKPT_API bool pdckpt_dict_remove(pdckpt_value *dict, const char *key);
 
 /* Deep structural equality: same kinds, keys, order, dtypes, shapes, LoD, bytes, names ignored.
  * Floats compare by bit pattern (so NaN equals the same NaN). */
@@ -257,16 +262,17 @@ PDCKPT_API bool pdckpt_value_equal(const pdckpt_value *a, const pdckpt_value *b)
 
 /* Opaque objects: module.name plus the values that rebuild them in Python.  All arguments are
  * transferred; `args` and `state` may be NULL.  Returns NULL when out of memory. */
-PDCKPT_API pdckpt_value *pdckpt_value_new_object(const pdckpt_allocator *allocator,
-                                                 pdckpt_object_kind kind, const char *module,
-                                                 const char *name, pdckpt_value *args,
-                                                 pdckpt_value *state);
+PDCKPT_API pdckpt_value       *pdckpt_value_new_object(const pdckpt_allocator *allocator,
+                                                       pdckpt_object_kind kind, const char *module,
+                                                       const char *name, pdckpt_value *args,
+                                                       pdckpt_value *state);
 PDCKPT_API pdckpt_object_kind  pdckpt_object_kind_of(const pdckpt_value *object);
 PDCKPT_API const char         *pdckpt_object_module(const pdckpt_value *object);
 PDCKPT_API const char         *pdckpt_object_name(const pdckpt_value *object);
 PDCKPT_API const pdckpt_value *pdckpt_object_args(const pdckpt_value *object);  /* or NULL */
 PDCKPT_API const pdckpt_value *pdckpt_object_state(const pdckpt_value *object); /* or NULL */
-/* Items added after construction (pickle APPENDS/SETITEMS on an object): a LIST or DICT, or NULL. */
+/* Items added after construction (pickle APPENDS/SETITEMS on an object): a LIST or DICT, or NULL.
+ */
 PDCKPT_API const pdckpt_value *pdckpt_object_items(const pdckpt_value *object);
 /* Replace state / items (transferred; the old ones are freed). */
 PDCKPT_API pdckpt_status pdckpt_object_set_state(pdckpt_value *object, pdckpt_value *state,
@@ -280,27 +286,27 @@ PDCKPT_API pdckpt_status pdckpt_object_set_items(pdckpt_value *object, pdckpt_va
 
 /* A borrowed look at a tensor.  Every pointer is valid until the tensor value is freed. */
 typedef struct pdckpt_tensor_view {
-    pdckpt_dtype     dtype;
-    int32_t          n_dims;      /* 0 for a 0-d (scalar) tensor */
-    const int64_t   *dims;        /* n_dims entries, each >= 0 */
-    uint64_t         n_elements;  /* product of dims (1 for 0-d) */
-    uint64_t         n_bytes;     /* n_elements * element size */
-    const void      *data;        /* C order, native little-endian; may be unaligned; NULL iff
-                                     n_bytes == 0 */
-    bool             read_only;   /* data lives in a read-only mapping or borrowed memory */
-    const char      *name;        /* Paddle variable name carried with the tensor, or NULL */
-    int32_t          n_lod_levels;
-    const uint64_t  *lod_lens;    /* n_lod_levels entries: offsets per level */
-    const uint64_t *const *lod;   /* n_lod_levels arrays of cumulative offsets */
-    pdckpt_buffer   *buffer;      /* owner of data (borrowed; retain it to keep data alive), or
-                                     NULL when the data is borrowed from the caller */
+    pdckpt_dtype   dtype;
+    int32_t        n_dims;            /* 0 for a 0-d (scalar) tensor */
+    const int64_t *dims;              /* n_dims entries, each >= 0 */
+    uint64_t       n_elements;        /* product of dims (1 for 0-d) */
+    uint64_t       n_bytes;           /* n_elements * element size */
+    const void    *data;              /* C order, native little-endian; may be unaligned; NULL iff
+                                         n_bytes == 0 */
+    bool                   read_only; /* data lives in a read-only mapping or borrowed memory */
+    const char            *name;      /* Paddle variable name carried with the tensor, or NULL */
+    int32_t                n_lod_levels;
+    const uint64_t        *lod_lens; /* n_lod_levels entries: offsets per level */
+    const uint64_t *const *lod;      /* n_lod_levels arrays of cumulative offsets */
+    pdckpt_buffer         *buffer;   /* owner of data (borrowed; retain it to keep data alive), or
+                                        NULL when the data is borrowed from the caller */
 } pdckpt_tensor_view;
 
 /* New tensor with owned, zero-filled, 64-byte-aligned data.  n_dims <= PDCKPT_MAX_DIMS; dims >= 0;
  * the byte size must fit in 63 bits.  Fails with ARGUMENT or NOMEM. */
 PDCKPT_API pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *allocator, pdckpt_dtype dtype,
-                                           int32_t n_dims, const int64_t *dims,
-                                           pdckpt_value **out, pdckpt_error *err);
+                                           int32_t n_dims, const int64_t *dims, pdckpt_value **out,
+                                           pdckpt_error *err);
 /* New tensor that borrows `data` (n_elements * size bytes, C order): nothing is copied, and the
  * caller keeps `data` valid and unchanged until the value is freed.  Saving such a tree writes
  * straight from the caller's memory. */
@@ -315,7 +321,7 @@ PDCKPT_API pdckpt_status pdckpt_tensor_new_in_buffer(const pdckpt_allocator *all
                                                      const void *data, pdckpt_value **out,
                                                      pdckpt_error *err);
 /* Fills `out`; false when `value` is not a tensor. */
-PDCKPT_API bool  pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out);
+PDCKPT_API bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out);
 /* Writable data of a tensor with owned data (from pdckpt_tensor_new); NULL otherwise. */
 PDCKPT_API void *pdckpt_tensor_data_mut(pdckpt_value *tensor);
 /* Sets (copies) or clears (NULL) the Paddle variable name carried with the tensor. */
@@ -354,29 +360,29 @@ PDCKPT_API pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visi
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum pdckpt_format {
-    PDCKPT_FORMAT_AUTO        = 0,  /* detect from the bytes (load) or the name (save) */
-    PDCKPT_FORMAT_TENSOR      = 1,  /* one binary tensor stream; root is a TENSOR */
-    PDCKPT_FORMAT_COMBINED    = 2,  /* concatenated streams; root is a DICT (named) or LIST */
-    PDCKPT_FORMAT_VARS_DIR    = 3,  /* directory, one file per variable; root is a DICT */
-    PDCKPT_FORMAT_SAFETENSORS = 4,  /* root is a DICT (+ "__metadata__" dict of strings) */
-    PDCKPT_FORMAT_PICKLE      = 5,  /* .pdparams / .pdopt pickles */
-    PDCKPT_FORMAT_TNUM        = 6,  /* Paddle 1.6 save_dygraph binary container */
-    PDCKPT_FORMAT_DYGRAPH_DIR = 7,  /* Paddle 1.5 dygraph save_persistables directory */
-    PDCKPT_FORMAT_PROGRAM     = 8,  /* ProgramDesc (__model__, .pdmodel) */
-    PDCKPT_FORMAT_PIR_JSON    = 9,  /* Paddle 3 PIR program (model.json) */
-    PDCKPT_FORMAT_DISTCP      = 10, /* sharded checkpoint directory (.distcp + .metadata) */
-    PDCKPT_FORMAT_INFERENCE   = 11, /* program + params: a directory or a path prefix; root is a
-                                       DICT name -> tensor, names byte-wise sorted */
+    PDCKPT_FORMAT_AUTO = 0,        /* detect from the bytes (load) or the name (save) */
+    PDCKPT_FORMAT_TENSOR = 1,      /* one binary tensor stream; root is a TENSOR */
+    PDCKPT_FORMAT_COMBINED = 2,    /* concatenated streams; root is a DICT (named) or LIST */
+    PDCKPT_FORMAT_VARS_DIR = 3,    /* directory, one file per variable; root is a DICT */
+    PDCKPT_FORMAT_SAFETENSORS = 4, /* root is a DICT (+ "__metadata__" dict of strings) */
+    PDCKPT_FORMAT_PICKLE = 5,      /* .pdparams / .pdopt pickles */
+    PDCKPT_FORMAT_TNUM = 6,        /* Paddle 1.6 save_dygraph binary container */
+    PDCKPT_FORMAT_DYGRAPH_DIR = 7, /* Paddle 1.5 dygraph save_persistables directory */
+    PDCKPT_FORMAT_PROGRAM = 8,     /* ProgramDesc (__model__, .pdmodel) */
+    PDCKPT_FORMAT_PIR_JSON = 9,    /* Paddle 3 PIR program (model.json) */
+    PDCKPT_FORMAT_DISTCP = 10,     /* sharded checkpoint directory (.distcp + .metadata) */
+    PDCKPT_FORMAT_INFERENCE = 11,  /* program + params: a directory or a path prefix; root is a
+                                      DICT name -> tensor, names byte-wise sorted */
 } pdckpt_format;
 #define PDCKPT_FORMAT_COUNT 12
 
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
-PDCKPT_API const char   *pdckpt_format_name(pdckpt_format format);
+PDCKPT_API const char *pdckpt_format_name(pdckpt_format format);
 /* Inverse; AUTO for "auto" and for unknown names (check with pdckpt_format_name). */
 PDCKPT_API pdckpt_format pdckpt_format_from_name(const char *name, bool *known);
 /* True when this build can load / save the format. */
-PDCKPT_API bool          pdckpt_format_can_load(pdckpt_format format);
-PDCKPT_API bool          pdckpt_format_can_save(pdckpt_format format);
+PDCKPT_API bool pdckpt_format_can_load(pdckpt_format format);
+PDCKPT_API bool pdckpt_format_can_save(pdckpt_format format);
 
 /* Progress reporting: `done` out of `total` units (bytes).  Return non-zero to cancel; the call
  * then fails with ERR_ARGUMENT "cancelled" and leaves no output behind. */
@@ -387,30 +393,32 @@ typedef int (*pdckpt_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct pdckpt_load_options {
-    const pdckpt_allocator *allocator;      /* NULL: default */
-    pdckpt_format           format;         /* AUTO: detect from the bytes */
-    bool                    zero_copy;      /* map files; tensors point into the mapping */
-    bool                    require_aligned;/* copy tensors whose data is not 64-byte aligned */
+    const pdckpt_allocator *allocator;        /* NULL: default */
+    pdckpt_format           format;           /* AUTO: detect from the bytes */
+    bool                    zero_copy;        /* map files; tensors point into the mapping */
+    bool                    require_aligned;  /* copy tensors whose data is not 64-byte aligned */
     uint64_t                max_tensor_bytes; /* refuse larger declared tensors (LIMIT) */
     uint64_t                max_alloc_bytes;  /* total the loader may allocate; 0 = the size of
                                                  the input times 4 plus 64 MiB */
-    uint32_t                max_depth;      /* nesting limit for pickles (0 = 200) */
-    uint64_t                max_memo;       /* pickle memo entries (0 = 1<<24) */
+    uint32_t max_depth;                       /* nesting limit for pickles (0 = 200) */
+    uint64_t max_memo;                        /* pickle memo entries (0 = 1<<24) */
     /* combined: the ordered variable names.  When set the file must hold exactly these tensors and
      * end right after the last; the root is a DICT.  When NULL the root is a LIST. */
-    const char *const      *names;
-    size_t                  n_names;
-    const char             *program_path;   /* program naming a combined file (.pdmodel/.json) */
-    bool                    verify;         /* extra semantic checks (LoD monotonic, ...) */
-    pdckpt_progress_fn      progress;
-    void                   *progress_ctx;
+    const char *const *names;
+    size_t             n_names;
+    const char        *program_path; /* program naming a combined file (.pdmodel/.json) */
+    bool               verify;       /* extra semantic checks (LoD monotonic, ...) */
+    pdckpt_progress_fn progress;
+    void              *progress_ctx;
 } pdckpt_load_options;
 
-#define PDCKPT_LOAD_OPTIONS_INIT                                                               \
-    {.allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = true,                        \
-     .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,          \
-     .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,        \
-     .verify = false, .progress = NULL, .progress_ctx = NULL}
+#define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = true,                        \
+        .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,            \
+        .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,          \
+        .verify = false, .progress = NULL, .progress_ctx = NULL                                    \
+    }
 
 /* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
  * new tree owned by the caller; with zero_copy, tensor data points into a read-only mapping that
@@ -435,27 +443,30 @@ PDCKPT_API pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *o
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum pdckpt_numpy_module {
-    PDCKPT_NUMPY_CORE  = 0, /* "numpy.core.multiarray": readable by numpy 1.x and 2.x */
+    PDCKPT_NUMPY_CORE = 0,  /* "numpy.core.multiarray": readable by numpy 1.x and 2.x */
     PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
 } pdckpt_numpy_module;
 
 typedef struct pdckpt_save_options {
-    const pdckpt_allocator *allocator;  /* NULL: default (also allocates pdckpt_save_memory output) */
-    pdckpt_format           format;     /* AUTO: from the path's suffix */
-    bool                    durable;    /* fsync file and directory before returning */
-    int                     protocol;   /* pickle protocol 2, 3 or 4 */
-    pdckpt_numpy_module     numpy_module;
-    bool                    skip_non_tensors; /* flat formats: drop non-tensor leaves instead of
-                                                 failing with UNSUPPORTED */
-    pdckpt_progress_fn      progress;
-    void                   *progress_ctx;
-    bool                    checksum;   /* also write a "<file>.xxh3" sidecar (see "Integrity") */
+    const pdckpt_allocator
+                       *allocator; /* NULL: default (also allocates pdckpt_save_memory output) */
+    pdckpt_format       format;    /* AUTO: from the path's suffix */
+    bool                durable;   /* fsync file and directory before returning */
+    int                 protocol;  /* pickle protocol 2, 3 or 4 */
+    pdckpt_numpy_module numpy_module;
+    bool                skip_non_tensors; /* flat formats: drop non-tensor leaves instead of
+                                             failing with UNSUPPORTED */
+    pdckpt_progress_fn progress;
+    void              *progress_ctx;
+    bool               checksum; /* also write a "<file>.xxh3" sidecar (see "Integrity") */
 } pdckpt_save_options;
 
-#define PDCKPT_SAVE_OPTIONS_INIT                                                               \
-    {.allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,          \
-     .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,          \
-     .progress_ctx = NULL, .checksum = false}
+#define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
+        .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
+        .progress_ctx = NULL, .checksum = false                                                    \
+    }
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside
  * `path`, are synced (unless !durable), and are renamed over `path`; then the directory is synced.
@@ -465,7 +476,7 @@ PDCKPT_API pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *
                                           const pdckpt_save_options *opts, pdckpt_error *err);
 /* Saves to a new memory block (allocated with opts->allocator), returned in *out_data and *out_len;
  * free it with pdckpt_free(opts->allocator, data, len). */
-PDCKPT_API pdckpt_status pdckpt_save_memory(const pdckpt_value *root,
+PDCKPT_API pdckpt_status pdckpt_save_memory(const pdckpt_value        *root,
                                             const pdckpt_save_options *opts, void **out_data,
                                             size_t *out_len, pdckpt_error *err);
 
@@ -492,10 +503,10 @@ PDCKPT_API pdckpt_format pdckpt_format_from_path(const char *path);
 
 /* What a verification found (fields may be appended). */
 typedef struct pdckpt_verify_report {
-    pdckpt_format format;       /* the format that was read */
-    uint64_t      n_tensors;    /* tensors in the checkpoint */
-    uint64_t      n_data_bytes; /* tensor data bytes, all of which were read */
-    uint64_t      n_leaves;     /* all leaves, tensors included */
+    pdckpt_format format;           /* the format that was read */
+    uint64_t      n_tensors;        /* tensors in the checkpoint */
+    uint64_t      n_data_bytes;     /* tensor data bytes, all of which were read */
+    uint64_t      n_leaves;         /* all leaves, tensors included */
     bool          checksum_checked; /* a "<file>.xxh3" sidecar was found and matched */
 } pdckpt_verify_report;
 
@@ -529,9 +540,9 @@ PDCKPT_API pdckpt_status pdckpt_async_save(pdckpt_async_saver *saver, const pdck
 /* Waits until the save in flight (if any) has finished and returns its status. */
 PDCKPT_API pdckpt_status pdckpt_async_wait(pdckpt_async_saver *saver, pdckpt_error *err);
 /* Bytes currently reserved for staging (for monitoring memory). */
-PDCKPT_API uint64_t      pdckpt_async_staging_bytes(const pdckpt_async_saver *saver);
+PDCKPT_API uint64_t pdckpt_async_staging_bytes(const pdckpt_async_saver *saver);
 /* Waits for the save in flight, stops the worker and frees everything.  NULL ok. */
-PDCKPT_API void          pdckpt_async_saver_free(pdckpt_async_saver *saver);
+PDCKPT_API void pdckpt_async_saver_free(pdckpt_async_saver *saver);
 
 /* ---------------------------------------------------------------------------------------------
  * Programs, inference models and static save/load
@@ -557,21 +568,21 @@ typedef struct pdckpt_program pdckpt_program;
 
 /* One variable of a program, as the program declares it (borrowed from the program). */
 typedef struct pdckpt_program_var {
-    const char    *name;
-    int32_t        block;        /* index of the declaring block (PIR: 0 for the top block) */
-    int32_t        var_type;     /* Paddle VarType code of the kind: 7 lod/dense tensor, 8 selected
-                                    rows, 9 feed, 10 fetch, 13 tensor array, 17 raw, ... (-1 PIR
-                                    types pdckpt does not know) */
-    const char    *var_type_name;/* "lod_tensor", "selected_rows", "feed_minibatch", ... */
-    pdckpt_dtype   dtype;        /* element type; INVALID when none or not loadable */
-    int32_t        data_type;    /* Paddle's element type code, -1 when the kind has none */
+    const char *name;
+    int32_t     block;            /* index of the declaring block (PIR: 0 for the top block) */
+    int32_t     var_type;         /* Paddle VarType code of the kind: 7 lod/dense tensor, 8 selected
+                                     rows, 9 feed, 10 fetch, 13 tensor array, 17 raw, ... (-1 PIR
+                                     types pdckpt does not know) */
+    const char    *var_type_name; /* "lod_tensor", "selected_rows", "feed_minibatch", ... */
+    pdckpt_dtype   dtype;         /* element type; INVALID when none or not loadable */
+    int32_t        data_type;     /* Paddle's element type code, -1 when the kind has none */
     int32_t        n_dims;
-    const int64_t *dims;         /* -1 = unknown when the program was built (batch sizes) */
+    const int64_t *dims; /* -1 = unknown when the program was built (batch sizes) */
     int32_t        lod_level;
     bool           persistable;
     bool           is_parameter; /* 2.x+ ProgramDescs and PIR; false when the program is silent */
     bool           stop_gradient;
-    bool           saved;        /* chosen by the selection rule: stored in checkpoints */
+    bool           saved; /* chosen by the selection rule: stored in checkpoints */
 } pdckpt_program_var;
 
 /* Reads a program file (format by content: ProgramDesc or PIR JSON; opts->format may force
@@ -588,16 +599,16 @@ PDCKPT_API void          pdckpt_program_free(pdckpt_program *program); /* NULL o
 PDCKPT_API pdckpt_format pdckpt_program_format(const pdckpt_program *program);
 /* ProgramDesc `version` (e.g. 2004000 = Paddle 2.4.0; absent before 1.7) or PIR base_code version;
  * -1 when the file has none. */
-PDCKPT_API int64_t       pdckpt_program_version(const pdckpt_program *program);
-PDCKPT_API size_t        pdckpt_program_n_blocks(const pdckpt_program *program);
-PDCKPT_API size_t        pdckpt_program_n_ops(const pdckpt_program *program);
+PDCKPT_API int64_t pdckpt_program_version(const pdckpt_program *program);
+PDCKPT_API size_t  pdckpt_program_n_blocks(const pdckpt_program *program);
+PDCKPT_API size_t  pdckpt_program_n_ops(const pdckpt_program *program);
 /* All declared variables, block by block in declaration order (names may repeat across blocks). */
-PDCKPT_API size_t        pdckpt_program_n_vars(const pdckpt_program *program);
-PDCKPT_API bool          pdckpt_program_var_at(const pdckpt_program *program, size_t i,
-                                               pdckpt_program_var *out);
+PDCKPT_API size_t pdckpt_program_n_vars(const pdckpt_program *program);
+PDCKPT_API bool   pdckpt_program_var_at(const pdckpt_program *program, size_t i,
+                                        pdckpt_program_var *out);
 /* The declaration a checkpoint entry refers to (for a repeated name the last one, as in Paddle). */
-PDCKPT_API bool          pdckpt_program_find_var(const pdckpt_program *program, const char *name,
-                                                 pdckpt_program_var *out);
+PDCKPT_API bool pdckpt_program_find_var(const pdckpt_program *program, const char *name,
+                                        pdckpt_program_var *out);
 /* The variables a combined file or static save holds, in file order: usable directly as
  * pdckpt_load_options.names.  Borrowed; *n receives the count. */
 PDCKPT_API const char *const *pdckpt_program_persistables(const pdckpt_program *program, size_t *n);
@@ -612,10 +623,10 @@ PDCKPT_API pdckpt_status pdckpt_program_check(const pdckpt_program *program, con
 /* The files of an inference model found from a directory or a path prefix. */
 #define PDCKPT_PATH_MAX 4096
 typedef struct pdckpt_inference_paths {
-    char program[PDCKPT_PATH_MAX]; /* the program file */
-    char params[PDCKPT_PATH_MAX];  /* the combined parameter file, or "" for per-variable files */
-    char vars_dir[PDCKPT_PATH_MAX];/* directory of per-variable files when params is "" */
-    char info[PDCKPT_PATH_MAX];    /* `X.pdiparams.info` / `__variables.info__`, or "" if absent */
+    char program[PDCKPT_PATH_MAX];  /* the program file */
+    char params[PDCKPT_PATH_MAX];   /* the combined parameter file, or "" for per-variable files */
+    char vars_dir[PDCKPT_PATH_MAX]; /* directory of per-variable files when params is "" */
+    char info[PDCKPT_PATH_MAX];     /* `X.pdiparams.info` / `__variables.info__`, or "" if absent */
 } pdckpt_inference_paths;
 
 /* Finds the program and parameters of the inference model at `path` (a directory, or a prefix
@@ -642,9 +653,9 @@ PDCKPT_API pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_
  * A program that selects no variable writes nothing, as Paddle does. */
 PDCKPT_API pdckpt_status pdckpt_save_persistables(const pdckpt_program *program,
                                                   const pdckpt_value *state, const char *dirname,
-                                                  const char *filename,
+                                                  const char                *filename,
                                                   const pdckpt_save_options *opts,
-                                                  pdckpt_error *err);
+                                                  pdckpt_error              *err);
 /* Loads what pdckpt_save_persistables (or Paddle) saved: a DICT name -> tensor in the program's
  * order.  Files must hold exactly the program's variables (a combined file must end right after
  * the last); per-variable files that the program does not name are ignored. */
@@ -654,8 +665,8 @@ PDCKPT_API pdckpt_status pdckpt_load_persistables(const pdckpt_program *program,
                                                   pdckpt_value **out, pdckpt_error *err);
 /* The same bytes as a combined file, in memory (Paddle's serialize_persistables /
  * deserialize_persistables).  Free *out_data with pdckpt_free(opts->allocator, data, len). */
-PDCKPT_API pdckpt_status pdckpt_serialize_persistables(const pdckpt_program *program,
-                                                       const pdckpt_value *state,
+PDCKPT_API pdckpt_status pdckpt_serialize_persistables(const pdckpt_program      *program,
+                                                       const pdckpt_value        *state,
                                                        const pdckpt_save_options *opts,
                                                        void **out_data, size_t *out_len,
                                                        pdckpt_error *err);
@@ -691,21 +702,21 @@ PDCKPT_API pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char
  * pickle holds (LearningRateDecay objects come back as opaque OBJECTs with their attributes as
  * state), empty when there is no optimizers/ directory.  Either out may be NULL; `opts` may be
  * NULL.  Errors: ARGUMENT (not a directory), NOT_FOUND, IO, FORMAT, UNSUPPORTED, LIMIT, NOMEM. */
-PDCKPT_API pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
+PDCKPT_API pdckpt_status pdckpt_dygraph_load_persistables(const char                *dirname,
                                                           const pdckpt_load_options *opts,
-                                                          pdckpt_value **params,
-                                                          pdckpt_value **optimizers,
-                                                          pdckpt_error *err);
+                                                          pdckpt_value             **params,
+                                                          pdckpt_value             **optimizers,
+                                                          pdckpt_error              *err);
 
 /* Paddle 1.7/1.8 fluid.load_dygraph(model_path) (and 1.6 TNUM files, and 2.x paddle.save
  * pickles): a ".pdparams" or ".pdopt" suffix on `model_path` is dropped; <prefix>.pdparams must
  * exist (NOT_FOUND otherwise) and is loaded into `*params`; <prefix>.pdopt, when it exists, into
  * `*opt` (else `*opt` = NULL).  Like Paddle, "StructuredToParameterName@@" is removed from both
  * unless `keep_name_table`; tensors keep their Paddle names either way.  Outs may be NULL. */
-PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char *model_path,
-                                             const pdckpt_load_options *opts,
-                                             bool keep_name_table, pdckpt_value **params,
-                                             pdckpt_value **opt, pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char                *model_path,
+                                             const pdckpt_load_options *opts, bool keep_name_table,
+                                             pdckpt_value **params, pdckpt_value **opt,
+                                             pdckpt_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Paddle 1.x dygraph saves: fluid.save_dygraph (1.7/1.8) and save_persistables (1.5)
@@ -719,7 +730,7 @@ PDCKPT_API pdckpt_status pdckpt_load_dygraph(const char *model_path,
  * Either may be NULL (that file is not written).  Each file is replaced atomically, the .pdparams
  * first.  paddle.load and fluid.load_dygraph read both. */
 PDCKPT_API pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const pdckpt_value *opt,
-                                             const char *model_path,
+                                             const char                *model_path,
                                              const pdckpt_save_options *opts, pdckpt_error *err);
 
 /* fluid.dygraph.save_persistables(model_dict, dirname, optimizers) of Paddle 1.5: every tensor of
@@ -729,11 +740,11 @@ PDCKPT_API pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const p
  * a protocol-2 pickle "<dirname>/optimizers/<name>".  The directory is built beside `dirname` and
  * swapped in atomically (replacing what was there).  Loading it back: PDCKPT_FORMAT_DYGRAPH_DIR,
  * whose root is a DICT keyed by relative path ("optimizers/<name>" for the pickles). */
-PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict,
-                                                          const char *dirname,
-                                                          const pdckpt_value *optimizers,
+PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value        *model_dict,
+                                                          const char                *dirname,
+                                                          const pdckpt_value        *optimizers,
                                                           const pdckpt_save_options *opts,
-                                                          pdckpt_error *err);
+                                                          pdckpt_error              *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Restore check: will a checkpoint restore into this model / optimizer?
@@ -752,11 +763,11 @@ PDCKPT_API pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *mo
  * shape; other values only in being present and not being a tensor where a tensor is expected.
  * The command line runs it as `pdckpt check EXPECTED LOADED`. */
 typedef enum pdckpt_restore_issue_kind {
-    PDCKPT_RESTORE_MISSING    = 1, /* expected, absent from the checkpoint */
+    PDCKPT_RESTORE_MISSING = 1,    /* expected, absent from the checkpoint */
     PDCKPT_RESTORE_UNEXPECTED = 2, /* in the checkpoint, not expected */
-    PDCKPT_RESTORE_DTYPE      = 3, /* in both, different element types */
-    PDCKPT_RESTORE_SHAPE      = 4, /* in both, different shapes */
-    PDCKPT_RESTORE_KIND       = 5, /* in both, a tensor on one side and not on the other */
+    PDCKPT_RESTORE_DTYPE = 3,      /* in both, different element types */
+    PDCKPT_RESTORE_SHAPE = 4,      /* in both, different shapes */
+    PDCKPT_RESTORE_KIND = 5,       /* in both, a tensor on one side and not on the other */
 } pdckpt_restore_issue_kind;
 
 typedef struct pdckpt_restore_issue {
@@ -768,27 +779,27 @@ typedef struct pdckpt_restore_issue {
      * one but for their digits (unique_name counters), the same model listing its state in the
      * same order -- when its name differs from this one's; else NULL.  The likely intended
      * match of a MISSING or UNEXPECTED entry, or the real partner of a mismatched one. */
-    char                     *counterpart;
+    char *counterpart;
 } pdckpt_restore_issue;
 
 typedef struct pdckpt_restore_report {
-    size_t                 n_expected, n_loaded; /* entries on each side */
-    size_t                 n_matched;            /* in both and compatible */
-    size_t                 n_missing, n_unexpected, n_mismatched;
-    pdckpt_restore_issue  *issues;               /* mismatches and missing entries in the
-                                                    expected tree's order, then unexpected ones */
-    size_t                 n_issues;
+    size_t                n_expected, n_loaded; /* entries on each side */
+    size_t                n_matched;            /* in both and compatible */
+    size_t                n_missing, n_unexpected, n_mismatched;
+    pdckpt_restore_issue *issues; /* mismatches and missing entries in the
+                                     expected tree's order, then unexpected ones */
+    size_t n_issues;
 } pdckpt_restore_report;
 
 /* Fills `report` (which borrows from both trees: free the report first).  Returns OK when the
  * comparison ran, whatever it found; the checkpoint restores cleanly iff report->n_issues == 0.
  * Errors: ARGUMENT, NOMEM, LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH). */
-PDCKPT_API pdckpt_status pdckpt_check_restore(const pdckpt_value *expected,
-                                              const pdckpt_value *loaded,
+PDCKPT_API pdckpt_status pdckpt_check_restore(const pdckpt_value    *expected,
+                                              const pdckpt_value    *loaded,
                                               pdckpt_restore_report *report, pdckpt_error *err);
 PDCKPT_API void          pdckpt_restore_report_free(pdckpt_restore_report *report);
 /* "missing", "unexpected", "dtype", "shape", "kind". */
-PDCKPT_API const char   *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
+PDCKPT_API const char *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
 
 /* ---------------------------------------------------------------------------------------------
  * Integrity: checksum sidecars

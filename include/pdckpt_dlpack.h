@@ -77,7 +77,7 @@ typedef enum {
 } DLDataTypeCode;
 
 typedef struct {
-    uint8_t  code;  /* a DLDataTypeCode */
+    uint8_t  code; /* a DLDataTypeCode */
     uint8_t  bits;
     uint16_t lanes;
 } DLDataType;
@@ -99,8 +99,8 @@ typedef struct DLManagedTensor {
     void (*deleter)(struct DLManagedTensor *self);
 } DLManagedTensor;
 
-#define DLPACK_FLAG_BITMASK_READ_ONLY (1UL << 0UL)
-#define DLPACK_FLAG_BITMASK_IS_COPIED (1UL << 1UL)
+#define DLPACK_FLAG_BITMASK_READ_ONLY              (1UL << 0UL)
+#define DLPACK_FLAG_BITMASK_IS_COPIED              (1UL << 1UL)
 #define DLPACK_FLAG_BITMASK_IS_SUBBYTE_TYPE_PADDED (1UL << 2UL)
 
 typedef struct DLManagedTensorVersioned {
@@ -147,15 +147,14 @@ PDCKPT_DL_ASSERT(offsetof(DLManagedTensorVersioned, manager_ctx) == 8 &&
  * caller (pdckpt_tensor_new_borrowed, pdckpt_load_memory) has no buffer to hold, so its bytes are
  * copied into a new one and flags has IS_COPIED instead (the copy is writable).
  * The deleter may run on any thread.  Errors: ARGUMENT (not a tensor, NULL out), NOMEM. */
-PDCKPT_API pdckpt_status pdckpt_value_to_dlpack(const pdckpt_value *value,
-                                                DLManagedTensorVersioned **out,
-                                                pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_value_to_dlpack(const pdckpt_value        *value,
+                                                DLManagedTensorVersioned **out, pdckpt_error *err);
 
 /* Same, but always exports a private, writable copy of the data (flags = IS_COPIED), as DLPack's
  * `copy=True` asks for. */
-PDCKPT_API pdckpt_status pdckpt_value_to_dlpack_copy(const pdckpt_value *value,
+PDCKPT_API pdckpt_status pdckpt_value_to_dlpack_copy(const pdckpt_value        *value,
                                                      DLManagedTensorVersioned **out,
-                                                     pdckpt_error *err);
+                                                     pdckpt_error              *err);
 
 #ifdef __cplusplus
 }

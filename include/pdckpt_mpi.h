@@ -36,7 +36,7 @@ extern "C" {
 /* What a pdckpt_mpi_save merges (Paddle's `state_type`). */
 typedef enum pdckpt_mpi_state_type {
     PDCKPT_MPI_PARAMS = 0, /* a flat state dict: top-level keys merge, later ranks win */
-    PDCKPT_MPI_OPT    = 1, /* an optimizer state: also merges the "master_weights" dict key by
+    PDCKPT_MPI_OPT = 1,    /* an optimizer state: also merges the "master_weights" dict key by
                               key; "LR_Scheduler" comes from the writing rank when it has one */
 } pdckpt_mpi_state_type;
 
@@ -45,33 +45,35 @@ typedef enum pdckpt_mpi_state_type {
 #define PDCKPT_MPI_DEFAULT_TIMEOUT 600.0
 
 typedef struct pdckpt_mpi_options {
-    double                timeout_s;        /* longest wait for other ranks at one step; 0 = 600 */
-    uint64_t              max_grouped_size; /* bytes one transfer group may carry (>= 1 KiB);
-                                               0 = 3 GiB.  pdckpt_mpi_parse_size reads "3G" */
-    const int            *gather_to;        /* save/gather: ranks that receive and write the
-                                               merged state; NULL or none = every rank writes
-                                               its own state to its own file */
+    double   timeout_s;        /* longest wait for other ranks at one step; 0 = 600 */
+    uint64_t max_grouped_size; /* bytes one transfer group may carry (>= 1 KiB);
+                                  0 = 3 GiB.  pdckpt_mpi_parse_size reads "3G" */
+    const int *gather_to;      /* save/gather: ranks that receive and write the
+                                  merged state; NULL or none = every rank writes
+                                  its own state to its own file */
     size_t                n_gather_to;
     pdckpt_mpi_state_type state_type;
-    int                   coordinator;      /* rank that writes metadata / renames (default 0) */
-    int64_t               unique_id;        /* sharded: checkpoint id; -1 = a new id on save, the
-                                               newest complete checkpoint on load */
-    pdckpt_format         data_format;      /* sharded save: format of the per-rank data files;
-                                               AUTO = safetensors */
-    pdckpt_save_options   save;             /* applies to every file written */
-    pdckpt_load_options   load;             /* applies to every file read; with zero_copy, only
-                                               the pages that hold needed bytes are read */
-    const pdckpt_sink_ops *sink_ops;        /* pdckpt_mpi_save: this rank writes through the
-                                               caller's sink instead of a file (may differ per
-                                               rank; NULL = file) */
-    void                 *sink_self;
+    int                   coordinator; /* rank that writes metadata / renames (default 0) */
+    int64_t               unique_id;   /* sharded: checkpoint id; -1 = a new id on save, the
+                                          newest complete checkpoint on load */
+    pdckpt_format data_format;         /* sharded save: format of the per-rank data files;
+                                          AUTO = safetensors */
+    pdckpt_save_options save;          /* applies to every file written */
+    pdckpt_load_options load;          /* applies to every file read; with zero_copy, only
+                                          the pages that hold needed bytes are read */
+    const pdckpt_sink_ops *sink_ops;   /* pdckpt_mpi_save: this rank writes through the
+                                          caller's sink instead of a file (may differ per
+                                          rank; NULL = file) */
+    void *sink_self;
 } pdckpt_mpi_options;
 
-#define PDCKPT_MPI_OPTIONS_INIT                                                                \
-    {.timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,               \
-     .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1,                       \
-     .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                      \
-     .load = PDCKPT_LOAD_OPTIONS_INIT, .sink_ops = NULL, .sink_self = NULL}
+#define PDCKPT_MPI_OPTIONS_INIT                                                                    \
+    {                                                                                              \
+        .timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,                \
+        .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1,                        \
+        .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                       \
+        .load = PDCKPT_LOAD_OPTIONS_INIT, .sink_ops = NULL, .sink_self = NULL                      \
+    }
 
 /* Parses a group size as Paddle writes it: "<digits>" (bytes), "<digits>K", "M" or "G" (powers
  * of 1024).  Local. */
@@ -93,9 +95,8 @@ PDCKPT_API pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, 
  * The format comes from opts->save.format or the path's name.  Files are committed in two
  * phases: every rank writes a temporary beside its target and syncs it; only when all succeeded
  * are they renamed into place, so a failure anywhere leaves every previous file intact. */
-PDCKPT_API pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state,
-                                         const char *path, const pdckpt_mpi_options *opts,
-                                         pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const char *path,
+                                         const pdckpt_mpi_options *opts, pdckpt_error *err);
 
 /* The merge of pdckpt_mpi_save without writing: on every rank in opts->gather_to `*merged`
  * receives the merged tree (elsewhere NULL).  Tensors this rank owned are borrowed from `state`
@@ -173,7 +174,7 @@ PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t i
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);
 /* True when `dir` holds at least one complete sharded checkpoint.  Local. */
-PDCKPT_API bool          pdckpt_sharded_is_checkpoint(const char *dir);
+PDCKPT_API bool pdckpt_sharded_is_checkpoint(const char *dir);
 
 /* Paddle's balanced_split: `n` elements in `parts` pieces of ceil(n / parts), the last one
  * shorter; piece `index` starts at `*offset` and holds `*len` (clipped at n, so never negative).
@@ -183,9 +184,8 @@ PDCKPT_API void pdckpt_shard_split(int64_t n, int64_t parts, int64_t index, int6
 /* The box of piece `index` when dimension d of `global_shape` is cut into parts[d] pieces
  * (row-major piece numbering over the grid; index taken modulo the number of pieces, so extra
  * ranks hold replicas).  Local. */
-PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape,
-                                 const int64_t *parts, int64_t index, int64_t *offset,
-                                 int64_t *shape);
+PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape, const int64_t *parts,
+                                 int64_t index, int64_t *offset, int64_t *shape);
 
 /* A tensor holding the box (`offset`, `shape`) of `tensor`: a view of its memory when the box is
  * one contiguous range (the view keeps the tensor's buffer alive; a tensor that borrows caller
@@ -211,8 +211,7 @@ PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_co
  * rank with the fewest bytes so far.  The file is built under a temporary name, synced, and
  * renamed by the coordinator only when every rank succeeded. */
 PDCKPT_API pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
-                                                  const char *path,
-                                                  const pdckpt_mpi_options *opts,
+                                                  const char *path, const pdckpt_mpi_options *opts,
                                                   pdckpt_error *err);
 
 #ifdef __cplusplus

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 
-APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libxxhash-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
   libopenmpi-dev openmpi-bin python3-dev python3-venv python3-pip universal-ctags)
 

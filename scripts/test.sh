@@ -3,7 +3,7 @@
 # (CLI, real fixtures, interop with real PaddlePaddle, crash tests).  Fails on the first failure.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-echo "== style checks (exports, layering, function and file length)"
+echo "== style checks (exports, layering, clang-format, function and file length)"
 "$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt.so"
 if [[ -f "$PDCKPT_BUILD/libpdckpt_mpi.so" ]]; then
   "$PDCKPT_ROOT/tools/check_style.sh" "$PDCKPT_BUILD/libpdckpt_mpi.so"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Mechanical house-style checks (docs/CONTRIBUTING.md): exported symbols, include layering,
-# function and file length.  A function may exceed the limit only with a comment containing
+# Mechanical house-style checks (README "Developing"): exported symbols, include layering,
+# clang-format, function and file length.  A function may exceed the limit only with a comment containing
 # "pdckpt:long-function" on one of the three lines above it, saying why.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,6 +23,14 @@ check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer
 check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
 check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
+
+# Formatting: every tracked C file as .clang-format says (clang-format 14, Debian's).
+unformatted=$(cd "$root" && git ls-files '*.c' '*.h' 2>/dev/null | xargs -r clang-format --dry-run 2>&1 |
+  grep -oE '^[^:]+:[0-9]+:[0-9]+: warning' | cut -d: -f1 | sort -u || true)
+if [[ -n "$unformatted" ]]; then
+  echo "style: not clang-formatted (run: git ls-files '*.c' '*.h' | xargs clang-format -i):"
+  echo "$unformatted"; fail=1
+fi
 
 while IFS= read -r f; do
   lines=$(wc -l < "$f")

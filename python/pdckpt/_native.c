@@ -37,10 +37,11 @@ PyObject *pyn_raise(const pdckpt_error *err) {
     if (!exc) return NULL;
     if (set_attr(exc, "status", PyLong_FromLong((long)err->status)) < 0 ||
         set_attr(exc, "status_name", PyUnicode_FromString(pdckpt_status_name(err->status))) < 0 ||
-        set_attr(exc, "message", PyUnicode_DecodeUTF8(err->message, (Py_ssize_t)strlen(err->message),
-                                                      "replace")) < 0 ||
-        set_attr(exc, "source", none_or(err->source[0] != 0,
-                                        PyUnicode_DecodeFSDefault(err->source))) < 0 ||
+        set_attr(exc, "message",
+                 PyUnicode_DecodeUTF8(err->message, (Py_ssize_t)strlen(err->message), "replace")) <
+            0 ||
+        set_attr(exc, "source",
+                 none_or(err->source[0] != 0, PyUnicode_DecodeFSDefault(err->source))) < 0 ||
         set_attr(exc, "offset", none_or(err->offset >= 0, PyLong_FromLongLong(err->offset))) < 0 ||
         set_attr(exc, "errno", none_or(err->sys_errno != 0, PyLong_FromLong(err->sys_errno))) < 0) {
         Py_DECREF(exc);
@@ -121,25 +122,21 @@ static int write_all(PyObject *write, void *data, size_t len, bool *keep) {
 
 static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *write,
                            const pdckpt_save_options *so) {
-    pdckpt_error err;
+    pdckpt_error  err;
     pdckpt_status st;
     if (path != Py_None) {
         PyObject *fs = NULL;
         if (!PyUnicode_FSConverter(path, &fs)) return NULL;
-        Py_BEGIN_ALLOW_THREADS
-        st = pdckpt_save_file(root, PyBytes_AS_STRING(fs), so, &err);
-        Py_END_ALLOW_THREADS
-        Py_DECREF(fs);
+        Py_BEGIN_ALLOW_THREADS st = pdckpt_save_file(root, PyBytes_AS_STRING(fs), so, &err);
+        Py_END_ALLOW_THREADS   Py_DECREF(fs);
         if (st != PDCKPT_OK) return pyn_raise(&err);
         Py_RETURN_NONE;
     }
-    void *data = NULL;
-    size_t len = 0;
-    Py_BEGIN_ALLOW_THREADS
-    st = pdckpt_save_memory(root, so, &data, &len, &err);
-    Py_END_ALLOW_THREADS
-    if (st != PDCKPT_OK) return pyn_raise(&err);
-    bool keep = false;
+    void                  *data = NULL;
+    size_t                 len = 0;
+    Py_BEGIN_ALLOW_THREADS st = pdckpt_save_memory(root, so, &data, &len, &err);
+    Py_END_ALLOW_THREADS if (st != PDCKPT_OK) return pyn_raise(&err);
+    bool      keep = false;
     PyObject *result = write == Py_None ? PyBytes_FromStringAndSize(data, (Py_ssize_t)len)
                        : write_all(write, data, len, &keep) == 0 ? Py_NewRef(Py_None)
                                                                  : NULL;
@@ -151,10 +148,11 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
  *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"obj", "path", "write", "format", "durable", "protocol",
-                             "numpy_module", "skip_non_tensors", NULL};
-    PyObject *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
-    int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    static char *kwlist[] = {"obj",     "path",     "write",        "format",
+                             "durable", "protocol", "numpy_module", "skip_non_tensors",
+                             NULL};
+    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
+    int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiip", kwlist, &obj, &path, &write, &fmt,
                                      &durable, &protocol, &numpy_module, &skip))
         return NULL;
@@ -167,7 +165,7 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
     pdckpt_value *root = pyn_to_tree(obj, &pins);
-    PyObject *result = root ? save_tree(root, path, write, &so) : NULL;
+    PyObject     *result = root ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);
     return result;
@@ -190,25 +188,21 @@ static int names_arg(PyObject *names, PyObject **held, const char ***out, size_t
 }
 
 /* Loads `data` (bytes the tree then borrows: zero-copy) or else the file at `fs_path`. */
-static pdckpt_status load_source(PyObject *data, PyObject *fs_path,
-                                 const pdckpt_load_options *lo, pdckpt_value **root,
-                                 pdckpt_format *fmt, PyObject **owner, pdckpt_error *err) {
+static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt_load_options *lo,
+                                 pdckpt_value **root, pdckpt_format *fmt, PyObject **owner,
+                                 pdckpt_error *err) {
     pdckpt_status st;
     *owner = NULL;
     if (data != Py_None) {
         PyObject *source = data;
         *owner = source;
-        Py_BEGIN_ALLOW_THREADS
-        st = pdckpt_load_memory(PyBytes_AS_STRING(source), (size_t)PyBytes_GET_SIZE(source), lo,
-                                root, fmt, err);
-        Py_END_ALLOW_THREADS
-        return st;
+        Py_BEGIN_ALLOW_THREADS st = pdckpt_load_memory(
+            PyBytes_AS_STRING(source), (size_t)PyBytes_GET_SIZE(source), lo, root, fmt, err);
+        Py_END_ALLOW_THREADS return st;
     }
-    const char *path = PyBytes_AS_STRING(fs_path);
-    Py_BEGIN_ALLOW_THREADS
-    st = pdckpt_load_file(path, lo, root, fmt, err);
-    Py_END_ALLOW_THREADS
-    return st;
+    const char            *path = PyBytes_AS_STRING(fs_path);
+    Py_BEGIN_ALLOW_THREADS st = pdckpt_load_file(path, lo, root, fmt, err);
+    Py_END_ALLOW_THREADS return st;
 }
 
 /* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
@@ -216,8 +210,8 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path,
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"path", "data", "format", "names", "program", "mmap", "verify", NULL};
-    PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None,
-             *program = Py_None, *fs = NULL, *prog_fs = NULL, *held = NULL;
+    PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
+             *fs = NULL, *prog_fs = NULL, *held = NULL;
     int mmap = 1, verify = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOpp", kwlist, &path, &data, &fmt, &names,
                                      &program, &mmap, &verify))
@@ -225,7 +219,7 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
     lo.verify = verify;
-    PyObject *result = NULL;
+    PyObject    *result = NULL;
     const char **name_ptrs = NULL;
     if (format_arg(fmt, &lo.format) < 0 || names_arg(names, &held, &name_ptrs, &lo.n_names) < 0 ||
         (program != Py_None && !PyUnicode_FSConverter(program, &prog_fs)) ||
@@ -235,11 +229,12 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     lo.program_path = prog_fs ? PyBytes_AS_STRING(prog_fs) : NULL;
     pdckpt_value *root = NULL;
     pdckpt_format got = PDCKPT_FORMAT_AUTO;
-    pdckpt_error err;
-    PyObject *owner;
+    pdckpt_error  err;
+    PyObject     *owner;
     if (load_source(data, fs, &lo, &root, &got, &owner, &err) != PDCKPT_OK)
         pyn_raise(&err);
-    else result = pyn_tree_new(root, owner, got, !mmap);
+    else
+        result = pyn_tree_new(root, owner, got, !mmap);
 done:
     PyMem_Free(name_ptrs);
     Py_XDECREF(held);
@@ -300,14 +295,21 @@ static PyMethodDef module_methods[] = {
      "the variables a static save of this program file holds, in order"},
     {"save_persistables", (PyCFunction)(void (*)(void))pyn_save_persistables,
      METH_VARARGS | METH_KEYWORDS,
-     "save_persistables(state, program, dirname=None, filename=None, durable=True) -> None | bytes"},
+     "save_persistables(state, program, dirname=None, filename=None, durable=True) -> None | "
+     "bytes"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "pdckpt._native",
-    "Thin bindings of the pdckpt C library (object conversion only).", -1, module_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "pdckpt._native",
+    "Thin bindings of the pdckpt C library (object conversion only).",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__native(void);

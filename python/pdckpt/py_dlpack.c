@@ -13,9 +13,8 @@
 #include <string.h>
 
 typedef struct {
-    PyObject_HEAD
-    pdckpt_value *value; /* a TENSOR, retained */
-    PyObject     *owner; /* keeps borrowed memory alive, or NULL */
+    PyObject_HEAD pdckpt_value *value; /* a TENSOR, retained */
+    PyObject                   *owner; /* keeps borrowed memory alive, or NULL */
 } Tensor;
 
 PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner) {
@@ -108,8 +107,10 @@ static int check_device(PyObject *dl_device) {
     int type = -1, id = -1;
     if (!PyArg_ParseTuple(dl_device, "ii", &type, &id)) return -1;
     if (type == kDLCPU && id == 0) return 0;
-    PyErr_Format(PyExc_BufferError, "pdckpt tensors live on the CPU; cannot export to device "
-                                    "(%d, %d)", type, id);
+    PyErr_Format(PyExc_BufferError,
+                 "pdckpt tensors live on the CPU; cannot export to device "
+                 "(%d, %d)",
+                 type, id);
     return -1;
 }
 
@@ -125,9 +126,9 @@ static PyObject *tensor_dlpack(Tensor *t, PyObject *args, PyObject *kw) {
     if (stream != Py_None && !PyLong_Check(stream))
         return PyErr_Format(PyExc_TypeError, "pdckpt: stream must be None or an int on the CPU");
     DLManagedTensorVersioned *m = NULL;
-    pdckpt_error err;
-    pdckpt_status st = copy == 1 ? pdckpt_value_to_dlpack_copy(t->value, &m, &err)
-                                 : pdckpt_value_to_dlpack(t->value, &m, &err);
+    pdckpt_error              err;
+    pdckpt_status             st = copy == 1 ? pdckpt_value_to_dlpack_copy(t->value, &m, &err)
+                                             : pdckpt_value_to_dlpack(t->value, &m, &err);
     if (st != PDCKPT_OK) return pyn_raise(&err);
     if (!versioned) return legacy_capsule(t, m, copy);
     PyObject *capsule = PyCapsule_New(m, "dltensor_versioned", versioned_capsule_free);
@@ -149,7 +150,7 @@ static PyObject *tensor_data(Tensor *t, PyObject *unused) {
 /* numpy(exact_dtypes=False): a view of the data made by the facade's array factory. */
 static PyObject *tensor_numpy(Tensor *t, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"exact_dtypes", NULL};
-    int exact = 0;
+    int          exact = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|p", kwlist, &exact)) return NULL;
     PyObject *data = pyn_tensor_data_new(t->value, t->owner, false);
     if (!data) return NULL;
@@ -160,8 +161,8 @@ static PyObject *tensor_numpy(Tensor *t, PyObject *args, PyObject *kw) {
 
 static PyObject *tensor_repr(Tensor *t) {
     pdckpt_tensor_view v = view_of(t);
-    char dims[256] = "";
-    size_t used = 0;
+    char               dims[256] = "";
+    size_t             used = 0;
     for (int32_t i = 0; i < v.n_dims && used < sizeof dims - 24; i++)
         used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%lld", i ? ", " : "",
                                  (long long)v.dims[i]);
@@ -195,13 +196,15 @@ static PyObject *tensor_get(Tensor *t, void *closure) {
 static PyObject *tensor_lod(Tensor *t, void *closure) {
     (void)closure;
     pdckpt_tensor_view v = view_of(t);
-    PyObject *lod = PyList_New(v.n_lod_levels);
+    PyObject          *lod = PyList_New(v.n_lod_levels);
     for (int32_t i = 0; lod && i < v.n_lod_levels; i++) {
         PyObject *level = PyList_New((Py_ssize_t)v.lod_lens[i]);
         for (uint64_t j = 0; level && j < v.lod_lens[i]; j++)
             PyList_SET_ITEM(level, (Py_ssize_t)j, PyLong_FromUnsignedLongLong(v.lod[i][j]));
-        if (!level) Py_CLEAR(lod);
-        else PyList_SET_ITEM(lod, i, level);
+        if (!level)
+            Py_CLEAR(lod);
+        else
+            PyList_SET_ITEM(lod, i, level);
     }
     return lod;
 }

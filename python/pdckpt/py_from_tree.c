@@ -8,7 +8,9 @@
 
 static PyObject *convert(const pdckpt_value *v, pyn_out *out);
 
-static PyObject *memo_key(const pdckpt_value *v) { return PyLong_FromVoidPtr((void *)v); }
+static PyObject *memo_key(const pdckpt_value *v) {
+    return PyLong_FromVoidPtr((void *)v);
+}
 
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
     PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
@@ -19,7 +21,7 @@ static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
         pdckpt_tensor_get(v, &tv);
         PyObject *id = PyLong_FromVoidPtr(arr);
         PyObject *meta = Py_BuildValue("(zs)", tv.name, pdckpt_dtype_name(tv.dtype));
-        int rc = id && meta ? PyDict_SetItem(out->info, id, meta) : -1;
+        int       rc = id && meta ? PyDict_SetItem(out->info, id, meta) : -1;
         Py_XDECREF(id);
         Py_XDECREF(meta);
         if (rc < 0) Py_CLEAR(arr);
@@ -29,7 +31,7 @@ static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
 }
 
 static PyObject *seq_to_py(const pdckpt_value *v, pyn_out *out, bool tuple) {
-    size_t n = pdckpt_value_len(v);
+    size_t    n = pdckpt_value_len(v);
     PyObject *seq = tuple ? PyTuple_New((Py_ssize_t)n) : PyList_New((Py_ssize_t)n);
     if (!seq) return NULL;
     for (size_t i = 0; i < n; i++) {
@@ -38,8 +40,10 @@ static PyObject *seq_to_py(const pdckpt_value *v, pyn_out *out, bool tuple) {
             Py_DECREF(seq);
             return NULL;
         }
-        if (tuple) PyTuple_SET_ITEM(seq, (Py_ssize_t)i, item);
-        else PyList_SET_ITEM(seq, (Py_ssize_t)i, item);
+        if (tuple)
+            PyTuple_SET_ITEM(seq, (Py_ssize_t)i, item);
+        else
+            PyList_SET_ITEM(seq, (Py_ssize_t)i, item);
     }
     return seq;
 }
@@ -73,11 +77,11 @@ static PyObject *optional(const pdckpt_value *v, pyn_out *out) {
 
 static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     static const char *const kinds[] = {"reduce", "newobj", "global"};
-    unsigned kind = (unsigned)pdckpt_object_kind_of(v);
-    PyObject *args = optional(pdckpt_object_args(v), out);
-    PyObject *state = args ? optional(pdckpt_object_state(v), out) : NULL;
-    PyObject *items = state ? optional(pdckpt_object_items(v), out) : NULL;
-    PyObject *obj = NULL;
+    unsigned                 kind = (unsigned)pdckpt_object_kind_of(v);
+    PyObject                *args = optional(pdckpt_object_args(v), out);
+    PyObject                *state = args ? optional(pdckpt_object_state(v), out) : NULL;
+    PyObject                *items = state ? optional(pdckpt_object_items(v), out) : NULL;
+    PyObject                *obj = NULL;
     if (items)
         obj = PyObject_CallFunction(pyn.opaque, "sssOOO", kind < 3 ? kinds[kind] : "reduce",
                                     pdckpt_object_module(v), pdckpt_object_name(v), args, state,
@@ -89,10 +93,10 @@ static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
 }
 
 static PyObject *scalar_to_py(const pdckpt_value *v) {
-    bool b;
-    int64_t i;
-    double f;
-    size_t len;
+    bool        b;
+    int64_t     i;
+    double      f;
+    size_t      len;
     const char *s;
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_NONE: Py_RETURN_NONE;

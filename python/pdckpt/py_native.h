@@ -15,10 +15,10 @@
 
 /* Python objects the pure-Python facade registers once through _native._configure(). */
 typedef struct pyn_config {
-    PyObject *errors;    /* dict: status number -> exception class */
+    PyObject *errors; /* dict: status number -> exception class */
     PyObject *base_error;
-    PyObject *leaf_hook; /* callable(obj) -> normalized leaf tuple (see py_to_tree.c) */
-    PyObject *opaque;    /* pdckpt.OpaqueObject: called (kind, module, name, args, state, items) */
+    PyObject *leaf_hook;  /* callable(obj) -> normalized leaf tuple (see py_to_tree.c) */
+    PyObject *opaque;     /* pdckpt.OpaqueObject: called (kind, module, name, args, state, items) */
     PyObject *make_array; /* callable(TensorData, exact_dtypes: bool) -> numpy array */
 } pyn_config;
 extern pyn_config pyn;
@@ -48,11 +48,11 @@ pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins);
 /* ---- tree -> Python (py_from_tree.c) ---- */
 
 typedef struct pyn_out {
-    PyObject *factory; /* callable(TensorData) -> array */
-    PyObject *info;    /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
-    PyObject *owner;   /* keeps borrowed memory alive (memory loads), or NULL */
+    PyObject *factory;  /* callable(TensorData) -> array */
+    PyObject *info;     /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
+    PyObject *owner;    /* keeps borrowed memory alive (memory loads), or NULL */
     bool      writable; /* privately read data may be exported writable (mmap=False) */
-    PyObject *memo;    /* dict pointer -> object (shared values stay shared) */
+    PyObject *memo;     /* dict pointer -> object (shared values stay shared) */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
@@ -67,7 +67,8 @@ extern PyTypeObject pyn_Tree_Type;       /* a loaded tree: the lazy reader's cor
 PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool allow_write);
 /* A Tensor wrapping `value` (retained). */
 PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);
-/* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False. */
+/* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False.
+ */
 PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable);
 
 /* ---- program-driven static APIs (py_static.c) ---- */

@@ -1,11 +1,11 @@
 /*
  * py_tensor.c — the extension's object types.
  *   TensorData  exports one tensor's bytes through the buffer protocol (read-only when the data is
- *               a file mapping or loaded data); it holds a pdckpt_buffer reference, so a NumPy array
- *               made from it keeps the mapping alive after the tree and the reader are gone.
- *   Tensor      a tensor value: metadata (dtype, shape, nbytes, name) without touching the data,
- *               and __dlpack__ / __dlpack_device__ through pdckpt_value_to_dlpack.
- *   Tree        a loaded tree: the core of pdckpt.open's lazy reader and of pdckpt.load.
+ *               a file mapping or loaded data); it holds a pdckpt_buffer reference, so a NumPy
+ * array made from it keeps the mapping alive after the tree and the reader are gone. Tensor      a
+ * tensor value: metadata (dtype, shape, nbytes, name) without touching the data, and __dlpack__ /
+ * __dlpack_device__ through pdckpt_value_to_dlpack. Tree        a loaded tree: the core of
+ * pdckpt.open's lazy reader and of pdckpt.load.
  */
 #include "py_native.h"
 
@@ -15,23 +15,24 @@
 /* TensorData                                                                                 */
 
 typedef struct {
-    PyObject_HEAD
-    pdckpt_buffer *buffer; /* reference held, or NULL */
-    PyObject      *owner;  /* keeps borrowed memory alive, or NULL */
-    void          *data;
-    Py_ssize_t     nbytes;
-    int            readonly;
-    pdckpt_dtype   dtype;
-    PyObject      *shape;
-    PyObject      *name;
+    PyObject_HEAD pdckpt_buffer *buffer; /* reference held, or NULL */
+    PyObject                    *owner;  /* keeps borrowed memory alive, or NULL */
+    void                        *data;
+    Py_ssize_t                   nbytes;
+    int                          readonly;
+    pdckpt_dtype                 dtype;
+    PyObject                    *shape;
+    PyObject                    *name;
 } TensorData;
 
 static PyObject *shape_tuple(const pdckpt_tensor_view *v) {
     PyObject *shape = PyTuple_New(v->n_dims);
     for (int32_t i = 0; shape && i < v->n_dims; i++) {
         PyObject *d = PyLong_FromLongLong(v->dims[i]);
-        if (!d) Py_CLEAR(shape);
-        else PyTuple_SET_ITEM(shape, i, d);
+        if (!d)
+            Py_CLEAR(shape);
+        else
+            PyTuple_SET_ITEM(shape, i, d);
     }
     return shape;
 }
@@ -94,7 +95,7 @@ static void td_dealloc(TensorData *td) {
 
 static int td_getbuffer(TensorData *td, Py_buffer *view, int flags) {
     static char empty[1];
-    void *data = td->nbytes ? td->data : empty;
+    void       *data = td->nbytes ? td->data : empty;
     return PyBuffer_FillInfo(view, (PyObject *)td, data, td->nbytes, td->readonly, flags);
 }
 

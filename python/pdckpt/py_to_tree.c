@@ -36,7 +36,7 @@ void pyn_pins_release(pyn_pins *pins) {
 
 static Py_buffer *pin_view(pyn_pins *pins) {
     if (pins->n_views == pins->cap_views) {
-        size_t cap = pins->cap_views ? pins->cap_views * 2 : 16;
+        size_t     cap = pins->cap_views ? pins->cap_views * 2 : 16;
         Py_buffer *grown = PyMem_Realloc(pins->views, cap * sizeof *grown);
         if (!grown) return (Py_buffer *)PyErr_NoMemory();
         pins->views = grown;
@@ -56,7 +56,7 @@ static int shape_from(PyObject *shape, int64_t *dims, int32_t *n_dims) {
     PyObject *seq = PySequence_Fast(shape, "pdckpt: tensor shape must be a sequence");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    int rc = 0;
+    int        rc = 0;
     if (n > PDCKPT_MAX_DIMS) {
         PyErr_Format(PyExc_ValueError, "pdckpt: at most %d dims, found %zd", PDCKPT_MAX_DIMS, n);
         rc = -1;
@@ -72,7 +72,7 @@ static int shape_from(PyObject *shape, int64_t *dims, int32_t *n_dims) {
 
 /* ("tensor", data, dtype_name, shape, name): borrows data's bytes. */
 static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
-    PyObject *data, *shape, *name;
+    PyObject   *data, *shape, *name;
     const char *tag, *dtype_name;
     if (!PyArg_ParseTuple(leaf, "sOsOO", &tag, &data, &dtype_name, &shape, &name)) return NULL;
     pdckpt_dtype dtype = pdckpt_dtype_from_name(dtype_name);
@@ -84,7 +84,7 @@ static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
     Py_buffer *view = pin_view(pins);
     if (!view || PyObject_GetBuffer(data, view, PyBUF_SIMPLE) < 0) return NULL;
     pins->n_views++;
-    pdckpt_error err;
+    pdckpt_error  err;
     pdckpt_value *t = NULL;
     if (pdckpt_tensor_new_borrowed(NULL, dtype, n_dims, dims, view->len ? view->buf : NULL, &t,
                                    &err) != PDCKPT_OK)
@@ -94,7 +94,8 @@ static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
     if (tv.n_bytes != (uint64_t)view->len) {
         pdckpt_value_free(t);
         return PyErr_Format(PyExc_ValueError, "pdckpt: tensor data has %zd bytes, expected %llu",
-                            view->len, (unsigned long long)tv.n_bytes), NULL;
+                            view->len, (unsigned long long)tv.n_bytes),
+               NULL;
     }
     if (name != Py_None) {
         const char *s = PyUnicode_AsUTF8(name);
@@ -114,13 +115,13 @@ static pdckpt_value *optional(PyObject *obj, pyn_pins *pins, bool *ok) {
 
 /* ("object", kind, module, name, args, state, items). */
 static pdckpt_value *object_leaf(PyObject *leaf, pyn_pins *pins) {
-    PyObject *o_args, *o_state, *o_items;
+    PyObject   *o_args, *o_state, *o_items;
     const char *tag, *module, *name;
-    int kind;
+    int         kind;
     if (!PyArg_ParseTuple(leaf, "sissOOO", &tag, &kind, &module, &name, &o_args, &o_state,
                           &o_items))
         return NULL;
-    bool ok_args, ok_state = false, ok_items = false;
+    bool          ok_args, ok_state = false, ok_items = false;
     pdckpt_value *args = optional(o_args, pins, &ok_args);
     pdckpt_value *state = ok_args ? optional(o_state, pins, &ok_state) : NULL;
     pdckpt_value *items = ok_state ? optional(o_items, pins, &ok_items) : NULL;
@@ -150,11 +151,14 @@ static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
                                   PyUnicode_Check(PyTuple_GET_ITEM(leaf, 0))
                               ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(leaf, 0))
                               : "";
-        if (tag && strcmp(tag, "tensor") == 0) v = tensor_leaf(leaf, pins);
-        else if (tag && strcmp(tag, "object") == 0) v = object_leaf(leaf, pins);
+        if (tag && strcmp(tag, "tensor") == 0)
+            v = tensor_leaf(leaf, pins);
+        else if (tag && strcmp(tag, "object") == 0)
+            v = object_leaf(leaf, pins);
         else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 2)
             v = convert(PyTuple_GET_ITEM(leaf, 1), pins);
-        else if (tag) PyErr_SetString(PyExc_TypeError, "pdckpt: malformed leaf from the hook");
+        else if (tag)
+            PyErr_SetString(PyExc_TypeError, "pdckpt: malformed leaf from the hook");
     }
     Py_DECREF(leaf);
     return v;
@@ -167,9 +171,11 @@ static pdckpt_value *seq_to_tree(PyObject *obj, pdckpt_kind kind, pyn_pins *pins
     if (!c) PyErr_NoMemory();
     for (Py_ssize_t i = 0; c && i < PySequence_Fast_GET_SIZE(seq); i++) {
         pdckpt_value *item = convert(PySequence_Fast_GET_ITEM(seq, i), pins);
-        pdckpt_error err;
-        if (!item) c = (pdckpt_value_free(c), NULL);
-        else if (pdckpt_value_append(c, item, &err) != PDCKPT_OK) c = failed(c, &err);
+        pdckpt_error  err;
+        if (!item)
+            c = (pdckpt_value_free(c), NULL);
+        else if (pdckpt_value_append(c, item, &err) != PDCKPT_OK)
+            c = failed(c, &err);
     }
     Py_DECREF(seq);
     return c;
@@ -186,14 +192,15 @@ static pdckpt_value *set_to_tree(PyObject *obj, pyn_pins *pins) {
 /* Sets one entry: string keys without NUL by name, any other key as a value. */
 static int dict_put(pdckpt_value *d, PyObject *key, PyObject *item, pyn_pins *pins) {
     pdckpt_error err;
-    Py_ssize_t klen = 0;
-    const char *k = PyUnicode_CheckExact(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
+    Py_ssize_t   klen = 0;
+    const char  *k = PyUnicode_CheckExact(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
     if (PyErr_Occurred()) return -1;
     pdckpt_value *kv = k && strlen(k) == (size_t)klen ? NULL : convert(key, pins);
     if (!k && !kv) return -1;
     pdckpt_value *iv = convert(item, pins);
     if (!iv) return pdckpt_value_free(kv), -1;
-    pdckpt_status st = kv ? pdckpt_dict_set_value(d, kv, iv, &err) : pdckpt_dict_set(d, k, iv, &err);
+    pdckpt_status st =
+        kv ? pdckpt_dict_set_value(d, kv, iv, &err) : pdckpt_dict_set(d, k, iv, &err);
     if (st != PDCKPT_OK) return pyn_raise(&err), -1;
     return 0;
 }
@@ -218,7 +225,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
     if (obj == Py_None) return pdckpt_value_new_none(NULL);
     if (PyBool_Check(obj)) return pdckpt_value_new_bool(NULL, obj == Py_True);
     if (PyLong_CheckExact(obj)) {
-        int overflow = 0;
+        int       overflow = 0;
         long long i = PyLong_AsLongLongAndOverflow(obj, &overflow);
         if (overflow) { /* the leaf hook makes it pickle's builtins.int object */
             *handled = false;
@@ -230,8 +237,8 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
     if (PyUnicode_Check(obj)) {
         PyObject *utf8 = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
         if (!utf8) return NULL;
-        pdckpt_value *v = pdckpt_value_new_string(NULL, PyBytes_AS_STRING(utf8),
-                                                  (size_t)PyBytes_GET_SIZE(utf8));
+        pdckpt_value *v =
+            pdckpt_value_new_string(NULL, PyBytes_AS_STRING(utf8), (size_t)PyBytes_GET_SIZE(utf8));
         Py_DECREF(utf8);
         return v;
     }
@@ -254,13 +261,14 @@ static pdckpt_value *convert_node(PyObject *obj, pyn_pins *pins) {
 
 /* Containers and leaves are memoized by identity, so sharing survives; cycles are refused. */
 static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
-    bool handled;
+    bool          handled;
     pdckpt_value *v = scalar_to_tree(obj, &handled);
     if (handled) return v || PyErr_Occurred() ? v : (pdckpt_value *)PyErr_NoMemory();
     PyObject *id = PyLong_FromVoidPtr(obj);
     if (!id) return NULL;
     PyObject *hit = PyDict_GetItemWithError(pins->memo, id);
-    if (hit) v = pdckpt_value_retain(PyLong_AsVoidPtr(hit));
+    if (hit)
+        v = pdckpt_value_retain(PyLong_AsVoidPtr(hit));
     else if (!PyErr_Occurred() && PySet_Contains(pins->active, id) == 1)
         PyErr_SetString(PyExc_ValueError, "pdckpt: cannot save an object that contains itself");
     else if (!PyErr_Occurred() && PySet_Add(pins->active, id) == 0) {
@@ -270,8 +278,8 @@ static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
         }
         PySet_Discard(pins->active, id);
         PyObject *ptr = v ? PyLong_FromVoidPtr(v) : NULL;
-        if (v && (!ptr || PyDict_SetItem(pins->memo, id, ptr) < 0 ||
-                  PyList_Append(pins->keep, obj) < 0))
+        if (v &&
+            (!ptr || PyDict_SetItem(pins->memo, id, ptr) < 0 || PyList_Append(pins->keep, obj) < 0))
             v = (pdckpt_value_free(v), NULL);
         Py_XDECREF(ptr);
     }
@@ -279,4 +287,6 @@ static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
     return v;
 }
 
-pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins) { return convert(obj, pins); }
+pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins) {
+    return convert(obj, pins);
+}

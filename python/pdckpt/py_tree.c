@@ -7,8 +7,7 @@
 #include "py_native.h"
 
 typedef struct {
-    PyObject_HEAD
-    pdckpt_value *root;  /* NULL once closed */
+    PyObject_HEAD pdckpt_value *root; /* NULL once closed */
     PyObject     *owner; /* memory the tree borrows (bytes of a memory load), or NULL */
     pdckpt_format format;
     bool          writable; /* loaded with mmap=False: private data may be exported writable */
@@ -61,9 +60,9 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
     (void)unused;
     Py_ssize_t n = tree_len(t);
     if (n < 0) return NULL;
-    PyObject *keys = PyList_New(n);
+    PyObject   *keys = PyList_New(n);
     pdckpt_kind kind = pdckpt_value_kind(t->root);
-    pyn_out out = {Py_None, NULL, t->owner, false, NULL};
+    pyn_out     out = {Py_None, NULL, t->owner, false, NULL};
     for (Py_ssize_t i = 0; keys && i < n; i++) {
         PyObject *key;
         if (kind == PDCKPT_KIND_DICT) {
@@ -75,8 +74,10 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
         } else {
             key = PyLong_FromSsize_t(i);
         }
-        if (!key) Py_CLEAR(keys);
-        else PyList_SET_ITEM(keys, i, key);
+        if (!key)
+            Py_CLEAR(keys);
+        else
+            PyList_SET_ITEM(keys, i, key);
     }
     return keys;
 }
@@ -84,7 +85,7 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
 /* convert(index=None, factory, info=None): the whole tree, or one entry, as Python values. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"index", "factory", "info", NULL};
-    PyObject *index = Py_None, *factory, *info = Py_None;
+    PyObject    *index = Py_None, *factory, *info = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O", kwlist, &index, &factory, &info))
         return NULL;
     if (!is_open(t)) return NULL;

@@ -27,9 +27,12 @@ struct pdckpt_async_saver {
 
 #define STAGE_ALIGN 64
 
-static size_t stage_round(uint64_t n) { return (size_t)((n + STAGE_ALIGN - 1) & ~(uint64_t)(STAGE_ALIGN - 1)); }
+static size_t stage_round(uint64_t n) {
+    return (size_t)((n + STAGE_ALIGN - 1) & ~(uint64_t)(STAGE_ALIGN - 1));
+}
 
-static int sum_tensor_bytes(void *ctx, const pdckpt_path_step *p, size_t d, const pdckpt_value *leaf) {
+static int sum_tensor_bytes(void *ctx, const pdckpt_path_step *p, size_t d,
+                            const pdckpt_value *leaf) {
     (void)p;
     (void)d;
     pdckpt_tensor_view v;
@@ -58,7 +61,8 @@ static pdckpt_value *copy_tensor(copier *c, const pdckpt_value *v) {
                                     c->err) != PDCKPT_OK)
         return NULL;
     if ((t.name && pdckpt_tensor_set_name(out, t.name, c->err) != PDCKPT_OK) ||
-        (t.n_lod_levels && pdckpt_tensor_set_lod(out, t.n_lod_levels, t.lod, t.lod_lens, c->err) != PDCKPT_OK)) {
+        (t.n_lod_levels &&
+         pdckpt_tensor_set_lod(out, t.n_lod_levels, t.lod, t.lod_lens, c->err) != PDCKPT_OK)) {
         pdckpt_value_free(out);
         return NULL;
     }
@@ -66,7 +70,7 @@ static pdckpt_value *copy_tensor(copier *c, const pdckpt_value *v) {
 }
 
 static pdckpt_value *copy_container(copier *c, const pdckpt_value *v, int depth) {
-    pdckpt_kind kind = pdckpt_value_kind(v);
+    pdckpt_kind   kind = pdckpt_value_kind(v);
     pdckpt_value *out = pdckpt_value_new_container(c->alloc, kind);
     if (!out) return NULL;
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
@@ -74,7 +78,8 @@ static pdckpt_value *copy_container(copier *c, const pdckpt_value *v, int depth)
         pdckpt_status st = PDCKPT_ERR_NOMEM;
         if (item && kind == PDCKPT_KIND_DICT) {
             pdckpt_value *key = copy_value(c, pdckpt_dict_key_at(v, i), depth + 1);
-            st = key ? pdckpt_dict_set_value(out, key, item, c->err) : (pdckpt_value_free(item), st);
+            st =
+                key ? pdckpt_dict_set_value(out, key, item, c->err) : (pdckpt_value_free(item), st);
         } else if (item) {
             st = pdckpt_value_append(out, item, c->err);
         }
@@ -87,16 +92,17 @@ static pdckpt_value *copy_container(copier *c, const pdckpt_value *v, int depth)
 }
 
 static pdckpt_value *copy_object(copier *c, const pdckpt_value *v, int depth) {
-    const pdckpt_value *parts[3] = {pdckpt_object_args(v), pdckpt_object_state(v), pdckpt_object_items(v)};
-    pdckpt_value *copies[3] = {NULL, NULL, NULL};
+    const pdckpt_value *parts[3] = {pdckpt_object_args(v), pdckpt_object_state(v),
+                                    pdckpt_object_items(v)};
+    pdckpt_value       *copies[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3; i++)
         if (parts[i] && !(copies[i] = copy_value(c, parts[i], depth + 1))) {
             for (int j = 0; j < i; j++) pdckpt_value_free(copies[j]);
             return NULL;
         }
-    pdckpt_value *out = pdckpt_value_new_object(c->alloc, pdckpt_object_kind_of(v),
-                                                pdckpt_object_module(v), pdckpt_object_name(v),
-                                                copies[0], copies[1]);
+    pdckpt_value *out =
+        pdckpt_value_new_object(c->alloc, pdckpt_object_kind_of(v), pdckpt_object_module(v),
+                                pdckpt_object_name(v), copies[0], copies[1]);
     if (out && copies[2] && pdckpt_object_set_items(out, copies[2], c->err) != PDCKPT_OK) {
         pdckpt_value_free(out);
         return NULL;
@@ -108,18 +114,22 @@ static pdckpt_value *copy_object(copier *c, const pdckpt_value *v, int depth) {
 static pdckpt_value *copy_value(copier *c, const pdckpt_value *v, int depth) {
     if (depth > PDCKPT_MAX_WALK_DEPTH) return NULL;
     const pdckpt_allocator *a = c->alloc;
-    size_t len;
-    const void *bytes;
-    bool b;
-    int64_t i;
-    double f;
+    size_t                  len;
+    const void             *bytes;
+    bool                    b;
+    int64_t                 i;
+    double                  f;
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_NONE: return pdckpt_value_new_none(a);
     case PDCKPT_KIND_BOOL: pdckpt_value_get_bool(v, &b); return pdckpt_value_new_bool(a, b);
     case PDCKPT_KIND_INT: pdckpt_value_get_int(v, &i); return pdckpt_value_new_int(a, i);
     case PDCKPT_KIND_FLOAT: pdckpt_value_get_float(v, &f); return pdckpt_value_new_float(a, f);
-    case PDCKPT_KIND_STRING: bytes = pdckpt_value_get_string(v, &len); return pdckpt_value_new_string(a, bytes, len);
-    case PDCKPT_KIND_BYTES: bytes = pdckpt_value_get_bytes(v, &len); return pdckpt_value_new_bytes(a, bytes, len);
+    case PDCKPT_KIND_STRING:
+        bytes = pdckpt_value_get_string(v, &len);
+        return pdckpt_value_new_string(a, bytes, len);
+    case PDCKPT_KIND_BYTES:
+        bytes = pdckpt_value_get_bytes(v, &len);
+        return pdckpt_value_new_bytes(a, bytes, len);
     case PDCKPT_KIND_TENSOR: return copy_tensor(c, v);
     case PDCKPT_KIND_OBJECT: return copy_object(c, v, depth);
     default: return copy_container(c, v, depth);
@@ -134,9 +144,10 @@ static void *worker(void *arg) {
         if (!s->has_job) break;
         pdckpt_value *snapshot = s->snapshot;
         pthread_mutex_unlock(&s->mu);
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        pdckpt_status st = s->sink_ops ? pdckpt_save_sink(snapshot, s->sink_ops, s->sink_self, &s->opts, &err)
-                                       : pdckpt_save_file(snapshot, s->path, &s->opts, &err);
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
+        pdckpt_status st =
+            s->sink_ops ? pdckpt_save_sink(snapshot, s->sink_ops, s->sink_self, &s->opts, &err)
+                        : pdckpt_save_file(snapshot, s->path, &s->opts, &err);
         pdckpt_value_free(snapshot); /* drops the staging references before we report done */
         pthread_mutex_lock(&s->mu);
         s->status = st;
@@ -156,8 +167,8 @@ pdckpt_status pdckpt_async_saver_new(const pdckpt_save_options *opts, pdckpt_asy
     pdk_error_reset(err);
     if (!out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
     static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    const pdckpt_allocator *a = opts ? opts->allocator : NULL;
-    pdckpt_async_saver *s = pdk_calloc(a, 1, sizeof *s);
+    const pdckpt_allocator          *a = opts ? opts->allocator : NULL;
+    pdckpt_async_saver              *s = pdk_calloc(a, 1, sizeof *s);
     if (!s) return pdk_fail_nomem(err, "async saver");
     s->opts = opts ? *opts : defaults;
     s->opts.progress = NULL; /* the caller's callback must not run on our thread */
@@ -208,8 +219,8 @@ static pdckpt_status reserve_staging(pdckpt_async_saver *s, uint64_t need, pdckp
     return PDCKPT_OK;
 }
 
-static pdckpt_status snapshot(pdckpt_async_saver *s, const pdckpt_value *root,
-                              pdckpt_value **out, pdckpt_error *err) {
+static pdckpt_status snapshot(pdckpt_async_saver *s, const pdckpt_value *root, pdckpt_value **out,
+                              pdckpt_error *err) {
     uint64_t need = 0;
     PDK_TRY(pdckpt_value_walk(root, sum_tensor_bytes, &need, err));
     PDK_TRY(reserve_staging(s, need, err));
@@ -220,17 +231,19 @@ static pdckpt_status snapshot(pdckpt_async_saver *s, const pdckpt_value *root,
 }
 
 pdckpt_status pdckpt_async_save(pdckpt_async_saver *saver, const pdckpt_value *root,
-                                const char *path, const pdckpt_sink_ops *sink_ops,
-                                void *sink_self, pdckpt_error *err) {
+                                const char *path, const pdckpt_sink_ops *sink_ops, void *sink_self,
+                                pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
     if (!saver || !root || (!path && !sink_ops))
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "async save needs a saver, a root and a target");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "async save needs a saver, a root and a target");
     pthread_mutex_lock(&saver->mu);
     pdckpt_status st = wait_locked(saver, err);
-    char *path_copy = NULL;
-    if (st == PDCKPT_OK && path && !(path_copy = pdk_strndup(saver->opts.allocator, path, strlen(path))))
+    char         *path_copy = NULL;
+    if (st == PDCKPT_OK && path &&
+        !(path_copy = pdk_strndup(saver->opts.allocator, path, strlen(path))))
         st = pdk_fail_nomem(err, "path");
     pdckpt_value *snap = NULL;
     if (st == PDCKPT_OK) st = snapshot(saver, root, &snap, err);

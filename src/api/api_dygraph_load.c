@@ -21,9 +21,9 @@ static pdckpt_status split_root(const pdckpt_value *root, pdckpt_value *params,
                                 pdckpt_value *optimizers, pdckpt_error *err) {
     size_t plen = strlen(OPT_PREFIX);
     for (size_t i = 0; i < pdckpt_value_len(root); i++) {
-        const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+        const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
         pdckpt_value *v = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(root, i));
-        bool opt = key && strncmp(key, OPT_PREFIX, plen) == 0;
+        bool          opt = key && strncmp(key, OPT_PREFIX, plen) == 0;
         PDK_TRY(pdckpt_dict_set(opt ? optimizers : params, opt ? key + plen : key, v, err));
     }
     return PDCKPT_OK;
@@ -31,12 +31,13 @@ static pdckpt_status split_root(const pdckpt_value *root, pdckpt_value *params,
 
 /* Hands `v` to *out when the caller asked for it, else frees it. */
 static void give(pdckpt_value **out, pdckpt_value *v) {
-    if (out) *out = v;
-    else pdckpt_value_free(v);
+    if (out)
+        *out = v;
+    else
+        pdckpt_value_free(v);
 }
 
-pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
-                                               const pdckpt_load_options *opts,
+pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname, const pdckpt_load_options *opts,
                                                pdckpt_value **params, pdckpt_value **optimizers,
                                                pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -48,7 +49,8 @@ pdckpt_status pdckpt_dygraph_load_persistables(const char *dirname,
     struct stat st;
     if (stat(dirname, &st) != 0) return pdk_fail_sys(err, errno, dirname, "stat");
     if (!S_ISDIR(st.st_mode))
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1, "expected a directory, found a file");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1,
+                        "expected a directory, found a file");
     pdckpt_load_options o = PDCKPT_LOAD_OPTIONS_INIT;
     if (opts) o = *opts;
     o.format = PDCKPT_FORMAT_DYGRAPH_DIR;

@@ -40,8 +40,10 @@ static pdckpt_status format_for(pdckpt_format id, const char *source, bool dir,
 static pdckpt_status load_input(const pdk_input *in, const pdckpt_load_options *opts,
                                 pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     const pdk_format *f = NULL;
-    if (opts->format == PDCKPT_FORMAT_AUTO) PDK_TRY(pdk_format_detect_input(in, &f, err));
-    else PDK_TRY(format_for(opts->format, in->name, false, &f, err));
+    if (opts->format == PDCKPT_FORMAT_AUTO)
+        PDK_TRY(pdk_format_detect_input(in, &f, err));
+    else
+        PDK_TRY(format_for(opts->format, in->name, false, &f, err));
     /* A name list only makes sense for a combined file; one stream is a valid combined file. */
     if (opts->format == PDCKPT_FORMAT_AUTO && opts->names && f->id == PDCKPT_FORMAT_TENSOR)
         f = &pdk_format_combined;
@@ -51,11 +53,13 @@ static pdckpt_status load_input(const pdk_input *in, const pdckpt_load_options *
     return st;
 }
 
-static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts,
-                              pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
+                              pdckpt_format *out_format, pdckpt_error *err) {
     const pdk_format *f = NULL;
-    if (opts->format == PDCKPT_FORMAT_AUTO) PDK_TRY(pdk_format_detect_dir(path, &f, err));
-    else PDK_TRY(format_for(opts->format, path, true, &f, err));
+    if (opts->format == PDCKPT_FORMAT_AUTO)
+        PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    else
+        PDK_TRY(format_for(opts->format, path, true, &f, err));
     pdckpt_status st = f->load_dir(path, opts, out, err);
     pdk_error_set_source(err, path);
     if (st == PDCKPT_OK && out_format) *out_format = f->id;
@@ -72,7 +76,7 @@ static pdckpt_status load_with_program(const char *path, bool is_dir,
     pdckpt_program *p = NULL;
     PDK_TRY(pdk_program_open(opts->program_path, &po, &p, err));
     pdckpt_status st;
-    pdk_input in;
+    pdk_input     in;
     if (is_dir) {
         st = pdk_inference_load_vars(path, p, opts, out, err);
     } else if ((st = pdk_input_open_file(path, opts->zero_copy, opts->allocator, &in, err)) ==
@@ -89,12 +93,12 @@ static pdckpt_status load_with_program(const char *path, bool is_dir,
 
 /* A path that does not exist may be an inference model prefix ("out/model" for out/model.pdmodel
  * or out/model.json + out/model.pdiparams); otherwise the stat error stands. */
-static pdckpt_status load_missing(const char *path, int stat_errno,
-                                  const pdckpt_load_options *opts, pdckpt_value **out,
-                                  pdckpt_format *out_format, pdckpt_error *err) {
+static pdckpt_status load_missing(const char *path, int stat_errno, const pdckpt_load_options *opts,
+                                  pdckpt_value **out, pdckpt_format *out_format,
+                                  pdckpt_error *err) {
     pdckpt_inference_paths paths;
-    pdckpt_error probe = PDCKPT_ERROR_INIT;
-    pdckpt_status st = pdk_inference_locate(path, &paths, &probe);
+    pdckpt_error           probe = PDCKPT_ERROR_INIT;
+    pdckpt_status          st = pdk_inference_locate(path, &paths, &probe);
     if (st != PDCKPT_OK && pdk_static_triple_at(path)) { /* paddle.static.save's X.pdparams... */
         st = pdckpt_static_load(path, opts, out, err);
         if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_PICKLE;
@@ -120,7 +124,8 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     load_defaults(given, &opts);
     struct stat st;
     if (stat(path, &st) != 0) {
-        if (errno == ENOENT && !opts.program_path) return load_missing(path, errno, &opts, out, out_format, err);
+        if (errno == ENOENT && !opts.program_path)
+            return load_missing(path, errno, &opts, out, out_format, err);
         return pdk_fail_sys(err, errno, path, "stat");
     }
     if (opts.program_path)
@@ -134,8 +139,7 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
 }
 
 pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load_options *given,
-                                 pdckpt_value **out, pdckpt_format *out_format,
-                                 pdckpt_error *err) {
+                                 pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     PDK_TRY(begin(out, &err, &local));
     if (!data && len) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data is NULL");
@@ -160,9 +164,9 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
     if (!err) err = &local;
     pdk_error_reset(err);
     if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
-    const pdk_format *f = NULL;
+    const pdk_format      *f = NULL;
     pdckpt_inference_paths paths;
-    pdckpt_error probe = PDCKPT_ERROR_INIT;
+    pdckpt_error           probe = PDCKPT_ERROR_INIT;
     if (pdk_is_directory(path)) {
         PDK_TRY(pdk_format_detect_dir(path, &f, err));
     } else if (access(path, F_OK) != 0 && pdk_inference_locate(path, &paths, &probe) == PDCKPT_OK) {

@@ -9,7 +9,7 @@
 
 static pdckpt_load_options program_options(const pdckpt_load_options *given) {
     static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_load_options o = given ? *given : defaults;
+    pdckpt_load_options              o = given ? *given : defaults;
     if (o.format != PDCKPT_FORMAT_PROGRAM && o.format != PDCKPT_FORMAT_PIR_JSON)
         o.format = PDCKPT_FORMAT_AUTO;
     return o;
@@ -36,12 +36,14 @@ pdckpt_status pdckpt_program_load_memory(const void *data, size_t len,
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data/out is NULL");
     *out = NULL;
     pdckpt_load_options o = program_options(opts);
-    pdk_input in;
+    pdk_input           in;
     pdk_input_from_memory(data, len, false, &in);
     return pdk_program_parse(&in, &o, out, err);
 }
 
-void pdckpt_program_free(pdckpt_program *program) { pdk_program_free(program); }
+void pdckpt_program_free(pdckpt_program *program) {
+    pdk_program_free(program);
+}
 
 pdckpt_format pdckpt_program_format(const pdckpt_program *program) {
     return program ? program->format : PDCKPT_FORMAT_AUTO;
@@ -55,7 +57,9 @@ size_t pdckpt_program_n_blocks(const pdckpt_program *program) {
     return program ? program->n_blocks : 0;
 }
 
-size_t pdckpt_program_n_ops(const pdckpt_program *program) { return program ? program->n_ops : 0; }
+size_t pdckpt_program_n_ops(const pdckpt_program *program) {
+    return program ? program->n_ops : 0;
+}
 
 size_t pdckpt_program_n_vars(const pdckpt_program *program) {
     return program ? program->n_vars : 0;
@@ -117,7 +121,8 @@ pdckpt_status pdckpt_program_check(const pdckpt_program *program, const char *na
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
-    if (!program || !name) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "program/name is NULL");
+    if (!program || !name)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "program/name is NULL");
     const pdk_prog_var *v = pdk_program_find(program, name);
     if (!v)
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, NULL, -1,

@@ -17,11 +17,16 @@ pdckpt_format pdckpt_format_from_path(const char *path) {
         const char   *suffix;
         pdckpt_format format;
     } table[] = {
-        {".pdiparams", PDCKPT_FORMAT_COMBINED}, {"__params__", PDCKPT_FORMAT_COMBINED},
-        {"__variables__", PDCKPT_FORMAT_COMBINED}, {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
-        {".pdparams", PDCKPT_FORMAT_PICKLE},    {".pdopt", PDCKPT_FORMAT_PICKLE},
-        {".pkl", PDCKPT_FORMAT_PICKLE},         {".pdmodel", PDCKPT_FORMAT_PROGRAM},
-        {"__model__", PDCKPT_FORMAT_PROGRAM},   {".json", PDCKPT_FORMAT_PIR_JSON},
+        {".pdiparams", PDCKPT_FORMAT_COMBINED},
+        {"__params__", PDCKPT_FORMAT_COMBINED},
+        {"__variables__", PDCKPT_FORMAT_COMBINED},
+        {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
+        {".pdparams", PDCKPT_FORMAT_PICKLE},
+        {".pdopt", PDCKPT_FORMAT_PICKLE},
+        {".pkl", PDCKPT_FORMAT_PICKLE},
+        {".pdmodel", PDCKPT_FORMAT_PROGRAM},
+        {"__model__", PDCKPT_FORMAT_PROGRAM},
+        {".json", PDCKPT_FORMAT_PIR_JSON},
     };
     if (!path) return PDCKPT_FORMAT_AUTO;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
@@ -38,7 +43,8 @@ static void save_defaults(const pdckpt_save_options *given, pdckpt_save_options 
 static pdckpt_status resolve(const pdckpt_value *root, const char *target,
                              const pdckpt_save_options *opts, bool dir_ok, const pdk_format **out,
                              pdckpt_error *err) {
-    if (!root) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1, "nothing to save (root is NULL)");
+    if (!root)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1, "nothing to save (root is NULL)");
     if (opts->protocol < 2 || opts->protocol > 4)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                         "expected pickle protocol 2, 3 or 4, found %d", opts->protocol);
@@ -49,8 +55,8 @@ static pdckpt_status resolve(const pdckpt_value *root, const char *target,
                         "cannot tell the format from the name; pass one explicitly");
     const pdk_format *f = pdk_format_get(id);
     if (!f || (!f->save && !f->save_dir))
-        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, target, -1, "format '%s' cannot be saved by this build",
-                        pdckpt_format_name(id));
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, target, -1,
+                        "format '%s' cannot be saved by this build", pdckpt_format_name(id));
     if (!f->save && !dir_ok)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                         "format '%s' is a directory and cannot be written to memory or a sink",
@@ -85,7 +91,8 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     if (f->save_dir && opts.checksum) {
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "checksum sidecars are written for single files; '%s' is a directory "
-                        "format", f->name);
+                        "format",
+                        f->name);
     } else if (f->save_dir) {
         st = f->save_dir(root, path, &opts, err);
     } else {
@@ -106,7 +113,8 @@ pdckpt_status pdckpt_save_memory(const pdckpt_value *root, const pdckpt_save_opt
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
-    if (!out_data || !out_len) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "out is NULL");
+    if (!out_data || !out_len)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "out is NULL");
     *out_data = NULL;
     *out_len = 0;
     pdckpt_save_options opts;

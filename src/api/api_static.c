@@ -19,7 +19,7 @@ static pdckpt_error *begin(pdckpt_error *err, pdckpt_error *local) {
 
 static pdckpt_load_options load_defaults(const pdckpt_load_options *given) {
     static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_load_options o = given ? *given : defaults;
+    pdckpt_load_options              o = given ? *given : defaults;
     if (o.max_depth == 0) o.max_depth = 200;
     if (o.max_memo == 0) o.max_memo = 1u << 24;
     return o;
@@ -82,8 +82,8 @@ pdckpt_status pdckpt_save_persistables(const pdckpt_program *program, const pdck
     return st;
 }
 
-pdckpt_status pdckpt_serialize_persistables(const pdckpt_program *program,
-                                            const pdckpt_value *state,
+pdckpt_status pdckpt_serialize_persistables(const pdckpt_program      *program,
+                                            const pdckpt_value        *state,
                                             const pdckpt_save_options *given, void **out_data,
                                             size_t *out_len, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -142,7 +142,7 @@ pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *program, con
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "argument is NULL");
     *out = NULL;
     pdckpt_load_options opts = load_defaults(given);
-    pdk_input in;
+    pdk_input           in;
     pdk_input_from_memory(data, len, opts.zero_copy, &in);
     return load_input(program, &in, &opts, out, err);
 }
@@ -162,7 +162,7 @@ pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_load_option
     if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
     *out = NULL;
     pdckpt_load_options opts = load_defaults(given);
-    pdk_input in;
+    pdk_input           in;
     PDK_TRY(pdk_input_open_file(path, true, opts.allocator, &in, err));
     pdckpt_status st = pdk_params_info_parse(&in, &opts, out, err);
     pdk_input_close(&in);

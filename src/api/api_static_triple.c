@@ -49,9 +49,10 @@ static pdckpt_status open_program(const char *prefix, const pdckpt_load_options 
  * the two files is a variable of the program. */
 static pdckpt_status check_against(const pdckpt_program *prog, const pdckpt_value *ckpt,
                                    const char *prefix, pdckpt_error *err) {
-    size_t n;
-    const char *const *names = pdckpt_program_persistables(prog, &n);
-    const pdckpt_value *parts[2] = {pdckpt_dict_get(ckpt, "pdparams"), pdckpt_dict_get(ckpt, "pdopt")};
+    size_t              n;
+    const char *const  *names = pdckpt_program_persistables(prog, &n);
+    const pdckpt_value *parts[2] = {pdckpt_dict_get(ckpt, "pdparams"),
+                                    pdckpt_dict_get(ckpt, "pdopt")};
     for (size_t i = 0; i < n; i++) {
         const pdckpt_value *t = pdckpt_dict_get(parts[0], names[i]);
         if (!t && parts[1]) t = pdckpt_dict_get(parts[1], names[i]);
@@ -64,7 +65,8 @@ static pdckpt_status check_against(const pdckpt_program *prog, const pdckpt_valu
     }
     for (int p = 0; p < 2; p++) {
         for (size_t i = 0; parts[p] && i < pdckpt_value_len(parts[p]); i++) {
-            const pdckpt_value *k = pdckpt_dict_key_at(parts[p], i), *v = pdckpt_value_at(parts[p], i);
+            const pdckpt_value *k = pdckpt_dict_key_at(parts[p], i),
+                               *v = pdckpt_value_at(parts[p], i);
             const char *name = pdckpt_value_get_string(k, NULL);
             if (pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR && name)
                 PDK_TRY(pdckpt_program_check(prog, name, v, err));
@@ -100,8 +102,8 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
     if (!prefix || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "prefix/out is NULL");
     *out = NULL;
     static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    const pdckpt_load_options *opts = given ? given : &defaults;
-    pdckpt_program *prog = NULL;
+    const pdckpt_load_options       *opts = given ? given : &defaults;
+    pdckpt_program                  *prog = NULL;
     PDK_TRY(open_program(prefix, opts, &prog, err));
     pdckpt_value *ckpt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
     pdckpt_status st = ckpt ? PDCKPT_OK : pdk_fail_nomem(err, "static checkpoint");
@@ -122,9 +124,10 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
-    if (!ckpt || !prefix) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "ckpt/prefix is NULL");
+    if (!ckpt || !prefix)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "ckpt/prefix is NULL");
     static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    pdckpt_save_options so = given ? *given : defaults;
+    pdckpt_save_options              so = given ? *given : defaults;
     so.format = PDCKPT_FORMAT_PICKLE;
     static const char *const parts[] = {"pdparams", "pdopt"};
     for (int p = 0; p < 2; p++) {

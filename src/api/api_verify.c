@@ -43,16 +43,16 @@ static void leaf_name(const pdckpt_path_step *path, size_t depth, char *out, siz
     out[0] = '\0';
     for (size_t i = 0; i < depth && used + 1 < cap; i++) {
         const char *key = path[i].key ? pdckpt_value_get_string(path[i].key, NULL) : NULL;
-        int n = key ? snprintf(out + used, cap - used, "%s%s", used ? "/" : "", key)
-                    : snprintf(out + used, cap - used, "%s%" PRId64, used ? "/" : "",
-                               path[i].index);
+        int         n =
+            key ? snprintf(out + used, cap - used, "%s%s", used ? "/" : "", key)
+                        : snprintf(out + used, cap - used, "%s%" PRId64, used ? "/" : "", path[i].index);
         if (n < 0) return;
         used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
     }
 }
 
 static int locate(void *ctx, const pdckpt_path_step *path, size_t depth, const pdckpt_value *leaf) {
-    locate_ctx *lc = ctx;
+    locate_ctx        *lc = ctx;
     pdckpt_tensor_view v;
     if (!pdckpt_tensor_get(leaf, &v) || !v.buffer || !v.n_bytes) return 0;
     const uint8_t *base = pdk_buffer_data(v.buffer);
@@ -65,8 +65,10 @@ static int locate(void *ctx, const pdckpt_path_step *path, size_t depth, const p
     uint64_t off = (uint64_t)(data - base);
     if (off >= lc->hi || off + v.n_bytes <= lc->lo) return 0;
     char name[128];
-    if (v.name) snprintf(name, sizeof name, "%s", v.name);
-    else leaf_name(path, depth, name, sizeof name);
+    if (v.name)
+        snprintf(name, sizeof name, "%s", v.name);
+    else
+        leaf_name(path, depth, name, sizeof name);
     size_t used = strlen(lc->names);
     if (lc->n_found++ < 3)
         snprintf(lc->names + used, sizeof lc->names - used, "%s'%s' [%" PRIu64 ", %" PRIu64 ")",
@@ -77,22 +79,23 @@ static int locate(void *ctx, const pdckpt_path_step *path, size_t depth, const p
 /* Fails with CORRUPT for a block whose digest differs, naming the tensors it holds. */
 static pdckpt_status report_bad_block(const char *path, const pdckpt_load_options *opts,
                                       const pdk_sidecar_result *res, pdckpt_error *err) {
-    locate_ctx lc = {res->offset, res->offset + res->len, res->file_size, "", 0};
+    locate_ctx          lc = {res->offset, res->offset + res->len, res->file_size, "", 0};
     pdckpt_load_options mapped = *opts;
     mapped.zero_copy = true;
     mapped.verify = false;
     mapped.progress = NULL;
     pdckpt_value *root = NULL;
-    pdckpt_error ignored = PDCKPT_ERROR_INIT;
-    char where[300];
+    pdckpt_error  ignored = PDCKPT_ERROR_INIT;
+    char          where[300];
     if (pdckpt_load_file(path, &mapped, &root, NULL, &ignored) != PDCKPT_OK)
         snprintf(where, sizeof where, "headers: the file no longer parses (%.200s)",
                  ignored.message);
     else {
         pdckpt_value_walk(root, locate, &lc, &ignored);
-        if (lc.n_found) snprintf(where, sizeof where, "tensor %s%s", lc.names,
-                                 lc.n_found > 3 ? ", ..." : "");
-        else snprintf(where, sizeof where, "headers (no tensor data in this block)");
+        if (lc.n_found)
+            snprintf(where, sizeof where, "tensor %s%s", lc.names, lc.n_found > 3 ? ", ..." : "");
+        else
+            snprintf(where, sizeof where, "headers (no tensor data in this block)");
     }
     pdckpt_value_free(root);
     return pdk_fail(err, PDCKPT_ERR_CORRUPT, path, (int64_t)res->offset,
@@ -118,7 +121,7 @@ pdckpt_status pdckpt_verify_file(const char *path, const pdckpt_load_options *gi
     pdckpt_value *root = NULL;
     PDK_TRY(pdckpt_load_file(path, &opts, &root, &report->format, err));
     report->checksum_checked = sum.checked;
-    touch_ctx tc = {report, 0};
+    touch_ctx     tc = {report, 0};
     pdckpt_status st = pdckpt_value_walk(root, touch, &tc, err);
     pdckpt_value_free(root);
     return st;

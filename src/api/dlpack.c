@@ -2,7 +2,8 @@
  * dlpack.c — DLPack 1.x export of tensor values (include/pdckpt_dlpack.h).  One allocation holds
  * the managed tensor, its shape and strides; it keeps a reference to the tensor's pdckpt_buffer,
  * so an exported tensor outlives the tree it came from (a NumPy array or a Paddle tensor made from
- * a loaded checkpoint stays valid after the checkpoint is freed).  Mapped data is flagged READ_ONLY.
+ * a loaded checkpoint stays valid after the checkpoint is freed).  Mapped data is flagged
+ * READ_ONLY.
  */
 #include "pdckpt_dlpack.h"
 
@@ -64,10 +65,10 @@ static pdckpt_status export_tensor(const pdckpt_value *value, bool force_copy,
     if (!pdckpt_tensor_get(value, &v))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value, found %s",
                         value ? pdckpt_kind_name(pdckpt_value_kind(value)) : "NULL");
-    const pdk_dtype_info *info = pdk_dtype_info_of(v.dtype);
+    const pdk_dtype_info   *info = pdk_dtype_info_of(v.dtype);
     const pdckpt_allocator *a = pdk_value_allocator(value);
-    size_t block = sizeof(dl_export) + 2 * (size_t)v.n_dims * sizeof(int64_t);
-    dl_export *e = pdk_alloc(a, block);
+    size_t                  block = sizeof(dl_export) + 2 * (size_t)v.n_dims * sizeof(int64_t);
+    dl_export              *e = pdk_alloc(a, block);
     if (!e) return pdk_fail_nomem(err, "DLPack export");
     memset(e, 0, sizeof *e);
     e->alloc = a;
@@ -83,10 +84,11 @@ static pdckpt_status export_tensor(const pdckpt_value *value, bool force_copy,
     e->managed.version.minor = 1;
     e->managed.manager_ctx = e;
     e->managed.deleter = dl_export_delete;
-    e->managed.flags = copy ? DLPACK_FLAG_BITMASK_IS_COPIED
-                            : (v.read_only ? DLPACK_FLAG_BITMASK_READ_ONLY : 0);
-    e->managed.dl_tensor.data =
-        v.n_bytes == 0 ? NULL : copy ? pdk_buffer_data(e->buffer) : (void *)v.data;
+    e->managed.flags =
+        copy ? DLPACK_FLAG_BITMASK_IS_COPIED : (v.read_only ? DLPACK_FLAG_BITMASK_READ_ONLY : 0);
+    e->managed.dl_tensor.data = v.n_bytes == 0 ? NULL
+                                : copy         ? pdk_buffer_data(e->buffer)
+                                               : (void *)v.data;
     *out = &e->managed;
     return PDCKPT_OK;
 }
@@ -96,7 +98,7 @@ pdckpt_status pdckpt_value_to_dlpack(const pdckpt_value *value, DLManagedTensorV
     return export_tensor(value, false, out, err);
 }
 
-pdckpt_status pdckpt_value_to_dlpack_copy(const pdckpt_value *value,
-                                          DLManagedTensorVersioned **out, pdckpt_error *err) {
+pdckpt_status pdckpt_value_to_dlpack_copy(const pdckpt_value *value, DLManagedTensorVersioned **out,
+                                          pdckpt_error *err) {
     return export_tensor(value, true, out, err);
 }

@@ -17,7 +17,9 @@ void *pdk_alloc_aligned(const pdckpt_allocator *a, size_t size, size_t alignment
     return aligned_alloc(alignment, rounded);
 }
 
-void *pdk_alloc(const pdckpt_allocator *a, size_t size) { return pdk_alloc_aligned(a, size, 16); }
+void *pdk_alloc(const pdckpt_allocator *a, size_t size) {
+    return pdk_alloc_aligned(a, size, 16);
+}
 
 void *pdk_calloc(const pdckpt_allocator *a, size_t count, size_t size) {
     uint64_t total;
@@ -49,7 +51,8 @@ pdckpt_status pdk_grow(const pdckpt_allocator *a, void **array, size_t *cap, siz
         new_cap *= 2;
     }
     uint64_t bytes;
-    if (!pdk_mul_u64(new_cap, elem, &bytes) || bytes > SIZE_MAX) return pdk_fail_nomem(err, "array");
+    if (!pdk_mul_u64(new_cap, elem, &bytes) || bytes > SIZE_MAX)
+        return pdk_fail_nomem(err, "array");
     void *grown = pdk_alloc(a, (size_t)bytes);
     if (!grown) return pdk_fail_nomem(err, "array");
     if (*array) {

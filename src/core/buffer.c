@@ -72,8 +72,14 @@ void pdckpt_buffer_release(pdckpt_buffer *buffer) {
     pdk_free(buffer->alloc, buffer, sizeof *buffer);
 }
 
-bool pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer) { return buffer && buffer->mapped; }
+bool pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer) {
+    return buffer && buffer->mapped;
+}
 
-void *pdk_buffer_data(const pdckpt_buffer *buffer) { return buffer ? buffer->data : NULL; }
+void *pdk_buffer_data(const pdckpt_buffer *buffer) {
+    return buffer ? buffer->data : NULL;
+}
 
-size_t pdk_buffer_size(const pdckpt_buffer *buffer) { return buffer ? buffer->size : 0; }
+size_t pdk_buffer_size(const pdckpt_buffer *buffer) {
+    return buffer ? buffer->size : 0;
+}

@@ -71,7 +71,8 @@ pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visit_fn fn, vo
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
-    if (!root || !fn) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "walk needs a root and a callback");
+    if (!root || !fn)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "walk needs a root and a callback");
     walk_state *ws = pdk_alloc(NULL, sizeof *ws);
     if (!ws) return pdk_fail_nomem(err, "walk state");
     ws->fn = fn;

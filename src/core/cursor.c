@@ -28,7 +28,8 @@ pdckpt_status pdk_cur_fail_at(const pdk_cursor *cur, size_t pos, pdckpt_status s
                               const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    pdckpt_status st = pdk_failv(cur->err, status, cur->source, (int64_t)(cur->origin + pos), fmt, ap);
+    pdckpt_status st =
+        pdk_failv(cur->err, status, cur->source, (int64_t)(cur->origin + pos), fmt, ap);
     va_end(ap);
     return st;
 }

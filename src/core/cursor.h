@@ -22,9 +22,15 @@ void pdk_cur_init(pdk_cursor *cur, const void *base, size_t len, const char *sou
 /* A cursor over the next `len` bytes of `parent` (which must have them), sharing its error. */
 void pdk_cur_sub(pdk_cursor *sub, const pdk_cursor *parent, size_t len);
 
-static inline size_t pdk_cur_left(const pdk_cursor *cur) { return cur->len - cur->pos; }
-static inline uint64_t pdk_cur_offset(const pdk_cursor *cur) { return cur->origin + cur->pos; }
-static inline const uint8_t *pdk_cur_ptr(const pdk_cursor *cur) { return cur->base + cur->pos; }
+static inline size_t pdk_cur_left(const pdk_cursor *cur) {
+    return cur->len - cur->pos;
+}
+static inline uint64_t pdk_cur_offset(const pdk_cursor *cur) {
+    return cur->origin + cur->pos;
+}
+static inline const uint8_t *pdk_cur_ptr(const pdk_cursor *cur) {
+    return cur->base + cur->pos;
+}
 
 /* Records an error at absolute cursor position `pos` (use cur->pos for "here"). */
 pdckpt_status pdk_cur_fail_at(const pdk_cursor *cur, size_t pos, pdckpt_status status,

@@ -9,8 +9,16 @@
 #include <string.h>
 
 /* DLPack DLDataTypeCode values (DLPack 1.1). */
-enum { DL_INT = 0, DL_UINT = 1, DL_FLOAT = 2, DL_BFLOAT = 4, DL_COMPLEX = 5, DL_BOOL = 6,
-       DL_F8_E4M3FN = 10, DL_F8_E5M2 = 12 };
+enum {
+    DL_INT = 0,
+    DL_UINT = 1,
+    DL_FLOAT = 2,
+    DL_BFLOAT = 4,
+    DL_COMPLEX = 5,
+    DL_BOOL = 6,
+    DL_F8_E4M3FN = 10,
+    DL_F8_E5M2 = 12
+};
 
 static const pdk_dtype_info dtype_table[PDCKPT_DTYPE_COUNT] = {
     [PDCKPT_DTYPE_BOOL] = {"bool", "b1", '|', "BOOL", 0, 1, DL_BOOL, 8},

@@ -12,17 +12,17 @@
 
 #if defined(__GNUC__)
 #define PDK_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
-#define PDK_NODISCARD __attribute__((warn_unused_result))
+#define PDK_NODISCARD                    __attribute__((warn_unused_result))
 #else
 #define PDK_PRINTF(fmt_index, first_arg)
 #define PDK_NODISCARD
 #endif
 
 /* Returns early with the status of `expr` when it is not OK. */
-#define PDK_TRY(expr)                                                                           \
-    do {                                                                                        \
-        pdckpt_status pdk_try_status_ = (expr);                                                 \
-        if (pdk_try_status_ != PDCKPT_OK) return pdk_try_status_;                               \
+#define PDK_TRY(expr)                                                                              \
+    do {                                                                                           \
+        pdckpt_status pdk_try_status_ = (expr);                                                    \
+        if (pdk_try_status_ != PDCKPT_OK) return pdk_try_status_;                                  \
     } while (0)
 
 /* ---- errors (status.c) ---- */
@@ -31,34 +31,34 @@
  * status.  `source` may be NULL (keeps what is there), `offset` -1 when none applies. */
 pdckpt_status pdk_fail(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
                        const char *fmt, ...) PDK_PRINTF(5, 6);
-pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source,
-                        int64_t offset, const char *fmt, va_list ap);
+pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
+                        const char *fmt, va_list ap);
 /* Records an IO error for `errnum` ("<what>: <strerror>"). */
-pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, const char *fmt,
-                           ...) PDK_PRINTF(4, 5);
+pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, const char *fmt, ...)
+    PDK_PRINTF(4, 5);
 pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what);
 /* Prepends context to an already recorded message ("tensor 'w': " + message). */
-void          pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
-void          pdk_error_reset(pdckpt_error *err);
+void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
+void pdk_error_reset(pdckpt_error *err);
 /* Sets err->source when it is still empty (outer layers know the path, inner ones may not). */
-void          pdk_error_set_source(pdckpt_error *err, const char *source);
+void pdk_error_set_source(pdckpt_error *err, const char *source);
 
 /* ---- allocation (alloc.c) ---- */
 
 #define PDK_DATA_ALIGN 64
 
-void *pdk_alloc(const pdckpt_allocator *a, size_t size);  /* 16-byte aligned; NULL on failure */
+void *pdk_alloc(const pdckpt_allocator *a, size_t size); /* 16-byte aligned; NULL on failure */
 void *pdk_alloc_aligned(const pdckpt_allocator *a, size_t size, size_t alignment);
 void *pdk_calloc(const pdckpt_allocator *a, size_t count, size_t size);
 void  pdk_free(const pdckpt_allocator *a, void *ptr, size_t size);
 /* Grows an array of `elem` bytes from *cap to at least `need` entries (doubling). */
 pdckpt_status pdk_grow(const pdckpt_allocator *a, void **array, size_t *cap, size_t need,
                        size_t elem, pdckpt_error *err);
-char *pdk_strndup(const pdckpt_allocator *a, const char *s, size_t len);
-void  pdk_strfree(const pdckpt_allocator *a, char *s);  /* frees a pdk_strndup'ed string */
+char         *pdk_strndup(const pdckpt_allocator *a, const char *s, size_t len);
+void          pdk_strfree(const pdckpt_allocator *a, char *s); /* frees a pdk_strndup'ed string */
 /* Overflow-checked arithmetic; return false on overflow. */
-bool  pdk_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
-bool  pdk_add_u64(uint64_t a, uint64_t b, uint64_t *out);
+bool pdk_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
+bool pdk_add_u64(uint64_t a, uint64_t b, uint64_t *out);
 
 /* ---- buffers (buffer.c) ---- */
 

@@ -29,9 +29,13 @@ const char *pdckpt_status_name(pdckpt_status status) {
     return "unknown";
 }
 
-unsigned pdckpt_version_number(void) { return PDCKPT_VERSION_NUMBER; }
+unsigned pdckpt_version_number(void) {
+    return PDCKPT_VERSION_NUMBER;
+}
 
-const char *pdckpt_version_string(void) { return PDCKPT_VERSION_STRING; }
+const char *pdckpt_version_string(void) {
+    return PDCKPT_VERSION_STRING;
+}
 
 static void copy_text(char *dst, size_t cap, const char *src) {
     size_t n = strlen(src);
@@ -53,8 +57,8 @@ void pdk_error_set_source(pdckpt_error *err, const char *source) {
     if (err && source && err->source[0] == '\0') copy_text(err->source, sizeof err->source, source);
 }
 
-pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source,
-                        int64_t offset, const char *fmt, va_list ap) {
+pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
+                        const char *fmt, va_list ap) {
     if (!err) return status;
     if (err->status != PDCKPT_OK) return err->status;
     err->status = status;
@@ -77,12 +81,12 @@ pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, co
                            ...) {
     if (!err) return PDCKPT_ERR_IO;
     if (err->status != PDCKPT_OK) return err->status;
-    char what[256];
+    char    what[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    pdckpt_status status = errnum == ENOENT ? PDCKPT_ERR_NOT_FOUND
+    pdckpt_status status = errnum == ENOENT   ? PDCKPT_ERR_NOT_FOUND
                            : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
                                               : PDCKPT_ERR_IO;
     pdk_fail(err, status, source, -1, "%s: %s", what, strerror(errnum));
@@ -96,7 +100,7 @@ pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what) {
 
 void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) {
     if (!err || err->status == PDCKPT_OK) return;
-    char prefix[256];
+    char    prefix[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
@@ -115,7 +119,7 @@ const char *pdckpt_error_format(const pdckpt_error *err, char *buf, size_t size)
     buf[0] = '\0';
     if (!err) return buf;
     size_t used = 0;
-    int n;
+    int    n;
     if (err->source[0]) {
         n = snprintf(buf, size, "%s: ", err->source);
         used = n < 0 ? 0 : ((size_t)n >= size ? size - 1 : (size_t)n);

@@ -13,13 +13,12 @@ pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t
     if (n_dims < 0 || n_dims > PDCKPT_MAX_DIMS)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected 0..%d dims, found %d",
                         PDCKPT_MAX_DIMS, (int)n_dims);
-    if (n_dims > 0 && !dims)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dims is NULL");
+    if (n_dims > 0 && !dims) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dims is NULL");
     uint64_t count = 1;
     for (int32_t i = 0; i < n_dims; i++) {
         if (dims[i] < 0)
-            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
-                            "expected dim %d >= 0, found %lld", (int)i, (long long)dims[i]);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected dim %d >= 0, found %lld",
+                            (int)i, (long long)dims[i]);
         if (!pdk_mul_u64(count, (uint64_t)dims[i], &count))
             return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
                             "element count overflows 64 bits at dim %d", (int)i);
@@ -35,7 +34,8 @@ pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t
 }
 
 static void free_lod(const pdckpt_allocator *a, pdk_tensor *t) {
-    for (int32_t i = 0; i < t->n_lod; i++) pdk_free(a, t->lod[i], t->lod_lens[i] * sizeof(uint64_t));
+    for (int32_t i = 0; i < t->n_lod; i++)
+        pdk_free(a, t->lod[i], t->lod_lens[i] * sizeof(uint64_t));
     pdk_free(a, t->lod, (size_t)t->n_lod * sizeof *t->lod);
     pdk_free(a, t->lod_lens, (size_t)t->n_lod * sizeof *t->lod_lens);
     t->lod = NULL;
@@ -60,8 +60,8 @@ static pdckpt_status tensor_shell(const pdckpt_allocator *a, pdckpt_dtype dtype,
     if (n_bytes > SIZE_MAX)
         return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1, "tensor does not fit in memory");
     pdckpt_value *v = pdk_value_shell(a, PDCKPT_KIND_TENSOR);
-    pdk_tensor *t = pdk_calloc(a, 1, sizeof *t);
-    int64_t *d = n_dims > PDK_INLINE_DIMS ? pdk_alloc(a, (size_t)n_dims * sizeof *d) : NULL;
+    pdk_tensor   *t = pdk_calloc(a, 1, sizeof *t);
+    int64_t      *d = n_dims > PDK_INLINE_DIMS ? pdk_alloc(a, (size_t)n_dims * sizeof *d) : NULL;
     if (!v || !t || (n_dims > PDK_INLINE_DIMS && !d)) {
         pdk_free(a, v, sizeof *v);
         pdk_free(a, t, sizeof *t);
@@ -173,7 +173,7 @@ pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
         (n_levels && (!levels || !level_lens)))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "invalid LoD arguments");
     const pdckpt_allocator *a = tensor->alloc;
-    pdk_tensor *t = tensor->u.t;
+    pdk_tensor             *t = tensor->u.t;
     free_lod(a, t);
     if (n_levels == 0) return PDCKPT_OK;
     t->lod = pdk_calloc(a, (size_t)n_levels, sizeof *t->lod);
@@ -189,7 +189,8 @@ pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
     }
     return PDCKPT_OK;
 nomem:
-    if (t->lod && t->lod_lens) free_lod(a, t);
+    if (t->lod && t->lod_lens)
+        free_lod(a, t);
     else {
         pdk_free(a, t->lod, (size_t)n_levels * sizeof *t->lod);
         pdk_free(a, t->lod_lens, (size_t)n_levels * sizeof *t->lod_lens);

@@ -69,8 +69,8 @@ pdckpt_kind pdckpt_value_kind(const pdckpt_value *value) {
 }
 
 const char *pdckpt_kind_name(pdckpt_kind kind) {
-    static const char *const names[] = {"none", "bool",  "int",    "float",  "string", "bytes",
-                                        "list", "tuple", "dict",   "tensor", "object", "set"};
+    static const char *const names[] = {"none", "bool",  "int",  "float",  "string", "bytes",
+                                        "list", "tuple", "dict", "tensor", "object", "set"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
 }
 
@@ -137,17 +137,23 @@ bool pdckpt_value_get_bool(const pdckpt_value *value, bool *out) {
 
 bool pdckpt_value_get_int(const pdckpt_value *value, int64_t *out) {
     if (!value) return false;
-    if (value->kind == PDCKPT_KIND_BOOL) *out = value->u.b;
-    else if (value->kind == PDCKPT_KIND_INT) *out = value->u.i;
-    else return false;
+    if (value->kind == PDCKPT_KIND_BOOL)
+        *out = value->u.b;
+    else if (value->kind == PDCKPT_KIND_INT)
+        *out = value->u.i;
+    else
+        return false;
     return true;
 }
 
 bool pdckpt_value_get_float(const pdckpt_value *value, double *out) {
     if (!value) return false;
-    if (value->kind == PDCKPT_KIND_FLOAT) *out = value->u.f;
-    else if (value->kind == PDCKPT_KIND_INT) *out = (double)value->u.i;
-    else return false;
+    if (value->kind == PDCKPT_KIND_FLOAT)
+        *out = value->u.f;
+    else if (value->kind == PDCKPT_KIND_INT)
+        *out = (double)value->u.i;
+    else
+        return false;
     return true;
 }
 
@@ -174,7 +180,7 @@ pdckpt_value *pdckpt_value_new_object(const pdckpt_allocator *a, pdckpt_object_k
                                       const char *module, const char *name, pdckpt_value *args,
                                       pdckpt_value *state) {
     pdckpt_value *value = NULL;
-    pdk_object *o = NULL;
+    pdk_object   *o = NULL;
     if (!module || !name) goto fail;
     value = pdk_value_shell(a, PDCKPT_KIND_OBJECT);
     o = pdk_calloc(a, 1, sizeof *o);

@@ -12,8 +12,18 @@
 #include <string.h>
 
 enum {
-    TAG_NONE = 0, TAG_FALSE = 1, TAG_TRUE = 2, TAG_INT = 3, TAG_FLOAT = 4, TAG_STRING = 5,
-    TAG_BYTES = 6, TAG_LIST = 7, TAG_TUPLE = 8, TAG_SET = 9, TAG_DICT = 10, TAG_TENSOR = 11,
+    TAG_NONE = 0,
+    TAG_FALSE = 1,
+    TAG_TRUE = 2,
+    TAG_INT = 3,
+    TAG_FLOAT = 4,
+    TAG_STRING = 5,
+    TAG_BYTES = 6,
+    TAG_LIST = 7,
+    TAG_TUPLE = 8,
+    TAG_SET = 9,
+    TAG_DICT = 10,
+    TAG_TENSOR = 11,
     TAG_OBJECT = 12,
 };
 #define MAX_DEPTH 200
@@ -25,7 +35,7 @@ void pdk_tensor_list_free(pdk_tensor_list *l) {
 
 static pdckpt_status list_add(pdk_tensor_list *l, const pdckpt_value *t, pdckpt_error *err) {
     if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
+        size_t               cap = l->cap ? l->cap * 2 : 64;
         const pdckpt_value **grown = realloc(l->items, cap * sizeof *grown);
         if (!grown) return pdk_dist_nomem(err, "tensor list");
         l->items = grown;
@@ -82,10 +92,10 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
 
 static pdckpt_status encode_scalar(enc *e, const pdckpt_value *v) {
     pdckpt_kind kind = pdckpt_value_kind(v);
-    bool b;
-    int64_t i;
-    double f;
-    size_t len;
+    bool        b;
+    int64_t     i;
+    double      f;
+    size_t      len;
     const char *s;
     switch (kind) {
     case PDCKPT_KIND_NONE: pdk_blob_u8(e->out, TAG_NONE); return PDCKPT_OK;
@@ -169,7 +179,7 @@ static pdckpt_status add_item(dec *c, pdckpt_value *container, bool dict, int de
 }
 
 static pdckpt_status decode_items(dec *c, pdckpt_kind kind, int depth, pdckpt_value **out) {
-    bool dict = kind == PDCKPT_KIND_DICT;
+    bool     dict = kind == PDCKPT_KIND_DICT;
     uint64_t n;
     PDK_DTRY(pdk_rd_count(c->r, &n, dict ? 2 : 1, "container items"));
     *out = pdckpt_value_new_container(c->a, kind);
@@ -187,8 +197,8 @@ static pdckpt_status decode_optional(dec *c, int depth, pdckpt_value **out) {
 }
 
 static pdckpt_status decode_object(dec *c, int depth, pdckpt_value **out) {
-    uint8_t kind;
-    char *module = NULL, *name = NULL;
+    uint8_t       kind;
+    char         *module = NULL, *name = NULL;
     pdckpt_value *parts[3] = {NULL, NULL, NULL};
     pdckpt_status st = pdk_rd_u8(c->r, &kind, "object kind");
     if (st == PDCKPT_OK && kind > PDCKPT_OBJECT_GLOBAL)
@@ -200,8 +210,10 @@ static pdckpt_status decode_object(dec *c, int depth, pdckpt_value **out) {
         *out = pdckpt_value_new_object(c->a, (pdckpt_object_kind)kind, module, name, parts[0],
                                        parts[1]);
         parts[0] = parts[1] = NULL;
-        if (!*out) st = pdk_dist_nomem(c->r->err, "an object");
-        else if (parts[2]) st = pdckpt_object_set_items(*out, parts[2], c->r->err);
+        if (!*out)
+            st = pdk_dist_nomem(c->r->err, "an object");
+        else if (parts[2])
+            st = pdckpt_object_set_items(*out, parts[2], c->r->err);
         parts[2] = NULL;
     }
     for (int i = 0; i < 3; i++) pdckpt_value_free(parts[i]);
@@ -211,9 +223,9 @@ static pdckpt_status decode_object(dec *c, int depth, pdckpt_value **out) {
 }
 
 static pdckpt_status decode_scalar(dec *c, uint8_t tag, pdckpt_value **out) {
-    uint64_t u;
+    uint64_t    u;
     const char *s;
-    size_t len;
+    size_t      len;
     switch (tag) {
     case TAG_NONE: *out = pdckpt_value_new_none(c->a); break;
     case TAG_FALSE:
@@ -246,8 +258,8 @@ static pdckpt_status decode_tensor(dec *c, pdckpt_value **out) {
     if (!c->fn) return pdk_rd_fail(c->r, "expected no tensor references in this tree");
     *out = c->fn(c->ctx, ordinal, c->r->err);
     if (*out) return PDCKPT_OK;
-    if (c->r->err->status == PDCKPT_OK) pdk_rd_fail(c->r, "bad tensor reference %llu",
-                                                     (unsigned long long)ordinal);
+    if (c->r->err->status == PDCKPT_OK)
+        pdk_rd_fail(c->r, "bad tensor reference %llu", (unsigned long long)ordinal);
     return c->r->err->status;
 }
 
@@ -348,7 +360,7 @@ static pdckpt_status get_shape(pdk_rd *r, pdk_tensor_desc *d) {
 pdckpt_status pdk_codec_get_desc(pdk_rd *r, pdk_tensor_desc *d) {
     memset(d, 0, sizeof *d);
     pdckpt_status st = get_shape(r, d);
-    uint8_t has_name = 0;
+    uint8_t       has_name = 0;
     if (st == PDCKPT_OK) st = pdk_rd_strdup(r, &d->name, "tensor name");
     if (st == PDCKPT_OK) st = pdk_rd_u8(r, &has_name, "tensor name flag");
     if (st == PDCKPT_OK && !has_name) {
@@ -370,8 +382,8 @@ static pdckpt_status dress(pdckpt_value *t, const char *name, int32_t n_lod,
 pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
                                    pdckpt_value **out, pdckpt_error *err) {
     PDK_DTRY(pdckpt_tensor_new(a, d->dtype, d->n_dims, d->dims, out, err));
-    pdckpt_status st = dress(*out, d->name, d->n_lod, (const uint64_t *const *)d->lod,
-                             d->lod_lens, err);
+    pdckpt_status st =
+        dress(*out, d->name, d->n_lod, (const uint64_t *const *)d->lod, d->lod_lens, err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);
         *out = NULL;
@@ -381,8 +393,8 @@ pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_alloca
 
 pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
                                 pdckpt_value **out, pdckpt_error *err) {
-    PDK_DTRY(pdckpt_tensor_new_in_buffer(a, v->dtype, v->n_dims, v->dims, v->buffer, v->data, out,
-                                         err));
+    PDK_DTRY(
+        pdckpt_tensor_new_in_buffer(a, v->dtype, v->n_dims, v->dims, v->buffer, v->data, out, err));
     pdckpt_status st = dress(*out, v->name, v->n_lod_levels, v->lod, v->lod_lens, err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);

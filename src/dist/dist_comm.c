@@ -24,7 +24,7 @@ static double now_s(void) {
 
 pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what) {
     char text[MPI_MAX_ERROR_STRING] = "";
-    int len = 0;
+    int  len = 0;
     MPI_Error_string(rc, text, &len);
     return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL, "MPI failed during %s: %s", what, text);
 }
@@ -52,7 +52,7 @@ pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *w
     if (d->broken) return broken(d, err);
     if (n == 0) return PDCKPT_OK;
     double deadline = now_s() + d->timeout_s;
-    long sleep_ns = 0;
+    long   sleep_ns = 0;
     for (unsigned polls = 0;; polls++) {
         int done = 0;
         int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -87,7 +87,7 @@ pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_d
     MPI_Comm_rank(comm, &d->rank);
     MPI_Comm_size(comm, &d->size);
     MPI_Request req;
-    int rc = MPI_Comm_idup(comm, &d->comm, &req);
+    int         rc = MPI_Comm_idup(comm, &d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "duplicating the communicator");
     pdckpt_status st = pdk_dist_wait(d, 1, &req, "duplicating the communicator", err);
     if (st != PDCKPT_OK) {
@@ -115,7 +115,7 @@ typedef struct wire_error {
 static void apply_wire(const wire_error *w, int rank, pdckpt_error *err) {
     pdckpt_error e = PDCKPT_ERROR_INIT;
     e.status = w->status > 0 && w->status <= PDCKPT_ERR_CORRUPT ? (pdckpt_status)w->status
-                                                                 : PDCKPT_ERR_MPI;
+                                                                : PDCKPT_ERR_MPI;
     e.sys_errno = w->sys_errno;
     e.offset = w->offset;
     memcpy(e.source, w->source, sizeof e.source);
@@ -143,16 +143,16 @@ pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err
     if (d->broken) return broken(d, err);
     int64_t mine[2] = {local != PDCKPT_OK ? d->rank : d->size,
                        wall_ms() + (int64_t)(d->timeout_s * 1000)};
-    int64_t got[2] = {d->size, 0};
+    int64_t     got[2] = {d->size, 0};
     MPI_Request req;
-    int rc = MPI_Iallreduce(mine, got, 2, MPI_INT64_T, MPI_MIN, d->comm, &req);
+    int         rc = MPI_Iallreduce(mine, got, 2, MPI_INT64_T, MPI_MIN, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "the error agreement");
     PDK_DTRY(pdk_dist_wait(d, 1, &req, "the other ranks' status", err));
     if (wall_ms() > got[1]) {
         pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
                       "rank %d: the other ranks' status came after another rank's deadline "
-                      "(%.1f s): that rank has given up, so this one does too", d->rank,
-                      d->timeout_s);
+                      "(%.1f s): that rank has given up, so this one does too",
+                      d->rank, d->timeout_s);
         return broken(d, err);
     }
     int first = (int)got[0];
@@ -168,7 +168,7 @@ pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err
     }
     rc = MPI_Ibcast(&w, (int)sizeof w, MPI_BYTE, first, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "sharing an error");
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error  scratch = PDCKPT_ERROR_INIT;
     pdckpt_status st = pdk_dist_wait(d, 1, &req, "the failing rank's error", &scratch);
     if (st != PDCKPT_OK) {
         if (err->status == PDCKPT_OK) *err = scratch;
@@ -179,9 +179,9 @@ pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err
 }
 
 pdckpt_status pdk_dist_compare(pdk_dist *d, uint64_t value, bool *same, pdckpt_error *err) {
-    uint64_t mine[2] = {value, ~value}, max[2] = {0, 0};
+    uint64_t    mine[2] = {value, ~value}, max[2] = {0, 0};
     MPI_Request req;
-    int rc = MPI_Iallreduce(mine, max, 2, MPI_UINT64_T, MPI_MAX, d->comm, &req);
+    int         rc = MPI_Iallreduce(mine, max, 2, MPI_UINT64_T, MPI_MAX, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "comparing arguments");
     PDK_DTRY(pdk_dist_wait(d, 1, &req, "comparing arguments", err));
     *same = max[0] == ~max[1]; /* max == min */
@@ -199,9 +199,9 @@ pdckpt_status pdk_dist_same(pdk_dist *d, uint64_t value, const char *what, pdckp
 
 pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckpt_error *err) {
     for (size_t done = 0; done < len;) {
-        int n = (int)(len - done < CHUNK ? len - done : CHUNK);
+        int         n = (int)(len - done < CHUNK ? len - done : CHUNK);
         MPI_Request req;
-        int rc = MPI_Ibcast((uint8_t *)buf + done, n, MPI_BYTE, root, d->comm, &req);
+        int         rc = MPI_Ibcast((uint8_t *)buf + done, n, MPI_BYTE, root, d->comm, &req);
         if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "a broadcast");
         PDK_DTRY(pdk_dist_wait(d, 1, &req, "a broadcast", err));
         done += (size_t)n;
@@ -216,8 +216,10 @@ pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_err
     if (d->rank != root) {
         pdk_blob_free(b);
         b->data = malloc(len ? (size_t)len : 1);
-        if (!b->data) st = pdk_dist_nomem(err, "a broadcast buffer");
-        else b->len = b->cap = (size_t)len;
+        if (!b->data)
+            st = pdk_dist_nomem(err, "a broadcast buffer");
+        else
+            b->len = b->cap = (size_t)len;
     }
     PDK_DTRY(pdk_dist_agree(d, st, err));
     return pdk_dist_bcast(d, b->data, (size_t)len, root, err);
@@ -230,30 +232,31 @@ static pdckpt_status gather_lengths(pdk_dist *d, uint64_t mine, size_t **offsets
     pdckpt_status st = lens && *offsets ? PDCKPT_OK : pdk_dist_nomem(err, "gather offsets");
     PDK_DTRY(pdk_dist_agree(d, st, err));
     MPI_Request req;
-    int rc = MPI_Iallgather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, d->comm, &req);
+    int         rc = MPI_Iallgather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, d->comm, &req);
     st = rc == MPI_SUCCESS ? pdk_dist_wait(d, 1, &req, "gathering sizes", err)
                            : pdk_dist_mpi_fail(err, rc, "gathering sizes");
     for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
         if (lens[r] > (uint64_t)INT32_MAX - (*offsets)[r])
             st = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, NULL,
                                "expected less than 2 GiB of metadata from all ranks together");
-        else (*offsets)[r + 1] = (*offsets)[r] + (size_t)lens[r];
+        else
+            (*offsets)[r + 1] = (*offsets)[r] + (size_t)lens[r];
     }
     free(lens);
     return st;
 }
 
-pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all,
-                                 size_t **offsets, pdckpt_error *err) {
+pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all, size_t **offsets,
+                                 pdckpt_error *err) {
     memset(all, 0, sizeof *all);
     *offsets = NULL;
     PDK_DTRY(gather_lengths(d, mine->len, offsets, err));
     size_t total = (*offsets)[d->size];
-    int *counts = malloc((size_t)d->size * sizeof *counts);
-    int *displs = malloc((size_t)d->size * sizeof *displs);
+    int   *counts = malloc((size_t)d->size * sizeof *counts);
+    int   *displs = malloc((size_t)d->size * sizeof *displs);
     all->data = malloc(total ? total : 1);
-    pdckpt_status st = counts && displs && all->data ? PDCKPT_OK
-                                                      : pdk_dist_nomem(err, "gathered metadata");
+    pdckpt_status st =
+        counts && displs && all->data ? PDCKPT_OK : pdk_dist_nomem(err, "gathered metadata");
     for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
         counts[r] = (int)((*offsets)[r + 1] - (*offsets)[r]);
         displs[r] = (int)(*offsets)[r];

@@ -29,7 +29,7 @@ void pdk_named_list_free(pdk_named_list *l) {
 static pdckpt_status add(flat_ctx *c, size_t len, const pdckpt_value *t) {
     pdk_named_list *l = c->out;
     if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
+        size_t     cap = l->cap ? l->cap * 2 : 64;
         pdk_named *grown = realloc(l->items, cap * sizeof *grown);
         if (!grown) return pdk_dist_nomem(c->err, "tensor names");
         l->items = grown;
@@ -66,15 +66,16 @@ static pdckpt_status child(flat_ctx *c, const pdckpt_value *v, size_t len, const
 static pdckpt_status walk_container(flat_ctx *c, const pdckpt_value *v, size_t len, int depth) {
     bool dict = pdckpt_value_kind(v) == PDCKPT_KIND_DICT;
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        char index[24];
+        char        index[24];
         const char *key = index;
-        size_t key_len;
+        size_t      key_len;
         if (dict) {
             key = pdckpt_value_get_string(pdckpt_dict_key_at(v, i), &key_len);
             if (!key)
                 return pdk_dist_fail(c->err, PDCKPT_ERR_UNSUPPORTED, NULL,
                                      "flat formats need string keys, found another key kind");
-            if (depth == 0 && key_len == strlen(NAME_TABLE) && memcmp(key, NAME_TABLE, key_len) == 0)
+            if (depth == 0 && key_len == strlen(NAME_TABLE) &&
+                memcmp(key, NAME_TABLE, key_len) == 0)
                 continue;
         } else {
             key_len = (size_t)snprintf(index, sizeof index, "%zu", i);

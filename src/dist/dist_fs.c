@@ -22,8 +22,8 @@
 pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t cap,
                             pdckpt_error *err) {
     size_t dl = strlen(dir);
-    bool slash = dl > 0 && dir[dl - 1] == '/';
-    int n = snprintf(out, cap, "%s%s%s", dir, slash || dl == 0 ? "" : "/", name);
+    bool   slash = dl > 0 && dir[dl - 1] == '/';
+    int    n = snprintf(out, cap, "%s%s%s", dir, slash || dl == 0 ? "" : "/", name);
     if (n < 0 || (size_t)n >= cap)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, dir, "path too long (over %zu bytes)", cap);
     return PDCKPT_OK;
@@ -38,15 +38,17 @@ void pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char
     while (slash > 0 && path[slash - 1] != '/') slash--;
     *base = path + slash;
     *base_len = n - slash;
-    if (slash == 0) snprintf(dir, dir_cap, ".");
-    else snprintf(dir, dir_cap, "%.*s", (int)(slash > 1 ? slash - 1 : 1), path);
+    if (slash == 0)
+        snprintf(dir, dir_cap, ".");
+    else
+        snprintf(dir, dir_cap, "%.*s", (int)(slash > 1 ? slash - 1 : 1), path);
 }
 
 pdckpt_status pdk_dist_temp_beside(const char *path, uint64_t tag, char *out, size_t cap,
                                    pdckpt_error *err) {
-    char dir[4096];
+    char        dir[4096];
     const char *base;
-    size_t base_len;
+    size_t      base_len;
     pdk_dist_split_path(path, dir, sizeof dir, &base, &base_len);
     int n = snprintf(out, cap, "%s/.%.*s.pdckpt-dist-%016llx", dir, (int)base_len, base,
                      (unsigned long long)tag);
@@ -68,8 +70,10 @@ pdckpt_status pdk_dist_fsync_dir(const char *dir, pdckpt_error *err) {
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)ftw;
-    if (flag == FTW_DP) rmdir(path);
-    else unlink(path);
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
     return 0;
 }
 
@@ -106,19 +110,21 @@ pdckpt_status pdk_dist_rename(const char *from, const char *to, bool durable, pd
     struct stat src, dst;
     if (lstat(from, &src) != 0) return pdk_dist_fail_sys(err, errno, from, "stat");
     bool dirs = S_ISDIR(src.st_mode) && lstat(to, &dst) == 0 && S_ISDIR(dst.st_mode);
-    if (dirs) PDK_DTRY(replace_dir(from, to, err));
-    else if (rename(from, to) != 0) return pdk_dist_fail_sys(err, errno, to, "rename");
+    if (dirs)
+        PDK_DTRY(replace_dir(from, to, err));
+    else if (rename(from, to) != 0)
+        return pdk_dist_fail_sys(err, errno, to, "rename");
     if (!durable) return PDCKPT_OK;
-    char dir[4096];
+    char        dir[4096];
     const char *base;
-    size_t base_len;
+    size_t      base_len;
     pdk_dist_split_path(to, dir, sizeof dir, &base, &base_len);
     return pdk_dist_fsync_dir(dir, err);
 }
 
 pdckpt_status pdk_dist_mkdirs(const char *dir, pdckpt_error *err) {
     char buf[4096];
-    int n = snprintf(buf, sizeof buf, "%s", dir);
+    int  n = snprintf(buf, sizeof buf, "%s", dir);
     if (n < 0 || (size_t)n >= sizeof buf)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, dir, "path too long");
     for (char *p = buf + 1; *p; p++) {
@@ -128,7 +134,8 @@ pdckpt_status pdk_dist_mkdirs(const char *dir, pdckpt_error *err) {
             return pdk_dist_fail_sys(err, errno, buf, "mkdir");
         *p = '/';
     }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return pdk_dist_fail_sys(err, errno, buf, "mkdir");
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return pdk_dist_fail_sys(err, errno, buf, "mkdir");
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return pdk_dist_fail(err, PDCKPT_ERR_IO, dir, "expected a directory");
@@ -175,7 +182,7 @@ void pdk_dist_sweep_temps(const char *dir, const char *base) {
     if (!d) return;
     char needle[512] = "", full[4200];
     if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
-    size_t nl = strlen(needle);
+    size_t         nl = strlen(needle);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *n = de->d_name; /* ours may hold the core's (".." + ...) */

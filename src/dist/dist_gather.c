@@ -30,9 +30,9 @@ typedef struct ref_ctx {
 } ref_ctx;
 
 static pdckpt_value *make_ref(void *ctx, uint64_t o, pdckpt_error *err) {
-    ref_ctx *c = ctx;
-    gather_ctx *g = c->g;
-    const char *source = g->skels[c->src].source;
+    ref_ctx      *c = ctx;
+    gather_ctx   *g = c->g;
+    const char   *source = g->skels[c->src].source;
     pdckpt_value *t = NULL;
     if (o < c->e->first || o - c->e->first >= c->e->count) {
         pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "tensor reference %llu outside its entry",
@@ -58,7 +58,7 @@ static pdckpt_value *make_ref(void *ctx, uint64_t o, pdckpt_error *err) {
 static pdckpt_status decode_entry(gather_ctx *g, int src, const pdk_skel_entry *e,
                                   pdckpt_value **out, pdckpt_error *err) {
     ref_ctx c = {g, src, e};
-    pdk_rd r = {e->tree, e->tree_len, 0, g->skels[src].source, err};
+    pdk_rd  r = {e->tree, e->tree_len, 0, g->skels[src].source, err};
     PDK_DTRY(pdk_codec_decode(&r, g->alloc, make_ref, &c, out));
     if (r.pos == r.len) return PDCKPT_OK;
     pdckpt_value_free(*out);
@@ -127,7 +127,7 @@ typedef struct item_list {
 
 static pdckpt_status add_item(item_list *l, const pdk_xfer_item *it, pdckpt_error *err) {
     if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
+        size_t         cap = l->cap ? l->cap * 2 : 64;
         pdk_xfer_item *grown = realloc(l->items, cap * sizeof *grown);
         if (!grown) return pdk_dist_nomem(err, "the transfer list");
         l->items = grown;
@@ -159,8 +159,8 @@ static pdckpt_status add_entry_items(gather_ctx *g, item_list *l, int src, int t
     return PDCKPT_OK;
 }
 
-static pdckpt_status build_items(gather_ctx *g, const int *targets, size_t n_targets,
-                                 item_list *l, pdckpt_error *err) {
+static pdckpt_status build_items(gather_ctx *g, const int *targets, size_t n_targets, item_list *l,
+                                 pdckpt_error *err) {
     for (size_t k = 0; k < n_targets; k++) {
         int t = targets[k];
         for (int s = 0; s < g->d->size; s++) {
@@ -202,14 +202,13 @@ static void gather_free(gather_ctx *g) {
 }
 
 /* pdckpt:long-function — the phases in order, each ending in an agreement, read best as one. */
-pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt,
-                             const int *targets, size_t n_targets, uint64_t group_bytes,
-                             const pdckpt_allocator *alloc, pdckpt_value **merged,
-                             uint64_t *rounds, pdckpt_error *err) {
+pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, const int *targets,
+                             size_t n_targets, uint64_t group_bytes, const pdckpt_allocator *alloc,
+                             pdckpt_value **merged, uint64_t *rounds, pdckpt_error *err) {
     gather_ctx g = {.d = d, .alloc = alloc};
-    pdk_blob mine = {0}, all = {0};
-    size_t *offs = NULL;
-    item_list items = {0};
+    pdk_blob   mine = {0}, all = {0};
+    size_t    *offs = NULL;
+    item_list  items = {0};
     *merged = NULL;
     pdckpt_status st = state ? pdk_skel_encode(state, opt, &mine, &g.mine, err)
                              : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
@@ -220,7 +219,8 @@ pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt,
         st = build_merged(&g, merged, err);
     if (st == PDCKPT_OK) st = build_items(&g, targets, n_targets, &items, err);
     st = pdk_dist_agree(d, st, err);
-    if (st == PDCKPT_OK) st = pdk_dist_transfer(d, items.items, items.len, group_bytes, rounds, err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_transfer(d, items.items, items.len, group_bytes, rounds, err);
     st = pdk_dist_agree(d, st, err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*merged);

@@ -49,12 +49,11 @@ typedef struct pdk_merge_plan {
 pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err);
 void          pdk_merge_plan_free(pdk_merge_plan *p);
 /* The rank whose value of `e` ends up in `target`'s merged state. */
-int           pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
+int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
 
 /* Runs the gather: on ranks in `targets` (sorted, unique) `*merged` receives the merged tree. */
-pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt,
-                             const int *targets, size_t n_targets, uint64_t group_bytes,
-                             const pdckpt_allocator *alloc, pdckpt_value **merged,
-                             uint64_t *rounds, pdckpt_error *err);
+pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, const int *targets,
+                             size_t n_targets, uint64_t group_bytes, const pdckpt_allocator *alloc,
+                             pdckpt_value **merged, uint64_t *rounds, pdckpt_error *err);
 
 #endif /* PDK_DIST_GATHER_H */

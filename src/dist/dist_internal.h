@@ -16,10 +16,10 @@
 #define PDK_DIST_PRINTF(a, b)
 #endif
 
-#define PDK_DTRY(expr)                                                                          \
-    do {                                                                                        \
-        pdckpt_status pdk_dtry_ = (expr);                                                       \
-        if (pdk_dtry_ != PDCKPT_OK) return pdk_dtry_;                                           \
+#define PDK_DTRY(expr)                                                                             \
+    do {                                                                                           \
+        pdckpt_status pdk_dtry_ = (expr);                                                          \
+        if (pdk_dtry_ != PDCKPT_OK) return pdk_dtry_;                                              \
     } while (0)
 
 /* ---- dist_util.c: errors, byte buffers, bounded reader ---- */
@@ -32,7 +32,7 @@ pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *sourc
 pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what);
 void          pdk_dist_reset(pdckpt_error *err);
 /* Prepends text to a recorded message. */
-void          pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
 
 /* A growable byte buffer (malloc). */
 typedef struct pdk_blob {
@@ -75,7 +75,7 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
 /* ---- dist_comm.c: the communicator, bounded waits, error agreement ---- */
 
 typedef struct pdk_dist {
-    MPI_Comm comm;       /* a private duplicate: our messages never meet the caller's */
+    MPI_Comm comm; /* a private duplicate: our messages never meet the caller's */
     int      rank, size;
     double   timeout_s;
     bool     broken; /* a wait timed out or MPI failed: no further communication is attempted */
@@ -101,8 +101,8 @@ pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckp
 pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_error *err);
 /* Every rank's blob to every rank: `all` holds them back to back, rank r's at offsets[r] with
  * length offsets[r+1] - offsets[r] (offsets: size+1 entries, malloc'd). */
-pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all,
-                                 size_t **offsets, pdckpt_error *err);
+pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all, size_t **offsets,
+                                 pdckpt_error *err);
 
 /* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
 
@@ -129,10 +129,10 @@ typedef struct pdk_tensor_desc {
     int32_t      n_dims;
     int64_t      dims[PDCKPT_MAX_DIMS];
     uint64_t     n_bytes;
-    char        *name;      /* malloc'd or NULL */
+    char        *name; /* malloc'd or NULL */
     int32_t      n_lod;
-    uint64_t    *lod_lens;  /* malloc'd */
-    uint64_t   **lod;       /* malloc'd */
+    uint64_t    *lod_lens; /* malloc'd */
+    uint64_t   **lod;      /* malloc'd */
 } pdk_tensor_desc;
 void          pdk_codec_put_desc(pdk_blob *b, const pdckpt_tensor_view *v);
 pdckpt_status pdk_codec_get_desc(pdk_rd *r, pdk_tensor_desc *d);
@@ -148,10 +148,10 @@ pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_alloca
 
 /* One tensor (or its whole byte range) that moves from `src` to `dst`. */
 typedef struct pdk_xfer_item {
-    int      src, dst;
-    uint64_t n_bytes;
-    const void *send;  /* on src: where the bytes are */
-    void       *recv;  /* on dst: where they go */
+    int         src, dst;
+    uint64_t    n_bytes;
+    const void *send; /* on src: where the bytes are */
+    void       *recv; /* on dst: where they go */
 } pdk_xfer_item;
 
 /* Moves every item, in rounds: per destination, the byte stream of its items (in list order)
@@ -182,12 +182,12 @@ pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t l
 /* Removes temporaries that killed saves left in `dir`: ".<name>.pdckpt-dist-*" (ours) and
  * ".<name>.pdckpt-tmp-*" (the core's), only those of `base` when it is not NULL.  A target must
  * not be written by two jobs at once. */
-void          pdk_dist_sweep_temps(const char *dir, const char *base);
+void pdk_dist_sweep_temps(const char *dir, const char *base);
 /* The directory part of `path` (".") and its last component, ignoring trailing '/'. */
-void          pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
-                                  size_t *base_len);
+void pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
+                         size_t *base_len);
 /* A random 64-bit tag for temp names (from getrandom, else time and pid). */
-uint64_t      pdk_dist_random_tag(void);
+uint64_t pdk_dist_random_tag(void);
 
 /* ---- dist_plan.c: shard geometry ---- */
 
@@ -240,9 +240,9 @@ typedef struct pdk_meta_piece {
 pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
                                 pdckpt_error *err);
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
-pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
-                                   pdk_meta_index *out, pdckpt_error *err);
-void          pdk_meta_index_free(pdk_meta_index *ix);
+pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
+                                         pdk_meta_index *out, pdckpt_error *err);
+void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
 
 /* PROVISIONAL (phase 1): the metadata file is "<id>.metadata.pdkv", the value tree in this
@@ -252,8 +252,7 @@ const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
-pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap,
-                            pdckpt_error *err);
+pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
 /* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
  * metadata file name (-1 if none). */
 pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,

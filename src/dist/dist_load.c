@@ -24,7 +24,7 @@
 static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *id, pdk_blob *out,
                                      pdckpt_error *err) {
     int64_t newest, largest;
-    char path[4200];
+    char    path[4200];
     if (wanted < 0) {
         PDK_DTRY(pdk_meta_scan(dir, &newest, &largest, err));
         if (newest < 0)
@@ -43,11 +43,12 @@ pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_v
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_dist_reset(err);
-    if (!dir || !metadata) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir or metadata is NULL");
+    if (!dir || !metadata)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir or metadata is NULL");
     *metadata = NULL;
-    pdk_blob bytes = {0};
-    int64_t got = -1;
-    char path[4200];
+    pdk_blob      bytes = {0};
+    int64_t       got = -1;
+    char          path[4200];
     pdckpt_status st = read_meta_bytes(dir, id, &got, &bytes, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, got, path, sizeof path, err);
     if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, metadata, err);
@@ -57,7 +58,7 @@ pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_v
 }
 
 bool pdckpt_sharded_is_checkpoint(const char *dir) {
-    int64_t newest = -1, largest = -1;
+    int64_t      newest = -1, largest = -1;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     return dir && pdk_meta_scan(dir, &newest, &largest, &err) == PDCKPT_OK && newest >= 0;
 }
@@ -103,9 +104,10 @@ static pdckpt_status open_data(loader *L, const char *file, const pdckpt_value *
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
-    const char **names = NULL;
+    const char  **names = NULL;
     pdckpt_status st = PDCKPT_OK;
-    if (lo.format == PDCKPT_FORMAT_COMBINED) st = names_in(L->ix, file, &names, &lo.n_names, L->err);
+    if (lo.format == PDCKPT_FORMAT_COMBINED)
+        st = names_in(L->ix, file, &names, &lo.n_names, L->err);
     lo.names = names;
     if (st == PDCKPT_OK) st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
     free(names);
@@ -155,8 +157,8 @@ static pdckpt_status request_box(loader *L, const pdckpt_mpi_request *q, const p
                                  box *b) {
     if (!q->key) return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "a request has no key");
     if (!(*km = pdk_meta_find(L->ix, q->key)))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_NOT_FOUND, L->dir,
-                             "the checkpoint has no key '%s'", q->key);
+        return pdk_dist_fail(L->err, PDCKPT_ERR_NOT_FOUND, L->dir, "the checkpoint has no key '%s'",
+                             q->key);
     if (q->n_dims != (*km)->n_dims)
         return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, L->dir,
                              "key '%s': expected a %d-dim request, found %d dims", q->key,
@@ -169,8 +171,9 @@ static pdckpt_status request_box(loader *L, const pdckpt_mpi_request *q, const p
         if (b->off[d] < 0 || b->shape[d] < 0 || b->off[d] > g || b->shape[d] > g - b->off[d])
             return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL,
                                  "key '%s': dim %d: a box of %lld at %lld does not fit the global "
-                                 "size %lld", q->key, (int)d, (long long)b->shape[d],
-                                 (long long)b->off[d], (long long)g);
+                                 "size %lld",
+                                 q->key, (int)d, (long long)b->shape[d], (long long)b->off[d],
+                                 (long long)g);
     }
     return PDCKPT_OK;
 }
@@ -185,7 +188,7 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
             memcmp(p->shape, b->shape, (size_t)b->n_dims * sizeof *b->shape) != 0)
             continue;
         const pdckpt_value *value;
-        pdckpt_tensor_view v;
+        pdckpt_tensor_view  v;
         PDK_DTRY(stored_piece(L, km, p, &value, &v));
         if (v.dtype != km->dtype) return PDCKPT_OK; /* needs a reinterpretation: copy instead */
         *out = pdckpt_value_retain((pdckpt_value *)value); /* shared, read-only */
@@ -197,14 +200,14 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
 static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
     int64_t covered = 0, off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
     int64_t src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
-    size_t elem = pdckpt_dtype_size(km->dtype);
+    size_t  elem = pdckpt_dtype_size(km->dtype);
     for (size_t i = 0; i < km->n_pieces; i++) {
         const pdk_piece *p = &km->pieces[i];
         if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
             continue;
         if (pdk_box_volume(b->n_dims, shape) == 0) continue;
         const pdckpt_value *value;
-        pdckpt_tensor_view v;
+        pdckpt_tensor_view  v;
         PDK_DTRY(stored_piece(L, km, p, &value, &v));
         for (int32_t d = 0; d < b->n_dims; d++) {
             src_off[d] = off[d] - p->offset[d];
@@ -215,18 +218,20 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
         covered += pdk_box_volume(b->n_dims, shape);
     }
     if (covered != pdk_box_volume(b->n_dims, b->shape))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, L->dir,
-                             "key '%s': the stored pieces cover %lld of the %lld elements asked for",
-                             km->key, (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
+        return pdk_dist_fail(
+            L->err, PDCKPT_ERR_FORMAT, L->dir,
+            "key '%s': the stored pieces cover %lld of the %lld elements asked for", km->key,
+            (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
     return PDCKPT_OK;
 }
 
 static pdckpt_status load_request(loader *L, const pdckpt_mpi_request *q, pdckpt_value *out) {
     const pdk_key_meta *km = NULL;
-    box b;
+    box                 b;
     PDK_DTRY(request_box(L, q, &km, &b));
     if (pdckpt_dict_get(out, q->key))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "key '%s' is requested twice", q->key);
+        return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "key '%s' is requested twice",
+                             q->key);
     pdckpt_value *t = NULL;
     PDK_DTRY(exact_piece(L, km, &b, &t));
     if (!t) {
@@ -256,8 +261,9 @@ static void loader_free(loader *L) {
     L->trees = NULL;
 }
 
-static pdckpt_status local_checks(const pdk_dist *d, const char *dir, const pdckpt_mpi_request *reqs,
-                                  size_t n, const pdckpt_mpi_options *o, pdckpt_value **out,
+static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
+                                  const pdckpt_mpi_request *reqs, size_t n,
+                                  const pdckpt_mpi_options *o, pdckpt_value **out,
                                   pdckpt_error *err) {
     if (!dir || !out || (n && !reqs))
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir, requests or out is NULL");
@@ -270,12 +276,13 @@ static pdckpt_status local_checks(const pdk_dist *d, const char *dir, const pdck
 /* The coordinator reads the metadata once and every rank gets its bytes. */
 static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi_options *o,
                                   pdk_meta_index *ix, pdckpt_error *err) {
-    pdk_blob bytes = {0};
-    int64_t id = -1;
+    pdk_blob      bytes = {0};
+    int64_t       id = -1;
     pdckpt_value *meta = NULL;
-    char path[4200] = "";
-    pdckpt_status st = d->rank == o->coordinator ? read_meta_bytes(dir, o->unique_id, &id, &bytes, err)
-                                                 : PDCKPT_OK;
+    char          path[4200] = "";
+    pdckpt_status st = d->rank == o->coordinator
+                           ? read_meta_bytes(dir, o->unique_id, &id, &bytes, err)
+                           : PDCKPT_OK;
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
     if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &bytes, o->coordinator, err);
@@ -292,14 +299,14 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
                                       const pdckpt_mpi_options *opts, pdckpt_value **out,
                                       pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error local = PDCKPT_ERROR_INIT;
+    pdckpt_error                    local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
     if (out) *out = NULL;
-    pdk_dist d;
+    pdk_dist       d;
     pdk_meta_index ix = {0};
-    pdckpt_value *result = NULL;
+    pdckpt_value  *result = NULL;
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, dir, requests, n_requests, opts, out, err);
     st = pdk_dist_agree(&d, st, err);
@@ -316,8 +323,10 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
         loader_free(&L);
         st = pdk_dist_agree(&d, st, err);
     }
-    if (st == PDCKPT_OK) *out = result;
-    else pdckpt_value_free(result);
+    if (st == PDCKPT_OK)
+        *out = result;
+    else
+        pdckpt_value_free(result);
     pdk_meta_index_free(&ix);
     pdk_dist_close(&d);
     return st;

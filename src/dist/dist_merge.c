@@ -23,8 +23,8 @@
 
 static pdckpt_status put_subtree(const pdckpt_value *v, pdk_blob *body, pdk_tensor_list *tl,
                                  pdckpt_error *err) {
-    pdk_blob sub = {0};
-    size_t before = tl->len;
+    pdk_blob      sub = {0};
+    size_t        before = tl->len;
     pdckpt_status st = pdk_codec_encode(v, &sub, tl, err);
     if (st == PDCKPT_OK) {
         pdk_blob_u64(body, sub.len);
@@ -35,8 +35,8 @@ static pdckpt_status put_subtree(const pdckpt_value *v, pdk_blob *body, pdk_tens
     return st;
 }
 
-static pdckpt_status put_key(const pdckpt_value *key, pdk_blob *body, const char **k,
-                             size_t *len, pdckpt_error *err) {
+static pdckpt_status put_key(const pdckpt_value *key, pdk_blob *body, const char **k, size_t *len,
+                             pdckpt_error *err) {
     *k = pdckpt_value_get_string(key, len);
     if (!*k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || memchr(*k, '\0', *len))
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
@@ -49,7 +49,7 @@ static pdckpt_status put_key(const pdckpt_value *key, pdk_blob *body, const char
 static pdckpt_status put_entry(const pdckpt_value *key, const pdckpt_value *val, bool opt,
                                pdk_blob *body, pdk_tensor_list *tl, pdckpt_error *err) {
     const char *k;
-    size_t len;
+    size_t      len;
     PDK_DTRY(put_key(key, body, &k, &len, err));
     bool merged = opt && len == strlen(MASTER_WEIGHTS) && memcmp(k, MASTER_WEIGHTS, len) == 0 &&
                   pdckpt_value_kind(val) == PDCKPT_KIND_DICT;
@@ -66,7 +66,7 @@ static pdckpt_status put_entry(const pdckpt_value *key, const pdckpt_value *val,
 pdckpt_status pdk_skel_encode(const pdckpt_value *state, bool opt, pdk_blob *out,
                               pdk_tensor_list *tl, pdckpt_error *err) {
     pdk_blob body = {0};
-    bool dict = pdckpt_value_kind(state) == PDCKPT_KIND_DICT;
+    bool     dict = pdckpt_value_kind(state) == PDCKPT_KIND_DICT;
     pdk_blob_u8(&body, dict);
     pdckpt_status st = PDCKPT_OK;
     if (!dict) {
@@ -74,8 +74,8 @@ pdckpt_status pdk_skel_encode(const pdckpt_value *state, bool opt, pdk_blob *out
     } else {
         pdk_blob_u64(&body, pdckpt_value_len(state));
         for (size_t i = 0; i < pdckpt_value_len(state) && st == PDCKPT_OK; i++)
-            st = put_entry(pdckpt_dict_key_at(state, i), pdckpt_value_at(state, i), opt, &body,
-                           tl, err);
+            st = put_entry(pdckpt_dict_key_at(state, i), pdckpt_value_at(state, i), opt, &body, tl,
+                           err);
     }
     pdk_blob_u32(out, SK_MAGIC);
     pdk_blob_u64(out, tl->len);
@@ -108,7 +108,7 @@ static pdckpt_status get_subtree(pdk_rd *r, pdk_skel_entry *e, uint64_t *next) {
 static pdckpt_status new_entry(pdk_skel *sk, int32_t parent, pdk_skel_entry **out,
                                pdckpt_error *err) {
     if (sk->n_entries == sk->cap_entries) {
-        size_t cap = sk->cap_entries ? sk->cap_entries * 2 : 16;
+        size_t          cap = sk->cap_entries ? sk->cap_entries * 2 : 16;
         pdk_skel_entry *grown = realloc(sk->entries, cap * sizeof *grown);
         if (!grown) return pdk_dist_nomem(err, "state description");
         sk->entries = grown;
@@ -146,7 +146,7 @@ static pdckpt_status get_entry(pdk_skel *sk, pdk_rd *r, uint64_t *next) {
 }
 
 static pdckpt_status get_body(pdk_skel *sk, pdk_rd *r) {
-    uint8_t dict;
+    uint8_t  dict;
     uint64_t next = 0;
     PDK_DTRY(pdk_rd_u8(r, &dict, "the root kind"));
     sk->is_dict = dict != 0;
@@ -170,7 +170,7 @@ pdckpt_status pdk_skel_parse(const uint8_t *data, size_t len, int rank, pdk_skel
                              pdckpt_error *err) {
     memset(sk, 0, sizeof *sk);
     snprintf(sk->source, sizeof sk->source, "rank %d's state description", rank);
-    pdk_rd r = {data, len, 0, sk->source, err};
+    pdk_rd   r = {data, len, 0, sk->source, err};
     uint32_t magic;
     PDK_DTRY(pdk_rd_u32(&r, &magic, "magic"));
     if (magic != SK_MAGIC) return pdk_rd_fail(&r, "expected the PDSK magic");
@@ -212,7 +212,7 @@ static kslot *slot_of(pdk_merge_plan *p, int32_t level, const char *key, size_t 
 
 static pdckpt_status check_entry(pdk_merge_plan *p, int rank, const pdk_skel_entry *e) {
     kslot *s = slot_of(p, e->parent < 0 ? 0 : 1, e->key, e->key_len);
-    bool mw = e->parent < 0 && e->key_len == strlen(MASTER_WEIGHTS) &&
+    bool   mw = e->parent < 0 && e->key_len == strlen(MASTER_WEIGHTS) &&
               memcmp(e->key, MASTER_WEIGHTS, e->key_len) == 0;
     if (mw && p->opt && s->key && p->mw_merged != e->merged)
         return pdk_dist_fail(p->err, PDCKPT_ERR_MISMATCH, NULL,
@@ -231,7 +231,8 @@ pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     for (int r = 0; r < p->n_ranks; r++) {
         if (!p->skels[r].is_dict)
             return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "gather_to merges dict states, but rank %d's state is not a dict", r);
+                                 "gather_to merges dict states, but rank %d's state is not a dict",
+                                 r);
         total += p->skels[r].n_entries;
     }
     p->n_slots = 16;
@@ -260,7 +261,8 @@ static bool has_top_key(const pdk_skel *sk, const char *key) {
 int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e) {
     int32_t level = e->parent < 0 ? 0 : 1;
     if (p->opt && level == 0 && e->key_len == strlen(LR_SCHEDULER) &&
-        memcmp(e->key, LR_SCHEDULER, e->key_len) == 0 && has_top_key(&p->skels[target], LR_SCHEDULER))
+        memcmp(e->key, LR_SCHEDULER, e->key_len) == 0 &&
+        has_top_key(&p->skels[target], LR_SCHEDULER))
         return target;
     return slot_of((pdk_merge_plan *)p, level, e->key, e->key_len)->max_rank;
 }

@@ -23,15 +23,14 @@
 
 /* ---- the file (PROVISIONAL) ---- */
 
-pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap,
-                            pdckpt_error *err) {
+pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err) {
     char name[64];
     snprintf(name, sizeof name, "%lld" PDK_META_SUFFIX, (long long)id);
     return pdk_path_join(dir, name, out, cap, err);
 }
 
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err) {
-    pdk_blob body = {0};
+    pdk_blob      body = {0};
     pdckpt_status st = pdk_codec_encode(meta, &body, NULL, err);
     pdk_blob_u32(out, META_MAGIC);
     pdk_blob_u32(out, META_VERSION);
@@ -44,7 +43,7 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_er
 
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err) {
-    pdk_rd r = {data, len, 0, source, err};
+    pdk_rd   r = {data, len, 0, source, err};
     uint32_t magic, version;
     uint64_t body_len, sum;
     PDK_DTRY(pdk_rd_u32(&r, &magic, "magic"));
@@ -82,8 +81,10 @@ static bool parse_uint(const char *s, size_t len, int64_t *out) {
 static const struct {
     const char   *ext;
     pdckpt_format format;
-} data_exts[] = {{".safetensors", PDCKPT_FORMAT_SAFETENSORS}, {".distcp", PDCKPT_FORMAT_AUTO},
-                 {".pdiparams", PDCKPT_FORMAT_COMBINED},      {".vars", PDCKPT_FORMAT_VARS_DIR}};
+} data_exts[] = {{".safetensors", PDCKPT_FORMAT_SAFETENSORS},
+                 {".distcp", PDCKPT_FORMAT_AUTO},
+                 {".pdiparams", PDCKPT_FORMAT_COMBINED},
+                 {".vars", PDCKPT_FORMAT_VARS_DIR}};
 
 const char *pdk_data_file_ext(pdckpt_format format) {
     for (size_t i = 0; i < sizeof data_exts / sizeof data_exts[0]; i++)
@@ -102,10 +103,10 @@ pdckpt_format pdk_data_file_format(const char *name) {
 
 /* The id in "<rank>_<id><data ext>", "<id>.metadata.pdkv" or Paddle's "<id>.metadata". */
 static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
-    size_t n = strlen(name);
+    size_t      n = strlen(name);
     const char *dot = strchr(name, '.');
     const char *us = strchr(name, '_');
-    int64_t id, rank;
+    int64_t     id, rank;
     if (!dot) return;
     if (strcmp(dot, PDK_META_SUFFIX) == 0 || strcmp(dot, ".metadata") == 0) {
         if (!parse_uint(name, (size_t)(dot - name), &id)) return;

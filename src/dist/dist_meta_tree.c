@@ -43,7 +43,8 @@ static pdckpt_status local_meta(const pdk_meta_piece *p, pdckpt_value *list, pdc
     pdckpt_status st = set(m, "global_offset", int_tuple(p->n_dims, p->offset), err);
     if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(p->n_dims, p->shape), err);
     if (st == PDCKPT_OK)
-        st = set(m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(p->dtype), SIZE_MAX), err);
+        st = set(m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(p->dtype), SIZE_MAX),
+                 err);
     if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(p->n_dims, p->global_shape), err);
     if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(NULL, false), err);
     if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(NULL), err);
@@ -96,7 +97,8 @@ pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_v
     pdckpt_value *sdm = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_value *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     pdckpt_value *mapping = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_status st = root && sdm && storage && mapping ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
+    pdckpt_status st =
+        root && sdm && storage && mapping ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
         st = add_piece(sdm, storage, mapping, &pieces[i], err);
     if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
@@ -132,19 +134,20 @@ static pdckpt_status bad(reader *r, const char *what) {
 static pdckpt_status get_ints(reader *r, const pdckpt_value *v, int32_t *n_dims, int64_t *out,
                               const char *what) {
     pdckpt_kind k = pdckpt_value_kind(v);
-    size_t n = pdckpt_value_len(v);
+    size_t      n = pdckpt_value_len(v);
     if ((k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST) || n > PDCKPT_MAX_DIMS ||
         (*n_dims >= 0 && n != (size_t)*n_dims))
         return bad(r, what);
     for (size_t i = 0; i < n; i++)
-        if (!pdckpt_value_get_int(pdckpt_value_at(v, i), &out[i]) || out[i] < 0) return bad(r, what);
+        if (!pdckpt_value_get_int(pdckpt_value_at(v, i), &out[i]) || out[i] < 0)
+            return bad(r, what);
     *n_dims = (int32_t)n;
     return PDCKPT_OK;
 }
 
 static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *m, pdk_piece *p) {
     if (pdckpt_value_kind(m) != PDCKPT_KIND_DICT) return bad(r, "LocalTensorMetadata dicts");
-    bool flat = false;
+    bool                flat = false;
     const pdckpt_value *fl = pdckpt_dict_get(m, "is_flattened");
     if (fl && pdckpt_value_get_bool(fl, &flat) && flat)
         return pdk_dist_fail(r->err, PDCKPT_ERR_UNSUPPORTED, r->source,
@@ -153,11 +156,11 @@ static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *
     int32_t n = -1;
     PDK_DTRY(get_ints(r, pdckpt_dict_get(m, "global_offset"), &n, off, "a global_offset tuple"));
     PDK_DTRY(get_ints(r, pdckpt_dict_get(m, "local_shape"), &n, shape, "a local_shape tuple"));
-    const char *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
+    const char  *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
     pdckpt_dtype dtype = dt ? pdckpt_dtype_from_name(dt) : PDCKPT_DTYPE_INVALID;
     if (dtype == PDCKPT_DTYPE_INVALID) return bad(r, "a known dtype name");
     const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
-    bool has_global = g && pdckpt_value_kind(g) != PDCKPT_KIND_NONE;
+    bool                has_global = g && pdckpt_value_kind(g) != PDCKPT_KIND_NONE;
     if (has_global) PDK_DTRY(get_ints(r, g, &n, global, "a global_shape tuple"));
     if (km->n_pieces == 0) {
         km->dtype = dtype;
@@ -249,7 +252,8 @@ static pdckpt_status build_table(reader *r) {
             size_t s = find_slot(r, km->key, km->n_dims, km->pieces[i].offset);
             if (r->table[s])
                 return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                                     "metadata: two pieces of '%s' start at the same offset", km->key);
+                                     "metadata: two pieces of '%s' start at the same offset",
+                                     km->key);
             r->table[s] = &km->pieces[i];
             r->table_keys[s] = km->key;
         }
@@ -259,7 +263,7 @@ static pdckpt_status build_table(reader *r) {
 
 static pdckpt_status intern_file(reader *r, const char *name, const char **out) {
     pdk_meta_index *ix = r->ix;
-    size_t n = strlen(name);
+    size_t          n = strlen(name);
     if (n == 0 || n > 255 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return bad(r, "plain file names inside the checkpoint directory");
     for (size_t i = 0; i < ix->n_files; i++)
@@ -270,14 +274,16 @@ static pdckpt_status intern_file(reader *r, const char *name, const char **out) 
     char **grown = realloc(ix->files, (ix->n_files + 1) * sizeof *grown);
     if (!grown) return pdk_dist_nomem(r->err, "metadata");
     ix->files = grown;
-    if (!(ix->files[ix->n_files] = pdk_dist_strdup(name))) return pdk_dist_nomem(r->err, "metadata");
+    if (!(ix->files[ix->n_files] = pdk_dist_strdup(name)))
+        return pdk_dist_nomem(r->err, "metadata");
     *out = ix->files[ix->n_files++];
     return PDCKPT_OK;
 }
 
-static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index, const pdckpt_value *file) {
+static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index,
+                                      const pdckpt_value *file) {
     pdckpt_kind k = pdckpt_value_kind(index);
-    size_t n = pdckpt_value_len(index);
+    size_t      n = pdckpt_value_len(index);
     const char *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
     const char *name = pdckpt_value_get_string(file, NULL);
     if ((k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST) || n < 2 || !key || !name)
@@ -286,26 +292,29 @@ static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index, cons
     if (n >= 5 && pdckpt_value_get_int(pdckpt_value_at(index, 4), &replica) && replica > 0)
         return PDCKPT_OK; /* an extra replica: the main copy (replica 0 or None) is read */
     const pdk_key_meta *km = pdk_meta_find(r->ix, key);
-    int32_t dims = km ? km->n_dims : -1;
+    int32_t             dims = km ? km->n_dims : -1;
     PDK_DTRY(get_ints(r, pdckpt_value_at(index, 1), &dims, off, "a LocalTensorIndex offset"));
     size_t s = km ? find_slot(r, key, dims, off) : 0;
     if (!km || !r->table[s])
         return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
                              "metadata: storage_metadata names a piece of '%s' that "
-                             "state_dict_metadata does not have", key);
+                             "state_dict_metadata does not have",
+                             key);
     return intern_file(r, name, &r->table[s]->file);
 }
 
 static pdckpt_status get_storage(reader *r, const pdckpt_value *storage) {
     pdckpt_kind k = pdckpt_value_kind(storage);
-    bool dict = k == PDCKPT_KIND_DICT;
+    bool        dict = k == PDCKPT_KIND_DICT;
     if (!dict && k != PDCKPT_KIND_LIST) return bad(r, "storage_metadata as a dict or a list");
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
-        if (!dict && (pdckpt_value_len(item) != 2 || (pdckpt_value_kind(item) != PDCKPT_KIND_TUPLE &&
-                                                     pdckpt_value_kind(item) != PDCKPT_KIND_LIST)))
+        if (!dict &&
+            (pdckpt_value_len(item) != 2 || (pdckpt_value_kind(item) != PDCKPT_KIND_TUPLE &&
+                                             pdckpt_value_kind(item) != PDCKPT_KIND_LIST)))
             return bad(r, "storage_metadata items (index, file)");
-        const pdckpt_value *index = dict ? pdckpt_dict_key_at(storage, i) : pdckpt_value_at(item, 0);
+        const pdckpt_value *index =
+            dict ? pdckpt_dict_key_at(storage, i) : pdckpt_value_at(item, 0);
         const pdckpt_value *file = dict ? item : pdckpt_value_at(item, 1);
         PDK_DTRY(get_storage_item(r, index, file));
     }
@@ -325,12 +334,12 @@ static pdckpt_status check_files(reader *r) {
 pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                    pdk_meta_index *out, pdckpt_error *err) {
     memset(out, 0, sizeof *out);
-    reader r = {source, err, out, NULL, NULL, 0};
+    reader              r = {source, err, out, NULL, NULL, 0};
     const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
-    pdckpt_status st = pdckpt_value_kind(sdm) == PDCKPT_KIND_DICT && storage
-                           ? PDCKPT_OK
-                           : bad(&r, "state_dict_metadata and storage_metadata");
+    pdckpt_status       st = pdckpt_value_kind(sdm) == PDCKPT_KIND_DICT && storage
+                                 ? PDCKPT_OK
+                                 : bad(&r, "state_dict_metadata and storage_metadata");
     if (st == PDCKPT_OK) {
         out->keys = calloc(pdckpt_value_len(sdm) + 1, sizeof *out->keys);
         if (!out->keys) st = pdk_dist_nomem(err, "metadata index");

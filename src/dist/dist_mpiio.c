@@ -17,13 +17,13 @@
 #define WRITE_CHUNK (1u << 30)
 
 typedef struct entry {
-    char       *name;
-    uint64_t    size;   /* bytes of its tensor stream */
-    uint64_t    shape;  /* hash of dtype and dims: duplicates must agree */
-    int         rank;
-    size_t      local;
-    uint64_t    offset; /* in the file */
-    int         writer;
+    char    *name;
+    uint64_t size;  /* bytes of its tensor stream */
+    uint64_t shape; /* hash of dtype and dims: duplicates must agree */
+    int      rank;
+    size_t   local;
+    uint64_t offset; /* in the file */
+    int      writer;
 } entry;
 
 typedef struct layout {
@@ -54,7 +54,7 @@ static pdckpt_status describe(const pdk_named_list *l, const pdckpt_save_options
     o.format = PDCKPT_FORMAT_TENSOR;
     pdk_blob_u64(out, l->len);
     for (size_t i = 0; i < l->len; i++) {
-        uint64_t size = 0;
+        uint64_t           size = 0;
         pdckpt_tensor_view v;
         pdckpt_tensor_get(l->items[i].tensor, &v);
         pdckpt_status st = pdckpt_save_sink(l->items[i].tensor, &count_ops, &size, &o, err);
@@ -77,7 +77,7 @@ static pdckpt_status read_entries(const pdk_blob *all, const size_t *offs, int s
     for (int r = 0; r < size; r++) {
         char source[64];
         snprintf(source, sizeof source, "rank %d's tensor sizes", r);
-        pdk_rd rd = {all->data + offs[r], offs[r + 1] - offs[r], 0, source, err};
+        pdk_rd   rd = {all->data + offs[r], offs[r + 1] - offs[r], 0, source, err};
         uint64_t n;
         PDK_DTRY(pdk_rd_count(&rd, &n, 24, "tensors"));
         if (lay->n + n > cap) {
@@ -102,7 +102,7 @@ static pdckpt_status read_entries(const pdk_blob *all, const size_t *offs, int s
 
 static int cmp_entry(const void *a, const void *b) {
     const entry *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
+    int          c = strcmp(x->name, y->name);
     return c ? c : x->rank - y->rank;
 }
 
@@ -113,11 +113,13 @@ static pdckpt_status plan_layout(layout *lay, int size, pdckpt_error *err) {
     if (!load) return pdk_dist_nomem(err, "the file layout");
     for (size_t i = 0, j; i < lay->n; i = j) {
         for (j = i + 1; j < lay->n && strcmp(lay->entries[j].name, lay->entries[i].name) == 0; j++)
-            if (lay->entries[j].shape != lay->entries[i].shape || lay->entries[j].size != lay->entries[i].size) {
+            if (lay->entries[j].shape != lay->entries[i].shape ||
+                lay->entries[j].size != lay->entries[i].size) {
                 free(load);
-                return pdk_dist_fail(err, PDCKPT_ERR_MISMATCH, NULL,
-                                     "tensor '%s' differs in dtype or shape between ranks %d and %d",
-                                     lay->entries[i].name, lay->entries[i].rank, lay->entries[j].rank);
+                return pdk_dist_fail(
+                    err, PDCKPT_ERR_MISMATCH, NULL,
+                    "tensor '%s' differs in dtype or shape between ranks %d and %d",
+                    lay->entries[i].name, lay->entries[i].rank, lay->entries[j].rank);
             }
         if (j == i + 1) load[lay->entries[i].rank] += lay->entries[i].size;
     }
@@ -156,11 +158,11 @@ typedef struct file_sink {
 static pdckpt_status file_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
     file_sink *fs = self;
     for (size_t done = 0; done < len;) {
-        int n = (int)(len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK);
+        int        n = (int)(len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK);
         MPI_Status status;
-        int rc = MPI_File_write_at(fs->fh, (MPI_Offset)(fs->at + done), (const uint8_t *)bytes + done,
-                                   n, MPI_BYTE, &status);
-        int wrote = 0;
+        int        rc = MPI_File_write_at(fs->fh, (MPI_Offset)(fs->at + done),
+                                          (const uint8_t *)bytes + done, n, MPI_BYTE, &status);
+        int        wrote = 0;
         if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &wrote);
         if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "MPI_File_write_at");
         if (wrote != n) return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "short MPI-IO write");
@@ -182,9 +184,9 @@ static pdckpt_status write_mine(const pdk_dist *d, const layout *lay, const pdk_
         file_sink fs = {fh, e->offset};
         PDK_DTRY(pdckpt_save_sink(l->items[e->local].tensor, &file_ops, &fs, &o, err));
         if (fs.at != e->offset + e->size)
-            return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu",
-                                 e->name, (unsigned long long)(fs.at - e->offset),
-                                 (unsigned long long)e->size);
+            return pdk_dist_fail(
+                err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu", e->name,
+                (unsigned long long)(fs.at - e->offset), (unsigned long long)e->size);
     }
     return PDCKPT_OK;
 }
@@ -194,8 +196,8 @@ static pdckpt_status write_file(pdk_dist *d, const layout *lay, const pdk_named_
                                 const char *temp, const pdckpt_save_options *save,
                                 pdckpt_error *err) {
     MPI_File fh;
-    int rc = MPI_File_open(d->comm, temp, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY,
-                           MPI_INFO_NULL, &fh);
+    int      rc = MPI_File_open(d->comm, temp, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY,
+                                MPI_INFO_NULL, &fh);
     pdckpt_status st = rc == MPI_SUCCESS ? PDCKPT_OK : pdk_dist_mpi_fail(err, rc, "MPI_File_open");
     st = pdk_dist_agree(d, st, err);
     if (st != PDCKPT_OK) return st;
@@ -225,8 +227,8 @@ static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_value *local, 
 }
 
 static pdckpt_status plan_all(pdk_dist *d, const pdk_blob *mine, layout *lay, pdckpt_error *err) {
-    pdk_blob all = {0};
-    size_t *offs = NULL;
+    pdk_blob      all = {0};
+    size_t       *offs = NULL;
     pdckpt_status st = pdk_dist_allgather(d, mine, &all, &offs, err);
     if (st == PDCKPT_OK) st = read_entries(&all, offs, d->size, lay, err);
     if (st == PDCKPT_OK) st = plan_layout(lay, d->size, err);
@@ -237,9 +239,9 @@ static pdckpt_status plan_all(pdk_dist *d, const pdk_blob *mine, layout *lay, pd
 
 /* Temporaries that killed writes of this file left behind. */
 static void sweep_beside(const char *path) {
-    char dir[4200], base[256];
+    char        dir[4200], base[256];
     const char *b;
-    size_t blen;
+    size_t      blen;
     pdk_dist_split_path(path, dir, sizeof dir, &b, &blen);
     snprintf(base, sizeof base, "%.*s", (int)blen, b);
     pdk_dist_sweep_temps(dir, base);
@@ -248,27 +250,30 @@ static void sweep_beside(const char *path) {
 pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local, const char *path,
                                        const pdckpt_mpi_options *opts, pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error                    scratch = PDCKPT_ERROR_INIT;
     if (!err) err = &scratch;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
-    pdk_dist d;
+    pdk_dist       d;
     pdk_named_list l = {0};
-    pdk_blob mine = {0};
-    layout lay = {0};
-    uint64_t tag = pdk_dist_random_tag();
-    char temp[4200] = "";
+    pdk_blob       mine = {0};
+    layout         lay = {0};
+    uint64_t       tag = pdk_dist_random_tag();
+    char           temp[4200] = "";
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, local, path, opts, &l, err);
     if (st == PDCKPT_OK) st = describe(&l, &opts->save, &mine, err);
     st = pdk_dist_agree(&d, st, err);
     if (st == PDCKPT_OK)
-        st = pdk_dist_same(&d, pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)), &opts->coordinator,
-                                              sizeof opts->coordinator), "path and coordinator", err);
+        st = pdk_dist_same(&d,
+                           pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)), &opts->coordinator,
+                                          sizeof opts->coordinator),
+                           "path and coordinator", err);
     if (st == PDCKPT_OK) st = pdk_dist_agree(&d, plan_all(&d, &mine, &lay, err), err);
     if (st == PDCKPT_OK && d.rank == opts->coordinator) sweep_beside(path);
     if (st == PDCKPT_OK) st = pdk_dist_bcast(&d, &tag, sizeof tag, opts->coordinator, err);
-    if (st == PDCKPT_OK) st = pdk_dist_agree(&d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_agree(&d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
     if (st == PDCKPT_OK) {
         st = write_file(&d, &lay, &l, temp, &opts->save, err);
         pdckpt_status renamed = PDCKPT_OK;

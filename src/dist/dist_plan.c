@@ -73,9 +73,10 @@ void pdk_box_copy(int32_t n_dims, size_t elem, const void *src, const int64_t *s
     }
     if (pdk_box_volume(n_dims, shape) == 0) return;
     /* The run: dims j..n-1, where every dim after j is covered whole on both sides. */
-    int32_t j = n_dims - 1;
+    int32_t  j = n_dims - 1;
     uint64_t run = (uint64_t)shape[j];
-    while (j > 0 && shape[j] == src_shape[j] && shape[j] == dst_shape[j]) run *= (uint64_t)shape[--j];
+    while (j > 0 && shape[j] == src_shape[j] && shape[j] == dst_shape[j])
+        run *= (uint64_t)shape[--j];
     int64_t idx[PDCKPT_MAX_DIMS] = {0}, s_at[PDCKPT_MAX_DIMS], d_at[PDCKPT_MAX_DIMS];
     for (;;) {
         for (int32_t d = 0; d < n_dims; d++) {
@@ -100,7 +101,8 @@ pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offs
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "expected a tensor, a box and out");
     *out = NULL;
     for (int32_t d = 0; d < v.n_dims; d++)
-        if (offset[d] < 0 || shape[d] < 0 || offset[d] > v.dims[d] || shape[d] > v.dims[d] - offset[d])
+        if (offset[d] < 0 || shape[d] < 0 || offset[d] > v.dims[d] ||
+            shape[d] > v.dims[d] - offset[d])
             return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                                  "dim %d: a box of %lld at %lld does not fit %lld", (int)d,
                                  (long long)shape[d], (long long)offset[d], (long long)v.dims[d]);
@@ -111,9 +113,9 @@ pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offs
     bool contiguous = true;
     for (int32_t d = 0; d < j; d++) contiguous &= shape[d] == 1;
     if (contiguous || pdk_box_volume(v.n_dims, shape) == 0) {
-        bool empty = pdk_box_volume(v.n_dims, shape) == 0 || v.n_bytes == 0;
-        const uint8_t *at = empty ? NULL
-                                  : (const uint8_t *)v.data + linear_offset(v.n_dims, v.dims, offset, elem);
+        bool           empty = pdk_box_volume(v.n_dims, shape) == 0 || v.n_bytes == 0;
+        const uint8_t *at =
+            empty ? NULL : (const uint8_t *)v.data + linear_offset(v.n_dims, v.dims, offset, elem);
         return pdckpt_tensor_new_in_buffer(NULL, v.dtype, v.n_dims, shape, v.buffer, at, out, err);
     }
     PDK_DTRY(pdckpt_tensor_new(NULL, v.dtype, v.n_dims, shape, out, err));

@@ -24,7 +24,7 @@ pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_erro
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                              "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
                              text ? text : "(null)");
-    uint64_t v = 0;
+    uint64_t    v = 0;
     const char *p = text;
     for (; isdigit((unsigned char)*p); p++) {
         if (v > (UINT64_MAX - 9) / 10)
@@ -32,14 +32,15 @@ pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_erro
         v = v * 10 + (uint64_t)(*p - '0');
     }
     unsigned shift = 0;
-    char unit = (char)toupper((unsigned char)*p);
+    char     unit = (char)toupper((unsigned char)*p);
     if (unit == 'K' || unit == 'M' || unit == 'G') {
         shift = unit == 'K' ? 10 : unit == 'M' ? 20 : 30;
         p++;
     }
     if (*p != '\0')
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'", text);
+                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
+                             text);
     if (v > (UINT64_MAX >> shift))
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "size '%s' is too large", text);
     *out = v << shift;
@@ -50,9 +51,9 @@ static pdckpt_status substitute_rank(const char *path, int rank, char *out, size
                                      pdckpt_error *err) {
     size_t n = 0;
     for (const char *p = path; *p;) {
-        char piece[24];
+        char        piece[24];
         const char *add = p;
-        size_t len = 1;
+        size_t      len = 1;
         if (strncmp(p, "{rank}", 6) == 0) {
             len = (size_t)snprintf(piece, sizeof piece, "%d", rank);
             add = piece;
@@ -82,7 +83,8 @@ static pdckpt_status insert_rank(const char *path, int rank, char *out, size_t c
             break;
         }
     int n = snprintf(out, cap, "%.*s.rank%d%s", (int)dot, path, rank, path + dot);
-    if (n < 0 || (size_t)n >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+    if (n < 0 || (size_t)n >= cap)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
     return PDCKPT_OK;
 }
 
@@ -153,16 +155,17 @@ static pdckpt_status normalize(const pdk_dist *d, const pdckpt_mpi_options *o, s
 }
 
 /* Opens the communicator and checks the arguments on every rank. */
-static pdckpt_status begin(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
-                           save_args *a, pdckpt_error *err) {
+static pdckpt_status begin(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d, save_args *a,
+                           pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
     if (!opts) opts = &defaults;
     memset(a, 0, sizeof *a);
     PDK_DTRY(pdk_dist_open(comm, opts, d, err));
-    uint64_t hash = 0;
+    uint64_t      hash = 0;
     pdckpt_status st = normalize(d, opts, a, &hash, err);
     st = pdk_dist_agree(d, st, err);
-    if (st == PDCKPT_OK) st = pdk_dist_same(d, hash, "gather_to, state_type and max_grouped_size", err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_same(d, hash, "gather_to, state_type and max_grouped_size", err);
     return st;
 }
 
@@ -187,15 +190,17 @@ static pdckpt_status prepare_target(const char *path, bool insert, int rank,
                                     pdckpt_save_options *save, pdckpt_error *err) {
     *save = opts->save;
     if (path) PDK_DTRY(rank_path(path, rank, insert, c->final, sizeof c->final, err));
-    if (save->format == PDCKPT_FORMAT_AUTO && path) save->format = pdckpt_format_from_path(c->final);
+    if (save->format == PDCKPT_FORMAT_AUTO && path)
+        save->format = pdckpt_format_from_path(c->final);
     if (opts->sink_ops) return PDCKPT_OK;
-    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL on a writing rank");
+    if (!path)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL on a writing rank");
     if (save->format == PDCKPT_FORMAT_AUTO)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, c->final,
                              "cannot tell the format from the name; pass one in opts->save");
-    char dir[PATH_CAP], base[256];
+    char        dir[PATH_CAP], base[256];
     const char *b;
-    size_t blen;
+    size_t      blen;
     pdk_dist_split_path(c->final, dir, sizeof dir, &b, &blen);
     snprintf(base, sizeof base, "%.*s", (int)blen, b);
     pdk_dist_sweep_temps(dir, base);
@@ -227,7 +232,7 @@ static pdckpt_status commit_phase(pdk_dist *d, pdckpt_status st, commit *c, bool
 /* With gather_to none, ranks that were all given one path write "<path>.rankR"; ranks given
  * their own paths write exactly those. */
 static pdckpt_status paths_differ(pdk_dist *d, const char *path, bool *insert, pdckpt_error *err) {
-    bool same = true;
+    bool     same = true;
     uint64_t h = path ? pdk_hash_bytes(0, path, strlen(path)) : 0;
     PDK_DTRY(pdk_dist_compare(d, h, &same, err));
     *insert = same && d->size > 1;
@@ -237,27 +242,29 @@ static pdckpt_status paths_differ(pdk_dist *d, const char *path, bool *insert, p
 pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const char *path,
                               const pdckpt_mpi_options *opts, pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error local = PDCKPT_ERROR_INIT;
+    pdckpt_error                    local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
-    pdk_dist d;
-    save_args a;
-    commit c = {.has_temp = false};
+    pdk_dist      d;
+    save_args     a;
+    commit        c = {.has_temp = false};
     pdckpt_value *merged = NULL;
-    bool insert = false;
+    bool          insert = false;
     pdckpt_status st = begin(comm, opts, &d, &a, err);
     if (st == PDCKPT_OK && a.n_targets == 0) st = paths_differ(&d, path, &insert, err);
     if (st == PDCKPT_OK && a.n_targets > 0)
-        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group,
-                            opts->save.allocator, &merged, NULL, err);
-    bool writer = a.n_targets == 0 || in_targets(&a, d.rank);
+        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group, opts->save.allocator,
+                            &merged, NULL, err);
+    bool                writer = a.n_targets == 0 || in_targets(&a, d.rank);
     const pdckpt_value *tree = a.n_targets == 0 ? state : merged;
     pdckpt_save_options save = opts->save;
     if (st == PDCKPT_OK) {
         pdckpt_status p = PDCKPT_OK;
-        if (writer && !tree) p = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
-        else if (writer) p = prepare_target(path, insert, d.rank, opts, &c, &save, err);
+        if (writer && !tree)
+            p = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
+        else if (writer)
+            p = prepare_target(path, insert, d.rank, opts, &c, &save, err);
         st = pdk_dist_agree(&d, p, err);
     }
     if (st == PDCKPT_OK)
@@ -273,23 +280,25 @@ pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
                                 const pdckpt_mpi_options *opts, pdckpt_value **merged,
                                 pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error local = PDCKPT_ERROR_INIT;
+    pdckpt_error                    local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
-    pdk_dist d;
-    save_args a;
+    pdk_dist      d;
+    save_args     a;
     pdckpt_value *tree = NULL;
     pdckpt_status st = begin(comm, opts, &d, &a, err);
     if (st == PDCKPT_OK) {
-        pdckpt_status s = merged ? PDCKPT_OK : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "merged is NULL");
+        pdckpt_status s =
+            merged ? PDCKPT_OK : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "merged is NULL");
         if (s == PDCKPT_OK && a.n_targets == 0)
-            s = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "pdckpt_mpi_gather needs gather_to ranks");
+            s = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
+                              "pdckpt_mpi_gather needs gather_to ranks");
         st = pdk_dist_agree(&d, s, err);
     }
     if (st == PDCKPT_OK)
-        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group,
-                            opts->save.allocator, &tree, NULL, err);
+        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group, opts->save.allocator,
+                            &tree, NULL, err);
     if (merged) *merged = tree;
     free(a.targets);
     pdk_dist_close(&d);

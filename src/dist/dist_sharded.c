@@ -23,8 +23,8 @@ typedef struct shard_rec {
     int32_t      n_dims;
     int64_t     *global, *offset, *shape; /* one allocation */
     int          rank;
-    size_t       local;   /* index in that rank's shard array */
-    size_t       piece;   /* its distinct piece */
+    size_t       local; /* index in that rank's shard array */
+    size_t       piece; /* its distinct piece */
 } shard_rec;
 
 typedef struct piece_rec {
@@ -33,11 +33,11 @@ typedef struct piece_rec {
 } piece_rec;
 
 typedef struct plan {
-    shard_rec *recs;
-    size_t     n_recs;
-    piece_rec *pieces;
-    size_t     n_pieces;
-    int64_t    id;
+    shard_rec    *recs;
+    size_t        n_recs;
+    piece_rec    *pieces;
+    size_t        n_pieces;
+    int64_t       id;
     pdckpt_format format;
 } plan;
 
@@ -64,8 +64,8 @@ static pdckpt_status check_shard(const pdckpt_mpi_shard *s, size_t i, pdckpt_ten
         if (o < 0 || g < 0 || o > g || v->dims[d] > g - o)
             return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                                  "shard '%s': dim %d: a piece of %lld at offset %lld does not fit "
-                                 "the global size %lld", s->key, (int)d, (long long)v->dims[d],
-                                 (long long)o, (long long)g);
+                                 "the global size %lld",
+                                 s->key, (int)d, (long long)v->dims[d], (long long)o, (long long)g);
     }
     return PDCKPT_OK;
 }
@@ -101,7 +101,8 @@ static pdckpt_status encode_shards(const pdckpt_mpi_shard *shards, size_t n, pdk
         pdk_blob_u8(out, (uint8_t)v.dtype);
         pdk_blob_u8(out, (uint8_t)v.n_dims);
         for (int32_t d = 0; d < v.n_dims; d++) {
-            pdk_blob_u64(out, (uint64_t)(shards[i].global_shape ? shards[i].global_shape[d] : v.dims[d]));
+            pdk_blob_u64(
+                out, (uint64_t)(shards[i].global_shape ? shards[i].global_shape[d] : v.dims[d]));
             pdk_blob_u64(out, (uint64_t)(shards[i].global_offset ? shards[i].global_offset[d] : 0));
             pdk_blob_u64(out, (uint64_t)v.dims[d]);
         }
@@ -141,7 +142,7 @@ static pdckpt_status read_all(const pdk_blob *all, const size_t *offs, int size,
     for (int rank = 0; rank < size; rank++) {
         char source[64];
         snprintf(source, sizeof source, "rank %d's shard descriptions", rank);
-        pdk_rd r = {all->data + offs[rank], offs[rank + 1] - offs[rank], 0, source, err};
+        pdk_rd   r = {all->data + offs[rank], offs[rank + 1] - offs[rank], 0, source, err};
         uint64_t n;
         PDK_DTRY(pdk_rd_count(&r, &n, 10, "shards"));
         if (p->n_recs + n > cap) {
@@ -165,7 +166,7 @@ static pdckpt_status read_all(const pdk_blob *all, const size_t *offs, int size,
 /* Orders records by key, then box, then rank: runs of equal (key, box) are one piece. */
 static int cmp_rec(const void *a, const void *b) {
     const shard_rec *x = *(shard_rec *const *)a, *y = *(shard_rec *const *)b;
-    int c = strcmp(x->key, y->key);
+    int              c = strcmp(x->key, y->key);
     if (c) return c;
     if (x->n_dims != y->n_dims) return x->n_dims - y->n_dims;
     for (int32_t d = 0; d < x->n_dims; d++) {
@@ -185,7 +186,7 @@ static bool same_box(const shard_rec *x, const shard_rec *y) {
 /* The distinct pieces of one key (order[from..to)) must tile its global box exactly. */
 static pdckpt_status check_key(shard_rec **order, size_t from, size_t to, pdckpt_error *err) {
     const shard_rec *k = order[from];
-    int64_t covered = 0, o[PDCKPT_MAX_DIMS], s[PDCKPT_MAX_DIMS];
+    int64_t          covered = 0, o[PDCKPT_MAX_DIMS], s[PDCKPT_MAX_DIMS];
     for (size_t i = from; i < to; i++) {
         const shard_rec *x = order[i];
         if (x->dtype != k->dtype || x->n_dims != k->n_dims ||
@@ -196,7 +197,8 @@ static pdckpt_status check_key(shard_rec **order, size_t from, size_t to, pdckpt
         if (i > from && same_box(order[i - 1], x)) continue; /* a replica */
         for (size_t j = from; j < i; j++)
             if (!same_box(order[j], x) &&
-                pdk_box_overlap(k->n_dims, order[j]->offset, order[j]->shape, x->offset, x->shape, o, s))
+                pdk_box_overlap(k->n_dims, order[j]->offset, order[j]->shape, x->offset, x->shape,
+                                o, s))
                 return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                                      "key '%s': the pieces of ranks %d and %d overlap", k->key,
                                      order[j]->rank, x->rank);
@@ -229,7 +231,8 @@ static pdckpt_status group_pieces(plan *p, shard_rec **order, pdckpt_error *err)
     bool kept_for_key = false;
     for (size_t i = 0, j; i < p->n_recs; i = j) {
         for (j = i + 1; j < p->n_recs && strcmp(order[j]->key, order[i]->key) == 0 &&
-                        same_box(order[j], order[i]); j++)
+                        same_box(order[j], order[i]);
+             j++)
             continue;
         if (i == 0 || strcmp(order[i - 1]->key, order[i]->key) != 0) kept_for_key = false;
         /* Empty pieces (a rank past the end of a short dim) hold nothing: they are not stored,
@@ -254,8 +257,8 @@ static pdckpt_status assign_writers(plan *p, int size, pdckpt_error *err) {
     if (!load) return pdk_dist_nomem(err, "the shard plan");
     for (size_t k = 0; k < p->n_pieces; k++) {
         piece_rec *pc = &p->pieces[k];
-        char best_name[64] = "", name[64];
-        int best = -1;
+        char       best_name[64] = "", name[64];
+        int        best = -1;
         for (size_t i = 0; i < p->n_recs; i++) {
             shard_rec *r = &p->recs[i];
             if (strcmp(r->key, pc->first->key) != 0 || !same_box(r, pc->first)) continue;
@@ -276,8 +279,8 @@ static pdckpt_status assign_writers(plan *p, int size, pdckpt_error *err) {
 
 static pdckpt_status make_plan(pdk_dist *d, const pdk_blob *mine, int64_t id, plan *p,
                                pdckpt_error *err) {
-    pdk_blob all = {0};
-    size_t *offs = NULL;
+    pdk_blob    all = {0};
+    size_t     *offs = NULL;
     shard_rec **order = NULL;
     p->id = id;
     pdckpt_status st = pdk_dist_allgather(d, mine, &all, &offs, err);
@@ -305,7 +308,7 @@ static pdckpt_status write_data(const pdk_dist *d, const plan *p, const pdckpt_m
         if (r->rank != d->rank || r->piece == SIZE_MAX || p->pieces[r->piece].writer != d->rank)
             continue;
         pdckpt_tensor_view v;
-        pdckpt_value *t = NULL;
+        pdckpt_value      *t = NULL;
         pdckpt_tensor_get(shards[r->local].tensor, &v);
         st = pdk_tensor_borrow(&v, save->allocator, &t, err);
         if (st == PDCKPT_OK) st = pdckpt_dict_set(tree, r->key, t, err);
@@ -324,16 +327,16 @@ static pdckpt_status write_data(const pdk_dist *d, const plan *p, const pdckpt_m
 
 static pdckpt_status write_meta(const plan *p, const char *dir, bool durable, pdckpt_error *err) {
     pdk_meta_piece *pieces = calloc(p->n_pieces ? p->n_pieces : 1, sizeof *pieces);
-    char (*names)[64] = calloc(p->n_pieces ? p->n_pieces : 1, sizeof *names);
+    char(*names)[64] = calloc(p->n_pieces ? p->n_pieces : 1, sizeof *names);
     pdckpt_value *tree = NULL;
-    pdk_blob blob = {0};
-    char path[4200];
+    pdk_blob      blob = {0};
+    char          path[4200];
     pdckpt_status st = pieces && names ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
     for (size_t k = 0; k < p->n_pieces && st == PDCKPT_OK; k++) {
         const shard_rec *r = p->pieces[k].first;
         data_name(p->pieces[k].writer, p->id, p->format, names[k], sizeof names[k]);
-        pieces[k] = (pdk_meta_piece){r->key, r->dtype, r->n_dims, r->global, r->offset, r->shape,
-                                     names[k]};
+        pieces[k] =
+            (pdk_meta_piece){r->key, r->dtype, r->n_dims, r->global, r->offset, r->shape, names[k]};
     }
     if (st == PDCKPT_OK) st = pdk_meta_tree_new(pieces, p->n_pieces, &tree, err);
     if (st == PDCKPT_OK) st = pdk_meta_encode(tree, &blob, err);
@@ -350,14 +353,15 @@ static pdckpt_status write_meta(const plan *p, const char *dir, bool durable, pd
 static pdckpt_status prepare_dir(const char *dir, int64_t wanted, bool durable, int64_t *id,
                                  pdckpt_error *err) {
     int64_t newest, largest;
-    char path[4200];
+    char    path[4200];
     PDK_DTRY(pdk_dist_mkdirs(dir, err));
     pdk_dist_sweep_temps(dir, NULL); /* temporaries of killed saves; their data files stay */
     PDK_DTRY(pdk_meta_scan(dir, &newest, &largest, err));
     *id = wanted >= 0 ? wanted : largest + 1;
     if (wanted < 0) return PDCKPT_OK;
     PDK_DTRY(pdk_meta_path(dir, *id, path, sizeof path, err));
-    if (unlink(path) != 0) return errno == ENOENT ? PDCKPT_OK : pdk_dist_fail_sys(err, errno, path, "unlink");
+    if (unlink(path) != 0)
+        return errno == ENOENT ? PDCKPT_OK : pdk_dist_fail_sys(err, errno, path, "unlink");
     return durable ? pdk_dist_fsync_dir(dir, err) : PDCKPT_OK;
 }
 
@@ -388,20 +392,23 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
                                       const pdckpt_mpi_options *opts, int64_t *out_id,
                                       pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error local = PDCKPT_ERROR_INIT;
+    pdckpt_error                    local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
     pdk_dist d;
-    plan p = {0};
+    plan     p = {0};
     pdk_blob mine = {0};
-    int64_t id = -1;
+    int64_t  id = -1;
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, opts, dir, &p.format, err);
     if (st == PDCKPT_OK) st = encode_shards(shards, n_shards, &mine, err);
     st = pdk_dist_agree(&d, st, err);
-    if (st == PDCKPT_OK) st = pdk_dist_same(&d, args_hash(dir, opts, p.format), "dir, unique_id, "
-                                            "coordinator and data_format", err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_same(&d, args_hash(dir, opts, p.format),
+                           "dir, unique_id, "
+                           "coordinator and data_format",
+                           err);
     if (st == PDCKPT_OK) {
         bool coord = d.rank == opts->coordinator;
         st = coord ? prepare_dir(dir, opts->unique_id, opts->save.durable, &id, err) : PDCKPT_OK;
@@ -412,8 +419,10 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
     if (st == PDCKPT_OK) /* 1. every data file, atomically and durably */
         st = pdk_dist_agree(&d, write_data(&d, &p, shards, dir, &opts->save, err), err);
     if (st == PDCKPT_OK) /* 2. only then the metadata that makes the checkpoint complete */
-        st = pdk_dist_agree(&d, d.rank == opts->coordinator ? write_meta(&p, dir, opts->save.durable, err)
-                                                             : PDCKPT_OK, err);
+        st = pdk_dist_agree(
+            &d,
+            d.rank == opts->coordinator ? write_meta(&p, dir, opts->save.durable, err) : PDCKPT_OK,
+            err);
     if (st == PDCKPT_OK && out_id) *out_id = id;
     plan_free(&p);
     pdk_blob_free(&mine);

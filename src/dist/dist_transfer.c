@@ -42,8 +42,8 @@ static pdckpt_status add_piece(cutter *c, const piece *p, pdckpt_error *err) {
 }
 
 /* Cuts item i into the rounds of its destination; keeps the pieces this rank takes part in. */
-static pdckpt_status cut_item(cutter *c, const pdk_xfer_item *it, size_t i, int me,
-                              uint64_t cap, pdckpt_error *err) {
+static pdckpt_status cut_item(cutter *c, const pdk_xfer_item *it, size_t i, int me, uint64_t cap,
+                              pdckpt_error *err) {
     uint64_t *round = &c->round[it->dst], *used = &c->used[it->dst];
     for (uint64_t off = 0; off < it->n_bytes;) {
         uint64_t take = it->n_bytes - off < cap - *used ? it->n_bytes - off : cap - *used;
@@ -79,8 +79,8 @@ static pdckpt_status schedule(pdk_dist *d, const pdk_xfer_item *items, size_t n,
         const pdk_xfer_item *it = &items[i];
         if (it->src < 0 || it->src >= d->size || it->dst < 0 || it->dst >= d->size ||
             it->src == it->dst)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "bad transfer %d -> %d",
-                                 it->src, it->dst);
+            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "bad transfer %d -> %d", it->src,
+                                 it->dst);
         PDK_DTRY(cut_item(c, it, i, d->rank, cap, err));
     }
     *rounds = 0;
@@ -95,8 +95,8 @@ static pdckpt_status schedule(pdk_dist *d, const pdk_xfer_item *items, size_t n,
 /* Posts one message for pieces [from, to) (same round, direction and peer). */
 static pdckpt_status post(pdk_dist *d, const pdk_xfer_item *items, const piece *p, size_t count,
                           MPI_Request *req, pdckpt_error *err) {
-    int *lens = malloc(count * sizeof *lens);
-    MPI_Aint *addrs = malloc(count * sizeof *addrs);
+    int          *lens = malloc(count * sizeof *lens);
+    MPI_Aint     *addrs = malloc(count * sizeof *addrs);
     pdckpt_status st = lens && addrs ? PDCKPT_OK : pdk_dist_nomem(err, "a transfer datatype");
     for (size_t i = 0; i < count && st == PDCKPT_OK; i++) {
         const pdk_xfer_item *it = &items[p[i].item];
@@ -105,7 +105,7 @@ static pdckpt_status post(pdk_dist *d, const pdk_xfer_item *items, const piece *
         MPI_Get_address(base + p[i].off, &addrs[i]);
     }
     MPI_Datatype type = MPI_DATATYPE_NULL;
-    int rc = MPI_SUCCESS;
+    int          rc = MPI_SUCCESS;
     if (st == PDCKPT_OK) rc = MPI_Type_create_hindexed((int)count, lens, addrs, MPI_BYTE, &type);
     if (st == PDCKPT_OK && rc == MPI_SUCCESS) rc = MPI_Type_commit(&type);
     int tag = (int)(p[0].round & 0x3fff);
@@ -122,8 +122,8 @@ static pdckpt_status post(pdk_dist *d, const pdk_xfer_item *items, const piece *
 /* Runs the round that starts at pieces[*at]; advances *at past it. */
 static pdckpt_status run_round(pdk_dist *d, const pdk_xfer_item *items, const piece *pieces,
                                size_t n, size_t *at, MPI_Request *reqs, pdckpt_error *err) {
-    size_t i = *at;
-    int n_reqs = 0;
+    size_t        i = *at;
+    int           n_reqs = 0;
     pdckpt_status st = PDCKPT_OK;
     while (i < n && pieces[i].round == pieces[*at].round && st == PDCKPT_OK) {
         size_t j = i + 1;
@@ -145,10 +145,10 @@ pdckpt_status pdk_dist_transfer(pdk_dist *d, const pdk_xfer_item *items, size_t 
                                 uint64_t group_bytes, uint64_t *rounds, pdckpt_error *err) {
     uint64_t cap = group_bytes < MESSAGE_CAP ? group_bytes : MESSAGE_CAP;
     if (cap == 0) cap = 1;
-    cutter c = {0};
-    uint64_t n_rounds = 0;
+    cutter        c = {0};
+    uint64_t      n_rounds = 0;
     pdckpt_status st = schedule(d, items, n, cap, &c, &n_rounds, err);
-    MPI_Request *reqs = malloc(2 * (size_t)d->size * sizeof *reqs);
+    MPI_Request  *reqs = malloc(2 * (size_t)d->size * sizeof *reqs);
     if (st == PDCKPT_OK && !reqs) st = pdk_dist_nomem(err, "transfer requests");
     for (size_t at = 0; at < c.len && st == PDCKPT_OK;)
         st = run_round(d, items, c.pieces, c.len, &at, reqs, err);

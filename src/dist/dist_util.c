@@ -43,7 +43,7 @@ pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char 
 
 pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
                                 const char *what) {
-    pdckpt_status st = errnum == ENOENT ? PDCKPT_ERR_NOT_FOUND
+    pdckpt_status st = errnum == ENOENT   ? PDCKPT_ERR_NOT_FOUND
                        : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
                                           : PDCKPT_ERR_IO;
     if (err && err->status == PDCKPT_OK) err->sys_errno = errnum;
@@ -61,7 +61,7 @@ void pdk_dist_reset(pdckpt_error *err) {
 
 void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) {
     if (!err || err->status == PDCKPT_OK) return;
-    char prefix[256];
+    char    prefix[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
@@ -98,7 +98,9 @@ void pdk_blob_put(pdk_blob *b, const void *bytes, size_t len) {
     b->len += len;
 }
 
-void pdk_blob_u8(pdk_blob *b, uint8_t v) { pdk_blob_put(b, &v, 1); }
+void pdk_blob_u8(pdk_blob *b, uint8_t v) {
+    pdk_blob_put(b, &v, 1);
+}
 
 void pdk_blob_u32(pdk_blob *b, uint32_t v) {
     uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
@@ -185,7 +187,7 @@ pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *wha
 
 pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what) {
     const char *p;
-    size_t len;
+    size_t      len;
     PDK_DTRY(pdk_rd_str(r, &p, &len, what));
     if (memchr(p, '\0', len)) return pdk_rd_fail(r, "expected %s without NUL bytes", what);
     *s = malloc(len + 1);
@@ -204,7 +206,7 @@ uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
 
 char *pdk_dist_strdup(const char *s) {
     size_t n = strlen(s) + 1;
-    char *copy = malloc(n);
+    char  *copy = malloc(n);
     if (copy) memcpy(copy, s, n);
     return copy;
 }
@@ -226,9 +228,10 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
                                   pdckpt_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return pdk_dist_fail_sys(err, errno, path, "open");
-    struct stat st;
+    struct stat   st;
     pdckpt_status s = PDCKPT_OK;
-    if (fstat(fd, &st) != 0) s = pdk_dist_fail_sys(err, errno, path, "stat");
+    if (fstat(fd, &st) != 0)
+        s = pdk_dist_fail_sys(err, errno, path, "stat");
     else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit)
         s = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, path,
                           "expected a regular file of at most %zu bytes, found %lld bytes", limit,

@@ -11,9 +11,9 @@
 #include <string.h>
 
 static int combined_sniff(const pdk_input *in) {
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input probe = *in;
+    pdk_input           probe = *in;
     probe.owner = NULL;
     probe.copy_tensors = false;
     pdk_cursor cur;
@@ -40,8 +40,10 @@ static pdckpt_status load_named(pdk_cursor *cur, const pdk_input *in,
         pdckpt_value *t = NULL;
         pdckpt_status st = pdk_tensor_stream_read(cur, in, opts, &t);
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, name, cur->err);
-        if (st == PDCKPT_OK) st = pdckpt_dict_set(dict, name, t, cur->err);
-        else pdckpt_value_free(t);
+        if (st == PDCKPT_OK)
+            st = pdckpt_dict_set(dict, name, t, cur->err);
+        else
+            pdckpt_value_free(t);
         if (st != PDCKPT_OK) {
             pdk_error_prefix(cur->err, "tensor %zu '%s': ", i, name);
             return st;
@@ -73,13 +75,14 @@ static pdckpt_status load_unnamed(pdk_cursor *cur, const pdk_input *in,
 
 static pdckpt_status combined_load(const pdk_input *in, const pdckpt_load_options *opts,
                                    pdckpt_value **out, pdckpt_error *err) {
-    bool named = opts->names != NULL;
+    bool          named = opts->names != NULL;
     pdckpt_value *root =
         pdckpt_value_new_container(opts->allocator, named ? PDCKPT_KIND_DICT : PDCKPT_KIND_LIST);
     if (!root) return pdk_fail_nomem(err, "combined root");
     pdk_cursor cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, err);
-    pdckpt_status st = named ? load_named(&cur, in, opts, root) : load_unnamed(&cur, in, opts, root);
+    pdckpt_status st =
+        named ? load_named(&cur, in, opts, root) : load_unnamed(&cur, in, opts, root);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(root);
         return st;

@@ -21,11 +21,11 @@
 #include <sys/stat.h>
 
 #define MAX_DIR_DEPTH 64
-#define OPT_DIR "optimizers"
+#define OPT_DIR       "optimizers"
 
 typedef struct rel_list {
-    char  **names;
-    size_t  len, cap;
+    char **names;
+    size_t len, cap;
 } rel_list;
 
 static void rel_free(rel_list *l) {
@@ -46,7 +46,9 @@ static int cmp_rel(const void *a, const void *b) {
 }
 
 /* Paddle's loader skips every directory whose path mentions "optimizers". */
-static bool is_optimizer_dir(const char *rel) { return strstr(rel, OPT_DIR) != NULL; }
+static bool is_optimizer_dir(const char *rel) {
+    return strstr(rel, OPT_DIR) != NULL;
+}
 
 static pdckpt_status scan(const char *root, const char *rel, int depth, rel_list *vars,
                           pdckpt_error *err);
@@ -54,8 +56,8 @@ static pdckpt_status scan(const char *root, const char *rel, int depth, rel_list
 static pdckpt_status scan_entry(const char *root, const char *rel, const char *entry, int depth,
                                 rel_list *vars, pdckpt_error *err) {
     char child[PATH_MAX], full[PATH_MAX];
-    int n1 = snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", entry);
-    int n2 = snprintf(full, sizeof full, "%s/%s", root, child);
+    int  n1 = snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", entry);
+    int  n2 = snprintf(full, sizeof full, "%s/%s", root, child);
     if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof full)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", child);
     struct stat st;
@@ -72,12 +74,12 @@ static pdckpt_status scan(const char *root, const char *rel, int depth, rel_list
         return pdk_fail(err, PDCKPT_ERR_LIMIT, root, -1, "expected at most %d directory levels",
                         MAX_DIR_DEPTH);
     char dir_path[PATH_MAX];
-    int n = snprintf(dir_path, sizeof dir_path, "%s%s%s", root, *rel ? "/" : "", rel);
+    int  n = snprintf(dir_path, sizeof dir_path, "%s%s%s", root, *rel ? "/" : "", rel);
     if (n < 0 || (size_t)n >= sizeof dir_path)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", rel);
     DIR *dir = opendir(dir_path);
     if (!dir) return pdk_fail_sys(err, errno, dir_path, "open directory");
-    pdckpt_status st = PDCKPT_OK;
+    pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(dir)) != NULL)
         if (de->d_name[0] != '.') st = scan_entry(root, rel, de->d_name, depth, vars, err);
@@ -88,13 +90,13 @@ static pdckpt_status scan(const char *root, const char *rel, int depth, rel_list
 /* The regular, non-hidden files directly in <root>/optimizers (none when it does not exist). */
 static pdckpt_status list_optimizers(const char *root, rel_list *opts_out, pdckpt_error *err) {
     char dir_path[PATH_MAX];
-    int len = snprintf(dir_path, sizeof dir_path, "%s/" OPT_DIR, root);
+    int  len = snprintf(dir_path, sizeof dir_path, "%s/" OPT_DIR, root);
     DIR *dir = len > 0 && (size_t)len < sizeof dir_path ? opendir(dir_path) : NULL;
     if (!dir) return PDCKPT_OK;
-    pdckpt_status st = PDCKPT_OK;
+    pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
-        char full[PATH_MAX];
+        char        full[PATH_MAX];
         struct stat sb;
         if (de->d_name[0] == '.') continue;
         int n = snprintf(full, sizeof full, "%s/%s", dir_path, de->d_name);
@@ -110,7 +112,7 @@ static pdckpt_status load_into(const char *root, const char *rel, const char *ke
                                const pdk_format *format, const pdckpt_load_options *opts,
                                pdckpt_value *dict, pdckpt_error *err) {
     char full[PATH_MAX];
-    int n = snprintf(full, sizeof full, "%s/%s", root, rel);
+    int  n = snprintf(full, sizeof full, "%s/%s", root, rel);
     if (n < 0 || (size_t)n >= sizeof full)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", rel);
     pdk_input in;
@@ -129,7 +131,7 @@ static pdckpt_status load_all(const char *path, const pdckpt_load_options *opts,
                               const rel_list *vars, const rel_list *optims, pdckpt_value *dict,
                               pdckpt_error *err) {
     pdckpt_status st = PDCKPT_OK;
-    size_t total = vars->len + optims->len;
+    size_t        total = vars->len + optims->len;
     for (size_t i = 0; i < vars->len && st == PDCKPT_OK; i++) {
         st = load_into(path, vars->names[i], vars->names[i], &pdk_format_tensor, opts, dict, err);
         if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, total))
@@ -137,7 +139,7 @@ static pdckpt_status load_all(const char *path, const pdckpt_load_options *opts,
     }
     for (size_t i = 0; i < optims->len && st == PDCKPT_OK; i++) {
         char rel[PATH_MAX];
-        int n = snprintf(rel, sizeof rel, OPT_DIR "/%s", optims->names[i]);
+        int  n = snprintf(rel, sizeof rel, OPT_DIR "/%s", optims->names[i]);
         st = n > 0 && (size_t)n < sizeof rel
                  ? load_into(path, rel, rel, &pdk_format_pickle, opts, dict, err)
                  : pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long: %s", rel);
@@ -147,12 +149,13 @@ static pdckpt_status load_all(const char *path, const pdckpt_load_options *opts,
 
 static pdckpt_status dygraph_dir_load(const char *path, const pdckpt_load_options *opts,
                                       pdckpt_value **out, pdckpt_error *err) {
-    rel_list vars = {0}, optims = {0};
+    rel_list      vars = {0}, optims = {0};
     pdckpt_status st = scan(path, "", 0, &vars, err);
     if (st == PDCKPT_OK) st = list_optimizers(path, &optims, err);
     if (st == PDCKPT_OK && vars.len + optims.len == 0)
         st = pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
-                      "expected variable files or " OPT_DIR "/ pickles in the directory, found none");
+                      "expected variable files or " OPT_DIR
+                      "/ pickles in the directory, found none");
     pdckpt_value *dict = NULL;
     if (st == PDCKPT_OK && !(dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
         st = pdk_fail_nomem(err, "directory root");
@@ -173,13 +176,13 @@ static pdckpt_status dygraph_dir_load(const char *path, const pdckpt_load_option
 
 /* Evidence: optimizers/ holds a pickle (a plain vars-dir has no such directory). */
 static int dygraph_dir_sniff(const char *path) {
-    rel_list optims = {0};
+    rel_list     optims = {0};
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    int score = PDK_SNIFF_NO;
+    int          score = PDK_SNIFF_NO;
     if (list_optimizers(path, &optims, &scratch) != PDCKPT_OK) optims.len = 0;
     for (size_t i = 0; i < optims.len && i < 8 && score == PDK_SNIFF_NO; i++) {
-        char full[PATH_MAX];
-        int n = snprintf(full, sizeof full, "%s/" OPT_DIR "/%s", path, optims.names[i]);
+        char      full[PATH_MAX];
+        int       n = snprintf(full, sizeof full, "%s/" OPT_DIR "/%s", path, optims.names[i]);
         pdk_input in;
         if (n < 0 || (size_t)n >= sizeof full ||
             pdk_input_open_file(full, true, NULL, &in, &scratch) != PDCKPT_OK)

@@ -2,7 +2,8 @@
  * flat.c — turns a value tree into the ordered (name, tensor) list that flat formats (combined,
  * vars-dir, safetensors, tensor) store.  Nested dict keys and list indexes join with '.', the way
  * Paddle's structured names already read ("blocks.0.linear.weight"); Paddle's (name, ndarray)
- * tuples count as one tensor.  Paddle's name table is metadata, not data, and is skipped by default.
+ * tuples count as one tensor.  Paddle's name table is metadata, not data, and is skipped by
+ * default.
  */
 #include "pdk_format.h"
 
@@ -61,9 +62,9 @@ static pdckpt_status collect_container(collect_ctx *cx, const pdckpt_value *v, c
                                        size_t len, int depth) {
     bool dict = pdckpt_value_kind(v) == PDCKPT_KIND_DICT;
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        char index[24];
+        char        index[24];
         const char *key = index;
-        size_t key_len;
+        size_t      key_len;
         if (dict) {
             const pdckpt_value *k = pdckpt_dict_key_at(v, i);
             key = pdckpt_value_get_string(k, &key_len);
@@ -129,16 +130,18 @@ pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_optio
     memset(out, 0, sizeof *out);
     out->alloc = opts ? opts->allocator : NULL;
     pdckpt_kind kind = pdckpt_value_kind(root);
-    if (!root || (kind != PDCKPT_KIND_TENSOR && kind != PDCKPT_KIND_DICT &&
-                  kind != PDCKPT_KIND_LIST && kind != PDCKPT_KIND_TUPLE && !named_tuple_tensor(root)))
+    if (!root ||
+        (kind != PDCKPT_KIND_TENSOR && kind != PDCKPT_KIND_DICT && kind != PDCKPT_KIND_LIST &&
+         kind != PDCKPT_KIND_TUPLE && !named_tuple_tensor(root)))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
                         "expected a tensor, dict or list to save, found %s",
                         root ? pdckpt_kind_name(kind) : "nothing");
-    out->from_list = (kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE) && !named_tuple_tensor(root);
+    out->from_list =
+        (kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE) && !named_tuple_tensor(root);
     char *prefix = malloc(4096);
     if (!prefix) return pdk_fail_nomem(err, "name buffer");
     prefix[0] = '\0';
-    collect_ctx cx = {out, opts, skip_keys ? skip_keys : default_skip, err};
+    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, err};
     pdckpt_status st = collect(&cx, root, prefix, 0, 0);
     free(prefix);
     if (st == PDCKPT_OK) st = check_unique(out, err);

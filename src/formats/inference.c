@@ -52,10 +52,8 @@ static pdckpt_status fill_params(const char *dir, const char *params, const char
  * per-variable files next to __model__ or 3.x separate_parameters' __model__.json. */
 static bool locate_fixed(const char *dir, pdckpt_inference_paths *out, pdckpt_error *err) {
     static const char *const table[][3] = {
-        {"__model__", "__params__", NULL},
-        {"__model__", "__variables__", "__variables.info__"},
-        {"model", "params", NULL},
-        {"__model__", NULL, NULL},
+        {"__model__", "__params__", NULL}, {"__model__", "__variables__", "__variables.info__"},
+        {"model", "params", NULL},         {"__model__", NULL, NULL},
         {"__model__.json", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -72,7 +70,7 @@ static bool locate_fixed(const char *dir, pdckpt_inference_paths *out, pdckpt_er
 /* A PIR JSON program by its first bytes (a directory may hold other .json files). */
 static bool is_pir_file(const char *path) {
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    pdk_input in;
+    pdk_input    in;
     if (pdk_input_open_file(path, true, NULL, &in, &scratch) != PDCKPT_OK) return false;
     bool pir = pdk_program_pir_sniff(&in) > 0;
     pdk_input_close(&in);
@@ -80,9 +78,9 @@ static bool is_pir_file(const char *path) {
 }
 
 typedef struct stem_scan {
-    char   first[256];    /* a candidate stem */
-    char   with_params[256];
-    int    n, n_with_params;
+    char first[256]; /* a candidate stem */
+    char with_params[256];
+    int  n, n_with_params;
 } stem_scan;
 
 static void consider(const char *dir, const char *entry, size_t stem_len, stem_scan *sc) {
@@ -101,10 +99,10 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
                                  bool *found, pdckpt_error *err) {
     DIR *d = opendir(dir);
     if (!d) return pdk_fail_sys(err, errno, dir, "open directory");
-    stem_scan sc = {{0}, {0}, 0, 0};
+    stem_scan      sc = {{0}, {0}, 0, 0};
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        char full[PDCKPT_PATH_MAX];
+        char   full[PDCKPT_PATH_MAX];
         size_t n = strlen(de->d_name), k = strlen(suffix);
         if (de->d_name[0] == '.' || !ends_with(de->d_name, suffix) ||
             snprintf(full, sizeof full, "%s/%s", dir, de->d_name) >= (int)sizeof full ||
@@ -121,7 +119,7 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
                         suffix, sc.n);
     if (sc.n == 0) return PDCKPT_OK;
     const char *stem = sc.n == 1 ? sc.first : sc.with_params;
-    char params[PDCKPT_PATH_MAX], info[PDCKPT_PATH_MAX];
+    char        params[PDCKPT_PATH_MAX], info[PDCKPT_PATH_MAX];
     PDK_TRY(join(out->program, dir, stem, suffix, err));
     snprintf(params, sizeof params, "%s.pdiparams", stem);
     snprintf(info, sizeof info, "%s.pdiparams.info", stem);
@@ -157,7 +155,8 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
     if (has_pdmodel && has_json)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "expected one program for the prefix, found both %s and %s; name it "
-                        "with --program / load_options.program_path", pdmodel, json);
+                        "with --program / load_options.program_path",
+                        pdmodel, json);
     if (!has_pdmodel && !has_json)
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, path, -1,
                         "expected %s or %s (an inference model prefix), found neither", pdmodel,
@@ -219,7 +218,7 @@ static pdckpt_status read_one(pdk_cursor *cur, const pdk_input *in, const pdckpt
                             "%zu: the file ends before '%s'",
                             p->n_persistables, i, v->name);
     PDK_TRY(pdk_inference_check_kind(v, true, in->name, cur->err));
-    size_t at = cur->pos;
+    size_t        at = cur->pos;
     pdckpt_value *t = NULL;
     pdckpt_status st = pdk_tensor_stream_read(cur, in, opts, &t);
     if (st != PDCKPT_OK) {
@@ -244,7 +243,8 @@ pdckpt_status pdk_inference_load_combined(const pdk_input *in, const pdckpt_prog
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < p->n_persistables && st == PDCKPT_OK; i++) {
         st = read_one(&cur, in, p, i, opts, dict);
-        if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, cur.pos, cur.len))
+        if (st == PDCKPT_OK && opts->progress &&
+            opts->progress(opts->progress_ctx, cur.pos, cur.len))
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, in->name, -1, "cancelled");
     }
     if (st == PDCKPT_OK && pdk_cur_left(&cur) > 0)
@@ -376,11 +376,11 @@ pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *op
  * there); a program alone, or one that does not parse, still claims the directory so that the
  * load reports what is wrong with it. */
 static int inference_sniff_dir(const char *path) {
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error           scratch = PDCKPT_ERROR_INIT;
     pdckpt_inference_paths paths;
     if (locate_dir(path, &paths, &scratch) != PDCKPT_OK) return PDK_SNIFF_NO;
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_program *p = NULL;
+    pdckpt_program     *p = NULL;
     if (pdk_program_open(paths.program, &opts, &p, &scratch) != PDCKPT_OK)
         return PDK_SNIFF_WEAK + 1;
     size_t present = 0;

@@ -26,7 +26,8 @@ bool pdk_json_accept(pdk_cursor *cur, char c) {
 
 pdckpt_status pdk_json_expect(pdk_cursor *cur, char c, const char *context) {
     if (pdk_json_accept(cur, c)) return PDCKPT_OK;
-    if (cur->pos >= cur->len) return pdk_cur_fail(cur, "expected '%c' %s, found end of header", c, context);
+    if (cur->pos >= cur->len)
+        return pdk_cur_fail(cur, "expected '%c' %s, found end of header", c, context);
     uint8_t got = cur->base[cur->pos];
     if (got >= 0x20 && got < 0x7f)
         return pdk_cur_fail(cur, "expected '%c' %s, found '%c'", c, context, got);
@@ -54,8 +55,15 @@ static pdckpt_status hex4(pdk_cursor *cur, uint32_t *out) {
 }
 
 static size_t put_utf8(uint8_t *dst, uint32_t cp) {
-    if (cp < 0x80) { dst[0] = (uint8_t)cp; return 1; }
-    if (cp < 0x800) { dst[0] = (uint8_t)(0xc0 | cp >> 6); dst[1] = (uint8_t)(0x80 | (cp & 0x3f)); return 2; }
+    if (cp < 0x80) {
+        dst[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        dst[0] = (uint8_t)(0xc0 | cp >> 6);
+        dst[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 2;
+    }
     if (cp < 0x10000) {
         dst[0] = (uint8_t)(0xe0 | cp >> 12);
         dst[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
@@ -70,7 +78,7 @@ static size_t put_utf8(uint8_t *dst, uint32_t cp) {
 }
 
 static pdckpt_status unicode_escape(pdk_cursor *cur, uint8_t *dst, size_t *n) {
-    size_t at = cur->pos - 2;
+    size_t   at = cur->pos - 2;
     uint32_t cp;
     PDK_TRY(hex4(cur, &cp));
     if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -81,7 +89,8 @@ static pdckpt_status unicode_escape(pdk_cursor *cur, uint8_t *dst, size_t *n) {
         cur->pos += 2;
         PDK_TRY(hex4(cur, &low));
         if (low < 0xdc00 || low > 0xdfff)
-            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected a low surrogate, found \\u%04x", low);
+            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                                   "expected a low surrogate, found \\u%04x", low);
         cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
     } else if (cp >= 0xdc00 && cp <= 0xdfff) {
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "unpaired low surrogate \\u%04x", cp);
@@ -94,7 +103,7 @@ static pdckpt_status escape(pdk_cursor *cur, uint8_t *dst, size_t *n) {
     uint8_t e;
     PDK_TRY(pdk_cur_u8(cur, &e, "string escape"));
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-    const char *hit = e ? strchr(from, e) : NULL;
+    const char       *hit = e ? strchr(from, e) : NULL;
     if (hit) {
         dst[(*n)++] = (uint8_t)to[hit - from];
         return PDCKPT_OK;
@@ -112,15 +121,17 @@ pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char *
     /* Decoded text is never longer than its escaped form. */
     uint8_t *dst = pdk_alloc(a, end - start + 1);
     if (!dst) return pdk_fail_nomem(cur->err, "string");
-    size_t n = 0;
+    size_t        n = 0;
     pdckpt_status st = PDCKPT_OK;
     while (st == PDCKPT_OK && cur->pos < end) {
         uint8_t c = cur->base[cur->pos++];
-        if (c == '\\') st = escape(cur, dst, &n);
+        if (c == '\\')
+            st = escape(cur, dst, &n);
         else if (c < 0x20)
             st = pdk_cur_fail_at(cur, cur->pos - 1, PDCKPT_ERR_FORMAT,
                                  "control character 0x%02x inside a string", c);
-        else dst[n++] = c;
+        else
+            dst[n++] = c;
     }
     if (st != PDCKPT_OK) {
         pdk_free(a, dst, end - start + 1);
@@ -139,7 +150,7 @@ pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char *
 
 pdckpt_status pdk_json_uint(pdk_cursor *cur, uint64_t *out, const char *what) {
     pdk_json_ws(cur);
-    size_t start = cur->pos;
+    size_t   start = cur->pos;
     uint64_t v = 0;
     while (cur->pos < cur->len && cur->base[cur->pos] >= '0' && cur->base[cur->pos] <= '9') {
         uint8_t d = cur->base[cur->pos] - '0';
@@ -151,8 +162,8 @@ pdckpt_status pdk_json_uint(pdk_cursor *cur, uint64_t *out, const char *what) {
     if (digits == 0) return pdk_cur_fail(cur, "expected a non-negative integer for %s", what);
     if (digits > 1 && cur->base[start] == '0')
         return pdk_cur_fail_at(cur, start, PDCKPT_ERR_FORMAT, "%s has a leading zero", what);
-    if (cur->pos < cur->len && (cur->base[cur->pos] == '.' || cur->base[cur->pos] == 'e' ||
-                                cur->base[cur->pos] == 'E'))
+    if (cur->pos < cur->len &&
+        (cur->base[cur->pos] == '.' || cur->base[cur->pos] == 'e' || cur->base[cur->pos] == 'E'))
         return pdk_cur_fail(cur, "expected an integer for %s, found a fraction or exponent", what);
     *out = v;
     return PDCKPT_OK;
@@ -169,7 +180,8 @@ static pdckpt_status skip_literal(pdk_cursor *cur) {
     }
     size_t start = cur->pos;
     if (cur->pos < cur->len && cur->base[cur->pos] == '-') cur->pos++;
-    while (cur->pos < cur->len && strchr("0123456789.eE+-", cur->base[cur->pos]) && cur->base[cur->pos])
+    while (cur->pos < cur->len && strchr("0123456789.eE+-", cur->base[cur->pos]) &&
+           cur->base[cur->pos])
         cur->pos++;
     if (cur->pos == start) return pdk_cur_fail(cur, "expected a JSON value");
     return PDCKPT_OK;
@@ -181,7 +193,7 @@ pdckpt_status pdk_json_skip(pdk_cursor *cur, int max_depth) {
     if (pdk_cur_left(cur) == 0) return pdk_cur_fail(cur, "expected a JSON value, found end");
     uint8_t c = cur->base[cur->pos];
     if (c == '"') {
-        char *s;
+        char  *s;
         size_t n;
         PDK_TRY(pdk_json_string(cur, NULL, &s, &n));
         pdk_free(NULL, s, n + 1);
@@ -209,9 +221,9 @@ pdckpt_status pdk_json_write_string(pdk_sink *sink, const char *s, size_t len, p
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         PDK_TRY(pdk_sink_write(sink, s + run, i - run, err));
         char esc[8];
-        int n = c == '"' ? snprintf(esc, sizeof esc, "\\\"")
-                : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
-                            : snprintf(esc, sizeof esc, "\\u%04x", c);
+        int  n = c == '"'    ? snprintf(esc, sizeof esc, "\\\"")
+                 : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
+                             : snprintf(esc, sizeof esc, "\\u%04x", c);
         PDK_TRY(pdk_sink_write(sink, esc, (size_t)n, err));
         run = i + 1;
     }

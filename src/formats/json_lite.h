@@ -7,12 +7,13 @@
 
 #include "pdk_format.h"
 
-void          pdk_json_ws(pdk_cursor *cur);
+void pdk_json_ws(pdk_cursor *cur);
 /* Consumes `c` after optional whitespace, or fails naming `context`. */
 pdckpt_status pdk_json_expect(pdk_cursor *cur, char c, const char *context);
 /* After optional whitespace: true and consumes `c` when it is next. */
-bool          pdk_json_accept(pdk_cursor *cur, char c);
-/* Decodes a string into a new NUL-terminated buffer from `a` (free with pdk_free(a, s, *len + 1)). */
+bool pdk_json_accept(pdk_cursor *cur, char c);
+/* Decodes a string into a new NUL-terminated buffer from `a` (free with pdk_free(a, s, *len + 1)).
+ */
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len);
 pdckpt_status pdk_json_uint(pdk_cursor *cur, uint64_t *out, const char *what);
 /* Skips any value, nesting at most `max_depth` deep. */

@@ -11,9 +11,9 @@
 #include <string.h>
 
 static const char *kind_name(pdckpt_kind k) {
-    static const char *const names[] = {"None",    "a bool",  "an int",   "a float",
-                                        "a str",   "bytes",   "a list",   "a tuple",
-                                        "a dict",  "a tensor", "an object", "a set"};
+    static const char *const names[] = {"None",   "a bool",   "an int",    "a float",
+                                        "a str",  "bytes",    "a list",    "a tuple",
+                                        "a dict", "a tensor", "an object", "a set"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "value";
 }
 

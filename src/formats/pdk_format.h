@@ -17,14 +17,14 @@ typedef struct pdk_format {
     const char   *name;
     /* File formats: evidence from the whole mapped input (sniffers only read a bounded prefix). */
     int (*sniff)(const pdk_input *in);
-    pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts,
-                          pdckpt_value **out, pdckpt_error *err);
-    pdckpt_status (*save)(const pdckpt_value *root, pdk_sink *sink,
-                          const pdckpt_save_options *opts, pdckpt_error *err);
+    pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts, pdckpt_value **out,
+                          pdckpt_error *err);
+    pdckpt_status (*save)(const pdckpt_value *root, pdk_sink *sink, const pdckpt_save_options *opts,
+                          pdckpt_error *err);
     /* Directory formats. */
     int (*sniff_dir)(const char *path);
-    pdckpt_status (*load_dir)(const char *path, const pdckpt_load_options *opts,
-                              pdckpt_value **out, pdckpt_error *err);
+    pdckpt_status (*load_dir)(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
+                              pdckpt_error *err);
     pdckpt_status (*save_dir)(const pdckpt_value *root, const char *path,
                               const pdckpt_save_options *opts, pdckpt_error *err);
 } pdk_format;
@@ -32,10 +32,9 @@ typedef struct pdk_format {
 /* registry.c */
 const pdk_format *pdk_format_get(pdckpt_format id);
 /* Picks the format with the strongest evidence; FORMAT error when nothing matches, a tie, ... */
-pdckpt_status     pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
-                                          pdckpt_error *err);
-pdckpt_status     pdk_format_detect_dir(const char *path, const pdk_format **out,
-                                        pdckpt_error *err);
+pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
+                                      pdckpt_error *err);
+pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
 
 /* Formats registered in this build (each module defines one). */
 extern const pdk_format pdk_format_tensor;
@@ -54,7 +53,7 @@ pdckpt_status pdk_pb_varint(pdk_cursor *cur, uint64_t *out, const char *what);
 pdckpt_status pdk_pb_tag(pdk_cursor *cur, uint32_t *field, uint32_t *wire);
 pdckpt_status pdk_pb_skip(pdk_cursor *cur, uint32_t wire);
 /* Writes a varint into buf (>= 10 bytes); returns its length. */
-size_t        pdk_pb_put_varint(uint8_t *buf, uint64_t v);
+size_t pdk_pb_put_varint(uint8_t *buf, uint64_t v);
 
 /* ---- tensor_stream.c: the binary tensor stream, reused by combined/vars-dir/tnum/... ---- */
 
@@ -68,8 +67,8 @@ typedef struct pdk_tensor_desc {
 
 pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out);
 /* Serializes a TensorDesc (dims unpacked, as Paddle writes them); returns its length. */
-size_t        pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims,
-                                     uint8_t *buf, size_t cap);
+size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
+                              size_t cap);
 /* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);
@@ -78,8 +77,7 @@ pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);
 pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,
                                       pdckpt_error *err);
-pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
-                                     pdckpt_error *err);
+pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor, pdckpt_error *err);
 /* Makes a tensor value whose data is `data` inside input `in`: zero-copy when allowed, else a
  * copy (caller memory without zero_copy, or misaligned data with require_aligned). */
 pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_options *opts,
@@ -105,8 +103,7 @@ typedef struct pdk_flat_list {
  * lists join their keys with '.').  Non-tensor leaves fail with UNSUPPORTED unless
  * opts->skip_non_tensors.  Keys listed in `skip_keys` (top level only) are ignored. */
 pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
-                               const char *const *skip_keys, pdk_flat_list *out,
-                               pdckpt_error *err);
+                               const char *const *skip_keys, pdk_flat_list *out, pdckpt_error *err);
 void          pdk_flat_sort_by_name(pdk_flat_list *list); /* byte-wise, like Python's sorted() */
 void          pdk_flat_free(pdk_flat_list *list);
 

@@ -28,13 +28,13 @@ typedef struct pdk_prog_var {
     int32_t      data_type; /* element VarType code, -1 when the kind has no TensorDesc */
     pdckpt_dtype dtype;     /* INVALID when data_type is not a loadable element type */
     int32_t      n_dims;
-    int64_t     *dims;      /* -1 = unknown */
+    int64_t     *dims; /* -1 = unknown */
     int32_t      lod_level;
     bool         persistable;
     bool         is_parameter;
     bool         stop_gradient;
-    bool         trainable;  /* PIR only: the parameter op's trainable flag */
-    bool         saved;      /* chosen by the persistable rule */
+    bool         trainable; /* PIR only: the parameter op's trainable flag */
+    bool         saved;     /* chosen by the persistable rule */
 } pdk_prog_var;
 
 typedef struct pdk_prog_target {
@@ -59,14 +59,14 @@ struct pdckpt_program {
     size_t                  n_vars, cap_vars;
     pdk_target_list         feeds;
     pdk_target_list         fetches;
-    const char            **persistables; /* point into vars[].name; sorted, unique */
+    const char            **persistables;    /* point into vars[].name; sorted, unique */
     size_t                 *persistable_var; /* index into vars for each persistable */
     size_t                  n_persistables, cap_persistables;
 };
 
 /* ---- program_model.c ---- */
-pdckpt_status pdk_program_new(const pdckpt_allocator *a, pdckpt_format format,
-                              pdckpt_program **out, pdckpt_error *err);
+pdckpt_status pdk_program_new(const pdckpt_allocator *a, pdckpt_format format, pdckpt_program **out,
+                              pdckpt_error *err);
 void          pdk_program_free(pdckpt_program *p);
 /* Appends a variable (copies name and dims); returns it through *out (may be NULL). */
 pdckpt_status pdk_program_add_var(pdckpt_program *p, const char *name, size_t name_len,
@@ -80,24 +80,23 @@ pdckpt_status pdk_program_finish(pdckpt_program *p, pdckpt_error *err);
 /* The variable a persistable name refers to (last declaration wins, as in Paddle); NULL if none. */
 const pdk_prog_var *pdk_program_find(const pdckpt_program *p, const char *name);
 /* Lower-case name of a variable kind code ("lod_tensor", "selected_rows", ...). */
-const char   *pdk_var_type_name(int32_t code);
+const char *pdk_var_type_name(int32_t code);
 /* Checks a loaded tensor against the program's declaration (dtype, rank, dims; -1 matches any):
  * MISMATCH "variable 'n': the program declares float32 [-1, 10], the file holds ..." at offset. */
 pdckpt_status pdk_program_check_tensor(const pdk_prog_var *var, const pdckpt_value *tensor,
                                        const char *source, int64_t offset, pdckpt_error *err);
 /* "float32 [784, 10]" for a declaration or a tensor. */
-void          pdk_program_decl_text(const pdk_prog_var *var, char *buf, size_t cap);
+void pdk_program_decl_text(const pdk_prog_var *var, char *buf, size_t cap);
 /* The value tree a `program` / `pir-json` load returns: name -> {block, type, dtype, shape,
  * lod_level, persistable, saved}. */
-pdckpt_status pdk_program_to_value(const pdckpt_program *p, pdckpt_value **out,
-                                   pdckpt_error *err);
+pdckpt_status pdk_program_to_value(const pdckpt_program *p, pdckpt_value **out, pdckpt_error *err);
 
 /* ---- program_desc.c: ProgramDesc protobuf (spec binary §6.1-§6.3) ---- */
 int           pdk_program_desc_sniff(const pdk_input *in);
 pdckpt_status pdk_program_desc_parse(const pdk_input *in, const pdckpt_load_options *opts,
                                      pdckpt_program **out, pdckpt_error *err);
 /* True when the bytes are Fluid 0.11's pickled __model__ (refused with a clear message). */
-bool          pdk_program_is_fluid011_pickle(const pdk_input *in);
+bool pdk_program_is_fluid011_pickle(const pdk_input *in);
 
 /* ---- program_check.c: wire validation against the protobuf-c descriptors ---- */
 struct ProtobufCMessageDescriptor;

@@ -24,27 +24,56 @@ bool pk_is_builtin(const pdckpt_value *global, const char *name) {
 
 /* Modules whose every callable can reach the OS or run code. */
 static const char *const denied_modules[] = {
-    "os", "posix", "nt", "subprocess", "_posixsubprocess", "sys", "shutil", "socket", "pty",
-    "commands", "popen2", "runpy", "importlib", "imp", "zipimport", "pkgutil", "ctypes",
-    "pickle", "cPickle", "_pickle", "marshal", "code", "codeop", "webbrowser", "multiprocessing",
-    "asyncio", "signal", "pdb", "bdb", "platform", "timeit", "profile", "cProfile", "trace",
-    "io", "_io", "tempfile", "pathlib", "urllib", "urllib2", "http", "ftplib", "smtplib",
-    "telnetlib", "requests", "threading", "_thread", "thread", "dill", "cloudpickle", "joblib",
+    "os",        "posix",    "nt",        "subprocess", "_posixsubprocess",
+    "sys",       "shutil",   "socket",    "pty",        "commands",
+    "popen2",    "runpy",    "importlib", "imp",        "zipimport",
+    "pkgutil",   "ctypes",   "pickle",    "cPickle",    "_pickle",
+    "marshal",   "code",     "codeop",    "webbrowser", "multiprocessing",
+    "asyncio",   "signal",   "pdb",       "bdb",        "platform",
+    "timeit",    "profile",  "cProfile",  "trace",      "io",
+    "_io",       "tempfile", "pathlib",   "urllib",     "urllib2",
+    "http",      "ftplib",   "smtplib",   "telnetlib",  "requests",
+    "threading", "_thread",  "thread",    "dill",       "cloudpickle",
+    "joblib",
 };
 /* Single callables that run code, open files or fetch arbitrary attributes. */
 static const char *const denied_names[][2] = {
-    {"builtins", "eval"},         {"builtins", "exec"},       {"builtins", "compile"},
-    {"builtins", "__import__"},   {"builtins", "getattr"},    {"builtins", "setattr"},
-    {"builtins", "delattr"},      {"builtins", "open"},       {"builtins", "input"},
-    {"builtins", "breakpoint"},   {"builtins", "globals"},    {"builtins", "locals"},
-    {"builtins", "vars"},         {"builtins", "exit"},       {"builtins", "quit"},
-    {"builtins", "help"},         {"builtins", "execfile"},   {"builtins", "file"},
-    {"builtins", "raw_input"},    {"builtins", "reload"},     {"builtins", "apply"},
-    {"operator", "attrgetter"},   {"operator", "methodcaller"}, {"functools", "partial"},
-    {"functools", "reduce"},      {"types", "FunctionType"},  {"types", "CodeType"},
-    {"types", "LambdaType"},      {"types", "MethodType"},    {"numpy", "load"},
-    {"numpy", "loads"},           {"numpy", "fromfile"},      {"numpy.testing._private.utils", "runstring"},
-    {"numpy.lib.npyio", "load"},  {"torch", "load"},          {"paddle", "load"},
+    {"builtins", "eval"},
+    {"builtins", "exec"},
+    {"builtins", "compile"},
+    {"builtins", "__import__"},
+    {"builtins", "getattr"},
+    {"builtins", "setattr"},
+    {"builtins", "delattr"},
+    {"builtins", "open"},
+    {"builtins", "input"},
+    {"builtins", "breakpoint"},
+    {"builtins", "globals"},
+    {"builtins", "locals"},
+    {"builtins", "vars"},
+    {"builtins", "exit"},
+    {"builtins", "quit"},
+    {"builtins", "help"},
+    {"builtins", "execfile"},
+    {"builtins", "file"},
+    {"builtins", "raw_input"},
+    {"builtins", "reload"},
+    {"builtins", "apply"},
+    {"operator", "attrgetter"},
+    {"operator", "methodcaller"},
+    {"functools", "partial"},
+    {"functools", "reduce"},
+    {"types", "FunctionType"},
+    {"types", "CodeType"},
+    {"types", "LambdaType"},
+    {"types", "MethodType"},
+    {"numpy", "load"},
+    {"numpy", "loads"},
+    {"numpy", "fromfile"},
+    {"numpy.testing._private.utils", "runstring"},
+    {"numpy.lib.npyio", "load"},
+    {"torch", "load"},
+    {"paddle", "load"},
 };
 
 static bool module_is(const char *module, const char *root) {
@@ -80,8 +109,10 @@ static bool denied_global(const pdckpt_value *v) {
 static pdckpt_status check_name(pk_vm *vm, const char *s, size_t n, const char *what) {
     size_t bad;
     if (n == 0 || memchr(s, '\0', n) || !pk_utf8_valid((const uint8_t *)s, n, &bad))
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a %s name (non-empty UTF-8 text), found "
-                       "%zu unusable bytes", what, n);
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a %s name (non-empty UTF-8 text), found "
+                       "%zu unusable bytes",
+                       what, n);
     return PDCKPT_OK;
 }
 
@@ -89,11 +120,11 @@ static pdckpt_status push_global(pk_vm *vm, const char *m, size_t mn, const char
     PDK_TRY(check_name(vm, m, mn, "module"));
     PDK_TRY(check_name(vm, n, nn, "global"));
     PDK_TRY(pk_charge(vm, mn + nn + 2));
-    char *module = pdk_strndup(vm->a, m, mn), *name = pdk_strndup(vm->a, n, nn);
+    char         *module = pdk_strndup(vm->a, m, mn), *name = pdk_strndup(vm->a, n, nn);
     pdckpt_value *g = NULL;
-    pdckpt_status st = module && name ? pk_make_object(vm, PDCKPT_OBJECT_GLOBAL, module, name,
-                                                       NULL, &g)
-                                      : pk_nomem(vm);
+    pdckpt_status st = module && name
+                           ? pk_make_object(vm, PDCKPT_OBJECT_GLOBAL, module, name, NULL, &g)
+                           : pk_nomem(vm);
     pdk_strfree(vm->a, module);
     pdk_strfree(vm->a, name);
     return st == PDCKPT_OK ? pk_push(vm, g) : st;
@@ -112,7 +143,7 @@ static pdckpt_status global_lines(pk_vm *vm, const char **m, size_t *mn, const c
 
 static pdckpt_status op_global(pk_vm *vm) {
     const char *m, *n;
-    size_t mn, nn;
+    size_t      mn, nn;
     PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
     return push_global(vm, m, mn, n, nn);
 }
@@ -121,11 +152,13 @@ static pdckpt_status op_stack_global(pk_vm *vm) {
     pdckpt_value *name = NULL, *module = NULL;
     PDK_TRY(pk_pop(vm, &name));
     pdckpt_status st = pk_pop(vm, &module);
-    const char *m = NULL, *n = NULL;
-    size_t mn = 0, nn = 0;
+    const char   *m = NULL, *n = NULL;
+    size_t        mn = 0, nn = 0;
     if (st == PDCKPT_OK && (!pk_text(vm, module, &m, &mn) || !pk_text(vm, name, &n, &nn)))
-        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected two strings (module, name), found a %s and "
-                     "a %s", pdckpt_kind_name(pdckpt_value_kind(module)),
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT,
+                     "expected two strings (module, name), found a %s and "
+                     "a %s",
+                     pdckpt_kind_name(pdckpt_value_kind(module)),
                      pdckpt_kind_name(pdckpt_value_kind(name)));
     if (st == PDCKPT_OK) st = push_global(vm, m, mn, n, nn);
     pdckpt_value_free(name);
@@ -178,16 +211,18 @@ static size_t latin1_decode(const uint8_t *s, size_t n, uint8_t *d, size_t cap) 
  * stay in their buffer, which an array built from them takes over without a copy. */
 static pdckpt_status latin1_bytes(pk_vm *vm, const char *text, size_t n, pdckpt_value **out) {
     const uint8_t *s = (const uint8_t *)text;
-    size_t out_len = latin1_count(s, n);
+    size_t         out_len = latin1_count(s, n);
     PDK_TRY(pk_charge(vm, out_len + 256));
     pdckpt_buffer *buf = pdk_buffer_new_alloc(vm->a, out_len ? out_len : 1, false);
     if (!buf) return pk_nomem(vm);
-    uint8_t *d = pdk_buffer_data(buf);
-    size_t bad = latin1_decode(s, n, d, out_len);
+    uint8_t      *d = pdk_buffer_data(buf);
+    size_t        bad = latin1_decode(s, n, d, out_len);
     pdckpt_status st = PDCKPT_OK;
     if (bad != n)
-        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected UTF-8 text of characters below U+0100 "
-                     "(bytes), found byte 0x%02x at text offset %zu", s[bad], bad);
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT,
+                     "expected UTF-8 text of characters below U+0100 "
+                     "(bytes), found byte 0x%02x at text offset %zu",
+                     s[bad], bad);
     else if (out_len < PK_VIEW_MIN)
         st = (*out = pdckpt_value_new_bytes(vm->a, d, out_len)) ? PDCKPT_OK : pk_nomem(vm);
     else {
@@ -205,7 +240,7 @@ static bool is_latin1_name(const pdckpt_value *v) {
 
 static pdckpt_status codecs_encode(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
     const char *s;
-    size_t n;
+    size_t      n;
     if (pdckpt_value_len(args) != 2 || !is_latin1_name(pdckpt_value_at(args, 1)) ||
         !pk_text(vm, pdckpt_value_at(args, 0), &s, &n))
         return PDCKPT_OK; /* another encoding: carried as an object */
@@ -214,9 +249,9 @@ static pdckpt_status codecs_encode(pk_vm *vm, pdckpt_value *args, pdckpt_value *
 
 /* bytes() / bytearray() / bytes(b) / bytearray(b) / bytearray(text, 'latin-1'). */
 static pdckpt_status make_bytes(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
-    size_t n = pdckpt_value_len(args);
+    size_t         n = pdckpt_value_len(args);
     const uint8_t *b = NULL;
-    size_t len;
+    size_t         len;
     if (n == 0) {
         PDK_TRY(pk_charge(vm, 64));
         *out = pdckpt_value_new_bytes(vm->a, "", 0);
@@ -233,16 +268,18 @@ static pdckpt_status copy_items(pk_vm *vm, pdckpt_kind kind, pdckpt_value *src,
                                 pdckpt_value **out) {
     pdckpt_value *c = NULL;
     if (kind != PDCKPT_KIND_TUPLE) PDK_TRY(pk_new_container(vm, kind, &c));
-    size_t base = vm->sp;
+    size_t        base = vm->sp;
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; src && i < pdckpt_value_len(src) && st == PDCKPT_OK; i++) {
         pdckpt_value *item = pdckpt_value_at_mut(src, i);
-        pdckpt_kind ik = pdckpt_value_kind(item);
+        pdckpt_kind   ik = pdckpt_value_kind(item);
         if (kind != PDCKPT_KIND_DICT) {
             st = pk_push(vm, pdckpt_value_retain(item));
-        } else if ((ik == PDCKPT_KIND_LIST || ik == PDCKPT_KIND_TUPLE) && pdckpt_value_len(item) == 2) {
+        } else if ((ik == PDCKPT_KIND_LIST || ik == PDCKPT_KIND_TUPLE) &&
+                   pdckpt_value_len(item) == 2) {
             st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(item, 0)));
-            if (st == PDCKPT_OK) st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(item, 1)));
+            if (st == PDCKPT_OK)
+                st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(item, 1)));
         } else {
             st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected [key, value] pairs, found a %s",
                          pdckpt_kind_name(ik));
@@ -264,19 +301,21 @@ static pdckpt_status copy_items(pk_vm *vm, pdckpt_kind kind, pdckpt_value *src,
 
 /* builtins.tuple(((name, ndarray),)): Paddle's reducer for a Tensor -> (name, named tensor). */
 static pdckpt_status paddle_tuple(pk_vm *vm, pdckpt_value *src, pdckpt_value **out) {
-    size_t n = 0;
+    size_t        n = 0;
     pdckpt_value *t = pdckpt_value_at_mut(src, 1);
-    const char *name = pdckpt_value_get_string(pdckpt_value_at(src, 0), &n);
+    const char   *name = pdckpt_value_get_string(pdckpt_value_at(src, 0), &n);
     if (pdckpt_value_kind(src) != PDCKPT_KIND_TUPLE || pdckpt_value_len(src) != 2 ||
         pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, t) || !name ||
         memchr(name, '\0', n))
         return copy_items(vm, PDCKPT_KIND_TUPLE, src, out);
     pdckpt_value *named = NULL;
     PDK_TRY(pk_tensor_renamed(vm, t, name, &named));
-    size_t base = vm->sp;
+    size_t        base = vm->sp;
     pdckpt_status st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(src, 0)));
-    if (st == PDCKPT_OK) st = pk_push(vm, named);
-    else pdckpt_value_free(named);
+    if (st == PDCKPT_OK)
+        st = pk_push(vm, named);
+    else
+        pdckpt_value_free(named);
     if (st == PDCKPT_OK) st = pk_make_tuple(vm, base, out);
     pk_drop_to(vm, base);
     return st;
@@ -304,8 +343,8 @@ static pdckpt_status builtin_call(pk_vm *vm, const pdckpt_value *fn, pdckpt_valu
     if (pk_is_builtin(fn, "set") || pk_is_builtin(fn, "frozenset"))
         return copy_items(vm, PDCKPT_KIND_SET, src, out);
     if (pk_is_builtin(fn, "list")) return copy_items(vm, PDCKPT_KIND_LIST, src, out);
-    if (pk_is_global(fn, "collections", "OrderedDict") && (!src || pdckpt_value_kind(src) ==
-                                                                        PDCKPT_KIND_LIST))
+    if (pk_is_global(fn, "collections", "OrderedDict") &&
+        (!src || pdckpt_value_kind(src) == PDCKPT_KIND_LIST))
         return copy_items(vm, PDCKPT_KIND_DICT, src, out);
     return PDCKPT_OK;
 }
@@ -339,7 +378,7 @@ static bool denied_reconstructor(const pdckpt_value *fn, pdckpt_value *args) {
 /* fn(*args) for a global fn: a value when recognised, a refusal, or an opaque object. */
 static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
                                  pdckpt_value **out) {
-    const char *module = pdckpt_object_module(fn), *name = pdckpt_object_name(fn);
+    const char   *module = pdckpt_object_module(fn), *name = pdckpt_object_name(fn);
     pdckpt_value *t;
     *out = NULL;
     if (dense_tensor_form(fn, args, &t)) {
@@ -347,10 +386,14 @@ static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value
         return PDCKPT_OK;
     }
     if (denied(module, name) || denied_reconstructor(fn, args)) return refuse(vm, module, name);
-    if (pk_is_global(fn, "_codecs", "encode")) PDK_TRY(codecs_encode(vm, args, out));
-    else if (pk_is_np_scalar(fn)) PDK_TRY(pk_np_scalar(vm, args, out));
-    else if (pk_is_frombuffer(fn)) PDK_TRY(pk_frombuffer(vm, args, out));
-    else PDK_TRY(builtin_call(vm, fn, args, out));
+    if (pk_is_global(fn, "_codecs", "encode"))
+        PDK_TRY(codecs_encode(vm, args, out));
+    else if (pk_is_np_scalar(fn))
+        PDK_TRY(pk_np_scalar(vm, args, out));
+    else if (pk_is_frombuffer(fn))
+        PDK_TRY(pk_frombuffer(vm, args, out));
+    else
+        PDK_TRY(builtin_call(vm, fn, args, out));
     if (*out) return PDCKPT_OK;
     return pk_make_object(vm, PDCKPT_OBJECT_REDUCE, module, name, args, out);
 }
@@ -361,8 +404,10 @@ static pdckpt_status expect_global(pk_vm *vm, const pdckpt_value *v, const char 
     if (pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
         pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL)
         return PDCKPT_OK;
-    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected a global (module.name) as the %s, found "
-                   "a %s", what, pdckpt_kind_name(pdckpt_value_kind(v)));
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "expected a global (module.name) as the %s, found "
+                   "a %s",
+                   what, pdckpt_kind_name(pdckpt_value_kind(v)));
 }
 
 static pdckpt_status expect_tuple(pk_vm *vm, const pdckpt_value *v, const char *what) {
@@ -411,7 +456,7 @@ static pdckpt_status op_newobj(pk_vm *vm, bool ex) {
 /* OBJ (MARK cls args...) and INST (module/name lines, MARK args...): class calls. */
 static pdckpt_status op_obj_inst(pk_vm *vm) {
     const char *m = NULL, *n = NULL;
-    size_t mn = 0, nn = 0, mark, start;
+    size_t      mn = 0, nn = 0, mark, start;
     if (vm->op == 'i') PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
     PDK_TRY(pk_pop_mark(vm, &mark));
     pdckpt_value *cls = NULL, *args = NULL, *result = NULL;
@@ -434,11 +479,14 @@ static pdckpt_status op_obj_inst(pk_vm *vm) {
 
 static pdckpt_status build_state(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state) {
     if (pdckpt_object_kind_of(obj) == PDCKPT_OBJECT_GLOBAL)
-        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected an instance to set state on, found "
-                       "the bare global %s.%s", pdckpt_object_module(obj), pdckpt_object_name(obj));
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                       "expected an instance to set state on, found "
+                       "the bare global %s.%s",
+                       pdckpt_object_module(obj), pdckpt_object_name(obj));
     PDK_TRY(pk_check_mutable(vm, obj, "set state on"));
     if (state == obj)
-        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object cannot be its own state (pdckpt "
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                       "an object cannot be its own state (pdckpt "
                        "refuses reference cycles)");
     if (pdckpt_object_state(obj))
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object whose state is set twice");
@@ -475,7 +523,8 @@ pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled) {
     case 'R': return op_reduce(vm);
     case 0x81: return op_newobj(vm, false);
     case 0x92: return op_newobj(vm, true);
-    case 'o': case 'i': return op_obj_inst(vm);
+    case 'o':
+    case 'i': return op_obj_inst(vm);
     case 'b': return op_build(vm);
     default: *handled = false; return PDCKPT_OK;
     }

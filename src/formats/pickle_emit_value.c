@@ -148,8 +148,8 @@ static const pdckpt_value *big_int_bytes(const pdckpt_value *v) {
 }
 
 static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
-    pdckpt_object_kind kind = pdckpt_object_kind_of(v);
-    const char        *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
+    pdckpt_object_kind  kind = pdckpt_object_kind_of(v);
+    const char         *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
     const pdckpt_value *big = big_int_bytes(v);
     if (big) {
         size_t      n = 0;

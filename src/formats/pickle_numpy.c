@@ -45,12 +45,14 @@ typedef struct np_dtype {
     bool         swap; /* stored big-endian: bytes must be swapped */
 } np_dtype;
 
-static bool int_like(const pdckpt_value *v, int64_t *out) { return pdckpt_value_get_int(v, out); }
+static bool int_like(const pdckpt_value *v, int64_t *out) {
+    return pdckpt_value_get_int(v, out);
+}
 
 /* The byte order in a dtype's BUILD state (3, '<', None, None, None, -1, -1, 0); version 2-4. */
 static bool dtype_state(const pdckpt_value *state, char *order) {
     int64_t version;
-    size_t n = pdckpt_value_len(state), len;
+    size_t  n = pdckpt_value_len(state), len;
     if (pdckpt_value_kind(state) != PDCKPT_KIND_TUPLE || n < 2 ||
         !int_like(pdckpt_value_at(state, 0), &version) || version < 2 || version > 4)
         return false;
@@ -68,8 +70,8 @@ static bool dtype_of(const pdckpt_value *d, np_dtype *out) {
         strcmp(pdckpt_object_name(d), "dtype") || pdckpt_object_kind_of(d) == PDCKPT_OBJECT_GLOBAL)
         return false;
     const pdckpt_value *args = pdckpt_object_args(d);
-    size_t len;
-    const char *code = pdckpt_value_get_string(pdckpt_value_at(args, 0), &len);
+    size_t              len;
+    const char         *code = pdckpt_value_get_string(pdckpt_value_at(args, 0), &len);
     if (!code || len == 0) return false;
     char order = '=';
     if (strchr("<>|=", code[0])) order = *code++, len--;
@@ -78,15 +80,15 @@ static bool dtype_of(const pdckpt_value *d, np_dtype *out) {
     out->dtype = pdk_dtype_from_numpy_code(code, len);
     out->size = pdckpt_dtype_size(out->dtype);
     out->swap = order == '>' && out->size > 1;
-    return out->dtype != PDCKPT_DTYPE_INVALID && (order == '<' || order == '>' || order == '|' ||
-                                                  order == '=');
+    return out->dtype != PDCKPT_DTYPE_INVALID &&
+           (order == '<' || order == '>' || order == '|' || order == '=');
 }
 
 /* ---- array data ---- */
 
 static void byteswap(uint8_t *d, uint64_t n_elements, np_dtype dt) {
-    bool complex = dt.dtype == PDCKPT_DTYPE_COMPLEX64 || dt.dtype == PDCKPT_DTYPE_COMPLEX128;
-    size_t part = complex ? dt.size / 2 : dt.size;
+    bool     complex = dt.dtype == PDCKPT_DTYPE_COMPLEX64 || dt.dtype == PDCKPT_DTYPE_COMPLEX128;
+    size_t   part = complex ? dt.size / 2 : dt.size;
     uint64_t parts = complex ? n_elements * 2 : n_elements;
     for (uint64_t i = 0; i < parts; i++, d += part)
         for (size_t a = 0, b = part - 1; a < b; a++, b--) {
@@ -121,12 +123,12 @@ static bool layout_differs(int32_t nd, const int64_t *dims) {
 
 /* The raw bytes behind an array's data value (a view, owned raw bytes, BYTES, or a latin-1
  * STRING from a Python 2 pickle, decoded into *tmp). */
-static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_t **b,
-                                size_t *len, uint8_t **tmp, bool *found) {
+static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_t **b, size_t *len,
+                                uint8_t **tmp, bool *found) {
     *tmp = NULL;
     *found = true;
     if (pk_bytes(vm, raw, b, len)) return PDCKPT_OK;
-    size_t n;
+    size_t      n;
     const char *s = pdckpt_value_get_string(raw, &n);
     if (!s) return *found = false, PDCKPT_OK;
     PDK_TRY(pk_charge(vm, n + 1));
@@ -135,7 +137,8 @@ static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_
     for (size_t i = 0; i < n; i++, j++) {
         uint8_t c = (uint8_t)s[i];
         if (c >= 0x80 && c != 0xC2 && c != 0xC3)
-            return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected array data as latin-1 text, found a "
+            return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                           "expected array data as latin-1 text, found a "
                            "character beyond U+00FF");
         (*tmp)[j] = c < 0x80 ? c : (uint8_t)((c & 0x03) << 6 | ((uint8_t)s[++i] & 0x3F));
     }
@@ -148,8 +151,8 @@ static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_
 static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtype dt, int32_t nd,
                                      const int64_t *dims, const uint8_t *b, pdckpt_value **out) {
     pdckpt_tensor_view rv;
-    bool is_raw = pk_raw_flags(vm, raw) && pdckpt_tensor_get(raw, &rv);
-    pdckpt_status st;
+    bool               is_raw = pk_raw_flags(vm, raw) && pdckpt_tensor_get(raw, &rv);
+    pdckpt_status      st;
     if (is_raw && rv.buffer) { /* bytes pdckpt decoded itself: the tensor takes the buffer */
         st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, rv.buffer, b, out, vm->err);
     } else if (is_raw) { /* a view into the input: zero-copy when the input allows it */
@@ -179,16 +182,18 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, np_dtype dt,
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "%s", why);
     }
     if (n_bytes > vm->opts->max_tensor_bytes)
-        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected arrays of at most %llu bytes "
+        return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                       "expected arrays of at most %llu bytes "
                        "(max_tensor_bytes), found %llu",
                        (unsigned long long)vm->opts->max_tensor_bytes, (unsigned long long)n_bytes);
     const uint8_t *b = NULL;
-    size_t len;
-    uint8_t *tmp = NULL;
-    bool found;
+    size_t         len;
+    uint8_t       *tmp = NULL;
+    bool           found;
     PDK_TRY(data_bytes(vm, raw, &b, &len, &tmp, &found));
     pdckpt_status st = PDCKPT_OK;
-    if (!found) *out = NULL; /* e.g. object arrays pickle a list: carried opaque */
+    if (!found)
+        *out = NULL; /* e.g. object arrays pickle a list: carried opaque */
     else if (len != n_bytes)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s array data, found %zu",
                      (unsigned long long)n_bytes, pdckpt_dtype_name(dt.dtype), len);
@@ -197,8 +202,10 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, np_dtype dt,
     else if ((st = pk_charge(vm, n_bytes)) == PDCKPT_OK &&
              (st = pdckpt_tensor_new(vm->a, dt.dtype, nd, dims, out, vm->err)) == PDCKPT_OK) {
         uint8_t *d = pdckpt_tensor_data_mut(*out);
-        if (fortran && layout_differs(nd, dims)) fortran_to_c(d, b, nd, dims, n_el, dt.size);
-        else if (n_bytes) memcpy(d, b, (size_t)n_bytes);
+        if (fortran && layout_differs(nd, dims))
+            fortran_to_c(d, b, nd, dims, n_el, dt.size);
+        else if (n_bytes)
+            memcpy(d, b, (size_t)n_bytes);
         if (dt.swap) byteswap(d, n_el, dt);
     }
     if (tmp) pdk_free(vm->a, tmp, len + 1);
@@ -232,7 +239,7 @@ pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state
     if (!pk_is_global(pdckpt_value_at(args, 0), "numpy", "ndarray") ||
         pdckpt_value_kind(state) != PDCKPT_KIND_TUPLE)
         return PDCKPT_OK; /* a subclass or an unknown layout: carried opaque */
-    size_t n = pdckpt_value_len(state), off = n == 5 ? 1 : 0;
+    size_t  n = pdckpt_value_len(state), off = n == 5 ? 1 : 0;
     int64_t version = 1, fortran;
     if ((n != 4 && n != 5) || (n == 5 && (!int_like(pdckpt_value_at(state, 0), &version))) ||
         version != 1 || !int_like(pdckpt_value_at(state, off + 2), &fortran))
@@ -241,7 +248,7 @@ pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state
     if (!dtype_of(pdckpt_value_at(state, off + 1), &dt)) return PDCKPT_OK;
     int64_t dims[PDCKPT_MAX_DIMS];
     int32_t nd = 0;
-    bool ok;
+    bool    ok;
     PDK_TRY(shape_of(vm, pdckpt_value_at(state, off), &nd, dims, &ok));
     if (!ok) return PDCKPT_OK;
     return make_array(vm, pdckpt_value_at(state, off + 3), dt, nd, dims, fortran != 0, out);
@@ -249,15 +256,15 @@ pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state
 
 pdckpt_status pk_frombuffer(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
     *out = NULL;
-    np_dtype dt;
-    size_t olen;
+    np_dtype    dt;
+    size_t      olen;
     const char *order = pdckpt_value_get_string(pdckpt_value_at(args, 3), &olen);
     if (pdckpt_value_len(args) != 4 || !dtype_of(pdckpt_value_at(args, 1), &dt) || !order ||
         olen != 1 || (order[0] != 'C' && order[0] != 'F'))
         return PDCKPT_OK;
     int64_t dims[PDCKPT_MAX_DIMS];
     int32_t nd = 0;
-    bool ok;
+    bool    ok;
     PDK_TRY(shape_of(vm, pdckpt_value_at(args, 2), &nd, dims, &ok));
     if (!ok) return PDCKPT_OK;
     return make_array(vm, pdckpt_value_at(args, 0), dt, nd, dims, order[0] == 'F', out);
@@ -266,7 +273,7 @@ pdckpt_status pk_frombuffer(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
 /* ---- scalars ---- */
 
 static double half_to_double(uint16_t h) {
-    int exp = h >> 10 & 0x1F;
+    int    exp = h >> 10 & 0x1F;
     double mant = h & 0x3FF, sign = h & 0x8000 ? -1.0 : 1.0;
     if (exp == 0) return sign * mant * 0x1p-24;
     if (exp == 31) return mant ? (double)NAN : sign * (double)INFINITY;
@@ -277,24 +284,36 @@ static double half_to_double(uint16_t h) {
 static pdckpt_status scalar_value(pk_vm *vm, np_dtype dt, const uint8_t *e, pdckpt_value **out) {
     uint64_t u = 0;
     for (size_t i = 0; i < dt.size && dt.size <= 8; i++) u |= (uint64_t)e[i] << (8 * i);
-    int shift = 64 - 8 * (int)dt.size;
+    int     shift = 64 - 8 * (int)dt.size;
     int64_t s = dt.size <= 8 ? (int64_t)(u << shift) >> shift : 0;
-    float f;
-    double d;
+    float   f;
+    double  d;
     PDK_TRY(pk_charge(vm, 64));
     switch (dt.dtype) {
     case PDCKPT_DTYPE_BOOL: *out = pdckpt_value_new_bool(vm->a, u != 0); break;
-    case PDCKPT_DTYPE_INT8: case PDCKPT_DTYPE_INT16: case PDCKPT_DTYPE_INT32:
+    case PDCKPT_DTYPE_INT8:
+    case PDCKPT_DTYPE_INT16:
+    case PDCKPT_DTYPE_INT32:
     case PDCKPT_DTYPE_INT64: *out = pdckpt_value_new_int(vm->a, s); break;
-    case PDCKPT_DTYPE_UINT8: case PDCKPT_DTYPE_UINT16: case PDCKPT_DTYPE_UINT32:
+    case PDCKPT_DTYPE_UINT8:
+    case PDCKPT_DTYPE_UINT16:
+    case PDCKPT_DTYPE_UINT32:
     case PDCKPT_DTYPE_UINT64: {
         uint8_t wide[9] = {0};
         memcpy(wide, e, dt.size);
         return pk_make_long(vm, wide, dt.size + 1, out);
     }
-    case PDCKPT_DTYPE_FLOAT16: *out = pdckpt_value_new_float(vm->a, half_to_double((uint16_t)u)); break;
-    case PDCKPT_DTYPE_FLOAT32: memcpy(&f, e, 4); *out = pdckpt_value_new_float(vm->a, f); break;
-    case PDCKPT_DTYPE_FLOAT64: memcpy(&d, e, 8); *out = pdckpt_value_new_float(vm->a, d); break;
+    case PDCKPT_DTYPE_FLOAT16:
+        *out = pdckpt_value_new_float(vm->a, half_to_double((uint16_t)u));
+        break;
+    case PDCKPT_DTYPE_FLOAT32:
+        memcpy(&f, e, 4);
+        *out = pdckpt_value_new_float(vm->a, f);
+        break;
+    case PDCKPT_DTYPE_FLOAT64:
+        memcpy(&d, e, 8);
+        *out = pdckpt_value_new_float(vm->a, d);
+        break;
     default: *out = NULL; return PDCKPT_OK;
     }
     return *out ? PDCKPT_OK : pk_nomem(vm);
@@ -305,9 +324,9 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
     np_dtype dt;
     if (pdckpt_value_len(args) != 2 || !dtype_of(pdckpt_value_at(args, 0), &dt)) return PDCKPT_OK;
     const uint8_t *b = NULL;
-    size_t len;
-    uint8_t *tmp = NULL, elem[16];
-    bool found;
+    size_t         len;
+    uint8_t       *tmp = NULL, elem[16];
+    bool           found;
     PDK_TRY(data_bytes(vm, pdckpt_value_at(args, 1), &b, &len, &tmp, &found));
     pdckpt_status st = PDCKPT_OK;
     if (found && len != dt.size)

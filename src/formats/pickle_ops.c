@@ -29,14 +29,15 @@ static pdckpt_status push_new(pk_vm *vm, pdckpt_value *v) {
 
 pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out) {
     /* Trim to CPython's minimal two's-complement encoding. */
-    while (n > 1 && ((b[n - 1] == 0x00 && !(b[n - 2] & 0x80)) ||
-                     (b[n - 1] == 0xFF && (b[n - 2] & 0x80))))
+    while (n > 1 &&
+           ((b[n - 1] == 0x00 && !(b[n - 2] & 0x80)) || (b[n - 1] == 0xFF && (b[n - 2] & 0x80))))
         n--;
     if (n == 1 && b[0] == 0) n = 0;
     PDK_TRY(pk_charge(vm, 64 + n));
     if (n <= 8) {
         uint64_t u = n && (b[n - 1] & 0x80) ? UINT64_MAX : 0;
-        for (size_t i = 0; i < n; i++) u = (u & ~((uint64_t)0xFF << (8 * i))) | (uint64_t)b[i] << (8 * i);
+        for (size_t i = 0; i < n; i++)
+            u = (u & ~((uint64_t)0xFF << (8 * i))) | (uint64_t)b[i] << (8 * i);
         *out = pdckpt_value_new_int(vm->a, (int64_t)u);
         return *out ? PDCKPT_OK : pk_nomem(vm);
     }
@@ -46,7 +47,8 @@ pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value *
     pdckpt_status st = pk_new_container(vm, PDCKPT_KIND_TUPLE, &tuple);
     if (st == PDCKPT_OK) st = pk_adopt(vm, tuple, bytes, &placed);
     if (st == PDCKPT_OK) st = pdckpt_value_append(tuple, placed, vm->err);
-    if (st == PDCKPT_OK) st = pk_make_object(vm, PDCKPT_OBJECT_REDUCE, "builtins", "int", tuple, out);
+    if (st == PDCKPT_OK)
+        st = pk_make_object(vm, PDCKPT_OBJECT_REDUCE, "builtins", "int", tuple, out);
     pdckpt_value_free(bytes);
     pdckpt_value_free(tuple);
     return st;
@@ -57,7 +59,8 @@ static pdckpt_status op_long_bin(pk_vm *vm, size_t len_size) {
     PDK_TRY(pk_read(vm, len_size, &b, "byte count"));
     int64_t n = len_size == 1 ? b[0] : (int32_t)pdk_load_u32le(b);
     if (n < 0)
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a byte count >= 0, found %lld", (long long)n);
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a byte count >= 0, found %lld",
+                       (long long)n);
     PDK_TRY(pk_read(vm, (uint64_t)n, &b, "integer"));
     pdckpt_value *v = NULL;
     PDK_TRY(pk_make_long(vm, b, (size_t)n, &v));
@@ -66,7 +69,7 @@ static pdckpt_status op_long_bin(pk_vm *vm, size_t len_size) {
 
 /* Decimal text (optional sign) as an int: INT, or builtins.int beyond 64 bits. */
 static pdckpt_status decimal_int(pk_vm *vm, const uint8_t *s, size_t n, pdckpt_value **out) {
-    bool neg = n && s[0] == '-';
+    bool   neg = n && s[0] == '-';
     size_t i = n && (s[0] == '-' || s[0] == '+') ? 1 : 0;
     if (i == n || n - i > PK_MAX_DECIMAL_DIGITS)
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a decimal integer of 1-%d digits",
@@ -102,7 +105,7 @@ static pdckpt_status decimal_int(pk_vm *vm, const uint8_t *s, size_t n, pdckpt_v
 
 static pdckpt_status op_int_text(pk_vm *vm, bool is_long) {
     const uint8_t *s;
-    size_t n;
+    size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
     if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1'))
         return push_new(vm, pdckpt_value_new_bool(vm->a, s[1] == '1')); /* Python 2 I00/I01 */
@@ -133,7 +136,7 @@ static pdckpt_status op_binfloat(pk_vm *vm) {
 
 static pdckpt_status op_float_text(pk_vm *vm) {
     const uint8_t *s;
-    size_t n;
+    size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
     char buf[64];
     if (n == 0 || n >= sizeof buf)
@@ -143,8 +146,7 @@ static pdckpt_status op_float_text(pk_vm *vm) {
     char *end = NULL;
     errno = 0;
     double d = strtod(buf, &end);
-    if (end != buf + n)
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a float, found '%s'", buf);
+    if (end != buf + n) return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a float, found '%s'", buf);
     return push_new(vm, pdckpt_value_new_float(vm->a, d));
 }
 
@@ -154,11 +156,14 @@ bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t  len = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
         if (len == 0 || len > n - i) break;
         uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
-        size_t k = 1;
+        size_t   k = 1;
         for (; k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = cp << 6 | (s[i + k] & 0x3Fu);
         static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
         if (k < len || cp < min_cp[len] || cp > 0x10FFFF) break; /* surrogates pass (CPython) */
@@ -171,9 +176,10 @@ bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
 /* A uint8 tensor borrowing `n` input bytes, tracked with `flags` until it is placed. */
 static pdckpt_status push_view(pk_vm *vm, const uint8_t *s, uint64_t n, uint32_t flags) {
     PDK_TRY(pk_charge(vm, 256));
-    int64_t dim = (int64_t)n;
+    int64_t       dim = (int64_t)n;
     pdckpt_value *t = NULL;
-    if (pdckpt_tensor_new_borrowed(vm->a, PDCKPT_DTYPE_UINT8, 1, &dim, s, &t, vm->err) != PDCKPT_OK) {
+    if (pdckpt_tensor_new_borrowed(vm->a, PDCKPT_DTYPE_UINT8, 1, &dim, s, &t, vm->err) !=
+        PDCKPT_OK) {
         pdk_error_set_source(vm->err, vm->in->name);
         return vm->err->status;
     }
@@ -191,8 +197,10 @@ static pdckpt_status push_text(pk_vm *vm, const uint8_t *s, uint64_t n) {
     if (n >= PK_VIEW_MIN) return push_view(vm, s, n, PK_RAW_TEXT);
     size_t bad;
     if (!pk_utf8_valid(s, (size_t)n, &bad))
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected UTF-8 text, found byte 0x%02x at text "
-                       "offset %zu", s[bad], bad);
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected UTF-8 text, found byte 0x%02x at text "
+                       "offset %zu",
+                       s[bad], bad);
     PDK_TRY(pk_charge(vm, n + 64));
     return pk_push(vm, pdckpt_value_new_string(vm->a, (const char *)s, (size_t)n));
 }
@@ -218,14 +226,16 @@ static pdckpt_status op_counted(pk_vm *vm, size_t len_size, int what) {
 }
 
 static int hexval(uint8_t c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Python's escape_decode of a protocol-0 STRING body into `out` (at most n bytes). */
 static bool escape_decode(const uint8_t *s, size_t n, uint8_t *out, size_t *out_len) {
     static const char from[] = "\\'\"abfnrtv", to[] = "\\'\"\a\b\f\n\r\t\v";
-    size_t j = 0;
+    size_t            j = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '\\') {
             out[j++] = s[i];
@@ -256,14 +266,14 @@ static bool escape_decode(const uint8_t *s, size_t n, uint8_t *out, size_t *out_
 
 static pdckpt_status op_string_text(pk_vm *vm) {
     const uint8_t *s;
-    size_t n;
+    size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
     if (n < 2 || (s[0] != '\'' && s[0] != '"') || s[n - 1] != s[0])
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a quoted string");
     PDK_TRY(pk_charge(vm, n));
     uint8_t *buf = pdk_alloc(vm->a, n);
     if (!buf) return pk_nomem(vm);
-    size_t len = 0;
+    size_t        len = 0;
     pdckpt_value *v = NULL;
     pdckpt_status st = escape_decode(s + 1, n - 2, buf, &len)
                            ? pk_latin1_string(vm, buf, len, &v)
@@ -323,12 +333,12 @@ static bool raw_unicode_decode(const uint8_t *s, size_t n, uint8_t *out, size_t 
 
 static pdckpt_status op_unicode_text(pk_vm *vm) {
     const uint8_t *s;
-    size_t n;
+    size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
     PDK_TRY(pk_charge(vm, 2 * n + 1));
     uint8_t *buf = pdk_alloc(vm->a, 2 * n + 1);
     if (!buf) return pk_nomem(vm);
-    size_t len = 0;
+    size_t        len = 0;
     pdckpt_status st = raw_unicode_decode(s, n, buf, &len)
                            ? PDCKPT_OK
                            : pk_fail(vm, PDCKPT_ERR_FORMAT, "expected valid \\u / \\U escapes");
@@ -374,7 +384,9 @@ static pdckpt_status op_tuple_n(pk_vm *vm, size_t n) {
 static bool hashable(pk_vm *vm, const pdckpt_value *v) {
     pk_info *info;
     switch (pdckpt_value_kind(v)) {
-    case PDCKPT_KIND_LIST: case PDCKPT_KIND_DICT: case PDCKPT_KIND_SET: return false;
+    case PDCKPT_KIND_LIST:
+    case PDCKPT_KIND_DICT:
+    case PDCKPT_KIND_SET: return false;
     case PDCKPT_KIND_TENSOR: return pk_raw_flags(vm, v) != 0; /* long strings / bytes are */
     case PDCKPT_KIND_TUPLE: /* known since it was built (tuples never change) */
         info = pk_info_of(vm, v);
@@ -391,16 +403,20 @@ static pdckpt_status check_key(pk_vm *vm, const pdckpt_value *key, const char *w
 
 static pdckpt_status cycle(pk_vm *vm, const pdckpt_value *target) {
     pdckpt_kind k = pdckpt_value_kind(target);
-    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "%s %s cannot contain itself (pdckpt refuses "
-                   "reference cycles)", k == PDCKPT_KIND_OBJECT ? "an" : "a", pdckpt_kind_name(k));
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "%s %s cannot contain itself (pdckpt refuses "
+                   "reference cycles)",
+                   k == PDCKPT_KIND_OBJECT ? "an" : "a", pdckpt_kind_name(k));
 }
 
 /* The container an object's APPENDS / SETITEMS go to, created on first use. */
 static pdckpt_status object_items(pk_vm *vm, pdckpt_value *obj, pdckpt_kind kind,
                                   pdckpt_value **out) {
     if (pdckpt_object_kind_of(obj) == PDCKPT_OBJECT_GLOBAL)
-        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "expected an instance to add items to, found the "
-                       "bare global %s.%s", pdckpt_object_module(obj), pdckpt_object_name(obj));
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                       "expected an instance to add items to, found the "
+                       "bare global %s.%s",
+                       pdckpt_object_module(obj), pdckpt_object_name(obj));
     const pdckpt_value *items = pdckpt_object_items(obj);
     if (items && pdckpt_value_kind(items) != kind)
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "an object with both list and dict items");
@@ -431,11 +447,13 @@ static pdckpt_status extend_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *d
 }
 
 pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
-    pdckpt_kind k = pdckpt_value_kind(target);
+    pdckpt_kind   k = pdckpt_value_kind(target);
     pdckpt_status st = PDCKPT_OK;
     if (k != PDCKPT_KIND_LIST && k != PDCKPT_KIND_SET && k != PDCKPT_KIND_OBJECT)
-        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a list, set or object to add items to, "
-                     "found a %s", pdckpt_kind_name(k));
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT,
+                     "expected a list, set or object to add items to, "
+                     "found a %s",
+                     pdckpt_kind_name(k));
     if (st == PDCKPT_OK) st = pk_check_mutable(vm, target, "add items to");
     pdckpt_value *dst = target;
     if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
@@ -452,12 +470,14 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
 static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
     pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_OBJECT ? pk_info_of(vm, dict) : NULL;
     if (!info || ++info->other_keys <= PK_MAX_OTHER_KEYS) return PDCKPT_OK;
-    return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected at most %u object keys in one dict, found "
-                   "more", PK_MAX_OTHER_KEYS);
+    return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                   "expected at most %u object keys in one dict, found "
+                   "more",
+                   PK_MAX_OTHER_KEYS);
 }
 
-static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst,
-                                    size_t start, uint64_t *nodes) {
+static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst, size_t start,
+                                    uint64_t *nodes) {
     for (size_t i = start; i + 1 < vm->sp; i += 2) {
         if (vm->stack[i] == owner || vm->stack[i + 1] == owner) return cycle(vm, owner);
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
@@ -477,11 +497,13 @@ static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value
 }
 
 pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
-    pdckpt_kind k = pdckpt_value_kind(target);
+    pdckpt_kind   k = pdckpt_value_kind(target);
     pdckpt_status st = PDCKPT_OK;
     if ((vm->sp - start) % 2)
-        st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected key/value pairs, found an odd number (%zu) "
-                     "of values", vm->sp - start);
+        st = pk_fail(vm, PDCKPT_ERR_FORMAT,
+                     "expected key/value pairs, found an odd number (%zu) "
+                     "of values",
+                     vm->sp - start);
     else if (k != PDCKPT_KIND_DICT && k != PDCKPT_KIND_OBJECT)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a dict or object to set items on, found a %s",
                      pdckpt_kind_name(k));
@@ -501,7 +523,7 @@ static pdckpt_status op_mark_into(pk_vm *vm, bool pairs) {
     size_t start;
     PDK_TRY(pk_pop_mark(vm, &start));
     pdckpt_value *target;
-    size_t top = vm->sp;
+    size_t        top = vm->sp;
     vm->sp = start; /* peek below the items */
     pdckpt_status st = pk_peek(vm, 0, &target);
     vm->sp = top;
@@ -573,7 +595,8 @@ static pdckpt_status run_scalar_op(pk_vm *vm, uint8_t op, bool *handled) {
     case 'S': return op_string_text(vm);
     case 'C': return op_counted(vm, 1, 'b');
     case 'B': return op_counted(vm, 4, 'b');
-    case 0x8e: case 0x96: return op_counted(vm, 8, 'b');
+    case 0x8e:
+    case 0x96: return op_counted(vm, 8, 'b');
     default: *handled = false; return PDCKPT_OK;
     }
 }
@@ -596,7 +619,8 @@ pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled) {
     case 0x91: return op_mark_build(vm, PDCKPT_KIND_SET);
     case 'a': return op_single_into(vm, 1);
     case 's': return op_single_into(vm, 2);
-    case 'e': case 0x90: return op_mark_into(vm, false);
+    case 'e':
+    case 0x90: return op_mark_into(vm, false);
     case 'u': return op_mark_into(vm, true);
     default: *handled = false; return PDCKPT_OK;
     }

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#define BIG_INFO "UnpackBigParamInfor@@"
+#define BIG_INFO   "UnpackBigParamInfor@@"
 #define NAME_TABLE "StructuredToParameterName@@"
 
 static pdckpt_status bad_info(pk_vm *vm, const char *key, const char *what) {
@@ -23,7 +23,7 @@ static pdckpt_status check_slices(pk_vm *vm, pdckpt_value *root, const char *key
                                   uint64_t *total) {
     *total = 0;
     for (size_t i = 0; i < pdckpt_value_len(slices); i++) {
-        const char *name = pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL);
+        const char        *name = pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL);
         pdckpt_tensor_view v;
         if (!name || !pdckpt_tensor_get(pdckpt_dict_get(root, name), &v))
             return bad_info(vm, key, "a slice is missing or is not an array");
@@ -38,7 +38,7 @@ static pdckpt_status check_slices(pk_vm *vm, pdckpt_value *root, const char *key
 static pdckpt_status origin_shape(pk_vm *vm, const char *key, const pdckpt_value *shape,
                                   int32_t *nd, int64_t *dims) {
     pdckpt_kind k = pdckpt_value_kind(shape);
-    size_t n = pdckpt_value_len(shape);
+    size_t      n = pdckpt_value_len(shape);
     if ((k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST) || n > PDCKPT_MAX_DIMS)
         return bad_info(vm, key, "OriginShape is not a shape");
     for (size_t i = 0; i < n; i++)
@@ -51,21 +51,21 @@ static pdckpt_status origin_shape(pk_vm *vm, const char *key, const pdckpt_value
 static pdckpt_status join_one(pk_vm *vm, pdckpt_value *root, const char *key,
                               const pdckpt_value *entry) {
     const pdckpt_value *slices = pdckpt_dict_get(entry, "slices");
-    int64_t dims[PDCKPT_MAX_DIMS];
-    int32_t nd = 0;
-    pdckpt_dtype dtype = PDCKPT_DTYPE_INVALID;
-    uint64_t total, n_el, n_bytes;
+    int64_t             dims[PDCKPT_MAX_DIMS];
+    int32_t             nd = 0;
+    pdckpt_dtype        dtype = PDCKPT_DTYPE_INVALID;
+    uint64_t            total, n_el, n_bytes;
     PDK_TRY(origin_shape(vm, key, pdckpt_dict_get(entry, "OriginShape"), &nd, dims));
     PDK_TRY(check_slices(vm, root, key, slices, &dtype, &total));
-    if (pdk_tensor_sizes(dtype, nd, dims, &n_el, &n_bytes, vm->err) != PDCKPT_OK ||
-        n_el != total) {
+    if (pdk_tensor_sizes(dtype, nd, dims, &n_el, &n_bytes, vm->err) != PDCKPT_OK || n_el != total) {
         pdk_error_reset(vm->err);
         return bad_info(vm, key, "the slices do not add up to OriginShape");
     }
     if (n_bytes > vm->opts->max_tensor_bytes)
         return pdk_fail(vm->err, PDCKPT_ERR_LIMIT, vm->in->name, -1,
                         BIG_INFO " entry '%s': expected at most %llu bytes (max_tensor_bytes), "
-                        "found %llu", key, (unsigned long long)vm->opts->max_tensor_bytes,
+                                 "found %llu",
+                        key, (unsigned long long)vm->opts->max_tensor_bytes,
                         (unsigned long long)n_bytes);
     PDK_TRY(pk_charge(vm, n_bytes));
     pdckpt_value *t = NULL;
@@ -73,8 +73,8 @@ static pdckpt_status join_one(pk_vm *vm, pdckpt_value *root, const char *key,
     uint8_t *d = pdckpt_tensor_data_mut(t);
     for (size_t i = 0; i < pdckpt_value_len(slices); i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(pdckpt_dict_get(root, pdckpt_value_get_string(pdckpt_value_at(slices, i),
-                                                                         NULL)), &v);
+        pdckpt_tensor_get(
+            pdckpt_dict_get(root, pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL)), &v);
         if (v.n_bytes) memcpy(d, v.data, (size_t)v.n_bytes);
         d += v.n_bytes;
     }
@@ -89,7 +89,7 @@ static pdckpt_status join_big_arrays(pk_vm *vm, pdckpt_value *root) {
                         "expected " BIG_INFO " to be a dict, found a %s",
                         pdckpt_kind_name(pdckpt_value_kind(info)));
     for (size_t i = 0; i < pdckpt_value_len(info); i++) {
-        const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(info, i), NULL);
+        const char         *key = pdckpt_value_get_string(pdckpt_dict_key_at(info, i), NULL);
         const pdckpt_value *entry = pdckpt_value_at(info, i);
         if (!key || pdckpt_value_kind(entry) != PDCKPT_KIND_DICT)
             return bad_info(vm, key ? key : "?", "expected a string key and a dict");
@@ -110,7 +110,7 @@ static pdckpt_status apply_names(pk_vm *vm, pdckpt_value *root) {
     const pdckpt_value *table = pdckpt_dict_get(root, NAME_TABLE);
     if (pdckpt_value_kind(table) != PDCKPT_KIND_DICT) return PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(table); i++) {
-        size_t klen, nlen;
+        size_t      klen, nlen;
         const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(table, i), &klen);
         const char *name = pdckpt_value_get_string(pdckpt_value_at(table, i), &nlen);
         if (!key || !name || strlen(key) != klen || strlen(name) != nlen) continue;

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#define SNIFF_OPS 256
+#define SNIFF_OPS      256
 #define SNIFF_TEXT_MAX ((size_t)64 << 20)
 
 /* ---- sniffing: opcode argument sizes, no values built ---- */
@@ -17,20 +17,37 @@
 enum { ARG_NONE, ARG_FIXED, ARG_LEN, ARG_LINE, ARG_LINES2, ARG_BAD };
 
 static int arg_kind(uint8_t op, size_t *size) {
-    static const char fixed_ops[] = "JKMGhjqr";
+    static const char    fixed_ops[] = "JKMGhjqr";
     static const uint8_t fixed_len[] = {4, 1, 2, 8, 1, 4, 1, 4};
-    const char *f = op ? memchr(fixed_ops, op, sizeof fixed_ops - 1) : NULL;
+    const char          *f = op ? memchr(fixed_ops, op, sizeof fixed_ops - 1) : NULL;
     if (f) return *size = fixed_len[f - fixed_ops], ARG_FIXED;
     switch (op) {
-    case 0x80: case 0x82: return *size = 1, ARG_FIXED;
+    case 0x80:
+    case 0x82: return *size = 1, ARG_FIXED;
     case 0x83: return *size = 2, ARG_FIXED;
     case 0x84: return *size = 4, ARG_FIXED;
     case 0x95: return *size = 8, ARG_FIXED;
-    case 'U': case 'C': case 0x8c: case 0x8a: return *size = 1, ARG_LEN;
-    case 'T': case 'X': case 'B': case 0x8b: return *size = 4, ARG_LEN;
-    case 0x8d: case 0x8e: case 0x96: return *size = 8, ARG_LEN;
-    case 'F': case 'I': case 'L': case 'P': case 'S': case 'V': case 'g': case 'p': return ARG_LINE;
-    case 'c': case 'i': return ARG_LINES2;
+    case 'U':
+    case 'C':
+    case 0x8c:
+    case 0x8a: return *size = 1, ARG_LEN;
+    case 'T':
+    case 'X':
+    case 'B':
+    case 0x8b: return *size = 4, ARG_LEN;
+    case 0x8d:
+    case 0x8e:
+    case 0x96: return *size = 8, ARG_LEN;
+    case 'F':
+    case 'I':
+    case 'L':
+    case 'P':
+    case 'S':
+    case 'V':
+    case 'g':
+    case 'p': return ARG_LINE;
+    case 'c':
+    case 'i': return ARG_LINES2;
     default: return strcmp(pk_op_name(op), "?") == 0 ? ARG_BAD : ARG_NONE;
     }
 }
@@ -61,8 +78,8 @@ static bool skip_arg(const uint8_t *p, size_t len, size_t *pos, int kind, size_t
 static int skim(const uint8_t *p, size_t len, size_t pos, size_t max_ops, size_t *end) {
     for (size_t n = 0; n < max_ops && pos < len; n++) {
         uint8_t op = p[pos++];
-        size_t size = 0;
-        int kind = arg_kind(op, &size);
+        size_t  size = 0;
+        int     kind = arg_kind(op, &size);
         if (kind == ARG_BAD) return -1;
         if (!skip_arg(p, len, &pos, kind, size)) return 0;
         if (op == '.') {
@@ -75,7 +92,7 @@ static int skim(const uint8_t *p, size_t len, size_t pos, size_t max_ops, size_t
 
 int pdk_pickle_sniff(const pdk_input *in) {
     const uint8_t *p = in->data;
-    size_t end = 0;
+    size_t         end = 0;
     if (in->len >= 2 && p[0] == 0x80)
         return p[1] >= 2 && p[1] <= 5 && skim(p, in->len, 2, SNIFF_OPS, &end) >= 0
                    ? PDK_SNIFF_CERTAIN
@@ -84,7 +101,7 @@ int pdk_pickle_sniff(const pdk_input *in) {
     if (in->len < 2 || in->len > SNIFF_TEXT_MAX || !memchr("(}])cdlN", p[0], 8))
         return PDK_SNIFF_NO;
     return skim(p, in->len, 0, SIZE_MAX, &end) == 1 && end == in->len ? PDK_SNIFF_LIKELY
-                                                                       : PDK_SNIFF_NO;
+                                                                      : PDK_SNIFF_NO;
 }
 
 /* ---- loading ---- */

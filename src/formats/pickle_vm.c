@@ -10,41 +10,88 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PK_MAX_DEPTH_CAP 10000u       /* deeper trees would overflow recursive walks/frees */
+#define PK_MAX_DEPTH_CAP 10000u /* deeper trees would overflow recursive walks/frees */
 #define PK_PROGRESS_STEP ((size_t)16 << 20)
 
 static const char *const op_names[256] = {
-    ['('] = "MARK",          ['.'] = "STOP",          ['0'] = "POP",
-    ['1'] = "POP_MARK",      ['2'] = "DUP",           ['F'] = "FLOAT",
-    ['I'] = "INT",           ['J'] = "BININT",        ['K'] = "BININT1",
-    ['L'] = "LONG",          ['M'] = "BININT2",       ['N'] = "NONE",
-    ['P'] = "PERSID",        ['Q'] = "BINPERSID",     ['R'] = "REDUCE",
-    ['S'] = "STRING",        ['T'] = "BINSTRING",     ['U'] = "SHORT_BINSTRING",
-    ['V'] = "UNICODE",       ['X'] = "BINUNICODE",    ['a'] = "APPEND",
-    ['b'] = "BUILD",         ['c'] = "GLOBAL",        ['d'] = "DICT",
-    ['}'] = "EMPTY_DICT",    ['e'] = "APPENDS",       ['g'] = "GET",
-    ['h'] = "BINGET",        ['i'] = "INST",          ['j'] = "LONG_BINGET",
-    ['l'] = "LIST",          [']'] = "EMPTY_LIST",    ['o'] = "OBJ",
-    ['p'] = "PUT",           ['q'] = "BINPUT",        ['r'] = "LONG_BINPUT",
-    ['s'] = "SETITEM",       ['t'] = "TUPLE",         [')'] = "EMPTY_TUPLE",
-    ['u'] = "SETITEMS",      ['G'] = "BINFLOAT",      [0x80] = "PROTO",
-    [0x81] = "NEWOBJ",       [0x82] = "EXT1",         [0x83] = "EXT2",
-    [0x84] = "EXT4",         [0x85] = "TUPLE1",       [0x86] = "TUPLE2",
-    [0x87] = "TUPLE3",       [0x88] = "NEWTRUE",      [0x89] = "NEWFALSE",
-    [0x8a] = "LONG1",        [0x8b] = "LONG4",        ['B'] = "BINBYTES",
-    ['C'] = "SHORT_BINBYTES", [0x8c] = "SHORT_BINUNICODE", [0x8d] = "BINUNICODE8",
-    [0x8e] = "BINBYTES8",    [0x8f] = "EMPTY_SET",    [0x90] = "ADDITEMS",
-    [0x91] = "FROZENSET",    [0x92] = "NEWOBJ_EX",    [0x93] = "STACK_GLOBAL",
-    [0x94] = "MEMOIZE",      [0x95] = "FRAME",        [0x96] = "BYTEARRAY8",
-    [0x97] = "NEXT_BUFFER",  [0x98] = "READONLY_BUFFER",
+    ['('] = "MARK",
+    ['.'] = "STOP",
+    ['0'] = "POP",
+    ['1'] = "POP_MARK",
+    ['2'] = "DUP",
+    ['F'] = "FLOAT",
+    ['I'] = "INT",
+    ['J'] = "BININT",
+    ['K'] = "BININT1",
+    ['L'] = "LONG",
+    ['M'] = "BININT2",
+    ['N'] = "NONE",
+    ['P'] = "PERSID",
+    ['Q'] = "BINPERSID",
+    ['R'] = "REDUCE",
+    ['S'] = "STRING",
+    ['T'] = "BINSTRING",
+    ['U'] = "SHORT_BINSTRING",
+    ['V'] = "UNICODE",
+    ['X'] = "BINUNICODE",
+    ['a'] = "APPEND",
+    ['b'] = "BUILD",
+    ['c'] = "GLOBAL",
+    ['d'] = "DICT",
+    ['}'] = "EMPTY_DICT",
+    ['e'] = "APPENDS",
+    ['g'] = "GET",
+    ['h'] = "BINGET",
+    ['i'] = "INST",
+    ['j'] = "LONG_BINGET",
+    ['l'] = "LIST",
+    [']'] = "EMPTY_LIST",
+    ['o'] = "OBJ",
+    ['p'] = "PUT",
+    ['q'] = "BINPUT",
+    ['r'] = "LONG_BINPUT",
+    ['s'] = "SETITEM",
+    ['t'] = "TUPLE",
+    [')'] = "EMPTY_TUPLE",
+    ['u'] = "SETITEMS",
+    ['G'] = "BINFLOAT",
+    [0x80] = "PROTO",
+    [0x81] = "NEWOBJ",
+    [0x82] = "EXT1",
+    [0x83] = "EXT2",
+    [0x84] = "EXT4",
+    [0x85] = "TUPLE1",
+    [0x86] = "TUPLE2",
+    [0x87] = "TUPLE3",
+    [0x88] = "NEWTRUE",
+    [0x89] = "NEWFALSE",
+    [0x8a] = "LONG1",
+    [0x8b] = "LONG4",
+    ['B'] = "BINBYTES",
+    ['C'] = "SHORT_BINBYTES",
+    [0x8c] = "SHORT_BINUNICODE",
+    [0x8d] = "BINUNICODE8",
+    [0x8e] = "BINBYTES8",
+    [0x8f] = "EMPTY_SET",
+    [0x90] = "ADDITEMS",
+    [0x91] = "FROZENSET",
+    [0x92] = "NEWOBJ_EX",
+    [0x93] = "STACK_GLOBAL",
+    [0x94] = "MEMOIZE",
+    [0x95] = "FRAME",
+    [0x96] = "BYTEARRAY8",
+    [0x97] = "NEXT_BUFFER",
+    [0x98] = "READONLY_BUFFER",
 };
 
-const char *pk_op_name(uint8_t op) { return op_names[op] ? op_names[op] : "?"; }
+const char *pk_op_name(uint8_t op) {
+    return op_names[op] ? op_names[op] : "?";
+}
 
 /* ---- errors, budget, argument bytes ---- */
 
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) {
-    char msg[400];
+    char    msg[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -107,7 +154,7 @@ pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v) {
 
 static pdckpt_status map_grow(pk_vm *vm) {
     pk_map *m = &vm->map;
-    size_t cap = m->cap ? m->cap * 2 : 64;
+    size_t  cap = m->cap ? m->cap * 2 : 64;
     PDK_TRY(pk_charge(vm, cap * sizeof(pk_info)));
     pk_info *slots = pdk_calloc(vm->a, cap, sizeof *slots);
     if (!slots) return pk_nomem(vm);
@@ -164,7 +211,9 @@ uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v) {
 
 /* ---- stack ---- */
 
-static size_t fence(const pk_vm *vm) { return vm->n_marks ? vm->marks[vm->n_marks - 1] : 0; }
+static size_t fence(const pk_vm *vm) {
+    return vm->n_marks ? vm->marks[vm->n_marks - 1] : 0;
+}
 
 /* Replaces an object that BUILD turned into something else (an ndarray into a tensor). */
 static void resolve(pk_vm *vm, pdckpt_value **slot) {
@@ -178,8 +227,8 @@ static void resolve(pk_vm *vm, pdckpt_value **slot) {
 pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v) {
     if (!v) return pk_nomem(vm);
     if (vm->sp == vm->stack_cap) {
-        size_t cap = vm->stack_cap ? vm->stack_cap * 2 : 256;
-        pdckpt_status st = pk_charge(vm, (cap - vm->stack_cap) * sizeof *vm->stack);
+        size_t         cap = vm->stack_cap ? vm->stack_cap * 2 : 256;
+        pdckpt_status  st = pk_charge(vm, (cap - vm->stack_cap) * sizeof *vm->stack);
         pdckpt_value **grown = st == PDCKPT_OK ? pdk_alloc(vm->a, cap * sizeof *grown) : NULL;
         if (!grown) {
             pdckpt_value_free(v);
@@ -273,7 +322,7 @@ static pdckpt_status raw_to_value(pk_vm *vm, const pdckpt_value *raw, uint32_t f
     pdckpt_tensor_view tv;
     pdckpt_tensor_get(raw, &tv);
     const uint8_t *d = tv.data ? tv.data : (const uint8_t *)"";
-    size_t n = (size_t)tv.n_bytes;
+    size_t         n = (size_t)tv.n_bytes;
     if (flags & PK_RAW_PY2) return pk_latin1_string(vm, d, n, out);
     size_t bad;
     if ((flags & PK_RAW_TEXT) && !pk_utf8_valid(d, n, &bad)) /* long text is checked here */
@@ -306,7 +355,7 @@ static pdckpt_status rebuild_tuple(pk_vm *vm, pdckpt_value *t, pdckpt_value **ou
 
 pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out) {
     pdckpt_kind k = pdckpt_value_kind(v);
-    pk_info *info = k == PDCKPT_KIND_TENSOR || k == PDCKPT_KIND_TUPLE ? pk_info_of(vm, v) : NULL;
+    pk_info    *info = k == PDCKPT_KIND_TENSOR || k == PDCKPT_KIND_TUPLE ? pk_info_of(vm, v) : NULL;
     if (info && (info->flags & PK_RAW)) return raw_to_value(vm, v, info->flags, out);
     if (info && (info->flags & PK_DIRTY)) return rebuild_tuple(vm, v, out);
     *out = pdckpt_value_retain(v);
@@ -322,30 +371,36 @@ static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, uint32_t depth
     if (depth + 1 > pi->depth) pi->depth = depth + 1;
     pi->nodes = nodes > UINT64_MAX - pi->nodes ? UINT64_MAX : pi->nodes + nodes;
     if (pi->depth > vm->max_depth)
-        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected nesting of at most %u levels (max_depth), "
-                       "found deeper", vm->max_depth);
+        return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                       "expected nesting of at most %u levels (max_depth), "
+                       "found deeper",
+                       vm->max_depth);
     if (pi->nodes > vm->max_nodes)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected at most %llu values once shared (memo) references are expanded "
-                       "(max_alloc_bytes / 16), found more", (unsigned long long)vm->max_nodes);
+                       "(max_alloc_bytes / 16), found more",
+                       (unsigned long long)vm->max_nodes);
     return PDCKPT_OK;
 }
 
-pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child,
-                       pdckpt_value **out) {
+pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out) {
     pdckpt_value *c = NULL;
-    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) c = pdckpt_value_retain(child);
-    else PDK_TRY(pk_sanitize(vm, child, &c));
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE)
+        c = pdckpt_value_retain(child);
+    else
+        PDK_TRY(pk_sanitize(vm, child, &c));
     pdckpt_status st = pk_charge(vm, 16);
-    pk_info *ci = pk_info_of(vm, c);
-    uint32_t depth = ci ? ci->depth : 0;
-    uint64_t nodes = ci ? ci->nodes : 1;
-    pdckpt_kind k = pdckpt_value_kind(c);
+    pk_info      *ci = pk_info_of(vm, c);
+    uint32_t      depth = ci ? ci->depth : 0;
+    uint64_t      nodes = ci ? ci->nodes : 1;
+    pdckpt_kind   k = pdckpt_value_kind(c);
     /* What a tuple inherits from its items: raw values inside, and unhashable items. */
     uint32_t up = (ci && (ci->flags & (PK_RAW | PK_DIRTY)) ? PK_DIRTY : 0) |
                   (k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
-                   (k == PDCKPT_KIND_TENSOR && !(ci && (ci->flags & PK_RAW))) ||
-                   (ci && (ci->flags & PK_UNHASHABLE)) ? PK_UNHASHABLE : 0);
+                           (k == PDCKPT_KIND_TENSOR && !(ci && (ci->flags & PK_RAW))) ||
+                           (ci && (ci->flags & PK_UNHASHABLE))
+                       ? PK_UNHASHABLE
+                       : 0);
     if (ci && mutable_kind(c)) ci->flags |= PK_PLACED;
     if (st == PDCKPT_OK) st = grow_parent(vm, parent, depth, nodes, up);
     if (st != PDCKPT_OK) {
@@ -439,7 +494,8 @@ bool pk_is_string(const pdckpt_value *v, const char *s) {
 
 static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
     if (idx >= vm->opts->max_memo)
-        return pk_fail(vm, PDCKPT_ERR_LIMIT, "expected a memo index below %llu (max_memo), found %llu",
+        return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                       "expected a memo index below %llu (max_memo), found %llu",
                        (unsigned long long)vm->opts->max_memo, (unsigned long long)idx);
     pdckpt_value *top;
     PDK_TRY(pk_peek(vm, 0, &top));
@@ -455,8 +511,10 @@ static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
         vm->memo = grown;
         vm->memo_cap = (size_t)cap;
     }
-    if (vm->memo[idx]) pdckpt_value_free(vm->memo[idx]);
-    else vm->memo_count++;
+    if (vm->memo[idx])
+        pdckpt_value_free(vm->memo[idx]);
+    else
+        vm->memo_count++;
     vm->memo[idx] = pdckpt_value_retain(top);
     return PDCKPT_OK;
 }
@@ -472,7 +530,7 @@ static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
 /* Decimal memo index of the text opcodes GET / PUT. */
 static pdckpt_status line_index(pk_vm *vm, uint64_t *out) {
     const uint8_t *s;
-    size_t n;
+    size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
     uint64_t v = 0;
     if (n == 0 || n > 18) return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a decimal memo index");
@@ -487,7 +545,7 @@ static pdckpt_status line_index(pk_vm *vm, uint64_t *out) {
 
 static pdckpt_status run_memo_op(pk_vm *vm, uint8_t op) {
     const uint8_t *b = NULL;
-    uint64_t idx = 0;
+    uint64_t       idx = 0;
     switch (op) {
     case 'q': PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_put(vm, b[0]);
     case 'r': PDK_TRY(pk_read(vm, 4, &b, "memo index")); return memo_put(vm, pdk_load_u32le(b));
@@ -506,8 +564,10 @@ static pdckpt_status op_frame(pk_vm *vm) {
     PDK_TRY(pk_read(vm, 8, &b, "frame length"));
     uint64_t n = pdk_load_u64le(b);
     if (n > vm->len - vm->pos)
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a frame of at most %zu bytes (what is left), "
-                       "found %llu", vm->len - vm->pos, (unsigned long long)n);
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a frame of at most %zu bytes (what is left), "
+                       "found %llu",
+                       vm->len - vm->pos, (unsigned long long)n);
     return PDCKPT_OK;
 }
 
@@ -551,15 +611,22 @@ static pdckpt_status run_machine_op(pk_vm *vm, uint8_t op, bool *handled) {
         return PDCKPT_OK;
     }
     case '2': PDK_TRY(pk_peek(vm, 0, &v)); return pk_push(vm, pdckpt_value_retain(v));
-    case 'q': case 'r': case 0x94: case 'p': case 'h': case 'j': case 'g':
-        return run_memo_op(vm, op);
-    case 'P': case 'Q':
+    case 'q':
+    case 'r':
+    case 0x94:
+    case 'p':
+    case 'h':
+    case 'j':
+    case 'g': return run_memo_op(vm, op);
+    case 'P':
+    case 'Q':
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
                        "persistent IDs need the saving program's resolver; not supported");
-    case 0x82: case 0x83: case 0x84:
+    case 0x82:
+    case 0x83:
+    case 0x84:
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "copyreg extension codes are not supported");
-    case 0x97:
-        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
+    case 0x97: return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
     case 0x98: /* marks an in-band buffer read-only: pdckpt never writes buffers anyway */
         PDK_TRY(pk_peek(vm, 0, &v));
         if (pk_raw_flags(vm, v) & PK_RAW_BYTES || pdckpt_value_kind(v) == PDCKPT_KIND_BYTES)
@@ -582,7 +649,8 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->p = in->data;
     vm->len = in->len;
     uint64_t dflt = (uint64_t)in->len > (UINT64_MAX - (64u << 20)) / 4
-                        ? UINT64_MAX : (uint64_t)in->len * 4 + (64u << 20);
+                        ? UINT64_MAX
+                        : (uint64_t)in->len * 4 + (64u << 20);
     vm->budget = opts->max_alloc_bytes ? opts->max_alloc_bytes : dflt;
     vm->max_nodes = vm->budget / 16 > (1u << 16) ? vm->budget / 16 : (1u << 16);
     vm->max_depth = opts->max_depth ? opts->max_depth : 200;
@@ -608,7 +676,7 @@ pdckpt_status pk_vm_run(pk_vm *vm) {
         }
         vm->op_pos = vm->pos;
         vm->op = vm->p[vm->pos++];
-        bool handled = false;
+        bool          handled = false;
         pdckpt_status st = run_machine_op(vm, vm->op, &handled);
         if (!handled) st = pk_run_data_op(vm, vm->op, &handled);
         if (!handled) st = pk_run_call_op(vm, vm->op, &handled);

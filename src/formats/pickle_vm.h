@@ -16,8 +16,8 @@ enum {
     PK_RAW_PY2 = 1u << 1,   /* uint8 tensor holding a Python 2 str (latin-1 bytes) */
     PK_RAW_BYTES = 1u << 2, /* uint8 tensor holding bytes / bytearray contents */
     PK_RAW = PK_RAW_TEXT | PK_RAW_PY2 | PK_RAW_BYTES,
-    PK_DIRTY = 1u << 3,     /* a tuple with a raw value somewhere inside (through tuples) */
-    PK_PLACED = 1u << 4,    /* inside another container: frozen (no cycles can form) */
+    PK_DIRTY = 1u << 3,      /* a tuple with a raw value somewhere inside (through tuples) */
+    PK_PLACED = 1u << 4,     /* inside another container: frozen (no cycles can form) */
     PK_UNHASHABLE = 1u << 5, /* a tuple holding a list, dict, set or array somewhere */
 };
 
@@ -34,10 +34,10 @@ enum {
 typedef struct pk_info {
     pdckpt_value *key;
     uint32_t      flags;
-    uint32_t      depth; /* nesting levels below and including this value */
-    uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
+    uint32_t      depth;      /* nesting levels below and including this value */
+    uint64_t      nodes;      /* values in the tree it expands to, shared values counted per use */
     uint32_t      other_keys; /* dicts: object keys (weakly hashed) */
-    pdckpt_value *fwd;   /* what BUILD turned this object into (ndarray -> tensor), or NULL */
+    pdckpt_value *fwd;        /* what BUILD turned this object into (ndarray -> tensor), or NULL */
 } pk_info;
 
 typedef struct pk_map {
@@ -51,9 +51,9 @@ typedef struct pk_vm {
     const pdckpt_load_options *opts;
     const pdckpt_allocator    *a;
     pdckpt_error              *err;
-    const uint8_t             *p;   /* input bytes */
-    size_t                     len; /* input length */
-    size_t                     pos; /* next byte to read */
+    const uint8_t             *p;      /* input bytes */
+    size_t                     len;    /* input length */
+    size_t                     pos;    /* next byte to read */
     size_t                     op_pos; /* offset of the opcode being run */
     uint8_t                    op;
     int                        protocol; /* from PROTO, 0 when absent */
@@ -73,13 +73,12 @@ typedef struct pk_vm {
 
 /* ---- pickle_vm.c: machine plumbing ---- */
 
-void          pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
-                         pdckpt_error *err);
+void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts, pdckpt_error *err);
 /* Runs opcodes to STOP; the result is left in vm->result. */
 pdckpt_status pk_vm_run(pk_vm *vm);
 void          pk_vm_free(pk_vm *vm);
 
-const char   *pk_op_name(uint8_t op);
+const char *pk_op_name(uint8_t op);
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
 pdckpt_status pk_nomem(pk_vm *vm);
@@ -90,7 +89,7 @@ pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *wh
 /* Reads a '\n'-terminated argument line (without the newline). */
 pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len);
 
-pk_info      *pk_info_of(pk_vm *vm, const pdckpt_value *v);
+pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v);
 /* Starts tracking `v` (depth 1 for containers/objects, 0 for raw values). */
 pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out);
 /* A new tracked container or object shell. */
@@ -124,10 +123,10 @@ pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out);
 pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to);
 
 /* Text of a STRING or raw text value (borrowed; raw text is not yet UTF-8-checked). */
-bool          pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len);
+bool pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len);
 /* Bytes of a BYTES or raw bytes/py2 value (borrowed), false for anything else. */
-bool          pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len);
-bool          pk_is_string(const pdckpt_value *v, const char *s);
+bool pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len);
+bool pk_is_string(const pdckpt_value *v, const char *s);
 /* A STRING from latin-1 bytes (a Python 2 str as paddle.load decodes it). */
 pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 
@@ -138,7 +137,7 @@ pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled);
 /* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
 pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 /* Validates UTF-8 as CPython decodes pickled text (surrogates allowed). */
-bool          pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
 /* Appends items stack[start..sp) to `target` (LIST/SET/OBJECT) and drops them. */
 pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start);
 /* Sets pairs stack[start..sp) on `target` (DICT/OBJECT) and drops them. */
@@ -150,14 +149,14 @@ pdckpt_status pk_make_tuple(pk_vm *vm, size_t start, pdckpt_value **out);
 
 pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled);
 /* Python 2 and 3 spellings of a builtin: "builtins"/"__builtin__". */
-bool          pk_is_builtin(const pdckpt_value *global, const char *name);
-bool          pk_is_global(const pdckpt_value *v, const char *module, const char *name);
+bool pk_is_builtin(const pdckpt_value *global, const char *name);
+bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
 
 /* ---- pickle_numpy.c: structural numpy recognition ---- */
 
-bool          pk_is_reconstruct(const pdckpt_value *global);
-bool          pk_is_frombuffer(const pdckpt_value *global);
-bool          pk_is_np_scalar(const pdckpt_value *global);
+bool pk_is_reconstruct(const pdckpt_value *global);
+bool pk_is_frombuffer(const pdckpt_value *global);
+bool pk_is_np_scalar(const pdckpt_value *global);
 /* BUILD on a _reconstruct object: the tensor, or *out = NULL when the state is not an array
  * pdckpt can hold (then the object keeps the state, opaque). */
 pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state,

@@ -46,15 +46,17 @@ static pdckpt_status check_packed(pdk_cursor *sub, const ProtobufCFieldDescripto
     int wire = wire_of(f->type);
     while (pdk_cur_left(sub) > 0) {
         uint64_t ignored;
-        if (wire == PDK_PB_VARINT) PDK_TRY(pdk_pb_varint(sub, &ignored, f->name));
-        else PDK_TRY(pdk_cur_skip(sub, wire == PDK_PB_I32 ? 4 : 8, f->name));
+        if (wire == PDK_PB_VARINT)
+            PDK_TRY(pdk_pb_varint(sub, &ignored, f->name));
+        else
+            PDK_TRY(pdk_cur_skip(sub, wire == PDK_PB_I32 ? 4 : 8, f->name));
     }
     return PDCKPT_OK;
 }
 
 static pdckpt_status check_len_field(pdk_cursor *cur, const ProtobufCMessageDescriptor *desc,
                                      const ProtobufCFieldDescriptor *f, int depth) {
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint64_t len;
     PDK_TRY(pdk_pb_varint(cur, &len, "field length"));
     if (len > pdk_cur_left(cur))
@@ -75,9 +77,9 @@ static pdckpt_status wrong_wire(pdk_cursor *cur, size_t at, const ProtobufCMessa
                                 const ProtobufCFieldDescriptor *f, uint32_t wire) {
     /* Fluid 0.11 stored the VarType enum directly in VarDesc field 2 (spec §6.3). */
     bool fluid011 = strcmp(desc->short_name, "VarDesc") == 0 && f->id == 2 && wire == PDK_PB_VARINT;
-    return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                           "%s.%s (field %u): expected %s, found %s%s", desc->short_name, f->name,
-                           f->id, wire_name((uint32_t)wire_of(f->type)), wire_name(wire),
+    return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "%s.%s (field %u): expected %s, found %s%s",
+                           desc->short_name, f->name, f->id, wire_name((uint32_t)wire_of(f->type)),
+                           wire_name(wire),
                            fluid011 ? " (a Fluid 0.11 VarDesc layout, which pdckpt does not read; "
                                       "programs from Fluid 0.12 on are supported)"
                                     : "");
@@ -86,7 +88,7 @@ static pdckpt_status wrong_wire(pdk_cursor *cur, size_t at, const ProtobufCMessa
 static pdckpt_status check_field(pdk_cursor *cur, const ProtobufCMessageDescriptor *desc,
                                  const ProtobufCFieldDescriptor *f, uint32_t wire, size_t at,
                                  int depth) {
-    int want = wire_of(f->type);
+    int  want = wire_of(f->type);
     bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && want != PDK_PB_LEN && wire == PDK_PB_LEN;
     if ((uint32_t)want != wire && !packed) return wrong_wire(cur, at, desc, f, wire);
     if (wire == PDK_PB_LEN) return check_len_field(cur, desc, f, depth);
@@ -111,7 +113,7 @@ static pdckpt_status check_at(pdk_cursor *cur, const ProtobufCMessageDescriptor 
                             desc->short_name);
     uint64_t seen = 0;
     for (;;) {
-        size_t at = cur->pos;
+        size_t   at = cur->pos;
         uint32_t field, wire;
         PDK_TRY(pdk_pb_tag(cur, &field, &wire));
         if (field == 0) break;

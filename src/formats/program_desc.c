@@ -13,14 +13,15 @@
 
 #include <string.h>
 
-typedef Paddle__Framework__Proto__ProgramDesc ProgramDesc;
-typedef Paddle__Framework__Proto__BlockDesc   BlockDesc;
-typedef Paddle__Framework__Proto__VarDesc     VarDesc;
-typedef Paddle__Framework__Proto__VarType     VarType;
-typedef Paddle__Framework__Proto__OpDesc      OpDesc;
+typedef Paddle__Framework__Proto__ProgramDesc         ProgramDesc;
+typedef Paddle__Framework__Proto__BlockDesc           BlockDesc;
+typedef Paddle__Framework__Proto__VarDesc             VarDesc;
+typedef Paddle__Framework__Proto__VarType             VarType;
+typedef Paddle__Framework__Proto__OpDesc              OpDesc;
 typedef Paddle__Framework__Proto__VarType__TensorDesc TensorDesc;
 
-/* ---- Fluid 0.11: a protocol-2 pickle of {program_desc_str, feed_var_names, fetch_var_names} ---- */
+/* ---- Fluid 0.11: a protocol-2 pickle of {program_desc_str, feed_var_names, fetch_var_names} ----
+ */
 
 bool pdk_program_is_fluid011_pickle(const pdk_input *in) {
     if (in->len < 2 || in->data[0] != 0x80) return false;
@@ -43,7 +44,7 @@ int pdk_program_desc_sniff(const pdk_input *in) {
     if (pdk_program_is_fluid011_pickle(in)) return PDK_SNIFF_NO;
     if (in->len < 2 || in->data[0] != 0x0a) return PDK_SNIFF_NO; /* Paddle writes blocks first */
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    pdk_cursor cur;
+    pdk_cursor   cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
     if (pdk_pb_validate(&cur, &paddle__framework__proto__program_desc__descriptor) != PDCKPT_OK)
         return PDK_SNIFF_NO;
@@ -64,7 +65,7 @@ typedef struct pb_budget {
 
 static void *pb_alloc(void *ctx, size_t size) {
     pb_budget *b = ctx;
-    uint64_t need = (uint64_t)size + PB_HEADER;
+    uint64_t   need = (uint64_t)size + PB_HEADER;
     if (need < size || need > b->limit - b->used) {
         b->over = true;
         return NULL;
@@ -82,8 +83,8 @@ static void *pb_alloc(void *ctx, size_t size) {
 static void pb_free(void *ctx, void *ptr) {
     if (!ptr) return;
     pb_budget *b = ctx;
-    uint8_t *p = (uint8_t *)ptr - PB_HEADER;
-    size_t size;
+    uint8_t   *p = (uint8_t *)ptr - PB_HEADER;
+    size_t     size;
     memcpy(&size, p, sizeof size);
     b->used -= (uint64_t)size + PB_HEADER;
     pdk_free(b->alloc, p, size + PB_HEADER);
@@ -119,12 +120,12 @@ static const TensorDesc *tensor_desc_of(const VarType *t, int32_t *lod_level) {
 
 static pdckpt_status add_var(pdckpt_program *p, int32_t block, const VarDesc *vd,
                              pdckpt_error *err) {
-    int32_t lod_level;
+    int32_t           lod_level;
     const TensorDesc *td = tensor_desc_of(vd->type, &lod_level);
-    pdk_prog_var *v;
-    int32_t n_dims = td && td->n_dims <= INT32_MAX ? (int32_t)td->n_dims : 0;
-    PDK_TRY(pdk_program_add_var(p, vd->name, strlen(vd->name), n_dims, td ? td->dims : NULL, &v,
-                                err));
+    pdk_prog_var     *v;
+    int32_t           n_dims = td && td->n_dims <= INT32_MAX ? (int32_t)td->n_dims : 0;
+    PDK_TRY(
+        pdk_program_add_var(p, vd->name, strlen(vd->name), n_dims, td ? td->dims : NULL, &v, err));
     v->block = block;
     v->type = (int32_t)vd->type->type;
     v->data_type = td ? (int32_t)td->data_type : -1;
@@ -159,7 +160,7 @@ static int64_t col_attr(const OpDesc *op) {
 static pdckpt_status add_targets(pdckpt_program *p, const BlockDesc *b, pdckpt_error *err) {
     for (size_t i = 0; i < b->n_ops; i++) {
         const OpDesc *op = b->ops[i];
-        bool feed = strcmp(op->type, "feed") == 0, fetch = strcmp(op->type, "fetch") == 0;
+        bool          feed = strcmp(op->type, "feed") == 0, fetch = strcmp(op->type, "fetch") == 0;
         if (!feed && !fetch) continue;
         const char *name = feed ? slot_arg(op->outputs, op->n_outputs, "Out")
                                 : slot_arg(op->inputs, op->n_inputs, "X");
@@ -192,13 +193,14 @@ pdckpt_status pdk_program_desc_parse(const pdk_input *in, const pdckpt_load_opti
     pdk_cursor cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, err);
     PDK_TRY(pdk_pb_validate(&cur, &paddle__framework__proto__program_desc__descriptor));
-    pb_budget budget = {opts->allocator, 0, budget_limit(opts, in->len), false, false};
+    pb_budget          budget = {opts->allocator, 0, budget_limit(opts, in->len), false, false};
     ProtobufCAllocator pa = {pb_alloc, pb_free, &budget};
-    ProgramDesc *pd = paddle__framework__proto__program_desc__unpack(&pa, in->len, in->data);
+    ProgramDesc       *pd = paddle__framework__proto__program_desc__unpack(&pa, in->len, in->data);
     if (!pd && budget.over)
         return pdk_fail(err, PDCKPT_ERR_LIMIT, in->name, -1,
                         "expected the ProgramDesc to unpack within %llu bytes (max_alloc_bytes), "
-                        "found it needs more", (unsigned long long)budget.limit);
+                        "found it needs more",
+                        (unsigned long long)budget.limit);
     if (!pd && budget.oom) return pdk_fail_nomem(err, "ProgramDesc");
     if (!pd)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, 0,

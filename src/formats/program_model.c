@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-pdckpt_status pdk_program_new(const pdckpt_allocator *a, pdckpt_format format,
-                              pdckpt_program **out, pdckpt_error *err) {
+pdckpt_status pdk_program_new(const pdckpt_allocator *a, pdckpt_format format, pdckpt_program **out,
+                              pdckpt_error *err) {
     pdckpt_program *p = pdk_calloc(a, 1, sizeof *p);
     if (!p) return pdk_fail_nomem(err, "program");
     p->alloc = a;
@@ -47,8 +47,8 @@ void pdk_program_free(pdckpt_program *p) {
 pdckpt_status pdk_program_add_var(pdckpt_program *p, const char *name, size_t name_len,
                                   int32_t n_dims, const int64_t *dims, pdk_prog_var **out,
                                   pdckpt_error *err) {
-    PDK_TRY(pdk_grow(p->alloc, (void **)&p->vars, &p->cap_vars, p->n_vars + 1, sizeof *p->vars,
-                     err));
+    PDK_TRY(
+        pdk_grow(p->alloc, (void **)&p->vars, &p->cap_vars, p->n_vars + 1, sizeof *p->vars, err));
     pdk_prog_var *v = &p->vars[p->n_vars];
     memset(v, 0, sizeof *v);
     v->data_type = -1;
@@ -162,10 +162,12 @@ const pdk_prog_var *pdk_program_find(const pdckpt_program *p, const char *name) 
     size_t lo = 0, hi = p->n_persistables;
     while (lo < hi) { /* the sorted persistable list first: what loads and saves look up */
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(p->persistables[mid], name);
+        int    c = strcmp(p->persistables[mid], name);
         if (c == 0) return &p->vars[p->persistable_var[mid]];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     for (size_t i = p->n_vars; i-- > 0;)
         if (strcmp(p->vars[i].name, name) == 0) return &p->vars[i];
@@ -173,12 +175,23 @@ const pdk_prog_var *pdk_program_find(const pdckpt_program *p, const char *name) 
 }
 
 const char *pdk_var_type_name(int32_t code) {
-    static const char *const names[] = {
-        "bool", "int16", "int32", "int64", "fp16", "fp32", "fp64", "lod_tensor", "selected_rows",
-        "feed_minibatch", "fetch_list", "step_scopes", "lod_rank_table", "lod_tensor_array",
-        "place_list", "reader", "fetch_var_list", "raw", "tuple", "size_t", "uint8", "int8",
-        "bf16", "complex64", "complex128", "string", "strings", "vocab", "feed_list", "pstring",
-        "sparse_coo", "sparse_csr", "fp8_e4m3fn", "fp8_e5m2"};
+    static const char *const names[] = {"bool",           "int16",
+                                        "int32",          "int64",
+                                        "fp16",           "fp32",
+                                        "fp64",           "lod_tensor",
+                                        "selected_rows",  "feed_minibatch",
+                                        "fetch_list",     "step_scopes",
+                                        "lod_rank_table", "lod_tensor_array",
+                                        "place_list",     "reader",
+                                        "fetch_var_list", "raw",
+                                        "tuple",          "size_t",
+                                        "uint8",          "int8",
+                                        "bf16",           "complex64",
+                                        "complex128",     "string",
+                                        "strings",        "vocab",
+                                        "feed_list",      "pstring",
+                                        "sparse_coo",     "sparse_csr",
+                                        "fp8_e4m3fn",     "fp8_e5m2"};
     if (code >= 0 && (size_t)code < sizeof names / sizeof names[0]) return names[code];
     return "unknown";
 }
@@ -186,8 +199,8 @@ const char *pdk_var_type_name(int32_t code) {
 static void dims_text(const int64_t *dims, int32_t n, char *buf, size_t cap) {
     size_t used = (size_t)snprintf(buf, cap, "[");
     for (int32_t i = 0; i < n && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
-                                 (long long)dims[i]);
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
@@ -227,8 +240,8 @@ pdckpt_status pdk_program_check_tensor(const pdk_prog_var *var, const pdckpt_val
     pdk_program_decl_text(var, want, sizeof want);
     dims_text(v.dims, v.n_dims, dims, sizeof dims);
     return pdk_fail(err, PDCKPT_ERR_MISMATCH, source, offset,
-                    "variable '%s': the program declares %s, the file holds %s %s", var->name,
-                    want, pdckpt_dtype_name(v.dtype), dims);
+                    "variable '%s': the program declares %s, the file holds %s %s", var->name, want,
+                    pdckpt_dtype_name(v.dtype), dims);
 }
 
 /* ---- the value tree of a program file ---- */
@@ -238,8 +251,8 @@ static pdckpt_status put(pdckpt_value *dict, const char *key, pdckpt_value *v, p
     return pdckpt_dict_set(dict, key, v, err);
 }
 
-static pdckpt_status var_value(const pdk_prog_var *v, const pdckpt_allocator *a,
-                               pdckpt_value **out, pdckpt_error *err) {
+static pdckpt_status var_value(const pdk_prog_var *v, const pdckpt_allocator *a, pdckpt_value **out,
+                               pdckpt_error *err) {
     pdckpt_value *d = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_value *shape = pdckpt_value_new_container(a, PDCKPT_KIND_LIST);
     pdckpt_status st = d && shape ? PDCKPT_OK : pdk_fail_nomem(err, "program value");
@@ -256,8 +269,10 @@ static pdckpt_status var_value(const pdk_prog_var *v, const pdckpt_allocator *a,
                      ? pdckpt_value_new_none(a)
                      : pdckpt_value_new_string(a, pdckpt_dtype_name(v->dtype), SIZE_MAX),
                  err);
-    if (st == PDCKPT_OK) st = put(d, "shape", shape, err);
-    else pdckpt_value_free(shape);
+    if (st == PDCKPT_OK)
+        st = put(d, "shape", shape, err);
+    else
+        pdckpt_value_free(shape);
     if (st == PDCKPT_OK) st = put(d, "lod_level", pdckpt_value_new_int(a, v->lod_level), err);
     if (st == PDCKPT_OK) st = put(d, "persistable", pdckpt_value_new_bool(a, v->persistable), err);
     if (st == PDCKPT_OK) st = put(d, "saved", pdckpt_value_new_bool(a, v->saved), err);
@@ -269,8 +284,7 @@ static pdckpt_status var_value(const pdk_prog_var *v, const pdckpt_allocator *a,
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_program_to_value(const pdckpt_program *p, pdckpt_value **out,
-                                   pdckpt_error *err) {
+pdckpt_status pdk_program_to_value(const pdckpt_program *p, pdckpt_value **out, pdckpt_error *err) {
     pdckpt_value *root = pdckpt_value_new_container(p->alloc, PDCKPT_KIND_DICT);
     if (!root) return pdk_fail_nomem(err, "program root");
     pdckpt_status st = PDCKPT_OK;

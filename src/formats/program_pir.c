@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define MAX_REGION_DEPTH 64
-#define JSON_VALUE_COST 96 /* bytes jansson spends per value, generously */
+#define JSON_VALUE_COST  96 /* bytes jansson spends per value, generously */
 
 /* ---- sniff ---- */
 
@@ -30,10 +30,10 @@ int pdk_program_pir_sniff(const pdk_input *in) {
                            in->data[i] == '\t'))
         i++;
     if (i >= in->len || in->data[i] != '{') return PDK_SNIFF_NO;
-    size_t scan = in->len - i < 4096 ? in->len - i : 4096;
+    size_t         scan = in->len - i < 4096 ? in->len - i : 4096;
     const uint8_t *base = find(in->data + i, scan, "\"base_code\"");
     if (!base) return PDK_SNIFF_NO;
-    size_t rest = (size_t)(in->data + in->len - base);
+    size_t         rest = (size_t)(in->data + in->len - base);
     const uint8_t *pir = find(base, rest < 256 ? rest : 256, "\"pir\"");
     return pir ? PDK_SNIFF_CERTAIN : PDK_SNIFF_LIKELY;
 }
@@ -44,12 +44,14 @@ int pdk_program_pir_sniff(const pdk_input *in) {
  * ':' outside strings. */
 static uint64_t count_values(const uint8_t *p, size_t n) {
     uint64_t count = 1;
-    bool in_string = false;
+    bool     in_string = false;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = p[i];
         if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == ',' || c == '[' || c == ':' || c == '{') {
@@ -81,10 +83,9 @@ static int32_t pir_dtype_code(const char *tag) {
     static const struct {
         const char *name;
         int32_t     code;
-    } table[] = {{"t_bool", 0}, {"t_i16", 1}, {"t_i32", 2},   {"t_i64", 3},
-                 {"t_f16", 4},  {"t_f32", 5}, {"t_f64", 6},   {"t_ui8", 20},
-                 {"t_i8", 21},  {"t_bf16", 22}, {"t_c64", 23}, {"t_c128", 24},
-                 {"t_f8e4m3fn", 32}, {"t_f8e5m2", 33}};
+    } table[] = {{"t_bool", 0}, {"t_i16", 1},   {"t_i32", 2},       {"t_i64", 3},    {"t_f16", 4},
+                 {"t_f32", 5},  {"t_f64", 6},   {"t_ui8", 20},      {"t_i8", 21},    {"t_bf16", 22},
+                 {"t_c64", 23}, {"t_c128", 24}, {"t_f8e4m3fn", 32}, {"t_f8e5m2", 33}};
     const char *dot = tag ? strchr(tag, '.') : NULL;
     const char *name = dot ? dot + 1 : tag;
     for (size_t i = 0; name && i < sizeof table / sizeof table[0]; i++)
@@ -110,8 +111,8 @@ typedef struct pir_ctx {
 } pir_ctx;
 
 static pdckpt_status bad(pir_ctx *cx, const char *what, const char *op) {
-    return pdk_fail(cx->err, PDCKPT_ERR_FORMAT, cx->source, -1,
-                    "PIR op %zu ('%s'): expected %s", cx->op_index, op, what);
+    return pdk_fail(cx->err, PDCKPT_ERR_FORMAT, cx->source, -1, "PIR op %zu ('%s'): expected %s",
+                    cx->op_index, op, what);
 }
 
 /* Fills dtype/dims of `v` from a result type {"#": "0.t_dtensor", "D": [dtype, dims, ...]}. */
@@ -121,16 +122,16 @@ static pdckpt_status read_type(pir_ctx *cx, const json_t *tt, const char *op, in
     if (!tag) return bad(cx, "a result type object with a \"#\" tag", op);
     *kind = pir_kind_code(tag);
     json_t *d = json_object_get(tt, "D");
-    *code = json_is_array(d) ? pir_dtype_code(json_string_value(
-                                   json_object_get(json_array_get(d, 0), "#")))
-                             : -1;
+    *code = json_is_array(d)
+                ? pir_dtype_code(json_string_value(json_object_get(json_array_get(d, 0), "#")))
+                : -1;
     *dims = json_is_array(d) ? json_array_get(d, 1) : NULL;
     if (*dims && !json_is_array(*dims)) return bad(cx, "the type's dims as an array", op);
     return PDCKPT_OK;
 }
 
-static pdckpt_status add_typed_var(pir_ctx *cx, const char *name, const json_t *tt,
-                                   const char *op, pdk_prog_var **out) {
+static pdckpt_status add_typed_var(pir_ctx *cx, const char *name, const json_t *tt, const char *op,
+                                   pdk_prog_var **out) {
     int32_t kind = -1, code = -1;
     json_t *dims = NULL;
     PDK_TRY(read_type(cx, tt, op, &kind, &code, &dims));
@@ -161,7 +162,7 @@ static bool flag_at(const json_t *arr, size_t i, bool dflt) {
 static const json_t *named_attr(const json_t *list, const char *name) {
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++) {
         const json_t *a = json_array_get(list, i);
-        const char *n = json_string_value(json_object_get(a, "N"));
+        const char   *n = json_string_value(json_object_get(a, "N"));
         if (n && strcmp(n, name) == 0) return json_object_get(json_object_get(a, "AT"), "D");
     }
     return NULL;
@@ -180,7 +181,7 @@ static bool result_flag(const json_t *oa, const char *name, bool dflt) {
  *  "OA":[persistable, stop_gradient, trainable]} — the flags default to 0,1,0 and 1,1,1. */
 static pdckpt_status parameter_op(pir_ctx *cx, const json_t *op) {
     const json_t *a = json_object_get(op, "A");
-    const char *name = json_string_value(json_array_get(a, 3));
+    const char   *name = json_string_value(json_array_get(a, 3));
     if (!json_is_array(a) || !name)
         return bad(cx, "A = [is_distributed, is_parameter, need_clip, \"name\"]", "p");
     const json_t *tt = json_object_get(json_object_get(op, "O"), "TT");
@@ -197,7 +198,7 @@ static pdckpt_status parameter_op(pir_ctx *cx, const json_t *op) {
 
 /* pd_op.data / pd_op.feed: a feed target; persistable data values are saved too. */
 static pdckpt_status data_op(pir_ctx *cx, const json_t *op, const char *tag) {
-    const char *name = json_string_value(named_attr(json_object_get(op, "A"), "name"));
+    const char   *name = json_string_value(named_attr(json_object_get(op, "A"), "name"));
     const json_t *tt = json_object_get(json_array_get(json_object_get(op, "O"), 0), "TT");
     if (!name || !tt) return bad(cx, "a \"name\" attribute and one typed result", tag);
     pdk_prog_var *v;
@@ -210,10 +211,10 @@ static pdckpt_status data_op(pir_ctx *cx, const json_t *op, const char *tag) {
 
 static pdckpt_status fetch_op(pir_ctx *cx, const json_t *op) {
     const json_t *a = json_object_get(op, "A");
-    const char *name = json_string_value(named_attr(a, "name"));
+    const char   *name = json_string_value(named_attr(a, "name"));
     if (!name) return bad(cx, "a \"name\" attribute", "1.fetch");
     const json_t *col = named_attr(a, "col");
-    int64_t c = json_is_integer(col) ? (int64_t)json_integer_value(col) : -1;
+    int64_t       c = json_is_integer(col) ? (int64_t)json_integer_value(col) : -1;
     return pdk_program_add_target(cx->prog, true, name, strlen(name), c, cx->err);
 }
 
@@ -224,9 +225,12 @@ static pdckpt_status walk_op(pir_ctx *cx, const json_t *op, int depth) {
     cx->op_index++;
     const char *tag = json_string_value(json_object_get(op, "#"));
     if (!tag) return bad(cx, "an object with a \"#\" name", "?");
-    if (strcmp(tag, "p") == 0) PDK_TRY(parameter_op(cx, op));
-    else if (strcmp(tag, "1.data") == 0 || strcmp(tag, "1.feed") == 0) PDK_TRY(data_op(cx, op, tag));
-    else if (strcmp(tag, "1.fetch") == 0) PDK_TRY(fetch_op(cx, op));
+    if (strcmp(tag, "p") == 0)
+        PDK_TRY(parameter_op(cx, op));
+    else if (strcmp(tag, "1.data") == 0 || strcmp(tag, "1.feed") == 0)
+        PDK_TRY(data_op(cx, op, tag));
+    else if (strcmp(tag, "1.fetch") == 0)
+        PDK_TRY(fetch_op(cx, op));
     const json_t *regions = json_object_get(op, "regions");
     return regions ? walk_regions(cx, regions, depth + 1) : PDCKPT_OK;
 }
@@ -264,7 +268,7 @@ static pdckpt_status walk_regions(pir_ctx *cx, const json_t *regions, int depth)
 static pdckpt_status read_base_code(const json_t *root, pdckpt_program *p, const char *source,
                                     pdckpt_error *err) {
     const json_t *base = json_object_get(root, "base_code");
-    const char *magic = json_string_value(json_object_get(base, "magic"));
+    const char   *magic = json_string_value(json_object_get(base, "magic"));
     if (!magic || strcmp(magic, "pir") != 0)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
                         "expected base_code.magic \"pir\" (a Paddle 3 PIR program), found %s%s%s",
@@ -278,7 +282,7 @@ static pdckpt_status read_root(const json_t *root, pdckpt_program *p, const char
                                pdckpt_error *err) {
     PDK_TRY(read_base_code(root, p, source, err));
     const json_t *regions = json_object_get(json_object_get(root, "program"), "regions");
-    pir_ctx cx = {p, source, 0, err};
+    pir_ctx       cx = {p, source, 0, err};
     PDK_TRY(walk_regions(&cx, regions, 0));
     return pdk_program_finish(p, err);
 }
@@ -288,7 +292,7 @@ pdckpt_status pdk_program_pir_parse(const pdk_input *in, const pdckpt_load_optio
     *out = NULL;
     PDK_TRY(check_budget(in, opts, err));
     json_error_t je;
-    json_t *root = json_loadb((const char *)in->data, in->len, 0, &je);
+    json_t      *root = json_loadb((const char *)in->data, in->len, 0, &je);
     if (!root)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, je.position >= 0 ? je.position : -1,
                         "expected a JSON PIR program: %s", je.text);

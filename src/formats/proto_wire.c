@@ -7,7 +7,7 @@
 
 pdckpt_status pdk_pb_varint(pdk_cursor *cur, uint64_t *out, const char *what) {
     uint64_t v = 0;
-    size_t start = cur->pos;
+    size_t   start = cur->pos;
     for (unsigned shift = 0; shift < 70; shift += 7) {
         if (cur->pos >= cur->len)
             return pdk_cur_fail_at(cur, start, PDCKPT_ERR_FORMAT,
@@ -32,7 +32,7 @@ pdckpt_status pdk_pb_tag(pdk_cursor *cur, uint32_t *field, uint32_t *wire) {
         *wire = 0;
         return PDCKPT_OK;
     }
-    size_t start = cur->pos;
+    size_t   start = cur->pos;
     uint64_t key = 0;
     PDK_TRY(pdk_pb_varint(cur, &key, "field tag"));
     if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
@@ -53,8 +53,7 @@ pdckpt_status pdk_pb_skip(pdk_cursor *cur, uint32_t wire) {
     case PDK_PB_LEN:
         PDK_TRY(pdk_pb_varint(cur, &n, "field length"));
         return pdk_cur_skip(cur, n, "skipped length-delimited field");
-    default:
-        return pdk_cur_fail(cur, "expected protobuf wire type 0, 1, 2 or 5, found %u", wire);
+    default: return pdk_cur_fail(cur, "expected protobuf wire type 0, 1, 2 or 5, found %u", wire);
     }
 }
 

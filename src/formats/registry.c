@@ -8,16 +8,9 @@
 #include <string.h>
 
 static const pdk_format *const registered[] = {
-    &pdk_format_tensor,
-    &pdk_format_combined,
-    &pdk_format_vars_dir,
-    &pdk_format_safetensors,
-    &pdk_format_pickle,
-    &pdk_format_program,
-    &pdk_format_pir_json,
-    &pdk_format_inference,
-    &pdk_format_tnum,
-    &pdk_format_dygraph_dir,
+    &pdk_format_tensor, &pdk_format_combined,    &pdk_format_vars_dir, &pdk_format_safetensors,
+    &pdk_format_pickle, &pdk_format_program,     &pdk_format_pir_json, &pdk_format_inference,
+    &pdk_format_tnum,   &pdk_format_dygraph_dir,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
@@ -83,7 +76,7 @@ static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int bes
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err) {
     const pdk_format *best = NULL, *tie = NULL;
-    int best_score = 0;
+    int               best_score = 0;
     for (size_t i = 0; i < N_REGISTERED; i++) {
         if (!registered[i]->sniff) continue;
         int score = registered[i]->sniff(in);
@@ -98,10 +91,9 @@ pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **ou
     return pick(best, tie, best_score, in->name, out, err, "file");
 }
 
-pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out,
-                                    pdckpt_error *err) {
+pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err) {
     const pdk_format *best = NULL, *tie = NULL;
-    int best_score = 0;
+    int               best_score = 0;
     for (size_t i = 0; i < N_REGISTERED; i++) {
         if (!registered[i]->sniff_dir) continue;
         int score = registered[i]->sniff_dir(path);

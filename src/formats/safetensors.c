@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADER 100000000u
+#define MAX_HEADER   100000000u
 #define METADATA_KEY "__metadata__"
 
 typedef struct st_entry {
@@ -26,14 +26,15 @@ typedef struct st_entry {
 } st_entry;
 
 typedef struct st_header {
-    st_entry     *entries;
-    size_t        len, cap;
-    pdckpt_value *metadata;
+    st_entry               *entries;
+    size_t                  len, cap;
+    pdckpt_value           *metadata;
     const pdckpt_allocator *alloc;
 } st_header;
 
 static void header_free(st_header *h) {
-    for (size_t i = 0; i < h->len; i++) pdk_free(h->alloc, h->entries[i].name, h->entries[i].name_len + 1);
+    for (size_t i = 0; i < h->len; i++)
+        pdk_free(h->alloc, h->entries[i].name, h->entries[i].name_len + 1);
     free(h->entries);
     pdckpt_value_free(h->metadata);
 }
@@ -45,9 +46,10 @@ static pdckpt_status parse_shape(pdk_cursor *cur, st_entry *e) {
         uint64_t d;
         PDK_TRY(pdk_json_uint(cur, &d, "shape dim"));
         if (e->n_dims >= PDCKPT_MAX_DIMS)
-            return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED, "expected at most %d dims",
-                                   PDCKPT_MAX_DIMS);
-        if (d > (uint64_t)INT64_MAX) return pdk_cur_fail(cur, "shape dim %llu is too large", (unsigned long long)d);
+            return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED,
+                                   "expected at most %d dims", PDCKPT_MAX_DIMS);
+        if (d > (uint64_t)INT64_MAX)
+            return pdk_cur_fail(cur, "shape dim %llu is too large", (unsigned long long)d);
         e->dims[e->n_dims++] = (int64_t)d;
     } while (pdk_json_accept(cur, ','));
     return pdk_json_expect(cur, ']', "to close shape");
@@ -62,20 +64,21 @@ static pdckpt_status parse_offsets(pdk_cursor *cur, st_entry *e) {
 }
 
 static pdckpt_status parse_field(pdk_cursor *cur, st_entry *e, unsigned *seen) {
-    char *key;
+    char  *key;
     size_t key_len;
     size_t at = (pdk_json_ws(cur), cur->pos);
     PDK_TRY(pdk_json_string(cur, NULL, &key, &key_len));
     pdckpt_status st = pdk_json_expect(cur, ':', "after a field name");
     if (st == PDCKPT_OK && strcmp(key, "dtype") == 0) {
-        char *dt;
+        char  *dt;
         size_t dt_len;
         size_t dt_at = (pdk_json_ws(cur), cur->pos);
         st = pdk_json_string(cur, NULL, &dt, &dt_len);
         if (st == PDCKPT_OK) {
             e->dtype = pdk_dtype_from_safetensors(dt, dt_len);
             if (e->dtype == PDCKPT_DTYPE_INVALID)
-                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%s\"", dt);
+                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%s\"",
+                                     dt);
             pdk_free(NULL, dt, dt_len + 1);
         }
         *seen |= 1;
@@ -117,7 +120,7 @@ static pdckpt_status parse_metadata(pdk_cursor *cur, st_header *h) {
     PDK_TRY(pdk_json_expect(cur, '{', "to start __metadata__"));
     if (pdk_json_accept(cur, '}')) return PDCKPT_OK;
     do {
-        char *k, *v;
+        char  *k, *v;
         size_t kl, vl;
         PDK_TRY(pdk_json_string(cur, h->alloc, &k, &kl));
         pdckpt_status st = pdk_json_expect(cur, ':', "after a metadata key");
@@ -144,7 +147,7 @@ static pdckpt_status parse_header(pdk_cursor *cur, st_header *h) {
     do {
         pdk_json_ws(cur);
         size_t at = cur->pos;
-        char *name;
+        char  *name;
         size_t name_len;
         PDK_TRY(pdk_json_string(cur, h->alloc, &name, &name_len));
         pdckpt_status st = pdk_json_expect(cur, ':', "after a tensor name");
@@ -153,7 +156,9 @@ static pdckpt_status parse_header(pdk_cursor *cur, st_header *h) {
             PDK_TRY(parse_metadata(cur, h));
             continue;
         }
-        if (st == PDCKPT_OK) st = pdk_grow(NULL, (void **)&h->entries, &h->cap, h->len + 1, sizeof *h->entries, cur->err);
+        if (st == PDCKPT_OK)
+            st = pdk_grow(NULL, (void **)&h->entries, &h->cap, h->len + 1, sizeof *h->entries,
+                          cur->err);
         if (st != PDCKPT_OK) {
             pdk_free(h->alloc, name, name_len + 1);
             return st;
@@ -174,15 +179,18 @@ done:
 
 static int cmp_begin(const void *a, const void *b) {
     const st_entry *x = *(st_entry *const *)a, *y = *(st_entry *const *)b;
-    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+    return x->begin < y->begin   ? -1
+           : x->begin > y->begin ? 1
+                                 : (x->end > y->end) - (x->end < y->end);
 }
 
 /* Every range matches its shape; sorted by start they tile [0, data_len) exactly. */
 static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_len) {
     for (size_t i = 0; i < h->len; i++) {
-        st_entry *e = &h->entries[i];
-        uint64_t count, bytes;
-        pdckpt_status st = pdk_tensor_sizes(e->dtype, e->n_dims, e->dims, &count, &bytes, hcur->err);
+        st_entry     *e = &h->entries[i];
+        uint64_t      count, bytes;
+        pdckpt_status st =
+            pdk_tensor_sizes(e->dtype, e->n_dims, e->dims, &count, &bytes, hcur->err);
         if (st != PDCKPT_OK) {
             char why[sizeof hcur->err->message];
             memcpy(why, hcur->err->message, sizeof why);
@@ -194,24 +202,27 @@ static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_
             return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
                                    "tensor '%s': expected data_offsets within the %llu data bytes, "
                                    "found end %llu",
-                                   e->name, (unsigned long long)data_len, (unsigned long long)e->end);
-        if (e->end < e->begin || e->end - e->begin != bytes)
-            return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
-                                   "tensor '%s': expected data_offsets spanning %llu bytes, found [%llu, %llu]",
-                                   e->name, (unsigned long long)bytes, (unsigned long long)e->begin,
+                                   e->name, (unsigned long long)data_len,
                                    (unsigned long long)e->end);
+        if (e->end < e->begin || e->end - e->begin != bytes)
+            return pdk_cur_fail_at(
+                hcur, e->header_pos, PDCKPT_ERR_FORMAT,
+                "tensor '%s': expected data_offsets spanning %llu bytes, found [%llu, %llu]",
+                e->name, (unsigned long long)bytes, (unsigned long long)e->begin,
+                (unsigned long long)e->end);
     }
     st_entry **order = malloc((h->len ? h->len : 1) * sizeof *order);
     if (!order) return pdk_fail_nomem(hcur->err, "offset check");
     for (size_t i = 0; i < h->len; i++) order[i] = &h->entries[i];
     qsort(order, h->len, sizeof *order, cmp_begin);
-    uint64_t expect = 0;
+    uint64_t      expect = 0;
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < h->len && st == PDCKPT_OK; i++) {
         if (order[i]->begin != expect)
             st = pdk_cur_fail_at(hcur, order[i]->header_pos, PDCKPT_ERR_FORMAT,
-                                 "tensor '%s': expected data to start at %llu, found %llu (%s)", order[i]->name,
-                                 (unsigned long long)expect, (unsigned long long)order[i]->begin,
+                                 "tensor '%s': expected data to start at %llu, found %llu (%s)",
+                                 order[i]->name, (unsigned long long)expect,
+                                 (unsigned long long)order[i]->begin,
                                  order[i]->begin < expect ? "overlapping offsets" : "gap");
         expect = order[i]->end;
     }
@@ -251,9 +262,10 @@ static pdckpt_status build_root(const pdk_input *in, const pdckpt_load_options *
     }
     const uint8_t *data = cur->base + cur->pos;
     for (size_t i = 0; i < h->len; i++) {
-        st_entry *e = &h->entries[i];
+        st_entry     *e = &h->entries[i];
         pdckpt_value *t = NULL;
-        PDK_TRY(pdk_tensor_from_input(in, opts, e->dtype, e->n_dims, e->dims, data + e->begin, &t, err));
+        PDK_TRY(pdk_tensor_from_input(in, opts, e->dtype, e->n_dims, e->dims, data + e->begin, &t,
+                                      err));
         pdckpt_value *key = pdckpt_value_new_string(opts->allocator, e->name, e->name_len);
         if (!key) {
             pdckpt_value_free(t);
@@ -262,7 +274,8 @@ static pdckpt_status build_root(const pdk_input *in, const pdckpt_load_options *
         size_t before = pdckpt_value_len(root);
         PDK_TRY(pdckpt_dict_set_value(root, key, t, err));
         if (pdckpt_value_len(root) == before)
-            return pdk_cur_fail_at(cur, 8 + e->header_pos, PDCKPT_ERR_FORMAT, "duplicate tensor name '%s'", e->name);
+            return pdk_cur_fail_at(cur, 8 + e->header_pos, PDCKPT_ERR_FORMAT,
+                                   "duplicate tensor name '%s'", e->name);
     }
     return PDCKPT_OK;
 }
@@ -271,7 +284,7 @@ static pdckpt_status st_load(const pdk_input *in, const pdckpt_load_options *opt
                              pdckpt_value **out, pdckpt_error *err) {
     pdk_cursor cur, hcur;
     pdk_cur_init(&cur, in->data, in->len, in->name, err);
-    st_header h = {NULL, 0, 0, NULL, opts->allocator};
+    st_header     h = {NULL, 0, 0, NULL, opts->allocator};
     pdckpt_value *root = NULL;
     pdckpt_status st = read_header(in, &cur, &hcur, &h);
     if (st == PDCKPT_OK && !(root = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
@@ -297,7 +310,7 @@ static int st_sniff(const pdk_input *in) {
 
 static int cmp_for_layout(const void *a, const void *b) {
     const pdk_flat_entry *x = a, *y = b;
-    pdckpt_tensor_view vx, vy;
+    pdckpt_tensor_view    vx, vy;
     pdckpt_tensor_get(x->tensor, &vx);
     pdckpt_tensor_get(y->tensor, &vy);
     size_t sx = pdckpt_dtype_size(vx.dtype), sy = pdckpt_dtype_size(vy.dtype);
@@ -311,7 +324,7 @@ static pdckpt_status write_metadata(pdk_sink *sink, const pdckpt_value *meta, pd
                         "__metadata__ must be a dict of strings");
     PDK_TRY(pdk_sink_write(sink, "\"" METADATA_KEY "\":{", sizeof METADATA_KEY + 3, err));
     for (size_t i = 0; i < pdckpt_value_len(meta); i++) {
-        size_t kl, vl;
+        size_t      kl, vl;
         const char *k = pdckpt_value_get_string(pdckpt_dict_key_at(meta, i), &kl);
         const char *v = pdckpt_value_get_string(pdckpt_value_at(meta, i), &vl);
         if (!k || !v)
@@ -332,14 +345,14 @@ static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64
     const pdk_dtype_info *info = pdk_dtype_info_of(v.dtype);
     if (v.n_lod_levels > 0) /* dropping it silently would lose the sequence structure */
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
-                        "tensor '%s' has %d LoD level(s), which safetensors cannot store",
-                        e->name, (int)v.n_lod_levels);
+                        "tensor '%s' has %d LoD level(s), which safetensors cannot store", e->name,
+                        (int)v.n_lod_levels);
     if (!info->safetensors)
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
                         "tensor '%s': safetensors has no %s dtype", e->name, info->name);
     PDK_TRY(pdk_json_write_string(sink, e->name, strlen(e->name), err));
     char buf[64];
-    int n = snprintf(buf, sizeof buf, ":{\"dtype\":\"%s\",\"shape\":[", info->safetensors);
+    int  n = snprintf(buf, sizeof buf, ":{\"dtype\":\"%s\",\"shape\":[", info->safetensors);
     PDK_TRY(pdk_sink_write(sink, buf, (size_t)n, err));
     for (int32_t d = 0; d < v.n_dims; d++) {
         n = snprintf(buf, sizeof buf, "%s%lld", d ? "," : "", (long long)v.dims[d]);
@@ -377,15 +390,15 @@ static pdckpt_status header_size(const char *name, const pdckpt_value *meta,
 static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
                              const pdckpt_save_options *opts, pdckpt_error *err) {
     static const char *const skip[] = {METADATA_KEY, "StructuredToParameterName@@", NULL};
-    const pdckpt_value *meta =
+    const pdckpt_value      *meta =
         pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
     pdk_flat_list flat;
     PDK_TRY(pdk_flat_collect(root, opts, skip, &flat, err));
     qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
-    uint64_t json_len = 0;
+    uint64_t      json_len = 0;
     pdckpt_status st = header_size(sink->name, meta, &flat, &json_len, err);
-    uint64_t padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
-    uint8_t prefix[8];
+    uint64_t      padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
+    uint8_t       prefix[8];
     pdk_store_u64le(prefix, padded);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, prefix, 8, err);
     if (st == PDCKPT_OK) st = write_header(sink, meta, &flat, err);

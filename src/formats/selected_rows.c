@@ -16,13 +16,14 @@ static pdckpt_status put(pdckpt_value *dict, const char *key, pdckpt_value *v, p
 
 static pdckpt_status read_rows(pdk_cursor *cur, const pdk_input *in,
                                const pdckpt_load_options *opts, pdckpt_value **rows) {
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint64_t n;
     PDK_TRY(pdk_cur_u64le(cur, &n, "SelectedRows row count"));
     if (n > pdk_cur_left(cur) / 8)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                               "expected SelectedRows row count <= %zu (bytes left / 8), found %llu",
-                               pdk_cur_left(cur) / 8, (unsigned long long)n);
+        return pdk_cur_fail_at(
+            cur, at, PDCKPT_ERR_FORMAT,
+            "expected SelectedRows row count <= %zu (bytes left / 8), found %llu",
+            pdk_cur_left(cur) / 8, (unsigned long long)n);
     const uint8_t *data;
     PDK_TRY(pdk_cur_bytes(cur, n * 8, &data, "SelectedRows rows"));
     int64_t dims[1] = {(int64_t)n};
@@ -31,7 +32,7 @@ static pdckpt_status read_rows(pdk_cursor *cur, const pdk_input *in,
 
 pdckpt_status pdk_selected_rows_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out) {
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint32_t version;
     PDK_TRY(pdk_cur_u32le(cur, &version, "SelectedRows version"));
     if (version != 0)
@@ -40,7 +41,7 @@ pdckpt_status pdk_selected_rows_read(pdk_cursor *cur, const pdk_input *in,
     pdckpt_value *dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
     if (!dict) return pdk_fail_nomem(cur->err, "SelectedRows");
     pdckpt_value *rows = NULL, *value = NULL;
-    uint64_t height = 0;
+    uint64_t      height = 0;
     pdckpt_status st = read_rows(cur, in, opts, &rows);
     if (st == PDCKPT_OK) st = put(dict, "rows", rows, cur->err);
     if (st == PDCKPT_OK) st = pdk_cur_u64le(cur, &height, "SelectedRows height");
@@ -59,8 +60,8 @@ pdckpt_status pdk_selected_rows_read(pdk_cursor *cur, const pdk_input *in,
 /* The parts of a SelectedRows DICT, checked. */
 static pdckpt_status parts(const pdckpt_value *sr, const char *name, pdckpt_tensor_view *rows,
                            int64_t *height, const pdckpt_value **value, pdckpt_error *err) {
-    const pdckpt_value *r = pdckpt_value_kind(sr) == PDCKPT_KIND_DICT ? pdckpt_dict_get(sr, "rows")
-                                                                       : NULL;
+    const pdckpt_value *r =
+        pdckpt_value_kind(sr) == PDCKPT_KIND_DICT ? pdckpt_dict_get(sr, "rows") : NULL;
     *value = r ? pdckpt_dict_get(sr, "value") : NULL;
     bool ok = r && pdckpt_tensor_get(r, rows) && rows->dtype == PDCKPT_DTYPE_INT64 &&
               rows->n_dims == 1 && pdckpt_value_get_int(pdckpt_dict_get(sr, "height"), height) &&
@@ -75,8 +76,8 @@ static pdckpt_status parts(const pdckpt_value *sr, const char *name, pdckpt_tens
 
 pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, const char *name,
                                       pdckpt_error *err) {
-    pdckpt_tensor_view rows;
-    int64_t height;
+    pdckpt_tensor_view  rows;
+    int64_t             height;
     const pdckpt_value *value;
     PDK_TRY(parts(sr, name, &rows, &height, &value, err));
     uint8_t head[12];

@@ -57,7 +57,7 @@ pdckpt_status pdk_static_write_combined(const pdckpt_program *p, const pdckpt_va
     for (size_t i = 0; i < p->n_persistables; i++) {
         const pdk_prog_var *v = &p->vars[p->persistable_var[i]];
         const pdckpt_value *x = pdckpt_dict_get(state, v->name);
-        pdckpt_status st = pdk_tensor_stream_write(sink, x, err);
+        pdckpt_status       st = pdk_tensor_stream_write(sink, x, err);
         if (st != PDCKPT_OK) {
             pdk_error_prefix(err, "variable '%s': ", v->name);
             return st;
@@ -86,7 +86,7 @@ static pdckpt_status write_new_dir(const pdckpt_program *p, const pdckpt_value *
     for (size_t i = 0; i < p->n_persistables && st == PDCKPT_OK; i++) {
         const pdk_prog_var *v = &p->vars[p->persistable_var[i]];
         const pdckpt_value *x = NULL;
-        pdk_sink *sink = NULL;
+        pdk_sink           *sink = NULL;
         st = pdk_inference_check_kind(v, false, dirname, err);
         if (st == PDCKPT_OK) st = entry_for(v, state, &x, err);
         if (st == PDCKPT_OK) st = pdk_dirtx_open_file(tx, v->name, &sink, err);
@@ -122,7 +122,7 @@ static pdckpt_status write_into_dir(const pdckpt_program *p, const pdckpt_value 
     for (size_t i = 0; i < p->n_persistables; i++) {
         const pdk_prog_var *v = &p->vars[p->persistable_var[i]];
         const pdckpt_value *x = NULL;
-        char path[4096];
+        char                path[4096];
         PDK_TRY(pdk_inference_check_kind(v, false, dirname, err));
         PDK_TRY(entry_for(v, state, &x, err));
         PDK_TRY(make_parents(dirname, v->name, err));

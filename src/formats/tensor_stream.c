@@ -29,7 +29,7 @@ static pdckpt_status desc_packed_dims(pdk_cursor *cur, pdk_tensor_desc *d) {
     pdk_cursor packed;
     pdk_cur_sub(&packed, cur, (size_t)len);
     while (pdk_cur_left(&packed) > 0) {
-        size_t at = packed.pos;
+        size_t   at = packed.pos;
         uint64_t raw;
         PDK_TRY(pdk_pb_varint(&packed, &raw, "dim"));
         PDK_TRY(desc_dim(&packed, d, raw, at));
@@ -42,7 +42,7 @@ pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out) {
     memset(out, 0, sizeof *out);
     out->data_type = -1;
     for (;;) {
-        size_t at = cur->pos;
+        size_t   at = cur->pos;
         uint32_t field, wire;
         PDK_TRY(pdk_pb_tag(cur, &field, &wire));
         if (field == 0) break;
@@ -61,8 +61,9 @@ pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out) {
             PDK_TRY(pdk_pb_skip(cur, wire));
         }
     }
-    if (out->data_type < 0) return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_FORMAT,
-                                                    "expected TensorDesc.data_type (field 1), found none");
+    if (out->data_type < 0)
+        return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_FORMAT,
+                               "expected TensorDesc.data_type (field 1), found none");
     out->dtype = pdckpt_dtype_from_paddle(out->data_type);
     return PDCKPT_OK;
 }
@@ -86,11 +87,11 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
                                     pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                     const uint8_t *data, pdckpt_value **out, pdckpt_error *err) {
     const pdckpt_allocator *a = opts->allocator;
-    bool misaligned = ((uintptr_t)data & (PDK_DATA_ALIGN - 1)) != 0;
-    bool copy = in->copy_tensors || (opts->require_aligned && misaligned);
+    bool                    misaligned = ((uintptr_t)data & (PDK_DATA_ALIGN - 1)) != 0;
+    bool                    copy = in->copy_tensors || (opts->require_aligned && misaligned);
     if (!copy) {
-        pdckpt_status st = pdckpt_tensor_new_in_buffer(a, dtype, n_dims, dims, in->owner, data,
-                                                       out, err);
+        pdckpt_status st =
+            pdckpt_tensor_new_in_buffer(a, dtype, n_dims, dims, in->owner, data, out, err);
         if (st != PDCKPT_OK) pdk_error_set_source(err, in->name);
         return st;
     }
@@ -106,12 +107,12 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
 }
 
 static pdckpt_status read_desc(pdk_cursor *cur, pdk_tensor_desc *desc) {
-    size_t at = cur->pos;
+    size_t  at = cur->pos;
     int32_t desc_size;
     PDK_TRY(pdk_cur_i32le(cur, &desc_size, "TensorDesc size"));
     if (desc_size < 0)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected TensorDesc size >= 0, found %d",
-                               (int)desc_size);
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected TensorDesc size >= 0, found %d", (int)desc_size);
     if ((uint64_t)desc_size > pdk_cur_left(cur))
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
                                "expected TensorDesc size <= %zu (bytes left), found %d",
@@ -128,7 +129,7 @@ static pdckpt_status read_desc(pdk_cursor *cur, pdk_tensor_desc *desc) {
 
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out) {
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint32_t version;
     PDK_TRY(pdk_cur_u32le(cur, &version, "tensor version"));
     if (version != 0)
@@ -138,8 +139,8 @@ pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
     PDK_TRY(read_desc(cur, &desc));
     uint64_t n_elements, n_bytes;
     at = cur->pos;
-    pdckpt_status st = pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes,
-                                        cur->err);
+    pdckpt_status st =
+        pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes, cur->err);
     if (st != PDCKPT_OK) { /* re-report at the data offset, as a format error */
         char why[sizeof cur->err->message];
         memcpy(why, cur->err->message, sizeof why);
@@ -157,8 +158,8 @@ pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
 }
 
 /* Validates LoD semantics (only with opts->verify): offsets start at 0 and never decrease. */
-static pdckpt_status check_lod_level(pdk_cursor *cur, size_t at, const uint64_t *offs,
-                                     uint64_t n, uint64_t level) {
+static pdckpt_status check_lod_level(pdk_cursor *cur, size_t at, const uint64_t *offs, uint64_t n,
+                                     uint64_t level) {
     for (uint64_t i = 0; i < n; i++)
         if ((i == 0 && offs[0] != 0) || (i > 0 && offs[i] < offs[i - 1]))
             return pdk_cur_fail_at(cur, at + 8 * (size_t)i, PDCKPT_ERR_FORMAT,
@@ -170,8 +171,8 @@ static pdckpt_status check_lod_level(pdk_cursor *cur, size_t at, const uint64_t 
 }
 
 typedef struct lod_levels {
-    uint64_t  n;
-    uint64_t *lens;
+    uint64_t   n;
+    uint64_t  *lens;
     uint64_t **levels;
 } lod_levels;
 
@@ -184,7 +185,7 @@ static void lod_free(const pdckpt_allocator *a, lod_levels *lod) {
 
 static pdckpt_status read_lod(pdk_cursor *cur, const pdckpt_load_options *opts, lod_levels *lod) {
     const pdckpt_allocator *a = opts->allocator;
-    size_t at = cur->pos;
+    size_t                  at = cur->pos;
     PDK_TRY(pdk_cur_u64le(cur, &lod->n, "LoD level count"));
     if (lod->n == 0) return PDCKPT_OK;
     /* Each level needs at least its 8-byte size: a count beyond that is corrupt, and checking it
@@ -214,20 +215,21 @@ static pdckpt_status read_lod(pdk_cursor *cur, const pdckpt_load_options *opts, 
         lod->lens[i] = nbytes / 8;
         for (uint64_t j = 0; j < lod->lens[i]; j++) lod->levels[i][j] = pdk_load_u64le(raw + 8 * j);
         if (opts->verify)
-            PDK_TRY(check_lod_level(cur, (size_t)(raw - cur->base), lod->levels[i], lod->lens[i], i));
+            PDK_TRY(
+                check_lod_level(cur, (size_t)(raw - cur->base), lod->levels[i], lod->lens[i], i));
     }
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out) {
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint32_t version;
     PDK_TRY(pdk_cur_u32le(cur, &version, "tensor stream version"));
     if (version != 0)
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
                                "expected tensor stream version 0, found %u", version);
-    lod_levels lod = {0, NULL, NULL};
+    lod_levels    lod = {0, NULL, NULL};
     pdckpt_status st = read_lod(cur, opts, &lod);
     if (st == PDCKPT_OK) st = pdk_tensor_inner_read(cur, in, opts, out);
     if (st == PDCKPT_OK && lod.n) {
@@ -287,9 +289,9 @@ pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor
 /* ---- the `tensor` format: exactly one stream per file ---- */
 
 static int tensor_sniff(const pdk_input *in) {
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input probe = *in;
+    pdk_input           probe = *in;
     probe.copy_tensors = false;
     probe.owner = NULL; /* the probe tensor must not retain the mapping */
     pdk_cursor cur;
@@ -323,11 +325,10 @@ static pdckpt_status tensor_save(const pdckpt_value *root, pdk_sink *sink,
     /* A dict or list holding exactly one tensor is accepted too (what `ls` shows for it). */
     pdk_flat_list flat;
     PDK_TRY(pdk_flat_collect(root, opts, NULL, &flat, err));
-    pdckpt_status st = flat.len == 1
-                           ? pdk_tensor_stream_write(sink, flat.entries[0].tensor, err)
-                           : pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
-                                      "the tensor format holds exactly one tensor, found %zu",
-                                      flat.len);
+    pdckpt_status st =
+        flat.len == 1 ? pdk_tensor_stream_write(sink, flat.entries[0].tensor, err)
+                      : pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
+                                 "the tensor format holds exactly one tensor, found %zu", flat.len);
     pdk_flat_free(&flat);
     return st;
 }

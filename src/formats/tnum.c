@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define TNUM_RESERVED 256
-#define TNUM_HEADER (TNUM_RESERVED + 4 + 8)
+#define TNUM_RESERVED   256
+#define TNUM_HEADER     (TNUM_RESERVED + 4 + 8)
 #define TNUM_MIN_RECORD (4 + 8 + 4 + 4) /* NAME, length, version, desc size */
 
 static int tnum_sniff(const pdk_input *in) {
@@ -22,11 +22,11 @@ static int tnum_sniff(const pdk_input *in) {
     if (count == 0) return in->len == TNUM_HEADER ? PDK_SNIFF_CERTAIN : PDK_SNIFF_LIKELY;
     bool named = in->len >= TNUM_HEADER + 4 && memcmp(in->data + TNUM_HEADER, "NAME", 4) == 0;
     return named && count <= (in->len - TNUM_HEADER) / TNUM_MIN_RECORD ? PDK_SNIFF_CERTAIN
-                                                                      : PDK_SNIFF_LIKELY;
+                                                                       : PDK_SNIFF_LIKELY;
 }
 
 static pdckpt_status expect_mark(pdk_cursor *cur, const char *mark, const char *what) {
-    size_t at = cur->pos;
+    size_t         at = cur->pos;
     const uint8_t *b;
     PDK_TRY(pdk_cur_bytes(cur, 4, &b, what));
     if (memcmp(b, mark, 4) == 0) return PDCKPT_OK;
@@ -40,7 +40,7 @@ static pdckpt_status expect_mark(pdk_cursor *cur, const char *mark, const char *
 static pdckpt_status read_record(pdk_cursor *cur, const pdk_input *in,
                                  const pdckpt_load_options *opts, pdckpt_value *dict) {
     PDK_TRY(expect_mark(cur, "NAME", "tensor name mark"));
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint64_t len;
     PDK_TRY(pdk_cur_u64le(cur, &len, "tensor name length"));
     if (len == 0 || len > pdk_cur_left(cur))
@@ -50,7 +50,8 @@ static pdckpt_status read_record(pdk_cursor *cur, const pdk_input *in,
     const uint8_t *name;
     PDK_TRY(pdk_cur_bytes(cur, len, &name, "tensor name"));
     if (memchr(name, '\0', (size_t)len))
-        return pdk_cur_fail_at(cur, at + 8, PDCKPT_ERR_FORMAT, "expected a tensor name without NUL");
+        return pdk_cur_fail_at(cur, at + 8, PDCKPT_ERR_FORMAT,
+                               "expected a tensor name without NUL");
     char *key = pdk_strndup(opts->allocator, (const char *)name, (size_t)len);
     if (!key) return pdk_fail_nomem(cur->err, "tensor name");
     pdckpt_value *t = NULL;
@@ -72,11 +73,11 @@ static pdckpt_status read_record(pdk_cursor *cur, const pdk_input *in,
     return st;
 }
 
-static pdckpt_status read_all(pdk_cursor *cur, const pdk_input *in,
-                              const pdckpt_load_options *opts, pdckpt_value *dict) {
+static pdckpt_status read_all(pdk_cursor *cur, const pdk_input *in, const pdckpt_load_options *opts,
+                              pdckpt_value *dict) {
     PDK_TRY(pdk_cur_skip(cur, TNUM_RESERVED, "reserved header"));
     PDK_TRY(expect_mark(cur, "TNUM", "tensor count mark"));
-    size_t at = cur->pos;
+    size_t   at = cur->pos;
     uint64_t count;
     PDK_TRY(pdk_cur_u64le(cur, &count, "tensor count"));
     if (count > pdk_cur_left(cur) / TNUM_MIN_RECORD)
@@ -91,8 +92,10 @@ static pdckpt_status read_all(pdk_cursor *cur, const pdk_input *in,
     }
     /* Paddle stops after the last tensor; verification insists nothing follows. */
     if (opts->verify && pdk_cur_left(cur) > 0)
-        return pdk_cur_fail(cur, "expected the end of the file after %llu tensors, found %zu more "
-                            "bytes", (unsigned long long)count, pdk_cur_left(cur));
+        return pdk_cur_fail(cur,
+                            "expected the end of the file after %llu tensors, found %zu more "
+                            "bytes",
+                            (unsigned long long)count, pdk_cur_left(cur));
     return PDCKPT_OK;
 }
 

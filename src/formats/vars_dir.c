@@ -24,9 +24,9 @@ static bool has_suffix(const char *name, const char *suffix) {
 
 /* Files that sit in variable directories but are not variables. */
 static bool is_not_a_variable(const char *name) {
-    static const char *const suffixes[] = {".pdmodel", ".json", ".info", ".pdiparams",
-                                           ".pdparams", ".pdopt", ".safetensors", ".metadata",
-                                           ".distcp"};
+    static const char *const suffixes[] = {".pdmodel",     ".json",     ".info",
+                                           ".pdiparams",   ".pdparams", ".pdopt",
+                                           ".safetensors", ".metadata", ".distcp"};
     if (name[0] == '.' || strncmp(name, "__model__", 9) == 0 || strcmp(name, "__params__") == 0)
         return true;
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
@@ -35,9 +35,9 @@ static bool is_not_a_variable(const char *name) {
 }
 
 typedef struct name_list {
-    char  **names; /* relative paths */
-    size_t  len;
-    size_t  cap;
+    char **names; /* relative paths */
+    size_t len;
+    size_t cap;
 } name_list;
 
 static void names_free(name_list *nl) {
@@ -59,8 +59,8 @@ static pdckpt_status scan(const char *root, const char *rel, int depth, name_lis
 static pdckpt_status scan_entry(const char *root, const char *rel, const char *entry, int depth,
                                 name_list *nl, pdckpt_error *err) {
     char child_rel[PATH_MAX], full[PATH_MAX];
-    int n1 = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", entry);
-    int n2 = snprintf(full, sizeof full, "%s/%s", root, child_rel);
+    int  n1 = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", entry);
+    int  n2 = snprintf(full, sizeof full, "%s/%s", root, child_rel);
     if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof full)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", child_rel);
     struct stat st;
@@ -81,7 +81,7 @@ static pdckpt_status scan(const char *root, const char *rel, int depth, name_lis
     snprintf(dir_path, sizeof dir_path, "%s%s%s", root, *rel ? "/" : "", rel);
     DIR *dir = opendir(dir_path);
     if (!dir) return pdk_fail_sys(err, errno, dir_path, "open directory");
-    pdckpt_status st = PDCKPT_OK;
+    pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.') continue; /* ".", "..", hidden files, our own temp dirs */
@@ -112,7 +112,7 @@ static pdckpt_status load_one(const char *root, const char *rel, const pdckpt_lo
 
 static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *opts,
                                    pdckpt_value **out, pdckpt_error *err) {
-    name_list nl = {NULL, 0, 0};
+    name_list     nl = {NULL, 0, 0};
     pdckpt_status st = scan(path, "", 0, &nl, err);
     if (st == PDCKPT_OK && nl.len == 0)
         st = pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
@@ -139,16 +139,16 @@ static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *
 static int vars_dir_sniff(const char *path) {
     DIR *dir = opendir(path);
     if (!dir) return PDK_SNIFF_NO;
-    int score = PDK_SNIFF_WEAK; /* an empty directory is most likely an empty vars-dir */
+    int            score = PDK_SNIFF_WEAK; /* an empty directory is most likely an empty vars-dir */
     struct dirent *de;
-    int checked = 0;
+    int            checked = 0;
     while ((de = readdir(dir)) != NULL && checked < 8) {
         if (de->d_name[0] == '.' || is_not_a_variable(de->d_name)) continue;
         char full[PATH_MAX];
         snprintf(full, sizeof full, "%s/%s", path, de->d_name);
         if (pdk_is_directory(full)) continue;
         pdckpt_error scratch = PDCKPT_ERROR_INIT;
-        pdk_input in;
+        pdk_input    in;
         checked++;
         if (pdk_input_open_file(full, true, NULL, &in, &scratch) != PDCKPT_OK) continue;
         int s = pdk_format_tensor.sniff(&in);
@@ -166,14 +166,16 @@ static pdckpt_status vars_dir_save(const pdckpt_value *root, const char *path,
                                    const pdckpt_save_options *opts, pdckpt_error *err) {
     pdk_flat_list flat;
     PDK_TRY(pdk_flat_collect(root, opts, NULL, &flat, err));
-    pdk_dirtx *tx = NULL;
+    pdk_dirtx    *tx = NULL;
     pdckpt_status st = pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
         pdk_sink *sink = NULL;
         st = pdk_dirtx_open_file(tx, flat.entries[i].name, &sink, err);
         if (st == PDCKPT_OK) st = pdk_tensor_stream_write(sink, flat.entries[i].tensor, err);
-        if (st == PDCKPT_OK) st = pdk_sink_commit(sink, err);
-        else pdk_sink_abort(sink);
+        if (st == PDCKPT_OK)
+            st = pdk_sink_commit(sink, err);
+        else
+            pdk_sink_abort(sink);
         if (st == PDCKPT_OK && opts->progress &&
             opts->progress(opts->progress_ctx, i + 1, flat.len))
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");

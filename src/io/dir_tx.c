@@ -61,7 +61,7 @@ static pdckpt_status check_relpath(const char *target, const char *rel, pdckpt_e
                         "variable name '%s' is not a relative path", rel);
     while (*p) {
         const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        size_t      n = slash ? (size_t)(slash - p) : strlen(p);
         if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                             "variable name '%s' has an empty, '.' or '..' path component", rel);
@@ -74,8 +74,8 @@ static pdckpt_status check_relpath(const char *target, const char *rel, pdckpt_e
 }
 
 static pdckpt_status remember_dir(pdk_dirtx *tx, const char *path, pdckpt_error *err) {
-    PDK_TRY(pdk_grow(tx->alloc, (void **)&tx->dirs, &tx->cap_dirs, tx->n_dirs + 1,
-                     sizeof *tx->dirs, err));
+    PDK_TRY(pdk_grow(tx->alloc, (void **)&tx->dirs, &tx->cap_dirs, tx->n_dirs + 1, sizeof *tx->dirs,
+                     err));
     tx->dirs[tx->n_dirs] = pdk_strndup(tx->alloc, path, strlen(path));
     if (!tx->dirs[tx->n_dirs]) return pdk_fail_nomem(err, "directory name");
     tx->n_dirs++;
@@ -88,7 +88,8 @@ static pdckpt_status make_parents(pdk_dirtx *tx, char *full, pdckpt_error *err) 
     for (char *p = full + root_len + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';
         pdckpt_status st = PDCKPT_OK;
-        if (mkdir(full, 0777) == 0) st = remember_dir(tx, full, err);
+        if (mkdir(full, 0777) == 0)
+            st = remember_dir(tx, full, err);
         else if (errno != EEXIST || !pdk_is_directory(full))
             st = pdk_fail_sys(err, errno == EEXIST ? ENOTDIR : errno, tx->target,
                               "create directory for '%s'", full + root_len + 1);
@@ -103,9 +104,10 @@ pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink *
     *out = NULL;
     PDK_TRY(check_relpath(tx->target, relpath, err));
     char full[PATH_MAX];
-    int n = snprintf(full, sizeof full, "%s/%s", tx->temp, relpath);
+    int  n = snprintf(full, sizeof full, "%s/%s", tx->temp, relpath);
     if (n < 0 || (size_t)n >= sizeof full)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1, "path too long for '%s'", relpath);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1, "path too long for '%s'",
+                        relpath);
     PDK_TRY(make_parents(tx, full, err));
     pdckpt_status st = pdk_sink_open_plain_file(full, tx->durable, tx->alloc, out, err);
     if (st != PDCKPT_OK && err->sys_errno == EEXIST) {
@@ -131,7 +133,8 @@ void pdk_dirtx_abort(pdk_dirtx *tx) {
 
 static pdckpt_status swap_in(pdk_dirtx *tx, pdckpt_error *err) {
     if (!pdk_is_directory(tx->target)) {
-        if (rename(tx->temp, tx->target) != 0) return pdk_fail_sys(err, errno, tx->target, "rename");
+        if (rename(tx->temp, tx->target) != 0)
+            return pdk_fail_sys(err, errno, tx->target, "rename");
         return PDCKPT_OK;
     }
     if (renameat2(AT_FDCWD, tx->temp, AT_FDCWD, tx->target, RENAME_EXCHANGE) == 0) {

@@ -6,12 +6,12 @@
 #define _GNU_SOURCE
 #include "pdk_io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <ftw.h>
-#include <signal.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,7 @@ static void split_path(const char *path, char *dir, size_t dir_cap, const char *
 }
 
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err) {
-    char dir[PATH_MAX];
+    char        dir[PATH_MAX];
     const char *base;
     split_path(path, dir, sizeof dir, &base);
     if (*base == '\0')
@@ -50,10 +50,12 @@ pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdck
 }
 
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err) {
-    char dir[PATH_MAX];
+    char        dir[PATH_MAX];
     const char *base;
-    if (is_dir) snprintf(dir, sizeof dir, "%s", path);
-    else split_path(path, dir, sizeof dir, &base);
+    if (is_dir)
+        snprintf(dir, sizeof dir, "%s", path);
+    else
+        split_path(path, dir, sizeof dir, &base);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return pdk_fail_sys(err, errno, dir, "open directory");
     int rc = fsync(fd);
@@ -69,8 +71,10 @@ pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err)
 static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
     (void)sb;
     (void)ftw;
-    if (type == FTW_DP) rmdir(path);
-    else unlink(path);
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
     return 0;
 }
 
@@ -96,12 +100,12 @@ static long temp_owner(const char *entry, const char *base) {
     const char *tag = entry + 1 + n;
     if (strncmp(tag, ".pdckpt-tmp-", 12) != 0) return 0;
     char *end;
-    long pid = strtol(tag + 12, &end, 10);
+    long  pid = strtol(tag + 12, &end, 10);
     return *end == '-' && pid > 0 ? pid : 0;
 }
 
 void pdk_remove_stale_temps(const char *path) {
-    char dir[PATH_MAX];
+    char        dir[PATH_MAX];
     const char *base;
     split_path(path, dir, sizeof dir, &base);
     DIR *d = opendir(dir);

@@ -26,7 +26,7 @@ static pdckpt_status read_all(int fd, const char *path, size_t size, const pdckp
     pdckpt_buffer *buf = pdk_buffer_new_alloc(a, size, false);
     if (!buf) return pdk_fail_nomem(err, "file contents");
     uint8_t *dst = pdk_buffer_data(buf);
-    size_t done = 0;
+    size_t   done = 0;
     while (done < size) {
         ssize_t n = pread(fd, dst + done, size - done, (off_t)done);
         if (n < 0 && errno == EINTR) continue;
@@ -59,9 +59,10 @@ pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt
     out->name = path;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return pdk_fail_sys(err, errno, path, "open");
-    struct stat st;
+    struct stat   st;
     pdckpt_status status = PDCKPT_OK;
-    if (fstat(fd, &st) != 0) status = pdk_fail_sys(err, errno, path, "stat");
+    if (fstat(fd, &st) != 0)
+        status = pdk_fail_sys(err, errno, path, "stat");
     else if (S_ISDIR(st.st_mode))
         status = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "expected a file, found a directory");
     else if (!S_ISREG(st.st_mode))
@@ -71,7 +72,7 @@ pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt
     if (status == PDCKPT_OK && st.st_size > 0) {
         size_t size = (size_t)st.st_size;
         status = zero_copy && size >= MAP_MIN_BYTES ? map_file(fd, path, size, a, &out->owner, err)
-                           : read_all(fd, path, size, a, &out->owner, err);
+                                                    : read_all(fd, path, size, a, &out->owner, err);
         if (status == PDCKPT_OK) {
             out->data = pdk_buffer_data(out->owner);
             out->len = size;

@@ -13,9 +13,10 @@
 typedef struct pdk_input {
     const uint8_t *data;
     size_t         len;
-    const char    *name;  /* path or "<memory>"; borrowed from the caller */
-    pdckpt_buffer *owner; /* holds `data` (mapping or private copy); NULL when it is caller memory */
-    bool           copy_tensors; /* tensors must not point into `data` (caller memory, !zero_copy) */
+    const char    *name; /* path or "<memory>"; borrowed from the caller */
+    pdckpt_buffer
+        *owner;        /* holds `data` (mapping or private copy); NULL when it is caller memory */
+    bool copy_tensors; /* tensors must not point into `data` (caller memory, !zero_copy) */
 } pdk_input;
 
 /* Maps (zero_copy) or reads the whole regular file at `path`. */
@@ -32,8 +33,8 @@ typedef struct pdk_sink_ops {
     /* Emits bytes past the buffer; must write all of them or fail. */
     pdckpt_status (*emit)(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err);
     pdckpt_status (*finish)(pdk_sink *sink, pdckpt_error *err); /* after the last emit */
-    void (*discard)(pdk_sink *sink);                             /* on failure */
-    void (*destroy)(pdk_sink *sink);                             /* frees the sink */
+    void (*discard)(pdk_sink *sink);                            /* on failure */
+    void (*destroy)(pdk_sink *sink);                            /* frees the sink */
 } pdk_sink_ops;
 
 struct pdk_sink {
@@ -55,10 +56,9 @@ pdckpt_status pdk_sink_write(pdk_sink *sink, const void *bytes, size_t len, pdck
 /* Flushes and finishes; the sink is freed whatever the outcome (on failure it is discarded). */
 pdckpt_status pdk_sink_commit(pdk_sink *sink, pdckpt_error *err);
 /* Discards everything and frees the sink.  NULL ok. */
-void          pdk_sink_abort(pdk_sink *sink);
+void pdk_sink_abort(pdk_sink *sink);
 /* Reports progress to the save options' callback (also called internally every few MiB). */
-void          pdk_sink_set_progress(pdk_sink *sink, pdckpt_progress_fn fn, void *ctx,
-                                    uint64_t total);
+void pdk_sink_set_progress(pdk_sink *sink, pdckpt_progress_fn fn, void *ctx, uint64_t total);
 
 /* Atomic file: temp beside `path`, fsync (durable), rename, fsync the directory. */
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
@@ -95,7 +95,7 @@ pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink *
 /* Syncs everything and swaps the new directory in; frees tx. */
 pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err);
 /* Removes the half-built directory; frees tx.  NULL ok. */
-void          pdk_dirtx_abort(pdk_dirtx *tx);
+void pdk_dirtx_abort(pdk_dirtx *tx);
 
 /* ---- filesystem helpers (fs_util.c) ---- */
 
@@ -104,10 +104,10 @@ pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdck
 /* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
 /* Removes temps beside `path` left by writers that died (their pid no longer exists). */
-void          pdk_remove_stale_temps(const char *path);
+void pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
-void          pdk_remove_tree(const char *path);
-bool          pdk_is_directory(const char *path);
+void pdk_remove_tree(const char *path);
+bool pdk_is_directory(const char *path);
 
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */
 

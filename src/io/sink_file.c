@@ -17,26 +17,26 @@
 #define FILE_BUFFER (1u << 20)
 
 typedef struct file_sink {
-    pdk_sink base;
-    int      fd;
-    bool     atomic;
-    bool     durable;
-    char     temp[PATH_MAX]; /* what is being written */
-    char     path[PATH_MAX]; /* final name (atomic) */
-    pdk_sidecar *sum;        /* checksum sidecar being hashed, or NULL */
+    pdk_sink     base;
+    int          fd;
+    bool         atomic;
+    bool         durable;
+    char         temp[PATH_MAX]; /* what is being written */
+    char         path[PATH_MAX]; /* final name (atomic) */
+    pdk_sidecar *sum;            /* checksum sidecar being hashed, or NULL */
 } file_sink;
 
 #define WRITE_CHUNK ((size_t)8 << 20)
 
 static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err) {
-    file_sink *fs = (file_sink *)sink;
+    file_sink     *fs = (file_sink *)sink;
     const uint8_t *p = bytes;
     if (fs->sum) PDK_TRY(pdk_sidecar_update(fs->sum, bytes, len, err));
     while (len > 0) {
         /* At most 8 MiB per write(): Linux copies a huge write into the page cache several
          * times slower than the same bytes in pieces (1 GiB in one call: 2.65 s; in 1-64 MiB
          * calls: 0.31-0.35 s on the benchmark machine, see BENCHMARKS.md). */
-        size_t chunk = len > WRITE_CHUNK ? WRITE_CHUNK : len;
+        size_t  chunk = len > WRITE_CHUNK ? WRITE_CHUNK : len;
         ssize_t n = write(fs->fd, p, chunk);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return pdk_fail_sys(err, errno, fs->atomic ? fs->path : fs->temp, "write");
@@ -48,7 +48,7 @@ static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pd
 }
 
 static pdckpt_status file_finish(pdk_sink *sink, pdckpt_error *err) {
-    file_sink *fs = (file_sink *)sink;
+    file_sink  *fs = (file_sink *)sink;
     const char *shown = fs->atomic ? fs->path : fs->temp;
     if (fs->durable && fdatasync(fs->fd) != 0) return pdk_fail_sys(err, errno, shown, "fsync");
     int fd = fs->fd;
@@ -94,8 +94,8 @@ static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
     if (st == PDCKPT_OK && atomic) {
         pdk_remove_stale_temps(path); /* debris of a writer that was killed */
         st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
-    }
-    else if (st == PDCKPT_OK) snprintf(fs->temp, sizeof fs->temp, "%s", path);
+    } else if (st == PDCKPT_OK)
+        snprintf(fs->temp, sizeof fs->temp, "%s", path);
     if (st == PDCKPT_OK) {
         /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
         fs->fd = open(fs->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

@@ -13,8 +13,7 @@ typedef struct memory_sink {
     size_t   cap;
 } memory_sink;
 
-static pdckpt_status memory_emit(pdk_sink *sink, const void *bytes, size_t len,
-                                 pdckpt_error *err) {
+static pdckpt_status memory_emit(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err) {
     memory_sink *ms = (memory_sink *)sink;
     if (len > SIZE_MAX - ms->len) return pdk_fail_nomem(err, "output bytes");
     if (ms->len + len > ms->cap) {
@@ -50,8 +49,7 @@ static void memory_destroy(pdk_sink *sink) {
     pdk_free(sink->alloc, sink, sizeof(memory_sink));
 }
 
-static const pdk_sink_ops memory_ops = {memory_emit, memory_finish, memory_discard,
-                                        memory_destroy};
+static const pdk_sink_ops memory_ops = {memory_emit, memory_finish, memory_discard, memory_destroy};
 
 pdckpt_status pdk_sink_open_memory(const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
     memory_sink *ms = pdk_calloc(a, 1, sizeof *ms);
@@ -92,14 +90,17 @@ static pdckpt_status count_emit(pdk_sink *sink, const void *bytes, size_t len, p
     return PDCKPT_OK;
 }
 
-static void count_discard(pdk_sink *sink) { (void)sink; }
+static void count_discard(pdk_sink *sink) {
+    (void)sink;
+}
 
-static void count_destroy(pdk_sink *sink) { pdk_free(sink->alloc, sink, sizeof *sink); }
+static void count_destroy(pdk_sink *sink) {
+    pdk_free(sink->alloc, sink, sizeof *sink);
+}
 
 static const pdk_sink_ops count_ops = {count_emit, memory_finish, count_discard, count_destroy};
 
-pdckpt_status pdk_sink_open_counting(const pdckpt_allocator *a, pdk_sink **out,
-                                     pdckpt_error *err) {
+pdckpt_status pdk_sink_open_counting(const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
     pdk_sink *sink = pdk_alloc(a, sizeof *sink);
     if (!sink) return pdk_fail_nomem(err, "counting sink");
     pdk_sink_init(sink, &count_ops, a, "<count>", 0, err);
@@ -118,7 +119,7 @@ typedef struct callback_sink {
 static pdckpt_status callback_emit(pdk_sink *sink, const void *bytes, size_t len,
                                    pdckpt_error *err) {
     callback_sink *cs = (callback_sink *)sink;
-    pdckpt_status st = cs->user->write(cs->self, bytes, len, err);
+    pdckpt_status  st = cs->user->write(cs->self, bytes, len, err);
     if (st != PDCKPT_OK && err && err->status == PDCKPT_OK)
         pdk_fail(err, st, "<sink>", -1, "sink write failed");
     return st == PDCKPT_OK ? PDCKPT_OK : err ? err->status : st;
@@ -146,8 +147,7 @@ static const pdk_sink_ops callback_ops = {callback_emit, callback_finish, callba
                                           callback_destroy};
 
 pdckpt_status pdk_sink_open_callback(const pdckpt_sink_ops *ops, void *self,
-                                     const pdckpt_allocator *a, pdk_sink **out,
-                                     pdckpt_error *err) {
+                                     const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
     if (!ops || ops->version < 1 || !ops->write)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<sink>", -1,
                         "sink ops need version >= 1 and a write function");

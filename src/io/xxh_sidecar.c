@@ -18,7 +18,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation */
 #include <xxhash.h>
 
-#define BLOCK 4096u
+#define BLOCK    4096u
 #define HEAD_MAX 160u /* the two header lines are far shorter */
 
 struct pdk_sidecar {
@@ -127,16 +127,17 @@ pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdck
 /* Parses the two header lines; *body is where the block lines start. */
 static pdckpt_status parse_head(const pdk_input *side, uint64_t *size, char file_hex[33],
                                 size_t *body, pdckpt_error *err) {
-    char head[HEAD_MAX + 1];
+    char   head[HEAD_MAX + 1];
     size_t n = side->len < HEAD_MAX ? side->len : HEAD_MAX;
     memcpy(head, side->data, n);
     head[n] = '\0';
-    char *first = memchr(head, '\n', n), *second = first ? strchr(first + 1, '\n') : NULL;
+    char    *first = memchr(head, '\n', n), *second = first ? strchr(first + 1, '\n') : NULL;
     unsigned block = 0;
-    int used = 0;
+    int      used = 0;
     if (!second || strncmp(head, "pdckpt-xxh3 1\n", 14) != 0 ||
         sscanf(first + 1, "size %" SCNu64 " block %u file %32[0-9a-f]%n", size, &block, file_hex,
-               &used) != 3 || first + 1 + used != second || block != BLOCK)
+               &used) != 3 ||
+        first + 1 + used != second || block != BLOCK)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, side->name, 0,
                         "expected a pdckpt-xxh3 version 1 header with 4096-byte blocks");
     *body = (size_t)(second + 1 - head);
@@ -150,8 +151,8 @@ static pdckpt_status compare_blocks(const pdk_input *data, const pdk_input *side
     uint64_t n_blocks = (data->len + BLOCK - 1) / BLOCK;
     if ((side->len - body) / 33 != n_blocks || (side->len - body) % 33 != 0)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, side->name, (int64_t)body,
-                        "expected %" PRIu64 " block lines of 33 bytes, found %zu bytes",
-                        n_blocks, side->len - body);
+                        "expected %" PRIu64 " block lines of 33 bytes, found %zu bytes", n_blocks,
+                        side->len - body);
     XXH3_state_t whole_state, *whole = &whole_state;
     XXH3_INITSTATE(whole);
     XXH3_128bits_reset(whole);
@@ -172,7 +173,7 @@ static pdckpt_status compare_blocks(const pdk_input *data, const pdk_input *side
         }
         XXH3_128bits_update(whole, &c, sizeof c);
     }
-    char all[33];
+    char               all[33];
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, XXH3_128bits_digest(whole));
     hex(&c, all);
@@ -197,8 +198,8 @@ pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
         return st;
     }
     uint64_t size = 0;
-    char file_hex[33];
-    size_t body = 0;
+    char     file_hex[33];
+    size_t   body = 0;
     st = parse_head(&side, &size, file_hex, &body, err);
     if (st == PDCKPT_OK && size != data.len)
         st = pdk_fail(err, PDCKPT_ERR_CORRUPT, path, (int64_t)(size < data.len ? size : data.len),

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_FD 1024
+#define MAX_FD  1024
 #define MAX_REC 512
 
 typedef struct rec { /* a file written through the shim */
@@ -43,7 +43,11 @@ typedef struct pending { /* a rename() not yet made durable by an fsync of its d
     char from[PATH_MAX], to[PATH_MAX], aside[PATH_MAX]; /* aside: the replaced file, linked */
 } pending;
 
-static struct { int kind; int rec; char path[PATH_MAX]; } fds[MAX_FD]; /* kind 1 file, 2 dir */
+static struct {
+    int  kind;
+    int  rec;
+    char path[PATH_MAX];
+} fds[MAX_FD]; /* kind 1 file, 2 dir */
 static rec     recs[MAX_REC];
 static int     n_recs;
 static pending renames[MAX_REC];
@@ -60,9 +64,9 @@ typedef int (*rename_fn)(const char *, const char *);
 typedef int (*rename2_fn)(int, const char *, int, const char *, unsigned);
 
 static void copy_file(const char *from, const char *to) {
-    int in = REAL("open", open_fn)(from, O_RDONLY | O_CLOEXEC);
-    int out = REAL("open", open_fn)(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    char buf[65536];
+    int     in = REAL("open", open_fn)(from, O_RDONLY | O_CLOEXEC);
+    int     out = REAL("open", open_fn)(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char    buf[65536];
     ssize_t n;
     while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
         if (REAL("write", write_fn)(out, buf, (size_t)n) != n) break;
@@ -78,8 +82,10 @@ static void new_shadow(char *out) {
 static void crash(void) {
     for (int i = 0; i < n_recs; i++) {
         if (!recs[i].dirty || access(recs[i].path, F_OK) != 0) continue;
-        if (recs[i].has_shadow) copy_file(recs[i].shadow, recs[i].path);
-        else if (truncate(recs[i].path, 0) != 0) abort();
+        if (recs[i].has_shadow)
+            copy_file(recs[i].shadow, recs[i].path);
+        else if (truncate(recs[i].path, 0) != 0)
+            abort();
     }
     const char *mode = getenv("PDCKPT_SHIM_RENAMES");
     for (int i = n_renames; mode && strcmp(mode, "revert") == 0 && i-- > 0;) {
@@ -132,9 +138,12 @@ static void track_open(int fd, const char *path, int flags, bool existed) {
 
 static int open_common(const char *name, int dirfd, const char *path, int flags, mode_t mode) {
     bool existed = access(path, F_OK) == 0;
-    int fd;
-    if (dirfd == AT_FDCWD && strcmp(name, "open") == 0) fd = REAL("open", open_fn)(path, flags, mode);
-    else fd = ((int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, name))(dirfd, path, flags, mode);
+    int  fd;
+    if (dirfd == AT_FDCWD && strcmp(name, "open") == 0)
+        fd = REAL("open", open_fn)(path, flags, mode);
+    else
+        fd = ((int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, name))(dirfd, path, flags,
+                                                                            mode);
     if (dirfd == AT_FDCWD) track_open(fd, path, flags, existed);
     return fd;
 }
@@ -183,7 +192,9 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
     return REAL("pwrite", pwrite_fn)(fd, buf, n, off);
 }
 
-ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
+    return pwrite(fd, buf, n, off);
+}
 
 static void dir_synced(const char *dir) {
     int kept = 0;
@@ -211,8 +222,12 @@ static int sync_common(int fd, const char *name) {
     return rc;
 }
 
-int fsync(int fd) { return sync_common(fd, "fsync"); }
-int fdatasync(int fd) { return sync_common(fd, "fdatasync"); }
+int fsync(int fd) {
+    return sync_common(fd, "fsync");
+}
+int fdatasync(int fd) {
+    return sync_common(fd, "fdatasync");
+}
 
 int close(int fd) {
     count_call();

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-int mt_rank, mt_size;
+int         mt_rank, mt_size;
 static char shared_dir[4096];
 
 void mt_init(int *argc, char ***argv) {
@@ -40,8 +40,8 @@ const char *mt_shared_dir(void) {
 
 const char *mt_path(const char *dir, const char *name) {
     static char bufs[4][4200];
-    static int next;
-    char *b = bufs[next++ & 3];
+    static int  next;
+    char       *b = bufs[next++ & 3];
     snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
     return b;
 }
@@ -63,11 +63,13 @@ void mt_set(pdckpt_value *dict, const char *key, pdckpt_value *value) {
     }
 }
 
-pdckpt_value *mt_dict(void) { return pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT); }
+pdckpt_value *mt_dict(void) {
+    return pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+}
 
 void mt_barrier(MPI_Comm comm) {
     MPI_Request req;
-    int done = 0;
+    int         done = 0;
     MPI_Ibarrier(comm, &req);
     for (;;) {
         MPI_Test(&req, &done, MPI_STATUS_IGNORE);
@@ -84,18 +86,22 @@ double mt_now(void) {
 }
 
 static uint64_t status_kb(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
+    FILE    *f = fopen("/proc/self/status", "r");
+    char     line[256];
     uint64_t kb = 0;
-    size_t n = strlen(field);
+    size_t   n = strlen(field);
     while (f && fgets(line, sizeof line, f))
         if (strncmp(line, field, n) == 0) kb = strtoull(line + n, NULL, 10);
     if (f) fclose(f);
     return kb * 1024;
 }
 
-uint64_t mt_peak_rss(void) { return status_kb("VmHWM:"); }
-uint64_t mt_current_rss(void) { return status_kb("VmRSS:"); }
+uint64_t mt_peak_rss(void) {
+    return status_kb("VmHWM:");
+}
+uint64_t mt_current_rss(void) {
+    return status_kb("VmRSS:");
+}
 
 void mt_reset_peak(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");

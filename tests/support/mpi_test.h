@@ -16,7 +16,7 @@ extern int mt_rank, mt_size;
 
 void mt_init(int *argc, char ***argv);
 /* Agrees on a job-wide verdict from every rank's failure count, finalizes MPI; the exit code. */
-int  mt_finish_with(int failed);
+int mt_finish_with(int failed);
 /* Prints this rank's summary (check.h's counters live in the test's own file) and finishes. */
 static inline int mt_finish(void) {
     printf("rank %d: ", mt_rank);
@@ -31,7 +31,7 @@ const char *mt_path(const char *dir, const char *name);
 /* A tensor whose bytes depend only on `seed` (see tu_random_tensor). */
 pdckpt_value *mt_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims, unsigned seed);
 /* dict[key] = value (transferred); aborts the test on failure. */
-void mt_set(pdckpt_value *dict, const char *key, pdckpt_value *value);
+void          mt_set(pdckpt_value *dict, const char *key, pdckpt_value *value);
 pdckpt_value *mt_dict(void);
 /* A barrier on `comm` that sleeps while it waits (blocking MPI barriers spin, and the ranks
  * still working need the CPU on an oversubscribed machine). */

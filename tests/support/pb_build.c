@@ -25,7 +25,7 @@ void tu_buf_free(tu_buf *b) {
 
 void tu_pb_varint(tu_buf *b, uint64_t v) {
     uint8_t out[10];
-    size_t n = 0;
+    size_t  n = 0;
     while (v >= 0x80) {
         out[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
@@ -45,7 +45,9 @@ void tu_pb_bytes(tu_buf *b, unsigned field, const void *p, size_t n) {
     tu_buf_put(b, p, n);
 }
 
-void tu_pb_str(tu_buf *b, unsigned field, const char *s) { tu_pb_bytes(b, field, s, strlen(s)); }
+void tu_pb_str(tu_buf *b, unsigned field, const char *s) {
+    tu_pb_bytes(b, field, s, strlen(s));
+}
 
 void tu_pb_msg(tu_buf *b, unsigned field, const tu_buf *sub) {
     tu_pb_bytes(b, field, sub->data, sub->len);

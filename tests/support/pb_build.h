@@ -17,10 +17,10 @@ typedef struct tu_buf {
 void tu_buf_put(tu_buf *b, const void *p, size_t n);
 void tu_buf_free(tu_buf *b);
 void tu_pb_varint(tu_buf *b, uint64_t v);
-void tu_pb_uint(tu_buf *b, unsigned field, uint64_t v);                   /* varint field */
-void tu_pb_bytes(tu_buf *b, unsigned field, const void *p, size_t n);     /* length-delimited */
+void tu_pb_uint(tu_buf *b, unsigned field, uint64_t v);               /* varint field */
+void tu_pb_bytes(tu_buf *b, unsigned field, const void *p, size_t n); /* length-delimited */
 void tu_pb_str(tu_buf *b, unsigned field, const char *s);
-void tu_pb_msg(tu_buf *b, unsigned field, const tu_buf *sub);             /* frees sub */
+void tu_pb_msg(tu_buf *b, unsigned field, const tu_buf *sub); /* frees sub */
 
 /* Appends VarDesc `name` (field 3 of a BlockDesc): kind (7 lod_tensor, 8 selected_rows, 9 feed,
  * ...), element dtype code (-1: no TensorDesc), dims, persistable (-1: field absent). */

@@ -19,11 +19,11 @@ static int fail(const pdckpt_error *err) {
 }
 
 static int serialize(const pdckpt_program *p, const char *state_path, const char *out) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *state = NULL;
     if (pdckpt_load_file(state_path, NULL, &state, NULL, &err) != PDCKPT_OK) return fail(&err);
-    void *data = NULL;
-    size_t len = 0;
+    void         *data = NULL;
+    size_t        len = 0;
     pdckpt_status st = pdckpt_serialize_persistables(p, state, NULL, &data, &len, &err);
     pdckpt_value_free(state);
     if (st != PDCKPT_OK) return fail(&err);
@@ -34,11 +34,11 @@ static int serialize(const pdckpt_program *p, const char *state_path, const char
 
 static int deserialize(const pdckpt_program *p, const char *in, const char *out) {
     size_t len = 0;
-    void *data = tu_read_file(in, &len);
+    void  *data = tu_read_file(in, &len);
     if (!data) return 1;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *state = NULL;
-    pdckpt_status st = pdckpt_deserialize_persistables(p, data, len, NULL, &state, &err);
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    pdckpt_value       *state = NULL;
+    pdckpt_status       st = pdckpt_deserialize_persistables(p, data, len, NULL, &state, &err);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_SAFETENSORS;
     if (st == PDCKPT_OK) st = pdckpt_save_file(state, out, &so, &err);
@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: pdckpt_static_tool serialize|deserialize PROGRAM IN OUT\n");
         return 2;
     }
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     pdckpt_program *p = NULL;
     if (pdckpt_program_load_file(argv[2], NULL, &p, &err) != PDCKPT_OK) return fail(&err);
     int rc = strcmp(argv[1], "serialize") == 0 ? serialize(p, argv[3], argv[4])

@@ -14,7 +14,7 @@
 
 char *tu_tempdir(void) {
     const char *base = getenv("TMPDIR");
-    char tmpl[4096];
+    char        tmpl[4096];
     snprintf(tmpl, sizeof tmpl, "%s/pdckpt-test-XXXXXX", base ? base : "/tmp");
     char *dir = mkdtemp(tmpl);
     return dir ? strdup(dir) : NULL;
@@ -26,7 +26,9 @@ static int rm_entry(const char *path, const struct stat *sb, int type, struct FT
     return type == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-void tu_rmtree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+void tu_rmtree(const char *path) {
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 int tu_write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
@@ -59,7 +61,7 @@ int tu_file_exists(const char *path) {
 int tu_count_entries(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     if (!d) return -1;
-    int n = 0;
+    int            n = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL)
         if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) n++;
@@ -74,7 +76,7 @@ pdckpt_value *tu_random_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t
     pdckpt_tensor_view v;
     pdckpt_tensor_get(t, &v);
     unsigned char *p = pdckpt_tensor_data_mut(t);
-    unsigned state = seed * 2654435761u + 1;
+    unsigned       state = seed * 2654435761u + 1;
     for (uint64_t i = 0; i < v.n_bytes; i++) {
         state = state * 1103515245u + 12345u;
         p[i] = (unsigned char)(state >> 16);

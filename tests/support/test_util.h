@@ -15,7 +15,7 @@ int   tu_write_file(const char *path, const void *data, size_t len);
 void *tu_read_file(const char *path, size_t *len);
 int   tu_file_exists(const char *path);
 /* Counts directory entries whose name starts with `prefix` (e.g. leftover temp files). */
-int   tu_count_entries(const char *dir, const char *prefix);
+int tu_count_entries(const char *dir, const char *prefix);
 /* A tensor of `dtype` and shape with pseudo-random bytes from `seed` (bool: 0/1). */
 pdckpt_value *tu_random_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                unsigned seed);

@@ -20,7 +20,7 @@ static atomic_llong outstanding; /* bytes allocated through the counting allocat
 static void *counting_alloc(void *ctx, size_t size, size_t alignment) {
     (void)ctx;
     size_t rounded = (size + alignment - 1) / alignment * alignment;
-    void *p = aligned_alloc(alignment < sizeof(void *) ? sizeof(void *) : alignment, rounded);
+    void  *p = aligned_alloc(alignment < sizeof(void *) ? sizeof(void *) : alignment, rounded);
     if (p) atomic_fetch_add(&outstanding, (long long)size);
     return p;
 }
@@ -35,7 +35,7 @@ static const pdckpt_allocator counting = {counting_alloc, counting_free, NULL};
 
 static pdckpt_value *make_state(float **data_out) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t dims[2] = {256, 256};
+    int64_t       dims[2] = {256, 256};
     pdckpt_value *w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 1);
     *data_out = pdckpt_tensor_data_mut(w);
     pdckpt_dict_set(d, "w", w, NULL);
@@ -47,10 +47,10 @@ static pdckpt_value *make_state(float **data_out) {
 
 static void test_snapshot_semantics(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    float *data;
+    float        *data;
     pdckpt_value *state = make_state(&data);
     pdckpt_value *expected = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(expected, "w", pdckpt_value_retain(pdckpt_dict_get_mut(state, "w")), NULL);
@@ -99,11 +99,11 @@ static pdckpt_status gated_write(void *self, const void *bytes, size_t len, pdck
 
 static void test_returns_before_the_write(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, 0};
+    gate         g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, 0};
     const pdckpt_sink_ops ops = {PDCKPT_SINK_OPS_VERSION, gated_write, NULL, NULL};
-    float *data;
-    pdckpt_value *state = make_state(&data);
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    float                *data;
+    pdckpt_value         *state = make_state(&data);
+    pdckpt_save_options   so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_SAFETENSORS;
     so.skip_non_tensors = true;
     pdckpt_async_saver *saver = NULL;
@@ -123,11 +123,11 @@ static void test_returns_before_the_write(void) {
 
 static void test_flat_memory_and_failures(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    float *data;
-    pdckpt_value *state = make_state(&data);
+    float              *data;
+    pdckpt_value       *state = make_state(&data);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.allocator = &counting;
     so.skip_non_tensors = true;
@@ -176,20 +176,21 @@ static double median5(double *v) {
  * bytes, medians of 5.  Durable saves make a pause that waited for the disk stand out. */
 static void test_pause_is_a_memcpy(void) {
     enum { N = 16, ROWS = 512, COLS = 1024 };
-    pdckpt_error  err = PDCKPT_ERROR_INIT;
-    char         *dir = tu_tempdir();
-    char          path[4200];
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/s.pdiparams", dir);
     pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     for (int i = 0; i < N; i++) {
         char name[32];
         snprintf(name, sizeof name, "w%02d", i);
         pdckpt_dict_set(state, name,
-                        tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){ROWS, COLS}, i), NULL);
+                        tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){ROWS, COLS}, i),
+                        NULL);
     }
-    const size_t bytes = (size_t)N * ROWS * COLS * 4;
-    char        *copy = malloc(bytes);
-    double       memcpy_s[5], pause_s[5];
+    const size_t        bytes = (size_t)N * ROWS * COLS * 4;
+    char               *copy = malloc(bytes);
+    double              memcpy_s[5], pause_s[5];
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT; /* durable */
     pdckpt_async_saver *saver = NULL;
     CHECK_OK(pdckpt_async_saver_new(&so, &saver, &err), &err);

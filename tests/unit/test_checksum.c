@@ -12,7 +12,7 @@
 
 static pdckpt_value *two_tensors(void) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t small[1] = {100}, big[1] = {5000};
+    int64_t       small[1] = {100}, big[1] = {5000};
     pdckpt_dict_set(d, "bias", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, small, 3), NULL);
     pdckpt_dict_set(d, "weight", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, big, 4), NULL);
     return d;
@@ -20,18 +20,18 @@ static pdckpt_value *two_tensors(void) {
 
 static void test_sidecar_roundtrip_and_flip(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char plain[4200], path[4200], side[4300];
+    char        *dir = tu_tempdir();
+    char         plain[4200], path[4200], side[4300];
     snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     snprintf(side, sizeof side, "%s%s", path, PDCKPT_CHECKSUM_SUFFIX);
-    pdckpt_value *root = two_tensors();
+    pdckpt_value       *root = two_tensors();
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     CHECK_OK(pdckpt_save_file(root, plain, &so, &err), &err);
     so.checksum = true;
     CHECK_OK(pdckpt_save_file(root, path, &so, &err), &err);
     CHECK(tu_file_exists(side));
-    size_t n_plain, n;
+    size_t   n_plain, n;
     uint8_t *a = tu_read_file(plain, &n_plain), *b = tu_read_file(path, &n);
     CHECK(a && b && n == n_plain && memcmp(a, b, n) == 0);
     pdckpt_verify_report report;
@@ -57,10 +57,10 @@ static void test_sidecar_roundtrip_and_flip(void) {
 
 static void test_directory_format_refuses_checksum(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/vars", dir);
-    pdckpt_value *root = two_tensors();
+    pdckpt_value       *root = two_tensors();
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_VARS_DIR;
     so.checksum = true;

@@ -11,7 +11,8 @@ static pdckpt_value *state_of(const char *const *names, size_t n) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     for (size_t i = 0; i < n; i++) {
         int64_t dims[1] = {(int64_t)i + 1};
-        pdckpt_dict_set(d, names[i], tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, (unsigned)i), NULL);
+        pdckpt_dict_set(d, names[i], tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, (unsigned)i),
+                        NULL);
     }
     return d;
 }
@@ -32,22 +33,24 @@ static void test_sorted_on_save(void) {
      * upper case before lower case. */
     static const char *const names[] = {"fc_10.w_0", "fc_1.w_0", "Fc.b", "fc_1.b_0", "@COUNTER@"};
     static const char *const sorted[] = {"@COUNTER@", "Fc.b", "fc_1.b_0", "fc_1.w_0", "fc_10.w_0"};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *state = state_of(names, 5);
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    pdckpt_error             err = PDCKPT_ERROR_INIT;
+    pdckpt_value            *state = state_of(names, 5);
+    pdckpt_save_options      so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
-    void *bytes;
+    void  *bytes;
     size_t len;
     CHECK_OK(pdckpt_save_memory(state, &so, &bytes, &len, &err), &err);
     pdckpt_value *list = load(bytes, len, NULL, 0, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(list), PDCKPT_KIND_LIST);
     for (size_t i = 0; i < 5; i++)
         CHECK(pdckpt_value_equal(pdckpt_value_at(list, i), pdckpt_dict_get(state, sorted[i])));
-    pdckpt_value *named = load(bytes, len, sorted, 5, PDCKPT_OK, &err);
+    pdckpt_value      *named = load(bytes, len, sorted, 5, PDCKPT_OK, &err);
     pdckpt_tensor_view v;
-    CHECK(pdckpt_tensor_get(pdckpt_dict_get(named, "fc_10.w_0"), &v) && strcmp(v.name, "fc_10.w_0") == 0);
+    CHECK(pdckpt_tensor_get(pdckpt_dict_get(named, "fc_10.w_0"), &v) &&
+          strcmp(v.name, "fc_10.w_0") == 0);
     for (size_t i = 0; i < 5; i++)
-        CHECK(pdckpt_value_equal(pdckpt_dict_get(named, names[i]), pdckpt_dict_get(state, names[i])));
+        CHECK(
+            pdckpt_value_equal(pdckpt_dict_get(named, names[i]), pdckpt_dict_get(state, names[i])));
     pdckpt_free(NULL, bytes, len);
     pdckpt_value_free(list);
     pdckpt_value_free(named);
@@ -56,11 +59,11 @@ static void test_sorted_on_save(void) {
 
 static void test_name_count_mismatch(void) {
     static const char *const names[] = {"a", "b", "c"};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *state = state_of(names, 3);
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    pdckpt_error             err = PDCKPT_ERROR_INIT;
+    pdckpt_value            *state = state_of(names, 3);
+    pdckpt_save_options      so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
-    void *bytes;
+    void  *bytes;
     size_t len;
     CHECK_OK(pdckpt_save_memory(state, &so, &bytes, &len, &err), &err);
     /* Fewer names than tensors: the file does not end after the last named one. */
@@ -77,7 +80,7 @@ static void test_name_count_mismatch(void) {
 }
 
 static void test_list_root_keeps_order(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     for (unsigned i = 0; i < 4; i++) {
         int64_t dims[1] = {4 - (int64_t)i};
@@ -85,7 +88,7 @@ static void test_list_root_keeps_order(void) {
     }
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
-    void *bytes;
+    void  *bytes;
     size_t len;
     CHECK_OK(pdckpt_save_memory(list, &so, &bytes, &len, &err), &err);
     pdckpt_value *back = load(bytes, len, NULL, 0, PDCKPT_OK, &err);
@@ -96,13 +99,13 @@ static void test_list_root_keeps_order(void) {
 }
 
 static void test_non_tensor_leaves(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error             err = PDCKPT_ERROR_INIT;
     static const char *const names[] = {"w"};
-    pdckpt_value *state = state_of(names, 1);
+    pdckpt_value            *state = state_of(names, 1);
     pdckpt_dict_set(state, "epoch", pdckpt_value_new_int(NULL, 3), NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
-    void *bytes = NULL;
+    void  *bytes = NULL;
     size_t len = 0;
     CHECK_STATUS(pdckpt_save_memory(state, &so, &bytes, &len, &err), PDCKPT_ERR_UNSUPPORTED, &err);
     CHECK(strstr(err.message, "found a int at 'epoch'") != NULL);

@@ -24,19 +24,20 @@
 
 static pdckpt_value *state_of(int rank) {
     pdckpt_value *d = mt_dict();
-    char key[64];
+    char          key[64];
     for (int i = 0; i < TENSORS; i++) {
         snprintf(key, sizeof key, "r%d.layer_%d.w_0", rank, i);
-        mt_set(d, key, mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){256 * TENSOR_MIB, 1024},
-                                 (unsigned)(rank * 100 + i)));
+        mt_set(d, key,
+               mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){256 * TENSOR_MIB, 1024},
+                         (unsigned)(rank * 100 + i)));
     }
     return d;
 }
 
 static void run_case(uint64_t group) {
-    const char *dir = mt_shared_dir();
-    pdckpt_value *state = state_of(mt_rank);
-    static const int root = 0;
+    const char        *dir = mt_shared_dir();
+    pdckpt_value      *state = state_of(mt_rank);
+    static const int   root = 0;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     o.gather_to = &root;
     o.n_gather_to = 1;
@@ -46,7 +47,8 @@ static void run_case(uint64_t group) {
     mt_barrier(MPI_COMM_WORLD);
     mt_reset_peak();
     uint64_t base = mt_current_rss();
-    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "merged.safetensors"), &o, &err), &err);
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "merged.safetensors"), &o, &err),
+             &err);
     uint64_t growth = mt_peak_rss() - base;
     uint64_t own = (uint64_t)TENSORS * TENSOR_MIB << 20;
     uint64_t received = own * (uint64_t)(mt_size - 1);
@@ -54,9 +56,10 @@ static void run_case(uint64_t group) {
     MPI_Gather(&growth, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     if (mt_rank == 0) {
         printf("group %llu KiB: state per rank %llu MiB; peak growth: writer %.1f MiB (receives "
-               "%.0f MiB), senders %.1f / %.1f / %.1f MiB\n", (unsigned long long)(group >> 10),
-               (unsigned long long)(own >> 20), all[0] / 1048576.0, received / 1048576.0,
-               all[1] / 1048576.0, all[2] / 1048576.0, all[3] / 1048576.0);
+               "%.0f MiB), senders %.1f / %.1f / %.1f MiB\n",
+               (unsigned long long)(group >> 10), (unsigned long long)(own >> 20),
+               all[0] / 1048576.0, received / 1048576.0, all[1] / 1048576.0, all[2] / 1048576.0,
+               all[3] / 1048576.0);
         /* The writer: what it receives, plus at most 8 MiB (write buffer, metadata, MPI). */
         CHECK(growth <= received + SHADOW(received) + (8u << 20));
     } else {
@@ -68,8 +71,8 @@ static void run_case(uint64_t group) {
 }
 
 static void test_gather_memory(void) {
-    run_case(UINT64_C(1) << 20);  /* 1 MiB groups: 72 rounds */
-    run_case(UINT64_C(3) << 30);  /* 3 GiB: one round */
+    run_case(UINT64_C(1) << 20); /* 1 MiB groups: 72 rounds */
+    run_case(UINT64_C(3) << 30); /* 3 GiB: one round */
 }
 
 int main(int argc, char **argv) {

@@ -11,17 +11,18 @@
 #include <string.h>
 
 static const pdckpt_dtype dtypes[] = {
-    PDCKPT_DTYPE_BOOL,    PDCKPT_DTYPE_UINT8,    PDCKPT_DTYPE_INT8,      PDCKPT_DTYPE_INT16,
-    PDCKPT_DTYPE_INT32,   PDCKPT_DTYPE_INT64,    PDCKPT_DTYPE_FLOAT16,   PDCKPT_DTYPE_BFLOAT16,
-    PDCKPT_DTYPE_FLOAT32, PDCKPT_DTYPE_FLOAT64,  PDCKPT_DTYPE_COMPLEX64, PDCKPT_DTYPE_COMPLEX128,
+    PDCKPT_DTYPE_BOOL,          PDCKPT_DTYPE_UINT8,      PDCKPT_DTYPE_INT8,
+    PDCKPT_DTYPE_INT16,         PDCKPT_DTYPE_INT32,      PDCKPT_DTYPE_INT64,
+    PDCKPT_DTYPE_FLOAT16,       PDCKPT_DTYPE_BFLOAT16,   PDCKPT_DTYPE_FLOAT32,
+    PDCKPT_DTYPE_FLOAT64,       PDCKPT_DTYPE_COMPLEX64,  PDCKPT_DTYPE_COMPLEX128,
     PDCKPT_DTYPE_FLOAT8_E4M3FN, PDCKPT_DTYPE_FLOAT8_E5M2};
 #define N_TENSORS 40
 
 /* Tensor i of the global state, and the rank that holds it. */
 static pdckpt_value *tensor_i(int i, char *name, size_t cap) {
     pdckpt_dtype dt = dtypes[i % (int)(sizeof dtypes / sizeof dtypes[0])];
-    int64_t dims[3] = {1 + i % 5, 1 + i % 3, 2};
-    int32_t n_dims = i % 4;
+    int64_t      dims[3] = {1 + i % 5, 1 + i % 3, 2};
+    int32_t      n_dims = i % 4;
     if (i == 7) dims[0] = 0; /* empty */
     snprintf(name, cap, "layer_%02d.w_%d", i, i % 3);
     if (i == 11) dims[0] = 6 << 20, n_dims = 1, dt = PDCKPT_DTYPE_UINT8; /* 6 MB */
@@ -29,9 +30,9 @@ static pdckpt_value *tensor_i(int i, char *name, size_t cap) {
     if (i == 13) { /* a LoD tensor */
         pdckpt_value_free(t);
         t = mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){5, 2}, 77);
-        const uint64_t l0[] = {0, 2, 5};
+        const uint64_t  l0[] = {0, 2, 5};
         const uint64_t *levels[] = {l0};
-        const uint64_t lens[] = {3};
+        const uint64_t  lens[] = {3};
         pdckpt_tensor_set_lod(t, 1, levels, lens, NULL);
     }
     return t;
@@ -41,7 +42,7 @@ static pdckpt_value *tensor_i(int i, char *name, size_t cap) {
  * "dup.w" on ranks 1 and 3. */
 static pdckpt_value *local_state(int rank, int size, bool all) {
     pdckpt_value *d = mt_dict(), *block = mt_dict();
-    char name[64];
+    char          name[64];
     for (int i = 0; i < N_TENSORS; i++) {
         if (!all && i % size != rank) {
             continue;
@@ -57,17 +58,17 @@ static pdckpt_value *local_state(int rank, int size, bool all) {
 }
 
 static void test_equals_single_process(void) {
-    const char *dir = mt_shared_dir();
-    const char *path = mt_path(dir, "all.pdiparams");
-    pdckpt_value *mine = local_state(mt_rank, mt_size, false);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    const char        *dir = mt_shared_dir();
+    const char        *path = mt_path(dir, "all.pdiparams");
+    pdckpt_value      *mine = local_state(mt_rank, mt_size, false);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     CHECK_OK(pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, path, &o, &err), &err);
     if (mt_rank == 1) { /* any rank can check: the file is shared */
-        pdckpt_value *all = local_state(0, mt_size, true);
+        pdckpt_value       *all = local_state(0, mt_size, true);
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         so.format = PDCKPT_FORMAT_COMBINED;
-        void *want = NULL;
+        void  *want = NULL;
         size_t want_len = 0, got_len = 0;
         CHECK_OK(pdckpt_save_memory(all, &so, &want, &want_len, &err), &err);
         void *got = tu_read_file(path, &got_len);
@@ -83,12 +84,12 @@ static void test_equals_single_process(void) {
 }
 
 static void test_failures_keep_previous(void) {
-    const char *dir = mt_shared_dir();
-    const char *path = mt_path(dir, "all.pdiparams");
-    size_t before_len = 0, after_len = 0;
-    void *before = tu_read_file(path, &before_len);
-    pdckpt_value *mine = local_state(mt_rank, mt_size, false);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    const char        *dir = mt_shared_dir();
+    const char        *path = mt_path(dir, "all.pdiparams");
+    size_t             before_len = 0, after_len = 0;
+    void              *before = tu_read_file(path, &before_len);
+    pdckpt_value      *mine = local_state(mt_rank, mt_size, false);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     if (mt_rank == 2) mt_set(mine, "bad", mt_tensor(PDCKPT_DTYPE_UINT16, 1, (int64_t[]){2}, 1));
     pdckpt_status st = pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, path, &o, &err);

@@ -4,15 +4,15 @@
  * must map into the process only the pages that hold those bytes (plus the kernel's fault-around
  * of at most 64 KiB per fault), measured as the resident size of the data file's mappings in
  * /proc/self/smaps after the file was dropped from the page cache; a strided slice must also
- * leave most of the file unread (mincore).  A second, small tensor requested whole comes back in place (zero-copy) and
- * keeps the mapping alive so it can be measured.
+ * leave most of the file unread (mincore).  A second, small tensor requested whole comes back in
+ * place (zero-copy) and keeps the mapping alive so it can be measured.
  */
 #include "mpi_test.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,11 +22,11 @@
 
 /* Resident bytes of every mapping of `path` in this process. */
 static uint64_t mapped_rss(const char *path) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    char line[4600];
+    FILE    *f = fopen("/proc/self/smaps", "r");
+    char     line[4600];
     uint64_t total = 0;
-    bool in = false;
-    size_t n = strlen(path);
+    bool     in = false;
+    size_t   n = strlen(path);
     while (f && fgets(line, sizeof line, f)) {
         size_t len = strcspn(line, "\n");
         line[len] = '\0';
@@ -49,13 +49,13 @@ static void evict(const char *path) {
 
 /* Bytes of the file in the page cache. */
 static uint64_t cached(const char *path) {
-    int fd = open(path, O_RDONLY);
+    int         fd = open(path, O_RDONLY);
     struct stat st;
-    uint64_t n = 0;
+    uint64_t    n = 0;
     if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
-        long page = sysconf(_SC_PAGESIZE);
-        size_t pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
-        void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        long           page = sysconf(_SC_PAGESIZE);
+        size_t         pages = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
+        void          *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         unsigned char *vec = malloc(pages);
         if (map != MAP_FAILED && vec && mincore(map, (size_t)st.st_size, vec) == 0)
             for (size_t i = 0; i < pages; i++) n += (vec[i] & 1) ? (uint64_t)page : 0;
@@ -68,8 +68,8 @@ static uint64_t cached(const char *path) {
 
 static pdckpt_value *load(const char *dir, const int64_t *off, const int64_t *shape) {
     pdckpt_mpi_request reqs[2] = {{"big", 2, off, shape}, {"tag", 1, NULL, NULL}};
-    pdckpt_value *out = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *out = NULL;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT; /* zero_copy: files are mapped */
     CHECK_OK(pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, 2, &o, &out, &err), &err);
     return out;
@@ -78,7 +78,7 @@ static pdckpt_value *load(const char *dir, const int64_t *off, const int64_t *sh
 static void check_values(const pdckpt_value *got, const pdckpt_value *big, const int64_t *off,
                          const int64_t *shape) {
     pdckpt_value *want = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_shard_slice(big, off, shape, &want, &err), &err);
     CHECK(got && pdckpt_value_equal(pdckpt_dict_get(got, "big"), want));
     pdckpt_tensor_view v;
@@ -89,22 +89,23 @@ static void check_values(const pdckpt_value *got, const pdckpt_value *big, const
 static void test_touch_only_needed_pages(void) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/pages", mt_shared_dir());
-    pdckpt_value *big = mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){ROWS, COLS}, 3);
-    pdckpt_value *tag = mt_tensor(PDCKPT_DTYPE_INT64, 1, (int64_t[]){16}, 4);
+    pdckpt_value    *big = mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){ROWS, COLS}, 3);
+    pdckpt_value    *tag = mt_tensor(PDCKPT_DTYPE_INT64, 1, (int64_t[]){16}, 4);
     pdckpt_mpi_shard shards[2] = {{"big", big, NULL, NULL}, {"tag", tag, NULL, NULL}};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error     err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_mpi_save_sharded(MPI_COMM_WORLD, shards, 2, dir, NULL, NULL, &err), &err);
-    const char *file = mt_path(dir, "0_0.safetensors");
+    const char    *file = mt_path(dir, "0_0.safetensors");
     const uint64_t row = (uint64_t)COLS * 4, whole = (uint64_t)ROWS * row;
     /* Rows 40..50: 2.5 MiB of 32 MiB. */
     int64_t band_off[2] = {40, 0}, band_shape[2] = {10, COLS};
     evict(file);
     CHECK_EQ_INT(cached(file), 0);
     pdckpt_value *got = load(dir, band_off, band_shape);
-    uint64_t rss = mapped_rss(file);
-    printf("row band: %llu KiB of the file mapped, %llu KiB read, for %llu KiB asked (file %llu KiB)\n",
-           (unsigned long long)(rss >> 10), (unsigned long long)(cached(file) >> 10), (unsigned long long)(10 * row >> 10),
-           (unsigned long long)(whole >> 10));
+    uint64_t      rss = mapped_rss(file);
+    printf("row band: %llu KiB of the file mapped, %llu KiB read, for %llu KiB asked (file %llu "
+           "KiB)\n",
+           (unsigned long long)(rss >> 10), (unsigned long long)(cached(file) >> 10),
+           (unsigned long long)(10 * row >> 10), (unsigned long long)(whole >> 10));
     CHECK(rss >= 10 * row && rss <= 10 * row + (256u << 10));
     check_values(got, big, band_off, band_shape);
     pdckpt_value_free(got);
@@ -115,7 +116,8 @@ static void test_touch_only_needed_pages(void) {
     got = load(dir, col_off, col_shape);
     rss = mapped_rss(file);
     printf("column slice: %llu KiB of the file mapped, %llu KiB read, for %llu KiB asked\n",
-           (unsigned long long)(rss >> 10), (unsigned long long)(cached(file) >> 10), (unsigned long long)((uint64_t)ROWS * 1024 >> 10));
+           (unsigned long long)(rss >> 10), (unsigned long long)(cached(file) >> 10),
+           (unsigned long long)((uint64_t)ROWS * 1024 >> 10));
     CHECK(rss >= (uint64_t)ROWS * 1024 && rss <= (uint64_t)ROWS * (64u << 10) + (256u << 10));
     CHECK(rss < whole / 3);
     /* Strided reads ask the kernel not to read around each row: beyond the readahead of the

@@ -49,8 +49,10 @@ static uint8_t global_byte(const char *key, uint64_t j) {
 static void parts_for(layout l, int world, const spec *s, int64_t *parts) {
     for (int32_t d = 0; d < s->n_dims; d++) parts[d] = 1;
     if (s->replicated || s->n_dims == 0) return;
-    if (l == ROW || s->n_dims == 1) parts[0] = world;
-    else if (l == COL) parts[s->n_dims - 1] = world;
+    if (l == ROW || s->n_dims == 1)
+        parts[0] = world;
+    else if (l == COL)
+        parts[s->n_dims - 1] = world;
     else {
         int c = 1;
         for (int k = 1; k * k <= world; k++)
@@ -67,7 +69,7 @@ static pdckpt_value *make_box(const spec *s, const int64_t *off, const int64_t *
     pdckpt_tensor_view v;
     pdckpt_tensor_get(t, &v);
     uint8_t *dst = pdckpt_tensor_data_mut(t);
-    size_t elem = pdckpt_dtype_size(s->dtype);
+    size_t   elem = pdckpt_dtype_size(s->dtype);
     for (uint64_t e = 0; e < v.n_elements && v.n_bytes; e++) {
         uint64_t rest = e, global = 0, stride = 1;
         for (int32_t d = s->n_dims - 1; d >= 0; d--) {
@@ -76,7 +78,8 @@ static pdckpt_value *make_box(const spec *s, const int64_t *off, const int64_t *
             global += ((uint64_t)off[d] + i) * stride;
             stride *= (uint64_t)s->dims[d];
         }
-        for (size_t b = 0; b < elem; b++) dst[e * elem + b] = global_byte(s->key, global * elem + b);
+        for (size_t b = 0; b < elem; b++)
+            dst[e * elem + b] = global_byte(s->key, global * elem + b);
     }
     return t;
 }
@@ -84,8 +87,8 @@ static pdckpt_value *make_box(const spec *s, const int64_t *off, const int64_t *
 static pdckpt_status save_job(MPI_Comm comm, int world, int rank, layout l, const char *dir,
                               const pdckpt_mpi_options *o, int64_t *id, pdckpt_error *err) {
     pdckpt_mpi_shard shards[N_SPECS];
-    pdckpt_value *pieces[N_SPECS];
-    int64_t offs[N_SPECS][3], shapes[N_SPECS][3], parts[3];
+    pdckpt_value    *pieces[N_SPECS];
+    int64_t          offs[N_SPECS][3], shapes[N_SPECS][3], parts[3];
     for (size_t i = 0; i < N_SPECS; i++) {
         parts_for(l, world, &specs[i], parts);
         pdckpt_shard_box(specs[i].n_dims, specs[i].dims, parts, rank, offs[i], shapes[i]);
@@ -99,20 +102,20 @@ static pdckpt_status save_job(MPI_Comm comm, int world, int rank, layout l, cons
 
 static int load_job(MPI_Comm comm, int world, int rank, layout l, const char *dir) {
     pdckpt_mpi_request reqs[N_SPECS];
-    int64_t offs[N_SPECS][3], shapes[N_SPECS][3], parts[3];
+    int64_t            offs[N_SPECS][3], shapes[N_SPECS][3], parts[3];
     for (size_t i = 0; i < N_SPECS; i++) {
         parts_for(l, world, &specs[i], parts);
         pdckpt_shard_box(specs[i].n_dims, specs[i].dims, parts, rank, offs[i], shapes[i]);
         reqs[i] = (pdckpt_mpi_request){specs[i].key, specs[i].n_dims, offs[i], shapes[i]};
     }
-    pdckpt_value *got = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *got = NULL;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     o.load.zero_copy = rank % 2 == 0; /* both: mapped (in place when exact) and copied */
     int bad = 0;
     CHECK_OK(pdckpt_mpi_load_sharded(comm, dir, reqs, N_SPECS, &o, &got, &err), &err);
     for (size_t i = 0; got && i < N_SPECS; i++) {
-        pdckpt_value *want = make_box(&specs[i], offs[i], shapes[i]);
+        pdckpt_value       *want = make_box(&specs[i], offs[i], shapes[i]);
         const pdckpt_value *have = pdckpt_dict_get(got, specs[i].key);
         if (!have || !pdckpt_value_equal(have, want)) {
             fprintf(stderr, "rank %d: %s differs\n", rank, specs[i].key);
@@ -132,7 +135,7 @@ static MPI_Comm first_ranks(int n) {
 
 static void test_reshard_matrix(void) {
     const char *root = mt_shared_dir();
-    int failures = 0, loads = 0;
+    int         failures = 0, loads = 0;
     for (int n = 1; n <= 4; n++) {
         MPI_Comm save_comm = first_ranks(n);
         for (int sl = 0; sl < N_LAYOUTS; sl++) {
@@ -140,7 +143,7 @@ static void test_reshard_matrix(void) {
             snprintf(dir, sizeof dir, "%s/ckpt_%d_%s", root, n, layout_name[sl]);
             if (save_comm != MPI_COMM_NULL) {
                 pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-                pdckpt_error err = PDCKPT_ERROR_INIT;
+                pdckpt_error       err = PDCKPT_ERROR_INIT;
                 o.save.durable = false;
                 CHECK_OK(save_job(save_comm, n, mt_rank, sl, dir, &o, NULL, &err), &err);
             }
@@ -149,8 +152,9 @@ static void test_reshard_matrix(void) {
                 MPI_Comm load_comm = first_ranks(m);
                 for (int ll = 0; ll < N_LAYOUTS && load_comm != MPI_COMM_NULL; ll++, loads++) {
                     int bad = load_job(load_comm, m, mt_rank, ll, dir);
-                    if (bad) fprintf(stderr, "saved by %d (%s), loaded by %d (%s): %d bad\n", n,
-                                     layout_name[sl], m, layout_name[ll], bad);
+                    if (bad)
+                        fprintf(stderr, "saved by %d (%s), loaded by %d (%s): %d bad\n", n,
+                                layout_name[sl], m, layout_name[ll], bad);
                     failures += bad;
                 }
                 if (load_comm != MPI_COMM_NULL) MPI_Comm_free(&load_comm);
@@ -169,13 +173,14 @@ static const char *file_of(const pdckpt_value *meta, const char *key) {
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
         const char *k = pdckpt_value_get_string(pdckpt_value_at(pdckpt_value_at(item, 0), 0), NULL);
-        if (k && strcmp(k, key) == 0) return pdckpt_value_get_string(pdckpt_value_at(item, 1), NULL);
+        if (k && strcmp(k, key) == 0)
+            return pdckpt_value_get_string(pdckpt_value_at(item, 1), NULL);
     }
     return NULL;
 }
 
 static size_t count_key(const pdckpt_value *meta, const char *key) {
-    size_t n = 0;
+    size_t              n = 0;
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const char *k = pdckpt_value_get_string(
@@ -190,8 +195,8 @@ static void test_metadata_and_replicas(void) {
     snprintf(dir, sizeof dir, "%s/ckpt_4_row", mt_shared_dir());
     if (mt_rank != 0) return;
     pdckpt_value *meta = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t id = -1;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       id = -1;
     CHECK_OK(pdckpt_sharded_read_metadata(dir, -1, &meta, &id, &err), &err);
     CHECK_EQ_INT(id, 0);
     CHECK(pdckpt_sharded_is_checkpoint(dir));
@@ -203,9 +208,11 @@ static void test_metadata_and_replicas(void) {
     CHECK_EQ_INT(count_key(meta, "scalar"), 1);
     const char *a = file_of(meta, "rep.w"), *b = file_of(meta, "scalar");
     CHECK(a && b && strcmp(a, b) != 0); /* replicated tensors spread over ranks */
-    const pdckpt_value *dt = pdckpt_dict_get(pdckpt_value_at(pdckpt_dict_get(sdm, "blk.w"), 0), "dtype");
+    const pdckpt_value *dt =
+        pdckpt_dict_get(pdckpt_value_at(pdckpt_dict_get(sdm, "blk.w"), 0), "dtype");
     CHECK_STR(pdckpt_value_get_string(dt, NULL), "float16");
-    CHECK(tu_file_exists(mt_path(dir, "0_0.safetensors")) && tu_file_exists(mt_path(dir, "0.metadata.pdkv")));
+    CHECK(tu_file_exists(mt_path(dir, "0_0.safetensors")) &&
+          tu_file_exists(mt_path(dir, "0.metadata.pdkv")));
     pdckpt_value_free(meta);
 }
 
@@ -214,7 +221,7 @@ static void test_formats_ids_and_incomplete(void) {
     snprintf(dir, sizeof dir, "%s/ids", mt_shared_dir());
     static const pdckpt_format formats[] = {PDCKPT_FORMAT_COMBINED, PDCKPT_FORMAT_VARS_DIR,
                                             PDCKPT_FORMAT_SAFETENSORS};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error               err = PDCKPT_ERROR_INIT;
     for (int i = 0; i < 3; i++) {
         pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
         o.data_format = formats[i];
@@ -230,7 +237,7 @@ static void test_formats_ids_and_incomplete(void) {
     if (mt_rank == 0) CHECK(remove(mt_path(dir, "2.metadata.pdkv")) == 0);
     mt_barrier(MPI_COMM_WORLD);
     pdckpt_value *meta = NULL;
-    int64_t id = -1;
+    int64_t       id = -1;
     CHECK_OK(pdckpt_sharded_read_metadata(dir, -1, &meta, &id, &err), &err);
     CHECK_EQ_INT(id, 1);
     pdckpt_value_free(meta);
@@ -244,7 +251,7 @@ static void test_failures(void) {
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/fail", mt_shared_dir());
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     CHECK_OK(save_job(MPI_COMM_WORLD, mt_size, mt_rank, ROW, dir, &o, NULL, &err), &err);
     /* Rank 2 cannot write its data file (a directory is in the way): nobody writes metadata. */
     o.unique_id = 7;
@@ -255,8 +262,8 @@ static void test_failures(void) {
     CHECK(st != PDCKPT_OK && strncmp(err.message, "rank 2: ", 8) == 0);
     CHECK(!tu_file_exists(mt_path(dir, "7.metadata.pdkv")));
     /* Ranks disagree on the global shape of a key. */
-    pdckpt_value *t = mt_tensor(PDCKPT_DTYPE_FLOAT32, 1, (int64_t[]){2}, 1);
-    int64_t global = mt_rank == 1 ? 9 : 8, off = 2 * mt_rank;
+    pdckpt_value    *t = mt_tensor(PDCKPT_DTYPE_FLOAT32, 1, (int64_t[]){2}, 1);
+    int64_t          global = mt_rank == 1 ? 9 : 8, off = 2 * mt_rank;
     pdckpt_mpi_shard s = {"w", t, &global, &off};
     o.unique_id = -1;
     st = pdckpt_mpi_save_sharded(MPI_COMM_WORLD, &s, 1, dir, &o, NULL, &err);
@@ -271,7 +278,7 @@ static void test_failures(void) {
     CHECK_EQ_INT(load_job(MPI_COMM_WORLD, mt_size, mt_rank, COL, dir), 0);
     /* A key the checkpoint does not have: NOT_FOUND on the asking rank, named everywhere. */
     pdckpt_mpi_request q = {mt_rank == 3 ? "nope" : "row.w", 2, NULL, NULL};
-    pdckpt_value *got = NULL;
+    pdckpt_value      *got = NULL;
     st = pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, &q, 1, &o, &got, &err);
     CHECK_EQ_INT(st, PDCKPT_ERR_NOT_FOUND);
     CHECK(strncmp(err.message, "rank 3: ", 8) == 0 && got == NULL);

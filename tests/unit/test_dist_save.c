@@ -51,7 +51,7 @@ static void wire_reset(void) {
 
 static pdckpt_value *params_state(int r, bool tensors_only) {
     pdckpt_value *d = mt_dict();
-    char key[64];
+    char          key[64];
     mt_set(d, "shared.w_0", mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){3, 4}, 100 + r));
     snprintf(key, sizeof key, "r%d.w_0", r);
     mt_set(d, key, mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){r + 2, 3}, 200 + r));
@@ -75,7 +75,7 @@ static pdckpt_value *params_state(int r, bool tensors_only) {
 
 static pdckpt_value *opt_state(int r) {
     pdckpt_value *d = mt_dict();
-    char key[64];
+    char          key[64];
     snprintf(key, sizeof key, "p%d_moment1_0", r);
     mt_set(d, key, mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){4, 2}, 600 + r));
     mt_set(d, "shared_moment1_0", mt_tensor(PDCKPT_DTYPE_FLOAT32, 1, (int64_t[]){6}, 700 + r));
@@ -106,7 +106,7 @@ static pdckpt_value *expected_merge(int t, bool opt, bool tensors_only) {
     for (int s = 0; s < mt_size; s++) {
         pdckpt_value *st = state_of(s, opt, tensors_only);
         for (size_t i = 0; i < pdckpt_value_len(st); i++) {
-            const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(st, i), NULL);
+            const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(st, i), NULL);
             pdckpt_value *v = pdckpt_value_at_mut(st, i);
             if (opt && strcmp(key, "master_weights") == 0) {
                 pdckpt_value *mw = pdckpt_dict_get_mut(m, key);
@@ -140,14 +140,14 @@ static uint64_t tree_bytes(const pdckpt_value *v) {
 
 /* Bytes target t receives from other ranks under the merge rules (params only). */
 static uint64_t expected_received(int t) {
-    uint64_t n = 0;
+    uint64_t      n = 0;
     pdckpt_value *m = expected_merge(t, false, false);
     for (int s = 0; s < mt_size; s++) {
         if (s == t) continue;
         pdckpt_value *st = params_state(s, false);
         for (size_t i = 0; i < pdckpt_value_len(st); i++) {
             const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(st, i), NULL);
-            int last = s;
+            int         last = s;
             for (int u = s + 1; u < mt_size; u++) {
                 pdckpt_value *su = params_state(u, false);
                 if (pdckpt_dict_get(su, key)) last = u;
@@ -168,7 +168,7 @@ static bool in_list(int r, const int *list, size_t n) {
 }
 
 static void gather_case(bool opt, const int *targets, size_t n_targets, uint64_t group) {
-    pdckpt_value *state = state_of(mt_rank, opt, false), *merged = NULL;
+    pdckpt_value      *state = state_of(mt_rank, opt, false), *merged = NULL;
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     o.gather_to = targets;
     o.n_gather_to = n_targets;
@@ -202,7 +202,7 @@ static void gather_case(bool opt, const int *targets, size_t n_targets, uint64_t
 }
 
 static void test_gather_params(void) {
-    static const int one[] = {0}, two[] = {3, 1}, all[] = {0, 1, 2, 3};
+    static const int      one[] = {0}, two[] = {3, 1}, all[] = {0, 1, 2, 3};
     static const uint64_t groups[] = {1024, 10 << 10, 0, UINT64_C(3) << 30};
     for (size_t g = 0; g < 4; g++) {
         gather_case(false, one, 1, groups[g]);
@@ -216,9 +216,9 @@ static void test_gather_opt(void) {
     gather_case(true, one, 1, 1024);
     gather_case(true, two, 2, 0);
     /* The merged optimizer state: rank 2 writes the last scheduler it sees (rank 3's). */
-    pdckpt_value *want = expected_merge(2, true, false);
+    pdckpt_value       *want = expected_merge(2, true, false);
     const pdckpt_value *lr = pdckpt_dict_get(want, "LR_Scheduler");
-    int64_t epoch = -1;
+    int64_t             epoch = -1;
     CHECK(lr && pdckpt_value_get_int(pdckpt_dict_get(lr, "last_epoch"), &epoch));
     CHECK_EQ_INT(epoch, mt_size - 1);
     CHECK_EQ_INT(pdckpt_value_len(pdckpt_dict_get(want, "master_weights")), mt_size + 1);
@@ -231,7 +231,7 @@ static void check_file(const char *path, const pdckpt_value *want, pdckpt_format
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = format;
     const char *names[64];
-    size_t n = pdckpt_value_len(want);
+    size_t      n = pdckpt_value_len(want);
     for (size_t i = 0; i < n && i < 64; i++)
         names[i] = pdckpt_value_get_string(pdckpt_dict_key_at(want, i), NULL);
     if (format == PDCKPT_FORMAT_COMBINED) { /* combined files hold names in byte order */
@@ -245,11 +245,11 @@ static void check_file(const char *path, const pdckpt_value *want, pdckpt_format
         lo.n_names = n;
     }
     pdckpt_value *got = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_load_file(path, &lo, &got, NULL, &err), &err);
     CHECK_EQ_INT(pdckpt_value_len(got), n);
     for (size_t i = 0; got && i < n; i++) {
-        const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(want, i), NULL);
+        const char         *key = pdckpt_value_get_string(pdckpt_dict_key_at(want, i), NULL);
         const pdckpt_value *g = pdckpt_dict_get(got, key);
         CHECK(g && pdckpt_value_equal(g, pdckpt_value_at(want, i)));
     }
@@ -257,28 +257,32 @@ static void check_file(const char *path, const pdckpt_value *want, pdckpt_format
 }
 
 static void test_save_files(void) {
-    const char *dir = mt_shared_dir();
-    pdckpt_value *state = params_state(mt_rank, true);
+    const char        *dir = mt_shared_dir();
+    pdckpt_value      *state = params_state(mt_rank, true);
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    static const int zero[] = {0}, pair[] = {1, 2};
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    static const int   zero[] = {0}, pair[] = {1, 2};
     o.gather_to = zero;
     o.n_gather_to = 1;
     o.max_grouped_size = 2048;
-    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "merged.safetensors"), &o, &err), &err);
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "merged.safetensors"), &o, &err),
+             &err);
     o.gather_to = pair;
     o.n_gather_to = 2;
-    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "m{rank}.pdiparams"), &o, &err), &err);
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "m{rank}.pdiparams"), &o, &err),
+             &err);
     o.n_gather_to = 0;
-    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "own.safetensors"), &o, &err), &err);
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "own.safetensors"), &o, &err),
+             &err);
     CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "vars/"), &o, &err), &err);
     MPI_Barrier(MPI_COMM_WORLD);
     pdckpt_value *merged = expected_merge(0, false, true);
-    char name[64];
+    char          name[64];
     if (mt_rank == 0) check_file(mt_path(dir, "merged.safetensors"), merged, PDCKPT_FORMAT_AUTO);
     snprintf(name, sizeof name, "m%d.pdiparams", mt_rank);
     CHECK_EQ_INT(tu_file_exists(mt_path(dir, name)), mt_rank == 1 || mt_rank == 2);
-    if (mt_rank == 1 || mt_rank == 2) check_file(mt_path(dir, name), merged, PDCKPT_FORMAT_COMBINED);
+    if (mt_rank == 1 || mt_rank == 2)
+        check_file(mt_path(dir, name), merged, PDCKPT_FORMAT_COMBINED);
     snprintf(name, sizeof name, "own.rank%d.safetensors", mt_rank);
     check_file(mt_path(dir, name), state, PDCKPT_FORMAT_AUTO);
     snprintf(name, sizeof name, "vars.rank%d/", mt_rank);
@@ -301,7 +305,9 @@ static pdckpt_status failing_write(void *self, const void *bytes, size_t len, pd
 
 static const pdckpt_sink_ops failing_ops = {PDCKPT_SINK_OPS_VERSION, failing_write, NULL, NULL};
 
-static void *snapshot(const char *path, size_t *len) { return tu_read_file(path, len); }
+static void *snapshot(const char *path, size_t *len) {
+    return tu_read_file(path, len);
+}
 
 static void expect_failure(pdckpt_status got, pdckpt_status want, const pdckpt_error *err,
                            const char *rank_text) {
@@ -316,26 +322,27 @@ static void expect_failure(pdckpt_status got, pdckpt_status want, const pdckpt_e
 }
 
 static void test_failures_keep_previous_files(void) {
-    const char *dir = mt_shared_dir();
-    pdckpt_value *state = params_state(mt_rank, true);
+    const char        *dir = mt_shared_dir();
+    pdckpt_value      *state = params_state(mt_rank, true);
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "keep.pdiparams"), &o, &err), &err);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(dir, "keep.pdiparams"), &o, &err),
+             &err);
     char name[64];
     snprintf(name, sizeof name, "keep.rank%d.pdiparams", mt_rank);
-    size_t before_len = 0, after_len = 0;
-    void *before = snapshot(mt_path(dir, name), &before_len);
+    size_t        before_len = 0, after_len = 0;
+    void         *before = snapshot(mt_path(dir, name), &before_len);
     pdckpt_value *next = params_state(mt_rank + 10, true); /* different bytes */
     /* 1. Rank 2 writes through a sink that fails. */
     if (mt_rank == 2) o.sink_ops = &failing_ops;
-    pdckpt_status st = pdckpt_mpi_save(MPI_COMM_WORLD, next, mt_path(dir, "keep.pdiparams"), &o, &err);
+    pdckpt_status st =
+        pdckpt_mpi_save(MPI_COMM_WORLD, next, mt_path(dir, "keep.pdiparams"), &o, &err);
     expect_failure(st, PDCKPT_ERR_IO, &err, "rank 2: ");
     CHECK(strstr(err.message, "injected: the disk is full") != NULL);
     if (!strstr(err.message, "injected")) fprintf(stderr, "message: %s\n", err.message);
     o.sink_ops = NULL;
     /* 2. Rank 1 holds a dtype the combined format cannot store. */
-    if (mt_rank == 1)
-        mt_set(next, "bad", mt_tensor(PDCKPT_DTYPE_UINT16, 1, (int64_t[]){3}, 1));
+    if (mt_rank == 1) mt_set(next, "bad", mt_tensor(PDCKPT_DTYPE_UINT16, 1, (int64_t[]){3}, 1));
     st = pdckpt_mpi_save(MPI_COMM_WORLD, next, mt_path(dir, "keep.pdiparams"), &o, &err);
     expect_failure(st, PDCKPT_ERR_UNSUPPORTED, &err, "rank 1: ");
     /* 3. Ranks disagree about gather_to. */
@@ -360,7 +367,7 @@ static void test_failures_keep_previous_files(void) {
 }
 
 static void test_parse_size_and_paths(void) {
-    uint64_t v = 0;
+    uint64_t     v = 0;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_mpi_parse_size("3G", &v, &err), &err);
     CHECK_EQ_INT(v, UINT64_C(3) << 30);

@@ -33,25 +33,27 @@ static pdckpt_value *state(unsigned seed) {
 }
 
 static void test_stalled_rank(void) {
-    const char *dir = mt_shared_dir();
+    const char        *dir = mt_shared_dir();
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *old = state(1 + (unsigned)mt_rank), *next = state(100 + (unsigned)mt_rank);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *old = state(1 + (unsigned)mt_rank), *next = state(100 + (unsigned)mt_rank);
     CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, old, mt_path(dir, "m.safetensors"), &o, &err), &err);
     char name[64];
     snprintf(name, sizeof name, "m.rank%d.safetensors", mt_rank);
     size_t before_len = 0, after_len = 0;
-    void *before = tu_read_file(mt_path(dir, name), &before_len);
-    int calls = 0;
+    void  *before = tu_read_file(mt_path(dir, name), &before_len);
+    int    calls = 0;
     o.timeout_s = 1.0;
     if (mt_rank == 2) {
         o.sink_ops = &slow_ops;
         o.sink_self = &calls;
     }
-    double t0 = mt_now();
-    pdckpt_status st = pdckpt_mpi_save(MPI_COMM_WORLD, next, mt_path(dir, "m.safetensors"), &o, &err);
+    double        t0 = mt_now();
+    pdckpt_status st =
+        pdckpt_mpi_save(MPI_COMM_WORLD, next, mt_path(dir, "m.safetensors"), &o, &err);
     double took = mt_now() - t0;
-    printf("rank %d: returned %s after %.2f s: %s\n", mt_rank, pdckpt_status_name(st), took, err.message);
+    printf("rank %d: returned %s after %.2f s: %s\n", mt_rank, pdckpt_status_name(st), took,
+           err.message);
     CHECK_EQ_INT(st, PDCKPT_ERR_MPI);
     if (mt_rank != 2) {
         CHECK(took < 3.0); /* the bound is 1 s per step; no hang waiting for the 4 s stall */

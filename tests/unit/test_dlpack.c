@@ -15,23 +15,30 @@ static void test_dtype_codes(void) {
         pdckpt_dtype dtype;
         int          code, bits;
     } want[] = {
-        {PDCKPT_DTYPE_BOOL, kDLBool, 8},         {PDCKPT_DTYPE_UINT8, kDLUInt, 8},
-        {PDCKPT_DTYPE_INT8, kDLInt, 8},          {PDCKPT_DTYPE_INT16, kDLInt, 16},
-        {PDCKPT_DTYPE_UINT16, kDLUInt, 16},      {PDCKPT_DTYPE_INT32, kDLInt, 32},
-        {PDCKPT_DTYPE_UINT32, kDLUInt, 32},      {PDCKPT_DTYPE_INT64, kDLInt, 64},
-        {PDCKPT_DTYPE_UINT64, kDLUInt, 64},      {PDCKPT_DTYPE_FLOAT16, kDLFloat, 16},
-        {PDCKPT_DTYPE_BFLOAT16, kDLBfloat, 16},  {PDCKPT_DTYPE_FLOAT32, kDLFloat, 32},
-        {PDCKPT_DTYPE_FLOAT64, kDLFloat, 64},    {PDCKPT_DTYPE_COMPLEX64, kDLComplex, 64},
+        {PDCKPT_DTYPE_BOOL, kDLBool, 8},
+        {PDCKPT_DTYPE_UINT8, kDLUInt, 8},
+        {PDCKPT_DTYPE_INT8, kDLInt, 8},
+        {PDCKPT_DTYPE_INT16, kDLInt, 16},
+        {PDCKPT_DTYPE_UINT16, kDLUInt, 16},
+        {PDCKPT_DTYPE_INT32, kDLInt, 32},
+        {PDCKPT_DTYPE_UINT32, kDLUInt, 32},
+        {PDCKPT_DTYPE_INT64, kDLInt, 64},
+        {PDCKPT_DTYPE_UINT64, kDLUInt, 64},
+        {PDCKPT_DTYPE_FLOAT16, kDLFloat, 16},
+        {PDCKPT_DTYPE_BFLOAT16, kDLBfloat, 16},
+        {PDCKPT_DTYPE_FLOAT32, kDLFloat, 32},
+        {PDCKPT_DTYPE_FLOAT64, kDLFloat, 64},
+        {PDCKPT_DTYPE_COMPLEX64, kDLComplex, 64},
         {PDCKPT_DTYPE_COMPLEX128, kDLComplex, 128},
         {PDCKPT_DTYPE_FLOAT8_E4M3FN, kDLFloat8_e4m3fn, 8},
         {PDCKPT_DTYPE_FLOAT8_E5M2, kDLFloat8_e5m2, 8},
     };
     CHECK_EQ_INT(sizeof want / sizeof want[0], PDCKPT_DTYPE_COUNT - 1);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        int64_t dims[1] = {3};
-        pdckpt_value *t = tu_random_tensor(want[i].dtype, 1, dims, (unsigned)i);
+        int64_t                   dims[1] = {3};
+        pdckpt_value             *t = tu_random_tensor(want[i].dtype, 1, dims, (unsigned)i);
         DLManagedTensorVersioned *m = NULL;
-        pdckpt_error err;
+        pdckpt_error              err;
         CHECK_OK(pdckpt_value_to_dlpack(t, &m, &err), &err);
         if (!m) continue;
         CHECK_EQ_INT(m->dl_tensor.dtype.code, want[i].code);
@@ -45,8 +52,8 @@ static void test_dtype_codes(void) {
 
 /* An owned tensor is shared, writable, and described with C-order strides. */
 static void test_owned_shape_and_strides(void) {
-    int64_t dims[3] = {2, 3, 4};
-    pdckpt_value *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 3, dims, 7);
+    int64_t            dims[3] = {2, 3, 4};
+    pdckpt_value      *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 3, dims, 7);
     pdckpt_tensor_view v;
     pdckpt_tensor_get(t, &v);
     DLManagedTensorVersioned *m = NULL;
@@ -74,11 +81,11 @@ static void test_owned_shape_and_strides(void) {
 /* Big enough to be mapped rather than read (input.c maps files of 64 KiB and more). */
 static void test_mapped_outlives_tree(void) {
     char *dir = tu_tempdir();
-    char path[4200];
+    char  path[4200];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
-    int64_t dims[2] = {256, 128};
-    pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 3);
+    int64_t            dims[2] = {256, 128};
+    pdckpt_value      *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value      *w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 3);
     pdckpt_tensor_view wv;
     pdckpt_tensor_get(w, &wv);
     unsigned char *expect = malloc((size_t)wv.n_bytes);
@@ -109,8 +116,8 @@ static void test_mapped_outlives_tree(void) {
 
 /* Caller memory has no buffer to hold: the export is a copy. copy=True always copies. */
 static void test_borrowed_and_forced_copies(void) {
-    int32_t data[6] = {1, 2, 3, 4, 5, 6};
-    int64_t dims[2] = {2, 3};
+    int32_t       data[6] = {1, 2, 3, 4, 5, 6};
+    int64_t       dims[2] = {2, 3};
     pdckpt_value *t = NULL;
     CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_INT32, 2, dims, data, &t, NULL), NULL);
     DLManagedTensorVersioned *m = NULL;
@@ -123,7 +130,7 @@ static void test_borrowed_and_forced_copies(void) {
     CHECK_EQ_INT(((int32_t *)m->dl_tensor.data)[0], 1);
     m->deleter(m);
 
-    pdckpt_value *owned = tu_random_tensor(PDCKPT_DTYPE_INT64, 2, dims, 5);
+    pdckpt_value      *owned = tu_random_tensor(PDCKPT_DTYPE_INT64, 2, dims, 5);
     pdckpt_tensor_view v;
     pdckpt_tensor_get(owned, &v);
     CHECK_OK(pdckpt_value_to_dlpack_copy(owned, &m, NULL), NULL);
@@ -135,7 +142,7 @@ static void test_borrowed_and_forced_copies(void) {
 }
 
 static void test_scalar_empty_and_errors(void) {
-    pdckpt_value *scalar = tu_random_tensor(PDCKPT_DTYPE_FLOAT64, 0, NULL, 1);
+    pdckpt_value             *scalar = tu_random_tensor(PDCKPT_DTYPE_FLOAT64, 0, NULL, 1);
     DLManagedTensorVersioned *m = NULL;
     CHECK_OK(pdckpt_value_to_dlpack(scalar, &m, NULL), NULL);
     CHECK_EQ_INT(m->dl_tensor.ndim, 0);
@@ -143,7 +150,7 @@ static void test_scalar_empty_and_errors(void) {
     m->deleter(m);
     pdckpt_value_free(scalar);
 
-    int64_t dims[2] = {0, 5};
+    int64_t       dims[2] = {0, 5};
     pdckpt_value *empty = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 1);
     CHECK_OK(pdckpt_value_to_dlpack(empty, &m, NULL), NULL);
     CHECK(m->dl_tensor.data == NULL);
@@ -152,7 +159,7 @@ static void test_scalar_empty_and_errors(void) {
     m->deleter(m);
     pdckpt_value_free(empty);
 
-    pdckpt_error err;
+    pdckpt_error  err;
     pdckpt_value *s = pdckpt_value_new_string(NULL, "x", SIZE_MAX);
     m = (DLManagedTensorVersioned *)1;
     CHECK_STATUS(pdckpt_value_to_dlpack(s, &m, &err), PDCKPT_ERR_ARGUMENT, &err);

@@ -10,12 +10,18 @@ static void test_paddle_codes(void) {
         size_t       size;
         const char  *name;
     } table[] = {
-        {PDCKPT_DTYPE_BOOL, 0, 1, "bool"},          {PDCKPT_DTYPE_INT16, 1, 2, "int16"},
-        {PDCKPT_DTYPE_INT32, 2, 4, "int32"},        {PDCKPT_DTYPE_INT64, 3, 8, "int64"},
-        {PDCKPT_DTYPE_FLOAT16, 4, 2, "float16"},    {PDCKPT_DTYPE_FLOAT32, 5, 4, "float32"},
-        {PDCKPT_DTYPE_FLOAT64, 6, 8, "float64"},    {PDCKPT_DTYPE_UINT8, 20, 1, "uint8"},
-        {PDCKPT_DTYPE_INT8, 21, 1, "int8"},         {PDCKPT_DTYPE_BFLOAT16, 22, 2, "bfloat16"},
-        {PDCKPT_DTYPE_COMPLEX64, 23, 8, "complex64"}, {PDCKPT_DTYPE_COMPLEX128, 24, 16, "complex128"},
+        {PDCKPT_DTYPE_BOOL, 0, 1, "bool"},
+        {PDCKPT_DTYPE_INT16, 1, 2, "int16"},
+        {PDCKPT_DTYPE_INT32, 2, 4, "int32"},
+        {PDCKPT_DTYPE_INT64, 3, 8, "int64"},
+        {PDCKPT_DTYPE_FLOAT16, 4, 2, "float16"},
+        {PDCKPT_DTYPE_FLOAT32, 5, 4, "float32"},
+        {PDCKPT_DTYPE_FLOAT64, 6, 8, "float64"},
+        {PDCKPT_DTYPE_UINT8, 20, 1, "uint8"},
+        {PDCKPT_DTYPE_INT8, 21, 1, "int8"},
+        {PDCKPT_DTYPE_BFLOAT16, 22, 2, "bfloat16"},
+        {PDCKPT_DTYPE_COMPLEX64, 23, 8, "complex64"},
+        {PDCKPT_DTYPE_COMPLEX128, 24, 16, "complex128"},
         {PDCKPT_DTYPE_FLOAT8_E4M3FN, 32, 1, "float8_e4m3fn"},
         {PDCKPT_DTYPE_FLOAT8_E5M2, 33, 1, "float8_e5m2"},
     };
@@ -59,7 +65,8 @@ static void test_status_and_format_names(void) {
     snprintf(err.source, sizeof err.source, "a.pdiparams");
     snprintf(err.message, sizeof err.message, "expected x, found y");
     char buf[128];
-    CHECK_STR(pdckpt_error_format(&err, buf, sizeof buf), "a.pdiparams: offset 12: expected x, found y");
+    CHECK_STR(pdckpt_error_format(&err, buf, sizeof buf),
+              "a.pdiparams: offset 12: expected x, found y");
     CHECK_EQ_INT(pdckpt_version_number(), PDCKPT_VERSION_NUMBER);
 }
 

@@ -60,7 +60,7 @@ static void test_tnum_read(void) {
     tnum_header(p, 2);
     record(p, "fc_0.b_0", 1, b);
     record(p, "fc_0.w_0", 3, w);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *v = NULL;
     pdckpt_format fmt = PDCKPT_FORMAT_AUTO;
     CHECK_OK(pdckpt_load_memory(p->b, p->n, NULL, &v, &fmt, &err), &err);
@@ -85,7 +85,7 @@ static void test_tnum_read(void) {
 static void expect(buf *p, int64_t offset, const char *message) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_TNUM;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *v = NULL;
     CHECK_STATUS(pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err), PDCKPT_ERR_FORMAT, &err);
     CHECK_EQ_INT(err.offset, offset);
@@ -132,7 +132,7 @@ static void test_tnum_errors(void) {
 
 static void test_tnum_write(void) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t d3[1] = {3}, d1[1] = {1};
+    int64_t       d3[1] = {3}, d1[1] = {1};
     pdckpt_value *tw = NULL, *tb = NULL;
     pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, 1, d3, w, &tw, NULL);
     pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, 1, d1, b, &tb, NULL);
@@ -140,8 +140,8 @@ static void test_tnum_write(void) {
     pdckpt_dict_set(d, "fc_0.b_0", tb, NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_TNUM;
-    void *bytes = NULL;
-    size_t len = 0;
+    void        *bytes = NULL;
+    size_t       len = 0;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_save_memory(d, &so, &bytes, &len, &err), &err);
     buf *want = calloc(1, sizeof *want);
@@ -172,7 +172,8 @@ static void write_tensor(const char *dir, const char *rel, int64_t dim, const fl
 
 /* A protocol-2 pickle of a 1.5 LearningRateDecay object: NEWOBJ + BUILD with its __dict__. */
 static const char lr_pickle[] =
-    "\x80\x02" "cpaddle.fluid.dygraph.learning_rate_scheduler\nNaturalExpDecay\nq\x00)\x81q\x01}q\x02("
+    "\x80\x02"
+    "cpaddle.fluid.dygraph.learning_rate_scheduler\nNaturalExpDecay\nq\x00)\x81q\x01}q\x02("
     "X\x08\x00\x00\x00step_numq\x03K\x05X\x09\x00\x00\x00step_sizeq\x04K\x01"
     "X\x0d\x00\x00\x00learning_rateq\x05G?\xb9\x99\x99\x99\x99\x99\x9aub.";
 
@@ -202,15 +203,15 @@ static void check_lr_object(const pdckpt_value *o) {
     CHECK_STR(pdckpt_object_name(o), "NaturalExpDecay");
     CHECK_EQ_INT(pdckpt_object_kind_of(o), PDCKPT_OBJECT_NEWOBJ);
     int64_t step = 0;
-    double lr = 0;
+    double  lr = 0;
     CHECK(pdckpt_value_get_int(pdckpt_dict_get(pdckpt_object_state(o), "step_num"), &step));
     CHECK(pdckpt_value_get_float(pdckpt_dict_get(pdckpt_object_state(o), "learning_rate"), &lr));
     CHECK(step == 5 && lr == 0.1);
 }
 
 static void test_dygraph_dir(void) {
-    char *dir = make_dygraph_dir();
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char         *dir = make_dygraph_dir();
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *v = NULL;
     pdckpt_format fmt = PDCKPT_FORMAT_AUTO;
     CHECK_OK(pdckpt_load_file(dir, NULL, &v, &fmt, &err), &err);
@@ -247,11 +248,18 @@ static void test_dygraph_dir(void) {
 
 /* {'w': ndarray f4 [1], 'StructuredToParameterName@@': {'w': 'fc_0.w_0'}}, protocol 2. */
 static const char params_pickle[] =
-    "\x80\x02}q\x00(X\x01\x00\x00\x00wq\x01" "cnumpy.core.multiarray\n_reconstruct\nq\x02"
-    "cnumpy\nndarray\nq\x03K\x00\x85q\x04" "C\x01" "b\x87Rq\x05(K\x01K\x01\x85q\x06" "cnumpy\ndtype\n"
-    "q\x07X\x02\x00\x00\x00" "f4q\x08\x89\x88\x87Rq\x09(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xff"
-    "J\xff\xff\xff\xffK\x00tb\x89" "C\x04\x00\x00\x80?tbX\x1b\x00\x00\x00StructuredToParameterName@@"
-    "}X\x01\x00\x00\x00wX\x08\x00\x00\x00" "fc_0.w_0su.";
+    "\x80\x02}q\x00(X\x01\x00\x00\x00wq\x01"
+    "cnumpy.core.multiarray\n_reconstruct\nq\x02"
+    "cnumpy\nndarray\nq\x03K\x00\x85q\x04"
+    "C\x01"
+    "b\x87Rq\x05(K\x01K\x01\x85q\x06"
+    "cnumpy\ndtype\n"
+    "q\x07X\x02\x00\x00\x00"
+    "f4q\x08\x89\x88\x87Rq\x09(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xff"
+    "J\xff\xff\xff\xffK\x00tb\x89"
+    "C\x04\x00\x00\x80?tbX\x1b\x00\x00\x00StructuredToParameterName@@"
+    "}X\x01\x00\x00\x00wX\x08\x00\x00\x00"
+    "fc_0.w_0su.";
 static const char opt_pickle[] = "\x80\x02}(X\x0c\x00\x00\x00LR_Scheduler}X\x08\x00\x00\x00"
                                  "step_numK\x07sX\x1b\x00\x00\x00StructuredToParameterName@@}u.";
 
@@ -260,7 +268,7 @@ static void test_load_dygraph(void) {
     snprintf(prefix, sizeof prefix, "%s/model", dir);
     snprintf(path, sizeof path, "%s.pdparams", prefix);
     CHECK(tu_write_file(path, params_pickle, sizeof params_pickle - 1) == 0);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *params = NULL, *opt = NULL;
     CHECK_OK(pdckpt_load_dygraph(prefix, NULL, false, &params, &opt, &err), &err);
     CHECK(opt == NULL && pdckpt_value_len(params) == 1);
@@ -274,7 +282,8 @@ static void test_load_dygraph(void) {
     CHECK_EQ_INT(pdckpt_value_len(opt), 2);
     int64_t step = 0;
     CHECK(pdckpt_value_get_int(pdckpt_dict_get(pdckpt_dict_get(opt, "LR_Scheduler"), "step_num"),
-                               &step) && step == 7);
+                               &step) &&
+          step == 7);
     pdckpt_value_free(params);
     pdckpt_value_free(opt);
     snprintf(path, sizeof path, "%s/none.pdparams", dir);

@@ -24,7 +24,7 @@ static size_t split_names(char *list, const char **names, size_t cap) {
 
 static void check_row(const char *dir, char *line) {
     char *fields[6];
-    int n = 0;
+    int   n = 0;
     for (char *p = line; n < 6; n++) {
         fields[n] = p;
         char *tab = strchr(p, n == 5 ? '\n' : '\t');
@@ -42,10 +42,10 @@ static void check_row(const char *dir, char *line) {
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, fields[0]);
-    const char *names[16];
-    char program[4200];
+    const char         *names[16];
+    char                program[4200];
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    bool known;
+    bool                known;
     lo.format = pdckpt_format_from_name(fields[1], &known);
     if (strncmp(fields[2], "program=", 8) == 0) { /* named by a program file beside it */
         snprintf(program, sizeof program, "%s/%s", dir, fields[2] + 8);
@@ -55,7 +55,7 @@ static void check_row(const char *dir, char *line) {
         lo.names = lo.n_names ? names : NULL;
     }
     pdckpt_value *out = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_status st = pdckpt_load_file(path, &lo, &out, NULL, &err);
     pdckpt_value_free(out);
     if (st != status_from_name(fields[3]) || err.offset != atoll(fields[4]) ||
@@ -69,14 +69,14 @@ static void check_row(const char *dir, char *line) {
 
 static void test_golden_files(void) {
     const char *src = getenv("PDCKPT_SOURCE_DIR");
-    char dir[4096], tsv[4200];
+    char        dir[4096], tsv[4200];
     snprintf(dir, sizeof dir, "%s/tests/golden", src ? src : ".");
     snprintf(tsv, sizeof tsv, "%s/expected.tsv", dir);
     FILE *f = fopen(tsv, "r");
     CHECK(f != NULL);
     if (!f) return;
     char line[2048];
-    int rows = 0;
+    int  rows = 0;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#') continue;
         check_row(dir, line);

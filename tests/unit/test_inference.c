@@ -21,7 +21,7 @@ static const char *fixture(const char *rel) {
 static pdckpt_value *load_ok(const char *path, const pdckpt_load_options *lo, pdckpt_format want) {
     pdckpt_value *out = NULL;
     pdckpt_format f = PDCKPT_FORMAT_AUTO;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_load_file(path, lo, &out, &f, &err), &err);
     CHECK_EQ_INT(f, want);
     return out;
@@ -39,8 +39,8 @@ static void test_real_inference_models(void) {
     for (size_t i = 1; i < pdckpt_value_len(d); i++)
         CHECK(strcmp(pdckpt_value_get_string(pdckpt_dict_key_at(d, i - 1), NULL),
                      pdckpt_value_get_string(pdckpt_dict_key_at(d, i), NULL)) < 0);
-    pdckpt_value *dir = load_ok(fixture("ppyolo_tiny-pdiparams-paddle2.4.0"), NULL,
-                                PDCKPT_FORMAT_INFERENCE);
+    pdckpt_value *dir =
+        load_ok(fixture("ppyolo_tiny-pdiparams-paddle2.4.0"), NULL, PDCKPT_FORMAT_INFERENCE);
     CHECK(pdckpt_value_equal(d, dir));
     pdckpt_value_free(dir);
     /* the same file named by an explicit program */
@@ -68,10 +68,11 @@ static void test_real_inference_models(void) {
 
 static void test_real_partial_and_program_only(void) {
     pdckpt_value *out = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     /* rna-lstm holds 1 of the 54 parameters its __model__ names: a plain directory by default,
      * and a clear NOT_FOUND when the program is asked for */
-    pdckpt_value *d = load_ok(fixture("rna-lstm-fluid1.8.3-adam-ckpt"), NULL, PDCKPT_FORMAT_VARS_DIR);
+    pdckpt_value *d =
+        load_ok(fixture("rna-lstm-fluid1.8.3-adam-ckpt"), NULL, PDCKPT_FORMAT_VARS_DIR);
     CHECK_EQ_INT(pdckpt_value_len(d), 6);
     pdckpt_value_free(d);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
@@ -86,21 +87,22 @@ static void test_real_partial_and_program_only(void) {
     CHECK_STATUS(pdckpt_load_file(fixture("luotao1-example-2018-01-fluid0.11-pickled"), NULL, &out,
                                   NULL, &err),
                  PDCKPT_ERR_UNSUPPORTED, &err);
-    CHECK_STATUS(pdckpt_load_file(fixture("program-only-ocr-paddle2.5.1/inference"), NULL, &out,
-                                  NULL, &err),
-                 PDCKPT_ERR_NOT_FOUND, &err);
+    CHECK_STATUS(
+        pdckpt_load_file(fixture("program-only-ocr-paddle2.5.1/inference"), NULL, &out, NULL, &err),
+        PDCKPT_ERR_NOT_FOUND, &err);
     CHECK(strstr(err.message, "no parameters") != NULL);
 }
 
 static void test_params_info(void) {
     pdckpt_value *info = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    CHECK_OK(pdckpt_load_params_info(fixture("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams.info"),
-                                     NULL, &info, &err),
-             &err);
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    CHECK_OK(
+        pdckpt_load_params_info(fixture("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams.info"),
+                                NULL, &info, &err),
+        &err);
     CHECK_EQ_INT(pdckpt_value_len(info), 360);
     const pdckpt_value *e = pdckpt_dict_get(info, "conv2d_0.w_0");
-    bool b;
+    bool                b;
     CHECK(pdckpt_value_get_string(pdckpt_dict_get(e, "structured_name"), NULL) &&
           strcmp(pdckpt_value_get_string(pdckpt_dict_get(e, "structured_name"), NULL),
                  "backbone.conv1.conv.weight") == 0);
@@ -121,17 +123,22 @@ static void test_params_info(void) {
 
 static void test_params_info_hostile(void) {
     static const struct {
-        const char *bytes;
-        size_t      len;
+        const char   *bytes;
+        size_t        len;
         pdckpt_status want;
-        const char *message;
+        const char   *message;
     } cases[] = {
         /* d = {}; d["k"] = d: a cycle, refused */
-        {"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.", 15, PDCKPT_ERR_UNSUPPORTED, "a dict cannot contain itself"},
+        {"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.", 15, PDCKPT_ERR_UNSUPPORTED,
+         "a dict cannot contain itself"},
         /* a GLOBAL: recorded as a name (never resolved), then refused as not the .info shape */
-        {"\x80\x02" "cos\nsystem\n.", 14, PDCKPT_ERR_FORMAT, "(a dict of dicts), found an object"},
+        {"\x80\x02"
+         "cos\nsystem\n.",
+         14, PDCKPT_ERR_FORMAT, "(a dict of dicts), found an object"},
         /* string longer than the file */
-        {"\x80\x02}X\xff\x00\x00\x00" "ab", 10, PDCKPT_ERR_FORMAT, "expected 255 bytes of text, found 2"},
+        {"\x80\x02}X\xff\x00\x00\x00"
+         "ab",
+         10, PDCKPT_ERR_FORMAT, "expected 255 bytes of text, found 2"},
         /* memo index from nowhere */
         {"\x80\x02h\x07.", 5, PDCKPT_ERR_FORMAT, "memo entry 7"},
         /* SETITEMS with an odd count */
@@ -147,7 +154,7 @@ static void test_params_info_hostile(void) {
         snprintf(path, sizeof path, "%s/case%zu.info", dir, i);
         tu_write_file(path, cases[i].bytes, cases[i].len);
         pdckpt_value *out = NULL;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
         CHECK_STATUS(pdckpt_load_params_info(path, NULL, &out, &err), cases[i].want, &err);
         if (!strstr(err.message, cases[i].message)) {
             fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i, err.message, cases[i].message);
@@ -166,7 +173,7 @@ static pdckpt_program *program_of(tu_buf *block) {
     tu_buf prog = {0};
     tu_pb_block(&prog, 0, -1, block);
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_memory(prog.data, prog.len, NULL, &p, &err), &err);
     tu_buf_free(&prog);
     return p;
@@ -174,7 +181,7 @@ static pdckpt_program *program_of(tu_buf *block) {
 
 /* b: int64 [-1], a: float32 [2, 3], c: float16 [4] (declared out of order). */
 static pdckpt_program *dense_program(void) {
-    tu_buf b = {0};
+    tu_buf  b = {0};
     int64_t da[2] = {2, 3}, db[1] = {-1}, dc[1] = {4};
     tu_pb_var(&b, "b", 7, 3, 1, db, 1);
     tu_pb_var(&b, "a", 7, 5, 2, da, 1);
@@ -186,7 +193,7 @@ static pdckpt_program *dense_program(void) {
 
 static pdckpt_value *dense_state(int64_t b_len) {
     pdckpt_value *s = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t da[2] = {2, 3}, db[1] = {b_len}, dc[1] = {4};
+    int64_t       da[2] = {2, 3}, db[1] = {b_len}, dc[1] = {4};
     pdckpt_dict_set(s, "c", tu_random_tensor(PDCKPT_DTYPE_FLOAT16, 1, dc, 3), NULL);
     pdckpt_dict_set(s, "a", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, da, 1), NULL);
     pdckpt_dict_set(s, "b", tu_random_tensor(PDCKPT_DTYPE_INT64, 1, db, 2), NULL);
@@ -199,16 +206,17 @@ static void check_same(const pdckpt_value *loaded, const pdckpt_value *state) {
     CHECK_EQ_INT(pdckpt_value_len(loaded), 3);
     for (size_t i = 0; i < 3; i++) {
         CHECK_STR(pdckpt_value_get_string(pdckpt_dict_key_at(loaded, i), NULL), names[i]);
-        CHECK(pdckpt_value_equal(pdckpt_dict_get(loaded, names[i]), pdckpt_dict_get(state, names[i])));
+        CHECK(pdckpt_value_equal(pdckpt_dict_get(loaded, names[i]),
+                                 pdckpt_dict_get(state, names[i])));
     }
 }
 
 static void test_static_round_trips(void) {
     pdckpt_program *p = dense_program();
-    pdckpt_value *state = dense_state(5);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir(), sub[4200], model[4400];
-    pdckpt_value *out = NULL;
+    pdckpt_value   *state = dense_state(5);
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
+    char           *dir = tu_tempdir(), sub[4200], model[4400];
+    pdckpt_value   *out = NULL;
     /* combined file inside a directory that does not exist yet */
     snprintf(sub, sizeof sub, "%s/new/deeper", dir);
     CHECK_OK(pdckpt_save_persistables(p, state, sub, "params", NULL, &err), &err);
@@ -216,7 +224,7 @@ static void test_static_round_trips(void) {
     check_same(out, state);
     pdckpt_value_free(out);
     /* memory: the same bytes as the file */
-    void *bytes = NULL;
+    void  *bytes = NULL;
     size_t len = 0, flen = 0;
     CHECK_OK(pdckpt_serialize_persistables(p, state, NULL, &bytes, &len, &err), &err);
     snprintf(model, sizeof model, "%s/params", sub);
@@ -250,7 +258,7 @@ static pdckpt_status load_against(const pdckpt_program *p, const pdckpt_value *l
                                   pdckpt_error *err) {
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
-    void *bytes = NULL;
+    void  *bytes = NULL;
     size_t len = 0;
     CHECK_OK(pdckpt_save_memory(list, &so, &bytes, &len, err), err);
     pdckpt_value *out = NULL;
@@ -270,12 +278,13 @@ static pdckpt_value *list_of(pdckpt_value *a, pdckpt_value *b, pdckpt_value *c, 
 
 static void test_combined_checked_against_program(void) {
     pdckpt_program *p = dense_program();
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t d23[2] = {2, 3}, d32[2] = {3, 2}, d7[1] = {7}, d4[1] = {4};
-    pdckpt_value *a = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, 1);
-    pdckpt_value *b = tu_random_tensor(PDCKPT_DTYPE_INT64, 1, d7, 2); /* [-1] matches 7 */
-    pdckpt_value *c = tu_random_tensor(PDCKPT_DTYPE_FLOAT16, 1, d4, 3);
-    pdckpt_value *l = list_of(pdckpt_value_retain(a), pdckpt_value_retain(b), pdckpt_value_retain(c), NULL);
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
+    int64_t         d23[2] = {2, 3}, d32[2] = {3, 2}, d7[1] = {7}, d4[1] = {4};
+    pdckpt_value   *a = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, d23, 1);
+    pdckpt_value   *b = tu_random_tensor(PDCKPT_DTYPE_INT64, 1, d7, 2); /* [-1] matches 7 */
+    pdckpt_value   *c = tu_random_tensor(PDCKPT_DTYPE_FLOAT16, 1, d4, 3);
+    pdckpt_value   *l =
+        list_of(pdckpt_value_retain(a), pdckpt_value_retain(b), pdckpt_value_retain(c), NULL);
     CHECK_OK(load_against(p, l, &err), &err);
     pdckpt_value_free(l);
     l = list_of(pdckpt_value_retain(a), pdckpt_value_retain(b), NULL, NULL);
@@ -299,7 +308,8 @@ static void test_combined_checked_against_program(void) {
     l = list_of(pdckpt_value_retain(a), tu_random_tensor(PDCKPT_DTYPE_INT32, 1, d7, 2),
                 pdckpt_value_retain(c), NULL);
     CHECK_STATUS(load_against(p, l, &err), PDCKPT_ERR_MISMATCH, &err);
-    CHECK_STR(err.message, "variable 'b': the program declares int64 [-1], the file holds int32 [7]");
+    CHECK_STR(err.message,
+              "variable 'b': the program declares int64 [-1], the file holds int32 [7]");
     CHECK_EQ_INT(err.offset, 20 + 6 + 24); /* after a's 20-byte header, 6-byte desc, 24 bytes */
     pdckpt_value_free(l);
     pdckpt_value_free(a);
@@ -310,9 +320,9 @@ static void test_combined_checked_against_program(void) {
 
 static void test_static_save_errors(void) {
     pdckpt_program *p = dense_program();
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir(), path[4200];
-    pdckpt_value *state = dense_state(5);
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
+    char           *dir = tu_tempdir(), path[4200];
+    pdckpt_value   *state = dense_state(5);
     pdckpt_dict_remove(state, "c");
     CHECK_STATUS(pdckpt_save_persistables(p, state, dir, "params", NULL, &err),
                  PDCKPT_ERR_NOT_FOUND, &err);
@@ -349,7 +359,7 @@ static void test_static_save_errors(void) {
 
 static pdckpt_value *selected_rows_value(void) {
     pdckpt_value *sr = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t d3[1] = {3}, d32[2] = {3, 2};
+    int64_t       d3[1] = {3}, d32[2] = {3, 2};
     pdckpt_value *rows = NULL;
     pdckpt_tensor_new(NULL, PDCKPT_DTYPE_INT64, 1, d3, &rows, NULL);
     int64_t *r = pdckpt_tensor_data_mut(rows);
@@ -363,24 +373,24 @@ static pdckpt_value *selected_rows_value(void) {
 }
 
 static void test_selected_rows_files(void) {
-    tu_buf b = {0};
+    tu_buf  b = {0};
     int64_t dsr[2] = {-1, 2}, dw[1] = {2};
     tu_pb_var(&b, "emb", 8, 5, 2, dsr, 1);
     tu_pb_var(&b, "w", 7, 5, 1, dw, 1);
     pdckpt_program *p = program_of(&b);
-    pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value   *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(state, "emb", selected_rows_value(), NULL);
     pdckpt_dict_set(state, "w", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dw, 5), NULL);
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir(), path[4200];
+    char        *dir = tu_tempdir(), path[4200];
     snprintf(path, sizeof path, "%s/model", dir);
     CHECK_OK(pdckpt_save_persistables(p, state, path, NULL, NULL, &err), &err);
     /* spec §2.1: u32 0 | u64 3 | rows | i64 height | inner tensor stream */
     snprintf(path, sizeof path, "%s/model/emb", dir);
-    size_t len = 0;
-    uint8_t *bytes = tu_read_file(path, &len);
-    static const uint8_t head[] = {0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                   5, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0,
+    size_t               len = 0;
+    uint8_t             *bytes = tu_read_file(path, &len);
+    static const uint8_t head[] = {0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0, 0,  0, 0, 0,
+                                   5, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0,  0, 10, 0, 0, 0,
                                    0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 8, 5, 16, 3, 16, 2};
     CHECK(bytes && len == sizeof head + 24 && memcmp(bytes, head, sizeof head) == 0);
     free(bytes);
@@ -401,15 +411,18 @@ static void test_selected_rows_files(void) {
 
 static void test_locate(void) {
     pdckpt_inference_paths paths;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    CHECK_OK(pdckpt_inference_locate(fixture("ppyolo_tiny-pdiparams-paddle2.4.0"), &paths, &err), &err);
+    pdckpt_error           err = PDCKPT_ERROR_INIT;
+    CHECK_OK(pdckpt_inference_locate(fixture("ppyolo_tiny-pdiparams-paddle2.4.0"), &paths, &err),
+             &err);
     CHECK(strstr(paths.program, "/model.pdmodel") && strstr(paths.params, "/model.pdiparams") &&
           strstr(paths.info, "/model.pdiparams.info") && !paths.vars_dir[0]);
-    CHECK_OK(pdckpt_inference_locate(fixture("hand-writing-sepfiles-paddle2.1.0"), &paths, &err), &err);
-    CHECK(strstr(paths.program, "/__model__") && !paths.params[0] && paths.vars_dir[0]);
-    CHECK_OK(pdckpt_inference_locate(fixture("pp-lcnet-x0_25-textline-ori-pir-paddle3/inference.pdiparams"),
-                                     &paths, &err),
+    CHECK_OK(pdckpt_inference_locate(fixture("hand-writing-sepfiles-paddle2.1.0"), &paths, &err),
              &err);
+    CHECK(strstr(paths.program, "/__model__") && !paths.params[0] && paths.vars_dir[0]);
+    CHECK_OK(
+        pdckpt_inference_locate(
+            fixture("pp-lcnet-x0_25-textline-ori-pir-paddle3/inference.pdiparams"), &paths, &err),
+        &err);
     CHECK(strstr(paths.program, "/inference.json") && !paths.info[0]);
     char *dir = tu_tempdir(), path[4200];
     snprintf(path, sizeof path, "%s/a.pdmodel", dir);
@@ -448,10 +461,10 @@ static void fail_free(void *ctx, void *ptr, size_t size) {
 }
 
 typedef struct oom_case {
-    tu_buf      program;   /* ProgramDesc bytes */
-    void       *params;    /* its combined file */
-    size_t      params_len;
-    const char *info_path;
+    tu_buf              program; /* ProgramDesc bytes */
+    void               *params;  /* its combined file */
+    size_t              params_len;
+    const char         *info_path;
     const pdckpt_value *state;
 } oom_case;
 
@@ -461,14 +474,15 @@ static pdckpt_status oom_op(const pdckpt_allocator *a, const oom_case *c, pdckpt
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.allocator = a;
     lo.zero_copy = false;
-    pdckpt_program *p = NULL;
-    pdckpt_value *out = NULL, *info = NULL;
-    void *bytes = NULL;
-    size_t len = 0;
+    pdckpt_program     *p = NULL;
+    pdckpt_value       *out = NULL, *info = NULL;
+    void               *bytes = NULL;
+    size_t              len = 0;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.allocator = a;
     pdckpt_status st = pdckpt_program_load_memory(c->program.data, c->program.len, &lo, &p, err);
-    if (st == PDCKPT_OK) st = pdckpt_deserialize_persistables(p, c->params, c->params_len, &lo, &out, err);
+    if (st == PDCKPT_OK)
+        st = pdckpt_deserialize_persistables(p, c->params, c->params_len, &lo, &out, err);
     if (st == PDCKPT_OK) st = pdckpt_serialize_persistables(p, c->state, &so, &bytes, &len, err);
     if (st == PDCKPT_OK) st = pdckpt_load_params_info(c->info_path, &lo, &info, err);
     pdckpt_free(a, bytes, len);
@@ -479,27 +493,27 @@ static pdckpt_status oom_op(const pdckpt_allocator *a, const oom_case *c, pdckpt
 }
 
 static void test_every_allocation_failure(void) {
-    tu_buf b = {0};
+    tu_buf  b = {0};
     int64_t da[2] = {2, 3}, db[1] = {-1}, dc[1] = {4};
     tu_pb_var(&b, "b", 7, 3, 1, db, 1);
     tu_pb_var(&b, "a", 7, 5, 2, da, 1);
     tu_pb_var(&b, "c", 7, 4, 1, dc, 1);
     tu_pb_var(&b, "feed", 9, -1, 0, NULL, 1);
-    char info[4200];
+    char        info[4200];
     const char *src = getenv("PDCKPT_SOURCE_DIR");
     snprintf(info, sizeof info, "%s/fuzz/corpus/fuzz_program/params.info", src ? src : ".");
     oom_case c = {{0}, NULL, 0, info, NULL};
     tu_pb_block(&c.program, 0, -1, &b);
-    pdckpt_value *state = dense_state(5);
+    pdckpt_value   *state = dense_state(5);
     pdckpt_program *p = dense_program();
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_serialize_persistables(p, state, NULL, &c.params, &c.params_len, &err), &err);
     c.state = state;
     long n = 0;
     for (; n < 100000; n++) {
-        failing f = {n};
+        failing          f = {n};
         pdckpt_allocator a = {fail_alloc, fail_free, &f};
-        pdckpt_status st = oom_op(&a, &c, &err);
+        pdckpt_status    st = oom_op(&a, &c, &err);
         if (st == PDCKPT_OK) break;
         if (st != PDCKPT_ERR_NOMEM) {
             char line[1200];

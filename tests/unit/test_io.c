@@ -10,26 +10,26 @@
 
 static pdckpt_value *one_tensor_dict(unsigned seed, int64_t n) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    int64_t dims[1] = {n};
+    int64_t       dims[1] = {n};
     pdckpt_dict_set(d, "w", tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, seed), NULL);
     return d;
 }
 
 static void test_failed_save_keeps_old_file(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     pdckpt_value *good = one_tensor_dict(1, 100);
     CHECK_OK(pdckpt_save_file(good, path, NULL, &err), &err);
-    size_t len_before;
-    void *before = tu_read_file(path, &len_before);
+    size_t        len_before;
+    void         *before = tu_read_file(path, &len_before);
     pdckpt_value *bad = one_tensor_dict(2, 100);
     pdckpt_dict_set(bad, "epoch", pdckpt_value_new_int(NULL, 1), NULL);
     CHECK_STATUS(pdckpt_save_file(bad, path, NULL, &err), PDCKPT_ERR_UNSUPPORTED, &err);
     CHECK_STR(err.source, path);
     size_t len_after;
-    void *after = tu_read_file(path, &len_after);
+    void  *after = tu_read_file(path, &len_after);
     CHECK(len_after == len_before && memcmp(before, after, len_before) == 0);
     CHECK_EQ_INT(tu_count_entries(dir, ".m.safetensors.pdckpt-tmp"), 0);
     free(before);
@@ -42,8 +42,8 @@ static void test_failed_save_keeps_old_file(void) {
 
 static void test_mapped_reader_survives_replace(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/w.safetensors", dir);
     pdckpt_value *old_state = one_tensor_dict(1, 1 << 16), *new_state = one_tensor_dict(2, 1 << 16);
     CHECK_OK(pdckpt_save_file(old_state, path, NULL, &err), &err);
@@ -84,13 +84,15 @@ static pdckpt_status rec_commit(void *self, pdckpt_error *err) {
     ((recording_sink *)self)->commits++;
     return PDCKPT_OK;
 }
-static void rec_abort(void *self) { ((recording_sink *)self)->aborts++; }
+static void rec_abort(void *self) {
+    ((recording_sink *)self)->aborts++;
+}
 
 static void test_caller_sink(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error          err = PDCKPT_ERROR_INIT;
     const pdckpt_sink_ops ops = {PDCKPT_SINK_OPS_VERSION, rec_write, rec_commit, rec_abort};
-    pdckpt_value *state = one_tensor_dict(3, 1 << 20);
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    pdckpt_value         *state = one_tensor_dict(3, 1 << 20);
+    pdckpt_save_options   so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_COMBINED;
     recording_sink ok = {0, 0, 0, SIZE_MAX};
     CHECK_OK(pdckpt_save_sink(state, &ops, &ok, &so, &err), &err);
@@ -111,10 +113,10 @@ static int cancel_at_once(void *ctx, uint64_t done, uint64_t total) {
 
 static void test_cancel(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char path[4200];
+    char        *dir = tu_tempdir();
+    char         path[4200];
     snprintf(path, sizeof path, "%s/big.pdiparams", dir);
-    pdckpt_value *state = one_tensor_dict(4, 8 << 20); /* 32 MiB: past the progress step */
+    pdckpt_value       *state = one_tensor_dict(4, 8 << 20); /* 32 MiB: past the progress step */
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.progress = cancel_at_once;
     CHECK_STATUS(pdckpt_save_file(state, path, &so, &err), PDCKPT_ERR_ARGUMENT, &err);

@@ -34,10 +34,10 @@ typedef pdckpt_status (*operation)(const pdckpt_allocator *a, void *arg, pdckpt_
 /* Runs `op` failing allocation 1, 2, ... until it succeeds; returns how many runs it took. */
 static long exhaust(operation op, void *arg) {
     for (long n = 0; n < 100000; n++) {
-        failing f = {n, 0};
+        failing          f = {n, 0};
         pdckpt_allocator a = {fail_alloc, fail_free, &f};
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        pdckpt_status st = op(&a, arg, &err);
+        pdckpt_error     err = PDCKPT_ERROR_INIT;
+        pdckpt_status    st = op(&a, arg, &err);
         if (st == PDCKPT_OK) return n + 1;
         if (st != PDCKPT_ERR_NOMEM) {
             char line[1200];
@@ -52,13 +52,13 @@ static long exhaust(operation op, void *arg) {
 }
 
 typedef struct bytes {
-    void        *data;
-    size_t       len;
+    void         *data;
+    size_t        len;
     pdckpt_format format;
 } bytes;
 
 static pdckpt_status load_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
-    bytes *b = arg;
+    bytes              *b = arg;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.allocator = a;
     lo.format = b->format;
@@ -72,14 +72,15 @@ static pdckpt_status load_op(const pdckpt_allocator *a, void *arg, pdckpt_error 
 static pdckpt_value *sample(void) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     for (int i = 0; i < 12; i++) { /* > 8 keys: the dict builds its hash index */
-        char name[32];
+        char    name[32];
         int64_t dims[2] = {3, i + 1};
         snprintf(name, sizeof name, "layer_%d.w_0", i);
-        pdckpt_dict_set(d, name, tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, (unsigned)i), NULL);
+        pdckpt_dict_set(d, name, tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, (unsigned)i),
+                        NULL);
     }
-    uint64_t level[3] = {0, 1, 3};
+    uint64_t        level[3] = {0, 1, 3};
     const uint64_t *levels[1] = {level};
-    uint64_t lens[1] = {3};
+    uint64_t        lens[1] = {3};
     pdckpt_tensor_set_lod(pdckpt_dict_get_mut(d, "layer_2.w_0"), 1, levels, lens, NULL);
     return d;
 }
@@ -90,12 +91,12 @@ typedef struct save_arg {
 } save_arg;
 
 static pdckpt_status save_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
-    save_arg *s = arg;
+    save_arg           *s = arg;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.allocator = a;
     so.format = s->format;
-    void *data = NULL;
-    size_t len = 0;
+    void         *data = NULL;
+    size_t        len = 0;
     pdckpt_status st = pdckpt_save_memory(s->root, &so, &data, &len, err);
     pdckpt_free(a, data, len);
     return st;
@@ -111,7 +112,7 @@ static void test_every_allocation_failure(void) {
         CHECK(exhaust(save_op, &s) > 1);
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         so.format = formats[i];
-        bytes b = {NULL, 0, formats[i]};
+        bytes        b = {NULL, 0, formats[i]};
         pdckpt_error err = PDCKPT_ERROR_INIT;
         CHECK_OK(pdckpt_save_memory(s.root, &so, &b.data, &b.len, &err), &err);
         CHECK(exhaust(load_op, &b) > 1);

@@ -33,8 +33,10 @@ static void raw(pb *p, const void *d, size_t n) {
 }
 /* A string literal's bytes (without the terminating NUL). */
 #define RAWS(p, lit) raw((p), (lit), sizeof(lit) - 1)
-#define PKL(lit) (lit), sizeof(lit) - 1
-static void op(pb *p, uint8_t c) { p->b[p->n++] = c; }
+#define PKL(lit)     (lit), sizeof(lit) - 1
+static void op(pb *p, uint8_t c) {
+    p->b[p->n++] = c;
+}
 static void u32(pb *p, uint32_t v) {
     for (int i = 0; i < 4; i++) op(p, (uint8_t)(v >> (8 * i)));
 }
@@ -97,7 +99,8 @@ static void np_dtype(pb *p, const char *code, const char *order) {
 /* An ndarray the way numpy pickles it; `data` goes in as `data_op` ('C' bytes, 'U' Python 2
  * str, 'e' protocol-2 _codecs.encode text). */
 static void np_array(pb *p, const char *module, const char *code, const char *order, int nd,
-                     const int64_t *dims, bool fortran, const void *data, size_t len, char data_op) {
+                     const int64_t *dims, bool fortran, const void *data, size_t len,
+                     char data_op) {
     global(p, module, "_reconstruct");
     global(p, "numpy", "ndarray");
     int1(p, 0);
@@ -127,7 +130,8 @@ static void np_array(pb *p, const char *module, const char *code, const char *or
         size_t start = p->n;
         for (size_t i = 0; i < len; i++) {
             uint8_t c = ((const uint8_t *)data)[i];
-            if (c < 0x80) op(p, c);
+            if (c < 0x80)
+                op(p, c);
             else {
                 op(p, (uint8_t)(0xC0 | c >> 6));
                 op(p, (uint8_t)(0x80 | (c & 0x3F)));
@@ -174,16 +178,19 @@ static int64_t int_at(const pdckpt_value *v, size_t i) {
     return x;
 }
 
-static const char *str_of(const pdckpt_value *v) { return pdckpt_value_get_string(v, NULL); }
+static const char *str_of(const pdckpt_value *v) {
+    return pdckpt_value_get_string(v, NULL);
+}
 
 /* ---- scalars, ints, floats ---- */
 
 static void test_scalars(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(2);
+    pdckpt_error      err = PDCKPT_ERROR_INIT;
+    pb               *p = pb_new(2);
     static const char body[] = "]q\x00(K\x01M\x00\x01J\xff\xff\xff\xff\x8a\x01\xff\x8a\x00"
                                "G?\xf8\x00\x00\x00\x00\x00\x00N\x88\x89\x8b\x02\x00\x00\x00"
-                               "\x00\x80" "e.";
+                               "\x00\x80"
+                               "e.";
     raw(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(v), PDCKPT_KIND_LIST);
@@ -212,21 +219,22 @@ static void check_bigint(const pdckpt_value *v, const uint8_t *want, size_t n) {
     CHECK_EQ_INT(pdckpt_object_kind_of(v), PDCKPT_OBJECT_REDUCE);
     const pdckpt_value *args = pdckpt_object_args(v);
     CHECK_EQ_INT(pdckpt_value_kind(args), PDCKPT_KIND_TUPLE);
-    size_t len = 0;
+    size_t      len = 0;
     const void *bytes = pdckpt_value_get_bytes(pdckpt_value_at(args, 0), &len);
     CHECK(bytes && len == n && memcmp(bytes, want, n) == 0);
 }
 
 static void test_big_ints(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const uint8_t two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
     static const uint8_t minus_two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff};
-    pb *p = pb_new(2);
-    static const char body[] = "(\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01"      /* 2**64 */
-                               "\x8a\x0a\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff"  /* -2**64, padded */
-                               "\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\xff"      /* -2**63 */
-                               "L18446744073709551616L\nL-18446744073709551616\n"
-                               "I123\nI01\nI-5\nl.";
+    pb                  *p = pb_new(2);
+    static const char    body[] =
+        "(\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01"    /* 2**64 */
+        "\x8a\x0a\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff" /* -2**64, padded */
+        "\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\xff"     /* -2**63 */
+        "L18446744073709551616L\nL-18446744073709551616\n"
+        "I123\nI01\nI-5\nl.";
     raw(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 8);
@@ -247,7 +255,7 @@ static void test_big_ints(void) {
 
 static void test_strings(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(4);
+    pb          *p = pb_new(4);
     op(p, '(');
     text(p, "caf\xc3\xa9");
     stext(p, "short");
@@ -275,7 +283,7 @@ static void test_strings(void) {
 
 static void test_bytes(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(5);
+    pb          *p = pb_new(5);
     op(p, '(');
     sbytes(p, "\x00\xff", 2);
     op(p, 0x8e);
@@ -302,9 +310,9 @@ static void test_bytes(void) {
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 6);
     static const char *const want[] = {"\x00\xff", "z", "ba", "\xe9\x01", "", "xy"};
-    static const size_t lens[] = {2, 1, 2, 2, 0, 2};
+    static const size_t      lens[] = {2, 1, 2, 2, 0, 2};
     for (size_t i = 0; i < 6; i++) {
-        size_t len = 99;
+        size_t      len = 99;
         const void *b = pdckpt_value_get_bytes(pdckpt_value_at(v, i), &len);
         CHECK(b && len == lens[i] && memcmp(b, want[i], len) == 0);
     }
@@ -316,27 +324,44 @@ static void test_bytes(void) {
 
 static void test_containers(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(4);
+    pb          *p = pb_new(4);
     op(p, 0x95); /* FRAME */
     u64(p, 0);
     static const char body[] =
-        "}\x94"                                             /* dict, memo 0 */
-        "\x8c\x01" "a]\x94(K\x01K\x02" "es"                 /* a: [1, 2] (memo 1), SETITEM */
-        "(\x8c\x01" "b\x8c\x01" "x\x94\x8c\x01" "c)u"      /* SETITEMS b: 'x' (memo 2), c: () */
-        "\x8c\x01" "d\x8f\x94(K\x07K\x08\x90s"               /* d: {7, 8} */
-        "\x8c\x01" "e(K\x01K\x02\x91s"                       /* e: frozenset({1, 2}) */
-        "\x8c\x01" "fK\x01K\x02K\x03\x87s"                   /* f: (1, 2, 3) */
-        "\x8c\x01" "gh\x02s"                                 /* g: memo 2, the same 'x' */
-        "\x8c\x01" "h(K\x09K\x0a" "1K\x0b\x85s"              /* POP_MARK: h: (11,) */
-        "\x8c\x01" "iK\x05" "2\x86s"                         /* DUP: i: (5, 5) */
-        "\x8c\x01" "jK\x06" "0K\x0c\x85s"                    /* POP: j: (12,) */
-        "\x8c\x01" "kK\x03r\x00\x01\x00\x00j\x00\x01\x00\x00\x86s" /* LONG_BINPUT/GET: (3, 3) */
+        "}\x94" /* dict, memo 0 */
+        "\x8c\x01"
+        "a]\x94(K\x01K\x02"
+        "es" /* a: [1, 2] (memo 1), SETITEM */
+        "(\x8c\x01"
+        "b\x8c\x01"
+        "x\x94\x8c\x01"
+        "c)u" /* SETITEMS b: 'x' (memo 2), c: () */
+        "\x8c\x01"
+        "d\x8f\x94(K\x07K\x08\x90s" /* d: {7, 8} */
+        "\x8c\x01"
+        "e(K\x01K\x02\x91s" /* e: frozenset({1, 2}) */
+        "\x8c\x01"
+        "fK\x01K\x02K\x03\x87s" /* f: (1, 2, 3) */
+        "\x8c\x01"
+        "gh\x02s" /* g: memo 2, the same 'x' */
+        "\x8c\x01"
+        "h(K\x09K\x0a"
+        "1K\x0b\x85s" /* POP_MARK: h: (11,) */
+        "\x8c\x01"
+        "iK\x05"
+        "2\x86s" /* DUP: i: (5, 5) */
+        "\x8c\x01"
+        "jK\x06"
+        "0K\x0c\x85s" /* POP: j: (12,) */
+        "\x8c\x01"
+        "kK\x03r\x00\x01\x00\x00j\x00\x01\x00\x00\x86s" /* LONG_BINPUT/GET: (3, 3) */
         ".";
     raw(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 11);
     const pdckpt_value *a = pdckpt_dict_get(v, "a");
-    CHECK(pdckpt_value_kind(a) == PDCKPT_KIND_LIST && pdckpt_value_len(a) == 2 && int_at(a, 1) == 2);
+    CHECK(pdckpt_value_kind(a) == PDCKPT_KIND_LIST && pdckpt_value_len(a) == 2 &&
+          int_at(a, 1) == 2);
     CHECK_STR(str_of(pdckpt_dict_get(v, "b")), "x");
     CHECK(pdckpt_value_kind(pdckpt_dict_get(v, "c")) == PDCKPT_KIND_TUPLE);
     const pdckpt_value *d = pdckpt_dict_get(v, "d"), *e = pdckpt_dict_get(v, "e");
@@ -355,15 +380,15 @@ static void test_containers(void) {
 
 /* Protocol 0: text opcodes, PUT/GET, DICT/LIST/TUPLE from marks, SETITEM/APPEND. */
 static void test_protocol0(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(0);
+    pdckpt_error      err = PDCKPT_ERROR_INIT;
+    pb               *p = pb_new(0);
     static const char body[] = "(dp0\nVkey\np1\n(lp2\nF1.25\naI7\naL-3L\nasS'k2'\np3\n"
                                "(I1\nI2\ntp4\nsS'k3'\ng2\ns.";
     raw(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(v), PDCKPT_KIND_DICT);
     const pdckpt_value *l = pdckpt_dict_get(v, "key");
-    double d = 0;
+    double              d = 0;
     CHECK(pdckpt_value_get_float(pdckpt_value_at(l, 0), &d) && d == 1.25);
     CHECK(int_at(l, 1) == 7 && int_at(l, 2) == -3);
     CHECK_EQ_INT(int_at(pdckpt_dict_get(v, "k2"), 1), 2);
@@ -377,7 +402,7 @@ static void test_protocol0(void) {
 
 static void test_objects(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb *p = pb_new(2);
+    pb          *p = pb_new(2);
     op(p, '(');
     /* 1.5-style LR decay object: NEWOBJ + BUILD with its __dict__ */
     global(p, "paddle.fluid.dygraph.learning_rate_scheduler", "NaturalExpDecay");
@@ -422,8 +447,10 @@ static void test_objects(void) {
     CHECK_EQ_INT(int_at(pdckpt_object_state(lr), 0), 3);
     CHECK_EQ_INT(pdckpt_value_len(pdckpt_object_args(lr)), 0);
     const pdckpt_value *bag = pdckpt_value_at(v, 1);
-    CHECK(pdckpt_object_kind_of(bag) == PDCKPT_OBJECT_REDUCE && int_at(pdckpt_object_args(bag), 0) == 1);
-    CHECK(pdckpt_value_len(pdckpt_object_items(bag)) == 2 && int_at(pdckpt_object_items(bag), 1) == 5);
+    CHECK(pdckpt_object_kind_of(bag) == PDCKPT_OBJECT_REDUCE &&
+          int_at(pdckpt_object_args(bag), 0) == 1);
+    CHECK(pdckpt_value_len(pdckpt_object_items(bag)) == 2 &&
+          int_at(pdckpt_object_items(bag), 1) == 5);
     CHECK_EQ_INT(int_at(pdckpt_value_at(v, 2), 0), 9);
     CHECK_EQ_INT(pdckpt_value_kind(pdckpt_value_at(v, 2)), PDCKPT_KIND_DICT);
     CHECK_EQ_INT(pdckpt_object_kind_of(pdckpt_value_at(v, 3)), PDCKPT_OBJECT_GLOBAL);
@@ -469,27 +496,29 @@ static void check_tensor(const pdckpt_value *t, pdckpt_dtype dtype, int nd, cons
     for (int i = 0; i < nd && i < tv.n_dims; i++) CHECK_EQ_INT(tv.dims[i], dims[i]);
     CHECK_EQ_INT(tv.n_bytes, len);
     CHECK(len == 0 || (tv.data && memcmp(tv.data, data, len) == 0));
-    if (name) CHECK_STR(tv.name, name);
-    else CHECK(tv.name == NULL);
+    if (name)
+        CHECK_STR(tv.name, name);
+    else
+        CHECK(tv.name == NULL);
 }
 
 static void test_numpy_layouts(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const int32_t c_order[6] = {0, 1, 2, 3, 4, 5};
     static const int32_t f_order[6] = {0, 3, 1, 4, 2, 5}; /* [[0,1,2],[3,4,5]] column-major */
     static const uint8_t be[8] = {0x3f, 0xf8, 0, 0, 0, 0, 0, 0}; /* 1.5 big-endian */
-    static const double one_half = 1.5;
-    static const float f4[2] = {1.0f, -2.0f};
-    int64_t d23[2] = {2, 3}, d1[1] = {1}, d0x4[2] = {0, 4}, d2[1] = {2};
-    pb *p = pb_new(2);
+    static const double  one_half = 1.5;
+    static const float   f4[2] = {1.0f, -2.0f};
+    int64_t              d23[2] = {2, 3}, d1[1] = {1}, d0x4[2] = {0, 4}, d2[1] = {2};
+    pb                  *p = pb_new(2);
     op(p, '(');
     np_array(p, "numpy.core.multiarray", "i4", "<", 2, d23, false, c_order, 24, 'C');
     np_array(p, "numpy._core.multiarray", "i4", "<", 2, d23, true, f_order, 24, 'C');
     np_array(p, "numpy.core.multiarray", "f8", ">", 1, d1, false, be, 8, 'C');
     np_array(p, "numpy.core.multiarray", "f8", "<", 0, NULL, false, &one_half, 8, 'C');
     np_array(p, "numpy.core.multiarray", "f2", "<", 2, d0x4, false, "", 0, 'C');
-    np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'U');  /* Python 2 str */
-    np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'e');  /* protocol 2 */
+    np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'U'); /* Python 2 str */
+    np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'e'); /* protocol 2 */
     np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
     op(p, 'l');
     op(p, '.');
@@ -510,8 +539,8 @@ static void test_numpy_layouts(void) {
 /* Arrays pdckpt cannot hold (object dtype, subclasses) stay opaque objects with their state. */
 static void test_numpy_unsupported_is_opaque(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t d2[1] = {2};
-    pb *p = pb_new(2);
+    int64_t      d2[1] = {2};
+    pb          *p = pb_new(2);
     np_array(p, "numpy.core.multiarray", "O8", "|", 1, d2, false, "", 0, 'C');
     op(p, '.');
     /* an object array pickles a list as its data; rewrite the empty bytes as an empty list */
@@ -529,15 +558,16 @@ static void test_numpy_unsupported_is_opaque(void) {
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, "abc", 3, 'C');
     size_t build_at = p->n - 1; /* the array's own BUILD */
     op(p, '.');
-    expect_error(p, PDCKPT_ERR_FORMAT, (int64_t)build_at, "BUILD: expected 8 bytes of float32 array data, found 3");
+    expect_error(p, PDCKPT_ERR_FORMAT, (int64_t)build_at,
+                 "BUILD: expected 8 bytes of float32 array data, found 3");
 }
 
 static void test_numpy_frombuffer_and_scalars(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     static const float f4[4] = {1, 2, 3, 4};
     static const float f4_t[4] = {1, 3, 2, 4};
-    int64_t d22[2] = {2, 2};
-    pb *p = pb_new(5);
+    int64_t            d22[2] = {2, 2};
+    pb                *p = pb_new(5);
     op(p, '(');
     for (int order = 0; order < 2; order++) {
         sglobal(p, "numpy._core.numeric", "_frombuffer");
@@ -553,10 +583,16 @@ static void test_numpy_frombuffer_and_scalars(void) {
         op(p, 't');
         op(p, 'R');
     }
-    static const struct { const char *code, *order; const char *data; size_t len; } sc[] = {
-        {"f4", "<", "\x00\x00\xc0\x3f", 4}, {"i8", "<", "\xfd\xff\xff\xff\xff\xff\xff\xff", 8},
-        {"b1", "|", "\x01", 1}, {"u8", "<", "\xff\xff\xff\xff\xff\xff\xff\xff", 8},
-        {"f2", "<", "\x00\x3e", 2}, {"c8", "<", "\x00\x00\x80\x3f\x00\x00\x00\x40", 8}};
+    static const struct {
+        const char *code, *order;
+        const char *data;
+        size_t      len;
+    } sc[] = {{"f4", "<", "\x00\x00\xc0\x3f", 4},
+              {"i8", "<", "\xfd\xff\xff\xff\xff\xff\xff\xff", 8},
+              {"b1", "|", "\x01", 1},
+              {"u8", "<", "\xff\xff\xff\xff\xff\xff\xff\xff", 8},
+              {"f2", "<", "\x00\x3e", 2},
+              {"c8", "<", "\x00\x00\x80\x3f\x00\x00\x00\x40", 8}};
     for (size_t i = 0; i < 6; i++) {
         global(p, "numpy.core.multiarray", "scalar");
         np_dtype(p, sc[i].code, sc[i].order);
@@ -588,10 +624,10 @@ static void test_numpy_frombuffer_and_scalars(void) {
 /* Paddle's generic-path Tensor: tuple(((name, ndarray),)) -> (name, tensor named name); a user's
  * own tuple (name, ndarray) keeps its tensor unnamed. */
 static void test_paddle_tensor_tuples(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
     static const float f4[2] = {1, 2};
-    int64_t d2[1] = {2};
-    pb *p = pb_new(4);
+    int64_t            d2[1] = {2};
+    pb                *p = pb_new(4);
     op(p, '(');
     sglobal(p, "builtins", "tuple");
     stext(p, "linear_0.w_0");
@@ -604,7 +640,7 @@ static void test_paddle_tensor_tuples(void) {
     op(p, 0x86);
     op(p, 'l');
     op(p, '.');
-    pdckpt_value *v = load(p, PDCKPT_OK, &err);
+    pdckpt_value       *v = load(p, PDCKPT_OK, &err);
     const pdckpt_value *named = pdckpt_value_at(v, 0), *plain = pdckpt_value_at(v, 1);
     CHECK(pdckpt_value_kind(named) == PDCKPT_KIND_TUPLE && pdckpt_value_len(named) == 2);
     CHECK_STR(str_of(pdckpt_value_at(named, 0)), "linear_0.w_0");
@@ -615,10 +651,10 @@ static void test_paddle_tensor_tuples(void) {
 }
 
 static void test_dense_tensor_forms(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const int64_t i8[1] = {42};
-    int64_t d1[1] = {1};
-    pb *p = pb_new(2);
+    int64_t              d1[1] = {1};
+    pb                  *p = pb_new(2);
     op(p, '(');
     global(p, "__builtin__", "eval");
     text(p, "data");
@@ -655,10 +691,10 @@ static void test_dense_tensor_forms(void) {
 
 /* A protocol-2 state dict with a split big array: w@@.0 + w@@.1 + UnpackBigParamInfor@@. */
 static void test_big_array_rejoined(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const int32_t part0[4] = {1, 2, 3, 4}, part1[2] = {5, 6}, whole[6] = {1, 2, 3, 4, 5, 6};
-    int64_t d4[1] = {4}, d2[1] = {2}, d23[2] = {2, 3};
-    pb *p = pb_new(2);
+    int64_t              d4[1] = {4}, d2[1] = {2}, d23[2] = {2, 3};
+    pb                  *p = pb_new(2);
     op(p, '}');
     op(p, '(');
     text(p, "b");
@@ -721,10 +757,10 @@ static void test_spec_worked_example(void) {
         op(p, (uint8_t)byte);
     }
     CHECK_EQ_INT(p->n, 223);
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *v = load(p, PDCKPT_OK, &err);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *v = load(p, PDCKPT_OK, &err);
     static const float w[4] = {1, 2, 3, 4};
-    int64_t d22[2] = {2, 2};
+    int64_t            d22[2] = {2, 2};
     check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_FLOAT32, 2, d22, w, 16, "linear_0.w_0");
     CHECK_STR(str_of(pdckpt_dict_get(pdckpt_dict_get(v, "StructuredToParameterName@@"), "w")),
               "linear_0.w_0");
@@ -746,15 +782,17 @@ static void test_hostile_globals(void) {
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "REDUCE: refusing to call posix.system: it can run code or reach the system, and "
                  "pdckpt never runs code from a pickle");
-    static const char *const bad[][2] = {{"os", "system"}, {"nt", "system"}, {"subprocess", "Popen"},
-                                         {"builtins", "exec"}, {"builtins", "getattr"},
-                                         {"__builtin__", "__import__"}, {"os.path", "join"}};
+    static const char *const bad[][2] = {{"os", "system"},        {"nt", "system"},
+                                         {"subprocess", "Popen"}, {"builtins", "exec"},
+                                         {"builtins", "getattr"}, {"__builtin__", "__import__"},
+                                         {"os.path", "join"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         for (int form = 0; form < 3; form++) { /* STACK_GLOBAL+REDUCE, NEWOBJ, OBJ */
             p = pb_new(4);
             if (form == 2) op(p, '(');
             sglobal(p, bad[i][0], bad[i][1]);
-            if (form == 2) stext(p, "x");
+            if (form == 2)
+                stext(p, "x");
             else {
                 stext(p, "x");
                 op(p, 0x85);
@@ -763,9 +801,13 @@ static void test_hostile_globals(void) {
             op(p, form == 0 ? 'R' : form == 1 ? 0x81 : 'o');
             op(p, '.');
             char want[300];
-            snprintf(want, sizeof want, "%s: refusing to call %s.%s: it can run code or reach the "
+            snprintf(want, sizeof want,
+                     "%s: refusing to call %s.%s: it can run code or reach the "
                      "system, and pdckpt never runs code from a pickle",
-                     form == 0 ? "REDUCE" : form == 1 ? "NEWOBJ" : "OBJ", bad[i][0], bad[i][1]);
+                     form == 0   ? "REDUCE"
+                     : form == 1 ? "NEWOBJ"
+                                 : "OBJ",
+                     bad[i][0], bad[i][1]);
             expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at, want);
         }
     }
@@ -799,11 +841,13 @@ static void test_hostile_globals(void) {
 /* A value may not be changed once it is inside another: reference cycles cannot form. */
 static void test_cycles_refused(void) {
     pb *p = pb_new(2);
-    RAWS(p, "]q\x00h\x00" "a."); /* l = []; l.append(l) */
+    RAWS(p, "]q\x00h\x00"
+            "a."); /* l = []; l.append(l) */
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 7,
                  "APPEND: a list cannot contain itself (pdckpt refuses reference cycles)");
     p = pb_new(2);
-    RAWS(p, "]q\x00]q\x01h\x00" "aa."); /* a = []; b = [a]; a.append(b) */
+    RAWS(p, "]q\x00]q\x01h\x00"
+            "aa."); /* a = []; b = [a]; a.append(b) */
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 11,
                  "APPEND: cannot add items to a list that is already inside another value (a "
                  "self-referencing pickle; pdckpt refuses reference cycles)");
@@ -836,10 +880,11 @@ static void test_object_cycles_refused(void) {
         op(p, form == 0 ? 'a' : 'b');
         op(p, '.');
         expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
-                     form == 0 ? "APPEND: an object cannot contain itself (pdckpt refuses reference "
-                                 "cycles)"
-                               : "BUILD: an object cannot be its own state (pdckpt refuses "
-                                 "reference cycles)");
+                     form == 0
+                         ? "APPEND: an object cannot contain itself (pdckpt refuses reference "
+                           "cycles)"
+                         : "BUILD: an object cannot be its own state (pdckpt refuses "
+                           "reference cycles)");
     }
     pb *p = pb_new(4);
     sglobal(p, "mylib", "Node");
@@ -852,7 +897,7 @@ static void test_object_cycles_refused(void) {
 }
 
 static void test_limits(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     /* max_depth: [[[[]]]] is 4 levels */
     pb *p = pb_new(2);
@@ -860,7 +905,8 @@ static void test_limits(void) {
     lo.max_depth = 3;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
     CHECK_EQ_INT(err.offset, 8);
-    CHECK_STR(err.message, "APPEND: expected nesting of at most 3 levels (max_depth), found deeper");
+    CHECK_STR(err.message,
+              "APPEND: expected nesting of at most 3 levels (max_depth), found deeper");
     lo.max_depth = 4;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_OK, &err));
     free(p);
@@ -899,7 +945,7 @@ static void test_limits(void) {
     free(p);
     /* max_tensor_bytes */
     static const float f4[2] = {1, 2};
-    int64_t d2[1] = {2};
+    int64_t            d2[1] = {2};
     p = pb_new(2);
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
     size_t at = p->n - 1;
@@ -935,15 +981,25 @@ static void test_memo_bomb(void) {
     unsigned long long limit = (4ull * p->n + (64ull << 20)) / 16;
     CHECK(limit > (1ull << 22) - 1 && limit < (1ull << 23) - 1);
     char want[300];
-    snprintf(want, sizeof want, "APPENDS: expected at most %llu values once shared (memo) "
-             "references are expanded (max_alloc_bytes / 16), found more", limit);
+    snprintf(want, sizeof want,
+             "APPENDS: expected at most %llu values once shared (memo) "
+             "references are expanded (max_alloc_bytes / 16), found more",
+             limit);
     expect_error(p, PDCKPT_ERR_LIMIT, (int64_t)at, want);
 }
 
 /* Declared sizes beyond the file, truncation, and malformed streams. */
 static void test_malformed(void) {
-    struct { const char *bytes; size_t len; pdckpt_status st; int64_t off; const char *msg; } c[] = {
-        {PKL("\x80\x04X\xff\xff\xff\xff" "abc."), PDCKPT_ERR_FORMAT, 2,
+    struct {
+        const char   *bytes;
+        size_t        len;
+        pdckpt_status st;
+        int64_t       off;
+        const char   *msg;
+    } c[] = {
+        {PKL("\x80\x04X\xff\xff\xff\xff"
+             "abc."),
+         PDCKPT_ERR_FORMAT, 2,
          "BINUNICODE: expected 4294967295 bytes of text, found 4 before the end"},
         {PKL("\x80\x04\x8e\x00\x00\x00\x00\x00\x00\x00\x40."), PDCKPT_ERR_FORMAT, 2,
          "BINBYTES8: expected 4611686018427387904 bytes of bytes, found 1 before the end"},
@@ -957,13 +1013,15 @@ static void test_malformed(void) {
          "BINSTRING: expected a length >= 0, found -2"},
         {PKL("\x80\x02h\x05."), PDCKPT_ERR_FORMAT, 2,
          "BINGET: expected memo entry 5 to have been stored, found none"},
-        {PKL("\x80\x02R."), PDCKPT_ERR_FORMAT, 2, "REDUCE: expected a value on the stack, found none"},
+        {PKL("\x80\x02R."), PDCKPT_ERR_FORMAT, 2,
+         "REDUCE: expected a value on the stack, found none"},
         {PKL("\x80\x02(Na."), PDCKPT_ERR_FORMAT, 4,
          "APPEND: expected a value on the stack above the last MARK, found none"},
         {PKL("\x80\x02N"), PDCKPT_ERR_FORMAT, 3,
          "expected an opcode (the pickle ends with STOP), found the end of the input"},
         {PKL("\x80\x02\xff."), PDCKPT_ERR_FORMAT, 2, "expected a pickle opcode, found byte 0xff"},
-        {PKL("\x80\x06N."), PDCKPT_ERR_UNSUPPORTED, 0, "PROTO: expected pickle protocol 0-5, found 6"},
+        {PKL("\x80\x06N."), PDCKPT_ERR_UNSUPPORTED, 0,
+         "PROTO: expected pickle protocol 0-5, found 6"},
         {PKL("\x80\x02X\x02\x00\x00\x00\xc3(."), PDCKPT_ERR_FORMAT, 2,
          "BINUNICODE: expected UTF-8 text, found byte 0xc3 at text offset 0"},
         {PKL("\x80\x02]K\x01K\x02s."), PDCKPT_ERR_FORMAT, 7,
@@ -978,7 +1036,9 @@ static void test_malformed(void) {
          "EXT1: copyreg extension codes are not supported"},
         {PKL("\x80\x05\x97."), PDCKPT_ERR_UNSUPPORTED, 2,
          "NEXT_BUFFER: out-of-band buffers are not supported"},
-        {PKL("\x80\x04\x8c\x01" "a\x8c\x00\x93."), PDCKPT_ERR_FORMAT, 7,
+        {PKL("\x80\x04\x8c\x01"
+             "a\x8c\x00\x93."),
+         PDCKPT_ERR_FORMAT, 7,
          "STACK_GLOBAL: expected a global name (non-empty UTF-8 text), found 0 unusable bytes"},
         {PKL("(S'abc\n."), PDCKPT_ERR_FORMAT, 1, "STRING: expected a quoted string"},
     };
@@ -1006,7 +1066,7 @@ static void test_zero_copy(void) {
     float *w = malloc(N * sizeof *w);
     for (int i = 0; i < N; i++) w[i] = (float)i * 0.5f;
     int64_t dims[1] = {N};
-    pb *p = pb_new(4);
+    pb     *p = pb_new(4);
     op(p, '}');
     stext(p, "w");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, dims, false, w, sizeof(float) * N, 'C');
@@ -1033,7 +1093,7 @@ static void test_zero_copy(void) {
     for (int zc = 1; zc >= 0; zc--) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.zero_copy = zc;
-        pdckpt_value *v = load_opts(p, &lo, PDCKPT_OK, &err);
+        pdckpt_value  *v = load_opts(p, &lo, PDCKPT_OK, &err);
         pdckpt_buffer *buf = NULL;
         const uint8_t *data = tensor_data(v, &buf);
         CHECK(zc ? data == p->b + data_off : (data && (data < p->b || data >= p->b + p->n)));
@@ -1053,13 +1113,13 @@ static void test_protocol2_decoded_once(void) {
     uint8_t *w = malloc(N);
     for (int i = 0; i < N; i++) w[i] = (uint8_t)(i * 7);
     int64_t dims[1] = {N};
-    pb *p = pb_new(2);
+    pb     *p = pb_new(2);
     op(p, '}');
     text(p, "w");
     np_array(p, "numpy.core.multiarray", "u1", "|", 1, dims, false, w, N, 'e');
     op(p, 's');
     op(p, '.');
-    pdckpt_value *v = load(p, PDCKPT_OK, &err);
+    pdckpt_value  *v = load(p, PDCKPT_OK, &err);
     pdckpt_buffer *buf = NULL;
     const uint8_t *data = tensor_data(v, &buf);
     CHECK(buf && !pdckpt_buffer_is_mapped(buf) && data == pdk_buffer_data(buf));
@@ -1081,31 +1141,37 @@ static pdckpt_status detect(const void *bytes, size_t len, pdckpt_format *fmt, p
 }
 
 static void test_sniff(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_format fmt;
-#define LIT(s) {s, sizeof(s) - 1}
-    static const struct { const char *b; size_t n; } pickles[] = {
-        LIT("\x80\x02}q\x00."), LIT("\x80\x04\x95\x01\x00\x00\x00\x00\x00\x00\x00N."),
-        LIT("(dp0\nS'a'\np1\nI1\ns."), LIT("}q\x00.")};
+#define LIT(s)                                                                                     \
+    { s, sizeof(s) - 1 }
+    static const struct {
+        const char *b;
+        size_t      n;
+    } pickles[] = {LIT("\x80\x02}q\x00."), LIT("\x80\x04\x95\x01\x00\x00\x00\x00\x00\x00\x00N."),
+                   LIT("(dp0\nS'a'\np1\nI1\ns."), LIT("}q\x00.")};
     for (size_t i = 0; i < sizeof pickles / sizeof *pickles; i++) {
         CHECK_OK(detect(pickles[i].b, pickles[i].n, &fmt, &err), &err);
         CHECK_EQ_INT(fmt, PDCKPT_FORMAT_PICKLE);
     }
     /* a truncated protocol-4 pickle is still recognised, and diagnosed as a pickle */
     CHECK_STATUS(detect("\x80\x04}\x94(", 5, &fmt, &err), PDCKPT_ERR_FORMAT, &err);
-    CHECK_STR(err.message, "expected an opcode (the pickle ends with STOP), found the end of the input");
+    CHECK_STR(err.message,
+              "expected an opcode (the pickle ends with STOP), found the end of the input");
     /* text that merely starts like protocol 0, and 0x80 with a bad protocol, are not pickles */
     static const char *const not_pickles[] = {"(hello world", "\x80\x09}.", "\x80\x02\xff\xff"};
     for (size_t i = 0; i < 3; i++) {
-        CHECK_STATUS(detect(not_pickles[i], strlen(not_pickles[i]), &fmt, &err), PDCKPT_ERR_FORMAT, &err);
-        CHECK_STR(err.message, "expected a Paddle checkpoint file, found none that pdckpt recognises");
+        CHECK_STATUS(detect(not_pickles[i], strlen(not_pickles[i]), &fmt, &err), PDCKPT_ERR_FORMAT,
+                     &err);
+        CHECK_STR(err.message,
+                  "expected a Paddle checkpoint file, found none that pdckpt recognises");
     }
 }
 
 static void test_verify_is_strict_about_the_end(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    pb *p = pb_new(2);
+    pb                 *p = pb_new(2);
     RAWS(p, "N.xyz"); /* pickle.load stops at STOP, as paddle.load does */
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_OK, &err));
     lo.verify = true;
@@ -1144,10 +1210,10 @@ static void fail_free(void *ctx, void *ptr, size_t size) {
 /* Every allocation of a load that touches most of the reader fails in turn: each run must end in
  * a clean NOMEM (the sanitizer build checks for leaks). */
 static void test_allocation_failures(void) {
-    static const float f4[2] = {1, 2};
+    static const float   f4[2] = {1, 2};
     static const int32_t part[2] = {7, 8};
-    int64_t d2[1] = {2}, d4[1] = {4};
-    pb *p = pb_new(2);
+    int64_t              d2[1] = {2}, d4[1] = {4};
+    pb                  *p = pb_new(2);
     op(p, '}');
     op(p, '(');
     text(p, "w");
@@ -1196,21 +1262,22 @@ static void test_allocation_failures(void) {
     op(p, 's');
     op(p, 'u');
     op(p, '.');
-    long runs = 0;
+    long          runs = 0;
     pdckpt_status st = PDCKPT_ERR_NOMEM;
     for (long n = 0; n < 100000 && st != PDCKPT_OK; n++, runs++) {
-        failing f = {n};
-        pdckpt_allocator a = {fail_alloc, fail_free, &f};
+        failing             f = {n};
+        pdckpt_allocator    a = {fail_alloc, fail_free, &f};
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.allocator = &a;
         lo.zero_copy = false; /* copies exercise more allocations */
         lo.format = PDCKPT_FORMAT_PICKLE;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
         pdckpt_value *v = NULL;
         st = pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err);
         if (st == PDCKPT_OK) {
             static const int32_t whole[4] = {7, 8, 7, 8};
-            check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, "linear_0.w_0");
+            check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8,
+                         "linear_0.w_0");
             check_tensor(pdckpt_dict_get(v, "x"), PDCKPT_DTYPE_INT32, 1, d4, whole, 16, NULL);
             check_tensor(pdckpt_value_at(pdckpt_dict_get(v, "t"), 1), PDCKPT_DTYPE_FLOAT32, 1, d2,
                          "\x3f\x80\x00\x00\x40\x00\x00\x00", 8, "n"); /* each element swapped */

@@ -31,10 +31,10 @@ static void check_fixture(const expect *e) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", fixtures(), e->path);
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_file(path, NULL, &p, &err), &err);
     if (!p) return;
-    size_t n;
+    size_t             n;
     const char *const *names = pdckpt_program_persistables(p, &n);
     CHECK_EQ_INT(pdckpt_program_version(p), e->version);
     CHECK_EQ_INT(pdckpt_program_n_blocks(p), e->blocks);
@@ -75,9 +75,9 @@ static void test_fixture_feeds_and_types(void) {
     char path[4200];
     snprintf(path, sizeof path, "%s/ppyolo_tiny-pdiparams-paddle2.4.0/model.pdmodel", fixtures());
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_file(path, NULL, &p, &err), &err);
-    size_t n;
+    size_t             n;
     const char *const *feeds = pdckpt_program_feeds(p, &n);
     CHECK_EQ_INT(n, 3); /* spec §6.2: stored scale_factor, image, im_shape; columns 2, 1, 0 */
     CHECK_STR(feeds[0], "im_shape");
@@ -98,10 +98,11 @@ static void test_fixture_feeds_and_types(void) {
 }
 
 static void test_fluid011_refused(void) {
-    char path[4200];
+    char            path[4200];
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    snprintf(path, sizeof path, "%s/luotao1-example-2018-01-fluid0.11-pickled/__model__", fixtures());
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
+    snprintf(path, sizeof path, "%s/luotao1-example-2018-01-fluid0.11-pickled/__model__",
+             fixtures());
     CHECK_STATUS(pdckpt_program_load_file(path, NULL, &p, &err), PDCKPT_ERR_UNSUPPORTED, &err);
     CHECK(strstr(err.message, "Fluid 0.11's pickled __model__") != NULL);
     pdckpt_format f;
@@ -117,7 +118,7 @@ static void test_fluid011_refused(void) {
 /* Two blocks; duplicates, excluded kinds, non-persistables, and names whose byte order differs
  * from naive expectations ('B' < '_' < 'a' < 0xc3 'é'). */
 static tu_buf rule_program(void) {
-    tu_buf prog = {0}, b0 = {0}, b1 = {0};
+    tu_buf  prog = {0}, b0 = {0}, b1 = {0};
     int64_t d2[2] = {-1, 4}, d1[1] = {3};
     tu_pb_var(&b0, "z.w", 7, 5, 2, d2, 1);
     tu_pb_var(&b0, "\xc3\xa9t\xc3\xa9", 7, 3, 1, d1, 1);
@@ -143,20 +144,20 @@ static tu_buf rule_program(void) {
 }
 
 static void test_selection_rule(void) {
-    tu_buf bytes = rule_program();
+    tu_buf          bytes = rule_program();
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_memory(bytes.data, bytes.len, NULL, &p, &err), &err);
-    size_t n;
-    const char *const *names = pdckpt_program_persistables(p, &n);
-    static const char *const want[] = {"B", "_sub", "a", "dup", "rows", "z.w",
-                                       "\xc3\xa9t\xc3\xa9"};
+    size_t                   n;
+    const char *const       *names = pdckpt_program_persistables(p, &n);
+    static const char *const want[] = {"B", "_sub", "a", "dup", "rows", "z.w", "\xc3\xa9t\xc3\xa9"};
     CHECK_EQ_INT(n, 7);
     for (size_t i = 0; i < n && i < 7; i++) CHECK_STR(names[i], want[i]);
     pdckpt_program_var v;
     CHECK(pdckpt_program_find_var(p, "dup", &v) && v.block == 1 && v.dtype == PDCKPT_DTYPE_FLOAT16);
     CHECK(pdckpt_program_find_var(p, "z.w", &v) && v.n_dims == 2 && v.dims[0] == -1);
-    CHECK(pdckpt_program_find_var(p, "_sub", &v) && v.n_dims == 0 && v.dtype == PDCKPT_DTYPE_FLOAT64);
+    CHECK(pdckpt_program_find_var(p, "_sub", &v) && v.n_dims == 0 &&
+          v.dtype == PDCKPT_DTYPE_FLOAT64);
     CHECK(pdckpt_program_find_var(p, "rows", &v) && v.var_type == 8 && v.saved);
     CHECK(pdckpt_program_find_var(p, "absent_flag", &v) && !v.persistable && !v.saved);
     CHECK_EQ_INT(pdckpt_program_n_blocks(p), 2);
@@ -180,16 +181,16 @@ static void test_packed_and_unknown(void) {
     tu_pb_msg(&lod, 1, &tensor);
     tu_pb_uint(&type, 1, 7);
     tu_pb_msg(&type, 3, &lod);
-    tu_pb_uint(&type, 99, 7);                          /* unknown varint */
+    tu_pb_uint(&type, 99, 7); /* unknown varint */
     tu_pb_str(&var, 1, "w");
     tu_pb_msg(&var, 2, &type);
     tu_pb_uint(&var, 3, 1);
-    tu_buf_put(&var, "\x45\x01\x02\x03\x04", 5);       /* unknown field 8, 32-bit */
+    tu_buf_put(&var, "\x45\x01\x02\x03\x04", 5);                 /* unknown field 8, 32-bit */
     tu_buf_put(&var, "\x49\x01\x02\x03\x04\x05\x06\x07\x08", 9); /* unknown field 9, 64-bit */
     tu_pb_msg(&block, 3, &var);
     tu_pb_block(&prog, 0, -1, &block);
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_memory(prog.data, prog.len, NULL, &p, &err), &err);
     pdckpt_program_var v;
     CHECK(pdckpt_program_find_var(p, "w", &v) && v.n_dims == 2 && v.dims[0] == 784 &&
@@ -205,8 +206,8 @@ static void test_every_truncation(void) {
     size_t refused = 0;
     for (size_t n = 0; n < bytes.len; n++) {
         pdckpt_program *p = NULL;
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        pdckpt_status st = pdckpt_program_load_memory(bytes.data, n, NULL, &p, &err);
+        pdckpt_error    err = PDCKPT_ERROR_INIT;
+        pdckpt_status   st = pdckpt_program_load_memory(bytes.data, n, NULL, &p, &err);
         pdckpt_program_free(p);
         if (st == PDCKPT_OK) continue;
         refused++;
@@ -221,11 +222,11 @@ static void test_every_truncation(void) {
  * way huge programs get big) reads; a budget below what it needs is a LIMIT error. */
 static void test_program_above_64_mib(void) {
     size_t big = (size_t)65 << 20;
-    char *s = malloc(big + 1);
+    char  *s = malloc(big + 1);
     if (!s) return;
     memset(s, 'x', big);
     s[big] = '\0';
-    tu_buf prog = {0}, block = {0}, op = {0}, attr = {0};
+    tu_buf  prog = {0}, block = {0}, op = {0}, attr = {0};
     int64_t d[1] = {2};
     tu_pb_var(&block, "w", 7, 5, 1, d, 1);
     tu_pb_str(&attr, 1, "blob");
@@ -238,7 +239,7 @@ static void test_program_above_64_mib(void) {
     tu_pb_block(&prog, 0, -1, &block);
     CHECK(prog.len > ((size_t)64 << 20));
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_memory(prog.data, prog.len, NULL, &p, &err), &err);
     size_t n;
     CHECK(p && pdckpt_program_persistables(p, &n) && n == 1 && pdckpt_program_n_ops(p) == 1);
@@ -253,7 +254,7 @@ static void test_program_above_64_mib(void) {
 static void expect_bad(const void *bytes, size_t len, pdckpt_status want, int64_t offset,
                        const char *message) {
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_STATUS(pdckpt_program_load_memory(bytes, len, NULL, &p, &err), want, &err);
     CHECK_EQ_INT(err.offset, offset);
     if (!strstr(err.message, message)) {
@@ -294,11 +295,15 @@ static const char pir_text[] =
     "{\"#\":\"p\",\"A\":[0,1,0,\"A_first\"],\"O\":{\"%\":4,\"TT\":{\"#\":\"0.t_dtensor\","
     "\"D\":[{\"#\":\"0.t_bf16\"},[],\"NCHW\",[],0]}}},"
     "{\"#\":\"1.data\",\"A\":[{\"AT\":{\"#\":\"0.a_str\",\"D\":\"x\"},\"N\":\"name\"}],"
-    "\"O\":[{\"%\":5,\"TT\":{\"#\":\"0.t_dtensor\",\"D\":[{\"#\":\"0.t_f32\"},[-1,3],\"NCHW\",[],0]}}],"
-    "\"OA\":[{\"AT\":{\"#\":\"0.a_array\",\"D\":[{\"#\":\"0.a_bool\",\"D\":false}]},\"N\":\"stop_gradient\"}]},"
+    "\"O\":[{\"%\":5,\"TT\":{\"#\":\"0.t_dtensor\",\"D\":[{\"#\":\"0.t_f32\"},[-1,3],\"NCHW\",[],0]"
+    "}}],"
+    "\"OA\":[{\"AT\":{\"#\":\"0.a_array\",\"D\":[{\"#\":\"0.a_bool\",\"D\":false}]},\"N\":\"stop_"
+    "gradient\"}]},"
     "{\"#\":\"1.data\",\"A\":[{\"AT\":{\"#\":\"0.a_str\",\"D\":\"lr\"},\"N\":\"name\"}],"
-    "\"O\":[{\"%\":6,\"TT\":{\"#\":\"0.t_dtensor\",\"D\":[{\"#\":\"0.t_f32\"},[1],\"NCHW\",[],0]}}],"
-    "\"OA\":[{\"AT\":{\"#\":\"0.a_array\",\"D\":[{\"#\":\"0.a_bool\",\"D\":true}]},\"N\":\"persistable\"}]},"
+    "\"O\":[{\"%\":6,\"TT\":{\"#\":\"0.t_dtensor\",\"D\":[{\"#\":\"0.t_f32\"},[1],\"NCHW\",[],0]}}]"
+    ","
+    "\"OA\":[{\"AT\":{\"#\":\"0.a_array\",\"D\":[{\"#\":\"0.a_bool\",\"D\":true}]},\"N\":"
+    "\"persistable\"}]},"
     "{\"#\":\"1.matmul\",\"I\":[{\"%\":5},{\"%\":1}],\"O\":[{\"%\":7}]},"
     "{\"#\":\"1.fetch\",\"A\":[{\"AT\":{\"#\":\"0.a_str\",\"D\":\"out1\"},\"N\":\"name\"},"
     "{\"AT\":{\"#\":\"0.a_i32\",\"D\":1},\"N\":\"col\"}],\"I\":[{\"%\":7}]},"
@@ -308,13 +313,13 @@ static const char pir_text[] =
 
 static void test_pir_program(void) {
     pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_program_load_memory(pir_text, sizeof pir_text - 1, NULL, &p, &err), &err);
     if (!p) return;
     CHECK_EQ_INT(pdckpt_program_format(p), PDCKPT_FORMAT_PIR_JSON);
     CHECK_EQ_INT(pdckpt_program_version(p), 1);
     CHECK_EQ_INT(pdckpt_program_n_ops(p), 9);
-    size_t n;
+    size_t             n;
     const char *const *names = pdckpt_program_persistables(p, &n);
     /* all persistable parameter ops + the persistable data value, by name; not_saved has
      * OA persistable 0 (Paddle's save_vars_pir keeps only persistable values) */
@@ -324,8 +329,10 @@ static void test_pir_program(void) {
     pdckpt_program_var v;
     CHECK(pdckpt_program_find_var(p, "w_b", &v) && v.dtype == PDCKPT_DTYPE_FLOAT32 &&
           v.n_dims == 2 && v.dims[0] == 3 && v.dims[1] == 2 && v.is_parameter);
-    CHECK(pdckpt_program_find_var(p, "mean", &v) && v.dtype == PDCKPT_DTYPE_FLOAT16 && !v.is_parameter);
-    CHECK(pdckpt_program_find_var(p, "A_first", &v) && v.dtype == PDCKPT_DTYPE_BFLOAT16 && v.n_dims == 0);
+    CHECK(pdckpt_program_find_var(p, "mean", &v) && v.dtype == PDCKPT_DTYPE_FLOAT16 &&
+          !v.is_parameter);
+    CHECK(pdckpt_program_find_var(p, "A_first", &v) && v.dtype == PDCKPT_DTYPE_BFLOAT16 &&
+          v.n_dims == 0);
     CHECK(pdckpt_program_find_var(p, "x", &v) && !v.saved && v.dims[0] == -1);
     const char *const *fetches = pdckpt_program_fetches(p, &n);
     CHECK(n == 2 && strcmp(fetches[0], "out0") == 0 && strcmp(fetches[1], "out1") == 0);
@@ -337,12 +344,13 @@ static void test_pir_program(void) {
 static void test_pir_malformed(void) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_PIR_JSON;
-    pdckpt_program *p = NULL;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_program   *p = NULL;
+    pdckpt_error      err = PDCKPT_ERROR_INIT;
     static const char wrong_magic[] = "{\"base_code\":{\"magic\":\"pdmodel\"},\"program\":{}}";
     CHECK_STATUS(pdckpt_program_load_memory(wrong_magic, sizeof wrong_magic - 1, &lo, &p, &err),
                  PDCKPT_ERR_FORMAT, &err);
-    CHECK_STR(err.message, "expected base_code.magic \"pir\" (a Paddle 3 PIR program), found \"pdmodel\"");
+    CHECK_STR(err.message,
+              "expected base_code.magic \"pir\" (a Paddle 3 PIR program), found \"pdmodel\"");
     CHECK_STATUS(pdckpt_program_load_memory(pir_text, 100, &lo, &p, &err), PDCKPT_ERR_FORMAT, &err);
     CHECK(err.offset > 0 && err.offset <= 100 && strstr(err.message, "JSON"));
     static const char bad_param[] =

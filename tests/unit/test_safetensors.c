@@ -17,22 +17,23 @@ static pdckpt_value *load(const void *bytes, size_t len, pdckpt_status want, pdc
 }
 
 static void test_round_trip(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_value *meta = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_dict_set(meta, "format", pdckpt_value_new_string(NULL, "pd \"quoted\"\n", SIZE_MAX), NULL);
+    pdckpt_dict_set(meta, "format", pdckpt_value_new_string(NULL, "pd \"quoted\"\n", SIZE_MAX),
+                    NULL);
     pdckpt_dict_set(state, "__metadata__", meta, NULL);
     for (int d = 1; d < PDCKPT_DTYPE_COUNT; d++) {
         if (d == PDCKPT_DTYPE_COMPLEX128) continue;
         int64_t dims[2] = {3, d};
-        char name[64];
+        char    name[64];
         snprintf(name, sizeof name, "t\xc3\xa9_%s", pdckpt_dtype_name((pdckpt_dtype)d));
         pdckpt_dict_set(state, name, tu_random_tensor((pdckpt_dtype)d, 2, dims, (unsigned)d), NULL);
     }
     pdckpt_dict_set(state, "scalar", tu_random_tensor(PDCKPT_DTYPE_FLOAT64, 0, NULL, 1), NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_SAFETENSORS;
-    void *bytes;
+    void  *bytes;
     size_t len;
     CHECK_OK(pdckpt_save_memory(state, &so, &bytes, &len, &err), &err);
     uint64_t header;
@@ -40,12 +41,14 @@ static void test_round_trip(void) {
     CHECK_EQ_INT(header % 8, 0);
     pdckpt_value *back = load(bytes, len, PDCKPT_OK, &err);
     for (size_t i = 0; i < pdckpt_value_len(state); i++) {
-        const char *k = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
+        const char         *k = pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL);
         const pdckpt_value *got = pdckpt_dict_get(back, k);
         CHECK(pdckpt_value_equal(pdckpt_value_at(state, i), got));
         pdckpt_tensor_view v; /* widest dtypes first: every tensor is aligned to its element */
         if (pdckpt_tensor_get(got, &v))
-            CHECK((size_t)((const char *)v.data - (const char *)bytes - 8 - header) % pdckpt_dtype_size(v.dtype) == 0);
+            CHECK((size_t)((const char *)v.data - (const char *)bytes - 8 - header) %
+                      pdckpt_dtype_size(v.dtype) ==
+                  0);
     }
     pdckpt_free(NULL, bytes, len);
     pdckpt_value_free(back);
@@ -57,19 +60,19 @@ static void test_round_trip(void) {
 
 /* Builds a file from a header text and `data_len` zero bytes of data. */
 static unsigned char *make_file(const char *header, size_t data_len, size_t *len) {
-    size_t h = strlen(header);
+    size_t         h = strlen(header);
     unsigned char *buf = calloc(1, 8 + h + data_len + 1);
-    uint64_t n = h;
+    uint64_t       n = h;
     memcpy(buf, &n, 8);
     memcpy(buf + 8, header, h);
     *len = 8 + h + data_len;
     return buf;
 }
 
-static void expect_error(const char *header, size_t data_len, pdckpt_status want,
-                         int64_t offset, const char *message) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    size_t len;
+static void expect_error(const char *header, size_t data_len, pdckpt_status want, int64_t offset,
+                         const char *message) {
+    pdckpt_error   err = PDCKPT_ERROR_INIT;
+    size_t         len;
     unsigned char *file = make_file(header, data_len, &len);
     pdckpt_value_free(load(file, len, want, &err));
     CHECK_EQ_INT(err.offset, offset);
@@ -80,8 +83,8 @@ static void expect_error(const char *header, size_t data_len, pdckpt_status want
 static void test_header_checks(void) {
     expect_error("[]", 0, PDCKPT_ERR_FORMAT, 8, "expected the header to start with '{'");
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
-                 PDCKPT_ERR_FORMAT, 62,
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                 8, PDCKPT_ERR_FORMAT, 62,
                  "tensor 'b': expected data to start at 8, found 4 (overlapping offsets)");
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
                  PDCKPT_ERR_FORMAT, 9, "tensor 'a': expected data to start at 0, found 4 (gap)");
@@ -96,11 +99,12 @@ static void test_header_checks(void) {
                  "tensor 'a': expected dtype, shape and data_offsets, found dtype shape ");
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[01],\"data_offsets\":[0,4]}}", 4,
                  PDCKPT_ERR_FORMAT, 37, "shape dim has a leading zero");
-    expect_error("{\"a\\ud800\":{}}", 0, PDCKPT_ERR_FORMAT, 11, "expected a low surrogate after \\ud800");
+    expect_error("{\"a\\ud800\":{}}", 0, PDCKPT_ERR_FORMAT, 11,
+                 "expected a low surrogate after \\ud800");
     /* Header length beyond the limit or the file. */
-    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
     unsigned char big[16] = {0};
-    uint64_t n = 100000001;
+    uint64_t      n = 100000001;
     memcpy(big, &n, 8);
     pdckpt_value_free(load(big, sizeof big, PDCKPT_ERR_LIMIT, &err));
     CHECK_STR(err.message, "expected header size <= 100000000 bytes, found 100000001");
@@ -111,11 +115,12 @@ static void test_header_checks(void) {
 }
 
 static void test_duplicate_names(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    size_t len;
-    unsigned char *file = make_file(
-        "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
-        "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2, &len);
+    pdckpt_error   err = PDCKPT_ERROR_INIT;
+    size_t         len;
+    unsigned char *file =
+        make_file("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+                  "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
+                  2, &len);
     pdckpt_value_free(load(file, len, PDCKPT_ERR_FORMAT, &err));
     CHECK_STR(err.message, "duplicate tensor name 'a'");
     free(file);

@@ -28,15 +28,16 @@ static void save_bytes(const pdckpt_value *v, pdckpt_format f, void **data, size
 /* Spec §1.5: float32 [2,3] holding 1..6 is exactly these 50 bytes. */
 static void test_spec_hex_dump(void) {
     static const unsigned char expected[50] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0x08, 0x05, 0x10, 0x02, 0x10, 0x03,
-        0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 0, 0, 0x40, 0x40, 0, 0, 0x80, 0x40, 0, 0, 0xa0, 0x40, 0, 0, 0xc0, 0x40};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t dims[2] = {2, 3};
+        0, 0, 0,    0,    0,    0,    0,    0,    0,    0, 0,    0,    0,    0, 0,    0,   6,
+        0, 0, 0,    0x08, 0x05, 0x10, 0x02, 0x10, 0x03, 0, 0,    0x80, 0x3f, 0, 0,    0,   0x40,
+        0, 0, 0x40, 0x40, 0,    0,    0x80, 0x40, 0,    0, 0xa0, 0x40, 0,    0, 0xc0, 0x40};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       dims[2] = {2, 3};
     pdckpt_value *t = NULL;
     CHECK_OK(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, dims, &t, &err), &err);
     float *f = pdckpt_tensor_data_mut(t);
     for (int i = 0; i < 6; i++) f[i] = (float)(i + 1);
-    void *bytes;
+    void  *bytes;
     size_t len;
     save_bytes(t, PDCKPT_FORMAT_TENSOR, &bytes, &len, &err);
     CHECK_EQ_INT(len, 50);
@@ -50,19 +51,20 @@ static void test_spec_hex_dump(void) {
 
 /* Spec §1.5: one LoD level [[0,2,3]] with a float32 [3,1] tensor. */
 static void test_spec_lod_layout(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t dims[2] = {3, 1};
-    pdckpt_value *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 3);
-    uint64_t level[3] = {0, 2, 3};
+    pdckpt_error    err = PDCKPT_ERROR_INIT;
+    int64_t         dims[2] = {3, 1};
+    pdckpt_value   *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, 3);
+    uint64_t        level[3] = {0, 2, 3};
     const uint64_t *levels[1] = {level};
-    uint64_t lens[1] = {3};
+    uint64_t        lens[1] = {3};
     CHECK_OK(pdckpt_tensor_set_lod(t, 1, levels, lens, &err), &err);
-    void *bytes;
+    void  *bytes;
     size_t len;
     save_bytes(t, PDCKPT_FORMAT_TENSOR, &bytes, &len, &err);
-    static const unsigned char head[] = {0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x18, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 0, 0, 0, 6, 0, 0, 0, 0x08, 0x05, 0x10, 0x03, 0x10, 0x01};
+    static const unsigned char head[] = {
+        0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x18, 0,    0,    0,    0,    0,   0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0,    0,    0,    0,    3,    0,   0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0x08, 0x05, 0x10, 0x03, 0x10, 0x01};
     CHECK(len == sizeof head + 12 && memcmp(bytes, head, sizeof head) == 0);
     pdckpt_value *back = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, true, &err);
     CHECK(pdckpt_value_equal(t, back));
@@ -74,12 +76,12 @@ static void test_spec_lod_layout(void) {
 static void test_every_dtype(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     for (int d = 1; d < PDCKPT_DTYPE_COUNT; d++) {
-        int64_t dims[3] = {2, 3, 5};
-        pdckpt_value *t = tu_random_tensor((pdckpt_dtype)d, 3, dims, (unsigned)d);
+        int64_t             dims[3] = {2, 3, 5};
+        pdckpt_value       *t = tu_random_tensor((pdckpt_dtype)d, 3, dims, (unsigned)d);
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         so.format = PDCKPT_FORMAT_TENSOR;
-        void *bytes = NULL;
-        size_t len = 0;
+        void         *bytes = NULL;
+        size_t        len = 0;
         pdckpt_status st = pdckpt_save_memory(t, &so, &bytes, &len, &err);
         if (pdckpt_dtype_to_paddle((pdckpt_dtype)d) < 0) {
             CHECK_EQ_INT(st, PDCKPT_ERR_UNSUPPORTED); /* uint16/32/64: no VarType code */
@@ -96,12 +98,12 @@ static void test_every_dtype(void) {
 }
 
 static void test_zero_d_and_empty(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t empty[2] = {0, 7};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       empty[2] = {0, 7};
     pdckpt_value *tensors[2] = {tu_random_tensor(PDCKPT_DTYPE_INT64, 0, NULL, 9),
                                 tu_random_tensor(PDCKPT_DTYPE_FLOAT16, 2, empty, 9)};
     for (int i = 0; i < 2; i++) {
-        void *bytes;
+        void  *bytes;
         size_t len;
         save_bytes(tensors[i], PDCKPT_FORMAT_TENSOR, &bytes, &len, &err);
         pdckpt_value *back = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, true, &err);
@@ -117,14 +119,15 @@ static void test_zero_d_and_empty(void) {
 /* Protobuf allows packed repeated fields and unknown fields; a reader must take both. */
 static void test_packed_dims_and_unknown_fields(void) {
     static const unsigned char bytes[] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, /* header, desc size 13 */
-        0x08, 0x02,                   /* data_type INT32 */
-        0x12, 0x02, 0x02, 0x01,       /* dims, packed: [2, 1] */
-        0x38, 0x07,                   /* unknown field 7, varint */
-        0x3d, 0x11, 0x22, 0x33, 0x44, /* unknown field 7, fixed32 */
-        1, 0, 0, 0, 2, 0, 0, 0};      /* data */
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    pdckpt_value *t = load_bytes(bytes, sizeof bytes, PDCKPT_FORMAT_TENSOR, true, &err);
+        0,    0,    0,    0,    0,    0, 0,  0, 0, 0,
+        0,    0,    0,    0,    0,    0, 13, 0, 0, 0, /* header, desc size 13 */
+        0x08, 0x02,                                   /* data_type INT32 */
+        0x12, 0x02, 0x02, 0x01,                       /* dims, packed: [2, 1] */
+        0x38, 0x07,                                   /* unknown field 7, varint */
+        0x3d, 0x11, 0x22, 0x33, 0x44,                 /* unknown field 7, fixed32 */
+        1,    0,    0,    0,    2,    0, 0,  0};      /* data */
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *t = load_bytes(bytes, sizeof bytes, PDCKPT_FORMAT_TENSOR, true, &err);
     pdckpt_tensor_view v;
     CHECK(t && pdckpt_tensor_get(t, &v));
     CHECK(t && v.dtype == PDCKPT_DTYPE_INT32 && v.n_dims == 2 && v.dims[0] == 2 && v.dims[1] == 1);
@@ -135,17 +138,17 @@ static void test_packed_dims_and_unknown_fields(void) {
 }
 
 static void test_zero_copy_and_alignment(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t dims[1] = {100000}; /* 400 KB: mapped rather than read */
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       dims[1] = {100000}; /* 400 KB: mapped rather than read */
     pdckpt_value *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, 5);
-    char *dir = tu_tempdir();
-    char path[4200];
+    char         *dir = tu_tempdir();
+    char          path[4200];
     snprintf(path, sizeof path, "%s/w", dir);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_TENSOR;
     CHECK_OK(pdckpt_save_file(t, path, &so, &err), &err);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_value *mapped = NULL, *aligned = NULL;
+    pdckpt_value       *mapped = NULL, *aligned = NULL;
     CHECK_OK(pdckpt_load_file(path, &lo, &mapped, NULL, &err), &err);
     pdckpt_tensor_view v;
     CHECK(pdckpt_tensor_get(mapped, &v) && pdckpt_buffer_is_mapped(v.buffer) && v.read_only);
@@ -165,14 +168,14 @@ static void test_zero_copy_and_alignment(void) {
 }
 
 static void test_memory_borrow_versus_copy(void) {
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    int64_t dims[1] = {8};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int64_t       dims[1] = {8};
     pdckpt_value *t = tu_random_tensor(PDCKPT_DTYPE_INT16, 1, dims, 2);
-    void *bytes;
-    size_t len;
+    void         *bytes;
+    size_t        len;
     save_bytes(t, PDCKPT_FORMAT_TENSOR, &bytes, &len, &err);
-    pdckpt_value *borrowed = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, true, &err);
-    pdckpt_value *copied = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, false, &err);
+    pdckpt_value      *borrowed = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, true, &err);
+    pdckpt_value      *copied = load_bytes(bytes, len, PDCKPT_FORMAT_TENSOR, false, &err);
     pdckpt_tensor_view vb, vc;
     pdckpt_tensor_get(borrowed, &vb);
     pdckpt_tensor_get(copied, &vc);

@@ -12,10 +12,11 @@
 static pdckpt_value *sample(unsigned seed) {
     static const char *const names[] = {"mlp/MLP_0/FC_0.w_0", "mlp/MLP_0/FC_0.b_0",
                                         "@LR_DECAY_COUNTER@", "fc_0.w_0"};
-    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value            *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     for (unsigned i = 0; i < 4; i++) {
         int64_t dims[2] = {3, (int64_t)i + 1};
-        pdckpt_dict_set(d, names[i], tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, seed + i), NULL);
+        pdckpt_dict_set(d, names[i], tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, dims, seed + i),
+                        NULL);
     }
     return d;
 }
@@ -31,10 +32,10 @@ static bool same_by_key(const pdckpt_value *a, const pdckpt_value *b) {
 
 static void test_round_trip_with_subdirectories(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char target[4200], file[4300];
+    char        *dir = tu_tempdir();
+    char         target[4200], file[4300];
     snprintf(target, sizeof target, "%s/save_dir", dir);
-    pdckpt_value *state = sample(1);
+    pdckpt_value       *state = sample(1);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_VARS_DIR;
     CHECK_OK(pdckpt_save_file(state, target, &so, &err), &err);
@@ -61,8 +62,8 @@ static void test_round_trip_with_subdirectories(void) {
 
 static void test_corrupt_variable_is_named(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char target[4200], file[4300];
+    char        *dir = tu_tempdir();
+    char         target[4200], file[4300];
     snprintf(target, sizeof target, "%s/vars", dir);
     pdckpt_value *state = sample(2);
     strcat(target, "/"); /* a trailing slash names a directory: vars-dir */
@@ -82,10 +83,10 @@ static void test_corrupt_variable_is_named(void) {
 
 static void test_atomic_replace(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char target[4200];
+    char        *dir = tu_tempdir();
+    char         target[4200];
     snprintf(target, sizeof target, "%s/ckpt", dir);
-    pdckpt_value *first = sample(3), *second = sample(40);
+    pdckpt_value       *first = sample(3), *second = sample(40);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_VARS_DIR;
     CHECK_OK(pdckpt_save_file(first, target, &so, &err), &err);
@@ -110,9 +111,9 @@ static void test_atomic_replace(void) {
 
 static void test_bad_names(void) {
     static const char *const bad[] = {"/abs", "a//b", "a/./b", "a/", ""};
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    char *dir = tu_tempdir();
-    char target[4200];
+    pdckpt_error             err = PDCKPT_ERROR_INIT;
+    char                    *dir = tu_tempdir();
+    char                     target[4200];
     snprintf(target, sizeof target, "%s/out", dir);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
