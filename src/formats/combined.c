@@ -34,6 +34,9 @@ static pdckpt_status load_named(pdk_cursor *cur, const pdk_input *in,
                                 const pdckpt_load_options *opts, pdckpt_value *dict) {
     for (size_t i = 0; i < opts->n_names; i++) {
         const char *name = opts->names[i];
+        if (pdckpt_dict_get(dict, name)) /* a second tensor would silently replace the first */
+            return pdk_fail(cur->err, PDCKPT_ERR_ARGUMENT, in->name, -1,
+                            "duplicate variable name '%s' in the name list (entry %zu)", name, i);
         if (pdk_cur_left(cur) == 0)
             return pdk_cur_fail(cur, "expected %zu tensors, found %zu: the file ends before '%s'",
                                 opts->n_names, i, name);

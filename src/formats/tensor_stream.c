@@ -221,10 +221,39 @@ static pdckpt_status read_lod(pdk_cursor *cur, const pdckpt_load_options *opts, 
     return PDCKPT_OK;
 }
 
+/* Validates how LoD levels fit together (only with opts->verify), as Paddle's CheckLoD: each
+ * level's last offset is the next level's offset count - 1, and the last level ends at the
+ * tensor's first dimension.  `at` is where the first level's byte size is stored. */
+static pdckpt_status check_lod_chain(pdk_cursor *cur, size_t at, const lod_levels *lod,
+                                     const pdckpt_value *tensor) {
+    pdckpt_tensor_view v;
+    pdckpt_tensor_get(tensor, &v);
+    for (uint64_t i = 0; i < lod->n; at += 8 + 8 * (size_t)lod->lens[i], i++) {
+        bool     last = i + 1 == lod->n;
+        uint64_t n = lod->lens[i];
+        if (n == 0)
+            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                                   "LoD level %llu: expected at least one offset, found none",
+                                   (unsigned long long)i);
+        if (last ? v.n_dims == 0 || v.dims[0] == 0 : lod->lens[i + 1] == 0) continue;
+        uint64_t want = last ? (uint64_t)v.dims[0] : lod->lens[i + 1] - 1;
+        if (lod->levels[i][n - 1] != want)
+            return pdk_cur_fail_at(cur, at + 8 * (size_t)n, PDCKPT_ERR_FORMAT,
+                                   "LoD level %llu: expected the last offset to be %llu (%s), "
+                                   "found %llu",
+                                   (unsigned long long)i, (unsigned long long)want,
+                                   last ? "the tensor's first dimension"
+                                        : "the next level's offset count - 1",
+                                   (unsigned long long)lod->levels[i][n - 1]);
+    }
+    return PDCKPT_OK;
+}
+
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out) {
     size_t   at = cur->pos;
     uint32_t version;
+    *out = NULL;
     PDK_TRY(pdk_cur_u32le(cur, &version, "tensor stream version"));
     if (version != 0)
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
@@ -232,13 +261,13 @@ pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
     lod_levels    lod = {0, NULL, NULL};
     pdckpt_status st = read_lod(cur, opts, &lod);
     if (st == PDCKPT_OK) st = pdk_tensor_inner_read(cur, in, opts, out);
-    if (st == PDCKPT_OK && lod.n) {
+    if (st == PDCKPT_OK && lod.n && opts->verify) st = check_lod_chain(cur, at + 12, &lod, *out);
+    if (st == PDCKPT_OK && lod.n)
         st = pdckpt_tensor_set_lod(*out, (int32_t)lod.n, (const uint64_t *const *)lod.levels,
                                    lod.lens, cur->err);
-        if (st != PDCKPT_OK) {
-            pdckpt_value_free(*out);
-            *out = NULL;
-        }
+    if (st != PDCKPT_OK && *out) {
+        pdckpt_value_free(*out);
+        *out = NULL;
     }
     lod_free(opts->allocator, &lod);
     return st;

@@ -229,6 +229,48 @@ golden("pickle_array_size_mismatch.bin", mismatch, "pickle", "format", len(misma
 golden("pickle_stack_underflow.bin", b"\x80\x02K\x01(\x86.", "pickle", "format", 5,
        "TUPLE2: expected 2 items on the stack above the last MARK, found 0")
 
+
+# ---- hostile inputs (issue 8 item 4): code-execution attempts, memo and nesting bombs, sizes
+# and dims that overflow or exceed the file, duplicate names, absurd LoD.  test_golden also
+# checks that none of these makes the loader allocate more than the file's size plus 128 KiB.
+golden("pickle_subprocess.bin", b"\x80\x04" + short_text("subprocess") + short_text("Popen")
+       + b"\x93" + short_text("ls") + b"\x85R.", "pickle", "unsupported", 27,
+       "REDUCE: refusing to call subprocess.Popen: it can run code or reach the system, and "
+       "pdckpt never runs code from a pickle")
+getattr_eval = (b"\x80\x04" + short_text("builtins") + short_text("getattr") + b"\x93"
+                + short_text("builtins") + short_text("__import__") + b"\x93"
+                + short_text("eval") + b"\x86R.")
+golden("pickle_getattr_eval.bin", getattr_eval, "pickle", "unsupported", len(getattr_eval) - 2,
+       "REDUCE: refusing to call builtins.getattr: it can run code or reach the system, and "
+       "pdckpt never runs code from a pickle")
+golden("pickle_inst_os_system.bin", b"(S'ls'\nios\nsystem\n.", "pickle", "unsupported", 7,
+       "INST: refusing to call os.system: it can run code or reach the system, and pdckpt never "
+       "runs code from a pickle")
+bomb = b"\x80\x02]q\x00"  # list i = [list i-1, list i-1]: 2**59 values once expanded
+for i in range(1, 60):
+    bomb += b"](h" + bytes([i - 1]) + b"h" + bytes([i - 1]) + b"eq" + bytes([i])
+golden("pickle_memo_bomb.bin", bomb + b".", "pickle", "limit", 200,
+       "APPENDS: expected at most 4194438 values once shared (memo) references are expanded "
+       "(max_alloc_bytes / 16), found more")
+golden("pickle_long4_beyond_file.bin", b"\x80\x02\x8b" + struct.pack("<i", 1 << 30) + b".",
+       "pickle", "format", 2, "LONG4: expected 1073741824 bytes of integer, found 1 before the end")
+golden("safetensors_duplicate_name.bin", safetensors(
+    '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
+    '"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8), "safetensors", "format", 62,
+    "duplicate tensor name 'a'")
+golden("safetensors_shape_overflow.bin", safetensors(
+    '{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,4]}}', 4),
+    "safetensors", "format", 9, "tensor 'a': element count overflows 64 bits at dim 1")
+golden("tensor_lod_beyond_rows.bin", stream(lod=([0, 1, 1000000],)), "tensor", "format", 36,
+       "LoD level 0: expected the last offset to be 2 (the tensor's first dimension), found "
+       "1000000")
+golden("tensor_lod_decreasing.bin", stream(lod=([0, 2, 1],)), "tensor", "format", 36,
+       "LoD level 0: expected offsets starting at 0 and non-decreasing, found 1 at index 2")
+golden("tensor_lod_levels_disagree.bin", stream(lod=([0, 5], [0, 1, 2])), "tensor", "format", 28,
+       "LoD level 0: expected the last offset to be 2 (the next level's offset count - 1), found 5")
+golden("combined_duplicate_names.bin", two, "combined", "argument", -1,
+       "duplicate variable name 'a' in the name list (entry 1)", names="a,a")
+
 with open(os.path.join(HERE, "expected.tsv"), "w") as f:
     f.write("# file\tformat\tnames\tstatus\toffset\tmessage\n")
     for row in rows:

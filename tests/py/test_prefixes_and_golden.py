@@ -66,4 +66,5 @@ def test_golden_diagnosis_through_cli(row):
         args = ["--format", fmt] + ([] if names == "-" else ["--names", names])
     proc = run_cli("verify", *args, path)
     assert proc.returncode == 1
-    assert proc.stderr == f"pdckpt: {path}: offset {offset}: {message}\n"
+    where = "" if offset == "-1" else f"offset {offset}: "  # -1: not about a byte of the file
+    assert proc.stderr == f"pdckpt: {path}: {where}{message}\n"
