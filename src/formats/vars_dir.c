@@ -9,11 +9,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_DIR_DEPTH 64
 
@@ -53,39 +55,48 @@ static pdckpt_status names_add(name_list *nl, const char *rel, pdckpt_error *err
     return PDCKPT_OK;
 }
 
-static pdckpt_status scan(const char *root, const char *rel, int depth, name_list *nl,
-                          pdckpt_error *err);
+/* The scan and the loads go through one open directory (dfd), so a save that swaps a new
+ * directory in meanwhile cannot mix the two; `root` only names files in errors. */
+typedef struct dir_ref {
+    int         dfd;
+    const char *root;
+} dir_ref;
 
-static pdckpt_status scan_entry(const char *root, const char *rel, const char *entry, int depth,
+static pdckpt_status scan(dir_ref d, const char *rel, int depth, name_list *nl, pdckpt_error *err);
+
+static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, int depth,
                                 name_list *nl, pdckpt_error *err) {
     char child_rel[PATH_MAX], full[PATH_MAX];
     int  n1 = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", entry);
-    int  n2 = snprintf(full, sizeof full, "%s/%s", root, child_rel);
+    int  n2 = snprintf(full, sizeof full, "%s/%s", d.root, child_rel);
     if (n1 < 0 || n2 < 0 || (size_t)n2 >= sizeof full)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", child_rel);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, d.root, -1, "path too long: %s", child_rel);
     struct stat st;
-    if (lstat(full, &st) != 0) return pdk_fail_sys(err, errno, full, "stat");
-    if (S_ISDIR(st.st_mode)) return scan(root, child_rel, depth + 1, nl, err);
-    if (S_ISLNK(st.st_mode) && (stat(full, &st) != 0 || !S_ISREG(st.st_mode)))
+    if (fstatat(d.dfd, child_rel, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return pdk_fail_sys(err, errno, full, "stat");
+    if (S_ISDIR(st.st_mode)) return scan(d, child_rel, depth + 1, nl, err);
+    if (S_ISLNK(st.st_mode) && (fstatat(d.dfd, child_rel, &st, 0) != 0 || !S_ISREG(st.st_mode)))
         return PDCKPT_OK; /* dangling links and links to directories are not variables */
     if (!S_ISREG(st.st_mode) || is_not_a_variable(entry)) return PDCKPT_OK;
     return names_add(nl, child_rel, err);
 }
 
-static pdckpt_status scan(const char *root, const char *rel, int depth, name_list *nl,
-                          pdckpt_error *err) {
+static pdckpt_status scan(dir_ref d, const char *rel, int depth, name_list *nl, pdckpt_error *err) {
     if (depth > MAX_DIR_DEPTH)
-        return pdk_fail(err, PDCKPT_ERR_LIMIT, root, -1, "expected at most %d directory levels",
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, d.root, -1, "expected at most %d directory levels",
                         MAX_DIR_DEPTH);
-    char dir_path[PATH_MAX];
-    snprintf(dir_path, sizeof dir_path, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *dir = opendir(dir_path);
-    if (!dir) return pdk_fail_sys(err, errno, dir_path, "open directory");
+    int  fd = openat(d.dfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return pdk_fail_sys(err, e, *rel ? rel : d.root, "open directory");
+    }
     pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
         if (de->d_name[0] == '.') continue; /* ".", "..", hidden files, our own temp dirs */
-        st = scan_entry(root, rel, de->d_name, depth, nl, err);
+        st = scan_entry(d, rel, de->d_name, depth, nl, err);
     }
     closedir(dir);
     return st;
@@ -95,12 +106,12 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b); /* byte-wise, like Python's sorted() */
 }
 
-static pdckpt_status load_one(const char *root, const char *rel, const pdckpt_load_options *opts,
+static pdckpt_status load_one(dir_ref d, const char *rel, const pdckpt_load_options *opts,
                               pdckpt_value *dict, pdckpt_error *err) {
     char full[PATH_MAX];
-    snprintf(full, sizeof full, "%s/%s", root, rel);
+    snprintf(full, sizeof full, "%s/%s", d.root, rel);
     pdk_input in;
-    PDK_TRY(pdk_input_open_file(full, opts->zero_copy, opts->allocator, &in, err));
+    PDK_TRY(pdk_input_open_file_at(d.dfd, rel, full, opts->zero_copy, opts->allocator, &in, err));
     pdckpt_value *tensor = NULL;
     pdckpt_status st = pdk_format_tensor.load(&in, opts, &tensor, err);
     pdk_input_close(&in); /* tensors keep their own reference to the data */
@@ -110,21 +121,21 @@ static pdckpt_status load_one(const char *root, const char *rel, const pdckpt_lo
     return st;
 }
 
-static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *opts,
-                                   pdckpt_value **out, pdckpt_error *err) {
+static pdckpt_status load_all(dir_ref d, const pdckpt_load_options *opts, pdckpt_value **out,
+                              pdckpt_error *err) {
     name_list     nl = {NULL, 0, 0};
-    pdckpt_status st = scan(path, "", 0, &nl, err);
+    pdckpt_status st = scan(d, "", 0, &nl, err);
     if (st == PDCKPT_OK && nl.len == 0)
-        st = pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
+        st = pdk_fail(err, PDCKPT_ERR_FORMAT, d.root, -1,
                       "expected at least one variable file in the directory, found none");
     pdckpt_value *dict = NULL;
     if (st == PDCKPT_OK && !(dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
         st = pdk_fail_nomem(err, "directory root");
     if (st == PDCKPT_OK) qsort(nl.names, nl.len, sizeof *nl.names, cmp_names);
     for (size_t i = 0; i < nl.len && st == PDCKPT_OK; i++) {
-        st = load_one(path, nl.names[i], opts, dict, err);
+        st = load_one(d, nl.names[i], opts, dict, err);
         if (opts->progress && st == PDCKPT_OK && opts->progress(opts->progress_ctx, i + 1, nl.len))
-            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, d.root, -1, "cancelled");
     }
     names_free(&nl);
     if (st != PDCKPT_OK) {
@@ -133,6 +144,40 @@ static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *
     }
     *out = dict;
     return PDCKPT_OK;
+}
+
+/* Whether `path` still names the directory open as `dfd` (a save may have swapped in another). */
+static bool still_there(const char *path, int dfd) {
+    struct stat now, held;
+    return stat(path, &now) == 0 && fstat(dfd, &held) == 0 && now.st_dev == held.st_dev &&
+           now.st_ino == held.st_ino;
+}
+
+/* A directory replaced during the load (a concurrent save swaps its new one in, then deletes
+ * the old one's files) is loaded again from the top, a bounded number of times: the result is
+ * always one complete checkpoint, never files of two. */
+#define MAX_ATTEMPTS 16
+static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *opts,
+                                   pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_status st = PDCKPT_OK;
+    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) return pdk_fail_sys(err, errno, path, "open directory");
+        pdckpt_value *dict = NULL;
+        st = load_all((dir_ref){dfd, path}, opts, &dict, err);
+        bool replaced = !still_there(path, dfd);
+        close(dfd);
+        if (!replaced) {
+            if (st == PDCKPT_OK) *out = dict;
+            return st;
+        }
+        pdckpt_value_free(dict);
+        if (st == PDCKPT_OK)
+            st = pdk_fail(err, PDCKPT_ERR_IO, path, -1,
+                          "the directory was replaced %d times while it was being loaded",
+                          attempt + 1);
+    }
+    return st;
 }
 
 /* Evidence: some file in the top level parses as exactly one tensor stream. */

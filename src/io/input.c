@@ -55,9 +55,14 @@ static pdckpt_status map_file(int fd, const char *path, size_t size, const pdckp
 
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err) {
+    return pdk_input_open_file_at(AT_FDCWD, path, path, zero_copy, a, out, err);
+}
+
+pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *path, bool zero_copy,
+                                     const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err) {
     memset(out, 0, sizeof *out);
     out->name = path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return pdk_fail_sys(err, errno, path, "open");
     struct stat   st;
     pdckpt_status status = PDCKPT_OK;

@@ -22,6 +22,10 @@ typedef struct pdk_input {
 /* Maps (zero_copy) or reads the whole regular file at `path`. */
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err);
+/* The same for `rel` under the directory `dirfd` (openat), so a directory that is replaced while
+ * it is read cannot mix files of two checkpoints; `shown` names the file in errors. */
+pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *shown, bool zero_copy,
+                                     const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err);
 void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
 void          pdk_input_close(pdk_input *in);
 
