@@ -42,6 +42,8 @@ void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
 void pdk_error_reset(pdckpt_error *err);
 /* Sets err->source when it is still empty (outer layers know the path, inner ones may not). */
 void pdk_error_set_source(pdckpt_error *err, const char *source);
+/* Sets err->source even when already set (an inner layer named a temporary). */
+void pdk_error_replace_source(pdckpt_error *err, const char *source);
 
 /* ---- allocation (alloc.c) ---- */
 

@@ -57,6 +57,10 @@ void pdk_error_set_source(pdckpt_error *err, const char *source) {
     if (err && source && err->source[0] == '\0') copy_text(err->source, sizeof err->source, source);
 }
 
+void pdk_error_replace_source(pdckpt_error *err, const char *source) {
+    if (err && source) copy_text(err->source, sizeof err->source, source);
+}
+
 pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
                         const char *fmt, va_list ap) {
     if (!err) return status;

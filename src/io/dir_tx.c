@@ -109,7 +109,10 @@ pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink *
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1, "path too long for '%s'",
                         relpath);
     PDK_TRY(make_parents(tx, full, err));
-    pdckpt_status st = pdk_sink_open_plain_file(full, tx->durable, tx->alloc, out, err);
+    char shown[PATH_MAX];
+    if (snprintf(shown, sizeof shown, "%s/%s", tx->target, relpath) >= (int)sizeof shown)
+        snprintf(shown, sizeof shown, "%s", full); /* too long to show: the temporary's name */
+    pdckpt_status st = pdk_sink_open_plain_file(full, shown, tx->durable, tx->alloc, out, err);
     if (st != PDCKPT_OK && err->sys_errno == EEXIST) {
         err->status = PDCKPT_OK; /* replace the low-level message with the real cause */
         err->sys_errno = 0;
@@ -160,6 +163,8 @@ pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err) {
         for (size_t i = tx->n_dirs; i-- > 0 && st == PDCKPT_OK;)
             st = pdk_fsync_dir_of(tx->dirs[i], true, err);
         if (st == PDCKPT_OK) st = pdk_fsync_dir_of(tx->temp, true, err);
+        /* The user knows the checkpoint by its name, not by its temporary directory's. */
+        if (st != PDCKPT_OK) pdk_error_replace_source(err, tx->target);
     }
     if (st == PDCKPT_OK) st = swap_in(tx, err);
     if (st == PDCKPT_OK && tx->durable) st = pdk_fsync_dir_of(tx->target, false, err);

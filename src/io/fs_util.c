@@ -57,14 +57,15 @@ pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err)
     else
         split_path(path, dir, sizeof dir, &base);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return pdk_fail_sys(err, errno, dir, "open directory");
+    /* Errors name the checkpoint (`path`); the directory is what was being synced. */
+    if (fd < 0) return pdk_fail_sys(err, errno, path, "open its directory '%s' to sync it", dir);
     int rc = fsync(fd);
     int saved = errno;
     close(fd);
     /* Some filesystems cannot sync directories (EINVAL); the rename is then as durable as the FS
      * allows, which is what every other writer gets too. */
     if (rc != 0 && saved != EINVAL && saved != EROFS)
-        return pdk_fail_sys(err, saved, dir, "fsync directory");
+        return pdk_fail_sys(err, saved, path, "fsync of its directory '%s'", dir);
     return PDCKPT_OK;
 }
 

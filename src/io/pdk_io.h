@@ -69,9 +69,11 @@ pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pd
                                         pdk_sink **out, pdckpt_error *err);
 /* Makes an atomic file sink also write "<path>.xxh3" (xxh_sidecar.c); before the first write. */
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err);
-/* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable. */
-pdckpt_status pdk_sink_open_plain_file(const char *path, bool durable, const pdckpt_allocator *a,
-                                       pdk_sink **out, pdckpt_error *err);
+/* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable;
+ * errors name `shown`, the file's final path. */
+pdckpt_status pdk_sink_open_plain_file(const char *path, const char *shown, bool durable,
+                                       const pdckpt_allocator *a, pdk_sink **out,
+                                       pdckpt_error *err);
 /* Growable memory; pdk_sink_memory_take hands over the bytes after a successful write phase and
  * then frees the sink (instead of pdk_sink_commit). */
 pdckpt_status pdk_sink_open_memory(const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err);

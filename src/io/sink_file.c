@@ -39,8 +39,8 @@ static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pd
         size_t  chunk = len > WRITE_CHUNK ? WRITE_CHUNK : len;
         ssize_t n = write(fs->fd, p, chunk);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return pdk_fail_sys(err, errno, fs->atomic ? fs->path : fs->temp, "write");
-        if (n == 0) return pdk_fail_sys(err, EIO, fs->atomic ? fs->path : fs->temp, "write");
+        if (n < 0) return pdk_fail_sys(err, errno, fs->path, "write");
+        if (n == 0) return pdk_fail_sys(err, EIO, fs->path, "write");
         p += n;
         len -= (size_t)n;
     }
@@ -49,7 +49,7 @@ static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pd
 
 static pdckpt_status file_finish(pdk_sink *sink, pdckpt_error *err) {
     file_sink  *fs = (file_sink *)sink;
-    const char *shown = fs->atomic ? fs->path : fs->temp;
+    const char *shown = fs->path;
     if (fs->durable && fdatasync(fs->fd) != 0) return pdk_fail_sys(err, errno, shown, "fsync");
     int fd = fs->fd;
     fs->fd = -1;
@@ -78,10 +78,12 @@ static void file_destroy(pdk_sink *sink) {
 
 static const pdk_sink_ops file_ops = {file_emit, file_finish, file_discard, file_destroy};
 
-static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
+/* `path` is where the bytes go; errors name `shown` (a directory save's file by its final name,
+ * not by the temporary directory it is written in). */
+static pdckpt_status open_file_sink(const char *path, const char *shown, bool atomic, bool durable,
                                     const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
     *out = NULL;
-    if (strlen(path) >= PATH_MAX)
+    if (strlen(path) >= PATH_MAX || strlen(shown) >= PATH_MAX)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
     file_sink *fs = pdk_alloc(a, sizeof *fs);
     if (!fs) return pdk_fail_nomem(err, "file sink");
@@ -90,7 +92,7 @@ static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
     fs->atomic = atomic;
     fs->durable = durable;
     pdckpt_status st = pdk_sink_init(&fs->base, &file_ops, a, fs->path, FILE_BUFFER, err);
-    snprintf(fs->path, sizeof fs->path, "%s", path);
+    snprintf(fs->path, sizeof fs->path, "%s", atomic ? path : shown);
     if (st == PDCKPT_OK && atomic) {
         pdk_remove_stale_temps(path); /* debris of a writer that was killed */
         st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
@@ -100,7 +102,8 @@ static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
         /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
         fs->fd = open(fs->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fs->fd < 0) {
-            st = pdk_fail_sys(err, errno, path, "create %s", atomic ? "temporary file" : "file");
+            st =
+                pdk_fail_sys(err, errno, fs->path, "create %s", atomic ? "temporary file" : "file");
             fs->temp[0] = '\0';
         }
     }
@@ -114,12 +117,13 @@ static pdckpt_status open_file_sink(const char *path, bool atomic, bool durable,
 
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
                                         pdk_sink **out, pdckpt_error *err) {
-    return open_file_sink(path, true, durable, a, out, err);
+    return open_file_sink(path, path, true, durable, a, out, err);
 }
 
-pdckpt_status pdk_sink_open_plain_file(const char *path, bool durable, const pdckpt_allocator *a,
-                                       pdk_sink **out, pdckpt_error *err) {
-    return open_file_sink(path, false, durable, a, out, err);
+pdckpt_status pdk_sink_open_plain_file(const char *path, const char *shown, bool durable,
+                                       const pdckpt_allocator *a, pdk_sink **out,
+                                       pdckpt_error *err) {
+    return open_file_sink(path, shown, false, durable, a, out, err);
 }
 
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err) {

@@ -10,6 +10,11 @@
  * is undone, newest first (the other legal outcome: the metadata never reached the disk).
  * PDCKPT_SHIM_DIR (required) holds the shadow copies; PDCKPT_SHIM_COUNT names a file that gets
  * the number of counted calls when the process exits normally.
+ * Fault mode (PDCKPT_FAIL_AT=N): instead of crashing, the N-th counted call fails with errno
+ * PDCKPT_FAIL_ERRNO (default EIO) without doing anything (close still closes), as a full or
+ * broken disk would make it fail; read/pread are counted too in this mode, and with
+ * PDCKPT_FAIL_MMAP=1 every mmap of a file fails with ENODEV, so loads take their read path;
+ * PDCKPT_FAIL_READS_ONLY=1 counts only the reads.
  * Limits: only paths opened through open/openat relative to the cwd are tracked; renameat2
  * (RENAME_EXCHANGE) moves tracked paths but is never reverted; creations and unlinks are treated
  * as durable at once (they cannot change what the target name points at).  Test code, not part
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +64,7 @@ static int     n_shadows;
 #define REAL(name, type) ((type)dlsym(RTLD_NEXT, name))
 typedef int (*open_fn)(const char *, int, ...);
 typedef ssize_t (*write_fn)(int, const void *, size_t);
+typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef int (*fd_fn)(int);
 typedef int (*rename_fn)(const char *, const char *);
@@ -68,7 +75,7 @@ static void copy_file(const char *from, const char *to) {
     int     out = REAL("open", open_fn)(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     char    buf[65536];
     ssize_t n;
-    while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+    while (in >= 0 && out >= 0 && (n = REAL("read", read_fn)(in, buf, sizeof buf)) > 0)
         if (REAL("write", write_fn)(out, buf, (size_t)n) != n) break;
     if (in >= 0) REAL("close", fd_fn)(in);
     if (out >= 0) REAL("close", fd_fn)(out);
@@ -95,10 +102,33 @@ static void crash(void) {
     kill(getpid(), SIGKILL);
 }
 
-static void count_call(void) {
-    static long crash_at = -1;
-    if (crash_at < 0) crash_at = getenv("PDCKPT_CRASH_AT") ? atol(getenv("PDCKPT_CRASH_AT")) : 0;
+static long env_long(const char *name, long dflt) {
+    const char *v = getenv(name);
+    return v && *v ? atol(v) : dflt;
+}
+
+/* Counts one call; crashes at PDCKPT_CRASH_AT, or returns true when it must fail instead. */
+static bool count_any(void) {
+    static long crash_at = -1, fail_at, fail_errno;
+    if (crash_at < 0) {
+        crash_at = env_long("PDCKPT_CRASH_AT", 0);
+        fail_at = env_long("PDCKPT_FAIL_AT", 0);
+        fail_errno = env_long("PDCKPT_FAIL_ERRNO", EIO);
+    }
     if (++calls == crash_at) crash();
+    if (calls != fail_at) return false;
+    errno = (int)fail_errno;
+    return true;
+}
+
+/* write/sync/close/rename calls (not counted when only reads are). */
+static bool count_call(void) {
+    return !getenv("PDCKPT_FAIL_READS_ONLY") && count_any();
+}
+
+/* Reads are counted in fault mode only, so crash-point numbers stay those of the writes. */
+static bool count_read(void) {
+    return getenv("PDCKPT_FAIL_AT") != NULL && count_any();
 }
 
 __attribute__((destructor)) static void report_count(void) {
@@ -181,13 +211,13 @@ static void mark_written(int fd) {
 }
 
 ssize_t write(int fd, const void *buf, size_t n) {
-    count_call();
+    if (count_call()) return -1;
     mark_written(fd);
     return REAL("write", write_fn)(fd, buf, n);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
-    count_call();
+    if (count_call()) return -1;
     mark_written(fd);
     return REAL("pwrite", pwrite_fn)(fd, buf, n, off);
 }
@@ -209,7 +239,7 @@ static void dir_synced(const char *dir) {
 }
 
 static int sync_common(int fd, const char *name) {
-    count_call();
+    if (count_call()) return -1;
     int rc = REAL(name, fd_fn)(fd);
     if (rc != 0 || fd < 0 || fd >= MAX_FD) return rc;
     if (fds[fd].kind == 2) dir_synced(fds[fd].path);
@@ -230,9 +260,12 @@ int fdatasync(int fd) {
 }
 
 int close(int fd) {
-    count_call();
+    bool fail = count_call();
     if (fd >= 0 && fd < MAX_FD) fds[fd].kind = 0;
-    return REAL("close", fd_fn)(fd);
+    int rc = REAL("close", fd_fn)(fd); /* Linux frees the descriptor even when close fails */
+    if (!fail) return rc;
+    errno = (int)env_long("PDCKPT_FAIL_ERRNO", EIO);
+    return -1;
 }
 
 /* Moves tracked paths from `from` (a file, or a directory and everything below) to `to`. */
@@ -248,7 +281,7 @@ static void move_paths(const char *from, const char *to) {
 }
 
 int rename(const char *from, const char *to) {
-    count_call();
+    if (count_call()) return -1;
     pending p;
     memset(&p, 0, sizeof p);
     snprintf(p.from, PATH_MAX, "%s", from);
@@ -266,7 +299,7 @@ int rename(const char *from, const char *to) {
 }
 
 int renameat2(int fa, const char *a, int fb, const char *b, unsigned flags) {
-    count_call();
+    if (count_call()) return -1;
     int rc = REAL("renameat2", rename2_fn)(fa, a, fb, b, flags);
     if (rc != 0 || fa != AT_FDCWD || fb != AT_FDCWD) return rc;
     if (flags & RENAME_EXCHANGE) { /* a <-> b, via a name that cannot clash */
@@ -277,4 +310,35 @@ int renameat2(int fa, const char *a, int fb, const char *b, unsigned flags) {
         move_paths(a, b);
     }
     return rc;
+}
+
+/* ---- fault mode only: reads and mappings ---- */
+
+typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+
+ssize_t read(int fd, void *buf, size_t n) {
+    if (count_read()) return -1;
+    return REAL("read", read_fn)(fd, buf, n);
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off) {
+    if (count_read()) return -1;
+    return REAL("pread", pread_fn)(fd, buf, n, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off) {
+    return pread(fd, buf, n, off);
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (fd >= 0 && !(flags & MAP_ANONYMOUS) && getenv("PDCKPT_FAIL_MMAP")) {
+        errno = ENODEV;
+        return MAP_FAILED;
+    }
+    return REAL("mmap", mmap_fn)(addr, len, prot, flags, fd, off);
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return mmap(addr, len, prot, flags, fd, off);
 }

@@ -7,7 +7,7 @@
 #include <pdckpt.h>
 #include <stddef.h>
 
-/* A fresh empty directory under $TMPDIR; the returned path is static storage per call site. */
+/* A fresh empty directory under $TMPDIR; free() the returned path. */
 char *tu_tempdir(void);
 void  tu_rmtree(const char *path);
 int   tu_write_file(const char *path, const void *data, size_t len);
