@@ -181,6 +181,24 @@ def test_paddle_reads_what_the_ranks_wrote(tmp_path, state, paddle_np):
         paddle.disable_static()
 
 
+def test_paddle_loads_a_gathered_pdparams(tmp_path, state, paddle_np):
+    """paddle.distributed.save's gather_to: the pieces of 3 ranks gathered into one .pdparams
+    pickle on rank 0 (pdckpt_mpi_save, bounded groups), which paddle.load reads exactly."""
+    paddle, np = paddle_np
+    src, contents = state
+    ck = tmp_path / "ck"
+    mpirun(3, "dist", "shard", src, ck, "--ranks-layout", "*.w_0=col,block")
+    out = tmp_path / "model.pdparams"
+    mpirun(3, "dist", "merge", ck, out)
+    assert sorted(os.listdir(tmp_path)) == ["ck", "model.pdparams"]  # no temporaries
+    loaded = paddle.load(str(out))
+    assert set(loaded) == set(contents)
+    for name, (dt, shape, raw) in contents.items():
+        got = loaded[name]
+        got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
+        assert list(got.shape) == shape and got.tobytes() == raw, name
+
+
 def test_cli_errors(tmp_path, state):
     src, _ = state
     proc = mpirun(2, "dist", "shard", src, tmp_path / "ck", check=2)
