@@ -1,8 +1,7 @@
 /*
  * cli_dist_exec.c — pdckpt never links MPI; `pdckpt dist ...` and `pdckpt ls` of a sharded
  * checkpoint run pdckpt-mpi (built beside pdckpt when MPI is available) with the same arguments.
- * A sharded checkpoint is recognised by its metadata file name ("<id>.metadata.pdkv", or
- * Paddle's "<id>.metadata").
+ * A sharded checkpoint is recognised by its metadata file name, Paddle's "<id>.metadata".
  */
 #include "cli.h"
 
@@ -16,8 +15,7 @@
 
 static bool metadata_name(const char *name) {
     size_t digits = strspn(name, "0123456789");
-    return digits > 0 && (strcmp(name + digits, ".metadata.pdkv") == 0 ||
-                          strcmp(name + digits, ".metadata") == 0);
+    return digits > 0 && strcmp(name + digits, ".metadata") == 0;
 }
 
 bool cli_is_sharded_dir(const char *path) {

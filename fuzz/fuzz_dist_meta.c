@@ -1,9 +1,10 @@
 /*
  * fuzz_dist_meta.c — fuzz target for libpdckpt_mpi's parsers of bytes it did not produce itself:
- * the sharded checkpoint's metadata file (codec, checksum, then the index of pieces and files)
+ * the sharded checkpoint's metadata file (Paddle's pickled Metadata, its conversion to the
+ * metadata tree, then the index of pieces and files)
  * and a rank's state description (skeleton) as another rank sends it, decoded into trees.
- * The first byte picks the parser (file, skeleton, or the metadata tree past the file's
- * checksum); the rest is its input.
+ * The first byte picks the parser (file, skeleton, or a metadata tree in the codec); the rest
+ * is its input.
  */
 #include "dist/dist_gather.h"
 
@@ -20,7 +21,7 @@ static void index_of(const pdckpt_value *tree) {
     }
 }
 
-/* A metadata file: magic, version, checksum, then the tree. */
+/* A metadata file: the pickle, converted, then indexed. */
 static void meta_file(const uint8_t *data, size_t size) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
@@ -29,7 +30,7 @@ static void meta_file(const uint8_t *data, size_t size) {
     pdckpt_value_free(tree);
 }
 
-/* The tree alone (past the checksum), so the fuzzer reaches the index checks. */
+/* A tree in the library's codec, so the fuzzer reaches the index checks directly. */
 static void meta_tree(const uint8_t *data, size_t size) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdk_rd        r = {data, size, 0, "<fuzz>", &err};

@@ -57,7 +57,7 @@ typedef struct pdckpt_mpi_options {
     int64_t               unique_id;   /* sharded: checkpoint id; -1 = a new id on save, the
                                           newest complete checkpoint on load */
     pdckpt_format data_format;         /* sharded save: format of the per-rank data files;
-                                          AUTO = safetensors */
+                                          AUTO = ".distcp" pickles, as Paddle */
     pdckpt_save_options save;          /* applies to every file written */
     pdckpt_load_options load;          /* applies to every file read; with zero_copy, only
                                           the pages that hold needed bytes are read */
@@ -116,10 +116,12 @@ PDCKPT_API pdckpt_status pdckpt_mpi_rank_path(const char *path, int rank, int wo
  * Sharded checkpoints
  *
  * A directory holding, per checkpoint id: one data file per rank that stores shards,
- * "<rank>_<id>.safetensors" (or ".distcp" for pickles, ".pdiparams" combined, ".vars"
- * per-variable directories), each a flat dict {key: local piece}; and metadata naming the global
- * shape, dtype and pieces of every key and the file that holds each piece (Paddle's flex
- * checkpoint Metadata: state_dict_metadata, storage_metadata, flat_mapping).  The metadata is
+ * "<rank>_<id>.distcp" (a paddle.save pickle; or ".safetensors", ".pdiparams" combined, ".vars"
+ * per-variable directories), each a flat dict {key: local piece}; and "<id>.metadata" naming the
+ * global shape, dtype and pieces of every key and the file that holds each piece: Paddle's flex
+ * checkpoint Metadata (state_dict_metadata, storage_metadata, flat_mapping), pickled as Paddle
+ * pickles it, so paddle.distributed.load_state_dict reads these checkpoints and pdckpt reads
+ * Paddle's save_state_dict output.  The metadata is
  * written last, atomically, after every data file is durable: a checkpoint id without metadata is
  * incomplete and is never loaded.  Replicated pieces (the same box on several ranks) are written
  * once, spread over ranks the way Paddle balances them.
@@ -167,8 +169,9 @@ PDCKPT_API pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
  *    "storage_metadata": [((key, global_offset, is_flattened, flattened_range, replica_id,
  *                           local_shape), file_name), ...],
  *    "flat_mapping": {key: (key,)}}
- * A LocalTensorIndex is the tuple of its fields in declaration order; storage_metadata, a dict in
- * Paddle, is the list of its items here (pdckpt dicts index only string keys).  `*out_id` (may be
+ * Paddle's dataclasses become their field dicts; a LocalTensorIndex is the tuple of its fields in
+ * declaration order, and storage_metadata, a dict keyed by them in the file, is the list of its
+ * items here.  `*out_id` (may be
  * NULL) receives the id.  Local. */
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,

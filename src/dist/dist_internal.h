@@ -245,10 +245,9 @@ pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *s
 void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
 
-/* PROVISIONAL (phase 1): the metadata file is "<id>.metadata.pdkv", the value tree in this
- * library's codec.  Phase 2 replaces these with "<id>.metadata" holding Paddle's pickled
- * dataclasses; everything else works on the tree. */
-#define PDK_META_SUFFIX ".metadata.pdkv"
+/* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
+ * the tree above (dist_meta.c). */
+#define PDK_META_SUFFIX ".metadata"
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);

@@ -1,13 +1,17 @@
 /*
  * dist_meta.c — the sharded checkpoint's metadata (spec §5.1-5.2): built as a value tree with the
  * fields of Paddle's Metadata dataclass (state_dict_metadata, storage_metadata, flat_mapping),
- * read back into an index of every key's pieces and the file holding each, and stored on disk.
+ * read back into an index of every key's pieces and the file holding each, and stored on disk
+ * as Paddle stores it: "<id>.metadata", a protocol-4 pickle of
+ * paddle.distributed.flex_checkpoint.dcp.metadata.Metadata (checked against Paddle 3.3.1's
+ * save_state_dict).  Every dataclass is pickled as NEWOBJ with no arguments plus BUILD of its
+ * field dict; storage_metadata is a dict keyed by LocalTensorIndex objects.
  *
- * PROVISIONAL (phase 1): the file is "<id>.metadata.pdkv", the tree in this library's codec with
- * a magic, a version and a checksum.  Phase 2 stores the same tree as Paddle's pickled
- * dataclasses in "<id>.metadata" (LocalTensorMetadata = the dicts below as __dict__,
- * LocalTensorIndex = the tuples below as fields in declaration order); only pdk_meta_encode,
- * pdk_meta_decode, pdk_meta_path and the scan change.
+ * In memory, LocalTensorMetadata is its field dict and storage_metadata a list of
+ * (LocalTensorIndex fields as a tuple in declaration order, file) items (dist_meta_tree.c); the
+ * two functions below convert between that tree and Paddle's objects.  Reading never runs
+ * anything: the pickle VM returns classes as opaque objects, and only these three names from
+ * Paddle's two metadata modules are accepted.
  */
 #include "dist_internal.h"
 
@@ -17,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define META_MAGIC   UINT32_C(0x4d4b4450) /* "PDKM" */
-#define META_VERSION 1u
-#define META_LIMIT   ((size_t)1 << 31)
+#define META_MODULE "paddle.distributed.flex_checkpoint.dcp.metadata"
+/* Paddle 2.6-3.1 kept the same dataclasses here. */
+#define META_MODULE_OLD "paddle.distributed.checkpoint.metadata"
 
-/* ---- the file (PROVISIONAL) ---- */
+static const char *const index_fields[] = {"tensor_key",      "global_offset", "is_flattened",
+                                           "flattened_range", "replica_id",    "local_shape"};
+enum { N_INDEX_FIELDS = sizeof index_fields / sizeof index_fields[0] };
 
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err) {
     char name[64];
@@ -29,42 +35,199 @@ pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, 
     return pdk_path_join(dir, name, out, cap, err);
 }
 
+/* ---- tree -> Paddle's objects -> pickle ---- */
+
+/* cls.__new__(cls) then BUILD(state): how pickle stores a dataclass.  `state` is transferred;
+ * NULL when out of memory. */
+static pdckpt_value *dataclass(const char *name, pdckpt_value *state) {
+    pdckpt_value *args = state ? pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE) : NULL;
+    if (!args) {
+        pdckpt_value_free(state);
+        return NULL;
+    }
+    return pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, META_MODULE, name, args, state);
+}
+
+static pdckpt_value *tensor_metadata_to_paddle(const pdckpt_value *sdm) {
+    pdckpt_value *out = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (size_t i = 0; out && i < pdckpt_value_len(sdm); i++) {
+        const pdckpt_value *pieces = pdckpt_value_at(sdm, i);
+        pdckpt_value       *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+        for (size_t j = 0; list && j < pdckpt_value_len(pieces); j++) {
+            pdckpt_value *m = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(pieces, j));
+            if (pdckpt_value_append(list, dataclass("LocalTensorMetadata", m), NULL) != PDCKPT_OK)
+                list = (pdckpt_value_free(list), NULL);
+        }
+        pdckpt_value *key = pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(sdm, i));
+        if (!list || pdckpt_dict_set_value(out, key, list, NULL) != PDCKPT_OK)
+            out = (pdckpt_value_free(out), NULL);
+    }
+    return out;
+}
+
+/* (index tuple, file) items -> {LocalTensorIndex(...): file}. */
+static pdckpt_value *storage_to_paddle(const pdckpt_value *storage) {
+    pdckpt_value *out = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (size_t i = 0; out && i < pdckpt_value_len(storage); i++) {
+        const pdckpt_value *item = pdckpt_value_at(storage, i);
+        const pdckpt_value *index = pdckpt_value_at(item, 0);
+        pdckpt_value       *fields = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+        for (size_t f = 0; fields && f < N_INDEX_FIELDS; f++) {
+            pdckpt_value *v = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(index, f));
+            if (!v || pdckpt_dict_set(fields, index_fields[f], v, NULL) != PDCKPT_OK)
+                fields = (pdckpt_value_free(fields), NULL);
+        }
+        pdckpt_value *key = dataclass("LocalTensorIndex", fields);
+        pdckpt_value *file = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(item, 1));
+        if (!key || pdckpt_dict_set_value(out, key, file, NULL) != PDCKPT_OK)
+            out = (pdckpt_value_free(out), NULL);
+    }
+    return out;
+}
+
+static pdckpt_value *metadata_to_paddle(const pdckpt_value *meta) {
+    pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *parts[3] = {
+        tensor_metadata_to_paddle(pdckpt_dict_get(meta, "state_dict_metadata")),
+        storage_to_paddle(pdckpt_dict_get(meta, "storage_metadata")),
+        pdckpt_value_retain((pdckpt_value *)pdckpt_dict_get(meta, "flat_mapping"))};
+    static const char *const names[3] = {"state_dict_metadata", "storage_metadata", "flat_mapping"};
+    bool                     ok = state != NULL;
+    for (int i = 0; i < 3; i++) /* dict_set takes the part even when it fails */
+        ok = ok ? pdckpt_dict_set(state, names[i], parts[i], NULL) == PDCKPT_OK
+                : (pdckpt_value_free(parts[i]), false);
+    if (!ok) {
+        pdckpt_value_free(state);
+        return NULL;
+    }
+    return dataclass("Metadata", state);
+}
+
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err) {
-    pdk_blob      body = {0};
-    pdckpt_status st = pdk_codec_encode(meta, &body, NULL, err);
-    pdk_blob_u32(out, META_MAGIC);
-    pdk_blob_u32(out, META_VERSION);
-    pdk_blob_u64(out, body.len);
-    pdk_blob_put(out, body.data, body.len);
-    pdk_blob_u64(out, pdk_hash_bytes(0, body.data, body.len));
-    pdk_blob_free(&body);
+    pdckpt_value *paddle = metadata_to_paddle(meta);
+    if (!paddle) return pdk_dist_nomem(err, "metadata");
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_PICKLE;
+    so.protocol = 4; /* what Paddle's pickle.dump writes */
+    void         *bytes = NULL;
+    size_t        len = 0;
+    pdckpt_status st = pdckpt_save_memory(paddle, &so, &bytes, &len, err);
+    pdckpt_value_free(paddle);
+    if (st == PDCKPT_OK) pdk_blob_put(out, bytes, len);
+    pdckpt_free(NULL, bytes, len);
     return st != PDCKPT_OK ? st : pdk_blob_check(out, err, "metadata");
+}
+
+/* ---- pickle -> Paddle's objects -> tree ---- */
+
+/* The field dict of a pickled `name` dataclass from one of Paddle's metadata modules, or NULL. */
+static const pdckpt_value *fields_of(const pdckpt_value *v, const char *name) {
+    if (pdckpt_value_kind(v) != PDCKPT_KIND_OBJECT || strcmp(pdckpt_object_name(v), name) != 0 ||
+        (strcmp(pdckpt_object_module(v), META_MODULE) != 0 &&
+         strcmp(pdckpt_object_module(v), META_MODULE_OLD) != 0))
+        return NULL;
+    const pdckpt_value *state = pdckpt_object_state(v);
+    return pdckpt_value_kind(state) == PDCKPT_KIND_DICT ? state : NULL;
+}
+
+static pdckpt_status not_paddle(const char *source, const char *what, pdckpt_error *err) {
+    return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "metadata: expected %s", what);
+}
+
+static pdckpt_status tensor_metadata_from_paddle(const pdckpt_value *in, const char *source,
+                                                 pdckpt_value *out, pdckpt_error *err) {
+    if (pdckpt_value_kind(in) != PDCKPT_KIND_DICT)
+        return not_paddle(source, "state_dict_metadata as a dict", err);
+    for (size_t i = 0; i < pdckpt_value_len(in); i++) {
+        const pdckpt_value *pieces = pdckpt_value_at(in, i);
+        if (pdckpt_value_kind(pieces) != PDCKPT_KIND_LIST)
+            return not_paddle(source, "a list of LocalTensorMetadata per key", err);
+        pdckpt_value *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+        if (!list) return pdk_dist_nomem(err, "metadata");
+        PDK_DTRY(pdckpt_dict_set_value(
+            out, pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(in, i)), list, err));
+        for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
+            const pdckpt_value *m = fields_of(pdckpt_value_at(pieces, j), "LocalTensorMetadata");
+            if (!m) return not_paddle(source, "LocalTensorMetadata objects", err);
+            PDK_DTRY(pdckpt_value_append(list, pdckpt_value_retain((pdckpt_value *)m), err));
+        }
+    }
+    return PDCKPT_OK;
+}
+
+/* {LocalTensorIndex: file} -> [(fields in declaration order, file)]; absent fields (older
+ * Paddle had fewer) are None. */
+static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *source,
+                                         pdckpt_value *out, pdckpt_error *err) {
+    if (pdckpt_value_kind(in) != PDCKPT_KIND_DICT)
+        return not_paddle(source, "storage_metadata as a dict", err);
+    for (size_t i = 0; i < pdckpt_value_len(in); i++) {
+        const pdckpt_value *fields = fields_of(pdckpt_dict_key_at(in, i), "LocalTensorIndex");
+        if (!fields) return not_paddle(source, "LocalTensorIndex keys in storage_metadata", err);
+        pdckpt_value *index = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+        pdckpt_value *item = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+        if (!item || pdckpt_value_append(out, item, err) != PDCKPT_OK || !index ||
+            pdckpt_value_append(item, index, err) != PDCKPT_OK) {
+            pdckpt_value_free(index);
+            return pdk_dist_nomem(err, "metadata");
+        }
+        for (size_t f = 0; f < N_INDEX_FIELDS; f++) {
+            const pdckpt_value *v = pdckpt_dict_get(fields, index_fields[f]);
+            pdckpt_value       *copy =
+                v ? pdckpt_value_retain((pdckpt_value *)v) : pdckpt_value_new_none(NULL);
+            if (!copy) return pdk_dist_nomem(err, "metadata");
+            PDK_DTRY(pdckpt_value_append(index, copy, err));
+        }
+        PDK_DTRY(pdckpt_value_append(
+            item, pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(in, i)), err));
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status metadata_from_paddle(const pdckpt_value *paddle, const char *source,
+                                          pdckpt_value *out, pdckpt_error *err) {
+    const pdckpt_value *state = fields_of(paddle, "Metadata");
+    if (!state) return not_paddle(source, "a pickled " META_MODULE ".Metadata", err);
+    pdckpt_value       *sdm = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value       *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+    const pdckpt_value *mapping = pdckpt_dict_get(state, "flat_mapping");
+    pdckpt_value       *flat = mapping ? pdckpt_value_retain((pdckpt_value *)mapping)
+                                       : pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    if (!sdm || !storage || !flat) {
+        pdckpt_value_free(sdm);
+        pdckpt_value_free(storage);
+        pdckpt_value_free(flat);
+        return pdk_dist_nomem(err, "metadata");
+    }
+    PDK_DTRY(pdckpt_dict_set(out, "state_dict_metadata", sdm, err));
+    PDK_DTRY(pdckpt_dict_set(out, "storage_metadata", storage, err));
+    PDK_DTRY(pdckpt_dict_set(out, "flat_mapping", flat, err));
+    pdckpt_status st = tensor_metadata_from_paddle(pdckpt_dict_get(state, "state_dict_metadata"),
+                                                   source, sdm, err);
+    if (st == PDCKPT_OK)
+        st = storage_from_paddle(pdckpt_dict_get(state, "storage_metadata"), source, storage, err);
+    return st;
 }
 
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err) {
-    pdk_rd   r = {data, len, 0, source, err};
-    uint32_t magic, version;
-    uint64_t body_len, sum;
-    PDK_DTRY(pdk_rd_u32(&r, &magic, "magic"));
-    if (magic != META_MAGIC) return pdk_rd_fail(&r, "expected the PDKM metadata magic");
-    PDK_DTRY(pdk_rd_u32(&r, &version, "version"));
-    if (version != META_VERSION)
-        return pdk_dist_fail(err, PDCKPT_ERR_UNSUPPORTED, source,
-                             "expected metadata version %u, found %u", META_VERSION, version);
-    PDK_DTRY(pdk_rd_count(&r, &body_len, 1, "metadata body"));
-    if (r.len - r.pos - body_len != 8)
-        return pdk_rd_fail(&r, "expected the body then an 8-byte checksum to end the file");
-    pdk_rd body = {data + r.pos, (size_t)body_len, 0, source, err};
-    r.pos += (size_t)body_len;
-    PDK_DTRY(pdk_rd_u64(&r, &sum, "checksum"));
-    if (sum != pdk_hash_bytes(0, body.p, body.len))
-        return pdk_dist_fail(err, PDCKPT_ERR_CORRUPT, source, "metadata checksum does not match");
-    PDK_DTRY(pdk_codec_decode(&body, NULL, NULL, NULL, meta));
-    if (body.pos == body.len) return PDCKPT_OK;
-    pdckpt_value_free(*meta);
-    *meta = NULL;
-    return pdk_rd_fail(&body, "unexpected bytes after the metadata tree");
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.format = PDCKPT_FORMAT_PICKLE;
+    lo.zero_copy = false;
+    pdckpt_value *paddle = NULL;
+    pdckpt_status st = pdckpt_load_memory(data, len, &lo, &paddle, NULL, err);
+    if (st != PDCKPT_OK) { /* the pickle reader names "<memory>": name the file instead */
+        snprintf(err->source, sizeof err->source, "%s", source);
+        return st;
+    }
+    *meta = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    st = *meta ? metadata_from_paddle(paddle, source, *meta, err) : pdk_dist_nomem(err, "metadata");
+    pdckpt_value_free(paddle);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(*meta);
+        *meta = NULL;
+    }
+    return st;
 }
 
 static bool parse_uint(const char *s, size_t len, int64_t *out) {
@@ -101,16 +264,16 @@ pdckpt_format pdk_data_file_format(const char *name) {
     return PDCKPT_FORMAT_AUTO;
 }
 
-/* The id in "<rank>_<id><data ext>", "<id>.metadata.pdkv" or Paddle's "<id>.metadata". */
+/* The id in "<rank>_<id><data ext>" or "<id>.metadata". */
 static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
     size_t      n = strlen(name);
     const char *dot = strchr(name, '.');
     const char *us = strchr(name, '_');
     int64_t     id, rank;
     if (!dot) return;
-    if (strcmp(dot, PDK_META_SUFFIX) == 0 || strcmp(dot, ".metadata") == 0) {
+    if (strcmp(dot, PDK_META_SUFFIX) == 0) {
         if (!parse_uint(name, (size_t)(dot - name), &id)) return;
-        if (strcmp(dot, PDK_META_SUFFIX) == 0 && id > *newest) *newest = id;
+        if (id > *newest) *newest = id;
     } else if (us && us < dot && parse_uint(name, (size_t)(us - name), &rank) &&
                parse_uint(us + 1, (size_t)(dot - us - 1), &id)) {
         bool data = false;

@@ -5,10 +5,10 @@
  *   storage_metadata     [(LocalTensorIndex as a tuple: tensor_key, global_offset, is_flattened,
  *                          flattened_range, replica_id, local_shape), file_name), ...]
  *   flat_mapping         {key: (key,)}
- * storage_metadata is Paddle's dict as a list of (index, file) items: pdckpt dicts hash only
- * string keys, and tens of thousands of tuple keys would make building one quadratic.  A dict
- * with tuple keys (what phase 2 decodes from Paddle's pickle) is read as well.  The reader checks
- * every piece against its key's global shape, and that file names stay inside the directory.
+ * storage_metadata is Paddle's dict as a list of (index, file) items (dist_meta.c converts from
+ * and to Paddle's dict keyed by LocalTensorIndex objects); a dict with tuple keys is read too.  The
+ * reader checks every piece against its key's global shape, and that file names stay inside the
+ * directory.
  */
 #include "dist_internal.h"
 

@@ -367,7 +367,7 @@ static pdckpt_status prepare_dir(const char *dir, int64_t wanted, bool durable, 
 
 static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_mpi_options *o, const char *dir,
                                   pdckpt_format *format, pdckpt_error *err) {
-    *format = o->data_format == PDCKPT_FORMAT_AUTO ? PDCKPT_FORMAT_SAFETENSORS : o->data_format;
+    *format = o->data_format == PDCKPT_FORMAT_AUTO ? PDCKPT_FORMAT_PICKLE : o->data_format;
     if (!pdk_data_file_ext(*format))
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                              "data files can be safetensors, pickle, combined or vars-dir, not %s",

@@ -6,11 +6,14 @@ job in the middle of a save leaves the previous checkpoint loadable and the new 
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import time
 
 import pytest
+
+import pdckpt
 
 from conftest import PDCKPT_BIN, run_cli
 import refread
@@ -79,7 +82,7 @@ def test_shard_ls_merge_across_rank_counts(tmp_path, state):
     assert [p["shape"] for p in tensors["linear_0.w_0"]["pieces"]] == [[7, 2], [7, 2], [7, 1]]
     assert len(tensors["scale"]["pieces"]) == 1  # 0-d: replicated, written once
     text = run_cli("ls", ck, check=0).stdout
-    assert "sharded checkpoint id 0" in text and "in 2_0.safetensors" in text
+    assert "sharded checkpoint id 0" in text and "in 2_0.distcp" in text
     names = names_file(tmp_path / "names.txt", contents)
     for m in (1, 2, 4):
         mpirun(m, "dist", "merge", ck, tmp_path / f"m{m}.pdiparams")  # MPI-IO, all ranks write
@@ -149,7 +152,7 @@ def test_paddle_reads_what_the_ranks_wrote(tmp_path, state, paddle_np):
         t = loaded[name]
         assert list(t.shape) == shape and t.numpy().tobytes() == raw, name
     # ... and every rank's data file: the row pieces of linear_0.w_0 are 2 + 2 + 2 + 1 rows.
-    rows = [paddle.load(str(ck / f"{r}_0.safetensors"), safetensors=True)["linear_0.w_0"].numpy()
+    rows = [np.asarray(paddle.load(str(ck / f"{r}_0.distcp"))["linear_0.w_0"])
             for r in range(4)]
     assert [r.shape[0] for r in rows] == [2, 2, 2, 1]
     assert np.concatenate(rows).tobytes() == contents["linear_0.w_0"][2]
@@ -179,6 +182,58 @@ def test_paddle_reads_what_the_ranks_wrote(tmp_path, state, paddle_np):
             assert got.dtype == np.dtype(dt) and list(got.shape) == shape and got.tobytes() == raw, n
     finally:
         paddle.disable_static()
+
+
+# Paddle's flex checkpoints (paddle.distributed.save_state_dict / load_state_dict): dtypes as
+# numpy and Paddle name them, shapes with uneven splits.
+FLEX = {"linear.w": ("float32", (7, 5)), "linear.b": ("float64", (13,)),
+        "emb.w": ("float16", (9, 10)), "step": ("int64", (1,)), "mask": ("bool", (6, 4)),
+        "ids": ("int32", (11, 3))}
+
+
+def _flex_state(np, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (rng.standard_normal(shape) * 10).astype(dt) if dt != "bool"
+            else rng.integers(0, 2, size=shape).astype(bool) for k, (dt, shape) in FLEX.items()}
+
+
+def test_paddle_save_state_dict_loads_on_any_rank_count(tmp_path, paddle_np):
+    """Real Paddle writes a flex checkpoint (0_0.distcp + 0.metadata, a pickled Metadata);
+    pdckpt lists it and loads it back on 1 to 4 ranks, bit for bit."""
+    paddle, np = paddle_np
+    import paddle.distributed as dist
+    state = _flex_state(np, 5)
+    ck = tmp_path / "ck"
+    dist.save_state_dict({k: paddle.to_tensor(v) for k, v in state.items()}, str(ck))
+    assert sorted(os.listdir(ck)) == ["0.metadata", "0_0.distcp"]
+    listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
+    assert {t["key"]: (t["dtype"], tuple(t["shape"])) for t in listing["tensors"]} == FLEX
+    for m in (1, 2, 3, 4):
+        out = tmp_path / f"m{m}.safetensors"
+        mpirun(m, "dist", "merge", ck, out)
+        got = pdckpt.load(str(out))
+        for k, v in state.items():
+            a = got[k].numpy() if hasattr(got[k], "numpy") else np.asarray(got[k])
+            assert a.dtype == v.dtype and a.tobytes() == v.tobytes(), (m, k)
+
+
+def test_paddle_load_state_dict_reads_what_the_ranks_wrote(tmp_path, paddle_np):
+    """pdckpt writes Paddle's layout on 1 to 4 ranks (row, column, block and replicated pieces,
+    .distcp pickles, the pickled Metadata); Paddle's load_state_dict reshards it into one
+    process's full tensors, bit for bit."""
+    paddle, np = paddle_np
+    import paddle.distributed as dist
+    state = _flex_state(np, 6)
+    src = tmp_path / "src.safetensors"
+    pdckpt.save(state, str(src))
+    for n, layout in ((1, "row"), (2, "col"), (3, "linear.*=col,emb.*=block,row"), (4, "rep")):
+        ck = tmp_path / f"ck{n}"
+        mpirun(n, "dist", "shard", src, ck, "--ranks-layout", layout)
+        assert (ck / "0.metadata").exists() and (ck / f"{n - 1}_0.distcp").exists()
+        target = {k: paddle.zeros(v.shape, dtype=str(v.dtype)) for k, v in state.items()}
+        dist.load_state_dict(target, str(ck))
+        for k, v in state.items():
+            assert target[k].numpy().tobytes() == v.tobytes(), (n, layout, k)
 
 
 def test_paddle_loads_a_gathered_pdparams(tmp_path, state, paddle_np):
@@ -239,13 +294,59 @@ def _kill_job_when(cmd, ready, timeout=120):
     return killed
 
 
-def _big_input(path, seed):
+def _big_input(path, seed, rows=1536):
     import numpy as np
     rng = np.random.default_rng(seed)
     path.mkdir()
     for i in range(4):
-        raw = rng.integers(0, 256, size=24 << 20, dtype="uint8").tobytes()
-        (path / f"layer_{i}.w_0").write_bytes(refread.write_stream("float32", [1536, 4096], raw))
+        raw = rng.integers(0, 256, size=rows * 4096 * 4, dtype="uint8").tobytes()
+        (path / f"layer_{i}.w_0").write_bytes(refread.write_stream("float32", [rows, 4096], raw))
+
+
+def _kill_job_after(cmd, delay):
+    """Starts an mpirun job in its own session and SIGKILLs all of it `delay` seconds later."""
+    return _kill_job_when(cmd, lambda start=time.monotonic(): time.monotonic() - start >= delay)
+
+
+SHARDED_TRIALS = int(os.environ.get("PDCKPT_SHARDED_CRASH_TRIALS", "12"))
+
+
+def test_sigkill_sharded_save_at_random_points(tmp_path):
+    """The crash harness for sharded checkpoints: a 2-rank `dist shard` of checkpoint A or B
+    (alternately) over a directory that holds complete ones is killed -9 at a random moment of
+    its run.  Afterwards the newest complete checkpoint is exactly the last save that finished
+    or the one just killed (if it got as far as its metadata), never a mix; the killed save's
+    leftovers are swept by the next save.  scripts/crash_campaign.sh runs more trials."""
+    sources = {"A": tmp_path / "A", "B": tmp_path / "B"}
+    _big_input(sources["A"], 21, rows=384)
+    _big_input(sources["B"], 22, rows=384)
+    ck = tmp_path / "ck"
+    shard = ["-n", "2", PDCKPT_BIN, "dist", "shard", None, ck, "--ranks-layout", "row"]
+    t0 = time.monotonic()
+    mpirun(2, *shard[3:5], sources["A"], *shard[6:])
+    full = time.monotonic() - t0
+    saved = {0: "A"}  # checkpoint id -> which source it holds
+    seed = int(os.environ.get("PDCKPT_CRASH_SEED", "7"))
+    rng = random.Random(seed)
+    outcomes = {"old": 0, "new": 0}
+    for trial in range(SHARDED_TRIALS):
+        which = "AB"[(trial + 1) % 2]
+        before = json.loads(run_cli("ls", "--json", ck, check=0).stdout)["id"]
+        shard[5] = sources[which]
+        _kill_job_after(shard, rng.uniform(0, full * 1.2))
+        now = json.loads(run_cli("ls", "--json", ck, check=0).stdout)["id"]
+        if now == before:
+            outcomes["old"] += 1
+        else:
+            assert now > before, (trial, before, now)
+            saved[now] = which
+            outcomes["new"] += 1
+        back = tmp_path / f"back{trial}"
+        mpirun(1, "dist", "merge", ck, back, "--to", "vars-dir")
+        run_cli("diff", back, sources[saved[now]], check=0)  # exactly one whole checkpoint
+    mpirun(2, "dist", "shard", sources["A"], ck, "--ranks-layout", "col")
+    assert [f for f in os.listdir(ck) if ".pdckpt-" in f] == []  # the next save swept them
+    print(f"sharded: {SHARDED_TRIALS} kills (seed {seed}): {outcomes}")
 
 
 def test_kill_9_during_sharded_save(tmp_path):
@@ -257,10 +358,10 @@ def test_kill_9_during_sharded_save(tmp_path):
     for attempt in range(4):
         new_id = attempt + 1
         def mid_save():
-            return any(f".pdckpt-tmp-" in f or f.endswith(f"_{new_id}.safetensors") for f in os.listdir(ck))
+            return any(f".pdckpt-tmp-" in f or f.endswith(f"_{new_id}.distcp") for f in os.listdir(ck))
         killed = _kill_job_when(["-n", "4", PDCKPT_BIN, "dist", "shard", src, ck, "--ranks-layout", "col"],
                                 mid_save)
-        complete = (ck / f"{new_id}.metadata.pdkv").exists()
+        complete = (ck / f"{new_id}.metadata").exists()
         listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
         if killed and not complete:
             conclusive += 1

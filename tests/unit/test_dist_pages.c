@@ -94,7 +94,7 @@ static void test_touch_only_needed_pages(void) {
     pdckpt_mpi_shard shards[2] = {{"big", big, NULL, NULL}, {"tag", tag, NULL, NULL}};
     pdckpt_error     err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_mpi_save_sharded(MPI_COMM_WORLD, shards, 2, dir, NULL, NULL, &err), &err);
-    const char    *file = mt_path(dir, "0_0.safetensors");
+    const char    *file = mt_path(dir, "0_0.distcp"); /* a pickle: Paddle's layout */
     const uint64_t row = (uint64_t)COLS * 4, whole = (uint64_t)ROWS * row;
     /* Rows 40..50: 2.5 MiB of 32 MiB. */
     int64_t band_off[2] = {40, 0}, band_shape[2] = {10, COLS};

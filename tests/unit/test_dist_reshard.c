@@ -211,8 +211,8 @@ static void test_metadata_and_replicas(void) {
     const pdckpt_value *dt =
         pdckpt_dict_get(pdckpt_value_at(pdckpt_dict_get(sdm, "blk.w"), 0), "dtype");
     CHECK_STR(pdckpt_value_get_string(dt, NULL), "float16");
-    CHECK(tu_file_exists(mt_path(dir, "0_0.safetensors")) &&
-          tu_file_exists(mt_path(dir, "0.metadata.pdkv")));
+    CHECK(tu_file_exists(mt_path(dir, "0_0.distcp")) && /* Paddle's layout by default */
+          tu_file_exists(mt_path(dir, "0.metadata")));
     pdckpt_value_free(meta);
 }
 
@@ -234,7 +234,7 @@ static void test_formats_ids_and_incomplete(void) {
     }
     mt_barrier(MPI_COMM_WORLD);
     /* Without its metadata, id 2 is incomplete: loading picks id 1 (its col layout fits). */
-    if (mt_rank == 0) CHECK(remove(mt_path(dir, "2.metadata.pdkv")) == 0);
+    if (mt_rank == 0) CHECK(remove(mt_path(dir, "2.metadata")) == 0);
     mt_barrier(MPI_COMM_WORLD);
     pdckpt_value *meta = NULL;
     int64_t       id = -1;
@@ -255,12 +255,12 @@ static void test_failures(void) {
     CHECK_OK(save_job(MPI_COMM_WORLD, mt_size, mt_rank, ROW, dir, &o, NULL, &err), &err);
     /* Rank 2 cannot write its data file (a directory is in the way): nobody writes metadata. */
     o.unique_id = 7;
-    if (mt_rank == 0) mkdir(mt_path(dir, "2_7.safetensors"), 0777);
+    if (mt_rank == 0) mkdir(mt_path(dir, "2_7.distcp"), 0777);
     mt_barrier(MPI_COMM_WORLD);
     pdckpt_status st = save_job(MPI_COMM_WORLD, mt_size, mt_rank, ROW, dir, &o, NULL, &err);
     CHECK_EQ_INT(st, err.status);
     CHECK(st != PDCKPT_OK && strncmp(err.message, "rank 2: ", 8) == 0);
-    CHECK(!tu_file_exists(mt_path(dir, "7.metadata.pdkv")));
+    CHECK(!tu_file_exists(mt_path(dir, "7.metadata")));
     /* Ranks disagree on the global shape of a key. */
     pdckpt_value    *t = mt_tensor(PDCKPT_DTYPE_FLOAT32, 1, (int64_t[]){2}, 1);
     int64_t          global = mt_rank == 1 ? 9 : 8, off = 2 * mt_rank;
