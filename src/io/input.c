@@ -47,10 +47,6 @@ static pdckpt_status map_file(int fd, const char *path, size_t size, const pdckp
                               pdckpt_buffer **out, pdckpt_error *err) {
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) return read_all(fd, path, size, a, out, err); /* e.g. no mmap on FS */
-    /* While a loader parses, it touches a header here and there: with the kernel's read-ahead
-     * (8 MiB windows here) every header fault read megabytes of tensor data, and a cold lazy
-     * open of a 1 GiB pickle took 0.5-0.8 s instead of 18 ms.  pdk_input_close restores it. */
-    (void)madvise(map, size, MADV_RANDOM);
     *out = pdk_buffer_new_custom(a, map, size, true, unmap, NULL);
     if (*out) return PDCKPT_OK;
     munmap(map, size);
@@ -102,9 +98,6 @@ void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_inp
 
 void pdk_input_close(pdk_input *in) {
     if (!in) return;
-    /* Parsing is over; what is left is reading tensor data in order: read-ahead back on. */
-    if (in->owner && pdckpt_buffer_is_mapped(in->owner))
-        (void)madvise((void *)in->data, in->len, MADV_NORMAL);
     pdckpt_buffer_release(in->owner);
     in->owner = NULL;
     in->data = NULL;
