@@ -10,7 +10,8 @@
  *     Pieces follow Paddle's balanced_split (ceil-sized pieces, the last shorter); 0-d tensors
  *     are always replicated; a grid of P pieces on more ranks gives ranks r and r+P the same one.
  *   merge DIR OUT: the ranks load disjoint runs of keys whole (resharding reads) and write OUT:
- *     a combined file collectively with MPI-IO, any other format gathered on rank 0.
+ *     a combined file or a .pdparams collectively with MPI-IO, any other format gathered on
+ *     rank 0.
  */
 #include "cli_mpi.h"
 
@@ -359,7 +360,7 @@ static int merge_write(const merge_args *a, const pdckpt_value *mine, pdckpt_err
     pdckpt_mpi_options o = a->o;
     static const int   root = 0;
     pdckpt_status      st;
-    if (o.save.format == PDCKPT_FORMAT_COMBINED) {
+    if (o.save.format == PDCKPT_FORMAT_COMBINED || o.save.format == PDCKPT_FORMAT_PICKLE) {
         st = pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, a->out, &o, err);
     } else {
         o.gather_to = &root;

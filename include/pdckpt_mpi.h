@@ -212,7 +212,15 @@ PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_co
  * its own tensors at computed offsets with MPI-IO, straight from tensor memory; nothing is
  * gathered.  A name held by several ranks (same dtype and shape required) is written once, by the
  * rank with the fewest bytes so far.  The file is built under a temporary name, synced, and
- * renamed by the coordinator only when every rank succeeded. */
+ * renamed by the coordinator only when every rank succeeded.
+ *
+ * A `.pdparams` / `.pdopt` path (or opts->save.format = PICKLE) writes one pickle instead, what
+ * paddle.load reads: `local` must be a flat dict of tensors; the file is the single-process save
+ * of the dict the ranks' dicts merge into (dict.update over ranks 0, 1, ...: a key keeps its first
+ * place and takes the highest rank's tensor).  Tensors of 1 MiB and more are written by the
+ * ranks that hold them at offsets the coordinator finds by running the pickle writer over
+ * placeholders; smaller ones are gathered on the coordinator, which writes every other byte.
+ * Protocol 3 or 4 (protocol 2's array bytes have value-dependent length): ARGUMENT otherwise. */
 PDCKPT_API pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
                                                   const char *path, const pdckpt_mpi_options *opts,
                                                   pdckpt_error *err);

@@ -276,4 +276,18 @@ pdckpt_status pdk_flatten(const pdckpt_value *root, bool skip_non_tensors, pdk_n
                           pdckpt_error *err);
 void          pdk_named_list_free(pdk_named_list *l);
 
+/* ---- dist_mpiio.c: one file written by every rank ---- */
+
+pdckpt_status pdk_mpiio_write_at(MPI_File fh, uint64_t at, const void *bytes, size_t len,
+                                 pdckpt_error *err);
+/* This rank's part of the file (called on every rank between the collective open and sync). */
+typedef pdckpt_status (*pdk_mpiio_writer)(MPI_File fh, void *ctx, pdckpt_error *err);
+/* Builds `path` under a temporary name with MPI-IO (every rank runs fn), syncs, closes, agrees,
+ * and the coordinator renames it into place; a failure anywhere leaves the old file. */
+pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_options *o,
+                               pdk_mpiio_writer fn, void *ctx, pdckpt_error *err);
+/* dist_mpiio_pickle.c: the .pdparams / .pdopt case of pdckpt_mpi_save_combined. */
+pdckpt_status pdk_mpiio_save_pickle(MPI_Comm comm, const pdckpt_value *local, const char *path,
+                                    const pdckpt_mpi_options *opts, pdckpt_error *err);
+
 #endif /* PDK_DIST_INTERNAL_H */

@@ -150,6 +150,22 @@ static void layout_free(layout *lay) {
 
 /* ---- writing: the tensor writer into a sink that writes at the stream's offset ---- */
 
+pdckpt_status pdk_mpiio_write_at(MPI_File fh, uint64_t at, const void *bytes, size_t len,
+                                 pdckpt_error *err) {
+    for (size_t done = 0; done < len;) {
+        int        n = (int)(len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK);
+        MPI_Status status;
+        int rc = MPI_File_write_at(fh, (MPI_Offset)(at + done), (const uint8_t *)bytes + done, n,
+                                   MPI_BYTE, &status);
+        int wrote = 0;
+        if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &wrote);
+        if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "MPI_File_write_at");
+        if (wrote != n) return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "short MPI-IO write");
+        done += (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
 typedef struct file_sink {
     MPI_File fh;
     uint64_t at;
@@ -157,32 +173,30 @@ typedef struct file_sink {
 
 static pdckpt_status file_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
     file_sink *fs = self;
-    for (size_t done = 0; done < len;) {
-        int        n = (int)(len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK);
-        MPI_Status status;
-        int        rc = MPI_File_write_at(fs->fh, (MPI_Offset)(fs->at + done),
-                                          (const uint8_t *)bytes + done, n, MPI_BYTE, &status);
-        int        wrote = 0;
-        if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &wrote);
-        if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "MPI_File_write_at");
-        if (wrote != n) return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "short MPI-IO write");
-        done += (size_t)n;
-    }
+    PDK_DTRY(pdk_mpiio_write_at(fs->fh, fs->at, bytes, len, err));
     fs->at += len;
     return PDCKPT_OK;
 }
 
 static const pdckpt_sink_ops file_ops = {PDCKPT_SINK_OPS_VERSION, file_write, NULL, NULL};
 
-static pdckpt_status write_mine(const pdk_dist *d, const layout *lay, const pdk_named_list *l,
-                                MPI_File fh, const pdckpt_save_options *save, pdckpt_error *err) {
-    pdckpt_save_options o = *save;
+typedef struct combined_job {
+    const pdk_dist            *d;
+    const layout              *lay;
+    const pdk_named_list      *l;
+    const pdckpt_save_options *save;
+} combined_job;
+
+/* This rank's tensor streams, each at its offset. */
+static pdckpt_status write_mine(MPI_File fh, void *ctx, pdckpt_error *err) {
+    const combined_job *job = ctx;
+    pdckpt_save_options o = *job->save;
     o.format = PDCKPT_FORMAT_TENSOR;
-    for (size_t i = 0; i < lay->n; i++) {
-        const entry *e = &lay->entries[i];
-        if (e->rank != d->rank || e->writer != d->rank) continue;
+    for (size_t i = 0; i < job->lay->n; i++) {
+        const entry *e = &job->lay->entries[i];
+        if (e->rank != job->d->rank || e->writer != job->d->rank) continue;
         file_sink fs = {fh, e->offset};
-        PDK_DTRY(pdckpt_save_sink(l->items[e->local].tensor, &file_ops, &fs, &o, err));
+        PDK_DTRY(pdckpt_save_sink(job->l->items[e->local].tensor, &file_ops, &fs, &o, err));
         if (fs.at != e->offset + e->size)
             return pdk_dist_fail(
                 err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu", e->name,
@@ -192,9 +206,8 @@ static pdckpt_status write_mine(const pdk_dist *d, const layout *lay, const pdk_
 }
 
 /* Collective: every rank opens, writes its part, syncs and closes; all agree on the result. */
-static pdckpt_status write_file(pdk_dist *d, const layout *lay, const pdk_named_list *l,
-                                const char *temp, const pdckpt_save_options *save,
-                                pdckpt_error *err) {
+static pdckpt_status write_file(pdk_dist *d, const char *temp, bool durable, pdk_mpiio_writer fn,
+                                void *ctx, pdckpt_error *err) {
     MPI_File fh;
     int      rc = MPI_File_open(d->comm, temp, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY,
                                 MPI_INFO_NULL, &fh);
@@ -202,8 +215,8 @@ static pdckpt_status write_file(pdk_dist *d, const layout *lay, const pdk_named_
     st = pdk_dist_agree(d, st, err);
     if (st != PDCKPT_OK) return st;
     MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN);
-    st = write_mine(d, lay, l, fh, save, err);
-    if (save->durable) { /* collective: every rank calls it, whatever happened above */
+    st = fn(fh, ctx, err);
+    if (durable) { /* collective: every rank calls it, whatever happened above */
         rc = MPI_File_sync(fh);
         if (rc != MPI_SUCCESS && st == PDCKPT_OK) st = pdk_dist_mpi_fail(err, rc, "MPI_File_sync");
     }
@@ -247,6 +260,28 @@ static void sweep_beside(const char *path) {
     pdk_dist_sweep_temps(dir, base);
 }
 
+pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_options *o,
+                               pdk_mpiio_writer fn, void *ctx, pdckpt_error *err) {
+    uint64_t      tag = pdk_dist_random_tag();
+    char          temp[4200] = "";
+    pdckpt_status st = pdk_dist_same(d,
+                                     pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)),
+                                                    &o->coordinator, sizeof o->coordinator),
+                                     "path and coordinator", err);
+    if (st == PDCKPT_OK && d->rank == o->coordinator) sweep_beside(path);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &tag, sizeof tag, o->coordinator, err);
+    if (st == PDCKPT_OK)
+        st = pdk_dist_agree(d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
+    if (st != PDCKPT_OK) return st;
+    st = write_file(d, temp, o->save.durable, fn, ctx, err);
+    pdckpt_status renamed = PDCKPT_OK;
+    if (d->rank == o->coordinator) {
+        if (st == PDCKPT_OK) renamed = pdk_dist_rename(temp, path, o->save.durable, err);
+        if (st != PDCKPT_OK || renamed != PDCKPT_OK) unlink(temp);
+    }
+    return st == PDCKPT_OK ? pdk_dist_agree(d, renamed, err) : st;
+}
+
 pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local, const char *path,
                                        const pdckpt_mpi_options *opts, pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
@@ -254,35 +289,20 @@ pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
     if (!err) err = &scratch;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
+    pdckpt_format format = opts->save.format;
+    if (format == PDCKPT_FORMAT_AUTO && path) format = pdckpt_format_from_path(path);
+    if (format == PDCKPT_FORMAT_PICKLE) return pdk_mpiio_save_pickle(comm, local, path, opts, err);
     pdk_dist       d;
     pdk_named_list l = {0};
     pdk_blob       mine = {0};
     layout         lay = {0};
-    uint64_t       tag = pdk_dist_random_tag();
-    char           temp[4200] = "";
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, local, path, opts, &l, err);
     if (st == PDCKPT_OK) st = describe(&l, &opts->save, &mine, err);
     st = pdk_dist_agree(&d, st, err);
-    if (st == PDCKPT_OK)
-        st = pdk_dist_same(&d,
-                           pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)), &opts->coordinator,
-                                          sizeof opts->coordinator),
-                           "path and coordinator", err);
     if (st == PDCKPT_OK) st = pdk_dist_agree(&d, plan_all(&d, &mine, &lay, err), err);
-    if (st == PDCKPT_OK && d.rank == opts->coordinator) sweep_beside(path);
-    if (st == PDCKPT_OK) st = pdk_dist_bcast(&d, &tag, sizeof tag, opts->coordinator, err);
-    if (st == PDCKPT_OK)
-        st = pdk_dist_agree(&d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
-    if (st == PDCKPT_OK) {
-        st = write_file(&d, &lay, &l, temp, &opts->save, err);
-        pdckpt_status renamed = PDCKPT_OK;
-        if (d.rank == opts->coordinator) {
-            if (st == PDCKPT_OK) renamed = pdk_dist_rename(temp, path, opts->save.durable, err);
-            if (st != PDCKPT_OK || renamed != PDCKPT_OK) unlink(temp);
-        }
-        if (st == PDCKPT_OK) st = pdk_dist_agree(&d, renamed, err);
-    }
+    combined_job job = {&d, &lay, &l, &opts->save};
+    if (st == PDCKPT_OK) st = pdk_mpiio_commit(&d, path, opts, write_mine, &job, err);
     layout_free(&lay);
     pdk_blob_free(&mine);
     pdk_named_list_free(&l);

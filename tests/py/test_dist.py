@@ -236,22 +236,37 @@ def test_paddle_load_state_dict_reads_what_the_ranks_wrote(tmp_path, paddle_np):
             assert target[k].numpy().tobytes() == v.tobytes(), (n, layout, k)
 
 
-def test_paddle_loads_a_gathered_pdparams(tmp_path, state, paddle_np):
-    """paddle.distributed.save's gather_to: the pieces of 3 ranks gathered into one .pdparams
-    pickle on rank 0 (pdckpt_mpi_save, bounded groups), which paddle.load reads exactly."""
+def test_paddle_loads_a_pdparams_written_by_all_ranks(tmp_path, state, paddle_np):
+    """One .pdparams written by 4 ranks at once with MPI-IO (pdckpt_mpi_save_combined; tensors of
+    1 MiB and more straight from the ranks that hold them): paddle.load reads it exactly, and it
+    is byte for byte what one process writes for the same dict."""
     paddle, np = paddle_np
     src, contents = state
-    ck = tmp_path / "ck"
-    mpirun(3, "dist", "shard", src, ck, "--ranks-layout", "*.w_0=col,block")
-    out = tmp_path / "model.pdparams"
-    mpirun(3, "dist", "merge", ck, out)
-    assert sorted(os.listdir(tmp_path)) == ["ck", "model.pdparams"]  # no temporaries
-    loaded = paddle.load(str(out))
-    assert set(loaded) == set(contents)
-    for name, (dt, shape, raw) in contents.items():
-        got = loaded[name]
-        got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
-        assert list(got.shape) == shape and got.tobytes() == raw, name
+    rng = np.random.default_rng(8)
+    big = {"big.w": rng.standard_normal((512, 1024)).astype(np.float32),
+           "big.h": rng.standard_normal((700, 1000)).astype(np.float16)}
+    for name, arr in big.items():
+        (src / name).write_bytes(refread.write_stream(str(arr.dtype), list(arr.shape),
+                                                      arr.tobytes()))
+    try:
+        ck = tmp_path / "ck"
+        mpirun(3, "dist", "shard", src, ck, "--ranks-layout", "*.w_0=col,block")
+        out = tmp_path / "model.pdparams"
+        mpirun(4, "dist", "merge", ck, out)
+        assert sorted(os.listdir(tmp_path)) == ["ck", "model.pdparams"]  # no temporaries
+        loaded = paddle.load(str(out))
+        want = {**{n: (dt, shape, raw) for n, (dt, shape, raw) in contents.items()},
+                **{n: (str(a.dtype), list(a.shape), a.tobytes()) for n, a in big.items()}}
+        assert set(loaded) == set(want)
+        for name, (dt, shape, raw) in want.items():
+            got = loaded[name]
+            got = got.numpy() if hasattr(got, "numpy") else np.asarray(got)
+            assert list(got.shape) == shape and got.tobytes() == raw, name
+        run_cli("convert", out, tmp_path / "again.pdparams", check=0)
+        assert (tmp_path / "again.pdparams").read_bytes() == out.read_bytes()
+    finally:
+        for name in big:
+            (src / name).unlink()
 
 
 def test_cli_errors(tmp_path, state):

@@ -2,7 +2,9 @@
  * test_dist_mpiio.c — one combined file written by 4 ranks with MPI-IO: byte for byte what a
  * single process writes for the union of their tensors (every dtype, 0-d, empty, LoD, nested
  * names, a tensor held by two ranks, a 6 MB tensor); failures on one rank leave the previous
- * file and no temporary behind.
+ * file and no temporary behind.  The same for one .pdparams pickle (a flat dict; 1 MiB and larger
+ * tensors written by their owners at offsets the coordinator's layout pass found): byte for byte
+ * the single-process save of the dict the ranks' dicts merge into.
  */
 #include "mpi_test.h"
 
@@ -108,9 +110,67 @@ static void test_failures_keep_previous(void) {
     pdckpt_value_free(mine);
 }
 
+/* A rank's flat dict for the pickle: its share of the tensors (no LoD: pickles hold arrays), two
+ * large ones, and "dup.w" on ranks 1 and 3 with different values (rank 3's wins the merge). */
+static pdckpt_value *pickle_state(int rank, int size) {
+    pdckpt_value *d = mt_dict();
+    char          name[64];
+    for (int i = 0; i < N_TENSORS; i++)
+        if (i % size == rank && i != 13) mt_set(d, name, tensor_i(i, name, sizeof name));
+    if (rank == 1 || rank == 3)
+        mt_set(d, "dup.w", mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){3, 3}, 90 + rank));
+    if (rank == 0)
+        mt_set(d, "big.w", mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){512, 1024}, 7));
+    if (rank == size - 1)
+        mt_set(d, "big.h", mt_tensor(PDCKPT_DTYPE_BFLOAT16, 2, (int64_t[]){768, 1000}, 8));
+    return d;
+}
+
+static void test_pickle_equals_single_process(void) {
+    const char        *path = mt_path(mt_shared_dir(), "all.pdparams");
+    pdckpt_value      *mine = pickle_state(mt_rank, mt_size);
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    CHECK_OK(pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, path, &o, &err), &err);
+    if (mt_rank == 0) { /* dict.update over the ranks, in rank order, then one save */
+        pdckpt_value *merged = mt_dict();
+        for (int r = 0; r < mt_size; r++) {
+            pdckpt_value *part = pickle_state(r, mt_size);
+            for (size_t i = 0; i < pdckpt_value_len(part); i++)
+                mt_set(merged, pdckpt_value_get_string(pdckpt_dict_key_at(part, i), NULL),
+                       pdckpt_value_retain(pdckpt_value_at_mut(part, i)));
+            pdckpt_value_free(part);
+        }
+        pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+        so.format = PDCKPT_FORMAT_PICKLE;
+        void  *want = NULL;
+        size_t want_len = 0, got_len = 0;
+        CHECK_OK(pdckpt_save_memory(merged, &so, &want, &want_len, &err), &err);
+        void *got = tu_read_file(path, &got_len);
+        CHECK(got && want && got_len == want_len && memcmp(got, want, want_len) == 0);
+        CHECK(want_len > (3u << 20));
+        free(got);
+        pdckpt_free(NULL, want, want_len);
+        pdckpt_value_free(merged);
+    }
+    /* Protocol 2 (value-dependent lengths) and nested dicts are refused on every rank. */
+    o.save.protocol = 2;
+    CHECK_EQ_INT(pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, path, &o, &err),
+                 PDCKPT_ERR_ARGUMENT);
+    o.save.protocol = 4;
+    if (mt_rank == 1) mt_set(mine, "nested", mt_dict());
+    CHECK_EQ_INT(pdckpt_mpi_save_combined(MPI_COMM_WORLD, mine, path, &o, &err),
+                 PDCKPT_ERR_ARGUMENT);
+    CHECK(strncmp(err.message, "rank 1: ", 8) == 0);
+    mt_barrier(MPI_COMM_WORLD);
+    CHECK_EQ_INT(tu_count_entries(mt_shared_dir(), "."), 2);
+    pdckpt_value_free(mine);
+}
+
 int main(int argc, char **argv) {
     mt_init(&argc, &argv);
     RUN(test_equals_single_process);
     RUN(test_failures_keep_previous);
+    RUN(test_pickle_equals_single_process);
     return mt_finish();
 }
