@@ -393,11 +393,48 @@ static void test_parse_size_and_paths(void) {
     CHECK_STR(out, "m.pdparams");
 }
 
+/* For tests/py/test_dist.py (PDCKPT_DIST_KEEP=DIR): the gathered .pdparams (rank 0) and .pdopt
+ * files (ranks 1 and 2, 1 KiB groups) that real Paddle must load, beside what one process
+ * writes for the expected merge. */
+static void keep_files(const char *dir) {
+    static const int   zero[] = {0}, pair[] = {1, 2};
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *params = params_state(mt_rank, false), *opt = opt_state(mt_rank);
+    o.max_grouped_size = 1024;
+    o.gather_to = zero;
+    o.n_gather_to = 1;
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, params, mt_path(dir, "params.pdparams"), &o, &err),
+             &err);
+    o.gather_to = pair;
+    o.n_gather_to = 2;
+    o.state_type = PDCKPT_MPI_OPT;
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, opt, mt_path(dir, "opt{rank}.pdopt"), &o, &err), &err);
+    char name[64];
+    snprintf(name, sizeof name, "expected_opt%d.pdopt", mt_rank);
+    pdckpt_value *want = expected_merge(mt_rank, true, false);
+    if (mt_rank == 1 || mt_rank == 2)
+        CHECK_OK(pdckpt_save_file(want, mt_path(dir, name), NULL, &err), &err);
+    pdckpt_value_free(want);
+    want = expected_merge(0, false, false);
+    if (mt_rank == 0)
+        CHECK_OK(pdckpt_save_file(want, mt_path(dir, "expected_params.pdparams"), NULL, &err),
+                 &err);
+    pdckpt_value_free(want);
+    pdckpt_value_free(params);
+    pdckpt_value_free(opt);
+}
+
 int main(int argc, char **argv) {
     mt_init(&argc, &argv);
     if (mt_size != 4) {
         fprintf(stderr, "run with 4 ranks\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    const char *keep = getenv("PDCKPT_DIST_KEEP");
+    if (keep) {
+        keep_files(keep);
+        return mt_finish();
     }
     RUN(test_parse_size_and_paths);
     RUN(test_gather_params);
