@@ -320,6 +320,14 @@ def _session_pids(sid):
     return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
 
 
+def _kill_session(sid):
+    for pid in _session_pids(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended between the listing and the kill
+            pass
+
+
 def _kill_job_when(cmd, ready, timeout=120):
     """Starts an mpirun job in its own session, SIGKILLs every process of it as soon as
     ready() is true; returns whether it was killed before finishing."""
@@ -330,14 +338,12 @@ def _kill_job_when(cmd, ready, timeout=120):
     killed = False
     while proc.poll() is None and time.monotonic() < deadline:
         if ready():
-            for pid in _session_pids(proc.pid):
-                os.kill(pid, signal.SIGKILL)
+            _kill_session(proc.pid)
             killed = True
             break
         time.sleep(0.002)
     proc.wait(timeout=60)
-    for pid in _session_pids(proc.pid):  # nothing of the job may survive
-        os.kill(pid, signal.SIGKILL)
+    _kill_session(proc.pid)  # nothing of the job may survive
     return killed
 
 
