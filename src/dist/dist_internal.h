@@ -278,6 +278,9 @@ void          pdk_named_list_free(pdk_named_list *l);
 
 /* ---- dist_mpiio.c: one file written by every rank ---- */
 
+/* ARGUMENT unless `path` is set and the coordinator is a rank of the job. */
+pdckpt_status pdk_mpiio_check_target(const char *path, const pdckpt_mpi_options *o, int size,
+                                     pdckpt_error *err);
 pdckpt_status pdk_mpiio_write_at(MPI_File fh, uint64_t at, const void *bytes, size_t len,
                                  pdckpt_error *err);
 /* This rank's part of the file (called on every rank between the collective open and sync). */

@@ -225,13 +225,19 @@ static pdckpt_status write_file(pdk_dist *d, const char *temp, bool durable, pdk
     return pdk_dist_agree(d, st, err);
 }
 
+pdckpt_status pdk_mpiio_check_target(const char *path, const pdckpt_mpi_options *o, int size,
+                                     pdckpt_error *err) {
+    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL");
+    if (o->coordinator < 0 || o->coordinator >= size)
+        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
+                             o->coordinator);
+    return PDCKPT_OK;
+}
+
 static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_value *local, const char *path,
                                   const pdckpt_mpi_options *o, pdk_named_list *l,
                                   pdckpt_error *err) {
-    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL");
-    if (o->coordinator < 0 || o->coordinator >= d->size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
+    PDK_DTRY(pdk_mpiio_check_target(path, o, d->size, err));
     if (pdckpt_value_kind(local) != PDCKPT_KIND_DICT)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                              "expected a dict of this rank's tensors, found %s",

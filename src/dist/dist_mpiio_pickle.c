@@ -37,9 +37,8 @@ typedef struct plan {
     size_t    n_items;
     size_t   *keys; /* per key, in file order: the item that is written */
     size_t    n_keys;
-    uint64_t *offsets;   /* per key: where a large tensor's payload starts (from the coordinator) */
-    uint64_t  max_big;   /* the largest large tensor */
-    uint64_t  big_bytes; /* and all of them */
+    uint64_t *offsets; /* per key: where a large tensor's payload starts (from the coordinator) */
+    uint64_t  max_big; /* the largest large tensor */
 } plan;
 
 static void plan_free(plan *p) {
@@ -61,10 +60,7 @@ static bool is_big(const item *it) {
 
 static pdckpt_status check_local(const pdckpt_value *local, const char *path,
                                  const pdckpt_mpi_options *o, int size, pdckpt_error *err) {
-    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL");
-    if (o->coordinator < 0 || o->coordinator >= size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
+    PDK_DTRY(pdk_mpiio_check_target(path, o, size, err));
     if (o->save.protocol < 3)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path,
                              "a pickle written by all ranks needs protocol 3 or 4 (protocol %d "
@@ -144,12 +140,16 @@ static pdckpt_status read_items(const pdk_blob *all, const size_t *offs, int siz
 
 /* ---- the plan: key order and the rank that writes each ---- */
 
-static const item *sort_items; /* qsort has no context argument */
+typedef struct key_ref {
+    const char *key;
+    size_t      item; /* items are stored rank by rank, local order within: item order is
+                         the order of appearance */
+} key_ref;
 
-static int by_key_then_rank(const void *a, const void *b) {
-    const item *x = &sort_items[*(const size_t *)a], *y = &sort_items[*(const size_t *)b];
-    int         c = strcmp(x->key, y->key);
-    return c ? c : (x > y) - (x < y); /* items are stored rank by rank, local order within */
+static int by_key_then_item(const void *a, const void *b) {
+    const key_ref *x = a, *y = b;
+    int            c = strcmp(x->key, y->key);
+    return c ? c : (x->item > y->item) - (x->item < y->item);
 }
 
 static int by_position(const void *a, const void *b) {
@@ -158,38 +158,34 @@ static int by_position(const void *a, const void *b) {
 }
 
 static pdckpt_status plan_keys(plan *p, pdckpt_error *err) {
-    size_t *idx = malloc((p->n_items + 1) * sizeof *idx);
-    size_t *pairs = malloc((2 * p->n_items + 1) * sizeof *pairs);
-    if (!idx || !pairs) {
-        free(idx);
+    key_ref *refs = malloc((p->n_items + 1) * sizeof *refs);
+    size_t  *pairs = malloc((2 * p->n_items + 1) * sizeof *pairs);
+    p->keys = malloc((p->n_items + 1) * sizeof *p->keys);
+    p->offsets = calloc(p->n_items + 1, sizeof *p->offsets);
+    if (!refs || !pairs || !p->keys || !p->offsets) {
+        free(refs);
         free(pairs);
         return pdk_dist_nomem(err, "the file plan");
     }
-    for (size_t i = 0; i < p->n_items; i++) idx[i] = i;
-    sort_items = p->items;
-    qsort(idx, p->n_items, sizeof *idx, by_key_then_rank);
+    for (size_t i = 0; i < p->n_items; i++) refs[i] = (key_ref){p->items[i].key, i};
+    qsort(refs, p->n_items, sizeof *refs, by_key_then_item);
     size_t n = 0;
     for (size_t i = 0, j; i < p->n_items; i = j) {
-        for (j = i + 1; j < p->n_items && strcmp(p->items[idx[j]].key, p->items[idx[i]].key) == 0;)
-            j++;
-        pairs[2 * n] = idx[i];         /* first appearance: the key's place */
-        pairs[2 * n + 1] = idx[j - 1]; /* the highest rank: the value that wins */
+        for (j = i + 1; j < p->n_items && strcmp(refs[j].key, refs[i].key) == 0;) j++;
+        pairs[2 * n] = refs[i].item;         /* first appearance: the key's place */
+        pairs[2 * n + 1] = refs[j - 1].item; /* the highest rank: the value that wins */
         n++;
     }
     qsort(pairs, n, 2 * sizeof *pairs, by_position);
-    p->keys = idx;
     p->n_keys = n;
     for (size_t k = 0; k < n; k++) {
         p->keys[k] = pairs[2 * k + 1];
         const item *it = &p->items[p->keys[k]];
-        if (is_big(it)) {
-            p->big_bytes += it->nbytes;
-            if (it->nbytes > p->max_big) p->max_big = it->nbytes;
-        }
+        if (is_big(it) && it->nbytes > p->max_big) p->max_big = it->nbytes;
     }
+    free(refs);
     free(pairs);
-    p->offsets = calloc(n + 1, sizeof *p->offsets);
-    return p->offsets ? PDCKPT_OK : pdk_dist_nomem(err, "the file plan");
+    return PDCKPT_OK;
 }
 
 static pdckpt_status plan_all(pdk_dist *d, const pdckpt_value *local, plan *p, pdckpt_error *err) {
