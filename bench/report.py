@@ -63,6 +63,58 @@ def ratios(name, w):
     return lines
 
 
+def best(res, contenders, op, key=lambda m: m["median_s"]):
+    """(contender, median) of the fastest of `contenders` at `op`."""
+    got = [(c, key(res[c][op])) for c in contenders if op in res.get(c, {})]
+    return min(got, key=lambda x: x[1]) if got else (None, None)
+
+
+def target_rows(name, w):
+    """Issue 7's targets for one workload: the best pdckpt contender, its figure, met or not."""
+    res, info = w["results"], w["info"]
+    ours = [c for c in res if c.startswith("pdckpt")]
+    rows = []
+
+    def row(target, op, peer, need, higher_is_better=True):
+        c, t = best(res, ours, op)
+        if c is None or peer not in res or op not in res[peer]:
+            return
+        r = res[peer][op]["median_s"] / t
+        rows.append((target, c, f"{r:.2f}×", f"≥ {need}×", "met" if r >= need else "missed"))
+
+    row("save ≥ 0.9× dd (buffered)", "save", "dd", 0.9)
+    row("save ≥ 0.9× dd (durable)", "save_fsync", "dd", 0.9)
+    row("full load ≥ 0.9× raw read", "load", "dd", 0.9)
+    need = 20 if name == "W2" else 5
+    for op, label in (("save", "save"), ("load", "full load")):
+        row(f"{label} ≥ {need}× paddle", op, "paddle.save", need)
+        if name in ("W1", "W2"):
+            row(f"{label} ≥ 1.0× safetensors", op, "safetensors", 1.0)
+    c, t = best(res, ours, "open")
+    limit = 0.005 + 1e-6 * info["tensors"]
+    if c:
+        rows.append(("open ≤ 5 ms + 1 µs/tensor", c, fmt_s(t), f"≤ {fmt_s(limit)}",
+                     "met" if t <= limit else "missed"))
+    data_mib = info["bytes"] / 2**20
+    worst = max((res[c][op].get("peak_extra_rss_mib", 0), c) for c in ours for op in res[c]
+                if isinstance(res[c][op], dict))
+    rows.append(("peak RSS ≤ data + 64 MiB (worst pdckpt)", worst[1], f"{worst[0]:.0f} MiB",
+                 f"≤ {data_mib + 64:.0f} MiB", "met" if worst[0] <= data_mib + 64 else "missed"))
+    return rows
+
+
+def targets(report):
+    lines = ["## Targets (issue 7), from this run", "",
+             "The best pdckpt contender per target (a ratio is the other's median time ÷ "
+             "pdckpt's; the workloads are at the run's scale).", "",
+             "| workload | target | pdckpt contender | figure | required | |",
+             "|---|---|---|---|---|---|"]
+    for name, w in report["workloads"].items():
+        for t, c, fig, need, verdict in target_rows(name, w):
+            lines.append(f"| {name} | {t} | {c} | {fig} | {need} | {verdict} |")
+    return lines + [""]
+
+
 def chart(report, path):
     import matplotlib
 
@@ -101,6 +153,7 @@ def main():
            "RSS before the operation (for saves the state is already in memory).  "
            "Raw data: [bench/results.json](bench/results.json); chart: "
            "[bench/chart.png](bench/chart.png).", ""]
+    out += targets(report)
     for name, w in report["workloads"].items():
         out += table(name, w) + [""] + ratios(name, w) + [""]
     notes = os.path.join(HERE, "NOTES.md")
