@@ -133,7 +133,8 @@ def chart(report, path):
             ax.bar([i + k * width for i in range(len(contenders))], vals, width, label=label)
         ax.set_xticks([i + width for i in range(len(contenders))])
         ax.set_xticklabels(contenders, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("seconds (median)")
+        ax.set_yscale("log")  # W2's contenders span four orders of magnitude
+        ax.set_ylabel("seconds (median, log scale)")
         ax.set_title(name)
         ax.legend(fontsize=8)
     fig.tight_layout()
