@@ -23,6 +23,9 @@ typedef struct cli_load_args {
 int cli_report(const pdckpt_error *err);
 /* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
 int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
+ * value of the first empty slot among `slots[0..n)`, or one argument too many. */
+int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage);
 /* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0
  * when not, -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);

@@ -24,6 +24,16 @@ int cli_usage_error(const char *usage, const char *fmt, ...) {
     return CLI_USAGE;
 }
 
+int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage) {
+    if (arg[0] == '-' && arg[1]) return cli_usage_error(usage, "unknown option '%s'", arg);
+    for (size_t i = 0; i < n; i++)
+        if (!*slots[i]) {
+            *slots[i] = arg;
+            return CLI_OK;
+        }
+    return cli_usage_error(usage, "unexpected argument '%s'", arg);
+}
+
 static int add_name(cli_load_args *args, const char *s, size_t len) {
     char **grown = realloc(args->names, (args->n_names + 1) * sizeof *grown);
     if (!grown) return -1;

@@ -90,14 +90,8 @@ int cmd_check(int argc, char **argv) {
             continue;
         else if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!paths[0])
-            paths[0] = argv[i];
-        else if (!paths[1])
-            paths[1] = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&paths[0], &paths[1]}, 2, usage);
     }
     if (rc == CLI_OK && !paths[1]) rc = cli_usage_error(usage, "check needs EXPECTED and LOADED");
     pdckpt_value *want = NULL, *got = NULL;

@@ -94,14 +94,8 @@ int cmd_convert(int argc, char **argv) {
             rc = CLI_USAGE;
         else if (used)
             continue;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!in)
-            in = argv[i];
-        else if (!out)
-            out = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&in, &out}, 2, usage);
     }
     if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
     if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {

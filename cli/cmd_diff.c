@@ -105,14 +105,8 @@ int cmd_diff(int argc, char **argv) {
             rc = CLI_USAGE;
         else if (used)
             continue;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path_a)
-            path_a = argv[i];
-        else if (!path_b)
-            path_b = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&path_a, &path_b}, 2, usage);
     }
     if (rc == CLI_OK && (!path_a || !path_b)) rc = cli_usage_error(usage, "diff needs A and B");
     pdckpt_value *a = NULL, *b = NULL;

@@ -192,14 +192,8 @@ static int parse_shard(int argc, char **argv, shard_args *a) {
             bool known;
             a->o.data_format = pdckpt_format_from_name(argv[++i], &known);
             if (!known) rc = cli_usage_error(shard_usage, "unknown format '%s'", argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(shard_usage, "unknown option '%s'", argv[i]);
-        else if (!a->in)
-            a->in = argv[i];
-        else if (!a->dir)
-            a->dir = argv[i];
-        else
-            rc = cli_usage_error(shard_usage, "unexpected argument '%s'", argv[i]);
+        } else
+            rc = cli_positional(argv[i], (const char **const[]){&a->in, &a->dir}, 2, shard_usage);
     }
     if (rc == CLI_OK && (!a->in || !a->dir || !a->spec))
         rc = cli_usage_error(shard_usage, "dist shard needs IN, DIR and --ranks-layout");
@@ -305,14 +299,8 @@ static int parse_merge(int argc, char **argv, merge_args *a) {
             bool known;
             a->o.save.format = pdckpt_format_from_name(argv[++i], &known);
             if (!known) rc = cli_usage_error(merge_usage, "unknown format '%s'", argv[i]);
-        } else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(merge_usage, "unknown or incomplete option '%s'", argv[i]);
-        else if (!a->dir)
-            a->dir = argv[i];
-        else if (!a->out)
-            a->out = argv[i];
-        else
-            rc = cli_usage_error(merge_usage, "unexpected argument '%s'", argv[i]);
+        } else
+            rc = cli_positional(argv[i], (const char **const[]){&a->dir, &a->out}, 2, merge_usage);
     }
     if (rc == CLI_OK && (!a->dir || !a->out))
         rc = cli_usage_error(merge_usage, "dist merge needs DIR and OUT");

@@ -165,12 +165,8 @@ int cmd_dist_ls(int argc, char **argv) {
             continue;
         else if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&dir}, 1, usage);
     }
     if (rc == CLI_OK && !dir) rc = cli_usage_error(usage, "ls needs a DIR");
     pdckpt_value *meta = NULL;

@@ -176,12 +176,8 @@ int cmd_ls(int argc, char **argv) {
             o.json = true;
         else if (strcmp(argv[i], "--hash") == 0)
             o.hash = true;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&path}, 1, usage);
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
     if (rc == CLI_OK)

@@ -18,12 +18,8 @@ int cmd_verify(int argc, char **argv) {
             rc = CLI_USAGE;
         else if (used)
             continue;
-        else if (argv[i][0] == '-' && argv[i][1])
-            rc = cli_usage_error(usage, "unknown option '%s'", argv[i]);
-        else if (!path)
-            path = argv[i];
         else
-            rc = cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+            rc = cli_positional(argv[i], (const char **const[]){&path}, 1, usage);
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "verify needs a PATH");
     if (rc != CLI_OK) {
