@@ -39,6 +39,20 @@ static void fail_free(void *ctx, void *ptr, size_t size) {
         if (try_status_ != PDCKPT_OK) return try_status_;                                          \
     } while (0)
 
+/* Options that allocate through `a`; saves skip the fsyncs: allocation, not the disk, is tested. */
+static pdckpt_save_options save_opts(const pdckpt_allocator *a) {
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.allocator = a;
+    so.durable = false;
+    return so;
+}
+
+static pdckpt_load_options load_opts(const pdckpt_allocator *a) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.allocator = a;
+    return lo;
+}
+
 typedef pdckpt_status (*operation)(const pdckpt_allocator *a, void *arg, pdckpt_error *err);
 
 static long total_runs; /* reported at the end: how many failing runs the test made */
@@ -127,11 +141,9 @@ typedef struct save_arg {
 
 static pdckpt_status save_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     save_arg           *s = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
+    pdckpt_save_options so = save_opts(a);
     so.format = s->format;
     so.protocol = s->protocol ? s->protocol : 4;
-    so.durable = false; /* allocation, not the disk, is under test */
     so.checksum = s->checksum;
     if (s->path) return pdckpt_save_file(s->root, s->path, &so, err);
     void         *data = NULL;
@@ -152,8 +164,7 @@ typedef struct load_arg {
 
 static pdckpt_status load_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     load_arg           *l = arg;
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
+    pdckpt_load_options lo = load_opts(a);
     lo.format = l->format;
     lo.zero_copy = l->zero_copy;
     if (l->verify_file) return pdckpt_verify_file(l->path, &lo, NULL, err);
@@ -233,10 +244,9 @@ typedef struct program_arg {
 
 static pdckpt_status program_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     program_arg        *p = arg;
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_program *program = NULL;
-    pdckpt_status   st = pdckpt_program_load_memory(p->data, p->len, &lo, &program, err);
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_program     *program = NULL;
+    pdckpt_status       st = pdckpt_program_load_memory(p->data, p->len, &lo, &program, err);
     pdckpt_program_free(program);
     return st;
 }
@@ -252,10 +262,9 @@ static void exhaust_program_file(const char *rel) {
 
 static pdckpt_status serialize_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     program_arg        *p = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    void         *data = NULL;
-    size_t        len = 0;
+    pdckpt_save_options so = save_opts(a);
+    void               *data = NULL;
+    size_t              len = 0;
     pdckpt_status st = pdckpt_serialize_persistables(p->program, p->state, &so, &data, &len, err);
     pdckpt_free(a, data, len);
     return st;
@@ -263,9 +272,8 @@ static pdckpt_status serialize_op(const pdckpt_allocator *a, void *arg, pdckpt_e
 
 static pdckpt_status deserialize_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     program_arg        *p = arg;
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *out = NULL;
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *out = NULL;
     pdckpt_status st = pdckpt_deserialize_persistables(p->program, p->data, p->len, &lo, &out, err);
     pdckpt_value_free(out);
     return st;
@@ -273,15 +281,12 @@ static pdckpt_status deserialize_op(const pdckpt_allocator *a, void *arg, pdckpt
 
 static pdckpt_status persistables_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     program_arg        *p = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    so.durable = false;
+    pdckpt_save_options so = save_opts(a);
     TRY(pdckpt_save_persistables(p->program, p->state, p->dir, NULL, &so, err));
     TRY(pdckpt_save_persistables(p->program, p->state, p->dir, "__params__", &so, err));
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *out = NULL;
-    pdckpt_status st = pdckpt_load_persistables(p->program, p->dir, NULL, &lo, &out, err);
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *out = NULL;
+    pdckpt_status       st = pdckpt_load_persistables(p->program, p->dir, NULL, &lo, &out, err);
     pdckpt_value_free(out);
     if (st != PDCKPT_OK) return st;
     st = pdckpt_load_persistables(p->program, p->dir, "__params__", &lo, &out, err);
@@ -326,17 +331,14 @@ typedef struct dygraph_arg {
 
 static pdckpt_status static_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     dygraph_arg        *d = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    so.durable = false;
-    pdckpt_value *ckpt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_save_options so = save_opts(a);
+    pdckpt_value       *ckpt = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(ckpt, "pdparams", pdckpt_value_retain((pdckpt_value *)d->params), NULL);
     pdckpt_status st = pdckpt_static_save(ckpt, d->prefix, &so, err);
     pdckpt_value_free(ckpt);
     TRY(st);
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *out = NULL;
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *out = NULL;
     st = pdckpt_static_load(d->prefix, &lo, &out, err);
     pdckpt_value_free(out);
     return st;
@@ -344,14 +346,11 @@ static pdckpt_status static_op(const pdckpt_allocator *a, void *arg, pdckpt_erro
 
 static pdckpt_status dygraph_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     dygraph_arg        *d = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    so.durable = false;
+    pdckpt_save_options so = save_opts(a);
     TRY(pdckpt_save_dygraph(d->params, d->opt, d->prefix, &so, err));
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *params = NULL, *opt = NULL;
-    pdckpt_status st = pdckpt_load_dygraph(d->prefix, &lo, false, &params, &opt, err);
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *params = NULL, *opt = NULL;
+    pdckpt_status       st = pdckpt_load_dygraph(d->prefix, &lo, false, &params, &opt, err);
     pdckpt_value_free(params);
     pdckpt_value_free(opt);
     return st;
@@ -359,17 +358,14 @@ static pdckpt_status dygraph_op(const pdckpt_allocator *a, void *arg, pdckpt_err
 
 static pdckpt_status dygraph_dir_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     dygraph_arg        *d = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    so.durable = false;
-    pdckpt_value *opts = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_save_options so = save_opts(a);
+    pdckpt_value       *opts = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     pdckpt_dict_set(opts, "adam", pdckpt_value_retain((pdckpt_value *)d->opt), NULL);
     pdckpt_status st = pdckpt_dygraph_save_persistables(d->params, d->prefix, opts, &so, err);
     pdckpt_value_free(opts);
     TRY(st);
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *params = NULL, *optimizers = NULL;
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *params = NULL, *optimizers = NULL;
     st = pdckpt_dygraph_load_persistables(d->prefix, &lo, &params, &optimizers, err);
     pdckpt_value_free(params);
     pdckpt_value_free(optimizers);
@@ -377,19 +373,16 @@ static pdckpt_status dygraph_dir_op(const pdckpt_allocator *a, void *arg, pdckpt
 }
 
 static pdckpt_status params_info_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
-    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    lo.allocator = a;
-    pdckpt_value *out = NULL;
-    pdckpt_status st = pdckpt_load_params_info(arg, &lo, &out, err);
+    pdckpt_load_options lo = load_opts(a);
+    pdckpt_value       *out = NULL;
+    pdckpt_status       st = pdckpt_load_params_info(arg, &lo, &out, err);
     pdckpt_value_free(out);
     return st;
 }
 
 static pdckpt_status async_op(const pdckpt_allocator *a, void *arg, pdckpt_error *err) {
     dygraph_arg        *d = arg;
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    so.allocator = a;
-    so.durable = false;
+    pdckpt_save_options so = save_opts(a);
     so.format = PDCKPT_FORMAT_PICKLE;
     pdckpt_async_saver *saver = NULL;
     TRY(pdckpt_async_saver_new(&so, &saver, err));
