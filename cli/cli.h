@@ -17,6 +17,9 @@ typedef struct cli_load_args {
     char        **names;  /* --names a,b,c or --names @file */
     size_t        n_names;
     const char   *program; /* --program P: the program naming a combined file or directory */
+    const char  **allowed; /* --allow-global module.name (repeatable): carried inert, and convert
+                              may write them back */
+    size_t n_allowed;
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
@@ -26,10 +29,12 @@ int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((form
 /* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
  * value of the first empty slot among `slots[0..n)`, or one argument too many. */
 int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage);
-/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0
- * when not, -1 on a usage error (already printed). */
+/* Parses --format/--from/--names/--program/--allow-global; returns 1 when argv[*i] was one of them
+ * (consumed), 0 when not, -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);
+/* The load options for `args` (format, names, program, allowed globals). */
+pdckpt_load_options cli_load_options(const cli_load_args *args);
 /* Loads `path` with the args; on failure prints the error. */
 int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
              pdckpt_format *format);

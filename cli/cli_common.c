@@ -74,13 +74,23 @@ static int parse_names(cli_load_args *args, const char *spec) {
     }
 }
 
+static int add_allowed(cli_load_args *args, const char *name) {
+    const char **grown = realloc(args->allowed, (args->n_allowed + 1) * sizeof *grown);
+    if (!grown) return -1;
+    args->allowed = grown;
+    args->allowed[args->n_allowed++] = name; /* an argv string: lives as long as the command */
+    return 1;
+}
+
 int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
     const char *opt = argv[*i];
     bool        is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
     bool        is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
-    if (!is_format && !is_names && !is_program) return 0;
+    bool        is_allow = strcmp(opt, "--allow-global") == 0;
+    if (!is_format && !is_names && !is_program && !is_allow) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];
+    if (is_allow) return add_allowed(args, value);
     if (is_program) {
         args->program = value;
         return 1;
@@ -100,17 +110,27 @@ void cli_load_args_free(cli_load_args *args) {
     free(args->names);
     args->names = NULL;
     args->n_names = 0;
+    free(args->allowed);
+    args->allowed = NULL;
+    args->n_allowed = 0;
 }
 
-int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
-             pdckpt_format *format) {
+pdckpt_load_options cli_load_options(const cli_load_args *args) {
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
     opts.format = args->format;
     opts.names = (const char *const *)args->names;
     opts.n_names = args->n_names;
     opts.program_path = args->program;
-    opts.verify = for_verify;
+    opts.allowed_globals = args->allowed;
+    opts.n_allowed_globals = args->n_allowed;
     opts.progress = cli_progress_cb;
+    return opts;
+}
+
+int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckpt_value **root,
+             pdckpt_format *format) {
+    pdckpt_load_options opts = cli_load_options(args);
+    opts.verify = for_verify;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     cli_progress_begin("loading");
     pdckpt_status st = pdckpt_load_file(path, &opts, root, format, &err);

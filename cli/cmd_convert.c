@@ -12,6 +12,7 @@ static const char usage[] =
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
     "                      [--no-fsync] [--static-out] [--checksum]\n"
+    "                      [--allow-global module.name]...\n"
     "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
     "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";
@@ -113,6 +114,8 @@ int cmd_convert(int argc, char **argv) {
     if (rc == CLI_OK) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
         so.progress = cli_progress_cb;
+        so.allowed_globals = args.allowed; /* what was carried may be written back, nothing else */
+        so.n_allowed_globals = args.n_allowed;
         cli_progress_begin("writing");
         pdckpt_status st = out_program  ? save_for_program(root, out, out_program, &so, &err)
                            : static_out ? pdckpt_static_save(root, out, &so, &err)

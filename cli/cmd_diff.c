@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt diff A B [--from F] [--names N] [--program P]\n";
+static const char usage[] = "usage: pdckpt diff A B [--from F] [--names N] [--program P]\n"
+                            "                   [--allow-global module.name]...\n";
 
 static int cmp_key(const void *a, const void *b) {
     return strcmp((*(cli_leaf *const *)a)->key_json, (*(cli_leaf *const *)b)->key_json);

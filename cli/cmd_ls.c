@@ -10,7 +10,8 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: pdckpt ls PATH [--format F] [--names N] [--program P] [--json] [--hash]\n";
+    "usage: pdckpt ls PATH [--format F] [--names N] [--program P] [--json] [--hash]\n"
+    "                 [--allow-global module.name]...\n";
 
 typedef struct ls_opts {
     bool                json;

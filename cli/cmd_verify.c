@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n";
+static const char usage[] = "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n"
+                            "                     [--allow-global module.name]...\n";
 
 int cmd_verify(int argc, char **argv) {
     cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
@@ -26,12 +27,7 @@ int cmd_verify(int argc, char **argv) {
         cli_load_args_free(&args);
         return rc;
     }
-    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    opts.format = args.format;
-    opts.names = (const char *const *)args.names;
-    opts.n_names = args.n_names;
-    opts.program_path = args.program;
-    opts.progress = cli_progress_cb;
+    pdckpt_load_options  opts = cli_load_options(&args);
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     pdckpt_verify_report report;
     cli_progress_begin("verifying");

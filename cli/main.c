@@ -27,7 +27,11 @@ static const char usage[] =
     "X.json + X.pdiparams) or a prefix (dir/model for dir/model.pdmodel + dir/model.pdiparams)\n"
     "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n"
     "--program P: a program (.pdmodel, __model__, PIR .json) names the combined file or directory\n"
-    "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n";
+    "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n"
+    "--allow-global module.name (ls, verify, diff, convert; repeatable): a pickle may name this\n"
+    "  class beyond pdckpt's allowlist; it is carried as an inert object (never imported or\n"
+    "  called) and convert may write it back.  Allow only classes you trust: paddle.load of the\n"
+    "  written file will import and call it\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

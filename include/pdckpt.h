@@ -410,6 +410,11 @@ typedef struct pdckpt_load_options {
     bool               verify;       /* extra semantic checks (LoD monotonic, ...) */
     pdckpt_progress_fn progress;
     void              *progress_ctx;
+    /* Pickles: globals ("module.name") to accept beyond pdckpt's allowlist (docs/RELIABILITY.md).
+     * They are carried as inert opaque objects, never imported or called.  Names in builtins
+     * and attribute paths cannot be allowed (ARGUMENT). */
+    const char *const *allowed_globals;
+    size_t             n_allowed_globals;
 } pdckpt_load_options;
 
 #define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
@@ -417,7 +422,8 @@ typedef struct pdckpt_load_options {
         .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = true,                        \
         .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,            \
         .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,          \
-        .verify = false, .progress = NULL, .progress_ctx = NULL                                    \
+        .verify = false, .progress = NULL, .progress_ctx = NULL, .allowed_globals = NULL,          \
+        .n_allowed_globals = 0                                                                     \
     }
 
 /* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
@@ -459,13 +465,17 @@ typedef struct pdckpt_save_options {
     pdckpt_progress_fn progress;
     void              *progress_ctx;
     bool               checksum; /* also write a "<file>.xxh3" sidecar (see "Integrity") */
+    /* Pickles: globals ("module.name") that may be written beyond pdckpt's allowlist (a tree
+     * naming any other global is refused with UNSUPPORTED: Python would import and call it). */
+    const char *const *allowed_globals;
+    size_t             n_allowed_globals;
 } pdckpt_save_options;
 
 #define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
         .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
-        .progress_ctx = NULL, .checksum = false                                                    \
+        .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0   \
     }
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside

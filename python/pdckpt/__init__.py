@@ -38,9 +38,9 @@ Tensor = _native.Tensor
 _native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
-                 "pickle_protocol"}
+                 "pickle_protocol", "allowed_globals"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
-                 "format", "names", "program", "mmap", "exact_dtypes", "verify"}
+                 "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 
 
@@ -58,6 +58,15 @@ def _check_configs(configs: dict, allowed: set, what: str) -> None:
     for key in configs:
         if key not in allowed:
             raise ValueError(f"The additional config ({key}) of `{what}` is not supported.")
+
+
+def _allowed_globals(value: Any) -> list[str] | None:
+    """The allowed_globals config: "module.name" strings (a lone str would be its characters)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise TypeError("allowed_globals must be a list of 'module.name' strings")
+    return list(value)
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -88,7 +97,9 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
     NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
     values instead of failing); Paddle's ``use_binary_format`` (one tensor as a binary tensor
-    stream) and ``pickle_protocol`` (an old name for `protocol`).
+    stream) and ``pickle_protocol`` (an old name for `protocol`); ``allowed_globals`` (classes
+    "module.name" beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file
+    will make ``paddle.load`` import and call them, so name only classes you trust).
 
     A save to a path is atomic: on any error the previous file is left as it was.  Raises
     ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
@@ -106,7 +117,8 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
         raise ValueError(f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
-                   skip_non_tensors=bool(configs.get("skip_non_tensors", False)))
+                   skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
+                   allowed_globals=_allowed_globals(configs.get("allowed_globals")))
     if hasattr(path, "write"):
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         return
@@ -161,7 +173,8 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
 
 def _open_tree(path: Any, cfg: dict) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
-                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)))
+                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)),
+                   allowed_globals=_allowed_globals(cfg.get("allowed_globals")))
     data = _memory_source(path)
     if data is not None:
         return _native.load(data=data, program=cfg.get("program"), **options)
@@ -196,7 +209,9 @@ def load(path: Any, **configs: Any) -> Any:
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
     names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
-    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks).
+    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``allowed_globals``
+    ("module.name" classes a pickle may name beyond pdckpt's allowlist of what Paddle and NumPy
+    write: they come back as inert ``OpaqueObject``s; any other global is refused).
     """
     _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
     return_numpy = bool(configs.get("return_numpy", False))

@@ -24,6 +24,7 @@ class SaveConfigs(TypedDict):
     skip_non_tensors: NotRequired[bool]
     use_binary_format: NotRequired[bool]
     pickle_protocol: NotRequired[Literal[2, 3, 4]]
+    allowed_globals: NotRequired[list[str]]
 
 class LoadConfigs(TypedDict):
     return_numpy: NotRequired[bool]
@@ -36,6 +37,7 @@ class LoadConfigs(TypedDict):
     mmap: NotRequired[bool]
     exact_dtypes: NotRequired[bool]
     verify: NotRequired[bool]
+    allowed_globals: NotRequired[list[str]]
 
 def save(obj: Any, path: PathLike | _Writable, protocol: Literal[2, 3, 4] = 4,
          **configs: Unpack[SaveConfigs]) -> None: ...

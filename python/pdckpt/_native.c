@@ -120,6 +120,8 @@ static int write_all(PyObject *write, void *data, size_t len, bool *keep) {
     return 0;
 }
 
+static int names_arg(PyObject *names, PyObject **held, const char ***out, size_t *n);
+
 static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *write,
                            const pdckpt_save_options *so) {
     pdckpt_error  err;
@@ -148,16 +150,31 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
  *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"obj",     "path",     "write",        "format",
-                             "durable", "protocol", "numpy_module", "skip_non_tensors",
+    static char *kwlist[] = {"obj",
+                             "path",
+                             "write",
+                             "format",
+                             "durable",
+                             "protocol",
+                             "numpy_module",
+                             "skip_non_tensors",
+                             "allowed_globals",
                              NULL};
-    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
+    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None;
     int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiip", kwlist, &obj, &path, &write, &fmt,
-                                     &durable, &protocol, &numpy_module, &skip))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipO", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip, &allowed))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    if (format_arg(fmt, &so.format) < 0) return NULL;
+    PyObject           *held = NULL;
+    const char        **allowed_ptrs = NULL;
+    if (format_arg(fmt, &so.format) < 0 ||
+        names_arg(allowed, &held, &allowed_ptrs, &so.n_allowed_globals) < 0) {
+        PyMem_Free(allowed_ptrs);
+        Py_XDECREF(held);
+        return NULL;
+    }
+    so.allowed_globals = allowed_ptrs;
     so.durable = durable;
     so.protocol = protocol;
     so.numpy_module = numpy_module ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
@@ -168,6 +185,8 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject     *result = root ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);
+    PyMem_Free(allowed_ptrs);
+    Py_XDECREF(held);
     return result;
 }
 
@@ -209,12 +228,14 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt
  *      max_tensor_bytes=None) -> Tree */
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "data", "format", "names", "program", "mmap", "verify", NULL};
+    static char *kwlist[] = {"path", "data",   "format",          "names", "program",
+                             "mmap", "verify", "allowed_globals", NULL};
     PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
-             *fs = NULL, *prog_fs = NULL, *held = NULL;
-    int mmap = 1, verify = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOpp", kwlist, &path, &data, &fmt, &names,
-                                     &program, &mmap, &verify))
+             *fs = NULL, *prog_fs = NULL, *held = NULL, *allowed = Py_None, *held_allowed = NULL;
+    int          mmap = 1, verify = 0;
+    const char **allowed_ptrs = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppO", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify, &allowed))
         return NULL;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
@@ -222,10 +243,12 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject    *result = NULL;
     const char **name_ptrs = NULL;
     if (format_arg(fmt, &lo.format) < 0 || names_arg(names, &held, &name_ptrs, &lo.n_names) < 0 ||
+        names_arg(allowed, &held_allowed, &allowed_ptrs, &lo.n_allowed_globals) < 0 ||
         (program != Py_None && !PyUnicode_FSConverter(program, &prog_fs)) ||
         (data == Py_None && !PyUnicode_FSConverter(path, &fs)))
         goto done;
     lo.names = name_ptrs;
+    lo.allowed_globals = allowed_ptrs;
     lo.program_path = prog_fs ? PyBytes_AS_STRING(prog_fs) : NULL;
     pdckpt_value *root = NULL;
     pdckpt_format got = PDCKPT_FORMAT_AUTO;
@@ -237,7 +260,9 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
         result = pyn_tree_new(root, owner, got, !mmap);
 done:
     PyMem_Free(name_ptrs);
+    PyMem_Free(allowed_ptrs);
     Py_XDECREF(held);
+    Py_XDECREF(held_allowed);
     Py_XDECREF(fs);
     Py_XDECREF(prog_fs);
     return result;
@@ -284,10 +309,10 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False)"},
+     "skip_non_tensors=False, allowed_globals=None)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
-     "verify=False) -> Tree"},
+     "verify=False, allowed_globals=None) -> Tree"},
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},

@@ -1,11 +1,13 @@
 /*
  * pickle_calls.c — what the pickle reader does instead of calling anything (spec
- * pickle-and-distributed-formats.md §1.3, §1.7, §1.11): GLOBAL / STACK_GLOBAL become name records;
- * REDUCE / NEWOBJ / OBJ / INST on a known constructor (bytes via _codecs.encode, tuple, set,
- * OrderedDict, numpy scalars and buffers, Paddle's tensor and DenseTensor reducers) are evaluated
- * structurally; globals that can run code are refused; everything else becomes an opaque object
- * that is carried, never run.  BUILD turns numpy's _reconstruct objects into tensors.
+ * pickle-and-distributed-formats.md §1.3, §1.7, §1.11): GLOBAL / STACK_GLOBAL / INST name a
+ * global, which must be on the allowlist (pickle_names.c) or allowed by the caller, else the
+ * pickle is refused right there; they become name records.  REDUCE / NEWOBJ / OBJ / INST on a
+ * known constructor (bytes via _codecs.encode, tuple, set, numpy scalars and buffers, Paddle's
+ * tensor and DenseTensor reducers) are evaluated structurally, other allowed calls become opaque
+ * objects that are carried, never run.  BUILD turns numpy's _reconstruct objects into tensors.
  */
+#include "pickle_names.h"
 #include "pickle_vm.h"
 
 #include <string.h>
@@ -19,90 +21,31 @@ bool pk_is_global(const pdckpt_value *v, const char *module, const char *name) {
 }
 
 bool pk_is_builtin(const pdckpt_value *global, const char *name) {
-    return pk_is_global(global, "builtins", name) || pk_is_global(global, "__builtin__", name);
+    return pk_is_global(global, "builtins", name); /* __builtin__ is renamed when read */
 }
 
-/* Modules whose every callable can reach the OS or run code. */
-static const char *const denied_modules[] = {
-    "os",        "posix",    "nt",        "subprocess", "_posixsubprocess",
-    "sys",       "shutil",   "socket",    "pty",        "commands",
-    "popen2",    "runpy",    "importlib", "imp",        "zipimport",
-    "pkgutil",   "ctypes",   "pickle",    "cPickle",    "_pickle",
-    "marshal",   "code",     "codeop",    "webbrowser", "multiprocessing",
-    "asyncio",   "signal",   "pdb",       "bdb",        "platform",
-    "timeit",    "profile",  "cProfile",  "trace",      "io",
-    "_io",       "tempfile", "pathlib",   "urllib",     "urllib2",
-    "http",      "ftplib",   "smtplib",   "telnetlib",  "requests",
-    "threading", "_thread",  "thread",    "dill",       "cloudpickle",
-    "joblib",
-};
-/* Single callables that run code, open files or fetch arbitrary attributes. */
-static const char *const denied_names[][2] = {
-    {"builtins", "eval"},
-    {"builtins", "exec"},
-    {"builtins", "compile"},
-    {"builtins", "__import__"},
-    {"builtins", "getattr"},
-    {"builtins", "setattr"},
-    {"builtins", "delattr"},
-    {"builtins", "open"},
-    {"builtins", "input"},
-    {"builtins", "breakpoint"},
-    {"builtins", "globals"},
-    {"builtins", "locals"},
-    {"builtins", "vars"},
-    {"builtins", "exit"},
-    {"builtins", "quit"},
-    {"builtins", "help"},
-    {"builtins", "execfile"},
-    {"builtins", "file"},
-    {"builtins", "raw_input"},
-    {"builtins", "reload"},
-    {"builtins", "apply"},
-    {"operator", "attrgetter"},
-    {"operator", "methodcaller"},
-    {"functools", "partial"},
-    {"functools", "reduce"},
-    {"types", "FunctionType"},
-    {"types", "CodeType"},
-    {"types", "LambdaType"},
-    {"types", "MethodType"},
-    {"numpy", "load"},
-    {"numpy", "loads"},
-    {"numpy", "fromfile"},
-    {"numpy.testing._private.utils", "runstring"},
-    {"numpy.lib.npyio", "load"},
-    {"torch", "load"},
-    {"paddle", "load"},
-};
-
-static bool module_is(const char *module, const char *root) {
-    size_t n = strlen(root);
-    return strncmp(module, root, n) == 0 && (module[n] == '\0' || module[n] == '.');
+/* The role the allowlist gives a global object (names are already in Python 3 spelling). */
+static pdk_global_role role_of(const pk_vm *vm, const pdckpt_value *g) {
+    return pdk_global_role_of(pdckpt_object_module(g), pdckpt_object_name(g),
+                              vm->opts->allowed_globals, vm->opts->n_allowed_globals);
 }
 
-/* True when calling module.name could run code or touch the system. */
-static bool denied(const char *module, const char *name) {
-    if (strcmp(module, "__builtin__") == 0) module = "builtins";
-    for (size_t i = 0; i < sizeof denied_modules / sizeof *denied_modules; i++)
-        if (module_is(module, denied_modules[i])) return true;
-    for (size_t i = 0; i < sizeof denied_names / sizeof *denied_names; i++)
-        if (strcmp(module, denied_names[i][0]) == 0 && strcmp(name, denied_names[i][1]) == 0)
-            return true;
-    return false;
-}
-
-static pdckpt_status refuse(pk_vm *vm, const char *module, const char *name) {
-    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
-                   "refusing to call %s.%s: it can run code or reach the system, and pdckpt never "
-                   "runs code from a pickle",
-                   module, name);
-}
-
-static bool denied_global(const pdckpt_value *v) {
+static bool is_global(const pdckpt_value *v) {
     return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
-           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL &&
-           denied(pdckpt_object_module(v), pdckpt_object_name(v));
+           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL;
+}
+
+pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v) {
+    if (!is_global(v) || role_of(vm, v) != PDK_GLOBAL_FORM) return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "refusing %s.%s as a value: pdckpt accepts it only as the callable of Paddle's "
+                   "DenseTensor form %s('data', {'data': array})",
+                   pdckpt_object_module(v), pdckpt_object_name(v), pdckpt_object_name(v));
+}
+
+static pdckpt_status refuse_call(pk_vm *vm, const pdckpt_value *fn, const char *why) {
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "refusing to call %s.%s: %s",
+                   pdckpt_object_module(fn), pdckpt_object_name(fn), why);
 }
 
 /* A module or attribute name for a global: non-empty UTF-8 without NUL. */
@@ -116,15 +59,37 @@ static pdckpt_status check_name(pk_vm *vm, const char *s, size_t n, const char *
     return PDCKPT_OK;
 }
 
+/* Judges module.name against the allowlist after CPython's Python 2 renames (which apply below
+ * protocol 3, as in Unpickler.find_class); on success the names are the renamed ones. */
+static pdckpt_status judge_global(pk_vm *vm, const char **module, const char **name) {
+    const char *m = *module, *n = *name;
+    if (strchr(n, '.'))
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                       "refusing global %s.%s: a dotted name is an attribute path, which pdckpt "
+                       "never resolves",
+                       m, n);
+    if (vm->protocol < 3) pdk_global_compat(module, name, true);
+    if (pdk_global_role_of(*module, *name, vm->opts->allowed_globals,
+                           vm->opts->n_allowed_globals) != PDK_GLOBAL_REFUSED)
+        return PDCKPT_OK;
+    bool renamed = *module != m || *name != n;
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "refusing global %s.%s%s%s%s%s: not on pdckpt's allowlist of what Paddle and "
+                   "numpy checkpoints name (pdckpt never imports or calls anything from a pickle; "
+                   "allowed_globals / --allow-global carry a class you trust as an inert object)",
+                   m, n, renamed ? " (" : "", renamed ? *module : "", renamed ? "." : "",
+                   renamed ? *name : "");
+}
+
 static pdckpt_status push_global(pk_vm *vm, const char *m, size_t mn, const char *n, size_t nn) {
     PDK_TRY(check_name(vm, m, mn, "module"));
     PDK_TRY(check_name(vm, n, nn, "global"));
     PDK_TRY(pk_charge(vm, mn + nn + 2));
     char         *module = pdk_strndup(vm->a, m, mn), *name = pdk_strndup(vm->a, n, nn);
+    const char   *jm = module, *jn = name;
     pdckpt_value *g = NULL;
-    pdckpt_status st = module && name
-                           ? pk_make_object(vm, PDCKPT_OBJECT_GLOBAL, module, name, NULL, &g)
-                           : pk_nomem(vm);
+    pdckpt_status st = module && name ? judge_global(vm, &jm, &jn) : pk_nomem(vm);
+    if (st == PDCKPT_OK) st = pk_make_object(vm, PDCKPT_OBJECT_GLOBAL, jm, jn, NULL, &g);
     pdk_strfree(vm->a, module);
     pdk_strfree(vm->a, name);
     return st == PDCKPT_OK ? pk_push(vm, g) : st;
@@ -351,9 +316,10 @@ static pdckpt_status builtin_call(pk_vm *vm, const pdckpt_value *fn, pdckpt_valu
 
 /* eval('data', {'data': ndarray}) / _reconstruct_dense_tensor_data(ndarray): old static
  * DenseTensor objects.  Recognised by shape; nothing is evaluated. */
-static bool dense_tensor_form(const pdckpt_value *fn, pdckpt_value *args, pdckpt_value **t) {
+static bool dense_tensor_form(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
+                              pdckpt_value **t) {
     *t = NULL;
-    if (pk_is_builtin(fn, "eval") && pdckpt_value_len(args) == 2 &&
+    if (pk_is_global(fn, "builtins", "eval") && pdckpt_value_len(args) == 2 &&
         pk_is_string(pdckpt_value_at(args, 0), "data")) {
         const pdckpt_value *env = pdckpt_value_at(args, 1);
         if (pdckpt_value_kind(env) == PDCKPT_KIND_DICT && pdckpt_value_len(env) == 1 &&
@@ -363,39 +329,44 @@ static bool dense_tensor_form(const pdckpt_value *fn, pdckpt_value *args, pdckpt
                pdckpt_value_len(args) == 1) {
         *t = pdckpt_value_at_mut(args, 0);
     }
-    if (pdckpt_value_kind(*t) != PDCKPT_KIND_TENSOR) *t = NULL;
+    if (pdckpt_value_kind(*t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, *t)) *t = NULL;
     return *t != NULL;
 }
 
-/* copyreg._reconstructor(cls, base, state) runs base.__init__: refuse code-running classes. */
-static bool denied_reconstructor(const pdckpt_value *fn, pdckpt_value *args) {
-    if (!pk_is_global(fn, "copyreg", "_reconstructor") &&
-        !pk_is_global(fn, "copy_reg", "_reconstructor"))
-        return false;
-    return denied_global(pdckpt_value_at(args, 0)) || denied_global(pdckpt_value_at(args, 1));
+/* A global from the table with an evaluator: the value, or *out NULL to carry it opaque. */
+static pdckpt_status evaluate(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
+                              pdckpt_value **out) {
+    if (pk_is_global(fn, "_codecs", "encode")) return codecs_encode(vm, args, out);
+    if (pk_is_np_scalar(fn)) return pk_np_scalar(vm, args, out);
+    if (pk_is_frombuffer(fn)) return pk_frombuffer(vm, args, out);
+    return builtin_call(vm, fn, args, out);
 }
 
-/* fn(*args) for a global fn: a value when recognised, a refusal, or an opaque object. */
+/* fn(*args) for a global fn (REDUCE, OBJ, INST): a value when recognised, a refusal, or an
+ * inert opaque object. */
 static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
                                  pdckpt_value **out) {
-    const char   *module = pdckpt_object_module(fn), *name = pdckpt_object_name(fn);
     pdckpt_value *t;
     *out = NULL;
-    if (dense_tensor_form(fn, args, &t)) {
+    switch (role_of(vm, fn)) {
+    case PDK_GLOBAL_FORM:
+        if (!dense_tensor_form(vm, fn, args, &t))
+            return refuse_call(vm, fn,
+                               "pdckpt accepts it only as Paddle's DenseTensor form "
+                               "(the argument 'data' and a dict {'data': array})");
         *out = pdckpt_value_retain(t);
         return PDCKPT_OK;
+    case PDK_GLOBAL_CLASS:
+        return refuse_call(vm, fn,
+                           "pdckpt rebuilds this class only as NEWOBJ + BUILD (calling "
+                           "it would run its __init__)");
+    case PDK_GLOBAL_CALL: PDK_TRY(evaluate(vm, fn, args, out)); break;
+    case PDK_GLOBAL_ALLOWED: break;
+    default: return refuse_call(vm, fn, "pdckpt accepts it only as an argument of numpy's calls");
     }
-    if (denied(module, name) || denied_reconstructor(fn, args)) return refuse(vm, module, name);
-    if (pk_is_global(fn, "_codecs", "encode"))
-        PDK_TRY(codecs_encode(vm, args, out));
-    else if (pk_is_np_scalar(fn))
-        PDK_TRY(pk_np_scalar(vm, args, out));
-    else if (pk_is_frombuffer(fn))
-        PDK_TRY(pk_frombuffer(vm, args, out));
-    else
-        PDK_TRY(builtin_call(vm, fn, args, out));
     if (*out) return PDCKPT_OK;
-    return pk_make_object(vm, PDCKPT_OBJECT_REDUCE, module, name, args, out);
+    return pk_make_object(vm, PDCKPT_OBJECT_REDUCE, pdckpt_object_module(fn),
+                          pdckpt_object_name(fn), args, out);
 }
 
 /* ---- call opcodes ---- */
@@ -431,8 +402,10 @@ static pdckpt_status op_reduce(pk_vm *vm) {
 static pdckpt_status newobj(pk_vm *vm, pdckpt_value *cls, pdckpt_value *args) {
     PDK_TRY(expect_global(vm, cls, "class"));
     PDK_TRY(expect_tuple(vm, args, "arguments"));
-    const char *module = pdckpt_object_module(cls), *name = pdckpt_object_name(cls);
-    if (denied(module, name)) return refuse(vm, module, name);
+    const char     *module = pdckpt_object_module(cls), *name = pdckpt_object_name(cls);
+    pdk_global_role role = role_of(vm, cls);
+    if (role == PDK_GLOBAL_FORM || role == PDK_GLOBAL_REF)
+        return refuse_call(vm, cls, "it is not a class pdckpt rebuilds with NEWOBJ");
     pdckpt_value *obj = NULL;
     PDK_TRY(pk_make_object(vm, PDCKPT_OBJECT_NEWOBJ, module, name, args, &obj));
     return pk_push(vm, obj);

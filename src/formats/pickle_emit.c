@@ -7,6 +7,7 @@
  * written from the caller's memory straight into the sink.
  */
 #include "pickle_emit.h"
+#include "pickle_names.h"
 
 #include <string.h>
 
@@ -67,10 +68,13 @@ pdckpt_status pdk_pkl_begin(pdk_pkl *p, pdk_sink *sink, const pdckpt_save_option
     p->alloc = opts->allocator;
     p->proto = opts->protocol;
     p->numpy_module = opts->numpy_module;
+    p->allowed = opts->allowed_globals;
+    p->n_allowed = opts->n_allowed_globals;
     p->err = err;
     if (p->proto < 2 || p->proto > 4)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
                         "expected pickle protocol 2, 3 or 4, found %d", p->proto);
+    PDK_TRY(pdk_global_check_allowed(p->allowed, p->n_allowed, sink->name, err));
     p->memo = pdk_memo_new(p->alloc);
     if (!p->memo) return pdk_fail_nomem(err, "pickle memo");
     if (p->proto == 2 && !(p->scratch = pdk_alloc(p->alloc, SCRATCH_SIZE)))

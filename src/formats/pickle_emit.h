@@ -74,6 +74,8 @@ typedef struct pdk_pkl {
     pdk_memo               *memo;
     uint64_t                memo_next; /* index the next memoized object gets */
     unsigned                depth;     /* nesting of save calls, bounded */
+    const char *const      *allowed;   /* the caller's allowed_globals (beyond the allowlist) */
+    size_t                  n_allowed;
     pdckpt_error           *err;
 } pdk_pkl;
 

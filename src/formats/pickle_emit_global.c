@@ -3,49 +3,14 @@
  * Protocols 2-3 write GLOBAL "module\nname\n" (memoized once); protocol 4 saves the module and
  * name strings and STACK_GLOBAL.  Below protocol 3 CPython rewrites Python 3 names to Python 2's
  * (_compat_pickle's reverse tables: builtins -> __builtin__, ...); a tree read from a protocol-2
- * file may carry the Python 2 spelling, so names are canonicalised to Python 3 first.  Only the
- * entries a checkpoint can plausibly hold are listed (not the exception classes).
+ * file may carry the Python 2 spelling, so names are canonicalised to Python 3 first (the renames
+ * live with the allowlist in pickle_names.c).  Only globals on the allowlist, or allowed by the
+ * caller, are written: a tree from anywhere cannot make pdckpt write a call it would refuse.
  */
 #include "pickle_emit.h"
+#include "pickle_names.h"
 
 #include <string.h>
-
-typedef struct compat_name {
-    const char *py3_module, *py3_name; /* py3_name NULL: every name of the module */
-    const char *py2_module, *py2_name;
-} compat_name;
-
-static const compat_name compat[] = {
-    {"builtins", "range", "__builtin__", "xrange"},
-    {"builtins", "str", "__builtin__", "unicode"},
-    {"builtins", "int", "__builtin__", "long"},
-    {"builtins", "chr", "__builtin__", "unichr"},
-    {"functools", "reduce", "__builtin__", "reduce"},
-    {"builtins", "map", "itertools", "imap"},
-    {"builtins", "filter", "itertools", "ifilter"},
-    {"builtins", "zip", "itertools", "izip"},
-    {"itertools", "filterfalse", "itertools", "ifilterfalse"},
-    {"itertools", "zip_longest", "itertools", "izip_longest"},
-    {"collections", "UserDict", "UserDict", "IterableUserDict"},
-    {"collections", "UserList", "UserList", "UserList"},
-    {"collections", "UserString", "UserString", "UserString"},
-    {"builtins", NULL, "__builtin__", NULL},
-    {"copyreg", NULL, "copy_reg", NULL},
-};
-#define N_COMPAT (sizeof compat / sizeof compat[0])
-
-/* Rewrites (module, name) from one spelling to the other: to_py2 picks the direction. */
-static void translate(const char **module, const char **name, bool to_py2) {
-    for (size_t i = 0; i < N_COMPAT; i++) {
-        const compat_name *c = &compat[i];
-        const char        *from_m = to_py2 ? c->py3_module : c->py2_module;
-        const char        *from_n = to_py2 ? c->py3_name : c->py2_name;
-        if (strcmp(*module, from_m) != 0 || (from_n && strcmp(*name, from_n) != 0)) continue;
-        *module = to_py2 ? c->py2_module : c->py3_module;
-        if (from_n) *name = to_py2 ? c->py2_name : c->py3_name;
-        return;
-    }
-}
 
 /* Names of classes and functions implemented in C are fresh str objects (type_name(), method
  * __qualname__); Python-defined classes carry their interned identifier. */
@@ -69,6 +34,12 @@ static pdckpt_status check_names(pdk_pkl *p, const char *module, const char *nam
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "global '%s.%s': expected a non-empty module and name without newlines",
                         module, name);
+    if (!pdk_global_writable(module, name, p->allowed, p->n_allowed))
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
+                        "refusing to write global %s.%s: it is not on pdckpt's allowlist of what "
+                        "Paddle and numpy checkpoints name, and paddle.load would import and call "
+                        "it (allow a class you trust with allowed_globals / --allow-global)",
+                        module, name);
     if (p->proto < 4 && strchr(name, '.'))
         return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
                         "global '%s.%s': a nested name needs protocol 4", module, name);
@@ -79,7 +50,7 @@ static pdckpt_status check_names(pdk_pkl *p, const char *module, const char *nam
 }
 
 static pdckpt_status write_text_global(pdk_pkl *p, const char *module, const char *name) {
-    if (p->proto < 3) translate(&module, &name, true);
+    if (p->proto < 3) pdk_global_compat(&module, &name, false);
     size_t  lm = strlen(module), ln = strlen(name);
     uint8_t op = 'c', nl = '\n';
     PDK_TRY(pdk_pkl_write(p, &op, 1));
@@ -91,12 +62,12 @@ static pdckpt_status write_text_global(pdk_pkl *p, const char *module, const cha
 
 pdckpt_status pdk_pkl_save_global(pdk_pkl *p, const char *module, const char *name) {
     PDK_TRY(pdk_pkl_boundary(p));
-    translate(&module, &name, false);
-    PDK_TRY(check_names(p, module, name));
+    pdk_global_compat(&module, &name, true);
     pdk_pkl_key key = {PDK_KEY_GLOBAL, module, strlen(module), name, strlen(name), 0};
     bool        hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
-    if (hit) return PDCKPT_OK;
+    if (hit) return PDCKPT_OK; /* checked when first written */
+    PDK_TRY(check_names(p, module, name));
     if (p->proto >= 4) {
         PDK_TRY(pdk_pkl_enter(p));
         PDK_TRY(pdk_pkl_save_str(p, module, key.len, pdk_key_text(PDK_KEY_STR, module, key.len)));

@@ -458,9 +458,10 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     pdckpt_value *dst = target;
     if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
         st = object_items(vm, target, PDCKPT_KIND_LIST, &dst);
-    uint64_t nodes = 0;
+    uint64_t nodes = 0, data = pk_data_of(vm, dst);
     if (st == PDCKPT_OK) st = extend_into(vm, target, dst, start, &nodes);
-    if (st == PDCKPT_OK && dst != target) st = pk_object_grew(vm, target, dst, nodes);
+    if (st == PDCKPT_OK && dst != target)
+        st = pk_object_grew(vm, target, dst, nodes, pk_data_of(vm, dst) - data);
     pk_drop_to(vm, start);
     return st;
 }
@@ -511,9 +512,10 @@ pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
     pdckpt_value *dst = target;
     if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
         st = object_items(vm, target, PDCKPT_KIND_DICT, &dst);
-    uint64_t nodes = 0;
+    uint64_t nodes = 0, data = pk_data_of(vm, dst);
     if (st == PDCKPT_OK) st = set_pairs_into(vm, target, dst, start, &nodes);
-    if (st == PDCKPT_OK && dst != target) st = pk_object_grew(vm, target, dst, nodes);
+    if (st == PDCKPT_OK && dst != target)
+        st = pk_object_grew(vm, target, dst, nodes, pk_data_of(vm, dst) - data);
     pk_drop_to(vm, start);
     return st;
 }

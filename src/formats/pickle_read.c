@@ -5,6 +5,7 @@
  * anything: protocol 2-5 headers with a plausible opcode stream are certain; protocol 0/1 streams
  * only count when they run cleanly to a STOP that ends the input.
  */
+#include "pickle_names.h"
 #include "pickle_vm.h"
 
 #include <string.h>
@@ -123,6 +124,7 @@ pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *op
                               pdckpt_value **out, pdckpt_error *err) {
     pdckpt_load_options o = *opts;
     if (o.max_memo == 0) o.max_memo = 1u << 24;
+    PDK_TRY(pdk_global_check_allowed(o.allowed_globals, o.n_allowed_globals, in->name, err));
     pk_vm vm;
     pk_vm_init(&vm, in, &o, err);
     pdckpt_value *root = NULL;

@@ -362,14 +362,49 @@ pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out) {
     return PDCKPT_OK;
 }
 
-/* Updates the parent's depth and expanded size for a new child of `depth` / `nodes`. */
-static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, uint32_t depth, uint64_t nodes,
+/* What a value adds to its parent's expanded size. */
+typedef struct pk_growth {
+    uint32_t depth;
+    uint64_t nodes, data;
+} pk_growth;
+
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+/* Bytes of an array, str or bytes leaf. */
+static uint64_t leaf_data(const pdckpt_value *v) {
+    size_t             n = 0;
+    pdckpt_tensor_view tv;
+    switch (pdckpt_value_kind(v)) {
+    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get(v, &tv) ? tv.n_bytes : 0;
+    case PDCKPT_KIND_STRING: pdckpt_value_get_string(v, &n); return n;
+    case PDCKPT_KIND_BYTES: pdckpt_value_get_bytes(v, &n); return n;
+    default: return 0;
+    }
+}
+
+static pk_growth growth_of(pk_vm *vm, const pdckpt_value *v) {
+    pk_info  *i = pk_info_of(vm, v);
+    pk_growth g = {i ? i->depth : 0, i ? i->nodes : 1, i && i->depth ? i->data : leaf_data(v)};
+    return g;
+}
+
+uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v) {
+    pk_info *i = pk_info_of(vm, v);
+    return i ? i->data : 0;
+}
+
+/* Updates the parent's depth and expanded size for a new child.  A value referenced N times
+ * (memo) counts N times: that is what every consumer of the tree walks, lists or converts. */
+static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
                                  uint32_t child_flags) {
     pk_info *pi = pk_info_of(vm, parent);
     if (!pi) return PDCKPT_OK;
     if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
-    if (depth + 1 > pi->depth) pi->depth = depth + 1;
-    pi->nodes = nodes > UINT64_MAX - pi->nodes ? UINT64_MAX : pi->nodes + nodes;
+    if (g.depth + 1 > pi->depth) pi->depth = g.depth + 1;
+    pi->nodes = add_sat(pi->nodes, g.nodes);
+    pi->data = add_sat(pi->data, g.data);
     if (pi->depth > vm->max_depth)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected nesting of at most %u levels (max_depth), "
@@ -380,19 +415,23 @@ static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, uint32_t depth
                        "expected at most %llu values once shared (memo) references are expanded "
                        "(max_alloc_bytes / 16), found more",
                        (unsigned long long)vm->max_nodes);
+    if (pi->data > vm->budget)
+        return pk_fail(vm, PDCKPT_ERR_LIMIT,
+                       "expected at most %llu bytes of arrays, str and bytes once shared (memo) "
+                       "references are expanded (max_alloc_bytes), found more",
+                       (unsigned long long)vm->budget);
     return PDCKPT_OK;
 }
 
 pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out) {
     pdckpt_value *c = NULL;
+    PDK_TRY(pk_check_placeable(vm, child));
     if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE)
         c = pdckpt_value_retain(child);
     else
         PDK_TRY(pk_sanitize(vm, child, &c));
     pdckpt_status st = pk_charge(vm, 16);
     pk_info      *ci = pk_info_of(vm, c);
-    uint32_t      depth = ci ? ci->depth : 0;
-    uint64_t      nodes = ci ? ci->nodes : 1;
     pdckpt_kind   k = pdckpt_value_kind(c);
     /* What a tuple inherits from its items: raw values inside, and unhashable items. */
     uint32_t up = (ci && (ci->flags & (PK_RAW | PK_DIRTY)) ? PK_DIRTY : 0) |
@@ -402,7 +441,7 @@ pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdc
                        ? PK_UNHASHABLE
                        : 0);
     if (ci && mutable_kind(c)) ci->flags |= PK_PLACED;
-    if (st == PDCKPT_OK) st = grow_parent(vm, parent, depth, nodes, up);
+    if (st == PDCKPT_OK) st = grow_parent(vm, parent, growth_of(vm, c), up);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(c);
         return st;
@@ -415,9 +454,8 @@ pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *mod
                              const char *name, pdckpt_value *args, pdckpt_value **out) {
     pdckpt_value *a = NULL;
     if (args) PDK_TRY(pk_sanitize(vm, args, &a));
-    pk_info *ai = pk_info_of(vm, a);
-    uint32_t depth = ai ? ai->depth : 0;
-    uint64_t nodes = a ? (ai ? ai->nodes : 1) : 0;
+    pk_info  *ai = pk_info_of(vm, a);
+    pk_growth g = growth_of(vm, a);
     if (ai && mutable_kind(a)) ai->flags |= PK_PLACED;
     pdckpt_status st = pk_charge(vm, 128 + strlen(module) + strlen(name));
     if (st != PDCKPT_OK) {
@@ -427,7 +465,7 @@ pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *mod
     pdckpt_value *obj = pdckpt_value_new_object(vm->a, kind, module, name, a, NULL);
     if (!obj) return pk_nomem(vm);
     st = pk_track(vm, obj, 0, NULL);
-    if (st == PDCKPT_OK && a) st = grow_parent(vm, obj, depth, nodes, 0);
+    if (st == PDCKPT_OK && a) st = grow_parent(vm, obj, g, 0);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(obj);
         return st;
@@ -437,9 +475,10 @@ pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *mod
 }
 
 pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *part,
-                             uint64_t added_nodes) {
-    pk_info *pi = pk_info_of(vm, part);
-    return grow_parent(vm, obj, pi ? pi->depth : 0, added_nodes, 0);
+                             uint64_t added_nodes, uint64_t added_data) {
+    pk_info  *pi = pk_info_of(vm, part);
+    pk_growth g = {pi ? pi->depth : 0, added_nodes, added_data};
+    return grow_parent(vm, obj, g, 0);
 }
 
 pdckpt_status pk_check_mutable(pk_vm *vm, pdckpt_value *target, const char *what) {
@@ -600,6 +639,7 @@ static pdckpt_status run_machine_op(pk_vm *vm, uint8_t op, bool *handled) {
     case 0x95: return op_frame(vm);
     case '.':
         PDK_TRY(pk_pop(vm, &vm->result));
+        PDK_TRY(pk_check_placeable(vm, vm->result));
         vm->stopped = true;
         return PDCKPT_OK;
     case '(': return push_mark(vm);

@@ -34,8 +34,9 @@ enum {
 typedef struct pk_info {
     pdckpt_value *key;
     uint32_t      flags;
-    uint32_t      depth;      /* nesting levels below and including this value */
-    uint64_t      nodes;      /* values in the tree it expands to, shared values counted per use */
+    uint32_t      depth; /* nesting levels below and including this value */
+    uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
+    uint64_t      data;  /* bytes of arrays, str and bytes in that tree, counted the same way */
     uint32_t      other_keys; /* dicts: object keys (weakly hashed) */
     pdckpt_value *fwd;        /* what BUILD turned this object into (ndarray -> tensor), or NULL */
 } pk_info;
@@ -97,11 +98,13 @@ pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out);
 /* A new tracked object; `args` (borrowed, may be NULL) is placed into it. */
 pdckpt_status pk_make_object(pk_vm *vm, pdckpt_object_kind kind, const char *module,
                              const char *name, pdckpt_value *args, pdckpt_value **out);
-/* After `added_nodes` values went into `part` (an object's items container): the object's
- * depth and size follow. */
+/* After `added_nodes` values holding `added_data` bytes went into `part` (an object's items
+ * container): the object's depth and size follow. */
 pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *part,
-                             uint64_t added_nodes);
-uint32_t      pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
+                             uint64_t added_nodes, uint64_t added_data);
+/* The expanded data bytes of a tracked container (0 when untracked). */
+uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v);
+uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
 
 /* Stack: push transfers `v` (NULL means out of memory); pops resolve BUILD replacements. */
 pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v);
@@ -151,6 +154,9 @@ pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled);
 /* Python 2 and 3 spellings of a builtin: "builtins"/"__builtin__". */
 bool pk_is_builtin(const pdckpt_value *global, const char *name);
 bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
+/* Fails when `v` is a global the allowlist accepts only as a callable of one exact form (eval):
+ * it may not become a value of the tree. */
+pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
 
 /* ---- pickle_numpy.c: structural numpy recognition ---- */
 

@@ -1,0 +1,158 @@
+/*
+ * pickle_names.c — the pickle allowlist: every global (module, name) that real Paddle 1.x-3.x and
+ * numpy 1.x/2.x checkpoints name (spec pickle-and-distributed-formats.md §1.6-1.11, the real
+ * fixtures, Paddle's save paths), and nothing else.  The reader refuses any other global at the
+ * GLOBAL/STACK_GLOBAL/INST that names it; the writer refuses to emit one, so no conversion can
+ * carry a call pdckpt would not have accepted.  A caller may allow more names explicitly; those
+ * are carried as inert objects.  Also here: CPython's Python 2 renames, applied before judging.
+ */
+#include "pickle_names.h"
+
+#include <string.h>
+
+typedef struct allowed_global {
+    const char     *module, *name;
+    pdk_global_role role;
+} allowed_global;
+
+#define LR15  "paddle.fluid.dygraph.learning_rate_scheduler" /* Paddle 1.5-1.8 dygraph */
+#define FLEX  "paddle.distributed.flex_checkpoint.dcp.metadata"
+#define FLEX0 "paddle.distributed.checkpoint.metadata" /* Paddle 2.6-3.1 */
+
+static const allowed_global table[] = {
+    /* numpy: every ndarray (_reconstruct(ndarray, (0,), b'b') + BUILD), its dtype, numpy scalars,
+     * protocol 5's _frombuffer; numpy 1.x spells the module numpy.core, 2.x numpy._core. */
+    {"numpy.core.multiarray", "_reconstruct", PDK_GLOBAL_CALL},
+    {"numpy._core.multiarray", "_reconstruct", PDK_GLOBAL_CALL},
+    {"numpy.core.multiarray", "scalar", PDK_GLOBAL_CALL},
+    {"numpy._core.multiarray", "scalar", PDK_GLOBAL_CALL},
+    {"numpy.core.numeric", "_frombuffer", PDK_GLOBAL_CALL},
+    {"numpy._core.numeric", "_frombuffer", PDK_GLOBAL_CALL},
+    {"numpy", "dtype", PDK_GLOBAL_CALL},
+    {"numpy", "ndarray", PDK_GLOBAL_REF},
+    /* CPython's reductions of builtin values: bytes below protocol 3 (_codecs.encode of latin-1
+     * text, bytes() when empty), bytearray, set/frozenset below protocol 4, complex, slice,
+     * range; Paddle's Tensor reducer tuple((name, ndarray)); OrderedDict/defaultdict on the
+     * generic path; copyreg._reconstructor(cls, object, None) of protocols 0-1. */
+    {"_codecs", "encode", PDK_GLOBAL_CALL},
+    {"builtins", "bytes", PDK_GLOBAL_CALL},
+    {"builtins", "bytearray", PDK_GLOBAL_CALL},
+    {"builtins", "set", PDK_GLOBAL_CALL},
+    {"builtins", "frozenset", PDK_GLOBAL_CALL},
+    {"builtins", "tuple", PDK_GLOBAL_CALL},
+    {"builtins", "list", PDK_GLOBAL_CALL},
+    {"builtins", "complex", PDK_GLOBAL_CALL},
+    {"builtins", "slice", PDK_GLOBAL_CALL},
+    {"builtins", "range", PDK_GLOBAL_CALL},
+    {"builtins", "object", PDK_GLOBAL_REF},
+    {"collections", "OrderedDict", PDK_GLOBAL_CALL},
+    {"collections", "defaultdict", PDK_GLOBAL_CALL},
+    {"copyreg", "_reconstructor", PDK_GLOBAL_CALL},
+    /* Paddle's static DenseTensor reducer eval('data', {'data': ndarray}) (<= 3.x) and its 2026
+     * replacement: accepted only in that exact form, which becomes the tensor. */
+    {"builtins", "eval", PDK_GLOBAL_FORM},
+    {"paddle.framework.io_utils", "_reconstruct_dense_tensor_data", PDK_GLOBAL_FORM},
+    /* Plain classes Paddle pickles by NEWOBJ + BUILD(state): flex-checkpoint metadata
+     * dataclasses, the RNG state (paddle.get_rng_state()), 1.x dygraph LR decay objects. */
+    {FLEX, "Metadata", PDK_GLOBAL_CLASS},
+    {FLEX, "LocalTensorMetadata", PDK_GLOBAL_CLASS},
+    {FLEX, "LocalTensorIndex", PDK_GLOBAL_CLASS},
+    {FLEX0, "Metadata", PDK_GLOBAL_CLASS},
+    {FLEX0, "LocalTensorMetadata", PDK_GLOBAL_CLASS},
+    {FLEX0, "LocalTensorIndex", PDK_GLOBAL_CLASS},
+    {"paddle.base.libpaddle", "GeneratorState", PDK_GLOBAL_CLASS},
+    {"paddle.fluid.libpaddle", "GeneratorState", PDK_GLOBAL_CLASS},
+    {LR15, "LearningRateDecay", PDK_GLOBAL_CLASS},
+    {LR15, "PiecewiseDecay", PDK_GLOBAL_CLASS},
+    {LR15, "NaturalExpDecay", PDK_GLOBAL_CLASS},
+    {LR15, "ExponentialDecay", PDK_GLOBAL_CLASS},
+    {LR15, "InverseTimeDecay", PDK_GLOBAL_CLASS},
+    {LR15, "PolynomialDecay", PDK_GLOBAL_CLASS},
+    {LR15, "CosineDecay", PDK_GLOBAL_CLASS},
+    {LR15, "NoamDecay", PDK_GLOBAL_CLASS},
+    {LR15, "LinearLrWarmup", PDK_GLOBAL_CLASS},
+    {LR15, "ReduceLROnPlateau", PDK_GLOBAL_CLASS},
+    {LR15, "StepDecay", PDK_GLOBAL_CLASS},
+    {LR15, "MultiStepDecay", PDK_GLOBAL_CLASS},
+    {LR15, "LambdaDecay", PDK_GLOBAL_CLASS},
+};
+#define N_TABLE (sizeof table / sizeof table[0])
+
+/* "module.name" split at its last dot equals (module, name). */
+static bool names_entry(const char *entry, const char *module, const char *name) {
+    size_t lm = strlen(module);
+    return strncmp(entry, module, lm) == 0 && entry[lm] == '.' && strcmp(entry + lm + 1, name) == 0;
+}
+
+pdk_global_role pdk_global_role_of(const char *module, const char *name, const char *const *allowed,
+                                   size_t n_allowed) {
+    for (size_t i = 0; i < N_TABLE; i++)
+        if (strcmp(table[i].module, module) == 0 && strcmp(table[i].name, name) == 0)
+            return table[i].role;
+    if (strchr(name, '.')) return PDK_GLOBAL_REFUSED; /* an attribute path: never */
+    for (size_t i = 0; i < n_allowed; i++)
+        if (allowed[i] && names_entry(allowed[i], module, name)) return PDK_GLOBAL_ALLOWED;
+    return PDK_GLOBAL_REFUSED;
+}
+
+bool pdk_global_writable(const char *module, const char *name, const char *const *allowed,
+                         size_t n_allowed) {
+    pdk_global_role role = pdk_global_role_of(module, name, allowed, n_allowed);
+    return role != PDK_GLOBAL_REFUSED && role != PDK_GLOBAL_FORM;
+}
+
+pdckpt_status pdk_global_check_allowed(const char *const *allowed, size_t n_allowed,
+                                       const char *source, pdckpt_error *err) {
+    for (size_t i = 0; i < n_allowed; i++) {
+        const char *s = allowed[i], *dot = s ? strrchr(s, '.') : NULL;
+        if (dot && dot != s && dot[1] && !strchr(s, '\n') && strncmp(s, "builtins.", 9) != 0 &&
+            strncmp(s, "__builtin__.", 12) != 0)
+            continue;
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1,
+                        "allowed global '%s': expected module.name (a class you trust, not a name "
+                        "from builtins)",
+                        s ? s : "(null)");
+    }
+    return PDCKPT_OK;
+}
+
+/* ---- Python 2 spellings ---- */
+
+typedef struct compat_name {
+    const char *py3_module, *py3_name; /* py3_name NULL: every name of the module */
+    const char *py2_module, *py2_name;
+} compat_name;
+
+/* Only the entries a checkpoint can plausibly hold (not the exception classes).  Reading, any
+ * other Python 2 name is judged as spelled: none of those modules is on the table, so it is
+ * refused whatever CPython would map it to (StringIO.open -> io.open, ...). */
+static const compat_name compat[] = {
+    {"builtins", "range", "__builtin__", "xrange"},
+    {"builtins", "str", "__builtin__", "unicode"},
+    {"builtins", "int", "__builtin__", "long"},
+    {"builtins", "chr", "__builtin__", "unichr"},
+    {"functools", "reduce", "__builtin__", "reduce"},
+    {"builtins", "map", "itertools", "imap"},
+    {"builtins", "filter", "itertools", "ifilter"},
+    {"builtins", "zip", "itertools", "izip"},
+    {"itertools", "filterfalse", "itertools", "ifilterfalse"},
+    {"itertools", "zip_longest", "itertools", "izip_longest"},
+    {"collections", "UserDict", "UserDict", "IterableUserDict"},
+    {"collections", "UserList", "UserList", "UserList"},
+    {"collections", "UserString", "UserString", "UserString"},
+    {"builtins", NULL, "__builtin__", NULL},
+    {"copyreg", NULL, "copy_reg", NULL},
+};
+#define N_COMPAT (sizeof compat / sizeof compat[0])
+
+void pdk_global_compat(const char **module, const char **name, bool to_py3) {
+    for (size_t i = 0; i < N_COMPAT; i++) {
+        const compat_name *c = &compat[i];
+        const char        *from_m = to_py3 ? c->py2_module : c->py3_module;
+        const char        *from_n = to_py3 ? c->py2_name : c->py3_name;
+        if (strcmp(*module, from_m) != 0 || (from_n && strcmp(*name, from_n) != 0)) continue;
+        *module = to_py3 ? c->py3_module : c->py2_module;
+        if (from_n) *name = to_py3 ? c->py3_name : c->py2_name;
+        return;
+    }
+}

@@ -1,0 +1,40 @@
+/*
+ * pickle_names.h — the one table of globals (module, name) a pickle may name, shared by the
+ * reader (pickle_calls.c: what it resolves) and the writer (pickle_emit_global.c: what it may
+ * emit), and the Python 2 spellings CPython maps below protocol 3 (docs/RELIABILITY.md, "The
+ * pickle allowlist").
+ */
+#ifndef PDK_PICKLE_NAMES_H
+#define PDK_PICKLE_NAMES_H
+
+#include "pdk_format.h"
+
+/* What pdckpt lets a global do.  Nothing is ever imported or called: these say which structures
+ * the reader accepts around the name and whether the writer may emit it. */
+typedef enum pdk_global_role {
+    PDK_GLOBAL_REFUSED = 0, /* not on the table and not allowed by the caller */
+    PDK_GLOBAL_CALL,        /* REDUCE/OBJ/INST/NEWOBJ: evaluated structurally or carried */
+    PDK_GLOBAL_CLASS,       /* a plain class: only NEWOBJ (cls.__new__, no __init__) + BUILD */
+    PDK_GLOBAL_REF,         /* only an argument of another global (numpy.ndarray) */
+    PDK_GLOBAL_FORM,        /* only inside one exact Paddle structure; never re-emitted */
+    PDK_GLOBAL_ALLOWED,     /* named by the caller (allowed_globals): carried inert */
+} pdk_global_role;
+
+/* The role of module.name (Python 3 spelling): the table first, then the caller's list of
+ * "module.name" strings. */
+pdk_global_role pdk_global_role_of(const char *module, const char *name, const char *const *allowed,
+                                   size_t n_allowed);
+/* Whether the writer may emit module.name: on the table (not FORM) or allowed by the caller. */
+bool pdk_global_writable(const char *module, const char *name, const char *const *allowed,
+                         size_t n_allowed);
+/* Checks a caller's allowed_globals list: "module.name", both parts non-empty, and nothing from
+ * builtins (its functions are the code runners; its harmless types are on the table).  ARGUMENT
+ * naming the first bad entry. */
+pdckpt_status pdk_global_check_allowed(const char *const *allowed, size_t n_allowed,
+                                       const char *source, pdckpt_error *err);
+
+/* CPython's Python 2 <-> 3 renames of the globals a checkpoint can hold (_compat_pickle):
+ * to_py3 maps a name read from a protocol 0-2 pickle, !to_py3 the name written at protocol 2. */
+void pdk_global_compat(const char **module, const char **name, bool to_py3);
+
+#endif /* PDK_PICKLE_NAMES_H */
