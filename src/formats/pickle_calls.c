@@ -74,11 +74,11 @@ static pdckpt_status judge_global(pk_vm *vm, const char **module, const char **n
         return PDCKPT_OK;
     bool renamed = *module != m || *name != n;
     return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
-                   "refusing global %s.%s%s%s%s%s: not on pdckpt's allowlist of what Paddle and "
+                   "refusing global %s.%s%s%s%s%s%s: not on pdckpt's allowlist of what Paddle and "
                    "numpy checkpoints name (pdckpt never imports or calls anything from a pickle; "
                    "allowed_globals / --allow-global carry a class you trust as an inert object)",
                    m, n, renamed ? " (" : "", renamed ? *module : "", renamed ? "." : "",
-                   renamed ? *name : "");
+                   renamed ? *name : "", renamed ? ")" : "");
 }
 
 static pdckpt_status push_global(pk_vm *vm, const char *m, size_t mn, const char *n, size_t nn) {

@@ -131,10 +131,15 @@ static void test_params_info_hostile(void) {
         /* d = {}; d["k"] = d: a cycle, refused */
         {"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.", 15, PDCKPT_ERR_UNSUPPORTED,
          "a dict cannot contain itself"},
-        /* a GLOBAL: recorded as a name (never resolved), then refused as not the .info shape */
+        /* a GLOBAL off the allowlist: refused where it is named */
         {"\x80\x02"
          "cos\nsystem\n.",
-         14, PDCKPT_ERR_FORMAT, "(a dict of dicts), found an object"},
+         14, PDCKPT_ERR_UNSUPPORTED,
+         "GLOBAL: refusing global os.system: not on pdckpt's allowlist"},
+        /* an allowed GLOBAL: recorded as a name (never resolved), then not the .info shape */
+        {"\x80\x02"
+         "ccollections\nOrderedDict\n.",
+         28, PDCKPT_ERR_FORMAT, "(a dict of dicts), found an object"},
         /* string longer than the file */
         {"\x80\x02}X\xff\x00\x00\x00"
          "ab",
@@ -161,7 +166,7 @@ static void test_params_info_hostile(void) {
             CHECK(false);
         }
         /* -1: the pickle decoded, but not to the .info shape (no single byte is at fault) */
-        CHECK(err.offset >= (i == 1 || i == 6 ? -1 : 0) && err.offset <= (int64_t)cases[i].len);
+        CHECK(err.offset >= (i == 2 || i == 7 ? -1 : 0) && err.offset <= (int64_t)cases[i].len);
     }
     tu_rmtree(dir);
     free(dir);

@@ -157,8 +157,14 @@ static pdckpt_value *load_opts(pb *p, pdckpt_load_options *lo, pdckpt_status wan
     return out;
 }
 
+/* The tests' stand-in classes, allowed so that the structures around them can be tested (the
+ * allowlist itself is tested with load_opts and no allowance). */
+static const char *const test_classes[] = {"mylib.Point", "mylib.Node", "mylib.Obj"};
+
 static pdckpt_value *load(pb *p, pdckpt_status want, pdckpt_error *err) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.allowed_globals = test_classes;
+    lo.n_allowed_globals = sizeof test_classes / sizeof *test_classes;
     return load_opts(p, &lo, want, err);
 }
 
@@ -298,7 +304,7 @@ static void test_bytes(void) {
     text(p, "latin1");
     op(p, 0x86);
     op(p, 'R');
-    global(p, "__builtin__", "bytes");
+    global(p, "builtins", "bytes");
     op(p, ')');
     op(p, 'R');
     global(p, "builtins", "bytearray");
@@ -439,7 +445,13 @@ static void test_objects(void) {
     RAWS(p, "mylib\nOld\n");
     op(p, 'l');
     op(p, '.');
-    pdckpt_value *v = load(p, PDCKPT_OK, &err);
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    load_opts(p, &lo, PDCKPT_ERR_UNSUPPORTED, &err); /* mylib is not on the allowlist */
+    CHECK(strstr(err.message, "refusing global mylib.Bag: not on pdckpt's allowlist") != NULL);
+    static const char *const allow[] = {"mylib.Bag", "mylib.func", "mylib.Cls", "mylib.Old"};
+    lo.allowed_globals = allow;
+    lo.n_allowed_globals = 4;
+    pdckpt_value *v = load_opts(p, &lo, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 6);
     const pdckpt_value *lr = pdckpt_value_at(v, 0);
     CHECK_EQ_INT(pdckpt_object_kind_of(lr), PDCKPT_OBJECT_NEWOBJ);
@@ -685,8 +697,8 @@ static void test_dense_tensor_forms(void) {
     op(p, '.');
     CHECK_EQ_INT(at, 57);
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
-                 "REDUCE: refusing to call __builtin__.eval: it can run code or reach the system, "
-                 "and pdckpt never runs code from a pickle");
+                 "REDUCE: refusing to call builtins.eval: pdckpt accepts it only as Paddle's "
+                 "DenseTensor form (the argument 'data' and a dict {'data': array})");
 }
 
 /* A protocol-2 state dict with a split big array: w@@.0 + w@@.1 + UnpackBigParamInfor@@. */
@@ -770,62 +782,71 @@ static void test_spec_worked_example(void) {
 
 /* ---- hostile input ---- */
 
-/* REDUCE / NEWOBJ / OBJ / INST on globals that run code are refused at the call's offset. */
+#define NOT_ALLOWED                                                                                \
+    ": not on pdckpt's allowlist of what Paddle and numpy checkpoints name (pdckpt never imports " \
+    "or calls anything from a pickle; allowed_globals / --allow-global carry a class you trust "   \
+    "as "                                                                                          \
+    "an inert object)"
+
+/* Globals off the allowlist are refused at the GLOBAL / STACK_GLOBAL / INST naming them, whatever
+ * would have called them; Python 2 names are judged after CPython's renaming. */
 static void test_hostile_globals(void) {
     pb *p = pb_new(2);
+    text(p, "x");
+    size_t at = p->n;
     global(p, "posix", "system");
     text(p, "touch /tmp/pdckpt-pwned");
     op(p, 0x85);
-    size_t at = p->n;
     op(p, 'R');
     op(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
-                 "REDUCE: refusing to call posix.system: it can run code or reach the system, and "
-                 "pdckpt never runs code from a pickle");
-    static const char *const bad[][2] = {{"os", "system"},        {"nt", "system"},
-                                         {"subprocess", "Popen"}, {"builtins", "exec"},
-                                         {"builtins", "getattr"}, {"__builtin__", "__import__"},
-                                         {"os.path", "join"}};
+                 "GLOBAL: refusing global posix.system" NOT_ALLOWED);
+    static const char *const bad[][2] = {
+        {"os", "system"},       {"nt", "system"},        {"subprocess", "Popen"},
+        {"builtins", "exec"},   {"builtins", "getattr"}, {"_operator", "attrgetter"},
+        {"pydoc", "pipepager"}, {"os.path", "join"},     {"builtins", "__import__"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        for (int form = 0; form < 3; form++) { /* STACK_GLOBAL+REDUCE, NEWOBJ, OBJ */
-            p = pb_new(4);
-            if (form == 2) op(p, '(');
-            sglobal(p, bad[i][0], bad[i][1]);
-            if (form == 2)
-                stext(p, "x");
-            else {
-                stext(p, "x");
-                op(p, 0x85);
-            }
-            at = p->n;
-            op(p, form == 0 ? 'R' : form == 1 ? 0x81 : 'o');
-            op(p, '.');
-            char want[300];
-            snprintf(want, sizeof want,
-                     "%s: refusing to call %s.%s: it can run code or reach the "
-                     "system, and pdckpt never runs code from a pickle",
-                     form == 0   ? "REDUCE"
-                     : form == 1 ? "NEWOBJ"
-                                 : "OBJ",
-                     bad[i][0], bad[i][1]);
-            expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at, want);
-        }
+        p = pb_new(4);
+        stext(p, bad[i][0]);
+        stext(p, bad[i][1]);
+        at = p->n;
+        op(p, 0x93);
+        op(p, '.');
+        char want[400];
+        snprintf(want, sizeof want, "STACK_GLOBAL: refusing global %s.%s" NOT_ALLOWED, bad[i][0],
+                 bad[i][1]);
+        expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at, want);
     }
-    /* copyreg._reconstructor(subprocess.Popen, subprocess.Popen, [...]) runs Popen.__init__ */
+    /* a dotted name resolves attributes of attributes under protocol 4: never */
+    p = pb_new(4);
+    stext(p, "codecs");
+    stext(p, "builtins.exec");
+    at = p->n;
+    op(p, 0x93);
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
+                 "STACK_GLOBAL: refusing global codecs.builtins.exec: a dotted name is an "
+                 "attribute path, which pdckpt never resolves");
+    /* Python 2 names: __builtin__ is builtins below protocol 3 (and nothing above) */
+    p = pb_new(2);
+    global(p, "__builtin__", "__import__");
+    op(p, '.');
+    expect_error(
+        p, PDCKPT_ERR_UNSUPPORTED, 2,
+        "GLOBAL: refusing global __builtin__.__import__ (builtins.__import__)" NOT_ALLOWED);
+    p = pb_new(3);
+    global(p, "__builtin__", "set");
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, 2,
+                 "GLOBAL: refusing global __builtin__.set" NOT_ALLOWED);
+    /* copyreg._reconstructor(subprocess.Popen, ...): the class is refused where it is named */
     p = pb_new(2);
     global(p, "copy_reg", "_reconstructor");
-    global(p, "subprocess", "Popen");
-    global(p, "subprocess", "Popen");
-    op(p, ']');
-    text(p, "true");
-    op(p, 'a');
-    op(p, 0x87);
     at = p->n;
-    op(p, 'R');
+    global(p, "subprocess", "Popen");
     op(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
-                 "REDUCE: refusing to call copy_reg._reconstructor: it can run code or reach the "
-                 "system, and pdckpt never runs code from a pickle");
+                 "GLOBAL: refusing global subprocess.Popen" NOT_ALLOWED);
     /* INST names its class inline */
     p = pb_new(0);
     op(p, '(');
@@ -834,8 +855,56 @@ static void test_hostile_globals(void) {
     RAWS(p, "subprocess\ncall\n");
     op(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 8, /* MARK, BINUNICODE 'ls' (7 bytes), INST */
-                 "INST: refusing to call subprocess.call: it can run code or reach the system, and "
-                 "pdckpt never runs code from a pickle");
+                 "INST: refusing global subprocess.call" NOT_ALLOWED);
+}
+
+/* Globals on the table are accepted only in the structures they have in real files. */
+static void test_allowlist_roles(void) {
+    pb *p = pb_new(2); /* eval outside Paddle's DenseTensor form */
+    global(p, "builtins", "eval");
+    text(p, "1+1");
+    op(p, 0x85);
+    op(p, 'R');
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, 26,
+                 "REDUCE: refusing to call builtins.eval: pdckpt accepts it only as Paddle's "
+                 "DenseTensor form (the argument 'data' and a dict {'data': array})");
+    p = pb_new(2); /* eval as a value */
+    op(p, ']');
+    global(p, "builtins", "eval");
+    op(p, 'a');
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, 18,
+                 "APPEND: refusing builtins.eval as a value: pdckpt accepts it only as the "
+                 "callable of Paddle's DenseTensor form eval('data', {'data': array})");
+    p = pb_new(2); /* a plain class called: its __init__ would run */
+    global(p, "paddle.base.libpaddle", "GeneratorState");
+    op(p, ')');
+    op(p, 'R');
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, 41,
+                 "REDUCE: refusing to call paddle.base.libpaddle.GeneratorState: pdckpt rebuilds "
+                 "this class only as NEWOBJ + BUILD (calling it would run its __init__)");
+    p = pb_new(2); /* numpy.ndarray is only an argument of _reconstruct */
+    global(p, "numpy", "ndarray");
+    op(p, ')');
+    op(p, 0x81);
+    op(p, '.');
+    expect_error(p, PDCKPT_ERR_UNSUPPORTED, 18,
+                 "NEWOBJ: refusing to call numpy.ndarray: it is not a class pdckpt rebuilds with "
+                 "NEWOBJ");
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    p = pb_new(2); /* builtins cannot be allowed */
+    op(p, 'N');
+    op(p, '.');
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    const char *const   allow[] = {"builtins.exec"};
+    lo.allowed_globals = allow;
+    lo.n_allowed_globals = 1;
+    load_opts(p, &lo, PDCKPT_ERR_ARGUMENT, &err);
+    CHECK_STR(err.message, "allowed global 'builtins.exec': expected module.name (a class you "
+                           "trust, not a name from builtins)");
+    free(p);
 }
 
 /* A value may not be changed once it is inside another: reference cycles cannot form. */
@@ -1271,6 +1340,8 @@ static void test_allocation_failures(void) {
         lo.allocator = &a;
         lo.zero_copy = false; /* copies exercise more allocations */
         lo.format = PDCKPT_FORMAT_PICKLE;
+        lo.allowed_globals = test_classes;
+        lo.n_allowed_globals = sizeof test_classes / sizeof *test_classes;
         pdckpt_error  err = PDCKPT_ERROR_INIT;
         pdckpt_value *v = NULL;
         st = pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err);
@@ -1310,6 +1381,7 @@ int main(void) {
     RUN(test_big_array_rejoined);
     RUN(test_spec_worked_example);
     RUN(test_hostile_globals);
+    RUN(test_allowlist_roles);
     RUN(test_cycles_refused);
     RUN(test_object_cycles_refused);
     RUN(test_limits);

@@ -27,9 +27,17 @@ static pdckpt_value *named_tensor(pdckpt_dtype dtype, int32_t n_dims, const int6
     return t;
 }
 
+/* The tests' stand-in classes, allowed so that the writer's object paths can be tested; the
+ * allowlist itself is tested in test_globals_allowlist. */
+static const char *const test_classes[] = {"lrs.NaturalExpDecay", "m.f", "m\xc3\xa9.f", "m.C"};
+#define ALLOW_TEST_CLASSES(so)                                                                     \
+    ((so).allowed_globals = test_classes,                                                          \
+     (so).n_allowed_globals = sizeof test_classes / sizeof *test_classes)
+
 static uint8_t *save_bytes(const pdckpt_value *root, int proto, pdckpt_numpy_module np,
                            size_t *len) {
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    ALLOW_TEST_CLASSES(so);
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
     so.numpy_module = np;
@@ -497,6 +505,7 @@ static void check_split(int proto) {
     memset(&w, 0, sizeof w);
     pdckpt_sink_ops     sops = {PDCKPT_SINK_OPS_VERSION, window_write, window_commit, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    ALLOW_TEST_CLASSES(so);
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
     CHECK_OK(pdckpt_save_sink(root, &sops, &w, &so, &err), &err);
@@ -541,6 +550,7 @@ static void test_object_newobj_protocol2(void) {
 
 static pdckpt_status save_status(const pdckpt_value *root, int proto, pdckpt_error *err) {
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    ALLOW_TEST_CLASSES(so);
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = proto;
     void         *data = NULL;
@@ -574,8 +584,8 @@ static void test_errors(void) {
     CHECK_OK(save_status(obj, 3, &err), &err);
     pdckpt_value_free(obj);
     obj = pdckpt_value_new_object(NULL, PDCKPT_OBJECT_GLOBAL, "m", "Outer.Inner", NULL, NULL);
-    CHECK_STATUS(save_status(obj, 3, &err), PDCKPT_ERR_UNSUPPORTED, &err);
-    CHECK_OK(save_status(obj, 4, &err), &err);
+    CHECK_STATUS(save_status(obj, 4, &err), PDCKPT_ERR_UNSUPPORTED, &err); /* a dotted name */
+    CHECK(strstr(err.message, "refusing to write global m.Outer.Inner") != NULL);
     pdckpt_value_free(obj);
     /* A state dict whose unnamed tensor has no string key cannot name it in the table. */
     const int64_t d1[1] = {1};
@@ -601,6 +611,7 @@ static void test_save_dygraph(void) {
     pdckpt_dict_set(opt, "global_step",
                     named_tensor(PDCKPT_DTYPE_INT32, 1, d1, NULL, "@LR_DECAY_COUNTER@"), NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    ALLOW_TEST_CLASSES(so);
     so.protocol = 4; /* ignored: save_dygraph always writes protocol 2 */
     so.durable = false;
     pdckpt_error err = PDCKPT_ERROR_INIT;
@@ -644,6 +655,7 @@ static void test_save_persistables(void) {
         pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, "lrs", "NaturalExpDecay", NULL, state),
         NULL);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    ALLOW_TEST_CLASSES(so);
     so.durable = false;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_dygraph_save_persistables(model, target, opts, &so, &err), &err);
@@ -765,6 +777,7 @@ static void exhaust_save(const pdckpt_value *root, int proto) {
         failing             f = {n};
         pdckpt_allocator    a = {fail_alloc, fail_free, &f};
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+        ALLOW_TEST_CLASSES(so);
         so.allocator = &a;
         so.format = PDCKPT_FORMAT_PICKLE;
         so.protocol = proto;
@@ -781,6 +794,53 @@ static void exhaust_save(const pdckpt_value *root, int proto) {
         if (st != PDCKPT_ERR_NOMEM) return;
     }
     CHECK(false);
+}
+
+/* The writer emits only globals on the allowlist or allowed by the caller: a tree from anywhere
+ * (a hostile pickle read with allowances, a hand-built tree) cannot produce a call to run. */
+static void test_globals_allowlist(void) {
+    static const char *const bad[][2] = {
+        {"posix", "system"}, {"builtins", "eval"}, {"builtins", "exec"}, {"lrs", "Other"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        for (int kind = 0; kind < 3; kind++) {
+            pdckpt_value *args = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+            pdckpt_value *obj = pdckpt_value_new_object(NULL, (pdckpt_object_kind)kind, bad[i][0],
+                                                        bad[i][1], kind == 2 ? NULL : args, NULL);
+            if (kind == 2) pdckpt_value_free(args);
+            pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+            so.format = PDCKPT_FORMAT_PICKLE;
+            so.protocol = 2 + kind;
+            void        *data = NULL;
+            size_t       len = 0;
+            pdckpt_error err = PDCKPT_ERROR_INIT;
+            CHECK_STATUS(pdckpt_save_memory(obj, &so, &data, &len, &err), PDCKPT_ERR_UNSUPPORTED,
+                         &err);
+            char want[200];
+            snprintf(want, sizeof want,
+                     "refusing to write global %s.%s: it is not on pdckpt's "
+                     "allowlist",
+                     bad[i][0], bad[i][1]);
+            CHECK(strstr(err.message, want) != NULL && data == NULL);
+            pdckpt_value_free(obj);
+        }
+    /* the Python 2 spelling is judged as the name it stands for */
+    pdckpt_value *g =
+        pdckpt_value_new_object(NULL, PDCKPT_OBJECT_GLOBAL, "__builtin__", "eval", NULL, NULL);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    CHECK_STATUS(save_status(g, 2, &err), PDCKPT_ERR_UNSUPPORTED, &err);
+    CHECK(strstr(err.message, "refusing to write global builtins.eval") != NULL);
+    pdckpt_value_free(g);
+    /* allowed: written; builtins can never be allowed */
+    g = pdckpt_value_new_object(NULL, PDCKPT_OBJECT_GLOBAL, "lrs", "NaturalExpDecay", NULL, NULL);
+    CHECK_OK(save_status(g, 2, &err), &err);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    const char *const   allow[] = {"builtins.eval"};
+    so.allowed_globals = allow;
+    so.n_allowed_globals = 1;
+    void  *data = NULL;
+    size_t len = 0;
+    CHECK_STATUS(pdckpt_save_memory(g, &so, &data, &len, &err), PDCKPT_ERR_ARGUMENT, &err);
+    pdckpt_value_free(g);
 }
 
 static void test_allocation_failures(void) {
@@ -821,6 +881,7 @@ int main(void) {
     RUN(test_save_dygraph);
     RUN(test_save_persistables);
     RUN(test_restore_check);
+    RUN(test_globals_allowlist);
     RUN(test_allocation_failures);
     return CHECK_SUMMARY();
 }
