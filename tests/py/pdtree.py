@@ -115,13 +115,18 @@ def describe(obj, directory, stem, share=False, ordered_dict_objects=True):
     return desc, data
 
 
+def _allow(names):
+    return [a for name in names for a in ("--allow-global", name)]
+
+
 def save(obj, out, *, protocol=4, numpy_module="numpy._core", share=False, fmt=None, tool=None,
-         ordered_dict_objects=True):
-    """pdckpt saves `obj` to `out`; returns the CompletedProcess (check returncode yourself)."""
+         ordered_dict_objects=True, allow=()):
+    """pdckpt saves `obj` to `out`; returns the CompletedProcess (check returncode yourself).
+    `allow`: "module.name" globals beyond pdckpt's allowlist that objects may name."""
     out = Path(out)
     desc, data = describe(obj, out.parent, out.name + ".in", share, ordered_dict_objects)
     args = [str(tool or TREE_TOOL), "save", desc, data, out, "--protocol", str(protocol),
-            "--numpy-module", numpy_module]
+            "--numpy-module", numpy_module, *_allow(allow)]
     if fmt:
         args += ["--format", fmt]
     return _run(args)
@@ -149,7 +154,7 @@ def save_dygraph(params, opt, prefix, *, numpy_module="numpy._core", tool=None):
     return _run([tool or TREE_TOOL, "dygraph", *descs, data, prefix, "--numpy-module", numpy_module])
 
 
-def save_persistables(model, optimizers, dirname, *, tool=None):
+def save_persistables(model, optimizers, dirname, *, tool=None, allow=()):
     """pdckpt_dygraph_save_persistables(model, dirname, optimizers)."""
     dirname = Path(dirname)
     data = dirname.parent / (dirname.name + ".in.data")
@@ -164,4 +169,4 @@ def save_persistables(model, optimizers, dirname, *, tool=None):
             desc = dirname.parent / f"{dirname.name}.in.{stem}.desc"
             desc.write_text(" ".join(w.tokens) + "\n")
             descs.append(desc)
-    return _run([tool or TREE_TOOL, "persistables", *descs, data, dirname])
+    return _run([tool or TREE_TOOL, "persistables", *descs, data, dirname, *_allow(allow)])

@@ -76,10 +76,10 @@ def same_as_paddle(paddle, obj, tmp_path, protocol, tool=None, name="x"):
                         paddle.load(str(ours), keep_name_table=True))
 
 
-def same_as_cpython(obj, described, tmp_path, protocol, tool=None, share=False):
+def same_as_cpython(obj, described, tmp_path, protocol, tool=None, share=False, allow=()):
     """pickle.dump(obj) by CPython vs pdckpt's save of its description."""
     ours = tmp_path / "obj.pkl"
-    proc = pdtree.save(described, ours, protocol=protocol, tool=tool, share=share)
+    proc = pdtree.save(described, ours, protocol=protocol, tool=tool, share=share, allow=allow)
     assert proc.returncode == 0, proc.stderr
     assert ours.read_bytes() == pickle.dumps(obj, protocol=protocol)
 
@@ -291,7 +291,13 @@ def fake_module():
 def test_objects_like_cpython(tmp_path, protocol, tool, fake_module):
     Obj, m = pdtree.Obj, fake_module.__name__
     lr = fake_module.NaturalExpDecay(0.1, 10, 0.5, True)
-    same_as_cpython(lr, Obj("N", m, "NaturalExpDecay", (), dict(lr.__dict__)), tmp_path, protocol, tool)
+    allow = [f"{m}.{c}" for c in ("NaturalExpDecay", "Reduced", "ListSub")]
+    # the writer emits no global off its allowlist unless the caller allows it
+    proc = pdtree.save(Obj("N", m, "NaturalExpDecay", (), {}), tmp_path / "no.pkl", tool=tool)
+    assert proc.returncode == 1 and f"refusing to write global {m}.NaturalExpDecay" in proc.stderr
+    assert not (tmp_path / "no.pkl").exists()
+    same_as_cpython(lr, Obj("N", m, "NaturalExpDecay", (), dict(lr.__dict__)), tmp_path, protocol,
+                    tool, allow=allow)
     od = collections.OrderedDict([("a", 1), ("b", [2])])
     obj = [fake_module.Reduced(5), od, collections.OrderedDict, fake_module.ListSub([1, 2, 3]),
            collections.OrderedDict([("only", 1)])]
@@ -300,7 +306,7 @@ def test_objects_like_cpython(tmp_path, protocol, tool, fake_module):
                  Obj("G", "collections", "OrderedDict"),
                  Obj("N", m, "ListSub", (), None, [1, 2, 3]),
                  Obj("R", "collections", "OrderedDict", (), None, {"only": 1})]
-    same_as_cpython(obj, described, tmp_path, protocol, tool)
+    same_as_cpython(obj, described, tmp_path, protocol, tool, allow=allow)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -433,7 +439,8 @@ def test_save_persistables_layout(paddle, tmp_path, fake_module):
     lr = fake_module.NaturalExpDecay(0.1, 10, 0.5)
     opts = {"SGDOptimizer_0": pdtree.Obj("N", fake_module.__name__, "NaturalExpDecay", (),
                                          dict(lr.__dict__))}
-    proc = pdtree.save_persistables(model, opts, tmp_path / "save_dir")
+    proc = pdtree.save_persistables(model, opts, tmp_path / "save_dir",
+                                    allow=[f"{fake_module.__name__}.NaturalExpDecay"])
     assert proc.returncode == 0, proc.stderr
     for k, v in sd.items():
         path = tmp_path / "save_dir" / "mlp" / v.name  # '/' in the name: a subdirectory

@@ -127,7 +127,7 @@ def test_hostile_pickle_imports_and_runs_nothing(tmp_path):
     marker = tmp_path / "pwned"
     out = subprocess.run([sys.executable, "-c", HOSTILE, str(PY_STAGE), str(marker)],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "refusing to call subprocess.check_call" in out
+    assert "refusing global subprocess.check_call: not on pdckpt's allowlist" in out
     assert "new modules: []" in out and "ran: False" in out and not marker.exists()
 
 

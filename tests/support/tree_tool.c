@@ -12,6 +12,7 @@
  *   = <label> v    defines v under a label        @ <label>    the same node again
  *
  * Usage: tree_tool save DESC DATA OUT [--protocol N] [--numpy-module M] [--format F]
+ *                  [--allow-global module.name]...
  *        tree_tool dygraph PARAMS|- OPT|- DATA PREFIX [--numpy-module M]
  *        tree_tool persistables MODEL OPTIMIZERS|- DATA DIR
  */
@@ -181,8 +182,12 @@ static const uint8_t *map_data(const char *path, size_t *len) {
 }
 
 static void parse_options(int argc, char **argv, int first, pdckpt_save_options *so) {
+    static const char *allowed[16];
     for (int i = first; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--protocol") == 0)
+        if (strcmp(argv[i], "--allow-global") == 0 && so->n_allowed_globals < 16) {
+            allowed[so->n_allowed_globals++] = argv[i + 1];
+            so->allowed_globals = allowed;
+        } else if (strcmp(argv[i], "--protocol") == 0)
             so->protocol = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--numpy-module") == 0)
             so->numpy_module =
