@@ -13,24 +13,9 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 pdckpt_format pdckpt_format_from_path(const char *path) {
-    static const struct {
-        const char   *suffix;
-        pdckpt_format format;
-    } table[] = {
-        {".pdiparams", PDCKPT_FORMAT_COMBINED},
-        {"__params__", PDCKPT_FORMAT_COMBINED},
-        {"__variables__", PDCKPT_FORMAT_COMBINED},
-        {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
-        {".pdparams", PDCKPT_FORMAT_PICKLE},
-        {".pdopt", PDCKPT_FORMAT_PICKLE},
-        {".pkl", PDCKPT_FORMAT_PICKLE},
-        {".pdmodel", PDCKPT_FORMAT_PROGRAM},
-        {"__model__", PDCKPT_FORMAT_PROGRAM},
-        {".json", PDCKPT_FORMAT_PIR_JSON},
-    };
     if (!path) return PDCKPT_FORMAT_AUTO;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (ends_with(path, table[i].suffix)) return table[i].format;
+    pdckpt_format f = pdk_format_named_by(path);
+    if (f != PDCKPT_FORMAT_AUTO) return f;
     if (pdk_is_directory(path) || ends_with(path, "/")) return PDCKPT_FORMAT_VARS_DIR;
     return PDCKPT_FORMAT_AUTO;
 }

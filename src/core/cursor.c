@@ -87,3 +87,27 @@ pdckpt_status pdk_cur_skip(pdk_cursor *cur, uint64_t n, const char *what) {
     const uint8_t *ignored;
     return pdk_cur_bytes(cur, n, &ignored, what);
 }
+
+size_t pdk_utf8_seq(const uint8_t *s, size_t left) {
+    uint8_t c = s[0];
+    size_t  len = c < 0x80                 ? 1
+                  : c >= 0xC2 && c <= 0xDF ? 2
+                  : c >= 0xE0 && c <= 0xEF ? 3
+                  : c >= 0xF0 && c <= 0xF4 ? 4
+                                           : 0;
+    if (len == 0 || len > left) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    /* the second byte's range rules out overlongs, surrogates and code points past U+10FFFF */
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+bool pdk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
+    size_t i = 0, k;
+    while (i < n && (k = pdk_utf8_seq(s + i, n - i)) != 0) i += k;
+    *bad_at = i;
+    return i == n;
+}

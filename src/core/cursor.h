@@ -47,6 +47,12 @@ pdckpt_status pdk_cur_u64le(pdk_cursor *cur, uint64_t *out, const char *what);
 pdckpt_status pdk_cur_bytes(pdk_cursor *cur, uint64_t n, const uint8_t **out, const char *what);
 pdckpt_status pdk_cur_skip(pdk_cursor *cur, uint64_t n, const char *what);
 
+/* Names in files are UTF-8 text: the length of the well-formed sequence at s (RFC 3629: no
+ * overlongs, no surrogates, at most U+10FFFF), 0 when the bytes are not one. */
+size_t pdk_utf8_seq(const uint8_t *s, size_t left);
+/* Whether s[0..n) is UTF-8 text; *bad_at = offset of the first bad byte (n when valid). */
+bool pdk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+
 /* Explicit little-endian loads and stores (file bytes are never cast to structs). */
 static inline uint32_t pdk_load_u32le(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -112,6 +112,20 @@ static pdckpt_status escape(pdk_cursor *cur, uint8_t *dst, size_t *n) {
     return pdk_cur_fail_at(cur, cur->pos - 2, PDCKPT_ERR_FORMAT, "invalid escape '\\%c'", e);
 }
 
+/* A multi-byte character (its lead byte just consumed): JSON text is UTF-8, and a name that is
+ * not would be written back into files that refuse it. */
+static pdckpt_status utf8_char(pdk_cursor *cur, size_t end, uint8_t *dst, size_t *n) {
+    size_t at = cur->pos - 1, k = pdk_utf8_seq(cur->base + at, end - at);
+    if (k == 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected UTF-8 text inside a string, found byte 0x%02x",
+                               cur->base[at]);
+    memcpy(dst + *n, cur->base + at, k);
+    *n += k;
+    cur->pos = at + k;
+    return PDCKPT_OK;
+}
+
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len) {
     PDK_TRY(pdk_json_expect(cur, '"', "to start a string"));
     size_t start = cur->pos, end = start;
@@ -130,8 +144,10 @@ pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char *
         else if (c < 0x20)
             st = pdk_cur_fail_at(cur, cur->pos - 1, PDCKPT_ERR_FORMAT,
                                  "control character 0x%02x inside a string", c);
-        else
+        else if (c < 0x80)
             dst[n++] = c;
+        else
+            st = utf8_char(cur, end, dst, &n);
     }
     if (st != PDCKPT_OK) {
         pdk_free(a, dst, end - start + 1);

@@ -31,7 +31,12 @@ typedef struct pdk_format {
 
 /* registry.c */
 const pdk_format *pdk_format_get(pdckpt_format id);
-/* Picks the format with the strongest evidence; FORMAT error when nothing matches, a tie, ... */
+/* The file format a path's name implies (".pdiparams", "__params__" -> combined, ".pdparams" ->
+ * pickle, ".pdmodel", "__model__" -> program, ...), AUTO when it implies none. */
+pdckpt_format pdk_format_named_by(const char *path);
+/* Picks the format with the strongest evidence in the bytes; when none recognises them, the one
+ * the name implies (so a damaged file gets that format's precise diagnosis); FORMAT error when
+ * nothing matches, a tie, ... */
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);

@@ -59,6 +59,32 @@ bool pdckpt_format_can_save(pdckpt_format format) {
     return f && (f->save || f->save_dir);
 }
 
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+pdckpt_format pdk_format_named_by(const char *path) {
+    static const struct {
+        const char   *suffix;
+        pdckpt_format format;
+    } table[] = {
+        {".pdiparams", PDCKPT_FORMAT_COMBINED},
+        {"__params__", PDCKPT_FORMAT_COMBINED},
+        {"__variables__", PDCKPT_FORMAT_COMBINED},
+        {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
+        {".pdparams", PDCKPT_FORMAT_PICKLE},
+        {".pdopt", PDCKPT_FORMAT_PICKLE},
+        {".pkl", PDCKPT_FORMAT_PICKLE},
+        {".pdmodel", PDCKPT_FORMAT_PROGRAM},
+        {"__model__", PDCKPT_FORMAT_PROGRAM},
+        {".json", PDCKPT_FORMAT_PIR_JSON},
+    };
+    for (size_t i = 0; path && i < sizeof table / sizeof table[0]; i++)
+        if (ends_with(path, table[i].suffix)) return table[i].format;
+    return PDCKPT_FORMAT_AUTO;
+}
+
 static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,
                           const char *source, const pdk_format **out, pdckpt_error *err,
                           const char *what) {
@@ -87,6 +113,11 @@ pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **ou
         } else if (score == best_score && score > 0) {
             tie = registered[i];
         }
+    }
+    const pdk_format *named = pdk_format_get(pdk_format_named_by(in->name));
+    if (best_score <= 0 && named && named->load) {
+        *out = named;
+        return PDCKPT_OK;
     }
     return pick(best, tie, best_score, in->name, out, err, "file");
 }

@@ -49,6 +49,10 @@ static pdckpt_status read_record(pdk_cursor *cur, const pdk_input *in,
                                pdk_cur_left(cur), (unsigned long long)len);
     const uint8_t *name;
     PDK_TRY(pdk_cur_bytes(cur, len, &name, "tensor name"));
+    size_t bad;
+    if (!pdk_utf8_valid(name, (size_t)len, &bad))
+        return pdk_cur_fail_at(cur, cur->pos - (size_t)len + bad, PDCKPT_ERR_FORMAT,
+                               "expected a tensor name in UTF-8, found byte 0x%02x", name[bad]);
     if (memchr(name, '\0', (size_t)len))
         return pdk_cur_fail_at(cur, at + 8, PDCKPT_ERR_FORMAT,
                                "expected a tensor name without NUL");

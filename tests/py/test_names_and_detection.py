@@ -1,0 +1,67 @@
+"""Names in files are UTF-8 text, and a file whose bytes no format recognises is diagnosed by the
+format its name implies (issue 16 item 8)."""
+import json
+import struct
+
+import pytest
+
+from conftest import run_cli
+
+
+def safetensors(name_bytes):
+    header = (b'{"' + name_bytes + b'":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}')
+    return struct.pack("<Q", len(header)) + header + b"\0\0\x80?"
+
+
+@pytest.mark.parametrize("name,bad", [
+    (b"w\xff", 0xff),                # not UTF-8 at all
+    (b"w\xc3", 0xc3),                # a sequence cut short
+    (b"w\xc0\xaf", 0xc0),            # an overlong '/'
+    (b"w\xed\xa0\x80", 0xed),        # an encoded surrogate (CESU / WTF-8)
+    (b"w\xf4\x90\x80\x80", 0xf4),    # beyond U+10FFFF
+])
+def test_safetensors_key_not_utf8_is_refused(tmp_path, name, bad):
+    path = tmp_path / "m.safetensors"
+    data = safetensors(name)
+    path.write_bytes(data)
+    at = data.index(name) + 1
+    for cmd in ("verify", "ls"):
+        proc = run_cli(cmd, path)
+        assert proc.returncode == 1
+        assert proc.stderr == (f"pdckpt: {path}: offset {at}: expected UTF-8 text inside a string, "
+                               f"found byte 0x{bad:02x}\n")
+    assert run_cli("convert", path, tmp_path / "out.pdparams").returncode == 1
+    assert not (tmp_path / "out.pdparams").exists()
+
+
+def test_safetensors_unicode_keys_are_kept(tmp_path):
+    path = tmp_path / "m.safetensors"
+    name = "résumé.ß.😀"
+    path.write_bytes(safetensors(name.encode()))
+    listing = json.loads(run_cli("ls", "--json", path, check=0).stdout)
+    assert listing["tensors"][0]["key"] == [name]
+    run_cli("convert", path, tmp_path / "out.pdparams", check=0)
+    run_cli("verify", tmp_path / "out.pdparams", check=0)
+
+
+@pytest.mark.parametrize("fixture,name,fmt", [
+    ("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams", "m.pdiparams", "combined"),
+    ("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams", "__params__", "combined"),
+    ("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdmodel", "m.pdmodel", "program"),
+    ("fit_a_line-sepfiles-2019-05/__model__", "__model__", "program"),
+    ("paddle.save-2022-12-proto4/model.pdparams", "m.pdparams", "pickle"),
+])
+@pytest.mark.parametrize("cut", [0, 1, 2, 7, 30])
+def test_truncated_file_is_diagnosed_by_its_name(tmp_path, fixtures_dir, fixture, name, fmt, cut):
+    data = (fixtures_dir / fixture).read_bytes()[:cut]
+    path = tmp_path / name
+    path.write_bytes(data)
+    auto = run_cli("verify", path)
+    forced = run_cli("verify", "--format", fmt, path)
+    assert auto.returncode == forced.returncode == 1
+    assert auto.stderr == forced.stderr, (auto.stderr, forced.stderr)
+    assert "found none that pdckpt recognises" not in auto.stderr
+    # a name that implies nothing keeps the plain answer
+    other = tmp_path / "blob.bin"
+    other.write_bytes(b"\x01\x02garbage")
+    assert "found none that pdckpt recognises" in run_cli("verify", other).stderr
