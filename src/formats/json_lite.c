@@ -230,6 +230,11 @@ pdckpt_status pdk_json_skip(pdk_cursor *cur, int max_depth) {
 }
 
 pdckpt_status pdk_json_write_string(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err) {
+    size_t bad;
+    if (!pdk_utf8_valid((const uint8_t *)s, len, &bad)) /* e.g. a lone surrogate from a pickle */
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
+                        "'%.*s...': JSON text must be UTF-8, found byte 0x%02x at %zu", (int)bad, s,
+                        (uint8_t)s[bad], bad);
     PDK_TRY(pdk_sink_write(sink, "\"", 1, err));
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {

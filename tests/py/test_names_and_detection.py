@@ -65,3 +65,15 @@ def test_truncated_file_is_diagnosed_by_its_name(tmp_path, fixtures_dir, fixture
     other = tmp_path / "blob.bin"
     other.write_bytes(b"\x01\x02garbage")
     assert "found none that pdckpt recognises" in run_cli("verify", other).stderr
+
+
+def test_pickle_key_with_a_lone_surrogate_is_not_written_as_json(tmp_path):
+    """CPython's pickles may hold lone surrogates (Python str allows them); JSON text may not, so
+    a safetensors save refuses such a key instead of writing a file it cannot read back."""
+    import hostile_pickles as hp
+    src = tmp_path / "s.pdparams"
+    src.write_bytes(hp.proto(4) + b"}" + hp.text("w\ud800") + hp.ndarray_p4() + b"s.")
+    run_cli("verify", src, check=0)
+    proc = run_cli("convert", src, tmp_path / "s.safetensors")
+    assert proc.returncode == 1 and "JSON text must be UTF-8, found byte 0xed at 1" in proc.stderr
+    assert not (tmp_path / "s.safetensors").exists()
