@@ -51,7 +51,7 @@ static pdckpt_status refuse_call(pk_vm *vm, const pdckpt_value *fn, const char *
 /* A module or attribute name for a global: non-empty UTF-8 without NUL. */
 static pdckpt_status check_name(pk_vm *vm, const char *s, size_t n, const char *what) {
     size_t bad;
-    if (n == 0 || memchr(s, '\0', n) || !pk_utf8_valid((const uint8_t *)s, n, &bad))
+    if (n == 0 || memchr(s, '\0', n) || !pdk_utf8_valid((const uint8_t *)s, n, &bad))
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected a %s name (non-empty UTF-8 text), found "
                        "%zu unusable bytes",

@@ -146,7 +146,23 @@ static pdckpt_status op_float_text(pk_vm *vm) {
     char *end = NULL;
     errno = 0;
     double d = strtod(buf, &end);
-    if (end != buf + n) return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a float, found '%s'", buf);
+    if (end != buf + n) {
+        char   shown[4 * sizeof buf + 1]; /* the text as printable ASCII: messages are UTF-8 */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = (uint8_t)buf[i];
+            if (c >= 0x20 && c < 0x7f) {
+                shown[k++] = (char)c;
+                continue;
+            }
+            shown[k++] = '\\';
+            shown[k++] = 'x';
+            shown[k++] = "0123456789abcdef"[c >> 4];
+            shown[k++] = "0123456789abcdef"[c & 15];
+        }
+        shown[k] = '\0';
+        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a float, found '%s'", shown);
+    }
     return push_new(vm, pdckpt_value_new_float(vm->a, d));
 }
 

@@ -2,10 +2,11 @@
 format its name implies (issue 16 item 8)."""
 import json
 import struct
+import subprocess
 
 import pytest
 
-from conftest import run_cli
+from conftest import PDCKPT_BIN, run_cli
 
 
 def safetensors(name_bytes):
@@ -77,3 +78,19 @@ def test_pickle_key_with_a_lone_surrogate_is_not_written_as_json(tmp_path):
     proc = run_cli("convert", src, tmp_path / "s.safetensors")
     assert proc.returncode == 1 and "JSON text must be UTF-8, found byte 0xed at 1" in proc.stderr
     assert not (tmp_path / "s.safetensors").exists()
+
+
+def test_messages_quote_bad_input_bytes_as_ascii(tmp_path):
+    """A diagnosis quoting input text shows the bytes that are not printable ASCII as \\xNN, so
+    the message itself is always UTF-8 (a bit flip found this in the FLOAT opcode)."""
+    path = tmp_path / "f.pdparams"
+    path.write_bytes(b"\x80\x02F1\xe0\n.")
+    proc = subprocess.run([str(PDCKPT_BIN), "verify", str(path)], capture_output=True)
+    assert proc.returncode == 1
+    assert proc.stderr.decode("utf-8") == (f"pdckpt: {path}: offset 2: FLOAT: expected a float, "
+                                           "found '1\\xe0'\n")
+    for name in (b"m\xed\xa0\x80", b"m\xff"):  # a global whose name is not UTF-8 text
+        path.write_bytes(b"\x80\x02c" + name + b"\nf\n.")
+        proc = subprocess.run([str(PDCKPT_BIN), "verify", str(path)], capture_output=True)
+        assert proc.returncode == 1
+        assert "expected a module name (non-empty UTF-8 text)" in proc.stderr.decode("utf-8")
