@@ -163,7 +163,8 @@ def _open_tree(path: Any, cfg: dict) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
                    mmap=bool(cfg.get("mmap", False)), verify=bool(cfg.get("verify", False)))
     data = _memory_source(path)
-    if data is not None:
+    if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
+        options["mmap"] = bool(cfg.get("mmap", True))
         return _native.load(data=data, program=cfg.get("program"), **options)
     path = os.fspath(path)
     if not isinstance(path, str):

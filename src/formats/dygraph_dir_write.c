@@ -38,12 +38,13 @@ static pdckpt_status write_entry(pdk_dirtx *tx, const char *rel, const pdckpt_va
 }
 
 /* Tensor streams, and optimizers/<name> pickles (protocol 2: PROTO 2 ... STOP). */
-static bool dygraph_dir_owns(const char *rel, int fd, uint64_t size) {
+static int dygraph_dir_owns(const char *rel, int fd, uint64_t size) {
     if (strncmp(rel, OPT_PREFIX, strlen(OPT_PREFIX)) != 0 || strchr(rel + strlen(OPT_PREFIX), '/'))
         return pdk_tensor_stream_file_ok(fd, size);
     uint8_t first[2], last;
-    return size >= 3 && pread(fd, first, 2, 0) == 2 && pread(fd, &last, 1, (off_t)size - 1) == 1 &&
-           first[0] == 0x80 && first[1] >= 2 && last == '.';
+    if (size < 3) return 0;
+    if (pread(fd, first, 2, 0) != 2 || pread(fd, &last, 1, (off_t)size - 1) != 1) return -1;
+    return first[0] == 0x80 && first[1] >= 2 && last == '.';
 }
 
 const pdk_dir_kind pdk_dygraph_dir_kind = {"dygraph-dir", dygraph_dir_owns};

@@ -80,7 +80,7 @@ pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor
 /* Whether the open file (`size` bytes) is exactly one tensor stream, judged from its headers
  * (at most its first 64 KiB are read; LoD offsets must lie in them): how a save recognises the
  * files of a directory it may replace. */
-bool pdk_tensor_stream_file_ok(int fd, uint64_t size);
+int pdk_tensor_stream_file_ok(int fd, uint64_t size); /* 1 yes, 0 no, -1 read error (errno) */
 /* The directory kinds saves write (vars_dir.c, dygraph_dir_write.c): see pdk_dirtx_begin. */
 extern const pdk_dir_kind pdk_vars_dir_kind;
 extern const pdk_dir_kind pdk_dygraph_dir_kind;

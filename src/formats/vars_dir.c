@@ -218,7 +218,7 @@ static int vars_dir_sniff(const char *path) {
 }
 
 /* A vars-dir save writes one tensor stream per variable and nothing else. */
-static bool vars_dir_owns(const char *rel, int fd, uint64_t size) {
+static int vars_dir_owns(const char *rel, int fd, uint64_t size) {
     (void)rel;
     return pdk_tensor_stream_file_ok(fd, size);
 }

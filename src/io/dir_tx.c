@@ -71,8 +71,9 @@ static pdckpt_status owned_entry(const pdk_dirtx *tx, int dfd, const char *rel, 
         pdk_error_reset(err);
         return PDCKPT_OK;
     }
-    bool ours = tx->kind->owns(rel, fd, (uint64_t)st.st_size);
+    int ours = tx->kind->owns(rel, fd, (uint64_t)st.st_size), saved = errno;
     close(fd);
+    if (ours < 0) return pdk_fail_sys(err, saved, tx->shown, "read '%s'", rel);
     return ours ? PDCKPT_OK : foreign(tx, rel, "a file this format does not write", err);
 }
 

@@ -123,10 +123,11 @@ typedef struct pdk_dirtx pdk_dirtx;
 
 /* The kind of directory a save writes, and how to recognise one of its files: `owns` gets a file
  * of an existing directory (its path relative to the directory, an open descriptor, its size)
- * and says whether a save of this kind could have written it. */
+ * and says whether a save of this kind could have written it: 1 yes, 0 no, -1 a read failed
+ * (errno set). */
 typedef struct pdk_dir_kind {
     const char *name; /* "vars-dir", ... (messages) */
-    bool (*owns)(const char *rel, int fd, uint64_t size);
+    int (*owns)(const char *rel, int fd, uint64_t size);
 } pdk_dir_kind;
 
 /* Starts building a directory that will replace `target` atomically on commit.  A symbolic link
