@@ -4,9 +4,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int cli_report(const pdckpt_error *err) {
@@ -45,12 +47,26 @@ static int add_name(cli_load_args *args, const char *s, size_t len) {
     return 0;
 }
 
-static int names_from_file(cli_load_args *args, const char *path) {
-    FILE *f = fopen(path, "r");
+/* Opens a names file without blocking (a FIFO is refused, not waited on). */
+static FILE *open_names(const char *path) {
+    int         fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fprintf(stderr, "pdckpt: %s: expected a regular file of names\n", path);
+        return NULL;
+    }
+    FILE *f = fd >= 0 && fcntl(fd, F_SETFL, 0) == 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         fprintf(stderr, "pdckpt: %s: %s\n", path, strerror(errno));
-        return -1;
+        if (fd >= 0) close(fd);
     }
+    return f;
+}
+
+static int names_from_file(cli_load_args *args, const char *path) {
+    FILE *f = open_names(path);
+    if (!f) return -1;
     char   *line = NULL;
     size_t  cap = 0;
     ssize_t n;
