@@ -2,7 +2,9 @@
  * bench_c.c — the C API side of the benchmark (bench/bench.py drives it, one process per
  * measurement so peak RSS is the operation's own):
  *   bench_c save SRC DST FORMAT DURABLE   load SRC (untimed), then time pdckpt_save_file(DST)
- *   bench_c load DST                      time pdckpt_load_file + reading every tensor byte
+ *   bench_c load DST                      time pdckpt_load_file (default: read into memory) +
+ *                                         reading every tensor byte
+ *   bench_c load-map DST                  the same with zero_copy (the file mapped)
  *   bench_c open DST                      time pdckpt_load_file alone (mapped, nothing touched)
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
@@ -74,17 +76,20 @@ int main(int argc, char **argv) {
         double t1 = now();
         printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld}\n", t1 - t0,
                peak_rss_kib() - before_kib);
-    } else if (argc == 3 && (strcmp(argv[1], "load") == 0 || strcmp(argv[1], "open") == 0)) {
-        touch_ctx t = {0, 0};
-        double    t0 = now();
-        if (pdckpt_load_file(argv[2], NULL, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
+    } else if (argc == 3 && (strcmp(argv[1], "load") == 0 || strcmp(argv[1], "load-map") == 0 ||
+                             strcmp(argv[1], "open") == 0)) {
+        touch_ctx           t = {0, 0};
+        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+        lo.zero_copy = strcmp(argv[1], "load") != 0; /* open is the lazy, mapped reader */
+        double t0 = now();
+        if (pdckpt_load_file(argv[2], &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
         if (argv[1][0] == 'l' && pdckpt_value_walk(tree, touch, &t, &err) != PDCKPT_OK)
             return fail(&err);
         double t1 = now();
         printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld, \"bytes\": %llu, \"sum\": %llu}\n",
                t1 - t0, peak_rss_kib(), (unsigned long long)t.bytes, (unsigned long long)t.sum);
     } else {
-        fprintf(stderr, "usage: bench_c save SRC DST FORMAT DURABLE | load DST | open DST\n");
+        fprintf(stderr, "usage: bench_c save SRC DST FORMAT DURABLE | load|load-map|open DST\n");
         return 2;
     }
     pdckpt_value_free(tree);

@@ -4,9 +4,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cli_report(const pdckpt_error *err) {
     char line[1200];
@@ -44,12 +47,26 @@ static int add_name(cli_load_args *args, const char *s, size_t len) {
     return 0;
 }
 
-static int names_from_file(cli_load_args *args, const char *path) {
-    FILE *f = fopen(path, "r");
+/* Opens a names file without blocking (a FIFO is refused, not waited on). */
+static FILE *open_names(const char *path) {
+    int         fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fprintf(stderr, "pdckpt: %s: expected a regular file of names\n", path);
+        return NULL;
+    }
+    FILE *f = fd >= 0 && fcntl(fd, F_SETFL, 0) == 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         fprintf(stderr, "pdckpt: %s: %s\n", path, strerror(errno));
-        return -1;
+        if (fd >= 0) close(fd);
     }
+    return f;
+}
+
+static int names_from_file(cli_load_args *args, const char *path) {
+    FILE *f = open_names(path);
+    if (!f) return -1;
     char   *line = NULL;
     size_t  cap = 0;
     ssize_t n;
@@ -115,6 +132,60 @@ void cli_load_args_free(cli_load_args *args) {
     args->n_allowed = 0;
 }
 
+/* `-` as an input: all of standard input, read into memory up to a bound (a checkpoint arriving
+ * through a pipe cannot be mapped or re-read). */
+#define STDIN_MAX ((size_t)64 << 30)
+
+static pdckpt_status stdin_error(pdckpt_error *err, pdckpt_status status, int e, const char *msg) {
+    err->status = status;
+    err->sys_errno = e;
+    err->offset = -1;
+    snprintf(err->source, sizeof err->source, "<stdin>");
+    snprintf(err->message, sizeof err->message, "%s%s%s", msg, e ? ": " : "", e ? strerror(e) : "");
+    return status;
+}
+
+static pdckpt_status read_stdin(void **data, size_t *len, pdckpt_error *err) {
+    size_t   cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            uint8_t *grown = cap < STDIN_MAX ? realloc(buf, cap * 2) : NULL;
+            if (!grown) break;
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t got = read(0, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            return stdin_error(err, PDCKPT_ERR_IO, e, "read");
+        }
+        if (got == 0) {
+            *data = buf;
+            *len = n;
+            return PDCKPT_OK;
+        }
+        n += (size_t)got;
+    }
+    free(buf);
+    return stdin_error(err, PDCKPT_ERR_LIMIT, 0,
+                       "expected at most 64 GiB on standard input (or memory ran out)");
+}
+
+static pdckpt_status load_stdin(const pdckpt_load_options *opts, pdckpt_value **root,
+                                pdckpt_format *format, pdckpt_error *err) {
+    void  *data = NULL;
+    size_t len = 0;
+    if (read_stdin(&data, &len, err) != PDCKPT_OK) return err->status;
+    pdckpt_load_options o = *opts;
+    o.zero_copy = false; /* the tree owns copies; the stdin buffer goes now */
+    pdckpt_status st = pdckpt_load_memory(data, len, &o, root, format, err);
+    free(data);
+    return st;
+}
+
 pdckpt_load_options cli_load_options(const cli_load_args *args) {
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
     opts.format = args->format;
@@ -133,7 +204,8 @@ int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckp
     opts.verify = for_verify;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     cli_progress_begin("loading");
-    pdckpt_status st = pdckpt_load_file(path, &opts, root, format, &err);
+    pdckpt_status st = strcmp(path, "-") == 0 ? load_stdin(&opts, root, format, &err)
+                                              : pdckpt_load_file(path, &opts, root, format, &err);
     cli_progress_end();
     return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
 }

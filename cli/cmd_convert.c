@@ -1,11 +1,14 @@
 /*
  * cmd_convert.c — `pdckpt convert IN OUT [--from F] [--to F] [options]`: load in one format,
- * save atomically in another.  The output format comes from --to or OUT's name.
+ * save atomically in another.  The output format comes from --to or OUT's name.  IN `-` reads
+ * standard input; OUT `-` streams a single-file format (--to required) to standard output.
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char usage[] =
     "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
@@ -15,7 +18,50 @@ static const char usage[] =
     "                      [--allow-global module.name]...\n"
     "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
-    "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";
+    "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n"
+    "  IN `-`: read standard input; OUT `-`: write to standard output (needs --to: pickle,\n"
+    "          combined, tensor, safetensors or tnum)\n";
+
+/* OUT `-`: the bytes go to standard output as they are produced. */
+static pdckpt_status stdout_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)self;
+    for (const char *p = bytes; len > 0;) {
+        ssize_t n = write(1, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err->status = PDCKPT_ERR_IO;
+            err->sys_errno = n < 0 ? errno : EIO;
+            snprintf(err->source, sizeof err->source, "<stdout>");
+            snprintf(err->message, sizeof err->message, "write: %s", strerror(err->sys_errno));
+            return PDCKPT_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status stdout_commit(void *self, pdckpt_error *err) {
+    (void)self;
+    (void)err;
+    return PDCKPT_OK;
+}
+
+static const pdckpt_sink_ops stdout_ops = {PDCKPT_SINK_OPS_VERSION, stdout_write, stdout_commit,
+                                           NULL};
+
+static int check_stdout_use(const pdckpt_save_options *so, bool special) {
+    if (special || so->checksum)
+        return cli_usage_error(usage, "OUT '-' streams one file: no --out-program, --static-out "
+                                      "or --checksum");
+    if (so->format == PDCKPT_FORMAT_VARS_DIR || so->format == PDCKPT_FORMAT_DYGRAPH_DIR ||
+        so->format == PDCKPT_FORMAT_INFERENCE || so->format == PDCKPT_FORMAT_DISTCP)
+        return cli_usage_error(usage, "OUT '-' cannot stream a directory format (%s)",
+                               pdckpt_format_name(so->format));
+    if (isatty(1))
+        return cli_usage_error(usage, "OUT '-' would write binary to a terminal; redirect it");
+    return CLI_OK;
+}
 
 static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so,
                              const char **out_program) {
@@ -99,6 +145,10 @@ int cmd_convert(int argc, char **argv) {
             rc = cli_positional(argv[i], (const char **const[]){&in, &out}, 2, usage);
     }
     if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
+    bool to_stdout = rc == CLI_OK && strcmp(out, "-") == 0;
+    if (to_stdout && so.format == PDCKPT_FORMAT_AUTO)
+        rc = cli_usage_error(usage, "OUT '-' needs --to FORMAT");
+    if (to_stdout && rc == CLI_OK) rc = check_stdout_use(&so, out_program || static_out);
     if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
         so.format = pdckpt_format_from_path(out);
         if (so.format == PDCKPT_FORMAT_AUTO)
@@ -117,17 +167,18 @@ int cmd_convert(int argc, char **argv) {
         so.allowed_globals = args.allowed; /* what was carried may be written back, nothing else */
         so.n_allowed_globals = args.n_allowed;
         cli_progress_begin("writing");
-        pdckpt_status st = out_program  ? save_for_program(root, out, out_program, &so, &err)
-                           : static_out ? pdckpt_static_save(root, out, &so, &err)
-                                        : pdckpt_save_file(root, out, &so, &err);
+        pdckpt_status st = to_stdout     ? pdckpt_save_sink(root, &stdout_ops, NULL, &so, &err)
+                           : out_program ? save_for_program(root, out, out_program, &so, &err)
+                           : static_out  ? pdckpt_static_save(root, out, &so, &err)
+                                         : pdckpt_save_file(root, out, &so, &err);
         cli_progress_end();
         size_t tensors = 0;
         if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
         if (st != PDCKPT_OK)
             rc = cli_report(&err);
         else
-            printf("%s (%s) -> %s (%s): %zu tensors\n", in, pdckpt_format_name(from), out,
-                   pdckpt_format_name(so.format), tensors);
+            fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors\n", in,
+                    pdckpt_format_name(from), out, pdckpt_format_name(so.format), tensors);
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);

@@ -131,22 +131,21 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     return CLI_OK;
 }
 
-/* A program file gets its own listing (it holds no tensors). */
-static bool is_program_file(const char *path, const cli_load_args *args) {
-    if (args->program) return false;
-    if (args->format == PDCKPT_FORMAT_PROGRAM || args->format == PDCKPT_FORMAT_PIR_JSON)
-        return true;
-    pdckpt_format f = PDCKPT_FORMAT_AUTO;
-    if (args->format != PDCKPT_FORMAT_AUTO || pdckpt_detect_format(path, &f, NULL) != PDCKPT_OK)
-        return false;
+static bool is_program_format(pdckpt_format f) {
     return f == PDCKPT_FORMAT_PROGRAM || f == PDCKPT_FORMAT_PIR_JSON;
 }
 
+/* A program file gets its own listing (it holds no tensors).  Detection happens in the one load
+ * (files are read, not mapped: detecting first would read a large checkpoint twice). */
 static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
     pdckpt_value *root = NULL;
     pdckpt_format format = PDCKPT_FORMAT_AUTO;
     int           rc = cli_load(path, args, false, &root, &format);
-    cli_leaves    leaves = {0};
+    if (rc == CLI_OK && !args->program && is_program_format(format) && strcmp(path, "-") != 0) {
+        pdckpt_value_free(root);
+        return cli_ls_program(path, args, o->json);
+    }
+    cli_leaves leaves = {0};
     if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
     pdckpt_value *info = NULL;
     if (rc == CLI_OK && (format == PDCKPT_FORMAT_INFERENCE || args->program))
@@ -182,8 +181,8 @@ int cmd_ls(int argc, char **argv) {
     }
     if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
     if (rc == CLI_OK)
-        rc = is_program_file(path, &args) ? cli_ls_program(path, &args, o.json)
-                                          : list_tree(path, &args, &o);
+        rc = !args.program && is_program_format(args.format) ? cli_ls_program(path, &args, o.json)
+                                                             : list_tree(path, &args, &o);
     cli_load_args_free(&args);
     return rc;
 }

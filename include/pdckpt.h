@@ -393,15 +393,21 @@ typedef int (*pdckpt_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct pdckpt_load_options {
-    const pdckpt_allocator *allocator;        /* NULL: default */
-    pdckpt_format           format;           /* AUTO: detect from the bytes */
-    bool                    zero_copy;        /* map files; tensors point into the mapping */
-    bool                    require_aligned;  /* copy tensors whose data is not 64-byte aligned */
-    uint64_t                max_tensor_bytes; /* refuse larger declared tensors (LIMIT) */
-    uint64_t                max_alloc_bytes;  /* total the loader may allocate; 0 = the size of
-                                                 the input times 4 plus 64 MiB */
-    uint32_t max_depth;                       /* nesting limit for pickles (0 = 200) */
-    uint64_t max_memo;                        /* pickle memo entries (0 = 1<<24) */
+    const pdckpt_allocator *allocator; /* NULL: default */
+    pdckpt_format           format;    /* AUTO: detect from the bytes */
+    /* false (default): files are read into memory the tree owns, so nothing another program
+     * does to the file later (truncate, rewrite in place) can change or kill what was loaded.
+     * true: files are mapped and tensors point into the mapping (no copy, pages read on first
+     * touch) -- but a truncation of the file by another program then raises SIGBUS when a
+     * tensor is touched, and an in-place rewrite changes the tensors' bytes.  Ask for it only
+     * when nothing rewrites the file in place (pdckpt's own saves never do: they rename). */
+    bool     zero_copy;
+    bool     require_aligned;  /* copy tensors whose data is not 64-byte aligned */
+    uint64_t max_tensor_bytes; /* refuse larger declared tensors (LIMIT) */
+    uint64_t max_alloc_bytes;  /* total the loader may allocate; 0 = the size of
+                                  the input times 4 plus 64 MiB */
+    uint32_t max_depth;        /* nesting limit for pickles (0 = 200) */
+    uint64_t max_memo;         /* pickle memo entries (0 = 1<<24) */
     /* combined: the ordered variable names.  When set the file must hold exactly these tensors and
      * end right after the last; the root is a DICT.  When NULL the root is a LIST. */
     const char *const *names;
@@ -419,7 +425,7 @@ typedef struct pdckpt_load_options {
 
 #define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = true,                        \
+        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = false,                       \
         .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,            \
         .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,          \
         .verify = false, .progress = NULL, .progress_ctx = NULL, .allowed_globals = NULL,          \
@@ -427,10 +433,12 @@ typedef struct pdckpt_load_options {
     }
 
 /* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
- * new tree owned by the caller; with zero_copy, tensor data points into a read-only mapping that
- * stays alive as long as any tensor (or retained buffer) uses it.  `*out_format` (may be NULL)
- * receives the format that was read.  Errors: ARGUMENT, NOT_FOUND, IO, FORMAT, UNSUPPORTED,
- * MISMATCH, LIMIT, NOMEM. */
+ * new tree owned by the caller whose tensor data is a private copy (read, two threads for large
+ * files; a file that changes while it is read is read again, and after a few tries the load fails
+ * with IO).  With zero_copy, tensor data points into a read-only mapping that stays alive as
+ * long as any tensor (or retained buffer) uses it (see zero_copy for the hazard).  `*out_format`
+ * (may be NULL) receives the format that was read.  Errors: ARGUMENT, NOT_FOUND, IO, FORMAT,
+ * UNSUPPORTED, MISMATCH, LIMIT, NOMEM. */
 PDCKPT_API pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *opts,
                                           pdckpt_value **out, pdckpt_format *out_format,
                                           pdckpt_error *err);

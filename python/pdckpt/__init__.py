@@ -173,10 +173,11 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
 
 def _open_tree(path: Any, cfg: dict) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
-                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)),
+                   mmap=bool(cfg.get("mmap", False)), verify=bool(cfg.get("verify", False)),
                    allowed_globals=_allowed_globals(cfg.get("allowed_globals")))
     data = _memory_source(path)
-    if data is not None:
+    if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
+        options["mmap"] = bool(cfg.get("mmap", True))
         return _native.load(data=data, program=cfg.get("program"), **options)
     path = os.fspath(path)
     if not isinstance(path, str):
@@ -200,8 +201,11 @@ def load(path: Any, **configs: Any) -> Any:
 
     Returns what ``paddle.load`` returns: ``paddle.Tensor``s named as saved when Paddle is
     installed and ``return_numpy`` is False (each is a copy: Paddle tensors own their memory),
-    NumPy arrays otherwise.  Arrays are read-only views of the mapped file (no copy); with
-    ``mmap=False`` the file is read into private memory and the arrays are writable.  bfloat16/float8 arrays hold
+    NumPy arrays otherwise.  The file is read into memory the arrays own, so nothing another
+    program later does to the file (``paddle.save`` truncating and rewriting it in place) can
+    change or crash them; ``mmap=True`` maps the file instead (read-only views, no copy) -- then a
+    truncation by another writer raises SIGBUS when an array is touched, and an in-place rewrite
+    changes the arrays (see docs/RELIABILITY.md).  bfloat16/float8 arrays hold
     the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
     ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
     ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.
@@ -323,7 +327,10 @@ class Reader:
 def open(path: Any, *, format: str | None = None, names: list[str] | None = None,
          program: str | None = None, exact_dtypes: bool = False, mmap: bool = True) -> Reader:
     """Opens a checkpoint for lazy reading: the file is mapped and its structure parsed; no tensor
-    data is read until an array is used.  `path` is anything :func:`load` accepts."""
+    data is read until an array is used.  `path` is anything :func:`load` accepts.  The arrays
+    are views of the mapping: another program truncating the file in place makes touching them
+    raise SIGBUS, and rewriting it in place changes them (pdckpt's own saves never do either:
+    they rename a new file over the old).  ``mmap=False`` reads the file instead."""
     cfg = {"format": format, "names": names, "program": program, "mmap": mmap}
     return Reader(_open_tree(path, cfg), exact_dtypes)
 

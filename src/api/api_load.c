@@ -174,7 +174,7 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
         return PDCKPT_OK;
     } else {
         pdk_input in;
-        PDK_TRY(pdk_input_open_file(path, true, NULL, &in, err));
+        PDK_TRY(pdk_input_open_file(path, false, NULL, &in, err));
         pdckpt_status st = pdk_format_detect_input(&in, &f, err);
         pdk_input_close(&in);
         PDK_TRY(st);

@@ -163,7 +163,7 @@ pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_load_option
     *out = NULL;
     pdckpt_load_options opts = load_defaults(given);
     pdk_input           in;
-    PDK_TRY(pdk_input_open_file(path, true, opts.allocator, &in, err));
+    PDK_TRY(pdk_input_open_file(path, false, opts.allocator, &in, err));
     pdckpt_status st = pdk_params_info_parse(&in, &opts, out, err);
     pdk_input_close(&in);
     return st;

@@ -5,7 +5,9 @@
  * protocol-2 pickles of the optimizers' LearningRateDecay objects.  The root is a DICT keyed by
  * relative path: the variables (tensors named by that path, sorted), then "optimizers/<name>" ->
  * what the pickle holds (LR-decay objects are opaque objects).  Detected ahead of vars-dir when
- * optimizers/ holds a pickle.
+ * optimizers/ holds a pickle.  Like vars-dir, only regular files and directories may sit in it
+ * (links, FIFOs, sockets, devices are refused by name) and every file is opened beneath the
+ * directory's own descriptor.
  */
 #include "pdk_format.h"
 
@@ -14,11 +16,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_DIR_DEPTH 64
 #define OPT_DIR       "optimizers"
@@ -64,8 +68,8 @@ static pdckpt_status scan_entry(const char *root, const char *rel, const char *e
     if (lstat(full, &st) != 0) return pdk_fail_sys(err, errno, full, "stat");
     if (S_ISDIR(st.st_mode))
         return is_optimizer_dir(child) ? PDCKPT_OK : scan(root, child, depth + 1, vars, err);
-    if (S_ISLNK(st.st_mode) && (stat(full, &st) != 0 || !S_ISREG(st.st_mode))) return PDCKPT_OK;
-    return S_ISREG(st.st_mode) ? rel_add(vars, child, err) : PDCKPT_OK;
+    return S_ISREG(st.st_mode) ? rel_add(vars, child, err)
+                               : pdk_refuse_file_kind(st.st_mode, full, err);
 }
 
 static pdckpt_status scan(const char *root, const char *rel, int depth, rel_list *vars,
@@ -100,15 +104,17 @@ static pdckpt_status list_optimizers(const char *root, rel_list *opts_out, pdckp
         struct stat sb;
         if (de->d_name[0] == '.') continue;
         int n = snprintf(full, sizeof full, "%s/%s", dir_path, de->d_name);
-        if (n > 0 && (size_t)n < sizeof full && stat(full, &sb) == 0 && S_ISREG(sb.st_mode))
-            st = rel_add(opts_out, de->d_name, err);
+        if (n <= 0 || (size_t)n >= sizeof full || lstat(full, &sb) != 0) continue;
+        st = S_ISREG(sb.st_mode) ? rel_add(opts_out, de->d_name, err)
+                                 : pdk_refuse_file_kind(sb.st_mode, full, err);
     }
     closedir(dir);
     return st;
 }
 
-/* Loads <root>/<rel> with `format` into dict[key]; variables are named by their path. */
-static pdckpt_status load_into(const char *root, const char *rel, const char *key,
+/* Loads <root>/<rel> (beneath dfd) with `format` into dict[key]; variables are named by their
+ * path. */
+static pdckpt_status load_into(int dfd, const char *root, const char *rel, const char *key,
                                const pdk_format *format, const pdckpt_load_options *opts,
                                pdckpt_value *dict, pdckpt_error *err) {
     char full[PATH_MAX];
@@ -116,7 +122,7 @@ static pdckpt_status load_into(const char *root, const char *rel, const char *ke
     if (n < 0 || (size_t)n >= sizeof full)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, root, -1, "path too long: %s", rel);
     pdk_input in;
-    PDK_TRY(pdk_input_open_file(full, opts->zero_copy, opts->allocator, &in, err));
+    PDK_TRY(pdk_input_open_file_at(dfd, rel, full, opts->zero_copy, opts->allocator, &in, err));
     pdckpt_value *v = NULL;
     pdckpt_status st = format->load(&in, opts, &v, err);
     pdk_error_set_source(err, full);
@@ -130,10 +136,13 @@ static pdckpt_status load_into(const char *root, const char *rel, const char *ke
 static pdckpt_status load_all(const char *path, const pdckpt_load_options *opts,
                               const rel_list *vars, const rel_list *optims, pdckpt_value *dict,
                               pdckpt_error *err) {
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    if (dfd < 0) return pdk_fail_sys(err, errno, path, "open directory");
     pdckpt_status st = PDCKPT_OK;
     size_t        total = vars->len + optims->len;
     for (size_t i = 0; i < vars->len && st == PDCKPT_OK; i++) {
-        st = load_into(path, vars->names[i], vars->names[i], &pdk_format_tensor, opts, dict, err);
+        st = load_into(dfd, path, vars->names[i], vars->names[i], &pdk_format_tensor, opts, dict,
+                       err);
         if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, total))
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
     }
@@ -141,9 +150,10 @@ static pdckpt_status load_all(const char *path, const pdckpt_load_options *opts,
         char rel[PATH_MAX];
         int  n = snprintf(rel, sizeof rel, OPT_DIR "/%s", optims->names[i]);
         st = n > 0 && (size_t)n < sizeof rel
-                 ? load_into(path, rel, rel, &pdk_format_pickle, opts, dict, err)
+                 ? load_into(dfd, path, rel, rel, &pdk_format_pickle, opts, dict, err)
                  : pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long: %s", rel);
     }
+    close(dfd);
     return st;
 }
 
@@ -160,8 +170,9 @@ static pdckpt_status dygraph_dir_load(const char *path, const pdckpt_load_option
     if (st == PDCKPT_OK && !(dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
         st = pdk_fail_nomem(err, "directory root");
     if (st == PDCKPT_OK) {
-        qsort(vars.names, vars.len, sizeof *vars.names, cmp_rel);
-        qsort(optims.names, optims.len, sizeof *optims.names, cmp_rel);
+        /* qsort(NULL, 0) is undefined behaviour (UBSan stops on it): sort only what exists. */
+        if (vars.len > 1) qsort(vars.names, vars.len, sizeof *vars.names, cmp_rel);
+        if (optims.len > 1) qsort(optims.names, optims.len, sizeof *optims.names, cmp_rel);
         st = load_all(path, opts, &vars, &optims, dict, err);
     }
     rel_free(&vars);
@@ -185,7 +196,7 @@ static int dygraph_dir_sniff(const char *path) {
         int       n = snprintf(full, sizeof full, "%s/" OPT_DIR "/%s", path, optims.names[i]);
         pdk_input in;
         if (n < 0 || (size_t)n >= sizeof full ||
-            pdk_input_open_file(full, true, NULL, &in, &scratch) != PDCKPT_OK)
+            pdk_input_open_file(full, false, NULL, &in, &scratch) != PDCKPT_OK)
             continue;
         if (pdk_pickle_sniff(&in) > 0) score = PDK_SNIFF_CERTAIN - 5;
         pdk_input_close(&in);

@@ -7,6 +7,7 @@
 #include "pickle_write.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define OPT_PREFIX "optimizers/"
 
@@ -36,6 +37,18 @@ static pdckpt_status write_entry(pdk_dirtx *tx, const char *rel, const pdckpt_va
     return pdk_sink_commit(sink, err);
 }
 
+/* Tensor streams, and optimizers/<name> pickles (protocol 2: PROTO 2 ... STOP). */
+static int dygraph_dir_owns(const char *rel, int fd, uint64_t size) {
+    if (strncmp(rel, OPT_PREFIX, strlen(OPT_PREFIX)) != 0 || strchr(rel + strlen(OPT_PREFIX), '/'))
+        return pdk_tensor_stream_file_ok(fd, size);
+    uint8_t first[2], last;
+    if (size < 3) return 0;
+    if (pread(fd, first, 2, 0) != 2 || pread(fd, &last, 1, (off_t)size - 1) != 1) return -1;
+    return first[0] == 0x80 && first[1] >= 2 && last == '.';
+}
+
+const pdk_dir_kind pdk_dygraph_dir_kind = {"dygraph-dir", dygraph_dir_owns};
+
 pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
                                    const pdckpt_save_options *opts, pdckpt_error *err) {
     if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT)
@@ -43,7 +56,7 @@ pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
                         "expected a dict keyed by relative path, found a %s",
                         pdckpt_kind_name(pdckpt_value_kind(root)));
     pdk_dirtx *tx = NULL;
-    PDK_TRY(pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err));
+    PDK_TRY(pdk_dirtx_begin(path, opts->durable, &pdk_dygraph_dir_kind, opts->allocator, &tx, err));
     pdckpt_status st = PDCKPT_OK;
     size_t        n = pdckpt_value_len(root);
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {

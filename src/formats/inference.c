@@ -10,15 +10,25 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- locating ---- */
 
 static bool is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Whether `name` is a regular file beneath `dir` (no "..", no absolute name, no link). */
+static bool beneath_is_file(const char *dir, const char *name) {
+    int  dfd = open(*dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    bool yes = dfd >= 0 && pdk_is_regular_beneath(dfd, name);
+    if (dfd >= 0) close(dfd);
+    return yes;
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -71,7 +81,7 @@ static bool locate_fixed(const char *dir, pdckpt_inference_paths *out, pdckpt_er
 static bool is_pir_file(const char *path) {
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
     pdk_input    in;
-    if (pdk_input_open_file(path, true, NULL, &in, &scratch) != PDCKPT_OK) return false;
+    if (pdk_input_open_file(path, false, NULL, &in, &scratch) != PDCKPT_OK) return false;
     bool pir = pdk_program_pir_sniff(&in) > 0;
     pdk_input_close(&in);
     return pir;
@@ -284,20 +294,28 @@ static pdckpt_status read_var_file(const pdk_input *in, const pdk_prog_var *v,
     return st;
 }
 
-static pdckpt_status load_var(const char *dir, const pdk_prog_var *v,
+/* The variable's file is opened beneath the directory (dfd): a name with "..", an absolute name
+ * or a symbolic link on the way is refused, so a program cannot make pdckpt read (or convert
+ * copy) a file outside the checkpoint. */
+static pdckpt_status load_var(int dfd, const char *dir, const pdk_prog_var *v,
                               const pdckpt_load_options *opts, pdckpt_value *dict,
                               pdckpt_error *err) {
     char path[PDCKPT_PATH_MAX];
     PDK_TRY(join(path, dir, v->name, "", err));
+    PDK_TRY(pdk_check_inner_name(v->name, dir, err));
     PDK_TRY(pdk_inference_check_kind(v, false, path, err));
-    if (!is_file(path))
+    pdk_input     in;
+    pdckpt_status st =
+        pdk_input_open_file_at(dfd, v->name, path, opts->zero_copy, opts->allocator, &in, err);
+    if (st != PDCKPT_OK && err->sys_errno == ENOENT) {
+        pdk_error_reset(err);
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, path, -1,
                         "expected a file for the program's persistable variable '%s', found none",
                         v->name);
-    pdk_input in;
-    PDK_TRY(pdk_input_open_file(path, opts->zero_copy, opts->allocator, &in, err));
+    }
+    PDK_TRY(st);
     pdckpt_value *value = NULL;
-    pdckpt_status st = read_var_file(&in, v, opts, &value, err);
+    st = read_var_file(&in, v, opts, &value, err);
     pdk_input_close(&in); /* tensors hold their own reference to the data */
     if (st != PDCKPT_OK) return st;
     return put_named(dict, v->name, value, err);
@@ -306,15 +324,21 @@ static pdckpt_status load_var(const char *dir, const pdk_prog_var *v,
 pdckpt_status pdk_inference_load_vars(const char *dir, const pdckpt_program *p,
                                       const pdckpt_load_options *opts, pdckpt_value **out,
                                       pdckpt_error *err) {
+    int dfd = open(*dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    if (dfd < 0) return pdk_fail_sys(err, errno, dir, "open directory");
     pdckpt_value *dict = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
-    if (!dict) return pdk_fail_nomem(err, "parameters");
+    if (!dict) {
+        close(dfd);
+        return pdk_fail_nomem(err, "parameters");
+    }
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < p->n_persistables && st == PDCKPT_OK; i++) {
-        st = load_var(dir, &p->vars[p->persistable_var[i]], opts, dict, err);
+        st = load_var(dfd, dir, &p->vars[p->persistable_var[i]], opts, dict, err);
         if (st == PDCKPT_OK && opts->progress &&
             opts->progress(opts->progress_ctx, i + 1, p->n_persistables))
             st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, dir, -1, "cancelled");
     }
+    close(dfd);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(dict);
         return st;
@@ -345,9 +369,7 @@ static pdckpt_status check_params_present(const pdckpt_inference_paths *paths,
     const char *dot = strrchr(base, '.');
     if (paths->params[0] || p->n_persistables == 0 || strncmp(base, "__model__", 9) == 0 || !dot)
         return PDCKPT_OK;
-    char first[PDCKPT_PATH_MAX];
-    if (join(first, paths->vars_dir, p->persistables[0], "", err) != PDCKPT_OK || is_file(first))
-        return PDCKPT_OK;
+    if (beneath_is_file(paths->vars_dir, p->persistables[0])) return PDCKPT_OK;
     return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, paths->vars_dir, -1,
                     "found the program %s but no parameters: neither %.*s.pdiparams nor a file "
                     "per variable (list the program itself with `pdckpt ls %s`)",
@@ -384,10 +406,10 @@ static int inference_sniff_dir(const char *path) {
     if (pdk_program_open(paths.program, &opts, &p, &scratch) != PDCKPT_OK)
         return PDK_SNIFF_WEAK + 1;
     size_t present = 0;
-    for (size_t i = 0; !paths.params[0] && i < p->n_persistables; i++) {
-        char file[PDCKPT_PATH_MAX];
-        present += join(file, path, p->persistables[i], "", &scratch) == PDCKPT_OK && is_file(file);
-    }
+    int    dfd = paths.params[0] ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    for (size_t i = 0; dfd >= 0 && i < p->n_persistables; i++)
+        present += pdk_is_regular_beneath(dfd, p->persistables[i]);
+    if (dfd >= 0) close(dfd);
     int score = paths.params[0] || present == p->n_persistables ? PDK_SNIFF_LIKELY + 10
                 : present == 0                                  ? PDK_SNIFF_WEAK + 1
                                                                 : PDK_SNIFF_NO;

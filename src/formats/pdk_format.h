@@ -82,6 +82,13 @@ pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);
 pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,
                                       pdckpt_error *err);
+/* Whether the open file (`size` bytes) is exactly one tensor stream, judged from its headers
+ * (at most its first 64 KiB are read; LoD offsets must lie in them): how a save recognises the
+ * files of a directory it may replace. */
+int pdk_tensor_stream_file_ok(int fd, uint64_t size); /* 1 yes, 0 no, -1 read error (errno) */
+/* The directory kinds saves write (vars_dir.c, dygraph_dir_write.c): see pdk_dirtx_begin. */
+extern const pdk_dir_kind pdk_vars_dir_kind;
+extern const pdk_dir_kind pdk_dygraph_dir_kind;
 pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor, pdckpt_error *err);
 /* Makes a tensor value whose data is `data` inside input `in`: zero-copy when allowed, else a
  * copy (caller memory without zero_copy, or misaligned data with require_aligned). */

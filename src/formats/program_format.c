@@ -30,7 +30,7 @@ pdckpt_status pdk_program_parse(const pdk_input *in, const pdckpt_load_options *
 pdckpt_status pdk_program_open(const char *path, const pdckpt_load_options *opts,
                                pdckpt_program **out, pdckpt_error *err) {
     pdk_input in;
-    PDK_TRY(pdk_input_open_file(path, true, opts->allocator, &in, err));
+    PDK_TRY(pdk_input_open_file(path, false, opts->allocator, &in, err));
     pdckpt_status st = pdk_program_parse(&in, opts, out, err);
     pdk_error_set_source(err, path);
     pdk_input_close(&in); /* the program copies everything it keeps */

@@ -394,7 +394,8 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
         pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
     pdk_flat_list flat;
     PDK_TRY(pdk_flat_collect(root, opts, skip, &flat, err));
-    qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
+    /* Not qsort(NULL, 0) for an empty dict: undefined behaviour, which UBSan aborts on. */
+    if (flat.len > 1) qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
     uint64_t      json_len = 0;
     pdckpt_status st = header_size(sink->name, meta, &flat, &json_len, err);
     uint64_t      padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */

@@ -81,7 +81,7 @@ static pdckpt_status write_new_dir(const pdckpt_program *p, const pdckpt_value *
                                    const char *dirname, const pdckpt_save_options *opts,
                                    pdckpt_error *err) {
     pdk_dirtx *tx = NULL;
-    PDK_TRY(pdk_dirtx_begin(dirname, opts->durable, opts->allocator, &tx, err));
+    PDK_TRY(pdk_dirtx_begin(dirname, opts->durable, &pdk_vars_dir_kind, opts->allocator, &tx, err));
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < p->n_persistables && st == PDCKPT_OK; i++) {
         const pdk_prog_var *v = &p->vars[p->persistable_var[i]];
@@ -130,7 +130,7 @@ static pdckpt_status write_into_dir(const pdckpt_program *p, const pdckpt_value 
         if (n < 0 || (size_t)n >= sizeof path)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1, "path too long: %s", v->name);
         pdk_sink *sink = NULL;
-        PDK_TRY(pdk_sink_open_atomic_file(path, opts->durable, opts->allocator, &sink, err));
+        PDK_TRY(pdk_sink_open_atomic_inner(path, opts->durable, opts->allocator, &sink, err));
         PDK_TRY(write_entry(sink, v, x, err));
     }
     return PDCKPT_OK;

@@ -6,7 +6,9 @@
  */
 #include "pdk_format.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- TensorDesc ---- */
 
@@ -330,6 +332,36 @@ static int tensor_sniff(const pdk_input *in) {
     pdckpt_value_free(t);
     /* A whole-file single stream is certain; more bytes after it point at `combined`. */
     return cur.pos == cur.len ? PDK_SNIFF_CERTAIN - 1 : PDK_SNIFF_NO;
+}
+
+int pdk_tensor_stream_file_ok(int fd, uint64_t size) {
+    uint8_t head[64 << 10];
+    size_t  want = size < sizeof head ? (size_t)size : sizeof head, got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, head + got, want - got, (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) return 0; /* shorter than its size said: not one of ours */
+        got += (size_t)n;
+    }
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    pdk_cursor   cur;
+    pdk_cur_init(&cur, head, got, "", &scratch);
+    uint32_t version, inner;
+    uint64_t n_lod, n_elements, n_bytes;
+    if (pdk_cur_u32le(&cur, &version, "") || version || pdk_cur_u64le(&cur, &n_lod, "") ||
+        n_lod > 64)
+        return 0;
+    for (uint64_t i = 0; i < n_lod; i++) { /* LoD offsets must lie in the head */
+        uint64_t       level;
+        const uint8_t *skip;
+        if (pdk_cur_u64le(&cur, &level, "") || pdk_cur_bytes(&cur, level, &skip, "")) return 0;
+    }
+    pdk_tensor_desc desc;
+    if (pdk_cur_u32le(&cur, &inner, "") || inner || read_desc(&cur, &desc) ||
+        pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes, &scratch))
+        return 0;
+    return cur.pos + n_bytes == size; /* exactly one stream: the data ends the file */
 }
 
 static pdckpt_status tensor_load(const pdk_input *in, const pdckpt_load_options *opts,

@@ -3,7 +3,11 @@
  * with filename=None, 1.x inference directories), spec binary-and-static-formats.md §4.2.  A
  * variable whose name contains '/' lives in subdirectories.  Program files (__model__, *.pdmodel,
  * *.json), *.info files, other checkpoint files and hidden files are not variables and are
- * skipped; every other file must be one tensor stream, or the load fails naming it.
+ * skipped; every other file must be one tensor stream, or the load fails naming it.  A checkpoint
+ * directory holds regular files and directories only: a symbolic link, FIFO, socket or device
+ * inside it is refused by name (links are not followed, so nothing outside can be read, and
+ * nothing is opened that could block), and every file is opened beneath the directory's own
+ * descriptor (safe_open.c).
  */
 #include "pdk_format.h"
 
@@ -75,9 +79,8 @@ static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, i
     if (fstatat(d.dfd, child_rel, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return pdk_fail_sys(err, errno, full, "stat");
     if (S_ISDIR(st.st_mode)) return scan(d, child_rel, depth + 1, nl, err);
-    if (S_ISLNK(st.st_mode) && (fstatat(d.dfd, child_rel, &st, 0) != 0 || !S_ISREG(st.st_mode)))
-        return PDCKPT_OK; /* dangling links and links to directories are not variables */
-    if (!S_ISREG(st.st_mode) || is_not_a_variable(entry)) return PDCKPT_OK;
+    if (!S_ISREG(st.st_mode)) return pdk_refuse_file_kind(st.st_mode, full, err);
+    if (is_not_a_variable(entry)) return PDCKPT_OK;
     return names_add(nl, child_rel, err);
 }
 
@@ -161,7 +164,7 @@ static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *
                                    pdckpt_value **out, pdckpt_error *err) {
     pdckpt_status st = PDCKPT_OK;
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
         if (dfd < 0) return pdk_fail_sys(err, errno, path, "open directory");
         pdckpt_value *dict = NULL;
         st = load_all((dir_ref){dfd, path}, opts, &dict, err);
@@ -180,22 +183,29 @@ static pdckpt_status vars_dir_load(const char *path, const pdckpt_load_options *
     return st;
 }
 
-/* Evidence: some file in the top level parses as exactly one tensor stream. */
+/* Evidence: some file in the top level parses as exactly one tensor stream.  The files are read
+ * (not mapped: a file truncated meanwhile must not raise SIGBUS), beneath the directory. */
 static int vars_dir_sniff(const char *path) {
-    DIR *dir = opendir(path);
-    if (!dir) return PDK_SNIFF_NO;
+    int  dfd = open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!dir) {
+        if (dfd >= 0) close(dfd);
+        return PDK_SNIFF_NO;
+    }
     int            score = PDK_SNIFF_WEAK; /* an empty directory is most likely an empty vars-dir */
     struct dirent *de;
     int            checked = 0;
     while ((de = readdir(dir)) != NULL && checked < 8) {
-        if (de->d_name[0] == '.' || is_not_a_variable(de->d_name)) continue;
-        char full[PATH_MAX];
-        snprintf(full, sizeof full, "%s/%s", path, de->d_name);
-        if (pdk_is_directory(full)) continue;
+        struct stat st;
+        if (de->d_name[0] == '.' || is_not_a_variable(de->d_name) ||
+            fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
         pdckpt_error scratch = PDCKPT_ERROR_INIT;
         pdk_input    in;
         checked++;
-        if (pdk_input_open_file(full, true, NULL, &in, &scratch) != PDCKPT_OK) continue;
+        if (pdk_input_open_file_at(dfd, de->d_name, de->d_name, false, NULL, &in, &scratch) !=
+            PDCKPT_OK)
+            continue;
         int s = pdk_format_tensor.sniff(&in);
         pdk_input_close(&in);
         if (s > 0) {
@@ -207,12 +217,21 @@ static int vars_dir_sniff(const char *path) {
     return score;
 }
 
+/* A vars-dir save writes one tensor stream per variable and nothing else. */
+static int vars_dir_owns(const char *rel, int fd, uint64_t size) {
+    (void)rel;
+    return pdk_tensor_stream_file_ok(fd, size);
+}
+
+const pdk_dir_kind pdk_vars_dir_kind = {"vars-dir", vars_dir_owns};
+
 static pdckpt_status vars_dir_save(const pdckpt_value *root, const char *path,
                                    const pdckpt_save_options *opts, pdckpt_error *err) {
     pdk_flat_list flat;
     PDK_TRY(pdk_flat_collect(root, opts, NULL, &flat, err));
     pdk_dirtx    *tx = NULL;
-    pdckpt_status st = pdk_dirtx_begin(path, opts->durable, opts->allocator, &tx, err);
+    pdckpt_status st =
+        pdk_dirtx_begin(path, opts->durable, &pdk_vars_dir_kind, opts->allocator, &tx, err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
         pdk_sink *sink = NULL;
         st = pdk_dirtx_open_file(tx, flat.entries[i].name, &sink, err);

@@ -4,10 +4,13 @@
  * always see the whole old or the whole new directory.  Where the filesystem cannot exchange
  * (EINVAL/ENOSYS), the old directory is renamed aside first: a crash in that short window leaves
  * both complete copies: the old one under a ".<name>.pdckpt-tmp-*" name beside the new one.
+ * A save replaces only what it owns: an existing directory is swapped out (and deleted) only when
+ * everything in it is a file of the kind being written (ownership_check below).
  */
 #define _GNU_SOURCE
 #include "pdk_io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,34 +21,126 @@
 
 struct pdk_dirtx {
     const pdckpt_allocator *alloc;
+    const pdk_dir_kind     *kind;
     bool                    durable;
-    char                    target[PATH_MAX];
+    char                    shown[PATH_MAX];  /* the name the caller gave (errors) */
+    char                    target[PATH_MAX]; /* what is replaced: links followed */
     char                    temp[PATH_MAX];
     char                  **dirs; /* subdirectories created, for fsync */
     size_t                  n_dirs;
     size_t                  cap_dirs;
 };
 
-pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdckpt_allocator *a,
-                              pdk_dirtx **out, pdckpt_error *err) {
-    *out = NULL;
+/* ---- what an existing directory may hold ---- */
+
+#define MAX_OWNED_DEPTH 64
+
+static pdckpt_status foreign(const pdk_dirtx *tx, const char *rel, const char *why,
+                             pdckpt_error *err) {
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->shown, -1,
+                    "not replaced: the directory holds '%s' (%s), which is not part of a %s "
+                    "checkpoint; a save replaces an existing directory only when everything in "
+                    "it is (move '%s' away or save elsewhere)",
+                    rel, why, tx->kind->name, rel);
+}
+
+static pdckpt_status owned_tree(const pdk_dirtx *tx, int dfd, const char *rel, int depth,
+                                pdckpt_error *err);
+
+static pdckpt_status owned_entry(const pdk_dirtx *tx, int dfd, const char *rel, const char *name,
+                                 int depth, pdckpt_error *err) {
     struct stat st;
-    if (stat(target, &st) == 0 && !S_ISDIR(st.st_mode))
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
-                        "expected a directory (or nothing) at the target, found a file");
+    if (name[0] == '.') return foreign(tx, rel, "a hidden entry", err);
+    /* An entry that vanishes meanwhile (another save is swapping in its copy and deleting this
+     * one) is not something this save would destroy. */
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? PDCKPT_OK : pdk_fail_sys(err, errno, tx->shown, "stat '%s'", rel);
+    if (S_ISDIR(st.st_mode)) {
+        int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (sub < 0 && errno == ENOENT) return PDCKPT_OK;
+        if (sub < 0) return pdk_fail_sys(err, errno, tx->shown, "open '%s'", rel);
+        pdckpt_status s = owned_tree(tx, sub, rel, depth + 1, err); /* closes sub */
+        return s;
+    }
+    if (!S_ISREG(st.st_mode))
+        return foreign(tx, rel, S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file",
+                       err);
+    int fd;
+    if (pdk_open_read(dfd, name, PDK_OPEN_BENEATH, tx->shown, &fd, &st, err) != PDCKPT_OK) {
+        if (err->sys_errno != ENOENT) return err->status;
+        pdk_error_reset(err);
+        return PDCKPT_OK;
+    }
+    int ours = tx->kind->owns(rel, fd, (uint64_t)st.st_size), saved = errno;
+    close(fd);
+    if (ours < 0) return pdk_fail_sys(err, saved, tx->shown, "read '%s'", rel);
+    return ours ? PDCKPT_OK : foreign(tx, rel, "a file this format does not write", err);
+}
+
+/* Checks every entry beneath dfd (which it closes). */
+static pdckpt_status owned_tree(const pdk_dirtx *tx, int dfd, const char *rel, int depth,
+                                pdckpt_error *err) {
+    DIR *dir = depth <= MAX_OWNED_DEPTH ? fdopendir(dfd) : NULL;
+    if (!dir) {
+        close(dfd);
+        return foreign(tx, rel, "too deep or unreadable", err);
+    }
+    pdckpt_status  st = PDCKPT_OK;
+    struct dirent *de;
+    while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        char child[PATH_MAX];
+        if (snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
+            (int)sizeof child)
+            st = foreign(tx, de->d_name, "path too long", err);
+        else
+            st = owned_entry(tx, dirfd(dir), child, de->d_name, depth, err);
+    }
+    closedir(dir);
+    return st;
+}
+
+/* Whether the existing target (if any) may be replaced by this save. */
+static pdckpt_status ownership_check(const pdk_dirtx *tx, pdckpt_error *err) {
+    struct stat st;
+    if (lstat(tx->target, &st) != 0)
+        return errno == ENOENT ? PDCKPT_OK : pdk_fail_sys(err, errno, tx->shown, "stat");
+    if (!S_ISDIR(st.st_mode))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->shown, -1,
+                        "not replaced: expected a directory (or nothing) at the target, found %s",
+                        S_ISREG(st.st_mode) ? "a file" : "a FIFO, socket or device");
+    int dfd = open(tx->target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (dfd < 0) return pdk_fail_sys(err, errno, tx->shown, "open directory");
+    return owned_tree(tx, dfd, "", 0, err);
+}
+
+pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdk_dir_kind *kind,
+                              const pdckpt_allocator *a, pdk_dirtx **out, pdckpt_error *err) {
+    *out = NULL;
     if (strlen(target) >= PATH_MAX - 64)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1, "path too long");
     pdk_dirtx *tx = pdk_calloc(a, 1, sizeof *tx);
     if (!tx) return pdk_fail_nomem(err, "directory transaction");
     tx->alloc = a;
+    tx->kind = kind;
     tx->durable = durable;
-    snprintf(tx->target, sizeof tx->target, "%s", target);
-    size_t n = strlen(tx->target); /* "dir/" -> "dir" so the temp lands beside it */
-    while (n > 1 && tx->target[n - 1] == '/') tx->target[--n] = '\0';
-    pdk_remove_stale_temps(tx->target); /* debris of a writer that was killed */
-    pdckpt_status status = pdk_temp_path_beside(tx->target, tx->temp, sizeof tx->temp, err);
+    snprintf(tx->shown, sizeof tx->shown, "%s", target);
+    size_t n = strlen(tx->shown); /* "dir/" -> "dir" so the temp lands beside it */
+    while (n > 1 && tx->shown[n - 1] == '/') tx->shown[--n] = '\0';
+    struct stat   st;
+    bool          exists;
+    pdckpt_status status =
+        pdk_resolve_save_target(tx->shown, tx->target, sizeof tx->target, &st, &exists, err);
+    if (status == PDCKPT_OK) status = ownership_check(tx, err);
+    if (status == PDCKPT_OK) pdk_remove_stale_temps(tx->target); /* a killed writer's debris */
+    if (status == PDCKPT_OK)
+        status = pdk_temp_path_beside(tx->target, tx->temp, sizeof tx->temp, err);
     if (status == PDCKPT_OK && mkdir(tx->temp, 0777) != 0)
         status = pdk_fail_sys(err, errno, target, "create temporary directory");
+    if (status == PDCKPT_OK && exists && chmod(tx->temp, st.st_mode & 07777) != 0) {
+        status = pdk_fail_sys(err, errno, target, "keep the directory's mode");
+        rmdir(tx->temp);
+    }
     if (status != PDCKPT_OK) {
         pdk_free(a, tx, sizeof *tx);
         return status;
@@ -91,7 +186,7 @@ static pdckpt_status make_parents(pdk_dirtx *tx, char *full, pdckpt_error *err) 
         if (mkdir(full, 0777) == 0)
             st = remember_dir(tx, full, err);
         else if (errno != EEXIST || !pdk_is_directory(full))
-            st = pdk_fail_sys(err, errno == EEXIST ? ENOTDIR : errno, tx->target,
+            st = pdk_fail_sys(err, errno == EEXIST ? ENOTDIR : errno, tx->shown,
                               "create directory for '%s'", full + root_len + 1);
         *p = '/';
         PDK_TRY(st);
@@ -102,21 +197,20 @@ static pdckpt_status make_parents(pdk_dirtx *tx, char *full, pdckpt_error *err) 
 pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink **out,
                                   pdckpt_error *err) {
     *out = NULL;
-    PDK_TRY(check_relpath(tx->target, relpath, err));
+    PDK_TRY(check_relpath(tx->shown, relpath, err));
     char full[PATH_MAX];
     int  n = snprintf(full, sizeof full, "%s/%s", tx->temp, relpath);
     if (n < 0 || (size_t)n >= sizeof full)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1, "path too long for '%s'",
-                        relpath);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->shown, -1, "path too long for '%s'", relpath);
     PDK_TRY(make_parents(tx, full, err));
     char shown[PATH_MAX];
-    if (snprintf(shown, sizeof shown, "%s/%s", tx->target, relpath) >= (int)sizeof shown)
+    if (snprintf(shown, sizeof shown, "%s/%s", tx->shown, relpath) >= (int)sizeof shown)
         snprintf(shown, sizeof shown, "%s", full); /* too long to show: the temporary's name */
     pdckpt_status st = pdk_sink_open_plain_file(full, shown, tx->durable, tx->alloc, out, err);
     if (st != PDCKPT_OK && err->sys_errno == EEXIST) {
         err->status = PDCKPT_OK; /* replace the low-level message with the real cause */
         err->sys_errno = 0;
-        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->target, -1,
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, tx->shown, -1,
                       "two variables map to the same file '%s'", relpath);
     }
     return st;
@@ -136,22 +230,21 @@ void pdk_dirtx_abort(pdk_dirtx *tx) {
 
 static pdckpt_status swap_in(pdk_dirtx *tx, pdckpt_error *err) {
     if (!pdk_is_directory(tx->target)) {
-        if (rename(tx->temp, tx->target) != 0)
-            return pdk_fail_sys(err, errno, tx->target, "rename");
+        if (rename(tx->temp, tx->target) != 0) return pdk_fail_sys(err, errno, tx->shown, "rename");
         return PDCKPT_OK;
     }
     if (renameat2(AT_FDCWD, tx->temp, AT_FDCWD, tx->target, RENAME_EXCHANGE) == 0) {
         pdk_remove_tree(tx->temp); /* now holds the old directory */
         return PDCKPT_OK;
     }
-    if (errno != EINVAL && errno != ENOSYS) return pdk_fail_sys(err, errno, tx->target, "rename");
+    if (errno != EINVAL && errno != ENOSYS) return pdk_fail_sys(err, errno, tx->shown, "rename");
     char old[PATH_MAX];
     PDK_TRY(pdk_temp_path_beside(tx->target, old, sizeof old, err));
-    if (rename(tx->target, old) != 0) return pdk_fail_sys(err, errno, tx->target, "rename aside");
+    if (rename(tx->target, old) != 0) return pdk_fail_sys(err, errno, tx->shown, "rename aside");
     if (rename(tx->temp, tx->target) != 0) {
         int saved = errno;
         rename(old, tx->target); /* put the old one back */
-        return pdk_fail_sys(err, saved, tx->target, "rename");
+        return pdk_fail_sys(err, saved, tx->shown, "rename");
     }
     pdk_remove_tree(old);
     return PDCKPT_OK;
@@ -164,8 +257,10 @@ pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err) {
             st = pdk_fsync_dir_of(tx->dirs[i], true, err);
         if (st == PDCKPT_OK) st = pdk_fsync_dir_of(tx->temp, true, err);
         /* The user knows the checkpoint by its name, not by its temporary directory's. */
-        if (st != PDCKPT_OK) pdk_error_replace_source(err, tx->target);
+        if (st != PDCKPT_OK) pdk_error_replace_source(err, tx->shown);
     }
+    /* Something may have been put into the old directory while the new one was written. */
+    if (st == PDCKPT_OK) st = ownership_check(tx, err);
     if (st == PDCKPT_OK) st = swap_in(tx, err);
     if (st == PDCKPT_OK && tx->durable) st = pdk_fsync_dir_of(tx->target, false, err);
     if (st != PDCKPT_OK) {

@@ -124,3 +124,40 @@ void pdk_remove_stale_temps(const char *path) {
     }
     closedir(d);
 }
+
+/* Joins a relative link target onto the directory of `link` (in place into out). */
+static pdckpt_status follow_link(const char *link, const char *dest, char *out, size_t cap,
+                                 const char *shown, pdckpt_error *err) {
+    char        dir[PATH_MAX];
+    const char *base;
+    split_path(link, dir, sizeof dir, &base);
+    int n =
+        dest[0] == '/' ? snprintf(out, cap, "%s", dest) : snprintf(out, cap, "%s/%s", dir, dest);
+    if (n < 0 || (size_t)n >= cap)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, shown, -1, "path too long after following links");
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_resolve_save_target(const char *path, char *out, size_t cap, struct stat *st,
+                                      bool *exists, pdckpt_error *err) {
+    if (strlen(path) >= cap) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
+    snprintf(out, cap, "%s", path);
+    for (int hops = 0; hops <= 40; hops++) {
+        if (lstat(out, st) != 0) {
+            if (errno != ENOENT) return pdk_fail_sys(err, errno, path, "stat");
+            *exists = false; /* a new file (possibly where a dangling link points) */
+            return PDCKPT_OK;
+        }
+        if (!S_ISLNK(st->st_mode)) {
+            *exists = true;
+            return PDCKPT_OK;
+        }
+        char    dest[PATH_MAX], next[PATH_MAX];
+        ssize_t n = readlink(out, dest, sizeof dest - 1);
+        if (n < 0) return pdk_fail_sys(err, errno, path, "readlink");
+        dest[n] = '\0';
+        PDK_TRY(follow_link(out, dest, next, sizeof next, path, err));
+        snprintf(out, cap, "%s", next);
+    }
+    return pdk_fail_sys(err, ELOOP, path, "follow symbolic links");
+}

@@ -19,15 +19,39 @@ typedef struct pdk_input {
     bool copy_tensors; /* tensors must not point into `data` (caller memory, !zero_copy) */
 } pdk_input;
 
-/* Maps (zero_copy) or reads the whole regular file at `path`. */
+/* Reads (or with zero_copy maps) the whole regular file at `path`.  A read is retried when the
+ * file changes meanwhile (size, mtime or ctime), and fails with IO after a few attempts; a mapping
+ * is hurt by later truncation (SIGBUS) and in-place rewrites, so only callers who ask map. */
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err);
-/* The same for `rel` under the directory `dirfd` (openat), so a directory that is replaced while
- * it is read cannot mix files of two checkpoints; `shown` names the file in errors. */
+/* The same for `rel` resolved beneath the directory `dirfd` (PDK_OPEN_BENEATH: no "..", no
+ * absolute name, no symbolic link), so a directory that is replaced while it is read cannot mix
+ * files of two checkpoints and a name cannot reach outside; `shown` names the file in errors. */
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *shown, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err);
 void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
 void          pdk_input_close(pdk_input *in);
+
+/* ---- opening what is read (safe_open.c) ---- */
+
+#include <sys/stat.h>
+
+#define PDK_OPEN_BENEATH 1u /* `rel` comes from inside a checkpoint: resolve it beneath dirfd */
+#define PDK_OPEN_DIR_OK  2u /* a directory is acceptable too */
+/* Opens `rel` (relative to dirfd, or AT_FDCWD) for reading without ever blocking: O_NONBLOCK,
+ * then fstat, then only a regular file (or a directory with PDK_OPEN_DIR_OK) is accepted and
+ * O_NONBLOCK cleared; FIFOs, sockets and devices are refused naming `shown`.  *st is its stat. */
+pdckpt_status pdk_open_read(int dirfd, const char *rel, unsigned how, const char *shown, int *fd,
+                            struct stat *st, pdckpt_error *err);
+/* A name from inside a checkpoint: relative, no empty, "." or ".." component (FORMAT). */
+pdckpt_status pdk_check_inner_name(const char *name, const char *shown, pdckpt_error *err);
+/* Whether `rel` beneath dirfd is a regular file reached without links (opens, never blocks). */
+bool pdk_is_regular_beneath(int dirfd, const char *rel);
+/* ARGUMENT "expected a regular file, found a FIFO" (device, socket, directory, link). */
+pdckpt_status pdk_refuse_file_kind(mode_t mode, const char *shown, pdckpt_error *err);
+/* The openat2 fallback (kernels before 5.6): one component at a time with O_NOFOLLOW.  -1 and
+ * errno ELOOP when a component is a symbolic link.  Exposed for the tests. */
+int pdk_open_beneath_walk(int dirfd, const char *rel, int flags);
 
 /* ---- sinks ---- */
 
@@ -64,9 +88,14 @@ void pdk_sink_abort(pdk_sink *sink);
 /* Reports progress to the save options' callback (also called internally every few MiB). */
 void pdk_sink_set_progress(pdk_sink *sink, pdckpt_progress_fn fn, void *ctx, uint64_t total);
 
-/* Atomic file: temp beside `path`, fsync (durable), rename, fsync the directory. */
+/* Atomic file: temp beside `path`, fsync (durable), rename, fsync the directory.  A symbolic link
+ * at `path` is followed (its target replaced, the link kept); the replaced file's mode (and owner
+ * where permitted) is kept; a directory, FIFO, socket or device there is refused (ARGUMENT). */
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
                                         pdk_sink **out, pdckpt_error *err);
+/* The same for a file inside a checkpoint directory: a symbolic link there is refused. */
+pdckpt_status pdk_sink_open_atomic_inner(const char *path, bool durable, const pdckpt_allocator *a,
+                                         pdk_sink **out, pdckpt_error *err);
 /* Makes an atomic file sink also write "<path>.xxh3" (xxh_sidecar.c); before the first write. */
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err);
 /* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable;
@@ -92,9 +121,23 @@ pdckpt_status pdk_sink_init(pdk_sink *sink, const pdk_sink_ops *ops, const pdckp
 
 typedef struct pdk_dirtx pdk_dirtx;
 
-/* Starts building a directory that will replace `target` atomically on commit. */
-pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdckpt_allocator *a,
-                              pdk_dirtx **out, pdckpt_error *err);
+/* The kind of directory a save writes, and how to recognise one of its files: `owns` gets a file
+ * of an existing directory (its path relative to the directory, an open descriptor, its size)
+ * and says whether a save of this kind could have written it: 1 yes, 0 no, -1 a read failed
+ * (errno set). */
+typedef struct pdk_dir_kind {
+    const char *name; /* "vars-dir", ... (messages) */
+    int (*owns)(const char *rel, int fd, uint64_t size);
+} pdk_dir_kind;
+
+/* Starts building a directory that will replace `target` atomically on commit.  A symbolic link
+ * at `target` is followed (the directory it names is replaced, the link kept).  An existing
+ * directory is replaced only when everything in it belongs to a checkpoint of `kind`: regular
+ * files `kind->owns` recognises and subdirectories holding only such files; anything else (a
+ * hidden entry, a link, a FIFO, a file it does not recognise) makes the save fail with ARGUMENT
+ * naming the entry, before anything is written, and again just before the swap. */
+pdckpt_status pdk_dirtx_begin(const char *target, bool durable, const pdk_dir_kind *kind,
+                              const pdckpt_allocator *a, pdk_dirtx **out, pdckpt_error *err);
 /* Opens `relpath` (may contain '/': subdirectories are created) for writing inside the new dir. */
 pdckpt_status pdk_dirtx_open_file(pdk_dirtx *tx, const char *relpath, pdk_sink **out,
                                   pdckpt_error *err);
@@ -114,6 +157,11 @@ void pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);
+/* Where a save to `path` lands: symbolic links are followed to what they name (the link is kept
+ * and its target replaced), so `out` is the path to write beside and rename over.  *exists says
+ * whether something is there; *st is its lstat (never a link). */
+pdckpt_status pdk_resolve_save_target(const char *path, char *out, size_t cap, struct stat *st,
+                                      bool *exists, pdckpt_error *err);
 
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */
 

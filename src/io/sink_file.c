@@ -3,6 +3,9 @@
  * with rename only after the data is synced, then syncs the directory, so a crash leaves either
  * the old file or the new one; it never opens the target with O_TRUNC (a reader may have it
  * mapped).  The plain one creates a fresh file inside a directory transaction (dir_tx.c).
+ * A save replaces only a regular file: through a symbolic link it replaces the file the link
+ * names (the link stays), keeping that file's mode and, where the process may, its owner; a
+ * directory, FIFO, socket or device at the target is refused and left alone.
  */
 #include "pdk_io.h"
 
@@ -21,9 +24,10 @@ typedef struct file_sink {
     int          fd;
     bool         atomic;
     bool         durable;
-    char         temp[PATH_MAX]; /* what is being written */
-    char         path[PATH_MAX]; /* final name (atomic) */
-    pdk_sidecar *sum;            /* checksum sidecar being hashed, or NULL */
+    char         temp[PATH_MAX];   /* what is being written */
+    char         path[PATH_MAX];   /* the name the caller gave (errors) */
+    char         target[PATH_MAX]; /* what is replaced: `path` with symbolic links followed */
+    pdk_sidecar *sum;              /* checksum sidecar being hashed, or NULL */
 } file_sink;
 
 #define WRITE_CHUNK ((size_t)8 << 20)
@@ -56,11 +60,11 @@ static pdckpt_status file_finish(pdk_sink *sink, pdckpt_error *err) {
     if (close(fd) != 0) return pdk_fail_sys(err, errno, shown, "close");
     if (!fs->atomic) return PDCKPT_OK;
     /* A sidecar describing the old file goes first, so no crash pairs it with the new one. */
-    PDK_TRY(pdk_sidecar_remove_stale(fs->path, fs->durable, err));
-    if (rename(fs->temp, fs->path) != 0) return pdk_fail_sys(err, errno, fs->path, "rename");
+    PDK_TRY(pdk_sidecar_remove_stale(fs->target, fs->durable, err));
+    if (rename(fs->temp, fs->target) != 0) return pdk_fail_sys(err, errno, fs->path, "rename");
     fs->temp[0] = '\0'; /* published: nothing left to discard */
-    if (fs->sum) return pdk_sidecar_publish(fs->sum, fs->path, fs->durable, err); /* syncs dir */
-    return fs->durable ? pdk_fsync_dir_of(fs->path, false, err) : PDCKPT_OK;
+    if (fs->sum) return pdk_sidecar_publish(fs->sum, fs->target, fs->durable, err); /* syncs dir */
+    return fs->durable ? pdk_fsync_dir_of(fs->target, false, err) : PDCKPT_OK;
 }
 
 static void file_discard(pdk_sink *sink) {
@@ -78,10 +82,65 @@ static void file_destroy(pdk_sink *sink) {
 
 static const pdk_sink_ops file_ops = {file_emit, file_finish, file_discard, file_destroy};
 
+/* What an atomic save may replace: nothing, or a regular file (through links when `follow`). */
+static pdckpt_status check_target(file_sink *fs, bool follow, struct stat *old, bool *exists,
+                                  pdckpt_error *err) {
+    const char *p = fs->path;
+    if (follow)
+        PDK_TRY(pdk_resolve_save_target(p, fs->target, sizeof fs->target, old, exists, err));
+    if (!follow) {
+        snprintf(fs->target, sizeof fs->target, "%s", p);
+        *exists = lstat(p, old) == 0;
+        if (!*exists && errno != ENOENT) return pdk_fail_sys(err, errno, p, "stat");
+    }
+    if (!*exists || S_ISREG(old->st_mode)) return PDCKPT_OK;
+    if (S_ISDIR(old->st_mode))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, p, -1,
+                        "expected a file (or nothing) at the save target, found a directory; a "
+                        "file save never replaces a directory (paddle.save raises "
+                        "IsADirectoryError here)");
+    pdk_error_reset(err);
+    pdckpt_status st = pdk_refuse_file_kind(old->st_mode, p, err);
+    pdk_error_prefix(err, "not replaced: ");
+    return st;
+}
+
+/* The new file takes the replaced one's permissions, and its owner where the process may give
+ * it (root, or a group it belongs to); otherwise the owner is the saving user, as for any new
+ * file. */
+static pdckpt_status keep_mode(file_sink *fs, const struct stat *old, pdckpt_error *err) {
+    if (fchmod(fs->fd, old->st_mode & 07777) != 0)
+        return pdk_fail_sys(err, errno, fs->path, "chmod of the new file");
+    if ((old->st_uid != geteuid() || old->st_gid != getegid()) &&
+        fchown(fs->fd, old->st_uid, old->st_gid) != 0 &&
+        fchown(fs->fd, (uid_t)-1, old->st_gid) != 0)
+        errno = 0; /* not permitted: the saving user owns it */
+    return PDCKPT_OK;
+}
+
+static pdckpt_status create_temp(file_sink *fs, bool follow, pdckpt_error *err) {
+    struct stat old;
+    bool        exists = false;
+    if (fs->atomic) {
+        PDK_TRY(check_target(fs, follow, &old, &exists, err));
+        pdk_remove_stale_temps(fs->target); /* debris of a writer that was killed */
+        PDK_TRY(pdk_temp_path_beside(fs->target, fs->temp, sizeof fs->temp, err));
+    }
+    /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
+    fs->fd = open(fs->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fs->fd < 0) {
+        fs->temp[0] = '\0';
+        return pdk_fail_sys(err, errno, fs->path, "create %s",
+                            fs->atomic ? "temporary file" : "file");
+    }
+    return exists ? keep_mode(fs, &old, err) : PDCKPT_OK;
+}
+
 /* `path` is where the bytes go; errors name `shown` (a directory save's file by its final name,
  * not by the temporary directory it is written in). */
-static pdckpt_status open_file_sink(const char *path, const char *shown, bool atomic, bool durable,
-                                    const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
+static pdckpt_status open_file_sink(const char *path, const char *shown, bool atomic, bool follow,
+                                    bool durable, const pdckpt_allocator *a, pdk_sink **out,
+                                    pdckpt_error *err) {
     *out = NULL;
     if (strlen(path) >= PATH_MAX || strlen(shown) >= PATH_MAX)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
@@ -93,20 +152,8 @@ static pdckpt_status open_file_sink(const char *path, const char *shown, bool at
     fs->durable = durable;
     pdckpt_status st = pdk_sink_init(&fs->base, &file_ops, a, fs->path, FILE_BUFFER, err);
     snprintf(fs->path, sizeof fs->path, "%s", atomic ? path : shown);
-    if (st == PDCKPT_OK && atomic) {
-        pdk_remove_stale_temps(path); /* debris of a writer that was killed */
-        st = pdk_temp_path_beside(path, fs->temp, sizeof fs->temp, err);
-    } else if (st == PDCKPT_OK)
-        snprintf(fs->temp, sizeof fs->temp, "%s", path);
-    if (st == PDCKPT_OK) {
-        /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
-        fs->fd = open(fs->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fs->fd < 0) {
-            st =
-                pdk_fail_sys(err, errno, fs->path, "create %s", atomic ? "temporary file" : "file");
-            fs->temp[0] = '\0';
-        }
-    }
+    if (!atomic) snprintf(fs->temp, sizeof fs->temp, "%s", path);
+    if (st == PDCKPT_OK) st = create_temp(fs, follow, err);
     if (st != PDCKPT_OK) {
         pdk_sink_abort(&fs->base);
         return st;
@@ -117,13 +164,23 @@ static pdckpt_status open_file_sink(const char *path, const char *shown, bool at
 
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
                                         pdk_sink **out, pdckpt_error *err) {
-    return open_file_sink(path, path, true, durable, a, out, err);
+    return open_file_sink(path, path, true, true, durable, a, out, err);
+}
+
+pdckpt_status pdk_sink_open_atomic_inner(const char *path, bool durable, const pdckpt_allocator *a,
+                                         pdk_sink **out, pdckpt_error *err) {
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "not replaced: a symbolic link inside a checkpoint directory is not "
+                        "followed");
+    return open_file_sink(path, path, true, false, durable, a, out, err);
 }
 
 pdckpt_status pdk_sink_open_plain_file(const char *path, const char *shown, bool durable,
                                        const pdckpt_allocator *a, pdk_sink **out,
                                        pdckpt_error *err) {
-    return open_file_sink(path, shown, false, durable, a, out, err);
+    return open_file_sink(path, shown, false, false, durable, a, out, err);
 }
 
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err) {

@@ -186,8 +186,16 @@ static pdckpt_status compare_blocks(const pdk_input *data, const pdk_input *side
 pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
                                 pdk_sidecar_result *res, pdckpt_error *err) {
     memset(res, 0, sizeof *res);
-    char side_path[PATH_MAX + 8];
-    pdk_sidecar_path(path, side_path, sizeof side_path);
+    char        side_path[PATH_MAX + 8], target[PATH_MAX];
+    struct stat st_target;
+    bool        exists = false;
+    /* A save through a symbolic link puts the sidecar beside the file the link names. */
+    if (pdk_resolve_save_target(path, target, sizeof target, &st_target, &exists, err) !=
+        PDCKPT_OK) {
+        pdk_error_reset(err);
+        snprintf(target, sizeof target, "%s", path);
+    }
+    pdk_sidecar_path(target, side_path, sizeof side_path);
     if (access(side_path, F_OK) != 0 || pdk_is_directory(path)) return PDCKPT_OK;
     res->checked = true;
     pdk_input data, side;

@@ -97,8 +97,10 @@ static void test_mapped_outlives_tree(void) {
     CHECK_OK(pdckpt_save_file(root, path, &so, &err), &err);
     pdckpt_value_free(root);
 
-    pdckpt_value *loaded = NULL;
-    CHECK_OK(pdckpt_load_file(path, NULL, &loaded, NULL, &err), &err);
+    pdckpt_value       *loaded = NULL;
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.zero_copy = true; /* mapped: the export must keep the mapping alive */
+    CHECK_OK(pdckpt_load_file(path, &lo, &loaded, NULL, &err), &err);
     pdckpt_tensor_view lv;
     CHECK(pdckpt_tensor_get(pdckpt_dict_get(loaded, "w"), &lv));
     CHECK(pdckpt_buffer_is_mapped(lv.buffer));

@@ -148,9 +148,15 @@ static void test_zero_copy_and_alignment(void) {
     so.format = PDCKPT_FORMAT_TENSOR;
     CHECK_OK(pdckpt_save_file(t, path, &so, &err), &err);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_value       *mapped = NULL, *aligned = NULL;
+    pdckpt_value       *mapped = NULL, *aligned = NULL, *copied = NULL;
+    pdckpt_tensor_view  v;
+    /* The default reads into memory the tree owns; zero_copy maps. */
+    CHECK_OK(pdckpt_load_file(path, &lo, &copied, NULL, &err), &err);
+    CHECK(pdckpt_tensor_get(copied, &v) && !pdckpt_buffer_is_mapped(v.buffer));
+    CHECK(pdckpt_value_equal(t, copied));
+    pdckpt_value_free(copied);
+    lo.zero_copy = true;
     CHECK_OK(pdckpt_load_file(path, &lo, &mapped, NULL, &err), &err);
-    pdckpt_tensor_view v;
     CHECK(pdckpt_tensor_get(mapped, &v) && pdckpt_buffer_is_mapped(v.buffer) && v.read_only);
     CHECK(((uintptr_t)v.data & 63) != 0); /* data starts right after a 26-byte header */
     lo.require_aligned = true;
