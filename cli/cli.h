@@ -17,6 +17,9 @@ typedef struct cli_load_args {
     char        **names;  /* --names a,b,c or --names @file */
     size_t        n_names;
     const char   *program; /* --program P: the program naming a combined file or directory */
+    /* --reinterpret FROM=TO (repeatable): retype every FROM tensor after loading */
+    pdckpt_dtype retype_from[8], retype_to[8];
+    size_t       n_retype;
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
@@ -26,8 +29,8 @@ int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((form
 /* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
  * value of the first empty slot among `slots[0..n)`, or one argument too many. */
 int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage);
-/* Parses --format/--from/--names/--program; returns 1 when argv[*i] was one of them (consumed), 0
- * when not, -1 on a usage error (already printed). */
+/* Parses --format/--from/--names/--program/--reinterpret; returns 1 when argv[*i] was one of them
+ * (consumed), 0 when not, -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);
 /* Loads `path` with the args; on failure prints the error. */

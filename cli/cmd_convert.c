@@ -11,7 +11,8 @@ static const char usage[] =
     "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
-    "                      [--no-fsync] [--static-out] [--checksum]\n"
+    "                      [--no-fsync] [--static-out] [--checksum] [--reinterpret FROM=TO]\n"
+    "  --reinterpret FROM=TO: retype every FROM tensor (e.g. uint16=bfloat16) before writing\n"
     "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
     "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";

@@ -27,6 +27,8 @@ static const char usage[] =
     "X.json + X.pdiparams) or a prefix (dir/model for dir/model.pdmodel + dir/model.pdiparams)\n"
     "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n"
     "--program P: a program (.pdmodel, __model__, PIR .json) names the combined file or directory\n"
+    "--reinterpret FROM=TO: retype every FROM tensor as TO after loading (same element size; for\n"
+    "                       files whose bits mean another type, e.g. uint16=bfloat16)\n"
     "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n";
 
 int main(int argc, char **argv) {

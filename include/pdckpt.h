@@ -334,6 +334,13 @@ PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_l
 /* Reinterprets the element type without touching bytes; sizes must match (uint16 <-> bfloat16). */
 PDCKPT_API pdckpt_status pdckpt_tensor_reinterpret(pdckpt_value *tensor, pdckpt_dtype dtype,
                                                    pdckpt_error *err);
+/* Reinterprets every tensor of dtype `from` in the tree (opaque objects' contents included) as
+ * `to`, in place and without touching bytes; sizes must match.  For the rare file whose bits mean
+ * another type than its format says (`pdckpt convert --reinterpret uint16=bfloat16`).  Shared
+ * tensors change for every parent.  `n_changed` (may be NULL) receives the number retyped. */
+PDCKPT_API pdckpt_status pdckpt_value_reinterpret_all(pdckpt_value *root, pdckpt_dtype from,
+                                                      pdckpt_dtype to, uint64_t *n_changed,
+                                                      pdckpt_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Walking a tree

@@ -38,9 +38,9 @@ Tensor = _native.Tensor
 _native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
-                 "pickle_protocol"}
+                 "pickle_protocol", "reinterpret"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
-                 "format", "names", "program", "mmap", "exact_dtypes", "verify"}
+                 "format", "names", "program", "mmap", "exact_dtypes", "verify", "reinterpret"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 
 
@@ -58,6 +58,24 @@ def _check_configs(configs: dict, allowed: set, what: str) -> None:
     for key in configs:
         if key not in allowed:
             raise ValueError(f"The additional config ({key}) of `{what}` is not supported.")
+
+
+def _reinterpret_pairs(spec: Any) -> tuple | None:
+    """``{"uint16": "bfloat16"}``, ``"uint16=bfloat16"`` or pairs -> ((from, to), ...)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = [spec]
+    items = spec.items() if isinstance(spec, dict) else spec
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ValueError(f"reinterpret: expected FROM=TO, found {item!r}")
+            item = tuple(item.split("=", 1))
+        frm, to = item
+        pairs.append((str(getattr(frm, "name", frm)), str(getattr(to, "name", to))))
+    return tuple(pairs)
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -87,8 +105,15 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     Configs: ``format``; ``durable`` (default True: fsync before the rename, and the directory
     after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
     NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
-    values instead of failing); Paddle's ``use_binary_format`` (one tensor as a binary tensor
-    stream) and ``pickle_protocol`` (an old name for `protocol`).
+    values instead of failing); ``reinterpret`` (``{"uint16": "bfloat16"}``: retype every tensor of
+    the first dtype as the second, same bits -- for arrays that hold another type's bits);
+    Paddle's ``use_binary_format`` (one tensor as a binary tensor stream) and ``pickle_protocol``
+    (an old name for `protocol`).
+
+    Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
+    it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
+    formats hold no uint16/32/64; such saves raise ``UnsupportedError`` naming the tensor, and
+    `reinterpret` says what the bits are instead.
 
     A save to a path is atomic: on any error the previous file is left as it was.  Raises
     ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
@@ -106,7 +131,8 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
         raise ValueError(f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
-                   skip_non_tensors=bool(configs.get("skip_non_tensors", False)))
+                   skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
+                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")))
     if hasattr(path, "write"):
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         return
@@ -161,7 +187,8 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
 
 def _open_tree(path: Any, cfg: dict) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
-                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)))
+                   mmap=bool(cfg.get("mmap", True)), verify=bool(cfg.get("verify", False)),
+                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")))
     data = _memory_source(path)
     if data is not None:
         return _native.load(data=data, program=cfg.get("program"), **options)
@@ -196,7 +223,11 @@ def load(path: Any, **configs: Any) -> Any:
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
     names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
-    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks).
+    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``reinterpret``
+    (``{"uint16": "bfloat16"}``: retype tensors after loading, same bits).
+
+    Dtypes are the ones Paddle gives: in a pickle, a uint16 array that paddle.load turns into a
+    tensor is bfloat16, and float8 (which Paddle pickles as int8) is int8.
     """
     _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
     return_numpy = bool(configs.get("return_numpy", False))
@@ -306,10 +337,12 @@ class Reader:
 
 
 def open(path: Any, *, format: str | None = None, names: list[str] | None = None,
-         program: str | None = None, exact_dtypes: bool = False, mmap: bool = True) -> Reader:
+         program: str | None = None, exact_dtypes: bool = False, mmap: bool = True,
+         reinterpret: Any = None) -> Reader:
     """Opens a checkpoint for lazy reading: the file is mapped and its structure parsed; no tensor
     data is read until an array is used.  `path` is anything :func:`load` accepts."""
-    cfg = {"format": format, "names": names, "program": program, "mmap": mmap}
+    cfg = {"format": format, "names": names, "program": program, "mmap": mmap,
+           "reinterpret": reinterpret}
     return Reader(_open_tree(path, cfg), exact_dtypes)
 
 

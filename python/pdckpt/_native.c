@@ -144,17 +144,40 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
     return result;
 }
 
+/* Applies `pairs` (a sequence of (from, to) dtype-name pairs, or None) to the tree. */
+static int retype(PyObject *pairs, pdckpt_value *root) {
+    if (pairs == Py_None) return 0;
+    PyObject *seq = PySequence_Fast(pairs, "pdckpt: reinterpret must be (from, to) pairs");
+    for (Py_ssize_t i = 0; seq && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        const char *from, *to;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss", &from, &to)) break;
+        pdckpt_dtype a = pdckpt_dtype_from_name(from), b = pdckpt_dtype_from_name(to);
+        pdckpt_error err;
+        if (a == PDCKPT_DTYPE_INVALID || b == PDCKPT_DTYPE_INVALID) {
+            PyErr_Format(PyExc_ValueError, "pdckpt: reinterpret: unknown dtype in %s=%s", from, to);
+            break;
+        }
+        if (pdckpt_value_reinterpret_all(root, a, b, NULL, &err) != PDCKPT_OK) {
+            pyn_raise(&err);
+            break;
+        }
+    }
+    Py_XDECREF(seq);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
- *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
+ *      skip_non_tensors=False, reinterpret=None): to a path, to write() (a file object), or
+ *      returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"obj",     "path",     "write",        "format",
-                             "durable", "protocol", "numpy_module", "skip_non_tensors",
-                             NULL};
-    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
+    static char *kwlist[] = {"obj",         "path",     "write",        "format",
+                             "durable",     "protocol", "numpy_module", "skip_non_tensors",
+                             "reinterpret", NULL};
+    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *pairs = Py_None;
     int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiip", kwlist, &obj, &path, &write, &fmt,
-                                     &durable, &protocol, &numpy_module, &skip))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipO", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip, &pairs))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     if (format_arg(fmt, &so.format) < 0) return NULL;
@@ -165,7 +188,7 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
     pdckpt_value *root = pyn_to_tree(obj, &pins);
-    PyObject     *result = root ? save_tree(root, path, write, &so) : NULL;
+    PyObject *result = root && retype(pairs, root) == 0 ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);
     return result;
@@ -206,15 +229,16 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt
 }
 
 /* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
- *      max_tensor_bytes=None) -> Tree */
+ *      reinterpret=None) -> Tree */
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "data", "format", "names", "program", "mmap", "verify", NULL};
+    static char *kwlist[] = {"path", "data",   "format",      "names", "program",
+                             "mmap", "verify", "reinterpret", NULL};
     PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
-             *fs = NULL, *prog_fs = NULL, *held = NULL;
+             *fs = NULL, *prog_fs = NULL, *held = NULL, *pairs = Py_None;
     int mmap = 1, verify = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOpp", kwlist, &path, &data, &fmt, &names,
-                                     &program, &mmap, &verify))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppO", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify, &pairs))
         return NULL;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
@@ -233,6 +257,8 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject     *owner;
     if (load_source(data, fs, &lo, &root, &got, &owner, &err) != PDCKPT_OK)
         pyn_raise(&err);
+    else if (retype(pairs, root) < 0)
+        pdckpt_value_free(root);
     else
         result = pyn_tree_new(root, owner, got, !mmap);
 done:
@@ -284,7 +310,7 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False)"},
+     "skip_non_tensors=False, reinterpret=None)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False) -> Tree"},
