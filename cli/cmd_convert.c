@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,11 @@ static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options 
         known = false;
     if (!known) return cli_usage_error(usage, "invalid value '%s' for %s", value, opt), -1;
     return 1;
+}
+
+static void report_drop(void *ctx, const char *path, pdckpt_kind kind) {
+    ++*(size_t *)ctx;
+    fprintf(stderr, "pdckpt: dropped %s '%s' (--skip-non-tensors)\n", pdckpt_kind_name(kind), path);
 }
 
 static int count_tensors(void *ctx, const pdckpt_path_step *p, size_t d, const pdckpt_value *leaf) {
@@ -113,7 +119,10 @@ int cmd_convert(int argc, char **argv) {
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
     if (rc == CLI_OK) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
+        size_t       dropped = 0;
         so.progress = cli_progress_cb;
+        so.on_drop = report_drop;
+        so.on_drop_ctx = &dropped;
         cli_progress_begin("writing");
         pdckpt_status st = out_program  ? save_for_program(root, out, out_program, &so, &err)
                            : static_out ? pdckpt_static_save(root, out, &so, &err)
@@ -124,8 +133,9 @@ int cmd_convert(int argc, char **argv) {
         if (st != PDCKPT_OK)
             rc = cli_report(&err);
         else
-            printf("%s (%s) -> %s (%s): %zu tensors\n", in, pdckpt_format_name(from), out,
-                   pdckpt_format_name(so.format), tensors);
+            printf("%s (%s) -> %s (%s): %zu tensors%s\n", in, pdckpt_format_name(from), out,
+                   pdckpt_format_name(so.format), tensors,
+                   dropped ? " (non-tensor values dropped: see above)" : "");
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);

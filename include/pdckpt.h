@@ -454,6 +454,10 @@ typedef enum pdckpt_numpy_module {
     PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
 } pdckpt_numpy_module;
 
+/* Told about each value a save left out because the caller asked for it (skip_non_tensors):
+ * its '.'-joined key path and kind.  Called on the saving thread, before the save completes. */
+typedef void (*pdckpt_drop_fn)(void *ctx, const char *path, pdckpt_kind kind);
+
 typedef struct pdckpt_save_options {
     const pdckpt_allocator
                        *allocator; /* NULL: default (also allocates pdckpt_save_memory output) */
@@ -466,13 +470,15 @@ typedef struct pdckpt_save_options {
     pdckpt_progress_fn progress;
     void              *progress_ctx;
     bool               checksum; /* also write a "<file>.xxh3" sidecar (see "Integrity") */
+    pdckpt_drop_fn     on_drop;  /* may be NULL: see pdckpt_drop_fn */
+    void              *on_drop_ctx;
 } pdckpt_save_options;
 
 #define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
         .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
-        .progress_ctx = NULL, .checksum = false                                                    \
+        .progress_ctx = NULL, .checksum = false, .on_drop = NULL, .on_drop_ctx = NULL              \
     }
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any, Iterator
 
 from . import _native
@@ -105,7 +106,8 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     Configs: ``format``; ``durable`` (default True: fsync before the rename, and the directory
     after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
     NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
-    values instead of failing); ``reinterpret`` (``{"uint16": "bfloat16"}``: retype every tensor of
+    values instead of failing, and a ``UserWarning`` lists what was dropped; safetensors keeps
+    them in its metadata unless this is set); ``reinterpret`` (``{"uint16": "bfloat16"}``: retype every tensor of
     the first dtype as the second, same bits -- for arrays that hold another type's bits);
     Paddle's ``use_binary_format`` (one tensor as a binary tensor stream) and ``pickle_protocol``
     (an old name for `protocol`).
@@ -132,9 +134,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
-                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")))
+                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")), dropped=[])
     if hasattr(path, "write"):
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
+        _warn_dropped(options["dropped"])
         return
     path = os.fspath(path)
     if not isinstance(path, str):
@@ -144,6 +147,14 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)  # paddle.save creates missing directories too
     _native.save(obj, path, format=fmt, **options)
+    _warn_dropped(options["dropped"])
+
+
+def _warn_dropped(dropped: list) -> None:
+    if dropped:
+        listed = ", ".join(f"{path or '<root>'} ({kind})" for path, kind in dropped)
+        warnings.warn(f"pdckpt.save: skip_non_tensors dropped {len(dropped)} value(s): {listed}",
+                      UserWarning, stacklevel=3)
 
 
 # ---- load -------------------------------------------------------------------------------------

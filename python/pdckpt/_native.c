@@ -144,6 +144,15 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
     return result;
 }
 
+/* skip_non_tensors: each dropped value's path goes to a list (the GIL is released meanwhile). */
+static void note_drop(void *ctx, const char *path, pdckpt_kind kind) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject        *item = Py_BuildValue("(ss)", path, pdckpt_kind_name(kind));
+    if (!item || PyList_Append((PyObject *)ctx, item) < 0) PyErr_Clear();
+    Py_XDECREF(item);
+    PyGILState_Release(g);
+}
+
 /* Applies `pairs` (a sequence of (from, to) dtype-name pairs, or None) to the tree. */
 static int retype(PyObject *pairs, pdckpt_value *root) {
     if (pairs == Py_None) return 0;
@@ -152,7 +161,7 @@ static int retype(PyObject *pairs, pdckpt_value *root) {
         const char *from, *to;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss", &from, &to)) break;
         pdckpt_dtype a = pdckpt_dtype_from_name(from), b = pdckpt_dtype_from_name(to);
-        pdckpt_error err;
+        pdckpt_error err = PDCKPT_ERROR_INIT;
         if (a == PDCKPT_DTYPE_INVALID || b == PDCKPT_DTYPE_INVALID) {
             PyErr_Format(PyExc_ValueError, "pdckpt: reinterpret: unknown dtype in %s=%s", from, to);
             break;
@@ -171,13 +180,22 @@ static int retype(PyObject *pairs, pdckpt_value *root) {
  *      returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"obj",         "path",     "write",        "format",
-                             "durable",     "protocol", "numpy_module", "skip_non_tensors",
-                             "reinterpret", NULL};
-    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *pairs = Py_None;
-    int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipO", kwlist, &obj, &path, &write, &fmt,
-                                     &durable, &protocol, &numpy_module, &skip, &pairs))
+    static char *kwlist[] = {"obj",
+                             "path",
+                             "write",
+                             "format",
+                             "durable",
+                             "protocol",
+                             "numpy_module",
+                             "skip_non_tensors",
+                             "reinterpret",
+                             "dropped",
+                             NULL};
+    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *pairs = Py_None,
+                   *dropped = Py_None;
+    int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOO", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip, &pairs, &dropped))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     if (format_arg(fmt, &so.format) < 0) return NULL;
@@ -185,6 +203,10 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     so.protocol = protocol;
     so.numpy_module = numpy_module ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
     so.skip_non_tensors = skip;
+    if (PyList_Check(dropped)) {
+        so.on_drop = note_drop;
+        so.on_drop_ctx = dropped;
+    }
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
     pdckpt_value *root = pyn_to_tree(obj, &pins);
@@ -310,7 +332,7 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False, reinterpret=None)"},
+     "skip_non_tensors=False, reinterpret=None, dropped=None)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False) -> Tree"},

@@ -253,6 +253,7 @@ static pdckpt_status retype_tree(pdckpt_value *v, pdckpt_dtype from, pdckpt_dtyp
 pdckpt_status pdckpt_value_reinterpret_all(pdckpt_value *root, pdckpt_dtype from, pdckpt_dtype to,
                                            uint64_t *n_changed, pdckpt_error *err) {
     uint64_t n = 0;
+    pdk_error_reset(err); /* a fresh call: the caller's struct may hold anything */
     if (pdckpt_dtype_size(from) == 0 || pdckpt_dtype_size(from) != pdckpt_dtype_size(to))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
                         "cannot reinterpret %s as %s: element sizes differ",

@@ -91,12 +91,10 @@ static int refuse_float8(void *ctx, const pdckpt_path_step *path, size_t depth,
         return 0;
     const char *key = depth ? pdckpt_value_get_string(path[depth - 1].key, NULL) : NULL;
     pdk_fail(c->err, PDCKPT_ERR_UNSUPPORTED, c->sink->name, -1,
-             "tensor '%s' is %s, which a pickle holds as int8 (paddle.save writes its int8 "
+             "tensor '%s'%s%s%s is %s, which a pickle holds as int8 (paddle.save writes its int8 "
              "bits and paddle.load returns int8); reinterpret it (%s=int8) or save to "
              "safetensors or a .pdiparams, which keep float8",
-             v.name ? v.name
-             : key  ? key
-                    : "?",
+             key ? key : "?", v.name ? " (" : "", v.name ? v.name : "", v.name ? ")" : "",
              pdckpt_dtype_name(v.dtype), pdckpt_dtype_name(v.dtype));
     return 1;
 }
