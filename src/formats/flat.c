@@ -95,7 +95,15 @@ static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefi
     case PDCKPT_KIND_TENSOR: return add_entry(cx, prefix, len, v);
     case PDCKPT_KIND_DICT:
     case PDCKPT_KIND_LIST:
-    case PDCKPT_KIND_TUPLE: return collect_container(cx, v, prefix, len, depth);
+    case PDCKPT_KIND_TUPLE:
+        /* Nesting would come back as '.'-joined keys, another tree: only when asked. */
+        if (depth > 0 && !(cx->opts && cx->opts->skip_non_tensors))
+            return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                            "this format stores a flat list of tensors, found a nested %s at "
+                            "'%s' (use skip_non_tensors / --skip-non-tensors to flatten it into "
+                            "'%s.<key>' names; safetensors keeps the nesting)",
+                            pdckpt_kind_name(pdckpt_value_kind(v)), prefix, prefix);
+        return collect_container(cx, v, prefix, len, depth);
     default:
         if (cx->opts && cx->opts->skip_non_tensors) {
             if (cx->opts->on_drop)

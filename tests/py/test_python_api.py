@@ -119,8 +119,11 @@ def test_nested_structures_flatten_into_flat_formats(tmp_path):
     assert sorted(got) == ["model.blocks.0", "model.fc.w", "opt.0"]
     assert same(got["model.fc.w"], obj["model"]["fc"]["w"])
     assert same(got["opt.0"], obj["opt"][0])
+    # Paddle's tensor files hold a flat list of tensors only: nesting and values are refused
+    with pytest.raises(pdckpt.UnsupportedError, match="nested dict at 'model'"):
+        pdckpt.save(obj, tmp_path / "y.pdiparams")
     with pytest.raises(pdckpt.UnsupportedError, match="found a int at 'epoch'"):
-        pdckpt.save(obj, tmp_path / "y.pdiparams")  # Paddle's tensor files hold tensors only
+        pdckpt.save({"w": obj["opt"][0], "epoch": 3}, tmp_path / "y.pdiparams")
     # safetensors keeps the whole tree in __metadata__["pdckpt.tree"] (issue 19 item 2)
     pdckpt.save(obj, tmp_path / "y.safetensors")
     back = pdckpt.load(tmp_path / "y.safetensors", return_numpy=True)
