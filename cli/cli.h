@@ -20,6 +20,9 @@ typedef struct cli_load_args {
     const char  **allowed; /* --allow-global module.name (repeatable): carried inert, and convert
                               may write them back */
     size_t n_allowed;
+    /* --reinterpret FROM=TO (repeatable): retype every FROM tensor after loading */
+    pdckpt_dtype retype_from[8], retype_to[8];
+    size_t       n_retype;
 } cli_load_args;
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
@@ -29,7 +32,8 @@ int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((form
 /* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
  * value of the first empty slot among `slots[0..n)`, or one argument too many. */
 int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage);
-/* Parses --format/--from/--names/--program/--allow-global; returns 1 when argv[*i] was one of them
+/* Parses --format/--from/--names/--program/--allow-global/--reinterpret; returns 1 when argv[*i]
+ * was one of them
  * (consumed), 0 when not, -1 on a usage error (already printed). */
 int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
 void cli_load_args_free(cli_load_args *args);

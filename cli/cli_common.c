@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,15 +100,37 @@ static int add_allowed(cli_load_args *args, const char *name) {
     return 1;
 }
 
+/* --reinterpret FROM=TO: two dtype names of the same element size. */
+static int parse_retype(cli_load_args *args, const char *spec, const char *usage) {
+    const char *eq = strchr(spec, '=');
+    char        from[32];
+    if (!eq || (size_t)(eq - spec) >= sizeof from)
+        return cli_usage_error(usage, "--reinterpret needs FROM=TO (e.g. uint16=bfloat16)");
+    snprintf(from, sizeof from, "%.*s", (int)(eq - spec), spec);
+    pdckpt_dtype a = pdckpt_dtype_from_name(from), b = pdckpt_dtype_from_name(eq + 1);
+    if (a == PDCKPT_DTYPE_INVALID || b == PDCKPT_DTYPE_INVALID)
+        return cli_usage_error(usage, "--reinterpret: unknown dtype in '%s'", spec);
+    if (pdckpt_dtype_size(a) != pdckpt_dtype_size(b))
+        return cli_usage_error(usage, "--reinterpret: %s and %s differ in element size", from,
+                               eq + 1);
+    if (args->n_retype == sizeof args->retype_from / sizeof *args->retype_from)
+        return cli_usage_error(usage, "--reinterpret: at most 8 pairs");
+    args->retype_from[args->n_retype] = a;
+    args->retype_to[args->n_retype++] = b;
+    return CLI_OK;
+}
+
 int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
     const char *opt = argv[*i];
     bool        is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
     bool        is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
     bool        is_allow = strcmp(opt, "--allow-global") == 0;
-    if (!is_format && !is_names && !is_program && !is_allow) return 0;
+    bool        is_retype = strcmp(opt, "--reinterpret") == 0;
+    if (!is_format && !is_names && !is_program && !is_allow && !is_retype) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];
     if (is_allow) return add_allowed(args, value);
+    if (is_retype) return parse_retype(args, value, usage) == CLI_OK ? 1 : -1;
     if (is_program) {
         args->program = value;
         return 1;
@@ -207,5 +230,12 @@ int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckp
     pdckpt_status st = strcmp(path, "-") == 0 ? load_stdin(&opts, root, format, &err)
                                               : pdckpt_load_file(path, &opts, root, format, &err);
     cli_progress_end();
+    for (size_t i = 0; st == PDCKPT_OK && i < args->n_retype; i++)
+        st = pdckpt_value_reinterpret_all(*root, args->retype_from[i], args->retype_to[i], NULL,
+                                          &err);
+    if (st != PDCKPT_OK && *root) {
+        pdckpt_value_free(*root);
+        *root = NULL;
+    }
     return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
 }

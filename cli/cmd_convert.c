@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,8 +15,9 @@ static const char usage[] =
     "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
-    "                      [--no-fsync] [--static-out] [--checksum]\n"
+    "                      [--no-fsync] [--static-out] [--checksum] [--reinterpret FROM=TO]\n"
     "                      [--allow-global module.name]...\n"
+    "  --reinterpret FROM=TO: retype every FROM tensor (e.g. uint16=bfloat16) before writing\n"
     "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
     "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n"
@@ -95,6 +97,11 @@ static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options 
     return 1;
 }
 
+static void report_drop(void *ctx, const char *path, pdckpt_kind kind) {
+    ++*(size_t *)ctx;
+    fprintf(stderr, "pdckpt: dropped %s '%s' (--skip-non-tensors)\n", pdckpt_kind_name(kind), path);
+}
+
 static int count_tensors(void *ctx, const pdckpt_path_step *p, size_t d, const pdckpt_value *leaf) {
     (void)p;
     (void)d;
@@ -163,9 +170,12 @@ int cmd_convert(int argc, char **argv) {
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
     if (rc == CLI_OK) {
         pdckpt_error err = PDCKPT_ERROR_INIT;
+        size_t       dropped = 0;
         so.progress = cli_progress_cb;
         so.allowed_globals = args.allowed; /* what was carried may be written back, nothing else */
         so.n_allowed_globals = args.n_allowed;
+        so.on_drop = report_drop;
+        so.on_drop_ctx = &dropped;
         cli_progress_begin("writing");
         pdckpt_status st = to_stdout     ? pdckpt_save_sink(root, &stdout_ops, NULL, &so, &err)
                            : out_program ? save_for_program(root, out, out_program, &so, &err)
@@ -177,8 +187,9 @@ int cmd_convert(int argc, char **argv) {
         if (st != PDCKPT_OK)
             rc = cli_report(&err);
         else
-            fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors\n", in,
-                    pdckpt_format_name(from), out, pdckpt_format_name(so.format), tensors);
+            fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", in,
+                    pdckpt_format_name(from), out, pdckpt_format_name(so.format), tensors,
+                    dropped ? " (non-tensor values dropped: see above)" : "");
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);

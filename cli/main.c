@@ -31,7 +31,9 @@ static const char usage[] =
     "--allow-global module.name (ls, verify, diff, convert; repeatable): a pickle may name this\n"
     "  class beyond pdckpt's allowlist; it is carried as an inert object (never imported or\n"
     "  called) and convert may write it back.  Allow only classes you trust: paddle.load of the\n"
-    "  written file will import and call it\n";
+    "  written file will import and call it\n"
+    "--reinterpret FROM=TO: retype every FROM tensor as TO after loading (same element size; for\n"
+    "                       files whose bits mean another type, e.g. uint16=bfloat16)\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {

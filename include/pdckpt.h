@@ -334,6 +334,13 @@ PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_l
 /* Reinterprets the element type without touching bytes; sizes must match (uint16 <-> bfloat16). */
 PDCKPT_API pdckpt_status pdckpt_tensor_reinterpret(pdckpt_value *tensor, pdckpt_dtype dtype,
                                                    pdckpt_error *err);
+/* Reinterprets every tensor of dtype `from` in the tree (opaque objects' contents included) as
+ * `to`, in place and without touching bytes; sizes must match.  For the rare file whose bits mean
+ * another type than its format says (`pdckpt convert --reinterpret uint16=bfloat16`).  Shared
+ * tensors change for every parent.  `n_changed` (may be NULL) receives the number retyped. */
+PDCKPT_API pdckpt_status pdckpt_value_reinterpret_all(pdckpt_value *root, pdckpt_dtype from,
+                                                      pdckpt_dtype to, uint64_t *n_changed,
+                                                      pdckpt_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Walking a tree
@@ -461,6 +468,10 @@ typedef enum pdckpt_numpy_module {
     PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
 } pdckpt_numpy_module;
 
+/* Told about each value a save left out because the caller asked for it (skip_non_tensors):
+ * its '.'-joined key path and kind.  Called on the saving thread, before the save completes. */
+typedef void (*pdckpt_drop_fn)(void *ctx, const char *path, pdckpt_kind kind);
+
 typedef struct pdckpt_save_options {
     const pdckpt_allocator
                        *allocator; /* NULL: default (also allocates pdckpt_save_memory output) */
@@ -477,13 +488,16 @@ typedef struct pdckpt_save_options {
      * naming any other global is refused with UNSUPPORTED: Python would import and call it). */
     const char *const *allowed_globals;
     size_t             n_allowed_globals;
+    pdckpt_drop_fn     on_drop; /* may be NULL: see pdckpt_drop_fn */
+    void              *on_drop_ctx;
 } pdckpt_save_options;
 
 #define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
         .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
-        .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0   \
+        .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0,  \
+        .on_drop = NULL, .on_drop_ctx = NULL                                                       \
     }
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside

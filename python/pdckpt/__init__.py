@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any, Iterator
 
 from . import _native
@@ -38,9 +39,10 @@ Tensor = _native.Tensor
 _native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
-                 "pickle_protocol", "allowed_globals"}
+                 "pickle_protocol", "allowed_globals", "reinterpret"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
-                 "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals"}
+                 "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
+                 "reinterpret"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 
 
@@ -67,6 +69,24 @@ def _allowed_globals(value: Any) -> list[str] | None:
     if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
         raise TypeError("allowed_globals must be a list of 'module.name' strings")
     return list(value)
+
+
+def _reinterpret_pairs(spec: Any) -> tuple | None:
+    """``{"uint16": "bfloat16"}``, ``"uint16=bfloat16"`` or pairs -> ((from, to), ...)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = [spec]
+    items = spec.items() if isinstance(spec, dict) else spec
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            if "=" not in item:
+                raise ValueError(f"reinterpret: expected FROM=TO, found {item!r}")
+            item = tuple(item.split("=", 1))
+        frm, to = item
+        pairs.append((str(getattr(frm, "name", frm)), str(getattr(to, "name", to))))
+    return tuple(pairs)
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -96,10 +116,18 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     Configs: ``format``; ``durable`` (default True: fsync before the rename, and the directory
     after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
     NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
-    values instead of failing); Paddle's ``use_binary_format`` (one tensor as a binary tensor
-    stream) and ``pickle_protocol`` (an old name for `protocol`); ``allowed_globals`` (classes
-    "module.name" beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file
-    will make ``paddle.load`` import and call them, so name only classes you trust).
+    values instead of failing, and a ``UserWarning`` lists what was dropped; safetensors keeps
+    them in its metadata unless this is set); ``reinterpret`` (``{"uint16": "bfloat16"}``: retype
+    every tensor of the first dtype as the second, same bits -- for arrays that hold another
+    type's bits); Paddle's ``use_binary_format`` (one tensor as a binary tensor stream) and
+    ``pickle_protocol`` (an old name for `protocol`); ``allowed_globals`` (classes "module.name"
+    beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file will make
+    ``paddle.load`` import and call them, so name only classes you trust).
+
+    Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
+    it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
+    formats hold no uint16/32/64; such saves raise ``UnsupportedError`` naming the tensor, and
+    `reinterpret` says what the bits are instead.
 
     A save to a path is atomic: on any error the previous file is left as it was.  Raises
     ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
@@ -118,9 +146,11 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
-                   allowed_globals=_allowed_globals(configs.get("allowed_globals")))
+                   allowed_globals=_allowed_globals(configs.get("allowed_globals")),
+                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")), dropped=[])
     if hasattr(path, "write"):
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
+        _warn_dropped(options["dropped"])
         return
     path = os.fspath(path)
     if not isinstance(path, str):
@@ -130,6 +160,14 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)  # paddle.save creates missing directories too
     _native.save(obj, path, format=fmt, **options)
+    _warn_dropped(options["dropped"])
+
+
+def _warn_dropped(dropped: list) -> None:
+    if dropped:
+        listed = ", ".join(f"{path or '<root>'} ({kind})" for path, kind in dropped)
+        warnings.warn(f"pdckpt.save: skip_non_tensors dropped {len(dropped)} value(s): {listed}",
+                      UserWarning, stacklevel=3)
 
 
 # ---- load -------------------------------------------------------------------------------------
@@ -174,7 +212,8 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
 def _open_tree(path: Any, cfg: dict) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
                    mmap=bool(cfg.get("mmap", False)), verify=bool(cfg.get("verify", False)),
-                   allowed_globals=_allowed_globals(cfg.get("allowed_globals")))
+                   allowed_globals=_allowed_globals(cfg.get("allowed_globals")),
+                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")))
     data = _memory_source(path)
     if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
         options["mmap"] = bool(cfg.get("mmap", True))
@@ -213,9 +252,13 @@ def load(path: Any, **configs: Any) -> Any:
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
     names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
-    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``allowed_globals``
+    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``reinterpret``
+    (``{"uint16": "bfloat16"}``: retype tensors after loading, same bits), ``allowed_globals``
     ("module.name" classes a pickle may name beyond pdckpt's allowlist of what Paddle and NumPy
     write: they come back as inert ``OpaqueObject``s; any other global is refused).
+
+    Dtypes are the ones Paddle gives: in a pickle, a uint16 array that paddle.load turns into a
+    tensor is bfloat16, and float8 (which Paddle pickles as int8) is int8.
     """
     _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
     return_numpy = bool(configs.get("return_numpy", False))
@@ -325,13 +368,15 @@ class Reader:
 
 
 def open(path: Any, *, format: str | None = None, names: list[str] | None = None,
-         program: str | None = None, exact_dtypes: bool = False, mmap: bool = True) -> Reader:
+         program: str | None = None, exact_dtypes: bool = False, mmap: bool = True,
+         reinterpret: Any = None) -> Reader:
     """Opens a checkpoint for lazy reading: the file is mapped and its structure parsed; no tensor
     data is read until an array is used.  `path` is anything :func:`load` accepts.  The arrays
     are views of the mapping: another program truncating the file in place makes touching them
     raise SIGBUS, and rewriting it in place changes them (pdckpt's own saves never do either:
     they rename a new file over the old).  ``mmap=False`` reads the file instead."""
-    cfg = {"format": format, "names": names, "program": program, "mmap": mmap}
+    cfg = {"format": format, "names": names, "program": program, "mmap": mmap,
+           "reinterpret": reinterpret}
     return Reader(_open_tree(path, cfg), exact_dtypes)
 
 

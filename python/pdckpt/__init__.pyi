@@ -25,6 +25,7 @@ class SaveConfigs(TypedDict):
     use_binary_format: NotRequired[bool]
     pickle_protocol: NotRequired[Literal[2, 3, 4]]
     allowed_globals: NotRequired[list[str]]
+    reinterpret: NotRequired[dict[str, str] | str | None]
 
 class LoadConfigs(TypedDict):
     return_numpy: NotRequired[bool]
@@ -38,6 +39,7 @@ class LoadConfigs(TypedDict):
     exact_dtypes: NotRequired[bool]
     verify: NotRequired[bool]
     allowed_globals: NotRequired[list[str]]
+    reinterpret: NotRequired[dict[str, str] | str | None]
 
 def save(obj: Any, path: PathLike | _Writable, protocol: Literal[2, 3, 4] = 4,
          **configs: Unpack[SaveConfigs]) -> None: ...
@@ -46,7 +48,7 @@ def load(path: PathLike | bytes | bytearray | memoryview | _Readable,
 def open(path: PathLike | bytes | bytearray | memoryview | _Readable, *,
          format: FormatName | None = None, names: list[str] | None = None,
          program: PathLike | None = None, exact_dtypes: bool = False,
-         mmap: bool = True) -> Reader: ...
+         mmap: bool = True, reinterpret: dict[str, str] | str | None = None) -> Reader: ...
 def formats() -> dict[str, tuple[bool, bool]]: ...
 def format_for_path(path: PathLike) -> str | None: ...
 

@@ -4,8 +4,9 @@ objects (NumPy dtypes, paddle.Tensor) rather than C.  No file format is parsed o
 Conventions (they are the C library's; its pickle reader and writer follow them):
 
 * a NumPy array is a TENSOR without a name; a ``paddle.Tensor`` is a TENSOR named ``t.name``;
-* Paddle's "generic path" tensor, pickled as ``(name, ndarray)``, is a 2-TUPLE of a STRING and a
-  TENSOR named ``name``;
+* Paddle's "generic path" tensor, pickled as ``(name, ndarray)``, is a TENSOR named ``name``
+  (paddle.load gives a Tensor there);
+* a dtype is the one Paddle gives (a pickled uint16 array paddle.load makes a tensor is bfloat16);
 * bfloat16 / float8 tensors come out of NumPy conversion as their raw bits (``uint16`` / ``uint8``,
   as ``paddle.Tensor.numpy()`` gives bfloat16) unless ``exact_dtypes=True`` asks for ml_dtypes'
   types; their true dtype is always known to the library and to ``pdckpt.Tensor.dtype``.
@@ -226,7 +227,15 @@ def paddle_result(obj: Any, info: dict, return_numpy: bool, keep_name_table: boo
         if not keep_name_table:
             del obj[NAME_TABLE]
         return obj
-    if _contains(obj, _is_name_tuple):
-        # Generic path: (name, ndarray) tuples are the tensors; plain arrays stay arrays.
-        return _replace(obj, _is_name_tuple, lambda pair: tensor(pair[1], pair[0]))
+    # Generic path: Paddle's (name, ndarray) tuples -- which the library gives as arrays carrying
+    # that name -- are the tensors, and plain arrays stay arrays; without any, every array is one.
+    def named(o: Any) -> bool:
+        return (_is_name_tuple(o) or (isinstance(o, np.ndarray)
+                                      and info.get(id(o), (None,))[0] is not None))
+
+    def named_tensor(o: Any) -> Any:
+        return tensor(o[1], o[0]) if isinstance(o, tuple) else tensor(o)
+
+    if _contains(obj, named):
+        return _replace(obj, named, named_tensor)
     return _replace(obj, lambda o: isinstance(o, np.ndarray), tensor)

@@ -146,8 +146,40 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
     return result;
 }
 
+/* skip_non_tensors: each dropped value's path goes to a list (the GIL is released meanwhile). */
+static void note_drop(void *ctx, const char *path, pdckpt_kind kind) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject        *item = Py_BuildValue("(ss)", path, pdckpt_kind_name(kind));
+    if (!item || PyList_Append((PyObject *)ctx, item) < 0) PyErr_Clear();
+    Py_XDECREF(item);
+    PyGILState_Release(g);
+}
+
+/* Applies `pairs` (a sequence of (from, to) dtype-name pairs, or None) to the tree. */
+static int retype(PyObject *pairs, pdckpt_value *root) {
+    if (pairs == Py_None) return 0;
+    PyObject *seq = PySequence_Fast(pairs, "pdckpt: reinterpret must be (from, to) pairs");
+    for (Py_ssize_t i = 0; seq && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        const char *from, *to;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "ss", &from, &to)) break;
+        pdckpt_dtype a = pdckpt_dtype_from_name(from), b = pdckpt_dtype_from_name(to);
+        pdckpt_error err = PDCKPT_ERROR_INIT;
+        if (a == PDCKPT_DTYPE_INVALID || b == PDCKPT_DTYPE_INVALID) {
+            PyErr_Format(PyExc_ValueError, "pdckpt: reinterpret: unknown dtype in %s=%s", from, to);
+            break;
+        }
+        if (pdckpt_value_reinterpret_all(root, a, b, NULL, &err) != PDCKPT_OK) {
+            pyn_raise(&err);
+            break;
+        }
+    }
+    Py_XDECREF(seq);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
- *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
+ *      skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None): to a path, to
+ * write() (a file object), or returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"obj",
@@ -159,11 +191,15 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
                              "numpy_module",
                              "skip_non_tensors",
                              "allowed_globals",
+                             "reinterpret",
+                             "dropped",
                              NULL};
-    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None;
-    int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipO", kwlist, &obj, &path, &write, &fmt,
-                                     &durable, &protocol, &numpy_module, &skip, &allowed))
+    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None,
+                   *pairs = Py_None, *dropped = Py_None;
+    int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOO", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip, &allowed, &pairs,
+                                     &dropped))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     PyObject           *held = NULL;
@@ -179,10 +215,14 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     so.protocol = protocol;
     so.numpy_module = numpy_module ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
     so.skip_non_tensors = skip;
+    if (PyList_Check(dropped)) {
+        so.on_drop = note_drop;
+        so.on_drop_ctx = dropped;
+    }
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
     pdckpt_value *root = pyn_to_tree(obj, &pins);
-    PyObject     *result = root ? save_tree(root, path, write, &so) : NULL;
+    PyObject *result = root && retype(pairs, root) == 0 ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);
     PyMem_Free(allowed_ptrs);
@@ -225,17 +265,18 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt
 }
 
 /* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
- *      max_tensor_bytes=None) -> Tree */
+ *      allowed_globals=None, reinterpret=None) -> Tree */
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "data",   "format",          "names", "program",
-                             "mmap", "verify", "allowed_globals", NULL};
+    static char *kwlist[] = {"path", "data",   "format",          "names",       "program",
+                             "mmap", "verify", "allowed_globals", "reinterpret", NULL};
     PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
-             *fs = NULL, *prog_fs = NULL, *held = NULL, *allowed = Py_None, *held_allowed = NULL;
+             *fs = NULL, *prog_fs = NULL, *held = NULL, *allowed = Py_None, *held_allowed = NULL,
+             *pairs = Py_None;
     int          mmap = 1, verify = 0;
     const char **allowed_ptrs = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppO", kwlist, &path, &data, &fmt, &names,
-                                     &program, &mmap, &verify, &allowed))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppOO", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify, &allowed, &pairs))
         return NULL;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
@@ -256,6 +297,8 @@ static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject     *owner;
     if (load_source(data, fs, &lo, &root, &got, &owner, &err) != PDCKPT_OK)
         pyn_raise(&err);
+    else if (retype(pairs, root) < 0)
+        pdckpt_value_free(root);
     else
         result = pyn_tree_new(root, owner, got, !mmap);
 done:
@@ -309,10 +352,10 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False, allowed_globals=None)"},
+     "skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
-     "verify=False, allowed_globals=None) -> Tree"},
+     "verify=False, allowed_globals=None, reinterpret=None) -> Tree"},
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},

@@ -224,3 +224,41 @@ bool pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b) {
     }
     return a->n_bytes == 0 || memcmp(a->data, b->data, (size_t)a->n_bytes) == 0;
 }
+
+static pdckpt_status retype_tree(pdckpt_value *v, pdckpt_dtype from, pdckpt_dtype to, uint64_t *n,
+                                 unsigned depth, pdckpt_error *err) {
+    if (!v) return PDCKPT_OK;
+    if (depth > PDCKPT_MAX_WALK_DEPTH)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1, "expected nesting of at most %d levels",
+                        PDCKPT_MAX_WALK_DEPTH);
+    switch (v->kind) {
+    case PDCKPT_KIND_TENSOR:
+        if (v->u.t->dtype == from) v->u.t->dtype = to, ++*n;
+        return PDCKPT_OK;
+    case PDCKPT_KIND_OBJECT:
+        PDK_TRY(retype_tree(v->u.o->args, from, to, n, depth + 1, err));
+        PDK_TRY(retype_tree(v->u.o->state, from, to, n, depth + 1, err));
+        return retype_tree(v->u.o->items, from, to, n, depth + 1, err);
+    case PDCKPT_KIND_LIST:
+    case PDCKPT_KIND_TUPLE:
+    case PDCKPT_KIND_SET:
+    case PDCKPT_KIND_DICT:
+        for (size_t i = 0; i < v->u.c.len; i++)
+            PDK_TRY(retype_tree(v->u.c.items[i], from, to, n, depth + 1, err));
+        return PDCKPT_OK;
+    default: return PDCKPT_OK;
+    }
+}
+
+pdckpt_status pdckpt_value_reinterpret_all(pdckpt_value *root, pdckpt_dtype from, pdckpt_dtype to,
+                                           uint64_t *n_changed, pdckpt_error *err) {
+    uint64_t n = 0;
+    pdk_error_reset(err); /* a fresh call: the caller's struct may hold anything */
+    if (pdckpt_dtype_size(from) == 0 || pdckpt_dtype_size(from) != pdckpt_dtype_size(to))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "cannot reinterpret %s as %s: element sizes differ",
+                        pdckpt_dtype_name(from), pdckpt_dtype_name(to));
+    PDK_TRY(retype_tree(root, from, to, &n, 0, err));
+    if (n_changed) *n_changed = n;
+    return PDCKPT_OK;
+}

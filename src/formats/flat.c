@@ -95,9 +95,21 @@ static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefi
     case PDCKPT_KIND_TENSOR: return add_entry(cx, prefix, len, v);
     case PDCKPT_KIND_DICT:
     case PDCKPT_KIND_LIST:
-    case PDCKPT_KIND_TUPLE: return collect_container(cx, v, prefix, len, depth);
+    case PDCKPT_KIND_TUPLE:
+        /* Nesting would come back as '.'-joined keys, another tree: only when asked. */
+        if (depth > 0 && !(cx->opts && cx->opts->skip_non_tensors))
+            return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                            "this format stores a flat list of tensors, found a nested %s at "
+                            "'%s' (use skip_non_tensors / --skip-non-tensors to flatten it into "
+                            "'%s.<key>' names; safetensors keeps the nesting)",
+                            pdckpt_kind_name(pdckpt_value_kind(v)), prefix, prefix);
+        return collect_container(cx, v, prefix, len, depth);
     default:
-        if (cx->opts && cx->opts->skip_non_tensors) return PDCKPT_OK;
+        if (cx->opts && cx->opts->skip_non_tensors) {
+            if (cx->opts->on_drop)
+                cx->opts->on_drop(cx->opts->on_drop_ctx, prefix, pdckpt_value_kind(v));
+            return PDCKPT_OK;
+        }
         return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                         "this format stores only tensors, found a %s at '%s' "
                         "(use skip_non_tensors / --skip-non-tensors to drop it)",
@@ -109,7 +121,7 @@ static int cmp_entries(const void *a, const void *b) {
     return strcmp(((const pdk_flat_entry *)a)->name, ((const pdk_flat_entry *)b)->name);
 }
 
-static pdckpt_status check_unique(pdk_flat_list *fl, pdckpt_error *err) {
+pdckpt_status pdk_flat_check_unique(pdk_flat_list *fl, pdckpt_error *err) {
     if (fl->len < 2 || fl->from_list) return PDCKPT_OK;
     pdk_flat_entry *sorted = pdk_alloc(fl->alloc, fl->len * sizeof *sorted);
     if (!sorted) return pdk_fail_nomem(err, "name check");
@@ -144,7 +156,7 @@ pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_optio
     collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, err};
     pdckpt_status st = collect(&cx, root, prefix, 0, 0);
     free(prefix);
-    if (st == PDCKPT_OK) st = check_unique(out, err);
+    if (st == PDCKPT_OK) st = pdk_flat_check_unique(out, err);
     if (st != PDCKPT_OK) pdk_flat_free(out);
     return st;
 }

@@ -117,6 +117,8 @@ typedef struct pdk_flat_list {
 pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
                                const char *const *skip_keys, pdk_flat_list *out, pdckpt_error *err);
 void          pdk_flat_sort_by_name(pdk_flat_list *list); /* byte-wise, like Python's sorted() */
+/* ARGUMENT when two entries share a name (a dict LIST root's names are indexes: never). */
+pdckpt_status pdk_flat_check_unique(pdk_flat_list *list, pdckpt_error *err);
 void          pdk_flat_free(pdk_flat_list *list);
 
 #endif /* PDK_FORMAT_H */

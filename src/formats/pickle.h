@@ -14,4 +14,12 @@ pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *op
 pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,
                               const pdckpt_save_options *opts, pdckpt_error *err);
 
+/* Calls `fn` for every tensor paddle.load would return as a paddle.Tensor (pickle_tensors.c);
+ * `path` is its '/'-joined key path.  `state_path`: the root is about to be written by the
+ * state-dict path, whose generated name table lists every top-level tensor. */
+typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, const char *path,
+                                              pdckpt_error *err);
+pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
+                                        pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
+
 #endif /* PDK_PICKLE_H */

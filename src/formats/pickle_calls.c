@@ -264,26 +264,19 @@ static pdckpt_status copy_items(pk_vm *vm, pdckpt_kind kind, pdckpt_value *src,
     return PDCKPT_OK;
 }
 
-/* builtins.tuple(((name, ndarray),)): Paddle's reducer for a Tensor -> (name, named tensor). */
+/* builtins.tuple(((name, ndarray),)): Paddle's reducer for a Tensor.  paddle.load gives back a
+ * Tensor named `name`, so the tree holds the tensor carrying that name (the writer turns a named
+ * tensor into this same reduce again). */
 static pdckpt_status paddle_tuple(pk_vm *vm, pdckpt_value *src, pdckpt_value **out) {
     size_t        n = 0;
     pdckpt_value *t = pdckpt_value_at_mut(src, 1);
     const char   *name = pdckpt_value_get_string(pdckpt_value_at(src, 0), &n);
     if (pdckpt_value_kind(src) != PDCKPT_KIND_TUPLE || pdckpt_value_len(src) != 2 ||
+        pdckpt_value_kind(pdckpt_value_at(src, 0)) != PDCKPT_KIND_STRING ||
         pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, t) || !name ||
         memchr(name, '\0', n))
         return copy_items(vm, PDCKPT_KIND_TUPLE, src, out);
-    pdckpt_value *named = NULL;
-    PDK_TRY(pk_tensor_renamed(vm, t, name, &named));
-    size_t        base = vm->sp;
-    pdckpt_status st = pk_push(vm, pdckpt_value_retain(pdckpt_value_at_mut(src, 0)));
-    if (st == PDCKPT_OK)
-        st = pk_push(vm, named);
-    else
-        pdckpt_value_free(named);
-    if (st == PDCKPT_OK) st = pk_make_tuple(vm, base, out);
-    pk_drop_to(vm, base);
-    return st;
+    return pk_tensor_renamed(vm, t, name, out);
 }
 
 /* One argument that is a tuple or list, or none at all. */

@@ -3,7 +3,8 @@
  * pickle-and-distributed-formats.md §1.5, §1.6): big arrays that paddle.save cut into
  * `key@@.i` slices (protocol 2/3) are joined again under their key, which Paddle re-inserts at the
  * end of the dict; then every tensor listed in "StructuredToParameterName@@" gets its Paddle
- * variable name.  The name table itself stays in the tree (writers reproduce it).
+ * variable name.  The name table itself stays in the tree (writers reproduce it).  Last, arrays
+ * paddle.load makes tensors take the dtype Paddle gives them (pickle_tensors.c).
  */
 #include "pickle_vm.h"
 
@@ -123,8 +124,22 @@ static pdckpt_status apply_names(pk_vm *vm, pdckpt_value *root) {
     return PDCKPT_OK;
 }
 
+/* paddle.to_tensor makes a uint16 array a bfloat16 tensor: where paddle.load returns a tensor,
+ * a uint16 array is bfloat16 (float8 has no such rule: Paddle pickles it as int8 and loads int8).
+ */
+static pdckpt_status retype_bits(void *ctx, pdckpt_value *t, const char *path, pdckpt_error *err) {
+    (void)ctx;
+    (void)path;
+    pdckpt_tensor_view v;
+    pdckpt_tensor_get(t, &v);
+    return v.dtype == PDCKPT_DTYPE_UINT16 ? pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_BFLOAT16, err)
+                                          : PDCKPT_OK;
+}
+
 pdckpt_status pk_paddle_finish(pk_vm *vm, pdckpt_value **root) {
-    if (pdckpt_value_kind(*root) != PDCKPT_KIND_DICT) return PDCKPT_OK;
-    PDK_TRY(join_big_arrays(vm, *root));
-    return apply_names(vm, *root);
+    if (pdckpt_value_kind(*root) == PDCKPT_KIND_DICT) {
+        PDK_TRY(join_big_arrays(vm, *root));
+        PDK_TRY(apply_names(vm, *root));
+    }
+    return pdk_pickle_paddle_tensors(*root, false, retype_bits, NULL, vm->err);
 }

@@ -21,12 +21,20 @@ static bool contains_tensor(const pdckpt_value *v, unsigned depth) {
     return false;
 }
 
+/* A named tensor is a paddle.Tensor, an unnamed one a numpy array (which _is_state_dict rejects);
+ * a dict of only unnamed tensors is still taken as a state dict (a tree from a flat format). */
 bool pdk_pickle_is_state_dict(const pdckpt_value *root) {
     if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT) return false;
+    bool               named = false, unnamed = false;
+    pdckpt_tensor_view t;
     for (size_t i = 0; i < pdckpt_value_len(root); i++) {
         const pdckpt_value *v = pdckpt_value_at(root, i);
         pdckpt_kind         kind = pdckpt_value_kind(v);
-        if (kind == PDCKPT_KIND_TENSOR) continue;
+        if (pdckpt_tensor_get(v, &t)) {
+            *(t.name ? &named : &unnamed) = true;
+            if (named && unnamed) return false;
+            continue;
+        }
         if (kind != PDCKPT_KIND_DICT) return false;
         for (size_t k = 0; k < pdckpt_value_len(v); k++)
             if (contains_tensor(pdckpt_value_at(v, k), 0)) return false;
@@ -56,6 +64,57 @@ static bool plain_dict(const pdckpt_value *root) {
     return true;
 }
 
+/* ---- dtypes a pickle cannot give back ---- */
+
+static pdckpt_status refuse_uint16(void *ctx, pdckpt_value *t, const char *path,
+                                   pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    pdckpt_tensor_get(t, &v);
+    if (v.dtype != PDCKPT_DTYPE_UINT16) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, ((const pdk_sink *)ctx)->name, -1,
+                    "tensor '%s' is uint16, which paddle.load reads back from a pickle as "
+                    "bfloat16; reinterpret it (uint16=bfloat16) or save to safetensors",
+                    path);
+}
+
+typedef struct f8_ctx {
+    const pdk_sink *sink;
+    pdckpt_error   *err;
+} f8_ctx;
+
+static int refuse_float8(void *ctx, const pdckpt_path_step *path, size_t depth,
+                         const pdckpt_value *leaf) {
+    f8_ctx            *c = ctx;
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(leaf, &v) ||
+        (v.dtype != PDCKPT_DTYPE_FLOAT8_E4M3FN && v.dtype != PDCKPT_DTYPE_FLOAT8_E5M2))
+        return 0;
+    const char *key = depth ? pdckpt_value_get_string(path[depth - 1].key, NULL) : NULL;
+    pdk_fail(c->err, PDCKPT_ERR_UNSUPPORTED, c->sink->name, -1,
+             "tensor '%s'%s%s%s is %s, which a pickle holds as int8 (paddle.save writes its int8 "
+             "bits and paddle.load returns int8); reinterpret it (%s=int8) or save to "
+             "safetensors or a .pdiparams, which keep float8",
+             key ? key : "?", v.name ? " (" : "", v.name ? v.name : "", v.name ? ")" : "",
+             pdckpt_dtype_name(v.dtype), pdckpt_dtype_name(v.dtype));
+    return 1;
+}
+
+/* Every tensor must come back from paddle.load with the dtype it has: no float8 (int8 on disk),
+ * no uint16 where Paddle makes a tensor (it reads those bits as bfloat16). */
+static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink, bool state_path,
+                                  pdckpt_error *err) {
+    pdckpt_error  f8_err = PDCKPT_ERROR_INIT, walk_err = PDCKPT_ERROR_INIT;
+    f8_ctx        c = {sink, &f8_err};
+    pdckpt_status st = pdckpt_value_walk(root, refuse_float8, &c, &walk_err);
+    if (f8_err.status != PDCKPT_OK) {
+        if (err) *err = f8_err;
+        return f8_err.status;
+    }
+    if (st != PDCKPT_OK) return PDCKPT_OK; /* too deep: the emitter reports it */
+    return pdk_pickle_paddle_tensors((pdckpt_value *)root, state_path && !has_name_table(root),
+                                     refuse_uint16, sink, err);
+}
+
 pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
                                    const pdckpt_save_options *opts, pdk_pickle_path path,
                                    pdckpt_error *err) {
@@ -63,6 +122,7 @@ pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT
                    : PDK_PICKLE_GENERIC;
+    PDK_TRY(check_dtypes(root, sink, path == PDK_PICKLE_STATE_DICT, err));
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     if (st == PDCKPT_OK)

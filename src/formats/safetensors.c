@@ -4,16 +4,17 @@
  * the reference implementation: header at most 100,000,000 bytes, starting with '{'; every
  * tensor's byte range matches its shape; ranges are contiguous from 0, never overlap, and cover
  * the whole data section.  On load the root is a DICT in header order, with "__metadata__" as a
- * dict of strings when present; saving takes the same shape.
+ * dict of strings when present; saving takes the same shape.  A tree that is more than that
+ * (nesting, non-tensor values, Paddle names) travels in __metadata__["pdckpt.tree"] (st_tree.c).
  */
-#include "json_lite.h"
+#include "st_tree.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_HEADER   100000000u
-#define METADATA_KEY "__metadata__"
+#define METADATA_KEY PDK_ST_METADATA_KEY
 
 typedef struct st_entry {
     char        *name;
@@ -256,7 +257,7 @@ static pdckpt_status read_header(const pdk_input *in, pdk_cursor *cur, pdk_curso
 static pdckpt_status build_root(const pdk_input *in, const pdckpt_load_options *opts,
                                 const pdk_cursor *cur, st_header *h, pdckpt_value *root) {
     pdckpt_error *err = cur->err;
-    if (h->metadata) {
+    if (h->metadata && !pdckpt_dict_get(h->metadata, PDK_ST_TREE_KEY)) {
         PDK_TRY(pdckpt_dict_set(root, METADATA_KEY, h->metadata, err));
         h->metadata = NULL;
     }
@@ -280,6 +281,37 @@ static pdckpt_status build_root(const pdk_input *in, const pdckpt_load_options *
     return PDCKPT_OK;
 }
 
+/* The tree __metadata__["pdckpt.tree"] describes, over the tensors just read; the other
+ * metadata entries stay in front of it when it is a dict. */
+static pdckpt_status rebuild_tree(const pdk_input *in, const pdckpt_load_options *opts,
+                                  st_header *h, pdckpt_value **root, pdckpt_error *err) {
+    size_t      len;
+    const char *json = pdckpt_value_get_string(pdckpt_dict_get(h->metadata, PDK_ST_TREE_KEY), &len);
+    pdckpt_value *tree = NULL, *out = NULL;
+    if (!json) return PDCKPT_OK;
+    PDK_TRY(pdk_st_tree_decode(json, len, in->name, *root, opts->allocator, &tree, err));
+    pdckpt_dict_remove(h->metadata, PDK_ST_TREE_KEY);
+    if (pdckpt_value_len(h->metadata) == 0 || pdckpt_value_kind(tree) != PDCKPT_KIND_DICT) {
+        pdckpt_value_free(*root);
+        *root = tree;
+        return PDCKPT_OK;
+    }
+    pdckpt_status st = (out = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT))
+                           ? pdckpt_dict_set(out, METADATA_KEY, h->metadata, err)
+                           : pdk_fail_nomem(err, "safetensors root");
+    if (out && st == PDCKPT_OK) h->metadata = NULL;
+    for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(tree); i++) {
+        pdckpt_value *key = pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(tree, i));
+        st =
+            pdckpt_dict_set_value(out, key, pdckpt_value_retain(pdckpt_value_at_mut(tree, i)), err);
+    }
+    pdckpt_value_free(tree);
+    if (st != PDCKPT_OK) return pdckpt_value_free(out), st;
+    pdckpt_value_free(*root);
+    *root = out;
+    return PDCKPT_OK;
+}
+
 static pdckpt_status st_load(const pdk_input *in, const pdckpt_load_options *opts,
                              pdckpt_value **out, pdckpt_error *err) {
     pdk_cursor cur, hcur;
@@ -290,6 +322,7 @@ static pdckpt_status st_load(const pdk_input *in, const pdckpt_load_options *opt
     if (st == PDCKPT_OK && !(root = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT)))
         st = pdk_fail_nomem(err, "safetensors root");
     if (st == PDCKPT_OK) st = build_root(in, opts, &cur, &h, root);
+    if (st == PDCKPT_OK && h.metadata) st = rebuild_tree(in, opts, &h, &root, err);
     header_free(&h);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(root);
@@ -318,11 +351,27 @@ static int cmp_for_layout(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-static pdckpt_status write_metadata(pdk_sink *sink, const pdckpt_value *meta, pdckpt_error *err) {
-    if (pdckpt_value_kind(meta) != PDCKPT_KIND_DICT)
+/* The header's __metadata__: the tree's own dict of strings (an old pdckpt.tree left out) and,
+ * when the tree needs it, "pdckpt.tree". */
+typedef struct st_meta {
+    const pdckpt_value *dict; /* or NULL */
+    const char         *tree; /* or NULL */
+    size_t              tree_len;
+} st_meta;
+
+static pdckpt_status write_metadata(pdk_sink *sink, const st_meta *m, pdckpt_error *err) {
+    const pdckpt_value *meta = m->dict;
+    if (meta && pdckpt_value_kind(meta) != PDCKPT_KIND_DICT)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
                         "__metadata__ must be a dict of strings");
     PDK_TRY(pdk_sink_write(sink, "\"" METADATA_KEY "\":{", sizeof METADATA_KEY + 3, err));
+    bool first = true;
+    if (m->tree) {
+        PDK_TRY(pdk_json_write_string(sink, PDK_ST_TREE_KEY, strlen(PDK_ST_TREE_KEY), err));
+        PDK_TRY(pdk_sink_write(sink, ":", 1, err));
+        PDK_TRY(pdk_json_write_string(sink, m->tree, m->tree_len, err));
+        first = false;
+    }
     for (size_t i = 0; i < pdckpt_value_len(meta); i++) {
         size_t      kl, vl;
         const char *k = pdckpt_value_get_string(pdckpt_dict_key_at(meta, i), &kl);
@@ -330,7 +379,9 @@ static pdckpt_status write_metadata(pdk_sink *sink, const pdckpt_value *meta, pd
         if (!k || !v)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
                             "__metadata__ must map strings to strings");
-        if (i) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
+        if (m->tree && strcmp(k, PDK_ST_TREE_KEY) == 0) continue;
+        if (!first) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
+        first = false;
         PDK_TRY(pdk_json_write_string(sink, k, kl, err));
         PDK_TRY(pdk_sink_write(sink, ":", 1, err));
         PDK_TRY(pdk_json_write_string(sink, v, vl, err));
@@ -364,20 +415,21 @@ static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64
     return pdk_sink_write(sink, buf, (size_t)n, err);
 }
 
-static pdckpt_status write_header(pdk_sink *sink, const pdckpt_value *meta,
-                                  const pdk_flat_list *flat, pdckpt_error *err) {
+static pdckpt_status write_header(pdk_sink *sink, const st_meta *meta, const pdk_flat_list *flat,
+                                  pdckpt_error *err) {
+    bool has_meta = meta->dict || meta->tree;
     PDK_TRY(pdk_sink_write(sink, "{", 1, err));
-    if (meta) PDK_TRY(write_metadata(sink, meta, err));
+    if (has_meta) PDK_TRY(write_metadata(sink, meta, err));
     uint64_t offset = 0;
     for (size_t i = 0; i < flat->len; i++) {
-        if (i || meta) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
+        if (i || has_meta) PDK_TRY(pdk_sink_write(sink, ",", 1, err));
         PDK_TRY(write_entry(sink, &flat->entries[i], &offset, err));
     }
     return pdk_sink_write(sink, "}", 1, err);
 }
 
-static pdckpt_status header_size(const char *name, const pdckpt_value *meta,
-                                 const pdk_flat_list *flat, uint64_t *out, pdckpt_error *err) {
+static pdckpt_status header_size(const char *name, const st_meta *meta, const pdk_flat_list *flat,
+                                 uint64_t *out, pdckpt_error *err) {
     pdk_sink *counter;
     PDK_TRY(pdk_sink_open_counting(NULL, &counter, err));
     counter->name = name; /* errors found while sizing name the real target */
@@ -387,22 +439,37 @@ static pdckpt_status header_size(const char *name, const pdckpt_value *meta,
     return st;
 }
 
+/* The tensors to store and the metadata that goes with them: the tree in "pdckpt.tree" when a
+ * plain dict of tensors would not give it back (unless the caller drops what is not a tensor). */
+static pdckpt_status plan_save(const pdckpt_value *root, pdk_sink *sink,
+                               const pdckpt_save_options *opts, pdk_flat_list *flat, st_meta *m,
+                               pdckpt_error *err) {
+    static const char *const skip[] = {METADATA_KEY, "StructuredToParameterName@@", NULL};
+    m->dict =
+        pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
+    m->tree = NULL;
+    if (opts->skip_non_tensors || !pdk_st_tree_needed(root))
+        return pdk_flat_collect(root, opts, skip, flat, err);
+    char *json;
+    PDK_TRY(pdk_st_tree_encode(root, sink->name, flat, &json, &m->tree_len, err));
+    m->tree = json;
+    return PDCKPT_OK;
+}
+
 static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
                              const pdckpt_save_options *opts, pdckpt_error *err) {
-    static const char *const skip[] = {METADATA_KEY, "StructuredToParameterName@@", NULL};
-    const pdckpt_value      *meta =
-        pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
     pdk_flat_list flat;
-    PDK_TRY(pdk_flat_collect(root, opts, skip, &flat, err));
+    st_meta       meta;
+    PDK_TRY(plan_save(root, sink, opts, &flat, &meta, err));
     /* Not qsort(NULL, 0) for an empty dict: undefined behaviour, which UBSan aborts on. */
     if (flat.len > 1) qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
     uint64_t      json_len = 0;
-    pdckpt_status st = header_size(sink->name, meta, &flat, &json_len, err);
+    pdckpt_status st = header_size(sink->name, &meta, &flat, &json_len, err);
     uint64_t      padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
     uint8_t       prefix[8];
     pdk_store_u64le(prefix, padded);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, prefix, 8, err);
-    if (st == PDCKPT_OK) st = write_header(sink, meta, &flat, err);
+    if (st == PDCKPT_OK) st = write_header(sink, &meta, &flat, err);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, "        ", (size_t)(padded - json_len), err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
         pdckpt_tensor_view v;
@@ -410,6 +477,7 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
         st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
     }
     pdk_flat_free(&flat);
+    if (meta.tree) pdk_st_tree_json_free((char *)meta.tree, meta.tree_len);
     return st;
 }
 

@@ -285,8 +285,8 @@ pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
     int code = pdckpt_dtype_to_paddle(v.dtype);
     if (code < 0)
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
-                        "dtype %s has no Paddle VarType code (Paddle pickles bfloat16 as uint16; "
-                        "reinterpret it as bfloat16 first)",
+                        "dtype %s has no Paddle VarType code; if its bits are another type, "
+                        "reinterpret them (e.g. uint16=bfloat16), or save to safetensors",
                         pdckpt_dtype_name(v.dtype));
     uint8_t header[8 + 12 + PDCKPT_MAX_DIMS * 11];
     size_t desc_len = pdk_tensor_desc_encode(code, v.n_dims, v.dims, header + 8, sizeof header - 8);

@@ -113,13 +113,23 @@ def test_strided_and_big_endian_arrays_are_saved_by_value(tmp_path):
 def test_nested_structures_flatten_into_flat_formats(tmp_path):
     obj = {"model": {"fc": {"w": np.ones((2, 2), np.float32)}, "blocks": [np.zeros(3, np.int64)]},
            "epoch": 3, "note": "x", "opt": (np.full(2, 7, np.int8),)}
-    pdckpt.save(obj, tmp_path / "x.safetensors", skip_non_tensors=True)
+    with pytest.warns(UserWarning, match=r"dropped 2 value\(s\): epoch \(int\), note \(string\)"):
+        pdckpt.save(obj, tmp_path / "x.safetensors", skip_non_tensors=True)
     got = pdckpt.load(tmp_path / "x.safetensors", return_numpy=True)
     assert sorted(got) == ["model.blocks.0", "model.fc.w", "opt.0"]
     assert same(got["model.fc.w"], obj["model"]["fc"]["w"])
     assert same(got["opt.0"], obj["opt"][0])
+    # Paddle's tensor files hold a flat list of tensors only: nesting and values are refused
+    with pytest.raises(pdckpt.UnsupportedError, match="nested dict at 'model'"):
+        pdckpt.save(obj, tmp_path / "y.pdiparams")
     with pytest.raises(pdckpt.UnsupportedError, match="found a int at 'epoch'"):
-        pdckpt.save(obj, tmp_path / "y.safetensors")
+        pdckpt.save({"w": obj["opt"][0], "epoch": 3}, tmp_path / "y.pdiparams")
+    # safetensors keeps the whole tree in __metadata__["pdckpt.tree"] (issue 19 item 2)
+    pdckpt.save(obj, tmp_path / "y.safetensors")
+    back = pdckpt.load(tmp_path / "y.safetensors", return_numpy=True)
+    assert back["epoch"] == 3 and back["note"] == "x" and isinstance(back["opt"], tuple)
+    assert same(back["model"]["fc"]["w"], obj["model"]["fc"]["w"])
+    assert same(back["model"]["blocks"][0], obj["model"]["blocks"][0])
 
 
 def test_safetensors_metadata_is_a_dict_of_strings(tmp_path):
@@ -150,7 +160,8 @@ def test_unsupported_objects_and_values_raise_before_writing(tmp_path):
     with pytest.raises(TypeError, match="cannot save objects of type paddle.nn"):
         pdckpt.save({"layer": paddle.nn.Linear(2, 2)}, target)
     with pytest.raises(pdckpt.UnsupportedError, match="stores only tensors"):
-        pdckpt.save({"big": 2**70}, target)  # an int beyond 64 bits is no tensor either
+        pdckpt.save({"big": 2**70}, tmp_path / "m.pdiparams")  # beyond 64 bits: no tensor
+    assert not (tmp_path / "m.pdiparams").exists()
     loop = []
     loop.append(loop)
     with pytest.raises(ValueError, match="contains itself"):
@@ -165,9 +176,14 @@ def test_opaque_objects_reach_the_library(tmp_path):
     assert obj.qualname == "mymod.Config" and "newobj mymod.Config" in repr(obj)
     with pytest.raises(ValueError):
         pdckpt.OpaqueObject("exec", "os", "system")
-    # Safetensors holds tensors only: the object got through conversion and the format refused it.
+    # Paddle's tensor files hold tensors only: the object got through conversion and the format
+    # refused it; safetensors carries it in its metadata and gives it back.
     with pytest.raises(pdckpt.UnsupportedError, match="found a object at 'cfg'"):
-        pdckpt.save({"cfg": obj, "w": np.ones(1)}, tmp_path / "m.safetensors")
+        pdckpt.save({"cfg": obj, "w": np.ones(1)}, tmp_path / "m.pdiparams")
+    pdckpt.save({"cfg": obj, "w": np.ones(1)}, tmp_path / "m.safetensors")
+    back = pdckpt.load(tmp_path / "m.safetensors", return_numpy=True)["cfg"]
+    assert (back.kind, back.qualname, back.args, back.state) == ("newobj", "mymod.Config", (),
+                                                                 {"lr": 0.1})
 
 
 # ---- paddle.Tensor in, named tensors out ----------------------------------------------------

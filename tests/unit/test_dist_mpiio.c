@@ -70,6 +70,7 @@ static void test_equals_single_process(void) {
         pdckpt_value       *all = local_state(0, mt_size, true);
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         so.format = PDCKPT_FORMAT_COMBINED;
+        so.skip_non_tensors = true; /* the MPI writer flattens "block" the way this asks for */
         void  *want = NULL;
         size_t want_len = 0, got_len = 0;
         CHECK_OK(pdckpt_save_memory(all, &so, &want, &want_len, &err), &err);
@@ -115,8 +116,15 @@ static void test_failures_keep_previous(void) {
 static pdckpt_value *pickle_state(int rank, int size) {
     pdckpt_value *d = mt_dict();
     char          name[64];
-    for (int i = 0; i < N_TENSORS; i++)
-        if (i % size == rank && i != 13) mt_set(d, name, tensor_i(i, name, sizeof name));
+    for (int i = 0; i < N_TENSORS; i++) {
+        if (i % size != rank || i == 13) continue;
+        pdckpt_value      *t = tensor_i(i, name, sizeof name);
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(t, &v); /* a pickle holds float8 as int8 bits: say so, as a user must */
+        if (v.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN || v.dtype == PDCKPT_DTYPE_FLOAT8_E5M2)
+            pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_INT8, NULL);
+        mt_set(d, name, t);
+    }
     if (rank == 1 || rank == 3)
         mt_set(d, "dup.w", mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){3, 3}, 90 + rank));
     if (rank == 0)

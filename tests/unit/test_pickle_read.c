@@ -543,7 +543,9 @@ static void test_numpy_layouts(void) {
     check_tensor(pdckpt_value_at(v, 4), PDCKPT_DTYPE_FLOAT16, 2, d0x4, "", 0, NULL);
     check_tensor(pdckpt_value_at(v, 5), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, NULL);
     check_tensor(pdckpt_value_at(v, 6), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, NULL);
-    check_tensor(pdckpt_value_at(v, 7), PDCKPT_DTYPE_UINT16, 1, d2, "\x80\x3f\x00\x40", 4, NULL);
+    /* paddle.load makes every array of a file without (name, ndarray) tuples a tensor, and a
+     * uint16 one a bfloat16 tensor: the tree carries that dtype */
+    check_tensor(pdckpt_value_at(v, 7), PDCKPT_DTYPE_BFLOAT16, 1, d2, "\x80\x3f\x00\x40", 4, NULL);
     pdckpt_value_free(v);
     free(p);
 }
@@ -633,8 +635,9 @@ static void test_numpy_frombuffer_and_scalars(void) {
 
 /* ---- Paddle's conventions ---- */
 
-/* Paddle's generic-path Tensor: tuple(((name, ndarray),)) -> (name, tensor named name); a user's
- * own tuple (name, ndarray) keeps its tensor unnamed. */
+/* Paddle's generic-path Tensor: tuple(((name, ndarray),)) -> the tensor named name, as paddle.load
+ * gives it; a user's own tuple (name, ndarray) stays a tuple.  Only tensors paddle.load makes get
+ * Paddle's dtype: there a uint16 array is bfloat16, a plain array beside them keeps uint16. */
 static void test_paddle_tensor_tuples(void) {
     pdckpt_error       err = PDCKPT_ERROR_INIT;
     static const float f4[2] = {1, 2};
@@ -650,14 +653,22 @@ static void test_paddle_tensor_tuples(void) {
     stext(p, "mine");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
     op(p, 0x86);
+    sglobal(p, "builtins", "tuple");
+    stext(p, "bf");
+    np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
+    op(p, 0x86);
+    op(p, 0x85);
+    op(p, 'R');
+    np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
     op(p, 'l');
     op(p, '.');
     pdckpt_value       *v = load(p, PDCKPT_OK, &err);
-    const pdckpt_value *named = pdckpt_value_at(v, 0), *plain = pdckpt_value_at(v, 1);
-    CHECK(pdckpt_value_kind(named) == PDCKPT_KIND_TUPLE && pdckpt_value_len(named) == 2);
-    CHECK_STR(str_of(pdckpt_value_at(named, 0)), "linear_0.w_0");
-    check_tensor(pdckpt_value_at(named, 1), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, "linear_0.w_0");
+    const pdckpt_value *plain = pdckpt_value_at(v, 1);
+    check_tensor(pdckpt_value_at(v, 0), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, "linear_0.w_0");
+    CHECK(pdckpt_value_kind(plain) == PDCKPT_KIND_TUPLE && pdckpt_value_len(plain) == 2);
     check_tensor(pdckpt_value_at(plain, 1), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, NULL);
+    check_tensor(pdckpt_value_at(v, 2), PDCKPT_DTYPE_BFLOAT16, 1, d2, "\x80\x3f\x00\x40", 4, "bf");
+    check_tensor(pdckpt_value_at(v, 3), PDCKPT_DTYPE_UINT16, 1, d2, "\x80\x3f\x00\x40", 4, NULL);
     pdckpt_value_free(v);
     free(p);
 }
@@ -1350,7 +1361,7 @@ static void test_allocation_failures(void) {
             check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8,
                          "linear_0.w_0");
             check_tensor(pdckpt_dict_get(v, "x"), PDCKPT_DTYPE_INT32, 1, d4, whole, 16, NULL);
-            check_tensor(pdckpt_value_at(pdckpt_dict_get(v, "t"), 1), PDCKPT_DTYPE_FLOAT32, 1, d2,
+            check_tensor(pdckpt_dict_get(v, "t"), PDCKPT_DTYPE_FLOAT32, 1, d2,
                          "\x3f\x80\x00\x00\x40\x00\x00\x00", 8, "n"); /* each element swapped */
         } else if (st != PDCKPT_ERR_NOMEM) {
             char line[1200];
