@@ -23,15 +23,16 @@ from typing import Any, Iterator
 from . import _errors, _native, _paddle_io
 from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
                        paddle_result)
-from ._errors import (BY_STATUS, ArgumentError, ArgumentTypeError, CorruptError, Error, FormatError, IoError,
+from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
+from ._errors import ArgumentTypeError
 
 __all__ = [
     "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
-    "Error", "ArgumentError", "ArgumentTypeError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
+    "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
     "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
-    "static",
+    "static", "ArgumentTypeError",
 ]
 
 __version__ = _native.version
@@ -58,7 +59,8 @@ def format_for_path(path: str | os.PathLike) -> str | None:
 def _check_configs(configs: dict, allowed: set, what: str) -> None:
     for key in configs:
         if key not in allowed:
-            raise ValueError(f"The additional config ({key}) of `{what}` is not supported.")
+            raise _errors.make(ArgumentError, None,
+                               f"The additional config ({key}) of `{what}` is not supported.")
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -114,9 +116,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     NumPy arrays, numbers, strings, bytes, ``None`` and ``pdckpt.OpaqueObject``.  Tensor bytes are
     written straight from the arrays' and (CPU) tensors' own memory: nothing is copied first.
 
-    `path` is a file name, a directory (a trailing ``/``, or an existing directory: one file per
-    variable), or a binary file object (``io.BytesIO``...).  The format follows the name:
-    ``.pdparams`` / ``.pdopt`` (and any other name) a pickle as ``paddle.save`` writes it,
+    `path` is a file name, an existing directory (one file per variable; ``format="vars-dir"``
+    makes one), or a binary file object (``io.BytesIO``...: written at its position).  The
+    format follows the name: ``.pdparams`` / ``.pdopt`` (and any other name) a pickle as
+    ``paddle.save`` writes it,
     ``.pdiparams`` a combined tensor file, ``.safetensors``, a directory per-variable files; a
     file object gets a pickle.  ``format=`` overrides this ("pickle", "combined", "safetensors",
     "vars-dir", "tensor").
@@ -124,24 +127,28 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     Configs: ``format``; ``durable`` (default True: fsync before the rename, and the directory
     after it; False skips the syncs); ``numpy_module`` ("numpy.core", the default, readable by
     NumPy 1.x and 2.x, or "numpy._core"); ``skip_non_tensors`` (flat formats drop non-tensor
-    values instead of failing); Paddle's ``use_binary_format`` (one tensor as a binary tensor
-    stream) and ``pickle_protocol`` (an old name for `protocol`).
+    values instead of failing); Paddle's ``use_binary_format`` (one tensor or SelectedRows as a
+    binary stream) and ``pickle_protocol`` (an old name for `protocol`).  A static ``Program`` is
+    saved as Paddle saves it (its ProgramDesc bytes or PIR JSON, checked by the library).
 
     A save to a path is atomic: on any error the previous file is left as it was.  Raises
-    ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
-    ``TypeError`` for objects pdckpt cannot save.
+    ``pdckpt.Error`` subclasses that are also the builtin classes paddle.save raises (e.g.
+    ``ArgumentTypeError``, a TypeError, for objects pdckpt cannot save; ``UnsupportedError``, a
+    NotImplementedError, for a value the format cannot hold).
     """
     _check_configs(configs, _SAVE_CONFIGS, "paddle.save")
     if not hasattr(path, "write"):
         path = _save_path(path, configs.get("format"))  # first, as in paddle.save
     protocol = configs.get("pickle_protocol", protocol)
     if not isinstance(protocol, int) or isinstance(protocol, bool) or not 1 < protocol < 5:
-        raise ValueError(f"Expected 1<'protocol'<5, but received protocol={protocol}")
+        raise _errors.make(ArgumentError, None,
+                           f"Expected 1<'protocol'<5, but received protocol={protocol}")
     fmt = configs.get("format")
     obj, fmt = _paddle_object(obj, fmt, configs.get("use_binary_format", False))
     numpy_module = configs.get("numpy_module", "numpy.core")
     if numpy_module not in _NUMPY_MODULES:
-        raise ValueError(f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
+        raise _errors.make(ArgumentError, None,
+                           f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)))
@@ -241,7 +248,11 @@ def load(path: Any, **configs: Any) -> Any:
     ``mmap=False`` the file is read into private memory and the arrays are writable.  bfloat16/float8 arrays hold
     the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
     ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
-    ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.
+    ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.  In static-graph mode
+    (``paddle.enable_static()``) tensors come back as ``core.DenseTensor``, as paddle.load gives
+    them there; a SelectedRows file as ``core.SelectedRows``, a program file as a ``Program``.
+    A file object is left just after the object read (objects saved one after another load in
+    turn).  Every error of a broken file is a ``pdckpt.Error``.
 
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
@@ -270,7 +281,8 @@ def load(path: Any, **configs: Any) -> Any:
         return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
     paddle = None if return_numpy else _paddle_module(import_it=True)
     keep = bool(configs.get("keep_name_table", False))
-    return _guard_conversion(where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
+    return _guard_conversion(
+        where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
 
 
 def _file_bytes(path: Any) -> bytes:

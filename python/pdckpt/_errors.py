@@ -7,8 +7,8 @@ attributes from the library's error record; :func:`make` builds one in Python.""
 from __future__ import annotations
 
 __all__ = [
-    "Error", "ArgumentError", "ArgumentTypeError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
-    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError",
+    "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
+    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "ArgumentTypeError",
 ]
 
 
