@@ -380,8 +380,12 @@ typedef enum pdckpt_format {
     PDCKPT_FORMAT_DISTCP = 10,     /* sharded checkpoint directory (.distcp + .metadata) */
     PDCKPT_FORMAT_INFERENCE = 11,  /* program + params: a directory or a path prefix; root is a
                                       DICT name -> tensor, names byte-wise sorted */
+
+    /* one SelectedRows stream (paddle.save(..., use_binary_format=True)); root is a DICT
+     * {"rows": int64 tensor [R], "height": int, "value": tensor} */
+    PDCKPT_FORMAT_SELECTED_ROWS = 12,
 } pdckpt_format;
-#define PDCKPT_FORMAT_COUNT 12
+#define PDCKPT_FORMAT_COUNT 13
 
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
 PDCKPT_API const char *pdckpt_format_name(pdckpt_format format);
@@ -455,6 +459,12 @@ PDCKPT_API pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_op
 PDCKPT_API pdckpt_status pdckpt_load_memory(const void *data, size_t len,
                                             const pdckpt_load_options *opts, pdckpt_value **out,
                                             pdckpt_format *out_format, pdckpt_error *err);
+/* The length of the first object in `data`, for reading objects written one after another into
+ * one stream (paddle.save to a file object, twice): a pickle up to and including its STOP, a
+ * tensor or SelectedRows stream up to the end of its data.  `*out_format` (may be NULL) says
+ * which.  FORMAT when `data` starts with none of them (other formats fill the whole input). */
+PDCKPT_API pdckpt_status pdckpt_object_length(const void *data, size_t len, size_t *out,
+                                              pdckpt_format *out_format, pdckpt_error *err);
 /* Detects the format of a file or directory without loading it. */
 PDCKPT_API pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out,
                                               pdckpt_error *err);

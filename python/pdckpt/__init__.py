@@ -14,24 +14,26 @@ accepted and returned when Paddle is installed.
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import os
 import sys
 import warnings
 from typing import Any, Iterator
 
-from . import _native
+from . import _errors, _native, _paddle_io
 from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
                        paddle_result)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
+from ._errors import ArgumentTypeError
 
 __all__ = [
     "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
     "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
-    "static",
+    "static", "ArgumentTypeError",
 ]
 
 __version__ = _native.version
@@ -59,7 +61,8 @@ def format_for_path(path: str | os.PathLike) -> str | None:
 def _check_configs(configs: dict, allowed: set, what: str) -> None:
     for key in configs:
         if key not in allowed:
-            raise ValueError(f"The additional config ({key}) of `{what}` is not supported.")
+            raise _errors.make(ArgumentError, None,
+                               f"The additional config ({key}) of `{what}` is not supported.")
 
 
 def _allowed_globals(value: Any) -> list[str] | None:
@@ -99,6 +102,42 @@ def _paddle_module(import_it: bool) -> Any:
 
 # ---- save -------------------------------------------------------------------------------------
 
+def _paddle_object(obj: Any, fmt: str | None, binary: Any) -> tuple[Any, str | None]:
+    """Paddle's own objects as paddle.save takes them: use_binary_format's one tensor or
+    SelectedRows, a Program's serialised bytes; anything else is saved as it is."""
+    if not isinstance(binary, bool):
+        raise _errors.make(ArgumentTypeError, None, "use_binary_format must be True or False, "
+                           f"not {type(binary).__name__} {binary!r}")
+    paddle = _paddle_io.paddle_module()
+    if binary:
+        value, kind = _paddle_io.binary_value(obj, paddle)
+        return value, fmt or kind
+    program = _paddle_io.program_bytes(obj, paddle)
+    if program is not None:
+        return program[0], fmt or program[1]
+    return obj, fmt
+
+
+def _save_path(path: Any, fmt: str | None) -> str:
+    """`path` as a str, checked as paddle.save checks it (ValueError where Paddle raises one), its
+    missing parent directories made (paddle.save makes them too, before anything else)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise _errors.make(ArgumentError, None, "path must be a file name (str or os.PathLike) "
+                           f"or a binary file object with write(), not {type(path).__name__}")
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if fmt not in ("vars-dir", "dygraph-dir") and not os.path.basename(path):
+        raise _errors.make(ArgumentError, path, "expected dirname/filename, found no file name "
+                           "(paddle.save needs one); format='vars-dir' writes a directory of "
+                           "one file per variable")
+    named = fmt or _native.format_from_path(path)
+    parent = os.path.dirname(path.rstrip("/") if named in ("vars-dir", "dygraph-dir") else path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
+    return path
+
+
 def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     """Saves `obj` to `path`, like ``paddle.save``.
 
@@ -106,9 +145,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     NumPy arrays, numbers, strings, bytes, ``None`` and ``pdckpt.OpaqueObject``.  Tensor bytes are
     written straight from the arrays' and (CPU) tensors' own memory: nothing is copied first.
 
-    `path` is a file name, a directory (a trailing ``/``, or an existing directory: one file per
-    variable), or a binary file object (``io.BytesIO``...).  The format follows the name:
-    ``.pdparams`` / ``.pdopt`` (and any other name) a pickle as ``paddle.save`` writes it,
+    `path` is a file name, an existing directory (one file per variable; ``format="vars-dir"``
+    makes one), or a binary file object (``io.BytesIO``...: written at its position).  The
+    format follows the name: ``.pdparams`` / ``.pdopt`` (and any other name) a pickle as
+    ``paddle.save`` writes it,
     ``.pdiparams`` a combined tensor file, ``.safetensors``, a directory per-variable files; a
     file object gets a pickle.  ``format=`` overrides this ("pickle", "combined", "safetensors",
     "vars-dir", "tensor").
@@ -119,10 +159,12 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     values instead of failing, and a ``UserWarning`` lists what was dropped; safetensors keeps
     them in its metadata unless this is set); ``reinterpret`` (``{"uint16": "bfloat16"}``: retype
     every tensor of the first dtype as the second, same bits -- for arrays that hold another
-    type's bits); Paddle's ``use_binary_format`` (one tensor as a binary tensor stream) and
-    ``pickle_protocol`` (an old name for `protocol`); ``allowed_globals`` (classes "module.name"
-    beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file will make
-    ``paddle.load`` import and call them, so name only classes you trust).
+    type's bits); Paddle's ``use_binary_format`` (one tensor or SelectedRows as a binary stream)
+    and ``pickle_protocol`` (an old name for `protocol`); ``allowed_globals`` (classes
+    "module.name" beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file
+    will make ``paddle.load`` import and call them, so name only classes you trust).  A static
+    ``Program`` is saved as Paddle saves it (its ProgramDesc bytes or PIR JSON, checked by the
+    library).
 
     Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
     it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
@@ -130,19 +172,23 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     `reinterpret` says what the bits are instead.
 
     A save to a path is atomic: on any error the previous file is left as it was.  Raises
-    ``pdckpt.Error`` (e.g. ``UnsupportedError`` for a value the format cannot hold) and
-    ``TypeError`` for objects pdckpt cannot save.
+    ``pdckpt.Error`` subclasses that are also the builtin classes paddle.save raises (e.g.
+    ``ArgumentTypeError``, a TypeError, for objects pdckpt cannot save; ``UnsupportedError``, a
+    NotImplementedError, for a value the format cannot hold).
     """
     _check_configs(configs, _SAVE_CONFIGS, "paddle.save")
+    if not hasattr(path, "write"):
+        path = _save_path(path, configs.get("format"))  # first, as in paddle.save
     protocol = configs.get("pickle_protocol", protocol)
     if not isinstance(protocol, int) or isinstance(protocol, bool) or not 1 < protocol < 5:
-        raise ValueError(f"Expected 1<'protocol'<5, but received protocol={protocol}")
+        raise _errors.make(ArgumentError, None,
+                           f"Expected 1<'protocol'<5, but received protocol={protocol}")
     fmt = configs.get("format")
-    if configs.get("use_binary_format"):
-        fmt = fmt or "tensor"
+    obj, fmt = _paddle_object(obj, fmt, configs.get("use_binary_format", False))
     numpy_module = configs.get("numpy_module", "numpy.core")
     if numpy_module not in _NUMPY_MODULES:
-        raise ValueError(f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
+        raise _errors.make(ArgumentError, None,
+                           f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
@@ -152,13 +198,7 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         _warn_dropped(options["dropped"])
         return
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
     fmt = fmt or _native.format_from_path(path) or "pickle"
-    parent = os.path.dirname(path.rstrip("/") if fmt == "vars-dir" else path)
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)  # paddle.save creates missing directories too
     _native.save(obj, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
 
@@ -178,12 +218,25 @@ def _memory_source(path: Any) -> bytes | None:
     if isinstance(path, (bytearray, memoryview)):
         return bytes(path)  # arrays will view these bytes: they must not change underneath
     if hasattr(path, "read"):
-        data = path.read()
-        if not isinstance(data, bytes):
-            raise TypeError("pdckpt.load needs a binary file object (read() returned "
-                            f"{type(data).__name__})")
-        return data
+        return _read_one(path)
     return None
+
+
+def _read_one(stream: Any) -> bytes:
+    """The next object of a binary file object, as pickle.load takes it: the stream is left just
+    after it (a pickle's STOP, a tensor or SelectedRows stream's last byte), so objects saved one
+    after another load in turn.  Other formats (and unseekable streams) take the rest."""
+    seekable = getattr(stream, "seekable", lambda: False)()
+    start = stream.tell() if seekable else 0
+    data = stream.read()
+    if not isinstance(data, bytes):
+        raise _errors.make(ArgumentTypeError, None, "pdckpt.load needs a binary file object "
+                           f"(read() returned {type(data).__name__})")
+    end = _native.object_length(data) if seekable else None
+    if end is None or end >= len(data):
+        return data
+    stream.seek(start + end)
+    return data[:end]
 
 
 def _program_for(path: str) -> str | None:
@@ -206,6 +259,11 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
         return path, program
     if not os.path.exists(path) and os.path.isfile(path + ".pdiparams"):
         return path + ".pdiparams", program or _program_for(path)
+    if not os.path.exists(path):
+        for suffix in (".pdparams", ".pdopt"):
+            if os.path.isfile(path + suffix):  # Paddle's hint for a 1.x save_dygraph prefix
+                raise _errors.make(NotFoundError, path, "no such file or directory, but "
+                                   f"{path + suffix} exists: name the file in full")
     return path, program
 
 
@@ -247,7 +305,11 @@ def load(path: Any, **configs: Any) -> Any:
     changes the arrays (see docs/RELIABILITY.md).  bfloat16/float8 arrays hold
     the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
     ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
-    ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.
+    ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.  In static-graph mode
+    (``paddle.enable_static()``) tensors come back as ``core.DenseTensor``, as paddle.load gives
+    them there; a SelectedRows file as ``core.SelectedRows``, a program file as a ``Program``.
+    A file object is left just after the object read (objects saved one after another load in
+    turn).  Every error of a broken file is a ``pdckpt.Error``.
 
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
@@ -263,15 +325,46 @@ def load(path: Any, **configs: Any) -> Any:
     _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
-    tree = _open_tree(path, configs)
-    info: dict = {}
+    data = _memory_source(path)  # a file object: its next object only
+    tree = _open_tree(path if data is None else data, configs)
+    fmt, info = tree.format, {}
+    where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
     try:
-        obj = tree.convert(None, lambda data: make_array(data, exact), info)
+        obj = _guard_conversion(where, fmt, lambda: tree.convert(
+            None, lambda d: make_array(d, exact), info))
     finally:
         tree.close()
+    if fmt in ("program", "pir-json", "selected-rows"):
+        paddle = _paddle_module(import_it=True)  # paddle.load gives Paddle's objects for these
+        if paddle is None:
+            return obj
+        if fmt == "selected-rows":
+            return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
+        source = data if data is not None else _file_bytes(path)
+        return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
     paddle = None if return_numpy else _paddle_module(import_it=True)
-    return paddle_result(obj, info, return_numpy, bool(configs.get("keep_name_table", False)),
-                         paddle)
+    keep = bool(configs.get("keep_name_table", False))
+    return _guard_conversion(
+        where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
+
+
+def _file_bytes(path: Any) -> bytes:
+    with builtins.open(os.fspath(path), "rb") as f:
+        return f.read()
+
+
+def _guard_conversion(where: str, fmt: str, convert: Any) -> Any:
+    """Runs a conversion of loaded values to Python / Paddle objects.  The library has checked
+    the file; what still fails here (a string NumPy or Paddle will not take, a shape Paddle
+    refuses) is reported as a pdckpt.FormatError, so every error of a load is a pdckpt.Error."""
+    try:
+        return convert()
+    except Error:
+        raise
+    except (UnicodeError, ValueError, TypeError, OverflowError, OSError, RuntimeError,
+            KeyError, IndexError, AttributeError) as e:
+        raise _errors.make(FormatError, where, f"the loaded {fmt} value cannot be converted "
+                           f"to Python objects: {type(e).__name__}: {e}") from e
 
 
 # ---- the lazy reader --------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _paddle_io
+from ._errors import ArgumentTypeError, make
+
 NAME_TABLE = "StructuredToParameterName@@"
 
 # The dtypes NumPy has no type for: the unsigned type of the same size holds their bits.
@@ -93,6 +96,12 @@ def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None
 def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     """A paddle.Tensor's bytes without a copy where Paddle allows it (CPU, dense, contiguous)."""
     dtype_name = str(t.dtype).rsplit(".", 1)[-1]
+    if not t._is_initialized():
+        _paddle_io.check_initialized(t, "Tensor")
+    if _paddle_io.static_mode(paddle):
+        # detach() / DLPack on a dygraph tensor crash the process in static-graph mode;
+        # numpy() (a copy, as Paddle's own static save makes) is safe there.
+        return _array_leaf(np.asarray(t.numpy()), t.name, dtype_name)
     src = t.detach()
     if not src.place.is_cpu_place():
         src = src.cpu()  # device memory has to come to the host
@@ -139,6 +148,11 @@ def leaf_hook(obj: Any) -> tuple:
     paddle = sys.modules.get("paddle")  # a paddle.Tensor means paddle is imported already
     if paddle is not None and isinstance(obj, paddle.Tensor):
         return _paddle_leaf(paddle, obj)
+    if paddle is not None and isinstance(obj, paddle.base.core.DenseTensor):
+        arr, dtype_name = _paddle_io.dense_array(obj)
+        return _array_leaf(arr, None, dtype_name if dtype_name in _RAW_BITS else None)
+    if paddle is not None:
+        _paddle_io.refuse_object(obj, paddle)
     if isinstance(obj, int) and not isinstance(obj, bool):
         if not -2**63 <= obj < 2**63:  # as the C library's pickle reader gives it
             return ("object", _OBJECT_KINDS["reduce"], "builtins", "int", (_long_bytes(obj),),
@@ -148,8 +162,8 @@ def leaf_hook(obj: Any) -> tuple:
         return ("value", float(obj))
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):
         return _array_leaf(np.asarray(obj), None)  # e.g. Paddle's DenseTensor
-    raise TypeError(f"pdckpt cannot save objects of type {type(obj).__module__}."
-                    f"{type(obj).__qualname__}")
+    raise make(ArgumentTypeError, None, f"pdckpt cannot save objects of type "
+               f"{type(obj).__module__}.{type(obj).__qualname__}")
 
 
 # ---- loading: what paddle.load returns -------------------------------------------------------
@@ -188,9 +202,12 @@ def _replace(obj: Any, cond, conv) -> Any:
 
 
 def to_paddle(paddle: Any, arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
-    """A paddle.Tensor with a copy of `arr` (Paddle tensors own their memory), named `name`."""
+    """A paddle.Tensor with a copy of `arr` (Paddle tensors own their memory), named `name`; in
+    static-graph mode a core.DenseTensor (unnamed), as paddle.load gives there."""
     if dtype_name in ("uint32", "uint64"):
         return arr  # Paddle has no such tensor type; paddle.load would fail, we keep the array
+    if _paddle_io.static_mode(paddle):
+        return _paddle_io.dense_tensor(paddle, arr)
     if dtype_name in _RAW_BITS and dtype_name != "bfloat16":
         t = paddle.to_tensor(arr.view(np.uint8)).view(getattr(paddle, dtype_name))
     elif dtype_name == "bfloat16":

@@ -1,12 +1,14 @@
 """pdckpt's exceptions: one class per library status, each also an instance of the built-in
 exception a Python user would expect (a missing file is a FileNotFoundError, a bad file a
-ValueError, ...).  The C extension fills the attributes from the library's error record."""
+ValueError, ...) and of the one ``paddle.save`` / ``paddle.load`` raise in the same case (a missing
+path is a ValueError there), so code written for Paddle catches them.  The C extension fills the
+attributes from the library's error record; :func:`make` builds one in Python."""
 
 from __future__ import annotations
 
 __all__ = [
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
-    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError",
+    "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "ArgumentTypeError",
 ]
 
 
@@ -35,6 +37,11 @@ class ArgumentError(Error, ValueError):
     """The call was given something invalid (status ``argument``)."""
 
 
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (status ``argument``); a TypeError, as Paddle raises there
+    (``use_binary_format='False'``, an object that cannot be saved)."""
+
+
 class NoMemoryError(Error, MemoryError):
     """An allocation failed (status ``nomem``)."""
 
@@ -51,8 +58,9 @@ class UnsupportedError(Error, NotImplementedError):
     """Valid, but not handled by this build (status ``unsupported``)."""
 
 
-class NotFoundError(Error, FileNotFoundError):
-    """A file, key or variable does not exist (status ``not_found``)."""
+class NotFoundError(Error, FileNotFoundError, ValueError):
+    """A file, key or variable does not exist (status ``not_found``); also a ValueError, which is
+    what ``paddle.load`` raises for a path that does not exist."""
 
 
 class MismatchError(Error, ValueError):
@@ -76,3 +84,16 @@ BY_STATUS = {
     1: ArgumentError, 2: NoMemoryError, 3: IoError, 4: FormatError, 5: UnsupportedError,
     6: NotFoundError, 7: MismatchError, 8: LimitError, 9: MpiError, 10: CorruptError,
 }
+
+
+def make(cls: type, source: str | None, message: str, status: int | None = None) -> Error:
+    """An exception of `cls` worded and filled like the ones the library raises."""
+    from . import _native
+
+    if status is None:
+        exact = [k for k, v in BY_STATUS.items() if v is cls]
+        status = exact[0] if exact else next(k for k, v in BY_STATUS.items() if issubclass(cls, v))
+    e = cls(f"{source}: {message}" if source else message)
+    e.status, e.status_name, e.message = status, _native.status_names()[status], message
+    e.source, e.offset, e.errno = source, None, None
+    return e

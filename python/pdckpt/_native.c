@@ -311,6 +311,19 @@ done:
     return result;
 }
 
+/* object_length(data) -> the length of the first pickle / tensor / SelectedRows stream in the
+ * bytes, or None when they start with none of them (the object is then the whole input). */
+static PyObject *object_length(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_Check(arg)) return PyErr_SetString(PyExc_TypeError, "expected bytes"), NULL;
+    size_t                 end = 0;
+    pdckpt_status          st;
+    Py_BEGIN_ALLOW_THREADS st = pdckpt_object_length(
+        PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg), &end, NULL, NULL);
+    Py_END_ALLOW_THREADS if (st != PDCKPT_OK) Py_RETURN_NONE;
+    return PyLong_FromSize_t(end);
+}
+
 static PyObject *format_from_path(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *fs = NULL;
@@ -359,6 +372,7 @@ static PyMethodDef module_methods[] = {
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
+    {"object_length", object_length, METH_O, "length of the first object in bytes, or None"},
     {"program_persistables", pyn_program_persistables, METH_O,
      "the variables a static save of this program file holds, in order"},
     {"save_persistables", (PyCFunction)(void (*)(void))pyn_save_persistables,

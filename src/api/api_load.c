@@ -3,6 +3,7 @@
  * dispatch.  Files are mapped (zero-copy) or read; directories go to directory formats.
  */
 #include "../formats/pdk_program.h"
+#include "../formats/pickle.h"
 
 #include <errno.h>
 #include <string.h>
@@ -157,6 +158,29 @@ pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load
     pdk_program_free(p);
     if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_COMBINED;
     return st;
+}
+
+pdckpt_status pdckpt_object_length(const void *data, size_t len, size_t *out,
+                                   pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!out || (!data && len))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data/out is NULL");
+    pdk_input in;
+    pdk_input_from_memory(data, len, true, &in);
+    pdckpt_format f = PDCKPT_FORMAT_AUTO;
+    if (pdk_pickle_length(&in, out))
+        f = PDCKPT_FORMAT_PICKLE;
+    else if (pdk_selected_rows_length(&in, out))
+        f = PDCKPT_FORMAT_SELECTED_ROWS; /* Paddle's load tries SelectedRows before a tensor */
+    else if (pdk_tensor_stream_length(&in, out))
+        f = PDCKPT_FORMAT_TENSOR;
+    if (out_format) *out_format = f;
+    if (f == PDCKPT_FORMAT_AUTO)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, "<memory>", 0,
+                        "expected a pickle, a tensor stream or a SelectedRows stream");
+    return PDCKPT_OK;
 }
 
 pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_error *err) {

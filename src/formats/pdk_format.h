@@ -49,6 +49,7 @@ extern const pdk_format pdk_format_safetensors;
 extern const pdk_format pdk_format_pickle;
 extern const pdk_format pdk_format_tnum;
 extern const pdk_format pdk_format_dygraph_dir;
+extern const pdk_format pdk_format_selected_rows;
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 
@@ -77,6 +78,8 @@ size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims
 /* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);
+/* True when `in` starts with a whole tensor stream; *end is where it ends. */
+bool pdk_tensor_stream_length(const pdk_input *in, size_t *end);
 /* Reads an inner stream (version, desc, data) only: the TNUM and SelectedRows payload. */
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);

@@ -118,6 +118,8 @@ pdckpt_status pdk_selected_rows_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);
 pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, const char *name,
                                       pdckpt_error *err);
+/* True when `in` starts with a whole SelectedRows stream; *end is where it ends. */
+bool pdk_selected_rows_length(const pdk_input *in, size_t *end);
 
 /* ---- api_static_triple.c: true when PREFIX.pdparams and PREFIX.pdmodel or PREFIX.json exist */
 bool pdk_static_triple_at(const char *prefix);

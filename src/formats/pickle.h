@@ -8,7 +8,10 @@
 
 #include "pdk_format.h"
 
-int           pdk_pickle_sniff(const pdk_input *in);
+int pdk_pickle_sniff(const pdk_input *in);
+/* True when `in` starts with a protocol 2-5 pickle whose opcodes run to a STOP; *end is just
+ * after it (nothing is executed: the opcodes are only skipped over). */
+bool          pdk_pickle_length(const pdk_input *in, size_t *end);
 pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
                               pdckpt_value **out, pdckpt_error *err);
 pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,

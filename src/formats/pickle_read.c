@@ -105,6 +105,12 @@ int pdk_pickle_sniff(const pdk_input *in) {
                                                                       : PDK_SNIFF_NO;
 }
 
+bool pdk_pickle_length(const pdk_input *in, size_t *end) {
+    const uint8_t *p = in->data;
+    return in->len >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5 &&
+           skim(p, in->len, 2, SIZE_MAX, end) == 1;
+}
+
 /* ---- loading ---- */
 
 /* With opts->verify: nothing may follow STOP and nothing may be left on the stack. */

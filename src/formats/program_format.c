@@ -58,11 +58,47 @@ static pdckpt_status pir_load(const pdk_input *in, const pdckpt_load_options *op
     return load_as_value(in, opts, PDCKPT_FORMAT_PIR_JSON, out, err);
 }
 
+/* Saving a program (paddle.save(program, path)): the root is its serialised bytes, which only
+ * Paddle can produce from its Program object (ProgramDesc protobuf or PIR JSON).  They are parsed
+ * and checked like a loaded program before a byte is written, so what is saved loads again. */
+static pdckpt_status save_checked(const pdckpt_value *root, pdk_sink *sink, pdckpt_format format,
+                                  pdckpt_error *err) {
+    size_t      len = 0;
+    const void *data = pdckpt_value_get_bytes(root, &len);
+    if (!data) data = pdckpt_value_get_string(root, &len);
+    if (!data)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
+                        "a %s is saved from its serialised bytes, found a %s",
+                        pdckpt_format_name(format), pdckpt_kind_name(pdckpt_value_kind(root)));
+    pdk_input in;
+    pdk_input_from_memory(data, len, true, &in);
+    in.name = sink->name;
+    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
+    opts.format = format;
+    pdckpt_program *p = NULL;
+    PDK_TRY(pdk_program_parse(&in, &opts, &p, err));
+    pdk_program_free(p);
+    return pdk_sink_write(sink, data, len, err);
+}
+
+static pdckpt_status program_save(const pdckpt_value *root, pdk_sink *sink,
+                                  const pdckpt_save_options *opts, pdckpt_error *err) {
+    (void)opts;
+    return save_checked(root, sink, PDCKPT_FORMAT_PROGRAM, err);
+}
+
+static pdckpt_status pir_save(const pdckpt_value *root, pdk_sink *sink,
+                              const pdckpt_save_options *opts, pdckpt_error *err) {
+    (void)opts;
+    return save_checked(root, sink, PDCKPT_FORMAT_PIR_JSON, err);
+}
+
 const pdk_format pdk_format_program = {
     .id = PDCKPT_FORMAT_PROGRAM,
     .name = "program",
     .sniff = pdk_program_desc_sniff,
     .load = program_load,
+    .save = program_save,
 };
 
 const pdk_format pdk_format_pir_json = {
@@ -70,4 +106,5 @@ const pdk_format pdk_format_pir_json = {
     .name = "pir-json",
     .sniff = pdk_program_pir_sniff,
     .load = pir_load,
+    .save = pir_save,
 };

@@ -2,7 +2,9 @@
  * selected_rows.c — Paddle's SelectedRows stream (spec binary-and-static-formats.md §2.1):
  * u32 version 0, u64 row count R, R x int64 rows, int64 height, then an inner tensor stream
  * (version, TensorDesc, data; no LoD header).  Nothing in the bytes tells it from a tensor file:
- * only a program declaring the variable SELECTED_ROWS leads here.  In the value tree it is a DICT
+ * only a program declaring the variable SELECTED_ROWS leads here, or a whole file that parses as
+ * one (the `selected-rows` format: paddle.save(selected_rows, path, use_binary_format=True); a
+ * tensor file never parses as one to its end, nor the reverse).  In the value tree it is a DICT
  * {"rows": int64 tensor [R], "height": int, "value": tensor}.
  */
 #include "pdk_program.h"
@@ -89,3 +91,55 @@ pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, co
     PDK_TRY(pdk_sink_write(sink, head, 8, err));
     return pdk_tensor_inner_write(sink, value, err);
 }
+
+/* ---- the `selected-rows` format: exactly one stream per file ---- */
+
+bool pdk_selected_rows_length(const pdk_input *in, size_t *end) {
+    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
+    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
+    pdk_input           probe = *in;
+    probe.copy_tensors = false;
+    probe.owner = NULL; /* the probe's tensors must not retain the mapping */
+    pdk_cursor cur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
+    pdckpt_value *sr = NULL;
+    if (pdk_selected_rows_read(&cur, &probe, &opts, &sr) != PDCKPT_OK) return false;
+    pdckpt_value_free(sr);
+    *end = cur.pos;
+    return true;
+}
+
+static int sr_sniff(const pdk_input *in) {
+    size_t end = 0;
+    return pdk_selected_rows_length(in, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
+                                                                : PDK_SNIFF_NO;
+}
+
+static pdckpt_status sr_load(const pdk_input *in, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_error *err) {
+    pdk_cursor cur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, err);
+    PDK_TRY(pdk_selected_rows_read(&cur, in, opts, out));
+    if (cur.pos != cur.len) {
+        pdckpt_value_free(*out);
+        *out = NULL;
+        return pdk_cur_fail(&cur,
+                            "expected end of file after the SelectedRows, found %zu more bytes",
+                            pdk_cur_left(&cur));
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status sr_save(const pdckpt_value *root, pdk_sink *sink,
+                             const pdckpt_save_options *opts, pdckpt_error *err) {
+    (void)opts;
+    return pdk_selected_rows_write(sink, root, "SelectedRows", err);
+}
+
+const pdk_format pdk_format_selected_rows = {
+    .id = PDCKPT_FORMAT_SELECTED_ROWS,
+    .name = "selected-rows",
+    .sniff = sr_sniff,
+    .load = sr_load,
+    .save = sr_save,
+};

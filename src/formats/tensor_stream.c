@@ -319,7 +319,7 @@ pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor
 
 /* ---- the `tensor` format: exactly one stream per file ---- */
 
-static int tensor_sniff(const pdk_input *in) {
+bool pdk_tensor_stream_length(const pdk_input *in, size_t *end) {
     pdckpt_error        scratch = PDCKPT_ERROR_INIT;
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
     pdk_input           probe = *in;
@@ -328,10 +328,17 @@ static int tensor_sniff(const pdk_input *in) {
     pdk_cursor cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
     pdckpt_value *t = NULL;
-    if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK) return PDK_SNIFF_NO;
+    if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK) return false;
     pdckpt_value_free(t);
+    *end = cur.pos;
+    return true;
+}
+
+static int tensor_sniff(const pdk_input *in) {
+    size_t end = 0;
     /* A whole-file single stream is certain; more bytes after it point at `combined`. */
-    return cur.pos == cur.len ? PDK_SNIFF_CERTAIN - 1 : PDK_SNIFF_NO;
+    return pdk_tensor_stream_length(in, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
+                                                                : PDK_SNIFF_NO;
 }
 
 int pdk_tensor_stream_file_ok(int fd, uint64_t size) {

@@ -58,6 +58,8 @@ def save_one(tmp_path, fmt, obj, **kw):
     target = os.path.join(str(tmp_path), TARGETS[fmt])  # keeps the trailing '/' of a directory
     if fmt == "tensor":
         pdckpt.save(obj, target, use_binary_format=True, **kw)
+    elif fmt == "vars-dir":  # a trailing '/' alone is refused, as paddle.save refuses it
+        pdckpt.save(obj, target, format="vars-dir", **kw)
     else:
         pdckpt.save(obj, target, **kw)
     return target

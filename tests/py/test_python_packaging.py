@@ -72,7 +72,7 @@ import paddle
 import pdckpt
 assert pdckpt.__file__.startswith(sys.argv[1]), pdckpt.__file__
 layer = paddle.nn.Linear(3, 2)
-pdckpt.save(layer.state_dict(), sys.argv[2] + "/vars/")
+pdckpt.save(layer.state_dict(), sys.argv[2] + "/vars/", format="vars-dir")
 out = pdckpt.load(sys.argv[2] + "/vars")
 assert (out["weight"].numpy() == layer.weight.numpy()).all() and out["weight"].name == "weight"
 print("ok")

@@ -1,0 +1,144 @@
+"""What ``paddle.save`` / ``paddle.load`` do with Paddle's own objects beyond tensors in
+containers: the graph mode (a static-graph load gives ``core.DenseTensor``, as Paddle's does), the
+binary formats of ``use_binary_format`` (a tensor stream, a SelectedRows stream), ``Program``
+objects, and Paddle's checks of what may be saved.  Every byte still goes through the C library:
+Paddle is asked only to build its objects from arrays, and to serialise a Program, which it alone
+can describe (the library then checks and writes those bytes).
+
+Static-graph mode matters because some tensor methods are not safe there: ``detach()`` on a
+tensor made in dygraph mode kills the process after ``paddle.enable_static()``, so nothing here
+calls them in that mode.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ._errors import ArgumentError, ArgumentTypeError, UnsupportedError, make
+
+
+def paddle_module() -> Any:
+    """Paddle if it is imported (a Paddle object in hand means it is)."""
+    return sys.modules.get("paddle")
+
+
+def static_mode(paddle: Any) -> bool:
+    """Paddle's static-graph mode is on (``paddle.enable_static()``)."""
+    return paddle is not None and not paddle.in_dynamic_mode()
+
+
+def _core(paddle: Any) -> Any:
+    return paddle.base.core if paddle is not None else None
+
+
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+# ---- saving -----------------------------------------------------------------------------------
+
+def dtype_name(t: Any) -> str:
+    """'float32', 'bfloat16', ... of a paddle.Tensor or a DenseTensor."""
+    dtype = t.dtype if hasattr(t, "dtype") else t._dtype()
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def check_initialized(t: Any, what: str) -> None:
+    if not t._is_initialized():
+        raise make(ArgumentError, None, f"the {what} to save holds no data (it was never set or "
+                   "initialised); paddle.save refuses it too")
+
+
+def dense_array(d: Any) -> tuple[np.ndarray, str]:
+    """A DenseTensor's data and dtype name (np.array(tensor) is how Paddle itself pickles it)."""
+    check_initialized(d, "DenseTensor")
+    return np.asarray(d), dtype_name(d)
+
+
+def refuse_object(obj: Any, paddle: Any) -> None:
+    """Raises for the Paddle objects paddle.save refuses, in Paddle's exception classes."""
+    core = _core(paddle)
+    if isinstance(obj, paddle.nn.Layer):
+        raise make(ArgumentTypeError, None, f"cannot save objects of type {_type_name(obj)}: "
+                   "paddle.save does not save Layer objects; save layer.state_dict()")
+    if isinstance(obj, core.SelectedRows):
+        raise make(UnsupportedError, None, "a SelectedRows is saved on its own with "
+                   "use_binary_format=True, not inside a pickle (paddle.save refuses it too)")
+    if isinstance(obj, (paddle.base.framework.Variable, paddle.pir.Value)):
+        raise make(ArgumentTypeError, None, f"cannot save objects of type {_type_name(obj)}: a "
+                   "static-graph variable holds no data; save its value (e.g. "
+                   "paddle.static.global_scope().find_var(name).get_tensor())")
+
+
+def binary_value(obj: Any, paddle: Any) -> tuple[Any, str]:
+    """What ``use_binary_format=True`` writes for `obj`, and the format: one tensor stream (a
+    paddle.Tensor, DenseTensor or NumPy array) or a SelectedRows stream."""
+    if isinstance(obj, np.ndarray):
+        return obj, "tensor"
+    core = _core(paddle)
+    if core is not None and isinstance(obj, core.SelectedRows):
+        check_initialized(obj.get_tensor(), "SelectedRows' tensor")
+        rows = np.asarray(obj.rows(), dtype=np.int64)
+        return {"rows": rows, "height": int(obj.height()), "value": obj.get_tensor()}, \
+            "selected-rows"
+    if core is not None and isinstance(obj, core.DenseTensor):
+        check_initialized(obj, "DenseTensor")
+        return obj, "tensor"
+    if paddle is not None and isinstance(obj, paddle.Tensor):
+        check_initialized(obj, "Tensor")
+        return obj, "tensor"
+    raise make(UnsupportedError, None, "use_binary_format=True writes one tensor (paddle.Tensor, "
+               f"DenseTensor, SelectedRows or NumPy array), found {_type_name(obj)}")
+
+
+def program_bytes(obj: Any, paddle: Any) -> tuple[bytes, str] | None:
+    """The serialised form of a Program (legacy ProgramDesc or PIR JSON), or None for anything
+    else.  Paddle writes a PIR program only to a path: a private temporary file gives the bytes."""
+    if paddle is None:
+        return None
+    if isinstance(obj, paddle.base.framework.Program):
+        obj.desc.flush()
+        return obj.desc.serialize_to_string(), "program"
+    if isinstance(obj, paddle.pir.Program):
+        with tempfile.TemporaryDirectory(prefix="pdckpt-") as tmp:
+            path = os.path.join(tmp, "program.json")
+            paddle.base.core.serialize_pir_program(obj, path)
+            with open(path, "rb") as f:
+                return f.read(), "pir-json"
+    return None
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+def dense_tensor(paddle: Any, arr: np.ndarray) -> Any:
+    """A core.DenseTensor with a copy of `arr`: paddle.load's result in static-graph mode."""
+    t = _core(paddle).DenseTensor()
+    t.set(np.ascontiguousarray(arr), paddle.base.framework._current_expected_place_())
+    return t
+
+
+def selected_rows(paddle: Any, value: dict) -> Any:
+    """A core.SelectedRows from the library's {"rows", "height", "value"} dict."""
+    sr = _core(paddle).SelectedRows([int(r) for r in value["rows"]], int(value["height"]))
+    sr.get_tensor().set(np.ascontiguousarray(value["value"]),
+                        paddle.base.framework._current_expected_place_())
+    return sr
+
+
+def program_object(paddle: Any, data: bytes, fmt: str) -> Any:
+    """The Program paddle.load gives for a saved program.  The library has read and checked the
+    bytes first; Paddle then builds its object from them."""
+    if fmt == "program":
+        return paddle.base.framework.Program.parse_from_string(data)
+    program = paddle.pir.Program()
+    with tempfile.TemporaryDirectory(prefix="pdckpt-") as tmp:
+        path = os.path.join(tmp, "program.json")
+        with open(path, "wb") as f:
+            f.write(data)
+        paddle.base.core.deserialize_pir_program(path, program)
+    return program
