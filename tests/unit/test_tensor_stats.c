@@ -33,7 +33,7 @@ static void test_counts_and_finite_stats(void) {
     CHECK_EQ_INT(s.n_neg_inf, 1);
     CHECK_EQ_INT(s.n_zero, 2);
     CHECK(s.min == 0.0 && s.max == 4.0);
-    CHECK(fabs(s.mean - 1.6) < 1e-12);                 /* (1+3+0+0+4)/5 */
+    CHECK(fabs(s.mean - 1.6) < 1e-12);           /* (1+3+0+0+4)/5 */
     CHECK(fabs(s.std - sqrt(13.2 / 5)) < 1e-12); /* sum of (x - 1.6)^2 = 13.2 */
 }
 
