@@ -1,5 +1,9 @@
-"""pdckpt's benchmark (issue 7): pdckpt (C API and Python module) against paddle.save/load,
-NumPy, safetensors and the raw disk, in one run, interleaved and repeated.
+"""pdckpt's benchmark: pdckpt against paddle.save/load, NumPy, safetensors and the raw limits of
+this machine, like for like, in one run, interleaved and repeated.  Three tables:
+  drop-in  paddle.Tensors in and out (pdckpt.save/load as a Paddle user calls them, vs Paddle)
+  numpy    NumPy arrays in and out (pdckpt's return_numpy path vs safetensors.numpy and np.save)
+  C API    pdckpt's C library alone
+and the limits: dd writes, cold and warm cat, a memcpy into fresh memory with 1 and 2 threads.
 
     .venv/bin/python bench/bench.py [--scale S] [--repeat R] [--out DIR] [--only W1,W2,W3]
 
@@ -12,7 +16,8 @@ RSS once its data is in memory), contenders take turns within each repetition, a
 is dropped before every load when the machine allows it (root: /proc/sys/vm/drop_caches); the
 results say whether loads were cold; every save starts after a sync, with no dirty pages left by
 the previous contender.  A "load" reads every byte of every tensor (a sum over
-8-byte words), an "open" parses without touching data.  Saves are timed buffered (no fsync) and
+8-byte words) cold (page cache dropped) and warm (every file read once by cat first); an "open"
+parses without touching data, cold.  Saves are timed buffered (no fsync) and
 durable (fsync of the data before the call returns; pdckpt also syncs the directory).
 Writes bench/results.json, bench/chart.png and BENCHMARKS.md (bench/report.py).
 """
@@ -69,81 +74,109 @@ def dd(path, mib, fsync):
     return {"seconds": time.perf_counter() - t0}
 
 
-def raw_read(path):
+def cat(paths):
     t0 = time.perf_counter()
-    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=4M"], check=True, capture_output=True)
+    subprocess.run(["cat", *paths], check=True, stdout=subprocess.DEVNULL)
     return {"seconds": time.perf_counter() - t0}
 
 
-# contender -> (file name, Python-side format or None for the C driver's format)
-PY_CONTENDERS = {
-    "pdckpt.py pickle": "pdckpt-pickle",
-    "pdckpt.py combined": "pdckpt-combined",
-    "pdckpt.py safetensors": "pdckpt-safetensors",
-    "paddle.save": "paddle",
-    "numpy np.save": "np-save",
-    "numpy np.savez": "np-savez",
-    "safetensors": "safetensors",
+def files_under(target):
+    return [os.path.join(d, f) for d, _, fs in os.walk(target) for f in sorted(fs)]
+
+
+# The drop-in table: paddle.Tensors in, paddle.Tensors out, for Paddle and pdckpt alike.
+TENSOR_CONTENDERS = {
+    "paddle.save/load": "paddle:pickle:tensor",
+    "pdckpt pickle": "pdckpt:pickle:tensor",
+    "pdckpt safetensors": "pdckpt:safetensors:tensor",
+    "pdckpt combined": "pdckpt:combined:tensor",
 }
+# The NumPy table: NumPy arrays in and out.
+NUMPY_CONTENDERS = {
+    "pdckpt pickle (np)": "pdckpt:pickle:numpy",
+    "pdckpt safetensors (np)": "pdckpt:safetensors:numpy",
+    "safetensors.numpy": "safetensors:safetensors:numpy",
+    "np.save/np.load": "numpy:npy:numpy",
+    "np.savez/np.load": "numpy:npz:numpy",
+}
+# The C API (no Python objects at all).
 C_FORMATS = {"pdckpt C pickle": ("pickle", "x.pdparams"),
              "pdckpt C combined": ("combined", "x.pdiparams"),
              "pdckpt C safetensors": ("safetensors", "x.safetensors")}
-FLAT_ONLY = {"pdckpt.py combined", "pdckpt C combined", "numpy np.save", "numpy np.savez",
-             "safetensors", "pdckpt.py safetensors", "pdckpt C safetensors"}
+TABLE_OF = {**{n: "tensor" for n in TENSOR_CONTENDERS}, **{n: "numpy" for n in NUMPY_CONTENDERS},
+            **{n: "c" for n in C_FORMATS}}
+# W3 holds optimizer state with scalars: flat formats are given its tensors only (every
+# contender of the NumPy table the same), Paddle-drop-in flat formats are left out, and the C
+# driver's flat formats have no W3 source.
+NOT_ON_W3 = {"pdckpt safetensors", "pdckpt combined", "pdckpt C combined", "pdckpt C safetensors"}
 
 
 def contenders_for(workload):
-    names = list(PY_CONTENDERS) + list(C_FORMATS)
-    if workload == "W3":  # optimizer state with scalars: pickles only (flat formats drop them)
-        names = [n for n in names if n not in FLAT_ONLY]
-    return names
+    names = list(TABLE_OF)
+    return [n for n in names if not (workload == "W3" and n in NOT_ON_W3)]
+
+
+def run_save(name, workload, source, target, durable):
+    if name in C_FORMATS:
+        fmt, fname = C_FORMATS[name]
+        src = source["pickle"] if fmt == "pickle" else source["flat"]
+        return run_c("save", src, os.path.join(target, fname), fmt, int(durable))
+    spec = {**TENSOR_CONTENDERS, **NUMPY_CONTENDERS}[name]
+    return run_child("save", workload, source["npz"], spec, target, int(durable))
+
+
+def run_read(name, op, workload, source, target):
+    if name in C_FORMATS:
+        return run_c(op, os.path.join(target, C_FORMATS[name][1]))
+    spec = {**TENSOR_CONTENDERS, **NUMPY_CONTENDERS}[name]
+    return run_child(op, workload, source["npz"], spec, target, 0)
 
 
 def one_round(workload, source, work, cold, results):
-    """Every contender saves (buffered, then durable), opens and loads once."""
+    """Every contender saves (buffered, then durable), opens cold, loads cold and loads warm."""
     for name in contenders_for(workload):
         rec = results.setdefault(name, {})
-        target = os.path.join(work, name.replace(" ", "_"))
+        target = os.path.join(work, name.replace(" ", "_").replace("/", "_"))
         for durable in (False, True):
             shutil.rmtree(target, ignore_errors=True)
             os.makedirs(target)
             os.sync()  # every save starts with no dirty backlog from the previous contender
-            if name in C_FORMATS:
-                fmt, fname = C_FORMATS[name]
-                src = source["pickle"] if fmt == "pickle" else source["flat"]
-                r = run_c("save", src, os.path.join(target, fname), fmt, int(durable))
-            else:
-                r = run_child("save", workload, source["npz"], PY_CONTENDERS[name], target,
-                              int(durable))
+            r = run_save(name, workload, source, target, durable)
             rec.setdefault("save_fsync" if durable else "save", []).append(r)
-        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(target)
-                   for f in fs)
-        rec["file_bytes"] = size
-        for op in ("open", "load"):
-            if cold:
+        rec["file_bytes"] = sum(os.path.getsize(f) for f in files_under(target))
+        for op, warm in (("open", False), ("load", False), ("load", True)):
+            if warm:
+                cat(files_under(target))  # every byte in the page cache
+            elif cold:
                 drop_caches()
-            if name in C_FORMATS:
-                r = run_c(op, os.path.join(target, C_FORMATS[name][1]))
-            else:
-                r = run_child(op, workload, source["npz"], PY_CONTENDERS[name], target, 0)
-            rec.setdefault(op, []).append(r)
+            key = op + ("_warm" if warm else "_cold" if cold else "")
+            rec.setdefault(key, []).append(run_read(name, op, workload, source, target))
 
 
 def limits_round(work, nbytes, cold, results):
+    """The raw limits: dd writes (buffered, durable), cat reads (cold, warm), and a memcpy of the
+    data size into fresh memory with one and with two threads."""
     mib = max(1, nbytes >> 20)
     path = os.path.join(work, "dd.bin")
+    rec = results.setdefault("limits", {})
     os.sync()
-    results.setdefault("dd", {}).setdefault("save", []).append(dd(path, mib, False))
+    rec.setdefault("dd write", []).append(dd(path, mib, False))
     os.sync()
-    results["dd"].setdefault("save_fsync", []).append(dd(path, mib, True))
+    rec.setdefault("dd write (durable)", []).append(dd(path, mib, True))
     if cold:
         drop_caches()
-    results["dd"].setdefault("load", []).append(raw_read(path))
-    results["dd"]["file_bytes"] = mib << 20
+    rec.setdefault("cat (cold)", []).append(cat([path]))
+    rec.setdefault("cat (warm)", []).append(cat([path]))
+    for threads in (1, 2):
+        rec.setdefault(f"memcpy into fresh memory, {threads} thread{'s' * (threads > 1)}",
+                       []).append(run_c("memcpy", mib << 20, threads))
+    os.unlink(path)
 
 
 def summarize(samples):
     secs = sorted(s["seconds"] for s in samples)
+    if not secs:
+        return {}
     out = {"median_s": statistics.median(secs), "min_s": secs[0], "max_s": secs[-1]}
     rss = [s["extra_rss_mib"] for s in samples if "extra_rss_mib" in s]
     if rss:
@@ -182,6 +215,7 @@ def main():
                 shutil.rmtree(work, ignore_errors=True)
             report["workloads"][workload] = {
                 "info": info,
+                "tables": {name: TABLE_OF.get(name, "limits") for name in results},
                 "results": {name: {**{op: summarize(v) for op, v in rec.items()
                                       if isinstance(v, list)},
                                    "file_bytes": rec.get("file_bytes")}

@@ -5,10 +5,14 @@
  *   bench_c load DST                      time pdckpt_load_file (default: read into memory) +
  *                                         reading every tensor byte
  *   bench_c load-map DST                  the same with zero_copy (the file mapped)
- *   bench_c open DST                      time pdckpt_load_file alone (mapped, nothing touched)
+ *   bench_c open DST                      time pdckpt_load_file alone (nothing touched)
+ *   bench_c memcpy BYTES THREADS          time copying BYTES into fresh (never touched) memory
+ *                                         with THREADS threads: the limit of any load that
+ *                                         hands out memory of its own
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
 #include <pdckpt.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,44 @@ static int touch(void *ctx, const pdckpt_path_step *path, size_t depth, const pd
     return 0;
 }
 
+typedef struct copy_part {
+    unsigned char       *dst;
+    const unsigned char *src;
+    size_t               len;
+} copy_part;
+
+static void *copy_part_run(void *arg) {
+    copy_part *p = arg;
+    memcpy(p->dst, p->src, p->len);
+    return NULL;
+}
+
+/* The source is resident (written first); the destination is a fresh allocation, so the copy
+ * pays its page faults as a load into new memory does. */
+static int bench_memcpy(size_t bytes, int threads) {
+    if (threads < 1 || threads > 64) return 2;
+    unsigned char *src = malloc(bytes), *dst = malloc(bytes);
+    if (!src || !dst) return 1;
+    memset(src, 0x5a, bytes);
+    pthread_t tid[64];
+    copy_part part[64];
+    size_t    chunk = (bytes / (size_t)threads + 4095) & ~(size_t)4095;
+    double    t0 = now();
+    for (int i = 0; i < threads; i++) {
+        size_t off = chunk * (size_t)i < bytes ? chunk * (size_t)i : bytes;
+        size_t len = bytes - off < chunk ? bytes - off : chunk;
+        part[i] = (copy_part){dst + off, src + off, len};
+        pthread_create(&tid[i], NULL, copy_part_run, &part[i]);
+    }
+    for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+    double t1 = now();
+    printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld, \"check\": %d}\n", t1 - t0, peak_rss_kib(),
+           dst[bytes - 1]);
+    free(src);
+    free(dst);
+    return 0;
+}
+
 static int fail(const pdckpt_error *err) {
     fprintf(stderr, "bench_c: %s\n", err->message);
     return 1;
@@ -59,6 +101,8 @@ static int fail(const pdckpt_error *err) {
 int main(int argc, char **argv) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
+    if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
+        return bench_memcpy(strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc == 6 && strcmp(argv[1], "save") == 0) {
         /* The state must be in memory, as a trainer's is: read, not mapped (a mapped source
          * would make the save time include reading it from disk). */
@@ -89,7 +133,8 @@ int main(int argc, char **argv) {
         printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld, \"bytes\": %llu, \"sum\": %llu}\n",
                t1 - t0, peak_rss_kib(), (unsigned long long)t.bytes, (unsigned long long)t.sum);
     } else {
-        fprintf(stderr, "usage: bench_c save SRC DST FORMAT DURABLE | load|load-map|open DST\n");
+        fprintf(stderr, "usage: bench_c save SRC DST FORMAT DURABLE | load|load-map|open DST | "
+                        "memcpy B T\n");
         return 2;
     }
     pdckpt_value_free(tree);

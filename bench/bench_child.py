@@ -2,6 +2,9 @@
 
     bench_child.py make W DIR SCALE                     the workload's source files in DIR
     bench_child.py save|open|load W DIR CONTENDER TARGET DURABLE
+
+CONTENDER is LIBRARY:FORMAT:KIND, e.g. pdckpt:pickle:tensor, paddle:pickle:tensor,
+safetensors:safetensors:numpy (see bench.py).
 """
 
 import json
@@ -109,6 +112,9 @@ def load_source(directory, per_array=False):
 
 
 # ---- contenders --------------------------------------------------------------------------------
+# A contender is (library, format, kind): kind "tensor" takes paddle.Tensors and gives back
+# paddle.Tensors (what a Paddle user's save/load does), kind "numpy" takes and gives NumPy arrays.
+# Every contender of one kind gets the same input and returns the same kind of output.
 
 def fsync_tree(target):
     for d, _, files in os.walk(target):
@@ -121,56 +127,79 @@ def fsync_tree(target):
         os.close(fd)
 
 
-def files_of(workload):
+def groups_of(workload):
     return ["params", "opt"] if workload == "W3" else ["params"]
 
 
+PICKLE_EXT = {"params": ".pdparams", "opt": ".pdopt"}
+
+
+def flat_tensors(data):
+    """The tensors of a group with the non-tensor leaves dropped (what a flat format holds)."""
+    return {k: v for k, v in data.items() if not isinstance(v, dict)}
+
+
+def inputs_for(contender, workload, state):
+    """{group: object to save}: flat formats get the tensors only, so all contenders of a table
+    write the same tensors; pickles get the whole group (W3's LR_Scheduler included)."""
+    lib, fmt, _ = contender.split(":")
+    flat = fmt in ("safetensors", "combined", "npy", "npz")
+    return {g: flat_tensors(state[g]) if flat else state[g] for g in groups_of(workload)}
+
+
+def file_name(contender, group):
+    lib, fmt, _ = contender.split(":")
+    ext = {"pickle": PICKLE_EXT[group], "safetensors": ".safetensors", "combined": ".pdiparams",
+           "npz": ".npz", "npy": ""}[fmt]
+    return group + ext
+
+
 def save(contender, workload, state, target, durable):
-    for group in files_of(workload):
-        data = state[group]
-        if contender.startswith("pdckpt"):
+    lib, fmt, kind = contender.split(":")
+    for group, data in inputs_for(contender, workload, state).items():
+        path = os.path.join(target, file_name(contender, group))
+        if lib == "pdckpt":
             import pdckpt
 
-            ext = {"pdckpt-pickle": ".pdparams" if group == "params" else ".pdopt",
-                   "pdckpt-combined": ".pdiparams", "pdckpt-safetensors": ".safetensors"}
-            pdckpt.save(data, os.path.join(target, group + ext[contender]), durable=durable)
-        elif contender == "paddle":
+            pdckpt.save(data, path, durable=durable)
+        elif lib == "paddle":
             import paddle
 
-            paddle.save(data, os.path.join(target, group + (".pdparams" if group == "params"
-                                                            else ".pdopt")))
-        elif contender == "np-save":
+            paddle.save(data, path)
+        elif lib == "numpy" and fmt == "npy":
+            os.makedirs(path, exist_ok=True)
             for name, arr in data.items():
-                np.save(os.path.join(target, name + ".npy"), arr)
-        elif contender == "np-savez":
-            np.savez(os.path.join(target, group + ".npz"), **data)
-        elif contender == "safetensors":
+                np.save(os.path.join(path, name + ".npy"), arr)
+        elif lib == "numpy":
+            np.savez(path, **data)
+        else:
             from safetensors.numpy import save_file
 
-            save_file(data, os.path.join(target, group + ".safetensors"))
-    if durable and not contender.startswith("pdckpt"):
+            save_file(data, path)
+    if durable and lib != "pdckpt":
         fsync_tree(target)  # the same durability pdckpt gives (data and directory synced)
 
 
 def open_lazy(contender, target):
     """What each library offers for reading metadata without the data."""
-    names = sorted(os.listdir(target))
+    lib, fmt, _ = contender.split(":")
     n = 0
-    for name in names:
+    for name in sorted(os.listdir(target)):
         path = os.path.join(target, name)
-        if contender.startswith("pdckpt"):
+        if lib == "pdckpt":
             import pdckpt
 
             with pdckpt.open(path) as r:
                 n += len(r.keys())
-        elif contender == "safetensors":
+        elif lib == "safetensors":
             from safetensors import safe_open
 
             with safe_open(path, framework="np") as f:
                 n += len(list(f.keys()))
-        elif contender == "np-save":
-            n += np.load(path, mmap_mode="r").ndim >= 0
-        elif contender == "np-savez":
+        elif lib == "numpy" and fmt == "npy":
+            n += sum(np.load(os.path.join(path, f), mmap_mode="r").ndim >= 0
+                     for f in os.listdir(path))
+        elif lib == "numpy":
             n += len(np.load(path).files)
         else:  # paddle.load has no lazy mode: opening is loading
             import paddle
@@ -185,44 +214,66 @@ def touch(arr):
     return int(b[:n8].view(np.uint64).sum(dtype=np.uint64)) + int(b[n8:].sum())
 
 
-def arrays_in(obj):
+def arrays_in(obj, kind):
+    """Every tensor of a loaded tree as a NumPy view (no copy).  A tensor-kind load must have
+    produced paddle.Tensors: anything else means the contender returned an easier output."""
     if isinstance(obj, dict):
         for v in obj.values():
-            yield from arrays_in(v)
+            yield from arrays_in(v, kind)
     elif isinstance(obj, np.ndarray):
+        if kind == "tensor":
+            raise TypeError("a Tensor-kind load returned a NumPy array")
         yield obj
-    elif hasattr(obj, "__dlpack__"):  # paddle.Tensor: a view of its memory, no copy
-        try:
-            yield np.from_dlpack(obj)
-        except (BufferError, TypeError, RuntimeError):
-            yield obj.numpy()
+    elif hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray):
+        if kind == "numpy":
+            raise TypeError("a NumPy-kind load returned a paddle.Tensor")
+        yield np.from_dlpack(obj)
+
+
+def load_one(contender, path):
+    lib, fmt, kind = contender.split(":")
+    if lib == "pdckpt":
+        import pdckpt
+
+        return pdckpt.load(path, return_numpy=kind == "numpy")
+    if lib == "paddle":
+        import paddle
+
+        return paddle.load(path)
+    if lib == "numpy" and fmt == "npy":
+        return {f: np.load(os.path.join(path, f)) for f in sorted(os.listdir(path))}
+    if lib == "numpy":
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    from safetensors.numpy import load_file
+
+    return load_file(path)
 
 
 def load_full(contender, target):
+    kind = contender.split(":")[2]
     total, nbytes = 0, 0
     for name in sorted(os.listdir(target)):
-        path = os.path.join(target, name)
-        if contender.startswith("pdckpt"):
-            import pdckpt
-
-            obj = pdckpt.load(path, return_numpy=True)
-        elif contender == "paddle":
-            import paddle
-
-            obj = paddle.load(path)
-        elif contender == "np-save":
-            obj = np.load(path)
-        elif contender == "np-savez":
-            with np.load(path) as z:
-                obj = {k: z[k] for k in z.files}
-        else:
-            from safetensors.numpy import load_file
-
-            obj = load_file(path)
-        for arr in arrays_in(obj):
+        obj = load_one(contender, os.path.join(target, name))
+        for arr in arrays_in(obj, kind):
             total += touch(arr)
             nbytes += arr.nbytes
     return nbytes
+
+
+def prepare_state(contender, source):
+    """The state to save, in memory before the clock starts: paddle.Tensors for the tensor kind
+    (made one array at a time, so the process never holds two copies), NumPy arrays otherwise."""
+    kind = contender.split(":")[2]
+    state = load_source(source, per_array=kind == "tensor")
+    if kind == "tensor":
+        import paddle
+
+        for group in state:
+            for k, v in state[group].items():
+                if isinstance(v, np.ndarray):
+                    state[group][k] = paddle.to_tensor(v)
+    return state
 
 
 def main():
@@ -231,17 +282,15 @@ def main():
         print(json.dumps(make(workload, sys.argv[3], float(sys.argv[4]))))
         return
     source, contender, target, durable = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
-    if contender == "paddle":
-        import paddle  # imported before the clock starts, like the others' modules
-    elif contender.startswith("pdckpt"):
+    lib, _, kind = contender.split(":")
+    if kind == "tensor" or lib == "paddle":
+        import paddle  # noqa: F401  (imported before the clock starts, like every module)
+    if lib == "pdckpt":
         import pdckpt  # noqa: F401
+    elif lib == "safetensors":
+        import safetensors.numpy  # noqa: F401
     if mode == "save":
-        state = load_source(source, per_array=contender == "paddle")
-        if contender == "paddle":
-            for group in state:
-                for k, v in state[group].items():
-                    if isinstance(v, np.ndarray):
-                        state[group][k] = paddle.to_tensor(v)
+        state = prepare_state(contender, source)
     before, peak_before = rss_mib(), peak_mib()
     t0 = time.perf_counter()
     extra = {}

@@ -8,111 +8,124 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OPS = [("save", "save (buffered)"), ("save_fsync", "save (durable)"), ("open", "open (lazy)"),
-       ("load", "full load (every byte read)")]
-PEERS = {"W1": ["paddle.save", "safetensors", "numpy np.save", "numpy np.savez"],
-         "W2": ["paddle.save", "safetensors", "numpy np.save", "numpy np.savez"],
-         "W3": ["paddle.save"]}
+OPS = [("save", "save (buffered)"), ("save_fsync", "save (durable)"), ("open_cold", "open, cold"),
+       ("load_cold", "load, cold"), ("load_warm", "load, warm")]
+TABLES = [("tensor", "Drop-in: paddle.Tensors in, paddle.Tensors out"),
+          ("numpy", "NumPy arrays in, NumPy arrays out"),
+          ("c", "C API (no Python objects)")]
+PADDLE = "paddle.save/load"
 
 
 def fmt_s(s):
     return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def table(name, w):
-    res, info = w["results"], w["info"]
-    gib = info["bytes"] / 2**30
-    lines = [f"### {name}: {info['tensors']:,} tensors, {gib:.3f} GiB (scale {info['scale']})", "",
-             "| contender | " + " | ".join(label for _, label in OPS) + " | peak extra RSS | file |",
+def cell(m):
+    return "—" if not m else f"{fmt_s(m['median_s'])} ({fmt_s(m['min_s'])}–{fmt_s(m['max_s'])})"
+
+
+def op_of(rec, op):
+    """Results keyed with the run's temperature: a run without root has no cold loads."""
+    return rec.get(op) or rec.get(op.replace("_cold", ""))
+
+
+def contender_table(w, table):
+    res = w["results"]
+    names = [n for n, t in w["tables"].items() if t == table]
+    lines = ["| contender | " + " | ".join(label for _, label in OPS) + " | peak extra RSS | file |",
              "|---|" + "---|" * (len(OPS) + 2)]
-    for contender, rec in res.items():
-        cells = []
-        for op, _ in OPS:
-            m = rec.get(op)
-            cells.append("—" if not m else
-                         f"{fmt_s(m['median_s'])} ({fmt_s(m['min_s'])}–{fmt_s(m['max_s'])})")
-        rss = max((rec[op].get("peak_extra_rss_mib", 0) for op, _ in OPS if op in rec),
+    for name in names:
+        rec = res[name]
+        rss = max((m.get("peak_extra_rss_mib", 0) for m in rec.values() if isinstance(m, dict)),
                   default=0)
         size = rec.get("file_bytes")
-        lines.append(f"| {contender} | " + " | ".join(cells) +
-                     f" | {rss:.0f} MiB | {size / 2**20:.1f} MiB |" if size else
-                     f"| {contender} | " + " | ".join(cells) + f" | {rss:.0f} MiB | — |")
+        lines.append(f"| {name} | " + " | ".join(cell(op_of(rec, op)) for op, _ in OPS) +
+                     f" | {rss:.0f} MiB | " + (f"{size / 2**20:.1f} MiB |" if size else "— |"))
     return lines
 
 
-def ratio(res, a, b, op):
-    try:
-        return res[b][op]["median_s"] / res[a][op]["median_s"]
-    except KeyError:
-        return None
-
-
-def ratios(name, w):
-    res = w["results"]
-    lines = [f"Ratios for {name} (median time of the other ÷ median time of pdckpt; > 1 means "
-             "pdckpt is faster; for dd, < 1 means pdckpt is slower than the disk):", "",
-             "| pdckpt | vs | save | save (durable) | full load |", "|---|---|---|---|---|"]
-    ours = [c for c in res if c.startswith("pdckpt")]
-    for c in ours:
-        for peer in PEERS[name] + ["dd"]:
-            cells = []
-            for op in ("save", "save_fsync", "load"):
-                r = ratio(res, c, peer, op)
-                cells.append("—" if r is None else f"{r:.2f}×")
-            lines.append(f"| {c} | {peer} | " + " | ".join(cells) + " |")
+def limits_table(w):
+    rec = w["results"].get("limits", {})
+    lines = ["| limit | time |", "|---|---|"]
+    lines += [f"| {name} | {cell(m)} |" for name, m in rec.items() if isinstance(m, dict) and m]
     return lines
 
 
-def best(res, contenders, op, key=lambda m: m["median_s"]):
-    """(contender, median) of the fastest of `contenders` at `op`."""
-    got = [(c, key(res[c][op])) for c in contenders if op in res.get(c, {})]
-    return min(got, key=lambda x: x[1]) if got else (None, None)
+def median(res, name, op):
+    m = op_of(res.get(name, {}), op) if name in res else None
+    return m["median_s"] if m else None
 
 
 def target_rows(name, w):
-    """Issue 7's targets for one workload: the best pdckpt contender, its figure, met or not."""
+    """Issue 18's targets: (target, pdckpt contender, figure, required, verdict)."""
     res, info = w["results"], w["info"]
-    ours = [c for c in res if c.startswith("pdckpt")]
     rows = []
 
-    def row(target, op, peer, need, higher_is_better=True):
-        c, t = best(res, ours, op)
-        if c is None or peer not in res or op not in res[peer]:
-            return
-        r = res[peer][op]["median_s"] / t
-        rows.append((target, c, f"{r:.2f}×", f"≥ {need}×", "met" if r >= need else "missed"))
+    def versus(label, ours, op, peer, peer_op, need):
+        t, p = median(res, ours, op), median(res, peer, peer_op)
+        if t and p:
+            r = p / t
+            rows.append((label, ours, f"{r:.2f}×", f"≥ {need}×", "met" if r >= need else "missed"))
 
-    row("save ≥ 0.9× dd (buffered)", "save", "dd", 0.9)
-    row("save ≥ 0.9× dd (durable)", "save_fsync", "dd", 0.9)
-    row("full load ≥ 0.9× raw read", "load", "dd", 0.9)
-    need = 20 if name == "W2" else 5
-    for op, label in (("save", "save"), ("load", "full load")):
-        row(f"{label} ≥ {need}× paddle", op, "paddle.save", need)
-        if name in ("W1", "W2"):
-            row(f"{label} ≥ 1.0× safetensors", op, "safetensors", 1.0)
-    c, t = best(res, ours, "open")
-    limit = 0.005 + 1e-6 * info["tensors"]
-    if c:
-        rows.append(("open ≤ 5 ms + 1 µs/tensor", c, fmt_s(t), f"≤ {fmt_s(limit)}",
-                     "met" if t <= limit else "missed"))
+    warm_need = 2 if name == "W2" else 3
+    versus(f"drop-in warm load ≥ {warm_need}× paddle.load", "pdckpt pickle", "load_warm", PADDLE,
+           "load_warm", warm_need)
+    versus("drop-in cold load ≥ 1.3× paddle.load", "pdckpt pickle", "load_cold", PADDLE,
+           "load_cold", 1.3)
+    if name != "W2":
+        versus("drop-in cold load ≥ 0.9× cold cat", "pdckpt pickle", "load_cold", "limits",
+               "cat (cold)", 0.9)
+    for op, label in (("save", "buffered"), ("save_fsync", "durable")):
+        versus(f"drop-in save ({label}) ≥ 3× paddle.save", "pdckpt pickle", op, PADDLE, op, 3)
+    if name != "W2":
+        versus("drop-in save (buffered) ≥ 0.9× dd", "pdckpt pickle", "save", "limits",
+               "dd write", 0.9)
+        versus("drop-in save (durable) ≥ 0.9× dd conv=fsync", "pdckpt pickle", "save_fsync",
+               "limits", "dd write (durable)", 0.9)
+    for op, label in (("save", "save"), ("load_cold", "cold load"), ("load_warm", "warm load")):
+        versus(f"NumPy {label} ≥ 1.5× safetensors.numpy", "pdckpt safetensors (np)", op,
+               "safetensors.numpy", op, 1.5)
     data_mib = info["bytes"] / 2**20
-    worst = max((res[c][op].get("peak_extra_rss_mib", 0), c) for c in ours for op in res[c]
-                if isinstance(res[c][op], dict))
-    rows.append(("peak RSS ≤ data + 64 MiB (worst pdckpt)", worst[1], f"{worst[0]:.0f} MiB",
-                 f"≤ {data_mib + 64:.0f} MiB", "met" if worst[0] <= data_mib + 64 else "missed"))
+    rss = max((m.get("peak_extra_rss_mib", 0) for op, m in res.get("pdckpt pickle", {}).items()
+               if op.startswith("load") and isinstance(m, dict)), default=None)
+    if rss is not None:
+        rows.append(("drop-in load peak extra RSS ≤ data + 64 MiB", "pdckpt pickle",
+                     f"{rss:.0f} MiB", f"≤ {data_mib + 64:.0f} MiB",
+                     "met" if rss <= data_mib + 64 else "missed"))
+    limit = {"W2": 0.050, "W3": 0.020}.get(name)
+    t = median(res, "pdckpt pickle", "open_cold")
+    if limit and t:
+        rows.append((f"lazy open of the pickle ≤ {fmt_s(limit)}", "pdckpt pickle", fmt_s(t),
+                     f"≤ {fmt_s(limit)}", "met" if t <= limit else "missed"))
+    if name == "W2":
+        for c in ("pdckpt C pickle", "pdckpt C combined", "pdckpt C safetensors"):
+            t = median(res, c, "load_warm")
+            if t:
+                us = t / info["tensors"] * 1e6
+                rows.append(("C warm load ≤ 5 µs per tensor", c, f"{us:.1f} µs", "≤ 5 µs",
+                             "met" if us <= 5 else "missed"))
     return rows
 
 
 def targets(report):
-    lines = ["## Targets (issue 7), from this run", "",
-             "The best pdckpt contender per target (a ratio is the other's median time ÷ "
-             "pdckpt's; the workloads are at the run's scale).", "",
+    lines = ["## Targets (issue 18), from this run", "",
+             "A ratio is the other's median time ÷ pdckpt's (> 1: pdckpt is faster).", "",
              "| workload | target | pdckpt contender | figure | required | |",
              "|---|---|---|---|---|---|"]
     for name, w in report["workloads"].items():
         for t, c, fig, need, verdict in target_rows(name, w):
             lines.append(f"| {name} | {t} | {c} | {fig} | {need} | {verdict} |")
     return lines + [""]
+
+
+def workload_section(name, w):
+    info = w["info"]
+    out = [f"### {name}: {info['tensors']:,} tensors, {info['bytes'] / 2**30:.3f} GiB "
+           f"(scale {info['scale']})", ""]
+    for table, title in TABLES:
+        if any(t == table for t in w["tables"].values()):
+            out += [f"**{title}**", ""] + contender_table(w, table) + [""]
+    return out + ["**Limits of this machine**", ""] + limits_table(w) + [""]
 
 
 def chart(report, path):
@@ -124,18 +137,20 @@ def chart(report, path):
     names = list(report["workloads"])
     fig, axes = plt.subplots(len(names), 1, figsize=(11, 4 * len(names)), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
-        res = report["workloads"][name]["results"]
-        contenders = list(res)
-        width = 0.8 / 3
-        for k, (op, label) in enumerate([("save", "save"), ("save_fsync", "save durable"),
-                                         ("load", "full load")]):
-            vals = [res[c][op]["median_s"] if op in res[c] else 0 for c in contenders]
+        w = report["workloads"][name]
+        res = w["results"]
+        contenders = [c for c, t in w["tables"].items() if t in ("tensor", "numpy")]
+        ops = [("save", "save"), ("save_fsync", "save durable"), ("load_cold", "load cold"),
+               ("load_warm", "load warm")]
+        width = 0.8 / len(ops)
+        for k, (op, label) in enumerate(ops):
+            vals = [median(res, c, op) or 0 for c in contenders]
             ax.bar([i + k * width for i in range(len(contenders))], vals, width, label=label)
-        ax.set_xticks([i + width for i in range(len(contenders))])
+        ax.set_xticks([i + 1.5 * width for i in range(len(contenders))])
         ax.set_xticklabels(contenders, rotation=30, ha="right", fontsize=8)
-        ax.set_yscale("log")  # W2's contenders span four orders of magnitude
+        ax.set_yscale("log")
         ax.set_ylabel("seconds (median, log scale)")
-        ax.set_title(name)
+        ax.set_title(f"{name}: Tensor-in/out (drop-in) and NumPy contenders")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -150,13 +165,14 @@ def main():
            f"{report['repeat']} repetitions, contenders interleaved within each repetition; "
            f"loads {'cold: page cache dropped before each' if report['cold_loads'] else 'warm'}"
            f"); machine: {report['machine']['cpus']} CPUs, `{report['machine']['uname']}`.  "
+           "Every contender of a table gets the same input and returns the same kind of output.  "
            "Times are medians with min–max; *peak extra RSS* is the process's peak above its "
            "RSS before the operation (for saves the state is already in memory).  "
            "Raw data: [bench/results.json](bench/results.json); chart: "
            "[bench/chart.png](bench/chart.png).", ""]
     out += targets(report)
     for name, w in report["workloads"].items():
-        out += table(name, w) + [""] + ratios(name, w) + [""]
+        out += workload_section(name, w)
     notes = os.path.join(HERE, "NOTES.md")
     if os.path.exists(notes):
         with open(notes) as f:

@@ -95,5 +95,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif /* PDCKPT_CLI_H */

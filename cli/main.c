@@ -16,6 +16,7 @@ static const char usage[] =
     "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
     "  verify PATH [--format F] [--names N]                 full structural check\n"
     "  check EXPECTED LOADED [--json]                       will LOADED restore into EXPECTED?\n"
+    "  stats PATH [--json] [--check]                        min/max/mean/std, NaN/Inf per tensor\n"
     "  version                                              print the version\n"
     "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs "
     "pdckpt-mpi)\n"
@@ -49,6 +50,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("pdckpt %s\n", pdckpt_version_string());
         return CLI_OK;

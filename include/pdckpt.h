@@ -858,6 +858,30 @@ PDCKPT_API const char *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind 
  * data it holds (or "headers" when none).  The format is described in docs/RELIABILITY.md. */
 #define PDCKPT_CHECKSUM_SUFFIX ".xxh3"
 
+/* ---------------------------------------------------------------------------------------------
+ * Tensor statistics (what `pdckpt stats` and pdckpt.stats() print)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Summary of one tensor's values, each element converted to double (bool as 0/1; bfloat16,
+ * float16 and float8 decoded exactly).  min, max, mean and std (population) are over the finite
+ * elements and are NaN when there are none; 64-bit integers beyond 2^53 lose precision. */
+typedef struct pdckpt_tensor_stats {
+    uint64_t n_elements;
+    uint64_t n_nan;
+    uint64_t n_pos_inf;
+    uint64_t n_neg_inf;
+    uint64_t n_zero;
+    double   min;
+    double   max;
+    double   mean;
+    double   std;
+} pdckpt_tensor_stats;
+
+/* Fills `out` in one pass over the data.  Errors: ARGUMENT (not a tensor), UNSUPPORTED (complex
+ * dtypes, which have no order). */
+PDCKPT_API pdckpt_status pdckpt_tensor_stats_compute(const pdckpt_value  *tensor,
+                                                     pdckpt_tensor_stats *out, pdckpt_error *err);
+
 #ifdef __cplusplus
 }
 #endif

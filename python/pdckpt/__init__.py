@@ -33,7 +33,7 @@ __all__ = [
     "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
     "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
-    "static", "ArgumentTypeError",
+    "static", "ArgumentTypeError", "stats", "nonfinite", "plot_stats",
 ]
 
 __version__ = _native.version
@@ -474,3 +474,4 @@ def open(path: Any, *, format: str | None = None, names: list[str] | None = None
 
 
 from . import dygraph, static  # noqa: E402  (the seeds' 1.x dygraph and static APIs)
+from ._stats import nonfinite, plot_stats, stats  # noqa: E402

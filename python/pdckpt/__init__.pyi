@@ -131,3 +131,23 @@ class MpiError(Error): ...
 class CorruptError(FormatError): ...
 
 from . import dygraph as dygraph, static as static
+
+class _TensorStats(TypedDict):
+    key: tuple[Any, ...]
+    dtype: str
+    shape: tuple[int, ...]
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    zeros: int | None
+    nan: int | None
+    pos_inf: int | None
+    neg_inf: int | None
+
+def stats(path: PathLike | bytes | bytearray | memoryview | _Readable, *,
+          format: FormatName | None = None, names: list[str] | None = None,
+          program: PathLike | None = None) -> dict[str, _TensorStats]: ...
+def nonfinite(table: dict[str, _TensorStats]) -> list[str]: ...
+def plot_stats(path: PathLike | bytes | bytearray | memoryview | _Readable, png: PathLike,
+               **load_options: Any) -> None: ...

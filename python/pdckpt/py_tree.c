@@ -141,6 +141,11 @@ static PyObject *tree_closed(Tree *t, void *closure) {
     return PyBool_FromLong(t->root == NULL);
 }
 
+static PyObject *tree_stats(Tree *t, PyObject *unused) {
+    (void)unused;
+    return is_open(t) ? pyn_tree_stats(t->root) : NULL;
+}
+
 static PyMethodDef tree_methods[] = {
     {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
     {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
@@ -148,6 +153,7 @@ static PyMethodDef tree_methods[] = {
     {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
     {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
     {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},
+    {"stats", (PyCFunction)tree_stats, METH_NOARGS, "per-tensor statistics (pdckpt.stats)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
-"""Packaging: `pip install .` builds a wheel holding the package and the extension (checked by
-building it with the venv's scikit-build-core and importing it from the unpacked wheel alone),
-and `import pdckpt` works in an interpreter where Paddle is genuinely not installed (the base
+"""Packaging: scripts/wheel.sh builds a binary wheel that carries the package, the extension, the
+command-line tool and the shared libraries they need (installed into a clean venv and run with
+the system's copies of those libraries hidden), and `import pdckpt` works in an interpreter where Paddle is genuinely not installed (the base
 Python with nothing but NumPy on its path)."""
 import os
 import subprocess
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import ml_dtypes
 import numpy as np
+import pytest
 
 import pdckpt
+from conftest import PDCKPT_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,36 +67,89 @@ def test_import_without_paddle(tmp_path):
     assert proc.stdout.startswith("ok ")
 
 
-FROM_WHEEL = r"""
+# The system copies of what the wheel bundles, hidden in a private mount namespace: a program that
+# still needed them fails to start ("file too short"), one that uses the bundled copies runs.
+HIDE_SYSTEM_LIBS = r"""
+set -e
+for lib in libxxhash.so.0 libprotobuf-c.so.1 libjansson.so.4 libcrypto.so.3; do
+  for dir in /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/lib /lib; do
+    [ -e "$dir/$lib" ] && mount --bind /dev/null "$dir/$lib"
+  done
+done
+mount -t tmpfs none /usr/include   # no -dev package's headers either
+exec "$@"
+"""
+
+WHEEL_SMOKE = r"""
 import sys
 import numpy as np
-import paddle
 import pdckpt
 assert pdckpt.__file__.startswith(sys.argv[1]), pdckpt.__file__
-layer = paddle.nn.Linear(3, 2)
-pdckpt.save(layer.state_dict(), sys.argv[2] + "/vars/", format="vars-dir")
-out = pdckpt.load(sys.argv[2] + "/vars")
-assert (out["weight"].numpy() == layer.weight.numpy()).all() and out["weight"].name == "weight"
+path = sys.argv[2] + "/w.pdparams"
+pdckpt.save({"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, path)
+assert pdckpt.load(path)["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
 print("ok")
 """
 
 
-def test_pip_builds_an_importable_wheel(tmp_path):
-    wheels = tmp_path / "wheels"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "-q",
-         "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=900)
+@pytest.fixture(scope="module")
+def clean_venv(tmp_path_factory):
+    """The repaired binary wheel (scripts/wheel.sh) installed into a new venv holding nothing
+    else; NumPy is lent to it from the test venv through a .pth file, so no network is needed."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run(["bash", str(ROOT / "scripts" / "wheel.sh"), str(tmp / "dist")],
+                           capture_output=True, text=True, timeout=1200)
     assert build.returncode == 0, build.stdout + build.stderr
-    (wheel,) = wheels.glob("pdckpt-*.whl")
+    (wheel,) = (tmp / "dist").glob("pdckpt-*-manylinux_*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for must in ("pdckpt/__init__.py", "pdckpt/__init__.pyi", "pdckpt/py.typed",
-                 "pdckpt/_convert.py", "pdckpt/_errors.py"):
+                 "pdckpt/_convert.py", "pdckpt/__main__.py", "pdckpt/_bin/pdckpt"):
         assert must in names
     assert any(n.startswith("pdckpt/_native.") and n.endswith(".so") for n in names)
     assert not [n for n in names if n.endswith((".c", ".h"))], names
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(site)
-    env = dict(os.environ, PYTHONPATH=str(site))  # the wheel alone, not the in-tree build
-    proc = subprocess.run([sys.executable, "-c", FROM_WHEEL, str(site), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bundled = {Path(n).name.split("-")[0] for n in names if n.startswith("pdckpt.libs/")}
+    assert bundled >= {"libxxhash", "libprotobuf", "libjansson", "libcrypto"}, names
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    venv = tmp / "venv"
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--no-deps",
+                    str(wheel)], check=True, timeout=300)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "lend_numpy.pth").write_text(str(Path(np.__file__).parent.parent) + "\n")
+    return venv, site
+
+
+def test_wheel_runs_without_system_libraries(clean_venv, tmp_path):
+    venv, site = clean_venv
+    hide = ["unshare", "--mount", "bash", "-c", HIDE_SYSTEM_LIBS, "hide"]
+    control = subprocess.run(hide + [str(PDCKPT_BIN), "--version"],
+                             capture_output=True, text=True, timeout=60)
+    assert control.returncode != 0, "hiding the system libraries had no effect: proves nothing"
+    proc = subprocess.run(hide + [str(venv / "bin" / "python"), "-I", "-c", WHEEL_SMOKE,
+                                  str(site), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+    tool = subprocess.run(hide + [str(site / "pdckpt" / "_bin" / "pdckpt"), "ls", "--json",
+                                  str(tmp_path / "w.pdparams")],
+                          capture_output=True, text=True, timeout=60)
+    assert tool.returncode == 0, tool.stderr
+    assert '"float32"' in tool.stdout and '[2, 3]' in tool.stdout
+
+
+def test_console_command_and_python_m(clean_venv, tmp_path):
+    venv, site = clean_venv
+    path = tmp_path / "v.safetensors"
+    import pdckpt
+
+    pdckpt.save({"v": np.ones(4, np.int64)}, path)
+    env = {"PATH": os.environ.get("PATH", "")}  # nothing from the test venv or the build
+    script = subprocess.run([str(venv / "bin" / "pdckpt"), "verify", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert script.returncode == 0, script.stdout + script.stderr
+    module = subprocess.run([str(venv / "bin" / "python"), "-m", "pdckpt", "ls", str(path)],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert module.returncode == 0 and "int64" in module.stdout, module.stdout + module.stderr
+    bad = subprocess.run([str(venv / "bin" / "python"), "-m", "pdckpt", "ls",
+                          str(tmp_path / "missing")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "missing" in bad.stderr
