@@ -130,6 +130,31 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
     return st;
 }
 
+/* Writes the loaded tree to OUT (a file, a directory, stdout, or per --out-program /
+ * --static-out) and prints the one-line summary. */
+static int write_output(const pdckpt_value *root, const char *in, pdckpt_format from,
+                        const char *out, const char *out_program, bool static_out,
+                        pdckpt_save_options *so) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    size_t       dropped = 0, tensors = 0;
+    bool         to_stdout = strcmp(out, "-") == 0;
+    so->progress = cli_progress_cb;
+    so->on_drop = report_drop;
+    so->on_drop_ctx = &dropped;
+    cli_progress_begin("writing");
+    pdckpt_status st = to_stdout     ? pdckpt_save_sink(root, &stdout_ops, NULL, so, &err)
+                       : out_program ? save_for_program(root, out, out_program, so, &err)
+                       : static_out  ? pdckpt_static_save(root, out, so, &err)
+                                     : pdckpt_save_file(root, out, so, &err);
+    cli_progress_end();
+    if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
+    if (st != PDCKPT_OK) return cli_report(&err);
+    fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", in,
+            pdckpt_format_name(from), out, pdckpt_format_name(so->format), tensors,
+            dropped ? " (non-tensor values dropped: see above)" : "");
+    return CLI_OK;
+}
+
 int cmd_convert(int argc, char **argv) {
     cli_load_args       args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
@@ -169,27 +194,9 @@ int cmd_convert(int argc, char **argv) {
     pdckpt_format from = PDCKPT_FORMAT_AUTO;
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
     if (rc == CLI_OK) {
-        pdckpt_error err = PDCKPT_ERROR_INIT;
-        size_t       dropped = 0;
-        so.progress = cli_progress_cb;
         so.allowed_globals = args.allowed; /* what was carried may be written back, nothing else */
         so.n_allowed_globals = args.n_allowed;
-        so.on_drop = report_drop;
-        so.on_drop_ctx = &dropped;
-        cli_progress_begin("writing");
-        pdckpt_status st = to_stdout     ? pdckpt_save_sink(root, &stdout_ops, NULL, &so, &err)
-                           : out_program ? save_for_program(root, out, out_program, &so, &err)
-                           : static_out  ? pdckpt_static_save(root, out, &so, &err)
-                                         : pdckpt_save_file(root, out, &so, &err);
-        cli_progress_end();
-        size_t tensors = 0;
-        if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
-        if (st != PDCKPT_OK)
-            rc = cli_report(&err);
-        else
-            fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", in,
-                    pdckpt_format_name(from), out, pdckpt_format_name(so.format), tensors,
-                    dropped ? " (non-tensor values dropped: see above)" : "");
+        rc = write_output(root, in, from, out, out_program, static_out, &so);
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);
