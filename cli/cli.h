@@ -6,10 +6,37 @@
 #ifndef PDCKPT_CLI_H
 #define PDCKPT_CLI_H
 
+#include <getopt.h>
 #include <pdckpt.h>
 #include <stdio.h>
 
 enum { CLI_OK = 0, CLI_BAD_INPUT = 1, CLI_USAGE = 2 };
+/* cli_parse printed the command's help: the command returns CLI_OK at once. */
+enum { CLI_HELP_SHOWN = -1 };
+
+/* One subcommand: what its help, the top-level help, the completion scripts and the man page
+ * say of it, its own long options (codes CLI_OPT_OWN and up, or a short letter), and its entry. */
+typedef struct option cli_option; /* <getopt.h>'s struct option */
+typedef struct cli_command {
+    const char       *name;         /* "ls" */
+    const char       *brief;        /* a few words for the command list */
+    const char       *operands;     /* "PATH" (usage lines add "[options]") */
+    const char       *summary;      /* one sentence */
+    const char       *options_help; /* "  --json   ...\n" lines, or NULL */
+    const cli_option *options;      /* {0}-terminated, or NULL */
+    bool              load_options; /* takes --format/--names/--program/--allow-global/... */
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Codes of the shared reading options; a command's own long options use CLI_OPT_OWN + n. */
+enum {
+    CLI_OPT_FORMAT = 0x100,
+    CLI_OPT_NAMES,
+    CLI_OPT_PROGRAM,
+    CLI_OPT_ALLOW_GLOBAL,
+    CLI_OPT_REINTERPRET,
+    CLI_OPT_OWN = 0x200,
+};
 
 /* Options every loading subcommand understands. */
 typedef struct cli_load_args {
@@ -27,6 +54,48 @@ typedef struct cli_load_args {
 
 /* Prints "pdckpt: <source>: offset N: <message>" and returns CLI_BAD_INPUT. */
 int cli_report(const pdckpt_error *err);
+
+/* ---- the option parser (cli_args.c) ---- */
+
+/* Where the operands go: slots[0..n), of which the first `required` must be given. */
+typedef struct cli_operands {
+    const char **const *slots;
+    size_t              n, required;
+} cli_operands;
+/* A command's own option: `code` from its table, `value` for options that take one.  Returns
+ * CLI_OK or an exit code (after printing why). */
+typedef int (*cli_option_fn)(void *ctx, int code, const char *value);
+/* Parses argv (argv[0] is the command name) with getopt_long: the command's options through
+ * on_option, the reading options into `load` (when the command takes them), the operands into
+ * their slots.  Returns CLI_OK, CLI_HELP_SHOWN, or an exit code after printing the problem. */
+int cli_parse(const cli_command *cmd, int argc, char **argv, cli_load_args *load,
+              cli_option_fn on_option, void *ctx, const cli_operands *operands);
+/* "pdckpt: <message>", the command's usage line and where its help is; returns CLI_USAGE. */
+int cli_command_error(const cli_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cli_print_usage(FILE *out, const cli_command *cmd);
+void cli_print_help(FILE *out, const cli_command *cmd);
+/* The help text of the reading options, shared by every command that takes them. */
+extern const char cli_load_options_help[];
+/* The formats this build reads (or writes), "a, b, c". */
+void cli_format_list(char *buf, size_t cap, bool for_save);
+/* A format option's value, or a usage error listing the valid ones. */
+int cli_format_value(const cli_command *cmd, const char *opt, const char *value, bool for_save,
+                     pdckpt_format *out);
+/* Values of the reading options: 0 or -1 after printing why (retype: CLI_OK or CLI_USAGE). */
+int cli_add_names(cli_load_args *args, const char *spec);
+int cli_add_allowed(cli_load_args *args, const char *name);
+int cli_add_retype(const cli_command *cmd, cli_load_args *args, const char *spec);
+/* "1.5 GiB" (binary units; raw bytes below 1 KiB). */
+const char *cli_human_bytes(uint64_t n, char *buf, size_t cap);
+
+/* The commands (one cmd_*.c each) and the table main.c dispatches, helps and completes from. */
+extern const cli_command cli_cmd_ls, cli_cmd_convert, cli_cmd_diff, cli_cmd_verify, cli_cmd_check,
+    cli_cmd_stats, cli_cmd_formats, cli_cmd_help, cli_cmd_completion;
+extern const cli_command *const cli_commands[];
+extern const size_t             cli_n_commands;
+const cli_command              *cli_find_command(const char *name); /* NULL when unknown */
+void                            cli_print_top_help(FILE *out);
 /* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
 int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
@@ -89,12 +158,5 @@ int cli_ls_program(const char *path, const cli_load_args *args, bool json);
 bool cli_is_sharded_dir(const char *path);
 bool cli_ls_wants_mpi(int argc, char **argv);
 int  cli_exec_mpi(int argc, char **argv); /* returns only when pdckpt-mpi cannot be run */
-
-int cmd_ls(int argc, char **argv);
-int cmd_convert(int argc, char **argv);
-int cmd_diff(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_stats(int argc, char **argv);
 
 #endif /* PDCKPT_CLI_H */

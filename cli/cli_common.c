@@ -1,5 +1,6 @@
 /*
- * cli_common.c — error/usage reporting, the shared --format/--names options and loading.
+ * cli_common.c — error reporting, the values of the shared reading options (names, allowed
+ * globals, reinterpretations) and loading, from a path or from standard input.
  */
 #include "cli.h"
 
@@ -16,26 +17,6 @@ int cli_report(const pdckpt_error *err) {
     char line[1200];
     fprintf(stderr, "pdckpt: %s\n", pdckpt_error_format(err, line, sizeof line));
     return CLI_BAD_INPUT;
-}
-
-int cli_usage_error(const char *usage, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("pdckpt: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n%s", usage);
-    return CLI_USAGE;
-}
-
-int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage) {
-    if (arg[0] == '-' && arg[1]) return cli_usage_error(usage, "unknown option '%s'", arg);
-    for (size_t i = 0; i < n; i++)
-        if (!*slots[i]) {
-            *slots[i] = arg;
-            return CLI_OK;
-        }
-    return cli_usage_error(usage, "unexpected argument '%s'", arg);
 }
 
 static int add_name(cli_load_args *args, const char *s, size_t len) {
@@ -81,7 +62,7 @@ static int names_from_file(cli_load_args *args, const char *path) {
     return rc;
 }
 
-static int parse_names(cli_load_args *args, const char *spec) {
+int cli_add_names(cli_load_args *args, const char *spec) {
     if (spec[0] == '@') return names_from_file(args, spec + 1);
     for (const char *p = spec;;) {
         const char *comma = strchr(p, ',');
@@ -92,57 +73,32 @@ static int parse_names(cli_load_args *args, const char *spec) {
     }
 }
 
-static int add_allowed(cli_load_args *args, const char *name) {
+int cli_add_allowed(cli_load_args *args, const char *name) {
     const char **grown = realloc(args->allowed, (args->n_allowed + 1) * sizeof *grown);
-    if (!grown) return -1;
+    if (!grown) return fputs("pdckpt: out of memory\n", stderr), -1;
     args->allowed = grown;
     args->allowed[args->n_allowed++] = name; /* an argv string: lives as long as the command */
-    return 1;
+    return 0;
 }
 
 /* --reinterpret FROM=TO: two dtype names of the same element size. */
-static int parse_retype(cli_load_args *args, const char *spec, const char *usage) {
+int cli_add_retype(const cli_command *cmd, cli_load_args *args, const char *spec) {
     const char *eq = strchr(spec, '=');
     char        from[32];
     if (!eq || (size_t)(eq - spec) >= sizeof from)
-        return cli_usage_error(usage, "--reinterpret needs FROM=TO (e.g. uint16=bfloat16)");
+        return cli_command_error(cmd, "--reinterpret needs FROM=TO (e.g. uint16=bfloat16)");
     snprintf(from, sizeof from, "%.*s", (int)(eq - spec), spec);
     pdckpt_dtype a = pdckpt_dtype_from_name(from), b = pdckpt_dtype_from_name(eq + 1);
     if (a == PDCKPT_DTYPE_INVALID || b == PDCKPT_DTYPE_INVALID)
-        return cli_usage_error(usage, "--reinterpret: unknown dtype in '%s'", spec);
+        return cli_command_error(cmd, "--reinterpret: unknown dtype in '%s'", spec);
     if (pdckpt_dtype_size(a) != pdckpt_dtype_size(b))
-        return cli_usage_error(usage, "--reinterpret: %s and %s differ in element size", from,
-                               eq + 1);
+        return cli_command_error(cmd, "--reinterpret: %s and %s differ in element size", from,
+                                 eq + 1);
     if (args->n_retype == sizeof args->retype_from / sizeof *args->retype_from)
-        return cli_usage_error(usage, "--reinterpret: at most 8 pairs");
+        return cli_command_error(cmd, "--reinterpret: at most 8 pairs");
     args->retype_from[args->n_retype] = a;
     args->retype_to[args->n_retype++] = b;
     return CLI_OK;
-}
-
-int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
-    const char *opt = argv[*i];
-    bool        is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
-    bool        is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
-    bool        is_allow = strcmp(opt, "--allow-global") == 0;
-    bool        is_retype = strcmp(opt, "--reinterpret") == 0;
-    if (!is_format && !is_names && !is_program && !is_allow && !is_retype) return 0;
-    if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
-    const char *value = argv[++*i];
-    if (is_allow) return add_allowed(args, value);
-    if (is_retype) return parse_retype(args, value, usage) == CLI_OK ? 1 : -1;
-    if (is_program) {
-        args->program = value;
-        return 1;
-    }
-    if (is_names) {
-        if (parse_names(args, value) != 0) return -1;
-        return 1;
-    }
-    bool known;
-    args->format = pdckpt_format_from_name(value, &known);
-    if (!known) return cli_usage_error(usage, "unknown format '%s'", value), -1;
-    return 1;
 }
 
 void cli_load_args_free(cli_load_args *args) {
@@ -238,4 +194,51 @@ int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckp
         *root = NULL;
     }
     return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
+}
+
+/* ---- the hand-written parsing pdckpt-mpi's commands still use (cmd_dist*.c) ---- */
+
+int cli_usage_error(const char *usage, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pdckpt: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n%s", usage);
+    return CLI_USAGE;
+}
+
+int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage) {
+    if (arg[0] == '-' && arg[1]) return cli_usage_error(usage, "unknown option '%s'", arg);
+    for (size_t i = 0; i < n; i++)
+        if (!*slots[i]) {
+            *slots[i] = arg;
+            return CLI_OK;
+        }
+    return cli_usage_error(usage, "unexpected argument '%s'", arg);
+}
+
+int cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage) {
+    const char *opt = argv[*i];
+    bool        is_format = strcmp(opt, "--format") == 0 || strcmp(opt, "--from") == 0;
+    bool        is_names = strcmp(opt, "--names") == 0, is_program = strcmp(opt, "--program") == 0;
+    bool        is_allow = strcmp(opt, "--allow-global") == 0;
+    bool        is_retype = strcmp(opt, "--reinterpret") == 0;
+    if (!is_format && !is_names && !is_program && !is_allow && !is_retype) return 0;
+    if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
+    const char *value = argv[++*i];
+    if (is_allow) return cli_add_allowed(args, value) == 0 ? 1 : -1;
+    if (is_retype) return cli_add_retype(NULL, args, value) == CLI_OK ? 1 : -1;
+    if (is_program) {
+        args->program = value;
+        return 1;
+    }
+    if (is_names) {
+        if (cli_add_names(args, value) != 0) return -1;
+        return 1;
+    }
+    bool known;
+    args->format = pdckpt_format_from_name(value, &known);
+    if (!known) return cli_usage_error(usage, "unknown format '%s'", value), -1;
+    return 1;
 }

@@ -162,17 +162,22 @@ void cli_progress_begin(const char *label) {
 
 int cli_progress_cb(void *ctx, uint64_t done, uint64_t total) {
     (void)ctx;
-    if (!progress.tty || elapsed() < progress.after) return 0;
-    char bar[31];
+    double t = elapsed();
+    if (!progress.tty || t < progress.after) return 0;
+    char bar[31], amount[32], whole[32], rate[32];
     int  filled = total ? (int)((double)done / (double)total * 30.0) : 0;
     if (filled > 30) filled = 30;
     memset(bar, '#', (size_t)filled);
     memset(bar + filled, '.', (size_t)(30 - filled));
     bar[30] = '\0';
+    cli_human_bytes(done, amount, sizeof amount);
+    cli_human_bytes(t > 0 ? (uint64_t)((double)done / t) : 0, rate, sizeof rate);
     if (total)
-        fprintf(stderr, "\r%s [%s] %3d%%", progress.label, bar, (int)(done * 100 / total));
+        fprintf(stderr, "\r%s [%s] %3d%% %s / %s, %s/s\033[K", progress.label, bar,
+                (int)(done * 100 / total), amount, cli_human_bytes(total, whole, sizeof whole),
+                rate);
     else
-        fprintf(stderr, "\r%s %.1f MiB", progress.label, (double)done / 1048576.0);
+        fprintf(stderr, "\r%s %s, %s/s\033[K", progress.label, amount, rate);
     progress.drawn = true;
     return 0;
 }

@@ -9,7 +9,28 @@
 
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt check EXPECTED LOADED [--from F] [--names N] [--json]\n";
+int cmd_check(int argc, char **argv);
+
+enum { OPT_JSON = CLI_OPT_OWN };
+static const cli_option check_options[] = {{"json", no_argument, NULL, OPT_JSON}, {0, 0, 0, 0}};
+
+const cli_command cli_cmd_check = {
+    "check",
+    "will a checkpoint restore into a model's or optimizer's state?",
+    "EXPECTED LOADED",
+    "Will LOADED restore into what EXPECTED describes (a model's or optimizer's own freshly\n"
+    "saved state)?  Lists missing, unexpected and mismatched (dtype, shape, kind) entries by name\n"
+    "-- what Paddle's set_state_dict silently gets wrong.  Exit 0 when it restores cleanly.",
+    "  --json                 the report as one JSON object\n",
+    check_options,
+    true,
+    cmd_check};
+
+static int check_option(void *ctx, int code, const char *value) {
+    (void)value;
+    if (code == OPT_JSON) *(bool *)ctx = true;
+    return CLI_OK;
+}
 
 static void describe(const pdckpt_value *v, char *buf, size_t cap) {
     pdckpt_tensor_view t;
@@ -78,22 +99,11 @@ static void print_json(const pdckpt_restore_report *r) {
 }
 
 int cmd_check(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0};
-    const char   *paths[2] = {NULL, NULL};
-    bool          json = false;
-    int           rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&paths[0], &paths[1]}, 2, usage);
-    }
-    if (rc == CLI_OK && !paths[1]) rc = cli_usage_error(usage, "check needs EXPECTED and LOADED");
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0};
+    const char        *paths[2] = {NULL, NULL};
+    bool               json = false;
+    const cli_operands operands = {(const char **const[]){&paths[0], &paths[1]}, 2, 2};
+    int           rc = cli_parse(&cli_cmd_check, argc, argv, &args, check_option, &json, &operands);
     pdckpt_value *want = NULL, *got = NULL;
     if (rc == CLI_OK) rc = cli_load(paths[0], &args, false, &want, NULL);
     if (rc == CLI_OK) rc = cli_load(paths[1], &args, false, &got, NULL);
@@ -114,5 +124,5 @@ int cmd_check(int argc, char **argv) {
     pdckpt_value_free(want);
     pdckpt_value_free(got);
     cli_load_args_free(&args);
-    return rc;
+    return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
 }

@@ -11,18 +11,55 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: pdckpt convert IN OUT [--from F] [--to F] [--names N] [--program P]\n"
-    "                      [--out-program P] [--protocol 2|3|4]\n"
-    "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
-    "                      [--no-fsync] [--static-out] [--checksum] [--reinterpret FROM=TO]\n"
-    "                      [--allow-global module.name]...\n"
-    "  --reinterpret FROM=TO: retype every FROM tensor (e.g. uint16=bfloat16) before writing\n"
-    "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
-    "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
-    "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n"
-    "  IN `-`: read standard input; OUT `-`: write to standard output (needs --to: pickle,\n"
-    "          combined, tensor, safetensors or tnum)\n";
+int cmd_convert(int argc, char **argv);
+
+enum {
+    OPT_TO = CLI_OPT_OWN,
+    OPT_OUT_PROGRAM,
+    OPT_PROTOCOL,
+    OPT_NUMPY_MODULE,
+    OPT_SKIP_NON_TENSORS,
+    OPT_NO_FSYNC,
+    OPT_STATIC_OUT,
+    OPT_CHECKSUM,
+};
+static const cli_option convert_options[] = {
+    {"to", required_argument, NULL, OPT_TO},
+    {"out-program", required_argument, NULL, OPT_OUT_PROGRAM},
+    {"protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"numpy-module", required_argument, NULL, OPT_NUMPY_MODULE},
+    {"skip-non-tensors", no_argument, NULL, OPT_SKIP_NON_TENSORS},
+    {"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
+    {"static-out", no_argument, NULL, OPT_STATIC_OUT},
+    {"checksum", no_argument, NULL, OPT_CHECKSUM},
+    {0, 0, 0, 0},
+};
+
+const cli_command cli_cmd_convert = {
+    "convert",
+    "convert between formats, atomically",
+    "IN OUT",
+    "Loads IN in one format and saves it atomically as OUT in another (from --to or OUT's\n"
+    "name).  IN - reads standard input; OUT - streams a single-file format to standard output.\n"
+    "Anything the target format cannot hold is refused by name unless --skip-non-tensors.",
+    "  --to F                 the output format (default: from OUT's name)\n"
+    "  --out-program P        write OUT as exactly P's persistable variables, checked\n"
+    "  --protocol 2|3|4       pickle protocol (default 4, as paddle.save)\n"
+    "  --numpy-module M       numpy.core (default: numpy 1.x and 2.x read it) or numpy._core\n"
+    "  --skip-non-tensors     drop values the output format cannot hold, listing each\n"
+    "  --no-fsync             skip the fsyncs (faster; not crash-safe)\n"
+    "  --static-out           OUT is a paddle.static.save prefix: IN's \"pdparams\" and\n"
+    "                         \"pdopt\" dicts go to OUT.pdparams and OUT.pdopt\n"
+    "  --checksum             also write OUT.xxh3 (xxh3-128 per 4 KiB; verify checks it)\n",
+    convert_options,
+    true,
+    cmd_convert};
+
+typedef struct convert_args {
+    pdckpt_save_options so;
+    const char         *out_program;
+    bool                static_out;
+} convert_args;
 
 /* OUT `-`: the bytes go to standard output as they are produced. */
 static pdckpt_status stdout_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
@@ -54,47 +91,48 @@ static const pdckpt_sink_ops stdout_ops = {PDCKPT_SINK_OPS_VERSION, stdout_write
 
 static int check_stdout_use(const pdckpt_save_options *so, bool special) {
     if (special || so->checksum)
-        return cli_usage_error(usage, "OUT '-' streams one file: no --out-program, --static-out "
-                                      "or --checksum");
+        return cli_command_error(&cli_cmd_convert,
+                                 "OUT '-' streams one file: no --out-program, --static-out "
+                                 "or --checksum");
     if (so->format == PDCKPT_FORMAT_VARS_DIR || so->format == PDCKPT_FORMAT_DYGRAPH_DIR ||
         so->format == PDCKPT_FORMAT_INFERENCE || so->format == PDCKPT_FORMAT_DISTCP)
-        return cli_usage_error(usage, "OUT '-' cannot stream a directory format (%s)",
-                               pdckpt_format_name(so->format));
+        return cli_command_error(&cli_cmd_convert, "OUT '-' cannot stream a directory format (%s)",
+                                 pdckpt_format_name(so->format));
     if (isatty(1))
-        return cli_usage_error(usage, "OUT '-' would write binary to a terminal; redirect it");
+        return cli_command_error(&cli_cmd_convert,
+                                 "OUT '-' would write binary to a terminal; redirect it");
     return CLI_OK;
 }
 
-static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options *so,
-                             const char **out_program) {
-    const char *opt = argv[*i];
-    if (strcmp(opt, "--out-program") == 0) {
-        if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
-        *out_program = argv[++*i];
-        return 1;
+static int convert_option(void *ctx, int code, const char *value) {
+    convert_args *a = ctx;
+    switch (code) {
+    case OPT_TO: return cli_format_value(&cli_cmd_convert, "--to", value, true, &a->so.format);
+    case OPT_OUT_PROGRAM: a->out_program = value; return CLI_OK;
+    case OPT_SKIP_NON_TENSORS: a->so.skip_non_tensors = true; return CLI_OK;
+    case OPT_NO_FSYNC: a->so.durable = false; return CLI_OK;
+    case OPT_CHECKSUM: a->so.checksum = true; return CLI_OK;
+    case OPT_STATIC_OUT:
+        a->static_out = true;
+        a->so.format = PDCKPT_FORMAT_PICKLE;
+        return CLI_OK;
+    case OPT_PROTOCOL:
+        a->so.protocol = value[0] >= '2' && value[0] <= '4' && !value[1] ? value[0] - '0' : 0;
+        return a->so.protocol ? CLI_OK
+                              : cli_command_error(&cli_cmd_convert,
+                                                  "invalid value '%s' for --protocol; expected "
+                                                  "one of: 2, 3, 4",
+                                                  value);
+    default:
+        if (strcmp(value, "numpy.core") == 0 || strcmp(value, "numpy._core") == 0) {
+            a->so.numpy_module = value[6] == '_' ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
+            return CLI_OK;
+        }
+        return cli_command_error(&cli_cmd_convert,
+                                 "invalid value '%s' for --numpy-module; expected one of: "
+                                 "numpy.core, numpy._core",
+                                 value);
     }
-    if (strcmp(opt, "--skip-non-tensors") == 0) return so->skip_non_tensors = true, 1;
-    if (strcmp(opt, "--no-fsync") == 0) return so->durable = false, 1;
-    if (strcmp(opt, "--checksum") == 0) return so->checksum = true, 1;
-    bool to = strcmp(opt, "--to") == 0, proto = strcmp(opt, "--protocol") == 0,
-         npmod = strcmp(opt, "--numpy-module") == 0;
-    if (!to && !proto && !npmod) return 0;
-    if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
-    const char *value = argv[++*i];
-    bool        known = true;
-    if (to)
-        so->format = pdckpt_format_from_name(value, &known);
-    else if (proto) {
-        so->protocol = atoi(value);
-        known = so->protocol >= 2 && so->protocol <= 4;
-    } else if (strcmp(value, "numpy.core") == 0)
-        so->numpy_module = PDCKPT_NUMPY_CORE;
-    else if (strcmp(value, "numpy._core") == 0)
-        so->numpy_module = PDCKPT_NUMPY__CORE;
-    else
-        known = false;
-    if (!known) return cli_usage_error(usage, "invalid value '%s' for %s", value, opt), -1;
-    return 1;
 }
 
 static void report_drop(void *ctx, const char *path, pdckpt_kind kind) {
@@ -155,50 +193,40 @@ static int write_output(const pdckpt_value *root, const char *in, pdckpt_format 
     return CLI_OK;
 }
 
+/* The output format and what it may be asked for, checked before anything is read. */
+static int check_output(convert_args *a, const char *out) {
+    bool to_stdout = strcmp(out, "-") == 0;
+    if (to_stdout && a->so.format == PDCKPT_FORMAT_AUTO)
+        return cli_command_error(&cli_cmd_convert, "OUT '-' needs --to FORMAT");
+    if (to_stdout) return check_stdout_use(&a->so, a->out_program || a->static_out);
+    if (a->so.format == PDCKPT_FORMAT_AUTO &&
+        (a->so.format = pdckpt_format_from_path(out)) == PDCKPT_FORMAT_AUTO)
+        return cli_command_error(&cli_cmd_convert,
+                                 "cannot tell the output format from '%s'; pass --to", out);
+    if (a->out_program && a->so.format != PDCKPT_FORMAT_COMBINED &&
+        a->so.format != PDCKPT_FORMAT_VARS_DIR)
+        return cli_command_error(&cli_cmd_convert,
+                                 "--out-program writes a combined file or a vars-dir, not %s",
+                                 pdckpt_format_name(a->so.format));
+    return CLI_OK;
+}
+
 int cmd_convert(int argc, char **argv) {
-    cli_load_args       args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
-    const char         *in = NULL, *out = NULL, *out_program = NULL;
-    int                 rc = CLI_OK;
-    bool                static_out = false;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        if (strcmp(argv[i], "--static-out") == 0) {
-            static_out = true;
-            so.format = PDCKPT_FORMAT_PICKLE;
-            continue;
-        }
-        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used == 0) used = parse_save_option(argc, argv, &i, &so, &out_program);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&in, &out}, 2, usage);
-    }
-    if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
-    bool to_stdout = rc == CLI_OK && strcmp(out, "-") == 0;
-    if (to_stdout && so.format == PDCKPT_FORMAT_AUTO)
-        rc = cli_usage_error(usage, "OUT '-' needs --to FORMAT");
-    if (to_stdout && rc == CLI_OK) rc = check_stdout_use(&so, out_program || static_out);
-    if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
-        so.format = pdckpt_format_from_path(out);
-        if (so.format == PDCKPT_FORMAT_AUTO)
-            rc = cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to", out);
-    }
-    if (rc == CLI_OK && out_program && so.format != PDCKPT_FORMAT_COMBINED &&
-        so.format != PDCKPT_FORMAT_VARS_DIR)
-        rc = cli_usage_error(usage, "--out-program writes a combined file or a vars-dir, not %s",
-                             pdckpt_format_name(so.format));
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    convert_args       a = {.so = PDCKPT_SAVE_OPTIONS_INIT};
+    const char        *in = NULL, *out = NULL;
+    const cli_operands operands = {(const char **const[]){&in, &out}, 2, 2};
+    int rc = cli_parse(&cli_cmd_convert, argc, argv, &args, convert_option, &a, &operands);
+    if (rc == CLI_OK) rc = check_output(&a, out);
     pdckpt_value *root = NULL;
     pdckpt_format from = PDCKPT_FORMAT_AUTO;
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
     if (rc == CLI_OK) {
-        so.allowed_globals = args.allowed; /* what was carried may be written back, nothing else */
-        so.n_allowed_globals = args.n_allowed;
-        rc = write_output(root, in, from, out, out_program, static_out, &so);
+        a.so.allowed_globals = args.allowed; /* what was carried may be written back, only */
+        a.so.n_allowed_globals = args.n_allowed;
+        rc = write_output(root, in, from, out, a.out_program, a.static_out, &a.so);
     }
     pdckpt_value_free(root);
     cli_load_args_free(&args);
-    return rc;
+    return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
 }

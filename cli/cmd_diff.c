@@ -8,8 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt diff A B [--from F] [--names N] [--program P]\n"
-                            "                   [--allow-global module.name]...\n";
+int cmd_diff(int argc, char **argv);
+
+const cli_command cli_cmd_diff = {
+    "diff",
+    "compare two checkpoints across formats",
+    "A B",
+    "Compares two checkpoints, in any formats: the same key paths, dtypes, shapes and bytes\n"
+    "(tensors) or equal values (everything else).  Prints each difference; exit 1 if any.",
+    NULL,
+    NULL,
+    true,
+    cmd_diff};
 
 static int cmp_key(const void *a, const void *b) {
     return strcmp((*(cli_leaf *const *)a)->key_json, (*(cli_leaf *const *)b)->key_json);
@@ -97,21 +107,12 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
 }
 
 int cmd_diff(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    const char   *path_a = NULL, *path_b = NULL;
-    int           rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&path_a, &path_b}, 2, usage);
-    }
-    if (rc == CLI_OK && (!path_a || !path_b)) rc = cli_usage_error(usage, "diff needs A and B");
-    pdckpt_value *a = NULL, *b = NULL;
-    cli_leaves    la = {0}, lb = {0};
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    const char        *path_a = NULL, *path_b = NULL;
+    const cli_operands operands = {(const char **const[]){&path_a, &path_b}, 2, 2};
+    int                rc = cli_parse(&cli_cmd_diff, argc, argv, &args, NULL, NULL, &operands);
+    pdckpt_value      *a = NULL, *b = NULL;
+    cli_leaves         la = {0}, lb = {0};
     if (rc == CLI_OK) rc = cli_load(path_a, &args, false, &a, NULL);
     if (rc == CLI_OK) rc = cli_load(path_b, &args, false, &b, NULL);
     if (rc == CLI_OK) rc = cli_collect_leaves(a, &la);
@@ -125,5 +126,5 @@ int cmd_diff(int argc, char **argv) {
     pdckpt_value_free(a);
     pdckpt_value_free(b);
     cli_load_args_free(&args);
-    return rc;
+    return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
 }

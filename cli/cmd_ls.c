@@ -9,9 +9,24 @@
 
 #include <string.h>
 
-static const char usage[] =
-    "usage: pdckpt ls PATH [--format F] [--names N] [--program P] [--json] [--hash]\n"
-    "                 [--allow-global module.name]...\n";
+int cmd_ls(int argc, char **argv);
+
+enum { OPT_JSON = CLI_OPT_OWN, OPT_HASH };
+static const cli_option ls_options[] = {
+    {"json", no_argument, NULL, OPT_JSON}, {"hash", no_argument, NULL, OPT_HASH}, {0, 0, 0, 0}};
+
+const cli_command cli_cmd_ls = {
+    "ls",
+    "list the tensors and values of a checkpoint (or a program's variables)",
+    "PATH",
+    "Lists the tensors (key, dtype, shape, size, Paddle name) and the other values of a\n"
+    "checkpoint, or the variables of a program.  PATH may be a file, a directory, an inference\n"
+    "model prefix, or - for standard input.",
+    "  --json                 exactly one JSON object (sizes in bytes)\n"
+    "  --hash                 add the SHA-256 of each tensor's raw little-endian bytes\n",
+    ls_options,
+    true,
+    cmd_ls};
 
 typedef struct ls_opts {
     bool                json;
@@ -96,10 +111,11 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     uint64_t bytes;
     bool     named;
     counts(leaves, &tensors, &bytes, &width, &named);
-    printf("%s: %s, %zu tensors, %llu bytes, %zu other values\n", path, pdckpt_format_name(format),
-           tensors, (unsigned long long)bytes, leaves->len - tensors);
+    char size[32];
+    printf("%s: %s, %zu tensors, %s, %zu other values\n", path, pdckpt_format_name(format), tensors,
+           cli_human_bytes(bytes, size, sizeof size), leaves->len - tensors);
     if (tensors) {
-        printf("  %-*s  %-13s %-20s %12s%s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "BYTES",
+        printf("  %-*s  %-13s %-20s %12s%s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "SIZE",
                named ? "  NAME" : "", o->hash ? "  SHA256" : "",
                o->info ? "  STRUCTURED NAME" : "");
     }
@@ -109,8 +125,8 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
         if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         cli_shape_text(&v, shape, sizeof shape);
-        printf("  %-*s  %-13s %-20s %12llu", (int)width, leaves->items[i].key_text,
-               pdckpt_dtype_name(v.dtype), shape, (unsigned long long)v.n_bytes);
+        printf("  %-*s  %-13s %-20s %12s", (int)width, leaves->items[i].key_text,
+               pdckpt_dtype_name(v.dtype), shape, cli_human_bytes(v.n_bytes, size, sizeof size));
         if (named) printf("  %s", v.name ? v.name : "-");
         if (o->hash) {
             char hex[65];
@@ -161,28 +177,23 @@ static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
     return rc;
 }
 
+static int ls_option(void *ctx, int code, const char *value) {
+    (void)value;
+    ls_opts *o = ctx;
+    if (code == OPT_JSON) o->json = true;
+    if (code == OPT_HASH) o->hash = true;
+    return CLI_OK;
+}
+
 int cmd_ls(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    ls_opts       o = {false, false, NULL};
-    const char   *path = NULL;
-    int           rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--json") == 0)
-            o.json = true;
-        else if (strcmp(argv[i], "--hash") == 0)
-            o.hash = true;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&path}, 1, usage);
-    }
-    if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "ls needs a PATH");
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    ls_opts            o = {false, false, NULL};
+    const char        *path = NULL;
+    const cli_operands operands = {(const char **const[]){&path}, 1, 1};
+    int                rc = cli_parse(&cli_cmd_ls, argc, argv, &args, ls_option, &o, &operands);
     if (rc == CLI_OK)
         rc = !args.program && is_program_format(args.format) ? cli_ls_program(path, &args, o.json)
                                                              : list_tree(path, &args, &o);
     cli_load_args_free(&args);
-    return rc;
+    return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
 }

@@ -10,8 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: pdckpt stats PATH [--json] [--check] [--format F] [--names N] [--program P]\n";
+int cmd_stats(int argc, char **argv);
+
+enum { OPT_JSON = CLI_OPT_OWN, OPT_CHECK };
+static const cli_option stats_options[] = {
+    {"json", no_argument, NULL, OPT_JSON}, {"check", no_argument, NULL, OPT_CHECK}, {0, 0, 0, 0}};
+
+const cli_command cli_cmd_stats = {
+    "stats",
+    "min/max/mean/std and NaN/Inf counts per tensor",
+    "PATH",
+    "Per-tensor min, max, mean and std (over the finite elements) and zero, NaN and Inf counts,\n"
+    "then a summary naming every tensor that holds NaN or Inf, as weights or optimizer state.",
+    "  --json                 the numbers as one JSON object (NaN as null)\n"
+    "  --check                exit 1 when any tensor holds NaN or Inf\n",
+    stats_options,
+    true,
+    cmd_stats};
+
+typedef struct stats_flags {
+    bool json, check;
+} stats_flags;
+
+static int stats_option(void *ctx, int code, const char *value) {
+    (void)value;
+    stats_flags *f = ctx;
+    if (code == OPT_JSON) f->json = true;
+    if (code == OPT_CHECK) f->check = true;
+    return CLI_OK;
+}
 
 typedef struct stats_row {
     const cli_leaf     *leaf;
@@ -128,36 +155,18 @@ static int compute_rows(const cli_leaves *leaves, stats_row **out, size_t *n_row
     return CLI_OK;
 }
 
-static int parse_args(int argc, char **argv, cli_load_args *args, const char **path, bool *json,
-                      bool *check) {
-    int rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, args, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--json") == 0)
-            *json = true;
-        else if (strcmp(argv[i], "--check") == 0)
-            *check = true;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){path}, 1, usage);
-    }
-    if (rc == CLI_OK && !*path) rc = cli_usage_error(usage, "stats needs a PATH");
-    return rc;
-}
-
 int cmd_stats(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    const char   *path = NULL;
-    bool          json = false, check = false;
-    pdckpt_value *root = NULL;
-    pdckpt_format format = PDCKPT_FORMAT_AUTO;
-    int           rc = parse_args(argc, argv, &args, &path, &json, &check);
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    const char        *path = NULL;
+    stats_flags        f = {false, false};
+    pdckpt_value      *root = NULL;
+    pdckpt_format      format = PDCKPT_FORMAT_AUTO;
+    const cli_operands operands = {(const char **const[]){&path}, 1, 1};
+    int rc = cli_parse(&cli_cmd_stats, argc, argv, &args, stats_option, &f, &operands);
     if (rc == CLI_OK) rc = cli_load(path, &args, false, &root, &format);
     cli_load_args_free(&args);
-    if (rc != CLI_OK) return rc;
+    if (rc != CLI_OK) return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    bool       json = f.json, check = f.check;
     cli_leaves leaves = {0};
     stats_row *rows = NULL;
     size_t     n = 0, bad = 0;

@@ -1,31 +1,33 @@
 /*
- * cmd_verify.c — `pdckpt verify PATH [--format F] [--names N]`: a full structural check (every
- * byte accounted for, every data byte read); prints one summary line or the diagnosis.
+ * cmd_verify.c — `pdckpt verify PATH`: a full structural check (every byte accounted for, every
+ * data byte read); prints one summary line or the diagnosis.
  */
 #include "cli.h"
 
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt verify PATH [--format F] [--names N] [--program P]\n"
-                            "                     [--allow-global module.name]...\n";
+int cmd_verify(int argc, char **argv);
+
+const cli_command cli_cmd_verify = {
+    "verify",
+    "check every byte of a checkpoint",
+    "PATH",
+    "Checks the whole checkpoint: every header, every length, every data byte read (and its\n"
+    "xxh3 sidecar when there is one).  Prints one OK line or the first problem, with the\n"
+    "file, the byte offset and what was expected.",
+    NULL,
+    NULL,
+    true,
+    cmd_verify};
 
 int cmd_verify(int argc, char **argv) {
-    cli_load_args args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
-    const char   *path = NULL;
-    int           rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, &args, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&path}, 1, usage);
-    }
-    if (rc == CLI_OK && !path) rc = cli_usage_error(usage, "verify needs a PATH");
+    cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
+    const char        *path = NULL;
+    const cli_operands operands = {(const char **const[]){&path}, 1, 1};
+    int                rc = cli_parse(&cli_cmd_verify, argc, argv, &args, NULL, NULL, &operands);
     if (rc != CLI_OK) {
         cli_load_args_free(&args);
-        return rc;
+        return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
     }
     pdckpt_load_options  opts = cli_load_options(&args);
     pdckpt_error         err = PDCKPT_ERROR_INIT;
@@ -35,9 +37,11 @@ int cmd_verify(int argc, char **argv) {
     cli_progress_end();
     cli_load_args_free(&args);
     if (st != PDCKPT_OK) return cli_report(&err);
-    printf("%s: OK (%s, %llu tensors, %llu data bytes, %llu values%s)\n", path,
+    char size[32];
+    printf("%s: OK (%s, %llu tensors, %s of tensor data, %llu values%s)\n", path,
            pdckpt_format_name(report.format), (unsigned long long)report.n_tensors,
-           (unsigned long long)report.n_data_bytes, (unsigned long long)report.n_leaves,
+           cli_human_bytes(report.n_data_bytes, size, sizeof size),
+           (unsigned long long)report.n_leaves,
            report.checksum_checked ? ", xxh3 sidecar matches" : "");
     return CLI_OK;
 }

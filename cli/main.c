@@ -1,60 +1,59 @@
 /*
- * main.c — the pdckpt command: subcommand dispatch and top-level usage.
+ * main.c — the pdckpt command: the command table, dispatch and the top-level help.
  * Exit codes: 0 ok, 1 bad input or a difference found, 2 usage error.
  */
 #include "cli.h"
 
 #include <string.h>
 
-static const char usage[] =
-    "usage: pdckpt <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  ls PATH [--format F] [--names N] [--json] [--hash]   list tensors and scalars (a program:\n"
-    "                                                       its variables)\n"
-    "  convert IN OUT [--from F] [--to F] [options]         convert between formats\n"
-    "  diff A B [--from F] [--names N]                      compare keys, dtypes, shapes, bytes\n"
-    "  verify PATH [--format F] [--names N]                 full structural check\n"
-    "  check EXPECTED LOADED [--json]                       will LOADED restore into EXPECTED?\n"
-    "  stats PATH [--json] [--check]                        min/max/mean/std, NaN/Inf per tensor\n"
-    "  version                                              print the version\n"
-    "  dist shard IN DIR --ranks-layout SPEC | dist merge DIR OUT   (under mpirun; runs "
-    "pdckpt-mpi)\n"
-    "  ls DIR of a sharded checkpoint                       pieces and files (runs pdckpt-mpi)\n"
-    "\n"
-    "formats: tensor, combined, vars-dir, safetensors, program, pir-json, inference (more as\n"
-    "         this build supports them)\n"
-    "PATH may be an inference model: a directory (__model__ + files, X.pdmodel + X.pdiparams,\n"
-    "X.json + X.pdiparams) or a prefix (dir/model for dir/model.pdmodel + dir/model.pdiparams)\n"
-    "--names: the ordered variable names of a combined file, as a,b,c or @file (one per line)\n"
-    "--program P: a program (.pdmodel, __model__, PIR .json) names the combined file or directory\n"
-    "--out-program P (convert): write OUT as exactly P's persistable variables, checked\n"
-    "--allow-global module.name (ls, verify, diff, convert; repeatable): a pickle may name this\n"
-    "  class beyond pdckpt's allowlist; it is carried as an inert object (never imported or\n"
-    "  called) and convert may write it back.  Allow only classes you trust: paddle.load of the\n"
-    "  written file will import and call it\n"
-    "--reinterpret FROM=TO: retype every FROM tensor as TO after loading (same element size; for\n"
-    "                       files whose bits mean another type, e.g. uint16=bfloat16)\n";
+const cli_command *const cli_commands[] = {&cli_cmd_ls,      &cli_cmd_verify, &cli_cmd_convert,
+                                           &cli_cmd_diff,    &cli_cmd_check,  &cli_cmd_stats,
+                                           &cli_cmd_formats, &cli_cmd_help,   &cli_cmd_completion};
+const size_t             cli_n_commands = sizeof cli_commands / sizeof *cli_commands;
+
+void cli_print_top_help(FILE *out) {
+    fputs("usage: pdckpt <command> [options]\n"
+          "\n"
+          "Saves, reads and converts PaddlePaddle checkpoints.\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < cli_n_commands; i++)
+        fprintf(out, "  %-11s %s\n", cli_commands[i]->name, cli_commands[i]->brief);
+    fputs("  dist        shard / merge / gc of sharded checkpoints, under mpirun (pdckpt-mpi)\n"
+          "  version     print the version\n"
+          "\n"
+          "'pdckpt help COMMAND' or 'pdckpt COMMAND --help' for its options.\n",
+          out);
+    char list[512];
+    cli_format_list(list, sizeof list, false);
+    fprintf(out, "Formats read: %s.\n", list);
+    cli_format_list(list, sizeof list, true);
+    fprintf(out, "Formats written: %s.\n", list);
+}
+
+const cli_command *cli_find_command(const char *name) {
+    for (size_t i = 0; i < cli_n_commands; i++)
+        if (strcmp(cli_commands[i]->name, name) == 0) return cli_commands[i];
+    return NULL;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
+        cli_print_top_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "dist") == 0 ||
-        (strcmp(cmd, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
+    const char *name = argv[1];
+    if (strcmp(name, "dist") == 0 ||
+        (strcmp(name, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
         return cli_exec_mpi(argc, argv);
-    if (strcmp(cmd, "ls") == 0) return cmd_ls(argc - 1, argv + 1);
-    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
-    if (strcmp(cmd, "diff") == 0) return cmd_diff(argc - 1, argv + 1);
-    if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
-    if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
-    if (strcmp(cmd, "stats") == 0) return cmd_stats(argc - 1, argv + 1);
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+    if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         printf("pdckpt %s\n", pdckpt_version_string());
         return CLI_OK;
     }
-    fprintf(stderr, "pdckpt: unknown command '%s'\n\n%s", cmd, usage);
+    const cli_command *cmd = cli_find_command(name);
+    if (cmd) return cmd->run(argc - 1, argv + 1);
+    fprintf(stderr, "pdckpt: unknown command '%s'\n\n", name);
+    cli_print_top_help(stderr);
     return CLI_USAGE;
 }

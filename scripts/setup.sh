@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
   libxxhash-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
-  libopenmpi-dev openmpi-bin python3-dev python3-venv python3-pip universal-ctags)
+  libopenmpi-dev openmpi-bin python3-dev python3-venv python3-pip universal-ctags zsh groff-base)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

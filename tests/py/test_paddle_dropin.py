@@ -246,11 +246,12 @@ def test_a_missing_prefix_names_the_file_to_load(tmp_path):
         pdckpt.load(str(tmp_path / "m"))
 
 
-def test_a_value_that_cannot_be_converted_is_a_pdckpt_error():
-    # A safetensors key that is not UTF-8: the library reads it, Python cannot name it.
+def test_a_key_python_cannot_name_is_a_pdckpt_error():
+    # A safetensors key that is not UTF-8: refused by the library at its offset (issue 16), so
+    # it never reaches Python as a bare UnicodeDecodeError.
     header = b'{"\xff\xfe":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     data = len(header).to_bytes(8, "little") + header + bytes(4)
-    with pytest.raises(pdckpt.FormatError, match="UnicodeDecodeError"):
+    with pytest.raises(pdckpt.FormatError, match="offset 10: expected UTF-8"):
         pdckpt.load(data)
 
 

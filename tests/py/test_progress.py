@@ -3,6 +3,7 @@ enough (one second by default; PDCKPT_PROGRESS_AFTER=0 here so small files suffi
 stderr is a pipe."""
 import os
 import pty
+import re
 import subprocess
 
 from conftest import PDCKPT_BIN
@@ -37,6 +38,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     rc, text = run_on_pty(["ls", "--hash", src], env)
     assert rc == 0
     assert "hashing [" in text and "100%" in text and "\r" in text
+    assert "4.00 MiB / 4.00 MiB" in text and re.search(r"[0-9.]+ [KMG]iB/s", text)  # total, rate
     rc, text = run_on_pty(["ls", "--hash", src], dict(os.environ, PDCKPT_PROGRESS_AFTER="3600"))
     assert rc == 0 and "hashing" not in text  # short work: no bar
     piped = subprocess.run([str(PDCKPT_BIN), "ls", "--hash", src], capture_output=True, text=True,
