@@ -12,6 +12,9 @@ static const char usage[] =
     "                      [--out-program P] [--protocol 2|3|4]\n"
     "                      [--numpy-module numpy.core|numpy._core] [--skip-non-tensors]\n"
     "                      [--no-fsync] [--static-out] [--checksum]\n"
+    "                      [--max-shard-size SIZE]\n"
+    "  --max-shard-size SIZE: Hugging Face shards of at most SIZE tensor bytes (5GB = 5*10^9,\n"
+    "                2GiB, bytes) + OUT's index; OUT is a directory or NAME.safetensors\n"
     "  --checksum: also write OUT.xxh3 (xxh3-128 per 4 KiB block; `pdckpt verify` checks it)\n"
     "  --static-out: OUT is a paddle.static.save prefix; IN's \"pdparams\" and \"pdopt\" dicts\n"
     "                (as `pdckpt ls X` shows a static save) go to OUT.pdparams and OUT.pdopt\n";
@@ -28,13 +31,15 @@ static int parse_save_option(int argc, char **argv, int *i, pdckpt_save_options 
     if (strcmp(opt, "--no-fsync") == 0) return so->durable = false, 1;
     if (strcmp(opt, "--checksum") == 0) return so->checksum = true, 1;
     bool to = strcmp(opt, "--to") == 0, proto = strcmp(opt, "--protocol") == 0,
-         npmod = strcmp(opt, "--numpy-module") == 0;
-    if (!to && !proto && !npmod) return 0;
+         npmod = strcmp(opt, "--numpy-module") == 0, shard = strcmp(opt, "--max-shard-size") == 0;
+    if (!to && !proto && !npmod && !shard) return 0;
     if (*i + 1 >= argc) return cli_usage_error(usage, "%s needs a value", opt), -1;
     const char *value = argv[++*i];
     bool        known = true;
     if (to)
         so->format = pdckpt_format_from_name(value, &known);
+    else if (shard)
+        known = pdckpt_parse_size(value, &so->max_shard_size, NULL) == PDCKPT_OK;
     else if (proto) {
         so->protocol = atoi(value);
         known = so->protocol >= 2 && so->protocol <= 4;
@@ -100,6 +105,9 @@ int cmd_convert(int argc, char **argv) {
     if (rc == CLI_OK && (!in || !out)) rc = cli_usage_error(usage, "convert needs IN and OUT");
     if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
         so.format = pdckpt_format_from_path(out);
+        if (so.max_shard_size &&
+            (so.format == PDCKPT_FORMAT_VARS_DIR || so.format == PDCKPT_FORMAT_AUTO))
+            so.format = PDCKPT_FORMAT_SAFETENSORS_SHARDED; /* a directory of Hugging Face shards */
         if (so.format == PDCKPT_FORMAT_AUTO)
             rc = cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to", out);
     }

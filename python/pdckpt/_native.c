@@ -145,18 +145,28 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
 }
 
 /* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
- *      skip_non_tensors=False): to a path, to write() (a file object), or returned as bytes. */
+ *      skip_non_tensors=False, max_shard_size=0): to a path, to write() (a file object), or
+ *      returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"obj",     "path",     "write",        "format",
-                             "durable", "protocol", "numpy_module", "skip_non_tensors",
-                             NULL};
-    PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
-    int          durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiip", kwlist, &obj, &path, &write, &fmt,
-                                     &durable, &protocol, &numpy_module, &skip))
+    static char       *kwlist[] = {"obj",
+                                   "path",
+                                   "write",
+                                   "format",
+                                   "durable",
+                                   "protocol",
+                                   "numpy_module",
+                                   "skip_non_tensors",
+                                   "max_shard_size",
+                                   NULL};
+    PyObject          *obj, *path = Py_None, *write = Py_None, *fmt = Py_None;
+    int                durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    unsigned long long max_shard = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipK", kwlist, &obj, &path, &write, &fmt,
+                                     &durable, &protocol, &numpy_module, &skip, &max_shard))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.max_shard_size = max_shard;
     if (format_arg(fmt, &so.format) < 0) return NULL;
     so.durable = durable;
     so.protocol = protocol;
@@ -243,6 +253,17 @@ done:
     return result;
 }
 
+/* parse_size("5GB") -> 5000000000: huggingface_hub's sizes (pdckpt_parse_size). */
+static PyObject *parse_size(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *text = PyUnicode_AsUTF8(arg);
+    if (!text) return NULL;
+    uint64_t     bytes;
+    pdckpt_error err;
+    if (pdckpt_parse_size(text, &bytes, &err) != PDCKPT_OK) return pyn_raise(&err);
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
 static PyObject *format_from_path(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *fs = NULL;
@@ -284,11 +305,12 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False)"},
+     "skip_non_tensors=False, max_shard_size=0)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False) -> Tree"},
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
+    {"parse_size", parse_size, METH_O, "a shard size such as '5GB' in bytes"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
     {"program_persistables", pyn_program_persistables, METH_O,

@@ -4,13 +4,23 @@
  * instead of guessed (docs/DESIGN.md "Formats").
  */
 #include "pdk_program.h"
+#include "pdk_sharded.h"
 
 #include <string.h>
 
 static const pdk_format *const registered[] = {
-    &pdk_format_tensor, &pdk_format_combined,    &pdk_format_vars_dir, &pdk_format_safetensors,
-    &pdk_format_pickle, &pdk_format_program,     &pdk_format_pir_json, &pdk_format_inference,
-    &pdk_format_tnum,   &pdk_format_dygraph_dir,
+    &pdk_format_tensor,
+    &pdk_format_combined,
+    &pdk_format_vars_dir,
+    &pdk_format_safetensors,
+    &pdk_format_pickle,
+    &pdk_format_program,
+    &pdk_format_pir_json,
+    &pdk_format_inference,
+    &pdk_format_tnum,
+    &pdk_format_dygraph_dir,
+    &pdk_format_safetensors_sharded,
+    &pdk_format_pickle_sharded,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
@@ -27,6 +37,8 @@ static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
     [PDCKPT_FORMAT_PIR_JSON] = "pir-json",
     [PDCKPT_FORMAT_DISTCP] = "distcp",
     [PDCKPT_FORMAT_INFERENCE] = "inference",
+    [PDCKPT_FORMAT_SAFETENSORS_SHARDED] = "safetensors-sharded",
+    [PDCKPT_FORMAT_PICKLE_SHARDED] = "pickle-sharded",
 };
 
 const char *pdckpt_format_name(pdckpt_format format) {
