@@ -102,6 +102,8 @@ def _hf_options(obj: Any, path: Any, fmt: str | None, configs: dict) -> tuple[An
     suffix becomes a directory of safetensors shards) and metadata (safetensors only)."""
     max_shard = configs.get("max_shard_size")
     max_shard = 0 if max_shard is None else _shard_size(max_shard)
+    if max_shard and hasattr(path, "write"):
+        raise ValueError("max_shard_size writes several files: pass a directory or file name")
     if max_shard and not hasattr(path, "write") and fmt is None:
         fmt = _native.format_from_path(os.fspath(path))
         if fmt in (None, "vars-dir"):

@@ -59,6 +59,9 @@ static pdckpt_status resolve(const pdckpt_value *root, const char *target,
     if (!f || (!f->save && !f->save_dir))
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, target, -1,
                         "format '%s' cannot be saved by this build", pdckpt_format_name(id));
+    if (opts->max_shard_size && !dir_ok)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "max_shard_size writes several files; it needs a path, not %s", target);
     if (!f->save && !dir_ok)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                         "format '%s' is a directory and cannot be written to memory or a sink",

@@ -167,6 +167,10 @@ def test_metadata_round_trip_and_load_never_returns_it(tmp_path, paddle_np):
         assert r.metadata() is None and r.keys() == ["w"]
     with pytest.raises(ValueError, match="safetensors"):
         pdckpt.save({"w": np_.zeros(2)}, tmp_path / "m.pdparams", metadata={"a": "b"})
+    with pytest.raises(ValueError, match="several files"):
+        pdckpt.save({"w": np_.zeros(2)}, __import__("io").BytesIO(), max_shard_size=10)
+    with pytest.raises(pdckpt.ArgumentError, match="5XB"):
+        pdckpt.save({"w": np_.zeros(2)}, tmp_path / "s", max_shard_size="5XB")
     with pytest.raises(TypeError, match="str to str"):
         pdckpt.save({"w": np_.zeros(2)}, tmp_path / "m.safetensors", metadata={"a": 1})
 
