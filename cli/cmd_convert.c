@@ -22,6 +22,7 @@ enum {
     OPT_NO_FSYNC,
     OPT_STATIC_OUT,
     OPT_CHECKSUM,
+    OPT_MAX_SHARD_SIZE,
 };
 static const cli_option convert_options[] = {
     {"to", required_argument, NULL, OPT_TO},
@@ -32,6 +33,7 @@ static const cli_option convert_options[] = {
     {"no-fsync", no_argument, NULL, OPT_NO_FSYNC},
     {"static-out", no_argument, NULL, OPT_STATIC_OUT},
     {"checksum", no_argument, NULL, OPT_CHECKSUM},
+    {"max-shard-size", required_argument, NULL, OPT_MAX_SHARD_SIZE},
     {0, 0, 0, 0},
 };
 
@@ -50,7 +52,10 @@ const cli_command cli_cmd_convert = {
     "  --no-fsync             skip the fsyncs (faster; not crash-safe)\n"
     "  --static-out           OUT is a paddle.static.save prefix: IN's \"pdparams\" and\n"
     "                         \"pdopt\" dicts go to OUT.pdparams and OUT.pdopt\n"
-    "  --checksum             also write OUT.xxh3 (xxh3-128 per 4 KiB; verify checks it)\n",
+    "  --checksum             also write OUT.xxh3 (xxh3-128 per 4 KiB; verify checks it)\n"
+    "  --max-shard-size SIZE  Hugging Face shards of at most SIZE tensor bytes (5GB = 5*10^9,\n"
+    "                         2GiB, or bytes) plus the index; OUT is a directory or\n"
+    "                         NAME.safetensors / NAME.pdparams\n",
     convert_options,
     true,
     cmd_convert};
@@ -95,7 +100,9 @@ static int check_stdout_use(const pdckpt_save_options *so, bool special) {
                                  "OUT '-' streams one file: no --out-program, --static-out "
                                  "or --checksum");
     if (so->format == PDCKPT_FORMAT_VARS_DIR || so->format == PDCKPT_FORMAT_DYGRAPH_DIR ||
-        so->format == PDCKPT_FORMAT_INFERENCE || so->format == PDCKPT_FORMAT_DISTCP)
+        so->format == PDCKPT_FORMAT_INFERENCE || so->format == PDCKPT_FORMAT_DISTCP ||
+        so->format == PDCKPT_FORMAT_SAFETENSORS_SHARDED ||
+        so->format == PDCKPT_FORMAT_PICKLE_SHARDED || so->max_shard_size)
         return cli_command_error(&cli_cmd_convert, "OUT '-' cannot stream a directory format (%s)",
                                  pdckpt_format_name(so->format));
     if (isatty(1))
@@ -112,6 +119,14 @@ static int convert_option(void *ctx, int code, const char *value) {
     case OPT_SKIP_NON_TENSORS: a->so.skip_non_tensors = true; return CLI_OK;
     case OPT_NO_FSYNC: a->so.durable = false; return CLI_OK;
     case OPT_CHECKSUM: a->so.checksum = true; return CLI_OK;
+    case OPT_MAX_SHARD_SIZE:
+        if (pdckpt_parse_size(value, &a->so.max_shard_size, NULL) == PDCKPT_OK &&
+            a->so.max_shard_size)
+            return CLI_OK;
+        return cli_command_error(&cli_cmd_convert,
+                                 "invalid value '%s' for --max-shard-size; expected a size "
+                                 "such as 5GB, 500MB, 2GiB or a number of bytes",
+                                 value);
     case OPT_STATIC_OUT:
         a->static_out = true;
         a->so.format = PDCKPT_FORMAT_PICKLE;
@@ -199,10 +214,15 @@ static int check_output(convert_args *a, const char *out) {
     if (to_stdout && a->so.format == PDCKPT_FORMAT_AUTO)
         return cli_command_error(&cli_cmd_convert, "OUT '-' needs --to FORMAT");
     if (to_stdout) return check_stdout_use(&a->so, a->out_program || a->static_out);
-    if (a->so.format == PDCKPT_FORMAT_AUTO &&
-        (a->so.format = pdckpt_format_from_path(out)) == PDCKPT_FORMAT_AUTO)
-        return cli_command_error(&cli_cmd_convert,
-                                 "cannot tell the output format from '%s'; pass --to", out);
+    if (a->so.format == PDCKPT_FORMAT_AUTO) {
+        a->so.format = pdckpt_format_from_path(out);
+        if (a->so.max_shard_size &&
+            (a->so.format == PDCKPT_FORMAT_VARS_DIR || a->so.format == PDCKPT_FORMAT_AUTO))
+            a->so.format = PDCKPT_FORMAT_SAFETENSORS_SHARDED; /* a directory of HF shards */
+        if (a->so.format == PDCKPT_FORMAT_AUTO)
+            return cli_command_error(&cli_cmd_convert,
+                                     "cannot tell the output format from '%s'; pass --to", out);
+    }
     if (a->out_program && a->so.format != PDCKPT_FORMAT_COMBINED &&
         a->so.format != PDCKPT_FORMAT_VARS_DIR)
         return cli_command_error(&cli_cmd_convert,

@@ -137,8 +137,14 @@ typedef enum pdckpt_dtype {
     PDCKPT_DTYPE_COMPLEX128 = 15,
     PDCKPT_DTYPE_FLOAT8_E4M3FN = 16,
     PDCKPT_DTYPE_FLOAT8_E5M2 = 17,
+    /* safetensors' F8_E4M3FNUZ / F8_E5M2FNUZ / F8_E8M0 (ml_dtypes' names).  Neither Paddle nor
+     * numpy has them: pdckpt carries their bytes (safetensors to safetensors, DLPack, ml_dtypes
+     * arrays) and refuses them for Paddle's formats. */
+    PDCKPT_DTYPE_FLOAT8_E4M3FNUZ = 18,
+    PDCKPT_DTYPE_FLOAT8_E5M2FNUZ = 19,
+    PDCKPT_DTYPE_FLOAT8_E8M0FNU = 20,
 } pdckpt_dtype;
-#define PDCKPT_DTYPE_COUNT 18
+#define PDCKPT_DTYPE_COUNT 21
 
 /* Bytes per element (0 for INVALID). */
 PDCKPT_API size_t pdckpt_dtype_size(pdckpt_dtype dtype);
@@ -384,8 +390,16 @@ typedef enum pdckpt_format {
     /* one SelectedRows stream (paddle.save(..., use_binary_format=True)); root is a DICT
      * {"rows": int64 tensor [R], "height": int, "value": tensor} */
     PDCKPT_FORMAT_SELECTED_ROWS = 12,
+    /* Hugging Face sharded checkpoints: "model-00001-of-0000N.safetensors" (PaddleNLP:
+     * "model_state-00001-of-0000N.pdparams") + "model.safetensors.index.json" ("model_state.
+     * pdparams.index.json") = {"metadata": {"total_size": n}, "weight_map": {name: file}}.  Load
+     * from the index file or the directory holding it; root is a DICT name -> tensor in
+     * weight_map order (+ "__metadata__", the first safetensors shard's).  Saved by
+     * pdckpt_save_file with save_options.max_shard_size (see there). */
+    PDCKPT_FORMAT_SAFETENSORS_SHARDED = 13,
+    PDCKPT_FORMAT_PICKLE_SHARDED = 14,
 } pdckpt_format;
-#define PDCKPT_FORMAT_COUNT 13
+#define PDCKPT_FORMAT_COUNT 15
 
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
 PDCKPT_API const char *pdckpt_format_name(pdckpt_format format);
@@ -500,6 +514,16 @@ typedef struct pdckpt_save_options {
     size_t             n_allowed_globals;
     pdckpt_drop_fn     on_drop; /* may be NULL: see pdckpt_drop_fn */
     void              *on_drop_ctx;
+    /* Hugging Face sharding (safetensors, pickle): 0 writes one file; N > 0 splits the tensors,
+     * in tree order, into shards of at most N tensor bytes as huggingface_hub does (a tensor larger
+     * than N gets a shard of its own), named "<prefix>-00001-of-0000K<ext>", plus the index
+     * "<prefix><ext>.index.json".  The target is a directory ("out/": prefix "model" for
+     * safetensors, "model_state" for pickles) or "out/<prefix><ext>[.index.json]".  When
+     * everything fits in one shard the single file "<prefix><ext>" is written, as Hugging Face
+     * does.  Atomic as a unit: every shard and the index go to temporaries first and are synced;
+     * then the shards are renamed and the index last (the commit point).  Format
+     * SAFETENSORS_SHARDED / PICKLE_SHARDED with 0 means huggingface_hub's default, 5 GB. */
+    uint64_t max_shard_size;
 } pdckpt_save_options;
 
 #define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
@@ -507,7 +531,7 @@ typedef struct pdckpt_save_options {
         .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
         .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0,  \
-        .on_drop = NULL, .on_drop_ctx = NULL                                                       \
+        .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0                                  \
     }
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside
@@ -534,6 +558,11 @@ typedef struct pdckpt_sink_ops {
 PDCKPT_API pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt_sink_ops *ops,
                                           void *self, const pdckpt_save_options *opts,
                                           pdckpt_error *err);
+
+/* Parses a shard size as huggingface_hub does ("5GB" = 5 * 10^9; KB, MB, GB, TB, decimal, any
+ * case, a fraction allowed: "1.5GB") and also "KiB".."TiB" (powers of 1024) and plain bytes
+ * ("1000000").  ARGUMENT for anything else, zero, or a value beyond 2^63. */
+PDCKPT_API pdckpt_status pdckpt_parse_size(const char *text, uint64_t *out, pdckpt_error *err);
 
 /* Infers a format from a path's name (".pdiparams" -> combined, ".safetensors", ".pdparams" ->
  * pickle, an existing directory -> vars-dir, ...).  AUTO when nothing matches. */

@@ -30,7 +30,7 @@ from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError
 from ._errors import ArgumentTypeError
 
 __all__ = [
-    "save", "load", "open", "Reader", "Tensor", "OpaqueObject", "formats", "format_for_path",
+    "save", "load", "open", "Reader", "Slice", "Tensor", "OpaqueObject", "formats", "format_for_path",
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
     "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
     "static", "ArgumentTypeError", "stats", "nonfinite", "plot_stats",
@@ -41,11 +41,16 @@ Tensor = _native.Tensor
 _native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
-                 "pickle_protocol", "allowed_globals", "reinterpret"}
+                 "pickle_protocol", "allowed_globals", "reinterpret", "max_shard_size",
+                 "metadata"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
                  "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
                  "reinterpret"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
+_SAFETENSORS = ("safetensors", "safetensors-sharded")  # formats whose files carry __metadata__
+_METADATA = "__metadata__"
+# Formats whose target is a directory (a trailing "/" is then no missing file name).
+_DIR_FORMATS = ("vars-dir", "dygraph-dir", "safetensors-sharded", "pickle-sharded")
 
 
 def formats() -> dict[str, tuple[bool, bool]]:
@@ -118,7 +123,7 @@ def _paddle_object(obj: Any, fmt: str | None, binary: Any) -> tuple[Any, str | N
     return obj, fmt
 
 
-def _save_path(path: Any, fmt: str | None) -> str:
+def _save_path(path: Any, fmt: str | None, sharded: bool = False) -> str:
     """`path` as a str, checked as paddle.save checks it (ValueError where Paddle raises one), its
     missing parent directories made (paddle.save makes them too, before anything else)."""
     if not isinstance(path, (str, bytes, os.PathLike)):
@@ -127,16 +132,59 @@ def _save_path(path: Any, fmt: str | None) -> str:
     path = os.fspath(path)
     if not isinstance(path, str):
         path = os.fsdecode(path)
-    if fmt not in ("vars-dir", "dygraph-dir") and not os.path.basename(path):
+    if fmt not in _DIR_FORMATS and not sharded and not os.path.basename(path):
         raise _errors.make(ArgumentError, path, "expected dirname/filename, found no file name "
                            "(paddle.save needs one); format='vars-dir' writes a directory of "
                            "one file per variable")
     named = fmt or _native.format_from_path(path)
-    parent = os.path.dirname(path.rstrip("/") if named in ("vars-dir", "dygraph-dir") else path)
+    parent = os.path.dirname(path.rstrip("/") if named in _DIR_FORMATS or sharded else path)
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)
     return path
 
+
+def _shard_size(value: Any) -> int:
+    """`max_shard_size` in bytes: an int, or a string as huggingface_hub takes it ("5GB")."""
+    if isinstance(value, str):
+        return _native.parse_size(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"max_shard_size must be an int or a string like '5GB', not "
+                        f"{type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"max_shard_size must be positive, not {value}")
+    return value
+
+
+def _with_metadata(obj: Any, metadata: Any) -> dict:
+    """`obj` with safetensors' string metadata as its first entry, "__metadata__"."""
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("metadata must be a dict of str to str (safetensors' __metadata__)")
+    if not isinstance(obj, dict):
+        raise TypeError(f"metadata= needs a dict of tensors to save, not {type(obj).__name__}")
+    if _METADATA in obj:
+        raise ValueError(f"both metadata= and a {_METADATA!r} entry were given; pass one")
+    return {_METADATA: dict(metadata), **obj}
+
+
+def _hf_options(obj: Any, path: Any, fmt: str | None, configs: dict) -> tuple[Any, str | None, int]:
+    """Applies the Hugging Face configs: max_shard_size (a directory or a name without a known
+    suffix becomes a directory of safetensors shards) and metadata (safetensors only)."""
+    max_shard = configs.get("max_shard_size")
+    max_shard = 0 if max_shard is None else _shard_size(max_shard)
+    if max_shard and hasattr(path, "write"):
+        raise ValueError("max_shard_size writes several files: pass a directory or file name")
+    if max_shard and not hasattr(path, "write") and fmt is None:
+        fmt = _native.format_from_path(os.fspath(path))
+        if fmt in (None, "vars-dir"):
+            fmt = "safetensors-sharded"
+    if configs.get("metadata") is not None:
+        target = fmt or (None if hasattr(path, "write") else
+                         _native.format_from_path(os.fspath(path)))
+        if target not in _SAFETENSORS:
+            raise ValueError(f"metadata= is stored by safetensors files, not by {target or 'pickle'}")
+        obj = _with_metadata(obj, configs["metadata"])
+    return obj, fmt, max_shard
 
 def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     """Saves `obj` to `path`, like ``paddle.save``.
@@ -164,7 +212,12 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     "module.name" beyond pdckpt's pickle allowlist that an ``OpaqueObject`` may name: the file
     will make ``paddle.load`` import and call them, so name only classes you trust).  A static
     ``Program`` is saved as Paddle saves it (its ProgramDesc bytes or PIR JSON, checked by the
-    library).
+    library).  Hugging Face: ``max_shard_size`` (an int, or "5GB" / "500MB" as huggingface_hub
+    takes it) splits the tensors into ``model-00001-of-0000N.safetensors`` shards plus
+    ``model.safetensors.index.json``, laid out as huggingface_hub lays them out (a directory or a
+    name without a known suffix gets safetensors shards; ``x.pdparams`` gets PaddleNLP's
+    ``x-00001-of-0000N.pdparams``); ``metadata`` (a dict of str) is written as safetensors'
+    ``__metadata__``.
 
     Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
     it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
@@ -178,13 +231,15 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     """
     _check_configs(configs, _SAVE_CONFIGS, "paddle.save")
     if not hasattr(path, "write"):
-        path = _save_path(path, configs.get("format"))  # first, as in paddle.save
+        path = _save_path(path, configs.get("format"),  # first, as in paddle.save
+                          bool(configs.get("max_shard_size")))
     protocol = configs.get("pickle_protocol", protocol)
     if not isinstance(protocol, int) or isinstance(protocol, bool) or not 1 < protocol < 5:
         raise _errors.make(ArgumentError, None,
                            f"Expected 1<'protocol'<5, but received protocol={protocol}")
     fmt = configs.get("format")
     obj, fmt = _paddle_object(obj, fmt, configs.get("use_binary_format", False))
+    obj, fmt, max_shard = _hf_options(obj, path, fmt, configs)
     numpy_module = configs.get("numpy_module", "numpy.core")
     if numpy_module not in _NUMPY_MODULES:
         raise _errors.make(ArgumentError, None,
@@ -193,7 +248,8 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
                    allowed_globals=_allowed_globals(configs.get("allowed_globals")),
-                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")), dropped=[])
+                   reinterpret=_reinterpret_pairs(configs.get("reinterpret")), dropped=[],
+                   max_shard_size=max_shard)
     if hasattr(path, "write"):
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         _warn_dropped(options["dropped"])
@@ -332,6 +388,8 @@ def load(path: Any, **configs: Any) -> Any:
     try:
         obj = _guard_conversion(where, fmt, lambda: tree.convert(
             None, lambda d: make_array(d, exact), info))
+        if tree.format in _SAFETENSORS and isinstance(obj, dict):
+            obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
     finally:
         tree.close()
     if fmt in ("program", "pir-json", "selected-rows"):
@@ -382,11 +440,16 @@ class Reader:
     def __init__(self, tree: Any, exact_dtypes: bool = False) -> None:
         self._tree = tree
         self._exact = exact_dtypes
-        self._keys = tree.keys()
+        keys = tree.keys()
+        # safetensors' __metadata__ is not an entry: metadata() returns it.
+        self._meta = (keys.index(_METADATA) if tree.format in _SAFETENSORS and _METADATA in keys
+                      else None)
+        self._pos = [i for i in range(len(keys)) if i != self._meta]
+        self._keys = [keys[i] for i in self._pos]
         self._index = {}
-        for i, key in enumerate(self._keys):
+        for i in self._pos:
             try:
-                self._index.setdefault(key, i)
+                self._index.setdefault(keys[i], i)
             except TypeError:
                 pass  # an unhashable key (a list): reachable by position through items()
 
@@ -434,7 +497,7 @@ class Reader:
         return self[key] if key in self else default
 
     def items(self) -> Iterator[tuple]:
-        for i, key in enumerate(list(self._keys)):
+        for key, i in zip(list(self._keys), list(self._pos)):
             yield key, self._convert(i)
 
     def tensor(self, key: Any) -> Tensor:
@@ -444,6 +507,16 @@ class Reader:
     def kind(self, key: Any) -> str:
         """The entry's kind without converting it: "tensor", "dict", "int", "object", ..."""
         return self._tree.kind(self._position(key))
+
+    def metadata(self) -> dict[str, str] | None:
+        """safetensors' ``__metadata__`` (a dict of str; for a sharded checkpoint, its first
+        shard's), or None when the file has none or is not safetensors."""
+        return None if self._meta is None else self._tree.convert(self._meta, make_array)
+
+    def get_slice(self, key: Any) -> "Slice":
+        """A lazy slice of a tensor, like safetensors' ``safe_open(...).get_slice(name)``:
+        ``reader.get_slice("w")[2:5]`` copies only those rows out of the mapped file."""
+        return Slice(self, key)
 
     def close(self) -> None:
         """Frees the loaded tree.  Arrays and tensors already handed out stay valid."""
@@ -458,6 +531,45 @@ class Reader:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._keys)} entries"
         return f"<pdckpt.Reader {self.format}, {state}>"
+
+
+class Slice:
+    """One tensor of a :class:`Reader`, read only where it is indexed (see
+    :meth:`Reader.get_slice`).  Indexing takes anything NumPy basic or advanced indexing takes
+    and returns a new, writable array holding just the selected elements; only the pages of the
+    mapped file that hold them are read."""
+
+    def __init__(self, reader: Reader, key: Any) -> None:
+        self._reader = reader
+        self._key = key
+        self._tensor = reader.tensor(key)
+
+    def get_shape(self) -> list[int]:
+        return list(self._tensor.shape)
+
+    def get_dtype(self) -> str:
+        """pdckpt's (NumPy's) dtype name: "float32", "bfloat16", ..."""
+        return self._tensor.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._tensor.shape)
+
+    @property
+    def dtype(self) -> str:
+        return self._tensor.dtype
+
+    def __len__(self) -> int:
+        if not self._tensor.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._tensor.shape[0]
+
+    def __getitem__(self, index: Any) -> Any:
+        view = self._reader[self._key]  # a view of the mapping: nothing is read yet
+        return view[index].copy()
+
+    def __repr__(self) -> str:
+        return f"<pdckpt.Slice {self._key!r} {self.dtype} {list(self.shape)}>"
 
 
 def open(path: Any, *, format: str | None = None, names: list[str] | None = None,

@@ -26,7 +26,10 @@ NAME_TABLE = "StructuredToParameterName@@"
 
 # The dtypes NumPy has no type for: the unsigned type of the same size holds their bits.
 _RAW_BITS = {"bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
-             "float8_e5m2": np.dtype(np.uint8)}
+             "float8_e5m2": np.dtype(np.uint8), "float8_e4m3fnuz": np.dtype(np.uint8),
+             "float8_e5m2fnuz": np.dtype(np.uint8), "float8_e8m0fnu": np.dtype(np.uint8)}
+# safetensors dtypes Paddle has no tensor type for: load keeps their arrays.
+_NOT_PADDLE = {"uint32", "uint64", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"}
 # Paddle has no uint16: its bfloat16 bits are viewed as int16 (same bytes).
 _PADDLE_BITS_VIEW = {"bfloat16": "int16", "float8_e4m3fn": "uint8", "float8_e5m2": "uint8"}
 _OBJECT_KINDS = {"reduce": 0, "newobj": 1, "global": 2}
@@ -204,7 +207,7 @@ def _replace(obj: Any, cond, conv) -> Any:
 def to_paddle(paddle: Any, arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
     """A paddle.Tensor with a copy of `arr` (Paddle tensors own their memory), named `name`; in
     static-graph mode a core.DenseTensor (unnamed), as paddle.load gives there."""
-    if dtype_name in ("uint32", "uint64"):
+    if dtype_name in _NOT_PADDLE:
         return arr  # Paddle has no such tensor type; paddle.load would fail, we keep the array
     if _paddle_io.static_mode(paddle):
         return _paddle_io.dense_tensor(paddle, arr)

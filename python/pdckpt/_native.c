@@ -178,8 +178,8 @@ static int retype(PyObject *pairs, pdckpt_value *root) {
 }
 
 /* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
- *      skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None): to a path, to
- * write() (a file object), or returned as bytes. */
+ *      skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None,
+ *      max_shard_size=0): to a path, to write() (a file object), or returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"obj",
@@ -193,13 +193,15 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
                              "allowed_globals",
                              "reinterpret",
                              "dropped",
+                             "max_shard_size",
                              NULL};
     PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None,
                    *pairs = Py_None, *dropped = Py_None;
-    int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOO", kwlist, &obj, &path, &write, &fmt,
+    int                durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    unsigned long long max_shard = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOK", kwlist, &obj, &path, &write, &fmt,
                                      &durable, &protocol, &numpy_module, &skip, &allowed, &pairs,
-                                     &dropped))
+                                     &dropped, &max_shard))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     PyObject           *held = NULL;
@@ -211,6 +213,7 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
         return NULL;
     }
     so.allowed_globals = allowed_ptrs;
+    so.max_shard_size = max_shard;
     so.durable = durable;
     so.protocol = protocol;
     so.numpy_module = numpy_module ? PDCKPT_NUMPY__CORE : PDCKPT_NUMPY_CORE;
@@ -324,6 +327,17 @@ static PyObject *object_length(PyObject *self, PyObject *arg) {
     return PyLong_FromSize_t(end);
 }
 
+/* parse_size("5GB") -> 5000000000: huggingface_hub's sizes (pdckpt_parse_size). */
+static PyObject *parse_size(PyObject *self, PyObject *arg) {
+    (void)self;
+    const char *text = PyUnicode_AsUTF8(arg);
+    if (!text) return NULL;
+    uint64_t     bytes;
+    pdckpt_error err;
+    if (pdckpt_parse_size(text, &bytes, &err) != PDCKPT_OK) return pyn_raise(&err);
+    return PyLong_FromUnsignedLongLong(bytes);
+}
+
 static PyObject *format_from_path(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *fs = NULL;
@@ -365,11 +379,13 @@ static PyMethodDef module_methods[] = {
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
-     "skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None)"},
+     "skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None, "
+     "max_shard_size=0)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False, allowed_globals=None, reinterpret=None) -> Tree"},
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
+    {"parse_size", parse_size, METH_O, "a shard size such as '5GB' in bytes"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
     {"object_length", object_length, METH_O, "length of the first object in bytes, or None"},

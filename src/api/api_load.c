@@ -3,6 +3,7 @@
  * dispatch.  Files are mapped (zero-copy) or read; directories go to directory formats.
  */
 #include "../formats/pdk_program.h"
+#include "../formats/pdk_sharded.h"
 #include "../formats/pickle.h"
 
 #include <errno.h>
@@ -132,6 +133,11 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     if (opts.program_path)
         return load_with_program(path, S_ISDIR(st.st_mode), &opts, out, out_format, err);
     if (S_ISDIR(st.st_mode)) return load_dir(path, &opts, out, out_format, err);
+    if (opts.format == PDCKPT_FORMAT_AUTO && pdk_sharded_for_index_name(path))
+        opts.format = pdk_sharded_for_index_name(path)->id;
+    if (opts.format == PDCKPT_FORMAT_SAFETENSORS_SHARDED ||
+        opts.format == PDCKPT_FORMAT_PICKLE_SHARDED) /* the index file of a sharded checkpoint */
+        return load_dir(path, &opts, out, out_format, err);
     pdk_input in;
     PDK_TRY(pdk_input_open_file(path, opts.zero_copy, opts.allocator, &in, err));
     pdckpt_status status = load_input(&in, &opts, out, out_format, err);
@@ -193,6 +199,8 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
     pdckpt_error           probe = PDCKPT_ERROR_INIT;
     if (pdk_is_directory(path)) {
         PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    } else if (pdk_sharded_for_index_name(path)) {
+        f = pdk_sharded_for_index_name(path);
     } else if (access(path, F_OK) != 0 && pdk_inference_locate(path, &paths, &probe) == PDCKPT_OK) {
         *out = PDCKPT_FORMAT_INFERENCE; /* an inference model prefix */
         return PDCKPT_OK;

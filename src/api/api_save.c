@@ -3,7 +3,7 @@
  * fsync dir); directories through a directory transaction; memory and caller sinks take the same
  * format writers.  The format comes from the options or the target's name.
  */
-#include "../formats/pdk_format.h"
+#include "../formats/pdk_sharded.h"
 
 #include <string.h>
 
@@ -42,6 +42,9 @@ static pdckpt_status resolve(const pdckpt_value *root, const char *target,
     if (!f || (!f->save && !f->save_dir))
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, target, -1,
                         "format '%s' cannot be saved by this build", pdckpt_format_name(id));
+    if (opts->max_shard_size && !dir_ok)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "max_shard_size writes several files; it needs a path, not %s", target);
     if (!f->save && !dir_ok)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                         "format '%s' is a directory and cannot be written to memory or a sink",
@@ -73,6 +76,10 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, path, &opts, true, &f, err));
     pdckpt_status st;
+    if (opts.max_shard_size &&
+        (f->id == PDCKPT_FORMAT_SAFETENSORS || f->id == PDCKPT_FORMAT_PICKLE))
+        f = pdk_format_get(f->id == PDCKPT_FORMAT_PICKLE ? PDCKPT_FORMAT_PICKLE_SHARDED
+                                                         : PDCKPT_FORMAT_SAFETENSORS_SHARDED);
     if (f->save_dir && opts.checksum) {
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "checksum sidecars are written for single files; '%s' is a directory "
@@ -129,4 +136,78 @@ pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt_sink_ops *
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_callback(ops, self, opts.allocator, &sink, err));
     return save_into(f, root, sink, &opts, err);
+}
+
+/* Digits with an optional fraction, as a double the way Python's float() rounds it (an exact
+ * integer mantissa divided by an exact power of ten); *exact keeps integers exact. */
+static const char *parse_number(const char *s, double *value, uint64_t *exact, bool *integral) {
+    uint64_t mant = 0;
+    int      digits = 0, frac = 0;
+    bool     dot = false;
+    for (; (*s >= '0' && *s <= '9') || (*s == '.' && !dot); s++) {
+        if (*s == '.') {
+            dot = true;
+            continue;
+        }
+        if (digits >= 18) return NULL;
+        mant = mant * 10 + (uint64_t)(*s - '0');
+        digits++;
+        frac += dot;
+    }
+    if (digits == 0) return NULL;
+    double scale = 1;
+    for (int i = 0; i < frac; i++) scale *= 10;
+    *value = (double)mant / scale;
+    *exact = mant;
+    *integral = frac == 0;
+    return s;
+}
+
+pdckpt_status pdckpt_parse_size(const char *text, uint64_t *out, pdckpt_error *err) {
+    static const struct {
+        const char *unit;
+        uint64_t    mult;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KB", 1000ull},
+                 {"MB", 1000000ull},
+                 {"GB", 1000000000ull},
+                 {"TB", 1000000000000ull},
+                 {"KIB", 1ull << 10},
+                 {"MIB", 1ull << 20},
+                 {"GIB", 1ull << 30},
+                 {"TIB", 1ull << 40}};
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!text || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "text/out is NULL");
+    const char *s = text + strspn(text, " \t");
+    double      value;
+    uint64_t    exact;
+    bool        integral;
+    char        unit[8] = "";
+    size_t      n = 0;
+    if ((s = parse_number(s, &value, &exact, &integral)) != NULL) {
+        s += strspn(s, " \t");
+        while (*s && *s != ' ' && *s != '\t' && n < sizeof unit - 1)
+            unit[n++] = (char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s), s++;
+        unit[n] = '\0';
+        s += strspn(s, " \t");
+    }
+    for (size_t i = 0; s && *s == '\0' && i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].unit) != 0) continue;
+        double bytes = value * (double)units[i].mult; /* huggingface_hub: int(float * unit) */
+        if (integral && exact <= UINT64_MAX / units[i].mult)
+            bytes = (double)(exact * units[i].mult);
+        if (bytes >= 1 && bytes < 9223372036854775808.0) {
+            *out = integral && exact <= UINT64_MAX / units[i].mult ? exact * units[i].mult
+                                                                   : (uint64_t)bytes;
+            return PDCKPT_OK;
+        }
+        break;
+    }
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                    "expected a size such as 5GB, 500MB, 2GiB or 1000000 (bytes, at least 1), "
+                    "found '%s'",
+                    text);
 }

@@ -17,7 +17,10 @@ enum {
     DL_COMPLEX = 5,
     DL_BOOL = 6,
     DL_F8_E4M3FN = 10,
-    DL_F8_E5M2 = 12
+    DL_F8_E4M3FNUZ = 11,
+    DL_F8_E5M2 = 12,
+    DL_F8_E5M2FNUZ = 13,
+    DL_F8_E8M0FNU = 14
 };
 
 static const pdk_dtype_info dtype_table[PDCKPT_DTYPE_COUNT] = {
@@ -38,6 +41,22 @@ static const pdk_dtype_info dtype_table[PDCKPT_DTYPE_COUNT] = {
     [PDCKPT_DTYPE_COMPLEX128] = {"complex128", "c16", '<', NULL, 24, 16, DL_COMPLEX, 128},
     [PDCKPT_DTYPE_FLOAT8_E4M3FN] = {"float8_e4m3fn", NULL, '|', "F8_E4M3", 32, 1, DL_F8_E4M3FN, 8},
     [PDCKPT_DTYPE_FLOAT8_E5M2] = {"float8_e5m2", NULL, '|', "F8_E5M2", 33, 1, DL_F8_E5M2, 8},
+    [PDCKPT_DTYPE_FLOAT8_E4M3FNUZ] = {"float8_e4m3fnuz", NULL, '|', "F8_E4M3FNUZ", -1, 1,
+                                      DL_F8_E4M3FNUZ, 8},
+    [PDCKPT_DTYPE_FLOAT8_E5M2FNUZ] = {"float8_e5m2fnuz", NULL, '|', "F8_E5M2FNUZ", -1, 1,
+                                      DL_F8_E5M2FNUZ, 8},
+    [PDCKPT_DTYPE_FLOAT8_E8M0FNU] = {"float8_e8m0fnu", NULL, '|', "F8_E8M0", -1, 1, DL_F8_E8M0FNU,
+                                     8},
+};
+
+/* safetensors' Dtype enum in declaration order: its writer lays tensors out by this rank,
+ * highest first, then by name (safetensors 0.8 `prepare`), which pdckpt reproduces byte for
+ * byte.  F4 / F6_E2M3 / F6_E3M2 pack several elements per byte; pdckpt's tensors are whole bytes
+ * per element, so those are refused by name (pdk_dtype_safetensors_subbyte). */
+static const char *const safetensors_order[] = {
+    "BOOL",    "F4",          "F6_E2M3",     "F6_E3M2", "U8",  "I8",  "F8_E5M2", "F8_E4M3",
+    "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16",     "U16", "F16", "BF16",    "I32",
+    "U32",     "F32",         "C64",         "F64",     "I64", "U64",
 };
 
 const pdk_dtype_info *pdk_dtype_info_of(pdckpt_dtype dtype) {
@@ -88,4 +107,23 @@ pdckpt_dtype pdk_dtype_from_numpy_code(const char *code, size_t len) {
         if (np && strlen(np) == len && memcmp(np, code, len) == 0) return (pdckpt_dtype)d;
     }
     return PDCKPT_DTYPE_INVALID;
+}
+
+int pdk_dtype_safetensors_rank(pdckpt_dtype dtype) {
+    const pdk_dtype_info *info = pdk_dtype_info_of(dtype);
+    for (size_t i = 0;
+         info && info->safetensors && i < sizeof safetensors_order / sizeof *safetensors_order; i++)
+        if (strcmp(safetensors_order[i], info->safetensors) == 0) return (int)i;
+    return -1;
+}
+
+int pdk_dtype_safetensors_subbyte(const char *name, size_t len) {
+    static const struct {
+        const char *name;
+        int         bits;
+    } packed[] = {{"F4", 4}, {"F6_E2M3", 6}, {"F6_E3M2", 6}};
+    for (size_t i = 0; i < sizeof packed / sizeof *packed; i++)
+        if (strlen(packed[i].name) == len && memcmp(packed[i].name, name, len) == 0)
+            return packed[i].bits;
+    return 0;
 }

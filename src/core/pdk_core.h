@@ -88,6 +88,10 @@ typedef struct pdk_dtype_info {
 const pdk_dtype_info *pdk_dtype_info_of(pdckpt_dtype dtype); /* NULL for INVALID/unknown */
 pdckpt_dtype          pdk_dtype_from_safetensors(const char *name, size_t len);
 pdckpt_dtype          pdk_dtype_from_numpy_code(const char *code, size_t len);
+/* Position in safetensors' Dtype enum (its writer's layout order), -1 when it has no name. */
+int pdk_dtype_safetensors_rank(pdckpt_dtype dtype);
+/* Bits per element of safetensors' packed sub-byte dtypes (F4: 4, F6_*: 6), 0 for others. */
+int pdk_dtype_safetensors_subbyte(const char *name, size_t len);
 
 /* ---- values (value.c, tensor.c) ---- */
 

@@ -4,13 +4,16 @@
  * instead of guessed (docs/DESIGN.md "Formats").
  */
 #include "pdk_program.h"
+#include "pdk_sharded.h"
 
 #include <string.h>
 
 static const pdk_format *const registered[] = {
-    &pdk_format_tensor, &pdk_format_combined,    &pdk_format_vars_dir,      &pdk_format_safetensors,
-    &pdk_format_pickle, &pdk_format_program,     &pdk_format_pir_json,      &pdk_format_inference,
-    &pdk_format_tnum,   &pdk_format_dygraph_dir, &pdk_format_selected_rows,
+    &pdk_format_tensor,         &pdk_format_combined,      &pdk_format_vars_dir,
+    &pdk_format_safetensors,    &pdk_format_pickle,        &pdk_format_program,
+    &pdk_format_pir_json,       &pdk_format_inference,     &pdk_format_tnum,
+    &pdk_format_dygraph_dir,    &pdk_format_selected_rows, &pdk_format_safetensors_sharded,
+    &pdk_format_pickle_sharded,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
@@ -28,6 +31,8 @@ static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
     [PDCKPT_FORMAT_DISTCP] = "distcp",
     [PDCKPT_FORMAT_INFERENCE] = "inference",
     [PDCKPT_FORMAT_SELECTED_ROWS] = "selected-rows",
+    [PDCKPT_FORMAT_SAFETENSORS_SHARDED] = "safetensors-sharded",
+    [PDCKPT_FORMAT_PICKLE_SHARDED] = "pickle-sharded",
 };
 
 const char *pdckpt_format_name(pdckpt_format format) {
@@ -73,6 +78,8 @@ pdckpt_format pdk_format_named_by(const char *path) {
         {".pdiparams", PDCKPT_FORMAT_COMBINED},
         {"__params__", PDCKPT_FORMAT_COMBINED},
         {"__variables__", PDCKPT_FORMAT_COMBINED},
+        {".safetensors.index.json", PDCKPT_FORMAT_SAFETENSORS_SHARDED},
+        {".pdparams.index.json", PDCKPT_FORMAT_PICKLE_SHARDED},
         {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
         {".pdparams", PDCKPT_FORMAT_PICKLE},
         {".pdopt", PDCKPT_FORMAT_PICKLE},

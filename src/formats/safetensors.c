@@ -77,7 +77,13 @@ static pdckpt_status parse_field(pdk_cursor *cur, st_entry *e, unsigned *seen) {
         st = pdk_json_string(cur, NULL, &dt, &dt_len);
         if (st == PDCKPT_OK) {
             e->dtype = pdk_dtype_from_safetensors(dt, dt_len);
-            if (e->dtype == PDCKPT_DTYPE_INVALID)
+            int bits = pdk_dtype_safetensors_subbyte(dt, dt_len);
+            if (e->dtype == PDCKPT_DTYPE_INVALID && bits)
+                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED,
+                                     "tensor '%s': dtype %s packs %d-bit elements; pdckpt tensors "
+                                     "hold whole bytes per element and cannot carry it",
+                                     e->name, dt, bits);
+            else if (e->dtype == PDCKPT_DTYPE_INVALID)
                 st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%s\"",
                                      dt);
             pdk_free(NULL, dt, dt_len + 1);
@@ -346,8 +352,10 @@ static int cmp_for_layout(const void *a, const void *b) {
     pdckpt_tensor_view    vx, vy;
     pdckpt_tensor_get(x->tensor, &vx);
     pdckpt_tensor_get(y->tensor, &vy);
-    size_t sx = pdckpt_dtype_size(vx.dtype), sy = pdckpt_dtype_size(vy.dtype);
-    if (sx != sy) return sx > sy ? -1 : 1; /* widest first keeps every tensor aligned */
+    /* safetensors' own order (its Dtype enum, highest first: widest first, which keeps every
+     * tensor aligned), then the name: the same bytes as safetensors' writer. */
+    int rx = pdk_dtype_safetensors_rank(vx.dtype), ry = pdk_dtype_safetensors_rank(vy.dtype);
+    if (rx != ry) return rx > ry ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 

@@ -138,7 +138,9 @@ def test_safetensors_metadata_is_a_dict_of_strings(tmp_path):
     obj = {"__metadata__": {"format": "pd", "step": "10"}, "w": np.ones(2, np.float32)}
     pdckpt.save(obj, tmp_path / "m.safetensors")
     got = pdckpt.load(tmp_path / "m.safetensors", return_numpy=True)
-    assert got["__metadata__"] == {"format": "pd", "step": "10"}
+    assert list(got) == ["w"]  # strings about the file, not a tensor key (issue 21)
+    with pdckpt.open(tmp_path / "m.safetensors") as reader:
+        assert reader.metadata() == {"format": "pd", "step": "10"}
 
 
 def test_one_array_under_two_keys_is_saved_twice(tmp_path):

@@ -32,6 +32,9 @@ static void test_dtype_codes(void) {
         {PDCKPT_DTYPE_COMPLEX128, kDLComplex, 128},
         {PDCKPT_DTYPE_FLOAT8_E4M3FN, kDLFloat8_e4m3fn, 8},
         {PDCKPT_DTYPE_FLOAT8_E5M2, kDLFloat8_e5m2, 8},
+        {PDCKPT_DTYPE_FLOAT8_E4M3FNUZ, kDLFloat8_e4m3fnuz, 8},
+        {PDCKPT_DTYPE_FLOAT8_E5M2FNUZ, kDLFloat8_e5m2fnuz, 8},
+        {PDCKPT_DTYPE_FLOAT8_E8M0FNU, kDLFloat8_e8m0fnu, 8},
     };
     CHECK_EQ_INT(sizeof want / sizeof want[0], PDCKPT_DTYPE_COUNT - 1);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
