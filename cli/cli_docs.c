@@ -104,9 +104,9 @@ int cmd_formats(int argc, char **argv) {
     const cli_operands operands = {NULL, 0, 0};
     int                rc = cli_parse(&cli_cmd_formats, argc, argv, NULL, NULL, NULL, &operands);
     if (rc != CLI_OK) return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
-    printf("%-14s %-5s %s\n", "FORMAT", "READ", "WRITE");
+    printf("%-20s %-5s %s\n", "FORMAT", "READ", "WRITE");
     for (int f = 1; f < PDCKPT_FORMAT_COUNT; f++)
-        printf("%-14s %-5s %s\n", pdckpt_format_name(f), pdckpt_format_can_load(f) ? "yes" : "-",
+        printf("%-20s %-5s %s\n", pdckpt_format_name(f), pdckpt_format_can_load(f) ? "yes" : "-",
                pdckpt_format_can_save(f) ? "yes" : "-");
     return CLI_OK;
 }
