@@ -16,13 +16,20 @@
  * Python objects).  Everything a save takes is such a tree.  Byte layouts: docs/formats.md.
  *
  * Conventions used throughout this header:
- *   - Every fallible call returns a pdckpt_status and takes `pdckpt_error *err` last.  `err` may be
- *     NULL.  Public entry points reset `*err` first; on failure it names the source, the byte
- * offset and what was expected versus what was found.  The library never prints and never aborts on
- *     input, and keeps no global mutable state.  All calls are thread-safe on distinct objects.
+ *   - Every call that can fail returns a pdckpt_status and takes `pdckpt_error *err` last.  `err`
+ *     may be NULL.  Calls that cannot fail do not: accessors and predicates (pdckpt_tensor_get,
+ *     pdckpt_value_get_int, pdckpt_dict_get, pdckpt_format_can_load, ...) return bool or a pointer,
+ *     where false / NULL means "not this kind" or "not there" and is no error.  (Turning
+ *     pdckpt_tensor_get into a status would silently invert every `if (!pdckpt_tensor_get(...))`
+ *     already written, so the line is drawn at failure, not at the return type.)  Public entry
+ * points reset `*err` first; on failure it names the source, the byte offset and what was expected
+ * versus what was found.  The library never prints and never aborts on input, and keeps no global
+ * mutable state.  All calls are thread-safe on distinct objects.
  *   - "borrowed" pointers stay owned by their owner; "transferred" pointers become the callee's,
  *     whether the call succeeds or fails (so callers never have to clean up after a failed insert).
  *   - Destructors accept NULL.
+ *   - Options structs start with struct_size (set by the PDCKPT_*_INIT macros, which C++ can use
+ *     too): a program built against this header keeps working with later libraries.
  */
 #ifndef PDCKPT_H
 #define PDCKPT_H
@@ -417,9 +424,14 @@ typedef int (*pdckpt_progress_fn)(void *ctx, uint64_t done, uint64_t total);
  * Loading
  * ------------------------------------------------------------------------------------------- */
 
+/* Every options struct starts with struct_size, which PDCKPT_*_OPTIONS_INIT sets to the size
+ * this header knows: a library built later reads only that much (newer fields keep their
+ * defaults), so programs keep working across versions.  0 means this header's size.  Initialise
+ * options with the INIT macros (C) or the *_default() functions (both work in C++). */
 typedef struct pdckpt_load_options {
-    const pdckpt_allocator *allocator; /* NULL: default */
-    pdckpt_format           format;    /* AUTO: detect from the bytes */
+    uint32_t                struct_size; /* sizeof(pdckpt_load_options) as the caller knew it */
+    const pdckpt_allocator *allocator;   /* NULL: default */
+    pdckpt_format           format;      /* AUTO: detect from the bytes */
     /* false (default): files are read into memory the tree owns, so nothing another program
      * does to the file later (truncate, rewrite in place) can change or kill what was loaded.
      * true: files are mapped and tensors point into the mapping (no copy, pages read on first
@@ -448,14 +460,20 @@ typedef struct pdckpt_load_options {
     size_t             n_allowed_globals;
 } pdckpt_load_options;
 
+#ifdef __cplusplus /* C++ before 20 has no designated initialisers */
+#define PDCKPT_LOAD_OPTIONS_INIT (pdckpt_load_options_default())
+#else
 #define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = false,                       \
-        .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,            \
-        .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,          \
-        .verify = false, .progress = NULL, .progress_ctx = NULL, .allowed_globals = NULL,          \
-        .n_allowed_globals = 0                                                                     \
+        .struct_size = sizeof(pdckpt_load_options), .allocator = NULL,                             \
+        .format = PDCKPT_FORMAT_AUTO, .zero_copy = false, .require_aligned = false,                \
+        .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0, .max_depth = 0, .max_memo = 0,       \
+        .names = NULL, .n_names = 0, .program_path = NULL, .verify = false, .progress = NULL,      \
+        .progress_ctx = NULL, .allowed_globals = NULL, .n_allowed_globals = 0                      \
     }
+#endif
+/* The defaults as a value: what PDCKPT_LOAD_OPTIONS_INIT is in C++ (and usable from C). */
+PDCKPT_API pdckpt_load_options pdckpt_load_options_default(void);
 
 /* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
  * new tree owned by the caller whose tensor data is a private copy (read, two threads for large
@@ -497,6 +515,7 @@ typedef enum pdckpt_numpy_module {
 typedef void (*pdckpt_drop_fn)(void *ctx, const char *path, pdckpt_kind kind);
 
 typedef struct pdckpt_save_options {
+    uint32_t struct_size; /* sizeof(pdckpt_save_options) as the caller knew it (see load) */
     const pdckpt_allocator
                        *allocator; /* NULL: default (also allocates pdckpt_save_memory output) */
     pdckpt_format       format;    /* AUTO: from the path's suffix */
@@ -526,13 +545,19 @@ typedef struct pdckpt_save_options {
     uint64_t max_shard_size;
 } pdckpt_save_options;
 
+#ifdef __cplusplus
+#define PDCKPT_SAVE_OPTIONS_INIT (pdckpt_save_options_default())
+#else
 #define PDCKPT_SAVE_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,           \
+        .struct_size = sizeof(pdckpt_save_options), .allocator = NULL,                             \
+        .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,                              \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
         .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0,  \
         .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0                                  \
     }
+#endif
+PDCKPT_API pdckpt_save_options pdckpt_save_options_default(void);
 
 /* Saves `root` to `path` atomically: the bytes go to a temporary file (or directory) beside
  * `path`, are synced (unless !durable), and are renamed over `path`; then the directory is synced.

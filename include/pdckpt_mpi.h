@@ -67,6 +67,9 @@ typedef struct pdckpt_mpi_options {
     void *sink_self;
 } pdckpt_mpi_options;
 
+#ifdef __cplusplus /* C++ before 20 has no designated initialisers */
+#define PDCKPT_MPI_OPTIONS_INIT (pdckpt_mpi_options_default())
+#else
 #define PDCKPT_MPI_OPTIONS_INIT                                                                    \
     {                                                                                              \
         .timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,                \
@@ -74,6 +77,9 @@ typedef struct pdckpt_mpi_options {
         .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                       \
         .load = PDCKPT_LOAD_OPTIONS_INIT, .sink_ops = NULL, .sink_self = NULL                      \
     }
+#endif
+/* The defaults as a value: what PDCKPT_MPI_OPTIONS_INIT is in C++. */
+PDCKPT_API pdckpt_mpi_options pdckpt_mpi_options_default(void);
 
 /* Parses a group size as Paddle writes it: "<digits>" (bytes), "<digits>K", "M" or "G" (powers
  * of 1024).  Local. */

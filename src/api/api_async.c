@@ -166,11 +166,11 @@ pdckpt_status pdckpt_async_saver_new(const pdckpt_save_options *opts, pdckpt_asy
     if (!err) err = &local;
     pdk_error_reset(err);
     if (!out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
-    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    const pdckpt_allocator          *a = opts ? opts->allocator : NULL;
-    pdckpt_async_saver              *s = pdk_calloc(a, 1, sizeof *s);
+    pdckpt_save_options taken;
+    PDK_TRY(pdk_save_options_take(opts, &taken, err));
+    pdckpt_async_saver *s = pdk_calloc(taken.allocator, 1, sizeof *s);
     if (!s) return pdk_fail_nomem(err, "async saver");
-    s->opts = opts ? *opts : defaults;
+    s->opts = taken;
     s->opts.progress = NULL; /* the caller's callback must not run on our thread */
     pdk_error_reset(&s->error);
     pthread_mutex_init(&s->mu, NULL);
@@ -178,7 +178,7 @@ pdckpt_status pdckpt_async_saver_new(const pdckpt_save_options *opts, pdckpt_asy
     if (pthread_create(&s->thread, NULL, worker, s) != 0) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
-        pdk_free(a, s, sizeof *s);
+        pdk_free(taken.allocator, s, sizeof *s);
         return pdk_fail(err, PDCKPT_ERR_NOMEM, NULL, -1, "cannot start the async save thread");
     }
     *out = s;

@@ -9,11 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void save_defaults(const pdckpt_save_options *given, pdckpt_save_options *out) {
-    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    *out = given ? *given : defaults;
-}
-
 /* One state dict into "<prefix><suffix>", atomically, protocol 2, state-dict path. */
 static pdckpt_status save_state(const pdckpt_value *state, const char *prefix, const char *suffix,
                                 const pdckpt_save_options *opts, pdckpt_error *err) {
@@ -50,7 +45,7 @@ pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const pdckpt_value
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, model_path, -1,
                         "nothing to save (params and opt are both NULL)");
     pdckpt_save_options opts;
-    save_defaults(given, &opts);
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     if (params) PDK_TRY(save_state(params, model_path, ".pdparams", &opts, err));
     if (opt) PDK_TRY(save_state(opt, model_path, ".pdopt", &opts, err));
     return PDCKPT_OK;
@@ -116,7 +111,7 @@ pdckpt_status pdckpt_dygraph_save_persistables(const pdckpt_value *model_dict, c
     if (!dirname || !*dirname)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dirname is NULL or empty");
     pdckpt_save_options opts;
-    save_defaults(given, &opts);
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     pdckpt_value *root = pdckpt_value_new_container(opts.allocator, PDCKPT_KIND_DICT);
     if (!root) return pdk_fail_nomem(err, "directory entries");
     pdckpt_status st = add_model(root, model_dict, dirname, err);

@@ -11,13 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void load_defaults(const pdckpt_load_options *given, pdckpt_load_options *out) {
-    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    *out = given ? *given : defaults;
-    if (out->max_depth == 0) out->max_depth = 200;
-    if (out->max_memo == 0) out->max_memo = 1u << 24;
-}
-
 static pdckpt_status begin(pdckpt_value **out, pdckpt_error **err, pdckpt_error *local) {
     if (!*err) *err = local;
     pdk_error_reset(*err);
@@ -123,7 +116,7 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     PDK_TRY(begin(out, &err, &local));
     if (!path) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL");
     pdckpt_load_options opts;
-    load_defaults(given, &opts);
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno == ENOENT && !opts.program_path)
@@ -151,7 +144,7 @@ pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load
     PDK_TRY(begin(out, &err, &local));
     if (!data && len) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data is NULL");
     pdckpt_load_options opts;
-    load_defaults(given, &opts);
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
     pdk_input in;
     pdk_input_from_memory(data, len, opts.zero_copy, &in);
     if (!opts.program_path) return load_input(&in, &opts, out, out_format, err);

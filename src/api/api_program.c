@@ -7,12 +7,12 @@
 
 #include <string.h>
 
-static pdckpt_load_options program_options(const pdckpt_load_options *given) {
-    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_load_options              o = given ? *given : defaults;
-    if (o.format != PDCKPT_FORMAT_PROGRAM && o.format != PDCKPT_FORMAT_PIR_JSON)
-        o.format = PDCKPT_FORMAT_AUTO;
-    return o;
+static pdckpt_status program_options(const pdckpt_load_options *given, pdckpt_load_options *o,
+                                     pdckpt_error *err) {
+    PDK_TRY(pdk_load_options_take(given, o, err));
+    if (o->format != PDCKPT_FORMAT_PROGRAM && o->format != PDCKPT_FORMAT_PIR_JSON)
+        o->format = PDCKPT_FORMAT_AUTO;
+    return PDCKPT_OK;
 }
 
 pdckpt_status pdckpt_program_load_file(const char *path, const pdckpt_load_options *opts,
@@ -22,7 +22,8 @@ pdckpt_status pdckpt_program_load_file(const char *path, const pdckpt_load_optio
     pdk_error_reset(err);
     if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
     *out = NULL;
-    pdckpt_load_options o = program_options(opts);
+    pdckpt_load_options o;
+    PDK_TRY(program_options(opts, &o, err));
     return pdk_program_open(path, &o, out, err);
 }
 
@@ -35,8 +36,9 @@ pdckpt_status pdckpt_program_load_memory(const void *data, size_t len,
     if (!out || (!data && len))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "data/out is NULL");
     *out = NULL;
-    pdckpt_load_options o = program_options(opts);
-    pdk_input           in;
+    pdckpt_load_options o;
+    PDK_TRY(program_options(opts, &o, err));
+    pdk_input in;
     pdk_input_from_memory(data, len, false, &in);
     return pdk_program_parse(&in, &o, out, err);
 }

@@ -20,11 +20,6 @@ pdckpt_format pdckpt_format_from_path(const char *path) {
     return PDCKPT_FORMAT_AUTO;
 }
 
-static void save_defaults(const pdckpt_save_options *given, pdckpt_save_options *out) {
-    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    *out = given ? *given : defaults;
-}
-
 static pdckpt_status resolve(const pdckpt_value *root, const char *target,
                              const pdckpt_save_options *opts, bool dir_ok, const pdk_format **out,
                              pdckpt_error *err) {
@@ -72,7 +67,7 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     pdk_error_reset(err);
     if (!path) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL");
     pdckpt_save_options opts;
-    save_defaults(given, &opts);
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, path, &opts, true, &f, err));
     pdckpt_status st;
@@ -110,7 +105,7 @@ pdckpt_status pdckpt_save_memory(const pdckpt_value *root, const pdckpt_save_opt
     *out_data = NULL;
     *out_len = 0;
     pdckpt_save_options opts;
-    save_defaults(given, &opts);
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, "<memory>", &opts, false, &f, err));
     pdk_sink *sink;
@@ -130,7 +125,7 @@ pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt_sink_ops *
     if (!err) err = &local;
     pdk_error_reset(err);
     pdckpt_save_options opts;
-    save_defaults(given, &opts);
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, "<sink>", &opts, false, &f, err));
     pdk_sink *sink;

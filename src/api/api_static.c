@@ -17,19 +17,6 @@ static pdckpt_error *begin(pdckpt_error *err, pdckpt_error *local) {
     return err;
 }
 
-static pdckpt_load_options load_defaults(const pdckpt_load_options *given) {
-    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    pdckpt_load_options              o = given ? *given : defaults;
-    if (o.max_depth == 0) o.max_depth = 200;
-    if (o.max_memo == 0) o.max_memo = 1u << 24;
-    return o;
-}
-
-static pdckpt_save_options save_defaults(const pdckpt_save_options *given) {
-    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    return given ? *given : defaults;
-}
-
 /* "dirname/filename", or filename alone when dirname is NULL. */
 static pdckpt_status combined_path(const char *dirname, const char *filename, char *out,
                                    pdckpt_error *err) {
@@ -63,7 +50,8 @@ pdckpt_status pdckpt_save_persistables(const pdckpt_program *program, const pdck
     if (!program || !state || (!dirname && !filename))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1,
                         "program, state and a dirname or filename are required");
-    pdckpt_save_options opts = save_defaults(given);
+    pdckpt_save_options opts;
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     if (!filename) return pdk_static_write_vars(program, state, dirname, &opts, err);
     if (program->n_persistables == 0) return PDCKPT_OK; /* Paddle warns and writes nothing */
     char path[PDCKPT_PATH_MAX];
@@ -92,7 +80,8 @@ pdckpt_status pdckpt_serialize_persistables(const pdckpt_program      *program,
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "argument is NULL");
     *out_data = NULL;
     *out_len = 0;
-    pdckpt_save_options opts = save_defaults(given);
+    pdckpt_save_options opts;
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
     if (program->n_persistables == 0) return PDCKPT_OK;
     pdk_sink *sink = NULL;
     PDK_TRY(pdk_sink_open_memory(opts.allocator, &sink, err));
@@ -121,7 +110,8 @@ pdckpt_status pdckpt_load_persistables(const pdckpt_program *program, const char
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dirname, -1,
                         "program, out and a dirname or filename are required");
     *out = NULL;
-    pdckpt_load_options opts = load_defaults(given);
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
     if (!filename || program->n_persistables == 0) /* nothing to read: an empty dict */
         return pdk_inference_load_vars(dirname, program, &opts, out, err);
     char path[PDCKPT_PATH_MAX];
@@ -141,8 +131,9 @@ pdckpt_status pdckpt_deserialize_persistables(const pdckpt_program *program, con
     if (!program || !out || (!data && len))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, "<memory>", -1, "argument is NULL");
     *out = NULL;
-    pdckpt_load_options opts = load_defaults(given);
-    pdk_input           in;
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
+    pdk_input in;
     pdk_input_from_memory(data, len, opts.zero_copy, &in);
     return load_input(program, &in, &opts, out, err);
 }
@@ -161,8 +152,9 @@ pdckpt_status pdckpt_load_params_info(const char *path, const pdckpt_load_option
     err = begin(err, &local);
     if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
     *out = NULL;
-    pdckpt_load_options opts = load_defaults(given);
-    pdk_input           in;
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
+    pdk_input in;
     PDK_TRY(pdk_input_open_file(path, false, opts.allocator, &in, err));
     pdckpt_status st = pdk_params_info_parse(&in, &opts, out, err);
     pdk_input_close(&in);

@@ -101,9 +101,10 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
     pdk_error_reset(err);
     if (!prefix || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "prefix/out is NULL");
     *out = NULL;
-    static const pdckpt_load_options defaults = PDCKPT_LOAD_OPTIONS_INIT;
-    const pdckpt_load_options       *opts = given ? given : &defaults;
-    pdckpt_program                  *prog = NULL;
+    pdckpt_load_options taken;
+    PDK_TRY(pdk_load_options_take(given, &taken, err));
+    const pdckpt_load_options *opts = &taken;
+    pdckpt_program            *prog = NULL;
     PDK_TRY(open_program(prefix, opts, &prog, err));
     pdckpt_value *ckpt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
     pdckpt_status st = ckpt ? PDCKPT_OK : pdk_fail_nomem(err, "static checkpoint");
@@ -126,8 +127,8 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
     pdk_error_reset(err);
     if (!ckpt || !prefix)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "ckpt/prefix is NULL");
-    static const pdckpt_save_options defaults = PDCKPT_SAVE_OPTIONS_INIT;
-    pdckpt_save_options              so = given ? *given : defaults;
+    pdckpt_save_options so;
+    PDK_TRY(pdk_save_options_take(given, &so, err));
     so.format = PDCKPT_FORMAT_PICKLE;
     static const char *const parts[] = {"pdparams", "pdopt"};
     for (int p = 0; p < 2; p++) {

@@ -45,6 +45,16 @@ void pdk_error_set_source(pdckpt_error *err, const char *source);
 /* Sets err->source even when already set (an inner layer named a temporary). */
 void pdk_error_replace_source(pdckpt_error *err, const char *source);
 
+/* ---- options (options.c) ---- */
+
+/* The options a call uses: `given` (or the defaults when NULL) read as far as its struct_size
+ * says, library defaults filled in.  ARGUMENT / UNSUPPORTED for a struct this library cannot
+ * read. */
+pdckpt_status pdk_load_options_take(const pdckpt_load_options *given, pdckpt_load_options *out,
+                                    pdckpt_error *err);
+pdckpt_status pdk_save_options_take(const pdckpt_save_options *given, pdckpt_save_options *out,
+                                    pdckpt_error *err);
+
 /* ---- allocation (alloc.c) ---- */
 
 #define PDK_DATA_ALIGN 64

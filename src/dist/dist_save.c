@@ -16,6 +16,11 @@
 
 #define PATH_CAP 4096
 
+pdckpt_mpi_options pdckpt_mpi_options_default(void) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    return defaults;
+}
+
 pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
