@@ -448,14 +448,16 @@ typedef struct pdckpt_load_options {
     size_t             n_allowed_globals;
 } pdckpt_load_options;
 
-#define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
+/* The defaults; _WITH(true) for mapping loads (see zero_copy). */
+#define PDCKPT_LOAD_OPTIONS_INIT_WITH(zero_copy_)                                                  \
     {                                                                                              \
-        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = false,                       \
+        .allocator = NULL, .format = PDCKPT_FORMAT_AUTO, .zero_copy = (zero_copy_),                \
         .require_aligned = false, .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0,            \
         .max_depth = 0, .max_memo = 0, .names = NULL, .n_names = 0, .program_path = NULL,          \
         .verify = false, .progress = NULL, .progress_ctx = NULL, .allowed_globals = NULL,          \
         .n_allowed_globals = 0                                                                     \
     }
+#define PDCKPT_LOAD_OPTIONS_INIT PDCKPT_LOAD_OPTIONS_INIT_WITH(false)
 
 /* Loads the file or directory at `path`.  `opts` may be NULL (defaults).  On success `*out` is a
  * new tree owned by the caller whose tensor data is a private copy (read, two threads for large
