@@ -258,7 +258,7 @@ int cmd_dist_shard(int argc, char **argv) {
     int           rc = prefix ? parse_shard(argc, argv, &a) : CLI_BAD_INPUT;
     if (rc == CLI_OK && parse_rules(a.spec, &rs) != 0)
         rc = cli_usage_error(shard_usage, "cannot read the layout '%s'", a.spec);
-    if (rc == CLI_OK) rc = cli_load(a.in, &a.load, false, &root, NULL); /* mapped: zero-copy */
+    if (rc == CLI_OK) rc = cli_load(a.in, &a.load, false, &root, NULL); /* read: a private copy */
     if (rc == CLI_OK && flatten(&f, root, prefix, 0, 0) != 0) rc = CLI_BAD_INPUT;
     if (rc == CLI_OK && f.skipped && !a.skip_non_tensors) {
         fprintf(stderr,

@@ -463,14 +463,16 @@ typedef struct pdckpt_load_options {
 #ifdef __cplusplus /* C++ before 20 has no designated initialisers */
 #define PDCKPT_LOAD_OPTIONS_INIT (pdckpt_load_options_default())
 #else
-#define PDCKPT_LOAD_OPTIONS_INIT                                                                   \
+/* The defaults; _WITH(true) for mapping loads (see zero_copy). */
+#define PDCKPT_LOAD_OPTIONS_INIT_WITH(zero_copy_)                                                  \
     {                                                                                              \
         .struct_size = sizeof(pdckpt_load_options), .allocator = NULL,                             \
-        .format = PDCKPT_FORMAT_AUTO, .zero_copy = false, .require_aligned = false,                \
+        .format = PDCKPT_FORMAT_AUTO, .zero_copy = (zero_copy_), .require_aligned = false,         \
         .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0, .max_depth = 0, .max_memo = 0,       \
         .names = NULL, .n_names = 0, .program_path = NULL, .verify = false, .progress = NULL,      \
         .progress_ctx = NULL, .allowed_globals = NULL, .n_allowed_globals = 0                      \
     }
+#define PDCKPT_LOAD_OPTIONS_INIT PDCKPT_LOAD_OPTIONS_INIT_WITH(false)
 #endif
 /* The defaults as a value: what PDCKPT_LOAD_OPTIONS_INIT is in C++ (and usable from C). */
 PDCKPT_API pdckpt_load_options pdckpt_load_options_default(void);

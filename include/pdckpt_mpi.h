@@ -59,8 +59,11 @@ typedef struct pdckpt_mpi_options {
     pdckpt_format data_format;         /* sharded save: format of the per-rank data files;
                                           AUTO = ".distcp" pickles, as Paddle */
     pdckpt_save_options save;          /* applies to every file written */
-    pdckpt_load_options load;          /* applies to every file read; with zero_copy, only
-                                          the pages that hold needed bytes are read */
+    pdckpt_load_options load;          /* applies to every file read; zero_copy (the default
+                                          here, unlike a plain load) maps the data files so
+                                          only the pages that hold needed bytes are read --
+                                          a data file truncated in place by another program
+                                          meanwhile raises SIGBUS (pdckpt_load_options) */
     const pdckpt_sink_ops *sink_ops;   /* pdckpt_mpi_save: this rank writes through the
                                           caller's sink instead of a file (may differ per
                                           rank; NULL = file) */
@@ -75,7 +78,7 @@ typedef struct pdckpt_mpi_options {
         .timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,                \
         .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1,                        \
         .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                       \
-        .load = PDCKPT_LOAD_OPTIONS_INIT, .sink_ops = NULL, .sink_self = NULL                      \
+        .load = PDCKPT_LOAD_OPTIONS_INIT_WITH(true), .sink_ops = NULL, .sink_self = NULL           \
     }
 #endif
 /* The defaults as a value: what PDCKPT_MPI_OPTIONS_INIT is in C++. */

@@ -205,8 +205,14 @@ static pdckpt_status load_shard(shard_ctx *cx, uint32_t s) {
     char shown[PATH_MAX], real[PATH_MAX];
     PDK_TRY(resolve_shard(cx, cx->ix.shards[s], shown, real));
     pdk_input in;
-    PDK_TRY(pdk_input_open_file_at(AT_FDCWD, real, shown, cx->opts->zero_copy, cx->opts->allocator,
-                                   &in, cx->err));
+    /* `real` is already resolved and checked to lie inside the allowed roots (a Hugging Face
+     * cache's shards are links into blobs/, so a beneath-only open would refuse them). */
+    pdckpt_status opened =
+        pdk_input_open_file(real, cx->opts->zero_copy, cx->opts->allocator, &in, cx->err);
+    if (opened != PDCKPT_OK) {
+        pdk_error_replace_source(cx->err, shown);
+        return opened;
+    }
     pdckpt_value *tree = NULL;
     pdckpt_status st = cx->kind->shard_format->load(&in, cx->opts, &tree, cx->err);
     pdk_error_set_source(cx->err, shown);
