@@ -91,3 +91,40 @@ def test_page_runs_as_written(tmp_path, page):
                               timeout=900)
         assert proc.returncode == 0, (f"{page.name} block {i + 1} ({lang}) failed:\n{code}\n"
                                       f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+
+
+def test_readme_first_commands(tmp_path):
+    """The README's first block (`./run.sh demo`, `./run.sh test`) is skipped above: `./run.sh
+    test` is the command running this test.  Check that run.sh sends both where the README says
+    (set-up, build, then the demo or the tests) and run the demo's own step on this build."""
+    (kind, _, code, _), *_ = blocks(ROOT / "README.md")
+    assert kind == "skip" and code.split("\n")[:2] == [
+        "./run.sh demo    # set up (apt + venv), build, save/list/verify/reload a real checkpoint",
+        "./run.sh test    # set up, build (plain + ASan/UBSan), run every test"], code
+    run_sh = (ROOT / "run.sh").read_text()
+    assert re.search(r"^\s*demo\)\s+scripts/setup.sh && scripts/build.sh && scripts/demo.sh", run_sh, re.M)
+    assert re.search(r"^\s*test\)\s+scripts/setup.sh && scripts/build.sh && scripts/test.sh", run_sh, re.M)
+    env = dict(os.environ, PDCKPT_BUILD=str(BUILD.resolve()), PDCKPT_BIN=str(PDCKPT_BIN),
+               PDCKPT_VENV=str(Path(sys.executable).parent.parent))
+    proc = subprocess.run(["bash", ROOT / "scripts" / "demo.sh", tmp_path / "demo"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("demo: OK"), (proc.stdout,
+                                                                                 proc.stderr)
+
+
+@pytest.mark.parametrize("page", PAGES + sorted((ROOT / "docs").glob("*.md")),
+                         ids=lambda p: p.stem)
+def test_relative_links_resolve(page):
+    """The README was split into docs/ pages: every relative link (and its #anchor) must land."""
+    def anchors(md):
+        heads = re.findall(r"^#+ (.*)$", md.read_text(), re.M)
+        return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
+
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if re.match(r"\w+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        assert dest.exists(), f"{page.name}: broken link {target}"
+        if anchor and dest.suffix == ".md":
+            assert anchor in anchors(dest), f"{page.name}: no heading for {target}"
