@@ -83,7 +83,8 @@ complete_words pdckpt convert --to=x --sk
 complete_words pdckpt ls --format saf
 """
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines() == ["convert completion", "--skip-non-tensors", "safetensors"]
+    assert out.stdout.splitlines() == [
+        "convert completion", "--skip-non-tensors", "safetensors safetensors-sharded"]
 
 
 def test_zsh_completion_loads(tmp_path):
