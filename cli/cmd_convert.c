@@ -130,6 +130,20 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
     return st;
 }
 
+/* The output format: --to, else OUT's name; --out-program writes only the program's formats. */
+static int output_format(const char *out, const char *out_program, pdckpt_save_options *so) {
+    if (so->format == PDCKPT_FORMAT_AUTO) {
+        so->format = pdckpt_format_from_path(out);
+        if (so->format == PDCKPT_FORMAT_AUTO)
+            return cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to",
+                                   out);
+    }
+    if (out_program && so->format != PDCKPT_FORMAT_COMBINED && so->format != PDCKPT_FORMAT_VARS_DIR)
+        return cli_usage_error(usage, "--out-program writes a combined file or a vars-dir, not %s",
+                               pdckpt_format_name(so->format));
+    return CLI_OK;
+}
+
 int cmd_convert(int argc, char **argv) {
     cli_load_args       args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
@@ -156,15 +170,7 @@ int cmd_convert(int argc, char **argv) {
     if (to_stdout && so.format == PDCKPT_FORMAT_AUTO)
         rc = cli_usage_error(usage, "OUT '-' needs --to FORMAT");
     if (to_stdout && rc == CLI_OK) rc = check_stdout_use(&so, out_program || static_out);
-    if (rc == CLI_OK && so.format == PDCKPT_FORMAT_AUTO) {
-        so.format = pdckpt_format_from_path(out);
-        if (so.format == PDCKPT_FORMAT_AUTO)
-            rc = cli_usage_error(usage, "cannot tell the output format from '%s'; pass --to", out);
-    }
-    if (rc == CLI_OK && out_program && so.format != PDCKPT_FORMAT_COMBINED &&
-        so.format != PDCKPT_FORMAT_VARS_DIR)
-        rc = cli_usage_error(usage, "--out-program writes a combined file or a vars-dir, not %s",
-                             pdckpt_format_name(so.format));
+    if (rc == CLI_OK) rc = output_format(out, out_program, &so);
     pdckpt_value *root = NULL;
     pdckpt_format from = PDCKPT_FORMAT_AUTO;
     if (rc == CLI_OK) rc = cli_load(in, &args, false, &root, &from);
