@@ -30,22 +30,23 @@ def finetune(paddle_np, tmp_path_factory):
     """jit.save an nn.Layer (the inference model), fine-tune it, paddle.save the result."""
     paddle, _ = paddle_np
     d = tmp_path_factory.mktemp("finetune")
-    paddle.seed(7)
-    net = _net_class(paddle)()
-    net.eval()
-    spec = [paddle.static.InputSpec([None, 5], "int64")]
-    paddle.jit.save(net, str(d / "infer" / "net"), input_spec=spec)
-    net.train()
-    sched = paddle.optimizer.lr.StepDecay(0.05, step_size=1, gamma=0.5)
-    opt = paddle.optimizer.Adam(sched, parameters=net.parameters())
-    x = paddle.to_tensor(np.arange(10, dtype="int64").reshape(2, 5))
-    for _ in range(3):
-        net(x).mean().backward()
-        opt.step()
-        opt.clear_grad()
-        sched.step()
-    paddle.save(net.state_dict(), str(d / "finetuned.pdparams"))
-    paddle.save(opt.state_dict(), str(d / "finetuned.pdopt"))
+    with paddle.utils.unique_name.guard():  # the names the asserts spell, in any test order
+        paddle.seed(7)
+        net = _net_class(paddle)()
+        net.eval()
+        spec = [paddle.static.InputSpec([None, 5], "int64")]
+        paddle.jit.save(net, str(d / "infer" / "net"), input_spec=spec)
+        net.train()
+        sched = paddle.optimizer.lr.StepDecay(0.05, step_size=1, gamma=0.5)
+        opt = paddle.optimizer.Adam(sched, parameters=net.parameters())
+        x = paddle.to_tensor(np.arange(10, dtype="int64").reshape(2, 5))
+        for _ in range(3):
+            net(x).mean().backward()
+            opt.step()
+            opt.clear_grad()
+            sched.step()
+        paddle.save(net.state_dict(), str(d / "finetuned.pdparams"))
+        paddle.save(opt.state_dict(), str(d / "finetuned.pdopt"))
     net.eval()
     return paddle, d, net, x
 
