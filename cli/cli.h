@@ -124,6 +124,13 @@ typedef struct cli_leaves {
 } cli_leaves;
 int  cli_collect_leaves(const pdckpt_value *root, cli_leaves *out);
 void cli_leaves_free(cli_leaves *leaves);
+/* Removes the leaves of Paddle's name table (top-level "StructuredToParameterName@@"); returns
+ * how many there were. */
+size_t cli_leaves_drop_name_table(cli_leaves *leaves);
+bool   cli_leaves_has_name_table(const cli_leaves *leaves);
+/* Keys every tensor that carries a Paddle name by that name alone (["embedding_0.w_0"]), so that
+ * a state dict keyed "emb.weight" lines up with a program-named file; -1 when out of memory. */
+int cli_leaves_key_by_name(cli_leaves *leaves);
 
 /* Writes s as a JSON string literal. */
 void cli_json_string(FILE *out, const char *s, size_t len);

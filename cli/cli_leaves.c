@@ -1,7 +1,7 @@
 /*
  * cli_leaves.c — flattens a tree into (key path, leaf) rows for ls and diff.  A key path renders
  * as JSON (["blocks", 0, "weight"]: dict keys as strings, list indexes as integers) and as text
- * (blocks/0/weight).
+ * (blocks/0/weight).  diff can drop the name table's rows and key tensors by their Paddle names.
  */
 #include "cli.h"
 
@@ -106,4 +106,54 @@ void cli_leaves_free(cli_leaves *leaves) {
     }
     free(leaves->items);
     memset(leaves, 0, sizeof *leaves);
+}
+
+static const char name_table_json[] = "[\"StructuredToParameterName@@\"";
+
+static bool in_name_table(const cli_leaf *l) {
+    size_t n = strlen(name_table_json);
+    return strncmp(l->key_json, name_table_json, n) == 0 && l->key_json[n] &&
+           strchr("],", l->key_json[n]);
+}
+
+bool cli_leaves_has_name_table(const cli_leaves *leaves) {
+    for (size_t i = 0; i < leaves->len; i++)
+        if (in_name_table(&leaves->items[i])) return true;
+    return false;
+}
+
+size_t cli_leaves_drop_name_table(cli_leaves *leaves) {
+    size_t kept = 0, dropped = 0;
+    for (size_t i = 0; i < leaves->len; i++) {
+        cli_leaf *l = &leaves->items[i];
+        if (in_name_table(l)) {
+            free(l->key_json);
+            free(l->key_text);
+            dropped++;
+        } else {
+            leaves->items[kept++] = *l;
+        }
+    }
+    leaves->len = kept;
+    return dropped;
+}
+
+int cli_leaves_key_by_name(cli_leaves *leaves) {
+    for (size_t i = 0; i < leaves->len; i++) {
+        cli_leaf          *l = &leaves->items[i];
+        pdckpt_tensor_view t;
+        if (!pdckpt_tensor_get(l->value, &t) || !t.name || !*t.name) continue;
+        text json = {0}, plain = {0};
+        if (text_put(&json, "[", 1) || json_key(&json, t.name, strlen(t.name)) ||
+            text_put(&json, "]", 1) || text_put(&plain, t.name, strlen(t.name))) {
+            free(json.buf);
+            free(plain.buf);
+            return -1;
+        }
+        free(l->key_json);
+        free(l->key_text);
+        l->key_json = json.buf;
+        l->key_text = plain.buf;
+    }
+    return 0;
 }

@@ -1,7 +1,10 @@
 /*
- * cmd_diff.c — `pdckpt diff A B [--from F] [--names N]`: the two checkpoints must hold the same
- * key paths with the same dtypes, shapes and bytes (tensors) or equal values (everything else),
- * across formats.  Prints each difference; exit 0 when identical, 1 otherwise.
+ * cmd_diff.c — `pdckpt diff A B [--from F] [--names N] [--by-name]`: the two checkpoints must
+ * hold the same key paths with the same dtypes, shapes and bytes (tensors) or equal values
+ * (everything else), across formats.  Paddle's name table is metadata: when only one side has
+ * one (a .pdparams against a plain safetensors file) it is noted, not counted.  --by-name keys
+ * tensors by their Paddle names (a state dict against a program-named .pdiparams).  Prints each
+ * difference; exit 0 when identical, 1 otherwise.
  */
 #include "cli.h"
 
@@ -10,16 +13,27 @@
 
 int cmd_diff(int argc, char **argv);
 
+enum { OPT_BY_NAME = CLI_OPT_OWN };
+static const cli_option diff_options[] = {{"by-name", no_argument, NULL, OPT_BY_NAME},
+                                          {0, 0, 0, 0}};
+
 const cli_command cli_cmd_diff = {
     "diff",
     "compare two checkpoints across formats",
     "A B",
     "Compares two checkpoints, in any formats: the same key paths, dtypes, shapes and bytes\n"
     "(tensors) or equal values (everything else).  Prints each difference; exit 1 if any.",
-    NULL,
-    NULL,
+    "  --by-name              compare tensors by Paddle name (the name table's, or the\n"
+    "                         program's), not by key\n",
+    diff_options,
     true,
     cmd_diff};
+
+static int diff_option(void *ctx, int code, const char *value) {
+    (void)value;
+    if (code == OPT_BY_NAME) *(bool *)ctx = true;
+    return CLI_OK;
+}
 
 static int cmp_key(const void *a, const void *b) {
     return strcmp((*(cli_leaf *const *)a)->key_json, (*(cli_leaf *const *)b)->key_json);
@@ -106,17 +120,50 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
     return differences ? CLI_BAD_INPUT : CLI_OK;
 }
 
+static bool any_named(const cli_leaves *l) {
+    pdckpt_tensor_view t;
+    for (size_t i = 0; i < l->len; i++)
+        if (pdckpt_tensor_get(l->items[i].value, &t) && t.name && *t.name) return true;
+    return false;
+}
+
+/* The name table on one side only is not a difference in the tensors (noted on stderr); with
+ * --by-name the names are what keys the tensors (when both sides carry names; a side without
+ * any, such as a plain safetensors file, is compared by key), and the tables are not compared. */
+static int align(cli_leaves *la, cli_leaves *lb, bool by_name) {
+    if (by_name) {
+        cli_leaves_drop_name_table(la);
+        cli_leaves_drop_name_table(lb);
+        if (!any_named(la) || !any_named(lb)) return CLI_OK; /* no names on one side: by key */
+        if (cli_leaves_key_by_name(la) || cli_leaves_key_by_name(lb)) {
+            fprintf(stderr, "pdckpt: out of memory\n");
+            return CLI_BAD_INPUT;
+        }
+        return CLI_OK;
+    }
+    bool has_a = cli_leaves_has_name_table(la), has_b = cli_leaves_has_name_table(lb);
+    if (has_a == has_b) return CLI_OK;
+    size_t n = cli_leaves_drop_name_table(has_a ? la : lb);
+    fprintf(stderr,
+            "pdckpt: note: only %s has a name table (StructuredToParameterName@@, %zu entries); "
+            "not compared (--by-name compares tensors by those names)\n",
+            has_a ? "A" : "B", n);
+    return CLI_OK;
+}
+
 int cmd_diff(int argc, char **argv) {
     cli_load_args      args = {PDCKPT_FORMAT_AUTO, NULL, 0, NULL};
     const char        *path_a = NULL, *path_b = NULL;
+    bool               by_name = false;
     const cli_operands operands = {(const char **const[]){&path_a, &path_b}, 2, 2};
-    int                rc = cli_parse(&cli_cmd_diff, argc, argv, &args, NULL, NULL, &operands);
-    pdckpt_value      *a = NULL, *b = NULL;
-    cli_leaves         la = {0}, lb = {0};
+    int rc = cli_parse(&cli_cmd_diff, argc, argv, &args, diff_option, &by_name, &operands);
+    pdckpt_value *a = NULL, *b = NULL;
+    cli_leaves    la = {0}, lb = {0};
     if (rc == CLI_OK) rc = cli_load(path_a, &args, false, &a, NULL);
     if (rc == CLI_OK) rc = cli_load(path_b, &args, false, &b, NULL);
     if (rc == CLI_OK) rc = cli_collect_leaves(a, &la);
     if (rc == CLI_OK) rc = cli_collect_leaves(b, &lb);
+    if (rc == CLI_OK) rc = align(&la, &lb, by_name);
     if (rc == CLI_OK) {
         rc = diff_leaves(&la, &lb);
         if (rc == CLI_OK) printf("identical\n");

@@ -3,6 +3,8 @@
 PDCKPT_ROOT="${PDCKPT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 export PDCKPT_ROOT
 export PDCKPT_VENV="${PDCKPT_VENV:-$PDCKPT_ROOT/.venv}"
+# Paddle 2.6 for the older-Paddle interop tests (scripts/setup.sh makes it beside the main venv).
+export PDCKPT_VENV_PADDLE26="${PDCKPT_VENV_PADDLE26:-$PDCKPT_VENV-paddle26}"
 export PDCKPT_BUILD="${PDCKPT_BUILD:-$PDCKPT_ROOT/build}"
 export PDCKPT_BUILD_ASAN="${PDCKPT_BUILD_ASAN:-$PDCKPT_ROOT/build-asan}"
 export PDCKPT_SHARED="${PDCKPT_SHARED:-$(cd "$PDCKPT_ROOT/.." && pwd)/shared}"

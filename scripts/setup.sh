@@ -32,3 +32,16 @@ if ! cmp -s "$PDCKPT_ROOT/requirements-dev.txt" "$stamp"; then
   "$PDCKPT_VENV/bin/pip" install -q -r "$PDCKPT_ROOT/requirements-dev.txt"
   cp "$PDCKPT_ROOT/requirements-dev.txt" "$stamp"
 fi
+
+# Paddle 2.6 (Python 3.11 wheels exist; Paddle 1.8 has none for Python > 3.8 and Debian 12 ships
+# 3.11 only, so 1.8 cannot be installed here) in its own venv, for tests/py/test_paddle26_interop.py.
+if [[ ! -x "$PDCKPT_VENV_PADDLE26/bin/python" ]]; then
+  echo "setup: creating venv $PDCKPT_VENV_PADDLE26 (Paddle 2.6)"
+  /usr/bin/python3 -m venv "$PDCKPT_VENV_PADDLE26"
+fi
+stamp26="$PDCKPT_VENV_PADDLE26/.pdckpt-requirements"
+if ! cmp -s "$PDCKPT_ROOT/requirements-paddle26.txt" "$stamp26"; then
+  echo "setup: installing paddlepaddle 2.6 into $PDCKPT_VENV_PADDLE26"
+  "$PDCKPT_VENV_PADDLE26/bin/pip" install -q -r "$PDCKPT_ROOT/requirements-paddle26.txt"
+  cp "$PDCKPT_ROOT/requirements-paddle26.txt" "$stamp26"
+fi

@@ -57,14 +57,44 @@ def _prefix(model_path: str | os.PathLike) -> str:
     return path
 
 
+def _optimizer_like(state_dict: dict) -> str | None:
+    """None when `state_dict` is what ``Optimizer.state_dict()`` builds (every tensor keyed by its
+    own Paddle name; LR_Scheduler, master_weights and other non-tensor entries as they are); else
+    the first key that is not."""
+    import numpy as np
+
+    for key, value in state_dict.items():
+        if isinstance(value, np.ndarray):
+            return key
+        name = getattr(value, "name", None)
+        if hasattr(value, "shape") and isinstance(name, str) and name != key:
+            return key
+    return None
+
+
 def save_dygraph(state_dict: dict, model_path: str | os.PathLike) -> str:
     """Paddle 1.7/1.8's ``fluid.save_dygraph``: a layer's state goes to ``<model_path>.pdparams``,
-    an optimizer's (no parameters in it) to ``.pdopt``, as protocol-2 pickles.  Returns the path."""
+    an optimizer's (no parameters in it) to ``.pdopt``, as protocol-2 pickles.  Returns the path.
+
+    A dict with no Parameter that is not an optimizer's state -- typically the parameters
+    ``load_dygraph`` returned -- is refused (ValueError): Paddle 2.x would write it as ``.pdopt``,
+    which the optimizer's save then silently overwrites, and Paddle 1.8 fails on it with an
+    AttributeError (a NumPy array has no ``.name``)."""
     from . import save
 
     paddle = __import__("sys").modules.get("paddle")
     is_params = paddle is not None and any(
         isinstance(v, paddle.base.framework.EagerParamBase) for v in state_dict.values())
+    if not is_params:
+        odd = _optimizer_like(state_dict)
+        if odd is not None:
+            raise ValueError(
+                f"save_dygraph({os.fspath(model_path)!r}): the dict holds no Parameter, so it "
+                f"would be saved as an optimizer's .pdopt, but entry {odd!r} is not optimizer "
+                "state (a NumPy array, or a tensor whose Paddle name differs from its key: "
+                "parameters as load_dygraph returns them); the optimizer's save_dygraph would "
+                "then overwrite them.  Save a layer's parameters with "
+                "pdckpt.save(state, prefix + '.pdparams', protocol=2), or pass layer.state_dict()")
     path = _prefix(model_path) + (".pdparams" if is_params else ".pdopt")
     save(state_dict, path, protocol=2)
     return path

@@ -21,6 +21,7 @@ static pdckpt_status save_state(const pdckpt_value *state, const char *prefix, c
                         pdckpt_kind_name(pdckpt_value_kind(state)));
     pdckpt_save_options o = *opts;
     o.protocol = 2; /* fluid.save_dygraph: pickle.dump(model_dict, f, protocol=2) */
+    PDK_TRY(pdk_make_parent_dirs(path, err)); /* fluid.save_dygraph makes the directory too */
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_atomic_file(path, o.durable, o.allocator, &sink, err));
     if (o.progress) pdk_sink_set_progress(sink, o.progress, o.progress_ctx, 0);

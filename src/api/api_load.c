@@ -110,6 +110,25 @@ static pdckpt_status load_missing(const char *path, int stat_errno, const pdckpt
     return st;
 }
 
+/* Paddle finds a parameters file's names in the program beside it; so does pdckpt.  The load is
+ * the inference model's, from that program (its dims checked); --format combined reads the raw
+ * streams by index. */
+static pdckpt_status load_beside(const pdckpt_inference_paths *paths,
+                                 const pdckpt_load_options *opts, pdckpt_value **out,
+                                 pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_load_options po = *opts;
+    pdckpt_program     *p = NULL;
+    PDK_TRY(pdk_program_open(paths->program, &po, &p, err));
+    pdckpt_status st = pdk_inference_load_params(paths, p, opts, out, err);
+    pdk_program_free(p);
+    if (st != PDCKPT_OK)
+        pdk_error_prefix(
+            err, "named by the program %s (--format combined reads it by index): ", paths->program);
+    else if (out_format)
+        *out_format = PDCKPT_FORMAT_INFERENCE;
+    return st;
+}
+
 pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -131,6 +150,10 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     if (opts.format == PDCKPT_FORMAT_SAFETENSORS_SHARDED ||
         opts.format == PDCKPT_FORMAT_PICKLE_SHARDED) /* the index file of a sharded checkpoint */
         return load_dir(path, &opts, out, out_format, err);
+    pdckpt_inference_paths paths; /* a lone X.pdiparams: named by the program beside it */
+    if (opts.format == PDCKPT_FORMAT_AUTO && !opts.names &&
+        pdk_inference_params_beside(path, &paths))
+        return load_beside(&paths, &opts, out, out_format, err);
     pdk_input in;
     PDK_TRY(pdk_input_open_file(path, opts.zero_copy, opts.allocator, &in, err));
     pdckpt_status status = load_input(&in, &opts, out, out_format, err);
@@ -196,6 +219,9 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
         f = pdk_sharded_for_index_name(path);
     } else if (access(path, F_OK) != 0 && pdk_inference_locate(path, &paths, &probe) == PDCKPT_OK) {
         *out = PDCKPT_FORMAT_INFERENCE; /* an inference model prefix */
+        return PDCKPT_OK;
+    } else if (pdk_inference_params_beside(path, &paths)) {
+        *out = PDCKPT_FORMAT_INFERENCE; /* parameters named by the program beside them */
         return PDCKPT_OK;
     } else {
         pdk_input in;

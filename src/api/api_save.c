@@ -70,17 +70,18 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
     PDK_TRY(pdk_save_options_take(given, &opts, err));
     const pdk_format *f = NULL;
     PDK_TRY(resolve(root, path, &opts, true, &f, err));
-    pdckpt_status st;
     if (opts.max_shard_size &&
         (f->id == PDCKPT_FORMAT_SAFETENSORS || f->id == PDCKPT_FORMAT_PICKLE))
         f = pdk_format_get(f->id == PDCKPT_FORMAT_PICKLE ? PDCKPT_FORMAT_PICKLE_SHARDED
                                                          : PDCKPT_FORMAT_SAFETENSORS_SHARDED);
-    if (f->save_dir && opts.checksum) {
+    if (f->save_dir && opts.checksum)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "checksum sidecars are written for single files; '%s' is a directory "
                         "format",
                         f->name);
-    } else if (f->save_dir) {
+    PDK_TRY(pdk_make_parent_dirs(path, err)); /* as paddle.save and Paddle's save ops do */
+    pdckpt_status st;
+    if (f->save_dir) {
         st = f->save_dir(root, path, &opts, err);
     } else {
         pdk_sink *sink;

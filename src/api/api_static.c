@@ -27,21 +27,6 @@ static pdckpt_status combined_path(const char *dirname, const char *filename, ch
     return PDCKPT_OK;
 }
 
-/* mkdir -p, as Paddle's save_combine op does for its file's directory. */
-static pdckpt_status make_dirs(const char *dir, pdckpt_error *err) {
-    char path[PDCKPT_PATH_MAX];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p != '/' && !end) continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return pdk_fail_sys(err, errno, path, "create directory");
-        if (end) return PDCKPT_OK;
-        *p = '/';
-    }
-}
-
 pdckpt_status pdckpt_save_persistables(const pdckpt_program *program, const pdckpt_value *state,
                                        const char *dirname, const char *filename,
                                        const pdckpt_save_options *given, pdckpt_error *err) {
@@ -52,11 +37,14 @@ pdckpt_status pdckpt_save_persistables(const pdckpt_program *program, const pdck
                         "program, state and a dirname or filename are required");
     pdckpt_save_options opts;
     PDK_TRY(pdk_save_options_take(given, &opts, err));
-    if (!filename) return pdk_static_write_vars(program, state, dirname, &opts, err);
+    if (!filename) {
+        PDK_TRY(pdk_make_parent_dirs(dirname, err));
+        return pdk_static_write_vars(program, state, dirname, &opts, err);
+    }
     if (program->n_persistables == 0) return PDCKPT_OK; /* Paddle warns and writes nothing */
     char path[PDCKPT_PATH_MAX];
     PDK_TRY(combined_path(dirname, filename, path, err));
-    if (dirname && !pdk_is_directory(dirname)) PDK_TRY(make_dirs(dirname, err));
+    PDK_TRY(pdk_make_parent_dirs(path, err)); /* as Paddle's save_combine op does */
     pdk_sink *sink = NULL;
     PDK_TRY(pdk_sink_open_atomic_file(path, opts.durable, opts.allocator, &sink, err));
     pdckpt_status st = pdk_static_write_combined(program, state, sink, err);

@@ -114,6 +114,7 @@ static pdckpt_status combined_save(const pdckpt_value *root, pdk_sink *sink,
 const pdk_format pdk_format_combined = {
     .id = PDCKPT_FORMAT_COMBINED,
     .name = "combined",
+    .suffixes = (const char *const[]){".pdiparams", "__params__", "__variables__", NULL},
     .sniff = combined_sniff,
     .load = combined_load,
     .save = combined_save,

@@ -49,6 +49,65 @@ static int dygraph_dir_owns(const char *rel, int fd, uint64_t size) {
 
 const pdk_dir_kind pdk_dygraph_dir_kind = {"dygraph-dir", dygraph_dir_owns};
 
+/* Splits the root: "optimizers/<name>" entries into *opt, the rest (a paddle.save state dict or
+ * {path: tensor}) into *vars; both hold references to the root's values. */
+static pdckpt_status split_root(const pdckpt_value *root, const char *path, pdckpt_value *vars,
+                                pdckpt_value *opt, pdckpt_error *err) {
+    for (size_t i = 0; i < pdckpt_value_len(root); i++) {
+        const pdckpt_value *key = pdckpt_dict_key_at(root, i);
+        const char         *rel = pdckpt_value_get_string(key, NULL);
+        if (!rel || pdckpt_value_kind(key) != PDCKPT_KIND_STRING)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                            "entry %zu: expected a relative path as the key", i);
+        bool          o = strncmp(rel, OPT_PREFIX, strlen(OPT_PREFIX)) == 0;
+        pdckpt_value *v = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(root, i));
+        PDK_TRY(pdckpt_dict_set(o ? opt : vars, rel, v, err));
+    }
+    return PDCKPT_OK;
+}
+
+/* The variables as files: each tensor under its Paddle name (what 1.5's save_persistables named
+ * the file), else its key; the name table is dropped (the file names carry it); what is not a
+ * tensor is refused by name, or dropped and reported with skip_non_tensors. */
+static pdckpt_status write_vars(pdk_dirtx *tx, const pdckpt_value *vars,
+                                const pdckpt_save_options *opts, pdckpt_error *err) {
+    pdk_flat_list fl;
+    PDK_TRY(pdk_flat_collect(vars, opts, NULL, &fl, err));
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < fl.len && st == PDCKPT_OK; i++) {
+        pdckpt_tensor_view t;
+        if (pdckpt_tensor_get(fl.entries[i].tensor, &t) && t.name && *t.name) {
+            char *copy = pdk_strndup(fl.alloc, t.name, strlen(t.name));
+            if (!copy) st = pdk_fail_nomem(err, "tensor name");
+            if (copy) pdk_strfree(fl.alloc, fl.entries[i].name);
+            if (copy) fl.entries[i].name = copy;
+        }
+    }
+    if (st == PDCKPT_OK) st = pdk_flat_check_unique(&fl, err);
+    for (size_t i = 0; i < fl.len && st == PDCKPT_OK; i++) {
+        st = write_entry(tx, fl.entries[i].name, fl.entries[i].tensor, opts, err);
+        if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, fl.len))
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "cancelled");
+    }
+    pdk_flat_free(&fl);
+    return st;
+}
+
+static pdckpt_status write_all(pdk_dirtx *tx, const pdckpt_value *root, const char *path,
+                               const pdckpt_save_options *opts, pdckpt_error *err) {
+    pdckpt_value *vars = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
+    pdckpt_value *opt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
+    pdckpt_status st = vars && opt ? split_root(root, path, vars, opt, err)
+                                   : pdk_fail_nomem(err, "dygraph-dir entries");
+    if (st == PDCKPT_OK && pdckpt_value_len(vars) > 0) st = write_vars(tx, vars, opts, err);
+    for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(opt); i++)
+        st = write_entry(tx, pdckpt_value_get_string(pdckpt_dict_key_at(opt, i), NULL),
+                         pdckpt_value_at(opt, i), opts, err);
+    pdckpt_value_free(vars);
+    pdckpt_value_free(opt);
+    return st;
+}
+
 pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
                                    const pdckpt_save_options *opts, pdckpt_error *err) {
     if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT)
@@ -57,19 +116,7 @@ pdckpt_status pdk_dygraph_dir_save(const pdckpt_value *root, const char *path,
                         pdckpt_kind_name(pdckpt_value_kind(root)));
     pdk_dirtx *tx = NULL;
     PDK_TRY(pdk_dirtx_begin(path, opts->durable, &pdk_dygraph_dir_kind, opts->allocator, &tx, err));
-    pdckpt_status st = PDCKPT_OK;
-    size_t        n = pdckpt_value_len(root);
-    for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
-        const pdckpt_value *key = pdckpt_dict_key_at(root, i);
-        const char         *rel = pdckpt_value_get_string(key, NULL);
-        if (!rel || pdckpt_value_kind(key) != PDCKPT_KIND_STRING)
-            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
-                          "entry %zu: expected a relative path as the key", i);
-        else
-            st = write_entry(tx, rel, pdckpt_value_at(root, i), opts, err);
-        if (st == PDCKPT_OK && opts->progress && opts->progress(opts->progress_ctx, i + 1, n))
-            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "cancelled");
-    }
+    pdckpt_status st = write_all(tx, root, path, opts, err);
     if (st == PDCKPT_OK) return pdk_dirtx_commit(tx, err);
     pdk_dirtx_abort(tx);
     pdk_error_set_source(err, path);

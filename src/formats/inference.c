@@ -182,6 +182,21 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
     return PDCKPT_OK;
 }
 
+bool pdk_inference_params_beside(const char *path, pdckpt_inference_paths *out) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    memset(out, 0, sizeof *out);
+    if (strlen(path) >= PDCKPT_PATH_MAX - 32) return false;
+    if (ends_with(path, ".pdiparams")) return locate_prefix(path, out, &scratch) == PDCKPT_OK;
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (strcmp(base, "__params__") != 0 && strcmp(base, "__variables__") != 0 &&
+        strcmp(base, "params") != 0)
+        return false;
+    char dir[PDCKPT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
+    return locate_fixed(dir, out, &scratch) && strcmp(out->params, path) == 0;
+}
+
 pdckpt_status pdk_inference_locate(const char *path, pdckpt_inference_paths *out,
                                    pdckpt_error *err) {
     memset(out, 0, sizeof *out);

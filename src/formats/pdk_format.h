@@ -15,6 +15,9 @@ enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_C
 typedef struct pdk_format {
     pdckpt_format id;
     const char   *name;
+    /* Name endings that imply this format (".pdiparams", "__params__"), NULL-terminated; the
+     * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes. */
+    const char *const *suffixes;
     /* File formats: evidence from the whole mapped input (sniffers only read a bounded prefix). */
     int (*sniff)(const pdk_input *in);
     pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts, pdckpt_value **out,

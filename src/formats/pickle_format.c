@@ -7,6 +7,7 @@
 const pdk_format pdk_format_pickle = {
     .id = PDCKPT_FORMAT_PICKLE,
     .name = "pickle",
+    .suffixes = (const char *const[]){".pdparams", ".pdopt", ".pkl", NULL},
     .sniff = pdk_pickle_sniff,
     .load = pdk_pickle_load,
     .save = pdk_pickle_save,

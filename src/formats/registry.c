@@ -71,26 +71,15 @@ static bool ends_with(const char *s, const char *suffix) {
 }
 
 pdckpt_format pdk_format_named_by(const char *path) {
-    static const struct {
-        const char   *suffix;
-        pdckpt_format format;
-    } table[] = {
-        {".pdiparams", PDCKPT_FORMAT_COMBINED},
-        {"__params__", PDCKPT_FORMAT_COMBINED},
-        {"__variables__", PDCKPT_FORMAT_COMBINED},
-        {".safetensors.index.json", PDCKPT_FORMAT_SAFETENSORS_SHARDED},
-        {".pdparams.index.json", PDCKPT_FORMAT_PICKLE_SHARDED},
-        {".safetensors", PDCKPT_FORMAT_SAFETENSORS},
-        {".pdparams", PDCKPT_FORMAT_PICKLE},
-        {".pdopt", PDCKPT_FORMAT_PICKLE},
-        {".pkl", PDCKPT_FORMAT_PICKLE},
-        {".pdmodel", PDCKPT_FORMAT_PROGRAM},
-        {"__model__", PDCKPT_FORMAT_PROGRAM},
-        {".json", PDCKPT_FORMAT_PIR_JSON},
-    };
-    for (size_t i = 0; path && i < sizeof table / sizeof table[0]; i++)
-        if (ends_with(path, table[i].suffix)) return table[i].format;
-    return PDCKPT_FORMAT_AUTO;
+    const pdk_format *best = NULL;
+    size_t            best_len = 0;
+    for (size_t i = 0; path && i < N_REGISTERED; i++)
+        for (const char *const *s = registered[i]->suffixes; s && *s; s++)
+            if (ends_with(path, *s) && strlen(*s) > best_len) {
+                best = registered[i];
+                best_len = strlen(*s);
+            }
+    return best ? best->id : PDCKPT_FORMAT_AUTO;
 }
 
 static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,

@@ -492,6 +492,7 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
 const pdk_format pdk_format_safetensors = {
     .id = PDCKPT_FORMAT_SAFETENSORS,
     .name = "safetensors",
+    .suffixes = (const char *const[]){".safetensors", NULL},
     .sniff = st_sniff,
     .load = st_load,
     .save = st_save,

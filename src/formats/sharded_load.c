@@ -314,6 +314,7 @@ static pdckpt_status save_pickle(const pdckpt_value *root, const char *path,
 const pdk_format pdk_format_safetensors_sharded = {
     .id = PDCKPT_FORMAT_SAFETENSORS_SHARDED,
     .name = "safetensors-sharded",
+    .suffixes = (const char *const[]){".safetensors.index.json", NULL},
     .sniff_dir = sniff_dir_safetensors,
     .load_dir = load_safetensors,
     .save_dir = save_safetensors,
@@ -322,6 +323,7 @@ const pdk_format pdk_format_safetensors_sharded = {
 const pdk_format pdk_format_pickle_sharded = {
     .id = PDCKPT_FORMAT_PICKLE_SHARDED,
     .name = "pickle-sharded",
+    .suffixes = (const char *const[]){".pdparams.index.json", NULL},
     .sniff_dir = sniff_dir_pickle,
     .load_dir = load_pickle,
     .save_dir = save_pickle,

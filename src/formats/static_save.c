@@ -12,15 +12,35 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The entry keyed by the variable's name, else the one tensor that carries it as its Paddle name
+ * (a paddle.save state dict keyed "emb.weight", whose name table names it "embedding_0.w_0"). */
+static pdckpt_status find_entry(const pdk_prog_var *v, const pdckpt_value *state,
+                                const pdckpt_value **out, pdckpt_error *err) {
+    *out = pdckpt_dict_get(state, v->name);
+    for (size_t i = 0; !pdckpt_dict_get(state, v->name) && i < pdckpt_value_len(state); i++) {
+        pdckpt_tensor_view t;
+        if (!pdckpt_tensor_get(pdckpt_value_at(state, i), &t) || !t.name ||
+            strcmp(t.name, v->name) != 0)
+            continue;
+        if (*out)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "variable '%s': two tensors of the state carry that Paddle name",
+                            v->name);
+        *out = pdckpt_value_at(state, i);
+    }
+    if (!*out)
+        return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, NULL, -1,
+                        "expected the state to hold the program's persistable variable '%s', "
+                        "found no such key and no tensor of that Paddle name",
+                        v->name);
+    return PDCKPT_OK;
+}
+
 /* The state's entry for a selected variable, checked against the declaration. */
 static pdckpt_status entry_for(const pdk_prog_var *v, const pdckpt_value *state,
                                const pdckpt_value **out, pdckpt_error *err) {
-    const pdckpt_value *x = pdckpt_dict_get(state, v->name);
-    if (!x)
-        return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, NULL, -1,
-                        "expected the state to hold the program's persistable variable '%s', "
-                        "found no such key",
-                        v->name);
+    const pdckpt_value *x = NULL;
+    PDK_TRY(find_entry(v, state, &x, err));
     const pdckpt_value *tensor = x;
     if (v->type == PDK_VT_SELECTED_ROWS) {
         tensor = pdckpt_value_kind(x) == PDCKPT_KIND_DICT ? pdckpt_dict_get(x, "value") : NULL;
@@ -56,8 +76,9 @@ pdckpt_status pdk_static_write_combined(const pdckpt_program *p, const pdckpt_va
     PDK_TRY(precheck(p, state, true, sink->name, err));
     for (size_t i = 0; i < p->n_persistables; i++) {
         const pdk_prog_var *v = &p->vars[p->persistable_var[i]];
-        const pdckpt_value *x = pdckpt_dict_get(state, v->name);
-        pdckpt_status       st = pdk_tensor_stream_write(sink, x, err);
+        const pdckpt_value *x = NULL;
+        pdckpt_status       st = find_entry(v, state, &x, err);
+        if (st == PDCKPT_OK) st = pdk_tensor_stream_write(sink, x, err);
         if (st != PDCKPT_OK) {
             pdk_error_prefix(err, "variable '%s': ", v->name);
             return st;

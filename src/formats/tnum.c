@@ -156,6 +156,7 @@ static pdckpt_status tnum_save(const pdckpt_value *root, pdk_sink *sink,
 const pdk_format pdk_format_tnum = {
     .id = PDCKPT_FORMAT_TNUM,
     .name = "tnum",
+    .suffixes = (const char *const[]){".tnum", NULL},
     .sniff = tnum_sniff,
     .load = tnum_load,
     .save = tnum_save,

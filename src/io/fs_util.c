@@ -94,6 +94,34 @@ bool pdk_is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+pdckpt_status pdk_make_dirs(const char *dir, pdckpt_error *err) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dir, -1, "path too long");
+    if (!*path || pdk_is_directory(path)) return PDCKPT_OK;
+    for (char *p = path + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end) continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return pdk_fail_sys(err, errno, path, "create directory");
+        if (end) return PDCKPT_OK;
+        *p = '/';
+    }
+}
+
+pdckpt_status pdk_make_parent_dirs(const char *path, pdckpt_error *err) {
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0'; /* "out/dir/" names out/dir */
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return PDCKPT_OK;
+    *slash = '\0';
+    return pdk_make_dirs(dir, err);
+}
+
 /* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>"; 0 when the name is not ours. */
 static long temp_owner(const char *entry, const char *base) {
     size_t n = strlen(base);

@@ -157,6 +157,11 @@ void pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);
+/* mkdir -p `dir`: Paddle's save ops and paddle.save create a missing directory, and so does
+ * every pdckpt save (files, directory formats, static and dygraph saves). */
+pdckpt_status pdk_make_dirs(const char *dir, pdckpt_error *err);
+/* pdk_make_dirs of the directory `path` sits in (nothing for a bare name). */
+pdckpt_status pdk_make_parent_dirs(const char *path, pdckpt_error *err);
 /* Where a save to `path` lands: symbolic links are followed to what they name (the link is kept
  * and its target replaced), so `out` is the path to write beside and rename over.  *exists says
  * whether something is there; *st is its lstat (never a link). */

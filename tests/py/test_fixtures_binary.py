@@ -49,8 +49,17 @@ def test_vars_dir_fixture_lists_exactly(name):
 
 @pytest.mark.parametrize("path", sorted(COMBINED))
 def test_combined_fixture_lists_exactly(path):
-    listing = ls_json(FIXTURES / path, "--hash")
+    named = ls_json(FIXTURES / path, "--hash")
+    listing = ls_json(FIXTURES / path, "--hash", "--format", "combined")
     assert listing["format"] == "combined"
+    # With its program beside it, the file lists named by that program (as Paddle reads it):
+    # the same tensors in the same order, keyed by variable name.
+    if named["format"] == "inference":
+        assert [(t["dtype"], t["shape"], t["sha256"]) for t in named["tensors"]] == \
+            [(t["dtype"], t["shape"], t["sha256"]) for t in listing["tensors"]]
+        assert all(isinstance(t["key"][0], str) for t in named["tensors"])
+    else:
+        assert named == listing
     refs = refread.read_file(FIXTURES / path)
     assert len(listing["tensors"]) == len(refs) == COMBINED[path]
     for i, (entry, ref) in enumerate(zip(listing["tensors"], refs)):

@@ -1,0 +1,81 @@
+"""Runs inside the Paddle 2.6 venv (tests/py/test_paddle26_interop.py): `write DIR` saves what
+Paddle 2.6 writes, `read DIR FILE...` loads each FILE with Paddle 2.6 and records what it got.
+Every array is recorded in DIR/<tag>.npz with its dtype and bytes as Paddle gives them."""
+import json
+import os
+import sys
+
+import numpy as np
+import paddle
+
+
+def arrays(tree, prefix=""):
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(arrays(v, f"{prefix}{k}/"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(arrays(v, f"{prefix}{i}/"))
+    elif isinstance(tree, paddle.Tensor):
+        out[prefix[:-1]] = tree.numpy()
+    elif isinstance(tree, np.ndarray):
+        out[prefix[:-1]] = tree
+    return out
+
+
+def record(d, tag, tree):
+    got = arrays(tree)
+    np.savez(os.path.join(d, tag + ".npz"), **{k.replace("/", "|"): v for k, v in got.items()})
+    return {k: str(v.dtype) for k, v in got.items()}
+
+
+def write(d):
+    paddle.seed(5)
+    net = paddle.nn.Sequential(paddle.nn.Linear(4, 6), paddle.nn.BatchNorm1D(6), paddle.nn.Linear(6, 2))
+    sched = paddle.optimizer.lr.StepDecay(0.1, step_size=1, gamma=0.5)
+    opt = paddle.optimizer.AdamW(sched, parameters=net.parameters())
+    x = paddle.to_tensor(np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4))
+    for _ in range(2):
+        net(x).mean().backward()
+        opt.step()
+        opt.clear_grad()
+        sched.step()
+    net.eval()
+    paddle.save(net.state_dict(), os.path.join(d, "net.pdparams"))
+    paddle.save(opt.state_dict(), os.path.join(d, "opt.pdopt"))
+    nested = {"a": {"w": paddle.to_tensor(np.arange(6, dtype="int64").reshape(2, 3))},
+              "b": [paddle.to_tensor(np.array([True, False])), 3.5], "h": paddle.to_tensor(
+                  np.arange(4, dtype="float16"))}
+    paddle.save(nested, os.path.join(d, "nested.pdparams"))
+    paddle.jit.save(net, os.path.join(d, "infer", "net"),
+                    input_spec=[paddle.static.InputSpec([None, 4], "float32")])
+    meta = {tag: record(d, tag, paddle.load(os.path.join(d, tag + ext)))
+            for tag, ext in [("net", ".pdparams"), ("opt", ".pdopt"), ("nested", ".pdparams")]}
+    np.save(os.path.join(d, "x.npy"), x.numpy())
+    np.save(os.path.join(d, "y.npy"), net(x).numpy())
+    meta["lr"] = paddle.load(os.path.join(d, "opt.pdopt"))["LR_Scheduler"]
+    json.dump(meta, open(os.path.join(d, "written.json"), "w"))
+
+
+def read(d, files):
+    meta = {}
+    for f in files:
+        tag = os.path.basename(f).replace(".", "_")
+        if f.endswith("/net"):  # an inference model prefix: run it
+            layer = paddle.jit.load(f)
+            x = paddle.to_tensor(np.load(os.path.join(d, "x.npy")))
+            np.save(os.path.join(d, tag + "_y.npy"), layer(x).numpy())
+            meta[tag] = "ran"
+            continue
+        tree = paddle.load(f)
+        meta[tag] = record(d, tag, tree)
+        if isinstance(tree, dict) and "LR_Scheduler" in tree:
+            meta[tag + "_lr"] = tree["LR_Scheduler"]
+    json.dump(meta, open(os.path.join(d, "read.json"), "w"))
+
+
+if __name__ == "__main__":
+    paddle.set_device("cpu")
+    assert paddle.__version__.startswith("2.6"), paddle.__version__
+    write(sys.argv[2]) if sys.argv[1] == "write" else read(sys.argv[2], sys.argv[3:])

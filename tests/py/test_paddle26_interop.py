@@ -1,0 +1,120 @@
+"""Interop with an older Paddle (issue 19): Paddle 2.6.2 (with NumPy 1.26) in its own venv, made
+by scripts/setup.sh ($PDCKPT_VENV_PADDLE26).  Files Paddle 2.6 writes load exactly in pdckpt
+(dtypes, bytes, LR_Scheduler, nesting, the jit.save model named by its program), and files pdckpt
+writes load exactly in Paddle 2.6 (pickles in protocols 2-4, safetensors -> pickle conversions,
+a .pdiparams written for 2.6's program, which 2.6 runs).  Paddle 1.8 cannot be installed here:
+PyPI has no paddlepaddle 1.x wheel for Python 3.11 and Debian 12 has no older Python."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, ls_json, run_cli
+
+WORKER = Path(__file__).with_name("paddle26_worker.py")
+
+
+def _venv26():
+    env = os.environ.get("PDCKPT_VENV_PADDLE26")
+    if env:
+        return Path(env)
+    main = os.environ.get("PDCKPT_VENV", str(ROOT / ".venv"))
+    return Path(main + "-paddle26")
+
+
+def _run26(*args):
+    py = _venv26() / "bin" / "python"
+    assert py.exists(), f"Paddle 2.6 venv missing at {py}: run scripts/setup.sh"
+    proc = subprocess.run([str(py), str(WORKER), *map(str, args)], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    d = tmp_path_factory.mktemp("p26")
+    _run26("write", d)
+    return d, json.loads((d / "written.json").read_text())
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}{k}|"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(_flat(v, f"{prefix}{i}|"))
+    elif isinstance(tree, np.ndarray):
+        out[prefix[:-1]] = tree
+    return out
+
+
+def _same(got, npz):
+    want = dict(np.load(npz))
+    assert sorted(got) == sorted(want)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape, k
+        assert got[k].tobytes() == v.tobytes(), k
+
+
+@pytest.mark.parametrize("tag,ext", [("net", ".pdparams"), ("opt", ".pdopt"),
+                                     ("nested", ".pdparams")])
+def test_paddle26_files_load_exactly(written, tag, ext):
+    import pdckpt
+
+    d, meta = written
+    tree = pdckpt.load(str(d / (tag + ext)), return_numpy=True)
+    _same(_flat(tree), d / (tag + ".npz"))
+    if tag == "opt":
+        assert tree["LR_Scheduler"] == meta["lr"]
+    if tag == "nested":
+        assert tree["b"][1] == 3.5
+
+
+def test_paddle26_inference_model_named_by_its_program(written):
+    d, _ = written
+    assert (d / "infer" / "net.pdmodel").exists()  # 2.6 writes the legacy ProgramDesc
+    listing = ls_json(d / "infer" / "net.pdiparams")
+    assert listing["format"] == "inference"
+    assert all(isinstance(t["key"][0], str) and "." in t["key"][0] for t in listing["tensors"])
+    run_cli("verify", d / "infer" / "net", check=0)
+
+
+def test_pdckpt_files_load_in_paddle26(written, tmp_path):
+    import pdckpt
+
+    d, meta = written
+    files = []
+    for proto in (2, 3, 4):
+        out = tmp_path / f"net_p{proto}.pdparams"
+        run_cli("convert", d / "net.pdparams", out, "--protocol", proto, "--no-fsync", check=0)
+        files.append(out)
+    for tag, ext in [("net", ".pdparams"), ("opt", ".pdopt"), ("nested", ".pdparams")]:
+        mid = tmp_path / f"{tag}.safetensors"
+        run_cli("convert", d / (tag + ext), mid, "--no-fsync", check=0)
+        run_cli("convert", mid, tmp_path / f"{tag}_st{ext}", "--no-fsync", check=0)
+        files.append(tmp_path / f"{tag}_st{ext}")
+    pdckpt.save(pdckpt.load(str(d / "nested.pdparams")), str(tmp_path / "nested_py.pdparams"))
+    files.append(tmp_path / "nested_py.pdparams")
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    shutil.copy(d / "infer" / "net.pdmodel", deploy / "net.pdmodel")
+    run_cli("convert", d / "net.pdparams", deploy / "net.pdiparams", "--out-program",
+            deploy / "net.pdmodel", "--no-fsync", check=0)
+    shutil.copy(d / "x.npy", tmp_path / "x.npy")
+    _run26("read", tmp_path, *files, deploy / "net")
+    got = json.loads((tmp_path / "read.json").read_text())
+    for f in files:
+        tag = f.name.replace(".", "_")
+        source = f.name.split("_")[0]
+        _same(dict(np.load(tmp_path / (tag + ".npz"))), d / (source + ".npz"))
+        if source == "opt":
+            assert got[tag + "_lr"] == meta["lr"]
+    y = np.load(tmp_path / "net_y.npy")
+    assert y.tobytes() == np.load(d / "y.npy").tobytes()
