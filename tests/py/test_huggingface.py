@@ -149,8 +149,12 @@ def test_metadata_round_trip_and_load_never_returns_it(tmp_path, paddle_np):
     layer = paddle.nn.Linear(4, 3)
     pdckpt.save(layer.state_dict(), tmp_path / "m.safetensors",
                 metadata={"format": "pt", "source": "pdckpt"})
+    # The user's strings, and pdckpt's own "pdckpt.tree" (the Paddle names of a state dict:
+    # docs/formats.md), which other readers ignore.
     with safe_open(tmp_path / "m.safetensors", framework="np") as f:
-        assert f.metadata() == {"format": "pt", "source": "pdckpt"}
+        meta = f.metadata()
+    assert {k: meta[k] for k in ("format", "source")} == {"format": "pt", "source": "pdckpt"}
+    assert set(meta) == {"format", "source", "pdckpt.tree"}
     state = pdckpt.load(tmp_path / "m.safetensors")
     assert sorted(state) == ["bias", "weight"]
     fresh = paddle.nn.Linear(4, 3)
@@ -159,7 +163,7 @@ def test_metadata_round_trip_and_load_never_returns_it(tmp_path, paddle_np):
     assert np_.array_equal(fresh.weight.numpy(), layer.weight.numpy())
     with pdckpt.open(tmp_path / "m.safetensors") as r:
         assert sorted(r.keys()) == ["bias", "weight"]
-        assert r.metadata() == {"format": "pt", "source": "pdckpt"}
+        assert r.metadata() == meta
     with pdckpt.open(tmp_path / "m.safetensors") as r:
         pass
     save_file({"w": np_.zeros(2, np_.float32)}, tmp_path / "plain.safetensors")
