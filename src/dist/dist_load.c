@@ -17,8 +17,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define META_READ_LIMIT ((size_t)1 << 31)
-
 /* ---- the metadata file ---- */
 
 static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *id, pdk_blob *out,
@@ -35,7 +33,7 @@ static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *i
     *id = wanted;
     PDK_DTRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
     pdk_blob_free(out);
-    return pdk_read_small_file(path, META_READ_LIMIT, &out->data, &out->len, err);
+    return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, err);
 }
 
 pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_value **metadata,

@@ -214,6 +214,10 @@ pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *sourc
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_PICKLE;
     lo.zero_copy = false;
+    /* Metadata is all small objects: it unpickles to ~30 times its size, beyond the loader's
+     * default budget (4x + 64 MiB) once a checkpoint has ~15,000 pieces.  The budget scales with
+     * the file instead; the file itself is bounded by PDK_META_MAX_BYTES. */
+    lo.max_alloc_bytes = (uint64_t)len * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
     pdckpt_value *paddle = NULL;
     pdckpt_status st = pdckpt_load_memory(data, len, &lo, &paddle, NULL, err);
     if (st != PDCKPT_OK) { /* the pickle reader names "<memory>": name the file instead */
@@ -264,27 +268,33 @@ pdckpt_format pdk_data_file_format(const char *name) {
     return PDCKPT_FORMAT_AUTO;
 }
 
-/* The id in "<rank>_<id><data ext>" or "<id>.metadata". */
-static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
-    size_t      n = strlen(name);
+bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out) {
     const char *dot = strchr(name, '.');
     const char *us = strchr(name, '_');
-    int64_t     id, rank;
-    if (!dot) return;
+    memset(out, 0, sizeof *out);
+    if (!dot) return false;
     if (strcmp(dot, PDK_META_SUFFIX) == 0) {
-        if (!parse_uint(name, (size_t)(dot - name), &id)) return;
-        if (id > *newest) *newest = id;
-    } else if (us && us < dot && parse_uint(name, (size_t)(us - name), &rank) &&
-               parse_uint(us + 1, (size_t)(dot - us - 1), &id)) {
-        bool data = false;
-        for (size_t i = 0; i < sizeof data_exts / sizeof data_exts[0]; i++)
-            data |= strcmp(dot, data_exts[i].ext) == 0;
-        if (!data) return;
-    } else {
-        return;
+        out->is_meta = true;
+        out->number = -1;
+        return parse_uint(name, (size_t)(dot - name), &out->id);
     }
-    (void)n;
-    if (id > *largest) *largest = id;
+    if (!us || us > dot || !parse_uint(name, (size_t)(us - name), &out->number) ||
+        !parse_uint(us + 1, (size_t)(dot - us - 1), &out->id))
+        return false;
+    for (size_t i = 0; i < sizeof data_exts / sizeof data_exts[0]; i++)
+        if (strcmp(dot, data_exts[i].ext) == 0) {
+            out->is_dir = data_exts[i].format == PDCKPT_FORMAT_VARS_DIR;
+            return true;
+        }
+    return false;
+}
+
+/* The id in "<rank>_<id><data ext>" or "<id>.metadata". */
+static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
+    pdk_ckpt_name n;
+    if (!pdk_parse_ckpt_name(name, &n)) return;
+    if (n.is_meta && n.id > *newest) *newest = n.id;
+    if (n.id > *largest) *largest = n.id;
 }
 
 pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
