@@ -100,7 +100,12 @@ static uint64_t mix(uint64_t h, uint64_t word) {
 
 /* Consistent with pdckpt_value_equal (kinds compared strictly): equal values hash equally.  A
  * string hashes as its bytes alone, so find_string_key can hash a C string without a value. */
-static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, unsigned *left) {
+typedef struct hash_budget {
+    unsigned left; /* nested values still hashed */
+    bool     cut;  /* some part of the key was not hashed */
+} hash_budget;
+
+static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, hash_budget *left) {
     uint64_t h = mix(seed, (uint64_t)v->kind);
     switch (v->kind) {
     case PDCKPT_KIND_STRING: return XXH3_64bits_withSeed(v->u.s.data, v->u.s.len, seed);
@@ -114,8 +119,11 @@ static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, unsign
     }
     default: break;
     }
-    if (depth >= KEY_HASH_DEPTH || *left == 0) return h;
-    --*left;
+    if (depth >= KEY_HASH_DEPTH || left->left == 0) {
+        left->cut = true;
+        return h;
+    }
+    left->left--;
     if (v->kind == PDCKPT_KIND_TUPLE)
         for (size_t i = 0; i < v->u.c.len; i++)
             h = mix(h, hash_rec(v->u.c.items[i], seed, depth + 1, left));
@@ -128,6 +136,7 @@ static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, unsign
         if (v->u.o->state) h = mix(h, hash_rec(v->u.o->state, seed, depth + 1, left));
     } else if (is_container(v)) {
         h = mix(h, v->u.c.len);
+        left->cut |= v->u.c.len > KEY_HASH_WIDTH;
         /* The first items in order (equality is ordered): enough to tell field dicts apart. */
         for (size_t i = 0; i < v->u.c.len && i < KEY_HASH_WIDTH; i++) {
             if (v->kind == PDCKPT_KIND_DICT)
@@ -139,8 +148,14 @@ static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, unsign
 }
 
 static uint64_t value_hash(const pdckpt_value *v, uint64_t seed) {
-    unsigned left = KEY_HASH_NODES;
+    hash_budget left = {KEY_HASH_NODES, false};
     return hash_rec(v, seed, 0, &left);
+}
+
+bool pdk_key_hash_complete(const pdckpt_value *key) {
+    hash_budget left = {KEY_HASH_NODES, false};
+    hash_rec(key, 0, 0, &left);
+    return !left.cut;
 }
 
 void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {

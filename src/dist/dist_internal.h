@@ -276,6 +276,7 @@ void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int s
 typedef struct pdk_piece {
     int64_t    *offset, *shape; /* n_dims each (one allocation) */
     const char *file;           /* borrowed from the index */
+    size_t      file_ix;        /* its index in files */
 } pdk_piece;
 
 typedef struct pdk_key_meta {
@@ -283,8 +284,9 @@ typedef struct pdk_key_meta {
     pdckpt_dtype dtype;
     int32_t      n_dims;
     int64_t     *global_shape;
-    pdk_piece   *pieces;
+    pdk_piece   *pieces; /* sorted by dim-0 offset once the index is built */
     size_t       n_pieces;
+    int64_t     *reach; /* reach[i]: the largest dim-0 end of pieces[0..i] (n_dims > 0) */
 } pdk_key_meta;
 
 typedef struct pdk_meta_index {
@@ -312,6 +314,17 @@ pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *s
                                          pdk_meta_index *out, pdckpt_error *err);
 void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
+/* Builds the key table (a key twice is an error) and sorts every key's pieces (reach). */
+pdckpt_status pdk_meta_index_keys(pdk_meta_index *ix, const char *source, pdckpt_error *err);
+pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, pdckpt_error *err);
+/* The first piece of `km` whose dim-0 interval may reach past `begin` (pieces from there on are
+ * the candidates until one starts at or after the box's dim-0 end): a binary search. */
+size_t pdk_meta_first_piece(const pdk_key_meta *km, int64_t begin);
+/* The index in a compact binary form (what the coordinator broadcasts instead of the pickle:
+ * the other ranks never unpickle the metadata), and back, checking every count and bound. */
+pdckpt_status pdk_meta_index_encode(const pdk_meta_index *ix, pdk_blob *out, pdckpt_error *err);
+pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char *source,
+                                    pdk_meta_index *out, pdckpt_error *err);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
  * the tree above (dist_meta.c). */
