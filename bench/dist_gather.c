@@ -26,10 +26,10 @@ static double now(void) {
 }
 
 static uint64_t status_kb(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char  line[256];
+    FILE              *f = fopen("/proc/self/status", "r");
+    char               line[256];
     unsigned long long kb = 0;
-    size_t n = strlen(field);
+    size_t             n = strlen(field);
     while (f && fgets(line, sizeof line, f))
         if (strncmp(line, field, n) == 0) kb = strtoull(line + n + 1, NULL, 10);
     if (f) fclose(f);
@@ -71,11 +71,12 @@ static double run(how h, const pdckpt_value *state, const char *path, uint64_t g
     if (h == GATHER) o.gather_to = &root, o.n_gather_to = 1;
     MPI_Barrier(MPI_COMM_WORLD);
     reset_peak();
-    uint64_t base = status_kb("VmRSS:");
-    double   t0 = now();
-    pdckpt_status st = h == GATHER ? pdckpt_mpi_save(MPI_COMM_WORLD, state, path, &o, &err)
-                                   : pdckpt_mpi_save_combined(MPI_COMM_WORLD, state, path, &o, &err);
-    double took = now() - t0;
+    uint64_t      base = status_kb("VmRSS:");
+    double        t0 = now();
+    pdckpt_status st = h == GATHER
+                           ? pdckpt_mpi_save(MPI_COMM_WORLD, state, path, &o, &err)
+                           : pdckpt_mpi_save_combined(MPI_COMM_WORLD, state, path, &o, &err);
+    double        took = now() - t0;
     if (st != PDCKPT_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, err.message);
         MPI_Abort(MPI_COMM_WORLD, 1);
@@ -94,10 +95,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s DIR [STATE_MIB] [TENSOR_MIB]\n", argv[0]);
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
-    uint64_t state_mib = argc > 2 ? strtoull(argv[2], NULL, 10) : 64;
-    uint64_t tensor_mib = argc > 3 ? strtoull(argv[3], NULL, 10) : 4;
+    uint64_t      state_mib = argc > 2 ? strtoull(argv[2], NULL, 10) : 64;
+    uint64_t      tensor_mib = argc > 3 ? strtoull(argv[3], NULL, 10) : 4;
     pdckpt_value *state = state_of(state_mib, tensor_mib);
-    char gathered[4200], combined[4200];
+    char          gathered[4200], combined[4200];
     snprintf(gathered, sizeof gathered, "%s/gathered.pdparams", argv[1]);
     snprintf(combined, sizeof combined, "%s/combined.pdparams", argv[1]);
     double p_default, p_small, p_io;

@@ -325,6 +325,18 @@ size_t pdk_meta_first_piece(const pdk_key_meta *km, int64_t begin);
 pdckpt_status pdk_meta_index_encode(const pdk_meta_index *ix, pdk_blob *out, pdckpt_error *err);
 pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char *source,
                                     pdk_meta_index *out, pdckpt_error *err);
+/* The sidecar "<id>.pdkidx" a save writes just before the metadata: the compact index, with the
+ * length and FNV-1a hash of the metadata it was built from.  A loader uses it only when both
+ * match the metadata it read (a stale sidecar of an interrupted re-save is ignored), and decodes
+ * it with every check; otherwise it unpickles the metadata. */
+#define PDK_SIDECAR_SUFFIX ".pdkidx"
+pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
+                                    pdckpt_error *err);
+pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
+                                     const pdk_meta_index *ix, bool durable, pdckpt_error *err);
+/* True, with the compact index in `compact`, when a matching sidecar exists. */
+bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
+                           pdk_blob *compact);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
  * the tree above (dist_meta.c). */
@@ -342,10 +354,11 @@ pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, 
  * metadata file name (-1 if none). */
 pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
                             pdckpt_error *err);
-/* A name in a sharded checkpoint directory: "<id>.metadata" or a data file "<number>_<id><ext>"
+/* A name in a sharded checkpoint directory: "<id>.metadata", its "<id>.pdkidx" sidecar or a data
+ * file "<number>_<id><ext>"
  * (number: the writing rank, plus a base when an id is saved again; .vars is a directory). */
 typedef struct pdk_ckpt_name {
-    bool    is_meta, is_dir;
+    bool    is_meta, is_dir, is_index; /* is_index: the "<id>.pdkidx" sidecar */
     int64_t id, number;
 } pdk_ckpt_name;
 bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out);

@@ -166,7 +166,8 @@ static size_t sweep_uncommitted(const ckpt_dir *c, int64_t id, const refs *r) {
     for (size_t i = 0; i < c->len; i++) {
         entry *e = &c->items[i];
         if (e->n.is_meta) continue;
-        if (!is_complete(c, e->n.id) || (r && e->n.id == id && !refs_has(r, e->name)))
+        if (!is_complete(c, e->n.id) ||
+            (r && !e->n.is_index && e->n.id == id && !refs_has(r, e->name)))
             removed += remove_entry(c, e);
     }
     return removed;
@@ -226,7 +227,8 @@ void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int s
     size_t removed = 0;
     for (size_t i = 0; i < c.len; i++) { /* the generation the new metadata replaced */
         const pdk_ckpt_name *n = &c.items[i].n;
-        if (!n->is_meta && n->id == id && (n->number < base || n->number >= base + size))
+        if (!n->is_meta && !n->is_index && n->id == id &&
+            (n->number < base || n->number >= base + size))
             removed += remove_entry(&c, &c.items[i]);
     }
     keep_newest(&c, keep_last, durable, &removed);
@@ -251,8 +253,8 @@ pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last, size_t *chec
         pdckpt_error scratch = PDCKPT_ERROR_INIT;
         if (refs_read(dir, c.complete[k], 0, &r, &scratch) != PDCKPT_OK) continue;
         for (size_t i = 0; i < c.len; i++)
-            if (!c.items[i].n.is_meta && c.items[i].n.id == c.complete[k] &&
-                !refs_has(&r, c.items[i].name))
+            if (!c.items[i].n.is_meta && !c.items[i].n.is_index &&
+                c.items[i].n.id == c.complete[k] && !refs_has(&r, c.items[i].name))
                 files += remove_entry(&c, &c.items[i]);
         refs_free(&r);
     }

@@ -304,8 +304,9 @@ static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
     return PDCKPT_OK;
 }
 
-/* The coordinator reads and unpickles the metadata once; every other rank gets the index in its
- * compact form (dist_meta_index.c), never the pickle. */
+/* The coordinator reads the metadata once and unpickles it unless a matching sidecar index is
+ * there; every other rank gets the index in its compact form (dist_meta_index.c), never the
+ * pickle. */
 static pdckpt_status coordinator_index(const char *dir, int64_t wanted, int64_t *id,
                                        pdk_meta_index *ix, pdk_blob *compact, char *path,
                                        size_t cap, pdckpt_error *err) {
@@ -313,6 +314,12 @@ static pdckpt_status coordinator_index(const char *dir, int64_t wanted, int64_t 
     pdckpt_value *meta = NULL;
     pdckpt_status st = read_meta_bytes(dir, wanted, id, &bytes, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, *id, path, cap, err);
+    if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, compact)) {
+        pdckpt_error scratch = PDCKPT_ERROR_INIT; /* a broken sidecar: unpickle instead */
+        if (pdk_meta_index_decode(compact->data, compact->len, path, ix, &scratch) == PDCKPT_OK)
+            return pdk_blob_free(&bytes), PDCKPT_OK;
+        pdk_blob_free(compact);
+    }
     if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, &meta, err);
     pdk_blob_free(&bytes);
     if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, path, ix, err);

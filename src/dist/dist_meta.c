@@ -273,8 +273,9 @@ bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out) {
     const char *us = strchr(name, '_');
     memset(out, 0, sizeof *out);
     if (!dot) return false;
-    if (strcmp(dot, PDK_META_SUFFIX) == 0) {
-        out->is_meta = true;
+    if (strcmp(dot, PDK_META_SUFFIX) == 0 || strcmp(dot, PDK_SIDECAR_SUFFIX) == 0) {
+        out->is_meta = strcmp(dot, PDK_META_SUFFIX) == 0;
+        out->is_index = !out->is_meta;
         out->number = -1;
         return parse_uint(name, (size_t)(dot - name), &out->id);
     }

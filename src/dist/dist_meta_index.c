@@ -9,6 +9,7 @@
  */
 #include "dist_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,4 +170,56 @@ pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char 
     pdckpt_status st = decode(&r, out);
     if (st != PDCKPT_OK) pdk_meta_index_free(out);
     return st;
+}
+
+/* ---- the sidecar "<id>.pdkidx": the compact index saved beside the metadata ---- */
+
+#define SIDECAR_MAGIC "PDKIDX1"
+#define SIDECAR_HEAD  24 /* magic (8), metadata length (8), metadata hash (8) */
+
+pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
+                                    pdckpt_error *err) {
+    char name[64];
+    snprintf(name, sizeof name, "%lld" PDK_SIDECAR_SUFFIX, (long long)id);
+    return pdk_path_join(dir, name, out, cap, err);
+}
+
+pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
+                                     const pdk_meta_index *ix, bool durable, pdckpt_error *err) {
+    pdk_blob b = {0};
+    char     path[4200];
+    pdk_blob_put(&b, SIDECAR_MAGIC, 8);
+    pdk_blob_u64(&b, meta->len);
+    pdk_blob_u64(&b, pdk_hash_bytes(0, meta->data, meta->len));
+    pdckpt_status st = pdk_meta_index_encode(ix, &b, err);
+    if (st == PDCKPT_OK) st = pdk_meta_sidecar_path(dir, id, path, sizeof path, err);
+    if (st == PDCKPT_OK) st = pdk_write_file_atomic(path, b.data, b.len, durable, err);
+    pdk_blob_free(&b);
+    return st;
+}
+
+bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
+                           pdk_blob *compact) {
+    char         path[4200];
+    uint8_t     *data = NULL;
+    size_t       len = 0;
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    if (pdk_meta_sidecar_path(dir, id, path, sizeof path, &scratch) != PDCKPT_OK ||
+        pdk_read_small_file(path, PDK_META_MAX_BYTES, &data, &len, &scratch) != PDCKPT_OK)
+        return false;
+    pdk_rd   r = {data, len, 0, path, &scratch};
+    uint64_t n = 0, hash = 0;
+    bool     ok = len >= SIDECAR_HEAD && memcmp(data, SIDECAR_MAGIC, 8) == 0;
+    r.pos = 8;
+    ok = ok && pdk_rd_u64(&r, &n, "length") == PDCKPT_OK && pdk_rd_u64(&r, &hash, "hash") == 0 &&
+         n == meta_len && hash == pdk_hash_bytes(0, meta, meta_len);
+    if (ok) {
+        memmove(data, data + SIDECAR_HEAD, len - SIDECAR_HEAD);
+        pdk_blob_free(compact);
+        compact->data = data;
+        compact->len = compact->cap = len - SIDECAR_HEAD;
+        return true;
+    }
+    free(data);
+    return false;
 }

@@ -527,6 +527,7 @@ def test_dist_gc_and_keep(tmp_path, state):
     assert "removed 1 old checkpoints" in out
     left = sorted(os.listdir(ck))
     assert "0.metadata" not in left and "1.metadata" in left and "2.metadata" in left
+    assert "0.pdkidx" not in left and "1.pdkidx" in left  # the index sidecar goes with it
     assert "0_9.distcp" not in left and not any(".pdckpt-" in f for f in left)
     assert "1_9.distcp" in left and outside.read_bytes() == b"keep me"  # a symlink: not ours
     assert "notes.txt" in left
@@ -535,6 +536,27 @@ def test_dist_gc_and_keep(tmp_path, state):
     run_cli("diff", tmp_path / "back", src, check=0)
     # A save with --keep 1 leaves the newest only.
     mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "col", "--keep", "1")
-    assert sorted(f for f in os.listdir(ck) if f.endswith(".metadata")) == ["3.metadata"]
+    assert sorted(f for f in os.listdir(ck) if f.endswith((".metadata", ".pdkidx"))) == [
+        "3.metadata", "3.pdkidx"]
     _assert_clean(ck)
     run_cli("dist", "gc", ck, "--keep", "0", check=2)
+
+
+def test_index_sidecar_is_only_a_shortcut(tmp_path, state):
+    """The "<id>.pdkidx" sidecar a save writes lets a load skip unpickling the metadata; a missing,
+    stale (another metadata's) or corrupt one is ignored and the metadata is read instead."""
+    src, contents = state
+    ck = tmp_path / "ck"
+    mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "block")
+    side = (ck / "0.pdkidx").read_bytes()
+    assert side[:8] == b"PDKIDX1\0"
+    variants = {"missing": None, "garbage": b"\0" * 100,
+                "right header, bad body": side[:24] + bytes(range(256)) * 4,
+                "stale": b"PDKIDX1\0" + (1).to_bytes(8, "little") + side[16:]}
+    for name, data in variants.items():
+        (ck / "0.pdkidx").unlink(missing_ok=True)
+        if data is not None:
+            (ck / "0.pdkidx").write_bytes(data)
+        back = tmp_path / f"back-{name.replace(' ', '_').replace(',', '')}"
+        mpirun(3, "dist", "merge", ck, back, "--to", "vars-dir")
+        run_cli("diff", back, src, check=0)
