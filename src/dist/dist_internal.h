@@ -67,7 +67,16 @@ pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *wha
 pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what);
 
 uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len); /* FNV-1a, seed with 0 */
-char    *pdk_dist_strdup(const char *s);
+
+/* A bump allocator for big short-lived trees (the metadata a save builds): millions of small
+ * values cost one pointer bump each and are released together, never one by one. */
+typedef struct pdk_arena {
+    struct pdk_arena_chunk *chunks;
+    pdckpt_allocator        allocator; /* hands out from the arena; its free is a no-op */
+} pdk_arena;
+void  pdk_arena_init(pdk_arena *ar);
+void  pdk_arena_release(pdk_arena *ar);
+char *pdk_dist_strdup(const char *s);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
@@ -307,8 +316,8 @@ typedef struct pdk_meta_piece {
     const char    *file;
 } pdk_meta_piece;
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
-pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
-                                pdckpt_error *err);
+pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
+                                pdckpt_value **out, pdckpt_error *err);
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
 pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                          pdk_meta_index *out, pdckpt_error *err);
@@ -346,7 +355,9 @@ bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, siz
 #define PDK_META_MAX_BYTES    ((size_t)1 << 31)
 #define PDK_META_ALLOC_FACTOR 64
 #define PDK_META_ALLOC_BASE   (UINT64_C(64) << 20)
-pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err);
+/* `a` allocates the intermediate tree of Paddle's objects (NULL: default). */
+pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
+                              pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the metadata file ---- */
@@ -109,6 +110,15 @@ static pdckpt_status list_names(loader *L) {
     return PDCKPT_OK;
 }
 
+/* A data file of many small pieces unpickles, like the metadata, to many times its size: the
+ * loader's default budget (4x + 64 MiB) refuses one rank's 64,000 tiny pieces.  Unless the caller
+ * set one, the budget scales with the file as the metadata's does. */
+static uint64_t data_budget(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size <= 0) return 0;
+    return (uint64_t)sb.st_size * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
+}
+
 static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     if (L->trees[f]) {
         *tree = L->trees[f];
@@ -119,6 +129,7 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
+    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_DTRY(list_names(L));
         lo.names = L->names[f];

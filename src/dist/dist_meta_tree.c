@@ -17,10 +17,10 @@
 
 /* ---- building ---- */
 
-static pdckpt_value *int_tuple(int32_t n, const int64_t *v) {
-    pdckpt_value *t = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+static pdckpt_value *int_tuple(const pdckpt_allocator *a, int32_t n, const int64_t *v) {
+    pdckpt_value *t = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     for (int32_t i = 0; t && i < n; i++)
-        if (pdckpt_value_append(t, pdckpt_value_new_int(NULL, v[i]), NULL) != PDCKPT_OK) {
+        if (pdckpt_value_append(t, pdckpt_value_new_int(a, v[i]), NULL) != PDCKPT_OK) {
             pdckpt_value_free(t);
             return NULL;
         }
@@ -37,17 +37,18 @@ static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err)
     return pdckpt_value_append(c, v, err);
 }
 
-static pdckpt_status local_meta(const pdk_meta_piece *p, pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *m = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece *p,
+                                pdckpt_value *list, pdckpt_error *err) {
+    pdckpt_value *m = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     if (!m) return pdk_dist_nomem(err, "metadata");
-    pdckpt_status st = set(m, "global_offset", int_tuple(p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(p->n_dims, p->shape), err);
+    pdckpt_status st = set(m, "global_offset", int_tuple(a, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(a, p->n_dims, p->shape), err);
     if (st == PDCKPT_OK)
-        st = set(m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(p->dtype), SIZE_MAX),
-                 err);
-    if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(p->n_dims, p->global_shape), err);
-    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(NULL, false), err);
-    if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(NULL), err);
+        st =
+            set(m, "dtype", pdckpt_value_new_string(a, pdckpt_dtype_name(p->dtype), SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(a, p->n_dims, p->global_shape), err);
+    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(a, false), err);
+    if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(a), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(m);
         return st;
@@ -55,22 +56,23 @@ static pdckpt_status local_meta(const pdk_meta_piece *p, pdckpt_value *list, pdc
     return pdckpt_value_append(list, m, err);
 }
 
-static pdckpt_status storage_item(const pdk_meta_piece *p, pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *index = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
-    pdckpt_value *item = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piece *p,
+                                  pdckpt_value *list, pdckpt_error *err) {
+    pdckpt_value *index = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
+    pdckpt_value *item = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     if (!index || !item) {
         pdckpt_value_free(index);
         pdckpt_value_free(item);
         return pdk_dist_nomem(err, "metadata");
     }
-    pdckpt_status st = append(index, pdckpt_value_new_string(NULL, p->key, SIZE_MAX), err);
-    if (st == PDCKPT_OK) st = append(index, int_tuple(p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(NULL, false), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(NULL), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(NULL), err);
-    if (st == PDCKPT_OK) st = append(index, int_tuple(p->n_dims, p->shape), err);
+    pdckpt_status st = append(index, pdckpt_value_new_string(a, p->key, SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, false), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->shape), err);
     st = st == PDCKPT_OK ? pdckpt_value_append(item, index, err) : (pdckpt_value_free(index), st);
-    if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(NULL, p->file, SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(a, p->file, SIZE_MAX), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(item);
         return st;
@@ -78,29 +80,29 @@ static pdckpt_status storage_item(const pdk_meta_piece *p, pdckpt_value *list, p
     return pdckpt_value_append(list, item, err);
 }
 
-static pdckpt_status add_piece(pdckpt_value *sdm, pdckpt_value *storage, pdckpt_value *mapping,
-                               const pdk_meta_piece *p, pdckpt_error *err) {
+static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdckpt_value *storage,
+                               pdckpt_value *mapping, const pdk_meta_piece *p, pdckpt_error *err) {
     pdckpt_value *list = pdckpt_dict_get_mut(sdm, p->key);
     if (!list) {
-        PDK_DTRY(set(sdm, p->key, list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST), err));
-        pdckpt_value *path = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+        PDK_DTRY(set(sdm, p->key, list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST), err));
+        pdckpt_value *path = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
         PDK_DTRY(set(mapping, p->key, path, err));
-        PDK_DTRY(append(path, pdckpt_value_new_string(NULL, p->key, SIZE_MAX), err));
+        PDK_DTRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
     }
-    PDK_DTRY(local_meta(p, list, err));
-    return storage_item(p, storage, err);
+    PDK_DTRY(local_meta(a, p, list, err));
+    return storage_item(a, p, storage, err);
 }
 
-pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
-                                pdckpt_error *err) {
-    pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *sdm = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
-    pdckpt_value *mapping = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
+                                pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_value *root = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
+    pdckpt_value *sdm = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
+    pdckpt_value *storage = pdckpt_value_new_container(a, PDCKPT_KIND_LIST);
+    pdckpt_value *mapping = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_status st =
         root && sdm && storage && mapping ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
-        st = add_piece(sdm, storage, mapping, &pieces[i], err);
+        st = add_piece(a, sdm, storage, mapping, &pieces[i], err);
     if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
     if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
     if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;

@@ -154,13 +154,16 @@ static pdckpt_status write_meta(const pdk_shard_plan *p, const char *dir, bool d
         pieces[k] =
             (pdk_meta_piece){r->key, r->dtype, r->n_dims, r->global, r->offset, r->shape, names[k]};
     }
-    if (st == PDCKPT_OK) st = pdk_meta_tree_new(pieces, p->n_pieces, &tree, err);
-    if (st == PDCKPT_OK) st = pdk_meta_encode(tree, &blob, err);
+    pdk_arena arena; /* the two metadata trees: millions of values, released at once */
+    pdk_arena_init(&arena);
+    if (st == PDCKPT_OK) st = pdk_meta_tree_new(&arena.allocator, pieces, p->n_pieces, &tree, err);
+    if (st == PDCKPT_OK) st = pdk_meta_encode(tree, &arena.allocator, &blob, err);
     pdk_meta_index ix = {0}; /* its sidecar first: a loader then skips unpickling */
     if (st == PDCKPT_OK) st = pdk_meta_index_build(tree, "the new metadata", &ix, err);
     if (st == PDCKPT_OK) st = pdk_meta_sidecar_write(dir, p->id, &blob, &ix, durable, err);
     pdk_meta_index_free(&ix);
     pdckpt_value_free(tree);
+    pdk_arena_release(&arena);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, p->id, path, sizeof path, err);
     if (st == PDCKPT_OK) st = pdk_write_file_atomic(path, blob.data, blob.len, durable, err);
     pdk_blob_free(&blob);
