@@ -204,19 +204,27 @@ pdckpt_status pdk_lifecycle_prepare(const char *dir, int64_t wanted, int size, b
 /* ---- after a commit, and gc ---- */
 
 /* Drops the oldest committed ids beyond keep_last by removing their metadata (their data files
- * are then uncommitted, for sweep_uncommitted): a kill in between leaves no torn checkpoint. */
-static size_t keep_newest(ckpt_dir *c, int32_t keep_last, bool durable, size_t *files) {
+ * are then uncommitted, for sweep_uncommitted): a kill in between leaves no torn checkpoint.
+ * `protect` (the id just saved, -1 none) stays even when it is not among the newest. */
+static size_t keep_newest(ckpt_dir *c, int32_t keep_last, int64_t protect, bool durable,
+                          size_t *files) {
     if (keep_last <= 0 || c->n_complete <= (size_t)keep_last) return 0;
-    size_t  drop = c->n_complete - (size_t)keep_last;
-    int64_t oldest_kept = c->complete[drop];
-    for (size_t i = 0; i < c->len; i++)
-        if (c->items[i].n.is_meta && c->items[i].n.id < oldest_kept)
-            *files += remove_entry(c, &c->items[i]);
+    size_t drop = c->n_complete - (size_t)keep_last, dropped = 0, kept = 0;
+    for (size_t k = 0; k < c->n_complete; k++) {
+        int64_t id = c->complete[k];
+        if (k >= drop || id == protect) {
+            c->complete[kept++] = id;
+            continue;
+        }
+        for (size_t i = 0; i < c->len; i++)
+            if (c->items[i].n.is_meta && c->items[i].n.id == id)
+                *files += remove_entry(c, &c->items[i]);
+        dropped++;
+    }
+    c->n_complete = kept;
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    if (durable) pdk_dist_fsync_dir(c->path, &scratch);
-    memmove(c->complete, c->complete + drop, (c->n_complete - drop) * sizeof *c->complete);
-    c->n_complete -= drop;
-    return drop;
+    if (dropped && durable) pdk_dist_fsync_dir(c->path, &scratch);
+    return dropped;
 }
 
 void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int size,
@@ -231,7 +239,7 @@ void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int s
             (n->number < base || n->number >= base + size))
             removed += remove_entry(&c, &c.items[i]);
     }
-    keep_newest(&c, keep_last, durable, &removed);
+    keep_newest(&c, keep_last, id, durable, &removed);
     removed += sweep_uncommitted(&c, -1, NULL);
     if (removed && durable) pdk_dist_fsync_dir(dir, &scratch);
     dir_free(&c);
@@ -247,7 +255,7 @@ pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last, size_t *chec
     size_t   files = 0, dropped;
     pdk_dist_sweep_temps(dir, NULL);
     PDK_DTRY(dir_read(dir, &c, err));
-    dropped = keep_newest(&c, keep_last, true, &files);
+    dropped = keep_newest(&c, keep_last, -1, true, &files);
     for (size_t k = 0; k < c.n_complete; k++) { /* superseded generations of committed ids */
         refs         r;
         pdckpt_error scratch = PDCKPT_ERROR_INIT;

@@ -468,8 +468,9 @@ def _holds(ck, ident, sources, tmp_path, tag):
 
 
 def _assert_clean(ck):
-    """Only what the newest metadata names (and the metadata) is left: no uncommitted file."""
-    named = {f["name"] for f in ls_json(ck)["files"]}
+    """Only what the committed metadata names (and the metadata) is left: no uncommitted file."""
+    ids = [f.split(".")[0] for f in os.listdir(ck) if f.endswith(".metadata")]
+    named = {f["name"] for i in ids for f in ls_json(ck, "--id", i)["files"]}
     data = {f for f in os.listdir(ck) if DATA_FILE.match(f) and not (ck / f).is_symlink()}
     assert data == named, (data, named)
     assert [f for f in os.listdir(ck) if ".pdckpt-" in f] == []
@@ -538,6 +539,11 @@ def test_dist_gc_and_keep(tmp_path, state):
     mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "col", "--keep", "1")
     assert sorted(f for f in os.listdir(ck) if f.endswith((".metadata", ".pdkidx"))) == [
         "3.metadata", "3.pdkidx"]
+    _assert_clean(ck)
+    # Re-saving an older id with --keep 1 keeps what was just saved (not only the largest id).
+    mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "row", "--id", "1", "--keep", "1")
+    assert sorted(f for f in os.listdir(ck) if f.endswith(".metadata")) == [
+        "1.metadata", "3.metadata"]
     _assert_clean(ck)
     run_cli("dist", "gc", ck, "--keep", "0", check=2)
 
