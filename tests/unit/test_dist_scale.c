@@ -77,9 +77,11 @@ static void state_free(state *s) {
 static bool holds(const pdckpt_value *t, size_t k, int64_t offset, int64_t len) {
     pdckpt_tensor_view v;
     if (!t || !pdckpt_tensor_get(t, &v) || v.n_dims != 1 || v.dims[0] != len) return false;
-    const float *f = v.data;
-    for (int64_t i = 0; i < len; i++)
-        if (f[i] != value_at(k, offset + i)) return false;
+    for (int64_t i = 0; i < len; i++) { /* a zero-copy piece may sit unaligned in its file */
+        float f;
+        memcpy(&f, (const uint8_t *)v.data + i * (int64_t)sizeof f, sizeof f);
+        if (f != value_at(k, offset + i)) return false;
+    }
     return true;
 }
 
