@@ -15,6 +15,8 @@ int cmd_dist_shard(int argc, char **argv);
 int cmd_dist_merge(int argc, char **argv);
 /* `ls DIR [--json] [--id N]` for a sharded checkpoint (no MPI needed). */
 int cmd_dist_ls(int argc, char **argv);
+/* `dist gc DIR [--keep N]`: leftovers of killed saves, old checkpoints (no MPI needed). */
+int cmd_dist_gc(int argc, char **argv);
 
 /* Rank and size of MPI_COMM_WORLD (0 and 1 before MPI_Init). */
 extern int cli_rank, cli_size;
@@ -22,7 +24,8 @@ extern int cli_rank, cli_size;
 int cli_mpi_report(const pdckpt_error *err);
 /* True when every rank's rc is CLI_OK; otherwise all ranks get the largest rc. */
 int cli_mpi_agree(int rc);
-/* Parses --id N and --timeout S into `o`; 1 consumed, 0 not ours, -1 usage error. */
+/* Parses --id N, --keep N, --timeout S and --no-fsync into `o`; 1 consumed, 0 not ours, -1 usage
+ * error. */
 int cli_mpi_parse_common(int argc, char **argv, int *i, pdckpt_mpi_options *o, const char *usage);
 
 #endif /* PDCKPT_CLI_MPI_H */

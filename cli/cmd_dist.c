@@ -159,10 +159,12 @@ static void flat_free(flat *f) {
 static const char shard_usage[] =
     "usage: pdckpt dist shard IN DIR --ranks-layout SPEC [--from F] [--names N]\n"
     "                         [--data-format pickle|safetensors|combined|vars-dir] [--id N]\n"
-    "                         [--timeout S] [--skip-non-tensors] [--no-fsync]\n"
+    "                         [--keep N] [--timeout S] [--skip-non-tensors] [--no-fsync]\n"
     "  SPEC: comma list of PATTERN=LAYOUT (a bare LAYOUT applies to every key); LAYOUT is row,\n"
     "        col, block, rep or a grid AxB... (pieces per dim); keys no rule matches: rep\n"
-    "  Data files default to pickles, <rank>_<id>.distcp, as Paddle's save_state_dict writes.\n";
+    "  Data files default to pickles, <rank>_<id>.distcp, as Paddle's save_state_dict writes.\n"
+    "  --id N saves (again) as id N: the previous checkpoint N stays loadable until the new one\n"
+    "  is complete.  --keep N: once saved, only the newest N complete checkpoints stay.\n";
 
 typedef struct shard_args {
     const char        *in, *dir, *spec;

@@ -20,6 +20,7 @@ static const char usage[] =
     "                                          writing its part\n"
     "  dist merge DIR OUT                      a sharded checkpoint as one file (any format)\n"
     "commands (no mpirun needed):\n"
+    "  dist gc DIR [--keep N]                  remove leftovers of killed saves, old checkpoints\n"
     "  ls DIR [--json] [--id N]                tensors, pieces and files of a sharded checkpoint\n";
 
 int cli_mpi_report(const pdckpt_error *err) {
@@ -36,16 +37,21 @@ int cli_mpi_agree(int rc) {
 int cli_mpi_parse_common(int argc, char **argv, int *i, pdckpt_mpi_options *o, const char *use) {
     const char *opt = argv[*i];
     bool        id = strcmp(opt, "--id") == 0, timeout = strcmp(opt, "--timeout") == 0;
+    bool        keep = strcmp(opt, "--keep") == 0;
     if (strcmp(opt, "--no-fsync") == 0) return o->save.durable = false, 1;
-    if (!id && !timeout) return 0;
+    if (!id && !timeout && !keep) return 0;
     if (*i + 1 >= argc) return cli_usage_error(use, "%s needs a value", opt), -1;
     char       *end;
     const char *value = argv[++*i];
-    if (id)
-        o->unique_id = strtoll(value, &end, 10);
-    else
+    long long   n = 0;
+    if (timeout)
         o->timeout_s = strtod(value, &end);
-    if (*end || end == value || (id && o->unique_id < 0) || (timeout && o->timeout_s <= 0))
+    else
+        n = strtoll(value, &end, 10);
+    if (id) o->unique_id = n;
+    if (keep) o->keep_last = n >= 1 && n <= INT32_MAX ? (int32_t)n : -1;
+    if (*end || end == value || (id && n < 0) || (timeout && o->timeout_s <= 0) ||
+        (keep && o->keep_last < 1))
         return cli_usage_error(use, "invalid value '%s' for %s", value, opt), -1;
     return 1;
 }
@@ -81,6 +87,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "dist") == 0 && argc >= 3) {
         if (strcmp(argv[2], "shard") == 0) return run_mpi(cmd_dist_shard, argc, argv);
         if (strcmp(argv[2], "merge") == 0) return run_mpi(cmd_dist_merge, argc, argv);
+        if (strcmp(argv[2], "gc") == 0) return cmd_dist_gc(argc - 2, argv + 2);
     }
     fprintf(stderr, "pdckpt: unknown command '%s%s%s'\n\n%s", argv[1], argc >= 3 ? " " : "",
             argc >= 3 ? argv[2] : "", usage);

@@ -17,6 +17,12 @@ static void index_of(const pdckpt_value *tree) {
     pdk_meta_index ix;
     if (pdk_meta_index_build(tree, "<fuzz>", &ix, &err) == PDCKPT_OK) {
         for (size_t k = 0; k < ix.n_keys; k++) (void)pdk_meta_find(&ix, ix.keys[k].key);
+        pdk_blob       compact = {0};
+        pdk_meta_index back;
+        if (pdk_meta_index_encode(&ix, &compact, &err) == PDCKPT_OK &&
+            pdk_meta_index_decode(compact.data, compact.len, "<fuzz>", &back, &err) == PDCKPT_OK)
+            pdk_meta_index_free(&back);
+        pdk_blob_free(&compact);
         pdk_meta_index_free(&ix);
     }
 }
@@ -30,9 +36,13 @@ static void meta_file(const uint8_t *data, size_t size) {
     pdckpt_value_free(tree);
 }
 
-/* A tree in the library's codec, so the fuzzer reaches the index checks directly. */
+/* A tree in the library's codec, so the fuzzer reaches the index checks directly; the same bytes
+ * as the compact index another rank broadcasts. */
 static void meta_tree(const uint8_t *data, size_t size) {
-    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_error   err = PDCKPT_ERROR_INIT;
+    pdk_meta_index compact;
+    if (pdk_meta_index_decode(data, size, "<fuzz>", &compact, &err) == PDCKPT_OK)
+        pdk_meta_index_free(&compact);
     pdk_rd        r = {data, size, 0, "<fuzz>", &err};
     pdckpt_value *tree = NULL;
     if (pdk_codec_decode(&r, NULL, NULL, NULL, &tree) != PDCKPT_OK) return;

@@ -56,6 +56,8 @@ typedef struct pdckpt_mpi_options {
     int                   coordinator; /* rank that writes metadata / renames (default 0) */
     int64_t               unique_id;   /* sharded: checkpoint id; -1 = a new id on save, the
                                           newest complete checkpoint on load */
+    int32_t keep_last;                 /* sharded save: once committed, keep only the newest
+                                          N complete checkpoints (largest ids); 0 = all */
     pdckpt_format data_format;         /* sharded save: format of the per-rank data files;
                                           AUTO = ".distcp" pickles, as Paddle */
     pdckpt_save_options save;          /* applies to every file written */
@@ -76,7 +78,7 @@ typedef struct pdckpt_mpi_options {
 #define PDCKPT_MPI_OPTIONS_INIT                                                                    \
     {                                                                                              \
         .timeout_s = 0, .max_grouped_size = 0, .gather_to = NULL, .n_gather_to = 0,                \
-        .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1,                        \
+        .state_type = PDCKPT_MPI_PARAMS, .coordinator = 0, .unique_id = -1, .keep_last = 0,        \
         .data_format = PDCKPT_FORMAT_AUTO, .save = PDCKPT_SAVE_OPTIONS_INIT,                       \
         .load = PDCKPT_LOAD_OPTIONS_INIT_WITH(true), .sink_ops = NULL, .sink_self = NULL           \
     }
@@ -185,6 +187,14 @@ PDCKPT_API pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);
+/* Garbage collection of a sharded checkpoint directory: removes temporaries and data files no
+ * committed metadata names (killed or failed saves, generations a re-save of an id replaced),
+ * and, when keep_last > 0, every complete checkpoint but the newest keep_last (largest ids;
+ * metadata first, so a kill mid-way never leaves a torn committed checkpoint).  Must not run
+ * while a job saves into `dir`.  Counts go to the out-pointers (may be NULL).  Local. */
+PDCKPT_API pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last,
+                                           size_t *checkpoints_removed, size_t *files_removed,
+                                           pdckpt_error *err);
 /* True when `dir` holds at least one complete sharded checkpoint.  Local. */
 PDCKPT_API bool pdckpt_sharded_is_checkpoint(const char *dir);
 

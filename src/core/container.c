@@ -13,6 +13,10 @@
 /* Tuples and objects deeper than this hash by kind alone: equality still decides, and a
  * caller-built key nested a million deep cannot exhaust the stack. */
 #define KEY_HASH_DEPTH 16
+/* Lists, sets and dicts (inside object keys) hash at most this many leading items, and no key
+ * hashes more than KEY_HASH_NODES nested values: a key's hash costs a bounded amount of work. */
+#define KEY_HASH_WIDTH 16
+#define KEY_HASH_NODES 256
 
 struct pdk_dict_index {
     size_t  *slots; /* item index + 1; 0 = empty */
@@ -96,7 +100,12 @@ static uint64_t mix(uint64_t h, uint64_t word) {
 
 /* Consistent with pdckpt_value_equal (kinds compared strictly): equal values hash equally.  A
  * string hashes as its bytes alone, so find_string_key can hash a C string without a value. */
-static uint64_t value_hash(const pdckpt_value *v, uint64_t seed, int depth) {
+typedef struct hash_budget {
+    unsigned left; /* nested values still hashed */
+    bool     cut;  /* some part of the key was not hashed */
+} hash_budget;
+
+static uint64_t hash_rec(const pdckpt_value *v, uint64_t seed, int depth, hash_budget *left) {
     uint64_t h = mix(seed, (uint64_t)v->kind);
     switch (v->kind) {
     case PDCKPT_KIND_STRING: return XXH3_64bits_withSeed(v->u.s.data, v->u.s.len, seed);
@@ -110,17 +119,43 @@ static uint64_t value_hash(const pdckpt_value *v, uint64_t seed, int depth) {
     }
     default: break;
     }
-    if (depth >= KEY_HASH_DEPTH) return h;
+    if (depth >= KEY_HASH_DEPTH || left->left == 0) {
+        left->cut = true;
+        return h;
+    }
+    left->left--;
     if (v->kind == PDCKPT_KIND_TUPLE)
         for (size_t i = 0; i < v->u.c.len; i++)
-            h = mix(h, value_hash(v->u.c.items[i], seed, depth + 1));
+            h = mix(h, hash_rec(v->u.c.items[i], seed, depth + 1, left));
     else if (v->kind == PDCKPT_KIND_OBJECT) {
         h = XXH3_64bits_withSeed(v->u.o->module, strlen(v->u.o->module), h);
         h = XXH3_64bits_withSeed(v->u.o->name, strlen(v->u.o->name), h);
-        if (v->u.o->args) h = mix(h, value_hash(v->u.o->args, seed, depth + 1));
-    } else if (is_container(v))
+        if (v->u.o->args) h = mix(h, hash_rec(v->u.o->args, seed, depth + 1, left));
+        /* The state too: pickled dataclasses (Paddle's LocalTensorIndex keys of a sharded
+         * checkpoint's metadata) differ only there, and would otherwise all collide. */
+        if (v->u.o->state) h = mix(h, hash_rec(v->u.o->state, seed, depth + 1, left));
+    } else if (is_container(v)) {
         h = mix(h, v->u.c.len);
+        left->cut |= v->u.c.len > KEY_HASH_WIDTH;
+        /* The first items in order (equality is ordered): enough to tell field dicts apart. */
+        for (size_t i = 0; i < v->u.c.len && i < KEY_HASH_WIDTH; i++) {
+            if (v->kind == PDCKPT_KIND_DICT)
+                h = mix(h, hash_rec(v->u.c.keys[i], seed, depth + 1, left));
+            h = mix(h, hash_rec(v->u.c.items[i], seed, depth + 1, left));
+        }
+    }
     return h;
+}
+
+static uint64_t value_hash(const pdckpt_value *v, uint64_t seed) {
+    hash_budget left = {KEY_HASH_NODES, false};
+    return hash_rec(v, seed, 0, &left);
+}
+
+bool pdk_key_hash_complete(const pdckpt_value *key) {
+    hash_budget left = {KEY_HASH_NODES, false};
+    hash_rec(key, 0, 0, &left);
+    return !left.cut;
 }
 
 void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
@@ -132,7 +167,7 @@ void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
 
 static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
     size_t mask = ix->n_slots - 1;
-    size_t slot = (size_t)value_hash(key, ix->seed, 0) & mask;
+    size_t slot = (size_t)value_hash(key, ix->seed) & mask;
     while (ix->slots[slot]) slot = (slot + 1) & mask;
     ix->slots[slot] = item + 1;
 }
@@ -192,7 +227,7 @@ static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) 
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)value_hash(key, ix->seed, 0) & mask; ix->slots[slot];
+        for (size_t slot = (size_t)value_hash(key, ix->seed) & mask; ix->slots[slot];
              slot = (slot + 1) & mask)
             if (pdckpt_value_equal(c->keys[ix->slots[slot] - 1], key)) return ix->slots[slot] - 1;
         return SIZE_MAX;

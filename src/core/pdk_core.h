@@ -111,5 +111,8 @@ pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);
 /* A string value's bytes compared with a C string of given length. */
 bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
+/* True when a dict's hash index hashes every part of `key` (no depth, width or work cut-off):
+ * such keys cannot be made to collide by differing only where the hash does not look. */
+bool pdk_key_hash_complete(const pdckpt_value *key);
 
 #endif /* PDK_CORE_H */

@@ -67,7 +67,16 @@ pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *wha
 pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what);
 
 uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len); /* FNV-1a, seed with 0 */
-char    *pdk_dist_strdup(const char *s);
+
+/* A bump allocator for big short-lived trees (the metadata a save builds): millions of small
+ * values cost one pointer bump each and are released together, never one by one. */
+typedef struct pdk_arena {
+    struct pdk_arena_chunk *chunks;
+    pdckpt_allocator        allocator; /* hands out from the arena; its free is a no-op */
+} pdk_arena;
+void  pdk_arena_init(pdk_arena *ar);
+void  pdk_arena_release(pdk_arena *ar);
+char *pdk_dist_strdup(const char *s);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
@@ -87,6 +96,10 @@ void          pdk_dist_close(pdk_dist *d);
 /* Waits for every request until the deadline; on timeout fails with ERR_MPI naming `what`. */
 pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
                             pdckpt_error *err);
+/* The same for requests that move data: never naps between tests (MPI progresses a large
+ * message only while it is called). */
+pdckpt_status pdk_dist_wait_data(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
+                                 pdckpt_error *err);
 pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what);
 /* Every rank contributes its status; all return the lowest failing rank's error ("rank R: ..."),
  * or OK when none failed. */
@@ -103,6 +116,13 @@ pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_err
  * length offsets[r+1] - offsets[r] (offsets: size+1 entries, malloc'd). */
 pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all, size_t **offsets,
                                  pdckpt_error *err);
+
+/* Every rank's blob to `root` only (all/offsets as pdk_dist_allgather there, empty elsewhere). */
+pdckpt_status pdk_dist_gather(pdk_dist *d, const pdk_blob *mine, int root, pdk_blob *all,
+                              size_t **offsets, pdckpt_error *err);
+/* The reverse: rank r receives root's all[offsets[r]..offsets[r+1]) into `mine`. */
+pdckpt_status pdk_dist_scatter(pdk_dist *d, const pdk_blob *all, const size_t *offsets, int root,
+                               pdk_blob *mine, pdckpt_error *err);
 
 /* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
 
@@ -202,12 +222,70 @@ bool pdk_box_overlap(int32_t n_dims, const int64_t *a_off, const int64_t *a_shap
 /* Product of dims, saturating at INT64_MAX (1 for 0-d). */
 int64_t pdk_box_volume(int32_t n_dims, const int64_t *shape);
 
+/* ---- dist_shard_plan.c, dist_tiling.c: the plan of a sharded save (on the coordinator) ---- */
+
+/* One piece as a rank described it. */
+typedef struct pdk_shard_rec {
+    char        *key;
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t     *global, *offset, *shape; /* one allocation */
+    int          rank;
+    size_t       local; /* index in that rank's shard array */
+    size_t       piece; /* its distinct piece (SIZE_MAX: not stored) */
+} pdk_shard_rec;
+
+/* A distinct stored piece: its replicas are order[run_from..run_to), by rank. */
+typedef struct pdk_shard_piece {
+    pdk_shard_rec *first; /* first appearance (lowest rank) */
+    size_t         run_from, run_to;
+    int            writer; /* rank whose data file stores it */
+} pdk_shard_piece;
+
+typedef struct pdk_shard_plan {
+    pdk_shard_rec   *recs; /* rank by rank, each rank's in its order */
+    size_t           n_recs;
+    pdk_shard_rec  **order;  /* by key, box, rank */
+    pdk_shard_piece *pieces; /* first-appearance order, as Paddle iterates them */
+    size_t           n_pieces;
+    int64_t          id;
+    int64_t          file_base; /* rank r writes "<file_base + r>_<id><ext>" */
+    pdckpt_format    format;
+} pdk_shard_plan;
+
+/* Reads every rank's descriptions (gathered: rank r's at offs[r]..offs[r+1]). */
+pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int size,
+                                  pdk_shard_plan *p, pdckpt_error *err);
+/* Checks the pieces, finds the distinct ones and their writers. */
+pdckpt_status pdk_shard_plan_build(pdk_shard_plan *p, int size, pdckpt_error *err);
+/* Rank r's write list at offsets[r]: u64 count, then the local indices it writes. */
+pdckpt_status pdk_shard_plan_write_lists(const pdk_shard_plan *p, int size, pdk_blob *out,
+                                         size_t **offsets, pdckpt_error *err);
+void          pdk_shard_plan_free(pdk_shard_plan *p);
+/* The data file name of `rank` in this plan. */
+void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t cap);
+/* The distinct, same-key pieces `boxes` (reordered) tile their global box exactly. */
+pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err);
+
+/* ---- dist_lifecycle.c: ids, the commit protocol's cleanup, keep_last ---- */
+
+/* Before a sharded save, on the coordinator: creates `dir`, removes temporaries and uncommitted
+ * data files, picks the id (`wanted`, or one past every id seen) and the first data-file number
+ * (0, or past the files a committed `wanted` still names). */
+pdckpt_status pdk_lifecycle_prepare(const char *dir, int64_t wanted, int size, bool durable,
+                                    int64_t *id, int64_t *base, pdckpt_error *err);
+/* After the metadata of `id` is committed: removes the files it superseded and the committed ids
+ * beyond keep_last (0 = keep all).  Best effort: the save has succeeded. */
+void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int size,
+                                int32_t keep_last, bool durable);
+
 /* ---- dist_meta.c: the sharded checkpoint's metadata ---- */
 
 /* One stored piece of a key, and the file that holds it. */
 typedef struct pdk_piece {
     int64_t    *offset, *shape; /* n_dims each (one allocation) */
     const char *file;           /* borrowed from the index */
+    size_t      file_ix;        /* its index in files */
 } pdk_piece;
 
 typedef struct pdk_key_meta {
@@ -215,8 +293,9 @@ typedef struct pdk_key_meta {
     pdckpt_dtype dtype;
     int32_t      n_dims;
     int64_t     *global_shape;
-    pdk_piece   *pieces;
+    pdk_piece   *pieces; /* sorted by dim-0 offset once the index is built */
     size_t       n_pieces;
+    int64_t     *reach; /* reach[i]: the largest dim-0 end of pieces[0..i] (n_dims > 0) */
 } pdk_key_meta;
 
 typedef struct pdk_meta_index {
@@ -237,18 +316,48 @@ typedef struct pdk_meta_piece {
     const char    *file;
 } pdk_meta_piece;
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
-pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
-                                pdckpt_error *err);
+pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
+                                pdckpt_value **out, pdckpt_error *err);
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
 pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                          pdk_meta_index *out, pdckpt_error *err);
 void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
+/* Builds the key table (a key twice is an error) and sorts every key's pieces (reach). */
+pdckpt_status pdk_meta_index_keys(pdk_meta_index *ix, const char *source, pdckpt_error *err);
+pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, pdckpt_error *err);
+/* The first piece of `km` whose dim-0 interval may reach past `begin` (pieces from there on are
+ * the candidates until one starts at or after the box's dim-0 end): a binary search. */
+size_t pdk_meta_first_piece(const pdk_key_meta *km, int64_t begin);
+/* The index in a compact binary form (what the coordinator broadcasts instead of the pickle:
+ * the other ranks never unpickle the metadata), and back, checking every count and bound. */
+pdckpt_status pdk_meta_index_encode(const pdk_meta_index *ix, pdk_blob *out, pdckpt_error *err);
+pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char *source,
+                                    pdk_meta_index *out, pdckpt_error *err);
+/* The sidecar "<id>.pdkidx" a save writes just before the metadata: the compact index, with the
+ * length and FNV-1a hash of the metadata it was built from.  A loader uses it only when both
+ * match the metadata it read (a stale sidecar of an interrupted re-save is ignored), and decodes
+ * it with every check; otherwise it unpickles the metadata. */
+#define PDK_SIDECAR_SUFFIX ".pdkidx"
+pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
+                                    pdckpt_error *err);
+pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
+                                     const pdk_meta_index *ix, bool durable, pdckpt_error *err);
+/* True, with the compact index in `compact`, when a matching sidecar exists. */
+bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
+                           pdk_blob *compact);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
  * the tree above (dist_meta.c). */
 #define PDK_META_SUFFIX ".metadata"
-pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err);
+/* Limits of a metadata file (docs/formats.md): at most 2 GiB (about 15 million pieces), decoded
+ * within 64 times its size plus 64 MiB of memory (what it needs is about 30 times). */
+#define PDK_META_MAX_BYTES    ((size_t)1 << 31)
+#define PDK_META_ALLOC_FACTOR 64
+#define PDK_META_ALLOC_BASE   (UINT64_C(64) << 20)
+/* `a` allocates the intermediate tree of Paddle's objects (NULL: default). */
+pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
+                              pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
@@ -256,6 +365,14 @@ pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, 
  * metadata file name (-1 if none). */
 pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
                             pdckpt_error *err);
+/* A name in a sharded checkpoint directory: "<id>.metadata", its "<id>.pdkidx" sidecar or a data
+ * file "<number>_<id><ext>"
+ * (number: the writing rank, plus a base when an id is saved again; .vars is a directory). */
+typedef struct pdk_ckpt_name {
+    bool    is_meta, is_dir, is_index; /* is_index: the "<id>.pdkidx" sidecar */
+    int64_t id, number;
+} pdk_ckpt_name;
+bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out);
 /* "<rank>_<id><ext>" for a data file in `format`, and the format a data file name implies. */
 const char   *pdk_data_file_ext(pdckpt_format format);
 pdckpt_format pdk_data_file_format(const char *name);

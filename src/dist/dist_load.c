@@ -15,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
-
-#define META_READ_LIMIT ((size_t)1 << 31)
 
 /* ---- the metadata file ---- */
 
@@ -35,7 +34,7 @@ static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *i
     *id = wanted;
     PDK_DTRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
     pdk_blob_free(out);
-    return pdk_read_small_file(path, META_READ_LIMIT, &out->data, &out->len, err);
+    return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, err);
 }
 
 pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_value **metadata,
@@ -70,6 +69,8 @@ typedef struct loader {
     const char                *dir;
     const pdckpt_load_options *lo;
     pdckpt_value             **trees; /* one per ix->files entry, NULL until opened */
+    const char              ***names; /* combined files: the keys each holds, sorted */
+    size_t                    *n_names;
     pdckpt_error              *err;
 } loader;
 
@@ -77,40 +78,64 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A combined file stores no names: they are the file's keys in byte order (Paddle's sorted()). */
-static pdckpt_status names_in(const pdk_meta_index *ix, const char *file, const char ***names,
-                              size_t *n, pdckpt_error *err) {
-    *n = 0;
-    *names = malloc((ix->n_keys ? ix->n_keys : 1) * sizeof **names);
-    if (!*names) return pdk_dist_nomem(err, "names");
+/* A combined file stores no names: they are the file's keys in byte order (Paddle's sorted()).
+ * One pass over every piece lists them for all files at once. */
+static pdckpt_status list_names(loader *L) {
+    const pdk_meta_index *ix = L->ix;
+    size_t               *last = malloc((ix->n_files + 1) * sizeof *last), total = 0;
+    L->names = calloc(ix->n_files + 1, sizeof *L->names);
+    L->n_names = calloc(ix->n_files + 1, sizeof *L->n_names);
+    if (!last || !L->names || !L->n_names) return free(last), pdk_dist_nomem(L->err, "names");
+    for (size_t k = 0; k < ix->n_keys; k++) total += ix->keys[k].n_pieces;
+    for (size_t f = 0; f < ix->n_files; f++) last[f] = SIZE_MAX;
+    for (size_t k = 0; k < ix->n_keys; k++) /* counts, each key once per file */
+        for (size_t i = 0; i < ix->keys[k].n_pieces; i++) {
+            size_t f = ix->keys[k].pieces[i].file_ix;
+            if (last[f] != k) last[f] = k, L->n_names[f]++;
+        }
+    for (size_t f = 0; f < ix->n_files; f++) {
+        if (!(L->names[f] = malloc((L->n_names[f] + 1) * sizeof **L->names)))
+            return free(last), pdk_dist_nomem(L->err, "names");
+        L->n_names[f] = 0, last[f] = SIZE_MAX;
+    }
     for (size_t k = 0; k < ix->n_keys; k++)
-        for (size_t i = 0; i < ix->keys[k].n_pieces; i++)
-            if (ix->keys[k].pieces[i].file == file) {
-                (*names)[(*n)++] = ix->keys[k].key;
-                break;
-            }
-    qsort(*names, *n, sizeof **names, cmp_str);
+        for (size_t i = 0; i < ix->keys[k].n_pieces; i++) {
+            size_t f = ix->keys[k].pieces[i].file_ix;
+            if (last[f] != k) last[f] = k, L->names[f][L->n_names[f]++] = ix->keys[k].key;
+        }
+    for (size_t f = 0; f < ix->n_files; f++)
+        qsort(L->names[f], L->n_names[f], sizeof **L->names, cmp_str);
+    free(last);
+    (void)total;
     return PDCKPT_OK;
 }
 
-static pdckpt_status open_data(loader *L, const char *file, const pdckpt_value **tree) {
-    size_t f = 0;
-    while (f < L->ix->n_files && L->ix->files[f] != file) f++;
+/* A data file of many small pieces unpickles, like the metadata, to many times its size: the
+ * loader's default budget (4x + 64 MiB) refuses one rank's 64,000 tiny pieces.  Unless the caller
+ * set one, the budget scales with the file as the metadata's does. */
+static uint64_t data_budget(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size <= 0) return 0;
+    return (uint64_t)sb.st_size * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
+}
+
+static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     if (L->trees[f]) {
         *tree = L->trees[f];
         return PDCKPT_OK;
     }
-    char path[4200];
+    const char *file = L->ix->files[f];
+    char        path[4200];
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
-    const char  **names = NULL;
-    pdckpt_status st = PDCKPT_OK;
-    if (lo.format == PDCKPT_FORMAT_COMBINED)
-        st = names_in(L->ix, file, &names, &lo.n_names, L->err);
-    lo.names = names;
-    if (st == PDCKPT_OK) st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
-    free(names);
+    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
+    if (lo.format == PDCKPT_FORMAT_COMBINED) {
+        if (!L->names) PDK_DTRY(list_names(L));
+        lo.names = L->names[f];
+        lo.n_names = L->n_names[f];
+    }
+    pdckpt_status st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
     *tree = L->trees[f];
     return st;
 }
@@ -119,7 +144,7 @@ static pdckpt_status open_data(loader *L, const char *file, const pdckpt_value *
 static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_piece *p,
                                   const pdckpt_value **value, pdckpt_tensor_view *v) {
     const pdckpt_value *tree;
-    PDK_DTRY(open_data(L, p->file, &tree));
+    PDK_DTRY(open_data(L, p->file_ix, &tree));
     *value = pdckpt_dict_get(tree, km->key);
     if (!*value || !pdckpt_tensor_get(*value, v))
         return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, p->file,
@@ -178,12 +203,23 @@ static pdckpt_status request_box(loader *L, const pdckpt_mpi_request *q, const p
     return PDCKPT_OK;
 }
 
+/* The pieces that may overlap box b: from a binary search on the sorted dim-0 offsets until one
+ * starts past the box. */
+static size_t first_piece(const pdk_key_meta *km, const box *b) {
+    return b->n_dims > 0 ? pdk_meta_first_piece(km, b->off[0]) : 0;
+}
+
+static bool past_box(const pdk_key_meta *km, const box *b, const pdk_piece *p) {
+    return km->reach && p->offset[0] >= b->off[0] + b->shape[0];
+}
+
 /* With zero_copy, a box that is exactly one stored piece is returned in place. */
 static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b,
                                  pdckpt_value **out) {
     *out = NULL;
-    for (size_t i = 0; L->lo->zero_copy && i < km->n_pieces; i++) {
+    for (size_t i = first_piece(km, b); L->lo->zero_copy && i < km->n_pieces; i++) {
         const pdk_piece *p = &km->pieces[i];
+        if (past_box(km, b, p)) break;
         if (memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
             memcmp(p->shape, b->shape, (size_t)b->n_dims * sizeof *b->shape) != 0)
             continue;
@@ -201,8 +237,9 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
     int64_t covered = 0, off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
     int64_t src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
     size_t  elem = pdckpt_dtype_size(km->dtype);
-    for (size_t i = 0; i < km->n_pieces; i++) {
+    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
         const pdk_piece *p = &km->pieces[i];
+        if (past_box(km, b, p)) break;
         if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
             continue;
         if (pdk_box_volume(b->n_dims, shape) == 0) continue;
@@ -257,8 +294,13 @@ static pdckpt_status load_all(loader *L, const pdckpt_mpi_request *reqs, size_t 
 
 static void loader_free(loader *L) {
     for (size_t f = 0; L->trees && f < L->ix->n_files; f++) pdckpt_value_free(L->trees[f]);
+    for (size_t f = 0; L->names && f < L->ix->n_files; f++) free(L->names[f]);
     free(L->trees);
+    free(L->names);
+    free(L->n_names);
     L->trees = NULL;
+    L->names = NULL;
+    L->n_names = NULL;
 }
 
 static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
@@ -273,24 +315,46 @@ static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
     return PDCKPT_OK;
 }
 
-/* The coordinator reads the metadata once and every rank gets its bytes. */
-static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi_options *o,
-                                  pdk_meta_index *ix, pdckpt_error *err) {
+/* The coordinator reads the metadata once and unpickles it unless a matching sidecar index is
+ * there; every other rank gets the index in its compact form (dist_meta_index.c), never the
+ * pickle. */
+static pdckpt_status coordinator_index(const char *dir, int64_t wanted, int64_t *id,
+                                       pdk_meta_index *ix, pdk_blob *compact, char *path,
+                                       size_t cap, pdckpt_error *err) {
     pdk_blob      bytes = {0};
-    int64_t       id = -1;
     pdckpt_value *meta = NULL;
-    char          path[4200] = "";
-    pdckpt_status st = d->rank == o->coordinator
-                           ? read_meta_bytes(dir, o->unique_id, &id, &bytes, err)
-                           : PDCKPT_OK;
-    st = pdk_dist_agree(d, st, err);
-    if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
-    if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &bytes, o->coordinator, err);
-    if (st == PDCKPT_OK) st = pdk_meta_path(dir, id, path, sizeof path, err);
+    pdckpt_status st = read_meta_bytes(dir, wanted, id, &bytes, err);
+    if (st == PDCKPT_OK) st = pdk_meta_path(dir, *id, path, cap, err);
+    if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, compact)) {
+        pdckpt_error scratch = PDCKPT_ERROR_INIT; /* a broken sidecar: unpickle instead */
+        if (pdk_meta_index_decode(compact->data, compact->len, path, ix, &scratch) == PDCKPT_OK)
+            return pdk_blob_free(&bytes), PDCKPT_OK;
+        pdk_blob_free(compact);
+    }
     if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, &meta, err);
+    pdk_blob_free(&bytes);
     if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, path, ix, err);
     pdckpt_value_free(meta);
-    pdk_blob_free(&bytes);
+    if (st == PDCKPT_OK) st = pdk_meta_index_encode(ix, compact, err);
+    return st;
+}
+
+static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi_options *o,
+                                  pdk_meta_index *ix, pdckpt_error *err) {
+    pdk_blob      compact = {0};
+    int64_t       id = -1;
+    char          path[4200] = "";
+    bool          coord = d->rank == o->coordinator;
+    pdckpt_status st =
+        coord ? coordinator_index(dir, o->unique_id, &id, ix, &compact, path, sizeof path, err)
+              : PDCKPT_OK;
+    st = pdk_dist_agree(d, st, err);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
+    if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &compact, o->coordinator, err);
+    if (st == PDCKPT_OK && !coord) st = pdk_meta_path(dir, id, path, sizeof path, err);
+    if (st == PDCKPT_OK && !coord)
+        st = pdk_meta_index_decode(compact.data, compact.len, path, ix, err);
+    pdk_blob_free(&compact);
     return st;
 }
 
@@ -318,7 +382,7 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
     }
     if (st == PDCKPT_OK) st = pdk_dist_agree(&d, shared_index(&d, dir, opts, &ix, err), err);
     if (st == PDCKPT_OK) {
-        loader L = {&ix, dir, &opts->load, NULL, err};
+        loader L = {&ix, dir, &opts->load, NULL, NULL, NULL, err};
         st = load_all(&L, requests, n_requests, &result);
         loader_free(&L);
         st = pdk_dist_agree(&d, st, err);

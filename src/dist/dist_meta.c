@@ -39,23 +39,24 @@ pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, 
 
 /* cls.__new__(cls) then BUILD(state): how pickle stores a dataclass.  `state` is transferred;
  * NULL when out of memory. */
-static pdckpt_value *dataclass(const char *name, pdckpt_value *state) {
-    pdckpt_value *args = state ? pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE) : NULL;
+static pdckpt_value *dataclass(const pdckpt_allocator *a, const char *name, pdckpt_value *state) {
+    pdckpt_value *args = state ? pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE) : NULL;
     if (!args) {
         pdckpt_value_free(state);
         return NULL;
     }
-    return pdckpt_value_new_object(NULL, PDCKPT_OBJECT_NEWOBJ, META_MODULE, name, args, state);
+    return pdckpt_value_new_object(a, PDCKPT_OBJECT_NEWOBJ, META_MODULE, name, args, state);
 }
 
-static pdckpt_value *tensor_metadata_to_paddle(const pdckpt_value *sdm) {
-    pdckpt_value *out = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+static pdckpt_value *tensor_metadata_to_paddle(const pdckpt_allocator *a, const pdckpt_value *sdm) {
+    pdckpt_value *out = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     for (size_t i = 0; out && i < pdckpt_value_len(sdm); i++) {
         const pdckpt_value *pieces = pdckpt_value_at(sdm, i);
-        pdckpt_value       *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+        pdckpt_value       *list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST);
         for (size_t j = 0; list && j < pdckpt_value_len(pieces); j++) {
             pdckpt_value *m = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(pieces, j));
-            if (pdckpt_value_append(list, dataclass("LocalTensorMetadata", m), NULL) != PDCKPT_OK)
+            if (pdckpt_value_append(list, dataclass(a, "LocalTensorMetadata", m), NULL) !=
+                PDCKPT_OK)
                 list = (pdckpt_value_free(list), NULL);
         }
         pdckpt_value *key = pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(sdm, i));
@@ -66,18 +67,18 @@ static pdckpt_value *tensor_metadata_to_paddle(const pdckpt_value *sdm) {
 }
 
 /* (index tuple, file) items -> {LocalTensorIndex(...): file}. */
-static pdckpt_value *storage_to_paddle(const pdckpt_value *storage) {
-    pdckpt_value *out = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+static pdckpt_value *storage_to_paddle(const pdckpt_allocator *a, const pdckpt_value *storage) {
+    pdckpt_value *out = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     for (size_t i = 0; out && i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
         const pdckpt_value *index = pdckpt_value_at(item, 0);
-        pdckpt_value       *fields = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+        pdckpt_value       *fields = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
         for (size_t f = 0; fields && f < N_INDEX_FIELDS; f++) {
             pdckpt_value *v = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(index, f));
             if (!v || pdckpt_dict_set(fields, index_fields[f], v, NULL) != PDCKPT_OK)
                 fields = (pdckpt_value_free(fields), NULL);
         }
-        pdckpt_value *key = dataclass("LocalTensorIndex", fields);
+        pdckpt_value *key = dataclass(a, "LocalTensorIndex", fields);
         pdckpt_value *file = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(item, 1));
         if (!key || pdckpt_dict_set_value(out, key, file, NULL) != PDCKPT_OK)
             out = (pdckpt_value_free(out), NULL);
@@ -85,11 +86,11 @@ static pdckpt_value *storage_to_paddle(const pdckpt_value *storage) {
     return out;
 }
 
-static pdckpt_value *metadata_to_paddle(const pdckpt_value *meta) {
-    pdckpt_value *state = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+static pdckpt_value *metadata_to_paddle(const pdckpt_allocator *a, const pdckpt_value *meta) {
+    pdckpt_value *state = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_value *parts[3] = {
-        tensor_metadata_to_paddle(pdckpt_dict_get(meta, "state_dict_metadata")),
-        storage_to_paddle(pdckpt_dict_get(meta, "storage_metadata")),
+        tensor_metadata_to_paddle(a, pdckpt_dict_get(meta, "state_dict_metadata")),
+        storage_to_paddle(a, pdckpt_dict_get(meta, "storage_metadata")),
         pdckpt_value_retain((pdckpt_value *)pdckpt_dict_get(meta, "flat_mapping"))};
     static const char *const names[3] = {"state_dict_metadata", "storage_metadata", "flat_mapping"};
     bool                     ok = state != NULL;
@@ -100,11 +101,12 @@ static pdckpt_value *metadata_to_paddle(const pdckpt_value *meta) {
         pdckpt_value_free(state);
         return NULL;
     }
-    return dataclass("Metadata", state);
+    return dataclass(a, "Metadata", state);
 }
 
-pdckpt_status pdk_meta_encode(const pdckpt_value *meta, pdk_blob *out, pdckpt_error *err) {
-    pdckpt_value *paddle = metadata_to_paddle(meta);
+pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
+                              pdckpt_error *err) {
+    pdckpt_value *paddle = metadata_to_paddle(a, meta);
     if (!paddle) return pdk_dist_nomem(err, "metadata");
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_PICKLE;
@@ -214,6 +216,10 @@ pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *sourc
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_PICKLE;
     lo.zero_copy = false;
+    /* Metadata is all small objects: it unpickles to ~30 times its size, beyond the loader's
+     * default budget (4x + 64 MiB) once a checkpoint has ~15,000 pieces.  The budget scales with
+     * the file instead; the file itself is bounded by PDK_META_MAX_BYTES. */
+    lo.max_alloc_bytes = (uint64_t)len * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
     pdckpt_value *paddle = NULL;
     pdckpt_status st = pdckpt_load_memory(data, len, &lo, &paddle, NULL, err);
     if (st != PDCKPT_OK) { /* the pickle reader names "<memory>": name the file instead */
@@ -264,27 +270,34 @@ pdckpt_format pdk_data_file_format(const char *name) {
     return PDCKPT_FORMAT_AUTO;
 }
 
-/* The id in "<rank>_<id><data ext>" or "<id>.metadata". */
-static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
-    size_t      n = strlen(name);
+bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out) {
     const char *dot = strchr(name, '.');
     const char *us = strchr(name, '_');
-    int64_t     id, rank;
-    if (!dot) return;
-    if (strcmp(dot, PDK_META_SUFFIX) == 0) {
-        if (!parse_uint(name, (size_t)(dot - name), &id)) return;
-        if (id > *newest) *newest = id;
-    } else if (us && us < dot && parse_uint(name, (size_t)(us - name), &rank) &&
-               parse_uint(us + 1, (size_t)(dot - us - 1), &id)) {
-        bool data = false;
-        for (size_t i = 0; i < sizeof data_exts / sizeof data_exts[0]; i++)
-            data |= strcmp(dot, data_exts[i].ext) == 0;
-        if (!data) return;
-    } else {
-        return;
+    memset(out, 0, sizeof *out);
+    if (!dot) return false;
+    if (strcmp(dot, PDK_META_SUFFIX) == 0 || strcmp(dot, PDK_SIDECAR_SUFFIX) == 0) {
+        out->is_meta = strcmp(dot, PDK_META_SUFFIX) == 0;
+        out->is_index = !out->is_meta;
+        out->number = -1;
+        return parse_uint(name, (size_t)(dot - name), &out->id);
     }
-    (void)n;
-    if (id > *largest) *largest = id;
+    if (!us || us > dot || !parse_uint(name, (size_t)(us - name), &out->number) ||
+        !parse_uint(us + 1, (size_t)(dot - us - 1), &out->id))
+        return false;
+    for (size_t i = 0; i < sizeof data_exts / sizeof data_exts[0]; i++)
+        if (strcmp(dot, data_exts[i].ext) == 0) {
+            out->is_dir = data_exts[i].format == PDCKPT_FORMAT_VARS_DIR;
+            return true;
+        }
+    return false;
+}
+
+/* The id in "<rank>_<id><data ext>" or "<id>.metadata". */
+static void scan_name(const char *name, int64_t *newest, int64_t *largest) {
+    pdk_ckpt_name n;
+    if (!pdk_parse_ckpt_name(name, &n)) return;
+    if (n.is_meta && n.id > *newest) *newest = n.id;
+    if (n.id > *largest) *largest = n.id;
 }
 
 pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,

@@ -17,10 +17,10 @@
 
 /* ---- building ---- */
 
-static pdckpt_value *int_tuple(int32_t n, const int64_t *v) {
-    pdckpt_value *t = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+static pdckpt_value *int_tuple(const pdckpt_allocator *a, int32_t n, const int64_t *v) {
+    pdckpt_value *t = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     for (int32_t i = 0; t && i < n; i++)
-        if (pdckpt_value_append(t, pdckpt_value_new_int(NULL, v[i]), NULL) != PDCKPT_OK) {
+        if (pdckpt_value_append(t, pdckpt_value_new_int(a, v[i]), NULL) != PDCKPT_OK) {
             pdckpt_value_free(t);
             return NULL;
         }
@@ -37,17 +37,18 @@ static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err)
     return pdckpt_value_append(c, v, err);
 }
 
-static pdckpt_status local_meta(const pdk_meta_piece *p, pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *m = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece *p,
+                                pdckpt_value *list, pdckpt_error *err) {
+    pdckpt_value *m = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     if (!m) return pdk_dist_nomem(err, "metadata");
-    pdckpt_status st = set(m, "global_offset", int_tuple(p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(p->n_dims, p->shape), err);
+    pdckpt_status st = set(m, "global_offset", int_tuple(a, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(a, p->n_dims, p->shape), err);
     if (st == PDCKPT_OK)
-        st = set(m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(p->dtype), SIZE_MAX),
-                 err);
-    if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(p->n_dims, p->global_shape), err);
-    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(NULL, false), err);
-    if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(NULL), err);
+        st =
+            set(m, "dtype", pdckpt_value_new_string(a, pdckpt_dtype_name(p->dtype), SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(a, p->n_dims, p->global_shape), err);
+    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(a, false), err);
+    if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(a), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(m);
         return st;
@@ -55,22 +56,23 @@ static pdckpt_status local_meta(const pdk_meta_piece *p, pdckpt_value *list, pdc
     return pdckpt_value_append(list, m, err);
 }
 
-static pdckpt_status storage_item(const pdk_meta_piece *p, pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *index = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
-    pdckpt_value *item = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piece *p,
+                                  pdckpt_value *list, pdckpt_error *err) {
+    pdckpt_value *index = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
+    pdckpt_value *item = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     if (!index || !item) {
         pdckpt_value_free(index);
         pdckpt_value_free(item);
         return pdk_dist_nomem(err, "metadata");
     }
-    pdckpt_status st = append(index, pdckpt_value_new_string(NULL, p->key, SIZE_MAX), err);
-    if (st == PDCKPT_OK) st = append(index, int_tuple(p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(NULL, false), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(NULL), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(NULL), err);
-    if (st == PDCKPT_OK) st = append(index, int_tuple(p->n_dims, p->shape), err);
+    pdckpt_status st = append(index, pdckpt_value_new_string(a, p->key, SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, false), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->shape), err);
     st = st == PDCKPT_OK ? pdckpt_value_append(item, index, err) : (pdckpt_value_free(index), st);
-    if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(NULL, p->file, SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(a, p->file, SIZE_MAX), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(item);
         return st;
@@ -78,29 +80,29 @@ static pdckpt_status storage_item(const pdk_meta_piece *p, pdckpt_value *list, p
     return pdckpt_value_append(list, item, err);
 }
 
-static pdckpt_status add_piece(pdckpt_value *sdm, pdckpt_value *storage, pdckpt_value *mapping,
-                               const pdk_meta_piece *p, pdckpt_error *err) {
+static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdckpt_value *storage,
+                               pdckpt_value *mapping, const pdk_meta_piece *p, pdckpt_error *err) {
     pdckpt_value *list = pdckpt_dict_get_mut(sdm, p->key);
     if (!list) {
-        PDK_DTRY(set(sdm, p->key, list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST), err));
-        pdckpt_value *path = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+        PDK_DTRY(set(sdm, p->key, list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST), err));
+        pdckpt_value *path = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
         PDK_DTRY(set(mapping, p->key, path, err));
-        PDK_DTRY(append(path, pdckpt_value_new_string(NULL, p->key, SIZE_MAX), err));
+        PDK_DTRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
     }
-    PDK_DTRY(local_meta(p, list, err));
-    return storage_item(p, storage, err);
+    PDK_DTRY(local_meta(a, p, list, err));
+    return storage_item(a, p, storage, err);
 }
 
-pdckpt_status pdk_meta_tree_new(const pdk_meta_piece *pieces, size_t n, pdckpt_value **out,
-                                pdckpt_error *err) {
-    pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *sdm = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_value *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
-    pdckpt_value *mapping = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
+                                pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_value *root = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
+    pdckpt_value *sdm = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
+    pdckpt_value *storage = pdckpt_value_new_container(a, PDCKPT_KIND_LIST);
+    pdckpt_value *mapping = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_status st =
         root && sdm && storage && mapping ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
-        st = add_piece(sdm, storage, mapping, &pieces[i], err);
+        st = add_piece(a, sdm, storage, mapping, &pieces[i], err);
     if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
     if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
     if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
@@ -124,6 +126,8 @@ typedef struct reader {
     pdk_piece     **table; /* (key, offset) -> piece, open addressing */
     const char    **table_keys;
     size_t          n_slots;
+    size_t         *file_slots; /* file name -> index + 1, open addressing */
+    size_t          n_file_slots;
 } reader;
 
 static pdckpt_status bad(reader *r, const char *what) {
@@ -204,24 +208,6 @@ static pdckpt_status get_key(reader *r, const pdckpt_value *key, const pdckpt_va
     return PDCKPT_OK;
 }
 
-/* ---- key -> its metadata ---- */
-
-static size_t key_slot(const pdk_meta_index *ix, const char *key) {
-    size_t mask = ix->n_slots - 1;
-    for (size_t i = (size_t)pdk_hash_bytes(0, key, strlen(key)) & mask;; i = (i + 1) & mask)
-        if (!ix->slots[i] || strcmp(ix->keys[ix->slots[i] - 1].key, key) == 0) return i;
-}
-
-static pdckpt_status build_key_table(reader *r) {
-    pdk_meta_index *ix = r->ix;
-    ix->n_slots = 16;
-    while (ix->n_slots < ix->n_keys * 2) ix->n_slots *= 2;
-    if (!(ix->slots = calloc(ix->n_slots, sizeof *ix->slots)))
-        return pdk_dist_nomem(r->err, "metadata index");
-    for (size_t k = 0; k < ix->n_keys; k++) ix->slots[key_slot(ix, ix->keys[k].key)] = k + 1;
-    return PDCKPT_OK;
-}
-
 /* ---- (key, offset) -> piece ---- */
 
 static uint64_t piece_hash(const char *key, int32_t n, const int64_t *off) {
@@ -261,22 +247,24 @@ static pdckpt_status build_table(reader *r) {
     return PDCKPT_OK;
 }
 
-static pdckpt_status intern_file(reader *r, const char *name, const char **out) {
+static pdckpt_status intern_file(reader *r, const char *name, pdk_piece *p) {
     pdk_meta_index *ix = r->ix;
-    size_t          n = strlen(name);
+    size_t          n = strlen(name), mask = r->n_file_slots - 1, i;
     if (n == 0 || n > 255 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return bad(r, "plain file names inside the checkpoint directory");
-    for (size_t i = 0; i < ix->n_files; i++)
-        if (strcmp(ix->files[i], name) == 0) {
-            *out = ix->files[i];
-            return PDCKPT_OK;
-        }
-    char **grown = realloc(ix->files, (ix->n_files + 1) * sizeof *grown);
-    if (!grown) return pdk_dist_nomem(r->err, "metadata");
-    ix->files = grown;
-    if (!(ix->files[ix->n_files] = pdk_dist_strdup(name)))
-        return pdk_dist_nomem(r->err, "metadata");
-    *out = ix->files[ix->n_files++];
+    for (i = (size_t)pdk_hash_bytes(0, name, n) & mask; r->file_slots[i]; i = (i + 1) & mask)
+        if (strcmp(ix->files[r->file_slots[i] - 1], name) == 0) break;
+    if (!r->file_slots[i]) {
+        if (ix->n_files * 2 >= r->n_file_slots) return bad(r, "fewer file names");
+        char **grown = realloc(ix->files, (ix->n_files + 1) * sizeof *grown);
+        if (!grown) return pdk_dist_nomem(r->err, "metadata");
+        ix->files = grown;
+        if (!(ix->files[ix->n_files] = pdk_dist_strdup(name)))
+            return pdk_dist_nomem(r->err, "metadata");
+        r->file_slots[i] = ++ix->n_files;
+    }
+    p->file_ix = r->file_slots[i] - 1;
+    p->file = ix->files[p->file_ix];
     return PDCKPT_OK;
 }
 
@@ -300,13 +288,17 @@ static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index,
                              "metadata: storage_metadata names a piece of '%s' that "
                              "state_dict_metadata does not have",
                              key);
-    return intern_file(r, name, &r->table[s]->file);
+    return intern_file(r, name, r->table[s]);
 }
 
 static pdckpt_status get_storage(reader *r, const pdckpt_value *storage) {
     pdckpt_kind k = pdckpt_value_kind(storage);
     bool        dict = k == PDCKPT_KIND_DICT;
     if (!dict && k != PDCKPT_KIND_LIST) return bad(r, "storage_metadata as a dict or a list");
+    r->n_file_slots = 16;
+    while (r->n_file_slots < pdckpt_value_len(storage) * 2) r->n_file_slots *= 2;
+    if (!(r->file_slots = calloc(r->n_file_slots, sizeof *r->file_slots)))
+        return pdk_dist_nomem(r->err, "metadata index");
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
         if (!dict &&
@@ -334,7 +326,7 @@ static pdckpt_status check_files(reader *r) {
 pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                    pdk_meta_index *out, pdckpt_error *err) {
     memset(out, 0, sizeof *out);
-    reader              r = {source, err, out, NULL, NULL, 0};
+    reader              r = {source, err, out, NULL, NULL, 0, NULL, 0};
     const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
     pdckpt_status       st = pdckpt_value_kind(sdm) == PDCKPT_KIND_DICT && storage
@@ -348,12 +340,14 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
         out->n_keys++;
         st = get_key(&r, pdckpt_dict_key_at(sdm, i), pdckpt_value_at(sdm, i), &out->keys[i]);
     }
-    if (st == PDCKPT_OK) st = build_key_table(&r);
+    if (st == PDCKPT_OK) st = pdk_meta_index_keys(out, source, err);
     if (st == PDCKPT_OK) st = build_table(&r);
     if (st == PDCKPT_OK) st = get_storage(&r, storage);
     if (st == PDCKPT_OK) st = check_files(&r);
+    if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, err);
     free(r.table);
     free(r.table_keys);
+    free(r.file_slots);
     if (st != PDCKPT_OK) pdk_meta_index_free(out);
     return st;
 }
@@ -362,6 +356,7 @@ void pdk_meta_index_free(pdk_meta_index *ix) {
     for (size_t k = 0; k < ix->n_keys; k++) {
         for (size_t i = 0; i < ix->keys[k].n_pieces; i++) free(ix->keys[k].pieces[i].offset);
         free(ix->keys[k].pieces);
+        free(ix->keys[k].reach);
         free(ix->keys[k].global_shape);
         free(ix->keys[k].key);
     }
@@ -370,10 +365,4 @@ void pdk_meta_index_free(pdk_meta_index *ix) {
     for (size_t i = 0; i < ix->n_files; i++) free(ix->files[i]);
     free(ix->files);
     memset(ix, 0, sizeof *ix);
-}
-
-const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key) {
-    if (!ix->slots) return NULL;
-    size_t s = ix->slots[key_slot(ix, key)];
-    return s ? &ix->keys[s - 1] : NULL;
 }

@@ -137,7 +137,7 @@ static pdckpt_status run_round(pdk_dist *d, const pdk_xfer_item *items, const pi
     *at = i;
     char what[96];
     snprintf(what, sizeof what, "transfer round %llu", (unsigned long long)pieces[i - 1].round);
-    pdckpt_status waited = pdk_dist_wait(d, n_reqs, reqs, what, err);
+    pdckpt_status waited = pdk_dist_wait_data(d, n_reqs, reqs, what, err);
     return st != PDCKPT_OK ? st : waited;
 }
 

@@ -249,3 +249,46 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
     *len = (size_t)st.st_size;
     return PDCKPT_OK;
 }
+
+/* ---- arena ---- */
+
+#define ARENA_CHUNK ((size_t)4 << 20)
+
+struct pdk_arena_chunk {
+    struct pdk_arena_chunk *next;
+    size_t                  used, cap;
+    max_align_t             data[]; /* cap bytes */
+};
+
+static void *arena_alloc(void *ctx, size_t size, size_t alignment) {
+    pdk_arena              *ar = ctx;
+    struct pdk_arena_chunk *c = ar->chunks;
+    if (alignment < sizeof(max_align_t)) alignment = sizeof(max_align_t);
+    size_t at = c ? (c->used + alignment - 1) & ~(alignment - 1) : 0;
+    if (!c || at > c->cap || size > c->cap - at) {
+        size_t cap = size + alignment > ARENA_CHUNK ? size + alignment : ARENA_CHUNK;
+        if (!(c = malloc(sizeof *c + cap))) return NULL;
+        c->next = ar->chunks, c->used = 0, c->cap = cap;
+        ar->chunks = c;
+        at = 0;
+    }
+    c->used = at + size;
+    return (uint8_t *)c->data + at;
+}
+
+static void arena_free(void *ctx, void *ptr, size_t size) {
+    (void)ctx, (void)ptr, (void)size;
+}
+
+void pdk_arena_init(pdk_arena *ar) {
+    ar->chunks = NULL;
+    ar->allocator = (pdckpt_allocator){arena_alloc, arena_free, ar};
+}
+
+void pdk_arena_release(pdk_arena *ar) {
+    while (ar->chunks) {
+        struct pdk_arena_chunk *next = ar->chunks->next;
+        free(ar->chunks);
+        ar->chunks = next;
+    }
+}

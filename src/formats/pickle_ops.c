@@ -482,10 +482,13 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     return st;
 }
 
-/* Object keys hash by class and args only (instances differing in state collide), so a dict
- * may hold a bounded number of them; strings, numbers, tuples and big ints hash fully. */
+/* Object keys the dict index hashes only in part (state too deep or too wide) could be made to
+ * collide, so a dict may hold a bounded number of them; strings, numbers, tuples, big ints and
+ * small dataclass-like objects (Paddle's LocalTensorIndex) hash fully. */
 static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
-    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_OBJECT ? pk_info_of(vm, dict) : NULL;
+    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_OBJECT && !pdk_key_hash_complete(key)
+                        ? pk_info_of(vm, dict)
+                        : NULL;
     if (!info || ++info->other_keys <= PK_MAX_OTHER_KEYS) return PDCKPT_OK;
     return pk_fail(vm, PDCKPT_ERR_LIMIT,
                    "expected at most %u object keys in one dict, found "

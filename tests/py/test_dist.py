@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ import pytest
 
 import pdckpt
 
-from conftest import BUILD, PDCKPT_BIN, run_cli
+from conftest import BUILD, PDCKPT_BIN, ls_json, run_cli
 import refread
 
 MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
@@ -450,3 +451,118 @@ def test_kill_9_during_collective_write(tmp_path):
     assert [f for f in os.listdir(tmp_path) if ".pdckpt-" in f] == []
     names = names_file(tmp_path / "names.txt", {f.name: None for f in src.iterdir()})
     run_cli("diff", "--names", f"@{names}", out, src, check=0)
+
+
+RESAVE_TRIALS = int(os.environ.get("PDCKPT_RESAVE_CRASH_TRIALS", "20"))
+DATA_FILE = re.compile(r"^\d+_\d+\.distcp$")
+
+
+def _holds(ck, ident, sources, tmp_path, tag):
+    """Which source checkpoint `ident` of `ck` holds, bit for bit (merged on one rank)."""
+    back = tmp_path / f"back-{tag}"
+    mpirun(1, "dist", "merge", ck, back, "--to", "vars-dir", "--id", ident)
+    same = [name for name, src in sources.items()
+            if run_cli("diff", back, src).returncode == 0]
+    assert len(same) == 1, (tag, same)
+    return same[0]
+
+
+def _assert_clean(ck):
+    """Only what the committed metadata names (and the metadata) is left: no uncommitted file."""
+    ids = [f.split(".")[0] for f in os.listdir(ck) if f.endswith(".metadata")]
+    named = {f["name"] for i in ids for f in ls_json(ck, "--id", i)["files"]}
+    data = {f for f in os.listdir(ck) if DATA_FILE.match(f) and not (ck / f).is_symlink()}
+    assert data == named, (data, named)
+    assert [f for f in os.listdir(ck) if ".pdckpt-" in f] == []
+
+
+def test_sigkill_resave_of_an_explicit_id(tmp_path):
+    """Issue 20: `dist shard --id 5` over a directory whose checkpoint 5 is complete, killed -9
+    at a random moment of its run, RESAVE_TRIALS times (A and B alternately).  Checkpoint 5
+    always loads, whole: the previous save or the killed one if it got to its metadata — the old
+    metadata is never removed before the new one replaces it.  Every fifth trial a save that
+    runs to the end must leave only the files its metadata names (the killed saves' leftovers are
+    swept).  scripts run 100 trials with PDCKPT_RESAVE_CRASH_TRIALS=100."""
+    sources = {"A": tmp_path / "A", "B": tmp_path / "B"}
+    _big_input(sources["A"], 31, rows=256)
+    _big_input(sources["B"], 32, rows=256)
+    ck = tmp_path / "ck"
+    shard = ["-n", "2", PDCKPT_BIN, "dist", "shard", None, ck, "--ranks-layout", "row", "--id", "5"]
+    t0 = time.monotonic()
+    mpirun(2, *shard[3:5], sources["A"], *shard[6:])
+    full = time.monotonic() - t0
+    holds = "A"
+    rng = random.Random(int(os.environ.get("PDCKPT_CRASH_SEED", "11")))
+    outcomes = {"old": 0, "new": 0}
+    for trial in range(RESAVE_TRIALS):
+        which = "AB"[(trial + 1) % 2]
+        shard[5] = sources[which]
+        _kill_job_after(shard, rng.uniform(0, full * 1.2))
+        assert ls_json(ck)["id"] == 5
+        now = _holds(ck, 5, sources, tmp_path, trial)
+        assert now in (holds, which), (trial, holds, which, now)
+        outcomes["old" if now == holds and now != which else "new"] += 1
+        holds = now
+        if trial % 5 == 4:  # a save that finishes sweeps every leftover of the killed ones
+            mpirun(2, *shard[3:5], sources[holds], *shard[6:])
+            _assert_clean(ck)
+    mpirun(2, *shard[3:5], sources["B"], *shard[6:])
+    _assert_clean(ck)
+    assert _holds(ck, 5, sources, tmp_path, "end") == "B"
+    print(f"re-saved id 5: {RESAVE_TRIALS} kills: {outcomes}")
+
+
+def test_dist_gc_and_keep(tmp_path, state):
+    src, contents = state
+    ck = tmp_path / "ck"
+    for _ in range(3):
+        mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "row")
+    # Leftovers of a killed save (id 9, no metadata), a temporary, and things that are not ours.
+    (ck / "0_9.distcp").write_bytes(b"partial")
+    (ck / ".0_9.distcp.pdckpt-tmp-1234").write_bytes(b"partial")
+    outside = tmp_path / "precious.bin"
+    outside.write_bytes(b"keep me")
+    os.symlink(outside, ck / "1_9.distcp")
+    (ck / "notes.txt").write_text("mine")
+    out = run_cli("dist", "gc", ck, "--keep", "2", check=0).stdout
+    assert "removed 1 old checkpoints" in out
+    left = sorted(os.listdir(ck))
+    assert "0.metadata" not in left and "1.metadata" in left and "2.metadata" in left
+    assert "0.pdkidx" not in left and "1.pdkidx" in left  # the index sidecar goes with it
+    assert "0_9.distcp" not in left and not any(".pdckpt-" in f for f in left)
+    assert "1_9.distcp" in left and outside.read_bytes() == b"keep me"  # a symlink: not ours
+    assert "notes.txt" in left
+    assert not any(f.endswith("_0.distcp") for f in left)  # checkpoint 0's files went too
+    mpirun(1, "dist", "merge", ck, tmp_path / "back", "--to", "vars-dir", "--id", "1")
+    run_cli("diff", tmp_path / "back", src, check=0)
+    # A save with --keep 1 leaves the newest only.
+    mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "col", "--keep", "1")
+    assert sorted(f for f in os.listdir(ck) if f.endswith((".metadata", ".pdkidx"))) == [
+        "3.metadata", "3.pdkidx"]
+    _assert_clean(ck)
+    # Re-saving an older id with --keep 1 keeps what was just saved (not only the largest id).
+    mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "row", "--id", "1", "--keep", "1")
+    assert sorted(f for f in os.listdir(ck) if f.endswith(".metadata")) == [
+        "1.metadata", "3.metadata"]
+    _assert_clean(ck)
+    run_cli("dist", "gc", ck, "--keep", "0", check=2)
+
+
+def test_index_sidecar_is_only_a_shortcut(tmp_path, state):
+    """The "<id>.pdkidx" sidecar a save writes lets a load skip unpickling the metadata; a missing,
+    stale (another metadata's) or corrupt one is ignored and the metadata is read instead."""
+    src, contents = state
+    ck = tmp_path / "ck"
+    mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "block")
+    side = (ck / "0.pdkidx").read_bytes()
+    assert side[:8] == b"PDKIDX1\0"
+    variants = {"missing": None, "garbage": b"\0" * 100,
+                "right header, bad body": side[:24] + bytes(range(256)) * 4,
+                "stale": b"PDKIDX1\0" + (1).to_bytes(8, "little") + side[16:]}
+    for name, data in variants.items():
+        (ck / "0.pdkidx").unlink(missing_ok=True)
+        if data is not None:
+            (ck / "0.pdkidx").write_bytes(data)
+        back = tmp_path / f"back-{name.replace(' ', '_').replace(',', '')}"
+        mpirun(3, "dist", "merge", ck, back, "--to", "vars-dir")
+        run_cli("diff", back, src, check=0)
