@@ -96,16 +96,7 @@ extern const cli_command *const cli_commands[];
 extern const size_t             cli_n_commands;
 const cli_command              *cli_find_command(const char *name); /* NULL when unknown */
 void                            cli_print_top_help(FILE *out);
-/* Prints "pdckpt: <message>", a usage hint, and returns CLI_USAGE. */
-int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* An argument no option parser took: an unknown option ("-x"; "-" alone is a path), or the
- * value of the first empty slot among `slots[0..n)`, or one argument too many. */
-int cli_positional(const char *arg, const char **const *slots, size_t n, const char *usage);
-/* Parses --format/--from/--names/--program/--allow-global/--reinterpret; returns 1 when argv[*i]
- * was one of them
- * (consumed), 0 when not, -1 on a usage error (already printed). */
-int  cli_parse_load_option(int argc, char **argv, int *i, cli_load_args *args, const char *usage);
-void cli_load_args_free(cli_load_args *args);
+void                            cli_load_args_free(cli_load_args *args);
 /* The load options for `args` (format, names, program, allowed globals). */
 pdckpt_load_options cli_load_options(const cli_load_args *args);
 /* Loads `path` with the args; on failure prints the error. */

@@ -30,8 +30,8 @@ bool cli_is_sharded_dir(const char *path) {
 
 bool cli_ls_wants_mpi(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--format") == 0 || strcmp(argv[i], "--names") == 0 ||
-            strcmp(argv[i], "--from") == 0)
+        if (strncmp(argv[i], "--format", 8) == 0 || strncmp(argv[i], "--names", 7) == 0 ||
+            strncmp(argv[i], "--from", 6) == 0)
             return false; /* an explicit format: the ordinary listing */
         if (argv[i][0] != '-' && cli_is_sharded_dir(argv[i])) return true;
     }

@@ -24,8 +24,29 @@ extern int cli_rank, cli_size;
 int cli_mpi_report(const pdckpt_error *err);
 /* True when every rank's rc is CLI_OK; otherwise all ranks get the largest rc. */
 int cli_mpi_agree(int rc);
-/* Parses --id N, --keep N, --timeout S and --no-fsync into `o`; 1 consumed, 0 not ours, -1 usage
- * error. */
-int cli_mpi_parse_common(int argc, char **argv, int *i, pdckpt_mpi_options *o, const char *usage);
+/* The options the distributed commands share: their codes, their table entries (to put in a
+ * command's own table) and their help lines. */
+enum {
+    CLI_OPT_MPI_ID = CLI_OPT_OWN + 0x80,
+    CLI_OPT_MPI_KEEP,
+    CLI_OPT_MPI_TIMEOUT,
+    CLI_OPT_MPI_NO_FSYNC,
+};
+#define CLI_MPI_OPTIONS                                                                            \
+    {"id", required_argument, NULL, CLI_OPT_MPI_ID},                                               \
+        {"keep", required_argument, NULL, CLI_OPT_MPI_KEEP},                                       \
+        {"timeout", required_argument, NULL, CLI_OPT_MPI_TIMEOUT}, {                               \
+        "no-fsync", no_argument, NULL, CLI_OPT_MPI_NO_FSYNC                                        \
+    }
+#define CLI_MPI_OPTIONS_HELP                                                                       \
+    "  --id N                 the checkpoint id (save: a new one by default; load: the newest)\n"  \
+    "  --keep N               after saving, keep only the newest N complete checkpoints\n"         \
+    "  --timeout S            give up waiting for other ranks after S seconds (default 600)\n"     \
+    "  --no-fsync             skip the fsyncs (faster; not crash-safe)\n"
+/* Takes one of those into `o`: CLI_OK, an exit code after printing why, or -1 when `code` is not
+ * one of them. */
+int cli_mpi_take_common(const cli_command *cmd, int code, const char *value, pdckpt_mpi_options *o);
+/* The distributed commands of pdckpt-mpi. */
+extern const cli_command cli_cmd_dist_shard, cli_cmd_dist_merge, cli_cmd_dist_gc, cli_cmd_dist_ls;
 
 #endif /* PDCKPT_CLI_MPI_H */

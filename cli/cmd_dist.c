@@ -156,15 +156,31 @@ static void flat_free(flat *f) {
 
 /* ---- shard ---- */
 
-static const char shard_usage[] =
-    "usage: pdckpt dist shard IN DIR --ranks-layout SPEC [--from F] [--names N]\n"
-    "                         [--data-format pickle|safetensors|combined|vars-dir] [--id N]\n"
-    "                         [--keep N] [--timeout S] [--skip-non-tensors] [--no-fsync]\n"
-    "  SPEC: comma list of PATTERN=LAYOUT (a bare LAYOUT applies to every key); LAYOUT is row,\n"
-    "        col, block, rep or a grid AxB... (pieces per dim); keys no rule matches: rep\n"
-    "  Data files default to pickles, <rank>_<id>.distcp, as Paddle's save_state_dict writes.\n"
-    "  --id N saves (again) as id N: the previous checkpoint N stays loadable until the new one\n"
-    "  is complete.  --keep N: once saved, only the newest N complete checkpoints stay.\n";
+enum { OPT_RANKS_LAYOUT = CLI_OPT_OWN, OPT_DATA_FORMAT, OPT_SKIP_NON_TENSORS, OPT_TO };
+static const cli_option shard_options[] = {
+    {"ranks-layout", required_argument, NULL, OPT_RANKS_LAYOUT},
+    {"data-format", required_argument, NULL, OPT_DATA_FORMAT},
+    {"skip-non-tensors", no_argument, NULL, OPT_SKIP_NON_TENSORS},
+    CLI_MPI_OPTIONS,
+    {0, 0, 0, 0},
+};
+
+const cli_command cli_cmd_dist_shard = {
+    "dist shard",
+    "split a checkpoint into a sharded one, each rank writing its part",
+    "IN DIR --ranks-layout SPEC",
+    "Under mpirun: every rank reads IN and saves its piece of every tensor into the sharded\n"
+    "checkpoint DIR (Paddle's save_state_dict layout: <rank>_<id>.distcp pickles and the\n"
+    "<id>.metadata written last).  --id N saves (again) as id N: the previous checkpoint N stays\n"
+    "loadable until the new one is complete.",
+    "  --ranks-layout SPEC    comma list of PATTERN=LAYOUT (a bare LAYOUT applies to every key);\n"
+    "                         LAYOUT is row, col, block, rep or a grid AxB... (pieces per dim);\n"
+    "                         keys no rule matches are replicated\n"
+    "  --data-format F        pickle (default, .distcp), safetensors, combined or vars-dir\n"
+    "  --skip-non-tensors     drop values a sharded checkpoint cannot hold\n" CLI_MPI_OPTIONS_HELP,
+    shard_options,
+    true,
+    cmd_dist_shard};
 
 typedef struct shard_args {
     const char        *in, *dir, *spec;
@@ -173,32 +189,23 @@ typedef struct shard_args {
     bool               skip_non_tensors;
 } shard_args;
 
+static int shard_option(void *ctx, int code, const char *value) {
+    shard_args *a = ctx;
+    int         rc = cli_mpi_take_common(&cli_cmd_dist_shard, code, value, &a->o);
+    if (rc != -1) return rc;
+    if (code == OPT_SKIP_NON_TENSORS) a->skip_non_tensors = true;
+    if (code == OPT_RANKS_LAYOUT) a->spec = value;
+    if (code == OPT_DATA_FORMAT)
+        return cli_format_value(&cli_cmd_dist_shard, "--data-format", value, true,
+                                &a->o.data_format);
+    return CLI_OK;
+}
+
 static int parse_shard(int argc, char **argv, shard_args *a) {
-    int rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_parse_load_option(argc, argv, &i, &a->load, shard_usage);
-        if (used == 0) used = cli_mpi_parse_common(argc, argv, &i, &a->o, shard_usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--skip-non-tensors") == 0)
-            a->skip_non_tensors = true;
-        else if ((strcmp(argv[i], "--ranks-layout") == 0 ||
-                  strcmp(argv[i], "--data-format") == 0) &&
-                 i + 1 >= argc)
-            rc = cli_usage_error(shard_usage, "%s needs a value", argv[i]);
-        else if (strcmp(argv[i], "--ranks-layout") == 0)
-            a->spec = argv[++i];
-        else if (strcmp(argv[i], "--data-format") == 0) {
-            bool known;
-            a->o.data_format = pdckpt_format_from_name(argv[++i], &known);
-            if (!known) rc = cli_usage_error(shard_usage, "unknown format '%s'", argv[i]);
-        } else
-            rc = cli_positional(argv[i], (const char **const[]){&a->in, &a->dir}, 2, shard_usage);
-    }
-    if (rc == CLI_OK && (!a->in || !a->dir || !a->spec))
-        rc = cli_usage_error(shard_usage, "dist shard needs IN, DIR and --ranks-layout");
+    const cli_operands operands = {(const char **const[]){&a->in, &a->dir}, 2, 2};
+    int rc = cli_parse(&cli_cmd_dist_shard, argc, argv, &a->load, shard_option, a, &operands);
+    if (rc == CLI_OK && !a->spec)
+        rc = cli_command_error(&cli_cmd_dist_shard, "dist shard needs --ranks-layout SPEC");
     return rc;
 }
 
@@ -258,8 +265,13 @@ int cmd_dist_shard(int argc, char **argv) {
     pdckpt_value *root = NULL;
     char         *prefix = calloc(1, 4096);
     int           rc = prefix ? parse_shard(argc, argv, &a) : CLI_BAD_INPUT;
+    if (rc == CLI_HELP_SHOWN) { /* printed without MPI: nothing to agree on */
+        cli_load_args_free(&a.load);
+        free(prefix);
+        return CLI_OK;
+    }
     if (rc == CLI_OK && parse_rules(a.spec, &rs) != 0)
-        rc = cli_usage_error(shard_usage, "cannot read the layout '%s'", a.spec);
+        rc = cli_command_error(&cli_cmd_dist_shard, "cannot read the layout '%s'", a.spec);
     if (rc == CLI_OK) rc = cli_load(a.in, &a.load, false, &root, NULL); /* read: a private copy */
     if (rc == CLI_OK && flatten(&f, root, prefix, 0, 0) != 0) rc = CLI_BAD_INPUT;
     if (rc == CLI_OK && f.skipped && !a.skip_non_tensors) {
@@ -281,34 +293,40 @@ int cmd_dist_shard(int argc, char **argv) {
 
 /* ---- merge ---- */
 
-static const char merge_usage[] =
-    "usage: pdckpt dist merge DIR OUT [--to F] [--id N] [--timeout S] [--no-fsync]\n";
+static const cli_option merge_options[] = {
+    {"to", required_argument, NULL, OPT_TO}, CLI_MPI_OPTIONS, {0, 0, 0, 0}};
+
+const cli_command cli_cmd_dist_merge = {
+    "dist merge",
+    "a sharded checkpoint as one file or directory, in any format",
+    "DIR OUT",
+    "Under mpirun: the ranks read disjoint runs of keys whole (resharding reads) and write OUT:\n"
+    "a combined file or a .pdparams collectively with MPI-IO, any other format gathered on\n"
+    "rank 0.",
+    "  --to F                 the output format (default: from OUT's name)\n" CLI_MPI_OPTIONS_HELP,
+    merge_options,
+    false,
+    cmd_dist_merge};
 
 typedef struct merge_args {
     const char        *dir, *out;
     pdckpt_mpi_options o;
 } merge_args;
 
+static int merge_option(void *ctx, int code, const char *value) {
+    merge_args *a = ctx;
+    int         rc = cli_mpi_take_common(&cli_cmd_dist_merge, code, value, &a->o);
+    if (rc != -1) return rc;
+    return cli_format_value(&cli_cmd_dist_merge, "--to", value, true, &a->o.save.format);
+}
+
 static int parse_merge(int argc, char **argv, merge_args *a) {
-    int rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_mpi_parse_common(argc, argv, &i, &a->o, merge_usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
-            bool known;
-            a->o.save.format = pdckpt_format_from_name(argv[++i], &known);
-            if (!known) rc = cli_usage_error(merge_usage, "unknown format '%s'", argv[i]);
-        } else
-            rc = cli_positional(argv[i], (const char **const[]){&a->dir, &a->out}, 2, merge_usage);
-    }
-    if (rc == CLI_OK && (!a->dir || !a->out))
-        rc = cli_usage_error(merge_usage, "dist merge needs DIR and OUT");
+    const cli_operands operands = {(const char **const[]){&a->dir, &a->out}, 2, 2};
+    int rc = cli_parse(&cli_cmd_dist_merge, argc, argv, NULL, merge_option, a, &operands);
     if (rc == CLI_OK && a->o.save.format == PDCKPT_FORMAT_AUTO &&
         (a->o.save.format = pdckpt_format_from_path(a->out)) == PDCKPT_FORMAT_AUTO)
-        rc = cli_usage_error(merge_usage, "cannot tell the format from '%s'; pass --to", a->out);
+        rc = cli_command_error(&cli_cmd_dist_merge, "cannot tell the format from '%s'; pass --to",
+                               a->out);
     return rc;
 }
 
@@ -367,7 +385,8 @@ int cmd_dist_merge(int argc, char **argv) {
     size_t              n = 0;
     pdckpt_error        err = PDCKPT_ERROR_INIT;
     int                 rc = parse_merge(argc, argv, &a);
-    int64_t             id = a.o.unique_id;
+    if (rc == CLI_HELP_SHOWN) return CLI_OK; /* printed without MPI */
+    int64_t id = a.o.unique_id;
     if (rc == CLI_OK && cli_rank == 0 && pdckpt_sharded_read_metadata(a.dir, id, &meta, &id, &err))
         rc = cli_report(&err);
     rc = cli_mpi_agree(rc);

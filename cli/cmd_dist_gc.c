@@ -9,29 +9,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char gc_usage[] = "usage: pdckpt dist gc DIR [--keep N]\n"
-                               "  removes leftovers of killed saves; --keep N: only the newest N\n"
-                               "  complete checkpoints stay (default: all)\n";
+static const cli_option gc_options[] = {{"keep", required_argument, NULL, CLI_OPT_MPI_KEEP},
+                                        {0, 0, 0, 0}};
+
+const cli_command cli_cmd_dist_gc = {
+    "dist gc",
+    "remove leftovers of killed saves and old checkpoints",
+    "DIR",
+    "Removes temporaries and data files no committed metadata names (killed or failed saves,\n"
+    "generations a re-save of an id replaced).  Needs no MPI; must not run while a job saves\n"
+    "into DIR.",
+    "  --keep N               keep only the newest N complete checkpoints (default: all)\n",
+    gc_options,
+    false,
+    cmd_dist_gc};
+
+static int gc_option(void *ctx, int code, const char *value) {
+    return cli_mpi_take_common(&cli_cmd_dist_gc, code, value, ctx);
+}
 
 int cmd_dist_gc(int argc, char **argv) {
-    const char *dir = NULL;
-    long        keep = 0;
-    int         rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        if (strcmp(argv[i], "--keep") == 0) {
-            char *end = NULL;
-            keep = i + 1 < argc ? strtol(argv[++i], &end, 10) : -1;
-            if (!end || *end || keep < 1 || keep > INT32_MAX)
-                rc = cli_usage_error(gc_usage, "--keep needs a count of at least 1");
-        } else {
-            rc = cli_positional(argv[i], (const char **const[]){&dir}, 1, gc_usage);
-        }
-    }
-    if (rc == CLI_OK && !dir) rc = cli_usage_error(gc_usage, "dist gc needs DIR");
-    if (rc != CLI_OK) return rc;
+    const char        *dir = NULL;
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    const cli_operands operands = {(const char **const[]){&dir}, 1, 1};
+    int                rc = cli_parse(&cli_cmd_dist_gc, argc, argv, NULL, gc_option, &o, &operands);
+    if (rc != CLI_OK) return rc == CLI_HELP_SHOWN ? CLI_OK : rc;
+    int32_t      keep = o.keep_last > 0 ? o.keep_last : 0;
     size_t       checkpoints = 0, files = 0;
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    if (pdckpt_sharded_gc(dir, (int32_t)keep, &checkpoints, &files, &err) != PDCKPT_OK)
+    if (pdckpt_sharded_gc(dir, keep, &checkpoints, &files, &err) != PDCKPT_OK)
         return cli_report(&err);
     printf("%s: removed %zu old checkpoints, %zu files\n", dir, checkpoints, files);
     return CLI_OK;

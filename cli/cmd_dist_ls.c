@@ -11,7 +11,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: pdckpt ls DIR [--json] [--id N]   (a sharded checkpoint)\n";
+enum { OPT_JSON = CLI_OPT_OWN };
+static const cli_option dist_ls_options[] = {{"json", no_argument, NULL, OPT_JSON},
+                                             {"id", required_argument, NULL, CLI_OPT_MPI_ID},
+                                             {0, 0, 0, 0}};
+
+const cli_command cli_cmd_dist_ls = {
+    "ls",
+    "list a sharded checkpoint",
+    "DIR",
+    "Lists a sharded checkpoint: its tensors (global shape, dtype), the pieces each data file\n"
+    "holds, and the files.  Reads only the metadata; needs no MPI.",
+    "  --json                 exactly one JSON object\n"
+    "  --id N                 the checkpoint id (default: the newest complete one)\n",
+    dist_ls_options,
+    false,
+    cmd_dist_ls};
+
+typedef struct dist_ls_args {
+    pdckpt_mpi_options o;
+    bool               json;
+} dist_ls_args;
+
+static int dist_ls_option(void *ctx, int code, const char *value) {
+    dist_ls_args *a = ctx;
+    if (code == OPT_JSON) return a->json = true, CLI_OK;
+    return cli_mpi_take_common(&cli_cmd_dist_ls, code, value, &a->o);
+}
 
 /* One storage item: (key, offset tuple, ..., local_shape tuple) -> file. */
 typedef struct item {
@@ -153,25 +179,16 @@ static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json
 }
 
 int cmd_dist_ls(int argc, char **argv) {
-    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
-    bool               json = false;
+    dist_ls_args       a = {.o = PDCKPT_MPI_OPTIONS_INIT, .json = false};
     const char        *dir = NULL;
-    int                rc = CLI_OK;
-    for (int i = 1; i < argc && rc == CLI_OK; i++) {
-        int used = cli_mpi_parse_common(argc, argv, &i, &o, usage);
-        if (used < 0)
-            rc = CLI_USAGE;
-        else if (used)
-            continue;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else
-            rc = cli_positional(argv[i], (const char **const[]){&dir}, 1, usage);
-    }
-    if (rc == CLI_OK && !dir) rc = cli_usage_error(usage, "ls needs a DIR");
-    pdckpt_value *meta = NULL;
-    pdckpt_error  err = PDCKPT_ERROR_INIT;
-    int64_t       id = -1;
+    const cli_operands operands = {(const char **const[]){&dir}, 1, 1};
+    int rc = cli_parse(&cli_cmd_dist_ls, argc, argv, NULL, dist_ls_option, &a, &operands);
+    if (rc == CLI_HELP_SHOWN) return CLI_OK;
+    pdckpt_mpi_options o = a.o;
+    bool               json = a.json;
+    pdckpt_value      *meta = NULL;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    int64_t            id = -1;
     if (rc == CLI_OK &&
         pdckpt_sharded_read_metadata(dir, o.unique_id, &meta, &id, &err) != PDCKPT_OK)
         rc = cli_report(&err);

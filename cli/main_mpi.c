@@ -12,16 +12,20 @@
 
 int cli_rank = 0, cli_size = 1;
 
-static const char usage[] =
-    "usage: pdckpt-mpi <command> [options]   (pdckpt dist ... runs this)\n"
-    "\n"
-    "commands (under mpirun):\n"
-    "  dist shard IN DIR --ranks-layout SPEC   split a checkpoint into a sharded one, each rank\n"
-    "                                          writing its part\n"
-    "  dist merge DIR OUT                      a sharded checkpoint as one file (any format)\n"
-    "commands (no mpirun needed):\n"
-    "  dist gc DIR [--keep N]                  remove leftovers of killed saves, old checkpoints\n"
-    "  ls DIR [--json] [--id N]                tensors, pieces and files of a sharded checkpoint\n";
+static const cli_command *const dist_commands[] = {&cli_cmd_dist_shard, &cli_cmd_dist_merge,
+                                                   &cli_cmd_dist_gc};
+
+static void print_dist_help(FILE *out) {
+    fputs("usage: pdckpt dist <command> [options]\n\n"
+          "Sharded checkpoints (Paddle's save_state_dict layout), written and read by MPI ranks.\n"
+          "\ncommands:\n",
+          out);
+    for (size_t i = 0; i < sizeof dist_commands / sizeof *dist_commands; i++)
+        fprintf(out, "  %-12s %s\n", dist_commands[i]->name + 5, dist_commands[i]->brief);
+    fputs("\n'pdckpt dist COMMAND --help' for its options; 'pdckpt ls DIR' lists a sharded "
+          "checkpoint.\n",
+          out);
+}
 
 int cli_mpi_report(const pdckpt_error *err) {
     if (cli_rank == 0) cli_report(err);
@@ -34,26 +38,29 @@ int cli_mpi_agree(int rc) {
     return all;
 }
 
-int cli_mpi_parse_common(int argc, char **argv, int *i, pdckpt_mpi_options *o, const char *use) {
-    const char *opt = argv[*i];
-    bool        id = strcmp(opt, "--id") == 0, timeout = strcmp(opt, "--timeout") == 0;
-    bool        keep = strcmp(opt, "--keep") == 0;
-    if (strcmp(opt, "--no-fsync") == 0) return o->save.durable = false, 1;
-    if (!id && !timeout && !keep) return 0;
-    if (*i + 1 >= argc) return cli_usage_error(use, "%s needs a value", opt), -1;
-    char       *end;
-    const char *value = argv[++*i];
-    long long   n = 0;
-    if (timeout)
+int cli_mpi_take_common(const cli_command *cmd, int code, const char *value,
+                        pdckpt_mpi_options *o) {
+    if (code == CLI_OPT_MPI_NO_FSYNC) return o->save.durable = false, CLI_OK;
+    if (code < CLI_OPT_MPI_ID || code > CLI_OPT_MPI_TIMEOUT) return -1;
+    char     *end;
+    long long n = 0;
+    if (code == CLI_OPT_MPI_TIMEOUT)
         o->timeout_s = strtod(value, &end);
     else
         n = strtoll(value, &end, 10);
-    if (id) o->unique_id = n;
-    if (keep) o->keep_last = n >= 1 && n <= INT32_MAX ? (int32_t)n : -1;
-    if (*end || end == value || (id && n < 0) || (timeout && o->timeout_s <= 0) ||
-        (keep && o->keep_last < 1))
-        return cli_usage_error(use, "invalid value '%s' for %s", value, opt), -1;
-    return 1;
+    if (code == CLI_OPT_MPI_ID) o->unique_id = n;
+    if (code == CLI_OPT_MPI_KEEP) o->keep_last = n >= 1 && n <= INT32_MAX ? (int32_t)n : -1;
+    if (*end || end == value || (code == CLI_OPT_MPI_ID && n < 0) ||
+        (code == CLI_OPT_MPI_TIMEOUT && o->timeout_s <= 0) ||
+        (code == CLI_OPT_MPI_KEEP && o->keep_last < 1))
+        return cli_command_error(cmd, "invalid value '%s' for --%s; expected %s", value,
+                                 code == CLI_OPT_MPI_ID     ? "id"
+                                 : code == CLI_OPT_MPI_KEEP ? "keep"
+                                                            : "timeout",
+                                 code == CLI_OPT_MPI_TIMEOUT ? "a number of seconds above 0"
+                                 : code == CLI_OPT_MPI_ID    ? "an id of 0 or more"
+                                                             : "a count of at least 1");
+    return CLI_OK;
 }
 
 /* Ranks other than 0 stay quiet: usage errors and agreed errors are the same everywhere and
@@ -78,18 +85,29 @@ static int run_mpi(int (*fn)(int, char **), int argc, char **argv) {
     return rc;
 }
 
+/* shard and merge run under mpirun; gc and ls need no MPI. */
+static int run_dist(const cli_command *cmd, int argc, char **argv) {
+    bool help = false;
+    for (int i = 1; i < argc; i++)
+        help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
+    if (help || cmd == &cli_cmd_dist_gc) return cmd->run(argc, argv);
+    return run_mpi(cmd->run, argc + 2, argv - 2);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        (strcmp(argv[1], "dist") == 0 &&
+         (argc < 3 || strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0))) {
+        print_dist_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     if (strcmp(argv[1], "ls") == 0) return cmd_dist_ls(argc - 1, argv + 1);
-    if (strcmp(argv[1], "dist") == 0 && argc >= 3) {
-        if (strcmp(argv[2], "shard") == 0) return run_mpi(cmd_dist_shard, argc, argv);
-        if (strcmp(argv[2], "merge") == 0) return run_mpi(cmd_dist_merge, argc, argv);
-        if (strcmp(argv[2], "gc") == 0) return cmd_dist_gc(argc - 2, argv + 2);
-    }
-    fprintf(stderr, "pdckpt: unknown command '%s%s%s'\n\n%s", argv[1], argc >= 3 ? " " : "",
-            argc >= 3 ? argv[2] : "", usage);
+    for (size_t i = 0;
+         strcmp(argv[1], "dist") == 0 && i < sizeof dist_commands / sizeof *dist_commands; i++)
+        if (strcmp(argv[2], dist_commands[i]->name + 5) == 0)
+            return run_dist(dist_commands[i], argc - 2, argv + 2);
+    fprintf(stderr, "pdckpt: unknown command '%s%s%s'\n\n", argv[1], argc >= 3 ? " " : "",
+            argc >= 3 ? argv[2] : "");
+    print_dist_help(stderr);
     return CLI_USAGE;
 }

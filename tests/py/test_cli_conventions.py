@@ -107,3 +107,16 @@ def test_man_page_renders_and_matches_the_help():
     assert "--skip-non-tensors" in page
     built = PDCKPT_BIN.parent / "pdckpt.1"  # the build's copy, installed to man1
     assert built.read_text() == roff
+
+
+@pytest.mark.parametrize("sub", ["shard", "merge", "gc"])
+def test_distributed_commands_follow_the_same_conventions(sub, tmp_path):
+    top = run_cli("dist", "--help", check=0).stdout
+    assert f"  {sub} " in top and run_cli("help", "dist", check=0).stdout == top
+    own = run_cli("dist", sub, "--help", check=0).stdout
+    assert own.startswith(f"usage: pdckpt dist {sub}") and "-h, --help" in own
+    err = run_cli("dist", sub, "--frobnicate", tmp_path, check=2).stderr
+    assert "unknown option '--frobnicate'" in err and f"Try 'pdckpt dist {sub} --help'" in err
+    if sub == "gc":
+        assert "expected a count of at least 1" in run_cli("dist", "gc", tmp_path, "--keep=0",
+                                                           check=2).stderr
