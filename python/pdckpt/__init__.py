@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from . import _errors, _native, _paddle_io
 from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
-                       paddle_result)
+                       paddle_result, paddle_spec)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
@@ -44,7 +44,7 @@ _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_b
                  "pickle_protocol", "allowed_globals", "reinterpret"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
                  "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
-                 "reinterpret"}
+                 "reinterpret", "threads"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 
 
@@ -90,6 +90,18 @@ def _reinterpret_pairs(spec: Any) -> tuple | None:
         frm, to = item
         pairs.append((str(getattr(frm, "name", frm)), str(getattr(to, "name", to))))
     return tuple(pairs)
+
+
+_PADDLE_FOUND: list = []
+
+
+def _paddle_available() -> bool:
+    """Paddle is imported, or can be (looked up once, without importing it)."""
+    if "paddle" in sys.modules:
+        return True
+    if not _PADDLE_FOUND:
+        _PADDLE_FOUND.append(importlib.util.find_spec("paddle") is not None)
+    return _PADDLE_FOUND[0]
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -267,11 +279,21 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
     return path, program
 
 
-def _open_tree(path: Any, cfg: dict) -> Any:
+def _threads(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _errors.make(ArgumentError, None, f"threads must be an int >= 0 (0: one per core), "
+                           f"not {value!r}")
+    return value
+
+
+def _open_tree(path: Any, cfg: dict, aligned: bool = False) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
                    mmap=bool(cfg.get("mmap", False)), verify=bool(cfg.get("verify", False)),
                    allowed_globals=_allowed_globals(cfg.get("allowed_globals")),
-                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")))
+                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")), aligned=aligned,
+                   threads=_threads(cfg.get("threads")))
     data = _memory_source(path)
     if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
         options["mmap"] = bool(cfg.get("mmap", True))
@@ -326,12 +348,27 @@ def load(path: Any, **configs: Any) -> Any:
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
     data = _memory_source(path)  # a file object: its next object only
-    tree = _open_tree(path if data is None else data, configs)
+    # The drop-in path: tensors aligned in the memory the load read (no second copy), handed to
+    # Paddle in the one conversion pass (static mode keeps Paddle's DenseTensor path below).
+    # Paddle is imported only once the file has loaded: a refused file imports nothing.
+    dropin = not return_numpy and _paddle_available()
+    tree = _open_tree(path if data is None else data, configs, aligned=dropin)
+    paddle = None
+    if dropin:
+        paddle = _paddle_module(import_it=True)
+        dropin = not _paddle_io.static_mode(paddle)
     fmt, info = tree.format, {}
     where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
+    keep = bool(configs.get("keep_name_table", False))
+    factory = (lambda d: make_array(d, exact))
     try:
-        obj = _guard_conversion(where, fmt, lambda: tree.convert(
-            None, lambda d: make_array(d, exact), info))
+        if dropin and fmt not in ("program", "pir-json", "selected-rows"):
+            obj = _guard_conversion(where, fmt, lambda: tree.convert(
+                None, factory, None, paddle_spec(paddle)))
+            if not keep and isinstance(obj, dict):
+                obj.pop(NAME_TABLE, None)
+            return obj
+        obj = _guard_conversion(where, fmt, lambda: tree.convert(None, factory, info))
     finally:
         tree.close()
     if fmt in ("program", "pir-json", "selected-rows"):
@@ -342,8 +379,8 @@ def load(path: Any, **configs: Any) -> Any:
             return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
         source = data if data is not None else _file_bytes(path)
         return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
-    paddle = None if return_numpy else _paddle_module(import_it=True)
-    keep = bool(configs.get("keep_name_table", False))
+    if not return_numpy and paddle is None:
+        paddle = _paddle_module(import_it=True)
     return _guard_conversion(
         where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
 

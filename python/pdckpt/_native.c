@@ -265,22 +265,27 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt
 }
 
 /* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
- *      allowed_globals=None, reinterpret=None) -> Tree */
+ *      allowed_globals=None, reinterpret=None, aligned=False, threads=0) -> Tree */
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "data",   "format",          "names",       "program",
-                             "mmap", "verify", "allowed_globals", "reinterpret", NULL};
+    static char *kwlist[] = {"path",        "data",    "format",  "names",
+                             "program",     "mmap",    "verify",  "allowed_globals",
+                             "reinterpret", "aligned", "threads", NULL};
     PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
              *fs = NULL, *prog_fs = NULL, *held = NULL, *allowed = Py_None, *held_allowed = NULL,
              *pairs = Py_None;
-    int          mmap = 1, verify = 0;
+    int          mmap = 1, verify = 0, aligned = 0;
+    unsigned int threads = 0;
     const char **allowed_ptrs = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppOO", kwlist, &path, &data, &fmt, &names,
-                                     &program, &mmap, &verify, &allowed, &pairs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppOOpI", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify, &allowed, &pairs, &aligned,
+                                     &threads))
         return NULL;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
     lo.verify = verify;
+    lo.require_aligned = aligned && !mmap; /* mapped data is never copied to align it */
+    lo.threads = threads;
     PyObject    *result = NULL;
     const char **name_ptrs = NULL;
     if (format_arg(fmt, &lo.format) < 0 || names_arg(names, &held, &name_ptrs, &lo.n_names) < 0 ||

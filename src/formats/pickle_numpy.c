@@ -157,7 +157,7 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtyp
         st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, rv.buffer, b, out, vm->err);
     } else if (is_raw) { /* a view into the input: zero-copy when the input allows it */
         bool misaligned = ((uintptr_t)b & (PDK_DATA_ALIGN - 1)) != 0;
-        if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned))
+        if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned && !vm->in->relayout))
             PDK_TRY(pk_charge(vm, rv.n_bytes));
         st = pdk_tensor_from_input(vm->in, vm->opts, dt.dtype, nd, dims, b, out, vm->err);
     } else {
