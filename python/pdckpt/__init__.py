@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from . import _errors, _native, _paddle_io
 from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
-                       paddle_result, paddle_spec)
+                       paddle_result, paddle_save_spec, paddle_spec)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
@@ -201,7 +201,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     if numpy_module not in _NUMPY_MODULES:
         raise _errors.make(ArgumentError, None,
                            f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
+    paddle = sys.modules.get("paddle")  # a paddle.Tensor to save means Paddle is imported
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
+                   paddle=None if paddle is None or _paddle_io.static_mode(paddle)
+                   else paddle_save_spec(paddle),
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
                    allowed_globals=_allowed_globals(configs.get("allowed_globals")),

@@ -193,13 +193,14 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
                              "allowed_globals",
                              "reinterpret",
                              "dropped",
+                             "paddle",
                              NULL};
     PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None,
-                   *pairs = Py_None, *dropped = Py_None;
+                   *pairs = Py_None, *dropped = Py_None, *paddle = Py_None;
     int durable = 1, protocol = 4, numpy_module = 0, skip = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOO", kwlist, &obj, &path, &write, &fmt,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOO", kwlist, &obj, &path, &write, &fmt,
                                      &durable, &protocol, &numpy_module, &skip, &allowed, &pairs,
-                                     &dropped))
+                                     &dropped, &paddle))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     PyObject           *held = NULL;
@@ -221,7 +222,11 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     }
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
-    pdckpt_value *root = pyn_to_tree(obj, &pins);
+    /* paddle: (paddle.Tensor, {paddle dtype: name}) lets plain CPU tensors skip the leaf hook */
+    pdckpt_value *root = paddle == Py_None || PyArg_ParseTuple(paddle, "OO!", &pins.paddle_type,
+                                                               &PyDict_Type, &pins.paddle_dtypes)
+                             ? pyn_to_tree(obj, &pins)
+                             : NULL;
     PyObject *result = root && retype(pairs, root) == 0 ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);

@@ -35,9 +35,11 @@ PyObject *pyn_raise_status(pdckpt_status status, const char *message);
 typedef struct pyn_pins {
     Py_buffer *views;
     size_t     n_views, cap_views;
-    PyObject  *keep;   /* list */
-    PyObject  *memo;   /* dict id -> capsule-less int(pointer) */
-    PyObject  *active; /* set of ids on the current path (cycle check) */
+    PyObject  *keep;          /* list */
+    PyObject  *memo;          /* dict id -> capsule-less int(pointer) */
+    PyObject  *active;        /* set of ids on the current path (cycle check) */
+    PyObject  *paddle_type;   /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
+    PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype name (borrowed) */
 } pyn_pins;
 
 int  pyn_pins_init(pyn_pins *pins);
@@ -85,6 +87,8 @@ pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root);
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out);
 /* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */
 PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
+/* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook. */
+pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
 /* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
 void pyn_versioned_capsule_free(PyObject *capsule);
 

@@ -149,3 +149,74 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
     out->plain--;
     return dict;
 }
+
+/* ---- saving: a paddle.Tensor's own memory, asked for in C ---- */
+
+static PyObject *call0(PyObject *obj, const char *method) {
+    PyObject *name = PyUnicode_InternFromString(method);
+    PyObject *r = name ? PyObject_CallMethodNoArgs(obj, name) : NULL;
+    Py_XDECREF(name);
+    return r;
+}
+
+/* True when `method()` of obj answers True (-1: an error). */
+static int asks_true(PyObject *obj, const char *method) {
+    PyObject *r = call0(obj, method);
+    int       yes = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    return yes;
+}
+
+/* 1: a dense, initialised, contiguous CPU tensor whose dtype pdckpt has; 0: ask the facade. */
+static int plain_cpu_tensor(PyObject *obj, PyObject *dtypes, pdckpt_dtype *dtype) {
+    int ok = asks_true(obj, "_is_initialized");
+    if (ok != 1) return ok;
+    PyObject *place = PyObject_GetAttrString(obj, "place");
+    ok = place ? asks_true(place, "is_cpu_place") : -1;
+    Py_XDECREF(place);
+    if (ok != 1 || (ok = asks_true(obj, "is_contiguous")) != 1) return ok;
+    PyObject *dt = PyObject_GetAttrString(obj, "dtype");
+    PyObject *name = dt ? PyDict_GetItemWithError(dtypes, dt) : NULL;
+    Py_XDECREF(dt);
+    if (!name) return PyErr_Occurred() ? -1 : 0;
+    const char *s = PyUnicode_AsUTF8(name);
+    if (!s) return -1;
+    *dtype = pdckpt_dtype_from_name(s);
+    return *dtype != PDCKPT_DTYPE_INVALID;
+}
+
+/* A tensor value borrowing the memory of paddle.Tensor `obj` (kept alive by the caller's pins),
+ * named as it is; NULL with *handled false when the facade's hook must judge it. */
+pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled) {
+    pdckpt_dtype dtype;
+    int          ok = plain_cpu_tensor(obj, dtypes, &dtype);
+    *handled = ok != 0;
+    if (ok != 1) return NULL;
+    int64_t   dims[PDCKPT_MAX_DIMS];
+    PyObject *shape = PyObject_GetAttrString(obj, "shape");
+    PyObject *seq = shape ? PySequence_Fast(shape, "paddle shape") : NULL;
+    Py_XDECREF(shape);
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n && i < PDCKPT_MAX_DIMS; i++)
+        dims[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    if (n > PDCKPT_MAX_DIMS) return PyErr_Format(PyExc_ValueError, "pdckpt: too many dims"), NULL;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *ptr = call0(obj, "data_ptr");
+    void     *data = ptr ? PyLong_AsVoidPtr(ptr) : NULL;
+    Py_XDECREF(ptr);
+    PyObject     *name = PyErr_Occurred() ? NULL : PyObject_GetAttrString(obj, "name");
+    const char   *s = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    pdckpt_value *t = NULL;
+    pdckpt_error  err;
+    if (name && (!PyUnicode_Check(name) || s) &&
+        (pdckpt_tensor_new_borrowed(NULL, dtype, (int32_t)n, dims, data, &t, &err) != PDCKPT_OK ||
+         (s && pdckpt_tensor_set_name(t, s, &err) != PDCKPT_OK))) {
+        pdckpt_value_free(t);
+        t = NULL;
+        pyn_raise(&err);
+    }
+    Py_XDECREF(name);
+    return t;
+}
