@@ -143,7 +143,7 @@ static pdckpt_value *object_leaf(PyObject *leaf, pyn_pins *pins) {
 
 /* Asks the facade's hook what `obj` is, then converts its answer. */
 static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
-    if (pins->paddle_type && Py_TYPE(obj) == (PyTypeObject *)pins->paddle_type) {
+    if (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type)) {
         bool          handled; /* a plain CPU tensor: no Python round trip */
         pdckpt_value *v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
         if (handled) return v;

@@ -97,30 +97,58 @@ static bool dedupe_and_check(rl_walk *w, size_t held) {
     return true;
 }
 
-/* Moves range after range down to the next aligned place; stops (leaving the rest where it
- * is) if a move up would reach the next range. */
-static size_t move_all(rl_walk *w) {
-    uint8_t       *base = pdk_buffer_data(w->buf), *p = base;
-    const uint8_t *limit = base + pdk_buffer_size(w->buf);
-    size_t         aligned = 0;
+/* The end of group [i, ...) and the index after it (one range reached by several tensors). */
+static size_t group_end(const rl_walk *w, size_t i) {
+    const pdk_tensor *t = w->items[i].t;
+    size_t            j = i + 1;
+    while (j < w->n && w->items[j].t->data == t->data && w->items[j].t->n_bytes == t->n_bytes) j++;
+    return j;
+}
+
+static uint8_t *align_up(uint8_t *p) {
+    return (uint8_t *)(((uintptr_t)p + PDK_DATA_ALIGN - 1) & ~(uintptr_t)(PDK_DATA_ALIGN - 1));
+}
+
+/* Packs the ranges, each at the next aligned place, into dst[] (one per item), and returns how
+ * many leading items move: all if the packing fits the buffer, else the longest prefix whose
+ * packing ends before the first range left in place. */
+static size_t plan(const rl_walk *w, uint8_t **dst) {
+    uint8_t       *p = pdk_buffer_data(w->buf);
+    const uint8_t *limit = p + pdk_buffer_size(w->buf);
+    size_t         moved = 0;
     for (size_t i = 0; i < w->n;) {
-        pdk_tensor    *t = w->items[i].t;
-        const uint8_t *src = t->data;
-        size_t         n = (size_t)t->n_bytes, j = i + 1;
-        while (j < w->n && w->items[j].t->data == src && w->items[j].t->n_bytes == t->n_bytes) j++;
-        if (n == 0) {
-            i = j;
-            continue;
-        }
-        uint8_t *dst =
-            (uint8_t *)(((uintptr_t)p + PDK_DATA_ALIGN - 1) & ~(uintptr_t)(PDK_DATA_ALIGN - 1));
-        /* zero-size tensors hold no data (NULL): they sort first, never after a range */
-        const uint8_t *next = j < w->n ? (const uint8_t *)w->items[j].t->data : limit;
-        if (dst > src && dst + n > next) break;
-        if (dst != src) memmove(dst, src, n);
-        for (; i < j; i++, aligned++) w->items[i].t->data = dst;
-        p = dst + n;
+        size_t   j = group_end(w, i), n = (size_t)w->items[i].t->n_bytes;
+        uint8_t *at = n ? align_up(p) : NULL; /* zero-size tensors (NULL data) sort first */
+        if (n && (const uint8_t *)w->items[i].t->data >= p) moved = i; /* prefix [0, i) safe */
+        for (size_t k = i; k < j; k++) dst[k] = at;
+        if (n) p = at + n;
+        i = j;
     }
+    return p <= limit ? w->n : moved;
+}
+
+/* Moves the first `m` items to dst[]: ranges that go down in file order, then those that go up
+ * in reverse order.  Targets keep the file order and never overlap, so a range going down can
+ * only land on sources already moved, and one going up only on sources not yet reached. */
+static size_t move_planned(rl_walk *w, uint8_t **dst, size_t m) {
+    for (size_t i = 0; i < m; i = group_end(w, i))
+        if (dst[i] && dst[i] <= (uint8_t *)w->items[i].t->data)
+            memmove(dst[i], w->items[i].t->data, (size_t)w->items[i].t->n_bytes);
+    for (size_t i = m; i-- > 0;)
+        if (dst[i] && dst[i] > (uint8_t *)w->items[i].t->data &&
+            (i + 1 == m || w->items[i + 1].t->data != w->items[i].t->data))
+            memmove(dst[i], w->items[i].t->data, (size_t)w->items[i].t->n_bytes);
+    size_t aligned = 0;
+    for (size_t i = 0; i < m; i++)
+        if (dst[i]) w->items[i].t->data = dst[i], aligned++;
+    return aligned;
+}
+
+static size_t move_all(rl_walk *w) {
+    uint8_t **dst = pdk_alloc(w->a, w->n * sizeof *dst);
+    if (!dst) return 0;
+    size_t aligned = move_planned(w, dst, plan(w, dst));
+    pdk_free(w->a, dst, w->n * sizeof *dst);
     return aligned;
 }
 

@@ -108,14 +108,19 @@ static bool same_version(const struct stat *a, const struct stat *b) {
 typedef struct read_how {
     const pdckpt_allocator *a;
     uint32_t                threads;
+    /* room after the data for aligning tensors in place (pdk_tree_relayout): address space only,
+     * untouched pages cost no memory */
+    bool slack;
 } read_how;
 
 /* One attempt: *changed when the file was written (size, mtime or ctime moved) meanwhile. */
 static pdckpt_status read_once(int fd, const char *path, const struct stat *before,
                                const read_how *how, pdckpt_buffer **out, bool *changed,
                                pdckpt_error *err) {
-    size_t         size = (size_t)before->st_size;
-    pdckpt_buffer *buf = size ? pdk_buffer_new_alloc(how->a, size, false) : NULL;
+    size_t size = (size_t)before->st_size;
+    size_t room = how->slack ? size / 8 + ((size_t)64 << 10) : 0;
+    if (room > SIZE_MAX - size) room = 0;
+    pdckpt_buffer *buf = size ? pdk_buffer_new_alloc(how->a, size + room, false) : NULL;
     if (size && !buf) return pdk_fail_nomem(err, "file contents");
     if (buf) advise_huge(how->a, pdk_buffer_data(buf), size);
     read_part parts[MAX_READ_THREADS];
@@ -183,7 +188,7 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
                      : read_all(fd, path, &st, rh, &out->owner, err);
         if (status == PDCKPT_OK && out->owner) { /* a retried read may find it emptied */
             out->data = pdk_buffer_data(out->owner);
-            out->len = pdk_buffer_size(out->owner);
+            out->len = (size_t)st.st_size; /* the buffer may be larger (slack) */
         }
     }
     close(fd);
@@ -193,19 +198,19 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
 
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err) {
-    read_how rh = {a, 0};
+    read_how rh = {a, 0, false};
     return open_input(AT_FDCWD, path, 0, path, zero_copy, &rh, out, err);
 }
 
 pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *opts, pdk_input *out,
                                   pdckpt_error *err) {
-    read_how rh = {opts->allocator, opts->threads};
+    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy};
     return open_input(AT_FDCWD, path, 0, path, opts->zero_copy, &rh, out, err);
 }
 
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *path, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err) {
-    read_how rh = {a, 0};
+    read_how rh = {a, 0, false};
     return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, zero_copy, &rh, out, err);
 }
 
