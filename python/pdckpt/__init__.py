@@ -322,8 +322,10 @@ def load(path: Any, **configs: Any) -> Any:
     format is detected from the bytes; ``format=`` forces one.
 
     Returns what ``paddle.load`` returns: ``paddle.Tensor``s named as saved when Paddle is
-    installed and ``return_numpy`` is False (each is a copy: Paddle tensors own their memory),
-    NumPy arrays otherwise.  The file is read into memory the arrays own, so nothing another
+    installed and ``return_numpy`` is False, NumPy arrays otherwise.  The file is read (by one
+    thread per core for large files; ``threads=`` sets how many) into memory the result owns:
+    Paddle tensors take that memory itself, aligned in place, without a second copy (mapped or
+    borrowed memory, and dtypes Paddle has no tensor for, are copied).  Nothing another
     program later does to the file (``paddle.save`` truncating and rewriting it in place) can
     change or crash them; ``mmap=True`` maps the file instead (read-only views, no copy) -- then a
     truncation by another writer raises SIGBUS when an array is touched, and an in-place rewrite
@@ -339,7 +341,8 @@ def load(path: Any, **configs: Any) -> Any:
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
     names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
-    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``reinterpret``
+    ``mmap``, ``threads`` (reading threads, 0: one per core), ``exact_dtypes``, ``verify`` (extra
+    semantic checks), ``reinterpret``
     (``{"uint16": "bfloat16"}``: retype tensors after loading, same bits), ``allowed_globals``
     ("module.name" classes a pickle may name beyond pdckpt's allowlist of what Paddle and NumPy
     write: they come back as inert ``OpaqueObject``s; any other global is refused).
