@@ -438,8 +438,10 @@ typedef struct pdckpt_load_options {
      * touch) -- but a truncation of the file by another program then raises SIGBUS when a
      * tensor is touched, and an in-place rewrite changes the tensors' bytes.  Ask for it only
      * when nothing rewrites the file in place (pdckpt's own saves never do: they rename). */
-    bool     zero_copy;
-    bool     require_aligned;  /* copy tensors whose data is not 64-byte aligned */
+    bool zero_copy;
+    /* Tensors' data 64-byte aligned: a file read into memory has its tensors moved into place
+     * inside that one buffer (no second allocation); mapped or caller memory is copied. */
+    bool     require_aligned;
     uint64_t max_tensor_bytes; /* refuse larger declared tensors (LIMIT) */
     uint64_t max_alloc_bytes;  /* total the loader may allocate; 0 = the size of
                                   the input times 4 plus 64 MiB */
@@ -458,6 +460,9 @@ typedef struct pdckpt_load_options {
      * and attribute paths cannot be allowed (ARGUMENT). */
     const char *const *allowed_globals;
     size_t             n_allowed_globals;
+    /* Threads that read a file into memory (not with zero_copy): 0 = one per online core.  Each
+     * takes a contiguous part of at least 32 MiB, so small files are read by one thread. */
+    uint32_t threads;
 } pdckpt_load_options;
 
 #ifdef __cplusplus /* C++ before 20 has no designated initialisers */
@@ -470,7 +475,7 @@ typedef struct pdckpt_load_options {
         .format = PDCKPT_FORMAT_AUTO, .zero_copy = (zero_copy_), .require_aligned = false,         \
         .max_tensor_bytes = UINT64_MAX, .max_alloc_bytes = 0, .max_depth = 0, .max_memo = 0,       \
         .names = NULL, .n_names = 0, .program_path = NULL, .verify = false, .progress = NULL,      \
-        .progress_ctx = NULL, .allowed_globals = NULL, .n_allowed_globals = 0                      \
+        .progress_ctx = NULL, .allowed_globals = NULL, .n_allowed_globals = 0, .threads = 0        \
     }
 #define PDCKPT_LOAD_OPTIONS_INIT PDCKPT_LOAD_OPTIONS_INIT_WITH(false)
 #endif

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from . import _errors, _native, _paddle_io
 from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
-                       paddle_result)
+                       paddle_result, paddle_save_spec, paddle_spec)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
@@ -45,7 +45,7 @@ _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_b
                  "metadata"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
                  "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
-                 "reinterpret"}
+                 "reinterpret", "threads"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 _SAFETENSORS = ("safetensors", "safetensors-sharded")  # formats whose files carry __metadata__
 _METADATA = "__metadata__"
@@ -95,6 +95,18 @@ def _reinterpret_pairs(spec: Any) -> tuple | None:
         frm, to = item
         pairs.append((str(getattr(frm, "name", frm)), str(getattr(to, "name", to))))
     return tuple(pairs)
+
+
+_PADDLE_FOUND: list = []
+
+
+def _paddle_available() -> bool:
+    """Paddle is imported, or can be (looked up once, without importing it)."""
+    if "paddle" in sys.modules:
+        return True
+    if not _PADDLE_FOUND:
+        _PADDLE_FOUND.append(importlib.util.find_spec("paddle") is not None)
+    return _PADDLE_FOUND[0]
 
 
 def _paddle_module(import_it: bool) -> Any:
@@ -244,7 +256,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     if numpy_module not in _NUMPY_MODULES:
         raise _errors.make(ArgumentError, None,
                            f"numpy_module must be one of {sorted(_NUMPY_MODULES)}")
+    paddle = sys.modules.get("paddle")  # a paddle.Tensor to save means Paddle is imported
     options = dict(durable=bool(configs.get("durable", True)), protocol=protocol,
+                   paddle=None if paddle is None or _paddle_io.static_mode(paddle)
+                   else paddle_save_spec(paddle),
                    numpy_module=_NUMPY_MODULES[numpy_module],
                    skip_non_tensors=bool(configs.get("skip_non_tensors", False)),
                    allowed_globals=_allowed_globals(configs.get("allowed_globals")),
@@ -323,11 +338,21 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
     return path, program
 
 
-def _open_tree(path: Any, cfg: dict) -> Any:
+def _threads(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _errors.make(ArgumentError, None, f"threads must be an int >= 0 (0: one per core), "
+                           f"not {value!r}")
+    return value
+
+
+def _open_tree(path: Any, cfg: dict, aligned: bool = False) -> Any:
     options = dict(format=cfg.get("format"), names=cfg.get("names"),
                    mmap=bool(cfg.get("mmap", False)), verify=bool(cfg.get("verify", False)),
                    allowed_globals=_allowed_globals(cfg.get("allowed_globals")),
-                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")))
+                   reinterpret=_reinterpret_pairs(cfg.get("reinterpret")), aligned=aligned,
+                   threads=_threads(cfg.get("threads")))
     data = _memory_source(path)
     if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
         options["mmap"] = bool(cfg.get("mmap", True))
@@ -353,8 +378,10 @@ def load(path: Any, **configs: Any) -> Any:
     format is detected from the bytes; ``format=`` forces one.
 
     Returns what ``paddle.load`` returns: ``paddle.Tensor``s named as saved when Paddle is
-    installed and ``return_numpy`` is False (each is a copy: Paddle tensors own their memory),
-    NumPy arrays otherwise.  The file is read into memory the arrays own, so nothing another
+    installed and ``return_numpy`` is False, NumPy arrays otherwise.  The file is read (by one
+    thread per core for large files; ``threads=`` sets how many) into memory the result owns:
+    Paddle tensors take that memory itself, aligned in place, without a second copy (mapped or
+    borrowed memory, and dtypes Paddle has no tensor for, are copied).  Nothing another
     program later does to the file (``paddle.save`` truncating and rewriting it in place) can
     change or crash them; ``mmap=True`` maps the file instead (read-only views, no copy) -- then a
     truncation by another writer raises SIGBUS when an array is touched, and an in-place rewrite
@@ -370,7 +397,8 @@ def load(path: Any, **configs: Any) -> Any:
     Configs: Paddle's ``return_numpy``, ``keep_name_table``, ``model_filename`` and
     ``params_filename`` (1.x inference directories); and ``format``, ``names`` (the variable
     names of a combined file, in order), ``program`` (a .pdmodel / model.json naming them),
-    ``mmap``, ``exact_dtypes``, ``verify`` (extra semantic checks), ``reinterpret``
+    ``mmap``, ``threads`` (reading threads, 0: one per core), ``exact_dtypes``, ``verify`` (extra
+    semantic checks), ``reinterpret``
     (``{"uint16": "bfloat16"}``: retype tensors after loading, same bits), ``allowed_globals``
     ("module.name" classes a pickle may name beyond pdckpt's allowlist of what Paddle and NumPy
     write: they come back as inert ``OpaqueObject``s; any other global is refused).
@@ -382,14 +410,31 @@ def load(path: Any, **configs: Any) -> Any:
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
     data = _memory_source(path)  # a file object: its next object only
-    tree = _open_tree(path if data is None else data, configs)
+    # The drop-in path: tensors aligned in the memory the load read (no second copy), handed to
+    # Paddle in the one conversion pass (static mode keeps Paddle's DenseTensor path below).
+    # Paddle is imported only once the file has loaded: a refused file imports nothing.
+    dropin = not return_numpy and _paddle_available()
+    tree = _open_tree(path if data is None else data, configs, aligned=dropin)
+    paddle = None
+    if dropin:
+        paddle = _paddle_module(import_it=True)
+        dropin = not _paddle_io.static_mode(paddle)
     fmt, info = tree.format, {}
     where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
+    keep = bool(configs.get("keep_name_table", False))
+    factory = (lambda d: make_array(d, exact))
     try:
-        obj = _guard_conversion(where, fmt, lambda: tree.convert(
-            None, lambda d: make_array(d, exact), info))
-        if tree.format in _SAFETENSORS and isinstance(obj, dict):
-            obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
+        if dropin and fmt not in ("program", "pir-json", "selected-rows"):
+            obj = _guard_conversion(where, fmt, lambda: tree.convert(
+                None, factory, None, paddle_spec(paddle)))
+            if not keep and isinstance(obj, dict):
+                obj.pop(NAME_TABLE, None)
+            if fmt in _SAFETENSORS and isinstance(obj, dict):
+                obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
+            return obj
+        obj = _guard_conversion(where, fmt, lambda: tree.convert(None, factory, info))
+        if fmt in _SAFETENSORS and isinstance(obj, dict):
+            obj.pop(_METADATA, None)
     finally:
         tree.close()
     if fmt in ("program", "pir-json", "selected-rows"):
@@ -400,8 +445,8 @@ def load(path: Any, **configs: Any) -> Any:
             return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
         source = data if data is not None else _file_bytes(path)
         return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
-    paddle = None if return_numpy else _paddle_module(import_it=True)
-    keep = bool(configs.get("keep_name_table", False))
+    if not return_numpy and paddle is None:
+        paddle = _paddle_module(import_it=True)
     return _guard_conversion(
         where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
 

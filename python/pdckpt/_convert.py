@@ -222,6 +222,38 @@ def to_paddle(paddle: Any, arr: np.ndarray, name: str | None, dtype_name: str) -
     return t
 
 
+_SPECS: dict = {}
+
+
+def paddle_spec(paddle: Any) -> tuple:
+    """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
+    import, the Tensor type, the CPU place, and to_paddle for what cannot go through DLPack."""
+    spec = _SPECS.get(id(paddle))
+    if spec is None:
+        def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
+            return to_paddle(paddle, arr, name, dtype_name)
+
+        spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
+                                     paddle.CPUPlace(), fallback)
+    return spec
+
+
+def paddle_save_spec(paddle: Any) -> tuple:
+    """(paddle.Tensor, {paddle dtype: pdckpt dtype name}): lets the C conversion take a plain
+    CPU tensor's memory itself (py_paddle.c); anything else still goes through leaf_hook."""
+    key = ("save", id(paddle))
+    spec = _SPECS.get(key)
+    if spec is None:
+        dtypes = {}
+        for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
+                     "float32", "float64", "complex64", "complex128", "float8_e4m3fn",
+                     "float8_e5m2"):
+            if hasattr(paddle, name):
+                dtypes[getattr(paddle, name)] = name
+        spec = _SPECS[key] = (paddle.Tensor, dtypes)
+    return spec
+
+
 def paddle_result(obj: Any, info: dict, return_numpy: bool, keep_name_table: bool,
                   paddle: Any) -> Any:
     """What paddle.load returns for the loaded object `obj` (spec §1.6).

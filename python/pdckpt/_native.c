@@ -194,14 +194,15 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
                              "reinterpret",
                              "dropped",
                              "max_shard_size",
+                             "paddle",
                              NULL};
     PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None,
-                   *pairs = Py_None, *dropped = Py_None;
+                   *pairs = Py_None, *dropped = Py_None, *paddle = Py_None;
     int                durable = 1, protocol = 4, numpy_module = 0, skip = 0;
     unsigned long long max_shard = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOK", kwlist, &obj, &path, &write, &fmt,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOKO", kwlist, &obj, &path, &write, &fmt,
                                      &durable, &protocol, &numpy_module, &skip, &allowed, &pairs,
-                                     &dropped, &max_shard))
+                                     &dropped, &max_shard, &paddle))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     PyObject           *held = NULL;
@@ -224,7 +225,11 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     }
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
-    pdckpt_value *root = pyn_to_tree(obj, &pins);
+    /* paddle: (paddle.Tensor, {paddle dtype: name}) lets plain CPU tensors skip the leaf hook */
+    pdckpt_value *root = paddle == Py_None || PyArg_ParseTuple(paddle, "OO!", &pins.paddle_type,
+                                                               &PyDict_Type, &pins.paddle_dtypes)
+                             ? pyn_to_tree(obj, &pins)
+                             : NULL;
     PyObject *result = root && retype(pairs, root) == 0 ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);
@@ -268,22 +273,27 @@ static pdckpt_status load_source(PyObject *data, PyObject *fs_path, const pdckpt
 }
 
 /* load(path=None, data=None, format=None, names=None, program=None, mmap=True, verify=False,
- *      allowed_globals=None, reinterpret=None) -> Tree */
+ *      allowed_globals=None, reinterpret=None, aligned=False, threads=0) -> Tree */
 static PyObject *load(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
-    static char *kwlist[] = {"path", "data",   "format",          "names",       "program",
-                             "mmap", "verify", "allowed_globals", "reinterpret", NULL};
+    static char *kwlist[] = {"path",        "data",    "format",  "names",
+                             "program",     "mmap",    "verify",  "allowed_globals",
+                             "reinterpret", "aligned", "threads", NULL};
     PyObject *path = Py_None, *data = Py_None, *fmt = Py_None, *names = Py_None, *program = Py_None,
              *fs = NULL, *prog_fs = NULL, *held = NULL, *allowed = Py_None, *held_allowed = NULL,
              *pairs = Py_None;
-    int          mmap = 1, verify = 0;
+    int          mmap = 1, verify = 0, aligned = 0;
+    unsigned int threads = 0;
     const char **allowed_ptrs = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppOO", kwlist, &path, &data, &fmt, &names,
-                                     &program, &mmap, &verify, &allowed, &pairs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OSOOOppOOpI", kwlist, &path, &data, &fmt, &names,
+                                     &program, &mmap, &verify, &allowed, &pairs, &aligned,
+                                     &threads))
         return NULL;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.zero_copy = mmap;
     lo.verify = verify;
+    lo.require_aligned = aligned && !mmap; /* mapped data is never copied to align it */
+    lo.threads = threads;
     PyObject    *result = NULL;
     const char **name_ptrs = NULL;
     if (format_arg(fmt, &lo.format) < 0 || names_arg(names, &held, &name_ptrs, &lo.n_names) < 0 ||

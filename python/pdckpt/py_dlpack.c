@@ -42,7 +42,7 @@ static pdckpt_tensor_view view_of(Tensor *t) {
 
 /* ---- DLPack capsules ---- */
 
-static void versioned_capsule_free(PyObject *capsule) {
+void pyn_versioned_capsule_free(PyObject *capsule) {
     if (!PyCapsule_IsValid(capsule, "dltensor_versioned")) return; /* consumed */
     DLManagedTensorVersioned *m = PyCapsule_GetPointer(capsule, "dltensor_versioned");
     if (m && m->deleter) m->deleter(m);
@@ -131,7 +131,7 @@ static PyObject *tensor_dlpack(Tensor *t, PyObject *args, PyObject *kw) {
                                              : pdckpt_value_to_dlpack(t->value, &m, &err);
     if (st != PDCKPT_OK) return pyn_raise(&err);
     if (!versioned) return legacy_capsule(t, m, copy);
-    PyObject *capsule = PyCapsule_New(m, "dltensor_versioned", versioned_capsule_free);
+    PyObject *capsule = PyCapsule_New(m, "dltensor_versioned", pyn_versioned_capsule_free);
     if (!capsule) m->deleter(m);
     return capsule;
 }

@@ -8,11 +8,25 @@
 
 static PyObject *convert(const pdckpt_value *v, pyn_out *out);
 
-static PyObject *memo_key(const pdckpt_value *v) {
-    return PyLong_FromVoidPtr((void *)v);
+/* One value converts differently where paddle.Tensors are made and where not (inside objects and
+ * keys): the two conversions are memoised apart (values are at least 2-byte aligned). */
+static bool paddle_here(const pyn_out *out) {
+    return out->paddle && out->plain == 0;
+}
+
+static PyObject *memo_key(const pdckpt_value *v, const pyn_out *out) {
+    return PyLong_FromVoidPtr((char *)v + paddle_here(out));
+}
+
+static bool named_tensor(const pdckpt_value *v) {
+    pdckpt_tensor_view tv;
+    return pdckpt_tensor_get(v, &tv) && tv.name;
 }
 
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
+    if (paddle_here(out) && (out->paddle->mode == PYN_PADDLE_ALL ||
+                             (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v))))
+        return pyn_paddle_tensor(v, NULL, out);
     PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
     if (!data) return NULL;
     PyObject *arr = PyObject_CallOneArg(out->factory, data);
@@ -30,7 +44,26 @@ static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
     return arr;
 }
 
+/* Paddle's generic-path (name, ndarray) tuple, which paddle.load turns into a named tensor. */
+static bool name_tuple(const pdckpt_value *v) {
+    return pdckpt_value_len(v) == 2 &&
+           pdckpt_value_kind(pdckpt_value_at(v, 0)) == PDCKPT_KIND_STRING &&
+           pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR;
+}
+
+static PyObject *name_tuple_to_paddle(const pdckpt_value *v, pyn_out *out) {
+    size_t      len;
+    const char *s = pdckpt_value_get_string(pdckpt_value_at(v, 0), &len);
+    PyObject   *name = len ? PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass") : NULL;
+    if (len && !name) return NULL;
+    PyObject *t = pyn_paddle_tensor(pdckpt_value_at(v, 1), name, out);
+    Py_XDECREF(name);
+    return t;
+}
+
 static PyObject *seq_to_py(const pdckpt_value *v, pyn_out *out, bool tuple) {
+    if (tuple && paddle_here(out) && out->paddle->mode == PYN_PADDLE_NAMED && name_tuple(v))
+        return name_tuple_to_paddle(v, out);
     size_t    n = pdckpt_value_len(v);
     PyObject *seq = tuple ? PyTuple_New((Py_ssize_t)n) : PyList_New((Py_ssize_t)n);
     if (!seq) return NULL;
@@ -52,7 +85,7 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
     PyObject *set = PySet_New(NULL);
     for (size_t i = 0, n = pdckpt_value_len(v); set && i < n; i++) {
         PyObject *item = convert(pdckpt_value_at(v, i), out);
-        if (!item || PySet_Add(set, item) < 0) Py_CLEAR(set);
+        if (!item || PySet_Add(set, item) < 0) Py_CLEAR(set); /* (a Tensor is hashable) */
         Py_XDECREF(item);
     }
     return set;
@@ -61,7 +94,9 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
 static PyObject *dict_to_py(const pdckpt_value *v, pyn_out *out) {
     PyObject *dict = PyDict_New();
     for (size_t i = 0, n = pdckpt_value_len(v); dict && i < n; i++) {
+        out->plain++; /* paddle.load makes no tensors of keys */
         PyObject *key = convert(pdckpt_dict_key_at(v, i), out);
+        out->plain--;
         PyObject *item = key ? convert(pdckpt_value_at(v, i), out) : NULL;
         if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
         Py_XDECREF(key);
@@ -78,10 +113,12 @@ static PyObject *optional(const pdckpt_value *v, pyn_out *out) {
 static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     static const char *const kinds[] = {"reduce", "newobj", "global"};
     unsigned                 kind = (unsigned)pdckpt_object_kind_of(v);
-    PyObject                *args = optional(pdckpt_object_args(v), out);
-    PyObject                *state = args ? optional(pdckpt_object_state(v), out) : NULL;
-    PyObject                *items = state ? optional(pdckpt_object_items(v), out) : NULL;
-    PyObject                *obj = NULL;
+    out->plain++; /* paddle.load looks into no object */
+    PyObject *args = optional(pdckpt_object_args(v), out);
+    PyObject *state = args ? optional(pdckpt_object_state(v), out) : NULL;
+    PyObject *items = state ? optional(pdckpt_object_items(v), out) : NULL;
+    out->plain--;
+    PyObject *obj = NULL;
     if (items)
         obj = PyObject_CallFunction(pyn.opaque, "sssOOO", kind < 3 ? kinds[kind] : "reduce",
                                     pdckpt_object_module(v), pdckpt_object_name(v), args, state,
@@ -127,11 +164,20 @@ static PyObject *convert_node(const pdckpt_value *v, pyn_out *out) {
     }
 }
 
+PyObject *pyn_convert(const pdckpt_value *v, pyn_out *out) {
+    return convert(v, out);
+}
+
 static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
     pdckpt_kind kind = pdckpt_value_kind(v);
-    if (kind < PDCKPT_KIND_LIST && kind != PDCKPT_KIND_STRING && kind != PDCKPT_KIND_BYTES)
-        return scalar_to_py(v);
-    PyObject *key = memo_key(v);
+    bool        text = kind == PDCKPT_KIND_STRING || kind == PDCKPT_KIND_BYTES;
+    /* Short strings (keys, names) are made afresh; long ones, which a pickle can reference
+     * many times, stay one object. */
+    size_t len = 0;
+    if (kind == PDCKPT_KIND_STRING) pdckpt_value_get_string(v, &len);
+    if (kind == PDCKPT_KIND_BYTES) pdckpt_value_get_bytes(v, &len);
+    if ((kind < PDCKPT_KIND_LIST && !text) || (text && len <= 256)) return scalar_to_py(v);
+    PyObject *key = memo_key(v, out);
     if (!key) return NULL;
     PyObject *hit = PyDict_GetItemWithError(out->memo, key);
     if (hit || PyErr_Occurred()) {
@@ -153,7 +199,9 @@ PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out) {
     PyObject *memo = PyDict_New();
     if (!memo) return NULL;
     out->memo = memo;
-    PyObject *obj = convert(value, out);
+    PyObject *obj = out->paddle && out->paddle->mode == PYN_PADDLE_TABLE
+                        ? pyn_paddle_table_root(value, out)
+                        : convert(value, out);
     out->memo = NULL;
     Py_DECREF(memo);
     return obj;

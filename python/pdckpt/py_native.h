@@ -35,9 +35,11 @@ PyObject *pyn_raise_status(pdckpt_status status, const char *message);
 typedef struct pyn_pins {
     Py_buffer *views;
     size_t     n_views, cap_views;
-    PyObject  *keep;   /* list */
-    PyObject  *memo;   /* dict id -> capsule-less int(pointer) */
-    PyObject  *active; /* set of ids on the current path (cycle check) */
+    PyObject  *keep;          /* list */
+    PyObject  *memo;          /* dict id -> capsule-less int(pointer) */
+    PyObject  *active;        /* set of ids on the current path (cycle check) */
+    PyObject  *paddle_type;   /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
+    PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype name (borrowed) */
 } pyn_pins;
 
 int  pyn_pins_init(pyn_pins *pins);
@@ -47,15 +49,48 @@ pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins);
 
 /* ---- tree -> Python (py_from_tree.c) ---- */
 
+/* Loads that return paddle.Tensors (py_paddle.c): what paddle.load's rules make a tensor is built
+ * in the same pass, from a DLPack capsule of the loaded memory (no copy). */
+typedef enum pyn_paddle_mode {
+    PYN_PADDLE_ALL = 1,   /* every tensor (no names in the tree) */
+    PYN_PADDLE_NAMED = 2, /* named tensors and (name, tensor) tuples; the rest stay arrays */
+    PYN_PADDLE_TABLE = 3, /* a state dict: the entries its name table lists */
+} pyn_paddle_mode;
+
+typedef struct pyn_paddle {
+    PyObject       *from_dlpack; /* paddle.base.core.from_dlpack */
+    PyObject       *tensor_type; /* paddle.Tensor */
+    PyObject       *place;       /* paddle.CPUPlace() */
+    PyObject       *fallback;    /* callable(array, name, dtype name): the copying path */
+    pyn_paddle_mode mode;
+} pyn_paddle;
+
 typedef struct pyn_out {
-    PyObject *factory;  /* callable(TensorData) -> array */
-    PyObject *info;     /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
-    PyObject *owner;    /* keeps borrowed memory alive (memory loads), or NULL */
-    bool      writable; /* privately read data may be exported writable (mmap=False) */
-    PyObject *memo;     /* dict pointer -> object (shared values stay shared) */
+    PyObject   *factory;  /* callable(TensorData) -> array */
+    PyObject   *info;     /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
+    PyObject   *owner;    /* keeps borrowed memory alive (memory loads), or NULL */
+    bool        writable; /* privately read data may be exported writable (mmap=False) */
+    PyObject   *memo;     /* dict pointer -> object (shared values stay shared) */
+    pyn_paddle *paddle;   /* NULL: arrays only */
+    int         plain;    /* > 0: inside an object or a key, where paddle.load makes no tensors */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
+/* One value converted with out's rules (memoised; shared values stay shared). */
+PyObject *pyn_convert(const pdckpt_value *value, pyn_out *out);
+
+/* ---- paddle.Tensors (py_paddle.c) ---- */
+
+/* The mode paddle.load's rules give the tree (a name table, named tensors, or neither). */
+pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root);
+/* Tensor `v` as a paddle.Tensor named `name` (NULL: the tensor's own name, if any). */
+PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out);
+/* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */
+PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
+/* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook. */
+pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
+/* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
+void pyn_versioned_capsule_free(PyObject *capsule);
 
 /* ---- tensors (py_tensor.c) ---- */
 

@@ -143,6 +143,11 @@ static pdckpt_value *object_leaf(PyObject *leaf, pyn_pins *pins) {
 
 /* Asks the facade's hook what `obj` is, then converts its answer. */
 static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
+    if (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type)) {
+        bool          handled; /* a plain CPU tensor: no Python round trip */
+        pdckpt_value *v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
+        if (handled) return v;
+    }
     PyObject *leaf = PyObject_CallOneArg(pyn.leaf_hook, obj);
     if (!leaf) return NULL;
     pdckpt_value *v = NULL;
@@ -287,6 +292,10 @@ static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
     return v;
 }
 
+/* The cyclic GC is held off: the conversion makes many Python objects and frees none. */
 pdckpt_value *pyn_to_tree(PyObject *obj, pyn_pins *pins) {
-    return convert(obj, pins);
+    int           gc_was_on = PyGC_Disable();
+    pdckpt_value *v = convert(obj, pins);
+    if (gc_was_on) PyGC_Enable();
+    return v;
 }

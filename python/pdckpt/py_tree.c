@@ -62,7 +62,7 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
     if (n < 0) return NULL;
     PyObject   *keys = PyList_New(n);
     pdckpt_kind kind = pdckpt_value_kind(t->root);
-    pyn_out     out = {Py_None, NULL, t->owner, false, NULL};
+    pyn_out     out = {Py_None, NULL, t->owner, false, NULL, NULL, 0};
     for (Py_ssize_t i = 0; keys && i < n; i++) {
         PyObject *key;
         if (kind == PDCKPT_KIND_DICT) {
@@ -82,11 +82,22 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
     return keys;
 }
 
-/* convert(index=None, factory, info=None): the whole tree, or one entry, as Python values. */
+/* The paddle argument of convert(): (from_dlpack, Tensor type, place, fallback) or None. */
+static int paddle_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
+    if (!PyArg_ParseTuple(arg, "OOOO", &p->from_dlpack, &p->tensor_type, &p->place, &p->fallback))
+        return -1;
+    p->mode = pyn_paddle_mode_of(v);
+    return 0;
+}
+
+/* convert(index=None, factory, info=None, paddle=None): the whole tree, or one entry, as Python
+ * values; with paddle, what paddle.load makes tensors are paddle.Tensors.  The cyclic GC is held
+ * off meanwhile: every container made here is new and acyclic, and a collection triggered by
+ * their number would walk them all again and again. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"index", "factory", "info", NULL};
-    PyObject    *index = Py_None, *factory, *info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O", kwlist, &index, &factory, &info))
+    static char *kwlist[] = {"index", "factory", "info", "paddle", NULL};
+    PyObject    *index = Py_None, *factory, *info = Py_None, *paddle = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO", kwlist, &index, &factory, &info, &paddle))
         return NULL;
     if (!is_open(t)) return NULL;
     const pdckpt_value *v = t->root;
@@ -95,8 +106,16 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
         if (i == -1 && PyErr_Occurred()) return NULL;
         if (!(v = entry(t, i))) return NULL;
     }
-    pyn_out out = {factory, info == Py_None ? NULL : info, t->owner, t->writable, NULL};
-    return pyn_from_tree(v, &out);
+    pyn_paddle pd;
+    pyn_out    out = {factory, info == Py_None ? NULL : info, t->owner, t->writable, NULL, NULL, 0};
+    if (paddle != Py_None) {
+        if (paddle_arg(paddle, v, &pd) < 0) return NULL;
+        out.paddle = &pd;
+    }
+    int       gc_was_on = PyGC_Disable();
+    PyObject *result = pyn_from_tree(v, &out);
+    if (gc_was_on) PyGC_Enable();
+    return result;
 }
 
 /* tensor(index): the entry as a Tensor; a Paddle (name, tensor) tuple gives its tensor. */
@@ -149,7 +168,7 @@ static PyObject *tree_stats(Tree *t, PyObject *unused) {
 static PyMethodDef tree_methods[] = {
     {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
     {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
-     "convert(index=None, factory, info=None) -> Python value"},
+     "convert(index=None, factory, info=None, paddle=None) -> Python value"},
     {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
     {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
     {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},

@@ -74,8 +74,7 @@ static pdckpt_status load_with_program(const char *path, bool is_dir,
     pdk_input     in;
     if (is_dir) {
         st = pdk_inference_load_vars(path, p, opts, out, err);
-    } else if ((st = pdk_input_open_file(path, opts->zero_copy, opts->allocator, &in, err)) ==
-               PDCKPT_OK) {
+    } else if ((st = pdk_input_open_load(path, opts, &in, err)) == PDCKPT_OK) {
         st = pdk_inference_load_combined(&in, p, opts, out, err);
         pdk_error_set_source(err, path);
         pdk_input_close(&in);
@@ -155,8 +154,11 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
         pdk_inference_params_beside(path, &paths))
         return load_beside(&paths, &opts, out, out_format, err);
     pdk_input in;
-    PDK_TRY(pdk_input_open_file(path, opts.zero_copy, opts.allocator, &in, err));
+    PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
+    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
+    in.relayout = opts.require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
     pdckpt_status status = load_input(&in, &opts, out, out_format, err);
+    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
     pdk_input_close(&in);
     return status;
 }

@@ -83,3 +83,7 @@ void *pdk_buffer_data(const pdckpt_buffer *buffer) {
 size_t pdk_buffer_size(const pdckpt_buffer *buffer) {
     return buffer ? buffer->size : 0;
 }
+
+size_t pdk_buffer_refs(const pdckpt_buffer *buffer) {
+    return buffer ? atomic_load_explicit(&buffer->refs, memory_order_acquire) : 0;
+}

@@ -82,6 +82,15 @@ pdckpt_buffer *pdk_buffer_new_custom(const pdckpt_allocator *a, void *data, size
                                      bool mapped, pdk_buffer_destroy_fn destroy, void *ctx);
 void          *pdk_buffer_data(const pdckpt_buffer *buffer);
 size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
+/* References held on `buffer` right now (for a caller that knows every holder). */
+size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
+/* Moves the data of every tensor of `root` that lies in `buf` (an allocation the load owns) down
+ * to PDK_DATA_ALIGN-aligned places inside it, in file order, so a load that read the file into
+ * one buffer hands out aligned tensors without a second allocation (relayout.c).  Nothing is
+ * moved unless the tree's tensors and `held` references of the caller are all of buf's holders
+ * and no two tensors overlap partly; a tensor that cannot be moved stays where it is.  Returns
+ * how many tensors' data is now aligned. */
+size_t pdk_tree_relayout(pdckpt_value *root, pdckpt_buffer *buf, size_t held);
 
 /* ---- dtype table (dtype.c) ---- */
 

@@ -12,11 +12,17 @@
 #include <stdio.h>
 #include <string.h>
 
+/* "numpy.core.<sub>" or "numpy._core.<sub>" (asked once per array: no formatting here) */
 static bool numpy_module(const char *m, const char *sub) {
-    char a[48], b[48];
-    snprintf(a, sizeof a, "numpy.core.%s", sub);
-    snprintf(b, sizeof b, "numpy._core.%s", sub);
-    return strcmp(m, a) == 0 || strcmp(m, b) == 0;
+    if (strncmp(m, "numpy.", 6) != 0) return false;
+    m += 6;
+    if (strncmp(m, "core.", 5) == 0)
+        m += 5;
+    else if (strncmp(m, "_core.", 6) == 0)
+        m += 6;
+    else
+        return false;
+    return strcmp(m, sub) == 0;
 }
 
 static bool numpy_global(const pdckpt_value *v, pdckpt_object_kind kind, const char *sub,
@@ -157,7 +163,7 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtyp
         st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, rv.buffer, b, out, vm->err);
     } else if (is_raw) { /* a view into the input: zero-copy when the input allows it */
         bool misaligned = ((uintptr_t)b & (PDK_DATA_ALIGN - 1)) != 0;
-        if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned))
+        if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned && !vm->in->relayout))
             PDK_TRY(pk_charge(vm, rv.n_bytes));
         st = pdk_tensor_from_input(vm->in, vm->opts, dt.dtype, nd, dims, b, out, vm->err);
     } else {

@@ -90,7 +90,7 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
                                     const uint8_t *data, pdckpt_value **out, pdckpt_error *err) {
     const pdckpt_allocator *a = opts->allocator;
     bool                    misaligned = ((uintptr_t)data & (PDK_DATA_ALIGN - 1)) != 0;
-    bool                    copy = in->copy_tensors || (opts->require_aligned && misaligned);
+    bool copy = in->copy_tensors || (opts->require_aligned && misaligned && !in->relayout);
     if (!copy) {
         pdckpt_status st =
             pdckpt_tensor_new_in_buffer(a, dtype, n_dims, dims, in->owner, data, out, err);

@@ -1,7 +1,7 @@
 /*
  * input.c — opens a file as one read-only byte range.  By default the file is read into memory
- * the load owns (pread, two threads for large files), so a later truncation or rewrite of the
- * file by another program cannot change or kill what was loaded.  Zero-copy loads map the file
+ * the load owns (preads, one thread per core for large files), so a later truncation or rewrite of
+ * the file by another program cannot change or kill what was loaded.  Zero-copy loads map the file
  * instead (tensor data is then returned in place): faster to open, but a truncation by another
  * writer raises SIGBUS on the next touch and an in-place rewrite changes the returned arrays —
  * the caller asks for that explicitly.  Opens go through safe_open.c (never block, refuse
@@ -20,9 +20,11 @@
 /* Small files are read rather than mapped: a mapping costs a VMA (vm.max_map_count is ~65k, and a
  * per-variable directory can hold more files than that) and page faults that a read avoids. */
 #define MAP_MIN_BYTES (64u << 10)
-/* Files at least this large are read by two threads (each half with its own preads): one thread
- * spends most of a warm read copying and faulting in fresh pages, which a second core halves. */
-#define SPLIT_MIN_BYTES ((size_t)64 << 20)
+/* Each reading thread gets at least this much of a file: below it, starting a thread costs more
+ * than it saves.  One thread spends most of a warm read copying into and faulting in fresh
+ * pages, and a cold one waiting for the disk: on a 2-core machine a second thread halves both. */
+#define PART_MIN_BYTES   ((size_t)32 << 20)
+#define MAX_READ_THREADS 64
 /* Reads of a file that changes while it is read are retried this many times in all. */
 #define READ_ATTEMPTS 4
 
@@ -53,19 +55,47 @@ static void *read_part_run(void *arg) {
     return NULL;
 }
 
-/* Reads [0, size) into dst, the second half on a helper thread for large files. */
-static void read_parts(int fd, uint8_t *dst, size_t size, read_part parts[2]) {
-    size_t half = size >= SPLIT_MIN_BYTES ? (size / 2) & ~(size_t)4095 : size;
-    parts[0] = (read_part){fd, dst, 0, half, 0, false};
-    parts[1] = (read_part){fd, dst + half, half, size - half, 0, false};
-    pthread_t helper;
-    bool      threaded =
-        parts[1].len > 0 && pthread_create(&helper, NULL, read_part_run, &parts[1]) == 0;
+/* How many threads read `size` bytes: `threads` (0: every online core), fewer for small files. */
+static unsigned read_threads(size_t size, uint32_t threads) {
+    long   cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = threads ? threads : cores > 0 ? (size_t)cores : 1;
+    size_t fit = size / PART_MIN_BYTES;
+    if (n > fit) n = fit;
+    if (n > MAX_READ_THREADS) n = MAX_READ_THREADS;
+    return n ? (unsigned)n : 1;
+}
+
+/* Reads [0, size) into dst in `n` page-aligned parts, one per thread (this one reads the first);
+ * a part whose thread could not start is read here afterwards. */
+static void read_parts(int fd, uint8_t *dst, size_t size, unsigned n, read_part *parts) {
+    pthread_t helpers[MAX_READ_THREADS];
+    bool      started[MAX_READ_THREADS] = {false};
+    size_t    step = (size / n) & ~(size_t)4095;
+    for (unsigned i = 0; i < n; i++) {
+        size_t off = i * step, len = i + 1 == n ? size - off : step;
+        parts[i] = (read_part){fd, dst + off, off, len, 0, false};
+        if (i) started[i] = pthread_create(&helpers[i], NULL, read_part_run, &parts[i]) == 0;
+    }
     read_part_run(&parts[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else if (parts[1].len > 0)
-        read_part_run(&parts[1]);
+    for (unsigned i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(helpers[i], NULL);
+        else
+            read_part_run(&parts[i]);
+    }
+}
+
+/* Fresh memory for a large read is faulted in 2 MiB at a time where the kernel allows it (THP
+ * "madvise" mode): the page faults, not the copy, are most of a warm read. */
+static void advise_huge(const pdckpt_allocator *a, void *data, size_t size) {
+#ifdef MADV_HUGEPAGE
+    if ((a && a->alloc) || size < ((size_t)4 << 20)) return;
+    uintptr_t start = ((uintptr_t)data + 4095) & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)4095;
+    if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)a, (void)data, (void)size;
+#endif
 }
 
 static bool same_version(const struct stat *a, const struct stat *b) {
@@ -74,19 +104,37 @@ static bool same_version(const struct stat *a, const struct stat *b) {
            a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
+/* How a file is read: the allocator of its buffer and the number of reading threads. */
+typedef struct read_how {
+    const pdckpt_allocator *a;
+    uint32_t                threads;
+    /* room after the data for aligning tensors in place (pdk_tree_relayout): address space only,
+     * untouched pages cost no memory */
+    bool slack;
+} read_how;
+
 /* One attempt: *changed when the file was written (size, mtime or ctime moved) meanwhile. */
 static pdckpt_status read_once(int fd, const char *path, const struct stat *before,
-                               const pdckpt_allocator *a, pdckpt_buffer **out, bool *changed,
+                               const read_how *how, pdckpt_buffer **out, bool *changed,
                                pdckpt_error *err) {
-    size_t         size = (size_t)before->st_size;
-    pdckpt_buffer *buf = size ? pdk_buffer_new_alloc(a, size, false) : NULL;
+    size_t size = (size_t)before->st_size;
+    size_t room = how->slack ? size / 8 + ((size_t)64 << 10) : 0;
+    if (room > SIZE_MAX - size) room = 0;
+    pdckpt_buffer *buf = size ? pdk_buffer_new_alloc(how->a, size + room, false) : NULL;
     if (size && !buf) return pdk_fail_nomem(err, "file contents");
-    read_part parts[2];
-    read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, size, parts);
+    if (buf) advise_huge(how->a, pdk_buffer_data(buf), size);
+    read_part parts[MAX_READ_THREADS];
+    unsigned  n = read_threads(size, how->threads);
+    read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, size, n, parts);
     struct stat after;
-    int         e = parts[0].err ? parts[0].err : parts[1].err;
+    int         e = 0;
+    bool        ended = false;
+    for (unsigned i = 0; i < n; i++) {
+        if (!e) e = parts[i].err;
+        ended = ended || parts[i].ended;
+    }
     if (!e && fstat(fd, &after) != 0) e = errno;
-    *changed = !e && (parts[0].ended || parts[1].ended || !same_version(before, &after));
+    *changed = !e && (ended || !same_version(before, &after));
     if (e || *changed) {
         pdckpt_buffer_release(buf);
         if (e) return pdk_fail_sys(err, e, path, "read");
@@ -99,11 +147,11 @@ static pdckpt_status read_once(int fd, const char *path, const struct stat *befo
     return PDCKPT_OK;
 }
 
-static pdckpt_status read_all(int fd, const char *path, struct stat *st, const pdckpt_allocator *a,
+static pdckpt_status read_all(int fd, const char *path, struct stat *st, const read_how *how,
                               pdckpt_buffer **out, pdckpt_error *err) {
     for (int attempt = 1;; attempt++) {
         bool          changed = false;
-        pdckpt_status status = read_once(fd, path, st, a, out, &changed, err);
+        pdckpt_status status = read_once(fd, path, st, how, out, &changed, err);
         if (!changed || attempt == READ_ATTEMPTS) return status;
         pdk_error_reset(err);
         if (fstat(fd, st) != 0) return pdk_fail_sys(err, errno, path, "stat");
@@ -112,19 +160,19 @@ static pdckpt_status read_all(int fd, const char *path, struct stat *st, const p
     }
 }
 
-static pdckpt_status map_file(int fd, const char *path, struct stat *st, const pdckpt_allocator *a,
+static pdckpt_status map_file(int fd, const char *path, struct stat *st, const read_how *how,
                               pdckpt_buffer **out, pdckpt_error *err) {
     size_t size = (size_t)st->st_size;
     void  *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) return read_all(fd, path, st, a, out, err); /* e.g. no mmap on FS */
-    *out = pdk_buffer_new_custom(a, map, size, true, unmap, NULL);
+    if (map == MAP_FAILED) return read_all(fd, path, st, how, out, err); /* e.g. no mmap on FS */
+    *out = pdk_buffer_new_custom(how->a, map, size, true, unmap, NULL);
     if (*out) return PDCKPT_OK;
     munmap(map, size);
     return pdk_fail_nomem(err, "mapping");
 }
 
 static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const char *path,
-                                bool zero_copy, const pdckpt_allocator *a, pdk_input *out,
+                                bool zero_copy, const read_how *rh, pdk_input *out,
                                 pdckpt_error *err) {
     memset(out, 0, sizeof *out);
     out->name = path;
@@ -136,11 +184,11 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
         status = pdk_fail(err, PDCKPT_ERR_LIMIT, path, -1, "file does not fit in memory");
     if (status == PDCKPT_OK && st.st_size > 0) {
         status = zero_copy && (size_t)st.st_size >= MAP_MIN_BYTES
-                     ? map_file(fd, path, &st, a, &out->owner, err)
-                     : read_all(fd, path, &st, a, &out->owner, err);
+                     ? map_file(fd, path, &st, rh, &out->owner, err)
+                     : read_all(fd, path, &st, rh, &out->owner, err);
         if (status == PDCKPT_OK && out->owner) { /* a retried read may find it emptied */
             out->data = pdk_buffer_data(out->owner);
-            out->len = pdk_buffer_size(out->owner);
+            out->len = (size_t)st.st_size; /* the buffer may be larger (slack) */
         }
     }
     close(fd);
@@ -150,12 +198,20 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
 
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err) {
-    return open_input(AT_FDCWD, path, 0, path, zero_copy, a, out, err);
+    read_how rh = {a, 0, false};
+    return open_input(AT_FDCWD, path, 0, path, zero_copy, &rh, out, err);
+}
+
+pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *opts, pdk_input *out,
+                                  pdckpt_error *err) {
+    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy};
+    return open_input(AT_FDCWD, path, 0, path, opts->zero_copy, &rh, out, err);
 }
 
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *path, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err) {
-    return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, zero_copy, a, out, err);
+    read_how rh = {a, 0, false};
+    return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, zero_copy, &rh, out, err);
 }
 
 void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out) {

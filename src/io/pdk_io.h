@@ -17,6 +17,9 @@ typedef struct pdk_input {
     pdckpt_buffer
         *owner;        /* holds `data` (mapping or private copy); NULL when it is caller memory */
     bool copy_tensors; /* tensors must not point into `data` (caller memory, !zero_copy) */
+    /* the loader aligns tensors afterwards by moving them inside `owner` (pdk_tree_relayout):
+     * misaligned tensors are left in place rather than copied */
+    bool relayout;
 } pdk_input;
 
 /* Reads (or with zero_copy maps) the whole regular file at `path`.  A read is retried when the
@@ -27,6 +30,9 @@ pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt
 /* The same for `rel` resolved beneath the directory `dirfd` (PDK_OPEN_BENEATH: no "..", no
  * absolute name, no symbolic link), so a directory that is replaced while it is read cannot mix
  * files of two checkpoints and a name cannot reach outside; `shown` names the file in errors. */
+/* The same with a load's options: its allocator, zero_copy and reading threads. */
+pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *opts, pdk_input *out,
+                                  pdckpt_error *err);
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *shown, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err);
 void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);

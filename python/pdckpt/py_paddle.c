@@ -1,0 +1,222 @@
+/*
+ * py_paddle.c — loaded tensors as paddle.Tensors in the conversion pass itself (issue 18).
+ * paddle.load's object rules (spec §1.6; _convert.paddle_result is the Python statement of them):
+ * a state dict with a name table makes the entries the table lists tensors, named by it; else
+ * Paddle's (name, ndarray) tuples and named arrays become tensors when there are any; else every
+ * array does.  A tensor whose data the load owns (read, not mapped, aligned) goes to Paddle as a
+ * DLPack capsule of that very memory, so nothing is copied and Paddle's deleter releases pdckpt's
+ * buffer; any other (mapped or borrowed data, dtypes Paddle has no tensor for, zero-size) takes
+ * the facade's copying path.
+ */
+#include "py_native.h"
+
+#include <string.h>
+
+#define NAME_TABLE "StructuredToParameterName@@"
+
+/* ---- which rule applies ---- */
+
+static bool is_name_table_key(const pdckpt_value *key) {
+    size_t      len;
+    const char *s = pdckpt_value_get_string(key, &len);
+    return s && len == sizeof NAME_TABLE - 1 && memcmp(s, NAME_TABLE, len) == 0;
+}
+
+/* Paddle's search for a named tensor: dict values, list and tuple items (not sets, objects);
+ * `budget` bounds the walk of a DAG of shared values (out of budget: assume named). */
+static bool has_named(const pdckpt_value *v, unsigned depth, uint64_t *budget) {
+    if (depth > PDCKPT_MAX_WALK_DEPTH || (*budget)-- == 0) return true;
+    pdckpt_tensor_view tv;
+    switch (pdckpt_value_kind(v)) {
+    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get(v, &tv) && tv.name;
+    case PDCKPT_KIND_TUPLE:
+        if (pdckpt_value_len(v) == 2 &&
+            pdckpt_value_kind(pdckpt_value_at(v, 0)) == PDCKPT_KIND_STRING &&
+            pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR)
+            return true;
+        /* fall through */
+    case PDCKPT_KIND_LIST:
+    case PDCKPT_KIND_DICT:
+        for (size_t i = 0, n = pdckpt_value_len(v); i < n; i++)
+            if (has_named(pdckpt_value_at(v, i), depth + 1, budget)) return true;
+        return false;
+    default: return false;
+    }
+}
+
+pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root) {
+    if (pdckpt_value_kind(root) == PDCKPT_KIND_DICT)
+        for (size_t i = 0, n = pdckpt_value_len(root); i < n; i++)
+            if (is_name_table_key(pdckpt_dict_key_at(root, i))) return PYN_PADDLE_TABLE;
+    uint64_t budget = (uint64_t)1 << 24;
+    return has_named(root, 0, &budget) ? PYN_PADDLE_NAMED : PYN_PADDLE_ALL;
+}
+
+/* ---- one tensor ---- */
+
+/* Data Paddle may own as it is: a private, aligned allocation of the load, a dtype it has. */
+static bool direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
+    switch (tv->dtype) {
+    case PDCKPT_DTYPE_UINT16:
+    case PDCKPT_DTYPE_UINT32:
+    case PDCKPT_DTYPE_UINT64: return false;
+    default: break;
+    }
+    return out->writable && tv->n_bytes && tv->buffer && !pdckpt_buffer_is_mapped(tv->buffer) &&
+           ((uintptr_t)tv->data & 63) == 0;
+}
+
+static PyObject *name_or_own(PyObject *name, const pdckpt_tensor_view *tv) {
+    if (name) return Py_NewRef(name);
+    if (!tv->name) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(tv->name, (Py_ssize_t)strlen(tv->name), "replace");
+}
+
+/* The facade's path: a NumPy view, then fallback(array, name, dtype) (a copy, or the array). */
+static PyObject *via_fallback(const pdckpt_value *v, const pdckpt_tensor_view *tv, PyObject *name,
+                              pyn_out *out) {
+    PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
+    PyObject *arr = data ? PyObject_CallOneArg(out->factory, data) : NULL;
+    Py_XDECREF(data);
+    PyObject *nm = arr ? name_or_own(name, tv) : NULL;
+    PyObject *t = nm ? PyObject_CallFunction(out->paddle->fallback, "OOs", arr, nm,
+                                             pdckpt_dtype_name(tv->dtype))
+                     : NULL;
+    Py_XDECREF(arr);
+    Py_XDECREF(nm);
+    return t;
+}
+
+/* A DLPack 1.x capsule of the tensor's own memory, writable: the load owns it privately. */
+static PyObject *capsule_of(const pdckpt_value *v) {
+    DLManagedTensorVersioned *m = NULL;
+    pdckpt_error              err;
+    if (pdckpt_value_to_dlpack(v, &m, &err) != PDCKPT_OK) return pyn_raise(&err);
+    m->flags &= ~(uint64_t)DLPACK_FLAG_BITMASK_READ_ONLY;
+    PyObject *capsule = PyCapsule_New(m, "dltensor_versioned", pyn_versioned_capsule_free);
+    if (!capsule) m->deleter(m);
+    return capsule;
+}
+
+PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
+    pdckpt_tensor_view tv;
+    if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
+    if (!direct(&tv, out)) return via_fallback(v, &tv, name, out);
+    PyObject *capsule = capsule_of(v);
+    PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
+    Py_XDECREF(capsule);
+    PyObject *t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense,
+                                                       out->paddle->place, NULL)
+                        : NULL;
+    Py_XDECREF(dense);
+    PyObject *nm = t ? name_or_own(name, &tv) : NULL;
+    int       rc = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm)
+                       ? PyObject_SetAttrString(t, "name", nm)
+                       : (nm ? 0 : -1);
+    Py_XDECREF(nm);
+    if (rc < 0) Py_CLEAR(t);
+    return t;
+}
+
+/* ---- the state-dict rule ---- */
+
+static PyObject *table_entry(const pdckpt_value *item, PyObject *key, PyObject *table,
+                             pyn_out *out) {
+    PyObject *name = NULL;
+    if (pdckpt_value_kind(item) == PDCKPT_KIND_TENSOR && table && PyDict_Check(table) &&
+        !(name = PyDict_GetItemWithError(table, key)) && PyErr_Occurred())
+        return NULL;
+    if (!name) return pyn_convert(item, out);
+    return pyn_paddle_tensor(item, PyUnicode_Check(name) ? name : NULL, out);
+}
+
+PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
+    out->plain++; /* only the listed entries become tensors */
+    PyObject *dict = PyDict_New(), *table = NULL;
+    size_t    n = pdckpt_value_len(root);
+    for (size_t i = 0; dict && !table && i < n; i++)
+        if (is_name_table_key(pdckpt_dict_key_at(root, i)) &&
+            !(table = pyn_convert(pdckpt_value_at(root, i), out)))
+            Py_CLEAR(dict);
+    for (size_t i = 0; dict && i < n; i++) {
+        PyObject *key = pyn_convert(pdckpt_dict_key_at(root, i), out);
+        PyObject *item = key ? table_entry(pdckpt_value_at(root, i), key, table, out) : NULL;
+        if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
+        Py_XDECREF(key);
+        Py_XDECREF(item);
+    }
+    Py_XDECREF(table);
+    out->plain--;
+    return dict;
+}
+
+/* ---- saving: a paddle.Tensor's own memory, asked for in C ---- */
+
+static PyObject *call0(PyObject *obj, const char *method) {
+    PyObject *name = PyUnicode_InternFromString(method);
+    PyObject *r = name ? PyObject_CallMethodNoArgs(obj, name) : NULL;
+    Py_XDECREF(name);
+    return r;
+}
+
+/* True when `method()` of obj answers True (-1: an error). */
+static int asks_true(PyObject *obj, const char *method) {
+    PyObject *r = call0(obj, method);
+    int       yes = r ? PyObject_IsTrue(r) : -1;
+    Py_XDECREF(r);
+    return yes;
+}
+
+/* 1: a dense, initialised, contiguous CPU tensor whose dtype pdckpt has; 0: ask the facade. */
+static int plain_cpu_tensor(PyObject *obj, PyObject *dtypes, pdckpt_dtype *dtype) {
+    int ok = asks_true(obj, "_is_initialized");
+    if (ok != 1) return ok;
+    PyObject *place = PyObject_GetAttrString(obj, "place");
+    ok = place ? asks_true(place, "is_cpu_place") : -1;
+    Py_XDECREF(place);
+    if (ok != 1 || (ok = asks_true(obj, "is_contiguous")) != 1) return ok;
+    PyObject *dt = PyObject_GetAttrString(obj, "dtype");
+    PyObject *name = dt ? PyDict_GetItemWithError(dtypes, dt) : NULL;
+    Py_XDECREF(dt);
+    if (!name) return PyErr_Occurred() ? -1 : 0;
+    const char *s = PyUnicode_AsUTF8(name);
+    if (!s) return -1;
+    *dtype = pdckpt_dtype_from_name(s);
+    return *dtype != PDCKPT_DTYPE_INVALID;
+}
+
+/* A tensor value borrowing the memory of paddle.Tensor `obj` (kept alive by the caller's pins),
+ * named as it is; NULL with *handled false when the facade's hook must judge it. */
+pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled) {
+    pdckpt_dtype dtype;
+    int          ok = plain_cpu_tensor(obj, dtypes, &dtype);
+    *handled = ok != 0;
+    if (ok != 1) return NULL;
+    int64_t   dims[PDCKPT_MAX_DIMS];
+    PyObject *shape = PyObject_GetAttrString(obj, "shape");
+    PyObject *seq = shape ? PySequence_Fast(shape, "paddle shape") : NULL;
+    Py_XDECREF(shape);
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n && i < PDCKPT_MAX_DIMS; i++)
+        dims[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    if (n > PDCKPT_MAX_DIMS) return PyErr_Format(PyExc_ValueError, "pdckpt: too many dims"), NULL;
+    if (PyErr_Occurred()) return NULL;
+    PyObject *ptr = call0(obj, "data_ptr");
+    void     *data = ptr ? PyLong_AsVoidPtr(ptr) : NULL;
+    Py_XDECREF(ptr);
+    PyObject     *name = PyErr_Occurred() ? NULL : PyObject_GetAttrString(obj, "name");
+    const char   *s = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    pdckpt_value *t = NULL;
+    pdckpt_error  err;
+    if (name && (!PyUnicode_Check(name) || s) &&
+        (pdckpt_tensor_new_borrowed(NULL, dtype, (int32_t)n, dims, data, &t, &err) != PDCKPT_OK ||
+         (s && pdckpt_tensor_set_name(t, s, &err) != PDCKPT_OK))) {
+        pdckpt_value_free(t);
+        t = NULL;
+        pyn_raise(&err);
+    }
+    Py_XDECREF(name);
+    return t;
+}

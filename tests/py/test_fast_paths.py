@@ -1,0 +1,142 @@
+"""Issue 18's fast paths, judged by real Paddle: pdckpt.load hands Paddle the memory the load
+read (aligned, one allocation, no second copy) with names set and paddle.load's object rules;
+those tensors outlive everything else and free their memory; threads= reads the same bytes;
+pdckpt.save takes plain CPU paddle.Tensors (and Parameters) in C and writes what the Python
+path writes."""
+
+import gc
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import pdckpt
+
+NAME_TABLE = "StructuredToParameterName@@"
+
+
+def odd_state(n=30):
+    """Arrays of odd lengths under names of odd lengths: their bytes land misaligned in a file."""
+    rng = np.random.default_rng(7)
+    return {f"layer_{i}{'x' * (i % 5)}.w": rng.standard_normal(1 + 7 * i).astype(np.float32)
+            for i in range(n)}
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.parametrize("name", ["m.pdparams", "m.pdiparams", "m.safetensors"])
+def test_dropin_load_hands_paddle_the_loaded_memory(tmp_path, name):
+    state = odd_state()
+    path = tmp_path / name
+    pdckpt.save(state, path)
+    names = {"names": sorted(state)} if name == "m.pdiparams" else {}  # combined: sorted names
+    got = pdckpt.load(path, **names)
+    ptrs = []
+    for key, arr in state.items():
+        t = got[key]
+        assert isinstance(t, paddle.Tensor)
+        assert t.data_ptr() % 64 == 0  # aligned in place for Paddle's kernels
+        np.testing.assert_array_equal(t.numpy(), arr)
+        ptrs.append((t.data_ptr(), t.data_ptr() + arr.nbytes))
+    # One allocation: every tensor lies inside a span no larger than the file (plus its slack).
+    span = max(e for _, e in ptrs) - min(s for s, _ in ptrs)
+    assert span <= os.path.getsize(path) * 9 // 8 + (64 << 10)
+    # Writable, and private to each tensor: writing one leaves its neighbours alone.
+    keys = list(state)
+    got[keys[3]].add_(paddle.ones_like(got[keys[3]]))
+    np.testing.assert_array_equal(got[keys[2]].numpy(), state[keys[2]])
+    np.testing.assert_array_equal(got[keys[4]].numpy(), state[keys[4]])
+    np.testing.assert_allclose(got[keys[3]].numpy(), state[keys[3]] + 1, rtol=1e-6)
+
+
+def test_loaded_tensors_outlive_the_load_and_free_their_memory(tmp_path):
+    big = {f"w{i}": np.full(1 << 20, i, np.float32) for i in range(8)}  # 32 MiB
+    path = tmp_path / "big.pdparams"
+    pdckpt.save(big, path)
+    one = pdckpt.load(path)["w5"]
+    gc.collect()
+    junk = [np.ones(1 << 20, np.float32) for _ in range(8)]  # reuse of freed memory shows
+    assert float(one.numpy().min()) == 5.0 == float(one.numpy().max())
+    del one, junk
+    gc.collect()
+    before = rss_mib()
+    for _ in range(12):
+        got = pdckpt.load(path)
+        assert float(got["w7"].numpy()[0]) == 7.0
+        del got
+    gc.collect()
+    assert rss_mib() - before < 96  # 12 loads of 32 MiB: released, not leaked (384 MiB)
+
+
+def test_object_rules_match_paddle_load(tmp_path):
+    """The rules applied in the conversion pass give what paddle.load gives, for each rule."""
+    a = np.arange(6, dtype=np.float32)
+    b = np.arange(4, dtype=np.int64)
+    trees = {
+        "table": {"x": a, "y": b, "z": a + 1, NAME_TABLE: {"x": "fc_0.w_0", "y": "fc_0.b_0"}},
+        "named": {"x": ("fc_1.w_0", a), "y": b, "nest": [("fc_1.b_0", b), a]},
+        "plain": {"x": a, "opt": {"m": b, "step": 3, "lr": [a, (b,)]}},
+    }
+    for label, tree in trees.items():
+        path = tmp_path / f"{label}.pdparams"
+        paddle.save(tree, str(path))
+        theirs, ours = paddle.load(str(path)), pdckpt.load(path)
+        assert_same(theirs, ours, label)
+        assert_same(paddle.load(str(path), keep_name_table=True),
+                    pdckpt.load(path, keep_name_table=True), label)
+
+
+def assert_same(theirs, ours, where):
+    assert type(theirs) is type(ours), (where, type(theirs), type(ours))
+    if isinstance(theirs, dict):
+        assert list(theirs) == list(ours), where
+        for k in theirs:
+            assert_same(theirs[k], ours[k], f"{where}.{k}")
+    elif isinstance(theirs, (list, tuple)):
+        assert len(theirs) == len(ours), where
+        for i, (x, y) in enumerate(zip(theirs, ours)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(theirs, paddle.Tensor):
+        assert theirs.dtype == ours.dtype and theirs.shape == ours.shape, where
+        np.testing.assert_array_equal(theirs.numpy(), ours.numpy())
+        if not theirs.name.startswith(("generated_tensor", "eager_tmp")):
+            assert theirs.name == ours.name, where
+    elif isinstance(theirs, np.ndarray):
+        np.testing.assert_array_equal(theirs, ours)
+    else:
+        assert theirs == ours, where
+
+
+def test_threads_read_the_same_bytes(tmp_path):
+    state = {f"w{i}": np.random.default_rng(i).standard_normal(3 << 20).astype(np.float32)
+             for i in range(6)}  # 72 MiB: two parts of at least 32 MiB
+    path = tmp_path / "t.safetensors"
+    pdckpt.save(state, path)
+    for threads in (1, 2, 5, 0):
+        got = pdckpt.load(path, threads=threads, return_numpy=True)
+        for k, v in state.items():
+            np.testing.assert_array_equal(got[k], v)
+    with pytest.raises(pdckpt.ArgumentError, match="threads"):
+        pdckpt.load(path, threads=-1)
+
+
+def test_tensor_saves_in_c_write_what_the_python_path_writes(tmp_path, monkeypatch):
+    paddle.seed(3)
+    model = paddle.nn.Sequential(paddle.nn.Linear(5, 7), paddle.nn.Linear(7, 3))
+    state = dict(model.state_dict())  # Parameters: a subclass of paddle.Tensor
+    state["bf"] = paddle.to_tensor(np.arange(4, dtype=np.float32)).astype("bfloat16")
+    state["t"] = paddle.to_tensor(np.arange(12, dtype=np.float32).reshape(3, 4)).T
+    state["g"] = paddle.to_tensor(np.ones(3, np.float32), stop_gradient=False)
+    pdckpt.save(state, tmp_path / "c.pdparams")
+    monkeypatch.setattr(pdckpt, "paddle_save_spec", lambda paddle: None)  # the leaf hook only
+    pdckpt.save(state, tmp_path / "py.pdparams")
+    assert (tmp_path / "c.pdparams").read_bytes() == (tmp_path / "py.pdparams").read_bytes()
+    got = paddle.load(str(tmp_path / "c.pdparams"))
+    for k, v in state.items():
+        assert got[k].name == v.name
+        np.testing.assert_array_equal(got[k].astype("float32").numpy(),
+                                      v.astype("float32").numpy())

@@ -1,0 +1,150 @@
+/*
+ * test_relayout.c — issue 18's load path: a file read into memory (one or several threads) with
+ * require_aligned hands out tensors that are 64-byte aligned inside that one buffer (moved there,
+ * not copied out), with their values intact, for pickles, combined and safetensors files; and
+ * pdk_tree_relayout itself: shared ranges move together, zero-size tensors are left alone, and
+ * nothing moves when someone else holds the buffer or two ranges overlap partly.
+ */
+#include "check.h"
+#include "core/pdk_core.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_TENSORS 40
+
+/* Tensors of odd lengths under names of odd lengths: their data lands misaligned in a file. */
+static pdckpt_value *odd_state(void) {
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (int i = 0; i < N_TENSORS; i++) {
+        char    name[64];
+        int64_t dims[1] = {1 + i * 7};
+        snprintf(name, sizeof name, "layer_%02d%.*s.w", i, i % 5, "xxxxx"); /* file order */
+        pdckpt_dict_set(d, name, tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, (unsigned)i),
+                        NULL);
+    }
+    return d;
+}
+
+static bool same_tensor_values(const pdckpt_value *a, const pdckpt_value *b) {
+    pdckpt_tensor_view x, y;
+    return pdckpt_tensor_get(a, &x) && pdckpt_tensor_get(b, &y) && x.n_bytes == y.n_bytes &&
+           memcmp(x.data, y.data, (size_t)x.n_bytes) == 0;
+}
+
+/* Every tensor aligned, in one unmapped buffer, equal to the saved one. */
+static void check_aligned_load(const pdckpt_value *saved, const char *path, uint32_t threads) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.require_aligned = true;
+    lo.threads = threads;
+    pdckpt_value *got = NULL;
+    pdckpt_error  err;
+    CHECK_OK(pdckpt_load_file(path, &lo, &got, NULL, &err), &err);
+    if (!got) return;
+    const pdckpt_buffer *one = NULL;
+    size_t               n = 0;
+    for (size_t i = 0; i < pdckpt_value_len(got); i++) {
+        const pdckpt_value *t = pdckpt_value_at(got, i);
+        pdckpt_tensor_view  v;
+        if (!pdckpt_tensor_get(t, &v)) continue; /* a pickle's name table */
+        n++;
+        CHECK(((uintptr_t)v.data & 63) == 0);
+        CHECK(v.buffer != NULL && !pdckpt_buffer_is_mapped(v.buffer));
+        if (!one) one = v.buffer;
+        CHECK(v.buffer == one); /* moved inside the read buffer, not copied out */
+        /* a dict by name; a combined file, loaded without names, is a list in file order */
+        const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(got, i), NULL);
+        CHECK(same_tensor_values(t, key ? pdckpt_dict_get(saved, key) : pdckpt_value_at(saved, i)));
+    }
+    CHECK_EQ_INT(n, N_TENSORS);
+    pdckpt_value_free(got);
+}
+
+static void test_loads_are_aligned_in_one_buffer(void) {
+    char               *dir = tu_tempdir();
+    pdckpt_value       *state = odd_state();
+    const char         *names[] = {"m.pdparams", "m.pdiparams", "m.safetensors"};
+    const pdckpt_format fmts[] = {PDCKPT_FORMAT_PICKLE, PDCKPT_FORMAT_COMBINED,
+                                  PDCKPT_FORMAT_SAFETENSORS};
+    for (int f = 0; f < 3; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+        so.format = fmts[f];
+        so.durable = false;
+        pdckpt_error err;
+        CHECK_OK(pdckpt_save_file(state, path, &so, &err), &err);
+        check_aligned_load(state, path, 0);
+        check_aligned_load(state, path, 1);
+        check_aligned_load(state, path, 3);
+    }
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A tree over one buffer: tensors at odd offsets, one range shared by two tensors, an empty one. */
+static pdckpt_buffer *odd_buffer(pdckpt_value **root, size_t spacing) {
+    pdckpt_buffer *buf = pdk_buffer_new_alloc(NULL, 4096, true);
+    uint8_t       *base = pdk_buffer_data(buf);
+    for (int i = 0; i < 4096; i++) base[i] = (uint8_t)(i * 13 + 7);
+    *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+    for (int i = 0; i < 5; i++) {
+        int64_t        dims[1] = {i == 4 ? 0 : 25};
+        const uint8_t *at = base + 3 + (size_t)(i == 3 ? 2 : i) * spacing;
+        pdckpt_value  *t = NULL;
+        pdckpt_tensor_new_in_buffer(NULL, PDCKPT_DTYPE_FLOAT32, 1, dims, buf, at, &t, NULL);
+        pdckpt_value_append(*root, t, NULL);
+    }
+    return buf; /* the caller's own reference */
+}
+
+static void test_relayout_moves_in_place(void) {
+    pdckpt_value  *root;
+    pdckpt_buffer *buf = odd_buffer(&root, 150);
+    uint8_t        want[3][100];
+    for (int i = 0; i < 3; i++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(pdckpt_value_at(root, (size_t)i), &v);
+        memcpy(want[i], v.data, 100);
+    }
+    CHECK_EQ_INT(pdk_tree_relayout(root, buf, 1), 4); /* three ranges, one of them shared */
+    for (int i = 0; i < 4; i++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(pdckpt_value_at(root, (size_t)i), &v);
+        CHECK(((uintptr_t)v.data & 63) == 0);
+        CHECK(v.buffer == buf);
+        CHECK(memcmp(v.data, want[i == 3 ? 2 : i], 100) == 0);
+    }
+    pdckpt_value_free(root);
+    pdckpt_buffer_release(buf);
+}
+
+static void test_relayout_refuses_what_it_cannot_prove_safe(void) {
+    pdckpt_value  *root;
+    pdckpt_buffer *buf = odd_buffer(&root, 150);
+    pdckpt_buffer_retain(buf); /* a holder the tree does not know of */
+    CHECK_EQ_INT(pdk_tree_relayout(root, buf, 1), 0);
+    pdckpt_buffer_release(buf);
+    pdckpt_value_free(root);
+    pdckpt_buffer_release(buf);
+
+    buf = odd_buffer(&root, 50); /* 100-byte tensors every 50 bytes: partial overlaps */
+    pdckpt_tensor_view before;
+    pdckpt_tensor_get(pdckpt_value_at(root, 1), &before);
+    CHECK_EQ_INT(pdk_tree_relayout(root, buf, 1), 0);
+    pdckpt_tensor_view after;
+    pdckpt_tensor_get(pdckpt_value_at(root, 1), &after);
+    CHECK(before.data == after.data);
+    pdckpt_value_free(root);
+    pdckpt_buffer_release(buf);
+}
+
+int main(void) {
+    RUN(test_loads_are_aligned_in_one_buffer);
+    RUN(test_relayout_moves_in_place);
+    RUN(test_relayout_refuses_what_it_cannot_prove_safe);
+    return CHECK_SUMMARY();
+}
