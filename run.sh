@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # pdckpt's one entry point.  On a fresh Debian machine each command does its own set-up first
 # (apt packages, the Python venv with paddlepaddle/numpy/pytest, the builds).
 #   ./run.sh demo    build, then save / list / verify / reload a real checkpoint in every format

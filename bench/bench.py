@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt's benchmark: pdckpt against paddle.save/load, NumPy, safetensors and the raw limits of
 this machine, like for like, in one run, interleaved and repeated.  Three tables:
   drop-in  paddle.Tensors in and out (pdckpt.save/load as a Paddle user calls them, vs Paddle)

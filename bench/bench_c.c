@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_c.c — the C API side of the benchmark (bench/bench.py drives it, one process per
  * measurement so peak RSS is the operation's own):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One measurement of bench/bench.py in a fresh process (see there).  Prints one JSON line.
 
     bench_child.py make W DIR SCALE                     the workload's source files in DIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_gather.c — issue 20's gather numbers, under mpirun (bench/dist_scale.sh runs it): every
  * rank holds STATE_MIB of float32 tensors (TENSOR_MIB each, distinct keys); the same state is

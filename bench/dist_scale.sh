@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Issue 20's distributed numbers, one run (bench/NOTES.md "Sharded checkpoints at scale"):
 #   1. sharded save / load / resharded load of 4 ranks x PIECES tiny 1-D pieces, PIECES from
 #      8,000 to 64,000 (tests/unit/test_dist_scale.c --json), and the growth 8,000 -> 64,000;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turns bench/results.json into BENCHMARKS.md (tables with ratios) and bench/chart.png.
 
     .venv/bin/python bench/report.py bench/results.json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h — what the pdckpt subcommands share: error and usage reporting (exit 1 for bad input or a
  * difference, 2 for usage), loading with the common options, leaf listing, key-path rendering,

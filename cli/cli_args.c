@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_args.c — one option parser for every subcommand, built on getopt_long so the tool behaves
  * as users of GNU tools expect: `--opt value` and `--opt=value`, options before or after the

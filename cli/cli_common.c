@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_common.c — error reporting, the values of the shared reading options (names, allowed
  * globals, reinterpretations) and loading, from a path or from standard input.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_dist_exec.c — pdckpt never links MPI; `pdckpt dist ...` and `pdckpt ls` of a sharded
  * checkpoint run pdckpt-mpi (built beside pdckpt when MPI is available) with the same arguments.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_docs.c — what the tool says about itself, all made from the command table: `pdckpt help
  * [COMMAND]`, `pdckpt help --man` (the pdckpt(1) page the build installs), `pdckpt formats`, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_leaves.c — flattens a tree into (key path, leaf) rows for ls and diff.  A key path renders
  * as JSON (["blocks", 0, "weight"]: dict keys as strings, list indexes as integers) and as text

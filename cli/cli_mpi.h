@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_mpi.h — the subcommands of pdckpt-mpi, the MPI-linked companion of the pdckpt command
  * (pdckpt itself never links MPI; it runs pdckpt-mpi for `dist ...` and for `ls` of a sharded

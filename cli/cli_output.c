@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_output.c — text and JSON rendering of values, SHA-256 of tensor bytes (OpenSSL's EVP, which
  * uses the CPU's SHA extensions), and the progress bar.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_repr.c — compact, Python-like one-line renderings of values the listings cannot break into
  * rows: opaque pickled objects (class path, arguments, state), ints beyond 64 bits (which a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_check.c — `pdckpt check EXPECTED LOADED [--from F] [--names N] [--json]`: will LOADED
  * restore into what EXPECTED describes (a model's or optimizer's own freshly saved state)?  Lists

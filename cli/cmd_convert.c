@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_convert.c — `pdckpt convert IN OUT [--from F] [--to F] [options]`: load in one format,
  * save atomically in another.  The output format comes from --to or OUT's name.  IN `-` reads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_diff.c — `pdckpt diff A B [--from F] [--names N] [--by-name]`: the two checkpoints must
  * hold the same key paths with the same dtypes, shapes and bytes (tensors) or equal values

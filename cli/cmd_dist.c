@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_dist.c — `pdckpt dist shard` and `pdckpt dist merge`, run under mpirun.
  *   shard IN DIR --ranks-layout SPEC: every rank maps IN (so it reads only its own part) and

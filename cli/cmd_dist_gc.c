@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_dist_gc.c — `pdckpt dist gc DIR [--keep N]`: garbage collection of a sharded checkpoint
  * directory without saving (pdckpt_sharded_gc): temporaries and data files no committed metadata

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_dist_ls.c — `pdckpt ls DIR [--json] [--id N]` for a sharded checkpoint: its global
  * tensors (key, dtype, shape, bytes), every stored piece (offset, shape) with the file that

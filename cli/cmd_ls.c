@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_ls.c — `pdckpt ls PATH [--format F] [--names N] [--json] [--hash]`: tensors in file order
  * (key, dtype, shape, bytes, optional SHA-256 of the raw little-endian C-order bytes) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_ls_program.c — `pdckpt ls` of a program file (`__model__`, `*.pdmodel`, PIR `*.json`): the
  * program has no tensor data, so it gets its own listing: every declared variable with block,

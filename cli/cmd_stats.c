@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_stats.c — `pdckpt stats PATH [--json] [--check]`: per-tensor min / max / mean / std and
  * zero, NaN and Inf counts, then a summary that names every tensor holding NaN or Inf and says

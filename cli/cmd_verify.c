@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_verify.c — `pdckpt verify PATH`: a full structural check (every byte accounted for, every
  * data byte read); prints one summary line or the diagnosis.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main.c — the pdckpt command: the command table, dispatch and the top-level help.
  * Exit codes: 0 ok, 1 bad input or a difference found, 2 usage error.

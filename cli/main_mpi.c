@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * main_mpi.c — pdckpt-mpi: the distributed subcommands, linked with MPI (run `dist ...` under
  * mpirun; `ls` of a sharded checkpoint needs no MPI).  pdckpt forwards `pdckpt dist ...` and

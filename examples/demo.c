@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * demo.c — what a C user of pdckpt writes: build a small MLP's weights and an Adam optimizer's
  * moments, save them as a combined .pdiparams, a per-variable directory, safetensors and bytes in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Train a small Paddle model, checkpoint it with pdckpt every N steps, survive being killed.
 
     python examples/train_resume.py CKPT_DIR [--steps 20] [--every 3] [--kill-at STEP]

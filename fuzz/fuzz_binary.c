@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_binary.c — fuzz target for the binary readers: the input is loaded as a tensor stream, as
  * a combined file (with and without a name list) and by auto-detection.  Any crash, leak or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_dist_meta.c — fuzz target for libpdckpt_mpi's parsers of bytes it did not produce itself:
  * the sharded checkpoint's metadata file (Paddle's pickled Metadata, its conversion to the

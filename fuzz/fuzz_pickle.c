@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_pickle.c — fuzz target for the pickle reader (spec pickle-and-distributed-formats.md §1):
  * the input is loaded as a pickle with default options, with small limits (depth, memo, memory),

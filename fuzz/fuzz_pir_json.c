@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_pir_json.c — fuzz target for the Paddle 3 PIR JSON program reader: the input is read as a
  * PIR program (every accessor walked) and loaded as the `pir-json` value tree.  Errors are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_program.c — fuzz target for the ProgramDesc reader (wire validation, protobuf-c unpack,
  * the selection rule), the program-named combined loader and the .pdiparams.info decoder.  The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_roundtrip.c — load (any format) -> save (the same format, to memory) -> load -> save ->
  * load.  Saving normalises once (combined files sort by name, safetensors by dtype and name, a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpus of fuzz_pickle (fuzz/corpus/fuzz_pickle) with Python's own pickle module
 and numpy, shaped like what Paddle writes (spec pickle-and-distributed-formats.md §1): state
 dicts with a name table, generic objects with Paddle's (name, ndarray) tuple reducer, optimizer

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes seed inputs for the program fuzz targets (stdlib only; rerun to regenerate):
 fuzz_program gets hand-encoded ProgramDescs (spec binary §6.1), a combined file for its fixed
 program and a .pdiparams.info pickle; fuzz_pir_json gets small PIR JSON programs (spec §6.5)."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes small valid seed inputs for the fuzz corpora (stdlib only; rerun to regenerate)."""
 import json
 import os

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * replay_main.c — runs a fuzz target's entry point over files and directories (corpus, past
  * crashes, golden files, real fixtures) without libFuzzer, so every input ever found is replayed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdckpt.h — save and load PaddlePaddle checkpoints from C.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdckpt_dlpack.h — hand a pdckpt tensor to NumPy, Paddle, PyTorch, CuPy, JAX ... without a copy,
  * through DLPack 1.x (DLManagedTensorVersioned).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so the core
  * never needs MPI).  Link with -lpdckpt_mpi -lpdckpt and your MPI.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The benchmark (issue 7; not part of the tests): pdckpt's C API and Python module against
 # paddle.save/load, NumPy, safetensors and dd, interleaved and repeated.  Arguments go to
 # bench/bench.py, e.g. `./run.sh bench --scale 0.25 --repeat 3`.  Writes bench/results.json,

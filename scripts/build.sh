@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the library, CLI and tests twice: optimised with debug info, and with ASan+UBSan.  The
 # optimised build also builds the Python extension against the venv's Python and stages an
 # importable package in $PDCKPT_BUILD/python (the tests put it first on sys.path).

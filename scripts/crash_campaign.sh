@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Crash-consistency campaign (issue 8 item 2, docs/RELIABILITY.md): N SIGKILL trials (default
 # 1000) through each of the two harnesses the test command runs in short form:
 #  - the C API (tests/py/test_crash_consistency.py): five kinds of target (tensor file, combined

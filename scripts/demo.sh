@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The demo: a small MLP's weights and Adam moments, saved by the C API in every format, then
 # listed, verified, reloaded and compared with the CLI.
 set -euo pipefail

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared settings for the scripts (sourced).  Every path can be overridden from the environment,
 # so worktrees can share one venv and CI can point at its own shared/ directory.
 PDCKPT_ROOT="${PDCKPT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"

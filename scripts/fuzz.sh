@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The fuzz campaign (issue 8): builds every libFuzzer target with clang (the library and the
 # target instrumented, ASan+UBSan) in build-fuzz/ and runs each for SECONDS with its seeds: the
 # checked-in corpus, the regressions, the golden files and the real Paddle fixtures.  New inputs

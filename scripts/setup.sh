@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what pdckpt needs on Debian 12, idempotently: the C toolchain and libraries (apt) and a
 # Python venv with paddlepaddle (CPU), numpy, safetensors and pytest.  Runs apt only when a
 # package is missing, and pip only when requirements-dev.txt changed.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs every test: the C unit/golden tests (plain and under ASan+UBSan), then the pytest suites
 # (CLI, real fixtures, interop with real PaddlePaddle, crash tests).  Fails on the first failure.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the binary wheel into ${1:-dist/}: pip builds it from this checkout (scikit-build-core,
 # out of tree), then auditwheel copies in the shared libraries the extension and the pdckpt tool
 # need (libxxhash, libprotobuf-c, libjansson, libcrypto) and points them at those copies, so the

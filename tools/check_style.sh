@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Mechanical house-style checks (README "Developing"): exported symbols, include layering,
 # clang-format, function and file length.  A function may exceed the limit only with a comment containing
 # "pdckpt:long-function" on one of the three lines above it, saying why.
@@ -23,6 +24,13 @@ check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer
 check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
 check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
+
+# Licence: every tracked source file names its licence (SPDX) in its first lines.
+unlicensed=$(cd "$root" && git ls-files '*.c' '*.h' '*.cpp' '*.py' '*.pyi' '*.sh' 'CMakeLists.txt' \
+  2>/dev/null | while read -r f; do head -3 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' || echo "$f"; done)
+if [[ -n "$unlicensed" ]]; then
+  echo "style: no SPDX-License-Identifier line (Apache-2.0) near the top of:"; echo "$unlicensed"; fail=1
+fi
 
 # Formatting: every tracked C file as .clang-format says (clang-format 14, Debian's).
 unformatted=$(cd "$root" && git ls-files '*.c' '*.h' 2>/dev/null | xargs -r clang-format --dry-run 2>&1 |

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt -- save and load PaddlePaddle checkpoints safely and fast; a drop-in for
 ``paddle.save`` / ``paddle.load``::
 

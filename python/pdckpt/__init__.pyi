@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Type hints for pdckpt (the public API; see __init__.py for the documentation).
 import os
 from typing import IO, Any, Iterator, Literal, Protocol, TypedDict

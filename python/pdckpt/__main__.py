@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """``python -m pdckpt ...`` and the ``pdckpt`` console command of the wheel: run the C command-line
 tool that the wheel carries in ``pdckpt/_bin`` (the same program as a source build's ``pdckpt``)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Object conversion between Python and the C library's value trees -- the parts that need Python
 objects (NumPy dtypes, paddle.Tensor) rather than C.  No file format is parsed or produced here.
 

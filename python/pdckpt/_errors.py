@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt's exceptions: one class per library status, each also an instance of the built-in
 exception a Python user would expect (a missing file is a FileNotFoundError, a bad file a
 ValueError, ...) and of the one ``paddle.save`` / ``paddle.load`` raise in the same case (a missing

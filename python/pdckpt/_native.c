@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * _native.c — the pdckpt._native extension module: entry points save / load / format helpers,
  * and pdckpt_error -> exception translation.  The pure-Python facade (__init__.py) registers its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What ``paddle.save`` / ``paddle.load`` do with Paddle's own objects beyond tensors in
 containers: the graph mode (a static-graph load gives ``core.DenseTensor``, as Paddle's does), the
 binary formats of ``use_binary_format`` (a tensor stream, a SelectedRows stream), ``Program``

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt.stats / pdckpt.plot_stats: the numbers `pdckpt stats` prints (computed by the same C
 function, pdckpt_tensor_stats_compute), and an optional picture of them."""
 

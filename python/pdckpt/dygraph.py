@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The seeds' 1.x dygraph APIs over pdckpt, writing and reading what Paddle 1.5-1.8 wrote:
 
 * ``save_persistables(model_dict, dirname, optimizers)`` / ``load_persistables(dirname)``

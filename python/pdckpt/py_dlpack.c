@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_dlpack.c — pdckpt._native.Tensor: one tensor value of a loaded tree, with its metadata read
  * from the tree (never from the data) and the DLPack Python protocol (__dlpack__,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_from_tree.c — a pdckpt_value tree as Python values: dict/list/tuple/set/str/bytes/int/float/
  * bool/None as themselves, tensors as arrays made by the facade's factory from a TensorData (a view

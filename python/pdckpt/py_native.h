@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_native.h — declarations shared by the files of the pdckpt._native extension.  The extension
  * only converts objects: Python values to pdckpt_value trees (py_to_tree.c), trees back to Python

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_paddle.c — loaded tensors as paddle.Tensors in the conversion pass itself (issue 18).
  * paddle.load's object rules (spec §1.6; _convert.paddle_result is the Python statement of them):

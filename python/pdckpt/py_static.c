@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_static.c — bindings for the program-driven static APIs (the seeds' static
  * save_persistables / load_persistables, serialize_persistables): a program file names and checks

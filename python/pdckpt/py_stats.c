@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_stats.c — Tree.stats(): every tensor leaf's statistics from pdckpt_tensor_stats_compute, the
  * same numbers `pdckpt stats` prints, as (key path, dtype, shape, stats or None) tuples.  The

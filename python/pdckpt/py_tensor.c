@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_tensor.c — the extension's object types.
  *   TensorData  exports one tensor's bytes through the buffer protocol (read-only when the data is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_to_tree.c — Python values as a pdckpt_value tree for saving.  Containers and scalars are
  * converted here; everything else (NumPy arrays, paddle.Tensors, numpy scalars, OpaqueObject) goes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_tree.c — pdckpt._native.Tree: a loaded pdckpt_value tree held open, so pdckpt.open can list
  * keys and read metadata without converting (or touching) any tensor data, and convert one entry

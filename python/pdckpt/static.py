@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The seeds' static-graph APIs over pdckpt: a *program file* (``__model__`` / ``*.pdmodel`` /
 PIR ``*.json``) names and checks the variables, and the C library writes and reads the files
 byte-compatibly with Paddle's ``save_persistables`` / ``load_persistables`` /

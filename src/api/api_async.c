@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_async.c — asynchronous saves (issue 7): the caller's pause is one pass of memcpy into a
  * reusable staging buffer plus a copy of the (small) tree structure; a persistent worker thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_dygraph_load.c — the Paddle 1.x dygraph load APIs the seeds document, in C (spec
  * binary-and-static-formats.md §5.1-5.3, pickle-and-distributed-formats.md §3):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_dygraph_save.c — the Paddle 1.x dygraph save APIs in C (spec pickle §3.1, §3.3):
  * fluid.save_dygraph (1.7/1.8: "<prefix>.pdparams" + "<prefix>.pdopt", protocol 2, state-dict

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_load.c — public load entry points: argument checks, option defaults, format detection and
  * dispatch.  Files are mapped (zero-copy) or read; directories go to directory formats.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_program.c — public entry points for programs (include/pdckpt.h "Programs, inference models
  * and static save/load"): loading a ProgramDesc or PIR JSON program and reading its variables,

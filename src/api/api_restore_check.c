@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_restore_check.c — pdckpt_check_restore: what Paddle's set_state_dict would silently get
  * wrong (spec pickle §2.1: accumulators are "<param.name>_<kind>_<n>" with unique_name counters,

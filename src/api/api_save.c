@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_save.c — public save entry points.  Files go through the atomic sink (temp, fsync, rename,
  * fsync dir); directories through a directory transaction; memory and caller sinks take the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_static.c — public entry points for inference models and static save/load (include/pdckpt.h
  * "Programs, inference models and static save/load"; seed 002's save_persistables with

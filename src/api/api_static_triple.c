@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_static_triple.c — the `paddle.static.save(program, "X")` checkpoint as one unit (issue 4
  * item 5; spec binary-and-static-formats.md §4): `X.pdmodel` (legacy IR) or `X.json` (PIR) names

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * api_verify.c — full structural verification: load with the extra semantic checks on, from a
  * private read rather than a mapping (an I/O error then surfaces as EIO instead of SIGBUS), and

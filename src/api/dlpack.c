@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dlpack.c — DLPack 1.x export of tensor values (include/pdckpt_dlpack.h).  One allocation holds
  * the managed tensor, its shape and strides; it keeps a reference to the tensor's pdckpt_buffer,

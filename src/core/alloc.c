@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * alloc.c — allocation through the caller's allocator (or the C library when there is none),
  * plus overflow-checked size arithmetic.  No global allocator hook exists on purpose: the

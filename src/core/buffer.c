@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * buffer.c — refcounted owners of tensor memory (allocations and file mappings).
  * Tensors, NumPy arrays and DLPack capsules hold references, so data loaded zero-copy stays valid

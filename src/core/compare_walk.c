@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * compare_walk.c — deep equality of value trees and the depth-first leaf walk the CLI, the flat
  * formats and the tests use to enumerate "key path -> leaf" pairs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * container.c — lists, tuples, sets and ordered dicts: append, index, Python-style dict set
  * (replace in place), removal, and a hash index over every key (strings, numbers, tuples, objects

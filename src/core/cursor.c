@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cursor.c — bounded reads for parsers (see cursor.h).  The truncation message format is part of
  * the golden diagnostics in tests/golden: "truncated <what>: expected N bytes, found M".

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cursor.h — the bounded little-endian reader every parser uses to touch file bytes.  Each read
  * checks the remaining length first and, on failure, records a FORMAT error at the exact offset

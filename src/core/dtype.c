@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dtype.c — the one table that maps each element type to Paddle's VarType code, numpy's pickle
  * spelling, safetensors' name and DLPack's code (spec binary-and-static-formats.md §1.4;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * options.c — the one place where a caller's load or save options become the options a call
  * uses: NULL means the defaults, `struct_size` says how much of the struct the caller's header

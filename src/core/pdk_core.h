@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_core.h — internal declarations shared by every layer: error helpers, allocation, buffers.
  * Nothing here is public API; include/pdckpt.h is.  See docs/DESIGN.md ("Rules every module

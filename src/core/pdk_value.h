@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_value.h — the in-memory layout of pdckpt_value, private to src/core.  Other layers use the
  * public accessors in pdckpt.h so this layout can change freely.

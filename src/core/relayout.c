@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * relayout.c — aligns the tensors of a loaded tree inside the buffer the file was read into.
  * Formats such as Paddle's pickles and combined files put each tensor's bytes right after a

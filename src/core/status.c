@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * status.c — status names and the error record helpers every layer uses.
  * First error wins: the innermost failure describes what went wrong, outer layers may only add a

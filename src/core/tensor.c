@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tensor.c — tensor values: shape and size checks (every element count and byte size is
  * overflow-checked), owned / borrowed / buffer-backed data, names and LoD levels.

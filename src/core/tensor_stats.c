@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tensor_stats.c — min / max / mean / std and NaN, Inf and zero counts of one tensor, for
  * `pdckpt stats` and pdckpt.stats().  Elements are decoded into a block of doubles and each

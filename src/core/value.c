@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * value.c — the nested, ordered value tree (docs/DESIGN.md "The data model"): scalars, strings,
  * containers, opaque objects, equality and the leaf walk.  Dict lookups by string key use a hash

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_codec.c — a small, bounded binary codec for value trees without tensor data: the shape
  * of a rank's state (scalars, strings, containers, opaque objects, and tensors as references to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_comm.c — the communication every collective is built from, with two guarantees:
  * bounded waits (every wait is a non-blocking operation polled against a deadline, so a rank

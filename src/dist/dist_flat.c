@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_flat.c — a tree as the (name, tensor) pairs a flat format stores, named the way the core's
  * flat formats name them (nested dict keys and list indexes joined with '.', Paddle's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_fs.c — the filesystem steps of distributed commits: temporary names beside a target,
  * renames that replace a file or a whole directory, directory syncs, and the atomic write of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_gather.c — runs the gather planned in dist_merge.c: gathers every rank's skeleton, builds
  * the merged tree on the writing ranks (their own tensors borrowed, received tensors allocated

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_gather.h — the gather behind pdckpt_mpi_save / pdckpt_mpi_gather, shared by its two
  * halves: dist_merge.c (skeletons and the merge plan) and dist_gather.c (building the merged tree

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_internal.h — what the modules of libpdckpt_mpi share.  The library sits on the public API
  * of libpdckpt only (its internals are hidden in the shared library), so it carries its own

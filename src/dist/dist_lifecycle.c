@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_lifecycle.c — the life of checkpoint ids in a sharded directory (issue 20,
  * docs/RELIABILITY.md "Sharded checkpoints: commit protocol"):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_load.c — loading a sharded checkpoint with resharding (spec §5.4): a job of any size reads
  * a checkpoint saved by any number of ranks.  For every box a rank asks for, the stored pieces

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_merge.c — the gather behind paddle.distributed.save's gather_to (spec §4), done so that
  * only the data that ends up in a written file moves, and only to the ranks that write it.

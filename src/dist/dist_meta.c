@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_meta.c — the sharded checkpoint's metadata (spec §5.1-5.2): built as a value tree with the
  * fields of Paddle's Metadata dataclass (state_dict_metadata, storage_metadata, flat_mapping),

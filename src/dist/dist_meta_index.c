@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_meta_index.c — the in-memory index of a sharded checkpoint's metadata, shared by the
  * pickle reader (dist_meta_tree.c) and the compact form the coordinator broadcasts: keys in a

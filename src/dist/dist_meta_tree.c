@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_meta_tree.c — the metadata tree of a sharded checkpoint (spec §5.2, Paddle's Metadata):
  *   state_dict_metadata  {key: [LocalTensorMetadata as a dict: global_offset, local_shape, dtype,

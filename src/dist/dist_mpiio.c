@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_mpiio.c — one combined file (spec binary-and-static-formats.md §3: concatenated tensor
  * streams in byte-wise name order, what save_combine writes) written by all ranks at once with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_mpiio_pickle.c — one .pdparams / .pdopt pickle written by all ranks with MPI-IO: the
  * bytes a single-process save of the merged dict writes, so paddle.load reads it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_plan.c — shard geometry (spec pickle-and-distributed-formats.md §5.3-5.4): Paddle's
  * balanced_split, the box a piece of a sharding grid holds, box intersections, and the strided

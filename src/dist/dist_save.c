@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_save.c — paddle.distributed.save (spec §4) as pdckpt_mpi_save / pdckpt_mpi_gather: the
  * argument checks every rank must pass identically, the per-rank file names, and the two-phase

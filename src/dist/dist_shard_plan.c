@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_shard_plan.c — the plan of a sharded save (spec §5.1-5.3), computed by the coordinator
  * alone from every rank's piece descriptions: pieces of a key must agree on dtype and global

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_sharded.c — saving a sharded checkpoint (spec §5.1-5.3, Paddle's flex checkpoint).
  * Every rank describes its pieces (key, dtype, global shape, offset, local shape) and sends the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_tiling.c — do the distinct pieces of one key tile its global box exactly (no overlap, no
  * hole)?  In n log n on sorted intervals (issue 20; the pairwise check was quadratic): first a

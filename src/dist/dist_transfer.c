@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_transfer.c — grouped point-to-point transfers of tensor bytes (issue 6, max_grouped_size).
  * Every rank derives the same schedule from the same item list: per destination, its items'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_util.c — the small tools every dist module uses: error records (first error wins, as in
  * the core, which keeps its own helpers private), a growable byte buffer for encoded trees and

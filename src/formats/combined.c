@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * combined.c — concatenated tensor streams: save_combine files, __params__, .pdiparams and the
  * seeds' save-to-memory bytes (spec binary-and-static-formats.md §3).  Nothing in the file says

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dygraph_dir.c — Paddle 1.5 `fluid.dygraph.save_persistables` directories, load side (spec
  * binary-and-static-formats.md §5.1, pickle-and-distributed-formats.md §3.1): one tensor-stream

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dygraph_dir_write.c — writes Paddle 1.5's fluid.dygraph.save_persistables directory (spec
  * pickle-and-distributed-formats.md §3.1): one binary tensor file per variable at its name ('/'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * flat.c — turns a value tree into the ordered (name, tensor) list that flat formats (combined,
  * vars-dir, safetensors, tensor) store.  Nested dict keys and list indexes join with '.', the way

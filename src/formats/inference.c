@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inference.c — inference models and other program-named checkpoints (spec
  * binary-and-static-formats.md §3.2-§3.4, §4.2): finding the program and parameters of a model

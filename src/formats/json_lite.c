@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_lite.c — see json_lite.h.  RFC 8259 strings (escapes, surrogate pairs, no raw control
  * characters), non-negative integers without leading zeros, and a depth-limited skip.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_lite.h — a strict, bounded JSON reader over a cursor, for headers whose schema pdckpt knows
  * (safetensors).  Errors carry the exact byte offset; nothing is allocated except decoded strings.

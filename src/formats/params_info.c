@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * params_info.c — `.pdiparams.info` / `__variables.info__` (spec binary-and-static-formats.md
  * §3.5): jit.save pickles (protocol 2) a plain dict {variable name: {"structured_name": str,

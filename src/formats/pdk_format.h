@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_format.h — the descriptor every on-disk format fills in, and the helpers formats share.
  * The set of formats is closed and listed in registry.c; auto-detection asks every format's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_program.h — the in-memory program model shared by the ProgramDesc reader (program_desc.c),
  * the PIR JSON reader (program_pir.c), the persistable selection rule (program_model.c), the

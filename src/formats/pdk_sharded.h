@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_sharded.h — Hugging Face sharded checkpoints: shards ("model-00001-of-00003.safetensors",
  * PaddleNLP's "model_state-00001-of-00003.pdparams") plus an index "<prefix><ext>.index.json" =

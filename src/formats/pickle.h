@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle.h — the pickle module (.pdparams / .pdopt, spec pickle-and-distributed-formats.md §1-3),
  * split because its reader (a bounded VM that executes nothing, pickle_read.c) and its writer (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_calls.c — what the pickle reader does instead of calling anything (spec
  * pickle-and-distributed-formats.md §1.3, §1.7, §1.11): GLOBAL / STACK_GLOBAL / INST name a

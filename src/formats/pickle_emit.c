@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit.c — CPython's pickler in C (spec pickle-and-distributed-formats.md §1.7, §1.10):
  * PROTO, protocol-4 framing (commit at the start of a save once the frame holds 64 KiB; str and

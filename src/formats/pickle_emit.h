@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit.h — a pickle writer that produces the bytes CPython's C pickler (_pickle.c, 3.8+)
  * produces for the same object graph, protocols 2-4 (spec pickle-and-distributed-formats.md

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_global.c — save_global: a class or function by name (spec pickle §1.10, §1.11).
  * Protocols 2-3 write GLOBAL "module\nname\n" (memoized once); protocol 4 saves the module and

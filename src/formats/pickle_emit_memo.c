@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10,
  * "Memo keys are identities").  Open addressing with linear probing, kept at most half full.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_numpy.c — how numpy pickles what Paddle hands it (spec pickle §1.9): an ndarray is
  * _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, False, raw C-order bytes); a dtype is

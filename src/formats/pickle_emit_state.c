@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_state.c — Paddle's state-dict path (spec pickle §1.2, §1.5, §1.10): the pickled
  * object is a new plain dict holding, in order, the user's keys (tensors as ndarrays, other values

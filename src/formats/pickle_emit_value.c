@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_value.c — save() of any tree value as the Python object it stands for (spec pickle
  * §1.3, §1.7): containers as CPython writes dict/list/tuple/set, opaque objects rebuilt the way

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_format.c — the `pickle` format descriptor: .pdparams / .pdopt files as Paddle's
  * paddle.save / fluid.save_dygraph write them.  The work is in pickle_read.c and pickle_write.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_names.c — the pickle allowlist: every global (module, name) that real Paddle 1.x-3.x and
  * numpy 1.x/2.x checkpoints name (spec pickle-and-distributed-formats.md §1.6-1.11, the real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_names.h — the one table of globals (module, name) a pickle may name, shared by the
  * reader (pickle_calls.c: what it resolves) and the writer (pickle_emit_global.c: what it may

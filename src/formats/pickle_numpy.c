@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_numpy.c — numpy objects recognised by their structure, never by importing anything
  * (spec pickle-and-distributed-formats.md §1.9): ndarray (_reconstruct + BUILD (1, shape, dtype,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_ops.c — the pickle reader's data opcodes (spec pickle-and-distributed-formats.md §1.7,
  * §1.10): ints (BININT*, LONG1/LONG4, text INT/LONG), floats, text (BINUNICODE*, UNICODE), Python 2

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_paddle.c — what paddle.load does to a loaded dict, done the same way (spec
  * pickle-and-distributed-formats.md §1.5, §1.6): big arrays that paddle.save cut into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_read.c — the pickle format's load and sniff (spec pickle-and-distributed-formats.md
  * §1.6-1.11): runs the bounded VM (pickle_vm.c) to STOP, turns the result into final values and

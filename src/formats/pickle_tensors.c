@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_tensors.c — which pickled arrays paddle.load turns into paddle.Tensors (Paddle 3.3
  * paddle/framework/io.py: load, _parse_load_result, _tuple_to_tensor, _ndarray_to_tensor):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_vm.c — the machine under the pickle reader (spec pickle-and-distributed-formats.md
  * §1.10-1.11): opcode names, the value stack with CPython's mark fence, the memo, the identity map

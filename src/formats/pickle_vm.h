@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_vm.h — internals of the pickle reader (spec pickle-and-distributed-formats.md §1.7-1.11):
  * a bounded stack machine that builds pdckpt values and never runs anything.  Shared by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_write.c — writing .pdparams / .pdopt files byte-identical to paddle.save (spec pickle
  * §1.1-1.10).  The path is chosen like paddle.save's _is_state_dict: a dict of tensors (and of

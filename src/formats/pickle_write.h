@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_write.h — what the pickle writer offers beyond the format descriptor: choosing the path
  * the way paddle.save does, forcing one (fluid.save_dygraph always takes the state-dict path), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * program_check.c — validates protobuf wire bytes against protobuf-c's generated descriptors
  * before protobuf-c unpacks them.  protobuf-c only says "failed"; this walk finds the exact

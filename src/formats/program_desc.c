@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * program_desc.c — reads a ProgramDesc (`__model__`, `*.pdmodel`; spec binary-and-static-formats.md
  * §6.1-§6.4) with protobuf-c from pdckpt's own schema (paddle_framework.proto).  The bytes are

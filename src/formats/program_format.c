@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * program_format.c — the `program` (ProgramDesc: `__model__`, `*.pdmodel`) and `pir-json`
  * (Paddle 3 `model.json` / `inference.json`) format modules, and opening a program of either

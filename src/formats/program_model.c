@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * program_model.c — the program model both program readers fill (pdk_program.h), and Paddle's
  * persistable selection rule (spec binary-and-static-formats.md §3.2, §4.1): every block's

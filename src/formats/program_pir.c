@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * program_pir.c — reads Paddle 3's PIR programs (`model.json`, `inference.json`; spec
  * binary-and-static-formats.md §6.5) with jansson.  What checkpoints need: the parameters (ops

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto_wire.c — the protobuf wire codec pdckpt needs for TensorDesc: varints, tags, skipping
  * unknown fields (spec binary-and-static-formats.md §6.1 "Decoder rules").  Groups (wire types 3/4)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * registry.c — the closed table of formats, their names, and detection.  Detection asks each
  * format for its evidence and takes the strongest; a tie between different formats is reported

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * safetensors.c — the ecosystem's interchange format: u64 header length, a JSON header
  * {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then the data.  Checks follow

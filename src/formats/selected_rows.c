@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * selected_rows.c — Paddle's SelectedRows stream (spec binary-and-static-formats.md §2.1):
  * u32 version 0, u64 row count R, R x int64 rows, int64 height, then an inner tensor stream

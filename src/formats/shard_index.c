@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shard_index.c — reads and writes the index of a Hugging Face sharded checkpoint.  Reading is
  * strict where safety needs it (shard names that could leave the directory or name another kind

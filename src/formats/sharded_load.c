@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sharded_load.c — loads a Hugging Face sharded checkpoint from its index file or the directory
  * holding it.  Each shard is read by its own format's loader (safetensors.c, the pickle reader),

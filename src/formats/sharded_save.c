@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sharded_save.c — writes a Hugging Face sharded checkpoint.  The split is huggingface_hub's
  * (split_state_dict_into_shards_factory): tensors in tree order fill a shard until the next would

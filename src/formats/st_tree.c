@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * st_tree.c — a whole value tree through safetensors: the tensors go in as ordinary entries
  * (named by their '.'-joined path), and the structure, Paddle names and non-tensor leaves go in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * st_tree.h — a whole value tree through safetensors (st_tree.c): the tensors as entries, the
  * structure, Paddle names and non-tensor leaves as __metadata__["pdckpt.tree"].

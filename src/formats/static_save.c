@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * static_save.c — Paddle's static save_persistables / save_vars(predicate=is_persistable)
  * (spec binary-and-static-formats.md §3, §4.2, §4.3; seed 002): the program's selection rule

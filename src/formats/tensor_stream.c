@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tensor_stream.c — Paddle's binary tensor stream (LoDTensor / DenseTensor), spec
  * binary-and-static-formats.md §1: u32 version 0, u64 LoD level count, per level u64 byte size +

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tnum.c — Paddle 1.5/1.6 `fluid.save_dygraph` files written by C++ SaveTensorToDisk (spec
  * binary-and-static-formats.md §5.2; pickle-and-distributed-formats.md §3.2), which today's Paddle

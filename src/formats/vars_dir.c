@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * vars_dir.c — a directory with one tensor-stream file per variable (static save_persistables
  * with filename=None, 1.x inference directories), spec binary-and-static-formats.md §4.2.  A

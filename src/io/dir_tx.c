@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dir_tx.c — directory transactions for per-variable layouts.  The new directory is built beside
  * the target under a temp name, synced, and swapped in with renameat2(RENAME_EXCHANGE), so readers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fs_util.c — small filesystem helpers for atomic publication: unique temp names beside a target
  * (same directory, so rename never crosses filesystems), directory fsync, and a remove-tree that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * input.c — opens a file as one read-only byte range.  By default the file is read into memory
  * the load owns (preads, one thread per core for large files), so a later truncation or rewrite of

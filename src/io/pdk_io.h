@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pdk_io.h — byte inputs and output sinks.  Parsers see an input as one contiguous byte range
  * (a read-only mapping of the file, or caller memory); writers push bytes into a sink that buffers

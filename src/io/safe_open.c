@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * safe_open.c — the one way pdckpt opens what it reads (issue 16): opens never block and never
  * escape.  Every open is O_NONBLOCK (a FIFO or a device then opens at once instead of waiting

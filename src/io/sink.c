@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink.c — the buffering every sink shares: small writes collect in one buffer, writes at least
  * half a buffer long go straight to the backend (no double copy of tensor data), and progress is

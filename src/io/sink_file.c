@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink_file.c — file sinks.  The atomic one writes a temp file beside the target and publishes it
  * with rename only after the data is synced, then syncs the directory, so a crash leaves either

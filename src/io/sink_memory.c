@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sink_memory.c — sinks without a file: growable memory (save-to-bytes, the seeds' dirname=None
  * mode), byte counting (sizes before emitting), and the caller's own ops table.

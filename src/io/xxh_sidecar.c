@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * xxh_sidecar.c — integrity sidecars ("<file>.xxh3"): xxh3-128 of every 4 KiB block of a file,
  * hashed from the bytes as the file sink emits them (one pass, no re-read), and the checker that

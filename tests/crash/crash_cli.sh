@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # crash_cli.sh — crash-consistency harness (issue 8 item 2, docs/RELIABILITY.md "Crash
 # consistency").  Kills `pdckpt convert` with SIGKILL at a random moment while it replaces a
 # checkpoint, then checks that the target holds the complete old or the complete new checkpoint

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * crash_saver.c — the process the crash-consistency tests kill.  It saves one of two known
  * checkpoints, A or B, to one target through the public API (pdckpt_save_file), over and over

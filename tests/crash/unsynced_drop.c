@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * unsynced_drop.c — an LD_PRELOAD shim that simulates a power loss inside a saving process, to
  * show that pdckpt's order (write, fsync the file, rename, fsync the directory) is what keeps a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // cxx_consumer.cpp — a C++ program (C++17: no designated initialisers) using pdckpt the way Paddle
 // Inference code would: the INIT macros, a save, a load, a tensor read back, an error record.
 // Built and run by ctest, so the public header keeps compiling and working as C++.

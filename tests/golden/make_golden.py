@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the golden corrupt files in this directory and expected.tsv, their exact diagnoses.
 
 One file per check the readers make (spec binary-and-static-formats.md §1, §3, §6; safetensors).

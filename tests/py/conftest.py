@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest fixtures: where the CLI, the build and the real Paddle fixtures are."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A corpus of hostile pickles, assembled opcode by opcode (nothing here imports or calls what
 the pickles name).  `corpus(cmd)` returns Case(name, data, expect) items: the bytes, and a piece
 of the error pdckpt must give.  `cmd` is a shell command the shell-running payloads carry (the

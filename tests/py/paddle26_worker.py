@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs inside the Paddle 2.6 venv (tests/py/test_paddle26_interop.py): `write DIR` saves what
 Paddle 2.6 writes, `read DIR FILE...` loads each FILE with Paddle 2.6 and records what it got.
 Every array is recorded in DIR/<tag>.npz with its dtype and bytes as Paddle gives them."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Real Paddle's side of tests/py/test_programs.py, run as a subprocess per IR mode (the mode is
 fixed at process start: FLAGS_enable_pir_api=0 for the legacy ProgramDesc IR, unset for PIR).
 

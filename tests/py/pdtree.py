@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hands pdckpt the same object a test hands Paddle: writes a text description of a Python object
 (the grammar is in tests/support/tree_tool.c) plus a raw data file, and runs the tree tool, which
 builds the value tree with the public C API and saves it."""

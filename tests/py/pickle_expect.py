@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Expected listings for pickle tests: a tree of Python values with T() for tensors, flattened
 the way `pdckpt ls --json --hash` reports it (tensors and other leaves, in walk order)."""
 import hashlib

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An independent, stdlib-only reader of Paddle's binary tensor stream (spec §1), used by the tests
 as a second opinion on what pdckpt reports.  Deliberately written from the spec, not from the C
 code, and kept minimal: no error messages, just asserts."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Round trips across pdckpt's formats and with real Paddle and the safetensors library.
 
 States are random: every dtype, 0-d, empty, LoD, names with '/', hundreds of small tensors.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Checksum sidecars (`convert --checksum` -> "<file>.xxh3"): the checkpoint stays byte-identical
 to the one written without it, `pdckpt verify` checks the sidecar, and every single-bit flip
 (seeded; in headers and in data) of a combined file, a safetensors file and a .pdparams pickle is

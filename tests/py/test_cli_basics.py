@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """CLI conventions: exit codes (0 ok, 1 bad input or difference, 2 usage) and the error line
 format "pdckpt: <file>: offset N: <message>"."""
 import struct

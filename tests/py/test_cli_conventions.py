@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The command line as users of GNU tools expect it: every command has --help (and `pdckpt help
 CMD` prints the same), `--opt=value` and `--opt value` are the same, options may follow operands,
 `--` ends the options, invalid values list the valid ones, text output uses human sizes while

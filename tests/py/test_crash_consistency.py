@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Crash consistency: a process that saves A, B, A, ... to one target through the public API
 (tests/crash/crash_saver.c) is SIGKILLed after a random (seeded) delay, for every kind of target
 (one tensor file, a combined file, a per-variable directory, a .pdparams pickle, and a combined

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Killing a `pdckpt convert` (SIGKILL) while it writes never damages the previous output: after
 each kill the target is the complete old file or the complete new one, and the next successful
 save removes the dead writer's temp files."""

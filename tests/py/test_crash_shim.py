@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fsync/rename ordering is what keeps a checkpoint old-or-new.  tests/crash/unsynced_drop.c
 (LD_PRELOAD) simulates a power loss at the N-th write/fsync/close/rename call of a save of B over
 A: writes not yet fsynced are dropped (a never-synced file comes back empty), and renames are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The distributed CLI under real OpenMPI (`mpirun --oversubscribe`), checked against real Paddle:
 `pdckpt dist shard` splits a checkpoint into a sharded one, `pdckpt ls` lists its pieces, `pdckpt
 dist merge` rebuilds it on another number of ranks (a combined file written collectively with

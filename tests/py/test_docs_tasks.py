@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README and every task page (docs/tasks/*.md) run as written.
 
 Each fenced block is one of:

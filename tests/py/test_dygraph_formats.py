@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Paddle 1.x dygraph layouts through the CLI.
 
 No Paddle 1.5/1.6 runs here (they need Python <= 3.7), so the files are assembled from parts real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 19 items 1 and 3 against real Paddle: the dtype pdckpt gives a value is the dtype Paddle
 gives it, in C (the CLI), in Python and in every writer; what a format cannot give back is refused
 with the tensor named, and --reinterpret / reinterpret= says what bits mean; Paddle's nested

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 19's interop matrix, against real Paddle 3.x (the venv's): every format pdckpt writes
 (pickle, safetensors, combined .pdiparams, vars-dir, tnum) x {fp32, fp16, bf16, float8, int64,
 bool, complex64, 0-d, empty} x {state dict, optimizer state with master_weights and

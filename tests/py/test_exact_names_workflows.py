@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 19 items 4 and 6 against real Paddle: names found where Paddle finds them (the program
 beside a lone .pdiparams, the name table of a fine-tuned state dict written into an inference
 model's .pdiparams, diff by Paddle name) and the workflows that used to stop or lose data

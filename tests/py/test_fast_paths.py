@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 18's fast paths, judged by real Paddle: pdckpt.load hands Paddle the memory the load
 read (aligned, one allocation, no second copy) with names set and paddle.load's object rules;
 those tensors outlive everything else and free their memory; threads= reads the same bytes;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fault injection (issue 8 item 3): a save or a load whose system calls fail.
 
 - Every write/fsync/close/rename of a save of B over A fails in turn with ENOSPC, then EIO

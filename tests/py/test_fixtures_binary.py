@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every real Paddle fixture that is a per-variable directory, a single tensor file or a combined
 file lists exactly: `pdckpt ls --json --hash` agrees with an independent stdlib reader
 (refread.py) and with real Paddle's own loader, and with the facts SOURCES.md states."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The hostile pickle corpus (tests/py/hostile_pickles.py, issue 16): every pickle is refused by
 `pdckpt verify`, `pdckpt ls`, `pdckpt convert` (no output file appears) and `pdckpt.load` (a
 pdckpt.Error), with the error naming the file, the offset, the opcode and the global, and nothing

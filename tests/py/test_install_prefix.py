@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """C packaging: `cmake --install` into a prefix chosen at install time, then moved elsewhere, still
 serves C consumers through pkg-config and through find_package(pdckpt) (core without MPI, and
 the `mpi` component), and the installed programs start without LD_LIBRARY_PATH."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Names in files are UTF-8 text, and a file whose bytes no format recognises is diagnosed by the
 format its name implies (issue 16 item 8)."""
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interop with an older Paddle (issue 19): Paddle 2.6.2 (with NumPy 1.26) in its own venv, made
 by scripts/setup.sh ($PDCKPT_VENV_PADDLE26).  Files Paddle 2.6 writes load exactly in pdckpt
 (dtypes, bytes, LR_Scheduler, nesting, the jit.save model named by its program), and files pdckpt

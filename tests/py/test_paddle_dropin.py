@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt.save / pdckpt.load in place of paddle.save / paddle.load, judged by real Paddle
 (issue 22): the behaviours Paddle's own save/load unit tests check -- static-graph mode, objects one after
 another in a stream, Paddle's exception classes, SelectedRows and Program saves, and saving

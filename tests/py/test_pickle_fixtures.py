@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every pickle among the real Paddle fixtures (.pdparams, .pdopt, .pdiparams.info, the Fluid 0.11
 pickled __model__) lists exactly: against an independent reading with Python's own unpickler
 (restricted to numpy, so nothing else can run), and against what SOURCES.md says each holds."""

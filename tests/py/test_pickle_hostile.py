@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile pickles: payloads that really run a command under Python's pickle (shown first, in a
 child process) are refused by pdckpt with a clear error naming the file, the offset, the opcode
 and the global (off the allowlist, or on it only in another structure), and nothing runs (the marker file the payload would create never appears).  Memo bombs,

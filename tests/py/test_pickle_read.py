@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading pickles without Python: real PaddlePaddle saves (state-dict and generic paths,
 protocols 2/3/4, every dtype, 0-d, empty, nested values, layer and optimizer states with LR
 schedulers, AMP master weights, a >1 GiB split array), pdckpt lists every tensor bit-exactly

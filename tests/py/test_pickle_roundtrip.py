@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reader and writer together on values Paddle's files rarely hold: ints beyond 64 bits, which the
 reader carries as builtins.int objects (pickle's own bytes) and the writer gives back as
 LONG1/LONG4 exactly as CPython writes them.  (Fixture round trips and the training resume test:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pdckpt writes .pdparams / .pdopt files; real Paddle judges them.
 
 Every test builds one object in Paddle and hands the same object to pdckpt (through the tree tool,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every prefix of a valid tensor file and of a named combined file is rejected with exit 1 and
 a message naming the file and the offset (no crash, no hang); every golden corrupt file gives
 exactly its expected diagnosis through the CLI."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every program-bearing real fixture lists as ../shared/fixtures/real/SOURCES.md describes it.
 
 SOURCES.md was written by the fixture collector's own stdlib decoder, independently of pdckpt; its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Programs and inference models against real Paddle 3.3 (CPU), in both IRs: the legacy
 ProgramDesc IR (FLAGS_enable_pir_api=0: .pdmodel / __model__) and PIR (.json).
 

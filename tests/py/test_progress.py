@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The progress bar: drawn on stderr only when stderr is a terminal and the work has lasted long
 enough (one second by default; PDCKPT_PROGRESS_AFTER=0 here so small files suffice); never when
 stderr is a pipe."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Python module's API (pdckpt.save / load / open) through the formats the library writes
 today (safetensors, combined, vars-dir, tensor): every dtype, shapes, paddle.Tensor names,
 BytesIO, errors with their attributes, configs, atomic replacement.  Paddle is the real one in the

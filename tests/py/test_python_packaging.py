@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Packaging: scripts/wheel.sh builds a binary wheel that carries the package, the extension, the
 command-line tool and the shared libraries they need (installed into a clean venv and run with
 the system's copies of those libraries hidden), and `import pdckpt` works in an interpreter where Paddle is genuinely not installed (the base

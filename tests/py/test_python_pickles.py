@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Python module with Paddle's own pickles and APIs: pdckpt.save writes the bytes paddle.save
 writes, pdckpt.load returns what paddle.load returns, file objects, ints beyond 64 bits, numpy
 1.x/2.x module spellings, a hostile pickle that imports nothing, and the seeds' dygraph and static

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Zero copy, measured: pdckpt.open (and pdckpt.load(mmap=True)) maps a 256 MiB file without its
 data becoming resident until it is touched (RSS from /proc/self/status, in a fresh process);
 arrays are views of the file (a byte changed in the file shows in them) and outlive the reader,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`pdckpt convert` on Paddle's own .pdparams/.pdopt (issue 3 item 5), judged by real Paddle:
   - `--protocol 2|3|4` re-writes a paddle.save file as paddle.save(protocol=N) would, byte for byte;
   - .pdparams/.pdopt -> safetensors / combined / vars-dir -> .pdparams: paddle.load of pdckpt's

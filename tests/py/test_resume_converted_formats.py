@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Resume from files pdckpt converted (issue 19): train with AdamW and an LR scheduler, paddle.save,
 convert .pdparams/.pdopt through safetensors and back (and the parameters through a program-named
 combined .pdiparams), resume, and the loss trajectory equals resuming from Paddle's own files bit

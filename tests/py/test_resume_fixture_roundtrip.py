@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reader <-> writer round trip over EVERY real Paddle pickle in ../shared/fixtures/real/: pdckpt
 reads the file and writes it anew (`pdckpt convert --protocol N --numpy-module M`, N and M taken
 from the original) and the result must be byte-identical to what Paddle wrote.  The fixture list

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 3's resume test.  Real Paddle trains a small MLP for K steps and saves model.state_dict()
 and optimizer.state_dict() (.pdparams/.pdopt); it then trains 20 more steps without interruption
 and records those losses.  pdckpt reads both files and writes them anew from C (`pdckpt convert`).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `paddle.static.save(program, "X")` triple as one checkpoint, against real Paddle 3.3 in
 legacy-IR mode (X.pdmodel + X.pdparams + X.pdopt) and PIR mode (X.json + X.pdparams + X.pdopt):
 `pdckpt ls X` lists every persistable exactly as Python's own unpickler reads the two pickles;

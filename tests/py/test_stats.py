@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`pdckpt stats` and pdckpt.stats(): per-tensor numbers equal NumPy's over the finite elements
 for every real dtype (bfloat16 and float8 through ml_dtypes), the CLI's JSON equals the Python
 twin, NaN/Inf are named with their role, --check fails on them, and plot_stats draws a PNG."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Issue 16, the filesystem trust boundary, through the CLI and the Python module
 (docs/RELIABILITY.md "Filesystem trust boundary"; the C-level cases are tests/unit/test_trust_fs.c):
 - FIFOs given as paths (with or without --format) and special files as save targets are refused

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check.h — the tiny harness every C test program uses: CHECK* macros that report file:line and,
  * for library calls, the pdckpt_error of the call; RUN() to run one test function; and a closing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mpi_test.h — helpers for the C tests that run under mpirun: MPI start/finish with a job-wide
  * verdict, a directory every rank shares, deterministic tensors any rank can recreate, and

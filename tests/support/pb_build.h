@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pb_build.h — a tiny protobuf encoder for tests: builds ProgramDesc bytes field by field (spec
  * binary-and-static-formats.md §6.1) so tests can make programs with any shape, including ones

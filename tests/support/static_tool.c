@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * static_tool.c — a test helper that exposes the in-memory static API to the Paddle interop tests
  * (tests/py/test_programs.py), which have no other way to call it:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_util.h — helpers shared by the C tests: temporary directories, files, random tensors.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tree_tool.c — a test driver that builds a value tree from a text description and saves it with
  * the public API, so the Python tests can give pdckpt exactly the tree they give Paddle (names,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_async.c — asynchronous saves: the file holds the state as it was when pdckpt_async_save
  * returned (the caller may overwrite its tensors at once); the call returns while the write is

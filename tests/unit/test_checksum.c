@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_checksum.c — checksum sidecars through the public API (runs plain and under ASan): a save
  * with `checksum` writes "<file>.xxh3" and leaves the file as a plain save writes it; verify

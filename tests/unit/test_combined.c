@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_combined.c — concatenated streams: byte-wise name order on save, index naming without a
  * name list, exact-end checks with one, and the save-to-memory bytes equal to the file bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_concurrency.c — issue 8 item 6.  A reader that holds a mapped checkpoint keeps reading the
  * old bytes while new saves replace it; two processes saving to one path at the same time leave

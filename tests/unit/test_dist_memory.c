@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_memory.c — the memory bound of a gathered save under mpirun (4 ranks, 24 MiB of
  * state each, gather_to rank 0): peak resident memory (VmHWM, reset before the save) grows on a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_mpiio.c — one combined file written by 4 ranks with MPI-IO: byte for byte what a
  * single process writes for the union of their tensors (every dtype, 0-d, empty, LoD, nested

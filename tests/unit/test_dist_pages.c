@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_pages.c — resharding reads touch only the bytes they need (1 rank under mpirun).
  * A 32 MiB tensor is saved as one piece; loading a band of rows, and then a narrow column slice,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_reshard.c — sharded checkpoints under mpirun (4 ranks): the reshard matrix.  Jobs of
  * N = 1..4 ranks (sub-communicators of the 4) save row-, column- and block-sharded tensors with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_save.c — pdckpt_mpi_save / pdckpt_mpi_gather under mpirun (4 ranks): gather_to one
  * rank, two ranks, all and none; params and opt (master_weights merged key by key, the writer's

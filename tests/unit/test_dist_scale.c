@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_scale.c — a sharded checkpoint of many tiny pieces (issue 20): every rank holds
  * PIECES / ranks one-dimensional pieces, one per key, each key cut into one piece per rank (the

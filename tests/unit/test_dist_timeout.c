@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dist_timeout.c — bounded waits under mpirun (3 ranks): rank 2 writes through a sink that
  * stalls for 4 s while the job's timeout is 1 s.  Ranks 0 and 1 must give up within the bound

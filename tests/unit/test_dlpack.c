@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dlpack.c — DLPack export (src/api/dlpack.c): the DLPack 1.1 dtype codes of every dtype,
  * shape and C-order strides, the READ_ONLY / IS_COPIED flags, and lifetime: an export made from a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dtype.c — the dtype table against Paddle's VarType codes (spec §1.4) and numpy names.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_dygraph_load.c — the Paddle 1.x dygraph layouts: the 1.6 TNUM container (read with
  * arbitrary reserved bytes, every check with its exact diagnosis, written sorted with zeroed

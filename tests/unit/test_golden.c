@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_golden.c — every golden corrupt file in tests/golden (written by make_golden.py) loads
  * with exactly the status, offset and message listed in tests/golden/expected.tsv (with `verify`

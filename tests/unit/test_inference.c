@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_inference.c — program-named checkpoints: the real inference models (1.x directories, the
  * 358-tensor ppyolo .pdiparams, the PIR model) load by directory and by prefix with the program's

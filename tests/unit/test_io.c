@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_io.c — atomic saves: a failed save leaves the old file intact and no temp behind; a reader
  * holding the old mapping keeps reading the old bytes after a replace; caller sinks see commit or

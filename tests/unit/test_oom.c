@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_oom.c — allocation failure on every public entry point that takes an allocator: each
  * operation runs with an allocator that fails its N-th allocation, for N = 1, 2, ... until the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pickle_read.c — the pickle reader on hand-built byte strings: every opcode Paddle-era
  * files use (protocols 0-5, Python 2 strings), numpy arrays in every layout, Paddle's tuple /

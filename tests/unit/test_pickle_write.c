@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pickle_write.c — the pickle writer against facts measured from CPython 3.11's C pickler
  * and numpy (spec pickle-and-distributed-formats.md §1.7-1.10, §7): the worked example byte for

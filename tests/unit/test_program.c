@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_program.c — program reading: every real fixture program parses with the counts
  * ../shared/fixtures/real/SOURCES.md gives; Paddle's selection rule on hand-built programs (all

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_relayout.c — issue 18's load path: a file read into memory (one or several threads) with
  * require_aligned hands out tensors that are 64-byte aligned inside that one buffer (moved there,

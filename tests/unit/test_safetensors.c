@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_safetensors.c — safetensors round trips with metadata and every dtype it has, aligned
  * layout, and the header checks of the reference implementation (size limit, '{', offsets that

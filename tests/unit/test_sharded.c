@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_sharded.c — Hugging Face sharded checkpoints: huggingface_hub's split (an oversized tensor
  * gets its own shard before the one being filled), round trips from the index file and from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tensor_stats.c — pdckpt_tensor_stats_compute on hand-made values whose answers are known:
  * NaN/Inf/zero counts, stats over the finite elements only, the half/bfloat16/float8 decoders at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tensor_stream.c — the binary tensor stream: the spec's worked hex dumps byte for byte,
  * every dtype round trip, 0-d / empty / LoD, packed dims and unknown desc fields accepted, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_trust_fs.c — issue 16, the filesystem trust boundary (docs/RELIABILITY.md "Filesystem").
  * Loads: names from a program or a directory are resolved beneath the checkpoint (no "..", no

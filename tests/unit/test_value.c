@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_value.c — the value tree: dict order and Python-style replacement, the hash index on large
  * dicts (string and non-string keys), removal, equality, the leaf walk, opaque objects, tensor

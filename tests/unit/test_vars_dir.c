@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_vars_dir.c — per-variable directories: '/' names become subdirectories, non-variable files
  * are skipped, a corrupt variable file is named in the error, invalid names are refused, and a
