@@ -115,7 +115,9 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
     } else {
         printf("  %-40s %-10s ", key, dt ? dt : "?");
         ints(stdout, pdckpt_dict_get(m, "global_shape"), false);
-        printf("  %llu bytes, %zu pieces\n", (unsigned long long)nbytes(m), to - from);
+        char size[32];
+        printf("  %s, %zu piece%s\n", cli_human_bytes(nbytes(m), size, sizeof size), to - from,
+               to - from == 1 ? "" : "s");
     }
     for (size_t i = from; i < to; i++) {
         if (json)
@@ -147,7 +149,7 @@ static void print_files(const item *items, size_t n, bool json) {
         if (json)
             printf("%s{\"name\": \"%s\", \"pieces\": %zu}", j ? ", " : "", names[j], counts[j]);
         else
-            printf("    %-30s %zu pieces\n", names[j], counts[j]);
+            printf("    %-30s %zu piece%s\n", names[j], counts[j], counts[j] == 1 ? "" : "s");
     }
     if (json) printf("]}\n");
     free(names);
