@@ -238,6 +238,11 @@ static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) 
     return SIZE_MAX;
 }
 
+size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return SIZE_MAX;
+    return find_string_key(dict, key, len);
+}
+
 const pdckpt_value *pdckpt_dict_get(const pdckpt_value *dict, const char *key) {
     if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return NULL;
     size_t i = find_string_key(dict, key, strlen(key));

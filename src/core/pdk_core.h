@@ -83,6 +83,9 @@ pdckpt_buffer *pdk_buffer_new_custom(const pdckpt_allocator *a, void *data, size
                                      bool mapped, pdk_buffer_destroy_fn destroy, void *ctx);
 void          *pdk_buffer_data(const pdckpt_buffer *buffer);
 size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
+/* Position of the string key key[0..len) in `dict` (hashed once the dict has 8 entries), or
+ * SIZE_MAX when it is not there. */
+size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len);
 /* References held on `buffer` right now (for a caller that knows every holder). */
 size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
 /* Moves the data of every tensor of `root` that lies in `buf` (an allocation the load owns) down

@@ -327,13 +327,9 @@ static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
             pdk_free(d->a, field, fl + 1);
         }
     }
-    const pdckpt_value *t = NULL;
-    size_t              at = 0;
-    for (size_t i = 0; st == PDCKPT_OK && !t && i < pdckpt_value_len(d->tensors); i++) {
-        size_t      len;
-        const char *k = pdckpt_value_get_string(pdckpt_dict_key_at(d->tensors, i), &len);
-        if (len == kl && memcmp(k, key, kl) == 0) t = pdckpt_value_at(d->tensors, at = i);
-    }
+    /* hashed: a scan per reference made 50,000 tensors take 20 s (issue 18) */
+    size_t              at = st == PDCKPT_OK ? pdk_dict_find(d->tensors, key, kl) : SIZE_MAX;
+    const pdckpt_value *t = at != SIZE_MAX ? pdckpt_value_at(d->tensors, at) : NULL;
     if (st == PDCKPT_OK && !t) st = pdk_cur_fail(&d->cur, "pdckpt.tree: no tensor '%s'", key);
     if (st == PDCKPT_OK) {
         pdckpt_value *tv = pdckpt_value_at_mut((pdckpt_value *)d->tensors, at);
