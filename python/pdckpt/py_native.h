@@ -109,6 +109,8 @@ PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format
 /* Tree.stats(): [(key path tuple, dtype name, shape, (min, max, mean, std, zeros, nan, +inf, -inf)
  * or None for a dtype without order)] for every tensor leaf (py_stats.c). */
 PyObject *pyn_tree_stats(const pdckpt_value *root);
+/* A tensor's dims as a tuple of ints (NULL with an exception set). */
+PyObject *pyn_shape_tuple(const pdckpt_tensor_view *v);
 
 /* ---- program-driven static APIs (py_static.c) ---- */
 

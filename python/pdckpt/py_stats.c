@@ -34,20 +34,13 @@ static PyObject *stats_tuple(const pdckpt_value *leaf) {
 
 static PyObject *stats_row(const pdckpt_path_step *path, size_t depth, const pdckpt_value *leaf,
                            const pdckpt_tensor_view *v) {
-    PyObject *key = PyTuple_New((Py_ssize_t)depth), *shape = PyTuple_New(v->n_dims);
+    PyObject *key = PyTuple_New((Py_ssize_t)depth), *shape = pyn_shape_tuple(v);
     for (size_t i = 0; key && i < depth; i++) {
         PyObject *k = step_key(&path[i]);
         if (!k)
             Py_CLEAR(key);
         else
             PyTuple_SET_ITEM(key, (Py_ssize_t)i, k);
-    }
-    for (int32_t i = 0; shape && i < v->n_dims; i++) {
-        PyObject *d = PyLong_FromLongLong(v->dims[i]);
-        if (!d)
-            Py_CLEAR(shape);
-        else
-            PyTuple_SET_ITEM(shape, i, d);
     }
     PyObject *stats = key && shape ? stats_tuple(leaf) : NULL;
     PyObject *row =

@@ -26,7 +26,7 @@ typedef struct {
     PyObject                    *name;
 } TensorData;
 
-static PyObject *shape_tuple(const pdckpt_tensor_view *v) {
+PyObject *pyn_shape_tuple(const pdckpt_tensor_view *v) {
     PyObject *shape = PyTuple_New(v->n_dims);
     for (int32_t i = 0; shape && i < v->n_dims; i++) {
         PyObject *d = PyLong_FromLongLong(v->dims[i]);
@@ -77,7 +77,7 @@ PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool a
     td->owner = NULL;
     td->nbytes = (Py_ssize_t)v.n_bytes;
     td->dtype = v.dtype;
-    td->shape = shape_tuple(&v);
+    td->shape = pyn_shape_tuple(&v);
     td->name = td->shape ? name_of(&v) : NULL;
     if (!td->name || hold_data(td, &v, owner, allow_write) < 0) {
         Py_DECREF(td);
