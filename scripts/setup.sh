@@ -22,27 +22,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [[ ! -x "$PDCKPT_VENV/bin/python" ]]; then
-  echo "setup: creating venv $PDCKPT_VENV"
-  /usr/bin/python3 -m venv "$PDCKPT_VENV"
-fi
-stamp="$PDCKPT_VENV/.pdckpt-requirements"
-if ! cmp -s "$PDCKPT_ROOT/requirements-dev.txt" "$stamp"; then
-  echo "setup: installing Python packages (paddlepaddle, numpy, safetensors, pytest)"
-  "$PDCKPT_VENV/bin/pip" install -q --upgrade pip
-  "$PDCKPT_VENV/bin/pip" install -q -r "$PDCKPT_ROOT/requirements-dev.txt"
-  cp "$PDCKPT_ROOT/requirements-dev.txt" "$stamp"
-fi
+# A venv at $1 holding requirements file $2: created once, reinstalled only when the file changed
+# (a copy of it is kept in the venv as a stamp).  $3 says what is being installed.
+ensure_venv() {
+  local venv="$1" reqs="$2" what="$3"
+  if [[ ! -x "$venv/bin/python" ]]; then
+    echo "setup: creating venv $venv"
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  if ! cmp -s "$reqs" "$venv/.pdckpt-requirements"; then
+    echo "setup: installing $what into $venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -r "$reqs"
+    cp "$reqs" "$venv/.pdckpt-requirements"
+  fi
+}
 
+ensure_venv "$PDCKPT_VENV" "$PDCKPT_ROOT/requirements-dev.txt" \
+  "Python packages (paddlepaddle, numpy, safetensors, pytest)"
 # Paddle 2.6 (Python 3.11 wheels exist; Paddle 1.8 has none for Python > 3.8 and Debian 12 ships
 # 3.11 only, so 1.8 cannot be installed here) in its own venv, for tests/py/test_paddle26_interop.py.
-if [[ ! -x "$PDCKPT_VENV_PADDLE26/bin/python" ]]; then
-  echo "setup: creating venv $PDCKPT_VENV_PADDLE26 (Paddle 2.6)"
-  /usr/bin/python3 -m venv "$PDCKPT_VENV_PADDLE26"
-fi
-stamp26="$PDCKPT_VENV_PADDLE26/.pdckpt-requirements"
-if ! cmp -s "$PDCKPT_ROOT/requirements-paddle26.txt" "$stamp26"; then
-  echo "setup: installing paddlepaddle 2.6 into $PDCKPT_VENV_PADDLE26"
-  "$PDCKPT_VENV_PADDLE26/bin/pip" install -q -r "$PDCKPT_ROOT/requirements-paddle26.txt"
-  cp "$PDCKPT_ROOT/requirements-paddle26.txt" "$stamp26"
-fi
+ensure_venv "$PDCKPT_VENV_PADDLE26" "$PDCKPT_ROOT/requirements-paddle26.txt" "paddlepaddle 2.6"
