@@ -137,7 +137,7 @@ static int flatten(flat *f, const pdckpt_value *v, char *prefix, size_t len, int
             key = pdckpt_value_get_string(pdckpt_dict_key_at(v, i), NULL);
         else
             snprintf(index, sizeof index, "%zu", i);
-        if (!key || (depth == 0 && strcmp(key, "StructuredToParameterName@@") == 0)) continue;
+        if (!key || (depth == 0 && strcmp(key, PDCKPT_NAME_TABLE_KEY) == 0)) continue;
         size_t n = strlen(key);
         if (len + n + 2 > 4096) return -1;
         if (len) prefix[len] = '.';

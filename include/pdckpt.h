@@ -409,6 +409,10 @@ typedef enum pdckpt_format {
 } pdckpt_format;
 #define PDCKPT_FORMAT_COUNT 15
 
+/* The dict key under which paddle.save stores a state dict's name table
+ * {structured name: Paddle variable name}; Paddle (and pdckpt) drop it on load by default. */
+#define PDCKPT_NAME_TABLE_KEY "StructuredToParameterName@@"
+
 /* Stable name ("tensor", "combined", "vars-dir", "safetensors", "pickle", ...). */
 PDCKPT_API const char *pdckpt_format_name(pdckpt_format format);
 /* Inverse; AUTO for "auto" and for unknown names (check with pdckpt_format_name). */

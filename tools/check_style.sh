@@ -25,6 +25,14 @@ check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or s
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
 check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
 
+# One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
+# header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY).
+spelled=$(cd "$root" && git grep -n '"StructuredToParameterName@@"' -- src cli python include \
+  ':!include/pdckpt.h' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' || true)
+if [[ -n "$spelled" ]]; then
+  echo "style: the name-table key spelled outside include/pdckpt.h:"; echo "$spelled"; fail=1
+fi
+
 # Licence: every tracked source file names its licence (SPDX) in its first lines.
 unlicensed=$(cd "$root" && git ls-files '*.c' '*.h' '*.cpp' '*.py' '*.pyi' '*.sh' 'CMakeLists.txt' \
   2>/dev/null | while read -r f; do head -3 "$f" | grep -q 'SPDX-License-Identifier: Apache-2.0' || echo "$f"; done)

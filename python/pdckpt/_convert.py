@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _paddle_io
+from . import _native, _paddle_io
 from ._errors import ArgumentTypeError, make
 
-NAME_TABLE = "StructuredToParameterName@@"
+NAME_TABLE = _native.NAME_TABLE_KEY
 
 # The dtypes NumPy has no type for: the unsigned type of the same size holds their bits.
 _RAW_BITS = {"bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),

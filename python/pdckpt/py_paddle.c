@@ -13,14 +13,13 @@
 
 #include <string.h>
 
-#define NAME_TABLE "StructuredToParameterName@@"
-
 /* ---- which rule applies ---- */
 
 static bool is_name_table_key(const pdckpt_value *key) {
     size_t      len;
     const char *s = pdckpt_value_get_string(key, &len);
-    return s && len == sizeof NAME_TABLE - 1 && memcmp(s, NAME_TABLE, len) == 0;
+    return s && len == sizeof PDCKPT_NAME_TABLE_KEY - 1 &&
+           memcmp(s, PDCKPT_NAME_TABLE_KEY, len) == 0;
 }
 
 /* Paddle's search for a named tensor: dict values, list and tuple items (not sets, objects);

@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 
 #define OPT_PREFIX "optimizers/"
-#define NAME_TABLE "StructuredToParameterName@@"
 
 /* Moves root's entries into params (variables) and optimizers (keys under optimizers/). */
 static pdckpt_status split_root(const pdckpt_value *root, pdckpt_value *params,
@@ -81,7 +80,8 @@ static bool strip_suffix(char *path, const char *suffix) {
 static pdckpt_status load_one(const char *path, const pdckpt_load_options *opts,
                               bool keep_name_table, pdckpt_value **out, pdckpt_error *err) {
     PDK_TRY(pdckpt_load_file(path, opts, out, NULL, err));
-    if (!keep_name_table) pdckpt_dict_remove(*out, NAME_TABLE); /* tensors keep their names */
+    if (!keep_name_table)
+        pdckpt_dict_remove(*out, PDCKPT_NAME_TABLE_KEY); /* tensors keep their names */
     return PDCKPT_OK;
 }
 

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_TABLE_KEY "StructuredToParameterName@@"
-
 typedef struct entry {
     char               *name;
     char               *norm; /* the name with each run of digits replaced by one '#' */
@@ -110,7 +108,8 @@ static pdckpt_status flatten(const pdckpt_value *v, char *path, size_t plen, siz
                         "expected at most %d levels of nesting, found more", PDCKPT_MAX_WALK_DEPTH);
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
         const pdckpt_value *key = kind == PDCKPT_KIND_DICT ? pdckpt_dict_key_at(v, i) : NULL;
-        if (depth == 0 && pdk_value_is_string(key, NAME_TABLE_KEY, strlen(NAME_TABLE_KEY)))
+        if (depth == 0 &&
+            pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY)))
             continue;
         char part[1024];
         key_text(key, i, part, sizeof part);

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_TABLE "StructuredToParameterName@@"
-
 typedef struct flat_ctx {
     pdk_named_list *out;
     bool            skip_non_tensors;
@@ -75,8 +73,8 @@ static pdckpt_status walk_container(flat_ctx *c, const pdckpt_value *v, size_t l
             if (!key)
                 return pdk_dist_fail(c->err, PDCKPT_ERR_UNSUPPORTED, NULL,
                                      "flat formats need string keys, found another key kind");
-            if (depth == 0 && key_len == strlen(NAME_TABLE) &&
-                memcmp(key, NAME_TABLE, key_len) == 0)
+            if (depth == 0 && key_len == strlen(PDCKPT_NAME_TABLE_KEY) &&
+                memcmp(key, PDCKPT_NAME_TABLE_KEY, key_len) == 0)
                 continue;
         } else {
             key_len = (size_t)snprintf(index, sizeof index, "%zu", i);

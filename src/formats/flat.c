@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const default_skip[] = {"StructuredToParameterName@@", NULL};
+static const char *const default_skip[] = {PDCKPT_NAME_TABLE_KEY, NULL};
 
 typedef struct collect_ctx {
     pdk_flat_list             *out;

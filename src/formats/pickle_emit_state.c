@@ -17,8 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NAME_TABLE_KEY "StructuredToParameterName@@"
-#define BIG_INFO_KEY   "UnpackBigParamInfor@@"
+#define BIG_INFO_KEY "UnpackBigParamInfor@@"
 
 typedef struct big_entry {
     size_t             index; /* position in the root dict */
@@ -87,7 +86,7 @@ static pdckpt_status table_pair(pdk_pkl *p, void *ctx, size_t i) {
 }
 
 static pdckpt_status save_name_table(pdk_pkl *p, const sd_ctx *c) {
-    PDK_TRY(save_literal(p, NAME_TABLE_KEY));
+    PDK_TRY(save_literal(p, PDCKPT_NAME_TABLE_KEY));
     if (c->table && pdckpt_value_kind(c->table) != PDCKPT_KIND_DICT)
         return pdk_pkl_save_value(p, c->table, PDK_MODE_STATE);
     PDK_TRY(pdk_pkl_boundary(p));
@@ -212,7 +211,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
     if (!c->user || !c->tensors || !c->big) return pdk_fail_nomem(p->err, "state dict plan");
     for (size_t i = 0; i < n; i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(c->root, i), *v = pdckpt_value_at(c->root, i);
-        if (pdk_value_is_string(key, NAME_TABLE_KEY, strlen(NAME_TABLE_KEY))) {
+        if (pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY))) {
             c->table = v;
             continue;
         }

@@ -11,8 +11,7 @@
 
 #include <string.h>
 
-#define BIG_INFO   "UnpackBigParamInfor@@"
-#define NAME_TABLE "StructuredToParameterName@@"
+#define BIG_INFO "UnpackBigParamInfor@@"
 
 static pdckpt_status bad_info(pk_vm *vm, const char *key, const char *what) {
     return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, -1, BIG_INFO " entry '%s': %s", key,
@@ -109,7 +108,7 @@ static pdckpt_status join_big_arrays(pk_vm *vm, pdckpt_value *root) {
 /* Tensors listed in the name table carry their Paddle name (a renamed copy: values may be
  * shared, so they are never changed in place). */
 static pdckpt_status apply_names(pk_vm *vm, pdckpt_value *root) {
-    const pdckpt_value *table = pdckpt_dict_get(root, NAME_TABLE);
+    const pdckpt_value *table = pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY);
     if (pdckpt_value_kind(table) != PDCKPT_KIND_DICT) return PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(table); i++) {
         size_t      klen, nlen;

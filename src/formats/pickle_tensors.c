@@ -15,8 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define NAME_TABLE "StructuredToParameterName@@"
-#define MAX_DEPTH  512
+#define MAX_DEPTH 512
 
 typedef struct walk_ctx {
     pdk_pickle_tensor_fn fn;
@@ -97,8 +96,9 @@ static pdckpt_status visit_table(walk_ctx *w, pdckpt_value *root, const pdckpt_v
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err) {
     walk_ctx            w = {fn, ctx, false, "", err};
-    const pdckpt_value *table =
-        pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, NAME_TABLE) : NULL;
+    const pdckpt_value *table = pdckpt_value_kind(root) == PDCKPT_KIND_DICT
+                                    ? pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY)
+                                    : NULL;
     if (pdckpt_value_kind(table) == PDCKPT_KIND_DICT) return visit_table(&w, root, table, false);
     if (state_path) return visit_table(&w, root, NULL, true);
     w.named_only = contains_pair(root, 0);

@@ -47,8 +47,7 @@ bool pdk_pickle_is_state_dict(const pdckpt_value *root) {
  * non-tensor values such as an int "epoch" beside the tensors, which paddle.save's rule would send
  * down the generic path.  The table says how the file was written, so it decides. */
 static bool has_name_table(const pdckpt_value *root) {
-    return pdckpt_value_kind(pdckpt_dict_get(root, "StructuredToParameterName@@")) ==
-           PDCKPT_KIND_DICT;
+    return pdckpt_value_kind(pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY)) == PDCKPT_KIND_DICT;
 }
 
 /* Conversely a non-empty dict with no tensor and no table cannot come from the state-dict path,

@@ -453,7 +453,7 @@ static pdckpt_status header_size(const char *name, const st_meta *meta, const pd
 static pdckpt_status plan_save(const pdckpt_value *root, pdk_sink *sink,
                                const pdckpt_save_options *opts, pdk_flat_list *flat, st_meta *m,
                                pdckpt_error *err) {
-    static const char *const skip[] = {METADATA_KEY, "StructuredToParameterName@@", NULL};
+    static const char *const skip[] = {METADATA_KEY, PDCKPT_NAME_TABLE_KEY, NULL};
     m->dict =
         pdckpt_value_kind(root) == PDCKPT_KIND_DICT ? pdckpt_dict_get(root, METADATA_KEY) : NULL;
     m->tree = NULL;

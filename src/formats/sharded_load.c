@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_TABLE   "StructuredToParameterName@@"
 #define METADATA_KEY "__metadata__"
 #define INDEX_SUFFIX ".index.json"
 
@@ -170,7 +169,8 @@ static pdckpt_status take_one(shard_ctx *cx, uint32_t s, const pdk_input *in, co
         if (!cx->metadata) cx->metadata = pdckpt_value_retain(value);
         return PDCKPT_OK;
     }
-    if (cx->kind == &pdk_shard_kind_pickle && strcmp(key, NAME_TABLE) == 0) return PDCKPT_OK;
+    if (cx->kind == &pdk_shard_kind_pickle && strcmp(key, PDCKPT_NAME_TABLE_KEY) == 0)
+        return PDCKPT_OK;
     const pdk_index_entry *e = pdk_index_find(&cx->ix, key, len);
     if (!e)
         return pdk_fail(cx->err, PDCKPT_ERR_FORMAT, in->name, data_offset(value, in),

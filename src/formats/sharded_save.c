@@ -268,7 +268,7 @@ static void plan_free(shard_plan *p) {
 pdckpt_status pdk_sharded_save(const pdckpt_value *root, const char *path,
                                const pdk_shard_kind *kind, const pdckpt_save_options *opts,
                                pdckpt_error *err) {
-    static const char *const skip[] = {"__metadata__", "StructuredToParameterName@@", NULL};
+    static const char *const skip[] = {"__metadata__", PDCKPT_NAME_TABLE_KEY, NULL};
     if (opts->checksum)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "checksum sidecars are written for single files, not sharded saves");
