@@ -116,7 +116,7 @@ typedef struct cli_leaves {
 } cli_leaves;
 int  cli_collect_leaves(const pdckpt_value *root, cli_leaves *out);
 void cli_leaves_free(cli_leaves *leaves);
-/* Removes the leaves of Paddle's name table (top-level "StructuredToParameterName@@"); returns
+/* Removes the leaves of Paddle's name table (top-level PDCKPT_NAME_TABLE_KEY); returns
  * how many there were. */
 size_t cli_leaves_drop_name_table(cli_leaves *leaves);
 bool   cli_leaves_has_name_table(const cli_leaves *leaves);
@@ -124,8 +124,11 @@ bool   cli_leaves_has_name_table(const cli_leaves *leaves);
  * a state dict keyed "emb.weight" lines up with a program-named file; -1 when out of memory. */
 int cli_leaves_key_by_name(cli_leaves *leaves);
 
-/* Writes s as a JSON string literal. */
+/* Writes s as a JSON string literal (through pdckpt_json_write_string, the one JSON string
+ * writer; bytes that are not UTF-8 are copied as they are). */
 void cli_json_string(FILE *out, const char *s, size_t len);
+/* The same for a NUL-terminated string. */
+void cli_json_str(FILE *out, const char *s);
 /* Writes a scalar leaf as JSON (int, float, string, bool, null; others as descriptive strings). */
 void cli_json_scalar(FILE *out, const pdckpt_value *leaf);
 /* Human text for a scalar leaf. */

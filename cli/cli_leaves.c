@@ -29,18 +29,13 @@ static int text_put(text *t, const char *s, size_t n) {
     return 0;
 }
 
+static pdckpt_status to_text(void *t, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)err;
+    return text_put(t, bytes, len) ? PDCKPT_ERR_NOMEM : PDCKPT_OK;
+}
+
 static int json_key(text *t, const char *s, size_t n) {
-    char esc[8];
-    if (text_put(t, "\"", 1)) return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int           k = c == '"'    ? snprintf(esc, sizeof esc, "\\\"")
-                          : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
-                          : c < 0x20  ? snprintf(esc, sizeof esc, "\\u%04x", c)
-                                      : (esc[0] = (char)c, 1);
-        if (text_put(t, esc, (size_t)k)) return -1;
-    }
-    return text_put(t, "\"", 1);
+    return pdckpt_json_write_string(s, n, 0, to_text, t, NULL) == PDCKPT_OK ? 0 : -1;
 }
 
 /* Appends one step to both renderings. */
@@ -109,7 +104,8 @@ void cli_leaves_free(cli_leaves *leaves) {
     memset(leaves, 0, sizeof *leaves);
 }
 
-static const char name_table_json[] = "[\"StructuredToParameterName@@\"";
+/* The key path of the name table's rows starts so (the key needs no JSON escape). */
+static const char name_table_json[] = "[\"" PDCKPT_NAME_TABLE_KEY "\"";
 
 static bool in_name_table(const cli_leaf *l) {
     size_t n = strlen(name_table_json);

@@ -12,18 +12,18 @@
 #include <time.h>
 #include <unistd.h>
 
+static pdckpt_status to_file(void *out, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)err; /* unchecked, as the printf calls around it are */
+    fwrite(bytes, 1, len, out);
+    return PDCKPT_OK;
+}
+
 void cli_json_string(FILE *out, const char *s, size_t len) {
-    fputc('"', out);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
+    pdckpt_json_write_string(s, len, 0, to_file, out, NULL);
+}
+
+void cli_json_str(FILE *out, const char *s) {
+    cli_json_string(out, s, strlen(s));
 }
 
 static void json_double(FILE *out, double d) {
@@ -91,7 +91,7 @@ void cli_json_scalar(FILE *out, const pdckpt_value *leaf) {
             break;
         }
         describe(buf, sizeof buf, leaf);
-        cli_json_string(out, buf, strlen(buf));
+        cli_json_str(out, buf);
         break;
     }
 }

@@ -77,7 +77,7 @@ static void json_side(const char *label, const pdckpt_value *v) {
     if (!v) return;
     describe(v, d, sizeof d);
     printf(", \"%s\": ", label);
-    cli_json_string(stdout, d, strlen(d));
+    cli_json_str(stdout, d);
 }
 
 static void print_json(const pdckpt_restore_report *r) {
@@ -85,14 +85,15 @@ static void print_json(const pdckpt_restore_report *r) {
            r->n_loaded, r->n_matched);
     for (size_t i = 0; i < r->n_issues; i++) {
         const pdckpt_restore_issue *is = &r->issues[i];
-        printf("%s{\"kind\": \"%s\", \"name\": ", i ? ", " : "",
-               pdckpt_restore_issue_kind_name(is->kind));
-        cli_json_string(stdout, is->name, strlen(is->name));
+        printf("%s{\"kind\": ", i ? ", " : "");
+        cli_json_str(stdout, pdckpt_restore_issue_kind_name(is->kind));
+        printf(", \"name\": ");
+        cli_json_str(stdout, is->name);
         json_side("expected", is->expected);
         json_side("found", is->loaded);
         if (is->counterpart) {
             printf(", \"counterpart\": ");
-            cli_json_string(stdout, is->counterpart, strlen(is->counterpart));
+            cli_json_str(stdout, is->counterpart);
         }
         printf("}");
     }

@@ -146,7 +146,7 @@ static int align(cli_leaves *la, cli_leaves *lb, bool by_name) {
     if (has_a == has_b) return CLI_OK;
     size_t n = cli_leaves_drop_name_table(has_a ? la : lb);
     fprintf(stderr,
-            "pdckpt: note: only %s has a name table (StructuredToParameterName@@, %zu entries); "
+            "pdckpt: note: only %s has a name table (" PDCKPT_NAME_TABLE_KEY ", %zu entries); "
             "not compared (--by-name compares tensors by those names)\n",
             has_a ? "A" : "B", n);
     return CLI_OK;

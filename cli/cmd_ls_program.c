@@ -72,7 +72,7 @@ static void json_names(const char *key, const char *const *names, size_t n) {
     printf(", \"%s\": [", key);
     for (size_t i = 0; i < n; i++) {
         if (i) printf(", ");
-        cli_json_string(stdout, names[i], strlen(names[i]));
+        cli_json_str(stdout, names[i]);
     }
     printf("]");
 }
@@ -81,12 +81,14 @@ static void json_var(const pdckpt_program_var *v, const pdckpt_value *info) {
     char shape[PDCKPT_MAX_DIMS * 22 + 4];
     print_shape(v, shape, sizeof shape);
     printf("{\"name\": ");
-    cli_json_string(stdout, v->name, strlen(v->name));
-    printf(", \"block\": %d, \"type\": \"%s\", \"dtype\": ", (int)v->block, v->var_type_name);
+    cli_json_str(stdout, v->name);
+    printf(", \"block\": %d, \"type\": ", (int)v->block);
+    cli_json_str(stdout, v->var_type_name);
+    printf(", \"dtype\": ");
     if (v->dtype == PDCKPT_DTYPE_INVALID)
         printf("null");
     else
-        printf("\"%s\"", pdckpt_dtype_name(v->dtype));
+        cli_json_str(stdout, pdckpt_dtype_name(v->dtype));
     printf(", \"shape\": %s, \"lod_level\": %d, \"persistable\": %s, \"saved\": %s, "
            "\"is_parameter\": %s",
            v->data_type < 0 ? "null" : shape, (int)v->lod_level, v->persistable ? "true" : "false",
@@ -94,14 +96,15 @@ static void json_var(const pdckpt_program_var *v, const pdckpt_value *info) {
     const char *sn = cli_structured_name(info, v->name);
     if (sn) {
         printf(", \"structured_name\": ");
-        cli_json_string(stdout, sn, strlen(sn));
+        cli_json_str(stdout, sn);
     }
     printf("}");
 }
 
 static void print_json(const pdckpt_program *p, const pdckpt_value *info) {
-    const char *fmt = pdckpt_format_name(pdckpt_program_format(p));
-    printf("{\"format\": \"%s\", \"version\": ", fmt);
+    printf("{\"format\": ");
+    cli_json_str(stdout, pdckpt_format_name(pdckpt_program_format(p)));
+    printf(", \"version\": ");
     if (pdckpt_program_version(p) < 0)
         printf("null");
     else

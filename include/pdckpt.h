@@ -910,6 +910,30 @@ PDCKPT_API void          pdckpt_restore_report_free(pdckpt_restore_report *repor
 PDCKPT_API const char *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind kind);
 
 /* ---------------------------------------------------------------------------------------------
+ * JSON text
+ * ------------------------------------------------------------------------------------------- */
+
+/* pdckpt's one JSON string writer: safetensors headers, Hugging Face shard indexes and the
+ * command line's --json output all quote strings through it.  It writes \" and \\, control bytes
+ * as \u00xx (lower-case hex) and copies everything else as it is (UTF-8 or not: check first where
+ * it matters).  Flags make it write as a reference writer does, byte for byte:
+ *   PDCKPT_JSON_SHORT  \b \f \n \r \t for those five, as Python's json and serde_json (the
+ *                      safetensors writer) do;
+ *   PDCKPT_JSON_ASCII  every code point past U+007E as \uxxxx (a surrogate pair past U+FFFF), as
+ *                      json.dumps' ensure_ascii does; the text must then be valid UTF-8. */
+#define PDCKPT_JSON_SHORT 1u
+#define PDCKPT_JSON_ASCII 2u
+/* Where the text goes: must take all `len` bytes or fail (a pdckpt_sink_ops write fits). */
+typedef pdckpt_status (*pdckpt_write_fn)(void *self, const void *bytes, size_t len,
+                                         pdckpt_error *err);
+/* Writes `s[0..len)` as one JSON string literal, quotes included.  Errors: ARGUMENT (NULL
+ * arguments; not UTF-8 under PDCKPT_JSON_ASCII, naming the byte offset), or what `write` returns.
+ */
+PDCKPT_API pdckpt_status pdckpt_json_write_string(const char *s, size_t len, unsigned flags,
+                                                  pdckpt_write_fn write, void *self,
+                                                  pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Integrity: checksum sidecars
  * ------------------------------------------------------------------------------------------- */
 

@@ -230,25 +230,25 @@ pdckpt_status pdk_json_skip(pdk_cursor *cur, int max_depth) {
     return pdk_json_expect(cur, close, "to close a container");
 }
 
-pdckpt_status pdk_json_write_string(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err) {
+static pdckpt_status to_sink(void *sink, const void *bytes, size_t len, pdckpt_error *err) {
+    return pdk_sink_write(sink, bytes, len, err);
+}
+
+/* JSON text is UTF-8 (RFC 8259): refused here, naming the sink, before anything is written. */
+static pdckpt_status write_utf8(pdk_sink *sink, const char *s, size_t len, unsigned flags,
+                                pdckpt_error *err) {
     size_t bad;
     if (!pdk_utf8_valid((const uint8_t *)s, len, &bad)) /* e.g. a lone surrogate from a pickle */
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
                         "'%.*s...': JSON text must be UTF-8, found byte 0x%02x at %zu", (int)bad, s,
                         (uint8_t)s[bad], bad);
-    PDK_TRY(pdk_sink_write(sink, "\"", 1, err));
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = (uint8_t)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        PDK_TRY(pdk_sink_write(sink, s + run, i - run, err));
-        char esc[8];
-        int  n = c == '"'    ? snprintf(esc, sizeof esc, "\\\"")
-                 : c == '\\' ? snprintf(esc, sizeof esc, "\\\\")
-                             : snprintf(esc, sizeof esc, "\\u%04x", c);
-        PDK_TRY(pdk_sink_write(sink, esc, (size_t)n, err));
-        run = i + 1;
-    }
-    PDK_TRY(pdk_sink_write(sink, s + run, len - run, err));
-    return pdk_sink_write(sink, "\"", 1, err);
+    return pdckpt_json_write_string(s, len, flags, to_sink, sink, err);
+}
+
+pdckpt_status pdk_json_write_string(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err) {
+    return write_utf8(sink, s, len, PDCKPT_JSON_SHORT, err);
+}
+
+pdckpt_status pdk_json_write_ascii(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err) {
+    return write_utf8(sink, s, len, PDCKPT_JSON_SHORT | PDCKPT_JSON_ASCII, err);
 }

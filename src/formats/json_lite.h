@@ -19,7 +19,11 @@ pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char *
 pdckpt_status pdk_json_uint(pdk_cursor *cur, uint64_t *out, const char *what);
 /* Skips any value, nesting at most `max_depth` deep. */
 pdckpt_status pdk_json_skip(pdk_cursor *cur, int max_depth);
-/* Appends `s[0..len)` as a JSON string literal (with quotes) to the sink. */
+/* Appends `s[0..len)` as a JSON string literal (with quotes) to the sink, through the one JSON
+ * string writer (pdckpt_json_write_string), escaped as safetensors' own writer (serde_json) does;
+ * UNSUPPORTED when it is not UTF-8. */
 pdckpt_status pdk_json_write_string(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err);
+/* The same with every code point past U+007E as \uxxxx: Python's json.dump (ensure_ascii). */
+pdckpt_status pdk_json_write_ascii(pdk_sink *sink, const char *s, size_t len, pdckpt_error *err);
 
 #endif /* PDK_JSON_LITE_H */

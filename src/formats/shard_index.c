@@ -206,55 +206,6 @@ const pdk_index_entry *pdk_index_find(const pdk_index *index, const char *name, 
 
 /* ---- writing ---- */
 
-static size_t utf8_decode(const uint8_t *s, size_t left, uint32_t *cp) {
-    uint8_t c = s[0];
-    size_t  n = c < 0x80             ? 1
-                : (c & 0xe0) == 0xc0 ? 2
-                : (c & 0xf0) == 0xe0 ? 3
-                : (c & 0xf8) == 0xf0 ? 4
-                                     : 0;
-    if (n == 0 || n > left) return 0;
-    uint32_t v = n == 1 ? c : c & (0xff >> (n + 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        v = v << 6 | (s[i] & 0x3f);
-    }
-    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (v < min[n] || v > 0x10ffff || (v >= 0xd800 && v < 0xe000)) return 0;
-    *cp = v;
-    return n;
-}
-
-/* One code point as Python's json module writes it with ensure_ascii. */
-static int py_escape(uint32_t cp, char *buf) {
-    static const char short_esc[] = {'\b', 'b', '\f', 'f', '\n', 'n', '\r', 'r', '\t', 't'};
-    if (cp == '"' || cp == '\\') return sprintf(buf, "\\%c", (char)cp);
-    for (size_t i = 0; i < sizeof short_esc; i += 2)
-        if (cp == (uint32_t)short_esc[i]) return sprintf(buf, "\\%c", short_esc[i + 1]);
-    if (cp >= 0x20 && cp < 0x7f) return sprintf(buf, "%c", (char)cp);
-    if (cp < 0x10000) return sprintf(buf, "\\u%04x", (unsigned)cp);
-    cp -= 0x10000;
-    return sprintf(buf, "\\u%04x\\u%04x", 0xd800u + (cp >> 10), 0xdc00u + (cp & 0x3ff));
-}
-
-static pdckpt_status write_py_string(pdk_sink *sink, const char *s, pdckpt_error *err) {
-    PDK_TRY(pdk_sink_write(sink, "\"", 1, err));
-    const uint8_t *p = (const uint8_t *)s;
-    size_t         left = strlen(s);
-    while (left) {
-        uint32_t cp;
-        size_t   n = utf8_decode(p, left, &cp);
-        if (n == 0)
-            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
-                            "tensor name '%s' is not valid UTF-8", s);
-        char buf[16];
-        PDK_TRY(pdk_sink_write(sink, buf, (size_t)py_escape(cp, buf), err));
-        p += n;
-        left -= n;
-    }
-    return pdk_sink_write(sink, "\"", 1, err);
-}
-
 pdckpt_status pdk_index_write(pdk_sink *sink, uint64_t total_size, const char *const *names,
                               const char *const *files, size_t n, pdckpt_error *err) {
     char head[128];
@@ -264,9 +215,9 @@ pdckpt_status pdk_index_write(pdk_sink *sink, uint64_t total_size, const char *c
     PDK_TRY(pdk_sink_write(sink, head, (size_t)len, err));
     for (size_t i = 0; i < n; i++) {
         PDK_TRY(pdk_sink_write(sink, i ? ",\n    " : "\n    ", i ? 6 : 5, err));
-        PDK_TRY(write_py_string(sink, names[i], err));
+        PDK_TRY(pdk_json_write_ascii(sink, names[i], strlen(names[i]), err));
         PDK_TRY(pdk_sink_write(sink, ": ", 2, err));
-        PDK_TRY(write_py_string(sink, files[i], err));
+        PDK_TRY(pdk_json_write_ascii(sink, files[i], strlen(files[i]), err));
     }
     return pdk_sink_write(sink, n ? "\n  }\n}" : "\n}", n ? 6 : 2, err);
 }

@@ -79,6 +79,20 @@ def test_layout_is_huggingface_hubs_byte_for_byte(tmp_path, limit):
         assert ["lm_head.weight"] in split.filename_to_tensors.values()
 
 
+def test_names_that_need_escapes_byte_for_byte(tmp_path):
+    """Control characters, quotes, DEL and characters beyond the BMP in tensor names: the shard
+    headers escape them as safetensors' writer does, the index as json.dump does."""
+    rng = np.random.default_rng(3)
+    odd = ["tab\there", "nl\nx", 'q"uo\\te', "ctl\x01\x1f\x7f", "emoji\U0001F600", "\b\f\r"]
+    sd = {name: rng.standard_normal((40, 40)).astype(np.float32) for name in odd}
+    hf_reference(sd, tmp_path / "ref", "10KB")
+    pdckpt.save(sd, tmp_path / "ours", max_shard_size="10KB", metadata={"format": "pt"})
+    ref, ours = read_all(tmp_path / "ref"), read_all(tmp_path / "ours")
+    assert list(ours) == list(ref) and len(ref) == len(odd) + 1
+    for name in ref:
+        assert ours[name] == ref[name], name
+
+
 def test_layout_same_through_the_cli(tmp_path):
     """convert --max-shard-size keeps the input's order (a pickle: insertion order)."""
     sd = {k: v for k, v in state_dict(1).items() if v.dtype != ml_dtypes.bfloat16}
