@@ -119,14 +119,17 @@ static int take_operands(const cli_command *cmd, int argc, char **argv,
     return CLI_OK;
 }
 
-/* getopt_long's complaints, in words: a missing value (':'), an unknown short or long option, a
- * value given to a flag ('?' with optopt naming the flag). */
-static int option_error(const cli_command *cmd, int code, const char *arg) {
+/* getopt_long's complaints, in words: a missing value (':'), an unknown long option (optopt 0),
+ * a value given to a flag (optopt its code: 'h' or CLI_OPT_*), an unknown short option (optopt the
+ * letter).  A long option is a whole argument, argv[optind - 1]; a short one may sit inside one
+ * ("-odd.pdparams") that optind has not passed yet, so it is named by its letter. */
+static int option_error(const cli_command *cmd, int code, char **argv) {
+    const char *arg = argv[optind - 1];
     if (code == ':') return cli_command_error(cmd, "option '%s' needs a value", arg);
-    if (optopt > 0 && optopt < 128 && strncmp(arg, "--", 2) != 0)
-        return cli_command_error(cmd, "unknown option '-%c'", optopt);
-    if (optopt != 0) return cli_command_error(cmd, "option '%s' takes no value", arg);
-    return cli_command_error(cmd, "unknown option '%s'", arg);
+    if (optopt == 0) return cli_command_error(cmd, "unknown option '%s'", arg);
+    if (optopt == 'h' || optopt >= CLI_OPT_FORMAT)
+        return cli_command_error(cmd, "option '%s' takes no value", arg);
+    return cli_command_error(cmd, "unknown option '-%c'", optopt);
 }
 
 int cli_parse(const cli_command *cmd, int argc, char **argv, cli_load_args *load,
@@ -141,7 +144,7 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, cli_load_args *load
             cli_print_help(stdout, cmd);
             return CLI_HELP_SHOWN;
         }
-        if (code == ':' || code == '?') return option_error(cmd, code, argv[optind - 1]);
+        if (code == ':' || code == '?') return option_error(cmd, code, argv);
         rc = code >= CLI_OPT_FORMAT && code <= CLI_OPT_REINTERPRET && load
                  ? take_load_option(cmd, load, code, optarg)
                  : on_option(ctx, code, optarg); /* only codes from the command's table */

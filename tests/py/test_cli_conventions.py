@@ -121,3 +121,60 @@ def test_distributed_commands_follow_the_same_conventions(sub, tmp_path):
     if sub == "gc":
         assert "expected a count of at least 1" in run_cli("dist", "gc", tmp_path, "--keep=0",
                                                            check=2).stderr
+
+
+# Every command, with an operand that looks like an option after `--` and with its value-taking
+# options spelled `--opt=value`: (arguments after the command, the exit code expected).
+def _dashed_cases(a, b, out):
+    return {
+        "ls": (["--format=pickle", "--json", "--", a], 0),
+        "verify": (["--from=pickle", "--", a], 0),
+        "convert": (["--to=safetensors", "--protocol=4", "--", a, out], 0),
+        "diff": (["--format=pickle", "--", a, b], 1),
+        "check": (["--format=pickle", "--json", "--", a, b], 1),
+        "stats": (["--format=pickle", "--json", "--", a], 0),
+        "formats": (["--"], 0),
+        "help": (["--", "ls"], 0),
+        "completion": (["--", "bash"], 0),
+    }
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_takes_double_dash_and_opt_equals_value(command, tmp_path):
+    os.chdir(tmp_path)
+    pdckpt.save({"w": np.ones(3, np.float32), "v": np.zeros(2, np.int64)}, "-a.pdparams")
+    pdckpt.save({"w": np.ones(3, np.float32)}, "-b.pdparams")
+    args, rc = _dashed_cases("-a.pdparams", "-b.pdparams", "-out.safetensors")[command]
+    proc = run_cli(command, *args, check=rc)
+    assert proc.stdout
+    if command in ("ls", "check", "stats"):
+        json.loads(proc.stdout)
+    if command == "convert":
+        assert list(pdckpt.load("-out.safetensors", return_numpy=True)) == ["w", "v"]
+    if command == "help":
+        assert proc.stdout == run_cli("ls", "--help", check=0).stdout
+    without = [x for x in args if x != "--"]  # the dashed operand is now an unknown option
+    if any(x.startswith("-") and not x.startswith("--") for x in without):
+        assert "unknown option '-" in run_cli(command, *without, check=2).stderr
+
+
+ODD = ["tab\there", "nl\nx", 'q"uo\\te', "ctl\x01\x1f\x7f", "größe", "emoji\U0001F600"]
+
+
+def test_json_output_quotes_every_name(tmp_path):
+    """Names with control bytes, quotes, DEL and non-ASCII come back from every --json listing as
+    they were saved; control bytes are written \\u00xx (the CLI's spelling since its first day)."""
+    sd = {name: np.full(2, i, np.float32) for i, name in enumerate(ODD)}
+    sd["note"] = 'line\n"two"\t\\'
+    a, b = tmp_path / "a.pdparams", tmp_path / "b.pdparams"
+    pdckpt.save(sd, a)
+    pdckpt.save({k: v for k, v in sd.items() if k != ODD[0]}, b)
+    out = run_cli("ls", "--json", a, check=0).stdout
+    doc = json.loads(out)
+    assert [t["key"] for t in doc["tensors"]] == [[name] for name in ODD]
+    assert doc["scalars"] == [{"key": ["note"], "value": sd["note"]}]
+    assert '["tab\\u0009here"]' in out and '["größe"]' in out
+    stats = json.loads(run_cli("stats", "--json", a, check=0).stdout)
+    assert [t["key"] for t in stats["tensors"]] == [[name] for name in ODD]
+    report = json.loads(run_cli("check", "--json", a, b, check=1).stdout)
+    assert [(i["kind"], i["name"]) for i in report["issues"]] == [("missing", ODD[0])]
