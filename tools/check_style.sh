@@ -26,11 +26,21 @@ check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
 check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
 
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
-# header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY).
-spelled=$(cd "$root" && git grep -n '"StructuredToParameterName@@"' -- src cli python include \
+# header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY), also not inside a
+# longer literal such as a JSON key path or a message.
+spelled=$(cd "$root" && git grep -n 'StructuredToParameterName@@' -- src cli python include \
   ':!include/pdckpt.h' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' || true)
 if [[ -n "$spelled" ]]; then
   echo "style: the name-table key spelled outside include/pdckpt.h:"; echo "$spelled"; fail=1
+fi
+
+# One JSON string writer (pdckpt_json_write_string, src/core/json_text.c): no other code formats
+# a \uXXXX escape (a printf-style format that starts with one is the mark of a hand escaper).
+escapers=$(cd "$root" && git grep -nE '"\\\\u%' -- src cli python ':!src/core/json_text.c' \
+  2>/dev/null || true)
+if [[ -n "$escapers" ]]; then
+  echo "style: a JSON string escaper outside src/core/json_text.c (call pdckpt_json_write_string):"
+  echo "$escapers"; fail=1
 fi
 
 # Licence: every tracked source file names its licence (SPDX) in its first lines.
