@@ -108,12 +108,16 @@ void cli_text_scalar(FILE *out, const pdckpt_value *leaf) {
     cli_json_scalar(out, leaf);
 }
 
-void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap) {
+void cli_dims_text(int32_t n_dims, const int64_t *dims, char *buf, size_t cap) {
     size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int32_t d = 0; d < v->n_dims && used < cap; d++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "",
-                                 (long long)v->dims[d]);
+    for (int32_t d = 0; d < n_dims && used < cap; d++)
+        used +=
+            (size_t)snprintf(buf + used, cap - used, "%s%lld", d ? ", " : "", (long long)dims[d]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
+void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap) {
+    cli_dims_text(v->n_dims, v->dims, buf, cap);
 }
 
 int cli_sha256_hex(const void *data, uint64_t len, char out[65]) {

@@ -61,11 +61,7 @@ const char *cli_structured_name(const pdckpt_value *info, const char *name) {
 }
 
 static void print_shape(const pdckpt_program_var *v, char *buf, size_t cap) {
-    size_t used = (size_t)snprintf(buf, cap, "[");
-    for (int32_t i = 0; i < v->n_dims && used < cap; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "",
-                                 (long long)v->dims[i]);
-    if (used < cap) snprintf(buf + used, cap - used, "]");
+    cli_dims_text(v->n_dims, v->dims, buf, cap);
 }
 
 static void json_names(const char *key, const char *const *names, size_t n) {
