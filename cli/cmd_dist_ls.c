@@ -109,7 +109,9 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
     if (json) {
         printf("%s{\"key\": ", index ? ", " : "");
         cli_json_string(stdout, key, strlen(key));
-        printf(", \"dtype\": \"%s\", \"shape\": ", dt ? dt : "");
+        printf(", \"dtype\": ");
+        cli_json_str(stdout, dt ? dt : ""); /* from the metadata file: quoted like any name */
+        printf(", \"shape\": ");
         ints(stdout, pdckpt_dict_get(m, "global_shape"), true);
         printf(", \"nbytes\": %llu, \"pieces\": [", (unsigned long long)nbytes(m));
     } else {
@@ -127,9 +129,11 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
         ints(stdout, items[i].offset, json);
         printf(json ? ", \"shape\": " : " shape ");
         ints(stdout, items[i].shape, json);
-        if (json)
-            printf(", \"file\": \"%s\"}", items[i].file);
-        else
+        if (json) {
+            printf(", \"file\": ");
+            cli_json_str(stdout, items[i].file);
+            printf("}");
+        } else
             printf("  in %s\n", items[i].file);
     }
     if (json) printf("]}");
@@ -146,9 +150,11 @@ static void print_files(const item *items, size_t n, bool json) {
     }
     printf(json ? "], \"files\": [" : "  files:\n");
     for (size_t j = 0; names && counts && j < k; j++) {
-        if (json)
-            printf("%s{\"name\": \"%s\", \"pieces\": %zu}", j ? ", " : "", names[j], counts[j]);
-        else
+        if (json) {
+            printf("%s{\"name\": ", j ? ", " : "");
+            cli_json_str(stdout, names[j]);
+            printf(", \"pieces\": %zu}", counts[j]);
+        } else
             printf("    %-30s %zu piece%s\n", names[j], counts[j], counts[j] == 1 ? "" : "s");
     }
     if (json) printf("]}\n");
