@@ -63,16 +63,22 @@ class Net(fluid.dygraph.Layer):
         return self.fc2(self.bn(self.fc1(x)))
 
 
-def dygraph_model():
-    """Net + Adam with a piecewise LR schedule, named as in every process (unique_name.guard)."""
+def dygraph_model(kind):
+    """Net + Adam with a piecewise LR schedule ("adam"), or + Momentum with ReduceLROnPlateau
+    ("plateau", whose LR_Scheduler holds NumPy float32 scalars), named as in every process."""
     with fluid.unique_name.guard():
         net = Net()
-        sched = fluid.dygraph.PiecewiseDecay([2, 5], [0.1, 0.05, 0.02], 0)
-        opt = fluid.optimizer.AdamOptimizer(learning_rate=sched, parameter_list=net.parameters())
-    return net, opt
+        if kind == "adam":
+            sched = fluid.dygraph.PiecewiseDecay([2, 5], [0.1, 0.05, 0.02], 0)
+            opt = fluid.optimizer.AdamOptimizer(sched, parameter_list=net.parameters())
+        else:
+            sched = fluid.dygraph.ReduceLROnPlateau(0.3, decay_rate=0.5, patience=0)
+            opt = fluid.optimizer.MomentumOptimizer(sched, 0.9, parameter_list=net.parameters())
+    return net, opt, sched
 
 
-def train(net, opt, steps):
+def train(model, steps):
+    net, opt, sched = model
     x = to_variable(np.linspace(-1, 1, 20, dtype="float32").reshape(5, 4))
     t = to_variable(np.linspace(1, -2, 10, dtype="float32").reshape(5, 2))
     losses = []
@@ -81,8 +87,16 @@ def train(net, opt, steps):
         loss.backward()
         opt.minimize(loss)
         net.clear_gradients()
+        if isinstance(sched, fluid.dygraph.ReduceLROnPlateau):
+            sched.step(loss)
         losses.append(loss.numpy().tobytes().hex())
     return losses
+
+
+def typed(tree):
+    """A LR_Scheduler dict as JSON: each value with its Python type's name."""
+    return {k: [type(v).__name__, v.item() if isinstance(v, np.generic) else v]
+            for k, v in tree.items()}
 
 
 def state_arrays(state):
@@ -93,15 +107,18 @@ def write_dygraph(d, meta):
     with fluid.dygraph.guard(PLACE):
         fluid.default_startup_program().random_seed = 7
         fluid.default_main_program().random_seed = 7
-        net, opt = dygraph_model()
-        train(net, opt, STEPS_BEFORE)
-        fluid.dygraph.save_dygraph(net.state_dict(), os.path.join(d, "dy", "m"))
-        fluid.dygraph.save_dygraph(opt.state_dict(), os.path.join(d, "dy", "m"))
-        save_npz(os.path.join(d, "truth", "dy_params.npz"), state_arrays(net.state_dict()))
-        save_npz(os.path.join(d, "truth", "dy_opt.npz"), state_arrays(opt.state_dict()))
-        meta["dy_names"] = {k: v.name for k, v in net.state_dict().items()}
-        meta["dy_lr"] = opt.state_dict()["LR_Scheduler"]
-        meta["uninterrupted"] = train(net, opt, STEPS_AFTER)
+        for kind, prefix in (("adam", "m"), ("plateau", "pl")):
+            model = dygraph_model(kind)
+            net, opt, _ = model
+            train(model, STEPS_BEFORE)
+            fluid.dygraph.save_dygraph(net.state_dict(), os.path.join(d, "dy", prefix))
+            fluid.dygraph.save_dygraph(opt.state_dict(), os.path.join(d, "dy", prefix))
+            save_npz(os.path.join(d, "truth", prefix + "_params.npz"),
+                     state_arrays(net.state_dict()))
+            save_npz(os.path.join(d, "truth", prefix + "_opt.npz"), state_arrays(opt.state_dict()))
+            meta[prefix + "_names"] = {k: v.name for k, v in net.state_dict().items()}
+            meta[prefix + "_lr"] = typed(opt.state_dict()["LR_Scheduler"])
+            meta[prefix + "_uninterrupted"] = train(model, STEPS_AFTER)
         # A dict of variables that are no Parameters: save_dygraph writes it as .pdopt.
         dt = {"t_" + name: to_variable(values(dtype, shape, i), name="v_" + name)
               for i, (name, dtype, shape) in enumerate(WIDE)}
@@ -192,7 +209,7 @@ def read_dygraph(job, got):
     got["param_types"] = {k: type(v).__name__ for k, v in params.items()}
     if opt is not None:
         got["opt_names"] = opt.pop("StructuredToParameterName@@", None)
-        got["lr"] = opt.pop("LR_Scheduler", None)
+        got["lr"] = typed(opt.pop("LR_Scheduler", {}))
         got["opt_types"] = {k: type(v).__name__ for k, v in opt.items()}
         out["opt"] = {k: v for k, v in opt.items() if isinstance(v, np.ndarray)}
     return out
@@ -200,11 +217,12 @@ def read_dygraph(job, got):
 
 def read_resume(job, got):
     with fluid.dygraph.guard(PLACE):
-        net, opt = dygraph_model()
+        model = dygraph_model(job["model"])
         params, state = fluid.dygraph.load_dygraph(job["path"])
-        net.set_dict(params)
-        opt.set_dict(state)
-        got["losses"] = train(net, opt, STEPS_AFTER)
+        model[0].set_dict(params)
+        model[1].set_dict(state)
+        got["losses"] = train(model, STEPS_AFTER)
+        net = model[0]
         return {"params": state_arrays(net.state_dict())}
 
 

@@ -73,16 +73,28 @@ def _load(path, **kw):
     return pdckpt.load(str(path), **kw)
 
 
-def test_save_dygraph_files_load_exactly(written):
+@pytest.mark.parametrize("prefix", ["m", "pl"])
+def test_save_dygraph_files_load_exactly(written, prefix):
     d, meta = written
-    params = _load(d / "dy" / "m.pdparams", return_numpy=True, keep_name_table=True)
-    assert params.pop(NAME_TABLE) == meta["dy_names"]
-    _same(params, _truth(d, "dy_params"), "dy/m.pdparams")
-    opt = _load(d / "dy" / "m.pdopt", return_numpy=True, keep_name_table=True)
-    assert opt.pop("LR_Scheduler") == meta["dy_lr"] == {"step_num": 3}
+    params = _load(d / "dy" / (prefix + ".pdparams"), return_numpy=True, keep_name_table=True)
+    assert params.pop(NAME_TABLE) == meta[prefix + "_names"]
+    _same(params, _truth(d, prefix + "_params"), prefix + ".pdparams")
+    opt = _load(d / "dy" / (prefix + ".pdopt"), return_numpy=True, keep_name_table=True)
+    assert _values(opt.pop("LR_Scheduler")) == _values(meta[prefix + "_lr"])
     table = opt.pop(NAME_TABLE)
     assert table == {k: k for k in opt}  # an optimizer's tensors are keyed by their names
-    _same(opt, _truth(d, "dy_opt"), "dy/m.pdopt")
+    assert opt["global_step"].dtype == np.int32
+    _same(opt, _truth(d, prefix + "_opt"), prefix + ".pdopt")
+
+
+def _values(lr):
+    """LR_Scheduler's values; NumPy float32 scalars (ReduceLROnPlateau's best_loss and
+    learning_rate) compare by value: pdckpt's tree holds them as Python floats (exactly)."""
+    return {k: (v[1] if isinstance(v, list) else v) for k, v in lr.items()}
+
+
+def test_dygraph_dtypes_load_exactly(written):
+    d, meta = written
     tensors = _load(d / "dy" / "dt.pdopt")  # paddle.Tensors named by the name table
     assert {k: t.name for k, t in tensors.items()} == meta["dy_dt_names"]
     _same(_load(d / "dy" / "dt.pdopt", return_numpy=True), _truth(d, "dy_dt"), "dy/dt.pdopt")
@@ -118,6 +130,10 @@ def test_inference_models_load_exactly(written, dirname):
 
 # ---- pdckpt writes, Paddle 1.8 reads --------------------------------------------------------
 
+DY_ROUTES = ["cli_st", "cli_p2", "py_p2", "py_p3", "py_p4", "py_save_dygraph"]
+DY_CASES = [("m", r) for r in DY_ROUTES] + [("pl", r) for r in DY_ROUTES[:-1]]
+
+
 def _cli(*args):
     run_cli(*args, "--no-fsync", check=0)
 
@@ -128,19 +144,20 @@ def _via_safetensors(src, dst, *extra):
     _cli("convert", mid, dst, *extra)
 
 
-def _dygraph_routes(d, o):
-    """Each route writes prefix/m.pdparams + .pdopt from Paddle 1.8's dy/m files."""
+def _dygraph_routes(d, o, prefix):
+    """Each route writes <route>/<prefix>.pdparams + .pdopt from Paddle 1.8's dy/<prefix> files."""
     import pdckpt
 
-    routes = {}
     for suffix in (".pdparams", ".pdopt"):
-        _via_safetensors(d / "dy" / ("m" + suffix), o / "cli_st" / ("m" + suffix))
-        _cli("convert", d / "dy" / ("m" + suffix), o / "cli_p2" / ("m" + suffix), "--protocol", 2)
+        name = prefix + suffix
+        _via_safetensors(d / "dy" / name, o / "cli_st" / name)
+        _cli("convert", d / "dy" / name, o / "cli_p2" / name, "--protocol", 2)
         for proto in (2, 3, 4):
-            tree = pdckpt.load(str(d / "dy" / ("m" + suffix)))
-            pdckpt.save(tree, str(o / f"py_p{proto}" / ("m" + suffix)), protocol=proto)
-    routes.update({r: o / r / "m" for r in ("cli_st", "cli_p2", "py_p2", "py_p3", "py_p4")})
-    routes["py_save_dygraph"] = _save_dygraph_from_paddle3(d, o / "py_save_dygraph" / "m")
+            pdckpt.save(pdckpt.load(str(d / "dy" / name)), str(o / f"py_p{proto}" / name),
+                        protocol=proto)
+    routes = {r: o / r / prefix for r in DY_ROUTES if r != "py_save_dygraph"}
+    if prefix == "m":
+        routes["py_save_dygraph"] = _save_dygraph_from_paddle3(d, o / "py_save_dygraph" / "m")
     return routes
 
 
@@ -256,10 +273,14 @@ def read_back(written, tmp_path_factory):
     """Every pdckpt route's files, loaded by Paddle 1.8 in one process."""
     d, _ = written
     o = tmp_path_factory.mktemp("p18out")
-    dy = _dygraph_routes(d, o)
-    jobs = [{"tag": "dy_" + r, "api": "load_dygraph", "path": str(p)} for r, p in dy.items()]
-    jobs += [{"tag": "resume_" + r, "api": "resume", "path": str(p)}
-             for r, p in {"own": d / "dy" / "m", **dy}.items()]
+    jobs = []
+    for prefix, model in (("m", "adam"), ("pl", "plateau")):
+        routes = {"own": d / "dy" / prefix, **_dygraph_routes(d, o, prefix)}
+        for r, p in routes.items():
+            if r != "own":
+                jobs.append({"tag": f"dy_{prefix}_{r}", "api": "load_dygraph", "path": str(p)})
+            jobs.append({"tag": f"resume_{prefix}_{r}", "api": "resume", "path": str(p),
+                         "model": model})
     jobs += [{"tag": r, "api": "load_dygraph", "path": str(p)}
              for r, p in _dtype_routes(d, o).items()]
     jobs += _fluid_load_routes(d, o) + _persistables_routes(d, o) + _inference_routes(d, o)
@@ -275,24 +296,23 @@ def _got(o, got, tag, part):
     return {k.replace("|", "/"): v for k, v in np.load(o / "got" / f"{tag}.{part}.npz").items()}
 
 
-DY_ROUTES = ["cli_st", "cli_p2", "py_p2", "py_p3", "py_p4", "py_save_dygraph"]
 STATIC_JOBS = ([f"{p}_{r}" for p in ("st", "wide") for r in ("cli_st", "py", "triple")] +
                [f"{p}_{k}_{r}" for p in ("st", "wide") for k in "vc" for r in ("cli", "py")])
 
 
-@pytest.mark.parametrize("route", DY_ROUTES)
-def test_dygraph_files_load_in_paddle18(written, read_back, route):
+@pytest.mark.parametrize("prefix,route", DY_CASES)
+def test_dygraph_files_load_in_paddle18(written, read_back, prefix, route):
     (d, meta), (o, got, _) = written, read_back
-    tag = "dy_" + route
-    _same(_got(o, got, tag, "params"), _truth(d, "dy_params"), tag)
-    _same(_got(o, got, tag, "opt"), _truth(d, "dy_opt"), tag)
-    assert got[tag]["lr"] == meta["dy_lr"]
+    tag = f"dy_{prefix}_{route}"
+    _same(_got(o, got, tag, "params"), _truth(d, prefix + "_params"), tag)
+    _same(_got(o, got, tag, "opt"), _truth(d, prefix + "_opt"), tag)
+    assert _values(got[tag]["lr"]) == _values(meta[prefix + "_lr"])
     assert set(got[tag]["param_types"].values()) == set(got[tag]["opt_types"].values()) == {
         "ndarray"}
     # The save_dygraph route names the parameters as the Paddle 3 layer it saved does.
-    assert sorted(got[tag]["names"]) == sorted(meta["dy_names"])
+    assert sorted(got[tag]["names"]) == sorted(meta[prefix + "_names"])
     if route != "py_save_dygraph":
-        assert got[tag]["names"] == meta["dy_names"]
+        assert got[tag]["names"] == meta[prefix + "_names"]
     assert got[tag]["opt_names"] == {k: k for k in got[tag]["opt_types"]}
 
 
@@ -321,13 +341,28 @@ def test_inference_models_run_in_paddle18(written, read_back, tag):
     _same(_got(o, got, tag, "y"), _got(o, got, own, "y"), tag + " output")
 
 
-@pytest.mark.parametrize("route", DY_ROUTES)
-def test_resume_from_converted_files_is_bit_identical(written, read_back, route):
+@pytest.mark.parametrize("prefix,route", DY_CASES)
+def test_resume_from_converted_files_is_bit_identical(written, read_back, prefix, route):
     """Training resumed in Paddle 1.8 from pdckpt's files loses exactly what it loses resumed
     from Paddle's own files -- which is what the uninterrupted run lost."""
     (_, meta), (o, got, _) = written, read_back
-    own = got["resume_own"]
-    assert own["losses"] == meta["uninterrupted"]
+    own, tag = got[f"resume_{prefix}_own"], f"resume_{prefix}_{route}"
+    assert own["losses"] == meta[prefix + "_uninterrupted"]
     assert len(set(own["losses"])) == len(own["losses"])  # the run really trains
-    assert got["resume_" + route]["losses"] == own["losses"]
-    _same(_got(o, got, "resume_" + route, "params"), _got(o, got, "resume_own", "params"), route)
+    assert got[tag]["losses"] == own["losses"]
+    _same(_got(o, got, tag, "params"), _got(o, got, f"resume_{prefix}_own", "params"), tag)
+
+
+def test_empty_paddle_tensor_saves_as_paddle_save_does(paddle_np, tmp_path):
+    """An empty paddle.Tensor (what pdckpt.load gives for 1.8's (0, 3) arrays) reports itself
+    uninitialised -- Paddle allocates nothing for it -- yet paddle.save saves it: so does pdckpt,
+    byte for byte (it refused it as "holds no data" before)."""
+    import pdckpt
+
+    paddle, np_ = paddle_np
+    state = {"e": paddle.to_tensor(np_.zeros((0, 3), "int64")), "b": paddle.zeros([0], "bfloat16"),
+             "f": paddle.to_tensor(np_.zeros((2, 0), "float16"))}
+    assert not state["e"]._is_initialized()
+    paddle.save(state, str(tmp_path / "paddle.pdparams"))
+    pdckpt.save(state, str(tmp_path / "pdckpt.pdparams"), numpy_module="numpy._core")
+    assert (tmp_path / "pdckpt.pdparams").read_bytes() == (tmp_path / "paddle.pdparams").read_bytes()
