@@ -128,6 +128,38 @@ def test_inference_models_load_exactly(written, dirname):
     run_cli("verify", d / dirname, check=0)
 
 
+# What the CLI lists for each file 1.8 wrote: (path, ls options, truth, names expected).
+CLI_CASES = [("dy/m.pdparams", [], "m_params", "m_names"), ("dy/m.pdopt", [], "m_opt", None),
+             ("dy/pl.pdopt", [], "pl_opt", None), ("dy/dt.pdopt", [], "dy_dt", "dy_dt_names"),
+             ("st/m", [], "st", None), ("st_v", [], "st", None),
+             ("st_c/all", ["--program", "st/m.pdmodel"], "st", None), ("wide/m", [], "wide", None),
+             ("wide_c/all", ["--program", "wide/m.pdmodel"], "wide", None),
+             ("inf", [], "st", None), ("infc", [], "st", None)]
+
+
+@pytest.mark.parametrize("path,opts,truth,names", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_lists_paddle18_files_exactly(written, path, opts, truth, names):
+    """`pdckpt ls --json --hash` (the C library, no Python) gives every tensor's dtype, shape,
+    Paddle name and bytes (sha256) as 1.8 holds them; `verify` passes."""
+    import hashlib
+
+    d, meta = written
+    opts = [str(d / o) if o.endswith(".pdmodel") else o for o in opts]
+    listing = json.loads(run_cli("ls", "--json", "--hash", *opts, d / path, check=0).stdout)
+    want = _truth(d, truth)
+    got = {t["key"][-1]: t for t in listing["tensors"]}
+    if path.startswith("inf"):  # the inference program holds the fc parameters only
+        want = {k: v for k, v in want.items() if re.fullmatch(r"fc_\d\.[wb]_0", k)}
+    assert sorted(got) == sorted(want)
+    for key, v in want.items():
+        t = got[key]
+        assert (t["dtype"], t["shape"]) == (v.dtype.name, list(v.shape)), key
+        assert t["sha256"] == hashlib.sha256(v.tobytes()).hexdigest(), key
+        if names:
+            assert t["name"] == meta[names][key]
+    run_cli("verify", *opts, d / path, check=0)
+
+
 # ---- pdckpt writes, Paddle 1.8 reads --------------------------------------------------------
 
 DY_ROUTES = ["cli_st", "cli_p2", "py_p2", "py_p3", "py_p4", "py_save_dygraph"]
