@@ -136,15 +136,16 @@ def static_program(wide):
         if wide:
             for name, dtype, shape in WIDE:
                 block.create_var(name=name, shape=shape, dtype=dtype, persistable=True)
-            return main, start, None
+            return main, start, None, None
         x = fluid.data("x", [None, 4], "float32")
         y = fluid.layers.fc(fluid.layers.fc(x, 5, act="relu"), 2)
+        loss = fluid.layers.reduce_mean(fluid.layers.square(y))
         for name, dtype, shape in WIDE:
             if dtype not in NO_SAVE_KERNEL:
                 block.create_var(name=name, shape=shape, dtype=dtype, persistable=True)
         lr = fluid.layers.exponential_decay(0.1, 2, 0.5)
-        fluid.optimizer.Adam(lr).minimize(fluid.layers.reduce_mean(y))
-    return main, start, y
+        fluid.optimizer.Adam(lr).minimize(loss)
+    return main, start, y, loss
 
 
 def persistables(program):
@@ -169,9 +170,15 @@ def fresh_scope(program, start):
 X = np.linspace(-2, 2, 12, dtype="float32").reshape(3, 4)
 
 
-def write_static(d, wide):
+def static_train(main, loss, steps):
+    exe = fluid.Executor(PLACE)
+    return [exe.run(main, feed={"x": X}, fetch_list=[loss])[0].tobytes().hex()
+            for _ in range(steps)]
+
+
+def write_static(d, wide, meta):
     tag = "wide" if wide else "st"
-    main, start, y = static_program(wide)
+    main, start, y, loss = static_program(wide)
     exe = fluid.Executor(PLACE)
     with fluid.scope_guard(fluid.Scope()):
         exe.run(start)
@@ -179,7 +186,7 @@ def write_static(d, wide):
             if main.global_block().has_var(name):
                 fluid.global_scope().var(name).get_tensor().set(values(dtype, shape, 50 + i), PLACE)
         if not wide:
-            exe.run(main, feed={"x": X}, fetch_list=[y])
+            static_train(main, loss, STEPS_BEFORE)
         fluid.save(main, os.path.join(d, tag, "m"))
         fluid.io.save_persistables(exe, os.path.join(d, tag + "_c"), main, filename="all")
         save_npz(os.path.join(d, "truth", tag + ".npz"), scope_arrays(main))
@@ -189,14 +196,15 @@ def write_static(d, wide):
         fluid.io.save_inference_model(os.path.join(d, "inf"), ["x"], [y], exe, main_program=main)
         fluid.io.save_inference_model(os.path.join(d, "infc"), ["x"], [y], exe, main_program=main,
                                       model_filename="model", params_filename="params")
+        meta["st_uninterrupted"] = static_train(main, loss, STEPS_AFTER)
 
 
 def write(d):
     os.makedirs(os.path.join(d, "truth"))
     meta = {}
     write_dygraph(d, meta)
-    write_static(d, False)
-    write_static(d, True)
+    write_static(d, False, meta)
+    write_static(d, True, meta)
     np.save(os.path.join(d, "x.npy"), X)
     json.dump(meta, open(os.path.join(d, "truth.json"), "w"))
 
@@ -227,7 +235,7 @@ def read_resume(job, got):
 
 
 def read_static(job, got):
-    main, start, _ = static_program(job["program"] == "wide")
+    main, start, _, loss = static_program(job["program"] == "wide")
     exe = fluid.Executor(PLACE)
     with fluid.scope_guard(fluid.Scope()):
         fresh_scope(main, start)
@@ -235,7 +243,10 @@ def read_static(job, got):
             fluid.load(main, job["path"], exe)
         else:
             fluid.io.load_persistables(exe, job["path"], main, filename=job.get("filename"))
-        return {"vars": scope_arrays(main)}
+        loaded = scope_arrays(main)
+        if loss is not None:  # training continues from what was loaded
+            got["losses"] = static_train(main, loss, STEPS_AFTER)
+        return {"vars": loaded}
 
 
 def read_inference(job, got):

@@ -2,8 +2,9 @@
 """Interop with Paddle 1.8.5 (issue 19), run in its own Python 3.7 venv made by scripts/setup.sh
 ($PDCKPT_VENV_PADDLE18; tests/py/paddle18_worker.py does the Paddle side, in two processes).
 
-Paddle 1.8 writes -> pdckpt reads exactly (keys, dtypes, bytes, names, LR_Scheduler):
-save_dygraph (.pdparams, Adam .pdopt with LR_Scheduler and global_step, a dict of every 1.8 dtype),
+Paddle 1.8 writes -> pdckpt (Python, and the CLI alone) reads exactly (keys, dtypes, bytes, names,
+LR_Scheduler): save_dygraph (.pdparams; Adam + PiecewiseDecay and Momentum + ReduceLROnPlateau
+.pdopt with LR_Scheduler and global_step; a dict of every 1.8 dtype, empty ones included),
 fluid.save (.pdparams/.pdopt/.pdmodel), save_persistables (per variable and combined),
 save_inference_model (separate and combined).  pdckpt writes -> Paddle 1.8 reads exactly:
 every route into those formats (CLI convert through safetensors, pickles of protocols 2-4,
@@ -59,10 +60,6 @@ def _same(got, want, what):
         g = np.asarray(got[k])
         assert (g.dtype, g.shape) == (v.dtype, v.shape), (what, k, g.dtype, g.shape)
         assert g.tobytes() == v.tobytes(), (what, k)
-
-
-def _arrays(tree):
-    return {k: np.asarray(v) for k, v in tree.items() if hasattr(v, "shape")}
 
 
 # ---- Paddle 1.8 writes, pdckpt reads ------------------------------------------------------
@@ -245,6 +242,8 @@ def _fluid_load_routes(d, o):
         _cli("convert", triple, o / f"{prog}_triple" / "m", "--static-out")
         jobs += [{"tag": f"{prog}_{r}", "api": "fluid.load", "program": prog,
                   "path": str(o / f"{prog}_{r}" / "m")} for r in ("cli_st", "py", "triple")]
+        jobs.append({"tag": f"{prog}_own", "api": "fluid.load", "program": prog,
+                     "path": str(d / prog / "m")})
     return jobs
 
 
@@ -271,6 +270,10 @@ def _persistables_routes(d, o):
             jobs += [{"tag": f"{prog}_{kind}_{r}", "api": "load_persistables", "program": prog,
                       "path": str(o / f"{prog}_{kind}_{r}"), "filename": filename}
                      for r in ("cli", "py")]
+        jobs.append({"tag": f"{prog}_c_own", "api": "load_persistables", "program": prog,
+                     "path": str(d / f"{prog}_c"), "filename": "all"})
+    jobs.append({"tag": "st_v_own", "api": "load_persistables", "program": "st",
+                 "path": str(d / "st_v")})
     return jobs
 
 
@@ -328,8 +331,9 @@ def _got(o, got, tag, part):
     return {k.replace("|", "/"): v for k, v in np.load(o / "got" / f"{tag}.{part}.npz").items()}
 
 
-STATIC_JOBS = ([f"{p}_{r}" for p in ("st", "wide") for r in ("cli_st", "py", "triple")] +
-               [f"{p}_{k}_{r}" for p in ("st", "wide") for k in "vc" for r in ("cli", "py")])
+STATIC_JOBS = ([f"{p}_{r}" for p in ("st", "wide") for r in ("cli_st", "py", "triple", "own")] +
+               [f"{p}_{k}_{r}" for p in ("st", "wide") for k in "vc" for r in ("cli", "py")] +
+               ["st_v_own", "st_c_own", "wide_c_own"])
 
 
 @pytest.mark.parametrize("prefix,route", DY_CASES)
@@ -398,3 +402,14 @@ def test_empty_paddle_tensor_saves_as_paddle_save_does(paddle_np, tmp_path):
     paddle.save(state, str(tmp_path / "paddle.pdparams"))
     pdckpt.save(state, str(tmp_path / "pdckpt.pdparams"), numpy_module="numpy._core")
     assert (tmp_path / "pdckpt.pdparams").read_bytes() == (tmp_path / "paddle.pdparams").read_bytes()
+
+
+@pytest.mark.parametrize("tag", [t for t in STATIC_JOBS if t.startswith("st_")])
+def test_static_training_resumes_bit_identically(written, read_back, tag):
+    """The static program (Adam, exponential decay: @LR_DECAY_COUNTER@ and the beta powers
+    matter) trained on in 1.8 after loading pdckpt's files, as after loading its own, loses what
+    the uninterrupted run lost."""
+    (_, meta), (_, got, _) = written, read_back
+    assert "error" not in got[tag], got[tag]
+    assert len(set(meta["st_uninterrupted"])) == len(meta["st_uninterrupted"])
+    assert got[tag]["losses"] == meta["st_uninterrupted"]
