@@ -29,6 +29,10 @@ WIDE = [("g_f32", "float32", (2, 3)), ("g_f16", "float16", (4,)), ("g_f64", "flo
         ("g_i8", "int8", (3,)), ("g_u8", "uint8", (5,)), ("g_b", "bool", (4,)),
         ("g_empty", "float32", (0, 3)), ("g_empty_i64", "int64", (0,))]
 NO_SAVE_KERNEL = {"float16", "bool", "uint8"}
+WIDE_NO_LOD = [(name, dtype, shape, []) for name, dtype, shape in WIDE]
+# Sequence data: LoD as recursive sequence lengths (2 sequences of 2 and 1 rows; 2 sequences of
+# 1 and 2 subsequences of 1, 1 and 2 rows).
+LOD = [("seq", "float32", (3, 2), [[2, 1]]), ("seq2", "int64", (4, 1), [[1, 2], [1, 1, 2]])]
 DTYPE_OF = {fluid.core.VarDesc.VarType.FP32: "float32", fluid.core.VarDesc.VarType.FP16: "float16",
             fluid.core.VarDesc.VarType.FP64: "float64", fluid.core.VarDesc.VarType.INT64: "int64",
             fluid.core.VarDesc.VarType.INT32: "int32", fluid.core.VarDesc.VarType.INT16: "int16",
@@ -127,15 +131,17 @@ def write_dygraph(d, meta):
         meta["dy_dt_names"] = {k: v.name for k, v in dt.items()}
 
 
-def static_program(wide):
-    """The static main program (fc, fc, Adam with an exponential-decay LR, extra persistables of
-    the dtypes 1.8 saves per variable) or the wide program (one variable per dtype)."""
+def static_program(kind):
+    """The static main program "st" (fc, fc, Adam with an exponential-decay LR, extra
+    persistables of the dtypes 1.8 saves per variable), the "wide" program (one variable per
+    dtype) or the "lod" program (variables with 1 and 2 LoD levels)."""
     main, start = fluid.Program(), fluid.Program()
     with fluid.program_guard(main, start), fluid.unique_name.guard():
         block = main.global_block()
-        if wide:
-            for name, dtype, shape in WIDE:
-                block.create_var(name=name, shape=shape, dtype=dtype, persistable=True)
+        if kind != "st":
+            for name, dtype, shape, lod in (WIDE_NO_LOD if kind == "wide" else LOD):
+                block.create_var(name=name, shape=shape, dtype=dtype, persistable=True,
+                                 lod_level=len(lod))
             return main, start, None, None
         x = fluid.data("x", [None, 4], "float32")
         y = fluid.layers.fc(fluid.layers.fc(x, 5, act="relu"), 2)
@@ -176,9 +182,34 @@ def static_train(main, loss, steps):
             for _ in range(steps)]
 
 
+def write_lod(d, meta):
+    """1.8 saves LoD tensors one per file and combined (fluid.save's pickles drop LoD)."""
+    main, start, _, _ = static_program("lod")
+    exe = fluid.Executor(PLACE)
+    with fluid.scope_guard(fluid.Scope()):
+        for i, (name, dtype, shape, lod) in enumerate(LOD):
+            t = fluid.global_scope().var(name).get_tensor()
+            t.set(values(dtype, shape, 80 + i), PLACE)
+            t.set_recursive_sequence_lengths(lod)
+        fluid.io.save_persistables(exe, os.path.join(d, "lod_v"), main)
+        fluid.io.save_persistables(exe, os.path.join(d, "lod_c"), main, filename="all")
+        os.makedirs(os.path.join(d, "lod"))
+        with open(os.path.join(d, "lod", "m.pdmodel"), "wb") as f:
+            f.write(main.desc.serialize_to_string())
+        save_npz(os.path.join(d, "truth", "lod.npz"), scope_arrays(main))
+        meta["lod"] = scope_lod(main)
+
+
+def scope_lod(program):
+    scope = fluid.global_scope()
+    lod = {v.name: scope.find_var(v.name).get_tensor().recursive_sequence_lengths()
+           for v in persistables(program)}
+    return {k: v for k, v in lod.items() if v}
+
+
 def write_static(d, wide, meta):
     tag = "wide" if wide else "st"
-    main, start, y, loss = static_program(wide)
+    main, start, y, loss = static_program(tag)
     exe = fluid.Executor(PLACE)
     with fluid.scope_guard(fluid.Scope()):
         exe.run(start)
@@ -205,6 +236,7 @@ def write(d):
     write_dygraph(d, meta)
     write_static(d, False, meta)
     write_static(d, True, meta)
+    write_lod(d, meta)
     np.save(os.path.join(d, "x.npy"), X)
     json.dump(meta, open(os.path.join(d, "truth.json"), "w"))
 
@@ -235,7 +267,7 @@ def read_resume(job, got):
 
 
 def read_static(job, got):
-    main, start, _, loss = static_program(job["program"] == "wide")
+    main, start, _, loss = static_program(job["program"])
     exe = fluid.Executor(PLACE)
     with fluid.scope_guard(fluid.Scope()):
         fresh_scope(main, start)
@@ -244,6 +276,7 @@ def read_static(job, got):
         else:
             fluid.io.load_persistables(exe, job["path"], main, filename=job.get("filename"))
         loaded = scope_arrays(main)
+        got["lod"] = scope_lod(main)
         if loss is not None:  # training continues from what was loaded
             got["losses"] = static_train(main, loss, STEPS_AFTER)
         return {"vars": loaded}

@@ -157,6 +157,29 @@ def test_cli_lists_paddle18_files_exactly(written, path, opts, truth, names):
     run_cli("verify", *opts, d / path, check=0)
 
 
+def _lengths(offsets):
+    """pdckpt's LoD (offsets per level) as Paddle 1.8's recursive sequence lengths."""
+    return [np.diff(level).tolist() for level in offsets]
+
+
+@pytest.mark.parametrize("path", ["lod_v", "lod_c/all"])
+def test_lod_tensors_load_exactly(written, path):
+    import pdckpt
+
+    d, meta = written
+    reader = pdckpt.open(str(d / path), program=str(d / "lod" / "m.pdmodel"))
+    _same({k: reader[k] for k in reader.keys()}, _truth(d, "lod"), path)
+    assert {k: _lengths(reader.tensor(k).lod) for k in reader.keys()} == meta["lod"]
+
+
+@pytest.mark.parametrize("target", ["x.safetensors", "x.tnum"])
+def test_lod_is_refused_by_name_where_a_format_cannot_hold_it(written, tmp_path, target):
+    d, _ = written
+    proc = run_cli("convert", d / "lod_v", tmp_path / target, "--no-fsync", check=1)
+    assert "'seq" in proc.stderr and "LoD" in proc.stderr, proc.stderr
+    assert not (tmp_path / target).exists()
+
+
 # ---- pdckpt writes, Paddle 1.8 reads --------------------------------------------------------
 
 DY_ROUTES = ["cli_st", "cli_p2", "py_p2", "py_p3", "py_p4", "py_save_dygraph"]
@@ -277,6 +300,22 @@ def _persistables_routes(d, o):
     return jobs
 
 
+def _lod_routes(d, o):
+    """LoD survives the formats that hold it: one file per variable and combined, both ways."""
+    program = d / "lod" / "m.pdmodel"
+    _cli("convert", d / "lod_v", o / "lod_v_cli", "--to", "vars-dir")
+    _cli("convert", d / "lod_v", o / "lod_c_cli" / "all", "--to", "combined", "--out-program",
+         program)
+    _cli("convert", "--program", program, d / "lod_c" / "all", o / "lod_cv_cli", "--to",
+         "vars-dir")
+    job = {"api": "load_persistables", "program": "lod"}
+    return [{**job, "tag": "lod_v_own", "path": str(d / "lod_v")},
+            {**job, "tag": "lod_c_own", "path": str(d / "lod_c"), "filename": "all"},
+            {**job, "tag": "lod_v_cli", "path": str(o / "lod_v_cli")},
+            {**job, "tag": "lod_c_cli", "path": str(o / "lod_c_cli"), "filename": "all"},
+            {**job, "tag": "lod_cv_cli", "path": str(o / "lod_cv_cli")}]
+
+
 def _inference_routes(d, o):
     import pdckpt
 
@@ -319,6 +358,7 @@ def read_back(written, tmp_path_factory):
     jobs += [{"tag": r, "api": "load_dygraph", "path": str(p)}
              for r, p in _dtype_routes(d, o).items()]
     jobs += _fluid_load_routes(d, o) + _persistables_routes(d, o) + _inference_routes(d, o)
+    jobs += _lod_routes(d, o)
     (o / "jobs.json").write_text(json.dumps(jobs))
     _run18("read", o, o / "jobs.json")
     got = json.loads((o / "got.json").read_text())
@@ -334,6 +374,7 @@ def _got(o, got, tag, part):
 STATIC_JOBS = ([f"{p}_{r}" for p in ("st", "wide") for r in ("cli_st", "py", "triple", "own")] +
                [f"{p}_{k}_{r}" for p in ("st", "wide") for k in "vc" for r in ("cli", "py")] +
                ["st_v_own", "st_c_own", "wide_c_own"])
+LOD_JOBS = ["lod_v_own", "lod_c_own", "lod_v_cli", "lod_c_cli", "lod_cv_cli"]
 
 
 @pytest.mark.parametrize("prefix,route", DY_CASES)
@@ -360,10 +401,13 @@ def test_every_dtype_loads_in_paddle18(written, read_back, route):
     assert got[route]["names"] == meta["dy_dt_names"]
 
 
-@pytest.mark.parametrize("tag", STATIC_JOBS)
+@pytest.mark.parametrize("tag", STATIC_JOBS + LOD_JOBS)
 def test_static_files_load_in_paddle18(written, read_back, tag):
-    (d, _), (o, got, jobs) = written, read_back
-    _same(_got(o, got, tag, "vars"), _truth(d, jobs[tag]["program"]), tag)
+    """Values, dtypes and LoD as 1.8 saved them (no LoD where there was none)."""
+    (d, meta), (o, got, jobs) = written, read_back
+    program = jobs[tag]["program"]
+    _same(_got(o, got, tag, "vars"), _truth(d, program), tag)
+    assert got[tag]["lod"] == (meta["lod"] if program == "lod" else {})
 
 
 @pytest.mark.parametrize("tag", ["inf_cli", "infc_cli", "infc_py"])
