@@ -101,7 +101,12 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     """A paddle.Tensor's bytes without a copy where Paddle allows it (CPU, dense, contiguous)."""
     dtype_name = str(t.dtype).rsplit(".", 1)[-1]
     if not t._is_initialized():
-        _paddle_io.check_initialized(t, "Tensor")
+        if 0 not in t.shape:
+            _paddle_io.check_initialized(t, "Tensor")
+        # Paddle allocates nothing for an empty tensor (paddle.to_tensor of a (0, 3) array, or
+        # what pdckpt.load gives for one), so it is "uninitialised"; paddle.save saves it.
+        empty = np.zeros(t.shape, numpy_dtype(dtype_name, False))
+        return _array_leaf(empty, t.name, dtype_name)
     if _paddle_io.static_mode(paddle):
         # detach() / DLPack on a dygraph tensor crash the process in static-graph mode;
         # numpy() (a copy, as Paddle's own static save makes) is safe there.

@@ -3,8 +3,8 @@
 by scripts/setup.sh ($PDCKPT_VENV_PADDLE26).  Files Paddle 2.6 writes load exactly in pdckpt
 (dtypes, bytes, LR_Scheduler, nesting, the jit.save model named by its program), and files pdckpt
 writes load exactly in Paddle 2.6 (pickles in protocols 2-4, safetensors -> pickle conversions,
-a .pdiparams written for 2.6's program, which 2.6 runs).  Paddle 1.8 cannot be installed here:
-PyPI has no paddlepaddle 1.x wheel for Python 3.11 and Debian 12 has no older Python."""
+a .pdiparams written for 2.6's program, which 2.6 runs).  Paddle 1.8.5 (Python 3.7) is tested by
+tests/py/test_paddle18_interop.py."""
 import json
 import os
 import shutil
