@@ -19,11 +19,11 @@ check_includes() {  # dir, forbidden-regex, description
   hits=$(grep -rnE "#include \"($2)" "$root/$1" 2>/dev/null || true)
   if [[ -n "$hits" ]]; then echo "style: $3:"; echo "$hits"; fail=1; fi
 }
-check_includes src/core '\.\./(io|formats|api|dist)/' "src/core includes an upper layer"
-check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer"
-check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
+check_includes src/core '\.\./(io|formats|api|mpi)/' "src/core includes an upper layer"
+check_includes src/io '\.\./(formats|api|mpi)/' "src/io includes an upper layer"
+check_includes src/formats '\.\./(api|mpi)/' "src/formats includes src/api or src/mpi"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
-check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
+check_includes src/mpi '\.\./(core|io|formats|api)/' "src/mpi (libpdckpt_mpi) includes libpdckpt internals"
 
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
 # header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY).
