@@ -6,7 +6,7 @@
  * skipped), so a combined file written collectively holds exactly what a single-process save of
  * the same tree would.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>

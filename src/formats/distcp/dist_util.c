@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dist_util.c — the small tools every dist module uses: error records (first error wins, as in
- * the core, which keeps its own helpers private), a growable byte buffer for encoded trees and
- * messages, and a bounded reader that checks every length against the bytes left before it
- * trusts it (the bytes may come from another rank or from a file on disk).
+ * dist_util.c — the small tools the sharded format's modules use (errors are the core's): a
+ * growable byte buffer for encoded trees and messages, and a bounded reader that checks every
+ * length against the bytes left before it trusts it (the bytes may come from another rank or from
+ * a file on disk).
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,67 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void copy_text(char *dst, size_t cap, const char *src) {
-    size_t n = strlen(src);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static pdckpt_status failv(pdckpt_error *err, pdckpt_status status, const char *source,
-                           const char *fmt, va_list ap) {
-    if (!err) return status;
-    if (err->status != PDCKPT_OK) return err->status;
-    err->status = status;
-    err->offset = -1;
-    if (source) copy_text(err->source, sizeof err->source, source);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    return status;
-}
-
-pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char *source,
-                            const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    pdckpt_status st = failv(err, status, source, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
-                                const char *what) {
-    pdckpt_status st = errnum == ENOENT   ? PDCKPT_ERR_NOT_FOUND
-                       : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
-                                          : PDCKPT_ERR_IO;
-    if (err && err->status == PDCKPT_OK) err->sys_errno = errnum;
-    return pdk_dist_fail(err, st, source, "%s: %s", what, strerror(errnum));
-}
-
-pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what) {
-    return pdk_dist_fail(err, PDCKPT_ERR_NOMEM, NULL, "out of memory allocating %s", what);
-}
-
-void pdk_dist_reset(pdckpt_error *err) {
-    static const pdckpt_error clean = PDCKPT_ERROR_INIT;
-    if (err) *err = clean;
-}
-
-void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) {
-    if (!err || err->status == PDCKPT_OK) return;
-    char    prefix[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    /* "<prefix><message>", cut to fit: move the message right, copy the prefix in front. */
-    size_t plen = strlen(prefix), mlen = strlen(err->message), cap = sizeof err->message - 1;
-    if (plen > cap) plen = cap;
-    if (plen + mlen > cap) mlen = cap - plen;
-    memmove(err->message + plen, err->message, mlen);
-    memcpy(err->message, prefix, plen);
-    err->message[plen + mlen] = '\0';
-}
 
 /* ---- blobs ---- */
 
@@ -132,7 +71,7 @@ void pdk_blob_free(pdk_blob *b) {
 pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    pdckpt_status st = failv(r->err, PDCKPT_ERR_FORMAT, r->source, fmt, ap);
+    pdckpt_status st = pdk_failv(r->err, PDCKPT_ERR_FORMAT, r->source, (int64_t)r->pos, fmt, ap);
     va_end(ap);
     if (r->err && r->err->offset < 0) r->err->offset = (int64_t)r->pos;
     return st;
@@ -203,13 +142,6 @@ uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
     const uint8_t *p = bytes;
     for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
     return h;
-}
-
-char *pdk_dist_strdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char  *copy = malloc(n);
-    if (copy) memcpy(copy, s, n);
-    return copy;
 }
 
 static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst,

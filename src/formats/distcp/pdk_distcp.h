@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * pdk_distcp.h — the sharded checkpoint format (PDCKPT_FORMAT_DISTCP) without MPI: its metadata
+ * (Paddle's pickled Metadata and the compact index), the value-tree codec ranks exchange, the
+ * planning of a sharded save (pieces, writers, tiling), the merge plan of a gather, the id
+ * lifecycle and the local loader.  Compiled into libpdckpt (the registry reaches the format
+ * through it) and, with the rest of the core, into libpdckpt_mpi, whose src/mpi/ adds only the
+ * communication.  Nothing here is public.
+ */
+#ifndef PDK_DISTCP_H
+#define PDK_DISTCP_H
+
+#include "../../core/pdk_core.h"
+#include "../../io/pdk_io.h"
+
+/* The names this format's modules were written with, kept while concurrent branches that still
+ * use them merge; each is the core's helper (one implementation). */
+#define PDK_DTRY                                  PDK_TRY
+#define PDK_DIST_PRINTF                           PDK_PRINTF
+#define pdk_dist_fail(err, status, src, ...)      pdk_fail(err, status, src, -1, __VA_ARGS__)
+#define pdk_dist_fail_sys(err, errnum, src, what) pdk_fail_sys(err, errnum, src, "%s", what)
+#define pdk_dist_nomem                            pdk_fail_nomem
+#define pdk_dist_reset                            pdk_error_reset
+#define pdk_dist_prefix                           pdk_error_prefix
+#define pdk_dist_strdup                           strdup
+#define pdk_dist_mkdirs                           pdk_make_dirs
+#define pdk_dist_remove                           pdk_remove_tree
+#define pdk_dist_fsync_dir(dir, err)              pdk_fsync_dir_of(dir, true, err)
+#define pdk_dist_temp_beside                      pdk_temp_path_tagged
+#define pdk_dist_random_tag                       pdk_random_tag
+#define pdk_dist_rename                           pdk_rename_replace_durable
+#define pdk_dist_sweep_temps                      pdk_sweep_temps
+#define pdk_dist_split_path                       pdk_split_path
+
+/* ---- dist_util.c: byte buffers, the bounded reader, the arena ---- */
+
+/* A growable byte buffer (malloc). */
+typedef struct pdk_blob {
+    uint8_t *data;
+    size_t   len, cap;
+    bool     failed; /* an append ran out of memory; checked once at the end */
+} pdk_blob;
+void          pdk_blob_put(pdk_blob *b, const void *bytes, size_t len);
+void          pdk_blob_u8(pdk_blob *b, uint8_t v);
+void          pdk_blob_u32(pdk_blob *b, uint32_t v);
+void          pdk_blob_u64(pdk_blob *b, uint64_t v);
+void          pdk_blob_str(pdk_blob *b, const char *s, size_t len); /* u64 length + bytes */
+pdckpt_status pdk_blob_check(const pdk_blob *b, pdckpt_error *err, const char *what);
+void          pdk_blob_free(pdk_blob *b);
+
+/* Bounded reader over bytes another rank (or a file) produced: every read checks what is left. */
+typedef struct pdk_rd {
+    const uint8_t *p;
+    size_t         len, pos;
+    const char    *source; /* for errors: "metadata file ...", "rank 2's skeleton" */
+    pdckpt_error  *err;
+} pdk_rd;
+pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what);
+pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what);
+pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what);
+/* A count of items that each take at least `min_item` bytes: refused when more than could fit. */
+pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what);
+/* A length-prefixed string, borrowed from the input (not NUL-terminated). */
+pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *what);
+/* The same, copied and NUL-terminated (free with free()). */
+pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what);
+
+uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len); /* FNV-1a, seed with 0 */
+
+/* A bump allocator for big short-lived trees (the metadata a save builds): millions of small
+ * values cost one pointer bump each and are released together, never one by one. */
+typedef struct pdk_arena {
+    struct pdk_arena_chunk *chunks;
+    pdckpt_allocator        allocator; /* hands out from the arena; its free is a no-op */
+} pdk_arena;
+void pdk_arena_init(pdk_arena *ar);
+void pdk_arena_release(pdk_arena *ar);
+/* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
+pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
+                                  pdckpt_error *err);
+
+/* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
+
+/* Tensors met while encoding, in order; their ordinals are what the encoded tree refers to. */
+typedef struct pdk_tensor_list {
+    const pdckpt_value **items;
+    size_t               len, cap;
+} pdk_tensor_list;
+void pdk_tensor_list_free(pdk_tensor_list *l);
+
+/* Encodes `root`.  Tensors become references to their ordinal in `tensors` (appended); with
+ * tensors == NULL a tensor is an error. */
+pdckpt_status pdk_codec_encode(const pdckpt_value *root, pdk_blob *out, pdk_tensor_list *tensors,
+                               pdckpt_error *err);
+/* Called for every tensor reference while decoding; returns a new value for it (owned by the
+ * tree being built) or NULL after recording an error. */
+typedef pdckpt_value *(*pdk_tensor_ref_fn)(void *ctx, uint64_t ordinal, pdckpt_error *err);
+pdckpt_status pdk_codec_decode(pdk_rd *r, const pdckpt_allocator *a, pdk_tensor_ref_fn fn,
+                               void *ctx, pdckpt_value **out);
+
+/* A tensor's description without its data. */
+typedef struct pdk_tensor_desc {
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t      dims[PDCKPT_MAX_DIMS];
+    uint64_t     n_bytes;
+    char        *name; /* malloc'd or NULL */
+    int32_t      n_lod;
+    uint64_t    *lod_lens; /* malloc'd */
+    uint64_t   **lod;      /* malloc'd */
+} pdk_tensor_desc;
+void          pdk_codec_put_desc(pdk_blob *b, const pdckpt_tensor_view *v);
+pdckpt_status pdk_codec_get_desc(pdk_rd *r, pdk_tensor_desc *d);
+void          pdk_tensor_desc_free(pdk_tensor_desc *d);
+/* A new owned, zero-filled tensor with the description's dtype, shape, name and LoD. */
+pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
+                                   pdckpt_value **out, pdckpt_error *err);
+/* A tensor borrowing `view`'s data, with its name and LoD. */
+pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
+                                pdckpt_value **out, pdckpt_error *err);
+
+/* ---- dist_plan.c: shard geometry ---- */
+
+/* Copies the box `shape` from src (a C-order array of src_shape, starting at src_off) into dst
+ * (dst_shape, at dst_off).  Runs of whole rows are merged into single memcpys. */
+void pdk_box_copy(int32_t n_dims, size_t elem, const void *src, const int64_t *src_shape,
+                  const int64_t *src_off, void *dst, const int64_t *dst_shape,
+                  const int64_t *dst_off, const int64_t *shape);
+/* Intersection of boxes a and b: false when empty (some extent <= 0). */
+bool pdk_box_overlap(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
+                     const int64_t *b_off, const int64_t *b_shape, int64_t *off, int64_t *shape);
+/* Product of dims, saturating at INT64_MAX (1 for 0-d). */
+int64_t pdk_box_volume(int32_t n_dims, const int64_t *shape);
+
+/* ---- dist_shard_plan.c, dist_tiling.c: the plan of a sharded save (on the coordinator) ---- */
+
+/* One piece as a rank described it. */
+typedef struct pdk_shard_rec {
+    char        *key;
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t     *global, *offset, *shape; /* one allocation */
+    int          rank;
+    size_t       local; /* index in that rank's shard array */
+    size_t       piece; /* its distinct piece (SIZE_MAX: not stored) */
+} pdk_shard_rec;
+
+/* A distinct stored piece: its replicas are order[run_from..run_to), by rank. */
+typedef struct pdk_shard_piece {
+    pdk_shard_rec *first; /* first appearance (lowest rank) */
+    size_t         run_from, run_to;
+    int            writer; /* rank whose data file stores it */
+} pdk_shard_piece;
+
+typedef struct pdk_shard_plan {
+    pdk_shard_rec   *recs; /* rank by rank, each rank's in its order */
+    size_t           n_recs;
+    pdk_shard_rec  **order;  /* by key, box, rank */
+    pdk_shard_piece *pieces; /* first-appearance order, as Paddle iterates them */
+    size_t           n_pieces;
+    int64_t          id;
+    int64_t          file_base; /* rank r writes "<file_base + r>_<id><ext>" */
+    pdckpt_format    format;
+} pdk_shard_plan;
+
+/* Reads every rank's descriptions (gathered: rank r's at offs[r]..offs[r+1]). */
+pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int size,
+                                  pdk_shard_plan *p, pdckpt_error *err);
+/* Checks the pieces, finds the distinct ones and their writers. */
+pdckpt_status pdk_shard_plan_build(pdk_shard_plan *p, int size, pdckpt_error *err);
+/* Rank r's write list at offsets[r]: u64 count, then the local indices it writes. */
+pdckpt_status pdk_shard_plan_write_lists(const pdk_shard_plan *p, int size, pdk_blob *out,
+                                         size_t **offsets, pdckpt_error *err);
+void          pdk_shard_plan_free(pdk_shard_plan *p);
+/* The data file name of `rank` in this plan. */
+void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t cap);
+/* The distinct, same-key pieces `boxes` (reordered) tile their global box exactly. */
+pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err);
+
+/* ---- dist_lifecycle.c: ids, the commit protocol's cleanup, keep_last ---- */
+
+/* Before a sharded save, on the coordinator: creates `dir`, removes temporaries and uncommitted
+ * data files, picks the id (`wanted`, or one past every id seen) and the first data-file number
+ * (0, or past the files a committed `wanted` still names). */
+pdckpt_status pdk_lifecycle_prepare(const char *dir, int64_t wanted, int size, bool durable,
+                                    int64_t *id, int64_t *base, pdckpt_error *err);
+/* After the metadata of `id` is committed: removes the files it superseded and the committed ids
+ * beyond keep_last (0 = keep all).  Best effort: the save has succeeded. */
+void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int size,
+                                int32_t keep_last, bool durable);
+
+/* ---- dist_meta.c: the sharded checkpoint's metadata ---- */
+
+/* One stored piece of a key, and the file that holds it. */
+typedef struct pdk_piece {
+    int64_t    *offset, *shape; /* n_dims each (one allocation) */
+    const char *file;           /* borrowed from the index */
+    size_t      file_ix;        /* its index in files */
+} pdk_piece;
+
+typedef struct pdk_key_meta {
+    char        *key;
+    pdckpt_dtype dtype;
+    int32_t      n_dims;
+    int64_t     *global_shape;
+    pdk_piece   *pieces; /* sorted by dim-0 offset once the index is built */
+    size_t       n_pieces;
+    int64_t     *reach; /* reach[i]: the largest dim-0 end of pieces[0..i] (n_dims > 0) */
+} pdk_key_meta;
+
+typedef struct pdk_meta_index {
+    pdk_key_meta *keys;
+    size_t        n_keys;
+    size_t       *slots; /* key hash table: index + 1 into keys, 0 = empty */
+    size_t        n_slots;
+    char        **files; /* distinct file names */
+    size_t        n_files;
+} pdk_meta_index;
+
+/* One distinct piece as the save plan records it (first-appearance order). */
+typedef struct pdk_meta_piece {
+    const char    *key;
+    pdckpt_dtype   dtype;
+    int32_t        n_dims;
+    const int64_t *global_shape, *offset, *shape;
+    const char    *file;
+} pdk_meta_piece;
+/* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
+pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
+                                pdckpt_value **out, pdckpt_error *err);
+/* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
+pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
+                                         pdk_meta_index *out, pdckpt_error *err);
+void                pdk_meta_index_free(pdk_meta_index *ix);
+const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
+/* Builds the key table (a key twice is an error) and sorts every key's pieces (reach). */
+pdckpt_status pdk_meta_index_keys(pdk_meta_index *ix, const char *source, pdckpt_error *err);
+pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, pdckpt_error *err);
+/* The first piece of `km` whose dim-0 interval may reach past `begin` (pieces from there on are
+ * the candidates until one starts at or after the box's dim-0 end): a binary search. */
+size_t pdk_meta_first_piece(const pdk_key_meta *km, int64_t begin);
+/* The index in a compact binary form (what the coordinator broadcasts instead of the pickle:
+ * the other ranks never unpickle the metadata), and back, checking every count and bound. */
+pdckpt_status pdk_meta_index_encode(const pdk_meta_index *ix, pdk_blob *out, pdckpt_error *err);
+pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char *source,
+                                    pdk_meta_index *out, pdckpt_error *err);
+/* The sidecar "<id>.pdkidx" a save writes just before the metadata: the compact index, with the
+ * length and FNV-1a hash of the metadata it was built from.  A loader uses it only when both
+ * match the metadata it read (a stale sidecar of an interrupted re-save is ignored), and decodes
+ * it with every check; otherwise it unpickles the metadata. */
+#define PDK_SIDECAR_SUFFIX ".pdkidx"
+pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
+                                    pdckpt_error *err);
+pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
+                                     const pdk_meta_index *ix, bool durable, pdckpt_error *err);
+/* True, with the compact index in `compact`, when a matching sidecar exists. */
+bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
+                           pdk_blob *compact);
+
+/* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
+ * the tree above (dist_meta.c). */
+#define PDK_META_SUFFIX ".metadata"
+/* Limits of a metadata file (docs/formats.md): at most 2 GiB (about 15 million pieces), decoded
+ * within 64 times its size plus 64 MiB of memory (what it needs is about 30 times). */
+#define PDK_META_MAX_BYTES    ((size_t)1 << 31)
+#define PDK_META_ALLOC_FACTOR 64
+#define PDK_META_ALLOC_BASE   (UINT64_C(64) << 20)
+/* `a` allocates the intermediate tree of Paddle's objects (NULL: default). */
+pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
+                              pdckpt_error *err);
+pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
+                              pdckpt_value **meta, pdckpt_error *err);
+pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
+/* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
+ * metadata file name (-1 if none). */
+pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *largest_seen,
+                            pdckpt_error *err);
+/* A name in a sharded checkpoint directory: "<id>.metadata", its "<id>.pdkidx" sidecar or a data
+ * file "<number>_<id><ext>"
+ * (number: the writing rank, plus a base when an id is saved again; .vars is a directory). */
+typedef struct pdk_ckpt_name {
+    bool    is_meta, is_dir, is_index; /* is_index: the "<id>.pdkidx" sidecar */
+    int64_t id, number;
+} pdk_ckpt_name;
+bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out);
+/* "<rank>_<id><ext>" for a data file in `format`, and the format a data file name implies. */
+const char   *pdk_data_file_ext(pdckpt_format format);
+pdckpt_format pdk_data_file_format(const char *name);
+
+/* ---- dist_flat.c: a tree as (name, tensor) pairs ---- */
+
+typedef struct pdk_named {
+    char               *name;
+    const pdckpt_value *tensor;
+} pdk_named;
+typedef struct pdk_named_list {
+    pdk_named *items;
+    size_t     len, cap;
+} pdk_named_list;
+/* Tensors of `root`, names joined with '.' (Paddle's (name, tensor) tuples count as tensors,
+ * "StructuredToParameterName@@" is skipped); other leaves fail unless skip_non_tensors. */
+pdckpt_status pdk_flatten(const pdckpt_value *root, bool skip_non_tensors, pdk_named_list *out,
+                          pdckpt_error *err);
+void          pdk_named_list_free(pdk_named_list *l);
+
+/* ---- dist_merge.c: the merge plan of a gather (skeletons of every rank's state) ---- */
+
+/* One merge unit of a rank's state: a top-level key, or (parent >= 0) a key of the
+ * master_weights dict at entries[parent].  Its tensors are ordinals [first, first + count). */
+typedef struct pdk_skel_entry {
+    const char    *key; /* borrowed from the gathered bytes, not NUL-terminated */
+    size_t         key_len;
+    int32_t        parent;
+    bool           merged; /* master_weights whose keys merge one by one */
+    uint64_t       first, count;
+    const uint8_t *tree; /* the encoded value (NULL when merged) */
+    size_t         tree_len;
+} pdk_skel_entry;
+
+typedef struct pdk_skel {
+    char             source[64];
+    uint64_t         n_tensors;
+    pdk_tensor_desc *descs;
+    bool             is_dict;
+    pdk_skel_entry  *entries;
+    size_t           n_entries, cap_entries;
+} pdk_skel;
+
+pdckpt_status pdk_skel_encode(const pdckpt_value *state, bool opt, pdk_blob *out,
+                              pdk_tensor_list *tl, pdckpt_error *err);
+pdckpt_status pdk_skel_parse(const uint8_t *data, size_t len, int rank, pdk_skel *sk,
+                             pdckpt_error *err);
+void          pdk_skel_free(pdk_skel *sk);
+
+struct kslot;
+typedef struct pdk_merge_plan {
+    pdk_skel     *skels; /* one per rank */
+    int           n_ranks;
+    bool          opt;
+    bool          mw_merged;
+    struct kslot *slots;
+    size_t        n_slots;
+    pdckpt_error *err;
+} pdk_merge_plan;
+
+pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err);
+void          pdk_merge_plan_free(pdk_merge_plan *p);
+/* The rank whose value of `e` ends up in `target`'s merged state. */
+int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
+
+/* ---- dist_load.c: the local loader ---- */
+
+/* Loads `reqs` (and with all_keys every key whole, in the metadata's order) from the checkpoint
+ * whose index is `ix` in `dir` into a new dict. */
+pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
+                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
+                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err);
+/* The coordinator's side of a load: reads the metadata of `wanted` (-1: newest), its index (from
+ * the sidecar when it matches) and that index's compact form; `path` receives the metadata path. */
+pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id,
+                                    pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
+                                    pdckpt_error *err);
+
+#endif /* PDK_DISTCP_H */
