@@ -54,6 +54,7 @@ extern const pdk_format pdk_format_pickle;
 extern const pdk_format pdk_format_tnum;
 extern const pdk_format pdk_format_dygraph_dir;
 extern const pdk_format pdk_format_selected_rows;
+extern const pdk_format pdk_format_distcp; /* distcp/distcp_format.c */
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 
