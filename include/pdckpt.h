@@ -376,6 +376,31 @@ typedef int (*pdckpt_visit_fn)(void *ctx, const pdckpt_path_step *path, size_t d
 PDCKPT_API pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visit_fn fn, void *ctx,
                                            pdckpt_error *err);
 
+/* A tree as the (name, tensor) list flat formats store: dict keys and list indexes joined with
+ * '.' ("blocks.0.linear.weight"), Paddle's (name, tensor) tuples counted as tensors, the name table
+ * (PDCKPT_NAME_TABLE_KEY) at the top skipped.  The one flattener every caller uses (flat formats,
+ * the MPI writers, the CLI). */
+typedef struct pdckpt_flat_entry {
+    char               *name;   /* owned by the list */
+    const pdckpt_value *tensor; /* borrowed from the tree */
+} pdckpt_flat_entry;
+typedef struct pdckpt_flat {
+    pdckpt_flat_entry *entries; /* in tree order */
+    size_t             len;
+    size_t             n_skipped; /* leaves PDCKPT_FLATTEN_SKIP_NON_TENSORS dropped */
+    size_t             cap;       /* private */
+} pdckpt_flat;
+/* Containers below the top level flatten too (else UNSUPPORTED names the nested one). */
+#define PDCKPT_FLATTEN_NESTED 1u
+/* Leaves that are not tensors are dropped and counted (else UNSUPPORTED names the first). */
+#define PDCKPT_FLATTEN_SKIP_NON_TENSORS 2u
+/* Errors: UNSUPPORTED (see the flags; a dict key that is not a string; a name of 4096 bytes or
+ * more), LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH), NOMEM, ARGUMENT.  `*out` is empty on
+ * error; free it with pdckpt_flat_free either way. */
+PDCKPT_API pdckpt_status pdckpt_value_flatten(const pdckpt_value *root, unsigned flags,
+                                              pdckpt_flat *out, pdckpt_error *err);
+PDCKPT_API void          pdckpt_flat_free(pdckpt_flat *flat);
+
 /* ---------------------------------------------------------------------------------------------
  * Formats
  * ------------------------------------------------------------------------------------------- */

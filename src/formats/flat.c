@@ -16,8 +16,11 @@ static const char *const default_skip[] = {PDCKPT_NAME_TABLE_KEY, NULL};
 
 typedef struct collect_ctx {
     pdk_flat_list             *out;
-    const pdckpt_save_options *opts;
-    const char *const         *skip; /* top-level keys that are metadata, not tensors */
+    const pdckpt_save_options *opts;   /* NULL: the public pdckpt_value_flatten */
+    const char *const         *skip;   /* top-level keys that are metadata, not tensors */
+    bool                       nested; /* nested containers flatten to '.'-joined names */
+    bool                       drop;   /* leaves that are not tensors are dropped */
+    size_t                     dropped;
     pdckpt_error              *err;
 } collect_ctx;
 
@@ -98,7 +101,7 @@ static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefi
     case PDCKPT_KIND_LIST:
     case PDCKPT_KIND_TUPLE:
         /* Nesting would come back as '.'-joined keys, another tree: only when asked. */
-        if (depth > 0 && !(cx->opts && cx->opts->skip_non_tensors))
+        if (depth > 0 && !cx->nested)
             return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                             "this format stores a flat list of tensors, found a nested %s at "
                             "'%s' (use skip_non_tensors / --skip-non-tensors to flatten it into "
@@ -106,8 +109,9 @@ static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefi
                             pdckpt_kind_name(pdckpt_value_kind(v)), prefix, prefix);
         return collect_container(cx, v, prefix, len, depth);
     default:
-        if (cx->opts && cx->opts->skip_non_tensors) {
-            if (cx->opts->on_drop)
+        if (cx->drop) {
+            cx->dropped++;
+            if (cx->opts && cx->opts->on_drop)
                 cx->opts->on_drop(cx->opts->on_drop_ctx, prefix, pdckpt_value_kind(v));
             return PDCKPT_OK;
         }
@@ -137,6 +141,15 @@ pdckpt_status pdk_flat_check_unique(pdk_flat_list *fl, pdckpt_error *err) {
     return st;
 }
 
+static pdckpt_status collect_root(collect_ctx *cx, const pdckpt_value *root) {
+    char *prefix = malloc(4096);
+    if (!prefix) return pdk_fail_nomem(cx->err, "name buffer");
+    prefix[0] = '\0';
+    pdckpt_status st = collect(cx, root, prefix, 0, 0);
+    free(prefix);
+    return st;
+}
+
 pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
                                const char *const *skip_keys, pdk_flat_list *out,
                                pdckpt_error *err) {
@@ -151,12 +164,9 @@ pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_optio
                         root ? pdckpt_kind_name(kind) : "nothing");
     out->from_list =
         (kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE) && !named_tuple_tensor(root);
-    char *prefix = malloc(4096);
-    if (!prefix) return pdk_fail_nomem(err, "name buffer");
-    prefix[0] = '\0';
-    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, err};
-    pdckpt_status st = collect(&cx, root, prefix, 0, 0);
-    free(prefix);
+    bool          skip = opts && opts->skip_non_tensors; /* flattens nesting too */
+    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, skip, skip, 0, err};
+    pdckpt_status st = collect_root(&cx, root);
     if (st == PDCKPT_OK) st = pdk_flat_check_unique(out, err);
     if (st != PDCKPT_OK) pdk_flat_free(out);
     return st;
@@ -170,4 +180,36 @@ void pdk_flat_free(pdk_flat_list *list) {
     for (size_t i = 0; i < list->len; i++) pdk_strfree(list->alloc, list->entries[i].name);
     pdk_free(list->alloc, list->entries, list->cap * sizeof *list->entries);
     memset(list, 0, sizeof *list);
+}
+
+pdckpt_status pdckpt_value_flatten(const pdckpt_value *root, unsigned flags, pdckpt_flat *out,
+                                   pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!root) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tree, found NULL");
+    pdk_flat_list list = {0};
+    collect_ctx   cx = {&list,
+                        NULL,
+                        default_skip,
+                        (flags & PDCKPT_FLATTEN_NESTED) != 0,
+                        (flags & PDCKPT_FLATTEN_SKIP_NON_TENSORS) != 0,
+                        0,
+                        err};
+    pdckpt_status st = collect_root(&cx, root);
+    if (st != PDCKPT_OK) {
+        pdk_flat_free(&list);
+        return st;
+    }
+    *out = (pdckpt_flat){list.entries, list.len, cx.dropped, list.cap};
+    return PDCKPT_OK;
+}
+
+void pdckpt_flat_free(pdckpt_flat *flat) {
+    if (!flat) return;
+    pdk_flat_list list = {flat->entries, flat->len, flat->cap, NULL, false};
+    pdk_flat_free(&list);
+    memset(flat, 0, sizeof *flat);
 }

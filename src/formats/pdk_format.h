@@ -106,10 +106,7 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
 
 /* ---- flat.c: a tree as an ordered list of (name, tensor) for flat formats ---- */
 
-typedef struct pdk_flat_entry {
-    char               *name;
-    const pdckpt_value *tensor;
-} pdk_flat_entry;
+typedef pdckpt_flat_entry pdk_flat_entry; /* the public entry */
 
 typedef struct pdk_flat_list {
     pdk_flat_entry         *entries;

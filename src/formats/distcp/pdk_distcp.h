@@ -288,22 +288,6 @@ bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out);
 const char   *pdk_data_file_ext(pdckpt_format format);
 pdckpt_format pdk_data_file_format(const char *name);
 
-/* ---- dist_flat.c: a tree as (name, tensor) pairs ---- */
-
-typedef struct pdk_named {
-    char               *name;
-    const pdckpt_value *tensor;
-} pdk_named;
-typedef struct pdk_named_list {
-    pdk_named *items;
-    size_t     len, cap;
-} pdk_named_list;
-/* Tensors of `root`, names joined with '.' (Paddle's (name, tensor) tuples count as tensors,
- * "StructuredToParameterName@@" is skipped); other leaves fail unless skip_non_tensors. */
-pdckpt_status pdk_flatten(const pdckpt_value *root, bool skip_non_tensors, pdk_named_list *out,
-                          pdckpt_error *err);
-void          pdk_named_list_free(pdk_named_list *l);
-
 /* ---- dist_merge.c: the merge plan of a gather (skeletons of every rank's state) ---- */
 
 /* One merge unit of a rank's state: a top-level key, or (parent >= 0) a key of the
