@@ -382,7 +382,7 @@ PDCKPT_API pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visi
  * the MPI writers, the CLI). */
 typedef struct pdckpt_flat_entry {
     char               *name;   /* owned by the list */
-    const pdckpt_value *tensor; /* borrowed from the tree */
+    const pdckpt_value *tensor; /* borrowed from the tree (any leaf with ALL_LEAVES) */
 } pdckpt_flat_entry;
 typedef struct pdckpt_flat {
     pdckpt_flat_entry *entries; /* in tree order */
@@ -394,6 +394,11 @@ typedef struct pdckpt_flat {
 #define PDCKPT_FLATTEN_NESTED 1u
 /* Leaves that are not tensors are dropped and counted (else UNSUPPORTED names the first). */
 #define PDCKPT_FLATTEN_SKIP_NON_TENSORS 2u
+/* Every leaf is an entry (`tensor` then holds the leaf, whatever its kind); implies NESTED. */
+#define PDCKPT_FLATTEN_ALL_LEAVES 4u
+/* Names joined with '/', and a dict key that is not a string named by its int value, else by
+ * "<kind key N>" (how pdckpt_check_restore names entries). */
+#define PDCKPT_FLATTEN_SLASH 8u
 /* Errors: UNSUPPORTED (see the flags; a dict key that is not a string; a name of 4096 bytes or
  * more), LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH), NOMEM, ARGUMENT.  `*out` is empty on
  * error; free it with pdckpt_flat_free either way. */

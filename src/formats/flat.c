@@ -20,6 +20,8 @@ typedef struct collect_ctx {
     const char *const         *skip;   /* top-level keys that are metadata, not tensors */
     bool                       nested; /* nested containers flatten to '.'-joined names */
     bool                       drop;   /* leaves that are not tensors are dropped */
+    bool                       all;    /* every leaf is an entry */
+    char                       sep;    /* '.', or '/' with any dict keys named */
     size_t                     dropped;
     pdckpt_error              *err;
 } collect_ctx;
@@ -48,13 +50,24 @@ static const pdckpt_value *named_tuple_tensor(const pdckpt_value *v) {
 static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefix, size_t len,
                              int depth);
 
+/* A dict key that is not a string, as pdckpt_check_restore names it: an int's digits, else its
+ * kind and position. */
+static size_t key_text(const pdckpt_value *key, size_t index, char *buf, size_t cap) {
+    int64_t i;
+    int     n =
+        pdckpt_value_get_int(key, &i)
+                ? snprintf(buf, cap, "%lld", (long long)i)
+                : snprintf(buf, cap, "<%s key %zu>", pdckpt_kind_name(pdckpt_value_kind(key)), index);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 static pdckpt_status collect_child(collect_ctx *cx, const pdckpt_value *child, char *prefix,
                                    size_t len, const char *key, size_t key_len, int depth) {
     size_t sep = len ? 1 : 0;
     if (len + sep + key_len >= 4096)
         return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                         "expected a tensor path shorter than 4096 bytes at '%.64s...'", prefix);
-    if (sep) prefix[len] = '.';
+    if (sep) prefix[len] = cx->sep;
     memcpy(prefix + len + sep, key, key_len);
     prefix[len + sep + key_len] = '\0';
     pdckpt_status st = collect(cx, child, prefix, len + sep + key_len, depth + 1);
@@ -66,12 +79,16 @@ static pdckpt_status collect_container(collect_ctx *cx, const pdckpt_value *v, c
                                        size_t len, int depth) {
     bool dict = pdckpt_value_kind(v) == PDCKPT_KIND_DICT;
     for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        char        index[24];
+        char        index[64];
         const char *key = index;
         size_t      key_len;
         if (dict) {
             const pdckpt_value *k = pdckpt_dict_key_at(v, i);
             key = pdckpt_value_get_string(k, &key_len);
+            if (!key && cx->sep == '/') {
+                key_len = key_text(k, i, index, sizeof index);
+                key = index;
+            }
             if (!key)
                 return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                                 "flat formats need string keys, found a %s key under '%s'",
@@ -109,6 +126,7 @@ static pdckpt_status collect(collect_ctx *cx, const pdckpt_value *v, char *prefi
                             pdckpt_kind_name(pdckpt_value_kind(v)), prefix, prefix);
         return collect_container(cx, v, prefix, len, depth);
     default:
+        if (cx->all) return add_entry(cx, prefix, len, v);
         if (cx->drop) {
             cx->dropped++;
             if (cx->opts && cx->opts->on_drop)
@@ -165,7 +183,8 @@ pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_optio
     out->from_list =
         (kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE) && !named_tuple_tensor(root);
     bool          skip = opts && opts->skip_non_tensors; /* flattens nesting too */
-    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, skip, skip, 0, err};
+    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, skip, skip, false, '.',
+                        0,   err};
     pdckpt_status st = collect_root(&cx, root);
     if (st == PDCKPT_OK) st = pdk_flat_check_unique(out, err);
     if (st != PDCKPT_OK) pdk_flat_free(out);
@@ -191,11 +210,14 @@ pdckpt_status pdckpt_value_flatten(const pdckpt_value *root, unsigned flags, pdc
     memset(out, 0, sizeof *out);
     if (!root) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tree, found NULL");
     pdk_flat_list list = {0};
+    bool          all = (flags & PDCKPT_FLATTEN_ALL_LEAVES) != 0;
     collect_ctx   cx = {&list,
                         NULL,
                         default_skip,
-                        (flags & PDCKPT_FLATTEN_NESTED) != 0,
+                        all || (flags & PDCKPT_FLATTEN_NESTED) != 0,
                         (flags & PDCKPT_FLATTEN_SKIP_NON_TENSORS) != 0,
+                        all,
+                      (flags & PDCKPT_FLATTEN_SLASH) ? '/' : '.',
                         0,
                         err};
     pdckpt_status st = collect_root(&cx, root);

@@ -71,8 +71,29 @@ static void test_flags_refuse_what_they_do_not_allow(void) {
     pdckpt_value_free(root);
 }
 
+/* How pdckpt_check_restore names entries: every leaf, '/', an int key by its digits. */
+static void test_all_leaves_with_slashes(void) {
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *root = tree();
+    pdckpt_value *by_int = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    CHECK_OK(pdckpt_dict_set_value(by_int, pdckpt_value_new_int(NULL, 7), tensor(), &err), &err);
+    CHECK_OK(pdckpt_dict_set(root, "state", by_int, &err), &err);
+    pdckpt_flat flat;
+    CHECK_OK(
+        pdckpt_value_flatten(root, PDCKPT_FLATTEN_ALL_LEAVES | PDCKPT_FLATTEN_SLASH, &flat, &err),
+        &err);
+    CHECK_EQ_INT(flat.len, 5);
+    CHECK_STR(flat.entries[1].name, "blocks/0/w");
+    CHECK_STR(flat.entries[3].name, "lr");
+    CHECK(pdckpt_value_kind(flat.entries[3].tensor) == PDCKPT_KIND_FLOAT);
+    CHECK_STR(flat.entries[4].name, "state/7");
+    pdckpt_flat_free(&flat);
+    pdckpt_value_free(root);
+}
+
 int main(void) {
     RUN(test_names_in_tree_order);
     RUN(test_flags_refuse_what_they_do_not_allow);
+    RUN(test_all_leaves_with_slashes);
     return CHECK_SUMMARY();
 }
