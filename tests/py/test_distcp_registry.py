@@ -73,3 +73,17 @@ def test_a_sharded_dir_without_metadata_is_named_as_incomplete(tmp_path, paddle_
     assert "no complete sharded checkpoint" in proc.stderr, proc.stderr
     with pytest.raises(pdckpt.NotFoundError, match="no complete sharded checkpoint"):
         pdckpt.load(str(ck))
+
+
+def test_a_fifo_named_like_the_metadata_is_refused_not_waited_on(tmp_path, paddle_np):
+    """Opening any file cannot hang: the metadata is opened without blocking, and only a regular
+    file is read (the registry now reaches sharded directories from verify and pdckpt.load)."""
+    import os
+    paddle, np = paddle_np
+    import paddle.distributed as dist
+    ck = tmp_path / "ck"
+    dist.save_state_dict({"w": paddle.to_tensor(np.ones((3, 2), "float32"))}, str(ck))
+    (ck / "0.metadata").unlink()
+    os.mkfifo(ck / "0.metadata")
+    proc = run_cli("verify", ck, check=1, timeout=60)
+    assert "FIFO" in proc.stderr and "0.metadata" in proc.stderr, proc.stderr

@@ -159,13 +159,12 @@ static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst
 
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pdk_dist_fail_sys(err, errno, path, "open");
-    struct stat   st;
+    int         fd = -1;
+    struct stat st;
+    /* never blocks: a FIFO or device named like a metadata file is refused, not opened */
+    PDK_TRY(pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, err));
     pdckpt_status s = PDCKPT_OK;
-    if (fstat(fd, &st) != 0)
-        s = pdk_dist_fail_sys(err, errno, path, "stat");
-    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit)
+    if ((uint64_t)st.st_size > limit)
         s = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, path,
                           "expected a regular file of at most %zu bytes, found %lld bytes", limit,
                           (long long)st.st_size);
