@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dist_util.c — the small tools the sharded format's modules use (errors are the core's): a
- * growable byte buffer for encoded trees and messages, and a bounded reader that checks every
- * length against the bytes left before it trusts it (the bytes may come from another rank or from
- * a file on disk).
+ * dist_util.c — the small tools the sharded format's modules use (errors and the bounded cursor
+ * are the core's): a growable byte buffer for encoded trees and messages, and a reader position
+ * over the core's cursor that checks every length against the bytes left before it trusts it
+ * (the bytes may come from another rank or from a file on disk).
  */
 #include "pdk_distcp.h"
+
+#include "../../core/cursor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,30 +79,33 @@ pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) {
     return st;
 }
 
-static pdckpt_status need(pdk_rd *r, size_t n, const char *what) {
-    if (r->len - r->pos >= n) return PDCKPT_OK;
-    return pdk_rd_fail(r, "expected %zu bytes for %s, found %zu", n, what, r->len - r->pos);
+/* The reads go through the core's bounded cursor (the one place that checks lengths); pdk_rd is
+ * its position kept between calls by the modules that decode ranks' and files' bytes. */
+static pdk_cursor cursor_of(const pdk_rd *r) {
+    pdk_cursor c;
+    pdk_cur_init(&c, r->p, r->len, r->source, r->err);
+    c.pos = r->pos;
+    return c;
 }
 
 pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what) {
-    PDK_DTRY(need(r, 1, what));
-    *v = r->p[r->pos++];
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u8(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what) {
-    PDK_DTRY(need(r, 4, what));
-    const uint8_t *p = r->p + r->pos;
-    *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    r->pos += 4;
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u32le(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what) {
-    uint32_t lo, hi;
-    PDK_DTRY(pdk_rd_u32(r, &lo, what));
-    PDK_DTRY(pdk_rd_u32(r, &hi, what));
-    *v = (uint64_t)hi << 32 | lo;
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u64le(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
