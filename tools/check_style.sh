@@ -38,11 +38,11 @@ if [[ -f "$mpi_lib" ]]; then
   if [[ -n "$bad_mpi" ]]; then echo "style: libpdckpt_mpi exports more than pdckpt_mpi_*:"; echo "$bad_mpi"; fail=1; fi
 fi
 
-# One flattener: the (name, tensor) walk is src/formats/flat.c's (public pdckpt_value_flatten).
+# One flattener: the (name, tensor) walk is src/core/flatten.c's (public pdckpt_value_flatten).
 flatteners=$(cd "$root" && git grep -nE '^static [a-z_ ]+\b(flatten|walk)\(' -- src cli python \
   ':!src/core/compare_walk.c' 2>/dev/null || true) # compare_walk.c: pdckpt_value_walk itself
 if [[ -n "$flatteners" ]]; then
-  echo "style: a tree flattener outside src/formats/flat.c (use pdckpt_value_flatten):"; echo "$flatteners"; fail=1
+  echo "style: a tree flattener outside src/core/flatten.c (use pdckpt_value_flatten):"; echo "$flatteners"; fail=1
 fi
 
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * api_restore_check.c — pdckpt_check_restore: what Paddle's set_state_dict would silently get
+ * restore_check.c — pdckpt_check_restore: what Paddle's set_state_dict would silently get
  * wrong (spec pickle §2.1: accumulators are "<param.name>_<kind>_<n>" with unique_name counters,
  * Paddle issue #32926).  Both trees are flattened to named entries, matched by name, and compared
  * by dtype and shape; a missing entry and an unexpected one whose names differ only in their
  * digits are paired as each other's likely counterpart.
  */
-#include "../core/pdk_core.h"
+#include "pdk_core.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * flat.c — turns a value tree into the ordered (name, tensor) list that flat formats (combined,
+ * flatten.c — turns a value tree into the ordered (name, tensor) list that flat formats (combined,
  * vars-dir, safetensors, tensor) store.  Nested dict keys and list indexes join with '.', the way
  * Paddle's structured names already read ("blocks.0.linear.weight"); Paddle's (name, ndarray)
  * tuples count as one tensor.  Paddle's name table is metadata, not data, and is skipped by
  * default.
  */
-#include "pdk_format.h"
+#include "pdk_core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
