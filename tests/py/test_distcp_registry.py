@@ -40,6 +40,12 @@ def _reads_through_the_registry(np, ck, state, tmp_path):
     _same(np, pdckpt.load(str(conv)), state)
     listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)  # the pieces, as before
     assert {t["key"] for t in listing["tensors"]} == set(state)
+    # the same state, in the same order, as `pdckpt dist merge` writes it
+    merged = tmp_path / "dist_merge.safetensors"
+    mpirun(1, "dist", "merge", ck, merged)
+    by_merge, by_load = pdckpt.load(str(merged)), pdckpt.load(str(ck))
+    assert list(by_merge) == list(by_load)
+    _same(np, by_load, {k: by_merge[k].numpy() for k in by_merge})
 
 
 def test_a_sharded_dir_the_ranks_wrote(tmp_path, paddle_np):
