@@ -45,6 +45,14 @@ if [[ -n "$flatteners" ]]; then
   echo "style: a tree flattener outside src/core/flatten.c (use pdckpt_value_flatten):"; echo "$flatteners"; fail=1
 fi
 
+# One directory swap, one temp-name source and one remove-tree (src/io/fs_util.c): the copies the
+# MPI library kept are gone and must not come back.
+fs_copies=$(cd "$root" && git grep -nE 'RENAME_EXCHANGE|getrandom\(|nftw\(' -- src cli python \
+  ':!src/io/fs_util.c' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)' || true)
+if [[ -n "$fs_copies" ]]; then
+  echo "style: filesystem helpers outside src/io/fs_util.c:"; echo "$fs_copies"; fail=1
+fi
+
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
 # header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY).
 spelled=$(cd "$root" && git grep -n '"StructuredToParameterName@@"' -- src cli python include \
