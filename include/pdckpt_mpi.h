@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so the core
- * never needs MPI).  Link with -lpdckpt_mpi -lpdckpt and your MPI.
+ * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so
+ * libpdckpt never needs MPI; it carries its own hidden copy of the internal core and exports only
+ * pdckpt_mpi_*).  Link with -lpdckpt_mpi -lpdckpt and your MPI.
  *
  *   pdckpt_mpi_save           paddle.distributed.save: every rank saves its own state, or the
  *                             states of all ranks are merged and written only on `gather_to`
@@ -21,8 +22,8 @@
  *   - Options and arguments that shape the communication (gather_to, state_type,
  *     max_grouped_size, unique_id, coordinator, the path) must be the same on every rank; a
  *     difference is detected and reported as PDCKPT_ERR_MISMATCH.
- *   - Functions without "_mpi_" in their name are local: they make no MPI call and may be used
- *     without MPI_Init (the pdckpt CLI lists sharded checkpoints with them).
+ *   - Calls marked "Local" make no MPI call and need no MPI_Init.  The local calls on sharded
+ *     checkpoints (pdckpt_sharded_*, pdckpt_shard_*) are in pdckpt.h and libpdckpt.
  */
 #ifndef PDCKPT_MPI_H
 #define PDCKPT_MPI_H
