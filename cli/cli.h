@@ -157,9 +157,7 @@ pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args);
 const char *cli_structured_name(const pdckpt_value *info, const char *name);
 /* `pdckpt ls` of a program file (cmd_ls_program.c). */
 int cli_ls_program(const char *path, const cli_load_args *args, bool json);
-/* cli_dist_exec.c: the distributed commands live in pdckpt-mpi (MPI-linked); pdckpt runs it. */
-bool cli_is_sharded_dir(const char *path);
-bool cli_ls_wants_mpi(int argc, char **argv);
-int  cli_exec_mpi(int argc, char **argv); /* returns only when pdckpt-mpi cannot be run */
+/* `pdckpt dist ...`: cli_dist.c in a build with MPI, else a message saying it needs one. */
+int cli_dist_run(int argc, char **argv);
 
 #endif /* PDCKPT_CLI_H */

@@ -91,9 +91,9 @@ int cmd_help(int argc, char **argv) {
         print_man(stdout);
         return CLI_OK;
     }
-    if (name && strcmp(name, "dist") == 0) { /* the distributed commands live in pdckpt-mpi */
+    if (name && strcmp(name, "dist") == 0) { /* the distributed commands' own help */
         char *forward[] = {argv[0], "dist", "--help", NULL};
-        return cli_exec_mpi(3, forward);
+        return cli_dist_run(3, forward);
     }
     const cli_command *cmd = name ? cli_find_command(name) : NULL;
     if (name && !cmd) return cli_command_error(&cli_cmd_help, "unknown command '%s'", name);

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cli_mpi.h — the subcommands of pdckpt-mpi, the MPI-linked companion of the pdckpt command
- * (pdckpt itself never links MPI; it runs pdckpt-mpi for `dist ...` and for `ls` of a sharded
- * checkpoint).  Public headers only.
+ * cli_mpi.h — the distributed commands of pdckpt, built when MPI is (PDCKPT_CLI_MPI).  Public
+ * headers only.
  */
 #ifndef PDCKPT_CLI_MPI_H
 #define PDCKPT_CLI_MPI_H
@@ -47,7 +46,11 @@ enum {
 /* Takes one of those into `o`: CLI_OK, an exit code after printing why, or -1 when `code` is not
  * one of them. */
 int cli_mpi_take_common(const cli_command *cmd, int code, const char *value, pdckpt_mpi_options *o);
-/* The distributed commands of pdckpt-mpi. */
+/* `pdckpt dist ...` (argv[1] is "dist"). */
+int cli_dist_main(int argc, char **argv);
+/* Whether `pdckpt ls` names a sharded checkpoint directory (and no explicit format). */
+bool cli_ls_is_sharded(int argc, char **argv);
+/* The distributed commands. */
 extern const cli_command cli_cmd_dist_shard, cli_cmd_dist_merge, cli_cmd_dist_gc, cli_cmd_dist_ls;
 
 #endif /* PDCKPT_CLI_MPI_H */

@@ -101,60 +101,6 @@ static int parts_for(const rules *rs, const char *key, int32_t n_dims, int64_t *
     return 0;
 }
 
-/* ---- the flat (key, tensor) view of a loaded tree ---- */
-
-typedef struct flat {
-    char               **keys;
-    const pdckpt_value **tensors;
-    size_t               len, skipped;
-} flat;
-
-static int flat_add(flat *f, const char *key, const pdckpt_value *t) {
-    char **k = realloc(f->keys, (f->len + 1) * sizeof *k);
-    if (k) f->keys = k;
-    const pdckpt_value **v = realloc(f->tensors, (f->len + 1) * sizeof *v);
-    if (v) f->tensors = v;
-    if (!k || !v || !(f->keys[f->len] = strdup(key))) return -1;
-    f->tensors[f->len++] = t;
-    return 0;
-}
-
-static int flatten(flat *f, const pdckpt_value *v, char *prefix, size_t len, int depth) {
-    pdckpt_kind kind = pdckpt_value_kind(v);
-    if (kind == PDCKPT_KIND_TUPLE && pdckpt_value_len(v) == 2 &&
-        pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR) /* Paddle's (name, t) */
-        v = pdckpt_value_at(v, 1), kind = PDCKPT_KIND_TENSOR;
-    if (kind == PDCKPT_KIND_TENSOR) return flat_add(f, prefix, v);
-    if ((kind != PDCKPT_KIND_DICT && kind != PDCKPT_KIND_LIST && kind != PDCKPT_KIND_TUPLE) ||
-        depth > 64) {
-        f->skipped++;
-        return 0;
-    }
-    for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        char        index[24];
-        const char *key = index;
-        if (kind == PDCKPT_KIND_DICT)
-            key = pdckpt_value_get_string(pdckpt_dict_key_at(v, i), NULL);
-        else
-            snprintf(index, sizeof index, "%zu", i);
-        if (!key || (depth == 0 && strcmp(key, PDCKPT_NAME_TABLE_KEY) == 0)) continue;
-        size_t n = strlen(key);
-        if (len + n + 2 > 4096) return -1;
-        if (len) prefix[len] = '.';
-        memcpy(prefix + len + (len > 0), key, n + 1);
-        if (flatten(f, pdckpt_value_at(v, i), prefix, len + (len > 0) + n, depth + 1) != 0)
-            return -1;
-        prefix[len] = '\0';
-    }
-    return 0;
-}
-
-static void flat_free(flat *f) {
-    for (size_t i = 0; i < f->len; i++) free(f->keys[i]);
-    free(f->keys);
-    free(f->tensors);
-}
-
 /* ---- shard ---- */
 
 enum { OPT_RANKS_LAYOUT = CLI_OPT_OWN, OPT_DATA_FORMAT, OPT_SKIP_NON_TENSORS, OPT_TO };
@@ -211,29 +157,29 @@ static int parse_shard(int argc, char **argv, shard_args *a) {
 }
 
 /* This rank's piece of every tensor (views into the mapped input where the piece is one run). */
-static int make_pieces(const flat *f, const rules *rs, pdckpt_mpi_shard *shards,
+static int make_pieces(const pdckpt_flat *f, const rules *rs, pdckpt_mpi_shard *shards,
                        pdckpt_value **values, int64_t **boxes) {
     for (size_t i = 0; i < f->len; i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(f->tensors[i], &v);
+        pdckpt_tensor_get(f->entries[i].tensor, &v);
         int64_t parts[PDCKPT_MAX_DIMS];
-        if (parts_for(rs, f->keys[i], v.n_dims, parts) != 0) {
+        if (parts_for(rs, f->entries[i].name, v.n_dims, parts) != 0) {
             fprintf(stderr, "pdckpt: the layout for '%s' does not have one factor per dim (%d)\n",
-                    f->keys[i], (int)v.n_dims);
+                    f->entries[i].name, (int)v.n_dims);
             return CLI_USAGE;
         }
         if (!(boxes[i] = malloc(2 * ((size_t)v.n_dims + 1) * sizeof **boxes))) return CLI_BAD_INPUT;
         int64_t *off = boxes[i], *shape = boxes[i] + v.n_dims + 1;
         pdckpt_shard_box(v.n_dims, v.dims, parts, cli_rank, off, shape);
         pdckpt_error err = PDCKPT_ERROR_INIT;
-        if (pdckpt_shard_slice(f->tensors[i], off, shape, &values[i], &err) != PDCKPT_OK)
+        if (pdckpt_shard_slice(f->entries[i].tensor, off, shape, &values[i], &err) != PDCKPT_OK)
             return cli_report(&err);
-        shards[i] = (pdckpt_mpi_shard){f->keys[i], values[i], v.dims, off};
+        shards[i] = (pdckpt_mpi_shard){f->entries[i].name, values[i], v.dims, off};
     }
     return CLI_OK;
 }
 
-static int save_pieces(const shard_args *a, const flat *f, const rules *rs) {
+static int save_pieces(const shard_args *a, const pdckpt_flat *f, const rules *rs) {
     pdckpt_mpi_shard *shards = calloc(f->len + 1, sizeof *shards);
     pdckpt_value    **values = calloc(f->len + 1, sizeof *values);
     int64_t         **boxes = calloc(f->len + 1, sizeof *boxes);
@@ -262,33 +208,34 @@ static int save_pieces(const shard_args *a, const flat *f, const rules *rs) {
 int cmd_dist_shard(int argc, char **argv) {
     shard_args    a = {.load = {PDCKPT_FORMAT_AUTO, NULL, 0}, .o = PDCKPT_MPI_OPTIONS_INIT};
     rules         rs = {0};
-    flat          f = {0};
+    pdckpt_flat   f = {0};
     pdckpt_value *root = NULL;
-    char         *prefix = calloc(1, 4096);
-    int           rc = prefix ? parse_shard(argc, argv, &a) : CLI_BAD_INPUT;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    int           rc = parse_shard(argc, argv, &a);
     if (rc == CLI_HELP_SHOWN) { /* printed without MPI: nothing to agree on */
         cli_load_args_free(&a.load);
-        free(prefix);
         return CLI_OK;
     }
     if (rc == CLI_OK && parse_rules(a.spec, &rs) != 0)
         rc = cli_command_error(&cli_cmd_dist_shard, "cannot read the layout '%s'", a.spec);
     if (rc == CLI_OK) rc = cli_load(a.in, &a.load, false, &root, NULL); /* read: a private copy */
-    if (rc == CLI_OK && flatten(&f, root, prefix, 0, 0) != 0) rc = CLI_BAD_INPUT;
-    if (rc == CLI_OK && f.skipped && !a.skip_non_tensors) {
+    if (rc == CLI_OK &&
+        pdckpt_value_flatten(root, PDCKPT_FLATTEN_NESTED | PDCKPT_FLATTEN_SKIP_NON_TENSORS, &f,
+                             &err) != PDCKPT_OK)
+        rc = cli_report(&err);
+    if (rc == CLI_OK && f.n_skipped && !a.skip_non_tensors) {
         fprintf(stderr,
                 "pdckpt: %s holds %zu non-tensor values; sharded checkpoints store tensors "
                 "only (pass --skip-non-tensors to drop them)\n",
-                a.in, f.skipped);
+                a.in, f.n_skipped);
         rc = CLI_BAD_INPUT;
     }
     rc = cli_mpi_agree(rc);
     if (rc == CLI_OK) rc = save_pieces(&a, &f, &rs);
-    flat_free(&f);
+    pdckpt_flat_free(&f);
     pdckpt_value_free(root);
     rules_free(&rs);
     cli_load_args_free(&a.load);
-    free(prefix);
     return rc;
 }
 

@@ -7,6 +7,20 @@
 
 #include <string.h>
 
+#ifdef PDCKPT_CLI_MPI
+#include "cli_mpi.h"
+
+int cli_dist_run(int argc, char **argv) {
+    return cli_dist_main(argc, argv);
+}
+#else
+int cli_dist_run(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "pdckpt: '%s' needs pdckpt built with MPI (libopenmpi-dev)\n", argv[1]);
+    return CLI_USAGE;
+}
+#endif
+
 const cli_command *const cli_commands[] = {&cli_cmd_ls,      &cli_cmd_verify, &cli_cmd_convert,
                                            &cli_cmd_diff,    &cli_cmd_check,  &cli_cmd_stats,
                                            &cli_cmd_formats, &cli_cmd_help,   &cli_cmd_completion};
@@ -21,7 +35,7 @@ void cli_print_top_help(FILE *out) {
           out);
     for (size_t i = 0; i < cli_n_commands; i++)
         fprintf(out, "  %-11s %s\n", cli_commands[i]->name, cli_commands[i]->brief);
-    fputs("  dist        shard / merge / gc of sharded checkpoints, under mpirun (pdckpt-mpi)\n"
+    fputs("  dist        shard / merge / gc of sharded checkpoints, under mpirun\n"
           "  version     print the version\n"
           "\n"
           "'pdckpt help COMMAND' or 'pdckpt COMMAND --help' for its options.\n",
@@ -45,9 +59,11 @@ int main(int argc, char **argv) {
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *name = argv[1];
-    if (strcmp(name, "dist") == 0 ||
-        (strcmp(name, "ls") == 0 && cli_ls_wants_mpi(argc - 1, argv + 1)))
-        return cli_exec_mpi(argc, argv);
+    if (strcmp(name, "dist") == 0) return cli_dist_run(argc, argv);
+#ifdef PDCKPT_CLI_MPI /* the pieces; without MPI the registry's listing, the state merged */
+    if (strcmp(name, "ls") == 0 && cli_ls_is_sharded(argc - 1, argv + 1))
+        return cmd_dist_ls(argc - 1, argv + 1);
+#endif
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         printf("pdckpt %s\n", pdckpt_version_string());
         return CLI_OK;

@@ -7,7 +7,7 @@
  * The first byte picks the parser (file, skeleton, or a metadata tree in the codec); the rest
  * is its input.
  */
-#include "dist/dist_gather.h"
+#include "formats/distcp/pdk_distcp.h"
 
 #include <stdlib.h>
 

@@ -376,6 +376,36 @@ typedef int (*pdckpt_visit_fn)(void *ctx, const pdckpt_path_step *path, size_t d
 PDCKPT_API pdckpt_status pdckpt_value_walk(const pdckpt_value *root, pdckpt_visit_fn fn, void *ctx,
                                            pdckpt_error *err);
 
+/* A tree as the (name, tensor) list flat formats store: dict keys and list indexes joined with
+ * '.' ("blocks.0.linear.weight"), Paddle's (name, tensor) tuples counted as tensors, the name table
+ * (PDCKPT_NAME_TABLE_KEY) at the top skipped.  The one flattener every caller uses (flat formats,
+ * the MPI writers, the CLI). */
+typedef struct pdckpt_flat_entry {
+    char               *name;   /* owned by the list */
+    const pdckpt_value *tensor; /* borrowed from the tree (any leaf with ALL_LEAVES) */
+} pdckpt_flat_entry;
+typedef struct pdckpt_flat {
+    pdckpt_flat_entry *entries; /* in tree order */
+    size_t             len;
+    size_t             n_skipped; /* leaves PDCKPT_FLATTEN_SKIP_NON_TENSORS dropped */
+    size_t             cap;       /* private */
+} pdckpt_flat;
+/* Containers below the top level flatten too (else UNSUPPORTED names the nested one). */
+#define PDCKPT_FLATTEN_NESTED 1u
+/* Leaves that are not tensors are dropped and counted (else UNSUPPORTED names the first). */
+#define PDCKPT_FLATTEN_SKIP_NON_TENSORS 2u
+/* Every leaf is an entry (`tensor` then holds the leaf, whatever its kind); implies NESTED. */
+#define PDCKPT_FLATTEN_ALL_LEAVES 4u
+/* Names joined with '/', and a dict key that is not a string named by its int value, else by
+ * "<kind key N>" (how pdckpt_check_restore names entries). */
+#define PDCKPT_FLATTEN_SLASH 8u
+/* Errors: UNSUPPORTED (see the flags; a dict key that is not a string; a name of 4096 bytes or
+ * more), LIMIT (nesting deeper than PDCKPT_MAX_WALK_DEPTH), NOMEM, ARGUMENT.  `*out` is empty on
+ * error; free it with pdckpt_flat_free either way. */
+PDCKPT_API pdckpt_status pdckpt_value_flatten(const pdckpt_value *root, unsigned flags,
+                                              pdckpt_flat *out, pdckpt_error *err);
+PDCKPT_API void          pdckpt_flat_free(pdckpt_flat *flat);
+
 /* ---------------------------------------------------------------------------------------------
  * Formats
  * ------------------------------------------------------------------------------------------- */
@@ -932,6 +962,79 @@ typedef pdckpt_status (*pdckpt_write_fn)(void *self, const void *bytes, size_t l
 PDCKPT_API pdckpt_status pdckpt_json_write_string(const char *s, size_t len, unsigned flags,
                                                   pdckpt_write_fn write, void *self,
                                                   pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sharded checkpoints, locally (PDCKPT_FORMAT_DISTCP; no MPI)
+ *
+ * A sharded checkpoint directory (written by pdckpt_mpi_save_sharded or Paddle's
+ * save_state_dict; layout in pdckpt_mpi.h and docs/formats.md) read by one process: its metadata,
+ * any boxes of its tensors, or (pdckpt_load_file on the directory) every tensor whole.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A box of a global tensor: key, offset and shape in the global tensor. */
+typedef struct pdckpt_shard_request {
+    const char    *key;
+    int32_t        n_dims;        /* must equal the global tensor's */
+    const int64_t *global_offset; /* NULL = all zeros */
+    const int64_t *local_shape;   /* NULL = the global shape (the whole tensor) */
+} pdckpt_shard_request;
+
+/* Loads the requested boxes of checkpoint `id` (-1: the newest complete one) in `dir` into a dict
+ * {key: tensor}, opening only the data files that overlap them; with n_requests == 0 every key
+ * is loaded whole (what `pdckpt dist merge` writes).  `opts` as pdckpt_load_file's (NULL:
+ * defaults). */
+PDCKPT_API pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id,
+                                             const pdckpt_shard_request *requests,
+                                             size_t n_requests, const pdckpt_load_options *opts,
+                                             pdckpt_value **out, pdckpt_error *err);
+/* Reads the metadata of checkpoint `id` (-1: the newest complete one) in `dir` as a value tree
+ * with Paddle's Metadata fields:
+ *   {"state_dict_metadata": {key: [{"global_offset": (..), "local_shape": (..), "dtype": "float32",
+ *                                   "global_shape": (..), "is_flattened": False,
+ *                                   "flattened_range": None}, ...]},
+ *    "storage_metadata": [((key, global_offset, is_flattened, flattened_range, replica_id,
+ *                           local_shape), file_name), ...],
+ *    "flat_mapping": {key: (key,)}}
+ * Paddle's dataclasses become their field dicts; a LocalTensorIndex is the tuple of its fields in
+ * declaration order, and storage_metadata, a dict keyed by them in the file, is the list of its
+ * items here.  `*out_id` (may be
+ * NULL) receives the id. */
+PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
+                                                      pdckpt_value **metadata, int64_t *out_id,
+                                                      pdckpt_error *err);
+/* Garbage collection of a sharded checkpoint directory: removes temporaries and data files no
+ * committed metadata names (killed or failed saves, generations a re-save of an id replaced),
+ * and, when keep_last > 0, every complete checkpoint but the newest keep_last (largest ids;
+ * metadata first, so a kill mid-way never leaves a torn committed checkpoint).  Must not run
+ * while a job saves into `dir`.  Counts go to the out-pointers (may be NULL). */
+PDCKPT_API pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last,
+                                           size_t *checkpoints_removed, size_t *files_removed,
+                                           pdckpt_error *err);
+/* True when `dir` holds at least one complete sharded checkpoint. */
+PDCKPT_API bool pdckpt_sharded_is_checkpoint(const char *dir);
+
+/* Paddle's balanced_split: `n` elements in `parts` pieces of ceil(n / parts), the last one
+ * shorter; piece `index` starts at `*offset` and holds `*len` (clipped at n, so never negative).
+ * */
+PDCKPT_API void pdckpt_shard_split(int64_t n, int64_t parts, int64_t index, int64_t *offset,
+                                   int64_t *len);
+/* The box of piece `index` when dimension d of `global_shape` is cut into parts[d] pieces
+ * (row-major piece numbering over the grid; index taken modulo the number of pieces, so extra
+ * ranks hold replicas). */
+PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape, const int64_t *parts,
+                                 int64_t index, int64_t *offset, int64_t *shape);
+
+/* A tensor holding the box (`offset`, `shape`) of `tensor`: a view of its memory when the box is
+ * one contiguous range (the view keeps the tensor's buffer alive; a tensor that borrows caller
+ * memory passes the borrow on), else a copy. */
+PDCKPT_API pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offset,
+                                            const int64_t *shape, pdckpt_value **out,
+                                            pdckpt_error *err);
+/* Scans `dir`: the newest complete checkpoint id and the largest id any data or metadata file
+ * carries (-1 when none; a larger `largest` than `newest` means later saves never completed).
+ * */
+PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_complete,
+                                             int64_t *largest_seen, pdckpt_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Integrity: checksum sidecars

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so the core
- * never needs MPI).  Link with -lpdckpt_mpi -lpdckpt and your MPI.
+ * pdckpt_mpi.h — distributed save and load over MPI (libpdckpt_mpi, a separate library so
+ * libpdckpt never needs MPI; it carries its own hidden copy of the internal core and exports only
+ * pdckpt_mpi_*).  Link with -lpdckpt_mpi -lpdckpt and your MPI.
  *
  *   pdckpt_mpi_save           paddle.distributed.save: every rank saves its own state, or the
  *                             states of all ranks are merged and written only on `gather_to`
@@ -21,8 +22,8 @@
  *   - Options and arguments that shape the communication (gather_to, state_type,
  *     max_grouped_size, unique_id, coordinator, the path) must be the same on every rank; a
  *     difference is detected and reported as PDCKPT_ERR_MISMATCH.
- *   - Functions without "_mpi_" in their name are local: they make no MPI call and may be used
- *     without MPI_Init (the pdckpt CLI lists sharded checkpoints with them).
+ *   - Calls marked "Local" make no MPI call and need no MPI_Init.  The local calls on sharded
+ *     checkpoints (pdckpt_sharded_*, pdckpt_shard_*) are in pdckpt.h and libpdckpt.
  */
 #ifndef PDCKPT_MPI_H
 #define PDCKPT_MPI_H
@@ -155,13 +156,8 @@ PDCKPT_API pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi
                                                  const pdckpt_mpi_options *opts, int64_t *out_id,
                                                  pdckpt_error *err);
 
-/* A box this rank wants: key, offset and shape in the global tensor. */
-typedef struct pdckpt_mpi_request {
-    const char    *key;
-    int32_t        n_dims;        /* must equal the global tensor's */
-    const int64_t *global_offset; /* NULL = all zeros */
-    const int64_t *local_shape;   /* NULL = the global shape (the whole tensor) */
-} pdckpt_mpi_request;
+/* A box this rank wants (pdckpt.h's pdckpt_shard_request, the same box a local load takes). */
+typedef pdckpt_shard_request pdckpt_mpi_request;
 
 /* Loads the requested boxes: `*out` is a dict {key: tensor}.  Each rank opens only the data files
  * that overlap its boxes and copies only the overlapping bytes (with opts->load.zero_copy the
@@ -173,54 +169,9 @@ PDCKPT_API pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
                                                  size_t n_requests, const pdckpt_mpi_options *opts,
                                                  pdckpt_value **out, pdckpt_error *err);
 
-/* Reads the metadata of checkpoint `id` (-1: the newest complete one) in `dir` as a value tree
- * with Paddle's Metadata fields:
- *   {"state_dict_metadata": {key: [{"global_offset": (..), "local_shape": (..), "dtype": "float32",
- *                                   "global_shape": (..), "is_flattened": False,
- *                                   "flattened_range": None}, ...]},
- *    "storage_metadata": [((key, global_offset, is_flattened, flattened_range, replica_id,
- *                           local_shape), file_name), ...],
- *    "flat_mapping": {key: (key,)}}
- * Paddle's dataclasses become their field dicts; a LocalTensorIndex is the tuple of its fields in
- * declaration order, and storage_metadata, a dict keyed by them in the file, is the list of its
- * items here.  `*out_id` (may be
- * NULL) receives the id.  Local. */
-PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
-                                                      pdckpt_value **metadata, int64_t *out_id,
-                                                      pdckpt_error *err);
-/* Garbage collection of a sharded checkpoint directory: removes temporaries and data files no
- * committed metadata names (killed or failed saves, generations a re-save of an id replaced),
- * and, when keep_last > 0, every complete checkpoint but the newest keep_last (largest ids;
- * metadata first, so a kill mid-way never leaves a torn committed checkpoint).  Must not run
- * while a job saves into `dir`.  Counts go to the out-pointers (may be NULL).  Local. */
-PDCKPT_API pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last,
-                                           size_t *checkpoints_removed, size_t *files_removed,
-                                           pdckpt_error *err);
-/* True when `dir` holds at least one complete sharded checkpoint.  Local. */
-PDCKPT_API bool pdckpt_sharded_is_checkpoint(const char *dir);
-
-/* Paddle's balanced_split: `n` elements in `parts` pieces of ceil(n / parts), the last one
- * shorter; piece `index` starts at `*offset` and holds `*len` (clipped at n, so never negative).
- * Local. */
-PDCKPT_API void pdckpt_shard_split(int64_t n, int64_t parts, int64_t index, int64_t *offset,
-                                   int64_t *len);
-/* The box of piece `index` when dimension d of `global_shape` is cut into parts[d] pieces
- * (row-major piece numbering over the grid; index taken modulo the number of pieces, so extra
- * ranks hold replicas).  Local. */
-PDCKPT_API void pdckpt_shard_box(int32_t n_dims, const int64_t *global_shape, const int64_t *parts,
-                                 int64_t index, int64_t *offset, int64_t *shape);
-
-/* A tensor holding the box (`offset`, `shape`) of `tensor`: a view of its memory when the box is
- * one contiguous range (the view keeps the tensor's buffer alive; a tensor that borrows caller
- * memory passes the borrow on), else a copy.  Local. */
-PDCKPT_API pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offset,
-                                            const int64_t *shape, pdckpt_value **out,
-                                            pdckpt_error *err);
-/* Scans `dir`: the newest complete checkpoint id and the largest id any data or metadata file
- * carries (-1 when none; a larger `largest` than `newest` means later saves never completed).
- * Local. */
-PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_complete,
-                                             int64_t *largest_seen, pdckpt_error *err);
+/* The local functions on sharded checkpoints (pdckpt_sharded_read_metadata, _load, _scan, _gc,
+ * _is_checkpoint, pdckpt_shard_split, _box, _slice) are in pdckpt.h: libpdckpt has them, no MPI
+ * needed. */
 
 /* ---------------------------------------------------------------------------------------------
  * One combined file written by all ranks

@@ -13,17 +13,45 @@ if [[ -n "$bad_symbols" ]]; then
   echo "style: exported symbols without the pdckpt_ prefix:"; echo "$bad_symbols"; fail=1
 fi
 
-# Layers: core includes nothing above it; io only core; formats never api; cli/python only public.
+# Layers (docs/DESIGN.md "Layers"): core < io < formats (with formats/distcp) < api, and mpi on
+# core/io/formats; cli/python only public.  No file includes upward, and the files of src/formats
+# never include formats/distcp (the registry reaches it through pdk_format.h), so no circle runs
+# between folders.
 check_includes() {  # dir, forbidden-regex, description
   local hits
   hits=$(grep -rnE "#include \"($2)" "$root/$1" 2>/dev/null || true)
   if [[ -n "$hits" ]]; then echo "style: $3:"; echo "$hits"; fail=1; fi
 }
-check_includes src/core '\.\./(io|formats|api|dist)/' "src/core includes an upper layer"
-check_includes src/io '\.\./(formats|api|dist)/' "src/io includes an upper layer"
-check_includes src/formats '\.\./(api|dist)/' "src/formats includes src/api or src/dist"
+check_includes src/core '\.\./(io|formats|api|mpi)/' "src/core includes an upper layer"
+check_includes src/io '\.\./(formats|api|mpi)/' "src/io includes an upper layer"
+check_includes src/formats '\.\./(api|mpi)/' "src/formats includes src/api or src/mpi"
+check_includes src/api '\.\./mpi/' "src/api includes src/mpi (libpdckpt_mpi)"
+check_includes src/mpi '\.\./(api)/' "src/mpi (libpdckpt_mpi) includes src/api (it sits on the core, io and formats)"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
-check_includes src/dist '\.\./(core|io|formats|api)/' "src/dist (libpdckpt_mpi) includes libpdckpt internals"
+up=$(grep -nE '#include "(\./)?distcp/' "$root"/src/formats/*.[ch] 2>/dev/null || true)
+if [[ -n "$up" ]]; then echo "style: src/formats includes formats/distcp (a circle):"; echo "$up"; fail=1; fi
+
+# libpdckpt_mpi exports only its own calls (its copy of the core stays hidden).
+mpi_lib="$(dirname "$lib")/libpdckpt_mpi.so"
+if [[ -f "$mpi_lib" ]]; then
+  bad_mpi=$(nm -D --defined-only "$mpi_lib" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^pdckpt_mpi_' || true)
+  if [[ -n "$bad_mpi" ]]; then echo "style: libpdckpt_mpi exports more than pdckpt_mpi_*:"; echo "$bad_mpi"; fail=1; fi
+fi
+
+# One flattener: the (name, tensor) walk is src/core/flatten.c's (public pdckpt_value_flatten).
+flatteners=$(cd "$root" && git grep -nE '^static [a-z_ ]+\b(flatten|walk)\(' -- src cli python \
+  ':!src/core/compare_walk.c' 2>/dev/null || true) # compare_walk.c: pdckpt_value_walk itself
+if [[ -n "$flatteners" ]]; then
+  echo "style: a tree flattener outside src/core/flatten.c (use pdckpt_value_flatten):"; echo "$flatteners"; fail=1
+fi
+
+# One directory swap, one temp-name source and one remove-tree (src/io/fs_util.c): the copies the
+# MPI library kept are gone and must not come back.
+fs_copies=$(cd "$root" && git grep -nE 'RENAME_EXCHANGE|getrandom\(|nftw\(' -- src cli python \
+  ':!src/io/fs_util.c' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)' || true)
+if [[ -n "$fs_copies" ]]; then
+  echo "style: filesystem helpers outside src/io/fs_util.c:"; echo "$fs_copies"; fail=1
+fi
 
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
 # header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY), also not inside a

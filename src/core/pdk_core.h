@@ -128,4 +128,27 @@ bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
  * such keys cannot be made to collide by differing only where the hash does not look. */
 bool pdk_key_hash_complete(const pdckpt_value *key);
 
+/* ---- flatten.c: a tree as an ordered list of (name, tensor) for flat formats (the one
+ * flattener; pdckpt_value_flatten is its public face) ---- */
+
+typedef pdckpt_flat_entry pdk_flat_entry; /* the public entry */
+
+typedef struct pdk_flat_list {
+    pdk_flat_entry         *entries;
+    size_t                  len;
+    size_t                  cap;
+    const pdckpt_allocator *alloc;
+    bool                    from_list; /* the root was a LIST: names are indexes */
+} pdk_flat_list;
+
+/* Collects the tensors of `root` (a TENSOR, a DICT with string keys or a LIST; nested dicts and
+ * lists join their keys with '.').  Non-tensor leaves fail with UNSUPPORTED unless
+ * opts->skip_non_tensors.  Keys listed in `skip_keys` (top level only) are ignored. */
+pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
+                               const char *const *skip_keys, pdk_flat_list *out, pdckpt_error *err);
+void          pdk_flat_sort_by_name(pdk_flat_list *list); /* byte-wise, like Python's sorted() */
+/* ARGUMENT when two entries share a name (a dict LIST root's names are indexes: never). */
+pdckpt_status pdk_flat_check_unique(pdk_flat_list *list, pdckpt_error *err);
+void          pdk_flat_free(pdk_flat_list *list);
+
 #endif /* PDK_CORE_H */

@@ -54,6 +54,7 @@ extern const pdk_format pdk_format_pickle;
 extern const pdk_format pdk_format_tnum;
 extern const pdk_format pdk_format_dygraph_dir;
 extern const pdk_format pdk_format_selected_rows;
+extern const pdk_format pdk_format_distcp; /* distcp/distcp_format.c */
 
 /* ---- proto_wire.c: the protobuf wire codec (what TensorDesc and programs need) ---- */
 
@@ -103,29 +104,6 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
                                     pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                     const uint8_t *data, pdckpt_value **out, pdckpt_error *err);
 
-/* ---- flat.c: a tree as an ordered list of (name, tensor) for flat formats ---- */
-
-typedef struct pdk_flat_entry {
-    char               *name;
-    const pdckpt_value *tensor;
-} pdk_flat_entry;
-
-typedef struct pdk_flat_list {
-    pdk_flat_entry         *entries;
-    size_t                  len;
-    size_t                  cap;
-    const pdckpt_allocator *alloc;
-    bool                    from_list; /* the root was a LIST: names are indexes */
-} pdk_flat_list;
-
-/* Collects the tensors of `root` (a TENSOR, a DICT with string keys or a LIST; nested dicts and
- * lists join their keys with '.').  Non-tensor leaves fail with UNSUPPORTED unless
- * opts->skip_non_tensors.  Keys listed in `skip_keys` (top level only) are ignored. */
-pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_options *opts,
-                               const char *const *skip_keys, pdk_flat_list *out, pdckpt_error *err);
-void          pdk_flat_sort_by_name(pdk_flat_list *list); /* byte-wise, like Python's sorted() */
-/* ARGUMENT when two entries share a name (a dict LIST root's names are indexes: never). */
-pdckpt_status pdk_flat_check_unique(pdk_flat_list *list, pdckpt_error *err);
-void          pdk_flat_free(pdk_flat_list *list);
+/* flat formats share the tree flattener: pdk_flat_* in ../core/pdk_core.h (flatten.c) */
 
 #endif /* PDK_FORMAT_H */

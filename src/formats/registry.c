@@ -14,7 +14,7 @@ static const pdk_format *const registered[] = {
     &pdk_format_safetensors,    &pdk_format_pickle,        &pdk_format_program,
     &pdk_format_pir_json,       &pdk_format_inference,     &pdk_format_tnum,
     &pdk_format_dygraph_dir,    &pdk_format_selected_rows, &pdk_format_safetensors_sharded,
-    &pdk_format_pickle_sharded,
+    &pdk_format_pickle_sharded, &pdk_format_distcp,
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 

@@ -230,25 +230,7 @@ void pdk_dirtx_abort(pdk_dirtx *tx) {
 }
 
 static pdckpt_status swap_in(pdk_dirtx *tx, pdckpt_error *err) {
-    if (!pdk_is_directory(tx->target)) {
-        if (rename(tx->temp, tx->target) != 0) return pdk_fail_sys(err, errno, tx->shown, "rename");
-        return PDCKPT_OK;
-    }
-    if (renameat2(AT_FDCWD, tx->temp, AT_FDCWD, tx->target, RENAME_EXCHANGE) == 0) {
-        pdk_remove_tree(tx->temp); /* now holds the old directory */
-        return PDCKPT_OK;
-    }
-    if (errno != EINVAL && errno != ENOSYS) return pdk_fail_sys(err, errno, tx->shown, "rename");
-    char old[PATH_MAX];
-    PDK_TRY(pdk_temp_path_beside(tx->target, old, sizeof old, err));
-    if (rename(tx->target, old) != 0) return pdk_fail_sys(err, errno, tx->shown, "rename aside");
-    if (rename(tx->temp, tx->target) != 0) {
-        int saved = errno;
-        rename(old, tx->target); /* put the old one back */
-        return pdk_fail_sys(err, saved, tx->shown, "rename");
-    }
-    pdk_remove_tree(old);
-    return PDCKPT_OK;
+    return pdk_rename_replace(tx->temp, tx->target, tx->shown, err);
 }
 
 pdckpt_status pdk_dirtx_commit(pdk_dirtx *tx, pdckpt_error *err) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void split_path(const char *path, char *dir, size_t dir_cap, const char **base) {
@@ -189,4 +190,133 @@ pdckpt_status pdk_resolve_save_target(const char *path, char *out, size_t cap, s
         snprintf(out, cap, "%s", next);
     }
     return pdk_fail_sys(err, ELOOP, path, "follow symbolic links");
+}
+
+/* ---- shared by the sharded format's writers (every rank computes the same temp names) ---- */
+
+pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t cap,
+                            pdckpt_error *err) {
+    size_t dl = strlen(dir);
+    bool   slash = dl > 0 && dir[dl - 1] == '/';
+    int    n = snprintf(out, cap, "%s%s%s", dir, slash || dl == 0 ? "" : "/", name);
+    if (n < 0 || (size_t)n >= cap)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dir, -1, "path too long (over %zu bytes)", cap);
+    return PDCKPT_OK;
+}
+
+void pdk_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
+                    size_t *base_len) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t slash = n;
+    while (slash > 0 && path[slash - 1] != '/') slash--;
+    *base = path + slash;
+    *base_len = n - slash;
+    if (slash == 0)
+        snprintf(dir, dir_cap, ".");
+    else
+        snprintf(dir, dir_cap, "%.*s", (int)(slash > 1 ? slash - 1 : 1), path);
+}
+
+pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, size_t cap,
+                                   pdckpt_error *err) {
+    char        dir[PATH_MAX];
+    const char *base;
+    size_t      base_len;
+    pdk_split_path(path, dir, sizeof dir, &base, &base_len);
+    int n = snprintf(out, cap, "%s/.%.*s.pdckpt-dist-%016llx", dir, (int)base_len, base,
+                     (unsigned long long)tag);
+    if (n < 0 || (size_t)n >= cap)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
+    return PDCKPT_OK;
+}
+
+uint64_t pdk_random_tag(void) {
+    uint64_t tag = 0;
+    if (getrandom(&tag, sizeof tag, GRND_NONBLOCK) == (ssize_t)sizeof tag && tag) return tag;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * UINT64_C(1000000007) + (uint64_t)ts.tv_nsec) ^ (uint64_t)getpid()
+                                                                                     << 40;
+}
+
+/* A directory cannot be renamed over a non-empty one: exchange them, then drop the old. */
+static pdckpt_status replace_dir(const char *from, const char *to, const char *shown,
+                                 pdckpt_error *err) {
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0) {
+        pdk_remove_tree(from); /* now holds the old directory */
+        return PDCKPT_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS) return pdk_fail_sys(err, errno, shown, "rename");
+    char old[PATH_MAX];
+    PDK_TRY(pdk_temp_path_beside(to, old, sizeof old, err));
+    if (rename(to, old) != 0) return pdk_fail_sys(err, errno, shown, "rename aside");
+    if (rename(from, to) != 0) {
+        int saved = errno;
+        rename(old, to); /* put the old one back */
+        return pdk_fail_sys(err, saved, shown, "rename");
+    }
+    pdk_remove_tree(old);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rename_replace(const char *from, const char *to, const char *shown,
+                                 pdckpt_error *err) {
+    if (pdk_is_directory(from) && pdk_is_directory(to)) return replace_dir(from, to, shown, err);
+    if (rename(from, to) != 0) return pdk_fail_sys(err, errno, shown, "rename");
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_rename_replace_durable(const char *from, const char *to, bool durable,
+                                         pdckpt_error *err) {
+    PDK_TRY(pdk_rename_replace(from, to, to, err));
+    if (!durable) return PDCKPT_OK;
+    char        dir[PATH_MAX];
+    const char *base;
+    size_t      base_len;
+    pdk_split_path(to, dir, sizeof dir, &base, &base_len);
+    return pdk_fsync_dir_of(dir, true, err);
+}
+
+static pdckpt_status write_all(int fd, const char *path, const uint8_t *p, size_t len,
+                               pdckpt_error *err) {
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return pdk_fail_sys(err, errno, path, "write");
+        p += n;
+        len -= (size_t)n;
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
+                                    pdckpt_error *err) {
+    char tmp[PATH_MAX + 64];
+    PDK_TRY(pdk_temp_path_tagged(path, pdk_random_tag(), tmp, sizeof tmp, err));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) return pdk_fail_sys(err, errno, tmp, "create");
+    pdckpt_status st = write_all(fd, tmp, data, len, err);
+    if (st == PDCKPT_OK && durable && fdatasync(fd) != 0)
+        st = pdk_fail_sys(err, errno, tmp, "fdatasync");
+    if (close(fd) != 0 && st == PDCKPT_OK) st = pdk_fail_sys(err, errno, tmp, "close");
+    if (st == PDCKPT_OK) st = pdk_rename_replace_durable(tmp, path, durable, err);
+    if (st != PDCKPT_OK) unlink(tmp);
+    return st;
+}
+
+void pdk_sweep_temps(const char *dir, const char *base) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char needle[512] = "", full[PATH_MAX + 256];
+    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
+    size_t         nl = strlen(needle);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name; /* ours may hold the core's (".." + ...) */
+        if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
+        if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
+        if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) pdk_remove_tree(full);
+    }
+    closedir(d);
 }

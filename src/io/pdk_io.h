@@ -175,6 +175,33 @@ pdckpt_status pdk_make_parent_dirs(const char *path, pdckpt_error *err);
 pdckpt_status pdk_resolve_save_target(const char *path, char *out, size_t cap, struct stat *st,
                                       bool *exists, pdckpt_error *err);
 
+/* dir + "/" + name into out (no second '/' when dir ends with one); ARGUMENT when too long. */
+pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t cap,
+                            pdckpt_error *err);
+/* The directory part of `path` (".") and its last component, ignoring trailing '/'. */
+void pdk_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
+                    size_t *base_len);
+/* A temporary name beside `path` that every rank of a job can compute from the same `tag`:
+ * "<dir>/.<base>.pdckpt-dist-<tag>" (pdk_sweep_temps removes those a killed job left). */
+pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, size_t cap,
+                                   pdckpt_error *err);
+/* A random 64-bit tag for temp names (from getrandom, else time and pid). */
+uint64_t pdk_random_tag(void);
+/* Renames `from` over `to`: a file, or a directory replacing a directory (exchanged with
+ * renameat2, else moved aside and back on failure).  Errors name `shown`. */
+pdckpt_status pdk_rename_replace(const char *from, const char *to, const char *shown,
+                                 pdckpt_error *err);
+/* The same, then (durable) the directory of `to` synced; errors name `to`. */
+pdckpt_status pdk_rename_replace_durable(const char *from, const char *to, bool durable,
+                                         pdckpt_error *err);
+/* Writes `len` bytes to `path` atomically: tagged temp, fdatasync (durable), rename, dir sync. */
+pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
+                                    pdckpt_error *err);
+/* Removes the temporaries killed saves left in `dir` (".<name>.pdckpt-dist-*" and
+ * ".<name>.pdckpt-tmp-*"), only those of `base` when it is not NULL, whoever wrote them: for a
+ * directory no other job writes into. */
+void pdk_sweep_temps(const char *dir, const char *base);
+
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */
 
 typedef struct pdk_sidecar pdk_sidecar;

@@ -7,7 +7,7 @@
  * anything is allocated, nesting is limited, and tensor descriptions are validated (dtype, dims,
  * byte size) exactly as a file's would be.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdlib.h>
 #include <string.h>

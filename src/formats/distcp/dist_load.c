@@ -9,7 +9,7 @@
  * Unlike Paddle, which loads whole files and broadcasts slices, each rank reads what it needs
  * itself; the directory must be visible to every rank (a shared filesystem).
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -179,7 +179,7 @@ typedef struct box {
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
 } box;
 
-static pdckpt_status request_box(loader *L, const pdckpt_mpi_request *q, const pdk_key_meta **km,
+static pdckpt_status request_box(loader *L, const pdckpt_shard_request *q, const pdk_key_meta **km,
                                  box *b) {
     if (!q->key) return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "a request has no key");
     if (!(*km = pdk_meta_find(L->ix, q->key)))
@@ -263,7 +263,7 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
     return PDCKPT_OK;
 }
 
-static pdckpt_status load_request(loader *L, const pdckpt_mpi_request *q, pdckpt_value *out) {
+static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdckpt_value *out) {
     const pdk_key_meta *km = NULL;
     box                 b;
     PDK_DTRY(request_box(L, q, &km, &b));
@@ -284,7 +284,7 @@ static pdckpt_status load_request(loader *L, const pdckpt_mpi_request *q, pdckpt
     return pdckpt_dict_set(out, q->key, t, L->err);
 }
 
-static pdckpt_status load_all(loader *L, const pdckpt_mpi_request *reqs, size_t n,
+static pdckpt_status load_all(loader *L, const pdckpt_shard_request *reqs, size_t n,
                               pdckpt_value **out) {
     *out = pdckpt_value_new_container(L->lo->allocator, PDCKPT_KIND_DICT);
     L->trees = calloc(L->ix->n_files + 1, sizeof *L->trees);
@@ -304,24 +304,11 @@ static void loader_free(loader *L) {
     L->n_names = NULL;
 }
 
-static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
-                                  const pdckpt_mpi_request *reqs, size_t n,
-                                  const pdckpt_mpi_options *o, pdckpt_value **out,
-                                  pdckpt_error *err) {
-    if (!dir || !out || (n && !reqs))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir, requests or out is NULL");
-    if (o->coordinator < 0 || o->coordinator >= d->size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
-    return PDCKPT_OK;
-}
-
-/* The coordinator reads the metadata once and unpickles it unless a matching sidecar index is
- * there; every other rank gets the index in its compact form (dist_meta_index.c), never the
- * pickle. */
-static pdckpt_status coordinator_index(const char *dir, int64_t wanted, int64_t *id,
-                                       pdk_meta_index *ix, pdk_blob *compact, char *path,
-                                       size_t cap, pdckpt_error *err) {
+/* The metadata is read once and unpickled unless a matching sidecar index is there; under MPI the
+ * other ranks get the index in its compact form (dist_meta_index.c), never the pickle. */
+pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id,
+                                    pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
+                                    pdckpt_error *err) {
     pdk_blob      bytes = {0};
     pdckpt_value *meta = NULL;
     pdckpt_status st = read_meta_bytes(dir, wanted, id, &bytes, err);
@@ -340,60 +327,44 @@ static pdckpt_status coordinator_index(const char *dir, int64_t wanted, int64_t 
     return st;
 }
 
-static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi_options *o,
-                                  pdk_meta_index *ix, pdckpt_error *err) {
-    pdk_blob      compact = {0};
-    int64_t       id = -1;
-    char          path[4200] = "";
-    bool          coord = d->rank == o->coordinator;
-    pdckpt_status st =
-        coord ? coordinator_index(dir, o->unique_id, &id, ix, &compact, path, sizeof path, err)
-              : PDCKPT_OK;
-    st = pdk_dist_agree(d, st, err);
-    if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
-    if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &compact, o->coordinator, err);
-    if (st == PDCKPT_OK && !coord) st = pdk_meta_path(dir, id, path, sizeof path, err);
-    if (st == PDCKPT_OK && !coord)
-        st = pdk_meta_index_decode(compact.data, compact.len, path, ix, err);
-    pdk_blob_free(&compact);
-    return st;
-}
-
-pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
-                                      const pdckpt_mpi_request *requests, size_t n_requests,
-                                      const pdckpt_mpi_options *opts, pdckpt_value **out,
-                                      pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
-    if (out) *out = NULL;
-    pdk_dist       d;
-    pdk_meta_index ix = {0};
-    pdckpt_value  *result = NULL;
-    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
-    pdckpt_status st = local_checks(&d, dir, requests, n_requests, opts, out, err);
-    st = pdk_dist_agree(&d, st, err);
-    if (st == PDCKPT_OK) {
-        uint64_t h = pdk_hash_bytes(0, dir, strlen(dir));
-        h = pdk_hash_bytes(h, &opts->unique_id, sizeof opts->unique_id);
-        st = pdk_dist_same(&d, pdk_hash_bytes(h, &opts->coordinator, sizeof opts->coordinator),
-                           "dir, unique_id and coordinator", err);
+pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
+                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
+                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err) {
+    loader        L = {ix, dir, lo, NULL, NULL, NULL, err};
+    pdckpt_value *result = NULL;
+    pdckpt_status st = load_all(&L, reqs, n, &result);
+    for (size_t k = 0; st == PDCKPT_OK && all_keys && k < ix->n_keys; k++) {
+        const pdckpt_shard_request whole = {ix->keys[k].key, ix->keys[k].n_dims, NULL, NULL};
+        st = load_request(&L, &whole, result);
     }
-    if (st == PDCKPT_OK) st = pdk_dist_agree(&d, shared_index(&d, dir, opts, &ix, err), err);
-    if (st == PDCKPT_OK) {
-        loader L = {&ix, dir, &opts->load, NULL, NULL, NULL, err};
-        st = load_all(&L, requests, n_requests, &result);
-        loader_free(&L);
-        st = pdk_dist_agree(&d, st, err);
-    }
+    loader_free(&L);
     if (st == PDCKPT_OK)
         *out = result;
     else
         pdckpt_value_free(result);
+    return st;
+}
+
+pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id, const pdckpt_shard_request *requests,
+                                  size_t n_requests, const pdckpt_load_options *opts,
+                                  pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (out) *out = NULL;
+    if (!dir || !out || (n_requests && !requests))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir, requests or out is NULL");
+    pdckpt_load_options lo;
+    PDK_TRY(pdk_load_options_take(opts, &lo, err));
+    pdk_meta_index ix = {0};
+    pdk_blob       compact = {0};
+    int64_t        got = -1;
+    char           path[4200] = "";
+    pdckpt_status  st = pdk_distcp_read_index(dir, id, &got, &ix, &compact, path, sizeof path, err);
+    pdk_blob_free(&compact);
+    if (st == PDCKPT_OK)
+        st = pdk_distcp_load(&ix, dir, &lo, requests, n_requests, n_requests == 0, out, err);
     pdk_meta_index_free(&ix);
-    pdk_dist_close(&d);
     return st;
 }
 

@@ -49,21 +49,21 @@ static uint64_t shape_hash(const pdckpt_tensor_view *v) {
     return pdk_hash_bytes(h, v->dims, (size_t)v->n_dims * sizeof *v->dims);
 }
 
-static pdckpt_status describe(const pdk_named_list *l, const pdckpt_save_options *save,
-                              pdk_blob *out, pdckpt_error *err) {
+static pdckpt_status describe(const pdckpt_flat *l, const pdckpt_save_options *save, pdk_blob *out,
+                              pdckpt_error *err) {
     pdckpt_save_options o = *save;
     o.format = PDCKPT_FORMAT_TENSOR;
     pdk_blob_u64(out, l->len);
     for (size_t i = 0; i < l->len; i++) {
         uint64_t           size = 0;
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(l->items[i].tensor, &v);
-        pdckpt_status st = pdckpt_save_sink(l->items[i].tensor, &count_ops, &size, &o, err);
+        pdckpt_tensor_get(l->entries[i].tensor, &v);
+        pdckpt_status st = pdckpt_save_sink(l->entries[i].tensor, &count_ops, &size, &o, err);
         if (st != PDCKPT_OK) {
-            pdk_dist_prefix(err, "tensor '%s': ", l->items[i].name);
+            pdk_dist_prefix(err, "tensor '%s': ", l->entries[i].name);
             return st;
         }
-        pdk_blob_str(out, l->items[i].name, strlen(l->items[i].name));
+        pdk_blob_str(out, l->entries[i].name, strlen(l->entries[i].name));
         pdk_blob_u64(out, size);
         pdk_blob_u64(out, shape_hash(&v));
     }
@@ -184,7 +184,7 @@ static const pdckpt_sink_ops file_ops = {PDCKPT_SINK_OPS_VERSION, file_write, NU
 typedef struct combined_job {
     const pdk_dist            *d;
     const layout              *lay;
-    const pdk_named_list      *l;
+    const pdckpt_flat         *l;
     const pdckpt_save_options *save;
 } combined_job;
 
@@ -197,7 +197,7 @@ static pdckpt_status write_mine(MPI_File fh, void *ctx, pdckpt_error *err) {
         const entry *e = &job->lay->entries[i];
         if (e->rank != job->d->rank || e->writer != job->d->rank) continue;
         file_sink fs = {fh, e->offset};
-        PDK_DTRY(pdckpt_save_sink(job->l->items[e->local].tensor, &file_ops, &fs, &o, err));
+        PDK_DTRY(pdckpt_save_sink(job->l->entries[e->local].tensor, &file_ops, &fs, &o, err));
         if (fs.at != e->offset + e->size)
             return pdk_dist_fail(
                 err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu", e->name,
@@ -236,14 +236,15 @@ pdckpt_status pdk_mpiio_check_target(const char *path, const pdckpt_mpi_options 
 }
 
 static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_value *local, const char *path,
-                                  const pdckpt_mpi_options *o, pdk_named_list *l,
-                                  pdckpt_error *err) {
+                                  const pdckpt_mpi_options *o, pdckpt_flat *l, pdckpt_error *err) {
     PDK_DTRY(pdk_mpiio_check_target(path, o, d->size, err));
     if (pdckpt_value_kind(local) != PDCKPT_KIND_DICT)
         return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
                              "expected a dict of this rank's tensors, found %s",
                              local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
-    return pdk_flatten(local, o->save.skip_non_tensors, l, err);
+    unsigned how =
+        PDCKPT_FLATTEN_NESTED | (o->save.skip_non_tensors ? PDCKPT_FLATTEN_SKIP_NON_TENSORS : 0);
+    return pdckpt_value_flatten(local, how, l, err);
 }
 
 static pdckpt_status plan_all(pdk_dist *d, const pdk_blob *mine, layout *lay, pdckpt_error *err) {
@@ -299,10 +300,10 @@ pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
     pdckpt_format format = opts->save.format;
     if (format == PDCKPT_FORMAT_AUTO && path) format = pdckpt_format_from_path(path);
     if (format == PDCKPT_FORMAT_PICKLE) return pdk_mpiio_save_pickle(comm, local, path, opts, err);
-    pdk_dist       d;
-    pdk_named_list l = {0};
-    pdk_blob       mine = {0};
-    layout         lay = {0};
+    pdk_dist    d;
+    pdckpt_flat l = {0};
+    pdk_blob    mine = {0};
+    layout      lay = {0};
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, local, path, opts, &l, err);
     if (st == PDCKPT_OK) st = describe(&l, &opts->save, &mine, err);
@@ -312,7 +313,7 @@ pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
     if (st == PDCKPT_OK) st = pdk_mpiio_commit(&d, path, opts, write_mine, &job, err);
     layout_free(&lay);
     pdk_blob_free(&mine);
-    pdk_named_list_free(&l);
+    pdckpt_flat_free(&l);
     pdk_dist_close(&d);
     return st;
 }

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * api_restore_check.c — pdckpt_check_restore: what Paddle's set_state_dict would silently get
+ * restore_check.c — pdckpt_check_restore: what Paddle's set_state_dict would silently get
  * wrong (spec pickle §2.1: accumulators are "<param.name>_<kind>_<n>" with unique_name counters,
  * Paddle issue #32926).  Both trees are flattened to named entries, matched by name, and compared
  * by dtype and shape; a missing entry and an unexpected one whose names differ only in their
  * digits are paired as each other's likely counterpart.
  */
-#include "../core/pdk_core.h"
+#include "pdk_core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,53 +73,16 @@ static pdckpt_status add(entry_list *l, const char *name, const pdckpt_value *v,
     return PDCKPT_OK;
 }
 
-/* A (name, tensor) tuple from Paddle's generic path stands for its tensor. */
-static const pdckpt_value *as_tensor(const pdckpt_value *v) {
-    if (pdckpt_value_kind(v) != PDCKPT_KIND_TUPLE || pdckpt_value_len(v) != 2) return v;
-    const pdckpt_value *t = pdckpt_value_at(v, 1);
-    if (pdckpt_value_kind(pdckpt_value_at(v, 0)) != PDCKPT_KIND_STRING ||
-        pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR)
-        return v;
-    return t;
-}
-
-static void key_text(const pdckpt_value *key, size_t index, char *buf, size_t cap) {
-    const char *s = pdckpt_value_get_string(key, NULL);
-    int64_t     i;
-    if (s)
-        snprintf(buf, cap, "%s", s);
-    else if (key && pdckpt_value_get_int(key, &i))
-        snprintf(buf, cap, "%lld", (long long)i);
-    else if (key)
-        snprintf(buf, cap, "<%s key %zu>", pdckpt_kind_name(pdckpt_value_kind(key)), index);
-    else
-        snprintf(buf, cap, "%zu", index);
-}
-
-static pdckpt_status flatten(const pdckpt_value *v, char *path, size_t plen, size_t depth,
-                             entry_list *out, pdckpt_error *err) {
-    v = as_tensor(v);
-    pdckpt_kind kind = pdckpt_value_kind(v);
-    bool        container =
-        kind == PDCKPT_KIND_DICT || kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE;
-    if (!container) return add(out, path, v, err);
-    if (depth >= PDCKPT_MAX_WALK_DEPTH)
-        return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
-                        "expected at most %d levels of nesting, found more", PDCKPT_MAX_WALK_DEPTH);
-    for (size_t i = 0; i < pdckpt_value_len(v); i++) {
-        const pdckpt_value *key = kind == PDCKPT_KIND_DICT ? pdckpt_dict_key_at(v, i) : NULL;
-        if (depth == 0 &&
-            pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY)))
-            continue;
-        char part[1024];
-        key_text(key, i, part, sizeof part);
-        int n = snprintf(path + plen, 4096 - plen, "%s%s", plen ? "/" : "", part);
-        if (n < 0 || plen + (size_t)n >= 4096)
-            return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1, "an entry's name is over 4095 bytes");
-        PDK_TRY(flatten(pdckpt_value_at(v, i), path, plen + (size_t)n, depth + 1, out, err));
-        path[plen] = '\0';
-    }
-    return PDCKPT_OK;
+/* Every leaf of `root` named by its keys joined with '/' (the one flattener: Paddle's (name,
+ * tensor) tuples stand for their tensor, the name table is skipped). */
+static pdckpt_status entries_of(const pdckpt_value *root, entry_list *out, pdckpt_error *err) {
+    pdckpt_flat   flat;
+    pdckpt_status st =
+        pdckpt_value_flatten(root, PDCKPT_FLATTEN_ALL_LEAVES | PDCKPT_FLATTEN_SLASH, &flat, err);
+    for (size_t i = 0; st == PDCKPT_OK && i < flat.len; i++)
+        st = add(out, flat.entries[i].name, flat.entries[i].tensor, err);
+    pdckpt_flat_free(&flat);
+    return st;
 }
 
 /* Index arrays sorted (stably) by name or by norm: a merge sort, so the comparison context
@@ -270,9 +233,8 @@ pdckpt_status pdckpt_check_restore(const pdckpt_value *expected, const pdckpt_va
     if (!expected || !loaded)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected and loaded must not be NULL");
     entry_list    want = {0}, got = {0};
-    char          path[4096] = "";
-    pdckpt_status st = flatten(expected, path, 0, 0, &want, err);
-    if (st == PDCKPT_OK) st = flatten(loaded, path, 0, 0, &got, err);
+    pdckpt_status st = entries_of(expected, &want, err);
+    if (st == PDCKPT_OK) st = entries_of(loaded, &got, err);
     report->n_expected = want.len;
     report->n_loaded = got.len;
     if (st == PDCKPT_OK) st = match(&want, &got, report, err);

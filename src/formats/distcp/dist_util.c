@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dist_util.c — the small tools every dist module uses: error records (first error wins, as in
- * the core, which keeps its own helpers private), a growable byte buffer for encoded trees and
- * messages, and a bounded reader that checks every length against the bytes left before it
- * trusts it (the bytes may come from another rank or from a file on disk).
+ * dist_util.c — the small tools the sharded format's modules use (errors and the bounded cursor
+ * are the core's): a growable byte buffer for encoded trees and messages, and a reader position
+ * over the core's cursor that checks every length against the bytes left before it trusts it
+ * (the bytes may come from another rank or from a file on disk).
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
+
+#include "../../core/cursor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,67 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void copy_text(char *dst, size_t cap, const char *src) {
-    size_t n = strlen(src);
-    if (n >= cap) n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static pdckpt_status failv(pdckpt_error *err, pdckpt_status status, const char *source,
-                           const char *fmt, va_list ap) {
-    if (!err) return status;
-    if (err->status != PDCKPT_OK) return err->status;
-    err->status = status;
-    err->offset = -1;
-    if (source) copy_text(err->source, sizeof err->source, source);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    return status;
-}
-
-pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char *source,
-                            const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    pdckpt_status st = failv(err, status, source, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
-                                const char *what) {
-    pdckpt_status st = errnum == ENOENT   ? PDCKPT_ERR_NOT_FOUND
-                       : errnum == ENOMEM ? PDCKPT_ERR_NOMEM
-                                          : PDCKPT_ERR_IO;
-    if (err && err->status == PDCKPT_OK) err->sys_errno = errnum;
-    return pdk_dist_fail(err, st, source, "%s: %s", what, strerror(errnum));
-}
-
-pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what) {
-    return pdk_dist_fail(err, PDCKPT_ERR_NOMEM, NULL, "out of memory allocating %s", what);
-}
-
-void pdk_dist_reset(pdckpt_error *err) {
-    static const pdckpt_error clean = PDCKPT_ERROR_INIT;
-    if (err) *err = clean;
-}
-
-void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) {
-    if (!err || err->status == PDCKPT_OK) return;
-    char    prefix[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
-    /* "<prefix><message>", cut to fit: move the message right, copy the prefix in front. */
-    size_t plen = strlen(prefix), mlen = strlen(err->message), cap = sizeof err->message - 1;
-    if (plen > cap) plen = cap;
-    if (plen + mlen > cap) mlen = cap - plen;
-    memmove(err->message + plen, err->message, mlen);
-    memcpy(err->message, prefix, plen);
-    err->message[plen + mlen] = '\0';
-}
 
 /* ---- blobs ---- */
 
@@ -132,36 +73,39 @@ void pdk_blob_free(pdk_blob *b) {
 pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    pdckpt_status st = failv(r->err, PDCKPT_ERR_FORMAT, r->source, fmt, ap);
+    pdckpt_status st = pdk_failv(r->err, PDCKPT_ERR_FORMAT, r->source, (int64_t)r->pos, fmt, ap);
     va_end(ap);
     if (r->err && r->err->offset < 0) r->err->offset = (int64_t)r->pos;
     return st;
 }
 
-static pdckpt_status need(pdk_rd *r, size_t n, const char *what) {
-    if (r->len - r->pos >= n) return PDCKPT_OK;
-    return pdk_rd_fail(r, "expected %zu bytes for %s, found %zu", n, what, r->len - r->pos);
+/* The reads go through the core's bounded cursor (the one place that checks lengths); pdk_rd is
+ * its position kept between calls by the modules that decode ranks' and files' bytes. */
+static pdk_cursor cursor_of(const pdk_rd *r) {
+    pdk_cursor c;
+    pdk_cur_init(&c, r->p, r->len, r->source, r->err);
+    c.pos = r->pos;
+    return c;
 }
 
 pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what) {
-    PDK_DTRY(need(r, 1, what));
-    *v = r->p[r->pos++];
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u8(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what) {
-    PDK_DTRY(need(r, 4, what));
-    const uint8_t *p = r->p + r->pos;
-    *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    r->pos += 4;
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u32le(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what) {
-    uint32_t lo, hi;
-    PDK_DTRY(pdk_rd_u32(r, &lo, what));
-    PDK_DTRY(pdk_rd_u32(r, &hi, what));
-    *v = (uint64_t)hi << 32 | lo;
+    pdk_cursor c = cursor_of(r);
+    PDK_TRY(pdk_cur_u64le(&c, v, what));
+    r->pos = c.pos;
     return PDCKPT_OK;
 }
 
@@ -205,13 +149,6 @@ uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
     return h;
 }
 
-char *pdk_dist_strdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char  *copy = malloc(n);
-    if (copy) memcpy(copy, s, n);
-    return copy;
-}
-
 static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst,
                              pdckpt_error *err) {
     size_t done = 0;
@@ -227,13 +164,12 @@ static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst
 
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pdk_dist_fail_sys(err, errno, path, "open");
-    struct stat   st;
+    int         fd = -1;
+    struct stat st;
+    /* never blocks: a FIFO or device named like a metadata file is refused, not opened */
+    PDK_TRY(pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, err));
     pdckpt_status s = PDCKPT_OK;
-    if (fstat(fd, &st) != 0)
-        s = pdk_dist_fail_sys(err, errno, path, "stat");
-    else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > limit)
+    if ((uint64_t)st.st_size > limit)
         s = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, path,
                           "expected a regular file of at most %zu bytes, found %lld bytes", limit,
                           (long long)st.st_size);

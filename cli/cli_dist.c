@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * main_mpi.c — pdckpt-mpi: the distributed subcommands, linked with MPI (run `dist ...` under
- * mpirun; `ls` of a sharded checkpoint needs no MPI).  pdckpt forwards `pdckpt dist ...` and
- * `pdckpt ls SHARDED_DIR` here, so users normally type pdckpt.
- * Exit codes as pdckpt's: 0 ok, 1 bad input, 2 usage error — the same on every rank.
+ * cli_dist.c — `pdckpt dist ...` in a build with MPI: shard and merge run under mpirun (MPI is
+ * initialised only for them), gc needs no MPI.  `pdckpt ls` of a sharded checkpoint lists its
+ * pieces (cmd_dist_ls.c).  Exit codes as pdckpt's: 0 ok, 1 bad input, 2 usage error — the same
+ * on every rank.
  */
 #include "cli_mpi.h"
 
@@ -95,20 +95,25 @@ static int run_dist(const cli_command *cmd, int argc, char **argv) {
     return run_mpi(cmd->run, argc + 2, argv - 2);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-        (strcmp(argv[1], "dist") == 0 &&
-         (argc < 3 || strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0))) {
-        print_dist_help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
+int cli_dist_main(int argc, char **argv) {
+    if (argc < 3 || strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0) {
+        print_dist_help(argc < 3 ? stderr : stdout);
+        return argc < 3 ? CLI_USAGE : CLI_OK;
     }
-    if (strcmp(argv[1], "ls") == 0) return cmd_dist_ls(argc - 1, argv + 1);
-    for (size_t i = 0;
-         strcmp(argv[1], "dist") == 0 && i < sizeof dist_commands / sizeof *dist_commands; i++)
+    for (size_t i = 0; i < sizeof dist_commands / sizeof *dist_commands; i++)
         if (strcmp(argv[2], dist_commands[i]->name + 5) == 0)
             return run_dist(dist_commands[i], argc - 2, argv + 2);
-    fprintf(stderr, "pdckpt: unknown command '%s%s%s'\n\n", argv[1], argc >= 3 ? " " : "",
-            argc >= 3 ? argv[2] : "");
+    fprintf(stderr, "pdckpt: unknown command 'dist %s'\n\n", argv[2]);
     print_dist_help(stderr);
     return CLI_USAGE;
+}
+
+bool cli_ls_is_sharded(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--format", 8) == 0 || strncmp(argv[i], "--names", 7) == 0 ||
+            strncmp(argv[i], "--from", 6) == 0)
+            return false; /* an explicit format: the ordinary listing */
+        if (argv[i][0] != '-' && pdckpt_sharded_is_checkpoint(argv[i])) return true;
+    }
+    return false;
 }

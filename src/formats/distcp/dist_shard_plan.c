@@ -8,7 +8,7 @@
  * box, tiling is checked on sorted intervals (a grid test per dimension, a sweep for irregular
  * layouts), and each piece's candidate writers are its run in that order.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
  * anything: the pickle VM returns classes as opaque objects, and only these three names from
  * Paddle's two metadata modules are accepted.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <dirent.h>
 #include <errno.h>

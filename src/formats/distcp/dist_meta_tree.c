@@ -11,7 +11,7 @@
  * reader checks every piece against its key's global shape, and that file names stay inside the
  * directory.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * dimensions the box covers completely on both sides merge into one memcpy, so a row-sharded
  * piece is one copy and a column slice is one copy per row.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <string.h>
 

@@ -15,7 +15,7 @@
  * Only names this module parses as data files or metadata, of the type it writes (a regular file;
  * a directory for .vars), are ever removed; symlinks never.  One job writes a directory at a time.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,39 +1,38 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * dist_internal.h — what the modules of libpdckpt_mpi share.  The library sits on the public API
- * of libpdckpt only (its internals are hidden in the shared library), so it carries its own
- * error helpers, byte buffer and bounded reader.  Nothing here is public.
+ * pdk_distcp.h — the sharded checkpoint format (PDCKPT_FORMAT_DISTCP) without MPI: its metadata
+ * (Paddle's pickled Metadata and the compact index), the value-tree codec ranks exchange, the
+ * planning of a sharded save (pieces, writers, tiling), the merge plan of a gather, the id
+ * lifecycle and the local loader.  Compiled into libpdckpt (the registry reaches the format
+ * through it) and, with the rest of the core, into libpdckpt_mpi, whose src/mpi/ adds only the
+ * communication.  Nothing here is public.
  */
-#ifndef PDK_DIST_INTERNAL_H
-#define PDK_DIST_INTERNAL_H
+#ifndef PDK_DISTCP_H
+#define PDK_DISTCP_H
 
-#include "pdckpt_mpi.h"
+#include "../../core/pdk_core.h"
+#include "../../io/pdk_io.h"
 
-#include <stdarg.h>
+/* The names this format's modules were written with, kept while concurrent branches that still
+ * use them merge; each is the core's helper (one implementation). */
+#define PDK_DTRY                                  PDK_TRY
+#define PDK_DIST_PRINTF                           PDK_PRINTF
+#define pdk_dist_fail(err, status, src, ...)      pdk_fail(err, status, src, -1, __VA_ARGS__)
+#define pdk_dist_fail_sys(err, errnum, src, what) pdk_fail_sys(err, errnum, src, "%s", what)
+#define pdk_dist_nomem                            pdk_fail_nomem
+#define pdk_dist_reset                            pdk_error_reset
+#define pdk_dist_prefix                           pdk_error_prefix
+#define pdk_dist_strdup                           strdup
+#define pdk_dist_mkdirs                           pdk_make_dirs
+#define pdk_dist_remove                           pdk_remove_tree
+#define pdk_dist_fsync_dir(dir, err)              pdk_fsync_dir_of(dir, true, err)
+#define pdk_dist_temp_beside                      pdk_temp_path_tagged
+#define pdk_dist_random_tag                       pdk_random_tag
+#define pdk_dist_rename                           pdk_rename_replace_durable
+#define pdk_dist_sweep_temps                      pdk_sweep_temps
+#define pdk_dist_split_path                       pdk_split_path
 
-#if defined(__GNUC__)
-#define PDK_DIST_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define PDK_DIST_PRINTF(a, b)
-#endif
-
-#define PDK_DTRY(expr)                                                                             \
-    do {                                                                                           \
-        pdckpt_status pdk_dtry_ = (expr);                                                          \
-        if (pdk_dtry_ != PDCKPT_OK) return pdk_dtry_;                                              \
-    } while (0)
-
-/* ---- dist_util.c: errors, byte buffers, bounded reader ---- */
-
-/* First error wins, as in the core.  `source` may be NULL. */
-pdckpt_status pdk_dist_fail(pdckpt_error *err, pdckpt_status status, const char *source,
-                            const char *fmt, ...) PDK_DIST_PRINTF(4, 5);
-pdckpt_status pdk_dist_fail_sys(pdckpt_error *err, int errnum, const char *source,
-                                const char *what);
-pdckpt_status pdk_dist_nomem(pdckpt_error *err, const char *what);
-void          pdk_dist_reset(pdckpt_error *err);
-/* Prepends text to a recorded message. */
-void pdk_dist_prefix(pdckpt_error *err, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+/* ---- dist_util.c: byte buffers, the bounded reader, the arena ---- */
 
 /* A growable byte buffer (malloc). */
 typedef struct pdk_blob {
@@ -75,55 +74,11 @@ typedef struct pdk_arena {
     struct pdk_arena_chunk *chunks;
     pdckpt_allocator        allocator; /* hands out from the arena; its free is a no-op */
 } pdk_arena;
-void  pdk_arena_init(pdk_arena *ar);
-void  pdk_arena_release(pdk_arena *ar);
-char *pdk_dist_strdup(const char *s);
+void pdk_arena_init(pdk_arena *ar);
+void pdk_arena_release(pdk_arena *ar);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
-
-/* ---- dist_comm.c: the communicator, bounded waits, error agreement ---- */
-
-typedef struct pdk_dist {
-    MPI_Comm comm; /* a private duplicate: our messages never meet the caller's */
-    int      rank, size;
-    double   timeout_s;
-    bool     broken; /* a wait timed out or MPI failed: no further communication is attempted */
-} pdk_dist;
-
-pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
-                            pdckpt_error *err);
-void          pdk_dist_close(pdk_dist *d);
-/* Waits for every request until the deadline; on timeout fails with ERR_MPI naming `what`. */
-pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
-                            pdckpt_error *err);
-/* The same for requests that move data: never naps between tests (MPI progresses a large
- * message only while it is called). */
-pdckpt_status pdk_dist_wait_data(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
-                                 pdckpt_error *err);
-pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what);
-/* Every rank contributes its status; all return the lowest failing rank's error ("rank R: ..."),
- * or OK when none failed. */
-pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err);
-/* Fails with MISMATCH on every rank unless `value` is the same on all ranks. */
-pdckpt_status pdk_dist_same(pdk_dist *d, uint64_t value, const char *what, pdckpt_error *err);
-/* Sets *same to whether `value` is the same on all ranks. */
-pdckpt_status pdk_dist_compare(pdk_dist *d, uint64_t value, bool *same, pdckpt_error *err);
-/* Broadcasts `len` bytes from `root` (len known everywhere). */
-pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckpt_error *err);
-/* Broadcasts a blob whose length only `root` knows. */
-pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_error *err);
-/* Every rank's blob to every rank: `all` holds them back to back, rank r's at offsets[r] with
- * length offsets[r+1] - offsets[r] (offsets: size+1 entries, malloc'd). */
-pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *all, size_t **offsets,
-                                 pdckpt_error *err);
-
-/* Every rank's blob to `root` only (all/offsets as pdk_dist_allgather there, empty elsewhere). */
-pdckpt_status pdk_dist_gather(pdk_dist *d, const pdk_blob *mine, int root, pdk_blob *all,
-                              size_t **offsets, pdckpt_error *err);
-/* The reverse: rank r receives root's all[offsets[r]..offsets[r+1]) into `mine`. */
-pdckpt_status pdk_dist_scatter(pdk_dist *d, const pdk_blob *all, const size_t *offsets, int root,
-                               pdk_blob *mine, pdckpt_error *err);
 
 /* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
 
@@ -164,51 +119,6 @@ pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_alloca
 /* A tensor borrowing `view`'s data, with its name and LoD. */
 pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
                                 pdckpt_value **out, pdckpt_error *err);
-
-/* ---- dist_transfer.c: grouped point-to-point transfers ---- */
-
-/* One tensor (or its whole byte range) that moves from `src` to `dst`. */
-typedef struct pdk_xfer_item {
-    int         src, dst;
-    uint64_t    n_bytes;
-    const void *send; /* on src: where the bytes are */
-    void       *recv; /* on dst: where they go */
-} pdk_xfer_item;
-
-/* Moves every item, in rounds: per destination, the byte stream of its items (in list order)
- * is cut into groups of at most `group_bytes` (items are split across groups when needed), and
- * round g moves group g of every destination.  Sends go from `send`, receives into `recv`,
- * without staging copies.  Items must be listed in the same order on every rank. */
-pdckpt_status pdk_dist_transfer(pdk_dist *d, const pdk_xfer_item *items, size_t n,
-                                uint64_t group_bytes, uint64_t *rounds, pdckpt_error *err);
-
-/* ---- dist_fs.c: paths and atomic small files ---- */
-
-/* dir + "/" + name into out. */
-pdckpt_status pdk_path_join(const char *dir, const char *name, char *out, size_t cap,
-                            pdckpt_error *err);
-/* A temporary name beside `path`: "<dir>/.<base>.pdckpt-dist-<tag>". */
-pdckpt_status pdk_dist_temp_beside(const char *path, uint64_t tag, char *out, size_t cap,
-                                   pdckpt_error *err);
-/* Renames `from` over `to` (a file, or a directory replacing a directory) and syncs the
- * directory. */
-pdckpt_status pdk_dist_rename(const char *from, const char *to, bool durable, pdckpt_error *err);
-/* Removes a file or a directory tree; never follows symlinks.  Ignores errors. */
-void          pdk_dist_remove(const char *path);
-pdckpt_status pdk_dist_mkdirs(const char *dir, pdckpt_error *err);
-pdckpt_status pdk_dist_fsync_dir(const char *dir, pdckpt_error *err);
-/* Writes `len` bytes to `path` atomically: temp, fsync, rename, fsync dir. */
-pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
-                                    pdckpt_error *err);
-/* Removes temporaries that killed saves left in `dir`: ".<name>.pdckpt-dist-*" (ours) and
- * ".<name>.pdckpt-tmp-*" (the core's), only those of `base` when it is not NULL.  A target must
- * not be written by two jobs at once. */
-void pdk_dist_sweep_temps(const char *dir, const char *base);
-/* The directory part of `path` (".") and its last component, ignoring trailing '/'. */
-void pdk_dist_split_path(const char *path, char *dir, size_t dir_cap, const char **base,
-                         size_t *base_len);
-/* A random 64-bit tag for temp names (from getrandom, else time and pid). */
-uint64_t pdk_dist_random_tag(void);
 
 /* ---- dist_plan.c: shard geometry ---- */
 
@@ -378,37 +288,62 @@ bool pdk_parse_ckpt_name(const char *name, pdk_ckpt_name *out);
 const char   *pdk_data_file_ext(pdckpt_format format);
 pdckpt_format pdk_data_file_format(const char *name);
 
-/* ---- dist_flat.c: a tree as (name, tensor) pairs ---- */
+/* ---- dist_merge.c: the merge plan of a gather (skeletons of every rank's state) ---- */
 
-typedef struct pdk_named {
-    char               *name;
-    const pdckpt_value *tensor;
-} pdk_named;
-typedef struct pdk_named_list {
-    pdk_named *items;
-    size_t     len, cap;
-} pdk_named_list;
-/* Tensors of `root`, names joined with '.' (Paddle's (name, tensor) tuples count as tensors,
- * "StructuredToParameterName@@" is skipped); other leaves fail unless skip_non_tensors. */
-pdckpt_status pdk_flatten(const pdckpt_value *root, bool skip_non_tensors, pdk_named_list *out,
-                          pdckpt_error *err);
-void          pdk_named_list_free(pdk_named_list *l);
+/* One merge unit of a rank's state: a top-level key, or (parent >= 0) a key of the
+ * master_weights dict at entries[parent].  Its tensors are ordinals [first, first + count). */
+typedef struct pdk_skel_entry {
+    const char    *key; /* borrowed from the gathered bytes, not NUL-terminated */
+    size_t         key_len;
+    int32_t        parent;
+    bool           merged; /* master_weights whose keys merge one by one */
+    uint64_t       first, count;
+    const uint8_t *tree; /* the encoded value (NULL when merged) */
+    size_t         tree_len;
+} pdk_skel_entry;
 
-/* ---- dist_mpiio.c: one file written by every rank ---- */
+typedef struct pdk_skel {
+    char             source[64];
+    uint64_t         n_tensors;
+    pdk_tensor_desc *descs;
+    bool             is_dict;
+    pdk_skel_entry  *entries;
+    size_t           n_entries, cap_entries;
+} pdk_skel;
 
-/* ARGUMENT unless `path` is set and the coordinator is a rank of the job. */
-pdckpt_status pdk_mpiio_check_target(const char *path, const pdckpt_mpi_options *o, int size,
-                                     pdckpt_error *err);
-pdckpt_status pdk_mpiio_write_at(MPI_File fh, uint64_t at, const void *bytes, size_t len,
-                                 pdckpt_error *err);
-/* This rank's part of the file (called on every rank between the collective open and sync). */
-typedef pdckpt_status (*pdk_mpiio_writer)(MPI_File fh, void *ctx, pdckpt_error *err);
-/* Builds `path` under a temporary name with MPI-IO (every rank runs fn), syncs, closes, agrees,
- * and the coordinator renames it into place; a failure anywhere leaves the old file. */
-pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_options *o,
-                               pdk_mpiio_writer fn, void *ctx, pdckpt_error *err);
-/* dist_mpiio_pickle.c: the .pdparams / .pdopt case of pdckpt_mpi_save_combined. */
-pdckpt_status pdk_mpiio_save_pickle(MPI_Comm comm, const pdckpt_value *local, const char *path,
-                                    const pdckpt_mpi_options *opts, pdckpt_error *err);
+pdckpt_status pdk_skel_encode(const pdckpt_value *state, bool opt, pdk_blob *out,
+                              pdk_tensor_list *tl, pdckpt_error *err);
+pdckpt_status pdk_skel_parse(const uint8_t *data, size_t len, int rank, pdk_skel *sk,
+                             pdckpt_error *err);
+void          pdk_skel_free(pdk_skel *sk);
 
-#endif /* PDK_DIST_INTERNAL_H */
+struct kslot;
+typedef struct pdk_merge_plan {
+    pdk_skel     *skels; /* one per rank */
+    int           n_ranks;
+    bool          opt;
+    bool          mw_merged;
+    struct kslot *slots;
+    size_t        n_slots;
+    pdckpt_error *err;
+} pdk_merge_plan;
+
+pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err);
+void          pdk_merge_plan_free(pdk_merge_plan *p);
+/* The rank whose value of `e` ends up in `target`'s merged state. */
+int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
+
+/* ---- dist_load.c: the local loader ---- */
+
+/* Loads `reqs` (and with all_keys every key whole, in the metadata's order) from the checkpoint
+ * whose index is `ix` in `dir` into a new dict. */
+pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
+                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
+                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err);
+/* The coordinator's side of a load: reads the metadata of `wanted` (-1: newest), its index (from
+ * the sidecar when it matches) and that index's compact form; `path` receives the metadata path. */
+pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id,
+                                    pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
+                                    pdckpt_error *err);
+
+#endif /* PDK_DISTCP_H */

@@ -8,7 +8,7 @@
  * metadata — and is checked like any input: counts against the bytes left, file indices, boxes
  * inside their global shape.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * so the same transfer list.  Writing ranks decode the winning subtrees into the merged tree,
  * allocating only the tensors they receive; their own tensors are borrowed, not copied.
  */
-#include "dist_gather.h"
+#include "pdk_distcp.h"
 
 #include <stdio.h>
 #include <stdlib.h>

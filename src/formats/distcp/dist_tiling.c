@@ -8,7 +8,7 @@
  * exactly once.  Anything else falls back to a sweep along dimension 0 that compares a piece
  * only with the pieces whose dim-0 interval is still open, then checks the covered volume.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdlib.h>
 #include <string.h>
