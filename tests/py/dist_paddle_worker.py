@@ -226,5 +226,38 @@ def main(out_dir):
         json.dump({"rank": rank, "checks": checks, "notes": notes}, f)
 
 
+def die_mid_save(out_dir):
+    """Saves id 0, then re-saves id 0 and rank 1 dies once its data file is written, before the
+    commit: the job ends (the launcher stops the survivor) and id 0 must still be the first save."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import paddle
+    import paddle.distributed as dist
+
+    import pdckpt.distributed as pd
+
+    paddle.set_device("cpu")
+    dist.init_parallel_env()
+    mesh = dist.ProcessMesh([0, 1], dim_names=["x"])
+    q = os.path.join(out_dir, "ck")
+    pd.save_state_dict(sharded_state(paddle, dist, mesh, full_tensors(paddle, 5), "row"), q,
+                       unique_id=0)
+    if dist.get_rank() == 1:
+        write = pd._native.sharded_write
+
+        def write_then_die(*args):
+            write(*args)
+            os._exit(17)
+
+        pd._native.sharded_write = write_then_die
+    pd.save_state_dict(sharded_state(paddle, dist, mesh, full_tensors(paddle, 6), "row"), q,
+                       unique_id=0)
+    open(os.path.join(out_dir, f"survived{dist.get_rank()}"), "w").close()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[2:] == ["die"]:
+        die_mid_save(sys.argv[1])
+    else:
+        main(sys.argv[1])

@@ -167,3 +167,41 @@ def test_single_process_errors(tmp_path, paddle_np):
     assert any("extra" in str(c.message) for c in caught)
     assert target["w"].numpy().tolist() == [[1.0] * 3] * 2
     assert target["extra"].numpy().tolist() == [5.0, 5.0]
+
+
+# ---- a rank dies mid-save ------------------------------------------------------------------------
+
+def test_rank_dying_before_the_commit_keeps_the_previous_checkpoint(tmp_path, paddle_np):
+    """Rank 1 dies once its data file of a re-save of id 0 is written: the launcher ends the job,
+    nothing is committed, id 0 still holds the first save (for pdckpt and for Paddle), and the
+    next save of id 0 sweeps the dead save's data files."""
+    paddle, _ = paddle_np
+    import paddle.distributed as dist
+    from paddle.distributed.flex_checkpoint.dcp import load_state_dict as paddle_load
+
+    import pdckpt.distributed as pd
+
+    paths = [str(PY_STAGE), str(HERE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    proc = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--log_dir",
+                           str(tmp_path / "log"), "--nproc_per_node", "2",
+                           str(HERE / "dist_paddle_worker.py"), str(tmp_path), "die"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and not list(tmp_path.glob("survived*")), proc.stdout[-2000:]
+    ck = tmp_path / "ck"
+    first = {"0.metadata", "0.pdkidx", "0_0.distcp", "1_0.distcp"}
+    assert first < set(os.listdir(ck))  # + the dead save's data files, uncommitted
+    full = W.full_tensors(paddle, 5)
+    target = {k: paddle.zeros_like(v) for k, v in full.items()}
+    pd.load_state_dict(target, ck)
+    assert {k: W.raw(t) for k, t in target.items()} == {k: W.raw(v) for k, v in full.items()}
+    paddle_load.PATH_TO_CHECKPOINT_FILES.clear()
+    target = {k: paddle.zeros_like(v) for k, v in full.items()}
+    dist.load_state_dict(target, str(ck), unique_id=0)
+    assert {k: W.raw(t) for k, t in target.items()} == {k: W.raw(v) for k, v in full.items()}
+    # the next save of id 0 (here by one process) sweeps them, then replaces id 0 at its commit
+    assert pd.save_state_dict({"x": paddle.ones([2])}, ck, unique_id=0) == 0
+    assert set(os.listdir(ck)) == {"0.metadata", "0.pdkidx", "2_0.distcp"}
+    target = {"x": paddle.zeros([2])}
+    pd.load_state_dict(target, ck)
+    assert target["x"].numpy().tolist() == [1.0, 1.0]
