@@ -34,6 +34,7 @@ call could still commit.  See docs/distributed.md, "From a Paddle job".
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from typing import Any
@@ -301,13 +302,31 @@ def _commit(comm: _Comm, plan: Any, status: bytes, mine: BaseException | None,
     _raise_if_failed(comm.bcast(outcome), mine)
 
 
+def _arguments(*args: Any) -> bytes:
+    """A digest of the arguments every rank must pass alike (the coordinator plans with its own)."""
+    return hashlib.sha256(repr(args).encode()).digest()
+
+
+def _same_arguments(descs: list, coord: int) -> tuple:
+    """(a failure naming the first rank whose arguments differ from the coordinator's, or None;
+    the descriptions without the digests)."""
+    for r, d in enumerate(descs):
+        if d[1:33] != descs[coord][1:33]:
+            e = make(MismatchError, None, "path, unique_id, async_save, safetensors, keep_last "
+                     "and durable must be the same on every rank")
+            return _failure(r, e), None
+    return None, [d[33:] for d in descs]
+
+
 def _plan(comm: _Comm, path: str, descs: list, unique_id: int, fmt: str, durable: bool) -> tuple:
     """On the coordinator: (plan, one message per rank: the id and its assignment)."""
     failed = _first_failure(descs)
+    if failed is None:
+        failed, descs = _same_arguments(descs, comm.rank)
     if failed is not None:
         return None, [failed] * comm.size, None
     try:
-        plan = _native.sharded_plan(path, [d[1:] for d in descs], unique_id, fmt, durable)
+        plan = _native.sharded_plan(path, descs, unique_id, fmt, durable)
         ident = _native.sharded_plan_id(plan).to_bytes(8, "little")
         return plan, [_OK + ident + a for a in _native.sharded_assignments(plan, comm.size)], None
     except Exception as e:  # noqa: BLE001 -- agreed with the other ranks
@@ -345,13 +364,17 @@ def save_state_dict(state_dict: dict, path: str | os.PathLike, process_group: An
     if save_replicas:
         raise make(UnsupportedError, None, "save_replicas=True (every replica stored) is not "
                    "supported: replicated pieces are stored once")
+    if unique_id is not None and int(unique_id) < 0:
+        raise make(ArgumentError, None, f"unique_id must be >= 0, not {unique_id}")
     comm = _Comm(paddle, process_group, coordinator_rank)
     path = os.fsdecode(os.fspath(path))
     fmt = "safetensors" if safetensors else "pickle"
+    args = _arguments(os.path.normpath(path), unique_id, bool(async_save), fmt, int(keep_last),
+                      bool(durable))
     stage, mine = None, None
     try:
         stage = _native.sharded_stage(_pieces(paddle, state_dict), paddle_save_spec(paddle))
-        desc = _OK + _native.sharded_describe(stage)
+        desc = _OK + args + _native.sharded_describe(stage)
     except Exception as e:  # noqa: BLE001 -- agreed with the other ranks
         desc, mine = _failure(comm.rank, e), e
     descs = comm.gather(desc)

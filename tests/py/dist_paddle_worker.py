@@ -209,6 +209,17 @@ def main(out_dir):
 
     check("failure_on_one_rank_raises_everywhere", agreed_failure)
 
+    def arguments_differ():
+        before = sorted(os.listdir(q))
+        try:  # rank 1 asks for another id: refused before anything is written
+            pd.save_state_dict(sharded_state(paddle, dist, mesh, full, "row"), q,
+                               unique_id=8 + rank)
+        except pdckpt.MismatchError as e:
+            return sorted(os.listdir(q)) == before and str(e).startswith("rank 1:")
+        return False
+
+    check("arguments_differ_raise_everywhere", arguments_differ)
+
     def agreed_mismatch():
         target = zeros_like_state(paddle, dist, mesh, full, "row")
         if rank == 0:
