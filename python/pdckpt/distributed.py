@@ -34,6 +34,7 @@ call could still commit.  See docs/distributed.md, "From a Paddle job".
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import warnings
@@ -284,6 +285,22 @@ def wait_pending() -> int | None:
     as every rank's save_state_dict and load_state_dict do first).  Returns its id."""
     pending = _pending
     return pending.wait() if pending is not None else None
+
+
+@atexit.register
+def _at_exit() -> None:
+    """A save still pending at exit cannot be committed (that is a collective, and the other ranks
+    may be gone): its data file is finished, so nothing is left half-written, and it is said."""
+    pending = _pending
+    if pending is None or pending.done:
+        return
+    try:
+        _native.async_wait(pending._saver)
+    except Exception:  # noqa: BLE001 -- an uncommitted save; the next save or gc sweeps it
+        pass
+    warnings.warn(f"pdckpt: the async sharded save of id {pending.id} in {pending.path} was "
+                  "never committed (call wait() on every rank); it is not a checkpoint",
+                  RuntimeWarning, stacklevel=1)
 
 
 def _commit(comm: _Comm, plan: Any, status: bytes, mine: BaseException | None,

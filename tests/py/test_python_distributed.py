@@ -206,3 +206,21 @@ def test_rank_dying_before_the_commit_keeps_the_previous_checkpoint(tmp_path, pa
     target = {"x": paddle.zeros([2])}
     pd.load_state_dict(target, ck)
     assert target["x"].numpy().tolist() == [1.0, 1.0]
+
+
+def test_async_save_never_waited_is_not_a_checkpoint(tmp_path):
+    """A process that exits with an async save pending: its data file is finished, the save is
+    not committed (that needs every rank), and it says so."""
+    script = ("import paddle, pdckpt.distributed as pd\n"
+              f"pd.save_state_dict({{'w': paddle.ones([64, 64])}}, {str(tmp_path)!r})\n"
+              f"h = pd.save_state_dict({{'w': paddle.zeros([64, 64])}}, {str(tmp_path)!r},"
+              " async_save=True)\n"
+              "print('pending', h.id)\n")
+    paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)), timeout=120)
+    assert proc.returncode == 0 and "pending 1" in proc.stdout, proc.stderr[-2000:]
+    assert "async sharded save of id 1" in proc.stderr and "never committed" in proc.stderr
+    assert set(os.listdir(tmp_path)) == {"0.metadata", "0.pdkidx", "0_0.distcp", "0_1.distcp"}
+    assert run_cli("verify", tmp_path / "0_1.distcp").returncode == 0  # whole, just uncommitted
+    assert ls_json(tmp_path)["id"] == 0
