@@ -1037,6 +1037,85 @@ PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_co
                                              int64_t *largest_seen, pdckpt_error *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * Sharded saves over the caller's own collectives (no MPI)
+ *
+ * The steps of pdckpt_mpi_save_sharded for a job whose ranks talk through something else
+ * (Paddle's process group: pdckpt.distributed.save_state_dict; a launcher's store).  The caller
+ * moves the bytes between ranks; the files, the dedup of replicas and the commit protocol are
+ * pdckpt_mpi_save_sharded's (docs/distributed.md):
+ *   1. every rank:   pdckpt_sharded_describe(its pieces) -> bytes, sent to the coordinator
+ *   2. coordinator:  pdckpt_sharded_plan_new(all descriptions, in rank order) prepares the
+ *                    directory (sweeps temporaries and uncommitted data files, picks the id and
+ *                    file numbers), checks that the pieces tile every tensor and picks the one
+ *                    rank that writes each distinct piece; pdckpt_sharded_plan_assignment(r)
+ *                    -> bytes sent to rank r
+ *   3. every rank:   pdckpt_sharded_write(its assignment) writes its data file, atomically and
+ *                    durably (or pdckpt_sharded_data_file + an async saver, in the background)
+ *   4. coordinator, only once every rank's write succeeded: pdckpt_sharded_plan_commit writes
+ *                    the metadata atomically -- the commit point -- then removes what it
+ *                    superseded.  On any failure, pdckpt_sharded_plan_free without committing:
+ *                    nothing is committed (a re-saved id keeps its previous checkpoint) and the
+ *                    next save or pdckpt_sharded_gc removes the new data files.
+ * Every rank must pass the same dir.  Bytes from other ranks are decoded with every bound
+ * checked (a broken description fails with FORMAT naming the rank).
+ * ------------------------------------------------------------------------------------------- */
+
+/* One piece of a global tensor held by this rank (pdckpt_mpi_shard is this type). */
+typedef struct pdckpt_shard {
+    const char         *key;           /* flat key ("linear_0.w_0") */
+    const pdckpt_value *tensor;        /* the piece, C order; its shape is the local shape */
+    const int64_t      *global_shape;  /* tensor's n_dims entries; NULL = the piece's shape */
+    const int64_t      *global_offset; /* where the piece starts; NULL = all zeros */
+} pdckpt_shard;
+
+/* This rank's pieces (at most one per key) as bytes for the coordinator; free *out with
+ * pdckpt_free(NULL, *out, *out_len).  Errors: ARGUMENT (a piece that does not fit its global
+ * shape, a key twice). */
+PDCKPT_API pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shards,
+                                                 uint8_t **out, size_t *out_len, pdckpt_error *err);
+
+typedef struct pdckpt_sharded_plan pdckpt_sharded_plan;
+
+/* On the coordinator: plans checkpoint `unique_id` (-1: one past every id in `dir`) of `n_ranks`
+ * ranks in `dir` (created if missing) from their descriptions (rank r's at descriptions[r],
+ * lengths[r] bytes).  `data_format`: AUTO or PICKLE (".distcp", as Paddle), SAFETENSORS,
+ * COMBINED or VARS_DIR.  `durable`: sync what the sweep removed and, at commit, the metadata. */
+PDCKPT_API pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id,
+                                                 pdckpt_format data_format, bool durable,
+                                                 const uint8_t *const *descriptions,
+                                                 const size_t *lengths, int n_ranks,
+                                                 pdckpt_sharded_plan **out, pdckpt_error *err);
+/* The id the plan saves. */
+PDCKPT_API int64_t pdckpt_sharded_plan_id(const pdckpt_sharded_plan *plan);
+/* What rank `rank` writes: its data file's name and id, and which of its pieces go there (the
+ * replicas it does not write stay out); free *out with pdckpt_free(NULL, *out, *out_len). */
+PDCKPT_API pdckpt_status pdckpt_sharded_plan_assignment(const pdckpt_sharded_plan *plan, int rank,
+                                                        uint8_t **out, size_t *out_len,
+                                                        pdckpt_error *err);
+/* Call only when every rank's data file is written: writes "<id>.metadata" atomically (the
+ * commit), then removes the data files it superseded and, with keep_last > 0, the committed
+ * checkpoints beyond the newest keep_last (best effort: the save has succeeded).  Once. */
+PDCKPT_API pdckpt_status pdckpt_sharded_plan_commit(pdckpt_sharded_plan *plan, int32_t keep_last,
+                                                    pdckpt_error *err);
+PDCKPT_API void          pdckpt_sharded_plan_free(pdckpt_sharded_plan *plan); /* NULL ok */
+
+/* The data file an assignment asks of this rank: `*tree` a new dict {key: piece} borrowing the
+ * shards' tensors (empty when this rank stores nothing: then no file is written), its path in
+ * `dir` and its format (what opts->format must be when saving it, e.g. through an async saver).
+ * `shards` must be the ones this rank described. */
+PDCKPT_API pdckpt_status pdckpt_sharded_data_file(const uint8_t *assignment, size_t len,
+                                                  const pdckpt_shard *shards, size_t n_shards,
+                                                  const char *dir, pdckpt_value **tree, char *path,
+                                                  size_t path_cap, pdckpt_format *format,
+                                                  pdckpt_error *err);
+/* pdckpt_sharded_data_file, then the file saved with `opts` (NULL: defaults, durable; format is
+ * set from the assignment): atomic, so a failure leaves no partial file. */
+PDCKPT_API pdckpt_status pdckpt_sharded_write(const uint8_t *assignment, size_t len,
+                                              const pdckpt_shard *shards, size_t n_shards,
+                                              const char *dir, const pdckpt_save_options *opts,
+                                              pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Integrity: checksum sidecars
  * ------------------------------------------------------------------------------------------- */
 

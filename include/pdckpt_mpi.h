@@ -140,13 +140,9 @@ PDCKPT_API pdckpt_status pdckpt_mpi_rank_path(const char *path, int rank, int wo
  * once, spread over ranks the way Paddle balances them.
  * ------------------------------------------------------------------------------------------- */
 
-/* One piece of a global tensor held by this rank. */
-typedef struct pdckpt_mpi_shard {
-    const char         *key;           /* flat key ("linear_0.w_0") */
-    const pdckpt_value *tensor;        /* the piece, C order; its shape is the local shape */
-    const int64_t      *global_shape;  /* tensor's n_dims entries; NULL = the piece's shape */
-    const int64_t      *global_offset; /* where the piece starts; NULL = all zeros */
-} pdckpt_mpi_shard;
+/* One piece of a global tensor held by this rank (pdckpt.h's pdckpt_shard: key, tensor, global
+ * shape, global offset). */
+typedef pdckpt_shard pdckpt_mpi_shard;
 
 /* Saves the pieces of all ranks into `dir` (created if missing).  At most one piece per key per
  * rank; pieces of one key must agree on dtype and global shape and tile the global tensor

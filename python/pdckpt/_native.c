@@ -433,7 +433,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddObjectRef(m, "Tree", (PyObject *)&pyn_Tree_Type) < 0 ||
         PyModule_AddStringConstant(m, "version", pdckpt_version_string()) < 0 ||
         PyModule_AddStringConstant(m, "NAME_TABLE_KEY", PDCKPT_NAME_TABLE_KEY) < 0 ||
-        PyModule_AddStringConstant(m, "header_version", PDCKPT_VERSION_STRING) < 0) {
+        PyModule_AddStringConstant(m, "header_version", PDCKPT_VERSION_STRING) < 0 ||
+        pyn_sharded_register(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

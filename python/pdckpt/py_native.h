@@ -117,4 +117,9 @@ PyObject *pyn_shape_tuple(const pdckpt_tensor_view *v);
 PyObject *pyn_program_persistables(PyObject *self, PyObject *path);
 PyObject *pyn_save_persistables(PyObject *self, PyObject *args, PyObject *kw);
 
+/* ---- sharded save and load steps for pdckpt.distributed (py_sharded.c) ---- */
+
+/* Adds the sharded_* and async_* functions to the module. */
+int pyn_sharded_register(PyObject *module);
+
 #endif /* PDCKPT_PY_NATIVE_H */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * dist_sharded.c — saving a sharded checkpoint (spec §5.1-5.3, Paddle's flex checkpoint).
+ * The steps without MPI (describe, plan, write, commit) are dist_save_steps.c's, shared with the
+ * step-by-step API a job drives over its own collectives; this file adds the collectives.
  * Every rank describes its pieces (key, dtype, global shape, offset, local shape) and sends the
  * descriptions to the coordinator alone, which plans (dist_shard_plan.c: checks, dedup, writers)
  * and sends each rank back only the list of its pieces it writes: no rank but the coordinator
@@ -18,65 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ---- this rank's pieces ---- */
-
-static pdckpt_status check_shard(const pdckpt_mpi_shard *s, size_t i, pdckpt_tensor_view *v,
-                                 pdckpt_error *err) {
-    if (!s->key || !s->key[0] || !pdckpt_tensor_get(s->tensor, v))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "shard %zu: expected a key and a tensor", i);
-    for (int32_t d = 0; d < v->n_dims; d++) {
-        int64_t g = s->global_shape ? s->global_shape[d] : v->dims[d];
-        int64_t o = s->global_offset ? s->global_offset[d] : 0;
-        if (o < 0 || g < 0 || o > g || v->dims[d] > g - o)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "shard '%s': dim %d: a piece of %lld at offset %lld does not fit "
-                                 "the global size %lld",
-                                 s->key, (int)d, (long long)v->dims[d], (long long)o, (long long)g);
-    }
-    return PDCKPT_OK;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* At most one piece per key on a rank. */
-static pdckpt_status check_unique(const pdckpt_mpi_shard *shards, size_t n, pdckpt_error *err) {
-    const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys) return pdk_dist_nomem(err, "shard keys");
-    for (size_t i = 0; i < n; i++) keys[i] = shards[i].key ? shards[i].key : "";
-    qsort(keys, n, sizeof *keys, cmp_str);
-    pdckpt_status st = PDCKPT_OK;
-    for (size_t i = 1; i < n && st == PDCKPT_OK; i++)
-        if (strcmp(keys[i - 1], keys[i]) == 0)
-            st = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                               "key '%s' is given more than once on this rank", keys[i]);
-    free(keys);
-    return st;
-}
-
-static pdckpt_status encode_shards(const pdckpt_mpi_shard *shards, size_t n, pdk_blob *out,
-                                   pdckpt_error *err) {
-    if (n && !shards) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "shards is NULL");
-    PDK_DTRY(check_unique(shards, n, err));
-    pdk_blob_u64(out, n);
-    for (size_t i = 0; i < n; i++) {
-        pdckpt_tensor_view v;
-        PDK_DTRY(check_shard(&shards[i], i, &v, err));
-        pdk_blob_str(out, shards[i].key, strlen(shards[i].key));
-        pdk_blob_u8(out, (uint8_t)v.dtype);
-        pdk_blob_u8(out, (uint8_t)v.n_dims);
-        for (int32_t d = 0; d < v.n_dims; d++) {
-            pdk_blob_u64(
-                out, (uint64_t)(shards[i].global_shape ? shards[i].global_shape[d] : v.dims[d]));
-            pdk_blob_u64(out, (uint64_t)(shards[i].global_offset ? shards[i].global_offset[d] : 0));
-            pdk_blob_u64(out, (uint64_t)v.dims[d]);
-        }
-    }
-    return pdk_blob_check(out, err, "shard descriptions");
-}
 
 /* ---- the plan, on the coordinator ---- */
 
@@ -103,33 +46,14 @@ static pdckpt_status make_plan(pdk_dist *d, int coord, const pdk_blob *mine, pdk
 
 /* ---- writing ---- */
 
-static pdckpt_status build_tree(const pdk_blob *list, const pdckpt_mpi_shard *shards, size_t n,
-                                const pdckpt_allocator *a, pdckpt_value *tree, pdckpt_error *err) {
-    pdk_rd   r = {list->data, list->len, 0, "the coordinator's write list", err};
-    uint64_t count, prev = 0;
-    PDK_DTRY(pdk_rd_count(&r, &count, 8, "pieces to write"));
-    for (uint64_t i = 0; i < count; i++) {
-        uint64_t local;
-        PDK_DTRY(pdk_rd_u64(&r, &local, "a piece index"));
-        if (local >= n || (i > 0 && local <= prev))
-            return pdk_rd_fail(&r, "expected ascending piece indices below %zu", n);
-        prev = local;
-        pdckpt_tensor_view v;
-        pdckpt_value      *t = NULL;
-        pdckpt_tensor_get(shards[local].tensor, &v);
-        PDK_DTRY(pdk_tensor_borrow(&v, a, &t, err));
-        PDK_DTRY(pdckpt_dict_set(tree, shards[local].key, t, err));
-    }
-    return PDCKPT_OK;
-}
-
 static pdckpt_status write_data(const pdk_dist *d, const pdk_shard_plan *p, const pdk_blob *list,
                                 const pdckpt_mpi_shard *shards, size_t n, const char *dir,
                                 const pdckpt_save_options *save, pdckpt_error *err) {
     pdckpt_value *tree = pdckpt_value_new_container(save->allocator, PDCKPT_KIND_DICT);
     if (!tree) return pdk_dist_nomem(err, "the data file tree");
-    pdckpt_status st = build_tree(list, shards, n, save->allocator, tree, err);
-    char          name[64], path[4200];
+    pdckpt_status st =
+        pdk_shard_build_tree(list->data, list->len, shards, n, save->allocator, tree, err);
+    char name[64], path[4200];
     pdk_shard_data_name(p, d->rank, name, sizeof name);
     if (st == PDCKPT_OK && pdckpt_value_len(tree) > 0) {
         pdckpt_save_options o = *save;
@@ -138,38 +62,6 @@ static pdckpt_status write_data(const pdk_dist *d, const pdk_shard_plan *p, cons
         if (st == PDCKPT_OK) st = pdckpt_save_file(tree, path, &o, err);
     }
     pdckpt_value_free(tree);
-    return st;
-}
-
-static pdckpt_status write_meta(const pdk_shard_plan *p, const char *dir, bool durable,
-                                pdckpt_error *err) {
-    pdk_meta_piece *pieces = calloc(p->n_pieces ? p->n_pieces : 1, sizeof *pieces);
-    char(*names)[64] = calloc(p->n_pieces ? p->n_pieces : 1, sizeof *names);
-    pdckpt_value *tree = NULL;
-    pdk_blob      blob = {0};
-    char          path[4200];
-    pdckpt_status st = pieces && names ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
-    for (size_t k = 0; k < p->n_pieces && st == PDCKPT_OK; k++) {
-        const pdk_shard_rec *r = p->pieces[k].first;
-        pdk_shard_data_name(p, p->pieces[k].writer, names[k], sizeof names[k]);
-        pieces[k] =
-            (pdk_meta_piece){r->key, r->dtype, r->n_dims, r->global, r->offset, r->shape, names[k]};
-    }
-    pdk_arena arena; /* the two metadata trees: millions of values, released at once */
-    pdk_arena_init(&arena);
-    if (st == PDCKPT_OK) st = pdk_meta_tree_new(&arena.allocator, pieces, p->n_pieces, &tree, err);
-    if (st == PDCKPT_OK) st = pdk_meta_encode(tree, &arena.allocator, &blob, err);
-    pdk_meta_index ix = {0}; /* its sidecar first: a loader then skips unpickling */
-    if (st == PDCKPT_OK) st = pdk_meta_index_build(tree, "the new metadata", &ix, err);
-    if (st == PDCKPT_OK) st = pdk_meta_sidecar_write(dir, p->id, &blob, &ix, durable, err);
-    pdk_meta_index_free(&ix);
-    pdckpt_value_free(tree);
-    pdk_arena_release(&arena);
-    if (st == PDCKPT_OK) st = pdk_meta_path(dir, p->id, path, sizeof path, err);
-    if (st == PDCKPT_OK) st = pdk_write_file_atomic(path, blob.data, blob.len, durable, err);
-    pdk_blob_free(&blob);
-    free(pieces);
-    free(names);
     return st;
 }
 
@@ -226,7 +118,7 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
     PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
     bool          coord = d.rank == opts->coordinator;
     pdckpt_status st = local_checks(&d, opts, dir, &p.format, err);
-    if (st == PDCKPT_OK) st = encode_shards(shards, n_shards, &mine, err);
+    if (st == PDCKPT_OK) st = pdk_shard_describe(shards, n_shards, &mine, err);
     st = pdk_dist_agree(&d, st, err);
     if (st == PDCKPT_OK)
         st = pdk_dist_same(&d, args_hash(dir, opts, p.format),
@@ -238,8 +130,8 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
         st = pdk_dist_agree(&d, write_data(&d, &p, &list, shards, n_shards, dir, &opts->save, err),
                             err);
     if (st == PDCKPT_OK) /* 2. only then the metadata that makes the checkpoint complete */
-        st = pdk_dist_agree(&d, coord ? write_meta(&p, dir, opts->save.durable, err) : PDCKPT_OK,
-                            err);
+        st = pdk_dist_agree(
+            &d, coord ? pdk_shard_write_meta(&p, dir, opts->save.durable, err) : PDCKPT_OK, err);
     if (st == PDCKPT_OK && coord) /* 3. what the commit superseded (best effort) */
         pdk_lifecycle_after_commit(dir, p.id, p.file_base, d.size, opts->keep_last,
                                    opts->save.durable);

@@ -346,4 +346,17 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
                                     pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
                                     pdckpt_error *err);
 
+/* ---- dist_save_steps.c: the MPI-free steps of a sharded save ---- */
+
+/* This rank's pieces as the planner reads them (pdk_shard_plan_read). */
+pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, size_t n, pdk_blob *out,
+                                 pdckpt_error *err);
+/* Adds to `tree` the pieces a write list (pdk_shard_plan_write_lists) names, borrowed. */
+pdckpt_status pdk_shard_build_tree(const uint8_t *list, size_t len, const pdckpt_shard *shards,
+                                   size_t n, const pdckpt_allocator *a, pdckpt_value *tree,
+                                   pdckpt_error *err);
+/* The metadata of plan `p` (and its index sidecar), written atomically into `dir`. */
+pdckpt_status pdk_shard_write_meta(const pdk_shard_plan *p, const char *dir, bool durable,
+                                   pdckpt_error *err);
+
 #endif /* PDK_DISTCP_H */
