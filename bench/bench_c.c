@@ -10,6 +10,10 @@
  *   bench_c memcpy BYTES THREADS          time copying BYTES into fresh (never touched) memory
  *                                         with THREADS threads: the limit of any load that
  *                                         hands out memory of its own
+ *   bench_c pertensor FORMAT N ROUNDS     per-tensor cost in C (issue 18): a state dict of N
+ *                                         named 1 KiB float32 tensors (W2 at N = 100000) saved
+ *                                         to memory and loaded back from it, ROUNDS times
+ *                                         alternating; prints the medians in microseconds
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
 #include <pdckpt.h>
@@ -99,9 +103,78 @@ static int fail(const pdckpt_error *err) {
     return 1;
 }
 
+/* A W2-like state dict: n tensors of 256 float32, named as Paddle names parameters. */
+static pdckpt_value *w2_state(size_t n, pdckpt_error *err) {
+    pdckpt_value *dict = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int64_t       dim = 256;
+    for (size_t i = 0; dict && i < n; i++) {
+        char          key[64], name[64];
+        pdckpt_value *t = NULL;
+        snprintf(key, sizeof key, "layer%zu.weight", i);
+        snprintf(name, sizeof name, "linear_%zu.w_0", i);
+        if (pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 1, &dim, &t, err) != PDCKPT_OK ||
+            pdckpt_tensor_set_name(t, name, err) != PDCKPT_OK ||
+            pdckpt_dict_set(dict, key, t, err) != PDCKPT_OK) {
+            pdckpt_value_free(dict);
+            return NULL;
+        }
+        float *d = pdckpt_tensor_data_mut(t);
+        for (int k = 0; k < 256; k++) d[k] = (float)(i + (size_t)k);
+    }
+    return dict;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Saves and loads (read mode and zero-copy) alternately, so a busy machine hurts all alike. */
+static int bench_pertensor(const char *format, size_t n, int rounds) {
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *state = w2_state(n, &err);
+    if (!state) return fail(&err);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    bool                known = false;
+    so.format = pdckpt_format_from_name(format, &known);
+    if (!known || rounds < 1 || rounds > 64 || n == 0) return 2;
+    double save[64], load[64], open[64];
+    void  *data = NULL;
+    size_t len = 0;
+    for (int r = 0; r < rounds; r++) {
+        if (data) pdckpt_free(NULL, data, len);
+        double t0 = now();
+        if (pdckpt_save_memory(state, &so, &data, &len, &err) != PDCKPT_OK) return fail(&err);
+        double t1 = now();
+        for (int zc = 0; zc < 2; zc++) {
+            pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(zc != 0);
+            pdckpt_value       *tree = NULL;
+            double              t2 = now();
+            if (pdckpt_load_memory(data, len, &lo, &tree, NULL, &err) != PDCKPT_OK)
+                return fail(&err);
+            pdckpt_value_free(tree);
+            (zc ? open : load)[r] = (now() - t2) * 1e6 / (double)n;
+        }
+        save[r] = (t1 - t0) * 1e6 / (double)n;
+    }
+    printf("{\"format\": \"%s\", \"tensors\": %zu, \"bytes\": %zu, \"save_us\": %.3f, "
+           "\"load_us\": %.3f, \"load_zero_copy_us\": %.3f}\n",
+           format, n, len, median(save, rounds), median(load, rounds), median(open, rounds));
+    pdckpt_free(NULL, data, len);
+    pdckpt_value_free(state);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
+    if (argc == 5 && strcmp(argv[1], "pertensor") == 0)
+        return bench_pertensor(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]));
     if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
         return bench_memcpy(strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc == 6 && strcmp(argv[1], "save") == 0) {
