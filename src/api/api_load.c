@@ -5,7 +5,7 @@
  */
 #include "../formats/pdk_program.h"
 #include "../formats/pdk_sharded.h"
-#include "../formats/pickle.h"
+#include "../formats/pickle/pickle.h"
 
 #include <errno.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #ifndef PDK_PICKLE_H
 #define PDK_PICKLE_H
 
-#include "pdk_format.h"
+#include "../pdk_format.h"
 
 int pdk_pickle_sniff(const pdk_input *in);
 /* True when `in` starts with a protocol 2-5 pickle whose opcodes run to a STOP; *end is just
