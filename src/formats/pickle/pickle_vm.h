@@ -2,14 +2,19 @@
 /*
  * pickle_vm.h — internals of the pickle reader (spec pickle-and-distributed-formats.md §1.7-1.11):
  * a bounded stack machine that builds pdckpt values and never runs anything.  Shared by
- * pickle_vm.c (stack, memo, limits, placement), pickle_ops.c (data opcodes), pickle_calls.c
- * (GLOBAL/REDUCE/NEWOBJ/BUILD), pickle_numpy.c (arrays, dtypes, scalars), pickle_paddle.c
- * (Paddle's state-dict conventions) and pickle_read.c (sniff, load).
+ * pickle_vm.c (stack, memo, limits, placement, machine opcodes), pickle_ops.c (data opcodes),
+ * pickle_calls.c (GLOBAL/REDUCE/NEWOBJ/BUILD), pickle_numpy.c (arrays, dtypes, scalars),
+ * pickle_paddle.c (Paddle's state-dict conventions), pickle_run.c (the dispatch table and run
+ * loop) and pickle_read.c (sniff, load).  Files depend downwards only: run -> calls -> numpy ->
+ * ops -> vm.
  */
 #ifndef PDK_PICKLE_VM_H
 #define PDK_PICKLE_VM_H
 
+#include "../../core/cursor.h"
 #include "pickle.h"
+#include "pickle_names.h"
+#include "pickle_opcodes.h"
 
 /* Bookkeeping flags for values the VM has to know more about than their kind says. */
 enum {
@@ -53,9 +58,7 @@ typedef struct pk_vm {
     const pdckpt_load_options *opts;
     const pdckpt_allocator    *a;
     pdckpt_error              *err;
-    const uint8_t             *p;      /* input bytes */
-    size_t                     len;    /* input length */
-    size_t                     pos;    /* next byte to read */
+    pdk_cursor                 cur;    /* the input: every byte is read through it */
     size_t                     op_pos; /* offset of the opcode being run */
     uint8_t                    op;
     int                        protocol; /* from PROTO, 0 when absent */
@@ -76,11 +79,8 @@ typedef struct pk_vm {
 /* ---- pickle_vm.c: machine plumbing ---- */
 
 void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts, pdckpt_error *err);
-/* Runs opcodes to STOP; the result is left in vm->result. */
-pdckpt_status pk_vm_run(pk_vm *vm);
-void          pk_vm_free(pk_vm *vm);
+void pk_vm_free(pk_vm *vm);
 
-const char *pk_op_name(uint8_t op);
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
 pdckpt_status pk_nomem(pk_vm *vm);
@@ -134,14 +134,51 @@ bool pk_is_string(const pdckpt_value *v, const char *s);
 /* A STRING from latin-1 bytes (a Python 2 str as paddle.load decodes it). */
 pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 
-/* ---- pickle_ops.c: data, container and memo opcodes ---- */
-
-/* Runs one non-call opcode; *handled = false when `op` is not one of them. */
-pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled);
-/* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
-pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
+/* Names and text. */
+bool pk_is_builtin(const pdckpt_value *global, const char *name); /* builtins / __builtin__ */
+bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
+/* The role the allowlist gives a global object (names already in Python 3 spelling). */
+pdk_global_role pk_role_of(const pk_vm *vm, const pdckpt_value *g);
+/* Fails when `v` is a global the allowlist accepts only as a callable of one exact form (eval):
+ * it may not become a value of the tree. */
+pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
 /* Validates UTF-8 as CPython decodes pickled text (surrogates allowed). */
 bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+
+/* Handlers of the machine opcodes (each reads its arguments for vm->op). */
+pdckpt_status pk_op_mark(pk_vm *vm);
+pdckpt_status pk_op_stop(pk_vm *vm);
+pdckpt_status pk_op_pop(pk_vm *vm);
+pdckpt_status pk_op_pop_mark(pk_vm *vm);
+pdckpt_status pk_op_dup(pk_vm *vm);
+pdckpt_status pk_op_proto(pk_vm *vm);
+pdckpt_status pk_op_frame(pk_vm *vm);
+pdckpt_status pk_op_memo_put(pk_vm *vm);
+pdckpt_status pk_op_memo_get(pk_vm *vm);
+pdckpt_status pk_op_refused(pk_vm *vm); /* PERSID, BINPERSID, EXT*, NEXT_BUFFER */
+pdckpt_status pk_op_readonly_buffer(pk_vm *vm);
+
+/* ---- pickle_ops.c: data and container opcodes ---- */
+
+pdckpt_status pk_op_none(pk_vm *vm);
+pdckpt_status pk_op_bool(pk_vm *vm);
+pdckpt_status pk_op_binint(pk_vm *vm);
+pdckpt_status pk_op_long_bin(pk_vm *vm);
+pdckpt_status pk_op_int_text(pk_vm *vm);
+pdckpt_status pk_op_binfloat(pk_vm *vm);
+pdckpt_status pk_op_float_text(pk_vm *vm);
+pdckpt_status pk_op_text(pk_vm *vm);
+pdckpt_status pk_op_unicode_text(pk_vm *vm);
+pdckpt_status pk_op_py2_string(pk_vm *vm);
+pdckpt_status pk_op_string_text(pk_vm *vm);
+pdckpt_status pk_op_bytes(pk_vm *vm);
+pdckpt_status pk_op_empty(pk_vm *vm);
+pdckpt_status pk_op_mark_build(pk_vm *vm);
+pdckpt_status pk_op_tuple_n(pk_vm *vm);
+pdckpt_status pk_op_single_into(pk_vm *vm);
+pdckpt_status pk_op_mark_into(pk_vm *vm);
+/* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
+pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 /* Appends items stack[start..sp) to `target` (LIST/SET/OBJECT) and drops them. */
 pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start);
 /* Sets pairs stack[start..sp) on `target` (DICT/OBJECT) and drops them. */
@@ -151,13 +188,12 @@ pdckpt_status pk_make_tuple(pk_vm *vm, size_t start, pdckpt_value **out);
 
 /* ---- pickle_calls.c: globals, calls, BUILD ---- */
 
-pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled);
-/* Python 2 and 3 spellings of a builtin: "builtins"/"__builtin__". */
-bool pk_is_builtin(const pdckpt_value *global, const char *name);
-bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
-/* Fails when `v` is a global the allowlist accepts only as a callable of one exact form (eval):
- * it may not become a value of the tree. */
-pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
+pdckpt_status pk_op_global(pk_vm *vm);
+pdckpt_status pk_op_stack_global(pk_vm *vm);
+pdckpt_status pk_op_reduce(pk_vm *vm);
+pdckpt_status pk_op_newobj(pk_vm *vm);
+pdckpt_status pk_op_obj_inst(pk_vm *vm);
+pdckpt_status pk_op_build(pk_vm *vm);
 
 /* ---- pickle_numpy.c: structural numpy recognition ---- */
 
@@ -175,6 +211,11 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out);
 /* A copy of `t` (borrowed tensor) sharing its data, carrying `name`. */
 pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
                                 pdckpt_value **out);
+
+/* ---- pickle_run.c: the dispatch table ---- */
+
+/* Runs opcodes to STOP; the result is left in vm->result. */
+pdckpt_status pk_vm_run(pk_vm *vm);
 
 /* ---- pickle_paddle.c: Paddle's conventions on the loaded root ---- */
 
