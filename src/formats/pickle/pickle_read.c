@@ -93,18 +93,18 @@ static pdckpt_status verify_end(pk_vm *vm) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
-                              pdckpt_value **out, pdckpt_error *err) {
-    pdckpt_load_options o = *opts;
-    if (o.max_memo == 0) o.max_memo = 1u << 24;
-    PDK_TRY(pdk_global_check_allowed(o.allowed_globals, o.n_allowed_globals, in->name, err));
+/* One run of the VM; *rerun when the array fast path skipped a value a GET asked for. */
+static pdckpt_status load_once(const pdk_input *in, const pdckpt_load_options *o, bool shortcut,
+                               pdckpt_value **out, bool *rerun, pdckpt_error *err) {
     pk_vm vm;
-    pk_vm_init(&vm, in, &o, err);
+    pk_vm_init(&vm, in, o, err);
+    vm.shortcut = vm.shortcut && shortcut;
     pdckpt_value *root = NULL;
     pdckpt_status st = pk_vm_run(&vm);
-    if (st == PDCKPT_OK && o.verify) st = verify_end(&vm);
+    if (st == PDCKPT_OK && o->verify) st = verify_end(&vm);
     if (st == PDCKPT_OK) st = pk_sanitize(&vm, vm.result, &root);
     if (st == PDCKPT_OK) st = pk_paddle_finish(&vm, &root);
+    *rerun = st != PDCKPT_OK && vm.rerun;
     pk_vm_free(&vm);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(root);
@@ -112,4 +112,16 @@ pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *op
     }
     *out = root;
     return PDCKPT_OK;
+}
+
+pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
+                              pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_load_options o = *opts;
+    if (o.max_memo == 0) o.max_memo = 1u << 24;
+    PDK_TRY(pdk_global_check_allowed(o.allowed_globals, o.n_allowed_globals, in->name, err));
+    bool          rerun = false;
+    pdckpt_status st = load_once(in, &o, true, out, &rerun, err);
+    if (!rerun) return st;
+    if (err) pdk_error_reset(err);
+    return load_once(in, &o, false, out, &rerun, err);
 }

@@ -507,13 +507,17 @@ bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
 
 /* ---- memo ---- */
 
-static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
+const char pk_elided_marker = 0;
+
+static void memo_release(pdckpt_value *v) {
+    if (v != PK_ELIDED) pdckpt_value_free(v);
+}
+
+pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v) {
     if (idx >= vm->opts->max_memo)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected a memo index below %llu (max_memo), found %llu",
                        (unsigned long long)vm->opts->max_memo, (unsigned long long)idx);
-    pdckpt_value *top;
-    PDK_TRY(pk_peek(vm, 0, &top));
     if (idx >= vm->memo_cap) {
         uint64_t cap = vm->memo_cap ? (uint64_t)vm->memo_cap * 2 : 64;
         if (cap < idx + 1) cap = idx + 1;
@@ -527,11 +531,21 @@ static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
         vm->memo_cap = (size_t)cap;
     }
     if (vm->memo[idx])
-        pdckpt_value_free(vm->memo[idx]);
+        memo_release(vm->memo[idx]);
     else
         vm->memo_count++;
-    vm->memo[idx] = pdckpt_value_retain(top);
+    vm->memo[idx] = v == PK_ELIDED ? v : pdckpt_value_retain(v);
     return PDCKPT_OK;
+}
+
+pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx) {
+    return idx < vm->memo_cap ? vm->memo[idx] : NULL;
+}
+
+static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
+    pdckpt_value *top = NULL; /* the index is judged first, as CPython does */
+    if (idx < vm->opts->max_memo) PDK_TRY(pk_peek(vm, 0, &top));
+    return pk_memo_set(vm, idx, top);
 }
 
 static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
@@ -539,6 +553,10 @@ static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected memo entry %llu to have been stored, found none",
                        (unsigned long long)idx);
+    if (vm->memo[idx] == PK_ELIDED) { /* the array shortcut skipped this value: run again */
+        vm->rerun = true;
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "a value the array shortcut did not keep");
+    }
     return pk_push(vm, pdckpt_value_retain(vm->memo[idx]));
 }
 
@@ -685,13 +703,16 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->max_nodes = vm->budget / 16 > (1u << 16) ? vm->budget / 16 : (1u << 16);
     vm->max_depth = opts->max_depth ? opts->max_depth : 200;
     if (vm->max_depth > PK_MAX_DEPTH_CAP) vm->max_depth = PK_MAX_DEPTH_CAP;
+    /* The values the array fast path skips nest 6 deep at most: below this the ordinary path
+     * could fail on max_depth where the fast path would not. */
+    vm->shortcut = vm->max_depth >= 16;
 }
 
 void pk_vm_free(pk_vm *vm) {
     pk_drop_to(vm, 0);
     pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
     pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
-    for (size_t i = 0; i < vm->memo_cap; i++) pdckpt_value_free(vm->memo[i]);
+    for (size_t i = 0; i < vm->memo_cap; i++) memo_release(vm->memo[i]);
     pdk_free(vm->a, vm->memo, vm->memo_cap * sizeof *vm->memo);
     for (size_t i = 0; i < vm->map.cap; i++) {
         pdckpt_value_free(vm->map.slots[i].fwd);

@@ -73,8 +73,15 @@ typedef struct pk_vm {
     uint64_t                   max_nodes;
     uint32_t                   max_depth;
     bool                       stopped;
+    bool                       shortcut; /* arrays may take the fast path (pickle_array.c) */
+    bool                       rerun;    /* a GET met a value the fast path skipped */
     pdckpt_value              *result;
 } pk_vm;
+
+/* A memo entry the array fast path did not build (an argument tuple, the raw data bytes): a GET
+ * of it makes the load start again without the fast path (vm->rerun). */
+extern const char pk_elided_marker;
+#define PK_ELIDED ((pdckpt_value *)(uintptr_t)&pk_elided_marker)
 
 /* ---- pickle_vm.c: machine plumbing ---- */
 
@@ -106,6 +113,10 @@ pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *p
 /* The expanded data bytes of a tracked container (0 when untracked). */
 uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v);
 uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
+
+/* Memo: sets entry idx to a new reference to `v` (or PK_ELIDED); LIMIT past max_memo. */
+pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v);
+pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx); /* borrowed; NULL when unset */
 
 /* Stack: push transfers `v` (NULL means out of memory); pops resolve BUILD replacements. */
 pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v);
@@ -197,7 +208,20 @@ pdckpt_status pk_op_build(pk_vm *vm);
 
 /* ---- pickle_numpy.c: structural numpy recognition ---- */
 
-bool pk_is_reconstruct(const pdckpt_value *global);
+typedef struct pk_np_dtype {
+    pdckpt_dtype dtype;
+    size_t       size;
+    bool         swap; /* stored big-endian: bytes must be swapped */
+} pk_np_dtype;
+
+/* A numpy.dtype object pdckpt can hold; false for structured, object, string, ... dtypes. */
+bool pk_np_dtype_of(const pdckpt_value *d, pk_np_dtype *out);
+/* A tensor over C-order little-endian bytes `b` in the input: zero-copy when the input allows. */
+pdckpt_status pk_array_view(pk_vm *vm, pk_np_dtype dt, int32_t nd, const int64_t *dims,
+                            const uint8_t *b, pdckpt_value **out);
+
+bool pk_is_reconstruct(const pdckpt_value *obj);           /* an object _reconstruct made */
+bool pk_is_reconstruct_global(const pdckpt_value *global); /* the function itself */
 bool pk_is_frombuffer(const pdckpt_value *global);
 bool pk_is_np_scalar(const pdckpt_value *global);
 /* BUILD on a _reconstruct object: the tensor, or *out = NULL when the state is not an array
@@ -211,6 +235,12 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out);
 /* A copy of `t` (borrowed tensor) sharing its data, carrying `name`. */
 pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
                                 pdckpt_value **out);
+
+/* ---- pickle_array.c: the ndarray fast path ---- */
+
+/* BINGET / LONG_BINGET: an ndarray's whole opcode sequence when it starts here (vm->shortcut),
+ * else an ordinary GET. */
+pdckpt_status pk_op_get_array(pk_vm *vm);
 
 /* ---- pickle_run.c: the dispatch table ---- */
 
