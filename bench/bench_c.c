@@ -7,6 +7,9 @@
  *                                         reading every tensor byte
  *   bench_c load-map DST                  the same with zero_copy (the file mapped)
  *   bench_c open DST                      time pdckpt_load_file alone (nothing touched)
+ *   bench_c lazyopen PATH ROUNDS          zero-copy opens of a pdckpt-written pickle, cold (its
+ *                                         pages dropped with fadvise) and warm, with its index
+ *                                         and without; medians in milliseconds
  *   bench_c memcpy BYTES THREADS          time copying BYTES into fresh (never touched) memory
  *                                         with THREADS threads: the limit of any load that
  *                                         hands out memory of its own
@@ -17,6 +20,7 @@
  *                                         medians in microseconds per tensor
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
+#include <fcntl.h>
 #include <pdckpt.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -167,11 +171,50 @@ static int bench_pertensor(const char *format, const char *path, size_t n, int r
     return 0;
 }
 
+/* Drops the file's pages from the page cache (only this file's: the machine is shared). */
+static void drop_cached(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
+    fclose(f);
+}
+
+/* Lazy (zero-copy) opens of PATH, cold and warm, with its "<PATH>.pdkidx" index and without it
+ * (the index renamed away for that open), interleaved ROUNDS times; medians in milliseconds. */
+static int bench_lazyopen(const char *path, int rounds) {
+    char idx[4096], off[4096];
+    snprintf(idx, sizeof idx, "%s.pdkidx", path);
+    snprintf(off, sizeof off, "%s.pdkidx.off", path);
+    double       t[4][64]; /* with/without index x cold/warm */
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    if (rounds < 1 || rounds > 64) return 2;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 4; k++) {
+            bool without = k >= 2, cold = !(k & 1);
+            if (without && rename(idx, off) != 0) return fprintf(stderr, "no index\n"), 1;
+            if (cold) drop_cached(path), drop_cached(idx);
+            pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+            pdckpt_value       *tree = NULL;
+            double              t0 = now();
+            pdckpt_status       st = pdckpt_load_file(path, &lo, &tree, NULL, &err);
+            t[k][r] = (now() - t0) * 1e3;
+            pdckpt_value_free(tree);
+            if (without) rename(off, idx);
+            if (st != PDCKPT_OK) return fail(&err);
+        }
+    printf("{\"index_cold_ms\": %.2f, \"index_warm_ms\": %.2f, \"parse_cold_ms\": %.2f, "
+           "\"parse_warm_ms\": %.2f}\n",
+           median(t[0], rounds), median(t[1], rounds), median(t[2], rounds), median(t[3], rounds));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
     if (argc == 6 && strcmp(argv[1], "pertensor") == 0)
         return bench_pertensor(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
+    if (argc == 4 && strcmp(argv[1], "lazyopen") == 0)
+        return bench_lazyopen(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
         return bench_memcpy(strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc == 6 && strcmp(argv[1], "save") == 0) {

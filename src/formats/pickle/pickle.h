@@ -26,4 +26,14 @@ typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, c
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
 
+/* The lazy-open index "<path>.pdkidx" (pickle_index.c).  Written after a pickle file save of
+ * `root` whose tensors average at least PDK_PICKLE_INDEX_MIN_AVG bytes (a failure only means no
+ * index); read by zero-copy opens: true with the tree when the index belongs to the pickle as it
+ * is now, false (nothing else happens) otherwise. */
+#define PDK_PICKLE_INDEX_MIN_AVG ((uint64_t)64 << 10)
+void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
+                            const pdckpt_allocator *a);
+bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
+                           pdckpt_value **out);
+
 #endif /* PDK_PICKLE_H */

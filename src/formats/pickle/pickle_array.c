@@ -116,7 +116,8 @@ static bool type_code(pk_match *m) {
     if (op == PK_OP_SHORT_BINBYTES)
         return pdk_cur_bytes(&m->cur, 2, &b, "bytes") == PDCKPT_OK && b[0] == 1 && b[1] == 'b' &&
                stores(m, PK_ELIDED);
-    return get_arg(m, op, &v) && pk_bytes(m->vm, v, &b, &n) && n == 1 && b[0] == 'b' && stores(m, v);
+    return get_arg(m, op, &v) && pk_bytes(m->vm, v, &b, &n) && n == 1 && b[0] == 'b' &&
+           stores(m, v);
 }
 
 /* A dim: BININT1 / BININT2 / BININT (>= 0). */
@@ -163,7 +164,8 @@ static bool match(pk_match *m) {
     if (!type_code(m) || !expect(m, PK_OP_TUPLE3) || !stores(m, PK_ELIDED)) return false;
     if (!expect(m, PK_OP_REDUCE) || !stores(m, NULL) || !expect(m, PK_OP_MARK)) return false;
     if (!small_int(m, 1) || !shape(m) || !stores(m, PK_ELIDED)) return false;
-    if (!get_value(m, &v) || !pk_np_dtype_of(v, &m->dt) || m->dt.swap || !stores(m, v)) return false;
+    if (!get_value(m, &v) || !pk_np_dtype_of(v, &m->dt) || m->dt.swap || !stores(m, v))
+        return false;
     if (!expect(m, PK_OP_NEWFALSE) || !data(m) || !stores(m, PK_ELIDED)) return false;
     if (!expect(m, PK_OP_TUPLE) || !stores(m, PK_ELIDED) || !expect(m, PK_OP_BUILD)) return false;
     uint64_t     n_el, n_bytes;
