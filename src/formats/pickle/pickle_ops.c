@@ -42,17 +42,18 @@ pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value *
         *out = pdckpt_value_new_int(vm->a, (int64_t)u);
         return *out ? PDCKPT_OK : pk_nomem(vm);
     }
-    /* Beyond int64: builtins.int carrying the little-endian two's-complement bytes. */
-    pdckpt_value *tuple = NULL, *bytes = pdckpt_value_new_bytes(vm->a, b, n), *placed = NULL;
-    if (!bytes) return pk_nomem(vm);
-    pdckpt_status st = pk_new_container(vm, PDCKPT_KIND_TUPLE, &tuple);
-    if (st == PDCKPT_OK) st = pk_adopt(vm, tuple, bytes, &placed);
-    if (st == PDCKPT_OK) st = pdckpt_value_append(tuple, placed, vm->err);
-    if (st == PDCKPT_OK)
-        st = pk_make_object(vm, PDCKPT_OBJECT_REDUCE, "builtins", "int", tuple, out);
-    pdckpt_value_free(bytes);
-    pdckpt_value_free(tuple);
-    return st;
+    /* Beyond int64: the tree's big int (pdckpt_value_new_bigint), accounted as what it is: an
+     * object over a tuple over the bytes (depth 2, three values, n bytes). */
+    PDK_TRY(pk_charge(vm, 64 + 16 + 128 + 11));
+    pdckpt_value *v = pdckpt_value_new_bigint(vm->a, b, n);
+    if (!v) return pk_nomem(vm);
+    pdckpt_status st = pk_track_built(vm, v, 2, 3, n);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(v);
+        return st;
+    }
+    *out = v;
+    return PDCKPT_OK;
 }
 
 static pdckpt_status op_long_bin(pk_vm *vm, size_t len_size) {

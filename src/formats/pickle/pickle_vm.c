@@ -319,16 +319,8 @@ uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v) {
     return i ? i->data : 0;
 }
 
-/* Updates the parent's depth and expanded size for a new child.  A value referenced N times
- * (memo) counts N times: that is what every consumer of the tree walks, lists or converts. */
-static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
-                                 uint32_t child_flags) {
-    pk_info *pi = pk_info_of(vm, parent);
-    if (!pi) return PDCKPT_OK;
-    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
-    if (g.depth + 1 > pi->depth) pi->depth = g.depth + 1;
-    pi->nodes = add_sat(pi->nodes, g.nodes);
-    pi->data = add_sat(pi->data, g.data);
+/* A tracked value's depth and expanded size against max_depth and the budget. */
+static pdckpt_status check_limits(pk_vm *vm, const pk_info *pi) {
     if (pi->depth > vm->max_depth)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected nesting of at most %u levels (max_depth), "
@@ -345,6 +337,29 @@ static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
                        "references are expanded (max_alloc_bytes), found more",
                        (unsigned long long)vm->budget);
     return PDCKPT_OK;
+}
+
+pdckpt_status pk_track_built(pk_vm *vm, pdckpt_value *v, uint32_t depth, uint64_t nodes,
+                             uint64_t data) {
+    pk_info *info = NULL;
+    PDK_TRY(pk_track(vm, v, 0, &info));
+    info->depth = depth;
+    info->nodes = nodes;
+    info->data = data;
+    return check_limits(vm, info);
+}
+
+/* Updates the parent's depth and expanded size for a new child.  A value referenced N times
+ * (memo) counts N times: that is what every consumer of the tree walks, lists or converts. */
+static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
+                                 uint32_t child_flags) {
+    pk_info *pi = pk_info_of(vm, parent);
+    if (!pi) return PDCKPT_OK;
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
+    if (g.depth + 1 > pi->depth) pi->depth = g.depth + 1;
+    pi->nodes = add_sat(pi->nodes, g.nodes);
+    pi->data = add_sat(pi->data, g.data);
+    return check_limits(vm, pi);
 }
 
 pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out) {

@@ -101,6 +101,10 @@ pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len);
 pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v);
 /* Starts tracking `v` (depth 1 for containers/objects, 0 for raw values). */
 pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out);
+/* Tracks a value built whole (not through placements) with its depth and expanded size; LIMIT
+ * as a placement would fail. */
+pdckpt_status pk_track_built(pk_vm *vm, pdckpt_value *v, uint32_t depth, uint64_t nodes,
+                             uint64_t data);
 /* A new tracked container or object shell. */
 pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out);
 /* A new tracked object; `args` (borrowed, may be NULL) is placed into it. */
