@@ -77,10 +77,18 @@ def test_index_gives_what_parsing_gives(saved):
     assert_same(tree(p), src)
 
 
-def test_small_tensors_get_no_index(tmp_path):
+def test_small_tensors_get_no_index_and_a_save_removes_its_old_one(tmp_path):
     p = str(tmp_path / "small.pdparams")
-    pdckpt.save({f"w{i}": np.ones(4, np.float32) for i in range(10)}, p)
+    pdckpt.save(state(), p)
+    assert os.path.exists(p + ".pdkidx")
+    small = {f"w{i}": np.ones(4, np.float32) for i in range(10)}
+    pdckpt.save(small, p)
     assert not os.path.exists(p + ".pdkidx")
+    assert_same(tree(p), small)
+    open(p + ".pdkidx", "wb").write(b"not ours")  # a file pdckpt did not write stays
+    pdckpt.save(small, p)
+    assert open(p + ".pdkidx", "rb").read() == b"not ours"
+    assert_same(tree(p), small)
 
 
 def test_pickle_replaced_by_paddle_save_makes_the_index_stale(saved):

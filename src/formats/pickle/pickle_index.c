@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define IDX_MAGIC  "PDKIDX1\n"
@@ -225,20 +226,35 @@ static bool worth_indexing(const pdckpt_value *root) {
            c.bytes / c.tensors >= PDK_PICKLE_INDEX_MIN_AVG;
 }
 
+/* Removes an index an earlier save left beside `path` (only a file that is one: its magic), so a
+ * save that writes none leaves no stale one behind (stale ones are ignored anyway). */
+static void remove_old_index(const char *side) {
+    char  magic[8];
+    FILE *f = fopen(side, "rb");
+    if (!f) return;
+    bool ours = fread(magic, 1, sizeof magic, f) == sizeof magic && !memcmp(magic, IDX_MAGIC, 8);
+    fclose(f);
+    if (ours) unlink(side);
+}
+
 void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
                             const pdckpt_allocator *a) {
     char        side[4096];
     struct stat st, again;
     pdk_input   in;
-    if (!worth_indexing(root) || !index_path(path, side, sizeof side) || stat(path, &st) != 0 ||
-        pdk_input_open_file(path, true, a, &in, NULL) != PDCKPT_OK)
+    if (!index_path(path, side, sizeof side)) return;
+    if (!worth_indexing(root) || stat(path, &st) != 0 ||
+        pdk_input_open_file(path, true, a, &in, NULL) != PDCKPT_OK) {
+        remove_old_index(side);
         return;
+    }
     ibuf b = {a, NULL, 0, 0, true, in.data, in.len};
     bool ok = in.len == (size_t)st.st_size && encode(&in, &st, a, &b) && stat(path, &again) == 0 &&
               same_version(&st, &again);
     pdk_input_close(&in);
     pdk_sink    *sink = NULL;
     pdckpt_error quiet = PDCKPT_ERROR_INIT;
+    if (!ok) remove_old_index(side);
     if (ok && pdk_sink_open_atomic_file(side, durable, a, &sink, &quiet) == PDCKPT_OK) {
         if (pdk_sink_write(sink, b.p, b.len, &quiet) == PDCKPT_OK)
             pdk_sink_commit(sink, &quiet);
