@@ -7,11 +7,20 @@
  *                                         reading every tensor byte
  *   bench_c load-map DST                  the same with zero_copy (the file mapped)
  *   bench_c open DST                      time pdckpt_load_file alone (nothing touched)
+ *   bench_c lazyopen PATH ROUNDS          zero-copy opens of a pdckpt-written pickle, cold (its
+ *                                         pages dropped with fadvise) and warm, with its index
+ *                                         and without; medians in milliseconds
  *   bench_c memcpy BYTES THREADS          time copying BYTES into fresh (never touched) memory
  *                                         with THREADS threads: the limit of any load that
  *                                         hands out memory of its own
+ *   bench_c pertensor FORMAT PATH N ROUNDS  per-tensor cost in C (issue 18): a state dict of N
+ *                                         named 1 KiB float32 tensors (W2 at N = 100000) saved
+ *                                         to PATH (not durable) and loaded back, read and
+ *                                         zero-copy, ROUNDS times alternating; prints the
+ *                                         medians in microseconds per tensor
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
+#include <fcntl.h>
 #include <pdckpt.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -99,9 +108,113 @@ static int fail(const pdckpt_error *err) {
     return 1;
 }
 
+/* A W2-like state dict: n tensors of 256 float32, named as Paddle names parameters. */
+static pdckpt_value *w2_state(size_t n, pdckpt_error *err) {
+    pdckpt_value *dict = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    int64_t       dim = 256;
+    for (size_t i = 0; dict && i < n; i++) {
+        char          key[64], name[64];
+        pdckpt_value *t = NULL;
+        snprintf(key, sizeof key, "layer%zu.weight", i);
+        snprintf(name, sizeof name, "linear_%zu.w_0", i);
+        if (pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 1, &dim, &t, err) != PDCKPT_OK ||
+            pdckpt_tensor_set_name(t, name, err) != PDCKPT_OK ||
+            pdckpt_dict_set(dict, key, t, err) != PDCKPT_OK) {
+            pdckpt_value_free(dict);
+            return NULL;
+        }
+        float *d = pdckpt_tensor_data_mut(t);
+        for (int k = 0; k < 256; k++) d[k] = (float)(i + (size_t)k);
+    }
+    return dict;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Saves (buffered, to the page cache) and loads (read mode and zero-copy) alternately, so a busy
+ * machine hurts all alike.  The loaded tree is freed outside the timing: it is the caller's. */
+static int bench_pertensor(const char *format, const char *path, size_t n, int rounds) {
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *state = w2_state(n, &err);
+    if (!state) return fail(&err);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    bool                known = false;
+    so.format = pdckpt_format_from_name(format, &known);
+    so.durable = false;
+    if (!known || rounds < 1 || rounds > 64 || n == 0) return 2;
+    double save[64], load[64], open[64];
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now();
+        if (pdckpt_save_file(state, path, &so, &err) != PDCKPT_OK) return fail(&err);
+        save[r] = (now() - t0) * 1e6 / (double)n;
+        for (int zc = 0; zc < 2; zc++) {
+            pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(zc != 0);
+            pdckpt_value       *tree = NULL;
+            double              t2 = now();
+            if (pdckpt_load_file(path, &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
+            (zc ? open : load)[r] = (now() - t2) * 1e6 / (double)n;
+            pdckpt_value_free(tree);
+        }
+    }
+    printf("{\"format\": \"%s\", \"tensors\": %zu, \"save_us\": %.3f, \"load_us\": %.3f, "
+           "\"load_zero_copy_us\": %.3f}\n",
+           format, n, median(save, rounds), median(load, rounds), median(open, rounds));
+    pdckpt_value_free(state);
+    return 0;
+}
+
+/* Drops the file's pages from the page cache (only this file's: the machine is shared). */
+static void drop_cached(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    posix_fadvise(fileno(f), 0, 0, POSIX_FADV_DONTNEED);
+    fclose(f);
+}
+
+/* Lazy (zero-copy) opens of PATH, cold and warm, with its "<PATH>.pdkidx" index and without it
+ * (the index renamed away for that open), interleaved ROUNDS times; medians in milliseconds. */
+static int bench_lazyopen(const char *path, int rounds) {
+    char idx[4096], off[4096];
+    snprintf(idx, sizeof idx, "%s.pdkidx", path);
+    snprintf(off, sizeof off, "%s.pdkidx.off", path);
+    double       t[4][64]; /* with/without index x cold/warm */
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    if (rounds < 1 || rounds > 64) return 2;
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 4; k++) {
+            bool without = k >= 2, cold = !(k & 1);
+            if (without && rename(idx, off) != 0) return fprintf(stderr, "no index\n"), 1;
+            if (cold) drop_cached(path), drop_cached(idx);
+            pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+            pdckpt_value       *tree = NULL;
+            double              t0 = now();
+            pdckpt_status       st = pdckpt_load_file(path, &lo, &tree, NULL, &err);
+            t[k][r] = (now() - t0) * 1e3;
+            pdckpt_value_free(tree);
+            if (without) rename(off, idx);
+            if (st != PDCKPT_OK) return fail(&err);
+        }
+    printf("{\"index_cold_ms\": %.2f, \"index_warm_ms\": %.2f, \"parse_cold_ms\": %.2f, "
+           "\"parse_warm_ms\": %.2f}\n",
+           median(t[0], rounds), median(t[1], rounds), median(t[2], rounds), median(t[3], rounds));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL;
+    if (argc == 6 && strcmp(argv[1], "pertensor") == 0)
+        return bench_pertensor(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
+    if (argc == 4 && strcmp(argv[1], "lazyopen") == 0)
+        return bench_lazyopen(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
         return bench_memcpy(strtoull(argv[2], NULL, 10), atoi(argv[3]));
     if (argc == 6 && strcmp(argv[1], "save") == 0) {

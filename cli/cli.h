@@ -135,9 +135,6 @@ void cli_json_scalar(FILE *out, const pdckpt_value *leaf);
 void cli_text_scalar(FILE *out, const pdckpt_value *leaf);
 /* A one-line Python-like rendering (objects: module.name(args) state=...), cut to `cap`. */
 void cli_repr(const pdckpt_value *v, char *buf, size_t cap);
-/* The decimal digits of an int beyond 64 bits (pickled as builtins.int over two's-complement
- * bytes); false for anything else. */
-bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap);
 /* "[2, 3]" (also a program variable's dims, -1 where unknown) */
 void cli_dims_text(int32_t n_dims, const int64_t *dims, char *buf, size_t cap);
 void cli_shape_text(const pdckpt_tensor_view *v, char *buf, size_t cap);

@@ -86,7 +86,8 @@ void cli_json_scalar(FILE *out, const pdckpt_value *leaf) {
         cli_json_string(out, s, n);
         break;
     default:
-        if (cli_bigint_decimal(leaf, buf, sizeof buf)) { /* an int beyond 64 bits: a JSON number */
+        if (pdckpt_bigint_decimal(leaf, buf,
+                                  sizeof buf)) { /* an int beyond 64 bits: a JSON number */
             fputs(buf, out);
             break;
         }

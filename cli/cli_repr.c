@@ -35,41 +35,6 @@ static void puts_(out *o, const char *s) {
     put(o, s, strlen(s));
 }
 
-bool cli_bigint_decimal(const pdckpt_value *v, char *buf, size_t cap) {
-    size_t               n = 0;
-    const pdckpt_value  *args = pdckpt_object_args(v);
-    const unsigned char *b = pdckpt_value_get_bytes(pdckpt_value_at(args, 0), &n);
-    if (pdckpt_value_kind(v) != PDCKPT_KIND_OBJECT || strcmp(pdckpt_object_module(v), "builtins") ||
-        strcmp(pdckpt_object_name(v), "int") || pdckpt_value_len(args) != 1 || !b || n == 0 ||
-        n > 512 || cap < 3 * n + 3)
-        return false;
-    unsigned char mag[512];
-    bool          neg = b[n - 1] & 0x80;
-    unsigned      carry = 1;
-    for (size_t i = 0; i < n; i++) { /* magnitude of a two's-complement negative: invert + 1 */
-        unsigned x = neg ? (unsigned)(unsigned char)~b[i] + carry : b[i];
-        mag[i] = (unsigned char)x;
-        carry = neg ? x >> 8 : 0;
-    }
-    char   digits[1300];
-    size_t nd = 0;
-    for (size_t len = n; len > 0;) { /* repeated division by 10, most significant byte first */
-        unsigned rem = 0;
-        for (size_t i = len; i-- > 0;) {
-            unsigned cur = rem << 8 | mag[i];
-            mag[i] = (unsigned char)(cur / 10);
-            rem = cur % 10;
-        }
-        digits[nd++] = (char)('0' + rem);
-        while (len > 0 && mag[len - 1] == 0) len--;
-    }
-    size_t j = 0;
-    if (neg) buf[j++] = '-';
-    while (nd > 0 && j + 1 < cap) buf[j++] = digits[--nd];
-    buf[j] = '\0';
-    return true;
-}
-
 static void repr(out *o, const pdckpt_value *v, int depth);
 
 static void repr_text(out *o, const char *s, size_t n, bool bytes) {
@@ -105,7 +70,7 @@ static void repr_items(out *o, const pdckpt_value *v, int depth, const char *ope
 
 static void repr_object(out *o, const pdckpt_value *v, int depth) {
     char num[1600];
-    if (cli_bigint_decimal(v, num, sizeof num)) {
+    if (pdckpt_bigint_decimal(v, num, sizeof num)) {
         puts_(o, num);
         return;
     }

@@ -270,6 +270,16 @@ PDCKPT_API pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value 
 /* Removes a string key; returns true if it was present. */
 PDCKPT_API bool pdckpt_dict_remove(pdckpt_value *dict, const char *key);
 
+/* Big ints.  An int beyond 64 bits (pickle's LONG1 / LONG4) is held as the object builtins.int(b),
+ * `b` its little-endian two's-complement bytes (CPython writes the shortest form); these calls
+ * are the one place that knows that form.  new: NULL when `n` is 0 or out of memory.  get: the
+ * bytes (borrowed) and their count, or NULL when `value` is not such an int.  decimal: its
+ * decimal text into `buf` (false when it is not one, longer than 512 bytes, or `cap` < 3n + 3). */
+PDCKPT_API pdckpt_value *pdckpt_value_new_bigint(const pdckpt_allocator *allocator,
+                                                 const void *bytes, size_t n);
+PDCKPT_API const void   *pdckpt_value_get_bigint(const pdckpt_value *value, size_t *n);
+PDCKPT_API bool          pdckpt_bigint_decimal(const pdckpt_value *value, char *buf, size_t cap);
+
 /* Deep structural equality: same kinds, keys, order, dtypes, shapes, LoD, bytes, names ignored.
  * Floats compare by bit pattern (so NaN equals the same NaN). */
 PDCKPT_API bool pdckpt_value_equal(const pdckpt_value *a, const pdckpt_value *b);

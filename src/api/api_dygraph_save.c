@@ -5,7 +5,7 @@
  * path) and fluid.dygraph.save_persistables (1.5: a directory of tensor files plus
  * "optimizers/<name>" pickles, written by formats/dygraph_dir_write.c).
  */
-#include "../formats/pickle_write.h"
+#include "../formats/pickle/pickle_write.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  */
 #include "../formats/pdk_program.h"
 #include "../formats/pdk_sharded.h"
-#include "../formats/pickle.h"
+#include "../formats/pickle/pickle.h"
 
 #include <errno.h>
 #include <string.h>
@@ -154,6 +154,14 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     if (opts.format == PDCKPT_FORMAT_AUTO && !opts.names &&
         pdk_inference_params_beside(path, &paths))
         return load_beside(&paths, &opts, out, out_format, err);
+    /* a zero-copy open of a pdckpt-written pickle: its index when it belongs to the file as it is
+     * now (docs/pickles.md); verify and reads always parse */
+    if (opts.zero_copy && !opts.verify && !opts.names && !opts.progress && S_ISREG(st.st_mode) &&
+        (opts.format == PDCKPT_FORMAT_AUTO || opts.format == PDCKPT_FORMAT_PICKLE) &&
+        pdk_pickle_index_load(path, &st, &opts, out)) {
+        if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
+        return PDCKPT_OK;
+    }
     pdk_input in;
     PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
     /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */

@@ -5,6 +5,7 @@
  * format writers.  The format comes from the options or the target's name.
  */
 #include "../formats/pdk_sharded.h"
+#include "../formats/pickle/pickle.h"
 
 #include <string.h>
 
@@ -92,6 +93,9 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
             return st;
         }
         st = save_into(f, root, sink, &opts, err);
+        /* the lazy-open index beside a pickle (docs/pickles.md); without it opens only parse */
+        if (st == PDCKPT_OK && f->id == PDCKPT_FORMAT_PICKLE)
+            pdk_pickle_index_write(root, path, opts.durable, opts.allocator);
     }
     pdk_error_set_source(err, path);
     return st;

@@ -12,8 +12,8 @@
  */
 #include "pdk_format.h"
 
-#include "pickle.h"
-#include "pickle_write.h"
+#include "pickle/pickle.h"
+#include "pickle/pickle_write.h"
 
 #include <dirent.h>
 #include <errno.h>

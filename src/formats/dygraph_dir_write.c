@@ -5,7 +5,7 @@
  * in a name = subdirectories, as the 1.5 `save` op's os.path.join(dirname, normpath(name))), and
  * "optimizers/<name>" = pickle.dump(lr_decay_object, f, 2).  Built as a directory transaction.
  */
-#include "pickle_write.h"
+#include "pickle/pickle_write.h"
 
 #include <string.h>
 #include <unistd.h>

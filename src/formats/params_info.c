@@ -7,7 +7,7 @@
  * the result has that shape, so that `ls` can rely on it, and says where it does not.
  */
 #include "pdk_program.h"
-#include "pickle.h"
+#include "pickle/pickle.h"
 
 #include <string.h>
 

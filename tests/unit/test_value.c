@@ -222,6 +222,31 @@ static void test_borrowed_and_shared(void) {
     CHECK_STATUS(pdckpt_value_append(self, self, &err), PDCKPT_ERR_ARGUMENT, &err);
 }
 
+/* Ints beyond 64 bits: made, read and printed through the one public form (bigint.c). */
+static void test_big_ints(void) {
+    static const uint8_t two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    static const uint8_t minus_two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff};
+    pdckpt_value        *v = pdckpt_value_new_bigint(NULL, two64, sizeof two64);
+    pdckpt_value        *w = pdckpt_value_new_bigint(NULL, minus_two64, sizeof minus_two64);
+    size_t               n = 0;
+    const uint8_t       *b = pdckpt_value_get_bigint(v, &n);
+    CHECK(b && n == sizeof two64 && memcmp(b, two64, n) == 0);
+    CHECK_STR(pdckpt_object_module(v), "builtins");
+    CHECK_STR(pdckpt_object_name(v), "int");
+    char text[64];
+    CHECK(pdckpt_bigint_decimal(v, text, sizeof text));
+    CHECK_STR(text, "18446744073709551616");
+    CHECK(pdckpt_bigint_decimal(w, text, sizeof text));
+    CHECK_STR(text, "-18446744073709551616");
+    CHECK(!pdckpt_bigint_decimal(v, text, 10)); /* too small a buffer */
+    pdckpt_value *i = pdckpt_value_new_int(NULL, 5);
+    CHECK(!pdckpt_value_get_bigint(i, &n) && !pdckpt_bigint_decimal(i, text, sizeof text));
+    CHECK(pdckpt_value_new_bigint(NULL, two64, 0) == NULL);
+    pdckpt_value_free(i);
+    pdckpt_value_free(v);
+    pdckpt_value_free(w);
+}
+
 int main(void) {
     RUN(test_dict_order_and_replace);
     RUN(test_large_dict_index);
@@ -232,5 +257,6 @@ int main(void) {
     RUN(test_objects);
     RUN(test_tensor_shapes);
     RUN(test_borrowed_and_shared);
+    RUN(test_big_ints);
     return CHECK_SUMMARY();
 }

@@ -15,35 +15,6 @@
 
 /* ---- names ---- */
 
-bool pk_is_global(const pdckpt_value *v, const char *module, const char *name) {
-    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
-           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL &&
-           strcmp(pdckpt_object_module(v), module) == 0 && strcmp(pdckpt_object_name(v), name) == 0;
-}
-
-bool pk_is_builtin(const pdckpt_value *global, const char *name) {
-    return pk_is_global(global, "builtins", name); /* __builtin__ is renamed when read */
-}
-
-/* The role the allowlist gives a global object (names are already in Python 3 spelling). */
-static pdk_global_role role_of(const pk_vm *vm, const pdckpt_value *g) {
-    return pdk_global_role_of(pdckpt_object_module(g), pdckpt_object_name(g),
-                              vm->opts->allowed_globals, vm->opts->n_allowed_globals);
-}
-
-static bool is_global(const pdckpt_value *v) {
-    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
-           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL;
-}
-
-pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v) {
-    if (!is_global(v) || role_of(vm, v) != PDK_GLOBAL_FORM) return PDCKPT_OK;
-    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
-                   "refusing %s.%s as a value: pdckpt accepts it only as the callable of Paddle's "
-                   "DenseTensor form %s('data', {'data': array})",
-                   pdckpt_object_module(v), pdckpt_object_name(v), pdckpt_object_name(v));
-}
-
 static pdckpt_status refuse_call(pk_vm *vm, const pdckpt_value *fn, const char *why) {
     return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "refusing to call %s.%s: %s",
                    pdckpt_object_module(fn), pdckpt_object_name(fn), why);
@@ -107,14 +78,14 @@ static pdckpt_status global_lines(pk_vm *vm, const char **m, size_t *mn, const c
     return PDCKPT_OK;
 }
 
-static pdckpt_status op_global(pk_vm *vm) {
+pdckpt_status pk_op_global(pk_vm *vm) {
     const char *m, *n;
     size_t      mn, nn;
     PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
     return push_global(vm, m, mn, n, nn);
 }
 
-static pdckpt_status op_stack_global(pk_vm *vm) {
+pdckpt_status pk_op_stack_global(pk_vm *vm) {
     pdckpt_value *name = NULL, *module = NULL;
     PDK_TRY(pk_pop(vm, &name));
     pdckpt_status st = pk_pop(vm, &module);
@@ -342,7 +313,7 @@ static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value
                                  pdckpt_value **out) {
     pdckpt_value *t;
     *out = NULL;
-    switch (role_of(vm, fn)) {
+    switch (pk_role_of(vm, fn)) {
     case PDK_GLOBAL_FORM:
         if (!dense_tensor_form(vm, fn, args, &t))
             return refuse_call(vm, fn,
@@ -381,7 +352,7 @@ static pdckpt_status expect_tuple(pk_vm *vm, const pdckpt_value *v, const char *
                    pdckpt_kind_name(pdckpt_value_kind(v)));
 }
 
-static pdckpt_status op_reduce(pk_vm *vm) {
+pdckpt_status pk_op_reduce(pk_vm *vm) {
     pdckpt_value *args = NULL, *fn = NULL, *result = NULL;
     PDK_TRY(pk_pop(vm, &args));
     pdckpt_status st = pk_pop(vm, &fn);
@@ -397,7 +368,7 @@ static pdckpt_status newobj(pk_vm *vm, pdckpt_value *cls, pdckpt_value *args) {
     PDK_TRY(expect_global(vm, cls, "class"));
     PDK_TRY(expect_tuple(vm, args, "arguments"));
     const char     *module = pdckpt_object_module(cls), *name = pdckpt_object_name(cls);
-    pdk_global_role role = role_of(vm, cls);
+    pdk_global_role role = pk_role_of(vm, cls);
     if (role == PDK_GLOBAL_FORM || role == PDK_GLOBAL_REF)
         return refuse_call(vm, cls, "it is not a class pdckpt rebuilds with NEWOBJ");
     pdckpt_value *obj = NULL;
@@ -421,17 +392,17 @@ static pdckpt_status op_newobj(pk_vm *vm, bool ex) {
 }
 
 /* OBJ (MARK cls args...) and INST (module/name lines, MARK args...): class calls. */
-static pdckpt_status op_obj_inst(pk_vm *vm) {
+pdckpt_status pk_op_obj_inst(pk_vm *vm) {
     const char *m = NULL, *n = NULL;
     size_t      mn = 0, nn = 0, mark, start;
-    if (vm->op == 'i') PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
+    if (vm->op == PK_OP_INST) PDK_TRY(global_lines(vm, &m, &mn, &n, &nn));
     PDK_TRY(pk_pop_mark(vm, &mark));
     pdckpt_value *cls = NULL, *args = NULL, *result = NULL;
     pdckpt_status st = PDCKPT_OK;
     start = mark;
-    if (vm->op == 'o' && start == vm->sp)
+    if (vm->op == PK_OP_OBJ && start == vm->sp)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a class after MARK, found nothing");
-    else if (vm->op == 'o')
+    else if (vm->op == PK_OP_OBJ)
         cls = pdckpt_value_retain(vm->stack[start++]);
     else if ((st = push_global(vm, m, mn, n, nn)) == PDCKPT_OK)
         st = pk_pop(vm, &cls);
@@ -462,7 +433,7 @@ static pdckpt_status build_state(pk_vm *vm, pdckpt_value *obj, pdckpt_value *sta
     return pdckpt_object_set_state(obj, placed, vm->err);
 }
 
-static pdckpt_status op_build(pk_vm *vm) {
+pdckpt_status pk_op_build(pk_vm *vm) {
     pdckpt_value *state = NULL, *obj = NULL, *tensor = NULL;
     PDK_TRY(pk_pop(vm, &state));
     pdckpt_status st = pk_peek(vm, 0, &obj);
@@ -482,17 +453,9 @@ static pdckpt_status op_build(pk_vm *vm) {
     return st;
 }
 
-pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled) {
-    *handled = true;
-    switch (op) {
-    case 'c': return op_global(vm);
-    case 0x93: return op_stack_global(vm);
-    case 'R': return op_reduce(vm);
-    case 0x81: return op_newobj(vm, false);
-    case 0x92: return op_newobj(vm, true);
-    case 'o':
-    case 'i': return op_obj_inst(vm);
-    case 'b': return op_build(vm);
-    default: *handled = false; return PDCKPT_OK;
-    }
+/* ---- handlers (dispatched by pickle_run.c) ---- */
+
+/* NEWOBJ / NEWOBJ_EX. */
+pdckpt_status pk_op_newobj(pk_vm *vm) {
+    return op_newobj(vm, vm->op == PK_OP_NEWOBJ_EX);
 }

@@ -11,7 +11,7 @@
 #ifndef PDK_PICKLE_EMIT_H
 #define PDK_PICKLE_EMIT_H
 
-#include "pdk_format.h"
+#include "../pdk_format.h"
 
 /* Identity of a Python object (a memo key).
  *   FRESH   a new object nobody can refer to again: memoized (the index is consumed) and forgotten

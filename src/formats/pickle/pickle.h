@@ -7,7 +7,7 @@
 #ifndef PDK_PICKLE_H
 #define PDK_PICKLE_H
 
-#include "pdk_format.h"
+#include "../pdk_format.h"
 
 int pdk_pickle_sniff(const pdk_input *in);
 /* True when `in` starts with a protocol 2-5 pickle whose opcodes run to a STOP; *end is just
@@ -25,5 +25,15 @@ typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, c
                                               pdckpt_error *err);
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
+
+/* The lazy-open index "<path>.pdkidx" (pickle_index.c).  Written after a pickle file save of
+ * `root` whose tensors average at least PDK_PICKLE_INDEX_MIN_AVG bytes (a failure only means no
+ * index); read by zero-copy opens: true with the tree when the index belongs to the pickle as it
+ * is now, false (nothing else happens) otherwise. */
+#define PDK_PICKLE_INDEX_MIN_AVG ((uint64_t)64 << 10)
+void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
+                            const pdckpt_allocator *a);
+bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
+                           pdckpt_value **out);
 
 #endif /* PDK_PICKLE_H */

@@ -7,7 +7,7 @@
 #ifndef PDK_PICKLE_WRITE_H
 #define PDK_PICKLE_WRITE_H
 
-#include "pdk_format.h"
+#include "../pdk_format.h"
 
 typedef enum pdk_pickle_path {
     PDK_PICKLE_AUTO,       /* paddle.save's _is_state_dict, refined (pickle_write.c) */

@@ -7,87 +7,12 @@
  * Nothing read from the input is ever executed.
  */
 #include "pickle_vm.h"
+#include "pickle_names.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define PK_MAX_DEPTH_CAP 10000u /* deeper trees would overflow recursive walks/frees */
-#define PK_PROGRESS_STEP ((size_t)16 << 20)
-
-static const char *const op_names[256] = {
-    ['('] = "MARK",
-    ['.'] = "STOP",
-    ['0'] = "POP",
-    ['1'] = "POP_MARK",
-    ['2'] = "DUP",
-    ['F'] = "FLOAT",
-    ['I'] = "INT",
-    ['J'] = "BININT",
-    ['K'] = "BININT1",
-    ['L'] = "LONG",
-    ['M'] = "BININT2",
-    ['N'] = "NONE",
-    ['P'] = "PERSID",
-    ['Q'] = "BINPERSID",
-    ['R'] = "REDUCE",
-    ['S'] = "STRING",
-    ['T'] = "BINSTRING",
-    ['U'] = "SHORT_BINSTRING",
-    ['V'] = "UNICODE",
-    ['X'] = "BINUNICODE",
-    ['a'] = "APPEND",
-    ['b'] = "BUILD",
-    ['c'] = "GLOBAL",
-    ['d'] = "DICT",
-    ['}'] = "EMPTY_DICT",
-    ['e'] = "APPENDS",
-    ['g'] = "GET",
-    ['h'] = "BINGET",
-    ['i'] = "INST",
-    ['j'] = "LONG_BINGET",
-    ['l'] = "LIST",
-    [']'] = "EMPTY_LIST",
-    ['o'] = "OBJ",
-    ['p'] = "PUT",
-    ['q'] = "BINPUT",
-    ['r'] = "LONG_BINPUT",
-    ['s'] = "SETITEM",
-    ['t'] = "TUPLE",
-    [')'] = "EMPTY_TUPLE",
-    ['u'] = "SETITEMS",
-    ['G'] = "BINFLOAT",
-    [0x80] = "PROTO",
-    [0x81] = "NEWOBJ",
-    [0x82] = "EXT1",
-    [0x83] = "EXT2",
-    [0x84] = "EXT4",
-    [0x85] = "TUPLE1",
-    [0x86] = "TUPLE2",
-    [0x87] = "TUPLE3",
-    [0x88] = "NEWTRUE",
-    [0x89] = "NEWFALSE",
-    [0x8a] = "LONG1",
-    [0x8b] = "LONG4",
-    ['B'] = "BINBYTES",
-    ['C'] = "SHORT_BINBYTES",
-    [0x8c] = "SHORT_BINUNICODE",
-    [0x8d] = "BINUNICODE8",
-    [0x8e] = "BINBYTES8",
-    [0x8f] = "EMPTY_SET",
-    [0x90] = "ADDITEMS",
-    [0x91] = "FROZENSET",
-    [0x92] = "NEWOBJ_EX",
-    [0x93] = "STACK_GLOBAL",
-    [0x94] = "MEMOIZE",
-    [0x95] = "FRAME",
-    [0x96] = "BYTEARRAY8",
-    [0x97] = "NEXT_BUFFER",
-    [0x98] = "READONLY_BUFFER",
-};
-
-const char *pk_op_name(uint8_t op) {
-    return op_names[op] ? op_names[op] : "?";
-}
 
 /* ---- errors, budget, argument bytes ---- */
 
@@ -116,25 +41,23 @@ pdckpt_status pk_charge(pk_vm *vm, uint64_t bytes) {
                    (unsigned long long)vm->budget);
 }
 
+/* Every input byte is taken through the cursor; the checks come first so the message can name
+ * the opcode (the cursor's own message would not). */
 pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *what) {
-    size_t left = vm->len - vm->pos;
+    size_t left = pdk_cur_left(&vm->cur);
     if (n > left)
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s, found %zu before the end",
                        (unsigned long long)n, what, left);
-    *out = vm->p + vm->pos;
-    vm->pos += (size_t)n;
-    return PDCKPT_OK;
+    return pdk_cur_bytes(&vm->cur, n, out, what);
 }
 
 pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len) {
-    const uint8_t *start = vm->p + vm->pos;
-    const uint8_t *nl = memchr(start, '\n', vm->len - vm->pos);
+    const uint8_t *nl = memchr(pdk_cur_ptr(&vm->cur), '\n', pdk_cur_left(&vm->cur));
     if (!nl)
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a line ending in '\\n', found the end");
-    *out = start;
-    *len = (size_t)(nl - start);
-    vm->pos += *len + 1;
-    return PDCKPT_OK;
+    *len = (size_t)(nl - pdk_cur_ptr(&vm->cur));
+    PDK_TRY(pdk_cur_bytes(&vm->cur, *len, out, "line"));
+    return pdk_cur_skip(&vm->cur, 1, "newline");
 }
 
 /* ---- identity map ---- */
@@ -327,7 +250,7 @@ static pdckpt_status raw_to_value(pk_vm *vm, const pdckpt_value *raw, uint32_t f
     if (flags & PK_RAW_PY2) return pk_latin1_string(vm, d, n, out);
     size_t bad;
     if ((flags & PK_RAW_TEXT) && !pk_utf8_valid(d, n, &bad)) /* long text is checked here */
-        return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)(d - vm->p + bad),
+        return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)(d - vm->cur.base + bad),
                         "expected UTF-8 text, found byte 0x%02x", d[bad]);
     PDK_TRY(pk_charge(vm, n + 64));
     *out = flags & PK_RAW_TEXT ? pdckpt_value_new_string(vm->a, (const char *)d, n)
@@ -396,16 +319,8 @@ uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v) {
     return i ? i->data : 0;
 }
 
-/* Updates the parent's depth and expanded size for a new child.  A value referenced N times
- * (memo) counts N times: that is what every consumer of the tree walks, lists or converts. */
-static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
-                                 uint32_t child_flags) {
-    pk_info *pi = pk_info_of(vm, parent);
-    if (!pi) return PDCKPT_OK;
-    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
-    if (g.depth + 1 > pi->depth) pi->depth = g.depth + 1;
-    pi->nodes = add_sat(pi->nodes, g.nodes);
-    pi->data = add_sat(pi->data, g.data);
+/* A tracked value's depth and expanded size against max_depth and the budget. */
+static pdckpt_status check_limits(pk_vm *vm, const pk_info *pi) {
     if (pi->depth > vm->max_depth)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected nesting of at most %u levels (max_depth), "
@@ -422,6 +337,29 @@ static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
                        "references are expanded (max_alloc_bytes), found more",
                        (unsigned long long)vm->budget);
     return PDCKPT_OK;
+}
+
+pdckpt_status pk_track_built(pk_vm *vm, pdckpt_value *v, uint32_t depth, uint64_t nodes,
+                             uint64_t data) {
+    pk_info *info = NULL;
+    PDK_TRY(pk_track(vm, v, 0, &info));
+    info->depth = depth;
+    info->nodes = nodes;
+    info->data = data;
+    return check_limits(vm, info);
+}
+
+/* Updates the parent's depth and expanded size for a new child.  A value referenced N times
+ * (memo) counts N times: that is what every consumer of the tree walks, lists or converts. */
+static pdckpt_status grow_parent(pk_vm *vm, pdckpt_value *parent, pk_growth g,
+                                 uint32_t child_flags) {
+    pk_info *pi = pk_info_of(vm, parent);
+    if (!pi) return PDCKPT_OK;
+    if (pdckpt_value_kind(parent) == PDCKPT_KIND_TUPLE) pi->flags |= child_flags;
+    if (g.depth + 1 > pi->depth) pi->depth = g.depth + 1;
+    pi->nodes = add_sat(pi->nodes, g.nodes);
+    pi->data = add_sat(pi->data, g.data);
+    return check_limits(vm, pi);
 }
 
 pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out) {
@@ -530,15 +468,71 @@ bool pk_is_string(const pdckpt_value *v, const char *s) {
     return pdk_value_is_string(v, s, strlen(s));
 }
 
+/* ---- names and text ---- */
+
+bool pk_is_global(const pdckpt_value *v, const char *module, const char *name) {
+    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
+           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL &&
+           strcmp(pdckpt_object_module(v), module) == 0 && strcmp(pdckpt_object_name(v), name) == 0;
+}
+
+bool pk_is_builtin(const pdckpt_value *global, const char *name) {
+    return pk_is_global(global, "builtins", name); /* __builtin__ is renamed when read */
+}
+
+/* The role the allowlist gives a global object (names are already in Python 3 spelling). */
+pdk_global_role pk_role_of(const pk_vm *vm, const pdckpt_value *g) {
+    return pdk_global_role_of(pdckpt_object_module(g), pdckpt_object_name(g),
+                              vm->opts->allowed_globals, vm->opts->n_allowed_globals);
+}
+
+static bool is_global(const pdckpt_value *v) {
+    return pdckpt_value_kind(v) == PDCKPT_KIND_OBJECT &&
+           pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL;
+}
+
+pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v) {
+    if (!is_global(v) || pk_role_of(vm, v) != PDK_GLOBAL_FORM) return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
+                   "refusing %s.%s as a value: pdckpt accepts it only as the callable of Paddle's "
+                   "DenseTensor form %s('data', {'data': array})",
+                   pdckpt_object_module(v), pdckpt_object_name(v), pdckpt_object_name(v));
+}
+
+bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t  len = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
+        if (len == 0 || len > n - i) break;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
+        size_t   k = 1;
+        for (; k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = cp << 6 | (s[i + k] & 0x3Fu);
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (k < len || cp < min_cp[len] || cp > 0x10FFFF) break; /* surrogates pass (CPython) */
+        i += len;
+    }
+    *bad_at = i;
+    return i == n;
+}
+
 /* ---- memo ---- */
 
-static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
+const char pk_elided_marker = 0;
+
+static void memo_release(pdckpt_value *v) {
+    if (v != PK_ELIDED) pdckpt_value_free(v);
+}
+
+pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v) {
     if (idx >= vm->opts->max_memo)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected a memo index below %llu (max_memo), found %llu",
                        (unsigned long long)vm->opts->max_memo, (unsigned long long)idx);
-    pdckpt_value *top;
-    PDK_TRY(pk_peek(vm, 0, &top));
     if (idx >= vm->memo_cap) {
         uint64_t cap = vm->memo_cap ? (uint64_t)vm->memo_cap * 2 : 64;
         if (cap < idx + 1) cap = idx + 1;
@@ -552,11 +546,21 @@ static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
         vm->memo_cap = (size_t)cap;
     }
     if (vm->memo[idx])
-        pdckpt_value_free(vm->memo[idx]);
+        memo_release(vm->memo[idx]);
     else
         vm->memo_count++;
-    vm->memo[idx] = pdckpt_value_retain(top);
+    vm->memo[idx] = v == PK_ELIDED ? v : pdckpt_value_retain(v);
     return PDCKPT_OK;
+}
+
+pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx) {
+    return idx < vm->memo_cap ? vm->memo[idx] : NULL;
+}
+
+static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
+    pdckpt_value *top = NULL; /* the index is judged first, as CPython does */
+    if (idx < vm->opts->max_memo) PDK_TRY(pk_peek(vm, 0, &top));
+    return pk_memo_set(vm, idx, top);
 }
 
 static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
@@ -564,6 +568,10 @@ static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected memo entry %llu to have been stored, found none",
                        (unsigned long long)idx);
+    if (vm->memo[idx] == PK_ELIDED) { /* the array shortcut skipped this value: run again */
+        vm->rerun = true;
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "a value the array shortcut did not keep");
+    }
     return pk_push(vm, pdckpt_value_retain(vm->memo[idx]));
 }
 
@@ -583,35 +591,48 @@ static pdckpt_status line_index(pk_vm *vm, uint64_t *out) {
     return PDCKPT_OK;
 }
 
-static pdckpt_status run_memo_op(pk_vm *vm, uint8_t op) {
+/* PUT / BINPUT / LONG_BINPUT / MEMOIZE. */
+pdckpt_status pk_op_memo_put(pk_vm *vm) {
     const uint8_t *b = NULL;
     uint64_t       idx = 0;
-    switch (op) {
-    case 'q': PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_put(vm, b[0]);
-    case 'r': PDK_TRY(pk_read(vm, 4, &b, "memo index")); return memo_put(vm, pdk_load_u32le(b));
-    case 0x94: return memo_put(vm, vm->memo_count);
-    case 'p': PDK_TRY(line_index(vm, &idx)); return memo_put(vm, idx);
-    case 'h': PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_get(vm, b[0]);
-    case 'j': PDK_TRY(pk_read(vm, 4, &b, "memo index")); return memo_get(vm, pdk_load_u32le(b));
+    switch (vm->op) {
+    case PK_OP_BINPUT: PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_put(vm, b[0]);
+    case PK_OP_LONG_BINPUT:
+        PDK_TRY(pk_read(vm, 4, &b, "memo index"));
+        return memo_put(vm, pdk_load_u32le(b));
+    case PK_OP_MEMOIZE: return memo_put(vm, vm->memo_count);
+    default: PDK_TRY(line_index(vm, &idx)); return memo_put(vm, idx);
+    }
+}
+
+/* GET / BINGET / LONG_BINGET. */
+pdckpt_status pk_op_memo_get(pk_vm *vm) {
+    const uint8_t *b = NULL;
+    uint64_t       idx = 0;
+    switch (vm->op) {
+    case PK_OP_BINGET: PDK_TRY(pk_read(vm, 1, &b, "memo index")); return memo_get(vm, b[0]);
+    case PK_OP_LONG_BINGET:
+        PDK_TRY(pk_read(vm, 4, &b, "memo index"));
+        return memo_get(vm, pdk_load_u32le(b));
     default: PDK_TRY(line_index(vm, &idx)); return memo_get(vm, idx);
     }
 }
 
 /* ---- machine opcodes ---- */
 
-static pdckpt_status op_frame(pk_vm *vm) {
+pdckpt_status pk_op_frame(pk_vm *vm) {
     const uint8_t *b = NULL;
     PDK_TRY(pk_read(vm, 8, &b, "frame length"));
     uint64_t n = pdk_load_u64le(b);
-    if (n > vm->len - vm->pos)
+    if (n > pdk_cur_left(&vm->cur))
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected a frame of at most %zu bytes (what is left), "
                        "found %llu",
-                       vm->len - vm->pos, (unsigned long long)n);
+                       pdk_cur_left(&vm->cur), (unsigned long long)n);
     return PDCKPT_OK;
 }
 
-static pdckpt_status op_pop(pk_vm *vm) {
+pdckpt_status pk_op_pop(pk_vm *vm) {
     if (vm->sp > fence(vm)) {
         pdckpt_value_free(vm->stack[--vm->sp]);
         return PDCKPT_OK;
@@ -623,7 +644,7 @@ static pdckpt_status op_pop(pk_vm *vm) {
     return underflow(vm);
 }
 
-static pdckpt_status op_proto(pk_vm *vm) {
+pdckpt_status pk_op_proto(pk_vm *vm) {
     const uint8_t *b = NULL;
     PDK_TRY(pk_read(vm, 1, &b, "protocol"));
     if (b[0] > 5)
@@ -632,50 +653,52 @@ static pdckpt_status op_proto(pk_vm *vm) {
     return PDCKPT_OK;
 }
 
-static pdckpt_status run_machine_op(pk_vm *vm, uint8_t op, bool *handled) {
+pdckpt_status pk_op_stop(pk_vm *vm) {
+    PDK_TRY(pk_pop(vm, &vm->result));
+    PDK_TRY(pk_check_placeable(vm, vm->result));
+    vm->stopped = true;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_op_mark(pk_vm *vm) {
+    return push_mark(vm);
+}
+
+pdckpt_status pk_op_pop_mark(pk_vm *vm) {
+    size_t start;
+    PDK_TRY(pk_pop_mark(vm, &start));
+    pk_drop_to(vm, start);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pk_op_dup(pk_vm *vm) {
     pdckpt_value *v;
-    *handled = true;
-    switch (op) {
-    case 0x80: return op_proto(vm);
-    case 0x95: return op_frame(vm);
-    case '.':
-        PDK_TRY(pk_pop(vm, &vm->result));
-        PDK_TRY(pk_check_placeable(vm, vm->result));
-        vm->stopped = true;
-        return PDCKPT_OK;
-    case '(': return push_mark(vm);
-    case '0': return op_pop(vm);
-    case '1': {
-        size_t start;
-        PDK_TRY(pk_pop_mark(vm, &start));
-        pk_drop_to(vm, start);
-        return PDCKPT_OK;
-    }
-    case '2': PDK_TRY(pk_peek(vm, 0, &v)); return pk_push(vm, pdckpt_value_retain(v));
-    case 'q':
-    case 'r':
-    case 0x94:
-    case 'p':
-    case 'h':
-    case 'j':
-    case 'g': return run_memo_op(vm, op);
-    case 'P':
-    case 'Q':
+    PDK_TRY(pk_peek(vm, 0, &v));
+    return pk_push(vm, pdckpt_value_retain(v));
+}
+
+/* Opcodes that are pickle but that no checkpoint pdckpt reads may use. */
+pdckpt_status pk_op_refused(pk_vm *vm) {
+    switch (vm->op) {
+    case PK_OP_PERSID:
+    case PK_OP_BINPERSID:
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED,
                        "persistent IDs need the saving program's resolver; not supported");
-    case 0x82:
-    case 0x83:
-    case 0x84:
+    case PK_OP_NEXT_BUFFER:
+        return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
+    default:
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "copyreg extension codes are not supported");
-    case 0x97: return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "out-of-band buffers are not supported");
-    case 0x98: /* marks an in-band buffer read-only: pdckpt never writes buffers anyway */
-        PDK_TRY(pk_peek(vm, 0, &v));
-        if (pk_raw_flags(vm, v) & PK_RAW_BYTES || pdckpt_value_kind(v) == PDCKPT_KIND_BYTES)
-            return PDCKPT_OK;
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a buffer on the stack, found a %s",
-                       pdckpt_kind_name(pdckpt_value_kind(v)));
-    default: *handled = false; return PDCKPT_OK;
     }
+}
+
+/* Marks an in-band buffer read-only: pdckpt never writes buffers anyway. */
+pdckpt_status pk_op_readonly_buffer(pk_vm *vm) {
+    pdckpt_value *v;
+    PDK_TRY(pk_peek(vm, 0, &v));
+    if (pk_raw_flags(vm, v) & PK_RAW_BYTES || pdckpt_value_kind(v) == PDCKPT_KIND_BYTES)
+        return PDCKPT_OK;
+    return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a buffer on the stack, found a %s",
+                   pdckpt_kind_name(pdckpt_value_kind(v)));
 }
 
 /* ---- the machine ---- */
@@ -687,8 +710,7 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->opts = opts;
     vm->a = opts->allocator;
     vm->err = err;
-    vm->p = in->data;
-    vm->len = in->len;
+    pdk_cur_init(&vm->cur, in->data, in->len, in->name, err);
     uint64_t dflt = (uint64_t)in->len > (UINT64_MAX - (64u << 20)) / 4
                         ? UINT64_MAX
                         : (uint64_t)in->len * 4 + (64u << 20);
@@ -696,45 +718,16 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->max_nodes = vm->budget / 16 > (1u << 16) ? vm->budget / 16 : (1u << 16);
     vm->max_depth = opts->max_depth ? opts->max_depth : 200;
     if (vm->max_depth > PK_MAX_DEPTH_CAP) vm->max_depth = PK_MAX_DEPTH_CAP;
-}
-
-static pdckpt_status report_progress(pk_vm *vm, size_t *next) {
-    if (!vm->opts->progress || vm->pos < *next) return PDCKPT_OK;
-    *next = vm->pos + PK_PROGRESS_STEP;
-    if (vm->opts->progress(vm->opts->progress_ctx, vm->pos, vm->len))
-        return pdk_fail(vm->err, PDCKPT_ERR_ARGUMENT, vm->in->name, -1, "cancelled");
-    return PDCKPT_OK;
-}
-
-pdckpt_status pk_vm_run(pk_vm *vm) {
-    size_t next_progress = PK_PROGRESS_STEP;
-    while (!vm->stopped) {
-        if (vm->pos >= vm->len) {
-            vm->op_pos = vm->pos;
-            return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)vm->pos,
-                            "expected an opcode (the pickle ends with STOP), found the end of "
-                            "the input");
-        }
-        vm->op_pos = vm->pos;
-        vm->op = vm->p[vm->pos++];
-        bool          handled = false;
-        pdckpt_status st = run_machine_op(vm, vm->op, &handled);
-        if (!handled) st = pk_run_data_op(vm, vm->op, &handled);
-        if (!handled) st = pk_run_call_op(vm, vm->op, &handled);
-        if (!handled)
-            return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)vm->op_pos,
-                            "expected a pickle opcode, found byte 0x%02x", vm->op);
-        PDK_TRY(st);
-        PDK_TRY(report_progress(vm, &next_progress));
-    }
-    return PDCKPT_OK;
+    /* The values the array fast path skips nest 6 deep at most: below this the ordinary path
+     * could fail on max_depth where the fast path would not. */
+    vm->shortcut = vm->max_depth >= 16;
 }
 
 void pk_vm_free(pk_vm *vm) {
     pk_drop_to(vm, 0);
     pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
     pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
-    for (size_t i = 0; i < vm->memo_cap; i++) pdckpt_value_free(vm->memo[i]);
+    for (size_t i = 0; i < vm->memo_cap; i++) memo_release(vm->memo[i]);
     pdk_free(vm->a, vm->memo, vm->memo_cap * sizeof *vm->memo);
     for (size_t i = 0; i < vm->map.cap; i++) {
         pdckpt_value_free(vm->map.slots[i].fwd);

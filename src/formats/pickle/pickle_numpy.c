@@ -36,6 +36,10 @@ bool pk_is_reconstruct(const pdckpt_value *v) {
     return numpy_global(v, PDCKPT_OBJECT_REDUCE, "multiarray", "_reconstruct");
 }
 
+bool pk_is_reconstruct_global(const pdckpt_value *g) {
+    return numpy_global(g, PDCKPT_OBJECT_GLOBAL, "multiarray", "_reconstruct");
+}
+
 bool pk_is_frombuffer(const pdckpt_value *g) {
     return numpy_global(g, PDCKPT_OBJECT_GLOBAL, "numeric", "_frombuffer");
 }
@@ -45,12 +49,6 @@ bool pk_is_np_scalar(const pdckpt_value *g) {
 }
 
 /* ---- dtype ---- */
-
-typedef struct np_dtype {
-    pdckpt_dtype dtype;
-    size_t       size;
-    bool         swap; /* stored big-endian: bytes must be swapped */
-} np_dtype;
 
 static bool int_like(const pdckpt_value *v, int64_t *out) {
     return pdckpt_value_get_int(v, out);
@@ -71,8 +69,7 @@ static bool dtype_state(const pdckpt_value *state, char *order) {
     return true;
 }
 
-/* A numpy.dtype object pdckpt can hold; false for structured, object, string, ... dtypes. */
-static bool dtype_of(const pdckpt_value *d, np_dtype *out) {
+bool pk_np_dtype_of(const pdckpt_value *d, pk_np_dtype *out) {
     if (pdckpt_value_kind(d) != PDCKPT_KIND_OBJECT || strcmp(pdckpt_object_module(d), "numpy") ||
         strcmp(pdckpt_object_name(d), "dtype") || pdckpt_object_kind_of(d) == PDCKPT_OBJECT_GLOBAL)
         return false;
@@ -93,7 +90,7 @@ static bool dtype_of(const pdckpt_value *d, np_dtype *out) {
 
 /* ---- array data ---- */
 
-static void byteswap(uint8_t *d, uint64_t n_elements, np_dtype dt) {
+static void byteswap(uint8_t *d, uint64_t n_elements, pk_np_dtype dt) {
     bool     complex = dt.dtype == PDCKPT_DTYPE_COMPLEX64 || dt.dtype == PDCKPT_DTYPE_COMPLEX128;
     size_t   part = complex ? dt.size / 2 : dt.size;
     uint64_t parts = complex ? n_elements * 2 : n_elements;
@@ -154,8 +151,21 @@ static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_
     return PDCKPT_OK;
 }
 
+pdckpt_status pk_array_view(pk_vm *vm, pk_np_dtype dt, int32_t nd, const int64_t *dims,
+                            const uint8_t *b, pdckpt_value **out) {
+    bool misaligned = ((uintptr_t)b & (PDK_DATA_ALIGN - 1)) != 0;
+    if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned && !vm->in->relayout)) {
+        uint64_t n_el, n_bytes;
+        PDK_TRY(pdk_tensor_sizes(dt.dtype, nd, dims, &n_el, &n_bytes, vm->err));
+        PDK_TRY(pk_charge(vm, n_bytes));
+    }
+    pdckpt_status st = pdk_tensor_from_input(vm->in, vm->opts, dt.dtype, nd, dims, b, out, vm->err);
+    if (st != PDCKPT_OK) pdk_error_set_source(vm->err, vm->in->name);
+    return st;
+}
+
 /* A tensor over data that is already C order and little-endian, without copying when it can. */
-static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtype dt, int32_t nd,
+static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt, int32_t nd,
                                      const int64_t *dims, const uint8_t *b, pdckpt_value **out) {
     pdckpt_tensor_view rv;
     bool               is_raw = pk_raw_flags(vm, raw) && pdckpt_tensor_get(raw, &rv);
@@ -163,10 +173,7 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtyp
     if (is_raw && rv.buffer) { /* bytes pdckpt decoded itself: the tensor takes the buffer */
         st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, rv.buffer, b, out, vm->err);
     } else if (is_raw) { /* a view into the input: zero-copy when the input allows it */
-        bool misaligned = ((uintptr_t)b & (PDK_DATA_ALIGN - 1)) != 0;
-        if (vm->in->copy_tensors || (vm->opts->require_aligned && misaligned && !vm->in->relayout))
-            PDK_TRY(pk_charge(vm, rv.n_bytes));
-        st = pdk_tensor_from_input(vm->in, vm->opts, dt.dtype, nd, dims, b, out, vm->err);
+        return pk_array_view(vm, dt, nd, dims, b, out);
     } else {
         uint64_t n_el, n_bytes;
         PDK_TRY(pdk_tensor_sizes(dt.dtype, nd, dims, &n_el, &n_bytes, vm->err));
@@ -179,7 +186,7 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, np_dtyp
 }
 
 /* A tensor from array bytes `raw` in numpy's layout: (dims, dtype, Fortran order). */
-static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, np_dtype dt, int32_t nd,
+static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt, int32_t nd,
                                 const int64_t *dims, bool fortran, pdckpt_value **out) {
     uint64_t n_el, n_bytes;
     if (pdk_tensor_sizes(dt.dtype, nd, dims, &n_el, &n_bytes, vm->err) != PDCKPT_OK) {
@@ -251,8 +258,8 @@ pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state
     if ((n != 4 && n != 5) || (n == 5 && (!int_like(pdckpt_value_at(state, 0), &version))) ||
         version != 1 || !int_like(pdckpt_value_at(state, off + 2), &fortran))
         return PDCKPT_OK;
-    np_dtype dt;
-    if (!dtype_of(pdckpt_value_at(state, off + 1), &dt)) return PDCKPT_OK;
+    pk_np_dtype dt;
+    if (!pk_np_dtype_of(pdckpt_value_at(state, off + 1), &dt)) return PDCKPT_OK;
     int64_t dims[PDCKPT_MAX_DIMS];
     int32_t nd = 0;
     bool    ok;
@@ -263,10 +270,10 @@ pdckpt_status pk_ndarray_build(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state
 
 pdckpt_status pk_frombuffer(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
     *out = NULL;
-    np_dtype    dt;
+    pk_np_dtype dt;
     size_t      olen;
     const char *order = pdckpt_value_get_string(pdckpt_value_at(args, 3), &olen);
-    if (pdckpt_value_len(args) != 4 || !dtype_of(pdckpt_value_at(args, 1), &dt) || !order ||
+    if (pdckpt_value_len(args) != 4 || !pk_np_dtype_of(pdckpt_value_at(args, 1), &dt) || !order ||
         olen != 1 || (order[0] != 'C' && order[0] != 'F'))
         return PDCKPT_OK;
     int64_t dims[PDCKPT_MAX_DIMS];
@@ -288,7 +295,7 @@ static double half_to_double(uint16_t h) {
 }
 
 /* A plain value from one little-endian element; NULL for complex (kept as a 0-d tensor). */
-static pdckpt_status scalar_value(pk_vm *vm, np_dtype dt, const uint8_t *e, pdckpt_value **out) {
+static pdckpt_status scalar_value(pk_vm *vm, pk_np_dtype dt, const uint8_t *e, pdckpt_value **out) {
     uint64_t u = 0;
     for (size_t i = 0; i < dt.size && dt.size <= 8; i++) u |= (uint64_t)e[i] << (8 * i);
     int     shift = 64 - 8 * (int)dt.size;
@@ -328,8 +335,9 @@ static pdckpt_status scalar_value(pk_vm *vm, np_dtype dt, const uint8_t *e, pdck
 
 pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
     *out = NULL;
-    np_dtype dt;
-    if (pdckpt_value_len(args) != 2 || !dtype_of(pdckpt_value_at(args, 0), &dt)) return PDCKPT_OK;
+    pk_np_dtype dt;
+    if (pdckpt_value_len(args) != 2 || !pk_np_dtype_of(pdckpt_value_at(args, 0), &dt))
+        return PDCKPT_OK;
     const uint8_t *b = NULL;
     size_t         len;
     uint8_t       *tmp = NULL, elem[16];

@@ -42,17 +42,18 @@ pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value *
         *out = pdckpt_value_new_int(vm->a, (int64_t)u);
         return *out ? PDCKPT_OK : pk_nomem(vm);
     }
-    /* Beyond int64: builtins.int carrying the little-endian two's-complement bytes. */
-    pdckpt_value *tuple = NULL, *bytes = pdckpt_value_new_bytes(vm->a, b, n), *placed = NULL;
-    if (!bytes) return pk_nomem(vm);
-    pdckpt_status st = pk_new_container(vm, PDCKPT_KIND_TUPLE, &tuple);
-    if (st == PDCKPT_OK) st = pk_adopt(vm, tuple, bytes, &placed);
-    if (st == PDCKPT_OK) st = pdckpt_value_append(tuple, placed, vm->err);
-    if (st == PDCKPT_OK)
-        st = pk_make_object(vm, PDCKPT_OBJECT_REDUCE, "builtins", "int", tuple, out);
-    pdckpt_value_free(bytes);
-    pdckpt_value_free(tuple);
-    return st;
+    /* Beyond int64: the tree's big int (pdckpt_value_new_bigint), accounted as what it is: an
+     * object over a tuple over the bytes (depth 2, three values, n bytes). */
+    PDK_TRY(pk_charge(vm, 64 + 16 + 128 + 11));
+    pdckpt_value *v = pdckpt_value_new_bigint(vm->a, b, n);
+    if (!v) return pk_nomem(vm);
+    pdckpt_status st = pk_track_built(vm, v, 2, 3, n);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(v);
+        return st;
+    }
+    *out = v;
+    return PDCKPT_OK;
 }
 
 static pdckpt_status op_long_bin(pk_vm *vm, size_t len_size) {
@@ -125,7 +126,7 @@ static pdckpt_status op_binint(pk_vm *vm, size_t size) {
 
 /* ---- floats ---- */
 
-static pdckpt_status op_binfloat(pk_vm *vm) {
+pdckpt_status pk_op_binfloat(pk_vm *vm) {
     const uint8_t *b = NULL;
     PDK_TRY(pk_read(vm, 8, &b, "big-endian double"));
     uint64_t u = 0;
@@ -135,7 +136,7 @@ static pdckpt_status op_binfloat(pk_vm *vm) {
     return push_new(vm, pdckpt_value_new_float(vm->a, d));
 }
 
-static pdckpt_status op_float_text(pk_vm *vm) {
+pdckpt_status pk_op_float_text(pk_vm *vm) {
     const uint8_t *s;
     size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
@@ -168,27 +169,6 @@ static pdckpt_status op_float_text(pk_vm *vm) {
 }
 
 /* ---- text, Python 2 strings, bytes ---- */
-
-bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t  len = c < 0x80             ? 1
-                      : (c & 0xE0) == 0xC0 ? 2
-                      : (c & 0xF0) == 0xE0 ? 3
-                      : (c & 0xF8) == 0xF0 ? 4
-                                           : 0;
-        if (len == 0 || len > n - i) break;
-        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
-        size_t   k = 1;
-        for (; k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = cp << 6 | (s[i + k] & 0x3Fu);
-        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (k < len || cp < min_cp[len] || cp > 0x10FFFF) break; /* surrogates pass (CPython) */
-        i += len;
-    }
-    *bad_at = i;
-    return i == n;
-}
 
 /* A uint8 tensor borrowing `n` input bytes, tracked with `flags` until it is placed. */
 static pdckpt_status push_view(pk_vm *vm, const uint8_t *s, uint64_t n, uint32_t flags) {
@@ -234,7 +214,7 @@ static pdckpt_status op_counted(pk_vm *vm, size_t len_size, int what) {
     const uint8_t *b = NULL;
     PDK_TRY(pk_read(vm, len_size, &b, "length"));
     uint64_t n = len_size == 1 ? b[0] : len_size == 4 ? pdk_load_u32le(b) : pdk_load_u64le(b);
-    if (vm->op == 'T' && (int32_t)n < 0)
+    if (vm->op == PK_OP_BINSTRING && (int32_t)n < 0)
         return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a length >= 0, found %d", (int32_t)n);
     PDK_TRY(pk_read(vm, n, &b, what == 'u' ? "text" : what == '2' ? "string" : "bytes"));
     if (what == 'u') return push_text(vm, b, n);
@@ -281,7 +261,7 @@ static bool escape_decode(const uint8_t *s, size_t n, uint8_t *out, size_t *out_
     return true;
 }
 
-static pdckpt_status op_string_text(pk_vm *vm) {
+pdckpt_status pk_op_string_text(pk_vm *vm) {
     const uint8_t *s;
     size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
@@ -348,7 +328,7 @@ static bool raw_unicode_decode(const uint8_t *s, size_t n, uint8_t *out, size_t 
     return true;
 }
 
-static pdckpt_status op_unicode_text(pk_vm *vm) {
+pdckpt_status pk_op_unicode_text(pk_vm *vm) {
     const uint8_t *s;
     size_t         n;
     PDK_TRY(pk_readline(vm, &s, &n));
@@ -591,59 +571,76 @@ static pdckpt_status op_empty(pk_vm *vm, pdckpt_kind kind) {
     return pk_push(vm, c);
 }
 
-/* ---- dispatch ---- */
+/* ---- handlers (the dispatch table is pickle_run.c's; sizes come from the opcode table) ---- */
 
-static pdckpt_status run_scalar_op(pk_vm *vm, uint8_t op, bool *handled) {
-    *handled = true;
+pdckpt_status pk_op_none(pk_vm *vm) {
+    return push_new(vm, pdckpt_value_new_none(vm->a));
+}
+
+pdckpt_status pk_op_bool(pk_vm *vm) {
+    return push_new(vm, pdckpt_value_new_bool(vm->a, vm->op == PK_OP_NEWTRUE));
+}
+
+pdckpt_status pk_op_binint(pk_vm *vm) {
+    return op_binint(vm, pk_opcodes[vm->op].size);
+}
+
+pdckpt_status pk_op_long_bin(pk_vm *vm) {
+    return op_long_bin(vm, pk_opcodes[vm->op].size);
+}
+
+pdckpt_status pk_op_int_text(pk_vm *vm) {
+    return op_int_text(vm, vm->op == PK_OP_LONG);
+}
+
+/* BINUNICODE / SHORT_BINUNICODE / BINUNICODE8. */
+pdckpt_status pk_op_text(pk_vm *vm) {
+    return op_counted(vm, pk_opcodes[vm->op].size, 'u');
+}
+
+/* SHORT_BINSTRING / BINSTRING: Python 2 str. */
+pdckpt_status pk_op_py2_string(pk_vm *vm) {
+    return op_counted(vm, pk_opcodes[vm->op].size, '2');
+}
+
+/* SHORT_BINBYTES / BINBYTES / BINBYTES8 / BYTEARRAY8. */
+pdckpt_status pk_op_bytes(pk_vm *vm) {
+    return op_counted(vm, pk_opcodes[vm->op].size, 'b');
+}
+
+static pdckpt_kind kind_built_by(uint8_t op) {
     switch (op) {
-    case 'N': return push_new(vm, pdckpt_value_new_none(vm->a));
-    case 0x88: return push_new(vm, pdckpt_value_new_bool(vm->a, true));
-    case 0x89: return push_new(vm, pdckpt_value_new_bool(vm->a, false));
-    case 'K': return op_binint(vm, 1);
-    case 'M': return op_binint(vm, 2);
-    case 'J': return op_binint(vm, 4);
-    case 0x8a: return op_long_bin(vm, 1);
-    case 0x8b: return op_long_bin(vm, 4);
-    case 'I': return op_int_text(vm, false);
-    case 'L': return op_int_text(vm, true);
-    case 'G': return op_binfloat(vm);
-    case 'F': return op_float_text(vm);
-    case 'X': return op_counted(vm, 4, 'u');
-    case 0x8c: return op_counted(vm, 1, 'u');
-    case 0x8d: return op_counted(vm, 8, 'u');
-    case 'V': return op_unicode_text(vm);
-    case 'U': return op_counted(vm, 1, '2');
-    case 'T': return op_counted(vm, 4, '2');
-    case 'S': return op_string_text(vm);
-    case 'C': return op_counted(vm, 1, 'b');
-    case 'B': return op_counted(vm, 4, 'b');
-    case 0x8e:
-    case 0x96: return op_counted(vm, 8, 'b');
-    default: *handled = false; return PDCKPT_OK;
+    case PK_OP_EMPTY_TUPLE:
+    case PK_OP_TUPLE: return PDCKPT_KIND_TUPLE;
+    case PK_OP_EMPTY_LIST:
+    case PK_OP_LIST: return PDCKPT_KIND_LIST;
+    case PK_OP_EMPTY_DICT:
+    case PK_OP_DICT: return PDCKPT_KIND_DICT;
+    default: return PDCKPT_KIND_SET; /* EMPTY_SET, FROZENSET */
     }
 }
 
-pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled) {
-    pdckpt_status st = run_scalar_op(vm, op, handled);
-    if (*handled) return st;
-    *handled = true;
-    switch (op) {
-    case ')': return op_empty(vm, PDCKPT_KIND_TUPLE);
-    case ']': return op_empty(vm, PDCKPT_KIND_LIST);
-    case '}': return op_empty(vm, PDCKPT_KIND_DICT);
-    case 0x8f: return op_empty(vm, PDCKPT_KIND_SET);
-    case 0x85: return op_tuple_n(vm, 1);
-    case 0x86: return op_tuple_n(vm, 2);
-    case 0x87: return op_tuple_n(vm, 3);
-    case 't': return op_mark_build(vm, PDCKPT_KIND_TUPLE);
-    case 'l': return op_mark_build(vm, PDCKPT_KIND_LIST);
-    case 'd': return op_mark_build(vm, PDCKPT_KIND_DICT);
-    case 0x91: return op_mark_build(vm, PDCKPT_KIND_SET);
-    case 'a': return op_single_into(vm, 1);
-    case 's': return op_single_into(vm, 2);
-    case 'e':
-    case 0x90: return op_mark_into(vm, false);
-    case 'u': return op_mark_into(vm, true);
-    default: *handled = false; return PDCKPT_OK;
-    }
+/* EMPTY_TUPLE / EMPTY_LIST / EMPTY_DICT / EMPTY_SET. */
+pdckpt_status pk_op_empty(pk_vm *vm) {
+    return op_empty(vm, kind_built_by(vm->op));
+}
+
+/* TUPLE / LIST / DICT / FROZENSET. */
+pdckpt_status pk_op_mark_build(pk_vm *vm) {
+    return op_mark_build(vm, kind_built_by(vm->op));
+}
+
+/* TUPLE1 / TUPLE2 / TUPLE3. */
+pdckpt_status pk_op_tuple_n(pk_vm *vm) {
+    return op_tuple_n(vm, (size_t)(vm->op - PK_OP_TUPLE1) + 1);
+}
+
+/* APPEND / SETITEM. */
+pdckpt_status pk_op_single_into(pk_vm *vm) {
+    return op_single_into(vm, vm->op == PK_OP_SETITEM ? 2 : 1);
+}
+
+/* APPENDS / ADDITEMS / SETITEMS. */
+pdckpt_status pk_op_mark_into(pk_vm *vm) {
+    return op_mark_into(vm, vm->op == PK_OP_SETITEMS);
 }

@@ -2,14 +2,19 @@
 /*
  * pickle_vm.h — internals of the pickle reader (spec pickle-and-distributed-formats.md §1.7-1.11):
  * a bounded stack machine that builds pdckpt values and never runs anything.  Shared by
- * pickle_vm.c (stack, memo, limits, placement), pickle_ops.c (data opcodes), pickle_calls.c
- * (GLOBAL/REDUCE/NEWOBJ/BUILD), pickle_numpy.c (arrays, dtypes, scalars), pickle_paddle.c
- * (Paddle's state-dict conventions) and pickle_read.c (sniff, load).
+ * pickle_vm.c (stack, memo, limits, placement, machine opcodes), pickle_ops.c (data opcodes),
+ * pickle_calls.c (GLOBAL/REDUCE/NEWOBJ/BUILD), pickle_numpy.c (arrays, dtypes, scalars),
+ * pickle_paddle.c (Paddle's state-dict conventions), pickle_run.c (the dispatch table and run
+ * loop) and pickle_read.c (sniff, load).  Files depend downwards only: run -> calls -> numpy ->
+ * ops -> vm.
  */
 #ifndef PDK_PICKLE_VM_H
 #define PDK_PICKLE_VM_H
 
+#include "../../core/cursor.h"
 #include "pickle.h"
+#include "pickle_names.h"
+#include "pickle_opcodes.h"
 
 /* Bookkeeping flags for values the VM has to know more about than their kind says. */
 enum {
@@ -53,9 +58,7 @@ typedef struct pk_vm {
     const pdckpt_load_options *opts;
     const pdckpt_allocator    *a;
     pdckpt_error              *err;
-    const uint8_t             *p;      /* input bytes */
-    size_t                     len;    /* input length */
-    size_t                     pos;    /* next byte to read */
+    pdk_cursor                 cur;    /* the input: every byte is read through it */
     size_t                     op_pos; /* offset of the opcode being run */
     uint8_t                    op;
     int                        protocol; /* from PROTO, 0 when absent */
@@ -70,17 +73,21 @@ typedef struct pk_vm {
     uint64_t                   max_nodes;
     uint32_t                   max_depth;
     bool                       stopped;
+    bool                       shortcut; /* arrays may take the fast path (pickle_array.c) */
+    bool                       rerun;    /* a GET met a value the fast path skipped */
     pdckpt_value              *result;
 } pk_vm;
+
+/* A memo entry the array fast path did not build (an argument tuple, the raw data bytes): a GET
+ * of it makes the load start again without the fast path (vm->rerun). */
+extern const char pk_elided_marker;
+#define PK_ELIDED ((pdckpt_value *)(uintptr_t)&pk_elided_marker)
 
 /* ---- pickle_vm.c: machine plumbing ---- */
 
 void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts, pdckpt_error *err);
-/* Runs opcodes to STOP; the result is left in vm->result. */
-pdckpt_status pk_vm_run(pk_vm *vm);
-void          pk_vm_free(pk_vm *vm);
+void pk_vm_free(pk_vm *vm);
 
-const char *pk_op_name(uint8_t op);
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
 pdckpt_status pk_nomem(pk_vm *vm);
@@ -94,6 +101,10 @@ pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len);
 pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v);
 /* Starts tracking `v` (depth 1 for containers/objects, 0 for raw values). */
 pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out);
+/* Tracks a value built whole (not through placements) with its depth and expanded size; LIMIT
+ * as a placement would fail. */
+pdckpt_status pk_track_built(pk_vm *vm, pdckpt_value *v, uint32_t depth, uint64_t nodes,
+                             uint64_t data);
 /* A new tracked container or object shell. */
 pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out);
 /* A new tracked object; `args` (borrowed, may be NULL) is placed into it. */
@@ -106,6 +117,10 @@ pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *p
 /* The expanded data bytes of a tracked container (0 when untracked). */
 uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v);
 uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
+
+/* Memo: sets entry idx to a new reference to `v` (or PK_ELIDED); LIMIT past max_memo. */
+pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v);
+pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx); /* borrowed; NULL when unset */
 
 /* Stack: push transfers `v` (NULL means out of memory); pops resolve BUILD replacements. */
 pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v);
@@ -134,14 +149,51 @@ bool pk_is_string(const pdckpt_value *v, const char *s);
 /* A STRING from latin-1 bytes (a Python 2 str as paddle.load decodes it). */
 pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 
-/* ---- pickle_ops.c: data, container and memo opcodes ---- */
-
-/* Runs one non-call opcode; *handled = false when `op` is not one of them. */
-pdckpt_status pk_run_data_op(pk_vm *vm, uint8_t op, bool *handled);
-/* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
-pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
+/* Names and text. */
+bool pk_is_builtin(const pdckpt_value *global, const char *name); /* builtins / __builtin__ */
+bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
+/* The role the allowlist gives a global object (names already in Python 3 spelling). */
+pdk_global_role pk_role_of(const pk_vm *vm, const pdckpt_value *g);
+/* Fails when `v` is a global the allowlist accepts only as a callable of one exact form (eval):
+ * it may not become a value of the tree. */
+pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
 /* Validates UTF-8 as CPython decodes pickled text (surrogates allowed). */
 bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+
+/* Handlers of the machine opcodes (each reads its arguments for vm->op). */
+pdckpt_status pk_op_mark(pk_vm *vm);
+pdckpt_status pk_op_stop(pk_vm *vm);
+pdckpt_status pk_op_pop(pk_vm *vm);
+pdckpt_status pk_op_pop_mark(pk_vm *vm);
+pdckpt_status pk_op_dup(pk_vm *vm);
+pdckpt_status pk_op_proto(pk_vm *vm);
+pdckpt_status pk_op_frame(pk_vm *vm);
+pdckpt_status pk_op_memo_put(pk_vm *vm);
+pdckpt_status pk_op_memo_get(pk_vm *vm);
+pdckpt_status pk_op_refused(pk_vm *vm); /* PERSID, BINPERSID, EXT*, NEXT_BUFFER */
+pdckpt_status pk_op_readonly_buffer(pk_vm *vm);
+
+/* ---- pickle_ops.c: data and container opcodes ---- */
+
+pdckpt_status pk_op_none(pk_vm *vm);
+pdckpt_status pk_op_bool(pk_vm *vm);
+pdckpt_status pk_op_binint(pk_vm *vm);
+pdckpt_status pk_op_long_bin(pk_vm *vm);
+pdckpt_status pk_op_int_text(pk_vm *vm);
+pdckpt_status pk_op_binfloat(pk_vm *vm);
+pdckpt_status pk_op_float_text(pk_vm *vm);
+pdckpt_status pk_op_text(pk_vm *vm);
+pdckpt_status pk_op_unicode_text(pk_vm *vm);
+pdckpt_status pk_op_py2_string(pk_vm *vm);
+pdckpt_status pk_op_string_text(pk_vm *vm);
+pdckpt_status pk_op_bytes(pk_vm *vm);
+pdckpt_status pk_op_empty(pk_vm *vm);
+pdckpt_status pk_op_mark_build(pk_vm *vm);
+pdckpt_status pk_op_tuple_n(pk_vm *vm);
+pdckpt_status pk_op_single_into(pk_vm *vm);
+pdckpt_status pk_op_mark_into(pk_vm *vm);
+/* An int from little-endian two's-complement bytes: INT, or builtins.int(bytes) when > 64 bits. */
+pdckpt_status pk_make_long(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_value **out);
 /* Appends items stack[start..sp) to `target` (LIST/SET/OBJECT) and drops them. */
 pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start);
 /* Sets pairs stack[start..sp) on `target` (DICT/OBJECT) and drops them. */
@@ -151,17 +203,29 @@ pdckpt_status pk_make_tuple(pk_vm *vm, size_t start, pdckpt_value **out);
 
 /* ---- pickle_calls.c: globals, calls, BUILD ---- */
 
-pdckpt_status pk_run_call_op(pk_vm *vm, uint8_t op, bool *handled);
-/* Python 2 and 3 spellings of a builtin: "builtins"/"__builtin__". */
-bool pk_is_builtin(const pdckpt_value *global, const char *name);
-bool pk_is_global(const pdckpt_value *v, const char *module, const char *name);
-/* Fails when `v` is a global the allowlist accepts only as a callable of one exact form (eval):
- * it may not become a value of the tree. */
-pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
+pdckpt_status pk_op_global(pk_vm *vm);
+pdckpt_status pk_op_stack_global(pk_vm *vm);
+pdckpt_status pk_op_reduce(pk_vm *vm);
+pdckpt_status pk_op_newobj(pk_vm *vm);
+pdckpt_status pk_op_obj_inst(pk_vm *vm);
+pdckpt_status pk_op_build(pk_vm *vm);
 
 /* ---- pickle_numpy.c: structural numpy recognition ---- */
 
-bool pk_is_reconstruct(const pdckpt_value *global);
+typedef struct pk_np_dtype {
+    pdckpt_dtype dtype;
+    size_t       size;
+    bool         swap; /* stored big-endian: bytes must be swapped */
+} pk_np_dtype;
+
+/* A numpy.dtype object pdckpt can hold; false for structured, object, string, ... dtypes. */
+bool pk_np_dtype_of(const pdckpt_value *d, pk_np_dtype *out);
+/* A tensor over C-order little-endian bytes `b` in the input: zero-copy when the input allows. */
+pdckpt_status pk_array_view(pk_vm *vm, pk_np_dtype dt, int32_t nd, const int64_t *dims,
+                            const uint8_t *b, pdckpt_value **out);
+
+bool pk_is_reconstruct(const pdckpt_value *obj);           /* an object _reconstruct made */
+bool pk_is_reconstruct_global(const pdckpt_value *global); /* the function itself */
 bool pk_is_frombuffer(const pdckpt_value *global);
 bool pk_is_np_scalar(const pdckpt_value *global);
 /* BUILD on a _reconstruct object: the tensor, or *out = NULL when the state is not an array
@@ -175,6 +239,17 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out);
 /* A copy of `t` (borrowed tensor) sharing its data, carrying `name`. */
 pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
                                 pdckpt_value **out);
+
+/* ---- pickle_array.c: the ndarray fast path ---- */
+
+/* BINGET / LONG_BINGET: an ndarray's whole opcode sequence when it starts here (vm->shortcut),
+ * else an ordinary GET. */
+pdckpt_status pk_op_get_array(pk_vm *vm);
+
+/* ---- pickle_run.c: the dispatch table ---- */
+
+/* Runs opcodes to STOP; the result is left in vm->result. */
+pdckpt_status pk_vm_run(pk_vm *vm);
 
 /* ---- pickle_paddle.c: Paddle's conventions on the loaded root ---- */
 

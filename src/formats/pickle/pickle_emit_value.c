@@ -135,28 +135,12 @@ static pdckpt_status save_args(pdk_pkl *p, const pdckpt_value *obj, pdk_pkl_mode
     return pdk_pkl_tuple_end(p, n, pdk_key_fresh());
 }
 
-/* The reader's form of an int beyond 64 bits: builtins.int(<LONG payload bytes>). */
-static const pdckpt_value *big_int_bytes(const pdckpt_value *v) {
-    const pdckpt_value *args = pdckpt_object_args(v);
-    if (pdckpt_object_kind_of(v) != PDCKPT_OBJECT_REDUCE ||
-        strcmp(pdckpt_object_module(v), "builtins") != 0 ||
-        strcmp(pdckpt_object_name(v), "int") != 0 || pdckpt_object_state(v) ||
-        pdckpt_object_items(v) || pdckpt_value_kind(args) != PDCKPT_KIND_TUPLE ||
-        pdckpt_value_len(args) != 1 ||
-        pdckpt_value_kind(pdckpt_value_at(args, 0)) != PDCKPT_KIND_BYTES)
-        return NULL;
-    return pdckpt_value_at(args, 0);
-}
-
 static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
-    pdckpt_object_kind  kind = pdckpt_object_kind_of(v);
-    const char         *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
-    const pdckpt_value *big = big_int_bytes(v);
-    if (big) {
-        size_t      n = 0;
-        const void *bytes = pdckpt_value_get_bytes(big, &n);
-        return pdk_pkl_save_long_bytes(p, bytes, n);
-    }
+    pdckpt_object_kind kind = pdckpt_object_kind_of(v);
+    const char        *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
+    size_t             n = 0;
+    const void        *big = pdckpt_value_get_bigint(v, &n);
+    if (big) return pdk_pkl_save_long_bytes(p, big, n);
     if (kind == PDCKPT_OBJECT_GLOBAL) return pdk_pkl_save_global(p, module, name);
     PDK_TRY(pdk_pkl_save_global(p, module, name));
     PDK_TRY(save_args(p, v, mode, kind == PDCKPT_OBJECT_NEWOBJ));

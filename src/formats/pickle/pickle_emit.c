@@ -9,46 +9,9 @@
  */
 #include "pickle_emit.h"
 #include "pickle_names.h"
+#include "pickle_opcodes.h"
 
 #include <string.h>
-
-enum {
-    OP_MARK = '(',
-    OP_STOP = '.',
-    OP_BINFLOAT = 'G',
-    OP_BININT = 'J',
-    OP_BININT1 = 'K',
-    OP_BININT2 = 'M',
-    OP_NONE = 'N',
-    OP_REDUCE = 'R',
-    OP_BINUNICODE = 'X',
-    OP_APPEND = 'a',
-    OP_APPENDS = 'e',
-    OP_GLOBAL = 'c',
-    OP_BINGET = 'h',
-    OP_LONG_BINGET = 'j',
-    OP_BINPUT = 'q',
-    OP_LONG_BINPUT = 'r',
-    OP_SETITEM = 's',
-    OP_TUPLE = 't',
-    OP_EMPTY_TUPLE = ')',
-    OP_SETITEMS = 'u',
-    OP_BINBYTES = 'B',
-    OP_SHORT_BINBYTES = 'C',
-    OP_PROTO = 0x80,
-    OP_TUPLE1 = 0x85,
-    OP_NEWTRUE = 0x88,
-    OP_NEWFALSE = 0x89,
-    OP_LONG1 = 0x8a,
-    OP_LONG4 = 0x8b,
-    OP_SHORT_BINUNICODE = 0x8c,
-    OP_BINUNICODE8 = 0x8d,
-    OP_BINBYTES8 = 0x8e,
-    OP_ADDITEMS = 0x90,
-    OP_STACK_GLOBAL = 0x93,
-    OP_MEMOIZE = 0x94,
-    OP_FRAME = 0x95,
-};
 
 #define FRAME_SIZE_TARGET (64u * 1024)
 #define FRAME_SIZE_MIN    4
@@ -80,7 +43,7 @@ pdckpt_status pdk_pkl_begin(pdk_pkl *p, pdk_sink *sink, const pdckpt_save_option
     if (!p->memo) return pdk_fail_nomem(err, "pickle memo");
     if (p->proto == 2 && !(p->scratch = pdk_alloc(p->alloc, SCRATCH_SIZE)))
         return pdk_fail_nomem(err, "pickle encode buffer");
-    uint8_t header[2] = {OP_PROTO, (uint8_t)p->proto};
+    uint8_t header[2] = {PK_OP_PROTO, (uint8_t)p->proto};
     PDK_TRY(pdk_sink_write(sink, header, 2, err)); /* outside any frame, as CPython writes it */
     p->framing = p->proto >= 4;
     return PDCKPT_OK;
@@ -92,7 +55,7 @@ static pdckpt_status commit_frame(pdk_pkl *p) {
     size_t n = p->frame_len;
     p->frame_len = 0;
     if (n >= FRAME_SIZE_MIN) {
-        uint8_t header[9] = {OP_FRAME};
+        uint8_t header[9] = {PK_OP_FRAME};
         put_le(header + 1, n, 8);
         PDK_TRY(pdk_sink_write(p->sink, header, sizeof header, p->err));
     }
@@ -101,7 +64,7 @@ static pdckpt_status commit_frame(pdk_pkl *p) {
 
 pdckpt_status pdk_pkl_end(pdk_pkl *p, bool ok) {
     pdckpt_status st = PDCKPT_OK;
-    if (ok) st = pdk_pkl_op(p, OP_STOP);
+    if (ok) st = pdk_pkl_op(p, PK_OP_STOP);
     if (ok && st == PDCKPT_OK) st = commit_frame(p);
     pdk_memo_free(p->memo);
     pdk_free(p->alloc, p->frame, p->frame_cap);
@@ -163,11 +126,11 @@ pdckpt_status pdk_pkl_memo_get(pdk_pkl *p, const pdk_pkl_key *key, bool *hit) {
     if (!*hit) return PDCKPT_OK;
     uint8_t op[5];
     if (index < 256) {
-        op[0] = OP_BINGET;
+        op[0] = PK_OP_BINGET;
         op[1] = (uint8_t)index;
         return pdk_pkl_write(p, op, 2);
     }
-    op[0] = OP_LONG_BINGET;
+    op[0] = PK_OP_LONG_BINGET;
     put_le(op + 1, index, 4);
     return pdk_pkl_write(p, op, 5);
 }
@@ -178,10 +141,10 @@ pdckpt_status pdk_pkl_memoize(pdk_pkl *p, const pdk_pkl_key *key) {
         return fail(p, PDCKPT_ERR_LIMIT, "more than 2^32 memoized objects need protocol 4");
     PDK_TRY(pdk_memo_put(p->memo, key, index, p->err));
     p->memo_next++;
-    if (p->proto >= 4) return pdk_pkl_op(p, OP_MEMOIZE);
-    uint8_t op[5] = {OP_BINPUT, (uint8_t)index};
+    if (p->proto >= 4) return pdk_pkl_op(p, PK_OP_MEMOIZE);
+    uint8_t op[5] = {PK_OP_BINPUT, (uint8_t)index};
     if (index < 256) return pdk_pkl_write(p, op, 2);
-    op[0] = OP_LONG_BINPUT;
+    op[0] = PK_OP_LONG_BINPUT;
     put_le(op + 1, index, 4);
     return pdk_pkl_write(p, op, 5);
 }
@@ -200,12 +163,12 @@ void pdk_pkl_leave(pdk_pkl *p) {
 
 pdckpt_status pdk_pkl_save_none(pdk_pkl *p) {
     PDK_TRY(pdk_pkl_boundary(p));
-    return pdk_pkl_op(p, OP_NONE);
+    return pdk_pkl_op(p, PK_OP_NONE);
 }
 
 pdckpt_status pdk_pkl_save_bool(pdk_pkl *p, bool v) {
     PDK_TRY(pdk_pkl_boundary(p));
-    return pdk_pkl_op(p, v ? OP_NEWTRUE : OP_NEWFALSE);
+    return pdk_pkl_op(p, v ? PK_OP_NEWTRUE : PK_OP_NEWFALSE);
 }
 
 /* pickle's encode_long: two's complement, little-endian, as few bytes as keep the sign. */
@@ -226,21 +189,21 @@ pdckpt_status pdk_pkl_save_int(pdk_pkl *p, int64_t v) {
     PDK_TRY(pdk_pkl_boundary(p));
     uint8_t op[10];
     if (v >= 0 && v <= 0xff) {
-        op[0] = OP_BININT1;
+        op[0] = PK_OP_BININT1;
         op[1] = (uint8_t)v;
         return pdk_pkl_write(p, op, 2);
     }
     if (v >= 0 && v <= 0xffff) {
-        op[0] = OP_BININT2;
+        op[0] = PK_OP_BININT2;
         put_le(op + 1, (uint64_t)v, 2);
         return pdk_pkl_write(p, op, 3);
     }
     if (v >= INT32_MIN && v <= INT32_MAX) {
-        op[0] = OP_BININT;
+        op[0] = PK_OP_BININT;
         put_le(op + 1, (uint64_t)v, 4);
         return pdk_pkl_write(p, op, 5);
     }
-    op[0] = OP_LONG1;
+    op[0] = PK_OP_LONG1;
     size_t n = encode_long(v, op + 2);
     op[1] = (uint8_t)n;
     return pdk_pkl_write(p, op, 2 + n);
@@ -253,7 +216,7 @@ pdckpt_status pdk_pkl_save_long_bytes(pdk_pkl *p, const uint8_t *bytes, size_t n
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "expected an int of at most 2^32 bytes, found %zu", n);
     PDK_TRY(pdk_pkl_boundary(p));
-    uint8_t op[5] = {n < 256 ? OP_LONG1 : OP_LONG4};
+    uint8_t op[5] = {n < 256 ? PK_OP_LONG1 : PK_OP_LONG4};
     put_le(op + 1, n, n < 256 ? 1 : 4);
     PDK_TRY(pdk_pkl_write(p, op, n < 256 ? 2 : 5));
     return pdk_pkl_write(p, bytes, n);
@@ -263,7 +226,7 @@ pdckpt_status pdk_pkl_save_float(pdk_pkl *p, double v) {
     PDK_TRY(pdk_pkl_boundary(p));
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    uint8_t op[9] = {OP_BINFLOAT};
+    uint8_t op[9] = {PK_OP_BINFLOAT};
     for (int i = 0; i < 8; i++) op[1 + i] = (uint8_t)(bits >> (56 - 8 * i)); /* big-endian */
     return pdk_pkl_write(p, op, 9);
 }
@@ -303,17 +266,17 @@ pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_ke
     uint8_t h[9];
     size_t  hlen;
     if (p->proto >= 4 && len <= 0xff) {
-        h[0] = OP_SHORT_BINUNICODE;
+        h[0] = PK_OP_SHORT_BINUNICODE;
         h[1] = (uint8_t)len;
         hlen = 2;
     } else if (len > UINT32_MAX) {
         if (p->proto < 4)
             return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
-        h[0] = OP_BINUNICODE8;
+        h[0] = PK_OP_BINUNICODE8;
         put_le(h + 1, len, 8);
         hlen = 9;
     } else {
-        h[0] = OP_BINUNICODE;
+        h[0] = PK_OP_BINUNICODE;
         put_le(h + 1, len, 4);
         hlen = 5;
     }
@@ -344,7 +307,7 @@ static pdckpt_status save_latin1_text(pdk_pkl *p, const uint8_t *d, uint64_t n) 
     if (utf8_len > UINT32_MAX)
         return fail(p, PDCKPT_ERR_LIMIT,
                     "bytes whose latin-1 text is 4 GiB or more need protocol 3 or 4");
-    uint8_t h[5] = {OP_BINUNICODE};
+    uint8_t h[5] = {PK_OP_BINUNICODE};
     put_le(h + 1, utf8_len, 4);
     PDK_TRY(pdk_pkl_write(p, h, 5));
     for (uint64_t off = 0; off < n;) {
@@ -368,7 +331,7 @@ static pdckpt_status save_bytes_proto2(pdk_pkl *p, const uint8_t *d, uint64_t n,
     if (n == 0) {
         PDK_TRY(pdk_pkl_save_global(p, "builtins", "bytes"));
         PDK_TRY(pdk_pkl_boundary(p)); /* save(()) */
-        PDK_TRY(pdk_pkl_op(p, OP_EMPTY_TUPLE));
+        PDK_TRY(pdk_pkl_op(p, PK_OP_EMPTY_TUPLE));
     } else {
         PDK_TRY(pdk_pkl_save_global(p, "_codecs", "encode"));
         PDK_TRY(pdk_pkl_boundary(p)); /* save((text, 'latin1')) */
@@ -376,7 +339,7 @@ static pdckpt_status save_bytes_proto2(pdk_pkl *p, const uint8_t *d, uint64_t n,
         PDK_TRY(pdk_pkl_save_str(p, "latin1", 6, pdk_key_text(PDK_KEY_STR, "latin1", 6)));
         PDK_TRY(pdk_pkl_tuple_end(p, 2, pdk_key_fresh()));
     }
-    PDK_TRY(pdk_pkl_op(p, OP_REDUCE));
+    PDK_TRY(pdk_pkl_op(p, PK_OP_REDUCE));
     return pdk_pkl_memoize(p, key);
 }
 
@@ -391,17 +354,17 @@ pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk
     uint8_t h[9];
     size_t  hlen;
     if (len <= 0xff) {
-        h[0] = OP_SHORT_BINBYTES;
+        h[0] = PK_OP_SHORT_BINBYTES;
         h[1] = (uint8_t)len;
         hlen = 2;
     } else if (len > UINT32_MAX) {
         if (p->proto < 4)
             return fail(p, PDCKPT_ERR_LIMIT, "bytes of 4 GiB or more need protocol 4");
-        h[0] = OP_BINBYTES8;
+        h[0] = PK_OP_BINBYTES8;
         put_le(h + 1, len, 8);
         hlen = 9;
     } else {
-        h[0] = OP_BINBYTES;
+        h[0] = PK_OP_BINBYTES;
         put_le(h + 1, len, 4);
         hlen = 5;
     }
@@ -410,12 +373,12 @@ pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk
 }
 
 pdckpt_status pdk_pkl_tuple_begin(pdk_pkl *p, size_t n) {
-    return n > 3 ? pdk_pkl_op(p, OP_MARK) : PDCKPT_OK;
+    return n > 3 ? pdk_pkl_op(p, PK_OP_MARK) : PDCKPT_OK;
 }
 
 pdckpt_status pdk_pkl_tuple_end(pdk_pkl *p, size_t n, pdk_pkl_key key) {
-    if (n == 0) return pdk_pkl_op(p, OP_EMPTY_TUPLE); /* the () singleton is never memoized */
-    PDK_TRY(pdk_pkl_op(p, n <= 3 ? (uint8_t)(OP_TUPLE1 + n - 1) : (uint8_t)OP_TUPLE));
+    if (n == 0) return pdk_pkl_op(p, PK_OP_EMPTY_TUPLE); /* the () singleton is never memoized */
+    PDK_TRY(pdk_pkl_op(p, n <= 3 ? (uint8_t)(PK_OP_TUPLE1 + n - 1) : (uint8_t)PK_OP_TUPLE));
     return pdk_pkl_memoize(p, &key);
 }
 
@@ -432,7 +395,7 @@ static pdckpt_status batch_exact_dict_set(pdk_pkl *p, uint8_t close, size_t n, p
                                           void *ctx) {
     size_t i = 0, k;
     do {
-        PDK_TRY(pdk_pkl_op(p, OP_MARK));
+        PDK_TRY(pdk_pkl_op(p, PK_OP_MARK));
         for (k = 0; i < n && k < PDK_PKL_BATCH; k++, i++) PDK_TRY(fn(p, ctx, i));
         PDK_TRY(pdk_pkl_op(p, close));
     } while (k == PDK_PKL_BATCH);
@@ -443,9 +406,9 @@ static pdckpt_status batch_exact_dict_set(pdk_pkl *p, uint8_t close, size_t n, p
 static pdckpt_status batch_exact_list(pdk_pkl *p, size_t n, pdk_pkl_item_fn fn, void *ctx) {
     size_t i = 0;
     do {
-        PDK_TRY(pdk_pkl_op(p, OP_MARK));
+        PDK_TRY(pdk_pkl_op(p, PK_OP_MARK));
         for (size_t k = 0; i < n && k < PDK_PKL_BATCH; k++, i++) PDK_TRY(fn(p, ctx, i));
-        PDK_TRY(pdk_pkl_op(p, OP_APPENDS));
+        PDK_TRY(pdk_pkl_op(p, PK_OP_APPENDS));
     } while (i < n);
     return PDCKPT_OK;
 }
@@ -459,7 +422,7 @@ static pdckpt_status batch_plain(pdk_pkl *p, uint8_t one, uint8_t many, size_t n
             PDK_TRY(fn(p, ctx, i));
             return pdk_pkl_op(p, one);
         }
-        PDK_TRY(pdk_pkl_op(p, OP_MARK));
+        PDK_TRY(pdk_pkl_op(p, PK_OP_MARK));
         for (size_t k = 0; i < n && k < PDK_PKL_BATCH; k++, i++) PDK_TRY(fn(p, ctx, i));
         PDK_TRY(pdk_pkl_op(p, many));
     }
@@ -473,18 +436,18 @@ pdckpt_status pdk_pkl_batch(pdk_pkl *p, pdk_pkl_batch_mode mode, size_t n, pdk_p
     case PDK_BATCH_DICT_EXACT:
         if (n == 1) {
             PDK_TRY(fn(p, ctx, 0));
-            return pdk_pkl_op(p, OP_SETITEM);
+            return pdk_pkl_op(p, PK_OP_SETITEM);
         }
-        return batch_exact_dict_set(p, OP_SETITEMS, n, fn, ctx);
-    case PDK_BATCH_SET: return batch_exact_dict_set(p, OP_ADDITEMS, n, fn, ctx);
-    case PDK_BATCH_DICT_ITER: return batch_plain(p, OP_SETITEM, OP_SETITEMS, n, fn, ctx);
+        return batch_exact_dict_set(p, PK_OP_SETITEMS, n, fn, ctx);
+    case PDK_BATCH_SET: return batch_exact_dict_set(p, PK_OP_ADDITEMS, n, fn, ctx);
+    case PDK_BATCH_DICT_ITER: return batch_plain(p, PK_OP_SETITEM, PK_OP_SETITEMS, n, fn, ctx);
     case PDK_BATCH_LIST_EXACT:
         if (n == 1) {
             PDK_TRY(fn(p, ctx, 0));
-            return pdk_pkl_op(p, OP_APPEND);
+            return pdk_pkl_op(p, PK_OP_APPEND);
         }
         return batch_exact_list(p, n, fn, ctx);
-    case PDK_BATCH_LIST_ITER: return batch_plain(p, OP_APPEND, OP_APPENDS, n, fn, ctx);
+    case PDK_BATCH_LIST_ITER: return batch_plain(p, PK_OP_APPEND, PK_OP_APPENDS, n, fn, ctx);
     }
     return PDCKPT_OK;
 }

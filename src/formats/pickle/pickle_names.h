@@ -8,7 +8,7 @@
 #ifndef PDK_PICKLE_NAMES_H
 #define PDK_PICKLE_NAMES_H
 
-#include "pdk_format.h"
+#include "../pdk_format.h"
 
 /* What pdckpt lets a global do.  Nothing is ever imported or called: these say which structures
  * the reader accepts around the name and whether the writer may emit it. */

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The lazy-open index "<file>.pdkidx" (src/formats/pickle/pickle_index.c, docs/pickles.md): pdckpt
+writes it beside a pickle of large tensors it saved, a zero-copy open (pdckpt.open) builds the
+tree from it, and no stale, rewritten, garbled, truncated or lying index ever changes what is
+returned: every such index is ignored and the pickle parsed.  Speed is the benchmark's business
+(bench_c lazyopen)."""
+import ctypes
+import ctypes.util
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import pdckpt
+from pdckpt._native import NAME_TABLE_KEY
+
+HEADER = 8 + 9 * 8  # magic, stamp (7 x u64), body length, body hash
+
+
+def state(seed=0, n=6):
+    rng = np.random.default_rng(seed)
+    d = {f"layer{i}.weight": rng.standard_normal((128, 160), dtype=np.float32) for i in range(n)}
+    d["layer0.bias"] = np.arange(40000, dtype=np.int64)
+    return d
+
+
+def tree(path):
+    """What a zero-copy open gives, as plain Python values (arrays copied out)."""
+    r = pdckpt.open(path)
+    return {k: np.array(r[k]) for k in r.keys() if k != NAME_TABLE_KEY}
+
+
+def parsed(path, **kw):
+    return {k: v for k, v in pdckpt.load(path, return_numpy=True, **kw).items()
+            if k != NAME_TABLE_KEY}
+
+
+def assert_same(got, want):
+    assert list(got) == list(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
+
+
+@pytest.fixture
+def saved(tmp_path):
+    p = str(tmp_path / "model.pdparams")
+    src = state()
+    pdckpt.save(src, p)
+    assert os.path.exists(p + ".pdkidx")
+    return p, src
+
+
+def xxh3(data):
+    lib = ctypes.CDLL(ctypes.util.find_library("xxhash") or "libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lib.XXH3_64bits(data, len(data))
+
+
+def rehash(idx):
+    """An index whose body was edited, with its length and hash made to match again."""
+    body = idx[HEADER:]
+    return idx[:HEADER - 16] + struct.pack("<QQ", len(body), xxh3(body)) + body
+
+
+def test_index_gives_what_parsing_gives(saved):
+    p, src = saved
+    r = pdckpt.open(p)
+    keys, names = list(r.keys()), r[NAME_TABLE_KEY]
+    assert_same(tree(p), src)
+    assert_same(parsed(p), src)
+    os.remove(p + ".pdkidx")
+    r = pdckpt.open(p)
+    assert list(r.keys()) == keys and r[NAME_TABLE_KEY] == names
+    assert_same(tree(p), src)
+
+
+def test_small_tensors_get_no_index_and_a_save_removes_its_old_one(tmp_path):
+    p = str(tmp_path / "small.pdparams")
+    pdckpt.save(state(), p)
+    assert os.path.exists(p + ".pdkidx")
+    small = {f"w{i}": np.ones(4, np.float32) for i in range(10)}
+    pdckpt.save(small, p)
+    assert not os.path.exists(p + ".pdkidx")
+    assert_same(tree(p), small)
+    open(p + ".pdkidx", "wb").write(b"not ours")  # a file pdckpt did not write stays
+    pdckpt.save(small, p)
+    assert open(p + ".pdkidx", "rb").read() == b"not ours"
+    assert_same(tree(p), small)
+
+
+def test_pickle_replaced_by_paddle_save_makes_the_index_stale(saved):
+    p, _ = saved
+    other = state(seed=1)
+    with open(p, "wb") as f:  # in place, as paddle.save does
+        pickle.dump(other, f, protocol=4)
+    assert_same(tree(p), other)
+
+
+def test_same_size_same_mtime_rewrite_makes_the_index_stale(saved):
+    p, src = saved
+    st = os.stat(p)
+    data = bytearray(open(p, "rb").read())
+    raw = src["layer3.weight"].tobytes()
+    at = data.find(raw)
+    data[at:at + len(raw)] = (src["layer3.weight"] * 2).tobytes()
+    with open(p, "r+b") as f:
+        f.write(data)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back: ctime cannot be
+    got = tree(p)
+    assert np.array_equal(got["layer3.weight"], src["layer3.weight"] * 2)
+
+
+@pytest.mark.parametrize("cut", [0, 7, HEADER - 1, HEADER, HEADER + 5, -1])
+def test_truncated_index_is_ignored(saved, cut):
+    p, src = saved
+    idx = open(p + ".pdkidx", "rb").read()
+    open(p + ".pdkidx", "wb").write(idx[:cut] if cut >= 0 else idx[:-1])
+    assert_same(tree(p), src)
+
+
+def test_garbled_index_is_ignored(saved):
+    p, src = saved
+    idx = bytearray(open(p + ".pdkidx", "rb").read())
+    for i in range(HEADER, len(idx), 97):
+        idx[i] ^= 0x5A
+    open(p + ".pdkidx", "wb").write(idx)
+    assert_same(tree(p), src)
+
+
+def test_lying_index_with_a_valid_hash_cannot_reach_outside_the_file(saved):
+    p, src = saved
+    idx = open(p + ".pdkidx", "rb").read()
+    size = os.path.getsize(p)
+    # every tensor's data offset (u64 after its dims) pushed past the end of the pickle
+    body = bytearray(idx[HEADER:])
+    shape = struct.pack("<QQ", 128, 160)
+    at = body.find(shape)
+    assert at > 0
+    body[at + 16:at + 24] = struct.pack("<Q", size - 100)
+    open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
+    assert_same(tree(p), src)
+
+
+def test_index_of_another_file_is_ignored(tmp_path):
+    a, b = str(tmp_path / "a.pdparams"), str(tmp_path / "b.pdparams")
+    sa, sb = state(seed=2), state(seed=3)
+    pdckpt.save(sa, a)
+    pdckpt.save(sb, b)
+    os.replace(a + ".pdkidx", b + ".pdkidx")
+    assert_same(tree(b), sb)
+
+
+def test_reads_and_verify_never_use_the_index(saved):
+    p, src = saved
+    open(p + ".pdkidx", "wb").write(b"PDKIDX1\n" + b"\xff" * 200)
+    assert_same(parsed(p), src)
+    assert_same(parsed(p, verify=True), src)
