@@ -361,6 +361,9 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *
                               pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
+/* Completes Paddle 2.6 metadata (pieces without dtype) from the data files beside `source`, the
+ * metadata file's path. */
+pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err);
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
 /* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
  * metadata file name (-1 if none). */

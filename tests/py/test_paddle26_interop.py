@@ -119,3 +119,58 @@ def test_pdckpt_files_load_in_paddle26(written, tmp_path):
             assert got[tag + "_lr"] == meta["lr"]
     y = np.load(tmp_path / "net_y.npy")
     assert y.tobytes() == np.load(d / "y.npy").tobytes()
+
+
+@pytest.fixture(scope="module")
+def sharded26(tmp_path_factory):
+    """A sharded checkpoint Paddle 2.6's save_state_dict wrote on 2 ranks (CPU, gloo): its
+    metadata (paddle.distributed.checkpoint.metadata) records no dtype and no global shape."""
+    d = tmp_path_factory.mktemp("p26_sharded")
+    py = _venv26() / "bin" / "python"
+    assert py.exists(), f"Paddle 2.6 venv missing at {py}: run scripts/setup.sh"
+    proc = subprocess.run([str(py), "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                           "--log_dir", str(d / "log"), str(WORKER), "sharded", str(d)],
+                          capture_output=True, text=True, timeout=600, cwd=d,
+                          env={**os.environ, "PYTHONPATH": ""})
+    logs = "".join(p.read_text()[-2000:] for p in sorted((d / "log").glob("workerlog.*")))
+    assert proc.returncode == 0, proc.stdout[-2000:] + logs
+    return d, json.loads((d / "sharded.json").read_text())
+
+
+def test_paddle26_sharded_checkpoint_lists_and_merges(sharded26, tmp_path):
+    """Issue 19 item 5: the dtype and shape of every key come from the data files (they listed
+    as '?' and [] with exit 0, and dist merge failed); merged on 2 ranks, every tensor equals
+    what Paddle 2.6 saved."""
+    from test_dist import mpirun
+
+    d, want = sharded26
+    listing = ls_json(d / "ck")
+    assert {t["key"]: [t["dtype"], t["shape"]] for t in listing["tensors"]} == want
+    rows = next(t for t in listing["tensors"] if t["key"] == "rows")
+    assert [p["shape"] for p in rows["pieces"]] == [[3, 4], [3, 4]]
+    mpirun(2, "dist", "merge", d / "ck", tmp_path / "merged.safetensors", "--no-fsync")
+    merged = ls_json(tmp_path / "merged.safetensors")
+    assert {t["key"][0]: [t["dtype"], t["shape"]] for t in merged["tensors"]} == want
+    import pdckpt
+
+    got = {k: np.asarray(v) for k, v in pdckpt.load(str(tmp_path / "merged.safetensors"),
+                                                     return_numpy=True).items()}
+    npz = dict(np.load(d / "sharded.npz"))
+    assert sorted(got) == sorted(npz)
+    for k, v in npz.items():
+        assert got[k].tobytes() == v.tobytes() and got[k].shape == v.shape, k
+
+
+def test_paddle26_sharded_checkpoint_without_the_data_refused(sharded26, tmp_path):
+    """Where a 2.6 checkpoint's data file does not hold a key its metadata lists, nothing can
+    say the key's dtype: ls and merge fail naming the key and the file."""
+    import pdckpt
+
+    d, _ = sharded26
+    ck = tmp_path / "ck"
+    shutil.copytree(d / "ck", ck)
+    pdckpt.save({"other": np.zeros(2, "float32")}, str(ck / "0_0.distcp"), format="pickle")
+    for proc in (run_cli("ls", ck), run_cli("dist", "merge", ck, tmp_path / "m.safetensors")):
+        assert proc.returncode == 1, proc.stdout
+        assert "has no dtype and its data file 0_0.distcp holds no tensor" in proc.stderr
+    assert not (tmp_path / "m.safetensors").exists()
