@@ -174,3 +174,70 @@ def test_paddle26_sharded_checkpoint_without_the_data_refused(sharded26, tmp_pat
         assert proc.returncode == 1, proc.stdout
         assert "has no dtype and its data file 0_0.distcp holds no tensor" in proc.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_lone_pdiparams_named_by_its_info(written, tmp_path):
+    """Issue 19 item 3: a .pdiparams whose program is gone but whose .pdiparams.info (Paddle 2.6's
+    jit.save) is beside it lists with the variable names (the info's keys, sorted as
+    save_combine stores them) and their structured names, as the program would name it; an info
+    that does not match the file (a pruned program's extra entry) is refused, not guessed."""
+    import pickle
+
+    d, _ = written
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for name in ("net.pdiparams", "net.pdiparams.info"):
+        shutil.copy(d / "infer" / name, lone / name)
+    by_program = ls_json(d / "infer" / "net.pdiparams", "--hash")
+    got = ls_json(lone / "net.pdiparams", "--hash")
+    assert got["format"] == "combined"
+    assert [(t["key"], t["sha256"], t["structured_name"]) for t in got["tensors"]] == \
+        [(t["key"], t["sha256"], t["structured_name"]) for t in by_program["tensors"]]
+    info = pickle.loads((lone / "net.pdiparams.info").read_bytes())
+    info["pruned_0.w_0"] = {"structured_name": "x.weight", "stop_gradient": False}
+    (lone / "net.pdiparams.info").write_bytes(pickle.dumps(info, protocol=2))
+    proc = run_cli("ls", lone / "net.pdiparams")
+    assert proc.returncode == 1 and "net.pdiparams.info (9 variables" in proc.stderr, proc.stderr
+    assert [t["key"] for t in ls_json(lone / "net.pdiparams", "--format", "combined")[
+        "tensors"]] == [[i] for i in range(8)]
+
+
+def test_pdiparams_info_written_beside_converted_combined_files(written, tmp_path):
+    """Issue 19 item 3: converting into a .pdiparams writes the .pdiparams.info Paddle 2.6's
+    jit.save would (stop_gradient and trainable from the info beside the program, structured
+    names from IN's keys) unless one is there; Paddle 2.6's paddle.load of the model prefix then
+    gives the state dict by those names.  A combined file named by its info, converted to
+    another .pdiparams, keeps its names the same way."""
+    import pickle
+    import pdckpt
+
+    d, _ = written
+    theirs = pickle.loads((d / "infer" / "net.pdiparams.info").read_bytes())
+    dep = tmp_path / "dep"
+    dep.mkdir()
+    shutil.copy(d / "infer" / "net.pdmodel", dep / "model.pdmodel")
+    state = pdckpt.load(str(d / "net.pdparams"))  # structured keys, Paddle names kept
+    renamed = {"enc." + k: v for k, v in state.items()}
+    pdckpt.save(renamed, str(tmp_path / "renamed.pdparams"))
+    run_cli("convert", tmp_path / "renamed.pdparams", dep / "model.pdiparams", "--out-program",
+            d / "infer" / "net.pdmodel", "--no-fsync", check=0)
+    ours = pickle.loads((dep / "model.pdiparams.info").read_bytes())
+    assert ours == {v: dict(e, structured_name="enc." + e["structured_name"])
+                    for v, e in theirs.items()}
+    _run26("read", tmp_path, dep / "model")
+    npz = dict(np.load(tmp_path / "model.npz"))
+    want = {"enc." + k: v.numpy() for k, v in state.items()}
+    assert sorted(npz) == sorted(want)
+    assert all(npz[k].tobytes() == want[k].tobytes() for k in want)
+    before = (dep / "model.pdiparams.info").read_bytes()  # never replaced
+    run_cli("convert", d / "net.pdparams", dep / "model.pdiparams", "--out-program",
+            d / "infer" / "net.pdmodel", "--no-fsync", check=0)
+    assert (dep / "model.pdiparams.info").read_bytes() == before
+    # combined -> combined: the names come along
+    run_cli("convert", dep / "model.pdiparams", tmp_path / "copy.pdiparams", "--program",
+            dep / "model.pdmodel", "--no-fsync", check=0)
+    (dep / "model.pdmodel").unlink()
+    assert ls_json(tmp_path / "copy.pdiparams")["tensors"] == ls_json(dep / "model.pdiparams")[
+        "tensors"]
+    assert "enc.0.weight" in {t.get("structured_name") for t in
+                              ls_json(tmp_path / "copy.pdiparams")["tensors"]}
