@@ -184,6 +184,27 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
     return st;
 }
 
+/* A dygraph-dir names each variable file by the tensor's Paddle name, as Paddle 1.5's
+ * save_persistables did (its load_dygraph gives those names back): a state dict's structured
+ * keys do not survive, which is said, not done silently. */
+static void note_renamed_keys(const pdckpt_value *root) {
+    size_t n = 0;
+    for (size_t i = 0; pdckpt_value_kind(root) == PDCKPT_KIND_DICT && i < pdckpt_value_len(root);
+         i++) {
+        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+        pdckpt_tensor_view t;
+        if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), &t) || !t.name ||
+            strcmp(key, t.name) == 0)
+            continue;
+        if (n++ < 8) fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", key, t.name);
+    }
+    if (n)
+        fprintf(stderr,
+                "pdckpt: note: a dygraph-dir keeps Paddle names, not keys: %zu key%s became the "
+                "tensor's Paddle name%s\n",
+                n, n == 1 ? "" : "s", n > 8 ? " (the first 8 listed)" : "");
+}
+
 /* ---- the .pdiparams.info beside a combined file ---- */
 
 /* The info with each variable's structured_name from the tree: a state dict names variable n
@@ -295,6 +316,7 @@ int cmd_convert(int argc, char **argv) {
         a.so.n_allowed_globals = args.n_allowed;
         rc = write_output(root, in, from, out, a.out_program, a.static_out, &a.so);
     }
+    if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_DYGRAPH_DIR) note_renamed_keys(root);
     if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_COMBINED && strcmp(in, "-") != 0)
         rc = write_params_info(root, in, &args, out, a.out_program);
     pdckpt_value_free(root);

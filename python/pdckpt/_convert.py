@@ -101,6 +101,8 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     """A paddle.Tensor's bytes without a copy where Paddle allows it (CPU, dense, contiguous)."""
     dtype_name = str(t.dtype).rsplit(".", 1)[-1]
     if not t._is_initialized():
+        if 0 in t.shape:  # paddle.zeros([0, 3]) holds no allocation, and paddle.save takes it
+            return _array_leaf(np.zeros(t.shape, np.uint8), t.name, dtype_name)
         _paddle_io.check_initialized(t, "Tensor")
     if _paddle_io.static_mode(paddle):
         # detach() / DLPack on a dygraph tensor crash the process in static-graph mode;
