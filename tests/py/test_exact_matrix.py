@@ -284,3 +284,18 @@ def test_skip_non_tensors_lists_what_it_dropped(tmp_path, target):
                                          r"\(int\), LR_Scheduler.last_lr \(float\)"):
         pdckpt.save(pdckpt.load(str(src)), tmp_path / ("py_" + out.name), format=target,
                     skip_non_tensors=True)
+
+
+def test_dygraph_dir_says_keys_become_paddle_names(tmp_path):
+    """A dygraph-dir names files by Paddle names (Paddle 1.5's save_persistables): converting a
+    state dict into one renamed its structured keys without a word; CLI and Python now say
+    which."""
+    obj = tree("state", "float32")
+    src = tmp_path / "s.pdparams"
+    paddle.save(obj, str(src))
+    proc = run_cli("convert", src, tmp_path / "d1", "--to", "dygraph-dir", "--no-fsync", check=0)
+    for key, t in obj.items():
+        assert f"'{key}' is stored as '{t.name}'" in proc.stderr, proc.stderr
+    with pytest.warns(UserWarning, match="dygraph-dir keeps Paddle names, not keys: "
+                                         f"'linear.weight' -> '{obj['linear.weight'].name}'"):
+        pdckpt.save(obj, tmp_path / "d2", format="dygraph-dir")
