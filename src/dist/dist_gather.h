@@ -42,6 +42,7 @@ typedef struct pdk_merge_plan {
     int           n_ranks;
     bool          opt;
     bool          mw_merged;
+    bool          same_keys; /* opt: every rank has the same top-level keys in the same order */
     struct kslot *slots;
     size_t        n_slots;
     pdckpt_error *err;
@@ -52,12 +53,14 @@ void          pdk_merge_plan_free(pdk_merge_plan *p);
 /* The rank whose value of `e` ends up in `target`'s merged state. */
 int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
 
-/* Gives the merged state on a writing rank (whose own state is `local`) the shape Paddle's
- * _gather_state_dict gives it: for opt, tensors named by their keys, master_weights then the
- * writer's own LR_Scheduler (none when it has none) last; the name table the union of the
- * ranks' (every merged top-level tensor). */
-pdckpt_status pdk_merge_finish(const pdckpt_value *local, bool opt, pdckpt_value *merged,
-                               const pdckpt_allocator *alloc, pdckpt_error *err);
+/* Gives the merged state on a writing rank (whose own state is `local`) the shape
+ * paddle.distributed.save gives it: for opt, when the ranks' top-level keys differ,
+ * _gather_state_dict's -- tensors named by their keys, master_weights then the writer's own
+ * LR_Scheduler (none when it has none) last -- and when they are the same, the writer's own
+ * state; the name table the union of the ranks' (every merged top-level tensor). */
+pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *local,
+                               pdckpt_value *merged, const pdckpt_allocator *alloc,
+                               pdckpt_error *err);
 
 /* Runs the gather: on ranks in `targets` (sorted, unique) `*merged` receives the merged tree. */
 pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, const int *targets,

@@ -227,6 +227,19 @@ static pdckpt_status check_entry(pdk_merge_plan *p, int rank, const pdk_skel_ent
     return PDCKPT_OK;
 }
 
+/* Paddle's _same_keys: list(state_dict.keys()) equal on every rank (top level, in order). */
+static bool same_top_keys(const pdk_skel *a, const pdk_skel *b) {
+    size_t i = 0, j = 0;
+    for (;; i++, j++) {
+        while (i < a->n_entries && a->entries[i].parent >= 0) i++;
+        while (j < b->n_entries && b->entries[j].parent >= 0) j++;
+        if (i == a->n_entries || j == b->n_entries) return i == a->n_entries && j == b->n_entries;
+        if (a->entries[i].key_len != b->entries[j].key_len ||
+            memcmp(a->entries[i].key, b->entries[j].key, a->entries[i].key_len) != 0)
+            return false;
+    }
+}
+
 pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     size_t total = 0;
     p->err = err;
@@ -244,6 +257,9 @@ pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     for (int r = 0; r < p->n_ranks; r++)
         for (size_t i = 0; i < p->skels[r].n_entries; i++)
             PDK_DTRY(check_entry(p, r, &p->skels[r].entries[i]));
+    p->same_keys = p->opt;
+    for (int r = 1; r < p->n_ranks && p->same_keys; r++)
+        p->same_keys = same_top_keys(&p->skels[0], &p->skels[r]);
     return PDCKPT_OK;
 }
 
@@ -261,6 +277,7 @@ static bool has_top_key(const pdk_skel *sk, const char *key) {
 }
 
 int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e) {
+    if (p->same_keys) return target; /* paddle.distributed.save writes the local state */
     int32_t level = e->parent < 0 ? 0 : 1;
     if (p->opt && level == 0 && e->key_len == strlen(LR_SCHEDULER) &&
         memcmp(e->key, LR_SCHEDULER, e->key_len) == 0 &&
@@ -311,9 +328,32 @@ static pdckpt_status rebuild_name_table(pdckpt_value *merged, const pdckpt_alloc
     return st;
 }
 
-pdckpt_status pdk_merge_finish(const pdckpt_value *local, bool opt, pdckpt_value *merged,
-                               const pdckpt_allocator *alloc, pdckpt_error *err) {
-    if (opt) { /* master_weights and LR_Scheduler are popped, then put back last */
+/* The writer's own master_weights, in its order: the others' keys were only placeholders. */
+static pdckpt_status own_master_weights(const pdckpt_value *local, pdckpt_value *merged,
+                                        const pdckpt_allocator *alloc, pdckpt_error *err) {
+    const pdckpt_value *own = pdckpt_dict_get(local, MASTER_WEIGHTS);
+    pdckpt_value       *mw = pdckpt_dict_get_mut(merged, MASTER_WEIGHTS);
+    if (pdckpt_value_kind(own) != PDCKPT_KIND_DICT || pdckpt_value_kind(mw) != PDCKPT_KIND_DICT)
+        return PDCKPT_OK;
+    pdckpt_value *kept = pdckpt_value_new_container(alloc, PDCKPT_KIND_DICT);
+    if (!kept) return pdk_dist_nomem(err, "master_weights");
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < pdckpt_value_len(own) && st == PDCKPT_OK; i++) {
+        const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(own, i), NULL);
+        pdckpt_value *v = key ? pdckpt_dict_get_mut(mw, key) : NULL;
+        if (v) st = pdckpt_dict_set(kept, key, pdckpt_value_retain(v), err);
+    }
+    if (st == PDCKPT_OK) return pdckpt_dict_set(merged, MASTER_WEIGHTS, kept, err);
+    pdckpt_value_free(kept);
+    return st;
+}
+
+pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *local,
+                               pdckpt_value *merged, const pdckpt_allocator *alloc,
+                               pdckpt_error *err) {
+    if (p->same_keys) {
+        PDK_DTRY(own_master_weights(local, merged, alloc, err));
+    } else if (p->opt) { /* master_weights and LR_Scheduler are popped, then put back last */
         PDK_DTRY(name_by_key(merged, err));
         PDK_DTRY(name_by_key(pdckpt_dict_get_mut(merged, MASTER_WEIGHTS), err));
         PDK_DTRY(move_last(merged, MASTER_WEIGHTS, err));

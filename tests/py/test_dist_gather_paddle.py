@@ -4,7 +4,8 @@ by pdckpt (pdckpt_mpi_save under mpirun, tests/support/gather_tool.c) equals wha
 _gather_state_dict and paddle.save make of the same per-rank sharding states, key for key:
 values, key order, tensor names and the StructuredToParameterName@@ table (the union of the
 ranks', not the last rank's), master_weights merged, and LR_Scheduler only the writer's own
-(Paddle omits it when the writer has none).
+(Paddle omits it when the writer has none); and when every rank has the same keys,
+paddle.distributed.save gathers nothing and writes the writer's own state, so does pdckpt.
 
 The per-rank states are real Paddle optimizer state dicts split the way sharding splits them
 (each rank holds the accumulators, and master weights, of the parameters it owns), written with
@@ -57,9 +58,21 @@ def _full_state(amp):
     return state, [p.name for p in net.parameters()]
 
 
-def _shard(state, params, rank, lr):
+def _shard(state, params, rank, lr, replicated=False):
     """What rank `rank` of a 4-way sharding holds: its parameters' accumulators (and master
-    weights), and the scheduler when `lr`."""
+    weights), and the scheduler when `lr`; `replicated`: every parameter's, with values of its
+    own (paddle.distributed.save then gathers nothing and saves the writer's state)."""
+    if replicated:
+        out = {k: v * (rank + 1) if isinstance(v, paddle.Tensor) else v for k, v in state.items()}
+        for k, v in state.items():
+            if isinstance(v, paddle.Tensor):
+                out[k].name = v.name
+        if "master_weights" in state:
+            out["master_weights"] = {p: state["master_weights"][p] for p in params[rank:]}
+        out.pop("LR_Scheduler", None)
+        if lr:
+            out["LR_Scheduler"] = dict(state["LR_Scheduler"], last_epoch=10 + rank)
+        return out
     mine = [p for i, p in enumerate(params) if i % RANKS == rank]
     out = {k: v for k, v in state.items()
            if isinstance(v, paddle.Tensor) and any(k.startswith(p + "_") for p in mine)}
@@ -93,8 +106,10 @@ def _paddle_gather(files, target, out, monkeypatch):
 
     def rank_main(r):
         group.local.rank = r
-        try:
-            result[r] = dist_save._gather_state_dict(paddle.load(str(files[r])), [target], None)
+        try:  # paddle.distributed.save's branch for state_type="opt" under sharding
+            state = paddle.load(str(files[r]))
+            same = dist_save._same_keys(state, None)
+            result[r] = state if same else dist_save._gather_state_dict(state, [target], None)
         except Exception as e:  # reported below
             errors.append(e)
             group.barrier.abort()
@@ -129,13 +144,15 @@ def _raw(path):
         return plain(_Up(f).load())
 
 
-@pytest.mark.parametrize("amp", [False, True], ids=["adamw", "amp"])
-def test_gather_equals_paddles_gather_state_dict(tmp_path, monkeypatch, amp):
+@pytest.mark.parametrize("amp,replicated", [(False, False), (True, False), (True, True)],
+                         ids=["adamw", "amp", "same-keys"])
+def test_gather_equals_paddles_gather_state_dict(tmp_path, monkeypatch, amp, replicated):
     state, params = _full_state(amp)
     files = []
     for r in range(RANKS):
         files.append(tmp_path / f"rank{r}.pdopt")
-        paddle.save(_shard(state, params, r, lr=r != 2), str(files[r]))
+        paddle.save(_shard(state, params, r, lr=r != 2 or replicated, replicated=replicated),
+                    str(files[r]))
     for target in (1, 2):  # rank 2 has no LR_Scheduler
         theirs, ours = tmp_path / f"paddle_{target}.pdopt", tmp_path / f"pdckpt_{target}.pdopt"
         _paddle_gather(files, target, theirs, monkeypatch)
@@ -144,8 +161,8 @@ def test_gather_equals_paddles_gather_state_dict(tmp_path, monkeypatch, amp):
                               capture_output=True, text=True, env=MPI_ENV, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         want = _raw(theirs)
-        assert ("LR_Scheduler" in dict(want)) == (target != 2)
-        if not amp:  # the state-dict path: every gathered key is in the name table
+        assert ("LR_Scheduler" in dict(want)) == (target != 2 or replicated)
+        if not amp and not replicated:  # the state-dict path: every key in the name table
             table = dict(want)["StructuredToParameterName@@"]
             assert len(table) == 16
         assert _raw(ours) == want, target
