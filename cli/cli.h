@@ -150,6 +150,8 @@ void cli_progress_end(void);
 /* The .pdiparams.info beside what `path` (+ --program) loads, as a DICT name -> {structured_name,
  * ...}; NULL when there is none (or it cannot be read: the listing then shows no names). */
 pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args);
+/* The .pdiparams.info jit.save wrote beside `program` (X.pdmodel -> X.pdiparams.info), or NULL. */
+pdckpt_value *cli_info_beside_program(const char *program);
 /* The structured name the info gives variable `name`, or NULL. */
 const char *cli_structured_name(const pdckpt_value *info, const char *name);
 /* `pdckpt ls` of a program file (cmd_ls_program.c). */

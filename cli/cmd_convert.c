@@ -184,6 +184,75 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
     return st;
 }
 
+/* A dygraph-dir names each variable file by the tensor's Paddle name, as Paddle 1.5's
+ * save_persistables did (its load_dygraph gives those names back): a state dict's structured
+ * keys do not survive, which is said, not done silently. */
+static void note_renamed_keys(const pdckpt_value *root) {
+    size_t n = 0;
+    for (size_t i = 0; pdckpt_value_kind(root) == PDCKPT_KIND_DICT && i < pdckpt_value_len(root);
+         i++) {
+        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+        pdckpt_tensor_view t;
+        if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), &t) || !t.name ||
+            strcmp(key, t.name) == 0)
+            continue;
+        if (n++ < 8) fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", key, t.name);
+    }
+    if (n)
+        fprintf(stderr,
+                "pdckpt: note: a dygraph-dir keeps Paddle names, not keys: %zu key%s became the "
+                "tensor's Paddle name%s\n",
+                n, n == 1 ? "" : "s", n > 8 ? " (the first 8 listed)" : "");
+}
+
+/* ---- the .pdiparams.info beside a combined file ---- */
+
+/* The info with each variable's structured_name from the tree: a state dict names variable n
+ * (its tensor's Paddle name) by key k. */
+static pdckpt_status rename_structured(pdckpt_value *info, const pdckpt_value *root,
+                                       pdckpt_error *err) {
+    for (size_t i = 0; pdckpt_value_kind(root) == PDCKPT_KIND_DICT && i < pdckpt_value_len(root);
+         i++) {
+        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+        pdckpt_tensor_view t;
+        if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), &t) || !t.name ||
+            strcmp(key, t.name) == 0)
+            continue;
+        pdckpt_value *entry = pdckpt_dict_get_mut(info, t.name);
+        if (pdckpt_value_kind(entry) != PDCKPT_KIND_DICT) continue;
+        pdckpt_value *name = pdckpt_value_new_string(NULL, key, SIZE_MAX);
+        pdckpt_status st =
+            name ? pdckpt_dict_set(entry, "structured_name", name, err) : PDCKPT_ERR_NOMEM;
+        if (st != PDCKPT_OK) return st;
+    }
+    return PDCKPT_OK;
+}
+
+/* Paddle 2.x's jit.save writes X.pdiparams.info beside X.pdiparams: {variable: {structured_name,
+ * stop_gradient, trainable}} (Paddle 3's PIR jit.save writes none).  stop_gradient and trainable
+ * come from the live layer, so pdckpt writes the file only from one Paddle wrote: the info beside
+ * --out-program's program, or the one IN was named by, with the structured names of IN's keys.
+ * An existing OUT.info is never replaced. */
+static int write_params_info(const pdckpt_value *root, const char *in, const cli_load_args *args,
+                             const char *out, const char *out_program) {
+    char   path[4200];
+    size_t n = strlen(out);
+    if (n < 10 || strcmp(out + n - 10, ".pdiparams") != 0 ||
+        snprintf(path, sizeof path, "%s.info", out) >= (int)sizeof path || access(path, F_OK) == 0)
+        return CLI_OK;
+    pdckpt_value *info =
+        out_program ? cli_info_beside_program(out_program) : cli_params_info_for(in, args);
+    if (!info) return CLI_OK;
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_PICKLE;
+    so.protocol = 2; /* as jit.save's pickle.dump */
+    pdckpt_status st = rename_structured(info, root, &err);
+    if (st == PDCKPT_OK) st = pdckpt_save_file(info, path, &so, &err);
+    pdckpt_value_free(info);
+    return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
+}
+
 /* Writes the loaded tree to OUT (a file, a directory, stdout, or per --out-program /
  * --static-out) and prints the one-line summary. */
 static int write_output(const pdckpt_value *root, const char *in, pdckpt_format from,
@@ -247,6 +316,9 @@ int cmd_convert(int argc, char **argv) {
         a.so.n_allowed_globals = args.n_allowed;
         rc = write_output(root, in, from, out, a.out_program, a.static_out, &a.so);
     }
+    if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_DYGRAPH_DIR) note_renamed_keys(root);
+    if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_COMBINED && strcmp(in, "-") != 0)
+        rc = write_params_info(root, in, &args, out, a.out_program);
     pdckpt_value_free(root);
     cli_load_args_free(&args);
     return rc == CLI_HELP_SHOWN ? CLI_OK : rc;

@@ -165,7 +165,9 @@ static int list_tree(const char *path, const cli_load_args *args, ls_opts *o) {
     cli_leaves leaves = {0};
     if (rc == CLI_OK) rc = cli_collect_leaves(root, &leaves);
     pdckpt_value *info = NULL;
-    if (rc == CLI_OK && (format == PDCKPT_FORMAT_INFERENCE || args->program))
+    bool by_info = format == PDCKPT_FORMAT_COMBINED && args->format == PDCKPT_FORMAT_AUTO &&
+                   !args->n_names; /* a lone .pdiparams named by its .info */
+    if (rc == CLI_OK && (format == PDCKPT_FORMAT_INFERENCE || args->program || by_info))
         o->info = info = cli_params_info_for(path, args);
     if (rc == CLI_OK) {
         cli_progress_begin("hashing");

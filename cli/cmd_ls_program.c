@@ -28,7 +28,7 @@ static pdckpt_value *load_info(const char *path) {
 }
 
 /* X.pdmodel / X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__. */
-static pdckpt_value *info_beside_program(const char *program) {
+pdckpt_value *cli_info_beside_program(const char *program) {
     char        path[PDCKPT_PATH_MAX + 32];
     size_t      n = strlen(program);
     const char *base = strrchr(program, '/');
@@ -48,11 +48,16 @@ pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args) {
         char beside[PDCKPT_PATH_MAX + 8];
         snprintf(beside, sizeof beside, "%s.info", path);
         pdckpt_value *info = load_info(beside);
-        return info ? info : info_beside_program(args->program);
+        return info ? info : cli_info_beside_program(args->program);
     }
     pdckpt_inference_paths paths;
-    if (pdckpt_inference_locate(path, &paths, NULL) != PDCKPT_OK || !paths.info[0]) return NULL;
-    return load_info(paths.info);
+    if (pdckpt_inference_locate(path, &paths, NULL) == PDCKPT_OK)
+        return paths.info[0] ? load_info(paths.info) : NULL;
+    size_t n = strlen(path); /* a lone X.pdiparams named by its .info (pdckpt_load_file) */
+    char   beside[PDCKPT_PATH_MAX + 8];
+    if (n < 10 || strcmp(path + n - 10, ".pdiparams") != 0) return NULL;
+    snprintf(beside, sizeof beside, "%s.info", path);
+    return load_info(beside);
 }
 
 const char *cli_structured_name(const pdckpt_value *info, const char *name) {
@@ -176,7 +181,7 @@ int cli_ls_program(const char *path, const cli_load_args *args, bool json) {
     pdckpt_program *p = NULL;
     pdckpt_error    err = PDCKPT_ERROR_INIT;
     if (pdckpt_program_load_file(path, &lo, &p, &err) != PDCKPT_OK) return cli_report(&err);
-    pdckpt_value *info = info_beside_program(path);
+    pdckpt_value *info = cli_info_beside_program(path);
     if (json)
         print_json(p, info);
     else

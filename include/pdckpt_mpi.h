@@ -39,7 +39,10 @@ extern "C" {
 typedef enum pdckpt_mpi_state_type {
     PDCKPT_MPI_PARAMS = 0, /* a flat state dict: top-level keys merge, later ranks win */
     PDCKPT_MPI_OPT = 1,    /* an optimizer state: also merges the "master_weights" dict key by
-                              key; "LR_Scheduler" comes from the writing rank when it has one */
+                              key; "LR_Scheduler" is the writing rank's own (none when
+                              it has none); tensors are named by their keys, as Paddle's
+                              _gather_state_dict names them.  When every rank has the same
+                              top-level keys, the writer's own state, as Paddle */
 } pdckpt_mpi_state_type;
 
 #define PDCKPT_MPI_DEFAULT_GROUP   (UINT64_C(3) << 30) /* Paddle's default "3G" */

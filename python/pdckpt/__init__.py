@@ -273,6 +273,23 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     fmt = fmt or _native.format_from_path(path) or "pickle"
     _native.save(obj, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
+    if fmt == "dygraph-dir":
+        _warn_renamed(obj)
+
+
+def _warn_renamed(obj: Any) -> None:
+    """A dygraph-dir names each file by the tensor's Paddle name (as Paddle 1.5 did): structured
+    keys do not survive it, which is said (as the CLI says it), not done silently."""
+    if not isinstance(obj, dict):
+        return
+    renamed = [(k, v.name) for k, v in obj.items()
+               if isinstance(k, str) and isinstance(getattr(v, "name", None), str)
+               and v.name != k]
+    if renamed:
+        listed = ", ".join(f"{k!r} -> {n!r}" for k, n in renamed[:8])
+        more = f" (and {len(renamed) - 8} more)" if len(renamed) > 8 else ""
+        warnings.warn(f"pdckpt.save: a dygraph-dir keeps Paddle names, not keys: {listed}{more}",
+                      UserWarning, stacklevel=3)
 
 
 def _warn_dropped(dropped: list) -> None:

@@ -8,6 +8,7 @@
 #include "../formats/pickle/pickle.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,6 +130,47 @@ static pdckpt_status load_beside(const pdckpt_inference_paths *paths,
     return st;
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A lone X.pdiparams whose program is gone but whose X.pdiparams.info (Paddle 2.x jit.save:
+ * {variable name: {structured_name, stop_gradient, trainable}}) is beside it: save_combine wrote
+ * the program's persistable variables sorted by name, and the info lists them, so the names are
+ * its keys byte-wise sorted -- when their count is the file's (a pruned program leaves extra
+ * info entries: then the file is refused, not misnamed). */
+static pdckpt_status load_info_named(const char *path, const char *info,
+                                     const pdckpt_load_options *given, pdckpt_value **out,
+                                     pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_value *vars = NULL;
+    PDK_TRY(pdckpt_load_params_info(info, NULL, &vars, err));
+    size_t       n = pdckpt_value_len(vars);
+    const char **names = calloc(n + 1, sizeof *names);
+    if (!names) {
+        pdckpt_value_free(vars);
+        return pdk_fail_nomem(err, "variable names");
+    }
+    for (size_t i = 0; i < n; i++) /* params_info.c checked the keys are strings */
+        names[i] = pdckpt_value_get_string(pdckpt_dict_key_at(vars, i), NULL);
+    qsort(names, n, sizeof *names, cmp_name);
+    pdckpt_load_options opts = *given;
+    opts.format = PDCKPT_FORMAT_COMBINED;
+    opts.names = names;
+    opts.n_names = n;
+    pdk_input     in;
+    pdckpt_status st = pdk_input_open_load(path, &opts, &in, err);
+    if (st == PDCKPT_OK) {
+        st = load_input(&in, &opts, out, out_format, err);
+        pdk_input_close(&in);
+    }
+    if (st != PDCKPT_OK)
+        pdk_error_prefix(
+            err, "named by %s (%zu variables; --format combined reads it by index): ", info, n);
+    free(names);
+    pdckpt_value_free(vars);
+    return st;
+}
+
 pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -162,6 +204,9 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
         if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
         return PDCKPT_OK;
     }
+    char info[PDCKPT_PATH_MAX]; /* or by the .pdiparams.info beside it */
+    if (opts.format == PDCKPT_FORMAT_AUTO && !opts.names && pdk_params_info_beside(path, info))
+        return load_info_named(path, info, &opts, out, out_format, err);
     pdk_input in;
     PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
     /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */

@@ -444,3 +444,8 @@ const pdk_format pdk_format_inference = {
     .sniff_dir = inference_sniff_dir,
     .load_dir = inference_load_dir,
 };
+
+bool pdk_params_info_beside(const char *path, char *info) {
+    return ends_with(path, ".pdiparams") &&
+           snprintf(info, PDCKPT_PATH_MAX, "%s.info", path) < PDCKPT_PATH_MAX && is_file(info);
+}

@@ -132,7 +132,10 @@ pdckpt_status pdk_params_info_parse(const pdk_input *in, const pdckpt_load_optio
 /* ---- inference.c: program-named checkpoints (spec binary §3, §4.2) ---- */
 /* Whether the parameters file `path` (X.pdiparams, dir/__params__, ...) has its program beside
  * it, as Paddle would find it (X.pdmodel / X.json; __model__): then *out locates the model. */
-bool          pdk_inference_params_beside(const char *path, pdckpt_inference_paths *out);
+bool pdk_inference_params_beside(const char *path, pdckpt_inference_paths *out);
+/* `path` is an X.pdiparams with X.pdiparams.info beside it: `info` (PDCKPT_PATH_MAX) gets its
+ * path. */
+bool          pdk_params_info_beside(const char *path, char *info);
 pdckpt_status pdk_inference_locate(const char *path, pdckpt_inference_paths *out,
                                    pdckpt_error *err);
 /* UNSUPPORTED unless a checkpoint can hold variable `v` (dense tensors; SelectedRows only as its

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define METADATA_KEY "__metadata__"
 #define INDEX_SUFFIX ".index.json"
@@ -70,9 +71,18 @@ static int find_index(const char *dir, const pdk_shard_kind *k, char *name, size
     return has_preferred ? 1 : count;
 }
 
+/* A save that fits one shard is "<default prefix><ext>" alone, without an index (as
+ * huggingface_hub writes it; from_pretrained reads it): `single` gets its path. */
+static bool single_shard(const char *dir, const pdk_shard_kind *k, char *single, size_t cap) {
+    struct stat st;
+    return snprintf(single, cap, "%s/%s%s", dir, k->default_prefix, k->ext) < (int)cap &&
+           stat(single, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static int sniff_dir_with(const char *path, const pdk_shard_kind *k) {
-    char name[512];
-    return find_index(path, k, name, sizeof name) > 0 ? PDK_SNIFF_CERTAIN : PDK_SNIFF_NO;
+    char name[PATH_MAX + 600];
+    if (find_index(path, k, name, sizeof name) > 0) return PDK_SNIFF_CERTAIN;
+    return single_shard(path, k, name, sizeof name) ? PDK_SNIFF_LIKELY : PDK_SNIFF_NO;
 }
 
 static int sniff_dir_safetensors(const char *path) {
@@ -272,6 +282,16 @@ static pdckpt_status read_index(shard_ctx *cx) {
 static pdckpt_status sharded_load(const pdk_shard_kind *kind, const char *path,
                                   const pdckpt_load_options *opts, pdckpt_value **out,
                                   pdckpt_error *err) {
+    char name[600], single[PATH_MAX + 600];
+    if (pdk_is_directory(path) && find_index(path, kind, name, sizeof name) == 0 &&
+        single_shard(path, kind, single, sizeof single)) {
+        pdckpt_load_options one = *opts;
+        one.format = kind->shard_format->id;
+        pdckpt_status st = pdckpt_load_file(single, &one, out, NULL, err);
+        if (st == PDCKPT_OK && pdckpt_value_kind(*out) == PDCKPT_KIND_DICT)
+            pdckpt_dict_remove(*out, PDCKPT_NAME_TABLE_KEY); /* as from several shards */
+        return st;
+    }
     shard_ctx *cx = calloc(1, sizeof *cx);
     if (!cx) return pdk_fail_nomem(err, "sharded load");
     cx->kind = kind;

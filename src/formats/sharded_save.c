@@ -37,6 +37,7 @@ typedef struct shard_plan {
     char (*temps)[PATH_MAX];
     size_t n_temps;
     bool   durable;
+    bool   made_dir; /* the target directory is this save's: a failed save removes it */
 } shard_plan;
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -57,8 +58,11 @@ static pdckpt_status plan_target(shard_plan *p, const char *path, pdckpt_error *
     if (cut == 0 || pdk_is_directory(path)) {
         snprintf(p->dir, sizeof p->dir, "%s", path);
         snprintf(p->prefix, sizeof p->prefix, "%s", p->kind->default_prefix);
-        if (!pdk_is_directory(path) && mkdir(path, 0777) != 0)
+        p->made_dir = !pdk_is_directory(path);
+        if (p->made_dir && mkdir(path, 0777) != 0) {
+            p->made_dir = false;
             return pdk_fail_sys(err, errno, path, "create directory");
+        }
         return PDCKPT_OK;
     }
     const char *slash = strrchr(path, '/');
@@ -292,6 +296,8 @@ pdckpt_status pdk_sharded_save(const pdckpt_value *root, const char *path,
         if (st == PDCKPT_OK) st = publish(p, err);
         if (st == PDCKPT_OK) remove_shadow(p, true);
     }
-    plan_free(p);
+    bool made_dir = p->made_dir;
+    plan_free(p);                                 /* unlinks the temporaries first */
+    if (st != PDCKPT_OK && made_dir) rmdir(path); /* only when it is still empty */
     return st;
 }

@@ -222,6 +222,7 @@ pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, c
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK)
         st = pdk_dist_transfer(d, items.items, items.len, group_bytes, rounds, err);
+    if (st == PDCKPT_OK && *merged) st = pdk_merge_finish(&g.plan, state, *merged, alloc, err);
     st = pdk_dist_agree(d, st, err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*merged);

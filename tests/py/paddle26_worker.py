@@ -76,7 +76,36 @@ def read(d, files):
     json.dump(meta, open(os.path.join(d, "read.json"), "w"))
 
 
+def sharded(d):
+    """Under `python -m paddle.distributed.launch --nproc_per_node 2`: Paddle 2.6's
+    save_state_dict of tensors split by rows and by columns, and replicated ones of other dtypes;
+    rank 0 records the whole tensors."""
+    import paddle.distributed as dist
+    dist.init_parallel_env()
+    mesh = dist.ProcessMesh([0, 1], dim_names=["x"])
+    rng = np.random.default_rng(3)
+    full = {"rows": rng.standard_normal((6, 4)).astype("float32"),
+            "cols": rng.standard_normal((3, 8)).astype("float32"),
+            "half": rng.standard_normal((2, 3)).astype("float16"),
+            "ids": np.arange(10, dtype="int64"), "mask": rng.standard_normal(4) > 0,
+            "scale": np.float32(2.5), "bf": rng.standard_normal((4, 2)).astype("float32")}
+    tensors = {k: paddle.to_tensor(v) for k, v in full.items()}
+    tensors["bf"] = tensors["bf"].astype("bfloat16")
+    state = {"rows": dist.shard_tensor(tensors["rows"], mesh, [dist.Shard(0)]),
+             "cols": dist.shard_tensor(tensors["cols"], mesh, [dist.Shard(1)]),
+             "ids": dist.shard_tensor(tensors["ids"], mesh, [dist.Shard(0)]),
+             "bf": tensors["bf"], "half": tensors["half"], "mask": tensors["mask"],
+             "scale": tensors["scale"]}  # 2.6 splits neither float16 nor bfloat16 on CPU
+    dist.save_state_dict(state, os.path.join(d, "ck"))
+    if dist.get_rank() == 0:
+        record(d, "sharded", tensors)
+        json.dump({k: [str(v.dtype).split(".")[-1], list(v.shape)] for k, v in tensors.items()},
+                  open(os.path.join(d, "sharded.json"), "w"))
+
+
 if __name__ == "__main__":
     paddle.set_device("cpu")
     assert paddle.__version__.startswith("2.6"), paddle.__version__
-    write(sys.argv[2]) if sys.argv[1] == "write" else read(sys.argv[2], sys.argv[3:])
+    modes = {"write": lambda: write(sys.argv[2]), "read": lambda: read(sys.argv[2], sys.argv[3:]),
+             "sharded": lambda: sharded(sys.argv[2])}
+    modes[sys.argv[1]]()

@@ -119,3 +119,125 @@ def test_pdckpt_files_load_in_paddle26(written, tmp_path):
             assert got[tag + "_lr"] == meta["lr"]
     y = np.load(tmp_path / "net_y.npy")
     assert y.tobytes() == np.load(d / "y.npy").tobytes()
+
+
+@pytest.fixture(scope="module")
+def sharded26(tmp_path_factory):
+    """A sharded checkpoint Paddle 2.6's save_state_dict wrote on 2 ranks (CPU, gloo): its
+    metadata (paddle.distributed.checkpoint.metadata) records no dtype and no global shape."""
+    d = tmp_path_factory.mktemp("p26_sharded")
+    py = _venv26() / "bin" / "python"
+    assert py.exists(), f"Paddle 2.6 venv missing at {py}: run scripts/setup.sh"
+    proc = subprocess.run([str(py), "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                           "--log_dir", str(d / "log"), str(WORKER), "sharded", str(d)],
+                          capture_output=True, text=True, timeout=600, cwd=d,
+                          env={**os.environ, "PYTHONPATH": ""})
+    logs = "".join(p.read_text()[-2000:] for p in sorted((d / "log").glob("workerlog.*")))
+    assert proc.returncode == 0, proc.stdout[-2000:] + logs
+    return d, json.loads((d / "sharded.json").read_text())
+
+
+def test_paddle26_sharded_checkpoint_lists_and_merges(sharded26, tmp_path):
+    """Issue 19 item 5: the dtype and shape of every key come from the data files (they listed
+    as '?' and [] with exit 0, and dist merge failed); merged on 2 ranks, every tensor equals
+    what Paddle 2.6 saved."""
+    from test_dist import mpirun
+
+    d, want = sharded26
+    listing = ls_json(d / "ck")
+    assert {t["key"]: [t["dtype"], t["shape"]] for t in listing["tensors"]} == want
+    rows = next(t for t in listing["tensors"] if t["key"] == "rows")
+    assert [p["shape"] for p in rows["pieces"]] == [[3, 4], [3, 4]]
+    mpirun(2, "dist", "merge", d / "ck", tmp_path / "merged.safetensors", "--no-fsync")
+    merged = ls_json(tmp_path / "merged.safetensors")
+    assert {t["key"][0]: [t["dtype"], t["shape"]] for t in merged["tensors"]} == want
+    import pdckpt
+
+    got = {k: np.asarray(v) for k, v in pdckpt.load(str(tmp_path / "merged.safetensors"),
+                                                     return_numpy=True).items()}
+    npz = dict(np.load(d / "sharded.npz"))
+    assert sorted(got) == sorted(npz)
+    for k, v in npz.items():
+        assert got[k].tobytes() == v.tobytes() and got[k].shape == v.shape, k
+
+
+def test_paddle26_sharded_checkpoint_without_the_data_refused(sharded26, tmp_path):
+    """Where a 2.6 checkpoint's data file does not hold a key its metadata lists, nothing can
+    say the key's dtype: ls and merge fail naming the key and the file."""
+    import pdckpt
+
+    d, _ = sharded26
+    ck = tmp_path / "ck"
+    shutil.copytree(d / "ck", ck)
+    pdckpt.save({"other": np.zeros(2, "float32")}, str(ck / "0_0.distcp"), format="pickle")
+    for proc in (run_cli("ls", ck), run_cli("dist", "merge", ck, tmp_path / "m.safetensors")):
+        assert proc.returncode == 1, proc.stdout
+        assert "has no dtype and its data file 0_0.distcp holds no tensor" in proc.stderr
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_lone_pdiparams_named_by_its_info(written, tmp_path):
+    """Issue 19 item 3: a .pdiparams whose program is gone but whose .pdiparams.info (Paddle 2.6's
+    jit.save) is beside it lists with the variable names (the info's keys, sorted as
+    save_combine stores them) and their structured names, as the program would name it; an info
+    that does not match the file (a pruned program's extra entry) is refused, not guessed."""
+    import pickle
+
+    d, _ = written
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for name in ("net.pdiparams", "net.pdiparams.info"):
+        shutil.copy(d / "infer" / name, lone / name)
+    by_program = ls_json(d / "infer" / "net.pdiparams", "--hash")
+    got = ls_json(lone / "net.pdiparams", "--hash")
+    assert got["format"] == "combined"
+    assert [(t["key"], t["sha256"], t["structured_name"]) for t in got["tensors"]] == \
+        [(t["key"], t["sha256"], t["structured_name"]) for t in by_program["tensors"]]
+    info = pickle.loads((lone / "net.pdiparams.info").read_bytes())
+    info["pruned_0.w_0"] = {"structured_name": "x.weight", "stop_gradient": False}
+    (lone / "net.pdiparams.info").write_bytes(pickle.dumps(info, protocol=2))
+    proc = run_cli("ls", lone / "net.pdiparams")
+    assert proc.returncode == 1 and "net.pdiparams.info (9 variables" in proc.stderr, proc.stderr
+    assert [t["key"] for t in ls_json(lone / "net.pdiparams", "--format", "combined")[
+        "tensors"]] == [[i] for i in range(8)]
+
+
+def test_pdiparams_info_written_beside_converted_combined_files(written, tmp_path):
+    """Issue 19 item 3: converting into a .pdiparams writes the .pdiparams.info Paddle 2.6's
+    jit.save would (stop_gradient and trainable from the info beside the program, structured
+    names from IN's keys) unless one is there; Paddle 2.6's paddle.load of the model prefix then
+    gives the state dict by those names.  A combined file named by its info, converted to
+    another .pdiparams, keeps its names the same way."""
+    import pickle
+    import pdckpt
+
+    d, _ = written
+    theirs = pickle.loads((d / "infer" / "net.pdiparams.info").read_bytes())
+    dep = tmp_path / "dep"
+    dep.mkdir()
+    shutil.copy(d / "infer" / "net.pdmodel", dep / "model.pdmodel")
+    state = pdckpt.load(str(d / "net.pdparams"))  # structured keys, Paddle names kept
+    renamed = {"enc." + k: v for k, v in state.items()}
+    pdckpt.save(renamed, str(tmp_path / "renamed.pdparams"))
+    run_cli("convert", tmp_path / "renamed.pdparams", dep / "model.pdiparams", "--out-program",
+            d / "infer" / "net.pdmodel", "--no-fsync", check=0)
+    ours = pickle.loads((dep / "model.pdiparams.info").read_bytes())
+    assert ours == {v: dict(e, structured_name="enc." + e["structured_name"])
+                    for v, e in theirs.items()}
+    _run26("read", tmp_path, dep / "model")
+    npz = dict(np.load(tmp_path / "model.npz"))
+    want = {"enc." + k: v.numpy() for k, v in state.items()}
+    assert sorted(npz) == sorted(want)
+    assert all(npz[k].tobytes() == want[k].tobytes() for k in want)
+    before = (dep / "model.pdiparams.info").read_bytes()  # never replaced
+    run_cli("convert", d / "net.pdparams", dep / "model.pdiparams", "--out-program",
+            d / "infer" / "net.pdmodel", "--no-fsync", check=0)
+    assert (dep / "model.pdiparams.info").read_bytes() == before
+    # combined -> combined: the names come along
+    run_cli("convert", dep / "model.pdiparams", tmp_path / "copy.pdiparams", "--program",
+            dep / "model.pdmodel", "--no-fsync", check=0)
+    (dep / "model.pdmodel").unlink()
+    assert ls_json(tmp_path / "copy.pdiparams")["tensors"] == ls_json(dep / "model.pdiparams")[
+        "tensors"]
+    assert "enc.0.weight" in {t.get("structured_name") for t in
+                              ls_json(tmp_path / "copy.pdiparams")["tensors"]}

@@ -6,9 +6,10 @@
  * tensor's dtype/shape/name/LoD: small metadata that every rank gathers); from the same
  * skeletons every rank computes the same merge — for each top-level key the highest rank that
  * has it wins (Python dict.update over ranks in order), "master_weights" merged key by key and
- * "LR_Scheduler" taken from the writing rank when it has one (Paddle keeps the local one) — and
- * so the same transfer list.  Writing ranks decode the winning subtrees into the merged tree,
- * allocating only the tensors they receive; their own tensors are borrowed, not copied.
+ * "LR_Scheduler" taken from the writing rank — and so the same transfer list.  Writing ranks
+ * decode the winning subtrees into the merged tree, allocating only the tensors they receive;
+ * their own tensors are borrowed, not copied.  pdk_merge_finish then gives the tree the shape
+ * Paddle's _gather_state_dict gives it (spec §4).
  */
 #include "pdk_distcp.h"
 
@@ -226,6 +227,19 @@ static pdckpt_status check_entry(pdk_merge_plan *p, int rank, const pdk_skel_ent
     return PDCKPT_OK;
 }
 
+/* Paddle's _same_keys: list(state_dict.keys()) equal on every rank (top level, in order). */
+static bool same_top_keys(const pdk_skel *a, const pdk_skel *b) {
+    size_t i = 0, j = 0;
+    for (;; i++, j++) {
+        while (i < a->n_entries && a->entries[i].parent >= 0) i++;
+        while (j < b->n_entries && b->entries[j].parent >= 0) j++;
+        if (i == a->n_entries || j == b->n_entries) return i == a->n_entries && j == b->n_entries;
+        if (a->entries[i].key_len != b->entries[j].key_len ||
+            memcmp(a->entries[i].key, b->entries[j].key, a->entries[i].key_len) != 0)
+            return false;
+    }
+}
+
 pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     size_t total = 0;
     p->err = err;
@@ -243,6 +257,9 @@ pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     for (int r = 0; r < p->n_ranks; r++)
         for (size_t i = 0; i < p->skels[r].n_entries; i++)
             PDK_DTRY(check_entry(p, r, &p->skels[r].entries[i]));
+    p->same_keys = p->opt;
+    for (int r = 1; r < p->n_ranks && p->same_keys; r++)
+        p->same_keys = same_top_keys(&p->skels[0], &p->skels[r]);
     return PDCKPT_OK;
 }
 
@@ -260,10 +277,90 @@ static bool has_top_key(const pdk_skel *sk, const char *key) {
 }
 
 int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e) {
+    if (p->same_keys) return target; /* paddle.distributed.save writes the local state */
     int32_t level = e->parent < 0 ? 0 : 1;
     if (p->opt && level == 0 && e->key_len == strlen(LR_SCHEDULER) &&
         memcmp(e->key, LR_SCHEDULER, e->key_len) == 0 &&
         has_top_key(&p->skels[target], LR_SCHEDULER))
         return target;
     return slot_of((pdk_merge_plan *)p, level, e->key, e->key_len)->max_rank;
+}
+
+/* ---- the merged tree as Paddle's _gather_state_dict leaves it ---- */
+
+/* Moves dict[key] to the end (Python: d[key] = d.pop(key)). */
+static pdckpt_status move_last(pdckpt_value *dict, const char *key, pdckpt_error *err) {
+    pdckpt_value *v = pdckpt_dict_get_mut(dict, key);
+    if (!v) return PDCKPT_OK;
+    pdckpt_value_retain(v);
+    pdckpt_dict_remove(dict, key);
+    return pdckpt_dict_set(dict, key, v, err);
+}
+
+/* The gather hands tensors back as paddle.to_tensor(array) with .name = key. */
+static pdckpt_status name_by_key(pdckpt_value *dict, pdckpt_error *err) {
+    for (size_t i = 0; dict && i < pdckpt_value_len(dict); i++) {
+        const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(dict, i), NULL);
+        pdckpt_value *v = pdckpt_value_at_mut(dict, i);
+        if (key && pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR)
+            PDK_DTRY(pdckpt_tensor_set_name(v, key, err));
+    }
+    return PDCKPT_OK;
+}
+
+/* The name table of the merged state lists every merged top-level tensor -- the union of the
+ * ranks' tables, not the last rank's -- as paddle.save would build it from the gathered dict. */
+static pdckpt_status rebuild_name_table(pdckpt_value *merged, const pdckpt_allocator *alloc,
+                                        pdckpt_error *err) {
+    if (!pdckpt_dict_get(merged, PDCKPT_NAME_TABLE_KEY)) return PDCKPT_OK;
+    pdckpt_value *table = pdckpt_value_new_container(alloc, PDCKPT_KIND_DICT);
+    if (!table) return pdk_dist_nomem(err, "the name table");
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < pdckpt_value_len(merged) && st == PDCKPT_OK; i++) {
+        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(merged, i), NULL);
+        pdckpt_tensor_view t;
+        if (!key || !pdckpt_tensor_get(pdckpt_value_at(merged, i), &t)) continue;
+        pdckpt_value *name = pdckpt_value_new_string(alloc, t.name ? t.name : key, SIZE_MAX);
+        st = name ? pdckpt_dict_set(table, key, name, err) : pdk_dist_nomem(err, "a name");
+    }
+    if (st == PDCKPT_OK) return pdckpt_dict_set(merged, PDCKPT_NAME_TABLE_KEY, table, err);
+    pdckpt_value_free(table);
+    return st;
+}
+
+/* The writer's own master_weights, in its order: the others' keys were only placeholders. */
+static pdckpt_status own_master_weights(const pdckpt_value *local, pdckpt_value *merged,
+                                        const pdckpt_allocator *alloc, pdckpt_error *err) {
+    const pdckpt_value *own = pdckpt_dict_get(local, MASTER_WEIGHTS);
+    pdckpt_value       *mw = pdckpt_dict_get_mut(merged, MASTER_WEIGHTS);
+    if (pdckpt_value_kind(own) != PDCKPT_KIND_DICT || pdckpt_value_kind(mw) != PDCKPT_KIND_DICT)
+        return PDCKPT_OK;
+    pdckpt_value *kept = pdckpt_value_new_container(alloc, PDCKPT_KIND_DICT);
+    if (!kept) return pdk_dist_nomem(err, "master_weights");
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < pdckpt_value_len(own) && st == PDCKPT_OK; i++) {
+        const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(own, i), NULL);
+        pdckpt_value *v = key ? pdckpt_dict_get_mut(mw, key) : NULL;
+        if (v) st = pdckpt_dict_set(kept, key, pdckpt_value_retain(v), err);
+    }
+    if (st == PDCKPT_OK) return pdckpt_dict_set(merged, MASTER_WEIGHTS, kept, err);
+    pdckpt_value_free(kept);
+    return st;
+}
+
+pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *local,
+                               pdckpt_value *merged, const pdckpt_allocator *alloc,
+                               pdckpt_error *err) {
+    if (p->same_keys) {
+        PDK_DTRY(own_master_weights(local, merged, alloc, err));
+    } else if (p->opt) { /* master_weights and LR_Scheduler are popped, then put back last */
+        PDK_DTRY(name_by_key(merged, err));
+        PDK_DTRY(name_by_key(pdckpt_dict_get_mut(merged, MASTER_WEIGHTS), err));
+        PDK_DTRY(move_last(merged, MASTER_WEIGHTS, err));
+        if (pdckpt_dict_get(local, LR_SCHEDULER)) /* the writer's own, or none at all */
+            PDK_DTRY(move_last(merged, LR_SCHEDULER, err));
+        else
+            pdckpt_dict_remove(merged, LR_SCHEDULER);
+    }
+    return rebuild_name_table(merged, alloc, err);
 }

@@ -137,8 +137,21 @@ static pdckpt_status not_paddle(const char *source, const char *what, pdckpt_err
     return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "metadata: expected %s", what);
 }
 
+/* A piece of Paddle 2.6's LocalTensorMetadata (global_offset, local_shape): a fresh dict the
+ * dtype and global shape are added to once the data files have been seen. */
+static pdckpt_value *piece_v26(const pdckpt_value *m, pdckpt_error *err) {
+    pdckpt_value *copy = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (size_t i = 0; copy && i < pdckpt_value_len(m); i++)
+        if (pdckpt_dict_set_value(
+                copy, pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(m, i)),
+                pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(m, i)), err) != PDCKPT_OK)
+            copy = (pdckpt_value_free(copy), NULL);
+    if (!copy && err->status == PDCKPT_OK) pdk_dist_nomem(err, "metadata");
+    return copy;
+}
+
 static pdckpt_status tensor_metadata_from_paddle(const pdckpt_value *in, const char *source,
-                                                 pdckpt_value *out, pdckpt_error *err) {
+                                                 pdckpt_value *out, bool *v26, pdckpt_error *err) {
     if (pdckpt_value_kind(in) != PDCKPT_KIND_DICT)
         return not_paddle(source, "state_dict_metadata as a dict", err);
     for (size_t i = 0; i < pdckpt_value_len(in); i++) {
@@ -152,16 +165,35 @@ static pdckpt_status tensor_metadata_from_paddle(const pdckpt_value *in, const c
         for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
             const pdckpt_value *m = fields_of(pdckpt_value_at(pieces, j), "LocalTensorMetadata");
             if (!m) return not_paddle(source, "LocalTensorMetadata objects", err);
-            PDK_DTRY(pdckpt_value_append(list, pdckpt_value_retain((pdckpt_value *)m), err));
+            bool          old = !pdckpt_dict_get(m, "dtype");
+            pdckpt_value *piece = old ? piece_v26(m, err) : pdckpt_value_retain((pdckpt_value *)m);
+            if (!piece) return err->status;
+            *v26 |= old;
+            PDK_DTRY(pdckpt_value_append(list, piece, err));
         }
     }
     return PDCKPT_OK;
 }
 
+/* Paddle 2.6's LocalTensorIndex has no local_shape: the piece of `key` at `offset` has it. */
+static const pdckpt_value *local_shape_of(const pdckpt_value *sdm, const pdckpt_value *fields) {
+    const pdckpt_value *key = pdckpt_dict_get(fields, "tensor_key");
+    const pdckpt_value *offset = pdckpt_dict_get(fields, "global_offset");
+    const char         *k = pdckpt_value_get_string(key, NULL);
+    const pdckpt_value *pieces = k ? pdckpt_dict_get(sdm, k) : NULL;
+    for (size_t j = 0; offset && j < pdckpt_value_len(pieces); j++) {
+        const pdckpt_value *m = pdckpt_value_at(pieces, j);
+        if (pdckpt_value_equal(pdckpt_dict_get(m, "global_offset"), offset))
+            return pdckpt_dict_get(m, "local_shape");
+    }
+    return NULL;
+}
+
 /* {LocalTensorIndex: file} -> [(fields in declaration order, file)]; absent fields (older
- * Paddle had fewer) are None. */
+ * Paddle had fewer) are None, but local_shape comes from the key's piece. */
 static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *source,
-                                         pdckpt_value *out, pdckpt_error *err) {
+                                         const pdckpt_value *sdm, pdckpt_value *out,
+                                         pdckpt_error *err) {
     if (pdckpt_value_kind(in) != PDCKPT_KIND_DICT)
         return not_paddle(source, "storage_metadata as a dict", err);
     for (size_t i = 0; i < pdckpt_value_len(in); i++) {
@@ -176,7 +208,8 @@ static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *sou
         }
         for (size_t f = 0; f < N_INDEX_FIELDS; f++) {
             const pdckpt_value *v = pdckpt_dict_get(fields, index_fields[f]);
-            pdckpt_value       *copy =
+            if (!v && strcmp(index_fields[f], "local_shape") == 0) v = local_shape_of(sdm, fields);
+            pdckpt_value *copy =
                 v ? pdckpt_value_retain((pdckpt_value *)v) : pdckpt_value_new_none(NULL);
             if (!copy) return pdk_dist_nomem(err, "metadata");
             PDK_DTRY(pdckpt_value_append(index, copy, err));
@@ -185,6 +218,121 @@ static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *sou
             item, pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(in, i)), err));
     }
     return PDCKPT_OK;
+}
+
+/* ---- Paddle 2.6: dtypes only in the data files ---- */
+
+/* paddle.distributed.checkpoint in Paddle 2.6 recorded per piece only (global_offset,
+ * local_shape), and per LocalTensorIndex only (tensor_key, global_offset): a key's dtype is in
+ * the data files alone (Paddle 2.6's load_state_dict takes it from the tensor it loads into).
+ * Such metadata is completed as Paddle 2.6 would find it: each key's dtype from the data file
+ * holding one of its pieces (mapped, only its pickle opcodes read), its global shape the extent
+ * of its pieces.  The files are those the metadata names, inside the checkpoint directory. */
+typedef struct v26_files {
+    char          dir[4096];
+    const char   *names[64];
+    pdckpt_value *trees[64];
+    size_t        n;
+} v26_files;
+
+static pdckpt_status v26_tree(v26_files *f, const char *name, const char *source,
+                              const pdckpt_value **out, pdckpt_error *err) {
+    size_t i = 0;
+    while (i < f->n && strcmp(f->names[i], name) != 0) i++;
+    if (i == f->n) {
+        char path[4200];
+        if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            return not_paddle(source, "data file names inside the checkpoint directory", err);
+        if (f->n == sizeof f->trees / sizeof f->trees[0]) { /* a bounded cache: reuse a slot */
+            pdckpt_value_free(f->trees[0]);
+            i = 0;
+        } else {
+            f->n++;
+        }
+        f->names[i] = name;
+        f->trees[i] = NULL;
+        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+        lo.format = PDCKPT_FORMAT_PICKLE;
+        PDK_DTRY(pdk_path_join(f->dir, name, path, sizeof path, err));
+        PDK_DTRY(pdckpt_load_file(path, &lo, &f->trees[i], NULL, err));
+    }
+    *out = f->trees[i];
+    return PDCKPT_OK;
+}
+
+/* dtype and global_shape of every piece of `pieces` (a key of the old form). */
+static pdckpt_status v26_fill_key(pdckpt_value *pieces, pdckpt_dtype dtype, pdckpt_error *err) {
+    int64_t global[PDCKPT_MAX_DIMS] = {0};
+    size_t  n = 0;
+    for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
+        const pdckpt_value *m = pdckpt_value_at(pieces, j);
+        const pdckpt_value *off = pdckpt_dict_get(m, "global_offset");
+        const pdckpt_value *shape = pdckpt_dict_get(m, "local_shape");
+        n = pdckpt_value_len(shape) < PDCKPT_MAX_DIMS ? pdckpt_value_len(shape) : PDCKPT_MAX_DIMS;
+        for (size_t d = 0; d < n; d++) {
+            int64_t o = 0, s = 0;
+            pdckpt_value_get_int(pdckpt_value_at(off, d), &o);
+            pdckpt_value_get_int(pdckpt_value_at(shape, d), &s);
+            if (o >= 0 && s >= 0 && o <= INT64_MAX / 2 && s <= INT64_MAX / 2 && o + s > global[d])
+                global[d] = o + s; /* bad values are reported by the index reader */
+        }
+    }
+    for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
+        pdckpt_value *m = pdckpt_value_at_mut(pieces, j), *g;
+        PDK_DTRY(pdckpt_dict_set(
+            m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(dtype), SIZE_MAX), err));
+        g = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+        for (size_t d = 0; g && d < n; d++)
+            if (pdckpt_value_append(g, pdckpt_value_new_int(NULL, global[d]), err) != PDCKPT_OK)
+                g = (pdckpt_value_free(g), NULL);
+        if (!g) return pdk_dist_nomem(err, "metadata");
+        PDK_DTRY(pdckpt_dict_set(m, "global_shape", g, err));
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status v26_fill(v26_files *f, pdckpt_value *meta, const char *source,
+                              pdckpt_error *err) {
+    pdckpt_value       *sdm = pdckpt_dict_get_mut(meta, "state_dict_metadata");
+    const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
+    for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
+        const pdckpt_value *item = pdckpt_value_at(storage, i);
+        const char         *key =
+            pdckpt_value_get_string(pdckpt_value_at(pdckpt_value_at(item, 0), 0), NULL);
+        const char   *file = pdckpt_value_get_string(pdckpt_value_at(item, 1), NULL);
+        pdckpt_value *pieces = key ? pdckpt_dict_get_mut(sdm, key) : NULL;
+        if (!file || !pieces || pdckpt_value_len(pieces) == 0 ||
+            pdckpt_dict_get(pdckpt_value_at(pieces, 0), "dtype"))
+            continue; /* done, or not this form: the index reader reports what is missing */
+        const pdckpt_value *tree;
+        pdckpt_tensor_view  t;
+        PDK_DTRY(v26_tree(f, file, source, &tree, err));
+        if (!pdckpt_tensor_get(pdckpt_dict_get(tree, key), &t))
+            return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
+                                 "metadata: '%s' has no dtype and its data file %s holds no "
+                                 "tensor under that key",
+                                 key, file);
+        PDK_DTRY(v26_fill_key(pieces, t.dtype, err));
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err) {
+    size_t n = strlen(source), k = strlen(PDK_META_SUFFIX);
+    if (n <= k || strcmp(source + n - k, PDK_META_SUFFIX) != 0) /* bytes, not a file on disk */
+        return not_paddle(source,
+                          "dtypes (Paddle 2.6 metadata keeps them in the data files, "
+                          "and these bytes are not a metadata file beside them)",
+                          err);
+    v26_files  *f = calloc(1, sizeof *f);
+    const char *slash = strrchr(source, '/');
+    if (!f) return pdk_dist_nomem(err, "metadata");
+    int len = !slash ? 1 : slash == source ? 1 : (int)(slash - source);
+    snprintf(f->dir, sizeof f->dir, "%.*s", len, slash ? source : ".");
+    pdckpt_status st = v26_fill(f, meta, source, err);
+    for (size_t i = 0; i < f->n; i++) pdckpt_value_free(f->trees[i]);
+    free(f);
+    return st;
 }
 
 static pdckpt_status metadata_from_paddle(const pdckpt_value *paddle, const char *source,
@@ -205,10 +353,13 @@ static pdckpt_status metadata_from_paddle(const pdckpt_value *paddle, const char
     PDK_DTRY(pdckpt_dict_set(out, "state_dict_metadata", sdm, err));
     PDK_DTRY(pdckpt_dict_set(out, "storage_metadata", storage, err));
     PDK_DTRY(pdckpt_dict_set(out, "flat_mapping", flat, err));
+    bool          v26 = false;
     pdckpt_status st = tensor_metadata_from_paddle(pdckpt_dict_get(state, "state_dict_metadata"),
-                                                   source, sdm, err);
+                                                   source, sdm, &v26, err);
     if (st == PDCKPT_OK)
-        st = storage_from_paddle(pdckpt_dict_get(state, "storage_metadata"), source, storage, err);
+        st = storage_from_paddle(pdckpt_dict_get(state, "storage_metadata"), source, sdm, storage,
+                                 err);
+    if (st == PDCKPT_OK && v26) st = pdk_meta_complete_v26(out, source, err);
     return st;
 }
 

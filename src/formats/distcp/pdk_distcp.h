@@ -271,6 +271,9 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *
                               pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
+/* Completes Paddle 2.6 metadata (pieces without dtype) from the data files beside `source`, the
+ * metadata file's path. */
+pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err);
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
 /* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
  * metadata file name (-1 if none). */
@@ -323,6 +326,7 @@ typedef struct pdk_merge_plan {
     int           n_ranks;
     bool          opt;
     bool          mw_merged;
+    bool          same_keys; /* opt: every rank has the same top-level keys in the same order */
     struct kslot *slots;
     size_t        n_slots;
     pdckpt_error *err;
@@ -332,6 +336,15 @@ pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err);
 void          pdk_merge_plan_free(pdk_merge_plan *p);
 /* The rank whose value of `e` ends up in `target`'s merged state. */
 int pdk_merge_winner(const pdk_merge_plan *p, int target, const pdk_skel_entry *e);
+
+/* Gives the merged state on a writing rank (whose own state is `local`) the shape
+ * paddle.distributed.save gives it: for opt, when the ranks' top-level keys differ,
+ * _gather_state_dict's -- tensors named by their keys, master_weights then the writer's own
+ * LR_Scheduler (none when it has none) last -- and when they are the same, the writer's own
+ * state; the name table the union of the ranks' (every merged top-level tensor). */
+pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *local,
+                               pdckpt_value *merged, const pdckpt_allocator *alloc,
+                               pdckpt_error *err);
 
 /* ---- dist_load.c: the local loader ---- */
 
