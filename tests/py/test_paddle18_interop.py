@@ -172,12 +172,24 @@ def test_lod_tensors_load_exactly(written, path):
     assert {k: _lengths(reader.tensor(k).lod) for k in reader.keys()} == meta["lod"]
 
 
-@pytest.mark.parametrize("target", ["x.safetensors", "x.tnum"])
+@pytest.mark.parametrize("target", ["x.safetensors", "x.tnum", "x.pdparams"])
 def test_lod_is_refused_by_name_where_a_format_cannot_hold_it(written, tmp_path, target):
     d, _ = written
     proc = run_cli("convert", d / "lod_v", tmp_path / target, "--no-fsync", check=1)
     assert "'seq" in proc.stderr and "LoD" in proc.stderr, proc.stderr
     assert not (tmp_path / target).exists()
+
+
+def test_lod_dropped_into_a_pickle_only_when_asked_and_listed(written, tmp_path):
+    """Paddle's own pickling drops LoD without a word; pdckpt does it only on request, by name."""
+    d, meta = written
+    out = tmp_path / "x.pdparams"
+    proc = run_cli("convert", d / "lod_v", out, "--no-fsync", "--skip-non-tensors")
+    dropped = sorted(line for line in proc.stderr.splitlines() if line.startswith("pdckpt: dropped"))
+    assert dropped == sorted(f"pdckpt: dropped list '{k}.lod' (--skip-non-tensors)"
+                             for k in meta["lod"]), proc.stderr
+    got = _load(out, return_numpy=True)
+    _same(got, _truth(d, "lod"), "lod_v -> pdparams")
 
 
 # ---- pdckpt writes, Paddle 1.8 reads --------------------------------------------------------

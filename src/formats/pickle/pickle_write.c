@@ -11,6 +11,8 @@
 #include "pickle.h"
 #include "pickle_emit.h"
 
+#include <stdio.h>
+
 static bool contains_tensor(const pdckpt_value *v, unsigned depth) {
     pdckpt_kind kind = pdckpt_value_kind(v);
     if (kind == PDCKPT_KIND_TENSOR) return true;
@@ -77,38 +79,63 @@ static pdckpt_status refuse_uint16(void *ctx, pdckpt_value *t, const char *path,
                     path);
 }
 
-typedef struct f8_ctx {
-    const pdk_sink *sink;
-    pdckpt_error   *err;
-} f8_ctx;
+typedef struct leaf_ctx {
+    const pdk_sink            *sink;
+    const pdckpt_save_options *opts;
+    pdckpt_error              *err;
+} leaf_ctx;
 
-static int refuse_float8(void *ctx, const pdckpt_path_step *path, size_t depth,
-                         const pdckpt_value *leaf) {
-    f8_ctx            *c = ctx;
-    pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(leaf, &v) ||
-        (v.dtype != PDCKPT_DTYPE_FLOAT8_E4M3FN && v.dtype != PDCKPT_DTYPE_FLOAT8_E5M2))
-        return 0;
-    const char *key = depth ? pdckpt_value_get_string(path[depth - 1].key, NULL) : NULL;
+static int refuse_float8(const leaf_ctx *c, const char *key, const pdckpt_tensor_view *v) {
     pdk_fail(c->err, PDCKPT_ERR_UNSUPPORTED, c->sink->name, -1,
              "tensor '%s'%s%s%s is %s, which a pickle holds as int8 (paddle.save writes its int8 "
              "bits and paddle.load returns int8); reinterpret it (%s=int8) or save to "
              "safetensors or a .pdiparams, which keep float8",
-             key ? key : "?", v.name ? " (" : "", v.name ? v.name : "", v.name ? ")" : "",
-             pdckpt_dtype_name(v.dtype), pdckpt_dtype_name(v.dtype));
+             key ? key : "?", v->name ? " (" : "", v->name ? v->name : "", v->name ? ")" : "",
+             pdckpt_dtype_name(v->dtype), pdckpt_dtype_name(v->dtype));
     return 1;
 }
 
+/* A pickle holds arrays, not LoD (Paddle's own pickling drops it without a word): refused by name
+ * unless the caller asked to drop what the format cannot hold, and then each drop is reported. */
+static int lod_leaf(const leaf_ctx *c, const char *key, const pdckpt_tensor_view *v) {
+    if (c->opts && c->opts->skip_non_tensors) {
+        char what[512]; /* the LoD of `key` goes; the tensor stays */
+        snprintf(what, sizeof what, "%s.lod", key ? key : "?");
+        if (c->opts->on_drop) c->opts->on_drop(c->opts->on_drop_ctx, what, PDCKPT_KIND_LIST);
+        return 0;
+    }
+    pdk_fail(c->err, PDCKPT_ERR_UNSUPPORTED, c->sink->name, -1,
+             "tensor '%s'%s%s%s has %d LoD level(s), which a pickle cannot store; save to a "
+             "vars-dir or a combined file to keep them, or drop them (--skip-non-tensors lists "
+             "each)",
+             key ? key : "?", v->name ? " (" : "", v->name ? v->name : "", v->name ? ")" : "",
+             (int)v->n_lod_levels);
+    return 1;
+}
+
+static int check_leaf(void *ctx, const pdckpt_path_step *path, size_t depth,
+                      const pdckpt_value *leaf) {
+    const leaf_ctx    *c = ctx;
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(leaf, &v)) return 0;
+    const char *key = depth ? pdckpt_value_get_string(path[depth - 1].key, NULL) : NULL;
+    if (v.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN || v.dtype == PDCKPT_DTYPE_FLOAT8_E5M2)
+        return refuse_float8(c, key, &v);
+    return v.n_lod_levels > 0 ? lod_leaf(c, key, &v) : 0;
+}
+
 /* Every tensor must come back from paddle.load with the dtype it has: no float8 (int8 on disk),
- * no uint16 where Paddle makes a tensor (it reads those bits as bfloat16). */
-static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink, bool state_path,
+ * no uint16 where Paddle makes a tensor (it reads those bits as bfloat16); and no LoD lost
+ * without a word. */
+static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink,
+                                  const pdckpt_save_options *opts, bool state_path,
                                   pdckpt_error *err) {
-    pdckpt_error  f8_err = PDCKPT_ERROR_INIT, walk_err = PDCKPT_ERROR_INIT;
-    f8_ctx        c = {sink, &f8_err};
-    pdckpt_status st = pdckpt_value_walk(root, refuse_float8, &c, &walk_err);
-    if (f8_err.status != PDCKPT_OK) {
-        if (err) *err = f8_err;
-        return f8_err.status;
+    pdckpt_error  leaf_err = PDCKPT_ERROR_INIT, walk_err = PDCKPT_ERROR_INIT;
+    leaf_ctx      c = {sink, opts, &leaf_err};
+    pdckpt_status st = pdckpt_value_walk(root, check_leaf, &c, &walk_err);
+    if (leaf_err.status != PDCKPT_OK) {
+        if (err) *err = leaf_err;
+        return leaf_err.status;
     }
     if (st != PDCKPT_OK) return PDCKPT_OK; /* too deep: the emitter reports it */
     return pdk_pickle_paddle_tensors((pdckpt_value *)root, state_path && !has_name_table(root),
@@ -122,7 +149,7 @@ pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT
                    : PDK_PICKLE_GENERIC;
-    PDK_TRY(check_dtypes(root, sink, path == PDK_PICKLE_STATE_DICT, err));
+    PDK_TRY(check_dtypes(root, sink, opts, path == PDK_PICKLE_STATE_DICT, err));
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     if (st == PDCKPT_OK)
