@@ -13,7 +13,7 @@ source "$(dirname "$0")/env.sh"
 seconds="${1:-1800}"
 shift || true
 out="$PDCKPT_ROOT/build-fuzz"
-CC=clang-14 cmake -S "$PDCKPT_ROOT" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang-14 CXX=clang++-14 cmake -S "$PDCKPT_ROOT" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPDCKPT_FUZZ=ON -DPDCKPT_BUILD_PYTHON=OFF -DPDCKPT_BUILD_TESTS=ON >/dev/null
 ninja -C "$out" -j "$PDCKPT_JOBS" | grep -v '^\[' || true
 mapfile -t targets < <(cd "$PDCKPT_ROOT/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
