@@ -161,6 +161,11 @@ void          pdk_tensor_desc_free(pdk_tensor_desc *d);
 /* A new owned, zero-filled tensor with the description's dtype, shape, name and LoD. */
 pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
                                    pdckpt_value **out, pdckpt_error *err);
+/* A tensor with the description's dtype, shape, name and LoD whose data pointer is `data`
+ * (borrowed: a streamed gather's placeholder address, never read). */
+pdckpt_status pdk_tensor_placeholder(const pdk_tensor_desc *d, const void *data,
+                                     const pdckpt_allocator *a, pdckpt_value **out,
+                                     pdckpt_error *err);
 /* A tensor borrowing `view`'s data, with its name and LoD. */
 pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
                                 pdckpt_value **out, pdckpt_error *err);
