@@ -130,6 +130,9 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
+    /* Always mapped: only the overlaps are copied out (a copy-path load reading whole files
+     * read a column band's four files whole, and every byte twice). */
+    lo.zero_copy = true;
     if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_DTRY(list_names(L));
@@ -162,16 +165,33 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
     return PDCKPT_OK;
 }
 
-/* Strided reads from a mapping: keep the kernel from reading around every touched page. */
-static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *box) {
-    if (!v->buffer || !pdckpt_buffer_is_mapped(v->buffer) || v->n_bytes == 0) return;
-    int32_t d = n_dims - 1;
-    while (d > 0 && box[d] == v->dims[d]) d--;
-    if (d <= 0) return; /* one contiguous run: readahead helps */
+/* A strided overlap whose runs lie at most this far apart on average is read as the whole
+ * range that covers it: one sequential pass (the kernel's large reads) costs less than a fault
+ * and a small read per run.  Sparser ones are read run by run. */
+#define COVER_STRIDE (UINT64_C(128) << 10)
+
+/* Reads from a mapping of the overlap (src_off, shape) of a piece: a contiguous run or a dense
+ * stride (a column band: every row's range read once, then scattered in memory by the copy) is
+ * read ahead in one pass, only the range it spans; a sparse stride (a narrow column of wide
+ * rows) tells the kernel not to read around each run. */
+static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *src_off,
+                   const int64_t *shape, size_t elem) {
+    if (!v->buffer || !pdckpt_buffer_is_mapped(v->buffer) || v->n_bytes == 0 || n_dims == 0) return;
+    uint64_t first = 0, last = 0, stride = elem, runs = 1; /* byte offsets of first and last */
+    for (int32_t d = n_dims - 1; d >= 0; d--) {
+        first += (uint64_t)src_off[d] * stride;
+        last += (uint64_t)(src_off[d] + (shape[d] ? shape[d] - 1 : 0)) * stride;
+        stride *= (uint64_t)v->dims[d];
+    }
+    int32_t inner = n_dims - 1;
+    while (inner > 0 && shape[inner] == v->dims[inner]) inner--;
+    for (int32_t d = 0; d < inner; d++) runs *= (uint64_t)shape[d];
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t begin = (uintptr_t)v->data & ~(page - 1);
-    uintptr_t end = ((uintptr_t)v->data + v->n_bytes + page - 1) & ~(page - 1);
-    madvise((void *)begin, end - begin, MADV_RANDOM);
+    bool      cover = last + elem - first <= runs * COVER_STRIDE;
+    uintptr_t from = (uintptr_t)v->data + (cover ? first : 0);
+    uintptr_t to = (uintptr_t)v->data + (cover ? last + elem : v->n_bytes);
+    uintptr_t begin = from & ~(page - 1), end = (to + page - 1) & ~(page - 1);
+    madvise((void *)begin, end - begin, cover ? MADV_WILLNEED : MADV_RANDOM);
 }
 
 typedef struct box {
@@ -251,7 +271,7 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
             src_off[d] = off[d] - p->offset[d];
             dst_off[d] = off[d] - b->off[d];
         }
-        advise(&v, b->n_dims, shape);
+        advise(&v, b->n_dims, src_off, shape, elem);
         pdk_box_copy(b->n_dims, elem, v.data, p->shape, src_off, dst, b->shape, dst_off, shape);
         covered += pdk_box_volume(b->n_dims, shape);
     }
