@@ -454,6 +454,32 @@ def test_kill_9_during_collective_write(tmp_path):
     run_cli("diff", "--names", f"@{names}", out, src, check=0)
 
 
+def test_dead_rank_fails_the_others_fast(tmp_path):
+    """Issue 20: a rank killed -9 in the middle of a save must not cost the others the 600 s
+    default timeout.  Under a plain mpirun Open MPI 4.1 aborts the whole job at once; under
+    `mpirun --enable-recovery` the job lives on and an operation with the dead rank just hangs,
+    so the survivors notice themselves (dist_alive.c: the ranks on the dead rank's host see its
+    process gone and tell the rest).  Both survivors fail with an MPI error naming the dead rank
+    within seconds, for the save it died in and for the next one it never joins; no temporary
+    file is left."""
+    tool = BUILD / "tests" / "pdckpt_dist_dead_rank"
+    t0 = time.monotonic()
+    proc = subprocess.run(["mpirun", "-n", "3", "--oversubscribe", "--enable-recovery", str(tool),
+                           str(tmp_path / "out.pdparams")], capture_output=True, text=True,
+                          env=MPI_ENV, timeout=120)
+    took = time.monotonic() - t0
+    lines = [line for line in proc.stdout.splitlines() if ": rank " in line]
+    assert len(lines) == 4, proc.stdout + proc.stderr  # two saves on each of the two survivors
+    for line in lines:
+        m = re.match(r"(first|second): rank ([01]): status mpi after ([0-9.]+) s: (.*)", line)
+        assert m, line
+        assert float(m.group(3)) < 10, line
+        assert "died" in m.group(4) or "dead" in m.group(4), line
+    assert any("rank 2" in line for line in lines if line.startswith("first"))
+    assert took < 60, took
+    assert [f for f in os.listdir(tmp_path) if ".pdckpt-" in f] == []
+
+
 RESAVE_TRIALS = int(os.environ.get("PDCKPT_RESAVE_CRASH_TRIALS", "20"))
 DATA_FILE = re.compile(r"^\d+_\d+\.distcp$")
 
