@@ -301,6 +301,11 @@ typedef struct pdk_piece {
     int64_t    *offset, *shape; /* n_dims each (one allocation) */
     const char *file;           /* borrowed from the index */
     size_t      file_ix;        /* its index in files */
+    /* Paddle's flattened pieces (sharding v2): the stored tensor is the 1-D run [flat_begin,
+     * flat_end) of the row-major flattening of the box the metadata names; the index holds it as
+     * dense boxes (dist_unflatten.c), each stored from element flat_at of that 1-D tensor. */
+    bool    flat;
+    int64_t flat_at, flat_begin, flat_end;
 } pdk_piece;
 
 typedef struct pdk_key_meta {
@@ -321,6 +326,10 @@ typedef struct pdk_meta_index {
     char        **files; /* distinct file names */
     size_t        n_files;
 } pdk_meta_index;
+
+/* dist_unflatten.c: replaces every flattened piece of the index by the dense boxes its run covers
+ * (at most 2 x n_dims - 1, each contiguous in the run). */
+pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err);
 
 /* One distinct piece as the save plan records it (first-appearance order). */
 typedef struct pdk_meta_piece {

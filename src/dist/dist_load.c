@@ -144,6 +144,25 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     return st;
 }
 
+/* A flattened piece (dist_unflatten.c): the stored 1-D run, seen as the dense box `p` that
+ * starts at its element flat_at. */
+static pdckpt_status flat_view(loader *L, const pdk_key_meta *km, const pdk_piece *p,
+                               pdckpt_tensor_view *v) {
+    size_t  elem = pdckpt_dtype_size(km->dtype);
+    int64_t run = p->flat_end - p->flat_begin, volume = pdk_box_volume(km->n_dims, p->shape);
+    if (v->n_dims != 1 || v->dims[0] != run || pdckpt_dtype_size(v->dtype) != elem)
+        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, p->file,
+                             "tensor '%s': expected a flattened run of %lld %s elements, found "
+                             "%d dims",
+                             km->key, (long long)run, pdckpt_dtype_name(km->dtype), (int)v->n_dims);
+    v->data = (const uint8_t *)v->data + (size_t)p->flat_at * elem;
+    v->n_dims = km->n_dims;
+    v->dims = p->shape; /* the index outlives the view */
+    v->n_elements = (uint64_t)volume;
+    v->n_bytes = (uint64_t)volume * elem;
+    return PDCKPT_OK;
+}
+
 /* The stored piece `p` of `km`, checked against what the metadata says it is. */
 static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_piece *p,
                                   const pdckpt_value **value, pdckpt_tensor_view *v) {
@@ -154,6 +173,7 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
         return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, p->file,
                              "expected tensor '%s' in this data file (the metadata says so)",
                              km->key);
+    if (p->flat) return flat_view(L, km, p, v);
     bool same = v->n_dims == km->n_dims &&
                 pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
                 memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
@@ -241,7 +261,7 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     for (size_t i = first_piece(km, b); L->lo->zero_copy && i < km->n_pieces; i++) {
         const pdk_piece *p = &km->pieces[i];
         if (past_box(km, b, p)) break;
-        if (memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
+        if (p->flat || memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
             memcmp(p->shape, b->shape, (size_t)b->n_dims * sizeof *b->shape) != 0)
             continue;
         const pdckpt_value *value;
