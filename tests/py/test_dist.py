@@ -256,8 +256,8 @@ def _flattened_checkpoint(paddle, np, path, runs=None):
 
 def test_paddle_flattened_pieces_load(tmp_path, paddle_np):
     """Issue 20: Paddle's flattened pieces (is_flattened, flattened_range) load on 1 to 3 ranks,
-    bit for bit — the same values Paddle's own load_state_dict reads from the same files; a run
-    outside its box is a FORMAT error naming the key."""
+    bit for bit — the same values Paddle's own load_state_dict reads from the same files; `ls`
+    shows each run; a run outside its box is a FORMAT error naming the key."""
     paddle, np = paddle_np
     ck = tmp_path / "ck"
     full = _flattened_checkpoint(paddle, np, ck)
@@ -265,6 +265,10 @@ def test_paddle_flattened_pieces_load(tmp_path, paddle_np):
     paddle.distributed.load_state_dict(target, str(ck))
     for k, v in full.items():
         assert target[k].numpy().tobytes() == v.tobytes(), k  # the fixture is Paddle's own
+    listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
+    runs = {tuple(p["flattened_range"]) for t in listing["tensors"] if t["key"] == "w"
+            for p in t["pieces"]}
+    assert runs == {(0, 17), (17, 41), (41, 60)}
     for m in (1, 2, 3):
         out = tmp_path / f"m{m}.safetensors"
         mpirun(m, "dist", "merge", ck, out)
