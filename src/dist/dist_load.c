@@ -189,6 +189,8 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
  * range that covers it: one sequential pass (the kernel's large reads) costs less than a fault
  * and a small read per run.  Sparser ones are read run by run. */
 #define COVER_STRIDE (UINT64_C(128) << 10)
+/* Smaller ranges are not worth a system call (64,000 tiny pieces made 64,000 of them). */
+#define ADVISE_MIN (UINT64_C(256) << 10)
 
 /* Reads from a mapping of the overlap (src_off, shape) of a piece: a contiguous run or a dense
  * stride (a column band: every row's range read once, then scattered in memory by the copy) is
@@ -208,6 +210,7 @@ static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *s
     for (int32_t d = 0; d < inner; d++) runs *= (uint64_t)shape[d];
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     bool      cover = last + elem - first <= runs * COVER_STRIDE;
+    if (cover && last + elem - first < ADVISE_MIN) return; /* fault-around reads it anyway */
     uintptr_t from = (uintptr_t)v->data + (cover ? first : 0);
     uintptr_t to = (uintptr_t)v->data + (cover ? last + elem : v->n_bytes);
     uintptr_t begin = from & ~(page - 1), end = (to + page - 1) & ~(page - 1);
