@@ -83,6 +83,7 @@ typedef struct slot {
     MPI_Request reqs[2];
     uint8_t    *buf;
     uint64_t    len;
+    bool        busy; /* requests posted and not yet completed: buf may still be written */
 } slot;
 
 typedef struct stream_sink {
@@ -110,7 +111,9 @@ static pdckpt_status post_pull(stream_sink *ss, slot *sl, const pdk_stream_item 
     pdk_dist *d = ss->d;
     sl->req[0] = it->ordinal, sl->req[1] = off, sl->req[2] = len, sl->req[3] = (uint64_t)d->rank;
     sl->len = len;
+    sl->reqs[0] = sl->reqs[1] = MPI_REQUEST_NULL;
     int rc = MPI_Irecv(sl->buf, (int)len, MPI_BYTE, it->src, TAG_DATA, d->comm, &sl->reqs[1]);
+    sl->busy = rc == MPI_SUCCESS;
     if (rc == MPI_SUCCESS)
         rc = MPI_Isend(sl->req, 4, MPI_UINT64_T, it->src, TAG_REQ, d->comm, &sl->reqs[0]);
     return rc == MPI_SUCCESS ? PDCKPT_OK : pdk_dist_mpi_fail(err, rc, "asking for a tensor");
@@ -126,6 +129,7 @@ static pdckpt_status pull(stream_sink *ss, pdk_stream_item *it, uint64_t off, ui
     for (uint64_t c = 0; c < n; c++) {
         slot *sl = &ss->slots[c % 2];
         PDK_DTRY(pdk_dist_wait_data(ss->d, 2, sl->reqs, "a streamed tensor", err));
+        sl->busy = false;
         PDK_DTRY(ss->out_ops->write(ss->out_self, sl->buf, (size_t)sl->len, err));
         uint64_t next = c + 2;
         if (next < n)
@@ -190,7 +194,7 @@ static pdckpt_status release(pdk_dist *d, pdckpt_error *err) {
 pdckpt_status pdk_stream_write(pdk_dist *d, pdk_stream *s, const pdckpt_value *tree,
                                const pdckpt_save_options *save, const pdckpt_sink_ops *out_ops,
                                void *out_self, pdckpt_error *err) {
-    stream_sink   ss = {d, s, out_ops, out_self, {{{0}, {0}, NULL, 0}, {{0}, {0}, NULL, 0}}};
+    stream_sink   ss = {d, s, out_ops, out_self, {{.busy = false}, {.busy = false}}};
     pdckpt_status st = PDCKPT_OK;
     for (int i = 0; i < 2 && st == PDCKPT_OK; i++)
         if (!(ss.slots[i].buf = malloc((size_t)s->chunk)))
@@ -199,9 +203,13 @@ pdckpt_status pdk_stream_write(pdk_dist *d, pdk_stream *s, const pdckpt_value *t
         st = pdckpt_save_sink(tree, &stream_ops, &ss, save, err);
     else if (out_ops->abort)
         out_ops->abort(out_self);
-    free(ss.slots[0].buf);
-    free(ss.slots[1].buf);
-    pdckpt_error  scratch = PDCKPT_ERROR_INIT;
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    for (int i = 0; i < 2; i++) /* a failure left a pull in flight: let it land first */
+        if (ss.slots[i].busy && !d->broken &&
+            pdk_dist_wait_data(d, 2, ss.slots[i].reqs, "a streamed tensor", &scratch) == PDCKPT_OK)
+            ss.slots[i].busy = false;
+    for (int i = 0; i < 2; i++)
+        if (!ss.slots[i].busy) free(ss.slots[i].buf); /* else MPI may still write into it */
     pdckpt_status rel = release(d, st == PDCKPT_OK ? err : &scratch);
     return st != PDCKPT_OK ? st : rel;
 }

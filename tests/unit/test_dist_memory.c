@@ -104,6 +104,46 @@ static void run_case(uint64_t group, const char *name) {
     pdckpt_value_free(state);
 }
 
+/* The writer's output fails in the middle of a streamed tensor (a pull is in flight): every rank
+ * gets that error, nobody waits for a timeout, and the next streamed save works. */
+static pdckpt_status failing_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    (void)bytes;
+    uint64_t *left = self;
+    if (len > *left) {
+        err->status = PDCKPT_ERR_IO;
+        snprintf(err->message, sizeof err->message, "the test's sink is full");
+        return PDCKPT_ERR_IO;
+    }
+    *left -= len;
+    return PDCKPT_OK;
+}
+
+static const pdckpt_sink_ops failing_ops = {PDCKPT_SINK_OPS_VERSION, failing_write, NULL, NULL};
+
+static void test_writer_fails_mid_stream(void) {
+    pdckpt_value      *state = state_of(mt_rank);
+    static const int   root = 0;
+    uint64_t           left = (UINT64_C(24) << 20) + (UINT64_C(5) << 19); /* inside rank 1's */
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    o.gather_to = &root;
+    o.n_gather_to = 1;
+    o.max_grouped_size = UINT64_C(1) << 20;
+    o.timeout_s = 60;
+    o.save.format = PDCKPT_FORMAT_SAFETENSORS;
+    o.sink_ops = &failing_ops;
+    o.sink_self = &left;
+    double        t0 = mt_now();
+    pdckpt_status st = pdckpt_mpi_save(MPI_COMM_WORLD, state, NULL, &o, &err);
+    CHECK(st == PDCKPT_ERR_IO && strstr(err.message, "rank 0: ") && mt_now() - t0 < 30);
+    o.sink_ops = NULL;
+    err = (pdckpt_error)PDCKPT_ERROR_INIT;
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, state, mt_path(mt_shared_dir(), "after.safetensors"),
+                             &o, &err),
+             &err);
+    pdckpt_value_free(state);
+}
+
 static void test_gather_memory(void) {
     run_case(UINT64_C(1) << 20, "merged.safetensors"); /* 1 MiB groups */
     run_case(UINT64_C(3) << 30, "merged.safetensors"); /* 3 GiB: 4 MiB chunks */
@@ -118,5 +158,6 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     RUN(test_gather_memory);
+    RUN(test_writer_fails_mid_stream);
     return mt_finish();
 }
