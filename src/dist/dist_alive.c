@@ -79,7 +79,7 @@ pdckpt_status pdk_alive_init(pdk_dist *d, MPI_Comm user, pdckpt_error *err) {
     char      state;
     pdk_peer *all = calloc((size_t)d->size, sizeof *all);
     if (!all) return pdk_dist_nomem(err, "the ranks' process ids");
-    proc_stat(mine.pid, &state, &mine.start);
+    if (!proc_stat(mine.pid, &state, &mine.start)) mine.pid = 0; /* no /proc: never checked */
     MPI_Request req;
     int         rc =
         MPI_Iallgather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, d->comm, &req);
@@ -96,7 +96,7 @@ pdckpt_status pdk_alive_init(pdk_dist *d, MPI_Comm user, pdckpt_error *err) {
 
 static int find_dead(const pdk_dist *d) {
     const pdk_peer *me = &d->peers[d->rank];
-    for (int r = 0; r < d->size; r++) {
+    for (int r = 0; me->pid > 0 && r < d->size; r++) { /* without /proc here, nothing is known */
         const pdk_peer *p = &d->peers[r];
         char            state = '?';
         uint64_t        start = 0;
