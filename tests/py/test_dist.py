@@ -347,7 +347,8 @@ def _as_plain(paddle, np, v):
 
 def test_paddle_loads_gathered_params_and_opt(tmp_path, paddle_np):
     """paddle.distributed.save's gather_to: 4 ranks' params gathered to rank 0 and optimizer
-    states (moments, master_weights, LR_Scheduler) to ranks 1 and 2, in 1 KiB transfer groups
+    states (moments, master_weights, LR_Scheduler) to ranks 1 and 2, in 1 KiB transfer groups,
+    and params with 1.25 MiB tensors streamed into rank 0's file in 1 MiB groups
     (tests/unit/test_dist_save.c, PDCKPT_DIST_KEEP): paddle.load reads each file with exactly
     the values of the expected merge."""
     paddle, np = paddle_np
@@ -356,7 +357,8 @@ def test_paddle_loads_gathered_params_and_opt(tmp_path, paddle_np):
                           text=True, env=dict(MPI_ENV, PDCKPT_DIST_KEEP=str(tmp_path)), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pairs = [("params.pdparams", "expected_params.pdparams"),
-             ("opt1.pdopt", "expected_opt1.pdopt"), ("opt2.pdopt", "expected_opt2.pdopt")]
+             ("opt1.pdopt", "expected_opt1.pdopt"), ("opt2.pdopt", "expected_opt2.pdopt"),
+             ("streamed.pdparams", "expected_streamed.pdparams")]  # 1.25 MiB tensors: streamed
     for got, want in pairs:
         g = _as_plain(paddle, np, paddle.load(str(tmp_path / got)))
         w = _as_plain(paddle, np, paddle.load(str(tmp_path / want)))
