@@ -130,9 +130,9 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
-    /* Always mapped: only the overlaps are copied out (a copy-path load reading whole files
-     * read a column band's four files whole, and every byte twice). */
-    lo.zero_copy = true;
+    /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
+     * the overlaps' pages are read; read, a file another program truncates or rewrites in place
+     * meanwhile cannot kill the load (docs/RELIABILITY.md), at the price of reading it whole. */
     if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_DTRY(list_names(L));
