@@ -4,8 +4,10 @@
  * rank holds STATE_MIB of float32 tensors (TENSOR_MIB each, distinct keys); the same state is
  * written (a) gathered to rank 0 (pdckpt_mpi_save, gather_to = {0}, a .pdparams pickle) with the
  * default group size, (b) the same with max_grouped_size = 1M, and (c) as one file by every rank
- * with MPI-IO (pdckpt_mpi_save_combined, .pdparams).  Prints one JSON line: seconds of each and
- * the writer's peak RSS growth (VmHWM, reset before each save) in MiB.
+ * with MPI-IO (pdckpt_mpi_save_combined, .pdparams).  Prints one JSON line: seconds of each, the
+ * writer's peak RSS growth (VmHWM, reset before each save) in MiB, and issue 20's memory
+ * criterion for (b): the writer's peak RSS over (largest tensor + 1 MiB + its RSS before the
+ * save), which must stay <= 1.2.
  *
  *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_gather DIR [STATE_MIB] [TENSOR_MIB]
  */
@@ -61,6 +63,8 @@ static pdckpt_value *state_of(uint64_t state_mib, uint64_t tensor_mib) {
 
 typedef enum { GATHER, MPIIO } how;
 
+static double base_mib, hwm_mib; /* rank 0's RSS before the last save and its peak during it */
+
 /* Seconds of one save, and the writer's (rank 0's) peak growth in MiB. */
 static double run(how h, const pdckpt_value *state, const char *path, uint64_t group,
                   double *peak_mib) {
@@ -82,7 +86,9 @@ static double run(how h, const pdckpt_value *state, const char *path, uint64_t g
         fprintf(stderr, "rank %d: %s\n", rank, err.message);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    *peak_mib = ((double)status_kb("VmHWM:") - (double)base) / 1024.0;
+    base_mib = (double)base / 1024.0;
+    hwm_mib = (double)status_kb("VmHWM:") / 1024.0;
+    *peak_mib = hwm_mib - base_mib;
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) unlink(path);
     return took;
@@ -105,14 +111,16 @@ int main(int argc, char **argv) {
     double p_default, p_small, p_io;
     double t_default = run(GATHER, state, gathered, 0, &p_default);
     double t_small = run(GATHER, state, gathered, 1u << 20, &p_small);
+    double bound = hwm_mib / ((double)tensor_mib + 1.0 + base_mib);
     double t_io = run(MPIIO, state, combined, 0, &p_io);
     if (rank == 0)
         printf("{\"ranks\": %d, \"state_mib_per_rank\": %llu, \"tensor_mib\": %llu, "
                "\"gather_s\": %.3f, \"gather_1m_s\": %.3f, \"mpiio_s\": %.3f, "
                "\"ratio\": %.2f, \"ratio_1m\": %.2f, \"writer_peak_mib\": %.1f, "
-               "\"writer_peak_1m_mib\": %.1f, \"mpiio_writer_peak_mib\": %.1f}\n",
+               "\"writer_peak_1m_mib\": %.1f, \"mpiio_writer_peak_mib\": %.1f, "
+               "\"writer_peak_1m_over_bound\": %.3f}\n",
                size, (unsigned long long)state_mib, (unsigned long long)tensor_mib, t_default,
-               t_small, t_io, t_default / t_io, t_small / t_io, p_default, p_small, p_io);
+               t_small, t_io, t_default / t_io, t_small / t_io, p_default, p_small, p_io, bound);
     pdckpt_value_free(state);
     MPI_Finalize();
     return 0;

@@ -5,7 +5,10 @@
 #      8,000 to 64,000 (tests/unit/test_dist_scale.c --json), and the growth 8,000 -> 64,000;
 #   2. gather-to-rank-0 vs the MPI-IO single-file write of the same state, and the writer's
 #      peak RSS growth with the default group size and with max_grouped_size=1M
-#      (bench/dist_gather.c).
+#      (bench/dist_gather.c);
+#   3. resharded loads (shifted row bands, column bands, a block grid) vs the same-topology load
+#      of 8 row-split 2048 x 2048 float32 tensors, copy path and zero-copy (bench/dist_reshard.c).
+# The 100 kills of a re-saved id are scripts/crash_campaign.sh's last stage.
 # Usage: bench/dist_scale.sh [RANKS] [PIECES...]   (build first: scripts/build.sh)
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -35,3 +38,6 @@ PY
 echo "== gather to rank 0 vs MPI-IO single file ($ranks ranks)"
 mpirun -n "$ranks" --oversubscribe "$PDCKPT_BUILD/bench/pdckpt_bench_dist_gather" "$work" \
   "${PDCKPT_GATHER_MIB:-64}" "${PDCKPT_GATHER_TENSOR_MIB:-4}"
+echo "== resharded loads vs the same-topology load ($ranks ranks)"
+mpirun -n "$ranks" --oversubscribe "$PDCKPT_BUILD/bench/pdckpt_bench_dist_reshard" "$work/rs" \
+  "${PDCKPT_RESHARD_TENSORS:-8}" "${PDCKPT_RESHARD_ROWS:-2048}" "${PDCKPT_RESHARD_COLS:-2048}"

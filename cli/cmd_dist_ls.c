@@ -5,6 +5,7 @@
  * holds it, and the data files.  Reads only the metadata; needs no MPI.  --json prints one
  * object: {"format": "sharded", "id", "newest_complete", "largest_id",
  *          "tensors": [{"key", "dtype", "shape", "nbytes", "pieces": [{"offset", "shape",
+ *          ["flattened_range",]
  *          "file"}]}], "files": [{"name", "pieces"}]}
  */
 #include "cli_mpi.h"
@@ -40,10 +41,11 @@ static int dist_ls_option(void *ctx, int code, const char *value) {
     return cli_mpi_take_common(&cli_cmd_dist_ls, code, value, &a->o);
 }
 
-/* One storage item: (key, offset tuple, ..., local_shape tuple) -> file. */
+/* One storage item: (key, offset tuple, is_flattened, flattened_range, replica_id, local_shape
+ * tuple) -> file.  A flattened piece stores the run [start, end) of its box's flattening. */
 typedef struct item {
     const char         *key;
-    const pdckpt_value *offset, *shape;
+    const pdckpt_value *offset, *shape, *run;
     const char         *file;
 } item;
 
@@ -58,7 +60,10 @@ static size_t read_items(const pdckpt_value *storage, item *out) {
         const char         *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
         const char         *file = pdckpt_value_get_string(pdckpt_value_at(it, 1), NULL);
         if (!key || !file || pdckpt_value_len(index) < 6) continue;
-        out[n++] = (item){key, pdckpt_value_at(index, 1), pdckpt_value_at(index, 5), file};
+        bool flat = false;
+        pdckpt_value_get_bool(pdckpt_value_at(index, 2), &flat);
+        out[n++] = (item){key, pdckpt_value_at(index, 1), pdckpt_value_at(index, 5),
+                          flat ? pdckpt_value_at(index, 3) : NULL, file};
     }
     qsort(out, n, sizeof *out, cmp_item);
     return n;
@@ -129,6 +134,10 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
         ints(stdout, items[i].offset, json);
         printf(json ? ", \"shape\": " : " shape ");
         ints(stdout, items[i].shape, json);
+        if (items[i].run) {
+            printf(json ? ", \"flattened_range\": " : " flattened run ");
+            ints(stdout, items[i].run, json);
+        }
         if (json) {
             printf(", \"file\": ");
             cli_json_str(stdout, items[i].file);

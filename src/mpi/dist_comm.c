@@ -43,12 +43,14 @@ static pdckpt_status broken(pdk_dist *d, pdckpt_error *err) {
  * tests, so a long wait does not burn a core. */
 #define IDLE_S 0.05
 #define NAP_NS 200000L
+/* A wait longer than this checks, every LIVENESS_S, that no rank has died (dist_alive.c). */
+#define LIVENESS_S 0.5
 
 static pdckpt_status wait_loop(pdk_dist *d, int n, MPI_Request *reqs, const char *what, bool data,
                                pdckpt_error *err) {
     if (d->broken) return broken(d, err);
     if (n == 0) return PDCKPT_OK;
-    double start = now_s(), deadline = start + d->timeout_s;
+    double start = now_s(), deadline = start + d->timeout_s, checked = start;
     for (;;) {
         int done = 0;
         int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -64,6 +66,10 @@ static pdckpt_status wait_loop(pdk_dist *d, int n, MPI_Request *reqs, const char
                           "take part: it died, hung, or was called differently)",
                           d->rank, d->timeout_s, what);
             return broken(d, err);
+        }
+        if (t - checked > LIVENESS_S) {
+            checked = t;
+            if (pdk_alive_check(d, what, err) != PDCKPT_OK) return broken(d, err);
         }
         if (!data && t - start > IDLE_S) {
             struct timespec ts = {0, NAP_NS};
@@ -98,6 +104,7 @@ pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_d
     d->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : PDCKPT_MPI_DEFAULT_TIMEOUT;
     MPI_Comm_rank(comm, &d->rank);
     MPI_Comm_size(comm, &d->size);
+    pdk_alive_cached(d, comm);
     MPI_Request req;
     int         rc = MPI_Comm_idup(comm, &d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "duplicating the communicator");
@@ -107,7 +114,8 @@ pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_d
         return st;
     }
     MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
-    return PDCKPT_OK;
+    d->ready = true;
+    return pdk_alive_init(d, comm, err);
 }
 
 void pdk_dist_close(pdk_dist *d) {

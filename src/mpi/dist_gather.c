@@ -20,9 +20,15 @@ typedef struct gather_ctx {
     pdk_tensor_list         mine;
     void                 ***recv; /* recv[src][ordinal]: where a received tensor's bytes go */
     const pdckpt_allocator *alloc;
+    pdk_stream             *stream; /* NULL: every received tensor is allocated */
 } gather_ctx;
 
-static uint8_t empty_marker; /* recv entry of a received tensor with no bytes */
+static uint8_t empty_marker;  /* recv entry of a received tensor with no bytes */
+static uint8_t stream_marker; /* recv entry of a streamed tensor (a placeholder) */
+
+static bool streamed(const gather_ctx *g, uint64_t n_bytes) {
+    return g->stream && pdk_stream_takes(g->stream, n_bytes);
+}
 
 typedef struct ref_ctx {
     gather_ctx           *g;
@@ -51,6 +57,12 @@ static pdckpt_value *make_ref(void *ctx, uint64_t o, pdckpt_error *err) {
         return NULL;
     }
     const pdk_tensor_desc *desc = &g->skels[c->src].descs[o];
+    if (streamed(g, desc->n_bytes)) {
+        if (pdk_stream_placeholder(g->stream, c->src, o, desc, g->alloc, &t, err) != PDCKPT_OK)
+            return NULL;
+        g->recv[c->src][o] = &stream_marker;
+        return t;
+    }
     if (pdk_tensor_from_desc(desc, g->alloc, &t, err) != PDCKPT_OK) return NULL;
     g->recv[c->src][o] = desc->n_bytes ? pdckpt_tensor_data_mut(t) : &empty_marker;
     return t;
@@ -101,7 +113,34 @@ static pdckpt_status place_merged(gather_ctx *g, pdckpt_value *merged, int src, 
     return PDCKPT_OK;
 }
 
+/* The placeholders' address range: every large tensor another rank holds (an upper bound). */
+static pdckpt_status reserve_stream(gather_ctx *g, pdckpt_error *err) {
+    uint64_t total = 0;
+    for (int s = 0; s < g->d->size; s++)
+        for (uint64_t o = 0; s != g->d->rank && o < g->skels[s].n_tensors; o++)
+            if (streamed(g, g->skels[s].descs[o].n_bytes)) total += g->skels[s].descs[o].n_bytes;
+    return pdk_stream_reserve(g->stream, total, err);
+}
+
+/* A sender serves the writer's pulls from its own tensors, by ordinal. */
+static pdckpt_status keep_sends(gather_ctx *g, pdckpt_error *err) {
+    pdk_stream *s = g->stream;
+    size_t      n = g->mine.len;
+    s->send_data = calloc(n ? n : 1, sizeof *s->send_data);
+    s->send_bytes = calloc(n ? n : 1, sizeof *s->send_bytes);
+    if (!s->send_data || !s->send_bytes) return pdk_dist_nomem(err, "the stream's tensors");
+    for (size_t o = 0; o < n; o++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(g->mine.items[o], &v);
+        s->send_data[o] = v.data;
+        s->send_bytes[o] = v.n_bytes;
+    }
+    s->n_send = n;
+    return PDCKPT_OK;
+}
+
 static pdckpt_status build_merged(gather_ctx *g, pdckpt_value **out, pdckpt_error *err) {
+    if (g->stream) PDK_DTRY(reserve_stream(g, err));
     g->recv = calloc((size_t)g->d->size, sizeof *g->recv);
     *out = pdckpt_value_new_container(g->alloc, PDCKPT_KIND_DICT);
     if (!g->recv || !*out) return pdk_dist_nomem(err, "the merged state");
@@ -144,7 +183,7 @@ static pdckpt_status add_entry_items(gather_ctx *g, item_list *l, int src, int t
     int me = g->d->rank;
     for (uint64_t o = e->first; o < e->first + e->count; o++) {
         uint64_t n_bytes = g->skels[src].descs[o].n_bytes;
-        if (n_bytes == 0) continue;
+        if (n_bytes == 0 || streamed(g, n_bytes)) continue; /* pulled while writing */
         pdk_xfer_item it = {src, t, n_bytes, NULL, NULL};
         if (src == me) {
             pdckpt_tensor_view v;
@@ -205,8 +244,10 @@ static void gather_free(gather_ctx *g) {
 /* pdckpt:long-function — the phases in order, each ending in an agreement, read best as one. */
 pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, const int *targets,
                              size_t n_targets, uint64_t group_bytes, const pdckpt_allocator *alloc,
-                             pdckpt_value **merged, uint64_t *rounds, pdckpt_error *err) {
-    gather_ctx g = {.d = d, .alloc = alloc};
+                             pdk_stream *stream, pdckpt_value **merged, uint64_t *rounds,
+                             pdckpt_error *err) {
+    bool       streaming = stream && stream->min_bytes > 0 && n_targets == 1;
+    gather_ctx g = {.d = d, .alloc = alloc, .stream = streaming ? stream : NULL};
     pdk_blob   mine = {0}, all = {0};
     size_t    *offs = NULL;
     item_list  items = {0};
@@ -218,6 +259,8 @@ pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, c
     if (st == PDCKPT_OK) st = plan_all(&g, &all, offs, opt, err);
     if (st == PDCKPT_OK && is_target(d->rank, targets, n_targets))
         st = build_merged(&g, merged, err);
+    else if (st == PDCKPT_OK && g.stream)
+        st = keep_sends(&g, err);
     if (st == PDCKPT_OK) st = build_items(&g, targets, n_targets, &items, err);
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK)

@@ -18,7 +18,16 @@ typedef struct pdk_dist {
     int      rank, size;
     double   timeout_s;
     bool     broken; /* a wait timed out or MPI failed: no further communication is attempted */
+    const struct pdk_peer *peers; /* every rank's host and process (dist_alive.c), or NULL */
+    bool                   ready; /* comm is usable (its non-blocking duplication finished) */
 } pdk_dist;
+
+/* dist_alive.c: every rank's (host, pid, start time), exchanged once per caller communicator
+ * and cached on it; a waiting rank checks the ranks on its host and hears of deaths the others
+ * found, so a dead rank fails the others in about a second instead of at timeout_s. */
+void          pdk_alive_cached(pdk_dist *d, MPI_Comm user); /* before the first wait */
+pdckpt_status pdk_alive_init(pdk_dist *d, MPI_Comm user, pdckpt_error *err);
+pdckpt_status pdk_alive_check(pdk_dist *d, const char *what, pdckpt_error *err);
 
 pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
                             pdckpt_error *err);

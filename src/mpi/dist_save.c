@@ -213,14 +213,52 @@ static pdckpt_status prepare_target(const char *path, bool insert, int rank,
     return PDCKPT_OK;
 }
 
-/* Phase one on a writing rank: the tree goes to a temporary beside the target, or to the sink. */
-static pdckpt_status write_phase(const pdckpt_value *tree, const pdckpt_mpi_options *opts,
-                                 const pdckpt_save_options *save, commit *c, pdckpt_error *err) {
-    if (opts->sink_ops) return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, save, err);
-    PDK_DTRY(pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp, err));
+/* Formats whose writers hand a large tensor's bytes to the sink whole, from its memory (pickle
+ * protocol 3/4, safetensors, .pdiparams), into one file: the gather to one writer streams. */
+#define STREAM_MIN (UINT64_C(1) << 20)
+
+static uint64_t stream_min(const save_args *a, const pdckpt_save_options *save) {
+    pdckpt_format f = save->format;
+    bool          ok = (f == PDCKPT_FORMAT_PICKLE && save->protocol >= 3) ||
+              f == PDCKPT_FORMAT_SAFETENSORS || f == PDCKPT_FORMAT_COMBINED;
+    return a->n_targets == 1 && ok && !save->checksum && !save->max_shard_size ? STREAM_MIN : 0;
+}
+
+/* Phase one, streamed: the placeholders' bytes are pulled from their ranks on the way out. */
+static pdckpt_status write_streamed(pdk_dist *d, pdk_stream *s, const pdckpt_value *tree,
+                                    const pdckpt_mpi_options *opts, const pdckpt_save_options *save,
+                                    commit *c, pdckpt_error *err) {
+    if (opts->sink_ops)
+        return pdk_stream_write(d, s, tree, save, opts->sink_ops, opts->sink_self, err);
+    pdk_file_out  f = {.fd = -1};
+    pdckpt_status st =
+        pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp, err);
+    if (st == PDCKPT_OK) st = pdk_file_out_open(&f, c->temp, save->durable, err);
+    if (st != PDCKPT_OK) {
+        pdk_stream_release(d);
+        return st;
+    }
     c->has_temp = true;
-    pdckpt_status st = pdckpt_save_file(tree, c->temp, save, err);
-    if (st != PDCKPT_OK) pdk_dist_prefix(err, "saving %s: ", c->final);
+    st = pdk_stream_write(d, s, tree, save, &pdk_file_out_ops, &f, err);
+    if (st != PDCKPT_OK) pdk_file_out_ops.abort(&f);
+    return st;
+}
+
+/* Phase one on a writing rank: the tree goes to a temporary beside the target, or to the sink. */
+static pdckpt_status write_phase(pdk_dist *d, pdk_stream *s, const pdckpt_value *tree,
+                                 const pdckpt_mpi_options *opts, const pdckpt_save_options *save,
+                                 commit *c, pdckpt_error *err) {
+    pdckpt_status st;
+    if (s->min_bytes > 0)
+        st = write_streamed(d, s, tree, opts, save, c, err);
+    else if (opts->sink_ops)
+        return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, save, err);
+    else if ((st = pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp,
+                                        err)) == PDCKPT_OK) {
+        c->has_temp = true;
+        st = pdckpt_save_file(tree, c->temp, save, err);
+    }
+    if (st != PDCKPT_OK && !opts->sink_ops) pdk_dist_prefix(err, "saving %s: ", c->final);
     return st;
 }
 
@@ -245,6 +283,18 @@ static pdckpt_status paths_differ(pdk_dist *d, const char *path, bool *insert, p
     return PDCKPT_OK;
 }
 
+/* The gather, streamed when its one writer's format allows (the writer decides and tells). */
+static pdckpt_status gather_for_save(pdk_dist *d, const save_args *a, const pdckpt_value *state,
+                                     const pdckpt_mpi_options  *opts,
+                                     const pdckpt_save_options *save, pdk_stream *s,
+                                     pdckpt_value **merged, pdckpt_error *err) {
+    uint64_t min = a->n_targets == 1 && d->rank == a->targets[0] ? stream_min(a, save) : 0;
+    if (a->n_targets == 1) PDK_DTRY(pdk_dist_bcast(d, &min, sizeof min, a->targets[0], err));
+    pdk_stream_init(s, min, a->group);
+    return pdk_gather_run(d, state, a->opt, a->targets, a->n_targets, a->group,
+                          opts->save.allocator, s, merged, NULL, err);
+}
+
 pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const char *path,
                               const pdckpt_mpi_options *opts, pdckpt_error *err) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
@@ -252,31 +302,36 @@ pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const ch
     if (!err) err = &local;
     pdk_dist_reset(err);
     if (!opts) opts = &defaults;
-    pdk_dist      d;
-    save_args     a;
-    commit        c = {.has_temp = false};
-    pdckpt_value *merged = NULL;
-    bool          insert = false;
+    pdk_dist            d;
+    save_args           a;
+    commit              c = {.has_temp = false};
+    pdckpt_value       *merged = NULL;
+    bool                insert = false;
+    pdk_stream          s;
+    pdckpt_save_options save = opts->save;
+    pdk_stream_init(&s, 0, 0);
     pdckpt_status st = begin(comm, opts, &d, &a, err);
     if (st == PDCKPT_OK && a.n_targets == 0) st = paths_differ(&d, path, &insert, err);
-    if (st == PDCKPT_OK && a.n_targets > 0)
-        st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group, opts->save.allocator,
-                            &merged, NULL, err);
-    bool                writer = a.n_targets == 0 || in_targets(&a, d.rank);
-    const pdckpt_value *tree = a.n_targets == 0 ? state : merged;
-    pdckpt_save_options save = opts->save;
+    bool writer = a.n_targets == 0 || in_targets(&a, d.rank);
     if (st == PDCKPT_OK) {
         pdckpt_status p = PDCKPT_OK;
-        if (writer && !tree)
+        if (writer && a.n_targets == 0 && !state)
             p = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
         else if (writer)
             p = prepare_target(path, insert, d.rank, opts, &c, &save, err);
         st = pdk_dist_agree(&d, p, err);
     }
-    if (st == PDCKPT_OK)
-        st = commit_phase(&d, writer ? write_phase(tree, opts, &save, &c, err) : PDCKPT_OK, &c,
-                          opts->save.durable, err);
+    if (st == PDCKPT_OK && a.n_targets > 0)
+        st = gather_for_save(&d, &a, state, opts, &save, &s, &merged, err);
+    const pdckpt_value *tree = a.n_targets == 0 ? state : merged;
+    if (st == PDCKPT_OK) {
+        pdckpt_status mine = writer        ? write_phase(&d, &s, tree, opts, &save, &c, err)
+                             : s.min_bytes ? pdk_stream_serve(&d, &s, err)
+                                           : PDCKPT_OK;
+        st = commit_phase(&d, mine, &c, opts->save.durable, err);
+    }
     pdckpt_value_free(merged);
+    pdk_stream_free(&s);
     free(a.targets);
     pdk_dist_close(&d);
     return st;
@@ -304,7 +359,7 @@ pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
     }
     if (st == PDCKPT_OK)
         st = pdk_gather_run(&d, state, a.opt, a.targets, a.n_targets, a.group, opts->save.allocator,
-                            &tree, NULL, err);
+                            NULL, &tree, NULL, err);
     if (merged) *merged = tree;
     free(a.targets);
     pdk_dist_close(&d);

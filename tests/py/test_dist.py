@@ -219,6 +219,69 @@ def test_paddle_save_state_dict_loads_on_any_rank_count(tmp_path, paddle_np):
             assert a.dtype == v.dtype and a.tobytes() == v.tobytes(), (m, k)
 
 
+def _flattened_checkpoint(paddle, np, path, runs=None):
+    """A checkpoint of Paddle 3's flattened pieces (sharding v2), made with Paddle's own
+    Metadata / LocalTensorMetadata / LocalTensorIndex classes and paddle.save, as
+    save_state_dict writes them from ShardedWeight(is_flattened=True, flattened_range=...) on
+    several ranks (one process cannot play several ranks of save_state_dict): every stored
+    tensor is the 1-D run [start, end) of the row-major flattening of its box; ranks that share
+    a box hold consecutive runs, one tensor per key per file."""
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    rng = np.random.default_rng(5)
+    full = {"w": rng.standard_normal((6, 10)).astype("float32"),
+            "b": rng.standard_normal((8, 5)).astype("float64"),
+            "e": np.arange(7, dtype="int64")}
+    # (key, box offset, box shape, flattened run or None, rank): runs cross rows and boxes
+    pieces = runs or [("w", (0, 0), (6, 10), (0, 17), 0), ("w", (0, 0), (6, 10), (17, 41), 1),
+                      ("w", (0, 0), (6, 10), (41, 60), 2),
+                      ("b", (0, 0), (4, 5), (0, 7), 0), ("b", (0, 0), (4, 5), (7, 20), 1),
+                      ("b", (4, 0), (4, 5), (0, 13), 2), ("b", (4, 0), (4, 5), (13, 20), 3),
+                      ("e", (0,), (7,), None, 2)]
+    files, sdm, storage = {}, {}, {}
+    for key, off, shape, run, rank in pieces:
+        box = full[key][tuple(slice(o, o + s) for o, s in zip(off, shape))]
+        data = box.reshape(-1)[run[0]:run[1]] if run else box
+        name = f"{rank}_0.distcp"
+        files.setdefault(name, {})[key] = paddle.to_tensor(np.ascontiguousarray(data))
+        sdm.setdefault(key, []).append(LocalTensorMetadata(
+            off, shape, str(full[key].dtype), full[key].shape, run is not None, run))
+        storage[LocalTensorIndex(key, off, run is not None, run, None, shape)] = name
+    os.makedirs(path, exist_ok=True)
+    for name, sd in files.items():
+        paddle.save(sd, os.path.join(path, name))
+    paddle.save(Metadata(sdm, storage, {}), os.path.join(path, "0.metadata"))
+    return full
+
+
+def test_paddle_flattened_pieces_load(tmp_path, paddle_np):
+    """Issue 20: Paddle's flattened pieces (is_flattened, flattened_range) load on 1 to 3 ranks,
+    bit for bit — the same values Paddle's own load_state_dict reads from the same files; `ls`
+    shows each run; a run outside its box is a FORMAT error naming the key."""
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    full = _flattened_checkpoint(paddle, np, ck)
+    target = {k: paddle.zeros(v.shape, dtype=str(v.dtype)) for k, v in full.items()}
+    paddle.distributed.load_state_dict(target, str(ck))
+    for k, v in full.items():
+        assert target[k].numpy().tobytes() == v.tobytes(), k  # the fixture is Paddle's own
+    listing = json.loads(run_cli("ls", "--json", ck, check=0).stdout)
+    runs = {tuple(p["flattened_range"]) for t in listing["tensors"] if t["key"] == "w"
+            for p in t["pieces"]}
+    assert runs == {(0, 17), (17, 41), (41, 60)}
+    for m in (1, 2, 3):
+        out = tmp_path / f"m{m}.safetensors"
+        mpirun(m, "dist", "merge", ck, out)
+        got = pdckpt.load(str(out))
+        for k, v in full.items():
+            a = np.asarray(got[k])
+            assert a.dtype == v.dtype and a.tobytes() == v.tobytes(), (m, k)
+    bad = tmp_path / "bad"
+    _flattened_checkpoint(paddle, np, bad, runs=[("w", (0, 0), (6, 10), (0, 61), 0)])
+    proc = mpirun(1, "dist", "merge", bad, tmp_path / "bad.safetensors", check=None)
+    assert proc.returncode != 0 and "flattened piece of 'w'" in proc.stderr, proc.stderr
+
+
 def test_paddle_load_state_dict_reads_what_the_ranks_wrote(tmp_path, paddle_np):
     """pdckpt writes Paddle's layout on 1 to 4 ranks (row, column, block and replicated pieces,
     .distcp pickles, the pickled Metadata); Paddle's load_state_dict reshards it into one
@@ -284,7 +347,8 @@ def _as_plain(paddle, np, v):
 
 def test_paddle_loads_gathered_params_and_opt(tmp_path, paddle_np):
     """paddle.distributed.save's gather_to: 4 ranks' params gathered to rank 0 and optimizer
-    states (moments, master_weights, LR_Scheduler) to ranks 1 and 2, in 1 KiB transfer groups
+    states (moments, master_weights, LR_Scheduler) to ranks 1 and 2, in 1 KiB transfer groups,
+    and params with 1.25 MiB tensors streamed into rank 0's file in 1 MiB groups
     (tests/unit/test_dist_save.c, PDCKPT_DIST_KEEP): paddle.load reads each file with exactly
     the values of the expected merge."""
     paddle, np = paddle_np
@@ -293,7 +357,8 @@ def test_paddle_loads_gathered_params_and_opt(tmp_path, paddle_np):
                           text=True, env=dict(MPI_ENV, PDCKPT_DIST_KEEP=str(tmp_path)), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pairs = [("params.pdparams", "expected_params.pdparams"),
-             ("opt1.pdopt", "expected_opt1.pdopt"), ("opt2.pdopt", "expected_opt2.pdopt")]
+             ("opt1.pdopt", "expected_opt1.pdopt"), ("opt2.pdopt", "expected_opt2.pdopt"),
+             ("streamed.pdparams", "expected_streamed.pdparams")]  # 1.25 MiB tensors: streamed
     for got, want in pairs:
         g = _as_plain(paddle, np, paddle.load(str(tmp_path / got)))
         w = _as_plain(paddle, np, paddle.load(str(tmp_path / want)))
@@ -454,6 +519,32 @@ def test_kill_9_during_collective_write(tmp_path):
     run_cli("diff", "--names", f"@{names}", out, src, check=0)
 
 
+def test_dead_rank_fails_the_others_fast(tmp_path):
+    """Issue 20: a rank killed -9 in the middle of a save must not cost the others the 600 s
+    default timeout.  Under a plain mpirun Open MPI 4.1 aborts the whole job at once; under
+    `mpirun --enable-recovery` the job lives on and an operation with the dead rank just hangs,
+    so the survivors notice themselves (dist_alive.c: the ranks on the dead rank's host see its
+    process gone and tell the rest).  Both survivors fail with an MPI error naming the dead rank
+    within seconds, for the save it died in and for the next one it never joins; no temporary
+    file is left."""
+    tool = BUILD / "tests" / "pdckpt_dist_dead_rank"
+    t0 = time.monotonic()
+    proc = subprocess.run(["mpirun", "-n", "3", "--oversubscribe", "--enable-recovery", str(tool),
+                           str(tmp_path / "out.pdparams")], capture_output=True, text=True,
+                          env=MPI_ENV, timeout=120)
+    took = time.monotonic() - t0
+    lines = [line for line in proc.stdout.splitlines() if ": rank " in line]
+    assert len(lines) == 4, proc.stdout + proc.stderr  # two saves on each of the two survivors
+    for line in lines:
+        m = re.match(r"(first|second): rank ([01]): status mpi after ([0-9.]+) s: (.*)", line)
+        assert m, line
+        assert float(m.group(3)) < 10, line
+        assert "died" in m.group(4) or "dead" in m.group(4), line
+    assert any("rank 2" in line for line in lines if line.startswith("first"))
+    assert took < 60, took
+    assert [f for f in os.listdir(tmp_path) if ".pdckpt-" in f] == []
+
+
 RESAVE_TRIALS = int(os.environ.get("PDCKPT_RESAVE_CRASH_TRIALS", "20"))
 DATA_FILE = re.compile(r"^\d+_\d+\.distcp$")
 
@@ -556,10 +647,10 @@ def test_index_sidecar_is_only_a_shortcut(tmp_path, state):
     ck = tmp_path / "ck"
     mpirun(2, "dist", "shard", src, ck, "--ranks-layout", "block")
     side = (ck / "0.pdkidx").read_bytes()
-    assert side[:8] == b"PDKIDX1\0"
+    assert side[:8] == b"PDKIDX2\0"
     variants = {"missing": None, "garbage": b"\0" * 100,
                 "right header, bad body": side[:24] + bytes(range(256)) * 4,
-                "stale": b"PDKIDX1\0" + (1).to_bytes(8, "little") + side[16:]}
+                "stale": b"PDKIDX2\0" + (1).to_bytes(8, "little") + side[16:]}
     for name, data in variants.items():
         (ck / "0.pdkidx").unlink(missing_ok=True)
         if data is not None:

@@ -396,6 +396,43 @@ static void test_parse_size_and_paths(void) {
     CHECK_STR(out, "m.pdparams");
 }
 
+/* params_state with tensors of 1.25 MiB, which a gather to one writer streams (issue 20): one
+ * per rank and one on every rank (the last rank's wins). */
+static pdckpt_value *streamed_state(int r) {
+    pdckpt_value *d = params_state(r, false);
+    char          key[64];
+    snprintf(key, sizeof key, "r%d.huge", r);
+    mt_set(d, key, mt_tensor(PDCKPT_DTYPE_FLOAT32, 2, (int64_t[]){320, 1024}, 600 + r));
+    mt_set(d, "shared.huge", mt_tensor(PDCKPT_DTYPE_FLOAT32, 1, (int64_t[]){330000}, 700 + r));
+    return d;
+}
+
+/* streamed.pdparams gathered to rank 0 in 1 MiB groups (512 KiB chunks), and the merge as one
+ * process writes it (dict.update over ranks). */
+static void keep_streamed(const char *dir) {
+    static const int   zero[] = {0};
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    pdckpt_value      *mine = streamed_state(mt_rank);
+    o.max_grouped_size = UINT64_C(1) << 20;
+    o.gather_to = zero;
+    o.n_gather_to = 1;
+    CHECK_OK(pdckpt_mpi_save(MPI_COMM_WORLD, mine, mt_path(dir, "streamed.pdparams"), &o, &err),
+             &err);
+    pdckpt_value_free(mine);
+    if (mt_rank != 0) return;
+    pdckpt_value *want = mt_dict();
+    for (int s = 0; s < mt_size; s++) {
+        pdckpt_value *st = streamed_state(s);
+        for (size_t i = 0; i < pdckpt_value_len(st); i++)
+            mt_set(want, pdckpt_value_get_string(pdckpt_dict_key_at(st, i), NULL),
+                   pdckpt_value_retain(pdckpt_value_at_mut(st, i)));
+        pdckpt_value_free(st);
+    }
+    CHECK_OK(pdckpt_save_file(want, mt_path(dir, "expected_streamed.pdparams"), NULL, &err), &err);
+    pdckpt_value_free(want);
+}
+
 /* For tests/py/test_dist.py (PDCKPT_DIST_KEEP=DIR): the gathered .pdparams (rank 0) and .pdopt
  * files (ranks 1 and 2, 1 KiB groups) that real Paddle must load, beside what one process
  * writes for the expected merge. */
@@ -426,6 +463,7 @@ static void keep_files(const char *dir) {
     pdckpt_value_free(want);
     pdckpt_value_free(params);
     pdckpt_value_free(opt);
+    keep_streamed(dir);
 }
 
 int main(int argc, char **argv) {

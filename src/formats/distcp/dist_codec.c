@@ -403,3 +403,16 @@ pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_alloca
     }
     return st;
 }
+
+pdckpt_status pdk_tensor_placeholder(const pdk_tensor_desc *d, const void *data,
+                                     const pdckpt_allocator *a, pdckpt_value **out,
+                                     pdckpt_error *err) {
+    PDK_DTRY(pdckpt_tensor_new_borrowed(a, d->dtype, d->n_dims, d->dims, data, out, err));
+    pdckpt_status st =
+        dress(*out, d->name, d->n_lod, (const uint64_t *const *)d->lod, d->lod_lens, err);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(*out);
+        *out = NULL;
+    }
+    return st;
+}

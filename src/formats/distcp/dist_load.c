@@ -130,6 +130,9 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
+    /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
+     * the overlaps' pages are read; read, a file another program truncates or rewrites in place
+     * meanwhile cannot kill the load (docs/RELIABILITY.md), at the price of reading it whole. */
     if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_DTRY(list_names(L));
@@ -139,6 +142,25 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     pdckpt_status st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
     *tree = L->trees[f];
     return st;
+}
+
+/* A flattened piece (dist_unflatten.c): the stored 1-D run, seen as the dense box `p` that
+ * starts at its element flat_at. */
+static pdckpt_status flat_view(loader *L, const pdk_key_meta *km, const pdk_piece *p,
+                               pdckpt_tensor_view *v) {
+    size_t  elem = pdckpt_dtype_size(km->dtype);
+    int64_t run = p->flat_end - p->flat_begin, volume = pdk_box_volume(km->n_dims, p->shape);
+    if (v->n_dims != 1 || v->dims[0] != run || pdckpt_dtype_size(v->dtype) != elem)
+        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, p->file,
+                             "tensor '%s': expected a flattened run of %lld %s elements, found "
+                             "%d dims",
+                             km->key, (long long)run, pdckpt_dtype_name(km->dtype), (int)v->n_dims);
+    v->data = (const uint8_t *)v->data + (size_t)p->flat_at * elem;
+    v->n_dims = km->n_dims;
+    v->dims = p->shape; /* the index outlives the view */
+    v->n_elements = (uint64_t)volume;
+    v->n_bytes = (uint64_t)volume * elem;
+    return PDCKPT_OK;
 }
 
 /* The stored piece `p` of `km`, checked against what the metadata says it is. */
@@ -151,6 +173,7 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
         return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, p->file,
                              "expected tensor '%s' in this data file (the metadata says so)",
                              km->key);
+    if (p->flat) return flat_view(L, km, p, v);
     bool same = v->n_dims == km->n_dims &&
                 pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
                 memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
@@ -162,16 +185,36 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
     return PDCKPT_OK;
 }
 
-/* Strided reads from a mapping: keep the kernel from reading around every touched page. */
-static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *box) {
-    if (!v->buffer || !pdckpt_buffer_is_mapped(v->buffer) || v->n_bytes == 0) return;
-    int32_t d = n_dims - 1;
-    while (d > 0 && box[d] == v->dims[d]) d--;
-    if (d <= 0) return; /* one contiguous run: readahead helps */
+/* A strided overlap whose runs lie at most this far apart on average is read as the whole
+ * range that covers it: one sequential pass (the kernel's large reads) costs less than a fault
+ * and a small read per run.  Sparser ones are read run by run. */
+#define COVER_STRIDE (UINT64_C(128) << 10)
+/* Smaller ranges are not worth a system call (64,000 tiny pieces made 64,000 of them). */
+#define ADVISE_MIN (UINT64_C(256) << 10)
+
+/* Reads from a mapping of the overlap (src_off, shape) of a piece: a contiguous run or a dense
+ * stride (a column band: every row's range read once, then scattered in memory by the copy) is
+ * read ahead in one pass, only the range it spans; a sparse stride (a narrow column of wide
+ * rows) tells the kernel not to read around each run. */
+static void advise(const pdckpt_tensor_view *v, int32_t n_dims, const int64_t *src_off,
+                   const int64_t *shape, size_t elem) {
+    if (!v->buffer || !pdckpt_buffer_is_mapped(v->buffer) || v->n_bytes == 0 || n_dims == 0) return;
+    uint64_t first = 0, last = 0, stride = elem, runs = 1; /* byte offsets of first and last */
+    for (int32_t d = n_dims - 1; d >= 0; d--) {
+        first += (uint64_t)src_off[d] * stride;
+        last += (uint64_t)(src_off[d] + (shape[d] ? shape[d] - 1 : 0)) * stride;
+        stride *= (uint64_t)v->dims[d];
+    }
+    int32_t inner = n_dims - 1;
+    while (inner > 0 && shape[inner] == v->dims[inner]) inner--;
+    for (int32_t d = 0; d < inner; d++) runs *= (uint64_t)shape[d];
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t begin = (uintptr_t)v->data & ~(page - 1);
-    uintptr_t end = ((uintptr_t)v->data + v->n_bytes + page - 1) & ~(page - 1);
-    madvise((void *)begin, end - begin, MADV_RANDOM);
+    bool      cover = last + elem - first <= runs * COVER_STRIDE;
+    if (cover && last + elem - first < ADVISE_MIN) return; /* fault-around reads it anyway */
+    uintptr_t from = (uintptr_t)v->data + (cover ? first : 0);
+    uintptr_t to = (uintptr_t)v->data + (cover ? last + elem : v->n_bytes);
+    uintptr_t begin = from & ~(page - 1), end = (to + page - 1) & ~(page - 1);
+    madvise((void *)begin, end - begin, cover ? MADV_WILLNEED : MADV_RANDOM);
 }
 
 typedef struct box {
@@ -221,7 +264,7 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     for (size_t i = first_piece(km, b); L->lo->zero_copy && i < km->n_pieces; i++) {
         const pdk_piece *p = &km->pieces[i];
         if (past_box(km, b, p)) break;
-        if (memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
+        if (p->flat || memcmp(p->offset, b->off, (size_t)b->n_dims * sizeof *b->off) != 0 ||
             memcmp(p->shape, b->shape, (size_t)b->n_dims * sizeof *b->shape) != 0)
             continue;
         const pdckpt_value *value;
@@ -251,7 +294,7 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
             src_off[d] = off[d] - p->offset[d];
             dst_off[d] = off[d] - b->off[d];
         }
-        advise(&v, b->n_dims, shape);
+        advise(&v, b->n_dims, src_off, shape, elem);
         pdk_box_copy(b->n_dims, elem, v.data, p->shape, src_off, dst, b->shape, dst_off, shape);
         covered += pdk_box_volume(b->n_dims, shape);
     }

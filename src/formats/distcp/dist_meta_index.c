@@ -97,6 +97,11 @@ pdckpt_status pdk_meta_index_encode(const pdk_meta_index *ix, pdk_blob *out, pdc
                 pdk_blob_u64(out, (uint64_t)km->pieces[i].shape[d]);
             }
             pdk_blob_u64(out, km->pieces[i].file_ix);
+            pdk_blob_u8(out, km->pieces[i].flat); /* then where in the run, and its length */
+            if (km->pieces[i].flat) {
+                pdk_blob_u64(out, (uint64_t)km->pieces[i].flat_at);
+                pdk_blob_u64(out, (uint64_t)(km->pieces[i].flat_end - km->pieces[i].flat_begin));
+            }
         }
     }
     return pdk_blob_check(out, err, "the metadata index");
@@ -121,6 +126,19 @@ static pdckpt_status get_piece(pdk_rd *r, const pdk_meta_index *ix, const pdk_ke
     if (f >= ix->n_files) return pdk_rd_fail(r, "expected a file index below %zu", ix->n_files);
     p->file_ix = (size_t)f;
     p->file = ix->files[f];
+    uint8_t  flat;
+    uint64_t at = 0, run = 0;
+    PDK_DTRY(pdk_rd_u8(r, &flat, "a flattened flag"));
+    if (flat > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
+    if (flat) PDK_DTRY(pdk_rd_u64(r, &at, "a flattened position"));
+    if (flat) PDK_DTRY(pdk_rd_u64(r, &run, "a flattened length"));
+    if (at > (uint64_t)INT64_MAX / 2 || run > (uint64_t)INT64_MAX / 2 ||
+        (flat && at + (uint64_t)pdk_box_volume(n, p->shape) > run))
+        return pdk_rd_fail(r, "expected a flattened piece of '%s' inside its run", km->key);
+    p->flat = flat;
+    p->flat_at = (int64_t)at;
+    p->flat_begin = flat ? 0 : -1;
+    p->flat_end = flat ? (int64_t)run : -1;
     return PDCKPT_OK;
 }
 
@@ -142,7 +160,7 @@ static pdckpt_status get_key(pdk_rd *r, const pdk_meta_index *ix, pdk_key_meta *
         if (g > (uint64_t)INT64_MAX / 2) return pdk_rd_fail(r, "expected a global dim");
         km->global_shape[d] = (int64_t)g;
     }
-    PDK_DTRY(pdk_rd_count(r, &n, 8 * (2 * (size_t)n_dims + 1), "pieces"));
+    PDK_DTRY(pdk_rd_count(r, &n, 8 * (2 * (size_t)n_dims + 1) + 1, "pieces"));
     if (!(km->pieces = calloc((size_t)n + 1, sizeof *km->pieces)))
         return pdk_dist_nomem(r->err, "metadata index");
     while (km->n_pieces < n) PDK_DTRY(get_piece(r, ix, km, &km->pieces[km->n_pieces++]));
@@ -175,8 +193,8 @@ pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char 
 
 /* ---- the sidecar "<id>.pdkidx": the compact index saved beside the metadata ---- */
 
-#define SIDECAR_MAGIC "PDKIDX1"
-#define SIDECAR_HEAD  24 /* magic (8), metadata length (8), metadata hash (8) */
+#define SIDECAR_MAGIC "PDKIDX2" /* 2: pieces carry their flattened run */
+#define SIDECAR_HEAD  24        /* magic (8), metadata length (8), metadata hash (8) */
 
 pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
                                     pdckpt_error *err) {

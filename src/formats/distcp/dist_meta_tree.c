@@ -150,13 +150,25 @@ static pdckpt_status get_ints(reader *r, const pdckpt_value *v, int32_t *n_dims,
     return PDCKPT_OK;
 }
 
+/* is_flattened and flattened_range (start, end) of a LocalTensorMetadata / LocalTensorIndex;
+ * flat_begin -1 for a piece that is not flattened (dist_unflatten.c has the meaning). */
+static pdckpt_status get_flat(reader *r, const pdckpt_value *is_flat, const pdckpt_value *range,
+                              pdk_piece *p) {
+    int32_t two = 2;
+    int64_t run[2];
+    p->flat = false;
+    p->flat_begin = p->flat_end = -1;
+    if (!is_flat || !pdckpt_value_get_bool(is_flat, &p->flat) || !p->flat) return PDCKPT_OK;
+    PDK_DTRY(get_ints(r, range, &two, run, "a flattened_range (start, end)"));
+    p->flat_begin = run[0];
+    p->flat_end = run[1];
+    return PDCKPT_OK;
+}
+
 static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *m, pdk_piece *p) {
     if (pdckpt_value_kind(m) != PDCKPT_KIND_DICT) return bad(r, "LocalTensorMetadata dicts");
-    bool                flat = false;
-    const pdckpt_value *fl = pdckpt_dict_get(m, "is_flattened");
-    if (fl && pdckpt_value_get_bool(fl, &flat) && flat)
-        return pdk_dist_fail(r->err, PDCKPT_ERR_UNSUPPORTED, r->source,
-                             "key '%s': flattened pieces are not supported yet", km->key);
+    PDK_DTRY(
+        get_flat(r, pdckpt_dict_get(m, "is_flattened"), pdckpt_dict_get(m, "flattened_range"), p));
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS], global[PDCKPT_MAX_DIMS];
     int32_t n = -1;
     PDK_DTRY(get_ints(r, pdckpt_dict_get(m, "global_offset"), &n, off, "a global_offset tuple"));
@@ -211,15 +223,18 @@ static pdckpt_status get_key(reader *r, const pdckpt_value *key, const pdckpt_va
 
 /* ---- (key, offset) -> piece ---- */
 
-static uint64_t piece_hash(const char *key, int32_t n, const int64_t *off) {
-    return pdk_hash_bytes(pdk_hash_bytes(0, key, strlen(key)), off, (size_t)n * sizeof *off);
+/* Pieces are found by (key, offset, start of the flattened run): flattened pieces of one box
+ * share its offset. */
+static uint64_t piece_hash(const char *key, int32_t n, const int64_t *off, int64_t flat) {
+    uint64_t h = pdk_hash_bytes(pdk_hash_bytes(0, key, strlen(key)), off, (size_t)n * sizeof *off);
+    return pdk_hash_bytes(h, &flat, sizeof flat);
 }
 
-static size_t find_slot(reader *r, const char *key, int32_t n, const int64_t *off) {
+static size_t find_slot(reader *r, const char *key, int32_t n, const int64_t *off, int64_t flat) {
     size_t mask = r->n_slots - 1;
-    for (size_t i = (size_t)piece_hash(key, n, off) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)piece_hash(key, n, off, flat) & mask;; i = (i + 1) & mask) {
         if (!r->table[i]) return i;
-        if (strcmp(r->table_keys[i], key) == 0 &&
+        if (strcmp(r->table_keys[i], key) == 0 && r->table[i]->flat_begin == flat &&
             memcmp(r->table[i]->offset, off, (size_t)n * sizeof *off) == 0)
             return i;
     }
@@ -236,7 +251,8 @@ static pdckpt_status build_table(reader *r) {
     for (size_t k = 0; k < r->ix->n_keys; k++) {
         pdk_key_meta *km = &r->ix->keys[k];
         for (size_t i = 0; i < km->n_pieces; i++) {
-            size_t s = find_slot(r, km->key, km->n_dims, km->pieces[i].offset);
+            size_t s =
+                find_slot(r, km->key, km->n_dims, km->pieces[i].offset, km->pieces[i].flat_begin);
             if (r->table[s])
                 return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
                                      "metadata: two pieces of '%s' start at the same offset",
@@ -283,7 +299,9 @@ static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index,
     const pdk_key_meta *km = pdk_meta_find(r->ix, key);
     int32_t             dims = km ? km->n_dims : -1;
     PDK_DTRY(get_ints(r, pdckpt_value_at(index, 1), &dims, off, "a LocalTensorIndex offset"));
-    size_t s = km ? find_slot(r, key, dims, off) : 0;
+    pdk_piece flat = {0};
+    if (n >= 4) PDK_DTRY(get_flat(r, pdckpt_value_at(index, 2), pdckpt_value_at(index, 3), &flat));
+    size_t s = km ? find_slot(r, key, dims, off, n >= 4 ? flat.flat_begin : -1) : 0;
     if (!km || !r->table[s])
         return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
                              "metadata: storage_metadata names a piece of '%s' that "
@@ -345,6 +363,7 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
     if (st == PDCKPT_OK) st = build_table(&r);
     if (st == PDCKPT_OK) st = get_storage(&r, storage);
     if (st == PDCKPT_OK) st = check_files(&r);
+    if (st == PDCKPT_OK) st = pdk_meta_unflatten(out, source, err);
     if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, err);
     free(r.table);
     free(r.table_keys);

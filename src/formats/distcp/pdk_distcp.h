@@ -116,6 +116,11 @@ void          pdk_tensor_desc_free(pdk_tensor_desc *d);
 /* A new owned, zero-filled tensor with the description's dtype, shape, name and LoD. */
 pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
                                    pdckpt_value **out, pdckpt_error *err);
+/* A tensor with the description's dtype, shape, name and LoD whose data pointer is `data`
+ * (borrowed: a streamed gather's placeholder address, never read). */
+pdckpt_status pdk_tensor_placeholder(const pdk_tensor_desc *d, const void *data,
+                                     const pdckpt_allocator *a, pdckpt_value **out,
+                                     pdckpt_error *err);
 /* A tensor borrowing `view`'s data, with its name and LoD. */
 pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
                                 pdckpt_value **out, pdckpt_error *err);
@@ -197,6 +202,11 @@ typedef struct pdk_piece {
     int64_t    *offset, *shape; /* n_dims each (one allocation) */
     const char *file;           /* borrowed from the index */
     size_t      file_ix;        /* its index in files */
+    /* Paddle's flattened pieces (sharding v2): the stored tensor is the 1-D run [flat_begin,
+     * flat_end) of the row-major flattening of the box the metadata names; the index holds it as
+     * dense boxes (dist_unflatten.c), each stored from element flat_at of that 1-D tensor. */
+    bool    flat;
+    int64_t flat_at, flat_begin, flat_end;
 } pdk_piece;
 
 typedef struct pdk_key_meta {
@@ -217,6 +227,10 @@ typedef struct pdk_meta_index {
     char        **files; /* distinct file names */
     size_t        n_files;
 } pdk_meta_index;
+
+/* dist_unflatten.c: replaces every flattened piece of the index by the dense boxes its run covers
+ * (at most 2 x n_dims - 1, each contiguous in the run). */
+pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err);
 
 /* One distinct piece as the save plan records it (first-appearance order). */
 typedef struct pdk_meta_piece {

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist_reshard.c — issue 20's reshard numbers, under mpirun (bench/dist_scale.sh runs it): the
+ * ranks save a sharded checkpoint of TENSORS float32 tensors of ROWS x COLS, split in row bands
+ * (one band per rank), then load it back on the same ranks as row bands (the same topology),
+ * row bands shifted by half a band (each overlaps two stored pieces), column bands and a block
+ * grid (2 x size/2), each the best of five runs (warm page cache), on
+ * the copy path (zero_copy off: every byte lands in the caller's memory) and zero-copy (the
+ * loaded bytes are then read once, so a lazy mapping is not timed as free).  Prints one JSON
+ * line: seconds of each and the ratios to the same-topology load; a second line the same ratios
+ * in CPU seconds of all ranks (median of five), which a busy machine disturbs less.
+ *
+ *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_reshard DIR [TENSORS] [ROWS] [COLS]
+ */
+#include <pdckpt_mpi.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static int     rank, size;
+static int64_t n_tensors = 8, rows = 2048, cols = 2048;
+
+/* This process's CPU seconds (user + system): on a shared, oversubscribed machine they vary far
+ * less than wall time, which waits for other jobs. */
+static double cpu(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec * 1e-6 +
+           (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec * 1e-6;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what, const pdckpt_error *err) {
+    fprintf(stderr, "rank %d: %s: %s\n", rank, what, err->message);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+static void save(const char *dir) {
+    int64_t           global[2] = {rows, cols}, parts[2] = {size, 1};
+    pdckpt_mpi_shard *shards = calloc((size_t)n_tensors, sizeof *shards);
+    char(*keys)[32] = calloc((size_t)n_tensors, sizeof *keys);
+    int64_t off[2], shape[2];
+    pdckpt_shard_box(2, global, parts, rank, off, shape);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    for (int64_t i = 0; i < n_tensors; i++) {
+        pdckpt_value *t = NULL;
+        if (pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, shape, &t, &err) != PDCKPT_OK)
+            die("tensor", &err);
+        float *f = pdckpt_tensor_data_mut(t);
+        for (int64_t e = 0; e < shape[0] * shape[1]; e++) f[e] = (float)(e + i + rank);
+        snprintf(keys[i], sizeof keys[i], "layer_%lld.w_0", (long long)i);
+        shards[i] = (pdckpt_mpi_shard){keys[i], t, global, off};
+    }
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    o.save.durable = false;
+    if (pdckpt_mpi_save_sharded(MPI_COMM_WORLD, shards, (size_t)n_tensors, dir, &o, NULL, &err) !=
+        PDCKPT_OK)
+        die("save", &err);
+    for (int64_t i = 0; i < n_tensors; i++) pdckpt_value_free((pdckpt_value *)shards[i].tensor);
+    free(shards);
+    free(keys);
+}
+
+/* Sums one float per 64 bytes: every cache line of the loaded bytes is read. */
+static double touch(const pdckpt_value *out) {
+    double sum = 0;
+    for (size_t i = 0; i < pdckpt_value_len(out); i++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(pdckpt_value_at(out, i), &v);
+        const float *f = v.data;
+        for (uint64_t e = 0; e < v.n_bytes / 4; e += 16) sum += f[e];
+    }
+    return sum;
+}
+
+/* parts == NULL: row bands shifted by half a band (the last rank's by minus half).  Returns the
+ * best wall time of five runs; *cpu_s gets the median CPU seconds of all ranks together. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double load(const char *dir, const int64_t *parts, bool zero_copy, double *cpu_s) {
+    int64_t             global[2] = {rows, cols}, off[2], shape[2], band[2] = {size, 1};
+    pdckpt_mpi_request *reqs = calloc((size_t)n_tensors, sizeof *reqs);
+    char(*keys)[32] = calloc((size_t)n_tensors, sizeof *keys);
+    pdckpt_shard_box(2, global, parts ? parts : band, rank, off, shape);
+    if (!parts) off[0] += rank < size - 1 ? shape[0] / 2 : -shape[0] / 2;
+    for (int64_t i = 0; i < n_tensors; i++) {
+        snprintf(keys[i], sizeof keys[i], "layer_%lld.w_0", (long long)i);
+        reqs[i] = (pdckpt_mpi_request){keys[i], 2, off, shape};
+    }
+    pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
+    o.load.zero_copy = zero_copy;
+    double best = 1e9, cpus[5];
+    for (int run = 0; run < 5; run++) {
+        pdckpt_value *out = NULL;
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = now(), c0 = cpu();
+        if (pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, (size_t)n_tensors, &o, &out, &err) !=
+            PDCKPT_OK)
+            die("load", &err);
+        volatile double sink = zero_copy ? touch(out) : 0;
+        (void)sink;
+        double mine = cpu() - c0;
+        MPI_Barrier(MPI_COMM_WORLD);
+        double took = now() - t0;
+        MPI_Allreduce(&mine, &cpus[run], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        if (took < best) best = took;
+        pdckpt_value_free(out);
+    }
+    free(reqs);
+    free(keys);
+    qsort(cpus, 5, sizeof *cpus, cmp_double);
+    *cpu_s = cpus[2];
+    return best;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (argc < 2 || size % 2) {
+        fprintf(stderr, "usage: %s DIR [TENSORS] [ROWS] [COLS] (an even number of ranks)\n",
+                argv[0]);
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    if (argc > 2) n_tensors = strtoll(argv[2], NULL, 10);
+    if (argc > 3) rows = strtoll(argv[3], NULL, 10);
+    if (argc > 4) cols = strtoll(argv[4], NULL, 10);
+    save(argv[1]);
+    int64_t row[2] = {size, 1}, col[2] = {1, size}, block[2] = {2, size / 2};
+    double  t[2][4], c[2][4];
+    for (int z = 0; z < 2; z++) {
+        t[z][0] = load(argv[1], row, z, &c[z][0]);
+        t[z][1] = load(argv[1], NULL, z, &c[z][1]);
+        t[z][2] = load(argv[1], col, z, &c[z][2]);
+        t[z][3] = load(argv[1], block, z, &c[z][3]);
+    }
+    if (rank == 0)
+        printf("{\"ranks\": %d, \"tensors\": %lld, \"rows\": %lld, \"cols\": %lld, "
+               "\"copy\": {\"same_s\": %.4f, \"row_s\": %.4f, \"col_s\": %.4f, "
+               "\"block_s\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
+               "\"block_ratio\": %.2f}, "
+               "\"zero_copy\": {\"same_s\": %.4f, \"row_s\": %.4f, \"col_s\": %.4f, "
+               "\"block_s\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
+               "\"block_ratio\": %.2f}}\n",
+               size, (long long)n_tensors, (long long)rows, (long long)cols, t[0][0], t[0][1],
+               t[0][2], t[0][3], t[0][1] / t[0][0], t[0][2] / t[0][0], t[0][3] / t[0][0], t[1][0],
+               t[1][1], t[1][2], t[1][3], t[1][1] / t[1][0], t[1][2] / t[1][0], t[1][3] / t[1][0]);
+    if (rank == 0)
+        printf("{\"cpu_s\": {\"copy\": {\"same\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
+               "\"block_ratio\": %.2f}, \"zero_copy\": {\"same\": %.4f, \"row_ratio\": %.2f, "
+               "\"col_ratio\": %.2f, \"block_ratio\": %.2f}}}\n",
+               c[0][0], c[0][1] / c[0][0], c[0][2] / c[0][0], c[0][3] / c[0][0], c[1][0],
+               c[1][1] / c[1][0], c[1][2] / c[1][0], c[1][3] / c[1][0]);
+    MPI_Finalize();
+    return 0;
+}
