@@ -4,7 +4,8 @@ this machine, like for like, in one run, interleaved and repeated.  Three tables
   drop-in  paddle.Tensors in and out (pdckpt.save/load as a Paddle user calls them, vs Paddle)
   numpy    NumPy arrays in and out (pdckpt's return_numpy path vs safetensors.numpy and np.save)
   C API    pdckpt's C library alone
-and the limits: dd writes, cold and warm cat, a memcpy into fresh memory with 1 and 2 threads.
+and the limits: dd writes, cold and warm cat, a memcpy into fresh memory with 1 and 2 threads;
+and the scaling curve: the drop-in pickle load with 1, 2, ... reading threads.
 
     .venv/bin/python bench/bench.py [--scale S] [--repeat R] [--out DIR] [--only W1,W2,W3]
 
@@ -13,9 +14,10 @@ transformer-shaped state with its Adam state (.pdparams + .pdopt).  --scale shri
 workload (tensor sizes for W1, counts for W2, layers and vocabulary for W3).
 
 Each measurement runs in its own process (so peak RSS is the operation's own, above the process's
-RSS once its data is in memory), contenders take turns within each repetition, and the page cache
-is dropped before every load when the machine allows it (root: /proc/sys/vm/drop_caches); the
-results say whether loads were cold; every save starts after a sync, with no dirty pages left by
+RSS once its data is in memory), contenders take turns within each repetition, and a cold load
+starts with the checkpoint's own pages dropped from the page cache (posix_fadvise DONTNEED, the
+same for every contender; fincore checks it) while the libraries stay cached as in a training
+job -- --drop-all drops the whole cache instead (root); the load average is recorded; every save starts after a sync, with no dirty pages left by
 the previous contender.  A "load" reads every byte of every tensor (a sum over
 8-byte words) cold (page cache dropped) and warm (every file read once by cat first); an "open"
 parses without touching data, cold.  Saves are timed buffered (no fsync) and
@@ -48,6 +50,37 @@ def drop_caches():
         return True
     except OSError:
         return False
+
+
+DROP_ALL = False  # --drop-all: the whole page cache (Paddle's own 250 MiB library included)
+
+
+def evict(paths):
+    """Makes a load of `paths` cold: their pages leave the page cache (synced first: dirty pages
+    cannot be dropped) and nothing else's does, so every contender's libraries stay as warm as
+    a training job's are.  With --drop-all the whole cache is dropped instead."""
+    if DROP_ALL:
+        return drop_caches()
+    os.sync()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
+
+
+def resident_bytes(paths):
+    """Bytes of `paths` in the page cache (fincore), or None where fincore is missing."""
+    if not shutil.which("fincore"):
+        return None
+    total = 0
+    for i in range(0, len(paths), 1000):
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES",
+                              *paths[i:i + 1000]], capture_output=True, text=True)
+        total += sum(int(x) for x in out.stdout.split() if x.isdigit())
+    return total
 
 
 def run_child(*args):
@@ -107,6 +140,8 @@ C_FORMATS = {"pdckpt C pickle": ("pickle", "x.pdparams"),
              "pdckpt C safetensors": ("safetensors", "x.safetensors")}
 TABLE_OF = {**{n: "tensor" for n in TENSOR_CONTENDERS}, **{n: "numpy" for n in NUMPY_CONTENDERS},
             **{n: "c" for n in C_FORMATS}}
+TABLE_OF.update({f"pdckpt pickle, {t} thread{'s' * (t > 1)}": "threads"
+                 for t in range(1, (os.cpu_count() or 1) + 1)})
 # W3 holds optimizer state with scalars: flat formats are given its tensors only (every
 # contender of the NumPy table the same), Paddle-drop-in flat formats are left out, and the C
 # driver's flat formats have no W3 source.
@@ -114,7 +149,7 @@ NOT_ON_W3 = {"pdckpt safetensors", "pdckpt combined", "pdckpt C combined", "pdck
 
 
 def contenders_for(workload):
-    names = list(TABLE_OF)
+    names = [n for n, t in TABLE_OF.items() if t != "threads"]  # thread_round runs those
     return [n for n in names if not (workload == "W3" and n in NOT_ON_W3)]
 
 
@@ -150,9 +185,29 @@ def one_round(workload, source, work, cold, results):
             if warm:
                 cat(files_under(target))  # every byte in the page cache
             elif cold:
-                drop_caches()
+                evict(files_under(target))
+                results.setdefault("_resident_after_evict", []).append(
+                    resident_bytes(files_under(target)))
             key = op + ("_warm" if warm else "_cold" if cold else "")
             rec.setdefault(key, []).append(run_read(name, op, workload, source, target))
+    thread_round(workload, source, work, cold, results)
+
+
+def thread_round(workload, source, work, cold, results):
+    """The scaling curve: the drop-in pickle load with 1, 2, ... reading threads (up to the
+    cores), cold and warm, on the file the "pdckpt pickle" contender saved this round."""
+    target = os.path.join(work, "pdckpt_pickle")
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        name = f"pdckpt pickle, {threads} thread{'s' * (threads > 1)}"
+        rec = results.setdefault(name, {})
+        for warm in (False, True):
+            if warm:
+                cat(files_under(target))
+            elif cold:
+                evict(files_under(target))
+            key = "load" + ("_warm" if warm else "_cold" if cold else "")
+            rec.setdefault(key, []).append(run_child(
+                "load", workload, source["npz"], f"pdckpt:pickle:tensor:{threads}", target, 0))
 
 
 def limits_round(work, nbytes, cold, results):
@@ -166,7 +221,7 @@ def limits_round(work, nbytes, cold, results):
     os.sync()
     rec.setdefault("dd write (durable)", []).append(dd(path, mib, True))
     if cold:
-        drop_caches()
+        evict([path])
     rec.setdefault("cat (cold)", []).append(cat([path]))
     rec.setdefault("cat (warm)", []).append(cat([path]))
     for threads in (1, 2):
@@ -194,11 +249,17 @@ def main():
     ap.add_argument("--only", default="W1,W2,W3")
     ap.add_argument("--workdir", default=None, help="where checkpoints are written (default: "
                     "$TMPDIR or /tmp; it should be the disk you care about)")
+    ap.add_argument("--drop-all", action="store_true", help="cold loads drop the whole page "
+                    "cache (root only) instead of only the checkpoint's pages")
     args = ap.parse_args()
+    global DROP_ALL
+    DROP_ALL = args.drop_all
     os.makedirs(args.out, exist_ok=True)
     work_root = tempfile.mkdtemp(prefix="pdckpt-bench-", dir=args.workdir)
-    cold = drop_caches()
+    cold = drop_caches() if DROP_ALL else hasattr(os, "posix_fadvise")
     report = {"scale": args.scale, "repeat": args.repeat, "cold_loads": cold,
+              "cold_method": "whole page cache dropped" if DROP_ALL else
+              "the checkpoint's pages dropped (posix_fadvise DONTNEED after sync)",
               "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
               "workloads": {}}
     try:
@@ -208,6 +269,7 @@ def main():
             source = {"npz": src_dir, "pickle": os.path.join(src_dir, "state.pdparams"),
                       "flat": os.path.join(src_dir, "state.safetensors")}
             results = {}
+            load_avg = [os.getloadavg()]
             for _ in range(args.repeat):
                 work = os.path.join(work_root, workload)
                 shutil.rmtree(work, ignore_errors=True)
@@ -215,8 +277,11 @@ def main():
                 one_round(workload, source, work, cold, results)
                 limits_round(work, info["bytes"], cold, results)
                 shutil.rmtree(work, ignore_errors=True)
+                load_avg.append(os.getloadavg())
+            resident = [r for r in results.pop("_resident_after_evict", []) if r is not None]
             report["workloads"][workload] = {
-                "info": info,
+                "info": info, "load_average": load_avg,
+                "max_resident_after_evict": max(resident) if resident else None,
                 "tables": {name: TABLE_OF.get(name, "limits") for name in results},
                 "results": {name: {**{op: summarize(v) for op, v in rec.items()
                                       if isinstance(v, list)},

@@ -4,8 +4,8 @@
     bench_child.py make W DIR SCALE                     the workload's source files in DIR
     bench_child.py save|open|load W DIR CONTENDER TARGET DURABLE
 
-CONTENDER is LIBRARY:FORMAT:KIND, e.g. pdckpt:pickle:tensor, paddle:pickle:tensor,
-safetensors:safetensors:numpy (see bench.py).
+CONTENDER is LIBRARY:FORMAT:KIND[:THREADS], e.g. pdckpt:pickle:tensor, paddle:pickle:tensor,
+safetensors:safetensors:numpy, pdckpt:pickle:tensor:2 (see bench.py).
 """
 
 import json
@@ -183,7 +183,7 @@ def save(contender, workload, state, target, durable):
 
 def open_lazy(contender, target):
     """What each library offers for reading metadata without the data."""
-    lib, fmt, _ = contender.split(":")
+    lib, fmt, *_ = contender.split(":")
     n = 0
     for name in sorted(os.listdir(target)):
         path = os.path.join(target, name)
@@ -232,11 +232,12 @@ def arrays_in(obj, kind):
 
 
 def load_one(contender, path):
-    lib, fmt, kind = contender.split(":")
+    lib, fmt, kind, *threads = contender.split(":")
     if lib == "pdckpt":
         import pdckpt
 
-        return pdckpt.load(path, return_numpy=kind == "numpy")
+        return pdckpt.load(path, return_numpy=kind == "numpy",
+                           threads=int(threads[0]) if threads else None)
     if lib == "paddle":
         import paddle
 
@@ -283,7 +284,7 @@ def main():
         print(json.dumps(make(workload, sys.argv[3], float(sys.argv[4]))))
         return
     source, contender, target, durable = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
-    lib, _, kind = contender.split(":")
+    lib, _, kind, *_ = contender.split(":")
     if kind == "tensor" or lib == "paddle":
         import paddle  # noqa: F401  (imported before the clock starts, like every module)
     if lib == "pdckpt":

@@ -23,8 +23,10 @@ import warnings
 from typing import Any, Iterator
 
 from . import _errors, _native, _paddle_io
-from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_array, make_opaque,
-                       paddle_result, paddle_save_spec, paddle_spec)
+import numpy as _np
+
+from ._convert import (NAME_TABLE, OpaqueObject, leaf_hook, make_opaque, numpy_dtype,
+                       paddle_save_spec, paddle_spec)
 from ._errors import (BY_STATUS, ArgumentError, CorruptError, Error, FormatError, IoError,
                       LimitError, MismatchError, MpiError, NoMemoryError, NotFoundError,
                       UnsupportedError)
@@ -39,7 +41,7 @@ __all__ = [
 
 __version__ = _native.version
 Tensor = _native.Tensor
-_native._configure(BY_STATUS, Error, leaf_hook, make_opaque, make_array)
+_native._configure(BY_STATUS, Error, leaf_hook, make_opaque, numpy_dtype, _np.ndarray)
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
                  "pickle_protocol", "allowed_globals", "reinterpret", "max_shard_size",
@@ -428,45 +430,36 @@ def load(path: Any, **configs: Any) -> Any:
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
     data = _memory_source(path)  # a file object: its next object only
-    # The drop-in path: tensors aligned in the memory the load read (no second copy), handed to
-    # Paddle in the one conversion pass (static mode keeps Paddle's DenseTensor path below).
-    # Paddle is imported only once the file has loaded: a refused file imports nothing.
     dropin = not return_numpy and _paddle_available()
     tree = _open_tree(path if data is None else data, configs, aligned=dropin)
-    paddle = None
-    if dropin:
-        paddle = _paddle_module(import_it=True)
-        dropin = not _paddle_io.static_mode(paddle)
-    fmt, info = tree.format, {}
+    fmt = tree.format
     where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
-    keep = bool(configs.get("keep_name_table", False))
-    factory = (lambda d: make_array(d, exact))
     try:
-        if dropin and fmt not in ("program", "pir-json", "selected-rows"):
-            obj = _guard_conversion(where, fmt, lambda: tree.convert(
-                None, factory, None, paddle_spec(paddle)))
-            if not keep and isinstance(obj, dict):
+        if fmt in ("program", "pir-json", "selected-rows"):
+            obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact))
+        else:
+            # paddle.load's rules applied by the one C conversion pass: paddle.Tensors named as
+            # saved (DLPack of the memory the load read, aligned in place: no second copy; in
+            # static-graph mode Paddle's DenseTensors), or with return_numpy (or no Paddle) the
+            # arrays Paddle gives.  Paddle is imported only once the file has loaded.
+            paddle = _paddle_module(import_it=True) if dropin else None
+            rules = "numpy" if paddle is None else paddle_spec(paddle)
+            obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact, rules))
+            if isinstance(obj, dict) and not configs.get("keep_name_table", False):
                 obj.pop(NAME_TABLE, None)
-            if fmt in _SAFETENSORS and isinstance(obj, dict):
-                obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
-            return obj
-        obj = _guard_conversion(where, fmt, lambda: tree.convert(None, factory, info))
         if fmt in _SAFETENSORS and isinstance(obj, dict):
-            obj.pop(_METADATA, None)
+            obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
     finally:
         tree.close()
-    if fmt in ("program", "pir-json", "selected-rows"):
-        paddle = _paddle_module(import_it=True)  # paddle.load gives Paddle's objects for these
-        if paddle is None:
-            return obj
-        if fmt == "selected-rows":
-            return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
-        source = data if data is not None else _file_bytes(path)
-        return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
-    if not return_numpy and paddle is None:
-        paddle = _paddle_module(import_it=True)
-    return _guard_conversion(
-        where, fmt, lambda: paddle_result(obj, info, return_numpy, keep, paddle))
+    if fmt not in ("program", "pir-json", "selected-rows"):
+        return obj
+    paddle = _paddle_module(import_it=True)  # paddle.load gives Paddle's objects for these
+    if paddle is None:
+        return obj
+    if fmt == "selected-rows":
+        return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
+    source = data if data is not None else _file_bytes(path)
+    return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
 
 
 def _file_bytes(path: Any) -> bytes:
@@ -547,7 +540,7 @@ class Reader:
             raise KeyError(key) from None
 
     def _convert(self, i: int) -> Any:
-        value = self._tree.convert(i, lambda data: make_array(data, self._exact))
+        value = self._tree.convert(i, self._exact)
         if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
                 and self._tree.kind(i) == "tuple" and hasattr(value[1], "dtype")):
             return value[1]  # Paddle's (name, ndarray) form of a tensor
@@ -574,7 +567,7 @@ class Reader:
     def metadata(self) -> dict[str, str] | None:
         """safetensors' ``__metadata__`` (a dict of str; for a sharded checkpoint, its first
         shard's), or None when the file has none or is not safetensors."""
-        return None if self._meta is None else self._tree.convert(self._meta, make_array)
+        return None if self._meta is None else self._tree.convert(self._meta)
 
     def get_slice(self, key: Any) -> "Slice":
         """A lazy slice of a tensor, like safetensors' ``safe_open(...).get_slice(name)``:

@@ -80,12 +80,6 @@ def numpy_dtype(name: str, exact: bool) -> np.dtype:
     return np.dtype(name)
 
 
-def make_array(data: Any, exact: bool = False) -> np.ndarray:
-    """A NumPy view of a TensorData (no copy; read-only when the data is)."""
-    arr = np.frombuffer(data, dtype=numpy_dtype(data.dtype, exact))
-    return arr.reshape(data.shape)
-
-
 # ---- saving: what the C side cannot tell by itself ------------------------------------------
 
 def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
@@ -177,39 +171,6 @@ def leaf_hook(obj: Any) -> tuple:
 
 # ---- loading: what paddle.load returns -------------------------------------------------------
 
-def _is_name_tuple(obj: Any) -> bool:
-    return (isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str)
-            and isinstance(obj[1], np.ndarray))
-
-
-def _contains(obj: Any, cond) -> bool:
-    """Paddle's search: through dict, list and tuple (exact types), not sets."""
-    if cond(obj):
-        return True
-    if type(obj) is dict:
-        return any(_contains(v, cond) for v in obj.values())
-    if type(obj) in (list, tuple):
-        return any(_contains(v, cond) for v in obj)
-    return False
-
-
-def _replace(obj: Any, cond, conv) -> Any:
-    """Paddle's rewrite: dicts and lists in place, tuples and sets rebuilt."""
-    if cond(obj):
-        return conv(obj)
-    if type(obj) is dict:
-        for k in list(obj):
-            obj[k] = _replace(obj[k], cond, conv)
-    elif type(obj) is list:
-        for i, v in enumerate(obj):
-            obj[i] = _replace(v, cond, conv)
-    elif type(obj) is tuple:
-        return tuple(_replace(v, cond, conv) for v in obj)
-    elif type(obj) is set:
-        return {_replace(v, cond, conv) for v in obj}
-    return obj
-
-
 def to_paddle(paddle: Any, arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
     """A paddle.Tensor with a copy of `arr` (Paddle tensors own their memory), named `name`; in
     static-graph mode a core.DenseTensor (unnamed), as paddle.load gives there."""
@@ -233,7 +194,8 @@ _SPECS: dict = {}
 
 def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
-    import, the Tensor type, the CPU place, and to_paddle for what cannot go through DLPack."""
+    import (None in static-graph mode), the Tensor type, the CPU place, and to_paddle for what
+    cannot go through DLPack."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
         def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
@@ -241,59 +203,24 @@ def paddle_spec(paddle: Any) -> tuple:
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
                                      paddle.CPUPlace(), fallback)
+    if _paddle_io.static_mode(paddle):
+        return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec
 
 
 def paddle_save_spec(paddle: Any) -> tuple:
-    """(paddle.Tensor, {paddle dtype: pdckpt dtype name}): lets the C conversion take a plain
+    """(paddle.Tensor, {paddle dtype: pdckpt dtype number}): lets the C conversion take a plain
     CPU tensor's memory itself (py_paddle.c); anything else still goes through leaf_hook."""
     key = ("save", id(paddle))
     spec = _SPECS.get(key)
     if spec is None:
-        dtypes = {}
+        dtypes, codes = {}, _native.dtype_codes()
         for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
                      "float32", "float64", "complex64", "complex128", "float8_e4m3fn",
                      "float8_e5m2"):
             if hasattr(paddle, name):
-                dtypes[getattr(paddle, name)] = name
+                dtypes[getattr(paddle, name)] = codes[name]
         spec = _SPECS[key] = (paddle.Tensor, dtypes)
     return spec
 
 
-def paddle_result(obj: Any, info: dict, return_numpy: bool, keep_name_table: bool,
-                  paddle: Any) -> Any:
-    """What paddle.load returns for the loaded object `obj` (spec §1.6).
-
-    `info` maps id(array) to (tensor name, pdckpt dtype) for every array the load made.
-    Without Paddle (paddle None) the result is the return_numpy=True one.
-    """
-    return_numpy = return_numpy or paddle is None
-
-    def tensor(arr: np.ndarray, name: str | None = None) -> Any:
-        if return_numpy:
-            return arr
-        carried, dtype_name = info.get(id(arr), (None, arr.dtype.name))
-        return to_paddle(paddle, arr, name or carried, dtype_name)
-
-    if isinstance(obj, dict) and NAME_TABLE in obj:
-        # State-dict path: only the entries the table lists become tensors, named by it.
-        table = obj[NAME_TABLE]
-        if isinstance(table, dict):
-            for key, name in table.items():
-                if isinstance(obj.get(key), np.ndarray):
-                    obj[key] = tensor(obj[key], name if isinstance(name, str) else None)
-        if not keep_name_table:
-            del obj[NAME_TABLE]
-        return obj
-    # Generic path: Paddle's (name, ndarray) tuples -- which the library gives as arrays carrying
-    # that name -- are the tensors, and plain arrays stay arrays; without any, every array is one.
-    def named(o: Any) -> bool:
-        return (_is_name_tuple(o) or (isinstance(o, np.ndarray)
-                                      and info.get(id(o), (None,))[0] is not None))
-
-    def named_tensor(o: Any) -> Any:
-        return tensor(o[1], o[0]) if isinstance(o, tuple) else tensor(o)
-
-    if _contains(obj, named):
-        return _replace(obj, named, named_tensor)
-    return _replace(obj, lambda o: isinstance(o, np.ndarray), tensor)

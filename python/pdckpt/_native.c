@@ -2,7 +2,8 @@
 /*
  * _native.c — the pdckpt._native extension module: entry points save / load / format helpers,
  * and pdckpt_error -> exception translation.  The pure-Python facade (__init__.py) registers its
- * exception classes, leaf hook, OpaqueObject class and array factory through _configure().
+ * exception classes, leaf hook, OpaqueObject class, NumPy dtype lookup and numpy.ndarray through
+ * _configure().
  * The GIL is released around file I/O; saving borrows tensor bytes from pinned buffer exports.
  */
 #include "py_native.h"
@@ -62,15 +63,16 @@ PyObject *pyn_raise_status(pdckpt_status status, const char *message) {
 
 static PyObject *configure(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *errors, *base, *hook, *opaque, *make_array;
-    if (!PyArg_ParseTuple(args, "O!OOOO", &PyDict_Type, &errors, &base, &hook, &opaque,
-                          &make_array))
+    PyObject *errors, *base, *hook, *opaque, *numpy_dtype, *ndarray;
+    if (!PyArg_ParseTuple(args, "O!OOOOO!", &PyDict_Type, &errors, &base, &hook, &opaque,
+                          &numpy_dtype, &PyType_Type, &ndarray))
         return NULL;
     Py_XSETREF(pyn.errors, Py_NewRef(errors));
     Py_XSETREF(pyn.base_error, Py_NewRef(base));
     Py_XSETREF(pyn.leaf_hook, Py_NewRef(hook));
     Py_XSETREF(pyn.opaque, Py_NewRef(opaque));
-    Py_XSETREF(pyn.make_array, Py_NewRef(make_array));
+    Py_XSETREF(pyn.numpy_dtype, Py_NewRef(numpy_dtype));
+    Py_XSETREF(pyn.ndarray, Py_NewRef(ndarray));
     Py_RETURN_NONE;
 }
 
@@ -86,39 +88,120 @@ static int format_arg(PyObject *name, pdckpt_format *out) {
     return -1;
 }
 
-/* Passes `len` bytes at `data` to `write` as a memoryview, released after the call so the
- * memory can be freed; if the callee kept an export of it, the memory is leaked rather than freed
- * under it (*keep set). */
-static Py_ssize_t write_chunk(PyObject *write, char *data, size_t len, bool *keep) {
-    PyObject *mv = PyMemoryView_FromMemory(data, (Py_ssize_t)len, PyBUF_READ);
-    if (!mv) return -1;
-    PyObject *n = PyObject_CallOneArg(write, mv);
+/* The bytes of one write() call: a buffer exporter that counts its exports, so a write() that
+ * kept a view of them (even a slice of the memoryview it was given) is caught. */
+typedef struct {
+    PyObject_HEAD const char *data;
+    Py_ssize_t                len;
+    Py_ssize_t                exports;
+} Chunk;
+
+static int chunk_getbuffer(Chunk *c, Py_buffer *view, int flags) {
+    if (!c->data) return PyErr_SetString(PyExc_BufferError, "pdckpt: the write is over"), -1;
+    if (PyBuffer_FillInfo(view, (PyObject *)c, (void *)c->data, c->len, 1, flags) < 0) return -1;
+    c->exports++;
+    return 0;
+}
+
+static void chunk_releasebuffer(Chunk *c, Py_buffer *view) {
+    (void)view;
+    c->exports--;
+}
+
+static PyBufferProcs chunk_as_buffer = {(getbufferproc)chunk_getbuffer,
+                                        (releasebufferproc)chunk_releasebuffer};
+
+static PyTypeObject Chunk_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pdckpt._native._Chunk",
+    .tp_basicsize = sizeof(Chunk),
+    .tp_as_buffer = &chunk_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "bytes lent to one write() call",
+};
+
+/* Passes `len` bytes at `data` to `write` as a memoryview, released after the call: io's write()
+ * may use its argument only during the call, and the memory is pdckpt's (or a tensor's) again
+ * after it.  A write() that kept a view of it fails the save (BufferError) rather than quietly
+ * keep a view of memory about to be reused. */
+static Py_ssize_t write_chunk(PyObject *write, const char *data, size_t len) {
+    Chunk *c = PyObject_New(Chunk, &Chunk_Type);
+    if (!c) return -1;
+    c->data = data;
+    c->len = (Py_ssize_t)len;
+    c->exports = 0;
+    PyObject *mv = PyMemoryView_FromObject((PyObject *)c);
+    PyObject *n = mv ? PyObject_CallOneArg(write, mv) : NULL;
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb); /* release() must run with no exception pending */
-    PyObject *released = PyObject_CallMethod(mv, "release", NULL);
-    if (!released) {
-        PyErr_Clear();
-        *keep = true;
-    }
-    Py_XDECREF(released);
+    PyObject *released = mv ? PyObject_CallMethod(mv, "release", NULL) : NULL;
+    PyErr_Clear();
     PyErr_Restore(type, value, tb);
-    Py_DECREF(mv);
+    Py_XDECREF(released);
+    Py_XDECREF(mv);
+    bool kept = c->exports != 0;
+    c->data = NULL; /* no new view of these bytes from here on */
+    Py_DECREF(c);
+    if (kept) {
+        Py_XDECREF(n);
+        PyErr_SetString(PyExc_BufferError,
+                        "pdckpt: write() kept a view of the bytes it was "
+                        "given (io's write() may use them only during the call)");
+        return -1;
+    }
     if (!n) return -1;
     Py_ssize_t wrote = n == Py_None ? (Py_ssize_t)len : PyLong_AsSsize_t(n);
     Py_DECREF(n);
     return wrote;
 }
 
-/* Hands the bytes of a memory save to `write` (a file object's write), looping on short writes. */
-static int write_all(PyObject *write, void *data, size_t len, bool *keep) {
-    size_t done = 0;
+/* A save into a file object: pdckpt_save_sink's write() hands each (buffered or tensor-sized)
+ * piece to the object's write(), looping on short writes, with the GIL taken for the call; the
+ * first Python exception is kept and raised when the save returns.  Nothing is held in RAM. */
+typedef struct py_sink {
+    PyObject *write;
+    PyObject *exc_type, *exc_value, *exc_tb;
+} py_sink;
+
+static pdckpt_status sink_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
+    py_sink         *s = self;
+    PyGILState_STATE g = PyGILState_Ensure();
+    size_t           done = 0;
     while (done < len) {
-        Py_ssize_t wrote = write_chunk(write, (char *)data + done, len - done, keep);
-        if (wrote < 0) return -1;
-        if (wrote == 0) return PyErr_SetString(PyExc_OSError, "pdckpt: write() wrote nothing"), -1;
+        Py_ssize_t wrote = write_chunk(s->write, (const char *)bytes + done, len - done);
+        if (wrote == 0) PyErr_SetString(PyExc_OSError, "pdckpt: write() wrote nothing");
+        if (wrote <= 0 || (size_t)wrote > len - done) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "pdckpt: bad write() result");
+            PyErr_Fetch(&s->exc_type, &s->exc_value, &s->exc_tb);
+            break;
+        }
         done += (size_t)wrote;
     }
-    return 0;
+    PyGILState_Release(g);
+    if (done == len) return PDCKPT_OK;
+    err->status = PDCKPT_ERR_IO;
+    snprintf(err->message, sizeof err->message, "the file object's write() failed");
+    return PDCKPT_ERR_IO;
+}
+
+static pdckpt_status sink_commit(void *self, pdckpt_error *err) {
+    (void)self;
+    (void)err;
+    return PDCKPT_OK;
+}
+
+static PyObject *save_to_object(const pdckpt_value *root, PyObject *write,
+                                const pdckpt_save_options *so) {
+    static const pdckpt_sink_ops ops = {PDCKPT_SINK_OPS_VERSION, sink_write, sink_commit, NULL};
+    py_sink                      s = {write, NULL, NULL, NULL};
+    pdckpt_error                 err;
+    pdckpt_status                st;
+    Py_BEGIN_ALLOW_THREADS       st = pdckpt_save_sink(root, &ops, &s, so, &err);
+    Py_END_ALLOW_THREADS if (s.exc_type) {
+        PyErr_Restore(s.exc_type, s.exc_value, s.exc_tb); /* the file object's own error */
+        return NULL;
+    }
+    if (st != PDCKPT_OK) return pyn_raise(&err);
+    Py_RETURN_NONE;
 }
 
 static int names_arg(PyObject *names, PyObject **held, const char ***out, size_t *n);
@@ -135,15 +218,13 @@ static PyObject *save_tree(const pdckpt_value *root, PyObject *path, PyObject *w
         if (st != PDCKPT_OK) return pyn_raise(&err);
         Py_RETURN_NONE;
     }
+    if (write != Py_None) return save_to_object(root, write, so);
     void                  *data = NULL;
     size_t                 len = 0;
     Py_BEGIN_ALLOW_THREADS st = pdckpt_save_memory(root, so, &data, &len, &err);
     Py_END_ALLOW_THREADS if (st != PDCKPT_OK) return pyn_raise(&err);
-    bool      keep = false;
-    PyObject *result = write == Py_None ? PyBytes_FromStringAndSize(data, (Py_ssize_t)len)
-                       : write_all(write, data, len, &keep) == 0 ? Py_NewRef(Py_None)
-                                                                 : NULL;
-    if (!keep) pdckpt_free(so->allocator, data, len);
+    PyObject *result = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    pdckpt_free(so->allocator, data, len);
     return result;
 }
 
@@ -373,6 +454,20 @@ static PyObject *formats(PyObject *self, PyObject *unused) {
     return d;
 }
 
+/* {dtype name: pdckpt dtype number}: the facade keys Paddle's dtypes by these numbers, so a
+ * save reads a tensor's dtype without parsing a name. */
+static PyObject *dtype_codes(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    PyObject *d = PyDict_New();
+    for (int c = 1; d && c < PDCKPT_DTYPE_COUNT; c++) {
+        PyObject *v = PyLong_FromLong(c);
+        if (!v || PyDict_SetItemString(d, pdckpt_dtype_name((pdckpt_dtype)c), v) < 0) Py_CLEAR(d);
+        Py_XDECREF(v);
+    }
+    return d;
+}
+
 static PyObject *status_names(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -399,6 +494,7 @@ static PyMethodDef module_methods[] = {
     {"parse_size", parse_size, METH_O, "a shard size such as '5GB' in bytes"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
+    {"dtype_codes", dtype_codes, METH_NOARGS, "{dtype name: pdckpt dtype number}"},
     {"object_length", object_length, METH_O, "length of the first object in bytes, or None"},
     {"program_persistables", pyn_program_persistables, METH_O,
      "the variables a static save of this program file holds, in order"},
@@ -423,8 +519,8 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__native(void);
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&pyn_TensorData_Type) < 0 || PyType_Ready(&pyn_Tensor_Type) < 0 ||
-        PyType_Ready(&pyn_Tree_Type) < 0)
+    if (PyType_Ready(&pyn_TensorData_Type) < 0 || PyType_Ready(&Chunk_Type) < 0 ||
+        PyType_Ready(&pyn_Tensor_Type) < 0 || PyType_Ready(&pyn_Tree_Type) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m) return NULL;

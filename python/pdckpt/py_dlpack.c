@@ -148,16 +148,12 @@ static PyObject *tensor_data(Tensor *t, PyObject *unused) {
     return pyn_tensor_data_new(t->value, t->owner, false);
 }
 
-/* numpy(exact_dtypes=False): a view of the data made by the facade's array factory. */
+/* numpy(exact_dtypes=False): a NumPy view of the data (read-only). */
 static PyObject *tensor_numpy(Tensor *t, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"exact_dtypes", NULL};
     int          exact = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|p", kwlist, &exact)) return NULL;
-    PyObject *data = pyn_tensor_data_new(t->value, t->owner, false);
-    if (!data) return NULL;
-    PyObject *arr = PyObject_CallFunction(pyn.make_array, "OO", data, exact ? Py_True : Py_False);
-    Py_DECREF(data);
-    return arr;
+    return pyn_array_new(t->value, t->owner, false, exact != 0);
 }
 
 static PyObject *tensor_repr(Tensor *t) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_from_tree.c — a pdckpt_value tree as Python values: dict/list/tuple/set/str/bytes/int/float/
- * bool/None as themselves, tensors as arrays made by the facade's factory from a TensorData (a view
- * of the tensor's bytes, no copy), opaque objects as pdckpt.OpaqueObject (never imported or run).
+ * bool/None as themselves, tensors as NumPy arrays made in C over a TensorData (a view of the
+ * tensor's bytes, no copy), opaque objects as pdckpt.OpaqueObject (never imported or run).
  * A value shared by several parents (a pickle memo reference) becomes one shared Python object.
  */
 #include "py_native.h"
@@ -28,21 +28,7 @@ static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
     if (paddle_here(out) && (out->paddle->mode == PYN_PADDLE_ALL ||
                              (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v))))
         return pyn_paddle_tensor(v, NULL, out);
-    PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
-    if (!data) return NULL;
-    PyObject *arr = PyObject_CallOneArg(out->factory, data);
-    if (arr && out->info) {
-        pdckpt_tensor_view tv;
-        pdckpt_tensor_get(v, &tv);
-        PyObject *id = PyLong_FromVoidPtr(arr);
-        PyObject *meta = Py_BuildValue("(zs)", tv.name, pdckpt_dtype_name(tv.dtype));
-        int       rc = id && meta ? PyDict_SetItem(out->info, id, meta) : -1;
-        Py_XDECREF(id);
-        Py_XDECREF(meta);
-        if (rc < 0) Py_CLEAR(arr);
-    }
-    Py_DECREF(data);
-    return arr;
+    return pyn_array_new(v, out->owner, out->writable, out->exact);
 }
 
 /* Paddle's generic-path (name, ndarray) tuple, which paddle.load turns into a named tensor. */

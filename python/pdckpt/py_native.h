@@ -18,9 +18,10 @@
 typedef struct pyn_config {
     PyObject *errors; /* dict: status number -> exception class */
     PyObject *base_error;
-    PyObject *leaf_hook;  /* callable(obj) -> normalized leaf tuple (see py_to_tree.c) */
-    PyObject *opaque;     /* pdckpt.OpaqueObject: called (kind, module, name, args, state, items) */
-    PyObject *make_array; /* callable(TensorData, exact_dtypes: bool) -> numpy array */
+    PyObject *leaf_hook; /* callable(obj) -> normalized leaf tuple (see py_to_tree.c) */
+    PyObject *opaque;    /* pdckpt.OpaqueObject: called (kind, module, name, args, state, items) */
+    PyObject *numpy_dtype; /* callable(dtype name, exact_dtypes: bool) -> numpy.dtype */
+    PyObject *ndarray;     /* numpy.ndarray: arrays are made and read in C through it */
 } pyn_config;
 extern pyn_config pyn;
 
@@ -40,7 +41,7 @@ typedef struct pyn_pins {
     PyObject  *memo;          /* dict id -> capsule-less int(pointer) */
     PyObject  *active;        /* set of ids on the current path (cycle check) */
     PyObject  *paddle_type;   /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
-    PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype name (borrowed) */
+    PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype number (borrowed) */
 } pyn_pins;
 
 int  pyn_pins_init(pyn_pins *pins);
@@ -59,16 +60,16 @@ typedef enum pyn_paddle_mode {
 } pyn_paddle_mode;
 
 typedef struct pyn_paddle {
-    PyObject       *from_dlpack; /* paddle.base.core.from_dlpack */
+    PyObject       *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
     PyObject       *tensor_type; /* paddle.Tensor */
     PyObject       *place;       /* paddle.CPUPlace() */
     PyObject       *fallback;    /* callable(array, name, dtype name): the copying path */
     pyn_paddle_mode mode;
+    bool            arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
 } pyn_paddle;
 
 typedef struct pyn_out {
-    PyObject   *factory;  /* callable(TensorData) -> array */
-    PyObject   *info;     /* dict id(array) -> (name, dtype) filled for every tensor, or NULL */
+    bool        exact;    /* exact_dtypes: ml_dtypes types instead of raw bits */
     PyObject   *owner;    /* keeps borrowed memory alive (memory loads), or NULL */
     bool        writable; /* privately read data may be exported writable (mmap=False) */
     PyObject   *memo;     /* dict pointer -> object (shared values stay shared) */
@@ -88,7 +89,8 @@ pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root);
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out);
 /* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */
 PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
-/* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook. */
+/* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`
+ * maps Paddle's dtype objects to pdckpt dtype numbers. */
 pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
 /* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
 void pyn_versioned_capsule_free(PyObject *capsule);
@@ -101,6 +103,9 @@ extern PyTypeObject pyn_Tree_Type;       /* a loaded tree: the lazy reader's cor
 
 /* A TensorData holding (a reference to) the bytes of tensor `value`. */
 PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool allow_write);
+/* A NumPy array viewing tensor `value`'s bytes (no copy), made in C: ndarray(shape, dtype,
+ * TensorData); bfloat16/float8 as raw bits unless `exact`. */
+PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact);
 /* A Tensor wrapping `value` (retained). */
 PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);
 /* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False.

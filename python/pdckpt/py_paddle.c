@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * py_paddle.c — loaded tensors as paddle.Tensors in the conversion pass itself (issue 18).
- * paddle.load's object rules (spec §1.6; _convert.paddle_result is the Python statement of them):
+ * paddle.load's object rules (spec §1.6; tests/py/test_python_api.py checks them against Paddle's):
  * a state dict with a name table makes the entries the table lists tensors, named by it; else
  * Paddle's (name, ndarray) tuples and named arrays become tensors when there are any; else every
- * array does.  A tensor whose data the load owns (read, not mapped, aligned) goes to Paddle as a
- * DLPack capsule of that very memory, so nothing is copied and Paddle's deleter releases pdckpt's
- * buffer; any other (mapped or borrowed data, dtypes Paddle has no tensor for, zero-size) takes
- * the facade's copying path.
+ * array does.  With return_numpy=True the same rules give NumPy arrays (a (name, ndarray) tuple
+ * is its array), so no load walks the result a second time in Python.  A tensor whose data the load
+ * owns (read, not mapped, aligned) goes to Paddle as a DLPack capsule of that very memory, so
+ * nothing is copied and Paddle's deleter releases pdckpt's buffer; any other (mapped or borrowed
+ * data, dtypes Paddle has no tensor for, zero-size) takes the facade's copying path.
  */
 #include "py_native.h"
 
@@ -62,8 +63,8 @@ static bool direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
     case PDCKPT_DTYPE_UINT64: return false;
     default: break;
     }
-    return out->writable && tv->n_bytes && tv->buffer && !pdckpt_buffer_is_mapped(tv->buffer) &&
-           ((uintptr_t)tv->data & 63) == 0;
+    return out->paddle->from_dlpack != Py_None && out->writable && tv->n_bytes && tv->buffer &&
+           !pdckpt_buffer_is_mapped(tv->buffer) && ((uintptr_t)tv->data & 63) == 0;
 }
 
 static PyObject *name_or_own(PyObject *name, const pdckpt_tensor_view *tv) {
@@ -75,9 +76,7 @@ static PyObject *name_or_own(PyObject *name, const pdckpt_tensor_view *tv) {
 /* The facade's path: a NumPy view, then fallback(array, name, dtype) (a copy, or the array). */
 static PyObject *via_fallback(const pdckpt_value *v, const pdckpt_tensor_view *tv, PyObject *name,
                               pyn_out *out) {
-    PyObject *data = pyn_tensor_data_new(v, out->owner, out->writable);
-    PyObject *arr = data ? PyObject_CallOneArg(out->factory, data) : NULL;
-    Py_XDECREF(data);
+    PyObject *arr = pyn_array_new(v, out->owner, out->writable, out->exact);
     PyObject *nm = arr ? name_or_own(name, tv) : NULL;
     PyObject *t = nm ? PyObject_CallFunction(out->paddle->fallback, "OOs", arr, nm,
                                              pdckpt_dtype_name(tv->dtype))
@@ -101,6 +100,7 @@ static PyObject *capsule_of(const pdckpt_value *v) {
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
     pdckpt_tensor_view tv;
     if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
+    if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
     if (!direct(&tv, out)) return via_fallback(v, &tv, name, out);
     PyObject *capsule = capsule_of(v);
     PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
@@ -176,12 +176,12 @@ static int plain_cpu_tensor(PyObject *obj, PyObject *dtypes, pdckpt_dtype *dtype
     Py_XDECREF(place);
     if (ok != 1 || (ok = asks_true(obj, "is_contiguous")) != 1) return ok;
     PyObject *dt = PyObject_GetAttrString(obj, "dtype");
-    PyObject *name = dt ? PyDict_GetItemWithError(dtypes, dt) : NULL;
+    PyObject *code = dt ? PyDict_GetItemWithError(dtypes, dt) : NULL;
     Py_XDECREF(dt);
-    if (!name) return PyErr_Occurred() ? -1 : 0;
-    const char *s = PyUnicode_AsUTF8(name);
-    if (!s) return -1;
-    *dtype = pdckpt_dtype_from_name(s);
+    if (!code) return PyErr_Occurred() ? -1 : 0;
+    long n = PyLong_AsLong(code);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    *dtype = n > 0 && n < PDCKPT_DTYPE_COUNT ? (pdckpt_dtype)n : PDCKPT_DTYPE_INVALID;
     return *dtype != PDCKPT_DTYPE_INVALID;
 }
 

@@ -23,7 +23,7 @@ typedef struct {
     int                          readonly;
     pdckpt_dtype                 dtype;
     PyObject                    *shape;
-    PyObject                    *name;
+    pdckpt_value                *value; /* retained: the name is decoded only when asked for */
 } TensorData;
 
 PyObject *pyn_shape_tuple(const pdckpt_tensor_view *v) {
@@ -78,8 +78,8 @@ PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool a
     td->nbytes = (Py_ssize_t)v.n_bytes;
     td->dtype = v.dtype;
     td->shape = pyn_shape_tuple(&v);
-    td->name = td->shape ? name_of(&v) : NULL;
-    if (!td->name || hold_data(td, &v, owner, allow_write) < 0) {
+    td->value = pdckpt_value_retain((pdckpt_value *)value);
+    if (!td->shape || hold_data(td, &v, owner, allow_write) < 0) {
         Py_DECREF(td);
         return NULL;
     }
@@ -90,7 +90,7 @@ static void td_dealloc(TensorData *td) {
     pdckpt_buffer_release(td->buffer);
     Py_XDECREF(td->owner);
     Py_XDECREF(td->shape);
-    Py_XDECREF(td->name);
+    pdckpt_value_free(td->value);
     PyObject_Free(td);
 }
 
@@ -124,7 +124,9 @@ static PyObject *td_shape(TensorData *td, void *closure) {
 
 static PyObject *td_name(TensorData *td, void *closure) {
     (void)closure;
-    return Py_NewRef(td->name);
+    pdckpt_tensor_view v;
+    pdckpt_tensor_get(td->value, &v);
+    return name_of(&v);
 }
 
 static PyObject *td_nbytes(TensorData *td, void *closure) {
@@ -151,3 +153,30 @@ PyTypeObject pyn_TensorData_Type = {
     .tp_doc = "The bytes of one tensor (buffer protocol); keeps their memory alive.",
     .tp_getset = td_getset,
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* NumPy arrays, made here: no Python-level call per tensor                                   */
+
+/* NumPy dtypes by pdckpt dtype, [0] raw bits and [1] exact (ml_dtypes), asked of the facade's
+ * numpy_dtype(name, exact) once per process. */
+static PyObject *np_dtypes[2][PDCKPT_DTYPE_COUNT];
+
+static PyObject *numpy_dtype(pdckpt_dtype dtype, bool exact) {
+    if ((unsigned)dtype >= PDCKPT_DTYPE_COUNT)
+        return PyErr_Format(PyExc_TypeError, "pdckpt: unknown dtype %d", (int)dtype);
+    PyObject **slot = &np_dtypes[exact][dtype];
+    if (!*slot)
+        *slot = PyObject_CallFunction(pyn.numpy_dtype, "sO", pdckpt_dtype_name(dtype),
+                                      exact ? Py_True : Py_False);
+    return *slot;
+}
+
+PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact) {
+    TensorData *td = (TensorData *)pyn_tensor_data_new(value, owner, allow_write);
+    if (!td) return NULL;
+    PyObject *dtype = numpy_dtype(td->dtype, exact);
+    PyObject *args[3] = {td->shape, dtype, (PyObject *)td}; /* ndarray(shape, dtype, buffer) */
+    PyObject *arr = dtype ? PyObject_Vectorcall(pyn.ndarray, args, 3, NULL) : NULL;
+    Py_DECREF(td);
+    return arr;
+}

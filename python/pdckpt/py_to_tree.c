@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * py_to_tree.c — Python values as a pdckpt_value tree for saving.  Containers and scalars are
- * converted here; everything else (NumPy arrays, paddle.Tensors, numpy scalars, OpaqueObject) goes
- * through the facade's leaf hook, which answers with a normalized tuple:
+ * py_to_tree.c — Python values as a pdckpt_value tree for saving.  Containers, scalars, NumPy
+ * arrays (read through the buffer protocol: dtype and shape from the exported format) and plain
+ * CPU paddle.Tensors (py_paddle.c) are converted here; everything else (strided or big-endian
+ * arrays, other dtypes, numpy scalars, OpaqueObject, ...) goes through the facade's leaf hook,
+ * which answers with a normalized tuple:
  *     ("tensor", data, dtype_name, shape, name)   data: a C-contiguous buffer of the exact bytes
  *     ("object", kind, module, name, args, state, items)
  *     ("value", replacement)
@@ -142,8 +144,63 @@ static pdckpt_value *object_leaf(PyObject *leaf, pyn_pins *pins) {
     return obj;
 }
 
+/* One little-endian scalar of a buffer's struct format ("<f", "Zd", ...) as a pdckpt dtype;
+ * INVALID for anything else (then the hook judges the array). */
+static pdckpt_dtype format_dtype(const char *f, Py_ssize_t itemsize) {
+    static const char         codes[] = "?bBhHiIlLqQefd";
+    static const pdckpt_dtype dtypes[] = {
+        PDCKPT_DTYPE_BOOL,    PDCKPT_DTYPE_INT8,   PDCKPT_DTYPE_UINT8,  PDCKPT_DTYPE_INT16,
+        PDCKPT_DTYPE_UINT16,  PDCKPT_DTYPE_INT32,  PDCKPT_DTYPE_UINT32, PDCKPT_DTYPE_INT64,
+        PDCKPT_DTYPE_UINT64,  PDCKPT_DTYPE_INT64,  PDCKPT_DTYPE_UINT64, PDCKPT_DTYPE_FLOAT16,
+        PDCKPT_DTYPE_FLOAT32, PDCKPT_DTYPE_FLOAT64};
+    if (!f) return PDCKPT_DTYPE_INVALID;
+    if (*f == '<' || (PY_LITTLE_ENDIAN && (*f == '=' || *f == '@'))) f++;
+    pdckpt_dtype d = PDCKPT_DTYPE_INVALID;
+    if (f[0] == 'Z' && (f[1] == 'f' || f[1] == 'd') && !f[2])
+        d = f[1] == 'f' ? PDCKPT_DTYPE_COMPLEX64 : PDCKPT_DTYPE_COMPLEX128;
+    else if (f[0] && !f[1] && strchr(codes, f[0]))
+        d = dtypes[strchr(codes, f[0]) - codes];
+    return d != PDCKPT_DTYPE_INVALID && pdckpt_dtype_size(d) == (size_t)itemsize
+               ? d
+               : PDCKPT_DTYPE_INVALID;
+}
+
+/* A C-contiguous little-endian NumPy array of a plain dtype as a tensor borrowing its memory (the
+ * export stays pinned until the save is over); NULL with *handled false: ask the hook. */
+static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
+    Py_buffer *view = pin_view(pins);
+    *handled = view == NULL;
+    if (!view) return NULL;
+    if (PyObject_GetBuffer(obj, view, PyBUF_RECORDS_RO) < 0) {
+        PyErr_Clear(); /* e.g. an ml_dtypes array: NumPy exports no format for it */
+        return NULL;
+    }
+    pdckpt_dtype dtype = PyBuffer_IsContiguous(view, 'C') && view->ndim <= PDCKPT_MAX_DIMS
+                             ? format_dtype(view->format, view->itemsize)
+                             : PDCKPT_DTYPE_INVALID;
+    if (dtype == PDCKPT_DTYPE_INVALID) {
+        PyBuffer_Release(view);
+        return NULL;
+    }
+    pins->n_views++;
+    *handled = true;
+    int64_t dims[PDCKPT_MAX_DIMS];
+    for (int i = 0; i < view->ndim; i++) dims[i] = view->shape[i];
+    pdckpt_value *t = NULL;
+    pdckpt_error  err;
+    if (pdckpt_tensor_new_borrowed(NULL, dtype, view->ndim, dims, view->len ? view->buf : NULL, &t,
+                                   &err) != PDCKPT_OK)
+        return failed(NULL, &err);
+    return t;
+}
+
 /* Asks the facade's hook what `obj` is, then converts its answer. */
 static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
+    if (pyn.ndarray && Py_IS_TYPE(obj, (PyTypeObject *)pyn.ndarray)) {
+        bool          handled; /* a plain array: its buffer says everything */
+        pdckpt_value *v = array_leaf(obj, pins, &handled);
+        if (handled) return v;
+    }
     if (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type)) {
         bool          handled; /* a plain CPU tensor: no Python round trip */
         pdckpt_value *v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);

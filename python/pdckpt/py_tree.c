@@ -7,6 +7,8 @@
  */
 #include "py_native.h"
 
+#include <string.h>
+
 typedef struct {
     PyObject_HEAD pdckpt_value *root; /* NULL once closed */
     PyObject     *owner; /* memory the tree borrows (bytes of a memory load), or NULL */
@@ -63,7 +65,7 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
     if (n < 0) return NULL;
     PyObject   *keys = PyList_New(n);
     pdckpt_kind kind = pdckpt_value_kind(t->root);
-    pyn_out     out = {Py_None, NULL, t->owner, false, NULL, NULL, 0};
+    pyn_out     out = {false, t->owner, false, NULL, NULL, 0};
     for (Py_ssize_t i = 0; keys && i < n; i++) {
         PyObject *key;
         if (kind == PDCKPT_KIND_DICT) {
@@ -83,23 +85,30 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
     return keys;
 }
 
-/* The paddle argument of convert(): (from_dlpack, Tensor type, place, fallback) or None. */
-static int paddle_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
-    if (!PyArg_ParseTuple(arg, "OOOO", &p->from_dlpack, &p->tensor_type, &p->place, &p->fallback))
+/* The rules argument of convert(): None (values as they are), "numpy" (paddle.load's rules,
+ * arrays out: return_numpy=True) or (from_dlpack or None, Tensor type, place, fallback). */
+static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
+    memset(p, 0, sizeof *p);
+    p->arrays = PyUnicode_Check(arg);
+    if (p->arrays && PyUnicode_CompareWithASCIIString(arg, "numpy") != 0)
+        return PyErr_SetString(PyExc_ValueError, "convert: rules must be 'numpy' or a tuple"), -1;
+    if (!p->arrays &&
+        !PyArg_ParseTuple(arg, "OOOO", &p->from_dlpack, &p->tensor_type, &p->place, &p->fallback))
         return -1;
     p->mode = pyn_paddle_mode_of(v);
     return 0;
 }
 
-/* convert(index=None, factory, info=None, paddle=None): the whole tree, or one entry, as Python
- * values; with paddle, what paddle.load makes tensors are paddle.Tensors.  The cyclic GC is held
- * off meanwhile: every container made here is new and acyclic, and a collection triggered by
- * their number would walk them all again and again. */
+/* convert(index=None, exact_dtypes=False, rules=None): the whole tree, or one entry, as Python
+ * values; with rules, what paddle.load makes tensors are paddle.Tensors (or, with "numpy", the
+ * arrays paddle.load(return_numpy=True) gives).  The cyclic GC is held off meanwhile: every
+ * container made here is new and acyclic, and a collection triggered by their number would walk
+ * them all again and again. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"index", "factory", "info", "paddle", NULL};
-    PyObject    *index = Py_None, *factory, *info = Py_None, *paddle = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OO", kwlist, &index, &factory, &info, &paddle))
-        return NULL;
+    static char *kwlist[] = {"index", "exact_dtypes", "rules", NULL};
+    PyObject    *index = Py_None, *rules = Py_None;
+    int          exact = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpO", kwlist, &index, &exact, &rules)) return NULL;
     if (!is_open(t)) return NULL;
     const pdckpt_value *v = t->root;
     if (index != Py_None) {
@@ -108,9 +117,9 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
         if (!(v = entry(t, i))) return NULL;
     }
     pyn_paddle pd;
-    pyn_out    out = {factory, info == Py_None ? NULL : info, t->owner, t->writable, NULL, NULL, 0};
-    if (paddle != Py_None) {
-        if (paddle_arg(paddle, v, &pd) < 0) return NULL;
+    pyn_out    out = {exact != 0, t->owner, t->writable, NULL, NULL, 0};
+    if (rules != Py_None) {
+        if (rules_arg(rules, v, &pd) < 0) return NULL;
         out.paddle = &pd;
     }
     int       gc_was_on = PyGC_Disable();
@@ -169,7 +178,7 @@ static PyObject *tree_stats(Tree *t, PyObject *unused) {
 static PyMethodDef tree_methods[] = {
     {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
     {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
-     "convert(index=None, factory, info=None, paddle=None) -> Python value"},
+     "convert(index=None, exact_dtypes=False, rules=None) -> Python value"},
     {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
     {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
     {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},
