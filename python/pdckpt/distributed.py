@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
-from ._convert import make_array, paddle_save_spec, paddle_spec
+from ._convert import paddle_save_spec, paddle_spec
 from ._errors import BY_STATUS, ArgumentError, Error, MismatchError, UnsupportedError, make
 
 __all__ = ["save_state_dict", "load_state_dict", "AsyncSave", "wait_pending"]
@@ -467,7 +467,7 @@ def _targets(paddle: Any, state_dict: Any, keys: dict) -> tuple:
 def _fill(paddle: Any, path: str, ckpt_id: int, wanted: list, mmap: bool) -> None:
     tree = _native.sharded_load(path, ckpt_id, [(k, o, s) for k, _, o, s in wanted], mmap)
     try:
-        values = tree.convert(None, lambda d: make_array(d, False), None, paddle_spec(paddle))
+        values = tree.convert(None, False, paddle_spec(paddle))
     finally:
         tree.close()
     for key, local, _, _ in wanted:

@@ -10,7 +10,7 @@
  * with the element of the stored 1-D tensor it starts at — and every reader of the index
  * (lookup, overlap, copy, resharding) treats them as ordinary pieces.
  */
-#include "dist_internal.h"
+#include "pdk_distcp.h"
 
 #include <stdlib.h>
 #include <string.h>
