@@ -12,8 +12,8 @@ keep the 135 cells fast.
 Then every ordered pair A -> B -> A of the nine formats pdckpt writes (adding dygraph-dir, both
 sharded formats and the single-tensor file) on one tree per kind holding every dtype, the same
 for the Python route (pdckpt.save writes what convert writes), and regressions the pairs found.
-The older Paddle (2.6, its own venv) is in test_paddle26_interop.py; Paddle 1.8 has no wheel for
-this Python."""
+The older Paddles (2.6 and 1.8.5, each in its own venv) are in test_paddle26_interop.py and
+test_paddle18_interop.py."""
 import warnings
 
 import numpy as np
