@@ -53,6 +53,16 @@ if [[ -n "$fs_copies" ]]; then
   echo "style: filesystem helpers outside src/io/fs_util.c:"; echo "$fs_copies"; fail=1
 fi
 
+# Ints beyond 64 bits have one form in a tree, known only to src/core/bigint.c: nobody else
+# builds builtins.int objects, renders their decimal digits or decodes their bytes (the pickle
+# reader, writer, CLI and Python binding all call pdckpt_value_*_bigint / pdckpt_bigint_decimal).
+# (pickle_names.c only lists Python 2's name for the class, as it does for every renamed global.)
+bigint=$(cd "$root" && git grep -nE '"builtins", "int"|rem << 8|from_bytes\(.*signed=True|[^a-z_]_long_bytes' \
+  -- src cli python ':!src/core/bigint.c' ':!src/formats/pickle/pickle_names.c' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' || true)
+if [[ -n "$bigint" ]]; then
+  echo "style: big ints encoded or decoded outside src/core/bigint.c:"; echo "$bigint"; fail=1
+fi
+
 # One place for each piece of knowledge: Paddle's name-table key is spelled only in the public
 # header (C callers use PDCKPT_NAME_TABLE_KEY, Python _native.NAME_TABLE_KEY), also not inside a
 # longer literal such as a JSON key path or a message.

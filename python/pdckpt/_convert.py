@@ -119,23 +119,10 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     return _array_leaf(arr, t.name, dtype_name)
 
 
-def _long_bytes(n: int) -> bytes:
-    """CPython's pickle encoding of an int (LONG1/LONG4 payload): minimal little-endian two's
-    complement, which the C library carries as builtins.int's argument."""
-    data = n.to_bytes((n.bit_length() >> 3) + 1, "little", signed=True)
-    if n < 0 and len(data) > 1 and data[-1] == 0xFF and data[-2] & 0x80:
-        data = data[:-1]
-    return data
-
-
 def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any = None,
                 items: Any = None) -> Any:
-    """What a pickled object the library carried becomes in Python: an int beyond 64 bits is
-    the int it is (pickle's own encoding, nothing is called); anything else an OpaqueObject."""
-    if (kind == "reduce" and (module, name) in (("builtins", "int"), ("__builtin__", "long"))
-            and isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], bytes)
-            and state is None and items is None):
-        return int.from_bytes(args[0], "little", signed=True)
+    """What a pickled object the library carried becomes in Python: an OpaqueObject (ints beyond
+    64 bits never come here: the binding makes them ints through the core's big-int calls)."""
     return OpaqueObject(kind, module, name, args, state, items)
 
 
@@ -157,10 +144,7 @@ def leaf_hook(obj: Any) -> tuple:
     if paddle is not None:
         _paddle_io.refuse_object(obj, paddle)
     if isinstance(obj, int) and not isinstance(obj, bool):
-        if not -2**63 <= obj < 2**63:  # as the C library's pickle reader gives it
-            return ("object", _OBJECT_KINDS["reduce"], "builtins", "int", (_long_bytes(obj),),
-                    None, None)
-        return ("value", int(obj))  # IntEnum and other int subclasses
+        return ("value", int(obj))  # IntEnum and other int subclasses (big ones too)
     if isinstance(obj, float):
         return ("value", float(obj))
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):

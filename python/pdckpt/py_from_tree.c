@@ -97,9 +97,24 @@ static PyObject *optional(const pdckpt_value *v, pyn_out *out) {
     Py_RETURN_NONE;
 }
 
+/* An int beyond 64 bits (the core's big int): the int it is; nothing is called. */
+static PyObject *bigint_to_py(const void *bytes, size_t n) {
+    PyObject *kw = Py_BuildValue("{s:O}", "signed", Py_True);
+    PyObject *pos = Py_BuildValue("(y#s)", (const char *)bytes, (Py_ssize_t)n, "little");
+    PyObject *fn = PyObject_GetAttrString((PyObject *)&PyLong_Type, "from_bytes");
+    PyObject *i = kw && pos && fn ? PyObject_Call(fn, pos, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_XDECREF(pos);
+    Py_XDECREF(fn);
+    return i;
+}
+
 static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     static const char *const kinds[] = {"reduce", "newobj", "global"};
-    unsigned                 kind = (unsigned)pdckpt_object_kind_of(v);
+    size_t                   n_big;
+    const void              *big = pdckpt_value_get_bigint(v, &n_big);
+    if (big) return bigint_to_py(big, n_big);
+    unsigned kind = (unsigned)pdckpt_object_kind_of(v);
     out->plain++; /* paddle.load looks into no object */
     PyObject *args = optional(pdckpt_object_args(v), out);
     PyObject *state = args ? optional(pdckpt_object_state(v), out) : NULL;

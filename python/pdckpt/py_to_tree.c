@@ -283,6 +283,29 @@ static pdckpt_value *dict_to_tree(PyObject *obj, pyn_pins *pins) {
     return d;
 }
 
+/* An int beyond 64 bits: its minimal little-endian two's-complement bytes (pickle's LONG1/LONG4
+ * payload) as the core's big int (pdckpt_value_new_bigint). */
+static pdckpt_value *bigint_to_tree(PyObject *obj) {
+    PyObject *bits = PyObject_CallMethod(obj, "bit_length", NULL);
+    size_t    n = bits ? (PyLong_AsSize_t(bits) >> 3) + 1 : 0;
+    Py_XDECREF(bits);
+    if (n == 0 || PyErr_Occurred()) return NULL;
+    PyObject *kw = Py_BuildValue("{s:O}", "signed", Py_True);
+    PyObject *fn = PyObject_GetAttrString(obj, "to_bytes");
+    PyObject *pos = Py_BuildValue("(ns)", (Py_ssize_t)n, "little");
+    PyObject *raw = kw && fn && pos ? PyObject_Call(fn, pos, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_XDECREF(fn);
+    Py_XDECREF(pos);
+    if (!raw) return NULL;
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(raw);
+    if (b[n - 1] == 0xFF && n > 1 && b[n - 2] & 0x80) n--; /* -2**63-1 needs no extra 0xFF */
+    pdckpt_value *v = pdckpt_value_new_bigint(NULL, b, n);
+    Py_DECREF(raw);
+    if (!v) PyErr_NoMemory();
+    return v;
+}
+
 static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
     *handled = true;
     if (obj == Py_None) return pdckpt_value_new_none(NULL);
@@ -290,10 +313,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
     if (PyLong_CheckExact(obj)) {
         int       overflow = 0;
         long long i = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (overflow) { /* the leaf hook makes it pickle's builtins.int object */
-            *handled = false;
-            return NULL;
-        }
+        if (overflow) return bigint_to_tree(obj);
         return i == -1 && PyErr_Occurred() ? NULL : pdckpt_value_new_int(NULL, i);
     }
     if (PyFloat_CheckExact(obj)) return pdckpt_value_new_float(NULL, PyFloat_AS_DOUBLE(obj));
