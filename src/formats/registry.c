@@ -18,36 +18,23 @@ static const pdk_format *const registered[] = {
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
-static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
-    [PDCKPT_FORMAT_AUTO] = "auto",
-    [PDCKPT_FORMAT_TENSOR] = "tensor",
-    [PDCKPT_FORMAT_COMBINED] = "combined",
-    [PDCKPT_FORMAT_VARS_DIR] = "vars-dir",
-    [PDCKPT_FORMAT_SAFETENSORS] = "safetensors",
-    [PDCKPT_FORMAT_PICKLE] = "pickle",
-    [PDCKPT_FORMAT_TNUM] = "tnum",
-    [PDCKPT_FORMAT_DYGRAPH_DIR] = "dygraph-dir",
-    [PDCKPT_FORMAT_PROGRAM] = "program",
-    [PDCKPT_FORMAT_PIR_JSON] = "pir-json",
-    [PDCKPT_FORMAT_DISTCP] = "distcp",
-    [PDCKPT_FORMAT_INFERENCE] = "inference",
-    [PDCKPT_FORMAT_SELECTED_ROWS] = "selected-rows",
-    [PDCKPT_FORMAT_SAFETENSORS_SHARDED] = "safetensors-sharded",
-    [PDCKPT_FORMAT_PICKLE_SHARDED] = "pickle-sharded",
-};
-
+/* Names live in the descriptors only; "auto" is the one name without a format behind it. */
 const char *pdckpt_format_name(pdckpt_format format) {
-    return (unsigned)format < PDCKPT_FORMAT_COUNT ? format_names[format] : "unknown";
+    if (format == PDCKPT_FORMAT_AUTO) return "auto";
+    const pdk_format *f = pdk_format_get(format);
+    return f ? f->name : "unknown";
 }
 
 pdckpt_format pdckpt_format_from_name(const char *name, bool *known) {
-    for (int f = 0; name && f < PDCKPT_FORMAT_COUNT; f++)
-        if (strcmp(format_names[f], name) == 0) {
-            if (known) *known = true;
-            return (pdckpt_format)f;
+    bool          found = name && strcmp(name, "auto") == 0;
+    pdckpt_format id = PDCKPT_FORMAT_AUTO;
+    for (size_t i = 0; name && !found && i < N_REGISTERED; i++)
+        if (strcmp(registered[i]->name, name) == 0) {
+            found = true;
+            id = registered[i]->id;
         }
-    if (known) *known = false;
-    return PDCKPT_FORMAT_AUTO;
+    if (known) *known = found;
+    return id;
 }
 
 const pdk_format *pdk_format_get(pdckpt_format id) {
