@@ -45,6 +45,29 @@ pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **ou
                                       pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
 
+/* resolve.c: what a path names, the one answer load, detect, the CLI and Python share. */
+typedef enum pdk_found_kind {
+    PDK_FOUND_FILE,    /* a file whose bytes decide the format */
+    PDK_FOUND_DIR,     /* a directory: the directory formats' evidence decides */
+    PDK_FOUND_INDEX,   /* a sharded checkpoint's index file (format set) */
+    PDK_FOUND_MODEL,   /* an inference-model prefix that does not exist itself (paths set) */
+    PDK_FOUND_STATIC,  /* paddle.static.save's prefix: X.pdparams (+ X.pdopt) and its program */
+    PDK_FOUND_BESIDE,  /* parameters named by the program beside them (paths set) */
+    PDK_FOUND_INFO,    /* an X.pdiparams named by the X.pdiparams.info beside it (info set) */
+    PDK_FOUND_MISSING, /* nothing: probe holds why when a program was found, else stat_errno */
+} pdk_found_kind;
+
+typedef struct pdk_found {
+    pdk_found_kind         kind;
+    const pdk_format      *format; /* implied by the kind; NULL for FILE, DIR, MISSING */
+    pdckpt_inference_paths paths;
+    char                   info[PDCKPT_PATH_MAX];
+    pdckpt_error           probe;
+    int                    stat_errno;
+} pdk_found;
+
+void pdk_resolve(const char *path, pdk_found *out);
+
 /* Formats registered in this build (each module defines one). */
 extern const pdk_format pdk_format_tensor;
 extern const pdk_format pdk_format_combined;

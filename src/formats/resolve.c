@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * resolve.c — what a path names, decided once for load, detect, the CLI and Python (issue 17
+ * item 2): a file, a directory, a sharded checkpoint's index file, an inference-model prefix,
+ * paddle.static.save's prefix, parameters named by the program or .pdiparams.info beside them.
+ * pdckpt_detect_format and pdckpt_load_file both start here, so they cannot disagree.
+ */
+#include "pdk_program.h"
+#include "pdk_sharded.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* `prefix` + `ext` into buf (PDCKPT_PATH_MAX); false when too long. */
+static bool with_suffix(char *buf, const char *prefix, const char *ext) {
+    return (size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) < PDCKPT_PATH_MAX;
+}
+
+const char *const pdk_static_parts[2] = {".pdparams", ".pdopt"};
+
+int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
+    if (!with_suffix(pdmodel, prefix, ".pdmodel") || !with_suffix(json, prefix, ".json")) return -1;
+    return (is_file(pdmodel) ? 1 : 0) | (is_file(json) ? 2 : 0);
+}
+
+bool pdk_static_triple_at(const char *prefix) {
+    char a[PDCKPT_PATH_MAX], b[PDCKPT_PATH_MAX], c[PDCKPT_PATH_MAX];
+    return with_suffix(a, prefix, pdk_static_parts[0]) && is_file(a) &&
+           pdk_static_programs(prefix, b, c) > 0;
+}
+
+/* A path that does not exist: an inference-model prefix, else paddle.static.save's prefix, else
+ * nothing (the stat error stands unless a program was found and something else is wrong). */
+static void resolve_missing(const char *path, int stat_errno, pdk_found *out) {
+    pdckpt_status st = pdk_inference_locate(path, &out->paths, &out->probe);
+    if (st == PDCKPT_OK) {
+        out->kind = PDK_FOUND_MODEL;
+        out->format = pdk_format_get(PDCKPT_FORMAT_INFERENCE);
+    } else if (pdk_static_triple_at(path)) {
+        out->kind = PDK_FOUND_STATIC;
+        out->format = pdk_format_get(PDCKPT_FORMAT_PICKLE);
+    } else {
+        out->kind = PDK_FOUND_MISSING;
+        out->stat_errno = stat_errno;
+        if (st == PDCKPT_ERR_NOT_FOUND && !out->paths.program[0]) pdk_error_reset(&out->probe);
+    }
+}
+
+void pdk_resolve(const char *path, pdk_found *out) {
+    memset(out, 0, sizeof *out);
+    pdk_error_reset(&out->probe);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT) return resolve_missing(path, e, out);
+        out->kind = PDK_FOUND_MISSING;
+        out->stat_errno = e;
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        out->kind = PDK_FOUND_DIR;
+    } else if ((out->format = pdk_sharded_for_index_name(path)) != NULL) {
+        out->kind = PDK_FOUND_INDEX;
+    } else if (pdk_inference_params_beside(path, &out->paths)) {
+        out->kind = PDK_FOUND_BESIDE;
+        out->format = pdk_format_get(PDCKPT_FORMAT_INFERENCE);
+    } else if (pdk_params_info_beside(path, out->info)) {
+        out->kind = PDK_FOUND_INFO;
+        out->format = pdk_format_get(PDCKPT_FORMAT_COMBINED);
+    } else {
+        out->kind = PDK_FOUND_FILE;
+    }
+}
