@@ -220,6 +220,15 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     pdk_found *found = malloc(sizeof *found); /* ~20 KiB of paths: not on the stack */
     if (!found) return pdk_fail_nomem(err, "path resolution");
     pdk_resolve(path, found);
+    if (found->kind == PDK_FOUND_PREFIX) { /* X for X.pdiparams: load that file */
+        char *target = strdup(found->target);
+        if (target) pdk_resolve(target, found);
+        pdckpt_status status = target ? load_found(target, found, &opts, out, out_format, err)
+                                      : pdk_fail_nomem(err, "path resolution");
+        free(target);
+        free(found);
+        return status;
+    }
     pdckpt_status status = load_found(path, found, &opts, out, out_format, err);
     free(found);
     return status;
@@ -309,12 +318,18 @@ pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_erro
     pdk_found *found = malloc(sizeof *found);
     if (!found) return pdk_fail_nomem(err, "path resolution");
     pdk_resolve(path, found);
+    char *prefixed = found->kind == PDK_FOUND_PREFIX ? strdup(found->target) : NULL;
+    if (prefixed) { /* X for X.pdiparams: what that file is */
+        pdk_resolve(prefixed, found);
+        path = prefixed;
+    }
     pdckpt_status st = found_format(path, found, &out->format, err);
     if (st == PDCKPT_OK) found_paths(path, found, out);
     char pm[PDCKPT_PATH_MAX];
     if (st == PDCKPT_OK && found->kind == PDK_FOUND_STATIC &&
         pdk_static_programs(path, pm, out->program) == 1)
         snprintf(out->program, sizeof out->program, "%s", pm); /* its program, for the record */
+    free(prefixed);
     free(found);
     return st;
 }

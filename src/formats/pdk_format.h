@@ -54,7 +54,8 @@ typedef enum pdk_found_kind {
     PDK_FOUND_STATIC,  /* paddle.static.save's prefix: X.pdparams (+ X.pdopt) and its program */
     PDK_FOUND_BESIDE,  /* parameters named by the program beside them (paths set) */
     PDK_FOUND_INFO,    /* an X.pdiparams named by the X.pdiparams.info beside it (info set) */
-    PDK_FOUND_MISSING, /* nothing: probe holds why when a program was found, else stat_errno */
+    PDK_FOUND_PREFIX,  /* X for a lone X.pdiparams (no program): target names the file */
+    PDK_FOUND_MISSING, /* nothing: probe holds why when it is known, else stat_errno */
 } pdk_found_kind;
 
 typedef struct pdk_found {
@@ -62,6 +63,7 @@ typedef struct pdk_found {
     const pdk_format      *format; /* implied by the kind; NULL for FILE, DIR, MISSING */
     pdckpt_inference_paths paths;
     char                   info[PDCKPT_PATH_MAX];
+    char                   target[PDCKPT_PATH_MAX]; /* PREFIX */
     pdckpt_error           probe;
     int                    stat_errno;
 } pdk_found;

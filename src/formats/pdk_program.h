@@ -130,6 +130,8 @@ bool pdk_static_triple_at(const char *prefix);
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json);
 /* The suffixes of paddle.static.save's two pickles (parameters, optimizer state). */
 extern const char *const pdk_static_parts[2];
+/* The combined parameters file of an inference model or jit.save: X.pdiparams. */
+extern const char *const pdk_params_suffix;
 
 /* ---- params_info.c: `.pdiparams.info` (spec binary §3.5) ---- */
 pdckpt_status pdk_params_info_parse(const pdk_input *in, const pdckpt_load_options *opts,

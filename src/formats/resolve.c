@@ -24,6 +24,7 @@ static bool with_suffix(char *buf, const char *prefix, const char *ext) {
 }
 
 const char *const pdk_static_parts[2] = {".pdparams", ".pdopt"};
+const char *const pdk_params_suffix = ".pdiparams";
 
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
     if (!with_suffix(pdmodel, prefix, ".pdmodel") || !with_suffix(json, prefix, ".json")) return -1;
@@ -36,20 +37,38 @@ bool pdk_static_triple_at(const char *prefix) {
            pdk_static_programs(prefix, b, c) > 0;
 }
 
+/* Paddle's hint for a 1.x save_dygraph prefix: X.pdparams or X.pdopt exists, X does not. */
+static void dygraph_hint(const char *path, pdk_found *out) {
+    char named[PDCKPT_PATH_MAX];
+    for (int p = 0; p < 2; p++)
+        if (with_suffix(named, path, pdk_static_parts[p]) && is_file(named)) {
+            pdk_fail(&out->probe, PDCKPT_ERR_NOT_FOUND, path, -1,
+                     "no such file or directory, but %s exists: name the file in full", named);
+            return;
+        }
+}
+
 /* A path that does not exist: an inference-model prefix, else paddle.static.save's prefix, else
- * nothing (the stat error stands unless a program was found and something else is wrong). */
+ * the prefix of a lone parameters file, else nothing (the stat error stands unless a program was
+ * found and something else is wrong, or Paddle's save_dygraph hint applies). */
 static void resolve_missing(const char *path, int stat_errno, pdk_found *out) {
     pdckpt_status st = pdk_inference_locate(path, &out->paths, &out->probe);
+    bool          nothing = st == PDCKPT_ERR_NOT_FOUND && !out->paths.program[0];
+    out->stat_errno = stat_errno;
     if (st == PDCKPT_OK) {
         out->kind = PDK_FOUND_MODEL;
         out->format = pdk_format_get(PDCKPT_FORMAT_INFERENCE);
     } else if (pdk_static_triple_at(path)) {
         out->kind = PDK_FOUND_STATIC;
         out->format = pdk_format_get(PDCKPT_FORMAT_PICKLE);
+    } else if (nothing && with_suffix(out->target, path, pdk_params_suffix) &&
+               is_file(out->target)) {
+        out->kind = PDK_FOUND_PREFIX; /* X for a lone X.pdiparams: the file decides */
+        pdk_error_reset(&out->probe);
     } else {
         out->kind = PDK_FOUND_MISSING;
-        out->stat_errno = stat_errno;
-        if (st == PDCKPT_ERR_NOT_FOUND && !out->paths.program[0]) pdk_error_reset(&out->probe);
+        if (nothing) pdk_error_reset(&out->probe);
+        if (nothing) dygraph_hint(path, out);
     }
 }
 
