@@ -564,10 +564,15 @@ typedef struct pdckpt_resolved {
     char          target[PDCKPT_PATH_MAX]; /* the file or directory holding the tensors; for a
                                             * paddle.static.save prefix, the prefix itself */
     char program[PDCKPT_PATH_MAX];         /* the program naming the tensors, or "" */
+    char info[PDCKPT_PATH_MAX]; /* the .pdiparams.info with their structured names, or "" */
 } pdckpt_resolved;
 /* NOT_FOUND (or the stat error) when the path names nothing pdckpt can load; FORMAT when its bytes
  * match no format (or two equally). */
 PDCKPT_API pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_error *err);
+/* The structured-names file Paddle writes beside a parameters file or its program (X.pdiparams,
+ * X.pdmodel, X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__) into `out`
+ * (PDCKPT_PATH_MAX); false when that file does not exist. */
+PDCKPT_API bool pdckpt_info_path(const char *path, char *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Saving

@@ -300,13 +300,25 @@ static pdckpt_status found_format(const char *path, const pdk_found *found, pdck
 }
 
 static void found_paths(const char *path, const pdk_found *found, pdckpt_resolved *out) {
-    const char *target = path, *program = "";
+    const char *target = path, *program = "", *info = "";
     if (found->kind == PDK_FOUND_MODEL)
         target = found->paths.params[0] ? found->paths.params : found->paths.vars_dir;
-    if (found->kind == PDK_FOUND_MODEL || found->kind == PDK_FOUND_BESIDE)
+    if (found->kind == PDK_FOUND_MODEL || found->kind == PDK_FOUND_BESIDE) {
         program = found->paths.program;
+        info = found->paths.info;
+    }
+    if (found->kind == PDK_FOUND_INFO) info = found->info;
     snprintf(out->target, sizeof out->target, "%s", target);
     snprintf(out->program, sizeof out->program, "%s", program);
+    snprintf(out->info, sizeof out->info, "%s", info);
+}
+
+/* An inference model's directory: its program and .info (the directory holds the tensors). */
+static void found_model_dir(const char *path, pdk_found *found, pdckpt_resolved *out) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    if (pdk_inference_locate(path, &found->paths, &scratch) != PDCKPT_OK) return;
+    snprintf(out->program, sizeof out->program, "%s", found->paths.program);
+    snprintf(out->info, sizeof out->info, "%s", found->paths.info);
 }
 
 pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_error *err) {
@@ -325,6 +337,8 @@ pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_erro
     }
     pdckpt_status st = found_format(path, found, &out->format, err);
     if (st == PDCKPT_OK) found_paths(path, found, out);
+    if (st == PDCKPT_OK && found->kind == PDK_FOUND_DIR && out->format == PDCKPT_FORMAT_INFERENCE)
+        found_model_dir(path, found, out);
     char pm[PDCKPT_PATH_MAX];
     if (st == PDCKPT_OK && found->kind == PDK_FOUND_STATIC &&
         pdk_static_programs(path, pm, out->program) == 1)

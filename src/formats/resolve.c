@@ -37,6 +37,22 @@ bool pdk_static_triple_at(const char *prefix) {
            pdk_static_programs(prefix, b, c) > 0;
 }
 
+bool pdckpt_info_path(const char *path, char *out) {
+    if (!path || !out) return false;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    int         n;
+    if (strcmp(base, "__model__") == 0)
+        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s__variables.info__", (int)(base - path), path);
+    else if (dot && strcmp(dot, pdk_params_suffix) == 0)
+        n = snprintf(out, PDCKPT_PATH_MAX, "%s.info", path);
+    else
+        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s%s.info",
+                     (int)(dot ? dot - path : (long)strlen(path)), path, pdk_params_suffix);
+    return n >= 0 && n < PDCKPT_PATH_MAX && is_file(out);
+}
+
 /* Paddle's hint for a 1.x save_dygraph prefix: X.pdparams or X.pdopt exists, X does not. */
 static void dygraph_hint(const char *path, pdk_found *out) {
     char named[PDCKPT_PATH_MAX];

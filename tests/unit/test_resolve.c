@@ -108,10 +108,24 @@ static void test_paddle_names(void) {
     CHECK_EQ_INT(r.format, PDCKPT_FORMAT_INFERENCE);
     CHECK_STR(r.target, want);
     CHECK(strstr(r.program, "model.pdmodel") != NULL);
+    snprintf(want, sizeof want, "%s.info", r.target);
+    CHECK_STR(r.info, want);
     /* a 1.x directory of variable files: the directory, with its __model__ */
     CHECK_OK(pdckpt_resolve(fixture("fit_a_line-sepfiles-2019-05"), &r, &err), &err);
     CHECK_EQ_INT(r.format, PDCKPT_FORMAT_INFERENCE);
-    CHECK_STR(r.program, "");
+    snprintf(want, sizeof want, "%s", fixture("fit_a_line-sepfiles-2019-05"));
+    CHECK_STR(r.target, want);
+    snprintf(want, sizeof want, "%s", fixture("fit_a_line-sepfiles-2019-05/__model__"));
+    CHECK_STR(r.program, want);
+    CHECK_STR(r.info, "");
+    /* the .info beside a program or its parameters; none beside a 1.x __model__ here */
+    char info[PDCKPT_PATH_MAX];
+    CHECK(pdckpt_info_path(fixture("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdmodel"), info));
+    CHECK(strstr(info, "ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams.info") != NULL);
+    CHECK(pdckpt_info_path(fixture("ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams"), info));
+    CHECK(strstr(info, "ppyolo_tiny-pdiparams-paddle2.4.0/model.pdiparams.info") != NULL);
+    CHECK(!pdckpt_info_path(fixture("fit_a_line-sepfiles-2019-05/__model__"), info));
+    CHECK(strstr(info, "fit_a_line-sepfiles-2019-05/__variables.info__") != NULL);
     /* nothing there: the stat error, naming the path */
     CHECK_STATUS(pdckpt_resolve(fixture("no-such-checkpoint"), &r, &err), PDCKPT_ERR_NOT_FOUND,
                  &err);
