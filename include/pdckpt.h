@@ -570,8 +570,8 @@ typedef struct pdckpt_resolved {
  * match no format (or two equally). */
 PDCKPT_API pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_error *err);
 /* The structured-names file Paddle writes beside a parameters file or its program (X.pdiparams,
- * X.pdmodel, X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__) into `out`
- * (PDCKPT_PATH_MAX); false when that file does not exist. */
+ * X.pdmodel, X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__): its name into
+ * `out` (PDCKPT_PATH_MAX; "" when too long), true when that file exists. */
 PDCKPT_API bool pdckpt_info_path(const char *path, char *out);
 
 /* ---------------------------------------------------------------------------------------------

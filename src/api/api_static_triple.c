@@ -72,7 +72,7 @@ static pdckpt_status load_part(pdckpt_value *ckpt, const char *prefix, const cha
                                const pdckpt_load_options *opts, pdckpt_error *err) {
     char path[PDCKPT_PATH_MAX];
     PDK_TRY(join(path, prefix, ext, err));
-    if (ext == pdk_static_parts[1] && !is_file(path)) return PDCKPT_OK; /* static.load allows it */
+    if (ext == pdk_state_parts[1] && !is_file(path)) return PDCKPT_OK; /* static.load allows it */
     pdckpt_load_options po = *opts;
     po.format = PDCKPT_FORMAT_PICKLE;
     po.program_path = NULL;
@@ -102,7 +102,7 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
     pdckpt_value *ckpt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
     pdckpt_status st = ckpt ? PDCKPT_OK : pdk_fail_nomem(err, "static checkpoint");
     for (int p = 0; p < 2 && st == PDCKPT_OK; p++)
-        st = load_part(ckpt, prefix, pdk_static_parts[p], opts, err);
+        st = load_part(ckpt, prefix, pdk_state_parts[p], opts, err);
     if (st == PDCKPT_OK) st = check_against(prog, ckpt, prefix, err);
     pdckpt_program_free(prog);
     if (st != PDCKPT_OK) {
@@ -124,14 +124,14 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
     PDK_TRY(pdk_save_options_take(given, &so, err));
     so.format = PDCKPT_FORMAT_PICKLE;
     for (int p = 0; p < 2; p++) {
-        const char         *part = pdk_static_parts[p] + 1; /* the dict key: no dot */
+        const char         *part = pdk_state_parts[p] + 1; /* the dict key: no dot */
         const pdckpt_value *tree = pdckpt_dict_get(ckpt, part);
         if (!tree && p == 1) continue;
         if (!tree || pdckpt_value_kind(tree) != PDCKPT_KIND_DICT)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
                             "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
-        PDK_TRY(join(path, prefix, pdk_static_parts[p], err));
+        PDK_TRY(join(path, prefix, pdk_state_parts[p], err));
         PDK_TRY(pdckpt_save_file(tree, path, &so, err));
     }
     return PDCKPT_OK;

@@ -69,6 +69,12 @@ typedef struct pdk_found {
 } pdk_found;
 
 void pdk_resolve(const char *path, pdk_found *out);
+/* Names Paddle derives from a prefix (resolve.c), for the API calls that write them: the suffixes
+ * of a prefix's two pickles, parameters and optimizer state (paddle.static.save,
+ * fluid.save_dygraph). */
+extern const char *const pdk_state_parts[2];
+/* The combined parameters file of an inference model or jit.save: X.pdiparams. */
+extern const char *const pdk_params_suffix;
 
 /* Formats registered in this build (each module defines one). */
 extern const pdk_format pdk_format_tensor;

@@ -128,10 +128,6 @@ bool pdk_static_triple_at(const char *prefix);
 /* Fills pdmodel/json (PDCKPT_PATH_MAX each) with PREFIX's two possible program paths; returns
  * which exist (1: the .pdmodel, 2: the PIR .json, 3: both), -1 when the prefix is too long. */
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json);
-/* The suffixes of paddle.static.save's two pickles (parameters, optimizer state). */
-extern const char *const pdk_static_parts[2];
-/* The combined parameters file of an inference model or jit.save: X.pdiparams. */
-extern const char *const pdk_params_suffix;
 
 /* ---- params_info.c: `.pdiparams.info` (spec binary §3.5) ---- */
 pdckpt_status pdk_params_info_parse(const pdk_input *in, const pdckpt_load_options *opts,

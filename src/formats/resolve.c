@@ -23,7 +23,7 @@ static bool with_suffix(char *buf, const char *prefix, const char *ext) {
     return (size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) < PDCKPT_PATH_MAX;
 }
 
-const char *const pdk_static_parts[2] = {".pdparams", ".pdopt"};
+const char *const pdk_state_parts[2] = {".pdparams", ".pdopt"};
 const char *const pdk_params_suffix = ".pdiparams";
 
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
@@ -33,7 +33,7 @@ int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
 
 bool pdk_static_triple_at(const char *prefix) {
     char a[PDCKPT_PATH_MAX], b[PDCKPT_PATH_MAX], c[PDCKPT_PATH_MAX];
-    return with_suffix(a, prefix, pdk_static_parts[0]) && is_file(a) &&
+    return with_suffix(a, prefix, pdk_state_parts[0]) && is_file(a) &&
            pdk_static_programs(prefix, b, c) > 0;
 }
 
@@ -50,14 +50,15 @@ bool pdckpt_info_path(const char *path, char *out) {
     else
         n = snprintf(out, PDCKPT_PATH_MAX, "%.*s%s.info",
                      (int)(dot ? dot - path : (long)strlen(path)), path, pdk_params_suffix);
-    return n >= 0 && n < PDCKPT_PATH_MAX && is_file(out);
+    if (n < 0 || n >= PDCKPT_PATH_MAX) out[0] = '\0';
+    return out[0] && is_file(out);
 }
 
 /* Paddle's hint for a 1.x save_dygraph prefix: X.pdparams or X.pdopt exists, X does not. */
 static void dygraph_hint(const char *path, pdk_found *out) {
     char named[PDCKPT_PATH_MAX];
     for (int p = 0; p < 2; p++)
-        if (with_suffix(named, path, pdk_static_parts[p]) && is_file(named)) {
+        if (with_suffix(named, path, pdk_state_parts[p]) && is_file(named)) {
             pdk_fail(&out->probe, PDCKPT_ERR_NOT_FOUND, path, -1,
                      "no such file or directory, but %s exists: name the file in full", named);
             return;
