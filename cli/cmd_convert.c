@@ -237,7 +237,7 @@ static int write_params_info(const pdckpt_value *root, const char *in, const cli
                              const char *out, const char *out_program) {
     char path[PDCKPT_PATH_MAX], own[PDCKPT_PATH_MAX + 8];
     pdckpt_info_path(out, path); /* OUT.info only when OUT is a parameters file (X.pdiparams) */
-    snprintf(own, sizeof own, "%s.info", out);
+    snprintf(own, sizeof own, "%s.info", out); /* pdckpt:names-ok: is it OUT's own .info? */
     if (strcmp(path, own) != 0 || access(path, F_OK) == 0) return CLI_OK;
     pdckpt_value *info =
         out_program ? cli_info_beside_program(out_program) : cli_params_info_for(in, args);

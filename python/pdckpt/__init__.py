@@ -335,7 +335,8 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
     the names), or a 1.x directory with model_filename / params_filename."""
     if os.path.isdir(path):
         if model_filename is not None or params_filename is not None:
-            model = os.path.join(path, model_filename or "__model__")  # Paddle's default name
+            default = "__model__"  # pdckpt:names-ok: Paddle's model_filename default
+            model = os.path.join(path, model_filename or default)
             program = program or (model if os.path.isfile(model) else None)
         if params_filename is not None:
             return os.path.join(path, params_filename), program
