@@ -13,17 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static pdckpt_status join(char *buf, const char *prefix, const char *ext, pdckpt_error *err) {
-    if ((size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) >= PDCKPT_PATH_MAX)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1, "path prefix too long");
-    return PDCKPT_OK;
-}
-
 static pdckpt_status open_program(const char *prefix, const pdckpt_load_options *opts,
                                   pdckpt_program **prog, pdckpt_error *err) {
     char pm[PDCKPT_PATH_MAX], js[PDCKPT_PATH_MAX];
@@ -71,8 +60,9 @@ static pdckpt_status check_against(const pdckpt_program *prog, const pdckpt_valu
 static pdckpt_status load_part(pdckpt_value *ckpt, const char *prefix, const char *ext,
                                const pdckpt_load_options *opts, pdckpt_error *err) {
     char path[PDCKPT_PATH_MAX];
-    PDK_TRY(join(path, prefix, ext, err));
-    if (ext == pdk_state_parts[1] && !is_file(path)) return PDCKPT_OK; /* static.load allows it */
+    PDK_TRY(pdk_path_join_suffix(path, "", prefix, ext, err));
+    if (ext == pdk_state_parts[1] && !pdk_is_file(path))
+        return PDCKPT_OK; /* static.load allows it */
     pdckpt_load_options po = *opts;
     po.format = PDCKPT_FORMAT_PICKLE;
     po.program_path = NULL;
@@ -131,7 +121,7 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
                             "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
-        PDK_TRY(join(path, prefix, pdk_state_parts[p], err));
+        PDK_TRY(pdk_path_join_suffix(path, "", prefix, pdk_state_parts[p], err));
         PDK_TRY(pdckpt_save_file(tree, path, &so, err));
     }
     return PDCKPT_OK;

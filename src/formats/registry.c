@@ -53,17 +53,12 @@ bool pdckpt_format_can_save(pdckpt_format format) {
     return f && (f->save || f->save_dir);
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 pdckpt_format pdk_format_named_by(const char *path) {
     const pdk_format *best = NULL;
     size_t            best_len = 0;
     for (size_t i = 0; path && i < N_REGISTERED; i++)
         for (const char *const *s = registered[i]->suffixes; s && *s; s++)
-            if (ends_with(path, *s) && strlen(*s) > best_len) {
+            if (pdk_ends_with(path, *s) && strlen(*s) > best_len) {
                 best = registered[i];
                 best_len = strlen(*s);
             }

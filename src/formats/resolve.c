@@ -13,28 +13,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* `prefix` + `ext` into buf (PDCKPT_PATH_MAX); false when too long. */
-static bool with_suffix(char *buf, const char *prefix, const char *ext) {
-    return (size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) < PDCKPT_PATH_MAX;
-}
-
 const char *const pdk_state_parts[2] = {".pdparams", ".pdopt"};
 const char *const pdk_params_suffix = ".pdiparams";
 
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
-    if (!with_suffix(pdmodel, prefix, ".pdmodel") || !with_suffix(json, prefix, ".json")) return -1;
-    return (is_file(pdmodel) ? 1 : 0) | (is_file(json) ? 2 : 0);
+    if (pdk_path_join_suffix(pdmodel, "", prefix, ".pdmodel", NULL) != PDCKPT_OK ||
+        pdk_path_join_suffix(json, "", prefix, ".json", NULL) != PDCKPT_OK)
+        return -1;
+    return (pdk_is_file(pdmodel) ? 1 : 0) | (pdk_is_file(json) ? 2 : 0);
 }
 
 bool pdk_static_triple_at(const char *prefix) {
     char a[PDCKPT_PATH_MAX], b[PDCKPT_PATH_MAX], c[PDCKPT_PATH_MAX];
-    return with_suffix(a, prefix, pdk_state_parts[0]) && is_file(a) &&
-           pdk_static_programs(prefix, b, c) > 0;
+    return pdk_path_join_suffix(a, "", prefix, pdk_state_parts[0], NULL) == PDCKPT_OK &&
+           pdk_is_file(a) && pdk_static_programs(prefix, b, c) > 0;
 }
 
 bool pdckpt_info_path(const char *path, char *out) {
@@ -51,14 +43,15 @@ bool pdckpt_info_path(const char *path, char *out) {
         n = snprintf(out, PDCKPT_PATH_MAX, "%.*s%s.info",
                      (int)(dot ? dot - path : (long)strlen(path)), path, pdk_params_suffix);
     if (n < 0 || n >= PDCKPT_PATH_MAX) out[0] = '\0';
-    return out[0] && is_file(out);
+    return out[0] && pdk_is_file(out);
 }
 
 /* Paddle's hint for a 1.x save_dygraph prefix: X.pdparams or X.pdopt exists, X does not. */
 static void dygraph_hint(const char *path, pdk_found *out) {
     char named[PDCKPT_PATH_MAX];
     for (int p = 0; p < 2; p++)
-        if (with_suffix(named, path, pdk_state_parts[p]) && is_file(named)) {
+        if (pdk_path_join_suffix(named, "", path, pdk_state_parts[p], NULL) == PDCKPT_OK &&
+            pdk_is_file(named)) {
             pdk_fail(&out->probe, PDCKPT_ERR_NOT_FOUND, path, -1,
                      "no such file or directory, but %s exists: name the file in full", named);
             return;
@@ -78,8 +71,9 @@ static void resolve_missing(const char *path, int stat_errno, pdk_found *out) {
     } else if (pdk_static_triple_at(path)) {
         out->kind = PDK_FOUND_STATIC;
         out->format = pdk_format_get(PDCKPT_FORMAT_PICKLE);
-    } else if (nothing && with_suffix(out->target, path, pdk_params_suffix) &&
-               is_file(out->target)) {
+    } else if (nothing &&
+               pdk_path_join_suffix(out->target, "", path, pdk_params_suffix, NULL) == PDCKPT_OK &&
+               pdk_is_file(out->target)) {
         out->kind = PDK_FOUND_PREFIX; /* X for a lone X.pdiparams: the file decides */
         pdk_error_reset(&out->probe);
     } else {
