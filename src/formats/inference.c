@@ -424,6 +424,7 @@ const pdk_format pdk_format_inference = {
     .name = "inference",
     .sniff_dir = inference_sniff_dir,
     .load_dir = inference_load_dir,
+    .locate = pdk_locate_inference,
 };
 
 bool pdk_params_info_beside(const char *path, char *info) {

@@ -13,12 +13,19 @@
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
 
+struct pdk_found;
+
 typedef struct pdk_format {
     pdckpt_format id;
     const char   *name;
     /* Name endings that imply this format (".pdiparams", "__params__"), NULL-terminated; the
      * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes. */
     const char *const *suffixes;
+    /* A path that does not exist but names this format's checkpoint by Paddle's convention (a
+     * prefix: "out/model" for out/model.pdmodel + out/model.pdiparams): its evidence as sniff's
+     * scores, filling `out` (kind, format, paths, target); the strongest claim wins
+     * (pdk_format_locate).  0 = not this format's, with why in out->probe for a near miss. */
+    int (*locate)(const char *path, struct pdk_found *out);
     /* File formats: evidence from the whole mapped input (sniffers only read a bounded prefix). */
     int (*sniff)(const pdk_input *in);
     pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts, pdckpt_value **out,
@@ -69,6 +76,14 @@ typedef struct pdk_found {
 } pdk_found;
 
 void pdk_resolve(const char *path, pdk_found *out);
+/* registry.c: asks every format's locate about the missing `path`; the strongest claim fills
+ * `out` (true), else out->probe holds the first near miss's reason (false). */
+bool pdk_format_locate(const char *path, pdk_found *out);
+/* The locators (resolve.c): an inference-model prefix, paddle.static.save's prefix (with
+ * Paddle's save_dygraph hint as a near miss), the prefix of a lone X.pdiparams. */
+int pdk_locate_inference(const char *path, pdk_found *out);
+int pdk_locate_static(const char *path, pdk_found *out);
+int pdk_locate_params(const char *path, pdk_found *out);
 /* Names Paddle derives from a prefix (resolve.c), for the API calls that write them: the suffixes
  * of a prefix's two pickles, parameters and optimizer state (paddle.static.save,
  * fluid.save_dygraph). */

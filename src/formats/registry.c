@@ -7,6 +7,7 @@
 #include "pdk_program.h"
 #include "pdk_sharded.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const pdk_format *const registered[] = {
@@ -117,4 +118,28 @@ pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pd
         }
     }
     return pick(best, tie, best_score, path, out, err, "directory");
+}
+
+bool pdk_format_locate(const char *path, pdk_found *out) {
+    pdk_found *trial = malloc(sizeof *trial);
+    int        best = 0;
+    if (!trial) return false; /* found nothing: the stat error stands */
+    for (size_t i = 0; i < N_REGISTERED; i++) {
+        if (!registered[i]->locate) continue;
+        memset(trial, 0, sizeof *trial);
+        pdk_error_reset(&trial->probe);
+        int score = registered[i]->locate(path, trial);
+        if (score > best) {
+            best = score;
+            pdckpt_error probe = out->probe;
+            *out = *trial;
+            out->format = registered[i];
+            out->probe = probe;
+        } else if (score <= 0 && trial->probe.status != PDCKPT_OK &&
+                   out->probe.status == PDCKPT_OK) {
+            out->probe = trial->probe;
+        }
+    }
+    free(trial);
+    return best > 0;
 }

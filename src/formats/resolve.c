@@ -46,41 +46,59 @@ bool pdckpt_info_path(const char *path, char *out) {
     return out[0] && pdk_is_file(out);
 }
 
-/* Paddle's hint for a 1.x save_dygraph prefix: X.pdparams or X.pdopt exists, X does not. */
-static void dygraph_hint(const char *path, pdk_found *out) {
+/* Whether no program exists for the prefix (neither X.pdmodel nor X.json): the inference
+ * locator then has nothing to say, and the weaker claims may speak. */
+static bool no_program(const char *path) {
+    char pm[PDCKPT_PATH_MAX], js[PDCKPT_PATH_MAX];
+    return pdk_static_programs(path, pm, js) == 0;
+}
+
+/* out/model for out/model.{pdmodel|json} + out/model.pdiparams (inference.c locates it); a near
+ * miss (the program without its parameters, two programs) keeps its reason. */
+int pdk_locate_inference(const char *path, pdk_found *out) {
+    pdckpt_status st = pdk_inference_locate(path, &out->paths, &out->probe);
+    if (st == PDCKPT_OK) {
+        out->kind = PDK_FOUND_MODEL;
+        return PDK_SNIFF_CERTAIN;
+    }
+    if (st == PDCKPT_ERR_NOT_FOUND && !out->paths.program[0]) pdk_error_reset(&out->probe);
+    return PDK_SNIFF_NO;
+}
+
+/* paddle.static.save's X (X.pdparams, X.pdopt and its program); with no program, X.pdparams or
+ * X.pdopt alone is a 1.x save_dygraph prefix: Paddle's hint to name the file in full. */
+int pdk_locate_static(const char *path, pdk_found *out) {
+    if (pdk_static_triple_at(path)) {
+        out->kind = PDK_FOUND_STATIC;
+        return PDK_SNIFF_LIKELY;
+    }
     char named[PDCKPT_PATH_MAX];
-    for (int p = 0; p < 2; p++)
+    for (int p = 0; p < 2 && no_program(path); p++)
         if (pdk_path_join_suffix(named, "", path, pdk_state_parts[p], NULL) == PDCKPT_OK &&
             pdk_is_file(named)) {
             pdk_fail(&out->probe, PDCKPT_ERR_NOT_FOUND, path, -1,
                      "no such file or directory, but %s exists: name the file in full", named);
-            return;
+            break;
         }
+    return PDK_SNIFF_NO;
 }
 
-/* A path that does not exist: an inference-model prefix, else paddle.static.save's prefix, else
- * the prefix of a lone parameters file, else nothing (the stat error stands unless a program was
- * found and something else is wrong, or Paddle's save_dygraph hint applies). */
+/* X for a lone X.pdiparams (no program beside it): the file decides what it is. */
+int pdk_locate_params(const char *path, pdk_found *out) {
+    if (!no_program(path) ||
+        pdk_path_join_suffix(out->target, "", path, pdk_params_suffix, NULL) != PDCKPT_OK ||
+        !pdk_is_file(out->target))
+        return PDK_SNIFF_NO;
+    out->kind = PDK_FOUND_PREFIX;
+    return PDK_SNIFF_WEAK;
+}
+
+/* A path that does not exist: what the formats' locators claim, else nothing (the stat error
+ * stands unless a near miss said why). */
 static void resolve_missing(const char *path, int stat_errno, pdk_found *out) {
-    pdckpt_status st = pdk_inference_locate(path, &out->paths, &out->probe);
-    bool          nothing = st == PDCKPT_ERR_NOT_FOUND && !out->paths.program[0];
     out->stat_errno = stat_errno;
-    if (st == PDCKPT_OK) {
-        out->kind = PDK_FOUND_MODEL;
-        out->format = pdk_format_get(PDCKPT_FORMAT_INFERENCE);
-    } else if (pdk_static_triple_at(path)) {
-        out->kind = PDK_FOUND_STATIC;
-        out->format = pdk_format_get(PDCKPT_FORMAT_PICKLE);
-    } else if (nothing &&
-               pdk_path_join_suffix(out->target, "", path, pdk_params_suffix, NULL) == PDCKPT_OK &&
-               pdk_is_file(out->target)) {
-        out->kind = PDK_FOUND_PREFIX; /* X for a lone X.pdiparams: the file decides */
-        pdk_error_reset(&out->probe);
-    } else {
-        out->kind = PDK_FOUND_MISSING;
-        if (nothing) pdk_error_reset(&out->probe);
-        if (nothing) dygraph_hint(path, out);
-    }
+    if (!pdk_format_locate(path, out)) out->kind = PDK_FOUND_MISSING;
+    out->stat_errno = stat_errno;
 }
 
 void pdk_resolve(const char *path, pdk_found *out) {
