@@ -235,11 +235,10 @@ static pdckpt_status rename_structured(pdckpt_value *info, const pdckpt_value *r
  * An existing OUT.info is never replaced. */
 static int write_params_info(const pdckpt_value *root, const char *in, const cli_load_args *args,
                              const char *out, const char *out_program) {
-    char   path[4200];
-    size_t n = strlen(out);
-    if (n < 10 || strcmp(out + n - 10, ".pdiparams") != 0 ||
-        snprintf(path, sizeof path, "%s.info", out) >= (int)sizeof path || access(path, F_OK) == 0)
-        return CLI_OK;
+    char path[PDCKPT_PATH_MAX], own[PDCKPT_PATH_MAX + 8];
+    pdckpt_info_path(out, path); /* OUT.info only when OUT is a parameters file (X.pdiparams) */
+    snprintf(own, sizeof own, "%s.info", out); /* pdckpt:names-ok: is it OUT's own .info? */
+    if (strcmp(path, own) != 0 || access(path, F_OK) == 0) return CLI_OK;
     pdckpt_value *info =
         out_program ? cli_info_beside_program(out_program) : cli_params_info_for(in, args);
     if (!info) return CLI_OK;

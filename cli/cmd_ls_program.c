@@ -27,37 +27,25 @@ static pdckpt_value *load_info(const char *path) {
     return info;
 }
 
-/* X.pdmodel / X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__. */
+/* The .info beside a program (pdckpt_info_path knows Paddle's names). */
 pdckpt_value *cli_info_beside_program(const char *program) {
-    char        path[PDCKPT_PATH_MAX + 32];
-    size_t      n = strlen(program);
-    const char *base = strrchr(program, '/');
-    base = base ? base + 1 : program;
-    if (strcmp(base, "__model__") == 0) {
-        snprintf(path, sizeof path, "%.*s__variables.info__", (int)(base - program), program);
-        return load_info(path);
-    }
-    const char *dot = strrchr(base, '.');
-    size_t      stem = dot ? (size_t)(dot - program) : n;
-    snprintf(path, sizeof path, "%.*s.pdiparams.info", (int)stem, program);
-    return load_info(path);
+    char path[PDCKPT_PATH_MAX];
+    return pdckpt_info_path(program, path) ? load_info(path) : NULL;
 }
 
+/* The .info naming the tensors at `path`: beside the parameters file, else beside the program
+ * named with --program; without one, what pdckpt_resolve found (as pdckpt_load_file does). */
 pdckpt_value *cli_params_info_for(const char *path, const cli_load_args *args) {
+    char beside[PDCKPT_PATH_MAX];
     if (args->program) {
-        char beside[PDCKPT_PATH_MAX + 8];
-        snprintf(beside, sizeof beside, "%s.info", path);
-        pdckpt_value *info = load_info(beside);
+        pdckpt_value *info = pdckpt_info_path(path, beside) ? load_info(beside) : NULL;
         return info ? info : cli_info_beside_program(args->program);
     }
-    pdckpt_inference_paths paths;
-    if (pdckpt_inference_locate(path, &paths, NULL) == PDCKPT_OK)
-        return paths.info[0] ? load_info(paths.info) : NULL;
-    size_t n = strlen(path); /* a lone X.pdiparams named by its .info (pdckpt_load_file) */
-    char   beside[PDCKPT_PATH_MAX + 8];
-    if (n < 10 || strcmp(path + n - 10, ".pdiparams") != 0) return NULL;
-    snprintf(beside, sizeof beside, "%s.info", path);
-    return load_info(beside);
+    pdckpt_resolved *r = malloc(sizeof *r);
+    pdckpt_value    *info = NULL;
+    if (r && pdckpt_resolve(path, r, NULL) == PDCKPT_OK && r->info[0]) info = load_info(r->info);
+    free(r);
+    return info;
 }
 
 const char *cli_structured_name(const pdckpt_value *info, const char *name) {

@@ -549,9 +549,30 @@ PDCKPT_API pdckpt_status pdckpt_load_memory(const void *data, size_t len,
  * which.  FORMAT when `data` starts with none of them (other formats fill the whole input). */
 PDCKPT_API pdckpt_status pdckpt_object_length(const void *data, size_t len, size_t *out,
                                               pdckpt_format *out_format, pdckpt_error *err);
-/* Detects the format of a file or directory without loading it. */
+/* Detects the format of a file or directory without loading it: the format pdckpt_load_file
+ * (default options) reports for `path`, from pdckpt_resolve. */
 PDCKPT_API pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out,
                                               pdckpt_error *err);
+
+/* What a path names, as pdckpt_load_file finds it: the one place that knows Paddle's file names
+ * (prefixes such as "out/model" for out/model.pdmodel + out/model.pdiparams, index files,
+ * parameters named by the program beside them).  Callers (the CLI, Python) ask instead of
+ * guessing from suffixes. */
+#define PDCKPT_PATH_MAX 4096 /* the longest path pdckpt_resolve and inference_locate return */
+typedef struct pdckpt_resolved {
+    pdckpt_format format;                  /* what pdckpt_load_file reports with default options */
+    char          target[PDCKPT_PATH_MAX]; /* the file or directory holding the tensors; for a
+                                            * paddle.static.save prefix, the prefix itself */
+    char program[PDCKPT_PATH_MAX];         /* the program naming the tensors, or "" */
+    char info[PDCKPT_PATH_MAX]; /* the .pdiparams.info with their structured names, or "" */
+} pdckpt_resolved;
+/* NOT_FOUND (or the stat error) when the path names nothing pdckpt can load; FORMAT when its bytes
+ * match no format (or two equally). */
+PDCKPT_API pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_error *err);
+/* The structured-names file Paddle writes beside a parameters file or its program (X.pdiparams,
+ * X.pdmodel, X.json -> X.pdiparams.info; dir/__model__ -> dir/__variables.info__): its name into
+ * `out` (PDCKPT_PATH_MAX; "" when too long), true when that file exists. */
+PDCKPT_API bool pdckpt_info_path(const char *path, char *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Saving
@@ -769,7 +790,6 @@ PDCKPT_API pdckpt_status pdckpt_program_check(const pdckpt_program *program, con
                                               const pdckpt_value *tensor, pdckpt_error *err);
 
 /* The files of an inference model found from a directory or a path prefix. */
-#define PDCKPT_PATH_MAX 4096
 typedef struct pdckpt_inference_paths {
     char program[PDCKPT_PATH_MAX];  /* the program file */
     char params[PDCKPT_PATH_MAX];   /* the combined parameter file, or "" for per-variable files */

@@ -72,6 +72,24 @@ if [[ -n "$spelled" ]]; then
   echo "style: the name-table key spelled outside include/pdckpt.h:"; echo "$spelled"; fail=1
 fi
 
+# The registry is the only place that knows format names and file-name suffixes (docs/DESIGN.md
+# "Formats"; issue 17 item 2): outside src/formats no code spells a suffix as a literal of its
+# own -- it asks pdckpt_resolve, pdckpt_format_from_path or pdckpt_info_path.  Comments, help
+# text and messages name the files for the reader and are not caught: only a literal that IS a
+# suffix (".pdparams") or builds a path from one ("%s.pdopt").  A line that must spell one says
+# why with "pdckpt:names-ok".  Not moved yet (their owners' files, listed so the list only
+# shrinks): python/pdckpt/dygraph.py and static.py build save_dygraph / static.save names.
+suffix_re='["'"'"'](%s)?(\.pdmodel|\.pdiparams|\.pdiparams\.info|\.pdparams|\.pdopt|\.safetensors|\.json|'
+suffix_re+='\.index\.json|\.pkl|\.tnum|\.distcp|\.metadata|\.info|__model__|__params__|__variables__|'
+suffix_re+='__variables\.info__|__model__\.json)["'"'"']'
+suffixes=$(cd "$root" && git grep -nE "$suffix_re" -- src cli python ':!src/formats' \
+  ':!python/pdckpt/dygraph.py' ':!python/pdckpt/static.py' 2>/dev/null \
+  | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' | grep -v 'pdckpt:names-ok' || true)
+if [[ -n "$suffixes" ]]; then
+  echo "style: a format suffix spelled outside src/formats (ask pdckpt_resolve / the registry):"
+  echo "$suffixes"; fail=1
+fi
+
 # One JSON string writer (pdckpt_json_write_string, src/core/json_text.c): no other code formats
 # a \uXXXX escape (a printf-style format that starts with one is the mark of a hand escaper).
 escapers=$(cd "$root" && git grep -nE '"\\\\u%' -- src cli python ':!src/core/json_text.c' \

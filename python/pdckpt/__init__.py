@@ -330,31 +330,23 @@ def _read_one(stream: Any) -> bytes:
     return data[:end]
 
 
-def _program_for(path: str) -> str | None:
-    for suffix in (".pdmodel", ".json"):
-        if os.path.isfile(path + suffix):
-            return path + suffix
-    return None
-
-
 def _resolve(path: str, model_filename: str | None, params_filename: str | None,
              program: str | None) -> tuple[str, str | None]:
     """Paddle's naming of inference-model files: a prefix ("inference/model" for model.pdmodel
-    + model.pdiparams) or a 1.x directory with model_filename / params_filename."""
+    + model.pdiparams), which the registry resolves (pdckpt_resolve: the one place that knows
+    the names), or a 1.x directory with model_filename / params_filename."""
     if os.path.isdir(path):
         if model_filename is not None or params_filename is not None:
-            model = os.path.join(path, model_filename or "__model__")
+            default = "__model__"  # pdckpt:names-ok: Paddle's model_filename default
+            model = os.path.join(path, model_filename or default)
             program = program or (model if os.path.isfile(model) else None)
         if params_filename is not None:
             return os.path.join(path, params_filename), program
         return path, program
-    if not os.path.exists(path) and os.path.isfile(path + ".pdiparams"):
-        return path + ".pdiparams", program or _program_for(path)
-    if not os.path.exists(path):
-        for suffix in (".pdparams", ".pdopt"):
-            if os.path.isfile(path + suffix):  # Paddle's hint for a 1.x save_dygraph prefix
-                raise _errors.make(NotFoundError, path, "no such file or directory, but "
-                                   f"{path + suffix} exists: name the file in full")
+    if not os.path.exists(path):  # a prefix; raises NotFoundError (with Paddle's hints) if none
+        _, target, found = _native.resolve(path)
+        if target != path:  # the parameters file and the program naming it
+            return target, program or found
     return path, program
 
 
@@ -383,7 +375,7 @@ def _open_tree(path: Any, cfg: dict, aligned: bool = False) -> Any:
     target, program = _resolve(path, cfg.get("model_filename"), cfg.get("params_filename"),
                                cfg.get("program"))
     if program is not None:
-        kind = "pir-json" if program.endswith(".json") else "program"
+        kind = "pir-json" if _native.format_from_path(program) == "pir-json" else "program"
         if not _native.formats()[kind][0]:
             raise UnsupportedError(f"{program}: naming the tensors of {target} needs the "
                                    f"'{kind}' format, which this build cannot read yet")

@@ -440,6 +440,31 @@ static PyObject *format_from_path(PyObject *self, PyObject *arg) {
     return PyUnicode_FromString(pdckpt_format_name(f));
 }
 
+/* pdckpt_resolve: (format name, target, program or None) -- what a path names, as load finds it. */
+static PyObject *resolve(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *fs = NULL;
+    if (!PyUnicode_FSConverter(arg, &fs)) return NULL;
+    pdckpt_resolved *r = PyMem_Malloc(sizeof *r);
+    pdckpt_error     err = PDCKPT_ERROR_INIT;
+    pdckpt_status    st = r ? pdckpt_resolve(PyBytes_AS_STRING(fs), r, &err) : PDCKPT_OK;
+    Py_DECREF(fs);
+    PyObject *out = NULL, *target = NULL, *program = NULL;
+    if (!r) {
+        PyErr_NoMemory();
+    } else if (st != PDCKPT_OK) {
+        pyn_raise(&err);
+    } else if ((target = PyUnicode_DecodeFSDefault(r->target)) != NULL &&
+               (program = r->program[0] ? PyUnicode_DecodeFSDefault(r->program)
+                                        : Py_NewRef(Py_None)) != NULL) {
+        out = Py_BuildValue("(sOO)", pdckpt_format_name(r->format), target, program);
+    }
+    Py_XDECREF(target);
+    Py_XDECREF(program);
+    PyMem_Free(r);
+    return out;
+}
+
 /* {name: (can_load, can_save)} for every format this build knows. */
 static PyObject *formats(PyObject *self, PyObject *unused) {
     (void)self;
@@ -493,6 +518,7 @@ static PyMethodDef module_methods[] = {
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"parse_size", parse_size, METH_O, "a shard size such as '5GB' in bytes"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
+    {"resolve", resolve, METH_O, "(format, target, program or None): what a path names"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
     {"dtype_codes", dtype_codes, METH_NOARGS, "{dtype name: pdckpt dtype number}"},
     {"object_length", object_length, METH_O, "length of the first object in bytes, or None"},

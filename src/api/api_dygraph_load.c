@@ -97,15 +97,15 @@ pdckpt_status pdckpt_load_dygraph(const char *model_path, const pdckpt_load_opti
     if (!model_path || strlen(model_path) >= sizeof prefix)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "model_path is NULL or too long");
     snprintf(prefix, sizeof prefix, "%s", model_path);
-    if (!strip_suffix(prefix, ".pdparams")) strip_suffix(prefix, ".pdopt");
+    if (!strip_suffix(prefix, pdk_state_parts[0])) strip_suffix(prefix, pdk_state_parts[1]);
     struct stat st;
-    snprintf(path, sizeof path, "%s.pdparams", prefix);
+    snprintf(path, sizeof path, "%s%s", prefix, pdk_state_parts[0]);
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, path, -1,
                         "expected the parameter file of a save_dygraph checkpoint, found none");
     pdckpt_value *p = NULL, *q = NULL;
     PDK_TRY(load_one(path, opts, keep_name_table, &p, err));
-    snprintf(path, sizeof path, "%s.pdopt", prefix);
+    snprintf(path, sizeof path, "%s%s", prefix, pdk_state_parts[1]);
     if (stat(path, &st) == 0) {
         pdckpt_status status = load_one(path, opts, keep_name_table, &q, err);
         if (status != PDCKPT_OK) {

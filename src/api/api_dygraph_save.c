@@ -48,8 +48,8 @@ pdckpt_status pdckpt_save_dygraph(const pdckpt_value *params, const pdckpt_value
                         "nothing to save (params and opt are both NULL)");
     pdckpt_save_options opts;
     PDK_TRY(pdk_save_options_take(given, &opts, err));
-    if (params) PDK_TRY(save_state(params, model_path, ".pdparams", &opts, err));
-    if (opt) PDK_TRY(save_state(opt, model_path, ".pdopt", &opts, err));
+    if (params) PDK_TRY(save_state(params, model_path, pdk_state_parts[0], &opts, err));
+    if (opt) PDK_TRY(save_state(opt, model_path, pdk_state_parts[1], &opts, err));
     return PDCKPT_OK;
 }
 

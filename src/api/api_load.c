@@ -8,6 +8,7 @@
 #include "../formats/pickle/pickle.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -87,27 +88,23 @@ static pdckpt_status load_with_program(const char *path, bool is_dir,
     return st;
 }
 
-/* A path that does not exist may be an inference model prefix ("out/model" for out/model.pdmodel
- * or out/model.json + out/model.pdiparams); otherwise the stat error stands. */
-static pdckpt_status load_missing(const char *path, int stat_errno, const pdckpt_load_options *opts,
-                                  pdckpt_value **out, pdckpt_format *out_format,
-                                  pdckpt_error *err) {
-    pdckpt_inference_paths paths;
-    pdckpt_error           probe = PDCKPT_ERROR_INIT;
-    pdckpt_status          st = pdk_inference_locate(path, &paths, &probe);
-    if (st != PDCKPT_OK && pdk_static_triple_at(path)) { /* paddle.static.save's X.pdparams... */
+/* A path that does not exist, resolved (an inference model prefix, paddle.static.save's prefix,
+ * or nothing: then the stat error stands unless a program was found and something else failed). */
+static pdckpt_status load_missing(const char *path, const pdk_found *found,
+                                  const pdckpt_load_options *opts, pdckpt_value **out,
+                                  pdckpt_format *out_format, pdckpt_error *err) {
+    pdckpt_status st;
+    if (found->kind == PDK_FOUND_STATIC) { /* paddle.static.save's X.pdparams... */
         st = pdckpt_static_load(path, opts, out, err);
-        if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_PICKLE;
-        return st;
+    } else if (found->kind == PDK_FOUND_MODEL) {
+        st = pdk_inference_load(path, opts, out, err);
+    } else if (found->probe.status != PDCKPT_OK) {
+        *err = found->probe;
+        return found->probe.status;
+    } else {
+        return pdk_fail_sys(err, found->stat_errno, path, "stat");
     }
-    if (st == PDCKPT_ERR_NOT_FOUND && !paths.program[0])
-        return pdk_fail_sys(err, stat_errno, path, "stat");
-    if (st != PDCKPT_OK) {
-        *err = probe;
-        return st;
-    }
-    st = pdk_inference_load(path, opts, out, err);
-    if (st == PDCKPT_OK && out_format) *out_format = PDCKPT_FORMAT_INFERENCE;
+    if (st == PDCKPT_OK && out_format) *out_format = found->format->id;
     return st;
 }
 
@@ -171,6 +168,43 @@ static pdckpt_status load_info_named(const char *path, const char *info,
     return st;
 }
 
+/* Loads what pdk_resolve found at `path`; options may override what the name implies. */
+static pdckpt_status load_found(const char *path, const pdk_found *found, pdckpt_load_options *opts,
+                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    if (found->kind == PDK_FOUND_MISSING || found->kind == PDK_FOUND_MODEL ||
+        found->kind == PDK_FOUND_STATIC)
+        return load_missing(path, found, opts, out, out_format, err);
+    if (found->kind == PDK_FOUND_DIR) return load_dir(path, opts, out, out_format, err);
+    bool by_name = opts->format == PDCKPT_FORMAT_AUTO && !opts->names;
+    if (opts->format == PDCKPT_FORMAT_AUTO && found->kind == PDK_FOUND_INDEX)
+        opts->format = found->format->id;
+    if (opts->format == PDCKPT_FORMAT_SAFETENSORS_SHARDED ||
+        opts->format == PDCKPT_FORMAT_PICKLE_SHARDED) /* the index file of a sharded checkpoint */
+        return load_dir(path, opts, out, out_format, err);
+    if (by_name && found->kind == PDK_FOUND_BESIDE) /* a lone X.pdiparams: named by its program */
+        return load_beside(&found->paths, opts, out, out_format, err);
+    /* a zero-copy open of a pdckpt-written pickle: its index when it belongs to the file as it is
+     * now (docs/pickles.md); verify and reads always parse */
+    struct stat st;
+    if (opts->zero_copy && !opts->verify && !opts->names && !opts->progress &&
+        (opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE) &&
+        stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        pdk_pickle_index_load(path, &st, opts, out)) {
+        if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
+        return PDCKPT_OK;
+    }
+    if (by_name && found->kind == PDK_FOUND_INFO) /* or by the .pdiparams.info beside it */
+        return load_info_named(path, found->info, opts, out, out_format, err);
+    pdk_input in;
+    PDK_TRY(pdk_input_open_load(path, opts, &in, err));
+    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
+    in.relayout = opts->require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
+    pdckpt_status status = load_input(&in, opts, out, out_format, err);
+    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
+    pdk_input_close(&in);
+    return status;
+}
+
 pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -179,41 +213,24 @@ pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *give
     pdckpt_load_options opts;
     PDK_TRY(pdk_load_options_take(given, &opts, err));
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT && !opts.program_path)
-            return load_missing(path, errno, &opts, out, out_format, err);
-        return pdk_fail_sys(err, errno, path, "stat");
-    }
-    if (opts.program_path)
+    if (opts.program_path) {
+        if (stat(path, &st) != 0) return pdk_fail_sys(err, errno, path, "stat");
         return load_with_program(path, S_ISDIR(st.st_mode), &opts, out, out_format, err);
-    if (S_ISDIR(st.st_mode)) return load_dir(path, &opts, out, out_format, err);
-    if (opts.format == PDCKPT_FORMAT_AUTO && pdk_sharded_for_index_name(path))
-        opts.format = pdk_sharded_for_index_name(path)->id;
-    if (opts.format == PDCKPT_FORMAT_SAFETENSORS_SHARDED ||
-        opts.format == PDCKPT_FORMAT_PICKLE_SHARDED) /* the index file of a sharded checkpoint */
-        return load_dir(path, &opts, out, out_format, err);
-    pdckpt_inference_paths paths; /* a lone X.pdiparams: named by the program beside it */
-    if (opts.format == PDCKPT_FORMAT_AUTO && !opts.names &&
-        pdk_inference_params_beside(path, &paths))
-        return load_beside(&paths, &opts, out, out_format, err);
-    /* a zero-copy open of a pdckpt-written pickle: its index when it belongs to the file as it is
-     * now (docs/pickles.md); verify and reads always parse */
-    if (opts.zero_copy && !opts.verify && !opts.names && !opts.progress && S_ISREG(st.st_mode) &&
-        (opts.format == PDCKPT_FORMAT_AUTO || opts.format == PDCKPT_FORMAT_PICKLE) &&
-        pdk_pickle_index_load(path, &st, &opts, out)) {
-        if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
-        return PDCKPT_OK;
     }
-    char info[PDCKPT_PATH_MAX]; /* or by the .pdiparams.info beside it */
-    if (opts.format == PDCKPT_FORMAT_AUTO && !opts.names && pdk_params_info_beside(path, info))
-        return load_info_named(path, info, &opts, out, out_format, err);
-    pdk_input in;
-    PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
-    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
-    in.relayout = opts.require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
-    pdckpt_status status = load_input(&in, &opts, out, out_format, err);
-    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
-    pdk_input_close(&in);
+    pdk_found *found = malloc(sizeof *found); /* ~20 KiB of paths: not on the stack */
+    if (!found) return pdk_fail_nomem(err, "path resolution");
+    pdk_resolve(path, found);
+    if (found->kind == PDK_FOUND_PREFIX) { /* X for X.pdiparams: load that file */
+        char *target = strdup(found->target);
+        if (target) pdk_resolve(target, found);
+        pdckpt_status status = target ? load_found(target, found, &opts, out, out_format, err)
+                                      : pdk_fail_nomem(err, "path resolution");
+        free(target);
+        free(found);
+        return status;
+    }
+    pdckpt_status status = load_found(path, found, &opts, out, out_format, err);
+    free(found);
     return status;
 }
 
@@ -261,25 +278,17 @@ pdckpt_status pdckpt_object_length(const void *data, size_t len, size_t *out,
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_error *err) {
-    pdckpt_error local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_error_reset(err);
-    if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
-    const pdk_format      *f = NULL;
-    pdckpt_inference_paths paths;
-    pdckpt_error           probe = PDCKPT_ERROR_INIT;
-    if (pdk_is_directory(path)) {
-        PDK_TRY(pdk_format_detect_dir(path, &f, err));
-    } else if (pdk_sharded_for_index_name(path)) {
-        f = pdk_sharded_for_index_name(path);
-    } else if (access(path, F_OK) != 0 && pdk_inference_locate(path, &paths, &probe) == PDCKPT_OK) {
-        *out = PDCKPT_FORMAT_INFERENCE; /* an inference model prefix */
-        return PDCKPT_OK;
-    } else if (pdk_inference_params_beside(path, &paths)) {
-        *out = PDCKPT_FORMAT_INFERENCE; /* parameters named by the program beside them */
-        return PDCKPT_OK;
-    } else {
+/* The format of what was found: the kind's, else the directory's or the bytes' evidence. */
+static pdckpt_status found_format(const char *path, const pdk_found *found, pdckpt_format *out,
+                                  pdckpt_error *err) {
+    const pdk_format *f = found->format;
+    if (found->kind == PDK_FOUND_MISSING && found->probe.status != PDCKPT_OK) {
+        *err = found->probe;
+        return found->probe.status;
+    }
+    if (found->kind == PDK_FOUND_MISSING) return pdk_fail_sys(err, found->stat_errno, path, "stat");
+    if (found->kind == PDK_FOUND_DIR) PDK_TRY(pdk_format_detect_dir(path, &f, err));
+    if (found->kind == PDK_FOUND_FILE) {
         pdk_input in;
         PDK_TRY(pdk_input_open_file(path, false, NULL, &in, err));
         pdckpt_status st = pdk_format_detect_input(&in, &f, err);
@@ -288,4 +297,66 @@ pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_
     }
     *out = f->id;
     return PDCKPT_OK;
+}
+
+static void found_paths(const char *path, const pdk_found *found, pdckpt_resolved *out) {
+    const char *target = path, *program = "", *info = "";
+    if (found->kind == PDK_FOUND_MODEL)
+        target = found->paths.params[0] ? found->paths.params : found->paths.vars_dir;
+    if (found->kind == PDK_FOUND_MODEL || found->kind == PDK_FOUND_BESIDE) {
+        program = found->paths.program;
+        info = found->paths.info;
+    }
+    if (found->kind == PDK_FOUND_INFO) info = found->info;
+    snprintf(out->target, sizeof out->target, "%s", target);
+    snprintf(out->program, sizeof out->program, "%s", program);
+    snprintf(out->info, sizeof out->info, "%s", info);
+}
+
+/* An inference model's directory: its program and .info (the directory holds the tensors). */
+static void found_model_dir(const char *path, pdk_found *found, pdckpt_resolved *out) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    if (pdk_inference_locate(path, &found->paths, &scratch) != PDCKPT_OK) return;
+    snprintf(out->program, sizeof out->program, "%s", found->paths.program);
+    snprintf(out->info, sizeof out->info, "%s", found->paths.info);
+}
+
+pdckpt_status pdckpt_resolve(const char *path, pdckpt_resolved *out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
+    memset(out, 0, sizeof *out);
+    pdk_found *found = malloc(sizeof *found);
+    if (!found) return pdk_fail_nomem(err, "path resolution");
+    pdk_resolve(path, found);
+    char *prefixed = found->kind == PDK_FOUND_PREFIX ? strdup(found->target) : NULL;
+    if (prefixed) { /* X for X.pdiparams: what that file is */
+        pdk_resolve(prefixed, found);
+        path = prefixed;
+    }
+    pdckpt_status st = found_format(path, found, &out->format, err);
+    if (st == PDCKPT_OK) found_paths(path, found, out);
+    if (st == PDCKPT_OK && found->kind == PDK_FOUND_DIR && out->format == PDCKPT_FORMAT_INFERENCE)
+        found_model_dir(path, found, out);
+    char pm[PDCKPT_PATH_MAX];
+    if (st == PDCKPT_OK && found->kind == PDK_FOUND_STATIC &&
+        pdk_static_programs(path, pm, out->program) == 1)
+        snprintf(out->program, sizeof out->program, "%s", pm); /* its program, for the record */
+    free(prefixed);
+    free(found);
+    return st;
+}
+
+pdckpt_status pdckpt_detect_format(const char *path, pdckpt_format *out, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!path || !out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path/out is NULL");
+    pdckpt_resolved *r = malloc(sizeof *r);
+    if (!r) return pdk_fail_nomem(err, "path resolution");
+    pdckpt_status st = pdckpt_resolve(path, r, err);
+    if (st == PDCKPT_OK) *out = r->format;
+    free(r);
+    return st;
 }

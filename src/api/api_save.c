@@ -9,16 +9,11 @@
 
 #include <string.h>
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 pdckpt_format pdckpt_format_from_path(const char *path) {
     if (!path) return PDCKPT_FORMAT_AUTO;
     pdckpt_format f = pdk_format_named_by(path);
     if (f != PDCKPT_FORMAT_AUTO) return f;
-    if (pdk_is_directory(path) || ends_with(path, "/")) return PDCKPT_FORMAT_VARS_DIR;
+    if (pdk_is_directory(path) || pdk_ends_with(path, "/")) return PDCKPT_FORMAT_VARS_DIR;
     return PDCKPT_FORMAT_AUTO;
 }
 

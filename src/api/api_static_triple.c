@@ -13,37 +13,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static bool is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static pdckpt_status join(char *buf, const char *prefix, const char *ext, pdckpt_error *err) {
-    if ((size_t)snprintf(buf, PDCKPT_PATH_MAX, "%s%s", prefix, ext) >= PDCKPT_PATH_MAX)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1, "path prefix too long");
-    return PDCKPT_OK;
-}
-
-bool pdk_static_triple_at(const char *prefix) {
-    char a[PDCKPT_PATH_MAX], b[PDCKPT_PATH_MAX], c[PDCKPT_PATH_MAX];
-    if (join(a, prefix, ".pdparams", NULL) || join(b, prefix, ".pdmodel", NULL) ||
-        join(c, prefix, ".json", NULL))
-        return false;
-    return is_file(a) && (is_file(b) || is_file(c));
-}
-
 static pdckpt_status open_program(const char *prefix, const pdckpt_load_options *opts,
                                   pdckpt_program **prog, pdckpt_error *err) {
     char pm[PDCKPT_PATH_MAX], js[PDCKPT_PATH_MAX];
-    PDK_TRY(join(pm, prefix, ".pdmodel", err));
-    PDK_TRY(join(js, prefix, ".json", err));
-    if (is_file(pm) && is_file(js))
+    int  found = pdk_static_programs(prefix, pm, js);
+    if (found < 0) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1, "path prefix too long");
+    if (found == 3)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
                         "expected one program for the static save, found both %s and %s", pm, js);
     pdckpt_load_options po = *opts;
     po.format = PDCKPT_FORMAT_AUTO;
     po.program_path = NULL;
-    return pdckpt_program_load_file(is_file(pm) ? pm : js, &po, prog, err);
+    return pdckpt_program_load_file(found == 1 ? pm : js, &po, prog, err);
 }
 
 /* Every variable the program selects is in X.pdparams or X.pdopt, as declared; every tensor of
@@ -79,8 +60,9 @@ static pdckpt_status check_against(const pdckpt_program *prog, const pdckpt_valu
 static pdckpt_status load_part(pdckpt_value *ckpt, const char *prefix, const char *ext,
                                const pdckpt_load_options *opts, pdckpt_error *err) {
     char path[PDCKPT_PATH_MAX];
-    PDK_TRY(join(path, prefix, ext, err));
-    if (strcmp(ext, ".pdopt") == 0 && !is_file(path)) return PDCKPT_OK; /* static.load allows it */
+    PDK_TRY(pdk_path_join_suffix(path, "", prefix, ext, err));
+    if (ext == pdk_state_parts[1] && !pdk_is_file(path))
+        return PDCKPT_OK; /* static.load allows it */
     pdckpt_load_options po = *opts;
     po.format = PDCKPT_FORMAT_PICKLE;
     po.program_path = NULL;
@@ -109,8 +91,8 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
     PDK_TRY(open_program(prefix, opts, &prog, err));
     pdckpt_value *ckpt = pdckpt_value_new_container(opts->allocator, PDCKPT_KIND_DICT);
     pdckpt_status st = ckpt ? PDCKPT_OK : pdk_fail_nomem(err, "static checkpoint");
-    if (st == PDCKPT_OK) st = load_part(ckpt, prefix, ".pdparams", opts, err);
-    if (st == PDCKPT_OK) st = load_part(ckpt, prefix, ".pdopt", opts, err);
+    for (int p = 0; p < 2 && st == PDCKPT_OK; p++)
+        st = load_part(ckpt, prefix, pdk_state_parts[p], opts, err);
     if (st == PDCKPT_OK) st = check_against(prog, ckpt, prefix, err);
     pdckpt_program_free(prog);
     if (st != PDCKPT_OK) {
@@ -131,15 +113,15 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
     pdckpt_save_options so;
     PDK_TRY(pdk_save_options_take(given, &so, err));
     so.format = PDCKPT_FORMAT_PICKLE;
-    static const char *const parts[] = {"pdparams", "pdopt"};
     for (int p = 0; p < 2; p++) {
-        const pdckpt_value *tree = pdckpt_dict_get(ckpt, parts[p]);
+        const char         *part = pdk_state_parts[p] + 1; /* the dict key: no dot */
+        const pdckpt_value *tree = pdckpt_dict_get(ckpt, part);
         if (!tree && p == 1) continue;
         if (!tree || pdckpt_value_kind(tree) != PDCKPT_KIND_DICT)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, prefix, -1,
-                            "expected the checkpoint to be a dict with a \"%s\" dict", parts[p]);
+                            "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
-        PDK_TRY(join(path, prefix, p ? ".pdopt" : ".pdparams", err));
+        PDK_TRY(pdk_path_join_suffix(path, "", prefix, pdk_state_parts[p], err));
         PDK_TRY(pdckpt_save_file(tree, path, &so, err));
     }
     return PDCKPT_OK;

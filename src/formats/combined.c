@@ -116,6 +116,7 @@ const pdk_format pdk_format_combined = {
     .id = PDCKPT_FORMAT_COMBINED,
     .name = "combined",
     .suffixes = (const char *const[]){".pdiparams", "__params__", "__variables__", NULL},
+    .locate = pdk_locate_params, /* X for a lone X.pdiparams (resolve.c) */
     .sniff = combined_sniff,
     .load = combined_load,
     .save = combined_save,

@@ -19,11 +19,6 @@
 
 /* ---- locating ---- */
 
-static bool is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Whether `name` is a regular file beneath `dir` (no "..", no absolute name, no link). */
 static bool beneath_is_file(const char *dir, const char *name) {
     int  dfd = open(*dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
@@ -32,30 +27,16 @@ static bool beneath_is_file(const char *dir, const char *name) {
     return yes;
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-static pdckpt_status join(char *out, const char *dir, const char *name, const char *suffix,
-                          pdckpt_error *err) {
-    int n = snprintf(out, PDCKPT_PATH_MAX, "%s%s%s%s", dir, *dir ? "/" : "", name, suffix);
-    if (n < 0 || n >= PDCKPT_PATH_MAX)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, dir, -1, "path too long: %s/%s%s", dir, name,
-                        suffix);
-    return PDCKPT_OK;
-}
-
 /* Fills params/info for a program at `out->program` whose parameters may be `params` (NULL or
  * absent: per-variable files in `dir`). */
 static pdckpt_status fill_params(const char *dir, const char *params, const char *info,
                                  pdckpt_inference_paths *out, pdckpt_error *err) {
     out->params[0] = out->info[0] = out->vars_dir[0] = '\0';
-    if (params) PDK_TRY(join(out->params, dir, params, "", err));
-    if (params && !is_file(out->params)) out->params[0] = '\0';
+    if (params) PDK_TRY(pdk_path_join_suffix(out->params, dir, params, "", err));
+    if (params && !pdk_is_file(out->params)) out->params[0] = '\0';
     if (!out->params[0]) snprintf(out->vars_dir, PDCKPT_PATH_MAX, "%s", dir);
-    if (info) PDK_TRY(join(out->info, dir, info, "", err));
-    if (info && !is_file(out->info)) out->info[0] = '\0';
+    if (info) PDK_TRY(pdk_path_join_suffix(out->info, dir, info, "", err));
+    if (info && !pdk_is_file(out->info)) out->info[0] = '\0';
     return PDCKPT_OK;
 }
 
@@ -69,10 +50,10 @@ static bool locate_fixed(const char *dir, pdckpt_inference_paths *out, pdckpt_er
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         char params[PDCKPT_PATH_MAX];
-        if (join(out->program, dir, table[i][0], "", err) != PDCKPT_OK ||
-            (table[i][1] && join(params, dir, table[i][1], "", err) != PDCKPT_OK))
+        if (pdk_path_join_suffix(out->program, dir, table[i][0], "", err) != PDCKPT_OK ||
+            (table[i][1] && pdk_path_join_suffix(params, dir, table[i][1], "", err) != PDCKPT_OK))
             return false;
-        if (!is_file(out->program) || (table[i][1] && !is_file(params))) continue;
+        if (!pdk_is_file(out->program) || (table[i][1] && !pdk_is_file(params))) continue;
         return fill_params(dir, table[i][1], table[i][2], out, err) == PDCKPT_OK;
     }
     return false;
@@ -101,7 +82,7 @@ static void consider(const char *dir, const char *entry, size_t stem_len, stem_s
     stem[stem_len] = '\0';
     if (sc->n++ == 0) snprintf(sc->first, sizeof sc->first, "%s", stem);
     if (snprintf(params, sizeof params, "%s/%s.pdiparams", dir, stem) < (int)sizeof params &&
-        is_file(params) && sc->n_with_params++ == 0)
+        pdk_is_file(params) && sc->n_with_params++ == 0)
         snprintf(sc->with_params, sizeof sc->with_params, "%s", stem);
 }
 
@@ -115,9 +96,9 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
     while ((de = readdir(d)) != NULL) {
         char   full[PDCKPT_PATH_MAX];
         size_t n = strlen(de->d_name), k = strlen(suffix);
-        if (de->d_name[0] == '.' || !ends_with(de->d_name, suffix) ||
+        if (de->d_name[0] == '.' || !pdk_ends_with(de->d_name, suffix) ||
             snprintf(full, sizeof full, "%s/%s", dir, de->d_name) >= (int)sizeof full ||
-            !is_file(full) || (strcmp(suffix, ".json") == 0 && !is_pir_file(full)))
+            !pdk_is_file(full) || (strcmp(suffix, ".json") == 0 && !is_pir_file(full)))
             continue;
         consider(dir, de->d_name, n - k, &sc);
     }
@@ -131,7 +112,7 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
     if (sc.n == 0) return PDCKPT_OK;
     const char *stem = sc.n == 1 ? sc.first : sc.with_params;
     char        params[PDCKPT_PATH_MAX], info[PDCKPT_PATH_MAX];
-    PDK_TRY(join(out->program, dir, stem, suffix, err));
+    PDK_TRY(pdk_path_join_suffix(out->program, dir, stem, suffix, err));
     snprintf(params, sizeof params, "%s.pdiparams", stem);
     snprintf(info, sizeof info, "%s.pdiparams.info", stem);
     return fill_params(dir, params, info, out, err);
@@ -158,11 +139,11 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
     snprintf(prefix, sizeof prefix, "%s", path);
     static const char *const suffixes[] = {".pdmodel", ".json", ".pdiparams"};
     for (size_t i = 0; i < 3; i++)
-        if (ends_with(prefix, suffixes[i])) prefix[strlen(prefix) - strlen(suffixes[i])] = '\0';
+        if (pdk_ends_with(prefix, suffixes[i])) prefix[strlen(prefix) - strlen(suffixes[i])] = '\0';
     char pdmodel[PDCKPT_PATH_MAX], json[PDCKPT_PATH_MAX];
-    PDK_TRY(join(pdmodel, "", prefix, ".pdmodel", err));
-    PDK_TRY(join(json, "", prefix, ".json", err));
-    bool has_pdmodel = is_file(pdmodel), has_json = is_file(json);
+    PDK_TRY(pdk_path_join_suffix(pdmodel, "", prefix, ".pdmodel", err));
+    PDK_TRY(pdk_path_join_suffix(json, "", prefix, ".json", err));
+    bool has_pdmodel = pdk_is_file(pdmodel), has_json = pdk_is_file(json);
     if (has_pdmodel && has_json)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "expected one program for the prefix, found both %s and %s; name it "
@@ -173,11 +154,11 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
                         "expected %s or %s (an inference model prefix), found neither", pdmodel,
                         json);
     snprintf(out->program, PDCKPT_PATH_MAX, "%s", has_pdmodel ? pdmodel : json);
-    PDK_TRY(join(out->params, "", prefix, ".pdiparams", err));
-    PDK_TRY(join(out->info, "", prefix, ".pdiparams.info", err));
+    PDK_TRY(pdk_path_join_suffix(out->params, "", prefix, ".pdiparams", err));
+    PDK_TRY(pdk_path_join_suffix(out->info, "", prefix, ".pdiparams.info", err));
     out->vars_dir[0] = '\0';
-    if (!is_file(out->info)) out->info[0] = '\0';
-    if (!is_file(out->params))
+    if (!pdk_is_file(out->info)) out->info[0] = '\0';
+    if (!pdk_is_file(out->params))
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, path, -1,
                         "found the program %s but no parameters %s", out->program, out->params);
     return PDCKPT_OK;
@@ -187,7 +168,7 @@ bool pdk_inference_params_beside(const char *path, pdckpt_inference_paths *out) 
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
     memset(out, 0, sizeof *out);
     if (strlen(path) >= PDCKPT_PATH_MAX - 32) return false;
-    if (ends_with(path, ".pdiparams")) return locate_prefix(path, out, &scratch) == PDCKPT_OK;
+    if (pdk_ends_with(path, ".pdiparams")) return locate_prefix(path, out, &scratch) == PDCKPT_OK;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     if (strcmp(base, "__params__") != 0 && strcmp(base, "__variables__") != 0 &&
@@ -317,7 +298,7 @@ static pdckpt_status load_var(int dfd, const char *dir, const pdk_prog_var *v,
                               const pdckpt_load_options *opts, pdckpt_value *dict,
                               pdckpt_error *err) {
     char path[PDCKPT_PATH_MAX];
-    PDK_TRY(join(path, dir, v->name, "", err));
+    PDK_TRY(pdk_path_join_suffix(path, dir, v->name, "", err));
     PDK_TRY(pdk_check_inner_name(v->name, dir, err));
     PDK_TRY(pdk_inference_check_kind(v, false, path, err));
     pdk_input     in;
@@ -443,9 +424,10 @@ const pdk_format pdk_format_inference = {
     .name = "inference",
     .sniff_dir = inference_sniff_dir,
     .load_dir = inference_load_dir,
+    .locate = pdk_locate_inference,
 };
 
 bool pdk_params_info_beside(const char *path, char *info) {
-    return ends_with(path, ".pdiparams") &&
-           snprintf(info, PDCKPT_PATH_MAX, "%s.info", path) < PDCKPT_PATH_MAX && is_file(info);
+    return pdk_ends_with(path, ".pdiparams") &&
+           snprintf(info, PDCKPT_PATH_MAX, "%s.info", path) < PDCKPT_PATH_MAX && pdk_is_file(info);
 }

@@ -13,12 +13,19 @@
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
 
+struct pdk_found;
+
 typedef struct pdk_format {
     pdckpt_format id;
     const char   *name;
     /* Name endings that imply this format (".pdiparams", "__params__"), NULL-terminated; the
      * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes. */
     const char *const *suffixes;
+    /* A path that does not exist but names this format's checkpoint by Paddle's convention (a
+     * prefix: "out/model" for out/model.pdmodel + out/model.pdiparams): its evidence as sniff's
+     * scores, filling `out` (kind, format, paths, target); the strongest claim wins
+     * (pdk_format_locate).  0 = not this format's, with why in out->probe for a near miss. */
+    int (*locate)(const char *path, struct pdk_found *out);
     /* File formats: evidence from the whole mapped input (sniffers only read a bounded prefix). */
     int (*sniff)(const pdk_input *in);
     pdckpt_status (*load)(const pdk_input *in, const pdckpt_load_options *opts, pdckpt_value **out,
@@ -44,6 +51,45 @@ pdckpt_format pdk_format_named_by(const char *path);
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
+
+/* resolve.c: what a path names, the one answer load, detect, the CLI and Python share. */
+typedef enum pdk_found_kind {
+    PDK_FOUND_FILE,    /* a file whose bytes decide the format */
+    PDK_FOUND_DIR,     /* a directory: the directory formats' evidence decides */
+    PDK_FOUND_INDEX,   /* a sharded checkpoint's index file (format set) */
+    PDK_FOUND_MODEL,   /* an inference-model prefix that does not exist itself (paths set) */
+    PDK_FOUND_STATIC,  /* paddle.static.save's prefix: X.pdparams (+ X.pdopt) and its program */
+    PDK_FOUND_BESIDE,  /* parameters named by the program beside them (paths set) */
+    PDK_FOUND_INFO,    /* an X.pdiparams named by the X.pdiparams.info beside it (info set) */
+    PDK_FOUND_PREFIX,  /* X for a lone X.pdiparams (no program): target names the file */
+    PDK_FOUND_MISSING, /* nothing: probe holds why when it is known, else stat_errno */
+} pdk_found_kind;
+
+typedef struct pdk_found {
+    pdk_found_kind         kind;
+    const pdk_format      *format; /* implied by the kind; NULL for FILE, DIR, MISSING */
+    pdckpt_inference_paths paths;
+    char                   info[PDCKPT_PATH_MAX];
+    char                   target[PDCKPT_PATH_MAX]; /* PREFIX */
+    pdckpt_error           probe;
+    int                    stat_errno;
+} pdk_found;
+
+void pdk_resolve(const char *path, pdk_found *out);
+/* registry.c: asks every format's locate about the missing `path`; the strongest claim fills
+ * `out` (true), else out->probe holds the first near miss's reason (false). */
+bool pdk_format_locate(const char *path, pdk_found *out);
+/* The locators (resolve.c): an inference-model prefix, paddle.static.save's prefix (with
+ * Paddle's save_dygraph hint as a near miss), the prefix of a lone X.pdiparams. */
+int pdk_locate_inference(const char *path, pdk_found *out);
+int pdk_locate_static(const char *path, pdk_found *out);
+int pdk_locate_params(const char *path, pdk_found *out);
+/* Names Paddle derives from a prefix (resolve.c), for the API calls that write them: the suffixes
+ * of a prefix's two pickles, parameters and optimizer state (paddle.static.save,
+ * fluid.save_dygraph). */
+extern const char *const pdk_state_parts[2];
+/* The combined parameters file of an inference model or jit.save: X.pdiparams. */
+extern const char *const pdk_params_suffix;
 
 /* Formats registered in this build (each module defines one). */
 extern const pdk_format pdk_format_tensor;

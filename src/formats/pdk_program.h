@@ -122,8 +122,12 @@ pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, co
 /* True when `in` starts with a whole SelectedRows stream; *end is where it ends. */
 bool pdk_selected_rows_length(const pdk_input *in, size_t *end);
 
-/* ---- api_static_triple.c: true when PREFIX.pdparams and PREFIX.pdmodel or PREFIX.json exist */
+/* ---- resolve.c: paddle.static.save's prefix ---- */
+/* True when PREFIX.pdparams and PREFIX.pdmodel or PREFIX.json exist. */
 bool pdk_static_triple_at(const char *prefix);
+/* Fills pdmodel/json (PDCKPT_PATH_MAX each) with PREFIX's two possible program paths; returns
+ * which exist (1: the .pdmodel, 2: the PIR .json, 3: both), -1 when the prefix is too long. */
+int pdk_static_programs(const char *prefix, char *pdmodel, char *json);
 
 /* ---- params_info.c: `.pdiparams.info` (spec binary §3.5) ---- */
 pdckpt_status pdk_params_info_parse(const pdk_input *in, const pdckpt_load_options *opts,

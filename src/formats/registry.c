@@ -7,6 +7,7 @@
 #include "pdk_program.h"
 #include "pdk_sharded.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const pdk_format *const registered[] = {
@@ -18,36 +19,23 @@ static const pdk_format *const registered[] = {
 };
 #define N_REGISTERED (sizeof registered / sizeof registered[0])
 
-static const char *const format_names[PDCKPT_FORMAT_COUNT] = {
-    [PDCKPT_FORMAT_AUTO] = "auto",
-    [PDCKPT_FORMAT_TENSOR] = "tensor",
-    [PDCKPT_FORMAT_COMBINED] = "combined",
-    [PDCKPT_FORMAT_VARS_DIR] = "vars-dir",
-    [PDCKPT_FORMAT_SAFETENSORS] = "safetensors",
-    [PDCKPT_FORMAT_PICKLE] = "pickle",
-    [PDCKPT_FORMAT_TNUM] = "tnum",
-    [PDCKPT_FORMAT_DYGRAPH_DIR] = "dygraph-dir",
-    [PDCKPT_FORMAT_PROGRAM] = "program",
-    [PDCKPT_FORMAT_PIR_JSON] = "pir-json",
-    [PDCKPT_FORMAT_DISTCP] = "distcp",
-    [PDCKPT_FORMAT_INFERENCE] = "inference",
-    [PDCKPT_FORMAT_SELECTED_ROWS] = "selected-rows",
-    [PDCKPT_FORMAT_SAFETENSORS_SHARDED] = "safetensors-sharded",
-    [PDCKPT_FORMAT_PICKLE_SHARDED] = "pickle-sharded",
-};
-
+/* Names live in the descriptors only; "auto" is the one name without a format behind it. */
 const char *pdckpt_format_name(pdckpt_format format) {
-    return (unsigned)format < PDCKPT_FORMAT_COUNT ? format_names[format] : "unknown";
+    if (format == PDCKPT_FORMAT_AUTO) return "auto";
+    const pdk_format *f = pdk_format_get(format);
+    return f ? f->name : "unknown";
 }
 
 pdckpt_format pdckpt_format_from_name(const char *name, bool *known) {
-    for (int f = 0; name && f < PDCKPT_FORMAT_COUNT; f++)
-        if (strcmp(format_names[f], name) == 0) {
-            if (known) *known = true;
-            return (pdckpt_format)f;
+    bool          found = name && strcmp(name, "auto") == 0;
+    pdckpt_format id = PDCKPT_FORMAT_AUTO;
+    for (size_t i = 0; name && !found && i < N_REGISTERED; i++)
+        if (strcmp(registered[i]->name, name) == 0) {
+            found = true;
+            id = registered[i]->id;
         }
-    if (known) *known = false;
-    return PDCKPT_FORMAT_AUTO;
+    if (known) *known = found;
+    return id;
 }
 
 const pdk_format *pdk_format_get(pdckpt_format id) {
@@ -66,17 +54,12 @@ bool pdckpt_format_can_save(pdckpt_format format) {
     return f && (f->save || f->save_dir);
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 pdckpt_format pdk_format_named_by(const char *path) {
     const pdk_format *best = NULL;
     size_t            best_len = 0;
     for (size_t i = 0; path && i < N_REGISTERED; i++)
         for (const char *const *s = registered[i]->suffixes; s && *s; s++)
-            if (ends_with(path, *s) && strlen(*s) > best_len) {
+            if (pdk_ends_with(path, *s) && strlen(*s) > best_len) {
                 best = registered[i];
                 best_len = strlen(*s);
             }
@@ -135,4 +118,28 @@ pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pd
         }
     }
     return pick(best, tie, best_score, path, out, err, "directory");
+}
+
+bool pdk_format_locate(const char *path, pdk_found *out) {
+    pdk_found *trial = malloc(sizeof *trial);
+    int        best = 0;
+    if (!trial) return false; /* found nothing: the stat error stands */
+    for (size_t i = 0; i < N_REGISTERED; i++) {
+        if (!registered[i]->locate) continue;
+        memset(trial, 0, sizeof *trial);
+        pdk_error_reset(&trial->probe);
+        int score = registered[i]->locate(path, trial);
+        if (score > best) {
+            best = score;
+            pdckpt_error probe = out->probe;
+            *out = *trial;
+            out->format = registered[i];
+            out->probe = probe;
+        } else if (score <= 0 && trial->probe.status != PDCKPT_OK &&
+                   out->probe.status == PDCKPT_OK) {
+            out->probe = trial->probe;
+        }
+    }
+    free(trial);
+    return best > 0;
 }

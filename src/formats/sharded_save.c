@@ -40,20 +40,15 @@ typedef struct shard_plan {
     bool   made_dir; /* the target directory is this save's: a failed save removes it */
 } shard_plan;
 
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* "out/" or an existing directory: prefix = the kind's default; "out/NAME<ext>" or
  * "out/NAME<ext>.index.json": prefix NAME in "out". */
 static pdckpt_status plan_target(shard_plan *p, const char *path, pdckpt_error *err) {
     char   index_ext[64];
     size_t cut = 0;
     snprintf(index_ext, sizeof index_ext, "%s.index.json", p->kind->ext);
-    if (ends_with(path, index_ext))
+    if (pdk_ends_with(path, index_ext))
         cut = strlen(index_ext);
-    else if (ends_with(path, p->kind->ext))
+    else if (pdk_ends_with(path, p->kind->ext))
         cut = strlen(p->kind->ext);
     if (cut == 0 || pdk_is_directory(path)) {
         snprintf(p->dir, sizeof p->dir, "%s", path);

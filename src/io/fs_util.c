@@ -96,6 +96,25 @@ bool pdk_is_directory(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool pdk_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool pdk_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+pdckpt_status pdk_path_join_suffix(char *out, const char *dir, const char *name, const char *suffix,
+                                   pdckpt_error *err) {
+    int n = snprintf(out, PDCKPT_PATH_MAX, "%s%s%s%s", dir, *dir ? "/" : "", name, suffix);
+    if (n < 0 || n >= PDCKPT_PATH_MAX)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, *dir ? dir : name, -1, "path too long: %s%s%s%s",
+                        dir, *dir ? "/" : "", name, suffix);
+    return PDCKPT_OK;
+}
+
 pdckpt_status pdk_make_dirs(const char *dir, pdckpt_error *err) {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)

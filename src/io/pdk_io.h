@@ -164,6 +164,12 @@ void pdk_remove_stale_temps(const char *path);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);
+bool pdk_is_file(const char *path); /* a regular file (after links) */
+bool pdk_ends_with(const char *s, const char *suffix);
+/* dir + "/" + name + suffix into out (PDCKPT_PATH_MAX; no "/" for an empty dir): how a prefix
+ * grows into Paddle's file names; ARGUMENT when it does not fit. */
+pdckpt_status pdk_path_join_suffix(char *out, const char *dir, const char *name, const char *suffix,
+                                   pdckpt_error *err);
 /* mkdir -p `dir`: Paddle's save ops and paddle.save create a missing directory, and so does
  * every pdckpt save (files, directory formats, static and dygraph saves). */
 pdckpt_status pdk_make_dirs(const char *dir, pdckpt_error *err);
