@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Hostile sharded-checkpoint metadata (issue: hostile files, review of the distcp registry
+entry): each case is a directory Paddle's own Metadata classes and paddle.save write, with
+values a hostile writer chooses; every load is a clear error naming the metadata file, never a
+crash (the stride case killed the process with SIGFPE before the fix)."""
+import os
+
+import pytest
+
+import pdckpt
+
+BIG = 2**63 - 2
+
+
+def _checkpoint(paddle, np, path, off, shape, glob, run, data):
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    os.makedirs(path, exist_ok=True)
+    paddle.save({"w": paddle.to_tensor(data)}, os.path.join(path, "0_0.distcp"))
+    sdm = {"w": [LocalTensorMetadata(off, shape, "float32", glob, run is not None, run)]}
+    storage = {LocalTensorIndex("w", off, run is not None, run, None, shape): "0_0.distcp"}
+    paddle.save(Metadata(sdm, storage, {}), os.path.join(path, "0.metadata"))
+    return path
+
+
+def _load_error(path):
+    with pytest.raises(pdckpt.FormatError) as e:
+        pdckpt.load(str(path))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("off,shape", [((BIG,), (4,)), ((0, BIG), (2, 4))])
+def test_offset_plus_shape_that_wraps_is_refused(tmp_path, paddle_np, off, shape):
+    """global_offset + local_shape past 2^63 wrapped to a negative end that passed the
+    inside-the-global-shape check (signed overflow)."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", off, shape, shape, None,
+                     np.zeros(4 if len(shape) == 1 else (2, 4), "float32"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "global_offset + local_shape" in msg, msg
+
+
+def test_flattened_box_whose_strides_overflow_is_refused(tmp_path, paddle_np):
+    """A flattened piece of a box of 2^64 elements: its row strides wrapped to 0 and the
+    unflattening divided by zero (SIGFPE)."""
+    paddle, np = paddle_np
+    shape = (1, 2**32, 2**32)
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0, 0, 0), shape, shape, (0, 4),
+                     np.zeros(4, "float32"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "fewer than 2^62 elements" in msg, msg
