@@ -49,3 +49,30 @@ def test_flattened_box_whose_strides_overflow_is_refused(tmp_path, paddle_np):
                      np.zeros(4, "float32"))
     msg = _load_error(ck)
     assert "0.metadata" in msg and "fewer than 2^62 elements" in msg, msg
+
+
+@pytest.mark.parametrize("v26", [False, True])
+def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
+    """A data file the metadata names is read only beneath the checkpoint directory, reached
+    without a symbolic link (docs/RELIABILITY.md, filesystem trust boundary): a link to a file
+    outside -- here a valid data file, so following it would load -- is refused, naming it; in
+    Paddle 2.6 metadata (no dtype) the dtype lookup that opens the data file refuses it too."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    if v26:  # Paddle 2.6 metadata: no dtype in LocalTensorMetadata
+        from paddle.distributed.flex_checkpoint.dcp.metadata import (
+            LocalTensorIndex, LocalTensorMetadata, Metadata)
+        m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
+        del m.__dict__["dtype"]
+        storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
+        paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+    outside = tmp_path / "outside.distcp"
+    os.rename(ck / "0_0.distcp", outside)
+    os.symlink(outside, ck / "0_0.distcp")
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert "0_0.distcp" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+    os.unlink(ck / "0_0.distcp")
+    os.rename(outside, ck / "0_0.distcp")  # the same file in place loads
+    assert pdckpt.load(str(ck))["w"].numpy().tolist() == [0, 1, 2, 3]

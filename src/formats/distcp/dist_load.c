@@ -127,7 +127,7 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     }
     const char *file = L->ix->files[f];
     char        path[4200];
-    PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
+    PDK_DTRY(pdk_dist_data_path(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only

@@ -77,6 +77,10 @@ typedef struct pdk_arena {
 void pdk_arena_init(pdk_arena *ar);
 void pdk_arena_release(pdk_arena *ar);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
+/* dir/name joined into out, once `name` is found to be a regular file beneath `dir` reached
+ * without a symbolic link (the name comes from the metadata: a link could lead anywhere). */
+pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, size_t cap,
+                                 pdckpt_error *err);
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
 
