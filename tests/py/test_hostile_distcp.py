@@ -76,3 +76,22 @@ def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
     os.unlink(ck / "0_0.distcp")
     os.rename(outside, ck / "0_0.distcp")  # the same file in place loads
     assert pdckpt.load(str(ck))["w"].numpy().tolist() == [0, 1, 2, 3]
+
+
+def test_overlapping_pieces_that_leave_a_hole_are_refused(tmp_path, paddle_np):
+    """Pieces [0, 3) and [1, 4) of a (6,) tensor add up to 6 elements, so the covered-volume
+    count passed and [4, 6) loaded as zeros without a word; overlapping pieces are an error."""
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    sdm, storage = {"w": []}, {}
+    for rank, off in enumerate((0, 1)):
+        name = f"{rank}_0.distcp"
+        paddle.save({"w": paddle.to_tensor(np.arange(3, dtype="float32") + off)}, str(ck / name))
+        sdm["w"].append(LocalTensorMetadata((off,), (3,), "float32", (6,), False, None))
+        storage[LocalTensorIndex("w", (off,), False, None, None, (3,))] = name
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "'w'" in msg and "do not overlap" in msg, msg

@@ -367,7 +367,7 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
     if (st == PDCKPT_OK) st = get_storage(&r, storage);
     if (st == PDCKPT_OK) st = check_files(&r);
     if (st == PDCKPT_OK) st = pdk_meta_unflatten(out, source, err);
-    if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, source, err);
     free(r.table);
     free(r.table_keys);
     free(r.file_slots);
