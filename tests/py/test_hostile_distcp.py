@@ -95,3 +95,50 @@ def test_overlapping_pieces_that_leave_a_hole_are_refused(tmp_path, paddle_np):
     paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
     msg = _load_error(ck)
     assert "0.metadata" in msg and "'w'" in msg and "do not overlap" in msg, msg
+
+
+def test_huge_global_shape_with_one_small_piece_allocates_nothing_big(tmp_path, paddle_np):
+    """A few hundred bytes of metadata declaring a (2^28,) float32 tensor (1 GiB) with one piece
+    of 4 elements: the load allocated and zeroed the whole tensor before finding the pieces do
+    not cover it (a (2^31,) one took 8 GiB and 17 s).  The cover is checked first: the child's
+    peak memory stays far below the declared size."""
+    import subprocess
+    import sys
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (2**28,), None,
+                     np.arange(4, dtype="float32"))
+    code = ("import resource, sys, pdckpt\n"
+            "try:\n"
+            "    pdckpt.load(sys.argv[1])\n"
+            "except pdckpt.FormatError as e:\n"
+            "    assert 'cover 4 of the 268435456 elements' in str(e), str(e)\n"
+            "else:\n"
+            "    raise SystemExit('loaded')\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
+                         env=dict(os.environ), timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert int(out.stdout.split()[-1]) < 512 << 10, out.stdout  # KiB: under 512 MiB
+
+
+def test_forged_index_sidecar_cannot_name_a_file_outside(tmp_path):
+    """The "<id>.pdkidx" sidecar is bound to its metadata by the metadata's hash, not its own:
+    a forger can rename a data file in it to "../x".  Data files are opened beneath the
+    checkpoint directory only, so that name is refused, naming it; the file outside is never
+    read."""
+    import numpy as np
+    from test_dist import mpirun
+    src = tmp_path / "src.safetensors"
+    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
+    ck = tmp_path / "ck"
+    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
+    side = next(ck.glob("*.pdkidx"))
+    data = next(ck.glob("*.distcp")).name
+    forged = "../" + data[3:]
+    blob = side.read_bytes()
+    assert blob.count(data.encode()) == 1
+    side.write_bytes(blob.replace(data.encode(), forged.encode()))
+    os.rename(ck / data, tmp_path / forged[3:])  # a valid data file where "../" leads
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert forged in str(e.value) and "'..'" in str(e.value), str(e.value)
