@@ -50,9 +50,12 @@ static int cmp_piece(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Comparisons the overlap sweep may make over one index: a column-sharded key of 8,192 pieces
- * (every dim-0 interval open at once) takes 2^25; a hostile list of far more cannot hang a load. */
-#define SWEEP_BUDGET ((uint64_t)1 << 27)
+/* Comparisons the overlap sweep may make over one index: 2^27 (a column-sharded key of 8,192
+ * pieces, every dim-0 interval open at once, takes 2^25) plus 256 per piece (every key of a model
+ * column-sharded over 256 ranks) -- linear in the metadata's size, so a hostile list of pieces
+ * cannot hang a load. */
+#define SWEEP_BASE      ((uint64_t)1 << 27)
+#define SWEEP_PER_PIECE 256u
 
 /* The sorted pieces of km overlap nowhere (overlapping pieces would let the load's covered-volume
  * count pass with a hole left as zeros): a sweep along dim 0 that compares a piece only with the
@@ -89,7 +92,8 @@ static pdckpt_status check_disjoint(const pdk_key_meta *km, uint64_t *budget, co
 }
 
 pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, const char *source, pdckpt_error *err) {
-    uint64_t budget = SWEEP_BUDGET;
+    uint64_t budget = SWEEP_BASE;
+    for (size_t k = 0; k < ix->n_keys; k++) budget += SWEEP_PER_PIECE * ix->keys[k].n_pieces;
     for (size_t k = 0; k < ix->n_keys; k++) {
         pdk_key_meta *km = &ix->keys[k];
         if (km->n_dims == 0 || km->n_pieces == 0) continue;
