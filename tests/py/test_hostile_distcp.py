@@ -116,7 +116,7 @@ def test_huge_global_shape_with_one_small_piece_allocates_nothing_big(tmp_path, 
             "    raise SystemExit('loaded')\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
-                         env=dict(os.environ), timeout=120)
+                         env=_child_env(), timeout=120)
     assert out.returncode == 0, out.stderr + out.stdout
     assert int(out.stdout.split()[-1]) < 512 << 10, out.stdout  # KiB: under 512 MiB
 
@@ -142,3 +142,11 @@ def test_forged_index_sidecar_cannot_name_a_file_outside(tmp_path):
     with pytest.raises(pdckpt.Error) as e:
         pdckpt.load(str(ck))
     assert forged in str(e.value) and "'..'" in str(e.value), str(e.value)
+
+
+def _child_env():
+    """The environment of a child Python that imports the in-tree pdckpt (another test may have
+    changed PYTHONPATH in this process)."""
+    from conftest import PY_STAGE
+    paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))

@@ -188,6 +188,14 @@ def test_huge_index_file_is_neither_read_nor_kept(saved):
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     want = repr(float(src["layer2.weight"].sum()))
     out = subprocess.run([sys.executable, "-c", code, p, want], capture_output=True, text=True,
-                         env=dict(os.environ), timeout=120)
+                         env=_child_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[-1]) < 1 << 20, out.stdout  # KiB: under 1 GiB
+
+
+def _child_env():
+    """The environment of a child Python that imports the in-tree pdckpt (another test may have
+    changed PYTHONPATH in this process)."""
+    from conftest import PY_STAGE
+    paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
