@@ -158,3 +158,44 @@ def test_reads_and_verify_never_use_the_index(saved):
     open(p + ".pdkidx", "wb").write(b"PDKIDX1\n" + b"\xff" * 200)
     assert_same(parsed(p), src)
     assert_same(parsed(p, verify=True), src)
+
+
+def test_index_with_a_name_that_is_not_utf8_is_ignored(saved):
+    """A parse refuses a key that is not UTF-8; an index holding one (hash made to match) is no
+    shortcut around that: ignored, the pickle parsed."""
+    p, src = saved
+    idx = open(p + ".pdkidx", "rb").read()
+    body = bytearray(idx[HEADER:])
+    at = body.find(b"layer1.weight")
+    assert at > 0
+    body[at + 5] = 0xFF
+    open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
+    assert_same(tree(p), src)
+
+
+def test_huge_index_file_is_neither_read_nor_kept(saved):
+    """A planted 3 GiB (sparse) "<file>.pdkidx" was read whole into memory before its size was
+    judged: the open now sizes it first (the index is at most 64 MiB) and parses the pickle; the
+    child's peak memory stays far below the file's size."""
+    import subprocess
+    import sys
+    p, src = saved
+    with open(p + ".pdkidx", "r+b") as f:
+        f.truncate(3 << 30)
+    code = ("import resource, sys, numpy as np, pdckpt\n"
+            "r = pdckpt.open(sys.argv[1])\n"
+            "assert float(np.array(r['layer2.weight']).sum()) == float(sys.argv[2])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    want = repr(float(src["layer2.weight"].sum()))
+    out = subprocess.run([sys.executable, "-c", code, p, want], capture_output=True, text=True,
+                         env=_child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) < 1 << 20, out.stdout  # KiB: under 1 GiB
+
+
+def _child_env():
+    """The environment of a child Python that imports the in-tree pdckpt (another test may have
+    changed PYTHONPATH in this process)."""
+    from conftest import PY_STAGE
+    paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))

@@ -127,7 +127,7 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     }
     const char *file = L->ix->files[f];
     char        path[4200];
-    PDK_DTRY(pdk_path_join(L->dir, file, path, sizeof path, L->err));
+    PDK_DTRY(pdk_dist_data_path(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
@@ -277,8 +277,32 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     return PDCKPT_OK;
 }
 
-static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+/* Before the box's tensor is allocated: the pieces that overlap it are in their data files with
+ * the shapes the metadata gives, and cover it whole (they do not overlap: pdk_meta_index_sort).
+ * A metadata file of a few bytes that declares a huge global shape thus costs no allocation
+ * beyond the data that is really there. */
+static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b) {
     int64_t covered = 0, off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
+    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
+        const pdk_piece *p = &km->pieces[i];
+        if (past_box(km, b, p)) break;
+        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
+            continue;
+        const pdckpt_value *value;
+        pdckpt_tensor_view  v;
+        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        covered += pdk_box_volume(b->n_dims, shape);
+    }
+    if (covered != pdk_box_volume(b->n_dims, b->shape))
+        return pdk_dist_fail(
+            L->err, PDCKPT_ERR_FORMAT, L->dir,
+            "key '%s': the stored pieces cover %lld of the %lld elements asked for", km->key,
+            (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
+    return PDCKPT_OK;
+}
+
+static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+    int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
     int64_t src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
     size_t  elem = pdckpt_dtype_size(km->dtype);
     for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
@@ -286,7 +310,6 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
         if (past_box(km, b, p)) break;
         if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
             continue;
-        if (pdk_box_volume(b->n_dims, shape) == 0) continue;
         const pdckpt_value *value;
         pdckpt_tensor_view  v;
         PDK_DTRY(stored_piece(L, km, p, &value, &v));
@@ -296,13 +319,7 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
         }
         advise(&v, b->n_dims, src_off, shape, elem);
         pdk_box_copy(b->n_dims, elem, v.data, p->shape, src_off, dst, b->shape, dst_off, shape);
-        covered += pdk_box_volume(b->n_dims, shape);
     }
-    if (covered != pdk_box_volume(b->n_dims, b->shape))
-        return pdk_dist_fail(
-            L->err, PDCKPT_ERR_FORMAT, L->dir,
-            "key '%s': the stored pieces cover %lld of the %lld elements asked for", km->key,
-            (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
     return PDCKPT_OK;
 }
 
@@ -316,6 +333,7 @@ static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdck
     pdckpt_value *t = NULL;
     PDK_DTRY(exact_piece(L, km, &b, &t));
     if (!t) {
+        PDK_DTRY(check_pieces(L, km, &b));
         PDK_DTRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
         pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);

@@ -253,7 +253,7 @@ static pdckpt_status v26_tree(v26_files *f, const char *name, const char *source
         f->trees[i] = NULL;
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
         lo.format = PDCKPT_FORMAT_PICKLE;
-        PDK_DTRY(pdk_path_join(f->dir, name, path, sizeof path, err));
+        PDK_DTRY(pdk_dist_data_path(f->dir, name, path, sizeof path, err));
         PDK_DTRY(pdckpt_load_file(path, &lo, &f->trees[i], NULL, err));
     }
     *out = f->trees[i];

@@ -50,11 +50,55 @@ static int cmp_piece(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, pdckpt_error *err) {
+/* Comparisons the overlap sweep may make over one index: 2^27 (a column-sharded key of 8,192
+ * pieces, every dim-0 interval open at once, takes 2^25) plus 256 per piece (every key of a model
+ * column-sharded over 256 ranks) -- linear in the metadata's size, so a hostile list of pieces
+ * cannot hang a load. */
+#define SWEEP_BASE      ((uint64_t)1 << 27)
+#define SWEEP_PER_PIECE 256u
+
+/* The sorted pieces of km overlap nowhere (overlapping pieces would let the load's covered-volume
+ * count pass with a hole left as zeros): a sweep along dim 0 that compares a piece only with the
+ * pieces whose dim-0 interval is still open (dist_tiling.c does the same for saves). */
+static pdckpt_status check_disjoint(const pdk_key_meta *km, uint64_t *budget, const char *source,
+                                    pdckpt_error *err) {
+    size_t *open = malloc(km->n_pieces * sizeof *open), n_open = 0;
+    int64_t o[PDCKPT_MAX_DIMS], s[PDCKPT_MAX_DIMS];
+    if (!open) return pdk_dist_nomem(err, "metadata index");
+    for (size_t i = 0; i < km->n_pieces; i++) {
+        const pdk_piece *x = &km->pieces[i];
+        size_t           kept = 0;
+        for (size_t j = 0; j < n_open; j++) {
+            const pdk_piece *y = &km->pieces[open[j]];
+            if (y->offset[0] + y->shape[0] <= x->offset[0]) continue; /* closed */
+            const char *why =
+                *budget == 0 ? "fewer pieces open along dim 0 at once"
+                : pdk_box_overlap(km->n_dims, y->offset, y->shape, x->offset, x->shape, o, s)
+                    ? "pieces that do not overlap"
+                    : NULL;
+            if (why) {
+                free(open);
+                return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
+                                     "metadata: key '%s': expected %s", km->key, why);
+            }
+            (*budget)--;
+            open[kept++] = open[j];
+        }
+        open[kept++] = i;
+        n_open = kept;
+    }
+    free(open);
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, const char *source, pdckpt_error *err) {
+    uint64_t budget = SWEEP_BASE;
+    for (size_t k = 0; k < ix->n_keys; k++) budget += SWEEP_PER_PIECE * ix->keys[k].n_pieces;
     for (size_t k = 0; k < ix->n_keys; k++) {
         pdk_key_meta *km = &ix->keys[k];
         if (km->n_dims == 0 || km->n_pieces == 0) continue;
         qsort(km->pieces, km->n_pieces, sizeof *km->pieces, cmp_piece);
+        PDK_DTRY(check_disjoint(km, &budget, source, err));
         if (!(km->reach = malloc(km->n_pieces * sizeof *km->reach)))
             return pdk_dist_nomem(err, "metadata index");
         for (size_t i = 0; i < km->n_pieces; i++) {
@@ -179,7 +223,7 @@ static pdckpt_status decode(pdk_rd *r, pdk_meta_index *ix) {
     while (ix->n_keys < n) PDK_DTRY(get_key(r, ix, &ix->keys[ix->n_keys++]));
     if (r->pos != r->len) return pdk_rd_fail(r, "unexpected bytes after the index");
     PDK_DTRY(pdk_meta_index_keys(ix, r->source, r->err));
-    return pdk_meta_index_sort(ix, r->err);
+    return pdk_meta_index_sort(ix, r->source, r->err);
 }
 
 pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char *source,

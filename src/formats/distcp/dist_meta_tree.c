@@ -190,6 +190,9 @@ static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *
         (has_global && memcmp(global, km->global_shape, (size_t)n * sizeof *global) != 0))
         return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
                              "metadata: pieces of '%s' disagree on dtype or global shape", km->key);
+    for (int32_t d = 0; d < n; d++) /* both >= 0: their sum must not wrap (hostile metadata) */
+        if (off[d] > INT64_MAX / 2 || shape[d] > INT64_MAX / 2 - off[d])
+            return bad(r, "a piece's global_offset + local_shape below 2^62");
     for (int32_t d = 0; d < n && !has_global; d++) /* old metadata: the extent of the pieces */
         if (off[d] + shape[d] > km->global_shape[d]) km->global_shape[d] = off[d] + shape[d];
     p->offset = malloc(2 * ((size_t)n + 1) * sizeof *p->offset);
@@ -364,7 +367,7 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
     if (st == PDCKPT_OK) st = get_storage(&r, storage);
     if (st == PDCKPT_OK) st = check_files(&r);
     if (st == PDCKPT_OK) st = pdk_meta_unflatten(out, source, err);
-    if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_sort(out, source, err);
     free(r.table);
     free(r.table_keys);
     free(r.file_slots);

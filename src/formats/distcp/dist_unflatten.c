@@ -65,6 +65,12 @@ static pdckpt_status cut_run(cut *c, const pdk_piece *p, pdckpt_error *err) {
 static pdckpt_status check_run(const pdk_key_meta *km, const pdk_piece *p, const char *source,
                                pdckpt_error *err) {
     int64_t volume = pdk_box_volume(km->n_dims, p->shape);
+    /* volume saturates at INT64_MAX: a box past 2^62 elements would overflow cut_run's strides */
+    if (volume > INT64_MAX / 2)
+        return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
+                             "metadata: expected the box of a flattened piece of '%s' to hold "
+                             "fewer than 2^62 elements",
+                             km->key);
     if (p->flat_begin < 0 || p->flat_begin >= p->flat_end || p->flat_end > volume)
         return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
                              "metadata: a flattened piece of '%s' has the run [%lld, %lld) of a "

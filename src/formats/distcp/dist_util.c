@@ -187,6 +187,19 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
     return PDCKPT_OK;
 }
 
+pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, size_t cap,
+                                 pdckpt_error *err) {
+    PDK_TRY(pdk_path_join(dir, name, out, cap, err));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return pdk_dist_fail_sys(err, errno, dir, "open");
+    int           fd = -1;
+    struct stat   st;
+    pdckpt_status s = pdk_open_read(dfd, name, PDK_OPEN_BENEATH, out, &fd, &st, err);
+    if (fd >= 0) close(fd);
+    close(dfd);
+    return s;
+}
+
 /* ---- arena ---- */
 
 #define ARENA_CHUNK ((size_t)4 << 20)

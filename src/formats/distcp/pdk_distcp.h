@@ -77,6 +77,10 @@ typedef struct pdk_arena {
 void pdk_arena_init(pdk_arena *ar);
 void pdk_arena_release(pdk_arena *ar);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
+/* dir/name joined into out, once `name` is found to be a regular file beneath `dir` reached
+ * without a symbolic link (the name comes from the metadata: a link could lead anywhere). */
+pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, size_t cap,
+                                 pdckpt_error *err);
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
 
@@ -248,9 +252,10 @@ pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *s
                                          pdk_meta_index *out, pdckpt_error *err);
 void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
-/* Builds the key table (a key twice is an error) and sorts every key's pieces (reach). */
+/* Builds the key table (a key twice is an error); sorts every key's pieces (reach), refusing
+ * pieces that overlap. */
 pdckpt_status pdk_meta_index_keys(pdk_meta_index *ix, const char *source, pdckpt_error *err);
-pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, pdckpt_error *err);
+pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, const char *source, pdckpt_error *err);
 /* The first piece of `km` whose dim-0 interval may reach past `begin` (pieces from there on are
  * the candidates until one starts at or after the box's dim-0 end): a binary search. */
 size_t pdk_meta_first_piece(const pdk_key_meta *km, int64_t begin);

@@ -13,16 +13,18 @@
  * parsed as always.  Loads that read (not zero_copy) and verify never use it.
  */
 #include "pickle.h"
+#include "pickle_vm.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#define IDX_MAGIC  "PDKIDX1\n"
-#define IDX_EDGE   ((size_t)64 << 10)
-#define IDX_HEADER (8 + 9 * 8)
-#define IDX_NONAME UINT64_MAX
+#define IDX_MAGIC     "PDKIDX1\n"
+#define IDX_EDGE      ((size_t)64 << 10)
+#define IDX_HEADER    (8 + 9 * 8)
+#define IDX_NONAME    UINT64_MAX
+#define IDX_MAX_BYTES ((size_t)64 << 20)
 
 enum {
     IK_NONE,
@@ -290,6 +292,7 @@ static pdckpt_value *get_tensor(idx_reader *r) {
     uint8_t        dt = 0, nd = 0;
     int64_t        dims[PDCKPT_MAX_DIMS];
     uint64_t       off = 0, n_el, n_bytes, name_len = 0;
+    size_t         bad;
     const uint8_t *name = NULL;
     pdckpt_error   quiet = PDCKPT_ERROR_INIT;
     if (pdk_cur_u8(&r->cur, &dt, "dtype") || pdk_cur_u8(&r->cur, &nd, "dims") ||
@@ -299,7 +302,7 @@ static pdckpt_value *get_tensor(idx_reader *r) {
         if (!get_u64(r, (uint64_t *)&dims[i]) || dims[i] < 0) return NULL;
     if (!get_u64(r, &off) || !get_u64(r, &name_len) ||
         (name_len != IDX_NONAME && pdk_cur_bytes(&r->cur, name_len, &name, "name")) ||
-        (name && memchr(name, 0, name_len)) ||
+        (name && (memchr(name, 0, name_len) || !pk_utf8_valid(name, name_len, &bad))) ||
         pdk_tensor_sizes((pdckpt_dtype)dt, nd, dims, &n_el, &n_bytes, &quiet) ||
         n_bytes > r->opts->max_tensor_bytes || off > r->in->len || n_bytes > r->in->len - off ||
         !charge(r, 256 + (name ? name_len : 0)))
@@ -350,6 +353,7 @@ static pdckpt_value *get_value(idx_reader *r, uint32_t depth) {
     uint8_t                 tag = 0;
     uint64_t                u = 0;
     const uint8_t          *s = NULL;
+    size_t                  bad;
     double                  f;
     if (pdk_cur_u8(&r->cur, &tag, "kind") || !charge(r, 64)) return NULL;
     switch (tag) {
@@ -363,7 +367,9 @@ static pdckpt_value *get_value(idx_reader *r, uint32_t depth) {
         return pdckpt_value_new_float(a, f);
     case IK_STRING:
     case IK_BYTES:
-        if (!get_u64(r, &u) || pdk_cur_bytes(&r->cur, u, &s, "text") || !charge(r, u)) return NULL;
+        if (!get_u64(r, &u) || pdk_cur_bytes(&r->cur, u, &s, "text") || !charge(r, u) ||
+            (tag == IK_STRING && !pk_utf8_valid(s, (size_t)u, &bad))) /* as a parse checks */
+            return NULL;
         return tag == IK_STRING ? pdckpt_value_new_string(a, (const char *)s, (size_t)u)
                                 : pdckpt_value_new_bytes(a, s, (size_t)u);
     case IK_TENSOR: return get_tensor(r);
@@ -391,13 +397,16 @@ static bool index_valid(const pdk_input *idx, const pdk_input *in, const struct 
 
 bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
                            pdckpt_value **out) {
-    char      side[4096];
-    pdk_input idx, in;
-    if (!index_path(path, side, sizeof side) ||
-        pdk_input_open_file(side, false, opts->allocator, &idx, NULL) != PDCKPT_OK)
+    char        side[4096];
+    pdk_input   idx, in;
+    struct stat sst;
+    /* sized before it is opened, and mapped, not read: a planted multi-GiB sidecar costs nothing */
+    if (!index_path(path, side, sizeof side) || stat(side, &sst) != 0 ||
+        (uint64_t)sst.st_size > IDX_MAX_BYTES ||
+        pdk_input_open_file(side, true, opts->allocator, &idx, NULL) != PDCKPT_OK)
         return false;
     pdckpt_value *tree = NULL;
-    if (idx.len <= (size_t)64 << 20 &&
+    if (idx.len >= IDX_HEADER && idx.len <= IDX_MAX_BYTES &&
         pdk_input_open_file(path, true, opts->allocator, &in, NULL) == PDCKPT_OK) {
         uint64_t   b = opts->max_alloc_bytes ? opts->max_alloc_bytes : in.len * 4 + (64u << 20);
         idx_reader r = {.in = &in, .opts = opts, .budget = b};

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Hostile sharded-checkpoint metadata (issue: hostile files, review of the distcp registry
+entry): each case is a directory Paddle's own Metadata classes and paddle.save write, with
+values a hostile writer chooses; every load is a clear error naming the metadata file, never a
+crash (the stride case killed the process with SIGFPE before the fix)."""
+import os
+
+import pytest
+
+import pdckpt
+
+BIG = 2**63 - 2
+
+
+def _checkpoint(paddle, np, path, off, shape, glob, run, data):
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    os.makedirs(path, exist_ok=True)
+    paddle.save({"w": paddle.to_tensor(data)}, os.path.join(path, "0_0.distcp"))
+    sdm = {"w": [LocalTensorMetadata(off, shape, "float32", glob, run is not None, run)]}
+    storage = {LocalTensorIndex("w", off, run is not None, run, None, shape): "0_0.distcp"}
+    paddle.save(Metadata(sdm, storage, {}), os.path.join(path, "0.metadata"))
+    return path
+
+
+def _load_error(path):
+    with pytest.raises(pdckpt.FormatError) as e:
+        pdckpt.load(str(path))
+    return str(e.value)
+
+
+@pytest.mark.parametrize("off,shape", [((BIG,), (4,)), ((0, BIG), (2, 4))])
+def test_offset_plus_shape_that_wraps_is_refused(tmp_path, paddle_np, off, shape):
+    """global_offset + local_shape past 2^63 wrapped to a negative end that passed the
+    inside-the-global-shape check (signed overflow)."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", off, shape, shape, None,
+                     np.zeros(4 if len(shape) == 1 else (2, 4), "float32"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "global_offset + local_shape" in msg, msg
+
+
+def test_flattened_box_whose_strides_overflow_is_refused(tmp_path, paddle_np):
+    """A flattened piece of a box of 2^64 elements: its row strides wrapped to 0 and the
+    unflattening divided by zero (SIGFPE)."""
+    paddle, np = paddle_np
+    shape = (1, 2**32, 2**32)
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0, 0, 0), shape, shape, (0, 4),
+                     np.zeros(4, "float32"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "fewer than 2^62 elements" in msg, msg
+
+
+@pytest.mark.parametrize("v26", [False, True])
+def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
+    """A data file the metadata names is read only beneath the checkpoint directory, reached
+    without a symbolic link (docs/RELIABILITY.md, filesystem trust boundary): a link to a file
+    outside -- here a valid data file, so following it would load -- is refused, naming it; in
+    Paddle 2.6 metadata (no dtype) the dtype lookup that opens the data file refuses it too."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    if v26:  # Paddle 2.6 metadata: no dtype in LocalTensorMetadata
+        from paddle.distributed.flex_checkpoint.dcp.metadata import (
+            LocalTensorIndex, LocalTensorMetadata, Metadata)
+        m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
+        del m.__dict__["dtype"]
+        storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
+        paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+    outside = tmp_path / "outside.distcp"
+    os.rename(ck / "0_0.distcp", outside)
+    os.symlink(outside, ck / "0_0.distcp")
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert "0_0.distcp" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+    os.unlink(ck / "0_0.distcp")
+    os.rename(outside, ck / "0_0.distcp")  # the same file in place loads
+    assert pdckpt.load(str(ck))["w"].numpy().tolist() == [0, 1, 2, 3]
+
+
+def test_overlapping_pieces_that_leave_a_hole_are_refused(tmp_path, paddle_np):
+    """Pieces [0, 3) and [1, 4) of a (6,) tensor add up to 6 elements, so the covered-volume
+    count passed and [4, 6) loaded as zeros without a word; overlapping pieces are an error."""
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    sdm, storage = {"w": []}, {}
+    for rank, off in enumerate((0, 1)):
+        name = f"{rank}_0.distcp"
+        paddle.save({"w": paddle.to_tensor(np.arange(3, dtype="float32") + off)}, str(ck / name))
+        sdm["w"].append(LocalTensorMetadata((off,), (3,), "float32", (6,), False, None))
+        storage[LocalTensorIndex("w", (off,), False, None, None, (3,))] = name
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "'w'" in msg and "do not overlap" in msg, msg
+
+
+def test_huge_global_shape_with_one_small_piece_allocates_nothing_big(tmp_path, paddle_np):
+    """A few hundred bytes of metadata declaring a (2^28,) float32 tensor (1 GiB) with one piece
+    of 4 elements: the load allocated and zeroed the whole tensor before finding the pieces do
+    not cover it (a (2^31,) one took 8 GiB and 17 s).  The cover is checked first: the child's
+    peak memory stays far below the declared size."""
+    import subprocess
+    import sys
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (2**28,), None,
+                     np.arange(4, dtype="float32"))
+    code = ("import resource, sys, pdckpt\n"
+            "try:\n"
+            "    pdckpt.load(sys.argv[1])\n"
+            "except pdckpt.FormatError as e:\n"
+            "    assert 'cover 4 of the 268435456 elements' in str(e), str(e)\n"
+            "else:\n"
+            "    raise SystemExit('loaded')\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
+                         env=_child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert int(out.stdout.split()[-1]) < 512 << 10, out.stdout  # KiB: under 512 MiB
+
+
+def test_forged_index_sidecar_cannot_name_a_file_outside(tmp_path):
+    """The "<id>.pdkidx" sidecar is bound to its metadata by the metadata's hash, not its own:
+    a forger can rename a data file in it to "../x".  Data files are opened beneath the
+    checkpoint directory only, so that name is refused, naming it; the file outside is never
+    read."""
+    import numpy as np
+    from test_dist import mpirun
+    src = tmp_path / "src.safetensors"
+    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
+    ck = tmp_path / "ck"
+    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
+    side = next(ck.glob("*.pdkidx"))
+    data = next(ck.glob("*.distcp")).name
+    forged = "../" + data[3:]
+    blob = side.read_bytes()
+    assert blob.count(data.encode()) == 1
+    side.write_bytes(blob.replace(data.encode(), forged.encode()))
+    os.rename(ck / data, tmp_path / forged[3:])  # a valid data file where "../" leads
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert forged in str(e.value) and "'..'" in str(e.value), str(e.value)
+
+
+def _child_env():
+    """The environment of a child Python that imports the in-tree pdckpt (another test may have
+    changed PYTHONPATH in this process)."""
+    from conftest import PY_STAGE
+    paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
