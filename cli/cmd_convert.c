@@ -187,15 +187,26 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
 /* A dygraph-dir names each variable file by the tensor's Paddle name, as Paddle 1.5's
  * save_persistables did (its load_dygraph gives those names back): a state dict's structured
  * keys do not survive, which is said, not done silently. */
+/* The key of entry i of a state dict when it holds a tensor whose Paddle name is another
+ * (NULL otherwise); `t` receives the tensor. */
+static const char *renamed_key(const pdckpt_value *root, size_t i, pdckpt_tensor_view *t) {
+    const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+    if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), t) || !t->name ||
+        strcmp(key, t->name) == 0)
+        return NULL;
+    return key;
+}
+
+static size_t dict_len(const pdckpt_value *v) {
+    return pdckpt_value_kind(v) == PDCKPT_KIND_DICT ? pdckpt_value_len(v) : 0;
+}
+
 static void note_renamed_keys(const pdckpt_value *root) {
     size_t n = 0;
-    for (size_t i = 0; pdckpt_value_kind(root) == PDCKPT_KIND_DICT && i < pdckpt_value_len(root);
-         i++) {
-        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+    for (size_t i = 0; i < dict_len(root); i++) {
         pdckpt_tensor_view t;
-        if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), &t) || !t.name ||
-            strcmp(key, t.name) == 0)
-            continue;
+        const char        *key = renamed_key(root, i, &t);
+        if (!key) continue;
         if (n++ < 8) fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", key, t.name);
     }
     if (n)
@@ -211,13 +222,10 @@ static void note_renamed_keys(const pdckpt_value *root) {
  * (its tensor's Paddle name) by key k. */
 static pdckpt_status rename_structured(pdckpt_value *info, const pdckpt_value *root,
                                        pdckpt_error *err) {
-    for (size_t i = 0; pdckpt_value_kind(root) == PDCKPT_KIND_DICT && i < pdckpt_value_len(root);
-         i++) {
-        const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
+    for (size_t i = 0; i < dict_len(root); i++) {
         pdckpt_tensor_view t;
-        if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), &t) || !t.name ||
-            strcmp(key, t.name) == 0)
-            continue;
+        const char        *key = renamed_key(root, i, &t);
+        if (!key) continue;
         pdckpt_value *entry = pdckpt_dict_get_mut(info, t.name);
         if (pdckpt_value_kind(entry) != PDCKPT_KIND_DICT) continue;
         pdckpt_value *name = pdckpt_value_new_string(NULL, key, SIZE_MAX);

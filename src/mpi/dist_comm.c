@@ -90,6 +90,14 @@ pdckpt_status pdk_dist_wait_data(pdk_dist *d, int n, MPI_Request *reqs, const ch
     return wait_loop(d, n, reqs, what, true, err);
 }
 
+const pdckpt_mpi_options *pdk_mpi_begin(const pdckpt_mpi_options *opts, pdckpt_error **err,
+                                        pdckpt_error *local) {
+    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
+    if (!*err) *err = local;
+    pdk_dist_reset(*err);
+    return opts ? opts : &defaults;
+}
+
 pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
                             pdckpt_error *err) {
     memset(d, 0, sizeof *d);

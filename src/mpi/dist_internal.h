@@ -29,9 +29,13 @@ void          pdk_alive_cached(pdk_dist *d, MPI_Comm user); /* before the first 
 pdckpt_status pdk_alive_init(pdk_dist *d, MPI_Comm user, pdckpt_error *err);
 pdckpt_status pdk_alive_check(pdk_dist *d, const char *what, pdckpt_error *err);
 
-pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
-                            pdckpt_error *err);
-void          pdk_dist_close(pdk_dist *d);
+/* The start of every public call: errors go to `local` when the caller passed none (and start
+ * cleared); NULL options are the defaults, which it returns. */
+const pdckpt_mpi_options *pdk_mpi_begin(const pdckpt_mpi_options *opts, pdckpt_error **err,
+                                        pdckpt_error *local);
+pdckpt_status             pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_dist *d,
+                                        pdckpt_error *err);
+void                      pdk_dist_close(pdk_dist *d);
 /* Waits for every request until the deadline; on timeout fails with ERR_MPI naming `what`. */
 pdckpt_status pdk_dist_wait(pdk_dist *d, int n, MPI_Request *reqs, const char *what,
                             pdckpt_error *err);

@@ -43,11 +43,8 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
                                       const pdckpt_shard_request *requests, size_t n_requests,
                                       const pdckpt_mpi_options *opts, pdckpt_value **out,
                                       pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    opts = pdk_mpi_begin(opts, &err, &local);
     if (out) *out = NULL;
     pdk_dist       d;
     pdk_meta_index ix = {0};

@@ -292,11 +292,8 @@ pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_o
 
 pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local, const char *path,
                                        const pdckpt_mpi_options *opts, pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    scratch = PDCKPT_ERROR_INIT;
-    if (!err) err = &scratch;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    opts = pdk_mpi_begin(opts, &err, &scratch);
     pdckpt_format format = opts->save.format;
     if (format == PDCKPT_FORMAT_AUTO && path) format = pdckpt_format_from_path(path);
     if (format == PDCKPT_FORMAT_PICKLE) return pdk_mpiio_save_pickle(comm, local, path, opts, err);

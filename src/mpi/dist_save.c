@@ -297,11 +297,8 @@ static pdckpt_status gather_for_save(pdk_dist *d, const save_args *a, const pdck
 
 pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const char *path,
                               const pdckpt_mpi_options *opts, pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    opts = pdk_mpi_begin(opts, &err, &local);
     pdk_dist            d;
     save_args           a;
     commit              c = {.has_temp = false};
@@ -340,11 +337,8 @@ pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const ch
 pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
                                 const pdckpt_mpi_options *opts, pdckpt_value **merged,
                                 pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    opts = pdk_mpi_begin(opts, &err, &local);
     pdk_dist      d;
     save_args     a;
     pdckpt_value *tree = NULL;

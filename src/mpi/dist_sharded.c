@@ -107,11 +107,8 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
                                       size_t n_shards, const char *dir,
                                       const pdckpt_mpi_options *opts, int64_t *out_id,
                                       pdckpt_error *err) {
-    static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
-    pdckpt_error                    local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!opts) opts = &defaults;
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    opts = pdk_mpi_begin(opts, &err, &local);
     pdk_dist       d;
     pdk_shard_plan p = {0};
     pdk_blob       mine = {0}, list = {0};

@@ -277,50 +277,75 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     return PDCKPT_OK;
 }
 
+/* Calls `visit` for every stored piece overlapping `b`, in index order, with the overlap
+ * (global `off`, `shape`) and the piece's stored data. */
+typedef void (*overlap_fn)(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
+                           const pdckpt_tensor_view *v);
+static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, overlap_fn visit,
+                                  void *ctx) {
+    int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
+    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
+        const pdk_piece *p = &km->pieces[i];
+        if (past_box(km, b, p)) break;
+        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
+            continue;
+        const pdckpt_value *value;
+        pdckpt_tensor_view  v;
+        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        visit(ctx, p, off, shape, &v);
+    }
+    return PDCKPT_OK;
+}
+
+typedef struct cover_ctx {
+    int32_t n_dims;
+    int64_t covered;
+} cover_ctx;
+
+static void count_cover(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
+                        const pdckpt_tensor_view *v) {
+    (void)p, (void)off, (void)v;
+    cover_ctx *c = ctx;
+    c->covered += pdk_box_volume(c->n_dims, shape);
+}
+
 /* Before the box's tensor is allocated: the pieces that overlap it are in their data files with
  * the shapes the metadata gives, and cover it whole (they do not overlap: pdk_meta_index_sort).
  * A metadata file of a few bytes that declares a huge global shape thus costs no allocation
  * beyond the data that is really there. */
 static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b) {
-    int64_t covered = 0, off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
-    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
-        const pdk_piece *p = &km->pieces[i];
-        if (past_box(km, b, p)) break;
-        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
-            continue;
-        const pdckpt_value *value;
-        pdckpt_tensor_view  v;
-        PDK_DTRY(stored_piece(L, km, p, &value, &v));
-        covered += pdk_box_volume(b->n_dims, shape);
-    }
-    if (covered != pdk_box_volume(b->n_dims, b->shape))
+    cover_ctx c = {b->n_dims, 0};
+    PDK_DTRY(each_overlap(L, km, b, count_cover, &c));
+    if (c.covered != pdk_box_volume(b->n_dims, b->shape))
         return pdk_dist_fail(
             L->err, PDCKPT_ERR_FORMAT, L->dir,
             "key '%s': the stored pieces cover %lld of the %lld elements asked for", km->key,
-            (long long)covered, (long long)pdk_box_volume(b->n_dims, b->shape));
+            (long long)c.covered, (long long)pdk_box_volume(b->n_dims, b->shape));
     return PDCKPT_OK;
 }
 
-static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
-    int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
-    int64_t src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
-    size_t  elem = pdckpt_dtype_size(km->dtype);
-    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
-        const pdk_piece *p = &km->pieces[i];
-        if (past_box(km, b, p)) break;
-        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
-            continue;
-        const pdckpt_value *value;
-        pdckpt_tensor_view  v;
-        PDK_DTRY(stored_piece(L, km, p, &value, &v));
-        for (int32_t d = 0; d < b->n_dims; d++) {
-            src_off[d] = off[d] - p->offset[d];
-            dst_off[d] = off[d] - b->off[d];
-        }
-        advise(&v, b->n_dims, src_off, shape, elem);
-        pdk_box_copy(b->n_dims, elem, v.data, p->shape, src_off, dst, b->shape, dst_off, shape);
+typedef struct copy_ctx {
+    const box *b;
+    size_t     elem;
+    void      *dst;
+} copy_ctx;
+
+static void copy_overlap(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
+                         const pdckpt_tensor_view *v) {
+    const copy_ctx *c = ctx;
+    const box      *b = c->b;
+    int64_t         src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
+    for (int32_t d = 0; d < b->n_dims; d++) {
+        src_off[d] = off[d] - p->offset[d];
+        dst_off[d] = off[d] - b->off[d];
     }
-    return PDCKPT_OK;
+    advise(v, b->n_dims, src_off, shape, c->elem);
+    pdk_box_copy(b->n_dims, c->elem, v->data, p->shape, src_off, c->dst, b->shape, dst_off, shape);
+}
+
+static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+    copy_ctx c = {b, pdckpt_dtype_size(km->dtype), dst};
+    return each_overlap(L, km, b, copy_overlap, &c);
 }
 
 static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdckpt_value *out) {
