@@ -250,6 +250,22 @@ static bool interned_apart(uint64_t cp) {
     return cp > 0 && cp < 128 && strchr(apart, (int)cp) != NULL;
 }
 
+/* The header of a sized payload (str or bytes): the 1-byte-length opcode where `short_ok` and
+ * it fits, the 8-byte form past 4 GiB (the caller checked the protocol), else the 4-byte form.
+ * Returns the header's length. */
+static size_t sized_header(uint8_t h[9], size_t len, bool short_ok, uint8_t op1, uint8_t op4,
+                           uint8_t op8) {
+    if (short_ok && len <= 0xff) {
+        h[0] = op1;
+        h[1] = (uint8_t)len;
+        return 2;
+    }
+    bool wide = len > UINT32_MAX;
+    h[0] = wide ? op8 : op4;
+    put_le(h + 1, len, wide ? 8 : 4);
+    return wide ? 9 : 5;
+}
+
 static pdk_pkl_key char_key(const pdk_pkl_key *origin, uint64_t cp) {
     bool             literal = origin->kind == PDK_KEY_STR || origin->kind == PDK_KEY_ROOTKEY;
     pdk_pkl_key_kind kind = literal && interned_apart(cp) ? PDK_KEY_ICHAR : PDK_KEY_CHAR;
@@ -263,23 +279,11 @@ pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_ke
     bool hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
+    if (len > UINT32_MAX && p->proto < 4)
+        return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
     uint8_t h[9];
-    size_t  hlen;
-    if (p->proto >= 4 && len <= 0xff) {
-        h[0] = PK_OP_SHORT_BINUNICODE;
-        h[1] = (uint8_t)len;
-        hlen = 2;
-    } else if (len > UINT32_MAX) {
-        if (p->proto < 4)
-            return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
-        h[0] = PK_OP_BINUNICODE8;
-        put_le(h + 1, len, 8);
-        hlen = 9;
-    } else {
-        h[0] = PK_OP_BINUNICODE;
-        put_le(h + 1, len, 4);
-        hlen = 5;
-    }
+    size_t  hlen = sized_header(h, len, p->proto >= 4, PK_OP_SHORT_BINUNICODE, PK_OP_BINUNICODE,
+                                PK_OP_BINUNICODE8);
     PDK_TRY(write_payload(p, h, hlen, s, len));
     return pdk_pkl_memoize(p, &key);
 }
@@ -351,23 +355,10 @@ pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
     if (p->proto < 3) return save_bytes_proto2(p, d, len, &key);
+    if (len > UINT32_MAX && p->proto < 4)
+        return fail(p, PDCKPT_ERR_LIMIT, "bytes of 4 GiB or more need protocol 4");
     uint8_t h[9];
-    size_t  hlen;
-    if (len <= 0xff) {
-        h[0] = PK_OP_SHORT_BINBYTES;
-        h[1] = (uint8_t)len;
-        hlen = 2;
-    } else if (len > UINT32_MAX) {
-        if (p->proto < 4)
-            return fail(p, PDCKPT_ERR_LIMIT, "bytes of 4 GiB or more need protocol 4");
-        h[0] = PK_OP_BINBYTES8;
-        put_le(h + 1, len, 8);
-        hlen = 9;
-    } else {
-        h[0] = PK_OP_BINBYTES;
-        put_le(h + 1, len, 4);
-        hlen = 5;
-    }
+    size_t hlen = sized_header(h, len, true, PK_OP_SHORT_BINBYTES, PK_OP_BINBYTES, PK_OP_BINBYTES8);
     PDK_TRY(write_payload(p, h, hlen, d, len));
     return pdk_pkl_memoize(p, &key);
 }
