@@ -85,3 +85,14 @@ pdckpt_value *tu_random_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t
     }
     return t;
 }
+
+const char *tu_fixture(const char *rel) {
+    static char path[4200];
+    const char *shared = getenv("PDCKPT_SHARED"), *src = getenv("PDCKPT_SOURCE_DIR");
+    if (shared && *shared)
+        snprintf(path, sizeof path, "%s/fixtures/real%s%s", shared, *rel ? "/" : "", rel);
+    else
+        snprintf(path, sizeof path, "%s/../shared/fixtures/real%s%s", src ? src : ".",
+                 *rel ? "/" : "", rel);
+    return path;
+}

@@ -17,6 +17,10 @@ void *tu_read_file(const char *path, size_t *len);
 int   tu_file_exists(const char *path);
 /* Counts directory entries whose name starts with `prefix` (e.g. leftover temp files). */
 int tu_count_entries(const char *dir, const char *prefix);
+/* The path of `rel` among the real Paddle fixtures: $PDCKPT_SHARED/fixtures/real (as the Python
+ * tests and scripts/env.sh find them), else ../shared/fixtures/real beside the source tree.  A
+ * static buffer: the next call overwrites it.  rel "" names the directory. */
+const char *tu_fixture(const char *rel);
 /* A tensor of `dtype` and shape with pseudo-random bytes from `seed` (bool: 0/1). */
 pdckpt_value *tu_random_tensor(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                unsigned seed);

@@ -91,10 +91,7 @@ static int temporaries(const char *dir) {
 }
 
 static const char *fixture(const char *rel) {
-    static char path[4200];
-    const char *src = getenv("PDCKPT_SOURCE_DIR");
-    snprintf(path, sizeof path, "%s/../shared/fixtures/real/%s", src ? src : ".", rel);
-    return path;
+    return tu_fixture(rel);
 }
 
 static pdckpt_value *sample(void) {

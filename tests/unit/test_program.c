@@ -14,10 +14,7 @@
 #include <stdlib.h>
 
 static const char *fixtures(void) {
-    const char *src = getenv("PDCKPT_SOURCE_DIR");
-    static char dir[4096];
-    snprintf(dir, sizeof dir, "%s/../shared/fixtures/real", src ? src : ".");
-    return dir;
+    return tu_fixture("");
 }
 
 typedef struct expect {
