@@ -443,6 +443,26 @@ static pdckpt_status extend_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *d
     return st;
 }
 
+typedef pdckpt_status (*fill_fn)(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst, size_t start,
+                                 uint64_t *nodes);
+
+/* Moves the stack's values from `start` into `target` (an object: into its items, a container
+ * of `items_kind`, keeping the object's size accounting) unless `st` already failed; the stack
+ * drops to `start` either way. */
+static pdckpt_status fill_target(pk_vm *vm, pdckpt_value *target, size_t start, pdckpt_status st,
+                                 pdckpt_kind items_kind, const char *verb, fill_fn fill) {
+    if (st == PDCKPT_OK) st = pk_check_mutable(vm, target, verb);
+    pdckpt_value *dst = target;
+    if (st == PDCKPT_OK && pdckpt_value_kind(target) == PDCKPT_KIND_OBJECT)
+        st = object_items(vm, target, items_kind, &dst);
+    uint64_t nodes = 0, data = pk_data_of(vm, dst);
+    if (st == PDCKPT_OK) st = fill(vm, target, dst, start, &nodes);
+    if (st == PDCKPT_OK && dst != target)
+        st = pk_object_grew(vm, target, dst, nodes, pk_data_of(vm, dst) - data);
+    pk_drop_to(vm, start);
+    return st;
+}
+
 pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     pdckpt_kind   k = pdckpt_value_kind(target);
     pdckpt_status st = PDCKPT_OK;
@@ -451,16 +471,7 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
                      "expected a list, set or object to add items to, "
                      "found a %s",
                      pdckpt_kind_name(k));
-    if (st == PDCKPT_OK) st = pk_check_mutable(vm, target, "add items to");
-    pdckpt_value *dst = target;
-    if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
-        st = object_items(vm, target, PDCKPT_KIND_LIST, &dst);
-    uint64_t nodes = 0, data = pk_data_of(vm, dst);
-    if (st == PDCKPT_OK) st = extend_into(vm, target, dst, start, &nodes);
-    if (st == PDCKPT_OK && dst != target)
-        st = pk_object_grew(vm, target, dst, nodes, pk_data_of(vm, dst) - data);
-    pk_drop_to(vm, start);
-    return st;
+    return fill_target(vm, target, start, st, PDCKPT_KIND_LIST, "add items to", extend_into);
 }
 
 /* Object keys the dict index hashes only in part (state too deep or too wide) could be made to
@@ -508,16 +519,7 @@ pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
     else if (k != PDCKPT_KIND_DICT && k != PDCKPT_KIND_OBJECT)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a dict or object to set items on, found a %s",
                      pdckpt_kind_name(k));
-    if (st == PDCKPT_OK) st = pk_check_mutable(vm, target, "set items on");
-    pdckpt_value *dst = target;
-    if (st == PDCKPT_OK && k == PDCKPT_KIND_OBJECT)
-        st = object_items(vm, target, PDCKPT_KIND_DICT, &dst);
-    uint64_t nodes = 0, data = pk_data_of(vm, dst);
-    if (st == PDCKPT_OK) st = set_pairs_into(vm, target, dst, start, &nodes);
-    if (st == PDCKPT_OK && dst != target)
-        st = pk_object_grew(vm, target, dst, nodes, pk_data_of(vm, dst) - data);
-    pk_drop_to(vm, start);
-    return st;
+    return fill_target(vm, target, start, st, PDCKPT_KIND_DICT, "set items on", set_pairs_into);
 }
 
 /* APPENDS / SETITEMS / ADDITEMS: MARK items; the target sits right below the mark. */
