@@ -28,6 +28,31 @@ def run_cli(*args, check=None, input=None, timeout=600):
     return proc
 
 
+def old_paddle_venv(tag):
+    """The venv of an older Paddle (tag "18" or "26"): PDCKPT_VENV_PADDLE<tag>, else the main
+    venv's path + "-paddle<tag>" as scripts/setup.sh makes it."""
+    env = os.environ.get(f"PDCKPT_VENV_PADDLE{tag}")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("PDCKPT_VENV", str(ROOT / ".venv")) + f"-paddle{tag}")
+
+
+def old_paddle_python(tag):
+    py = old_paddle_venv(tag) / "bin" / "python"
+    assert py.exists(), f"Paddle venv {tag} missing at {py}: run scripts/setup.sh"
+    return py
+
+
+def run_old_paddle(tag, worker, *args, timeout=900):
+    """Runs `worker` under that older Paddle (our build's PYTHONPATH cleared: it is another
+    Python); fails the test with the worker's stderr."""
+    proc = subprocess.run([str(old_paddle_python(tag)), str(worker), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def ls_json(path, *extra):
     proc = run_cli("ls", "--json", *extra, path, check=0)
     return json.loads(proc.stdout)

@@ -13,34 +13,21 @@ save_inference_params) loaded by load_dygraph, fluid.load, load_persistables and
 load_inference_model, and training resumed in 1.8 from converted files loses bit for bit what it
 loses from Paddle's own."""
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli, run_old_paddle
 
 WORKER = Path(__file__).with_name("paddle18_worker.py")
 NAME_TABLE = "StructuredToParameterName@@"
 
 
-def _venv18():
-    env = os.environ.get("PDCKPT_VENV_PADDLE18")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("PDCKPT_VENV", str(ROOT / ".venv")) + "-paddle18")
-
-
 def _run18(*args):
-    py = _venv18() / "bin" / "python"
-    assert py.exists(), f"Paddle 1.8 venv missing at {py}: run scripts/setup.sh"
-    proc = subprocess.run([str(py), str(WORKER), *map(str, args)], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_old_paddle("18", WORKER, *args, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -9,31 +9,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, ls_json, run_cli
+from conftest import ls_json, old_paddle_python, run_cli, run_old_paddle
 
 WORKER = Path(__file__).with_name("paddle26_worker.py")
 
 
-def _venv26():
-    env = os.environ.get("PDCKPT_VENV_PADDLE26")
-    if env:
-        return Path(env)
-    main = os.environ.get("PDCKPT_VENV", str(ROOT / ".venv"))
-    return Path(main + "-paddle26")
-
-
 def _run26(*args):
-    py = _venv26() / "bin" / "python"
-    assert py.exists(), f"Paddle 2.6 venv missing at {py}: run scripts/setup.sh"
-    proc = subprocess.run([str(py), str(WORKER), *map(str, args)], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_old_paddle("26", WORKER, *args)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +113,7 @@ def sharded26(tmp_path_factory):
     """A sharded checkpoint Paddle 2.6's save_state_dict wrote on 2 ranks (CPU, gloo): its
     metadata (paddle.distributed.checkpoint.metadata) records no dtype and no global shape."""
     d = tmp_path_factory.mktemp("p26_sharded")
-    py = _venv26() / "bin" / "python"
+    py = old_paddle_python("26")
     assert py.exists(), f"Paddle 2.6 venv missing at {py}: run scripts/setup.sh"
     proc = subprocess.run([str(py), "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
                            "--log_dir", str(d / "log"), str(WORKER), "sharded", str(d)],
