@@ -52,6 +52,26 @@ pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **ou
                                       pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
 
+/* format_io.c: a descriptor run over a file, bytes or a sink -- what the public load and save
+ * calls dispatch to after their argument checks, and what a format that nests another calls (no
+ * format calls the public API).  Options as the public calls take them (NULL: the defaults); err
+ * is reset first.  pdk_load_path reads one existing file (format from opts, else its bytes);
+ * pdk_save_path writes a file or directory (format from opts, else the name) atomically. */
+pdckpt_status pdk_load_input(const pdk_input *in, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err);
+pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
+                            pdckpt_format *out_format, pdckpt_error *err);
+pdckpt_status pdk_load_bytes(const void *data, size_t len, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err);
+/* A zero-copy open answered by a pickle's lazy-open index (docs/pickles.md): true with *out. */
+bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_value **out);
+pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
+                            const pdckpt_save_options *opts, pdckpt_error *err);
+pdckpt_status pdk_save_bytes(const pdckpt_value *root, const pdckpt_save_options *opts,
+                             void **out_data, size_t *out_len, pdckpt_error *err);
+pdckpt_status pdk_save_callback(const pdckpt_value *root, const pdckpt_sink_ops *ops, void *self,
+                                const pdckpt_save_options *opts, pdckpt_error *err);
+
 /* resolve.c: what a path names, the one answer load, detect, the CLI and Python share. */
 typedef enum pdk_found_kind {
     PDK_FOUND_FILE,    /* a file whose bytes decide the format */
@@ -114,18 +134,20 @@ size_t pdk_pb_put_varint(uint8_t *buf, uint64_t v);
 
 /* ---- tensor_stream.c: the binary tensor stream, reused by combined/vars-dir/tnum/... ---- */
 
-/* TensorDesc fields as decoded; dims are checked non-negative. */
-typedef struct pdk_tensor_desc {
+/* Paddle's protobuf VarType.TensorDesc message as decoded (element type code and dims; dims are
+ * checked non-negative) -- not distcp's pdk_tensor_desc, a tensor's whole description without
+ * its data (pdk_distcp.h). */
+typedef struct pdk_pb_tensor_desc {
     int          data_type; /* Paddle VarType code */
     pdckpt_dtype dtype;     /* INVALID when the code is not an element type */
     int32_t      n_dims;
     int64_t      dims[PDCKPT_MAX_DIMS];
-} pdk_tensor_desc;
+} pdk_pb_tensor_desc;
 
-pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out);
+pdckpt_status pdk_pb_tensor_desc_parse(pdk_cursor *cur, pdk_pb_tensor_desc *out);
 /* Serializes a TensorDesc (dims unpacked, as Paddle writes them); returns its length. */
-size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
-                              size_t cap);
+size_t pdk_pb_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
+                                 size_t cap);
 /* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);

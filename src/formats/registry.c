@@ -66,6 +66,16 @@ pdckpt_format pdk_format_named_by(const char *path) {
     return best ? best->id : PDCKPT_FORMAT_AUTO;
 }
 
+/* What a save writes to `path` when no format is given: the format its name implies, else the
+ * per-variable directory for an existing directory or a name ending in "/". */
+pdckpt_format pdckpt_format_from_path(const char *path) {
+    if (!path) return PDCKPT_FORMAT_AUTO;
+    pdckpt_format f = pdk_format_named_by(path);
+    if (f != PDCKPT_FORMAT_AUTO) return f;
+    if (pdk_is_directory(path) || pdk_ends_with(path, "/")) return PDCKPT_FORMAT_VARS_DIR;
+    return PDCKPT_FORMAT_AUTO;
+}
+
 static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,
                           const char *source, const pdk_format **out, pdckpt_error *err,
                           const char *what) {

@@ -114,7 +114,7 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *
     so.protocol = 4; /* what Paddle's pickle.dump writes */
     void         *bytes = NULL;
     size_t        len = 0;
-    pdckpt_status st = pdckpt_save_memory(paddle, &so, &bytes, &len, err);
+    pdckpt_status st = pdk_save_bytes(paddle, &so, &bytes, &len, err);
     pdckpt_value_free(paddle);
     if (st == PDCKPT_OK) pdk_blob_put(out, bytes, len);
     pdckpt_free(NULL, bytes, len);
@@ -254,7 +254,7 @@ static pdckpt_status v26_tree(v26_files *f, const char *name, const char *source
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
         lo.format = PDCKPT_FORMAT_PICKLE;
         PDK_DTRY(pdk_dist_data_path(f->dir, name, path, sizeof path, err));
-        PDK_DTRY(pdckpt_load_file(path, &lo, &f->trees[i], NULL, err));
+        PDK_DTRY(pdk_load_path(path, &lo, &f->trees[i], NULL, err));
     }
     *out = f->trees[i];
     return PDCKPT_OK;
@@ -373,7 +373,7 @@ pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *sourc
      * the file instead; the file itself is bounded by PDK_META_MAX_BYTES. */
     lo.max_alloc_bytes = (uint64_t)len * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
     pdckpt_value *paddle = NULL;
-    pdckpt_status st = pdckpt_load_memory(data, len, &lo, &paddle, NULL, err);
+    pdckpt_status st = pdk_load_bytes(data, len, &lo, &paddle, NULL, err);
     if (st != PDCKPT_OK) { /* the pickle reader names "<memory>": name the file instead */
         snprintf(err->source, sizeof err->source, "%s", source);
         return st;

@@ -10,8 +10,7 @@
 #ifndef PDK_DISTCP_H
 #define PDK_DISTCP_H
 
-#include "../../core/pdk_core.h"
-#include "../../io/pdk_io.h"
+#include "../pdk_format.h" /* the core, io and the format-level load and save (format_io.c) */
 
 /* The names this format's modules were written with, kept while concurrent branches that still
  * use them merge; each is the core's helper (one implementation). */
