@@ -58,7 +58,7 @@ static pdckpt_status describe(const pdckpt_flat *l, const pdckpt_save_options *s
         uint64_t           size = 0;
         pdckpt_tensor_view v;
         pdckpt_tensor_get(l->entries[i].tensor, &v);
-        pdckpt_status st = pdckpt_save_sink(l->entries[i].tensor, &count_ops, &size, &o, err);
+        pdckpt_status st = pdk_save_callback(l->entries[i].tensor, &count_ops, &size, &o, err);
         if (st != PDCKPT_OK) {
             pdk_dist_prefix(err, "tensor '%s': ", l->entries[i].name);
             return st;
@@ -197,7 +197,7 @@ static pdckpt_status write_mine(MPI_File fh, void *ctx, pdckpt_error *err) {
         const entry *e = &job->lay->entries[i];
         if (e->rank != job->d->rank || e->writer != job->d->rank) continue;
         file_sink fs = {fh, e->offset};
-        PDK_DTRY(pdckpt_save_sink(job->l->entries[e->local].tensor, &file_ops, &fs, &o, err));
+        PDK_DTRY(pdk_save_callback(job->l->entries[e->local].tensor, &file_ops, &fs, &o, err));
         if (fs.at != e->offset + e->size)
             return pdk_dist_fail(
                 err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu", e->name,

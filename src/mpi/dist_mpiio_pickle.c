@@ -306,7 +306,7 @@ static pdckpt_status lay_out(const plan *p, const pdckpt_value *small, const pdc
     pdckpt_save_options so = o->save;
     so.format = PDCKPT_FORMAT_PICKLE;
     so.progress = NULL;
-    if (st == PDCKPT_OK) st = pdckpt_save_sink(tree, &layout_ops, ls, &so, err);
+    if (st == PDCKPT_OK) st = pdk_save_callback(tree, &layout_ops, ls, &so, err);
     close_segment(ls);
     next_big(ls);
     if (st == PDCKPT_OK && ls->key != p->n_keys)

@@ -252,11 +252,11 @@ static pdckpt_status write_phase(pdk_dist *d, pdk_stream *s, const pdckpt_value 
     if (s->min_bytes > 0)
         st = write_streamed(d, s, tree, opts, save, c, err);
     else if (opts->sink_ops)
-        return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, save, err);
+        return pdk_save_callback(tree, opts->sink_ops, opts->sink_self, save, err);
     else if ((st = pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp,
                                         err)) == PDCKPT_OK) {
         c->has_temp = true;
-        st = pdckpt_save_file(tree, c->temp, save, err);
+        st = pdk_save_path(tree, c->temp, save, err);
     }
     if (st != PDCKPT_OK && !opts->sink_ops) pdk_dist_prefix(err, "saving %s: ", c->final);
     return st;

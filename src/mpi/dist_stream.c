@@ -200,7 +200,7 @@ pdckpt_status pdk_stream_write(pdk_dist *d, pdk_stream *s, const pdckpt_value *t
         if (!(ss.slots[i].buf = malloc((size_t)s->chunk)))
             st = pdk_dist_nomem(err, "a stream buffer");
     if (st == PDCKPT_OK)
-        st = pdckpt_save_sink(tree, &stream_ops, &ss, save, err);
+        st = pdk_save_callback(tree, &stream_ops, &ss, save, err);
     else if (out_ops->abort)
         out_ops->abort(out_self);
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
