@@ -54,7 +54,7 @@ typedef struct pdk_rd {
     const char    *source; /* for errors: "metadata file ...", "rank 2's skeleton" */
     pdckpt_error  *err;
 } pdk_rd;
-pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_PRINTF(2, 3);
 pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what);
 pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what);
 pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what);
