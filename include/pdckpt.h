@@ -663,7 +663,9 @@ PDCKPT_API pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt
 PDCKPT_API pdckpt_status pdckpt_parse_size(const char *text, uint64_t *out, pdckpt_error *err);
 
 /* Infers a format from a path's name (".pdiparams" -> combined, ".safetensors", ".pdparams" ->
- * pickle, an existing directory -> vars-dir, ...).  AUTO when nothing matches. */
+ * pickle, ...); an existing directory or a name ending in "/" (which names a directory, whatever
+ * suffix precedes the slash) -> vars-dir, the directory Paddle's save_vars/save_persistables
+ * write.  AUTO when nothing matches. */
 PDCKPT_API pdckpt_format pdckpt_format_from_path(const char *path);
 
 /* ---------------------------------------------------------------------------------------------
