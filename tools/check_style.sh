@@ -105,6 +105,17 @@ if [[ -n "$suffixes" ]]; then
   echo "$suffixes"; fail=1
 fi
 
+# Inside src/formats too, the names Paddle gives a checkpoint's parts (program, parameters, info,
+# pickles) are spelled once, as PDK_NAME_* in src/formats/pdk_format.h: the descriptors list them
+# as suffixes and the locators build paths from them (issue 17).  Comments are not caught.
+inner_names=$(cd "$root" && git grep -nE '"(\.pdmodel|__model__|__model__\.json|\.json|\.pdiparams|\.pdiparams\.info|__params__|__variables__|__variables\.info__|\.info|\.pdparams|\.pdopt)"' \
+  -- src/formats ':!src/formats/pdk_format.h' 2>/dev/null | sed -E 's#/\*.*##; s#//.*##' |
+  grep -E '"(\.pdmodel|__model__|__model__\.json|\.json|\.pdiparams|\.pdiparams\.info|__params__|__variables__|__variables\.info__|\.info|\.pdparams|\.pdopt)"' || true)
+if [[ -n "$inner_names" ]]; then
+  echo "style: a Paddle file name spelled in src/formats outside pdk_format.h (use its PDK_NAME_*):"
+  echo "$inner_names"; fail=1
+fi
+
 # One JSON string writer (pdckpt_json_write_string, src/core/json_text.c): no other code formats
 # a \uXXXX escape (a printf-style format that starts with one is the mark of a hand escaper).
 escapers=$(cd "$root" && git grep -nE '"\\\\u%' -- src cli python ':!src/core/json_text.c' \

@@ -10,6 +10,21 @@
 #include "../core/cursor.h"
 #include "../io/pdk_io.h"
 
+/* The file names Paddle gives a checkpoint's parts, spelled once: the descriptors list them as
+ * their suffixes (program_format.c, combined.c, pickle/pickle_format.c), and the locators
+ * (resolve.c, inference.c), vars_dir.c's list of files that are no variables and the sharded
+ * data files build names from them -- never from a literal of their own. */
+#define PDK_NAME_PDMODEL   ".pdmodel"      /* program, 2.x (program_format.c) */
+#define PDK_NAME_MODEL_1X  "__model__"     /* program, 1.x; also __model__.json (3.x) */
+#define PDK_NAME_PIR_JSON  ".json"         /* PIR program, 3.x (program_format.c) */
+#define PDK_NAME_PDIPARAMS ".pdiparams"    /* combined parameters, 2.x (combined.c) */
+#define PDK_NAME_PARAMS_1X "__params__"    /* combined parameters, 1.x save_inference_model */
+#define PDK_NAME_VARS_1X   "__variables__" /* combined parameters, 1.x jit.save */
+#define PDK_NAME_INFO      ".info"         /* X.pdiparams.info beside parameters (params_info.c) */
+#define PDK_NAME_INFO_1X   "__variables.info__" /* the info beside 1.x jit.save's __variables__ */
+#define PDK_NAME_PDPARAMS  ".pdparams"          /* pickled parameters (pickle_format.c) */
+#define PDK_NAME_PDOPT     ".pdopt"             /* pickled optimizer state (pickle_format.c) */
+
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
 

@@ -404,7 +404,7 @@ static const struct {
     pdckpt_format format;
 } data_exts[] = {{".safetensors", PDCKPT_FORMAT_SAFETENSORS},
                  {".distcp", PDCKPT_FORMAT_AUTO},
-                 {".pdiparams", PDCKPT_FORMAT_COMBINED},
+                 {PDK_NAME_PDIPARAMS, PDCKPT_FORMAT_COMBINED},
                  {".vars", PDCKPT_FORMAT_VARS_DIR}};
 
 const char *pdk_data_file_ext(pdckpt_format format) {
