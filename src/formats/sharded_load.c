@@ -25,7 +25,7 @@
 
 const pdk_shard_kind pdk_shard_kind_safetensors = {
     PDCKPT_FORMAT_SAFETENSORS_SHARDED, ".safetensors", "model", &pdk_format_safetensors};
-const pdk_shard_kind pdk_shard_kind_pickle = {PDCKPT_FORMAT_PICKLE_SHARDED, ".pdparams",
+const pdk_shard_kind pdk_shard_kind_pickle = {PDCKPT_FORMAT_PICKLE_SHARDED, PDK_NAME_PDPARAMS,
                                               "model_state", &pdk_format_pickle};
 
 static const pdk_shard_kind *kind_of(pdckpt_format id) {
