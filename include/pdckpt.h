@@ -460,6 +460,11 @@ PDCKPT_API pdckpt_format pdckpt_format_from_name(const char *name, bool *known);
 /* True when this build can load / save the format. */
 PDCKPT_API bool pdckpt_format_can_load(pdckpt_format format);
 PDCKPT_API bool pdckpt_format_can_save(pdckpt_format format);
+/* The file-name endings that imply `format`, NULL-terminated (empty when none): the registry's
+ * one list, which saves and pdckpt_format_from_path read.  The first is the name Paddle 2.x gives
+ * such a file (".pdparams" for pickle, whose second is the optimizer state's ".pdopt"; ".pdmodel";
+ * ".pdiparams"); bindings name files from it instead of spelling suffixes of their own. */
+PDCKPT_API const char *const *pdckpt_format_suffixes(pdckpt_format format);
 
 /* Progress reporting: `done` out of `total` units (bytes).  Return non-zero to cancel; the call
  * then fails with ERR_ARGUMENT "cancelled" and leaves no output behind. */

@@ -92,13 +92,12 @@ fi
 # own -- it asks pdckpt_resolve, pdckpt_format_from_path or pdckpt_info_path.  Comments, help
 # text and messages name the files for the reader and are not caught: only a literal that IS a
 # suffix (".pdparams") or builds a path from one ("%s.pdopt").  A line that must spell one says
-# why with "pdckpt:names-ok".  Not moved yet (their owners' files, listed so the list only
-# shrinks): python/pdckpt/dygraph.py and static.py build save_dygraph / static.save names.
+# why with "pdckpt:names-ok".  Python names files from _native.SUFFIXES (the registry's lists,
+# through pdckpt_format_suffixes).
 suffix_re='["'"'"'](%s)?(\.pdmodel|\.pdiparams|\.pdiparams\.info|\.pdparams|\.pdopt|\.safetensors|\.json|'
 suffix_re+='\.index\.json|\.pkl|\.tnum|\.distcp|\.metadata|\.info|__model__|__params__|__variables__|'
 suffix_re+='__variables\.info__|__model__\.json)["'"'"']'
-suffixes=$(cd "$root" && git grep -nE "$suffix_re" -- src cli python ':!src/formats' \
-  ':!python/pdckpt/dygraph.py' ':!python/pdckpt/static.py' 2>/dev/null \
+suffixes=$(cd "$root" && git grep -nE "$suffix_re" -- src cli python ':!src/formats' 2>/dev/null \
   | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' | grep -v 'pdckpt:names-ok' || true)
 if [[ -n "$suffixes" ]]; then
   echo "style: a format suffix spelled outside src/formats (ask pdckpt_resolve / the registry):"

@@ -34,7 +34,8 @@ typedef struct pdk_format {
     pdckpt_format id;
     const char   *name;
     /* Name endings that imply this format (".pdiparams", "__params__"), NULL-terminated; the
-     * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes. */
+     * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes,
+     * public as pdckpt_format_suffixes: the first is the name Paddle 2.x gives the file. */
     const char *const *suffixes;
     /* A path that does not exist but names this format's checkpoint by Paddle's convention (a
      * prefix: "out/model" for out/model.pdmodel + out/model.pdiparams): its evidence as sniff's

@@ -54,6 +54,12 @@ bool pdckpt_format_can_save(pdckpt_format format) {
     return f && (f->save || f->save_dir);
 }
 
+const char *const *pdckpt_format_suffixes(pdckpt_format format) {
+    static const char *const none[] = {NULL};
+    const pdk_format        *f = pdk_format_get(format);
+    return f && f->suffixes ? f->suffixes : none;
+}
+
 pdckpt_format pdk_format_named_by(const char *path) {
     const pdk_format *best = NULL;
     size_t            best_len = 0;
