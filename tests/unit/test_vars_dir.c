@@ -162,6 +162,7 @@ static void test_trailing_slash_names_a_directory(void) {
     pdckpt_value_free(back);
     pdckpt_value_free(state);
     tu_rmtree(dir);
+    free(dir);
 }
 
 int main(void) {
