@@ -147,29 +147,29 @@ static struct {
     double          after; /* seconds of work before the bar appears */
     bool            drawn;
     bool            tty;
-} progress;
+} meter; /* the bar on stderr (one per process: one command runs) */
 
 static double elapsed(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - progress.start.tv_sec) +
-           (double)(now.tv_nsec - progress.start.tv_nsec) / 1e9;
+    return (double)(now.tv_sec - meter.start.tv_sec) +
+           (double)(now.tv_nsec - meter.start.tv_nsec) / 1e9;
 }
 
 void cli_progress_begin(const char *label) {
-    progress.label = label;
-    progress.drawn = false;
-    progress.tty = isatty(STDERR_FILENO) == 1;
+    meter.label = label;
+    meter.drawn = false;
+    meter.tty = isatty(STDERR_FILENO) == 1;
     /* PDCKPT_PROGRESS_AFTER overrides the one-second delay (the tests use 0). */
     const char *after = getenv("PDCKPT_PROGRESS_AFTER");
-    progress.after = after ? atof(after) : 1.0;
-    clock_gettime(CLOCK_MONOTONIC, &progress.start);
+    meter.after = after ? atof(after) : 1.0;
+    clock_gettime(CLOCK_MONOTONIC, &meter.start);
 }
 
 int cli_progress_cb(void *ctx, uint64_t done, uint64_t total) {
     (void)ctx;
     double t = elapsed();
-    if (!progress.tty || t < progress.after) return 0;
+    if (!meter.tty || t < meter.after) return 0;
     char bar[31], amount[32], whole[32], rate[32];
     int  filled = total ? (int)((double)done / (double)total * 30.0) : 0;
     if (filled > 30) filled = 30;
@@ -179,16 +179,16 @@ int cli_progress_cb(void *ctx, uint64_t done, uint64_t total) {
     cli_human_bytes(done, amount, sizeof amount);
     cli_human_bytes(t > 0 ? (uint64_t)((double)done / t) : 0, rate, sizeof rate);
     if (total)
-        fprintf(stderr, "\r%s [%s] %3d%% %s / %s, %s/s\033[K", progress.label, bar,
+        fprintf(stderr, "\r%s [%s] %3d%% %s / %s, %s/s\033[K", meter.label, bar,
                 (int)(done * 100 / total), amount, cli_human_bytes(total, whole, sizeof whole),
                 rate);
     else
-        fprintf(stderr, "\r%s %s, %s/s\033[K", progress.label, amount, rate);
-    progress.drawn = true;
+        fprintf(stderr, "\r%s %s, %s/s\033[K", meter.label, amount, rate);
+    meter.drawn = true;
     return 0;
 }
 
 void cli_progress_end(void) {
-    if (progress.drawn) fputs("\r\033[K", stderr);
-    progress.drawn = false;
+    if (meter.drawn) fputs("\r\033[K", stderr);
+    meter.drawn = false;
 }

@@ -460,6 +460,11 @@ PDCKPT_API pdckpt_format pdckpt_format_from_name(const char *name, bool *known);
 /* True when this build can load / save the format. */
 PDCKPT_API bool pdckpt_format_can_load(pdckpt_format format);
 PDCKPT_API bool pdckpt_format_can_save(pdckpt_format format);
+/* The file-name endings that imply `format`, NULL-terminated (empty when none): the registry's
+ * one list, which saves and pdckpt_format_from_path read.  The first is the name Paddle 2.x gives
+ * such a file (".pdparams" for pickle, whose second is the optimizer state's ".pdopt"; ".pdmodel";
+ * ".pdiparams"); bindings name files from it instead of spelling suffixes of their own. */
+PDCKPT_API const char *const *pdckpt_format_suffixes(pdckpt_format format);
 
 /* Progress reporting: `done` out of `total` units (bytes).  Return non-zero to cancel; the call
  * then fails with ERR_ARGUMENT "cancelled" and leaves no output behind. */
@@ -663,7 +668,9 @@ PDCKPT_API pdckpt_status pdckpt_save_sink(const pdckpt_value *root, const pdckpt
 PDCKPT_API pdckpt_status pdckpt_parse_size(const char *text, uint64_t *out, pdckpt_error *err);
 
 /* Infers a format from a path's name (".pdiparams" -> combined, ".safetensors", ".pdparams" ->
- * pickle, an existing directory -> vars-dir, ...).  AUTO when nothing matches. */
+ * pickle, ...); an existing directory or a name ending in "/" (which names a directory, whatever
+ * suffix precedes the slash) -> vars-dir, the directory Paddle's save_vars/save_persistables
+ * write.  AUTO when nothing matches. */
 PDCKPT_API pdckpt_format pdckpt_format_from_path(const char *path);
 
 /* ---------------------------------------------------------------------------------------------

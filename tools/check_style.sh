@@ -13,23 +13,38 @@ if [[ -n "$bad_symbols" ]]; then
   echo "style: exported symbols without the pdckpt_ prefix:"; echo "$bad_symbols"; fail=1
 fi
 
-# Layers (docs/DESIGN.md "Layers"): core < io < formats (with formats/distcp) < api, and mpi on
-# core/io/formats; cli/python only public.  No file includes upward, and the files of src/formats
-# never include formats/distcp (the registry reaches it through pdk_format.h), so no circle runs
-# between folders.
+# Layers (docs/DESIGN.md "Layers"): core < io < formats (with formats/distcp) < api, with async
+# (the asynchronous saver) beside api and mpi on core/io/formats; cli/python only public.  No file
+# includes upward, and the files of src/formats never include formats/distcp (the registry
+# reaches it through pdk_format.h), so no circle runs between folders.
 check_includes() {  # dir, forbidden-regex, description
   local hits
   hits=$(grep -rnE "#include \"($2)" "$root/$1" 2>/dev/null || true)
   if [[ -n "$hits" ]]; then echo "style: $3:"; echo "$hits"; fail=1; fi
 }
-check_includes src/core '\.\./(io|formats|api|mpi)/' "src/core includes an upper layer"
-check_includes src/io '\.\./(formats|api|mpi)/' "src/io includes an upper layer"
-check_includes src/formats '\.\./(api|mpi)/' "src/formats includes src/api or src/mpi"
-check_includes src/api '\.\./mpi/' "src/api includes src/mpi (libpdckpt_mpi)"
-check_includes src/mpi '\.\./(api)/' "src/mpi (libpdckpt_mpi) includes src/api (it sits on the core, io and formats)"
+check_includes src/core '\.\./(io|formats|api|async|mpi)/' "src/core includes an upper layer"
+check_includes src/io '\.\./(formats|api|async|mpi)/' "src/io includes an upper layer"
+check_includes src/formats '(\.\./)+(api|async|mpi)/' "src/formats includes src/api, src/async or src/mpi"
+check_includes src/api '\.\./(async|mpi)/' "src/api includes src/async or src/mpi (libpdckpt_mpi)"
+check_includes src/async '\.\./(api|mpi)/' "src/async includes src/api or src/mpi (it sits on formats)"
+check_includes src/mpi '\.\./(api|async)/' "src/mpi (libpdckpt_mpi) includes src/api or src/async (it sits on the core, io and formats)"
 check_includes cli '\.\./src/|pdk_' "cli includes internal headers"
 up=$(grep -nE '#include "(\./)?distcp/' "$root"/src/formats/*.[ch] 2>/dev/null || true)
 if [[ -n "$up" ]]; then echo "style: src/formats includes formats/distcp (a circle):"; echo "$up"; fail=1; fi
+
+# Calls, not only includes, run one way (cli -> api -> formats -> io -> core): every layer sees
+# the public header, so an include check cannot catch a format calling pdckpt_load_file.  No code
+# below src/api, nor src/async or src/mpi beside it, calls an entry point that src/api defines;
+# it calls the formats layer (src/formats/format_io.c: pdk_load_path, pdk_save_path, ...).
+api_entry=$(cd "$root" && ctags -x --kinds-C=f --_xformat='%N' src/api/*.c 2>/dev/null |
+  grep '^pdckpt_' | sort -u | paste -sd'|' - || true)
+if [[ -z "$api_entry" ]]; then echo "style: no entry points found in src/api (ctags?)"; fail=1; fi
+upcalls=$(cd "$root" && git grep -nE "(^|[^A-Za-z0-9_])($api_entry)\(" -- src/core src/io \
+  src/formats src/async src/mpi 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)' || true)
+if [[ -n "$upcalls" ]]; then
+  echo "style: a call from below src/api (or from src/async, src/mpi) to a public entry point src/api defines (call the formats layer):"
+  echo "$upcalls"; fail=1
+fi
 
 # libpdckpt_mpi exports only its own calls (its copy of the core stays hidden).
 mpi_lib="$(dirname "$lib")/libpdckpt_mpi.so"
@@ -77,17 +92,27 @@ fi
 # own -- it asks pdckpt_resolve, pdckpt_format_from_path or pdckpt_info_path.  Comments, help
 # text and messages name the files for the reader and are not caught: only a literal that IS a
 # suffix (".pdparams") or builds a path from one ("%s.pdopt").  A line that must spell one says
-# why with "pdckpt:names-ok".  Not moved yet (their owners' files, listed so the list only
-# shrinks): python/pdckpt/dygraph.py and static.py build save_dygraph / static.save names.
+# why with "pdckpt:names-ok".  Python names files from _native.SUFFIXES (the registry's lists,
+# through pdckpt_format_suffixes).
 suffix_re='["'"'"'](%s)?(\.pdmodel|\.pdiparams|\.pdiparams\.info|\.pdparams|\.pdopt|\.safetensors|\.json|'
 suffix_re+='\.index\.json|\.pkl|\.tnum|\.distcp|\.metadata|\.info|__model__|__params__|__variables__|'
 suffix_re+='__variables\.info__|__model__\.json)["'"'"']'
-suffixes=$(cd "$root" && git grep -nE "$suffix_re" -- src cli python ':!src/formats' \
-  ':!python/pdckpt/dygraph.py' ':!python/pdckpt/static.py' 2>/dev/null \
+suffixes=$(cd "$root" && git grep -nE "$suffix_re" -- src cli python ':!src/formats' 2>/dev/null \
   | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//|#)' | grep -v 'pdckpt:names-ok' || true)
 if [[ -n "$suffixes" ]]; then
   echo "style: a format suffix spelled outside src/formats (ask pdckpt_resolve / the registry):"
   echo "$suffixes"; fail=1
+fi
+
+# Inside src/formats too, the names Paddle gives a checkpoint's parts (program, parameters, info,
+# pickles) are spelled once, as PDK_NAME_* in src/formats/pdk_format.h: the descriptors list them
+# as suffixes and the locators build paths from them (issue 17).  Comments are not caught.
+inner_names=$(cd "$root" && git grep -nE '"(\.pdmodel|__model__|__model__\.json|\.json|\.pdiparams|\.pdiparams\.info|__params__|__variables__|__variables\.info__|\.info|\.pdparams|\.pdopt)"' \
+  -- src/formats ':!src/formats/pdk_format.h' 2>/dev/null | sed -E 's#/\*.*##; s#//.*##' |
+  grep -E '"(\.pdmodel|__model__|__model__\.json|\.json|\.pdiparams|\.pdiparams\.info|__params__|__variables__|__variables\.info__|\.info|\.pdparams|\.pdopt)"' || true)
+if [[ -n "$inner_names" ]]; then
+  echo "style: a Paddle file name spelled in src/formats outside pdk_format.h (use its PDK_NAME_*):"
+  echo "$inner_names"; fail=1
 fi
 
 # One JSON string writer (pdckpt_json_write_string, src/core/json_text.c): no other code formats

@@ -543,6 +543,36 @@ static struct PyModuleDef module_def = {
     NULL,
 };
 
+/* SUFFIXES, {format name: (suffix, ...)}: the registry's file-name endings
+ * (pdckpt_format_suffixes), from which the Python modules name files instead of spelling suffixes
+ * of their own. */
+static PyObject *suffix_table(void) {
+    PyObject *d = PyDict_New();
+    for (int f = 1; d && f < PDCKPT_FORMAT_COUNT; f++) {
+        const char *const *s = pdckpt_format_suffixes((pdckpt_format)f);
+        Py_ssize_t         n = 0;
+        while (s[n]) n++;
+        PyObject *t = PyTuple_New(n);
+        for (Py_ssize_t i = 0; t && i < n; i++) {
+            PyObject *u = PyUnicode_FromString(s[i]);
+            if (!u)
+                Py_CLEAR(t);
+            else
+                PyTuple_SET_ITEM(t, i, u);
+        }
+        if (!t || PyDict_SetItemString(d, pdckpt_format_name((pdckpt_format)f), t) < 0) Py_CLEAR(d);
+        Py_XDECREF(t);
+    }
+    return d;
+}
+
+static int add_suffixes(PyObject *m) {
+    PyObject *d = suffix_table();
+    int       rc = d ? PyModule_AddObjectRef(m, "SUFFIXES", d) : -1;
+    Py_XDECREF(d);
+    return rc;
+}
+
 PyMODINIT_FUNC PyInit__native(void);
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&pyn_TensorData_Type) < 0 || PyType_Ready(&Chunk_Type) < 0 ||
@@ -556,7 +586,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddStringConstant(m, "version", pdckpt_version_string()) < 0 ||
         PyModule_AddStringConstant(m, "NAME_TABLE_KEY", PDCKPT_NAME_TABLE_KEY) < 0 ||
         PyModule_AddStringConstant(m, "header_version", PDCKPT_VERSION_STRING) < 0 ||
-        pyn_sharded_register(m) < 0) {
+        add_suffixes(m) < 0 || pyn_sharded_register(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -18,6 +18,9 @@ from . import _native
 __all__ = ["save_persistables", "load_persistables", "save_dygraph", "load_dygraph"]
 
 _OPT_DIR = "optimizers/"
+# What fluid.save_dygraph names its two pickles: the registry's pickle suffixes (parameters, then
+# optimizer state), exported by the C library rather than spelled here.
+_PARAMS, _OPT = _native.SUFFIXES["pickle"][:2]
 
 
 def _name_of(key: str, value: Any) -> str:
@@ -52,7 +55,7 @@ def load_persistables(dirname: str | os.PathLike = "save_dir", *,
 
 def _prefix(model_path: str | os.PathLike) -> str:
     path = os.fspath(model_path)
-    for suffix in (".pdparams", ".pdopt"):
+    for suffix in (_PARAMS, _OPT):
         if path.endswith(suffix):
             return path[: -len(suffix)]
     return path
@@ -91,12 +94,12 @@ def save_dygraph(state_dict: dict, model_path: str | os.PathLike) -> str:
         if odd is not None:
             raise ValueError(
                 f"save_dygraph({os.fspath(model_path)!r}): the dict holds no Parameter, so it "
-                f"would be saved as an optimizer's .pdopt, but entry {odd!r} is not optimizer "
+                f"would be saved as an optimizer's {_OPT}, but entry {odd!r} is not optimizer "
                 "state (a NumPy array, or a tensor whose Paddle name differs from its key: "
                 "parameters as load_dygraph returns them); the optimizer's save_dygraph would "
                 "then overwrite them.  Save a layer's parameters with "
-                "pdckpt.save(state, prefix + '.pdparams', protocol=2), or pass layer.state_dict()")
-    path = _prefix(model_path) + (".pdparams" if is_params else ".pdopt")
+                f"pdckpt.save(state, prefix + {_PARAMS!r}, protocol=2), or pass layer.state_dict()")
+    path = _prefix(model_path) + (_PARAMS if is_params else _OPT)
     save(state_dict, path, protocol=2)
     return path
 
@@ -107,8 +110,8 @@ def load_dygraph(model_path: str | os.PathLike, *, keep_name_table: bool = False
     from . import load
 
     prefix = _prefix(model_path)
-    params = load(prefix + ".pdparams", keep_name_table=keep_name_table, return_numpy=return_numpy)
+    params = load(prefix + _PARAMS, keep_name_table=keep_name_table, return_numpy=return_numpy)
     opt = None
-    if os.path.isfile(prefix + ".pdopt"):
-        opt = load(prefix + ".pdopt", keep_name_table=keep_name_table, return_numpy=return_numpy)
+    if os.path.isfile(prefix + _OPT):
+        opt = load(prefix + _OPT, keep_name_table=keep_name_table, return_numpy=return_numpy)
     return params, opt

@@ -17,6 +17,11 @@ from . import _native
 
 __all__ = ["save_persistables", "load_persistables", "save_inference_params", "persistables"]
 
+# An inference model's file names: its program (.pdmodel, else PIR .json) and parameters
+# (.pdiparams), the first suffix of each format in the registry, exported by the C library.
+_PROGRAMS = (_native.SUFFIXES["program"][0], _native.SUFFIXES["pir-json"][0])
+_PARAMS = _native.SUFFIXES["combined"][0]
+
 
 def persistables(main_program: str | os.PathLike) -> list[str]:
     """The variables a static save of this program holds, in file order (Paddle's rule)."""
@@ -85,8 +90,9 @@ def save_inference_params(path_prefix: str | os.PathLike, state: dict, *,
     order and with the checks its program (``<prefix>.pdmodel`` or PIR ``<prefix>.json``)
     gives, so Paddle's ``load_inference_model`` runs it.  Returns the written path."""
     prefix = os.fspath(path_prefix)
-    program = next((prefix + s for s in (".pdmodel", ".json") if os.path.isfile(prefix + s)), None)
+    program = next((prefix + s for s in _PROGRAMS if os.path.isfile(prefix + s)), None)
     if program is None:
-        raise FileNotFoundError(f"{prefix}.pdmodel / {prefix}.json: no program for the prefix")
-    _native.save_persistables(state, program, None, prefix + ".pdiparams", durable)
-    return prefix + ".pdiparams"
+        raise FileNotFoundError(" / ".join(prefix + s for s in _PROGRAMS)
+                                + ": no program for the prefix")
+    _native.save_persistables(state, program, None, prefix + _PARAMS, durable)
+    return prefix + _PARAMS

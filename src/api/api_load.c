@@ -22,33 +22,17 @@ static pdckpt_status begin(pdckpt_value **out, pdckpt_error **err, pdckpt_error 
     return PDCKPT_OK;
 }
 
-static pdckpt_status format_for(pdckpt_format id, const char *source, bool dir,
-                                const pdk_format **out, pdckpt_error *err) {
+static pdckpt_status dir_format(pdckpt_format id, const char *source, const pdk_format **out,
+                                pdckpt_error *err) {
     const pdk_format *f = pdk_format_get(id);
     if (!f)
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
                         "format '%s' is not available in this build", pdckpt_format_name(id));
-    if (dir ? !f->load_dir : !f->load)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "format '%s' is not a %s format",
-                        f->name, dir ? "directory" : "file");
+    if (!f->load_dir)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1,
+                        "format '%s' is not a directory format", f->name);
     *out = f;
     return PDCKPT_OK;
-}
-
-static pdckpt_status load_input(const pdk_input *in, const pdckpt_load_options *opts,
-                                pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
-    const pdk_format *f = NULL;
-    if (opts->format == PDCKPT_FORMAT_AUTO)
-        PDK_TRY(pdk_format_detect_input(in, &f, err));
-    else
-        PDK_TRY(format_for(opts->format, in->name, false, &f, err));
-    /* A name list only makes sense for a combined file; one stream is a valid combined file. */
-    if (opts->format == PDCKPT_FORMAT_AUTO && opts->names && f->id == PDCKPT_FORMAT_TENSOR)
-        f = &pdk_format_combined;
-    pdckpt_status st = f->load(in, opts, out, err);
-    pdk_error_set_source(err, in->name);
-    if (st == PDCKPT_OK && out_format) *out_format = f->id;
-    return st;
 }
 
 static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
@@ -57,7 +41,7 @@ static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts,
     if (opts->format == PDCKPT_FORMAT_AUTO)
         PDK_TRY(pdk_format_detect_dir(path, &f, err));
     else
-        PDK_TRY(format_for(opts->format, path, true, &f, err));
+        PDK_TRY(dir_format(opts->format, path, &f, err));
     pdckpt_status st = f->load_dir(path, opts, out, err);
     pdk_error_set_source(err, path);
     if (st == PDCKPT_OK && out_format) *out_format = f->id;
@@ -157,7 +141,7 @@ static pdckpt_status load_info_named(const char *path, const char *info,
     pdk_input     in;
     pdckpt_status st = pdk_input_open_load(path, &opts, &in, err);
     if (st == PDCKPT_OK) {
-        st = load_input(&in, &opts, out, out_format, err);
+        st = pdk_load_input(&in, &opts, out, out_format, err);
         pdk_input_close(&in);
     }
     if (st != PDCKPT_OK)
@@ -183,26 +167,13 @@ static pdckpt_status load_found(const char *path, const pdk_found *found, pdckpt
         return load_dir(path, opts, out, out_format, err);
     if (by_name && found->kind == PDK_FOUND_BESIDE) /* a lone X.pdiparams: named by its program */
         return load_beside(&found->paths, opts, out, out_format, err);
-    /* a zero-copy open of a pdckpt-written pickle: its index when it belongs to the file as it is
-     * now (docs/pickles.md); verify and reads always parse */
-    struct stat st;
-    if (opts->zero_copy && !opts->verify && !opts->names && !opts->progress &&
-        (opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE) &&
-        stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-        pdk_pickle_index_load(path, &st, opts, out)) {
+    if (by_name && found->kind == PDK_FOUND_INFO) { /* or by the .pdiparams.info beside it */
+        if (!pdk_load_indexed(path, opts, out))     /* unless its own lazy-open index answers */
+            return load_info_named(path, found->info, opts, out, out_format, err);
         if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
         return PDCKPT_OK;
     }
-    if (by_name && found->kind == PDK_FOUND_INFO) /* or by the .pdiparams.info beside it */
-        return load_info_named(path, found->info, opts, out, out_format, err);
-    pdk_input in;
-    PDK_TRY(pdk_input_open_load(path, opts, &in, err));
-    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
-    in.relayout = opts->require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
-    pdckpt_status status = load_input(&in, opts, out, out_format, err);
-    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
-    pdk_input_close(&in);
-    return status;
+    return pdk_load_path(path, opts, out, out_format, err);
 }
 
 pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *given,
@@ -243,7 +214,7 @@ pdckpt_status pdckpt_load_memory(const void *data, size_t len, const pdckpt_load
     PDK_TRY(pdk_load_options_take(given, &opts, err));
     pdk_input in;
     pdk_input_from_memory(data, len, opts.zero_copy, &in);
-    if (!opts.program_path) return load_input(&in, &opts, out, out_format, err);
+    if (!opts.program_path) return pdk_load_input(&in, &opts, out, out_format, err);
     /* Bytes from serialize_persistables: a combined stream the program names. */
     pdckpt_load_options po = opts;
     po.format = PDCKPT_FORMAT_AUTO;

@@ -67,7 +67,7 @@ static pdckpt_status load_part(pdckpt_value *ckpt, const char *prefix, const cha
     po.format = PDCKPT_FORMAT_PICKLE;
     po.program_path = NULL;
     pdckpt_value *tree = NULL;
-    PDK_TRY(pdckpt_load_file(path, &po, &tree, NULL, err));
+    PDK_TRY(pdk_load_path(path, &po, &tree, NULL, err));
     if (pdckpt_value_kind(tree) != PDCKPT_KIND_DICT) {
         pdckpt_value_free(tree);
         return pdk_fail(err, PDCKPT_ERR_FORMAT, path, -1,
@@ -122,7 +122,7 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
                             "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
         PDK_TRY(pdk_path_join_suffix(path, "", prefix, pdk_state_parts[p], err));
-        PDK_TRY(pdckpt_save_file(tree, path, &so, err));
+        PDK_TRY(pdk_save_path(tree, path, &so, err));
     }
     return PDCKPT_OK;
 }

@@ -115,7 +115,8 @@ static pdckpt_status combined_save(const pdckpt_value *root, pdk_sink *sink,
 const pdk_format pdk_format_combined = {
     .id = PDCKPT_FORMAT_COMBINED,
     .name = "combined",
-    .suffixes = (const char *const[]){".pdiparams", "__params__", "__variables__", NULL},
+    .suffixes =
+        (const char *const[]){PDK_NAME_PDIPARAMS, PDK_NAME_PARAMS_1X, PDK_NAME_VARS_1X, NULL},
     .locate = pdk_locate_params, /* X for a lone X.pdiparams (resolve.c) */
     .sniff = combined_sniff,
     .load = combined_load,

@@ -40,15 +40,21 @@ static pdckpt_status fill_params(const char *dir, const char *params, const char
     return PDCKPT_OK;
 }
 
-/* 1.x names: __model__ with __params__ (or jit.save's __variables__), PaddleOCR's model+params,
- * per-variable files next to __model__ or 3.x separate_parameters' __model__.json. */
+/* The fixed-name layouts, {program, parameters, info}, tried in order: 1.x __model__ with
+ * __params__ (or jit.save's __variables__), PaddleOCR's model+params, per-variable files next to
+ * __model__ or 3.x separate_parameters' __model__.json.  The names are the descriptors'
+ * (pdk_format.h) except PaddleOCR's, which only this layout uses. */
+static const char *const table[][3] = {
+    {PDK_NAME_MODEL_1X, PDK_NAME_PARAMS_1X, NULL},
+    {PDK_NAME_MODEL_1X, PDK_NAME_VARS_1X, PDK_NAME_INFO_1X},
+    {"model", "params", NULL},
+    {PDK_NAME_MODEL_1X, NULL, NULL},
+    {PDK_NAME_MODEL_1X PDK_NAME_PIR_JSON, NULL, NULL},
+};
+#define N_FIXED (sizeof table / sizeof table[0])
+
 static bool locate_fixed(const char *dir, pdckpt_inference_paths *out, pdckpt_error *err) {
-    static const char *const table[][3] = {
-        {"__model__", "__params__", NULL}, {"__model__", "__variables__", "__variables.info__"},
-        {"model", "params", NULL},         {"__model__", NULL, NULL},
-        {"__model__.json", NULL, NULL},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    for (size_t i = 0; i < N_FIXED; i++) {
         char params[PDCKPT_PATH_MAX];
         if (pdk_path_join_suffix(out->program, dir, table[i][0], "", err) != PDCKPT_OK ||
             (table[i][1] && pdk_path_join_suffix(params, dir, table[i][1], "", err) != PDCKPT_OK))
@@ -81,7 +87,8 @@ static void consider(const char *dir, const char *entry, size_t stem_len, stem_s
     memcpy(stem, entry, stem_len);
     stem[stem_len] = '\0';
     if (sc->n++ == 0) snprintf(sc->first, sizeof sc->first, "%s", stem);
-    if (snprintf(params, sizeof params, "%s/%s.pdiparams", dir, stem) < (int)sizeof params &&
+    if (snprintf(params, sizeof params, "%s/%s" PDK_NAME_PDIPARAMS, dir, stem) <
+            (int)sizeof params &&
         pdk_is_file(params) && sc->n_with_params++ == 0)
         snprintf(sc->with_params, sizeof sc->with_params, "%s", stem);
 }
@@ -98,7 +105,7 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
         size_t n = strlen(de->d_name), k = strlen(suffix);
         if (de->d_name[0] == '.' || !pdk_ends_with(de->d_name, suffix) ||
             snprintf(full, sizeof full, "%s/%s", dir, de->d_name) >= (int)sizeof full ||
-            !pdk_is_file(full) || (strcmp(suffix, ".json") == 0 && !is_pir_file(full)))
+            !pdk_is_file(full) || (strcmp(suffix, PDK_NAME_PIR_JSON) == 0 && !is_pir_file(full)))
             continue;
         consider(dir, de->d_name, n - k, &sc);
     }
@@ -113,8 +120,8 @@ static pdckpt_status locate_stem(const char *dir, const char *suffix, pdckpt_inf
     const char *stem = sc.n == 1 ? sc.first : sc.with_params;
     char        params[PDCKPT_PATH_MAX], info[PDCKPT_PATH_MAX];
     PDK_TRY(pdk_path_join_suffix(out->program, dir, stem, suffix, err));
-    snprintf(params, sizeof params, "%s.pdiparams", stem);
-    snprintf(info, sizeof info, "%s.pdiparams.info", stem);
+    snprintf(params, sizeof params, "%s" PDK_NAME_PDIPARAMS, stem);
+    snprintf(info, sizeof info, "%s" PDK_NAME_PDIPARAMS PDK_NAME_INFO, stem);
     return fill_params(dir, params, info, out, err);
 }
 
@@ -122,8 +129,8 @@ static pdckpt_status locate_dir(const char *dir, pdckpt_inference_paths *out, pd
     if (locate_fixed(dir, out, err)) return PDCKPT_OK;
     if (err && err->status != PDCKPT_OK) return err->status;
     bool found = false;
-    PDK_TRY(locate_stem(dir, ".pdmodel", out, &found, err));
-    if (!found) PDK_TRY(locate_stem(dir, ".json", out, &found, err));
+    PDK_TRY(locate_stem(dir, PDK_NAME_PDMODEL, out, &found, err));
+    if (!found) PDK_TRY(locate_stem(dir, PDK_NAME_PIR_JSON, out, &found, err));
     if (!found)
         return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, dir, -1,
                         "expected an inference model (__model__, *.pdmodel or a PIR *.json) in "
@@ -137,12 +144,12 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
                                    pdckpt_error *err) {
     char prefix[PDCKPT_PATH_MAX];
     snprintf(prefix, sizeof prefix, "%s", path);
-    static const char *const suffixes[] = {".pdmodel", ".json", ".pdiparams"};
+    static const char *const suffixes[] = {PDK_NAME_PDMODEL, PDK_NAME_PIR_JSON, PDK_NAME_PDIPARAMS};
     for (size_t i = 0; i < 3; i++)
         if (pdk_ends_with(prefix, suffixes[i])) prefix[strlen(prefix) - strlen(suffixes[i])] = '\0';
     char pdmodel[PDCKPT_PATH_MAX], json[PDCKPT_PATH_MAX];
-    PDK_TRY(pdk_path_join_suffix(pdmodel, "", prefix, ".pdmodel", err));
-    PDK_TRY(pdk_path_join_suffix(json, "", prefix, ".json", err));
+    PDK_TRY(pdk_path_join_suffix(pdmodel, "", prefix, PDK_NAME_PDMODEL, err));
+    PDK_TRY(pdk_path_join_suffix(json, "", prefix, PDK_NAME_PIR_JSON, err));
     bool has_pdmodel = pdk_is_file(pdmodel), has_json = pdk_is_file(json);
     if (has_pdmodel && has_json)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
@@ -154,8 +161,8 @@ static pdckpt_status locate_prefix(const char *path, pdckpt_inference_paths *out
                         "expected %s or %s (an inference model prefix), found neither", pdmodel,
                         json);
     snprintf(out->program, PDCKPT_PATH_MAX, "%s", has_pdmodel ? pdmodel : json);
-    PDK_TRY(pdk_path_join_suffix(out->params, "", prefix, ".pdiparams", err));
-    PDK_TRY(pdk_path_join_suffix(out->info, "", prefix, ".pdiparams.info", err));
+    PDK_TRY(pdk_path_join_suffix(out->params, "", prefix, PDK_NAME_PDIPARAMS, err));
+    PDK_TRY(pdk_path_join_suffix(out->info, "", prefix, PDK_NAME_PDIPARAMS PDK_NAME_INFO, err));
     out->vars_dir[0] = '\0';
     if (!pdk_is_file(out->info)) out->info[0] = '\0';
     if (!pdk_is_file(out->params))
@@ -168,12 +175,13 @@ bool pdk_inference_params_beside(const char *path, pdckpt_inference_paths *out) 
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
     memset(out, 0, sizeof *out);
     if (strlen(path) >= PDCKPT_PATH_MAX - 32) return false;
-    if (pdk_ends_with(path, ".pdiparams")) return locate_prefix(path, out, &scratch) == PDCKPT_OK;
+    if (pdk_ends_with(path, PDK_NAME_PDIPARAMS))
+        return locate_prefix(path, out, &scratch) == PDCKPT_OK;
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    if (strcmp(base, "__params__") != 0 && strcmp(base, "__variables__") != 0 &&
-        strcmp(base, "params") != 0)
-        return false;
+    bool        fixed = false; /* named as a fixed layout's parameters */
+    for (size_t i = 0; i < N_FIXED; i++) fixed |= table[i][1] && strcmp(base, table[i][1]) == 0;
+    if (!fixed) return false;
     char dir[PDCKPT_PATH_MAX];
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 0, path);
     return locate_fixed(dir, out, &scratch) && strcmp(out->params, path) == 0;
@@ -364,7 +372,8 @@ static pdckpt_status check_params_present(const pdckpt_inference_paths *paths,
     const char *base = strrchr(paths->program, '/');
     base = base ? base + 1 : paths->program;
     const char *dot = strrchr(base, '.');
-    if (paths->params[0] || p->n_persistables == 0 || strncmp(base, "__model__", 9) == 0 || !dot)
+    if (paths->params[0] || p->n_persistables == 0 ||
+        strncmp(base, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 || !dot)
         return PDCKPT_OK;
     if (beneath_is_file(paths->vars_dir, p->persistables[0])) return PDCKPT_OK;
     return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, paths->vars_dir, -1,
@@ -428,6 +437,7 @@ const pdk_format pdk_format_inference = {
 };
 
 bool pdk_params_info_beside(const char *path, char *info) {
-    return pdk_ends_with(path, ".pdiparams") &&
-           snprintf(info, PDCKPT_PATH_MAX, "%s.info", path) < PDCKPT_PATH_MAX && pdk_is_file(info);
+    return pdk_ends_with(path, PDK_NAME_PDIPARAMS) &&
+           snprintf(info, PDCKPT_PATH_MAX, "%s" PDK_NAME_INFO, path) < PDCKPT_PATH_MAX &&
+           pdk_is_file(info);
 }

@@ -10,6 +10,21 @@
 #include "../core/cursor.h"
 #include "../io/pdk_io.h"
 
+/* The file names Paddle gives a checkpoint's parts, spelled once: the descriptors list them as
+ * their suffixes (program_format.c, combined.c, pickle/pickle_format.c), and the locators
+ * (resolve.c, inference.c), vars_dir.c's list of files that are no variables and the sharded
+ * data files build names from them -- never from a literal of their own. */
+#define PDK_NAME_PDMODEL   ".pdmodel"      /* program, 2.x (program_format.c) */
+#define PDK_NAME_MODEL_1X  "__model__"     /* program, 1.x; also __model__.json (3.x) */
+#define PDK_NAME_PIR_JSON  ".json"         /* PIR program, 3.x (program_format.c) */
+#define PDK_NAME_PDIPARAMS ".pdiparams"    /* combined parameters, 2.x (combined.c) */
+#define PDK_NAME_PARAMS_1X "__params__"    /* combined parameters, 1.x save_inference_model */
+#define PDK_NAME_VARS_1X   "__variables__" /* combined parameters, 1.x jit.save */
+#define PDK_NAME_INFO      ".info"         /* X.pdiparams.info beside parameters (params_info.c) */
+#define PDK_NAME_INFO_1X   "__variables.info__" /* the info beside 1.x jit.save's __variables__ */
+#define PDK_NAME_PDPARAMS  ".pdparams"          /* pickled parameters (pickle_format.c) */
+#define PDK_NAME_PDOPT     ".pdopt"             /* pickled optimizer state (pickle_format.c) */
+
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };
 
@@ -19,7 +34,8 @@ typedef struct pdk_format {
     pdckpt_format id;
     const char   *name;
     /* Name endings that imply this format (".pdiparams", "__params__"), NULL-terminated; the
-     * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes. */
+     * longest match over all formats wins (pdk_format_named_by).  The one place for suffixes,
+     * public as pdckpt_format_suffixes: the first is the name Paddle 2.x gives the file. */
     const char *const *suffixes;
     /* A path that does not exist but names this format's checkpoint by Paddle's convention (a
      * prefix: "out/model" for out/model.pdmodel + out/model.pdiparams): its evidence as sniff's
@@ -51,6 +67,26 @@ pdckpt_format pdk_format_named_by(const char *path);
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
+
+/* format_io.c: a descriptor run over a file, bytes or a sink -- what the public load and save
+ * calls dispatch to after their argument checks, and what a format that nests another calls (no
+ * format calls the public API).  Options as the public calls take them (NULL: the defaults); err
+ * is reset first.  pdk_load_path reads one existing file (format from opts, else its bytes);
+ * pdk_save_path writes a file or directory (format from opts, else the name) atomically. */
+pdckpt_status pdk_load_input(const pdk_input *in, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err);
+pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
+                            pdckpt_format *out_format, pdckpt_error *err);
+pdckpt_status pdk_load_bytes(const void *data, size_t len, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err);
+/* A zero-copy open answered by a pickle's lazy-open index (docs/pickles.md): true with *out. */
+bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_value **out);
+pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
+                            const pdckpt_save_options *opts, pdckpt_error *err);
+pdckpt_status pdk_save_bytes(const pdckpt_value *root, const pdckpt_save_options *opts,
+                             void **out_data, size_t *out_len, pdckpt_error *err);
+pdckpt_status pdk_save_callback(const pdckpt_value *root, const pdckpt_sink_ops *ops, void *self,
+                                const pdckpt_save_options *opts, pdckpt_error *err);
 
 /* resolve.c: what a path names, the one answer load, detect, the CLI and Python share. */
 typedef enum pdk_found_kind {
@@ -114,18 +150,20 @@ size_t pdk_pb_put_varint(uint8_t *buf, uint64_t v);
 
 /* ---- tensor_stream.c: the binary tensor stream, reused by combined/vars-dir/tnum/... ---- */
 
-/* TensorDesc fields as decoded; dims are checked non-negative. */
-typedef struct pdk_tensor_desc {
+/* Paddle's protobuf VarType.TensorDesc message as decoded (element type code and dims; dims are
+ * checked non-negative) -- not distcp's pdk_tensor_desc, a tensor's whole description without
+ * its data (pdk_distcp.h). */
+typedef struct pdk_pb_tensor_desc {
     int          data_type; /* Paddle VarType code */
     pdckpt_dtype dtype;     /* INVALID when the code is not an element type */
     int32_t      n_dims;
     int64_t      dims[PDCKPT_MAX_DIMS];
-} pdk_tensor_desc;
+} pdk_pb_tensor_desc;
 
-pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out);
+pdckpt_status pdk_pb_tensor_desc_parse(pdk_cursor *cur, pdk_pb_tensor_desc *out);
 /* Serializes a TensorDesc (dims unpacked, as Paddle writes them); returns its length. */
-size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
-                              size_t cap);
+size_t pdk_pb_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
+                                 size_t cap);
 /* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);

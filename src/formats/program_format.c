@@ -97,7 +97,7 @@ static pdckpt_status pir_save(const pdckpt_value *root, pdk_sink *sink,
 const pdk_format pdk_format_program = {
     .id = PDCKPT_FORMAT_PROGRAM,
     .name = "program",
-    .suffixes = (const char *const[]){".pdmodel", "__model__", NULL},
+    .suffixes = (const char *const[]){PDK_NAME_PDMODEL, PDK_NAME_MODEL_1X, NULL},
     .sniff = pdk_program_desc_sniff,
     .load = program_load,
     .save = program_save,
@@ -106,7 +106,7 @@ const pdk_format pdk_format_program = {
 const pdk_format pdk_format_pir_json = {
     .id = PDCKPT_FORMAT_PIR_JSON,
     .name = "pir-json",
-    .suffixes = (const char *const[]){".json", NULL},
+    .suffixes = (const char *const[]){PDK_NAME_PIR_JSON, NULL},
     .sniff = pdk_program_pir_sniff,
     .load = pir_load,
     .save = pir_save,

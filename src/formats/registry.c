@@ -54,6 +54,12 @@ bool pdckpt_format_can_save(pdckpt_format format) {
     return f && (f->save || f->save_dir);
 }
 
+const char *const *pdckpt_format_suffixes(pdckpt_format format) {
+    static const char *const none[] = {NULL};
+    const pdk_format        *f = pdk_format_get(format);
+    return f && f->suffixes ? f->suffixes : none;
+}
+
 pdckpt_format pdk_format_named_by(const char *path) {
     const pdk_format *best = NULL;
     size_t            best_len = 0;
@@ -64,6 +70,16 @@ pdckpt_format pdk_format_named_by(const char *path) {
                 best_len = strlen(*s);
             }
     return best ? best->id : PDCKPT_FORMAT_AUTO;
+}
+
+/* What a save writes to `path` when no format is given: the format its name implies, else the
+ * per-variable directory for an existing directory or a name ending in "/". */
+pdckpt_format pdckpt_format_from_path(const char *path) {
+    if (!path) return PDCKPT_FORMAT_AUTO;
+    pdckpt_format f = pdk_format_named_by(path);
+    if (f != PDCKPT_FORMAT_AUTO) return f;
+    if (pdk_is_directory(path) || pdk_ends_with(path, "/")) return PDCKPT_FORMAT_VARS_DIR;
+    return PDCKPT_FORMAT_AUTO;
 }
 
 static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,

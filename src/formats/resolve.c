@@ -13,12 +13,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *const pdk_state_parts[2] = {".pdparams", ".pdopt"};
-const char *const pdk_params_suffix = ".pdiparams";
+const char *const pdk_state_parts[2] = {PDK_NAME_PDPARAMS, PDK_NAME_PDOPT};
+const char *const pdk_params_suffix = PDK_NAME_PDIPARAMS;
 
 int pdk_static_programs(const char *prefix, char *pdmodel, char *json) {
-    if (pdk_path_join_suffix(pdmodel, "", prefix, ".pdmodel", NULL) != PDCKPT_OK ||
-        pdk_path_join_suffix(json, "", prefix, ".json", NULL) != PDCKPT_OK)
+    if (pdk_path_join_suffix(pdmodel, "", prefix, PDK_NAME_PDMODEL, NULL) != PDCKPT_OK ||
+        pdk_path_join_suffix(json, "", prefix, PDK_NAME_PIR_JSON, NULL) != PDCKPT_OK)
         return -1;
     return (pdk_is_file(pdmodel) ? 1 : 0) | (pdk_is_file(json) ? 2 : 0);
 }
@@ -35,12 +35,12 @@ bool pdckpt_info_path(const char *path, char *out) {
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
     int         n;
-    if (strcmp(base, "__model__") == 0)
-        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s__variables.info__", (int)(base - path), path);
+    if (strcmp(base, PDK_NAME_MODEL_1X) == 0)
+        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s" PDK_NAME_INFO_1X, (int)(base - path), path);
     else if (dot && strcmp(dot, pdk_params_suffix) == 0)
-        n = snprintf(out, PDCKPT_PATH_MAX, "%s.info", path);
+        n = snprintf(out, PDCKPT_PATH_MAX, "%s" PDK_NAME_INFO, path);
     else
-        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s%s.info",
+        n = snprintf(out, PDCKPT_PATH_MAX, "%.*s%s" PDK_NAME_INFO,
                      (int)(dot ? dot - path : (long)strlen(path)), path, pdk_params_suffix);
     if (n < 0 || n >= PDCKPT_PATH_MAX) out[0] = '\0';
     return out[0] && pdk_is_file(out);

@@ -25,7 +25,7 @@
 
 const pdk_shard_kind pdk_shard_kind_safetensors = {
     PDCKPT_FORMAT_SAFETENSORS_SHARDED, ".safetensors", "model", &pdk_format_safetensors};
-const pdk_shard_kind pdk_shard_kind_pickle = {PDCKPT_FORMAT_PICKLE_SHARDED, ".pdparams",
+const pdk_shard_kind pdk_shard_kind_pickle = {PDCKPT_FORMAT_PICKLE_SHARDED, PDK_NAME_PDPARAMS,
                                               "model_state", &pdk_format_pickle};
 
 static const pdk_shard_kind *kind_of(pdckpt_format id) {
@@ -287,7 +287,7 @@ static pdckpt_status sharded_load(const pdk_shard_kind *kind, const char *path,
         single_shard(path, kind, single, sizeof single)) {
         pdckpt_load_options one = *opts;
         one.format = kind->shard_format->id;
-        pdckpt_status st = pdckpt_load_file(single, &one, out, NULL, err);
+        pdckpt_status st = pdk_load_path(single, &one, out, NULL, err);
         if (st == PDCKPT_OK && pdckpt_value_kind(*out) == PDCKPT_KIND_DICT)
             pdckpt_dict_remove(*out, PDCKPT_NAME_TABLE_KEY); /* as from several shards */
         return st;

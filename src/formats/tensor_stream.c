@@ -13,7 +13,7 @@
 
 /* ---- TensorDesc ---- */
 
-static pdckpt_status desc_dim(pdk_cursor *cur, pdk_tensor_desc *d, uint64_t raw, size_t at) {
+static pdckpt_status desc_dim(pdk_cursor *cur, pdk_pb_tensor_desc *d, uint64_t raw, size_t at) {
     if (d->n_dims >= PDCKPT_MAX_DIMS)
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_UNSUPPORTED,
                                "expected at most %d dims, found more", PDCKPT_MAX_DIMS);
@@ -25,7 +25,7 @@ static pdckpt_status desc_dim(pdk_cursor *cur, pdk_tensor_desc *d, uint64_t raw,
     return PDCKPT_OK;
 }
 
-static pdckpt_status desc_packed_dims(pdk_cursor *cur, pdk_tensor_desc *d) {
+static pdckpt_status desc_packed_dims(pdk_cursor *cur, pdk_pb_tensor_desc *d) {
     uint64_t len;
     PDK_TRY(pdk_pb_varint(cur, &len, "packed dims length"));
     PDK_TRY(pdk_cur_need(cur, len, "packed dims"));
@@ -41,7 +41,7 @@ static pdckpt_status desc_packed_dims(pdk_cursor *cur, pdk_tensor_desc *d) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out) {
+pdckpt_status pdk_pb_tensor_desc_parse(pdk_cursor *cur, pdk_pb_tensor_desc *out) {
     memset(out, 0, sizeof *out);
     out->data_type = -1;
     for (;;) {
@@ -71,8 +71,8 @@ pdckpt_status pdk_tensor_desc_parse(pdk_cursor *cur, pdk_tensor_desc *out) {
     return PDCKPT_OK;
 }
 
-size_t pdk_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
-                              size_t cap) {
+size_t pdk_pb_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
+                                 size_t cap) {
     if (cap < 12 + (size_t)n_dims * 11) return 0;
     size_t n = 0;
     buf[n++] = 0x08;
@@ -109,7 +109,7 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
     return PDCKPT_OK;
 }
 
-static pdckpt_status read_desc(pdk_cursor *cur, pdk_tensor_desc *desc) {
+static pdckpt_status read_desc(pdk_cursor *cur, pdk_pb_tensor_desc *desc) {
     size_t  at = cur->pos;
     int32_t desc_size;
     PDK_TRY(pdk_cur_i32le(cur, &desc_size, "TensorDesc size"));
@@ -122,7 +122,7 @@ static pdckpt_status read_desc(pdk_cursor *cur, pdk_tensor_desc *desc) {
                                pdk_cur_left(cur), (int)desc_size);
     pdk_cursor sub;
     pdk_cur_sub(&sub, cur, (size_t)desc_size);
-    PDK_TRY(pdk_tensor_desc_parse(&sub, desc));
+    PDK_TRY(pdk_pb_tensor_desc_parse(&sub, desc));
     if (desc->dtype == PDCKPT_DTYPE_INVALID)
         return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED,
                                "expected a tensor element type code, found %d", desc->data_type);
@@ -138,7 +138,7 @@ pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
     if (version != 0)
         return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected tensor version 0, found %u",
                                version);
-    pdk_tensor_desc desc;
+    pdk_pb_tensor_desc desc;
     PDK_TRY(read_desc(cur, &desc));
     uint64_t n_elements, n_bytes;
     at = cur->pos;
@@ -290,7 +290,8 @@ pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
                         "reinterpret them (e.g. uint16=bfloat16), or save to safetensors",
                         pdckpt_dtype_name(v.dtype));
     uint8_t header[8 + 12 + PDCKPT_MAX_DIMS * 11];
-    size_t desc_len = pdk_tensor_desc_encode(code, v.n_dims, v.dims, header + 8, sizeof header - 8);
+    size_t  desc_len =
+        pdk_pb_tensor_desc_encode(code, v.n_dims, v.dims, header + 8, sizeof header - 8);
     pdk_store_u32le(header, 0);
     pdk_store_u32le(header + 4, (uint32_t)desc_len);
     PDK_TRY(pdk_sink_write(sink, header, 8 + desc_len, err));
@@ -365,7 +366,7 @@ int pdk_tensor_stream_file_ok(int fd, uint64_t size) {
         const uint8_t *skip;
         if (pdk_cur_u64le(&cur, &level, "") || pdk_cur_bytes(&cur, level, &skip, "")) return 0;
     }
-    pdk_tensor_desc desc;
+    pdk_pb_tensor_desc desc;
     if (pdk_cur_u32le(&cur, &inner, "") || inner || read_desc(&cur, &desc) ||
         pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes, &scratch))
         return 0;

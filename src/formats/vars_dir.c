@@ -31,10 +31,11 @@ static bool has_suffix(const char *name, const char *suffix) {
 
 /* Files that sit in variable directories but are not variables. */
 static bool is_not_a_variable(const char *name) {
-    static const char *const suffixes[] = {".pdmodel",     ".json",     ".info",
-                                           ".pdiparams",   ".pdparams", ".pdopt",
-                                           ".safetensors", ".metadata", ".distcp"};
-    if (name[0] == '.' || strncmp(name, "__model__", 9) == 0 || strcmp(name, "__params__") == 0)
+    static const char *const suffixes[] = {PDK_NAME_PDMODEL,   PDK_NAME_PIR_JSON, PDK_NAME_INFO,
+                                           PDK_NAME_PDIPARAMS, PDK_NAME_PDPARAMS, PDK_NAME_PDOPT,
+                                           ".safetensors",     ".metadata",       ".distcp"};
+    if (name[0] == '.' || strncmp(name, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 ||
+        strcmp(name, PDK_NAME_PARAMS_1X) == 0)
         return true;
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
         if (has_suffix(name, suffixes[i])) return true;

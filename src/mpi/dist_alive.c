@@ -78,7 +78,7 @@ pdckpt_status pdk_alive_init(pdk_dist *d, MPI_Comm user, pdckpt_error *err) {
     pdk_peer  mine = {host_id(), (int64_t)getpid(), 0};
     char      state;
     pdk_peer *all = calloc((size_t)d->size, sizeof *all);
-    if (!all) return pdk_dist_nomem(err, "the ranks' process ids");
+    if (!all) return pdk_fail_nomem(err, "the ranks' process ids");
     if (!proc_stat(mine.pid, &state, &mine.start)) mine.pid = 0; /* no /proc: never checked */
     MPI_Request req;
     int         rc =
@@ -127,15 +127,15 @@ pdckpt_status pdk_alive_check(pdk_dist *d, const char *what, pdckpt_error *err) 
     if (d->ready) MPI_Iprobe(MPI_ANY_SOURCE, TAG_DEAD, d->comm, &flag, &status);
     if (flag && MPI_Recv(got, 2, MPI_INT, status.MPI_SOURCE, TAG_DEAD, d->comm,
                          MPI_STATUS_IGNORE) == MPI_SUCCESS)
-        return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
-                             "rank %d: rank %d found rank %d dead while this rank waited for "
-                             "%s; giving up now instead of at the timeout",
-                             d->rank, got[1], got[0], what);
+        return pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1,
+                        "rank %d: rank %d found rank %d dead while this rank waited for "
+                        "%s; giving up now instead of at the timeout",
+                        d->rank, got[1], got[0], what);
     int dead = find_dead(d);
     if (dead < 0) return PDCKPT_OK;
     if (d->ready) spread(d, dead);
-    return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
-                         "rank %d: rank %d (pid %lld on this host) has died while this rank "
-                         "waited for %s; giving up now instead of at the timeout",
-                         d->rank, dead, (long long)d->peers[dead].pid, what);
+    return pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1,
+                    "rank %d: rank %d (pid %lld on this host) has died while this rank "
+                    "waited for %s; giving up now instead of at the timeout",
+                    d->rank, dead, (long long)d->peers[dead].pid, what);
 }

@@ -27,7 +27,7 @@ pdckpt_status pdk_dist_mpi_fail(pdckpt_error *err, int rc, const char *what) {
     char text[MPI_MAX_ERROR_STRING] = "";
     int  len = 0;
     MPI_Error_string(rc, text, &len);
-    return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL, "MPI failed during %s: %s", what, text);
+    return pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1, "MPI failed during %s: %s", what, text);
 }
 
 static pdckpt_status broken(pdk_dist *d, pdckpt_error *err) {
@@ -61,10 +61,10 @@ static pdckpt_status wait_loop(pdk_dist *d, int n, MPI_Request *reqs, const char
         if (done) return PDCKPT_OK;
         double t = now_s();
         if (t > deadline) {
-            pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
-                          "rank %d: timed out after %.1f s waiting for %s (another rank did not "
-                          "take part: it died, hung, or was called differently)",
-                          d->rank, d->timeout_s, what);
+            pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1,
+                     "rank %d: timed out after %.1f s waiting for %s (another rank did not "
+                     "take part: it died, hung, or was called differently)",
+                     d->rank, d->timeout_s, what);
             return broken(d, err);
         }
         if (t - checked > LIVENESS_S) {
@@ -94,7 +94,7 @@ const pdckpt_mpi_options *pdk_mpi_begin(const pdckpt_mpi_options *opts, pdckpt_e
                                         pdckpt_error *local) {
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
     if (!*err) *err = local;
-    pdk_dist_reset(*err);
+    pdk_error_reset(*err);
     return opts ? opts : &defaults;
 }
 
@@ -106,9 +106,9 @@ pdckpt_status pdk_dist_open(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_d
     MPI_Initialized(&ready);
     MPI_Finalized(&finished);
     if (!ready || finished)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "MPI is not initialized");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "MPI is not initialized");
     if (comm == MPI_COMM_NULL)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "the communicator is MPI_COMM_NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "the communicator is MPI_COMM_NULL");
     d->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : PDCKPT_MPI_DEFAULT_TIMEOUT;
     MPI_Comm_rank(comm, &d->rank);
     MPI_Comm_size(comm, &d->size);
@@ -150,7 +150,7 @@ static void apply_wire(const wire_error *w, int rank, pdckpt_error *err) {
     e.source[sizeof e.source - 1] = '\0';
     memcpy(e.message, w->message, sizeof e.message);
     e.message[sizeof e.message - 1] = '\0';
-    if (strncmp(e.message, "rank ", 5) != 0) pdk_dist_prefix(&e, "rank %d: ", rank);
+    if (strncmp(e.message, "rank ", 5) != 0) pdk_error_prefix(&e, "rank %d: ", rank);
     *err = e;
 }
 
@@ -166,8 +166,8 @@ static int64_t wall_ms(void) {
  * on to commit while the others have abandoned the operation. */
 pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err) {
     if (local != PDCKPT_OK && err->status == PDCKPT_OK)
-        pdk_dist_fail(err, local, NULL, "failed without a message (status %s)",
-                      pdckpt_status_name(local));
+        pdk_fail(err, local, NULL, -1, "failed without a message (status %s)",
+                 pdckpt_status_name(local));
     if (d->broken) return broken(d, err);
     int64_t mine[2] = {local != PDCKPT_OK ? d->rank : d->size,
                        wall_ms() + (int64_t)(d->timeout_s * 1000)};
@@ -175,12 +175,12 @@ pdckpt_status pdk_dist_agree(pdk_dist *d, pdckpt_status local, pdckpt_error *err
     MPI_Request req;
     int         rc = MPI_Iallreduce(mine, got, 2, MPI_INT64_T, MPI_MIN, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "the error agreement");
-    PDK_DTRY(pdk_dist_wait(d, 1, &req, "the other ranks' status", err));
+    PDK_TRY(pdk_dist_wait(d, 1, &req, "the other ranks' status", err));
     if (wall_ms() > got[1]) {
-        pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
-                      "rank %d: the other ranks' status came after another rank's deadline "
-                      "(%.1f s): that rank has given up, so this one does too",
-                      d->rank, d->timeout_s);
+        pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1,
+                 "rank %d: the other ranks' status came after another rank's deadline "
+                 "(%.1f s): that rank has given up, so this one does too",
+                 d->rank, d->timeout_s);
         return broken(d, err);
     }
     int first = (int)got[0];
@@ -211,17 +211,17 @@ pdckpt_status pdk_dist_compare(pdk_dist *d, uint64_t value, bool *same, pdckpt_e
     MPI_Request req;
     int         rc = MPI_Iallreduce(mine, max, 2, MPI_UINT64_T, MPI_MAX, d->comm, &req);
     if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "comparing arguments");
-    PDK_DTRY(pdk_dist_wait(d, 1, &req, "comparing arguments", err));
+    PDK_TRY(pdk_dist_wait(d, 1, &req, "comparing arguments", err));
     *same = max[0] == ~max[1]; /* max == min */
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_dist_same(pdk_dist *d, uint64_t value, const char *what, pdckpt_error *err) {
     bool same;
-    PDK_DTRY(pdk_dist_compare(d, value, &same, err));
+    PDK_TRY(pdk_dist_compare(d, value, &same, err));
     if (!same)
-        return pdk_dist_fail(err, PDCKPT_ERR_MISMATCH, NULL,
-                             "expected the same %s on every rank, found different ones", what);
+        return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                        "expected the same %s on every rank, found different ones", what);
     return PDCKPT_OK;
 }
 
@@ -231,8 +231,8 @@ pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckp
         MPI_Request req;
         int         rc = MPI_Ibcast((uint8_t *)buf + done, n, MPI_BYTE, root, d->comm, &req);
         if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "a broadcast");
-        PDK_DTRY(len > (1u << 16) ? pdk_dist_wait_data(d, 1, &req, "a broadcast", err)
-                                  : pdk_dist_wait(d, 1, &req, "a broadcast", err));
+        PDK_TRY(len > (1u << 16) ? pdk_dist_wait_data(d, 1, &req, "a broadcast", err)
+                                 : pdk_dist_wait(d, 1, &req, "a broadcast", err));
         done += (size_t)n;
     }
     return PDCKPT_OK;
@@ -240,17 +240,17 @@ pdckpt_status pdk_dist_bcast(pdk_dist *d, void *buf, size_t len, int root, pdckp
 
 pdckpt_status pdk_dist_bcast_blob(pdk_dist *d, pdk_blob *b, int root, pdckpt_error *err) {
     uint64_t len = b->len;
-    PDK_DTRY(pdk_dist_bcast(d, &len, sizeof len, root, err));
+    PDK_TRY(pdk_dist_bcast(d, &len, sizeof len, root, err));
     pdckpt_status st = PDCKPT_OK;
     if (d->rank != root) {
         pdk_blob_free(b);
         b->data = malloc(len ? (size_t)len : 1);
         if (!b->data)
-            st = pdk_dist_nomem(err, "a broadcast buffer");
+            st = pdk_fail_nomem(err, "a broadcast buffer");
         else
             b->len = b->cap = (size_t)len;
     }
-    PDK_DTRY(pdk_dist_agree(d, st, err));
+    PDK_TRY(pdk_dist_agree(d, st, err));
     return pdk_dist_bcast(d, b->data, (size_t)len, root, err);
 }
 
@@ -258,16 +258,16 @@ static pdckpt_status gather_lengths(pdk_dist *d, uint64_t mine, size_t **offsets
                                     pdckpt_error *err) {
     uint64_t *lens = calloc((size_t)d->size, sizeof *lens);
     *offsets = calloc((size_t)d->size + 1, sizeof **offsets);
-    pdckpt_status st = lens && *offsets ? PDCKPT_OK : pdk_dist_nomem(err, "gather offsets");
-    PDK_DTRY(pdk_dist_agree(d, st, err));
+    pdckpt_status st = lens && *offsets ? PDCKPT_OK : pdk_fail_nomem(err, "gather offsets");
+    PDK_TRY(pdk_dist_agree(d, st, err));
     MPI_Request req;
     int         rc = MPI_Iallgather(&mine, 1, MPI_UINT64_T, lens, 1, MPI_UINT64_T, d->comm, &req);
     st = rc == MPI_SUCCESS ? pdk_dist_wait(d, 1, &req, "gathering sizes", err)
                            : pdk_dist_mpi_fail(err, rc, "gathering sizes");
     for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
         if (lens[r] > (uint64_t)INT32_MAX - (*offsets)[r])
-            st = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, NULL,
-                               "expected less than 2 GiB of metadata from all ranks together");
+            st = pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
+                          "expected less than 2 GiB of metadata from all ranks together");
         else
             (*offsets)[r + 1] = (*offsets)[r] + (size_t)lens[r];
     }
@@ -279,13 +279,13 @@ pdckpt_status pdk_dist_allgather(pdk_dist *d, const pdk_blob *mine, pdk_blob *al
                                  pdckpt_error *err) {
     memset(all, 0, sizeof *all);
     *offsets = NULL;
-    PDK_DTRY(gather_lengths(d, mine->len, offsets, err));
+    PDK_TRY(gather_lengths(d, mine->len, offsets, err));
     size_t total = (*offsets)[d->size];
     int   *counts = malloc((size_t)d->size * sizeof *counts);
     int   *displs = malloc((size_t)d->size * sizeof *displs);
     all->data = malloc(total ? total : 1);
     pdckpt_status st =
-        counts && displs && all->data ? PDCKPT_OK : pdk_dist_nomem(err, "gathered metadata");
+        counts && displs && all->data ? PDCKPT_OK : pdk_fail_nomem(err, "gathered metadata");
     for (int r = 0; r < d->size && st == PDCKPT_OK; r++) {
         counts[r] = (int)((*offsets)[r + 1] - (*offsets)[r]);
         displs[r] = (int)(*offsets)[r];
@@ -309,11 +309,11 @@ static pdckpt_status v_counts(const pdk_dist *d, const size_t *offsets, int **co
                               pdckpt_error *err) {
     *counts = malloc((size_t)d->size * sizeof **counts);
     *displs = malloc((size_t)d->size * sizeof **displs);
-    if (!*counts || !*displs) return pdk_dist_nomem(err, "collective counts");
+    if (!*counts || !*displs) return pdk_fail_nomem(err, "collective counts");
     for (int r = 0; r < d->size; r++) {
         if (offsets[r + 1] > (size_t)INT32_MAX)
-            return pdk_dist_fail(err, PDCKPT_ERR_LIMIT, NULL,
-                                 "expected less than 2 GiB of descriptions from all ranks");
+            return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
+                            "expected less than 2 GiB of descriptions from all ranks");
         (*counts)[r] = (int)(offsets[r + 1] - offsets[r]);
         (*displs)[r] = (int)offsets[r];
     }
@@ -327,7 +327,7 @@ pdckpt_status pdk_dist_gather(pdk_dist *d, const pdk_blob *mine, int root, pdk_b
     uint64_t     *lens = calloc((size_t)d->size, sizeof *lens), len = mine->len;
     int          *counts = NULL, *displs = NULL;
     bool          me = d->rank == root;
-    pdckpt_status st = *offsets && lens ? PDCKPT_OK : pdk_dist_nomem(err, "gather offsets");
+    pdckpt_status st = *offsets && lens ? PDCKPT_OK : pdk_fail_nomem(err, "gather offsets");
     st = pdk_dist_agree(d, st, err);
     MPI_Request req;
     int         rc = MPI_SUCCESS;
@@ -340,7 +340,7 @@ pdckpt_status pdk_dist_gather(pdk_dist *d, const pdk_blob *mine, int root, pdk_b
         (*offsets)[r + 1] = (*offsets)[r] + (lens[r] > INT32_MAX ? (size_t)INT32_MAX + 1 : lens[r]);
     if (st == PDCKPT_OK && me) st = v_counts(d, *offsets, &counts, &displs, err);
     if (st == PDCKPT_OK && me && !(all->data = malloc((*offsets)[d->size] + 1)))
-        st = pdk_dist_nomem(err, "gathered descriptions");
+        st = pdk_fail_nomem(err, "gathered descriptions");
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK) {
         all->len = all->cap = me ? (*offsets)[d->size] : 0;
@@ -368,7 +368,7 @@ pdckpt_status pdk_dist_scatter(pdk_dist *d, const pdk_blob *all, const size_t *o
         st = rc == MPI_SUCCESS ? pdk_dist_wait(d, 1, &req, "scattering sizes", err)
                                : pdk_dist_mpi_fail(err, rc, "scattering sizes");
     if (st == PDCKPT_OK && !(mine->data = malloc((size_t)len + 1)))
-        st = pdk_dist_nomem(err, "a scattered list");
+        st = pdk_fail_nomem(err, "a scattered list");
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK) {
         mine->len = mine->cap = (size_t)len;

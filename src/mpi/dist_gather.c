@@ -42,8 +42,8 @@ static pdckpt_value *make_ref(void *ctx, uint64_t o, pdckpt_error *err) {
     const char   *source = g->skels[c->src].source;
     pdckpt_value *t = NULL;
     if (o < c->e->first || o - c->e->first >= c->e->count) {
-        pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "tensor reference %llu outside its entry",
-                      (unsigned long long)o);
+        pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1, "tensor reference %llu outside its entry",
+                 (unsigned long long)o);
         return NULL;
     }
     if (c->src == g->d->rank) {
@@ -52,8 +52,8 @@ static pdckpt_value *make_ref(void *ctx, uint64_t o, pdckpt_error *err) {
         return pdk_tensor_borrow(&v, g->alloc, &t, err) == PDCKPT_OK ? t : NULL;
     }
     if (g->recv[c->src][o]) {
-        pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "tensor %llu referenced twice",
-                      (unsigned long long)o);
+        pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1, "tensor %llu referenced twice",
+                 (unsigned long long)o);
         return NULL;
     }
     const pdk_tensor_desc *desc = &g->skels[c->src].descs[o];
@@ -72,7 +72,7 @@ static pdckpt_status decode_entry(gather_ctx *g, int src, const pdk_skel_entry *
                                   pdckpt_value **out, pdckpt_error *err) {
     ref_ctx c = {g, src, e};
     pdk_rd  r = {e->tree, e->tree_len, 0, g->skels[src].source, err};
-    PDK_DTRY(pdk_codec_decode(&r, g->alloc, make_ref, &c, out));
+    PDK_TRY(pdk_codec_decode(&r, g->alloc, make_ref, &c, out));
     if (r.pos == r.len) return PDCKPT_OK;
     pdckpt_value_free(*out);
     *out = NULL;
@@ -83,7 +83,7 @@ static pdckpt_status decode_entry(gather_ctx *g, int src, const pdk_skel_entry *
 static pdckpt_status place(gather_ctx *g, pdckpt_value *dict, int src, const pdk_skel_entry *e,
                            pdckpt_error *err) {
     char *key = malloc(e->key_len + 1);
-    if (!key) return pdk_dist_nomem(err, "a key");
+    if (!key) return pdk_fail_nomem(err, "a key");
     memcpy(key, e->key, e->key_len);
     key[e->key_len] = '\0';
     pdckpt_status st = PDCKPT_OK;
@@ -93,7 +93,7 @@ static pdckpt_status place(gather_ctx *g, pdckpt_value *dict, int src, const pdk
         if (st == PDCKPT_OK) st = pdckpt_dict_set(dict, key, val, err);
     } else if (!pdckpt_dict_get(dict, key)) {
         val = pdckpt_value_new_none(g->alloc);
-        st = val ? pdckpt_dict_set(dict, key, val, err) : pdk_dist_nomem(err, "a placeholder");
+        st = val ? pdckpt_dict_set(dict, key, val, err) : pdk_fail_nomem(err, "a placeholder");
     }
     free(key);
     return st;
@@ -104,12 +104,12 @@ static pdckpt_status place_merged(gather_ctx *g, pdckpt_value *merged, int src, 
     pdckpt_value *mw = pdckpt_dict_get_mut(merged, MASTER_WEIGHTS);
     if (!mw) {
         mw = pdckpt_value_new_container(g->alloc, PDCKPT_KIND_DICT);
-        if (!mw) return pdk_dist_nomem(err, "master_weights");
-        PDK_DTRY(pdckpt_dict_set(merged, MASTER_WEIGHTS, mw, err));
+        if (!mw) return pdk_fail_nomem(err, "master_weights");
+        PDK_TRY(pdckpt_dict_set(merged, MASTER_WEIGHTS, mw, err));
     }
     const pdk_skel *sk = &g->skels[src];
     for (size_t j = i + 1; j < sk->n_entries && sk->entries[j].parent == (int32_t)i; j++)
-        PDK_DTRY(place(g, mw, src, &sk->entries[j], err));
+        PDK_TRY(place(g, mw, src, &sk->entries[j], err));
     return PDCKPT_OK;
 }
 
@@ -128,7 +128,7 @@ static pdckpt_status keep_sends(gather_ctx *g, pdckpt_error *err) {
     size_t      n = g->mine.len;
     s->send_data = calloc(n ? n : 1, sizeof *s->send_data);
     s->send_bytes = calloc(n ? n : 1, sizeof *s->send_bytes);
-    if (!s->send_data || !s->send_bytes) return pdk_dist_nomem(err, "the stream's tensors");
+    if (!s->send_data || !s->send_bytes) return pdk_fail_nomem(err, "the stream's tensors");
     for (size_t o = 0; o < n; o++) {
         pdckpt_tensor_view v;
         pdckpt_tensor_get(g->mine.items[o], &v);
@@ -140,21 +140,21 @@ static pdckpt_status keep_sends(gather_ctx *g, pdckpt_error *err) {
 }
 
 static pdckpt_status build_merged(gather_ctx *g, pdckpt_value **out, pdckpt_error *err) {
-    if (g->stream) PDK_DTRY(reserve_stream(g, err));
+    if (g->stream) PDK_TRY(reserve_stream(g, err));
     g->recv = calloc((size_t)g->d->size, sizeof *g->recv);
     *out = pdckpt_value_new_container(g->alloc, PDCKPT_KIND_DICT);
-    if (!g->recv || !*out) return pdk_dist_nomem(err, "the merged state");
+    if (!g->recv || !*out) return pdk_fail_nomem(err, "the merged state");
     for (int s = 0; s < g->d->size; s++) {
         size_t n = g->skels[s].n_tensors;
         if (s != g->d->rank && !(g->recv[s] = calloc(n ? n : 1, sizeof **g->recv)))
-            return pdk_dist_nomem(err, "the receive table");
+            return pdk_fail_nomem(err, "the receive table");
     }
     for (int s = 0; s < g->d->size; s++) {
         const pdk_skel *sk = &g->skels[s];
         for (size_t i = 0; i < sk->n_entries; i++) {
             const pdk_skel_entry *e = &sk->entries[i];
             if (e->parent >= 0) continue;
-            PDK_DTRY(e->merged ? place_merged(g, *out, s, i, err) : place(g, *out, s, e, err));
+            PDK_TRY(e->merged ? place_merged(g, *out, s, i, err) : place(g, *out, s, e, err));
         }
     }
     return PDCKPT_OK;
@@ -169,7 +169,7 @@ static pdckpt_status add_item(item_list *l, const pdk_xfer_item *it, pdckpt_erro
     if (l->len == l->cap) {
         size_t         cap = l->cap ? l->cap * 2 : 64;
         pdk_xfer_item *grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "the transfer list");
+        if (!grown) return pdk_fail_nomem(err, "the transfer list");
         l->items = grown;
         l->cap = cap;
     }
@@ -191,10 +191,9 @@ static pdckpt_status add_entry_items(gather_ctx *g, item_list *l, int src, int t
             it.send = v.data;
         }
         if (t == me && !(it.recv = g->recv[src][o]))
-            return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, g->skels[src].source,
-                                 "tensor %llu is counted but never referenced",
-                                 (unsigned long long)o);
-        PDK_DTRY(add_item(l, &it, err));
+            return pdk_fail(err, PDCKPT_ERR_FORMAT, g->skels[src].source, -1,
+                            "tensor %llu is counted but never referenced", (unsigned long long)o);
+        PDK_TRY(add_item(l, &it, err));
     }
     return PDCKPT_OK;
 }
@@ -209,7 +208,7 @@ static pdckpt_status build_items(gather_ctx *g, const int *targets, size_t n_tar
             for (size_t i = 0; i < sk->n_entries; i++) {
                 const pdk_skel_entry *e = &sk->entries[i];
                 if (e->merged || pdk_merge_winner(&g->plan, t, e) != s) continue;
-                PDK_DTRY(add_entry_items(g, l, s, t, e, err));
+                PDK_TRY(add_entry_items(g, l, s, t, e, err));
             }
         }
     }
@@ -219,9 +218,9 @@ static pdckpt_status build_items(gather_ctx *g, const int *targets, size_t n_tar
 static pdckpt_status plan_all(gather_ctx *g, const pdk_blob *all, const size_t *offs, bool opt,
                               pdckpt_error *err) {
     g->skels = calloc((size_t)g->d->size, sizeof *g->skels);
-    if (!g->skels) return pdk_dist_nomem(err, "state descriptions");
+    if (!g->skels) return pdk_fail_nomem(err, "state descriptions");
     for (int r = 0; r < g->d->size; r++)
-        PDK_DTRY(pdk_skel_parse(all->data + offs[r], offs[r + 1] - offs[r], r, &g->skels[r], err));
+        PDK_TRY(pdk_skel_parse(all->data + offs[r], offs[r + 1] - offs[r], r, &g->skels[r], err));
     g->plan = (pdk_merge_plan){.skels = g->skels, .n_ranks = g->d->size, .opt = opt};
     return pdk_merge_plan_build(&g->plan, err);
 }
@@ -253,7 +252,7 @@ pdckpt_status pdk_gather_run(pdk_dist *d, const pdckpt_value *state, bool opt, c
     item_list  items = {0};
     *merged = NULL;
     pdckpt_status st = state ? pdk_skel_encode(state, opt, &mine, &g.mine, err)
-                             : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
+                             : pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "state is NULL");
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK) st = pdk_dist_allgather(d, &mine, &all, &offs, err);
     if (st == PDCKPT_OK) st = plan_all(&g, &all, offs, opt, err);

@@ -13,10 +13,10 @@ static pdckpt_status local_checks(const pdk_dist *d, const char *dir,
                                   const pdckpt_mpi_options *o, pdckpt_value **out,
                                   pdckpt_error *err) {
     if (!dir || !out || (n && !reqs))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir, requests or out is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir, requests or out is NULL");
     if (o->coordinator < 0 || o->coordinator >= d->size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "coordinator %d is not in the job",
+                        o->coordinator);
     return PDCKPT_OK;
 }
 
@@ -49,7 +49,7 @@ pdckpt_status pdckpt_mpi_load_sharded(MPI_Comm comm, const char *dir,
     pdk_dist       d;
     pdk_meta_index ix = {0};
     pdckpt_value  *result = NULL;
-    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, dir, requests, n_requests, opts, out, err);
     st = pdk_dist_agree(&d, st, err);
     if (st == PDCKPT_OK) {

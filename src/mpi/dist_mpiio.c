@@ -58,9 +58,9 @@ static pdckpt_status describe(const pdckpt_flat *l, const pdckpt_save_options *s
         uint64_t           size = 0;
         pdckpt_tensor_view v;
         pdckpt_tensor_get(l->entries[i].tensor, &v);
-        pdckpt_status st = pdckpt_save_sink(l->entries[i].tensor, &count_ops, &size, &o, err);
+        pdckpt_status st = pdk_save_callback(l->entries[i].tensor, &count_ops, &size, &o, err);
         if (st != PDCKPT_OK) {
-            pdk_dist_prefix(err, "tensor '%s': ", l->entries[i].name);
+            pdk_error_prefix(err, "tensor '%s': ", l->entries[i].name);
             return st;
         }
         pdk_blob_str(out, l->entries[i].name, strlen(l->entries[i].name));
@@ -80,11 +80,11 @@ static pdckpt_status read_entries(const pdk_blob *all, const size_t *offs, int s
         snprintf(source, sizeof source, "rank %d's tensor sizes", r);
         pdk_rd   rd = {all->data + offs[r], offs[r + 1] - offs[r], 0, source, err};
         uint64_t n;
-        PDK_DTRY(pdk_rd_count(&rd, &n, 24, "tensors"));
+        PDK_TRY(pdk_rd_count(&rd, &n, 24, "tensors"));
         if (lay->n + n > cap) {
             cap = (lay->n + (size_t)n) * 2;
             entry *grown = realloc(lay->entries, cap * sizeof *grown);
-            if (!grown) return pdk_dist_nomem(err, "the file layout");
+            if (!grown) return pdk_fail_nomem(err, "the file layout");
             lay->entries = grown;
         }
         for (uint64_t i = 0; i < n; i++) {
@@ -93,9 +93,9 @@ static pdckpt_status read_entries(const pdk_blob *all, const size_t *offs, int s
             e->rank = r;
             e->local = (size_t)i;
             e->writer = -1;
-            PDK_DTRY(pdk_rd_strdup(&rd, &e->name, "a tensor name"));
-            PDK_DTRY(pdk_rd_u64(&rd, &e->size, "a stream size"));
-            PDK_DTRY(pdk_rd_u64(&rd, &e->shape, "a shape hash"));
+            PDK_TRY(pdk_rd_strdup(&rd, &e->name, "a tensor name"));
+            PDK_TRY(pdk_rd_u64(&rd, &e->size, "a stream size"));
+            PDK_TRY(pdk_rd_u64(&rd, &e->shape, "a shape hash"));
         }
     }
     return PDCKPT_OK;
@@ -111,16 +111,15 @@ static int cmp_entry(const void *a, const void *b) {
 static pdckpt_status plan_layout(layout *lay, int size, pdckpt_error *err) {
     if (lay->n > 1) qsort(lay->entries, lay->n, sizeof *lay->entries, cmp_entry);
     uint64_t *load = calloc(size > 0 ? (size_t)size : 1, sizeof *load);
-    if (!load) return pdk_dist_nomem(err, "the file layout");
+    if (!load) return pdk_fail_nomem(err, "the file layout");
     for (size_t i = 0, j; i < lay->n; i = j) {
         for (j = i + 1; j < lay->n && strcmp(lay->entries[j].name, lay->entries[i].name) == 0; j++)
             if (lay->entries[j].shape != lay->entries[i].shape ||
                 lay->entries[j].size != lay->entries[i].size) {
                 free(load);
-                return pdk_dist_fail(
-                    err, PDCKPT_ERR_MISMATCH, NULL,
-                    "tensor '%s' differs in dtype or shape between ranks %d and %d",
-                    lay->entries[i].name, lay->entries[i].rank, lay->entries[j].rank);
+                return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                                "tensor '%s' differs in dtype or shape between ranks %d and %d",
+                                lay->entries[i].name, lay->entries[i].rank, lay->entries[j].rank);
             }
         if (j == i + 1) load[lay->entries[i].rank] += lay->entries[i].size;
     }
@@ -138,8 +137,8 @@ static pdckpt_status plan_layout(layout *lay, int size, pdckpt_error *err) {
     }
     free(load);
     if (lay->n == 0)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "a combined file needs at least one tensor, found none on any rank");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "a combined file needs at least one tensor, found none on any rank");
     return PDCKPT_OK;
 }
 
@@ -161,7 +160,7 @@ pdckpt_status pdk_mpiio_write_at(MPI_File fh, uint64_t at, const void *bytes, si
         int wrote = 0;
         if (rc == MPI_SUCCESS) MPI_Get_count(&status, MPI_BYTE, &wrote);
         if (rc != MPI_SUCCESS) return pdk_dist_mpi_fail(err, rc, "MPI_File_write_at");
-        if (wrote != n) return pdk_dist_fail(err, PDCKPT_ERR_IO, NULL, "short MPI-IO write");
+        if (wrote != n) return pdk_fail(err, PDCKPT_ERR_IO, NULL, -1, "short MPI-IO write");
         done += (size_t)n;
     }
     return PDCKPT_OK;
@@ -174,7 +173,7 @@ typedef struct file_sink {
 
 static pdckpt_status file_write(void *self, const void *bytes, size_t len, pdckpt_error *err) {
     file_sink *fs = self;
-    PDK_DTRY(pdk_mpiio_write_at(fs->fh, fs->at, bytes, len, err));
+    PDK_TRY(pdk_mpiio_write_at(fs->fh, fs->at, bytes, len, err));
     fs->at += len;
     return PDCKPT_OK;
 }
@@ -197,11 +196,11 @@ static pdckpt_status write_mine(MPI_File fh, void *ctx, pdckpt_error *err) {
         const entry *e = &job->lay->entries[i];
         if (e->rank != job->d->rank || e->writer != job->d->rank) continue;
         file_sink fs = {fh, e->offset};
-        PDK_DTRY(pdckpt_save_sink(job->l->entries[e->local].tensor, &file_ops, &fs, &o, err));
+        PDK_TRY(pdk_save_callback(job->l->entries[e->local].tensor, &file_ops, &fs, &o, err));
         if (fs.at != e->offset + e->size)
-            return pdk_dist_fail(
-                err, PDCKPT_ERR_IO, NULL, "tensor '%s': wrote %llu bytes, planned %llu", e->name,
-                (unsigned long long)(fs.at - e->offset), (unsigned long long)e->size);
+            return pdk_fail(err, PDCKPT_ERR_IO, NULL, -1,
+                            "tensor '%s': wrote %llu bytes, planned %llu", e->name,
+                            (unsigned long long)(fs.at - e->offset), (unsigned long long)e->size);
     }
     return PDCKPT_OK;
 }
@@ -228,20 +227,20 @@ static pdckpt_status write_file(pdk_dist *d, const char *temp, bool durable, pdk
 
 pdckpt_status pdk_mpiio_check_target(const char *path, const pdckpt_mpi_options *o, int size,
                                      pdckpt_error *err) {
-    if (!path) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL");
+    if (!path) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL");
     if (o->coordinator < 0 || o->coordinator >= size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "coordinator %d is not in the job",
+                        o->coordinator);
     return PDCKPT_OK;
 }
 
 static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_value *local, const char *path,
                                   const pdckpt_mpi_options *o, pdckpt_flat *l, pdckpt_error *err) {
-    PDK_DTRY(pdk_mpiio_check_target(path, o, d->size, err));
+    PDK_TRY(pdk_mpiio_check_target(path, o, d->size, err));
     if (pdckpt_value_kind(local) != PDCKPT_KIND_DICT)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected a dict of this rank's tensors, found %s",
-                             local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected a dict of this rank's tensors, found %s",
+                        local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
     unsigned how =
         PDCKPT_FLATTEN_NESTED | (o->save.skip_non_tensors ? PDCKPT_FLATTEN_SKIP_NON_TENSORS : 0);
     return pdckpt_value_flatten(local, how, l, err);
@@ -263,14 +262,14 @@ static void sweep_beside(const char *path) {
     char        dir[4200], base[256];
     const char *b;
     size_t      blen;
-    pdk_dist_split_path(path, dir, sizeof dir, &b, &blen);
+    pdk_split_path(path, dir, sizeof dir, &b, &blen);
     snprintf(base, sizeof base, "%.*s", (int)blen, b);
-    pdk_dist_sweep_temps(dir, base);
+    pdk_sweep_temps(dir, base);
 }
 
 pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_options *o,
                                pdk_mpiio_writer fn, void *ctx, pdckpt_error *err) {
-    uint64_t      tag = pdk_dist_random_tag();
+    uint64_t      tag = pdk_random_tag();
     char          temp[4200] = "";
     pdckpt_status st = pdk_dist_same(d,
                                      pdk_hash_bytes(pdk_hash_bytes(0, path, strlen(path)),
@@ -279,12 +278,12 @@ pdckpt_status pdk_mpiio_commit(pdk_dist *d, const char *path, const pdckpt_mpi_o
     if (st == PDCKPT_OK && d->rank == o->coordinator) sweep_beside(path);
     if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &tag, sizeof tag, o->coordinator, err);
     if (st == PDCKPT_OK)
-        st = pdk_dist_agree(d, pdk_dist_temp_beside(path, tag, temp, sizeof temp, err), err);
+        st = pdk_dist_agree(d, pdk_temp_path_tagged(path, tag, temp, sizeof temp, err), err);
     if (st != PDCKPT_OK) return st;
     st = write_file(d, temp, o->save.durable, fn, ctx, err);
     pdckpt_status renamed = PDCKPT_OK;
     if (d->rank == o->coordinator) {
-        if (st == PDCKPT_OK) renamed = pdk_dist_rename(temp, path, o->save.durable, err);
+        if (st == PDCKPT_OK) renamed = pdk_rename_replace_durable(temp, path, o->save.durable, err);
         if (st != PDCKPT_OK || renamed != PDCKPT_OK) unlink(temp);
     }
     return st == PDCKPT_OK ? pdk_dist_agree(d, renamed, err) : st;
@@ -301,7 +300,7 @@ pdckpt_status pdckpt_mpi_save_combined(MPI_Comm comm, const pdckpt_value *local,
     pdckpt_flat l = {0};
     pdk_blob    mine = {0};
     layout      lay = {0};
-    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = local_checks(&d, local, path, opts, &l, err);
     if (st == PDCKPT_OK) st = describe(&l, &opts->save, &mine, err);
     st = pdk_dist_agree(&d, st, err);

@@ -61,24 +61,24 @@ static bool is_big(const item *it) {
 
 static pdckpt_status check_local(const pdckpt_value *local, const char *path,
                                  const pdckpt_mpi_options *o, int size, pdckpt_error *err) {
-    PDK_DTRY(pdk_mpiio_check_target(path, o, size, err));
+    PDK_TRY(pdk_mpiio_check_target(path, o, size, err));
     if (o->save.protocol < 3)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path,
-                             "a pickle written by all ranks needs protocol 3 or 4 (protocol %d "
-                             "stores array bytes as text of value-dependent length); gather it "
-                             "with pdckpt_mpi_save instead",
-                             o->save.protocol);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "a pickle written by all ranks needs protocol 3 or 4 (protocol %d "
+                        "stores array bytes as text of value-dependent length); gather it "
+                        "with pdckpt_mpi_save instead",
+                        o->save.protocol);
     if (pdckpt_value_kind(local) != PDCKPT_KIND_DICT)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected a dict of this rank's tensors, found %s",
-                             local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected a dict of this rank's tensors, found %s",
+                        local ? pdckpt_kind_name(pdckpt_value_kind(local)) : "NULL");
     for (size_t i = 0; i < pdckpt_value_len(local); i++)
         if (pdckpt_value_kind(pdckpt_dict_key_at(local, i)) != PDCKPT_KIND_STRING ||
             pdckpt_value_kind(pdckpt_value_at(local, i)) != PDCKPT_KIND_TENSOR)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path,
-                                 "a pickle written by all ranks holds a flat dict of tensors "
-                                 "(entry %zu is not); gather nested state with pdckpt_mpi_save",
-                                 i);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                            "a pickle written by all ranks holds a flat dict of tensors "
+                            "(entry %zu is not); gather nested state with pdckpt_mpi_save",
+                            i);
     return PDCKPT_OK;
 }
 
@@ -101,17 +101,17 @@ static pdckpt_status describe(const pdckpt_value *local, pdk_blob *out, pdckpt_e
 
 static pdckpt_status read_item(pdk_rd *rd, item *it) {
     uint32_t dtype, n_dims;
-    PDK_DTRY(pdk_rd_strdup(rd, &it->key, "a key"));
-    PDK_DTRY(pdk_rd_strdup(rd, &it->name, "a tensor name"));
-    PDK_DTRY(pdk_rd_u32(rd, &dtype, "a dtype"));
-    PDK_DTRY(pdk_rd_u32(rd, &n_dims, "a rank"));
+    PDK_TRY(pdk_rd_strdup(rd, &it->key, "a key"));
+    PDK_TRY(pdk_rd_strdup(rd, &it->name, "a tensor name"));
+    PDK_TRY(pdk_rd_u32(rd, &dtype, "a dtype"));
+    PDK_TRY(pdk_rd_u32(rd, &n_dims, "a rank"));
     if (n_dims > PDCKPT_MAX_DIMS)
         return pdk_rd_fail(rd, "expected at most %d dims", PDCKPT_MAX_DIMS);
     it->dtype = (pdckpt_dtype)dtype;
     it->n_dims = (int32_t)n_dims;
     for (uint32_t d = 0; d < n_dims; d++) {
         uint64_t dim;
-        PDK_DTRY(pdk_rd_u64(rd, &dim, "a dim"));
+        PDK_TRY(pdk_rd_u64(rd, &dim, "a dim"));
         it->dims[d] = (int64_t)dim;
     }
     return pdk_rd_u64(rd, &it->nbytes, "a byte size");
@@ -124,16 +124,16 @@ static pdckpt_status read_items(const pdk_blob *all, const size_t *offs, int siz
         snprintf(source, sizeof source, "rank %d's tensor descriptions", r);
         pdk_rd   rd = {all->data + offs[r], offs[r + 1] - offs[r], 0, source, err};
         uint64_t n;
-        PDK_DTRY(pdk_rd_count(&rd, &n, 32, "tensors"));
+        PDK_TRY(pdk_rd_count(&rd, &n, 32, "tensors"));
         item *grown = realloc(p->items, (p->n_items + (size_t)n + 1) * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "the file plan");
+        if (!grown) return pdk_fail_nomem(err, "the file plan");
         p->items = grown;
         for (uint64_t i = 0; i < n; i++) {
             item *it = &p->items[p->n_items++];
             memset(it, 0, sizeof *it);
             it->rank = r;
             it->local = (size_t)i;
-            PDK_DTRY(read_item(&rd, it));
+            PDK_TRY(read_item(&rd, it));
         }
     }
     return PDCKPT_OK;
@@ -166,7 +166,7 @@ static pdckpt_status plan_keys(plan *p, pdckpt_error *err) {
     if (!refs || !pairs || !p->keys || !p->offsets) {
         free(refs);
         free(pairs);
-        return pdk_dist_nomem(err, "the file plan");
+        return pdk_fail_nomem(err, "the file plan");
     }
     for (size_t i = 0; i < p->n_items; i++) refs[i] = (key_ref){p->items[i].key, i};
     qsort(refs, p->n_items, sizeof *refs, by_key_then_item);
@@ -209,7 +209,7 @@ static pdckpt_status gather_small(MPI_Comm comm, pdk_dist *d, const pdckpt_value
                                   const plan *p, const pdckpt_mpi_options *o, pdckpt_value **merged,
                                   pdckpt_error *err) {
     pdckpt_value *mine = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    if (!mine) return pdk_dist_nomem(err, "small tensors");
+    if (!mine) return pdk_fail_nomem(err, "small tensors");
     pdckpt_status st = PDCKPT_OK;
     for (size_t k = 0; k < p->n_keys && st == PDCKPT_OK; k++) {
         const item *it = &p->items[p->keys[k]];
@@ -257,9 +257,9 @@ static pdckpt_status layout_write(void *self, const void *bytes, size_t len, pdc
         next_big(ls);
         const item *it = ls->key < ls->p->n_keys ? &ls->p->items[ls->p->keys[ls->key]] : NULL;
         if (!it || b != ls->zero + ls->got || ls->got + len > it->nbytes)
-            return pdk_dist_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL,
-                                 "the pickle writer did not hand a large tensor's payload over "
-                                 "whole; cannot place it");
+            return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                            "the pickle writer did not hand a large tensor's payload over "
+                            "whole; cannot place it");
         if (ls->got == 0) ls->p->offsets[ls->key] = ls->pos;
         ls->got += len;
         if (ls->got == it->nbytes) ls->key++, ls->got = 0;
@@ -280,9 +280,9 @@ static pdckpt_status add_key(const plan *p, size_t k, const pdckpt_value *small,
     const item   *it = &p->items[p->keys[k]];
     pdckpt_value *t = NULL;
     if (is_big(it))
-        PDK_DTRY(pdckpt_tensor_new_borrowed(NULL, it->dtype, it->n_dims, it->dims, zero, &t, err));
+        PDK_TRY(pdckpt_tensor_new_borrowed(NULL, it->dtype, it->n_dims, it->dims, zero, &t, err));
     else if (!(t = pdckpt_value_retain((pdckpt_value *)pdckpt_dict_get(small, it->key))))
-        return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL, "tensor '%s' was not gathered", it->key);
+        return pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1, "tensor '%s' was not gathered", it->key);
     pdckpt_status st = pdckpt_tensor_set_name(t, it->name[0] ? it->name : NULL, err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(t);
@@ -296,9 +296,9 @@ static pdckpt_status lay_out(const plan *p, const pdckpt_value *small, const pdc
                              layout_sink *ls, pdckpt_error *err) {
     size_t map_len = p->max_big ? (size_t)p->max_big : 1;
     void  *zero = mmap(NULL, map_len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (zero == MAP_FAILED) return pdk_dist_nomem(err, "placeholder mapping");
+    if (zero == MAP_FAILED) return pdk_fail_nomem(err, "placeholder mapping");
     pdckpt_value *tree = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    pdckpt_status st = tree ? PDCKPT_OK : pdk_dist_nomem(err, "the merged dict");
+    pdckpt_status st = tree ? PDCKPT_OK : pdk_fail_nomem(err, "the merged dict");
     for (size_t k = 0; k < p->n_keys && st == PDCKPT_OK; k++)
         st = add_key(p, k, small, zero, tree, err);
     ls->zero = zero;
@@ -306,12 +306,12 @@ static pdckpt_status lay_out(const plan *p, const pdckpt_value *small, const pdc
     pdckpt_save_options so = o->save;
     so.format = PDCKPT_FORMAT_PICKLE;
     so.progress = NULL;
-    if (st == PDCKPT_OK) st = pdckpt_save_sink(tree, &layout_ops, ls, &so, err);
+    if (st == PDCKPT_OK) st = pdk_save_callback(tree, &layout_ops, ls, &so, err);
     close_segment(ls);
     next_big(ls);
     if (st == PDCKPT_OK && ls->key != p->n_keys)
-        st = pdk_dist_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL,
-                           "the pickle writer did not write every large tensor's payload");
+        st = pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                      "the pickle writer did not write every large tensor's payload");
     if (st == PDCKPT_OK) st = pdk_blob_check(&ls->bytes, err, "the pickle's bytes");
     if (st == PDCKPT_OK) st = pdk_blob_check(&ls->segments, err, "the pickle's layout");
     pdckpt_value_free(tree);
@@ -336,7 +336,7 @@ static pdckpt_status write_part(MPI_File fh, void *ctx, pdckpt_error *err) {
             uint64_t at, len;
             memcpy(&at, job->ls->segments.data + s, 8);
             memcpy(&len, job->ls->segments.data + s + 8, 8);
-            PDK_DTRY(pdk_mpiio_write_at(fh, at, b, (size_t)len, err));
+            PDK_TRY(pdk_mpiio_write_at(fh, at, b, (size_t)len, err));
             b += len;
         }
     }
@@ -345,7 +345,7 @@ static pdckpt_status write_part(MPI_File fh, void *ctx, pdckpt_error *err) {
         if (it->rank != job->d->rank || !is_big(it)) continue;
         pdckpt_tensor_view v;
         pdckpt_tensor_get(pdckpt_value_at(job->local, it->local), &v);
-        PDK_DTRY(pdk_mpiio_write_at(fh, job->p->offsets[k], v.data, (size_t)v.n_bytes, err));
+        PDK_TRY(pdk_mpiio_write_at(fh, job->p->offsets[k], v.data, (size_t)v.n_bytes, err));
     }
     return PDCKPT_OK;
 }
@@ -372,11 +372,11 @@ pdckpt_status pdk_mpiio_save_pickle(MPI_Comm comm, const pdckpt_value *local, co
                                     const pdckpt_mpi_options *opts, pdckpt_error *err) {
     pdk_dist d;
     plan     p = {0};
-    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     pdckpt_status st = pdk_dist_agree(&d, check_local(local, path, opts, d.size, err), err);
     if (st == PDCKPT_OK) st = plan_all(&d, local, &p, err);
     if (st == PDCKPT_OK && p.n_keys == 0)
-        st = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "no tensor on any rank");
+        st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "no tensor on any rank");
     if (st == PDCKPT_OK) st = save_planned(comm, &d, local, path, opts, &p, err);
     plan_free(&p);
     pdk_dist_close(&d);

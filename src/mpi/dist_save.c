@@ -25,16 +25,16 @@ pdckpt_mpi_options pdckpt_mpi_options_default(void) {
 pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     if (!text || !out || !isdigit((unsigned char)text[0]))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
-                             text ? text : "(null)");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
+                        text ? text : "(null)");
     uint64_t    v = 0;
     const char *p = text;
     for (; isdigit((unsigned char)*p); p++) {
         if (v > (UINT64_MAX - 9) / 10)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "size '%s' is too large", text);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "size '%s' is too large", text);
         v = v * 10 + (uint64_t)(*p - '0');
     }
     unsigned shift = 0;
@@ -44,11 +44,10 @@ pdckpt_status pdckpt_mpi_parse_size(const char *text, uint64_t *out, pdckpt_erro
         p++;
     }
     if (*p != '\0')
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected a size like 3G, 512M, 10K or a byte count, found '%s'",
-                             text);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected a size like 3G, 512M, 10K or a byte count, found '%s'", text);
     if (v > (UINT64_MAX >> shift))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "size '%s' is too large", text);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "size '%s' is too large", text);
     *out = v << shift;
     return PDCKPT_OK;
 }
@@ -67,7 +66,7 @@ static pdckpt_status substitute_rank(const char *path, int rank, char *out, size
         } else {
             p++;
         }
-        if (n + len >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+        if (n + len >= cap) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
         memcpy(out + n, add, len);
         n += len;
     }
@@ -90,17 +89,17 @@ static pdckpt_status insert_rank(const char *path, int rank, char *out, size_t c
         }
     int n = snprintf(out, cap, "%.*s.rank%d%s", (int)dot, path, rank, path + dot);
     if (n < 0 || (size_t)n >= cap)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
     return PDCKPT_OK;
 }
 
 static pdckpt_status rank_path(const char *path, int rank, bool insert, char *out, size_t cap,
                                pdckpt_error *err) {
     if (!path || !out || cap == 0)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path or output buffer is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path or output buffer is NULL");
     if (strstr(path, "{rank}")) return substitute_rank(path, rank, out, cap, err);
     if (insert) return insert_rank(path, rank, out, cap, err);
-    if (strlen(path) >= cap) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, path, "path too long");
+    if (strlen(path) >= cap) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
     memcpy(out, path, strlen(path) + 1);
     return PDCKPT_OK;
 }
@@ -109,7 +108,7 @@ pdckpt_status pdckpt_mpi_rank_path(const char *path, int rank, int world, char *
                                    pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     return rank_path(path, rank, world > 1, out, cap, err);
 }
 
@@ -133,21 +132,21 @@ static pdckpt_status normalize(const pdk_dist *d, const pdckpt_mpi_options *o, s
     a->group = o->max_grouped_size ? o->max_grouped_size : PDCKPT_MPI_DEFAULT_GROUP;
     a->opt = o->state_type == PDCKPT_MPI_OPT;
     if (o->state_type != PDCKPT_MPI_PARAMS && o->state_type != PDCKPT_MPI_OPT)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected state_type params or opt, found %d", (int)o->state_type);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected state_type params or opt, found %d", (int)o->state_type);
     if (a->group < PDCKPT_MPI_MIN_GROUP)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected max_grouped_size >= 1024 bytes, found %llu",
-                             (unsigned long long)a->group);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected max_grouped_size >= 1024 bytes, found %llu",
+                        (unsigned long long)a->group);
     if (o->n_gather_to && !o->gather_to)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "gather_to is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "gather_to is NULL");
     a->targets = malloc((o->n_gather_to ? o->n_gather_to : 1) * sizeof *a->targets);
-    if (!a->targets) return pdk_dist_nomem(err, "gather_to");
+    if (!a->targets) return pdk_fail_nomem(err, "gather_to");
     for (size_t i = 0; i < o->n_gather_to; i++) {
         if (o->gather_to[i] < 0 || o->gather_to[i] >= d->size)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "gather_to rank %d is not in the job (0..%d)", o->gather_to[i],
-                                 d->size - 1);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "gather_to rank %d is not in the job (0..%d)", o->gather_to[i],
+                            d->size - 1);
         a->targets[i] = o->gather_to[i];
     }
     qsort(a->targets, o->n_gather_to, sizeof *a->targets, cmp_int);
@@ -166,7 +165,7 @@ static pdckpt_status begin(MPI_Comm comm, const pdckpt_mpi_options *opts, pdk_di
     static const pdckpt_mpi_options defaults = PDCKPT_MPI_OPTIONS_INIT;
     if (!opts) opts = &defaults;
     memset(a, 0, sizeof *a);
-    PDK_DTRY(pdk_dist_open(comm, opts, d, err));
+    PDK_TRY(pdk_dist_open(comm, opts, d, err));
     uint64_t      hash = 0;
     pdckpt_status st = normalize(d, opts, a, &hash, err);
     st = pdk_dist_agree(d, st, err);
@@ -195,21 +194,21 @@ static pdckpt_status prepare_target(const char *path, bool insert, int rank,
                                     const pdckpt_mpi_options *opts, commit *c,
                                     pdckpt_save_options *save, pdckpt_error *err) {
     *save = opts->save;
-    if (path) PDK_DTRY(rank_path(path, rank, insert, c->final, sizeof c->final, err));
+    if (path) PDK_TRY(rank_path(path, rank, insert, c->final, sizeof c->final, err));
     if (save->format == PDCKPT_FORMAT_AUTO && path)
         save->format = pdckpt_format_from_path(c->final);
     if (opts->sink_ops) return PDCKPT_OK;
     if (!path)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "path is NULL on a writing rank");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "path is NULL on a writing rank");
     if (save->format == PDCKPT_FORMAT_AUTO)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, c->final,
-                             "cannot tell the format from the name; pass one in opts->save");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, c->final, -1,
+                        "cannot tell the format from the name; pass one in opts->save");
     char        dir[PATH_CAP], base[256];
     const char *b;
     size_t      blen;
-    pdk_dist_split_path(c->final, dir, sizeof dir, &b, &blen);
+    pdk_split_path(c->final, dir, sizeof dir, &b, &blen);
     snprintf(base, sizeof base, "%.*s", (int)blen, b);
-    pdk_dist_sweep_temps(dir, base);
+    pdk_sweep_temps(dir, base);
     return PDCKPT_OK;
 }
 
@@ -232,7 +231,7 @@ static pdckpt_status write_streamed(pdk_dist *d, pdk_stream *s, const pdckpt_val
         return pdk_stream_write(d, s, tree, save, opts->sink_ops, opts->sink_self, err);
     pdk_file_out  f = {.fd = -1};
     pdckpt_status st =
-        pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp, err);
+        pdk_temp_path_tagged(c->final, pdk_random_tag(), c->temp, sizeof c->temp, err);
     if (st == PDCKPT_OK) st = pdk_file_out_open(&f, c->temp, save->durable, err);
     if (st != PDCKPT_OK) {
         pdk_stream_release(d);
@@ -252,13 +251,13 @@ static pdckpt_status write_phase(pdk_dist *d, pdk_stream *s, const pdckpt_value 
     if (s->min_bytes > 0)
         st = write_streamed(d, s, tree, opts, save, c, err);
     else if (opts->sink_ops)
-        return pdckpt_save_sink(tree, opts->sink_ops, opts->sink_self, save, err);
-    else if ((st = pdk_dist_temp_beside(c->final, pdk_dist_random_tag(), c->temp, sizeof c->temp,
+        return pdk_save_callback(tree, opts->sink_ops, opts->sink_self, save, err);
+    else if ((st = pdk_temp_path_tagged(c->final, pdk_random_tag(), c->temp, sizeof c->temp,
                                         err)) == PDCKPT_OK) {
         c->has_temp = true;
-        st = pdckpt_save_file(tree, c->temp, save, err);
+        st = pdk_save_path(tree, c->temp, save, err);
     }
-    if (st != PDCKPT_OK && !opts->sink_ops) pdk_dist_prefix(err, "saving %s: ", c->final);
+    if (st != PDCKPT_OK && !opts->sink_ops) pdk_error_prefix(err, "saving %s: ", c->final);
     return st;
 }
 
@@ -267,8 +266,9 @@ static pdckpt_status commit_phase(pdk_dist *d, pdckpt_status st, commit *c, bool
                                   pdckpt_error *err) {
     st = pdk_dist_agree(d, st, err);
     pdckpt_status renamed = PDCKPT_OK;
-    if (st == PDCKPT_OK && c->has_temp) renamed = pdk_dist_rename(c->temp, c->final, durable, err);
-    if (c->has_temp && (st != PDCKPT_OK || renamed != PDCKPT_OK)) pdk_dist_remove(c->temp);
+    if (st == PDCKPT_OK && c->has_temp)
+        renamed = pdk_rename_replace_durable(c->temp, c->final, durable, err);
+    if (c->has_temp && (st != PDCKPT_OK || renamed != PDCKPT_OK)) pdk_remove_tree(c->temp);
     if (st != PDCKPT_OK) return st;
     return pdk_dist_agree(d, renamed, err);
 }
@@ -278,7 +278,7 @@ static pdckpt_status commit_phase(pdk_dist *d, pdckpt_status st, commit *c, bool
 static pdckpt_status paths_differ(pdk_dist *d, const char *path, bool *insert, pdckpt_error *err) {
     bool     same = true;
     uint64_t h = path ? pdk_hash_bytes(0, path, strlen(path)) : 0;
-    PDK_DTRY(pdk_dist_compare(d, h, &same, err));
+    PDK_TRY(pdk_dist_compare(d, h, &same, err));
     *insert = same && d->size > 1;
     return PDCKPT_OK;
 }
@@ -289,7 +289,7 @@ static pdckpt_status gather_for_save(pdk_dist *d, const save_args *a, const pdck
                                      const pdckpt_save_options *save, pdk_stream *s,
                                      pdckpt_value **merged, pdckpt_error *err) {
     uint64_t min = a->n_targets == 1 && d->rank == a->targets[0] ? stream_min(a, save) : 0;
-    if (a->n_targets == 1) PDK_DTRY(pdk_dist_bcast(d, &min, sizeof min, a->targets[0], err));
+    if (a->n_targets == 1) PDK_TRY(pdk_dist_bcast(d, &min, sizeof min, a->targets[0], err));
     pdk_stream_init(s, min, a->group);
     return pdk_gather_run(d, state, a->opt, a->targets, a->n_targets, a->group,
                           opts->save.allocator, s, merged, NULL, err);
@@ -313,7 +313,7 @@ pdckpt_status pdckpt_mpi_save(MPI_Comm comm, const pdckpt_value *state, const ch
     if (st == PDCKPT_OK) {
         pdckpt_status p = PDCKPT_OK;
         if (writer && a.n_targets == 0 && !state)
-            p = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "state is NULL");
+            p = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "state is NULL");
         else if (writer)
             p = prepare_target(path, insert, d.rank, opts, &c, &save, err);
         st = pdk_dist_agree(&d, p, err);
@@ -345,10 +345,10 @@ pdckpt_status pdckpt_mpi_gather(MPI_Comm comm, const pdckpt_value *state,
     pdckpt_status st = begin(comm, opts, &d, &a, err);
     if (st == PDCKPT_OK) {
         pdckpt_status s =
-            merged ? PDCKPT_OK : pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "merged is NULL");
+            merged ? PDCKPT_OK : pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "merged is NULL");
         if (s == PDCKPT_OK && a.n_targets == 0)
-            s = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                              "pdckpt_mpi_gather needs gather_to ranks");
+            s = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                         "pdckpt_mpi_gather needs gather_to ranks");
         st = pdk_dist_agree(&d, s, err);
     }
     if (st == PDCKPT_OK)

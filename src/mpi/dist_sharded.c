@@ -50,7 +50,7 @@ static pdckpt_status write_data(const pdk_dist *d, const pdk_shard_plan *p, cons
                                 const pdckpt_mpi_shard *shards, size_t n, const char *dir,
                                 const pdckpt_save_options *save, pdckpt_error *err) {
     pdckpt_value *tree = pdckpt_value_new_container(save->allocator, PDCKPT_KIND_DICT);
-    if (!tree) return pdk_dist_nomem(err, "the data file tree");
+    if (!tree) return pdk_fail_nomem(err, "the data file tree");
     pdckpt_status st =
         pdk_shard_build_tree(list->data, list->len, shards, n, save->allocator, tree, err);
     char name[64], path[4200];
@@ -59,7 +59,7 @@ static pdckpt_status write_data(const pdk_dist *d, const pdk_shard_plan *p, cons
         pdckpt_save_options o = *save;
         o.format = p->format;
         st = pdk_path_join(dir, name, path, sizeof path, err);
-        if (st == PDCKPT_OK) st = pdckpt_save_file(tree, path, &o, err);
+        if (st == PDCKPT_OK) st = pdk_save_path(tree, path, &o, err);
     }
     pdckpt_value_free(tree);
     return st;
@@ -69,13 +69,13 @@ static pdckpt_status local_checks(const pdk_dist *d, const pdckpt_mpi_options *o
                                   pdckpt_format *format, pdckpt_error *err) {
     *format = o->data_format == PDCKPT_FORMAT_AUTO ? PDCKPT_FORMAT_PICKLE : o->data_format;
     if (!pdk_data_file_ext(*format))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "data files can be safetensors, pickle, combined or vars-dir, not %s",
-                             pdckpt_format_name(*format));
-    if (!dir) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "data files can be safetensors, pickle, combined or vars-dir, not %s",
+                        pdckpt_format_name(*format));
+    if (!dir) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir is NULL");
     if (o->coordinator < 0 || o->coordinator >= d->size)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "coordinator %d is not in the job",
-                             o->coordinator);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "coordinator %d is not in the job",
+                        o->coordinator);
     return PDCKPT_OK;
 }
 
@@ -112,7 +112,7 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
     pdk_dist       d;
     pdk_shard_plan p = {0};
     pdk_blob       mine = {0}, list = {0};
-    PDK_DTRY(pdk_dist_open(comm, opts, &d, err));
+    PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     bool          coord = d.rank == opts->coordinator;
     pdckpt_status st = local_checks(&d, opts, dir, &p.format, err);
     if (st == PDCKPT_OK) st = pdk_shard_describe(shards, n_shards, &mine, err);

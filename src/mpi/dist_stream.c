@@ -48,10 +48,10 @@ bool pdk_stream_takes(const pdk_stream *s, uint64_t n_bytes) {
 pdckpt_status pdk_stream_reserve(pdk_stream *s, uint64_t total, pdckpt_error *err) {
     if (total == 0) return PDCKPT_OK;
     if (total > SIZE_MAX / 2)
-        return pdk_dist_fail(err, PDCKPT_ERR_LIMIT, NULL, "the gathered state is too large");
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1, "the gathered state is too large");
     void *m =
         mmap(NULL, (size_t)total, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) return pdk_dist_nomem(err, "the placeholders' address range");
+    if (m == MAP_FAILED) return pdk_fail_nomem(err, "the placeholders' address range");
     s->base = m;
     s->map_len = (size_t)total;
     return PDCKPT_OK;
@@ -61,16 +61,16 @@ pdckpt_status pdk_stream_placeholder(pdk_stream *s, int src, uint64_t ordinal,
                                      const pdk_tensor_desc *desc, const pdckpt_allocator *a,
                                      pdckpt_value **out, pdckpt_error *err) {
     if (desc->n_bytes > s->map_len - s->used)
-        return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, NULL, "a streamed tensor outside its range");
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, NULL, -1, "a streamed tensor outside its range");
     if (s->n_items == s->cap_items) {
         size_t           cap = s->cap_items ? 2 * s->cap_items : 64;
         pdk_stream_item *grown = realloc(s->items, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "the stream list");
+        if (!grown) return pdk_fail_nomem(err, "the stream list");
         s->items = grown;
         s->cap_items = cap;
     }
     const uint8_t *addr = s->base + s->used;
-    PDK_DTRY(pdk_tensor_placeholder(desc, addr, a, out, err));
+    PDK_TRY(pdk_tensor_placeholder(desc, addr, a, out, err));
     s->items[s->n_items++] = (pdk_stream_item){addr, desc->n_bytes, 0, src, ordinal};
     s->used += (size_t)desc->n_bytes;
     return PDCKPT_OK;
@@ -124,17 +124,17 @@ static pdckpt_status pull(stream_sink *ss, pdk_stream_item *it, uint64_t off, ui
                           pdckpt_error *err) {
     uint64_t chunk = ss->s->chunk, n = (len + chunk - 1) / chunk;
     for (uint64_t c = 0; c < n && c < 2; c++)
-        PDK_DTRY(post_pull(ss, &ss->slots[c], it, off + c * chunk,
-                           len - c * chunk < chunk ? len - c * chunk : chunk, err));
+        PDK_TRY(post_pull(ss, &ss->slots[c], it, off + c * chunk,
+                          len - c * chunk < chunk ? len - c * chunk : chunk, err));
     for (uint64_t c = 0; c < n; c++) {
         slot *sl = &ss->slots[c % 2];
-        PDK_DTRY(pdk_dist_wait_data(ss->d, 2, sl->reqs, "a streamed tensor", err));
+        PDK_TRY(pdk_dist_wait_data(ss->d, 2, sl->reqs, "a streamed tensor", err));
         sl->busy = false;
-        PDK_DTRY(ss->out_ops->write(ss->out_self, sl->buf, (size_t)sl->len, err));
+        PDK_TRY(ss->out_ops->write(ss->out_self, sl->buf, (size_t)sl->len, err));
         uint64_t next = c + 2;
         if (next < n)
-            PDK_DTRY(post_pull(ss, sl, it, off + next * chunk,
-                               len - next * chunk < chunk ? len - next * chunk : chunk, err));
+            PDK_TRY(post_pull(ss, sl, it, off + next * chunk,
+                              len - next * chunk < chunk ? len - next * chunk : chunk, err));
     }
     it->got += len;
     return PDCKPT_OK;
@@ -149,9 +149,9 @@ static pdckpt_status sink_write(void *self, const void *bytes, size_t len, pdckp
     pdk_stream_item *it = find_item(s, b);
     uint64_t         off = it ? (uint64_t)(b - it->addr) : 0;
     if (!it || len > it->n_bytes - off)
-        return pdk_dist_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL,
-                             "the format writer handed over a streamed tensor's bytes in an "
-                             "unexpected way; cannot place them");
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                        "the format writer handed over a streamed tensor's bytes in an "
+                        "unexpected way; cannot place them");
     return pull(ss, it, off, len, err);
 }
 
@@ -159,12 +159,12 @@ static pdckpt_status sink_commit(void *self, pdckpt_error *err) {
     stream_sink *ss = self;
     for (size_t i = 0; i < ss->s->n_items; i++)
         if (ss->s->items[i].got != ss->s->items[i].n_bytes)
-            return pdk_dist_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL,
-                                 "the format writer did not write a streamed tensor's bytes "
-                                 "straight from its memory (%llu of %llu bytes); gather without "
-                                 "streaming (another format or protocol)",
-                                 (unsigned long long)ss->s->items[i].got,
-                                 (unsigned long long)ss->s->items[i].n_bytes);
+            return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
+                            "the format writer did not write a streamed tensor's bytes "
+                            "straight from its memory (%llu of %llu bytes); gather without "
+                            "streaming (another format or protocol)",
+                            (unsigned long long)ss->s->items[i].got,
+                            (unsigned long long)ss->s->items[i].n_bytes);
     return ss->out_ops->commit ? ss->out_ops->commit(ss->out_self, err) : PDCKPT_OK;
 }
 
@@ -181,7 +181,7 @@ static pdckpt_status release(pdk_dist *d, pdckpt_error *err) {
     if (d->broken) return PDCKPT_ERR_MPI;
     static const uint64_t done[4] = {DONE, 0, 0, 0};
     MPI_Request          *reqs = malloc((size_t)d->size * sizeof *reqs);
-    if (!reqs) return pdk_dist_nomem(err, "release messages");
+    if (!reqs) return pdk_fail_nomem(err, "release messages");
     int n = 0, rc = MPI_SUCCESS;
     for (int r = 0; r < d->size && rc == MPI_SUCCESS; r++)
         if (r != d->rank) rc = MPI_Isend(done, 4, MPI_UINT64_T, r, TAG_REQ, d->comm, &reqs[n++]);
@@ -198,9 +198,9 @@ pdckpt_status pdk_stream_write(pdk_dist *d, pdk_stream *s, const pdckpt_value *t
     pdckpt_status st = PDCKPT_OK;
     for (int i = 0; i < 2 && st == PDCKPT_OK; i++)
         if (!(ss.slots[i].buf = malloc((size_t)s->chunk)))
-            st = pdk_dist_nomem(err, "a stream buffer");
+            st = pdk_fail_nomem(err, "a stream buffer");
     if (st == PDCKPT_OK)
-        st = pdckpt_save_sink(tree, &stream_ops, &ss, save, err);
+        st = pdk_save_callback(tree, &stream_ops, &ss, save, err);
     else if (out_ops->abort)
         out_ops->abort(out_self);
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
@@ -231,11 +231,11 @@ static pdckpt_status answer(pdk_dist *d, const pdk_stream *s, const uint64_t *re
     uint64_t o = req[0], off = req[1], len = req[2], to = req[3];
     if (o >= s->n_send || off > s->send_bytes[o] || len > s->send_bytes[o] - off ||
         len > (uint64_t)INT32_MAX || to >= (uint64_t)d->size)
-        return pdk_dist_fail(err, PDCKPT_ERR_MPI, NULL,
-                             "the writer asked for bytes this rank does not hold (tensor %llu)",
-                             (unsigned long long)o);
+        return pdk_fail(err, PDCKPT_ERR_MPI, NULL, -1,
+                        "the writer asked for bytes this rank does not hold (tensor %llu)",
+                        (unsigned long long)o);
     if (p->n == 8) {
-        PDK_DTRY(pdk_dist_wait_data(d, p->n, p->reqs, "sending a streamed tensor", err));
+        PDK_TRY(pdk_dist_wait_data(d, p->n, p->reqs, "sending a streamed tensor", err));
         p->n = 0;
     }
     int rc = MPI_Isend((const uint8_t *)s->send_data[o] + off, (int)len, MPI_BYTE, (int)to,
@@ -268,7 +268,7 @@ pdckpt_status pdk_file_out_open(pdk_file_out *f, const char *path, bool durable,
     f->path = path;
     f->durable = durable;
     f->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (f->fd < 0) return pdk_dist_fail_sys(err, errno, path, "cannot create the file");
+    if (f->fd < 0) return pdk_fail_sys(err, errno, path, "cannot create the file");
     return PDCKPT_OK;
 }
 
@@ -278,7 +278,7 @@ static pdckpt_status file_write(void *self, const void *bytes, size_t len, pdckp
     while (len > 0) {
         ssize_t n = write(f->fd, b, len);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return pdk_dist_fail_sys(err, n < 0 ? errno : EIO, f->path, "cannot write");
+        if (n <= 0) return pdk_fail_sys(err, n < 0 ? errno : EIO, f->path, "cannot write");
         b += n;
         len -= (size_t)n;
     }
@@ -291,7 +291,7 @@ static pdckpt_status file_commit(void *self, pdckpt_error *err) {
     if (close(f->fd) != 0 && !failed) failed = errno;
     f->fd = -1;
     if (!failed) return PDCKPT_OK;
-    return pdk_dist_fail_sys(err, failed, f->path, "cannot sync the file");
+    return pdk_fail_sys(err, failed, f->path, "cannot sync the file");
 }
 
 static void file_abort(void *self) {

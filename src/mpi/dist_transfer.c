@@ -34,7 +34,7 @@ static pdckpt_status add_piece(cutter *c, const piece *p, pdckpt_error *err) {
     if (c->len == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 256;
         piece *grown = realloc(c->pieces, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "transfer schedule");
+        if (!grown) return pdk_fail_nomem(err, "transfer schedule");
         c->pieces = grown;
         c->cap = cap;
     }
@@ -50,7 +50,7 @@ static pdckpt_status cut_item(cutter *c, const pdk_xfer_item *it, size_t i, int 
         uint64_t take = it->n_bytes - off < cap - *used ? it->n_bytes - off : cap - *used;
         if (it->src == me || it->dst == me) {
             piece p = {*round, it->src == me, it->src == me ? it->dst : it->src, i, off, take};
-            PDK_DTRY(add_piece(c, &p, err));
+            PDK_TRY(add_piece(c, &p, err));
         }
         off += take;
         *used += take;
@@ -75,14 +75,14 @@ static pdckpt_status schedule(pdk_dist *d, const pdk_xfer_item *items, size_t n,
                               cutter *c, uint64_t *rounds, pdckpt_error *err) {
     c->round = calloc((size_t)d->size, sizeof *c->round);
     c->used = calloc((size_t)d->size, sizeof *c->used);
-    if (!c->round || !c->used) return pdk_dist_nomem(err, "transfer schedule");
+    if (!c->round || !c->used) return pdk_fail_nomem(err, "transfer schedule");
     for (size_t i = 0; i < n; i++) {
         const pdk_xfer_item *it = &items[i];
         if (it->src < 0 || it->src >= d->size || it->dst < 0 || it->dst >= d->size ||
             it->src == it->dst)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "bad transfer %d -> %d", it->src,
-                                 it->dst);
-        PDK_DTRY(cut_item(c, it, i, d->rank, cap, err));
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "bad transfer %d -> %d", it->src,
+                            it->dst);
+        PDK_TRY(cut_item(c, it, i, d->rank, cap, err));
     }
     *rounds = 0;
     for (int r = 0; r < d->size; r++) {
@@ -98,7 +98,7 @@ static pdckpt_status post(pdk_dist *d, const pdk_xfer_item *items, const piece *
                           MPI_Request *req, pdckpt_error *err) {
     int          *lens = malloc(count * sizeof *lens);
     MPI_Aint     *addrs = malloc(count * sizeof *addrs);
-    pdckpt_status st = lens && addrs ? PDCKPT_OK : pdk_dist_nomem(err, "a transfer datatype");
+    pdckpt_status st = lens && addrs ? PDCKPT_OK : pdk_fail_nomem(err, "a transfer datatype");
     for (size_t i = 0; i < count && st == PDCKPT_OK; i++) {
         const pdk_xfer_item *it = &items[p[i].item];
         const uint8_t *base = p[0].send ? (const uint8_t *)it->send : (const uint8_t *)it->recv;
@@ -150,7 +150,7 @@ pdckpt_status pdk_dist_transfer(pdk_dist *d, const pdk_xfer_item *items, size_t 
     uint64_t      n_rounds = 0;
     pdckpt_status st = schedule(d, items, n, cap, &c, &n_rounds, err);
     MPI_Request  *reqs = malloc(2 * (size_t)d->size * sizeof *reqs);
-    if (st == PDCKPT_OK && !reqs) st = pdk_dist_nomem(err, "transfer requests");
+    if (st == PDCKPT_OK && !reqs) st = pdk_fail_nomem(err, "transfer requests");
     for (size_t at = 0; at < c.len && st == PDCKPT_OK;)
         st = run_round(d, items, c.pieces, c.len, &at, reqs, err);
     if (rounds) *rounds = n_rounds;

@@ -95,3 +95,19 @@ def test_messages_quote_bad_input_bytes_as_ascii(tmp_path):
         proc = subprocess.run([str(PDCKPT_BIN), "verify", str(path)], capture_output=True)
         assert proc.returncode == 1
         assert "expected a module name (non-empty UTF-8 text)" in proc.stderr.decode("utf-8")
+
+
+def test_native_suffixes_are_the_registry_s():
+    """_native.SUFFIXES (pdckpt_format_suffixes) is the registry's list the saves read: every
+    suffix it gives a format makes a save name that format, and the names the 1.x dygraph and
+    static helpers write (.pdparams/.pdopt, .pdmodel/.json, .pdiparams) are the ones it lists."""
+    from pdckpt import _native, dygraph, static
+
+    table = _native.SUFFIXES
+    assert set(table) == set(_native.formats())  # every format of this build, no other
+    for name, suffixes in table.items():
+        for suffix in suffixes:
+            assert _native.format_from_path("out/x" + suffix) == name, (name, suffix)
+    assert table["pickle"][:2] == (dygraph._PARAMS, dygraph._OPT) == (".pdparams", ".pdopt")
+    assert static._PROGRAMS == (".pdmodel", ".json") and static._PARAMS == ".pdiparams"
+    assert table["vars-dir"] == ()  # a directory: no name ending implies it

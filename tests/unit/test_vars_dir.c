@@ -139,10 +139,37 @@ static void test_bad_names(void) {
     free(dir);
 }
 
+/* A name ending in "/" names a directory, and the one directory format a save writes without
+ * being told is the per-variable directory (Paddle's save_vars/save_persistables layout): even
+ * when the name before the slash carries a file suffix. */
+static void test_trailing_slash_names_a_directory(void) {
+    CHECK_EQ_INT(pdckpt_format_from_path("out/"), PDCKPT_FORMAT_VARS_DIR);
+    CHECK_EQ_INT(pdckpt_format_from_path("out/model.pdparams/"), PDCKPT_FORMAT_VARS_DIR);
+    CHECK_EQ_INT(pdckpt_format_from_path("out/model.pdparams"), PDCKPT_FORMAT_PICKLE);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    char        *dir = tu_tempdir();
+    CHECK_EQ_INT(pdckpt_format_from_path(dir), PDCKPT_FORMAT_VARS_DIR); /* it exists */
+    char target[4200], file[4300];
+    snprintf(target, sizeof target, "%s/m.pdparams/", dir);
+    pdckpt_value *state = sample(7), *back = NULL;
+    CHECK_OK(pdckpt_save_file(state, target, NULL, &err), &err);
+    snprintf(file, sizeof file, "%sfc_0.w_0", target);
+    CHECK(tu_file_exists(file)); /* one file per variable, not a pickle named m.pdparams */
+    pdckpt_format format;
+    CHECK_OK(pdckpt_load_file(target, NULL, &back, &format, &err), &err);
+    CHECK_EQ_INT(format, PDCKPT_FORMAT_VARS_DIR);
+    CHECK(same_by_key(state, back));
+    pdckpt_value_free(back);
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     RUN(test_round_trip_with_subdirectories);
     RUN(test_corrupt_variable_is_named);
     RUN(test_atomic_replace);
     RUN(test_bad_names);
+    RUN(test_trailing_slash_names_a_directory);
     return CHECK_SUMMARY();
 }

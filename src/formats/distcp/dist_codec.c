@@ -38,7 +38,7 @@ static pdckpt_status list_add(pdk_tensor_list *l, const pdckpt_value *t, pdckpt_
     if (l->len == l->cap) {
         size_t               cap = l->cap ? l->cap * 2 : 64;
         const pdckpt_value **grown = realloc(l->items, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "tensor list");
+        if (!grown) return pdk_fail_nomem(err, "tensor list");
         l->items = grown;
         l->cap = cap;
     }
@@ -60,8 +60,8 @@ static pdckpt_status encode_items(enc *e, const pdckpt_value *v, int depth, bool
     size_t n = pdckpt_value_len(v);
     pdk_blob_u64(e->out, n);
     for (size_t i = 0; i < n; i++) {
-        if (dict) PDK_DTRY(encode(e, pdckpt_dict_key_at(v, i), depth + 1));
-        PDK_DTRY(encode(e, pdckpt_value_at(v, i), depth + 1));
+        if (dict) PDK_TRY(encode(e, pdckpt_dict_key_at(v, i), depth + 1));
+        PDK_TRY(encode(e, pdckpt_value_at(v, i), depth + 1));
     }
     return PDCKPT_OK;
 }
@@ -77,15 +77,15 @@ static pdckpt_status encode_object(enc *e, const pdckpt_value *v, int depth) {
     const char *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
     pdk_blob_str(e->out, module ? module : "", module ? strlen(module) : 0);
     pdk_blob_str(e->out, name ? name : "", name ? strlen(name) : 0);
-    PDK_DTRY(encode_optional(e, pdckpt_object_args(v), depth));
-    PDK_DTRY(encode_optional(e, pdckpt_object_state(v), depth));
+    PDK_TRY(encode_optional(e, pdckpt_object_args(v), depth));
+    PDK_TRY(encode_optional(e, pdckpt_object_state(v), depth));
     return encode_optional(e, pdckpt_object_items(v), depth);
 }
 
 static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
     if (!e->tensors)
-        return pdk_dist_fail(e->err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "expected no tensors in this tree, found one");
+        return pdk_fail(e->err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "expected no tensors in this tree, found one");
     pdk_blob_u8(e->out, TAG_TENSOR);
     pdk_blob_u64(e->out, e->tensors->len);
     return list_add(e->tensors, v, e->err);
@@ -132,8 +132,8 @@ static pdckpt_status encode_scalar(enc *e, const pdckpt_value *v) {
 
 static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
     if (depth > MAX_DEPTH)
-        return pdk_dist_fail(e->err, PDCKPT_ERR_LIMIT, NULL, "expected nesting depth <= %d",
-                             MAX_DEPTH);
+        return pdk_fail(e->err, PDCKPT_ERR_LIMIT, NULL, -1, "expected nesting depth <= %d",
+                        MAX_DEPTH);
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_LIST: pdk_blob_u8(e->out, TAG_LIST); return encode_items(e, v, depth, false);
     case PDCKPT_KIND_TUPLE: pdk_blob_u8(e->out, TAG_TUPLE); return encode_items(e, v, depth, false);
@@ -147,9 +147,9 @@ static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
 
 pdckpt_status pdk_codec_encode(const pdckpt_value *root, pdk_blob *out, pdk_tensor_list *tensors,
                                pdckpt_error *err) {
-    if (!root) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "expected a tree, found NULL");
+    if (!root) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tree, found NULL");
     enc e = {out, tensors, err};
-    PDK_DTRY(encode(&e, root, 0));
+    PDK_TRY(encode(&e, root, 0));
     return pdk_blob_check(out, err, "an encoded tree");
 }
 
@@ -166,7 +166,7 @@ static pdckpt_status decode(dec *c, int depth, pdckpt_value **out);
 
 static pdckpt_status add_item(dec *c, pdckpt_value *container, bool dict, int depth) {
     pdckpt_value *key = NULL, *val = NULL;
-    if (dict) PDK_DTRY(decode(c, depth + 1, &key));
+    if (dict) PDK_TRY(decode(c, depth + 1, &key));
     pdckpt_status st = decode(c, depth + 1, &val);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(key);
@@ -174,7 +174,7 @@ static pdckpt_status add_item(dec *c, pdckpt_value *container, bool dict, int de
     }
     if (!dict) return pdckpt_value_append(container, val, c->r->err);
     size_t before = pdckpt_value_len(container);
-    PDK_DTRY(pdckpt_dict_set_value(container, key, val, c->r->err));
+    PDK_TRY(pdckpt_dict_set_value(container, key, val, c->r->err));
     if (pdckpt_value_len(container) == before) return pdk_rd_fail(c->r, "duplicate dict key");
     return PDCKPT_OK;
 }
@@ -182,17 +182,17 @@ static pdckpt_status add_item(dec *c, pdckpt_value *container, bool dict, int de
 static pdckpt_status decode_items(dec *c, pdckpt_kind kind, int depth, pdckpt_value **out) {
     bool     dict = kind == PDCKPT_KIND_DICT;
     uint64_t n;
-    PDK_DTRY(pdk_rd_count(c->r, &n, dict ? 2 : 1, "container items"));
+    PDK_TRY(pdk_rd_count(c->r, &n, dict ? 2 : 1, "container items"));
     *out = pdckpt_value_new_container(c->a, kind);
-    if (!*out) return pdk_dist_nomem(c->r->err, "a container");
-    for (uint64_t i = 0; i < n; i++) PDK_DTRY(add_item(c, *out, dict, depth));
+    if (!*out) return pdk_fail_nomem(c->r->err, "a container");
+    for (uint64_t i = 0; i < n; i++) PDK_TRY(add_item(c, *out, dict, depth));
     return PDCKPT_OK;
 }
 
 static pdckpt_status decode_optional(dec *c, int depth, pdckpt_value **out) {
     uint8_t present;
     *out = NULL;
-    PDK_DTRY(pdk_rd_u8(c->r, &present, "an object part flag"));
+    PDK_TRY(pdk_rd_u8(c->r, &present, "an object part flag"));
     if (present > 1) return pdk_rd_fail(c->r, "expected 0 or 1 for an object part flag");
     return present ? decode(c, depth + 1, out) : PDCKPT_OK;
 }
@@ -212,7 +212,7 @@ static pdckpt_status decode_object(dec *c, int depth, pdckpt_value **out) {
                                        parts[1]);
         parts[0] = parts[1] = NULL;
         if (!*out)
-            st = pdk_dist_nomem(c->r->err, "an object");
+            st = pdk_fail_nomem(c->r->err, "an object");
         else if (parts[2])
             st = pdckpt_object_set_items(*out, parts[2], c->r->err);
         parts[2] = NULL;
@@ -232,11 +232,11 @@ static pdckpt_status decode_scalar(dec *c, uint8_t tag, pdckpt_value **out) {
     case TAG_FALSE:
     case TAG_TRUE: *out = pdckpt_value_new_bool(c->a, tag == TAG_TRUE); break;
     case TAG_INT:
-        PDK_DTRY(pdk_rd_u64(c->r, &u, "an int"));
+        PDK_TRY(pdk_rd_u64(c->r, &u, "an int"));
         *out = pdckpt_value_new_int(c->a, (int64_t)u);
         break;
     case TAG_FLOAT: {
-        PDK_DTRY(pdk_rd_u64(c->r, &u, "a float"));
+        PDK_TRY(pdk_rd_u64(c->r, &u, "a float"));
         double f;
         memcpy(&f, &u, 8);
         *out = pdckpt_value_new_float(c->a, f);
@@ -244,18 +244,18 @@ static pdckpt_status decode_scalar(dec *c, uint8_t tag, pdckpt_value **out) {
     }
     case TAG_STRING:
     case TAG_BYTES:
-        PDK_DTRY(pdk_rd_str(c->r, &s, &len, "a string"));
+        PDK_TRY(pdk_rd_str(c->r, &s, &len, "a string"));
         *out = tag == TAG_STRING ? pdckpt_value_new_string(c->a, s, len)
                                  : pdckpt_value_new_bytes(c->a, s, len);
         break;
     default: return pdk_rd_fail(c->r, "expected a node tag 0..12, found %u", tag);
     }
-    return *out ? PDCKPT_OK : pdk_dist_nomem(c->r->err, "a scalar");
+    return *out ? PDCKPT_OK : pdk_fail_nomem(c->r->err, "a scalar");
 }
 
 static pdckpt_status decode_tensor(dec *c, pdckpt_value **out) {
     uint64_t ordinal;
-    PDK_DTRY(pdk_rd_u64(c->r, &ordinal, "a tensor reference"));
+    PDK_TRY(pdk_rd_u64(c->r, &ordinal, "a tensor reference"));
     if (!c->fn) return pdk_rd_fail(c->r, "expected no tensor references in this tree");
     *out = c->fn(c->ctx, ordinal, c->r->err);
     if (*out) return PDCKPT_OK;
@@ -268,7 +268,7 @@ static pdckpt_status decode(dec *c, int depth, pdckpt_value **out) {
     *out = NULL;
     if (depth > MAX_DEPTH) return pdk_rd_fail(c->r, "expected nesting depth <= %d", MAX_DEPTH);
     uint8_t tag;
-    PDK_DTRY(pdk_rd_u8(c->r, &tag, "a node tag"));
+    PDK_TRY(pdk_rd_u8(c->r, &tag, "a node tag"));
     pdckpt_status st;
     switch (tag) {
     case TAG_LIST: st = decode_items(c, PDCKPT_KIND_LIST, depth, out); break;
@@ -317,28 +317,28 @@ void pdk_tensor_desc_free(pdk_tensor_desc *d) {
 
 static pdckpt_status get_lod(pdk_rd *r, pdk_tensor_desc *d) {
     uint32_t levels;
-    PDK_DTRY(pdk_rd_u32(r, &levels, "LoD level count"));
+    PDK_TRY(pdk_rd_u32(r, &levels, "LoD level count"));
     if (levels > 64 || levels > (r->len - r->pos) / 8)
         return pdk_rd_fail(r, "expected at most 64 LoD levels, found %u", levels);
     d->lod_lens = calloc(levels + 1, sizeof *d->lod_lens);
     d->lod = calloc(levels + 1, sizeof *d->lod);
-    if (!d->lod_lens || !d->lod) return pdk_dist_nomem(r->err, "LoD");
+    if (!d->lod_lens || !d->lod) return pdk_fail_nomem(r->err, "LoD");
     for (uint32_t l = 0; l < levels; l++) {
         uint64_t n;
-        PDK_DTRY(pdk_rd_count(r, &n, 8, "LoD offsets"));
+        PDK_TRY(pdk_rd_count(r, &n, 8, "LoD offsets"));
         d->lod[l] = malloc(n ? (size_t)n * 8 : 1);
-        if (!d->lod[l]) return pdk_dist_nomem(r->err, "LoD");
+        if (!d->lod[l]) return pdk_fail_nomem(r->err, "LoD");
         d->lod_lens[l] = n;
         d->n_lod = (int32_t)l + 1;
-        for (uint64_t j = 0; j < n; j++) PDK_DTRY(pdk_rd_u64(r, &d->lod[l][j], "a LoD offset"));
+        for (uint64_t j = 0; j < n; j++) PDK_TRY(pdk_rd_u64(r, &d->lod[l][j], "a LoD offset"));
     }
     return PDCKPT_OK;
 }
 
 static pdckpt_status get_shape(pdk_rd *r, pdk_tensor_desc *d) {
     uint8_t dtype, n_dims;
-    PDK_DTRY(pdk_rd_u8(r, &dtype, "dtype"));
-    PDK_DTRY(pdk_rd_u8(r, &n_dims, "dims count"));
+    PDK_TRY(pdk_rd_u8(r, &dtype, "dtype"));
+    PDK_TRY(pdk_rd_u8(r, &n_dims, "dims count"));
     if (dtype == 0 || dtype >= PDCKPT_DTYPE_COUNT || n_dims > PDCKPT_MAX_DIMS)
         return pdk_rd_fail(r, "expected a dtype 1..%d and at most %d dims, found %u and %u",
                            PDCKPT_DTYPE_COUNT - 1, PDCKPT_MAX_DIMS, dtype, n_dims);
@@ -347,7 +347,7 @@ static pdckpt_status get_shape(pdk_rd *r, pdk_tensor_desc *d) {
     uint64_t bytes = pdckpt_dtype_size(d->dtype);
     for (int32_t i = 0; i < n_dims; i++) {
         uint64_t dim;
-        PDK_DTRY(pdk_rd_u64(r, &dim, "a dim"));
+        PDK_TRY(pdk_rd_u64(r, &dim, "a dim"));
         if (dim > (uint64_t)INT64_MAX || (dim && bytes > (UINT64_C(1) << 62) / dim))
             return pdk_rd_fail(r, "tensor dim %llu makes the tensor too large",
                                (unsigned long long)dim);
@@ -375,14 +375,14 @@ pdckpt_status pdk_codec_get_desc(pdk_rd *r, pdk_tensor_desc *d) {
 
 static pdckpt_status dress(pdckpt_value *t, const char *name, int32_t n_lod,
                            const uint64_t *const *lod, const uint64_t *lens, pdckpt_error *err) {
-    if (name) PDK_DTRY(pdckpt_tensor_set_name(t, name, err));
-    if (n_lod > 0) PDK_DTRY(pdckpt_tensor_set_lod(t, n_lod, lod, lens, err));
+    if (name) PDK_TRY(pdckpt_tensor_set_name(t, name, err));
+    if (n_lod > 0) PDK_TRY(pdckpt_tensor_set_lod(t, n_lod, lod, lens, err));
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_allocator *a,
                                    pdckpt_value **out, pdckpt_error *err) {
-    PDK_DTRY(pdckpt_tensor_new(a, d->dtype, d->n_dims, d->dims, out, err));
+    PDK_TRY(pdckpt_tensor_new(a, d->dtype, d->n_dims, d->dims, out, err));
     pdckpt_status st =
         dress(*out, d->name, d->n_lod, (const uint64_t *const *)d->lod, d->lod_lens, err);
     if (st != PDCKPT_OK) {
@@ -394,7 +394,7 @@ pdckpt_status pdk_tensor_from_desc(const pdk_tensor_desc *d, const pdckpt_alloca
 
 pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_allocator *a,
                                 pdckpt_value **out, pdckpt_error *err) {
-    PDK_DTRY(
+    PDK_TRY(
         pdckpt_tensor_new_in_buffer(a, v->dtype, v->n_dims, v->dims, v->buffer, v->data, out, err));
     pdckpt_status st = dress(*out, v->name, v->n_lod_levels, v->lod, v->lod_lens, err);
     if (st != PDCKPT_OK) {
@@ -407,7 +407,7 @@ pdckpt_status pdk_tensor_borrow(const pdckpt_tensor_view *v, const pdckpt_alloca
 pdckpt_status pdk_tensor_placeholder(const pdk_tensor_desc *d, const void *data,
                                      const pdckpt_allocator *a, pdckpt_value **out,
                                      pdckpt_error *err) {
-    PDK_DTRY(pdckpt_tensor_new_borrowed(a, d->dtype, d->n_dims, d->dims, data, out, err));
+    PDK_TRY(pdckpt_tensor_new_borrowed(a, d->dtype, d->n_dims, d->dims, data, out, err));
     pdckpt_status st =
         dress(*out, d->name, d->n_lod, (const uint64_t *const *)d->lod, d->lod_lens, err);
     if (st != PDCKPT_OK) {

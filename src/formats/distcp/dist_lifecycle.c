@@ -67,11 +67,11 @@ static pdckpt_status add_entry(ckpt_dir *c, int dfd, const char *name, pdckpt_er
     if (c->len == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
         entry *grown = realloc(c->items, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "the directory listing");
+        if (!grown) return pdk_fail_nomem(err, "the directory listing");
         c->items = grown, c->cap = cap;
     }
-    if (!(c->items[c->len].name = pdk_dist_strdup(name)))
-        return pdk_dist_nomem(err, "the directory listing");
+    if (!(c->items[c->len].name = strdup(name)))
+        return pdk_fail_nomem(err, "the directory listing");
     c->items[c->len].gone = false;
     c->items[c->len++].n = n;
     if (n.id > c->largest) c->largest = n.id;
@@ -83,14 +83,14 @@ static pdckpt_status dir_read(const char *path, ckpt_dir *c, pdckpt_error *err) 
     c->path = path;
     c->largest = -1;
     DIR *d = opendir(path);
-    if (!d) return pdk_dist_fail_sys(err, errno, path, "open directory");
+    if (!d) return pdk_fail_sys(err, errno, path, "open directory");
     pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(d)) != NULL)
         st = add_entry(c, dirfd(d), de->d_name, err);
     closedir(d);
     if (st == PDCKPT_OK && !(c->complete = malloc((c->len + 1) * sizeof *c->complete)))
-        st = pdk_dist_nomem(err, "the directory listing");
+        st = pdk_fail_nomem(err, "the directory listing");
     for (size_t i = 0; st == PDCKPT_OK && i < c->len; i++)
         if (c->items[i].n.is_meta) c->complete[c->n_complete++] = c->items[i].n.id;
     if (st == PDCKPT_OK) qsort(c->complete, c->n_complete, sizeof *c->complete, cmp_id);
@@ -103,7 +103,7 @@ static size_t remove_entry(const ckpt_dir *c, entry *e) {
     if (e->gone) return 0;
     e->gone = true;
     if (snprintf(path, sizeof path, "%s/%s", c->path, e->name) >= (int)sizeof path) return 0;
-    pdk_dist_remove(path);
+    pdk_remove_tree(path);
     return 1;
 }
 
@@ -134,19 +134,19 @@ static pdckpt_status refs_read(const char *dir, int64_t id, int size, refs *r, p
     pdckpt_value *meta = NULL;
     memset(r, 0, sizeof *r);
     r->max_number = -1;
-    PDK_DTRY(pdckpt_sharded_read_metadata(dir, id, &meta, NULL, err));
+    PDK_TRY(pdckpt_sharded_read_metadata(dir, id, &meta, NULL, err));
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
     size_t              n = pdckpt_value_len(storage);
     pdckpt_status       st = (r->names = calloc(n + 1, sizeof *r->names))
                                  ? PDCKPT_OK
-                                 : pdk_dist_nomem(err, "metadata file names");
+                                 : pdk_fail_nomem(err, "metadata file names");
     for (size_t i = 0; st == PDCKPT_OK && i < n; i++) {
         const char *name =
             pdckpt_value_get_string(pdckpt_value_at(pdckpt_value_at(storage, i), 1), NULL);
         pdk_ckpt_name pn;
         if (!name) continue;
-        if (!(r->names[r->len] = pdk_dist_strdup(name)))
-            st = pdk_dist_nomem(err, "file names");
+        if (!(r->names[r->len] = strdup(name)))
+            st = pdk_fail_nomem(err, "file names");
         else
             r->len++;
         if (pdk_parse_ckpt_name(name, &pn) && !pn.is_meta && pn.id == id) {
@@ -179,9 +179,9 @@ pdckpt_status pdk_lifecycle_prepare(const char *dir, int64_t wanted, int size, b
     ckpt_dir c;
     refs     r = {0};
     bool     have_refs = false;
-    PDK_DTRY(pdk_dist_mkdirs(dir, err));
-    pdk_dist_sweep_temps(dir, NULL); /* temporaries of killed saves */
-    PDK_DTRY(dir_read(dir, &c, err));
+    PDK_TRY(pdk_make_dirs(dir, err));
+    pdk_sweep_temps(dir, NULL); /* temporaries of killed saves */
+    PDK_TRY(dir_read(dir, &c, err));
     *id = wanted >= 0 ? wanted : c.largest + 1;
     *base = 0;
     if (is_complete(&c, *id)) {
@@ -196,7 +196,7 @@ pdckpt_status pdk_lifecycle_prepare(const char *dir, int64_t wanted, int size, b
         }
     }
     size_t        removed = sweep_uncommitted(&c, *id, have_refs ? &r : NULL);
-    pdckpt_status st = removed && durable ? pdk_dist_fsync_dir(dir, err) : PDCKPT_OK;
+    pdckpt_status st = removed && durable ? pdk_fsync_dir_of(dir, true, err) : PDCKPT_OK;
     refs_free(&r);
     dir_free(&c);
     return st;
@@ -224,7 +224,7 @@ static size_t keep_newest(ckpt_dir *c, int32_t keep_last, int64_t protect, bool 
     }
     c->n_complete = kept;
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    if (dropped && durable) pdk_dist_fsync_dir(c->path, &scratch);
+    if (dropped && durable) pdk_fsync_dir_of(c->path, true, &scratch);
     return dropped;
 }
 
@@ -242,7 +242,7 @@ void pdk_lifecycle_after_commit(const char *dir, int64_t id, int64_t base, int s
     }
     keep_newest(&c, keep_last, id, durable, &removed);
     removed += sweep_uncommitted(&c, -1, NULL);
-    if (removed && durable) pdk_dist_fsync_dir(dir, &scratch);
+    if (removed && durable) pdk_fsync_dir_of(dir, true, &scratch);
     dir_free(&c);
 }
 
@@ -250,12 +250,12 @@ pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last, size_t *chec
                                 size_t *files_removed, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!dir) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir is NULL");
+    pdk_error_reset(err);
+    if (!dir) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir is NULL");
     ckpt_dir c;
     size_t   files = 0, dropped;
-    pdk_dist_sweep_temps(dir, NULL);
-    PDK_DTRY(dir_read(dir, &c, err));
+    pdk_sweep_temps(dir, NULL);
+    PDK_TRY(dir_read(dir, &c, err));
     dropped = keep_newest(&c, keep_last, -1, true, &files);
     for (size_t k = 0; k < c.n_complete; k++) { /* superseded generations of committed ids */
         refs         r;
@@ -269,7 +269,7 @@ pdckpt_status pdckpt_sharded_gc(const char *dir, int32_t keep_last, size_t *chec
     }
     files += sweep_uncommitted(&c, -1, NULL);
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    if (files) pdk_dist_fsync_dir(dir, &scratch);
+    if (files) pdk_fsync_dir_of(dir, true, &scratch);
     dir_free(&c);
     if (checkpoints_removed) *checkpoints_removed = dropped;
     if (files_removed) *files_removed = files;

@@ -26,14 +26,14 @@ static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *i
     int64_t newest, largest;
     char    path[4200];
     if (wanted < 0) {
-        PDK_DTRY(pdk_meta_scan(dir, &newest, &largest, err));
+        PDK_TRY(pdk_meta_scan(dir, &newest, &largest, err));
         if (newest < 0)
-            return pdk_dist_fail(err, PDCKPT_ERR_NOT_FOUND, dir,
-                                 "no complete sharded checkpoint (no *" PDK_META_SUFFIX " file)");
+            return pdk_fail(err, PDCKPT_ERR_NOT_FOUND, dir, -1,
+                            "no complete sharded checkpoint (no *" PDK_META_SUFFIX " file)");
         wanted = newest;
     }
     *id = wanted;
-    PDK_DTRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
+    PDK_TRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
     pdk_blob_free(out);
     return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, err);
 }
@@ -42,9 +42,9 @@ pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_v
                                            int64_t *out_id, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     if (!dir || !metadata)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir or metadata is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir or metadata is NULL");
     *metadata = NULL;
     pdk_blob      bytes = {0};
     int64_t       got = -1;
@@ -86,7 +86,7 @@ static pdckpt_status list_names(loader *L) {
     size_t               *last = malloc((ix->n_files + 1) * sizeof *last), total = 0;
     L->names = calloc(ix->n_files + 1, sizeof *L->names);
     L->n_names = calloc(ix->n_files + 1, sizeof *L->n_names);
-    if (!last || !L->names || !L->n_names) return free(last), pdk_dist_nomem(L->err, "names");
+    if (!last || !L->names || !L->n_names) return free(last), pdk_fail_nomem(L->err, "names");
     for (size_t k = 0; k < ix->n_keys; k++) total += ix->keys[k].n_pieces;
     for (size_t f = 0; f < ix->n_files; f++) last[f] = SIZE_MAX;
     for (size_t k = 0; k < ix->n_keys; k++) /* counts, each key once per file */
@@ -96,7 +96,7 @@ static pdckpt_status list_names(loader *L) {
         }
     for (size_t f = 0; f < ix->n_files; f++) {
         if (!(L->names[f] = malloc((L->n_names[f] + 1) * sizeof **L->names)))
-            return free(last), pdk_dist_nomem(L->err, "names");
+            return free(last), pdk_fail_nomem(L->err, "names");
         L->n_names[f] = 0, last[f] = SIZE_MAX;
     }
     for (size_t k = 0; k < ix->n_keys; k++)
@@ -127,7 +127,7 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     }
     const char *file = L->ix->files[f];
     char        path[4200];
-    PDK_DTRY(pdk_dist_data_path(L->dir, file, path, sizeof path, L->err));
+    PDK_TRY(pdk_dist_data_path(L->dir, file, path, sizeof path, L->err));
     pdckpt_load_options lo = *L->lo;
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
@@ -135,11 +135,11 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
      * meanwhile cannot kill the load (docs/RELIABILITY.md), at the price of reading it whole. */
     if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
-        if (!L->names) PDK_DTRY(list_names(L));
+        if (!L->names) PDK_TRY(list_names(L));
         lo.names = L->names[f];
         lo.n_names = L->n_names[f];
     }
-    pdckpt_status st = pdckpt_load_file(path, &lo, &L->trees[f], NULL, L->err);
+    pdckpt_status st = pdk_load_path(path, &lo, &L->trees[f], NULL, L->err);
     *tree = L->trees[f];
     return st;
 }
@@ -151,10 +151,10 @@ static pdckpt_status flat_view(loader *L, const pdk_key_meta *km, const pdk_piec
     size_t  elem = pdckpt_dtype_size(km->dtype);
     int64_t run = p->flat_end - p->flat_begin, volume = pdk_box_volume(km->n_dims, p->shape);
     if (v->n_dims != 1 || v->dims[0] != run || pdckpt_dtype_size(v->dtype) != elem)
-        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, p->file,
-                             "tensor '%s': expected a flattened run of %lld %s elements, found "
-                             "%d dims",
-                             km->key, (long long)run, pdckpt_dtype_name(km->dtype), (int)v->n_dims);
+        return pdk_fail(L->err, PDCKPT_ERR_MISMATCH, p->file, -1,
+                        "tensor '%s': expected a flattened run of %lld %s elements, found "
+                        "%d dims",
+                        km->key, (long long)run, pdckpt_dtype_name(km->dtype), (int)v->n_dims);
     v->data = (const uint8_t *)v->data + (size_t)p->flat_at * elem;
     v->n_dims = km->n_dims;
     v->dims = p->shape; /* the index outlives the view */
@@ -167,21 +167,20 @@ static pdckpt_status flat_view(loader *L, const pdk_key_meta *km, const pdk_piec
 static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_piece *p,
                                   const pdckpt_value **value, pdckpt_tensor_view *v) {
     const pdckpt_value *tree;
-    PDK_DTRY(open_data(L, p->file_ix, &tree));
+    PDK_TRY(open_data(L, p->file_ix, &tree));
     *value = pdckpt_dict_get(tree, km->key);
     if (!*value || !pdckpt_tensor_get(*value, v))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_FORMAT, p->file,
-                             "expected tensor '%s' in this data file (the metadata says so)",
-                             km->key);
+        return pdk_fail(L->err, PDCKPT_ERR_FORMAT, p->file, -1,
+                        "expected tensor '%s' in this data file (the metadata says so)", km->key);
     if (p->flat) return flat_view(L, km, p, v);
     bool same = v->n_dims == km->n_dims &&
                 pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
                 memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
     if (!same)
-        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, p->file,
-                             "tensor '%s': expected %s with the piece's shape, found %s of %d dims",
-                             km->key, pdckpt_dtype_name(km->dtype), pdckpt_dtype_name(v->dtype),
-                             (int)v->n_dims);
+        return pdk_fail(L->err, PDCKPT_ERR_MISMATCH, p->file, -1,
+                        "tensor '%s': expected %s with the piece's shape, found %s of %d dims",
+                        km->key, pdckpt_dtype_name(km->dtype), pdckpt_dtype_name(v->dtype),
+                        (int)v->n_dims);
     return PDCKPT_OK;
 }
 
@@ -224,25 +223,25 @@ typedef struct box {
 
 static pdckpt_status request_box(loader *L, const pdckpt_shard_request *q, const pdk_key_meta **km,
                                  box *b) {
-    if (!q->key) return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "a request has no key");
+    if (!q->key) return pdk_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a request has no key");
     if (!(*km = pdk_meta_find(L->ix, q->key)))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_NOT_FOUND, L->dir, "the checkpoint has no key '%s'",
-                             q->key);
+        return pdk_fail(L->err, PDCKPT_ERR_NOT_FOUND, L->dir, -1, "the checkpoint has no key '%s'",
+                        q->key);
     if (q->n_dims != (*km)->n_dims)
-        return pdk_dist_fail(L->err, PDCKPT_ERR_MISMATCH, L->dir,
-                             "key '%s': expected a %d-dim request, found %d dims", q->key,
-                             (int)(*km)->n_dims, (int)q->n_dims);
+        return pdk_fail(L->err, PDCKPT_ERR_MISMATCH, L->dir, -1,
+                        "key '%s': expected a %d-dim request, found %d dims", q->key,
+                        (int)(*km)->n_dims, (int)q->n_dims);
     b->n_dims = q->n_dims;
     for (int32_t d = 0; d < q->n_dims; d++) {
         int64_t g = (*km)->global_shape[d];
         b->off[d] = q->global_offset ? q->global_offset[d] : 0;
         b->shape[d] = q->local_shape ? q->local_shape[d] : g;
         if (b->off[d] < 0 || b->shape[d] < 0 || b->off[d] > g || b->shape[d] > g - b->off[d])
-            return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "key '%s': dim %d: a box of %lld at %lld does not fit the global "
-                                 "size %lld",
-                                 q->key, (int)d, (long long)b->shape[d], (long long)b->off[d],
-                                 (long long)g);
+            return pdk_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "key '%s': dim %d: a box of %lld at %lld does not fit the global "
+                            "size %lld",
+                            q->key, (int)d, (long long)b->shape[d], (long long)b->off[d],
+                            (long long)g);
     }
     return PDCKPT_OK;
 }
@@ -269,7 +268,7 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
             continue;
         const pdckpt_value *value;
         pdckpt_tensor_view  v;
-        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        PDK_TRY(stored_piece(L, km, p, &value, &v));
         if (v.dtype != km->dtype) return PDCKPT_OK; /* needs a reinterpretation: copy instead */
         *out = pdckpt_value_retain((pdckpt_value *)value); /* shared, read-only */
         return PDCKPT_OK;
@@ -291,7 +290,7 @@ static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *
             continue;
         const pdckpt_value *value;
         pdckpt_tensor_view  v;
-        PDK_DTRY(stored_piece(L, km, p, &value, &v));
+        PDK_TRY(stored_piece(L, km, p, &value, &v));
         visit(ctx, p, off, shape, &v);
     }
     return PDCKPT_OK;
@@ -315,12 +314,12 @@ static void count_cover(void *ctx, const pdk_piece *p, const int64_t *off, const
  * beyond the data that is really there. */
 static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b) {
     cover_ctx c = {b->n_dims, 0};
-    PDK_DTRY(each_overlap(L, km, b, count_cover, &c));
+    PDK_TRY(each_overlap(L, km, b, count_cover, &c));
     if (c.covered != pdk_box_volume(b->n_dims, b->shape))
-        return pdk_dist_fail(
-            L->err, PDCKPT_ERR_FORMAT, L->dir,
-            "key '%s': the stored pieces cover %lld of the %lld elements asked for", km->key,
-            (long long)c.covered, (long long)pdk_box_volume(b->n_dims, b->shape));
+        return pdk_fail(L->err, PDCKPT_ERR_FORMAT, L->dir, -1,
+                        "key '%s': the stored pieces cover %lld of the %lld elements asked for",
+                        km->key, (long long)c.covered,
+                        (long long)pdk_box_volume(b->n_dims, b->shape));
     return PDCKPT_OK;
 }
 
@@ -351,15 +350,15 @@ static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b
 static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdckpt_value *out) {
     const pdk_key_meta *km = NULL;
     box                 b;
-    PDK_DTRY(request_box(L, q, &km, &b));
+    PDK_TRY(request_box(L, q, &km, &b));
     if (pdckpt_dict_get(out, q->key))
-        return pdk_dist_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, "key '%s' is requested twice",
-                             q->key);
+        return pdk_fail(L->err, PDCKPT_ERR_ARGUMENT, NULL, -1, "key '%s' is requested twice",
+                        q->key);
     pdckpt_value *t = NULL;
-    PDK_DTRY(exact_piece(L, km, &b, &t));
+    PDK_TRY(exact_piece(L, km, &b, &t));
     if (!t) {
-        PDK_DTRY(check_pieces(L, km, &b));
-        PDK_DTRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
+        PDK_TRY(check_pieces(L, km, &b));
+        PDK_TRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
         pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);
         if (st != PDCKPT_OK) {
@@ -374,8 +373,8 @@ static pdckpt_status load_all(loader *L, const pdckpt_shard_request *reqs, size_
                               pdckpt_value **out) {
     *out = pdckpt_value_new_container(L->lo->allocator, PDCKPT_KIND_DICT);
     L->trees = calloc(L->ix->n_files + 1, sizeof *L->trees);
-    if (!*out || !L->trees) return pdk_dist_nomem(L->err, "the loaded state");
-    for (size_t i = 0; i < n; i++) PDK_DTRY(load_request(L, &reqs[i], *out));
+    if (!*out || !L->trees) return pdk_fail_nomem(L->err, "the loaded state");
+    for (size_t i = 0; i < n; i++) PDK_TRY(load_request(L, &reqs[i], *out));
     return PDCKPT_OK;
 }
 
@@ -458,10 +457,10 @@ pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_complete, int
                                   pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     int64_t a, b;
-    if (!dir) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "dir is NULL");
-    PDK_DTRY(pdk_meta_scan(dir, &a, &b, err));
+    if (!dir) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir is NULL");
+    PDK_TRY(pdk_meta_scan(dir, &a, &b, err));
     if (newest_complete) *newest_complete = a;
     if (largest_seen) *largest_seen = b;
     return PDCKPT_OK;

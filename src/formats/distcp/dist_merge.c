@@ -41,9 +41,9 @@ static pdckpt_status put_key(const pdckpt_value *key, pdk_blob *body, const char
                              pdckpt_error *err) {
     *k = pdckpt_value_get_string(key, len);
     if (!*k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || memchr(*k, '\0', *len))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "gathered states need string keys (without NUL) at the top level "
-                             "and in master_weights");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "gathered states need string keys (without NUL) at the top level "
+                        "and in master_weights");
     pdk_blob_str(body, *k, *len);
     return PDCKPT_OK;
 }
@@ -52,15 +52,15 @@ static pdckpt_status put_entry(const pdckpt_value *key, const pdckpt_value *val,
                                pdk_blob *body, pdk_tensor_list *tl, pdckpt_error *err) {
     const char *k;
     size_t      len;
-    PDK_DTRY(put_key(key, body, &k, &len, err));
+    PDK_TRY(put_key(key, body, &k, &len, err));
     bool merged = opt && len == strlen(MASTER_WEIGHTS) && memcmp(k, MASTER_WEIGHTS, len) == 0 &&
                   pdckpt_value_kind(val) == PDCKPT_KIND_DICT;
     pdk_blob_u8(body, merged);
     if (!merged) return put_subtree(val, body, tl, err);
     pdk_blob_u64(body, pdckpt_value_len(val));
     for (size_t i = 0; i < pdckpt_value_len(val); i++) {
-        PDK_DTRY(put_key(pdckpt_dict_key_at(val, i), body, &k, &len, err));
-        PDK_DTRY(put_subtree(pdckpt_value_at(val, i), body, tl, err));
+        PDK_TRY(put_key(pdckpt_dict_key_at(val, i), body, &k, &len, err));
+        PDK_TRY(put_subtree(pdckpt_value_at(val, i), body, tl, err));
     }
     return PDCKPT_OK;
 }
@@ -96,11 +96,11 @@ pdckpt_status pdk_skel_encode(const pdckpt_value *state, bool opt, pdk_blob *out
 
 static pdckpt_status get_subtree(pdk_rd *r, pdk_skel_entry *e, uint64_t *next) {
     uint64_t len;
-    PDK_DTRY(pdk_rd_count(r, &len, 1, "a subtree"));
+    PDK_TRY(pdk_rd_count(r, &len, 1, "a subtree"));
     e->tree = r->p + r->pos;
     e->tree_len = (size_t)len;
     r->pos += (size_t)len;
-    PDK_DTRY(pdk_rd_u64(r, &e->count, "a tensor count"));
+    PDK_TRY(pdk_rd_u64(r, &e->count, "a tensor count"));
     e->first = *next;
     if (e->count > UINT64_MAX - *next) return pdk_rd_fail(r, "tensor count overflows");
     *next += e->count;
@@ -112,7 +112,7 @@ static pdckpt_status new_entry(pdk_skel *sk, int32_t parent, pdk_skel_entry **ou
     if (sk->n_entries == sk->cap_entries) {
         size_t          cap = sk->cap_entries ? sk->cap_entries * 2 : 16;
         pdk_skel_entry *grown = realloc(sk->entries, cap * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(err, "state description");
+        if (!grown) return pdk_fail_nomem(err, "state description");
         sk->entries = grown;
         sk->cap_entries = cap;
     }
@@ -123,8 +123,8 @@ static pdckpt_status new_entry(pdk_skel *sk, int32_t parent, pdk_skel_entry **ou
 }
 
 static pdckpt_status add_entry(pdk_skel *sk, pdk_rd *r, int32_t parent, pdk_skel_entry **out) {
-    PDK_DTRY(new_entry(sk, parent, out, r->err));
-    PDK_DTRY(pdk_rd_str(r, &(*out)->key, &(*out)->key_len, "a key"));
+    PDK_TRY(new_entry(sk, parent, out, r->err));
+    PDK_TRY(pdk_rd_str(r, &(*out)->key, &(*out)->key_len, "a key"));
     if (memchr((*out)->key, '\0', (*out)->key_len))
         return pdk_rd_fail(r, "expected a key without NUL");
     return PDCKPT_OK;
@@ -132,17 +132,17 @@ static pdckpt_status add_entry(pdk_skel *sk, pdk_rd *r, int32_t parent, pdk_skel
 
 static pdckpt_status get_entry(pdk_skel *sk, pdk_rd *r, uint64_t *next) {
     pdk_skel_entry *e;
-    PDK_DTRY(add_entry(sk, r, -1, &e));
+    PDK_TRY(add_entry(sk, r, -1, &e));
     uint8_t merged;
-    PDK_DTRY(pdk_rd_u8(r, &merged, "a merge flag"));
+    PDK_TRY(pdk_rd_u8(r, &merged, "a merge flag"));
     if (!merged) return get_subtree(r, e, next);
     size_t index = sk->n_entries - 1;
     sk->entries[index].merged = true;
     uint64_t n;
-    PDK_DTRY(pdk_rd_count(r, &n, 17, "master_weights entries"));
+    PDK_TRY(pdk_rd_count(r, &n, 17, "master_weights entries"));
     for (uint64_t i = 0; i < n; i++) {
-        PDK_DTRY(add_entry(sk, r, (int32_t)index, &e));
-        PDK_DTRY(get_subtree(r, e, next));
+        PDK_TRY(add_entry(sk, r, (int32_t)index, &e));
+        PDK_TRY(get_subtree(r, e, next));
     }
     return PDCKPT_OK;
 }
@@ -150,16 +150,16 @@ static pdckpt_status get_entry(pdk_skel *sk, pdk_rd *r, uint64_t *next) {
 static pdckpt_status get_body(pdk_skel *sk, pdk_rd *r) {
     uint8_t  dict;
     uint64_t next = 0;
-    PDK_DTRY(pdk_rd_u8(r, &dict, "the root kind"));
+    PDK_TRY(pdk_rd_u8(r, &dict, "the root kind"));
     sk->is_dict = dict != 0;
     if (!sk->is_dict) {
         pdk_skel_entry *e;
-        PDK_DTRY(new_entry(sk, -1, &e, r->err));
-        PDK_DTRY(get_subtree(r, e, &next));
+        PDK_TRY(new_entry(sk, -1, &e, r->err));
+        PDK_TRY(get_subtree(r, e, &next));
     } else {
         uint64_t n;
-        PDK_DTRY(pdk_rd_count(r, &n, 10, "top-level entries"));
-        for (uint64_t i = 0; i < n; i++) PDK_DTRY(get_entry(sk, r, &next));
+        PDK_TRY(pdk_rd_count(r, &n, 10, "top-level entries"));
+        for (uint64_t i = 0; i < n; i++) PDK_TRY(get_entry(sk, r, &next));
     }
     if (next != sk->n_tensors)
         return pdk_rd_fail(r, "expected %llu tensor references, found %llu",
@@ -174,12 +174,12 @@ pdckpt_status pdk_skel_parse(const uint8_t *data, size_t len, int rank, pdk_skel
     snprintf(sk->source, sizeof sk->source, "rank %d's state description", rank);
     pdk_rd   r = {data, len, 0, sk->source, err};
     uint32_t magic;
-    PDK_DTRY(pdk_rd_u32(&r, &magic, "magic"));
+    PDK_TRY(pdk_rd_u32(&r, &magic, "magic"));
     if (magic != SK_MAGIC) return pdk_rd_fail(&r, "expected the PDSK magic");
-    PDK_DTRY(pdk_rd_count(&r, &sk->n_tensors, 11, "tensor descriptions"));
+    PDK_TRY(pdk_rd_count(&r, &sk->n_tensors, 11, "tensor descriptions"));
     sk->descs = calloc(sk->n_tensors ? (size_t)sk->n_tensors : 1, sizeof *sk->descs);
-    if (!sk->descs) return pdk_dist_nomem(err, "tensor descriptions");
-    for (uint64_t i = 0; i < sk->n_tensors; i++) PDK_DTRY(pdk_codec_get_desc(&r, &sk->descs[i]));
+    if (!sk->descs) return pdk_fail_nomem(err, "tensor descriptions");
+    for (uint64_t i = 0; i < sk->n_tensors; i++) PDK_TRY(pdk_codec_get_desc(&r, &sk->descs[i]));
     return get_body(sk, &r);
 }
 
@@ -217,8 +217,8 @@ static pdckpt_status check_entry(pdk_merge_plan *p, int rank, const pdk_skel_ent
     bool   mw = e->parent < 0 && e->key_len == strlen(MASTER_WEIGHTS) &&
               memcmp(e->key, MASTER_WEIGHTS, e->key_len) == 0;
     if (mw && p->opt && s->key && p->mw_merged != e->merged)
-        return pdk_dist_fail(p->err, PDCKPT_ERR_MISMATCH, NULL,
-                             "master_weights is a dict on some ranks and not on rank %d", rank);
+        return pdk_fail(p->err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                        "master_weights is a dict on some ranks and not on rank %d", rank);
     if (mw) p->mw_merged = e->merged;
     s->key = e->key;
     s->len = e->key_len;
@@ -245,18 +245,17 @@ pdckpt_status pdk_merge_plan_build(pdk_merge_plan *p, pdckpt_error *err) {
     p->err = err;
     for (int r = 0; r < p->n_ranks; r++) {
         if (!p->skels[r].is_dict)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "gather_to merges dict states, but rank %d's state is not a dict",
-                                 r);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "gather_to merges dict states, but rank %d's state is not a dict", r);
         total += p->skels[r].n_entries;
     }
     p->n_slots = 16;
     while (p->n_slots < total * 2) p->n_slots *= 2;
     p->slots = calloc(p->n_slots, sizeof *p->slots);
-    if (!p->slots) return pdk_dist_nomem(err, "the merge plan");
+    if (!p->slots) return pdk_fail_nomem(err, "the merge plan");
     for (int r = 0; r < p->n_ranks; r++)
         for (size_t i = 0; i < p->skels[r].n_entries; i++)
-            PDK_DTRY(check_entry(p, r, &p->skels[r].entries[i]));
+            PDK_TRY(check_entry(p, r, &p->skels[r].entries[i]));
     p->same_keys = p->opt;
     for (int r = 1; r < p->n_ranks && p->same_keys; r++)
         p->same_keys = same_top_keys(&p->skels[0], &p->skels[r]);
@@ -303,7 +302,7 @@ static pdckpt_status name_by_key(pdckpt_value *dict, pdckpt_error *err) {
         const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(dict, i), NULL);
         pdckpt_value *v = pdckpt_value_at_mut(dict, i);
         if (key && pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR)
-            PDK_DTRY(pdckpt_tensor_set_name(v, key, err));
+            PDK_TRY(pdckpt_tensor_set_name(v, key, err));
     }
     return PDCKPT_OK;
 }
@@ -314,14 +313,14 @@ static pdckpt_status rebuild_name_table(pdckpt_value *merged, const pdckpt_alloc
                                         pdckpt_error *err) {
     if (!pdckpt_dict_get(merged, PDCKPT_NAME_TABLE_KEY)) return PDCKPT_OK;
     pdckpt_value *table = pdckpt_value_new_container(alloc, PDCKPT_KIND_DICT);
-    if (!table) return pdk_dist_nomem(err, "the name table");
+    if (!table) return pdk_fail_nomem(err, "the name table");
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(merged) && st == PDCKPT_OK; i++) {
         const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(merged, i), NULL);
         pdckpt_tensor_view t;
         if (!key || !pdckpt_tensor_get(pdckpt_value_at(merged, i), &t)) continue;
         pdckpt_value *name = pdckpt_value_new_string(alloc, t.name ? t.name : key, SIZE_MAX);
-        st = name ? pdckpt_dict_set(table, key, name, err) : pdk_dist_nomem(err, "a name");
+        st = name ? pdckpt_dict_set(table, key, name, err) : pdk_fail_nomem(err, "a name");
     }
     if (st == PDCKPT_OK) return pdckpt_dict_set(merged, PDCKPT_NAME_TABLE_KEY, table, err);
     pdckpt_value_free(table);
@@ -336,7 +335,7 @@ static pdckpt_status own_master_weights(const pdckpt_value *local, pdckpt_value 
     if (pdckpt_value_kind(own) != PDCKPT_KIND_DICT || pdckpt_value_kind(mw) != PDCKPT_KIND_DICT)
         return PDCKPT_OK;
     pdckpt_value *kept = pdckpt_value_new_container(alloc, PDCKPT_KIND_DICT);
-    if (!kept) return pdk_dist_nomem(err, "master_weights");
+    if (!kept) return pdk_fail_nomem(err, "master_weights");
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(own) && st == PDCKPT_OK; i++) {
         const char   *key = pdckpt_value_get_string(pdckpt_dict_key_at(own, i), NULL);
@@ -352,13 +351,13 @@ pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *loca
                                pdckpt_value *merged, const pdckpt_allocator *alloc,
                                pdckpt_error *err) {
     if (p->same_keys) {
-        PDK_DTRY(own_master_weights(local, merged, alloc, err));
+        PDK_TRY(own_master_weights(local, merged, alloc, err));
     } else if (p->opt) { /* master_weights and LR_Scheduler are popped, then put back last */
-        PDK_DTRY(name_by_key(merged, err));
-        PDK_DTRY(name_by_key(pdckpt_dict_get_mut(merged, MASTER_WEIGHTS), err));
-        PDK_DTRY(move_last(merged, MASTER_WEIGHTS, err));
+        PDK_TRY(name_by_key(merged, err));
+        PDK_TRY(name_by_key(pdckpt_dict_get_mut(merged, MASTER_WEIGHTS), err));
+        PDK_TRY(move_last(merged, MASTER_WEIGHTS, err));
         if (pdckpt_dict_get(local, LR_SCHEDULER)) /* the writer's own, or none at all */
-            PDK_DTRY(move_last(merged, LR_SCHEDULER, err));
+            PDK_TRY(move_last(merged, LR_SCHEDULER, err));
         else
             pdckpt_dict_remove(merged, LR_SCHEDULER);
     }

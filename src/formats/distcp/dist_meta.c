@@ -108,13 +108,13 @@ static pdckpt_value *metadata_to_paddle(const pdckpt_allocator *a, const pdckpt_
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
                               pdckpt_error *err) {
     pdckpt_value *paddle = metadata_to_paddle(a, meta);
-    if (!paddle) return pdk_dist_nomem(err, "metadata");
+    if (!paddle) return pdk_fail_nomem(err, "metadata");
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     so.format = PDCKPT_FORMAT_PICKLE;
     so.protocol = 4; /* what Paddle's pickle.dump writes */
     void         *bytes = NULL;
     size_t        len = 0;
-    pdckpt_status st = pdckpt_save_memory(paddle, &so, &bytes, &len, err);
+    pdckpt_status st = pdk_save_bytes(paddle, &so, &bytes, &len, err);
     pdckpt_value_free(paddle);
     if (st == PDCKPT_OK) pdk_blob_put(out, bytes, len);
     pdckpt_free(NULL, bytes, len);
@@ -134,7 +134,7 @@ static const pdckpt_value *fields_of(const pdckpt_value *v, const char *name) {
 }
 
 static pdckpt_status not_paddle(const char *source, const char *what, pdckpt_error *err) {
-    return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "metadata: expected %s", what);
+    return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1, "metadata: expected %s", what);
 }
 
 /* A piece of Paddle 2.6's LocalTensorMetadata (global_offset, local_shape): a fresh dict the
@@ -146,7 +146,7 @@ static pdckpt_value *piece_v26(const pdckpt_value *m, pdckpt_error *err) {
                 copy, pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(m, i)),
                 pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(m, i)), err) != PDCKPT_OK)
             copy = (pdckpt_value_free(copy), NULL);
-    if (!copy && err->status == PDCKPT_OK) pdk_dist_nomem(err, "metadata");
+    if (!copy && err->status == PDCKPT_OK) pdk_fail_nomem(err, "metadata");
     return copy;
 }
 
@@ -159,8 +159,8 @@ static pdckpt_status tensor_metadata_from_paddle(const pdckpt_value *in, const c
         if (pdckpt_value_kind(pieces) != PDCKPT_KIND_LIST)
             return not_paddle(source, "a list of LocalTensorMetadata per key", err);
         pdckpt_value *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
-        if (!list) return pdk_dist_nomem(err, "metadata");
-        PDK_DTRY(pdckpt_dict_set_value(
+        if (!list) return pdk_fail_nomem(err, "metadata");
+        PDK_TRY(pdckpt_dict_set_value(
             out, pdckpt_value_retain((pdckpt_value *)pdckpt_dict_key_at(in, i)), list, err));
         for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
             const pdckpt_value *m = fields_of(pdckpt_value_at(pieces, j), "LocalTensorMetadata");
@@ -169,7 +169,7 @@ static pdckpt_status tensor_metadata_from_paddle(const pdckpt_value *in, const c
             pdckpt_value *piece = old ? piece_v26(m, err) : pdckpt_value_retain((pdckpt_value *)m);
             if (!piece) return err->status;
             *v26 |= old;
-            PDK_DTRY(pdckpt_value_append(list, piece, err));
+            PDK_TRY(pdckpt_value_append(list, piece, err));
         }
     }
     return PDCKPT_OK;
@@ -204,17 +204,17 @@ static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *sou
         if (!item || pdckpt_value_append(out, item, err) != PDCKPT_OK || !index ||
             pdckpt_value_append(item, index, err) != PDCKPT_OK) {
             pdckpt_value_free(index);
-            return pdk_dist_nomem(err, "metadata");
+            return pdk_fail_nomem(err, "metadata");
         }
         for (size_t f = 0; f < N_INDEX_FIELDS; f++) {
             const pdckpt_value *v = pdckpt_dict_get(fields, index_fields[f]);
             if (!v && strcmp(index_fields[f], "local_shape") == 0) v = local_shape_of(sdm, fields);
             pdckpt_value *copy =
                 v ? pdckpt_value_retain((pdckpt_value *)v) : pdckpt_value_new_none(NULL);
-            if (!copy) return pdk_dist_nomem(err, "metadata");
-            PDK_DTRY(pdckpt_value_append(index, copy, err));
+            if (!copy) return pdk_fail_nomem(err, "metadata");
+            PDK_TRY(pdckpt_value_append(index, copy, err));
         }
-        PDK_DTRY(pdckpt_value_append(
+        PDK_TRY(pdckpt_value_append(
             item, pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(in, i)), err));
     }
     return PDCKPT_OK;
@@ -253,8 +253,8 @@ static pdckpt_status v26_tree(v26_files *f, const char *name, const char *source
         f->trees[i] = NULL;
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
         lo.format = PDCKPT_FORMAT_PICKLE;
-        PDK_DTRY(pdk_dist_data_path(f->dir, name, path, sizeof path, err));
-        PDK_DTRY(pdckpt_load_file(path, &lo, &f->trees[i], NULL, err));
+        PDK_TRY(pdk_dist_data_path(f->dir, name, path, sizeof path, err));
+        PDK_TRY(pdk_load_path(path, &lo, &f->trees[i], NULL, err));
     }
     *out = f->trees[i];
     return PDCKPT_OK;
@@ -279,14 +279,14 @@ static pdckpt_status v26_fill_key(pdckpt_value *pieces, pdckpt_dtype dtype, pdck
     }
     for (size_t j = 0; j < pdckpt_value_len(pieces); j++) {
         pdckpt_value *m = pdckpt_value_at_mut(pieces, j), *g;
-        PDK_DTRY(pdckpt_dict_set(
+        PDK_TRY(pdckpt_dict_set(
             m, "dtype", pdckpt_value_new_string(NULL, pdckpt_dtype_name(dtype), SIZE_MAX), err));
         g = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
         for (size_t d = 0; g && d < n; d++)
             if (pdckpt_value_append(g, pdckpt_value_new_int(NULL, global[d]), err) != PDCKPT_OK)
                 g = (pdckpt_value_free(g), NULL);
-        if (!g) return pdk_dist_nomem(err, "metadata");
-        PDK_DTRY(pdckpt_dict_set(m, "global_shape", g, err));
+        if (!g) return pdk_fail_nomem(err, "metadata");
+        PDK_TRY(pdckpt_dict_set(m, "global_shape", g, err));
     }
     return PDCKPT_OK;
 }
@@ -306,13 +306,13 @@ static pdckpt_status v26_fill(v26_files *f, pdckpt_value *meta, const char *sour
             continue; /* done, or not this form: the index reader reports what is missing */
         const pdckpt_value *tree;
         pdckpt_tensor_view  t;
-        PDK_DTRY(v26_tree(f, file, source, &tree, err));
+        PDK_TRY(v26_tree(f, file, source, &tree, err));
         if (!pdckpt_tensor_get(pdckpt_dict_get(tree, key), &t))
-            return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
-                                 "metadata: '%s' has no dtype and its data file %s holds no "
-                                 "tensor under that key",
-                                 key, file);
-        PDK_DTRY(v26_fill_key(pieces, t.dtype, err));
+            return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
+                            "metadata: '%s' has no dtype and its data file %s holds no "
+                            "tensor under that key",
+                            key, file);
+        PDK_TRY(v26_fill_key(pieces, t.dtype, err));
     }
     return PDCKPT_OK;
 }
@@ -326,7 +326,7 @@ pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdck
                           err);
     v26_files  *f = calloc(1, sizeof *f);
     const char *slash = strrchr(source, '/');
-    if (!f) return pdk_dist_nomem(err, "metadata");
+    if (!f) return pdk_fail_nomem(err, "metadata");
     int len = !slash ? 1 : slash == source ? 1 : (int)(slash - source);
     snprintf(f->dir, sizeof f->dir, "%.*s", len, slash ? source : ".");
     pdckpt_status st = v26_fill(f, meta, source, err);
@@ -348,11 +348,11 @@ static pdckpt_status metadata_from_paddle(const pdckpt_value *paddle, const char
         pdckpt_value_free(sdm);
         pdckpt_value_free(storage);
         pdckpt_value_free(flat);
-        return pdk_dist_nomem(err, "metadata");
+        return pdk_fail_nomem(err, "metadata");
     }
-    PDK_DTRY(pdckpt_dict_set(out, "state_dict_metadata", sdm, err));
-    PDK_DTRY(pdckpt_dict_set(out, "storage_metadata", storage, err));
-    PDK_DTRY(pdckpt_dict_set(out, "flat_mapping", flat, err));
+    PDK_TRY(pdckpt_dict_set(out, "state_dict_metadata", sdm, err));
+    PDK_TRY(pdckpt_dict_set(out, "storage_metadata", storage, err));
+    PDK_TRY(pdckpt_dict_set(out, "flat_mapping", flat, err));
     bool          v26 = false;
     pdckpt_status st = tensor_metadata_from_paddle(pdckpt_dict_get(state, "state_dict_metadata"),
                                                    source, sdm, &v26, err);
@@ -373,13 +373,13 @@ pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *sourc
      * the file instead; the file itself is bounded by PDK_META_MAX_BYTES. */
     lo.max_alloc_bytes = (uint64_t)len * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
     pdckpt_value *paddle = NULL;
-    pdckpt_status st = pdckpt_load_memory(data, len, &lo, &paddle, NULL, err);
+    pdckpt_status st = pdk_load_bytes(data, len, &lo, &paddle, NULL, err);
     if (st != PDCKPT_OK) { /* the pickle reader names "<memory>": name the file instead */
         snprintf(err->source, sizeof err->source, "%s", source);
         return st;
     }
     *meta = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    st = *meta ? metadata_from_paddle(paddle, source, *meta, err) : pdk_dist_nomem(err, "metadata");
+    st = *meta ? metadata_from_paddle(paddle, source, *meta, err) : pdk_fail_nomem(err, "metadata");
     pdckpt_value_free(paddle);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*meta);
@@ -404,7 +404,7 @@ static const struct {
     pdckpt_format format;
 } data_exts[] = {{".safetensors", PDCKPT_FORMAT_SAFETENSORS},
                  {".distcp", PDCKPT_FORMAT_AUTO},
-                 {".pdiparams", PDCKPT_FORMAT_COMBINED},
+                 {PDK_NAME_PDIPARAMS, PDCKPT_FORMAT_COMBINED},
                  {".vars", PDCKPT_FORMAT_VARS_DIR}};
 
 const char *pdk_data_file_ext(pdckpt_format format) {
@@ -456,7 +456,7 @@ pdckpt_status pdk_meta_scan(const char *dir, int64_t *newest_complete, int64_t *
                             pdckpt_error *err) {
     *newest_complete = *largest_seen = -1;
     DIR *d = opendir(dir);
-    if (!d) return pdk_dist_fail_sys(err, errno, dir, "open directory");
+    if (!d) return pdk_fail_sys(err, errno, dir, "open directory");
     struct dirent *de;
     while ((de = readdir(d)) != NULL) scan_name(de->d_name, newest_complete, largest_seen);
     closedir(d);

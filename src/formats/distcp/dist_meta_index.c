@@ -26,12 +26,12 @@ pdckpt_status pdk_meta_index_keys(pdk_meta_index *ix, const char *source, pdckpt
     ix->n_slots = 16;
     while (ix->n_slots < ix->n_keys * 2) ix->n_slots *= 2;
     if (!(ix->slots = calloc(ix->n_slots, sizeof *ix->slots)))
-        return pdk_dist_nomem(err, "metadata index");
+        return pdk_fail_nomem(err, "metadata index");
     for (size_t k = 0; k < ix->n_keys; k++) {
         size_t s = key_slot(ix, ix->keys[k].key);
         if (ix->slots[s])
-            return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source, "metadata: key '%s' twice",
-                                 ix->keys[k].key);
+            return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1, "metadata: key '%s' twice",
+                            ix->keys[k].key);
         ix->slots[s] = k + 1;
     }
     return PDCKPT_OK;
@@ -64,7 +64,7 @@ static pdckpt_status check_disjoint(const pdk_key_meta *km, uint64_t *budget, co
                                     pdckpt_error *err) {
     size_t *open = malloc(km->n_pieces * sizeof *open), n_open = 0;
     int64_t o[PDCKPT_MAX_DIMS], s[PDCKPT_MAX_DIMS];
-    if (!open) return pdk_dist_nomem(err, "metadata index");
+    if (!open) return pdk_fail_nomem(err, "metadata index");
     for (size_t i = 0; i < km->n_pieces; i++) {
         const pdk_piece *x = &km->pieces[i];
         size_t           kept = 0;
@@ -78,8 +78,8 @@ static pdckpt_status check_disjoint(const pdk_key_meta *km, uint64_t *budget, co
                     : NULL;
             if (why) {
                 free(open);
-                return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
-                                     "metadata: key '%s': expected %s", km->key, why);
+                return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
+                                "metadata: key '%s': expected %s", km->key, why);
             }
             (*budget)--;
             open[kept++] = open[j];
@@ -98,9 +98,9 @@ pdckpt_status pdk_meta_index_sort(pdk_meta_index *ix, const char *source, pdckpt
         pdk_key_meta *km = &ix->keys[k];
         if (km->n_dims == 0 || km->n_pieces == 0) continue;
         qsort(km->pieces, km->n_pieces, sizeof *km->pieces, cmp_piece);
-        PDK_DTRY(check_disjoint(km, &budget, source, err));
+        PDK_TRY(check_disjoint(km, &budget, source, err));
         if (!(km->reach = malloc(km->n_pieces * sizeof *km->reach)))
-            return pdk_dist_nomem(err, "metadata index");
+            return pdk_fail_nomem(err, "metadata index");
         for (size_t i = 0; i < km->n_pieces; i++) {
             int64_t end = km->pieces[i].offset[0] + km->pieces[i].shape[0];
             km->reach[i] = i > 0 && km->reach[i - 1] > end ? km->reach[i - 1] : end;
@@ -155,27 +155,27 @@ static pdckpt_status get_piece(pdk_rd *r, const pdk_meta_index *ix, const pdk_ke
                                pdk_piece *p) {
     int32_t n = km->n_dims;
     if (!(p->offset = malloc(2 * ((size_t)n + 1) * sizeof *p->offset)))
-        return pdk_dist_nomem(r->err, "metadata index");
+        return pdk_fail_nomem(r->err, "metadata index");
     p->shape = p->offset + n + 1;
     for (int32_t d = 0; d < n; d++) {
         uint64_t o, s;
-        PDK_DTRY(pdk_rd_u64(r, &o, "a piece offset"));
-        PDK_DTRY(pdk_rd_u64(r, &s, "a piece dim"));
+        PDK_TRY(pdk_rd_u64(r, &o, "a piece offset"));
+        PDK_TRY(pdk_rd_u64(r, &s, "a piece dim"));
         if (o > (uint64_t)km->global_shape[d] || s > (uint64_t)km->global_shape[d] - o)
             return pdk_rd_fail(r, "expected a piece of '%s' inside its global shape", km->key);
         p->offset[d] = (int64_t)o, p->shape[d] = (int64_t)s;
     }
     uint64_t f;
-    PDK_DTRY(pdk_rd_u64(r, &f, "a file index"));
+    PDK_TRY(pdk_rd_u64(r, &f, "a file index"));
     if (f >= ix->n_files) return pdk_rd_fail(r, "expected a file index below %zu", ix->n_files);
     p->file_ix = (size_t)f;
     p->file = ix->files[f];
     uint8_t  flat;
     uint64_t at = 0, run = 0;
-    PDK_DTRY(pdk_rd_u8(r, &flat, "a flattened flag"));
+    PDK_TRY(pdk_rd_u8(r, &flat, "a flattened flag"));
     if (flat > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
-    if (flat) PDK_DTRY(pdk_rd_u64(r, &at, "a flattened position"));
-    if (flat) PDK_DTRY(pdk_rd_u64(r, &run, "a flattened length"));
+    if (flat) PDK_TRY(pdk_rd_u64(r, &at, "a flattened position"));
+    if (flat) PDK_TRY(pdk_rd_u64(r, &run, "a flattened length"));
     if (at > (uint64_t)INT64_MAX / 2 || run > (uint64_t)INT64_MAX / 2 ||
         (flat && at + (uint64_t)pdk_box_volume(n, p->shape) > run))
         return pdk_rd_fail(r, "expected a flattened piece of '%s' inside its run", km->key);
@@ -189,40 +189,40 @@ static pdckpt_status get_piece(pdk_rd *r, const pdk_meta_index *ix, const pdk_ke
 static pdckpt_status get_key(pdk_rd *r, const pdk_meta_index *ix, pdk_key_meta *km) {
     uint8_t  dtype, n_dims;
     uint64_t n;
-    PDK_DTRY(pdk_rd_strdup(r, &km->key, "a key"));
-    PDK_DTRY(pdk_rd_u8(r, &dtype, "a dtype"));
-    PDK_DTRY(pdk_rd_u8(r, &n_dims, "a dims count"));
+    PDK_TRY(pdk_rd_strdup(r, &km->key, "a key"));
+    PDK_TRY(pdk_rd_u8(r, &dtype, "a dtype"));
+    PDK_TRY(pdk_rd_u8(r, &n_dims, "a dims count"));
     if (dtype == 0 || dtype >= PDCKPT_DTYPE_COUNT || n_dims > PDCKPT_MAX_DIMS)
         return pdk_rd_fail(r, "expected a dtype and at most %d dims", PDCKPT_MAX_DIMS);
     km->dtype = (pdckpt_dtype)dtype;
     km->n_dims = n_dims;
     if (!(km->global_shape = calloc((size_t)n_dims + 1, sizeof *km->global_shape)))
-        return pdk_dist_nomem(r->err, "metadata index");
+        return pdk_fail_nomem(r->err, "metadata index");
     for (int32_t d = 0; d < n_dims; d++) {
         uint64_t g;
-        PDK_DTRY(pdk_rd_u64(r, &g, "a global dim"));
+        PDK_TRY(pdk_rd_u64(r, &g, "a global dim"));
         if (g > (uint64_t)INT64_MAX / 2) return pdk_rd_fail(r, "expected a global dim");
         km->global_shape[d] = (int64_t)g;
     }
-    PDK_DTRY(pdk_rd_count(r, &n, 8 * (2 * (size_t)n_dims + 1) + 1, "pieces"));
+    PDK_TRY(pdk_rd_count(r, &n, 8 * (2 * (size_t)n_dims + 1) + 1, "pieces"));
     if (!(km->pieces = calloc((size_t)n + 1, sizeof *km->pieces)))
-        return pdk_dist_nomem(r->err, "metadata index");
-    while (km->n_pieces < n) PDK_DTRY(get_piece(r, ix, km, &km->pieces[km->n_pieces++]));
+        return pdk_fail_nomem(r->err, "metadata index");
+    while (km->n_pieces < n) PDK_TRY(get_piece(r, ix, km, &km->pieces[km->n_pieces++]));
     return PDCKPT_OK;
 }
 
 static pdckpt_status decode(pdk_rd *r, pdk_meta_index *ix) {
     uint64_t n;
-    PDK_DTRY(pdk_rd_count(r, &n, 8, "files"));
+    PDK_TRY(pdk_rd_count(r, &n, 8, "files"));
     if (!(ix->files = calloc((size_t)n + 1, sizeof *ix->files)))
-        return pdk_dist_nomem(r->err, "metadata index");
-    while (ix->n_files < n) PDK_DTRY(pdk_rd_strdup(r, &ix->files[ix->n_files++], "a file name"));
-    PDK_DTRY(pdk_rd_count(r, &n, 26, "keys"));
+        return pdk_fail_nomem(r->err, "metadata index");
+    while (ix->n_files < n) PDK_TRY(pdk_rd_strdup(r, &ix->files[ix->n_files++], "a file name"));
+    PDK_TRY(pdk_rd_count(r, &n, 26, "keys"));
     if (!(ix->keys = calloc((size_t)n + 1, sizeof *ix->keys)))
-        return pdk_dist_nomem(r->err, "metadata index");
-    while (ix->n_keys < n) PDK_DTRY(get_key(r, ix, &ix->keys[ix->n_keys++]));
+        return pdk_fail_nomem(r->err, "metadata index");
+    while (ix->n_keys < n) PDK_TRY(get_key(r, ix, &ix->keys[ix->n_keys++]));
     if (r->pos != r->len) return pdk_rd_fail(r, "unexpected bytes after the index");
-    PDK_DTRY(pdk_meta_index_keys(ix, r->source, r->err));
+    PDK_TRY(pdk_meta_index_keys(ix, r->source, r->err));
     return pdk_meta_index_sort(ix, r->source, r->err);
 }
 

@@ -29,19 +29,19 @@ static pdckpt_value *int_tuple(const pdckpt_allocator *a, int32_t n, const int64
 }
 
 static pdckpt_status set(pdckpt_value *d, const char *key, pdckpt_value *v, pdckpt_error *err) {
-    if (!v) return pdk_dist_nomem(err, "metadata");
+    if (!v) return pdk_fail_nomem(err, "metadata");
     return pdckpt_dict_set(d, key, v, err);
 }
 
 static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err) {
-    if (!v) return pdk_dist_nomem(err, "metadata");
+    if (!v) return pdk_fail_nomem(err, "metadata");
     return pdckpt_value_append(c, v, err);
 }
 
 static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece *p,
                                 pdckpt_value *list, pdckpt_error *err) {
     pdckpt_value *m = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
-    if (!m) return pdk_dist_nomem(err, "metadata");
+    if (!m) return pdk_fail_nomem(err, "metadata");
     pdckpt_status st = set(m, "global_offset", int_tuple(a, p->n_dims, p->offset), err);
     if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(a, p->n_dims, p->shape), err);
     if (st == PDCKPT_OK)
@@ -64,7 +64,7 @@ static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piec
     if (!index || !item) {
         pdckpt_value_free(index);
         pdckpt_value_free(item);
-        return pdk_dist_nomem(err, "metadata");
+        return pdk_fail_nomem(err, "metadata");
     }
     pdckpt_status st = append(index, pdckpt_value_new_string(a, p->key, SIZE_MAX), err);
     if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
@@ -85,12 +85,12 @@ static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdc
                                pdckpt_value *mapping, const pdk_meta_piece *p, pdckpt_error *err) {
     pdckpt_value *list = pdckpt_dict_get_mut(sdm, p->key);
     if (!list) {
-        PDK_DTRY(set(sdm, p->key, list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST), err));
+        PDK_TRY(set(sdm, p->key, list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST), err));
         pdckpt_value *path = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
-        PDK_DTRY(set(mapping, p->key, path, err));
-        PDK_DTRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
+        PDK_TRY(set(mapping, p->key, path, err));
+        PDK_TRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
     }
-    PDK_DTRY(local_meta(a, p, list, err));
+    PDK_TRY(local_meta(a, p, list, err));
     return storage_item(a, p, storage, err);
 }
 
@@ -101,7 +101,7 @@ pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece 
     pdckpt_value *storage = pdckpt_value_new_container(a, PDCKPT_KIND_LIST);
     pdckpt_value *mapping = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_status st =
-        root && sdm && storage && mapping ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
+        root && sdm && storage && mapping ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
         st = add_piece(a, sdm, storage, mapping, &pieces[i], err);
     if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
@@ -132,7 +132,7 @@ typedef struct reader {
 } reader;
 
 static pdckpt_status bad(reader *r, const char *what) {
-    return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source, "metadata: expected %s", what);
+    return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1, "metadata: expected %s", what);
 }
 
 /* A tuple (or list) of ints; n_dims < 0 takes its length. */
@@ -159,7 +159,7 @@ static pdckpt_status get_flat(reader *r, const pdckpt_value *is_flat, const pdck
     p->flat = false;
     p->flat_begin = p->flat_end = -1;
     if (!is_flat || !pdckpt_value_get_bool(is_flat, &p->flat) || !p->flat) return PDCKPT_OK;
-    PDK_DTRY(get_ints(r, range, &two, run, "a flattened_range (start, end)"));
+    PDK_TRY(get_ints(r, range, &two, run, "a flattened_range (start, end)"));
     p->flat_begin = run[0];
     p->flat_end = run[1];
     return PDCKPT_OK;
@@ -167,36 +167,36 @@ static pdckpt_status get_flat(reader *r, const pdckpt_value *is_flat, const pdck
 
 static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *m, pdk_piece *p) {
     if (pdckpt_value_kind(m) != PDCKPT_KIND_DICT) return bad(r, "LocalTensorMetadata dicts");
-    PDK_DTRY(
+    PDK_TRY(
         get_flat(r, pdckpt_dict_get(m, "is_flattened"), pdckpt_dict_get(m, "flattened_range"), p));
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS], global[PDCKPT_MAX_DIMS];
     int32_t n = -1;
-    PDK_DTRY(get_ints(r, pdckpt_dict_get(m, "global_offset"), &n, off, "a global_offset tuple"));
-    PDK_DTRY(get_ints(r, pdckpt_dict_get(m, "local_shape"), &n, shape, "a local_shape tuple"));
+    PDK_TRY(get_ints(r, pdckpt_dict_get(m, "global_offset"), &n, off, "a global_offset tuple"));
+    PDK_TRY(get_ints(r, pdckpt_dict_get(m, "local_shape"), &n, shape, "a local_shape tuple"));
     const char  *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
     pdckpt_dtype dtype = dt ? pdckpt_dtype_from_name(dt) : PDCKPT_DTYPE_INVALID;
     if (dtype == PDCKPT_DTYPE_INVALID) return bad(r, "a known dtype name");
     const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
     bool                has_global = g && pdckpt_value_kind(g) != PDCKPT_KIND_NONE;
-    if (has_global) PDK_DTRY(get_ints(r, g, &n, global, "a global_shape tuple"));
+    if (has_global) PDK_TRY(get_ints(r, g, &n, global, "a global_shape tuple"));
     if (km->n_pieces == 0) {
         km->dtype = dtype;
         km->n_dims = n;
         km->global_shape = calloc((size_t)n + 1, sizeof *km->global_shape);
-        if (!km->global_shape) return pdk_dist_nomem(r->err, "metadata");
+        if (!km->global_shape) return pdk_fail_nomem(r->err, "metadata");
         if (has_global) memcpy(km->global_shape, global, (size_t)n * sizeof *global);
     }
     if (dtype != km->dtype || n != km->n_dims ||
         (has_global && memcmp(global, km->global_shape, (size_t)n * sizeof *global) != 0))
-        return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                             "metadata: pieces of '%s' disagree on dtype or global shape", km->key);
+        return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: pieces of '%s' disagree on dtype or global shape", km->key);
     for (int32_t d = 0; d < n; d++) /* both >= 0: their sum must not wrap (hostile metadata) */
         if (off[d] > INT64_MAX / 2 || shape[d] > INT64_MAX / 2 - off[d])
             return bad(r, "a piece's global_offset + local_shape below 2^62");
     for (int32_t d = 0; d < n && !has_global; d++) /* old metadata: the extent of the pieces */
         if (off[d] + shape[d] > km->global_shape[d]) km->global_shape[d] = off[d] + shape[d];
     p->offset = malloc(2 * ((size_t)n + 1) * sizeof *p->offset);
-    if (!p->offset) return pdk_dist_nomem(r->err, "metadata");
+    if (!p->offset) return pdk_fail_nomem(r->err, "metadata");
     p->shape = p->offset + n + 1;
     memcpy(p->offset, off, (size_t)n * sizeof *off);
     memcpy(p->shape, shape, (size_t)n * sizeof *shape);
@@ -210,17 +210,16 @@ static pdckpt_status get_key(reader *r, const pdckpt_value *key, const pdckpt_va
     if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING) return bad(r, "string keys");
     if (pdckpt_value_kind(list) != PDCKPT_KIND_LIST || pdckpt_value_len(list) == 0)
         return bad(r, "a non-empty list of pieces per key");
-    if (!(km->key = pdk_dist_strdup(k))) return pdk_dist_nomem(r->err, "metadata");
+    if (!(km->key = strdup(k))) return pdk_fail_nomem(r->err, "metadata");
     km->pieces = calloc(pdckpt_value_len(list), sizeof *km->pieces);
-    if (!km->pieces) return pdk_dist_nomem(r->err, "metadata");
+    if (!km->pieces) return pdk_fail_nomem(r->err, "metadata");
     for (size_t i = 0; i < pdckpt_value_len(list); i++)
-        PDK_DTRY(get_piece(r, km, pdckpt_value_at(list, i), &km->pieces[i]));
+        PDK_TRY(get_piece(r, km, pdckpt_value_at(list, i), &km->pieces[i]));
     for (size_t i = 0; i < km->n_pieces; i++)
         for (int32_t d = 0; d < km->n_dims; d++)
             if (km->pieces[i].offset[d] + km->pieces[i].shape[d] > km->global_shape[d])
-                return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                                     "metadata: a piece of '%s' lies outside its global shape",
-                                     km->key);
+                return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                                "metadata: a piece of '%s' lies outside its global shape", km->key);
     return PDCKPT_OK;
 }
 
@@ -250,16 +249,15 @@ static pdckpt_status build_table(reader *r) {
     while (r->n_slots < total * 2) r->n_slots *= 2;
     r->table = calloc(r->n_slots, sizeof *r->table);
     r->table_keys = calloc(r->n_slots, sizeof *r->table_keys);
-    if (!r->table || !r->table_keys) return pdk_dist_nomem(r->err, "metadata index");
+    if (!r->table || !r->table_keys) return pdk_fail_nomem(r->err, "metadata index");
     for (size_t k = 0; k < r->ix->n_keys; k++) {
         pdk_key_meta *km = &r->ix->keys[k];
         for (size_t i = 0; i < km->n_pieces; i++) {
             size_t s =
                 find_slot(r, km->key, km->n_dims, km->pieces[i].offset, km->pieces[i].flat_begin);
             if (r->table[s])
-                return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                                     "metadata: two pieces of '%s' start at the same offset",
-                                     km->key);
+                return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                                "metadata: two pieces of '%s' start at the same offset", km->key);
             r->table[s] = &km->pieces[i];
             r->table_keys[s] = km->key;
         }
@@ -277,10 +275,9 @@ static pdckpt_status intern_file(reader *r, const char *name, pdk_piece *p) {
     if (!r->file_slots[i]) {
         if (ix->n_files * 2 >= r->n_file_slots) return bad(r, "fewer file names");
         char **grown = realloc(ix->files, (ix->n_files + 1) * sizeof *grown);
-        if (!grown) return pdk_dist_nomem(r->err, "metadata");
+        if (!grown) return pdk_fail_nomem(r->err, "metadata");
         ix->files = grown;
-        if (!(ix->files[ix->n_files] = pdk_dist_strdup(name)))
-            return pdk_dist_nomem(r->err, "metadata");
+        if (!(ix->files[ix->n_files] = strdup(name))) return pdk_fail_nomem(r->err, "metadata");
         r->file_slots[i] = ++ix->n_files;
     }
     p->file_ix = r->file_slots[i] - 1;
@@ -301,15 +298,15 @@ static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index,
         return PDCKPT_OK; /* an extra replica: the main copy (replica 0 or None) is read */
     const pdk_key_meta *km = pdk_meta_find(r->ix, key);
     int32_t             dims = km ? km->n_dims : -1;
-    PDK_DTRY(get_ints(r, pdckpt_value_at(index, 1), &dims, off, "a LocalTensorIndex offset"));
+    PDK_TRY(get_ints(r, pdckpt_value_at(index, 1), &dims, off, "a LocalTensorIndex offset"));
     pdk_piece flat = {0};
-    if (n >= 4) PDK_DTRY(get_flat(r, pdckpt_value_at(index, 2), pdckpt_value_at(index, 3), &flat));
+    if (n >= 4) PDK_TRY(get_flat(r, pdckpt_value_at(index, 2), pdckpt_value_at(index, 3), &flat));
     size_t s = km ? find_slot(r, key, dims, off, n >= 4 ? flat.flat_begin : -1) : 0;
     if (!km || !r->table[s])
-        return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                             "metadata: storage_metadata names a piece of '%s' that "
-                             "state_dict_metadata does not have",
-                             key);
+        return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: storage_metadata names a piece of '%s' that "
+                        "state_dict_metadata does not have",
+                        key);
     return intern_file(r, name, r->table[s]);
 }
 
@@ -320,7 +317,7 @@ static pdckpt_status get_storage(reader *r, const pdckpt_value *storage) {
     r->n_file_slots = 16;
     while (r->n_file_slots < pdckpt_value_len(storage) * 2) r->n_file_slots *= 2;
     if (!(r->file_slots = calloc(r->n_file_slots, sizeof *r->file_slots)))
-        return pdk_dist_nomem(r->err, "metadata index");
+        return pdk_fail_nomem(r->err, "metadata index");
     for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
         if (!dict &&
@@ -330,7 +327,7 @@ static pdckpt_status get_storage(reader *r, const pdckpt_value *storage) {
         const pdckpt_value *index =
             dict ? pdckpt_dict_key_at(storage, i) : pdckpt_value_at(item, 0);
         const pdckpt_value *file = dict ? item : pdckpt_value_at(item, 1);
-        PDK_DTRY(get_storage_item(r, index, file));
+        PDK_TRY(get_storage_item(r, index, file));
     }
     return PDCKPT_OK;
 }
@@ -339,9 +336,9 @@ static pdckpt_status check_files(reader *r) {
     for (size_t k = 0; k < r->ix->n_keys; k++)
         for (size_t i = 0; i < r->ix->keys[k].n_pieces; i++)
             if (!r->ix->keys[k].pieces[i].file)
-                return pdk_dist_fail(r->err, PDCKPT_ERR_FORMAT, r->source,
-                                     "metadata: a piece of '%s' has no file in storage_metadata",
-                                     r->ix->keys[k].key);
+                return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                                "metadata: a piece of '%s' has no file in storage_metadata",
+                                r->ix->keys[k].key);
     return PDCKPT_OK;
 }
 
@@ -356,7 +353,7 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                  : bad(&r, "state_dict_metadata and storage_metadata");
     if (st == PDCKPT_OK) {
         out->keys = calloc(pdckpt_value_len(sdm) + 1, sizeof *out->keys);
-        if (!out->keys) st = pdk_dist_nomem(err, "metadata index");
+        if (!out->keys) st = pdk_fail_nomem(err, "metadata index");
     }
     for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
         out->n_keys++;

@@ -96,17 +96,17 @@ pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offs
                                  const int64_t *shape, pdckpt_value **out, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     pdckpt_tensor_view v;
     if (!out || !offset || !shape || !pdckpt_tensor_get(tensor, &v))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "expected a tensor, a box and out");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor, a box and out");
     *out = NULL;
     for (int32_t d = 0; d < v.n_dims; d++)
         if (offset[d] < 0 || shape[d] < 0 || offset[d] > v.dims[d] ||
             shape[d] > v.dims[d] - offset[d])
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "dim %d: a box of %lld at %lld does not fit %lld", (int)d,
-                                 (long long)shape[d], (long long)offset[d], (long long)v.dims[d]);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "dim %d: a box of %lld at %lld does not fit %lld", (int)d,
+                            (long long)shape[d], (long long)offset[d], (long long)v.dims[d]);
     size_t elem = pdckpt_dtype_size(v.dtype);
     /* Contiguous: the dims after some j are whole and the dims before j have size 1. */
     int32_t j = v.n_dims - 1;
@@ -119,7 +119,7 @@ pdckpt_status pdckpt_shard_slice(const pdckpt_value *tensor, const int64_t *offs
             empty ? NULL : (const uint8_t *)v.data + linear_offset(v.n_dims, v.dims, offset, elem);
         return pdckpt_tensor_new_in_buffer(NULL, v.dtype, v.n_dims, shape, v.buffer, at, out, err);
     }
-    PDK_DTRY(pdckpt_tensor_new(NULL, v.dtype, v.n_dims, shape, out, err));
+    PDK_TRY(pdckpt_tensor_new(NULL, v.dtype, v.n_dims, shape, out, err));
     int64_t zero[PDCKPT_MAX_DIMS] = {0};
     pdk_box_copy(v.n_dims, elem, v.data, v.dims, offset, pdckpt_tensor_data_mut(*out), shape, zero,
                  shape);

@@ -23,16 +23,16 @@
 static pdckpt_status check_shard(const pdckpt_shard *s, size_t i, pdckpt_tensor_view *v,
                                  pdckpt_error *err) {
     if (!s->key || !s->key[0] || !pdckpt_tensor_get(s->tensor, v))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "shard %zu: expected a key and a tensor", i);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "shard %zu: expected a key and a tensor", i);
     for (int32_t d = 0; d < v->n_dims; d++) {
         int64_t g = s->global_shape ? s->global_shape[d] : v->dims[d];
         int64_t o = s->global_offset ? s->global_offset[d] : 0;
         if (o < 0 || g < 0 || o > g || v->dims[d] > g - o)
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                 "shard '%s': dim %d: a piece of %lld at offset %lld does not fit "
-                                 "the global size %lld",
-                                 s->key, (int)d, (long long)v->dims[d], (long long)o, (long long)g);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "shard '%s': dim %d: a piece of %lld at offset %lld does not fit "
+                            "the global size %lld",
+                            s->key, (int)d, (long long)v->dims[d], (long long)o, (long long)g);
     }
     return PDCKPT_OK;
 }
@@ -44,26 +44,26 @@ static int cmp_str(const void *a, const void *b) {
 /* At most one piece per key on a rank. */
 static pdckpt_status check_unique(const pdckpt_shard *shards, size_t n, pdckpt_error *err) {
     const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys) return pdk_dist_nomem(err, "shard keys");
+    if (!keys) return pdk_fail_nomem(err, "shard keys");
     for (size_t i = 0; i < n; i++) keys[i] = shards[i].key ? shards[i].key : "";
     qsort(keys, n, sizeof *keys, cmp_str);
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 1; i < n && st == PDCKPT_OK; i++)
         if (strcmp(keys[i - 1], keys[i]) == 0)
-            st = pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                               "key '%s' is given more than once on this rank", keys[i]);
+            st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                          "key '%s' is given more than once on this rank", keys[i]);
     free(keys);
     return st;
 }
 
 pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, size_t n, pdk_blob *out,
                                  pdckpt_error *err) {
-    if (n && !shards) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "shards is NULL");
-    PDK_DTRY(check_unique(shards, n, err));
+    if (n && !shards) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "shards is NULL");
+    PDK_TRY(check_unique(shards, n, err));
     pdk_blob_u64(out, n);
     for (size_t i = 0; i < n; i++) {
         pdckpt_tensor_view v;
-        PDK_DTRY(check_shard(&shards[i], i, &v, err));
+        PDK_TRY(check_shard(&shards[i], i, &v, err));
         pdk_blob_str(out, shards[i].key, strlen(shards[i].key));
         pdk_blob_u8(out, (uint8_t)v.dtype);
         pdk_blob_u8(out, (uint8_t)v.n_dims);
@@ -84,18 +84,18 @@ pdckpt_status pdk_shard_build_tree(const uint8_t *list, size_t len, const pdckpt
                                    pdckpt_error *err) {
     pdk_rd   r = {list, len, 0, "the coordinator's write list", err};
     uint64_t count, prev = 0;
-    PDK_DTRY(pdk_rd_count(&r, &count, 8, "pieces to write"));
+    PDK_TRY(pdk_rd_count(&r, &count, 8, "pieces to write"));
     for (uint64_t i = 0; i < count; i++) {
         uint64_t local;
-        PDK_DTRY(pdk_rd_u64(&r, &local, "a piece index"));
+        PDK_TRY(pdk_rd_u64(&r, &local, "a piece index"));
         if (local >= n || (i > 0 && local <= prev))
             return pdk_rd_fail(&r, "expected ascending piece indices below %zu", n);
         prev = local;
         pdckpt_tensor_view v;
         pdckpt_value      *t = NULL;
         pdckpt_tensor_get(shards[local].tensor, &v);
-        PDK_DTRY(pdk_tensor_borrow(&v, a, &t, err));
-        PDK_DTRY(pdckpt_dict_set(tree, shards[local].key, t, err));
+        PDK_TRY(pdk_tensor_borrow(&v, a, &t, err));
+        PDK_TRY(pdckpt_dict_set(tree, shards[local].key, t, err));
     }
     return PDCKPT_OK;
 }
@@ -109,7 +109,7 @@ pdckpt_status pdk_shard_write_meta(const pdk_shard_plan *p, const char *dir, boo
     pdckpt_value *tree = NULL;
     pdk_blob      blob = {0};
     char          path[4200];
-    pdckpt_status st = pieces && names ? PDCKPT_OK : pdk_dist_nomem(err, "metadata");
+    pdckpt_status st = pieces && names ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
     for (size_t k = 0; k < p->n_pieces && st == PDCKPT_OK; k++) {
         const pdk_shard_rec *r = p->pieces[k].first;
         pdk_shard_data_name(p, p->pieces[k].writer, names[k], sizeof names[k]);
@@ -148,9 +148,9 @@ struct pdckpt_sharded_plan {
 static pdckpt_status give_blob(pdk_blob *b, uint8_t **out, size_t *out_len, pdckpt_error *err) {
     if (!out || !out_len) {
         pdk_blob_free(b);
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "out or out_len is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out or out_len is NULL");
     }
-    if (!b->data && !(b->data = malloc(1))) return pdk_dist_nomem(err, "bytes");
+    if (!b->data && !(b->data = malloc(1))) return pdk_fail_nomem(err, "bytes");
     *out = b->data, *out_len = b->len;
     return PDCKPT_OK;
 }
@@ -159,7 +159,7 @@ pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shard
                                       size_t *out_len, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     pdk_blob      b = {0};
     pdckpt_status st = pdk_shard_describe(shards, n_shards, &b, err);
     if (st != PDCKPT_OK) {
@@ -172,21 +172,20 @@ pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shard
 static pdckpt_status plan_format(pdckpt_format f, pdckpt_format *out, pdckpt_error *err) {
     *out = f == PDCKPT_FORMAT_AUTO ? PDCKPT_FORMAT_PICKLE : f;
     if (!pdk_data_file_ext(*out))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "data files can be safetensors, pickle, combined or vars-dir, not %s",
-                             pdckpt_format_name(*out));
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "data files can be safetensors, pickle, combined or vars-dir, not %s",
+                        pdckpt_format_name(*out));
     return PDCKPT_OK;
 }
 
 /* Every rank's descriptions, back to back, as the MPI gather hands them to the planner. */
 static pdckpt_status join_descriptions(const uint8_t *const *d, const size_t *lens, int n,
                                        pdk_blob *all, size_t **offs, pdckpt_error *err) {
-    if (!d || !lens) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "descriptions is NULL");
-    if (!(*offs = calloc((size_t)n + 1, sizeof **offs))) return pdk_dist_nomem(err, "offsets");
+    if (!d || !lens) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "descriptions is NULL");
+    if (!(*offs = calloc((size_t)n + 1, sizeof **offs))) return pdk_fail_nomem(err, "offsets");
     for (int r = 0; r < n; r++) {
         if (lens[r] && !d[r])
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "rank %d's description is NULL",
-                                 r);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "rank %d's description is NULL", r);
         pdk_blob_put(all, d[r], lens[r]);
         (*offs)[r + 1] = all->len;
     }
@@ -198,8 +197,8 @@ static pdckpt_status plan_build(pdckpt_sharded_plan *s, int64_t unique_id,
                                 pdckpt_error *err) {
     pdk_blob all = {0};
     size_t  *offs = NULL;
-    PDK_DTRY(pdk_lifecycle_prepare(s->dir, unique_id, s->n_ranks, s->durable, &s->p.id,
-                                   &s->p.file_base, err));
+    PDK_TRY(pdk_lifecycle_prepare(s->dir, unique_id, s->n_ranks, s->durable, &s->p.id,
+                                  &s->p.file_base, err));
     pdckpt_status st = join_descriptions(descriptions, lengths, s->n_ranks, &all, &offs, err);
     if (st == PDCKPT_OK) st = pdk_shard_plan_read(&all, offs, s->n_ranks, &s->p, err);
     if (st == PDCKPT_OK) st = pdk_shard_plan_build(&s->p, s->n_ranks, err);
@@ -216,17 +215,17 @@ pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id, pdckpt
                                       pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
-    if (!out) return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "out is NULL");
+    pdk_error_reset(err);
+    if (!out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
     *out = NULL;
     if (!dir || n_ranks <= 0)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "expected a dir and n_ranks > 0");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a dir and n_ranks > 0");
     pdckpt_sharded_plan *s = calloc(1, sizeof *s);
-    if (!s) return pdk_dist_nomem(err, "the plan");
+    if (!s) return pdk_fail_nomem(err, "the plan");
     s->n_ranks = n_ranks;
     s->durable = durable;
     pdckpt_status st = plan_format(data_format, &s->p.format, err);
-    if (st == PDCKPT_OK && !(s->dir = strdup(dir))) st = pdk_dist_nomem(err, "the plan");
+    if (st == PDCKPT_OK && !(s->dir = strdup(dir))) st = pdk_fail_nomem(err, "the plan");
     if (st == PDCKPT_OK) st = plan_build(s, unique_id, descriptions, lengths, err);
     if (st != PDCKPT_OK) {
         pdckpt_sharded_plan_free(s);
@@ -245,16 +244,16 @@ pdckpt_status pdckpt_sharded_plan_assignment(const pdckpt_sharded_plan *plan, in
                                              uint8_t **out, size_t *out_len, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     if (!plan || rank < 0 || rank >= plan->n_ranks)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "rank %d is not in the plan", rank);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "rank %d is not in the plan", rank);
     pdk_blob b = {0};
     pdk_blob_u64(&b, (uint64_t)plan->p.id);
     pdk_blob_u64(&b, (uint64_t)(plan->p.file_base + rank));
     pdk_blob_u8(&b, (uint8_t)plan->p.format);
     size_t from = plan->list_offs[rank], to = plan->list_offs[rank + 1];
     pdk_blob_put(&b, plan->lists.data + from, to - from);
-    PDK_DTRY(pdk_blob_check(&b, err, "the assignment"));
+    PDK_TRY(pdk_blob_check(&b, err, "the assignment"));
     return give_blob(&b, out, out_len, err);
 }
 
@@ -262,10 +261,10 @@ pdckpt_status pdckpt_sharded_plan_commit(pdckpt_sharded_plan *plan, int32_t keep
                                          pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     if (!plan || plan->committed)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "no plan, or committed already");
-    PDK_DTRY(pdk_shard_write_meta(&plan->p, plan->dir, plan->durable, err));
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "no plan, or committed already");
+    PDK_TRY(pdk_shard_write_meta(&plan->p, plan->dir, plan->durable, err));
     plan->committed = true;
     pdk_lifecycle_after_commit(plan->dir, plan->p.id, plan->p.file_base, plan->n_ranks, keep_last,
                                plan->durable);
@@ -284,9 +283,9 @@ void pdckpt_sharded_plan_free(pdckpt_sharded_plan *plan) {
 static pdckpt_status read_assignment(pdk_rd *r, pdk_shard_plan *p) {
     uint64_t id, number;
     uint8_t  format;
-    PDK_DTRY(pdk_rd_u64(r, &id, "the checkpoint id"));
-    PDK_DTRY(pdk_rd_u64(r, &number, "the data file number"));
-    PDK_DTRY(pdk_rd_u8(r, &format, "the data format"));
+    PDK_TRY(pdk_rd_u64(r, &id, "the checkpoint id"));
+    PDK_TRY(pdk_rd_u64(r, &number, "the data file number"));
+    PDK_TRY(pdk_rd_u8(r, &format, "the data format"));
     if (id > (uint64_t)INT64_MAX || number > (uint64_t)INT64_MAX ||
         !pdk_data_file_ext((pdckpt_format)format))
         return pdk_rd_fail(r, "expected an id, a file number and a data format");
@@ -300,18 +299,18 @@ pdckpt_status pdckpt_sharded_data_file(const uint8_t *assignment, size_t len,
                                        pdckpt_format *format, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
-    pdk_dist_reset(err);
+    pdk_error_reset(err);
     if (!assignment || !dir || !tree || !path || !format || (n_shards && !shards))
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "a required argument is NULL");
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a required argument is NULL");
     *tree = NULL;
     pdk_shard_plan p = {0};
     pdk_rd         r = {assignment, len, 0, "the assignment", err};
     char           name[64];
-    PDK_DTRY(read_assignment(&r, &p));
+    PDK_TRY(read_assignment(&r, &p));
     pdk_shard_data_name(&p, 0, name, sizeof name);
-    PDK_DTRY(pdk_path_join(dir, name, path, path_cap, err));
+    PDK_TRY(pdk_path_join(dir, name, path, path_cap, err));
     pdckpt_value *t = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
-    if (!t) return pdk_dist_nomem(err, "the data file tree");
+    if (!t) return pdk_fail_nomem(err, "the data file tree");
     pdckpt_status st =
         pdk_shard_build_tree(assignment + r.pos, len - r.pos, shards, n_shards, NULL, t, err);
     if (st != PDCKPT_OK) {
@@ -328,13 +327,13 @@ pdckpt_status pdckpt_sharded_write(const uint8_t *assignment, size_t len,
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdckpt_save_options o;
-    PDK_DTRY(pdk_save_options_take(opts, &o, err));
+    PDK_TRY(pdk_save_options_take(opts, &o, err));
     pdckpt_value *tree = NULL;
     char          path[4200];
-    PDK_DTRY(pdckpt_sharded_data_file(assignment, len, shards, n_shards, dir, &tree, path,
-                                      sizeof path, &o.format, err));
+    PDK_TRY(pdckpt_sharded_data_file(assignment, len, shards, n_shards, dir, &tree, path,
+                                     sizeof path, &o.format, err));
     pdckpt_status st = PDCKPT_OK;
-    if (pdckpt_value_len(tree) > 0) st = pdckpt_save_file(tree, path, &o, err);
+    if (pdckpt_value_len(tree) > 0) st = pdk_save_path(tree, path, &o, err);
     pdckpt_value_free(tree);
     return st;
 }

@@ -27,22 +27,22 @@ void pdk_shard_plan_free(pdk_shard_plan *p) {
 
 static pdckpt_status read_rec(pdk_rd *r, pdk_shard_rec *rec) {
     uint8_t dtype, n_dims;
-    PDK_DTRY(pdk_rd_strdup(r, &rec->key, "a key"));
-    PDK_DTRY(pdk_rd_u8(r, &dtype, "dtype"));
-    PDK_DTRY(pdk_rd_u8(r, &n_dims, "dims count"));
+    PDK_TRY(pdk_rd_strdup(r, &rec->key, "a key"));
+    PDK_TRY(pdk_rd_u8(r, &dtype, "dtype"));
+    PDK_TRY(pdk_rd_u8(r, &n_dims, "dims count"));
     if (dtype == 0 || dtype >= PDCKPT_DTYPE_COUNT || n_dims > PDCKPT_MAX_DIMS)
         return pdk_rd_fail(r, "expected a dtype and at most %d dims", PDCKPT_MAX_DIMS);
     rec->dtype = (pdckpt_dtype)dtype;
     rec->n_dims = n_dims;
     rec->global = malloc(3 * ((size_t)n_dims + 1) * sizeof *rec->global);
-    if (!rec->global) return pdk_dist_nomem(r->err, "shard descriptions");
+    if (!rec->global) return pdk_fail_nomem(r->err, "shard descriptions");
     rec->offset = rec->global + n_dims + 1;
     rec->shape = rec->offset + n_dims + 1;
     for (int32_t d = 0; d < n_dims; d++) {
         uint64_t g, o, s;
-        PDK_DTRY(pdk_rd_u64(r, &g, "a global dim"));
-        PDK_DTRY(pdk_rd_u64(r, &o, "an offset"));
-        PDK_DTRY(pdk_rd_u64(r, &s, "a local dim"));
+        PDK_TRY(pdk_rd_u64(r, &g, "a global dim"));
+        PDK_TRY(pdk_rd_u64(r, &o, "an offset"));
+        PDK_TRY(pdk_rd_u64(r, &s, "a local dim"));
         if (g > (uint64_t)INT64_MAX || o > g || s > g - o) return pdk_rd_fail(r, "bad piece box");
         rec->global[d] = (int64_t)g, rec->offset[d] = (int64_t)o, rec->shape[d] = (int64_t)s;
     }
@@ -57,11 +57,11 @@ pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int s
         snprintf(source, sizeof source, "rank %d's shard descriptions", rank);
         pdk_rd   r = {all->data + offs[rank], offs[rank + 1] - offs[rank], 0, source, err};
         uint64_t n;
-        PDK_DTRY(pdk_rd_count(&r, &n, 10, "shards"));
+        PDK_TRY(pdk_rd_count(&r, &n, 10, "shards"));
         if (p->n_recs + n > cap) {
             cap = (p->n_recs + (size_t)n) * 2;
             pdk_shard_rec *grown = realloc(p->recs, cap * sizeof *grown);
-            if (!grown) return pdk_dist_nomem(err, "shard descriptions");
+            if (!grown) return pdk_fail_nomem(err, "shard descriptions");
             p->recs = grown;
         }
         for (uint64_t i = 0; i < n; i++) {
@@ -70,7 +70,7 @@ pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int s
             rec->rank = rank;
             rec->local = (size_t)i;
             rec->piece = SIZE_MAX; /* none, unless a stored piece claims it */
-            PDK_DTRY(read_rec(&r, rec));
+            PDK_TRY(read_rec(&r, rec));
         }
     }
     return PDCKPT_OK;
@@ -113,9 +113,9 @@ static pdckpt_status distinct_boxes(pdk_shard_rec **order, size_t from, size_t t
         const pdk_shard_rec *x = order[i];
         if (x->dtype != k->dtype || x->n_dims != k->n_dims ||
             memcmp(x->global, k->global, (size_t)k->n_dims * sizeof *k->global) != 0)
-            return pdk_dist_fail(err, PDCKPT_ERR_MISMATCH, NULL,
-                                 "key '%s': ranks %d and %d disagree on dtype or global shape",
-                                 k->key, k->rank, x->rank);
+            return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                            "key '%s': ranks %d and %d disagree on dtype or global shape", k->key,
+                            k->rank, x->rank);
         if (i > from && same_box(order[i - 1], x)) continue; /* a replica */
         (*out)[(*n)++] = order[i];
     }
@@ -127,7 +127,7 @@ static pdckpt_status distinct_boxes(pdk_shard_rec **order, size_t from, size_t t
  * records (its replicas, by rank) in p->order for the writer choice. */
 static pdckpt_status group_pieces(pdk_shard_plan *p, pdckpt_error *err) {
     pdk_shard_rec **boxes = malloc((p->n_recs ? p->n_recs : 1) * sizeof *boxes);
-    if (!boxes) return pdk_dist_nomem(err, "the shard plan");
+    if (!boxes) return pdk_fail_nomem(err, "the shard plan");
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0, j; i < p->n_recs && st == PDCKPT_OK; i = j) {
         for (j = i + 1; j < p->n_recs && strcmp(p->order[j]->key, p->order[i]->key) == 0; j++)
@@ -142,7 +142,7 @@ static pdckpt_status group_pieces(pdk_shard_plan *p, pdckpt_error *err) {
 
 static pdckpt_status collect_pieces(pdk_shard_plan *p, pdckpt_error *err) {
     p->pieces = calloc(p->n_recs ? p->n_recs : 1, sizeof *p->pieces);
-    if (!p->pieces) return pdk_dist_nomem(err, "the shard plan");
+    if (!p->pieces) return pdk_fail_nomem(err, "the shard plan");
     bool kept_for_key = false;
     for (size_t i = 0, j; i < p->n_recs; i = j) {
         pdk_shard_rec **o = p->order;
@@ -180,7 +180,7 @@ static pdckpt_status assign_writers(pdk_shard_plan *p, int size, pdckpt_error *e
     named_rank *names = calloc((size_t)size, sizeof *names);
     if (!load || !name_pos || !names) {
         free(load), free(name_pos), free(names);
-        return pdk_dist_nomem(err, "the shard plan");
+        return pdk_fail_nomem(err, "the shard plan");
     }
     for (int r = 0; r < size; r++) {
         pdk_shard_data_name(p, r, names[r].name, sizeof names[r].name);
@@ -212,11 +212,11 @@ void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t ca
 
 pdckpt_status pdk_shard_plan_build(pdk_shard_plan *p, int size, pdckpt_error *err) {
     p->order = malloc((p->n_recs ? p->n_recs : 1) * sizeof *p->order);
-    if (!p->order) return pdk_dist_nomem(err, "the shard plan");
+    if (!p->order) return pdk_fail_nomem(err, "the shard plan");
     for (size_t i = 0; i < p->n_recs; i++) p->order[i] = &p->recs[i];
     if (p->n_recs > 1) qsort(p->order, p->n_recs, sizeof *p->order, cmp_rec);
-    PDK_DTRY(group_pieces(p, err));
-    PDK_DTRY(collect_pieces(p, err));
+    PDK_TRY(group_pieces(p, err));
+    PDK_TRY(collect_pieces(p, err));
     return assign_writers(p, size, err);
 }
 
@@ -229,7 +229,7 @@ static bool writes(const pdk_shard_plan *p, const pdk_shard_rec *r) {
 pdckpt_status pdk_shard_plan_write_lists(const pdk_shard_plan *p, int size, pdk_blob *out,
                                          size_t **offsets, pdckpt_error *err) {
     *offsets = calloc((size_t)size + 1, sizeof **offsets);
-    if (!*offsets) return pdk_dist_nomem(err, "the write lists");
+    if (!*offsets) return pdk_fail_nomem(err, "the write lists");
     size_t i = 0;
     for (int r = 0; r < size; r++) {
         uint64_t n = 0;

@@ -68,9 +68,9 @@ static pdckpt_status sweep(pdk_shard_rec **b, size_t n, pdk_shard_rec **open, pd
             const pdk_shard_rec *y = open[j];
             if (y->offset[0] + y->shape[0] <= x->offset[0]) continue; /* closed */
             if (pdk_box_overlap(x->n_dims, y->offset, y->shape, x->offset, x->shape, o, s))
-                return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                                     "key '%s': the pieces of ranks %d and %d overlap", x->key,
-                                     y->rank, x->rank);
+                return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                                "key '%s': the pieces of ranks %d and %d overlap", x->key, y->rank,
+                                x->rank);
             open[kept++] = open[j];
         }
         open[kept++] = b[i];
@@ -93,19 +93,18 @@ pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *er
         covered = add_sat(covered, pdk_box_volume(k->n_dims, boxes[i]->shape));
     if (kept == 0 || k->n_dims == 0) {
         if (kept > 1) /* distinct boxes of a 0-d tensor cannot exist: all are the same */
-            return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL, "key '%s': pieces overlap",
-                                 k->key);
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "key '%s': pieces overlap", k->key);
     } else {
         void *tmp =
             malloc(kept * (sizeof(interval) > sizeof(void *) ? sizeof(interval) : sizeof(void *)));
-        if (!tmp) return pdk_dist_nomem(err, "the tiling check");
+        if (!tmp) return pdk_fail_nomem(err, "the tiling check");
         pdckpt_status st = is_grid(boxes, kept, tmp) ? PDCKPT_OK : sweep(boxes, kept, tmp, err);
         free(tmp);
-        PDK_DTRY(st);
+        PDK_TRY(st);
     }
     if (covered != total)
-        return pdk_dist_fail(err, PDCKPT_ERR_ARGUMENT, NULL,
-                             "key '%s': the pieces cover %lld of its %lld elements", k->key,
-                             (long long)covered, (long long)total);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "key '%s': the pieces cover %lld of its %lld elements", k->key,
+                        (long long)covered, (long long)total);
     return PDCKPT_OK;
 }

@@ -28,7 +28,7 @@ static pdckpt_status emit(cut *c, const pdk_piece *from, const int64_t *off, con
     pdk_piece *p = &c->out[c->n_out];
     *p = *from;
     if (!(p->offset = malloc(2 * ((size_t)n + 1) * sizeof *p->offset)))
-        return pdk_dist_nomem(err, "metadata index");
+        return pdk_fail_nomem(err, "metadata index");
     p->shape = p->offset + n + 1;
     for (int32_t d = 0; d < n; d++) {
         p->offset[d] = from->offset[d] + off[d];
@@ -56,7 +56,7 @@ static pdckpt_status cut_run(cut *c, const pdk_piece *p, pdckpt_error *err) {
             off[i] = i <= d ? (pos / stride[i]) % p->shape[i] : 0;
             shape[i] = i < d ? 1 : i == d ? k : p->shape[i];
         }
-        PDK_DTRY(emit(c, p, off, shape, pos - p->flat_begin, err));
+        PDK_TRY(emit(c, p, off, shape, pos - p->flat_begin, err));
         pos += k * stride[d];
     }
     return PDCKPT_OK;
@@ -67,16 +67,16 @@ static pdckpt_status check_run(const pdk_key_meta *km, const pdk_piece *p, const
     int64_t volume = pdk_box_volume(km->n_dims, p->shape);
     /* volume saturates at INT64_MAX: a box past 2^62 elements would overflow cut_run's strides */
     if (volume > INT64_MAX / 2)
-        return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
-                             "metadata: expected the box of a flattened piece of '%s' to hold "
-                             "fewer than 2^62 elements",
-                             km->key);
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
+                        "metadata: expected the box of a flattened piece of '%s' to hold "
+                        "fewer than 2^62 elements",
+                        km->key);
     if (p->flat_begin < 0 || p->flat_begin >= p->flat_end || p->flat_end > volume)
-        return pdk_dist_fail(err, PDCKPT_ERR_FORMAT, source,
-                             "metadata: a flattened piece of '%s' has the run [%lld, %lld) of a "
-                             "box of %lld elements",
-                             km->key, (long long)p->flat_begin, (long long)p->flat_end,
-                             (long long)volume);
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
+                        "metadata: a flattened piece of '%s' has the run [%lld, %lld) of a "
+                        "box of %lld elements",
+                        km->key, (long long)p->flat_begin, (long long)p->flat_end,
+                        (long long)volume);
     return PDCKPT_OK;
 }
 
@@ -86,7 +86,7 @@ static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_
     if (n_flat == 0) return PDCKPT_OK;
     size_t per = km->n_dims > 0 ? 2 * (size_t)km->n_dims - 1 : 1;
     cut    c = {calloc(km->n_pieces + n_flat * per, sizeof *c.out), 0, km->n_dims};
-    if (!c.out) return pdk_dist_nomem(err, "metadata index");
+    if (!c.out) return pdk_fail_nomem(err, "metadata index");
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < km->n_pieces && st == PDCKPT_OK; i++) {
         pdk_piece *p = &km->pieces[i];
@@ -107,6 +107,6 @@ static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_
 }
 
 pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err) {
-    for (size_t k = 0; k < ix->n_keys; k++) PDK_DTRY(unflatten_key(&ix->keys[k], source, err));
+    for (size_t k = 0; k < ix->n_keys; k++) PDK_TRY(unflatten_key(&ix->keys[k], source, err));
     return PDCKPT_OK;
 }

@@ -60,7 +60,7 @@ void pdk_blob_str(pdk_blob *b, const char *s, size_t len) {
 }
 
 pdckpt_status pdk_blob_check(const pdk_blob *b, pdckpt_error *err, const char *what) {
-    return b->failed ? pdk_dist_nomem(err, what) : PDCKPT_OK;
+    return b->failed ? pdk_fail_nomem(err, what) : PDCKPT_OK;
 }
 
 void pdk_blob_free(pdk_blob *b) {
@@ -111,7 +111,7 @@ pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what) {
 
 pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what) {
     size_t at = r->pos;
-    PDK_DTRY(pdk_rd_u64(r, n, what));
+    PDK_TRY(pdk_rd_u64(r, n, what));
     uint64_t left = r->len - r->pos;
     if (min_item && *n > left / min_item) {
         r->pos = at;
@@ -123,7 +123,7 @@ pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *
 
 pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *what) {
     uint64_t n;
-    PDK_DTRY(pdk_rd_count(r, &n, 1, what));
+    PDK_TRY(pdk_rd_count(r, &n, 1, what));
     *s = (const char *)r->p + r->pos;
     *len = (size_t)n;
     r->pos += (size_t)n;
@@ -133,10 +133,10 @@ pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *wha
 pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what) {
     const char *p;
     size_t      len;
-    PDK_DTRY(pdk_rd_str(r, &p, &len, what));
+    PDK_TRY(pdk_rd_str(r, &p, &len, what));
     if (memchr(p, '\0', len)) return pdk_rd_fail(r, "expected %s without NUL bytes", what);
     *s = malloc(len + 1);
-    if (!*s) return pdk_dist_nomem(r->err, what);
+    if (!*s) return pdk_fail_nomem(r->err, what);
     memcpy(*s, p, len);
     (*s)[len] = '\0';
     return PDCKPT_OK;
@@ -155,8 +155,8 @@ static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst
     while (done < size) {
         ssize_t n = read(fd, dst + done, size - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return pdk_dist_fail_sys(err, errno, path, "read");
-        if (n == 0) return pdk_dist_fail(err, PDCKPT_ERR_IO, path, "file shrank while reading");
+        if (n < 0) return pdk_fail_sys(err, errno, path, "read");
+        if (n == 0) return pdk_fail(err, PDCKPT_ERR_IO, path, -1, "file shrank while reading");
         done += (size_t)n;
     }
     return PDCKPT_OK;
@@ -170,12 +170,12 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
     PDK_TRY(pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, err));
     pdckpt_status s = PDCKPT_OK;
     if ((uint64_t)st.st_size > limit)
-        s = pdk_dist_fail(err, PDCKPT_ERR_LIMIT, path,
-                          "expected a regular file of at most %zu bytes, found %lld bytes", limit,
-                          (long long)st.st_size);
+        s = pdk_fail(err, PDCKPT_ERR_LIMIT, path, -1,
+                     "expected a regular file of at most %zu bytes, found %lld bytes", limit,
+                     (long long)st.st_size);
     uint8_t *buf = NULL;
     if (s == PDCKPT_OK && !(buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
-        s = pdk_dist_nomem(err, "file contents");
+        s = pdk_fail_nomem(err, "file contents");
     if (s == PDCKPT_OK) s = read_fd(fd, path, (size_t)st.st_size, buf, err);
     close(fd);
     if (s != PDCKPT_OK) {
@@ -191,7 +191,7 @@ pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, s
                                  pdckpt_error *err) {
     PDK_TRY(pdk_path_join(dir, name, out, cap, err));
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return pdk_dist_fail_sys(err, errno, dir, "open");
+    if (dfd < 0) return pdk_fail_sys(err, errno, dir, "open");
     int           fd = -1;
     struct stat   st;
     pdckpt_status s = pdk_open_read(dfd, name, PDK_OPEN_BENEATH, out, &fd, &st, err);

@@ -10,27 +10,7 @@
 #ifndef PDK_DISTCP_H
 #define PDK_DISTCP_H
 
-#include "../../core/pdk_core.h"
-#include "../../io/pdk_io.h"
-
-/* The names this format's modules were written with, kept while concurrent branches that still
- * use them merge; each is the core's helper (one implementation). */
-#define PDK_DTRY                                  PDK_TRY
-#define PDK_DIST_PRINTF                           PDK_PRINTF
-#define pdk_dist_fail(err, status, src, ...)      pdk_fail(err, status, src, -1, __VA_ARGS__)
-#define pdk_dist_fail_sys(err, errnum, src, what) pdk_fail_sys(err, errnum, src, "%s", what)
-#define pdk_dist_nomem                            pdk_fail_nomem
-#define pdk_dist_reset                            pdk_error_reset
-#define pdk_dist_prefix                           pdk_error_prefix
-#define pdk_dist_strdup                           strdup
-#define pdk_dist_mkdirs                           pdk_make_dirs
-#define pdk_dist_remove                           pdk_remove_tree
-#define pdk_dist_fsync_dir(dir, err)              pdk_fsync_dir_of(dir, true, err)
-#define pdk_dist_temp_beside                      pdk_temp_path_tagged
-#define pdk_dist_random_tag                       pdk_random_tag
-#define pdk_dist_rename                           pdk_rename_replace_durable
-#define pdk_dist_sweep_temps                      pdk_sweep_temps
-#define pdk_dist_split_path                       pdk_split_path
+#include "../pdk_format.h" /* the core, io and the format-level load and save (format_io.c) */
 
 /* ---- dist_util.c: byte buffers, the bounded reader, the arena ---- */
 
@@ -55,7 +35,7 @@ typedef struct pdk_rd {
     const char    *source; /* for errors: "metadata file ...", "rank 2's skeleton" */
     pdckpt_error  *err;
 } pdk_rd;
-pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_DIST_PRINTF(2, 3);
+pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_PRINTF(2, 3);
 pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what);
 pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what);
 pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what);

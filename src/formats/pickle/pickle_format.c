@@ -8,7 +8,7 @@
 const pdk_format pdk_format_pickle = {
     .id = PDCKPT_FORMAT_PICKLE,
     .name = "pickle",
-    .suffixes = (const char *const[]){".pdparams", ".pdopt", ".pkl", NULL},
+    .suffixes = (const char *const[]){PDK_NAME_PDPARAMS, PDK_NAME_PDOPT, ".pkl", NULL},
     .locate = pdk_locate_static, /* paddle.static.save's prefix (resolve.c) */
     .sniff = pdk_pickle_sniff,
     .load = pdk_pickle_load,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * api_async.c — asynchronous saves (issue 7): the caller's pause is one pass of memcpy into a
+ * async_save.c — asynchronous saves (issue 7): the caller's pause is one pass of memcpy into a
  * reusable staging buffer plus a copy of the (small) tree structure; a persistent worker thread
  * then writes the snapshot through the ordinary save path, so the file is exactly what a
  * synchronous save would write, atomically and durably.
@@ -147,8 +147,8 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&s->mu);
         pdckpt_error  err = PDCKPT_ERROR_INIT;
         pdckpt_status st =
-            s->sink_ops ? pdckpt_save_sink(snapshot, s->sink_ops, s->sink_self, &s->opts, &err)
-                        : pdckpt_save_file(snapshot, s->path, &s->opts, &err);
+            s->sink_ops ? pdk_save_callback(snapshot, s->sink_ops, s->sink_self, &s->opts, &err)
+                        : pdk_save_path(snapshot, s->path, &s->opts, &err);
         pdckpt_value_free(snapshot); /* drops the staging references before we report done */
         pthread_mutex_lock(&s->mu);
         s->status = st;

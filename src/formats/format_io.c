@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * format_io.c — a descriptor run over a file, bytes or a sink: the input or sink around a
+ * format's load or save, the format taken from the options or the name.  The public load and save
+ * calls (src/api) check their arguments and dispatch here; formats that nest other formats (the
+ * sharded checkpoints' shards and data files, distcp's metadata pickle) call here too, so no
+ * format calls the public API and dependencies run one way (docs/DESIGN.md "Layers").
+ */
+#include "pdk_format.h"
+#include "pickle/pickle.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+static pdckpt_status format_for(pdckpt_format id, const char *source, const pdk_format **out,
+                                pdckpt_error *err) {
+    const pdk_format *f = pdk_format_get(id);
+    if (!f)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
+                        "format '%s' is not available in this build", pdckpt_format_name(id));
+    if (!f->load)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "format '%s' is not a file format",
+                        f->name);
+    *out = f;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_load_input(const pdk_input *in, const pdckpt_load_options *opts,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    const pdk_format *f = NULL;
+    if (opts->format == PDCKPT_FORMAT_AUTO)
+        PDK_TRY(pdk_format_detect_input(in, &f, err));
+    else
+        PDK_TRY(format_for(opts->format, in->name, &f, err));
+    /* A name list only makes sense for a combined file; one stream is a valid combined file. */
+    if (opts->format == PDCKPT_FORMAT_AUTO && opts->names && f->id == PDCKPT_FORMAT_TENSOR)
+        f = &pdk_format_combined;
+    pdckpt_status st = f->load(in, opts, out, err);
+    pdk_error_set_source(err, in->name);
+    if (st == PDCKPT_OK && out_format) *out_format = f->id;
+    return st;
+}
+
+/* A zero-copy open of a pdckpt-written pickle: its index when it belongs to the file as it is now
+ * (docs/pickles.md); verify and reads always parse. */
+static bool load_indexed(const char *path, const struct stat *st, const pdckpt_load_options *opts,
+                         pdckpt_value **out) {
+    return opts->zero_copy && !opts->verify && !opts->names && !opts->progress &&
+           (opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE) &&
+           S_ISREG(st->st_mode) && pdk_pickle_index_load(path, st, opts, out);
+}
+
+bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_value **out) {
+    struct stat st;
+    return stat(path, &st) == 0 && load_indexed(path, &st, opts, out);
+}
+
+pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *given, pdckpt_value **out,
+                            pdckpt_format *out_format, pdckpt_error *err) {
+    pdk_error_reset(err);
+    *out = NULL;
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
+    struct stat st;
+    if (stat(path, &st) != 0) return pdk_fail_sys(err, errno, path, "stat");
+    if (load_indexed(path, &st, &opts, out)) {
+        if (out_format) *out_format = PDCKPT_FORMAT_PICKLE;
+        return PDCKPT_OK;
+    }
+    pdk_input in;
+    PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
+    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
+    in.relayout = opts.require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
+    pdckpt_status status = pdk_load_input(&in, &opts, out, out_format, err);
+    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
+    pdk_input_close(&in);
+    return status;
+}
+
+pdckpt_status pdk_load_bytes(const void *data, size_t len, const pdckpt_load_options *given,
+                             pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
+    pdk_error_reset(err);
+    *out = NULL;
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
+    pdk_input in;
+    pdk_input_from_memory(data, len, opts.zero_copy, &in);
+    return pdk_load_input(&in, &opts, out, out_format, err);
+}
+
+/* The writer for `target`: the options' format, else (for a path) the one its name implies. */
+static pdckpt_status save_format(const pdckpt_value *root, const char *target,
+                                 const pdckpt_save_options *opts, bool dir_ok,
+                                 const pdk_format **out, pdckpt_error *err) {
+    if (!root)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1, "nothing to save (root is NULL)");
+    if (opts->protocol < 2 || opts->protocol > 4)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "expected pickle protocol 2, 3 or 4, found %d", opts->protocol);
+    pdckpt_format id = opts->format;
+    if (id == PDCKPT_FORMAT_AUTO && dir_ok) id = pdckpt_format_from_path(target);
+    if (id == PDCKPT_FORMAT_AUTO)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "cannot tell the format from the name; pass one explicitly");
+    const pdk_format *f = pdk_format_get(id);
+    if (!f || (!f->save && !f->save_dir))
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, target, -1,
+                        "format '%s' cannot be saved by this build", pdckpt_format_name(id));
+    if (opts->max_shard_size && !dir_ok)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "max_shard_size writes several files; it needs a path, not %s", target);
+    if (!f->save && !dir_ok)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                        "format '%s' is a directory and cannot be written to memory or a sink",
+                        f->name);
+    *out = f;
+    return PDCKPT_OK;
+}
+
+/* Runs the writer into a sink it commits on success and aborts on failure. */
+static pdckpt_status save_into(const pdk_format *f, const pdckpt_value *root, pdk_sink *sink,
+                               const pdckpt_save_options *opts, pdckpt_error *err) {
+    if (opts->progress) pdk_sink_set_progress(sink, opts->progress, opts->progress_ctx, 0);
+    pdckpt_status st = f->save(root, sink, opts, err);
+    if (st != PDCKPT_OK) {
+        pdk_sink_abort(sink);
+        return st;
+    }
+    return pdk_sink_commit(sink, err);
+}
+
+/* One file through the atomic sink (temp, fsync, rename, fsync dir), with its sidecars. */
+static pdckpt_status save_one_file(const pdk_format *f, const pdckpt_value *root, const char *path,
+                                   const pdckpt_save_options *opts, pdckpt_error *err) {
+    pdk_sink *sink;
+    PDK_TRY(pdk_sink_open_atomic_file(path, opts->durable, opts->allocator, &sink, err));
+    pdckpt_status st;
+    if (opts->checksum && (st = pdk_sink_enable_checksum(sink, err)) != PDCKPT_OK) {
+        pdk_sink_abort(sink);
+        return st;
+    }
+    st = save_into(f, root, sink, opts, err);
+    /* the lazy-open index beside a pickle (docs/pickles.md); without it opens only parse */
+    if (st == PDCKPT_OK && f->id == PDCKPT_FORMAT_PICKLE)
+        pdk_pickle_index_write(root, path, opts->durable, opts->allocator);
+    return st;
+}
+
+pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
+                            const pdckpt_save_options *given, pdckpt_error *err) {
+    pdk_error_reset(err);
+    pdckpt_save_options opts;
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
+    const pdk_format *f = NULL;
+    PDK_TRY(save_format(root, path, &opts, true, &f, err));
+    if (opts.max_shard_size &&
+        (f->id == PDCKPT_FORMAT_SAFETENSORS || f->id == PDCKPT_FORMAT_PICKLE))
+        f = pdk_format_get(f->id == PDCKPT_FORMAT_PICKLE ? PDCKPT_FORMAT_PICKLE_SHARDED
+                                                         : PDCKPT_FORMAT_SAFETENSORS_SHARDED);
+    if (f->save_dir && opts.checksum)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                        "checksum sidecars are written for single files; '%s' is a directory "
+                        "format",
+                        f->name);
+    PDK_TRY(pdk_make_parent_dirs(path, err)); /* as paddle.save and Paddle's save ops do */
+    pdckpt_status st = f->save_dir ? f->save_dir(root, path, &opts, err)
+                                   : save_one_file(f, root, path, &opts, err);
+    pdk_error_set_source(err, path);
+    return st;
+}
+
+pdckpt_status pdk_save_bytes(const pdckpt_value *root, const pdckpt_save_options *given,
+                             void **out_data, size_t *out_len, pdckpt_error *err) {
+    pdk_error_reset(err);
+    *out_data = NULL;
+    *out_len = 0;
+    pdckpt_save_options opts;
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
+    const pdk_format *f = NULL;
+    PDK_TRY(save_format(root, "<memory>", &opts, false, &f, err));
+    pdk_sink *sink;
+    PDK_TRY(pdk_sink_open_memory(opts.allocator, &sink, err));
+    if (opts.progress) pdk_sink_set_progress(sink, opts.progress, opts.progress_ctx, 0);
+    pdckpt_status st = f->save(root, sink, &opts, err);
+    if (st != PDCKPT_OK) {
+        pdk_sink_abort(sink);
+        return st;
+    }
+    return pdk_sink_memory_take(sink, out_data, out_len, err);
+}
+
+pdckpt_status pdk_save_callback(const pdckpt_value *root, const pdckpt_sink_ops *ops, void *self,
+                                const pdckpt_save_options *given, pdckpt_error *err) {
+    pdk_error_reset(err);
+    pdckpt_save_options opts;
+    PDK_TRY(pdk_save_options_take(given, &opts, err));
+    const pdk_format *f = NULL;
+    PDK_TRY(save_format(root, "<sink>", &opts, false, &f, err));
+    pdk_sink *sink;
+    PDK_TRY(pdk_sink_open_callback(ops, self, opts.allocator, &sink, err));
+    return save_into(f, root, sink, &opts, err);
+}
