@@ -12,6 +12,7 @@
 
 #include "../../core/pdk_core.h"
 #include "../../io/pdk_io.h"
+#include "dist_data_file.h"
 
 /* The names this format's modules were written with, kept while concurrent branches that still
  * use them merge; each is the core's helper (one implementation). */
