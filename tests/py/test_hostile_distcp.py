@@ -218,3 +218,47 @@ def test_data_file_swapped_for_a_symlink_meanwhile_is_never_followed(tmp_path, p
         swapper.wait(timeout=30)
     swaps = int((tmp_path / "ck" / "0_0.distcp.stop").read_text())
     assert swaps > 100 and loaded + refused > 100, (swaps, loaded, refused)
+
+
+def _many_files(paddle, np, path, n_files, n_keys, with_dtype):
+    """A checkpoint whose n_keys one-piece keys cycle through n_files data files (each file holds
+    every key: 2,000 tiny arrays, so a parse costs something)."""
+    import pickle
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    os.makedirs(path, exist_ok=True)
+    blob = pickle.dumps({"k%d" % k: np.full(1, k, "float32") for k in range(max(n_keys, 2000))},
+                        protocol=4)
+    for f in range(n_files):
+        (path / ("%d_0.distcp" % f)).write_bytes(blob)
+    sdm, storage = {}, {}
+    for k in range(n_keys):
+        m = LocalTensorMetadata((0,), (1,), "float32", (1,), False, None)
+        if not with_dtype:
+            del m.__dict__["dtype"]
+        sdm["k%d" % k] = [m]
+        storage[LocalTensorIndex("k%d" % k, (0,), False, None, None, (1,))] = "%d_0.distcp" % (
+            k % n_files)
+    paddle.save(Metadata(sdm, storage, {}), str(path / "0.metadata"))
+    return path
+
+
+def test_paddle26_dtype_lookup_parses_each_data_file_once(tmp_path, paddle_np):
+    """Paddle 2.6 metadata has no dtypes: each key's comes from the data file holding its first
+    piece.  The lookup kept 64 parsed files and evicted slot 0, so keys listed cycling through
+    more files than that reparsed a file per key (here 3,000 keys over 300 files: ~2,300
+    parses).  Now each file named is parsed once: the load costs about what the same checkpoint
+    with dtypes costs (which parses each file once to load it), and gives the same values."""
+    import time
+    paddle, np = paddle_np
+    new = _many_files(paddle, np, tmp_path / "new", 300, 3000, True)
+    old = _many_files(paddle, np, tmp_path / "v26", 300, 3000, False)
+    times = {}
+    for name, ck in (("new", new), ("v26", old), ("new", new), ("v26", old)):
+        t0 = time.perf_counter()
+        state = pdckpt.load(str(ck))
+        times[name] = min(times.get(name, 1e9), time.perf_counter() - t0)
+        assert state["k2999"].numpy().tolist() == [2999.0] and str(state["k7"].dtype).endswith(
+            "float32")
+    # one extra parse per file at most: about 2x; the cache's reparsing was ~8x
+    assert times["v26"] < 3.5 * times["new"], times
