@@ -25,7 +25,8 @@ SCENARIOS = {
     "load_paddle_written_col", "load_paddle_written_plain", "async_save_wait_load",
     "pending_async_committed_by_next_call", "failure_on_one_rank_raises_everywhere",
     "load_mismatch_raises_everywhere", "control_zeros_do_not_match",
-    "arguments_differ_raise_everywhere",
+    "arguments_differ_raise_everywhere", "subgroup_files_named_by_global_rank",
+    "save_replicas_refused_with_reason", "aoa_config_refused_with_reason",
 }
 SEEDS = {0: 5, 1: 6, 7: 5}  # checkpoint id -> the seed of the state it holds
 
