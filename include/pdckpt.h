@@ -1122,6 +1122,13 @@ PDCKPT_API pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique
                                                  const uint8_t *const *descriptions,
                                                  const size_t *lengths, int n_ranks,
                                                  pdckpt_sharded_plan **out, pdckpt_error *err);
+/* The same with rank r's data file numbered file_numbers[r] (distinct, in [0, 2^31)) rather than
+ * r: Paddle names data files by the global rank, so a job saving over a sub-group passes its
+ * members' global ranks.  NULL: rank order (pdckpt_sharded_plan_new). */
+PDCKPT_API pdckpt_status pdckpt_sharded_plan_new_numbered(
+    const char *dir, int64_t unique_id, pdckpt_format data_format, bool durable,
+    const uint8_t *const *descriptions, const size_t *lengths, int n_ranks,
+    const int64_t *file_numbers, pdckpt_sharded_plan **out, pdckpt_error *err);
 /* The id the plan saves. */
 PDCKPT_API int64_t pdckpt_sharded_plan_id(const pdckpt_sharded_plan *plan);
 /* What rank `rank` writes: its data file's name and id, and which of its pieces go there (the

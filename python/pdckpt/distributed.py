@@ -58,7 +58,9 @@ _savers: dict = {}
 class _Comm:
     """The few collectives a save or load needs, over Paddle's process group (Gloo on CPU, NCCL on
     GPU: the message tensors go to Paddle's current device, as its object collectives do).
-    Ranks are the group's: `rank` is this process's index in it; file numbers follow it."""
+    Ranks are the group's: `rank` is this process's index in it.  Data files are numbered by
+    global rank (`ranks[rank]`), as Paddle's save_state_dict names them ("<get_rank()>_<id>"),
+    so a save over a sub-group writes the files Paddle would."""
 
     def __init__(self, paddle: Any, group: Any, coordinator_rank: int) -> None:
         dist = paddle.distributed
@@ -343,7 +345,7 @@ def _plan(comm: _Comm, path: str, descs: list, unique_id: int, fmt: str, durable
     if failed is not None:
         return None, [failed] * comm.size, None
     try:
-        plan = _native.sharded_plan(path, descs, unique_id, fmt, durable)
+        plan = _native.sharded_plan(path, descs, unique_id, fmt, durable, comm.ranks)
         ident = _native.sharded_plan_id(plan).to_bytes(8, "little")
         return plan, [_OK + ident + a for a in _native.sharded_assignments(plan, comm.size)], None
     except Exception as e:  # noqa: BLE001 -- agreed with the other ranks
@@ -374,13 +376,18 @@ def save_state_dict(state_dict: dict, path: str | os.PathLike, process_group: An
     * ``keep_last`` -- once committed, keep only the newest N checkpoints in `path`;
     * ``durable`` -- fsync data files, metadata and directory (default True).
 
-    Returns the checkpoint id (sync).  ``save_replicas=True`` is not supported.
+    Returns the checkpoint id (sync).  Data files are numbered by global rank, as Paddle's.
+    ``save_replicas=True`` is refused: the extra copies it makes are listed as replicas that no
+    loader reads (docs/distributed.md).
     """
     paddle = _paddle()
     wait_pending()
     if save_replicas:
-        raise make(UnsupportedError, None, "save_replicas=True (every replica stored) is not "
-                   "supported: replicated pieces are stored once")
+        raise make(UnsupportedError, None, "save_replicas=True is not supported: Paddle then "
+                   "writes every rank's copy of a replicated piece into its own data file, "
+                   "listed under replica_id >= 1, which neither Paddle's load_state_dict nor "
+                   "pdckpt ever reads (both read replica_id 0); pdckpt stores each replicated "
+                   "piece once (and reads checkpoints saved with save_replicas)")
     if unique_id is not None and int(unique_id) < 0:
         raise make(ArgumentError, None, f"unique_id must be >= 0, not {unique_id}")
     comm = _Comm(paddle, process_group, coordinator_rank)
@@ -489,13 +496,16 @@ def load_state_dict(state_dict: dict, path: str | os.PathLike, process_group: An
     checkpoint was saved with.  Like Paddle's: a key the checkpoint lacks is left as it is, with a
     warning; ``offload``, ``mw_name_compatibility``, ``safetensors`` (data files are recognised
     by name), ``worker_groups`` and ``comm_method`` change nothing here (no tensor travels between
-    ranks); ``aoa_config`` is not supported.  A dtype or global shape that differs from the
-    checkpoint's raises MismatchError."""
+    ranks); ``aoa_config`` is refused (docs/distributed.md).  A dtype or global shape that
+    differs from the checkpoint's raises MismatchError."""
     del offload, mw_name_compatibility, safetensors, worker_groups, comm_method
     paddle = _paddle()
     wait_pending()
     if aoa_config is not None:
-        raise make(UnsupportedError, None, "aoa_config is not supported")
+        raise make(UnsupportedError, None, "aoa_config is not supported: Paddle's AOA "
+                   "statements rename, split, merge, transpose or cast checkpoint tensors while "
+                   "they load, through Paddle's own engine; pdckpt loads each key into the tensor "
+                   "of the same key (rename the state_dict's keys, or load with Paddle)")
     comm = _Comm(paddle, process_group, coordinator_rank)
     path = os.fsdecode(os.fspath(path))
     index, mine = None, None

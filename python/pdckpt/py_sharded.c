@@ -6,7 +6,7 @@
  * call with the GIL released around its file I/O:
  *   sharded_stage(shards, paddle)          this rank's pieces, borrowed from their tensors
  *   sharded_describe(stage) -> bytes       for the coordinator
- *   sharded_plan(dir, [bytes], id, format, durable) -> plan; sharded_plan_id(plan);
+ *   sharded_plan(dir, [bytes], id, format, durable, [file number]) -> plan; sharded_plan_id(plan);
  *   sharded_assignments(plan) -> [bytes]; sharded_commit(plan, keep_last)
  *   sharded_write(assignment, dir, stage, durable) -> file name or None
  *   async_saver(format, durable); sharded_write_async(saver, assignment, dir, stage);
@@ -177,32 +177,49 @@ static int descriptions_arg(PyObject *fast, const uint8_t ***ptrs, size_t **lens
     return 0;
 }
 
-/* sharded_plan(dir, descriptions, unique_id, format, durable) -> plan capsule */
+/* [int] -> int64 array (PyMem; the caller frees), or NULL with an exception set. */
+static int64_t *numbers_arg(PyObject *numbers, Py_ssize_t want) {
+    PyObject *fast = PySequence_Fast(numbers, "pdckpt: expected a list of file numbers");
+    int64_t  *out = NULL;
+    if (fast && PySequence_Fast_GET_SIZE(fast) != want)
+        PyErr_SetString(PyExc_ValueError, "pdckpt: one file number per description expected");
+    else if (fast && (out = PyMem_Calloc((size_t)want + 1, sizeof *out)) != NULL)
+        for (Py_ssize_t i = 0; i < want && out; i++)
+            if ((out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i))) == -1 &&
+                PyErr_Occurred())
+                out = (PyMem_Free(out), NULL);
+    Py_XDECREF(fast);
+    return out;
+}
+
+/* sharded_plan(dir, descriptions, unique_id, format, durable, file_numbers) -> plan capsule */
 static PyObject *sharded_plan(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject     *dir_fs, *descs, *fmt;
+    PyObject     *dir_fs, *descs, *fmt, *nums;
     long long     id;
     int           durable;
     pdckpt_format format;
-    if (!PyArg_ParseTuple(args, "O&OLOp", PyUnicode_FSConverter, &dir_fs, &descs, &id, &fmt,
-                          &durable))
+    if (!PyArg_ParseTuple(args, "O&OLOpO", PyUnicode_FSConverter, &dir_fs, &descs, &id, &fmt,
+                          &durable, &nums))
         return NULL;
     PyObject       *fast = PySequence_Fast(descs, "pdckpt: expected a list of bytes");
     const uint8_t **ptrs = NULL;
     size_t         *lens = NULL;
+    int64_t        *numbers = fast ? numbers_arg(nums, PySequence_Fast_GET_SIZE(fast)) : NULL;
     PyObject       *result = NULL;
-    if (fast && format_of(fmt, &format) == 0 && descriptions_arg(fast, &ptrs, &lens) == 0) {
+    if (numbers && format_of(fmt, &format) == 0 && descriptions_arg(fast, &ptrs, &lens) == 0) {
         const char            *dir = PyBytes_AS_STRING(dir_fs);
         int                    n = (int)PySequence_Fast_GET_SIZE(fast);
         pdckpt_sharded_plan   *plan = NULL;
         pdckpt_error           err;
         pdckpt_status          st;
-        Py_BEGIN_ALLOW_THREADS st =
-            pdckpt_sharded_plan_new(dir, id, format, durable, ptrs, lens, n, &plan, &err);
+        Py_BEGIN_ALLOW_THREADS st = pdckpt_sharded_plan_new_numbered(dir, id, format, durable, ptrs,
+                                                                     lens, n, numbers, &plan, &err);
         Py_END_ALLOW_THREADS if (st != PDCKPT_OK) pyn_raise(&err);
         else if (!(result = PyCapsule_New(plan, PLAN_CAPSULE, plan_free)))
             pdckpt_sharded_plan_free(plan);
     }
+    PyMem_Free(numbers);
     PyMem_Free(ptrs);
     PyMem_Free(lens);
     Py_XDECREF(fast);

@@ -10,7 +10,9 @@
 #include "pickle/pickle.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static pdckpt_status format_for(pdckpt_format id, const char *source, const pdk_format **out,
                                 pdckpt_error *err) {
@@ -55,6 +57,17 @@ bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_
     return stat(path, &st) == 0 && load_indexed(path, &st, opts, out);
 }
 
+/* Parses an opened input and closes it.  Aligned data from a read: the tensors are moved inside
+ * the one buffer, not copied out. */
+static pdckpt_status load_opened(pdk_input *in, const pdckpt_load_options *opts, pdckpt_value **out,
+                                 pdckpt_format *out_format, pdckpt_error *err) {
+    in->relayout = opts->require_aligned && in->owner && !pdckpt_buffer_is_mapped(in->owner);
+    pdckpt_status status = pdk_load_input(in, opts, out, out_format, err);
+    if (status == PDCKPT_OK && in->relayout) pdk_tree_relayout(*out, in->owner, 1);
+    pdk_input_close(in);
+    return status;
+}
+
 pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *given, pdckpt_value **out,
                             pdckpt_format *out_format, pdckpt_error *err) {
     pdk_error_reset(err);
@@ -69,12 +82,24 @@ pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *given, 
     }
     pdk_input in;
     PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
-    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
-    in.relayout = opts.require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
-    pdckpt_status status = pdk_load_input(&in, &opts, out, out_format, err);
-    if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
-    pdk_input_close(&in);
-    return status;
+    return load_opened(&in, &opts, out, out_format, err);
+}
+
+pdckpt_status pdk_load_beneath(const char *dir, const char *name, const pdckpt_load_options *given,
+                               pdckpt_value **out, pdckpt_error *err) {
+    pdk_error_reset(err);
+    *out = NULL;
+    char                path[4200];
+    pdckpt_load_options opts;
+    PDK_TRY(pdk_load_options_take(given, &opts, err));
+    PDK_TRY(pdk_path_join(dir, name, path, sizeof path, err));
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return pdk_fail_sys(err, errno, dir, "open");
+    pdk_input     in;
+    pdckpt_status st = pdk_input_open_load_at(dfd, name, path, &opts, &in, err);
+    close(dfd);
+    if (st != PDCKPT_OK) return st;
+    return load_opened(&in, &opts, out, NULL, err);
 }
 
 pdckpt_status pdk_load_bytes(const void *data, size_t len, const pdckpt_load_options *given,

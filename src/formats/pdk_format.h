@@ -79,6 +79,11 @@ pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *opts, p
                             pdckpt_format *out_format, pdckpt_error *err);
 pdckpt_status pdk_load_bytes(const void *data, size_t len, const pdckpt_load_options *opts,
                              pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err);
+/* Loads the file `name` beneath `dir` (opened with PDK_OPEN_BENEATH: no link, no "..") and
+ * parses that one descriptor, so no link can be swapped in between a check and the parse; errors
+ * name dir/name. */
+pdckpt_status pdk_load_beneath(const char *dir, const char *name, const pdckpt_load_options *opts,
+                               pdckpt_value **out, pdckpt_error *err);
 /* A zero-copy open answered by a pickle's lazy-open index (docs/pickles.md): true with *out. */
 bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_value **out);
 pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,

@@ -215,6 +215,13 @@ pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *pat
     return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, zero_copy, &rh, out, err);
 }
 
+pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *path,
+                                     const pdckpt_load_options *opts, pdk_input *out,
+                                     pdckpt_error *err) {
+    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy};
+    return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, opts->zero_copy, &rh, out, err);
+}
+
 void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out) {
     memset(out, 0, sizeof *out);
     out->data = data ? data : "";

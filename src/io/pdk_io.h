@@ -36,6 +36,10 @@ pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *o
                                   pdckpt_error *err);
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *shown, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err);
+/* Both: `rel` beneath `dirfd` with a load's options (the file checked is the file read). */
+pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *shown,
+                                     const pdckpt_load_options *opts, pdk_input *out,
+                                     pdckpt_error *err);
 void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
 void          pdk_input_close(pdk_input *in);
 

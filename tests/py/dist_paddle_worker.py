@@ -232,6 +232,43 @@ def main(out_dir):
         return False
 
     check("load_mismatch_raises_everywhere", agreed_mismatch)
+    # A sub-group (here rank 1 alone): data files are named by global rank, as Paddle's
+    # save_state_dict names them (f"{paddle.distributed.get_rank()}_{unique_id}.distcp"), not by
+    # the rank in the group.  (Paddle's own save cannot run here: its collectives refuse a
+    # one-rank Gloo group, and a group of both ranks numbers them alike.)
+    group = dist.new_group([1])
+    sub_q = os.path.join(out_dir, "sub_pdckpt")
+
+    def subgroup():
+        ok = True
+        if rank == 1:
+            state = {"w": full["model.bias"].clone()}
+            ok = pd.save_state_dict(state, sub_q, process_group=group, coordinator_rank=1) == 0
+            target = {"w": paddle.zeros_like(state["w"])}
+            pd.load_state_dict(target, sub_q, process_group=group, coordinator_rank=1)
+            ok = ok and bool((target["w"] == state["w"]).all())
+        dist.barrier()  # rank 0 looks only once rank 1's save has committed
+        names = sorted(os.listdir(sub_q))
+        notes["subgroup_files"] = names
+        return ok and [n for n in names if n.endswith(".distcp")] == ["1_0.distcp"]
+
+    check("subgroup_files_named_by_global_rank", subgroup)
+
+    def refused(kw, words):
+        try:
+            if "aoa_config" in kw:
+                pd.load_state_dict(zeros_like_state(paddle, dist, mesh, full, "row"), q, **kw)
+            else:
+                pd.save_state_dict(sharded_state(paddle, dist, mesh, full, "row"), q, **kw)
+        except pdckpt.UnsupportedError as e:
+            notes["refused " + next(iter(kw))] = str(e)
+            return all(w in str(e) for w in words)
+        return False
+
+    check("save_replicas_refused_with_reason",
+          lambda: refused({"save_replicas": True}, ["save_replicas", "replica_id"]))
+    check("aoa_config_refused_with_reason",
+          lambda: refused({"aoa_config": {"aoa_statements": ["a -> b"]}}, ["aoa_config"]))
     notes["times"] = times
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump({"rank": rank, "checks": checks, "notes": notes}, f)

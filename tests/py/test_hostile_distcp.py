@@ -151,3 +151,114 @@ def _child_env():
     from conftest import PY_STAGE
     paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+
+
+_SWAPPER = r"""
+import os, sys
+target, real, outside = sys.argv[1:4]
+stop = target + ".stop"
+i = 0
+while not os.path.exists(stop):
+    tmp = "%s.tmp%d" % (target, i % 2)
+    if i % 2:
+        os.link(real, tmp)
+    else:
+        os.symlink(outside, tmp)
+    os.replace(tmp, target)  # the data file, then a link to a valid file outside, atomically
+    i += 1
+with open(stop, "w") as f:
+    f.write(str(i))
+"""
+
+
+@pytest.mark.parametrize("v26", [False, True])
+def test_data_file_swapped_for_a_symlink_meanwhile_is_never_followed(tmp_path, paddle_np, v26):
+    """The no-link check and the load are one open (PDK_OPEN_BENEATH, then the parse reads that
+    descriptor): before, the check opened the data file and pdckpt_load_file opened it again by
+    path, so a link swapped in between was followed.  Another process swaps the data file and a
+    link to a valid data file outside (other values) as fast as it can while the checkpoint is
+    loaded again and again: every load gives the real values or refuses the link."""
+    import subprocess
+    import sys
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    if v26:  # the Paddle 2.6 dtype lookup opens the data file too
+        from paddle.distributed.flex_checkpoint.dcp.metadata import (
+            LocalTensorIndex, LocalTensorMetadata, Metadata)
+        m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
+        del m.__dict__["dtype"]
+        storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
+        paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+    outside = tmp_path / "outside.distcp"
+    paddle.save({"w": paddle.to_tensor(np.full(4, 9, "float32"))}, str(outside))
+    real = tmp_path / "real.distcp"
+    os.link(ck / "0_0.distcp", real)
+    swapper = subprocess.Popen([sys.executable, "-c", _SWAPPER, str(ck / "0_0.distcp"),
+                                str(real), str(outside)])
+    loaded = refused = 0
+    try:
+        import time
+        deadline = time.monotonic() + 10
+        while not (ck / "0_0.distcp").is_symlink() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the swapper has started
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                got = pdckpt.load(str(ck))["w"].numpy().tolist()
+            except pdckpt.Error as e:
+                assert "symbolic link" in str(e) or "No such file" in str(e), str(e)
+                refused += 1
+                continue
+            assert got == [0, 1, 2, 3], got  # never the values outside
+            loaded += 1
+            time.sleep(0.0005)  # the swapper's turn on a busy machine
+    finally:
+        (tmp_path / "ck" / "0_0.distcp.stop").touch()
+        swapper.wait(timeout=30)
+    swaps = int((tmp_path / "ck" / "0_0.distcp.stop").read_text())
+    assert swaps > 100 and loaded + refused > 100, (swaps, loaded, refused)
+
+
+def _many_files(paddle, np, path, n_files, n_keys, with_dtype):
+    """A checkpoint whose n_keys one-piece keys cycle through n_files data files (each file holds
+    every key: 2,000 tiny arrays, so a parse costs something)."""
+    import pickle
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    os.makedirs(path, exist_ok=True)
+    blob = pickle.dumps({"k%d" % k: np.full(1, k, "float32") for k in range(max(n_keys, 2000))},
+                        protocol=4)
+    for f in range(n_files):
+        (path / ("%d_0.distcp" % f)).write_bytes(blob)
+    sdm, storage = {}, {}
+    for k in range(n_keys):
+        m = LocalTensorMetadata((0,), (1,), "float32", (1,), False, None)
+        if not with_dtype:
+            del m.__dict__["dtype"]
+        sdm["k%d" % k] = [m]
+        storage[LocalTensorIndex("k%d" % k, (0,), False, None, None, (1,))] = "%d_0.distcp" % (
+            k % n_files)
+    paddle.save(Metadata(sdm, storage, {}), str(path / "0.metadata"))
+    return path
+
+
+def test_paddle26_dtype_lookup_parses_each_data_file_once(tmp_path, paddle_np):
+    """Paddle 2.6 metadata has no dtypes: each key's comes from the data file holding its first
+    piece.  The lookup kept 64 parsed files and evicted slot 0, so keys listed cycling through
+    more files than that reparsed a file per key (here 3,000 keys over 300 files: ~2,300
+    parses).  Now each file named is parsed once: the load costs about what the same checkpoint
+    with dtypes costs (which parses each file once to load it), and gives the same values."""
+    import time
+    paddle, np = paddle_np
+    new = _many_files(paddle, np, tmp_path / "new", 300, 3000, True)
+    old = _many_files(paddle, np, tmp_path / "v26", 300, 3000, False)
+    times = {}
+    for name, ck in (("new", new), ("v26", old), ("new", new), ("v26", old)):
+        t0 = time.perf_counter()
+        state = pdckpt.load(str(ck))
+        times[name] = min(times.get(name, 1e9), time.perf_counter() - t0)
+        assert state["k2999"].numpy().tolist() == [2999.0] and str(state["k7"].dtype).endswith(
+            "float32")
+    # one extra parse per file at most: about 2x; the cache's reparsing was ~8x
+    assert times["v26"] < 3.5 * times["new"], times

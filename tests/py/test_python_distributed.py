@@ -25,7 +25,8 @@ SCENARIOS = {
     "load_paddle_written_col", "load_paddle_written_plain", "async_save_wait_load",
     "pending_async_committed_by_next_call", "failure_on_one_rank_raises_everywhere",
     "load_mismatch_raises_everywhere", "control_zeros_do_not_match",
-    "arguments_differ_raise_everywhere",
+    "arguments_differ_raise_everywhere", "subgroup_files_named_by_global_rank",
+    "save_replicas_refused_with_reason", "aoa_config_refused_with_reason",
 }
 SEEDS = {0: 5, 1: 6, 7: 5}  # checkpoint id -> the seed of the state it holds
 
@@ -224,3 +225,43 @@ def test_async_save_never_waited_is_not_a_checkpoint(tmp_path):
     assert set(os.listdir(tmp_path)) == {"0.metadata", "0.pdkidx", "0_0.distcp", "0_1.distcp"}
     assert run_cli("verify", tmp_path / "0_1.distcp").returncode == 0  # whole, just uncommitted
     assert ls_json(tmp_path)["id"] == 0
+
+
+def _numbered_save(paddle, np, path, full, numbers, unique_id=-1):
+    """The coordinator's steps for two ranks holding the row halves of `full`, their data files
+    numbered `numbers` (what pdckpt.distributed passes: the group's global ranks)."""
+    from pdckpt import _native
+    from pdckpt._convert import paddle_save_spec
+    half = full.shape[0] // 2
+    stages = [_native.sharded_stage([("w", paddle.to_tensor(full[r * half:(r + 1) * half]),
+                                      list(full.shape), [r * half, 0])],
+                                    paddle_save_spec(paddle)) for r in (0, 1)]
+    plan = _native.sharded_plan(str(path), [_native.sharded_describe(s) for s in stages],
+                                unique_id, "pickle", False, numbers)
+    for a, s in zip(_native.sharded_assignments(plan, 2), stages):
+        _native.sharded_write(a, str(path), s, False)
+    _native.sharded_commit(plan, 0)
+    return _native.sharded_plan_id(plan)
+
+
+def test_data_files_numbered_by_global_rank_and_resaved_past_them(tmp_path, paddle_np):
+    """Ranks 0 and 1 of a group whose global ranks are 3 and 1 write 3_0.distcp and 1_0.distcp;
+    re-saving id 0 writes past the numbers in use (the previous files stay until the commit) and
+    then removes them; numbers that repeat or are negative are refused before anything is
+    written."""
+    import pdckpt
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    a = np.arange(24, dtype="float32").reshape(4, 6)
+    assert _numbered_save(paddle, np, ck, a, [3, 1]) == 0
+    data = lambda: sorted(n for n in os.listdir(ck) if n.endswith(".distcp"))  # noqa: E731
+    assert data() == ["1_0.distcp", "3_0.distcp"]
+    assert pdckpt.load(str(ck))["w"].numpy().tolist() == a.tolist()
+    _numbered_save(paddle, np, ck, a + 100, [3, 1], unique_id=0)
+    assert data() == ["5_0.distcp", "7_0.distcp"]  # base 4: past 3, the largest in use
+    assert pdckpt.load(str(ck))["w"].numpy().tolist() == (a + 100).tolist()
+    for bad, words in (([2, 2], "same file number"), ([0, -1], "not in [0, 2^31)")):
+        with pytest.raises(pdckpt.ArgumentError, match=words.replace("[", r"\[").replace(
+                "^", r"\^").replace(")", r"\)")):
+            _numbered_save(paddle, np, tmp_path / "other", a, bad)
+        assert not (tmp_path / "other").exists()

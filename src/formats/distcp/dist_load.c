@@ -139,7 +139,7 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
         lo.names = L->names[f];
         lo.n_names = L->n_names[f];
     }
-    pdckpt_status st = pdk_load_path(path, &lo, &L->trees[f], NULL, L->err);
+    pdckpt_status st = pdk_load_beneath(L->dir, file, &lo, &L->trees[f], L->err);
     *tree = L->trees[f];
     return st;
 }

@@ -226,38 +226,27 @@ static pdckpt_status storage_from_paddle(const pdckpt_value *in, const char *sou
  * local_shape), and per LocalTensorIndex only (tensor_key, global_offset): a key's dtype is in
  * the data files alone (Paddle 2.6's load_state_dict takes it from the tensor it loads into).
  * Such metadata is completed as Paddle 2.6 would find it: each key's dtype from the data file
- * holding one of its pieces (mapped, only its pickle opcodes read), its global shape the extent
- * of its pieces.  The files are those the metadata names, inside the checkpoint directory. */
-typedef struct v26_files {
-    char          dir[4096];
-    const char   *names[64];
-    pdckpt_value *trees[64];
-    size_t        n;
-} v26_files;
+ * holding its first piece in storage order (mapped, only its pickle opcodes read), its global
+ * shape the extent of its pieces.  The files are those the metadata names, inside the checkpoint
+ * directory.  Each file is opened at most once, whatever order the metadata lists pieces in (a
+ * bounded cache reopened files a hostile order cycles through, once per piece): the keys are
+ * grouped by file first, so the lookup costs one parse per data file named. */
+typedef struct v26_need {
+    const char   *key, *file;
+    pdckpt_value *pieces;
+    size_t        order; /* in storage_metadata */
+} v26_need;
 
-static pdckpt_status v26_tree(v26_files *f, const char *name, const char *source,
-                              const pdckpt_value **out, pdckpt_error *err) {
-    size_t i = 0;
-    while (i < f->n && strcmp(f->names[i], name) != 0) i++;
-    if (i == f->n) {
-        char path[4200];
-        if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-            return not_paddle(source, "data file names inside the checkpoint directory", err);
-        if (f->n == sizeof f->trees / sizeof f->trees[0]) { /* a bounded cache: reuse a slot */
-            pdckpt_value_free(f->trees[0]);
-            i = 0;
-        } else {
-            f->n++;
-        }
-        f->names[i] = name;
-        f->trees[i] = NULL;
-        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
-        lo.format = PDCKPT_FORMAT_PICKLE;
-        PDK_TRY(pdk_dist_data_path(f->dir, name, path, sizeof path, err));
-        PDK_TRY(pdk_load_path(path, &lo, &f->trees[i], NULL, err));
-    }
-    *out = f->trees[i];
-    return PDCKPT_OK;
+static int by_key(const void *x, const void *y) {
+    const v26_need *a = x, *b = y;
+    int             c = strcmp(a->key, b->key);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int by_file(const void *x, const void *y) {
+    const v26_need *a = x, *b = y;
+    int             c = strcmp(a->file, b->file);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
 }
 
 /* dtype and global_shape of every piece of `pieces` (a key of the old form). */
@@ -291,11 +280,16 @@ static pdckpt_status v26_fill_key(pdckpt_value *pieces, pdckpt_dtype dtype, pdck
     return PDCKPT_OK;
 }
 
-static pdckpt_status v26_fill(v26_files *f, pdckpt_value *meta, const char *source,
-                              pdckpt_error *err) {
+/* The keys still without a dtype, one entry each (its first piece in storage order), grouped
+ * by data file. */
+static pdckpt_status v26_needs(pdckpt_value *meta, v26_need **out, size_t *n_out,
+                               pdckpt_error *err) {
     pdckpt_value       *sdm = pdckpt_dict_get_mut(meta, "state_dict_metadata");
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
-    for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
+    size_t              n = 0, kept = 0, total = pdckpt_value_len(storage);
+    v26_need           *need = calloc(total ? total : 1, sizeof *need);
+    if (!need) return pdk_fail_nomem(err, "metadata");
+    for (size_t i = 0; i < total; i++) {
         const pdckpt_value *item = pdckpt_value_at(storage, i);
         const char         *key =
             pdckpt_value_get_string(pdckpt_value_at(pdckpt_value_at(item, 0), 0), NULL);
@@ -304,17 +298,54 @@ static pdckpt_status v26_fill(v26_files *f, pdckpt_value *meta, const char *sour
         if (!file || !pieces || pdckpt_value_len(pieces) == 0 ||
             pdckpt_dict_get(pdckpt_value_at(pieces, 0), "dtype"))
             continue; /* done, or not this form: the index reader reports what is missing */
-        const pdckpt_value *tree;
-        pdckpt_tensor_view  t;
-        PDK_TRY(v26_tree(f, file, source, &tree, err));
-        if (!pdckpt_tensor_get(pdckpt_dict_get(tree, key), &t))
-            return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
-                            "metadata: '%s' has no dtype and its data file %s holds no "
-                            "tensor under that key",
-                            key, file);
-        PDK_TRY(v26_fill_key(pieces, t.dtype, err));
+        need[n++] = (v26_need){key, file, pieces, i};
     }
+    qsort(need, n, sizeof *need, by_key);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(need[i].key, need[kept - 1].key) != 0) need[kept++] = need[i];
+    qsort(need, kept, sizeof *need, by_file);
+    *out = need;
+    *n_out = kept;
     return PDCKPT_OK;
+}
+
+/* The dtypes of the keys need[0..n) whose first piece is in the data file need[0].file. */
+static pdckpt_status v26_fill_file(const char *dir, const v26_need *need, size_t n,
+                                   const char *source, pdckpt_error *err) {
+    const char *name = need[0].file;
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return not_paddle(source, "data file names inside the checkpoint directory", err);
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+    pdckpt_value       *tree = NULL;
+    lo.format = PDCKPT_FORMAT_PICKLE;
+    PDK_TRY(pdk_load_beneath(dir, name, &lo, &tree, err));
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
+        pdckpt_tensor_view t;
+        if (!pdckpt_tensor_get(pdckpt_dict_get(tree, need[i].key), &t))
+            st = pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
+                          "metadata: '%s' has no dtype and its data file %s holds no "
+                          "tensor under that key",
+                          need[i].key, name);
+        else
+            st = v26_fill_key(need[i].pieces, t.dtype, err);
+    }
+    pdckpt_value_free(tree);
+    return st;
+}
+
+static pdckpt_status v26_fill(const char *dir, pdckpt_value *meta, const char *source,
+                              pdckpt_error *err) {
+    v26_need *need = NULL;
+    size_t    n = 0;
+    PDK_TRY(v26_needs(meta, &need, &n, err));
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0, j; i < n && st == PDCKPT_OK; i = j) {
+        for (j = i + 1; j < n && strcmp(need[j].file, need[i].file) == 0;) j++;
+        st = v26_fill_file(dir, need + i, j - i, source, err);
+    }
+    free(need);
+    return st;
 }
 
 pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err) {
@@ -324,15 +355,11 @@ pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdck
                           "dtypes (Paddle 2.6 metadata keeps them in the data files, "
                           "and these bytes are not a metadata file beside them)",
                           err);
-    v26_files  *f = calloc(1, sizeof *f);
+    char        dir[4096];
     const char *slash = strrchr(source, '/');
-    if (!f) return pdk_fail_nomem(err, "metadata");
-    int len = !slash ? 1 : slash == source ? 1 : (int)(slash - source);
-    snprintf(f->dir, sizeof f->dir, "%.*s", len, slash ? source : ".");
-    pdckpt_status st = v26_fill(f, meta, source, err);
-    for (size_t i = 0; i < f->n; i++) pdckpt_value_free(f->trees[i]);
-    free(f);
-    return st;
+    int         len = !slash ? 1 : slash == source ? 1 : (int)(slash - source);
+    snprintf(dir, sizeof dir, "%.*s", len, slash ? source : ".");
+    return v26_fill(dir, meta, source, err);
 }
 
 static pdckpt_status metadata_from_paddle(const pdckpt_value *paddle, const char *source,

@@ -140,6 +140,8 @@ struct pdckpt_sharded_plan {
     pdk_shard_plan p;
     char          *dir;
     int            n_ranks;
+    int64_t       *numbers; /* rank r's file number (before file_base), NULL: r */
+    int            extent;  /* file numbers are below it: n_ranks, or the largest + 1 */
     bool           durable, committed;
     pdk_blob       lists; /* rank r's write list at list_offs[r]..list_offs[r + 1] */
     size_t        *list_offs;
@@ -197,7 +199,7 @@ static pdckpt_status plan_build(pdckpt_sharded_plan *s, int64_t unique_id,
                                 pdckpt_error *err) {
     pdk_blob all = {0};
     size_t  *offs = NULL;
-    PDK_TRY(pdk_lifecycle_prepare(s->dir, unique_id, s->n_ranks, s->durable, &s->p.id,
+    PDK_TRY(pdk_lifecycle_prepare(s->dir, unique_id, s->extent, s->durable, &s->p.id,
                                   &s->p.file_base, err));
     pdckpt_status st = join_descriptions(descriptions, lengths, s->n_ranks, &all, &offs, err);
     if (st == PDCKPT_OK) st = pdk_shard_plan_read(&all, offs, s->n_ranks, &s->p, err);
@@ -209,10 +211,38 @@ static pdckpt_status plan_build(pdckpt_sharded_plan *s, int64_t unique_id,
     return st;
 }
 
-pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id, pdckpt_format data_format,
-                                      bool durable, const uint8_t *const *descriptions,
-                                      const size_t *lengths, int n_ranks, pdckpt_sharded_plan **out,
-                                      pdckpt_error *err) {
+/* The file numbers a caller gives (distinct, >= 0, < 2^31), or rank order. */
+static pdckpt_status plan_numbers(pdckpt_sharded_plan *s, const int64_t *numbers,
+                                  pdckpt_error *err) {
+    s->extent = s->n_ranks;
+    if (!numbers) return PDCKPT_OK;
+    if (!(s->numbers = calloc((size_t)s->n_ranks, sizeof *s->numbers)))
+        return pdk_fail_nomem(err, "the plan");
+    int64_t top = -1;
+    for (int r = 0; r < s->n_ranks; r++) {
+        for (int q = 0; q < r; q++)
+            if (numbers[q] == numbers[r])
+                return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                                "ranks %d and %d were given the same file number %lld", q, r,
+                                (long long)numbers[r]);
+        if (numbers[r] < 0 || numbers[r] > INT32_MAX)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "rank %d's file number %lld is not in [0, 2^31)", r,
+                            (long long)numbers[r]);
+        s->numbers[r] = numbers[r];
+        top = numbers[r] > top ? numbers[r] : top;
+    }
+    s->extent = (int)(top + 1);
+    s->p.numbers = s->numbers;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_sharded_plan_new_numbered(const char *dir, int64_t unique_id,
+                                               pdckpt_format data_format, bool durable,
+                                               const uint8_t *const *descriptions,
+                                               const size_t *lengths, int n_ranks,
+                                               const int64_t        *file_numbers,
+                                               pdckpt_sharded_plan **out, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
@@ -225,6 +255,7 @@ pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id, pdckpt
     s->n_ranks = n_ranks;
     s->durable = durable;
     pdckpt_status st = plan_format(data_format, &s->p.format, err);
+    if (st == PDCKPT_OK) st = plan_numbers(s, file_numbers, err);
     if (st == PDCKPT_OK && !(s->dir = strdup(dir))) st = pdk_fail_nomem(err, "the plan");
     if (st == PDCKPT_OK) st = plan_build(s, unique_id, descriptions, lengths, err);
     if (st != PDCKPT_OK) {
@@ -233,6 +264,14 @@ pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id, pdckpt
     }
     *out = s;
     return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_sharded_plan_new(const char *dir, int64_t unique_id, pdckpt_format data_format,
+                                      bool durable, const uint8_t *const *descriptions,
+                                      const size_t *lengths, int n_ranks, pdckpt_sharded_plan **out,
+                                      pdckpt_error *err) {
+    return pdckpt_sharded_plan_new_numbered(dir, unique_id, data_format, durable, descriptions,
+                                            lengths, n_ranks, NULL, out, err);
 }
 
 int64_t pdckpt_sharded_plan_id(const pdckpt_sharded_plan *plan) {
@@ -249,7 +288,7 @@ pdckpt_status pdckpt_sharded_plan_assignment(const pdckpt_sharded_plan *plan, in
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "rank %d is not in the plan", rank);
     pdk_blob b = {0};
     pdk_blob_u64(&b, (uint64_t)plan->p.id);
-    pdk_blob_u64(&b, (uint64_t)(plan->p.file_base + rank));
+    pdk_blob_u64(&b, (uint64_t)(plan->p.file_base + (plan->numbers ? plan->numbers[rank] : rank)));
     pdk_blob_u8(&b, (uint8_t)plan->p.format);
     size_t from = plan->list_offs[rank], to = plan->list_offs[rank + 1];
     pdk_blob_put(&b, plan->lists.data + from, to - from);
@@ -266,7 +305,7 @@ pdckpt_status pdckpt_sharded_plan_commit(pdckpt_sharded_plan *plan, int32_t keep
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "no plan, or committed already");
     PDK_TRY(pdk_shard_write_meta(&plan->p, plan->dir, plan->durable, err));
     plan->committed = true;
-    pdk_lifecycle_after_commit(plan->dir, plan->p.id, plan->p.file_base, plan->n_ranks, keep_last,
+    pdk_lifecycle_after_commit(plan->dir, plan->p.id, plan->p.file_base, plan->extent, keep_last,
                                plan->durable);
     return PDCKPT_OK;
 }
@@ -276,6 +315,7 @@ void pdckpt_sharded_plan_free(pdckpt_sharded_plan *plan) {
     pdk_shard_plan_free(&plan->p);
     pdk_blob_free(&plan->lists);
     free(plan->list_offs);
+    free(plan->numbers);
     free(plan->dir);
     free(plan);
 }

@@ -206,7 +206,8 @@ static pdckpt_status assign_writers(pdk_shard_plan *p, int size, pdckpt_error *e
 }
 
 void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t cap) {
-    snprintf(out, cap, "%lld_%lld%s", (long long)(p->file_base + rank), (long long)p->id,
+    int64_t number = p->file_base + (p->numbers ? p->numbers[rank] : rank);
+    snprintf(out, cap, "%lld_%lld%s", (long long)number, (long long)p->id,
              pdk_data_file_ext(p->format));
 }
 

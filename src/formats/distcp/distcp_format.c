@@ -8,6 +8,10 @@
  */
 #include "../pdk_format.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 static int distcp_sniff_dir(const char *path) {
     int64_t      newest = -1, largest = -1;
     pdckpt_error err = PDCKPT_ERROR_INIT;

@@ -149,7 +149,8 @@ typedef struct pdk_shard_plan {
     pdk_shard_piece *pieces; /* first-appearance order, as Paddle iterates them */
     size_t           n_pieces;
     int64_t          id;
-    int64_t          file_base; /* rank r writes "<file_base + r>_<id><ext>" */
+    int64_t          file_base; /* rank r writes "<file_base + r>_<id><ext>", */
+    const int64_t   *numbers;   /* or "<file_base + numbers[r]>..." (Paddle's global ranks) */
     pdckpt_format    format;
 } pdk_shard_plan;
 

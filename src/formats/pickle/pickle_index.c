@@ -22,7 +22,7 @@
 
 #define IDX_MAGIC     "PDKIDX1\n"
 #define IDX_EDGE      ((size_t)64 << 10)
-#define IDX_HEADER    (8 + 9 * 8)
+#define IDX_HEADER    PDK_PICKLE_INDEX_HEADER /* magic, stamp, body length and hash */
 #define IDX_NONAME    UINT64_MAX
 #define IDX_MAX_BYTES ((size_t)64 << 20)
 
@@ -184,6 +184,15 @@ static void put_value(ibuf *b, const pdckpt_value *v) {
     }
 }
 
+void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st) {
+    idx_stamp stamp;
+    stamp_of(st, in->data, in->len, &stamp);
+    memcpy(idx, IDX_MAGIC, 8);
+    for (int i = 0; i < 7; i++) pdk_store_u64le(idx + 8 + 8 * i, stamp.v[i]);
+    pdk_store_u64le(idx + IDX_HEADER - 16, len - IDX_HEADER);
+    pdk_store_u64le(idx + IDX_HEADER - 8, XXH3_64bits(idx + IDX_HEADER, len - IDX_HEADER));
+}
+
 /* The index bytes for the pickle mapped in `in` (stamped with `st`); false if it cannot be. */
 static bool encode(const pdk_input *in, const struct stat *st, const pdckpt_allocator *a, ibuf *b) {
     pdckpt_load_options lo = pdckpt_load_options_default();
@@ -192,17 +201,23 @@ static bool encode(const pdk_input *in, const struct stat *st, const pdckpt_allo
     lo.zero_copy = true;
     lo.allocator = a;
     if (pdk_pickle_load(in, &lo, &tree, &quiet) != PDCKPT_OK) return false;
-    idx_stamp stamp;
-    stamp_of(st, in->data, in->len, &stamp);
-    put(b, IDX_MAGIC, 8);
-    for (int i = 0; i < 7; i++) put_u64(b, stamp.v[i]);
-    put_u64(b, 0); /* body length and hash, filled in below */
-    put_u64(b, 0);
+    static const uint8_t header[IDX_HEADER]; /* sealed below */
+    put(b, header, sizeof header);
     put_value(b, tree);
     pdckpt_value_free(tree);
     if (!b->ok) return false;
-    pdk_store_u64le(b->p + IDX_HEADER - 16, b->len - IDX_HEADER);
-    pdk_store_u64le(b->p + IDX_HEADER - 8, XXH3_64bits(b->p + IDX_HEADER, b->len - IDX_HEADER));
+    pdk_pickle_index_seal(b->p, b->len, in, st);
+    return true;
+}
+
+bool pdk_pickle_index_encode(const pdk_input *in, const struct stat *st, const pdckpt_allocator *a,
+                             uint8_t **idx, size_t *len, size_t *cap) {
+    ibuf b = {a, NULL, 0, 0, true, in->data, in->len};
+    if (!encode(in, st, a, &b)) {
+        pdk_free(a, b.p, b.cap);
+        return false;
+    }
+    *idx = b.p, *len = b.len, *cap = b.cap;
     return true;
 }
 
@@ -395,30 +410,40 @@ static bool index_valid(const pdk_input *idx, const pdk_input *in, const struct 
            pdk_load_u64le(idx->data + IDX_HEADER - 8) == XXH3_64bits(body, n);
 }
 
+bool pdk_pickle_index_decode(const uint8_t *idx, size_t len, const pdk_input *in,
+                             const struct stat *st, const pdckpt_load_options *opts,
+                             pdckpt_value **out) {
+    pdk_input  ix = {.data = idx, .len = len};
+    uint64_t   b = opts->max_alloc_bytes ? opts->max_alloc_bytes : in->len * 4 + (64u << 20);
+    idx_reader r = {.in = in, .opts = opts, .budget = b};
+    r.max_depth = opts->max_depth ? opts->max_depth : 200;
+    *out = NULL;
+    if (len < IDX_HEADER || len > IDX_MAX_BYTES || !index_valid(&ix, in, st)) return false;
+    pdk_cur_init(&r.cur, idx + IDX_HEADER, len - IDX_HEADER, NULL, NULL);
+    pdckpt_value *tree = get_value(&r, 0);
+    if (tree && pdk_cur_left(&r.cur)) { /* trailing bytes: not what was written */
+        pdckpt_value_free(tree);
+        tree = NULL;
+    }
+    *out = tree;
+    return tree != NULL;
+}
+
 bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
                            pdckpt_value **out) {
     char        side[4096];
     pdk_input   idx, in;
     struct stat sst;
+    *out = NULL;
     /* sized before it is opened, and mapped, not read: a planted multi-GiB sidecar costs nothing */
     if (!index_path(path, side, sizeof side) || stat(side, &sst) != 0 ||
         (uint64_t)sst.st_size > IDX_MAX_BYTES ||
         pdk_input_open_file(side, true, opts->allocator, &idx, NULL) != PDCKPT_OK)
         return false;
-    pdckpt_value *tree = NULL;
-    if (idx.len >= IDX_HEADER && idx.len <= IDX_MAX_BYTES &&
-        pdk_input_open_file(path, true, opts->allocator, &in, NULL) == PDCKPT_OK) {
-        uint64_t   b = opts->max_alloc_bytes ? opts->max_alloc_bytes : in.len * 4 + (64u << 20);
-        idx_reader r = {.in = &in, .opts = opts, .budget = b};
-        r.max_depth = opts->max_depth ? opts->max_depth : 200;
-        pdk_cur_init(&r.cur, idx.data + IDX_HEADER, idx.len - IDX_HEADER, NULL, NULL);
-        if (index_valid(&idx, &in, st) && (tree = get_value(&r, 0)) && pdk_cur_left(&r.cur)) {
-            pdckpt_value_free(tree);
-            tree = NULL;
-        }
+    if (pdk_input_open_file(path, true, opts->allocator, &in, NULL) == PDCKPT_OK) {
+        pdk_pickle_index_decode(idx.data, idx.len, &in, st, opts, out);
         pdk_input_close(&in);
     }
     pdk_input_close(&idx);
-    *out = tree;
-    return tree != NULL;
+    return *out != NULL;
 }
