@@ -263,6 +263,42 @@ static void test_hostile_data_files(void) {
     free(bad);
 }
 
+/* A piece the reader converts (here: flagged Fortran-order, so it is transposed while parsed) is
+ * not a view of the file's bytes: the copy path reads that file whole and loads what the mapped
+ * path loads. */
+static void test_converted_piece_read_whole(void) {
+    char path[4200];
+    data_file(0, path, sizeof path);
+    size_t   len;
+    uint8_t *orig = tu_read_file(path, &len), *bad = malloc(len);
+    size_t   at = find_payload(orig, len, 150 * 257 * 4);
+    CHECK(orig && bad && at < len && at > 0 && orig[at - 1] == 0x89); /* NEWFALSE: not Fortran */
+    if (!orig || !bad || at >= len || at == 0) return;
+    memcpy(bad, orig, len);
+    bad[at - 1] = 0x88; /* NEWTRUE */
+    unlink(path);
+    CHECK_EQ_INT(tu_write_file(path, bad, len), 0);
+    const int64_t box[4] = {100, 7, 80, 200};
+    pdckpt_value *got[2] = {NULL, NULL}, *want = NULL;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    for (int zero_copy = 0; zero_copy < 2; zero_copy++) {
+        pdckpt_load_options  o = PDCKPT_LOAD_OPTIONS_INIT;
+        pdckpt_shard_request q = {"w", 2, box, box + 2};
+        o.zero_copy = zero_copy;
+        CHECK_OK(pdckpt_sharded_load(dir, -1, &q, 1, &o, &got[zero_copy], &err), &err);
+    }
+    CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want, &err), &err);
+    CHECK(pdckpt_value_equal(pdckpt_dict_get(got[0], "w"), pdckpt_dict_get(got[1], "w")));
+    CHECK(!pdckpt_value_equal(pdckpt_dict_get(got[0], "w"), want)); /* it was converted */
+    pdckpt_value_free(got[0]);
+    pdckpt_value_free(got[1]);
+    pdckpt_value_free(want);
+    unlink(path);
+    CHECK_EQ_INT(tu_write_file(path, orig, len), 0);
+    free(orig);
+    free(bad);
+}
+
 /* After the skim, the file is truncated, then rewritten: reads and the final check say so. */
 static void test_file_changed_after_skim(void) {
     char path[4200];
@@ -303,6 +339,7 @@ int main(void) {
     RUN(test_boxes_equal_on_both_paths);
     RUN(test_skim_places_payloads);
     RUN(test_hostile_data_files);
+    RUN(test_converted_piece_read_whole);
     RUN(test_boxes_equal_on_both_paths); /* the restored checkpoint loads as before */
     RUN(test_file_changed_after_skim);
     pdckpt_value_free(w);
