@@ -516,23 +516,47 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
     return st;
 }
 
-pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
-                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
-                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err) {
-    loader        L = {ix, dir, lo, NULL, NULL, NULL, err, NULL, NULL, NULL, NULL};
+/* Whether a skimmed file is no longer the version skimmed (a failed load is then tried again). */
+static bool skimmed_changed(loader *L) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    for (size_t f = 0; L->skims && f < L->ix->n_files; f++)
+        if (L->skims[f].image && pdk_skim_check(&L->skims[f], &scratch) != PDCKPT_OK) return true;
+    return false;
+}
+
+static pdckpt_status load_once(loader *L, const pdckpt_shard_request *reqs, size_t n, bool all_keys,
+                               pdckpt_value **out, bool *again) {
     pdckpt_value *result = NULL;
-    pdckpt_status st = load_all(&L, reqs, n, &result);
-    for (size_t k = 0; st == PDCKPT_OK && all_keys && k < ix->n_keys; k++) {
-        const pdckpt_shard_request whole = {ix->keys[k].key, ix->keys[k].n_dims, NULL, NULL};
-        st = load_request(&L, &whole, result);
+    pdckpt_status st = load_all(L, reqs, n, &result);
+    for (size_t k = 0; st == PDCKPT_OK && all_keys && k < L->ix->n_keys; k++) {
+        const pdk_key_meta        *km = &L->ix->keys[k];
+        const pdckpt_shard_request whole = {km->key, km->n_dims, NULL, NULL};
+        st = load_request(L, &whole, result);
     }
-    if (st == PDCKPT_OK) st = check_skimmed(&L);
-    loader_free(&L);
+    if (st == PDCKPT_OK) st = check_skimmed(L);
+    *again = st != PDCKPT_OK && skimmed_changed(L);
+    loader_free(L);
     if (st == PDCKPT_OK)
         *out = result;
     else
         pdckpt_value_free(result);
     return st;
+}
+
+/* As a whole-file read does (docs/RELIABILITY.md): a load that failed because a data file changed
+ * after its skim (truncated, rewritten in place) starts over, a few times. */
+#define LOAD_ATTEMPTS 4
+
+pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
+                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
+                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err) {
+    for (int attempt = 1;; attempt++) {
+        loader        L = {ix, dir, lo, NULL, NULL, NULL, err, NULL, NULL, NULL, NULL};
+        bool          again = false;
+        pdckpt_status st = load_once(&L, reqs, n, all_keys, out, &again);
+        if (!again || attempt == LOAD_ATTEMPTS) return st;
+        pdk_error_reset(err);
+    }
 }
 
 pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id, const pdckpt_shard_request *requests,
