@@ -231,7 +231,7 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
                              km->key);
     if (p->flat) PDK_DTRY(flat_view(L, km, p, v));
     uint64_t at;
-    if (L->skims[p->file_ix].image &&
+    if (L->skims[p->file_ix].image && v->n_bytes &&
         !pdk_skim_offset(&L->skims[p->file_ix], v->data, v->n_bytes, &at)) {
         unskim(L, p->file_ix);
         return stored_piece(L, km, p, value, v);
