@@ -6,12 +6,16 @@
  * from the piece's data file into the box (pdk_box_copy: one memcpy per contiguous run).  Data
  * files are opened only when a piece in them is needed and, with zero_copy, mapped: only the
  * pages holding needed bytes are ever read (strided copies ask the kernel not to read around).
+ * Without zero_copy nothing is mapped: a pickle data file is skimmed (its opcodes without its
+ * large payloads) and each overlap's bytes are read with pread (dist_read.c).
  * Unlike Paddle, which loads whole files and broadcasts slices, each rank reads what it needs
  * itself; the directory must be visible to every rank (a shared filesystem).
  */
+#include "../pickle/pickle_skim.h"
 #include "pdk_distcp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +77,10 @@ typedef struct loader {
     const char              ***names; /* combined files: the keys each holds, sorted */
     size_t                    *n_names;
     pdckpt_error              *err;
+    pdk_skim                  *skims;   /* per file: its skim when the copy path skimmed it */
+    char                     **paths;   /* per file: its path, named by its skim's errors */
+    bool                      *whole;   /* per file: read whole (a skim could not place it) */
+    uint8_t                   *scratch; /* PDK_DIST_READ_CHUNK bytes, on first need */
 } loader;
 
 static int cmp_str(const void *a, const void *b) {
@@ -120,6 +128,48 @@ static uint64_t data_budget(const char *path) {
     return (uint64_t)sb.st_size * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
 }
 
+/* Pickles smaller than this are read whole: a skim would save nothing. */
+#define SKIM_MIN_PAYLOAD ((uint64_t)64 << 10)
+
+/* The copy path's open of a pickle data file: its skeleton only (pickle_skim.c), parsed by the
+ * pickle reader as always; the tensors point into the skeleton's image, where their payloads
+ * are unread zero pages, and each overlap is later read from the file (dist_read.c). */
+static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_load_options lo) {
+    int dfd = open(L->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+    if (dfd < 0) return pdk_fail_sys(L->err, errno, L->dir, "open");
+    struct stat   sb;
+    pdckpt_status st =
+        pdk_open_read(dfd, L->ix->files[f], PDK_OPEN_BENEATH, path, &fd, &sb, L->err);
+    close(dfd);
+    if (st != PDCKPT_OK) return st;
+    uint8_t proto = 0; /* a .distcp that is not a pickle (protocol 2+) is sniffed, read whole */
+    if (lo.format == PDCKPT_FORMAT_AUTO && (pread(fd, &proto, 1, 0) != 1 || proto != 0x80)) {
+        close(fd);
+        L->whole[f] = true;
+        return PDCKPT_OK;
+    }
+    lo.format = PDCKPT_FORMAT_PICKLE;
+    if (!(L->paths[f] = strdup(path))) return close(fd), pdk_fail_nomem(L->err, "a path");
+    pdk_skim *s = &L->skims[f];
+    PDK_TRY(pdk_skim_open(fd, &sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err));
+    lo.zero_copy = true; /* views into the image: no payload is copied (or touched) */
+    lo.require_aligned = false;
+    if (!lo.max_alloc_bytes)
+        lo.max_alloc_bytes = (uint64_t)sb.st_size * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
+    st = pdk_load_bytes(s->image, s->len, &lo, &L->trees[f], NULL, L->err);
+    if (st != PDCKPT_OK) pdk_error_replace_source(L->err, path);
+    return st;
+}
+
+/* A skimmed file whose tensor is not a view of the file's bytes (converted while parsed: a
+ * big-endian or Fortran-order array) is read whole instead. */
+static void unskim(loader *L, size_t f) {
+    pdckpt_value_free(L->trees[f]);
+    L->trees[f] = NULL;
+    pdk_skim_free(&L->skims[f]);
+    L->whole[f] = true;
+}
+
 static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     if (L->trees[f]) {
         *tree = L->trees[f];
@@ -132,7 +182,13 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
      * the overlaps' pages are read; read, a file another program truncates or rewrites in place
-     * meanwhile cannot kill the load (docs/RELIABILITY.md), at the price of reading it whole. */
+     * meanwhile cannot kill the load (docs/RELIABILITY.md): a pickle's skeleton is skimmed and
+     * only the overlaps' bytes are read; other formats are read whole. */
+    bool pickle = lo.format == PDCKPT_FORMAT_PICKLE || lo.format == PDCKPT_FORMAT_AUTO;
+    if (!lo.zero_copy && !lo.verify && pickle && !L->whole[f]) {
+        PDK_TRY(open_skimmed(L, f, path, lo));
+        if ((*tree = L->trees[f])) return PDCKPT_OK;
+    }
     if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_TRY(list_names(L));
@@ -172,7 +228,14 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
     if (!*value || !pdckpt_tensor_get(*value, v))
         return pdk_fail(L->err, PDCKPT_ERR_FORMAT, p->file, -1,
                         "expected tensor '%s' in this data file (the metadata says so)", km->key);
-    if (p->flat) return flat_view(L, km, p, v);
+    if (p->flat) PDK_TRY(flat_view(L, km, p, v));
+    uint64_t at;
+    if (L->skims[p->file_ix].image && v->n_bytes &&
+        !pdk_skim_offset(&L->skims[p->file_ix], v->data, v->n_bytes, &at)) {
+        unskim(L, p->file_ix);
+        return stored_piece(L, km, p, value, v);
+    }
+    if (p->flat) return PDCKPT_OK;
     bool same = v->n_dims == km->n_dims &&
                 pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
                 memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
@@ -278,8 +341,8 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
 
 /* Calls `visit` for every stored piece overlapping `b`, in index order, with the overlap
  * (global `off`, `shape`) and the piece's stored data. */
-typedef void (*overlap_fn)(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
-                           const pdckpt_tensor_view *v);
+typedef pdckpt_status (*overlap_fn)(void *ctx, const pdk_piece *p, const int64_t *off,
+                                    const int64_t *shape, const pdckpt_tensor_view *v);
 static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, overlap_fn visit,
                                   void *ctx) {
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
@@ -291,7 +354,7 @@ static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *
         const pdckpt_value *value;
         pdckpt_tensor_view  v;
         PDK_TRY(stored_piece(L, km, p, &value, &v));
-        visit(ctx, p, off, shape, &v);
+        PDK_TRY(visit(ctx, p, off, shape, &v));
     }
     return PDCKPT_OK;
 }
@@ -301,11 +364,12 @@ typedef struct cover_ctx {
     int64_t covered;
 } cover_ctx;
 
-static void count_cover(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
-                        const pdckpt_tensor_view *v) {
+static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *off,
+                                 const int64_t *shape, const pdckpt_tensor_view *v) {
     (void)p, (void)off, (void)v;
     cover_ctx *c = ctx;
     c->covered += pdk_box_volume(c->n_dims, shape);
+    return PDCKPT_OK;
 }
 
 /* Before the box's tensor is allocated: the pieces that overlap it are in their data files with
@@ -324,13 +388,26 @@ static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *
 }
 
 typedef struct copy_ctx {
+    loader    *L;
     const box *b;
     size_t     elem;
     void      *dst;
 } copy_ctx;
 
-static void copy_overlap(void *ctx, const pdk_piece *p, const int64_t *off, const int64_t *shape,
-                         const pdckpt_tensor_view *v) {
+/* A skimmed piece whose payload was left unread: the overlap's bytes are read from the file. */
+static pdckpt_status read_overlap(const copy_ctx *c, const pdk_piece *p, uint64_t at,
+                                  const int64_t *src_off, const int64_t *dst_off,
+                                  const int64_t *shape) {
+    loader *L = c->L;
+    if (!L->scratch && !(L->scratch = malloc(PDK_DIST_READ_CHUNK)))
+        return pdk_fail_nomem(L->err, "the read window");
+    pdk_overlap_read o = {c->b->n_dims, c->elem, at,    p->shape, src_off,
+                          c->b->shape,  dst_off, shape, c->dst};
+    return pdk_dist_read_overlap(&L->skims[p->file_ix], &o, L->scratch, L->err);
+}
+
+static pdckpt_status copy_overlap(void *ctx, const pdk_piece *p, const int64_t *off,
+                                  const int64_t *shape, const pdckpt_tensor_view *v) {
     const copy_ctx *c = ctx;
     const box      *b = c->b;
     int64_t         src_off[PDCKPT_MAX_DIMS], dst_off[PDCKPT_MAX_DIMS];
@@ -338,12 +415,18 @@ static void copy_overlap(void *ctx, const pdk_piece *p, const int64_t *off, cons
         src_off[d] = off[d] - p->offset[d];
         dst_off[d] = off[d] - b->off[d];
     }
+    const pdk_skim *s = &c->L->skims[p->file_ix];
+    uint64_t        at;
+    if (s->image && pdk_skim_offset(s, v->data, v->n_bytes, &at) &&
+        pdk_skim_holed(s, at, v->n_bytes))
+        return read_overlap(c, p, at, src_off, dst_off, shape);
     advise(v, b->n_dims, src_off, shape, c->elem);
     pdk_box_copy(b->n_dims, c->elem, v->data, p->shape, src_off, c->dst, b->shape, dst_off, shape);
+    return PDCKPT_OK;
 }
 
 static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
-    copy_ctx c = {b, pdckpt_dtype_size(km->dtype), dst};
+    copy_ctx c = {L, b, pdckpt_dtype_size(km->dtype), dst};
     return each_overlap(L, km, b, copy_overlap, &c);
 }
 
@@ -372,15 +455,35 @@ static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdck
 static pdckpt_status load_all(loader *L, const pdckpt_shard_request *reqs, size_t n,
                               pdckpt_value **out) {
     *out = pdckpt_value_new_container(L->lo->allocator, PDCKPT_KIND_DICT);
-    L->trees = calloc(L->ix->n_files + 1, sizeof *L->trees);
-    if (!*out || !L->trees) return pdk_fail_nomem(L->err, "the loaded state");
+    size_t nf = L->ix->n_files + 1;
+    L->trees = calloc(nf, sizeof *L->trees);
+    L->skims = calloc(nf, sizeof *L->skims);
+    L->paths = calloc(nf, sizeof *L->paths);
+    L->whole = calloc(nf, sizeof *L->whole);
+    for (size_t f = 0; L->skims && f < nf; f++) L->skims[f].fd = -1; /* none open */
+    if (!*out || !L->trees || !L->skims || !L->paths || !L->whole)
+        return pdk_fail_nomem(L->err, "the loaded state");
     for (size_t i = 0; i < n; i++) PDK_TRY(load_request(L, &reqs[i], *out));
+    return PDCKPT_OK;
+}
+
+/* The bytes read after a skim are the version skimmed: a file rewritten in place meanwhile (same
+ * size, new bytes) fails the load rather than mix two versions. */
+static pdckpt_status check_skimmed(loader *L) {
+    for (size_t f = 0; L->skims && f < L->ix->n_files; f++)
+        if (L->skims[f].image) PDK_TRY(pdk_skim_check(&L->skims[f], L->err));
     return PDCKPT_OK;
 }
 
 static void loader_free(loader *L) {
     for (size_t f = 0; L->trees && f < L->ix->n_files; f++) pdckpt_value_free(L->trees[f]);
     for (size_t f = 0; L->names && f < L->ix->n_files; f++) free(L->names[f]);
+    for (size_t f = 0; L->skims && f < L->ix->n_files; f++) pdk_skim_free(&L->skims[f]);
+    for (size_t f = 0; L->paths && f < L->ix->n_files; f++) free(L->paths[f]);
+    free(L->skims);
+    free(L->paths);
+    free(L->whole);
+    free(L->scratch);
     free(L->trees);
     free(L->names);
     free(L->n_names);
@@ -412,22 +515,47 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
     return st;
 }
 
-pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
-                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
-                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err) {
-    loader        L = {ix, dir, lo, NULL, NULL, NULL, err};
+/* Whether a skimmed file is no longer the version skimmed (a failed load is then tried again). */
+static bool skimmed_changed(loader *L) {
+    pdckpt_error scratch = PDCKPT_ERROR_INIT;
+    for (size_t f = 0; L->skims && f < L->ix->n_files; f++)
+        if (L->skims[f].image && pdk_skim_check(&L->skims[f], &scratch) != PDCKPT_OK) return true;
+    return false;
+}
+
+static pdckpt_status load_once(loader *L, const pdckpt_shard_request *reqs, size_t n, bool all_keys,
+                               pdckpt_value **out, bool *again) {
     pdckpt_value *result = NULL;
-    pdckpt_status st = load_all(&L, reqs, n, &result);
-    for (size_t k = 0; st == PDCKPT_OK && all_keys && k < ix->n_keys; k++) {
-        const pdckpt_shard_request whole = {ix->keys[k].key, ix->keys[k].n_dims, NULL, NULL};
-        st = load_request(&L, &whole, result);
+    pdckpt_status st = load_all(L, reqs, n, &result);
+    for (size_t k = 0; st == PDCKPT_OK && all_keys && k < L->ix->n_keys; k++) {
+        const pdk_key_meta        *km = &L->ix->keys[k];
+        const pdckpt_shard_request whole = {km->key, km->n_dims, NULL, NULL};
+        st = load_request(L, &whole, result);
     }
-    loader_free(&L);
+    if (st == PDCKPT_OK) st = check_skimmed(L);
+    *again = st != PDCKPT_OK && skimmed_changed(L);
+    loader_free(L);
     if (st == PDCKPT_OK)
         *out = result;
     else
         pdckpt_value_free(result);
     return st;
+}
+
+/* As a whole-file read does (docs/RELIABILITY.md): a load that failed because a data file changed
+ * after its skim (truncated, rewritten in place) starts over, a few times. */
+#define LOAD_ATTEMPTS 4
+
+pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
+                              const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
+                              size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err) {
+    for (int attempt = 1;; attempt++) {
+        loader        L = {ix, dir, lo, NULL, NULL, NULL, err, NULL, NULL, NULL, NULL};
+        bool          again = false;
+        pdckpt_status st = load_once(&L, reqs, n, all_keys, out, &again);
+        if (!again || attempt == LOAD_ATTEMPTS) return st;
+        pdk_error_reset(err);
+    }
 }
 
 pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id, const pdckpt_shard_request *requests,

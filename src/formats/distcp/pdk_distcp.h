@@ -359,6 +359,29 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
                                     pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
                                     pdckpt_error *err);
 
+/* ---- dist_read.c: overlaps read from a skimmed data file (zero_copy off) ---- */
+
+/* The window a strided overlap is read through (the caller's scratch buffer holds this much). */
+#define PDK_DIST_READ_CHUNK ((size_t)1 << 20)
+
+/* One overlap to copy: the piece's data starts at file offset `at` and is a C-order array of
+ * src_shape; the overlap `shape` at src_off goes to dst (dst_shape, at dst_off). */
+typedef struct pdk_overlap_read {
+    int32_t        n_dims;
+    size_t         elem;
+    uint64_t       at;
+    const int64_t *src_shape, *src_off, *dst_shape, *dst_off, *shape;
+    uint8_t       *dst;
+} pdk_overlap_read;
+
+struct pdk_skim;
+/* Reads only the overlap's bytes from the file, in large contiguous reads: each run of the
+ * overlap (a row, or a block of whole rows) is grouped with the following ones while they lie
+ * close (a column band: the rows it spans are read once, then scattered by memcpy), and a long
+ * run is read straight into dst.  A file truncated since the skim is an IO error naming it. */
+pdckpt_status pdk_dist_read_overlap(const struct pdk_skim *s, const pdk_overlap_read *r,
+                                    uint8_t *scratch, pdckpt_error *err);
+
 /* ---- dist_save_steps.c: the MPI-free steps of a sharded save ---- */
 
 /* This rank's pieces as the planner reads them (pdk_shard_plan_read). */
