@@ -19,11 +19,25 @@
 #define KEY_HASH_WIDTH 16
 #define KEY_HASH_NODES 256
 
+/* A slot holds the item index + 1 in its low SLOT_ITEM_BITS and the top bits of the key's hash
+ * above them (0 = empty): a probe rejects other keys by that tag without following the key
+ * pointer into the heap, which is most of a lookup's cost in a dict of 100,000 names. */
+#define SLOT_ITEM_BITS 40
+#define SLOT_ITEM_MASK (((uint64_t)1 << SLOT_ITEM_BITS) - 1)
+
 struct pdk_dict_index {
-    size_t  *slots; /* item index + 1; 0 = empty */
-    size_t   n_slots;
-    uint64_t seed;
+    uint64_t *slots;
+    size_t    n_slots;
+    uint64_t  seed;
 };
+
+static bool slot_tag_is(uint64_t slot, uint64_t hash) {
+    return ((slot ^ hash) >> SLOT_ITEM_BITS) == 0;
+}
+
+static size_t slot_item(uint64_t slot) {
+    return (size_t)(slot & SLOT_ITEM_MASK) - 1;
+}
 
 static bool is_container(const pdckpt_value *v) {
     return v && (v->kind == PDCKPT_KIND_LIST || v->kind == PDCKPT_KIND_TUPLE ||
@@ -167,10 +181,11 @@ void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
 }
 
 static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
-    size_t mask = ix->n_slots - 1;
-    size_t slot = (size_t)value_hash(key, ix->seed) & mask;
+    size_t   mask = ix->n_slots - 1;
+    uint64_t h = value_hash(key, ix->seed);
+    size_t   slot = (size_t)h & mask;
     while (ix->slots[slot]) slot = (slot + 1) & mask;
-    ix->slots[slot] = item + 1;
+    ix->slots[slot] = (h & ~SLOT_ITEM_MASK) | (uint64_t)(item + 1);
 }
 
 /* (Re)builds the index with room for twice the current length; on NOMEM the dict simply stays
@@ -181,7 +196,7 @@ static void index_build(pdckpt_value *dict) {
     size_t n_slots = 16;
     while (n_slots < c->len * 2 + 2) n_slots *= 2;
     pdk_dict_index *ix = pdk_alloc(dict->alloc, sizeof *ix);
-    size_t         *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
+    uint64_t       *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
     if (!ix || !slots) {
         pdk_free(dict->alloc, ix, sizeof *ix);
         pdk_free(dict->alloc, slots, n_slots * sizeof *slots);
@@ -196,7 +211,7 @@ static void index_build(pdckpt_value *dict) {
 
 static bool index_usable(pdckpt_value *dict) {
     pdk_container *c = &dict->u.c;
-    if (c->len < DICT_INDEX_MIN) return false;
+    if (c->len < DICT_INDEX_MIN || c->len >= SLOT_ITEM_MASK) return false;
     if (!c->index || c->index->n_slots < c->len * 2 + 2) index_build(dict);
     return c->index != NULL;
 }
@@ -208,9 +223,10 @@ static size_t find_string_key(const pdckpt_value *dict_const, const char *s, siz
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)XXH3_64bits_withSeed(s, len, ix->seed) & mask; ix->slots[slot];
-             slot = (slot + 1) & mask) {
-            size_t i = ix->slots[slot] - 1;
+        uint64_t        h = XXH3_64bits_withSeed(s, len, ix->seed);
+        for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask) {
+            if (!slot_tag_is(ix->slots[slot], h)) continue;
+            size_t i = slot_item(ix->slots[slot]);
             if (pdk_value_is_string(c->keys[i], s, len)) return i;
         }
         return SIZE_MAX;
@@ -228,9 +244,11 @@ static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) 
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)value_hash(key, ix->seed) & mask; ix->slots[slot];
-             slot = (slot + 1) & mask)
-            if (pdckpt_value_equal(c->keys[ix->slots[slot] - 1], key)) return ix->slots[slot] - 1;
+        uint64_t        h = value_hash(key, ix->seed);
+        for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask)
+            if (slot_tag_is(ix->slots[slot], h) &&
+                pdckpt_value_equal(c->keys[slot_item(ix->slots[slot])], key))
+                return slot_item(ix->slots[slot]);
         return SIZE_MAX;
     }
     for (size_t i = 0; i < c->len; i++)
