@@ -131,6 +131,8 @@ bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
  * The caller checks text (UTF-8) first, as for pdckpt_value_new_string. */
 pdckpt_value *pdk_value_new_borrowed(const pdckpt_allocator *a, pdckpt_kind kind, const void *data,
                                      size_t len, pdckpt_buffer *owner);
+/* References held on `value` right now (1: whoever holds it is its only holder). */
+size_t pdk_value_refs(const pdckpt_value *value);
 /* Whether `value` borrows its bytes; *owner (when given) receives the holder (may be NULL). */
 bool pdk_value_is_borrowed(const pdckpt_value *value, pdckpt_buffer **owner);
 /* Gives a borrowed STRING/BYTES its own NUL-terminated copy, in place (the value keeps its

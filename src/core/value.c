@@ -22,6 +22,10 @@ const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value) {
     return value ? value->alloc : NULL;
 }
 
+size_t pdk_value_refs(const pdckpt_value *value) {
+    return value ? atomic_load_explicit(&value->refs, memory_order_acquire) : 0;
+}
+
 pdckpt_value *pdckpt_value_retain(pdckpt_value *value) {
     if (value) atomic_fetch_add_explicit(&value->refs, 1, memory_order_relaxed);
     return value;

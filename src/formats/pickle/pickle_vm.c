@@ -706,7 +706,7 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->shortcut = vm->max_depth >= 16;
 }
 
-void pk_vm_free(pk_vm *vm) {
+void pk_vm_drop_values(pk_vm *vm) {
     pk_drop_to(vm, 0);
     pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
     pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
@@ -718,5 +718,14 @@ void pk_vm_free(pk_vm *vm) {
     }
     pdk_free(vm->a, vm->map.slots, vm->map.cap * sizeof *vm->map.slots);
     pdckpt_value_free(vm->result);
+    vm->stack = NULL, vm->sp = vm->stack_cap = 0;
+    vm->marks = NULL, vm->n_marks = vm->marks_cap = 0;
+    vm->memo = NULL, vm->memo_cap = vm->memo_count = 0;
+    vm->map = (pk_map){0};
+    vm->result = NULL;
+}
+
+void pk_vm_free(pk_vm *vm) {
+    pk_vm_drop_values(vm);
     memset(vm, 0, sizeof *vm);
 }

@@ -93,6 +93,9 @@ extern const char pk_elided_marker;
 
 void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts, pdckpt_error *err);
 void pk_vm_free(pk_vm *vm);
+/* Lets go of every value the run holds (stack, memo, identity map, result): afterwards the
+ * loaded tree's holders are the tree's own.  The limits and the error stay usable. */
+void pk_vm_drop_values(pk_vm *vm);
 
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
