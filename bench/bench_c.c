@@ -7,6 +7,9 @@
  *                                         reading every tensor byte
  *   bench_c load-map DST                  the same with zero_copy (the file mapped)
  *   bench_c open DST                      time pdckpt_load_file alone (nothing touched)
+ *   bench_c loadfile PATH ROUNDS          the load half of pertensor on an existing file (one
+ *                                         paddle.save wrote): medians per tensor, read and
+ *                                         zero-copy, wall clock and process CPU time
  *   bench_c lazyopen PATH ROUNDS          zero-copy opens of a pdckpt-written pickle, cold (its
  *                                         pages dropped with fadvise) and warm, with its index
  *                                         and without; medians in milliseconds
@@ -182,6 +185,40 @@ static int bench_pertensor(const char *format, const char *path, size_t n, int r
     return 0;
 }
 
+static int count_tensor(void *ctx, const pdckpt_path_step *path, size_t depth,
+                        const pdckpt_value *v) {
+    (void)path, (void)depth;
+    *(size_t *)ctx += pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR;
+    return 0;
+}
+
+/* The load half of pertensor on an existing file (one paddle.save wrote, say). */
+static int bench_loadfile(const char *path, int rounds) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    double       load[64], load_cpu[64], open[64], open_cpu[64];
+    size_t       n = 0;
+    if (rounds < 1 || rounds > 64) return 2;
+    for (int r = 0; r < rounds; r++) {
+        for (int zc = 0; zc < 2; zc++) {
+            pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(zc != 0);
+            pdckpt_value       *tree = NULL;
+            double              t0 = now(), c0 = cpu_now();
+            if (pdckpt_load_file(path, &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
+            double wall = now() - t0, cpu = cpu_now() - c0;
+            n = 0;
+            if (pdckpt_value_walk(tree, count_tensor, &n, &err) != PDCKPT_OK || !n) return 1;
+            (zc ? open : load)[r] = wall * 1e6 / (double)n;
+            (zc ? open_cpu : load_cpu)[r] = cpu * 1e6 / (double)n;
+            pdckpt_value_free(tree);
+        }
+    }
+    printf("{\"tensors\": %zu, \"load_us\": %.3f, \"load_zero_copy_us\": %.3f, "
+           "\"load_cpu_us\": %.3f, \"load_zero_copy_cpu_us\": %.3f}\n",
+           n, median(load, rounds), median(open, rounds), median(load_cpu, rounds),
+           median(open_cpu, rounds));
+    return 0;
+}
+
 /* Drops the file's pages from the page cache (only this file's: the machine is shared). */
 static void drop_cached(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -224,6 +261,8 @@ int main(int argc, char **argv) {
     pdckpt_value *tree = NULL;
     if (argc == 6 && strcmp(argv[1], "pertensor") == 0)
         return bench_pertensor(argv[2], argv[3], strtoull(argv[4], NULL, 10), atoi(argv[5]));
+    if (argc == 4 && strcmp(argv[1], "loadfile") == 0)
+        return bench_loadfile(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "lazyopen") == 0)
         return bench_lazyopen(argv[2], atoi(argv[3]));
     if (argc == 4 && strcmp(argv[1], "memcpy") == 0)
