@@ -256,6 +256,15 @@ static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) 
     return SIZE_MAX;
 }
 
+void pdk_dict_prefetch(const pdckpt_value *dict, const pdckpt_value *key) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !dict->u.c.index || !key ||
+        key->kind != PDCKPT_KIND_STRING)
+        return;
+    const pdk_dict_index *ix = dict->u.c.index;
+    uint64_t              h = XXH3_64bits_withSeed(key->u.s.data, key->u.s.len, ix->seed);
+    __builtin_prefetch(&ix->slots[(size_t)h & (ix->n_slots - 1)]);
+}
+
 size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len) {
     if (!dict || dict->kind != PDCKPT_KIND_DICT || !key) return SIZE_MAX;
     return find_string_key(dict, key, len);

@@ -86,6 +86,9 @@ size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
 /* Position of the string key key[0..len) in `dict` (hashed once the dict has 8 entries), or
  * SIZE_MAX when it is not there. */
 size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len);
+/* A hint that string `key` is about to be looked up or set in `dict`: starts loading its slot
+ * of the hash index, so a caller inserting many keys overlaps those cache misses. */
+void pdk_dict_prefetch(const pdckpt_value *dict, const pdckpt_value *key);
 /* References held on `buffer` right now (for a caller that knows every holder). */
 size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
 /* Moves the data of every tensor of `root` that lies in `buf` (an allocation the load owns) down

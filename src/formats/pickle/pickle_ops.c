@@ -485,9 +485,13 @@ static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt
                    PK_MAX_OTHER_KEYS);
 }
 
+#define PK_PREFETCH_PAIRS 8
+
 static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst, size_t start,
                                     uint64_t *nodes) {
     for (size_t i = start; i + 1 < vm->sp; i += 2) {
+        if (i + PK_PREFETCH_PAIRS * 2 < vm->sp) /* a state dict's index is larger than caches */
+            pdk_dict_prefetch(dst, vm->stack[i + PK_PREFETCH_PAIRS * 2]);
         if (vm->stack[i] == owner || vm->stack[i + 1] == owner) return cycle(vm, owner);
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
         PDK_TRY(count_other_key(vm, dst, vm->stack[i]));

@@ -112,6 +112,7 @@ static pdckpt_status apply_names(pk_vm *vm, pdckpt_value *root) {
     const pdckpt_value *table = pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY);
     if (pdckpt_value_kind(table) != PDCKPT_KIND_DICT) return PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(table); i++) {
+        pdk_dict_prefetch(root, pdckpt_dict_key_at(table, i + 8)); /* NULL past the end */
         size_t      klen, nlen;
         const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(table, i), &klen);
         const char *name = pdckpt_value_get_string(pdckpt_value_at(table, i), &nlen);
