@@ -180,12 +180,15 @@ void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
     c->index = NULL;
 }
 
-static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
-    size_t   mask = ix->n_slots - 1;
-    uint64_t h = value_hash(key, ix->seed);
-    size_t   slot = (size_t)h & mask;
+static void index_put(pdk_dict_index *ix, uint64_t h, size_t item) {
+    size_t mask = ix->n_slots - 1;
+    size_t slot = (size_t)h & mask;
     while (ix->slots[slot]) slot = (slot + 1) & mask;
     ix->slots[slot] = (h & ~SLOT_ITEM_MASK) | (uint64_t)(item + 1);
+}
+
+static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
+    index_put(ix, value_hash(key, ix->seed), item);
 }
 
 /* (Re)builds the index with room for twice the current length; on NOMEM the dict simply stays
@@ -216,14 +219,22 @@ static bool index_usable(pdckpt_value *dict) {
     return c->index != NULL;
 }
 
+/* The key's hash under the dict's index, kept by a lookup for the insertion after it. */
+typedef struct key_hash {
+    uint64_t h;
+    bool     known;
+} key_hash;
+
 /* Position of string key s[0..len) in the dict, or SIZE_MAX. */
-static size_t find_string_key(const pdckpt_value *dict_const, const char *s, size_t len) {
+static size_t find_string_key_h(const pdckpt_value *dict_const, const char *s, size_t len,
+                                key_hash *kh) {
     pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
     pdk_container *c = &dict->u.c;
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
         uint64_t        h = XXH3_64bits_withSeed(s, len, ix->seed);
+        *kh = (key_hash){h, true};
         for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask) {
             if (!slot_tag_is(ix->slots[slot], h)) continue;
             size_t i = slot_item(ix->slots[slot]);
@@ -236,15 +247,21 @@ static size_t find_string_key(const pdckpt_value *dict_const, const char *s, siz
     return SIZE_MAX;
 }
 
-static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) {
+static size_t find_string_key(const pdckpt_value *dict, const char *s, size_t len) {
+    key_hash kh;
+    return find_string_key_h(dict, s, len, &kh);
+}
+
+static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key, key_hash *kh) {
     if (key->kind == PDCKPT_KIND_STRING)
-        return find_string_key(dict_const, key->u.s.data, key->u.s.len);
+        return find_string_key_h(dict_const, key->u.s.data, key->u.s.len, kh);
     pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
     pdk_container *c = &dict->u.c;
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
         uint64_t        h = value_hash(key, ix->seed);
+        *kh = (key_hash){h, true};
         for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask)
             if (slot_tag_is(ix->slots[slot], h) &&
                 pdckpt_value_equal(c->keys[slot_item(ix->slots[slot])], key))
@@ -289,7 +306,8 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
         st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a dict cannot contain itself");
     if (st != PDCKPT_OK) goto fail;
     pdk_container *c = &dict->u.c;
-    size_t         at = find_key(dict, key);
+    key_hash       kh = {0, false};
+    size_t         at = find_key(dict, key, &kh);
     if (at != SIZE_MAX) { /* Python keeps the first key object and position */
         pdckpt_value_free(c->items[at]);
         c->items[at] = value;
@@ -301,12 +319,12 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
     c->keys[c->len] = key;
     c->items[c->len] = value;
     c->len++;
-    if (c->index) {
-        if (c->index->n_slots >= c->len * 2 + 2)
-            index_insert(c->index, key, c->len - 1);
-        else
-            pdk_dict_index_free(dict->alloc, c);
-    }
+    if (c->index && c->index->n_slots < c->len * 2 + 2)
+        pdk_dict_index_free(dict->alloc, c); /* rebuilt larger on the next lookup */
+    else if (c->index && kh.known)
+        index_put(c->index, kh.h, c->len - 1); /* the lookup's hash: the key is hashed once */
+    else if (c->index)
+        index_insert(c->index, key, c->len - 1);
     return PDCKPT_OK;
 fail:
     pdckpt_value_free(key);
