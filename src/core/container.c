@@ -19,11 +19,25 @@
 #define KEY_HASH_WIDTH 16
 #define KEY_HASH_NODES 256
 
+/* A slot holds the item index + 1 in its low SLOT_ITEM_BITS and the top bits of the key's hash
+ * above them (0 = empty): a probe rejects other keys by that tag without following the key
+ * pointer into the heap, which is most of a lookup's cost in a dict of 100,000 names. */
+#define SLOT_ITEM_BITS 40
+#define SLOT_ITEM_MASK (((uint64_t)1 << SLOT_ITEM_BITS) - 1)
+
 struct pdk_dict_index {
-    size_t  *slots; /* item index + 1; 0 = empty */
-    size_t   n_slots;
-    uint64_t seed;
+    uint64_t *slots;
+    size_t    n_slots;
+    uint64_t  seed;
 };
+
+static bool slot_tag_is(uint64_t slot, uint64_t hash) {
+    return ((slot ^ hash) >> SLOT_ITEM_BITS) == 0;
+}
+
+static size_t slot_item(uint64_t slot) {
+    return (size_t)(slot & SLOT_ITEM_MASK) - 1;
+}
 
 static bool is_container(const pdckpt_value *v) {
     return v && (v->kind == PDCKPT_KIND_LIST || v->kind == PDCKPT_KIND_TUPLE ||
@@ -166,11 +180,15 @@ void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
     c->index = NULL;
 }
 
-static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
+static void index_put(pdk_dict_index *ix, uint64_t h, size_t item) {
     size_t mask = ix->n_slots - 1;
-    size_t slot = (size_t)value_hash(key, ix->seed) & mask;
+    size_t slot = (size_t)h & mask;
     while (ix->slots[slot]) slot = (slot + 1) & mask;
-    ix->slots[slot] = item + 1;
+    ix->slots[slot] = (h & ~SLOT_ITEM_MASK) | (uint64_t)(item + 1);
+}
+
+static void index_insert(pdk_dict_index *ix, const pdckpt_value *key, size_t item) {
+    index_put(ix, value_hash(key, ix->seed), item);
 }
 
 /* (Re)builds the index with room for twice the current length; on NOMEM the dict simply stays
@@ -181,7 +199,7 @@ static void index_build(pdckpt_value *dict) {
     size_t n_slots = 16;
     while (n_slots < c->len * 2 + 2) n_slots *= 2;
     pdk_dict_index *ix = pdk_alloc(dict->alloc, sizeof *ix);
-    size_t         *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
+    uint64_t       *slots = pdk_calloc(dict->alloc, n_slots, sizeof *slots);
     if (!ix || !slots) {
         pdk_free(dict->alloc, ix, sizeof *ix);
         pdk_free(dict->alloc, slots, n_slots * sizeof *slots);
@@ -196,21 +214,30 @@ static void index_build(pdckpt_value *dict) {
 
 static bool index_usable(pdckpt_value *dict) {
     pdk_container *c = &dict->u.c;
-    if (c->len < DICT_INDEX_MIN) return false;
+    if (c->len < DICT_INDEX_MIN || c->len >= SLOT_ITEM_MASK) return false;
     if (!c->index || c->index->n_slots < c->len * 2 + 2) index_build(dict);
     return c->index != NULL;
 }
 
+/* The key's hash under the dict's index, kept by a lookup for the insertion after it. */
+typedef struct key_hash {
+    uint64_t h;
+    bool     known;
+} key_hash;
+
 /* Position of string key s[0..len) in the dict, or SIZE_MAX. */
-static size_t find_string_key(const pdckpt_value *dict_const, const char *s, size_t len) {
+static size_t find_string_key_h(const pdckpt_value *dict_const, const char *s, size_t len,
+                                key_hash *kh) {
     pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
     pdk_container *c = &dict->u.c;
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)XXH3_64bits_withSeed(s, len, ix->seed) & mask; ix->slots[slot];
-             slot = (slot + 1) & mask) {
-            size_t i = ix->slots[slot] - 1;
+        uint64_t        h = XXH3_64bits_withSeed(s, len, ix->seed);
+        *kh = (key_hash){h, true};
+        for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask) {
+            if (!slot_tag_is(ix->slots[slot], h)) continue;
+            size_t i = slot_item(ix->slots[slot]);
             if (pdk_value_is_string(c->keys[i], s, len)) return i;
         }
         return SIZE_MAX;
@@ -220,22 +247,39 @@ static size_t find_string_key(const pdckpt_value *dict_const, const char *s, siz
     return SIZE_MAX;
 }
 
-static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key) {
+static size_t find_string_key(const pdckpt_value *dict, const char *s, size_t len) {
+    key_hash kh;
+    return find_string_key_h(dict, s, len, &kh);
+}
+
+static size_t find_key(const pdckpt_value *dict_const, const pdckpt_value *key, key_hash *kh) {
     if (key->kind == PDCKPT_KIND_STRING)
-        return find_string_key(dict_const, key->u.s.data, key->u.s.len);
+        return find_string_key_h(dict_const, key->u.s.data, key->u.s.len, kh);
     pdckpt_value  *dict = (pdckpt_value *)dict_const; /* the index is a cache, not content */
     pdk_container *c = &dict->u.c;
     if (index_usable(dict)) {
         pdk_dict_index *ix = c->index;
         size_t          mask = ix->n_slots - 1;
-        for (size_t slot = (size_t)value_hash(key, ix->seed) & mask; ix->slots[slot];
-             slot = (slot + 1) & mask)
-            if (pdckpt_value_equal(c->keys[ix->slots[slot] - 1], key)) return ix->slots[slot] - 1;
+        uint64_t        h = value_hash(key, ix->seed);
+        *kh = (key_hash){h, true};
+        for (size_t slot = (size_t)h & mask; ix->slots[slot]; slot = (slot + 1) & mask)
+            if (slot_tag_is(ix->slots[slot], h) &&
+                pdckpt_value_equal(c->keys[slot_item(ix->slots[slot])], key))
+                return slot_item(ix->slots[slot]);
         return SIZE_MAX;
     }
     for (size_t i = 0; i < c->len; i++)
         if (pdckpt_value_equal(c->keys[i], key)) return i;
     return SIZE_MAX;
+}
+
+void pdk_dict_prefetch(const pdckpt_value *dict, const pdckpt_value *key) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT || !dict->u.c.index || !key ||
+        key->kind != PDCKPT_KIND_STRING)
+        return;
+    const pdk_dict_index *ix = dict->u.c.index;
+    uint64_t              h = XXH3_64bits_withSeed(key->u.s.data, key->u.s.len, ix->seed);
+    __builtin_prefetch(&ix->slots[(size_t)h & (ix->n_slots - 1)]);
 }
 
 size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len) {
@@ -262,7 +306,8 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
         st = pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "a dict cannot contain itself");
     if (st != PDCKPT_OK) goto fail;
     pdk_container *c = &dict->u.c;
-    size_t         at = find_key(dict, key);
+    key_hash       kh = {0, false};
+    size_t         at = find_key(dict, key, &kh);
     if (at != SIZE_MAX) { /* Python keeps the first key object and position */
         pdckpt_value_free(c->items[at]);
         c->items[at] = value;
@@ -274,12 +319,12 @@ pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value *key, pdckp
     c->keys[c->len] = key;
     c->items[c->len] = value;
     c->len++;
-    if (c->index) {
-        if (c->index->n_slots >= c->len * 2 + 2)
-            index_insert(c->index, key, c->len - 1);
-        else
-            pdk_dict_index_free(dict->alloc, c);
-    }
+    if (c->index && c->index->n_slots < c->len * 2 + 2)
+        pdk_dict_index_free(dict->alloc, c); /* rebuilt larger on the next lookup */
+    else if (c->index && kh.known)
+        index_put(c->index, kh.h, c->len - 1); /* the lookup's hash: the key is hashed once */
+    else if (c->index)
+        index_insert(c->index, key, c->len - 1);
     return PDCKPT_OK;
 fail:
     pdckpt_value_free(key);

@@ -86,6 +86,9 @@ size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
 /* Position of the string key key[0..len) in `dict` (hashed once the dict has 8 entries), or
  * SIZE_MAX when it is not there. */
 size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len);
+/* A hint that string `key` is about to be looked up or set in `dict`: starts loading its slot
+ * of the hash index, so a caller inserting many keys overlaps those cache misses. */
+void pdk_dict_prefetch(const pdckpt_value *dict, const pdckpt_value *key);
 /* References held on `buffer` right now (for a caller that knows every holder). */
 size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
 /* Moves the data of every tensor of `root` that lies in `buf` (an allocation the load owns) down
@@ -124,6 +127,21 @@ pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);
 /* A string value's bytes compared with a C string of given length. */
 bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
+/* A STRING or BYTES value over data[0..len) without a copy: `owner` (retained; NULL when the
+ * memory outlives the value anyway, as a parser's input outlives its run) keeps the bytes alive.
+ * The bytes are not NUL-terminated and may be moved by pdk_tree_relayout, so such a value is a
+ * parser's working value: it is made owned (pdk_value_own) before it becomes part of a result.
+ * The caller checks text (UTF-8) first, as for pdckpt_value_new_string. */
+pdckpt_value *pdk_value_new_borrowed(const pdckpt_allocator *a, pdckpt_kind kind, const void *data,
+                                     size_t len, pdckpt_buffer *owner);
+/* References held on `value` right now (1: whoever holds it is its only holder). */
+size_t pdk_value_refs(const pdckpt_value *value);
+/* Whether `value` borrows its bytes; *owner (when given) receives the holder (may be NULL). */
+bool pdk_value_is_borrowed(const pdckpt_value *value, pdckpt_buffer **owner);
+/* Gives a borrowed STRING/BYTES its own NUL-terminated copy, in place (the value keeps its
+ * identity and every holder sees the copy), and releases the owner.  False when out of memory
+ * (the value is unchanged); true at once for every other value. */
+bool pdk_value_own(pdckpt_value *value);
 /* True when a dict's hash index hashes every part of `key` (no depth, width or work cut-off):
  * such keys cannot be made to collide by differing only where the hash does not look. */
 bool pdk_key_hash_complete(const pdckpt_value *key);

@@ -56,8 +56,10 @@ struct pdckpt_value {
         int64_t i;
         double  f;
         struct {
-            char  *data;
-            size_t len;
+            char          *data; /* owned: a NUL-terminated allocation of len + 1 bytes */
+            size_t         len;
+            pdckpt_buffer *owner;    /* borrowed: holds data (a reference), or NULL */
+            bool           borrowed; /* data is someone else's (pdk_value_new_borrowed) */
         } s;
         pdk_container c;
         pdk_tensor   *t;

@@ -22,6 +22,10 @@ const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value) {
     return value ? value->alloc : NULL;
 }
 
+size_t pdk_value_refs(const pdckpt_value *value) {
+    return value ? atomic_load_explicit(&value->refs, memory_order_acquire) : 0;
+}
+
 pdckpt_value *pdckpt_value_retain(pdckpt_value *value) {
     if (value) atomic_fetch_add_explicit(&value->refs, 1, memory_order_relaxed);
     return value;
@@ -53,7 +57,12 @@ void pdckpt_value_free(pdckpt_value *value) {
     const pdckpt_allocator *a = value->alloc;
     switch (value->kind) {
     case PDCKPT_KIND_STRING:
-    case PDCKPT_KIND_BYTES: pdk_free(a, value->u.s.data, value->u.s.len + 1); break;
+    case PDCKPT_KIND_BYTES:
+        if (value->u.s.borrowed)
+            pdckpt_buffer_release(value->u.s.owner);
+        else
+            pdk_free(a, value->u.s.data, value->u.s.len + 1);
+        break;
     case PDCKPT_KIND_LIST:
     case PDCKPT_KIND_TUPLE:
     case PDCKPT_KIND_SET:
@@ -111,6 +120,36 @@ static pdckpt_value *new_text(const pdckpt_allocator *a, pdckpt_kind kind, const
     }
     value->u.s.len = len;
     return value;
+}
+
+pdckpt_value *pdk_value_new_borrowed(const pdckpt_allocator *a, pdckpt_kind kind, const void *data,
+                                     size_t len, pdckpt_buffer *owner) {
+    if ((kind != PDCKPT_KIND_STRING && kind != PDCKPT_KIND_BYTES) || (!data && len)) return NULL;
+    pdckpt_value *value = pdk_value_shell(a, kind);
+    if (!value) return NULL;
+    value->u.s.data = (char *)(data ? data : ""); /* never written through: see pdk_value_own */
+    value->u.s.len = len;
+    value->u.s.owner = owner ? pdckpt_buffer_retain(owner) : NULL;
+    value->u.s.borrowed = true;
+    return value;
+}
+
+bool pdk_value_is_borrowed(const pdckpt_value *value, pdckpt_buffer **owner) {
+    bool text = value && (value->kind == PDCKPT_KIND_STRING || value->kind == PDCKPT_KIND_BYTES);
+    if (!text || !value->u.s.borrowed) return false;
+    if (owner) *owner = value->u.s.owner;
+    return true;
+}
+
+bool pdk_value_own(pdckpt_value *value) {
+    if (!pdk_value_is_borrowed(value, NULL)) return true;
+    char *copy = pdk_strndup(value->alloc, value->u.s.data, value->u.s.len);
+    if (!copy) return false;
+    pdckpt_buffer_release(value->u.s.owner);
+    value->u.s.data = copy;
+    value->u.s.owner = NULL;
+    value->u.s.borrowed = false;
+    return true;
 }
 
 pdckpt_value *pdckpt_value_new_string(const pdckpt_allocator *a, const char *s, size_t len) {

@@ -1211,6 +1211,87 @@ static void test_protocol2_decoded_once(void) {
     free(w);
 }
 
+/* ---- borrowed strings (issue 17): long str, bytes and Python 2 str in the result ---- */
+
+enum { LONG_N = 70000 }; /* above PK_VIEW_MIN: a Python 2 str stays bytes until placed */
+
+/* {"a": array, "t": long text, "b": long bytes, "p": long py2 str, "u": (long bytes, 1),
+ *  "m": the long bytes again (memo)}: everything the VM borrowed, placed into the result. */
+static pb *long_strings_pickle(const uint8_t *w) {
+    pb *p = pb_new(4);
+    op(p, '}');
+    op(p, '(');
+    stext(p, "a");
+    int64_t dims[1] = {5};
+    np_array(p, "numpy.core.multiarray", "u1", "|", 1, dims, false, "abcde", 5, 'C');
+    stext(p, "t");
+    op(p, 'X');
+    u32(p, LONG_N);
+    for (int i = 0; i < LONG_N; i++) op(p, (uint8_t)('a' + i % 26));
+    stext(p, "b");
+    sbytes(p, w, LONG_N);
+    op(p, 0x94); /* MEMOIZE */
+    stext(p, "p");
+    op(p, 'T'); /* BINSTRING: a Python 2 str, latin-1 */
+    u32(p, LONG_N);
+    raw(p, w, LONG_N);
+    stext(p, "u");
+    op(p, 'h');
+    op(p, 0); /* the long bytes (the one MEMOIZE) */
+    int1(p, 1);
+    op(p, 0x86);
+    stext(p, "m");
+    op(p, 'h');
+    op(p, 0);
+    op(p, 'u');
+    op(p, '.');
+    return p;
+}
+
+static void check_long_strings(const pdckpt_value *v, const uint8_t *w) {
+    size_t      n = 0;
+    const char *t = pdckpt_value_get_string(pdckpt_dict_get(v, "t"), &n);
+    CHECK(t && n == LONG_N && t[n] == '\0' && t[0] == 'a' &&
+          t[LONG_N - 1] == 'a' + (LONG_N - 1) % 26);
+    const char *b = pdckpt_value_get_bytes(pdckpt_dict_get(v, "b"), &n);
+    CHECK(b && n == LONG_N && memcmp(b, w, LONG_N) == 0 && b[n] == '\0');
+    CHECK(pdckpt_dict_get(v, "m") == pdckpt_dict_get(v, "b")); /* shared, owned once */
+    const pdckpt_value *u = pdckpt_dict_get(v, "u");
+    b = pdckpt_value_get_bytes(pdckpt_value_at(u, 0), &n);
+    CHECK(b && n == LONG_N && memcmp(b, w, LONG_N) == 0 && b[n] == '\0');
+    const char *s = pdckpt_value_get_string(pdckpt_dict_get(v, "p"), &n); /* latin-1 -> UTF-8 */
+    CHECK(s && n == LONG_N + LONG_N / 2 && s[n] == '\0');
+    CHECK(s && (uint8_t)s[0] == 0xC2 && (uint8_t)s[1] == 0x80 && s[2] == 0x01);
+}
+
+static void test_long_strings_owned_in_result(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    uint8_t     *w = malloc(LONG_N);
+    for (int i = 0; i < LONG_N; i++) w[i] = (uint8_t)(i % 2 ? i % 128 : 0x80 + i % 128);
+    pb           *p = long_strings_pickle(w);
+    pdckpt_value *v = load(p, PDCKPT_OK, &err);
+    check_long_strings(v, w);
+    pdckpt_value_free(v);
+    /* Read from a file and aligned by moving the tensor inside the read buffer: the strings,
+     * copied where they were placed, neither stop the move nor are overwritten by it. */
+    char *dir = tu_tempdir(), path[4096];
+    snprintf(path, sizeof path, "%s/long.pkl", dir);
+    CHECK(tu_write_file(path, p->b, p->n) == 0);
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.require_aligned = true;
+    v = NULL;
+    CHECK_OK(pdckpt_load_file(path, &lo, &v, NULL, &err), &err);
+    pdckpt_tensor_view tv;
+    CHECK(pdckpt_tensor_get(pdckpt_dict_get(v, "a"), &tv) && ((uintptr_t)tv.data & 63) == 0);
+    CHECK(tv.buffer && !pdckpt_buffer_is_mapped(tv.buffer) && memcmp(tv.data, "abcde", 5) == 0);
+    check_long_strings(v, w);
+    pdckpt_value_free(v);
+    tu_rmtree(dir);
+    free(dir);
+    free(p);
+    free(w);
+}
+
 /* ---- detection and verification ---- */
 
 static pdckpt_status detect(const void *bytes, size_t len, pdckpt_format *fmt, pdckpt_error *err) {
@@ -1401,6 +1482,7 @@ int main(void) {
     RUN(test_malformed);
     RUN(test_zero_copy);
     RUN(test_protocol2_decoded_once);
+    RUN(test_long_strings_owned_in_result);
     RUN(test_sniff);
     RUN(test_verify_is_strict_about_the_end);
     RUN(test_allocation_failures);

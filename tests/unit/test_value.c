@@ -5,6 +5,7 @@
  * shape checks and sharing.
  */
 #include "check.h"
+#include "core/pdk_core.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -247,12 +248,43 @@ static void test_big_ints(void) {
     pdckpt_value_free(w);
 }
 
+/* A borrowed string holds its buffer, reads its bytes in place, and once owned has a
+ * NUL-terminated copy of its own and lets the buffer go (issue 17). */
+static void test_borrowed_strings(void) {
+    pdckpt_buffer *buf = pdk_buffer_new_alloc(NULL, 16, true);
+    memcpy(pdk_buffer_data(buf), "keyXbytes", 9);
+    pdckpt_value *s =
+        pdk_value_new_borrowed(NULL, PDCKPT_KIND_STRING, pdk_buffer_data(buf), 3, buf);
+    pdckpt_value *b =
+        pdk_value_new_borrowed(NULL, PDCKPT_KIND_BYTES, (char *)pdk_buffer_data(buf) + 4, 5, buf);
+    CHECK(pdk_value_new_borrowed(NULL, PDCKPT_KIND_INT, "x", 1, buf) == NULL);
+    CHECK_EQ_INT((int64_t)pdk_buffer_refs(buf), 3);
+    pdckpt_buffer *owner = NULL;
+    CHECK(pdk_value_is_borrowed(s, &owner) && owner == buf);
+    size_t n = 0;
+    CHECK(pdckpt_value_get_string(s, &n) == pdk_buffer_data(buf) && n == 3);
+    CHECK(pdk_value_is_string(s, "key", 3));
+    pdckpt_value *copy = pdckpt_value_new_string(NULL, "key", 3);
+    CHECK(pdckpt_value_equal(s, copy));
+    CHECK(pdk_value_own(s) && !pdk_value_is_borrowed(s, NULL));
+    CHECK_EQ_INT((int64_t)pdk_buffer_refs(buf), 2);
+    memset(pdk_buffer_data(buf), 'Z', 3); /* what relayout would do to the bytes */
+    CHECK_STR(pdckpt_value_get_string(s, NULL), "key");
+    CHECK(pdk_value_own(s) && pdk_value_own(copy)); /* owned values: nothing to do */
+    pdckpt_value_free(b);                           /* a borrowed value freed releases its buffer */
+    CHECK_EQ_INT((int64_t)pdk_buffer_refs(buf), 1);
+    pdckpt_value_free(s);
+    pdckpt_value_free(copy);
+    pdckpt_buffer_release(buf);
+}
+
 int main(void) {
     RUN(test_dict_order_and_replace);
     RUN(test_large_dict_index);
     RUN(test_non_string_keys);
     RUN(test_many_hashed_non_string_keys);
     RUN(test_equality);
+    RUN(test_borrowed_strings);
     RUN(test_walk);
     RUN(test_objects);
     RUN(test_tensor_shapes);

@@ -162,11 +162,10 @@ static pdckpt_status latin1_bytes(pk_vm *vm, const char *text, size_t n, pdckpt_
                      s[bad], bad);
     else if (out_len < PK_VIEW_MIN)
         st = (*out = pdckpt_value_new_bytes(vm->a, d, out_len)) ? PDCKPT_OK : pk_nomem(vm);
-    else {
-        int64_t dim = (int64_t)out_len;
-        st = pdckpt_tensor_new_in_buffer(vm->a, PDCKPT_DTYPE_UINT8, 1, &dim, buf, d, out, vm->err);
-        if (st == PDCKPT_OK) st = pk_track(vm, *out, PK_RAW_BYTES, NULL);
-    }
+    else /* the value holds the buffer; an array made from it takes the buffer over */
+        st = (*out = pdk_value_new_borrowed(vm->a, PDCKPT_KIND_BYTES, d, out_len, buf))
+                 ? PDCKPT_OK
+                 : pk_nomem(vm);
     pdckpt_buffer_release(buf);
     return st;
 }
@@ -241,13 +240,13 @@ static pdckpt_status copy_items(pk_vm *vm, pdckpt_kind kind, pdckpt_value *src,
  * tensor into this same reduce again). */
 static pdckpt_status paddle_tuple(pk_vm *vm, pdckpt_value *src, pdckpt_value **out) {
     size_t        n = 0;
-    pdckpt_value *t = pdckpt_value_at_mut(src, 1);
-    const char   *name = pdckpt_value_get_string(pdckpt_value_at(src, 0), &n);
+    pdckpt_value *t = pdckpt_value_at_mut(src, 1), *s = pdckpt_value_at_mut(src, 0);
     if (pdckpt_value_kind(src) != PDCKPT_KIND_TUPLE || pdckpt_value_len(src) != 2 ||
-        pdckpt_value_kind(pdckpt_value_at(src, 0)) != PDCKPT_KIND_STRING ||
-        pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, t) || !name ||
-        memchr(name, '\0', n))
+        pdckpt_value_kind(s) != PDCKPT_KIND_STRING || pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR)
         return copy_items(vm, PDCKPT_KIND_TUPLE, src, out);
+    PDK_TRY(pk_own(vm, s)); /* the name is kept as a C string */
+    const char *name = pdckpt_value_get_string(s, &n);
+    if (memchr(name, '\0', n)) return copy_items(vm, PDCKPT_KIND_TUPLE, src, out);
     return pk_tensor_renamed(vm, t, name, out);
 }
 
@@ -281,8 +280,7 @@ static pdckpt_status builtin_call(pk_vm *vm, const pdckpt_value *fn, pdckpt_valu
 
 /* eval('data', {'data': ndarray}) / _reconstruct_dense_tensor_data(ndarray): old static
  * DenseTensor objects.  Recognised by shape; nothing is evaluated. */
-static bool dense_tensor_form(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *args,
-                              pdckpt_value **t) {
+static bool dense_tensor_form(const pdckpt_value *fn, pdckpt_value *args, pdckpt_value **t) {
     *t = NULL;
     if (pk_is_global(fn, "builtins", "eval") && pdckpt_value_len(args) == 2 &&
         pk_is_string(pdckpt_value_at(args, 0), "data")) {
@@ -294,7 +292,7 @@ static bool dense_tensor_form(pk_vm *vm, const pdckpt_value *fn, pdckpt_value *a
                pdckpt_value_len(args) == 1) {
         *t = pdckpt_value_at_mut(args, 0);
     }
-    if (pdckpt_value_kind(*t) != PDCKPT_KIND_TENSOR || pk_raw_flags(vm, *t)) *t = NULL;
+    if (pdckpt_value_kind(*t) != PDCKPT_KIND_TENSOR) *t = NULL;
     return *t != NULL;
 }
 
@@ -315,7 +313,7 @@ static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value
     *out = NULL;
     switch (pk_role_of(vm, fn)) {
     case PDK_GLOBAL_FORM:
-        if (!dense_tensor_form(vm, fn, args, &t))
+        if (!dense_tensor_form(fn, args, &t))
             return refuse_call(vm, fn,
                                "pdckpt accepts it only as Paddle's DenseTensor form "
                                "(the argument 'data' and a dict {'data': array})");

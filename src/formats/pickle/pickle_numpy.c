@@ -167,12 +167,12 @@ pdckpt_status pk_array_view(pk_vm *vm, pk_np_dtype dt, int32_t nd, const int64_t
 /* A tensor over data that is already C order and little-endian, without copying when it can. */
 static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt, int32_t nd,
                                      const int64_t *dims, const uint8_t *b, pdckpt_value **out) {
-    pdckpt_tensor_view rv;
-    bool               is_raw = pk_raw_flags(vm, raw) && pdckpt_tensor_get(raw, &rv);
-    pdckpt_status      st;
-    if (is_raw && rv.buffer) { /* bytes pdckpt decoded itself: the tensor takes the buffer */
-        st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, rv.buffer, b, out, vm->err);
-    } else if (is_raw) { /* a view into the input: zero-copy when the input allows it */
+    pdckpt_buffer *owner = NULL;
+    bool           borrowed = pdk_value_is_borrowed(raw, &owner);
+    pdckpt_status  st;
+    if (borrowed && owner && owner != vm->in->owner) { /* bytes pdckpt decoded: taken over */
+        st = pdckpt_tensor_new_in_buffer(vm->a, dt.dtype, nd, dims, owner, b, out, vm->err);
+    } else if (borrowed) { /* a view into the input: zero-copy when the input allows it */
         return pk_array_view(vm, dt, nd, dims, b, out);
     } else {
         uint64_t n_el, n_bytes;

@@ -170,40 +170,37 @@ pdckpt_status pk_op_float_text(pk_vm *vm) {
 
 /* ---- text, Python 2 strings, bytes ---- */
 
-/* A uint8 tensor borrowing `n` input bytes, tracked with `flags` until it is placed. */
-static pdckpt_status push_view(pk_vm *vm, const uint8_t *s, uint64_t n, uint32_t flags) {
-    PDK_TRY(pk_charge(vm, 256));
-    int64_t       dim = (int64_t)n;
-    pdckpt_value *t = NULL;
-    if (pdckpt_tensor_new_borrowed(vm->a, PDCKPT_DTYPE_UINT8, 1, &dim, s, &t, vm->err) !=
-        PDCKPT_OK) {
-        pdk_error_set_source(vm->err, vm->in->name);
-        return vm->err->status;
+/* A STRING/BYTES value over `n` input bytes, no copy (pickle_vm.h: owned once placed). */
+static pdckpt_status push_borrowed(pk_vm *vm, pdckpt_kind kind, const uint8_t *s, uint64_t n,
+                                   bool py2) {
+    PDK_TRY(pk_charge(vm, 64));
+    pdckpt_value *v = pdk_value_new_borrowed(vm->a, kind, s, (size_t)n, vm->in->owner);
+    if (!v) return pk_nomem(vm);
+    if (py2) {
+        pdckpt_status st = pk_track(vm, v, PK_PY2, NULL);
+        if (st != PDCKPT_OK) {
+            pdckpt_value_free(v);
+            return st;
+        }
+        vm->n_py2++;
     }
-    pdckpt_status st = pk_track(vm, t, flags, NULL);
-    if (st != PDCKPT_OK) {
-        pdckpt_value_free(t);
-        return st;
-    }
-    return pk_push(vm, t);
+    return pk_push(vm, v);
 }
 
-/* Long text stays a view and is validated where it is used (array data, protocol 2, is checked
- * while it is decoded, so it is not walked twice); short text is validated now. */
 static pdckpt_status push_text(pk_vm *vm, const uint8_t *s, uint64_t n) {
-    if (n >= PK_VIEW_MIN) return push_view(vm, s, n, PK_RAW_TEXT);
     size_t bad;
     if (!pk_utf8_valid(s, (size_t)n, &bad))
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected UTF-8 text, found byte 0x%02x at text "
                        "offset %zu",
                        s[bad], bad);
-    PDK_TRY(pk_charge(vm, n + 64));
-    return pk_push(vm, pdckpt_value_new_string(vm->a, (const char *)s, (size_t)n));
+    return push_borrowed(vm, PDCKPT_KIND_STRING, s, n, false);
 }
 
+/* A Python 2 str is text or bytes depending on where it goes: short ones are decoded as
+ * paddle.load decodes them, long ones (array data) wait until they are used. */
 static pdckpt_status push_py2(pk_vm *vm, const uint8_t *s, uint64_t n) {
-    if (n >= PK_VIEW_MIN) return push_view(vm, s, n, PK_RAW_PY2);
+    if (n >= PK_VIEW_MIN) return push_borrowed(vm, PDCKPT_KIND_BYTES, s, n, true);
     pdckpt_value *v = NULL;
     PDK_TRY(pk_latin1_string(vm, s, (size_t)n, &v));
     return pk_push(vm, v);
@@ -219,7 +216,7 @@ static pdckpt_status op_counted(pk_vm *vm, size_t len_size, int what) {
     PDK_TRY(pk_read(vm, n, &b, what == 'u' ? "text" : what == '2' ? "string" : "bytes"));
     if (what == 'u') return push_text(vm, b, n);
     if (what == '2') return push_py2(vm, b, n);
-    return push_view(vm, b, n, PK_RAW_BYTES);
+    return push_borrowed(vm, PDCKPT_KIND_BYTES, b, n, false);
 }
 
 static int hexval(uint8_t c) {
@@ -384,7 +381,7 @@ static bool hashable(pk_vm *vm, const pdckpt_value *v) {
     case PDCKPT_KIND_LIST:
     case PDCKPT_KIND_DICT:
     case PDCKPT_KIND_SET: return false;
-    case PDCKPT_KIND_TENSOR: return pk_raw_flags(vm, v) != 0; /* long strings / bytes are */
+    case PDCKPT_KIND_TENSOR: return false;
     case PDCKPT_KIND_TUPLE: /* known since it was built (tuples never change) */
         info = pk_info_of(vm, v);
         return !info || !(info->flags & PK_UNHASHABLE);
@@ -488,9 +485,13 @@ static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt
                    PK_MAX_OTHER_KEYS);
 }
 
+#define PK_PREFETCH_PAIRS 8
+
 static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value *dst, size_t start,
                                     uint64_t *nodes) {
     for (size_t i = start; i + 1 < vm->sp; i += 2) {
+        if (i + PK_PREFETCH_PAIRS * 2 < vm->sp) /* a state dict's index is larger than caches */
+            pdk_dict_prefetch(dst, vm->stack[i + PK_PREFETCH_PAIRS * 2]);
         if (vm->stack[i] == owner || vm->stack[i + 1] == owner) return cycle(vm, owner);
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
         PDK_TRY(count_other_key(vm, dst, vm->stack[i]));

@@ -105,18 +105,25 @@ static pdckpt_status join_big_arrays(pk_vm *vm, pdckpt_value *root) {
     return PDCKPT_OK;
 }
 
-/* Tensors listed in the name table carry their Paddle name (a renamed copy: values may be
- * shared, so they are never changed in place). */
+/* Tensors listed in the name table carry their Paddle name: set in place on a tensor the root
+ * alone holds (the VM has let go of its values by now), else on a renamed copy (a shared value
+ * is never changed in place). */
 static pdckpt_status apply_names(pk_vm *vm, pdckpt_value *root) {
     const pdckpt_value *table = pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY);
     if (pdckpt_value_kind(table) != PDCKPT_KIND_DICT) return PDCKPT_OK;
     for (size_t i = 0; i < pdckpt_value_len(table); i++) {
+        pdk_dict_prefetch(root, pdckpt_dict_key_at(table, i + 8)); /* NULL past the end */
         size_t      klen, nlen;
         const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(table, i), &klen);
         const char *name = pdckpt_value_get_string(pdckpt_value_at(table, i), &nlen);
         if (!key || !name || strlen(key) != klen || strlen(name) != nlen) continue;
-        const pdckpt_value *t = pdckpt_dict_get(root, key);
+        pdckpt_value *t = pdckpt_dict_get_mut(root, key);
         if (pdckpt_value_kind(t) != PDCKPT_KIND_TENSOR) continue;
+        if (pdk_value_refs(t) == 1) {
+            PDK_TRY(pk_charge(vm, nlen + 1));
+            PDK_TRY(pdckpt_tensor_set_name(t, name, vm->err));
+            continue;
+        }
         pdckpt_value *named = NULL;
         PDK_TRY(pk_tensor_renamed(vm, t, name, &named));
         PDK_TRY(pdckpt_dict_set(root, key, named, vm->err));

@@ -103,6 +103,7 @@ static pdckpt_status load_once(const pdk_input *in, const pdckpt_load_options *o
     pdckpt_status st = pk_vm_run(&vm);
     if (st == PDCKPT_OK && o->verify) st = verify_end(&vm);
     if (st == PDCKPT_OK) st = pk_sanitize(&vm, vm.result, &root);
+    pk_vm_drop_values(&vm); /* the finish may then rename tensors the tree alone holds in place */
     if (st == PDCKPT_OK) st = pk_paddle_finish(&vm, &root);
     *rerun = st != PDCKPT_OK && vm.rerun;
     pk_vm_free(&vm);

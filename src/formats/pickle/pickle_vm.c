@@ -3,7 +3,7 @@
  * pickle_vm.c — the machine under the pickle reader (spec pickle-and-distributed-formats.md
  * §1.10-1.11): opcode names, the value stack with CPython's mark fence, the memo, the identity map
  * that tracks containers (depth, expanded size, frozen-after-placement), the allocation budget,
- * placement (raw string/bytes views become values only where they land) and the run loop.
+ * placement (borrowed strings and bytes become owned only where they land) and the run loop.
  * Nothing read from the input is ever executed.
  */
 #include "pickle_vm.h"
@@ -127,10 +127,10 @@ pdckpt_status pk_new_container(pk_vm *vm, pdckpt_kind kind, pdckpt_value **out) 
     return PDCKPT_OK;
 }
 
-uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v) {
-    if (pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR) return 0;
+bool pk_is_py2(pk_vm *vm, const pdckpt_value *v) {
+    if (!vm->n_py2 || !pdk_value_is_borrowed(v, NULL)) return false;
     pk_info *info = pk_info_of(vm, v);
-    return info ? info->flags & PK_RAW : 0;
+    return info && (info->flags & PK_PY2);
 }
 
 /* ---- stack ---- */
@@ -241,21 +241,12 @@ pdckpt_status pk_latin1_string(pk_vm *vm, const uint8_t *b, size_t n, pdckpt_val
     return *out ? PDCKPT_OK : pk_nomem(vm);
 }
 
-static pdckpt_status raw_to_value(pk_vm *vm, const pdckpt_value *raw, uint32_t flags,
-                                  pdckpt_value **out) {
-    pdckpt_tensor_view tv;
-    pdckpt_tensor_get(raw, &tv);
-    const uint8_t *d = tv.data ? tv.data : (const uint8_t *)"";
-    size_t         n = (size_t)tv.n_bytes;
-    if (flags & PK_RAW_PY2) return pk_latin1_string(vm, d, n, out);
-    size_t bad;
-    if ((flags & PK_RAW_TEXT) && !pk_utf8_valid(d, n, &bad)) /* long text is checked here */
-        return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)(d - vm->cur.base + bad),
-                        "expected UTF-8 text, found byte 0x%02x", d[bad]);
+pdckpt_status pk_own(pk_vm *vm, pdckpt_value *v) {
+    size_t n = 0;
+    if (!pdk_value_is_borrowed(v, NULL)) return PDCKPT_OK;
+    if (!pdckpt_value_get_bytes(v, &n)) pdckpt_value_get_string(v, &n);
     PDK_TRY(pk_charge(vm, n + 64));
-    *out = flags & PK_RAW_TEXT ? pdckpt_value_new_string(vm->a, (const char *)d, n)
-                               : pdckpt_value_new_bytes(vm->a, d, n);
-    return *out ? PDCKPT_OK : pk_nomem(vm);
+    return pdk_value_own(v) ? PDCKPT_OK : pk_nomem(vm);
 }
 
 static pdckpt_status rebuild_tuple(pk_vm *vm, pdckpt_value *t, pdckpt_value **out) {
@@ -278,10 +269,17 @@ static pdckpt_status rebuild_tuple(pk_vm *vm, pdckpt_value *t, pdckpt_value **ou
 }
 
 pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out) {
-    pdckpt_kind k = pdckpt_value_kind(v);
-    pk_info    *info = k == PDCKPT_KIND_TENSOR || k == PDCKPT_KIND_TUPLE ? pk_info_of(vm, v) : NULL;
-    if (info && (info->flags & PK_RAW)) return raw_to_value(vm, v, info->flags, out);
-    if (info && (info->flags & PK_DIRTY)) return rebuild_tuple(vm, v, out);
+    if (pdk_value_is_borrowed(v, NULL)) {
+        if (pk_is_py2(vm, v)) {
+            size_t         n = 0;
+            const uint8_t *b = pdckpt_value_get_bytes(v, &n);
+            return pk_latin1_string(vm, b, n, out);
+        }
+        PDK_TRY(pk_own(vm, v));
+    } else if (pdckpt_value_kind(v) == PDCKPT_KIND_TUPLE) {
+        pk_info *info = pk_info_of(vm, v);
+        if (info && (info->flags & PK_DIRTY)) return rebuild_tuple(vm, v, out);
+    }
     *out = pdckpt_value_retain(v);
     return PDCKPT_OK;
 }
@@ -372,13 +370,13 @@ pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdc
     pdckpt_status st = pk_charge(vm, 16);
     pk_info      *ci = pk_info_of(vm, c);
     pdckpt_kind   k = pdckpt_value_kind(c);
-    /* What a tuple inherits from its items: raw values inside, and unhashable items. */
-    uint32_t up = (ci && (ci->flags & (PK_RAW | PK_DIRTY)) ? PK_DIRTY : 0) |
-                  (k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
-                           (k == PDCKPT_KIND_TENSOR && !(ci && (ci->flags & PK_RAW))) ||
-                           (ci && (ci->flags & PK_UNHASHABLE))
-                       ? PK_UNHASHABLE
-                       : 0);
+    /* What a tuple inherits from its items: borrowed values inside, and unhashable items. */
+    uint32_t up =
+        (pdk_value_is_borrowed(c, NULL) || (ci && (ci->flags & PK_DIRTY)) ? PK_DIRTY : 0) |
+        (k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_SET ||
+                 k == PDCKPT_KIND_TENSOR || (ci && (ci->flags & PK_UNHASHABLE))
+             ? PK_UNHASHABLE
+             : 0);
     if (ci && mutable_kind(c)) ci->flags |= PK_PLACED;
     if (st == PDCKPT_OK) st = grow_parent(vm, parent, growth_of(vm, c), up);
     if (st != PDCKPT_OK) {
@@ -439,29 +437,15 @@ pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to) {
 }
 
 bool pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len) {
-    if (pdckpt_value_kind(v) == PDCKPT_KIND_STRING) {
-        *s = pdckpt_value_get_string(v, len);
-        return true;
-    }
-    if (!(pk_raw_flags(vm, v) & PK_RAW_TEXT)) return false;
-    pdckpt_tensor_view tv;
-    pdckpt_tensor_get(v, &tv);
-    *s = tv.data ? tv.data : "";
-    *len = (size_t)tv.n_bytes;
-    return true;
+    (void)vm;
+    *s = pdckpt_value_get_string(v, len);
+    return *s != NULL;
 }
 
 bool pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len) {
-    if (pdckpt_value_kind(v) == PDCKPT_KIND_BYTES) {
-        *b = pdckpt_value_get_bytes(v, len);
-        return true;
-    }
-    if (!(pk_raw_flags(vm, v) & (PK_RAW_BYTES | PK_RAW_PY2))) return false;
-    pdckpt_tensor_view tv;
-    pdckpt_tensor_get(v, &tv);
-    *b = tv.data ? tv.data : (const uint8_t *)"";
-    *len = (size_t)tv.n_bytes;
-    return true;
+    (void)vm;
+    *b = pdckpt_value_get_bytes(v, len);
+    return *b != NULL;
 }
 
 bool pk_is_string(const pdckpt_value *v, const char *s) {
@@ -695,8 +679,7 @@ pdckpt_status pk_op_refused(pk_vm *vm) {
 pdckpt_status pk_op_readonly_buffer(pk_vm *vm) {
     pdckpt_value *v;
     PDK_TRY(pk_peek(vm, 0, &v));
-    if (pk_raw_flags(vm, v) & PK_RAW_BYTES || pdckpt_value_kind(v) == PDCKPT_KIND_BYTES)
-        return PDCKPT_OK;
+    if (pdckpt_value_kind(v) == PDCKPT_KIND_BYTES) return PDCKPT_OK;
     return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a buffer on the stack, found a %s",
                    pdckpt_kind_name(pdckpt_value_kind(v)));
 }
@@ -723,7 +706,7 @@ void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts,
     vm->shortcut = vm->max_depth >= 16;
 }
 
-void pk_vm_free(pk_vm *vm) {
+void pk_vm_drop_values(pk_vm *vm) {
     pk_drop_to(vm, 0);
     pdk_free(vm->a, vm->stack, vm->stack_cap * sizeof *vm->stack);
     pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
@@ -735,5 +718,14 @@ void pk_vm_free(pk_vm *vm) {
     }
     pdk_free(vm->a, vm->map.slots, vm->map.cap * sizeof *vm->map.slots);
     pdckpt_value_free(vm->result);
+    vm->stack = NULL, vm->sp = vm->stack_cap = 0;
+    vm->marks = NULL, vm->n_marks = vm->marks_cap = 0;
+    vm->memo = NULL, vm->memo_cap = vm->memo_count = 0;
+    vm->map = (pk_map){0};
+    vm->result = NULL;
+}
+
+void pk_vm_free(pk_vm *vm) {
+    pk_vm_drop_values(vm);
     memset(vm, 0, sizeof *vm);
 }

@@ -16,13 +16,18 @@
 #include "pickle_names.h"
 #include "pickle_opcodes.h"
 
-/* Bookkeeping flags for values the VM has to know more about than their kind says. */
+/* Strings and bytes are pushed as STRING/BYTES values borrowing their bytes from the input
+ * (pdk_value_new_borrowed: no copy; text is UTF-8-checked first).  A value becomes owned where it
+ * is placed into the result (pk_adopt, pk_sanitize): the public contract promises NUL-terminated
+ * strings, and a read buffer's bytes are moved by pdk_tree_relayout after the load, so no
+ * borrowed value may outlive the run.  What dies in the run (global names, array data consumed
+ * into tensors, arguments) is never copied; what survives is keys and names, which are short.
+ *
+ * Bookkeeping flags for values the VM has to know more about than their kind says. */
 enum {
-    PK_RAW_TEXT = 1u << 0,  /* uint8 tensor viewing UTF-8 text (a long str, checked on use) */
-    PK_RAW_PY2 = 1u << 1,   /* uint8 tensor holding a Python 2 str (latin-1 bytes) */
-    PK_RAW_BYTES = 1u << 2, /* uint8 tensor holding bytes / bytearray contents */
-    PK_RAW = PK_RAW_TEXT | PK_RAW_PY2 | PK_RAW_BYTES,
-    PK_DIRTY = 1u << 3,      /* a tuple with a raw value somewhere inside (through tuples) */
+    PK_PY2 = 1u << 1,        /* borrowed BYTES holding a long Python 2 str (latin-1 bytes): array
+                              * data where numpy takes it, a latin-1 STRING where it is placed */
+    PK_DIRTY = 1u << 3,      /* a tuple with a borrowed value somewhere inside (through tuples) */
     PK_PLACED = 1u << 4,     /* inside another container: frozen (no cycles can form) */
     PK_UNHASHABLE = 1u << 5, /* a tuple holding a list, dict, set or array somewhere */
 };
@@ -31,11 +36,11 @@ enum {
  * many in one dict would make loading quadratic. */
 #define PK_MAX_OTHER_KEYS ((uint32_t)1 << 14)
 
-/* Strings and bytes at least this long stay views into the input until they are placed; shorter
- * ones become values at once. */
+/* Python 2 str and latin-1-decoded bytes at least this long stay bytes until they are placed;
+ * shorter ones become their final value at once. */
 #define PK_VIEW_MIN ((size_t)64 << 10)
 
-/* What the VM knows about a container, object or raw value (keyed by identity; the map holds a
+/* What the VM knows about a container, object or Python 2 str (keyed by identity; the map holds a
  * reference so an address is never reused while the VM runs). */
 typedef struct pk_info {
     pdckpt_value *key;
@@ -75,6 +80,7 @@ typedef struct pk_vm {
     bool                       stopped;
     bool                       shortcut; /* arrays may take the fast path (pickle_array.c) */
     bool                       rerun;    /* a GET met a value the fast path skipped */
+    size_t                     n_py2;    /* PK_PY2 values made (none: no lookup needed) */
     pdckpt_value              *result;
 } pk_vm;
 
@@ -87,6 +93,9 @@ extern const char pk_elided_marker;
 
 void pk_vm_init(pk_vm *vm, const pdk_input *in, const pdckpt_load_options *opts, pdckpt_error *err);
 void pk_vm_free(pk_vm *vm);
+/* Lets go of every value the run holds (stack, memo, identity map, result): afterwards the
+ * loaded tree's holders are the tree's own.  The limits and the error stay usable. */
+void pk_vm_drop_values(pk_vm *vm);
 
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
@@ -99,7 +108,7 @@ pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *wh
 pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len);
 
 pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v);
-/* Starts tracking `v` (depth 1 for containers/objects, 0 for raw values). */
+/* Starts tracking `v` (depth 1 for containers/objects, 0 for Python 2 str). */
 pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out);
 /* Tracks a value built whole (not through placements) with its depth and expanded size; LIMIT
  * as a placement would fail. */
@@ -116,7 +125,10 @@ pdckpt_status pk_object_grew(pk_vm *vm, pdckpt_value *obj, const pdckpt_value *p
                              uint64_t added_nodes, uint64_t added_data);
 /* The expanded data bytes of a tracked container (0 when untracked). */
 uint64_t pk_data_of(pk_vm *vm, const pdckpt_value *v);
-uint32_t pk_raw_flags(pk_vm *vm, const pdckpt_value *v); /* PK_RAW_* or 0 */
+/* A long Python 2 str still in its input (PK_PY2). */
+bool pk_is_py2(pk_vm *vm, const pdckpt_value *v);
+/* Gives a borrowed value its own copy in place, counted against max_alloc_bytes. */
+pdckpt_status pk_own(pk_vm *vm, pdckpt_value *v);
 
 /* Memo: sets entry idx to a new reference to `v` (or PK_ELIDED); LIMIT past max_memo. */
 pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v);
@@ -131,19 +143,21 @@ pdckpt_status pk_pop_mark(pk_vm *vm, size_t *start);
 void          pk_drop_to(pk_vm *vm, size_t start);
 
 /* Placement: `child` (borrowed) goes into `parent`.  Returns in *out a new reference to what to
- * insert: raw values and dirty tuples become strings/bytes unless the parent is a tuple.  Marks
+ * insert: borrowed values are owned, Python 2 str decoded and dirty tuples rebuilt, unless the
+ * parent is a tuple (tuples are arguments until they are placed themselves).  Marks
  * the child frozen and updates the parent's depth and size (LIMIT on max_depth / size). */
 pdckpt_status pk_adopt(pk_vm *vm, pdckpt_value *parent, pdckpt_value *child, pdckpt_value **out);
 /* Fails when `target` may not be mutated any more (it is inside another container). */
 pdckpt_status pk_check_mutable(pk_vm *vm, pdckpt_value *target, const char *what);
-/* A final value for `v` (new reference): raw values become STRING/BYTES, dirty tuples rebuilt. */
+/* A final value for `v` (new reference): borrowed values owned (in place), Python 2 str
+ * decoded, dirty tuples rebuilt. */
 pdckpt_status pk_sanitize(pk_vm *vm, pdckpt_value *v, pdckpt_value **out);
 /* Records that BUILD turned object `from` into `to` (both borrowed). */
 pdckpt_status pk_forward(pk_vm *vm, pdckpt_value *from, pdckpt_value *to);
 
-/* Text of a STRING or raw text value (borrowed; raw text is not yet UTF-8-checked). */
+/* Text of a STRING value (borrowed from it; not NUL-terminated while the value borrows). */
 bool pk_text(pk_vm *vm, const pdckpt_value *v, const char **s, size_t *len);
-/* Bytes of a BYTES or raw bytes/py2 value (borrowed), false for anything else. */
+/* Bytes of a BYTES value (a long Python 2 str included), false for anything else. */
 bool pk_bytes(pk_vm *vm, const pdckpt_value *v, const uint8_t **b, size_t *len);
 bool pk_is_string(const pdckpt_value *v, const char *s);
 /* A STRING from latin-1 bytes (a Python 2 str as paddle.load decodes it). */
