@@ -24,7 +24,9 @@
  *                                         process CPU time
  * Prints one JSON object: seconds, peak_rss_kib (getrusage), bytes.
  */
+#include "bench_clock.h"
 #include <fcntl.h>
+
 #include <pdckpt.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -32,21 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU time of the whole process (every thread): on a shared machine, what a step cost rather
- * than how long it waited for a CPU. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static long peak_rss_kib(void) {
     struct rusage ru;
@@ -99,7 +86,7 @@ static int bench_memcpy(size_t bytes, int threads) {
     pthread_t tid[64];
     copy_part part[64];
     size_t    chunk = (bytes / (size_t)threads + 4095) & ~(size_t)4095;
-    double    t0 = now();
+    double    t0 = bench_wall();
     for (int i = 0; i < threads; i++) {
         size_t off = chunk * (size_t)i < bytes ? chunk * (size_t)i : bytes;
         size_t len = bytes - off < chunk ? bytes - off : chunk;
@@ -107,7 +94,7 @@ static int bench_memcpy(size_t bytes, int threads) {
         pthread_create(&tid[i], NULL, copy_part_run, &part[i]);
     }
     for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
-    double t1 = now();
+    double t1 = bench_wall();
     printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld, \"check\": %d}\n", t1 - t0, peak_rss_kib(),
            dst[bytes - 1]);
     free(src);
@@ -164,16 +151,16 @@ static int bench_pertensor(const char *format, const char *path, size_t n, int r
     if (!known || rounds < 1 || rounds > 64 || n == 0) return 2;
     double save[64], load[64], open[64], load_cpu[64], open_cpu[64];
     for (int r = 0; r < rounds; r++) {
-        double t0 = now();
+        double t0 = bench_wall();
         if (pdckpt_save_file(state, path, &so, &err) != PDCKPT_OK) return fail(&err);
-        save[r] = (now() - t0) * 1e6 / (double)n;
+        save[r] = (bench_wall() - t0) * 1e6 / (double)n;
         for (int zc = 0; zc < 2; zc++) {
             pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(zc != 0);
             pdckpt_value       *tree = NULL;
-            double              t2 = now(), c2 = cpu_now();
+            double              t2 = bench_wall(), c2 = bench_cpu();
             if (pdckpt_load_file(path, &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
-            (zc ? open : load)[r] = (now() - t2) * 1e6 / (double)n;
-            (zc ? open_cpu : load_cpu)[r] = (cpu_now() - c2) * 1e6 / (double)n;
+            (zc ? open : load)[r] = (bench_wall() - t2) * 1e6 / (double)n;
+            (zc ? open_cpu : load_cpu)[r] = (bench_cpu() - c2) * 1e6 / (double)n;
             pdckpt_value_free(tree);
         }
     }
@@ -202,9 +189,9 @@ static int bench_loadfile(const char *path, int rounds) {
         for (int zc = 0; zc < 2; zc++) {
             pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(zc != 0);
             pdckpt_value       *tree = NULL;
-            double              t0 = now(), c0 = cpu_now();
+            double              t0 = bench_wall(), c0 = bench_cpu();
             if (pdckpt_load_file(path, &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
-            double wall = now() - t0, cpu = cpu_now() - c0;
+            double wall = bench_wall() - t0, cpu = bench_cpu() - c0;
             n = 0;
             if (pdckpt_value_walk(tree, count_tensor, &n, &err) != PDCKPT_OK || !n) return 1;
             (zc ? open : load)[r] = wall * 1e6 / (double)n;
@@ -243,9 +230,9 @@ static int bench_lazyopen(const char *path, int rounds) {
             if (cold) drop_cached(path), drop_cached(idx);
             pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
             pdckpt_value       *tree = NULL;
-            double              t0 = now();
+            double              t0 = bench_wall();
             pdckpt_status       st = pdckpt_load_file(path, &lo, &tree, NULL, &err);
-            t[k][r] = (now() - t0) * 1e3;
+            t[k][r] = (bench_wall() - t0) * 1e3;
             pdckpt_value_free(tree);
             if (without) rename(off, idx);
             if (st != PDCKPT_OK) return fail(&err);
@@ -279,9 +266,9 @@ int main(int argc, char **argv) {
         so.format = pdckpt_format_from_name(argv[4], &known);
         if (!known) return 2;
         so.durable = atoi(argv[5]) != 0;
-        double t0 = now();
+        double t0 = bench_wall();
         if (pdckpt_save_file(tree, argv[3], &so, &err) != PDCKPT_OK) return fail(&err);
-        double t1 = now();
+        double t1 = bench_wall();
         printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld}\n", t1 - t0,
                peak_rss_kib() - before_kib);
     } else if (argc == 3 && (strcmp(argv[1], "load") == 0 || strcmp(argv[1], "load-map") == 0 ||
@@ -289,11 +276,11 @@ int main(int argc, char **argv) {
         touch_ctx           t = {0, 0};
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.zero_copy = strcmp(argv[1], "load") != 0; /* open is the lazy, mapped reader */
-        double t0 = now();
+        double t0 = bench_wall();
         if (pdckpt_load_file(argv[2], &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
         if (argv[1][0] == 'l' && pdckpt_value_walk(tree, touch, &t, &err) != PDCKPT_OK)
             return fail(&err);
-        double t1 = now();
+        double t1 = bench_wall();
         printf("{\"seconds\": %.6f, \"peak_rss_kib\": %ld, \"bytes\": %llu, \"sum\": %llu}\n",
                t1 - t0, peak_rss_kib(), (unsigned long long)t.bytes, (unsigned long long)t.sum);
     } else {

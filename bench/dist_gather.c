@@ -11,33 +11,17 @@
  *
  *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_gather DIR [STATE_MIB] [TENSOR_MIB]
  */
+#include "bench_clock.h"
+
 #include <pdckpt_mpi.h>
 
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static int rank, size;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t status_kb(const char *field) {
-    FILE              *f = fopen("/proc/self/status", "r");
-    char               line[256];
-    unsigned long long kb = 0;
-    size_t             n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) kb = strtoull(line + n + 1, NULL, 10);
-    if (f) fclose(f);
-    return kb;
-}
 
 static void reset_peak(void) {
     int fd = open("/proc/self/clear_refs", O_WRONLY);
@@ -76,18 +60,18 @@ static double run(how h, const pdckpt_value *state, const char *path, uint64_t g
     if (h == GATHER) o.gather_to = &root, o.n_gather_to = 1;
     MPI_Barrier(MPI_COMM_WORLD);
     reset_peak();
-    uint64_t      base = status_kb("VmRSS:");
-    double        t0 = now();
+    uint64_t      base = bench_status_kib("VmRSS:");
+    double        t0 = bench_wall();
     pdckpt_status st = h == GATHER
                            ? pdckpt_mpi_save(MPI_COMM_WORLD, state, path, &o, &err)
                            : pdckpt_mpi_save_combined(MPI_COMM_WORLD, state, path, &o, &err);
-    double        took = now() - t0;
+    double        took = bench_wall() - t0;
     if (st != PDCKPT_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, err.message);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     base_mib = (double)base / 1024.0;
-    hwm_mib = (double)status_kb("VmHWM:") / 1024.0;
+    hwm_mib = (double)bench_status_kib("VmHWM:") / 1024.0;
     *peak_mib = hwm_mib - base_mib;
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 0) unlink(path);

@@ -12,31 +12,16 @@
  *
  *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_reshard DIR [TENSORS] [ROWS] [COLS]
  */
+#include "bench_clock.h"
+
 #include <pdckpt_mpi.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 static int     rank, size;
 static int64_t n_tensors = 8, rows = 2048, cols = 2048;
-
-/* This process's CPU seconds (user + system): on a shared, oversubscribed machine they vary far
- * less than wall time, which waits for other jobs. */
-static double cpu(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec * 1e-6 +
-           (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec * 1e-6;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void die(const char *what, const pdckpt_error *err) {
     fprintf(stderr, "rank %d: %s: %s\n", rank, what, err->message);
@@ -105,15 +90,15 @@ static double load(const char *dir, const int64_t *parts, bool zero_copy, double
         pdckpt_value *out = NULL;
         pdckpt_error  err = PDCKPT_ERROR_INIT;
         MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = now(), c0 = cpu();
+        double t0 = bench_wall(), c0 = bench_cpu();
         if (pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, (size_t)n_tensors, &o, &out, &err) !=
             PDCKPT_OK)
             die("load", &err);
         volatile double sink = zero_copy ? touch(out) : 0;
         (void)sink;
-        double mine = cpu() - c0;
+        double mine = bench_cpu() - c0;
         MPI_Barrier(MPI_COMM_WORLD);
-        double took = now() - t0;
+        double took = bench_wall() - t0;
         MPI_Allreduce(&mine, &cpus[run], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         if (took < best) best = took;
         pdckpt_value_free(out);

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _POSIX_C_SOURCE 200809L
+#include "bench_clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double seconds(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double bench_wall(void) {
+    return seconds(CLOCK_MONOTONIC);
+}
+
+double bench_cpu(void) {
+    return seconds(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+uint64_t bench_status_kib(const char *field) {
+    FILE    *f = fopen("/proc/self/status", "r");
+    char     line[256];
+    uint64_t kib = 0;
+    size_t   n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0) kib = strtoull(line + n, NULL, 10);
+    if (f) fclose(f);
+    return kib;
+}

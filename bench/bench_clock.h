@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_clock.h — what the C benchmarks measure a step with: wall time, the process's CPU time
+ * and its memory figures from /proc.  Shared by the benchmarks only (a benchmark does not link
+ * the test harness, which has its own).
+ */
+#ifndef PDCKPT_BENCH_CLOCK_H
+#define PDCKPT_BENCH_CLOCK_H
+
+#include <stdint.h>
+
+/* Seconds on the monotonic clock. */
+double bench_wall(void);
+/* CPU seconds of the whole process (every thread): on a shared machine, what a step cost rather
+ * than how long it waited for a CPU. */
+double bench_cpu(void);
+/* A "Name:  N kB" field of /proc/self/status (VmRSS:, VmHWM:) in KiB, 0 when absent. */
+uint64_t bench_status_kib(const char *field);
+
+#endif /* PDCKPT_BENCH_CLOCK_H */
