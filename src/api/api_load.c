@@ -195,12 +195,16 @@ static pdckpt_status load_found(const char *path, const pdk_found *found, pdckpt
     }
     if (by_name && found->kind == PDK_FOUND_INFO) /* or by the .pdiparams.info beside it */
         return load_info_named(path, found->info, opts, out, out_format, err);
+    /* aligned data from a read: a pickle's large payloads are read to aligned places, and what
+     * is left misaligned is moved inside the one buffer, not copied out */
+    bool      pickle = opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE;
     pdk_input in;
-    PDK_TRY(pdk_input_open_load(path, opts, &in, err));
-    /* aligned data from a read: the tensors are moved inside the one buffer, not copied out */
+    PDK_TRY(pdk_input_open_placed(
+        path, opts, opts->require_aligned && pickle ? &pdk_pickle_placer : NULL, &in, err));
     in.relayout = opts->require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
     pdckpt_status status = load_input(&in, opts, out, out_format, err);
     if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);
+    if (status != PDCKPT_OK) pdk_input_file_offset(&in, err);
     pdk_input_close(&in);
     return status;
 }
