@@ -168,6 +168,23 @@ static pdckpt_status load_info_named(const char *path, const char *info,
     return st;
 }
 
+/* Reads a file to load.  Aligned data from a read: a pickle's large payloads are read to aligned
+ * places (the filler is pickle syntax, so a file detected as another format is read again as it
+ * is), and what is left misaligned is moved inside the one buffer afterwards, not copied out. */
+static pdckpt_status open_for_load(const char *path, const pdckpt_load_options *opts, pdk_input *in,
+                                   pdckpt_error *err) {
+    bool pickle = opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE;
+    PDK_TRY(pdk_input_open_placed(
+        path, opts, opts->require_aligned && pickle ? &pdk_pickle_placer : NULL, in, err));
+    if (!in->n_places || opts->format == PDCKPT_FORMAT_PICKLE) return PDCKPT_OK;
+    const pdk_format *f = NULL;
+    pdckpt_error      ignored = PDCKPT_ERROR_INIT;
+    if (pdk_format_detect_input(in, &f, &ignored) == PDCKPT_OK && f->id == PDCKPT_FORMAT_PICKLE)
+        return PDCKPT_OK;
+    pdk_input_close(in);
+    return pdk_input_open_load(path, opts, in, err);
+}
+
 /* Loads what pdk_resolve found at `path`; options may override what the name implies. */
 static pdckpt_status load_found(const char *path, const pdk_found *found, pdckpt_load_options *opts,
                                 pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
@@ -195,12 +212,8 @@ static pdckpt_status load_found(const char *path, const pdk_found *found, pdckpt
     }
     if (by_name && found->kind == PDK_FOUND_INFO) /* or by the .pdiparams.info beside it */
         return load_info_named(path, found->info, opts, out, out_format, err);
-    /* aligned data from a read: a pickle's large payloads are read to aligned places, and what
-     * is left misaligned is moved inside the one buffer, not copied out */
-    bool      pickle = opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE;
     pdk_input in;
-    PDK_TRY(pdk_input_open_placed(
-        path, opts, opts->require_aligned && pickle ? &pdk_pickle_placer : NULL, &in, err));
+    PDK_TRY(open_for_load(path, opts, &in, err));
     in.relayout = opts->require_aligned && in.owner && !pdckpt_buffer_is_mapped(in.owner);
     pdckpt_status status = load_input(&in, opts, out, out_format, err);
     if (status == PDCKPT_OK && in.relayout) pdk_tree_relayout(*out, in.owner, 1);

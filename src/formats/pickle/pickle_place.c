@@ -120,7 +120,7 @@ static bool skip_arg(win *w, place_list *l, uint8_t op, uint64_t at, uint64_t *p
 }
 
 /* The places of a protocol 2-5 pickle that runs to a STOP; 0 for anything else. */
-static size_t walk(win *w, place_list *l) {
+static size_t walk_opcodes(win *w, place_list *l) {
     const uint8_t *h = win_at(w, 0, 2);
     if (!h || h[0] != PK_OP_PROTO || h[1] < 2 || h[1] > 5) return 0;
     uint64_t pos = 2, walked = 0, budget = w->size / SCAN_SHARE + WIN_BYTES;
@@ -146,7 +146,7 @@ static size_t pickle_scan(int fd, uint64_t size, const pdckpt_allocator *a, pdk_
     w->size = size;
     w->start = 0;
     w->len = 0;
-    size_t n = walk(w, &l);
+    size_t n = walk_opcodes(w, &l);
     pdk_free(a, w, sizeof *w);
     if (!n) {
         pdk_free(a, l.items, l.cap * sizeof *l.items);
