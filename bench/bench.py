@@ -148,8 +148,13 @@ TABLE_OF.update({f"pdckpt pickle, {t} thread{'s' * (t > 1)}": "threads"
 NOT_ON_W3 = {"pdckpt safetensors", "pdckpt combined", "pdckpt C combined", "pdckpt C safetensors"}
 
 
+ONLY_CONTENDERS = None  # --contenders: a subset of the tables (no report, no thread curve)
+
+
 def contenders_for(workload):
     names = [n for n, t in TABLE_OF.items() if t != "threads"]  # thread_round runs those
+    if ONLY_CONTENDERS is not None:
+        names = [n for n in names if n in ONLY_CONTENDERS]
     return [n for n in names if not (workload == "W3" and n in NOT_ON_W3)]
 
 
@@ -190,7 +195,8 @@ def one_round(workload, source, work, cold, results):
                     resident_bytes(files_under(target)))
             key = op + ("_warm" if warm else "_cold" if cold else "")
             rec.setdefault(key, []).append(run_read(name, op, workload, source, target))
-    thread_round(workload, source, work, cold, results)
+    if ONLY_CONTENDERS is None:
+        thread_round(workload, source, work, cold, results)
 
 
 def thread_round(workload, source, work, cold, results):
@@ -251,9 +257,17 @@ def main():
                     "$TMPDIR or /tmp; it should be the disk you care about)")
     ap.add_argument("--drop-all", action="store_true", help="cold loads drop the whole page "
                     "cache (root only) instead of only the checkpoint's pages")
+    ap.add_argument("--contenders", default=None, help="comma-separated contender names (e.g. "
+                    "'paddle.save/load,pdckpt pickle'): only those and the limits, results.json "
+                    "only (BENCHMARKS.md is not rewritten)")
     args = ap.parse_args()
-    global DROP_ALL
+    global DROP_ALL, ONLY_CONTENDERS
     DROP_ALL = args.drop_all
+    if args.contenders:
+        ONLY_CONTENDERS = set(args.contenders.split(","))
+        unknown = ONLY_CONTENDERS - set(TABLE_OF)
+        if unknown:
+            ap.error(f"unknown contenders: {', '.join(sorted(unknown))}")
     os.makedirs(args.out, exist_ok=True)
     work_root = tempfile.mkdtemp(prefix="pdckpt-bench-", dir=args.workdir)
     cold = drop_caches() if DROP_ALL else hasattr(os, "posix_fadvise")
@@ -292,6 +306,8 @@ def main():
                 json.dump(report, f, indent=1)  # each workload kept as soon as it is done
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+    if ONLY_CONTENDERS is not None:
+        return
     subprocess.run([sys.executable, os.path.join(HERE, "report.py"),
                     os.path.join(args.out, "results.json")], check=True)
 

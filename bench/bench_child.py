@@ -181,11 +181,17 @@ def save(contender, workload, state, target, durable):
         fsync_tree(target)  # the same durability pdckpt gives (data and directory synced)
 
 
+def checkpoint_files(target):
+    """What a contender wrote, less pdckpt's lazy-open index sidecars ("<file>.pdkidx"), which
+    are not checkpoints and are read only by the file's own open."""
+    return [n for n in sorted(os.listdir(target)) if not n.endswith(".pdkidx")]
+
+
 def open_lazy(contender, target):
     """What each library offers for reading metadata without the data."""
     lib, fmt, *_ = contender.split(":")
     n = 0
-    for name in sorted(os.listdir(target)):
+    for name in checkpoint_files(target):
         path = os.path.join(target, name)
         if lib == "pdckpt":
             import pdckpt
@@ -255,7 +261,7 @@ def load_one(contender, path):
 def load_full(contender, target):
     kind = contender.split(":")[2]
     total, nbytes = 0, 0
-    for name in sorted(os.listdir(target)):
+    for name in checkpoint_files(target):
         obj = load_one(contender, os.path.join(target, name))
         for arr in arrays_in(obj, kind):
             total += touch(arr)

@@ -118,9 +118,13 @@ static size_t plan(const rl_walk *w, uint8_t **dst) {
     const uint8_t *limit = p + pdk_buffer_size(w->buf);
     size_t         moved = 0;
     for (size_t i = 0; i < w->n;) {
-        size_t   j = group_end(w, i), n = (size_t)w->items[i].t->n_bytes;
-        uint8_t *at = n ? align_up(p) : NULL; /* zero-size tensors (NULL data) sort first */
-        if (n && (const uint8_t *)w->items[i].t->data >= p) moved = i; /* prefix [0, i) safe */
+        size_t         j = group_end(w, i), n = (size_t)w->items[i].t->n_bytes;
+        const uint8_t *src = w->items[i].t->data;
+        bool           stays = src >= p && ((uintptr_t)src & (PDK_DATA_ALIGN - 1)) == 0;
+        /* zero-size tensors (NULL data) sort first; an aligned range that the packing has not
+         * reached stays (a placed read put it there: pdk_input_open_placed) */
+        uint8_t *at = !n ? NULL : stays ? p + (src - p) : align_up(p);
+        if (n && src >= p) moved = i; /* prefix [0, i) safe */
         for (size_t k = i; k < j; k++) dst[k] = at;
         if (n) p = at + n;
         i = j;
@@ -133,7 +137,7 @@ static size_t plan(const rl_walk *w, uint8_t **dst) {
  * only land on sources already moved, and one going up only on sources not yet reached. */
 static size_t move_planned(rl_walk *w, uint8_t **dst, size_t m) {
     for (size_t i = 0; i < m; i = group_end(w, i))
-        if (dst[i] && dst[i] <= (uint8_t *)w->items[i].t->data)
+        if (dst[i] && dst[i] < (uint8_t *)w->items[i].t->data)
             memmove(dst[i], w->items[i].t->data, (size_t)w->items[i].t->n_bytes);
     for (size_t i = m; i-- > 0;)
         if (dst[i] && dst[i] > (uint8_t *)w->items[i].t->data &&

@@ -64,8 +64,26 @@ static pdckpt_status load_opened(pdk_input *in, const pdckpt_load_options *opts,
     in->relayout = opts->require_aligned && in->owner && !pdckpt_buffer_is_mapped(in->owner);
     pdckpt_status status = pdk_load_input(in, opts, out, out_format, err);
     if (status == PDCKPT_OK && in->relayout) pdk_tree_relayout(*out, in->owner, 1);
+    if (status != PDCKPT_OK) pdk_input_file_offset(in, err); /* filler is not the file's */
     pdk_input_close(in);
     return status;
+}
+
+/* Reads a file to load.  Aligned data from a read: a pickle's large payloads are read to aligned
+ * places (the filler is pickle syntax, so a file detected as another format is read again as it
+ * is), and what is left misaligned is moved inside the one buffer afterwards, not copied out. */
+static pdckpt_status open_for_load(const char *path, const pdckpt_load_options *opts, pdk_input *in,
+                                   pdckpt_error *err) {
+    bool pickle = opts->format == PDCKPT_FORMAT_AUTO || opts->format == PDCKPT_FORMAT_PICKLE;
+    PDK_TRY(pdk_input_open_placed(
+        path, opts, opts->require_aligned && pickle ? &pdk_pickle_placer : NULL, in, err));
+    if (!in->n_places || opts->format == PDCKPT_FORMAT_PICKLE) return PDCKPT_OK;
+    const pdk_format *f = NULL;
+    pdckpt_error      ignored = PDCKPT_ERROR_INIT;
+    if (pdk_format_detect_input(in, &f, &ignored) == PDCKPT_OK && f->id == PDCKPT_FORMAT_PICKLE)
+        return PDCKPT_OK;
+    pdk_input_close(in);
+    return pdk_input_open_load(path, opts, in, err);
 }
 
 pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *given, pdckpt_value **out,
@@ -81,7 +99,7 @@ pdckpt_status pdk_load_path(const char *path, const pdckpt_load_options *given, 
         return PDCKPT_OK;
     }
     pdk_input in;
-    PDK_TRY(pdk_input_open_load(path, &opts, &in, err));
+    PDK_TRY(open_for_load(path, &opts, &in, err));
     return load_opened(&in, &opts, out, out_format, err);
 }
 

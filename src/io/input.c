@@ -34,20 +34,50 @@ static void unmap(void *ctx, void *data, size_t size) {
     if (data && size) munmap(data, size);
 }
 
+/* Where the file's bytes go in the buffer: a plain read puts byte x at x; a placed read (n > 0)
+ * puts the bytes from at[i] on (up to at[i + 1]) shift[i] further, after the filler before them. */
+typedef struct layout {
+    uint64_t *at, *shift;
+    size_t    n;
+} layout;
+
 typedef struct read_part {
-    int      fd;
-    uint8_t *dst;
-    size_t   off, len;
-    int      err;   /* errno of a failed pread, 0 */
-    bool     ended; /* the file ended early */
+    int               fd;
+    uint8_t          *base;
+    const layout     *lay;
+    const pdk_placer *placer;
+    size_t            off, len;
+    int               err;   /* errno of a failed pread, 0 */
+    bool              ended; /* the file ended early */
 } read_part;
+
+/* One pread of the file's [x, x + want) or less: up to the next place, at most 1 GiB. */
+static ssize_t read_piece(const read_part *p, size_t x, size_t want, size_t *seg) {
+    const layout *l = p->lay;
+    while (*seg < l->n && l->at[*seg] <= x) (*seg)++;
+    size_t shift = *seg ? (size_t)l->shift[*seg - 1] : 0;
+    if (*seg < l->n && l->at[*seg] - x < want) want = (size_t)(l->at[*seg] - x);
+    if (want > ((size_t)1 << 30)) want = (size_t)1 << 30;
+    return pread(p->fd, p->base + x + shift, want, (off_t)x);
+}
+
+/* Writes the filler of the places in the part: the first touch of fresh memory is a page
+ * fault, so each reading thread touches its own. */
+static void write_fillers(const read_part *p) {
+    const layout *l = p->lay;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->at[i] < p->off || l->at[i] - p->off >= p->len) continue;
+        uint64_t before = i ? l->shift[i - 1] : 0, len = l->shift[i] - before;
+        p->placer->fill(p->base + l->at[i] + before, (size_t)(len % PDK_DATA_ALIGN));
+    }
+}
 
 static void *read_part_run(void *arg) {
     read_part *p = arg;
-    size_t     done = 0;
+    size_t     done = 0, seg = 0;
+    write_fillers(p);
     while (done < p->len) {
-        size_t  want = p->len - done > ((size_t)1 << 30) ? (size_t)1 << 30 : p->len - done;
-        ssize_t n = pread(p->fd, p->dst + done, want, (off_t)(p->off + done));
+        ssize_t n = read_piece(p, p->off + done, p->len - done, &seg);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return p->err = errno, NULL;
         if (n == 0) return p->ended = true, NULL;
@@ -66,15 +96,16 @@ static unsigned read_threads(size_t size, uint32_t threads) {
     return n ? (unsigned)n : 1;
 }
 
-/* Reads [0, size) into dst in `n` page-aligned parts, one per thread (this one reads the first);
- * a part whose thread could not start is read here afterwards. */
-static void read_parts(int fd, uint8_t *dst, size_t size, unsigned n, read_part *parts) {
+/* Reads the file's [0, size) into base (as `lay` places it) in `n` page-aligned parts, one per
+ * thread (this one reads the first); a part whose thread could not start is read here after. */
+static void read_parts(int fd, uint8_t *base, const layout *lay, const pdk_placer *placer,
+                       size_t size, unsigned n, read_part *parts) {
     pthread_t helpers[MAX_READ_THREADS];
     bool      started[MAX_READ_THREADS] = {false};
     size_t    step = (size / n) & ~(size_t)4095;
     for (unsigned i = 0; i < n; i++) {
         size_t off = i * step, len = i + 1 == n ? size - off : step;
-        parts[i] = (read_part){fd, dst + off, off, len, 0, false};
+        parts[i] = (read_part){fd, base, lay, placer, off, len, 0, false};
         if (i) started[i] = pthread_create(&helpers[i], NULL, read_part_run, &parts[i]) == 0;
     }
     read_part_run(&parts[0]);
@@ -105,28 +136,70 @@ static bool same_version(const struct stat *a, const struct stat *b) {
            a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* How a file is read: the allocator of its buffer and the number of reading threads. */
+/* How a file is read: the allocator of its buffer, the number of reading threads, and where
+ * its payloads go (`placer`, may be NULL; the layout of a successful read is left in *lay). */
 typedef struct read_how {
     const pdckpt_allocator *a;
     uint32_t                threads;
     /* room after the data for aligning tensors in place (pdk_tree_relayout): address space only,
      * untouched pages cost no memory */
-    bool slack;
+    bool              slack;
+    const pdk_placer *placer;
+    layout           *lay;
 } read_how;
+
+static void layout_free(const pdckpt_allocator *a, layout *lay) {
+    pdk_free(a, lay->at, lay->n * sizeof *lay->at);
+    pdk_free(a, lay->shift, lay->n * sizeof *lay->shift);
+    *lay = (layout){NULL, NULL, 0};
+}
+
+/* Fills *lay from the placer's places in `pl`: the filler before each place is the shortest that
+ * lands its payload aligned.  False (nothing kept) when the places are out of order. */
+static bool layout_from(const read_how *how, const pdk_place *pl, size_t n, size_t size,
+                        layout *lay) {
+    lay->at = pdk_alloc(how->a, n * sizeof *lay->at);
+    lay->shift = pdk_alloc(how->a, n * sizeof *lay->shift);
+    lay->n = n;
+    if (!lay->at || !lay->shift) return false;
+    uint64_t shift = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pl[i].at > pl[i].payload || pl[i].payload > size || (i && pl[i].at <= pl[i - 1].at))
+            return false;
+        size_t need =
+            (size_t)((PDK_DATA_ALIGN - (pl[i].payload + shift) % PDK_DATA_ALIGN) % PDK_DATA_ALIGN);
+        shift += how->placer->fill(NULL, need);
+        lay->at[i] = pl[i].at;
+        lay->shift[i] = shift;
+    }
+    return shift <= SIZE_MAX - size;
+}
+
+/* Asks the placer where the payloads of the file (`size` bytes) go; an empty layout reads it as
+ * it is (no placer, nothing to place, or no memory for the plan). */
+static void plan_layout(const read_how *how, int fd, size_t size, layout *lay) {
+    *lay = (layout){NULL, NULL, 0};
+    pdk_place *pl = NULL;
+    size_t     n = how->placer && size ? how->placer->scan(fd, size, how->a, &pl) : 0;
+    if (n && !layout_from(how, pl, n, size, lay)) layout_free(how->a, lay);
+    if (pl) pdk_free(how->a, pl, n * sizeof *pl);
+}
 
 /* One attempt: *changed when the file was written (size, mtime or ctime moved) meanwhile. */
 static pdckpt_status read_once(int fd, const char *path, const struct stat *before,
                                const read_how *how, pdckpt_buffer **out, bool *changed,
                                pdckpt_error *err) {
     size_t size = (size_t)before->st_size;
-    size_t room = how->slack ? size / 8 + ((size_t)64 << 10) : 0;
-    if (room > SIZE_MAX - size) room = 0;
-    pdckpt_buffer *buf = size ? pdk_buffer_new_alloc(how->a, size + room, false) : NULL;
-    if (size && !buf) return pdk_fail_nomem(err, "file contents");
-    if (buf) advise_huge(how->a, pdk_buffer_data(buf), size);
+    plan_layout(how, fd, size, how->lay);
+    size_t total = size + (how->lay->n ? (size_t)how->lay->shift[how->lay->n - 1] : 0);
+    size_t room = how->slack ? total / 8 + ((size_t)64 << 10) : 0;
+    if (room > SIZE_MAX - total) room = 0;
+    pdckpt_buffer *buf = total ? pdk_buffer_new_alloc(how->a, total + room, false) : NULL;
+    if (total && !buf) return layout_free(how->a, how->lay), pdk_fail_nomem(err, "file contents");
+    if (buf) advise_huge(how->a, pdk_buffer_data(buf), total);
     read_part parts[MAX_READ_THREADS];
     unsigned  n = read_threads(size, how->threads);
-    read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, size, n, parts);
+    read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, how->lay, how->placer, size, n, parts);
     struct stat after;
     int         e = 0;
     bool        ended = false;
@@ -138,6 +211,7 @@ static pdckpt_status read_once(int fd, const char *path, const struct stat *befo
     *changed = !e && (ended || !same_version(before, &after));
     if (e || *changed) {
         pdckpt_buffer_release(buf);
+        layout_free(how->a, how->lay);
         if (e) return pdk_fail_sys(err, e, path, "read");
         return pdk_fail(err, PDCKPT_ERR_IO, path, -1,
                         "the file changed while it was being read (%d attempts): another "
@@ -172,6 +246,17 @@ static pdckpt_status map_file(int fd, const char *path, struct stat *st, const r
     return pdk_fail_nomem(err, "mapping");
 }
 
+/* A placed read's input is the file with the filler in it; its layout turns offsets back. */
+static void keep_layout(pdk_input *in, const read_how *rh) {
+    if (!rh->lay->n) return;
+    in->len += (size_t)rh->lay->shift[rh->lay->n - 1];
+    in->place_at = rh->lay->at;
+    in->place_shift = rh->lay->shift;
+    in->n_places = rh->lay->n;
+    in->place_alloc = rh->a;
+    *rh->lay = (layout){NULL, NULL, 0};
+}
+
 static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const char *path,
                                 bool zero_copy, const read_how *rh, pdk_input *out,
                                 pdckpt_error *err) {
@@ -190,6 +275,7 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
         if (status == PDCKPT_OK && out->owner) { /* a retried read may find it emptied */
             out->data = pdk_buffer_data(out->owner);
             out->len = (size_t)st.st_size; /* the buffer may be larger (slack) */
+            keep_layout(out, rh);
         }
     }
     close(fd);
@@ -199,27 +285,57 @@ static pdckpt_status open_input(int dirfd, const char *rel, unsigned how, const 
 
 pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt_allocator *a,
                                   pdk_input *out, pdckpt_error *err) {
-    read_how rh = {a, 0, false};
+    layout   lay = {NULL, NULL, 0};
+    read_how rh = {a, 0, false, NULL, &lay};
     return open_input(AT_FDCWD, path, 0, path, zero_copy, &rh, out, err);
 }
 
 pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *opts, pdk_input *out,
                                   pdckpt_error *err) {
-    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy};
-    return open_input(AT_FDCWD, path, 0, path, opts->zero_copy, &rh, out, err);
+    return pdk_input_open_placed(path, opts, NULL, out, err);
+}
+
+/* A file read (or mapped) as the load options say. */
+static pdckpt_status open_with_options(int dirfd, const char *rel, unsigned how, const char *path,
+                                       const pdckpt_load_options *opts, const pdk_placer *placer,
+                                       pdk_input *out, pdckpt_error *err) {
+    layout   lay = {NULL, NULL, 0};
+    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy,
+                   opts->zero_copy ? NULL : placer, &lay};
+    return open_input(dirfd, rel, how, path, opts->zero_copy, &rh, out, err);
+}
+
+pdckpt_status pdk_input_open_placed(const char *path, const pdckpt_load_options *opts,
+                                    const pdk_placer *placer, pdk_input *out, pdckpt_error *err) {
+    return open_with_options(AT_FDCWD, path, 0, path, opts, placer, out, err);
+}
+
+void pdk_input_file_offset(const pdk_input *in, pdckpt_error *err) {
+    if (!err || err->offset < 0 || !in->n_places) return;
+    uint64_t b = (uint64_t)err->offset, shift = 0;
+    for (size_t i = 0; i < in->n_places; i++) {
+        uint64_t filler_start = in->place_at[i] + shift;
+        if (b < filler_start) break;
+        if (b < in->place_at[i] + in->place_shift[i]) { /* inside the filler: the place itself */
+            err->offset = (int64_t)in->place_at[i];
+            return;
+        }
+        shift = in->place_shift[i];
+    }
+    err->offset = (int64_t)(b - shift);
 }
 
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *path, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err) {
-    read_how rh = {a, 0, false};
+    layout   lay = {NULL, NULL, 0};
+    read_how rh = {a, 0, false, NULL, &lay};
     return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, zero_copy, &rh, out, err);
 }
 
 pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *path,
                                      const pdckpt_load_options *opts, pdk_input *out,
                                      pdckpt_error *err) {
-    read_how rh = {opts->allocator, opts->threads, opts->require_aligned && !opts->zero_copy};
-    return open_input(dirfd, rel, PDK_OPEN_BENEATH, path, opts->zero_copy, &rh, out, err);
+    return open_with_options(dirfd, rel, PDK_OPEN_BENEATH, path, opts, NULL, out, err);
 }
 
 void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out) {
@@ -232,6 +348,10 @@ void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_inp
 
 void pdk_input_close(pdk_input *in) {
     if (!in) return;
+    layout lay = {in->place_at, in->place_shift, in->n_places};
+    if (lay.n) layout_free(in->place_alloc, &lay);
+    in->place_at = in->place_shift = NULL;
+    in->n_places = 0;
     pdckpt_buffer_release(in->owner);
     in->owner = NULL;
     in->data = NULL;

@@ -21,7 +21,29 @@ typedef struct pdk_input {
     /* the loader aligns tensors afterwards by moving them inside `owner` (pdk_tree_relayout):
      * misaligned tensors are left in place rather than copied */
     bool relayout;
+    /* a placed read (pdk_input_open_placed): filler was inserted before file offset place_at[i],
+     * after which the buffer runs place_shift[i] bytes ahead of the file (both ascending) */
+    uint64_t               *place_at, *place_shift;
+    size_t                  n_places;
+    const pdckpt_allocator *place_alloc;
 } pdk_input;
+
+/* Where a format wants filler inserted so that a payload lands PDK_DATA_ALIGN-aligned in the
+ * buffer a file is read into: before file offset `at` (where the format accepts filler), for the
+ * payload starting at file offset `payload` (>= at). */
+typedef struct pdk_place {
+    uint64_t at, payload;
+} pdk_place;
+
+typedef struct pdk_placer {
+    /* The places of the file behind `fd` (`size` bytes, read with pread), ascending and at
+     * distinct offsets, in *out (pdk_alloc'd from `a`); 0 (and *out NULL) to read it plainly. */
+    size_t (*scan)(int fd, uint64_t size, const pdckpt_allocator *a, pdk_place **out);
+    /* The length of the shortest filler the format accepts whose length is `need` modulo
+     * PDK_DATA_ALIGN (need < PDK_DATA_ALIGN); with `dst`, writes it there.  At most max_fill. */
+    size_t (*fill)(uint8_t *dst, size_t need);
+    size_t max_fill;
+} pdk_placer;
 
 /* Reads (or with zero_copy maps) the whole regular file at `path`.  A read is retried when the
  * file changes meanwhile (size, mtime or ctime), and fails with IO after a few attempts; a mapping
@@ -34,6 +56,13 @@ pdckpt_status pdk_input_open_file(const char *path, bool zero_copy, const pdckpt
 /* The same with a load's options: its allocator, zero_copy and reading threads. */
 pdckpt_status pdk_input_open_load(const char *path, const pdckpt_load_options *opts, pdk_input *out,
                                   pdckpt_error *err);
+/* The same, with `placer` (may be NULL) asked where to insert filler so each payload it names lands
+ * aligned: the input is then the file with that filler inserted (the format's parser reads it as
+ * the file), and nothing needs moving afterwards.  The file is still read, never mapped. */
+pdckpt_status pdk_input_open_placed(const char *path, const pdckpt_load_options *opts,
+                                    const pdk_placer *placer, pdk_input *out, pdckpt_error *err);
+/* Turns err->offset, an offset into a placed input's buffer, back into the file's offset. */
+void          pdk_input_file_offset(const pdk_input *in, pdckpt_error *err);
 pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *shown, bool zero_copy,
                                      const pdckpt_allocator *a, pdk_input *out, pdckpt_error *err);
 /* Both: `rel` beneath `dirfd` with a load's options (the file checked is the file read). */

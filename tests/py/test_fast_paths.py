@@ -55,6 +55,34 @@ def test_dropin_load_hands_paddle_the_loaded_memory(tmp_path, name):
     np.testing.assert_allclose(got[keys[3]].numpy(), state[keys[3]] + 1, rtol=1e-6)
 
 
+def test_large_tensors_of_a_paddle_file_are_read_to_aligned_places(tmp_path):
+    """paddle.save's own file, large tensors (read straight to aligned places) between small
+    ones (aligned afterwards): what paddle.load gives, aligned, in one allocation; a truncated
+    copy is a pdckpt.Error whose offset lies in the file."""
+    rng = np.random.default_rng(3)
+    state = {f"p{i}{'y' * (i % 3)}": paddle.to_tensor(
+        rng.standard_normal(5000 + 3 * i if i % 2 else 1 + i).astype(np.float32))
+        for i in range(16)}
+    path = tmp_path / "paddle.pdparams"
+    paddle.save(state, str(path))
+    want = paddle.load(str(path))
+    got = pdckpt.load(path)
+    ptrs = []
+    for key, t in want.items():
+        assert got[key].data_ptr() % 64 == 0
+        np.testing.assert_array_equal(got[key].numpy(), t.numpy())
+        ptrs.append((got[key].data_ptr(), got[key].data_ptr() + t.numpy().nbytes))
+    span = max(e for _, e in ptrs) - min(s for s, _ in ptrs)
+    assert span <= os.path.getsize(path) * 9 // 8 + (64 << 10) + 8 * 567  # + FRAME filler
+    data = path.read_bytes()
+    cut = tmp_path / "cut.pdparams"
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(pdckpt.Error, match=r"offset \d+") as e:
+        pdckpt.load(cut)
+    offset = int(str(e.value).split("offset ")[1].split(":")[0])
+    assert offset <= len(data) * 2 // 3
+
+
 def test_loaded_tensors_outlive_the_load_and_free_their_memory(tmp_path):
     big = {f"w{i}": np.full(1 << 20, i, np.float32) for i in range(8)}  # 32 MiB
     path = tmp_path / "big.pdparams"

@@ -4,10 +4,14 @@
  * require_aligned hands out tensors that are 64-byte aligned inside that one buffer (moved there,
  * not copied out), with their values intact, for pickles, combined and safetensors files; and
  * pdk_tree_relayout itself: shared ranges move together, zero-size tensors are left alone, and
- * nothing moves when someone else holds the buffer or two ranges overlap partly.
+ * nothing moves when someone else holds the buffer or two ranges overlap partly.  A placed read
+ * (pdk_input_open_placed with the pickle placer) puts a pickle's large payloads at aligned places
+ * as it reads (the buffer is the file plus FRAME filler), its errors name the file's offsets, and
+ * a truncated file is refused cleanly.
  */
 #include "check.h"
 #include "core/pdk_core.h"
+#include "formats/pickle/pickle.h"
 #include "test_util.h"
 
 #include <stdint.h>
@@ -143,9 +147,113 @@ static void test_relayout_refuses_what_it_cannot_prove_safe(void) {
     pdckpt_buffer_release(buf);
 }
 
+/* Large tensors (placed by the read) between small ones (aligned by relayout), odd lengths. */
+static pdckpt_value *mixed_state(void) {
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (int i = 0; i < 12; i++) {
+        char    name[64];
+        int64_t dims[1] = {i % 3 ? 5000 + i * 7 : 1 + i};
+        snprintf(name, sizeof name, "w%02d%.*s", i, i % 4, "yyyy");
+        pdckpt_dict_set(d, name, tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, (unsigned)i),
+                        NULL);
+    }
+    return d;
+}
+
+/* The placed buffer is the file with filler before each place, and each payload is aligned. */
+static void check_placed_input(const char *path, size_t want_places) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.require_aligned = true;
+    pdk_input    in;
+    pdckpt_error err;
+    CHECK_OK(pdk_input_open_placed(path, &lo, &pdk_pickle_placer, &in, &err), &err);
+    size_t   file_len = 0;
+    uint8_t *file = tu_read_file(path, &file_len);
+    CHECK_EQ_INT(in.n_places, want_places);
+    uint64_t x = 0, shift = 0;
+    for (size_t i = 0; i <= in.n_places && file; i++) {
+        uint64_t end = i < in.n_places ? in.place_at[i] : file_len;
+        CHECK(memcmp(in.data + x + shift, file + x, (size_t)(end - x)) == 0);
+        if (i == in.n_places) break;
+        CHECK(in.data[in.place_at[i] + shift] == 0x95); /* FRAME */
+        shift = in.place_shift[i];
+        CHECK(((uintptr_t)(in.data + in.place_at[i] + shift + 5) & 63) == 0); /* BINBYTES, len */
+        x = end;
+    }
+    CHECK_EQ_INT(in.len, file_len + shift);
+    free(file);
+    pdk_input_close(&in);
+}
+
+static void test_placed_reads(void) {
+    char         *dir = tu_tempdir();
+    char          path[512];
+    pdckpt_value *state = mixed_state();
+    snprintf(path, sizeof path, "%s/m.pdparams", dir);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.durable = false;
+    pdckpt_error err;
+    CHECK_OK(pdckpt_save_file(state, path, &so, &err), &err);
+    check_placed_input(path, 8);
+    for (uint32_t threads = 0; threads < 4; threads += 3) {
+        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+        lo.require_aligned = true;
+        lo.threads = threads;
+        pdckpt_value *got = NULL;
+        CHECK_OK(pdckpt_load_file(path, &lo, &got, NULL, &err), &err);
+        for (size_t i = 0; got && i < pdckpt_value_len(state); i++) {
+            const pdckpt_value *t =
+                pdckpt_dict_get(got, pdckpt_value_get_string(pdckpt_dict_key_at(state, i), NULL));
+            pdckpt_tensor_view v;
+            CHECK(t && pdckpt_tensor_get(t, &v) && ((uintptr_t)v.data & 63) == 0);
+            CHECK(t && same_tensor_values(t, pdckpt_value_at(state, i)));
+        }
+        pdckpt_value_free(got);
+    }
+    /* every truncation of the file: a clean error, whatever the scan made of it */
+    size_t   len = 0;
+    uint8_t *bytes = tu_read_file(path, &len);
+    for (size_t cut = 0; bytes && cut < len; cut += cut < 64 ? 1 : 997) {
+        CHECK(tu_write_file(path, bytes, cut) == 0);
+        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+        lo.require_aligned = true;
+        pdckpt_value *got = NULL;
+        CHECK(pdckpt_load_file(path, &lo, &got, NULL, &err) != PDCKPT_OK && !got);
+    }
+    free(bytes);
+    pdckpt_value_free(state);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* An error after a placed payload names the offset in the file, not in the buffer. */
+static void test_placed_errors_name_file_offsets(void) {
+    char    *dir = tu_tempdir();
+    char     path[512];
+    size_t   n = 20000, len = 2 + 5 + n + 3;
+    uint8_t *b = calloc(1, len);
+    memcpy(b, "\x80\x04\x42", 3); /* PROTO 4, BINBYTES */
+    b[3] = (uint8_t)(n & 0xff), b[4] = (uint8_t)(n >> 8);
+    memcpy(b + 7 + n, "00.", 3); /* POP, then a POP of an empty stack */
+    snprintf(path, sizeof path, "%s/bad.pdparams", dir);
+    CHECK(tu_write_file(path, b, len) == 0);
+    check_placed_input(path, 1);
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.require_aligned = true;
+    pdckpt_value *got = NULL;
+    pdckpt_error  err;
+    CHECK(pdckpt_load_file(path, &lo, &got, NULL, &err) == PDCKPT_ERR_FORMAT);
+    CHECK_EQ_INT(err.offset, 7 + n + 1);
+    free(b);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     RUN(test_loads_are_aligned_in_one_buffer);
     RUN(test_relayout_moves_in_place);
     RUN(test_relayout_refuses_what_it_cannot_prove_safe);
+    RUN(test_placed_reads);
+    RUN(test_placed_errors_name_file_offsets);
     return CHECK_SUMMARY();
 }

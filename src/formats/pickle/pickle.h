@@ -18,6 +18,10 @@ pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *op
 pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,
                               const pdckpt_save_options *opts, pdckpt_error *err);
 
+/* Finds a pickle's large byte payloads before it is read, for a read that lands each aligned
+ * (pickle_place.c; pdk_input_open_placed). */
+extern const pdk_placer pdk_pickle_placer;
+
 /* Calls `fn` for every tensor paddle.load would return as a paddle.Tensor (pickle_tensors.c);
  * `path` is its '/'-joined key path.  `state_path`: the root is about to be written by the
  * state-dict path, whose generated name table lists every top-level tensor. */
