@@ -86,21 +86,23 @@ typedef struct ibuf {
     size_t                  base_len;
 } ibuf;
 
-static void put(ibuf *b, const void *bytes, size_t n) {
+/* Makes room for `n` more bytes (false: out of memory, the buffer is then marked failed). */
+static bool grow(ibuf *b, size_t n) {
+    if (!b->ok) return false;
+    size_t   cap = b->cap ? b->cap : 4096;
+    uint8_t *grown;
+    while (cap - b->len < n) cap *= 2;
+    if (!(grown = pdk_alloc(b->a, cap))) return b->ok = false;
+    if (b->len) memcpy(grown, b->p, b->len);
+    pdk_free(b->a, b->p, b->cap);
+    b->p = grown;
+    b->cap = cap;
+    return true;
+}
+
+static inline void put(ibuf *b, const void *bytes, size_t n) {
+    if (n > b->cap - b->len && !grow(b, n)) return;
     if (!b->ok) return;
-    if (n > b->cap - b->len) {
-        size_t   cap = b->cap ? b->cap : 4096;
-        uint8_t *grown;
-        while (cap - b->len < n) cap *= 2;
-        if (!(grown = pdk_alloc(b->a, cap))) {
-            b->ok = false;
-            return;
-        }
-        if (b->len) memcpy(grown, b->p, b->len);
-        pdk_free(b->a, b->p, b->cap);
-        b->p = grown;
-        b->cap = cap;
-    }
     memcpy(b->p + b->len, bytes, n);
     b->len += n;
 }
@@ -299,6 +301,8 @@ static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *off
                          const pdk_input *in, const struct stat *st, ibuf *b) {
     size_t n = pdckpt_value_len(root);
     ibuf   tab = {b->a, NULL, 0, 0, true, NULL, 0};
+    grow(&tab, 8 * n + 8);
+    grow(b, 96 * n + 4096); /* W2's entries take ~60 bytes: one allocation, no copies */
     begin(b, in, st);
     put_u8(b, IK_DICT);
     put_var(b, n + 1);
