@@ -10,7 +10,8 @@ without the whole benchmark.  Prints a table of medians (min-max) and the load a
 SRC_DIR is a workload made by `bench_child.py make W SRC_DIR SCALE`.  A contender is
 LIBRARY:FORMAT:KIND as in bench_child.py, optionally @BUILD (default: this tree's build/).
 Ops: save, save_durable (the checkpoint each contender saves is what it then reads), open
-(cold), load_cold, load_warm.
+(cold), load_cold, load_warm.  Each also gets its CPU time (all threads of the child): on a
+shared machine the wall time includes waiting for a core.
 """
 import argparse
 import json
@@ -44,7 +45,9 @@ def one_round(src, workload, contenders, ops, work, results):
         durable = "save_durable" in ops
         r = child(build, "save", workload, src, spec, target, int(durable))
         rec = results.setdefault(name, {})
-        rec.setdefault("save_durable" if durable else "save", []).append(r["seconds"])
+        key = "save_durable" if durable else "save"
+        rec.setdefault(key, []).append(r["seconds"])
+        rec.setdefault(key + " cpu", []).append(r["cpu_seconds"])
         for op in ops:
             if op in ("save", "save_durable"):
                 continue
@@ -54,8 +57,9 @@ def one_round(src, workload, contenders, ops, work, results):
             else:
                 bench.evict(files)
             what = "open" if op == "open" else "load"
-            rec.setdefault(op, []).append(child(build, what, workload, src, spec, target, 0)
-                                          ["seconds"])
+            r = child(build, what, workload, src, spec, target, 0)
+            rec.setdefault(op, []).append(r["seconds"])
+            rec.setdefault(op + " cpu", []).append(r["cpu_seconds"])
     results.setdefault("_load", []).append(os.getloadavg()[0])
 
 
@@ -80,7 +84,7 @@ def main():
           ", ".join(f"{x:.1f}" for x in results.pop("_load")))
     for name, rec in results.items():
         cells = []
-        for op in ops:
+        for op in [o + c for o in ops for c in ("", " cpu")]:
             xs = sorted(rec.get(op, []))
             if xs:
                 cells.append(f"{op} {statistics.median(xs) * 1e3:.1f} ms "
