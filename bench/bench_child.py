@@ -212,6 +212,8 @@ def open_lazy(contender, target):
 
             with safe_open(path, framework="np") as f:
                 n += len(list(f.keys()))
+        elif fmt == "raw":  # the floor has no metadata to read: its size
+            n += os.path.getsize(path) > 0
         elif lib == "numpy" and fmt == "npy":
             n += sum(np.load(os.path.join(path, f), mmap_mode="r").ndim >= 0
                      for f in os.listdir(path))
