@@ -90,7 +90,10 @@ pdckpt_status pdckpt_save_file(const pdckpt_value *root, const char *path,
             pdk_sink_abort(sink);
             return st;
         }
-        bool               pickle = f->id == PDCKPT_FORMAT_PICKLE;
+        /* the lazy-open index only beside files named as pickles (.pdparams, .pdopt, .pkl):
+         * not beside the data files of sharded checkpoints, whose own index lists them */
+        bool pickle =
+            f->id == PDCKPT_FORMAT_PICKLE && pdckpt_format_from_path(path) == PDCKPT_FORMAT_PICKLE;
         pdk_pickle_offsets offs = {.alloc = opts.allocator};
         st = save_into(f, root, sink, &opts, pickle ? &offs : NULL, err);
         /* the lazy-open index beside a pickle (docs/pickles.md); without it opens only parse */

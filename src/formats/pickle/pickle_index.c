@@ -18,6 +18,7 @@
  * parsed as always.  Loads that read (not zero_copy) and verify never use it.
  */
 #include "pickle.h"
+#include "pickle_opcodes.h"
 #include "pickle_vm.h"
 
 #include <stdio.h>
@@ -295,6 +296,18 @@ static bool saved_tree_known(const pdckpt_value *root, const pdk_pickle_offsets 
     return true;
 }
 
+/* The payload the writer placed at `off` is there: the bytes opcode and length right before it
+ * (so a file another writer renamed over `path` since, laid out otherwise, gets no index). */
+static bool payload_at(const pdk_input *in, uint64_t off, uint64_t n) {
+    const uint8_t *d = in->data;
+    if (n == 0) return true;
+    if (off > in->len || n > in->len - off) return false;
+    if (n < 256) return off >= 2 && d[off - 2] == PK_OP_SHORT_BINBYTES && d[off - 1] == n;
+    if (n <= UINT32_MAX)
+        return off >= 5 && d[off - 5] == PK_OP_BINBYTES && pdk_load_u32le(d + off - 4) == n;
+    return off >= 9 && d[off - 9] == PK_OP_BINBYTES8 && pdk_load_u64le(d + off - 8) == n;
+}
+
 /* The loaded tree of a state dict the writer placed at `offs`: its entries, then the name table
  * {key: name} (a tensor without a name is named by its key, as the writer names it). */
 static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *offs,
@@ -310,7 +323,7 @@ static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *off
         const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
         pdckpt_tensor_view tv;
         pdckpt_tensor_get(pdckpt_value_at(root, i), &tv);
-        if (offs->at[i] > in->len || tv.n_bytes > in->len - offs->at[i]) b->ok = false;
+        if (!payload_at(in, offs->at[i], tv.n_bytes)) b->ok = false;
         put_u64(&tab, b->len - IDX_HEADER);
         put_string(b, key, strlen(key));
         put_tensor_at(b, &tv, offs->at[i], tv.name ? tv.name : key);
