@@ -133,6 +133,9 @@ NUMPY_CONTENDERS = {
     "safetensors.numpy": "safetensors:safetensors:numpy",
     "np.save/np.load": "numpy:npy:numpy",
     "np.savez/np.load": "numpy:npz:numpy",
+    # the floor of any NumPy save/load: the arrays' bytes write()n to one file in turn, and the
+    # file read back into one fresh array (no format, no per-array objects)
+    "raw write/read": "numpy:raw:numpy",
 }
 # The C API (no Python objects at all).
 C_FORMATS = {"pdckpt C pickle": ("pickle", "x.pdparams"),

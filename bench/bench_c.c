@@ -12,7 +12,8 @@
  *                                         zero-copy, wall clock and process CPU time
  *   bench_c lazyopen PATH ROUNDS          zero-copy opens of a pdckpt-written pickle, cold (its
  *                                         pages dropped with fadvise) and warm, with its index
- *                                         and without; medians in milliseconds
+ *                                         and without, and pdckpt_lazy_open with every key
+ *                                         listed (entries made on access); medians in ms
  *   bench_c memcpy BYTES THREADS          time copying BYTES into fresh (never touched) memory
  *                                         with THREADS threads: the limit of any load that
  *                                         hands out memory of its own
@@ -216,30 +217,44 @@ static void drop_cached(const char *path) {
 
 /* Lazy (zero-copy) opens of PATH, cold and warm, with its "<PATH>.pdkidx" index and without it
  * (the index renamed away for that open), interleaved ROUNDS times; medians in milliseconds. */
+/* pdckpt_lazy_open and every key's text, as pdckpt.open + keys() need them. */
+static pdckpt_status open_lazy_keys(const char *path, pdckpt_error *err) {
+    pdckpt_lazy  *l = NULL;
+    pdckpt_status st = pdckpt_lazy_open(path, NULL, &l, err);
+    if (st == PDCKPT_OK && !l) return fprintf(stderr, "no lazy open\n"), PDCKPT_ERR_FORMAT;
+    size_t len, sum = 0;
+    for (size_t i = 0; l && i < pdckpt_lazy_len(l); i++)
+        sum += pdckpt_lazy_key_text(l, i, &len) ? len : 0;
+    pdckpt_lazy_close(l);
+    return sum || st != PDCKPT_OK ? st : PDCKPT_ERR_FORMAT;
+}
+
 static int bench_lazyopen(const char *path, int rounds) {
     char idx[4096], off[4096];
     snprintf(idx, sizeof idx, "%s.pdkidx", path);
     snprintf(off, sizeof off, "%s.pdkidx.off", path);
-    double       t[4][64]; /* with/without index x cold/warm */
+    double       t[6][64]; /* with/without index, lazy x cold/warm */
     pdckpt_error err = PDCKPT_ERROR_INIT;
     if (rounds < 1 || rounds > 64) return 2;
     for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < 4; k++) {
-            bool without = k >= 2, cold = !(k & 1);
+        for (int k = 0; k < 6; k++) {
+            bool without = k == 2 || k == 3, cold = !(k & 1);
             if (without && rename(idx, off) != 0) return fprintf(stderr, "no index\n"), 1;
             if (cold) drop_cached(path), drop_cached(idx);
             pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
             pdckpt_value       *tree = NULL;
             double              t0 = bench_wall();
-            pdckpt_status       st = pdckpt_load_file(path, &lo, &tree, NULL, &err);
+            pdckpt_status       st = k >= 4 ? open_lazy_keys(path, &err)
+                                            : pdckpt_load_file(path, &lo, &tree, NULL, &err);
             t[k][r] = (bench_wall() - t0) * 1e3;
             pdckpt_value_free(tree);
             if (without) rename(off, idx);
             if (st != PDCKPT_OK) return fail(&err);
         }
     printf("{\"index_cold_ms\": %.2f, \"index_warm_ms\": %.2f, \"parse_cold_ms\": %.2f, "
-           "\"parse_warm_ms\": %.2f}\n",
-           median(t[0], rounds), median(t[1], rounds), median(t[2], rounds), median(t[3], rounds));
+           "\"parse_warm_ms\": %.2f, \"lazy_cold_ms\": %.2f, \"lazy_warm_ms\": %.2f}\n",
+           median(t[0], rounds), median(t[1], rounds), median(t[2], rounds), median(t[3], rounds),
+           median(t[4], rounds), median(t[5], rounds));
     return 0;
 }
 

@@ -144,14 +144,14 @@ def inputs_for(contender, workload, state):
     """{group: object to save}: flat formats get the tensors only, so all contenders of a table
     write the same tensors; pickles get the whole group (W3's LR_Scheduler included)."""
     lib, fmt, _ = contender.split(":")
-    flat = fmt in ("safetensors", "combined", "npy", "npz")
+    flat = fmt in ("safetensors", "combined", "npy", "npz", "raw")
     return {g: flat_tensors(state[g]) if flat else state[g] for g in groups_of(workload)}
 
 
 def file_name(contender, group):
     lib, fmt, _ = contender.split(":")
     ext = {"pickle": PICKLE_EXT[group], "safetensors": ".safetensors", "combined": ".pdiparams",
-           "npz": ".npz", "npy": ""}[fmt]
+           "npz": ".npz", "npy": "", "raw": ".bin"}[fmt]
     return group + ext
 
 
@@ -167,6 +167,15 @@ def save(contender, workload, state, target, durable):
             import paddle
 
             paddle.save(data, path)
+        elif fmt == "raw":  # the floor: every array's bytes written in turn, nothing else
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                for arr in data.values():
+                    view = memoryview(np.ascontiguousarray(arr)).cast("B")
+                    while view:
+                        view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
         elif lib == "numpy" and fmt == "npy":
             os.makedirs(path, exist_ok=True)
             for name, arr in data.items():
@@ -203,6 +212,8 @@ def open_lazy(contender, target):
 
             with safe_open(path, framework="np") as f:
                 n += len(list(f.keys()))
+        elif fmt == "raw":  # the floor has no metadata to read: its size
+            n += os.path.getsize(path) > 0
         elif lib == "numpy" and fmt == "npy":
             n += sum(np.load(os.path.join(path, f), mmap_mode="r").ndim >= 0
                      for f in os.listdir(path))
@@ -248,6 +259,8 @@ def load_one(contender, path):
         import paddle
 
         return paddle.load(path)
+    if fmt == "raw":  # the floor: the whole file read into one fresh array
+        return {"all": np.fromfile(path, dtype=np.uint8)}
     if lib == "numpy" and fmt == "npy":
         return {f: np.load(os.path.join(path, f)) for f in sorted(os.listdir(path))}
     if lib == "numpy":
@@ -300,7 +313,7 @@ def main():
     if mode == "save":
         state = prepare_state(contender, source)
     before, peak_before = rss_mib(), peak_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     extra = {}
     if mode == "save":
         save(contender, workload, state, target, durable)
@@ -309,6 +322,7 @@ def main():
     else:
         extra["bytes"] = load_full(contender, target)
     seconds = time.perf_counter() - t0
+    extra["cpu_seconds"] = time.process_time() - c0  # all threads: the wall time minus waiting
     peak = peak_mib()
     print(json.dumps({"seconds": seconds, "extra_rss_mib": max(0.0, peak - max(before, 0)),
                       "peak_before_mib": peak_before, **extra}))

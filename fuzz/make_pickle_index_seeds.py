@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """Writes fuzz/corpus/fuzz_pickle_index seeds: pickles saved by pdckpt itself with the lazy-open
-index it writes beside them (`<file>.pdkidx`, tensors averaging >= 64 KiB), packed as
+index it writes beside them (`<file>.pdkidx`: a state dict of tensors, or tensors averaging
+>= 64 KiB), packed as
 fuzz_pickle_index.c reads them: a mode byte, the pickle's length (3 bytes, little-endian), the
 pickle, then the index -- whole (mode 0, one seed), its body only (mode 1), or nothing (mode 2: encode and
 decode again).  A few small pickles of fuzz/corpus/fuzz_pickle are added for mode 2.  Run with
@@ -24,6 +25,8 @@ def states():
     yield "nested", {"model": {"w": big, "s": np.array(2.5, np.float64)},
                      "opt": {"lr": 0.5, "tag": "adam", "betas": (0.9, 0.999)},
                      "flags": [True, False, None], "raw": b"\x00\x01"}
+    # a state dict of small tensors: its index is written from the save (no parse)
+    yield "small", {f"layer{i}.w_0": np.full(4 + i, i, np.float32) for i in range(6)}
     yield "dtypes", {"i64": np.arange(8192, dtype=np.int64), "u8": np.zeros(70000, np.uint8),
                      "bool": np.zeros(70000, np.bool_)}
 

@@ -542,6 +542,29 @@ PDCKPT_API pdckpt_load_options pdckpt_load_options_default(void);
 PDCKPT_API pdckpt_status pdckpt_load_file(const char *path, const pdckpt_load_options *opts,
                                           pdckpt_value **out, pdckpt_format *out_format,
                                           pdckpt_error *err);
+/* A pdckpt-written pickle opened through its index "<path>.pdkidx" (docs/pickles.md, "The
+ * lazy-open index"): nothing of the pickle is parsed, and each top-level entry (a dict's value, a
+ * list's item) is made when asked for, its tensors pointing into the mapped file as with
+ * zero_copy.  *out is NULL (and PDCKPT_OK returned) when `path` has no index that belongs to the
+ * file as it is now or its root is not a dict, list or tuple: load the file then.  `opts` (NULL:
+ * defaults) gives the allocator and limits; a format other than AUTO/PICKLE, names, a program,
+ * verify or progress mean "load instead" (NULL).  Errors: ARGUMENT, NOMEM. */
+typedef struct pdckpt_lazy pdckpt_lazy;
+PDCKPT_API pdckpt_status   pdckpt_lazy_open(const char *path, const pdckpt_load_options *opts,
+                                            pdckpt_lazy **out, pdckpt_error *err);
+PDCKPT_API size_t          pdckpt_lazy_len(const pdckpt_lazy *lazy);
+/* The root's kind: DICT, LIST or TUPLE. */
+PDCKPT_API pdckpt_kind pdckpt_lazy_kind(const pdckpt_lazy *lazy);
+/* Entry i's key as UTF-8 text (not NUL-terminated) when the root is a dict and the key a str;
+ * NULL otherwise.  Valid until pdckpt_lazy_close. */
+PDCKPT_API const char *pdckpt_lazy_key_text(const pdckpt_lazy *lazy, size_t i, size_t *len);
+/* Entry i's key (an INT index for a list or tuple) / value, made now; the caller frees it. */
+PDCKPT_API pdckpt_status pdckpt_lazy_key(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,
+                                         pdckpt_error *err);
+PDCKPT_API pdckpt_status pdckpt_lazy_get(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,
+                                         pdckpt_error *err);
+/* Values made from it stay valid (they hold the mapping).  NULL ok. */
+PDCKPT_API void pdckpt_lazy_close(pdckpt_lazy *lazy);
 /* Loads from bytes in memory (the seeds' dirname=None mode).  With zero_copy the tree borrows
  * `data`, which must then stay valid and unchanged until the tree is freed; otherwise the tensor
  * data is copied.  Directory formats cannot be loaded from memory. */

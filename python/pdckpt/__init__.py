@@ -488,18 +488,53 @@ class Reader:
     def __init__(self, tree: Any, exact_dtypes: bool = False) -> None:
         self._tree = tree
         self._exact = exact_dtypes
-        keys = tree.keys()
+        self._listed = None  # (keys, positions), made on first use
+        self._lookup = None  # key -> position, made on first use
         # safetensors' __metadata__ is not an entry: metadata() returns it.
-        self._meta = (keys.index(_METADATA) if tree.format in _SAFETENSORS and _METADATA in keys
-                      else None)
-        self._pos = [i for i in range(len(keys)) if i != self._meta]
-        self._keys = [keys[i] for i in self._pos]
-        self._index = {}
-        for i in self._pos:
-            try:
-                self._index.setdefault(keys[i], i)
-            except TypeError:
-                pass  # an unhashable key (a list): reachable by position through items()
+        self._meta = None
+        if tree.format in _SAFETENSORS:
+            keys = tree.keys()
+            self._meta = keys.index(_METADATA) if _METADATA in keys else None
+        self._n = len(tree) - (self._meta is not None)
+
+    @property
+    def _keys(self) -> list:
+        return self._entries()[0]
+
+    @property
+    def _pos(self) -> Any:
+        return self._entries()[1]
+
+    def _entries(self) -> tuple:
+        """(keys, positions in the tree): listed when first asked for -- an index-backed tree of
+        100,000 entries opens without making 100,000 Python strings (docs/pickles.md)."""
+        if self._listed is None:
+            keys = self._tree.keys()
+            if self._meta is None:
+                self._listed = (keys, range(len(keys)))
+            else:
+                pos = [i for i in range(len(keys)) if i != self._meta]
+                self._listed = ([keys[i] for i in pos], pos)
+        return self._listed
+
+    @property
+    def _index(self) -> dict:
+        if self._lookup is None:
+            keys, pos = self._entries()
+            try:  # the first of equal keys wins (1 and True may both be keys of a pickled dict)
+                index = dict(zip(keys, pos))
+                fast = len(index) == len(keys)
+            except TypeError:  # an unhashable key (a list): reachable by position via items()
+                fast = False
+            if not fast:
+                index = {}
+                for key, i in zip(keys, pos):
+                    try:
+                        index.setdefault(key, i)
+                    except TypeError:
+                        pass
+            self._lookup = index
+        return self._lookup
 
     @property
     def format(self) -> str:
@@ -517,7 +552,7 @@ class Reader:
         return iter(list(self._keys))
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._n
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -568,6 +603,8 @@ class Reader:
 
     def close(self) -> None:
         """Frees the loaded tree.  Arrays and tensors already handed out stay valid."""
+        if not self._tree.closed:
+            self._entries()  # keys() and `in` keep answering after close, as they always did
         self._tree.close()
 
     def __enter__(self) -> "Reader":
@@ -577,7 +614,7 @@ class Reader:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"{len(self._keys)} entries"
+        state = "closed" if self.closed else f"{self._n} entries"
         return f"<pdckpt.Reader {self.format}, {state}>"
 
 
@@ -630,7 +667,12 @@ def open(path: Any, *, format: str | None = None, names: list[str] | None = None
     they rename a new file over the old).  ``mmap=False`` reads the file instead."""
     cfg = {"format": format, "names": names, "program": program, "mmap": mmap,
            "reinterpret": reinterpret}
-    return Reader(_open_tree(path, cfg), exact_dtypes)
+    tree = None
+    if (mmap and format in (None, "pickle") and names is None and program is None
+            and reinterpret is None and isinstance(path, (str, os.PathLike))):
+        # a pickle pdckpt saved: its index, entries made on access (docs/pickles.md)
+        tree = _native.open_lazy(path)
+    return Reader(tree if tree is not None else _open_tree(path, cfg), exact_dtypes)
 
 
 from . import dygraph, static  # noqa: E402  (the seeds' 1.x dygraph and static APIs)

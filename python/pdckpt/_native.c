@@ -406,6 +406,22 @@ done:
     return result;
 }
 
+/* open_lazy(path) -> a Tree whose entries are made on access from the pickle's index, or None
+ * when the file has no index that belongs to it as it is now (pdckpt_lazy_open). */
+static PyObject *open_lazy(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *fs = NULL;
+    if (!PyUnicode_FSConverter(arg, &fs)) return NULL;
+    pdckpt_lazy           *lazy = NULL;
+    pdckpt_error           err;
+    pdckpt_status          st;
+    Py_BEGIN_ALLOW_THREADS st = pdckpt_lazy_open(PyBytes_AS_STRING(fs), NULL, &lazy, &err);
+    Py_END_ALLOW_THREADS   Py_DECREF(fs);
+    if (st != PDCKPT_OK) return pyn_raise(&err);
+    if (!lazy) Py_RETURN_NONE;
+    return pyn_tree_new_lazy(lazy);
+}
+
 /* object_length(data) -> the length of the first pickle / tensor / SelectedRows stream in the
  * bytes, or None when they start with none of them (the object is then the whole input). */
 static PyObject *object_length(PyObject *self, PyObject *arg) {
@@ -515,6 +531,7 @@ static PyMethodDef module_methods[] = {
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False, allowed_globals=None, reinterpret=None) -> Tree"},
+    {"open_lazy", open_lazy, METH_O, "open_lazy(path) -> Tree made on access, or None"},
     {"format_from_path", format_from_path, METH_O, "the format a save to this path would use"},
     {"parse_size", parse_size, METH_O, "a shard size such as '5GB' in bytes"},
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},

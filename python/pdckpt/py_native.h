@@ -111,6 +111,8 @@ PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);
 /* A Tree owning `root`; `owner` keeps memory the tree borrows; `writable`: loaded with mmap=False.
  */
 PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable);
+/* A tree whose entries are made on access from a pickle's index (takes `lazy`). */
+PyObject *pyn_tree_new_lazy(pdckpt_lazy *lazy);
 /* Tree.stats(): [(key path tuple, dtype name, shape, (min, max, mean, std, zeros, nan, +inf, -inf)
  * or None for a dtype without order)] for every tensor leaf (py_stats.c). */
 PyObject *pyn_tree_stats(const pdckpt_value *root);

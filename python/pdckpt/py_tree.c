@@ -3,7 +3,8 @@
  * py_tree.c — pdckpt._native.Tree: a loaded pdckpt_value tree held open, so pdckpt.open can list
  * keys and read metadata without converting (or touching) any tensor data, and convert one entry
  * at a time.  Closing frees the tree; arrays and Tensors already handed out keep their own
- * references to the data (the mapping stays alive until the last of them is gone).
+ * references to the data (the mapping stays alive until the last of them is gone).  A tree opened
+ * through a pickle's index (pdckpt_lazy_open) has no root: its entries are made on first access.
  */
 #include "py_native.h"
 
@@ -11,9 +12,12 @@
 
 typedef struct {
     PyObject_HEAD pdckpt_value *root; /* NULL once closed */
-    PyObject     *owner; /* memory the tree borrows (bytes of a memory load), or NULL */
-    pdckpt_format format;
-    bool          writable; /* loaded with mmap=False: private data may be exported writable */
+    PyObject      *owner; /* memory the tree borrows (bytes of a memory load), or NULL */
+    pdckpt_format  format;
+    bool           writable; /* loaded with mmap=False: private data may be exported writable */
+    pdckpt_lazy   *lazy;     /* opened through the index (root NULL), or NULL */
+    pdckpt_value **made;     /* lazy: the entries made so far (n_made slots) */
+    size_t         n_made;
 } Tree;
 
 PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format, bool writable) {
@@ -26,23 +30,61 @@ PyObject *pyn_tree_new(pdckpt_value *root, PyObject *owner, pdckpt_format format
     t->owner = Py_XNewRef(owner);
     t->format = format;
     t->writable = writable;
+    t->lazy = NULL;
+    t->made = NULL;
+    t->n_made = 0;
     return (PyObject *)t;
 }
 
-static void tree_dealloc(Tree *t) {
+PyObject *pyn_tree_new_lazy(pdckpt_lazy *lazy) {
+    size_t         n = pdckpt_lazy_len(lazy);
+    pdckpt_value **made = PyMem_Calloc(n ? n : 1, sizeof *made);
+    Tree          *t = made ? PyObject_New(Tree, &pyn_Tree_Type) : NULL;
+    if (!t) {
+        PyMem_Free(made);
+        pdckpt_lazy_close(lazy);
+        return PyErr_NoMemory();
+    }
+    t->root = NULL;
+    t->owner = NULL;
+    t->format = PDCKPT_FORMAT_PICKLE;
+    t->writable = false;
+    t->lazy = lazy;
+    t->made = made;
+    t->n_made = n;
+    return (PyObject *)t;
+}
+
+static void tree_free(Tree *t) {
     pdckpt_value_free(t->root);
+    t->root = NULL;
+    for (size_t i = 0; i < t->n_made; i++) pdckpt_value_free(t->made[i]);
+    PyMem_Free(t->made);
+    t->made = NULL;
+    t->n_made = 0;
+    pdckpt_lazy_close(t->lazy);
+    t->lazy = NULL;
+}
+
+static void tree_dealloc(Tree *t) {
+    tree_free(t);
     Py_XDECREF(t->owner);
     PyObject_Free(t);
 }
 
+static pdckpt_kind root_kind(Tree *t) {
+    return t->lazy ? pdckpt_lazy_kind(t->lazy) : pdckpt_value_kind(t->root);
+}
+
 static int is_open(Tree *t) {
-    if (t->root) return 1;
+    if (t->root || t->lazy) return 1;
     PyErr_SetString(PyExc_ValueError, "pdckpt: the checkpoint reader is closed");
     return 0;
 }
 
 static Py_ssize_t tree_len(Tree *t) {
     if (!is_open(t)) return -1;
+    if (t->lazy) return (Py_ssize_t)pdckpt_lazy_len(t->lazy);
     pdckpt_kind k = pdckpt_value_kind(t->root);
     if (k == PDCKPT_KIND_TENSOR) return 1;
     if (k == PDCKPT_KIND_DICT || k == PDCKPT_KIND_LIST || k == PDCKPT_KIND_TUPLE)
@@ -55,14 +97,53 @@ static const pdckpt_value *entry(Tree *t, Py_ssize_t index) {
     Py_ssize_t n = tree_len(t);
     if (n < 0) return NULL;
     if (index < 0 || index >= n) return PyErr_Format(PyExc_IndexError, "no entry %zd", index), NULL;
+    if (t->lazy) {
+        pdckpt_error err = PDCKPT_ERROR_INIT;
+        if (!t->made[index] &&
+            pdckpt_lazy_get(t->lazy, (size_t)index, &t->made[index], &err) != PDCKPT_OK)
+            return pyn_raise(&err), NULL;
+        return t->made[index];
+    }
     if (pdckpt_value_kind(t->root) == PDCKPT_KIND_TENSOR) return t->root;
     return pdckpt_value_at(t->root, (size_t)index);
+}
+
+/* A lazy tree's key i: str keys straight from the index's text, others made and converted. */
+static PyObject *lazy_key(Tree *t, size_t i) {
+    size_t        len = 0;
+    const char   *s = pdckpt_lazy_key_text(t->lazy, i, &len);
+    pdckpt_value *key = NULL;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    size_t        j = 0;
+    while (s && j < len && (unsigned char)s[j] < 0x80) j++;
+    if (s && j == len) { /* ASCII, as Paddle's names: no decoder */
+        PyObject *k = PyUnicode_New((Py_ssize_t)len, 127);
+        if (k) memcpy(PyUnicode_1BYTE_DATA(k), s, len);
+        return k;
+    }
+    if (s) return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "strict");
+    if (pdckpt_lazy_key(t->lazy, i, &key, &err) != PDCKPT_OK) return pyn_raise(&err), NULL;
+    pyn_out   out = {false, NULL, false, NULL, NULL, 0};
+    PyObject *k = pyn_from_tree(key, &out);
+    pdckpt_value_free(key);
+    return k;
 }
 
 static PyObject *tree_keys(Tree *t, PyObject *unused) {
     (void)unused;
     Py_ssize_t n = tree_len(t);
     if (n < 0) return NULL;
+    if (t->lazy) {
+        PyObject *keys = PyList_New(n);
+        for (Py_ssize_t i = 0; keys && i < n; i++) {
+            PyObject *key = lazy_key(t, (size_t)i);
+            if (!key)
+                Py_CLEAR(keys);
+            else
+                PyList_SET_ITEM(keys, i, key);
+        }
+        return keys;
+    }
     PyObject   *keys = PyList_New(n);
     pdckpt_kind kind = pdckpt_value_kind(t->root);
     pyn_out     out = {false, t->owner, false, NULL, NULL, 0};
@@ -115,6 +196,9 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
         Py_ssize_t i = PyLong_AsSsize_t(index);
         if (i == -1 && PyErr_Occurred()) return NULL;
         if (!(v = entry(t, i))) return NULL;
+    } else if (t->lazy) {
+        return PyErr_Format(PyExc_ValueError, "convert: a tree opened through its index converts "
+                                              "one entry at a time");
     }
     pyn_paddle pd;
     pyn_out    out = {exact != 0, t->owner, t->writable, NULL, NULL, 0};
@@ -146,6 +230,7 @@ static PyObject *tree_kind(Tree *t, PyObject *args) {
     PyObject *index = Py_None;
     if (!PyArg_ParseTuple(args, "|O", &index) || !is_open(t)) return NULL;
     const pdckpt_value *v = t->root;
+    if (index == Py_None && t->lazy) return PyUnicode_FromString(pdckpt_kind_name(root_kind(t)));
     if (index != Py_None) {
         Py_ssize_t i = PyLong_AsSsize_t(index);
         if ((i == -1 && PyErr_Occurred()) || !(v = entry(t, i))) return NULL;
@@ -155,8 +240,7 @@ static PyObject *tree_kind(Tree *t, PyObject *args) {
 
 static PyObject *tree_close(Tree *t, PyObject *unused) {
     (void)unused;
-    pdckpt_value_free(t->root);
-    t->root = NULL;
+    tree_free(t);
     Py_RETURN_NONE;
 }
 
@@ -167,11 +251,12 @@ static PyObject *tree_format(Tree *t, void *closure) {
 
 static PyObject *tree_closed(Tree *t, void *closure) {
     (void)closure;
-    return PyBool_FromLong(t->root == NULL);
+    return PyBool_FromLong(t->root == NULL && t->lazy == NULL);
 }
 
 static PyObject *tree_stats(Tree *t, PyObject *unused) {
     (void)unused;
+    if (t->lazy) return PyErr_Format(PyExc_ValueError, "stats: the tree was opened lazily");
     return is_open(t) ? pyn_tree_stats(t->root) : NULL;
 }
 

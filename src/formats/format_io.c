@@ -160,11 +160,14 @@ static pdckpt_status save_format(const pdckpt_value *root, const char *target,
     return PDCKPT_OK;
 }
 
-/* Runs the writer into a sink it commits on success and aborts on failure. */
+/* Runs the writer into a sink it commits on success and aborts on failure; a pickle writer
+ * records where its tensors went in `offs` (may be NULL) for the lazy-open index. */
 static pdckpt_status save_into(const pdk_format *f, const pdckpt_value *root, pdk_sink *sink,
-                               const pdckpt_save_options *opts, pdckpt_error *err) {
+                               const pdckpt_save_options *opts, pdk_pickle_offsets *offs,
+                               pdckpt_error *err) {
     if (opts->progress) pdk_sink_set_progress(sink, opts->progress, opts->progress_ctx, 0);
-    pdckpt_status st = f->save(root, sink, opts, err);
+    pdckpt_status st = offs ? pdk_pickle_save_recorded(root, sink, opts, offs, err)
+                            : f->save(root, sink, opts, err);
     if (st != PDCKPT_OK) {
         pdk_sink_abort(sink);
         return st;
@@ -182,10 +185,16 @@ static pdckpt_status save_one_file(const pdk_format *f, const pdckpt_value *root
         pdk_sink_abort(sink);
         return st;
     }
-    st = save_into(f, root, sink, opts, err);
-    /* the lazy-open index beside a pickle (docs/pickles.md); without it opens only parse */
-    if (st == PDCKPT_OK && f->id == PDCKPT_FORMAT_PICKLE)
-        pdk_pickle_index_write(root, path, opts->durable, opts->allocator);
+    /* the lazy-open index (docs/pickles.md; without it opens only parse) only beside files named
+     * as pickles (.pdparams, .pdopt, .pkl): not beside the data files of sharded checkpoints,
+     * whose own index lists them */
+    bool pickle =
+        f->id == PDCKPT_FORMAT_PICKLE && pdckpt_format_from_path(path) == PDCKPT_FORMAT_PICKLE;
+    pdk_pickle_offsets offs = {.alloc = opts->allocator};
+    st = save_into(f, root, sink, opts, pickle ? &offs : NULL, err);
+    if (st == PDCKPT_OK && pickle)
+        pdk_pickle_index_write(root, path, opts->durable, &offs, opts->allocator);
+    pdk_pickle_offsets_free(&offs);
     return st;
 }
 
@@ -241,5 +250,5 @@ pdckpt_status pdk_save_callback(const pdckpt_value *root, const pdckpt_sink_ops 
     PDK_TRY(save_format(root, "<sink>", &opts, false, &f, err));
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_callback(ops, self, opts.allocator, &sink, err));
-    return save_into(f, root, sink, &opts, err);
+    return save_into(f, root, sink, &opts, NULL, err);
 }

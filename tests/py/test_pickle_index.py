@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The lazy-open index "<file>.pdkidx" (src/formats/pickle/pickle_index.c, docs/pickles.md): pdckpt
-writes it beside a pickle of large tensors it saved, a zero-copy open (pdckpt.open) builds the
-tree from it, and no stale, rewritten, garbled, truncated or lying index ever changes what is
+writes it beside a pickle it saved (a state dict of tensors of any size, or any tree of large
+tensors), a zero-copy open (pdckpt.open) makes the entries from it on access, and no stale, rewritten, garbled, truncated or lying index ever changes what is
 returned: every such index is ignored and the pickle parsed.  Speed is the benchmark's business
 (bench_c lazyopen)."""
 import ctypes
@@ -77,18 +77,21 @@ def test_index_gives_what_parsing_gives(saved):
     assert_same(tree(p), src)
 
 
-def test_small_tensors_get_no_index_and_a_save_removes_its_old_one(tmp_path):
+def test_small_tensors_outside_a_state_dict_get_no_index_and_a_save_removes_its_old_one(tmp_path):
+    """Small tensors are indexed from the save itself only on the state-dict path; elsewhere the
+    index would cost a parse per save and is not written -- and an old one is removed."""
     p = str(tmp_path / "small.pdparams")
     pdckpt.save(state(), p)
     assert os.path.exists(p + ".pdkidx")
-    small = {f"w{i}": np.ones(4, np.float32) for i in range(10)}
+    small = {"opt": {f"w{i}": np.ones(4, np.float32) for i in range(10)}, "step": 3}
     pdckpt.save(small, p)
     assert not os.path.exists(p + ".pdkidx")
-    assert_same(tree(p), small)
+    r = pdckpt.open(p)
+    assert r["step"] == 3 and list(r["opt"]) == list(small["opt"])
     open(p + ".pdkidx", "wb").write(b"not ours")  # a file pdckpt did not write stays
     pdckpt.save(small, p)
     assert open(p + ".pdkidx", "rb").read() == b"not ours"
-    assert_same(tree(p), small)
+    assert pdckpt.open(p)["step"] == 3
 
 
 def test_pickle_replaced_by_paddle_save_makes_the_index_stale(saved):
@@ -130,18 +133,31 @@ def test_garbled_index_is_ignored(saved):
     assert_same(tree(p), src)
 
 
+def varint(v, width):
+    """LEB128 as the index writes it, padded to `width` bytes (a reader takes padded forms)."""
+    out = []
+    for i in range(width):
+        out.append((v & 0x7F) | (0x80 if i < width - 1 else 0))
+        v >>= 7
+    assert v == 0
+    return bytes(out)
+
+
 def test_lying_index_with_a_valid_hash_cannot_reach_outside_the_file(saved):
     p, src = saved
     idx = open(p + ".pdkidx", "rb").read()
     size = os.path.getsize(p)
-    # every tensor's data offset (u64 after its dims) pushed past the end of the pickle
+    # every 128 x 160 tensor made 128 x 16383 (8 MiB from where its data starts: past the end of
+    # the pickle), in as many bytes, so the entry table still points at every entry
     body = bytearray(idx[HEADER:])
-    shape = struct.pack("<QQ", 128, 160)
-    at = body.find(shape)
-    assert at > 0
-    body[at + 16:at + 24] = struct.pack("<Q", size - 100)
+    shape, lie = (bytes([2]) + varint(128, 2) + varint(160, 2),
+                  bytes([2]) + varint(128, 2) + varint(16383, 2))
+    assert 128 * 16383 * 4 > size
+    assert body.count(shape) == 6
+    body = body.replace(shape, lie)
     open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
     assert_same(tree(p), src)
+    assert pdckpt._native.open_lazy(p) is None  # the open checks every entry: the pickle is parsed
 
 
 def test_index_of_another_file_is_ignored(tmp_path):
@@ -200,3 +216,67 @@ def _child_env():
     from conftest import PY_STAGE
     paths = [str(PY_STAGE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+
+
+def small_state(paddle=None, n=50):
+    """Small tensors of every dtype a state dict keeps through numpy, 0-d and empty ones: Paddle
+    tensors (their own names) or numpy arrays (named by their keys in the file).  No 1-byte
+    payload (those are shared, see below): 0-d tensors are of float dtypes only."""
+    rng = np.random.default_rng(5)
+    dts = ["float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8", "bool"]
+    out = {}
+    for i in range(n):
+        shape = () if i % 9 < 3 else (i % 4 * 2,) if i % 2 else (i % 4, 3)
+        a = rng.standard_normal(shape).astype(dts[i % len(dts)])
+        out[f"layer{i}.w_0"] = a if paddle is None else paddle.to_tensor(a)
+    return out
+
+
+def entries_of(tree):
+    """Every entry of a native tree: (key, kind, name, dtype, shape, bytes) or the value."""
+    out = []
+    for i, k in enumerate(tree.keys()):
+        if tree.kind(i) == "tensor":
+            t, a = tree.tensor(i), np.asarray(tree.convert(i))
+            out.append((k, t.name, t.dtype, t.shape, a.tobytes()))
+        else:
+            out.append((k, tree.convert(i)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["paddle", "numpy"])
+def test_small_state_dict_is_indexed_from_the_save_and_opens_entry_by_entry(tmp_path, kind):
+    """A state dict of 1 KiB tensors (the benchmark's W2) gets its index from the save itself (no
+    parse), and pdckpt.open makes its entries on access from it: keys, names, dtypes, shapes and
+    bytes exactly what a parse gives, the name table included."""
+    paddle = __import__("paddle") if kind == "paddle" else None
+    p = str(tmp_path / "small.pdparams")
+    src = small_state(paddle)
+    pdckpt.save(src, p)
+    assert os.path.exists(p + ".pdkidx")
+    lazy = pdckpt._native.open_lazy(p)
+    assert lazy is not None and len(lazy) == len(src) + 1
+    want = entries_of(pdckpt._native.load(p, mmap=True, verify=True))  # verify: always a parse
+    assert entries_of(lazy) == want
+    assert entries_of(pdckpt._native.load(p, mmap=True)) == want  # the whole tree from the index
+    r = pdckpt.open(p)
+    assert r.keys() == [w[0] for w in want] and len(r) == len(want)
+    names = r[NAME_TABLE_KEY]
+    assert names == dict(want[-1][1])
+    for k, v in src.items():
+        assert np.array_equal(r[k], np.asarray(v)) and r.tensor(k).name == names[k]
+    assert r.kind(NAME_TABLE_KEY) == "dict" and "nope" not in r
+    r.close()
+    assert r.keys() == [w[0] for w in want]  # still answered after close, as for any tree
+
+
+def test_one_byte_payloads_shared_through_the_memo_are_not_indexed_wrongly(tmp_path):
+    """CPython shares 1-byte bytes objects, so two equal 1-byte tensors are one payload in the
+    file; such a save writes no index from the save (and what opens is what a parse gives)."""
+    p = str(tmp_path / "bytes.pdparams")
+    src = {"a": np.array(7, np.int8), "b": np.array(7, np.int8), "c": np.array([1, 2], np.int8)}
+    pdckpt.save(src, p)
+    assert not os.path.exists(p + ".pdkidx")
+    r = pdckpt.open(p)
+    for k, v in src.items():
+        assert np.array_equal(r[k], v)

@@ -112,7 +112,7 @@ def test_save_through_symlink_keeps_link_target_and_mode(tmp_path, small):
     assert stat.S_IMODE(os.stat(real).st_mode) == 0o600
     np.testing.assert_array_equal(pdckpt.load(real, return_numpy=True)["w"], state["w"])
     assert sorted(os.listdir(tmp_path)) == ["epoch3.safetensors", "latest.safetensors",
-                                            "small.pdparams"]
+                                            "small.pdparams", "small.pdparams.pdkidx"]
 
 
 @pytest.mark.parametrize("fmt,suffix", [("safetensors", ".safetensors"), ("pickle", ".pdparams"),

@@ -4,8 +4,9 @@
  * under hostile edits, run under ASan/UBSan by ctest: bodies changed byte by byte with their hash
  * made to match again (so the decoder itself reads garbage), and truncations.  Whatever the index
  * holds, a zero-copy open must succeed (an index never fails an open), and an untouched index
- * must give exactly what parsing gives.  Stale and rewritten pickles:
- * tests/py/test_pickle_index.py.
+ * must give exactly what parsing gives, built whole or entry by entry (pdckpt_lazy_*).  Both kinds
+ * of index: from a parse (large tensors beside other values) and from the save itself (a state
+ * dict of small tensors).  Stale and rewritten pickles: tests/py/test_pickle_index.py.
  */
 #include "check.h"
 #include "test_util.h"
@@ -40,6 +41,69 @@ static pdckpt_value *state(void) {
     return d;
 }
 
+/* A state dict of small tensors (indexed from the save): every dtype the index takes from the
+ * save, 0-d and empty tensors; named (Paddle tensors) or not (numpy arrays: named by their keys).
+ */
+static pdckpt_value *small_state(bool named) {
+    static const pdckpt_dtype dts[] = {
+        PDCKPT_DTYPE_FLOAT32, PDCKPT_DTYPE_FLOAT64, PDCKPT_DTYPE_FLOAT16, PDCKPT_DTYPE_BFLOAT16,
+        PDCKPT_DTYPE_INT8,    PDCKPT_DTYPE_INT16,   PDCKPT_DTYPE_INT32,   PDCKPT_DTYPE_INT64,
+        PDCKPT_DTYPE_UINT8,   PDCKPT_DTYPE_BOOL};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    for (int i = 0; i < 40; i++) {
+        char    key[32], name[32];
+        int64_t dims[2] = {i % 5, 3};
+        /* 0-d (of 4 and 8 bytes: a 1-byte payload may be shared through the memo, then there
+         * is no index), 1-d and 2-d, some empty */
+        int32_t nd = i % 10 < 2 ? 0 : i % 3 == 0 ? 1 : 2;
+        snprintf(key, sizeof key, "p%d.w", i);
+        pdckpt_value *t = tu_random_tensor(dts[i % 10], nd, dims, 100u + (unsigned)i);
+        snprintf(name, sizeof name, "linear_%d.w_0", i);
+        if (named) CHECK_OK(pdckpt_tensor_set_name(t, name, &err), &err);
+        CHECK_OK(pdckpt_dict_set(d, key, t, &err), &err);
+    }
+    return d;
+}
+
+/* Tensor names along two trees (pdckpt_value_equal ignores names). */
+static bool same_names(const pdckpt_value *a, const pdckpt_value *b) {
+    pdckpt_tensor_view ta, tb;
+    if (pdckpt_tensor_get(a, &ta) && pdckpt_tensor_get(b, &tb))
+        return (!ta.name && !tb.name) || (ta.name && tb.name && !strcmp(ta.name, tb.name));
+    size_t n = pdckpt_value_len(a);
+    if (n != pdckpt_value_len(b) || pdckpt_value_kind(a) != pdckpt_value_kind(b)) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!same_names(pdckpt_value_at(a, i), pdckpt_value_at(b, i))) return false;
+    return true;
+}
+
+/* Every entry through pdckpt_lazy_* (NULL lazy: none), against `want` when given. */
+static void walk_lazy(const char *path, const pdckpt_value *want) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    pdckpt_lazy *l = NULL;
+    CHECK_OK(pdckpt_lazy_open(path, NULL, &l, &err), &err);
+    if (want) CHECK(l != NULL && pdckpt_lazy_len(l) == pdckpt_value_len(want));
+    for (size_t i = 0; l && i < pdckpt_lazy_len(l); i++) {
+        pdckpt_value *k = NULL, *v = NULL;
+        size_t        len = 0;
+        const char   *text = pdckpt_lazy_key_text(l, i, &len);
+        CHECK_OK(pdckpt_lazy_key(l, i, &k, &err), &err);
+        CHECK_OK(pdckpt_lazy_get(l, i, &v, &err), &err);
+        if (want) {
+            const pdckpt_value *wk = pdckpt_dict_key_at(want, i), *wv = pdckpt_value_at(want, i);
+            CHECK(text && len == strlen(pdckpt_value_get_string(wk, NULL)) &&
+                  !memcmp(text, pdckpt_value_get_string(wk, NULL), len));
+            CHECK(pdckpt_value_equal(k, wk) && pdckpt_value_equal(v, wv) && same_names(v, wv));
+        }
+        pdckpt_value_free(k);
+        pdckpt_value_free(v);
+    }
+    CHECK(pdckpt_lazy_get(l, pdckpt_lazy_len(l), &(pdckpt_value *){NULL}, &err) ==
+          PDCKPT_ERR_ARGUMENT);
+    pdckpt_lazy_close(l);
+}
+
 static pdckpt_value *open_lazy(const char *path) {
     pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
@@ -55,10 +119,10 @@ static void write_rehashed(const char *idx_path, uint8_t *idx, size_t len) {
     CHECK(tu_write_file(idx_path, idx, len) == 0);
 }
 
-static void test_hostile_indexes(void) {
+static void hostile_indexes(pdckpt_value *src) {
     char         *dir = tu_tempdir(), path[2048], idx_path[4096];
     pdckpt_error  err = PDCKPT_ERROR_INIT;
-    pdckpt_value *src = state(), *parsed = NULL;
+    pdckpt_value *parsed = NULL;
     snprintf(path, sizeof path, "%s/m.pdparams", dir);
     snprintf(idx_path, sizeof idx_path, "%s.pdkidx", path);
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
@@ -68,8 +132,9 @@ static void test_hostile_indexes(void) {
     pdckpt_load_options ro = PDCKPT_LOAD_OPTIONS_INIT;
     CHECK_OK(pdckpt_load_file(path, &ro, &parsed, NULL, &err), &err);
     pdckpt_value *lazy = open_lazy(path);
-    CHECK(pdckpt_value_equal(lazy, parsed));
+    CHECK(pdckpt_value_equal(lazy, parsed) && same_names(lazy, parsed));
     pdckpt_value_free(lazy);
+    walk_lazy(path, parsed);
     size_t   len = 0;
     uint8_t *orig = tu_read_file(idx_path, &len), *idx = malloc(len);
     CHECK(orig && idx && len > HEADER);
@@ -78,6 +143,7 @@ static void test_hostile_indexes(void) {
         idx[at] ^= (uint8_t)(0x5A + at);
         write_rehashed(idx_path, idx, len);
         pdckpt_value_free(open_lazy(path));
+        walk_lazy(path, NULL);
     }
     for (size_t cut = 0; cut < len; cut += 5) { /* truncations, with and without a matching hash */
         memcpy(idx, orig, len);
@@ -87,6 +153,7 @@ static void test_hostile_indexes(void) {
         lazy = open_lazy(path);
         CHECK(lazy != NULL);
         pdckpt_value_free(lazy);
+        walk_lazy(path, NULL);
     }
     free(orig);
     free(idx);
@@ -96,7 +163,34 @@ static void test_hostile_indexes(void) {
     free(dir);
 }
 
+static void test_hostile_indexes(void) {
+    hostile_indexes(state()); /* an index from one parse */
+}
+
+static void test_hostile_saved_indexes(void) {
+    hostile_indexes(small_state(true)); /* an index from the save */
+    hostile_indexes(small_state(false));
+}
+
+/* No index (a tree of small tensors the state-dict path does not write): nothing opens lazily. */
+static void test_no_index_no_lazy_open(void) {
+    char         *dir = tu_tempdir(), path[2048];
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *src = small_state(true);
+    CHECK_OK(pdckpt_dict_set(src, "step", pdckpt_value_new_int(NULL, 7), &err), &err);
+    snprintf(path, sizeof path, "%s/g.pdparams", dir);
+    CHECK_OK(pdckpt_save_file(src, path, NULL, &err), &err);
+    pdckpt_lazy *l = (pdckpt_lazy *)&err;
+    CHECK_OK(pdckpt_lazy_open(path, NULL, &l, &err), &err);
+    CHECK(l == NULL);
+    pdckpt_value_free(src);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     RUN(test_hostile_indexes);
+    RUN(test_hostile_saved_indexes);
+    RUN(test_no_index_no_lazy_open);
     return CHECK_SUMMARY();
 }

@@ -30,13 +30,33 @@ typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, c
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
 
+/* Where a save put each tensor's bytes in the file, recorded by the writer for the lazy-open
+ * index: `at` in the order the tensors were written.  `state_path`: the state-dict path wrote a
+ * new name table and nothing split (so the loaded tree follows from the saved one, see
+ * pickle_index.c); `ok` false when a payload could not be placed (protocol 2's latin-1 text, a
+ * 1-byte payload shared through the memo). */
+typedef struct pdk_pickle_offsets {
+    const pdckpt_allocator *alloc;
+    uint64_t               *at;
+    size_t                  n, cap;
+    size_t                  framed; /* at[framed..n) are relative to the open frame */
+    bool                    ok, state_path;
+} pdk_pickle_offsets;
+
+/* pdk_pickle_save recording `offs` (zeroed but for alloc; freed by pdk_pickle_offsets_free). */
+pdckpt_status pdk_pickle_save_recorded(const pdckpt_value *root, pdk_sink *sink,
+                                       const pdckpt_save_options *opts, pdk_pickle_offsets *offs,
+                                       pdckpt_error *err);
+void          pdk_pickle_offsets_free(pdk_pickle_offsets *offs);
+
 /* The lazy-open index "<path>.pdkidx" (pickle_index.c).  Written after a pickle file save of
- * `root` whose tensors average at least PDK_PICKLE_INDEX_MIN_AVG bytes (a failure only means no
- * index); read by zero-copy opens: true with the tree when the index belongs to the pickle as it
- * is now, false (nothing else happens) otherwise. */
+ * `root`: from the save itself (`offs`) for a state dict of tensors, else, for tensors averaging
+ * at least PDK_PICKLE_INDEX_MIN_AVG bytes, from one parse (a failure only means no index); read
+ * by zero-copy opens: true with the tree when the index belongs to the pickle as it is now,
+ * false (nothing else happens) otherwise. */
 #define PDK_PICKLE_INDEX_MIN_AVG ((uint64_t)64 << 10)
 void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
-                            const pdckpt_allocator *a);
+                            const pdk_pickle_offsets *offs, const pdckpt_allocator *a);
 bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
                            pdckpt_value **out);
 /* The same on bytes (and fuzz_pickle_index): the index `idx` of the pickle `in` that `st` stamps;
@@ -49,5 +69,19 @@ bool pdk_pickle_index_decode(const uint8_t *idx, size_t len, const pdk_input *in
 bool pdk_pickle_index_encode(const pdk_input *in, const struct stat *st, const pdckpt_allocator *a,
                              uint8_t **idx, size_t *len, size_t *cap);
 void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st);
+
+/* The index opened for access entry by entry (pdckpt_lazy_open): NULL when there is no index
+ * that belongs to the pickle as it is now, or its root is not a dict, list or tuple.  The whole
+ * index is checked here, so an entry's decoding can fail only for memory. */
+typedef struct pdckpt_lazy pdk_pickle_lazy; /* public: pdckpt_lazy */
+pdk_pickle_lazy           *pdk_pickle_lazy_open(const char *path, const struct stat *st,
+                                                const pdckpt_load_options *opts);
+size_t                     pdk_pickle_lazy_len(const pdk_pickle_lazy *l);
+pdckpt_kind                pdk_pickle_lazy_kind(const pdk_pickle_lazy *l);
+/* Entry i's key text when it is a str (a dict root), else NULL; valid until the close. */
+const char   *pdk_pickle_lazy_key_text(const pdk_pickle_lazy *l, size_t i, size_t *len);
+pdckpt_value *pdk_pickle_lazy_key(const pdk_pickle_lazy *l, size_t i);   /* NULL: no memory */
+pdckpt_value *pdk_pickle_lazy_value(const pdk_pickle_lazy *l, size_t i); /* NULL: no memory */
+void          pdk_pickle_lazy_close(pdk_pickle_lazy *l);
 
 #endif /* PDK_PICKLE_H */

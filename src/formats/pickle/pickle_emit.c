@@ -8,6 +8,7 @@
  * written from the caller's memory straight into the sink.
  */
 #include "pickle_emit.h"
+#include "pickle.h"
 #include "pickle_names.h"
 #include "pickle_opcodes.h"
 
@@ -49,11 +50,51 @@ pdckpt_status pdk_pkl_begin(pdk_pkl *p, pdk_sink *sink, const pdckpt_save_option
     return PDCKPT_OK;
 }
 
+/* ---- tensor payload offsets (the lazy-open index) ---- */
+
+static void offsets_add(pdk_pickle_offsets *o, uint64_t at, bool framed) {
+    if (!o->ok) return;
+    if (o->n == o->cap) {
+        size_t    cap = o->cap ? 2 * o->cap : 1024;
+        uint64_t *grown = pdk_alloc(o->alloc, cap * sizeof *grown);
+        if (!grown) {
+            o->ok = false;
+            return;
+        }
+        if (o->n) memcpy(grown, o->at, o->n * sizeof *grown);
+        pdk_free(o->alloc, o->at, o->cap * sizeof *o->at);
+        o->at = grown;
+        o->cap = cap;
+    }
+    o->at[o->n++] = at;
+    if (!framed) o->framed = o->n;
+}
+
+/* Offsets recorded inside the frame about to be written at `base` become file offsets. */
+static void offsets_place(pdk_pickle_offsets *o, uint64_t base) {
+    if (!o) return;
+    for (size_t i = o->framed; i < o->n; i++) o->at[i] += base;
+    o->framed = o->n;
+}
+
+/* Notes a payload of `len` bytes just written (`hit`: shared through the memo, not written; an
+ * empty one points nowhere, so any offset does). */
+static void note_payload(pdk_pkl *p, uint64_t len, bool hit) {
+    if (!p->offsets) return;
+    if (len && (hit || p->proto < 3)) {
+        p->offsets->ok = false;
+        return;
+    }
+    bool framed = p->framing && len < FRAME_SIZE_TARGET;
+    offsets_add(p->offsets, framed ? p->frame_len - len : p->sink->written - len, framed);
+}
+
 static pdckpt_status commit_frame(pdk_pkl *p) {
     if (!p->framing || !p->in_frame) return PDCKPT_OK;
     p->in_frame = false;
     size_t n = p->frame_len;
     p->frame_len = 0;
+    offsets_place(p->offsets, p->sink->written + (n >= FRAME_SIZE_MIN ? 9 : 0));
     if (n >= FRAME_SIZE_MIN) {
         uint8_t header[9] = {PK_OP_FRAME};
         put_le(header + 1, n, 8);
@@ -350,9 +391,12 @@ static pdckpt_status save_bytes_proto2(pdk_pkl *p, const uint8_t *d, uint64_t n,
 pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_boundary(p));
     const uint8_t *d = data;
+    bool           payload = p->want_offset;
+    p->want_offset = false;
     if (len <= 1) key = (pdk_pkl_key){PDK_KEY_BYTE, NULL, 0, NULL, 0, len ? d[0] : 256};
     bool hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
+    if (payload && (hit || p->proto < 3)) note_payload(p, len, true);
     if (hit) return PDCKPT_OK;
     if (p->proto < 3) return save_bytes_proto2(p, d, len, &key);
     if (len > UINT32_MAX && p->proto < 4)
@@ -360,6 +404,7 @@ pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk
     uint8_t h[9];
     size_t hlen = sized_header(h, len, true, PK_OP_SHORT_BINBYTES, PK_OP_BINBYTES, PK_OP_BINBYTES8);
     PDK_TRY(write_payload(p, h, hlen, d, len));
+    if (payload) note_payload(p, len, false);
     return pdk_pkl_memoize(p, &key);
 }
 

@@ -78,6 +78,10 @@ typedef struct pdk_pkl {
     const char *const      *allowed;   /* the caller's allowed_globals (beyond the allowlist) */
     size_t                  n_allowed;
     pdckpt_error           *err;
+    /* where tensor payloads land (the lazy-open index, pickle.h), or NULL; want_offset: the
+     * next bytes object is a tensor's payload */
+    struct pdk_pickle_offsets *offsets;
+    bool                       want_offset;
 } pdk_pkl;
 
 #define PDK_PKL_MAX_DEPTH 512

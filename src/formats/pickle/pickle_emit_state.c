@@ -11,6 +11,7 @@
  * shared by the data entry and the "slices" list; the literal keys are interned.
  * A tree that already holds a name table (read from a Paddle file) keeps it unchanged.
  */
+#include "pickle.h"
 #include "pickle_emit.h"
 
 #include <inttypes.h>
@@ -236,6 +237,7 @@ pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
     sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0};
     size_t        cap = pdckpt_value_len(root) + 1;
     pdckpt_status st = plan(p, &c);
+    if (p->offsets) p->offsets->state_path = !c.table && !c.n_big; /* see pickle_index.c */
     if (st == PDCKPT_OK) st = pdk_pkl_boundary(p);
     if (st == PDCKPT_OK) st = new_dict(p);
     if (st == PDCKPT_OK)

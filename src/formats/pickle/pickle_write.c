@@ -142,9 +142,9 @@ static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink,
                                      refuse_uint16, sink, err);
 }
 
-pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
-                                   const pdckpt_save_options *opts, pdk_pickle_path path,
-                                   pdckpt_error *err) {
+static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
+                               const pdckpt_save_options *opts, pdk_pickle_path path,
+                               pdk_pickle_offsets *offs, pdckpt_error *err) {
     if (path == PDK_PICKLE_AUTO)
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT
@@ -152,6 +152,7 @@ pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
     PDK_TRY(check_dtypes(root, sink, opts, path == PDK_PICKLE_STATE_DICT, err));
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
+    p.offsets = offs;
     if (st == PDCKPT_OK)
         st = path == PDK_PICKLE_STATE_DICT ? pdk_pkl_save_state_dict(&p, root)
                                            : pdk_pkl_save_value(&p, root, PDK_MODE_GENERIC);
@@ -159,7 +160,26 @@ pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
     return st != PDCKPT_OK ? st : end;
 }
 
+pdckpt_status pdk_pickle_save_path(const pdckpt_value *root, pdk_sink *sink,
+                                   const pdckpt_save_options *opts, pdk_pickle_path path,
+                                   pdckpt_error *err) {
+    return save_path(root, sink, opts, path, NULL, err);
+}
+
 pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,
                               const pdckpt_save_options *opts, pdckpt_error *err) {
-    return pdk_pickle_save_path(root, sink, opts, PDK_PICKLE_AUTO, err);
+    return save_path(root, sink, opts, PDK_PICKLE_AUTO, NULL, err);
+}
+
+pdckpt_status pdk_pickle_save_recorded(const pdckpt_value *root, pdk_sink *sink,
+                                       const pdckpt_save_options *opts, pdk_pickle_offsets *offs,
+                                       pdckpt_error *err) {
+    offs->ok = true;
+    return save_path(root, sink, opts, PDK_PICKLE_AUTO, offs, err);
+}
+
+void pdk_pickle_offsets_free(pdk_pickle_offsets *offs) {
+    pdk_free(offs->alloc, offs->at, offs->cap * sizeof *offs->at);
+    offs->at = NULL;
+    offs->n = offs->cap = offs->framed = 0;
 }
