@@ -18,16 +18,19 @@ CC=clang-14 CXX=clang++-14 cmake -S "$PDCKPT_ROOT" -B "$out" -G Ninja -DCMAKE_BU
 ninja -C "$out" -j "$PDCKPT_JOBS" | grep -v '^\[' || true
 mapfile -t targets < <(cd "$PDCKPT_ROOT/fuzz" && ls fuzz_*.c | sed 's/\.c$//')
 [[ $# -gt 0 ]] && targets=("$@")
-fixtures="$PDCKPT_ROOT/../shared/fixtures/real"
+fixtures="${PDCKPT_SHARED:-$PDCKPT_ROOT/../shared}/fixtures/real"
 
 run_target() {
   local t="$1" work="$out/corpus/$1" crashes="$out/crashes/$1/" log="$out/logs/$1.log"
   mkdir -p "$work" "$crashes" "$out/logs"
   [[ -x "$out/fuzz/$t" ]] || { echo "$t: not built (clang with libFuzzer needed)" >&2; return 1; }
-  # -fork keeps the campaign going past a crash so every target gets its full time.
+  # Seeds from every directory that exists (libFuzzer stops at a missing one: a target without
+  # regressions yet ran for no time at all).
+  local seeds=() d
+  for d in "$PDCKPT_ROOT/fuzz/corpus/$t" "$PDCKPT_ROOT/fuzz/regressions/$t" \
+    "$PDCKPT_ROOT/tests/golden" "$fixtures"; do [[ -d "$d" ]] && seeds+=("$d"); done
   "$out/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=262144 \
-    -print_final_stats=1 -artifact_prefix="$crashes" "$work" "$PDCKPT_ROOT/fuzz/corpus/$t" \
-    "$PDCKPT_ROOT/fuzz/regressions/$t" "$PDCKPT_ROOT/tests/golden" "$fixtures" >"$log" 2>&1 || true
+    -print_final_stats=1 -artifact_prefix="$crashes" "$work" "${seeds[@]}" >"$log" 2>&1 || true
   local execs cov ft corp n_crash
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
@@ -36,6 +39,7 @@ run_target() {
   n_crash=$(find "$crashes" -type f | wc -l)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$seconds" "${execs:-?}" \
     "${cov:-?}" "${ft:-?}" "$corp" "$n_crash" | tee -a "$out/campaign.tsv"
+  [[ -n "$execs" ]] || { echo "$t: ran no input (see $log)" >&2; return 1; }
 }
 
 export -f run_target
