@@ -26,6 +26,10 @@ static uint8_t *held(const pk_win *w, uint64_t pos) {
     return w->image ? w->image + pos : w->buf + (pos - w->start);
 }
 
+static inline bool holds(const pk_win *w, uint64_t pos, uint64_t k) {
+    return pos >= w->start && k <= w->len && pos - w->start <= w->len - k;
+}
+
 /* Holds [pos, pos + k) and what the next read adds: the bytes held from pos stay. */
 static bool fill(pk_win *w, uint64_t pos, uint64_t k) {
     uint64_t end = w->start + w->len;
@@ -50,8 +54,8 @@ static bool fill(pk_win *w, uint64_t pos, uint64_t k) {
 }
 
 const uint8_t *pk_win_at(pk_win *w, uint64_t pos, uint64_t k) {
+    if (holds(w, pos, k)) return held(w, pos);
     if (pos > w->size || k > w->size - pos || (!w->image && k > w->cap)) return NULL;
-    if (pos >= w->start && pos + k <= w->start + w->len) return held(w, pos);
     return fill(w, pos, k) ? held(w, pos) : NULL;
 }
 
@@ -71,6 +75,7 @@ static bool fail(walker *k, pk_walk_status status, const char *what) {
 
 /* Bytes [pos, pos + n) held, else the walk's failure expecting `what`. */
 static const uint8_t *need(walker *k, uint64_t pos, uint64_t n, const char *what) {
+    if (holds(k->w, pos, n)) return held(k->w, pos); /* the common case, inline */
     const uint8_t *p = pk_win_at(k->w, pos, n);
     if (p) return p;
     pk_win *w = k->w;
