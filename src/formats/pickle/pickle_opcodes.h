@@ -2,8 +2,9 @@
 /*
  * pickle_opcodes.h — the one table of pickle opcodes (spec pickle-and-distributed-formats.md
  * §1.7): name, byte and argument kind, shared by the reader (its dispatch table and error
- * messages, pickle_vm.c), the sniffer (which only skips arguments, pickle_read.c) and the writer
- * (pickle_emit*.c).  Protocols 0-5; an opcode absent from the table is not a pickle opcode.
+ * messages, pickle_vm.c), the sniffer (which only skips arguments, pickle_read.c), the walk over
+ * a file's opcodes (pickle_opwalk.c) and the writer (pickle_emit*.c).  Protocols 0-5; an opcode
+ * absent from the table is not a pickle opcode.
  */
 #ifndef PDK_PICKLE_OPCODES_H
 #define PDK_PICKLE_OPCODES_H

@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_skim.c — a pickle file's skeleton, read without its large payloads (pickle_skim.h).
- * Only the opcode table (pickle_opcodes.h) is known here: each opcode's argument is skipped by
- * its kind, nothing is interpreted, so the pickle reader alone decides what the file means when
- * it parses the image.  The opcodes are read through a window that starts small after every
- * payload jumped over (a tensor's header is a few hundred bytes) and doubles while none is, so a
- * file of many small values is read in few large reads.
+ * The opcode walk (pickle_opwalk.c) fills the image as it goes and reports each large payload,
+ * kept here as a hole; nothing is interpreted, so the pickle reader alone decides what the file
+ * means when it parses the image.  What the walk cannot follow is a FORMAT error here.
  */
 #include "pickle_skim.h"
 
-#include "pickle_opcodes.h"
+#include "pickle_opwalk.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -17,14 +15,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The walk's reads: small after each payload jumped over, doubling to WINDOW_MAX. */
 #define WINDOW_MIN ((uint64_t)16 << 10)
 #define WINDOW_MAX ((uint64_t)4 << 20)
 
 typedef struct skimmer {
     pdk_skim     *s;
-    uint64_t      pos;    /* the next opcode */
-    uint64_t      have;   /* the image holds the file's bytes up to here (from pos on) */
-    uint64_t      window; /* the next read's size */
+    pdckpt_status status; /* of a failed add_hole */
     pdckpt_error *err;
 } skimmer;
 
@@ -48,101 +45,66 @@ pdckpt_status pdk_skim_read(const pdk_skim *s, void *dst, uint64_t off, size_t n
     return PDCKPT_OK;
 }
 
-/* The image holds the file's bytes up to `end` (from the current opcode on). */
-static pdckpt_status need(skimmer *k, uint64_t end, const char *what) {
-    if (end <= k->have) return PDCKPT_OK;
+/* The walk's payload callback: a payload left unread. */
+static bool add_hole(void *ctx, uint64_t op_at, uint64_t at, uint64_t len) {
+    skimmer  *k = ctx;
     pdk_skim *s = k->s;
-    if (end > s->len)
-        return pdk_fail(k->err, PDCKPT_ERR_FORMAT, s->name, (int64_t)k->pos,
-                        "expected %s within the file, found its end at %llu bytes", what,
-                        (unsigned long long)s->len);
-    uint64_t to = k->have + k->window > end ? k->have + k->window : end;
-    if (to > s->len) to = s->len;
-    PDK_TRY(pdk_skim_read(s, s->image + k->have, k->have, (size_t)(to - k->have), k->err));
-    k->have = to;
-    if (k->window < WINDOW_MAX) k->window *= 2;
-    return PDCKPT_OK;
-}
-
-/* The end of the '\n'-terminated line starting at `at`. */
-static pdckpt_status line_end(skimmer *k, uint64_t at, uint64_t *end) {
-    for (;;) {
-        PDK_TRY(need(k, at + 1, "a line ending"));
-        const uint8_t *nl = memchr(k->s->image + at, '\n', (size_t)(k->have - at));
-        if (nl) {
-            *end = (uint64_t)(nl - k->s->image) + 1;
-            return PDCKPT_OK;
-        }
-        at = k->have;
-    }
-}
-
-static bool is_payload(uint8_t op) {
-    return op == PK_OP_BINBYTES || op == PK_OP_BINBYTES8 || op == PK_OP_BYTEARRAY8;
-}
-
-static pdckpt_status add_hole(skimmer *k, uint64_t at, uint64_t len) {
-    pdk_skim *s = k->s;
+    (void)op_at;
     if (s->n_holes == s->cap_holes) {
         size_t         cap = s->cap_holes ? 2 * s->cap_holes : 64;
         pdk_skim_hole *h = realloc(s->holes, cap * sizeof *h);
-        if (!h) return pdk_fail_nomem(k->err, "the skimmed payloads");
+        if (!h) {
+            k->status = pdk_fail_nomem(k->err, "the skimmed payloads");
+            return false;
+        }
         s->holes = h;
         s->cap_holes = cap;
     }
     s->holes[s->n_holes++] = (pdk_skim_hole){at, len};
     s->skipped += len;
-    return PDCKPT_OK;
+    return true;
 }
 
-/* A counted argument: a little-endian length, then that many bytes, jumped over when large. */
-static pdckpt_status skip_counted(skimmer *k, uint8_t op, uint64_t min_payload, uint64_t *next) {
-    const pk_opinfo *info = &pk_opcodes[op];
-    PDK_TRY(need(k, k->pos + 1 + info->size, pk_op_name(op)));
-    uint64_t n = 0;
-    for (int i = info->size - 1; i >= 0; i--) n = n << 8 | k->s->image[k->pos + 1 + (unsigned)i];
-    uint64_t at = k->pos + 1 + info->size;
-    if (n > k->s->len - at)
-        return pdk_fail(k->err, PDCKPT_ERR_FORMAT, k->s->name, (int64_t)k->pos,
-                        "expected the %llu bytes of %s within the file, found its end at %llu",
-                        (unsigned long long)n, pk_op_name(op), (unsigned long long)k->s->len);
-    *next = at + n;
-    if (!is_payload(op) || n < min_payload) return need(k, at + n, pk_op_name(op));
-    PDK_TRY(add_hole(k, at, n));
-    if (k->have < at + n) k->have = at + n; /* unread: the image keeps zero pages there */
-    k->window = WINDOW_MIN;
-    return PDCKPT_OK;
-}
-
-/* One opcode at k->pos: *next is the one after it; *stop at STOP. */
-static pdckpt_status skip_op(skimmer *k, uint64_t min_payload, uint64_t *next, bool *stop) {
-    PDK_TRY(need(k, k->pos + 1, "an opcode"));
-    uint8_t          op = k->s->image[k->pos];
-    const pk_opinfo *info = &pk_opcodes[op];
-    if (!info->name)
-        return pdk_fail(k->err, PDCKPT_ERR_FORMAT, k->s->name, (int64_t)k->pos,
-                        "expected a pickle opcode, found byte 0x%02x", op);
-    *stop = op == PK_OP_STOP;
-    switch (info->arg) {
-    case PK_ARG_NONE: *next = k->pos + 1; return PDCKPT_OK;
-    case PK_ARG_FIXED: /* FRAME too: the framed opcodes follow and are skimmed one by one */
-        *next = k->pos + 1 + info->size;
-        return need(k, *next, pk_op_name(op));
-    case PK_ARG_COUNTED: return skip_counted(k, op, min_payload, next);
-    case PK_ARG_LINE: return line_end(k, k->pos + 1, next);
-    default: PDK_TRY(line_end(k, k->pos + 1, next)); return line_end(k, *next, next);
+/* Why the walk could not follow the file, as an error naming it and the opcode's offset. */
+static pdckpt_status walk_error(const skimmer *k, const pk_win *w, const pk_walk *r) {
+    const pdk_skim *s = k->s;
+    uint64_t        off = w->start + w->len;
+    switch (r->status) {
+    case PK_WALK_OPCODE:
+        return pdk_fail(k->err, PDCKPT_ERR_FORMAT, s->name, (int64_t)r->at,
+                        "expected a pickle opcode, found byte 0x%02x", r->op);
+    case PK_WALK_END:
+        if (r->count)
+            return pdk_fail(k->err, PDCKPT_ERR_FORMAT, s->name, (int64_t)r->at,
+                            "expected the %llu bytes of %s within the file, found its end at %llu",
+                            (unsigned long long)r->count, r->what, (unsigned long long)s->len);
+        return pdk_fail(k->err, PDCKPT_ERR_FORMAT, s->name, (int64_t)r->at,
+                        "expected %s within the file, found its end at %llu bytes", r->what,
+                        (unsigned long long)s->len);
+    case PK_WALK_CALLBACK: return k->status;
+    default: break;
     }
+    if (w->err)
+        return pdk_fail_sys(k->err, w->err, s->name, "pread at offset %llu",
+                            (unsigned long long)off);
+    return pdk_fail(k->err, PDCKPT_ERR_IO, s->name, (int64_t)off,
+                    "expected %llu bytes, the file ends first at offset %llu (truncated since it "
+                    "was opened)",
+                    (unsigned long long)s->len, (unsigned long long)off);
 }
 
 static pdckpt_status skim_ops(skimmer *k, uint64_t min_payload) {
-    for (bool stop = false; !stop;) {
-        uint64_t next = 0;
-        PDK_TRY(skip_op(k, min_payload, &next, &stop));
-        k->pos = next;
-    }
+    pk_win w;
+    pk_win_image(&w, k->s->fd, k->s->len, k->s->image, WINDOW_MIN, WINDOW_MAX);
+    pk_walk r = pk_opwalk(&w, 0, min_payload, UINT64_MAX, add_hole, k);
+    if (r.status != PK_WALK_STOP) return walk_error(k, &w, &r);
     /* what follows STOP (nothing, in any pickle Paddle or pdckpt writes) is read as it is, so
      * the reader sees the file's own bytes there */
-    return need(k, k->s->len, "the bytes after STOP");
+    if (!pk_win_at(&w, r.at + 1, k->s->len - (r.at + 1))) {
+        r.status = PK_WALK_IO;
+        return walk_error(k, &w, &r);
+    }
+    return PDCKPT_OK;
 }
 
 pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uint64_t min_payload,
@@ -158,7 +120,7 @@ pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uin
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return pdk_fail_sys(err, errno, name, "mmap of %zu bytes", out->len);
     out->image = m;
-    skimmer k = {out, 0, 0, WINDOW_MIN, err};
+    skimmer k = {out, PDCKPT_OK, err};
     return skim_ops(&k, min_payload);
 }
 
