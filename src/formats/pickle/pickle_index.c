@@ -102,6 +102,7 @@ static bool grow(ibuf *b, size_t n) {
 }
 
 static inline void put(ibuf *b, const void *bytes, size_t n) {
+    if (n == 0) return; /* an empty table has no buffer: memcpy's NULL is undefined even for 0 */
     if (n > b->cap - b->len && !grow(b, n)) return;
     if (!b->ok) return;
     memcpy(b->p + b->len, bytes, n);
