@@ -43,12 +43,26 @@ static int cmp_cand(const void *pa, const void *pb) {
     return c ? c : (a->order < b->order ? -1 : a->order > b->order);
 }
 
+/* Paddle's CPU unstack kernel has these dtypes only (3.x: no bool, int8/16, uint8, float16,
+ * bfloat16, float8 — those stay one by one). */
+static bool splittable(pdckpt_dtype dtype) {
+    switch (dtype) {
+    case PDCKPT_DTYPE_INT32:
+    case PDCKPT_DTYPE_INT64:
+    case PDCKPT_DTYPE_FLOAT32:
+    case PDCKPT_DTYPE_FLOAT64:
+    case PDCKPT_DTYPE_COMPLEX64:
+    case PDCKPT_DTYPE_COMPLEX128: return true;
+    default: return false;
+    }
+}
+
 /* A small root entry the pass would make a tensor of directly (no LoD: Paddle's DLPack import
  * has none either, and the fallback's rules stay where they are). */
 static bool candidate(const pdckpt_value *key, const pdckpt_value *v, const pyn_out *out,
                       pdckpt_tensor_view *tv) {
     if (!pdckpt_tensor_get(v, tv) || tv->n_lod_levels || tv->n_bytes > BATCH_MAX_BYTES ||
-        !pyn_paddle_direct(tv, out))
+        !splittable(tv->dtype) || !pyn_paddle_direct(tv, out))
         return false;
     switch (out->paddle->mode) {
     case PYN_PADDLE_TABLE: return !pyn_paddle_is_name_table_key(key);
@@ -108,9 +122,15 @@ static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
     return list;
 }
 
+/* A group Paddle would not split (another version's kernels) is left to the pass, one by one;
+ * only running out of memory fails the load. */
 static int batch_group(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
     PyObject *list = split_group(g, n, out);
-    int       rc = list ? 0 : -1;
+    if (!list && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    int rc = list ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         PyObject *key = PyLong_FromVoidPtr((void *)g[i].v);
         rc = key ? PyDict_SetItem(batched, key, PyList_GET_ITEM(list, (Py_ssize_t)i)) : -1;

@@ -208,6 +208,15 @@ def test_unusual_cases_take_the_per_tensor_path(tmp_path, splits):
     pdckpt.save(w2_like(70, (16385,)), large)
     assert_same(pdckpt.load(large), paddle.load(str(large)))
     assert splits == []
+    # Dtypes Paddle's CPU unstack has no kernel for (float16, bfloat16, int8, bool): one by one.
+    odd = tmp_path / "dtypes.pdparams"
+    state = {}
+    for dt in ("float16", "bfloat16", "int8", "bool"):
+        state.update({f"{dt}{i}": paddle.to_tensor(np.full(256, i % 2, np.float32)).astype(dt)
+                      for i in range(40)})
+    paddle.save(state, str(odd))
+    assert_same(pdckpt.load(odd), paddle.load(str(odd)))
+    assert splits == []
     # Unnamed tensors keep the per-tensor path (unstack's tensors would carry other names).
     plain = [paddle.to_tensor(np.full(256, i, np.float32)) for i in range(100)]
     lst = tmp_path / "list.pdparams"
@@ -217,3 +226,24 @@ def test_unusual_cases_take_the_per_tensor_path(tmp_path, splits):
     for g, w in zip(got_l, want_l):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
     assert splits == []
+
+
+def test_a_split_paddle_refuses_falls_back(tmp_path, monkeypatch):
+    """Another Paddle whose unstack refuses a group: the group goes one by one; only running out
+    of memory would fail the load."""
+    from pdckpt import _convert
+    refused = []
+
+    def refusing(x, axis=0, *args, **kw):
+        refused.append(x.shape[0])
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(paddle, "unstack", refusing)
+    _convert._SPECS.clear()
+    try:
+        path = tmp_path / "w2.pdparams"
+        paddle.save(paddle_state(w2_like(50)), str(path))
+        assert_same(pdckpt.load(path), paddle.load(str(path)))
+        assert refused == [50]
+    finally:
+        _convert._SPECS.clear()
