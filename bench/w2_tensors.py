@@ -10,6 +10,9 @@ DIR/state.pdparams):
   numpy + one tensor, unbind       pdckpt.load(return_numpy=True), the equal-shaped tensors
                                    gathered into one array (a copy), one paddle.Tensor of it and
                                    paddle.unbind -> 100,000 tensors in one Paddle call, + names
+                                   (views sharing one in-place version counter: not usable as is)
+  numpy + one tensor, unstack      the same with paddle.unstack (copies: what pdckpt.load does now,
+                                   py_paddle_batch.c, there without the gather for its own files)
 
     python bench/w2_tensors.py DIR/state.pdparams [ROUNDS]
 """
@@ -39,14 +42,15 @@ def per_tensor(arrays):
     return out
 
 
-def unbound(arrays):
-    """Runs of one shape and dtype become one tensor split by paddle.unbind (views of it)."""
+def unbound(arrays, split=None):
+    """Runs of one shape and dtype become one tensor split by paddle.unbind (views of it) or
+    paddle.unstack (copies)."""
     keys = list(arrays)
     first = arrays[keys[0]]
     if any(a.shape != first.shape or a.dtype != first.dtype for a in arrays.values()):
         raise SystemExit("this sketch handles one shape and dtype (W2)")
     big = np.stack([arrays[k] for k in keys])  # the gather: one copy into one allocation
-    parts = paddle.unbind(paddle.Tensor(core.from_dlpack(big.__dlpack__()), PLACE), axis=0)
+    parts = (split or paddle.unbind)(paddle.Tensor(core.from_dlpack(big.__dlpack__()), PLACE), 0)
     for k, t in zip(keys, parts):
         t.name = k
     return dict(zip(keys, parts))
@@ -59,6 +63,8 @@ def main():
         "pdckpt.load": lambda: pdckpt.load(path),
         "numpy + Tensor(dense) each": lambda: per_tensor(pdckpt.load(path, return_numpy=True)),
         "numpy + one tensor, unbind": lambda: unbound(pdckpt.load(path, return_numpy=True)),
+        "numpy + one tensor, unstack": lambda: unbound(pdckpt.load(path, return_numpy=True),
+                                                       paddle.unstack),
     }
     times = {k: [] for k in ways}
     check = None

@@ -178,15 +178,15 @@ _SPECS: dict = {}
 
 def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
-    import (None in static-graph mode), the Tensor type, the CPU place, and to_paddle for what
-    cannot go through DLPack."""
+    import (None in static-graph mode), the Tensor type, the CPU place, to_paddle for what
+    cannot go through DLPack, and paddle.unstack (many small equal tensors in one call)."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
         def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
             return to_paddle(paddle, arr, name, dtype_name)
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
-                                     paddle.CPUPlace(), fallback)
+                                     paddle.CPUPlace(), fallback, paddle.unstack)
     if _paddle_io.static_mode(paddle):
         return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec

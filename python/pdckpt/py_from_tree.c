@@ -201,9 +201,12 @@ PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out) {
     PyObject *memo = PyDict_New();
     if (!memo) return NULL;
     out->memo = memo;
-    PyObject *obj = out->paddle && out->paddle->mode == PYN_PADDLE_TABLE
-                        ? pyn_paddle_table_root(value, out)
-                        : convert(value, out);
+    PyObject *obj = NULL;
+    if (pyn_paddle_batch(value, out) == 0)
+        obj = out->paddle && out->paddle->mode == PYN_PADDLE_TABLE
+                  ? pyn_paddle_table_root(value, out)
+                  : convert(value, out);
+    if (out->paddle) Py_CLEAR(out->paddle->batched); /* what the pass did not take */
     out->memo = NULL;
     Py_DECREF(memo);
     return obj;

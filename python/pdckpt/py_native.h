@@ -64,6 +64,8 @@ typedef struct pyn_paddle {
     PyObject       *tensor_type; /* paddle.Tensor */
     PyObject       *place;       /* paddle.CPUPlace() */
     PyObject       *fallback;    /* callable(array, name, dtype name): the copying path */
+    PyObject       *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
+    PyObject       *batched;     /* dict value address -> paddle.Tensor made ahead, or NULL */
     pyn_paddle_mode mode;
     bool            arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
 } pyn_paddle;
@@ -87,6 +89,18 @@ PyObject *pyn_convert(const pdckpt_value *value, pyn_out *out);
 pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root);
 /* Tensor `v` as a paddle.Tensor named `name` (NULL: the tensor's own name, if any). */
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out);
+/* The key of a state dict's name table (StructuredToParameterName@@). */
+bool pyn_paddle_is_name_table_key(const pdckpt_value *key);
+/* The tensor's data may go to Paddle as it is (private, aligned, a dtype Paddle has). */
+bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out);
+/* A writable DLPack 1.x capsule of tensor `v`'s own memory (the load owns it privately). */
+PyObject *pyn_paddle_capsule(const pdckpt_value *v);
+/* Before the pass: the root dict's many small equal tensors made in one Paddle call each group
+ * (py_paddle_batch.c); 0, or -1 with an exception. */
+int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out);
+/* The tensor made ahead for `v` (a new reference, given out once), or NULL (check
+ * PyErr_Occurred). */
+PyObject *pyn_paddle_take(const pdckpt_value *v, pyn_out *out);
 /* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */
 PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 /* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`

@@ -16,7 +16,7 @@
 
 /* ---- which rule applies ---- */
 
-static bool is_name_table_key(const pdckpt_value *key) {
+bool pyn_paddle_is_name_table_key(const pdckpt_value *key) {
     size_t      len;
     const char *s = pdckpt_value_get_string(key, &len);
     return s && len == sizeof PDCKPT_NAME_TABLE_KEY - 1 &&
@@ -48,7 +48,7 @@ static bool has_named(const pdckpt_value *v, unsigned depth, uint64_t *budget) {
 pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root) {
     if (pdckpt_value_kind(root) == PDCKPT_KIND_DICT)
         for (size_t i = 0, n = pdckpt_value_len(root); i < n; i++)
-            if (is_name_table_key(pdckpt_dict_key_at(root, i))) return PYN_PADDLE_TABLE;
+            if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i))) return PYN_PADDLE_TABLE;
     uint64_t budget = (uint64_t)1 << 24;
     return has_named(root, 0, &budget) ? PYN_PADDLE_NAMED : PYN_PADDLE_ALL;
 }
@@ -56,7 +56,7 @@ pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root) {
 /* ---- one tensor ---- */
 
 /* Data Paddle may own as it is: a private, aligned allocation of the load, a dtype it has. */
-static bool direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
+bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
     switch (tv->dtype) {
     case PDCKPT_DTYPE_UINT16:
     case PDCKPT_DTYPE_UINT32:
@@ -87,7 +87,7 @@ static PyObject *via_fallback(const pdckpt_value *v, const pdckpt_tensor_view *t
 }
 
 /* A DLPack 1.x capsule of the tensor's own memory, writable: the load owns it privately. */
-static PyObject *capsule_of(const pdckpt_value *v) {
+PyObject *pyn_paddle_capsule(const pdckpt_value *v) {
     DLManagedTensorVersioned *m = NULL;
     pdckpt_error              err;
     if (pdckpt_value_to_dlpack(v, &m, &err) != PDCKPT_OK) return pyn_raise(&err);
@@ -97,24 +97,32 @@ static PyObject *capsule_of(const pdckpt_value *v) {
     return capsule;
 }
 
+/* A new paddle.Tensor of the tensor's own memory (no copy), or one made ahead by the batch. */
+static PyObject *direct_tensor(const pdckpt_value *v, bool named, pyn_out *out) {
+    /* (an unnamed tensor keeps the name the constructor gives, which unstack's tensors differ in)
+     */
+    PyObject *t = named ? pyn_paddle_take(v, out) : NULL;
+    if (t || PyErr_Occurred()) return t;
+    PyObject *capsule = pyn_paddle_capsule(v);
+    PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
+    Py_XDECREF(capsule);
+    t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense, out->paddle->place,
+                                             NULL)
+              : NULL;
+    Py_XDECREF(dense);
+    return t;
+}
+
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
     pdckpt_tensor_view tv;
     if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
     if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
-    if (!direct(&tv, out)) return via_fallback(v, &tv, name, out);
-    PyObject *capsule = capsule_of(v);
-    PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
-    Py_XDECREF(capsule);
-    PyObject *t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense,
-                                                       out->paddle->place, NULL)
-                        : NULL;
-    Py_XDECREF(dense);
-    PyObject *nm = t ? name_or_own(name, &tv) : NULL;
-    int       rc = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm)
-                       ? PyObject_SetAttrString(t, "name", nm)
-                       : (nm ? 0 : -1);
+    if (!pyn_paddle_direct(&tv, out)) return via_fallback(v, &tv, name, out);
+    PyObject *nm = name_or_own(name, &tv);
+    bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
+    PyObject *t = nm ? direct_tensor(v, named, out) : NULL;
+    if (t && named && PyObject_SetAttrString(t, "name", nm) < 0) Py_CLEAR(t);
     Py_XDECREF(nm);
-    if (rc < 0) Py_CLEAR(t);
     return t;
 }
 
@@ -135,7 +143,7 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
     PyObject *dict = PyDict_New(), *table = NULL;
     size_t    n = pdckpt_value_len(root);
     for (size_t i = 0; dict && !table && i < n; i++)
-        if (is_name_table_key(pdckpt_dict_key_at(root, i)) &&
+        if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i)) &&
             !(table = pyn_convert(pdckpt_value_at(root, i), out)))
             Py_CLEAR(dict);
     for (size_t i = 0; dict && i < n; i++) {

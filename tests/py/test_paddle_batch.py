@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Issue 18, W2: pdckpt.load makes a state dict's many small tensors of one shape and dtype in one
+Paddle call per group (one tensor of the group, paddle.unstack; py_paddle_batch.c).  Judged by
+real Paddle: the result equals paddle.load's (values, dtype, shape, name, flags) on W2-like and
+mixed files; the tensors are independent (in-place ops, set_value, saves, autograd after an
+in-place op on a neighbour); memory goes when they go; anything unusual takes the per-tensor
+path."""
+
+import gc
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import pdckpt
+
+NAME_TABLE = "StructuredToParameterName@@"
+MIN = 16  # BATCH_MIN_COUNT in py_paddle_batch.c
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def w2_like(n, shape=(256,), dtype=np.float32, seed=1):
+    rng = np.random.default_rng(seed)
+    return {f"blocks.{i}.w": rng.standard_normal(shape).astype(dtype) for i in range(n)}
+
+
+def paddle_state(arrays):
+    """A Layer-like state dict: named paddle.Tensors (paddle.save writes its name table)."""
+    out = {}
+    for k, a in arrays.items():
+        t = paddle.to_tensor(a)
+        t.name = "p_" + k.replace(".", "_")
+        out[k] = t
+    return out
+
+
+def assert_same(got, want):
+    """pdckpt.load's result is what paddle.load gives, tensor by tensor, in the same order."""
+    assert list(got) == list(want)
+    for k, w in want.items():
+        g = got[k]
+        assert type(g) is type(w), k
+        if not isinstance(w, paddle.Tensor):
+            if isinstance(w, dict):
+                assert_same(g, w)
+            elif isinstance(w, np.ndarray):
+                np.testing.assert_array_equal(g, w)
+            else:
+                assert g == w, k
+            continue
+        assert (g.dtype, list(g.shape), g.name) == (w.dtype, list(w.shape), w.name), k
+        assert (g.stop_gradient, g.persistable, g.place.is_cpu_place()) == (
+            w.stop_gradient, w.persistable, w.place.is_cpu_place()), k
+        assert g.is_contiguous() and g.data_ptr() % 64 == 0, k
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+@pytest.fixture
+def splits(monkeypatch):
+    """The sizes of the groups pdckpt.load splits with paddle.unstack (a counting wrapper; the
+    spec that hands paddle.unstack to the C pass is made afresh around the test)."""
+    from pdckpt import _convert
+    calls = []
+    real = paddle.unstack
+
+    def counting(x, axis=0, *args, **kw):
+        calls.append(x.shape[0])
+        return real(x, axis, *args, **kw)
+
+    monkeypatch.setattr(paddle, "unstack", counting)
+    _convert._SPECS.clear()
+    yield calls
+    _convert._SPECS.clear()
+
+
+@pytest.mark.parametrize("writer", ["paddle", "pdckpt"])
+def test_w2_like_file_equals_paddle_load_in_one_call(tmp_path, writer, splits):
+    arrays = w2_like(300)
+    path = tmp_path / "w2.pdparams"
+    if writer == "paddle":
+        paddle.save(paddle_state(arrays), str(path))
+    else:
+        pdckpt.save(arrays, path)
+    got, want = pdckpt.load(path), paddle.load(str(path))
+    assert_same(got, want)
+    assert splits == [300]
+
+
+def test_mixed_tree_equals_paddle_load(tmp_path, splits):
+    rng = np.random.default_rng(3)
+    arrays = {}
+    arrays.update(w2_like(70, (4, 16), np.float32, 4))             # a group: batched
+    arrays.update({f"b{i}": rng.integers(-9, 9, 128) for i in range(80)})  # int64 [128]: batched
+    arrays.update({f"few{i}": rng.standard_normal(16).astype(np.float32)
+                   for i in range(10)})                             # too few of this shape
+    arrays.update({f"odd{i}": rng.standard_normal(7).astype(np.float32)
+                   for i in range(70)})                             # 28 bytes: a group too
+    arrays["big"] = rng.standard_normal(100_000).astype(np.float32)  # large: on its own
+    arrays.update({f"late{i}": rng.standard_normal((4, 16)).astype(np.float32)
+                   for i in range(5)})                              # joins the first group
+    path = tmp_path / "mixed.pdparams"
+    paddle.save(paddle_state(arrays), str(path))
+    got, want = pdckpt.load(path), paddle.load(str(path))
+    assert_same(got, want)
+    assert sorted(splits) == [70, 75, 80]
+    # A nested dict with other values: paddle.load's rules, unchanged.
+    nested = {"model": paddle_state(w2_like(80)), "epoch": 3, "lr": 0.5, "tag": "x",
+              "extra": [paddle.to_tensor(np.ones(256, np.float32))]}
+    nested.update(paddle_state(w2_like(70, seed=5)))
+    path2 = tmp_path / "nested.pdparams"
+    paddle.save(nested, str(path2))
+    got2, want2 = pdckpt.load(path2), paddle.load(str(path2))
+    assert_same({k: v for k, v in got2.items() if k != "extra"},
+                {k: v for k, v in want2.items() if k != "extra"})
+    assert_same(dict(enumerate(got2["extra"])), dict(enumerate(want2["extra"])))
+    assert sorted(splits) == [70, 70, 75, 80]  # the root's tensors only: "model" one by one
+
+
+def test_batched_tensors_are_independent(tmp_path, splits):
+    arrays = w2_like(100)
+    path = tmp_path / "w2.pdparams"
+    pdckpt.save(arrays, path)
+    got = pdckpt.load(path)
+    keys = list(arrays)
+    assert splits == [100]
+    # Each has its own in-place version (paddle.unbind's views would share one): autograd over
+    # one tensor survives an in-place op on its neighbour.
+    a, b = got[keys[20]], got[keys[21]]
+    a.stop_gradient = False
+    y = (a * a).sum()
+    b.add_(paddle.ones_like(b))
+    y.backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2 * arrays[keys[20]], rtol=1e-6)
+    assert a._inplace_version() == 0 and b._inplace_version() == 1
+    got[keys[5]].add_(paddle.ones_like(got[keys[5]]))
+    got[keys[7]].set_value(np.full(256, 7, np.float32))
+    got[keys[9]].scale_(0.0)
+    for i, k in enumerate(keys):
+        want = {5: arrays[k] + 1, 7: np.full(256, 7, np.float32), 9: arrays[k] * 0,
+                21: arrays[k] + 1}.get(i, arrays[k])
+        np.testing.assert_allclose(got[k].numpy(), want, rtol=1e-6)
+    # Saved again by either library, read back by Paddle: the values as they are now.
+    expect = {k: got[k].numpy().copy() for k in keys}
+    paddle.save(got, str(tmp_path / "again_paddle.pdparams"))
+    pdckpt.save(got, tmp_path / "again_pdckpt.pdparams")
+    for name in ("again_paddle.pdparams", "again_pdckpt.pdparams"):
+        back = paddle.load(str(tmp_path / name))
+        for k in keys:
+            np.testing.assert_array_equal(back[k].numpy(), expect[k])
+            assert back[k].name == got[k].name
+    # Usable by a Layer and in autograd.
+    lin = paddle.nn.Linear(256, 1)
+    lin.weight.set_value(got[keys[0]].reshape([256, 1]))
+    x = got[keys[1]]
+    x.stop_gradient = False
+    (x * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(256, 2, np.float32))
+
+
+def test_memory_goes_with_the_tensors(tmp_path, splits):
+    arrays = w2_like(40_000)  # 40 MB in 1 KiB tensors
+    path = tmp_path / "w2.pdparams"
+    pdckpt.save(arrays, path)
+    keep_key = "blocks.12345.w"
+    want = arrays[keep_key]
+    del arrays
+    gc.collect()
+    grown = []
+    for _ in range(3):
+        before = rss_mib()
+        got = pdckpt.load(path)
+        assert rss_mib() - before > 30 or grown  # (the first round's memory is reused after)
+        kept = got[keep_key]
+        del got
+        gc.collect()
+        np.testing.assert_array_equal(kept.numpy(), want)  # outlives the others and the tree
+        kept.add_(paddle.ones_like(kept))
+        np.testing.assert_allclose(kept.numpy(), want + 1, rtol=1e-6)
+        del kept
+        gc.collect()
+        grown.append(rss_mib() - before)
+    assert splits == [40_000] * 3
+    # Freed, not leaked: later rounds reuse the first round's memory.
+    assert max(grown[1:]) < 8, grown
+
+
+def test_unusual_cases_take_the_per_tensor_path(tmp_path, splits):
+    arrays = w2_like(MIN - 1)
+    path = tmp_path / "few.pdparams"
+    pdckpt.save(arrays, path)
+    assert_same(pdckpt.load(path), paddle.load(str(path)))
+    assert splits == []  # too few
+    many = tmp_path / "many.pdparams"
+    pdckpt.save(w2_like(200), many)
+    # return_numpy: arrays, as paddle.load gives them.
+    arrs = pdckpt.load(many, return_numpy=True)
+    want = paddle.load(str(many), return_numpy=True)
+    assert all(isinstance(a, np.ndarray) and np.array_equal(a, want[k]) for k, a in arrs.items())
+    # Mapped loads hand Paddle copies as before (never the mapping), one by one.
+    assert_same(pdckpt.load(many, mmap=True), paddle.load(str(many)))
+    # Large tensors: one by one.
+    large = tmp_path / "large.pdparams"
+    pdckpt.save(w2_like(70, (16385,)), large)
+    assert_same(pdckpt.load(large), paddle.load(str(large)))
+    assert splits == []
+    # Dtypes Paddle's CPU unstack has no kernel for (float16, bfloat16, int8, bool): one by one.
+    odd = tmp_path / "dtypes.pdparams"
+    state = {}
+    for dt in ("float16", "bfloat16", "int8", "bool"):
+        state.update({f"{dt}{i}": paddle.to_tensor(np.full(256, i % 2, np.float32)).astype(dt)
+                      for i in range(40)})
+    paddle.save(state, str(odd))
+    assert_same(pdckpt.load(odd), paddle.load(str(odd)))
+    assert splits == []
+    # Unnamed tensors keep the per-tensor path (unstack's tensors would carry other names).
+    plain = [paddle.to_tensor(np.full(256, i, np.float32)) for i in range(100)]
+    lst = tmp_path / "list.pdparams"
+    paddle.save(plain, str(lst))
+    got_l, want_l = pdckpt.load(lst), paddle.load(str(lst))
+    assert [type(t) for t in got_l] == [type(t) for t in want_l]
+    for g, w in zip(got_l, want_l):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    assert splits == []
+
+
+def test_a_split_paddle_refuses_falls_back(tmp_path, monkeypatch):
+    """Another Paddle whose unstack refuses a group: the group goes one by one; only running out
+    of memory would fail the load."""
+    from pdckpt import _convert
+    refused = []
+
+    def refusing(x, axis=0, *args, **kw):
+        refused.append(x.shape[0])
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(paddle, "unstack", refusing)
+    _convert._SPECS.clear()
+    try:
+        path = tmp_path / "w2.pdparams"
+        paddle.save(paddle_state(w2_like(50)), str(path))
+        assert_same(pdckpt.load(path), paddle.load(str(path)))
+        assert refused == [50]
+    finally:
+        _convert._SPECS.clear()
