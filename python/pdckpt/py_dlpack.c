@@ -77,6 +77,10 @@ static PyObject *legacy_capsule(Tensor *t, DLManagedTensorVersioned *m, int copy
         pdckpt_error err;
         if (pdckpt_value_to_dlpack_copy(t->value, &m, &err) != PDCKPT_OK) return pyn_raise(&err);
     }
+    return pyn_legacy_capsule(m);
+}
+
+PyObject *pyn_legacy_capsule(DLManagedTensorVersioned *m) {
     legacy_wrap *w = malloc(sizeof *w);
     if (!w) {
         m->deleter(m);

@@ -108,6 +108,8 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
 /* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
 void pyn_versioned_capsule_free(PyObject *capsule);
+/* The pre-1.0 "dltensor" capsule of `m` (taken; its read-only flag is not carried). */
+PyObject *pyn_legacy_capsule(DLManagedTensorVersioned *m);
 
 /* ---- tensors (py_tensor.c) ---- */
 

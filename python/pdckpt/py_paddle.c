@@ -86,15 +86,14 @@ static PyObject *via_fallback(const pdckpt_value *v, const pdckpt_tensor_view *t
     return t;
 }
 
-/* A DLPack 1.x capsule of the tensor's own memory, writable: the load owns it privately. */
+/* A DLPack capsule of the tensor's own memory, writable (the load owns it privately), in the
+ * pre-1.0 form: Paddle 2.6's from_dlpack takes only "dltensor" (a "dltensor_versioned" capsule
+ * failed every drop-in load there), Paddle 3 takes both. */
 PyObject *pyn_paddle_capsule(const pdckpt_value *v) {
     DLManagedTensorVersioned *m = NULL;
     pdckpt_error              err;
     if (pdckpt_value_to_dlpack(v, &m, &err) != PDCKPT_OK) return pyn_raise(&err);
-    m->flags &= ~(uint64_t)DLPACK_FLAG_BITMASK_READ_ONLY;
-    PyObject *capsule = PyCapsule_New(m, "dltensor_versioned", pyn_versioned_capsule_free);
-    if (!capsule) m->deleter(m);
-    return capsule;
+    return pyn_legacy_capsule(m);
 }
 
 /* A new paddle.Tensor of the tensor's own memory (no copy), or one made ahead by the batch. */

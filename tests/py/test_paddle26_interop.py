@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ls_json, old_paddle_python, run_cli, run_old_paddle
+from conftest import PY_STAGE, ls_json, old_paddle_python, run_cli, run_old_paddle
 
 WORKER = Path(__file__).with_name("paddle26_worker.py")
 
@@ -228,3 +228,37 @@ def test_pdiparams_info_written_beside_converted_combined_files(written, tmp_pat
         "tensors"]
     assert "enc.0.weight" in {t.get("structured_name") for t in
                               ls_json(tmp_path / "copy.pdiparams")["tensors"]}
+
+
+_DROPIN26 = """
+import sys
+import numpy as np
+import paddle
+import pdckpt
+path = sys.argv[1]
+sd = {f"l{i}.w_0": paddle.to_tensor(np.full(8, i, "float32")) for i in range(40)}
+sd["big"] = paddle.to_tensor(np.arange(20000, dtype="float32"))
+sd["ids"] = paddle.to_tensor(np.arange(6, dtype="int64"))
+paddle.save(sd, path)
+got, ref = pdckpt.load(path), paddle.load(path)
+assert sorted(got) == sorted(ref), (sorted(got), sorted(ref))
+for k in ref:
+    assert isinstance(got[k], paddle.Tensor), (k, type(got[k]))
+    assert got[k].dtype == ref[k].dtype and got[k].name == ref[k].name, k
+    assert (got[k].numpy() == ref[k].numpy()).all(), k
+pdckpt.save(got, path + ".again.pdparams")
+back = paddle.load(path + ".again.pdparams")
+assert all((back[k].numpy() == ref[k].numpy()).all() for k in ref)
+print("ok")
+"""
+
+
+def test_dropin_load_under_paddle26_gives_its_tensors(tmp_path):
+    """pdckpt's Python module under Paddle 2.6 (same Python): a drop-in load hands Paddle DLPack
+    capsules it takes (2.6's from_dlpack knows only pre-1.0 "dltensor" capsules; the versioned
+    ones failed every such load), equal to paddle.load's tensors, names included, batched small
+    tensors too; and the result saves back."""
+    proc = subprocess.run([str(old_paddle_python("26")), "-c", _DROPIN26,
+                           str(tmp_path / "sd.pdparams")], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
