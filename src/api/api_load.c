@@ -22,26 +22,13 @@ static pdckpt_status begin(pdckpt_value **out, pdckpt_error **err, pdckpt_error 
     return PDCKPT_OK;
 }
 
-static pdckpt_status dir_format(pdckpt_format id, const char *source, const pdk_format **out,
-                                pdckpt_error *err) {
-    const pdk_format *f = pdk_format_get(id);
-    if (!f)
-        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
-                        "format '%s' is not available in this build", pdckpt_format_name(id));
-    if (!f->load_dir)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1,
-                        "format '%s' is not a directory format", f->name);
-    *out = f;
-    return PDCKPT_OK;
-}
-
 static pdckpt_status load_dir(const char *path, const pdckpt_load_options *opts, pdckpt_value **out,
                               pdckpt_format *out_format, pdckpt_error *err) {
     const pdk_format *f = NULL;
     if (opts->format == PDCKPT_FORMAT_AUTO)
         PDK_TRY(pdk_format_detect_dir(path, &f, err));
     else
-        PDK_TRY(dir_format(opts->format, path, &f, err));
+        PDK_TRY(pdk_format_usable(opts->format, true, path, &f, err));
     pdckpt_status st = f->load_dir(path, opts, out, err);
     pdk_error_set_source(err, path);
     if (st == PDCKPT_OK && out_format) *out_format = f->id;

@@ -14,26 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static pdckpt_status format_for(pdckpt_format id, const char *source, const pdk_format **out,
-                                pdckpt_error *err) {
-    const pdk_format *f = pdk_format_get(id);
-    if (!f)
-        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
-                        "format '%s' is not available in this build", pdckpt_format_name(id));
-    if (!f->load)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "format '%s' is not a file format",
-                        f->name);
-    *out = f;
-    return PDCKPT_OK;
-}
-
 pdckpt_status pdk_load_input(const pdk_input *in, const pdckpt_load_options *opts,
                              pdckpt_value **out, pdckpt_format *out_format, pdckpt_error *err) {
     const pdk_format *f = NULL;
     if (opts->format == PDCKPT_FORMAT_AUTO)
         PDK_TRY(pdk_format_detect_input(in, &f, err));
     else
-        PDK_TRY(format_for(opts->format, in->name, &f, err));
+        PDK_TRY(pdk_format_usable(opts->format, false, in->name, &f, err));
     /* A name list only makes sense for a combined file; one stream is a valid combined file. */
     if (opts->format == PDCKPT_FORMAT_AUTO && opts->names && f->id == PDCKPT_FORMAT_TENSOR)
         f = &pdk_format_combined;

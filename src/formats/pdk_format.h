@@ -58,6 +58,10 @@ typedef struct pdk_format {
 
 /* registry.c */
 const pdk_format *pdk_format_get(pdckpt_format id);
+/* The descriptor of `id` when this build has it and it reads a directory (`dir`) or a file;
+ * else an UNSUPPORTED or ARGUMENT error naming `source`. */
+pdckpt_status pdk_format_usable(pdckpt_format id, bool dir, const char *source,
+                                const pdk_format **out, pdckpt_error *err);
 /* The file format a path's name implies (".pdiparams", "__params__" -> combined, ".pdparams" ->
  * pickle, ".pdmodel", "__model__" -> program, ...), AUTO when it implies none. */
 pdckpt_format pdk_format_named_by(const char *path);

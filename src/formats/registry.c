@@ -44,6 +44,19 @@ const pdk_format *pdk_format_get(pdckpt_format id) {
     return NULL;
 }
 
+pdckpt_status pdk_format_usable(pdckpt_format id, bool dir, const char *source,
+                                const pdk_format **out, pdckpt_error *err) {
+    const pdk_format *f = pdk_format_get(id);
+    if (!f)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, source, -1,
+                        "format '%s' is not available in this build", pdckpt_format_name(id));
+    if (dir ? !f->load_dir : !f->load)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "format '%s' is not a %s format",
+                        f->name, dir ? "directory" : "file");
+    *out = f;
+    return PDCKPT_OK;
+}
+
 bool pdckpt_format_can_load(pdckpt_format format) {
     const pdk_format *f = pdk_format_get(format);
     return f && (f->load || f->load_dir);

@@ -51,6 +51,17 @@ def test_flattened_box_whose_strides_overflow_is_refused(tmp_path, paddle_np):
     assert "0.metadata" in msg and "fewer than 2^62 elements" in msg, msg
 
 
+def _metadata_without_dtype(paddle, ck):
+    """Rewrites ck's metadata for its one piece ("w", 4 float32 in 0_0.distcp) as Paddle 2.6
+    wrote it: no dtype in LocalTensorMetadata (the loader takes it from the data file)."""
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
+    del m.__dict__["dtype"]
+    storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
+    paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+
+
 @pytest.mark.parametrize("v26", [False, True])
 def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
     """A data file the metadata names is read only beneath the checkpoint directory, reached
@@ -61,12 +72,7 @@ def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
     ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
                      np.arange(4, dtype="float32"))
     if v26:  # Paddle 2.6 metadata: no dtype in LocalTensorMetadata
-        from paddle.distributed.flex_checkpoint.dcp.metadata import (
-            LocalTensorIndex, LocalTensorMetadata, Metadata)
-        m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
-        del m.__dict__["dtype"]
-        storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
-        paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+        _metadata_without_dtype(paddle, ck)
     outside = tmp_path / "outside.distcp"
     os.rename(ck / "0_0.distcp", outside)
     os.symlink(outside, ck / "0_0.distcp")
@@ -185,12 +191,7 @@ def test_data_file_swapped_for_a_symlink_meanwhile_is_never_followed(tmp_path, p
     ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
                      np.arange(4, dtype="float32"))
     if v26:  # the Paddle 2.6 dtype lookup opens the data file too
-        from paddle.distributed.flex_checkpoint.dcp.metadata import (
-            LocalTensorIndex, LocalTensorMetadata, Metadata)
-        m = LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)
-        del m.__dict__["dtype"]
-        storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "0_0.distcp"}
-        paddle.save(Metadata({"w": [m]}, storage, {}), str(ck / "0.metadata"))
+        _metadata_without_dtype(paddle, ck)
     outside = tmp_path / "outside.distcp"
     paddle.save({"w": paddle.to_tensor(np.full(4, 9, "float32"))}, str(outside))
     real = tmp_path / "real.distcp"
