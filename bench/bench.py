@@ -244,6 +244,10 @@ def summarize(samples):
     if not secs:
         return {}
     out = {"median_s": statistics.median(secs), "min_s": secs[0], "max_s": secs[-1]}
+    calls = sorted(s["call_seconds"] for s in samples if "call_seconds" in s)
+    if len(calls) == len(secs):  # a Python load: its load calls alone, without the touch
+        out.update(call_median_s=statistics.median(calls), call_min_s=calls[0],
+                   call_max_s=calls[-1])
     rss = [s["extra_rss_mib"] for s in samples if "extra_rss_mib" in s]
     if rss:
         out["peak_extra_rss_mib"] = max(rss)
