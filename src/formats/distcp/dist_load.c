@@ -440,8 +440,11 @@ static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdck
     pdckpt_value *t = NULL;
     PDK_TRY(exact_piece(L, km, &b, &t));
     if (!t) {
+        /* the pieces cover the box exactly (check_pieces), so each byte is written once and
+         * zeroing the box first would be a wasted pass over it; a failed copy frees the box */
         PDK_TRY(check_pieces(L, km, &b));
-        PDK_TRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
+        PDK_TRY(
+            pdk_tensor_new_unzeroed(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
         pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);
         if (st != PDCKPT_OK) {
