@@ -41,7 +41,7 @@ static size_t make_rank(int r, pdckpt_value **pieces, int64_t (*offs)[3], pdckpt
     return r == 0 ? 3 : 2;
 }
 
-static void save(void) {
+static void save(pdckpt_format format) {
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     pdckpt_value        *pieces[RANKS][2];
     int64_t              offs[RANKS][2][3];
@@ -53,8 +53,8 @@ static void save(void) {
         n[r] = make_rank(r, pieces[r], offs[r], shards[r]);
         CHECK_OK(pdckpt_sharded_describe(shards[r], n[r], &desc[r], &len[r], &err), &err);
     }
-    CHECK_OK(pdckpt_sharded_plan_new(dir, -1, PDCKPT_FORMAT_AUTO, false,
-                                     (const uint8_t *const *)desc, len, RANKS, &plan, &err),
+    CHECK_OK(pdckpt_sharded_plan_new(dir, -1, format, false, (const uint8_t *const *)desc, len,
+                                     RANKS, &plan, &err),
              &err);
     for (int r = 0; r < RANKS; r++) {
         uint8_t *a;
@@ -420,12 +420,79 @@ static void test_file_changed_after_skim(void) {
     unlink(copy);
 }
 
+/* The bytes this process has read so far (/proc/self/io rchar). */
+static uint64_t bytes_read(void) {
+    FILE              *f = fopen("/proc/self/io", "r");
+    unsigned long long n = 0;
+    char               line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "rchar: %llu", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+/* Safetensors data files (a checkpoint saved with that format): on the copy path only the
+ * header is read and then each box's bytes, as for pickles; boxes equal on both paths; a file
+ * truncated after its skim is an IO error naming it; a header length past the end is the
+ * safetensors reader's error. */
+static void test_safetensors_files_read_only_their_bytes(void) {
+    char *pickles = dir;
+    dir = tu_tempdir();
+    save(PDCKPT_FORMAT_SAFETENSORS);
+    test_boxes_equal_on_both_paths();
+    char path[4200] = "";
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "0_", 2) == 0 && strstr(e->d_name, ".safetensors"))
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (d) closedir(d);
+    CHECK(path[0] != '\0');
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size > 150 * 257 * 4);
+    const int64_t box[4] = {10, 0, 10, 257}; /* ten rows: 10 KiB of a 190 KiB file */
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    uint64_t      before = bytes_read();
+    pdckpt_value *got = load_w_box(box, &err), *want = NULL;
+    uint64_t      read = bytes_read() - before;
+    CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want, &err), &err);
+    CHECK(got && pdckpt_value_equal(pdckpt_dict_get(got, "w"), want));
+    fprintf(stderr, "  ten rows of w: %llu bytes read, data file %lld bytes\n",
+            (unsigned long long)read, (long long)st.st_size);
+    CHECK(read < (uint64_t)st.st_size / 4);
+    pdckpt_value_free(got);
+    pdckpt_value_free(want);
+    /* truncated after the skim */
+    int      fd = open(path, O_RDWR | O_CLOEXEC);
+    pdk_skim sk;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0);
+    uint64_t hlen = 0;
+    CHECK(pread(fd, &hlen, 8, 0) == 8);
+    CHECK_OK(pdk_skim_open_prefix(fd, &st, path, 8 + hlen, &sk, &err), &err);
+    CHECK(sk.n_holes == 1 && sk.holes[0].at == 8 + hlen && sk.skipped == st.st_size - 8 - hlen);
+    uint8_t buf[64];
+    CHECK(ftruncate(fd, st.st_size - 10) == 0);
+    CHECK_EQ_INT(pdk_skim_read(&sk, buf, (uint64_t)st.st_size - 64, 64, &err), PDCKPT_ERR_IO);
+    CHECK(strcmp(err.source, path) == 0 && err.offset == st.st_size - 10);
+    pdk_skim_free(&sk);
+    /* a header length past the end: read whole, the reader's error names the file */
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    hlen = (uint64_t)st.st_size;
+    CHECK(fd >= 0 && pwrite(fd, &hlen, 8, 0) == 8);
+    close(fd);
+    got = load_w_box(box, &err);
+    CHECK(got == NULL && err.status == PDCKPT_ERR_FORMAT && strstr(err.source, path) != NULL);
+    fprintf(stderr, "  hostile header length: %s: %s\n", err.source, err.message);
+    tu_rmtree(dir);
+    free(dir);
+    dir = pickles;
+}
+
 int main(void) {
     dir = tu_tempdir();
     w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, W_SHAPE, 11);
     c = tu_random_tensor(PDCKPT_DTYPE_INT16, 3, C_SHAPE, 12);
     s = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, S_SHAPE, 13);
-    save();
+    save(PDCKPT_FORMAT_AUTO);
     RUN(test_boxes_equal_on_both_paths);
     RUN(test_skim_places_payloads);
     RUN(test_hostile_data_files);
@@ -433,6 +500,7 @@ int main(void) {
     RUN(test_rewritten_in_place_while_loading);
     RUN(test_boxes_equal_on_both_paths); /* the restored checkpoint loads as before */
     RUN(test_file_changed_after_skim);
+    RUN(test_safetensors_files_read_only_their_bytes);
     pdckpt_value_free(w);
     pdckpt_value_free(c);
     pdckpt_value_free(s);

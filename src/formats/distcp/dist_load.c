@@ -131,9 +131,28 @@ static uint64_t data_budget(const char *path) {
 /* Pickles smaller than this are read whole: a skim would save nothing. */
 #define SKIM_MIN_PAYLOAD ((uint64_t)64 << 10)
 
-/* The copy path's open of a pickle data file: its skeleton only (pickle_skim.c), parsed by the
- * pickle reader as always; the tensors point into the skeleton's image, where their payloads
- * are unread zero pages, and each overlap is later read from the file (dist_read.c). */
+/* Whether a data file of format `format` open at fd is skimmed rather than read whole: a pickle
+ * (a .distcp is sniffed: one that is not a pickle of protocol 2+ is read whole) by its opcodes,
+ * a safetensors file by its header (*prefix: its u64 length and the JSON; 0 for a pickle).  A
+ * safetensors file with too little data past its header to save a read, or whose header length
+ * cannot be right, is read whole, where its reader names what is wrong. */
+static bool skim_kind(int fd, const struct stat *sb, pdckpt_format format, uint64_t *prefix) {
+    uint8_t b[8] = {0};
+    *prefix = 0;
+    if (format != PDCKPT_FORMAT_SAFETENSORS)
+        return format != PDCKPT_FORMAT_AUTO || (pread(fd, b, 1, 0) == 1 && b[0] == 0x80);
+    if (pread(fd, b, 8, 0) != 8) return false;
+    uint64_t n = 0, size = (uint64_t)sb->st_size;
+    for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
+    if (n > size - 8) return false;
+    *prefix = 8 + n;
+    return size - *prefix >= SKIM_MIN_PAYLOAD;
+}
+
+/* The copy path's open of a pickle or safetensors data file: its skeleton only
+ * (pickle_skim.c), parsed by the format's reader as always; the tensors point into the
+ * skeleton's image, where their payloads are unread zero pages, and each overlap is later read
+ * from the file (dist_read.c). */
 static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_load_options lo) {
     int dfd = open(L->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
     if (dfd < 0) return pdk_fail_sys(L->err, errno, L->dir, "open");
@@ -142,16 +161,17 @@ static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_
         pdk_open_read(dfd, L->ix->files[f], PDK_OPEN_BENEATH, path, &fd, &sb, L->err);
     close(dfd);
     if (st != PDCKPT_OK) return st;
-    uint8_t proto = 0; /* a .distcp that is not a pickle (protocol 2+) is sniffed, read whole */
-    if (lo.format == PDCKPT_FORMAT_AUTO && (pread(fd, &proto, 1, 0) != 1 || proto != 0x80)) {
+    uint64_t prefix;
+    if (sb.st_size < 8 || !skim_kind(fd, &sb, lo.format, &prefix)) {
         close(fd);
         L->whole[f] = true;
         return PDCKPT_OK;
     }
-    lo.format = PDCKPT_FORMAT_PICKLE;
+    if (lo.format == PDCKPT_FORMAT_AUTO) lo.format = PDCKPT_FORMAT_PICKLE;
     if (!(L->paths[f] = strdup(path))) return close(fd), pdk_fail_nomem(L->err, "a path");
     pdk_skim *s = &L->skims[f];
-    PDK_TRY(pdk_skim_open(fd, &sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err));
+    PDK_TRY(prefix ? pdk_skim_open_prefix(fd, &sb, L->paths[f], prefix, s, L->err)
+                   : pdk_skim_open(fd, &sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err));
     lo.zero_copy = true; /* views into the image: no payload is copied (or touched) */
     lo.require_aligned = false;
     if (!lo.max_alloc_bytes)
@@ -182,10 +202,11 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
      * the overlaps' pages are read; read, a file another program truncates or rewrites in place
-     * meanwhile cannot kill the load (docs/RELIABILITY.md): a pickle's skeleton is skimmed and
-     * only the overlaps' bytes are read; other formats are read whole. */
-    bool pickle = lo.format == PDCKPT_FORMAT_PICKLE || lo.format == PDCKPT_FORMAT_AUTO;
-    if (!lo.zero_copy && !lo.verify && pickle && !L->whole[f]) {
+     * meanwhile cannot kill the load (docs/RELIABILITY.md): a pickle's or a safetensors
+     * file's skeleton is skimmed and only the overlaps' bytes are read; others are read whole. */
+    bool skims = lo.format == PDCKPT_FORMAT_PICKLE || lo.format == PDCKPT_FORMAT_AUTO ||
+                 lo.format == PDCKPT_FORMAT_SAFETENSORS;
+    if (!lo.zero_copy && !lo.verify && skims && !L->whole[f]) {
         PDK_TRY(open_skimmed(L, f, path, lo));
         if ((*tree = L->trees[f])) return PDCKPT_OK;
     }

@@ -35,6 +35,10 @@ typedef struct pdk_skim {
  * or payload running past the end, no STOP. */
 pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uint64_t min_payload,
                             pdk_skim *out, pdckpt_error *err);
+/* A file whose layout is a header and then its data (safetensors): the first `prefix` bytes
+ * are read, the rest is one payload left unread.  The format's own reader parses the image. */
+pdckpt_status pdk_skim_open_prefix(int fd, const struct stat *st, const char *name, uint64_t prefix,
+                                   pdk_skim *out, pdckpt_error *err);
 void          pdk_skim_free(pdk_skim *s);
 
 /* The file offset of the `n` bytes at `p` when they lie inside the image, else false. */
