@@ -10,6 +10,7 @@
  * after the skim — fail with an error naming the file and the offset.
  */
 #include "check.h"
+#include "formats/distcp/pdk_distcp.h"
 #include "formats/pickle/pickle_skim.h"
 #include "test_util.h"
 
@@ -431,24 +432,21 @@ static uint64_t bytes_read(void) {
     return n;
 }
 
-/* Safetensors data files (a checkpoint saved with that format): on the copy path only the
- * header is read and then each box's bytes, as for pickles; boxes equal on both paths; a file
- * truncated after its skim is an IO error naming it; a header length past the end is the
- * safetensors reader's error. */
-static void test_safetensors_files_read_only_their_bytes(void) {
-    char *pickles = dir;
+/* A checkpoint saved with data files of `format` (into a new `dir`): boxes equal on both paths,
+ * and ten rows of w on the copy path read far fewer bytes than its data file holds (the skim
+ * reads the headers, then the rows).  Returns rank 0's data file in *path. */
+static void save_as(pdckpt_format format, const char *ext, char *path, size_t cap) {
     dir = tu_tempdir();
-    save(PDCKPT_FORMAT_SAFETENSORS);
+    save(format);
     test_boxes_equal_on_both_paths();
-    char path[4200] = "";
     DIR *d = opendir(dir);
+    path[0] = '\0';
     for (struct dirent *e; d && (e = readdir(d));)
-        if (strncmp(e->d_name, "0_", 2) == 0 && strstr(e->d_name, ".safetensors"))
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (strncmp(e->d_name, "0_", 2) == 0 && strstr(e->d_name, ext))
+            snprintf(path, cap, "%s/%s", dir, e->d_name);
     if (d) closedir(d);
-    CHECK(path[0] != '\0');
     struct stat st;
-    CHECK(stat(path, &st) == 0 && st.st_size > 150 * 257 * 4);
+    CHECK(path[0] != '\0' && stat(path, &st) == 0 && st.st_size > 150 * 257 * 4);
     const int64_t box[4] = {10, 0, 10, 257}; /* ten rows: 10 KiB of a 190 KiB file */
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     uint64_t      before = bytes_read();
@@ -456,17 +454,38 @@ static void test_safetensors_files_read_only_their_bytes(void) {
     uint64_t      read = bytes_read() - before;
     CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want, &err), &err);
     CHECK(got && pdckpt_value_equal(pdckpt_dict_get(got, "w"), want));
-    fprintf(stderr, "  ten rows of w: %llu bytes read, data file %lld bytes\n",
+    fprintf(stderr, "  %s: ten rows of w: %llu bytes read, data file %lld bytes\n", ext,
             (unsigned long long)read, (long long)st.st_size);
     CHECK(read < (uint64_t)st.st_size / 4);
     pdckpt_value_free(got);
     pdckpt_value_free(want);
-    /* truncated after the skim */
-    int      fd = open(path, O_RDWR | O_CLOEXEC);
-    pdk_skim sk;
-    CHECK(fd >= 0 && fstat(fd, &st) == 0);
-    uint64_t hlen = 0;
-    CHECK(pread(fd, &hlen, 8, 0) == 8);
+}
+
+/* Loads rows of w from the file at `path` after `n` bytes at `at` were overwritten: the
+ * format's reader refuses it, naming the file. */
+static void expect_refused(const char *path, uint64_t at, const void *bytes, size_t n) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CHECK(fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n);
+    close(fd);
+    const int64_t box[4] = {10, 0, 10, 257};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *got = load_w_box(box, &err);
+    CHECK(got == NULL && err.status == PDCKPT_ERR_FORMAT && strstr(err.source, path) != NULL);
+    fprintf(stderr, "  refused: %s: %lld: %s\n", err.source, (long long)err.offset, err.message);
+    pdckpt_value_free(got);
+}
+
+/* Safetensors data files: the header is read, the data left unread; a file truncated after its
+ * skim is an IO error naming it; a header length past the end is the reader's error. */
+static void test_safetensors_files_read_only_their_bytes(void) {
+    char *pickles = dir, path[4200];
+    save_as(PDCKPT_FORMAT_SAFETENSORS, ".safetensors", path, sizeof path);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    struct stat  st;
+    int          fd = open(path, O_RDWR | O_CLOEXEC);
+    pdk_skim     sk;
+    uint64_t     hlen = 0;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0 && pread(fd, &hlen, 8, 0) == 8);
     CHECK_OK(pdk_skim_open_prefix(fd, &st, path, 8 + hlen, &sk, &err), &err);
     CHECK(sk.n_holes == 1 && sk.holes[0].at == 8 + hlen && sk.skipped == st.st_size - 8 - hlen);
     uint8_t buf[64];
@@ -474,14 +493,33 @@ static void test_safetensors_files_read_only_their_bytes(void) {
     CHECK_EQ_INT(pdk_skim_read(&sk, buf, (uint64_t)st.st_size - 64, 64, &err), PDCKPT_ERR_IO);
     CHECK(strcmp(err.source, path) == 0 && err.offset == st.st_size - 10);
     pdk_skim_free(&sk);
-    /* a header length past the end: read whole, the reader's error names the file */
-    fd = open(path, O_RDWR | O_CLOEXEC);
     hlen = (uint64_t)st.st_size;
-    CHECK(fd >= 0 && pwrite(fd, &hlen, 8, 0) == 8);
-    close(fd);
-    got = load_w_box(box, &err);
-    CHECK(got == NULL && err.status == PDCKPT_ERR_FORMAT && strstr(err.source, path) != NULL);
-    fprintf(stderr, "  hostile header length: %s: %s\n", err.source, err.message);
+    expect_refused(path, 0, &hlen, 8);
+    tu_rmtree(dir);
+    free(dir);
+    dir = pickles;
+}
+
+/* Combined (.pdiparams) data files: each tensor stream's headers are read, its data left
+ * unread when large; a stream the walk cannot follow (a TensorDesc size past the end, a
+ * version that is not 0) is read whole and the combined reader's error names the file. */
+static void test_combined_files_read_only_their_bytes(void) {
+    char *pickles = dir, path[4200];
+    save_as(PDCKPT_FORMAT_COMBINED, ".pdiparams", path, sizeof path);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    struct stat  st;
+    int          fd = open(path, O_RDONLY | O_CLOEXEC);
+    pdk_skim     sk;
+    bool         followed = false;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0);
+    CHECK_OK(pdk_skim_init(fd, &st, path, &sk, &err), &err);
+    CHECK_OK(pdk_skim_streams(&sk, (uint64_t)64 << 10, &followed, &err), &err);
+    /* rank 0 stores c's half (92,400 bytes) and w's band (154,200 bytes); s (60) is read */
+    CHECK(followed && sk.n_holes == 2 && sk.skipped == 40 * 33 * 35 * 2 + 150 * 257 * 4);
+    pdk_skim_free(&sk);
+    uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f}, one[4] = {1, 0, 0, 0};
+    expect_refused(path, 16, huge, 4); /* the first stream's TensorDesc size */
+    expect_refused(path, 0, one, 4);   /* its version */
     tu_rmtree(dir);
     free(dir);
     dir = pickles;
@@ -501,6 +539,7 @@ int main(void) {
     RUN(test_boxes_equal_on_both_paths); /* the restored checkpoint loads as before */
     RUN(test_file_changed_after_skim);
     RUN(test_safetensors_files_read_only_their_bytes);
+    RUN(test_combined_files_read_only_their_bytes);
     pdckpt_value_free(w);
     pdckpt_value_free(c);
     pdckpt_value_free(s);

@@ -131,25 +131,47 @@ static uint64_t data_budget(const char *path) {
 /* Pickles smaller than this are read whole: a skim would save nothing. */
 #define SKIM_MIN_PAYLOAD ((uint64_t)64 << 10)
 
-/* Whether a data file of format `format` open at fd is skimmed rather than read whole: a pickle
+typedef enum { SKIM_NONE, SKIM_PICKLE, SKIM_HEADER, SKIM_STREAMS } skim_kind;
+
+/* How a data file of format `format` open at fd is skimmed (SKIM_NONE: read whole): a pickle
  * (a .distcp is sniffed: one that is not a pickle of protocol 2+ is read whole) by its opcodes,
- * a safetensors file by its header (*prefix: its u64 length and the JSON; 0 for a pickle).  A
- * safetensors file with too little data past its header to save a read, or whose header length
- * cannot be right, is read whole, where its reader names what is wrong. */
-static bool skim_kind(int fd, const struct stat *sb, pdckpt_format format, uint64_t *prefix) {
+ * a combined file by its tensor streams' headers, a safetensors file by its header (*prefix:
+ * its u64 length and the JSON).  A safetensors file with too little data past its header to
+ * save a read, or whose header length cannot be right, is read whole, where its reader names
+ * what is wrong. */
+static skim_kind skim_kind_of(int fd, const struct stat *sb, pdckpt_format format,
+                              uint64_t *prefix) {
     uint8_t b[8] = {0};
-    *prefix = 0;
-    if (format != PDCKPT_FORMAT_SAFETENSORS)
-        return format != PDCKPT_FORMAT_AUTO || (pread(fd, b, 1, 0) == 1 && b[0] == 0x80);
-    if (pread(fd, b, 8, 0) != 8) return false;
-    uint64_t n = 0, size = (uint64_t)sb->st_size;
-    for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
-    if (n > size - 8) return false;
+    if (format == PDCKPT_FORMAT_COMBINED) return SKIM_STREAMS;
+    if (format == PDCKPT_FORMAT_PICKLE) return SKIM_PICKLE;
+    if (format == PDCKPT_FORMAT_AUTO)
+        return pread(fd, b, 1, 0) == 1 && b[0] == 0x80 ? SKIM_PICKLE : SKIM_NONE;
+    if (format != PDCKPT_FORMAT_SAFETENSORS || pread(fd, b, 8, 0) != 8) return SKIM_NONE;
+    uint64_t n = pdk_load_u64le(b), size = (uint64_t)sb->st_size;
+    if (n > size - 8) return SKIM_NONE;
     *prefix = 8 + n;
-    return size - *prefix >= SKIM_MIN_PAYLOAD;
+    return size - *prefix >= SKIM_MIN_PAYLOAD ? SKIM_HEADER : SKIM_NONE;
 }
 
-/* The copy path's open of a pickle or safetensors data file: its skeleton only
+/* The skim of the data file open at fd; *whole when it is to be read whole instead. */
+static pdckpt_status skim_file(loader *L, size_t f, int fd, const struct stat *sb,
+                               pdckpt_format format, bool *whole) {
+    uint64_t  prefix = 0;
+    skim_kind k = sb->st_size < 8 ? SKIM_NONE : skim_kind_of(fd, sb, format, &prefix);
+    pdk_skim *s = &L->skims[f];
+    *whole = k == SKIM_NONE;
+    if (*whole) return close(fd), PDCKPT_OK;
+    if (k == SKIM_PICKLE) return pdk_skim_open(fd, sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err);
+    if (k == SKIM_HEADER) return pdk_skim_open_prefix(fd, sb, L->paths[f], prefix, s, L->err);
+    bool followed;
+    PDK_TRY(pdk_skim_init(fd, sb, L->paths[f], s, L->err));
+    PDK_TRY(pdk_skim_streams(s, SKIM_MIN_PAYLOAD, &followed, L->err));
+    if (!followed) pdk_skim_free(s); /* closes fd */
+    *whole = !followed;
+    return PDCKPT_OK;
+}
+
+/* The copy path's open of a pickle, combined or safetensors data file: its skeleton only
  * (pickle_skim.c), parsed by the format's reader as always; the tensors point into the
  * skeleton's image, where their payloads are unread zero pages, and each overlap is later read
  * from the file (dist_read.c). */
@@ -161,17 +183,11 @@ static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_
         pdk_open_read(dfd, L->ix->files[f], PDK_OPEN_BENEATH, path, &fd, &sb, L->err);
     close(dfd);
     if (st != PDCKPT_OK) return st;
-    uint64_t prefix;
-    if (sb.st_size < 8 || !skim_kind(fd, &sb, lo.format, &prefix)) {
-        close(fd);
-        L->whole[f] = true;
-        return PDCKPT_OK;
-    }
-    if (lo.format == PDCKPT_FORMAT_AUTO) lo.format = PDCKPT_FORMAT_PICKLE;
     if (!(L->paths[f] = strdup(path))) return close(fd), pdk_fail_nomem(L->err, "a path");
+    PDK_TRY(skim_file(L, f, fd, &sb, lo.format, &L->whole[f]));
+    if (L->whole[f]) return PDCKPT_OK;
+    if (lo.format == PDCKPT_FORMAT_AUTO) lo.format = PDCKPT_FORMAT_PICKLE;
     pdk_skim *s = &L->skims[f];
-    PDK_TRY(prefix ? pdk_skim_open_prefix(fd, &sb, L->paths[f], prefix, s, L->err)
-                   : pdk_skim_open(fd, &sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err));
     lo.zero_copy = true; /* views into the image: no payload is copied (or touched) */
     lo.require_aligned = false;
     if (!lo.max_alloc_bytes)
@@ -202,20 +218,18 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
      * the overlaps' pages are read; read, a file another program truncates or rewrites in place
-     * meanwhile cannot kill the load (docs/RELIABILITY.md): a pickle's or a safetensors
-     * file's skeleton is skimmed and only the overlaps' bytes are read; others are read whole. */
-    bool skims = lo.format == PDCKPT_FORMAT_PICKLE || lo.format == PDCKPT_FORMAT_AUTO ||
-                 lo.format == PDCKPT_FORMAT_SAFETENSORS;
-    if (!lo.zero_copy && !lo.verify && skims && !L->whole[f]) {
-        PDK_TRY(open_skimmed(L, f, path, lo));
-        if ((*tree = L->trees[f])) return PDCKPT_OK;
-    }
-    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
+     * meanwhile cannot kill the load (docs/RELIABILITY.md): a data file's skeleton is skimmed
+     * (a vars directory's files are read whole) and only the overlaps' bytes are read. */
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_TRY(list_names(L));
         lo.names = L->names[f];
         lo.n_names = L->n_names[f];
     }
+    if (!lo.zero_copy && !lo.verify && lo.format != PDCKPT_FORMAT_VARS_DIR && !L->whole[f]) {
+        PDK_TRY(open_skimmed(L, f, path, lo));
+        if ((*tree = L->trees[f])) return PDCKPT_OK;
+    }
+    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     pdckpt_status st = pdk_load_beneath(L->dir, file, &lo, &L->trees[f], L->err);
     *tree = L->trees[f];
     return st;
