@@ -374,22 +374,28 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     return PDCKPT_OK;
 }
 
-/* Calls `visit` for every stored piece overlapping `b`, in index order, with the overlap
- * (global `off`, `shape`) and the piece's stored data. */
+/* Calls `visit` for every stored piece overlapping `b` with the overlap (global `off`, `shape`)
+ * and the piece's stored data: in index order from the overlap numbered `from`, then those
+ * before it. */
 typedef pdckpt_status (*overlap_fn)(void *ctx, const pdk_piece *p, const int64_t *off,
                                     const int64_t *shape, const pdckpt_tensor_view *v);
-static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, overlap_fn visit,
-                                  void *ctx) {
+static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, size_t from,
+                                  overlap_fn visit, void *ctx) {
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
-    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
-        const pdk_piece *p = &km->pieces[i];
-        if (past_box(km, b, p)) break;
-        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
-            continue;
-        const pdckpt_value *value;
-        pdckpt_tensor_view  v;
-        PDK_TRY(stored_piece(L, km, p, &value, &v));
-        PDK_TRY(visit(ctx, p, off, shape, &v));
+    for (int pass = 0; pass < (from ? 2 : 1); pass++) {
+        size_t k = 0; /* the overlap's number */
+        for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
+            const pdk_piece *p = &km->pieces[i];
+            if (past_box(km, b, p) || (pass == 1 && k == from)) break;
+            if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape) ||
+                (pass == 0 && k++ < from))
+                continue;
+            k += pass;
+            const pdckpt_value *value;
+            pdckpt_tensor_view  v;
+            PDK_TRY(stored_piece(L, km, p, &value, &v));
+            PDK_TRY(visit(ctx, p, off, shape, &v));
+        }
     }
     return PDCKPT_OK;
 }
@@ -397,6 +403,7 @@ static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *
 typedef struct cover_ctx {
     int32_t n_dims;
     int64_t covered;
+    size_t  n; /* overlaps */
 } cover_ctx;
 
 static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *off,
@@ -404,6 +411,7 @@ static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *o
     (void)p, (void)off, (void)v;
     cover_ctx *c = ctx;
     c->covered += pdk_box_volume(c->n_dims, shape);
+    c->n++;
     return PDCKPT_OK;
 }
 
@@ -411,9 +419,11 @@ static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *o
  * the shapes the metadata gives, and cover it whole (they do not overlap: pdk_meta_index_sort).
  * A metadata file of a few bytes that declares a huge global shape thus costs no allocation
  * beyond the data that is really there. */
-static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b) {
-    cover_ctx c = {b->n_dims, 0};
-    PDK_TRY(each_overlap(L, km, b, count_cover, &c));
+static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b,
+                                  size_t *n_overlaps) {
+    cover_ctx c = {b->n_dims, 0, 0};
+    PDK_TRY(each_overlap(L, km, b, 0, count_cover, &c));
+    *n_overlaps = c.n;
     if (c.covered != pdk_box_volume(b->n_dims, b->shape))
         return pdk_fail(L->err, PDCKPT_ERR_FORMAT, L->dir, -1,
                         "key '%s': the stored pieces cover %lld of the %lld elements asked for",
@@ -460,9 +470,22 @@ static pdckpt_status copy_overlap(void *ctx, const pdk_piece *p, const int64_t *
     return PDCKPT_OK;
 }
 
-static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+/* The overlap a box's copy starts from.  Ranks that load the boxes of one layout at once would
+ * otherwise all read the same piece first, then the next: in a column split every rank reads
+ * every file, and concurrent reads of the same page-cache pages make the cores fight over them.
+ * Starting from the box's own position in its grid (its offset over its shape, summed over the
+ * dims) puts neighbouring boxes on different pieces. */
+static size_t first_overlap(const box *b, size_t n_overlaps) {
+    uint64_t at = 0;
+    for (int32_t d = 0; d < b->n_dims; d++)
+        if (b->shape[d] > 0) at += (uint64_t)(b->off[d] / b->shape[d]);
+    return n_overlaps > 1 ? (size_t)(at % n_overlaps) : 0;
+}
+
+static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst,
+                                 size_t n_overlaps) {
     copy_ctx c = {L, b, pdckpt_dtype_size(km->dtype), dst};
-    return each_overlap(L, km, b, copy_overlap, &c);
+    return each_overlap(L, km, b, first_overlap(b, n_overlaps), copy_overlap, &c);
 }
 
 static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdckpt_value *out) {
@@ -477,10 +500,11 @@ static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdck
     if (!t) {
         /* the pieces cover the box exactly (check_pieces), so each byte is written once and
          * zeroing the box first would be a wasted pass over it; a failed copy frees the box */
-        PDK_TRY(check_pieces(L, km, &b));
+        size_t n_overlaps;
+        PDK_TRY(check_pieces(L, km, &b, &n_overlaps));
         PDK_TRY(
             pdk_tensor_new_unzeroed(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
-        pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
+        pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t), n_overlaps);
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);
         if (st != PDCKPT_OK) {
             pdckpt_value_free(t);
