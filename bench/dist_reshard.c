@@ -4,11 +4,11 @@
  * ranks save a sharded checkpoint of TENSORS float32 tensors of ROWS x COLS, split in row bands
  * (one band per rank), then load it back on the same ranks as row bands (the same topology),
  * row bands shifted by half a band (each overlaps two stored pieces), column bands and a block
- * grid (2 x size/2), each the best of five runs (warm page cache), on
- * the copy path (zero_copy off: every byte lands in the caller's memory) and zero-copy (the
- * loaded bytes are then read once, so a lazy mapping is not timed as free).  Prints one JSON
- * line: seconds of each and the ratios to the same-topology load; a second line the same ratios
- * in CPU seconds of all ranks (median of five), which a busy machine disturbs less.
+ * grid (2 x size/2), on the copy path (zero_copy off: every byte lands in the caller's memory)
+ * and zero-copy (the loaded bytes are then read once, so a lazy mapping is not timed as free).
+ * ROUNDS rounds, the layouts taking turns within each (warm page cache).  Prints one JSON line:
+ * per path and layout the median and best wall seconds and the median CPU seconds of all ranks
+ * (which a busy machine disturbs less), and their ratios to the same-topology load.
  *
  *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_reshard DIR [TENSORS] [ROWS] [COLS]
  */
@@ -66,14 +66,20 @@ static double touch(const pdckpt_value *out) {
     return sum;
 }
 
-/* parts == NULL: row bands shifted by half a band (the last rank's by minus half).  Returns the
- * best wall time of five runs; *cpu_s gets the median CPU seconds of all ranks together. */
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static double load(const char *dir, const int64_t *parts, bool zero_copy, double *cpu_s) {
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One load of every tensor's box of layout `parts` (NULL: row bands shifted by half a band, the
+ * last rank's by minus half): *wall gets its wall seconds (barrier to barrier), *cpu the CPU
+ * seconds of all ranks together. */
+static void load(const char *dir, const int64_t *parts, bool zero_copy, double *wall, double *cpu) {
     int64_t             global[2] = {rows, cols}, off[2], shape[2], band[2] = {size, 1};
     pdckpt_mpi_request *reqs = calloc((size_t)n_tensors, sizeof *reqs);
     char(*keys)[32] = calloc((size_t)n_tensors, sizeof *keys);
@@ -85,29 +91,64 @@ static double load(const char *dir, const int64_t *parts, bool zero_copy, double
     }
     pdckpt_mpi_options o = PDCKPT_MPI_OPTIONS_INIT;
     o.load.zero_copy = zero_copy;
-    double best = 1e9, cpus[5];
-    for (int run = 0; run < 5; run++) {
-        pdckpt_value *out = NULL;
-        pdckpt_error  err = PDCKPT_ERROR_INIT;
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = bench_wall(), c0 = bench_cpu();
-        if (pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, (size_t)n_tensors, &o, &out, &err) !=
-            PDCKPT_OK)
-            die("load", &err);
-        volatile double sink = zero_copy ? touch(out) : 0;
-        (void)sink;
-        double mine = bench_cpu() - c0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        double took = bench_wall() - t0;
-        MPI_Allreduce(&mine, &cpus[run], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        if (took < best) best = took;
-        pdckpt_value_free(out);
-    }
+    pdckpt_value *out = NULL;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = bench_wall(), c0 = bench_cpu();
+    if (pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, (size_t)n_tensors, &o, &out, &err) !=
+        PDCKPT_OK)
+        die("load", &err);
+    volatile double sink = zero_copy ? touch(out) : 0;
+    (void)sink;
+    double mine = bench_cpu() - c0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    *wall = bench_wall() - t0;
+    MPI_Allreduce(&mine, cpu, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    pdckpt_value_free(out);
     free(reqs);
     free(keys);
-    qsort(cpus, 5, sizeof *cpus, cmp_double);
-    *cpu_s = cpus[2];
-    return best;
+}
+
+#define ROUNDS  15
+#define LAYOUTS 4
+
+/* t[z][l][r], c[z][l][r]: wall and CPU seconds of path z (copy, zero-copy), layout l (same,
+ * shifted rows, columns, blocks), round r.  The layouts take turns within a round, so a burst
+ * of other jobs on the machine falls on all of them alike. */
+static void run_rounds(const char *dir, double t[2][LAYOUTS][ROUNDS],
+                       double c[2][LAYOUTS][ROUNDS]) {
+    int64_t        row[2] = {size, 1}, col[2] = {1, size}, block[2] = {2, size / 2};
+    const int64_t *parts[LAYOUTS] = {row, NULL, col, block};
+    for (int r = 0; r < ROUNDS; r++)
+        for (int z = 0; z < 2; z++)
+            for (int l = 0; l < LAYOUTS; l++) load(dir, parts[l], z, &t[z][l][r], &c[z][l][r]);
+}
+
+/* One JSON object per path: best and median wall seconds of each layout, the ratios of the
+ * medians (and of the bests) to the same-topology load, and the ratios of median CPU seconds. */
+static void report(double t[2][LAYOUTS][ROUNDS], double c[2][LAYOUTS][ROUNDS]) {
+    static const char *name[LAYOUTS] = {"same", "row", "col", "block"};
+    printf("{\"ranks\": %d, \"tensors\": %lld, \"rows\": %lld, \"cols\": %lld, "
+           "\"rounds\": %d",
+           size, (long long)n_tensors, (long long)rows, (long long)cols, ROUNDS);
+    for (int z = 0; z < 2; z++) {
+        double best[LAYOUTS], med[LAYOUTS], cpu[LAYOUTS];
+        for (int l = 0; l < LAYOUTS; l++) {
+            best[l] = t[z][l][0];
+            for (int r = 1; r < ROUNDS; r++) best[l] = t[z][l][r] < best[l] ? t[z][l][r] : best[l];
+            med[l] = median(t[z][l], ROUNDS);
+            cpu[l] = median(c[z][l], ROUNDS);
+        }
+        printf(", \"%s\": {", z ? "zero_copy" : "copy");
+        for (int l = 0; l < LAYOUTS; l++)
+            printf("%s\"%s_s\": %.4f, \"%s_best_s\": %.4f, \"%s_cpu_s\": %.4f", l ? ", " : "",
+                   name[l], med[l], name[l], best[l], name[l], cpu[l]);
+        for (int l = 1; l < LAYOUTS; l++)
+            printf(", \"%s_ratio\": %.2f, \"%s_best_ratio\": %.2f, \"%s_cpu_ratio\": %.2f", name[l],
+                   med[l] / med[0], name[l], best[l] / best[0], name[l], cpu[l] / cpu[0]);
+        printf("}");
+    }
+    printf("}\n");
 }
 
 int main(int argc, char **argv) {
@@ -123,31 +164,9 @@ int main(int argc, char **argv) {
     if (argc > 3) rows = strtoll(argv[3], NULL, 10);
     if (argc > 4) cols = strtoll(argv[4], NULL, 10);
     save(argv[1]);
-    int64_t row[2] = {size, 1}, col[2] = {1, size}, block[2] = {2, size / 2};
-    double  t[2][4], c[2][4];
-    for (int z = 0; z < 2; z++) {
-        t[z][0] = load(argv[1], row, z, &c[z][0]);
-        t[z][1] = load(argv[1], NULL, z, &c[z][1]);
-        t[z][2] = load(argv[1], col, z, &c[z][2]);
-        t[z][3] = load(argv[1], block, z, &c[z][3]);
-    }
-    if (rank == 0)
-        printf("{\"ranks\": %d, \"tensors\": %lld, \"rows\": %lld, \"cols\": %lld, "
-               "\"copy\": {\"same_s\": %.4f, \"row_s\": %.4f, \"col_s\": %.4f, "
-               "\"block_s\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
-               "\"block_ratio\": %.2f}, "
-               "\"zero_copy\": {\"same_s\": %.4f, \"row_s\": %.4f, \"col_s\": %.4f, "
-               "\"block_s\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
-               "\"block_ratio\": %.2f}}\n",
-               size, (long long)n_tensors, (long long)rows, (long long)cols, t[0][0], t[0][1],
-               t[0][2], t[0][3], t[0][1] / t[0][0], t[0][2] / t[0][0], t[0][3] / t[0][0], t[1][0],
-               t[1][1], t[1][2], t[1][3], t[1][1] / t[1][0], t[1][2] / t[1][0], t[1][3] / t[1][0]);
-    if (rank == 0)
-        printf("{\"cpu_s\": {\"copy\": {\"same\": %.4f, \"row_ratio\": %.2f, \"col_ratio\": %.2f, "
-               "\"block_ratio\": %.2f}, \"zero_copy\": {\"same\": %.4f, \"row_ratio\": %.2f, "
-               "\"col_ratio\": %.2f, \"block_ratio\": %.2f}}}\n",
-               c[0][0], c[0][1] / c[0][0], c[0][2] / c[0][0], c[0][3] / c[0][0], c[1][0],
-               c[1][1] / c[1][0], c[1][2] / c[1][0], c[1][3] / c[1][0]);
+    static double t[2][LAYOUTS][ROUNDS], c[2][LAYOUTS][ROUNDS];
+    run_rounds(argv[1], t, c);
+    if (rank == 0) report(t, c);
     MPI_Finalize();
     return 0;
 }

@@ -125,6 +125,10 @@ const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value);
 /* Number of dims / shape checks shared by every tensor constructor. */
 pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);
+/* pdckpt_tensor_new without zeroing the data: for a caller that writes every byte before the
+ * tensor is seen (a resharded load whose pieces were checked to cover the box). */
+pdckpt_status pdk_tensor_new_unzeroed(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                      const int64_t *dims, pdckpt_value **out, pdckpt_error *err);
 /* A string value's bytes compared with a C string of given length. */
 bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
 /* A STRING or BYTES value over data[0..len) without a copy: `owner` (retained; NULL when the

@@ -88,15 +88,16 @@ static pdckpt_status check_out(pdckpt_value **out, pdckpt_error **err, pdckpt_er
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
-                                const int64_t *dims, pdckpt_value **out, pdckpt_error *err) {
+static pdckpt_status tensor_new(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                const int64_t *dims, bool zero, pdckpt_value **out,
+                                pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     PDK_TRY(check_out(out, &err, &local));
     pdckpt_value *v;
     PDK_TRY(tensor_shell(a, dtype, n_dims, dims, &v, err));
     pdk_tensor *t = v->u.t;
     if (t->n_bytes) {
-        t->buffer = pdk_buffer_new_alloc(a, (size_t)t->n_bytes, true);
+        t->buffer = pdk_buffer_new_alloc(a, (size_t)t->n_bytes, zero);
         if (!t->buffer) {
             pdckpt_value_free(v);
             return pdk_fail_nomem(err, "tensor data");
@@ -106,6 +107,16 @@ pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *a, pdckpt_dtype dtype, i
     }
     *out = v;
     return PDCKPT_OK;
+}
+
+pdckpt_status pdckpt_tensor_new(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                const int64_t *dims, pdckpt_value **out, pdckpt_error *err) {
+    return tensor_new(a, dtype, n_dims, dims, true, out, err);
+}
+
+pdckpt_status pdk_tensor_new_unzeroed(const pdckpt_allocator *a, pdckpt_dtype dtype, int32_t n_dims,
+                                      const int64_t *dims, pdckpt_value **out, pdckpt_error *err) {
+    return tensor_new(a, dtype, n_dims, dims, false, out, err);
 }
 
 pdckpt_status pdckpt_tensor_new_borrowed(const pdckpt_allocator *a, pdckpt_dtype dtype,

@@ -6,6 +6,9 @@ numpy's slices on both paths, and the bytes the process reads (/proc/self/io rch
 the data files' size."""
 import os
 
+import pytest
+
+import pdckpt
 from pdckpt import _native
 
 
@@ -92,3 +95,35 @@ def test_save_state_dict_file_loads_in_boxes(tmp_path, paddle_np):
     got = _load(ck, [("emb", (300, 0), (4, 96))], False)["emb"]
     assert got.tobytes() == state["emb"][300:304].tobytes()
     assert _rchar() - before < os.path.getsize(ck / "0_0.distcp") // 2
+
+
+def test_box_over_a_hole_fails_and_boxes_beside_it_load_exact(tmp_path, paddle_np):
+    """The copy path fills a resharded box without zeroing it first (every byte comes from a
+    piece: the load checks the pieces cover the box before it allocates).  Pieces that leave a
+    hole -- rows [3, 5) of w stored nowhere -- must then fail every box that reaches into the
+    hole (never return the allocation's old bytes) and load boxes beside it bit-exact, column
+    bands and blocks included, on both paths."""
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    paddle, np = paddle_np
+    full = np.random.default_rng(9).standard_normal((8, 8192)).astype("float32")
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    sdm, storage = {"w": []}, {}
+    for rank, (lo, hi) in enumerate(((0, 3), (5, 8))):  # payloads of 96 KiB: skimmed
+        name = f"{rank}_0.distcp"
+        paddle.save({"w": paddle.to_tensor(full[lo:hi].copy())}, str(ck / name))
+        sdm["w"].append(LocalTensorMetadata((lo, 0), (hi - lo, 8192), "float32", (8, 8192),
+                                            False, None))
+        storage[LocalTensorIndex("w", (lo, 0), False, None, None, (hi - lo, 8192))] = name
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    for mmap in (False, True):
+        for off, shape in (((0, 0), (8, 8192)), ((2, 100), (2, 50)), ((0, 4096), (8, 2048))):
+            with pytest.raises(pdckpt.FormatError) as e:
+                _load(ck, [("w", off, shape)], mmap)
+            assert "'w'" in str(e.value) and "cover" in str(e.value), str(e.value)
+        for off, shape in (((0, 0), (3, 8192)), ((0, 2048), (3, 2048)), ((5, 100), (3, 3000)),
+                           ((1, 7000), (2, 1192))):
+            want = full[off[0]:off[0] + shape[0], off[1]:off[1] + shape[1]]
+            got = _load(ck, [("w", off, shape)], mmap)["w"]
+            assert got.tobytes() == want.tobytes(), (off, shape, mmap)

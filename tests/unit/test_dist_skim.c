@@ -10,6 +10,7 @@
  * after the skim — fail with an error naming the file and the offset.
  */
 #include "check.h"
+#include "formats/distcp/pdk_distcp.h"
 #include "formats/pickle/pickle_skim.h"
 #include "test_util.h"
 
@@ -41,7 +42,7 @@ static size_t make_rank(int r, pdckpt_value **pieces, int64_t (*offs)[3], pdckpt
     return r == 0 ? 3 : 2;
 }
 
-static void save(void) {
+static void save(pdckpt_format format) {
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     pdckpt_value        *pieces[RANKS][2];
     int64_t              offs[RANKS][2][3];
@@ -53,8 +54,8 @@ static void save(void) {
         n[r] = make_rank(r, pieces[r], offs[r], shards[r]);
         CHECK_OK(pdckpt_sharded_describe(shards[r], n[r], &desc[r], &len[r], &err), &err);
     }
-    CHECK_OK(pdckpt_sharded_plan_new(dir, -1, PDCKPT_FORMAT_AUTO, false,
-                                     (const uint8_t *const *)desc, len, RANKS, &plan, &err),
+    CHECK_OK(pdckpt_sharded_plan_new(dir, -1, format, false, (const uint8_t *const *)desc, len,
+                                     RANKS, &plan, &err),
              &err);
     for (int r = 0; r < RANKS; r++) {
         uint8_t *a;
@@ -420,12 +421,116 @@ static void test_file_changed_after_skim(void) {
     unlink(copy);
 }
 
+/* The bytes this process has read so far (/proc/self/io rchar). */
+static uint64_t bytes_read(void) {
+    FILE              *f = fopen("/proc/self/io", "r");
+    unsigned long long n = 0;
+    char               line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "rchar: %llu", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+/* A checkpoint saved with data files of `format` (into a new `dir`): boxes equal on both paths,
+ * and ten rows of w on the copy path read far fewer bytes than its data file holds (the skim
+ * reads the headers, then the rows).  Returns rank 0's data file in *path. */
+static void save_as(pdckpt_format format, const char *ext, char *path, size_t cap) {
+    dir = tu_tempdir();
+    save(format);
+    test_boxes_equal_on_both_paths();
+    DIR *d = opendir(dir);
+    path[0] = '\0';
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "0_", 2) == 0 && strstr(e->d_name, ext))
+            snprintf(path, cap, "%s/%s", dir, e->d_name);
+    if (d) closedir(d);
+    struct stat st;
+    CHECK(path[0] != '\0' && stat(path, &st) == 0 && st.st_size > 150 * 257 * 4);
+    const int64_t box[4] = {10, 0, 10, 257}; /* ten rows: 10 KiB of a 190 KiB file */
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    uint64_t      before = bytes_read();
+    pdckpt_value *got = load_w_box(box, &err), *want = NULL;
+    uint64_t      read = bytes_read() - before;
+    CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want, &err), &err);
+    CHECK(got && pdckpt_value_equal(pdckpt_dict_get(got, "w"), want));
+    fprintf(stderr, "  %s: ten rows of w: %llu bytes read, data file %lld bytes\n", ext,
+            (unsigned long long)read, (long long)st.st_size);
+    CHECK(read < (uint64_t)st.st_size / 4);
+    pdckpt_value_free(got);
+    pdckpt_value_free(want);
+}
+
+/* Loads rows of w from the file at `path` after `n` bytes at `at` were overwritten: the
+ * format's reader refuses it, naming the file. */
+static void expect_refused(const char *path, uint64_t at, const void *bytes, size_t n) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    CHECK(fd >= 0 && pwrite(fd, bytes, n, (off_t)at) == (ssize_t)n);
+    close(fd);
+    const int64_t box[4] = {10, 0, 10, 257};
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *got = load_w_box(box, &err);
+    CHECK(got == NULL && err.status == PDCKPT_ERR_FORMAT && strstr(err.source, path) != NULL);
+    fprintf(stderr, "  refused: %s: %lld: %s\n", err.source, (long long)err.offset, err.message);
+    pdckpt_value_free(got);
+}
+
+/* Safetensors data files: the header is read, the data left unread; a file truncated after its
+ * skim is an IO error naming it; a header length past the end is the reader's error. */
+static void test_safetensors_files_read_only_their_bytes(void) {
+    char *pickles = dir, path[4200];
+    save_as(PDCKPT_FORMAT_SAFETENSORS, ".safetensors", path, sizeof path);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    struct stat  st;
+    int          fd = open(path, O_RDWR | O_CLOEXEC);
+    pdk_skim     sk;
+    uint64_t     hlen = 0;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0 && pread(fd, &hlen, 8, 0) == 8);
+    CHECK_OK(pdk_skim_open_prefix(fd, &st, path, 8 + hlen, &sk, &err), &err);
+    CHECK(sk.n_holes == 1 && sk.holes[0].at == 8 + hlen && sk.skipped == st.st_size - 8 - hlen);
+    uint8_t buf[64];
+    CHECK(ftruncate(fd, st.st_size - 10) == 0);
+    CHECK_EQ_INT(pdk_skim_read(&sk, buf, (uint64_t)st.st_size - 64, 64, &err), PDCKPT_ERR_IO);
+    CHECK(strcmp(err.source, path) == 0 && err.offset == st.st_size - 10);
+    pdk_skim_free(&sk);
+    hlen = (uint64_t)st.st_size;
+    expect_refused(path, 0, &hlen, 8);
+    tu_rmtree(dir);
+    free(dir);
+    dir = pickles;
+}
+
+/* Combined (.pdiparams) data files: each tensor stream's headers are read, its data left
+ * unread when large; a stream the walk cannot follow (a TensorDesc size past the end, a
+ * version that is not 0) is read whole and the combined reader's error names the file. */
+static void test_combined_files_read_only_their_bytes(void) {
+    char *pickles = dir, path[4200];
+    save_as(PDCKPT_FORMAT_COMBINED, ".pdiparams", path, sizeof path);
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    struct stat  st;
+    int          fd = open(path, O_RDONLY | O_CLOEXEC);
+    pdk_skim     sk;
+    bool         followed = false;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0);
+    CHECK_OK(pdk_skim_init(fd, &st, path, &sk, &err), &err);
+    CHECK_OK(pdk_skim_streams(&sk, (uint64_t)64 << 10, &followed, &err), &err);
+    /* rank 0 stores c's half (92,400 bytes) and w's band (154,200 bytes); s (60) is read */
+    CHECK(followed && sk.n_holes == 2 && sk.skipped == 40 * 33 * 35 * 2 + 150 * 257 * 4);
+    pdk_skim_free(&sk);
+    uint8_t huge[4] = {0xff, 0xff, 0xff, 0x7f}, one[4] = {1, 0, 0, 0};
+    expect_refused(path, 16, huge, 4); /* the first stream's TensorDesc size */
+    expect_refused(path, 0, one, 4);   /* its version */
+    tu_rmtree(dir);
+    free(dir);
+    dir = pickles;
+}
+
 int main(void) {
     dir = tu_tempdir();
     w = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, W_SHAPE, 11);
     c = tu_random_tensor(PDCKPT_DTYPE_INT16, 3, C_SHAPE, 12);
     s = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 2, S_SHAPE, 13);
-    save();
+    save(PDCKPT_FORMAT_AUTO);
     RUN(test_boxes_equal_on_both_paths);
     RUN(test_skim_places_payloads);
     RUN(test_hostile_data_files);
@@ -433,6 +538,8 @@ int main(void) {
     RUN(test_rewritten_in_place_while_loading);
     RUN(test_boxes_equal_on_both_paths); /* the restored checkpoint loads as before */
     RUN(test_file_changed_after_skim);
+    RUN(test_safetensors_files_read_only_their_bytes);
+    RUN(test_combined_files_read_only_their_bytes);
     pdckpt_value_free(w);
     pdckpt_value_free(c);
     pdckpt_value_free(s);

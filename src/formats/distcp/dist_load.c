@@ -131,9 +131,50 @@ static uint64_t data_budget(const char *path) {
 /* Pickles smaller than this are read whole: a skim would save nothing. */
 #define SKIM_MIN_PAYLOAD ((uint64_t)64 << 10)
 
-/* The copy path's open of a pickle data file: its skeleton only (pickle_skim.c), parsed by the
- * pickle reader as always; the tensors point into the skeleton's image, where their payloads
- * are unread zero pages, and each overlap is later read from the file (dist_read.c). */
+typedef enum { SKIM_NONE, SKIM_PICKLE, SKIM_HEADER, SKIM_STREAMS } skim_kind;
+
+/* How a data file of format `format` open at fd is skimmed (SKIM_NONE: read whole): a pickle
+ * (a .distcp is sniffed: one that is not a pickle of protocol 2+ is read whole) by its opcodes,
+ * a combined file by its tensor streams' headers, a safetensors file by its header (*prefix:
+ * its u64 length and the JSON).  A safetensors file with too little data past its header to
+ * save a read, or whose header length cannot be right, is read whole, where its reader names
+ * what is wrong. */
+static skim_kind skim_kind_of(int fd, const struct stat *sb, pdckpt_format format,
+                              uint64_t *prefix) {
+    uint8_t b[8] = {0};
+    if (format == PDCKPT_FORMAT_COMBINED) return SKIM_STREAMS;
+    if (format == PDCKPT_FORMAT_PICKLE) return SKIM_PICKLE;
+    if (format == PDCKPT_FORMAT_AUTO)
+        return pread(fd, b, 1, 0) == 1 && b[0] == 0x80 ? SKIM_PICKLE : SKIM_NONE;
+    if (format != PDCKPT_FORMAT_SAFETENSORS || pread(fd, b, 8, 0) != 8) return SKIM_NONE;
+    uint64_t n = pdk_load_u64le(b), size = (uint64_t)sb->st_size;
+    if (n > size - 8) return SKIM_NONE;
+    *prefix = 8 + n;
+    return size - *prefix >= SKIM_MIN_PAYLOAD ? SKIM_HEADER : SKIM_NONE;
+}
+
+/* The skim of the data file open at fd; *whole when it is to be read whole instead. */
+static pdckpt_status skim_file(loader *L, size_t f, int fd, const struct stat *sb,
+                               pdckpt_format format, bool *whole) {
+    uint64_t  prefix = 0;
+    skim_kind k = sb->st_size < 8 ? SKIM_NONE : skim_kind_of(fd, sb, format, &prefix);
+    pdk_skim *s = &L->skims[f];
+    *whole = k == SKIM_NONE;
+    if (*whole) return close(fd), PDCKPT_OK;
+    if (k == SKIM_PICKLE) return pdk_skim_open(fd, sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err);
+    if (k == SKIM_HEADER) return pdk_skim_open_prefix(fd, sb, L->paths[f], prefix, s, L->err);
+    bool followed;
+    PDK_TRY(pdk_skim_init(fd, sb, L->paths[f], s, L->err));
+    PDK_TRY(pdk_skim_streams(s, SKIM_MIN_PAYLOAD, &followed, L->err));
+    if (!followed) pdk_skim_free(s); /* closes fd */
+    *whole = !followed;
+    return PDCKPT_OK;
+}
+
+/* The copy path's open of a pickle, combined or safetensors data file: its skeleton only
+ * (pickle_skim.c), parsed by the format's reader as always; the tensors point into the
+ * skeleton's image, where their payloads are unread zero pages, and each overlap is later read
+ * from the file (dist_read.c). */
 static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_load_options lo) {
     int dfd = open(L->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
     if (dfd < 0) return pdk_fail_sys(L->err, errno, L->dir, "open");
@@ -142,16 +183,11 @@ static pdckpt_status open_skimmed(loader *L, size_t f, const char *path, pdckpt_
         pdk_open_read(dfd, L->ix->files[f], PDK_OPEN_BENEATH, path, &fd, &sb, L->err);
     close(dfd);
     if (st != PDCKPT_OK) return st;
-    uint8_t proto = 0; /* a .distcp that is not a pickle (protocol 2+) is sniffed, read whole */
-    if (lo.format == PDCKPT_FORMAT_AUTO && (pread(fd, &proto, 1, 0) != 1 || proto != 0x80)) {
-        close(fd);
-        L->whole[f] = true;
-        return PDCKPT_OK;
-    }
-    lo.format = PDCKPT_FORMAT_PICKLE;
     if (!(L->paths[f] = strdup(path))) return close(fd), pdk_fail_nomem(L->err, "a path");
+    PDK_TRY(skim_file(L, f, fd, &sb, lo.format, &L->whole[f]));
+    if (L->whole[f]) return PDCKPT_OK;
+    if (lo.format == PDCKPT_FORMAT_AUTO) lo.format = PDCKPT_FORMAT_PICKLE;
     pdk_skim *s = &L->skims[f];
-    PDK_TRY(pdk_skim_open(fd, &sb, L->paths[f], SKIM_MIN_PAYLOAD, s, L->err));
     lo.zero_copy = true; /* views into the image: no payload is copied (or touched) */
     lo.require_aligned = false;
     if (!lo.max_alloc_bytes)
@@ -182,19 +218,18 @@ static pdckpt_status open_data(loader *L, size_t f, const pdckpt_value **tree) {
     lo.format = pdk_data_file_format(file);
     /* Mapped only when the caller accepts the hazard (zero_copy, the default here): mapped, only
      * the overlaps' pages are read; read, a file another program truncates or rewrites in place
-     * meanwhile cannot kill the load (docs/RELIABILITY.md): a pickle's skeleton is skimmed and
-     * only the overlaps' bytes are read; other formats are read whole. */
-    bool pickle = lo.format == PDCKPT_FORMAT_PICKLE || lo.format == PDCKPT_FORMAT_AUTO;
-    if (!lo.zero_copy && !lo.verify && pickle && !L->whole[f]) {
-        PDK_TRY(open_skimmed(L, f, path, lo));
-        if ((*tree = L->trees[f])) return PDCKPT_OK;
-    }
-    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
+     * meanwhile cannot kill the load (docs/RELIABILITY.md): a data file's skeleton is skimmed
+     * (a vars directory's files are read whole) and only the overlaps' bytes are read. */
     if (lo.format == PDCKPT_FORMAT_COMBINED) {
         if (!L->names) PDK_TRY(list_names(L));
         lo.names = L->names[f];
         lo.n_names = L->n_names[f];
     }
+    if (!lo.zero_copy && !lo.verify && lo.format != PDCKPT_FORMAT_VARS_DIR && !L->whole[f]) {
+        PDK_TRY(open_skimmed(L, f, path, lo));
+        if ((*tree = L->trees[f])) return PDCKPT_OK;
+    }
+    if (!lo.max_alloc_bytes) lo.max_alloc_bytes = data_budget(path);
     pdckpt_status st = pdk_load_beneath(L->dir, file, &lo, &L->trees[f], L->err);
     *tree = L->trees[f];
     return st;
@@ -339,22 +374,28 @@ static pdckpt_status exact_piece(loader *L, const pdk_key_meta *km, const box *b
     return PDCKPT_OK;
 }
 
-/* Calls `visit` for every stored piece overlapping `b`, in index order, with the overlap
- * (global `off`, `shape`) and the piece's stored data. */
+/* Calls `visit` for every stored piece overlapping `b` with the overlap (global `off`, `shape`)
+ * and the piece's stored data: in index order from the overlap numbered `from`, then those
+ * before it. */
 typedef pdckpt_status (*overlap_fn)(void *ctx, const pdk_piece *p, const int64_t *off,
                                     const int64_t *shape, const pdckpt_tensor_view *v);
-static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, overlap_fn visit,
-                                  void *ctx) {
+static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *b, size_t from,
+                                  overlap_fn visit, void *ctx) {
     int64_t off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
-    for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
-        const pdk_piece *p = &km->pieces[i];
-        if (past_box(km, b, p)) break;
-        if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape))
-            continue;
-        const pdckpt_value *value;
-        pdckpt_tensor_view  v;
-        PDK_TRY(stored_piece(L, km, p, &value, &v));
-        PDK_TRY(visit(ctx, p, off, shape, &v));
+    for (int pass = 0; pass < (from ? 2 : 1); pass++) {
+        size_t k = 0; /* the overlap's number */
+        for (size_t i = first_piece(km, b); i < km->n_pieces; i++) {
+            const pdk_piece *p = &km->pieces[i];
+            if (past_box(km, b, p) || (pass == 1 && k == from)) break;
+            if (!pdk_box_overlap(b->n_dims, b->off, b->shape, p->offset, p->shape, off, shape) ||
+                (pass == 0 && k++ < from))
+                continue;
+            k += pass;
+            const pdckpt_value *value;
+            pdckpt_tensor_view  v;
+            PDK_TRY(stored_piece(L, km, p, &value, &v));
+            PDK_TRY(visit(ctx, p, off, shape, &v));
+        }
     }
     return PDCKPT_OK;
 }
@@ -362,6 +403,7 @@ static pdckpt_status each_overlap(loader *L, const pdk_key_meta *km, const box *
 typedef struct cover_ctx {
     int32_t n_dims;
     int64_t covered;
+    size_t  n; /* overlaps */
 } cover_ctx;
 
 static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *off,
@@ -369,6 +411,7 @@ static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *o
     (void)p, (void)off, (void)v;
     cover_ctx *c = ctx;
     c->covered += pdk_box_volume(c->n_dims, shape);
+    c->n++;
     return PDCKPT_OK;
 }
 
@@ -376,9 +419,11 @@ static pdckpt_status count_cover(void *ctx, const pdk_piece *p, const int64_t *o
  * the shapes the metadata gives, and cover it whole (they do not overlap: pdk_meta_index_sort).
  * A metadata file of a few bytes that declares a huge global shape thus costs no allocation
  * beyond the data that is really there. */
-static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b) {
-    cover_ctx c = {b->n_dims, 0};
-    PDK_TRY(each_overlap(L, km, b, count_cover, &c));
+static pdckpt_status check_pieces(loader *L, const pdk_key_meta *km, const box *b,
+                                  size_t *n_overlaps) {
+    cover_ctx c = {b->n_dims, 0, 0};
+    PDK_TRY(each_overlap(L, km, b, 0, count_cover, &c));
+    *n_overlaps = c.n;
     if (c.covered != pdk_box_volume(b->n_dims, b->shape))
         return pdk_fail(L->err, PDCKPT_ERR_FORMAT, L->dir, -1,
                         "key '%s': the stored pieces cover %lld of the %lld elements asked for",
@@ -425,9 +470,22 @@ static pdckpt_status copy_overlap(void *ctx, const pdk_piece *p, const int64_t *
     return PDCKPT_OK;
 }
 
-static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst) {
+/* The overlap a box's copy starts from.  Ranks that load the boxes of one layout at once would
+ * otherwise all read the same piece first, then the next: in a column split every rank reads
+ * every file, and concurrent reads of the same page-cache pages make the cores fight over them.
+ * Starting from the box's own position in its grid (its offset over its shape, summed over the
+ * dims) puts neighbouring boxes on different pieces. */
+static size_t first_overlap(const box *b, size_t n_overlaps) {
+    uint64_t at = 0;
+    for (int32_t d = 0; d < b->n_dims; d++)
+        if (b->shape[d] > 0) at += (uint64_t)(b->off[d] / b->shape[d]);
+    return n_overlaps > 1 ? (size_t)(at % n_overlaps) : 0;
+}
+
+static pdckpt_status copy_pieces(loader *L, const pdk_key_meta *km, const box *b, void *dst,
+                                 size_t n_overlaps) {
     copy_ctx c = {L, b, pdckpt_dtype_size(km->dtype), dst};
-    return each_overlap(L, km, b, copy_overlap, &c);
+    return each_overlap(L, km, b, first_overlap(b, n_overlaps), copy_overlap, &c);
 }
 
 static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdckpt_value *out) {
@@ -440,9 +498,13 @@ static pdckpt_status load_request(loader *L, const pdckpt_shard_request *q, pdck
     pdckpt_value *t = NULL;
     PDK_TRY(exact_piece(L, km, &b, &t));
     if (!t) {
-        PDK_TRY(check_pieces(L, km, &b));
-        PDK_TRY(pdckpt_tensor_new(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
-        pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t));
+        /* the pieces cover the box exactly (check_pieces), so each byte is written once and
+         * zeroing the box first would be a wasted pass over it; a failed copy frees the box */
+        size_t n_overlaps;
+        PDK_TRY(check_pieces(L, km, &b, &n_overlaps));
+        PDK_TRY(
+            pdk_tensor_new_unzeroed(L->lo->allocator, km->dtype, b.n_dims, b.shape, &t, L->err));
+        pdckpt_status st = copy_pieces(L, km, &b, pdckpt_tensor_data_mut(t), n_overlaps);
         if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(t, q->key, L->err);
         if (st != PDCKPT_OK) {
             pdckpt_value_free(t);

@@ -375,12 +375,20 @@ typedef struct pdk_overlap_read {
 } pdk_overlap_read;
 
 struct pdk_skim;
-/* Reads only the overlap's bytes from the file, in large contiguous reads: each run of the
- * overlap (a row, or a block of whole rows) is grouped with the following ones while they lie
- * close (a column band: the rows it spans are read once, then scattered by memcpy), and a long
- * run is read straight into dst.  A file truncated since the skim is an IO error naming it. */
+/* Reads only the overlap's bytes from the file: each run of the overlap (a row, or a block of
+ * whole rows) straight into dst with one pread, runs a few KiB apart or closer read together
+ * through `scratch` and scattered by memcpy.  A file truncated since the skim is an IO error
+ * naming it. */
 pdckpt_status pdk_dist_read_overlap(const struct pdk_skim *s, const pdk_overlap_read *r,
                                     uint8_t *scratch, pdckpt_error *err);
+
+/* ---- dist_skim_stream.c: the skim of a combined (.pdiparams) data file ---- */
+
+/* Walks the tensor streams of the file of skim `s` (pdk_skim_init): headers read into the
+ * image, data of min_payload bytes or more left unread.  *followed false (and OK) when the
+ * walk cannot follow the file: it is then read whole.  Errors are the reads'. */
+pdckpt_status pdk_skim_streams(struct pdk_skim *s, uint64_t min_payload, bool *followed,
+                               pdckpt_error *err);
 
 /* ---- dist_save_steps.c: the MPI-free steps of a sharded save ---- */
 

@@ -107,21 +107,43 @@ static pdckpt_status skim_ops(skimmer *k, uint64_t min_payload) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uint64_t min_payload,
-                            pdk_skim *out, pdckpt_error *err) {
+pdckpt_status pdk_skim_init(int fd, const struct stat *st, const char *name, pdk_skim *out,
+                            pdckpt_error *err) {
     memset(out, 0, sizeof *out);
     out->fd = fd;
     out->st = *st;
     out->name = name;
     if (st->st_size <= 0)
-        return pdk_fail(err, PDCKPT_ERR_FORMAT, name, 0, "expected a pickle, found an empty file");
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, name, 0, "expected data, found an empty file");
     out->len = (size_t)st->st_size;
     void *m = mmap(NULL, out->len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return pdk_fail_sys(err, errno, name, "mmap of %zu bytes", out->len);
     out->image = m;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uint64_t min_payload,
+                            pdk_skim *out, pdckpt_error *err) {
+    PDK_TRY(pdk_skim_init(fd, st, name, out, err));
     skimmer k = {out, PDCKPT_OK, err};
     return skim_ops(&k, min_payload);
+}
+
+pdckpt_status pdk_skim_open_prefix(int fd, const struct stat *st, const char *name, uint64_t prefix,
+                                   pdk_skim *out, pdckpt_error *err) {
+    PDK_TRY(pdk_skim_init(fd, st, name, out, err));
+    if (prefix > out->len)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, name, (int64_t)out->len,
+                        "expected a header of %llu bytes, the file ends first at %zu",
+                        (unsigned long long)prefix, out->len);
+    PDK_TRY(pdk_skim_read(out, out->image, 0, (size_t)prefix, err));
+    return prefix < out->len ? pdk_skim_add_hole(out, prefix, out->len - prefix, err) : PDCKPT_OK;
+}
+
+pdckpt_status pdk_skim_add_hole(pdk_skim *s, uint64_t at, uint64_t len, pdckpt_error *err) {
+    skimmer k = {s, PDCKPT_OK, err};
+    return add_hole(&k, at, at, len) ? PDCKPT_OK : k.status;
 }
 
 void pdk_skim_free(pdk_skim *s) {

@@ -35,6 +35,16 @@ typedef struct pdk_skim {
  * or payload running past the end, no STOP. */
 pdckpt_status pdk_skim_open(int fd, const struct stat *st, const char *name, uint64_t min_payload,
                             pdk_skim *out, pdckpt_error *err);
+/* The parts other formats' skims are made of (dist_skim_stream.c): the image of a file of
+ * st->st_size bytes (anonymous zero pages, filled by pdk_skim_read into it) and a payload left
+ * unread, added in file order. */
+pdckpt_status pdk_skim_init(int fd, const struct stat *st, const char *name, pdk_skim *out,
+                            pdckpt_error *err);
+pdckpt_status pdk_skim_add_hole(pdk_skim *s, uint64_t at, uint64_t len, pdckpt_error *err);
+/* A file whose layout is a header and then its data (safetensors): the first `prefix` bytes
+ * are read, the rest is one payload left unread.  The format's own reader parses the image. */
+pdckpt_status pdk_skim_open_prefix(int fd, const struct stat *st, const char *name, uint64_t prefix,
+                                   pdk_skim *out, pdckpt_error *err);
 void          pdk_skim_free(pdk_skim *s);
 
 /* The file offset of the `n` bytes at `p` when they lie inside the image, else false. */
