@@ -115,6 +115,11 @@ static PyObject *lazy_key(Tree *t, size_t i) {
     pdckpt_value *key = NULL;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     size_t        j = 0;
+    uint64_t      w;
+    for (; s && j + 8 <= len; j += 8) { /* eight bytes at a time: 100,000 keys are listed */
+        memcpy(&w, s + j, 8);
+        if (w & 0x8080808080808080u) break;
+    }
     while (s && j < len && (unsigned char)s[j] < 0x80) j++;
     if (s && j == len) { /* ASCII, as Paddle's names: no decoder */
         PyObject *k = PyUnicode_New((Py_ssize_t)len, 127);
