@@ -28,7 +28,8 @@ typedef struct idx_reader {
     uint64_t bad_payload;   /* where one did not (+1), or 0 */
 } idx_reader;
 
-/* The cursor steps here are inline: an open checks every byte of a 100,000-tensor index. */
+/* The cursor steps here are inline: a whole-tree load checks every byte of a 100,000-tensor
+ * index. */
 static bool get_u8(idx_reader *r, uint8_t *v) {
     if (r->cur.pos >= r->cur.len) return false;
     *v = r->cur.base[r->cur.pos++];
