@@ -11,6 +11,8 @@
  *           default budget and with small limits);
  *   mode 2: the pickle part parsed, its index encoded and decoded again: the two trees must be
  *           equal (the index holds exactly what a parse gives).
+ *   mode 3: the index bytes as a body, sealed, opened entry by entry (pdckpt_lazy_*'s checks:
+ *           the entry table at the open, each key and value as it is made, payloads included).
  * Every value of a decoded tree is touched, so ASan sees any pointer outside the pickle.
  */
 #include "formats/pickle/pickle.h"
@@ -62,6 +64,33 @@ static void sealed(const uint8_t *body, size_t n, const pdk_input *in, const str
     free(idx);
 }
 
+/* The body sealed for the pickle, opened entry by entry: every key text, key and value made
+ * (or refused), with the default limits. */
+static void lazy(const uint8_t *body, size_t n, const pdk_input *in, const struct stat *st) {
+    uint8_t *idx = malloc(PDK_PICKLE_INDEX_HEADER + n);
+    if (!idx) return;
+    memcpy(idx + PDK_PICKLE_INDEX_HEADER, body, n);
+    pdk_pickle_index_seal(idx, PDK_PICKLE_INDEX_HEADER + n, in, st);
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+    pdk_pickle_lazy    *l = pdk_pickle_lazy_decode(idx, PDK_PICKLE_INDEX_HEADER + n, in, st, &lo);
+    for (size_t i = 0; l && i < pdk_pickle_lazy_len(l) && i < 4096; i++) {
+        pdckpt_error  err = PDCKPT_ERROR_INIT;
+        pdckpt_value *v = NULL;
+        size_t        len = 0;
+        const char   *s = pdk_pickle_lazy_key_text(l, i, &len);
+        for (size_t j = 0; s && j < len; j++) fuzz_pickle_index_sink += (unsigned char)s[j];
+        for (int key = 0; key < 2; key++) {
+            if (pdk_pickle_lazy_get(l, i, key, &v, &err) == PDCKPT_OK)
+                touch(v, 0);
+            else if (err.status != PDCKPT_ERR_CORRUPT && err.status != PDCKPT_ERR_NOMEM)
+                abort();
+            pdckpt_value_free(v);
+        }
+    }
+    pdk_pickle_lazy_close(l);
+    free(idx);
+}
+
 /* Parse and index of the same pickle must agree. */
 static void round_trip(const pdk_input *in, const struct stat *st) {
     uint8_t            *idx = NULL;
@@ -91,13 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     st.st_size = (off_t)split;
     st.st_ino = 7; /* any stamp: the seal copies it */
     pdk_input_from_memory(pickle, split, true, &in);
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0: {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         decode(rest, n_rest, &in, &st, &lo);
         break;
     }
     case 1: sealed(rest, n_rest, &in, &st); break;
+    case 3: lazy(rest, n_rest, &in, &st); break;
     default: round_trip(&in, &st); break;
     }
     return 0;

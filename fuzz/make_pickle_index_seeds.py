@@ -4,8 +4,8 @@
 index it writes beside them (`<file>.pdkidx`: a state dict of tensors, or tensors averaging
 >= 64 KiB), packed as
 fuzz_pickle_index.c reads them: a mode byte, the pickle's length (3 bytes, little-endian), the
-pickle, then the index -- whole (mode 0, one seed), its body only (mode 1), or nothing (mode 2: encode and
-decode again).  A few small pickles of fuzz/corpus/fuzz_pickle are added for mode 2.  Run with
+pickle, then the index -- whole (mode 0, one seed), its body only (mode 1: decoded whole; mode 3:
+opened entry by entry), or nothing (mode 2: encode and decode again).  A few small pickles of fuzz/corpus/fuzz_pickle are added for mode 2.  Run with
 the project venv's python and PYTHONPATH=build/python."""
 import os
 import sys
@@ -46,7 +46,7 @@ def main():
             with open(path + ".pdkidx", "rb") as f:  # written: tensors are large enough
                 idx = f.read()
             whole = ((0, idx),) if name == "state" else ()  # the header checks: one is enough
-            for mode, rest in whole + ((1, idx[HEADER:]), (2, b"")):
+            for mode, rest in whole + ((1, idx[HEADER:]), (2, b""), (3, idx[HEADER:])):
                 with open(os.path.join(OUT, "%s-mode%d" % (name, mode)), "wb") as f:
                     f.write(pack(mode, pkl, rest))
     small = os.path.join(HERE, "corpus", "fuzz_pickle")

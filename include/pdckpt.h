@@ -556,9 +556,12 @@ PDCKPT_API size_t          pdckpt_lazy_len(const pdckpt_lazy *lazy);
 /* The root's kind: DICT, LIST or TUPLE. */
 PDCKPT_API pdckpt_kind pdckpt_lazy_kind(const pdckpt_lazy *lazy);
 /* Entry i's key as UTF-8 text (not NUL-terminated) when the root is a dict and the key a str;
- * NULL otherwise.  Valid until pdckpt_lazy_close. */
+ * NULL otherwise (and for an entry that does not decode: pdckpt_lazy_key says why).  Valid until
+ * pdckpt_lazy_close. */
 PDCKPT_API const char *pdckpt_lazy_key_text(const pdckpt_lazy *lazy, size_t i, size_t *len);
-/* Entry i's key (an INT index for a list or tuple) / value, made now; the caller frees it. */
+/* Entry i's key (an INT index for a list or tuple) / value, made now; the caller frees it.
+ * Each entry is checked as it is made: CORRUPT when the index entry is damaged or forged, or the
+ * pickle no longer holds a tensor's data where the index says (it changed since the save). */
 PDCKPT_API pdckpt_status pdckpt_lazy_key(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,
                                          pdckpt_error *err);
 PDCKPT_API pdckpt_status pdckpt_lazy_get(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,

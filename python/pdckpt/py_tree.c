@@ -109,12 +109,26 @@ static const pdckpt_value *entry(Tree *t, Py_ssize_t index) {
 }
 
 /* A lazy tree's key i: str keys straight from the index's text, others made and converted. */
-static PyObject *lazy_key(Tree *t, size_t i) {
-    size_t        len = 0;
-    const char   *s = pdckpt_lazy_key_text(t->lazy, i, &len);
+/* A key that is not ASCII text from the index: made by the library (or why not). */
+static PyObject *lazy_key_made(Tree *t, size_t i) {
     pdckpt_value *key = NULL;
-    pdckpt_error  err = PDCKPT_ERROR_INIT;
-    size_t        j = 0;
+    pdckpt_error  err = PDCKPT_ERROR_INIT; /* 1 KiB: set up here only, not once per key */
+    if (pdckpt_lazy_key(t->lazy, i, &key, &err) != PDCKPT_OK) return pyn_raise(&err), NULL;
+    pyn_out   out = {false, NULL, false, NULL, NULL, 0};
+    PyObject *k = pyn_from_tree(key, &out);
+    pdckpt_value_free(key);
+    return k;
+}
+
+static PyObject *lazy_key(Tree *t, size_t i) {
+    size_t      len = 0;
+    const char *s = pdckpt_lazy_key_text(t->lazy, i, &len);
+    size_t      j = 0;
+    uint64_t    w;
+    for (; s && j + 8 <= len; j += 8) { /* eight bytes at a time: 100,000 keys are listed */
+        memcpy(&w, s + j, 8);
+        if (w & 0x8080808080808080u) break;
+    }
     while (s && j < len && (unsigned char)s[j] < 0x80) j++;
     if (s && j == len) { /* ASCII, as Paddle's names: no decoder */
         PyObject *k = PyUnicode_New((Py_ssize_t)len, 127);
@@ -122,11 +136,7 @@ static PyObject *lazy_key(Tree *t, size_t i) {
         return k;
     }
     if (s) return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "strict");
-    if (pdckpt_lazy_key(t->lazy, i, &key, &err) != PDCKPT_OK) return pyn_raise(&err), NULL;
-    pyn_out   out = {false, NULL, false, NULL, NULL, 0};
-    PyObject *k = pyn_from_tree(key, &out);
-    pdckpt_value_free(key);
-    return k;
+    return lazy_key_made(t, i);
 }
 
 static PyObject *tree_keys(Tree *t, PyObject *unused) {

@@ -43,35 +43,26 @@ const char *pdckpt_lazy_key_text(const pdckpt_lazy *lazy, size_t i, size_t *len)
     return s;
 }
 
-/* Entry i made by `make`; the index was checked whole at the open, so only memory can fail. */
-static pdckpt_status made(const pdckpt_lazy *lazy, size_t i, pdckpt_value *v, pdckpt_value **out,
-                          pdckpt_error *err) {
-    if (out) *out = v;
-    if (!out || !lazy || i >= pdk_pickle_lazy_len(lazy)) {
-        pdckpt_value_free(v);
-        if (out) *out = NULL;
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "no entry %zu (%zu entries)", i,
-                        lazy ? pdk_pickle_lazy_len(lazy) : 0);
-    }
-    return v ? PDCKPT_OK : pdk_fail_nomem(err, "lazy entry");
+/* Entry i's key or value, made now; each entry is checked as it is made (pickle_index.c). */
+static pdckpt_status lazy_entry(const pdckpt_lazy *lazy, size_t i, bool key, pdckpt_value **out,
+                                pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!out) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "out is NULL");
+    *out = NULL;
+    if (!lazy) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "no entry %zu (0 entries)", i);
+    return pdk_pickle_lazy_get(lazy, i, key, out, err);
 }
 
 pdckpt_status pdckpt_lazy_key(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,
                               pdckpt_error *err) {
-    pdckpt_error local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_error_reset(err);
-    pdckpt_value *v = lazy && i < pdk_pickle_lazy_len(lazy) ? pdk_pickle_lazy_key(lazy, i) : NULL;
-    return made(lazy, i, v, out, err);
+    return lazy_entry(lazy, i, true, out, err);
 }
 
 pdckpt_status pdckpt_lazy_get(const pdckpt_lazy *lazy, size_t i, pdckpt_value **out,
                               pdckpt_error *err) {
-    pdckpt_error local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_error_reset(err);
-    pdckpt_value *v = lazy && i < pdk_pickle_lazy_len(lazy) ? pdk_pickle_lazy_value(lazy, i) : NULL;
-    return made(lazy, i, v, out, err);
+    return lazy_entry(lazy, i, false, out, err);
 }
 
 void pdckpt_lazy_close(pdckpt_lazy *lazy) {

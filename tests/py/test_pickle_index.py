@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """The lazy-open index "<file>.pdkidx" (src/formats/pickle/pickle_index.c, docs/pickles.md): pdckpt
 writes it beside a pickle it saved (a state dict of tensors of any size, or any tree of large
-tensors), a zero-copy open (pdckpt.open) makes the entries from it on access, and no stale, rewritten, garbled, truncated or lying index ever changes what is
-returned: every such index is ignored and the pickle parsed.  Speed is the benchmark's business
-(bench_c lazyopen)."""
+tensors), a zero-copy open (pdckpt.open) makes the entries from it on access, and no stale, rewritten,
+garbled, truncated, old-version or lying index ever changes what is returned: a stale, damaged or
+old one is ignored and the pickle parsed; an entry of a lying one (its hash made to match, as only
+a forger does) is refused with CorruptError when it is made, as is a tensor whose payload the
+pickle no longer holds where the index says.  Speed is the benchmark's business (bench_c
+lazyopen, bench/bench.py)."""
 import ctypes
 import ctypes.util
 import os
@@ -156,8 +159,17 @@ def test_lying_index_with_a_valid_hash_cannot_reach_outside_the_file(saved):
     assert body.count(shape) == 6
     body = body.replace(shape, lie)
     open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
-    assert_same(tree(p), src)
-    assert pdckpt._native.open_lazy(p) is None  # the open checks every entry: the pickle is parsed
+    # the open checks the stamp, hash and entry table; each entry is checked when it is made
+    r = pdckpt.open(p)
+    for k in src:
+        if k.endswith(".weight"):
+            with pytest.raises(pdckpt.CorruptError, match="lazy-open index"):
+                r[k]
+        else:
+            assert np.array_equal(r[k], src[k])  # an entry not lied about is made
+    # a whole-tree zero-copy load checks every entry first: the pickle is parsed
+    assert_same({k: np.array(v) for k, v in pdckpt.load(p, mmap=True, return_numpy=True).items()
+                 if k != NAME_TABLE_KEY}, src)
 
 
 def test_index_of_another_file_is_ignored(tmp_path):
@@ -186,7 +198,58 @@ def test_index_with_a_name_that_is_not_utf8_is_ignored(saved):
     assert at > 0
     body[at + 5] = 0xFF
     open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
+    with pytest.raises(pdckpt.CorruptError, match="entry 1 of the lazy-open index"):
+        pdckpt.open(p).keys()
+    assert_same({k: np.array(v) for k, v in pdckpt.load(p, mmap=True, return_numpy=True).items()
+                 if k != NAME_TABLE_KEY}, src)
+
+
+def stamp(path):
+    """The header's stamp of the pickle as it is now (what a forger can compute: nothing in it is
+    secret): size, inode, device, mtime and ctime in ns, xxh3 of the first and last 64 KiB."""
+    st, data = os.stat(path), open(path, "rb").read()
+    edge = min(len(data), 64 << 10)
+    return struct.pack("<7Q", st.st_size, st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
+                       xxh3(data[:edge]), xxh3(data[len(data) - edge:]))
+
+
+def test_stale_index_whose_stamp_was_made_to_match_never_gives_wrong_data(saved):
+    """The stamp cannot tell every rewrite (a coarse clock, a forger): the pickle rewritten with
+    its tensors in another order and the old index stamped for the new file.  Every tensor whose
+    payload no longer sits where the index says is refused when made; one that still does is
+    right (its bytes are read from the file as it is now)."""
+    p, src = saved
+    idx = open(p + ".pdkidx", "rb").read()
+    other = dict(reversed(list(src.items())))  # the same tensors, laid out in reverse
+    os.unlink(p)
+    pdckpt.save(other, p)
+    assert os.path.getsize(p) == len(open(p, "rb").read())
+    open(p + ".pdkidx", "wb").write(idx[:8] + stamp(p) + idx[HEADER - 16:])
+    r = pdckpt.open(p)
+    assert [k for k in r.keys() if k != NAME_TABLE_KEY] == list(src)  # the old index opened
+    refused = 0
+    for k in src:
+        try:
+            got = np.array(r[k])
+        except pdckpt.CorruptError as e:
+            assert "pickle changed since its index" in str(e)
+            refused += 1
+            continue
+        assert got.dtype == src[k].dtype and np.array_equal(got, src[k]), k
+    assert refused >= len(src) - 1
+
+
+def test_index_of_an_older_version_is_ignored_and_removed(saved):
+    """A version-2 index (no payload guarantee) is never read: the pickle is parsed; a save that
+    writes no index removes it."""
+    p, src = saved
+    idx = bytearray(open(p + ".pdkidx", "rb").read())
+    idx[6] = ord("2")
+    open(p + ".pdkidx", "wb").write(idx)
+    assert pdckpt._native.open_lazy(p) is None
     assert_same(tree(p), src)
+    pdckpt.save({"step": 1, "w": np.zeros(4, np.float32)}, p)  # small: no index written
+    assert not os.path.exists(p + ".pdkidx")
 
 
 def test_huge_index_file_is_neither_read_nor_kept(saved):

@@ -71,17 +71,22 @@ bool pdk_pickle_index_encode(const pdk_input *in, const struct stat *st, const p
 void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st);
 
 /* The index opened for access entry by entry (pdckpt_lazy_open): NULL when there is no index
- * that belongs to the pickle as it is now, or its root is not a dict, list or tuple.  The whole
- * index is checked here, so an entry's decoding can fail only for memory. */
+ * that belongs to the pickle as it is now, or its root is not a dict, list or tuple.  The open
+ * checks the index's stamp, hash and entry table; each entry is checked when it is made. */
 typedef struct pdckpt_lazy pdk_pickle_lazy; /* public: pdckpt_lazy */
 pdk_pickle_lazy           *pdk_pickle_lazy_open(const char *path, const struct stat *st,
                                                 const pdckpt_load_options *opts);
-size_t                     pdk_pickle_lazy_len(const pdk_pickle_lazy *l);
-pdckpt_kind                pdk_pickle_lazy_kind(const pdk_pickle_lazy *l);
+/* The same on bytes (fuzz_pickle_index): `idx` and `in` are borrowed and must outlive it. */
+pdk_pickle_lazy *pdk_pickle_lazy_decode(const uint8_t *idx, size_t len, const pdk_input *in,
+                                        const struct stat *st, const pdckpt_load_options *opts);
+size_t           pdk_pickle_lazy_len(const pdk_pickle_lazy *l);
+pdckpt_kind      pdk_pickle_lazy_kind(const pdk_pickle_lazy *l);
 /* Entry i's key text when it is a str (a dict root), else NULL; valid until the close. */
-const char   *pdk_pickle_lazy_key_text(const pdk_pickle_lazy *l, size_t i, size_t *len);
-pdckpt_value *pdk_pickle_lazy_key(const pdk_pickle_lazy *l, size_t i);   /* NULL: no memory */
-pdckpt_value *pdk_pickle_lazy_value(const pdk_pickle_lazy *l, size_t i); /* NULL: no memory */
+const char *pdk_pickle_lazy_key_text(const pdk_pickle_lazy *l, size_t i, size_t *len);
+/* Entry i's key (`key`) or value, made now and checked (a damaged or forged entry, or a tensor
+ * whose payload is no longer where the index says, is CORRUPT). */
+pdckpt_status pdk_pickle_lazy_get(const pdk_pickle_lazy *l, size_t i, bool key, pdckpt_value **out,
+                                  pdckpt_error *err);
 void          pdk_pickle_lazy_close(pdk_pickle_lazy *l);
 
 #endif /* PDK_PICKLE_H */
