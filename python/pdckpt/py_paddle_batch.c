@@ -5,10 +5,10 @@
  * bytes of a small tensor; so before the conversion pass, the root dict's small tensors that the
  * pass would hand to Paddle as they are (py_paddle.c's direct rule) are grouped by dtype and
  * shape, each large group copied into one new allocation, given to Paddle once (DLPack) and
- * split by one paddle.unstack.  unstack copies: each tensor gets its own memory and its own
- * in-place version counter, as the per-tensor path's do (paddle.unbind's views would share one
- * counter, so an in-place op on one tensor would make autograd refuse another), and the group's
- * allocation is freed as soon as the split is done.  The pass then takes a tensor from here
+ * split by paddle.unstack, a few MiB at a time.  unstack copies: each tensor gets its own memory
+ * and its own in-place version counter, as the per-tensor path's do (paddle.unbind's views would
+ * share one counter, so an in-place op on one tensor would make autograd refuse another), and a
+ * chunk's allocation is freed as soon as its split is done.  The pass then takes a tensor from here
  * instead of building one (pyn_paddle_take) and names it as it names any; what it does not take
  * is dropped.
  */
@@ -21,6 +21,9 @@ enum {
     /* fewer: one by one (measured warm: 16 x 1 KiB in 0.14 ms as a group, 0.21 ms one by one) */
     BATCH_MIN_COUNT = 16,
     BATCH_MAX_BYTES = 64 << 10, /* larger: the constructor's cost is small beside the copy */
+    /* A group is split this much at a time: a gathered chunk is a transient copy, and a chunk of
+     * W2 (4,096 x 1 KiB) costs one Paddle call per 4,096 tensors, nothing beside the split. */
+    CHUNK_BYTES = 4 << 20,
 };
 
 typedef struct cand {
@@ -122,9 +125,9 @@ static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
     return list;
 }
 
-/* A group Paddle would not split (another version's kernels) is left to the pass, one by one;
+/* A chunk Paddle would not split (another version's kernels) is left to the pass, one by one;
  * only running out of memory fails the load. */
-static int batch_group(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
+static int batch_chunk(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
     PyObject *list = split_group(g, n, out);
     if (!list && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
         PyErr_Clear();
@@ -137,6 +140,19 @@ static int batch_group(const cand *g, size_t n, PyObject *batched, pyn_out *out)
         Py_XDECREF(key);
     }
     Py_XDECREF(list);
+    return rc;
+}
+
+/* The group in chunks of about CHUNK_BYTES (a tail under BATCH_MIN_COUNT joins the last), so a
+ * gathered group never costs more than a chunk beside the tensors made from it. */
+static int batch_group(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
+    size_t per = CHUNK_BYTES / (g->tv.n_bytes ? (size_t)g->tv.n_bytes : 1);
+    if (per < BATCH_MIN_COUNT) per = BATCH_MIN_COUNT;
+    int rc = 0;
+    for (size_t i = 0, m; rc == 0 && i < n; i += m) {
+        m = n - i < per + BATCH_MIN_COUNT ? n - i : per;
+        rc = batch_chunk(g + i, m, batched, out);
+    }
     return rc;
 }
 

@@ -10,9 +10,12 @@
  */
 #include "pdk_io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -117,14 +120,61 @@ static void read_parts(int fd, uint8_t *base, const layout *lay, const pdk_place
     }
 }
 
-/* Fresh memory for a large read is faulted in 2 MiB at a time where the kernel allows it (THP
- * "madvise" mode): the page faults, not the copy, are most of a warm read. */
-static void advise_huge(const pdckpt_allocator *a, void *data, size_t size) {
-#ifdef MADV_HUGEPAGE
+/* Virtio's balloon device and its free page reporting feature bit (virtio 1.2, 5.5.3). */
+#define VIRTIO_ID_BALLOON          5
+#define VIRTIO_BALLOON_F_REPORTING 5
+
+static bool read_attr(const char *dir, const char *name, char *buf, size_t cap) {
+    char path[600];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    return true;
+}
+
+bool pdk_free_pages_reported(const char *devices) {
+    DIR *d = opendir(devices);
+    if (!d) return false;
+    bool           found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char dir[400], id[32], bits[160]; /* "features": one '0'/'1' per bit, bit 0 first */
+        if (e->d_name[0] == '.' ||
+            snprintf(dir, sizeof dir, "%s/%s", devices, e->d_name) >= (int)sizeof dir)
+            continue;
+        found =
+            read_attr(dir, "device", id, sizeof id) && strtol(id, NULL, 0) == VIRTIO_ID_BALLOON &&
+            read_attr(dir, "features", bits, sizeof bits) &&
+            strlen(bits) > VIRTIO_BALLOON_F_REPORTING && bits[VIRTIO_BALLOON_F_REPORTING] == '1';
+    }
+    closedir(d);
+    return found;
+}
+
+static bool huge_pages_pay;
+static void judge_huge_pages(void) {
+    huge_pages_pay = !pdk_free_pages_reported("/sys/bus/virtio/devices");
+}
+
+/* The page size fresh memory for a large read is faulted in with (most of a warm read is the
+ * first touch of that memory).  2 MiB pages (THP, "madvise" mode) mean 512 times fewer faults;
+ * but a virtual machine whose guest reports free memory to its host (virtio-balloon free page
+ * reporting, which reports free 2 MiB blocks) has each huge page handed back and faulted in anew
+ * on the host, and there 4 KiB pages, taken from smaller free blocks first, cost half the CPU
+ * (docs/speed.md: W3 sys 0.55 s against 0.93 s, and less spread). */
+static void advise_pages(const pdckpt_allocator *a, void *data, size_t size) {
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if ((a && a->alloc) || size < ((size_t)4 << 20)) return;
+    pthread_once(&once, judge_huge_pages);
     uintptr_t start = ((uintptr_t)data + 4095) & ~(uintptr_t)4095;
     uintptr_t end = ((uintptr_t)data + size) & ~(uintptr_t)4095;
-    if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+    if (end > start)
+        madvise((void *)start, end - start, huge_pages_pay ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #else
     (void)a, (void)data, (void)size;
 #endif
@@ -196,7 +246,7 @@ static pdckpt_status read_once(int fd, const char *path, const struct stat *befo
     if (room > SIZE_MAX - total) room = 0;
     pdckpt_buffer *buf = total ? pdk_buffer_new_alloc(how->a, total + room, false) : NULL;
     if (total && !buf) return layout_free(how->a, how->lay), pdk_fail_nomem(err, "file contents");
-    if (buf) advise_huge(how->a, pdk_buffer_data(buf), total);
+    if (buf) advise_pages(how->a, pdk_buffer_data(buf), total);
     read_part parts[MAX_READ_THREADS];
     unsigned  n = read_threads(size, how->threads);
     read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, how->lay, how->placer, size, n, parts);

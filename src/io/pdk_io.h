@@ -69,8 +69,11 @@ pdckpt_status pdk_input_open_file_at(int dirfd, const char *rel, const char *sho
 pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *shown,
                                      const pdckpt_load_options *opts, pdk_input *out,
                                      pdckpt_error *err);
-void          pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
-void          pdk_input_close(pdk_input *in);
+/* True when `devices` (sysfs' virtio device directory) has a balloon that reports free pages to
+ * the host: then large reads are faulted in with 4 KiB pages, not huge ones (input.c). */
+bool pdk_free_pages_reported(const char *devices);
+void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
+void pdk_input_close(pdk_input *in);
 
 /* ---- opening what is read (safe_open.c) ---- */
 

@@ -2,12 +2,17 @@
 /*
  * test_io.c — atomic saves: a failed save leaves the old file intact and no temp behind; a reader
  * holding the old mapping keeps reading the old bytes after a replace; caller sinks see commit or
- * abort; progress callbacks can cancel.
+ * abort; progress callbacks can cancel; a virtio balloon that reports free pages is recognised
+ * (large reads then use 4 KiB pages).
  */
 #include "check.h"
+#include "io/pdk_io.h"
 #include "test_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 static pdckpt_value *one_tensor_dict(unsigned seed, int64_t n) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
@@ -130,10 +135,43 @@ static void test_cancel(void) {
     free(dir);
 }
 
+/* A fake sysfs virtio directory: a network device, and a balloon with the given features. */
+static char *fake_virtio(const char *balloon_features) {
+    char *dir = tu_tempdir(), path[600];
+    snprintf(path, sizeof path, "%s/virtio0", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/virtio0/device", dir);
+    CHECK(tu_write_file(path, "0x0001\n", 7) == 0);
+    snprintf(path, sizeof path, "%s/virtio0/features", dir);
+    CHECK(tu_write_file(path, "0000011111\n", 11) == 0); /* bit 5 set, but not a balloon */
+    if (!balloon_features) return dir;
+    snprintf(path, sizeof path, "%s/virtio1", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    snprintf(path, sizeof path, "%s/virtio1/device", dir);
+    CHECK(tu_write_file(path, "0x0005\n", 7) == 0);
+    snprintf(path, sizeof path, "%s/virtio1/features", dir);
+    CHECK(tu_write_file(path, balloon_features, strlen(balloon_features)) == 0);
+    return dir;
+}
+
+static void test_free_page_reporting(void) {
+    /* bits 1, 2 (stats, deflate on OOM) and 5 (free page reporting), as this VM's balloon */
+    const char *cases[][2] = {
+        {"0110010100000000\n", "1"}, {"0110000100000000\n", "0"}, {"0110\n", "0"}, {NULL, "0"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *dir = fake_virtio(cases[i][0]);
+        CHECK_EQ_INT(pdk_free_pages_reported(dir), cases[i][1][0] == '1');
+        tu_rmtree(dir);
+        free(dir);
+    }
+    CHECK(!pdk_free_pages_reported("/nonexistent/virtio/devices"));
+}
+
 int main(void) {
     RUN(test_failed_save_keeps_old_file);
     RUN(test_mapped_reader_survives_replace);
     RUN(test_caller_sink);
     RUN(test_cancel);
+    RUN(test_free_page_reporting);
     return CHECK_SUMMARY();
 }
