@@ -77,6 +77,8 @@ typedef struct pyn_out {
     PyObject   *memo;     /* dict pointer -> object (shared values stay shared) */
     pyn_paddle *paddle;   /* NULL: arrays only */
     int         plain;    /* > 0: inside an object or a key, where paddle.load makes no tensors */
+    bool        drop_table; /* NumPy rules: leave the root's name table out (keep_name_table off) */
+    const pdckpt_value *dropped; /* the root's entry left out, found by pyn_from_tree, or NULL */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
