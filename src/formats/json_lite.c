@@ -130,9 +130,19 @@ static pdckpt_status utf8_char(pdk_cursor *cur, size_t end, uint8_t *dst, size_t
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len) {
     PDK_TRY(pdk_json_expect(cur, '"', "to start a string"));
     size_t start = cur->pos, end = start;
-    while (end < cur->len && cur->base[end] != '"') end += cur->base[end] == '\\' ? 2 : 1;
+    bool   plain = true; /* printable ASCII without escapes: the bytes are the text */
+    for (uint8_t c; end < cur->len && (c = cur->base[end]) != '"'; end += c == '\\' ? 2 : 1)
+        plain &= c >= 0x20 && c < 0x80 && c != '\\';
     if (end >= cur->len)
         return pdk_cur_fail_at(cur, start - 1, PDCKPT_ERR_FORMAT, "unterminated string");
+    if (plain) { /* (a safetensors header's names and fields: one allocation, no decoding) */
+        char *text = pdk_strndup(a, (const char *)cur->base + start, end - start);
+        if (!text) return pdk_fail_nomem(cur->err, "string");
+        cur->pos = end + 1;
+        *out = text;
+        *len = end - start;
+        return PDCKPT_OK;
+    }
     /* Decoded text is never longer than its escaped form. */
     uint8_t *dst = pdk_alloc(a, end - start + 1);
     if (!dst) return pdk_fail_nomem(cur->err, "string");
