@@ -127,22 +127,30 @@ static pdckpt_status utf8_char(pdk_cursor *cur, size_t end, uint8_t *dst, size_t
     return PDCKPT_OK;
 }
 
+bool pdk_json_plain(pdk_cursor *cur, const char **text, size_t *len) {
+    pdk_json_ws(cur);
+    size_t start = cur->pos + 1, end = start;
+    if (cur->pos >= cur->len || cur->base[cur->pos] != '"') return false;
+    for (uint8_t c; end < cur->len && (c = cur->base[end]) != '"'; end++)
+        if (c < 0x20 || c >= 0x80 || c == '\\') return false;
+    if (end >= cur->len) return false;
+    *text = (const char *)cur->base + start;
+    *len = end - start;
+    cur->pos = end + 1;
+    return true;
+}
+
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len) {
+    const char *plain;
+    if (pdk_json_plain(cur, &plain, len)) { /* a safetensors header's names: one allocation */
+        *out = pdk_strndup(a, plain, *len);
+        return *out ? PDCKPT_OK : pdk_fail_nomem(cur->err, "string");
+    }
     PDK_TRY(pdk_json_expect(cur, '"', "to start a string"));
     size_t start = cur->pos, end = start;
-    bool   plain = true; /* printable ASCII without escapes: the bytes are the text */
-    for (uint8_t c; end < cur->len && (c = cur->base[end]) != '"'; end += c == '\\' ? 2 : 1)
-        plain &= c >= 0x20 && c < 0x80 && c != '\\';
+    while (end < cur->len && cur->base[end] != '"') end += cur->base[end] == '\\' ? 2 : 1;
     if (end >= cur->len)
         return pdk_cur_fail_at(cur, start - 1, PDCKPT_ERR_FORMAT, "unterminated string");
-    if (plain) { /* (a safetensors header's names and fields: one allocation, no decoding) */
-        char *text = pdk_strndup(a, (const char *)cur->base + start, end - start);
-        if (!text) return pdk_fail_nomem(cur->err, "string");
-        cur->pos = end + 1;
-        *out = text;
-        *len = end - start;
-        return PDCKPT_OK;
-    }
     /* Decoded text is never longer than its escaped form. */
     uint8_t *dst = pdk_alloc(a, end - start + 1);
     if (!dst) return pdk_fail_nomem(cur->err, "string");

@@ -65,42 +65,58 @@ static pdckpt_status parse_offsets(pdk_cursor *cur, st_entry *e) {
     return pdk_json_expect(cur, ']', "to close data_offsets (two integers)");
 }
 
+static pdckpt_status parse_dtype(pdk_cursor *cur, st_entry *e) {
+    char       *owned = NULL;
+    const char *dt;
+    size_t      dt_len;
+    size_t      dt_at = (pdk_json_ws(cur), cur->pos);
+    if (!pdk_json_plain(cur, &dt, &dt_len)) { /* (escaped: decoded, then compared) */
+        PDK_TRY(pdk_json_string(cur, NULL, &owned, &dt_len));
+        dt = owned;
+    }
+    pdckpt_status st = PDCKPT_OK;
+    e->dtype = pdk_dtype_from_safetensors(dt, dt_len);
+    int bits = pdk_dtype_safetensors_subbyte(dt, dt_len);
+    if (e->dtype == PDCKPT_DTYPE_INVALID && bits)
+        st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED,
+                             "tensor '%s': dtype %.*s packs %d-bit elements; pdckpt tensors "
+                             "hold whole bytes per element and cannot carry it",
+                             e->name, (int)dt_len, dt, bits);
+    else if (e->dtype == PDCKPT_DTYPE_INVALID)
+        st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%.*s\"",
+                             (int)dt_len, dt);
+    pdk_free(NULL, owned, dt_len + 1);
+    return st;
+}
+
+static bool key_is(const char *key, size_t len, const char *name) {
+    return len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+/* One field of a tensor entry.  Field names and dtypes are read in place (no allocation) when
+ * they are plain ASCII, as every writer leaves them. */
 static pdckpt_status parse_field(pdk_cursor *cur, st_entry *e, unsigned *seen) {
-    char  *key;
-    size_t key_len;
-    size_t at = (pdk_json_ws(cur), cur->pos);
-    PDK_TRY(pdk_json_string(cur, NULL, &key, &key_len));
+    char       *owned = NULL;
+    const char *key;
+    size_t      key_len;
+    if (!pdk_json_plain(cur, &key, &key_len)) {
+        PDK_TRY(pdk_json_string(cur, NULL, &owned, &key_len));
+        key = owned;
+    }
     pdckpt_status st = pdk_json_expect(cur, ':', "after a field name");
-    if (st == PDCKPT_OK && strcmp(key, "dtype") == 0) {
-        char  *dt;
-        size_t dt_len;
-        size_t dt_at = (pdk_json_ws(cur), cur->pos);
-        st = pdk_json_string(cur, NULL, &dt, &dt_len);
-        if (st == PDCKPT_OK) {
-            e->dtype = pdk_dtype_from_safetensors(dt, dt_len);
-            int bits = pdk_dtype_safetensors_subbyte(dt, dt_len);
-            if (e->dtype == PDCKPT_DTYPE_INVALID && bits)
-                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED,
-                                     "tensor '%s': dtype %s packs %d-bit elements; pdckpt tensors "
-                                     "hold whole bytes per element and cannot carry it",
-                                     e->name, dt, bits);
-            else if (e->dtype == PDCKPT_DTYPE_INVALID)
-                st = pdk_cur_fail_at(cur, dt_at, PDCKPT_ERR_UNSUPPORTED, "unsupported dtype \"%s\"",
-                                     dt);
-            pdk_free(NULL, dt, dt_len + 1);
-        }
+    if (st == PDCKPT_OK && key_is(key, key_len, "dtype")) {
+        st = parse_dtype(cur, e);
         *seen |= 1;
-    } else if (st == PDCKPT_OK && strcmp(key, "shape") == 0) {
+    } else if (st == PDCKPT_OK && key_is(key, key_len, "shape")) {
         st = parse_shape(cur, e);
         *seen |= 2;
-    } else if (st == PDCKPT_OK && strcmp(key, "data_offsets") == 0) {
+    } else if (st == PDCKPT_OK && key_is(key, key_len, "data_offsets")) {
         st = parse_offsets(cur, e);
         *seen |= 4;
     } else if (st == PDCKPT_OK) {
         st = pdk_json_skip(cur, 32);
     }
-    (void)at;
-    pdk_free(NULL, key, key_len + 1);
+    pdk_free(NULL, owned, key_len + 1);
     return st;
 }
 

@@ -172,3 +172,27 @@ def test_repeated_loads_do_not_grow_memory(tmp_path):
                          check=True)
     grown = int(out.stdout.strip())
     assert grown < 4 << 20, f"RSS grew by {grown} bytes over 1000 loads"
+
+
+def test_safetensors_header_escapes_read_like_plain_text(tmp_path):
+    """Names and fields read in place when plain; escaped or non-ASCII ones are decoded the same."""
+    import json
+    import struct
+
+    data = np.arange(5, dtype=np.float32).tobytes()
+    header = ('{"plain": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, '
+              '"q\\"uote\\u00e9": {"dt\\u0079pe": "F\\u00332", "shape": [2], '
+              '"data_offsets": [8, 16]}, "gr\u00fc\u00dfe": {"shape": [1], "dtype": "F32", '
+              '"data_offsets": [16, 20], "extra": "ignored"}}').encode()
+    assert json.loads(header)  # valid JSON
+    path = tmp_path / "esc.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    back = pdckpt.load(path, return_numpy=True)
+    assert sorted(back) == sorted(['plain', 'q"uote\u00e9', "gr\u00fc\u00dfe"])
+    np.testing.assert_array_equal(back['q"uote\u00e9'], np.array([2, 3], np.float32))
+    np.testing.assert_array_equal(back["plain"], np.array([0, 1], np.float32))
+    np.testing.assert_array_equal(back["gr\u00fc\u00dfe"], np.array([4], np.float32))
+    bad = header.replace(b'"F\\u00332"', b'"F\\u00333"')
+    path.write_bytes(struct.pack("<Q", len(bad)) + bad + data)
+    with pytest.raises(pdckpt.Error, match='unsupported dtype "F33"'):
+        pdckpt.load(path, return_numpy=True)
