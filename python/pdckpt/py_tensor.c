@@ -216,8 +216,7 @@ static int array_base(const pdckpt_tensor_view *v, PyObject *owner, bool allow_w
     static char empty[1];
     *data = (void *)v->data;
     *base = NULL;
-    *writable = !v->read_only ||
-                (allow_write && v->buffer && !pdckpt_buffer_is_mapped(v->buffer));
+    *writable = !v->read_only || (allow_write && v->buffer && !pdckpt_buffer_is_mapped(v->buffer));
     if (v->n_bytes == 0) {
         *data = empty;
         return 0;
@@ -245,9 +244,9 @@ static PyObject *view_array(const pdckpt_tensor_view *v, PyArray_Descr *descr, P
                             pdckpt_dtype_name(v->dtype), (unsigned long long)v->n_bytes);
     }
     Py_INCREF(descr); /* stolen */
-    PyObject *arr = PyArray_NewFromDescr(&PyArray_Type, descr, v->n_dims, dims, NULL, data,
-                                         NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0),
-                                         NULL);
+    PyObject *arr =
+        PyArray_NewFromDescr(&PyArray_Type, descr, v->n_dims, dims, NULL, data,
+                             NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0), NULL);
     if (!arr || !base) return Py_XDECREF(base), arr;
     if (PyArray_SetBaseObject((PyArrayObject *)arr, base) < 0) { /* steals base */
         Py_DECREF(arr);

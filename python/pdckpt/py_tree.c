@@ -184,9 +184,9 @@ static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
 /* convert(index=None, exact_dtypes=False, rules=None, drop_table=False): the whole tree, or one
  * entry, as Python values; with rules, what paddle.load makes tensors are paddle.Tensors (or, with
  * "numpy", the arrays paddle.load(return_numpy=True) gives, and with drop_table the root's name
- * table left out, as paddle.load does without keep_name_table).  The cyclic GC is held off meanwhile: every
- * container made here is new and acyclic, and a collection triggered by their number would walk
- * them all again and again. */
+ * table left out, as paddle.load does without keep_name_table).  The cyclic GC is held off
+ * meanwhile: every container made here is new and acyclic, and a collection triggered by their
+ * number would walk them all again and again. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"index", "exact_dtypes", "rules", "drop_table", NULL};
     PyObject    *index = Py_None, *rules = Py_None;
