@@ -63,7 +63,8 @@ def test_bfloat16_raw_bits_or_exact(tmp_path, fname):
     np.testing.assert_array_equal(exact.view(np.uint16), arr.view(np.uint16))
 
 
-@pytest.mark.parametrize("shape", [(), (0,), (4, 0, 2), (1,), (2, 3, 4, 5, 1, 2)])
+@pytest.mark.parametrize("shape", [(), (0,), (4, 0, 2), (1,), (2, 3, 4, 5, 1, 2),
+                                   (2, 1, 1, 1, 1, 1, 1, 1, 1, 3)])
 def test_shapes_zero_d_and_empty(tmp_path, fname, shape):
     arr = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     pdckpt.save({"a": arr, "b": np.ones(3, np.int64)}, tmp_path / fname)
