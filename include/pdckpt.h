@@ -219,6 +219,9 @@ PDCKPT_API pdckpt_value *pdckpt_value_retain(pdckpt_value *value);
 PDCKPT_API pdckpt_kind   pdckpt_value_kind(const pdckpt_value *value);
 /* Stable lower-case kind name ("dict", "tensor", ...). */
 PDCKPT_API const char *pdckpt_kind_name(pdckpt_kind kind);
+/* The value has more than one holder (several parents, or a retain besides its parent): a walk
+ * of the tree may meet it more than once.  False: it appears once, below its one parent. */
+PDCKPT_API bool pdckpt_value_shared(const pdckpt_value *value);
 
 /* Scalar constructors.  Each returns a new value owned by the caller, or NULL when out of memory.
  * `allocator` may be NULL and must outlive the value. */

@@ -436,7 +436,8 @@ def load(path: Any, **configs: Any) -> Any:
             # arrays Paddle gives.  Paddle is imported only once the file has loaded.
             paddle = _paddle_module(import_it=True) if dropin else None
             rules = "numpy" if paddle is None else paddle_spec(paddle)
-            obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact, rules))
+            drop = not configs.get("keep_name_table", False)  # (NumPy out: never converted)
+            obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact, rules, drop))
             if isinstance(obj, dict) and not configs.get("keep_name_table", False):
                 obj.pop(NAME_TABLE, None)
         if fmt in _SAFETENSORS and isinstance(obj, dict):

@@ -81,6 +81,7 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
 static PyObject *dict_to_py(const pdckpt_value *v, pyn_out *out) {
     PyObject *dict = PyDict_New();
     for (size_t i = 0, n = pdckpt_value_len(v); dict && i < n; i++) {
+        if (out->dropped && pdckpt_value_at(v, i) == out->dropped) continue;
         out->plain++; /* paddle.load makes no tensors of keys */
         PyObject *key = convert(pdckpt_dict_key_at(v, i), out);
         out->plain--;
@@ -166,6 +167,15 @@ static PyObject *convert_node(const pdckpt_value *v, pyn_out *out) {
     }
 }
 
+static PyObject *convert_once(const pdckpt_value *v, pyn_out *out) {
+    PyObject *obj = NULL;
+    if (Py_EnterRecursiveCall(" while converting a pdckpt tree") == 0) {
+        obj = convert_node(v, out);
+        Py_LeaveRecursiveCall();
+    }
+    return obj;
+}
+
 PyObject *pyn_convert(const pdckpt_value *v, pyn_out *out) {
     return convert(v, out);
 }
@@ -179,6 +189,7 @@ static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
     if (kind == PDCKPT_KIND_STRING) pdckpt_value_get_string(v, &len);
     if (kind == PDCKPT_KIND_BYTES) pdckpt_value_get_bytes(v, &len);
     if ((kind < PDCKPT_KIND_LIST && !text) || (text && len <= 256)) return scalar_to_py(v);
+    if (!pdckpt_value_shared(v)) return convert_once(v, out); /* met once: nothing to remember */
     PyObject *key = memo_key(v, out);
     if (!key) return NULL;
     PyObject *hit = PyDict_GetItemWithError(out->memo, key);
@@ -187,13 +198,20 @@ static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
         Py_XINCREF(hit);
         return hit;
     }
-    PyObject *obj = NULL;
-    if (Py_EnterRecursiveCall(" while converting a pdckpt tree") == 0) {
-        obj = convert_node(v, out);
-        Py_LeaveRecursiveCall();
-    }
+    PyObject *obj = convert_once(v, out);
     if (obj && PyDict_SetItem(out->memo, key, obj) < 0) Py_CLEAR(obj);
     Py_DECREF(key);
+    return obj;
+}
+
+/* With NumPy out, a state dict's name table names nothing: its entries convert as any dict's
+ * (the same arrays), and the table itself, when the caller drops it, is never converted (held
+ * by the root alone, it is found by address). */
+static PyObject *numpy_root(const pdckpt_value *root, pyn_out *out) {
+    const pdckpt_value *table = pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY);
+    out->dropped = out->drop_table && table && !pdckpt_value_shared(table) ? table : NULL;
+    PyObject *obj = convert(root, out);
+    out->dropped = NULL;
     return obj;
 }
 
@@ -202,10 +220,11 @@ PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out) {
     if (!memo) return NULL;
     out->memo = memo;
     PyObject *obj = NULL;
-    if (pyn_paddle_batch(value, out) == 0)
-        obj = out->paddle && out->paddle->mode == PYN_PADDLE_TABLE
-                  ? pyn_paddle_table_root(value, out)
-                  : convert(value, out);
+    bool      table = out->paddle && out->paddle->mode == PYN_PADDLE_TABLE;
+    if (table && out->paddle->arrays)
+        obj = numpy_root(value, out);
+    else if (pyn_paddle_batch(value, out) == 0)
+        obj = table ? pyn_paddle_table_root(value, out) : convert(value, out);
     if (out->paddle) Py_CLEAR(out->paddle->batched); /* what the pass did not take */
     out->memo = NULL;
     Py_DECREF(memo);

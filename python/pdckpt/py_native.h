@@ -77,6 +77,10 @@ typedef struct pyn_out {
     PyObject   *memo;     /* dict pointer -> object (shared values stay shared) */
     pyn_paddle *paddle;   /* NULL: arrays only */
     int         plain;    /* > 0: inside an object or a key, where paddle.load makes no tensors */
+
+    /* NumPy rules: the root's name table left out (keep_name_table off), never converted */
+    bool                drop_table;
+    const pdckpt_value *dropped; /* that entry of the root, found by pyn_from_tree, or NULL */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
@@ -119,8 +123,8 @@ extern PyTypeObject pyn_Tree_Type;       /* a loaded tree: the lazy reader's cor
 
 /* A TensorData holding (a reference to) the bytes of tensor `value`. */
 PyObject *pyn_tensor_data_new(const pdckpt_value *value, PyObject *owner, bool allow_write);
-/* A NumPy array viewing tensor `value`'s bytes (no copy), made in C: ndarray(shape, dtype,
- * TensorData); bfloat16/float8 as raw bits unless `exact`. */
+/* A NumPy array viewing tensor `value`'s bytes (no copy), made through NumPy's C API with the
+ * arrays of one buffer sharing one base; bfloat16/float8 as raw bits unless `exact`. */
 PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact);
 /* A Tensor wrapping `value` (retained). */
 PyObject *pyn_tensor_new(const pdckpt_value *value, PyObject *owner);

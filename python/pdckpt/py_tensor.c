@@ -12,6 +12,13 @@
 
 #include <string.h>
 
+/* NumPy's C API (this file alone uses it): arrays are made without a Python-level call.  Built
+ * against NumPy 2 headers, it runs with every NumPy the package allows (pyproject.toml). */
+#define PY_ARRAY_UNIQUE_SYMBOL pdckpt_numpy_api
+#define NPY_NO_DEPRECATED_API  NPY_1_21_API_VERSION
+#define NPY_TARGET_VERSION     NPY_1_21_API_VERSION
+#include <numpy/arrayobject.h>
+
 /* ------------------------------------------------------------------------------------------ */
 /* TensorData                                                                                 */
 
@@ -171,12 +178,98 @@ static PyObject *numpy_dtype(pdckpt_dtype dtype, bool exact) {
     return *slot;
 }
 
-PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact) {
-    TensorData *td = (TensorData *)pyn_tensor_data_new(value, owner, allow_write);
-    if (!td) return NULL;
-    PyObject *dtype = numpy_dtype(td->dtype, exact);
-    PyObject *args[3] = {td->shape, dtype, (PyObject *)td}; /* ndarray(shape, dtype, buffer) */
-    PyObject *arr = dtype ? PyObject_Vectorcall(pyn.ndarray, args, 3, NULL) : NULL;
-    Py_DECREF(td);
+/* The base object of arrays viewing a pdckpt_buffer: one capsule holding one reference to the
+ * buffer, shared by every array over it (a load's read buffer holds all its tensors).  The last
+ * one made is found again through `last_holder`, which its destructor clears: while the capsule
+ * lives its buffer does too, so the address cannot be reused by another buffer meanwhile.  (The
+ * GIL guards the cache.) */
+static const char HOLDER_NAME[] = "pdckpt.buffer";
+static struct {
+    const pdckpt_buffer *buffer;
+    PyObject            *holder; /* borrowed */
+} last_holder;
+
+static void holder_free(PyObject *capsule) {
+    if (last_holder.holder == capsule) {
+        last_holder.buffer = NULL;
+        last_holder.holder = NULL;
+    }
+    pdckpt_buffer_release(PyCapsule_GetPointer(capsule, HOLDER_NAME));
+}
+
+static PyObject *buffer_holder(pdckpt_buffer *buffer) {
+    if (last_holder.holder && last_holder.buffer == buffer) return Py_NewRef(last_holder.holder);
+    PyObject *h = PyCapsule_New(pdckpt_buffer_retain(buffer), HOLDER_NAME, holder_free);
+    if (!h) {
+        pdckpt_buffer_release(buffer);
+        return NULL;
+    }
+    last_holder.buffer = buffer;
+    last_holder.holder = h;
+    return h;
+}
+
+/* What keeps tensor `v`'s bytes alive as an array's base (a new reference, or NULL with *data
+ * set for zero bytes), and whether the array may be writable: the rules of hold_data above. */
+static int array_base(const pdckpt_tensor_view *v, PyObject *owner, bool allow_write,
+                      PyObject **base, void **data, bool *writable) {
+    static char empty[1];
+    *data = (void *)v->data;
+    *base = NULL;
+    *writable = !v->read_only || (allow_write && v->buffer && !pdckpt_buffer_is_mapped(v->buffer));
+    if (v->n_bytes == 0) {
+        *data = empty;
+        return 0;
+    }
+    if (v->buffer) return (*base = buffer_holder(v->buffer)) ? 0 : -1;
+    *writable = false;
+    if (owner) {
+        *base = Py_NewRef(owner);
+        return 0;
+    }
+    *base = PyBytes_FromStringAndSize(v->data, (Py_ssize_t)v->n_bytes);
+    if (!*base) return -1;
+    *data = PyBytes_AS_STRING(*base);
+    return 0;
+}
+
+static PyObject *view_array(const pdckpt_tensor_view *v, PyArray_Descr *descr, PyObject *base,
+                            void *data, bool writable) {
+    npy_intp dims[PDCKPT_MAX_DIMS];
+    for (int32_t i = 0; i < v->n_dims; i++) dims[i] = (npy_intp)v->dims[i];
+    if (PyDataType_HASSUBARRAY(descr) ||
+        (uint64_t)PyDataType_ELSIZE(descr) * v->n_elements != v->n_bytes) {
+        Py_XDECREF(base);
+        return PyErr_Format(PyExc_TypeError, "pdckpt: dtype %s does not fit a tensor of %llu bytes",
+                            pdckpt_dtype_name(v->dtype), (unsigned long long)v->n_bytes);
+    }
+    Py_INCREF(descr); /* stolen */
+    PyObject *arr =
+        PyArray_NewFromDescr(&PyArray_Type, descr, v->n_dims, dims, NULL, data,
+                             NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0), NULL);
+    if (!arr || !base) return Py_XDECREF(base), arr;
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, base) < 0) { /* steals base */
+        Py_DECREF(arr);
+        return NULL;
+    }
     return arr;
+}
+
+/* A NumPy array over the tensor's own bytes (no copy, no Python call): the dtype cached per
+ * process, the base shared by the arrays of one buffer. */
+PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact) {
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get(value, &v)) return PyErr_Format(PyExc_TypeError, "not a tensor");
+    if (v.n_bytes > (uint64_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
+    if (PyArray_ImportNumPyAPI() < 0) return NULL;
+    PyObject *dtype = numpy_dtype(v.dtype, exact);
+    if (!dtype) return NULL;
+    if (!PyArray_DescrCheck(dtype))
+        return PyErr_Format(PyExc_TypeError, "pdckpt: numpy_dtype gave no dtype for %s",
+                            pdckpt_dtype_name(v.dtype));
+    PyObject *base;
+    void     *data;
+    bool      writable;
+    if (array_base(&v, owner, allow_write, &base, &data, &writable) < 0) return NULL;
+    return view_array(&v, (PyArray_Descr *)dtype, base, data, writable);
 }

@@ -191,16 +191,19 @@ static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
     return 0;
 }
 
-/* convert(index=None, exact_dtypes=False, rules=None): the whole tree, or one entry, as Python
- * values; with rules, what paddle.load makes tensors are paddle.Tensors (or, with "numpy", the
- * arrays paddle.load(return_numpy=True) gives).  The cyclic GC is held off meanwhile: every
- * container made here is new and acyclic, and a collection triggered by their number would walk
- * them all again and again. */
+/* convert(index=None, exact_dtypes=False, rules=None, drop_table=False): the whole tree, or one
+ * entry, as Python values; with rules, what paddle.load makes tensors are paddle.Tensors (or, with
+ * "numpy", the arrays paddle.load(return_numpy=True) gives, and with drop_table the root's name
+ * table left out, as paddle.load does without keep_name_table).  The cyclic GC is held off
+ * meanwhile: every container made here is new and acyclic, and a collection triggered by their
+ * number would walk them all again and again. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"index", "exact_dtypes", "rules", NULL};
+    static char *kwlist[] = {"index", "exact_dtypes", "rules", "drop_table", NULL};
     PyObject    *index = Py_None, *rules = Py_None;
-    int          exact = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpO", kwlist, &index, &exact, &rules)) return NULL;
+    int          exact = 0, drop_table = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOp", kwlist, &index, &exact, &rules,
+                                     &drop_table))
+        return NULL;
     if (!is_open(t)) return NULL;
     const pdckpt_value *v = t->root;
     if (index != Py_None) {
@@ -212,7 +215,7 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
                                               "one entry at a time");
     }
     pyn_paddle pd;
-    pyn_out    out = {exact != 0, t->owner, t->writable, NULL, NULL, 0};
+    pyn_out    out = {exact != 0, t->owner, t->writable, NULL, NULL, 0, drop_table != 0, NULL};
     if (rules != Py_None) {
         if (rules_arg(rules, v, &pd) < 0) return NULL;
         out.paddle = &pd;
@@ -274,7 +277,7 @@ static PyObject *tree_stats(Tree *t, PyObject *unused) {
 static PyMethodDef tree_methods[] = {
     {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
     {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
-     "convert(index=None, exact_dtypes=False, rules=None) -> Python value"},
+     "convert(index=None, exact_dtypes=False, rules=None, drop_table=False) -> Python value"},
     {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
     {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
     {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},

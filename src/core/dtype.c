@@ -97,7 +97,8 @@ pdckpt_dtype pdckpt_dtype_from_paddle(int code) {
 pdckpt_dtype pdk_dtype_from_safetensors(const char *name, size_t len) {
     for (int d = 1; d < PDCKPT_DTYPE_COUNT; d++) {
         const char *st = dtype_table[d].safetensors;
-        if (st && strlen(st) == len && memcmp(st, name, len) == 0) return (pdckpt_dtype)d;
+        if (st && len && st[0] == name[0] && strlen(st) == len && memcmp(st, name, len) == 0)
+            return (pdckpt_dtype)d;
     }
     return PDCKPT_DTYPE_INVALID;
 }
@@ -105,7 +106,8 @@ pdckpt_dtype pdk_dtype_from_safetensors(const char *name, size_t len) {
 pdckpt_dtype pdk_dtype_from_numpy_code(const char *code, size_t len) {
     for (int d = 1; d < PDCKPT_DTYPE_COUNT; d++) {
         const char *np = dtype_table[d].numpy_code;
-        if (np && strlen(np) == len && memcmp(np, code, len) == 0) return (pdckpt_dtype)d;
+        if (np && len && np[0] == code[0] && strlen(np) == len && memcmp(np, code, len) == 0)
+            return (pdckpt_dtype)d;
     }
     return PDCKPT_DTYPE_INVALID;
 }

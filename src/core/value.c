@@ -26,6 +26,10 @@ size_t pdk_value_refs(const pdckpt_value *value) {
     return value ? atomic_load_explicit(&value->refs, memory_order_acquire) : 0;
 }
 
+bool pdckpt_value_shared(const pdckpt_value *value) {
+    return pdk_value_refs(value) > 1;
+}
+
 pdckpt_value *pdckpt_value_retain(pdckpt_value *value) {
     if (value) atomic_fetch_add_explicit(&value->refs, 1, memory_order_relaxed);
     return value;

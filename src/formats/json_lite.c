@@ -127,7 +127,25 @@ static pdckpt_status utf8_char(pdk_cursor *cur, size_t end, uint8_t *dst, size_t
     return PDCKPT_OK;
 }
 
+bool pdk_json_plain(pdk_cursor *cur, const char **text, size_t *len) {
+    pdk_json_ws(cur);
+    size_t start = cur->pos + 1, end = start;
+    if (cur->pos >= cur->len || cur->base[cur->pos] != '"') return false;
+    for (uint8_t c; end < cur->len && (c = cur->base[end]) != '"'; end++)
+        if (c < 0x20 || c >= 0x80 || c == '\\') return false;
+    if (end >= cur->len) return false;
+    *text = (const char *)cur->base + start;
+    *len = end - start;
+    cur->pos = end + 1;
+    return true;
+}
+
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len) {
+    const char *plain;
+    if (pdk_json_plain(cur, &plain, len)) { /* a safetensors header's names: one allocation */
+        *out = pdk_strndup(a, plain, *len);
+        return *out ? PDCKPT_OK : pdk_fail_nomem(cur->err, "string");
+    }
     PDK_TRY(pdk_json_expect(cur, '"', "to start a string"));
     size_t start = cur->pos, end = start;
     while (end < cur->len && cur->base[end] != '"') end += cur->base[end] == '\\' ? 2 : 1;

@@ -16,6 +16,10 @@ bool pdk_json_accept(pdk_cursor *cur, char c);
 /* Decodes a string into a new NUL-terminated buffer from `a` (free with pdk_free(a, s, *len + 1)).
  */
 pdckpt_status pdk_json_string(pdk_cursor *cur, const pdckpt_allocator *a, char **out, size_t *len);
+/* A string of ASCII without control characters or escapes (its text is its bytes): *text points
+ * into the input, the cursor moves past it.  Anything else: false, the cursor only past whitespace
+ * (read it with pdk_json_string, which decodes and reports errors). */
+bool          pdk_json_plain(pdk_cursor *cur, const char **text, size_t *len);
 pdckpt_status pdk_json_uint(pdk_cursor *cur, uint64_t *out, const char *what);
 /* Skips any value, nesting at most `max_depth` deep. */
 pdckpt_status pdk_json_skip(pdk_cursor *cur, int max_depth);

@@ -215,8 +215,11 @@ static void test_borrowed_and_shared(void) {
     pdckpt_value *a = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     pdckpt_value *b = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     CHECK_OK(pdckpt_value_append(a, t, &err), &err);
+    CHECK(!pdckpt_value_shared(t) && !pdckpt_value_shared(a) && !pdckpt_value_shared(NULL));
     CHECK_OK(pdckpt_value_append(b, pdckpt_value_retain(t), &err), &err);
+    CHECK(pdckpt_value_shared(t)); /* a walk meets it twice: converters must remember it */
     pdckpt_value_free(a);
+    CHECK(!pdckpt_value_shared(t)); /* one parent left */
     CHECK(pdckpt_tensor_get(pdckpt_value_at(b, 0), &v) && ((const float *)v.data)[3] == 4);
     pdckpt_value_free(b);
     pdckpt_value *self = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
