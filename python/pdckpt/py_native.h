@@ -42,6 +42,7 @@ typedef struct pyn_pins {
     PyObject  *active;        /* set of ids on the current path (cycle check) */
     PyObject  *paddle_type;   /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
     PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype number (borrowed) */
+    int        paddle_dlpack; /* Paddle's DenseTensor DLPack exports are trusted (Paddle 3) */
 } pyn_pins;
 
 int  pyn_pins_init(pyn_pins *pins);
@@ -106,6 +107,9 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 /* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`
  * maps Paddle's dtype objects to pdckpt dtype numbers. */
 pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
+/* The same through one DLPack export of the tensor (py_paddle_save.c); *handled false with no
+ * exception set: ask pyn_paddle_leaf. */
+pdckpt_value *pyn_paddle_save_leaf(PyObject *obj, pyn_pins *pins, bool *handled);
 /* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
 void pyn_versioned_capsule_free(PyObject *capsule);
 /* The pre-1.0 "dltensor" capsule of `m` (taken; its read-only flag is not carried). */

@@ -202,8 +202,10 @@ static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
         if (handled) return v;
     }
     if (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type)) {
-        bool          handled; /* a plain CPU tensor: no Python round trip */
-        pdckpt_value *v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
+        bool          handled = false; /* a plain CPU tensor: no Python round trip */
+        pdckpt_value *v = pins->paddle_dlpack ? pyn_paddle_save_leaf(obj, pins, &handled) : NULL;
+        if (handled || PyErr_Occurred()) return v;
+        v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
         if (handled) return v;
     }
     PyObject *leaf = PyObject_CallOneArg(pyn.leaf_hook, obj);
