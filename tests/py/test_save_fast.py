@@ -128,3 +128,33 @@ def test_the_export_is_held_until_the_save_is_over_and_then_released(tmp_path):
     got = paddle.load(str(tmp_path / "m.pdparams"))
     for i in range(50):
         np.testing.assert_array_equal(got[f"w{i}"].numpy(), np.full(64, i, np.float32))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_every_protocol_writes_paddle_saves_bytes(tmp_path, protocol):
+    """State-dict keys are written once and named again by the name table straight from their
+    memo index (BINGET below 256, LONG_BINGET past it; BINPUT / LONG_BINPUT below protocol 4);
+    keys of 1-2 bytes share CPython's cached characters and take the memo's way; a nested dict
+    makes the generic path."""
+    rng = np.random.default_rng(2)
+    state = {f"k{i:04d}": tensor(rng.standard_normal(3).astype(np.float32)) for i in range(300)}
+    state["a"] = tensor(np.arange(3, dtype=np.int64))
+    state["ab"] = tensor(np.arange(2, dtype=np.float16))
+    state["LR_Scheduler"] = {"last_epoch": 3, "last_lr": 0.5}
+    paddle.save(state, str(tmp_path / "p.pdparams"), protocol=protocol)
+    pdckpt.save(state, tmp_path / "f.pdparams", protocol=protocol, numpy_module=NUMPY_MODULE)
+    assert (tmp_path / "f.pdparams").read_bytes() == (tmp_path / "p.pdparams").read_bytes()
+    got = paddle.load(str(tmp_path / "f.pdparams"))
+    assert got["k0299"].name == state["k0299"].name
+    np.testing.assert_array_equal(got["k0299"].numpy(), state["k0299"].numpy())
+
+
+def test_a_loaded_state_dict_with_its_name_table_saves_back_as_it_was(tmp_path):
+    """A tree that keeps Paddle's name table (its keys find the data keys by text): the memo's
+    way, unchanged."""
+    state = {f"layer_{i}.w": tensor(np.full(4, i, np.float32)) for i in range(20)}
+    paddle.save(state, str(tmp_path / "p.pdparams"))
+    tree = pdckpt.load(tmp_path / "p.pdparams", return_numpy=True, keep_name_table=True)
+    assert "StructuredToParameterName@@" in tree
+    pdckpt.save(tree, tmp_path / "f.pdparams", numpy_module=NUMPY_MODULE)
+    assert (tmp_path / "f.pdparams").read_bytes() == (tmp_path / "p.pdparams").read_bytes()
