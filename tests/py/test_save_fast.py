@@ -158,3 +158,21 @@ def test_a_loaded_state_dict_with_its_name_table_saves_back_as_it_was(tmp_path):
     assert "StructuredToParameterName@@" in tree
     pdckpt.save(tree, tmp_path / "f.pdparams", numpy_module=NUMPY_MODULE)
     assert (tmp_path / "f.pdparams").read_bytes() == (tmp_path / "p.pdparams").read_bytes()
+
+
+def test_numpy_safetensors_save_writes_safetensors_bytes(tmp_path):
+    """The NumPy path's safetensors writer (sort keys worked out once, numbers formatted by hand):
+    safetensors' own bytes for thousands of arrays of mixed dtypes and shapes, 0-d, empty and
+    negative-free dims of many digits."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(4)
+    kinds = ["float32", "float16", "int64", "int8", "uint8", "float64", "bool", "int32"]
+    state = {f"p_{i}.m": rng.standard_normal(int(rng.integers(0, 40))).astype(kinds[i % 8])
+             for i in range(3000)}
+    state["scalar"] = np.array(3.0, np.float32)
+    state["empty"] = np.zeros((2, 0, 3), np.int32)
+    state["wide"] = np.zeros((1, 1234567), np.uint8)
+    save_file(state, str(tmp_path / "a.safetensors"))
+    pdckpt.save(state, tmp_path / "b.safetensors")
+    assert (tmp_path / "b.safetensors").read_bytes() == (tmp_path / "a.safetensors").read_bytes()
