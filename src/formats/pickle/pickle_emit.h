@@ -82,6 +82,13 @@ typedef struct pdk_pkl {
      * next bytes object is a tensor's payload */
     struct pdk_pickle_offsets *offsets;
     bool                       want_offset;
+    /* globals already written, by the caller's (module, name) pointers: every ndarray names
+     * two, and the Python-2 spelling check costs a dozen strcmp (pickle_emit_global.c) */
+    struct {
+        const char *module, *name;
+        uint64_t    index;
+    } globals_seen[4];
+    unsigned n_globals_seen;
 } pdk_pkl;
 
 #define PDK_PKL_MAX_DEPTH 512
