@@ -192,9 +192,17 @@ def paddle_spec(paddle: Any) -> tuple:
     return spec
 
 
+def _dlpack_trusted(paddle: Any) -> bool:
+    """Paddle 3 (or a develop build, "0.0.0") exports a DenseTensor's real strides through
+    _to_dlpack; Paddle 2.6 gives a transposed view the strides of a contiguous tensor."""
+    head = str(getattr(paddle, "__version__", "")).split(".")[0]
+    return head.isdigit() and (int(head) >= 3 or paddle.__version__.startswith("0.0.0"))
+
+
 def paddle_save_spec(paddle: Any) -> tuple:
-    """(paddle.Tensor, {paddle dtype: pdckpt dtype number}): lets the C conversion take a plain
-    CPU tensor's memory itself (py_paddle.c); anything else still goes through leaf_hook."""
+    """(paddle.Tensor, {paddle dtype: pdckpt dtype number}, DLPack exports trusted): lets the C
+    conversion take a plain CPU tensor's memory itself (py_paddle_save.c through one DLPack
+    export, py_paddle.c else); anything else still goes through leaf_hook."""
     key = ("save", id(paddle))
     spec = _SPECS.get(key)
     if spec is None:
@@ -204,7 +212,7 @@ def paddle_save_spec(paddle: Any) -> tuple:
                      "float8_e5m2"):
             if hasattr(paddle, name):
                 dtypes[getattr(paddle, name)] = codes[name]
-        spec = _SPECS[key] = (paddle.Tensor, dtypes)
+        spec = _SPECS[key] = (paddle.Tensor, dtypes, _dlpack_trusted(paddle))
     return spec
 
 

@@ -307,11 +307,13 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     }
     pyn_pins pins;
     if (pyn_pins_init(&pins) < 0) return NULL;
-    /* paddle: (paddle.Tensor, {paddle dtype: name}) lets plain CPU tensors skip the leaf hook */
-    pdckpt_value *root = paddle == Py_None || PyArg_ParseTuple(paddle, "OO!", &pins.paddle_type,
-                                                               &PyDict_Type, &pins.paddle_dtypes)
-                             ? pyn_to_tree(obj, &pins)
-                             : NULL;
+    /* paddle: (paddle.Tensor, {paddle dtype: name}[, DLPack exports trusted]) lets plain CPU
+     * tensors skip the leaf hook */
+    pdckpt_value *root =
+        paddle == Py_None || PyArg_ParseTuple(paddle, "OO!|p", &pins.paddle_type, &PyDict_Type,
+                                              &pins.paddle_dtypes, &pins.paddle_dlpack)
+            ? pyn_to_tree(obj, &pins)
+            : NULL;
     PyObject *result = root && retype(pairs, root) == 0 ? save_tree(root, path, write, &so) : NULL;
     pdckpt_value_free(root);
     pyn_pins_release(&pins);

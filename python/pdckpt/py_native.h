@@ -35,13 +35,16 @@ PyObject *pyn_raise_status(pdckpt_status status, const char *message);
 /* What a conversion borrows: buffer exports the tree's tensors point into, objects to keep alive,
  * and a memo so one Python object shared by several parents becomes one shared value. */
 typedef struct pyn_pins {
-    Py_buffer *views;
-    size_t     n_views, cap_views;
-    PyObject  *keep;          /* list */
-    PyObject  *memo;          /* dict id -> capsule-less int(pointer) */
-    PyObject  *active;        /* set of ids on the current path (cycle check) */
-    PyObject  *paddle_type;   /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
-    PyObject  *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype number (borrowed) */
+    Py_buffer     *views;
+    size_t         n_views, cap_views;
+    PyObject      *keep;      /* list */
+    PyObject     **memo_keys; /* open addressing, object -> tree value (memo_values), by identity */
+    pdckpt_value **memo_values;
+    size_t         memo_cap, memo_len;
+    PyObject      *active;      /* set of ids of the containers on the current path (cycle check) */
+    PyObject      *paddle_type; /* paddle.Tensor (borrowed), or NULL: every leaf asks the hook */
+    PyObject      *paddle_dtypes; /* dict paddle dtype -> pdckpt dtype number (borrowed) */
+    int            paddle_dlpack; /* Paddle's DenseTensor DLPack exports are trusted (Paddle 3) */
 } pyn_pins;
 
 int  pyn_pins_init(pyn_pins *pins);
@@ -110,6 +113,9 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 /* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`
  * maps Paddle's dtype objects to pdckpt dtype numbers. */
 pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
+/* The same through one DLPack export of the tensor (py_paddle_save.c); *handled false with no
+ * exception set: ask pyn_paddle_leaf. */
+pdckpt_value *pyn_paddle_save_leaf(PyObject *obj, pyn_pins *pins, bool *handled);
 /* The DLPack 1.x capsule destructor (frees an export nobody consumed). */
 void pyn_versioned_capsule_free(PyObject *capsule);
 /* The pre-1.0 "dltensor" capsule of `m` (taken; its read-only flag is not carried). */

@@ -84,7 +84,8 @@ static int stage_item(stage *s, size_t i, PyObject *item) {
     return 0;
 }
 
-/* sharded_stage(shards, paddle=None): paddle as save()'s (paddle.Tensor, {dtype: name}). */
+/* sharded_stage(shards, paddle=None): paddle as save()'s (paddle.Tensor, {dtype: name}[, DLPack
+ * exports trusted]). */
 static PyObject *sharded_stage(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *items, *paddle = Py_None;
@@ -110,8 +111,8 @@ static PyObject *sharded_stage(PyObject *self, PyObject *args) {
     s->n = n;
     int rc = s->shards && s->tensors && s->dims ? 0 : (PyErr_NoMemory(), -1);
     if (rc == 0 && paddle != Py_None)
-        rc = PyArg_ParseTuple(paddle, "OO!", &s->pins.paddle_type, &PyDict_Type,
-                              &s->pins.paddle_dtypes)
+        rc = PyArg_ParseTuple(paddle, "OO!|p", &s->pins.paddle_type, &PyDict_Type,
+                              &s->pins.paddle_dtypes, &s->pins.paddle_dlpack)
                  ? 0
                  : -1;
     for (size_t i = 0; rc == 0 && i < n; i++)

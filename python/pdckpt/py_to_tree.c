@@ -20,9 +20,8 @@ static pdckpt_value *convert(PyObject *obj, pyn_pins *pins);
 int pyn_pins_init(pyn_pins *pins) {
     memset(pins, 0, sizeof *pins);
     pins->keep = PyList_New(0);
-    pins->memo = PyDict_New();
     pins->active = PySet_New(NULL);
-    if (pins->keep && pins->memo && pins->active) return 0;
+    if (pins->keep && pins->active) return 0;
     pyn_pins_release(pins);
     return -1;
 }
@@ -33,8 +32,63 @@ void pyn_pins_release(pyn_pins *pins) {
     pins->views = NULL;
     pins->n_views = pins->cap_views = 0;
     Py_CLEAR(pins->keep);
-    Py_CLEAR(pins->memo);
+    PyMem_Free(pins->memo_keys);
+    PyMem_Free(pins->memo_values);
+    pins->memo_keys = NULL;
+    pins->memo_values = NULL;
+    pins->memo_cap = pins->memo_len = 0;
     Py_CLEAR(pins->active);
+}
+
+/* ---- the memo: Python object (kept alive in pins->keep) -> its tree value ---- */
+
+static size_t memo_slot(const pyn_pins *pins, const PyObject *obj) {
+    size_t mask = pins->memo_cap - 1, i = (size_t)(((uintptr_t)obj >> 4) * 0x9E3779B97F4A7C15ull);
+    for (i &= mask; pins->memo_keys[i] && pins->memo_keys[i] != obj; i = (i + 1) & mask) {
+    }
+    return i;
+}
+
+static pdckpt_value *memo_get(const pyn_pins *pins, const PyObject *obj) {
+    if (!pins->memo_cap) return NULL;
+    size_t i = memo_slot(pins, obj);
+    return pins->memo_keys[i] ? pins->memo_values[i] : NULL;
+}
+
+static int memo_grow(pyn_pins *pins) {
+    size_t         cap = pins->memo_cap ? pins->memo_cap * 2 : 1024;
+    PyObject     **keys = PyMem_Calloc(cap, sizeof *keys);
+    pdckpt_value **values = PyMem_Calloc(cap, sizeof *values);
+    if (!keys || !values) {
+        PyMem_Free(keys);
+        PyMem_Free(values);
+        PyErr_NoMemory();
+        return -1;
+    }
+    pyn_pins old = *pins;
+    pins->memo_keys = keys;
+    pins->memo_values = values;
+    pins->memo_cap = cap;
+    for (size_t i = 0; i < old.memo_cap; i++)
+        if (old.memo_keys[i]) {
+            size_t j = memo_slot(pins, old.memo_keys[i]);
+            keys[j] = old.memo_keys[i];
+            values[j] = old.memo_values[i];
+        }
+    PyMem_Free(old.memo_keys);
+    PyMem_Free(old.memo_values);
+    return 0;
+}
+
+/* Notes obj -> v and keeps obj alive, so its address names no other object meanwhile. */
+static int memo_put(pyn_pins *pins, PyObject *obj, pdckpt_value *v) {
+    if ((pins->memo_len + 1) * 2 > pins->memo_cap && memo_grow(pins) < 0) return -1;
+    if (PyList_Append(pins->keep, obj) < 0) return -1;
+    size_t i = memo_slot(pins, obj);
+    pins->memo_keys[i] = obj;
+    pins->memo_values[i] = v;
+    pins->memo_len++;
+    return 0;
 }
 
 static Py_buffer *pin_view(pyn_pins *pins) {
@@ -202,8 +256,10 @@ static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
         if (handled) return v;
     }
     if (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type)) {
-        bool          handled; /* a plain CPU tensor: no Python round trip */
-        pdckpt_value *v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
+        bool          handled = false; /* a plain CPU tensor: no Python round trip */
+        pdckpt_value *v = pins->paddle_dlpack ? pyn_paddle_save_leaf(obj, pins, &handled) : NULL;
+        if (handled || PyErr_Occurred()) return v;
+        v = pyn_paddle_leaf(obj, pins->paddle_dtypes, &handled);
         if (handled) return v;
     }
     PyObject *leaf = PyObject_CallOneArg(pyn.leaf_hook, obj);
@@ -342,31 +398,40 @@ static pdckpt_value *convert_node(PyObject *obj, pyn_pins *pins) {
     return hooked(obj, pins);
 }
 
-/* Containers and leaves are memoized by identity, so sharing survives; cycles are refused. */
-static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
-    bool          handled;
-    pdckpt_value *v = scalar_to_tree(obj, &handled);
-    if (handled) return v || PyErr_Occurred() ? v : (pdckpt_value *)PyErr_NoMemory();
+/* A tensor of Paddle or NumPy: a leaf, which cannot contain itself (no cycle check). */
+static bool is_leaf_type(PyObject *obj, const pyn_pins *pins) {
+    return (pyn.ndarray && Py_IS_TYPE(obj, (PyTypeObject *)pyn.ndarray)) ||
+           (pins->paddle_type && PyObject_TypeCheck(obj, (PyTypeObject *)pins->paddle_type));
+}
+
+/* A container on the path being converted is refused (a cycle); else converted. */
+static pdckpt_value *convert_checked(PyObject *obj, pyn_pins *pins) {
+    if (is_leaf_type(obj, pins)) return convert_node(obj, pins);
     PyObject *id = PyLong_FromVoidPtr(obj);
     if (!id) return NULL;
-    PyObject *hit = PyDict_GetItemWithError(pins->memo, id);
-    if (hit)
-        v = pdckpt_value_retain(PyLong_AsVoidPtr(hit));
-    else if (!PyErr_Occurred() && PySet_Contains(pins->active, id) == 1)
+    pdckpt_value *v = NULL;
+    int           on_path = PySet_Contains(pins->active, id);
+    if (on_path == 1)
         PyErr_SetString(PyExc_ValueError, "pdckpt: cannot save an object that contains itself");
-    else if (!PyErr_Occurred() && PySet_Add(pins->active, id) == 0) {
+    else if (on_path == 0 && PySet_Add(pins->active, id) == 0) {
         if (Py_EnterRecursiveCall(" while converting an object for pdckpt") == 0) {
             v = convert_node(obj, pins);
             Py_LeaveRecursiveCall();
         }
         PySet_Discard(pins->active, id);
-        PyObject *ptr = v ? PyLong_FromVoidPtr(v) : NULL;
-        if (v &&
-            (!ptr || PyDict_SetItem(pins->memo, id, ptr) < 0 || PyList_Append(pins->keep, obj) < 0))
-            v = (pdckpt_value_free(v), NULL);
-        Py_XDECREF(ptr);
     }
     Py_DECREF(id);
+    return v;
+}
+
+/* Containers and leaves are memoized by identity, so sharing survives; cycles are refused. */
+static pdckpt_value *convert(PyObject *obj, pyn_pins *pins) {
+    bool          handled;
+    pdckpt_value *v = scalar_to_tree(obj, &handled);
+    if (handled) return v || PyErr_Occurred() ? v : (pdckpt_value *)PyErr_NoMemory();
+    if ((v = memo_get(pins, obj)) != NULL) return pdckpt_value_retain(v);
+    v = convert_checked(obj, pins);
+    if (v && memo_put(pins, obj, v) < 0) v = (pdckpt_value_free(v), NULL);
     return v;
 }
 

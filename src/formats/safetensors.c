@@ -380,16 +380,43 @@ static int st_sniff(const pdk_input *in) {
 
 /* ---- writing ---- */
 
+/* safetensors' own order (its Dtype enum, highest first: widest first, which keeps every tensor
+ * aligned), then the name: the same bytes as safetensors' writer.  The rank is worked out once
+ * per tensor, not in each of the n log n comparisons (W2: 1.7 million), and equal keys keep
+ * their tree order, as glibc's merge sort kept them. */
+typedef struct layout_key {
+    int         rank;
+    const char *name;
+    size_t      index;
+} layout_key;
+
 static int cmp_for_layout(const void *a, const void *b) {
-    const pdk_flat_entry *x = a, *y = b;
-    pdckpt_tensor_view    vx, vy;
-    pdckpt_tensor_get(x->tensor, &vx);
-    pdckpt_tensor_get(y->tensor, &vy);
-    /* safetensors' own order (its Dtype enum, highest first: widest first, which keeps every
-     * tensor aligned), then the name: the same bytes as safetensors' writer. */
-    int rx = pdk_dtype_safetensors_rank(vx.dtype), ry = pdk_dtype_safetensors_rank(vy.dtype);
-    if (rx != ry) return rx > ry ? -1 : 1;
-    return strcmp(x->name, y->name);
+    const layout_key *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank > y->rank ? -1 : 1;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static pdckpt_status sort_for_layout(pdk_flat_list *flat, pdckpt_error *err) {
+    if (flat->len < 2) return PDCKPT_OK; /* and never qsort(NULL, 0): undefined behaviour */
+    layout_key     *keys = pdk_calloc(flat->alloc, flat->len, sizeof *keys);
+    pdk_flat_entry *sorted = pdk_calloc(flat->alloc, flat->len, sizeof *sorted);
+    if (!keys || !sorted) {
+        pdk_free(flat->alloc, keys, flat->len * sizeof *keys);
+        pdk_free(flat->alloc, sorted, flat->len * sizeof *sorted);
+        return pdk_fail_nomem(err, "safetensors layout");
+    }
+    for (size_t i = 0; i < flat->len; i++) {
+        pdckpt_tensor_view v;
+        pdckpt_tensor_get(flat->entries[i].tensor, &v);
+        keys[i] = (layout_key){pdk_dtype_safetensors_rank(v.dtype), flat->entries[i].name, i};
+    }
+    qsort(keys, flat->len, sizeof *keys, cmp_for_layout);
+    for (size_t i = 0; i < flat->len; i++) sorted[i] = flat->entries[keys[i].index];
+    memcpy(flat->entries, sorted, flat->len * sizeof *sorted);
+    pdk_free(flat->alloc, keys, flat->len * sizeof *keys);
+    pdk_free(flat->alloc, sorted, flat->len * sizeof *sorted);
+    return PDCKPT_OK;
 }
 
 /* The header's __metadata__: the tree's own dict of strings (an old pdckpt.tree left out) and,
@@ -430,6 +457,22 @@ static pdckpt_status write_metadata(pdk_sink *sink, const st_meta *m, pdckpt_err
     return pdk_sink_write(sink, "}", 1, err);
 }
 
+static size_t append(char *buf, size_t at, const char *text) {
+    size_t len = strlen(text);
+    memcpy(buf + at, text, len);
+    return at + len;
+}
+
+/* v in decimal at out (at most 20 digits); returns the length. */
+static size_t put_u64(char *out, uint64_t v) {
+    char   tmp[20];
+    size_t n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64_t *offset,
                                  pdckpt_error *err) {
     pdckpt_tensor_view v;
@@ -443,17 +486,23 @@ static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
                         "tensor '%s': safetensors has no %s dtype", e->name, info->name);
     PDK_TRY(pdk_json_write_string(sink, e->name, strlen(e->name), err));
-    char buf[64];
-    int  n = snprintf(buf, sizeof buf, ":{\"dtype\":\"%s\",\"shape\":[", info->safetensors);
-    PDK_TRY(pdk_sink_write(sink, buf, (size_t)n, err));
+    /* the rest in one buffer, numbers by hand: snprintf was a sixth of a W2 save */
+    char   buf[64 + PDCKPT_MAX_DIMS * 21];
+    size_t n = append(buf, 0, ":{\"dtype\":\"");
+    n = append(buf, n, info->safetensors);
+    n = append(buf, n, "\",\"shape\":[");
     for (int32_t d = 0; d < v.n_dims; d++) {
-        n = snprintf(buf, sizeof buf, "%s%lld", d ? "," : "", (long long)v.dims[d]);
-        PDK_TRY(pdk_sink_write(sink, buf, (size_t)n, err));
+        if (d) buf[n++] = ',';
+        if (v.dims[d] < 0) buf[n++] = '-';
+        n += put_u64(buf + n, v.dims[d] < 0 ? 0 - (uint64_t)v.dims[d] : (uint64_t)v.dims[d]);
     }
-    n = snprintf(buf, sizeof buf, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)*offset,
-                 (unsigned long long)(*offset + v.n_bytes));
+    n = append(buf, n, "],\"data_offsets\":[");
+    n += put_u64(buf + n, *offset);
+    buf[n++] = ',';
+    n += put_u64(buf + n, *offset + v.n_bytes);
+    n = append(buf, n, "]}");
     *offset += v.n_bytes;
-    return pdk_sink_write(sink, buf, (size_t)n, err);
+    return pdk_sink_write(sink, buf, n, err);
 }
 
 static pdckpt_status write_header(pdk_sink *sink, const st_meta *meta, const pdk_flat_list *flat,
@@ -502,12 +551,11 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
     pdk_flat_list flat;
     st_meta       meta;
     PDK_TRY(plan_save(root, sink, opts, &flat, &meta, err));
-    /* Not qsort(NULL, 0) for an empty dict: undefined behaviour, which UBSan aborts on. */
-    if (flat.len > 1) qsort(flat.entries, flat.len, sizeof *flat.entries, cmp_for_layout);
     uint64_t      json_len = 0;
-    pdckpt_status st = header_size(sink->name, &meta, &flat, &json_len, err);
-    uint64_t      padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
-    uint8_t       prefix[8];
+    pdckpt_status st = sort_for_layout(&flat, err);
+    if (st == PDCKPT_OK) st = header_size(sink->name, &meta, &flat, &json_len, err);
+    uint64_t padded = (json_len + 7) & ~(uint64_t)7; /* data starts 8-byte aligned */
+    uint8_t  prefix[8];
     pdk_store_u64le(prefix, padded);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, prefix, 8, err);
     if (st == PDCKPT_OK) st = write_header(sink, &meta, &flat, err);

@@ -8,6 +8,7 @@
  * names (the link stays), keeping that file's mode and, where the process may, its owner; a
  * directory, FIFO, socket or device at the target is refused and left alone.
  */
+#define _GNU_SOURCE /* sync_file_range */
 #include "pdk_io.h"
 
 #include <errno.h>
@@ -29,9 +30,25 @@ typedef struct file_sink {
     char         path[PATH_MAX];   /* the name the caller gave (errors) */
     char         target[PATH_MAX]; /* what is replaced: `path` with symbolic links followed */
     pdk_sidecar *sum;              /* checksum sidecar being hashed, or NULL */
+    uint64_t     written;          /* bytes written so far */
+    uint64_t     kicked;           /* bytes whose writeback has been started */
 } file_sink;
 
 #define WRITE_CHUNK ((size_t)8 << 20)
+
+/* A durable save starts the disk writing each 8 MiB as soon as it is in the page cache, so the
+ * final fdatasync waits for the tail only: the disk works while the rest is being made (a W2
+ * pickle is 0.5 s of conversion).  A hint: if the kernel refuses it, fdatasync still does all. */
+static void kick_writeback(file_sink *fs) {
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (!fs->durable || fs->written - fs->kicked < WRITE_CHUNK) return;
+    (void)sync_file_range(fs->fd, (off_t)fs->kicked, (off_t)(fs->written - fs->kicked),
+                          SYNC_FILE_RANGE_WRITE);
+    fs->kicked = fs->written;
+#else
+    (void)fs;
+#endif
+}
 
 static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err) {
     file_sink     *fs = (file_sink *)sink;
@@ -48,6 +65,8 @@ static pdckpt_status file_emit(pdk_sink *sink, const void *bytes, size_t len, pd
         if (n == 0) return pdk_fail_sys(err, EIO, fs->path, "write");
         p += n;
         len -= (size_t)n;
+        fs->written += (uint64_t)n;
+        kick_writeback(fs);
     }
     return PDCKPT_OK;
 }

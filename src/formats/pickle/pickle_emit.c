@@ -161,10 +161,7 @@ static pdckpt_status write_payload(pdk_pkl *p, const uint8_t *header, size_t hle
     return pdk_sink_write(p->sink, data, (size_t)len, p->err);
 }
 
-pdckpt_status pdk_pkl_memo_get(pdk_pkl *p, const pdk_pkl_key *key, bool *hit) {
-    uint64_t index;
-    *hit = pdk_memo_find(p->memo, key, &index);
-    if (!*hit) return PDCKPT_OK;
+static pdckpt_status write_get(pdk_pkl *p, uint64_t index) {
     uint8_t op[5];
     if (index < 256) {
         op[0] = PK_OP_BINGET;
@@ -174,6 +171,17 @@ pdckpt_status pdk_pkl_memo_get(pdk_pkl *p, const pdk_pkl_key *key, bool *hit) {
     op[0] = PK_OP_LONG_BINGET;
     put_le(op + 1, index, 4);
     return pdk_pkl_write(p, op, 5);
+}
+
+pdckpt_status pdk_pkl_memo_get(pdk_pkl *p, const pdk_pkl_key *key, bool *hit) {
+    uint64_t index;
+    *hit = pdk_memo_find(p->memo, key, &index);
+    return *hit ? write_get(p, index) : PDCKPT_OK;
+}
+
+pdckpt_status pdk_pkl_get(pdk_pkl *p, uint64_t index) {
+    PDK_TRY(pdk_pkl_boundary(p));
+    return write_get(p, index);
 }
 
 pdckpt_status pdk_pkl_memoize(pdk_pkl *p, const pdk_pkl_key *key) {
@@ -327,6 +335,22 @@ pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_ke
                                 PK_OP_BINUNICODE8);
     PDK_TRY(write_payload(p, h, hlen, s, len));
     return pdk_pkl_memoize(p, &key);
+}
+
+pdckpt_status pdk_pkl_save_new_str(pdk_pkl *p, const char *s, size_t len, uint64_t *index) {
+    PDK_TRY(pdk_pkl_boundary(p));
+    uint64_t cp;
+    if (single_char(s, len, &cp))
+        return fail(p, PDCKPT_ERR_ARGUMENT, "a 0/1-character str is never new to the memo");
+    if (len > UINT32_MAX && p->proto < 4)
+        return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
+    uint8_t h[9];
+    size_t  hlen = sized_header(h, len, p->proto >= 4, PK_OP_SHORT_BINUNICODE, PK_OP_BINUNICODE,
+                                PK_OP_BINUNICODE8);
+    PDK_TRY(write_payload(p, h, hlen, s, len));
+    *index = p->memo_next;
+    pdk_pkl_key fresh = pdk_key_fresh();
+    return pdk_pkl_memoize(p, &fresh);
 }
 
 static uint64_t count_high_bytes(const uint8_t *d, uint64_t n) {

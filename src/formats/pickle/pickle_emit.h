@@ -82,6 +82,13 @@ typedef struct pdk_pkl {
      * next bytes object is a tensor's payload */
     struct pdk_pickle_offsets *offsets;
     bool                       want_offset;
+    /* globals already written, by the caller's (module, name) pointers: every ndarray names
+     * two, and the Python-2 spelling check costs a dozen strcmp (pickle_emit_global.c) */
+    struct {
+        const char *module, *name;
+        uint64_t    index;
+    } globals_seen[4];
+    unsigned n_globals_seen;
 } pdk_pkl;
 
 #define PDK_PKL_MAX_DEPTH 512
@@ -123,6 +130,12 @@ pdckpt_status pdk_pkl_save_int(pdk_pkl *p, int64_t v);
 pdckpt_status pdk_pkl_save_float(pdk_pkl *p, double v);
 /* save() of a str (UTF-8).  `key` is its identity unless CPython caches it (0/1 latin-1 chars). */
 pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_key key);
+/* save() of a str whose key (ROOTKEY text) the memo cannot hold yet and that only the caller will
+ * refer to again, with pdk_pkl_get(*index): the bytes of save_str's miss, without a memo entry
+ * (W2: the random-access table insert and lookup of 100,000 state-dict keys). */
+pdckpt_status pdk_pkl_save_new_str(pdk_pkl *p, const char *s, size_t len, uint64_t *index);
+/* What a memo hit writes for the object memoized at `index` (BINGET / LONG_BINGET). */
+pdckpt_status pdk_pkl_get(pdk_pkl *p, uint64_t index);
 /* save() of bytes: BINBYTES (3+) or _codecs.encode(latin-1 text) (2), streamed from `data`. */
 pdckpt_status pdk_pkl_save_bytes(pdk_pkl *p, const void *data, uint64_t len, pdk_pkl_key key);
 /* save() of a class or function (GLOBAL / STACK_GLOBAL), memoized by name.  Python-2 names

@@ -61,7 +61,29 @@ static pdckpt_status write_text_global(pdk_pkl *p, const char *module, const cha
     return pdk_pkl_write(p, &nl, 1);
 }
 
+/* The same pointers name the same text for the whole save (literals, or strings of the tree
+ * being saved), so they name the same memoized global. */
+static bool seen_before(const pdk_pkl *p, const char *module, const char *name, uint64_t *index) {
+    for (unsigned i = 0; i < p->n_globals_seen; i++)
+        if (p->globals_seen[i].module == module && p->globals_seen[i].name == name) {
+            *index = p->globals_seen[i].index;
+            return true;
+        }
+    return false;
+}
+
+static void note_seen(pdk_pkl *p, const char *module, const char *name, uint64_t index) {
+    unsigned n = sizeof p->globals_seen / sizeof p->globals_seen[0];
+    unsigned i = p->n_globals_seen < n ? p->n_globals_seen++ : (unsigned)(index % n);
+    p->globals_seen[i].module = module;
+    p->globals_seen[i].name = name;
+    p->globals_seen[i].index = index;
+}
+
 pdckpt_status pdk_pkl_save_global(pdk_pkl *p, const char *module, const char *name) {
+    uint64_t seen;
+    if (seen_before(p, module, name, &seen)) return pdk_pkl_get(p, seen);
+    const char *asked_module = module, *asked_name = name;
     PDK_TRY(pdk_pkl_boundary(p));
     pdk_global_compat(&module, &name, true);
     pdk_pkl_key key = {PDK_KEY_GLOBAL, module, strlen(module), name, strlen(name), 0};
@@ -80,5 +102,6 @@ pdckpt_status pdk_pkl_save_global(pdk_pkl *p, const char *module, const char *na
     } else {
         PDK_TRY(write_text_global(p, module, name));
     }
+    note_seen(p, asked_module, asked_name, p->memo_next);
     return pdk_pkl_memoize(p, &key);
 }

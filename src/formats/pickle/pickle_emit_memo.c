@@ -3,7 +3,10 @@
  * pickle_emit_memo.c — the writer's memo: identity key -> memo index (spec pickle §1.10,
  * "Memo keys are identities").  Open addressing with linear probing, kept at most half full.
  * Keys hold pointers into the tree being saved (or static text), which outlives the save, so
- * nothing is copied.
+ * nothing is copied.  A small direct-mapped cache in front answers the keys every tensor asks
+ * for again (numpy's globals, its dtypes, b'b', literal strs) by pointer identity, which implies
+ * the table's text equality: a W2 save asks four such keys per tensor, and each XXH3 hash and
+ * probe of the table cost more than the rest of the lookup.
  */
 #include "pickle_emit.h"
 
@@ -17,11 +20,14 @@ typedef struct memo_entry {
     bool        used;
 } memo_entry;
 
+#define HOT_SLOTS 16
+
 struct pdk_memo {
     const pdckpt_allocator *alloc;
     memo_entry             *slots;
     size_t                  n_slots; /* power of two */
     size_t                  n_used;
+    memo_entry              hot[HOT_SLOTS]; /* the cache: key and index as in the table */
 };
 
 pdk_memo *pdk_memo_new(const pdckpt_allocator *a) {
@@ -77,10 +83,39 @@ static memo_entry *probe(memo_entry *slots, size_t n_slots, const pdk_pkl_key *k
     }
 }
 
+/* Only keys that come back again and again are cached (not tree nodes nor state-dict keys). */
+static memo_entry *hot_slot(const pdk_memo *m, const pdk_pkl_key *k) {
+    switch (k->kind) {
+    case PDK_KEY_STR:
+    case PDK_KEY_CHAR:
+    case PDK_KEY_ICHAR:
+    case PDK_KEY_BYTE:
+    case PDK_KEY_GLOBAL:
+    case PDK_KEY_DTYPE: break;
+    default: return NULL;
+    }
+    uint64_t h = ((uint64_t)(uintptr_t)k->ptr >> 3) ^ ((uint64_t)(uintptr_t)k->ptr2 >> 5) ^
+                 (k->aux * 0x9E3779B97F4A7C15ull) ^ (uint64_t)k->kind;
+    h ^= h >> 29;
+    return (memo_entry *)&m->hot[h % HOT_SLOTS];
+}
+
+static bool same_key(const pdk_pkl_key *a, const pdk_pkl_key *b) {
+    return a->kind == b->kind && a->ptr == b->ptr && a->len == b->len && a->ptr2 == b->ptr2 &&
+           a->len2 == b->len2 && a->aux == b->aux;
+}
+
 bool pdk_memo_find(const pdk_memo *m, const pdk_pkl_key *key, uint64_t *index) {
     if (key->kind == PDK_KEY_FRESH) return false;
-    const memo_entry *e = probe(m->slots, m->n_slots, key, key_hash(key));
+    memo_entry *hot = hot_slot(m, key);
+    if (hot && hot->used && same_key(&hot->key, key)) {
+        *index = hot->index;
+        return true;
+    }
+    uint64_t          hash = key_hash(key);
+    const memo_entry *e = probe(m->slots, m->n_slots, key, hash);
     if (!e->used) return false;
+    if (hot) *hot = (memo_entry){*key, hash, e->index, true};
     *index = e->index;
     return true;
 }
@@ -103,10 +138,15 @@ pdckpt_status pdk_memo_put(pdk_memo *m, const pdk_pkl_key *key, uint64_t index, 
     if ((m->n_used + 1) * 2 > m->n_slots) PDK_TRY(grow(m, err));
     uint64_t    hash = key_hash(key);
     memo_entry *e = probe(m->slots, m->n_slots, key, hash);
-    if (!e->used) m->n_used++;
+    if (e->used) /* a key given a new index: no cached copy may keep the old one */
+        memset(m->hot, 0, sizeof m->hot);
+    else
+        m->n_used++;
     e->key = *key;
     e->hash = hash;
     e->index = index;
     e->used = true;
+    memo_entry *hot = hot_slot(m, key);
+    if (hot) *hot = *e;
     return PDCKPT_OK;
 }

@@ -37,7 +37,10 @@ typedef struct sd_ctx {
     big_entry          *big;
     size_t              n_big;
     uint64_t            n_slices;
+    uint64_t           *key_memo; /* memo index of each root key written new, or NO_MEMO */
 } sd_ctx;
+
+#define NO_MEMO UINT64_MAX
 
 static pdckpt_status save_root_key(pdk_pkl *p, const pdckpt_value *key) {
     size_t      len;
@@ -45,6 +48,25 @@ static pdckpt_status save_root_key(pdk_pkl *p, const pdckpt_value *key) {
     if (s && pdckpt_value_kind(key) == PDCKPT_KIND_STRING)
         return pdk_pkl_save_str(p, s, len, pdk_key_text(PDK_KEY_ROOTKEY, s, len));
     return pdk_pkl_save_value(p, key, PDK_MODE_STATE);
+}
+
+/* A data entry's key when nothing before it and nothing but the name table after it can be the
+ * same str: root keys are unique, and without an existing table (whose keys are looked up by
+ * text) only the name table refers to them.  Strings of up to 2 bytes may be CPython's cached
+ * characters, which anything else can share, so they take the memo's way. */
+static pdckpt_status save_data_key(pdk_pkl *p, const sd_ctx *c, size_t index) {
+    const pdckpt_value *key = pdckpt_dict_key_at(c->root, index);
+    size_t              len;
+    const char         *s = pdckpt_value_get_string(key, &len);
+    if (!c->key_memo || !s || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || len < 3)
+        return save_root_key(p, key);
+    return pdk_pkl_save_new_str(p, s, len, &c->key_memo[index]);
+}
+
+/* The name table's reference to a root key: a memo hit, straight from the index noted above. */
+static pdckpt_status save_key_again(pdk_pkl *p, const sd_ctx *c, size_t index) {
+    if (c->key_memo && c->key_memo[index] != NO_MEMO) return pdk_pkl_get(p, c->key_memo[index]);
+    return save_root_key(p, pdckpt_dict_key_at(c->root, index));
 }
 
 /* np.array(tensor): a fresh ndarray for every entry, even a tensor stored under two keys. */
@@ -72,7 +94,7 @@ static pdckpt_status generated_pair(pdk_pkl *p, void *ctx, size_t i) {
                   pdckpt_value_kind(key) != PDCKPT_KIND_STRING))
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "entry %zu: the tensor has no name and its key is not a string", k);
-    PDK_TRY(save_root_key(p, key));
+    PDK_TRY(save_key_again(p, c, k));
     return pdk_pkl_save_str(p, name, strlen(name), pdk_key_fresh());
 }
 
@@ -181,7 +203,7 @@ static pdckpt_status root_item(pdk_pkl *p, void *ctx, size_t i) {
     const sd_ctx *c = ctx;
     if (i < c->n_user) {
         const pdckpt_value *v = pdckpt_value_at(c->root, c->user[i]);
-        PDK_TRY(save_root_key(p, pdckpt_dict_key_at(c->root, c->user[i])));
+        PDK_TRY(save_data_key(p, c, c->user[i]));
         pdckpt_tensor_view t;
         if (pdckpt_tensor_get(v, &t)) return save_fresh_array(p, &t);
         return pdk_pkl_save_value(p, v, PDK_MODE_STATE);
@@ -209,7 +231,10 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
     c->user = pdk_calloc(p->alloc, n + 1, sizeof *c->user);
     c->tensors = pdk_calloc(p->alloc, n + 1, sizeof *c->tensors);
     c->big = pdk_calloc(p->alloc, n + 1, sizeof *c->big);
-    if (!c->user || !c->tensors || !c->big) return pdk_fail_nomem(p->err, "state dict plan");
+    c->key_memo = pdk_alloc(p->alloc, (n + 1) * sizeof *c->key_memo);
+    if (!c->user || !c->tensors || !c->big || !c->key_memo)
+        return pdk_fail_nomem(p->err, "state dict plan");
+    for (size_t i = 0; i <= n; i++) c->key_memo[i] = NO_MEMO;
     for (size_t i = 0; i < n; i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(c->root, i), *v = pdckpt_value_at(c->root, i);
         if (pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY))) {
@@ -234,9 +259,11 @@ pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
         return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
                         "expected a dict for a state dict, found a %s",
                         pdckpt_kind_name(pdckpt_value_kind(root)));
-    sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0};
+    sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0, NULL};
     size_t        cap = pdckpt_value_len(root) + 1;
     pdckpt_status st = plan(p, &c);
+    uint64_t     *key_memo = c.key_memo;
+    if (c.table) c.key_memo = NULL; /* an existing table's keys find the data keys by text */
     if (p->offsets) p->offsets->state_path = !c.table && !c.n_big; /* see pickle_index.c */
     if (st == PDCKPT_OK) st = pdk_pkl_boundary(p);
     if (st == PDCKPT_OK) st = new_dict(p);
@@ -246,5 +273,6 @@ pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
     pdk_free(p->alloc, c.user, cap * sizeof *c.user);
     pdk_free(p->alloc, c.tensors, cap * sizeof *c.tensors);
     pdk_free(p->alloc, c.big, cap * sizeof *c.big);
+    pdk_free(p->alloc, key_memo, cap * sizeof *key_memo);
     return st;
 }
