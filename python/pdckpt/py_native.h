@@ -113,6 +113,10 @@ PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 /* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`
  * maps Paddle's dtype objects to pdckpt dtype numbers. */
 pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled);
+/* A tensor value borrowing `data`, named `name` when it is a str (paddle.save's tensor.name, any
+ * other object: no name); NULL with an exception set on failure. */
+pdckpt_value *pyn_named_borrowed(PyObject *name, pdckpt_dtype dtype, int32_t n_dims,
+                                 const int64_t *dims, const void *data);
 /* The same through one DLPack export of the tensor (py_paddle_save.c); *handled false with no
  * exception set: ask pyn_paddle_leaf. */
 pdckpt_value *pyn_paddle_save_leaf(PyObject *obj, pyn_pins *pins, bool *handled);

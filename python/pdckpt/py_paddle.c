@@ -214,16 +214,22 @@ pdckpt_value *pyn_paddle_leaf(PyObject *obj, PyObject *dtypes, bool *handled) {
     void     *data = ptr ? PyLong_AsVoidPtr(ptr) : NULL;
     Py_XDECREF(ptr);
     PyObject     *name = PyErr_Occurred() ? NULL : PyObject_GetAttrString(obj, "name");
-    const char   *s = name && PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    pdckpt_value *t = name ? pyn_named_borrowed(name, dtype, (int32_t)n, dims, data) : NULL;
+    Py_XDECREF(name);
+    return t;
+}
+
+pdckpt_value *pyn_named_borrowed(PyObject *name, pdckpt_dtype dtype, int32_t n_dims,
+                                 const int64_t *dims, const void *data) {
+    const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    if (PyUnicode_Check(name) && !s) return NULL;
     pdckpt_value *t = NULL;
     pdckpt_error  err;
-    if (name && (!PyUnicode_Check(name) || s) &&
-        (pdckpt_tensor_new_borrowed(NULL, dtype, (int32_t)n, dims, data, &t, &err) != PDCKPT_OK ||
-         (s && pdckpt_tensor_set_name(t, s, &err) != PDCKPT_OK))) {
+    if (pdckpt_tensor_new_borrowed(NULL, dtype, n_dims, dims, data, &t, &err) != PDCKPT_OK ||
+        (s && pdckpt_tensor_set_name(t, s, &err) != PDCKPT_OK)) {
         pdckpt_value_free(t);
-        t = NULL;
         pyn_raise(&err);
+        return NULL;
     }
-    Py_XDECREF(name);
     return t;
 }

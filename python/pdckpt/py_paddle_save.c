@@ -78,18 +78,8 @@ static pdckpt_value *tensor_of(PyObject *obj, const DLTensor *t, pdckpt_dtype dt
     if (!name_attr && !(name_attr = PyUnicode_InternFromString("name"))) return NULL;
     PyObject *name = PyObject_GetAttr(obj, name_attr);
     if (!name) return NULL;
-    const char   *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
-    pdckpt_value *v = NULL;
-    pdckpt_error  err;
-    if ((!PyUnicode_Check(name) || s) &&
-        (pdckpt_tensor_new_borrowed(NULL, dtype, t->ndim, t->shape,
-                                    (const uint8_t *)t->data + t->byte_offset, &v,
-                                    &err) != PDCKPT_OK ||
-         (s && pdckpt_tensor_set_name(v, s, &err) != PDCKPT_OK))) {
-        pdckpt_value_free(v);
-        v = NULL;
-        pyn_raise(&err);
-    }
+    pdckpt_value *v = pyn_named_borrowed(name, dtype, t->ndim, t->shape,
+                                         (const uint8_t *)t->data + t->byte_offset);
     Py_DECREF(name);
     return v;
 }

@@ -321,6 +321,16 @@ static pdk_pkl_key char_key(const pdk_pkl_key *origin, uint64_t cp) {
     return (pdk_pkl_key){kind, NULL, 0, NULL, 0, cp};
 }
 
+/* A str's opcode, length and UTF-8 bytes (the memo is the caller's). */
+static pdckpt_status write_str(pdk_pkl *p, const char *s, size_t len) {
+    if (len > UINT32_MAX && p->proto < 4)
+        return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
+    uint8_t h[9];
+    size_t  hlen = sized_header(h, len, p->proto >= 4, PK_OP_SHORT_BINUNICODE, PK_OP_BINUNICODE,
+                                PK_OP_BINUNICODE8);
+    return write_payload(p, h, hlen, s, len);
+}
+
 pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_boundary(p));
     uint64_t cp;
@@ -328,12 +338,7 @@ pdckpt_status pdk_pkl_save_str(pdk_pkl *p, const char *s, size_t len, pdk_pkl_ke
     bool hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
-    if (len > UINT32_MAX && p->proto < 4)
-        return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
-    uint8_t h[9];
-    size_t  hlen = sized_header(h, len, p->proto >= 4, PK_OP_SHORT_BINUNICODE, PK_OP_BINUNICODE,
-                                PK_OP_BINUNICODE8);
-    PDK_TRY(write_payload(p, h, hlen, s, len));
+    PDK_TRY(write_str(p, s, len));
     return pdk_pkl_memoize(p, &key);
 }
 
@@ -342,12 +347,7 @@ pdckpt_status pdk_pkl_save_new_str(pdk_pkl *p, const char *s, size_t len, uint64
     uint64_t cp;
     if (single_char(s, len, &cp))
         return fail(p, PDCKPT_ERR_ARGUMENT, "a 0/1-character str is never new to the memo");
-    if (len > UINT32_MAX && p->proto < 4)
-        return fail(p, PDCKPT_ERR_LIMIT, "a str of 4 GiB or more needs protocol 4");
-    uint8_t h[9];
-    size_t  hlen = sized_header(h, len, p->proto >= 4, PK_OP_SHORT_BINUNICODE, PK_OP_BINUNICODE,
-                                PK_OP_BINUNICODE8);
-    PDK_TRY(write_payload(p, h, hlen, s, len));
+    PDK_TRY(write_str(p, s, len));
     *index = p->memo_next;
     pdk_pkl_key fresh = pdk_key_fresh();
     return pdk_pkl_memoize(p, &fresh);
