@@ -177,9 +177,14 @@ def run_read(name, op, workload, source, target):
     return run_child(op, workload, source["npz"], spec, target, 0)
 
 
-def one_round(workload, source, work, cold, results):
-    """Every contender saves (buffered, then durable), opens cold, loads cold and loads warm."""
-    for name in contenders_for(workload):
+def one_round(workload, source, work, cold, results, turn=0):
+    """Every contender saves (buffered, then durable), opens cold, loads cold and loads warm.
+    The order turns by one contender each repetition, and each contender's files are deleted
+    once it is done: no contender always runs late, with the page cache filled by the others'
+    files (which makes the kernel reclaim while it writes)."""
+    names = contenders_for(workload)
+    turn %= max(1, len(names))
+    for name in names[turn:] + names[:turn]:
         rec = results.setdefault(name, {})
         target = os.path.join(work, name.replace(" ", "_").replace("/", "_"))
         for durable in (False, True):
@@ -198,8 +203,9 @@ def one_round(workload, source, work, cold, results):
                     resident_bytes(files_under(target)))
             key = op + ("_warm" if warm else "_cold" if cold else "")
             rec.setdefault(key, []).append(run_read(name, op, workload, source, target))
-    if ONLY_CONTENDERS is None:
-        thread_round(workload, source, work, cold, results)
+        if name == "pdckpt pickle" and ONLY_CONTENDERS is None:
+            thread_round(workload, source, work, cold, results)
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def thread_round(workload, source, work, cold, results):
@@ -291,11 +297,11 @@ def main():
                       "flat": os.path.join(src_dir, "state.safetensors")}
             results = {}
             load_avg = [os.getloadavg()]
-            for _ in range(args.repeat):
+            for rep in range(args.repeat):
                 work = os.path.join(work_root, workload)
                 shutil.rmtree(work, ignore_errors=True)
                 os.makedirs(work)
-                one_round(workload, source, work, cold, results)
+                one_round(workload, source, work, cold, results, turn=rep)
                 limits_round(work, info["bytes"], cold, results)
                 shutil.rmtree(work, ignore_errors=True)
                 load_avg.append(os.getloadavg())
