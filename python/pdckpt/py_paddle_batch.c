@@ -20,7 +20,10 @@
 enum {
     /* fewer: one by one (measured warm: 16 x 1 KiB in 0.14 ms as a group, 0.21 ms one by one) */
     BATCH_MIN_COUNT = 16,
-    BATCH_MAX_BYTES = 64 << 10, /* larger: the constructor's cost is small beside the copy */
+    /* larger: one by one.  paddle.unstack copies at under 1 GB/s (CPU, Paddle 3.1), so its cost
+     * per tensor passes a tensor made one by one (14-19 us) between 4 and 8 KiB: 256 tensors of
+     * 40 KiB took 16.6 ms batched against paddle.load's 7.2 (docs/speed.md). */
+    BATCH_MAX_BYTES = 4 << 10,
     /* A group is split this much at a time: a gathered chunk is a transient copy, and a chunk of
      * W2 (4,096 x 1 KiB) costs one Paddle call per 4,096 tensors, nothing beside the split. */
     CHUNK_BYTES = 4 << 20,

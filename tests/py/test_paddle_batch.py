@@ -233,7 +233,9 @@ for _ in range(3):
 assert sum(splits) == 40000 * 3 and max(splits) == 4096, splits
 file_mib = os.path.getsize(path) / 2**20
 assert transient < 1.3 * file_mib + 8, (transient, file_mib)  # whole-group copy: 1.8x
-assert max(grown[1:]) < 8, grown  # freed, not leaked: later rounds reuse the first's memory
+# freed, not leaked: a round that kept its tensors would grow by more than the file (each 1 KiB
+# tensor takes 4 KiB of Paddle's); the allocator's own slack has measured up to 11 MiB
+assert max(grown[1:]) < 0.5 * file_mib, (grown, file_mib)
 print("ok", grown, transient, file_mib)
 """
 
@@ -312,3 +314,15 @@ def test_a_split_paddle_refuses_falls_back(tmp_path, monkeypatch):
         assert refused == [50]
     finally:
         _convert._SPECS.clear()
+
+
+def test_tensors_over_4_kib_go_one_by_one(tmp_path, splits):
+    """paddle.unstack copies slowly (under 1 GB/s): from 8 KiB a tensor made one by one is
+    cheaper, so a group of 8 KiB tensors is not batched, and a group of 4 KiB ones still is."""
+    path = tmp_path / "mid.pdparams"
+    pdckpt.save(w2_like(40, (2048,)), path)  # 8 KiB each
+    assert_same(pdckpt.load(path), paddle.load(str(path)))
+    assert splits == []
+    pdckpt.save(w2_like(40, (1024,)), path)  # 4 KiB each
+    assert_same(pdckpt.load(path), paddle.load(str(path)))
+    assert splits == [40]
