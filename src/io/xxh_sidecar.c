@@ -97,7 +97,8 @@ pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool du
     char path[PATH_MAX + 8], line[HEAD_MAX], digest[33];
     pdk_sidecar_path(data_path, path, sizeof path);
     pdk_sink *sink;
-    PDK_TRY(pdk_sink_open_atomic_file(path, durable, s->alloc, &sink, err));
+    /* not followed: a link planted at the sidecar's name is refused, never written through */
+    PDK_TRY(pdk_sink_open_atomic_inner(path, durable, s->alloc, &sink, err));
     whole_digest(s->blocks, s->n_blocks, digest);
     int n = snprintf(line, sizeof line, "pdckpt-xxh3 1\nsize %" PRIu64 " block %u file %s\n",
                      s->size, BLOCK, digest);

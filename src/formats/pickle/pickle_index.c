@@ -24,6 +24,10 @@
 #include "pickle_index.h"
 #include "pickle_vm.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- writing ---- */
@@ -317,17 +321,34 @@ static bool worth_parsing(const pdckpt_value *root) {
            c.bytes / c.tensors >= PDK_PICKLE_INDEX_MIN_AVG;
 }
 
-/* Removes an index an earlier save left beside `path` (only a file that is one: its magic), so a
- * save that writes none leaves no stale one behind (stale ones are ignored anyway). */
-static void remove_old_index(const char *side) {
-    char  magic[8];
-    FILE *f = fopen(side, "rb");
-    if (!f) return;
-    bool ours = fread(magic, 1, sizeof magic, f) == sizeof magic &&
+/* Whether `side` is an index an earlier save wrote: a regular file (not followed through a link)
+ * that starts with the magic of some version. */
+static bool index_of_ours(const char *side) {
+    char magic[8];
+    int  fd = open(side, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool        ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
                 !memcmp(magic, IDX_MAGIC_OLD, 6) && magic[6] >= '1' && magic[6] <= '9' &&
                 magic[7] == '\n';
-    fclose(f);
-    if (ours) unlink(side);
+    close(fd);
+    return ours;
+}
+
+/* Removes an index an earlier save left beside `path` (only a file that is one), so a save that
+ * writes none leaves no stale one behind (stale ones are ignored anyway). */
+static void remove_old_index(const char *side) {
+    if (index_of_ours(side)) unlink(side);
+}
+
+/* The index is written only where nothing is, or over an index of ours: a link, a FIFO or a file
+ * someone else put at that name is left alone (the index is optional; a save never replaces what
+ * it did not create), and the rename replaces the name, never a link's target. */
+static bool side_free_or_ours(const char *side) {
+    struct stat st;
+    if (lstat(side, &st) != 0) return errno == ENOENT;
+    return index_of_ours(side);
 }
 
 void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
@@ -350,7 +371,8 @@ void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool dur
     pdk_sink    *sink = NULL;
     pdckpt_error quiet = PDCKPT_ERROR_INIT;
     if (!ok) remove_old_index(side);
-    if (ok && pdk_sink_open_atomic_file(side, durable, a, &sink, &quiet) == PDCKPT_OK) {
+    if (ok && side_free_or_ours(side) &&
+        pdk_sink_open_atomic_inner(side, durable, a, &sink, &quiet) == PDCKPT_OK) {
         if (pdk_sink_write(sink, b.p, b.len, &quiet) == PDCKPT_OK)
             pdk_sink_commit(sink, &quiet);
         else
