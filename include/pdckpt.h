@@ -180,6 +180,12 @@ PDCKPT_API pdckpt_buffer *pdckpt_buffer_retain(pdckpt_buffer *buffer);  /* retur
 PDCKPT_API void           pdckpt_buffer_release(pdckpt_buffer *buffer); /* NULL ok */
 /* True when the memory is a read-only file mapping. */
 PDCKPT_API bool pdckpt_buffer_is_mapped(const pdckpt_buffer *buffer);
+/* Large loads (32 MiB and more) read into blocks of their own; when the last tensor using one is
+ * gone, up to four freed blocks (1/8 of physical memory in all; environment PDCKPT_BLOCK_CACHE=
+ * <bytes> sets the cap, 0 turns it off) are kept for the next load, so a process that loads in a
+ * loop does not fault its memory in again.  The kernel may reclaim their pages under memory
+ * pressure (MADV_FREE); this hands them all back now. */
+PDCKPT_API void pdckpt_trim_memory(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Values: the nested, ordered tree every load returns and every save takes

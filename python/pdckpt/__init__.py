@@ -36,7 +36,7 @@ __all__ = [
     "save", "load", "open", "Reader", "Slice", "Tensor", "OpaqueObject", "formats", "format_for_path",
     "Error", "ArgumentError", "NoMemoryError", "IoError", "FormatError", "UnsupportedError",
     "NotFoundError", "MismatchError", "LimitError", "MpiError", "CorruptError", "dygraph",
-    "static", "ArgumentTypeError", "stats", "nonfinite", "plot_stats",
+    "static", "ArgumentTypeError", "stats", "nonfinite", "plot_stats", "trim_memory",
 ]
 
 __version__ = _native.version
@@ -59,6 +59,16 @@ _DIR_FORMATS = ("vars-dir", "dygraph-dir", "safetensors-sharded", "pickle-sharde
 def formats() -> dict[str, tuple[bool, bool]]:
     """``{format name: (can_load, can_save)}`` for this build of the library."""
     return _native.formats()
+
+
+def trim_memory() -> None:
+    """Hands back the memory of freed large loads that pdckpt keeps for the next load.
+
+    A load of 32 MiB or more reads into a block of its own; when its last tensor is gone, up to
+    four such blocks (1/8 of physical memory in all; ``PDCKPT_BLOCK_CACHE=<bytes>`` in the
+    environment sets the cap, ``0`` turns it off) are kept so that the next load does not fault
+    its memory in again.  The kernel may take their pages back under memory pressure anyway."""
+    _native.trim_memory()
 
 
 def format_for_path(path: str | os.PathLike) -> str | None:

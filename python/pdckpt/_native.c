@@ -524,7 +524,15 @@ static PyObject *status_names(PyObject *self, PyObject *unused) {
     return d;
 }
 
+static PyObject *trim_memory(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    pdckpt_trim_memory();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"trim_memory", trim_memory, METH_NOARGS, "hands the kept blocks of freed loads back"},
     {"_configure", configure, METH_VARARGS, "registers the facade's classes and hooks"},
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "

@@ -33,9 +33,30 @@ static pdckpt_buffer *buffer_shell(const pdckpt_allocator *a) {
     return b;
 }
 
+static void block_destroy(void *ctx, void *data, size_t size) {
+    (void)size; /* the block's own length travels in ctx */
+    pdk_block_put(data, (size_t)(uintptr_t)ctx);
+}
+
+/* A large block of the default allocator: from the block cache (block_cache.c), its pages
+ * possibly faulted in by an earlier load already. */
+static bool alloc_block(pdckpt_buffer *b, size_t size) {
+    size_t len = 0;
+    b->data = pdk_block_get(size, &len);
+    if (!b->data) return false;
+    b->destroy = block_destroy;
+    b->ctx = (void *)(uintptr_t)len;
+    return true;
+}
+
 pdckpt_buffer *pdk_buffer_new_alloc(const pdckpt_allocator *a, size_t size, bool zero) {
     pdckpt_buffer *b = buffer_shell(a);
     if (!b) return NULL;
+    if ((!a || !a->alloc) && pdk_block_cache_on(size) && alloc_block(b, size)) {
+        if (zero) memset(b->data, 0, size);
+        b->size = size;
+        return b;
+    }
     b->data = pdk_alloc_aligned(a, size, PDK_DATA_ALIGN);
     if (!b->data) {
         pdk_free(a, b, sizeof *b);

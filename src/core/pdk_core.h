@@ -76,6 +76,12 @@ bool pdk_add_u64(uint64_t a, uint64_t b, uint64_t *out);
 /* ---- buffers (buffer.c) ---- */
 
 typedef void (*pdk_buffer_destroy_fn)(void *ctx, void *data, size_t size);
+/* Large blocks of the default allocator (block_cache.c): from this size on, a buffer's memory is
+ * a page-aligned block of its own, and a freed one is kept for reuse by the next load. */
+#define PDK_BLOCK_MIN ((size_t)32 << 20)
+bool  pdk_block_cache_on(size_t size);
+void *pdk_block_get(size_t size, size_t *len); /* *len: the block's length, for pdk_block_put */
+void  pdk_block_put(void *data, size_t len);
 /* Owned allocation of `size` bytes (zero-filled when `zero`), PDK_DATA_ALIGN aligned. */
 pdckpt_buffer *pdk_buffer_new_alloc(const pdckpt_allocator *a, size_t size, bool zero);
 /* Wraps memory that `destroy` releases when the last reference goes. */
