@@ -35,10 +35,19 @@ typedef struct block {
 } block;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t  cap_once = PTHREAD_ONCE_INIT;
+static pthread_once_t  setup_once = PTHREAD_ONCE_INIT;
 static size_t          cap_bytes;
 
-static void read_cap(void) {
+static void lock_cache(void) {
+    pthread_mutex_lock(&cache_lock);
+}
+static void unlock_cache(void) {
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* The cap, and the lock held across fork() so that a child never inherits it taken. */
+static void setup(void) {
+    pthread_atfork(lock_cache, unlock_cache, unlock_cache);
     const char *env = getenv("PDCKPT_BLOCK_CACHE");
     if (env && *env) {
         char              *end;
@@ -80,10 +89,10 @@ static int best_kept(size_t len) {
 
 /* A kept block resized to exactly `len` bytes, or NULL. */
 static void *take_kept(size_t len) {
-    pthread_mutex_lock(&cache_lock);
+    lock_cache();
     int   i = best_kept(len);
     block b = i >= 0 ? drop_kept(i) : (block){NULL, 0};
-    pthread_mutex_unlock(&cache_lock);
+    unlock_cache();
     if (!b.data || b.len == len) return b.data;
     if (b.len > len) { /* the tail is not needed: give it back now */
         munmap((char *)b.data + len, b.len - len);
@@ -98,6 +107,7 @@ static void *take_kept(size_t len) {
 void *pdk_block_get(size_t size, size_t *len) {
     size_t want = page_round(size);
     if (!want) return NULL;
+    pthread_once(&setup_once, setup);
     void *p = take_kept(want);
     if (!p) p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
@@ -107,18 +117,18 @@ void *pdk_block_get(size_t size, size_t *len) {
 
 /* Keeps the block when it fits under the cap, the oldest kept blocks making room. */
 static bool keep(void *data, size_t len) {
-    pthread_once(&cap_once, read_cap);
+    pthread_once(&setup_once, setup);
     if (len > cap_bytes) return false;
 #ifdef MADV_FREE
     if (madvise(data, len, MADV_FREE) != 0) return false;
 #endif
     block out[BLOCKS_KEPT];
     int   n_out = 0;
-    pthread_mutex_lock(&cache_lock);
+    lock_cache();
     while (n_kept == BLOCKS_KEPT || kept_bytes + len > cap_bytes) out[n_out++] = drop_kept(0);
     kept[n_kept++] = (block){data, len};
     kept_bytes += len;
-    pthread_mutex_unlock(&cache_lock);
+    unlock_cache();
     for (int i = 0; i < n_out; i++) munmap(out[i].data, out[i].len);
     return true;
 }
@@ -139,8 +149,8 @@ bool pdk_block_cache_on(size_t size) {
 void pdckpt_trim_memory(void) {
     block out[BLOCKS_KEPT];
     int   n_out = 0;
-    pthread_mutex_lock(&cache_lock);
+    lock_cache();
     while (n_kept) out[n_out++] = drop_kept(0);
-    pthread_mutex_unlock(&cache_lock);
+    unlock_cache();
     for (int i = 0; i < n_out; i++) munmap(out[i].data, out[i].len);
 }
