@@ -200,6 +200,14 @@ pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, s
     return s;
 }
 
+pdckpt_status pdk_dist_data_target(const char *path, pdckpt_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                    "not replaced: a symbolic link inside a sharded checkpoint directory is not "
+                    "followed (a data file is written only where nothing is or over a file)");
+}
+
 /* ---- arena ---- */
 
 #define ARENA_CHUNK ((size_t)4 << 20)
