@@ -241,7 +241,8 @@ pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t l
                                     pdckpt_error *err);
 /* Removes the temporaries killed saves left in `dir` (".<name>.pdckpt-dist-*" and
  * ".<name>.pdckpt-tmp-*"), only those of `base` when it is not NULL, whoever wrote them: for a
- * directory no other job writes into. */
+ * directory no other job writes into.  A ".pdckpt-tmp-<pid>-" one whose process still runs (a
+ * single-file save into the same directory) is not debris and stays. */
 void pdk_sweep_temps(const char *dir, const char *base);
 
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */

@@ -99,3 +99,26 @@ def test_a_killed_saves_sidecar_temporaries_are_swept_by_the_next_save(tmp_path)
     run_cli("convert", src, path, check=0)  # a small list: a save that writes no index
     left = set(os.listdir(tmp_path)) - {"src.pkl", "src.pkl.pdkidx"}
     assert left == {"m.pdparams", live.name}, left
+
+
+def test_dist_gc_leaves_a_running_saves_temporary_alone(tmp_path):
+    """`pdckpt dist gc` (and every sharded save's sweep) removed every ".pdckpt-tmp-" entry of
+    the directory, so a single-file save running beside the checkpoint lost its temporary and
+    failed at its rename.  A temporary whose writer runs stays; a dead writer's goes."""
+    import numpy as np
+    from test_dist import mpirun
+    src = tmp_path / "src.safetensors"
+    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
+    ck = tmp_path / "ck"
+    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = ck / f".extra.pdparams.pdckpt-tmp-{sleeper.pid}-0123456789abcdef"
+        dead = ck / f".extra.pdparams.pdckpt-tmp-{dead_pid()}-0123456789abcdef"
+        live.write_bytes(b"being written")
+        dead.write_bytes(b"left by a kill")
+        run_cli("dist", "gc", ck, check=0)
+        assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
