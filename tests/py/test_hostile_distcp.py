@@ -169,6 +169,21 @@ def test_a_nul_inside_a_file_name_or_key_is_refused_not_shortened(tmp_path, padd
     assert "0.metadata" in msg, msg
 
 
+def test_metadata_that_is_a_symlink_is_not_followed(tmp_path, paddle_np):
+    """"<id>.metadata" is a file inside the checkpoint like the data files: a link there to a
+    valid metadata outside was followed (and the checkpoint loaded); now it is refused, naming
+    it, as a linked data file is (found by trying it)."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    outside = tmp_path / "outside.metadata"
+    os.rename(ck / "0.metadata", outside)
+    os.symlink(outside, ck / "0.metadata")
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert "0.metadata" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+
+
 def _child_env():
     """The environment of a child Python that imports the in-tree pdckpt (another test may have
     changed PYTHONPATH in this process)."""
