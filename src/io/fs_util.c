@@ -324,6 +324,16 @@ pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t l
     return st;
 }
 
+/* Whether `name` is a ".<x>.pdckpt-tmp-<pid>-<hex>" temporary whose writer still runs (a save
+ * into the same directory by another process, or by a thread of this one). */
+static bool live_writer(const char *name) {
+    const char *tag = strstr(name, ".pdckpt-tmp-");
+    if (!tag) return false;
+    char *end;
+    long  pid = strtol(tag + 12, &end, 10);
+    return *end == '-' && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+}
+
 void pdk_sweep_temps(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -335,6 +345,7 @@ void pdk_sweep_temps(const char *dir, const char *base) {
         const char *n = de->d_name; /* ours may hold the core's (".." + ...) */
         if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
         if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
+        if (live_writer(n)) continue; /* not debris: its save is still running */
         if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) pdk_remove_tree(full);
     }
     closedir(d);

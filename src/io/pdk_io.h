@@ -241,7 +241,8 @@ pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t l
                                     pdckpt_error *err);
 /* Removes the temporaries killed saves left in `dir` (".<name>.pdckpt-dist-*" and
  * ".<name>.pdckpt-tmp-*"), only those of `base` when it is not NULL, whoever wrote them: for a
- * directory no other job writes into. */
+ * directory no other job writes into.  A ".pdckpt-tmp-<pid>-" one whose process still runs (a
+ * single-file save into the same directory) is not debris and stays. */
 void pdk_sweep_temps(const char *dir, const char *base);
 
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */
@@ -252,8 +253,11 @@ pdckpt_status pdk_sidecar_update(pdk_sidecar *s, const void *bytes, size_t len, 
 /* Writes "<data_path>.xxh3" atomically for the bytes seen so far. */
 pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool durable,
                                   pdckpt_error *err);
-/* Removes "<data_path>.xxh3" if present (synced when durable), before a new file replaces it. */
+/* Removes "<data_path>.xxh3" if it is a sidecar of ours (synced when durable), before a new file
+ * replaces the data; anything else at that name is left alone. */
 pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdckpt_error *err);
+/* ARGUMENT when something other than a sidecar of ours is at "<data_path>.xxh3". */
+pdckpt_status pdk_sidecar_check_free(const char *data_path, pdckpt_error *err);
 void          pdk_sidecar_free(pdk_sidecar *s); /* NULL ok */
 void          pdk_sidecar_path(const char *data_path, char *out, size_t cap);
 

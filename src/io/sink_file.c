@@ -208,5 +208,7 @@ pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err) {
     if (sink->ops != &file_ops || !fs->atomic || sink->written)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, sink->name, -1,
                         "checksum sidecars are written for files saved atomically");
+    /* refused before any byte is written, not after the new file is in place */
+    PDK_TRY(pdk_sidecar_check_free(fs->target, err));
     return fs->sum ? PDCKPT_OK : pdk_sidecar_new(sink->alloc, &fs->sum, err);
 }

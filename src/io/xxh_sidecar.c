@@ -11,10 +11,12 @@
 #include "pdk_io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no allocation */
 #include <xxhash.h>
@@ -89,6 +91,35 @@ void pdk_sidecar_path(const char *data_path, char *out, size_t cap) {
     snprintf(out, cap, "%s%s", data_path, PDCKPT_CHECKSUM_SUFFIX);
 }
 
+#define MAGIC "pdckpt-xxh3 "
+
+/* What is at a sidecar's name: nothing (0), a sidecar of ours (1: a regular file starting with
+ * our magic, opened without following links), or something else (-1: a link, a FIFO, a user's
+ * file), which a save never replaces or deletes. */
+static int sidecar_state(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISREG(st.st_mode)) return -1;
+    char magic[sizeof MAGIC - 1];
+    int  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+                memcmp(magic, MAGIC, sizeof magic) == 0;
+    if (fd >= 0) close(fd);
+    return ours ? 1 : -1;
+}
+
+pdckpt_status pdk_sidecar_check_free(const char *data_path, pdckpt_error *err) {
+    char path[PATH_MAX + 8];
+    pdk_sidecar_path(data_path, path, sizeof path);
+    if (sidecar_state(path) >= 0) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, data_path, -1,
+                    "not replaced: '%s' is not a pdckpt checksum sidecar (a link, a special file "
+                    "or a file without the \"" MAGIC "\" header); move it away or save without "
+                    "a checksum",
+                    path);
+}
+
 /* Writes the sidecar for the bytes seen so far, atomically, beside `data_path`. */
 pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool durable,
                                   pdckpt_error *err) {
@@ -97,6 +128,7 @@ pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool du
     char path[PATH_MAX + 8], line[HEAD_MAX], digest[33];
     pdk_sidecar_path(data_path, path, sizeof path);
     pdk_sink *sink;
+    PDK_TRY(pdk_sidecar_check_free(data_path, err)); /* whatever else is there stays */
     /* not followed: a link planted at the sidecar's name is refused, never written through */
     PDK_TRY(pdk_sink_open_atomic_inner(path, durable, s->alloc, &sink, err));
     whole_digest(s->blocks, s->n_blocks, digest);
@@ -115,10 +147,13 @@ pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool du
     return pdk_sink_commit(sink, err);
 }
 
-/* Removes a sidecar that would describe the old file once the new one is renamed in. */
+/* Removes a sidecar of ours that would describe the old file once the new one is renamed in (and
+ * the temporaries of a killed writer's sidecar); anything else at that name is left alone. */
 pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdckpt_error *err) {
     char path[PATH_MAX + 8];
     pdk_sidecar_path(data_path, path, sizeof path);
+    pdk_remove_stale_temps(path);
+    if (sidecar_state(path) <= 0) return PDCKPT_OK;
     if (unlink(path) != 0) {
         if (errno == ENOENT) return PDCKPT_OK;
         return pdk_fail_sys(err, errno, path, "remove the old checksum sidecar");

@@ -151,6 +151,39 @@ def test_forged_index_sidecar_cannot_name_a_file_outside(tmp_path):
     assert forged in str(e.value) and "'..'" in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("where", ["file", "key"])
+def test_a_nul_inside_a_file_name_or_key_is_refused_not_shortened(tmp_path, paddle_np, where):
+    """A metadata file name "0_0.distcp\\0x" (or key "w\\0x") was read by C code as "0_0.distcp"
+    ("w"): a name the directory does not hold loaded from another file (found by trying it).
+    Such a string is refused."""
+    paddle, np = paddle_np
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    key, name = ("w", "0_0.distcp\0x") if where == "file" else ("w\0x", "0_0.distcp")
+    sdm = {key: [LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)]}
+    storage = {LocalTensorIndex(key, (0,), False, None, None, (4,)): name}
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg, msg
+
+
+def test_metadata_that_is_a_symlink_is_not_followed(tmp_path, paddle_np):
+    """"<id>.metadata" is a file inside the checkpoint like the data files: a link there to a
+    valid metadata outside was followed (and the checkpoint loaded); now it is refused, naming
+    it, as a linked data file is (found by trying it)."""
+    paddle, np = paddle_np
+    ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np.arange(4, dtype="float32"))
+    outside = tmp_path / "outside.metadata"
+    os.rename(ck / "0.metadata", outside)
+    os.symlink(outside, ck / "0.metadata")
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert "0.metadata" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+
+
 def _child_env():
     """The environment of a child Python that imports the in-tree pdckpt (another test may have
     changed PYTHONPATH in this process)."""

@@ -5,7 +5,8 @@
  * process group), three ranks simulated in one process: the checkpoint loads back bit for bit,
  * replicas are stored once, nothing is complete before the commit, an uncommitted re-save of an id
  * leaves the previous checkpoint whole and is swept by the next plan, and broken bytes from another
- * rank (descriptions, assignments) are refused with what was expected.
+ * rank (descriptions, assignments) are refused with what was expected, and a symbolic link planted
+ * at a data file's name is never written through.
  */
 #include "check.h"
 #include "test_util.h"
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define RANKS 3
 
@@ -168,10 +171,46 @@ static void test_broken_bytes_refused(void) {
     pdckpt_value_free(t);
 }
 
+/* A link at "0_0.distcp" (the name rank 0 writes in a fresh directory) to a file outside: the
+ * atomic save used to follow it and replace that file (found by trying it). */
+static void test_link_at_data_file_not_followed(void) {
+    char ck[4096], link[4200], victim[4200];
+    snprintf(ck, sizeof ck, "%s/linked", dir);
+    snprintf(link, sizeof link, "%s/0_0.distcp", ck);
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    CHECK(mkdir(ck, 0777) == 0);
+    FILE *f = fopen(victim, "w");
+    CHECK(f && fputs("not a checkpoint\n", f) >= 0 && fclose(f) == 0);
+    CHECK(symlink(victim, link) == 0);
+    pdckpt_error         err = PDCKPT_ERROR_INIT;
+    int64_t              dims[1] = {4};
+    pdckpt_value        *t = tu_random_tensor(PDCKPT_DTYPE_FLOAT32, 1, dims, 7);
+    pdckpt_shard         one = {"x", t, NULL, NULL};
+    uint8_t             *d, *a;
+    size_t               n, an;
+    pdckpt_sharded_plan *plan = NULL;
+    CHECK_OK(pdckpt_sharded_describe(&one, 1, &d, &n, &err), &err);
+    const uint8_t *descs[1] = {d};
+    CHECK_OK(pdckpt_sharded_plan_new(ck, -1, PDCKPT_FORMAT_AUTO, false, descs, &n, 1, &plan, &err),
+             &err);
+    CHECK_OK(pdckpt_sharded_plan_assignment(plan, 0, &a, &an, &err), &err);
+    CHECK_EQ_INT(pdckpt_sharded_write(a, an, &one, 1, ck, NULL, &err), PDCKPT_ERR_ARGUMENT);
+    CHECK(strstr(err.message, "symbolic link"));
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(stat(victim, &st) == 0 && st.st_size == 17); /* unchanged */
+    CHECK_EQ_INT(tu_count_entries(ck, ""), 3);         /* ., .. and the link: no temporary */
+    pdckpt_free(NULL, a, an);
+    pdckpt_free(NULL, d, n);
+    pdckpt_sharded_plan_free(plan);
+    pdckpt_value_free(t);
+}
+
 int main(void) {
     dir = tu_tempdir();
     RUN(test_round_trip_and_uncommitted_resave);
     RUN(test_broken_bytes_refused);
+    RUN(test_link_at_data_file_not_followed);
     tu_rmtree(dir);
     free(dir);
     return CHECK_SUMMARY();

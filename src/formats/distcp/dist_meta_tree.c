@@ -204,9 +204,17 @@ static pdckpt_status get_piece(reader *r, pdk_key_meta *km, const pdckpt_value *
     return PDCKPT_OK;
 }
 
+/* A string without a NUL inside: C code would see only its start ("0_0.distcp\0x" would name
+ * 0_0.distcp), so such a key or file name is refused, not shortened. */
+static const char *whole_string(const pdckpt_value *v) {
+    size_t      n = 0;
+    const char *s = pdckpt_value_get_string(v, &n);
+    return s && strlen(s) == n ? s : NULL;
+}
+
 static pdckpt_status get_key(reader *r, const pdckpt_value *key, const pdckpt_value *list,
                              pdk_key_meta *km) {
-    const char *k = pdckpt_value_get_string(key, NULL);
+    const char *k = whole_string(key);
     if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING) return bad(r, "string keys");
     if (pdckpt_value_kind(list) != PDCKPT_KIND_LIST || pdckpt_value_len(list) == 0)
         return bad(r, "a non-empty list of pieces per key");
@@ -289,8 +297,8 @@ static pdckpt_status get_storage_item(reader *r, const pdckpt_value *index,
                                       const pdckpt_value *file) {
     pdckpt_kind k = pdckpt_value_kind(index);
     size_t      n = pdckpt_value_len(index);
-    const char *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
-    const char *name = pdckpt_value_get_string(file, NULL);
+    const char *key = whole_string(pdckpt_value_at(index, 0));
+    const char *name = whole_string(file);
     if ((k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST) || n < 2 || !key || !name)
         return bad(r, "storage_metadata items (LocalTensorIndex, file name)");
     int64_t replica = 0, off[PDCKPT_MAX_DIMS];

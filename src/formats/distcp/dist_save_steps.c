@@ -349,6 +349,7 @@ pdckpt_status pdckpt_sharded_data_file(const uint8_t *assignment, size_t len,
     PDK_TRY(read_assignment(&r, &p));
     pdk_shard_data_name(&p, 0, name, sizeof name);
     PDK_TRY(pdk_path_join(dir, name, path, path_cap, err));
+    PDK_TRY(pdk_dist_data_target(path, err));
     pdckpt_value *t = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     if (!t) return pdk_fail_nomem(err, "the data file tree");
     pdckpt_status st =

@@ -166,9 +166,17 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
                                   pdckpt_error *err) {
     int         fd = -1;
     struct stat st;
-    /* never blocks: a FIFO or device named like a metadata file is refused, not opened */
-    PDK_TRY(pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, err));
-    pdckpt_status s = PDCKPT_OK;
+    char        dir[4096];
+    const char *base;
+    size_t      base_len;
+    pdk_split_path(path, dir, sizeof dir, &base, &base_len);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return pdk_fail_sys(err, errno, path, "open its directory");
+    /* never blocks: a FIFO or device named like a metadata file is refused, not opened; and
+     * beneath the checkpoint's directory, so a symbolic link planted there is not followed */
+    pdckpt_status s = pdk_open_read(dfd, base, PDK_OPEN_BENEATH, path, &fd, &st, err);
+    close(dfd);
+    PDK_TRY(s);
     if ((uint64_t)st.st_size > limit)
         s = pdk_fail(err, PDCKPT_ERR_LIMIT, path, -1,
                      "expected a regular file of at most %zu bytes, found %lld bytes", limit,
@@ -198,6 +206,14 @@ pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, s
     if (fd >= 0) close(fd);
     close(dfd);
     return s;
+}
+
+pdckpt_status pdk_dist_data_target(const char *path, pdckpt_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                    "not replaced: a symbolic link inside a sharded checkpoint directory is not "
+                    "followed (a data file is written only where nothing is or over a file)");
 }
 
 /* ---- arena ---- */

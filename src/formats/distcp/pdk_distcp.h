@@ -61,6 +61,11 @@ void pdk_arena_release(pdk_arena *ar);
  * without a symbolic link (the name comes from the metadata: a link could lead anywhere). */
 pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, size_t cap,
                                  pdckpt_error *err);
+/* ARGUMENT when a symbolic link is at a data file's name: the atomic save would replace the file
+ * it names (outside the checkpoint, planted by whoever could write the directory). */
+pdckpt_status pdk_dist_data_target(const char *path, pdckpt_error *err);
+/* A file inside a checkpoint directory (metadata, its index) read whole: only a regular file of
+ * at most `limit` bytes reached without a symbolic link in its last component. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
                                   pdckpt_error *err);
 

@@ -357,6 +357,7 @@ void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool dur
     struct stat st, again;
     pdk_input   in;
     if (!index_path(path, side, sizeof side)) return;
+    pdk_remove_stale_temps(side); /* a killed save's index temporary, even if none is written now */
     bool saved = saved_tree_known(root, offs);
     if ((!saved && !worth_parsing(root)) || stat(path, &st) != 0 ||
         pdk_input_open_file(path, true, a, &in, NULL) != PDCKPT_OK) {

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a save may delete or replace beside its file (found by trying it as an attacker would):
+
+- the checksum sidecar's name ("<file>.xxh3"): every save used to unlink whatever was there (a
+  user's file, a symbolic link) before renaming its file in, even a save without --checksum.
+  Now only a sidecar of ours (a regular file starting "pdckpt-xxh3 ") is removed; anything else
+  stays, and a --checksum save refuses before writing a byte (the old checkpoint is kept);
+- temporaries of a killed save's sidecars (".<file>.pdkidx.pdckpt-tmp-<pid>-<hex>", the same for
+  .xxh3) were never swept, because only the data file's own temporaries were; the next save now
+  removes them (their writer is dead) -- and never a live writer's."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pdckpt
+from conftest import run_cli
+
+
+def state(n=40):
+    return {f"w{i}": np.full(300, i, np.float32) for i in range(n)}
+
+
+def test_a_users_file_or_link_at_the_sidecar_name_survives_saves(tmp_path):
+    path = tmp_path / "m.pdparams"
+    side = tmp_path / "m.pdparams.xxh3"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    side.write_text("my notes\n")
+    pdckpt.save(state(), path)
+    assert side.read_text() == "my notes\n"
+    side.unlink()
+    os.symlink(victim, side)
+    run_cli("convert", path, path, check=0)  # no --checksum: the link is not ours, it stays
+    assert os.path.islink(side) and os.readlink(side) == str(victim)
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_checksum_save_refuses_a_foreign_sidecar_before_writing(tmp_path):
+    src = tmp_path / "src.pdparams"
+    pdckpt.save(state(3), src)
+    out = tmp_path / "m.pdiparams"
+    run_cli("convert", src, out, check=0)
+    old = out.read_bytes()
+    side = tmp_path / "m.pdiparams.xxh3"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    for plant in ("file", "link", "fifo"):
+        if plant == "file":
+            side.write_text("my notes\n")
+        elif plant == "link":
+            os.symlink(victim, side)
+        else:
+            os.mkfifo(side)
+        p = run_cli("convert", src, out, "--checksum", check=1)
+        assert "is not a pdckpt checksum sidecar" in p.stderr and str(side) in p.stderr, p.stderr
+        assert out.read_bytes() == old and victim.read_text() == "precious\n"
+        assert os.path.lexists(side)
+        assert sorted(os.listdir(tmp_path)) == ["m.pdiparams", "m.pdiparams.xxh3", "src.pdparams",
+                                                "src.pdparams.pdkidx", "victim.txt"], plant
+        if plant == "file":
+            assert side.read_text() == "my notes\n"
+        side.unlink()
+
+
+def test_a_sidecar_of_ours_is_still_replaced_and_removed(tmp_path):
+    src = tmp_path / "src.pdparams"
+    pdckpt.save(state(3), src)
+    out = tmp_path / "m.pdiparams"
+    run_cli("convert", src, out, "--checksum", check=0)
+    side = tmp_path / "m.pdiparams.xxh3"
+    first = os.stat(side).st_ino
+    run_cli("convert", src, out, "--checksum", check=0)
+    assert os.stat(side).st_ino != first
+    run_cli("verify", out, check=0)
+    run_cli("convert", src, out, check=0)  # a save without checksum drops the stale sidecar
+    assert not os.path.lexists(side)
+
+
+def dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_killed_saves_sidecar_temporaries_are_swept_by_the_next_save(tmp_path):
+    path = tmp_path / "m.pdparams"
+    pid = dead_pid()
+    debris = [tmp_path / f".m.pdparams.pdkidx.pdckpt-tmp-{pid}-0123456789abcdef",
+              tmp_path / f".m.pdparams.xxh3.pdckpt-tmp-{pid}-0123456789abcdef"]
+    live = tmp_path / f".m.pdparams.pdkidx.pdckpt-tmp-{os.getpid()}-0123456789abcdef"
+    for d in debris + [live]:
+        d.write_bytes(b"half an index")
+    run_cli("convert", tmp_path / "none.pdparams", path, check=1)  # a failed save sweeps nothing
+    assert all(d.exists() for d in debris)
+    src = tmp_path / "src.pkl"
+    pdckpt.save([np.zeros(3, np.float32), 5], src)
+    run_cli("convert", src, path, check=0)  # a small list: a save that writes no index
+    left = set(os.listdir(tmp_path)) - {"src.pkl", "src.pkl.pdkidx"}
+    assert left == {"m.pdparams", live.name}, left
+
+
+def test_dist_gc_leaves_a_running_saves_temporary_alone(tmp_path):
+    """`pdckpt dist gc` (and every sharded save's sweep) removed every ".pdckpt-tmp-" entry of
+    the directory, so a single-file save running beside the checkpoint lost its temporary and
+    failed at its rename.  A temporary whose writer runs stays; a dead writer's goes."""
+    import numpy as np
+    from test_dist import mpirun
+    src = tmp_path / "src.safetensors"
+    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
+    ck = tmp_path / "ck"
+    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = ck / f".extra.pdparams.pdckpt-tmp-{sleeper.pid}-0123456789abcdef"
+        dead = ck / f".extra.pdparams.pdckpt-tmp-{dead_pid()}-0123456789abcdef"
+        live.write_bytes(b"being written")
+        dead.write_bytes(b"left by a kill")
+        run_cli("dist", "gc", ck, check=0)
+        assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
