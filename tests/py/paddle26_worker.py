@@ -53,6 +53,10 @@ def write(d):
                     input_spec=[paddle.static.InputSpec([None, 4], "float32")])
     meta = {tag: record(d, tag, paddle.load(os.path.join(d, tag + ext)))
             for tag, ext in [("net", ".pdparams"), ("opt", ".pdopt"), ("nested", ".pdparams")]}
+    # paddle.load of a jit.save prefix: keyed by the .pdiparams.info's structured names
+    jit_state = paddle.load(os.path.join(d, "infer", "net"))
+    meta["jit_keys"] = list(jit_state)
+    meta["jit"] = record(d, "jit", jit_state)
     np.save(os.path.join(d, "x.npy"), x.numpy())
     np.save(os.path.join(d, "y.npy"), net(x).numpy())
     meta["lr"] = paddle.load(os.path.join(d, "opt.pdopt"))["LR_Scheduler"]

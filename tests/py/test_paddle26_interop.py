@@ -74,6 +74,23 @@ def test_paddle26_inference_model_named_by_its_program(written):
     run_cli("verify", d / "infer" / "net", check=0)
 
 
+def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
+    """paddle.load(prefix) of a jit.save model keys it by the structured names of
+    X.pdiparams.info (what Layer.set_state_dict matches); pdckpt.load does the same, same order
+    and bytes, and the CLI keeps the variable names."""
+    import pdckpt
+
+    d, meta = written
+    got = pdckpt.load(str(d / "infer" / "net"), return_numpy=True)
+    assert list(got) == meta["jit_keys"] and "0.weight" in got
+    _same(got, d / "jit.npz")
+    dropin = pdckpt.load(str(d / "infer" / "net"))
+    assert list(dropin) == meta["jit_keys"]
+    assert [t.name for t in dropin.values()] == sorted(t.name for t in dropin.values())
+    assert [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]] == \
+        [t.name for t in dropin.values()]
+
+
 def test_pdckpt_files_load_in_paddle26(written, tmp_path):
     import pdckpt
 
