@@ -272,6 +272,11 @@ PDCKPT_API pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value 
                                                pdckpt_value *value, pdckpt_error *err);
 /* Removes a string key; returns true if it was present. */
 PDCKPT_API bool pdckpt_dict_remove(pdckpt_value *dict, const char *key);
+/* Whether a dict stands for a collections.OrderedDict (a pickle's nested model.state_dict()):
+ * the pickle writer then writes it as one, as Python does.  Other formats ignore it.  set:
+ * false when `dict` is not a dict. */
+PDCKPT_API bool pdckpt_dict_is_ordered(const pdckpt_value *dict);
+PDCKPT_API bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered);
 
 /* Big ints.  An int beyond 64 bits (pickle's LONG1 / LONG4) is held as the object builtins.int(b),
  * `b` its little-endian two's-complement bytes (CPython writes the shortest form); these calls

@@ -78,15 +78,31 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
     return set;
 }
 
+PyObject *pyn_ordered_dict_type(void) {
+    static PyObject *type; /* kept for the interpreter's life, as the module's own imports */
+    if (!type) {
+        PyObject *collections = PyImport_ImportModule("collections");
+        type = collections ? PyObject_GetAttrString(collections, "OrderedDict") : NULL;
+        Py_XDECREF(collections);
+    }
+    return type;
+}
+
+/* A dict, or an OrderedDict where the pickle had one (filled through its own __setitem__:
+ * PyDict_SetItem would bypass its order). */
 static PyObject *dict_to_py(const pdckpt_value *v, pyn_out *out) {
-    PyObject *dict = PyDict_New();
+    bool      ordered = pdckpt_dict_is_ordered(v);
+    PyObject *type = ordered ? pyn_ordered_dict_type() : NULL;
+    PyObject *dict = !ordered ? PyDict_New() : type ? PyObject_CallNoArgs(type) : NULL;
     for (size_t i = 0, n = pdckpt_value_len(v); dict && i < n; i++) {
         if (out->dropped && pdckpt_value_at(v, i) == out->dropped) continue;
         out->plain++; /* paddle.load makes no tensors of keys */
         PyObject *key = convert(pdckpt_dict_key_at(v, i), out);
         out->plain--;
         PyObject *item = key ? convert(pdckpt_value_at(v, i), out) : NULL;
-        if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
+        if (!item ||
+            (ordered ? PyObject_SetItem(dict, key, item) : PyDict_SetItem(dict, key, item)) < 0)
+            Py_CLEAR(dict);
         Py_XDECREF(key);
         Py_XDECREF(item);
     }

@@ -330,6 +330,11 @@ static pdckpt_value *dict_to_tree(PyObject *obj, pyn_pins *pins) {
     if (!items) return NULL;
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     if (!d) PyErr_NoMemory();
+    PyObject *ordered = d && !PyDict_CheckExact(obj) ? pyn_ordered_dict_type() : NULL;
+    if (ordered && Py_IS_TYPE(obj, (PyTypeObject *)ordered)) /* pickled as an OrderedDict */
+        pdckpt_dict_set_ordered(d, true);
+    else if (d && !PyDict_CheckExact(obj) && PyErr_Occurred())
+        d = (pdckpt_value_free(d), NULL);
     for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(items); i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
         if (dict_put(d, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), pins) < 0)

@@ -35,7 +35,8 @@ typedef struct pdk_container {
     pdckpt_value  **keys; /* dicts only, parallel to items */
     size_t          len;
     size_t          cap;
-    pdk_dict_index *index; /* string-key hash index, built once a dict grows */
+    pdk_dict_index *index;   /* string-key hash index, built once a dict grows */
+    bool            ordered; /* dicts: a collections.OrderedDict in Python */
 } pdk_container;
 
 typedef struct pdk_object {
