@@ -148,7 +148,34 @@ static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     return obj;
 }
 
+/* A number that was a numpy scalar: numpy.dtype(name).type(number), as paddle.load gives it. */
+static PyObject *numpy_scalar_to_py(PyObject *number, pdckpt_dtype dtype) {
+    static PyObject *numpy_dtype; /* numpy.dtype, kept for the interpreter's life */
+    if (!numpy_dtype) {
+        PyObject *np = PyImport_ImportModule("numpy");
+        numpy_dtype = np ? PyObject_GetAttrString(np, "dtype") : NULL;
+        Py_XDECREF(np);
+    }
+    PyObject *dt = number && numpy_dtype
+                       ? PyObject_CallFunction(numpy_dtype, "s", pdckpt_dtype_name(dtype))
+                       : NULL;
+    PyObject *type = dt ? PyObject_GetAttrString(dt, "type") : NULL;
+    PyObject *out = type ? PyObject_CallOneArg(type, number) : NULL;
+    Py_XDECREF(dt);
+    Py_XDECREF(type);
+    Py_XDECREF(number);
+    return out;
+}
+
+static PyObject *plain_scalar_to_py(const pdckpt_value *v);
+
 static PyObject *scalar_to_py(const pdckpt_value *v) {
+    pdckpt_dtype np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return numpy_scalar_to_py(plain_scalar_to_py(v), np);
+    return plain_scalar_to_py(v);
+}
+
+static PyObject *plain_scalar_to_py(const pdckpt_value *v) {
     bool        b;
     int64_t     i;
     double      f;

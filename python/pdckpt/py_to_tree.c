@@ -248,6 +248,14 @@ static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
     return t;
 }
 
+/* ("value", number, dtype_name): a numpy scalar, kept as one (pdckpt_value_set_numpy_scalar). */
+static pdckpt_value *numpy_scalar_leaf(PyObject *leaf, pyn_pins *pins) {
+    const char   *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(leaf, 2));
+    pdckpt_value *v = name ? convert(PyTuple_GET_ITEM(leaf, 1), pins) : NULL;
+    if (v) pdckpt_value_set_numpy_scalar(v, pdckpt_dtype_from_name(name));
+    return v;
+}
+
 /* Asks the facade's hook what `obj` is, then converts its answer. */
 static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
     if (pyn.ndarray && Py_IS_TYPE(obj, (PyTypeObject *)pyn.ndarray)) {
@@ -276,6 +284,8 @@ static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
             v = object_leaf(leaf, pins);
         else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 2)
             v = convert(PyTuple_GET_ITEM(leaf, 1), pins);
+        else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 3)
+            v = numpy_scalar_leaf(leaf, pins);
         else if (tag)
             PyErr_SetString(PyExc_TypeError, "pdckpt: malformed leaf from the hook");
     }

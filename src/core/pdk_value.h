@@ -51,6 +51,7 @@ typedef struct pdk_object {
 struct pdckpt_value {
     atomic_uint             refs;
     pdckpt_kind             kind;
+    int16_t                 np_scalar; /* BOOL/INT/FLOAT from a numpy scalar: dtype + 1, else 0 */
     const pdckpt_allocator *alloc;
     union {
         bool    b;

@@ -165,11 +165,13 @@ static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode
 }
 
 static pdckpt_status save_scalar(pdk_pkl *p, const pdckpt_value *v) {
-    bool        b;
-    int64_t     i;
-    double      f;
-    size_t      len;
-    const char *s;
+    bool         b;
+    int64_t      i;
+    double       f;
+    size_t       len;
+    const char  *s;
+    pdckpt_dtype np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np);
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_NONE: return pdk_pkl_save_none(p);
     case PDCKPT_KIND_BOOL: return pdckpt_value_get_bool(v, &b), pdk_pkl_save_bool(p, b);
