@@ -278,6 +278,19 @@ PDCKPT_API pdckpt_status pdckpt_dict_set_value(pdckpt_value *dict, pdckpt_value 
                                                pdckpt_value *value, pdckpt_error *err);
 /* Removes a string key; returns true if it was present. */
 PDCKPT_API bool pdckpt_dict_remove(pdckpt_value *dict, const char *key);
+/* Whether a dict stands for a collections.OrderedDict (a pickle's nested model.state_dict()):
+ * the pickle writer then writes it as one, as Python does.  Other formats ignore it.  set:
+ * false when `dict` is not a dict. */
+PDCKPT_API bool pdckpt_dict_is_ordered(const pdckpt_value *dict);
+PDCKPT_API bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered);
+
+/* numpy scalars.  A pickle's numpy.float32(x), numpy.int64(n), numpy.bool_(b) (Paddle 1.8's LR
+ * scheduler state, a user's metric) loads as a FLOAT / INT / BOOL value that remembers its numpy
+ * dtype: Python gets the numpy scalar back and the pickle writer writes it as numpy pickles it.
+ * get: false for a plain number.  set: false (nothing changed) unless the dtype holds the value
+ * (BOOL: bool; INT: int8-64 / uint8-32 in range; FLOAT: float32 holding it exactly, float64). */
+PDCKPT_API bool pdckpt_value_numpy_scalar(const pdckpt_value *value, pdckpt_dtype *dtype);
+PDCKPT_API bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype);
 
 /* Big ints.  An int beyond 64 bits (pickle's LONG1 / LONG4) is held as the object builtins.int(b),
  * `b` its little-endian two's-complement bytes (CPython writes the shortest form); these calls

@@ -360,6 +360,37 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
     return path, program
 
 
+def _jit_info(path: Any, cfg: dict) -> str | None:
+    """The ``X.pdiparams.info`` paddle.load (2.x) reads to key a jit.save model's state dict by
+    structured name: beside the parameters file a prefix or a directory with params_filename
+    names (a directory without it: Paddle looks for "None.info", which is never there)."""
+    if _memory_source(path) is not None or cfg.get("format") is not None:
+        return None
+    path = os.fsdecode(os.fspath(path))
+    if os.path.isfile(path) or (os.path.isdir(path) and cfg.get("params_filename") is None):
+        return None
+    try:
+        target, _ = _resolve(path, cfg.get("model_filename"), cfg.get("params_filename"), None)
+    except Error:
+        return None  # the load itself reports it
+    info = target + ".info"  # pdckpt:names-ok: paddle.load's own rule
+    return info if os.path.isfile(info) else None
+
+
+def _structured(obj: Any, info: str) -> Any:
+    """Re-keys an inference model's {variable: tensor} by the info's structured names, in the
+    same order, as paddle.load does; unchanged when the info does not name every variable (Paddle
+    would stop there with an assertion; the variable names still load)."""
+    table = load(info, return_numpy=True)
+    if not isinstance(obj, dict) or not isinstance(table, dict):
+        return obj
+    names = [table.get(k).get("structured_name") if isinstance(table.get(k), dict) else None
+             for k in obj]
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        return obj
+    return dict(zip(names, obj.values()))
+
+
 def _threads(value: Any) -> int:
     if value is None:
         return 0
@@ -454,6 +485,9 @@ def load(path: Any, **configs: Any) -> Any:
             obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
     finally:
         tree.close()
+    if fmt in ("inference", "combined"):  # a parameters file named by its program
+        info = _jit_info(path, configs)
+        return _structured(obj, info) if info else obj
     if fmt not in ("program", "pir-json", "selected-rows"):
         return obj
     paddle = _paddle_module(import_it=True)  # paddle.load gives Paddle's objects for these

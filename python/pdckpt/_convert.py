@@ -126,12 +126,19 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
     return OpaqueObject(kind, module, name, args, state, items)
 
 
+# The numpy scalars a tree keeps as such (pdckpt_value_set_numpy_scalar); others become numbers.
+_NUMPY_SCALARS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                  "float32", "float64"}
+
+
 def leaf_hook(obj: Any) -> tuple:
     """Tells the C converter what a non-container, non-scalar object is (see py_to_tree.c)."""
     if isinstance(obj, np.ndarray):
         return _array_leaf(obj, None)
-    if isinstance(obj, np.generic):
-        return ("value", obj.item())  # numpy scalars are plain values in the tree
+    if isinstance(obj, np.generic):  # numpy scalars: numbers that keep their numpy dtype
+        if obj.dtype.name in _NUMPY_SCALARS:
+            return ("value", obj.item(), obj.dtype.name)
+        return ("value", obj.item())
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
                 obj.items)

@@ -78,15 +78,31 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
     return set;
 }
 
+PyObject *pyn_ordered_dict_type(void) {
+    static PyObject *type; /* kept for the interpreter's life, as the module's own imports */
+    if (!type) {
+        PyObject *collections = PyImport_ImportModule("collections");
+        type = collections ? PyObject_GetAttrString(collections, "OrderedDict") : NULL;
+        Py_XDECREF(collections);
+    }
+    return type;
+}
+
+/* A dict, or an OrderedDict where the pickle had one (filled through its own __setitem__:
+ * PyDict_SetItem would bypass its order). */
 static PyObject *dict_to_py(const pdckpt_value *v, pyn_out *out) {
-    PyObject *dict = PyDict_New();
+    bool      ordered = pdckpt_dict_is_ordered(v);
+    PyObject *type = ordered ? pyn_ordered_dict_type() : NULL;
+    PyObject *dict = !ordered ? PyDict_New() : type ? PyObject_CallNoArgs(type) : NULL;
     for (size_t i = 0, n = pdckpt_value_len(v); dict && i < n; i++) {
         if (out->dropped && pdckpt_value_at(v, i) == out->dropped) continue;
         out->plain++; /* paddle.load makes no tensors of keys */
         PyObject *key = convert(pdckpt_dict_key_at(v, i), out);
         out->plain--;
         PyObject *item = key ? convert(pdckpt_value_at(v, i), out) : NULL;
-        if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
+        if (!item ||
+            (ordered ? PyObject_SetItem(dict, key, item) : PyDict_SetItem(dict, key, item)) < 0)
+            Py_CLEAR(dict);
         Py_XDECREF(key);
         Py_XDECREF(item);
     }
@@ -132,7 +148,34 @@ static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     return obj;
 }
 
+/* A number that was a numpy scalar: numpy.dtype(name).type(number), as paddle.load gives it. */
+static PyObject *numpy_scalar_to_py(PyObject *number, pdckpt_dtype dtype) {
+    static PyObject *numpy_dtype; /* numpy.dtype, kept for the interpreter's life */
+    if (!numpy_dtype) {
+        PyObject *np = PyImport_ImportModule("numpy");
+        numpy_dtype = np ? PyObject_GetAttrString(np, "dtype") : NULL;
+        Py_XDECREF(np);
+    }
+    PyObject *dt = number && numpy_dtype
+                       ? PyObject_CallFunction(numpy_dtype, "s", pdckpt_dtype_name(dtype))
+                       : NULL;
+    PyObject *type = dt ? PyObject_GetAttrString(dt, "type") : NULL;
+    PyObject *out = type ? PyObject_CallOneArg(type, number) : NULL;
+    Py_XDECREF(dt);
+    Py_XDECREF(type);
+    Py_XDECREF(number);
+    return out;
+}
+
+static PyObject *plain_scalar_to_py(const pdckpt_value *v);
+
 static PyObject *scalar_to_py(const pdckpt_value *v) {
+    pdckpt_dtype np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return numpy_scalar_to_py(plain_scalar_to_py(v), np);
+    return plain_scalar_to_py(v);
+}
+
+static PyObject *plain_scalar_to_py(const pdckpt_value *v) {
     bool        b;
     int64_t     i;
     double      f;

@@ -89,6 +89,8 @@ typedef struct pyn_out {
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
 /* One value converted with out's rules (memoised; shared values stay shared). */
 PyObject *pyn_convert(const pdckpt_value *value, pyn_out *out);
+/* collections.OrderedDict (borrowed, imported once), or NULL with an exception set. */
+PyObject *pyn_ordered_dict_type(void);
 
 /* ---- paddle.Tensors (py_paddle.c) ---- */
 

@@ -248,6 +248,14 @@ static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
     return t;
 }
 
+/* ("value", number, dtype_name): a numpy scalar, kept as one (pdckpt_value_set_numpy_scalar). */
+static pdckpt_value *numpy_scalar_leaf(PyObject *leaf, pyn_pins *pins) {
+    const char   *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(leaf, 2));
+    pdckpt_value *v = name ? convert(PyTuple_GET_ITEM(leaf, 1), pins) : NULL;
+    if (v) pdckpt_value_set_numpy_scalar(v, pdckpt_dtype_from_name(name));
+    return v;
+}
+
 /* Asks the facade's hook what `obj` is, then converts its answer. */
 static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
     if (pyn.ndarray && Py_IS_TYPE(obj, (PyTypeObject *)pyn.ndarray)) {
@@ -276,6 +284,8 @@ static pdckpt_value *hooked(PyObject *obj, pyn_pins *pins) {
             v = object_leaf(leaf, pins);
         else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 2)
             v = convert(PyTuple_GET_ITEM(leaf, 1), pins);
+        else if (tag && strcmp(tag, "value") == 0 && PyTuple_GET_SIZE(leaf) == 3)
+            v = numpy_scalar_leaf(leaf, pins);
         else if (tag)
             PyErr_SetString(PyExc_TypeError, "pdckpt: malformed leaf from the hook");
     }
@@ -330,6 +340,11 @@ static pdckpt_value *dict_to_tree(PyObject *obj, pyn_pins *pins) {
     if (!items) return NULL;
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
     if (!d) PyErr_NoMemory();
+    PyObject *ordered = d && !PyDict_CheckExact(obj) ? pyn_ordered_dict_type() : NULL;
+    if (ordered && Py_IS_TYPE(obj, (PyTypeObject *)ordered)) /* pickled as an OrderedDict */
+        pdckpt_dict_set_ordered(d, true);
+    else if (d && !PyDict_CheckExact(obj) && PyErr_Occurred())
+        d = (pdckpt_value_free(d), NULL);
     for (Py_ssize_t i = 0; d && i < PyList_GET_SIZE(items); i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
         if (dict_put(d, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), pins) < 0)

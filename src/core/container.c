@@ -359,3 +359,13 @@ bool pdckpt_dict_remove(pdckpt_value *dict, const char *key) {
     pdk_dict_index_free(dict->alloc, c); /* positions moved; rebuilt on the next lookup */
     return true;
 }
+
+bool pdckpt_dict_is_ordered(const pdckpt_value *dict) {
+    return dict && dict->kind == PDCKPT_KIND_DICT && dict->u.c.ordered;
+}
+
+bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered) {
+    if (!dict || dict->kind != PDCKPT_KIND_DICT) return false;
+    dict->u.c.ordered = ordered;
+    return true;
+}

@@ -304,3 +304,35 @@ pdckpt_status pdckpt_object_set_items(pdckpt_value *object, pdckpt_value *items,
                                       pdckpt_error *err) {
     return object_replace(object, items, true, err);
 }
+
+bool pdckpt_value_numpy_scalar(const pdckpt_value *value, pdckpt_dtype *dtype) {
+    if (!value || value->np_scalar == 0) return false;
+    if (dtype) *dtype = (pdckpt_dtype)(value->np_scalar - 1);
+    return true;
+}
+
+static bool int_fits(int64_t v, pdckpt_dtype dtype) {
+    switch (dtype) {
+    case PDCKPT_DTYPE_INT8: return v >= INT8_MIN && v <= INT8_MAX;
+    case PDCKPT_DTYPE_INT16: return v >= INT16_MIN && v <= INT16_MAX;
+    case PDCKPT_DTYPE_INT32: return v >= INT32_MIN && v <= INT32_MAX;
+    case PDCKPT_DTYPE_INT64: return true;
+    case PDCKPT_DTYPE_UINT8: return v >= 0 && v <= UINT8_MAX;
+    case PDCKPT_DTYPE_UINT16: return v >= 0 && v <= UINT16_MAX;
+    case PDCKPT_DTYPE_UINT32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+    default: return false;
+    }
+}
+
+bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype) {
+    if (!value) return false;
+    bool ok = false;
+    if (value->kind == PDCKPT_KIND_BOOL) ok = dtype == PDCKPT_DTYPE_BOOL;
+    if (value->kind == PDCKPT_KIND_INT) ok = int_fits(value->u.i, dtype);
+    if (value->kind == PDCKPT_KIND_FLOAT) /* NaN passes: float32 keeps a NaN a NaN */
+        ok = dtype == PDCKPT_DTYPE_FLOAT64 ||
+             (dtype == PDCKPT_DTYPE_FLOAT32 &&
+              ((double)(float)value->u.f == value->u.f || value->u.f != value->u.f));
+    if (ok) value->np_scalar = (int16_t)(dtype + 1);
+    return ok;
+}

@@ -25,6 +25,15 @@ def arrays(tree, prefix=""):
     return out
 
 
+def types(tree):
+    """The container classes and keys of a tree (OrderedDict vs dict included)."""
+    if isinstance(tree, dict):
+        return [type(tree).__name__, [[str(k), types(v)] for k, v in tree.items()]]
+    if isinstance(tree, (list, tuple)):
+        return [type(tree).__name__, [types(v) for v in tree]]
+    return "array" if hasattr(tree, "shape") else type(tree).__name__  # tensor or ndarray
+
+
 def record(d, tag, tree):
     got = arrays(tree)
     np.savez(os.path.join(d, tag + ".npz"), **{k.replace("/", "|"): v for k, v in got.items()})
@@ -49,13 +58,22 @@ def write(d):
               "b": [paddle.to_tensor(np.array([True, False])), 3.5], "h": paddle.to_tensor(
                   np.arange(4, dtype="float16"))}
     paddle.save(nested, os.path.join(d, "nested.pdparams"))
+    # the usual training checkpoint: model.state_dict() nested, an OrderedDict on the generic path
+    ckpt = {"model": net.state_dict(), "opt": opt.state_dict(), "epoch": 2}
+    for proto in (2, 4):
+        paddle.save(ckpt, os.path.join(d, f"ckpt_p{proto}.pdparams"), protocol=proto)
     paddle.jit.save(net, os.path.join(d, "infer", "net"),
                     input_spec=[paddle.static.InputSpec([None, 4], "float32")])
     meta = {tag: record(d, tag, paddle.load(os.path.join(d, tag + ext)))
             for tag, ext in [("net", ".pdparams"), ("opt", ".pdopt"), ("nested", ".pdparams")]}
+    # paddle.load of a jit.save prefix: keyed by the .pdiparams.info's structured names
+    jit_state = paddle.load(os.path.join(d, "infer", "net"))
+    meta["jit_keys"] = list(jit_state)
+    meta["jit"] = record(d, "jit", jit_state)
     np.save(os.path.join(d, "x.npy"), x.numpy())
     np.save(os.path.join(d, "y.npy"), net(x).numpy())
     meta["lr"] = paddle.load(os.path.join(d, "opt.pdopt"))["LR_Scheduler"]
+    meta["ckpt_types"] = types(paddle.load(os.path.join(d, "ckpt_p4.pdparams")))
     json.dump(meta, open(os.path.join(d, "written.json"), "w"))
 
 
@@ -71,6 +89,7 @@ def read(d, files):
             continue
         tree = paddle.load(f)
         meta[tag] = record(d, tag, tree)
+        meta[tag + "_types"] = types(tree)
         if isinstance(tree, dict) and "LR_Scheduler" in tree:
             meta[tag + "_lr"] = tree["LR_Scheduler"]
     json.dump(meta, open(os.path.join(d, "read.json"), "w"))

@@ -74,6 +74,49 @@ def test_paddle26_inference_model_named_by_its_program(written):
     run_cli("verify", d / "infer" / "net", check=0)
 
 
+def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
+    """paddle.load(prefix) of a jit.save model keys it by the structured names of
+    X.pdiparams.info (what Layer.set_state_dict matches); pdckpt.load does the same, same order
+    and bytes, and the CLI keeps the variable names."""
+    import pdckpt
+
+    d, meta = written
+    got = pdckpt.load(str(d / "infer" / "net"), return_numpy=True)
+    assert list(got) == meta["jit_keys"] and "0.weight" in got
+    _same(got, d / "jit.npz")
+    dropin = pdckpt.load(str(d / "infer" / "net"))
+    assert list(dropin) == meta["jit_keys"]
+    assert [t.name for t in dropin.values()] == sorted(t.name for t in dropin.values())
+    assert [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]] == \
+        [t.name for t in dropin.values()]
+
+
+def _types(tree):
+    if isinstance(tree, dict):
+        return [type(tree).__name__, [[str(k), _types(v)] for k, v in tree.items()]]
+    if isinstance(tree, (list, tuple)):
+        return [type(tree).__name__, [_types(v) for v in tree]]
+    return "array" if hasattr(tree, "shape") else type(tree).__name__  # tensor or ndarray
+
+
+@pytest.mark.parametrize("proto", [2, 4])
+def test_paddle26_nested_checkpoint_keeps_ordered_dicts(written, tmp_path, proto):
+    """{"model": net.state_dict(), "opt": ..., "epoch"}: 2.6 pickles the nested state dict as a
+    collections.OrderedDict; pdckpt loads the same classes and a rewrite is 2.6's bytes."""
+    import pdckpt
+
+    d, meta = written
+    src = d / f"ckpt_p{proto}.pdparams"
+    got = pdckpt.load(str(src), return_numpy=True)
+    assert _types(got) == meta["ckpt_types"] and meta["ckpt_types"][1][0][1][0] == "OrderedDict"
+    run_cli("convert", src, tmp_path / "ckpt.pdparams", "--protocol", proto, "--no-fsync",
+            check=0)
+    assert (tmp_path / "ckpt.pdparams").read_bytes() == src.read_bytes()
+    # the drop-in's paddle.Tensors carry the names the (name, ndarray) tuples had
+    pdckpt.save(pdckpt.load(str(src)), str(tmp_path / "ckpt_py.pdparams"), protocol=proto)
+    assert (tmp_path / "ckpt_py.pdparams").read_bytes() == src.read_bytes()
+
+
 def test_pdckpt_files_load_in_paddle26(written, tmp_path):
     import pdckpt
 

@@ -273,8 +273,10 @@ static pdckpt_status builtin_call(pk_vm *vm, const pdckpt_value *fn, pdckpt_valu
         return copy_items(vm, PDCKPT_KIND_SET, src, out);
     if (pk_is_builtin(fn, "list")) return copy_items(vm, PDCKPT_KIND_LIST, src, out);
     if (pk_is_global(fn, "collections", "OrderedDict") &&
-        (!src || pdckpt_value_kind(src) == PDCKPT_KIND_LIST))
-        return copy_items(vm, PDCKPT_KIND_DICT, src, out);
+        (!src || pdckpt_value_kind(src) == PDCKPT_KIND_LIST)) {
+        PDK_TRY(copy_items(vm, PDCKPT_KIND_DICT, src, out));
+        pdckpt_dict_set_ordered(*out, true); /* written back as an OrderedDict */
+    }
     return PDCKPT_OK;
 }
 

@@ -170,6 +170,8 @@ bool pdk_pkl_is_name_like(const char *s, size_t len);
 
 /* save() of an ndarray holding `n_bytes` bytes at `data` (C order) with the tensor's dtype and
  * the given shape; memoized under `key`. */
+/* A numpy scalar value (pdckpt_value_numpy_scalar): multiarray.scalar(dtype, bytes). */
+pdckpt_status pdk_pkl_save_np_scalar(pdk_pkl *p, const pdckpt_value *v, pdckpt_dtype dtype);
 pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dims,
                                    const int64_t *dims, const void *data, uint64_t n_bytes,
                                    pdk_pkl_key key);

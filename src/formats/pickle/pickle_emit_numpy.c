@@ -100,3 +100,48 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
     pdk_pkl_leave(p);
     return pdk_pkl_op(p, 'b');
 }
+
+/* The scalar's value in its dtype's little-endian bytes (pdckpt_value_set_numpy_scalar checked
+ * that the dtype holds it). */
+static size_t scalar_bytes(const pdckpt_value *v, pdckpt_dtype dtype, uint8_t out[8]) {
+    int64_t i = 0;
+    double  d = 0;
+    bool    b = false;
+    size_t  n = pdk_dtype_info_of(dtype)->size;
+    if (pdckpt_value_get_float(v, &d) && dtype == PDCKPT_DTYPE_FLOAT32) {
+        float f = (float)d;
+        memcpy(out, &f, 4);
+    } else if (pdckpt_value_kind(v) == PDCKPT_KIND_FLOAT) {
+        memcpy(out, &d, 8);
+    } else {
+        if (pdckpt_value_get_bool(v, &b))
+            i = b;
+        else
+            pdckpt_value_get_int(v, &i);
+        for (size_t k = 0; k < n; k++) out[k] = (uint8_t)((uint64_t)i >> (8 * k));
+    }
+    return n;
+}
+
+/* numpy.<type>.__reduce__ = (multiarray.scalar, (dtype, raw bytes)): the global, the dtype (one
+ * shared object), the bytes (a 1-byte payload is CPython's cached object), TUPLE2, REDUCE, memo. */
+pdckpt_status pdk_pkl_save_np_scalar(pdk_pkl *p, const pdckpt_value *v, pdckpt_dtype dtype) {
+    PDK_TRY(pdk_pkl_boundary(p));
+    pdk_pkl_key key = pdk_key_ptr(v, 0);
+    bool        hit;
+    PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
+    if (hit) return PDCKPT_OK;
+    uint8_t     bytes[8];
+    size_t      n = scalar_bytes(v, dtype, bytes);
+    const char *module =
+        p->numpy_module == PDCKPT_NUMPY__CORE ? "numpy._core.multiarray" : "numpy.core.multiarray";
+    PDK_TRY(pdk_pkl_enter(p));
+    PDK_TRY(pdk_pkl_save_global(p, module, "scalar"));
+    PDK_TRY(pdk_pkl_boundary(p)); /* save((dtype, bytes)) */
+    PDK_TRY(save_dtype(p, dtype));
+    PDK_TRY(pdk_pkl_save_bytes(p, bytes, n, pdk_key_fresh()));
+    PDK_TRY(pdk_pkl_tuple_end(p, 2, pdk_key_fresh()));
+    pdk_pkl_leave(p);
+    PDK_TRY(pdk_pkl_op(p, 'R'));
+    return pdk_pkl_memoize(p, &key);
+}

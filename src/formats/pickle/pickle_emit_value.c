@@ -32,10 +32,24 @@ static pdckpt_status save_pair(pdk_pkl *p, void *ctx, size_t i) {
     return pdk_pkl_save_value(p, pdckpt_value_at(ic->c, i), ic->mode);
 }
 
+/* OrderedDict.__reduce__ is (OrderedDict, (), None, None, iter(items)): CPython writes the
+ * class, an empty tuple, REDUCE, memoizes the result, then the items as an iterator's batches. */
+static pdckpt_status save_ordered_dict(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
+    items_ctx   ic = {v, mode};
+    pdk_pkl_key key = pdk_key_ptr(v, 0);
+    PDK_TRY(pdk_pkl_save_global(p, "collections", "OrderedDict"));
+    PDK_TRY(pdk_pkl_boundary(p)); /* save(()) */
+    PDK_TRY(pdk_pkl_op(p, ')'));  /* EMPTY_TUPLE (never memoized) */
+    PDK_TRY(pdk_pkl_op(p, 'R'));
+    PDK_TRY(pdk_pkl_memoize(p, &key));
+    return pdk_pkl_batch(p, PDK_BATCH_DICT_ITER, pdckpt_value_len(v), save_pair, &ic);
+}
+
 static pdckpt_status save_container(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
     items_ctx   ic = {v, mode};
     size_t      n = pdckpt_value_len(v);
     pdk_pkl_key key = pdk_key_ptr(v, 0);
+    if (pdckpt_dict_is_ordered(v)) return save_ordered_dict(p, v, mode);
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_DICT:
         PDK_TRY(pdk_pkl_op(p, '}'));
@@ -151,11 +165,13 @@ static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode
 }
 
 static pdckpt_status save_scalar(pdk_pkl *p, const pdckpt_value *v) {
-    bool        b;
-    int64_t     i;
-    double      f;
-    size_t      len;
-    const char *s;
+    bool         b;
+    int64_t      i;
+    double       f;
+    size_t       len;
+    const char  *s;
+    pdckpt_dtype np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np);
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_NONE: return pdk_pkl_save_none(p);
     case PDCKPT_KIND_BOOL: return pdckpt_value_get_bool(v, &b), pdk_pkl_save_bool(p, b);

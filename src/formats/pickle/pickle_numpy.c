@@ -351,6 +351,8 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
         memcpy(elem, b, dt.size);
         if (dt.swap) byteswap(elem, 1, dt);
         st = scalar_value(vm, dt, elem, out);
+        if (*out && !dt.swap) /* remembered, so it is written back as this numpy scalar */
+            pdckpt_value_set_numpy_scalar(*out, dt.dtype);
     }
     if (found && st == PDCKPT_OK && !*out) /* complex: a 0-d tensor keeps both parts */
         st = make_array(vm, pdckpt_value_at(args, 1), dt, 0, NULL, false, out);
