@@ -204,6 +204,24 @@ pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);
 /* True when `in` starts with a whole tensor stream; *end is where it ends. */
 bool pdk_tensor_stream_length(const pdk_input *in, size_t *end);
+/* A reader of one stream at the cursor (pdk_tensor_stream_read, pdk_selected_rows_read). */
+typedef pdckpt_status (*pdk_stream_read_fn)(pdk_cursor *cur, const pdk_input *in,
+                                            const pdckpt_load_options *opts, pdckpt_value **out);
+/* How a sniff or a length probe reads streams: default options, errors kept in `scratch`, and no
+ * tensor retaining or copying the input (each is freed at once).  Not to be moved once set. */
+typedef struct pdk_stream_probe {
+    pdckpt_error        scratch;
+    pdckpt_load_options opts;
+    pdk_input           in;
+    pdk_cursor          cur; /* at the start of `in`; each stream read moves it on */
+} pdk_stream_probe;
+void pdk_stream_probe_init(pdk_stream_probe *p, const pdk_input *in);
+/* Reads the stream at p->cur with `read`; true when it is a whole one. */
+bool pdk_stream_probe_next(pdk_stream_probe *p, pdk_stream_read_fn read);
+/* True when `in` starts with a whole stream `read` accepts; *end is where it ends. */
+bool pdk_stream_length(const pdk_input *in, pdk_stream_read_fn read, size_t *end);
+/* The sniff score of a file that is exactly one such stream (just below certain), else NO. */
+int pdk_stream_sniff_one(const pdk_input *in, pdk_stream_read_fn read);
 /* Reads an inner stream (version, desc, data) only: the TNUM and SelectedRows payload. */
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);

@@ -376,26 +376,43 @@ pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor
 
 /* ---- the `tensor` format: exactly one stream per file ---- */
 
-bool pdk_tensor_stream_length(const pdk_input *in, size_t *end) {
-    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
-    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input           probe = *in;
-    probe.copy_tensors = false;
-    probe.owner = NULL; /* the probe tensor must not retain the mapping */
-    pdk_cursor cur;
-    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
-    pdckpt_value *t = NULL;
-    if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK) return false;
-    pdckpt_value_free(t);
-    *end = cur.pos;
+void pdk_stream_probe_init(pdk_stream_probe *p, const pdk_input *in) {
+    p->scratch = (pdckpt_error)PDCKPT_ERROR_INIT;
+    p->opts = (pdckpt_load_options)PDCKPT_LOAD_OPTIONS_INIT;
+    p->in = *in;
+    p->in.copy_tensors = false;
+    p->in.owner = NULL; /* the probe's tensors must not retain the mapping */
+    pdk_cur_init(&p->cur, in->data, in->len, in->name, &p->scratch);
+}
+
+bool pdk_stream_probe_next(pdk_stream_probe *p, pdk_stream_read_fn read) {
+    pdckpt_value *v = NULL;
+    if (read(&p->cur, &p->in, &p->opts, &v) != PDCKPT_OK) return false;
+    pdckpt_value_free(v);
     return true;
 }
 
-static int tensor_sniff(const pdk_input *in) {
+bool pdk_stream_length(const pdk_input *in, pdk_stream_read_fn read, size_t *end) {
+    pdk_stream_probe p;
+    pdk_stream_probe_init(&p, in);
+    if (!pdk_stream_probe_next(&p, read)) return false;
+    *end = p.cur.pos;
+    return true;
+}
+
+int pdk_stream_sniff_one(const pdk_input *in, pdk_stream_read_fn read) {
     size_t end = 0;
+    return pdk_stream_length(in, read, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
+                                                               : PDK_SNIFF_NO;
+}
+
+bool pdk_tensor_stream_length(const pdk_input *in, size_t *end) {
+    return pdk_stream_length(in, pdk_tensor_stream_read, end);
+}
+
+static int tensor_sniff(const pdk_input *in) {
     /* A whole-file single stream is certain; more bytes after it point at `combined`. */
-    return pdk_tensor_stream_length(in, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
-                                                                : PDK_SNIFF_NO;
+    return pdk_stream_sniff_one(in, pdk_tensor_stream_read);
 }
 
 /* The directory check's own bound on the LoD level count (any level callback sees the count). */
