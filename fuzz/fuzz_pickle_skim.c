@@ -5,9 +5,13 @@
  * input, as a file, is skimmed with every payload of 16 bytes or more left unread; then (abort on
  * any difference) the image holds the input's bytes everywhere but in the payloads skipped, and
  * every tensor the pickle reader finds in the image, read from the file at the offset the image
- * gives, equals the same tensor parsed from the input itself.  Errors are expected and fine.
+ * gives, equals the same tensor parsed from the input itself.  The same input is also skimmed as
+ * a combined file of tensor streams (src/formats/distcp/dist_skim_stream.c, over the stream
+ * format's header walk) and, when the skim follows it, checked the same way against the combined
+ * reader.  Errors are expected and fine.
  */
 #define _GNU_SOURCE
+#include "formats/distcp/pdk_distcp.h"
 #include "formats/pickle/pickle_skim.h"
 
 #include <pdckpt.h>
@@ -67,16 +71,22 @@ static void compare_tensors(const pdk_skim *s, const pdckpt_value *a, const pdck
     pdckpt_flat_free(&fb);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size == 0 || size > ((size_t)16 << 20)) return 0;
-    struct stat  st;
-    int          fd = as_file(data, size, &st);
-    pdk_skim     s;
-    pdckpt_error err = PDCKPT_ERROR_INIT;
-    if (pdk_skim_open(fd, &st, "<fuzz>", 16, &s, &err) == PDCKPT_OK) {
+/* Skims `data` as `format` (the pickle walk or the stream walk), then compares with the reader. */
+static void check_skim(const uint8_t *data, size_t size, pdckpt_format format) {
+    struct stat   st;
+    int           fd = as_file(data, size, &st);
+    pdk_skim      s;
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    bool          followed = true;
+    pdckpt_status got = format == PDCKPT_FORMAT_PICKLE
+                            ? pdk_skim_open(fd, &st, "<fuzz>", 16, &s, &err)
+                            : pdk_skim_init(fd, &st, "<fuzz>", &s, &err);
+    if (got == PDCKPT_OK && format != PDCKPT_FORMAT_PICKLE)
+        got = pdk_skim_streams(&s, 16, &followed, &err);
+    if (got == PDCKPT_OK && followed) {
         check_image(&s, data);
         pdckpt_load_options o = PDCKPT_LOAD_OPTIONS_INIT;
-        o.format = PDCKPT_FORMAT_PICKLE;
+        o.format = format;
         o.zero_copy = true;
         o.max_alloc_bytes = (uint64_t)64 << 20;
         pdckpt_value *a = NULL, *b = NULL;
@@ -87,5 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pdckpt_value_free(b);
     }
     pdk_skim_free(&s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size == 0 || size > ((size_t)16 << 20)) return 0;
+    check_skim(data, size, PDCKPT_FORMAT_PICKLE);
+    check_skim(data, size, PDCKPT_FORMAT_COMBINED);
     return 0;
 }

@@ -12,19 +12,12 @@
 #include <string.h>
 
 static int combined_sniff(const pdk_input *in) {
-    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
-    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input           probe = *in;
-    probe.owner = NULL;
-    probe.copy_tensors = false;
-    pdk_cursor cur;
-    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
+    pdk_stream_probe p;
+    pdk_stream_probe_init(&p, in);
     size_t count = 0;
-    while (pdk_cur_left(&cur) > 0) {
-        pdckpt_value *t = NULL;
-        if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK)
+    while (pdk_cur_left(&p.cur) > 0) {
+        if (!pdk_stream_probe_next(&p, pdk_tensor_stream_read))
             return count >= 1 ? PDK_SNIFF_LIKELY : PDK_SNIFF_NO;
-        pdckpt_value_free(t);
         count++;
     }
     /* One stream exactly is the `tensor` format's (it scores just below certain). */

@@ -173,11 +173,55 @@ pdckpt_status pdk_pb_tensor_desc_parse(pdk_cursor *cur, pdk_pb_tensor_desc *out)
 /* Serializes a TensorDesc (dims unpacked, as Paddle writes them); returns its length. */
 size_t pdk_pb_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *dims, uint8_t *buf,
                                  size_t cap);
+/* The one walk of a tensor stream's headers, so that its layout is known in one place (every
+ * reader of streams uses it: the loader, the directory check, the distcp skim): the outer
+ * version 0, the LoD level count and levels (u64 byte size, u64 offsets), then the inner stream's
+ * version 0, i32 TensorDesc size and TensorDesc.  It stops at the data: cur->pos is where the data
+ * starts, n_bytes its size (the bytes are not checked to be there).  A bad header is a FORMAT (an
+ * unknown element type UNSUPPORTED) error in cur->err naming the source, the offset and what was
+ * expected; each group of bytes is bounded by the cursor before it is read. */
+typedef struct pdk_stream_walk pdk_stream_walk;
+struct pdk_stream_walk {
+    pdk_cursor *cur;
+    void       *ctx; /* the callbacks' */
+    /* Optional, for a walker that holds only part of the stream (the cursor spans all of it):
+     * makes the `n` bytes at cursor position `at` readable before they are read. */
+    pdckpt_status (*fetch)(pdk_stream_walk *w, size_t at, size_t n);
+    /* Optional: LoD level i of n_lod, its byte size (a multiple of 8) stored at cursor position
+     * `at` and its offsets the nbytes at `raw`. */
+    pdckpt_status (*level)(pdk_stream_walk *w, uint64_t i, size_t at, const uint8_t *raw,
+                           uint64_t nbytes);
+    uint64_t           n_lod;               /* out: the LoD level count (outer walk) */
+    pdk_pb_tensor_desc desc;                /* out */
+    uint64_t           n_elements, n_bytes; /* out: the data's, from desc */
+};
+/* Walks an outer stream (version, LoD, then the inner headers) at w->cur. */
+pdckpt_status pdk_stream_walk_outer(pdk_stream_walk *w);
+/* Walks an inner stream's headers (version, TensorDesc) only. */
+pdckpt_status pdk_stream_walk_inner(pdk_stream_walk *w);
 /* Reads one outer stream (version, LoD, inner stream) at the cursor into a tensor value. */
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out);
 /* True when `in` starts with a whole tensor stream; *end is where it ends. */
 bool pdk_tensor_stream_length(const pdk_input *in, size_t *end);
+/* A reader of one stream at the cursor (pdk_tensor_stream_read, pdk_selected_rows_read). */
+typedef pdckpt_status (*pdk_stream_read_fn)(pdk_cursor *cur, const pdk_input *in,
+                                            const pdckpt_load_options *opts, pdckpt_value **out);
+/* How a sniff or a length probe reads streams: default options, errors kept in `scratch`, and no
+ * tensor retaining or copying the input (each is freed at once).  Not to be moved once set. */
+typedef struct pdk_stream_probe {
+    pdckpt_error        scratch;
+    pdckpt_load_options opts;
+    pdk_input           in;
+    pdk_cursor          cur; /* at the start of `in`; each stream read moves it on */
+} pdk_stream_probe;
+void pdk_stream_probe_init(pdk_stream_probe *p, const pdk_input *in);
+/* Reads the stream at p->cur with `read`; true when it is a whole one. */
+bool pdk_stream_probe_next(pdk_stream_probe *p, pdk_stream_read_fn read);
+/* True when `in` starts with a whole stream `read` accepts; *end is where it ends. */
+bool pdk_stream_length(const pdk_input *in, pdk_stream_read_fn read, size_t *end);
+/* The sniff score of a file that is exactly one such stream (just below certain), else NO. */
+int pdk_stream_sniff_one(const pdk_input *in, pdk_stream_read_fn read);
 /* Reads an inner stream (version, desc, data) only: the TNUM and SelectedRows payload. */
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);

@@ -95,58 +95,53 @@ pdckpt_format pdckpt_format_from_path(const char *path) {
     return PDCKPT_FORMAT_AUTO;
 }
 
-static pdckpt_status pick(const pdk_format *best, const pdk_format *tie, int best_score,
-                          const char *source, const pdk_format **out, pdckpt_error *err,
-                          const char *what) {
-    if (best_score <= 0)
+/* The sniffs' verdict: the highest score and a format that ties it (a tie is refused). */
+typedef struct vote {
+    const pdk_format *best, *tie;
+    int               score;
+} vote;
+
+static void vote_for(vote *v, const pdk_format *f, int score) {
+    if (score > v->score) {
+        v->best = f;
+        v->score = score;
+        v->tie = NULL;
+    } else if (score == v->score && score > 0) {
+        v->tie = f;
+    }
+}
+
+static pdckpt_status pick(const vote *v, const char *source, const pdk_format **out,
+                          pdckpt_error *err, const char *what) {
+    if (v->score <= 0)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, source, 0,
                         "expected a Paddle checkpoint %s, found none that pdckpt recognises", what);
-    if (tie)
+    if (v->tie)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, source, 0,
                         "ambiguous %s: both %s and %s match equally; name the format explicitly",
-                        what, best->name, tie->name);
-    *out = best;
+                        what, v->best->name, v->tie->name);
+    *out = v->best;
     return PDCKPT_OK;
 }
 
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err) {
-    const pdk_format *best = NULL, *tie = NULL;
-    int               best_score = 0;
-    for (size_t i = 0; i < N_REGISTERED; i++) {
-        if (!registered[i]->sniff) continue;
-        int score = registered[i]->sniff(in);
-        if (score > best_score) {
-            best = registered[i];
-            best_score = score;
-            tie = NULL;
-        } else if (score == best_score && score > 0) {
-            tie = registered[i];
-        }
-    }
+    vote v = {NULL, NULL, 0};
+    for (size_t i = 0; i < N_REGISTERED; i++)
+        if (registered[i]->sniff) vote_for(&v, registered[i], registered[i]->sniff(in));
     const pdk_format *named = pdk_format_get(pdk_format_named_by(in->name));
-    if (best_score <= 0 && named && named->load) {
+    if (v.score <= 0 && named && named->load) {
         *out = named;
         return PDCKPT_OK;
     }
-    return pick(best, tie, best_score, in->name, out, err, "file");
+    return pick(&v, in->name, out, err, "file");
 }
 
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err) {
-    const pdk_format *best = NULL, *tie = NULL;
-    int               best_score = 0;
-    for (size_t i = 0; i < N_REGISTERED; i++) {
-        if (!registered[i]->sniff_dir) continue;
-        int score = registered[i]->sniff_dir(path);
-        if (score > best_score) {
-            best = registered[i];
-            best_score = score;
-            tie = NULL;
-        } else if (score == best_score && score > 0) {
-            tie = registered[i];
-        }
-    }
-    return pick(best, tie, best_score, path, out, err, "directory");
+    vote v = {NULL, NULL, 0};
+    for (size_t i = 0; i < N_REGISTERED; i++)
+        if (registered[i]->sniff_dir) vote_for(&v, registered[i], registered[i]->sniff_dir(path));
+    return pick(&v, path, out, err, "directory");
 }
 
 bool pdk_format_locate(const char *path, pdk_found *out) {

@@ -96,24 +96,11 @@ pdckpt_status pdk_selected_rows_write(pdk_sink *sink, const pdckpt_value *sr, co
 /* ---- the `selected-rows` format: exactly one stream per file ---- */
 
 bool pdk_selected_rows_length(const pdk_input *in, size_t *end) {
-    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
-    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input           probe = *in;
-    probe.copy_tensors = false;
-    probe.owner = NULL; /* the probe's tensors must not retain the mapping */
-    pdk_cursor cur;
-    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
-    pdckpt_value *sr = NULL;
-    if (pdk_selected_rows_read(&cur, &probe, &opts, &sr) != PDCKPT_OK) return false;
-    pdckpt_value_free(sr);
-    *end = cur.pos;
-    return true;
+    return pdk_stream_length(in, pdk_selected_rows_read, end);
 }
 
 static int sr_sniff(const pdk_input *in) {
-    size_t end = 0;
-    return pdk_selected_rows_length(in, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
-                                                                : PDK_SNIFF_NO;
+    return pdk_stream_sniff_one(in, pdk_selected_rows_read);
 }
 
 static pdckpt_status sr_load(const pdk_input *in, const pdckpt_load_options *opts,

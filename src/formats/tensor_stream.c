@@ -84,6 +84,101 @@ size_t pdk_pb_tensor_desc_encode(int data_type, int32_t n_dims, const int64_t *d
     return n;
 }
 
+/* ---- the header walk: the stream's layout, known here only ---- */
+
+/* Brings the next `n` bytes (or the fewer left) into the cursor's memory for a walker that
+ * holds only part of the stream. */
+static pdckpt_status walk_fetch(pdk_stream_walk *w, uint64_t n) {
+    size_t left = pdk_cur_left(w->cur);
+    if (!w->fetch || left == 0) return PDCKPT_OK;
+    return w->fetch(w, w->cur->pos, n < left ? (size_t)n : left);
+}
+
+static pdckpt_status walk_desc(pdk_stream_walk *w) {
+    pdk_cursor *cur = w->cur;
+    size_t      at = cur->pos;
+    int32_t     desc_size;
+    PDK_TRY(pdk_cur_i32le(cur, &desc_size, "TensorDesc size"));
+    if (desc_size < 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected TensorDesc size >= 0, found %d", (int)desc_size);
+    if ((uint64_t)desc_size > pdk_cur_left(cur))
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected TensorDesc size <= %zu (bytes left), found %d",
+                               pdk_cur_left(cur), (int)desc_size);
+    PDK_TRY(walk_fetch(w, (uint64_t)desc_size));
+    pdk_cursor sub;
+    pdk_cur_sub(&sub, cur, (size_t)desc_size);
+    PDK_TRY(pdk_pb_tensor_desc_parse(&sub, &w->desc));
+    if (w->desc.dtype == PDCKPT_DTYPE_INVALID)
+        return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED,
+                               "expected a tensor element type code, found %d", w->desc.data_type);
+    cur->pos += (size_t)desc_size;
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_stream_walk_inner(pdk_stream_walk *w) {
+    pdk_cursor *cur = w->cur;
+    size_t      at = cur->pos;
+    uint32_t    version;
+    PDK_TRY(walk_fetch(w, 8)); /* the version and the TensorDesc size */
+    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor version"));
+    if (version != 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected tensor version 0, found %u",
+                               version);
+    PDK_TRY(walk_desc(w));
+    at = cur->pos;
+    pdckpt_status st = pdk_tensor_sizes(w->desc.dtype, w->desc.n_dims, w->desc.dims, &w->n_elements,
+                                        &w->n_bytes, cur->err);
+    if (st != PDCKPT_OK) { /* re-report at the data offset, as a format error */
+        char why[sizeof cur->err->message];
+        memcpy(why, cur->err->message, sizeof why);
+        pdk_error_reset(cur->err);
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "%s", why);
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status walk_level(pdk_stream_walk *w, uint64_t i) {
+    pdk_cursor *cur = w->cur;
+    size_t      at = cur->pos;
+    uint64_t    nbytes;
+    PDK_TRY(walk_fetch(w, 8));
+    PDK_TRY(pdk_cur_u64le(cur, &nbytes, "LoD level size"));
+    if (nbytes % 8)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected LoD level size to be a multiple of 8, found %llu",
+                               (unsigned long long)nbytes);
+    if (nbytes <= pdk_cur_left(cur)) PDK_TRY(walk_fetch(w, nbytes));
+    const uint8_t *raw;
+    PDK_TRY(pdk_cur_bytes(cur, nbytes, &raw, "LoD offsets"));
+    return w->level ? w->level(w, i, at, raw, nbytes) : PDCKPT_OK;
+}
+
+pdckpt_status pdk_stream_walk_outer(pdk_stream_walk *w) {
+    pdk_cursor *cur = w->cur;
+    size_t      at = cur->pos;
+    uint32_t    version;
+    w->n_lod = 0;
+    PDK_TRY(walk_fetch(w, 12)); /* the version and the LoD level count */
+    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor stream version"));
+    if (version != 0)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected tensor stream version 0, found %u", version);
+    at = cur->pos;
+    uint64_t n;
+    PDK_TRY(pdk_cur_u64le(cur, &n, "LoD level count"));
+    /* Each level needs at least its 8-byte size: a count beyond that is corrupt, and checking it
+     * first bounds what a level callback allocates by the stream's size. */
+    if (n > pdk_cur_left(cur) / 8 || n > 0x7fffffff)
+        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+                               "expected LoD level count <= %zu (bytes left / 8), found %llu",
+                               pdk_cur_left(cur) / 8, (unsigned long long)n);
+    w->n_lod = n;
+    for (uint64_t i = 0; i < n; i++) PDK_TRY(walk_level(w, i));
+    return pdk_stream_walk_inner(w);
+}
+
 /* ---- reading ---- */
 
 pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_options *opts,
@@ -109,55 +204,26 @@ pdckpt_status pdk_tensor_from_input(const pdk_input *in, const pdckpt_load_optio
     return PDCKPT_OK;
 }
 
-static pdckpt_status read_desc(pdk_cursor *cur, pdk_pb_tensor_desc *desc) {
-    size_t  at = cur->pos;
-    int32_t desc_size;
-    PDK_TRY(pdk_cur_i32le(cur, &desc_size, "TensorDesc size"));
-    if (desc_size < 0)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                               "expected TensorDesc size >= 0, found %d", (int)desc_size);
-    if ((uint64_t)desc_size > pdk_cur_left(cur))
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                               "expected TensorDesc size <= %zu (bytes left), found %d",
-                               pdk_cur_left(cur), (int)desc_size);
-    pdk_cursor sub;
-    pdk_cur_sub(&sub, cur, (size_t)desc_size);
-    PDK_TRY(pdk_pb_tensor_desc_parse(&sub, desc));
-    if (desc->dtype == PDCKPT_DTYPE_INVALID)
-        return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_UNSUPPORTED,
-                               "expected a tensor element type code, found %d", desc->data_type);
-    cur->pos += (size_t)desc_size;
-    return PDCKPT_OK;
+/* The data that follows the headers `w` walked, as a tensor value. */
+static pdckpt_status read_data(const pdk_stream_walk *w, const pdk_input *in,
+                               const pdckpt_load_options *opts, pdckpt_value **out) {
+    pdk_cursor *cur = w->cur;
+    if (w->n_bytes > opts->max_tensor_bytes)
+        return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_LIMIT,
+                               "expected tensor size <= %llu bytes (max_tensor_bytes), found %llu",
+                               (unsigned long long)opts->max_tensor_bytes,
+                               (unsigned long long)w->n_bytes);
+    const uint8_t *data;
+    PDK_TRY(pdk_cur_bytes(cur, w->n_bytes, &data, "tensor data"));
+    return pdk_tensor_from_input(in, opts, w->desc.dtype, w->desc.n_dims, w->desc.dims, data, out,
+                                 cur->err);
 }
 
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out) {
-    size_t   at = cur->pos;
-    uint32_t version;
-    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor version"));
-    if (version != 0)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "expected tensor version 0, found %u",
-                               version);
-    pdk_pb_tensor_desc desc;
-    PDK_TRY(read_desc(cur, &desc));
-    uint64_t n_elements, n_bytes;
-    at = cur->pos;
-    pdckpt_status st =
-        pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes, cur->err);
-    if (st != PDCKPT_OK) { /* re-report at the data offset, as a format error */
-        char why[sizeof cur->err->message];
-        memcpy(why, cur->err->message, sizeof why);
-        pdk_error_reset(cur->err);
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT, "%s", why);
-    }
-    if (n_bytes > opts->max_tensor_bytes)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_LIMIT,
-                               "expected tensor size <= %llu bytes (max_tensor_bytes), found %llu",
-                               (unsigned long long)opts->max_tensor_bytes,
-                               (unsigned long long)n_bytes);
-    const uint8_t *data;
-    PDK_TRY(pdk_cur_bytes(cur, n_bytes, &data, "tensor data"));
-    return pdk_tensor_from_input(in, opts, desc.dtype, desc.n_dims, desc.dims, data, out, cur->err);
+    pdk_stream_walk w = {.cur = cur};
+    PDK_TRY(pdk_stream_walk_inner(&w));
+    return read_data(&w, in, opts, out);
 }
 
 /* Validates LoD semantics (only with opts->verify): offsets start at 0 and never decrease. */
@@ -173,75 +239,69 @@ static pdckpt_status check_lod_level(pdk_cursor *cur, size_t at, const uint64_t 
     return PDCKPT_OK;
 }
 
+/* The LoD levels a read collects as the walk meets them, with where each lies (for errors). */
 typedef struct lod_levels {
-    uint64_t   n;
-    uint64_t  *lens;
-    uint64_t **levels;
+    const pdckpt_load_options *opts;
+    uint64_t                   n;
+    uint64_t                  *lens;
+    uint64_t                 **levels;
+    size_t                    *size_at; /* where each level's byte size is stored */
+    size_t                    *offs_at; /* where its offsets start */
 } lod_levels;
 
-static void lod_free(const pdckpt_allocator *a, lod_levels *lod) {
-    for (uint64_t i = 0; i < lod->n && lod->levels; i++)
+static void lod_free(lod_levels *lod) {
+    const pdckpt_allocator *a = lod->opts->allocator;
+    for (uint64_t i = 0; i < lod->n && lod->levels && lod->lens; i++)
         pdk_free(a, lod->levels[i], lod->lens[i] * sizeof(uint64_t));
     pdk_free(a, lod->levels, lod->n * sizeof *lod->levels);
     pdk_free(a, lod->lens, lod->n * sizeof *lod->lens);
+    pdk_free(a, lod->size_at, lod->n * sizeof *lod->size_at);
+    pdk_free(a, lod->offs_at, lod->n * sizeof *lod->offs_at);
 }
 
-static pdckpt_status read_lod(pdk_cursor *cur, const pdckpt_load_options *opts, lod_levels *lod) {
-    const pdckpt_allocator *a = opts->allocator;
-    size_t                  at = cur->pos;
-    PDK_TRY(pdk_cur_u64le(cur, &lod->n, "LoD level count"));
-    if (lod->n == 0) return PDCKPT_OK;
-    /* Each level needs at least its 8-byte size: a count beyond that is corrupt, and checking it
-     * first bounds the allocation below by the file size. */
-    if (lod->n > pdk_cur_left(cur) / 8 || lod->n > 0x7fffffff) {
-        uint64_t n = lod->n;
-        lod->n = 0;
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                               "expected LoD level count <= %zu (bytes left / 8), found %llu",
-                               pdk_cur_left(cur) / 8, (unsigned long long)n);
+/* The walk's level callback: copies level i's offsets (checked with opts->verify). */
+static pdckpt_status lod_level(pdk_stream_walk *w, uint64_t i, size_t at, const uint8_t *raw,
+                               uint64_t nbytes) {
+    lod_levels             *lod = w->ctx;
+    const pdckpt_allocator *a = lod->opts->allocator;
+    pdk_cursor             *cur = w->cur;
+    if (i == 0) { /* w->n_lod is bounded by the stream's size (pdk_stream_walk_outer) */
+        lod->n = w->n_lod;
+        lod->lens = pdk_calloc(a, lod->n, sizeof *lod->lens);
+        lod->levels = pdk_calloc(a, lod->n, sizeof *lod->levels);
+        lod->size_at = pdk_calloc(a, lod->n, sizeof *lod->size_at);
+        lod->offs_at = pdk_calloc(a, lod->n, sizeof *lod->offs_at);
+        if (!lod->lens || !lod->levels || !lod->size_at || !lod->offs_at)
+            return pdk_fail_nomem(cur->err, "LoD");
     }
-    lod->lens = pdk_calloc(a, lod->n, sizeof *lod->lens);
-    lod->levels = pdk_calloc(a, lod->n, sizeof *lod->levels);
-    if (!lod->lens || !lod->levels) return pdk_fail_nomem(cur->err, "LoD");
-    for (uint64_t i = 0; i < lod->n; i++) {
-        uint64_t nbytes;
-        at = cur->pos;
-        PDK_TRY(pdk_cur_u64le(cur, &nbytes, "LoD level size"));
-        if (nbytes % 8)
-            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                                   "expected LoD level size to be a multiple of 8, found %llu",
-                                   (unsigned long long)nbytes);
-        const uint8_t *raw;
-        PDK_TRY(pdk_cur_bytes(cur, nbytes, &raw, "LoD offsets"));
-        lod->levels[i] = pdk_alloc(a, (size_t)nbytes ? (size_t)nbytes : 1);
-        if (!lod->levels[i]) return pdk_fail_nomem(cur->err, "LoD level");
-        lod->lens[i] = nbytes / 8;
-        for (uint64_t j = 0; j < lod->lens[i]; j++) lod->levels[i][j] = pdk_load_u64le(raw + 8 * j);
-        if (opts->verify)
-            PDK_TRY(
-                check_lod_level(cur, (size_t)(raw - cur->base), lod->levels[i], lod->lens[i], i));
-    }
-    return PDCKPT_OK;
+    lod->levels[i] = pdk_alloc(a, (size_t)nbytes ? (size_t)nbytes : 1);
+    if (!lod->levels[i]) return pdk_fail_nomem(cur->err, "LoD level");
+    lod->lens[i] = nbytes / 8;
+    lod->size_at[i] = at;
+    lod->offs_at[i] = (size_t)(raw - cur->base);
+    for (uint64_t j = 0; j < lod->lens[i]; j++) lod->levels[i][j] = pdk_load_u64le(raw + 8 * j);
+    if (!lod->opts->verify) return PDCKPT_OK;
+    return check_lod_level(cur, lod->offs_at[i], lod->levels[i], lod->lens[i], i);
 }
 
 /* Validates how LoD levels fit together (only with opts->verify), as Paddle's CheckLoD: each
  * level's last offset is the next level's offset count - 1, and the last level ends at the
- * tensor's first dimension.  `at` is where the first level's byte size is stored. */
-static pdckpt_status check_lod_chain(pdk_cursor *cur, size_t at, const lod_levels *lod,
+ * tensor's first dimension. */
+static pdckpt_status check_lod_chain(pdk_cursor *cur, const lod_levels *lod,
                                      const pdckpt_value *tensor) {
     pdckpt_tensor_view v;
     pdckpt_tensor_get(tensor, &v);
-    for (uint64_t i = 0; i < lod->n; at += 8 + 8 * (size_t)lod->lens[i], i++) {
+    for (uint64_t i = 0; i < lod->n; i++) {
         bool     last = i + 1 == lod->n;
         uint64_t n = lod->lens[i];
         if (n == 0)
-            return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
+            return pdk_cur_fail_at(cur, lod->size_at[i], PDCKPT_ERR_FORMAT,
                                    "LoD level %llu: expected at least one offset, found none",
                                    (unsigned long long)i);
         if (last ? v.n_dims == 0 || v.dims[0] == 0 : lod->lens[i + 1] == 0) continue;
         uint64_t want = last ? (uint64_t)v.dims[0] : lod->lens[i + 1] - 1;
         if (lod->levels[i][n - 1] != want)
-            return pdk_cur_fail_at(cur, at + 8 * (size_t)n, PDCKPT_ERR_FORMAT,
+            return pdk_cur_fail_at(cur, lod->offs_at[i] + 8 * (size_t)(n - 1), PDCKPT_ERR_FORMAT,
                                    "LoD level %llu: expected the last offset to be %llu (%s), "
                                    "found %llu",
                                    (unsigned long long)i, (unsigned long long)want,
@@ -254,17 +314,12 @@ static pdckpt_status check_lod_chain(pdk_cursor *cur, size_t at, const lod_level
 
 pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
                                      const pdckpt_load_options *opts, pdckpt_value **out) {
-    size_t   at = cur->pos;
-    uint32_t version;
+    lod_levels      lod = {.opts = opts};
+    pdk_stream_walk w = {.cur = cur, .level = lod_level, .ctx = &lod};
     *out = NULL;
-    PDK_TRY(pdk_cur_u32le(cur, &version, "tensor stream version"));
-    if (version != 0)
-        return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
-                               "expected tensor stream version 0, found %u", version);
-    lod_levels    lod = {0, NULL, NULL};
-    pdckpt_status st = read_lod(cur, opts, &lod);
-    if (st == PDCKPT_OK) st = pdk_tensor_inner_read(cur, in, opts, out);
-    if (st == PDCKPT_OK && lod.n && opts->verify) st = check_lod_chain(cur, at + 12, &lod, *out);
+    pdckpt_status st = pdk_stream_walk_outer(&w);
+    if (st == PDCKPT_OK) st = read_data(&w, in, opts, out);
+    if (st == PDCKPT_OK && lod.n && opts->verify) st = check_lod_chain(cur, &lod, *out);
     if (st == PDCKPT_OK && lod.n)
         st = pdckpt_tensor_set_lod(*out, (int32_t)lod.n, (const uint64_t *const *)lod.levels,
                                    lod.lens, cur->err);
@@ -272,7 +327,7 @@ pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
         pdckpt_value_free(*out);
         *out = NULL;
     }
-    lod_free(opts->allocator, &lod);
+    lod_free(&lod);
     return st;
 }
 
@@ -321,26 +376,51 @@ pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor
 
 /* ---- the `tensor` format: exactly one stream per file ---- */
 
-bool pdk_tensor_stream_length(const pdk_input *in, size_t *end) {
-    pdckpt_error        scratch = PDCKPT_ERROR_INIT;
-    pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
-    pdk_input           probe = *in;
-    probe.copy_tensors = false;
-    probe.owner = NULL; /* the probe tensor must not retain the mapping */
-    pdk_cursor cur;
-    pdk_cur_init(&cur, in->data, in->len, in->name, &scratch);
-    pdckpt_value *t = NULL;
-    if (pdk_tensor_stream_read(&cur, &probe, &opts, &t) != PDCKPT_OK) return false;
-    pdckpt_value_free(t);
-    *end = cur.pos;
+void pdk_stream_probe_init(pdk_stream_probe *p, const pdk_input *in) {
+    p->scratch = (pdckpt_error)PDCKPT_ERROR_INIT;
+    p->opts = (pdckpt_load_options)PDCKPT_LOAD_OPTIONS_INIT;
+    p->in = *in;
+    p->in.copy_tensors = false;
+    p->in.owner = NULL; /* the probe's tensors must not retain the mapping */
+    pdk_cur_init(&p->cur, in->data, in->len, in->name, &p->scratch);
+}
+
+bool pdk_stream_probe_next(pdk_stream_probe *p, pdk_stream_read_fn read) {
+    pdckpt_value *v = NULL;
+    if (read(&p->cur, &p->in, &p->opts, &v) != PDCKPT_OK) return false;
+    pdckpt_value_free(v);
     return true;
 }
 
-static int tensor_sniff(const pdk_input *in) {
+bool pdk_stream_length(const pdk_input *in, pdk_stream_read_fn read, size_t *end) {
+    pdk_stream_probe p;
+    pdk_stream_probe_init(&p, in);
+    if (!pdk_stream_probe_next(&p, read)) return false;
+    *end = p.cur.pos;
+    return true;
+}
+
+int pdk_stream_sniff_one(const pdk_input *in, pdk_stream_read_fn read) {
     size_t end = 0;
+    return pdk_stream_length(in, read, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
+                                                               : PDK_SNIFF_NO;
+}
+
+bool pdk_tensor_stream_length(const pdk_input *in, size_t *end) {
+    return pdk_stream_length(in, pdk_tensor_stream_read, end);
+}
+
+static int tensor_sniff(const pdk_input *in) {
     /* A whole-file single stream is certain; more bytes after it point at `combined`. */
-    return pdk_tensor_stream_length(in, &end) && end == in->len ? PDK_SNIFF_CERTAIN - 1
-                                                                : PDK_SNIFF_NO;
+    return pdk_stream_sniff_one(in, pdk_tensor_stream_read);
+}
+
+/* The directory check's own bound on the LoD level count (any level callback sees the count). */
+static pdckpt_status few_levels(pdk_stream_walk *w, uint64_t i, size_t at, const uint8_t *raw,
+                                uint64_t nbytes) {
+    (void)i, (void)raw, (void)nbytes;
+    if (w->n_lod <= 64) return PDCKPT_OK;
+    return pdk_cur_fail_at(w->cur, at, PDCKPT_ERR_FORMAT, "expected at most 64 LoD levels");
 }
 
 int pdk_tensor_stream_file_ok(int fd, uint64_t size) {
@@ -353,24 +433,12 @@ int pdk_tensor_stream_file_ok(int fd, uint64_t size) {
         if (n == 0) return 0; /* shorter than its size said: not one of ours */
         got += (size_t)n;
     }
-    pdckpt_error scratch = PDCKPT_ERROR_INIT;
-    pdk_cursor   cur;
+    pdckpt_error    scratch = PDCKPT_ERROR_INIT;
+    pdk_cursor      cur;
+    pdk_stream_walk w = {.cur = &cur, .level = few_levels};
     pdk_cur_init(&cur, head, got, "", &scratch);
-    uint32_t version, inner;
-    uint64_t n_lod, n_elements, n_bytes;
-    if (pdk_cur_u32le(&cur, &version, "") || version || pdk_cur_u64le(&cur, &n_lod, "") ||
-        n_lod > 64)
-        return 0;
-    for (uint64_t i = 0; i < n_lod; i++) { /* LoD offsets must lie in the head */
-        uint64_t       level;
-        const uint8_t *skip;
-        if (pdk_cur_u64le(&cur, &level, "") || pdk_cur_bytes(&cur, level, &skip, "")) return 0;
-    }
-    pdk_pb_tensor_desc desc;
-    if (pdk_cur_u32le(&cur, &inner, "") || inner || read_desc(&cur, &desc) ||
-        pdk_tensor_sizes(desc.dtype, desc.n_dims, desc.dims, &n_elements, &n_bytes, &scratch))
-        return 0;
-    return cur.pos + n_bytes == size; /* exactly one stream: the data ends the file */
+    if (pdk_stream_walk_outer(&w) != PDCKPT_OK) return 0; /* LoD offsets must lie in the head */
+    return cur.pos + w.n_bytes == size; /* exactly one stream: the data ends the file */
 }
 
 static pdckpt_status tensor_load(const pdk_input *in, const pdckpt_load_options *opts,

@@ -7,23 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tu_buf_put(tu_buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n) cap *= 2;
-        b->data = realloc(b->data, cap);
-        if (!b->data) abort();
-        b->cap = cap;
-    }
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-void tu_buf_free(tu_buf *b) {
-    free(b->data);
-    memset(b, 0, sizeof *b);
-}
-
 void tu_pb_varint(tu_buf *b, uint64_t v) {
     uint8_t out[10];
     size_t  n = 0;

@@ -7,16 +7,8 @@
 #ifndef PDCKPT_PB_BUILD_H
 #define PDCKPT_PB_BUILD_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "byte_buf.h"
 
-typedef struct tu_buf {
-    uint8_t *data;
-    size_t   len, cap;
-} tu_buf;
-
-void tu_buf_put(tu_buf *b, const void *p, size_t n);
-void tu_buf_free(tu_buf *b);
 void tu_pb_varint(tu_buf *b, uint64_t v);
 void tu_pb_uint(tu_buf *b, unsigned field, uint64_t v);               /* varint field */
 void tu_pb_bytes(tu_buf *b, unsigned field, const void *p, size_t n); /* length-delimited */

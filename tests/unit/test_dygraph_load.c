@@ -6,43 +6,28 @@
  * optimizers/ pickles) through detection and pdckpt_dygraph_load_persistables, and
  * pdckpt_load_dygraph's .pdparams/.pdopt pairing and name-table handling.
  */
+#include "byte_buf.h"
 #include "check.h"
 #include "test_util.h"
 
 #include <stdlib.h>
 
-typedef struct buf {
-    uint8_t b[4096];
-    size_t  n;
-} buf;
-
-static void put(buf *p, const void *d, size_t n) {
-    memcpy(p->b + p->n, d, n);
-    p->n += n;
-}
-static void put_u64(buf *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p->b[p->n++] = (uint8_t)(v >> (8 * i));
-}
-static void put_u32(buf *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p->b[p->n++] = (uint8_t)(v >> (8 * i));
-}
-
 /* One TNUM record: NAME, length, name, version 0, desc (FP32 = 5, dims), data. */
-static void record(buf *p, const char *name, int64_t dim, const float *data) {
-    put(p, "NAME", 4);
-    put_u64(p, strlen(name));
-    put(p, name, strlen(name));
-    put_u32(p, 0);
+static void record(tu_buf *p, const char *name, int64_t dim, const float *data) {
+    tu_buf_put(p, "NAME", 4);
+    tu_buf_u64le(p, strlen(name));
+    tu_buf_put(p, name, strlen(name));
+    tu_buf_u32le(p, 0);
     uint8_t desc[4] = {0x08, 0x05, 0x10, (uint8_t)dim};
-    put_u32(p, 4);
-    put(p, desc, 4);
-    put(p, data, (size_t)dim * sizeof(float));
+    tu_buf_u32le(p, 4);
+    tu_buf_put(p, desc, 4);
+    tu_buf_put(p, data, (size_t)dim * sizeof(float));
 }
 
-static void tnum_header(buf *p, uint64_t count) {
-    for (int i = 0; i < 256; i++) p->b[p->n++] = (uint8_t)(i * 37 + 11); /* garbage, as Paddle */
-    put(p, "TNUM", 4);
-    put_u64(p, count);
+static void tnum_header(tu_buf *p, uint64_t count) {
+    for (int i = 0; i < 256; i++) tu_buf_u8(p, (uint8_t)(i * 37 + 11)); /* garbage, as Paddle */
+    tu_buf_put(p, "TNUM", 4);
+    tu_buf_u64le(p, count);
 }
 
 static const float w[3] = {1, 2, 3}, b[1] = {-1};
@@ -57,78 +42,78 @@ static void check_tensor(const pdckpt_value *t, int64_t dim, const float *data, 
 }
 
 static void test_tnum_read(void) {
-    buf *p = calloc(1, sizeof *p);
-    tnum_header(p, 2);
-    record(p, "fc_0.b_0", 1, b);
-    record(p, "fc_0.w_0", 3, w);
+    tu_buf p = {0};
+    tnum_header(&p, 2);
+    record(&p, "fc_0.b_0", 1, b);
+    record(&p, "fc_0.w_0", 3, w);
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *v = NULL;
     pdckpt_format fmt = PDCKPT_FORMAT_AUTO;
-    CHECK_OK(pdckpt_load_memory(p->b, p->n, NULL, &v, &fmt, &err), &err);
+    CHECK_OK(pdckpt_load_memory(p.data, p.len, NULL, &v, &fmt, &err), &err);
     CHECK_EQ_INT(fmt, PDCKPT_FORMAT_TNUM);
     CHECK_EQ_INT(pdckpt_value_len(v), 2);
     check_tensor(pdckpt_dict_get(v, "fc_0.w_0"), 3, w, "fc_0.w_0");
     check_tensor(pdckpt_dict_get(v, "fc_0.b_0"), 1, b, "fc_0.b_0");
     pdckpt_value_free(v);
     /* Paddle stops after the last tensor; verify mode wants nothing after it */
-    put(p, "junk", 4);
+    tu_buf_put(&p, "junk", 4);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_TNUM;
-    CHECK_OK(pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err), &err);
+    CHECK_OK(pdckpt_load_memory(p.data, p.len, &lo, &v, NULL, &err), &err);
     pdckpt_value_free(v);
     lo.verify = true;
-    CHECK_STATUS(pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err), PDCKPT_ERR_FORMAT, &err);
-    CHECK_EQ_INT(err.offset, (int64_t)p->n - 4);
+    CHECK_STATUS(pdckpt_load_memory(p.data, p.len, &lo, &v, NULL, &err), PDCKPT_ERR_FORMAT, &err);
+    CHECK_EQ_INT(err.offset, (int64_t)p.len - 4);
     CHECK_STR(err.message, "expected the end of the file after 2 tensors, found 4 more bytes");
-    free(p);
+    tu_buf_free(&p);
 }
 
-static void expect(buf *p, int64_t offset, const char *message) {
+static void expect(const tu_buf *p, int64_t offset, const char *message) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.format = PDCKPT_FORMAT_TNUM;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *v = NULL;
-    CHECK_STATUS(pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err), PDCKPT_ERR_FORMAT, &err);
+    CHECK_STATUS(pdckpt_load_memory(p->data, p->len, &lo, &v, NULL, &err), PDCKPT_ERR_FORMAT, &err);
     CHECK_EQ_INT(err.offset, offset);
     CHECK_STR(err.message, message);
     pdckpt_value_free(v);
 }
 
 static void test_tnum_errors(void) {
-    buf *p = calloc(1, sizeof *p);
-    tnum_header(p, 1);
-    memcpy(p->b + 256, "TNUX", 4);
-    expect(p, 256, "expected the tensor count mark \"TNUM\", found bytes 54 4e 55 58");
-    memset(p, 0, sizeof *p);
-    tnum_header(p, 1000);
-    record(p, "w", 3, w);
-    expect(p, 260, "expected a tensor count <= 1 (bytes left / 20), found 1000"); /* 37 left */
-    memset(p, 0, sizeof *p);
-    tnum_header(p, 1);
-    record(p, "w", 3, w);
-    memcpy(p->b + 268, "NAMX", 4);
-    expect(p, 268, "expected the tensor name mark \"NAME\", found bytes 4e 41 4d 58");
-    memset(p, 0, sizeof *p);
-    tnum_header(p, 1);
-    put(p, "NAME", 4);
-    put_u64(p, 1u << 30);
-    put(p, "w", 1);
-    p->n += 19; /* enough bytes left for one record, far fewer than the name claims */
-    expect(p, 272, "expected a tensor name length of 1..20 (bytes left), found 1073741824");
-    memset(p, 0, sizeof *p);
-    tnum_header(p, 2);
-    record(p, "w", 3, w);
-    record(p, "w", 1, b);
-    expect(p, 305 + 12, "expected unique tensor names, found 'w' twice");
-    memset(p, 0, sizeof *p);
-    tnum_header(p, 1);
-    record(p, "w", 3, w);
-    p->n -= 2;
-    expect(p, 293, "tensor 'w': truncated tensor data: expected 12 bytes, found 10");
-    memset(p, 0, sizeof *p);
-    put(p, "short", 5);
-    expect(p, 0, "truncated reserved header: expected 256 bytes, found 5");
-    free(p);
+    tu_buf p = {0};
+    tnum_header(&p, 1);
+    memcpy(p.data + 256, "TNUX", 4);
+    expect(&p, 256, "expected the tensor count mark \"TNUM\", found bytes 54 4e 55 58");
+    p.len = 0;
+    tnum_header(&p, 1000);
+    record(&p, "w", 3, w);
+    expect(&p, 260, "expected a tensor count <= 1 (bytes left / 20), found 1000"); /* 37 left */
+    p.len = 0;
+    tnum_header(&p, 1);
+    record(&p, "w", 3, w);
+    memcpy(p.data + 268, "NAMX", 4);
+    expect(&p, 268, "expected the tensor name mark \"NAME\", found bytes 4e 41 4d 58");
+    p.len = 0;
+    tnum_header(&p, 1);
+    tu_buf_put(&p, "NAME", 4);
+    tu_buf_u64le(&p, 1u << 30);
+    tu_buf_put(&p, "w", 1);
+    tu_buf_fill(&p, 0, 19); /* enough bytes left for one record, far fewer than the name claims */
+    expect(&p, 272, "expected a tensor name length of 1..20 (bytes left), found 1073741824");
+    p.len = 0;
+    tnum_header(&p, 2);
+    record(&p, "w", 3, w);
+    record(&p, "w", 1, b);
+    expect(&p, 305 + 12, "expected unique tensor names, found 'w' twice");
+    p.len = 0;
+    tnum_header(&p, 1);
+    record(&p, "w", 3, w);
+    p.len -= 2;
+    expect(&p, 293, "tensor 'w': truncated tensor data: expected 12 bytes, found 10");
+    p.len = 0;
+    tu_buf_put(&p, "short", 5);
+    expect(&p, 0, "truncated reserved header: expected 256 bytes, found 5");
+    tu_buf_free(&p);
 }
 
 static void test_tnum_write(void) {
@@ -145,14 +130,14 @@ static void test_tnum_write(void) {
     size_t       len = 0;
     pdckpt_error err = PDCKPT_ERROR_INIT;
     CHECK_OK(pdckpt_save_memory(d, &so, &bytes, &len, &err), &err);
-    buf *want = calloc(1, sizeof *want);
-    tnum_header(want, 2);
-    memset(want->b, 0, 256);
-    record(want, "fc_0.b_0", 1, b);
-    record(want, "fc_0.w_0", 3, w);
-    CHECK(len == want->n && memcmp(bytes, want->b, len) == 0);
+    tu_buf want = {0};
+    tnum_header(&want, 2);
+    memset(want.data, 0, 256);
+    record(&want, "fc_0.b_0", 1, b);
+    record(&want, "fc_0.w_0", 3, w);
+    CHECK(len == want.len && memcmp(bytes, want.data, len) == 0);
     pdckpt_free(NULL, bytes, len);
-    free(want);
+    tu_buf_free(&want);
     pdckpt_value_free(d);
 }
 

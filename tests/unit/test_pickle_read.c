@@ -6,6 +6,7 @@
  * depth / memo / allocation limits (exact statuses, offsets and messages), sniffing, and the
  * zero-copy guarantee for protocol 3/4 array data.
  */
+#include "byte_buf.h"
 #include "check.h"
 #include "test_util.h"
 
@@ -15,146 +16,132 @@
 
 /* ---- a tiny pickle builder ---- */
 
-typedef struct pb {
-    uint8_t b[1 << 18];
-    size_t  n;
-} pb;
-
-static pb *pb_new(int protocol) {
-    pb *p = calloc(1, sizeof *p);
+static tu_buf *pb_new(int protocol) {
+    tu_buf *p = calloc(1, sizeof *p);
     if (protocol >= 2) {
-        p->b[p->n++] = 0x80;
-        p->b[p->n++] = (uint8_t)protocol;
+        tu_buf_u8(p, 0x80);
+        tu_buf_u8(p, (uint8_t)protocol);
     }
     return p;
 }
-static void raw(pb *p, const void *d, size_t n) {
-    memcpy(p->b + p->n, d, n);
-    p->n += n;
+static void pb_free(tu_buf *p) {
+    tu_buf_free(p);
+    free(p);
 }
 /* A string literal's bytes (without the terminating NUL). */
-#define RAWS(p, lit) raw((p), (lit), sizeof(lit) - 1)
+#define RAWS(p, lit) tu_buf_put((p), (lit), sizeof(lit) - 1)
 #define PKL(lit)     (lit), sizeof(lit) - 1
-static void op(pb *p, uint8_t c) {
-    p->b[p->n++] = c;
+static void text(tu_buf *p, const char *s) { /* BINUNICODE */
+    tu_buf_u8(p, 'X');
+    tu_buf_u32le(p, (uint32_t)strlen(s));
+    tu_buf_put(p, s, strlen(s));
 }
-static void u32(pb *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) op(p, (uint8_t)(v >> (8 * i)));
+static void stext(tu_buf *p, const char *s) { /* SHORT_BINUNICODE */
+    tu_buf_u8(p, 0x8c);
+    tu_buf_u8(p, (uint8_t)strlen(s));
+    tu_buf_put(p, s, strlen(s));
 }
-static void u64(pb *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) op(p, (uint8_t)(v >> (8 * i)));
-}
-static void text(pb *p, const char *s) { /* BINUNICODE */
-    op(p, 'X');
-    u32(p, (uint32_t)strlen(s));
-    raw(p, s, strlen(s));
-}
-static void stext(pb *p, const char *s) { /* SHORT_BINUNICODE */
-    op(p, 0x8c);
-    op(p, (uint8_t)strlen(s));
-    raw(p, s, strlen(s));
-}
-static void sbytes(pb *p, const void *d, size_t n) { /* SHORT_BINBYTES / BINBYTES */
+static void sbytes(tu_buf *p, const void *d, size_t n) { /* SHORT_BINBYTES / BINBYTES */
     if (n < 256) {
-        op(p, 'C');
-        op(p, (uint8_t)n);
+        tu_buf_u8(p, 'C');
+        tu_buf_u8(p, (uint8_t)n);
     } else {
-        op(p, 'B');
-        u32(p, (uint32_t)n);
+        tu_buf_u8(p, 'B');
+        tu_buf_u32le(p, (uint32_t)n);
     }
-    raw(p, d, n);
+    tu_buf_put(p, d, n);
 }
-static void global(pb *p, const char *m, const char *n) {
-    op(p, 'c');
-    raw(p, m, strlen(m));
-    op(p, '\n');
-    raw(p, n, strlen(n));
-    op(p, '\n');
+static void global(tu_buf *p, const char *m, const char *n) {
+    tu_buf_u8(p, 'c');
+    tu_buf_put(p, m, strlen(m));
+    tu_buf_u8(p, '\n');
+    tu_buf_put(p, n, strlen(n));
+    tu_buf_u8(p, '\n');
 }
-static void sglobal(pb *p, const char *m, const char *n) {
+static void sglobal(tu_buf *p, const char *m, const char *n) {
     stext(p, m);
     stext(p, n);
-    op(p, 0x93);
+    tu_buf_u8(p, 0x93);
 }
-static void int1(pb *p, uint8_t v) {
-    op(p, 'K');
-    op(p, v);
+static void int1(tu_buf *p, uint8_t v) {
+    tu_buf_u8(p, 'K');
+    tu_buf_u8(p, v);
 }
 
 /* numpy.dtype(code, False, True) + BUILD (3, order, None, None, None, -1, -1, 0). */
-static void np_dtype(pb *p, const char *code, const char *order) {
+static void np_dtype(tu_buf *p, const char *code, const char *order) {
     global(p, "numpy", "dtype");
     text(p, code);
-    op(p, 0x89);
-    op(p, 0x88);
-    op(p, 0x87);
-    op(p, 'R');
-    op(p, '(');
+    tu_buf_u8(p, 0x89);
+    tu_buf_u8(p, 0x88);
+    tu_buf_u8(p, 0x87);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '(');
     int1(p, 3);
     text(p, order);
     static const char tail[] = "NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t";
-    raw(p, tail, sizeof tail - 1);
-    op(p, 'b');
+    tu_buf_put(p, tail, sizeof tail - 1);
+    tu_buf_u8(p, 'b');
 }
 
 /* An ndarray the way numpy pickles it; `data` goes in as `data_op` ('C' bytes, 'U' Python 2
  * str, 'e' protocol-2 _codecs.encode text). */
-static void np_array(pb *p, const char *module, const char *code, const char *order, int nd,
+static void np_array(tu_buf *p, const char *module, const char *code, const char *order, int nd,
                      const int64_t *dims, bool fortran, const void *data, size_t len,
                      char data_op) {
     global(p, module, "_reconstruct");
     global(p, "numpy", "ndarray");
     int1(p, 0);
-    op(p, 0x85);
+    tu_buf_u8(p, 0x85);
     sbytes(p, "b", 1);
-    op(p, 0x87);
-    op(p, 'R');
-    op(p, '(');
+    tu_buf_u8(p, 0x87);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '(');
     int1(p, 1);
-    op(p, '(');
+    tu_buf_u8(p, '(');
     for (int i = 0; i < nd; i++) {
-        op(p, 'J');
-        u32(p, (uint32_t)dims[i]);
+        tu_buf_u8(p, 'J');
+        tu_buf_u32le(p, (uint32_t)dims[i]);
     }
-    op(p, 't');
+    tu_buf_u8(p, 't');
     np_dtype(p, code, order);
-    op(p, fortran ? 0x88 : 0x89);
+    tu_buf_u8(p, fortran ? 0x88 : 0x89);
     if (data_op == 'U') {
-        op(p, 'U');
-        op(p, (uint8_t)len);
-        raw(p, data, len);
+        tu_buf_u8(p, 'U');
+        tu_buf_u8(p, (uint8_t)len);
+        tu_buf_put(p, data, len);
     } else if (data_op == 'e') {
         global(p, "_codecs", "encode");
-        op(p, 'X');
-        size_t at = p->n;
-        u32(p, 0);
-        size_t start = p->n;
+        tu_buf_u8(p, 'X');
+        size_t at = p->len;
+        tu_buf_u32le(p, 0);
+        size_t start = p->len;
         for (size_t i = 0; i < len; i++) {
             uint8_t c = ((const uint8_t *)data)[i];
             if (c < 0x80)
-                op(p, c);
+                tu_buf_u8(p, c);
             else {
-                op(p, (uint8_t)(0xC0 | c >> 6));
-                op(p, (uint8_t)(0x80 | (c & 0x3F)));
+                tu_buf_u8(p, (uint8_t)(0xC0 | c >> 6));
+                tu_buf_u8(p, (uint8_t)(0x80 | (c & 0x3F)));
             }
         }
-        uint32_t tl = (uint32_t)(p->n - start);
-        memcpy(p->b + at, &tl, 4);
+        uint32_t tl = (uint32_t)(p->len - start);
+        memcpy(p->data + at, &tl, 4);
         text(p, "latin1");
-        op(p, 0x86);
-        op(p, 'R');
+        tu_buf_u8(p, 0x86);
+        tu_buf_u8(p, 'R');
     } else {
         sbytes(p, data, len);
     }
-    op(p, 't');
-    op(p, 'b');
+    tu_buf_u8(p, 't');
+    tu_buf_u8(p, 'b');
 }
 
-static pdckpt_value *load_opts(pb *p, pdckpt_load_options *lo, pdckpt_status want,
+static pdckpt_value *load_opts(tu_buf *p, pdckpt_load_options *lo, pdckpt_status want,
                                pdckpt_error *err) {
     pdckpt_value *out = NULL;
     lo->format = PDCKPT_FORMAT_PICKLE;
-    CHECK_STATUS(pdckpt_load_memory(p->b, p->n, lo, &out, NULL, err), want, err);
+    CHECK_STATUS(pdckpt_load_memory(p->data, p->len, lo, &out, NULL, err), want, err);
     return out;
 }
 
@@ -162,7 +149,7 @@ static pdckpt_value *load_opts(pb *p, pdckpt_load_options *lo, pdckpt_status wan
  * allowlist itself is tested with load_opts and no allowance). */
 static const char *const test_classes[] = {"mylib.Point", "mylib.Node", "mylib.Obj"};
 
-static pdckpt_value *load(pb *p, pdckpt_status want, pdckpt_error *err) {
+static pdckpt_value *load(tu_buf *p, pdckpt_status want, pdckpt_error *err) {
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.allowed_globals = test_classes;
     lo.n_allowed_globals = sizeof test_classes / sizeof *test_classes;
@@ -170,13 +157,13 @@ static pdckpt_value *load(pb *p, pdckpt_status want, pdckpt_error *err) {
 }
 
 /* Loads and expects the exact error. */
-static void expect_error(pb *p, pdckpt_status st, int64_t offset, const char *message) {
+static void expect_error(tu_buf *p, pdckpt_status st, int64_t offset, const char *message) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     pdckpt_value_free(load(p, st, &err));
     CHECK_EQ_INT(err.offset, offset);
     CHECK_STR(err.message, message);
     CHECK_STR(err.source, "<memory>");
-    free(p);
+    pb_free(p);
 }
 
 static int64_t int_at(const pdckpt_value *v, size_t i) {
@@ -193,12 +180,12 @@ static const char *str_of(const pdckpt_value *v) {
 
 static void test_scalars(void) {
     pdckpt_error      err = PDCKPT_ERROR_INIT;
-    pb               *p = pb_new(2);
+    tu_buf           *p = pb_new(2);
     static const char body[] = "]q\x00(K\x01M\x00\x01J\xff\xff\xff\xff\x8a\x01\xff\x8a\x00"
                                "G?\xf8\x00\x00\x00\x00\x00\x00N\x88\x89\x8b\x02\x00\x00\x00"
                                "\x00\x80"
                                "e.";
-    raw(p, body, sizeof body - 1);
+    tu_buf_put(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(v), PDCKPT_KIND_LIST);
     CHECK_EQ_INT(pdckpt_value_len(v), 10);
@@ -215,7 +202,7 @@ static void test_scalars(void) {
     CHECK(pdckpt_value_get_bool(pdckpt_value_at(v, 8), &b) && !b);
     CHECK_EQ_INT(int_at(v, 9), -32768); /* LONG4 00 80 */
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* Ints beyond 64 bits: builtins.int carrying CPython's minimal little-endian two's complement. */
@@ -235,14 +222,14 @@ static void test_big_ints(void) {
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const uint8_t two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
     static const uint8_t minus_two64[] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff};
-    pb                  *p = pb_new(2);
+    tu_buf              *p = pb_new(2);
     static const char    body[] =
         "(\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01"    /* 2**64 */
         "\x8a\x0a\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff" /* -2**64, padded */
         "\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x80\xff"     /* -2**63 */
         "L18446744073709551616L\nL-18446744073709551616\n"
         "I123\nI01\nI-5\nl.";
-    raw(p, body, sizeof body - 1);
+    tu_buf_put(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 8);
     check_bigint(pdckpt_value_at(v, 0), two64, 9);
@@ -255,24 +242,24 @@ static void test_big_ints(void) {
     CHECK(pdckpt_value_get_bool(pdckpt_value_at(v, 6), &b) && b); /* Python 2's I01 */
     CHECK_EQ_INT(int_at(v, 7), -5);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* ---- text, Python 2 strings, bytes ---- */
 
 static void test_strings(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb          *p = pb_new(4);
-    op(p, '(');
+    tu_buf      *p = pb_new(4);
+    tu_buf_u8(p, '(');
     text(p, "caf\xc3\xa9");
     stext(p, "short");
-    op(p, 0x8d);
-    u64(p, 3);
+    tu_buf_u8(p, 0x8d);
+    tu_buf_u64le(p, 3);
     RAWS(p, "abc");
     static const char body[] = "U\x03\xe9t\xe9T\x02\x00\x00\x00ok"
                                "Vsnow \\u2603 \\U0001F600 back\\\\slash \\\\u0041\n"
                                "S'a\\x41\\n\\'q\\101'\nX\x03\x00\x00\x00\xed\xa0\x80l.";
-    raw(p, body, sizeof body - 1);
+    tu_buf_put(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 8);
     CHECK_STR(str_of(pdckpt_value_at(v, 0)), "caf\xc3\xa9");
@@ -285,35 +272,35 @@ static void test_strings(void) {
     CHECK_STR(str_of(pdckpt_value_at(v, 6)), "aA\n'qA");
     CHECK_STR(str_of(pdckpt_value_at(v, 7)), "\xed\xa0\x80"); /* a lone surrogate passes */
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 static void test_bytes(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb          *p = pb_new(5);
-    op(p, '(');
+    tu_buf      *p = pb_new(5);
+    tu_buf_u8(p, '(');
     sbytes(p, "\x00\xff", 2);
-    op(p, 0x8e);
-    u64(p, 1);
-    op(p, 'z');
-    op(p, 0x96);
-    u64(p, 2);
+    tu_buf_u8(p, 0x8e);
+    tu_buf_u64le(p, 1);
+    tu_buf_u8(p, 'z');
+    tu_buf_u8(p, 0x96);
+    tu_buf_u64le(p, 2);
     RAWS(p, "ba");
-    op(p, 0x98); /* READONLY_BUFFER */
+    tu_buf_u8(p, 0x98); /* READONLY_BUFFER */
     global(p, "_codecs", "encode");
     text(p, "\xc3\xa9\x01");
     text(p, "latin1");
-    op(p, 0x86);
-    op(p, 'R');
+    tu_buf_u8(p, 0x86);
+    tu_buf_u8(p, 'R');
     global(p, "builtins", "bytes");
-    op(p, ')');
-    op(p, 'R');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 'R');
     global(p, "builtins", "bytearray");
     sbytes(p, "xy", 2);
-    op(p, 0x85);
-    op(p, 'R');
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 6);
     static const char *const want[] = {"\x00\xff", "z", "ba", "\xe9\x01", "", "xy"};
@@ -324,16 +311,16 @@ static void test_bytes(void) {
         CHECK(b && len == lens[i] && memcmp(b, want[i], len) == 0);
     }
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* ---- containers and the memo ---- */
 
 static void test_containers(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb          *p = pb_new(4);
-    op(p, 0x95); /* FRAME */
-    u64(p, 0);
+    tu_buf      *p = pb_new(4);
+    tu_buf_u8(p, 0x95); /* FRAME */
+    tu_buf_u64le(p, 0);
     static const char body[] =
         "}\x94" /* dict, memo 0 */
         "\x8c\x01"
@@ -363,7 +350,7 @@ static void test_containers(void) {
         "\x8c\x01"
         "kK\x03r\x00\x01\x00\x00j\x00\x01\x00\x00\x86s" /* LONG_BINPUT/GET: (3, 3) */
         ".";
-    raw(p, body, sizeof body - 1);
+    tu_buf_put(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 11);
     const pdckpt_value *a = pdckpt_dict_get(v, "a");
@@ -382,16 +369,16 @@ static void test_containers(void) {
     CHECK_EQ_INT(int_at(pdckpt_dict_get(v, "j"), 0), 12);
     CHECK_EQ_INT(pdckpt_value_len(pdckpt_dict_get(v, "k")), 2);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* Protocol 0: text opcodes, PUT/GET, DICT/LIST/TUPLE from marks, SETITEM/APPEND. */
 static void test_protocol0(void) {
     pdckpt_error      err = PDCKPT_ERROR_INIT;
-    pb               *p = pb_new(0);
+    tu_buf           *p = pb_new(0);
     static const char body[] = "(dp0\nVkey\np1\n(lp2\nF1.25\naI7\naL-3L\nasS'k2'\np3\n"
                                "(I1\nI2\ntp4\nsS'k3'\ng2\ns.";
-    raw(p, body, sizeof body - 1);
+    tu_buf_put(p, body, sizeof body - 1);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(v), PDCKPT_KIND_DICT);
     const pdckpt_value *l = pdckpt_dict_get(v, "key");
@@ -402,50 +389,50 @@ static void test_protocol0(void) {
     CHECK_EQ_INT(pdckpt_value_len(v), 3);
     CHECK(pdckpt_dict_get(v, "k3") == l); /* GET 2: the same list */
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* ---- opaque objects ---- */
 
 static void test_objects(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
-    pb          *p = pb_new(2);
-    op(p, '(');
+    tu_buf      *p = pb_new(2);
+    tu_buf_u8(p, '(');
     /* 1.5-style LR decay object: NEWOBJ + BUILD with its __dict__ */
     global(p, "paddle.fluid.dygraph.learning_rate_scheduler", "NaturalExpDecay");
-    op(p, ')');
-    op(p, 0x81);
-    op(p, '}');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 0x81);
+    tu_buf_u8(p, '}');
     text(p, "step_num");
     int1(p, 3);
-    op(p, 's');
-    op(p, 'b');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 'b');
     /* an unknown REDUCE, with items appended (a list subclass) */
     global(p, "mylib", "Bag");
     int1(p, 1);
-    op(p, 0x85);
-    op(p, 'R');
-    op(p, '(');
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '(');
     int1(p, 4);
     int1(p, 5);
-    op(p, 'e');
+    tu_buf_u8(p, 'e');
     global(p, "collections", "OrderedDict"); /* -> a plain dict */
-    op(p, ')');
-    op(p, 'R');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 'R');
     text(p, "k");
     int1(p, 9);
-    op(p, 's');
+    tu_buf_u8(p, 's');
     global(p, "mylib", "func"); /* a bare global */
-    op(p, '(');
+    tu_buf_u8(p, '(');
     global(p, "mylib", "Cls");
     int1(p, 2);
-    op(p, 'o'); /* OBJ */
-    op(p, '(');
+    tu_buf_u8(p, 'o'); /* OBJ */
+    tu_buf_u8(p, '(');
     int1(p, 6);
-    op(p, 'i'); /* INST */
+    tu_buf_u8(p, 'i'); /* INST */
     RAWS(p, "mylib\nOld\n");
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     load_opts(p, &lo, PDCKPT_ERR_UNSUPPORTED, &err); /* mylib is not on the allowlist */
     CHECK(strstr(err.message, "refusing global mylib.Bag: not on pdckpt's allowlist") != NULL);
@@ -472,27 +459,27 @@ static void test_objects(void) {
     CHECK_STR(pdckpt_object_module(pdckpt_value_at(v, 5)), "mylib");
     CHECK_EQ_INT(int_at(pdckpt_object_args(pdckpt_value_at(v, 5)), 0), 6);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
     /* NEWOBJ_EX: empty kwargs are fine, keyword arguments are not carried */
     p = pb_new(4);
     sglobal(p, "mylib", "Point");
-    op(p, ')');
-    op(p, '}');
-    op(p, 0x92);
-    op(p, '.');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, 0x92);
+    tu_buf_u8(p, '.');
     v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_object_kind_of(v), PDCKPT_OBJECT_NEWOBJ);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
     p = pb_new(4);
     sglobal(p, "mylib", "Point");
-    op(p, ')');
-    op(p, '}');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, '}');
     stext(p, "x");
     int1(p, 1);
-    op(p, 's');
-    op(p, 0x92);
-    op(p, '.');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 0x92);
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 25, /* 2 + 7 + 7 + STACK_GLOBAL ) } 'x' K1 s */
                  "NEWOBJ_EX: keyword arguments to __new__ are not supported");
 }
@@ -523,8 +510,8 @@ static void test_numpy_layouts(void) {
     static const double  one_half = 1.5;
     static const float   f4[2] = {1.0f, -2.0f};
     int64_t              d23[2] = {2, 3}, d1[1] = {1}, d0x4[2] = {0, 4}, d2[1] = {2};
-    pb                  *p = pb_new(2);
-    op(p, '(');
+    tu_buf              *p = pb_new(2);
+    tu_buf_u8(p, '(');
     np_array(p, "numpy.core.multiarray", "i4", "<", 2, d23, false, c_order, 24, 'C');
     np_array(p, "numpy._core.multiarray", "i4", "<", 2, d23, true, f_order, 24, 'C');
     np_array(p, "numpy.core.multiarray", "f8", ">", 1, d1, false, be, 8, 'C');
@@ -533,8 +520,8 @@ static void test_numpy_layouts(void) {
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'U'); /* Python 2 str */
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'e'); /* protocol 2 */
     np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 8);
     check_tensor(pdckpt_value_at(v, 0), PDCKPT_DTYPE_INT32, 2, d23, c_order, 24, NULL);
@@ -548,31 +535,31 @@ static void test_numpy_layouts(void) {
      * uint16 one a bfloat16 tensor: the tree carries that dtype */
     check_tensor(pdckpt_value_at(v, 7), PDCKPT_DTYPE_BFLOAT16, 1, d2, "\x80\x3f\x00\x40", 4, NULL);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* Arrays pdckpt cannot hold (object dtype, subclasses) stay opaque objects with their state. */
 static void test_numpy_unsupported_is_opaque(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     int64_t      d2[1] = {2};
-    pb          *p = pb_new(2);
+    tu_buf      *p = pb_new(2);
     np_array(p, "numpy.core.multiarray", "O8", "|", 1, d2, false, "", 0, 'C');
-    op(p, '.');
+    tu_buf_u8(p, '.');
     /* an object array pickles a list as its data; rewrite the empty bytes as an empty list */
-    p->b[p->n - 5] = ']';
-    memmove(p->b + p->n - 4, p->b + p->n - 3, 3);
-    p->n--;
+    p->data[p->len - 5] = ']';
+    memmove(p->data + p->len - 4, p->data + p->len - 3, 3);
+    p->len--;
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_kind(v), PDCKPT_KIND_OBJECT);
     CHECK_STR(pdckpt_object_name(v), "_reconstruct");
     CHECK_EQ_INT(pdckpt_value_len(pdckpt_object_state(v)), 5);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
     /* data that does not fit the shape is an error, as in numpy */
     p = pb_new(2);
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, "abc", 3, 'C');
-    size_t build_at = p->n - 1; /* the array's own BUILD */
-    op(p, '.');
+    size_t build_at = p->len - 1; /* the array's own BUILD */
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_FORMAT, (int64_t)build_at,
                  "BUILD: expected 8 bytes of float32 array data, found 3");
 }
@@ -582,21 +569,21 @@ static void test_numpy_frombuffer_and_scalars(void) {
     static const float f4[4] = {1, 2, 3, 4};
     static const float f4_t[4] = {1, 3, 2, 4};
     int64_t            d22[2] = {2, 2};
-    pb                *p = pb_new(5);
-    op(p, '(');
+    tu_buf            *p = pb_new(5);
+    tu_buf_u8(p, '(');
     for (int order = 0; order < 2; order++) {
         sglobal(p, "numpy._core.numeric", "_frombuffer");
-        op(p, '(');
-        op(p, 0x96);
-        u64(p, 16);
-        raw(p, f4, 16);
+        tu_buf_u8(p, '(');
+        tu_buf_u8(p, 0x96);
+        tu_buf_u64le(p, 16);
+        tu_buf_put(p, f4, 16);
         np_dtype(p, "f4", "<");
         int1(p, 2);
         int1(p, 2);
-        op(p, 0x86);
+        tu_buf_u8(p, 0x86);
         stext(p, order ? "F" : "C");
-        op(p, 't');
-        op(p, 'R');
+        tu_buf_u8(p, 't');
+        tu_buf_u8(p, 'R');
     }
     static const struct {
         const char *code, *order;
@@ -612,11 +599,11 @@ static void test_numpy_frombuffer_and_scalars(void) {
         global(p, "numpy.core.multiarray", "scalar");
         np_dtype(p, sc[i].code, sc[i].order);
         sbytes(p, sc[i].data, sc[i].len);
-        op(p, 0x86);
-        op(p, 'R');
+        tu_buf_u8(p, 0x86);
+        tu_buf_u8(p, 'R');
     }
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 8);
     check_tensor(pdckpt_value_at(v, 0), PDCKPT_DTYPE_FLOAT32, 2, d22, f4, 16, NULL);
@@ -631,7 +618,7 @@ static void test_numpy_frombuffer_and_scalars(void) {
     CHECK(pdckpt_value_get_float(pdckpt_value_at(v, 6), &d) && d == 1.5);
     check_tensor(pdckpt_value_at(v, 7), PDCKPT_DTYPE_COMPLEX64, 0, NULL, sc[5].data, 8, NULL);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* ---- Paddle's conventions ---- */
@@ -643,26 +630,26 @@ static void test_paddle_tensor_tuples(void) {
     pdckpt_error       err = PDCKPT_ERROR_INIT;
     static const float f4[2] = {1, 2};
     int64_t            d2[1] = {2};
-    pb                *p = pb_new(4);
-    op(p, '(');
+    tu_buf            *p = pb_new(4);
+    tu_buf_u8(p, '(');
     sglobal(p, "builtins", "tuple");
     stext(p, "linear_0.w_0");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
-    op(p, 0x86);
-    op(p, 0x85);
-    op(p, 'R');
+    tu_buf_u8(p, 0x86);
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
     stext(p, "mine");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
-    op(p, 0x86);
+    tu_buf_u8(p, 0x86);
     sglobal(p, "builtins", "tuple");
     stext(p, "bf");
     np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
-    op(p, 0x86);
-    op(p, 0x85);
-    op(p, 'R');
+    tu_buf_u8(p, 0x86);
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
     np_array(p, "numpy.core.multiarray", "u2", "<", 1, d2, false, "\x80\x3f\x00\x40", 4, 'C');
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_value       *v = load(p, PDCKPT_OK, &err);
     const pdckpt_value *plain = pdckpt_value_at(v, 1);
     check_tensor(pdckpt_value_at(v, 0), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8, "linear_0.w_0");
@@ -671,42 +658,42 @@ static void test_paddle_tensor_tuples(void) {
     check_tensor(pdckpt_value_at(v, 2), PDCKPT_DTYPE_BFLOAT16, 1, d2, "\x80\x3f\x00\x40", 4, "bf");
     check_tensor(pdckpt_value_at(v, 3), PDCKPT_DTYPE_UINT16, 1, d2, "\x80\x3f\x00\x40", 4, NULL);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 static void test_dense_tensor_forms(void) {
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const int64_t i8[1] = {42};
     int64_t              d1[1] = {1};
-    pb                  *p = pb_new(2);
-    op(p, '(');
+    tu_buf              *p = pb_new(2);
+    tu_buf_u8(p, '(');
     global(p, "__builtin__", "eval");
     text(p, "data");
-    op(p, '}');
+    tu_buf_u8(p, '}');
     text(p, "data");
     np_array(p, "numpy.core.multiarray", "i8", "<", 1, d1, false, i8, 8, 'e');
-    op(p, 's');
-    op(p, 0x86);
-    op(p, 'R');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 0x86);
+    tu_buf_u8(p, 'R');
     global(p, "paddle.framework.io_utils", "_reconstruct_dense_tensor_data");
     np_array(p, "numpy.core.multiarray", "i8", "<", 1, d1, false, i8, 8, 'C');
-    op(p, 0x85);
-    op(p, 'R');
-    op(p, 'l');
-    op(p, '.');
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, 'l');
+    tu_buf_u8(p, '.');
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     check_tensor(pdckpt_value_at(v, 0), PDCKPT_DTYPE_INT64, 1, d1, i8, 8, NULL);
     check_tensor(pdckpt_value_at(v, 1), PDCKPT_DTYPE_INT64, 1, d1, i8, 8, NULL);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
     /* any other use of eval is refused */
     p = pb_new(2);
     global(p, "__builtin__", "eval");
     text(p, "__import__('os').system('true')");
-    op(p, 0x85);
-    size_t at = p->n; /* 2 + GLOBAL (18) + BINUNICODE (36) + TUPLE1 = 57 */
-    op(p, 'R');
-    op(p, '.');
+    tu_buf_u8(p, 0x85);
+    size_t at = p->len; /* 2 + GLOBAL (18) + BINUNICODE (36) + TUPLE1 = 57 */
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '.');
     CHECK_EQ_INT(at, 57);
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "REDUCE: refusing to call builtins.eval: pdckpt accepts it only as Paddle's "
@@ -718,42 +705,42 @@ static void test_big_array_rejoined(void) {
     pdckpt_error         err = PDCKPT_ERROR_INIT;
     static const int32_t part0[4] = {1, 2, 3, 4}, part1[2] = {5, 6}, whole[6] = {1, 2, 3, 4, 5, 6};
     int64_t              d4[1] = {4}, d2[1] = {2}, d23[2] = {2, 3};
-    pb                  *p = pb_new(2);
-    op(p, '}');
-    op(p, '(');
+    tu_buf              *p = pb_new(2);
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, '(');
     text(p, "b");
     int1(p, 1);
     text(p, "StructuredToParameterName@@");
-    op(p, '}');
-    op(p, '(');
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, '(');
     text(p, "w");
     text(p, "linear_9.w_0");
     text(p, "b");
     text(p, "not_a_tensor");
-    op(p, 'u');
+    tu_buf_u8(p, 'u');
     text(p, "w@@.0");
     np_array(p, "numpy.core.multiarray", "i4", "<", 1, d4, false, part0, 16, 'e');
     text(p, "w@@.1");
     np_array(p, "numpy.core.multiarray", "i4", "<", 1, d2, false, part1, 8, 'e');
     text(p, "UnpackBigParamInfor@@");
-    op(p, '}');
+    tu_buf_u8(p, '}');
     text(p, "w");
-    op(p, '}');
-    op(p, '(');
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, '(');
     text(p, "OriginShape");
     int1(p, 2);
     int1(p, 3);
-    op(p, 0x86);
+    tu_buf_u8(p, 0x86);
     text(p, "slices");
-    op(p, ']');
-    op(p, '(');
+    tu_buf_u8(p, ']');
+    tu_buf_u8(p, '(');
     text(p, "w@@.0");
     text(p, "w@@.1");
-    op(p, 'e');
-    op(p, 'u');
-    op(p, 's');
-    op(p, 'u');
-    op(p, '.');
+    tu_buf_u8(p, 'e');
+    tu_buf_u8(p, 'u');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 'u');
+    tu_buf_u8(p, '.');
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     CHECK_EQ_INT(pdckpt_value_len(v), 3);
     CHECK_STR(str_of(pdckpt_dict_key_at(v, 0)), "b");
@@ -762,7 +749,7 @@ static void test_big_array_rejoined(void) {
     check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_INT32, 2, d23, whole, 24, "linear_9.w_0");
     CHECK_EQ_INT(pdckpt_value_len(pdckpt_dict_get(v, "StructuredToParameterName@@")), 2);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* The spec's worked example (§7, Case A, protocol 4), byte for byte. */
@@ -774,13 +761,13 @@ static void test_spec_worked_example(void) {
         "4e4affffffff4affffffff4b007494628943100000803f000000400000404000008040947494628c1b537472"
         "75637475726564546f506172616d657465724e616d654040947d9468018c0c6c696e6561725f302e775f3094"
         "73752e";
-    pb *p = pb_new(0);
+    tu_buf *p = pb_new(0);
     for (size_t i = 0; i + 1 < sizeof hex; i += 2) {
         unsigned byte;
         sscanf(hex + i, "%2x", &byte);
-        op(p, (uint8_t)byte);
+        tu_buf_u8(p, (uint8_t)byte);
     }
-    CHECK_EQ_INT(p->n, 223);
+    CHECK_EQ_INT(p->len, 223);
     pdckpt_error       err = PDCKPT_ERROR_INIT;
     pdckpt_value      *v = load(p, PDCKPT_OK, &err);
     static const float w[4] = {1, 2, 3, 4};
@@ -789,7 +776,7 @@ static void test_spec_worked_example(void) {
     CHECK_STR(str_of(pdckpt_dict_get(pdckpt_dict_get(v, "StructuredToParameterName@@"), "w")),
               "linear_0.w_0");
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
 }
 
 /* ---- hostile input ---- */
@@ -803,14 +790,14 @@ static void test_spec_worked_example(void) {
 /* Globals off the allowlist are refused at the GLOBAL / STACK_GLOBAL / INST naming them, whatever
  * would have called them; Python 2 names are judged after CPython's renaming. */
 static void test_hostile_globals(void) {
-    pb *p = pb_new(2);
+    tu_buf *p = pb_new(2);
     text(p, "x");
-    size_t at = p->n;
+    size_t at = p->len;
     global(p, "posix", "system");
     text(p, "touch /tmp/pdckpt-pwned");
-    op(p, 0x85);
-    op(p, 'R');
-    op(p, '.');
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "GLOBAL: refusing global posix.system" NOT_ALLOWED);
     static const char *const bad[][2] = {
@@ -821,9 +808,9 @@ static void test_hostile_globals(void) {
         p = pb_new(4);
         stext(p, bad[i][0]);
         stext(p, bad[i][1]);
-        at = p->n;
-        op(p, 0x93);
-        op(p, '.');
+        at = p->len;
+        tu_buf_u8(p, 0x93);
+        tu_buf_u8(p, '.');
         char want[400];
         snprintf(want, sizeof want, "STACK_GLOBAL: refusing global %s.%s" NOT_ALLOWED, bad[i][0],
                  bad[i][1]);
@@ -833,82 +820,82 @@ static void test_hostile_globals(void) {
     p = pb_new(4);
     stext(p, "codecs");
     stext(p, "builtins.exec");
-    at = p->n;
-    op(p, 0x93);
-    op(p, '.');
+    at = p->len;
+    tu_buf_u8(p, 0x93);
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "STACK_GLOBAL: refusing global codecs.builtins.exec: a dotted name is an "
                  "attribute path, which pdckpt never resolves");
     /* Python 2 names: __builtin__ is builtins below protocol 3 (and nothing above) */
     p = pb_new(2);
     global(p, "__builtin__", "__import__");
-    op(p, '.');
+    tu_buf_u8(p, '.');
     expect_error(
         p, PDCKPT_ERR_UNSUPPORTED, 2,
         "GLOBAL: refusing global __builtin__.__import__ (builtins.__import__)" NOT_ALLOWED);
     p = pb_new(3);
     global(p, "__builtin__", "set");
-    op(p, '.');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 2,
                  "GLOBAL: refusing global __builtin__.set" NOT_ALLOWED);
     /* copyreg._reconstructor(subprocess.Popen, ...): the class is refused where it is named */
     p = pb_new(2);
     global(p, "copy_reg", "_reconstructor");
-    at = p->n;
+    at = p->len;
     global(p, "subprocess", "Popen");
-    op(p, '.');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "GLOBAL: refusing global subprocess.Popen" NOT_ALLOWED);
     /* INST names its class inline */
     p = pb_new(0);
-    op(p, '(');
+    tu_buf_u8(p, '(');
     text(p, "ls");
-    op(p, 'i');
+    tu_buf_u8(p, 'i');
     RAWS(p, "subprocess\ncall\n");
-    op(p, '.');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 8, /* MARK, BINUNICODE 'ls' (7 bytes), INST */
                  "INST: refusing global subprocess.call" NOT_ALLOWED);
 }
 
 /* Globals on the table are accepted only in the structures they have in real files. */
 static void test_allowlist_roles(void) {
-    pb *p = pb_new(2); /* eval outside Paddle's DenseTensor form */
+    tu_buf *p = pb_new(2); /* eval outside Paddle's DenseTensor form */
     global(p, "builtins", "eval");
     text(p, "1+1");
-    op(p, 0x85);
-    op(p, 'R');
-    op(p, '.');
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 26,
                  "REDUCE: refusing to call builtins.eval: pdckpt accepts it only as Paddle's "
                  "DenseTensor form (the argument 'data' and a dict {'data': array})");
     p = pb_new(2); /* eval as a value */
-    op(p, ']');
+    tu_buf_u8(p, ']');
     global(p, "builtins", "eval");
-    op(p, 'a');
-    op(p, '.');
+    tu_buf_u8(p, 'a');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 18,
                  "APPEND: refusing builtins.eval as a value: pdckpt accepts it only as the "
                  "callable of Paddle's DenseTensor form eval('data', {'data': array})");
     p = pb_new(2); /* a plain class called: its __init__ would run */
     global(p, "paddle.base.libpaddle", "GeneratorState");
-    op(p, ')');
-    op(p, 'R');
-    op(p, '.');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 'R');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 41,
                  "REDUCE: refusing to call paddle.base.libpaddle.GeneratorState: pdckpt rebuilds "
                  "this class only as NEWOBJ + BUILD (calling it would run its __init__)");
     p = pb_new(2); /* numpy.ndarray is only an argument of _reconstruct */
     global(p, "numpy", "ndarray");
-    op(p, ')');
-    op(p, 0x81);
-    op(p, '.');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 0x81);
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 18,
                  "NEWOBJ: refusing to call numpy.ndarray: it is not a class pdckpt rebuilds with "
                  "NEWOBJ");
     pdckpt_error err = PDCKPT_ERROR_INIT;
     p = pb_new(2); /* builtins cannot be allowed */
-    op(p, 'N');
-    op(p, '.');
+    tu_buf_u8(p, 'N');
+    tu_buf_u8(p, '.');
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     const char *const   allow[] = {"builtins.exec"};
     lo.allowed_globals = allow;
@@ -916,12 +903,12 @@ static void test_allowlist_roles(void) {
     load_opts(p, &lo, PDCKPT_ERR_ARGUMENT, &err);
     CHECK_STR(err.message, "allowed global 'builtins.exec': expected module.name (a class you "
                            "trust, not a name from builtins)");
-    free(p);
+    pb_free(p);
 }
 
 /* A value may not be changed once it is inside another: reference cycles cannot form. */
 static void test_cycles_refused(void) {
-    pb *p = pb_new(2);
+    tu_buf *p = pb_new(2);
     RAWS(p, "]q\x00h\x00"
             "a."); /* l = []; l.append(l) */
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, 7,
@@ -938,12 +925,12 @@ static void test_cycles_refused(void) {
                  "SETITEM: a dict cannot contain itself (pdckpt refuses reference cycles)");
     p = pb_new(2);
     global(p, "mylib", "Node");
-    op(p, ')');
-    op(p, 0x81);
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 0x81);
     RAWS(p, "q\x00}X\x04\x00\x00\x00selfh\x00s");
-    size_t at = p->n;
-    op(p, 'b');
-    op(p, '.');
+    size_t at = p->len;
+    tu_buf_u8(p, 'b');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "BUILD: cannot set state on an object that is already inside another value (a "
                  "self-referencing pickle; pdckpt refuses reference cycles)");
@@ -952,14 +939,14 @@ static void test_cycles_refused(void) {
 /* Objects: items and state may not be the object itself; a bare global takes no items. */
 static void test_object_cycles_refused(void) {
     for (int form = 0; form < 2; form++) {
-        pb *p = pb_new(4);
+        tu_buf *p = pb_new(4);
         sglobal(p, "mylib", "Node");
-        op(p, ')');
-        op(p, 0x81);
-        size_t at = p->n + 1;
+        tu_buf_u8(p, ')');
+        tu_buf_u8(p, 0x81);
+        size_t at = p->len + 1;
         RAWS(p, "2");
-        op(p, form == 0 ? 'a' : 'b');
-        op(p, '.');
+        tu_buf_u8(p, form == 0 ? 'a' : 'b');
+        tu_buf_u8(p, '.');
         expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                      form == 0
                          ? "APPEND: an object cannot contain itself (pdckpt refuses reference "
@@ -967,12 +954,12 @@ static void test_object_cycles_refused(void) {
                          : "BUILD: an object cannot be its own state (pdckpt refuses "
                            "reference cycles)");
     }
-    pb *p = pb_new(4);
+    tu_buf *p = pb_new(4);
     sglobal(p, "mylib", "Node");
     int1(p, 1);
-    size_t at = p->n;
-    op(p, 'a');
-    op(p, '.');
+    size_t at = p->len;
+    tu_buf_u8(p, 'a');
+    tu_buf_u8(p, '.');
     expect_error(p, PDCKPT_ERR_UNSUPPORTED, (int64_t)at,
                  "APPEND: expected an instance to add items to, found the bare global mylib.Node");
 }
@@ -981,7 +968,7 @@ static void test_limits(void) {
     pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     /* max_depth: [[[[]]]] is 4 levels */
-    pb *p = pb_new(2);
+    tu_buf *p = pb_new(2);
     RAWS(p, "]]]]aaa.");
     lo.max_depth = 3;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
@@ -990,7 +977,7 @@ static void test_limits(void) {
               "APPEND: expected nesting of at most 3 levels (max_depth), found deeper");
     lo.max_depth = 4;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_OK, &err));
-    free(p);
+    pb_free(p);
     /* max_memo */
     p = pb_new(2);
     RAWS(p, "Nq\x0a.");
@@ -999,7 +986,7 @@ static void test_limits(void) {
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
     CHECK_EQ_INT(err.offset, 3);
     CHECK_STR(err.message, "BINPUT: expected a memo index below 10 (max_memo), found 10");
-    free(p);
+    pb_free(p);
     /* the default memo limit and a memo index that would allocate far more than the file */
     p = pb_new(2);
     RAWS(p, "Nr\xff\xff\xff\x7f.");
@@ -1016,50 +1003,50 @@ static void test_limits(void) {
     memset(long_text, 'a', sizeof long_text - 1);
     long_text[sizeof long_text - 1] = '\0';
     text(p, long_text);
-    op(p, '.');
+    tu_buf_u8(p, '.');
     lo = (pdckpt_load_options)PDCKPT_LOAD_OPTIONS_INIT;
     lo.max_alloc_bytes = 1000;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
     CHECK_EQ_INT(err.offset, 2);
     CHECK_STR(err.message, "BINUNICODE: loading needs more than 1000 bytes of memory "
                            "(max_alloc_bytes; the default is 4 x the input size + 64 MiB)");
-    free(p);
+    pb_free(p);
     /* max_tensor_bytes */
     static const float f4[2] = {1, 2};
     int64_t            d2[1] = {2};
     p = pb_new(2);
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'C');
-    size_t at = p->n - 1;
-    op(p, '.');
+    size_t at = p->len - 1;
+    tu_buf_u8(p, '.');
     lo = (pdckpt_load_options)PDCKPT_LOAD_OPTIONS_INIT;
     lo.max_tensor_bytes = 7;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_LIMIT, &err));
     CHECK_EQ_INT(err.offset, (int64_t)at);
     CHECK_STR(err.message, "BUILD: expected arrays of at most 7 bytes (max_tensor_bytes), found 8");
-    free(p);
+    pb_free(p);
 }
 
 /* A "billion laughs": level L is a list of two references to level L-1, so it expands to
  * 2^(L+1) - 1 values.  The default limit (max_alloc_bytes / 16, with max_alloc_bytes = 4 x the
  * input + 64 MiB) is a little over 2^22: level 22 is the first one beyond it. */
 static void test_memo_bomb(void) {
-    pb *p = pb_new(2);
+    tu_buf *p = pb_new(2);
     RAWS(p, "K\x01q\x00");
     size_t at = 0;
     for (int level = 1; level <= 40; level++) {
-        op(p, ']');
-        op(p, '(');
+        tu_buf_u8(p, ']');
+        tu_buf_u8(p, '(');
         for (int k = 0; k < 2; k++) {
-            op(p, 'h');
-            op(p, (uint8_t)(level - 1));
+            tu_buf_u8(p, 'h');
+            tu_buf_u8(p, (uint8_t)(level - 1));
         }
-        if (level == 22) at = p->n;
-        op(p, 'e');
-        op(p, 'q');
-        op(p, (uint8_t)level);
+        if (level == 22) at = p->len;
+        tu_buf_u8(p, 'e');
+        tu_buf_u8(p, 'q');
+        tu_buf_u8(p, (uint8_t)level);
     }
-    op(p, '.');
-    unsigned long long limit = (4ull * p->n + (64ull << 20)) / 16;
+    tu_buf_u8(p, '.');
+    unsigned long long limit = (4ull * p->len + (64ull << 20)) / 16;
     CHECK(limit > (1ull << 22) - 1 && limit < (1ull << 23) - 1);
     char want[300];
     snprintf(want, sizeof want,
@@ -1124,8 +1111,8 @@ static void test_malformed(void) {
         {PKL("(S'abc\n."), PDCKPT_ERR_FORMAT, 1, "STRING: expected a quoted string"},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
-        pb *p = pb_new(0);
-        raw(p, c[i].bytes, c[i].len);
+        tu_buf *p = pb_new(0);
+        tu_buf_put(p, c[i].bytes, c[i].len);
         expect_error(p, c[i].st, c[i].off, c[i].msg);
     }
 }
@@ -1147,16 +1134,16 @@ static void test_zero_copy(void) {
     float *w = malloc(N * sizeof *w);
     for (int i = 0; i < N; i++) w[i] = (float)i * 0.5f;
     int64_t dims[1] = {N};
-    pb     *p = pb_new(4);
-    op(p, '}');
+    tu_buf *p = pb_new(4);
+    tu_buf_u8(p, '}');
     stext(p, "w");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, dims, false, w, sizeof(float) * N, 'C');
-    size_t data_off = p->n - 2 - sizeof(float) * N;
-    op(p, 's');
-    op(p, '.');
+    size_t data_off = p->len - 2 - sizeof(float) * N;
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, '.');
     char *dir = tu_tempdir(), path[4200];
     snprintf(path, sizeof path, "%s/z.pdparams", dir);
-    CHECK(tu_write_file(path, p->b, p->n) == 0);
+    CHECK(tu_write_file(path, p->data, p->len) == 0);
     for (int mapped = 1; mapped >= 0; mapped--) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.zero_copy = mapped;
@@ -1177,13 +1164,14 @@ static void test_zero_copy(void) {
         pdckpt_value  *v = load_opts(p, &lo, PDCKPT_OK, &err);
         pdckpt_buffer *buf = NULL;
         const uint8_t *data = tensor_data(v, &buf);
-        CHECK(zc ? data == p->b + data_off : (data && (data < p->b || data >= p->b + p->n)));
+        CHECK(zc ? data == p->data + data_off
+                 : (data && (data < p->data || data >= p->data + p->len)));
         CHECK(data && memcmp(data, w, sizeof(float) * N) == 0);
         pdckpt_value_free(v);
     }
     tu_rmtree(dir);
     free(dir);
-    free(p);
+    pb_free(p);
     free(w);
 }
 
@@ -1194,12 +1182,12 @@ static void test_protocol2_decoded_once(void) {
     uint8_t *w = malloc(N);
     for (int i = 0; i < N; i++) w[i] = (uint8_t)(i * 7);
     int64_t dims[1] = {N};
-    pb     *p = pb_new(2);
-    op(p, '}');
+    tu_buf *p = pb_new(2);
+    tu_buf_u8(p, '}');
     text(p, "w");
     np_array(p, "numpy.core.multiarray", "u1", "|", 1, dims, false, w, N, 'e');
-    op(p, 's');
-    op(p, '.');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, '.');
     pdckpt_value  *v = load(p, PDCKPT_OK, &err);
     pdckpt_buffer *buf = NULL;
     const uint8_t *data = tensor_data(v, &buf);
@@ -1207,7 +1195,7 @@ static void test_protocol2_decoded_once(void) {
     CHECK(buf && pdk_buffer_size(buf) == N);
     CHECK(data && memcmp(data, w, N) == 0);
     pdckpt_value_free(v);
-    free(p);
+    pb_free(p);
     free(w);
 }
 
@@ -1217,34 +1205,34 @@ enum { LONG_N = 70000 }; /* above PK_VIEW_MIN: a Python 2 str stays bytes until 
 
 /* {"a": array, "t": long text, "b": long bytes, "p": long py2 str, "u": (long bytes, 1),
  *  "m": the long bytes again (memo)}: everything the VM borrowed, placed into the result. */
-static pb *long_strings_pickle(const uint8_t *w) {
-    pb *p = pb_new(4);
-    op(p, '}');
-    op(p, '(');
+static tu_buf *long_strings_pickle(const uint8_t *w) {
+    tu_buf *p = pb_new(4);
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, '(');
     stext(p, "a");
     int64_t dims[1] = {5};
     np_array(p, "numpy.core.multiarray", "u1", "|", 1, dims, false, "abcde", 5, 'C');
     stext(p, "t");
-    op(p, 'X');
-    u32(p, LONG_N);
-    for (int i = 0; i < LONG_N; i++) op(p, (uint8_t)('a' + i % 26));
+    tu_buf_u8(p, 'X');
+    tu_buf_u32le(p, LONG_N);
+    for (int i = 0; i < LONG_N; i++) tu_buf_u8(p, (uint8_t)('a' + i % 26));
     stext(p, "b");
     sbytes(p, w, LONG_N);
-    op(p, 0x94); /* MEMOIZE */
+    tu_buf_u8(p, 0x94); /* MEMOIZE */
     stext(p, "p");
-    op(p, 'T'); /* BINSTRING: a Python 2 str, latin-1 */
-    u32(p, LONG_N);
-    raw(p, w, LONG_N);
+    tu_buf_u8(p, 'T'); /* BINSTRING: a Python 2 str, latin-1 */
+    tu_buf_u32le(p, LONG_N);
+    tu_buf_put(p, w, LONG_N);
     stext(p, "u");
-    op(p, 'h');
-    op(p, 0); /* the long bytes (the one MEMOIZE) */
+    tu_buf_u8(p, 'h');
+    tu_buf_u8(p, 0); /* the long bytes (the one MEMOIZE) */
     int1(p, 1);
-    op(p, 0x86);
+    tu_buf_u8(p, 0x86);
     stext(p, "m");
-    op(p, 'h');
-    op(p, 0);
-    op(p, 'u');
-    op(p, '.');
+    tu_buf_u8(p, 'h');
+    tu_buf_u8(p, 0);
+    tu_buf_u8(p, 'u');
+    tu_buf_u8(p, '.');
     return p;
 }
 
@@ -1268,7 +1256,7 @@ static void test_long_strings_owned_in_result(void) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     uint8_t     *w = malloc(LONG_N);
     for (int i = 0; i < LONG_N; i++) w[i] = (uint8_t)(i % 2 ? i % 128 : 0x80 + i % 128);
-    pb           *p = long_strings_pickle(w);
+    tu_buf       *p = long_strings_pickle(w);
     pdckpt_value *v = load(p, PDCKPT_OK, &err);
     check_long_strings(v, w);
     pdckpt_value_free(v);
@@ -1276,7 +1264,7 @@ static void test_long_strings_owned_in_result(void) {
      * copied where they were placed, neither stop the move nor are overwritten by it. */
     char *dir = tu_tempdir(), path[4096];
     snprintf(path, sizeof path, "%s/long.pkl", dir);
-    CHECK(tu_write_file(path, p->b, p->n) == 0);
+    CHECK(tu_write_file(path, p->data, p->len) == 0);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     lo.require_aligned = true;
     v = NULL;
@@ -1288,7 +1276,7 @@ static void test_long_strings_owned_in_result(void) {
     pdckpt_value_free(v);
     tu_rmtree(dir);
     free(dir);
-    free(p);
+    pb_free(p);
     free(w);
 }
 
@@ -1333,20 +1321,20 @@ static void test_sniff(void) {
 static void test_verify_is_strict_about_the_end(void) {
     pdckpt_error        err = PDCKPT_ERROR_INIT;
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
-    pb                 *p = pb_new(2);
+    tu_buf             *p = pb_new(2);
     RAWS(p, "N.xyz"); /* pickle.load stops at STOP, as paddle.load does */
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_OK, &err));
     lo.verify = true;
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_FORMAT, &err));
     CHECK_EQ_INT(err.offset, 4);
     CHECK_STR(err.message, "expected the end of the input after STOP, found 3 more bytes");
-    free(p);
+    pb_free(p);
     p = pb_new(2);
     RAWS(p, "NN.");
     pdckpt_value_free(load_opts(p, &lo, PDCKPT_ERR_FORMAT, &err));
     CHECK_EQ_INT(err.offset, 4);
     CHECK_STR(err.message, "STOP: expected an empty stack, found 1 values and 0 marks left");
-    free(p);
+    pb_free(p);
 }
 
 /* ---- allocation failure ---- */
@@ -1375,55 +1363,55 @@ static void test_allocation_failures(void) {
     static const float   f4[2] = {1, 2};
     static const int32_t part[2] = {7, 8};
     int64_t              d2[1] = {2}, d4[1] = {4};
-    pb                  *p = pb_new(2);
-    op(p, '}');
-    op(p, '(');
+    tu_buf              *p = pb_new(2);
+    tu_buf_u8(p, '}');
+    tu_buf_u8(p, '(');
     text(p, "w");
     np_array(p, "numpy.core.multiarray", "f4", "<", 1, d2, false, f4, 8, 'e');
     text(p, "t");
     global(p, "__builtin__", "tuple");
     text(p, "n");
     np_array(p, "numpy.core.multiarray", "f4", ">", 1, d2, true, f4, 8, 'U');
-    op(p, 0x86);
-    op(p, 0x85);
-    op(p, 'R');
+    tu_buf_u8(p, 0x86);
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 'R');
     text(p, "o");
     global(p, "mylib", "Obj");
-    op(p, ')');
-    op(p, 0x81);
-    op(p, '}');
+    tu_buf_u8(p, ')');
+    tu_buf_u8(p, 0x81);
+    tu_buf_u8(p, '}');
     text(p, "big");
     RAWS(p, "\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01");
-    op(p, 's');
-    op(p, 'b');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 'b');
     text(p, "StructuredToParameterName@@");
-    op(p, '}');
+    tu_buf_u8(p, '}');
     text(p, "w");
     text(p, "linear_0.w_0");
-    op(p, 's');
+    tu_buf_u8(p, 's');
     for (int i = 0; i < 2; i++) {
         text(p, i ? "x@@.1" : "x@@.0");
         np_array(p, "numpy.core.multiarray", "i4", "<", 1, d2, false, part, 8, 'C');
     }
     text(p, "UnpackBigParamInfor@@");
-    op(p, '}');
+    tu_buf_u8(p, '}');
     text(p, "x");
-    op(p, '}');
+    tu_buf_u8(p, '}');
     text(p, "OriginShape");
-    op(p, 'J');
-    u32(p, (uint32_t)d4[0]);
-    op(p, 0x85);
-    op(p, 's');
+    tu_buf_u8(p, 'J');
+    tu_buf_u32le(p, (uint32_t)d4[0]);
+    tu_buf_u8(p, 0x85);
+    tu_buf_u8(p, 's');
     text(p, "slices");
-    op(p, ']');
-    op(p, '(');
+    tu_buf_u8(p, ']');
+    tu_buf_u8(p, '(');
     text(p, "x@@.0");
     text(p, "x@@.1");
-    op(p, 'e');
-    op(p, 's');
-    op(p, 's');
-    op(p, 'u');
-    op(p, '.');
+    tu_buf_u8(p, 'e');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 's');
+    tu_buf_u8(p, 'u');
+    tu_buf_u8(p, '.');
     long          runs = 0;
     pdckpt_status st = PDCKPT_ERR_NOMEM;
     for (long n = 0; n < 100000 && st != PDCKPT_OK; n++, runs++) {
@@ -1437,7 +1425,7 @@ static void test_allocation_failures(void) {
         lo.n_allowed_globals = sizeof test_classes / sizeof *test_classes;
         pdckpt_error  err = PDCKPT_ERROR_INIT;
         pdckpt_value *v = NULL;
-        st = pdckpt_load_memory(p->b, p->n, &lo, &v, NULL, &err);
+        st = pdckpt_load_memory(p->data, p->len, &lo, &v, NULL, &err);
         if (st == PDCKPT_OK) {
             static const int32_t whole[4] = {7, 8, 7, 8};
             check_tensor(pdckpt_dict_get(v, "w"), PDCKPT_DTYPE_FLOAT32, 1, d2, f4, 8,
@@ -1455,7 +1443,7 @@ static void test_allocation_failures(void) {
         pdckpt_value_free(v);
     }
     CHECK(st == PDCKPT_OK && runs > 50);
-    free(p);
+    pb_free(p);
 }
 
 int main(void) {
