@@ -222,6 +222,11 @@ bool pdk_stream_probe_next(pdk_stream_probe *p, pdk_stream_read_fn read);
 bool pdk_stream_length(const pdk_input *in, pdk_stream_read_fn read, size_t *end);
 /* The sniff score of a file that is exactly one such stream (just below certain), else NO. */
 int pdk_stream_sniff_one(const pdk_input *in, pdk_stream_read_fn read);
+/* Loads a file that is exactly one stream: `read`, then the end of the file ("expected end of
+ * file after the <what>, found N more bytes"). */
+pdckpt_status pdk_stream_load_one(const pdk_input *in, const pdckpt_load_options *opts,
+                                  pdk_stream_read_fn read, const char *what, pdckpt_value **out,
+                                  pdckpt_error *err);
 /* Reads an inner stream (version, desc, data) only: the TNUM and SelectedRows payload. */
 pdckpt_status pdk_tensor_inner_read(pdk_cursor *cur, const pdk_input *in,
                                     const pdckpt_load_options *opts, pdckpt_value **out);

@@ -105,17 +105,7 @@ static int sr_sniff(const pdk_input *in) {
 
 static pdckpt_status sr_load(const pdk_input *in, const pdckpt_load_options *opts,
                              pdckpt_value **out, pdckpt_error *err) {
-    pdk_cursor cur;
-    pdk_cur_init(&cur, in->data, in->len, in->name, err);
-    PDK_TRY(pdk_selected_rows_read(&cur, in, opts, out));
-    if (cur.pos != cur.len) {
-        pdckpt_value_free(*out);
-        *out = NULL;
-        return pdk_cur_fail(&cur,
-                            "expected end of file after the SelectedRows, found %zu more bytes",
-                            pdk_cur_left(&cur));
-    }
-    return PDCKPT_OK;
+    return pdk_stream_load_one(in, opts, pdk_selected_rows_read, "SelectedRows", out, err);
 }
 
 static pdckpt_status sr_save(const pdckpt_value *root, pdk_sink *sink,

@@ -441,18 +441,24 @@ int pdk_tensor_stream_file_ok(int fd, uint64_t size) {
     return cur.pos + w.n_bytes == size; /* exactly one stream: the data ends the file */
 }
 
-static pdckpt_status tensor_load(const pdk_input *in, const pdckpt_load_options *opts,
-                                 pdckpt_value **out, pdckpt_error *err) {
+pdckpt_status pdk_stream_load_one(const pdk_input *in, const pdckpt_load_options *opts,
+                                  pdk_stream_read_fn read, const char *what, pdckpt_value **out,
+                                  pdckpt_error *err) {
     pdk_cursor cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, err);
-    PDK_TRY(pdk_tensor_stream_read(&cur, in, opts, out));
+    PDK_TRY(read(&cur, in, opts, out));
     if (cur.pos != cur.len) {
         pdckpt_value_free(*out);
         *out = NULL;
-        return pdk_cur_fail(&cur, "expected end of file after the tensor, found %zu more bytes",
+        return pdk_cur_fail(&cur, "expected end of file after the %s, found %zu more bytes", what,
                             pdk_cur_left(&cur));
     }
     return PDCKPT_OK;
+}
+
+static pdckpt_status tensor_load(const pdk_input *in, const pdckpt_load_options *opts,
+                                 pdckpt_value **out, pdckpt_error *err) {
+    return pdk_stream_load_one(in, opts, pdk_tensor_stream_read, "tensor", out, err);
 }
 
 static pdckpt_status tensor_save(const pdckpt_value *root, pdk_sink *sink,
