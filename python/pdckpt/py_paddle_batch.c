@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * py_paddle_batch.c — many small tensors of one shape and dtype as paddle.Tensors in one Paddle
- * call (issue 18, W2).  Paddle's Tensor constructor costs ~7 us per tensor, far more than the
+ * py_paddle_batch.c — many small tensors of one shape and dtype as paddle.Tensors, a chunk at a
+ * time (issue 18, W2).  Paddle's Tensor constructor costs ~7 us per tensor, far more than the
  * bytes of a small tensor; so before the conversion pass, the root dict's small tensors that the
  * pass would hand to Paddle as they are (py_paddle.c's direct rule) are grouped by dtype and
- * shape, each large group copied into one new allocation, given to Paddle once (DLPack) and
- * split by paddle.unstack, a few MiB at a time.  unstack copies: each tensor gets its own memory
- * and its own in-place version counter, as the per-tensor path's do (paddle.unbind's views would
- * share one counter, so an in-place op on one tensor would make autograd refuse another), and a
- * chunk's allocation is freed as soon as its split is done.  The pass then takes a tensor from here
- * instead of building one (pyn_paddle_take) and names it as it names any; what it does not take
- * is dropped.
+ * shape, and a large group is made a few MiB at a time:
+ *  - views (when _convert._views_rehome found this Paddle's private methods behave): one Paddle
+ *    tensor over the chunk's span of the read buffer, and for each tensor a new DenseTensor on
+ *    that allocation at the tensor's own offset — no copy, its own in-place version counter, and
+ *    1 KiB of W2 where any tensor Paddle allocates takes 4 KiB (its CPU allocator aligns every
+ *    allocation to 4 KiB).  They keep the read buffer, as tensors made one by one do;
+ *  - else the chunk as one tensor (over the read buffer when its payloads lie side by side, else
+ *    gathered into a new block) split by paddle.unstack, which copies: each tensor its own memory
+ *    and counter (paddle.unbind's views would share one counter, so an in-place op on one tensor
+ *    would make autograd refuse another).
+ * The pass then takes a tensor from here instead of building one (pyn_paddle_take) and names it
+ * as it names any; what it does not take is dropped.
  */
 #include "py_native.h"
 
