@@ -186,17 +186,51 @@ _SPECS: dict = {}
 def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
     import (None in static-graph mode), the Tensor type, the CPU place, to_paddle for what
-    cannot go through DLPack, and paddle.unstack (many small equal tensors in one call)."""
+    cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied) and
+    whether small tensors may be made over the read buffer instead (_views_rehome)."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
         def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
             return to_paddle(paddle, arr, name, dtype_name)
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
-                                     paddle.CPUPlace(), fallback, paddle.unstack)
+                                     paddle.CPUPlace(), fallback, paddle.unstack,
+                                     True if _views_rehome(paddle) else None)
     if _paddle_io.static_mode(paddle):
         return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec
+
+
+def _views_rehome(paddle: Any) -> bool:
+    """Whether py_paddle_batch.c may make each small tensor of a group a DenseTensor of its own
+    over its payload in the read buffer (no copy): Tensor.__new__, span._share_buffer_to(t) (a new
+    DenseTensor, with its own in-place version counter), then on t.get_tensor()
+    _share_data_with(span_dense._slice(b, e)) and _set_dims(shape).  These are Paddle's private
+    methods, so what the load relies on is tried here once, on two parts of one span with a gap
+    between them; anything else keeps paddle.unstack (copies)."""
+    try:
+        data = np.arange(3 * 64, dtype=np.float32)
+        span = paddle.to_tensor(data)
+        dense = span.get_tensor()
+        out = []
+        for b in (0, 128):
+            t = paddle.Tensor.__new__(paddle.Tensor)
+            span._share_buffer_to(t)
+            own = t.get_tensor()
+            own._share_data_with(dense._slice(b, b + 64))
+            own._set_dims([8, 8])
+            if t.data_ptr() != span.data_ptr() + 4 * b:
+                return False
+            out.append(t)
+        del span, dense
+        a, b = out
+        b.add_(paddle.ones([8, 8], dtype="float32"))
+        return (list(a.shape) == [8, 8] and a._inplace_version() == 0
+                and b._inplace_version() == 1 and a.stop_gradient
+                and np.array_equal(a.numpy().ravel(), data[:64])
+                and np.array_equal(b.numpy().ravel(), data[128:] + 1))
+    except Exception:  # noqa: BLE001 -- another Paddle's private API: use the copying split
+        return False
 
 
 def _dlpack_trusted(paddle: Any) -> bool:

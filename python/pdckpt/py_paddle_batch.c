@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * py_paddle_batch.c — many small tensors of one shape and dtype as paddle.Tensors in one Paddle
- * call (issue 18, W2).  Paddle's Tensor constructor costs ~7 us per tensor, far more than the
+ * py_paddle_batch.c — many small tensors of one shape and dtype as paddle.Tensors, a chunk at a
+ * time (issue 18, W2).  Paddle's Tensor constructor costs ~7 us per tensor, far more than the
  * bytes of a small tensor; so before the conversion pass, the root dict's small tensors that the
  * pass would hand to Paddle as they are (py_paddle.c's direct rule) are grouped by dtype and
- * shape, each large group copied into one new allocation, given to Paddle once (DLPack) and
- * split by paddle.unstack, a few MiB at a time.  unstack copies: each tensor gets its own memory
- * and its own in-place version counter, as the per-tensor path's do (paddle.unbind's views would
- * share one counter, so an in-place op on one tensor would make autograd refuse another), and a
- * chunk's allocation is freed as soon as its split is done.  The pass then takes a tensor from here
- * instead of building one (pyn_paddle_take) and names it as it names any; what it does not take
- * is dropped.
+ * shape, and a large group is made a few MiB at a time:
+ *  - views (when _convert._views_rehome found this Paddle's private methods behave): one Paddle
+ *    tensor over the chunk's span of the read buffer, and for each tensor a new DenseTensor on
+ *    that allocation at the tensor's own offset — no copy, its own in-place version counter, and
+ *    1 KiB of W2 where any tensor Paddle allocates takes 4 KiB (its CPU allocator aligns every
+ *    allocation to 4 KiB).  They keep the read buffer, as tensors made one by one do;
+ *  - else the chunk as one tensor (over the read buffer when its payloads lie side by side, else
+ *    gathered into a new block) split by paddle.unstack, which copies: each tensor its own memory
+ *    and counter (paddle.unbind's views would share one counter, so an in-place op on one tensor
+ *    would make autograd refuse another).
+ * The pass then takes a tensor from here instead of building one (pyn_paddle_take) and names it
+ * as it names any; what it does not take is dropped.
  */
 #include "py_native.h"
 
@@ -105,19 +110,152 @@ static pdckpt_value *gathered(const cand *g, size_t n) {
     return big;
 }
 
-/* One Paddle tensor of the group, split: a list of n new tensors. */
-static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
-    pdckpt_value *big = gathered(g, n);
-    if (!big) return NULL;
-    PyObject *capsule = pyn_paddle_capsule(big);
-    pdckpt_value_free(big); /* the export holds the data */
+/* ---- views: each tensor its own DenseTensor over the chunk's span of the read buffer ---- */
+
+/* Paddle's private methods a tensor is made with (_convert.py's _views_rehome tries them once):
+ * t = Tensor.__new__(Tensor); span._share_buffer_to(t) (t gets a new DenseTensor: its own
+ * in-place version counter); t.get_tensor()._share_data_with(span_dense._slice(b, e)) (the
+ * span's allocation at the payload's offset); ._set_dims(shape). */
+typedef struct rehome {
+    PyTypeObject *type;
+    PyObject     *empty, *share, *get, *slice, *share_data, *set_dims, *dims;
+} rehome;
+
+static void rehome_clear(rehome *r) {
+    Py_XDECREF(r->empty);
+    Py_XDECREF(r->share);
+    Py_XDECREF(r->get);
+    Py_XDECREF(r->slice);
+    Py_XDECREF(r->share_data);
+    Py_XDECREF(r->set_dims);
+    Py_XDECREF(r->dims);
+}
+
+static int rehome_init(rehome *r, const cand *g, pyn_out *out) {
+    memset(r, 0, sizeof *r);
+    if (!PyType_Check(out->paddle->tensor_type))
+        return PyErr_SetString(PyExc_TypeError, "pdckpt: paddle.Tensor is not a type"), -1;
+    r->type = (PyTypeObject *)out->paddle->tensor_type;
+    r->empty = PyTuple_New(0);
+    r->share = PyUnicode_InternFromString("_share_buffer_to");
+    r->get = PyUnicode_InternFromString("get_tensor");
+    r->slice = PyUnicode_InternFromString("_slice");
+    r->share_data = PyUnicode_InternFromString("_share_data_with");
+    r->set_dims = PyUnicode_InternFromString("_set_dims");
+    r->dims = PyList_New(g->tv.n_dims);
+    for (int32_t d = 0; r->dims && d < g->tv.n_dims; d++) {
+        PyObject *n = PyLong_FromLongLong(g->tv.dims[d]);
+        if (!n) return -1;
+        PyList_SET_ITEM(r->dims, d, n);
+    }
+    return r->empty && r->share && r->get && r->slice && r->share_data && r->set_dims && r->dims
+               ? 0
+               : -1;
+}
+
+/* dense._method(a, b) */
+static PyObject *call2(PyObject *self, PyObject *method, PyObject *a, PyObject *b) {
+    PyObject *args[3] = {self, a, b};
+    return PyObject_VectorcallMethod(method, args, 3, NULL);
+}
+
+/* A new paddle.Tensor of elements [b, e) of `span` (whose DenseTensor is span_dense). */
+static PyObject *rehomed(PyObject *span, PyObject *span_dense, long long b, long long e,
+                         const rehome *r) {
+    PyObject *t = r->type->tp_new(r->type, r->empty, NULL);
+    PyObject *ok = t ? PyObject_CallMethodOneArg(span, r->share, t) : NULL;
+    PyObject *dense = ok ? PyObject_CallMethodNoArgs(t, r->get) : NULL;
+    Py_XDECREF(ok);
+    PyObject *lo = dense ? PyLong_FromLongLong(b) : NULL, *hi = lo ? PyLong_FromLongLong(e) : NULL;
+    PyObject *part = hi ? call2(span_dense, r->slice, lo, hi) : NULL;
+    Py_XDECREF(lo);
+    Py_XDECREF(hi);
+    ok = part ? PyObject_CallMethodOneArg(dense, r->share_data, part) : NULL;
+    Py_XDECREF(part);
+    if (ok) Py_SETREF(ok, PyObject_CallMethodOneArg(dense, r->set_dims, r->dims));
+    Py_XDECREF(dense);
+    if (!ok) Py_CLEAR(t);
+    Py_XDECREF(ok);
+    return t;
+}
+
+/* Where the chunk's payloads lie: one buffer, [*lo, *hi), each a whole number of elements from
+ * *lo.  False: use the copying split. */
+static bool span_of(const cand *g, size_t n, const char **lo, const char **hi, size_t *elem) {
+    uint64_t count = 1;
+    for (int32_t d = 0; d < g->tv.n_dims; d++) count *= (uint64_t)g->tv.dims[d];
+    if (!count || g->tv.n_bytes % count) return false;
+    *elem = (size_t)(g->tv.n_bytes / count);
+    *lo = *hi = g->tv.data;
+    for (size_t i = 0; i < n; i++) {
+        const char *d = g[i].tv.data;
+        if (g[i].tv.buffer != g->tv.buffer) return false;
+        if (d < *lo) *lo = d;
+        if (d + g[i].tv.n_bytes > *hi) *hi = d + g[i].tv.n_bytes;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((size_t)((const char *)g[i].tv.data - *lo) % *elem) return false;
+    return true;
+}
+
+/* A paddle.Tensor of tensor value v (freed here: the export holds its data). */
+static PyObject *paddle_of(pdckpt_value *v, pyn_out *out) {
+    PyObject *capsule = pyn_paddle_capsule(v);
+    pdckpt_value_free(v);
     PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
     Py_XDECREF(capsule);
-    PyObject *whole = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense,
-                                                           out->paddle->place, NULL)
-                            : NULL;
+    PyObject *t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense,
+                                                       out->paddle->place, NULL)
+                        : NULL;
     Py_XDECREF(dense);
-    PyObject *parts = whole ? PyObject_CallFunction(out->paddle->split, "Oi", whole, 0) : NULL;
+    return t;
+}
+
+/* The chunk's span of the read buffer as one paddle.Tensor (1-D, the group's dtype; no copy). */
+static PyObject *span_tensor(const cand *g, const char *lo, const char *hi, size_t elem,
+                             pyn_out *out) {
+    int64_t       dims[1] = {(int64_t)((size_t)(hi - lo) / elem)};
+    pdckpt_value *v = NULL;
+    pdckpt_error  err;
+    if (pdckpt_tensor_new_in_buffer(NULL, g->tv.dtype, 1, dims, g->tv.buffer, lo, &v, &err) !=
+        PDCKPT_OK)
+        return pyn_raise(&err);
+    return paddle_of(v, out);
+}
+
+/* The chunk's tensors, each over its own payload in the read buffer: nothing copied, 1 KiB of
+ * W2 each where a copy Paddle allocates takes 4 KiB (its CPU allocator aligns every allocation to
+ * 4 KiB); together they keep the read buffer until the last goes, as tensors made one by one do. */
+static PyObject *views_of(const cand *g, size_t n, const char *lo, const char *hi, size_t elem,
+                          pyn_out *out) {
+    rehome    r;
+    PyObject *span = rehome_init(&r, g, out) == 0 ? span_tensor(g, lo, hi, elem, out) : NULL;
+    PyObject *span_dense = span ? PyObject_CallMethodNoArgs(span, r.get) : NULL;
+    PyObject *list = span_dense ? PyList_New((Py_ssize_t)n) : NULL;
+    for (size_t i = 0; list && i < n; i++) {
+        long long b = (long long)((size_t)((const char *)g[i].tv.data - lo) / elem);
+        PyObject *t = rehomed(span, span_dense, b, b + (long long)(g[i].tv.n_bytes / elem), &r);
+        if (!t)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    Py_XDECREF(span_dense);
+    Py_XDECREF(span);
+    rehome_clear(&r);
+    return list;
+}
+
+/* The chunk as n new tensors: views of the read buffer when this Paddle allows them, else one
+ * Paddle tensor of the chunk split by paddle.unstack (copies). */
+static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
+    const char *lo, *hi;
+    size_t      elem;
+    if (out->paddle->views == Py_True && span_of(g, n, &lo, &hi, &elem))
+        return views_of(g, n, lo, hi, elem, out);
+    pdckpt_value *big = gathered(g, n);
+    PyObject     *whole = big ? paddle_of(big, out) : NULL;
+    PyObject     *parts = whole ? PyObject_CallFunction(out->paddle->split, "Oi", whole, 0) : NULL;
     Py_XDECREF(whole);
     PyObject *list = parts ? PySequence_List(parts) : NULL;
     Py_XDECREF(parts);
