@@ -358,11 +358,13 @@ def main():
         import safetensors.numpy  # noqa: F401
     if mode == "save":
         state = prepare_state(contender, source)
-        recycle_memory(os.path.getsize(os.path.join(source, "blob.bin")))
+        recycled = os.path.getsize(os.path.join(source, "blob.bin"))
+        recycle_memory(recycled)
     before, peak_before = rss_mib(), peak_mib()
     t0, c0 = time.perf_counter(), time.process_time()
     extra = {}
     if mode == "save":
+        extra["recycled_mib"] = recycled / 2**20
         save(contender, workload, state, target, durable)
     elif mode == "open":
         extra["entries"] = open_lazy(contender, target)
