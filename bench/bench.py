@@ -18,7 +18,10 @@ RSS once its data is in memory), contenders take turns within each repetition, a
 starts with the checkpoint's own pages dropped from the page cache (posix_fadvise DONTNEED, the
 same for every contender; fincore checks it) while the libraries stay cached as in a training
 job -- --drop-all drops the whole cache instead (root); the load average is recorded; every save starts after a sync, with no dirty pages left by
-the previous contender.  A "load" reads every byte of every tensor (a sum over
+the previous contender, and (dd too) right after its process touched and freed as much memory as
+it writes: on this VM free memory left alone is handed back to the host, and a save writing into
+it pays the host's refetch (bench/NOTES.md), so no contender may depend on what its own input's
+preparation happened to free.  A "load" reads every byte of every tensor (a sum over
 8-byte words) cold (page cache dropped) and warm (every file read once by cat first); an "open"
 parses without touching data, cold.  Saves are timed buffered (no fsync) and
 durable (fsync of the data before the call returns; pdckpt also syncs the directory).
@@ -102,10 +105,7 @@ def run_c(*args):
 
 
 def dd(path, mib, fsync):
-    t0 = time.perf_counter()
-    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"]
-                   + (["conv=fsync"] if fsync else []), check=True, capture_output=True)
-    return {"seconds": time.perf_counter() - t0}
+    return run_child("dd", path, mib, int(fsync))  # timed there, after the saves' recycling
 
 
 def cat(paths):

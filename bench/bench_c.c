@@ -2,7 +2,8 @@
 /*
  * bench_c.c — the C API side of the benchmark (bench/bench.py drives it, one process per
  * measurement so peak RSS is the operation's own):
- *   bench_c save SRC DST FORMAT DURABLE   load SRC (untimed), then time pdckpt_save_file(DST)
+ *   bench_c save SRC DST FORMAT DURABLE   load SRC and recycle as much memory (untimed), then
+ *                                         time pdckpt_save_file(DST)
  *   bench_c load DST                      time pdckpt_load_file (default: read into memory) +
  *                                         reading every tensor byte
  *   bench_c load-map DST                  the same with zero_copy (the file mapped)
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 static long peak_rss_kib(void) {
     struct rusage ru;
@@ -275,6 +277,8 @@ int main(int argc, char **argv) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         lo.zero_copy = false;
         if (pdckpt_load_file(argv[2], &lo, &tree, NULL, &err) != PDCKPT_OK) return fail(&err);
+        struct stat src;
+        bench_recycle_memory(stat(argv[2], &src) == 0 ? (size_t)src.st_size : 0);
         long                before_kib = peak_rss_kib();
         pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
         bool                known = false;

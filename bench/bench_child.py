@@ -3,6 +3,7 @@
 
     bench_child.py make W DIR SCALE                     the workload's source files in DIR
     bench_child.py save|open|load W DIR CONTENDER TARGET DURABLE
+    bench_child.py dd PATH MIB FSYNC                    dd's write of MIB MiB (the floor)
 
 CONTENDER is LIBRARY:FORMAT:KIND[:THREADS], e.g. pdckpt:pickle:tensor, paddle:pickle:tensor,
 safetensors:safetensors:numpy, pdckpt:pickle:tensor:2 (see bench.py).
@@ -27,6 +28,33 @@ def rss_mib():
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def recycle_memory(nbytes):
+    """Before a timed save (every contender of every table; bench_c.c's bench_recycle_memory
+    does the same): touches `nbytes` of fresh anonymous memory (2 MiB pages asked for) and frees
+    it, then restarts the peak RSS from here.  This VM's balloon reports free 2 MiB blocks to
+    its host, which drops them: the page cache a save writes into is then refetched from the
+    host page by page inside the write's copy (1 GiB: 0.2-0.35 s more kernel time), unless
+    something was freed just before.  Making a paddle.Tensor input frees each array's read
+    buffer, one np.fromfile of the whole blob frees nothing: without this step the drop-in and C
+    tables wrote onto recycled memory and the NumPy table onto refetched memory (bench/NOTES.md).
+    """
+    import mmap
+
+    if nbytes:
+        m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(m, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+            m.madvise(mmap.MADV_HUGEPAGE)
+        view = np.frombuffer(m, dtype=np.uint8)
+        view[:] = 1
+        del view
+        m.close()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the peak RSS restarts from the current RSS
+    except OSError:
+        pass
 
 
 # ---- workloads ---------------------------------------------------------------------------------
@@ -301,8 +329,22 @@ def prepare_state(contender, source):
     return state
 
 
+def dd(path, mib, fsync):
+    """The write floor: dd of `mib` MiB of zeros, started as every save is (recycle_memory)."""
+    import subprocess
+
+    recycle_memory(mib << 20)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"]
+                   + (["conv=fsync"] if fsync else []), check=True, capture_output=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
 def main():
     mode, workload = sys.argv[1], sys.argv[2]
+    if mode == "dd":  # bench_child.py dd PATH MIB FSYNC: the dd floor, after the same recycling
+        print(json.dumps(dd(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")))
+        return
     if mode == "make":
         print(json.dumps(make(workload, sys.argv[3], float(sys.argv[4]))))
         return
@@ -316,10 +358,13 @@ def main():
         import safetensors.numpy  # noqa: F401
     if mode == "save":
         state = prepare_state(contender, source)
+        recycled = os.path.getsize(os.path.join(source, "blob.bin"))
+        recycle_memory(recycled)
     before, peak_before = rss_mib(), peak_mib()
     t0, c0 = time.perf_counter(), time.process_time()
     extra = {}
     if mode == "save":
+        extra["recycled_mib"] = recycled / 2**20
         save(contender, workload, state, target, durable)
     elif mode == "open":
         extra["entries"] = open_lazy(contender, target)

@@ -7,6 +7,7 @@
 #ifndef PDCKPT_BENCH_CLOCK_H
 #define PDCKPT_BENCH_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Seconds on the monotonic clock. */
@@ -16,5 +17,12 @@ double bench_wall(void);
 double bench_cpu(void);
 /* A "Name:  N kB" field of /proc/self/status (VmRSS:, VmHWM:) in KiB, 0 when absent. */
 uint64_t bench_status_kib(const char *field);
+/* Before a timed save: touches `bytes` of fresh anonymous memory (2 MiB pages asked for) and
+ * frees it, then resets the peak RSS to the current one.  Every save of the benchmark, in every
+ * table (bench_child.py's recycle_memory does the same), starts so: on a VM whose balloon reports
+ * free memory to the host, what a save writes into the page cache otherwise lands on pages the
+ * host dropped, and the save pays their refetch, or not, by what its own input's preparation
+ * happened to free (bench/NOTES.md). */
+void bench_recycle_memory(size_t bytes);
 
 #endif /* PDCKPT_BENCH_CLOCK_H */
