@@ -38,7 +38,11 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+/* VmHWM, not ru_maxrss: that also keeps the peak an exiting thread saw, which the reset before
+ * a timed step (clear_refs) cannot clear. */
 static long peak_rss_kib(void) {
+    uint64_t hwm = bench_status_kib("VmHWM:");
+    if (hwm > 0) return (long)hwm;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;

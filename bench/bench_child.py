@@ -27,6 +27,13 @@ def rss_mib():
 
 
 def peak_mib():
+    """The process's peak RSS since the last reset (VmHWM).  Not ru_maxrss: that also keeps the
+    peak any exiting thread saw, which clear_refs cannot reset (a pre-reset peak then leaked into
+    a timed step's figure)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

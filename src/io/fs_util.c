@@ -154,6 +154,22 @@ static long temp_owner(const char *entry, const char *base) {
     return *end == '-' && pid > 0 ? pid : 0;
 }
 
+/* Whether process `pid` still runs.  A zombie does not: a writer killed with SIGKILL whose parent
+ * died too waits for init to reap it, and its temporaries must be swept meanwhile.  Where /proc
+ * cannot tell, a process that exists runs. */
+static bool pid_runs(long pid) {
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return false;
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return true;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *paren = strrchr(stat, ')'); /* the command name may hold spaces and ')' */
+    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
 void pdk_remove_stale_temps(const char *path) {
     char        dir[PATH_MAX];
     const char *base;
@@ -165,8 +181,7 @@ void pdk_remove_stale_temps(const char *path) {
         long pid = temp_owner(de->d_name, base);
         /* Only temps whose writer is gone: a live writer (or an unrelated process that reuses
          * the pid) keeps its file.  Temps from other hosts cannot be told apart; they stay. */
-        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
+        if (pid <= 0 || pid == (long)getpid() || pid_runs(pid)) continue;
         char full[PATH_MAX];
         if (snprintf(full, sizeof full, "%s/%s", dir, de->d_name) < (int)sizeof full)
             pdk_remove_tree(full);
@@ -331,7 +346,7 @@ static bool live_writer(const char *name) {
     if (!tag) return false;
     char *end;
     long  pid = strtol(tag + 12, &end, 10);
-    return *end == '-' && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+    return *end == '-' && pid > 0 && pid_runs(pid);
 }
 
 void pdk_sweep_temps(const char *dir, const char *base) {

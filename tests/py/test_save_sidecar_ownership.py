@@ -122,3 +122,36 @@ def test_dist_gc_leaves_a_running_saves_temporary_alone(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """A writer killed with SIGKILL stays a zombie until its parent (or init) reaps it; its
+    temporaries were kept as a live writer's, so a sharded save killed with its mpirun left them
+    beside the checkpoint.  A zombie's temporary is swept, by the sharded sweep (`dist gc`) and
+    by a single-file save's sweep alike."""
+    import time
+
+    import numpy as np
+    from test_dist import mpirun
+    src = tmp_path / "src.safetensors"
+    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
+    ck = tmp_path / "ck"
+    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits; not waited for yet
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(f"/proc/{zombie.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        in_ck = ck / f".extra.pdparams.pdckpt-tmp-{zombie.pid}-0123456789abcdef"
+        in_ck.write_bytes(b"left by a kill")
+        run_cli("dist", "gc", ck, check=0)
+        assert not in_ck.exists()
+        beside = tmp_path / f".m.pdparams.pdckpt-tmp-{zombie.pid}-0123456789abcdef"
+        beside.write_bytes(b"left by a kill")
+        pdckpt.save({"w": np.zeros(3, np.float32)}, str(tmp_path / "m.pdparams"))
+        assert not beside.exists()
+    finally:
+        zombie.wait()
