@@ -361,11 +361,11 @@ bool pdckpt_dict_remove(pdckpt_value *dict, const char *key) {
 }
 
 bool pdckpt_dict_is_ordered(const pdckpt_value *dict) {
-    return dict && dict->kind == PDCKPT_KIND_DICT && dict->u.c.ordered;
+    return dict && dict->kind == PDCKPT_KIND_DICT && dict->ordered;
 }
 
 bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered) {
     if (!dict || dict->kind != PDCKPT_KIND_DICT) return false;
-    dict->u.c.ordered = ordered;
+    dict->ordered = ordered;
     return true;
 }

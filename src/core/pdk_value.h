@@ -35,8 +35,7 @@ typedef struct pdk_container {
     pdckpt_value  **keys; /* dicts only, parallel to items */
     size_t          len;
     size_t          cap;
-    pdk_dict_index *index;   /* string-key hash index, built once a dict grows */
-    bool            ordered; /* dicts: a collections.OrderedDict in Python */
+    pdk_dict_index *index; /* string-key hash index, built once a dict grows */
 } pdk_container;
 
 typedef struct pdk_object {
@@ -50,8 +49,9 @@ typedef struct pdk_object {
 
 struct pdckpt_value {
     atomic_uint             refs;
-    pdckpt_kind             kind;
-    int16_t                 np_scalar; /* BOOL/INT/FLOAT from a numpy scalar: dtype + 1, else 0 */
+    uint8_t                 kind;      /* a pdckpt_kind; bytes keep the header in 8 */
+    uint8_t                 np_scalar; /* BOOL/INT/FLOAT from a numpy scalar: dtype + 1, else 0 */
+    bool                    ordered;   /* DICT: a collections.OrderedDict in Python */
     const pdckpt_allocator *alloc;
     union {
         bool    b;

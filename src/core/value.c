@@ -333,6 +333,6 @@ bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype) {
         ok = dtype == PDCKPT_DTYPE_FLOAT64 ||
              (dtype == PDCKPT_DTYPE_FLOAT32 &&
               ((double)(float)value->u.f == value->u.f || value->u.f != value->u.f));
-    if (ok) value->np_scalar = (int16_t)(dtype + 1);
+    if (ok) value->np_scalar = (uint8_t)(dtype + 1);
     return ok;
 }
