@@ -164,9 +164,10 @@ static pdckpt_status save_into(const pdk_format *f, const pdckpt_value *root, pd
 
 /* One file through the atomic sink (temp, fsync, rename, fsync dir), with its sidecars. */
 static pdckpt_status save_one_file(const pdk_format *f, const pdckpt_value *root, const char *path,
-                                   const pdckpt_save_options *opts, pdckpt_error *err) {
+                                   const pdckpt_save_options *opts, bool inner, pdckpt_error *err) {
     pdk_sink *sink;
-    PDK_TRY(pdk_sink_open_atomic_file(path, opts->durable, opts->allocator, &sink, err));
+    PDK_TRY((inner ? pdk_sink_open_atomic_inner
+                   : pdk_sink_open_atomic_file)(path, opts->durable, opts->allocator, &sink, err));
     pdckpt_status st;
     if (opts->checksum && (st = pdk_sink_enable_checksum(sink, err)) != PDCKPT_OK) {
         pdk_sink_abort(sink);
@@ -185,8 +186,8 @@ static pdckpt_status save_one_file(const pdk_format *f, const pdckpt_value *root
     return st;
 }
 
-pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
-                            const pdckpt_save_options *given, pdckpt_error *err) {
+static pdckpt_status save_path(const pdckpt_value *root, const char *path,
+                               const pdckpt_save_options *given, bool inner, pdckpt_error *err) {
     pdk_error_reset(err);
     pdckpt_save_options opts;
     PDK_TRY(pdk_save_options_take(given, &opts, err));
@@ -203,9 +204,19 @@ pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
                         f->name);
     PDK_TRY(pdk_make_parent_dirs(path, err)); /* as paddle.save and Paddle's save ops do */
     pdckpt_status st = f->save_dir ? f->save_dir(root, path, &opts, err)
-                                   : save_one_file(f, root, path, &opts, err);
+                                   : save_one_file(f, root, path, &opts, inner, err);
     pdk_error_set_source(err, path);
     return st;
+}
+
+pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
+                            const pdckpt_save_options *given, pdckpt_error *err) {
+    return save_path(root, path, given, false, err);
+}
+
+pdckpt_status pdk_save_path_inner(const pdckpt_value *root, const char *path,
+                                  const pdckpt_save_options *given, pdckpt_error *err) {
+    return save_path(root, path, given, true, err);
 }
 
 pdckpt_status pdk_save_bytes(const pdckpt_value *root, const pdckpt_save_options *given,

@@ -92,6 +92,11 @@ pdckpt_status pdk_load_beneath(const char *dir, const char *name, const pdckpt_l
 bool pdk_load_indexed(const char *path, const pdckpt_load_options *opts, pdckpt_value **out);
 pdckpt_status pdk_save_path(const pdckpt_value *root, const char *path,
                             const pdckpt_save_options *opts, pdckpt_error *err);
+/* The same for a file inside a checkpoint directory (a sharded save's data files): a symbolic
+ * link at `path` is refused, never followed — also one planted after a caller's own check, as
+ * the rename then replaces the link itself. */
+pdckpt_status pdk_save_path_inner(const pdckpt_value *root, const char *path,
+                                  const pdckpt_save_options *given, pdckpt_error *err);
 pdckpt_status pdk_save_bytes(const pdckpt_value *root, const pdckpt_save_options *opts,
                              void **out_data, size_t *out_len, pdckpt_error *err);
 pdckpt_status pdk_save_callback(const pdckpt_value *root, const pdckpt_sink_ops *ops, void *self,

@@ -60,7 +60,7 @@ static pdckpt_status write_data(const pdk_dist *d, const pdk_shard_plan *p, cons
         o.format = p->format;
         st = pdk_path_join(dir, name, path, sizeof path, err);
         if (st == PDCKPT_OK) st = pdk_dist_data_target(path, err);
-        if (st == PDCKPT_OK) st = pdk_save_path(tree, path, &o, err);
+        if (st == PDCKPT_OK) st = pdk_save_path_inner(tree, path, &o, err);
     }
     pdckpt_value_free(tree);
     return st;

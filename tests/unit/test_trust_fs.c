@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "check.h"
+#include "formats/pdk_format.h"
 #include "io/pdk_io.h"
 #include "pb_build.h"
 #include "test_util.h"
@@ -287,6 +288,35 @@ static void test_save_through_symlink_keeps_link_and_mode(void) {
     free(root);
 }
 
+/* A sharded save's data files are written with pdk_save_path_inner: a link at the name is
+ * refused and its target left alone, whatever checked the name before. */
+static void test_inner_save_never_follows_a_link(void) {
+    char         *root = tu_tempdir(), *victim = join(root, "victim.bin");
+    char         *link = join(root, "0_1.distcp");
+    pdckpt_value *a = small_state(3);
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    CHECK(tu_write_file(victim, "keep me", 7) == 0);
+    CHECK(symlink("victim.bin", link) == 0);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_PICKLE;
+    CHECK(pdk_save_path_inner(a, link, &so, &err) == PDCKPT_ERR_ARGUMENT);
+    size_t len = 0;
+    char  *kept = tu_read_file(victim, &len);
+    CHECK(kept && len == 7 && memcmp(kept, "keep me", 7) == 0);
+    free(kept);
+    struct stat st;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(unlink(link) == 0); /* where nothing is, it writes */
+    CHECK_OK(pdk_save_path_inner(a, link, &so, &err), &err);
+    CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK_EQ_INT(tu_count_entries(root, "."), 2);
+    pdckpt_value_free(a);
+    free(victim);
+    free(link);
+    tu_rmtree(root);
+    free(root);
+}
+
 static void expect_not_replaced(const char *path, mode_t kind, const char *what) {
     pdckpt_value *s = small_state(5);
     pdckpt_error  err = PDCKPT_ERROR_INIT;
@@ -359,6 +389,7 @@ int main(void) {
     RUN(test_beneath_walk);
     RUN(test_save_into_foreign_directory);
     RUN(test_save_through_symlink_keeps_link_and_mode);
+    RUN(test_inner_save_never_follows_a_link);
     RUN(test_save_refuses_special_files);
     RUN(test_empty_saves);
     return CHECK_SUMMARY();

@@ -374,7 +374,7 @@ pdckpt_status pdckpt_sharded_write(const uint8_t *assignment, size_t len,
     PDK_TRY(pdckpt_sharded_data_file(assignment, len, shards, n_shards, dir, &tree, path,
                                      sizeof path, &o.format, err));
     pdckpt_status st = PDCKPT_OK;
-    if (pdckpt_value_len(tree) > 0) st = pdk_save_path(tree, path, &o, err);
+    if (pdckpt_value_len(tree) > 0) st = pdk_save_path_inner(tree, path, &o, err);
     pdckpt_value_free(tree);
     return st;
 }
