@@ -74,11 +74,7 @@ def test_data_file_that_is_a_symlink_is_not_followed(tmp_path, paddle_np, v26):
     if v26:  # Paddle 2.6 metadata: no dtype in LocalTensorMetadata
         _metadata_without_dtype(paddle, ck)
     outside = tmp_path / "outside.distcp"
-    os.rename(ck / "0_0.distcp", outside)
-    os.symlink(outside, ck / "0_0.distcp")
-    with pytest.raises(pdckpt.Error) as e:
-        pdckpt.load(str(ck))
-    assert "0_0.distcp" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+    _link_out_is_refused(ck, "0_0.distcp", outside)
     os.unlink(ck / "0_0.distcp")
     os.rename(outside, ck / "0_0.distcp")  # the same file in place loads
     assert pdckpt.load(str(ck))["w"].numpy().tolist() == [0, 1, 2, 3]
@@ -169,6 +165,15 @@ def test_a_nul_inside_a_file_name_or_key_is_refused_not_shortened(tmp_path, padd
     assert "0.metadata" in msg, msg
 
 
+def _link_out_is_refused(ck, name, outside):
+    """Moves ck/name to `outside`, puts a link to it at its name: the load refuses it, naming it."""
+    os.rename(ck / name, outside)
+    os.symlink(outside, ck / name)
+    with pytest.raises(pdckpt.Error) as e:
+        pdckpt.load(str(ck))
+    assert name in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+
+
 def test_metadata_that_is_a_symlink_is_not_followed(tmp_path, paddle_np):
     """"<id>.metadata" is a file inside the checkpoint like the data files: a link there to a
     valid metadata outside was followed (and the checkpoint loaded); now it is refused, naming
@@ -176,12 +181,7 @@ def test_metadata_that_is_a_symlink_is_not_followed(tmp_path, paddle_np):
     paddle, np = paddle_np
     ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
                      np.arange(4, dtype="float32"))
-    outside = tmp_path / "outside.metadata"
-    os.rename(ck / "0.metadata", outside)
-    os.symlink(outside, ck / "0.metadata")
-    with pytest.raises(pdckpt.Error) as e:
-        pdckpt.load(str(ck))
-    assert "0.metadata" in str(e.value) and "symbolic link" in str(e.value), str(e.value)
+    _link_out_is_refused(ck, "0.metadata", tmp_path / "outside.metadata")
 
 
 def _child_env():
