@@ -143,15 +143,19 @@ pdckpt_status pdk_make_parent_dirs(const char *path, pdckpt_error *err) {
     return pdk_make_dirs(dir, err);
 }
 
+/* The writer's pid in a temporary's tag ".pdckpt-tmp-<pid>-<hex>" at `tag`; 0 when it is none. */
+static long tag_pid(const char *tag) {
+    if (!tag || strncmp(tag, ".pdckpt-tmp-", 12) != 0) return 0;
+    char *end;
+    long  pid = strtol(tag + 12, &end, 10);
+    return *end == '-' && pid > 0 ? pid : 0;
+}
+
 /* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>"; 0 when the name is not ours. */
 static long temp_owner(const char *entry, const char *base) {
     size_t n = strlen(base);
     if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
-    const char *tag = entry + 1 + n;
-    if (strncmp(tag, ".pdckpt-tmp-", 12) != 0) return 0;
-    char *end;
-    long  pid = strtol(tag + 12, &end, 10);
-    return *end == '-' && pid > 0 ? pid : 0;
+    return tag_pid(entry + 1 + n);
 }
 
 /* Whether process `pid` still runs.  A zombie does not: a writer killed with SIGKILL whose parent
@@ -168,6 +172,15 @@ static bool pid_runs(long pid) {
     stat[n] = '\0';
     const char *paren = strrchr(stat, ')'); /* the command name may hold spaces and ')' */
     return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
+bool pdk_read_head_nofollow(const char *path, void *buf, size_t len) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && pread(fd, buf, len, 0) == (ssize_t)len;
+    close(fd);
+    return ok;
 }
 
 void pdk_remove_stale_temps(const char *path) {
@@ -342,11 +355,8 @@ pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t l
 /* Whether `name` is a ".<x>.pdckpt-tmp-<pid>-<hex>" temporary whose writer still runs (a save
  * into the same directory by another process, or by a thread of this one). */
 static bool live_writer(const char *name) {
-    const char *tag = strstr(name, ".pdckpt-tmp-");
-    if (!tag) return false;
-    char *end;
-    long  pid = strtol(tag + 12, &end, 10);
-    return *end == '-' && pid > 0 && pid_runs(pid);
+    long pid = tag_pid(strstr(name, ".pdckpt-tmp-"));
+    return pid > 0 && pid_runs(pid);
 }
 
 void pdk_sweep_temps(const char *dir, const char *base) {

@@ -197,6 +197,9 @@ pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdck
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
 /* Removes temps beside `path` left by writers that died (their pid no longer exists). */
 void pdk_remove_stale_temps(const char *path);
+/* Reads the first `len` bytes of `path` when it is a regular file reached without following a
+ * link (a sidecar of ours is told by its head; a link, FIFO or short file never is one). */
+bool pdk_read_head_nofollow(const char *path, void *buf, size_t len);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);

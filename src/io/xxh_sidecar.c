@@ -101,11 +101,8 @@ static int sidecar_state(const char *path) {
     if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
     if (!S_ISREG(st.st_mode)) return -1;
     char magic[sizeof MAGIC - 1];
-    int  fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+    bool ours = pdk_read_head_nofollow(path, magic, sizeof magic) &&
                 memcmp(magic, MAGIC, sizeof magic) == 0;
-    if (fd >= 0) close(fd);
     return ours ? 1 : -1;
 }
 

@@ -325,15 +325,8 @@ static bool worth_parsing(const pdckpt_value *root) {
  * that starts with the magic of some version. */
 static bool index_of_ours(const char *side) {
     char magic[8];
-    int  fd = open(side, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return false;
-    struct stat st;
-    bool        ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                pread(fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
-                !memcmp(magic, IDX_MAGIC_OLD, 6) && magic[6] >= '1' && magic[6] <= '9' &&
-                magic[7] == '\n';
-    close(fd);
-    return ours;
+    return pdk_read_head_nofollow(side, magic, sizeof magic) && !memcmp(magic, IDX_MAGIC_OLD, 6) &&
+           magic[6] >= '1' && magic[6] <= '9' && magic[7] == '\n';
 }
 
 /* Removes an index an earlier save left beside `path` (only a file that is one), so a save that
