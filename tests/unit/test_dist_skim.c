@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,12 +310,21 @@ typedef struct rewriter {
     const char    *path;
     const uint8_t *v[2];
     size_t         len;
-    volatile int   stop;
+    atomic_int     stop;
+    atomic_int     loads_started, loads_finished;
 } rewriter;
+
+/* Every other rewrite waits for one load begun after it to finish, so some loads run whole
+ * between rewrites however the machine schedules the two threads (a sleep alone did not: under
+ * ASan on a loaded CI machine all 300 loads overlapped a rewrite). */
+static void wait_for_a_quiet_load(rewriter *r) {
+    int first_after = atomic_load(&r->loads_started);
+    while (!atomic_load(&r->stop) && atomic_load(&r->loads_finished) <= first_after) usleep(100);
+}
 
 static void *rewrite_loop(void *arg) {
     rewriter *r = arg;
-    for (int i = 0; !r->stop; i++) {
+    for (int i = 0; !atomic_load(&r->stop); i++) {
         int fd = open(r->path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         if (fd < 0) continue;
         const uint8_t *b = r->v[i % 2];
@@ -323,7 +333,10 @@ static void *rewrite_loop(void *arg) {
             write(fd, b + half, r->len - half) != (ssize_t)(r->len - half))
             fprintf(stderr, "  rewrite %d: short write\n", i);
         close(fd);
-        usleep(1000); /* a load takes about as long: some run between two rewrites */
+        if (i % 2)
+            wait_for_a_quiet_load(r);
+        else
+            usleep(1000); /* a load takes about as long: others overlap a rewrite */
     }
     return NULL;
 }
@@ -355,13 +368,15 @@ static void test_rewritten_in_place_while_loading(void) {
     want[1] = load_w_box(box, &err);
     CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want[0], &err), &err);
     CHECK(want[1] && !pdckpt_value_equal(want[0], pdckpt_dict_get(want[1], "w")));
-    rewriter  r = {path, {a, b}, len, 0};
+    rewriter  r = {path, {a, b}, len, 0, 0, 0};
     pthread_t t;
     int       ok = 0, failed = 0, mixed = 0, other = 0;
     CHECK_EQ_INT(pthread_create(&t, NULL, rewrite_loop, &r), 0);
     for (int i = 0; i < 300; i++) {
-        pdckpt_error  e = PDCKPT_ERROR_INIT;
+        pdckpt_error e = PDCKPT_ERROR_INIT;
+        atomic_fetch_add(&r.loads_started, 1);
         pdckpt_value *got = load_w_box(box, &e);
+        atomic_fetch_add(&r.loads_finished, 1);
         if (got) {
             const pdckpt_value *g = pdckpt_dict_get(got, "w");
             bool                one = pdckpt_value_equal(g, want[0]) ||
@@ -375,7 +390,7 @@ static void test_rewritten_in_place_while_loading(void) {
         }
         pdckpt_value_free(got);
     }
-    r.stop = 1;
+    atomic_store(&r.stop, 1);
     pthread_join(t, NULL);
     fprintf(stderr, "  300 loads during rewrites: %d whole, %d clean errors, %d mixed\n", ok,
             failed, mixed);
