@@ -34,16 +34,23 @@ def op_of(rec, op):
 def contender_table(w, table):
     res = w["results"]
     names = [n for n, t in w["tables"].items() if t == table]
-    lines = ["| contender | " + " | ".join(label for _, label in OPS) + " | peak extra RSS | file |",
-             "|---|" + "---|" * (len(OPS) + 2)]
+    lines = ["| contender | " + " | ".join(label for _, label in OPS) +
+             " | peak extra RSS, load / save | file |", "|---|" + "---|" * (len(OPS) + 2)]
     for name in names:
         rec = res[name]
-        rss = max((m.get("peak_extra_rss_mib", 0) for m in rec.values() if isinstance(m, dict)),
-                  default=0)
         size = rec.get("file_bytes")
         lines.append(f"| {name} | " + " | ".join(cell(op_of(rec, op)) for op, _ in OPS) +
-                     f" | {rss:.0f} MiB | " + (f"{size / 2**20:.1f} MiB |" if size else "— |"))
+                     f" | {peak_of(rec, 'load')} / {peak_of(rec, 'save')} | " +
+                     (f"{size / 2**20:.1f} MiB |" if size else "— |"))
     return lines
+
+
+def peak_of(rec, kind):
+    """The highest peak extra RSS among a contender's loads (or saves): kept apart, since a
+    save's peak (Paddle's pickling copy) says nothing about its load's."""
+    peaks = [m["peak_extra_rss_mib"] for op, m in rec.items()
+             if op.startswith(kind) and isinstance(m, dict) and "peak_extra_rss_mib" in m]
+    return f"{max(peaks):.0f} MiB" if peaks else "—"
 
 
 def limits_table(w):
@@ -205,7 +212,8 @@ def main():
            f"); machine: {report['machine']['cpus']} CPUs, `{report['machine']['uname']}`.  "
            "Every contender of a table gets the same input and returns the same kind of output.  "
            "Times are medians with min–max; *peak extra RSS* is the process's peak above its "
-           "RSS before the operation (for saves the state is already in memory).  "
+           "RSS before the operation, the highest among a contender's loads and among its saves "
+           "(for saves the state is already in memory).  "
            "Raw data: [bench/results.json](bench/results.json); chart: "
            "[bench/chart.png](bench/chart.png).", ""]
     out += targets(report)
