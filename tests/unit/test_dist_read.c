@@ -61,7 +61,7 @@ static uint64_t volume(int32_t n, const int64_t *shape) {
     return v;
 }
 
-/* Whether element index `i` of the overlap maps to the C-order offsets *s (piece), *t (box). */
+/* The C-order element offsets in the piece (*s) and in the box (*t) of the overlap's element i. */
 static void element_offsets(const layout *l, uint64_t i, uint64_t *s, uint64_t *t) {
     uint64_t ss = 1, ts = 1;
     *s = *t = 0;
