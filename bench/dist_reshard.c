@@ -7,8 +7,11 @@
  * grid (2 x size/2), on the copy path (zero_copy off: every byte lands in the caller's memory)
  * and zero-copy (the loaded bytes are then read once, so a lazy mapping is not timed as free).
  * ROUNDS rounds, the layouts taking turns within each (warm page cache).  Prints one JSON line:
- * per path and layout the median and best wall seconds and the median CPU seconds of all ranks
- * (which a busy machine disturbs less), and their ratios to the same-topology load.
+ * per path and layout the median and best wall seconds, the median CPU seconds of all ranks
+ * (which a busy machine disturbs less) and their ratios to the same-topology load, and the
+ * median page faults of all ranks in a load (how many of the boxes' pages were fresh: the C
+ * library's heap reuses some of the previous load's freed boxes and not others, and half of a
+ * same-topology load is its box's first touch; bench/NOTES.md).
  *
  *   mpirun -n 4 --oversubscribe build/bench/pdckpt_bench_dist_reshard DIR [TENSORS] [ROWS] [COLS]
  */
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static int     rank, size;
 static int64_t n_tensors = 8, rows = 2048, cols = 2048;
@@ -76,10 +80,22 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* This process's minor page faults so far. */
+static double faults(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_minflt;
+}
+
+/* One load's figures: wall seconds (barrier to barrier), CPU seconds and page faults of all
+ * ranks together. */
+typedef struct sample {
+    double wall, cpu, faults;
+} sample;
+
 /* One load of every tensor's box of layout `parts` (NULL: row bands shifted by half a band, the
- * last rank's by minus half): *wall gets its wall seconds (barrier to barrier), *cpu the CPU
- * seconds of all ranks together. */
-static void load(const char *dir, const int64_t *parts, bool zero_copy, double *wall, double *cpu) {
+ * last rank's by minus half). */
+static sample load(const char *dir, const int64_t *parts, bool zero_copy) {
     int64_t             global[2] = {rows, cols}, off[2], shape[2], band[2] = {size, 1};
     pdckpt_mpi_request *reqs = calloc((size_t)n_tensors, sizeof *reqs);
     char(*keys)[32] = calloc((size_t)n_tensors, sizeof *keys);
@@ -94,55 +110,67 @@ static void load(const char *dir, const int64_t *parts, bool zero_copy, double *
     pdckpt_value *out = NULL;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     MPI_Barrier(MPI_COMM_WORLD);
-    double t0 = bench_wall(), c0 = bench_cpu();
+    double t0 = bench_wall(), c0 = bench_cpu(), f0 = faults();
     if (pdckpt_mpi_load_sharded(MPI_COMM_WORLD, dir, reqs, (size_t)n_tensors, &o, &out, &err) !=
         PDCKPT_OK)
         die("load", &err);
     volatile double sink = zero_copy ? touch(out) : 0;
     (void)sink;
-    double mine = bench_cpu() - c0;
+    double mine[2] = {bench_cpu() - c0, faults() - f0}, all[2];
     MPI_Barrier(MPI_COMM_WORLD);
-    *wall = bench_wall() - t0;
-    MPI_Allreduce(&mine, cpu, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    sample got = {bench_wall() - t0, 0, 0};
+    MPI_Allreduce(mine, all, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    got.cpu = all[0];
+    got.faults = all[1];
     pdckpt_value_free(out);
     free(reqs);
     free(keys);
+    return got;
 }
 
 #define ROUNDS  15
 #define LAYOUTS 4
 
-/* t[z][l][r], c[z][l][r]: wall and CPU seconds of path z (copy, zero-copy), layout l (same,
- * shifted rows, columns, blocks), round r.  The layouts take turns within a round, so a burst
- * of other jobs on the machine falls on all of them alike. */
-static void run_rounds(const char *dir, double t[2][LAYOUTS][ROUNDS],
-                       double c[2][LAYOUTS][ROUNDS]) {
+/* t[z][l][r], c[z][l][r], f[z][l][r]: wall seconds, CPU seconds and page faults of path z (copy,
+ * zero-copy), layout l (same, shifted rows, columns, blocks), round r.  The layouts take turns
+ * within a round, so a burst of other jobs on the machine falls on all of them alike. */
+static void run_rounds(const char *dir, double t[2][LAYOUTS][ROUNDS], double c[2][LAYOUTS][ROUNDS],
+                       double f[2][LAYOUTS][ROUNDS]) {
     int64_t        row[2] = {size, 1}, col[2] = {1, size}, block[2] = {2, size / 2};
     const int64_t *parts[LAYOUTS] = {row, NULL, col, block};
     for (int r = 0; r < ROUNDS; r++)
         for (int z = 0; z < 2; z++)
-            for (int l = 0; l < LAYOUTS; l++) load(dir, parts[l], z, &t[z][l][r], &c[z][l][r]);
+            for (int l = 0; l < LAYOUTS; l++) {
+                sample s = load(dir, parts[l], z);
+                t[z][l][r] = s.wall;
+                c[z][l][r] = s.cpu;
+                f[z][l][r] = s.faults;
+            }
 }
 
-/* One JSON object per path: best and median wall seconds of each layout, the ratios of the
- * medians (and of the bests) to the same-topology load, and the ratios of median CPU seconds. */
-static void report(double t[2][LAYOUTS][ROUNDS], double c[2][LAYOUTS][ROUNDS]) {
+/* One JSON object per path: best and median wall seconds of each layout, median CPU seconds and
+ * page faults, the ratios of the medians (and of the bests) to the same-topology load, and the
+ * ratios of median CPU seconds. */
+static void report(double t[2][LAYOUTS][ROUNDS], double c[2][LAYOUTS][ROUNDS],
+                   double f[2][LAYOUTS][ROUNDS]) {
     static const char *name[LAYOUTS] = {"same", "row", "col", "block"};
     printf("{\"ranks\": %d, \"tensors\": %lld, \"rows\": %lld, \"cols\": %lld, "
            "\"rounds\": %d",
            size, (long long)n_tensors, (long long)rows, (long long)cols, ROUNDS);
     for (int z = 0; z < 2; z++) {
-        double best[LAYOUTS], med[LAYOUTS], cpu[LAYOUTS];
+        double best[LAYOUTS], med[LAYOUTS], cpu[LAYOUTS], flt[LAYOUTS];
         for (int l = 0; l < LAYOUTS; l++) {
             best[l] = t[z][l][0];
             for (int r = 1; r < ROUNDS; r++) best[l] = t[z][l][r] < best[l] ? t[z][l][r] : best[l];
             med[l] = median(t[z][l], ROUNDS);
             cpu[l] = median(c[z][l], ROUNDS);
+            flt[l] = median(f[z][l], ROUNDS);
         }
         printf(", \"%s\": {", z ? "zero_copy" : "copy");
         for (int l = 0; l < LAYOUTS; l++)
-            printf("%s\"%s_s\": %.4f, \"%s_best_s\": %.4f, \"%s_cpu_s\": %.4f", l ? ", " : "",
-                   name[l], med[l], name[l], best[l], name[l], cpu[l]);
+            printf("%s\"%s_s\": %.4f, \"%s_best_s\": %.4f, \"%s_cpu_s\": %.4f, \"%s_faults\": %.0f",
+                   l ? ", " : "", name[l], med[l], name[l], best[l], name[l], cpu[l], name[l],
+                   flt[l]);
         for (int l = 1; l < LAYOUTS; l++)
             printf(", \"%s_ratio\": %.2f, \"%s_best_ratio\": %.2f, \"%s_cpu_ratio\": %.2f", name[l],
                    med[l] / med[0], name[l], best[l] / best[0], name[l], cpu[l] / cpu[0]);
@@ -164,9 +192,9 @@ int main(int argc, char **argv) {
     if (argc > 3) rows = strtoll(argv[3], NULL, 10);
     if (argc > 4) cols = strtoll(argv[4], NULL, 10);
     save(argv[1]);
-    static double t[2][LAYOUTS][ROUNDS], c[2][LAYOUTS][ROUNDS];
-    run_rounds(argv[1], t, c);
-    if (rank == 0) report(t, c);
+    static double t[2][LAYOUTS][ROUNDS], c[2][LAYOUTS][ROUNDS], f[2][LAYOUTS][ROUNDS];
+    run_rounds(argv[1], t, c, f);
+    if (rank == 0) report(t, c, f);
     MPI_Finalize();
     return 0;
 }

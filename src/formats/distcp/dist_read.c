@@ -11,9 +11,13 @@
 #include <string.h>
 
 /* Runs closer than this are read together, the gaps with them: reading a gap from the page
- * cache costs about 0.1 ns a byte, a system call 0.3-0.5 us, so gaps of a few KiB cost more
- * than a read of their own (measured: a column band of 2 KiB runs 6 KiB apart loads in 0.017 s
- * CPU read run by run, 0.030 s read as the covering rows; 2048 x 2048 float32, 8 tensors). */
+ * cache costs about 0.13 ns a byte, a read of its own 0.35-0.45 us beyond its bytes, so gaps of
+ * a few KiB cost more than a read of their own (measured: a column band of 2 KiB runs 6 KiB
+ * apart loads in 0.017 s CPU read run by run, 0.030 s read as the covering rows; 2048 x 2048
+ * float32, 8 tensors; per KiB of 2 KiB runs 6 KiB apart, 350 ns a pread each, 490-560 through
+ * the window).  One preadv per stretch, gaps into a junk buffer, is no better for runs up to
+ * 1 KiB and better for 2-16 KiB runs with gaps under 2 KiB, which a reshard seldom has
+ * (bench/NOTES.md, fourth pass). */
 #define READ_GAP ((uint64_t)2 << 10)
 /* Runs this long go straight into the box, without the scratch window. */
 #define READ_DIRECT ((uint64_t)256 << 10)

@@ -366,8 +366,11 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
 
 /* ---- dist_read.c: overlaps read from a skimmed data file (zero_copy off) ---- */
 
-/* The window a strided overlap is read through (the caller's scratch buffer holds this much). */
-#define PDK_DIST_READ_CHUNK ((size_t)1 << 20)
+/* The window a strided overlap is read through (the caller's scratch buffer holds this much):
+ * small enough to stay in the L2 cache between the read into it and the copies out of it (a
+ * 1 MiB window made 1 KiB runs 1 KiB apart cost 370-385 ns a KiB against 253-292 through
+ * 256 KiB; a column band of 512 B runs 1.5 KiB apart, 9 % less CPU in the whole load). */
+#define PDK_DIST_READ_CHUNK ((size_t)256 << 10)
 
 /* One overlap to copy: the piece's data starts at file offset `at` and is a C-order array of
  * src_shape; the overlap `shape` at src_off goes to dst (dst_shape, at dst_off). */
