@@ -235,6 +235,27 @@ static void plan_layout(const read_how *how, int fd, size_t size, layout *lay) {
     if (pl) pdk_free(how->a, pl, n * sizeof *pl);
 }
 
+/* Reads the file's [0, size) into base: a large cold file with O_DIRECT (cold_read.c), any
+ * other (or one whose file system refuses O_DIRECT) by read_parts.  Returns 0 or an errno. */
+static int read_into(int fd, uint8_t *base, size_t size, const read_how *how, bool *ended) {
+    size_t cached = 0;
+    bool   known = size >= PDK_DIRECT_MIN_BYTES && !how->lay->n && pdk_direct_enabled() &&
+                 pdk_cached_bytes(fd, size, &cached);
+    if (pdk_direct_pays(size, (uintptr_t)base, how->lay->n, known, cached)) {
+        int e = pdk_read_direct(fd, base, size, pdk_direct_readers(how->threads), ended);
+        if (e >= 0) return e;
+    }
+    read_part parts[MAX_READ_THREADS];
+    unsigned  n = read_threads(size, how->threads);
+    read_parts(fd, base, how->lay, how->placer, size, n, parts);
+    int e = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!e) e = parts[i].err;
+        *ended = *ended || parts[i].ended;
+    }
+    return e;
+}
+
 /* One attempt: *changed when the file was written (size, mtime or ctime moved) meanwhile. */
 static pdckpt_status read_once(int fd, const char *path, const struct stat *before,
                                const read_how *how, pdckpt_buffer **out, bool *changed,
@@ -247,16 +268,9 @@ static pdckpt_status read_once(int fd, const char *path, const struct stat *befo
     pdckpt_buffer *buf = total ? pdk_buffer_new_alloc(how->a, total + room, false) : NULL;
     if (total && !buf) return layout_free(how->a, how->lay), pdk_fail_nomem(err, "file contents");
     if (buf) advise_pages(how->a, pdk_buffer_data(buf), total);
-    read_part parts[MAX_READ_THREADS];
-    unsigned  n = read_threads(size, how->threads);
-    read_parts(fd, buf ? pdk_buffer_data(buf) : NULL, how->lay, how->placer, size, n, parts);
-    struct stat after;
-    int         e = 0;
     bool        ended = false;
-    for (unsigned i = 0; i < n; i++) {
-        if (!e) e = parts[i].err;
-        ended = ended || parts[i].ended;
-    }
+    int         e = read_into(fd, buf ? pdk_buffer_data(buf) : NULL, size, how, &ended);
+    struct stat after;
     if (!e && fstat(fd, &after) != 0) e = errno;
     *changed = !e && (ended || !same_version(before, &after));
     if (e || *changed) {

@@ -72,6 +72,25 @@ pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *sho
 /* True when `devices` (sysfs' virtio device directory) has a balloon that reports free pages to
  * the host: then large reads are faulted in with 4 KiB pages, not huge ones (input.c). */
 bool pdk_free_pages_reported(const char *devices);
+
+/* ---- cold reads with O_DIRECT (cold_read.c) ---- */
+
+/* Files from this size on may be read with O_DIRECT when cold; buffer and offsets align to
+ * PDK_DIRECT_ALIGN; this many readers keep requests queued unless `threads=` says otherwise. */
+#define PDK_DIRECT_MIN_BYTES ((size_t)32 << 20)
+#define PDK_DIRECT_ALIGN     4096u
+#define PDK_DIRECT_READERS   4u
+/* The bytes of fd's [0, size) in the page cache (cachestat(2)); false when it cannot tell. */
+bool pdk_cached_bytes(int fd, size_t size, size_t *cached);
+/* Whether a read of `size` bytes into `base` goes with O_DIRECT: large, aligned, not a placed
+ * read (its filler shifts the bytes off the blocks), known to be mostly (> 7/8) uncached. */
+bool     pdk_direct_pays(size_t size, uintptr_t base, size_t n_places, bool known, size_t cached);
+unsigned pdk_direct_readers(uint32_t threads);
+/* False when PDCKPT_DIRECT_READ=0 is in the environment: every read buffered. */
+bool pdk_direct_enabled(void);
+/* Reads [0, size) with O_DIRECT by `readers` threads: 0, an errno, or -1 when the descriptor
+ * cannot take O_DIRECT (nothing read: read it buffered).  *ended: the file was shorter. */
+int  pdk_read_direct(int fd, uint8_t *base, size_t size, unsigned readers, bool *ended);
 void pdk_input_from_memory(const void *data, size_t len, bool zero_copy, pdk_input *out);
 void pdk_input_close(pdk_input *in);
 

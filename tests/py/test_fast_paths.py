@@ -154,6 +154,39 @@ def test_threads_read_the_same_bytes(tmp_path):
         pdckpt.load(path, threads=-1)
 
 
+def evict(path):
+    """Drops the file's pages from the page cache (synced first), as a cold load starts."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("direct", ["1", "0"])
+def test_cold_loads_read_the_same_bytes(tmp_path, monkeypatch, direct):
+    """A cold file of 32 MiB and more is read with O_DIRECT (src/io/cold_read.c), or buffered
+    with PDCKPT_DIRECT_READ=0: the same arrays and Tensors, the tail past the last 4 KiB block
+    included, for any number of readers."""
+    monkeypatch.setenv("PDCKPT_DIRECT_READ", direct)
+    rng = np.random.default_rng(5)
+    state = {f"w{i}": rng.standard_normal((1 << 20) + 37 * i).astype(np.float32)
+             for i in range(10)}  # 40 MiB, an odd tail
+    path = tmp_path / "cold.safetensors"
+    pdckpt.save(state, path)
+    assert os.path.getsize(path) % 4096
+    for threads in (0, 1, 3):
+        evict(path)
+        got = pdckpt.load(path, threads=threads, return_numpy=True)
+        for k, v in state.items():
+            np.testing.assert_array_equal(got[k], v)
+    evict(path)
+    got = pdckpt.load(path)  # paddle.Tensors over the same buffer
+    for k, v in state.items():
+        np.testing.assert_array_equal(got[k].numpy(), v)
+
+
 def test_tensor_saves_in_c_write_what_the_python_path_writes(tmp_path, monkeypatch):
     paddle.seed(3)
     model = paddle.nn.Sequential(paddle.nn.Linear(5, 7), paddle.nn.Linear(7, 3))

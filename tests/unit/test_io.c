@@ -3,16 +3,21 @@
  * test_io.c — atomic saves: a failed save leaves the old file intact and no temp behind; a reader
  * holding the old mapping keeps reading the old bytes after a replace; caller sinks see commit or
  * abort; progress callbacks can cancel; a virtio balloon that reports free pages is recognised
- * (large reads then use 4 KiB pages).
+ * (large reads then use 4 KiB pages); a large cold file is read with O_DIRECT only when that pays
+ * (size, alignment, no placed filler, mostly uncached) and its bytes come back exact, tail and all.
  */
+#define _GNU_SOURCE /* O_DIRECT */
 #include "check.h"
 #include "io/pdk_io.h"
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static pdckpt_value *one_tensor_dict(unsigned seed, int64_t n) {
     pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
@@ -167,11 +172,76 @@ static void test_free_page_reporting(void) {
     CHECK(!pdk_free_pages_reported("/nonexistent/virtio/devices"));
 }
 
+static void test_direct_decision(void) {
+    const size_t big = PDK_DIRECT_MIN_BYTES, page = PDK_DIRECT_ALIGN;
+    CHECK(pdk_direct_pays(big, page * 16, 0, true, 0));
+    CHECK(pdk_direct_pays(big, page * 16, 0, true, big / 8)); /* a few pages cached: still cold */
+    CHECK(!pdk_direct_pays(big, page * 16, 0, true, big / 8 + page)); /* warm: copy from memory */
+    CHECK(!pdk_direct_pays(big - 1, page * 16, 0, true, 0));          /* small: one buffered read */
+    CHECK(!pdk_direct_pays(big, page * 16 + 64, 0, true, 0));         /* buffer off the blocks */
+    CHECK(!pdk_direct_pays(big, page * 16, 3, true, 0));  /* placed read: filler shifts the bytes */
+    CHECK(!pdk_direct_pays(big, page * 16, 0, false, 0)); /* cache state unknown: buffered */
+    CHECK_EQ_INT(pdk_direct_readers(0), PDK_DIRECT_READERS);
+    CHECK_EQ_INT(pdk_direct_readers(1), 1);
+    CHECK_EQ_INT(pdk_direct_readers(1000), 64);
+    CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0 && pdk_direct_enabled());
+    CHECK(setenv("PDCKPT_DIRECT_READ", "0", 1) == 0 && !pdk_direct_enabled());
+    CHECK(setenv("PDCKPT_DIRECT_READ", "1", 1) == 0 && pdk_direct_enabled());
+    CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0);
+}
+
+/* A file of `len` pseudo-random bytes, synced and dropped from the page cache. */
+static uint8_t *cold_file(const char *path, size_t len) {
+    uint8_t *data = malloc(len);
+    CHECK(data != NULL);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < len; i++) data[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 24);
+    CHECK(tu_write_file(path, data, len) == 0);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0 && fsync(fd) == 0);
+    CHECK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+    close(fd);
+    return data;
+}
+
+static void test_cold_read(void) {
+    char        *dir = tu_tempdir(), path[512];
+    const size_t len = PDK_DIRECT_MIN_BYTES + 5 * 4096 + 123; /* a tail past the last block */
+    snprintf(path, sizeof path, "%s/cold.bin", dir);
+    uint8_t     *want = cold_file(path, len);
+    pdk_input    in;
+    pdckpt_error err;
+    memset(&err, 0, sizeof err);
+    CHECK(pdk_input_open_file(path, false, NULL, &in, &err) == PDCKPT_OK); /* the load's read */
+    CHECK(in.len == len && memcmp(in.data, want, len) == 0);
+    pdk_input_close(&in);
+    free(cold_file(path, len));
+    int    fd = open(path, O_RDONLY);
+    size_t cached = len;
+    if (pdk_cached_bytes(fd, len, &cached)) CHECK(cached <= len / 8); /* the eviction took */
+    size_t   cap = len + 2 * PDK_DIRECT_ALIGN;
+    uint8_t *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(buf != MAP_FAILED);
+    bool ended = true;
+    int  e = pdk_read_direct(fd, buf, len, 3, &ended);
+    CHECK(e == 0 || e == -1); /* -1: this file system takes no O_DIRECT (the load reads buffered) */
+    if (e == 0) CHECK(!ended && memcmp(buf, want, len) == 0);
+    CHECK(!(fcntl(fd, F_GETFL) & O_DIRECT)); /* left as it came: a retry may read buffered */
+    if (e == 0) CHECK(pdk_read_direct(fd, buf, len + 8192, 2, &ended) == 0 && ended); /* short */
+    munmap(buf, cap);
+    close(fd);
+    tu_rmtree(dir);
+    free(dir);
+    free(want);
+}
+
 int main(void) {
     RUN(test_failed_save_keeps_old_file);
     RUN(test_mapped_reader_survives_replace);
     RUN(test_caller_sink);
     RUN(test_cancel);
     RUN(test_free_page_reporting);
+    RUN(test_direct_decision);
+    RUN(test_cold_read);
     return CHECK_SUMMARY();
 }
