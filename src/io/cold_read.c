@@ -8,8 +8,8 @@
  * queued and sees one ascending stream.  A file mostly in the page cache keeps the buffered read
  * (a copy from memory is faster than the disk), and so does a file system that refuses O_DIRECT:
  * the first refusal turns the flag off and the same pread runs buffered.  The file is left as
- * uncached as it was: a second load of it reads the disk again (PDCKPT_DIRECT_READ=0 in the
- * environment keeps every read buffered, for callers that load one file many times over).
+ * uncached as it was: a second load of it reads the disk again.  Hence opt-in:
+ * PDCKPT_DIRECT_READ=1 in the environment (pdk_direct_enabled).
  */
 #define _GNU_SOURCE /* O_DIRECT */
 #include "pdk_io.h"
@@ -55,9 +55,13 @@ bool pdk_direct_pays(size_t size, uintptr_t base, size_t n_places, bool known, s
            cached <= size / 8;
 }
 
+/* Opt-in: a file read with O_DIRECT stays out of the page cache, so a process that loads one
+ * file again (an evaluation loop, a script run twice) never gets the warm read, and ranks of one
+ * node loading the same file each read the disk -- on a slow or shared file system those cost
+ * far more than the CPU a cold buffered read spends on the page cache's pages. */
 bool pdk_direct_enabled(void) {
     const char *env = getenv("PDCKPT_DIRECT_READ");
-    return !env || strcmp(env, "0") != 0;
+    return env && strcmp(env, "1") == 0;
 }
 
 unsigned pdk_direct_readers(uint32_t threads) {

@@ -86,7 +86,7 @@ bool pdk_cached_bytes(int fd, size_t size, size_t *cached);
  * read (its filler shifts the bytes off the blocks), known to be mostly (> 7/8) uncached. */
 bool     pdk_direct_pays(size_t size, uintptr_t base, size_t n_places, bool known, size_t cached);
 unsigned pdk_direct_readers(uint32_t threads);
-/* False when PDCKPT_DIRECT_READ=0 is in the environment: every read buffered. */
+/* True when PDCKPT_DIRECT_READ=1 is in the environment (O_DIRECT for cold files is opt-in). */
 bool pdk_direct_enabled(void);
 /* Reads [0, size) with O_DIRECT by `readers` threads: 0, an errno, or -1 when the descriptor
  * cannot take O_DIRECT (nothing read: read it buffered).  *ended: the file was shorter. */

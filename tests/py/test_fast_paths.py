@@ -166,9 +166,9 @@ def evict(path):
 
 @pytest.mark.parametrize("direct", ["1", "0"])
 def test_cold_loads_read_the_same_bytes(tmp_path, monkeypatch, direct):
-    """A cold file of 32 MiB and more is read with O_DIRECT (src/io/cold_read.c), or buffered
-    with PDCKPT_DIRECT_READ=0: the same arrays and Tensors, the tail past the last 4 KiB block
-    included, for any number of readers."""
+    """A cold file of 32 MiB and more is read with O_DIRECT under PDCKPT_DIRECT_READ=1
+    (src/io/cold_read.c), or buffered (the default): the same arrays and Tensors, the tail past
+    the last 4 KiB block included, for any number of readers."""
     monkeypatch.setenv("PDCKPT_DIRECT_READ", direct)
     rng = np.random.default_rng(5)
     state = {f"w{i}": rng.standard_normal((1 << 20) + 37 * i).astype(np.float32)

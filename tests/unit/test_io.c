@@ -184,7 +184,7 @@ static void test_direct_decision(void) {
     CHECK_EQ_INT(pdk_direct_readers(0), PDK_DIRECT_READERS);
     CHECK_EQ_INT(pdk_direct_readers(1), 1);
     CHECK_EQ_INT(pdk_direct_readers(1000), 64);
-    CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0 && pdk_direct_enabled());
+    CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0 && !pdk_direct_enabled()); /* opt-in */
     CHECK(setenv("PDCKPT_DIRECT_READ", "0", 1) == 0 && !pdk_direct_enabled());
     CHECK(setenv("PDCKPT_DIRECT_READ", "1", 1) == 0 && pdk_direct_enabled());
     CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0);
@@ -212,7 +212,9 @@ static void test_cold_read(void) {
     pdk_input    in;
     pdckpt_error err;
     memset(&err, 0, sizeof err);
+    CHECK(setenv("PDCKPT_DIRECT_READ", "1", 1) == 0);                      /* opt-in */
     CHECK(pdk_input_open_file(path, false, NULL, &in, &err) == PDCKPT_OK); /* the load's read */
+    CHECK(unsetenv("PDCKPT_DIRECT_READ") == 0);
     CHECK(in.len == len && memcmp(in.data, want, len) == 0);
     pdk_input_close(&in);
     free(cold_file(path, len));
