@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,17 +305,19 @@ static void test_converted_piece_read_whole(void) {
 /* A data file rewritten in place (truncated, then written in two halves) by another program
  * while copy-path loads run: every load returns the box of one version whole, or a clean error;
  * never a mix, never a signal.  Versions A and B differ only in w's payload, so a skim of one
- * and reads of the other would mix them unnoticed but for the check after the reads. */
+ * and reads of the other would mix them unnoticed but for the check after the reads.  After
+ * each rewrite the rewriter waits for two more loads to end, so the second of them ran between
+ * two rewrites (it must load whole) however slow the machine; the first may overlap it. */
 typedef struct rewriter {
     const char    *path;
     const uint8_t *v[2];
     size_t         len;
-    volatile int   stop;
+    atomic_int     stop, loads_done, rewrites;
 } rewriter;
 
 static void *rewrite_loop(void *arg) {
     rewriter *r = arg;
-    for (int i = 0; !r->stop; i++) {
+    for (int i = 0; !atomic_load(&r->stop); i++) {
         int fd = open(r->path, O_WRONLY | O_TRUNC | O_CLOEXEC);
         if (fd < 0) continue;
         const uint8_t *b = r->v[i % 2];
@@ -323,7 +326,9 @@ static void *rewrite_loop(void *arg) {
             write(fd, b + half, r->len - half) != (ssize_t)(r->len - half))
             fprintf(stderr, "  rewrite %d: short write\n", i);
         close(fd);
-        usleep(1000); /* a load takes about as long: some run between two rewrites */
+        atomic_fetch_add(&r->rewrites, 1);
+        int then = atomic_load(&r->loads_done);
+        while (!atomic_load(&r->stop) && atomic_load(&r->loads_done) < then + 2) usleep(200);
     }
     return NULL;
 }
@@ -355,11 +360,14 @@ static void test_rewritten_in_place_while_loading(void) {
     want[1] = load_w_box(box, &err);
     CHECK_OK(pdckpt_shard_slice(w, box, box + 2, &want[0], &err), &err);
     CHECK(want[1] && !pdckpt_value_equal(want[0], pdckpt_dict_get(want[1], "w")));
-    rewriter  r = {path, {a, b}, len, 0};
+    rewriter  r = {path, {a, b}, len, 0, 0, 0};
     pthread_t t;
     int       ok = 0, failed = 0, mixed = 0, other = 0;
     CHECK_EQ_INT(pthread_create(&t, NULL, rewrite_loop, &r), 0);
-    for (int i = 0; i < 300; i++) {
+    /* 300 loads, and on until 30 rewrites have ended: a load takes ~50 us, a rewrite longer,
+     * and a rewriter descheduled on a busy machine could otherwise span every load */
+    int n = 0;
+    for (; n < 300 || (atomic_load(&r.rewrites) < 30 && n < 1000000); n++) {
         pdckpt_error  e = PDCKPT_ERROR_INIT;
         pdckpt_value *got = load_w_box(box, &e);
         if (got) {
@@ -374,14 +382,15 @@ static void test_rewritten_in_place_while_loading(void) {
             other++;
         }
         pdckpt_value_free(got);
+        atomic_fetch_add(&r.loads_done, 1);
     }
-    r.stop = 1;
+    atomic_store(&r.stop, 1);
     pthread_join(t, NULL);
-    fprintf(stderr, "  300 loads during rewrites: %d whole, %d clean errors, %d mixed\n", ok,
-            failed, mixed);
+    fprintf(stderr, "  %d loads during %d rewrites: %d whole, %d clean errors, %d mixed\n", n,
+            atomic_load(&r.rewrites), ok, failed, mixed);
     CHECK_EQ_INT(mixed, 0);
     CHECK_EQ_INT(other, 0);
-    CHECK(ok > 0);
+    CHECK(ok > 0 && atomic_load(&r.rewrites) >= 30);
     unlink(path);
     CHECK_EQ_INT(tu_write_file(path, a, len), 0);
     pdckpt_value_free(want[0]);
