@@ -14,6 +14,10 @@
 set -uo pipefail
 bin="$1" fx="$2" trials="${3:-200}" work="${4:-}"
 [[ -x "$bin" && -d "$fx" ]] || { echo "usage: $0 PDCKPT_BIN FIXTURES_DIR [TRIALS] [WORKDIR]" >&2; exit 2; }
+# Seeded kill moments (PDCKPT_CRASH_SEED, as tests/py/test_crash_consistency.py): a failure can be
+# replayed (the moments still shift with the machine's speed, which sets the span).
+seed="${PDCKPT_CRASH_SEED:-8}"
+RANDOM=$seed
 if [[ -z "$work" ]]; then work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work"
 
@@ -51,7 +55,7 @@ for c in "${cases[@]}"; do
     delay=$(( (RANDOM * 32768 + RANDOM) % span ))
     "$bin" convert "$s" "$dir/t/$out" $o >/dev/null 2>&1 &
     pid=$!
-    sleep "$(printf '0.%06d' "$delay")"
+    sleep "$(printf '%d.%06d' $((delay / 1000000)) $((delay % 1000000)))"
     kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     got=$(digest "$dir/t/$out")
     if [[ $got == "$d_old" ]]; then cur=old
@@ -73,5 +77,5 @@ for c in "${cases[@]}"; do
   echo "$fmt: trials=$n kept=$k_old replaced=$k_new temps_left_by_kill=$k_tmp torn=$k_torn debris=$k_debris save_us=$(( t1 - t0 ))"
   total=$((total + n)) torn=$((torn + k_torn)) debris=$((debris + k_debris))
 done
-echo "crash_cli: trials=$total torn=$torn debris=$debris"
+echo "crash_cli: trials=$total torn=$torn debris=$debris seed=$seed"
 [[ $torn -eq 0 && $debris -eq 0 ]]

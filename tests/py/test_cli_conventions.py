@@ -43,13 +43,13 @@ def ckpt(tmp_path):
     return path
 
 
-def test_option_spellings_and_order(ckpt, tmp_path):
+def test_option_spellings_and_order(ckpt, tmp_path, monkeypatch):
     a = run_cli("ls", "--format", "pickle", "--json", ckpt, check=0).stdout
     assert run_cli("ls", "--format=pickle", "--json", ckpt, check=0).stdout == a
     assert run_cli("ls", ckpt, "--json", "--format=pickle", check=0).stdout == a
     dashed = tmp_path / "-odd.pdparams"
     shutil.copy(ckpt, dashed)
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the next tests start where this one did
     assert json.loads(run_cli("ls", "--json", "--", "-odd.pdparams", check=0).stdout)["tensors"]
     assert "unknown option '-o'" in run_cli("ls", "-odd.pdparams", check=2).stderr
 
@@ -140,8 +140,8 @@ def _dashed_cases(a, b, out):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_takes_double_dash_and_opt_equals_value(command, tmp_path):
-    os.chdir(tmp_path)
+def test_every_command_takes_double_dash_and_opt_equals_value(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     pdckpt.save({"w": np.ones(3, np.float32), "v": np.zeros(2, np.int64)}, "-a.pdparams")
     pdckpt.save({"w": np.ones(3, np.float32)}, "-b.pdparams")
     args, rc = _dashed_cases("-a.pdparams", "-b.pdparams", "-out.safetensors")[command]

@@ -5,6 +5,7 @@ those tensors outlive everything else and free their memory; threads= reads the 
 pdckpt.save takes plain CPU paddle.Tensors (and Parameters) in C and writes what the Python
 path writes."""
 
+import ctypes
 import gc
 import io
 import os
@@ -26,6 +27,9 @@ def odd_state(n=30):
 
 
 def rss_mib():
+    # live memory: freed heap pages handed back first (this is pytest's process, whose heap
+    # every earlier test used; glibc returns freed pages when it sees fit)
+    ctypes.CDLL(None).malloc_trim(0)
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 

@@ -305,22 +305,15 @@ static void test_converted_piece_read_whole(void) {
 /* A data file rewritten in place (truncated, then written in two halves) by another program
  * while copy-path loads run: every load returns the box of one version whole, or a clean error;
  * never a mix, never a signal.  Versions A and B differ only in w's payload, so a skim of one
- * and reads of the other would mix them unnoticed but for the check after the reads. */
+ * and reads of the other would mix them unnoticed but for the check after the reads.  After
+ * each rewrite the rewriter waits for two more loads to end, so the second of them ran between
+ * two rewrites (it must load whole) however slow the machine; the first may overlap it. */
 typedef struct rewriter {
     const char    *path;
     const uint8_t *v[2];
     size_t         len;
-    atomic_int     stop;
-    atomic_int     loads_started, loads_finished;
+    atomic_int     stop, loads_done, rewrites;
 } rewriter;
-
-/* Every other rewrite waits for one load begun after it to finish, so some loads run whole
- * between rewrites however the machine schedules the two threads (a sleep alone did not: under
- * ASan on a loaded CI machine all 300 loads overlapped a rewrite). */
-static void wait_for_a_quiet_load(rewriter *r) {
-    int first_after = atomic_load(&r->loads_started);
-    while (!atomic_load(&r->stop) && atomic_load(&r->loads_finished) <= first_after) usleep(100);
-}
 
 static void *rewrite_loop(void *arg) {
     rewriter *r = arg;
@@ -333,10 +326,9 @@ static void *rewrite_loop(void *arg) {
             write(fd, b + half, r->len - half) != (ssize_t)(r->len - half))
             fprintf(stderr, "  rewrite %d: short write\n", i);
         close(fd);
-        if (i % 2)
-            wait_for_a_quiet_load(r);
-        else
-            usleep(1000); /* a load takes about as long: others overlap a rewrite */
+        atomic_fetch_add(&r->rewrites, 1);
+        int then = atomic_load(&r->loads_done);
+        while (!atomic_load(&r->stop) && atomic_load(&r->loads_done) < then + 2) usleep(200);
     }
     return NULL;
 }
@@ -372,11 +364,12 @@ static void test_rewritten_in_place_while_loading(void) {
     pthread_t t;
     int       ok = 0, failed = 0, mixed = 0, other = 0;
     CHECK_EQ_INT(pthread_create(&t, NULL, rewrite_loop, &r), 0);
-    for (int i = 0; i < 300; i++) {
-        pdckpt_error e = PDCKPT_ERROR_INIT;
-        atomic_fetch_add(&r.loads_started, 1);
+    /* 300 loads, and on until 30 rewrites have ended: a load takes ~50 us, a rewrite longer,
+     * and a rewriter descheduled on a busy machine could otherwise span every load */
+    int n = 0;
+    for (; n < 300 || (atomic_load(&r.rewrites) < 30 && n < 1000000); n++) {
+        pdckpt_error  e = PDCKPT_ERROR_INIT;
         pdckpt_value *got = load_w_box(box, &e);
-        atomic_fetch_add(&r.loads_finished, 1);
         if (got) {
             const pdckpt_value *g = pdckpt_dict_get(got, "w");
             bool                one = pdckpt_value_equal(g, want[0]) ||
@@ -389,14 +382,15 @@ static void test_rewritten_in_place_while_loading(void) {
             other++;
         }
         pdckpt_value_free(got);
+        atomic_fetch_add(&r.loads_done, 1);
     }
     atomic_store(&r.stop, 1);
     pthread_join(t, NULL);
-    fprintf(stderr, "  300 loads during rewrites: %d whole, %d clean errors, %d mixed\n", ok,
-            failed, mixed);
+    fprintf(stderr, "  %d loads during %d rewrites: %d whole, %d clean errors, %d mixed\n", n,
+            atomic_load(&r.rewrites), ok, failed, mixed);
     CHECK_EQ_INT(mixed, 0);
     CHECK_EQ_INT(other, 0);
-    CHECK(ok > 0);
+    CHECK(ok > 0 && atomic_load(&r.rewrites) >= 30);
     unlink(path);
     CHECK_EQ_INT(tu_write_file(path, a, len), 0);
     pdckpt_value_free(want[0]);
