@@ -4,6 +4,7 @@
     bench_child.py make W DIR SCALE                     the workload's source files in DIR
     bench_child.py save|open|load W DIR CONTENDER TARGET DURABLE
     bench_child.py dd PATH MIB FSYNC                    dd's write of MIB MiB (the floor)
+    bench_child.py write4k PATH MIB                     MIB MiB written from 4 KiB pages
 
 CONTENDER is LIBRARY:FORMAT:KIND[:THREADS], e.g. pdckpt:pickle:tensor, paddle:pickle:tensor,
 safetensors:safetensors:numpy, pdckpt:pickle:tensor:2 (see bench.py).
@@ -35,6 +36,31 @@ def peak_mib():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def anon_huge_mib():
+    """MiB of this process's anonymous memory on 2 MiB pages (THP): a save's input on 4 KiB pages
+    (Paddle's tensors) costs the page-cache copy more than the same bytes on 2 MiB pages."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def usage(who=resource.RUSAGE_SELF):
+    r = resource.getrusage(who)
+    return r.ru_utime, r.ru_stime, r.ru_minflt
+
+
+def usage_since(before, who=resource.RUSAGE_SELF):
+    """Kernel and user seconds and minor faults since `before` (a timed step's own)."""
+    after = usage(who)
+    return {"user_seconds": after[0] - before[0], "sys_seconds": after[1] - before[1],
+            "minor_faults": after[2] - before[2]}
 
 
 def recycle_memory(nbytes):
@@ -341,16 +367,47 @@ def dd(path, mib, fsync):
     import subprocess
 
     recycle_memory(mib << 20)
-    t0 = time.perf_counter()
+    u0, t0 = usage(resource.RUSAGE_CHILDREN), time.perf_counter()
     subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"]
                    + (["conv=fsync"] if fsync else []), check=True, capture_output=True)
-    return {"seconds": time.perf_counter() - t0}
+    return {"seconds": time.perf_counter() - t0, **usage_since(u0, resource.RUSAGE_CHILDREN)}
+
+
+def write_small_pages(path, mib):
+    """The write floor for an input on 4 KiB pages, as Paddle's CPU tensors are (its allocator is
+    posix_memalign; with THP in "madvise" mode nothing asks for 2 MiB pages): `mib` MiB filled
+    on 4 KiB pages, recycled as every save is, then write()n in 4 MiB pieces.  dd's source is
+    one 1 MiB buffer, always translated; a copy from 4 KiB pages walks 512 times more page
+    tables, each walk nested on this VM (bench/NOTES.md, "W1's drop-in save")."""
+    import mmap
+
+    nbytes = mib << 20
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(m, "madvise") and hasattr(mmap, "MADV_NOHUGEPAGE"):
+        m.madvise(mmap.MADV_NOHUGEPAGE)
+    view = memoryview(m)
+    np.frombuffer(m, dtype=np.uint8)[:] = 1
+    huge = anon_huge_mib()
+    recycle_memory(nbytes)
+    u0, t0 = usage(), time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for off in range(0, nbytes, 4 << 20):
+            piece = view[off:off + (4 << 20)]
+            while piece:
+                piece = piece[os.write(fd, piece):]
+    finally:
+        os.close(fd)
+    return {"seconds": time.perf_counter() - t0, **usage_since(u0), "input_huge_mib": huge}
 
 
 def main():
     mode, workload = sys.argv[1], sys.argv[2]
     if mode == "dd":  # bench_child.py dd PATH MIB FSYNC: the dd floor, after the same recycling
         print(json.dumps(dd(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")))
+        return
+    if mode == "write4k":  # bench_child.py write4k PATH MIB: the floor from 4 KiB pages
+        print(json.dumps(write_small_pages(sys.argv[2], int(sys.argv[3]))))
         return
     if mode == "make":
         print(json.dumps(make(workload, sys.argv[3], float(sys.argv[4]))))
@@ -366,12 +423,15 @@ def main():
     if mode == "save":
         state = prepare_state(contender, source)
         recycled = os.path.getsize(os.path.join(source, "blob.bin"))
+        huge = anon_huge_mib()  # read before the recycle, which frees only what it took
         recycle_memory(recycled)
     before, peak_before = rss_mib(), peak_mib()
+    u0 = usage()
     t0, c0 = time.perf_counter(), time.process_time()
     extra = {}
     if mode == "save":
         extra["recycled_mib"] = recycled / 2**20
+        extra["input_huge_mib"] = huge
         save(contender, workload, state, target, durable)
     elif mode == "open":
         extra["entries"] = open_lazy(contender, target)
@@ -379,6 +439,7 @@ def main():
         extra["bytes"], extra["call_seconds"] = load_full(contender, target)
     seconds = time.perf_counter() - t0
     extra["cpu_seconds"] = time.process_time() - c0  # all threads: the wall time minus waiting
+    extra.update(usage_since(u0))
     peak = peak_mib()
     print(json.dumps({"seconds": seconds, "extra_rss_mib": max(0.0, peak - max(before, 0)),
                       "peak_before_mib": peak_before, **extra}))

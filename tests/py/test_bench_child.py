@@ -46,6 +46,9 @@ def test_numpy_saves_are_recycled_and_write_the_same_tensors(tmp_path):
         target.mkdir()
         r = child("save", "W1", src, spec, target, 0)
         assert r["seconds"] > 0 and r["recycled_mib"] == info["bytes"] / 2**20
+        # the timed step's own kernel/user split, and how much of the input is on 2 MiB pages
+        assert r["sys_seconds"] >= 0 and r["user_seconds"] >= 0 and r["minor_faults"] >= 0
+        assert r["input_huge_mib"] is None or r["input_huge_mib"] >= 0
         assert r["extra_rss_mib"] < 64  # not the recycled 4 MiB plus anything of the harness
         assert sum(f.stat().st_size for f in target.iterdir()) >= info["bytes"]
     a = (tmp_path / "pdckpt_safetensors_numpy" / "params.safetensors").read_bytes()
@@ -59,6 +62,17 @@ def test_dd_floor_is_timed_after_the_same_recycle(tmp_path):
     path = tmp_path / "dd.bin"
     r = child("dd", path, 3, 0)
     assert r["seconds"] > 0 and path.stat().st_size == 3 << 20
+
+
+def test_small_page_floor_writes_its_bytes_from_4k_pages(tmp_path):
+    # the drop-in table's floor: an input on 4 KiB pages (as Paddle's tensors are), recycled as
+    # every save is, written whole; the 16 MiB it wrote from were not on 2 MiB pages
+    path = tmp_path / "w4k.bin"
+    r = child("write4k", path, 16)
+    assert path.stat().st_size == 16 << 20
+    assert path.read_bytes() == b"\x01" * (16 << 20)
+    assert r["seconds"] > 0 and r["sys_seconds"] >= 0
+    assert r["input_huge_mib"] is None or r["input_huge_mib"] < 16
 
 
 def test_c_save_reports_its_own_peak(tmp_path):
