@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import PY_STAGE, ls_json, old_paddle_python, run_cli, run_old_paddle
+from paddle26_worker import types  # one description of a tree's containers, both sides
 
 WORKER = Path(__file__).with_name("paddle26_worker.py")
 
@@ -91,14 +92,6 @@ def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
         [t.name for t in dropin.values()]
 
 
-def _types(tree):
-    if isinstance(tree, dict):
-        return [type(tree).__name__, [[str(k), _types(v)] for k, v in tree.items()]]
-    if isinstance(tree, (list, tuple)):
-        return [type(tree).__name__, [_types(v) for v in tree]]
-    return "array" if hasattr(tree, "shape") else type(tree).__name__  # tensor or ndarray
-
-
 @pytest.mark.parametrize("proto", [2, 4])
 def test_paddle26_nested_checkpoint_keeps_ordered_dicts(written, tmp_path, proto):
     """{"model": net.state_dict(), "opt": ..., "epoch"}: 2.6 pickles the nested state dict as a
@@ -108,7 +101,7 @@ def test_paddle26_nested_checkpoint_keeps_ordered_dicts(written, tmp_path, proto
     d, meta = written
     src = d / f"ckpt_p{proto}.pdparams"
     got = pdckpt.load(str(src), return_numpy=True)
-    assert _types(got) == meta["ckpt_types"] and meta["ckpt_types"][1][0][1][0] == "OrderedDict"
+    assert types(got) == meta["ckpt_types"] and meta["ckpt_types"][1][0][1][0] == "OrderedDict"
     run_cli("convert", src, tmp_path / "ckpt.pdparams", "--protocol", proto, "--no-fsync",
             check=0)
     assert (tmp_path / "ckpt.pdparams").read_bytes() == src.read_bytes()
