@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 char *tu_tempdir(void) {
@@ -19,6 +20,18 @@ char *tu_tempdir(void) {
     snprintf(tmpl, sizeof tmpl, "%s/pdckpt-test-XXXXXX", base ? base : "/tmp");
     char *dir = mkdtemp(tmpl);
     return dir ? strdup(dir) : NULL;
+}
+
+char *tu_disk_tempdir(void) {
+    char         *dir = tu_tempdir();
+    struct statfs fs;
+    const long    tmpfs_magic = 0x01021994, ramfs_magic = (long)0x858458f6;
+    if (!dir || statfs(dir, &fs) != 0 || (fs.f_type != tmpfs_magic && fs.f_type != ramfs_magic))
+        return dir;
+    rmdir(dir);
+    free(dir);
+    char tmpl[] = "pdckpt-cold-XXXXXX";
+    return mkdtemp(tmpl) ? realpath(tmpl, NULL) : NULL;
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {

@@ -10,6 +10,10 @@
 
 /* A fresh empty directory under $TMPDIR; free() the returned path. */
 char *tu_tempdir(void);
+/* tu_tempdir, unless $TMPDIR lives in memory (tmpfs, ramfs: every page stays cached, so dropping
+ * a file from the page cache is a no-op); then a fresh directory under the working directory.
+ * For tests that measure cold reads. */
+char *tu_disk_tempdir(void);
 void  tu_rmtree(const char *path);
 int   tu_write_file(const char *path, const void *data, size_t len);
 /* Reads a whole file into malloc'ed memory; NULL on failure. */

@@ -205,7 +205,7 @@ static uint8_t *cold_file(const char *path, size_t len) {
 }
 
 static void test_cold_read(void) {
-    char        *dir = tu_tempdir(), path[512];
+    char        *dir = tu_disk_tempdir(), path[512];
     const size_t len = PDK_DIRECT_MIN_BYTES + 5 * 4096 + 123; /* a tail past the last block */
     snprintf(path, sizeof path, "%s/cold.bin", dir);
     uint8_t     *want = cold_file(path, len);
