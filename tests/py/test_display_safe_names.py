@@ -154,6 +154,16 @@ def test_safetensors_and_vars_dir(hostile_pickle, tmp_path):
         assert_safe(run("stats", path, check=0).stdout)
 
 
+def test_safetensors_metadata(tmp_path):
+    path = tmp_path / "m.safetensors"
+    pdckpt.save({RLO: np.ones(2, "float32")}, str(path), metadata={HOSTILE: C1 + "\x07"})
+    text = assert_safe(run("ls", path, check=0).stdout)
+    assert "__metadata__/" + SHOWN[HOSTILE] + " = 'c\\u009b31m\\u0085\\x07'" in text, text
+    raw = run("ls", "--json", path, check=0).stdout
+    assert_safe(raw)
+    assert json.loads(raw)["scalars"] == [{"key": ["__metadata__", HOSTILE], "value": C1 + "\x07"}]
+
+
 def _bad_safetensors(path, name):
     """A safetensors file whose one tensor names data past the end: an error naming it."""
     header = json.dumps({name: {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
