@@ -14,8 +14,8 @@
 static const char *shown(const char *s, size_t n, unsigned flags) {
     static char out[512];
     char       *copy = malloc(n ? n : 1);
-    memcpy(copy, s, n);
-    size_t len = pdckpt_display_text(copy, n, flags, out, sizeof out);
+    if (n) memcpy(copy, s, n);
+    size_t len = pdckpt_display_text(s ? copy : NULL, n, flags, out, sizeof out);
     free(copy);
     CHECK(len == strlen(out)); /* everything fitted, and the return is its length */
     return out;
