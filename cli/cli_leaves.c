@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli_leaves.c — flattens a tree into (key path, leaf) rows for ls and diff.  A key path renders
- * as JSON (["blocks", 0, "weight"]: dict keys as strings, list indexes as integers) and as text
- * (blocks/0/weight).  diff can drop the name table's rows and key tensors by their Paddle names.
+ * as JSON (["blocks", 0, "weight"]: dict keys as strings, list indexes as integers), as text
+ * (blocks/0/weight: the key's bytes, for matching) and as that text display-safe (for printing:
+ * each key escaped on its own, so a NUL inside a key shows too).  diff can drop the name table's
+ * rows and key tensors by their Paddle names.
  */
 #include "cli.h"
 
