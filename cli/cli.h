@@ -107,7 +107,8 @@ int cli_load(const char *path, const cli_load_args *args, bool for_verify, pdckp
 /* Every leaf of a tree, in order, with its rendered key path. */
 typedef struct cli_leaf {
     char               *key_json; /* ["a", 0, "b"] */
-    char               *key_text; /* a/0/b */
+    char               *key_text; /* a/0/b, the key's bytes (for matching) */
+    char               *key_show; /* the same, display-safe (for printing) */
     const pdckpt_value *value;
 } cli_leaf;
 typedef struct cli_leaves {
@@ -124,8 +125,21 @@ bool   cli_leaves_has_name_table(const cli_leaves *leaves);
  * a state dict keyed "emb.weight" lines up with a program-named file; -1 when out of memory. */
 int cli_leaves_key_by_name(cli_leaves *leaves);
 
+/* ---- names from files (pdckpt.h, "Display-safe text") ----
+ * Every string that comes from a file (keys, variable and file names, metadata) is printed for a
+ * person through these, never raw.  cli_safe returns its display-safe rendering (escapes such as
+ * \x1b, \n, \u202e; a backslash as \\), valid until CLI_SAFE_SLOTS more calls, so that one printf
+ * can take several. */
+enum { CLI_SAFE_SLOTS = 8 };
+const char *cli_safe(const char *s);
+const char *cli_safe_n(const char *s, size_t len);
+/* Terminal columns of display-safe text (East Asian wide characters count two). */
+size_t cli_width(const char *text);
+/* Prints display-safe `text` left-justified in `width` columns (a table's %-*s). */
+void cli_put_cell(FILE *out, const char *text, size_t width);
+
 /* Writes s as a JSON string literal (through pdckpt_json_write_string, the one JSON string
- * writer; bytes that are not UTF-8 are copied as they are). */
+ * writer, in its display mode: controls, bidi controls and bytes that are not UTF-8 escaped). */
 void cli_json_string(FILE *out, const char *s, size_t len);
 /* The same for a NUL-terminated string. */
 void cli_json_str(FILE *out, const char *s);

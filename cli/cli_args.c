@@ -48,12 +48,14 @@ void cli_print_help(FILE *out, const cli_command *cmd) {
 }
 
 int cli_command_error(const cli_command *cmd, const char *fmt, ...) {
+    char    text[1024], shown[4 * sizeof text];
     va_list ap;
     va_start(ap, fmt);
-    fputs("pdckpt: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* values quoted from the command line or a file: display-safe, as the library's messages */
+    pdckpt_display_text(text, strlen(text), PDCKPT_DISPLAY_KEEP_BACKSLASH, shown, sizeof shown);
+    fprintf(stderr, "pdckpt: %s\n", shown);
     if (!cmd) return CLI_USAGE; /* pdckpt-mpi's hand-parsed commands print their own usage */
     cli_print_usage(stderr, cmd);
     fprintf(stderr, "Try 'pdckpt %s --help' for more.\n", cmd->name);

@@ -36,12 +36,12 @@ static FILE *open_names(const char *path) {
     struct stat st;
     if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
-        fprintf(stderr, "pdckpt: %s: expected a regular file of names\n", path);
+        fprintf(stderr, "pdckpt: %s: expected a regular file of names\n", cli_safe(path));
         return NULL;
     }
     FILE *f = fd >= 0 && fcntl(fd, F_SETFL, 0) == 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
-        fprintf(stderr, "pdckpt: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "pdckpt: %s: %s\n", cli_safe(path), strerror(errno));
         if (fd >= 0) close(fd);
     }
     return f;

@@ -103,7 +103,7 @@ int cli_dist_main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof dist_commands / sizeof *dist_commands; i++)
         if (strcmp(argv[2], dist_commands[i]->name + 5) == 0)
             return run_dist(dist_commands[i], argc - 2, argv + 2);
-    fprintf(stderr, "pdckpt: unknown command 'dist %s'\n\n", argv[2]);
+    fprintf(stderr, "pdckpt: unknown command 'dist %s'\n\n", cli_safe(argv[2]));
     print_dist_help(stderr);
     return CLI_USAGE;
 }

@@ -19,7 +19,36 @@ static pdckpt_status to_file(void *out, const void *bytes, size_t len, pdckpt_er
 }
 
 void cli_json_string(FILE *out, const char *s, size_t len) {
-    pdckpt_json_write_string(s, len, 0, to_file, out, NULL);
+    pdckpt_json_write_string(s, len, PDCKPT_JSON_DISPLAY, to_file, out, NULL);
+}
+
+/* A ring of renderings: each lives until CLI_SAFE_SLOTS later calls (one command runs at a time,
+ * on one thread). */
+static char  *safe_slots[CLI_SAFE_SLOTS];
+static size_t safe_next;
+
+const char *cli_safe_n(const char *s, size_t len) {
+    size_t need = pdckpt_display_text(s, len, 0, NULL, 0) + 1;
+    char  *buf = malloc(need);
+    if (!buf) return "<out of memory>";
+    pdckpt_display_text(s, len, 0, buf, need);
+    free(safe_slots[safe_next]);
+    safe_slots[safe_next] = buf;
+    safe_next = (safe_next + 1) % CLI_SAFE_SLOTS;
+    return buf;
+}
+
+const char *cli_safe(const char *s) {
+    return s ? cli_safe_n(s, strlen(s)) : "(null)";
+}
+
+size_t cli_width(const char *text) {
+    return pdckpt_display_width(text, strlen(text));
+}
+
+void cli_put_cell(FILE *out, const char *text, size_t width) {
+    fputs(text, out);
+    for (size_t w = cli_width(text); w < width; w++) fputc(' ', out);
 }
 
 void cli_json_str(FILE *out, const char *s) {

@@ -19,7 +19,9 @@ typedef struct out {
 static void put(out *o, const char *s, size_t n) {
     if (o->full) return;
     if (o->len + n + 4 >= o->cap) {
-        n = o->cap > o->len + 4 ? o->cap - o->len - 4 : 0;
+        size_t fit = o->cap > o->len + 4 ? o->cap - o->len - 4 : 0;
+        while (fit > 0 && ((unsigned char)s[fit] & 0xc0) == 0x80) fit--; /* whole characters */
+        n = fit;
         o->full = true;
     }
     memcpy(o->buf + o->len, s, n);
@@ -37,14 +39,18 @@ static void puts_(out *o, const char *s) {
 
 static void repr(out *o, const pdckpt_value *v, int depth);
 
+/* Text as its display-safe rendering (cli_safe), a quote as \'; bytes as Python shows them (every
+ * byte past ASCII as \xhh). */
 static void repr_text(out *o, const char *s, size_t n, bool bytes) {
-    char esc[8];
+    char        esc[8];
+    const char *shown = bytes ? s : cli_safe_n(s, n);
+    size_t      len = bytes ? n : strlen(shown);
     puts_(o, bytes ? "b'" : "'");
-    for (size_t i = 0; i < n && !o->full; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\'' || c == '\\')
+    for (size_t i = 0; i < len && !o->full; i++) {
+        unsigned char c = (unsigned char)shown[i];
+        if (c == '\'' || (bytes && c == '\\'))
             snprintf(esc, sizeof esc, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f || (bytes && c >= 0x80))
+        else if (bytes && (c < 0x20 || c >= 0x7f))
             snprintf(esc, sizeof esc, "\\x%02x", c);
         else
             esc[0] = (char)c, esc[1] = '\0';
@@ -74,9 +80,9 @@ static void repr_object(out *o, const pdckpt_value *v, int depth) {
         puts_(o, num);
         return;
     }
-    puts_(o, pdckpt_object_module(v));
+    puts_(o, cli_safe(pdckpt_object_module(v)));
     puts_(o, ".");
-    puts_(o, pdckpt_object_name(v));
+    puts_(o, cli_safe(pdckpt_object_name(v)));
     if (pdckpt_object_kind_of(v) == PDCKPT_OBJECT_GLOBAL) return;
     const pdckpt_value *args = pdckpt_object_args(v);
     if (args && pdckpt_value_kind(args) == PDCKPT_KIND_TUPLE)

@@ -51,18 +51,18 @@ static void print_text(const pdckpt_restore_report *r) {
         if (is->expected) describe(is->expected, a, sizeof a);
         if (is->loaded) describe(is->loaded, b, sizeof b);
         if (is->kind == PDCKPT_RESTORE_MISSING)
-            printf("missing: %s (%s)", is->name, a);
+            printf("missing: %s (%s)", cli_safe(is->name), a);
         else if (is->kind == PDCKPT_RESTORE_UNEXPECTED)
-            printf("unexpected: %s (%s)", is->name, b);
+            printf("unexpected: %s (%s)", cli_safe(is->name), b);
         else
             printf("%s mismatch: %s: expected %s, found %s",
-                   pdckpt_restore_issue_kind_name(is->kind), is->name, a, b);
+                   pdckpt_restore_issue_kind_name(is->kind), cli_safe(is->name), a, b);
         if (is->counterpart)
             printf(" -- in its place %s %s: the names differ only in their numbers "
                    "(unique_name counters, Paddle #32926)",
                    is->kind == PDCKPT_RESTORE_UNEXPECTED ? "the model expects"
                                                          : "the checkpoint has",
-                   is->counterpart);
+                   cli_safe(is->counterpart));
         printf("\n");
     }
     printf("%zu expected, %zu in the checkpoint, %zu match; %zu missing, %zu unexpected, "

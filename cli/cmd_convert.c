@@ -153,7 +153,8 @@ static int convert_option(void *ctx, int code, const char *value) {
 
 static void report_drop(void *ctx, const char *path, pdckpt_kind kind) {
     ++*(size_t *)ctx;
-    fprintf(stderr, "pdckpt: dropped %s '%s' (--skip-non-tensors)\n", pdckpt_kind_name(kind), path);
+    fprintf(stderr, "pdckpt: dropped %s '%s' (--skip-non-tensors)\n", pdckpt_kind_name(kind),
+            cli_safe(path));
 }
 
 static int count_tensors(void *ctx, const pdckpt_path_step *p, size_t d, const pdckpt_value *leaf) {
@@ -207,7 +208,9 @@ static void note_renamed_keys(const pdckpt_value *root) {
         pdckpt_tensor_view t;
         const char        *key = renamed_key(root, i, &t);
         if (!key) continue;
-        if (n++ < 8) fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", key, t.name);
+        if (n++ < 8)
+            fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", cli_safe(key),
+                    cli_safe(t.name));
     }
     if (n)
         fprintf(stderr,
@@ -279,8 +282,8 @@ static int write_output(const pdckpt_value *root, const char *in, pdckpt_format 
     cli_progress_end();
     if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
     if (st != PDCKPT_OK) return cli_report(&err);
-    fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", in,
-            pdckpt_format_name(from), out, pdckpt_format_name(so->format), tensors,
+    fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", cli_safe(in),
+            pdckpt_format_name(from), cli_safe(out), pdckpt_format_name(so->format), tensors,
             dropped ? " (non-tensor values dropped: see above)" : "");
     return CLI_OK;
 }

@@ -165,7 +165,7 @@ static int make_pieces(const pdckpt_flat *f, const rules *rs, pdckpt_mpi_shard *
         int64_t parts[PDCKPT_MAX_DIMS];
         if (parts_for(rs, f->entries[i].name, v.n_dims, parts) != 0) {
             fprintf(stderr, "pdckpt: the layout for '%s' does not have one factor per dim (%d)\n",
-                    f->entries[i].name, (int)v.n_dims);
+                    cli_safe(f->entries[i].name), (int)v.n_dims);
             return CLI_USAGE;
         }
         if (!(boxes[i] = malloc(2 * ((size_t)v.n_dims + 1) * sizeof **boxes))) return CLI_BAD_INPUT;
@@ -192,8 +192,8 @@ static int save_pieces(const shard_args *a, const pdckpt_flat *f, const rules *r
             PDCKPT_OK)
             rc = cli_mpi_report(&err);
         else if (cli_rank == 0)
-            printf("%s -> %s: sharded checkpoint id %lld, %zu tensors over %d ranks\n", a->in,
-                   a->dir, (long long)id, f->len, cli_size);
+            printf("%s -> %s: sharded checkpoint id %lld, %zu tensors over %d ranks\n",
+                   cli_safe(a->in), cli_safe(a->dir), (long long)id, f->len, cli_size);
     }
     for (size_t i = 0; i < f->len && values && boxes; i++) {
         pdckpt_value_free(values[i]);
@@ -227,7 +227,7 @@ int cmd_dist_shard(int argc, char **argv) {
         fprintf(stderr,
                 "pdckpt: %s holds %zu non-tensor values; sharded checkpoints store tensors "
                 "only (pass --skip-non-tensors to drop them)\n",
-                a.in, f.n_skipped);
+                cli_safe(a.in), f.n_skipped);
         rc = CLI_BAD_INPUT;
     }
     rc = cli_mpi_agree(rc);
@@ -348,8 +348,8 @@ int cmd_dist_merge(int argc, char **argv) {
         rc = cli_mpi_report(&err);
     if (rc == CLI_OK) rc = merge_write(&a, mine, &err);
     if (rc == CLI_OK && cli_rank == 0)
-        printf("%s (sharded, id %lld, %zu tensors) -> %s (%s)\n", a.dir, (long long)id,
-               pdckpt_value_len(pdckpt_dict_get(meta, "state_dict_metadata")), a.out,
+        printf("%s (sharded, id %lld, %zu tensors) -> %s (%s)\n", cli_safe(a.dir), (long long)id,
+               pdckpt_value_len(pdckpt_dict_get(meta, "state_dict_metadata")), cli_safe(a.out),
                pdckpt_format_name(a.o.save.format));
     pdckpt_value_free(mine);
     pdckpt_value_free(meta);

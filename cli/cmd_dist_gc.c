@@ -40,6 +40,6 @@ int cmd_dist_gc(int argc, char **argv) {
     pdckpt_error err = PDCKPT_ERROR_INIT;
     if (pdckpt_sharded_gc(dir, keep, &checkpoints, &files, &err) != PDCKPT_OK)
         return cli_report(&err);
-    printf("%s: removed %zu old checkpoints, %zu files\n", dir, checkpoints, files);
+    printf("%s: removed %zu old checkpoints, %zu files\n", cli_safe(dir), checkpoints, files);
     return CLI_OK;
 }

@@ -120,7 +120,11 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
         ints(stdout, pdckpt_dict_get(m, "global_shape"), true);
         printf(", \"nbytes\": %llu, \"pieces\": [", (unsigned long long)nbytes(m));
     } else {
-        printf("  %-40s %-10s ", key, dt ? dt : "?");
+        fputs("  ", stdout);
+        cli_put_cell(stdout, cli_safe(key), 40);
+        fputs(" ", stdout);
+        cli_put_cell(stdout, dt ? cli_safe(dt) : "?", 10);
+        fputs(" ", stdout);
         ints(stdout, pdckpt_dict_get(m, "global_shape"), false);
         char size[32];
         printf("  %s, %zu piece%s\n", cli_human_bytes(nbytes(m), size, sizeof size), to - from,
@@ -143,7 +147,7 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
             cli_json_str(stdout, items[i].file);
             printf("}");
         } else
-            printf("  in %s\n", items[i].file);
+            printf("  in %s\n", cli_safe(items[i].file));
     }
     if (json) printf("]}");
 }
@@ -163,8 +167,11 @@ static void print_files(const item *items, size_t n, bool json) {
             printf("%s{\"name\": ", j ? ", " : "");
             cli_json_str(stdout, names[j]);
             printf(", \"pieces\": %zu}", counts[j]);
-        } else
-            printf("    %-30s %zu piece%s\n", names[j], counts[j], counts[j] == 1 ? "" : "s");
+        } else {
+            fputs("    ", stdout);
+            cli_put_cell(stdout, cli_safe(names[j]), 30);
+            printf(" %zu piece%s\n", counts[j], counts[j] == 1 ? "" : "s");
+        }
     }
     if (json) printf("]}\n");
     free(names);
@@ -187,7 +194,8 @@ static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json
     else
         printf("%s: sharded checkpoint id %lld (newest complete %lld, largest id seen %lld), "
                "%zu tensors, %zu pieces\n",
-               dir, (long long)id, (long long)newest, (long long)largest, pdckpt_value_len(sdm), n);
+               cli_safe(dir), (long long)id, (long long)newest, (long long)largest,
+               pdckpt_value_len(sdm), n);
     for (size_t k = 0; k < pdckpt_value_len(sdm); k++)
         print_tensor(pdckpt_value_get_string(pdckpt_dict_key_at(sdm, k), NULL),
                      pdckpt_value_at(pdckpt_value_at(sdm, k), 0), items, n, json, k);

@@ -95,7 +95,7 @@ static void counts(const cli_leaves *leaves, size_t *tensors, uint64_t *bytes, s
     *width = 3;
     *named = false;
     for (size_t i = 0; i < leaves->len; i++) {
-        size_t w = strlen(leaves->items[i].key_text);
+        size_t w = cli_width(leaves->items[i].key_show);
         if (w > *width) *width = w;
         pdckpt_tensor_view v;
         if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
@@ -113,8 +113,9 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     bool     named;
     counts(leaves, &tensors, &bytes, &width, &named);
     char size[32];
-    printf("%s: %s, %zu tensors, %s, %zu other values\n", path, pdckpt_format_name(format), tensors,
-           cli_human_bytes(bytes, size, sizeof size), leaves->len - tensors);
+    printf("%s: %s, %zu tensors, %s, %zu other values\n", cli_safe(path),
+           pdckpt_format_name(format), tensors, cli_human_bytes(bytes, size, sizeof size),
+           leaves->len - tensors);
     if (tensors) {
         printf("  %-*s  %-13s %-20s %12s%s%s%s\n", (int)width, "KEY", "DTYPE", "SHAPE", "SIZE",
                named ? "  NAME" : "", o->hash ? "  SHA256" : "",
@@ -126,9 +127,11 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
         if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         cli_shape_text(&v, shape, sizeof shape);
-        printf("  %-*s  %-13s %-20s %12s", (int)width, leaves->items[i].key_text,
-               pdckpt_dtype_name(v.dtype), shape, cli_human_bytes(v.n_bytes, size, sizeof size));
-        if (named) printf("  %s", v.name ? v.name : "-");
+        fputs("  ", stdout);
+        cli_put_cell(stdout, leaves->items[i].key_show, width);
+        printf("  %-13s %-20s %12s", pdckpt_dtype_name(v.dtype), shape,
+               cli_human_bytes(v.n_bytes, size, sizeof size));
+        if (named) printf("  %s", v.name ? cli_safe(v.name) : "-");
         if (o->hash) {
             char hex[65];
             if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
@@ -136,12 +139,12 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
             cli_progress_cb(NULL, done += v.n_bytes, bytes);
         }
         const char *sn = v.name ? cli_structured_name(o->info, v.name) : NULL;
-        if (o->info) printf("  %s", sn ? sn : "-");
+        if (o->info) printf("  %s", sn ? cli_safe(sn) : "-");
         printf("\n");
     }
     for (size_t i = 0; i < leaves->len; i++) {
         if (pdckpt_value_kind(leaves->items[i].value) == PDCKPT_KIND_TENSOR) continue;
-        printf("  %s = ", leaves->items[i].key_text[0] ? leaves->items[i].key_text : "<root>");
+        printf("  %s = ", leaves->items[i].key_show[0] ? leaves->items[i].key_show : "<root>");
         cli_text_scalar(stdout, leaves->items[i].value);
         printf("\n");
     }

@@ -119,7 +119,7 @@ static void print_json(const pdckpt_program *p, const pdckpt_value *info) {
 
 static void text_names(const char *label, const char *const *names, size_t n) {
     printf("  %s:", label);
-    for (size_t i = 0; i < n; i++) printf("%s %s", i ? "," : "", names[i]);
+    for (size_t i = 0; i < n; i++) printf("%s %s", i ? "," : "", cli_safe(names[i]));
     printf("%s\n", n ? "" : " (none)");
 }
 
@@ -128,7 +128,8 @@ static size_t name_width(const pdckpt_program *p) {
     for (size_t i = 0; i < pdckpt_program_n_vars(p); i++) {
         pdckpt_program_var v;
         pdckpt_program_var_at(p, i, &v);
-        if (strlen(v.name) > w) w = strlen(v.name);
+        size_t vw = cli_width(cli_safe(v.name));
+        if (vw > w) w = vw;
     }
     return w > 60 ? 60 : w;
 }
@@ -136,7 +137,7 @@ static size_t name_width(const pdckpt_program *p) {
 static void print_text(const char *path, const pdckpt_program *p, const pdckpt_value *info) {
     size_t n_saved;
     pdckpt_program_persistables(p, &n_saved);
-    printf("%s: %s", path, pdckpt_format_name(pdckpt_program_format(p)));
+    printf("%s: %s", cli_safe(path), pdckpt_format_name(pdckpt_program_format(p)));
     if (pdckpt_program_version(p) >= 0)
         printf(" (version %lld)", (long long)pdckpt_program_version(p));
     size_t blocks = pdckpt_program_n_blocks(p);
@@ -156,10 +157,12 @@ static void print_text(const char *path, const pdckpt_program *p, const pdckpt_v
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         print_shape(&v, shape, sizeof shape);
         const char *sn = cli_structured_name(info, v.name);
-        printf("  %-*s  %5d  %-16s %-9s %-20s %-11s %-*s%s%s\n", w, v.name, (int)v.block,
-               v.var_type_name, v.dtype == PDCKPT_DTYPE_INVALID ? "-" : pdckpt_dtype_name(v.dtype),
+        fputs("  ", stdout);
+        cli_put_cell(stdout, cli_safe(v.name), (size_t)w);
+        printf("  %5d  %-16s %-9s %-20s %-11s %-*s%s%s\n", (int)v.block, cli_safe(v.var_type_name),
+               v.dtype == PDCKPT_DTYPE_INVALID ? "-" : pdckpt_dtype_name(v.dtype),
                v.data_type < 0 ? "-" : shape, v.persistable ? "yes" : "no", info ? 5 : 0,
-               v.saved ? "yes" : "-", sn ? "  " : "", sn ? sn : "");
+               v.saved ? "yes" : "-", sn ? "  " : "", sn ? cli_safe(sn) : "");
     }
 }
 

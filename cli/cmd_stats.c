@@ -102,7 +102,9 @@ static void print_json(pdckpt_format format, const stats_row *rows, size_t n) {
 static void print_text_row(const stats_row *r) {
     char shape[256];
     cli_shape_text(&r->view, shape, sizeof shape);
-    printf("  %-30s %-9s %-14s", r->leaf->key_text, pdckpt_dtype_name(r->view.dtype), shape);
+    fputs("  ", stdout);
+    cli_put_cell(stdout, r->leaf->key_show, 30);
+    printf(" %-9s %-14s", pdckpt_dtype_name(r->view.dtype), shape);
     if (!r->ok) {
         puts("  (no order: complex)");
         return;
@@ -123,7 +125,7 @@ static size_t print_summary(const stats_row *rows, size_t n) {
     printf("summary: %zu of %zu tensors hold NaN or Inf\n", bad, n);
     for (size_t i = 0; i < n; i++)
         if (nonfinite(&rows[i]))
-            printf("  %s (%s): %llu NaN, %llu +Inf, %llu -Inf of %llu\n", rows[i].leaf->key_text,
+            printf("  %s (%s): %llu NaN, %llu +Inf, %llu -Inf of %llu\n", rows[i].leaf->key_show,
                    role_of(rows[i].leaf->key_text), (unsigned long long)rows[i].s.n_nan,
                    (unsigned long long)rows[i].s.n_pos_inf, (unsigned long long)rows[i].s.n_neg_inf,
                    (unsigned long long)rows[i].view.n_elements);
@@ -178,9 +180,9 @@ int cmd_stats(int argc, char **argv) {
         print_json(format, rows, n);
         for (size_t i = 0; i < n; i++) bad += nonfinite(&rows[i]) != 0;
     } else if (rc == CLI_OK) {
-        printf("%s: %s, %zu tensors\n  %-30s %-9s %-14s %11s %11s %11s %11s %9s %6s %6s\n", path,
-               pdckpt_format_name(format), n, "KEY", "DTYPE", "SHAPE", "MIN", "MAX", "MEAN", "STD",
-               "ZEROS", "NAN", "INF");
+        printf("%s: %s, %zu tensors\n  %-30s %-9s %-14s %11s %11s %11s %11s %9s %6s %6s\n",
+               cli_safe(path), pdckpt_format_name(format), n, "KEY", "DTYPE", "SHAPE", "MIN", "MAX",
+               "MEAN", "STD", "ZEROS", "NAN", "INF");
         for (size_t i = 0; i < n; i++) print_text_row(&rows[i]);
         bad = print_summary(rows, n);
     }

@@ -39,7 +39,7 @@ int cmd_verify(int argc, char **argv) {
     cli_load_args_free(&args);
     if (st != PDCKPT_OK) return cli_report(&err);
     char size[32];
-    printf("%s: OK (%s, %llu tensors, %s of tensor data, %llu values%s)\n", path,
+    printf("%s: OK (%s, %llu tensors, %s of tensor data, %llu values%s)\n", cli_safe(path),
            pdckpt_format_name(report.format), (unsigned long long)report.n_tensors,
            cli_human_bytes(report.n_data_bytes, size, sizeof size),
            (unsigned long long)report.n_leaves,

@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     }
     const cli_command *cmd = cli_find_command(name);
     if (cmd) return cmd->run(argc - 1, argv + 1);
-    fprintf(stderr, "pdckpt: unknown command '%s'\n\n", name);
+    fprintf(stderr, "pdckpt: unknown command '%s'\n\n", cli_safe(name));
     cli_print_top_help(stderr);
     return CLI_USAGE;
 }

@@ -1035,9 +1035,15 @@ PDCKPT_API const char *pdckpt_restore_issue_kind_name(pdckpt_restore_issue_kind 
  *   PDCKPT_JSON_SHORT  \b \f \n \r \t for those five, as Python's json and serde_json (the
  *                      safetensors writer) do;
  *   PDCKPT_JSON_ASCII  every code point past U+007E as \uxxxx (a surrogate pair past U+FFFF), as
- *                      json.dumps' ensure_ascii does; the text must then be valid UTF-8. */
-#define PDCKPT_JSON_SHORT 1u
-#define PDCKPT_JSON_ASCII 2u
+ *                      json.dumps' ensure_ascii does; the text must then be valid UTF-8;
+ *   PDCKPT_JSON_DISPLAY JSON a terminal may show (the command line's --json): also the
+ *                      characters pdckpt_display_text escapes (DEL, C1 and bidi controls, U+2028,
+ *                      U+2029) as \uxxxx, and each byte that is not UTF-8 as \udcxx, the lone
+ *                      surrogate Python's "surrogateescape" decodes it to (so
+ *                      json.loads(t).encode("utf-8", "surrogateescape") gives the bytes back). */
+#define PDCKPT_JSON_SHORT   1u
+#define PDCKPT_JSON_ASCII   2u
+#define PDCKPT_JSON_DISPLAY 4u
 /* Where the text goes: must take all `len` bytes or fail (a pdckpt_sink_ops write fits). */
 typedef pdckpt_status (*pdckpt_write_fn)(void *self, const void *bytes, size_t len,
                                          pdckpt_error *err);
@@ -1047,6 +1053,36 @@ typedef pdckpt_status (*pdckpt_write_fn)(void *self, const void *bytes, size_t l
 PDCKPT_API pdckpt_status pdckpt_json_write_string(const char *s, size_t len, unsigned flags,
                                                   pdckpt_write_fn write, void *self,
                                                   pdckpt_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Display-safe text (docs/RELIABILITY.md, "Names from a file on a terminal")
+ *
+ * Every name in a checkpoint (keys, variable names, dtype strings, metadata) is the file author's
+ * choice.  Printed raw it could carry terminal escapes (colours, window titles, OSC 52 clipboard
+ * writes), newlines that forge output lines, or bidi controls that reorder what is seen.  The
+ * command line prints every such name through pdckpt_display_text, and error messages are made
+ * display-safe where they are formatted.  The names the library returns stay byte-exact.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Renders `s[0..len)` for a person into `buf` (NUL-terminated when `cap` > 0; cut only between
+ * whole characters or escapes).  Printable ASCII and UTF-8 of printable code points (any script)
+ * are copied; the rest becomes a visible escape:
+ *   \n \r \t           those three control bytes
+ *   \xhh               any other C0 control byte, DEL, and each byte that is not UTF-8
+ *                      (truncated or overlong sequences, encoded surrogates, past U+10FFFF)
+ *   \uhhhh             C1 controls U+0080-U+009F, the bidi controls U+061C, U+200E, U+200F,
+ *                      U+202A-U+202E, U+2066-U+2069, and U+2028, U+2029 (line breaks)
+ *   \\                 a backslash, so every escape is unambiguous, unless the flag
+ *   PDCKPT_DISPLAY_KEEP_BACKSLASH keeps it: for error messages, which outer layers re-wrap (an
+ *                      escape must not be escaped twice).
+ * Returns the length of the whole rendering (as snprintf does): a `cap` of that plus one holds
+ * it all. */
+#define PDCKPT_DISPLAY_KEEP_BACKSLASH 1u
+PDCKPT_API size_t pdckpt_display_text(const char *s, size_t len, unsigned flags, char *buf,
+                                      size_t cap);
+/* Terminal columns of display-safe text (as pdckpt_display_text writes it), for aligning
+ * tables: 2 for East Asian wide characters, 0 for combining marks, 1 for the rest. */
+PDCKPT_API size_t pdckpt_display_width(const char *text, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
  * Sharded checkpoints, locally (PDCKPT_FORMAT_DISTCP; no MPI)

@@ -306,7 +306,8 @@ def _warn_renamed(obj: Any) -> None:
 
 def _warn_dropped(dropped: list) -> None:
     if dropped:
-        listed = ", ".join(f"{path or '<root>'} ({kind})" for path, kind in dropped)
+        listed = _native.display_text(", ".join(f"{path or '<root>'} ({kind})"
+                                                for path, kind in dropped))
         warnings.warn(f"pdckpt.save: skip_non_tensors dropped {len(dropped)} value(s): {listed}",
                       UserWarning, stacklevel=3)
 

@@ -94,7 +94,9 @@ def make(cls: type, source: str | None, message: str, status: int | None = None)
     if status is None:
         exact = [k for k, v in BY_STATUS.items() if v is cls]
         status = exact[0] if exact else next(k for k, v in BY_STATUS.items() if issubclass(cls, v))
-    e = cls(f"{source}: {message}" if source else message)
+    # names from files are quoted in messages: display-safe, as the library's own messages
+    message = _native.display_text(message)
+    e = cls(f"{_native.display_text(source)}: {message}" if source else message)
     e.status, e.status_name, e.message = status, _native.status_names()[status], message
     e.source, e.offset, e.errno = source, None, None
     return e

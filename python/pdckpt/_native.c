@@ -524,6 +524,31 @@ static PyObject *status_names(PyObject *self, PyObject *unused) {
     return d;
 }
 
+/* display_text(s) -> s with what a terminal must not be handed (controls, bidi controls) as
+ * visible escapes (pdckpt_display_text, backslashes kept as in the library's messages): for the
+ * messages the Python layer words itself around names from files. */
+static PyObject *display_text(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *bytes =
+        PyUnicode_Check(arg) ? PyUnicode_AsEncodedString(arg, "utf-8", "surrogatepass") : NULL;
+    if (!bytes)
+        return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_TypeError, "expected str"), NULL);
+    const char *s = PyBytes_AS_STRING(bytes);
+    size_t      n = (size_t)PyBytes_GET_SIZE(bytes);
+    size_t      need = pdckpt_display_text(s, n, PDCKPT_DISPLAY_KEEP_BACKSLASH, NULL, 0);
+    char       *buf = PyMem_Malloc(need + 1);
+    PyObject   *out = NULL;
+    if (buf) {
+        pdckpt_display_text(s, n, PDCKPT_DISPLAY_KEEP_BACKSLASH, buf, need + 1);
+        out = PyUnicode_DecodeUTF8(buf, (Py_ssize_t)need, "strict");
+        PyMem_Free(buf);
+    } else {
+        PyErr_NoMemory();
+    }
+    Py_DECREF(bytes);
+    return out;
+}
+
 static PyObject *trim_memory(PyObject *self, PyObject *unused) {
     (void)self;
     (void)unused;
@@ -547,6 +572,7 @@ static PyMethodDef module_methods[] = {
     {"formats", formats, METH_NOARGS, "{name: (can_load, can_save)}"},
     {"resolve", resolve, METH_O, "(format, target, program or None): what a path names"},
     {"status_names", status_names, METH_NOARGS, "{status number: name}"},
+    {"display_text", display_text, METH_O, "a message's text with controls escaped"},
     {"dtype_codes", dtype_codes, METH_NOARGS, "{dtype name: pdckpt dtype number}"},
     {"object_length", object_length, METH_O, "length of the first object in bytes, or None"},
     {"program_persistables", pyn_program_persistables, METH_O,

@@ -37,7 +37,8 @@ def _scope_state(names: list[str]) -> dict:
     for name in names:
         var = scope.find_var(name)
         if var is None:
-            raise ValueError(f"variable '{name}' of the program is not in Paddle's global scope")
+            shown = _native.display_text(name)  # a name from the program file
+            raise ValueError(f"variable '{shown}' of the program is not in Paddle's global scope")
         state[name] = np.array(var.get_tensor())
     return state
 

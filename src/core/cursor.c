@@ -106,6 +106,12 @@ size_t pdk_utf8_seq(const uint8_t *s, size_t left) {
     return len;
 }
 
+uint32_t pdk_utf8_code_point(const uint8_t *s, size_t n) {
+    uint32_t cp = n == 1 ? s[0] : s[0] & (0x7fu >> n);
+    for (size_t i = 1; i < n; i++) cp = cp << 6 | (s[i] & 0x3fu);
+    return cp;
+}
+
 bool pdk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
     size_t i = 0, k;
     while (i < n && (k = pdk_utf8_seq(s + i, n - i)) != 0) i += k;

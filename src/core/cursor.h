@@ -53,6 +53,11 @@ pdckpt_status pdk_cur_skip(pdk_cursor *cur, uint64_t n, const char *what);
 size_t pdk_utf8_seq(const uint8_t *s, size_t left);
 /* Whether s[0..n) is UTF-8 text; *bad_at = offset of the first bad byte (n when valid). */
 bool pdk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+/* The code point of the `n`-byte sequence at s (one pdk_utf8_seq accepted). */
+uint32_t pdk_utf8_code_point(const uint8_t *s, size_t n);
+/* Whether pdckpt_display_text shows code point `cp` as an escape (display_text.c: C0, DEL, C1,
+ * bidi controls, line and paragraph separators); the JSON writer's display mode asks it too. */
+bool pdk_display_escapes(uint32_t cp);
 
 /* Explicit little-endian loads and stores (file bytes are never cast to structs). */
 static inline uint32_t pdk_load_u32le(const uint8_t *p) {

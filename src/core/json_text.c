@@ -27,16 +27,15 @@ static const char *short_escape(uint8_t c) {
     }
 }
 
-/* The code point of the `n`-byte UTF-8 sequence at `s` (pdk_utf8_seq checked it). */
-static uint32_t code_point(const uint8_t *s, size_t n) {
-    uint32_t cp = n == 1 ? s[0] : s[0] & (0x7fu >> n);
-    for (size_t i = 1; i < n; i++) cp = cp << 6 | (s[i] & 0x3fu);
-    return cp;
+/* Whether byte `c` is copied without a look at the character it starts. */
+static bool plain_byte(uint8_t c, unsigned flags) {
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+    return c < 0x7f || !(flags & (PDCKPT_JSON_ASCII | PDCKPT_JSON_DISPLAY));
 }
 
-/* The escape for the character at `s` (one the caller found needs one) into `out`: its length, or
+/* What to write for the character at `s` (one plain_byte did not pass) into `out`: its length, or
  * -1 when ASCII output needs a code point and the bytes are not UTF-8; *used = the bytes it
- * stands for. */
+ * stands for.  In display mode a printable character is copied as it is. */
 static int escape(const uint8_t *s, size_t left, unsigned flags, char out[16], size_t *used) {
     const char *e = short_escape(s[0]);
     *used = 1;
@@ -46,9 +45,14 @@ static int escape(const uint8_t *s, size_t left, unsigned flags, char out[16], s
     }
     if (s[0] < 0x20) return snprintf(out, 16, "\\u%04x", s[0]);
     size_t n = pdk_utf8_seq(s, left);
+    if (n == 0 && (flags & PDCKPT_JSON_DISPLAY)) return snprintf(out, 16, "\\udc%02x", s[0]);
     if (n == 0) return -1;
     *used = n;
-    uint32_t cp = code_point(s, n);
+    uint32_t cp = pdk_utf8_code_point(s, n);
+    if (!(flags & PDCKPT_JSON_ASCII) && !pdk_display_escapes(cp)) {
+        memcpy(out, s, n);
+        return (int)n;
+    }
     if (cp < 0x10000) return snprintf(out, 16, "\\u%04x", (unsigned)cp);
     cp -= 0x10000;
     return snprintf(out, 16, "\\u%04x\\u%04x", 0xd800u + (cp >> 10), 0xdc00u + (cp & 0x3ffu));
@@ -60,12 +64,11 @@ pdckpt_status pdckpt_json_write_string(const char *s, size_t len, unsigned flags
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
                         "pdckpt_json_write_string: expected a string and a writer, found NULL");
     const uint8_t *p = (const uint8_t *)s;
-    bool           ascii = flags & PDCKPT_JSON_ASCII;
     size_t         run = 0, i = 0; /* bytes [run, i) are copied as they are */
     PDK_TRY(write(self, "\"", 1, err));
     while (i < len) {
         uint8_t c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x7f || !ascii)) {
+        if (plain_byte(c, flags)) {
             i++;
             continue;
         }

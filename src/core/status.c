@@ -45,6 +45,13 @@ static void copy_text(char *dst, size_t cap, const char *src) {
     dst[n] = '\0';
 }
 
+/* Messages quote names from files: made display-safe once, here, where they are formatted
+ * (pdckpt.h, "Display-safe text").  Backslashes are kept so that a message re-wrapped by an outer
+ * layer ("%s" of an inner message) is not escaped twice. */
+static void safe_text(char *dst, size_t cap, const char *src) {
+    pdckpt_display_text(src, strlen(src), PDCKPT_DISPLAY_KEEP_BACKSLASH, dst, cap);
+}
+
 void pdk_error_reset(pdckpt_error *err) {
     if (!err) return;
     err->status = PDCKPT_OK;
@@ -69,7 +76,9 @@ pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *sou
     err->status = status;
     err->offset = offset;
     if (source) copy_text(err->source, sizeof err->source, source);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    char text[sizeof err->message];
+    vsnprintf(text, sizeof text, fmt, ap);
+    safe_text(err->message, sizeof err->message, text);
     return status;
 }
 
@@ -105,11 +114,12 @@ pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what) {
 
 void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) {
     if (!err || err->status == PDCKPT_OK) return;
-    char    prefix[256];
+    char    text[256], prefix[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    safe_text(prefix, sizeof prefix, text);
     /* Build "<prefix><message>" in place: move the message right, then copy the prefix in. */
     size_t plen = strlen(prefix), mlen = strlen(err->message);
     if (plen >= sizeof err->message) plen = sizeof err->message - 1;
@@ -125,16 +135,18 @@ const char *pdckpt_error_format(const pdckpt_error *err, char *buf, size_t size)
     if (!err) return buf;
     size_t used = 0;
     int    n;
-    if (err->source[0]) {
-        n = snprintf(buf, size, "%s: ", err->source);
-        used = n < 0 ? 0 : ((size_t)n >= size ? size - 1 : (size_t)n);
+    if (err->source[0]) { /* the source stays as given (a path to open); shown display-safe */
+        safe_text(buf, size, err->source);
+        used = strlen(buf);
+        n = snprintf(buf + used, size - used, ": ");
+        used += n < 0 ? 0 : ((size_t)n >= size - used ? size - used - 1 : (size_t)n);
     }
     if (err->offset >= 0 && used < size) {
         n = snprintf(buf + used, size - used, "offset %lld: ", (long long)err->offset);
         used += n < 0 ? 0 : ((size_t)n >= size - used ? size - used - 1 : (size_t)n);
     }
-    if (used < size)
-        snprintf(buf + used, size - used, "%s",
-                 err->message[0] ? err->message : pdckpt_status_name(err->status));
+    if (used < size) /* again (it is idempotent): for messages written without pdk_fail */
+        safe_text(buf + used, size - used,
+                  err->message[0] ? err->message : pdckpt_status_name(err->status));
     return buf;
 }

@@ -92,8 +92,27 @@ static void test_failing_writer_and_arguments(void) {
                  &err2);
 }
 
+/* The command line's --json: what a terminal must not be handed is escaped, bytes that are not
+ * UTF-8 become the lone surrogates Python's surrogateescape reads back to them. */
+static void test_display_mode(void) {
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    text         t;
+    const char   s[] =
+        "\x1b]0;t\x07\x7f\xc2\x9b\xe2\x80\xae\xe2\x80\xa8\xe6\x9d\x83\xff\xed\xa0\x80\\";
+    CHECK_OK(quote(s, sizeof s - 1, PDCKPT_JSON_DISPLAY, &t, &err), &err);
+    CHECK_STR(t.buf,
+              "\"\\u001b]0;t\\u0007\\u007f\\u009b\\u202e\\u2028\xe6\x9d\x83\\udcff\\udced\\udca0"
+              "\\udc80\\\\\"");
+    CHECK_OK(quote(s, sizeof s - 1, PDCKPT_JSON_DISPLAY | PDCKPT_JSON_ASCII, &t, &err), &err);
+    CHECK_STR(t.buf, "\"\\u001b]0;t\\u0007\\u007f\\u009b\\u202e\\u2028\\u6743\\udcff\\udced\\udca0"
+                     "\\udc80\\\\\"");
+    CHECK_OK(quote("a\xe6", 2, PDCKPT_JSON_DISPLAY, &t, &err), &err); /* cut: the byte alone */
+    CHECK_STR(t.buf, "\"a\\udce6\"");
+}
+
 int main(void) {
     RUN(test_spellings);
+    RUN(test_display_mode);
     RUN(test_cut_and_bad_utf8);
     RUN(test_every_byte);
     RUN(test_failing_writer_and_arguments);
