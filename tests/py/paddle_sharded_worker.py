@@ -20,6 +20,7 @@ import numpy as np
 #   S0 / S1 / R: a dist tensor on the 1-D mesh [0, 1], Shard(0) / Shard(1) / Replicate()
 #   M12:a,b / M21:a,b: a dist tensor on the 2-D mesh [[0, 1]] / [[0], [1]] with placements a, b
 #   plain: a plain tensor of the global shape on every rank
+#   P1: a dist tensor on the mesh [1] (as pipeline stages hold theirs): rank 0 holds nothing
 #   flat:s: a flattened ShardedWeight (sharding v2's: the whole box, rank 0 holds the row-major
 #           run [0, s), rank 1 [s, numel)), made by hand: sharding v2 does not run on CPU
 SPECS = {
@@ -39,6 +40,7 @@ SPECS = {
     "mesh.d": ("bfloat16", [6, 6], "M12:R,S1"),
     "flat.m": ("float32", [5, 7], "flat:18"),
     "flat.v": ("float64", [3, 4, 5], "flat:27"),
+    "pp.w": ("float32", [3, 4], "P1"),
 }
 LAYOUTS = ("same", "swap", "rep", "plain")
 
@@ -102,6 +104,8 @@ def dump(paddle, out_dir, tag, rank, state):
     os.makedirs(os.path.join(out_dir, tag), exist_ok=True)
     arrays, boxes = {}, {}
     for key, val in flat(state).items():
+        if isinstance(val, paddle.Tensor) and not val._is_initialized():
+            continue  # a dist tensor on a mesh without this rank
         local, box = _box(paddle, val)
         arrays[key] = np.ascontiguousarray(local.numpy())
         boxes[key] = dict(box, dtype=str(local.dtype).split(".")[-1])
@@ -116,6 +120,7 @@ class Maker:
     def __init__(self, paddle, dist, nranks):
         self.paddle, self.dist, self.n = paddle, dist, nranks
         self.mesh = dist.ProcessMesh(list(range(nranks)), dim_names=["x"])
+        self.p1 = dist.ProcessMesh([1], dim_names=["x"])
         if nranks == 2:
             self.m12 = dist.ProcessMesh([[0, 1]], dim_names=["dp", "mp"])
             self.m21 = dist.ProcessMesh([[0], [1]], dim_names=["dp", "mp"])
@@ -153,6 +158,8 @@ class Maker:
             return self.tensor(arr, dtype)
         if how.startswith("flat:"):
             return self.flattened(key, arr, dtype, int(how[5:]), rank)
+        if how == "P1":
+            return self.dist_tensor(arr, dtype, self.p1, [self.place("R")])
         if how.startswith("M"):
             mesh = self.m12 if how.startswith("M12") else self.m21
             return self.dist_tensor(arr, dtype, mesh, [self.place(p) for p in how[4:].split(",")])
@@ -167,6 +174,8 @@ def retarget(how, ndim, layout, n):
         return "plain"
     if layout == "rep" or ndim == 0:
         return "R"
+    if how == "P1":
+        return "S0"
     if how.startswith("flat:"):  # another split point, crossing rows differently
         return f"flat:{int(how[5:]) - 11}" if n == 2 else "S0"
     if how.startswith("M"):      # the placements reversed
