@@ -288,3 +288,40 @@ def test_reverse_paddle_reads_what_pdckpt_saved(job, paddle_np):
     trained = assemble(dumps(out, "trained"))
     assert paddle_full_load(paddle, out / "pdckpt_trained", trained) == \
         {k: v.tobytes() for k, v in trained.items()}
+
+
+def test_one_process_loads_the_2_rank_checkpoint(job, paddle_np):
+    """pdckpt.distributed.load_state_dict with no process group (a single process): whole
+    tensors, and flattened ShardedWeights of another split, from Paddle's 2-rank checkpoint."""
+    paddle, _ = paddle_np
+    from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
+
+    import pdckpt.distributed as pd
+
+    out, _ = job
+    full = assemble(dumps(out, "held"))
+    dtypes = {t["key"]: t["dtype"] for t in ls_json(out / "paddle_ck")["tensors"]}
+    target = {k: paddle.zeros(v.shape, dtype=dtypes[k]) for k, v in full.items()}
+    pd.load_state_dict(W.nest(target), out / "paddle_ck")
+    assert {k: raw(t) for k, t in target.items()} == {k: v.tobytes() for k, v in full.items()}
+    for key in sorted(FLAT):
+        shape, n = full[key].shape, full[key].size
+        for lo, hi in ((0, n), (1, 2), (n - 9, n), (3, n - 4)):
+            run = paddle.zeros([hi - lo], dtype=dtypes[key])
+            sw = ShardedWeight(key, run, shape, shape, (0,) * len(shape), is_flattened=True,
+                               flattened_range=slice(lo, hi))
+            pd.load_state_dict({key: sw}, out / "paddle_ck")
+            assert raw(run) == full[key].reshape(-1)[lo:hi].tobytes(), (key, lo, hi)
+    # a run of a sub-box (a tensor-parallel piece that sharding v2 flattened in turn)
+    for key, off, box, lo, hi in (("flat.m", (2, 0), (3, 7), 4, 17),
+                                  ("flat.v", (1, 0, 2), (2, 4, 3), 7, 23)):
+        run = paddle.zeros([hi - lo], dtype=dtypes[key])
+        sw = ShardedWeight(key, run, box, full[key].shape, off, is_flattened=True,
+                           flattened_range=slice(lo, hi))
+        pd.load_state_dict({key: sw}, out / "paddle_ck")
+        sub = full[key][tuple(slice(o, o + b) for o, b in zip(off, box))]
+        assert raw(run) == np.ascontiguousarray(sub).reshape(-1)[lo:hi].tobytes(), key
+    bad = ShardedWeight("flat.m", paddle.zeros([3]), (5, 7), (5, 7), (0, 0), is_flattened=True,
+                        flattened_range=slice(33, 36))
+    with pytest.raises(pdckpt.MismatchError, match=r"flattened_range \[33, 36\) does not fit"):
+        pd.load_state_dict({"flat.m": bad}, out / "paddle_ck")
