@@ -325,3 +325,22 @@ def test_one_process_loads_the_2_rank_checkpoint(job, paddle_np):
                         flattened_range=slice(33, 36))
     with pytest.raises(pdckpt.MismatchError, match=r"flattened_range \[33, 36\) does not fit"):
         pd.load_state_dict({"flat.m": bad}, out / "paddle_ck")
+
+
+def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):
+    """An optimizer's LR_Scheduler (Python numbers): Paddle's save_state_dict raises ValueError;
+    pdckpt's an ArgumentError naming the key, and writes nothing."""
+    paddle, _ = paddle_np
+    import pdckpt.distributed as pd
+
+    lin = paddle.nn.Linear(2, 2)
+    opt = paddle.optimizer.AdamW(parameters=lin.parameters(),
+                                 learning_rate=paddle.optimizer.lr.StepDecay(0.1, 2))
+    lin(paddle.ones([1, 2])).sum().backward()
+    opt.step()
+    state = {"opt": opt.state_dict()}
+    with pytest.raises(ValueError, match="should be dict or paddle.Tensor"):
+        paddle.distributed.save_state_dict(state, str(tmp_path / "paddle"))
+    with pytest.raises(pdckpt.ArgumentError, match="'opt.LR_Scheduler.last_epoch'"):
+        pd.save_state_dict(state, tmp_path / "ours")
+    assert not (tmp_path / "ours").exists() or not os.listdir(tmp_path / "ours")
