@@ -41,8 +41,10 @@ SPECS = {
     "flat.m": ("float32", [5, 7], "flat:18"),
     "flat.v": ("float64", [3, 4, 5], "flat:27"),
     "pp.w": ("float32", [3, 4], "P1"),
+    "big.w": ("float32", [300, 200], "S1"),   # pieces of 120 KB: payloads the skim jumps over
+    "big.e": ("bfloat16", [258, 258], "S0"),
 }
-LAYOUTS = ("same", "swap", "rep", "plain")
+LAYOUTS = ("same", "swap", "rep", "plain", "swap_copy")  # swap_copy: mmap=False
 
 
 def full_tensors(seed=7):
@@ -170,6 +172,8 @@ def retarget(how, ndim, layout, n):
     """The placement a target of `layout` gives a value the job holds as `how`."""
     if layout == "same":
         return how
+    if layout == "swap_copy":
+        layout = "swap"
     if layout == "plain":
         return "plain"
     if layout == "rep" or ndim == 0:
@@ -269,7 +273,8 @@ def job(out_dir):
     dump(paddle, out_dir, "trained", rank, trained)
     for layout in LAYOUTS:  # pdckpt loads Paddle's checkpoint into every layout
         target = state_of(mk, values, layout, rank, zeros=True)
-        notes["pdckpt_load_" + layout] = outcome(lambda: pd.load_state_dict(target, p_ck))
+        notes["pdckpt_load_" + layout] = outcome(lambda: pd.load_state_dict(
+            target, p_ck, mmap=layout != "swap_copy"))
         dump(paddle, out_dir, "load_" + layout, rank, target)
     target = zeros_like(paddle, dist, mk, trained)
     notes["pdckpt_load_trained"] = outcome(lambda: pd.load_state_dict(target, t_ck))

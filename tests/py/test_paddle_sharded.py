@@ -12,8 +12,8 @@ rank), nested.  Paddle's save_state_dict writes them; every rank dumps its local
   * pdckpt.load, and `pdckpt dist merge` under mpirun on 1, 2 and 3 ranks, give the global tensors
     the pieces make up, bit for bit;
   * pdckpt.distributed.load_state_dict in the job fills targets of the same, swapped (rows <->
-    columns, other 2-D mesh, another flattened split), replicated and plain layouts, and on a
-    3-rank job (3-way splits), bit for bit;
+    columns, reversed 2-D placements, another flattened split; also read without mapping the
+    files), replicated and plain layouts, and on a 3-rank job (3-way splits), bit for bit;
   * the reverse: pdckpt.distributed.save_state_dict from the job lists what Paddle's save lists;
     Paddle's load_state_dict reads it in the job (same sharding) and in one process (whole).
 Paddle's own limits on CPU are asserted too (docs/distributed.md, "Real Paddle 3.x sharded
@@ -124,6 +124,7 @@ def test_outcomes_in_the_job(job):
     assert notes[0] == notes[1]
     n = notes[0]
     for name in ("pdckpt_load_same", "pdckpt_load_swap", "pdckpt_load_rep", "pdckpt_load_plain",
+                 "pdckpt_load_swap_copy",
                  "pdckpt_load_trained", "pdckpt_save", "pdckpt_save_trained",
                  "paddle_load_paddle_sharded", "paddle_load_pdckpt_sharded"):
         assert n[name] == "ok", (name, n[name])
@@ -211,6 +212,7 @@ def test_pdckpt_loads_into_every_layout_in_the_job(job):
     full = assemble(dumps(out, "held"))
     same = check_local_values(out, "load_same", full)
     swap = check_local_values(out, "load_swap", full)
+    assert [b for _, b in check_local_values(out, "load_swap_copy", full)] == [b for _, b in swap]
     for tag in ("load_rep", "load_plain"):
         for _, boxes in check_local_values(out, tag, full):
             assert all(b["shape"] == b["global_shape"] for b in boxes.values()), tag
