@@ -185,6 +185,18 @@ def test_ls_and_verify_list_what_the_ranks_held(job):
             assert run_cli("verify", f).returncode == 0, f
 
 
+def test_ls_marks_paddles_replicas(job):
+    """save_replicas=True: every rank's copy of a replicated piece is listed, the extra ones
+    (replica_id 1, which loads skip) marked as such."""
+    out, _ = job
+    listing = ls_json(out / "paddle_replicas")["tensors"]
+    replicas = {t["key"]: sorted(p.get("replica_id", 0) for p in t["pieces"]) for t in listing}
+    assert replicas["model.bias"] == replicas["model.small"] == [0, 1]
+    assert replicas["model.w_row"] == [0, 0] and replicas["pp.w"] == [0]
+    text = run_cli("ls", out / "paddle_replicas", check=0).stdout
+    assert text.count(" replica 1 ") == sum(r.count(1) for r in replicas.values()) > 0, text
+
+
 def test_pdckpt_load_and_mpi_merge_whole(job, tmp_path):
     """pdckpt.load and `pdckpt dist merge` on 1, 2 and 3 MPI ranks: the global tensors; also of
     Paddle's saves with save_replicas=True (every rank's copy listed, replica_id 1 skipped),
@@ -346,3 +358,23 @@ def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):
     with pytest.raises(pdckpt.ArgumentError, match="'opt.LR_Scheduler.last_epoch'"):
         pd.save_state_dict(state, tmp_path / "ours")
     assert not (tmp_path / "ours").exists() or not os.listdir(tmp_path / "ours")
+
+
+def test_paddle_resave_keeps_the_old_metadata(tmp_path, paddle_np):
+    """Paddle 3.3's save_state_dict into a directory that holds id 0 (unique_id=None reuses the
+    largest id) rewrites the data files but keeps the old 0.metadata (write_to_file_if_empty):
+    pieces of another dtype -- even one of the same size -- or shape are a MismatchError naming
+    the file, the piece and both descriptions, never the bytes read as the old dtype."""
+    paddle, _ = paddle_np
+    import paddle.distributed as dist
+
+    for n, (dtype, shape) in enumerate((("int32", [3, 4]), ("float32", [4, 3]))):
+        ck = tmp_path / f"ck{n}"
+        dist.save_state_dict({"a": paddle.zeros([3, 4], dtype="float32")}, str(ck))
+        dist.save_state_dict({"a": paddle.ones(shape, dtype=dtype)}, str(ck))
+        assert sorted(os.listdir(ck)) == ["0.metadata", "0_0.distcp"]
+        with pytest.raises(pdckpt.MismatchError) as e:
+            pdckpt.load(str(ck))
+        assert str(e.value).endswith(f"0_0.distcp: tensor 'a': the metadata says the piece at "
+                                     f"[0, 0] is float32 [3, 4], this data file holds {dtype} "
+                                     f"[{shape[0]}, {shape[1]}]"), str(e.value)
