@@ -8,6 +8,7 @@ compares the dumps with each other and with what pdckpt reads.
   python paddle_sharded_worker.py OUT_DIR job     # 2 ranks: Paddle's save, pdckpt's loads and save,
                                                   # Paddle's loads of pdckpt's checkpoint
   python paddle_sharded_worker.py OUT_DIR load3 CK  # 3 ranks: pdckpt loads CK on a 3-rank mesh
+  python paddle_sharded_worker.py OUT_DIR job4      # 4 ranks: blocks of a 2 x 2 mesh
 """
 import json
 import os
@@ -269,6 +270,7 @@ def job(out_dir):
     for name, kw in (("replicas", {"save_replicas": True}), ("safetensors", {"safetensors": True}),
                      ("id3", {"unique_id": 3})):
         dist.save_state_dict(held, os.path.join(out_dir, "paddle_" + name), **kw)
+    dist.barrier()  # Paddle's save returns once this rank's file is written: wait for all
     dump(paddle, out_dir, "held", rank, held)
     dump(paddle, out_dir, "trained", rank, trained)
     for layout in LAYOUTS:  # pdckpt loads Paddle's checkpoint into every layout
@@ -339,6 +341,67 @@ def load3(out_dir, ck):
         json.dump(notes, f)
 
 
+# 4 ranks on the 2-D mesh [[0, 1], [2, 3]]: key -> (dtype, global shape, placements)
+BLOCKS = {
+    "blk.a": ("float32", [7, 5], "S0,S1"),   # a 2 x 2 grid of uneven blocks
+    "blk.b": ("int64", [6, 9], "S1,S0"),
+    "blk.c": ("float64", [5, 4], "R,S0"),    # rows over the second mesh dim, twice stored
+    "blk.d": ("bfloat16", [6, 6], "S0,R"),
+    "blk.e": ("bool", [4, 6], "S1,S1"),      # one dim over both mesh dims: Paddle cannot save it
+}
+
+
+def job4(out_dir):
+    """4 ranks: Paddle saves block-sharded tensors of a 2 x 2 mesh; pdckpt loads them into the
+    transposed placements; every rank dumps both."""
+    import paddle
+    import paddle.distributed as dist
+
+    import pdckpt.distributed as pd
+
+    paddle.set_device("cpu")
+    dist.init_parallel_env()
+    rank = dist.get_rank()
+    mk = Maker(paddle, dist, 4)
+    grid = dist.ProcessMesh([[0, 1], [2, 3]], dim_names=["dp", "mp"])
+    rng = np.random.default_rng(11)
+    notes = {}
+
+    def state(zeros, transpose):
+        out = {}
+        for key, (dtype, shape, how) in BLOCKS.items():
+            if key == "blk.e":
+                continue
+            arr = np.zeros(shape, "float32") if zeros else full[key]
+            names = how.split(",")[::-1] if transpose else how.split(",")
+            out[key] = mk.dist_tensor(arr, dtype, grid, [mk.place(n) for n in names])
+        return out
+
+    full = {k: (rng.integers(-99, 99, size=s) / 4).astype("float32") if d != "bool" else
+            rng.integers(0, 2, size=s).astype(bool) for k, (d, s, _) in BLOCKS.items()}
+    held = state(False, False)
+    ck = os.path.join(out_dir, "paddle_blocks")
+    dist.save_state_dict(held, ck)
+    dist.barrier()  # Paddle's save returns once this rank's file is written: wait for all
+    dump(paddle, out_dir, "blocks_held", rank, held)
+    target = state(True, True)
+    notes["pdckpt_load_transposed"] = outcome(lambda: pd.load_state_dict(target, ck))
+    dump(paddle, out_dir, "blocks_transposed", rank, target)
+    notes["pdckpt_save"] = outcome(lambda: pd.save_state_dict(
+        held, os.path.join(out_dir, "pdckpt_blocks")))
+    dist.barrier()
+    # Paddle's load of pdckpt's blocks where it can on CPU: every piece in this rank's own file
+    target = {k: v for k, v in state(True, False).items() if k in ("blk.a", "blk.b")}
+    notes["paddle_load_pdckpt"] = outcome(lambda: dist.load_state_dict(
+        target, os.path.join(out_dir, "pdckpt_blocks")))
+    dump(paddle, out_dir, "blocks_paddle_load", rank, target)
+    co = {"blk.e": mk.dist_tensor(full["blk.e"], "bool", grid, [dist.Shard(1), dist.Shard(1)])}
+    notes["paddle_save_coshard"] = outcome(lambda: dist.save_state_dict(
+        co, os.path.join(out_dir, "co4")))
+    with open(os.path.join(out_dir, f"notes4_{rank}.json"), "w") as f:
+        json.dump(notes, f)
+
+
 if __name__ == "__main__":
     import warnings
 
@@ -346,6 +409,8 @@ if __name__ == "__main__":
     try:
         if sys.argv[2] == "job":
             job(sys.argv[1])
+        elif sys.argv[2] == "job4":
+            job4(sys.argv[1])
         else:
             load3(sys.argv[1], sys.argv[3])
     except Exception:

@@ -378,3 +378,35 @@ def test_paddle_resave_keeps_the_old_metadata(tmp_path, paddle_np):
         assert str(e.value).endswith(f"0_0.distcp: tensor 'a': the metadata says the piece at "
                                      f"[0, 0] is float32 [3, 4], this data file holds {dtype} "
                                      f"[{shape[0]}, {shape[1]}]"), str(e.value)
+
+
+def test_blocks_of_a_2x2_mesh_both_ways(tmp_path, paddle_np):
+    """A 4-rank job on the mesh [[0, 1], [2, 3]]: Paddle saves a 2 x 2 grid of uneven blocks,
+    row and column splits along either mesh dim (stored once per replica group); pdckpt lists and
+    loads them whole and into the transposed placements; pdckpt's save of the same state lists
+    what Paddle's lists (the same files too) and Paddle reads it back, in the job (the fully
+    sharded tensors) and in one process (all, whole)."""
+    paddle, _ = paddle_np
+    out = tmp_path
+    launch(out, 4, "job4")
+    notes = [json.loads((out / f"notes4_{r}.json").read_text()) for r in range(4)]
+    assert all(n == notes[0] for n in notes), notes
+    assert {k: v for k, v in notes[0].items() if k != "paddle_save_coshard"} == {
+        "pdckpt_load_transposed": "ok", "pdckpt_save": "ok", "paddle_load_pdckpt": "ok"}
+    assert "has no attribute 'get_dim'" in notes[0]["paddle_save_coshard"]
+    held = dumps(out, "blocks_held")
+    full = assemble(held)
+    assert listed_pieces(ls_json(out / "paddle_blocks")) == held_pieces(held)
+    assert [b["blk.a"]["shape"] for _, b in held] == [[4, 3], [4, 2], [3, 3], [3, 2]]
+    got = pdckpt.load(str(out / "paddle_blocks"))
+    assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
+    moved = check_local_values(out, "blocks_transposed", full)
+    assert [b["blk.a"]["shape"] for _, b in moved] == [[4, 3], [3, 3], [4, 2], [3, 2]]
+    assert ls_json(out / "pdckpt_blocks")["tensors"] == ls_json(out / "paddle_blocks")["tensors"]
+    check_local_values(out, "blocks_paddle_load", full)
+    assert paddle_full_load(paddle, out / "pdckpt_blocks", full) == \
+        {k: v.tobytes() for k, v in full.items()}
+    merged = out / "merged.safetensors"
+    mpirun(2, "dist", "merge", out / "paddle_blocks", merged)
+    got = pdckpt.load(str(merged))
+    assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
