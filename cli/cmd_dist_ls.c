@@ -47,6 +47,7 @@ typedef struct item {
     const char         *key;
     const pdckpt_value *offset, *shape, *run;
     const char         *file;
+    int64_t             replica; /* > 0: an extra copy (save_replicas=True) that loads skip */
 } item;
 
 static int cmp_item(const void *a, const void *b) {
@@ -60,10 +61,16 @@ static size_t read_items(const pdckpt_value *storage, item *out) {
         const char         *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
         const char         *file = pdckpt_value_get_string(pdckpt_value_at(it, 1), NULL);
         if (!key || !file || pdckpt_value_len(index) < 6) continue;
-        bool flat = false;
+        bool    flat = false;
+        int64_t replica = 0; /* None: the only copy */
         pdckpt_value_get_bool(pdckpt_value_at(index, 2), &flat);
-        out[n++] = (item){key, pdckpt_value_at(index, 1), pdckpt_value_at(index, 5),
-                          flat ? pdckpt_value_at(index, 3) : NULL, file};
+        pdckpt_value_get_int(pdckpt_value_at(index, 4), &replica);
+        out[n++] = (item){key,
+                          pdckpt_value_at(index, 1),
+                          pdckpt_value_at(index, 5),
+                          flat ? pdckpt_value_at(index, 3) : NULL,
+                          file,
+                          replica};
     }
     qsort(out, n, sizeof *out, cmp_item);
     return n;
@@ -142,6 +149,8 @@ static void print_tensor(const char *key, const pdckpt_value *m, const item *ite
             printf(json ? ", \"flattened_range\": " : " flattened run ");
             ints(stdout, items[i].run, json);
         }
+        if (items[i].replica > 0)
+            printf(json ? ", \"replica_id\": %lld" : " replica %lld", (long long)items[i].replica);
         if (json) {
             printf(", \"file\": ");
             cli_json_str(stdout, items[i].file);

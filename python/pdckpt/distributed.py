@@ -196,6 +196,28 @@ def _layout(paddle: Any) -> Any:
     return compute
 
 
+def _dist_box(paddle: Any, key: str, val: Any, compute: Any) -> tuple | None:
+    """(local value, global shape, global offset) of a dist tensor, or None off its mesh."""
+    if any(p.is_partial() for p in val.placements):
+        raise make(UnsupportedError, None, f"'{key}' is Partial (each rank holds a partial "
+                   "sum): reshard it to Replicate or Shard before saving")
+    local = val._local_value()
+    if len(val.shape) == 0:
+        return local, (), ()
+    try:
+        shape, offset = compute(list(val.shape), val.process_mesh, val.placements)
+    except AttributeError as e:  # Paddle 3.3's own save_state_dict fails the same way
+        raise make(UnsupportedError, None, f"'{key}': Paddle cannot place its pieces "
+                   f"({val.placements}: one tensor dim sharded over several mesh dims, which "
+                   f"Paddle's compute_local_shape_and_global_offset does not handle: {e})") from e
+    if shape is None:
+        return None
+    if tuple(shape) != tuple(local.shape):
+        raise make(MismatchError, None, f"'{key}': the local value is {list(local.shape)}, "
+                   f"its placements make it {list(shape)}")
+    return local, tuple(val.shape), tuple(offset)
+
+
 def _piece(paddle: Any, key: str, val: Any, compute: Any) -> tuple | None:
     """(local tensor, global shape, global offset) of one value, or None when this rank holds no
     piece of it; computed as Paddle's save_state_dict computes them."""
@@ -204,26 +226,35 @@ def _piece(paddle: Any, key: str, val: Any, compute: Any) -> tuple | None:
             return None  # a dist tensor on a mesh without this rank
         if not val.is_dist():
             return val, tuple(val.shape), (0,) * len(val.shape)
-        if any(p.is_partial() for p in val.placements):
-            raise make(UnsupportedError, None, f"'{key}' is Partial (each rank holds a partial "
-                       "sum): reshard it to Replicate or Shard before saving")
-        local = val._local_value()
-        if len(val.shape) == 0:
-            return local, (), ()
-        shape, offset = compute(list(val.shape), val.process_mesh, val.placements)
-        if shape is None:
-            return None
-        if tuple(shape) != tuple(local.shape):
-            raise make(MismatchError, None, f"'{key}': the local value is {list(local.shape)}, "
-                       f"its placements make it {list(shape)}")
-        return local, tuple(val.shape), tuple(offset)
+        return _dist_box(paddle, key, val, compute)
     if hasattr(val, "local_tensor") and hasattr(val, "global_offset"):  # ShardedWeight
         if getattr(val, "is_flattened", False):
-            raise make(UnsupportedError, None, f"'{key}' is a flattened piece, which pdckpt "
-                       "cannot save yet")
+            raise make(UnsupportedError, None, f"'{key}' is a flattened piece (a ShardedWeight "
+                       "with is_flattened, sharding v2's): pdckpt loads such pieces but cannot "
+                       "save them; save its unflattened box (or a dist tensor) instead")
         return val.local_tensor, tuple(val.global_shape), tuple(val.global_offset)
     raise make(ArgumentError, None, f"the value of '{key}' should be a paddle.Tensor or a "
                f"ShardedWeight, not {type(val).__name__}")
+
+
+def _run_box(key: str, shape: tuple, run: Any, numel: int) -> tuple:
+    """The smallest box of `shape` holding the row-major run [start, stop): (its offset, its
+    shape, the run's [lo, hi) in the box's flattening).  Dims before the first one where the
+    run's first and last index differ are fixed, that one spans both, later dims are whole -- so
+    the box is itself one contiguous stretch of the flattening, starting at its offset."""
+    start, stop = int(run.start), int(run.stop)
+    total = int(np.prod(shape)) if shape else 1
+    if not 0 <= start < stop <= total or stop - start != numel:
+        raise make(MismatchError, None, f"'{key}': flattened_range [{start}, {stop}) does not "
+                   f"fit its box {list(shape)} and local tensor of {numel} elements")
+    first, last = np.unravel_index(start, shape), np.unravel_index(stop - 1, shape)
+    off, box, split = [], [], False
+    for d, n in enumerate(shape):
+        off.append(0 if split else int(first[d]))
+        box.append(n if split else int(last[d]) - int(first[d]) + 1)
+        split = split or first[d] != last[d]
+    lo = start - int(np.ravel_multi_index(off, shape))
+    return tuple(off), tuple(box), (lo, lo + stop - start)
 
 
 def _pieces(paddle: Any, state_dict: Any) -> list:
@@ -449,38 +480,56 @@ def _decode_keys(data: bytes) -> tuple:
     return int(lines[0]), keys
 
 
+def _target(paddle: Any, key: str, val: Any, compute: Any) -> tuple | None:
+    """(local tensor, global shape, box offset, box shape, run) a value is loaded into, or None.
+    A flattened ShardedWeight (sharding v2) is loaded as the smallest box holding its run, run
+    being the run's [lo, hi) in that box's flattening; other values have run None."""
+    if getattr(val, "is_flattened", False) and hasattr(val, "local_tensor"):
+        local, shape = val.local_tensor, tuple(val.local_shape)
+        sub, box, run = _run_box(key, shape, val.flattened_range, int(np.prod(local.shape)))
+        offset = tuple(int(o) + s for o, s in zip(val.global_offset, sub))
+        return local, tuple(val.global_shape), offset, box, run
+    piece = _piece(paddle, key, val, compute)
+    if piece is None:
+        return None
+    local, global_shape, offset = piece
+    return local, global_shape, offset, tuple(local.shape), None
+
+
 def _targets(paddle: Any, state_dict: Any, keys: dict) -> tuple:
-    """[(key, local tensor, offset, shape)] to load, and the keys the checkpoint lacks."""
+    """[(key, local tensor, offset, shape, run)] to load, and the keys the checkpoint lacks."""
     from ._paddle_io import dtype_name
 
     compute = _layout(paddle)
     wanted, missing = [], []
     for key, val in _flatten(state_dict).items():
-        piece = _piece(paddle, key, val, compute)
-        if piece is None:
+        target = _target(paddle, key, val, compute)
+        if target is None:
             continue
-        local, global_shape, offset = piece
+        local, global_shape, offset, shape, run = target
         if key not in keys:
             missing.append(key)
             continue
-        dtype, shape = keys[key]
-        if dtype != dtype_name(local) or tuple(shape) != tuple(global_shape):
+        dtype, stored = keys[key]
+        if dtype != dtype_name(local) or tuple(stored) != tuple(global_shape):
             raise make(MismatchError, None, f"'{key}': the checkpoint holds {dtype} "
-                       f"{list(shape)}, the state_dict {dtype_name(local)} {list(global_shape)}")
-        wanted.append((key, local, offset, tuple(local.shape)))
+                       f"{list(stored)}, the state_dict {dtype_name(local)} {list(global_shape)}")
+        wanted.append((key, local, offset, shape, run))
     return wanted, missing
 
 
 def _fill(paddle: Any, path: str, ckpt_id: int, wanted: list, mmap: bool) -> None:
-    tree = _native.sharded_load(path, ckpt_id, [(k, o, s) for k, _, o, s in wanted], mmap)
+    tree = _native.sharded_load(path, ckpt_id, [(k, o, s) for k, _, o, s, _ in wanted], mmap)
     try:
         values = tree.convert(None, False, paddle_spec(paddle))
     finally:
         tree.close()
-    for key, local, _, _ in wanted:
+    for key, local, _, _, run in wanted:
         src = values[key]
         if not isinstance(src, paddle.Tensor):
             src = paddle.to_tensor(src)
+        if run is not None:  # a flattened target: its run of the box
+            src = src.reshape([-1])[run[0]:run[1]].reshape(local.shape)
         paddle.assign(src.to(local.place) if src.place != local.place else src, local)
 
 

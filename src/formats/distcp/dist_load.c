@@ -254,6 +254,38 @@ static pdckpt_status flat_view(loader *L, const pdk_key_meta *km, const pdk_piec
     return PDCKPT_OK;
 }
 
+/* "[a, b, c]" into buf (cut short, still terminated, when it does not fit). */
+static const char *fmt_dims(char *buf, size_t cap, int32_t n, const int64_t *dims) {
+    size_t at = (size_t)snprintf(buf, cap, "[");
+    for (int32_t d = 0; d < n && at < cap; d++)
+        at += (size_t)snprintf(buf + at, cap - at, "%s%lld", d ? ", " : "", (long long)dims[d]);
+    if (at < cap) snprintf(buf + at, cap - at, "]");
+    return buf;
+}
+
+/* The data file's dtype is the metadata's; bfloat16 and the float8s may also come as their
+ * uint16 / uint8 bits (numpy has none of them: a pickle without Paddle's hint holds the bits).
+ * Other same-sized dtypes are other values (Paddle 3.3 re-saving an id with another dtype keeps
+ * the old metadata: docs/distributed.md). */
+static bool same_dtype(pdckpt_dtype meta, pdckpt_dtype file) {
+    if (meta == file) return true;
+    if (meta == PDCKPT_DTYPE_BFLOAT16) return file == PDCKPT_DTYPE_UINT16;
+    bool fp8 = meta == PDCKPT_DTYPE_FLOAT8_E4M3FN || meta == PDCKPT_DTYPE_FLOAT8_E5M2;
+    return fp8 && file == PDCKPT_DTYPE_UINT8;
+}
+
+/* The piece in the data file is not what the metadata says (a wrong dtype or shape). */
+static pdckpt_status piece_mismatch(loader *L, const pdk_key_meta *km, const pdk_piece *p,
+                                    const pdckpt_tensor_view *v) {
+    char want[160], got[160], at[160];
+    return pdk_fail(L->err, PDCKPT_ERR_MISMATCH, p->file, -1,
+                    "tensor '%s': the metadata says the piece at %s is %s %s, this data file "
+                    "holds %s %s",
+                    km->key, fmt_dims(at, sizeof at, km->n_dims, p->offset),
+                    pdckpt_dtype_name(km->dtype), fmt_dims(want, sizeof want, km->n_dims, p->shape),
+                    pdckpt_dtype_name(v->dtype), fmt_dims(got, sizeof got, v->n_dims, v->dims));
+}
+
 /* The stored piece `p` of `km`, checked against what the metadata says it is. */
 static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_piece *p,
                                   const pdckpt_value **value, pdckpt_tensor_view *v) {
@@ -271,15 +303,9 @@ static pdckpt_status stored_piece(loader *L, const pdk_key_meta *km, const pdk_p
         return stored_piece(L, km, p, value, v);
     }
     if (p->flat) return PDCKPT_OK;
-    bool same = v->n_dims == km->n_dims &&
-                pdckpt_dtype_size(v->dtype) == pdckpt_dtype_size(km->dtype) &&
+    bool same = v->n_dims == km->n_dims && same_dtype(km->dtype, v->dtype) &&
                 memcmp(v->dims, p->shape, (size_t)v->n_dims * sizeof *v->dims) == 0;
-    if (!same)
-        return pdk_fail(L->err, PDCKPT_ERR_MISMATCH, p->file, -1,
-                        "tensor '%s': expected %s with the piece's shape, found %s of %d dims",
-                        km->key, pdckpt_dtype_name(km->dtype), pdckpt_dtype_name(v->dtype),
-                        (int)v->n_dims);
-    return PDCKPT_OK;
+    return same ? PDCKPT_OK : piece_mismatch(L, km, p, v);
 }
 
 /* A strided overlap whose runs lie at most this far apart on average is read as the whole

@@ -1,0 +1,412 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Sharded checkpoints that real Paddle 3.x writes from a real 2-process job (`python -m
+paddle.distributed.launch --nproc_per_node 2`, Gloo on CPU; paddle_sharded_worker.py is one rank),
+read by pdckpt every way, and the reverse.  The job holds dist tensors on the mesh [0, 1] split by
+rows (Shard(0)), columns (Shard(1)) and Replicate(), on the 2-D meshes [[0, 1]] and [[0], [1]],
+0-d tensors, plain tensors, sharding v2's flattened ShardedWeights (made by hand: sharding v2 and
+stage 3 do not run on CPU), float32/64, bfloat16, float16, int32/64 and bool; and real optimizer
+states: auto-parallel AdamW (dist.shard_optimizer) and fleet sharding stage 1 (whole states per
+rank), nested.  Paddle's save_state_dict writes them; every rank dumps its local values and boxes
+(.npz/.json) and the test compares:
+  * `pdckpt ls` lists exactly the pieces the ranks held; `pdckpt verify` passes;
+  * pdckpt.load, and `pdckpt dist merge` under mpirun on 1, 2 and 3 ranks, give the global tensors
+    the pieces make up, bit for bit;
+  * pdckpt.distributed.load_state_dict in the job fills targets of the same, swapped (rows <->
+    columns, reversed 2-D placements, another flattened split; also read without mapping the
+    files), replicated and plain layouts, and on a 3-rank job (3-way splits), bit for bit;
+  * the reverse: pdckpt.distributed.save_state_dict from the job lists what Paddle's save lists;
+    Paddle's load_state_dict reads it in the job (same sharding) and in one process (whole).
+Paddle's own limits on CPU are asserted too (docs/distributed.md, "Real Paddle 3.x sharded
+layouts"), so the docs stay true: its multi-process load into another sharding fails in its
+resharder ("No available device found.", a .cuda() call), for its own checkpoints as for pdckpt's."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pdckpt
+
+from conftest import PY_STAGE, ls_json, run_cli
+import paddle_sharded_worker as W
+from test_dist import mpirun
+
+HERE = Path(__file__).resolve().parent
+FLAT = {k for k, (_, _, how) in W.SPECS.items() if how.startswith("flat:")}
+NO_DEVICE = "ValueError: No available device found."
+
+
+def launch(out, nproc, *args):
+    paths = [str(PY_STAGE), str(HERE)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    proc = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--log_dir",
+                           str(out / f"log{nproc}"), "--nproc_per_node", str(nproc),
+                           str(HERE / "paddle_sharded_worker.py"), str(out), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+    logs = "".join(p.read_text(errors="replace")[-3000:]
+                   for p in sorted((out / f"log{nproc}").glob("workerlog.*")))
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:], logs)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    out = tmp_path_factory.mktemp("paddle_sharded")
+    launch(out, 2, "job")
+    notes = [json.loads((out / f"notes{r}.json").read_text()) for r in (0, 1)]
+    return out, notes
+
+
+def dumps(out, tag):
+    """[(arrays, boxes)] of every rank that dumped `tag`."""
+    res = []
+    for j in sorted((out / tag).glob("r*.json")):
+        with np.load(j.with_suffix(".npz")) as z:
+            res.append(({k: z[k] for k in z.files}, json.loads(j.read_text())))
+    return res
+
+
+def positions(box):
+    """Where a piece's elements sit in its tensor's row-major flattening."""
+    gshape = tuple(box["global_shape"])
+    box_idx = np.arange(int(np.prod(gshape)), dtype=np.int64).reshape(gshape)
+    sl = tuple(slice(o, o + s) for o, s in zip(box["offset"], box["shape"]))
+    run = box_idx[sl].reshape(-1)
+    lo, hi = box["flattened_range"] or (0, run.size)
+    return run[lo:hi]
+
+
+def assemble(ranks):
+    """The global tensors the ranks' pieces make up; every element covered, overlaps equal."""
+    full, seen = {}, {}
+    for arrays, boxes in ranks:
+        for key, box in boxes.items():
+            a = arrays[key]
+            if key not in full:
+                full[key] = np.zeros(box["global_shape"], dtype=a.dtype)
+                seen[key] = np.zeros(box["global_shape"], dtype=bool)
+            where = positions(box)
+            old = full[key].reshape(-1)[where][seen[key].reshape(-1)[where]]
+            assert old.tobytes() == a.reshape(-1)[seen[key].reshape(-1)[where]].tobytes(), key
+            full[key].reshape(-1)[where] = a.reshape(-1)
+            seen[key].reshape(-1)[where] = True
+    for key, s in seen.items():
+        assert s.all(), f"{key}: the pieces do not cover it"
+    return full
+
+
+def bits(paddle, arr, dtype):
+    """The bytes Tensor.numpy() gives for `arr` held as `dtype` (bfloat16: its uint16 bits)."""
+    return paddle.to_tensor(arr).astype(dtype).numpy().tobytes()
+
+
+def raw(t):
+    return np.ascontiguousarray(t.numpy() if hasattr(t, "numpy") else np.asarray(t)).tobytes()
+
+
+def check_local_values(out, tag, full):
+    """Every rank's dumped local value of `tag` is its box of the global tensor, bit for bit."""
+    ranks = dumps(out, tag)
+    assert ranks, tag
+    for arrays, boxes in ranks:
+        for key, box in boxes.items():
+            want = full[key].reshape(-1)[positions(box)]
+            assert arrays[key].dtype == want.dtype, (tag, key)
+            assert arrays[key].reshape(-1).tobytes() == want.tobytes(), (tag, key, box)
+    return ranks
+
+
+def test_outcomes_in_the_job(job):
+    """What worked in the job, the same on both ranks, and Paddle's own CPU limits."""
+    _, notes = job
+    assert notes[0] == notes[1]
+    n = notes[0]
+    for name in ("pdckpt_load_same", "pdckpt_load_swap", "pdckpt_load_rep", "pdckpt_load_plain",
+                 "pdckpt_load_swap_copy",
+                 "pdckpt_load_trained", "pdckpt_save", "pdckpt_save_trained",
+                 "paddle_load_paddle_sharded", "paddle_load_pdckpt_sharded"):
+        assert n[name] == "ok", (name, n[name])
+    assert n["pdckpt_save_flattened"].startswith("UnsupportedError: 'flat.m' is a flattened")
+    # Paddle's multi-process load into another sharding needs a GPU, for its own files as for ours
+    assert n["paddle_load_paddle_swap"] == n["paddle_load_pdckpt_swap"] == NO_DEVICE
+    # Shard(0) over both dims of a 2-D mesh: Paddle's save cannot place it; pdckpt says why
+    assert "has no attribute 'get_dim'" in n["paddle_save_coshard"]
+    assert n["pdckpt_save_coshard"].startswith("UnsupportedError: 'co': Paddle cannot place")
+
+
+def test_the_ranks_held_what_the_specs_say(job, paddle_np):
+    """The control: the dumps hold the synthetic tensors' pieces, split as the specs ask."""
+    paddle, _ = paddle_np
+    out, _ = job
+    held = dumps(out, "held")
+    full = assemble(held)
+    for key, (dtype, shape, how) in W.SPECS.items():
+        assert full[key].tobytes() == bits(paddle, W.full_tensors()[key], dtype), key
+        assert full[key].any(), key  # so a load that left a target at zeros cannot match
+        pieces = [(b[key]["offset"], b[key]["shape"], b[key]["flattened_range"]) for _, b in held
+                  if key in b]
+        if how == "P1":
+            assert len(pieces) == 1 and key not in held[0][1], key  # rank 1's alone
+            continue
+        split = how in ("S0", "S1") or how[0] in "Mf"
+        assert (pieces[0] != pieces[1]) == split, (key, pieces)  # really split between the ranks
+    assert [b["model.w_row"]["shape"] for _, b in held] == [[4, 5], [3, 5]]
+    assert [b["model.w_col"]["shape"] for _, b in held] == [[6, 3], [6, 2]]
+    assert [b["flat.v"]["flattened_range"] for _, b in held] == [[0, 27], [27, 60]]
+
+
+def listed_pieces(listing):
+    return {t["key"]: (t["dtype"], t["shape"], sorted(
+        (p["offset"], p["shape"], p.get("flattened_range")) for p in t["pieces"]))
+        for t in listing["tensors"]}
+
+
+def held_pieces(ranks):
+    out = {}
+    for _, boxes in ranks:
+        for key, b in boxes.items():
+            entry = out.setdefault(key, (b["dtype"], b["global_shape"], []))
+            piece = (b["offset"], b["shape"], b["flattened_range"])
+            if piece not in entry[2]:
+                entry[2].append(piece)
+    return {k: (d, s, sorted(p)) for k, (d, s, p) in out.items()}
+
+
+def test_ls_and_verify_list_what_the_ranks_held(job):
+    out, _ = job
+    assert ls_json(out / "paddle_id3")["id"] == 3
+    for ck, tag in (("paddle_ck", "held"), ("paddle_trained", "trained"),
+                    ("paddle_safetensors", "held")):
+        assert listed_pieces(ls_json(out / ck)) == held_pieces(dumps(out, tag)), ck
+        assert run_cli("verify", out / ck).returncode == 0
+        for f in sorted((out / ck).iterdir()):
+            assert run_cli("verify", f).returncode == 0, f
+
+
+def test_ls_marks_paddles_replicas(job):
+    """save_replicas=True: every rank's copy of a replicated piece is listed, the extra ones
+    (replica_id 1, which loads skip) marked as such."""
+    out, _ = job
+    listing = ls_json(out / "paddle_replicas")["tensors"]
+    replicas = {t["key"]: sorted(p.get("replica_id", 0) for p in t["pieces"]) for t in listing}
+    assert replicas["model.bias"] == replicas["model.small"] == [0, 1]
+    assert replicas["model.w_row"] == [0, 0] and replicas["pp.w"] == [0]
+    text = run_cli("ls", out / "paddle_replicas", check=0).stdout
+    assert text.count(" replica 1 ") == sum(r.count(1) for r in replicas.values()) > 0, text
+
+
+def test_pdckpt_load_and_mpi_merge_whole(job, tmp_path):
+    """pdckpt.load and `pdckpt dist merge` on 1, 2 and 3 MPI ranks: the global tensors; also of
+    Paddle's saves with save_replicas=True (every rank's copy listed, replica_id 1 skipped),
+    safetensors=True (.safetensors data files) and unique_id=3."""
+    out, _ = job
+    for ck, tag in (("paddle_ck", "held"), ("paddle_trained", "trained"),
+                    ("paddle_replicas", "held"), ("paddle_safetensors", "held"),
+                    ("paddle_id3", "held")):
+        full = assemble(dumps(out, tag))
+        got = pdckpt.load(str(out / ck))
+        assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
+        assert run_cli("verify", out / ck).returncode == 0
+        for n in (1, 2, 3) if tag == "trained" or ck == "paddle_ck" else (2,):
+            merged = tmp_path / f"{ck}{n}.safetensors"
+            mpirun(n, "dist", "merge", out / ck, merged)
+            got = pdckpt.load(str(merged))
+            assert {k: raw(v) for k, v in got.items()} == \
+                {k: v.tobytes() for k, v in full.items()}, (ck, n)
+
+
+def test_pdckpt_loads_into_every_layout_in_the_job(job):
+    """pdckpt.distributed.load_state_dict of Paddle's checkpoint into the same, swapped,
+    replicated and plain layouts (and the trained states into theirs), bit for bit."""
+    out, _ = job
+    full = assemble(dumps(out, "held"))
+    same = check_local_values(out, "load_same", full)
+    swap = check_local_values(out, "load_swap", full)
+    assert [b for _, b in check_local_values(out, "load_swap_copy", full)] == [b for _, b in swap]
+    for tag in ("load_rep", "load_plain"):
+        for _, boxes in check_local_values(out, tag, full):
+            assert all(b["shape"] == b["global_shape"] for b in boxes.values()), tag
+    # the swapped layout really is another one
+    assert [b["model.w_row"]["shape"] for _, b in swap] == [[7, 3], [7, 2]]
+    assert [b["flat.m"]["flattened_range"] for _, b in swap] == [[0, 7], [7, 35]]
+    for key in ("mesh.a", "mesh.b", "mesh.c", "mesh.d"):
+        assert [b[key]["shape"] for _, b in same] != [b[key]["shape"] for _, b in swap], key
+    trained = assemble(dumps(out, "trained"))
+    check_local_values(out, "load_trained", trained)
+
+
+def test_pdckpt_loads_on_3_ranks(job):
+    """A 3-rank job loads the 2-rank checkpoint into 3-way row, column and replicated splits
+    (the flattened pieces into 3-way dist tensors)."""
+    out, _ = job
+    launch(out, 3, "load3", str(out / "paddle_ck"))
+    notes = [json.loads((out / f"notes3_{r}.json").read_text()) for r in (0, 1, 2)]
+    assert all(n == {"pdckpt_load3_same3": "ok", "pdckpt_load3_swap": "ok"} for n in notes), notes
+    full = assemble(dumps(out, "held"))
+    ranks = check_local_values(out, "load3_same3", full)
+    assert [b["model.w_row"]["shape"] for _, b in ranks] == [[3, 5], [3, 5], [1, 5]]
+    ranks = check_local_values(out, "load3_swap", full)
+    assert [b["model.w_row"]["shape"] for _, b in ranks] == [[7, 2], [7, 2], [7, 1]]
+
+
+def test_pdckpt_resharded_to_3_mpi_ranks_paddle_reads(job, tmp_path, paddle_np):
+    """`pdckpt dist shard` on 3 MPI ranks rewrites Paddle's checkpoint as column and block
+    pieces; pdckpt and Paddle's load_state_dict (one process) read the same tensors."""
+    paddle, _ = paddle_np
+    out, _ = job
+    full = assemble(dumps(out, "held"))
+    for layout in ("col", "mesh.*=block,row"):
+        ck = tmp_path / layout.replace("*", "_").replace("=", "_").replace(",", "_")
+        mpirun(3, "dist", "shard", out / "paddle_ck", ck, "--ranks-layout", layout)
+        assert sorted(p.name for p in ck.glob("*.distcp")) == ["0_0.distcp", "1_0.distcp",
+                                                                 "2_0.distcp"]
+        got = pdckpt.load(str(ck))
+        assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
+        assert paddle_full_load(paddle, ck, full) == {k: v.tobytes() for k, v in full.items()}
+
+
+def paddle_full_load(paddle, ck, full):
+    """Paddle's single-process load_state_dict into plain tensors of the global shapes."""
+    import paddle.distributed as dist
+    from paddle.distributed.flex_checkpoint.dcp import load_state_dict as paddle_load
+
+    paddle_load.PATH_TO_CHECKPOINT_FILES.clear()  # Paddle caches a directory's files
+    dtypes = {t["key"]: t["dtype"] for t in ls_json(ck)["tensors"]}
+    target = {k: paddle.zeros(v.shape, dtype=dtypes[k]) for k, v in full.items()}
+    dist.load_state_dict(target, str(ck))
+    return {k: raw(t) for k, t in target.items()}
+
+
+def test_reverse_paddle_reads_what_pdckpt_saved(job, paddle_np):
+    """pdckpt.distributed.save_state_dict in the job: the metadata lists what Paddle's lists (but
+    the flattened pieces, which pdckpt does not write); Paddle's load_state_dict read it back in
+    the job into the same sharding and reads it in one process into whole tensors."""
+    paddle, _ = paddle_np
+    out, _ = job
+    ours, paddles = listed_pieces(ls_json(out / "pdckpt_ck")), listed_pieces(ls_json(out / "paddle_ck"))
+    assert ours == {k: v for k, v in paddles.items() if k not in FLAT}
+    ours_t = ls_json(out / "pdckpt_trained")["tensors"]
+    assert ours_t == ls_json(out / "paddle_trained")["tensors"]  # also the file of every piece
+    full = assemble(dumps(out, "held"))
+    ranks = check_local_values(out, "paddle_load_pdckpt", full)
+    assert set(ranks[0][1]) == {k for k, (_, s, how) in W.SPECS.items() if how[0] in "SM" and s}
+    check_local_values(out, "paddle_load_paddle", full)
+    want = {k: v.tobytes() for k, v in full.items() if k not in FLAT}
+    assert paddle_full_load(paddle, out / "pdckpt_ck", {k: full[k] for k in want}) == want
+    from paddle.distributed.flex_checkpoint.dcp import load_state_dict as paddle_load
+    paddle_load.PATH_TO_CHECKPOINT_FILES.clear()
+    merged = paddle.distributed.load_merged_state_dict(str(out / "pdckpt_ck"))
+    assert {k: raw(v) for k, v in merged.items()} == want
+    trained = assemble(dumps(out, "trained"))
+    assert paddle_full_load(paddle, out / "pdckpt_trained", trained) == \
+        {k: v.tobytes() for k, v in trained.items()}
+
+
+def test_one_process_loads_the_2_rank_checkpoint(job, paddle_np):
+    """pdckpt.distributed.load_state_dict with no process group (a single process): whole
+    tensors, and flattened ShardedWeights of another split, from Paddle's 2-rank checkpoint."""
+    paddle, _ = paddle_np
+    from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
+
+    import pdckpt.distributed as pd
+
+    out, _ = job
+    full = assemble(dumps(out, "held"))
+    dtypes = {t["key"]: t["dtype"] for t in ls_json(out / "paddle_ck")["tensors"]}
+    target = {k: paddle.zeros(v.shape, dtype=dtypes[k]) for k, v in full.items()}
+    pd.load_state_dict(W.nest(target), out / "paddle_ck")
+    assert {k: raw(t) for k, t in target.items()} == {k: v.tobytes() for k, v in full.items()}
+    for key in sorted(FLAT):
+        shape, n = full[key].shape, full[key].size
+        for lo, hi in ((0, n), (1, 2), (n - 9, n), (3, n - 4)):
+            run = paddle.zeros([hi - lo], dtype=dtypes[key])
+            sw = ShardedWeight(key, run, shape, shape, (0,) * len(shape), is_flattened=True,
+                               flattened_range=slice(lo, hi))
+            pd.load_state_dict({key: sw}, out / "paddle_ck")
+            assert raw(run) == full[key].reshape(-1)[lo:hi].tobytes(), (key, lo, hi)
+    # a run of a sub-box (a tensor-parallel piece that sharding v2 flattened in turn)
+    for key, off, box, lo, hi in (("flat.m", (2, 0), (3, 7), 4, 17),
+                                  ("flat.v", (1, 0, 2), (2, 4, 3), 7, 23)):
+        run = paddle.zeros([hi - lo], dtype=dtypes[key])
+        sw = ShardedWeight(key, run, box, full[key].shape, off, is_flattened=True,
+                           flattened_range=slice(lo, hi))
+        pd.load_state_dict({key: sw}, out / "paddle_ck")
+        sub = full[key][tuple(slice(o, o + b) for o, b in zip(off, box))]
+        assert raw(run) == np.ascontiguousarray(sub).reshape(-1)[lo:hi].tobytes(), key
+    bad = ShardedWeight("flat.m", paddle.zeros([3]), (5, 7), (5, 7), (0, 0), is_flattened=True,
+                        flattened_range=slice(33, 36))
+    with pytest.raises(pdckpt.MismatchError, match=r"flattened_range \[33, 36\) does not fit"):
+        pd.load_state_dict({"flat.m": bad}, out / "paddle_ck")
+
+
+def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):
+    """An optimizer's LR_Scheduler (Python numbers): Paddle's save_state_dict raises ValueError;
+    pdckpt's an ArgumentError naming the key, and writes nothing."""
+    paddle, _ = paddle_np
+    import pdckpt.distributed as pd
+
+    lin = paddle.nn.Linear(2, 2)
+    opt = paddle.optimizer.AdamW(parameters=lin.parameters(),
+                                 learning_rate=paddle.optimizer.lr.StepDecay(0.1, 2))
+    lin(paddle.ones([1, 2])).sum().backward()
+    opt.step()
+    state = {"opt": opt.state_dict()}
+    with pytest.raises(ValueError, match="should be dict or paddle.Tensor"):
+        paddle.distributed.save_state_dict(state, str(tmp_path / "paddle"))
+    with pytest.raises(pdckpt.ArgumentError, match="'opt.LR_Scheduler.last_epoch'"):
+        pd.save_state_dict(state, tmp_path / "ours")
+    assert not (tmp_path / "ours").exists() or not os.listdir(tmp_path / "ours")
+
+
+def test_paddle_resave_keeps_the_old_metadata(tmp_path, paddle_np):
+    """Paddle 3.3's save_state_dict into a directory that holds id 0 (unique_id=None reuses the
+    largest id) rewrites the data files but keeps the old 0.metadata (write_to_file_if_empty):
+    pieces of another dtype -- even one of the same size -- or shape are a MismatchError naming
+    the file, the piece and both descriptions, never the bytes read as the old dtype."""
+    paddle, _ = paddle_np
+    import paddle.distributed as dist
+
+    for n, (dtype, shape) in enumerate((("int32", [3, 4]), ("float32", [4, 3]))):
+        ck = tmp_path / f"ck{n}"
+        dist.save_state_dict({"a": paddle.zeros([3, 4], dtype="float32")}, str(ck))
+        dist.save_state_dict({"a": paddle.ones(shape, dtype=dtype)}, str(ck))
+        assert sorted(os.listdir(ck)) == ["0.metadata", "0_0.distcp"]
+        with pytest.raises(pdckpt.MismatchError) as e:
+            pdckpt.load(str(ck))
+        assert str(e.value).endswith(f"0_0.distcp: tensor 'a': the metadata says the piece at "
+                                     f"[0, 0] is float32 [3, 4], this data file holds {dtype} "
+                                     f"[{shape[0]}, {shape[1]}]"), str(e.value)
+
+
+def test_blocks_of_a_2x2_mesh_both_ways(tmp_path, paddle_np):
+    """A 4-rank job on the mesh [[0, 1], [2, 3]]: Paddle saves a 2 x 2 grid of uneven blocks,
+    row and column splits along either mesh dim (stored once per replica group); pdckpt lists and
+    loads them whole and into the transposed placements; pdckpt's save of the same state lists
+    what Paddle's lists (the same files too) and Paddle reads it back, in the job (the fully
+    sharded tensors) and in one process (all, whole)."""
+    paddle, _ = paddle_np
+    out = tmp_path
+    launch(out, 4, "job4")
+    notes = [json.loads((out / f"notes4_{r}.json").read_text()) for r in range(4)]
+    assert all(n == notes[0] for n in notes), notes
+    assert {k: v for k, v in notes[0].items() if k != "paddle_save_coshard"} == {
+        "pdckpt_load_transposed": "ok", "pdckpt_save": "ok", "paddle_load_pdckpt": "ok"}
+    assert "has no attribute 'get_dim'" in notes[0]["paddle_save_coshard"]
+    held = dumps(out, "blocks_held")
+    full = assemble(held)
+    assert listed_pieces(ls_json(out / "paddle_blocks")) == held_pieces(held)
+    assert [b["blk.a"]["shape"] for _, b in held] == [[4, 3], [4, 2], [3, 3], [3, 2]]
+    got = pdckpt.load(str(out / "paddle_blocks"))
+    assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
+    moved = check_local_values(out, "blocks_transposed", full)
+    assert [b["blk.a"]["shape"] for _, b in moved] == [[4, 3], [3, 3], [4, 2], [3, 2]]
+    assert ls_json(out / "pdckpt_blocks")["tensors"] == ls_json(out / "paddle_blocks")["tensors"]
+    check_local_values(out, "blocks_paddle_load", full)
+    assert paddle_full_load(paddle, out / "pdckpt_blocks", full) == \
+        {k: v.tobytes() for k, v in full.items()}
+    merged = out / "merged.safetensors"
+    mpirun(2, "dist", "merge", out / "paddle_blocks", merged)
+    got = pdckpt.load(str(merged))
+    assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
