@@ -25,6 +25,13 @@ import time
 
 CASES_PER_WORKER = 400
 RESAVE = {}
+# PYFUZZ_LARGE=1: one tensor of 40 MiB, so loads take the block cache (>= 32 MiB) and, with the
+# file's pages dropped before each load, the O_DIRECT cold read (PDCKPT_DIRECT_READ=1 is set);
+# mutations then go mostly to the first and last 64 KiB, where the structure is.
+LARGE = (10 << 20) if os.environ.get("PYFUZZ_LARGE") == "1" else 0
+if LARGE:
+    os.environ["PDCKPT_DIRECT_READ"] = "1"
+    CASES_PER_WORKER = 50
 
 
 def make_bases(root):
@@ -33,7 +40,7 @@ def make_bases(root):
 
     rng = np.random.default_rng(7)
     sd = {f"layer{i}.w": rng.standard_normal((4, 4)).astype("float32") for i in range(40)}
-    sd["big.w"] = rng.standard_normal(8193).astype("float32")
+    sd["big.w"] = rng.standard_normal(LARGE or 8193).astype("float32")
     sd["big.i"] = np.arange(5000, dtype="int64")
     bases = {}
     for name, fmt, kw in (("sd.pdparams", None, {}), ("sd.safetensors", "safetensors", {}),
@@ -62,6 +69,8 @@ def mutate(data, rng):
     for _ in range(rng.randint(1, 4)):
         kind = rng.randrange(6)
         at = rng.randrange(len(data)) if data else 0
+        if LARGE and len(data) > 1 << 17 and rng.random() < 0.8:  # the head or the tail
+            at = rng.randrange(1 << 16) + (0 if rng.random() < 0.6 else len(data) - (1 << 16))
         if kind == 0 and data:
             data[at] ^= 1 << rng.randrange(8)
         elif kind == 1 and len(data) >= 8:
@@ -141,6 +150,12 @@ def run_case(base, rng, work):
         f.truncate()
     path = target_dir if os.path.isdir(base) else os.path.join(case, os.path.basename(base))
     findings = []
+    if LARGE:  # cold: the reads go to the disk, with O_DIRECT
+        for f in files_of(path):
+            fd = os.open(f, os.O_RDONLY)
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
     calls = [("load", lambda: pdckpt.load(path)),
              ("load numpy", lambda: pdckpt.load(path, return_numpy=True)),
              ("load mmap", lambda: pdckpt.load(path, mmap=True)),

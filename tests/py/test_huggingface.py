@@ -357,3 +357,20 @@ def test_sharded_save_refuses_a_directory_at_a_name_before_writing(tmp_path):
     with pytest.raises(pdckpt.ArgumentError, match="found a FIFO"):
         pdckpt.save(sd, fifo, max_shard_size="20KB")
     assert os.listdir(fifo) == ["model.safetensors.index.json"]
+
+
+def test_missing_shard_and_empty_index_errors_say_where(tmp_path):
+    """A shard the index names but the directory lacks: the error names the shard, the index
+    and the entry's offset in it; an empty index says the JSON text ended."""
+    sd = state_dict()
+    pdckpt.save(sd, tmp_path / "ck", max_shard_size="20KB")
+    index = tmp_path / "ck" / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"a": "gone.safetensors"}}')
+    with pytest.raises(pdckpt.NotFoundError) as e:
+        pdckpt.load(tmp_path / "ck")
+    assert e.value.source.endswith("gone.safetensors")
+    assert f"named by {index} at offset 16" in str(e.value)  # the entry "a"
+    index.write_text("")
+    with pytest.raises(pdckpt.FormatError, match="found the end of the JSON text") as e:
+        pdckpt.load(tmp_path / "ck")
+    assert e.value.offset == 0 and e.value.source.endswith("index.json")
