@@ -236,7 +236,8 @@ static void shadow_path(const shard_plan *p, bool sharded, char *path) {
 }
 
 /* Whether the regular file at `path` is a checkpoint of the kind in that form: the shard
- * format's sniff of the single file (mapped, only its head read), a parse of an index. */
+ * format's sniff of the single file (mapped, only its head read), a parse of an index (read:
+ * the caller has checked it is no larger than an index can be). */
 static bool is_checkpoint_file(const shard_plan *p, const char *path, bool single) {
     pdk_input    in;
     pdckpt_error ignored = PDCKPT_ERROR_INIT;
@@ -259,7 +260,9 @@ static pdckpt_status check_shadow(const shard_plan *p, bool sharded, pdckpt_erro
     struct stat st;
     shadow_path(p, sharded, path);
     if (lstat(path, &st) != 0) return PDCKPT_OK;
-    if (S_ISREG(st.st_mode) && is_checkpoint_file(p, path, sharded)) return PDCKPT_OK;
+    if (S_ISREG(st.st_mode) && (sharded || (uint64_t)st.st_size <= PDK_INDEX_MAX_BYTES) &&
+        is_checkpoint_file(p, path, sharded))
+        return PDCKPT_OK;
     const char *found = S_ISREG(st.st_mode)   ? "a file that is not one"
                         : S_ISDIR(st.st_mode) ? "a directory"
                         : S_ISLNK(st.st_mode) ? "a symbolic link"

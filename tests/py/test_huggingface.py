@@ -335,6 +335,10 @@ def test_sharded_save_removes_only_its_own_other_form(tmp_path):
     with pytest.raises(pdckpt.ArgumentError, match="expected the shard index"):
         pdckpt.save(sd, ck, max_shard_size="5GB")
     assert index.read_text() == '{"not": "an index"}' and not (ck / "model.safetensors").exists()
+    with open(index, "r+b") as f:  # far larger than any index: refused unread (sparse file)
+        f.truncate(200_000_000)
+    with pytest.raises(pdckpt.ArgumentError, match="expected the shard index"):
+        pdckpt.save(sd, ck, max_shard_size="5GB")
     index.write_bytes(saved)
     pdckpt.save(sd, ck, max_shard_size="5GB")
     assert not index.exists() and (ck / "model.safetensors").exists()
