@@ -28,7 +28,7 @@ bool pdk_json_accept(pdk_cursor *cur, char c) {
 pdckpt_status pdk_json_expect(pdk_cursor *cur, char c, const char *context) {
     if (pdk_json_accept(cur, c)) return PDCKPT_OK;
     if (cur->pos >= cur->len)
-        return pdk_cur_fail(cur, "expected '%c' %s, found end of header", c, context);
+        return pdk_cur_fail(cur, "expected '%c' %s, found the end of the JSON text", c, context);
     uint8_t got = cur->base[cur->pos];
     if (got >= 0x20 && got < 0x7f)
         return pdk_cur_fail(cur, "expected '%c' %s, found '%c'", c, context, got);

@@ -43,6 +43,8 @@ typedef struct pdk_index {
     size_t            n_shards;
 } pdk_index;
 
+/* The largest index read (as the safetensors header limit: far beyond real indexes). */
+#define PDK_INDEX_MAX_BYTES 100000000u
 /* Parses and checks an index: weight_map present, names unique, every shard file a relative path
  * without "." / ".." components or backslashes that ends with `ext`.  Errors carry the offset. */
 pdckpt_status          pdk_index_parse(const pdk_input *in, const char *ext, pdk_index *out,

@@ -170,13 +170,84 @@ static pdckpt_status add_targets(pdckpt_program *p, const BlockDesc *b, pdckpt_e
     return PDCKPT_OK;
 }
 
-static pdckpt_status convert(const ProgramDesc *pd, pdckpt_program *p, const char *source,
+/* ---- the block structure Paddle's own parser relies on ---- */
+
+/* pdckpt.load hands a program's bytes to Paddle (Program.parse_from_string), whose C++ indexes
+ * blocks by these numbers unchecked: a sub_block past the last block crashed the process.  So a
+ * program is accepted only with Paddle's invariants: block i has idx i, block 0 no parent and
+ * every other an earlier one (no cycles), forward_block_idx -1 or a block, and every BLOCK /
+ * BLOCKS attribute a block. */
+
+/* Offset of the i-th `blocks` field (block i) in the ProgramDesc bytes, for the error. */
+static int64_t block_offset(const pdk_input *in, size_t i) {
+    pdckpt_error ignored = PDCKPT_ERROR_INIT;
+    pdk_cursor   cur;
+    pdk_cur_init(&cur, in->data, in->len, in->name, &ignored);
+    for (size_t seen = 0; pdk_cur_left(&cur);) {
+        size_t   at = cur.pos;
+        uint32_t field, wire;
+        if (pdk_pb_tag(&cur, &field, &wire) != PDCKPT_OK) break;
+        if (field == 1 && seen++ == i) return (int64_t)at;
+        if (pdk_pb_skip(&cur, wire) != PDCKPT_OK) break;
+    }
+    return 0;
+}
+
+static bool block_ok(int64_t idx, size_t n_blocks) {
+    return idx >= 0 && (uint64_t)idx < n_blocks;
+}
+
+/* The op's first BLOCK / BLOCKS attribute naming no block, or NULL. */
+static const char *bad_block_attr(const OpDesc *op, size_t n_blocks, int64_t *idx) {
+    for (size_t a = 0; a < op->n_attrs; a++) {
+        const Paddle__Framework__Proto__OpDesc__Attr *at = op->attrs[a];
+        const char                                   *name = at->name ? at->name : "(unnamed)";
+        if (at->type == PADDLE__FRAMEWORK__PROTO__ATTR_TYPE__BLOCK &&
+            !block_ok(*idx = at->has_block_idx ? at->block_idx : 0, n_blocks))
+            return name;
+        for (size_t k = 0;
+             at->type == PADDLE__FRAMEWORK__PROTO__ATTR_TYPE__BLOCKS && k < at->n_blocks_idx; k++)
+            if (!block_ok(*idx = at->blocks_idx[k], n_blocks)) return name;
+    }
+    return NULL;
+}
+
+static pdckpt_status bad_block(const pdk_input *in, size_t b, pdckpt_error *err, const char *field,
+                               int64_t found, const char *expected) {
+    return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, block_offset(in, b),
+                    "block %zu: expected %s %s, found %lld", b, field, expected, (long long)found);
+}
+
+static pdckpt_status check_block(const ProgramDesc *pd, size_t b, const pdk_input *in,
+                                 pdckpt_error *err) {
+    const BlockDesc *block = pd->blocks[b];
+    int64_t          parent = block->parent_idx, fwd = block->forward_block_idx, idx = 0;
+    if (block->idx != (int64_t)b)
+        return bad_block(in, b, err, "idx", block->idx, "equal to its position");
+    if (b == 0 && parent != -1) return bad_block(in, b, err, "parent_idx", parent, "-1");
+    if (b > 0 && !(parent >= 0 && (uint64_t)parent < b))
+        return bad_block(in, b, err, "parent_idx", parent, "to name an earlier block");
+    if (block->has_forward_block_idx && fwd != -1 && !block_ok(fwd, pd->n_blocks))
+        return bad_block(in, b, err, "forward_block_idx", fwd, "to be -1 or name a block");
+    for (size_t i = 0; i < block->n_ops; i++) {
+        const char *attr = bad_block_attr(block->ops[i], pd->n_blocks, &idx);
+        if (attr)
+            return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, block_offset(in, b),
+                            "block %zu, op %zu (%s): expected attribute '%s' to name one of the "
+                            "program's %zu blocks, found %lld",
+                            b, i, block->ops[i]->type, attr, pd->n_blocks, (long long)idx);
+    }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status convert(const ProgramDesc *pd, pdckpt_program *p, const pdk_input *in,
                              pdckpt_error *err) {
     if (pd->n_blocks == 0)
-        return pdk_fail(err, PDCKPT_ERR_FORMAT, source, 0,
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, 0,
                         "expected a ProgramDesc with at least one block, found none");
     p->version = pd->version ? (pd->version->has_version ? pd->version->version : 0) : -1;
     p->n_blocks = pd->n_blocks;
+    for (size_t b = 0; b < pd->n_blocks; b++) PDK_TRY(check_block(pd, b, in, err));
     for (size_t b = 0; b < pd->n_blocks; b++) {
         const BlockDesc *block = pd->blocks[b];
         p->n_ops += block->n_ops;
@@ -207,7 +278,7 @@ pdckpt_status pdk_program_desc_parse(const pdk_input *in, const pdckpt_load_opti
         return pdk_fail(err, PDCKPT_ERR_FORMAT, in->name, 0,
                         "protobuf-c could not unpack the ProgramDesc that passed validation");
     pdckpt_status st = pdk_program_new(opts->allocator, PDCKPT_FORMAT_PROGRAM, out, err);
-    if (st == PDCKPT_OK) st = convert(pd, *out, in->name, err);
+    if (st == PDCKPT_OK) st = convert(pd, *out, in, err);
     paddle__framework__proto__program_desc__free_unpacked(pd, &pa);
     if (st != PDCKPT_OK) {
         pdk_program_free(*out);

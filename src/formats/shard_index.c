@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_INDEX_BYTES 100000000u /* as the safetensors header limit: far beyond real indexes */
-
 void pdk_index_free(pdk_index *index) {
     for (size_t i = 0; i < index->len; i++) {
         pdk_free(NULL, index->entries[i].name, index->entries[i].name_len + 1);
@@ -174,9 +172,9 @@ static pdckpt_status index_by_name(pdk_cursor *cur, pdk_index *ix) {
 pdckpt_status pdk_index_parse(const pdk_input *in, const char *ext, pdk_index *out,
                               pdckpt_error *err) {
     memset(out, 0, sizeof *out);
-    if (in->len > MAX_INDEX_BYTES)
+    if (in->len > PDK_INDEX_MAX_BYTES)
         return pdk_fail(err, PDCKPT_ERR_LIMIT, in->name, 0,
-                        "expected an index of at most %u bytes, found %zu", MAX_INDEX_BYTES,
+                        "expected an index of at most %u bytes, found %zu", PDK_INDEX_MAX_BYTES,
                         in->len);
     pdk_cursor cur;
     pdk_cur_init(&cur, in->data, in->len, in->name, err);

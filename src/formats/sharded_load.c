@@ -155,10 +155,20 @@ static bool inside(const char *path, const char *root) {
     return n && strncmp(path, root, n) == 0 && path[n] == '/';
 }
 
-static pdckpt_status resolve_shard(shard_ctx *cx, const char *file, char *shown, char *real) {
+/* Where the index first names shard s (for errors about the shard). */
+static size_t first_named(const shard_ctx *cx, uint32_t s) {
+    for (size_t i = 0; i < cx->ix.len; i++)
+        if (cx->ix.entries[i].shard == s) return cx->ix.entries[i].pos;
+    return 0;
+}
+
+static pdckpt_status resolve_shard(shard_ctx *cx, uint32_t s, char *shown, char *real) {
+    const char *file = cx->ix.shards[s];
     if ((size_t)snprintf(shown, PATH_MAX, "%s/%s", cx->dir, file) >= PATH_MAX)
         return pdk_fail(cx->err, PDCKPT_ERR_ARGUMENT, cx->index, -1, "shard path too long");
-    if (!realpath(shown, real)) return pdk_fail_sys(cx->err, errno, shown, "open shard");
+    if (!realpath(shown, real))
+        return pdk_fail_sys(cx->err, errno, shown, "open shard (named by %s at offset %zu)",
+                            cx->index, first_named(cx, s));
     if (inside(real, cx->real_dir) || (cx->blobs[0] && inside(real, cx->blobs))) return PDCKPT_OK;
     return pdk_fail(cx->err, PDCKPT_ERR_FORMAT, shown, -1,
                     "expected a shard inside '%s' (the index's directory), found a link to '%s'",
@@ -214,7 +224,7 @@ static pdckpt_status take_entries(shard_ctx *cx, uint32_t s, const pdk_input *in
 
 static pdckpt_status load_shard(shard_ctx *cx, uint32_t s) {
     char shown[PATH_MAX], real[PATH_MAX];
-    PDK_TRY(resolve_shard(cx, cx->ix.shards[s], shown, real));
+    PDK_TRY(resolve_shard(cx, s, shown, real));
     pdk_input in;
     /* `real` is already resolved and checked to lie inside the allowed roots (a Hugging Face
      * cache's shards are links into blobs/, so a beneath-only open would refuse them). */

@@ -227,20 +227,82 @@ static pdckpt_status publish(shard_plan *p, pdckpt_error *err) {
     return p->durable ? pdk_fsync_dir_of(index, false, err) : PDCKPT_OK;
 }
 
-/* After the commit: the single "<prefix><ext>" of an earlier save would shadow the index for
- * transformers, which prefers it; it is this checkpoint's previous version, so it goes. */
-static void remove_shadow(const shard_plan *p, bool sharded) {
-    char path[PATH_MAX];
+/* The other form of this checkpoint beside the target: the single "<prefix><ext>" of a save
+ * that fitted one file (`sharded`: this save is sharded), else the index of a sharded save. */
+static void shadow_path(const shard_plan *p, bool sharded, char *path) {
     char index_ext[64];
     snprintf(index_ext, sizeof index_ext, "%s.index.json", p->kind->ext);
     join(path, p->dir, p->prefix, sharded ? p->kind->ext : index_ext);
-    if (exists(path)) unlink(path);
+}
+
+/* Whether the regular file at `path` is a checkpoint of the kind in that form: the shard
+ * format's sniff of the single file (mapped, only its head read), a parse of an index (read:
+ * the caller has checked it is no larger than an index can be). */
+static bool is_checkpoint_file(const shard_plan *p, const char *path, bool single) {
+    pdk_input    in;
+    pdckpt_error ignored = PDCKPT_ERROR_INIT;
+    if (pdk_input_open_file(path, single, NULL, &in, &ignored) != PDCKPT_OK) return false;
+    bool      yes = false;
+    pdk_index ix;
+    if (single)
+        yes = p->kind->shard_format->sniff(&in) > 0;
+    else if (pdk_index_parse(&in, p->kind->ext, &ix, &ignored) == PDCKPT_OK)
+        yes = true, pdk_index_free(&ix);
+    pdk_input_close(&in);
+    return yes;
+}
+
+/* The shadow goes after the commit (below), so before anything is written it must be what a save
+ * may remove: nothing, or a regular file holding a checkpoint of this kind -- never a user's
+ * file, a link or a directory that happens to bear the name (ARGUMENT naming it). */
+static pdckpt_status check_shadow(const shard_plan *p, bool sharded, pdckpt_error *err) {
+    char        path[PATH_MAX];
+    struct stat st;
+    shadow_path(p, sharded, path);
+    if (lstat(path, &st) != 0) return PDCKPT_OK;
+    if (S_ISREG(st.st_mode) && (sharded || (uint64_t)st.st_size <= PDK_INDEX_MAX_BYTES) &&
+        is_checkpoint_file(p, path, sharded))
+        return PDCKPT_OK;
+    const char *found = S_ISREG(st.st_mode)   ? "a file that is not one"
+                        : S_ISDIR(st.st_mode) ? "a directory"
+                        : S_ISLNK(st.st_mode) ? "a symbolic link"
+                                              : "a special file";
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                    "not removed: expected the %s of an earlier save of this checkpoint (which a "
+                    "%s save removes), found %s",
+                    sharded ? "single file" : "shard index", sharded ? "sharded" : "single-file",
+                    found);
+}
+
+/* Every name a sharded save renames over must be free, a regular file or a link (a link is
+ * replaced, never followed): a directory or a FIFO there is refused before anything is written,
+ * not met at the rename after some shards are already in place. */
+static pdckpt_status check_targets(const shard_plan *p, pdckpt_error *err) {
+    for (uint32_t s = 0; s <= p->n_shards; s++) {
+        char        final[PATH_MAX];
+        struct stat st;
+        final_path(p, s, final);
+        if (lstat(final, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+            return pdk_refuse_file_kind(st.st_mode, final, err);
+    }
+    return check_shadow(p, true, err);
+}
+
+/* After the commit: the single "<prefix><ext>" of an earlier save would shadow the index for
+ * transformers, which prefers it; it is this checkpoint's previous version (check_shadow), so it
+ * goes. */
+static void remove_shadow(const shard_plan *p, bool sharded) {
+    char        path[PATH_MAX];
+    struct stat st;
+    shadow_path(p, sharded, path);
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode)) unlink(path);
 }
 
 static pdckpt_status save_single(shard_plan *p, const pdckpt_value *root,
                                  const pdckpt_save_options *opts, pdckpt_error *err) {
     char path[PATH_MAX];
     join(path, p->dir, p->prefix, p->kind->ext);
+    PDK_TRY(check_shadow(p, false, err));
     pdk_sink *sink;
     PDK_TRY(pdk_sink_open_atomic_file(path, p->durable, opts->allocator, &sink, err));
     if (opts->progress) pdk_sink_set_progress(sink, opts->progress, opts->progress_ctx, 0);
@@ -285,6 +347,7 @@ pdckpt_status pdk_sharded_save(const pdckpt_value *root, const char *path,
         st = save_single(p, root, opts, err);
     } else if (st == PDCKPT_OK) {
         st = plan_names(p, err);
+        if (st == PDCKPT_OK) st = check_targets(p, err);
         for (uint32_t s = 0; s < p->n_shards && st == PDCKPT_OK; s++)
             st = write_shard(p, s, meta, opts, err);
         if (st == PDCKPT_OK) st = write_index(p, opts, err);

@@ -303,3 +303,78 @@ def test_hostile_index_through_python(tmp_path):
     index.write_bytes(huge)
     with pytest.raises(pdckpt.FormatError):
         pdckpt.load(index)
+
+
+def test_sharded_save_removes_only_its_own_other_form(tmp_path):
+    """A sharded save removes the single "model.safetensors" of an earlier save (it would shadow
+    the index), and a single-file save the index of an earlier sharded one -- but only when that
+    is what it is: a user's file, a directory or a link bearing the name stops the save before
+    anything is written (found by the attack pass: any file there was unlinked)."""
+    sd = state_dict()
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "model.safetensors").write_text("my notes, not a checkpoint")
+    (ck / "notes.txt").write_text("kept")
+    with pytest.raises(pdckpt.ArgumentError, match="not removed: expected the single file") as e:
+        pdckpt.save(sd, ck, max_shard_size="20KB")
+    assert e.value.source.endswith("model.safetensors")
+    assert read_all(ck) == {"model.safetensors": b"my notes, not a checkpoint", "notes.txt": b"kept"}
+    (ck / "model.safetensors").unlink()
+    os.symlink(tmp_path / "elsewhere.safetensors", ck / "model.safetensors")
+    with pytest.raises(pdckpt.ArgumentError, match="found a symbolic link"):
+        pdckpt.save(sd, ck, max_shard_size="20KB")
+    (ck / "model.safetensors").unlink()
+    pdckpt.save({"x": np.ones(3, np.float32)}, ck / "model.safetensors")  # pdckpt's own: goes
+    pdckpt.save(sd, ck, max_shard_size="20KB")
+    assert not (ck / "model.safetensors").exists() and (ck / "notes.txt").read_text() == "kept"
+    index = ck / "model.safetensors.index.json"
+    shards = read_all(ck)
+    # the other way round: a single-file save removes the earlier index, not a foreign JSON
+    saved = index.read_bytes()
+    index.write_text('{"not": "an index"}')
+    with pytest.raises(pdckpt.ArgumentError, match="expected the shard index"):
+        pdckpt.save(sd, ck, max_shard_size="5GB")
+    assert index.read_text() == '{"not": "an index"}' and not (ck / "model.safetensors").exists()
+    with open(index, "r+b") as f:  # far larger than any index: refused unread (sparse file)
+        f.truncate(200_000_000)
+    with pytest.raises(pdckpt.ArgumentError, match="expected the shard index"):
+        pdckpt.save(sd, ck, max_shard_size="5GB")
+    index.write_bytes(saved)
+    pdckpt.save(sd, ck, max_shard_size="5GB")
+    assert not index.exists() and (ck / "model.safetensors").exists()
+    assert set(shards) - {"model.safetensors.index.json"} < set(os.listdir(ck))
+
+
+def test_sharded_save_refuses_a_directory_at_a_name_before_writing(tmp_path):
+    """A directory (or FIFO) where a shard or the index goes is refused up front: before, the
+    shards were renamed into place and the index's rename then failed, leaving them behind."""
+    sd = state_dict()
+    for name in ("model.safetensors.index.json", "model-00002-of-00003.safetensors"):
+        ck = tmp_path / name.split(".")[0].replace("-", "_")
+        (ck / name).mkdir(parents=True)
+        with pytest.raises(pdckpt.ArgumentError, match="expected a regular file, found a directory"):
+            pdckpt.save(sd, ck, max_shard_size="20KB")
+        assert os.listdir(ck) == [name] and os.listdir(ck / name) == []
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "model.safetensors.index.json")
+    with pytest.raises(pdckpt.ArgumentError, match="found a FIFO"):
+        pdckpt.save(sd, fifo, max_shard_size="20KB")
+    assert os.listdir(fifo) == ["model.safetensors.index.json"]
+
+
+def test_missing_shard_and_empty_index_errors_say_where(tmp_path):
+    """A shard the index names but the directory lacks: the error names the shard, the index
+    and the entry's offset in it; an empty index says the JSON text ended."""
+    sd = state_dict()
+    pdckpt.save(sd, tmp_path / "ck", max_shard_size="20KB")
+    index = tmp_path / "ck" / "model.safetensors.index.json"
+    index.write_text('{"weight_map": {"a": "gone.safetensors"}}')
+    with pytest.raises(pdckpt.NotFoundError) as e:
+        pdckpt.load(tmp_path / "ck")
+    assert e.value.source.endswith("gone.safetensors")
+    assert f"named by {index} at offset 16" in str(e.value)  # the entry "a"
+    index.write_text("")
+    with pytest.raises(pdckpt.FormatError, match="found the end of the JSON text") as e:
+        pdckpt.load(tmp_path / "ck")
+    assert e.value.offset == 0 and e.value.source.endswith("index.json")
