@@ -636,6 +636,17 @@ typedef enum pdckpt_numpy_module {
     PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
 } pdckpt_numpy_module;
 
+/* Pickles: which of paddle.save's two layouts to write.  AUTO chooses from the tree (a dict of
+ * tensors -- named or not: a tree read from safetensors has no Paddle names -- takes the state-dict
+ * layout).  A caller that knows which tensors are paddle.Tensors and which NumPy arrays (the
+ * Python module) applies paddle.save's own rule and says so: STATE_DICT is _legacy_save's
+ * (tensors as ndarrays plus the name table), GENERIC _pickle_save's (the object as it is). */
+typedef enum pdckpt_pickle_layout {
+    PDCKPT_PICKLE_LAYOUT_AUTO = 0,
+    PDCKPT_PICKLE_LAYOUT_STATE_DICT = 1,
+    PDCKPT_PICKLE_LAYOUT_GENERIC = 2,
+} pdckpt_pickle_layout;
+
 /* Told about each value a save left out because the caller asked for it (skip_non_tensors):
  * its '.'-joined key path and kind.  Called on the saving thread, before the save completes. */
 typedef void (*pdckpt_drop_fn)(void *ctx, const char *path, pdckpt_kind kind);
@@ -668,7 +679,8 @@ typedef struct pdckpt_save_options {
      * does.  Atomic as a unit: every shard and the index go to temporaries first and are synced;
      * then the shards are renamed and the index last (the commit point).  Format
      * SAFETENSORS_SHARDED / PICKLE_SHARDED with 0 means huggingface_hub's default, 5 GB. */
-    uint64_t max_shard_size;
+    uint64_t             max_shard_size;
+    pdckpt_pickle_layout pickle_layout; /* pickles: see pdckpt_pickle_layout (AUTO) */
 } pdckpt_save_options;
 
 #ifdef __cplusplus
@@ -680,7 +692,8 @@ typedef struct pdckpt_save_options {
         .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,                              \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
         .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0,  \
-        .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0                                  \
+        .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0,                                 \
+        .pickle_layout = PDCKPT_PICKLE_LAYOUT_AUTO                                                 \
     }
 #endif
 PDCKPT_API pdckpt_save_options pdckpt_save_options_default(void);

@@ -109,7 +109,10 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     if not src.place.is_cpu_place():
         src = src.cpu()  # device memory has to come to the host
     if not src.is_contiguous():
-        src = src.contiguous()
+        # A strided view (t.T, t[:, ::2]): contiguous() on the detached tensor would rewrite the
+        # caller's own tensor in place (its layout changes under it); numpy() copies instead, as
+        # paddle.save's np.array(t.cpu()) does, and _array_leaf puts the copy in C order.
+        return _array_leaf(np.asarray(src.numpy()), t.name, dtype_name)
     try:
         # NumPy cannot import bfloat16/float8 through DLPack: view them as same-size integers.
         view_as = _PADDLE_BITS_VIEW.get(dtype_name)
@@ -128,7 +131,7 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
 
 # The numpy scalars a tree keeps as such (pdckpt_value_set_numpy_scalar); others become numbers.
 _NUMPY_SCALARS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                  "float32", "float64"}
+                  "uint64", "float16", "float32", "float64"}
 
 
 def leaf_hook(obj: Any) -> tuple:

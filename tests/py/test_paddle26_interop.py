@@ -77,8 +77,9 @@ def test_paddle26_inference_model_named_by_its_program(written):
 
 def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
     """paddle.load(prefix) of a jit.save model keys it by the structured names of
-    X.pdiparams.info (what Layer.set_state_dict matches); pdckpt.load does the same, same order
-    and bytes, and the CLI keeps the variable names."""
+    X.pdiparams.info (what Layer.set_state_dict matches), NumPy arrays even without return_numpy
+    (its _legacy_load); pdckpt.load does the same, same order and bytes, and the CLI keeps the
+    variable names."""
     import pdckpt
 
     d, meta = written
@@ -87,9 +88,10 @@ def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
     _same(got, d / "jit.npz")
     dropin = pdckpt.load(str(d / "infer" / "net"))
     assert list(dropin) == meta["jit_keys"]
-    assert [t.name for t in dropin.values()] == sorted(t.name for t in dropin.values())
-    assert [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]] == \
-        [t.name for t in dropin.values()]
+    assert all(type(v) is np.ndarray for v in dropin.values())
+    _same(dropin, d / "jit.npz")
+    names = [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]]
+    assert names == sorted(names) and len(names) == len(dropin)
 
 
 @pytest.mark.parametrize("proto", [2, 4])

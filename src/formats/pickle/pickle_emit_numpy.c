@@ -111,6 +111,11 @@ static size_t scalar_bytes(const pdckpt_value *v, pdckpt_dtype dtype, uint8_t ou
     if (pdckpt_value_get_float(v, &d) && dtype == PDCKPT_DTYPE_FLOAT32) {
         float f = (float)d;
         memcpy(out, &f, 4);
+    } else if (pdckpt_value_kind(v) == PDCKPT_KIND_FLOAT && dtype == PDCKPT_DTYPE_FLOAT16) {
+        uint16_t h = 0;
+        pdk_double_to_half(d, &h);
+        out[0] = (uint8_t)h;
+        out[1] = (uint8_t)(h >> 8);
     } else if (pdckpt_value_kind(v) == PDCKPT_KIND_FLOAT) {
         memcpy(out, &d, 8);
     } else {
