@@ -189,8 +189,9 @@ _SPECS: dict = {}
 def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
     import (None in static-graph mode), the Tensor type, the CPU place, to_paddle for what
-    cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied) and
-    whether small tensors may be made over the read buffer instead (_views_rehome)."""
+    cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied),
+    whether small tensors may be made over the read buffer instead (_views_rehome), and whether
+    bool must take the fallback (Paddle 2.6's from_dlpack predates DLPack's bool code)."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
         def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
@@ -198,7 +199,8 @@ def paddle_spec(paddle: Any) -> tuple:
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
                                      paddle.CPUPlace(), fallback, paddle.unstack,
-                                     True if _views_rehome(paddle) else None)
+                                     True if _views_rehome(paddle) else None,
+                                     None if _dlpack_trusted(paddle) else True)
     if _paddle_io.static_mode(paddle):
         return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec

@@ -300,3 +300,16 @@ def test_dropin_load_under_paddle26_gives_its_tensors(tmp_path):
                            str(tmp_path / "sd.pdparams")], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_dropin_sweep_under_paddle26():
+    """tests/py/paddle26_dropin_sweep.py under Paddle 2.6: pdckpt.save writes paddle.save's bytes
+    and pdckpt.load gives paddle.load's objects for tensors, lists, tuples, int keys, NumPy arrays
+    beside tensors, numpy scalars, 0-d and empty tensors, every dtype (a bool tensor failed the
+    drop-in load: 2.6's from_dlpack predates DLPack's bool code), optimizer states with a nested
+    scheduler and checkpoints, in protocols 2-4."""
+    proc = subprocess.run([str(old_paddle_python("26")), str(WORKER.with_name(
+        "paddle26_dropin_sweep.py"))], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
