@@ -288,7 +288,9 @@ PDCKPT_API bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered);
  * scheduler state, a user's metric) loads as a FLOAT / INT / BOOL value that remembers its numpy
  * dtype: Python gets the numpy scalar back and the pickle writer writes it as numpy pickles it.
  * get: false for a plain number.  set: false (nothing changed) unless the dtype holds the value
- * (BOOL: bool; INT: int8-64 / uint8-32 in range; FLOAT: float32 holding it exactly, float64). */
+ * (BOOL: bool; INT: int8-64 / uint8-64 in range; FLOAT: float16 / float32 holding it exactly,
+ * NaN payloads included, float64; an unnamed 0-d TENSOR of its own dtype: complex64/128, which
+ * no number holds). */
 PDCKPT_API bool pdckpt_value_numpy_scalar(const pdckpt_value *value, pdckpt_dtype *dtype);
 PDCKPT_API bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype);
 

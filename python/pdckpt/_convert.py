@@ -141,6 +141,8 @@ def leaf_hook(obj: Any) -> tuple:
     if isinstance(obj, np.generic):  # numpy scalars: numbers that keep their numpy dtype
         if obj.dtype.name in _NUMPY_SCALARS:
             return ("value", obj.item(), obj.dtype.name)
+        if obj.dtype.name in ("complex64", "complex128"):  # held as a 0-d array, marked
+            return ("value", np.asarray(obj), obj.dtype.name)
         return ("value", obj.item())
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,

@@ -25,6 +25,14 @@ static bool named_tensor(const pdckpt_value *v) {
 }
 
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
+    if (pdckpt_value_numpy_scalar(v, NULL)) { /* a complex numpy scalar: arr[()] */
+        PyObject *arr = pyn_array_new(v, out->owner, false, out->exact);
+        PyObject *empty = arr ? PyTuple_New(0) : NULL;
+        PyObject *scalar = empty ? PyObject_GetItem(arr, empty) : NULL;
+        Py_XDECREF(empty);
+        Py_XDECREF(arr);
+        return scalar;
+    }
     if (paddle_here(out) && (out->paddle->mode == PYN_PADDLE_ALL ||
                              (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v))))
         return pyn_paddle_tensor(v, NULL, out);

@@ -350,9 +350,16 @@ bool pdk_double_to_half(double d, uint16_t *out) {
     return *out = (uint16_t)(sign | full >> shift), true;
 }
 
+/* A complex numpy scalar is held as a 0-d tensor of its dtype (a number cannot hold it). */
+static bool complex_scalar(const pdckpt_value *value, pdckpt_dtype dtype) {
+    pdckpt_tensor_view t;
+    return (dtype == PDCKPT_DTYPE_COMPLEX64 || dtype == PDCKPT_DTYPE_COMPLEX128) &&
+           pdckpt_tensor_get(value, &t) && t.n_dims == 0 && t.dtype == dtype && !t.name;
+}
+
 bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype) {
     if (!value) return false;
-    bool ok = false;
+    bool ok = complex_scalar(value, dtype);
     if (value->kind == PDCKPT_KIND_BOOL) ok = dtype == PDCKPT_DTYPE_BOOL;
     if (value->kind == PDCKPT_KIND_INT) ok = int_fits(value->u.i, dtype);
     if (value->kind == PDCKPT_KIND_FLOAT) /* NaN passes: float32 keeps a NaN a NaN */

@@ -53,9 +53,8 @@ def test_numpy_scalars_both_ways(paddle_np, tmp_path, protocol):
 
 
 def test_scalars_numpy_cannot_keep_become_numbers(paddle_np):
-    """uint64 beyond int64 and complex scalars: a Python int / a 0-d array of the same value; the
-    tree has no numpy scalar of them (float16 and the rest of uint64 it has: see
-    test_paddle_sweep.py)."""
+    """uint64 beyond int64: a Python int of the same value; the tree has no numpy scalar of them
+    (float16, complex and the rest of uint64 it has: see test_paddle_sweep.py)."""
     import pdckpt
 
     paddle, _ = paddle_np

@@ -360,8 +360,10 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
         if (*out && !dt.swap) /* remembered, so it is written back as this numpy scalar */
             pdckpt_value_set_numpy_scalar(*out, dt.dtype);
     }
-    if (found && st == PDCKPT_OK && !*out) /* complex: a 0-d tensor keeps both parts */
+    if (found && st == PDCKPT_OK && !*out) { /* complex: a 0-d tensor keeps both parts */
         st = make_array(vm, pdckpt_value_at(args, 1), dt, 0, NULL, false, out);
+        if (st == PDCKPT_OK && *out && !dt.swap) pdckpt_value_set_numpy_scalar(*out, dt.dtype);
+    }
     if (tmp) pdk_free(vm->a, tmp, len + 1);
     return st;
 }
