@@ -249,8 +249,9 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     ``__metadata__``.  ``safetensors=True`` (Paddle 3's) writes what paddle.save writes with it: a
     flat dict of tensors, no Paddle names.  ``pickle_layout`` ("state-dict" or "generic") forces
     one of paddle.save's two pickle layouts; by default the one paddle.save picks for the same
-    objects (a dict of paddle.Tensors: the state-dict layout with its name table; a dict holding
-    NumPy arrays: pickled as it is; without Paddle imported a dict of arrays gets the name table).
+    objects (a dict of paddle.Tensors: the state-dict layout with its name table; NumPy arrays
+    beside them: pickled as it is), except that a dict of NumPy arrays alone gets the name table
+    (paddle.load then names each tensor by its key; "generic" writes paddle.save's bytes).
 
     Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
     it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
@@ -310,11 +311,11 @@ _PICKLE_LAYOUTS = {"state-dict": 1, "generic": 2}
 
 def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> int:
     """The pickle_layout config ("state-dict": ndarrays and the name table, as _legacy_save and
-    fluid.save_dygraph write; "generic": the object as it is, as _pickle_save), else with Paddle
-    imported the layout paddle.save would write for these very objects (paddle.Tensor or NumPy
-    array is known here, not in the library's tree: a dict of NumPy arrays is pickled as it is).
-    Without Paddle there is no paddle.save to match: the library's own choice (a dict of arrays
-    gets the name table, so paddle.load names each tensor by its key); in static-graph mode too."""
+    fluid.save_dygraph write; "generic": the object as it is, as _pickle_save), else for an object
+    holding paddle.Tensors the layout paddle.save would write for it (paddle.Tensor or NumPy array
+    is known here, not in the library's tree).  NumPy arrays alone, and static-graph mode: the
+    library's own choice (a dict of arrays gets the name table, so paddle.load names each tensor
+    by its key)."""
     forced = configs.get("pickle_layout")
     if forced is not None:
         if forced not in _PICKLE_LAYOUTS:

@@ -139,13 +139,17 @@ PICKLE_STATE_DICT, PICKLE_GENERIC = 1, 2  # pdckpt_pickle_layout
 
 
 def pickle_layout(obj: Any, paddle: Any) -> int:
-    """The layout paddle.save (dygraph mode) picks for `obj` by its _is_state_dict: a dict whose
-    values are all paddle.Tensors / DenseTensors or dicts holding no Paddle object takes the
-    state-dict layout (_legacy_save: ndarrays and a name table); anything else -- a dict holding a
-    NumPy array beside its tensors, a dict of NumPy arrays -- is pickled as it is."""
+    """For an object holding Paddle tensors, the layout paddle.save (dygraph mode) picks by its
+    _is_state_dict: a dict whose values are all paddle.Tensors / DenseTensors or dicts holding no
+    Paddle object takes the state-dict layout (_legacy_save: ndarrays and a name table); anything
+    else -- a NumPy array beside the tensors, one inside a state dict's nested dict -- is pickled
+    as it is.  An object of NumPy arrays alone: 0, the library's choice (a dict of arrays gets the
+    name table, whether or not Paddle happens to be imported)."""
+    if not _holds_paddle(obj, paddle):
+        return 0  # NumPy arrays only: the library's choice (a dict of arrays: a state dict)
     if not isinstance(obj, dict):
         return PICKLE_GENERIC
-    tensors = (paddle.Tensor, _dense_type(paddle)) if paddle is not None else ()
+    tensors = (paddle.Tensor, _dense_type(paddle))
     for value in obj.values():
         if isinstance(value, dict):
             if paddle is not None and any(_holds_paddle(v, paddle) for v in value.values()):

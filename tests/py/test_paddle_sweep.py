@@ -72,11 +72,12 @@ def assert_same_load(path, cell, **configs):
                          if len(got) == len(want) else (len(got), len(want)))
 
 
-def save_both(obj, tmp_path, stem, **configs):
+def save_both(obj, tmp_path, stem, ours_only=None, **configs):
     """paddle.save and pdckpt.save of `obj`: (Paddle's file, pdckpt's file)."""
     theirs, ours = tmp_path / f"{stem}.paddle", tmp_path / f"{stem}.pdckpt"
     paddle.save(obj, str(theirs), **configs)
-    pdckpt.save(obj, ours, numpy_module=NUMPY_MODULE, durable=False, **configs)
+    pdckpt.save(obj, ours, numpy_module=NUMPY_MODULE, durable=False, **(ours_only or {}),
+                **configs)
     return theirs, ours
 
 
@@ -140,11 +141,27 @@ def objects():
 def test_objects_save_and_load_as_paddle(tmp_path, protocol):
     for i, (case, obj) in enumerate(objects().items()):
         cell = f"{case} (protocol {protocol})"
-        theirs, ours = save_both(obj, tmp_path, str(i), protocol=protocol)
+        # NumPy arrays alone: pdckpt's name table unless asked for paddle.save's layout
+        arrays = {"pickle_layout": "generic"} if case == "dict of ndarrays" else None
+        theirs, ours = save_both(obj, tmp_path, str(i), arrays, protocol=protocol)
         assert ours.read_bytes() == theirs.read_bytes(), cell
         for return_numpy in (False, True):
             for keep in (False, True):
                 assert_same_load(theirs, cell, return_numpy=return_numpy, keep_name_table=keep)
+
+
+def test_a_dict_of_arrays_alone_gets_the_name_table(tmp_path):
+    """paddle.save pickles {name: ndarray} as it is; pdckpt writes the state-dict layout (the same
+    whether or not Paddle is imported), so paddle.load names each tensor by its key and a load
+    can take the batched path; the values, dtypes and shapes are the same either way."""
+    obj = {"a": np.ones(2, np.float32), "b": np.array(3.0)}
+    theirs, ours = save_both(obj, tmp_path, "arrays")
+    assert b"StructuredToParameterName@@" in ours.read_bytes()
+    assert b"StructuredToParameterName@@" not in theirs.read_bytes()
+    got = paddle.load(str(ours))
+    assert {k: t.name for k, t in got.items()} == {"a": "a", "b": "b"}
+    for path in (theirs, ours):
+        assert describe(pdckpt.load(str(path), return_numpy=True)) == describe(obj)
 
 
 def _step_without_kernel(opt, params):
