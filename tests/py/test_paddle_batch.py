@@ -119,7 +119,7 @@ def test_w2_like_file_equals_paddle_load_in_one_call(tmp_path, writer, splits):
     if writer == "paddle":
         paddle.save(paddle_state(arrays), str(path))
     else:
-        pdckpt.save(arrays, path, pickle_layout="state-dict")
+        pdckpt.save(arrays, path)
     got, want = pdckpt.load(path), paddle.load(str(path))
     assert_same(got, want)
     assert splits(got) == [300]
@@ -172,7 +172,7 @@ def test_mixed_tree_equals_paddle_load(tmp_path, splits):
 def test_batched_tensors_are_independent(tmp_path, splits):
     arrays = w2_like(100)
     path = tmp_path / "w2.pdparams"
-    pdckpt.save(arrays, path, pickle_layout="state-dict")
+    pdckpt.save(arrays, path)
     got = pdckpt.load(path)
     keys = list(arrays)
     assert splits(got) == [100]
@@ -289,10 +289,10 @@ if mode == "unstack":
 rng = np.random.default_rng(1)
 arrays = {f"blocks.{i}.w": rng.standard_normal((256,)).astype(np.float32) for i in range(40000)}
 path = sys.argv[1]
-pdckpt.save(arrays, path, pickle_layout="state-dict")
+pdckpt.save(arrays, path)
 # Paddle's own first-use set-up is not the load's memory
 warm = {f"w.{i}": np.ones(256, np.float32) for i in range(64)}
-pdckpt.save(warm, path + ".warm", pickle_layout="state-dict")
+pdckpt.save(warm, path + ".warm")
 del warm
 pdckpt.load(path + ".warm")["w.1"].add_(paddle.ones([256]))
 splits.clear()
@@ -369,12 +369,12 @@ def test_memory_goes_with_the_tensors(tmp_path, mode):
 def test_unusual_cases_take_the_per_tensor_path(tmp_path, splits):
     arrays = w2_like(MIN - 1)
     path = tmp_path / "few.pdparams"
-    pdckpt.save(arrays, path, pickle_layout="state-dict")
+    pdckpt.save(arrays, path)
     few = pdckpt.load(path)
     assert_same(few, paddle.load(str(path)))
     assert splits(few) == []  # too few
     many = tmp_path / "many.pdparams"
-    pdckpt.save(w2_like(200), many, pickle_layout="state-dict")
+    pdckpt.save(w2_like(200), many)
     # return_numpy: arrays, as paddle.load gives them.
     arrs = pdckpt.load(many, return_numpy=True)
     want = paddle.load(str(many), return_numpy=True)
@@ -384,7 +384,7 @@ def test_unusual_cases_take_the_per_tensor_path(tmp_path, splits):
     assert_same(mapped, paddle.load(str(many)))
     # Large tensors: one by one.
     large = tmp_path / "large.pdparams"
-    pdckpt.save(w2_like(70, (16385,)), large, pickle_layout="state-dict")
+    pdckpt.save(w2_like(70, (16385,)), large)
     got_large = pdckpt.load(large)
     assert_same(got_large, paddle.load(str(large)))
     assert splits(mapped, got_large) == []
@@ -444,11 +444,11 @@ def test_tensors_over_4_kib_go_one_by_one(tmp_path, splits):
     cheaper, so a group of 8 KiB tensors is not batched, and a group of 4 KiB ones still is.  The
     limit holds for views too (they copy nothing, so it could be lifted for them)."""
     path = tmp_path / "mid.pdparams"
-    pdckpt.save(w2_like(40, (2048,)), path, pickle_layout="state-dict")  # 8 KiB each
+    pdckpt.save(w2_like(40, (2048,)), path)  # 8 KiB each
     got = pdckpt.load(path)
     assert_same(got, paddle.load(str(path)))
     assert splits(got) == []
-    pdckpt.save(w2_like(40, (1024,)), path, pickle_layout="state-dict")  # 4 KiB each
+    pdckpt.save(w2_like(40, (1024,)), path)  # 4 KiB each
     got = pdckpt.load(path)
     assert_same(got, paddle.load(str(path)))
     assert splits(got) == [40]
