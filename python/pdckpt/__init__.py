@@ -293,13 +293,13 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
                    max_shard_size=max_shard)
     if hasattr(path, "write"):
         if fmt in (None, "pickle"):
-            options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
+            obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         _warn_dropped(options["dropped"])
         return
     fmt = fmt or _native.format_from_path(path) or "pickle"
     if fmt == "pickle":
-        options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
+        obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
     _native.save(obj, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
     if fmt == "dygraph-dir":
@@ -309,22 +309,26 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
 _PICKLE_LAYOUTS = {"state-dict": 1, "generic": 2}
 
 
-def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> int:
+def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> tuple[Any, int]:
     """The pickle_layout config ("state-dict": ndarrays and the name table, as _legacy_save and
     fluid.save_dygraph write; "generic": the object as it is, as _pickle_save), else for an object
     holding paddle.Tensors the layout paddle.save would write for it (paddle.Tensor or NumPy array
     is known here, not in the library's tree).  NumPy arrays alone, and static-graph mode: the
     library's own choice (a dict of arrays gets the name table, so paddle.load names each tensor
-    by its key)."""
+    by its key).  In static-graph mode a state dict is pickled as paddle.save pickles it there
+    (_legacy_static_save: bare arrays, no name table).  Returns (the object to save, layout)."""
     forced = configs.get("pickle_layout")
     if forced is not None:
         if forced not in _PICKLE_LAYOUTS:
             raise _errors.make(ArgumentError, None, "pickle_layout must be one of "
                                f"{sorted(_PICKLE_LAYOUTS)}, not {forced!r}")
-        return _PICKLE_LAYOUTS[forced]
-    if paddle is None or _paddle_io.static_mode(paddle):
-        return 0
-    return _paddle_io.pickle_layout(obj, paddle)
+        return obj, _PICKLE_LAYOUTS[forced]
+    if paddle is None:
+        return obj, 0
+    if _paddle_io.static_mode(paddle):
+        static = _paddle_io.static_state_dict(obj, paddle)
+        return (obj, 0) if static is None else (static, _paddle_io.PICKLE_GENERIC)
+    return obj, _paddle_io.pickle_layout(obj, paddle)
 
 
 def _warn_renamed(obj: Any) -> None:

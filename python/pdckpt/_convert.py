@@ -144,6 +144,8 @@ def leaf_hook(obj: Any) -> tuple:
         if obj.dtype.name in ("complex64", "complex128"):  # held as a 0-d array, marked
             return ("value", np.asarray(obj), obj.dtype.name)
         return ("value", obj.item())
+    if isinstance(obj, _paddle_io.StaticArray):
+        return _array_leaf(obj.array, None, obj.dtype_name)
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
                 obj.items)

@@ -159,6 +159,33 @@ def pickle_layout(obj: Any, paddle: Any) -> int:
     return PICKLE_STATE_DICT
 
 
+class StaticArray:
+    """A tensor's array as _legacy_static_save pickles it: unnamed (no (name, ndarray) tuple, no
+    name table), its dtype kept (bfloat16 bits are uint16)."""
+
+    __slots__ = ("array", "dtype_name")
+
+    def __init__(self, array: np.ndarray, dtype_name: str) -> None:
+        self.array, self.dtype_name = array, dtype_name
+
+
+def static_state_dict(obj: Any, paddle: Any) -> Any:
+    """paddle.save of a state dict in static-graph mode (_legacy_static_save): each top-level
+    paddle.Tensor / DenseTensor becomes its bare array, the dict is pickled as it is; None when
+    `obj` is no state dict (paddle.save then pickles it generically, or fails)."""
+    if pickle_layout(obj, paddle) != PICKLE_STATE_DICT:
+        return None
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, paddle.Tensor):
+            check_initialized(value, "Tensor")
+            value = StaticArray(np.asarray(value.numpy()), dtype_name(value))
+        elif isinstance(value, _dense_type(paddle)):
+            value = StaticArray(*dense_array(value))
+        out[key] = value
+    return out
+
+
 # ---- loading ----------------------------------------------------------------------------------
 
 def _c_order(arr: np.ndarray) -> np.ndarray:

@@ -309,6 +309,26 @@ def test_static_mode_keeps_0d_tensors_0d(tmp_path):
         paddle.disable_static()
 
 
+def test_static_mode_saves_state_dicts_as_paddle(tmp_path):
+    """In static-graph mode paddle.save pickles a state dict as bare arrays, no name table
+    (_legacy_static_save); pdckpt wrote its dygraph layout.  Now the same bytes, for dygraph
+    tensors (bfloat16 and 0-d among them), DenseTensors and a nested dict of plain values."""
+    lin = paddle.nn.Linear(3, 2)
+    state = dict(lin.state_dict(), bf=paddle.ones([2], "bfloat16"), z=paddle.to_tensor(1.0),
+                 sched={"last_epoch": 1, "last_lr": 0.5})
+    paddle.enable_static()
+    try:
+        dense = paddle.base.core.DenseTensor()
+        dense.set(np.arange(4, dtype=np.float32).reshape(2, 2), paddle.CPUPlace())
+        for i, obj in enumerate((state, {"d": dense, "w": lin.weight})):
+            for protocol in (2, 4):
+                theirs, ours = save_both(obj, tmp_path, f"s{i}", protocol=protocol)
+                assert ours.read_bytes() == theirs.read_bytes(), (i, protocol)
+                assert describe(pdckpt.load(str(theirs))) == describe(paddle.load(str(theirs)))
+    finally:
+        paddle.disable_static()
+
+
 def test_safetensors_config_as_paddle(tmp_path):
     """Paddle 3's paddle.save(..., safetensors=True) / paddle.load(..., safetensors=True): the same
     bytes (no Paddle names in the metadata) and the same tensors back; what it does not take (a
