@@ -290,7 +290,7 @@ PDCKPT_API bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered);
  * get: false for a plain number.  set: false (nothing changed) unless the dtype holds the value
  * (BOOL: bool; INT: int8-64 / uint8-64 in range; FLOAT: float16 / float32 holding it exactly,
  * NaN payloads included, float64; an unnamed 0-d TENSOR of its own dtype: complex64/128, which
- * no number holds). */
+ * no number holds; a big int of at most 64 bits: uint64). */
 PDCKPT_API bool pdckpt_value_numpy_scalar(const pdckpt_value *value, pdckpt_dtype *dtype);
 PDCKPT_API bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype);
 

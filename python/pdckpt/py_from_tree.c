@@ -134,10 +134,15 @@ static PyObject *bigint_to_py(const void *bytes, size_t n) {
     return i;
 }
 
+static PyObject *numpy_scalar_to_py(PyObject *number, pdckpt_dtype dtype);
+
 static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     static const char *const kinds[] = {"reduce", "newobj", "global"};
     size_t                   n_big;
     const void              *big = pdckpt_value_get_bigint(v, &n_big);
+    pdckpt_dtype             np;
+    if (big && pdckpt_value_numpy_scalar(v, &np)) /* a uint64 beyond int64 */
+        return numpy_scalar_to_py(bigint_to_py(big, n_big), np);
     if (big) return bigint_to_py(big, n_big);
     unsigned kind = (unsigned)pdckpt_object_kind_of(v);
     out->plain++; /* paddle.load looks into no object */

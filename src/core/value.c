@@ -357,9 +357,17 @@ static bool complex_scalar(const pdckpt_value *value, pdckpt_dtype dtype) {
            pdckpt_tensor_get(value, &t) && t.n_dims == 0 && t.dtype == dtype && !t.name;
 }
 
+/* A uint64 beyond int64 is held as the big int it is (non-negative, at most 64 bits). */
+static bool uint64_scalar(const pdckpt_value *value, pdckpt_dtype dtype) {
+    size_t               n;
+    const unsigned char *b = pdckpt_value_get_bigint(value, &n);
+    return dtype == PDCKPT_DTYPE_UINT64 && b && n <= 9 && !(b[n - 1] & 0x80) &&
+           (n < 9 || b[8] == 0);
+}
+
 bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype) {
     if (!value) return false;
-    bool ok = complex_scalar(value, dtype);
+    bool ok = complex_scalar(value, dtype) || uint64_scalar(value, dtype);
     if (value->kind == PDCKPT_KIND_BOOL) ok = dtype == PDCKPT_DTYPE_BOOL;
     if (value->kind == PDCKPT_KIND_INT) ok = int_fits(value->u.i, dtype);
     if (value->kind == PDCKPT_KIND_FLOAT) /* NaN passes: float32 keeps a NaN a NaN */
