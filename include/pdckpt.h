@@ -288,7 +288,9 @@ PDCKPT_API bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered);
  * scheduler state, a user's metric) loads as a FLOAT / INT / BOOL value that remembers its numpy
  * dtype: Python gets the numpy scalar back and the pickle writer writes it as numpy pickles it.
  * get: false for a plain number.  set: false (nothing changed) unless the dtype holds the value
- * (BOOL: bool; INT: int8-64 / uint8-32 in range; FLOAT: float32 holding it exactly, float64). */
+ * (BOOL: bool; INT: int8-64 / uint8-64 in range; FLOAT: float16 / float32 holding it exactly,
+ * NaN payloads included, float64; an unnamed 0-d TENSOR of its own dtype: complex64/128, which
+ * no number holds; a big int of at most 64 bits: uint64). */
 PDCKPT_API bool pdckpt_value_numpy_scalar(const pdckpt_value *value, pdckpt_dtype *dtype);
 PDCKPT_API bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype);
 
@@ -636,6 +638,17 @@ typedef enum pdckpt_numpy_module {
     PDCKPT_NUMPY__CORE = 1, /* "numpy._core.multiarray": what numpy >= 2 writes */
 } pdckpt_numpy_module;
 
+/* Pickles: which of paddle.save's two layouts to write.  AUTO chooses from the tree (a dict of
+ * tensors -- named or not: a tree read from safetensors has no Paddle names -- takes the state-dict
+ * layout).  A caller that knows which tensors are paddle.Tensors and which NumPy arrays (the
+ * Python module) applies paddle.save's own rule and says so: STATE_DICT is _legacy_save's
+ * (tensors as ndarrays plus the name table), GENERIC _pickle_save's (the object as it is). */
+typedef enum pdckpt_pickle_layout {
+    PDCKPT_PICKLE_LAYOUT_AUTO = 0,
+    PDCKPT_PICKLE_LAYOUT_STATE_DICT = 1,
+    PDCKPT_PICKLE_LAYOUT_GENERIC = 2,
+} pdckpt_pickle_layout;
+
 /* Told about each value a save left out because the caller asked for it (skip_non_tensors):
  * its '.'-joined key path and kind.  Called on the saving thread, before the save completes. */
 typedef void (*pdckpt_drop_fn)(void *ctx, const char *path, pdckpt_kind kind);
@@ -668,7 +681,8 @@ typedef struct pdckpt_save_options {
      * does.  Atomic as a unit: every shard and the index go to temporaries first and are synced;
      * then the shards are renamed and the index last (the commit point).  Format
      * SAFETENSORS_SHARDED / PICKLE_SHARDED with 0 means huggingface_hub's default, 5 GB. */
-    uint64_t max_shard_size;
+    uint64_t             max_shard_size;
+    pdckpt_pickle_layout pickle_layout; /* pickles: see pdckpt_pickle_layout (AUTO) */
 } pdckpt_save_options;
 
 #ifdef __cplusplus
@@ -680,7 +694,8 @@ typedef struct pdckpt_save_options {
         .format = PDCKPT_FORMAT_AUTO, .durable = true, .protocol = 4,                              \
         .numpy_module = PDCKPT_NUMPY_CORE, .skip_non_tensors = false, .progress = NULL,            \
         .progress_ctx = NULL, .checksum = false, .allowed_globals = NULL, .n_allowed_globals = 0,  \
-        .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0                                  \
+        .on_drop = NULL, .on_drop_ctx = NULL, .max_shard_size = 0,                                 \
+        .pickle_layout = PDCKPT_PICKLE_LAYOUT_AUTO                                                 \
     }
 #endif
 PDCKPT_API pdckpt_save_options pdckpt_save_options_default(void);

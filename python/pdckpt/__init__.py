@@ -45,15 +45,19 @@ _native._configure(BY_STATUS, Error, leaf_hook, make_opaque, numpy_dtype, _np.nd
 
 _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_binary_format",
                  "pickle_protocol", "allowed_globals", "reinterpret", "max_shard_size",
-                 "metadata"}
+                 "metadata", "safetensors", "pickle_layout"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
                  "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
-                 "reinterpret", "threads"}
+                 "reinterpret", "threads", "safetensors"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 _SAFETENSORS = ("safetensors", "safetensors-sharded")  # formats whose files carry __metadata__
 _METADATA = "__metadata__"
 # Formats whose target is a directory (a trailing "/" is then no missing file name).
 _DIR_FORMATS = ("vars-dir", "dygraph-dir", "safetensors-sharded", "pickle-sharded")
+# What paddle.load reads from a directory or an inference-model prefix (its _legacy_load: a
+# save_vars / save_params directory, save_inference_model / jit.save): NumPy arrays, whatever
+# return_numpy says.
+_LEGACY_NUMPY = ("vars-dir", "combined", "inference")
 
 
 def formats() -> dict[str, tuple[bool, bool]]:
@@ -242,7 +246,12 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     ``model.safetensors.index.json``, laid out as huggingface_hub lays them out (a directory or a
     name without a known suffix gets safetensors shards; ``x.pdparams`` gets PaddleNLP's
     ``x-00001-of-0000N.pdparams``); ``metadata`` (a dict of str) is written as safetensors'
-    ``__metadata__``.
+    ``__metadata__``.  ``safetensors=True`` (Paddle 3's) writes what paddle.save writes with it: a
+    flat dict of tensors, no Paddle names.  ``pickle_layout`` ("state-dict" or "generic") forces
+    one of paddle.save's two pickle layouts; by default the one paddle.save picks for the same
+    objects (a dict of paddle.Tensors: the state-dict layout with its name table; NumPy arrays
+    beside them: pickled as it is), except that a dict of NumPy arrays alone gets the name table
+    (paddle.load then names each tensor by its key; "generic" writes paddle.save's bytes).
 
     Dtypes are kept exactly or refused: a pickle cannot give back float8 (Paddle stores and loads
     it as int8) nor a uint16 tensor (paddle.load reads those bits as bfloat16), Paddle's binary
@@ -255,6 +264,10 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
     NotImplementedError, for a value the format cannot hold).
     """
     _check_configs(configs, _SAVE_CONFIGS, "paddle.save")
+    if configs.get("safetensors"):
+        _check_safetensors_dict(obj)
+        configs["skip_non_tensors"] = True  # nothing to skip: no pdckpt.tree, Paddle's bytes
+    configs = _safetensors_config(configs)
     if not hasattr(path, "write"):
         path = _save_path(path, configs.get("format"),  # first, as in paddle.save
                           bool(configs.get("max_shard_size")))
@@ -279,14 +292,43 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
                    reinterpret=_reinterpret_pairs(configs.get("reinterpret")), dropped=[],
                    max_shard_size=max_shard)
     if hasattr(path, "write"):
+        if fmt in (None, "pickle"):
+            obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
         _native.save(obj, write=path.write, format=fmt or "pickle", **options)
         _warn_dropped(options["dropped"])
         return
     fmt = fmt or _native.format_from_path(path) or "pickle"
+    if fmt == "pickle":
+        obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
     _native.save(obj, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
     if fmt == "dygraph-dir":
         _warn_renamed(obj)
+
+
+_PICKLE_LAYOUTS = {"state-dict": 1, "generic": 2}
+
+
+def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> tuple[Any, int]:
+    """The pickle_layout config ("state-dict": ndarrays and the name table, as _legacy_save and
+    fluid.save_dygraph write; "generic": the object as it is, as _pickle_save), else for an object
+    holding paddle.Tensors the layout paddle.save would write for it (paddle.Tensor or NumPy array
+    is known here, not in the library's tree).  NumPy arrays alone, and static-graph mode: the
+    library's own choice (a dict of arrays gets the name table, so paddle.load names each tensor
+    by its key).  In static-graph mode a state dict is pickled as paddle.save pickles it there
+    (_legacy_static_save: bare arrays, no name table).  Returns (the object to save, layout)."""
+    forced = configs.get("pickle_layout")
+    if forced is not None:
+        if forced not in _PICKLE_LAYOUTS:
+            raise _errors.make(ArgumentError, None, "pickle_layout must be one of "
+                               f"{sorted(_PICKLE_LAYOUTS)}, not {forced!r}")
+        return obj, _PICKLE_LAYOUTS[forced]
+    if paddle is None:
+        return obj, 0
+    if _paddle_io.static_mode(paddle):
+        static = _paddle_io.static_state_dict(obj, paddle)
+        return (obj, 0) if static is None else (static, _paddle_io.PICKLE_GENERIC)
+    return obj, _paddle_io.pickle_layout(obj, paddle)
 
 
 def _warn_renamed(obj: Any) -> None:
@@ -461,6 +503,7 @@ def load(path: Any, **configs: Any) -> Any:
     tensor is bfloat16, and float8 (which Paddle pickles as int8) is int8.
     """
     _check_configs(configs, _LOAD_CONFIGS, "paddle.load")
+    configs = _safetensors_config(configs)
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
     data = _memory_source(path)  # a file object: its next object only
@@ -468,6 +511,10 @@ def load(path: Any, **configs: Any) -> Any:
     tree = _open_tree(path if data is None else data, configs, aligned=dropin)
     fmt = tree.format
     where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
+    legacy = (data is None and not os.path.isfile(where) and fmt in _LEGACY_NUMPY
+              and all(configs.get(k) is None for k in ("format", "names", "program")))
+    if legacy:
+        dropin = False  # paddle.load gives NumPy arrays here
     try:
         if fmt in ("program", "pir-json", "selected-rows"):
             obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact))
@@ -486,6 +533,8 @@ def load(path: Any, **configs: Any) -> Any:
             obj.pop(_METADATA, None)  # strings about the file, not a tensor: Reader.metadata()
     finally:
         tree.close()
+    if fmt == "vars-dir" and legacy and isinstance(obj, dict):
+        obj = _walk_order(obj, where)
     if fmt in ("inference", "combined"):  # a parameters file named by its program
         info = _jit_info(path, configs)
         return _structured(obj, info) if info else obj
@@ -498,6 +547,44 @@ def load(path: Any, **configs: Any) -> Any:
         return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
     source = data if data is not None else _file_bytes(path)
     return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
+
+
+def _walk_order(obj: dict, directory: str) -> dict:
+    """A save_vars directory's variables in the order paddle.load lists them: os.walk's (the
+    file system's own order), each named by its path under the directory."""
+    order = [os.path.relpath(os.path.join(root, f), directory).replace(os.sep, "/")
+             for root, _, files in os.walk(directory) for f in files]
+    out = {k: obj[k] for k in order if k in obj}
+    out.update((k, v) for k, v in obj.items() if k not in out)
+    return out
+
+
+def _check_safetensors_dict(obj: Any) -> None:
+    """paddle.save(..., safetensors=True) takes a flat dict of tensors and writes no Paddle names:
+    so does pdckpt then (format="safetensors" keeps names and nesting in its metadata)."""
+    if not isinstance(obj, dict):
+        raise _errors.make(UnsupportedError, None, "safetensors=True saves a state dict (a dict "
+                           f"of tensors), not {type(obj).__name__}; format='safetensors' keeps "
+                           "any nesting")
+    for key, value in obj.items():
+        if not (isinstance(key, str) and hasattr(value, "shape") and hasattr(value, "dtype")):
+            raise _errors.make(ArgumentTypeError, None, f"safetensors=True saves only tensors "
+                               f"under str keys: {key!r} holds {type(value).__name__}; "
+                               "format='safetensors' keeps other values in its metadata")
+
+
+def _safetensors_config(configs: dict) -> dict:
+    """Paddle 3's ``safetensors=True`` (save and load): the safetensors format."""
+    if not configs.get("safetensors"):
+        configs.pop("safetensors", None)
+        return configs
+    configs = dict(configs)
+    del configs["safetensors"]
+    if configs.get("format") not in (None, "safetensors"):
+        raise _errors.make(ArgumentError, None, "safetensors=True and format="
+                           f"{configs['format']!r} disagree")
+    configs["format"] = "safetensors"
+    return configs
 
 
 def _file_bytes(path: Any) -> bytes:

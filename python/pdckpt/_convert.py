@@ -109,7 +109,10 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     if not src.place.is_cpu_place():
         src = src.cpu()  # device memory has to come to the host
     if not src.is_contiguous():
-        src = src.contiguous()
+        # A strided view (t.T, t[:, ::2]): contiguous() on the detached tensor would rewrite the
+        # caller's own tensor in place (its layout changes under it); numpy() copies instead, as
+        # paddle.save's np.array(t.cpu()) does, and _array_leaf puts the copy in C order.
+        return _array_leaf(np.asarray(src.numpy()), t.name, dtype_name)
     try:
         # NumPy cannot import bfloat16/float8 through DLPack: view them as same-size integers.
         view_as = _PADDLE_BITS_VIEW.get(dtype_name)
@@ -128,7 +131,7 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
 
 # The numpy scalars a tree keeps as such (pdckpt_value_set_numpy_scalar); others become numbers.
 _NUMPY_SCALARS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                  "float32", "float64"}
+                  "uint64", "float16", "float32", "float64"}
 
 
 def leaf_hook(obj: Any) -> tuple:
@@ -138,7 +141,11 @@ def leaf_hook(obj: Any) -> tuple:
     if isinstance(obj, np.generic):  # numpy scalars: numbers that keep their numpy dtype
         if obj.dtype.name in _NUMPY_SCALARS:
             return ("value", obj.item(), obj.dtype.name)
+        if obj.dtype.name in ("complex64", "complex128"):  # held as a 0-d array, marked
+            return ("value", np.asarray(obj), obj.dtype.name)
         return ("value", obj.item())
+    if isinstance(obj, _paddle_io.StaticArray):
+        return _array_leaf(obj.array, None, obj.dtype_name)
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
                 obj.items)
@@ -186,8 +193,9 @@ _SPECS: dict = {}
 def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
     import (None in static-graph mode), the Tensor type, the CPU place, to_paddle for what
-    cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied) and
-    whether small tensors may be made over the read buffer instead (_views_rehome)."""
+    cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied),
+    whether small tensors may be made over the read buffer instead (_views_rehome), and whether
+    bool must take the fallback (Paddle 2.6's from_dlpack predates DLPack's bool code)."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
         def fallback(arr: np.ndarray, name: str | None, dtype_name: str) -> Any:
@@ -195,7 +203,8 @@ def paddle_spec(paddle: Any) -> tuple:
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
                                      paddle.CPUPlace(), fallback, paddle.unstack,
-                                     True if _views_rehome(paddle) else None)
+                                     True if _views_rehome(paddle) else None,
+                                     None if _dlpack_trusted(paddle) else True)
     if _paddle_io.static_mode(paddle):
         return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec

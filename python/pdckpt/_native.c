@@ -259,9 +259,20 @@ static int retype(PyObject *pairs, pdckpt_value *root) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* pickle_layout: 0 (the library chooses), 1 (state dict) or 2 (generic): pdckpt_pickle_layout. */
+static int layout_arg(int layout, pdckpt_save_options *so) {
+    if (layout < PDCKPT_PICKLE_LAYOUT_AUTO || layout > PDCKPT_PICKLE_LAYOUT_GENERIC) {
+        PyErr_Format(PyExc_ValueError, "pdckpt: pickle_layout must be 0, 1 or 2, not %d", layout);
+        return -1;
+    }
+    so->pickle_layout = (pdckpt_pickle_layout)layout;
+    return 0;
+}
+
 /* save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0,
  *      skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None,
- *      max_shard_size=0): to a path, to write() (a file object), or returned as bytes. */
+ *      max_shard_size=0, paddle=None, pickle_layout=0): to a path, to write() (a file object),
+ *      or returned as bytes. */
 static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"obj",
@@ -277,19 +288,20 @@ static PyObject *save(PyObject *self, PyObject *args, PyObject *kw) {
                              "dropped",
                              "max_shard_size",
                              "paddle",
+                             "pickle_layout",
                              NULL};
     PyObject    *obj, *path = Py_None, *write = Py_None, *fmt = Py_None, *allowed = Py_None,
                    *pairs = Py_None, *dropped = Py_None, *paddle = Py_None;
-    int                durable = 1, protocol = 4, numpy_module = 0, skip = 0;
+    int                durable = 1, protocol = 4, numpy_module = 0, skip = 0, layout = 0;
     unsigned long long max_shard = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOKO", kwlist, &obj, &path, &write, &fmt,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpiipOOOKOi", kwlist, &obj, &path, &write, &fmt,
                                      &durable, &protocol, &numpy_module, &skip, &allowed, &pairs,
-                                     &dropped, &max_shard, &paddle))
+                                     &dropped, &max_shard, &paddle, &layout))
         return NULL;
     pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
     PyObject           *held = NULL;
     const char        **allowed_ptrs = NULL;
-    if (format_arg(fmt, &so.format) < 0 ||
+    if (format_arg(fmt, &so.format) < 0 || layout_arg(layout, &so) < 0 ||
         names_arg(allowed, &held, &allowed_ptrs, &so.n_allowed_globals) < 0) {
         PyMem_Free(allowed_ptrs);
         Py_XDECREF(held);
@@ -562,7 +574,7 @@ static PyMethodDef module_methods[] = {
     {"save", (PyCFunction)(void (*)(void))save, METH_VARARGS | METH_KEYWORDS,
      "save(obj, path=None, write=None, format=None, durable=True, protocol=4, numpy_module=0, "
      "skip_non_tensors=False, allowed_globals=None, reinterpret=None, dropped=None, "
-     "max_shard_size=0)"},
+     "max_shard_size=0, paddle=None, pickle_layout=0)"},
     {"load", (PyCFunction)(void (*)(void))load, METH_VARARGS | METH_KEYWORDS,
      "load(path=None, data=None, format=None, names=None, program=None, mmap=True, "
      "verify=False, allowed_globals=None, reinterpret=None) -> Tree"},

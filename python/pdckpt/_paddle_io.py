@@ -13,6 +13,7 @@ calls them in that mode.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import tempfile
@@ -91,7 +92,8 @@ def binary_value(obj: Any, paddle: Any) -> tuple[Any, str]:
         check_initialized(obj, "DenseTensor")
         return obj, "tensor"
     if paddle is not None and isinstance(obj, paddle.Tensor):
-        check_initialized(obj, "Tensor")
+        if 0 not in obj.shape:  # an empty tensor holds no allocation; paddle.save writes it
+            check_initialized(obj, "Tensor")
         return obj, "tensor"
     raise make(UnsupportedError, None, "use_binary_format=True writes one tensor (paddle.Tensor, "
                f"DenseTensor, SelectedRows or NumPy array), found {_type_name(obj)}")
@@ -114,19 +116,95 @@ def program_bytes(obj: Any, paddle: Any) -> tuple[bytes, str] | None:
     return None
 
 
+def _dense_type(paddle: Any) -> Any:
+    """core.DenseTensor (Paddle 3), core.LoDTensor (Paddle 2.6)."""
+    core = _core(paddle)
+    return getattr(core, "DenseTensor", None) or getattr(core, "LoDTensor")
+
+
+def _holds_paddle(obj: Any, paddle: Any) -> bool:
+    """paddle.save's _contain_x with its Paddle-object test: a Tensor, DenseTensor, Layer,
+    Program or SelectedRows here or inside dicts, lists and tuples (NumPy arrays do not count)."""
+    if isinstance(obj, (paddle.Tensor, _dense_type(paddle), _core(paddle).SelectedRows,
+                        paddle.nn.Layer, paddle.base.framework.Program)):
+        return True
+    if type(obj) in (dict, collections.OrderedDict):
+        return any(_holds_paddle(v, paddle) for v in obj.values())
+    if type(obj) in (list, tuple):
+        return any(_holds_paddle(v, paddle) for v in obj)
+    return False
+
+
+PICKLE_STATE_DICT, PICKLE_GENERIC = 1, 2  # pdckpt_pickle_layout
+
+
+def pickle_layout(obj: Any, paddle: Any) -> int:
+    """For an object holding Paddle tensors, the layout paddle.save (dygraph mode) picks by its
+    _is_state_dict: a dict whose values are all paddle.Tensors / DenseTensors or dicts holding no
+    Paddle object takes the state-dict layout (_legacy_save: ndarrays and a name table); anything
+    else -- a NumPy array beside the tensors, one inside a state dict's nested dict -- is pickled
+    as it is.  An object of NumPy arrays alone: 0, the library's choice (a dict of arrays gets the
+    name table, whether or not Paddle happens to be imported)."""
+    if not _holds_paddle(obj, paddle):
+        return 0  # NumPy arrays only: the library's choice (a dict of arrays: a state dict)
+    if not isinstance(obj, dict):
+        return PICKLE_GENERIC
+    tensors = (paddle.Tensor, _dense_type(paddle))
+    for value in obj.values():
+        if isinstance(value, dict):
+            if paddle is not None and any(_holds_paddle(v, paddle) for v in value.values()):
+                return PICKLE_GENERIC
+        elif not (tensors and isinstance(value, tensors)):
+            return PICKLE_GENERIC
+    return PICKLE_STATE_DICT
+
+
+class StaticArray:
+    """A tensor's array as _legacy_static_save pickles it: unnamed (no (name, ndarray) tuple, no
+    name table), its dtype kept (bfloat16 bits are uint16)."""
+
+    __slots__ = ("array", "dtype_name")
+
+    def __init__(self, array: np.ndarray, dtype_name: str) -> None:
+        self.array, self.dtype_name = array, dtype_name
+
+
+def static_state_dict(obj: Any, paddle: Any) -> Any:
+    """paddle.save of a state dict in static-graph mode (_legacy_static_save): each top-level
+    paddle.Tensor / DenseTensor becomes its bare array, the dict is pickled as it is; None when
+    `obj` is no state dict (paddle.save then pickles it generically, or fails)."""
+    if pickle_layout(obj, paddle) != PICKLE_STATE_DICT:
+        return None
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, paddle.Tensor):
+            check_initialized(value, "Tensor")
+            value = StaticArray(np.asarray(value.numpy()), dtype_name(value))
+        elif isinstance(value, _dense_type(paddle)):
+            value = StaticArray(*dense_array(value))
+        out[key] = value
+    return out
+
+
 # ---- loading ----------------------------------------------------------------------------------
+
+def _c_order(arr: np.ndarray) -> np.ndarray:
+    """`arr` in C order, its shape kept: np.ascontiguousarray makes a 0-d array 1-d, and the
+    DenseTensor would then have shape [1] where paddle.load's has []."""
+    return arr if arr.flags.c_contiguous else np.array(arr, order="C")
+
 
 def dense_tensor(paddle: Any, arr: np.ndarray) -> Any:
     """A core.DenseTensor with a copy of `arr`: paddle.load's result in static-graph mode."""
     t = _core(paddle).DenseTensor()
-    t.set(np.ascontiguousarray(arr), paddle.base.framework._current_expected_place_())
+    t.set(_c_order(arr), paddle.base.framework._current_expected_place_())
     return t
 
 
 def selected_rows(paddle: Any, value: dict) -> Any:
     """A core.SelectedRows from the library's {"rows", "height", "value"} dict."""
     sr = _core(paddle).SelectedRows([int(r) for r in value["rows"]], int(value["height"]))
-    sr.get_tensor().set(np.ascontiguousarray(value["value"]),
+    sr.get_tensor().set(_c_order(value["value"]),
                         paddle.base.framework._current_expected_place_())
     return sr
 

@@ -100,7 +100,7 @@ def save_dygraph(state_dict: dict, model_path: str | os.PathLike) -> str:
                 "then overwrite them.  Save a layer's parameters with "
                 f"pdckpt.save(state, prefix + {_PARAMS!r}, protocol=2), or pass layer.state_dict()")
     path = _prefix(model_path) + (_PARAMS if is_params else _OPT)
-    save(state_dict, path, protocol=2)
+    save(state_dict, path, protocol=2, pickle_layout="state-dict")  # fluid.save_dygraph's
     return path
 
 

@@ -25,6 +25,14 @@ static bool named_tensor(const pdckpt_value *v) {
 }
 
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
+    if (pdckpt_value_numpy_scalar(v, NULL)) { /* a complex numpy scalar: arr[()] */
+        PyObject *arr = pyn_array_new(v, out->owner, false, out->exact);
+        PyObject *empty = arr ? PyTuple_New(0) : NULL;
+        PyObject *scalar = empty ? PyObject_GetItem(arr, empty) : NULL;
+        Py_XDECREF(empty);
+        Py_XDECREF(arr);
+        return scalar;
+    }
     if (paddle_here(out) && (out->paddle->mode == PYN_PADDLE_ALL ||
                              (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v))))
         return pyn_paddle_tensor(v, NULL, out);
@@ -126,10 +134,15 @@ static PyObject *bigint_to_py(const void *bytes, size_t n) {
     return i;
 }
 
+static PyObject *numpy_scalar_to_py(PyObject *number, pdckpt_dtype dtype);
+
 static PyObject *object_to_py(const pdckpt_value *v, pyn_out *out) {
     static const char *const kinds[] = {"reduce", "newobj", "global"};
     size_t                   n_big;
     const void              *big = pdckpt_value_get_bigint(v, &n_big);
+    pdckpt_dtype             np;
+    if (big && pdckpt_value_numpy_scalar(v, &np)) /* a uint64 beyond int64 */
+        return numpy_scalar_to_py(bigint_to_py(big, n_big), np);
     if (big) return bigint_to_py(big, n_big);
     unsigned kind = (unsigned)pdckpt_object_kind_of(v);
     out->plain++; /* paddle.load looks into no object */

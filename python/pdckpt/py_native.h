@@ -69,6 +69,7 @@ typedef struct pyn_paddle {
     PyObject       *fallback;    /* callable(array, name, dtype name): the copying path */
     PyObject       *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
     PyObject       *views;       /* Py_True: small tensors over the read buffer (batch) */
+    PyObject       *no_bool;     /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
     PyObject       *batched;     /* dict value address -> paddle.Tensor made ahead, or NULL */
     pyn_paddle_mode mode;
     bool            arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */

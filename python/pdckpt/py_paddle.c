@@ -61,6 +61,9 @@ bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
     case PDCKPT_DTYPE_UINT16:
     case PDCKPT_DTYPE_UINT32:
     case PDCKPT_DTYPE_UINT64: return false;
+    case PDCKPT_DTYPE_BOOL:
+        if (out->paddle->no_bool == Py_True) return false; /* DLPack's bool is newer */
+        break;
     default: break;
     }
     return out->paddle->from_dlpack != Py_None && out->writable && tv->n_bytes && tv->buffer &&

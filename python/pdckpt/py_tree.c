@@ -178,14 +178,15 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
 
 /* The rules argument of convert(): None (values as they are), "numpy" (paddle.load's rules,
  * arrays out: return_numpy=True) or (from_dlpack or None, Tensor type, place, fallback[,
- * paddle.unstack[, True when views of the read buffer may be made]]). */
+ * paddle.unstack[, True when views of the read buffer may be made[, True when from_dlpack
+ * refuses bool]]]). */
 static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
     memset(p, 0, sizeof *p);
     p->arrays = PyUnicode_Check(arg);
     if (p->arrays && PyUnicode_CompareWithASCIIString(arg, "numpy") != 0)
         return PyErr_SetString(PyExc_ValueError, "convert: rules must be 'numpy' or a tuple"), -1;
-    if (!p->arrays && !PyArg_ParseTuple(arg, "OOOO|OO", &p->from_dlpack, &p->tensor_type, &p->place,
-                                        &p->fallback, &p->split, &p->views))
+    if (!p->arrays && !PyArg_ParseTuple(arg, "OOOO|OOO", &p->from_dlpack, &p->tensor_type,
+                                        &p->place, &p->fallback, &p->split, &p->views, &p->no_bool))
         return -1;
     p->mode = pyn_paddle_mode_of(v);
     return 0;

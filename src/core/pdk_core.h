@@ -137,6 +137,8 @@ pdckpt_status pdk_tensor_new_unzeroed(const pdckpt_allocator *a, pdckpt_dtype dt
                                       const int64_t *dims, pdckpt_value **out, pdckpt_error *err);
 /* A string value's bytes compared with a C string of given length. */
 bool pdk_value_is_string(const pdckpt_value *value, const char *s, size_t len);
+/* binary16 bits of `d` when it is exactly a half (NaN payloads in the top 10 bits), else false. */
+bool pdk_double_to_half(double d, uint16_t *out);
 /* A STRING or BYTES value over data[0..len) without a copy: `owner` (retained; NULL when the
  * memory outlives the value anyway, as a parser's input outlives its run) keeps the bytes alive.
  * The bytes are not NUL-terminated and may be moved by pdk_tree_relayout, so such a value is a

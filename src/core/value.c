@@ -320,19 +320,61 @@ static bool int_fits(int64_t v, pdckpt_dtype dtype) {
     case PDCKPT_DTYPE_UINT8: return v >= 0 && v <= UINT8_MAX;
     case PDCKPT_DTYPE_UINT16: return v >= 0 && v <= UINT16_MAX;
     case PDCKPT_DTYPE_UINT32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+    case PDCKPT_DTYPE_UINT64: return v >= 0; /* larger ones are big ints: plain ints */
     default: return false;
     }
 }
 
+/* binary16 bits of `d` when it is exactly a half (every finite half, +-inf, NaN with its top
+ * payload bits); false otherwise.  The one conversion back to numpy.float16 scalars. */
+bool pdk_double_to_half(double d, uint16_t *out) {
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    uint16_t sign = (uint16_t)(b >> 48 & 0x8000);
+    int      exp = (int)(b >> 52 & 0x7FF);
+    uint64_t mant = b & 0xFFFFFFFFFFFFFull;
+    if (exp == 0x7FF) { /* inf, or a NaN whose payload fits a half's 10 bits (the top ones) */
+        *out = (uint16_t)(sign | 0x7C00 | mant >> 42);
+        return !mant || ((mant & ((1ull << 42) - 1)) == 0 && mant >> 42);
+    }
+    if (d == 0) return *out = sign, true;
+    int e = exp - 1023; /* d = 1.mant * 2^e */
+    if (e > 15 || e < -24) return false;
+    if (e >= -14) { /* normal: 10 mantissa bits must hold it */
+        if (mant & ((1ull << 42) - 1)) return false;
+        return *out = (uint16_t)(sign | (e + 15) << 10 | mant >> 42), true;
+    }
+    uint64_t full = mant | 1ull << 52; /* subnormal: value = m * 2^-24, m < 1024 */
+    int      shift = 52 - (e + 24);
+    if (full & ((1ull << shift) - 1)) return false;
+    return *out = (uint16_t)(sign | full >> shift), true;
+}
+
+/* A complex numpy scalar is held as a 0-d tensor of its dtype (a number cannot hold it). */
+static bool complex_scalar(const pdckpt_value *value, pdckpt_dtype dtype) {
+    pdckpt_tensor_view t;
+    return (dtype == PDCKPT_DTYPE_COMPLEX64 || dtype == PDCKPT_DTYPE_COMPLEX128) &&
+           pdckpt_tensor_get(value, &t) && t.n_dims == 0 && t.dtype == dtype && !t.name;
+}
+
+/* A uint64 beyond int64 is held as the big int it is (non-negative, at most 64 bits). */
+static bool uint64_scalar(const pdckpt_value *value, pdckpt_dtype dtype) {
+    size_t               n;
+    const unsigned char *b = pdckpt_value_get_bigint(value, &n);
+    return dtype == PDCKPT_DTYPE_UINT64 && b && n <= 9 && !(b[n - 1] & 0x80) &&
+           (n < 9 || b[8] == 0);
+}
+
 bool pdckpt_value_set_numpy_scalar(pdckpt_value *value, pdckpt_dtype dtype) {
     if (!value) return false;
-    bool ok = false;
+    bool ok = complex_scalar(value, dtype) || uint64_scalar(value, dtype);
     if (value->kind == PDCKPT_KIND_BOOL) ok = dtype == PDCKPT_DTYPE_BOOL;
     if (value->kind == PDCKPT_KIND_INT) ok = int_fits(value->u.i, dtype);
     if (value->kind == PDCKPT_KIND_FLOAT) /* NaN passes: float32 keeps a NaN a NaN */
         ok = dtype == PDCKPT_DTYPE_FLOAT64 ||
              (dtype == PDCKPT_DTYPE_FLOAT32 &&
-              ((double)(float)value->u.f == value->u.f || value->u.f != value->u.f));
+              ((double)(float)value->u.f == value->u.f || value->u.f != value->u.f)) ||
+             (dtype == PDCKPT_DTYPE_FLOAT16 && pdk_double_to_half(value->u.f, &(uint16_t){0}));
     if (ok) value->np_scalar = (uint8_t)(dtype + 1);
     return ok;
 }

@@ -52,13 +52,20 @@ def test_numpy_scalars_both_ways(paddle_np, tmp_path, protocol):
     assert out.read_bytes() == theirs.getvalue()
 
 
-def test_scalars_numpy_cannot_keep_become_numbers(paddle_np):
-    """float16, complex and uint64 scalars: a Python number (complex: a 0-d array) of the same
-    value, as before; the tree has no numpy type for them."""
+def test_scalars_of_every_width_stay_numpy_scalars(paddle_np):
+    """float16, uint64 beyond int64 (held as the big int it is) and complex scalars: the numpy
+    scalars paddle.load gives; a plain int beyond int64 stays a plain int."""
     import pdckpt
 
     paddle, _ = paddle_np
     buf = io.BytesIO()
-    paddle.save({"h": np.float16(0.5), "u": np.uint64(2**63 + 5)}, buf)
+    obj = {"h": np.float16(0.5), "u": np.uint64(2**63 + 5), "s": np.uint64(7), "big": 2**63 + 5,
+           "c": np.complex128(1 - 1j)}
+    paddle.save(obj, buf)
     got = pdckpt.load(io.BytesIO(buf.getvalue()))
-    assert got == {"h": 0.5, "u": 2**63 + 5} and type(got["h"]) is float
+    assert got == obj
+    assert [type(got[k]) for k in obj] == [np.float16, np.uint64, np.uint64, int, np.complex128]
+    again = io.BytesIO()
+    pdckpt.save(got, again, numpy_module="numpy._core" if int(np.__version__.split(".")[0]) >= 2
+                else "numpy.core")
+    assert again.getvalue() == buf.getvalue()

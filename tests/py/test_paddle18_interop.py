@@ -12,6 +12,7 @@ pdckpt.save, pdckpt.dygraph.save_dygraph, pdckpt.static.save_persistables /
 save_inference_params) loaded by load_dygraph, fluid.load, load_persistables and
 load_inference_model, and training resumed in 1.8 from converted files loses bit for bit what it
 loses from Paddle's own."""
+import contextlib
 import json
 import re
 import shutil
@@ -463,3 +464,29 @@ def test_static_training_resumes_bit_identically(written, read_back, tag):
     assert "error" not in got[tag], got[tag]
     assert len(set(meta["st_uninterrupted"])) == len(meta["st_uninterrupted"])
     assert got[tag]["losses"] == meta["st_uninterrupted"]
+
+
+def test_paddle3_load_of_paddle18_files_equals_pdckpt_load(written):
+    """The drop-in judged on 1.8's files: today's paddle.load and pdckpt.load give the same objects
+    (types, keys and their order, dtypes, shapes, names, bytes; return_numpy both ways) for every
+    pickle 1.8 wrote (save_dygraph, fluid.save), its save_persistables directories and its
+    save_inference_model directory (NumPy arrays, as paddle.load's _legacy_load gives).  A combined
+    file (filename="all", params_filename) Paddle reads as its first tensor only; pdckpt reads
+    every variable (docs/python.md)."""
+    import paddle
+    from test_paddle_sweep import describe
+    import pdckpt
+
+    d, _ = written
+    paths = sorted(d.glob("*/*.pdparams")) + sorted(d.glob("*/*.pdopt"))
+    paths += [d / "st_v", d / "lod_v", d / "inf"]
+    assert len(paths) >= 12
+    for path in paths:
+        for return_numpy in (False, True):
+            # 1.8's __model__ is a legacy ProgramDesc (the PIR loader fails on it), whose
+            # variables paddle.load makes anew (a fresh name generator keeps their names)
+            with paddle.pir_utils.OldIrGuard() if path.name == "inf" else \
+                    contextlib.nullcontext(), paddle.utils.unique_name.guard():
+                want = describe(paddle.load(str(path), return_numpy=return_numpy))
+            got = describe(pdckpt.load(str(path), return_numpy=return_numpy))
+            assert got == want, (path, return_numpy)

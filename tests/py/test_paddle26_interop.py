@@ -77,8 +77,9 @@ def test_paddle26_inference_model_named_by_its_program(written):
 
 def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
     """paddle.load(prefix) of a jit.save model keys it by the structured names of
-    X.pdiparams.info (what Layer.set_state_dict matches); pdckpt.load does the same, same order
-    and bytes, and the CLI keeps the variable names."""
+    X.pdiparams.info (what Layer.set_state_dict matches), NumPy arrays even without return_numpy
+    (its _legacy_load); pdckpt.load does the same, same order and bytes, and the CLI keeps the
+    variable names."""
     import pdckpt
 
     d, meta = written
@@ -87,9 +88,10 @@ def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
     _same(got, d / "jit.npz")
     dropin = pdckpt.load(str(d / "infer" / "net"))
     assert list(dropin) == meta["jit_keys"]
-    assert [t.name for t in dropin.values()] == sorted(t.name for t in dropin.values())
-    assert [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]] == \
-        [t.name for t in dropin.values()]
+    assert all(type(v) is np.ndarray for v in dropin.values())
+    _same(dropin, d / "jit.npz")
+    names = [t["key"][0] for t in ls_json(d / "infer" / "net")["tensors"]]
+    assert names == sorted(names) and len(names) == len(dropin)
 
 
 @pytest.mark.parametrize("proto", [2, 4])
@@ -298,3 +300,40 @@ def test_dropin_load_under_paddle26_gives_its_tensors(tmp_path):
                            str(tmp_path / "sd.pdparams")], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_dropin_sweep_under_paddle26():
+    """tests/py/paddle26_dropin_sweep.py under Paddle 2.6: pdckpt.save writes paddle.save's bytes
+    and pdckpt.load gives paddle.load's objects for tensors, lists, tuples, int keys, NumPy arrays
+    beside tensors, numpy scalars, 0-d and empty tensors, every dtype (a bool tensor failed the
+    drop-in load: 2.6's from_dlpack predates DLPack's bool code), optimizer states with a nested
+    scheduler and checkpoints, in protocols 2-4."""
+    proc = subprocess.run([str(old_paddle_python("26")), str(WORKER.with_name(
+        "paddle26_dropin_sweep.py"))], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_paddle3_load_of_paddle26_files_equals_pdckpt_load(written):
+    """The drop-in judged on 2.6's files: today's paddle.load and pdckpt.load give the same objects
+    (types, keys and order, OrderedDicts, dtypes, shapes, names, bytes; return_numpy both ways)
+    for its state dict, optimizer state (LR_Scheduler), nested saves, protocol 2 and 4
+    checkpoints, and its jit.save prefix (NumPy arrays keyed by the info's structured names)."""
+    import contextlib
+
+    import paddle
+    import pdckpt
+    from test_paddle_sweep import describe
+
+    d, _ = written
+    for name in ("net.pdparams", "opt.pdopt", "nested.pdparams", "ckpt_p2.pdparams",
+                 "ckpt_p4.pdparams", "infer/net"):
+        for return_numpy in (False, True):
+            # the prefix's program is 2.6's legacy ProgramDesc, whose variables paddle.load
+            # makes anew (a fresh name generator keeps their names)
+            with paddle.pir_utils.OldIrGuard() if name == "infer/net" else \
+                    contextlib.nullcontext(), paddle.utils.unique_name.guard():
+                want = describe(paddle.load(str(d / name), return_numpy=return_numpy))
+            got = describe(pdckpt.load(str(d / name), return_numpy=return_numpy))
+            assert got == want, (name, return_numpy)

@@ -103,14 +103,27 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
 
 /* The scalar's value in its dtype's little-endian bytes (pdckpt_value_set_numpy_scalar checked
  * that the dtype holds it). */
-static size_t scalar_bytes(const pdckpt_value *v, pdckpt_dtype dtype, uint8_t out[8]) {
-    int64_t i = 0;
-    double  d = 0;
-    bool    b = false;
-    size_t  n = pdk_dtype_info_of(dtype)->size;
-    if (pdckpt_value_get_float(v, &d) && dtype == PDCKPT_DTYPE_FLOAT32) {
+static size_t scalar_bytes(const pdckpt_value *v, pdckpt_dtype dtype, uint8_t out[16]) {
+    int64_t              i = 0;
+    double               d = 0;
+    bool                 b = false;
+    size_t               n = pdk_dtype_info_of(dtype)->size;
+    pdckpt_tensor_view   t;
+    size_t               big_n;
+    const unsigned char *big = pdckpt_value_get_bigint(v, &big_n);
+    if (pdckpt_tensor_get(v, &t)) { /* complex: its 0-d tensor's bytes */
+        memcpy(out, t.data, n);
+    } else if (big) { /* uint64 beyond int64: the big int's bytes, zero-extended */
+        memset(out, 0, n);
+        memcpy(out, big, big_n < n ? big_n : n);
+    } else if (pdckpt_value_get_float(v, &d) && dtype == PDCKPT_DTYPE_FLOAT32) {
         float f = (float)d;
         memcpy(out, &f, 4);
+    } else if (pdckpt_value_kind(v) == PDCKPT_KIND_FLOAT && dtype == PDCKPT_DTYPE_FLOAT16) {
+        uint16_t h = 0;
+        pdk_double_to_half(d, &h);
+        out[0] = (uint8_t)h;
+        out[1] = (uint8_t)(h >> 8);
     } else if (pdckpt_value_kind(v) == PDCKPT_KIND_FLOAT) {
         memcpy(out, &d, 8);
     } else {
@@ -131,7 +144,7 @@ pdckpt_status pdk_pkl_save_np_scalar(pdk_pkl *p, const pdckpt_value *v, pdckpt_d
     bool        hit;
     PDK_TRY(pdk_pkl_memo_get(p, &key, &hit));
     if (hit) return PDCKPT_OK;
-    uint8_t     bytes[8];
+    uint8_t     bytes[16];
     size_t      n = scalar_bytes(v, dtype, bytes);
     const char *module =
         p->numpy_module == PDCKPT_NUMPY__CORE ? "numpy._core.multiarray" : "numpy.core.multiarray";

@@ -110,6 +110,8 @@ static bool is_tensor_tuple(const pdckpt_value *v, pdckpt_tensor_view *t) {
 
 static pdckpt_status save_tensor(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
     pdckpt_tensor_view t;
+    pdckpt_dtype       np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np); /* complex */
     pdckpt_tensor_get(v, &t);
     if (mode == PDK_MODE_GENERIC && t.name)
         return save_tensor_reduce(p, t.name, pdk_key_fresh(), &t, pdk_key_ptr(v, 0));
@@ -150,6 +152,8 @@ static pdckpt_status save_args(pdk_pkl *p, const pdckpt_value *obj, pdk_pkl_mode
 }
 
 static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
+    pdckpt_dtype np;
+    if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np); /* uint64 */
     pdckpt_object_kind kind = pdckpt_object_kind_of(v);
     const char        *module = pdckpt_object_module(v), *name = pdckpt_object_name(v);
     size_t             n = 0;

@@ -290,7 +290,13 @@ static double half_to_double(uint16_t h) {
     int    exp = h >> 10 & 0x1F;
     double mant = h & 0x3FF, sign = h & 0x8000 ? -1.0 : 1.0;
     if (exp == 0) return sign * mant * 0x1p-24;
-    if (exp == 31) return mant ? (double)NAN : sign * (double)INFINITY;
+    if (exp == 31 && h & 0x3FF) { /* NaN: sign and payload kept (pdk_double_to_half) */
+        uint64_t bits = (uint64_t)(h & 0x8000) << 48 | 0x7FFull << 52 | (uint64_t)(h & 0x3FF) << 42;
+        double   d;
+        memcpy(&d, &bits, sizeof d);
+        return d;
+    }
+    if (exp == 31) return sign * (double)INFINITY;
     return sign * (1.0 + mant / 1024.0) * (double)(1u << exp) * 0x1p-15;
 }
 
@@ -354,8 +360,10 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
         if (*out && !dt.swap) /* remembered, so it is written back as this numpy scalar */
             pdckpt_value_set_numpy_scalar(*out, dt.dtype);
     }
-    if (found && st == PDCKPT_OK && !*out) /* complex: a 0-d tensor keeps both parts */
+    if (found && st == PDCKPT_OK && !*out) { /* complex: a 0-d tensor keeps both parts */
         st = make_array(vm, pdckpt_value_at(args, 1), dt, 0, NULL, false, out);
+        if (st == PDCKPT_OK && *out && !dt.swap) pdckpt_value_set_numpy_scalar(*out, dt.dtype);
+    }
     if (tmp) pdk_free(vm->a, tmp, len + 1);
     return st;
 }

@@ -145,6 +145,9 @@ static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink,
 static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
                                const pdckpt_save_options *opts, pdk_pickle_path path,
                                pdk_pickle_offsets *offs, pdckpt_error *err) {
+    if (path == PDK_PICKLE_AUTO && opts && opts->pickle_layout != PDCKPT_PICKLE_LAYOUT_AUTO)
+        path = opts->pickle_layout == PDCKPT_PICKLE_LAYOUT_STATE_DICT ? PDK_PICKLE_STATE_DICT
+                                                                      : PDK_PICKLE_GENERIC;
     if (path == PDK_PICKLE_AUTO)
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT

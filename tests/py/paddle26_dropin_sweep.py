@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Runs under Paddle 2.6 with pdckpt importable (tests/py/test_paddle26_interop.py): paddle.save
+and pdckpt.save of the same objects give the same bytes, and paddle.load and pdckpt.load of
+Paddle's file the same objects (types, keys, nesting, dtypes, shapes, names, bytes).  Prints one
+line per difference and "ok" when there is none."""
+import collections
+import io
+import re
+import struct
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+
+import pdckpt  # noqa: E402
+
+AUTO_NAME = re.compile(r"^(generated_tensor|eager_tmp)_\d+$")
+DENSE = getattr(paddle.base.core, "DenseTensor", None) or paddle.base.core.LoDTensor
+
+
+def describe(x, path="", out=None):
+    out = [] if out is None else out
+    kind = f"{type(x).__module__}.{type(x).__qualname__}"
+    if isinstance(x, dict):
+        out.append((path, kind, [repr(k) for k in x]))
+        for k, v in x.items():
+            describe(v, f"{path}/{k!r}", out)
+    elif isinstance(x, (list, tuple)):
+        out.append((path, kind, len(x)))
+        for i, v in enumerate(x):
+            describe(v, f"{path}/{i}", out)
+    elif isinstance(x, paddle.Tensor):
+        bits = x.numpy()
+        name = "<auto>" if AUTO_NAME.match(x.name) else x.name
+        out.append((path, kind, str(x.dtype), list(x.shape), name, x.stop_gradient,
+                    bits.dtype.str, bits.tobytes()))
+    elif isinstance(x, DENSE):
+        arr = np.array(x)
+        out.append((path, kind, arr.dtype.str, arr.shape, arr.tobytes()))
+    elif isinstance(x, (np.ndarray, np.generic)):
+        out.append((path, kind, x.dtype.str, x.shape, x.tobytes()))
+    elif isinstance(x, float):
+        out.append((path, kind, struct.pack("<d", x)))
+    else:
+        out.append((path, kind, repr(x)))
+    return out
+
+
+def objects():
+    paddle.seed(2)
+    t = lambda *shape: paddle.randn(list(shape) or [2])  # noqa: E731
+    lin = paddle.nn.Linear(3, 2)
+    sched = paddle.optimizer.lr.LinearWarmup(paddle.optimizer.lr.StepDecay(0.1, 1), 2, 0.0, 0.1)
+    opt = paddle.optimizer.Adam(sched, parameters=lin.parameters())
+    lin(paddle.ones([1, 3])).mean().backward()
+    opt.step()
+    sched.step()
+    return {
+        "bare tensor": t(3), "list": [t(), t(1)], "tuple": (t(), 1, "x"),
+        "int keys": {1: t(), 2: "x"}, "dict of ndarrays": {"a": np.ones(2), "b": np.array(3.0)},
+        "ndarray in a state dict's nested dict": {"w": t(), "sub": {"a": np.ones(3)}},
+        "tensor and ndarray in a list": [t(), np.ones(3)],
+        "numpy scalars": {"h": [np.float16(0.5), np.float16("nan")], "u": np.uint64(5),
+                          "f": np.float32(0.1), "i": np.int8(-2)},
+        "0-d and empty": {"a": paddle.to_tensor(3.0), "e": paddle.zeros([0, 3])},
+        "every dtype": {dt: paddle.ones([2]).astype(dt) for dt in
+                        ["bool", "uint8", "int8", "int16", "int32", "int64", "float16",
+                         "bfloat16", "float32", "float64", "complex64", "complex128"]},
+        "state dict": lin.state_dict(), "optimizer with nested scheduler": opt.state_dict(),
+        "checkpoint": {"model": lin.state_dict(), "opt": opt.state_dict(), "epoch": 1},
+        "OrderedDict": collections.OrderedDict(a=t()), "str": "s", "none": None,
+        "set": {"s": {1, 2}},
+    }
+
+
+def main():
+    assert paddle.__version__.startswith("2.6"), paddle.__version__
+    bad = []
+    for case, obj in objects().items():
+        for protocol in (2, 3, 4):
+            theirs, ours = io.BytesIO(), io.BytesIO()
+            paddle.save(obj, theirs, protocol=protocol)
+            # NumPy arrays alone: pdckpt's name table unless asked for paddle.save's layout
+            layout = {"pickle_layout": "generic"} if case == "dict of ndarrays" else {}
+            pdckpt.save(obj, ours, protocol=protocol, numpy_module="numpy.core", **layout)
+            if ours.getvalue() != theirs.getvalue():
+                bad.append(f"bytes differ: {case} (protocol {protocol})")
+            for return_numpy in (False, True):
+                want = describe(paddle.load(io.BytesIO(theirs.getvalue()),
+                                            return_numpy=return_numpy))
+                got = describe(pdckpt.load(io.BytesIO(theirs.getvalue()),
+                                           return_numpy=return_numpy))
+                if got != want:
+                    bad.append(f"load differs: {case} (protocol {protocol}, return_numpy="
+                               f"{return_numpy}): {[g for g, w in zip(got, want) if g != w][:1]}")
+    print("\n".join(bad) if bad else "ok")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
