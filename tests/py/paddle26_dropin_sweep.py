@@ -5,8 +5,6 @@ Paddle's file the same objects (types, keys, nesting, dtypes, shapes, names, byt
 line per difference and "ok" when there is none."""
 import collections
 import io
-import re
-import struct
 import sys
 import warnings
 
@@ -15,37 +13,7 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 import pdckpt  # noqa: E402
-
-AUTO_NAME = re.compile(r"^(generated_tensor|eager_tmp)_\d+$")
-DENSE = getattr(paddle.base.core, "DenseTensor", None) or paddle.base.core.LoDTensor
-
-
-def describe(x, path="", out=None):
-    out = [] if out is None else out
-    kind = f"{type(x).__module__}.{type(x).__qualname__}"
-    if isinstance(x, dict):
-        out.append((path, kind, [repr(k) for k in x]))
-        for k, v in x.items():
-            describe(v, f"{path}/{k!r}", out)
-    elif isinstance(x, (list, tuple)):
-        out.append((path, kind, len(x)))
-        for i, v in enumerate(x):
-            describe(v, f"{path}/{i}", out)
-    elif isinstance(x, paddle.Tensor):
-        bits = x.numpy()
-        name = "<auto>" if AUTO_NAME.match(x.name) else x.name
-        out.append((path, kind, str(x.dtype), list(x.shape), name, x.stop_gradient,
-                    bits.dtype.str, bits.tobytes()))
-    elif isinstance(x, DENSE):
-        arr = np.array(x)
-        out.append((path, kind, arr.dtype.str, arr.shape, arr.tobytes()))
-    elif isinstance(x, (np.ndarray, np.generic)):
-        out.append((path, kind, x.dtype.str, x.shape, x.tobytes()))
-    elif isinstance(x, float):
-        out.append((path, kind, struct.pack("<d", x)))
-    else:
-        out.append((path, kind, repr(x)))
-    return out
+from load_describe import describe  # noqa: E402  (beside this script)
 
 
 def objects():

@@ -17,6 +17,8 @@ import traceback
 
 import numpy as np
 
+from dist_paddle_worker import flat  # a script beside this one: nested keys joined with "."
+
 # flat key -> (dtype, global shape, how the job holds it):
 #   S0 / S1 / R: a dist tensor on the 1-D mesh [0, 1], Shard(0) / Shard(1) / Replicate()
 #   M12:a,b / M21:a,b: a dist tensor on the 2-D mesh [[0, 1]] / [[0], [1]] with placements a, b
@@ -79,16 +81,6 @@ def _box(paddle, val):
     return val.local_tensor, dict(offset=list(val.global_offset), shape=list(val.local_shape),
                                   global_shape=list(val.global_shape),
                                   flattened_range=[fr.start, fr.stop] if val.is_flattened else None)
-
-
-def flat(state, prefix=""):
-    out = {}
-    for k, v in state.items():
-        if isinstance(v, dict):
-            out.update(flat(v, prefix + k + "."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def nest(flat_state):

@@ -17,8 +17,6 @@ the test says what pdckpt does instead (docs/python.md, "Where pdckpt differs fr
 import collections
 import io
 import os
-import re
-import struct
 import warnings
 
 import numpy as np
@@ -28,41 +26,10 @@ warnings.filterwarnings("ignore")
 import paddle  # noqa: E402
 
 import pdckpt  # noqa: E402
+from load_describe import describe  # noqa: E402
 
 NP2 = int(np.__version__.split(".")[0]) >= 2
 NUMPY_MODULE = "numpy._core" if NP2 else "numpy.core"  # what this NumPy's pickles name
-AUTO_NAME = re.compile(r"^(generated_tensor|eager_tmp)_\d+$")
-
-
-def describe(x, path="", out=None):
-    """Everything a caller can see of a load result, leaf by leaf."""
-    out = [] if out is None else out
-    kind = f"{type(x).__module__}.{type(x).__qualname__}"
-    if isinstance(x, dict):
-        out.append((path, kind, [repr(k) for k in x]))
-        for k, v in x.items():
-            describe(v, f"{path}/{k!r}", out)
-    elif isinstance(x, (list, tuple)):
-        out.append((path, kind, len(x)))
-        for i, v in enumerate(x):
-            describe(v, f"{path}/{i}", out)
-    elif isinstance(x, paddle.Tensor):
-        bits = x.numpy()  # bfloat16: its uint16 bits
-        name = "<auto>" if AUTO_NAME.match(x.name) else x.name
-        out.append((path, kind, str(x.dtype), list(x.shape), name, x.stop_gradient,
-                    x.persistable, bits.dtype.str, bits.tobytes()))
-    elif isinstance(x, paddle.base.core.DenseTensor):
-        arr = np.array(x)
-        out.append((path, kind, str(x._dtype()), list(x.shape()), arr.dtype.str, arr.tobytes()))
-    elif isinstance(x, np.ndarray):
-        out.append((path, kind, x.dtype.str, x.shape, x.tobytes()))
-    elif isinstance(x, np.generic):
-        out.append((path, kind, x.dtype.str, x.tobytes()))
-    elif isinstance(x, float):
-        out.append((path, kind, struct.pack("<d", x)))
-    else:
-        out.append((path, kind, repr(x)))
-    return out
 
 
 def assert_same_load(path, cell, **configs):
