@@ -86,6 +86,7 @@ typedef struct pyn_out {
     /* NumPy rules: the root's name table left out (keep_name_table off), never converted */
     bool                drop_table;
     const pdckpt_value *dropped; /* that entry of the root, found by pyn_from_tree, or NULL */
+    PyObject *payloads; /* addresses of the payloads made into paddle.Tensors without a copy */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);

@@ -115,11 +115,27 @@ static PyObject *direct_tensor(const pdckpt_value *v, bool named, pyn_out *out) 
     return t;
 }
 
+/* 1 if a paddle.Tensor was already made over this payload, else notes it (0; -1: error).  One
+ * payload under several parents (a pickle's memo reference; Paddle never writes one) is one
+ * tensor per parent to paddle.load, so an in-place op on one must not show in the others: the
+ * second and later get a copy (to_paddle), not a view. */
+static int payload_seen(const pdckpt_tensor_view *tv, pyn_out *out) {
+    if (!tv->data) return 0; /* empty: nothing to share */
+    if (!out->payloads && !(out->payloads = PySet_New(NULL))) return -1;
+    PyObject *at = PyLong_FromVoidPtr((void *)tv->data);
+    int       seen = at ? PySet_Contains(out->payloads, at) : -1;
+    if (seen == 0 && PySet_Add(out->payloads, at) < 0) seen = -1;
+    Py_XDECREF(at);
+    return seen;
+}
+
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
     pdckpt_tensor_view tv;
     if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
     if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
-    if (!pyn_paddle_direct(&tv, out)) return via_fallback(v, &tv, name, out);
+    int seen = pyn_paddle_direct(&tv, out) ? payload_seen(&tv, out) : 1;
+    if (seen < 0) return NULL;
+    if (seen) return via_fallback(v, &tv, name, out);
     PyObject *nm = name_or_own(name, &tv);
     bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;

@@ -330,3 +330,35 @@ def test_a_program_that_does_not_parse_is_not_written(tmp_path):
         pdckpt.save(b"\x0a\xff\xff\xff\x0f", str(target), format="program")
     assert not os.path.exists(target)
 
+
+
+def shared_payload_pickles():
+    """Pickles in which one array stands under two keys (a memo reference: Paddle never writes
+    one, a hand-made file may), in the state-dict layout and in Paddle's generic layout."""
+    import pickle
+    arr = np.arange(4, dtype=np.float32)
+    pair = ("x", np.ones(3, np.float32))
+    return {"state-dict": pickle.dumps({"a": arr, "b": arr, "StructuredToParameterName@@":
+                                        {"a": "p.a", "b": "p.b"}}, protocol=2),
+            "generic": pickle.dumps({"n": {"a": pair, "b": pair}}, protocol=2)}
+
+
+@pytest.mark.parametrize("layout", ["state-dict", "generic"])
+@pytest.mark.parametrize("source", ["file", "memory"])
+def test_one_payload_under_two_keys_loads_as_two_tensors(tmp_path, layout, source):
+    """paddle.load makes a tensor of its own for each parent; so does pdckpt.load, so an in-place
+    op on one is not seen through the other (they were two views of one payload)."""
+    data = shared_payload_pickles()[layout]
+    path = tmp_path / "shared.pdparams"
+    path.write_bytes(data)
+    want = paddle.load(str(path))
+    got = pdckpt.load(str(path) if source == "file" else io.BytesIO(data))
+    if layout == "generic":
+        want, got = want["n"], got["n"]
+    for key in ("a", "b"):
+        assert type(got[key]) is type(want[key]) and got[key].name == want[key].name
+        np.testing.assert_array_equal(got[key].numpy(), want[key].numpy())
+    before = got["b"].numpy().copy()
+    got["a"].add_(paddle.ones_like(got["a"]))
+    np.testing.assert_array_equal(got["b"].numpy(), before)
+    np.testing.assert_array_equal(got["a"].numpy(), before + 1)
