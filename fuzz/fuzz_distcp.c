@@ -6,6 +6,8 @@
  * u32 little-endian length N, N bytes written as "0.metadata", the rest as the data file
  * "0_0.distcp"; an empty rest writes no data file.
  */
+#include "fuzz_files.h"
+
 #include <pdckpt.h>
 
 #include <stdio.h>
@@ -41,10 +43,7 @@ static void put(const char *dir, const char *name, const uint8_t *bytes, size_t 
         unlink(path);
         return;
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    if (len && fwrite(bytes, 1, len, f) != len) abort();
-    fclose(f);
+    fuzz_put_file(path, bytes, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -12,6 +12,8 @@
  *    than what is left (filler makes more bytes left: the reader checks a FRAME only against that).
  * Both must also hand back tensors 64-byte aligned.  Errors are expected and fine.
  */
+#include "fuzz_files.h"
+
 #include <pdckpt.h>
 
 #include <stdio.h>
@@ -36,13 +38,6 @@ static const char *work_file(void) {
         atexit(cleanup);
     }
     return file_;
-}
-
-static void put(const char *path, const uint8_t *bytes, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    if (len && fwrite(bytes, 1, len, f) != len) abort();
-    if (fclose(f) != 0) abort();
 }
 
 static void check_aligned(const pdckpt_value *tree) {
@@ -78,7 +73,7 @@ static void compare(pdckpt_status got_file, const pdckpt_error *ef, const pdckpt
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0 || size > ((size_t)4 << 20)) return 0;
     const char *path = work_file();
-    put(path, data, size);
+    fuzz_put_file(path, data, size);
     pdckpt_load_options o = PDCKPT_LOAD_OPTIONS_INIT;
     o.format = PDCKPT_FORMAT_PICKLE;
     o.zero_copy = false;

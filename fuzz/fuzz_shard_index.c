@@ -7,6 +7,8 @@
  * named "secret".  Each directory is loaded through the registry, by its path and by the index's.
  * Abort when a load succeeds with the outside file's tensor in it; errors are expected and fine.
  */
+#include "fuzz_files.h"
+
 #include <pdckpt.h>
 
 #include <stdio.h>
@@ -84,13 +86,6 @@ static void setup(void) {
     for (int i = 0; i < 2; i++) make_kind(&kinds[i]);
 }
 
-static void put(const char *path, const uint8_t *bytes, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    if (len && fwrite(bytes, 1, len, f) != len) abort();
-    if (fclose(f) != 0) abort();
-}
-
 static void load(const char *path) {
     pdckpt_value *out = NULL;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
@@ -105,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char dir[256], index[256];
         path_of(dir, sizeof dir, kinds[i].sub, NULL);
         path_of(index, sizeof index, kinds[i].sub, kinds[i].index);
-        put(index, data, size);
+        fuzz_put_file(index, data, size);
         load(dir);
         load(index);
     }
