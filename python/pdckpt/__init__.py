@@ -276,8 +276,9 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
         raise _errors.make(ArgumentError, None,
                            f"Expected 1<'protocol'<5, but received protocol={protocol}")
     fmt = configs.get("format")
-    obj, fmt = _paddle_object(obj, fmt, configs.get("use_binary_format", False))
-    obj, fmt, max_shard = _hf_options(obj, path, fmt, configs)
+    # `obj` stays referenced to the end: a SelectedRows' get_tensor() does not keep it alive
+    data, fmt = _paddle_object(obj, fmt, configs.get("use_binary_format", False))
+    data, fmt, max_shard = _hf_options(data, path, fmt, configs)
     numpy_module = configs.get("numpy_module", "numpy.core")
     if numpy_module not in _NUMPY_MODULES:
         raise _errors.make(ArgumentError, None,
@@ -293,17 +294,17 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
                    max_shard_size=max_shard)
     if hasattr(path, "write"):
         if fmt in (None, "pickle"):
-            obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
-        _native.save(obj, write=path.write, format=fmt or "pickle", **options)
+            data, options["pickle_layout"] = _pickle_layout(data, paddle, configs)
+        _native.save(data, write=path.write, format=fmt or "pickle", **options)
         _warn_dropped(options["dropped"])
         return
     fmt = fmt or _native.format_from_path(path) or "pickle"
     if fmt == "pickle":
-        obj, options["pickle_layout"] = _pickle_layout(obj, paddle, configs)
-    _native.save(obj, path, format=fmt, **options)
+        data, options["pickle_layout"] = _pickle_layout(data, paddle, configs)
+    _native.save(data, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
     if fmt == "dygraph-dir":
-        _warn_renamed(obj)
+        _warn_renamed(data)
 
 
 _PICKLE_LAYOUTS = {"state-dict": 1, "generic": 2}
