@@ -38,6 +38,12 @@ pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *sou
 pdckpt_status pdk_fail_sys(pdckpt_error *err, int errnum, const char *source, const char *fmt, ...)
     PDK_PRINTF(4, 5);
 pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what);
+/* error_text.c: vsnprintf into `dst` (NUL-terminated), but each "%s" argument is made display-safe
+ * and, when the whole would not fit, the longest are cut in the middle ("head[...N bytes...]tail")
+ * so that the format's own words all survive.  Returns the length written. */
+size_t pdk_format_bounded(char *dst, size_t cap, const char *fmt, va_list ap);
+/* s[0..len) display-safe in at most `budget` bytes (cut in the middle as above) into dst[cap]. */
+size_t pdk_display_cut(const char *s, size_t len, size_t budget, char *dst, size_t cap);
 /* Prepends context to an already recorded message ("tensor 'w': " + message). */
 void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
 void pdk_error_reset(pdckpt_error *err);

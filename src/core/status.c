@@ -76,9 +76,7 @@ pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *sou
     err->status = status;
     err->offset = offset;
     if (source) copy_text(err->source, sizeof err->source, source);
-    char text[sizeof err->message];
-    vsnprintf(text, sizeof text, fmt, ap);
-    safe_text(err->message, sizeof err->message, text);
+    pdk_format_bounded(err->message, sizeof err->message, fmt, ap);
     return status;
 }
 
@@ -112,41 +110,50 @@ pdckpt_status pdk_fail_nomem(pdckpt_error *err, const char *what) {
     return pdk_fail(err, PDCKPT_ERR_NOMEM, NULL, -1, "out of memory allocating %s", what);
 }
 
+/* Room a prefix always gets: the message is cut in its middle for it if need be. */
+#define PREFIX_ROOM 160
+
 void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) {
     if (!err || err->status == PDCKPT_OK) return;
-    char    text[256], prefix[256];
+    char   prefix[sizeof err->message];
+    size_t cap = sizeof err->message, mlen = strlen(err->message);
+    if (mlen > cap - 1 - PREFIX_ROOM) { /* keep the message's head and tail */
+        char whole[sizeof err->message];
+        memcpy(whole, err->message, mlen + 1);
+        mlen = pdk_display_cut(whole, mlen, cap - 1 - PREFIX_ROOM, err->message, cap);
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    size_t plen = pdk_format_bounded(prefix, cap - mlen, fmt, ap);
     va_end(ap);
-    safe_text(prefix, sizeof prefix, text);
     /* Build "<prefix><message>" in place: move the message right, then copy the prefix in. */
-    size_t plen = strlen(prefix), mlen = strlen(err->message);
-    if (plen >= sizeof err->message) plen = sizeof err->message - 1;
-    if (plen + mlen >= sizeof err->message) mlen = sizeof err->message - 1 - plen;
-    memmove(err->message + plen, err->message, mlen);
+    memmove(err->message + plen, err->message, mlen + 1);
     memcpy(err->message, prefix, plen);
-    err->message[plen + mlen] = '\0';
+}
+
+/* snprintf's count, clamped to what was written. */
+static size_t wrote(int n, size_t room) {
+    return n < 0 ? 0 : (size_t)n >= room ? room - 1 : (size_t)n;
 }
 
 const char *pdckpt_error_format(const pdckpt_error *err, char *buf, size_t size) {
     if (!buf || size == 0) return buf;
     buf[0] = '\0';
     if (!err) return buf;
-    size_t used = 0;
-    int    n;
-    if (err->source[0]) { /* the source stays as given (a path to open); shown display-safe */
-        safe_text(buf, size, err->source);
-        used = strlen(buf);
-        n = snprintf(buf + used, size - used, ": ");
-        used += n < 0 ? 0 : ((size_t)n >= size - used ? size - used - 1 : (size_t)n);
+    const char *msg = err->message[0] ? err->message : pdckpt_status_name(err->status);
+    char        off[32] = "";
+    if (err->offset >= 0) snprintf(off, sizeof off, "offset %lld: ", (long long)err->offset);
+    size_t used = 0,
+           after = strlen(off) + 2 +
+                   pdckpt_display_text(msg, strlen(msg), PDCKPT_DISPLAY_KEEP_BACKSLASH, NULL, 0);
+    if (err->source[0]) { /* the source stays as given (a path to open); shown display-safe and,
+                           * if need be, cut in its middle so that the offset and message fit */
+        size_t budget = size - 1 > after ? size - 1 - after : 0;
+        used = pdk_display_cut(err->source, strlen(err->source),
+                               budget > size / 4 ? budget : size / 4, buf, size);
+        used += wrote(snprintf(buf + used, size - used, ": "), size - used);
     }
-    if (err->offset >= 0 && used < size) {
-        n = snprintf(buf + used, size - used, "offset %lld: ", (long long)err->offset);
-        used += n < 0 ? 0 : ((size_t)n >= size - used ? size - used - 1 : (size_t)n);
-    }
-    if (used < size) /* again (it is idempotent): for messages written without pdk_fail */
-        safe_text(buf + used, size - used,
-                  err->message[0] ? err->message : pdckpt_status_name(err->status));
+    used += wrote(snprintf(buf + used, size - used, "%s", off), size - used);
+    if (used + 1 < size) safe_text(buf + used, size - used, msg); /* again: it is idempotent */
     return buf;
 }

@@ -17,10 +17,10 @@
 /* ---- errors, budget, argument bytes ---- */
 
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) {
-    char    msg[400];
+    char    msg[400]; /* names in it escaped and cut in the middle: its tail stays */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pdk_format_bounded(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return pdk_fail(vm->err, status, vm->in->name, (int64_t)vm->op_pos, "%s: %s",
                     pk_op_name(vm->op), msg);
