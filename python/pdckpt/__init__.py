@@ -547,7 +547,8 @@ def load(path: Any, **configs: Any) -> Any:
     if fmt == "selected-rows":
         return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
     source = data if data is not None else _file_bytes(path)
-    return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt))
+    return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt),
+                             _PROGRAM_HINT[fmt])
 
 
 def _walk_order(obj: dict, directory: str) -> dict:
@@ -593,7 +594,17 @@ def _file_bytes(path: Any) -> bytes:
         return f.read()
 
 
-def _guard_conversion(where: str, fmt: str, convert: Any) -> Any:
+# A program loaded where parameters were meant is the usual mistake behind a failed conversion.
+_PROGRAM_HINT = {
+    "program": " (the file is a Paddle program: the model's structure, no weights -- they are in "
+               "the .pdiparams or .pdparams saved beside it; Paddle 3 builds a legacy ProgramDesc "
+               "program only inside paddle.pir_utils.OldIrGuard())",
+    "pir-json": " (the file is a Paddle PIR program: the model's structure, no weights -- they "
+                "are in the .pdiparams saved beside it)",
+}
+
+
+def _guard_conversion(where: str, fmt: str, convert: Any, hint: str = "") -> Any:
     """Runs a conversion of loaded values to Python / Paddle objects.  The library has checked
     the file; what still fails here (a string NumPy or Paddle will not take, a shape Paddle
     refuses) is reported as a pdckpt.FormatError, so every error of a load is a pdckpt.Error."""
@@ -604,7 +615,7 @@ def _guard_conversion(where: str, fmt: str, convert: Any) -> Any:
     except (UnicodeError, ValueError, TypeError, OverflowError, OSError, RuntimeError,
             KeyError, IndexError, AttributeError) as e:
         raise _errors.make(FormatError, where, f"the loaded {fmt} value cannot be converted "
-                           f"to Python objects: {type(e).__name__}: {e}") from e
+                           f"to Python objects: {type(e).__name__}: {e}{hint}") from e
 
 
 # ---- the lazy reader --------------------------------------------------------------------------

@@ -46,6 +46,9 @@ size_t pdk_format_bounded(char *dst, size_t cap, const char *fmt, va_list ap);
 size_t pdk_display_cut(const char *s, size_t len, size_t budget, char *dst, size_t cap);
 /* Prepends context to an already recorded message ("tensor 'w': " + message). */
 void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
+/* Appends a hint to an already recorded message (at most 160 bytes; the message is cut in its
+ * middle if both would not fit). */
+void pdk_error_suffix(pdckpt_error *err, const char *fmt, ...) PDK_PRINTF(2, 3);
 void pdk_error_reset(pdckpt_error *err);
 /* Sets err->source when it is still empty (outer layers know the path, inner ones may not). */
 void pdk_error_set_source(pdckpt_error *err, const char *source);

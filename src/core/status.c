@@ -131,6 +131,22 @@ void pdk_error_prefix(pdckpt_error *err, const char *fmt, ...) {
     memcpy(err->message, prefix, plen);
 }
 
+void pdk_error_suffix(pdckpt_error *err, const char *fmt, ...) {
+    if (!err || err->status == PDCKPT_OK) return;
+    char    suffix[PREFIX_ROOM + 1];
+    size_t  cap = sizeof err->message, mlen = strlen(err->message);
+    va_list ap;
+    va_start(ap, fmt);
+    size_t slen = pdk_format_bounded(suffix, sizeof suffix, fmt, ap);
+    va_end(ap);
+    if (mlen + slen > cap - 1) { /* keep the message's head and tail */
+        char whole[sizeof err->message];
+        memcpy(whole, err->message, mlen + 1);
+        mlen = pdk_display_cut(whole, mlen, cap - 1 - slen, err->message, cap);
+    }
+    memcpy(err->message + mlen, suffix, slen + 1);
+}
+
 /* snprintf's count, clamped to what was written. */
 static size_t wrote(int n, size_t room) {
     return n < 0 ? 0 : (size_t)n >= room ? room - 1 : (size_t)n;

@@ -70,6 +70,9 @@ pdckpt_format pdk_format_named_by(const char *path);
  * nothing matches, a tie, ... */
 pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **out,
                                       pdckpt_error *err);
+/* foreign.c: fails (FORMAT, offset 0) saying what the file is when it is a known kind of
+ * non-checkpoint (empty, Git LFS pointer, HTML/XML page, zip, gzip, tar); else OK. */
+pdckpt_status pdk_foreign_content(const pdk_input *in, pdckpt_error *err);
 pdckpt_status pdk_format_detect_dir(const char *path, const pdk_format **out, pdckpt_error *err);
 
 /* format_io.c: a descriptor run over a file, bytes or a sink -- what the public load and save

@@ -130,6 +130,9 @@ pdckpt_status pdk_format_detect_input(const pdk_input *in, const pdk_format **ou
     for (size_t i = 0; i < N_REGISTERED; i++)
         if (registered[i]->sniff) vote_for(&v, registered[i], registered[i]->sniff(in));
     const pdk_format *named = pdk_format_get(pdk_format_named_by(in->name));
+    /* an LFS pointer, an HTML page... (an empty file: the named format's own words) */
+    if (v.score <= 0 && (in->len > 0 || !named || !named->load))
+        PDK_TRY(pdk_foreign_content(in, err));
     if (v.score <= 0 && named && named->load) {
         *out = named;
         return PDCKPT_OK;

@@ -241,9 +241,11 @@ static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_
         if (e->end > data_len)
             return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
                                    "tensor '%s': expected data_offsets within the %llu data bytes, "
-                                   "found end %llu",
+                                   "found end %llu (the file looks truncated, by at least %llu "
+                                   "bytes: an interrupted download, copy or save?)",
                                    e->name, (unsigned long long)data_len,
-                                   (unsigned long long)e->end);
+                                   (unsigned long long)e->end,
+                                   (unsigned long long)(e->end - data_len));
         if (e->end < e->begin || e->end - e->begin != bytes)
             return pdk_cur_fail_at(
                 hcur, e->header_pos, PDCKPT_ERR_FORMAT,

@@ -46,6 +46,7 @@ typedef struct name_list {
     char **names; /* relative paths */
     size_t len;
     size_t cap;
+    char   skipped[256]; /* the first file passed over as not a variable, for the error */
 } name_list;
 
 static void names_free(name_list *nl) {
@@ -82,7 +83,13 @@ static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, i
         return pdk_fail_sys(err, errno, full, "stat");
     if (S_ISDIR(st.st_mode)) return scan(d, child_rel, depth + 1, nl, err);
     if (!S_ISREG(st.st_mode)) return pdk_refuse_file_kind(st.st_mode, full, err);
-    if (is_not_a_variable(entry)) return PDCKPT_OK;
+    if (is_not_a_variable(entry)) {
+        if (entry[0] != '.' && !nl->skipped[0]) { /* a long name is cut: only shown */
+            strncpy(nl->skipped, child_rel, sizeof nl->skipped - 1);
+            nl->skipped[sizeof nl->skipped - 1] = '\0';
+        }
+        return PDCKPT_OK;
+    }
     return names_add(nl, child_rel, err);
 }
 
@@ -128,9 +135,14 @@ static pdckpt_status load_one(dir_ref d, const char *rel, const pdckpt_load_opti
 
 static pdckpt_status load_all(dir_ref d, const pdckpt_load_options *opts, pdckpt_value **out,
                               pdckpt_error *err) {
-    name_list     nl = {NULL, 0, 0};
+    name_list     nl = {NULL, 0, 0, ""};
     pdckpt_status st = scan(d, "", 0, &nl, err);
-    if (st == PDCKPT_OK && nl.len == 0)
+    if (st == PDCKPT_OK && nl.len == 0 && nl.skipped[0]) /* a directory named for its file */
+        st = pdk_fail(err, PDCKPT_ERR_FORMAT, d.root, -1,
+                      "expected a checkpoint file or a directory of variable files, found a "
+                      "directory whose files are not variables (e.g. '%s'): name the file itself",
+                      nl.skipped);
+    else if (st == PDCKPT_OK && nl.len == 0)
         st = pdk_fail(err, PDCKPT_ERR_FORMAT, d.root, -1,
                       "expected at least one variable file in the directory, found none");
     pdckpt_value *dict = NULL;

@@ -39,6 +39,10 @@ def stream(dtype=5, dims=(2, 3), data=None, lod=(), desc_bytes=None, versions=(0
     return out + struct.pack("<Ii", versions[1], len(d)) + d + data
 
 
+# What a pickle that ends too soon adds to its message (pickle_vm.h PK_TRUNCATED_HINT).
+SHORT = " (the input ends too soon: it looks truncated -- an interrupted download, copy or save?)"
+
+
 def golden(name, data, fmt, status, offset, message, names="-"):
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(data)
@@ -104,7 +108,8 @@ golden("safetensors_overlap.bin", safetensors(
     "tensor 'b': expected data to start at 8, found 4 (overlapping offsets)")
 golden("safetensors_offsets_beyond_data.bin", safetensors(
     '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8), "safetensors", "format", 9,
-    "tensor 'a': expected data_offsets within the 8 data bytes, found end 16")
+    "tensor 'a': expected data_offsets within the 8 data bytes, found end 16 (the file "
+    "looks truncated, by at least 8 bytes: an interrupted download, copy or save?)")
 
 
 
@@ -188,17 +193,17 @@ def array_p4(code, dims, data):
 state = b"\x80\x04}(" + short_text("w") + array_p4("f4", [2], struct.pack("<2f", 1, 2)) + b"u."
 # state[7:30] is the text 'numpy.core.multiarray': cut after it, and inside it
 golden("pickle_truncated.bin", state[:30], "pickle", "format", 30,
-       "expected an opcode (the pickle ends with STOP), found the end of the input")
+       "expected an opcode (the pickle ends with STOP), found the end of the input" + SHORT)
 golden("pickle_truncated_text.bin", state[:28], "pickle", "format", 7,
-       "SHORT_BINUNICODE: expected 21 bytes of text, found 19 before the end")
+       "SHORT_BINUNICODE: expected 21 bytes of text, found 19 before the end" + SHORT)
 golden("pickle_text_beyond_file.bin", b"\x80\x04X\x00\x00\x00\x10abc.", "pickle", "format", 2,
-       "BINUNICODE: expected 268435456 bytes of text, found 4 before the end")
+       "BINUNICODE: expected 268435456 bytes of text, found 4 before the end" + SHORT)
 golden("pickle_bytes8_beyond_file.bin", b"\x80\x04\x8e" + struct.pack("<Q", 1 << 62) + b".",
        "pickle", "format", 2,
-       "BINBYTES8: expected 4611686018427387904 bytes of bytes, found 1 before the end")
+       "BINBYTES8: expected 4611686018427387904 bytes of bytes, found 1 before the end" + SHORT)
 golden("pickle_frame_beyond_file.bin", b"\x80\x04\x95" + struct.pack("<Q", 1 << 40) + b"N.",
        "pickle", "format", 2,
-       "FRAME: expected a frame of at most 2 bytes (what is left), found 1099511627776")
+       "FRAME: expected a frame of at most 2 bytes (what is left), found 1099511627776" + SHORT)
 golden("pickle_memo_missing.bin", b"\x80\x02}q\x00h\x07.", "pickle", "format", 5,
        "BINGET: expected memo entry 7 to have been stored, found none")
 golden("pickle_memo_index_limit.bin", b"\x80\x02Nr\xff\xff\xff\xff.", "pickle", "limit", 3,
@@ -253,7 +258,8 @@ golden("pickle_memo_bomb.bin", bomb + b".", "pickle", "limit", 200,
        "APPENDS: expected at most 4194438 values once shared (memo) references are expanded "
        "(max_alloc_bytes / 16), found more")
 golden("pickle_long4_beyond_file.bin", b"\x80\x02\x8b" + struct.pack("<i", 1 << 30) + b".",
-       "pickle", "format", 2, "LONG4: expected 1073741824 bytes of integer, found 1 before the end")
+       "pickle", "format", 2,
+       "LONG4: expected 1073741824 bytes of integer, found 1 before the end" + SHORT)
 golden("safetensors_duplicate_name.bin", safetensors(
     '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
     '"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', 8), "safetensors", "format", 62,

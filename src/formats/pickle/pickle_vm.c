@@ -41,20 +41,27 @@ pdckpt_status pk_charge(pk_vm *vm, uint64_t bytes) {
                    (unsigned long long)vm->budget);
 }
 
+pdckpt_status pk_short(pk_vm *vm, pdckpt_status status) {
+    pdk_error_suffix(vm->err, "%s", PK_TRUNCATED_HINT);
+    return status;
+}
+
 /* Every input byte is taken through the cursor; the checks come first so the message can name
  * the opcode (the cursor's own message would not). */
 pdckpt_status pk_read(pk_vm *vm, uint64_t n, const uint8_t **out, const char *what) {
     size_t left = pdk_cur_left(&vm->cur);
     if (n > left)
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s, found %zu before the end",
-                       (unsigned long long)n, what, left);
+        return pk_short(vm, pk_fail(vm, PDCKPT_ERR_FORMAT,
+                                    "expected %llu bytes of %s, found %zu before the end",
+                                    (unsigned long long)n, what, left));
     return pdk_cur_bytes(&vm->cur, n, out, what);
 }
 
 pdckpt_status pk_readline(pk_vm *vm, const uint8_t **out, size_t *len) {
     const uint8_t *nl = memchr(pdk_cur_ptr(&vm->cur), '\n', pdk_cur_left(&vm->cur));
     if (!nl)
-        return pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a line ending in '\\n', found the end");
+        return pk_short(
+            vm, pk_fail(vm, PDCKPT_ERR_FORMAT, "expected a line ending in '\\n', found the end"));
     *len = (size_t)(nl - pdk_cur_ptr(&vm->cur));
     PDK_TRY(pdk_cur_bytes(&vm->cur, *len, out, "line"));
     return pdk_cur_skip(&vm->cur, 1, "newline");
@@ -609,10 +616,10 @@ pdckpt_status pk_op_frame(pk_vm *vm) {
     PDK_TRY(pk_read(vm, 8, &b, "frame length"));
     uint64_t n = pdk_load_u64le(b);
     if (n > pdk_cur_left(&vm->cur))
-        return pk_fail(vm, PDCKPT_ERR_FORMAT,
-                       "expected a frame of at most %zu bytes (what is left), "
-                       "found %llu",
-                       pdk_cur_left(&vm->cur), (unsigned long long)n);
+        return pk_short(vm,
+                        pk_fail(vm, PDCKPT_ERR_FORMAT,
+                                "expected a frame of at most %zu bytes (what is left), found %llu",
+                                pdk_cur_left(&vm->cur), (unsigned long long)n));
     return PDCKPT_OK;
 }
 

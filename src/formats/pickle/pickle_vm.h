@@ -99,6 +99,11 @@ void pk_vm_drop_values(pk_vm *vm);
 
 /* Records an error at the current opcode: "<OPNAME>: <message>". */
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
+/* After a failure for want of bytes (returns `status`): says the input looks cut short, as an
+ * interrupted download or copy leaves it. */
+#define PK_TRUNCATED_HINT                                                                          \
+    " (the input ends too soon: it looks truncated -- an interrupted download, copy or save?)"
+pdckpt_status pk_short(pk_vm *vm, pdckpt_status status);
 pdckpt_status pk_nomem(pk_vm *vm);
 /* Counts `bytes` against max_alloc_bytes; LIMIT once exceeded. */
 pdckpt_status pk_charge(pk_vm *vm, uint64_t bytes);
