@@ -151,7 +151,7 @@ static void add_number(pieces *ps, const char *spec, va_list *ap) {
         w = snprintf(at, cap, spec, va_arg(*ap, void *));
     else
         w = print_int(at, cap, spec, l1, l2, strchr("ouxX", conv) != NULL, ap);
-    size_t len = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+    size_t len = w < 0 || cap == 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
     add(ps, at, len, false);
     ps->used += len;
 }
@@ -163,7 +163,7 @@ static void add_padded(pieces *ps, const char *spec, const char *s, size_t len) 
     size_t cap = SCRATCH_SIZE - ps->used;
     pdckpt_display_text(s, len, FLAGS, safe, sizeof safe);
     int    w = snprintf(at, cap, spec, safe);
-    size_t n = w < 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
+    size_t n = w < 0 || cap == 0 ? 0 : (size_t)w < cap ? (size_t)w : cap - 1;
     add(ps, at, n, false);
     ps->used += n;
 }
@@ -188,10 +188,13 @@ static void parse(pieces *ps, const char *fmt, va_list *ap) {
                 add_padded(ps, spec, s, len); /* "%-6s": a column of short names */
             else
                 add(ps, s, len, true);
-        } else if (conv == 'c' && ps->used < SCRATCH_SIZE) {
-            ps->scratch[ps->used] = (char)va_arg(*ap, int);
-            add(ps, ps->scratch + ps->used++, 1, true);
-        } else if (ps->used < SCRATCH_SIZE) {
+        } else if (conv == 'c') { /* the argument is taken even when there is no room */
+            char c = (char)va_arg(*ap, int);
+            if (ps->used < SCRATCH_SIZE) {
+                ps->scratch[ps->used] = c;
+                add(ps, ps->scratch + ps->used++, 1, true);
+            }
+        } else {
             add_number(ps, spec, ap);
         }
         fmt = pct + n;

@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 static bool starts(const pdk_input *in, size_t at, const char *prefix, bool nocase) {
     size_t n = strlen(prefix);
