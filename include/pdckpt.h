@@ -90,6 +90,9 @@ typedef struct pdckpt_error {
     char          source[512];  /* file path, "<memory>", "<sink>", or "" */
     char          message[512]; /* one line: what was expected, what was found */
 } pdckpt_error;
+/* The size is part of the ABI and stays.  Names quoted in `message` are made display-safe and,
+ * when the whole would not fit, cut in their middle ("head[...N bytes...]tail"), so the words
+ * saying what was expected always survive; pdckpt_error_format cuts a long `source` likewise. */
 
 #define PDCKPT_ERROR_INIT                                                                          \
     {                                                                                              \
