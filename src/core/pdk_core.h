@@ -105,6 +105,15 @@ size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
  * how many tensors' data is now aligned. */
 size_t pdk_tree_relayout(pdckpt_value *root, pdckpt_buffer *buf, size_t held);
 
+/* ---- table_hash.c: hashes of in-memory tables keyed by file bytes ---- */
+
+/* One random value per process (getrandom, read once): the seed of every in-memory hash table
+ * keyed by bytes a file chose, so crafted keys cannot all land in one slot. */
+uint64_t pdk_hash_seed(void);
+/* XXH3 of bytes[0..len), seeded by the process seed when h == 0, else chained from h (the hash
+ * of the key's earlier parts).  Differs between processes: never persist or share it. */
+uint64_t pdk_table_hash(uint64_t h, const void *bytes, size_t len);
+
 /* ---- dtype table (dtype.c) ---- */
 
 typedef struct pdk_dtype_info {
