@@ -81,9 +81,9 @@ def _ints(values):
     return b"(" + b"".join(b"J" + v.to_bytes(4, "little", signed=True) for v in values) + b"t"
 
 
-def metadata_pickle(keys, data_file="0_0.distcp"):
+def metadata_pickle(keys, data_file="0_0.distcp", files=None):
     """Paddle's Metadata (as paddle.save pickles it) for one float32 [1] tensor per key, every
-    piece in data_file.  Written opcode by opcode: no Paddle needed to craft it."""
+    piece in data_file (or key i's in files[i]).  Written opcode by opcode: no Paddle needed."""
     out = [b"\x80\x02"]
     for i, name in enumerate(("Metadata", "LocalTensorMetadata", "LocalTensorIndex")):
         out.append(b"c%s\n%s\nr%s0" % (_META.encode(), name.encode(), i.to_bytes(4, "little")))
@@ -99,10 +99,10 @@ def metadata_pickle(keys, data_file="0_0.distcp"):
     out.append(_s("storage_metadata") + b"}")
     for lo in range(0, len(keys), 1000):
         out.append(b"(")
-        for k in keys[lo:lo + 1000]:
+        for i, k in enumerate(keys[lo:lo + 1000], lo):
             lti = [("tensor_key", _s(k)), ("global_offset", zero), ("is_flattened", b"\x89"),
                    ("flattened_range", b"N"), ("replica_id", b"N"), ("local_shape", one)]
-            out.append(_obj(2, lti) + _s(data_file))
+            out.append(_obj(2, lti) + _s(files[i] if files else data_file))
         out.append(b"u")
     out.append(_s("flat_mapping") + b"}u" + b"b.")
     return b"".join(out)
