@@ -166,6 +166,11 @@ bool pdk_value_own(pdckpt_value *value);
 /* True when a dict's hash index hashes every part of `key` (no depth, width or work cut-off):
  * such keys cannot be made to collide by differing only where the hash does not look. */
 bool pdk_key_hash_complete(const pdckpt_value *key);
+/* The most keys with a partial hash a reader puts in one dict: such keys can all share a slot,
+ * and each insert then compares with every one before it.  Paddle never writes any (its object
+ * keys, LocalTensorIndex, hash whole); 16,384 crafted tuple or object keys took 47 s to load
+ * (docs/RELIABILITY.md, "Complexity attacks"), 256 take milliseconds. */
+#define PDK_MAX_WEAK_KEYS 256u
 
 /* ---- flatten.c: a tree as an ordered list of (name, tensor) for flat formats (the one
  * flattener; pdckpt_value_flatten is its public face) ---- */

@@ -54,3 +54,76 @@ def test_sharded_ls_of_metadata_naming_many_files(tmp_path):
     assert listed[0] == {"name": files[0], "pieces": 2}
     assert listed[1] == {"name": files[1], "pieces": 1}
     assert listed[-1]["name"] == files[-2]
+
+
+def _object_keys_pickle(n):
+    """A dict of n object keys whose states have 17 items, the first 16 shared (memo) and the
+    last a distinct int: the dict index hashes an object's state only as far as its first 16
+    items, so every key shared one slot."""
+    import struct
+
+    def s(t):
+        return b"X" + struct.pack("<I", len(t)) + t.encode()
+
+    out = [b"\x80\x02", b"c%s\nLocalTensorIndex\nr\0\0\0\x000" % flood_keys._META.encode()]
+    out += [s("f%02d" % j) + b"r" + struct.pack("<I", 1 + j) + b"0" for j in range(16)]
+    fields = b"".join(b"j" + struct.pack("<I", 1 + j) + b"N" for j in range(16))
+    out.append(b"}(")
+    for i in range(n):
+        state = fields + s("z") + b"J" + struct.pack("<i", i)
+        out.append(b"j\0\0\0\0)\x81}(" + state + b"ubN")
+    return b"".join(out) + b"u."
+
+
+def _deep_tuple_keys_tree(n):
+    """A safetensors file with no tensors whose pdckpt.tree is a dict of n tuple keys nested 18
+    deep around a distinct int: the index hashes 16 levels, so every key shared one slot."""
+    import json
+    import struct
+    pairs = []
+    for i in range(n):
+        key = '{"i":"%d"}' % i
+        for _ in range(18):
+            key = '{"u":[%s]}' % key
+        pairs.append("[%s,null]" % key)
+    tree = '{"v":1,"root":{"d":[%s]}}' % ",".join(pairs)
+    head = json.dumps({"__metadata__": {"pdckpt.tree": tree}}).encode()
+    return struct.pack("<Q", len(head)) + head
+
+
+def _refused_quickly(path, what):
+    try:
+        proc = run_cli("ls", path, timeout=HANG)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"pdckpt ls of {what} took over {HANG} s")
+    assert proc.returncode != 0
+    msg = proc.stderr
+    assert str(path) in msg and "offset" in msg, msg
+    assert "expected at most 256 keys in one dict that are deeply nested tuples" in msg, msg
+    return msg
+
+
+def test_pickle_dict_of_keys_hashed_in_part(tmp_path):
+    """16,000 object keys differing past the 16 state items the index hashes: ls took 47 s (the
+    cap was 16,384 such keys per dict); now the 257th is refused (LIMIT), naming the file and the
+    SETITEMS offset.  Deep tuple keys had no cap at all (10,000 nested 18 deep: 30 s)."""
+    import pdckpt
+    path = tmp_path / "keys.pdparams"
+    path.write_bytes(_object_keys_pickle(16_000))
+    _refused_quickly(path, "16,000 object keys")
+    small = tmp_path / "small.pdparams"
+    small.write_bytes(_object_keys_pickle(256))  # at the cap: loads, every key kept
+    assert len(pdckpt.load(str(small), return_numpy=True)) == 256
+    try:
+        pdckpt.load(str(path), return_numpy=True)
+    except pdckpt.LimitError as e:
+        assert str(path) in str(e)
+    else:
+        raise AssertionError("16,000 partly hashed keys loaded")
+
+
+def test_safetensors_tree_dict_of_deep_tuple_keys(tmp_path):
+    """The same through a safetensors file's pdckpt.tree (2 MB, no tensors): 42 s before."""
+    path = tmp_path / "tree.safetensors"
+    path.write_bytes(_deep_tuple_keys_tree(10_000))
+    _refused_quickly(path, "10,000 deep tuple keys")
