@@ -127,3 +127,31 @@ def test_safetensors_tree_dict_of_deep_tuple_keys(tmp_path):
     path = tmp_path / "tree.safetensors"
     path.write_bytes(_deep_tuple_keys_tree(10_000))
     _refused_quickly(path, "10,000 deep tuple keys")
+
+
+def _one_name_many_ways(m):
+    """A dict whose 2^(m-1) None leaves all flatten to the name 'a/a/.../a' (m parts): each
+    level has the keys 'a', 'a/a', ... so every split of the name is a path.  Shared (memo)
+    sub-dicts keep the pickle a few KB."""
+    import pickle
+    made = {0: None}
+    for k in range(1, m + 1):
+        made[k] = {"/".join(["a"] * j): made[k - j] for j in range(1, k + 1)}
+    return pickle.dumps(made[m], protocol=2)
+
+
+def test_check_of_many_entries_with_one_name(tmp_path):
+    """pdckpt check matched each expected entry by scanning past the already matched ones of its
+    name: this 3.6 KB pickle (131,072 entries all named 'a/.../a') checked against itself took
+    ~60 s (14.6 s at 65,536); now each name keeps a count of its matches."""
+    path = tmp_path / "names.pdparams"
+    path.write_bytes(_one_name_many_ways(18))
+    assert path.stat().st_size < 4096
+    try:
+        proc = run_cli("check", "--json", path, path, timeout=HANG)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"pdckpt check of 131,072 entries of one name took over {HANG} s")
+    import json
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr
+    assert (report["expected"], report["loaded"], report["matched"]) == (131072,) * 3, report
