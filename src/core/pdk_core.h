@@ -105,7 +105,11 @@ size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
  * how many tensors' data is now aligned. */
 size_t pdk_tree_relayout(pdckpt_value *root, pdckpt_buffer *buf, size_t held);
 
-/* ---- table_hash.c: hashes of in-memory tables keyed by file bytes ---- */
+/* ---- random.c, table_hash.c: random values; hashes of in-memory tables keyed by file bytes ----
+ */
+
+/* A random value, never 0 (getrandom; the clock, pid and addresses mixed if that fails). */
+uint64_t pdk_random_u64(void);
 
 /* One random value per process (getrandom, read once): the seed of every in-memory hash table
  * keyed by bytes a file chose, so crafted keys cannot all land in one slot. */

@@ -11,30 +11,14 @@
 #include "pdk_core.h"
 
 #include <stdatomic.h>
-#include <stdint.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 static _Atomic uint64_t process_seed;
 
-/* Without getrandom (a seccomp filter, an old kernel): the clock, the pid and ASLR's addresses,
- * mixed -- weaker, but still unknown to whoever wrote the file. */
-static uint64_t fallback_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t words[4] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid(),
-                         (uint64_t)(uintptr_t)&ts ^ (uint64_t)(uintptr_t)&process_seed};
-    return XXH3_64bits(words, sizeof words);
-}
-
 uint64_t pdk_hash_seed(void) {
     uint64_t seed = atomic_load_explicit(&process_seed, memory_order_relaxed);
     if (seed) return seed;
-    uint64_t fresh = 0;
-    if (getrandom(&fresh, sizeof fresh, GRND_NONBLOCK) != (ssize_t)sizeof fresh) fresh = 0;
-    if (!fresh) fresh = fallback_seed() | 1;
+    uint64_t fresh = pdk_random_u64(); /* never 0 */
     /* two threads racing here both keep the first value stored: one seed per process */
     if (!atomic_compare_exchange_strong(&process_seed, &seed, fresh)) return seed;
     return fresh;
