@@ -60,12 +60,14 @@ if [[ -n "$flatteners" ]]; then
   echo "style: a tree flattener outside src/core/flatten.c (use pdckpt_value_flatten):"; echo "$flatteners"; fail=1
 fi
 
-# One directory swap, one temp-name source and one remove-tree (src/io/fs_util.c): the copies the
-# MPI library kept are gone and must not come back.
-fs_copies=$(cd "$root" && git grep -nE 'RENAME_EXCHANGE|getrandom\(|nftw\(' -- src cli python \
-  ':!src/io/fs_util.c' 2>/dev/null | grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)' || true)
+# One directory swap and one remove-tree (src/io/fs_util.c), one source of random values
+# (src/core/random.c: temp names and the hash seed): the copies the MPI library kept are gone and
+# must not come back.
+fs_copies=$(cd "$root" && { git grep -nE 'RENAME_EXCHANGE|nftw\(' -- src cli python ':!src/io/fs_util.c'
+  git grep -nE 'getrandom\(' -- src cli python ':!src/core/random.c'; } 2>/dev/null |
+  grep -vE '^[^:]+:[0-9]+:\s*(/\*|\*|//)' || true)
 if [[ -n "$fs_copies" ]]; then
-  echo "style: filesystem helpers outside src/io/fs_util.c:"; echo "$fs_copies"; fail=1
+  echo "style: filesystem helpers outside src/io/fs_util.c, or getrandom outside src/core/random.c:"; echo "$fs_copies"; fail=1
 fi
 
 # Ints beyond 64 bits have one form in a tree, known only to src/core/bigint.c: nobody else

@@ -3,7 +3,8 @@
  * container.c — lists, tuples, sets and ordered dicts: append, index, Python-style dict set
  * (replace in place), removal, and a hash index over every key (strings, numbers, tuples, objects
  * such as big ints: pickled dicts keyed by ids are common) built once a dict has DICT_INDEX_MIN
- * entries.  The hash is seeded per dict so crafted keys cannot force collisions.
+ * entries.  The hash is seeded per dict, from the process's secret seed (table_hash.c), so
+ * crafted keys cannot force collisions.
  */
 #include "pdk_value.h"
 
@@ -207,7 +208,7 @@ static void index_build(pdckpt_value *dict) {
     }
     ix->slots = slots;
     ix->n_slots = n_slots;
-    ix->seed = (uint64_t)(uintptr_t)dict * 0x9E3779B97F4A7C15ull;
+    ix->seed = pdk_hash_seed() ^ (uint64_t)(uintptr_t)dict * 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < c->len; i++) index_insert(ix, c->keys[i], i);
     c->index = ix;
 }

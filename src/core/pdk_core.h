@@ -114,6 +114,19 @@ size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
  * how many tensors' data is now aligned. */
 size_t pdk_tree_relayout(pdckpt_value *root, pdckpt_buffer *buf, size_t held);
 
+/* ---- random.c, table_hash.c: random values; hashes of in-memory tables keyed by file bytes ----
+ */
+
+/* A random value, never 0 (getrandom; the clock, pid and addresses mixed if that fails). */
+uint64_t pdk_random_u64(void);
+
+/* One random value per process (getrandom, read once): the seed of every in-memory hash table
+ * keyed by bytes a file chose, so crafted keys cannot all land in one slot. */
+uint64_t pdk_hash_seed(void);
+/* XXH3 of bytes[0..len), seeded by the process seed when h == 0, else chained from h (the hash
+ * of the key's earlier parts).  Differs between processes: never persist or share it. */
+uint64_t pdk_table_hash(uint64_t h, const void *bytes, size_t len);
+
 /* ---- dtype table (dtype.c) ---- */
 
 typedef struct pdk_dtype_info {
@@ -166,6 +179,11 @@ bool pdk_value_own(pdckpt_value *value);
 /* True when a dict's hash index hashes every part of `key` (no depth, width or work cut-off):
  * such keys cannot be made to collide by differing only where the hash does not look. */
 bool pdk_key_hash_complete(const pdckpt_value *key);
+/* The most keys with a partial hash a reader puts in one dict: such keys can all share a slot,
+ * and each insert then compares with every one before it.  Paddle never writes any (its object
+ * keys, LocalTensorIndex, hash whole); 16,384 crafted tuple or object keys took 47 s to load
+ * (docs/RELIABILITY.md, "Complexity attacks"), 256 take milliseconds. */
+#define PDK_MAX_WEAK_KEYS 256u
 
 /* ---- flatten.c: a tree as an ordered list of (name, tensor) for flat formats (the one
  * flattener; pdckpt_value_flatten is its public face) ---- */

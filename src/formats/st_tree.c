@@ -342,7 +342,22 @@ static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
     return st;
 }
 
+/* Dict keys hashed only in part can all share a slot (pdk_core.h, PDK_MAX_WEAK_KEYS): 10,000
+ * tuple keys nested 18 deep in a 2 MB header took 42 s to read before this bound. */
+static pdckpt_status count_weak_key(dec *d, const pdckpt_value *key, unsigned *n) {
+    pdckpt_kind kind = pdckpt_value_kind(key);
+    if ((kind != PDCKPT_KIND_TUPLE && kind != PDCKPT_KIND_OBJECT) || pdk_key_hash_complete(key) ||
+        ++*n <= PDK_MAX_WEAK_KEYS)
+        return PDCKPT_OK;
+    return pdk_cur_fail_at(
+        &d->cur, d->cur.pos, PDCKPT_ERR_LIMIT,
+        "pdckpt.tree: expected at most %u keys in one dict that are deeply nested "
+        "tuples or large objects, found more",
+        PDK_MAX_WEAK_KEYS);
+}
+
 static pdckpt_status items(dec *d, pdckpt_kind kind, pdckpt_value **out, int depth) {
+    unsigned      n_weak = 0;
     pdckpt_value *c = pdckpt_value_new_container(d->a, kind);
     if (!c) return pdk_fail_nomem(d->cur.err, "tree container");
     pdckpt_status st = pdk_json_expect(&d->cur, '[', "to start items");
@@ -352,6 +367,7 @@ static pdckpt_status items(dec *d, pdckpt_kind kind, pdckpt_value **out, int dep
             if (kind == PDCKPT_KIND_DICT) {
                 st = pdk_json_expect(&d->cur, '[', "to start a [key, value] pair");
                 if (st == PDCKPT_OK) st = decode(d, &k, depth + 1);
+                if (st == PDCKPT_OK) st = count_weak_key(d, k, &n_weak);
                 if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, ',', "in a pair");
             }
             if (st == PDCKPT_OK) st = decode(d, &v, depth + 1);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,11 +40,9 @@ pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdck
     split_path(path, dir, sizeof dir, &base);
     if (*base == '\0')
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "expected a file name, found none");
-    uint64_t nonce = 0;
-    if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != (ssize_t)sizeof nonce)
-        nonce = (uint64_t)(uintptr_t)out ^ (uint64_t)getpid() << 32;
-    int n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, base, (long)getpid(),
-                     (unsigned long long)nonce);
+    uint64_t nonce = pdk_random_u64();
+    int      n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, base, (long)getpid(),
+                          (unsigned long long)nonce);
     if (n < 0 || (size_t)n >= cap)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long for a temporary name");
     return PDCKPT_OK;
@@ -279,12 +276,7 @@ pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, si
 }
 
 uint64_t pdk_random_tag(void) {
-    uint64_t tag = 0;
-    if (getrandom(&tag, sizeof tag, GRND_NONBLOCK) == (ssize_t)sizeof tag && tag) return tag;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ((uint64_t)ts.tv_sec * UINT64_C(1000000007) + (uint64_t)ts.tv_nsec) ^ (uint64_t)getpid()
-                                                                                     << 40;
+    return pdk_random_u64();
 }
 
 /* A directory cannot be renamed over a non-empty one: exchange them, then drop the old. */

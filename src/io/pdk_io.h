@@ -249,7 +249,7 @@ void pdk_split_path(const char *path, char *dir, size_t dir_cap, const char **ba
  * "<dir>/.<base>.pdckpt-dist-<tag>" (pdk_sweep_temps removes those a killed job left). */
 pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, size_t cap,
                                    pdckpt_error *err);
-/* A random 64-bit tag for temp names (from getrandom, else time and pid). */
+/* A random 64-bit tag for temp names (pdk_random_u64: getrandom, else clock, pid, addresses). */
 uint64_t pdk_random_tag(void);
 /* Renames `from` over `to`: a file, or a directory replacing a directory (exchanged with
  * renameat2, else moved aside and back on failure).  Errors name `shown`. */

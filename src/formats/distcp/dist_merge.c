@@ -200,7 +200,7 @@ typedef struct kslot {
 } kslot;
 
 static uint64_t key_hash(int32_t level, const char *key, size_t len) {
-    return pdk_hash_bytes(pdk_hash_bytes(0, &level, sizeof level), key, len);
+    return pdk_table_hash(pdk_table_hash(0, &level, sizeof level), key, len);
 }
 
 static kslot *slot_of(pdk_merge_plan *p, int32_t level, const char *key, size_t len) {

@@ -18,7 +18,7 @@
 
 static size_t key_slot(const pdk_meta_index *ix, const char *key) {
     size_t mask = ix->n_slots - 1;
-    for (size_t i = (size_t)pdk_hash_bytes(0, key, strlen(key)) & mask;; i = (i + 1) & mask)
+    for (size_t i = (size_t)pdk_table_hash(0, key, strlen(key)) & mask;; i = (i + 1) & mask)
         if (!ix->slots[i] || strcmp(ix->keys[ix->slots[i] - 1].key, key) == 0) return i;
 }
 

@@ -236,8 +236,8 @@ static pdckpt_status get_key(reader *r, const pdckpt_value *key, const pdckpt_va
 /* Pieces are found by (key, offset, start of the flattened run): flattened pieces of one box
  * share its offset. */
 static uint64_t piece_hash(const char *key, int32_t n, const int64_t *off, int64_t flat) {
-    uint64_t h = pdk_hash_bytes(pdk_hash_bytes(0, key, strlen(key)), off, (size_t)n * sizeof *off);
-    return pdk_hash_bytes(h, &flat, sizeof flat);
+    uint64_t h = pdk_table_hash(pdk_table_hash(0, key, strlen(key)), off, (size_t)n * sizeof *off);
+    return pdk_table_hash(h, &flat, sizeof flat);
 }
 
 static size_t find_slot(reader *r, const char *key, int32_t n, const int64_t *off, int64_t flat) {
@@ -278,7 +278,7 @@ static pdckpt_status intern_file(reader *r, const char *name, pdk_piece *p) {
     size_t          n = strlen(name), mask = r->n_file_slots - 1, i;
     if (n == 0 || n > 255 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return bad(r, "plain file names inside the checkpoint directory");
-    for (i = (size_t)pdk_hash_bytes(0, name, n) & mask; r->file_slots[i]; i = (i + 1) & mask)
+    for (i = (size_t)pdk_table_hash(0, name, n) & mask; r->file_slots[i]; i = (i + 1) & mask)
         if (strcmp(ix->files[r->file_slots[i] - 1], name) == 0) break;
     if (!r->file_slots[i]) {
         if (ix->n_files * 2 >= r->n_file_slots) return bad(r, "fewer file names");

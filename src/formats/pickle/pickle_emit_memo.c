@@ -49,8 +49,10 @@ void pdk_memo_free(pdk_memo *m) {
     pdk_free(m->alloc, m, sizeof *m);
 }
 
+/* Seeded per process (table_hash.c): a converted file's names are memo keys, and XXH3's default
+ * seed is public, so names crafted to collide could otherwise make a save quadratic. */
 static uint64_t key_hash(const pdk_pkl_key *k) {
-    uint64_t h = XXH3_64bits_withSeed(&k->aux, sizeof k->aux, (uint64_t)k->kind);
+    uint64_t h = XXH3_64bits_withSeed(&k->aux, sizeof k->aux, pdk_hash_seed() + (uint64_t)k->kind);
     switch (k->kind) {
     case PDK_KEY_PTR: return XXH3_64bits_withSeed(&k->ptr, sizeof k->ptr, h);
     case PDK_KEY_STR:

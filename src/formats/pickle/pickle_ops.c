@@ -471,18 +471,21 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
     return fill_target(vm, target, start, st, PDCKPT_KIND_LIST, "add items to", extend_into);
 }
 
-/* Object keys the dict index hashes only in part (state too deep or too wide) could be made to
- * collide, so a dict may hold a bounded number of them; strings, numbers, tuples, big ints and
- * small dataclass-like objects (Paddle's LocalTensorIndex) hash fully. */
+/* Tuple and object keys the dict index hashes only in part (nested deeper than 16, or an
+ * object's state wider than 16 items) can be made to collide, so a dict may hold a bounded number
+ * of them; strings, numbers, big ints, small tuples and small dataclass-like objects (Paddle's
+ * LocalTensorIndex) hash fully. */
 static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
-    pk_info *info = pdckpt_value_kind(key) == PDCKPT_KIND_OBJECT && !pdk_key_hash_complete(key)
-                        ? pk_info_of(vm, dict)
-                        : NULL;
-    if (!info || ++info->other_keys <= PK_MAX_OTHER_KEYS) return PDCKPT_OK;
+    pdckpt_kind k = pdckpt_value_kind(key);
+    pk_info    *info =
+        (k == PDCKPT_KIND_OBJECT || k == PDCKPT_KIND_TUPLE) && !pdk_key_hash_complete(key)
+               ? pk_info_of(vm, dict)
+               : NULL;
+    if (!info || ++info->other_keys <= PDK_MAX_WEAK_KEYS) return PDCKPT_OK;
     return pk_fail(vm, PDCKPT_ERR_LIMIT,
-                   "expected at most %u object keys in one dict, found "
-                   "more",
-                   PK_MAX_OTHER_KEYS);
+                   "expected at most %u keys in one dict that are deeply nested tuples or large "
+                   "objects, found more",
+                   PDK_MAX_WEAK_KEYS);
 }
 
 #define PK_PREFETCH_PAIRS 8

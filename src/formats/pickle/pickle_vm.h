@@ -32,10 +32,6 @@ enum {
     PK_UNHASHABLE = 1u << 5, /* a tuple holding a list, dict, set or array somewhere */
 };
 
-/* Dict keys that are not strings are found by a linear scan in the value tree; more than this
- * many in one dict would make loading quadratic. */
-#define PK_MAX_OTHER_KEYS ((uint32_t)1 << 14)
-
 /* Python 2 str and latin-1-decoded bytes at least this long stay bytes until they are placed;
  * shorter ones become their final value at once. */
 #define PK_VIEW_MIN ((size_t)64 << 10)
@@ -48,7 +44,7 @@ typedef struct pk_info {
     uint32_t      depth; /* nesting levels below and including this value */
     uint64_t      nodes; /* values in the tree it expands to, shared values counted per use */
     uint64_t      data;  /* bytes of arrays, str and bytes in that tree, counted the same way */
-    uint32_t      other_keys; /* dicts: object keys (weakly hashed) */
+    uint32_t      other_keys; /* dicts: keys hashed in part (PDK_MAX_WEAK_KEYS) */
     pdckpt_value *fwd;        /* what BUILD turned this object into (ndarray -> tensor), or NULL */
 } pk_info;
 
