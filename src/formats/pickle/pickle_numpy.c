@@ -102,29 +102,6 @@ static void byteswap(uint8_t *d, uint64_t n_elements, pk_np_dtype dt) {
         }
 }
 
-/* Column-major (Fortran) bytes to row-major. */
-static void fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t nd, const int64_t *dims,
-                         uint64_t n, size_t item) {
-    uint64_t stride[PDCKPT_MAX_DIMS], idx[PDCKPT_MAX_DIMS] = {0}, off = 0;
-    for (int32_t k = 0; k < nd; k++) stride[k] = k ? stride[k - 1] * (uint64_t)dims[k - 1] : item;
-    for (uint64_t i = 0; i < n; i++) {
-        memcpy(dst + i * item, src + off, item);
-        for (int32_t k = nd - 1; k >= 0; k--) {
-            off += stride[k];
-            if (++idx[k] < (uint64_t)dims[k]) break;
-            off -= stride[k] * (uint64_t)dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-/* Fortran order matters only with two or more dimensions longer than one. */
-static bool layout_differs(int32_t nd, const int64_t *dims) {
-    int big = 0;
-    for (int32_t k = 0; k < nd; k++) big += dims[k] > 1;
-    return big > 1;
-}
-
 /* The raw bytes behind an array's data value (a view, owned raw bytes, BYTES, or a latin-1
  * STRING from a Python 2 pickle, decoded into *tmp). */
 static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_t **b, size_t *len,
@@ -211,13 +188,13 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype 
     else if (len != n_bytes)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s array data, found %zu",
                      (unsigned long long)n_bytes, pdckpt_dtype_name(dt.dtype), len);
-    else if (!dt.swap && !(fortran && layout_differs(nd, dims)) && !tmp)
+    else if (!dt.swap && !(fortran && pdk_orders_differ(nd, dims)) && !tmp)
         st = tensor_in_place(vm, raw, dt, nd, dims, b, out);
     else if ((st = pk_charge(vm, n_bytes)) == PDCKPT_OK &&
              (st = pdckpt_tensor_new(vm->a, dt.dtype, nd, dims, out, vm->err)) == PDCKPT_OK) {
         uint8_t *d = pdckpt_tensor_data_mut(*out);
-        if (fortran && layout_differs(nd, dims))
-            fortran_to_c(d, b, nd, dims, n_el, dt.size);
+        if (fortran && pdk_orders_differ(nd, dims))
+            pdk_fortran_to_c(d, b, nd, dims, n_el, dt.size);
         else if (n_bytes)
             memcpy(d, b, (size_t)n_bytes);
         if (dt.swap) byteswap(d, n_el, dt);
