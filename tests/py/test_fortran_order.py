@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -318,3 +319,27 @@ def test_cli_ls_hash_diff_and_stats_see_values(tmp_path):
     stats = json.loads(run_cli("stats", "--json", tmp_path / "f.pdparams", check=0).stdout)
     row = stats["tensors"][0]
     assert (row["min"], row["max"], row["mean"]) == (0, 23, 11.5)
+
+
+def test_paddle18_save_dygraph_of_fortran_arrays(tmp_path):
+    """Paddle 1.8's fluid.save_dygraph pickles F-contiguous arrays as numpy does (protocol 2,
+    is_fortran): pdckpt writes those bytes (given 1.8's empty name table, as load_dygraph's
+    keep_name_table returns it), loads 1.8's file exactly, and 1.8 loads pdckpt's."""
+    from conftest import run_old_paddle
+
+    worker = Path(__file__).with_name("fortran18_worker.py")
+    run_old_paddle("18", worker, "write", tmp_path)
+    want = dict(np.load(tmp_path / "f.npz"))
+    ours = {**{k: np.asfortranarray(v) for k, v in want.items()},
+            "StructuredToParameterName@@": {}}
+    assert not ours["w"].flags.c_contiguous
+    pdckpt.save(ours, tmp_path / "c.pdopt", protocol=2, pickle_layout="state-dict",
+                numpy_module="numpy.core")
+    assert (tmp_path / "c.pdopt").read_bytes() == (tmp_path / "f.pdopt").read_bytes()
+    pdckpt.save(ours, tmp_path / "c.pdparams", protocol=2, pickle_layout="state-dict",
+                numpy_module="numpy.core")  # load_dygraph wants a .pdparams beside
+    got = pdckpt.load(tmp_path / "f.pdopt", return_numpy=True)
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape
+        assert got[k].tobytes() == np.ascontiguousarray(v).tobytes(), k
+    assert run_old_paddle("18", worker, "read", tmp_path).stdout.strip() == "ok"
