@@ -379,3 +379,29 @@ def test_python_save_of_fortran_arrays_to_c_order_formats(tmp_path, fmt):
         assert got[k].shape == want.shape and got[k].tobytes() == np.ascontiguousarray(
             want).tobytes(), (fmt, k)
     assert len(got) == (1 if fmt == "tensor" else 3)
+
+
+@pytest.mark.parametrize("layout", ["state dict", "generic"])
+def test_own_fortran_saves_open_lazily_and_mapped_with_their_values(tmp_path, layout):
+    """A save that writes a Fortran-order payload writes no lazy-open index (the index describes C
+    order: with one, pdckpt.open and mmap loads read the column-major bytes as C order), so
+    every way of reading pdckpt's file gives the values; C-order saves keep their index."""
+    x = paddle.arange(512 * 300, dtype="float32").reshape([512, 300])  # 600 KB a tensor
+    state = {"t": x.T, "c": x + 1, "u": (x * 2).T}
+    if layout == "generic":
+        state["a"] = np.asfortranarray(x.numpy() - 1)
+    path = tmp_path / "m.pdparams"
+    pdckpt.save({"c": x + 1, "d": x}, path)
+    assert (tmp_path / "m.pdparams.pdkidx").exists()  # C order: indexed
+    pdckpt.save(state, path)
+    assert not (tmp_path / "m.pdparams.pdkidx").exists()
+    want = {k: np.asarray(v.numpy() if isinstance(v, paddle.Tensor) else v)
+            for k, v in state.items()}
+    reader = pdckpt.open(path)
+    for k, v in want.items():
+        np.testing.assert_array_equal(np.asarray(reader[k]), v)
+    for kw in ({"mmap": True}, {}):
+        got = pdckpt.load(path, return_numpy=True, **kw)
+        for k, v in want.items():
+            np.testing.assert_array_equal(got[k], v)
+    np.testing.assert_array_equal(paddle.load(str(path))["t"].numpy(), want["t"])
