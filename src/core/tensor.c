@@ -170,11 +170,14 @@ bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
     if (!t->fortran) return true;
     if (!(out->data = pdk_tensor_c_data(value->alloc, t))) return false; /* out of memory */
     out->buffer = atomic_load(&t->c_copy);
+    out->read_only = true; /* a copy: writing it would not change the tensor */
     return true;
 }
 
 void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
-    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable) return NULL;
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable ||
+        tensor->u.t->fortran) /* its data is not the C order the caller would write */
+        return NULL;
     return (void *)tensor->u.t->data;
 }
 

@@ -53,10 +53,9 @@ pdckpt_status pdckpt_tensor_set_fortran(pdckpt_value *tensor, pdckpt_error *err)
     if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
     pdk_tensor *t = tensor->u.t;
-    if (t->writable || atomic_load(&t->c_copy))
+    if (atomic_load(&t->c_copy))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
-                        "expected a tensor over borrowed or buffer memory that no reader has "
-                        "seen in C order yet");
+                        "expected a tensor that no reader has seen in C order yet");
     t->fortran = t->fortran || pdk_orders_differ(t->n_dims, t->dims);
     return PDCKPT_OK;
 }

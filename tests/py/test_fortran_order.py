@@ -231,15 +231,19 @@ def same(got, want):
 
 @pytest.mark.parametrize("return_numpy", [False, True])
 def test_paddle_fortran_pickles_load_as_paddle_load(tmp_path, return_numpy):
-    """Tensors (drop-in) and NumPy arrays: paddle.load's values, dtypes and shapes, in C order
-    (paddle.load's return_numpy arrays are the F-ordered ones numpy unpickles; the values agree)."""
+    """Tensors (drop-in) and NumPy arrays: paddle.load's values, dtypes and shapes, and its
+    arrays' memory order (F-ordered where numpy unpickles them so: a view of the file's bytes)."""
     for name in paddle_files(tmp_path):
         path = str(tmp_path / name)
-        want = flat(paddle.load(path, return_numpy=return_numpy))
+        theirs = paddle.load(path, return_numpy=return_numpy)
+        want = flat(theirs)
+        order = [(a.flags.c_contiguous, a.flags.f_contiguous) for a in flat_arrays(theirs)]
+        assert return_numpy is False or (False, True) in order  # the files hold F-order arrays
         for kw in ({}, {"mmap": True}):
             got = pdckpt.load(path, return_numpy=return_numpy, **kw)
             same(flat(got), want)
-            assert all(v.flags.c_contiguous for v in flat_arrays(got)), name
+            assert [(a.flags.c_contiguous, a.flags.f_contiguous)
+                    for a in flat_arrays(got)] == order, name
         reader = pdckpt.open(path)
         if name == "state.pdparams":  # lazy, entry by entry
             for key in ("t", "r", "n"):
@@ -405,3 +409,25 @@ def test_own_fortran_saves_open_lazily_and_mapped_with_their_values(tmp_path, la
         for k, v in want.items():
             np.testing.assert_array_equal(got[k], v)
     np.testing.assert_array_equal(paddle.load(str(path))["t"].numpy(), want["t"])
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_load_then_save_writes_what_paddle_writes(tmp_path, protocol):
+    """A loaded Fortran-order array keeps its order, so: `pdckpt convert` of Paddle's pickle to a
+    pickle gives Paddle's bytes back; load(return_numpy=True) then save, and load then save of
+    tensors (contiguous, in Paddle as in pdckpt), write what paddle.load then paddle.save write."""
+    v = views()
+    state = {"t": v["T 2-D"], "r": v["reversed 4-D int64"], "c": v["T complex64"],
+             "x": paddle.ones([2])}  # (bfloat16: return_numpy's uint16 is refused by design)
+    src = tmp_path / "p.pdparams"
+    paddle.save(state, str(src), protocol=protocol)
+    run_cli("convert", src, tmp_path / "c.pdparams", "--protocol", protocol, "--numpy-module",
+            NUMPY_MODULE, check=0)
+    assert (tmp_path / "c.pdparams").read_bytes() == src.read_bytes()
+    for return_numpy, kw in ((True, {"pickle_layout": "generic"}), (False, {})):
+        paddle.save(paddle.load(str(src), return_numpy=return_numpy), str(tmp_path / "pp.bin"),
+                    protocol=protocol)
+        pdckpt.save(pdckpt.load(src, return_numpy=return_numpy), tmp_path / "cc.bin",
+                    protocol=protocol, numpy_module=NUMPY_MODULE, **kw)
+        assert (tmp_path / "cc.bin").read_bytes() == (tmp_path / "pp.bin").read_bytes(), \
+            return_numpy

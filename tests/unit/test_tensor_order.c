@@ -2,8 +2,8 @@
 /*
  * test_tensor_order.c — Fortran-order tensors (tensor_order.c): numpy's rule for when the orders
  * differ, C order from pdckpt_tensor_get (one copy, shared by concurrent readers), the memory as
- * it is from pdckpt_tensor_get_memory, equality by value, and every saved format: a pickle keeps
- * the column-major memory with is_fortran set, the others store C order.
+ * it is from pdckpt_tensor_get_memory, equality by value, and the formats: a pickle keeps the
+ * column-major memory with is_fortran set (and a load of it keeps it), the others store C order.
  */
 #include "check.h"
 #include "core/pdk_core.h"
@@ -49,9 +49,11 @@ static void test_views_and_equality(void) {
     CHECK_STATUS(pdckpt_tensor_set_fortran(f, &err), PDCKPT_ERR_ARGUMENT, &err);  /* seen in C */
     CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, 2, dims, C23, &c, &err), &err);
     CHECK(pdckpt_value_equal(f, c) && pdckpt_value_equal(c, f));
-    pdckpt_value *owned = NULL; /* data the caller writes in C order cannot turn column-major */
+    pdckpt_value *owned = NULL; /* owned column-major bytes: no longer writable as C order */
     CHECK_OK(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, dims, &owned, &err), &err);
-    CHECK_STATUS(pdckpt_tensor_set_fortran(owned, &err), PDCKPT_ERR_ARGUMENT, &err);
+    memcpy(pdckpt_tensor_data_mut(owned), F23, sizeof F23);
+    CHECK_OK(pdckpt_tensor_set_fortran(owned, &err), &err);
+    CHECK(pdckpt_tensor_data_mut(owned) == NULL && pdckpt_value_equal(owned, c));
     pdckpt_value_free(owned);
     pdckpt_value_free(c);
     pdckpt_value_free(f);
@@ -105,8 +107,9 @@ static void test_formats(void) {
         pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
         pdckpt_tensor_view  v;
         CHECK_OK(pdckpt_load_memory(bytes, len, &lo, &back, NULL, &err), &err);
-        CHECK(pdckpt_tensor_get(pdckpt_dict_get(back, "w"), &v) &&
-              memcmp(v.data, C23, sizeof C23) == 0);
+        const pdckpt_value *w = pdckpt_dict_get(back, "w");
+        CHECK(pdckpt_tensor_get(w, &v) && memcmp(v.data, C23, sizeof C23) == 0);
+        CHECK(pdckpt_tensor_is_fortran(w) == (i == 0)); /* a pickle's F array stays F */
         pdckpt_value_free(back);
         pdckpt_free(NULL, bytes, len);
     }

@@ -162,6 +162,16 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_d
     return st;
 }
 
+/* Column-major bytes kept as they are (a Fortran-order tensor: return_numpy gives the F-ordered
+ * array numpy unpickles, a save writes the same bytes again; pdckpt_tensor_get gives C order). */
+static pdckpt_status fortran_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt,
+                                      int32_t nd, const int64_t *dims, const uint8_t *b,
+                                      uint64_t n_bytes, pdckpt_value **out) {
+    PDK_TRY(pk_charge(vm, n_bytes)); /* the C-order copy a reader may make: within the budget */
+    PDK_TRY(tensor_in_place(vm, raw, dt, nd, dims, b, out));
+    return pdckpt_tensor_set_fortran(*out, vm->err);
+}
+
 /* A tensor from array bytes `raw` in numpy's layout: (dims, dtype, Fortran order). */
 static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt, int32_t nd,
                                 const int64_t *dims, bool fortran, pdckpt_value **out) {
@@ -188,11 +198,13 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype 
     else if (len != n_bytes)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s array data, found %zu",
                      (unsigned long long)n_bytes, pdckpt_dtype_name(dt.dtype), len);
-    else if (!dt.swap && !(fortran && pdk_orders_differ(nd, dims)) && !tmp)
-        st = tensor_in_place(vm, raw, dt, nd, dims, b, out);
+    else if (!dt.swap && !tmp)
+        st = fortran && pdk_orders_differ(nd, dims)
+                 ? fortran_in_place(vm, raw, dt, nd, dims, b, n_bytes, out)
+                 : tensor_in_place(vm, raw, dt, nd, dims, b, out);
     else if ((st = pk_charge(vm, n_bytes)) == PDCKPT_OK &&
              (st = pdckpt_tensor_new(vm->a, dt.dtype, nd, dims, out, vm->err)) == PDCKPT_OK) {
-        uint8_t *d = pdckpt_tensor_data_mut(*out);
+        uint8_t *d = pdckpt_tensor_data_mut(*out); /* big-endian or latin-1: made C order here */
         if (fortran && pdk_orders_differ(nd, dims))
             pdk_fortran_to_c(d, b, nd, dims, n_el, dt.size);
         else if (n_bytes)
@@ -348,10 +360,12 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
 pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
                                 pdckpt_value **out) {
     pdckpt_tensor_view v;
-    pdckpt_tensor_get(t, &v);
-    PDK_TRY(pk_charge(vm, 256 + strlen(name)));
+    bool               fortran; /* the same memory, in the same order */
+    pdckpt_tensor_get_memory(t, &v, &fortran);
+    PDK_TRY(pk_charge(vm, 256 + strlen(name) + (fortran ? v.n_bytes : 0))); /* its C copy */
     pdckpt_status st = pdckpt_tensor_new_in_buffer(vm->a, v.dtype, v.n_dims, v.dims, v.buffer,
                                                    v.data, out, vm->err);
+    if (st == PDCKPT_OK && fortran) st = pdckpt_tensor_set_fortran(*out, vm->err);
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(*out, name, vm->err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);
