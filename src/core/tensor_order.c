@@ -19,8 +19,49 @@ bool pdk_orders_differ(int32_t n_dims, const int64_t *dims) {
     return longer > 1;
 }
 
+static inline void copy_item(uint8_t *d, const uint8_t *s, size_t item) {
+    switch (item) { /* constant sizes: the compiler moves them in registers */
+    case 1: *d = *s; return;
+    case 2: memcpy(d, s, 2); return;
+    case 4: memcpy(d, s, 4); return;
+    case 8: memcpy(d, s, 8); return;
+    default: memcpy(d, s, item); return;
+    }
+}
+
+/* A matrix (the two dims longer than one): dst[i][j] = src[j][i], in tiles that stay in cache
+ * (the element-wise walk below strides through all of src for every row of dst). */
+static void transpose_2d(uint8_t *dst, const uint8_t *src, uint64_t rows, uint64_t cols,
+                         size_t item) {
+    enum { TILE = 32 };
+    for (uint64_t i0 = 0; i0 < rows; i0 += TILE)
+        for (uint64_t j0 = 0; j0 < cols; j0 += TILE) {
+            uint64_t i1 = i0 + TILE < rows ? i0 + TILE : rows;
+            uint64_t j1 = j0 + TILE < cols ? j0 + TILE : cols;
+            for (uint64_t i = i0; i < i1; i++)
+                for (uint64_t j = j0; j < j1; j++)
+                    copy_item(dst + (i * cols + j) * item, src + (j * rows + i) * item, item);
+        }
+}
+
+/* The two dims longer than one, when there are exactly two. */
+static bool matrix_dims(int32_t n_dims, const int64_t *dims, uint64_t *rows, uint64_t *cols) {
+    int found = 0;
+    for (int32_t k = 0; k < n_dims; k++) {
+        if (dims[k] <= 1) continue;
+        if (found == 2) return false;
+        *(found++ ? cols : rows) = (uint64_t)dims[k];
+    }
+    return found == 2;
+}
+
 void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
                       uint64_t n, size_t item) {
+    uint64_t rows, cols;
+    if (matrix_dims(n_dims, dims, &rows, &cols)) {
+        transpose_2d(dst, src, rows, cols, item);
+        return;
+    }
     uint64_t stride[PDCKPT_MAX_DIMS], idx[PDCKPT_MAX_DIMS] = {0}, off = 0;
     for (int32_t k = 0; k < n_dims; k++)
         stride[k] = k ? stride[k - 1] * (uint64_t)dims[k - 1] : item;
