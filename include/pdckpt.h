@@ -342,8 +342,8 @@ typedef struct pdckpt_tensor_view {
     const int64_t *dims;              /* n_dims entries, each >= 0 */
     uint64_t       n_elements;        /* product of dims (1 for 0-d) */
     uint64_t       n_bytes;           /* n_elements * element size */
-    const void    *data;              /* C order, native little-endian; may be unaligned; NULL iff
-                                         n_bytes == 0 */
+    const void    *data;              /* C order (pdckpt_tensor_get_memory: see there), native
+                                         little-endian; may be unaligned; NULL iff n_bytes == 0 */
     bool                   read_only; /* data lives in a read-only mapping or borrowed memory */
     const char            *name;      /* Paddle variable name carried with the tensor, or NULL */
     int32_t                n_lod_levels;
@@ -373,6 +373,22 @@ PDCKPT_API pdckpt_status pdckpt_tensor_new_in_buffer(const pdckpt_allocator *all
                                                      pdckpt_error *err);
 /* Fills `out`; false when `value` is not a tensor. */
 PDCKPT_API bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out);
+/* Memory order.  A tensor's data may be column-major (Fortran order), as an F-contiguous NumPy
+ * array or a transposed paddle.Tensor holds it; paddle.save pickles such an array as numpy does
+ * (is_fortran=True, the memory as it is), and pdckpt's pickle writer does the same.  Every other
+ * reader of a tensor wants C order: pdckpt_tensor_get gives it for any tensor (a Fortran-order
+ * tensor's C-order copy is made on the first call, kept with the tensor and freed with it; false
+ * when that copy cannot be allocated).  set_fortran: declares the data a tensor holds now
+ * column-major (ARGUMENT once pdckpt_tensor_get made its C copy; pdckpt_tensor_data_mut then
+ * gives NULL); a no-op when the two orders lay the elements out alike (numpy's rule: fewer than
+ * two dims longer than one, or no elements), so a Fortran-order tensor is always one whose bytes
+ * differ from C order.  get_memory: the tensor's
+ * own memory, no copy, *fortran set when it is column-major (the view's `data` is then not C
+ * order); also the cheap way to read a tensor's shape, dtype and name. */
+PDCKPT_API pdckpt_status pdckpt_tensor_set_fortran(pdckpt_value *tensor, pdckpt_error *err);
+PDCKPT_API bool          pdckpt_tensor_is_fortran(const pdckpt_value *tensor);
+PDCKPT_API bool pdckpt_tensor_get_memory(const pdckpt_value *value, pdckpt_tensor_view *out,
+                                         bool *fortran);
 /* Writable data of a tensor with owned data (from pdckpt_tensor_new); NULL otherwise. */
 PDCKPT_API void *pdckpt_tensor_data_mut(pdckpt_value *tensor);
 /* Sets (copies) or clears (NULL) the Paddle variable name carried with the tensor. */

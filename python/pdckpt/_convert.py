@@ -85,10 +85,15 @@ def numpy_dtype(name: str, exact: bool) -> np.dtype:
 def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
         arr = arr.astype(arr.dtype.newbyteorder("<"))  # the formats are little-endian
+    dtype_name = dtype_name or arr.dtype.name
+    if arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        # numpy pickles it column-major (is_fortran): its memory as it is, no copy
+        flat = arr.T.reshape(-1).view(np.uint8)
+        return ("tensor", flat, dtype_name, arr.shape, name, "F")
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)  # a copy only for strided arrays
     flat = arr.reshape(-1).view(np.uint8)  # views: the C side borrows these very bytes
-    return ("tensor", flat, dtype_name or arr.dtype.name, arr.shape, name)
+    return ("tensor", flat, dtype_name, arr.shape, name)
 
 
 def _paddle_leaf(paddle: Any, t: Any) -> tuple:
@@ -111,7 +116,8 @@ def _paddle_leaf(paddle: Any, t: Any) -> tuple:
     if not src.is_contiguous():
         # A strided view (t.T, t[:, ::2]): contiguous() on the detached tensor would rewrite the
         # caller's own tensor in place (its layout changes under it); numpy() copies instead, as
-        # paddle.save's np.array(t.cpu()) does, and _array_leaf puts the copy in C order.
+        # paddle.save's np.array(t.cpu()) does: column-major for a transpose (kept so, as numpy
+        # pickles it), else C order, or strided (_array_leaf then puts it in C order).
         return _array_leaf(np.asarray(src.numpy()), t.name, dtype_name)
     try:
         # NumPy cannot import bfloat16/float8 through DLPack: view them as same-size integers.

@@ -21,7 +21,7 @@ static PyObject *memo_key(const pdckpt_value *v, const pyn_out *out) {
 
 static bool named_tensor(const pdckpt_value *v) {
     pdckpt_tensor_view tv;
-    return pdckpt_tensor_get(v, &tv) && tv.name;
+    return pdckpt_tensor_get_memory(v, &tv, NULL) && tv.name;
 }
 
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {

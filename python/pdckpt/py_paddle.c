@@ -29,7 +29,7 @@ static bool has_named(const pdckpt_value *v, unsigned depth, uint64_t *budget) {
     if (depth > PDCKPT_MAX_WALK_DEPTH || (*budget)-- == 0) return true;
     pdckpt_tensor_view tv;
     switch (pdckpt_value_kind(v)) {
-    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get(v, &tv) && tv.name;
+    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get_memory(v, &tv, NULL) && tv.name;
     case PDCKPT_KIND_TUPLE:
         if (pdckpt_value_len(v) == 2 &&
             pdckpt_value_kind(pdckpt_value_at(v, 0)) == PDCKPT_KIND_STRING &&
@@ -130,9 +130,9 @@ static int payload_seen(const pdckpt_tensor_view *tv, pyn_out *out) {
 }
 
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
-    pdckpt_tensor_view tv;
-    if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
     if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
+    pdckpt_tensor_view tv; /* C order: what a paddle.Tensor is made of */
+    if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
     int seen = pyn_paddle_direct(&tv, out) ? payload_seen(&tv, out) : 1;
     if (seen < 0) return NULL;
     if (seen) return via_fallback(v, &tv, name, out);

@@ -234,7 +234,7 @@ static int array_base(const pdckpt_tensor_view *v, PyObject *owner, bool allow_w
 }
 
 static PyObject *view_array(const pdckpt_tensor_view *v, PyArray_Descr *descr, PyObject *base,
-                            void *data, bool writable) {
+                            void *data, bool writable, bool fortran) {
     npy_intp dims[PDCKPT_MAX_DIMS];
     for (int32_t i = 0; i < v->n_dims; i++) dims[i] = (npy_intp)v->dims[i];
     if (PyDataType_HASSUBARRAY(descr) ||
@@ -246,7 +246,9 @@ static PyObject *view_array(const pdckpt_tensor_view *v, PyArray_Descr *descr, P
     Py_INCREF(descr); /* stolen */
     PyObject *arr =
         PyArray_NewFromDescr(&PyArray_Type, descr, v->n_dims, dims, NULL, data,
-                             NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0), NULL);
+                             (fortran ? NPY_ARRAY_F_CONTIGUOUS : NPY_ARRAY_C_CONTIGUOUS) |
+                                 (writable ? NPY_ARRAY_WRITEABLE : 0),
+                             NULL);
     if (!arr || !base) return Py_XDECREF(base), arr;
     if (PyArray_SetBaseObject((PyArrayObject *)arr, base) < 0) { /* steals base */
         Py_DECREF(arr);
@@ -256,10 +258,13 @@ static PyObject *view_array(const pdckpt_tensor_view *v, PyArray_Descr *descr, P
 }
 
 /* A NumPy array over the tensor's own bytes (no copy, no Python call): the dtype cached per
- * process, the base shared by the arrays of one buffer. */
+ * process, the base shared by the arrays of one buffer; F-ordered over a Fortran-order tensor's
+ * memory, as numpy unpickles the array paddle.save wrote. */
 PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_write, bool exact) {
     pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(value, &v)) return PyErr_Format(PyExc_TypeError, "not a tensor");
+    bool               fortran;
+    if (!pdckpt_tensor_get_memory(value, &v, &fortran))
+        return PyErr_Format(PyExc_TypeError, "not a tensor");
     if (v.n_bytes > (uint64_t)PY_SSIZE_T_MAX) return PyErr_NoMemory();
     if (PyArray_ImportNumPyAPI() < 0) return NULL;
     PyObject *dtype = numpy_dtype(v.dtype, exact);
@@ -271,5 +276,5 @@ PyObject *pyn_array_new(const pdckpt_value *value, PyObject *owner, bool allow_w
     void     *data;
     bool      writable;
     if (array_base(&v, owner, allow_write, &base, &data, &writable) < 0) return NULL;
-    return view_array(&v, (PyArray_Descr *)dtype, base, data, writable);
+    return view_array(&v, (PyArray_Descr *)dtype, base, data, writable, fortran);
 }

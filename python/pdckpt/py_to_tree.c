@@ -5,7 +5,8 @@
  * CPU paddle.Tensors (py_paddle.c) are converted here; everything else (strided or big-endian
  * arrays, other dtypes, numpy scalars, OpaqueObject, ...) goes through the facade's leaf hook,
  * which answers with a normalized tuple:
- *     ("tensor", data, dtype_name, shape, name)   data: a C-contiguous buffer of the exact bytes
+ *     ("tensor", data, dtype_name, shape, name[, "F"])   data: a contiguous buffer of the exact
+ *                                                   bytes, in C order or ("F") column-major
  *     ("object", kind, module, name, args, state, items)
  *     ("value", replacement)
  * Tensor bytes are never copied: the tree borrows them (pdckpt_tensor_new_borrowed) from buffer
@@ -130,8 +131,9 @@ static int shape_from(PyObject *shape, int64_t *dims, int32_t *n_dims) {
 /* ("tensor", data, dtype_name, shape, name): borrows data's bytes. */
 static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
     PyObject   *data, *shape, *name;
-    const char *tag, *dtype_name;
-    if (!PyArg_ParseTuple(leaf, "sOsOO", &tag, &data, &dtype_name, &shape, &name)) return NULL;
+    const char *tag, *dtype_name, *order = "C";
+    if (!PyArg_ParseTuple(leaf, "sOsOO|s", &tag, &data, &dtype_name, &shape, &name, &order))
+        return NULL;
     pdckpt_dtype dtype = pdckpt_dtype_from_name(dtype_name);
     if (dtype == PDCKPT_DTYPE_INVALID)
         return PyErr_Format(PyExc_TypeError, "pdckpt cannot save dtype %s", dtype_name), NULL;
@@ -147,7 +149,8 @@ static pdckpt_value *tensor_leaf(PyObject *leaf, pyn_pins *pins) {
                                    &err) != PDCKPT_OK)
         return failed(NULL, &err);
     pdckpt_tensor_view tv;
-    pdckpt_tensor_get(t, &tv);
+    pdckpt_tensor_get_memory(t, &tv, NULL);
+    if (*order == 'F' && pdckpt_tensor_set_fortran(t, &err) != PDCKPT_OK) return failed(t, &err);
     if (tv.n_bytes != (uint64_t)view->len) {
         pdckpt_value_free(t);
         return PyErr_Format(PyExc_ValueError, "pdckpt: tensor data has %zd bytes, expected %llu",
@@ -219,8 +222,9 @@ static pdckpt_dtype format_dtype(const char *f, Py_ssize_t itemsize) {
                : PDCKPT_DTYPE_INVALID;
 }
 
-/* A C-contiguous little-endian NumPy array of a plain dtype as a tensor borrowing its memory (the
- * export stays pinned until the save is over); NULL with *handled false: ask the hook. */
+/* A C- or F-contiguous little-endian NumPy array of a plain dtype as a tensor borrowing its memory
+ * in the order it has (the export stays pinned until the save is over; the pickle writer writes
+ * it as it is, as numpy does); NULL with *handled false: ask the hook. */
 static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
     Py_buffer *view = pin_view(pins);
     *handled = view == NULL;
@@ -229,9 +233,11 @@ static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
         PyErr_Clear(); /* e.g. an ml_dtypes array: NumPy exports no format for it */
         return NULL;
     }
-    pdckpt_dtype dtype = PyBuffer_IsContiguous(view, 'C') && view->ndim <= PDCKPT_MAX_DIMS
-                             ? format_dtype(view->format, view->itemsize)
-                             : PDCKPT_DTYPE_INVALID;
+    bool         c_order = PyBuffer_IsContiguous(view, 'C');
+    pdckpt_dtype dtype =
+        (c_order || PyBuffer_IsContiguous(view, 'F')) && view->ndim <= PDCKPT_MAX_DIMS
+            ? format_dtype(view->format, view->itemsize)
+            : PDCKPT_DTYPE_INVALID;
     if (dtype == PDCKPT_DTYPE_INVALID) {
         PyBuffer_Release(view);
         return NULL;
@@ -245,6 +251,7 @@ static pdckpt_value *array_leaf(PyObject *obj, pyn_pins *pins, bool *handled) {
     if (pdckpt_tensor_new_borrowed(NULL, dtype, view->ndim, dims, view->len ? view->buf : NULL, &t,
                                    &err) != PDCKPT_OK)
         return failed(NULL, &err);
+    if (!c_order && pdckpt_tensor_set_fortran(t, &err) != PDCKPT_OK) return failed(t, &err);
     return t;
 }
 

@@ -71,7 +71,7 @@ static pdckpt_status add_model(pdckpt_value *root, const pdckpt_value *model, co
     for (size_t i = 0; i < pdckpt_value_len(model); i++) {
         const pdckpt_value *v = pdckpt_value_at(model, i), *key = pdckpt_dict_key_at(model, i);
         pdckpt_tensor_view  t;
-        const char         *name = pdckpt_tensor_get(v, &t) ? t.name : NULL;
+        const char         *name = pdckpt_tensor_get_memory(v, &t, NULL) ? t.name : NULL;
         if (!name && pdckpt_value_kind(key) == PDCKPT_KIND_STRING)
             name = pdckpt_value_get_string(key, NULL);
         if (!name || pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR)

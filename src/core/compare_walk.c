@@ -35,7 +35,7 @@ bool pdckpt_value_equal(const pdckpt_value *a, const pdckpt_value *b) {
     case PDCKPT_KIND_STRING:
     case PDCKPT_KIND_BYTES:
         return a->u.s.len == b->u.s.len && memcmp(a->u.s.data, b->u.s.data, a->u.s.len) == 0;
-    case PDCKPT_KIND_TENSOR: return pdk_tensor_equal(a->u.t, b->u.t);
+    case PDCKPT_KIND_TENSOR: return pdk_tensor_equal(a, b);
     case PDCKPT_KIND_OBJECT: return objects_equal(a->u.o, b->u.o);
     default: return containers_equal(a, b);
     }

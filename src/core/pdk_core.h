@@ -150,6 +150,13 @@ int pdk_dtype_safetensors_subbyte(const char *name, size_t len);
 /* ---- values (value.c, tensor.c) ---- */
 
 const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value);
+/* Memory order, the one place that knows how numpy lays out a Fortran-order array
+ * (tensor_order.c).  orders_differ: column-major and row-major bytes of `dims` differ (at least
+ * two dims longer than one and no zero dim; numpy's is_fortran = F- and not C-contiguous).
+ * fortran_to_c: the n elements of `item` bytes of column-major `src` into row-major `dst`. */
+bool pdk_orders_differ(int32_t n_dims, const int64_t *dims);
+void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
+                      uint64_t n, size_t item);
 /* Number of dims / shape checks shared by every tensor constructor. */
 pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);

@@ -22,10 +22,14 @@ typedef struct pdk_tensor {
     const void    *data;
     pdckpt_buffer *buffer;   /* owner of data, or NULL for caller-borrowed memory */
     bool           writable; /* data is an allocation this tensor created */
-    char          *name;
-    int32_t        n_lod;
-    uint64_t      *lod_lens;
-    uint64_t     **lod;
+    bool           fortran;  /* data is column-major (tensor_order.c) */
+    /* fortran: the C-order copy pdckpt_tensor_get hands out, made on first use (a race between
+     * two readers keeps one; the loser frees its own), or NULL */
+    _Atomic(pdckpt_buffer *) c_copy;
+    char                    *name;
+    int32_t                  n_lod;
+    uint64_t                *lod_lens;
+    uint64_t               **lod;
 } pdk_tensor;
 
 typedef struct pdk_dict_index pdk_dict_index;
@@ -71,7 +75,10 @@ struct pdckpt_value {
 
 pdckpt_value *pdk_value_shell(const pdckpt_allocator *a, pdckpt_kind kind);
 void          pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t);
-bool          pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b);
-void          pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c);
+/* The tensor's data in C order: its own memory, or (fortran) its C-order copy; NULL when that
+ * copy cannot be allocated (tensor_order.c). */
+const void *pdk_tensor_c_data(const pdckpt_allocator *a, pdk_tensor *t);
+bool        pdk_tensor_equal(const pdckpt_value *a, const pdckpt_value *b);
+void        pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c);
 
 #endif /* PDK_VALUE_H */

@@ -47,6 +47,7 @@ static void free_lod(const pdckpt_allocator *a, pdk_tensor *t) {
 void pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t) {
     if (!t) return;
     pdckpt_buffer_release(t->buffer);
+    pdckpt_buffer_release(atomic_load(&t->c_copy));
     if (t->dims != t->inline_dims) pdk_free(a, t->dims, (size_t)t->n_dims * sizeof *t->dims);
     pdk_strfree(a, t->name);
     free_lod(a, t);
@@ -144,7 +145,7 @@ pdckpt_status pdckpt_tensor_new_in_buffer(const pdckpt_allocator *a, pdckpt_dtyp
     return PDCKPT_OK;
 }
 
-bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
+bool pdckpt_tensor_get_memory(const pdckpt_value *value, pdckpt_tensor_view *out, bool *fortran) {
     if (!value || value->kind != PDCKPT_KIND_TENSOR || !out) return false;
     const pdk_tensor *t = value->u.t;
     out->dtype = t->dtype;
@@ -159,11 +160,24 @@ bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
     out->lod_lens = t->lod_lens;
     out->lod = (const uint64_t *const *)t->lod;
     out->buffer = t->buffer;
+    if (fortran) *fortran = t->fortran;
+    return true;
+}
+
+bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
+    if (!pdckpt_tensor_get_memory(value, out, NULL)) return false;
+    pdk_tensor *t = value->u.t;
+    if (!t->fortran) return true;
+    if (!(out->data = pdk_tensor_c_data(value->alloc, t))) return false; /* out of memory */
+    out->buffer = atomic_load(&t->c_copy);
+    out->read_only = true; /* a copy: writing it would not change the tensor */
     return true;
 }
 
 void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
-    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable) return NULL;
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable ||
+        tensor->u.t->fortran) /* its data is not the C order the caller would write */
+        return NULL;
     return (void *)tensor->u.t->data;
 }
 
@@ -226,7 +240,9 @@ pdckpt_status pdckpt_tensor_reinterpret(pdckpt_value *tensor, pdckpt_dtype dtype
     return PDCKPT_OK;
 }
 
-bool pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b) {
+/* Values compare in C order (a Fortran-order tensor's copy); an unallocatable copy is unequal. */
+bool pdk_tensor_equal(const pdckpt_value *va, const pdckpt_value *vb) {
+    pdk_tensor *a = va->u.t, *b = vb->u.t;
     if (a->dtype != b->dtype || a->n_dims != b->n_dims || a->n_lod != b->n_lod) return false;
     if (a->n_dims && memcmp(a->dims, b->dims, (size_t)a->n_dims * sizeof *a->dims)) return false;
     for (int32_t i = 0; i < a->n_lod; i++) {
@@ -234,7 +250,9 @@ bool pdk_tensor_equal(const pdk_tensor *a, const pdk_tensor *b) {
         if (a->lod_lens[i] && memcmp(a->lod[i], b->lod[i], a->lod_lens[i] * sizeof(uint64_t)))
             return false;
     }
-    return a->n_bytes == 0 || memcmp(a->data, b->data, (size_t)a->n_bytes) == 0;
+    if (a->n_bytes == 0) return true;
+    const void *x = pdk_tensor_c_data(va->alloc, a), *y = pdk_tensor_c_data(vb->alloc, b);
+    return x && y && memcmp(x, y, (size_t)a->n_bytes) == 0;
 }
 
 static pdckpt_status retype_tree(pdckpt_value *v, pdckpt_dtype from, pdckpt_dtype to, uint64_t *n,

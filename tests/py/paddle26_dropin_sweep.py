@@ -40,6 +40,11 @@ def objects():
         "checkpoint": {"model": lin.state_dict(), "opt": opt.state_dict(), "epoch": 1},
         "OrderedDict": collections.OrderedDict(a=t()), "str": "s", "none": None,
         "set": {"s": {1, 2}},
+        # np.array() of a transposed tensor is F-contiguous: pickled is_fortran, memory as is
+        "transposed tensors": {"t": t(4, 6).T, "r": t(2, 3, 4).transpose([2, 1, 0]),
+                               "n": t(2, 3, 4).transpose([0, 2, 1]), "1xN": t(1, 3).T},
+        "F-order arrays beside a tensor": [t(), np.asfortranarray(np.ones((2, 3))),
+                                           np.arange(12.0).reshape(3, 4).T],
     }
 
 

@@ -241,9 +241,9 @@ def test_use_binary_format_every_dtype_0d_and_empty(tmp_path):
 
 def test_strided_inputs_are_saved_and_left_alone(tmp_path):
     """A transposed or sliced tensor saves with its values; the caller's tensor keeps its layout
-    (pdckpt.save made it contiguous in place).  Paddle pickles a transposed tensor's array in
-    Fortran order, pdckpt in C order: the same values, dtype and shape come back from either
-    file; the bytes differ (docs/python.md)."""
+    (pdckpt.save made it contiguous in place).  The same values, dtype and shape come back from
+    either file (a transposed tensor is pickled in Fortran order by both: paddle.save's bytes are
+    checked in test_fortran_order.py)."""
     base = paddle.arange(15, dtype="float32").reshape([3, 5])
     for make in (lambda: base.clone().T, lambda: base.clone()[:, ::2],
                  lambda: base.clone().astype("bfloat16").T):

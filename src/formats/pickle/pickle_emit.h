@@ -168,13 +168,17 @@ bool pdk_pkl_is_name_like(const char *s, size_t len);
 
 /* ---- pickle_emit_numpy.c: numpy's reductions ---- */
 
-/* save() of an ndarray holding `n_bytes` bytes at `data` (C order) with the tensor's dtype and
- * the given shape; memoized under `key`. */
 /* A numpy scalar value (pdckpt_value_numpy_scalar): multiarray.scalar(dtype, bytes). */
 pdckpt_status pdk_pkl_save_np_scalar(pdk_pkl *p, const pdckpt_value *v, pdckpt_dtype dtype);
+/* save() of an ndarray holding `n_bytes` bytes at `data` with the tensor's dtype and the given
+ * shape, in C order or (fortran) column-major, as numpy's is_fortran says; memoized under `key`.
+ * save_tensor_array: a tensor's own memory, in the order it has (pdckpt_tensor_get_memory). */
 pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dims,
                                    const int64_t *dims, const void *data, uint64_t n_bytes,
-                                   pdk_pkl_key key);
+                                   bool fortran, pdk_pkl_key key);
+pdckpt_status pdk_pkl_save_tensor_array(pdk_pkl *p, const pdckpt_value *tensor, pdk_pkl_key key);
+/* The file being written cannot have a lazy-open index (a payload the index cannot describe). */
+void pdk_pkl_no_index(pdk_pkl *p);
 /* numpy's element size for the dtype as Paddle pickles it (bfloat16 as uint16, float8 as int8);
  * 0 when numpy cannot hold it. */
 size_t pdk_pkl_numpy_itemsize(pdckpt_dtype dtype);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pickle_emit_numpy.c — how numpy pickles what Paddle hands it (spec pickle §1.9): an ndarray is
- * _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, False, raw C-order bytes); a dtype is
+ * _reconstruct(ndarray, (0,), b'b') + BUILD (1, shape, dtype, is_fortran, raw bytes) (is_fortran:
+ * the memory is column-major, as np.array() of a transposed Paddle tensor gives it); a dtype is
  * numpy.dtype(code, False, True) + BUILD (3, byteorder, None, None, None, -1, -1, 0), one shared
  * object per builtin dtype.  bfloat16 is written as uint16 bits and float8 as int8 bits, which is
  * what np.array() of a Paddle tensor gives (checked against Paddle 3.3).
@@ -71,21 +72,23 @@ static pdckpt_status save_reconstruct_call(pdk_pkl *p) {
 }
 
 static pdckpt_status save_array_state(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dims,
-                                      const int64_t *dims, const void *data, uint64_t n_bytes) {
+                                      const int64_t *dims, const void *data, uint64_t n_bytes,
+                                      bool fortran) {
     PDK_TRY(pdk_pkl_boundary(p));
     PDK_TRY(pdk_pkl_tuple_begin(p, 5));
     PDK_TRY(pdk_pkl_save_int(p, 1));
     PDK_TRY(pdk_pkl_save_int_tuple(p, dims, (size_t)n_dims));
     PDK_TRY(save_dtype(p, dtype));
-    PDK_TRY(pdk_pkl_save_bool(p, false)); /* C order */
-    p->want_offset = true;                /* the payload, for the lazy-open index */
+    PDK_TRY(pdk_pkl_save_bool(p, fortran)); /* numpy: F- and not C-contiguous */
+    if (fortran) pdk_pkl_no_index(p);       /* the index's payloads are C order */
+    p->want_offset = true;                  /* the payload, for the lazy-open index */
     PDK_TRY(pdk_pkl_save_bytes(p, n_bytes ? data : "", n_bytes, pdk_key_fresh()));
     return pdk_pkl_tuple_end(p, 5, pdk_key_fresh());
 }
 
 pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dims,
                                    const int64_t *dims, const void *data, uint64_t n_bytes,
-                                   pdk_pkl_key key) {
+                                   bool fortran, pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_boundary(p));
     if (pdk_pkl_numpy_itemsize(dtype) == 0)
         return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1, "numpy has no %s arrays",
@@ -96,9 +99,16 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
     PDK_TRY(pdk_pkl_enter(p));
     PDK_TRY(save_reconstruct_call(p));
     PDK_TRY(pdk_pkl_memoize(p, &key));
-    PDK_TRY(save_array_state(p, dtype, n_dims, dims, data, n_bytes));
+    PDK_TRY(save_array_state(p, dtype, n_dims, dims, data, n_bytes, fortran));
     pdk_pkl_leave(p);
     return pdk_pkl_op(p, 'b');
+}
+
+pdckpt_status pdk_pkl_save_tensor_array(pdk_pkl *p, const pdckpt_value *tensor, pdk_pkl_key key) {
+    pdckpt_tensor_view t;
+    bool               fortran;
+    pdckpt_tensor_get_memory(tensor, &t, &fortran);
+    return pdk_pkl_save_ndarray(p, t.dtype, t.n_dims, t.dims, t.data, t.n_bytes, fortran, key);
 }
 
 /* The scalar's value in its dtype's little-endian bytes (pdckpt_value_set_numpy_scalar checked

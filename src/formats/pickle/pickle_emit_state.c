@@ -70,9 +70,8 @@ static pdckpt_status save_key_again(pdk_pkl *p, const sd_ctx *c, size_t index) {
 }
 
 /* np.array(tensor): a fresh ndarray for every entry, even a tensor stored under two keys. */
-static pdckpt_status save_fresh_array(pdk_pkl *p, const pdckpt_tensor_view *t) {
-    return pdk_pkl_save_ndarray(p, t->dtype, t->n_dims, t->dims, t->data, t->n_bytes,
-                                pdk_key_fresh());
+static pdckpt_status save_fresh_array(pdk_pkl *p, const pdckpt_value *t) {
+    return pdk_pkl_save_tensor_array(p, t, pdk_key_fresh());
 }
 
 static pdckpt_status save_literal(pdk_pkl *p, const char *s) {
@@ -87,7 +86,7 @@ static pdckpt_status generated_pair(pdk_pkl *p, void *ctx, size_t i) {
     size_t              k = c->tensors[i];
     const pdckpt_value *key = pdckpt_dict_key_at(root, k);
     pdckpt_tensor_view  t;
-    pdckpt_tensor_get(pdckpt_value_at(root, k), &t);
+    pdckpt_tensor_get_memory(pdckpt_value_at(root, k), &t, NULL);
     size_t      len;
     const char *name = t.name;
     if (!name && (!(name = pdckpt_value_get_string(key, &len)) ||
@@ -151,11 +150,15 @@ static pdckpt_status save_slice(pdk_pkl *p, const sd_ctx *c, uint64_t s) {
     const big_entry *b = c->big;
     while (s >= b->n_slices) s -= b++->n_slices;
     PDK_TRY(save_slice_name(p, c, b, s));
-    uint64_t first = s * b->per_slice, left = b->t.n_elements - first;
-    int64_t  count = (int64_t)(left < b->per_slice ? left : b->per_slice);
-    size_t   item = pdckpt_dtype_size(b->t.dtype);
-    return pdk_pkl_save_ndarray(p, b->t.dtype, 1, &count, (const uint8_t *)b->t.data + first * item,
-                                (uint64_t)count * item, pdk_key_fresh());
+    uint64_t           first = s * b->per_slice, left = b->t.n_elements - first;
+    int64_t            count = (int64_t)(left < b->per_slice ? left : b->per_slice);
+    size_t             item = pdckpt_dtype_size(b->t.dtype);
+    pdckpt_tensor_view c_order; /* value.flatten(): C order, whatever the array's own order */
+    if (!pdckpt_tensor_get(pdckpt_value_at(c->root, b->index), &c_order))
+        return pdk_fail_nomem(p->err, "a C-order copy of a Fortran-order array");
+    return pdk_pkl_save_ndarray(p, b->t.dtype, 1, &count,
+                                (const uint8_t *)c_order.data + first * item,
+                                (uint64_t)count * item, false, pdk_key_fresh());
 }
 
 typedef struct slices_ctx {
@@ -204,8 +207,7 @@ static pdckpt_status root_item(pdk_pkl *p, void *ctx, size_t i) {
     if (i < c->n_user) {
         const pdckpt_value *v = pdckpt_value_at(c->root, c->user[i]);
         PDK_TRY(save_data_key(p, c, c->user[i]));
-        pdckpt_tensor_view t;
-        if (pdckpt_tensor_get(v, &t)) return save_fresh_array(p, &t);
+        if (pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR) return save_fresh_array(p, v);
         return pdk_pkl_save_value(p, v, PDK_MODE_STATE);
     }
     if (i == c->n_user) return save_name_table(p, c);
@@ -217,7 +219,7 @@ static pdckpt_status root_item(pdk_pkl *p, void *ctx, size_t i) {
 
 /* Whether _unpack_saved_dict splits this top-level value (protocols 2 and 3 only). */
 static bool is_big(const pdk_pkl *p, const pdckpt_value *v, big_entry *b) {
-    if (p->proto >= 4 || !pdckpt_tensor_get(v, &b->t)) return false;
+    if (p->proto >= 4 || !pdckpt_tensor_get_memory(v, &b->t, NULL)) return false;
     size_t item = pdk_pkl_numpy_itemsize(b->t.dtype);
     if (item == 0 || b->t.n_elements <= ((1u << 30) - 1) / item) return false;
     b->per_slice = ((1u << 30) - 1) / item;

@@ -85,13 +85,12 @@ static pdckpt_status save_container(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_m
 
 /* Paddle's reduce_varbase: (tuple, ((tensor.name, np.array(tensor)),)), memoized as the tensor. */
 static pdckpt_status save_tensor_reduce(pdk_pkl *p, const char *name, pdk_pkl_key name_key,
-                                        const pdckpt_tensor_view *t, pdk_pkl_key key) {
+                                        const pdckpt_value *t, pdk_pkl_key key) {
     PDK_TRY(pdk_pkl_save_global(p, "builtins", "tuple"));
     PDK_TRY(pdk_pkl_boundary(p)); /* save(((name, ndarray),)) */
     PDK_TRY(pdk_pkl_boundary(p)); /* save((name, ndarray)) */
     PDK_TRY(pdk_pkl_save_str(p, name, strlen(name), name_key));
-    PDK_TRY(pdk_pkl_save_ndarray(p, t->dtype, t->n_dims, t->dims, t->data, t->n_bytes,
-                                 pdk_key_fresh()));
+    PDK_TRY(pdk_pkl_save_tensor_array(p, t, pdk_key_fresh()));
     PDK_TRY(pdk_pkl_tuple_end(p, 2, pdk_key_fresh()));
     PDK_TRY(pdk_pkl_tuple_end(p, 1, pdk_key_fresh()));
     PDK_TRY(pdk_pkl_op(p, 'R'));
@@ -104,7 +103,7 @@ static bool is_tensor_tuple(const pdckpt_value *v, pdckpt_tensor_view *t) {
     size_t      len;
     const char *s = pdckpt_value_get_string(pdckpt_value_at(v, 0), &len);
     if (!s || pdckpt_value_kind(pdckpt_value_at(v, 0)) != PDCKPT_KIND_STRING) return false;
-    if (!pdckpt_tensor_get(pdckpt_value_at(v, 1), t) || !t->name) return false;
+    if (!pdckpt_tensor_get_memory(pdckpt_value_at(v, 1), t, NULL) || !t->name) return false;
     return strlen(t->name) == len && memcmp(t->name, s, len) == 0;
 }
 
@@ -112,10 +111,10 @@ static pdckpt_status save_tensor(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode
     pdckpt_tensor_view t;
     pdckpt_dtype       np;
     if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np); /* complex */
-    pdckpt_tensor_get(v, &t);
+    pdckpt_tensor_get_memory(v, &t, NULL);
     if (mode == PDK_MODE_GENERIC && t.name)
-        return save_tensor_reduce(p, t.name, pdk_key_fresh(), &t, pdk_key_ptr(v, 0));
-    return pdk_pkl_save_ndarray(p, t.dtype, t.n_dims, t.dims, t.data, t.n_bytes, pdk_key_ptr(v, 0));
+        return save_tensor_reduce(p, t.name, pdk_key_fresh(), v, pdk_key_ptr(v, 0));
+    return pdk_pkl_save_tensor_array(p, v, pdk_key_ptr(v, 0));
 }
 
 static pdckpt_status save_object_items(pdk_pkl *p, const pdckpt_value *obj, pdk_pkl_mode mode) {
@@ -214,8 +213,8 @@ static pdckpt_status save_value_inner(pdk_pkl *p, const pdckpt_value *v, pdk_pkl
     case PDCKPT_KIND_OBJECT: return save_object(p, v, mode);
     case PDCKPT_KIND_TUPLE:
         if (mode == PDK_MODE_GENERIC && is_tensor_tuple(v, &t))
-            return save_tensor_reduce(p, t.name, pdk_key_ptr(pdckpt_value_at(v, 0), 0), &t,
-                                      pdk_key_ptr(v, 0));
+            return save_tensor_reduce(p, t.name, pdk_key_ptr(pdckpt_value_at(v, 0), 0),
+                                      pdckpt_value_at(v, 1), pdk_key_ptr(v, 0));
         return save_container(p, v, mode);
     default: return save_container(p, v, mode);
     }

@@ -109,11 +109,12 @@ static void put_tensor_at(ibuf *b, const pdckpt_tensor_view *tv, uint64_t off, c
 /* A tensor whose data lies in the mapped pickle (anything else cannot be indexed). */
 static void put_tensor(ibuf *b, const pdckpt_value *v) {
     pdckpt_tensor_view tv;
-    pdckpt_tensor_get(v, &tv);
+    bool               fortran; /* the index's tensors are C order */
+    pdckpt_tensor_get_memory(v, &tv, &fortran);
     const uint8_t *d = tv.data;
     bool           inside = tv.n_bytes == 0 || (d >= b->base && tv.n_bytes <= b->base_len &&
                                       (size_t)(d - b->base) <= b->base_len - tv.n_bytes);
-    if (!inside || tv.n_lod_levels ||
+    if (!inside || tv.n_lod_levels || fortran ||
         (tv.n_bytes && !payload_at(b->base, b->base_len, (uint64_t)(d - b->base), tv.n_bytes))) {
         b->ok = false;
         return;
@@ -260,9 +261,10 @@ static bool saved_tree_known(const pdckpt_value *root, const pdk_pickle_offsets 
         const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), &len);
         pdckpt_tensor_view tv;
         if (!key || pdckpt_value_kind(pdckpt_dict_key_at(root, i)) != PDCKPT_KIND_STRING ||
-            strlen(key) != len || !pdckpt_tensor_get(pdckpt_value_at(root, i), &tv) ||
-            tv.n_lod_levels || tv.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN ||
-            tv.dtype == PDCKPT_DTYPE_FLOAT8_E5M2 || tv.dtype == PDCKPT_DTYPE_UINT16)
+            strlen(key) != len || !pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &tv, NULL) ||
+            pdckpt_tensor_is_fortran(pdckpt_value_at(root, i)) || tv.n_lod_levels ||
+            tv.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN || tv.dtype == PDCKPT_DTYPE_FLOAT8_E5M2 ||
+            tv.dtype == PDCKPT_DTYPE_UINT16)
             return false;
     }
     return true;
@@ -282,7 +284,7 @@ static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *off
     for (size_t i = 0; i < n && b->ok; i++) {
         const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
         pdckpt_tensor_view tv;
-        pdckpt_tensor_get(pdckpt_value_at(root, i), &tv);
+        pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &tv, NULL);
         if (!payload_at(in->data, in->len, offs->at[i], tv.n_bytes)) b->ok = false;
         put_u64(&tab, b->len - IDX_HEADER);
         put_string(b, key, strlen(key));
@@ -307,7 +309,7 @@ static int count_tensor(void *ctx, const pdckpt_path_step *path, size_t depth,
     (void)path, (void)depth;
     idx_count         *c = ctx;
     pdckpt_tensor_view tv;
-    if (pdckpt_tensor_get(v, &tv)) c->tensors++, c->bytes += tv.n_bytes;
+    if (pdckpt_tensor_get_memory(v, &tv, NULL)) c->tensors++, c->bytes += tv.n_bytes;
     return 0;
 }
 

@@ -102,29 +102,6 @@ static void byteswap(uint8_t *d, uint64_t n_elements, pk_np_dtype dt) {
         }
 }
 
-/* Column-major (Fortran) bytes to row-major. */
-static void fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t nd, const int64_t *dims,
-                         uint64_t n, size_t item) {
-    uint64_t stride[PDCKPT_MAX_DIMS], idx[PDCKPT_MAX_DIMS] = {0}, off = 0;
-    for (int32_t k = 0; k < nd; k++) stride[k] = k ? stride[k - 1] * (uint64_t)dims[k - 1] : item;
-    for (uint64_t i = 0; i < n; i++) {
-        memcpy(dst + i * item, src + off, item);
-        for (int32_t k = nd - 1; k >= 0; k--) {
-            off += stride[k];
-            if (++idx[k] < (uint64_t)dims[k]) break;
-            off -= stride[k] * (uint64_t)dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-/* Fortran order matters only with two or more dimensions longer than one. */
-static bool layout_differs(int32_t nd, const int64_t *dims) {
-    int big = 0;
-    for (int32_t k = 0; k < nd; k++) big += dims[k] > 1;
-    return big > 1;
-}
-
 /* The raw bytes behind an array's data value (a view, owned raw bytes, BYTES, or a latin-1
  * STRING from a Python 2 pickle, decoded into *tmp). */
 static pdckpt_status data_bytes(pk_vm *vm, const pdckpt_value *raw, const uint8_t **b, size_t *len,
@@ -185,6 +162,16 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_d
     return st;
 }
 
+/* Column-major bytes kept as they are (a Fortran-order tensor: return_numpy gives the F-ordered
+ * array numpy unpickles, a save writes the same bytes again; pdckpt_tensor_get gives C order). */
+static pdckpt_status fortran_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt,
+                                      int32_t nd, const int64_t *dims, const uint8_t *b,
+                                      uint64_t n_bytes, pdckpt_value **out) {
+    PDK_TRY(pk_charge(vm, n_bytes)); /* the C-order copy a reader may make: within the budget */
+    PDK_TRY(tensor_in_place(vm, raw, dt, nd, dims, b, out));
+    return pdckpt_tensor_set_fortran(*out, vm->err);
+}
+
 /* A tensor from array bytes `raw` in numpy's layout: (dims, dtype, Fortran order). */
 static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt, int32_t nd,
                                 const int64_t *dims, bool fortran, pdckpt_value **out) {
@@ -211,13 +198,15 @@ static pdckpt_status make_array(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype 
     else if (len != n_bytes)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT, "expected %llu bytes of %s array data, found %zu",
                      (unsigned long long)n_bytes, pdckpt_dtype_name(dt.dtype), len);
-    else if (!dt.swap && !(fortran && layout_differs(nd, dims)) && !tmp)
-        st = tensor_in_place(vm, raw, dt, nd, dims, b, out);
+    else if (!dt.swap && !tmp)
+        st = fortran && pdk_orders_differ(nd, dims)
+                 ? fortran_in_place(vm, raw, dt, nd, dims, b, n_bytes, out)
+                 : tensor_in_place(vm, raw, dt, nd, dims, b, out);
     else if ((st = pk_charge(vm, n_bytes)) == PDCKPT_OK &&
              (st = pdckpt_tensor_new(vm->a, dt.dtype, nd, dims, out, vm->err)) == PDCKPT_OK) {
-        uint8_t *d = pdckpt_tensor_data_mut(*out);
-        if (fortran && layout_differs(nd, dims))
-            fortran_to_c(d, b, nd, dims, n_el, dt.size);
+        uint8_t *d = pdckpt_tensor_data_mut(*out); /* big-endian or latin-1: made C order here */
+        if (fortran && pdk_orders_differ(nd, dims))
+            pdk_fortran_to_c(d, b, nd, dims, n_el, dt.size);
         else if (n_bytes)
             memcpy(d, b, (size_t)n_bytes);
         if (dt.swap) byteswap(d, n_el, dt);
@@ -371,10 +360,12 @@ pdckpt_status pk_np_scalar(pk_vm *vm, pdckpt_value *args, pdckpt_value **out) {
 pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *name,
                                 pdckpt_value **out) {
     pdckpt_tensor_view v;
-    pdckpt_tensor_get(t, &v);
-    PDK_TRY(pk_charge(vm, 256 + strlen(name)));
+    bool               fortran; /* the same memory, in the same order */
+    pdckpt_tensor_get_memory(t, &v, &fortran);
+    PDK_TRY(pk_charge(vm, 256 + strlen(name) + (fortran ? v.n_bytes : 0))); /* its C copy */
     pdckpt_status st = pdckpt_tensor_new_in_buffer(vm->a, v.dtype, v.n_dims, v.dims, v.buffer,
                                                    v.data, out, vm->err);
+    if (st == PDCKPT_OK && fortran) st = pdckpt_tensor_set_fortran(*out, vm->err);
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(*out, name, vm->err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);

@@ -26,7 +26,7 @@ static pdckpt_status check_slices(pk_vm *vm, pdckpt_value *root, const char *key
     for (size_t i = 0; i < pdckpt_value_len(slices); i++) {
         const char        *name = pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL);
         pdckpt_tensor_view v;
-        if (!name || !pdckpt_tensor_get(pdckpt_dict_get(root, name), &v))
+        if (!name || !pdckpt_tensor_get_memory(pdckpt_dict_get(root, name), &v, NULL))
             return bad_info(vm, key, "a slice is missing or is not an array");
         if (i == 0) *dtype = v.dtype;
         if (v.dtype != *dtype) return bad_info(vm, key, "slices have different dtypes");
@@ -138,7 +138,7 @@ static pdckpt_status retype_bits(void *ctx, pdckpt_value *t, const char *path, p
     (void)ctx;
     (void)path;
     pdckpt_tensor_view v;
-    pdckpt_tensor_get(t, &v);
+    pdckpt_tensor_get_memory(t, &v, NULL);
     return v.dtype == PDCKPT_DTYPE_UINT16 ? pdckpt_tensor_reinterpret(t, PDCKPT_DTYPE_BFLOAT16, err)
                                           : PDCKPT_OK;
 }

@@ -28,7 +28,7 @@ typedef struct walk_ctx {
 /* A (str, tensor) tuple, or a named tensor: what paddle.load sees as (name, ndarray). */
 static bool is_name_pair(const pdckpt_value *v) {
     pdckpt_tensor_view t;
-    if (pdckpt_tensor_get(v, &t)) return t.name != NULL;
+    if (pdckpt_tensor_get_memory(v, &t, NULL)) return t.name != NULL;
     return pdckpt_value_kind(v) == PDCKPT_KIND_TUPLE && pdckpt_value_len(v) == 2 &&
            pdckpt_value_kind(pdckpt_value_at(v, 0)) == PDCKPT_KIND_STRING &&
            pdckpt_value_kind(pdckpt_value_at(v, 1)) == PDCKPT_KIND_TENSOR;
@@ -62,7 +62,7 @@ static pdckpt_status visit(walk_ctx *w, pdckpt_value *v, int depth) {
     pdckpt_kind k = pdckpt_value_kind(v);
     if (k == PDCKPT_KIND_TENSOR) {
         pdckpt_tensor_view t;
-        pdckpt_tensor_get(v, &t);
+        pdckpt_tensor_get_memory(v, &t, NULL);
         return w->named_only && !t.name ? PDCKPT_OK : w->fn(w->ctx, v, w->path, w->err);
     }
     if (w->named_only && is_name_pair(v))

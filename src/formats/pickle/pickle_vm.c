@@ -306,7 +306,7 @@ static uint64_t leaf_data(const pdckpt_value *v) {
     size_t             n = 0;
     pdckpt_tensor_view tv;
     switch (pdckpt_value_kind(v)) {
-    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get(v, &tv) ? tv.n_bytes : 0;
+    case PDCKPT_KIND_TENSOR: return pdckpt_tensor_get_memory(v, &tv, NULL) ? tv.n_bytes : 0;
     case PDCKPT_KIND_STRING: pdckpt_value_get_string(v, &n); return n;
     case PDCKPT_KIND_BYTES: pdckpt_value_get_bytes(v, &n); return n;
     default: return 0;

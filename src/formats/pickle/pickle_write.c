@@ -33,7 +33,7 @@ bool pdk_pickle_is_state_dict(const pdckpt_value *root) {
     for (size_t i = 0; i < pdckpt_value_len(root); i++) {
         const pdckpt_value *v = pdckpt_value_at(root, i);
         pdckpt_kind         kind = pdckpt_value_kind(v);
-        if (pdckpt_tensor_get(v, &t)) {
+        if (pdckpt_tensor_get_memory(v, &t, NULL)) {
             *(t.name ? &named : &unnamed) = true;
             if (named && unnamed) return false;
             continue;
@@ -71,7 +71,7 @@ static bool plain_dict(const pdckpt_value *root) {
 static pdckpt_status refuse_uint16(void *ctx, pdckpt_value *t, const char *path,
                                    pdckpt_error *err) {
     pdckpt_tensor_view v;
-    pdckpt_tensor_get(t, &v);
+    pdckpt_tensor_get_memory(t, &v, NULL);
     if (v.dtype != PDCKPT_DTYPE_UINT16) return PDCKPT_OK;
     return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, ((const pdk_sink *)ctx)->name, -1,
                     "tensor '%s' is uint16, which paddle.load reads back from a pickle as "
@@ -117,7 +117,7 @@ static int check_leaf(void *ctx, const pdckpt_path_step *path, size_t depth,
                       const pdckpt_value *leaf) {
     const leaf_ctx    *c = ctx;
     pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(leaf, &v)) return 0;
+    if (!pdckpt_tensor_get_memory(leaf, &v, NULL)) return 0;
     const char *key = depth ? pdckpt_value_get_string(path[depth - 1].key, NULL) : NULL;
     if (v.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN || v.dtype == PDCKPT_DTYPE_FLOAT8_E5M2)
         return refuse_float8(c, key, &v);

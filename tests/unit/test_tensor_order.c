@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_tensor_order.c — Fortran-order tensors (tensor_order.c): numpy's rule for when the orders
+ * differ, C order from pdckpt_tensor_get (one copy, shared by concurrent readers), the memory as
+ * it is from pdckpt_tensor_get_memory, equality by value, and the formats: a pickle keeps the
+ * column-major memory with is_fortran set (and a load of it keeps it), the others store C order.
+ */
+#include "check.h"
+#include "core/pdk_core.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* [[0, 1, 2], [3, 4, 5]] in column-major memory. */
+static const float F23[6] = {0, 3, 1, 4, 2, 5};
+static const float C23[6] = {0, 1, 2, 3, 4, 5};
+
+static pdckpt_value *fortran_tensor(const float *data, int32_t nd, const int64_t *dims) {
+    pdckpt_error  err = PDCKPT_ERROR_INIT;
+    pdckpt_value *t = NULL;
+    CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, nd, dims, data, &t, &err),
+             &err);
+    CHECK_OK(pdckpt_tensor_set_fortran(t, &err), &err);
+    return t;
+}
+
+static void test_orders_differ(void) {
+    const int64_t d23[2] = {2, 3}, d13[2] = {1, 3}, d31[2] = {3, 1}, d03[3] = {0, 3, 2};
+    const int64_t d121[3] = {2, 1, 3}, d5[1] = {5};
+    CHECK(pdk_orders_differ(2, d23) && pdk_orders_differ(3, d121));
+    CHECK(!pdk_orders_differ(2, d13) && !pdk_orders_differ(2, d31)); /* numpy: both contiguous */
+    CHECK(!pdk_orders_differ(3, d03) && !pdk_orders_differ(1, d5) && !pdk_orders_differ(0, NULL));
+    pdckpt_value *row = fortran_tensor(C23, 2, d13); /* the same bytes either way: stays C */
+    CHECK(!pdckpt_tensor_is_fortran(row));
+    pdckpt_value_free(row);
+}
+
+/* The element at C index `i` of `dims`, read from column-major memory one index at a time. */
+static uint64_t column_major_offset(uint64_t i, int32_t nd, const int64_t *dims) {
+    uint64_t off = 0, stride = 1, idx[8];
+    for (int32_t k = nd - 1; k >= 0; k--) idx[k] = i % (uint64_t)dims[k], i /= (uint64_t)dims[k];
+    for (int32_t k = 0; k < nd; k++) off += idx[k] * stride, stride *= (uint64_t)dims[k];
+    return off;
+}
+
+/* The tiled matrix path (two dims longer than one, odd sizes, size-1 dims between) and the
+ * general walk (three or more) agree with the definition, for every element size. */
+static void test_transposition(void) {
+    static const int64_t shapes[][4] = {{37, 45, 0, 0}, {1, 70, 1, 33}, {64, 32, 0, 0},
+                                        {5, 6, 7, 0},   {3, 1, 4, 5},   {2, 3, 4, 5}};
+    static const int32_t nds[] = {2, 4, 2, 3, 4, 4};
+    static const size_t  items[] = {1, 2, 4, 8, 16};
+    static uint8_t       src[2310 * 16], dst[sizeof src]; /* the largest shape, 16-byte items */
+    for (size_t s = 0; s < sizeof nds / sizeof *nds; s++)
+        for (size_t k = 0; k < sizeof items / sizeof *items; k++) {
+            uint64_t n = 1;
+            for (int32_t d = 0; d < nds[s]; d++) n *= (uint64_t)shapes[s][d];
+            for (size_t b = 0; b < n * items[k]; b++) src[b] = (uint8_t)(b * 7 + b / 251);
+            pdk_fortran_to_c(dst, src, nds[s], shapes[s], n, items[k]);
+            bool same = true;
+            for (uint64_t i = 0; i < n; i++)
+                same &= memcmp(dst + i * items[k],
+                               src + column_major_offset(i, nds[s], shapes[s]) * items[k],
+                               items[k]) == 0;
+            CHECK(same);
+        }
+}
+
+static void test_views_and_equality(void) {
+    pdckpt_error       err = PDCKPT_ERROR_INIT;
+    const int64_t      dims[2] = {2, 3};
+    pdckpt_value      *f = fortran_tensor(F23, 2, dims), *c = NULL;
+    pdckpt_tensor_view v;
+    bool               fortran = false;
+    CHECK(pdckpt_tensor_is_fortran(f));
+    CHECK(pdckpt_tensor_get_memory(f, &v, &fortran) && fortran && v.data == F23);
+    CHECK(pdckpt_tensor_get(f, &v) && v.data != F23 && memcmp(v.data, C23, sizeof C23) == 0);
+    const void *once = v.data;
+    CHECK(pdckpt_tensor_get(f, &v) && v.data == once && v.read_only && v.buffer); /* one copy */
+    CHECK_STATUS(pdckpt_tensor_set_fortran(f, &err), PDCKPT_ERR_ARGUMENT, &err);  /* seen in C */
+    CHECK_OK(pdckpt_tensor_new_borrowed(NULL, PDCKPT_DTYPE_FLOAT32, 2, dims, C23, &c, &err), &err);
+    CHECK(pdckpt_value_equal(f, c) && pdckpt_value_equal(c, f));
+    pdckpt_value *owned = NULL; /* owned column-major bytes: no longer writable as C order */
+    CHECK_OK(pdckpt_tensor_new(NULL, PDCKPT_DTYPE_FLOAT32, 2, dims, &owned, &err), &err);
+    memcpy(pdckpt_tensor_data_mut(owned), F23, sizeof F23);
+    CHECK_OK(pdckpt_tensor_set_fortran(owned, &err), &err);
+    CHECK(pdckpt_tensor_data_mut(owned) == NULL && pdckpt_value_equal(owned, c));
+    pdckpt_value_free(owned);
+    pdckpt_value_free(c);
+    pdckpt_value_free(f);
+}
+
+static void *read_c_order(void *t) {
+    pdckpt_tensor_view v;
+    return pdckpt_tensor_get(t, &v) ? (void *)v.data : NULL;
+}
+
+/* Readers racing for the first C-order copy all get the one that is kept (ASan/TSan: no leak). */
+static void test_concurrent_first_readers(void) {
+    static float  big[64 * 48];
+    const int64_t dims[2] = {64, 48};
+    for (int i = 0; i < 64 * 48; i++) big[i] = (float)i;
+    pdckpt_value *f = fortran_tensor(big, 2, dims);
+    pthread_t     th[4];
+    void         *got[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, read_c_order, f);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], &got[i]);
+    const float *c = read_c_order(f);
+    for (int i = 0; i < 4; i++) CHECK(got[i] == c);
+    CHECK(c[1] == 64.0f && c[48] == 1.0f); /* (0, 1) and (1, 0) of column-major memory */
+    pdckpt_value_free(f);
+}
+
+static const uint8_t *find(const void *hay, size_t len, const void *needle, size_t n) {
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp((const uint8_t *)hay + i, needle, n) == 0) return (const uint8_t *)hay + i;
+    return NULL;
+}
+
+/* A pickle holds the memory as it is, flagged; a safetensors file C order; both load as C. */
+static void test_formats(void) {
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    const int64_t       dims[2] = {2, 3};
+    pdckpt_value       *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    CHECK_OK(pdckpt_dict_set(root, "w", fortran_tensor(F23, 2, dims), &err), &err);
+    const pdckpt_format formats[2] = {PDCKPT_FORMAT_PICKLE, PDCKPT_FORMAT_SAFETENSORS};
+    for (int i = 0; i < 2; i++) {
+        void  *bytes;
+        size_t len;
+        so.format = formats[i];
+        CHECK_OK(pdckpt_save_memory(root, &so, &bytes, &len, &err), &err);
+        const uint8_t *at = find(bytes, len, i ? C23 : F23, sizeof F23);
+        CHECK(at != NULL);
+        if (at && i == 0) /* NEWTRUE, SHORT_BINBYTES of 24 */
+            CHECK(at[-3] == 0x88 && at[-2] == 'C' && at[-1] == 24);
+        pdckpt_value       *back = NULL;
+        pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+        pdckpt_tensor_view  v;
+        CHECK_OK(pdckpt_load_memory(bytes, len, &lo, &back, NULL, &err), &err);
+        const pdckpt_value *w = pdckpt_dict_get(back, "w");
+        CHECK(pdckpt_tensor_get(w, &v) && memcmp(v.data, C23, sizeof C23) == 0);
+        CHECK(pdckpt_tensor_is_fortran(w) == (i == 0)); /* a pickle's F array stays F */
+        pdckpt_value_free(back);
+        pdckpt_free(NULL, bytes, len);
+    }
+    pdckpt_value_free(root);
+}
+
+int main(void) {
+    RUN(test_orders_differ);
+    RUN(test_transposition);
+    RUN(test_views_and_equality);
+    RUN(test_concurrent_first_readers);
+    RUN(test_formats);
+    return CHECK_SUMMARY();
+}
