@@ -276,21 +276,29 @@ static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_
     return st;
 }
 
+/* A pickle read as safetensors (a load told `safetensors=True`: paddle.save of NumPy arrays with
+ * that flag writes a pickle) fails on its header size; say what the file is. */
+static const char *pickle_hint(const pdk_input *in) {
+    bool pickle = in->len >= 2 && in->data[0] == 0x80 && in->data[1] >= 2 && in->data[1] <= 5;
+    return pickle ? " (the file starts as a pickle does: load it as one, without safetensors=True "
+                    "or --format safetensors)"
+                  : "";
+}
+
 static pdckpt_status read_header(const pdk_input *in, pdk_cursor *cur, pdk_cursor *hcur,
                                  st_header *h) {
     uint64_t n;
     PDK_TRY(pdk_cur_u64le(cur, &n, "header size"));
     if (n > MAX_HEADER)
         return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_LIMIT,
-                               "expected header size <= %u bytes, found %llu", MAX_HEADER,
-                               (unsigned long long)n);
+                               "expected header size <= %u bytes, found %llu%s", MAX_HEADER,
+                               (unsigned long long)n, pickle_hint(in));
     if (n > pdk_cur_left(cur))
         return pdk_cur_fail_at(cur, 0, PDCKPT_ERR_FORMAT,
-                               "expected header size <= %zu (bytes left), found %llu",
-                               pdk_cur_left(cur), (unsigned long long)n);
+                               "expected header size <= %zu (bytes left), found %llu%s",
+                               pdk_cur_left(cur), (unsigned long long)n, pickle_hint(in));
     pdk_cur_sub(hcur, cur, (size_t)n);
     cur->pos += (size_t)n;
-    (void)in;
     PDK_TRY(parse_header(hcur, h));
     return check_ranges(hcur, h, pdk_cur_left(cur));
 }

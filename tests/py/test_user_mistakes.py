@@ -146,3 +146,18 @@ def test_permission_denied(saved, tmp_path):
                          preexec_fn=as_nobody, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(PY_STAGE)}).stdout
     assert out.startswith(f"True {path}: ") and "Permission denied" in out, out
+
+
+def test_a_pickle_that_paddle_saved_as_safetensors(tmp_path):
+    """paddle.save(dict of NumPy arrays, safetensors=True) writes a pickle (Paddle 3.3.1), which
+    paddle.load(..., safetensors=True) then refuses: pdckpt refuses it too, saying what it is,
+    and loads it as paddle.load does without the flag."""
+    path = str(tmp_path / "w.safetensors")
+    paddle.save({"a": np.arange(3, dtype="float32")}, path, safetensors=True)
+    with open(path, "rb") as f:
+        assert f.read(2) == b"\x80\x04"  # Paddle's pickle, under the name it was given
+    with pytest.raises(pdckpt.LimitError, match=r"offset 0: .*starts as a pickle does"):
+        pdckpt.load(path, safetensors=True)
+    ours, theirs = pdckpt.load(path), paddle.load(path)
+    assert list(ours) == list(theirs) == ["a"]
+    np.testing.assert_array_equal(np.asarray(ours["a"]), np.asarray(theirs["a"]))
