@@ -52,8 +52,10 @@ typedef struct copier {
 static pdckpt_value *copy_value(copier *c, const pdckpt_value *v, int depth);
 
 static pdckpt_value *copy_tensor(copier *c, const pdckpt_value *v) {
-    pdckpt_tensor_view t;
-    pdckpt_tensor_get(v, &t);
+    pdckpt_tensor_view
+         t; /* the memory as it is: a Fortran-order snapshot writes paddle.save's bytes */
+    bool fortran = false;
+    pdckpt_tensor_get_memory(v, &t, &fortran);
     uint8_t *dst = c->base + c->used;
     if (t.n_bytes) memcpy(dst, t.data, (size_t)t.n_bytes);
     c->used += stage_round(t.n_bytes);
@@ -61,7 +63,8 @@ static pdckpt_value *copy_tensor(copier *c, const pdckpt_value *v) {
     if (pdckpt_tensor_new_in_buffer(c->alloc, t.dtype, t.n_dims, t.dims, c->staging, dst, &out,
                                     c->err) != PDCKPT_OK)
         return NULL;
-    if ((t.name && pdckpt_tensor_set_name(out, t.name, c->err) != PDCKPT_OK) ||
+    if ((fortran && pdckpt_tensor_set_fortran(out, c->err) != PDCKPT_OK) ||
+        (t.name && pdckpt_tensor_set_name(out, t.name, c->err) != PDCKPT_OK) ||
         (t.n_lod_levels &&
          pdckpt_tensor_set_lod(out, t.n_lod_levels, t.lod, t.lod_lens, c->err) != PDCKPT_OK)) {
         pdckpt_value_free(out);

@@ -157,6 +157,10 @@ const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value);
 bool pdk_orders_differ(int32_t n_dims, const int64_t *dims);
 void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
                       uint64_t n, size_t item);
+/* pdckpt_tensor_get for a reader of the data: a Fortran-order tensor's C copy that cannot be
+ * allocated is a NOMEM error (naming `source`), not a view with NULL data. */
+pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
+                                const char *source, pdckpt_error *err);
 /* Number of dims / shape checks shared by every tensor constructor. */
 pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);

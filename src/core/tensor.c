@@ -174,6 +174,16 @@ bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
     return true;
 }
 
+pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
+                                const char *source, pdckpt_error *err) {
+    if (pdckpt_tensor_get(tensor, out)) return PDCKPT_OK;
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "expected a tensor value");
+    return pdk_fail(err, PDCKPT_ERR_NOMEM, source, -1,
+                    "expected memory for a C-order copy of a Fortran-order tensor (%llu bytes)",
+                    (unsigned long long)out->n_bytes);
+}
+
 void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
     if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR || !tensor->u.t->writable ||
         tensor->u.t->fortran) /* its data is not the C order the caller would write */

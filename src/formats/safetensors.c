@@ -572,8 +572,8 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, "        ", (size_t)(padded - json_len), err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(flat.entries[i].tensor, &v);
-        st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
+        st = pdk_tensor_c_view(flat.entries[i].tensor, &v, sink->name, err);
+        if (st == PDCKPT_OK) st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
     }
     pdk_flat_free(&flat);
     if (meta.tree) pdk_st_tree_json_free((char *)meta.tree, meta.tree_len);

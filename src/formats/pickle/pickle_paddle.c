@@ -28,6 +28,7 @@ static pdckpt_status check_slices(pk_vm *vm, pdckpt_value *root, const char *key
         pdckpt_tensor_view v;
         if (!name || !pdckpt_tensor_get_memory(pdckpt_dict_get(root, name), &v, NULL))
             return bad_info(vm, key, "a slice is missing or is not an array");
+        if (v.n_dims != 1) return bad_info(vm, key, "a slice is not 1-D");
         if (i == 0) *dtype = v.dtype;
         if (v.dtype != *dtype) return bad_info(vm, key, "slices have different dtypes");
         *total += v.n_elements;
@@ -73,9 +74,10 @@ static pdckpt_status join_one(pk_vm *vm, pdckpt_value *root, const char *key,
     PDK_TRY(pdckpt_tensor_new(vm->a, dtype, nd, dims, &t, vm->err));
     uint8_t *d = pdckpt_tensor_data_mut(t);
     for (size_t i = 0; i < pdckpt_value_len(slices); i++) {
-        pdckpt_tensor_view v;
-        pdckpt_tensor_get(
-            pdckpt_dict_get(root, pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL)), &v);
+        pdckpt_tensor_view v; /* 1-D (check_slices), so C order is the memory itself */
+        pdckpt_tensor_get_memory(
+            pdckpt_dict_get(root, pdckpt_value_get_string(pdckpt_value_at(slices, i), NULL)), &v,
+            NULL);
         if (v.n_bytes) memcpy(d, v.data, (size_t)v.n_bytes);
         d += v.n_bytes;
     }

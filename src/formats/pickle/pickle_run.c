@@ -92,12 +92,12 @@ static pdckpt_status report_progress(pk_vm *vm, size_t *next) {
 
 pdckpt_status pk_vm_run(pk_vm *vm) {
     size_t next_progress = PK_PROGRESS_STEP;
+    if (vm->cur.len == 0)
+        return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, 0,
+                        "expected a pickle, found an empty file (0 bytes): an interrupted "
+                        "download, copy or save?");
     while (!vm->stopped) {
         vm->op_pos = vm->cur.pos;
-        if (vm->cur.len == 0)
-            return pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, 0,
-                            "expected a pickle, found an empty file (0 bytes): an interrupted "
-                            "download, copy or save?");
         if (pdk_cur_left(&vm->cur) == 0)
             return pk_short(vm,
                             pdk_fail(vm->err, PDCKPT_ERR_FORMAT, vm->in->name, (int64_t)vm->op_pos,
