@@ -418,7 +418,7 @@ static pdckpt_status sort_for_layout(pdk_flat_list *flat, pdckpt_error *err) {
     }
     for (size_t i = 0; i < flat->len; i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(flat->entries[i].tensor, &v);
+        pdckpt_tensor_get_memory(flat->entries[i].tensor, &v, NULL); /* the dtype alone */
         keys[i] = (layout_key){pdk_dtype_safetensors_rank(v.dtype), flat->entries[i].name, i};
     }
     qsort(keys, flat->len, sizeof *keys, cmp_for_layout);
@@ -485,8 +485,8 @@ static size_t put_u64(char *out, uint64_t v) {
 
 static pdckpt_status write_entry(pdk_sink *sink, const pdk_flat_entry *e, uint64_t *offset,
                                  pdckpt_error *err) {
-    pdckpt_tensor_view v;
-    pdckpt_tensor_get(e->tensor, &v);
+    pdckpt_tensor_view v; /* the header: dtype, shape and size, no C copy of the data yet */
+    pdckpt_tensor_get_memory(e->tensor, &v, NULL);
     const pdk_dtype_info *info = pdk_dtype_info_of(v.dtype);
     if (v.n_lod_levels > 0) /* dropping it silently would lose the sequence structure */
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,

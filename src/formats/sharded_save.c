@@ -83,7 +83,7 @@ static pdckpt_status plan_split(shard_plan *p, uint64_t limit, pdckpt_error *err
     bool     open = false;
     for (size_t i = 0; i < n; i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(p->flat.entries[i].tensor, &v);
+        pdckpt_tensor_get_memory(p->flat.entries[i].tensor, &v, NULL); /* sizes alone */
         p->total_size += v.n_bytes;
         if (v.n_bytes > limit) {
             p->shard_of[i] = p->n_shards++;

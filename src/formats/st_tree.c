@@ -156,8 +156,8 @@ static pdckpt_status encode_object(enc *e, const pdckpt_value *v, int depth) {
 
 static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
     pdk_flat_list     *fl = e->flat;
-    pdckpt_tensor_view t;
-    pdckpt_tensor_get(v, &t);
+    pdckpt_tensor_view t; /* its name alone */
+    pdckpt_tensor_get_memory(v, &t, NULL);
     PDK_TRY(pdk_grow(fl->alloc, (void **)&fl->entries, &fl->cap, fl->len + 1, sizeof *fl->entries,
                      e->err));
     char *copy = pdk_strndup(fl->alloc, e->path, strlen(e->path));
