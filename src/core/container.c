@@ -174,6 +174,11 @@ bool pdk_key_hash_complete(const pdckpt_value *key) {
     return !left.cut;
 }
 
+bool pdk_key_is_weak(const pdckpt_value *key) {
+    pdckpt_kind k = pdckpt_value_kind(key);
+    return (k == PDCKPT_KIND_TUPLE || k == PDCKPT_KIND_OBJECT) && !pdk_key_hash_complete(key);
+}
+
 void pdk_dict_index_free(const pdckpt_allocator *a, pdk_container *c) {
     if (!c->index) return;
     pdk_free(a, c->index->slots, c->index->n_slots * sizeof *c->index->slots);

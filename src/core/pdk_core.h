@@ -195,6 +195,12 @@ bool pdk_key_hash_complete(const pdckpt_value *key);
  * keys, LocalTensorIndex, hash whole); 16,384 crafted tuple or object keys took 47 s to load
  * (docs/RELIABILITY.md, "Complexity attacks"), 256 take milliseconds. */
 #define PDK_MAX_WEAK_KEYS 256u
+#define PDK_WEAK_KEYS_EXPECTED                                                                     \
+    "expected at most %u keys in one dict that are deeply nested tuples or large objects, found "  \
+    "more"
+/* A tuple or object key the dict index hashes only in part (the others never are: their kind is
+ * tested first, so string keys cost no extra hashing). */
+bool pdk_key_is_weak(const pdckpt_value *key);
 
 /* ---- flatten.c: a tree as an ordered list of (name, tensor) for flat formats (the one
  * flattener; pdckpt_value_flatten is its public face) ---- */

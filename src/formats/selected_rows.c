@@ -22,23 +22,35 @@ static pdckpt_status put(pdckpt_value *dict, const char *key, pdckpt_value *v, p
  * and `value` has a row for each of them.  Paddle's own reader checks none of it (only the
  * version); its kernels then index out of bounds.  Fewer rows than `value` has is real: a table
  * initialised by uniform_random keeps its capacity with no rows yet (1.8's save_persistables). */
-static pdckpt_status check_rows(pdk_cursor *cur, size_t rows_at, const uint8_t *rows, uint64_t n,
-                                int64_t height) {
+/* The first of the n rows outside [0, height), or n. */
+static uint64_t first_bad_row(const uint8_t *rows, uint64_t n, int64_t height) {
     for (uint64_t i = 0; i < n; i++) {
         int64_t r = (int64_t)pdk_load_u64le(rows + i * 8);
-        if (r < 0 || r >= height)
-            return pdk_cur_fail_at(cur, rows_at + (size_t)i * 8, PDCKPT_ERR_FORMAT,
-                                   "expected SelectedRows row %llu in [0, height %lld), found %lld",
-                                   (unsigned long long)i, (long long)height, (long long)r);
+        if (r < 0 || r >= height) return i;
     }
-    return PDCKPT_OK;
+    return n;
+}
+
+/* Whether `value` has a row for each of the n rows (its shape alone: no C copy). */
+static bool value_holds(const pdckpt_value *value, uint64_t n, pdckpt_tensor_view *v) {
+    if (!pdckpt_tensor_get_memory(value, v, NULL)) return n == 0;
+    return n == 0 || (v->n_dims >= 1 && (uint64_t)v->dims[0] >= n);
+}
+
+static pdckpt_status check_rows(pdk_cursor *cur, size_t rows_at, const uint8_t *rows, uint64_t n,
+                                int64_t height) {
+    uint64_t i = first_bad_row(rows, n, height);
+    if (i == n) return PDCKPT_OK;
+    return pdk_cur_fail_at(cur, rows_at + (size_t)i * 8, PDCKPT_ERR_FORMAT,
+                           "expected SelectedRows row %llu in [0, height %lld), found %lld",
+                           (unsigned long long)i, (long long)height,
+                           (long long)pdk_load_u64le(rows + i * 8));
 }
 
 static pdckpt_status check_value(pdk_cursor *cur, size_t at, uint64_t n,
                                  const pdckpt_value *value) {
     pdckpt_tensor_view v = {0};
-    if (n == 0 || (pdckpt_tensor_get(value, &v) && v.n_dims >= 1 && (uint64_t)v.dims[0] >= n))
-        return PDCKPT_OK;
+    if (value_holds(value, n, &v)) return PDCKPT_OK;
     return pdk_cur_fail_at(cur, at, PDCKPT_ERR_FORMAT,
                            "expected a SelectedRows value tensor with at least %llu rows (one "
                            "per stored row), found %d dims, first %lld",
@@ -116,14 +128,9 @@ static pdckpt_status read_shape(pdk_cursor *cur, const pdk_input *in,
 /* The rule check_rows and check_value apply on reading, for what is about to be written. */
 static bool consistent(const pdckpt_tensor_view *rows, int64_t height, const pdckpt_value *value) {
     pdckpt_tensor_view v;
-    if (height < 0 || !pdckpt_tensor_get(value, &v)) return false;
-    if (rows->n_elements > 0 && (v.n_dims < 1 || (uint64_t)v.dims[0] < rows->n_elements))
-        return false;
-    for (uint64_t i = 0; i < rows->n_elements; i++) {
-        int64_t r = (int64_t)pdk_load_u64le((const uint8_t *)rows->data + i * 8);
-        if (r < 0 || r >= height) return false;
-    }
-    return true;
+    uint64_t           n = rows->n_elements;
+    return height >= 0 && pdckpt_value_kind(value) == PDCKPT_KIND_TENSOR &&
+           value_holds(value, n, &v) && first_bad_row(rows->data, n, height) == n;
 }
 
 /* The parts of a SelectedRows DICT, checked. */

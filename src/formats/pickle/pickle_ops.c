@@ -476,16 +476,9 @@ pdckpt_status pk_extend(pk_vm *vm, pdckpt_value *target, size_t start) {
  * of them; strings, numbers, big ints, small tuples and small dataclass-like objects (Paddle's
  * LocalTensorIndex) hash fully. */
 static pdckpt_status count_other_key(pk_vm *vm, pdckpt_value *dict, const pdckpt_value *key) {
-    pdckpt_kind k = pdckpt_value_kind(key);
-    pk_info    *info =
-        (k == PDCKPT_KIND_OBJECT || k == PDCKPT_KIND_TUPLE) && !pdk_key_hash_complete(key)
-               ? pk_info_of(vm, dict)
-               : NULL;
+    pk_info *info = pdk_key_is_weak(key) ? pk_info_of(vm, dict) : NULL;
     if (!info || ++info->other_keys <= PDK_MAX_WEAK_KEYS) return PDCKPT_OK;
-    return pk_fail(vm, PDCKPT_ERR_LIMIT,
-                   "expected at most %u keys in one dict that are deeply nested tuples or large "
-                   "objects, found more",
-                   PDK_MAX_WEAK_KEYS);
+    return pk_fail(vm, PDCKPT_ERR_LIMIT, PDK_WEAK_KEYS_EXPECTED, PDK_MAX_WEAK_KEYS);
 }
 
 #define PK_PREFETCH_PAIRS 8
