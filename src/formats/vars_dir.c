@@ -29,12 +29,19 @@ static bool has_suffix(const char *name, const char *suffix) {
     return n >= s && strcmp(name + n - s, suffix) == 0;
 }
 
+/* The index and checksum sidecars pdckpt writes beside a file it saved: never variables, and
+ * never named in an error about the directory (the file they belong to is). */
+static bool is_our_sidecar(const char *name) {
+    return has_suffix(name, PDK_NAME_INDEX) || has_suffix(name, PDCKPT_CHECKSUM_SUFFIX);
+}
+
 /* Files that sit in variable directories but are not variables. */
 static bool is_not_a_variable(const char *name) {
     static const char *const suffixes[] = {PDK_NAME_PDMODEL,   PDK_NAME_PIR_JSON, PDK_NAME_INFO,
                                            PDK_NAME_PDIPARAMS, PDK_NAME_PDPARAMS, PDK_NAME_PDOPT,
                                            ".safetensors",     ".metadata",       ".distcp"};
-    if (name[0] == '.' || strncmp(name, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 ||
+    if (name[0] == '.' || is_our_sidecar(name) ||
+        strncmp(name, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 ||
         strcmp(name, PDK_NAME_PARAMS_1X) == 0)
         return true;
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
@@ -84,7 +91,8 @@ static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, i
     if (S_ISDIR(st.st_mode)) return scan(d, child_rel, depth + 1, nl, err);
     if (!S_ISREG(st.st_mode)) return pdk_refuse_file_kind(st.st_mode, full, err);
     if (is_not_a_variable(entry)) {
-        if (entry[0] != '.' && !nl->skipped[0]) { /* a long name is cut: only shown */
+        /* a long name is cut: it is only shown */
+        if (entry[0] != '.' && !is_our_sidecar(entry) && !nl->skipped[0]) {
             strncpy(nl->skipped, child_rel, sizeof nl->skipped - 1);
             nl->skipped[sizeof nl->skipped - 1] = '\0';
         }

@@ -69,6 +69,16 @@ def test_a_directory_instead_of_its_file(saved, tmp_path):
             "'model.pdparams'", "name the file itself")
     (tmp_path / "empty").mkdir()
     refused(tmp_path / "empty", "expected at least one variable file in the directory")
+    # pdckpt's own sidecars beside its file (the lazy-open index, a checksum) are no variables
+    # either: the message still names the checkpoint, not a sidecar read as a tensor stream
+    ours = tmp_path / "epoch_11"
+    ours.mkdir()
+    pdckpt.save(paddle.load(str(saved / "model.pdparams")), str(ours / "model.pdparams"))
+    (ours / "model.pdparams.xxh3").write_bytes(b"not a variable")
+    assert sorted(os.listdir(ours)) == ["model.pdparams", "model.pdparams.pdkidx",
+                                        "model.pdparams.xxh3"]
+    line = refused(ours, "'model.pdparams'", "name the file itself")
+    assert "pdkidx" not in line and "xxh3" not in line
 
 
 def test_an_optimizer_state_loads_as_what_it_is(saved):

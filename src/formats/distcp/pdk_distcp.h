@@ -257,7 +257,7 @@ pdckpt_status pdk_meta_index_decode(const uint8_t *data, size_t len, const char 
  * length and FNV-1a hash of the metadata it was built from.  A loader uses it only when both
  * match the metadata it read (a stale sidecar of an interrupted re-save is ignored), and decodes
  * it with every check; otherwise it unpickles the metadata. */
-#define PDK_SIDECAR_SUFFIX ".pdkidx"
+#define PDK_SIDECAR_SUFFIX PDK_NAME_INDEX
 pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size_t cap,
                                     pdckpt_error *err);
 pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,

@@ -82,7 +82,7 @@ static inline bool same_version(const struct stat *x, const struct stat *y) {
 }
 
 static inline bool index_path(const char *path, char *out, size_t cap) {
-    int n = snprintf(out, cap, "%s.pdkidx", path);
+    int n = snprintf(out, cap, "%s%s", path, PDK_NAME_INDEX);
     return n > 0 && (size_t)n < cap;
 }
 
