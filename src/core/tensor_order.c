@@ -19,60 +19,102 @@ bool pdk_orders_differ(int32_t n_dims, const int64_t *dims) {
     return longer > 1;
 }
 
-static inline void copy_item(uint8_t *d, const uint8_t *s, size_t item) {
-    switch (item) { /* constant sizes: the compiler moves them in registers */
-    case 1: *d = *s; return;
-    case 2: memcpy(d, s, 2); return;
-    case 4: memcpy(d, s, 4); return;
-    case 8: memcpy(d, s, 8); return;
-    default: memcpy(d, s, item); return;
+/* ---- Fortran to C order ----
+ * Column-major memory of dims (d0, ..., dn-1) is the row-major array of the reversed dims, so
+ * the copy reverses the axes.  Size-1 dims are dropped first (they move nothing); then d0 (the
+ * fastest in the source) and dn-1 (the fastest in the copy) are transposed in square tiles, once
+ * per index of the dims between them.  A tile is read a source run at a time into a small
+ * buffer and written a copy run at a time, so each cache line of either side is touched once,
+ * whatever the strides (powers of two would otherwise evict the lines a naive tile reuses). */
+
+enum { TILE = 32 };
+
+/* The 2-D problem one middle index leaves: rows x cols items, the source's rows contiguous
+ * (item apart, columns `s_col` bytes apart), the copy's columns contiguous (rows `d_row` bytes
+ * apart). */
+typedef struct order_plane {
+    uint64_t rows, cols, s_col, d_row;
+} order_plane;
+
+/* One tile of `item`-byte elements (a constant in each instantiation below, so the moves are
+ * register moves): buf[j][i] = src[j][i] read in runs of the source, then dst[i][j] = buf[j][i]
+ * written in runs of the copy. */
+#define TILE_FN(NAME, ITEM)                                                                        \
+    static void NAME(uint8_t *dst, const uint8_t *src, const order_plane *p, uint64_t ni,          \
+                     uint64_t nj, size_t item) {                                                   \
+        uint8_t buf[TILE * TILE * 16];                                                             \
+        size_t  sz = ITEM ? ITEM : item;                                                           \
+        for (uint64_t j = 0; j < nj; j++)                                                          \
+            memcpy(buf + j * TILE * sz, src + j * p->s_col, ni * sz);                              \
+        for (uint64_t i = 0; i < ni; i++) {                                                        \
+            uint8_t *row = dst + i * p->d_row;                                                     \
+            for (uint64_t j = 0; j < nj; j++) memcpy(row + j * sz, buf + (j * TILE + i) * sz, sz); \
+        }                                                                                          \
+    }
+TILE_FN(tile_1, 1)
+TILE_FN(tile_2, 2)
+TILE_FN(tile_4, 4)
+TILE_FN(tile_8, 8)
+TILE_FN(tile_16, 16)
+TILE_FN(tile_any, 0)
+
+typedef void (*tile_fn)(uint8_t *, const uint8_t *, const order_plane *, uint64_t, uint64_t,
+                        size_t);
+
+static tile_fn tile_for(size_t item) {
+    switch (item) {
+    case 1: return tile_1;
+    case 2: return tile_2;
+    case 4: return tile_4;
+    case 8: return tile_8;
+    case 16: return tile_16;
+    default: return tile_any;
     }
 }
 
-/* A matrix (the two dims longer than one): dst[i][j] = src[j][i], in tiles that stay in cache
- * (the element-wise walk below strides through all of src for every row of dst). */
-static void transpose_2d(uint8_t *dst, const uint8_t *src, uint64_t rows, uint64_t cols,
-                         size_t item) {
-    enum { TILE = 32 };
-    for (uint64_t i0 = 0; i0 < rows; i0 += TILE)
-        for (uint64_t j0 = 0; j0 < cols; j0 += TILE) {
-            uint64_t i1 = i0 + TILE < rows ? i0 + TILE : rows;
-            uint64_t j1 = j0 + TILE < cols ? j0 + TILE : cols;
-            for (uint64_t i = i0; i < i1; i++)
-                for (uint64_t j = j0; j < j1; j++)
-                    copy_item(dst + (i * cols + j) * item, src + (j * rows + i) * item, item);
+static void transpose_plane(uint8_t *dst, const uint8_t *src, const order_plane *p, size_t item,
+                            tile_fn tile) {
+    for (uint64_t i0 = 0; i0 < p->rows; i0 += TILE)
+        for (uint64_t j0 = 0; j0 < p->cols; j0 += TILE) {
+            uint64_t ni = p->rows - i0 < TILE ? p->rows - i0 : TILE;
+            uint64_t nj = p->cols - j0 < TILE ? p->cols - j0 : TILE;
+            tile(dst + i0 * p->d_row + j0 * item, src + i0 * item + j0 * p->s_col, p, ni, nj, item);
         }
 }
 
-/* The two dims longer than one, when there are exactly two. */
-static bool matrix_dims(int32_t n_dims, const int64_t *dims, uint64_t *rows, uint64_t *cols) {
-    int found = 0;
-    for (int32_t k = 0; k < n_dims; k++) {
-        if (dims[k] <= 1) continue;
-        if (found == 2) return false;
-        *(found++ ? cols : rows) = (uint64_t)dims[k];
-    }
-    return found == 2;
+/* The dims longer than one (their count; 0 or 1: both orders are the same bytes). */
+static int32_t long_dims(int32_t n_dims, const int64_t *dims, uint64_t *out) {
+    int32_t n = 0;
+    for (int32_t k = 0; k < n_dims; k++)
+        if (dims[k] > 1) out[n++] = (uint64_t)dims[k];
+    return n;
 }
 
 void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
                       uint64_t n, size_t item) {
-    uint64_t rows, cols;
-    if (matrix_dims(n_dims, dims, &rows, &cols)) {
-        transpose_2d(dst, src, rows, cols, item);
-        return;
+    uint64_t d[PDCKPT_MAX_DIMS], s_stride[PDCKPT_MAX_DIMS], d_stride[PDCKPT_MAX_DIMS];
+    uint64_t idx[PDCKPT_MAX_DIMS] = {0};
+    int32_t  m = long_dims(n_dims, dims, d);
+    if (m < 2 || item == 0 || item > 16) {
+        if (m < 2) memcpy(dst, src, n * item);
+        return; /* (no dtype is wider than 16 bytes) */
     }
-    uint64_t stride[PDCKPT_MAX_DIMS], idx[PDCKPT_MAX_DIMS] = {0}, off = 0;
-    for (int32_t k = 0; k < n_dims; k++)
-        stride[k] = k ? stride[k - 1] * (uint64_t)dims[k - 1] : item;
-    for (uint64_t i = 0; i < n; i++) { /* dst in order; src walks the last index fastest */
-        memcpy(dst + i * item, src + off, item);
-        for (int32_t k = n_dims - 1; k >= 0; k--) {
-            off += stride[k];
-            if (++idx[k] < (uint64_t)dims[k]) break;
-            off -= stride[k] * (uint64_t)dims[k];
+    for (int32_t k = 0; k < m; k++) s_stride[k] = k ? s_stride[k - 1] * d[k - 1] : item;
+    for (int32_t k = m - 1; k >= 0; k--)
+        d_stride[k] = k < m - 1 ? d_stride[k + 1] * d[k + 1] : item;
+    order_plane p = {d[0], d[m - 1], s_stride[m - 1], d_stride[0]};
+    tile_fn     tile = tile_for(item);
+    uint64_t    s_off = 0, d_off = 0;
+    for (;;) { /* every index of the middle dims 1 .. m-2, the last fastest */
+        transpose_plane(dst + d_off, src + s_off, &p, item, tile);
+        int32_t k = m - 2;
+        for (; k >= 1; k--) {
+            s_off += s_stride[k], d_off += d_stride[k];
+            if (++idx[k] < d[k]) break;
+            s_off -= s_stride[k] * d[k], d_off -= d_stride[k] * d[k];
             idx[k] = 0;
         }
+        if (k < 1) return;
     }
 }
 

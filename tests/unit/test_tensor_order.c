@@ -43,14 +43,16 @@ static uint64_t column_major_offset(uint64_t i, int32_t nd, const int64_t *dims)
     return off;
 }
 
-/* The tiled matrix path (two dims longer than one, odd sizes, size-1 dims between) and the
- * general walk (three or more) agree with the definition, for every element size. */
+/* The tiled copy agrees with the definition for matrices and for three to five dims (partial
+ * tiles at both ends, size-1 dims anywhere, ends shorter than a tile), for every element size. */
 static void test_transposition(void) {
-    static const int64_t shapes[][4] = {{37, 45, 0, 0}, {1, 70, 1, 33}, {64, 32, 0, 0},
-                                        {5, 6, 7, 0},   {3, 1, 4, 5},   {2, 3, 4, 5}};
-    static const int32_t nds[] = {2, 4, 2, 3, 4, 4};
-    static const size_t  items[] = {1, 2, 4, 8, 16};
-    static uint8_t       src[2310 * 16], dst[sizeof src]; /* the largest shape, 16-byte items */
+    static const int64_t shapes[][5] = {{37, 45, 0, 0, 0}, {1, 70, 1, 33, 0}, {64, 32, 0, 0, 0},
+                                        {5, 6, 7, 0, 0},   {3, 1, 4, 5, 0},   {2, 3, 4, 5, 0},
+                                        {40, 3, 41, 0, 0}, {2, 33, 1, 3, 35}, {33, 65, 2, 0, 0},
+                                        {1, 1, 1, 0, 0}};
+    static const int32_t nds[] = {2, 4, 2, 3, 4, 4, 3, 5, 3, 3};
+    static const size_t  items[] = {1, 2, 4, 8, 16, 3};
+    static uint8_t       src[6930 * 16], dst[sizeof src]; /* the largest shape, 16-byte items */
     for (size_t s = 0; s < sizeof nds / sizeof *nds; s++)
         for (size_t k = 0; k < sizeof items / sizeof *items; k++) {
             uint64_t n = 1;
