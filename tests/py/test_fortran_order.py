@@ -385,30 +385,65 @@ def test_python_save_of_fortran_arrays_to_c_order_formats(tmp_path, fmt):
     assert len(got) == (1 if fmt == "tensor" else 3)
 
 
+def order_of(a):
+    return a.flags.c_contiguous, a.flags.f_contiguous
+
+
 @pytest.mark.parametrize("layout", ["state dict", "generic"])
 def test_own_fortran_saves_open_lazily_and_mapped_with_their_values(tmp_path, layout):
-    """A save that writes a Fortran-order payload writes no lazy-open index (the index describes C
-    order: with one, pdckpt.open and mmap loads read the column-major bytes as C order), so
-    every way of reading pdckpt's file gives the values; C-order saves keep their index."""
+    """A save that writes a Fortran-order payload writes a version-4 lazy-open index, which marks
+    each column-major tensor (version 3 has no such mark: a reader that knows only it parses the
+    file); pdckpt.open makes its entries from the index, and every way of reading the file gives
+    the values in the order a full load gives; C-order saves keep writing version 3."""
     x = paddle.arange(512 * 300, dtype="float32").reshape([512, 300])  # 600 KB a tensor
     state = {"t": x.T, "c": x + 1, "u": (x * 2).T}
     if layout == "generic":
         state["a"] = np.asfortranarray(x.numpy() - 1)
     path = tmp_path / "m.pdparams"
+    side = tmp_path / "m.pdparams.pdkidx"
     pdckpt.save({"c": x + 1, "d": x}, path)
-    assert (tmp_path / "m.pdparams.pdkidx").exists()  # C order: indexed
+    assert side.read_bytes()[:8] == b"PDKIDX3\n"  # C order: the version older readers know
     pdckpt.save(state, path)
-    assert not (tmp_path / "m.pdparams.pdkidx").exists()
+    assert side.read_bytes()[:8] == b"PDKIDX4\n"
+    lazy = pdckpt._native.open_lazy(str(path))
+    assert lazy is not None and len(lazy) == len(state) + (layout == "state dict")
     want = {k: np.asarray(v.numpy() if isinstance(v, paddle.Tensor) else v)
             for k, v in state.items()}
+    full = pdckpt.load(path, return_numpy=True, mmap=True, verify=True)  # verify: a parse
     reader = pdckpt.open(path)
     for k, v in want.items():
-        np.testing.assert_array_equal(np.asarray(reader[k]), v)
+        got = reader[k]
+        np.testing.assert_array_equal(got, v)
+        assert order_of(got) == order_of(full[k]) == order_of(v), k
+    assert order_of(want["t"]) == (False, True)
     for kw in ({"mmap": True}, {}):
         got = pdckpt.load(path, return_numpy=True, **kw)
         for k, v in want.items():
             np.testing.assert_array_equal(got[k], v)
+            assert order_of(got[k]) == order_of(v), (kw, k)
     np.testing.assert_array_equal(paddle.load(str(path))["t"].numpy(), want["t"])
+
+
+def test_index_versions_a_reader_does_not_know_are_parsed_not_misread(tmp_path):
+    """An index of a version this reader does not know is not used (the pickle is parsed); a
+    version-3 index carrying the column-major mark (which only version 4 may) is refused: the
+    whole-tree open parses, and the lazy entry is CorruptError, never C order read wrongly."""
+    x = np.arange(400 * 300, dtype=np.float32).reshape(400, 300)
+    path = tmp_path / "m.pdparams"
+    pdckpt.save({"t": np.asfortranarray(x), "c": x}, path)
+    side = tmp_path / "m.pdparams.pdkidx"
+    idx = bytearray(side.read_bytes())
+    assert idx[:8] == b"PDKIDX4\n"
+    for digit, lazy_ok in ((b"9", False), (b"3", True)):
+        idx[6:7] = digit
+        side.write_bytes(idx)
+        got = pdckpt.load(path, return_numpy=True, mmap=True)
+        np.testing.assert_array_equal(got["t"], x)
+        lazy = pdckpt._native.open_lazy(str(path))
+        assert (lazy is not None) == lazy_ok
+        if lazy_ok:
+            with pytest.raises(pdckpt.CorruptError, match="not what pdckpt writes"):
+                pdckpt.open(path)["t"]
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
