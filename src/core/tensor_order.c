@@ -118,18 +118,123 @@ void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const in
     }
 }
 
+/* ---- the copy's budget ---- */
+
+struct pdk_budget {
+    atomic_uint             refs;
+    _Atomic uint64_t        left;
+    uint64_t                limit;
+    const pdckpt_allocator *a;
+};
+
+pdk_budget *pdk_budget_new(const pdckpt_allocator *a, uint64_t limit) {
+    pdk_budget *b = pdk_alloc(a, sizeof *b);
+    if (!b) return NULL;
+    atomic_init(&b->refs, 1);
+    atomic_init(&b->left, limit);
+    b->limit = limit;
+    b->a = a;
+    return b;
+}
+
+static bool budget_take(pdk_budget *b, uint64_t n) {
+    if (!b) return true;
+    uint64_t left = atomic_load(&b->left);
+    do {
+        if (n > left) return false;
+    } while (!atomic_compare_exchange_weak(&b->left, &left, left - n));
+    return true;
+}
+
+static void budget_give(pdk_budget *b, uint64_t n) {
+    if (b) atomic_fetch_add(&b->left, n);
+}
+
+void pdk_budget_spent(pdk_budget *b, uint64_t bytes) {
+    uint64_t left = atomic_load(&b->left);
+    while (!atomic_compare_exchange_weak(&b->left, &left, left > bytes ? left - bytes : 0)) {
+    }
+}
+
+void pdk_budget_release(pdk_budget *b) {
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) pdk_free(b->a, b, sizeof *b);
+}
+
+void pdk_tensor_attach_budget(pdckpt_value *tensor, pdk_budget *b) {
+    pdk_tensor *t = tensor->u.t;
+    if (!b || t->budget == b) return;
+    atomic_fetch_add(&b->refs, 1);
+    pdk_budget_release(t->budget);
+    t->budget = b;
+}
+
+pdk_budget *pdk_tensor_budget(const pdckpt_value *tensor) {
+    return tensor->u.t->budget;
+}
+
+/* ---- the copy ---- */
+
+/* A new C-order copy of `t`'s column-major data, charged to its budget (NULL: no memory, or
+ * past the budget). */
+static pdckpt_buffer *make_copy(const pdckpt_allocator *a, pdk_tensor *t) {
+    if (!budget_take(t->budget, t->n_bytes)) return NULL;
+    pdckpt_buffer *copy = pdk_buffer_new_alloc(a, (size_t)t->n_bytes, false);
+    if (!copy) {
+        budget_give(t->budget, t->n_bytes);
+        return NULL;
+    }
+    pdk_fortran_to_c(pdk_buffer_data(copy), t->data, t->n_dims, t->dims, t->n_elements,
+                     (size_t)(t->n_bytes / t->n_elements));
+    return copy;
+}
+
 const void *pdk_tensor_c_data(const pdckpt_allocator *a, pdk_tensor *t) {
     if (!t->fortran) return t->data;
     pdckpt_buffer *copy = atomic_load(&t->c_copy);
     if (copy) return pdk_buffer_data(copy);
-    copy = pdk_buffer_new_alloc(a, (size_t)t->n_bytes, false);
-    if (!copy) return NULL;
-    pdk_fortran_to_c(pdk_buffer_data(copy), t->data, t->n_dims, t->dims, t->n_elements,
-                     (size_t)(t->n_bytes / t->n_elements));
+    if (!(copy = make_copy(a, t))) return NULL;
     pdckpt_buffer *none = NULL;
     if (atomic_compare_exchange_strong(&t->c_copy, &none, copy)) return pdk_buffer_data(copy);
     pdckpt_buffer_release(copy); /* another reader made it first */
+    budget_give(t->budget, t->n_bytes);
     return pdk_buffer_data(none);
+}
+
+/* Why no copy was made: past the budget, or no memory. */
+static pdckpt_status copy_failed(const pdk_tensor *t, const char *source, pdckpt_error *err) {
+    uint64_t left = t->budget ? atomic_load(&t->budget->left) : UINT64_MAX;
+    if (t->n_bytes > left)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, source, -1,
+                        "expected the C-order copy of a Fortran-order tensor (%llu bytes) to fit "
+                        "in what its load's max_alloc_bytes (%llu) leaves, %llu bytes",
+                        (unsigned long long)t->n_bytes, (unsigned long long)t->budget->limit,
+                        (unsigned long long)left);
+    return pdk_fail(err, PDCKPT_ERR_NOMEM, source, -1,
+                    "expected memory for a C-order copy of a Fortran-order tensor (%llu bytes)",
+                    (unsigned long long)t->n_bytes);
+}
+
+pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
+                                pdckpt_buffer **own, const char *source, pdckpt_error *err) {
+    if (own) *own = NULL;
+    if (!pdckpt_tensor_get_memory(tensor, out, NULL))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "expected a tensor value");
+    pdk_tensor *t = tensor->u.t;
+    if (!t->fortran) return PDCKPT_OK;
+    pdckpt_buffer *copy = atomic_load(&t->c_copy);
+    if (!copy && own) copy = *own = make_copy(tensor->alloc, t);
+    if (!copy && !own && pdk_tensor_c_data(tensor->alloc, t)) copy = atomic_load(&t->c_copy);
+    if (!copy) return copy_failed(t, source, err);
+    out->data = pdk_buffer_data(copy);
+    out->buffer = copy;
+    out->read_only = true;
+    return PDCKPT_OK;
+}
+
+void pdk_tensor_c_done(const pdckpt_value *tensor, pdckpt_buffer *own) {
+    if (!own) return;
+    pdckpt_buffer_release(own);
+    budget_give(tensor->u.t->budget, tensor->u.t->n_bytes);
 }
 
 pdckpt_status pdckpt_tensor_set_fortran(pdckpt_value *tensor, pdckpt_error *err) {

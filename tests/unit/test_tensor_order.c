@@ -9,6 +9,7 @@
 #include "core/pdk_core.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* [[0, 1, 2], [3, 4, 5]] in column-major memory. */
@@ -149,11 +150,66 @@ static void test_formats(void) {
     pdckpt_value_free(root);
 }
 
+/* Four 64 KiB column-major tensors in a pickle (256 KiB of payload). */
+static void fortran_pickle(void **bytes, size_t *len, float **data) {
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    const int64_t       dims[2] = {128, 128};
+    pdckpt_value       *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    *data = malloc(128 * 128 * sizeof **data);
+    for (int i = 0; i < 128 * 128; i++) (*data)[i] = (float)i;
+    const char *keys[4] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(pdckpt_dict_set(root, keys[i], fortran_tensor(*data, 2, dims), &err), &err);
+    so.format = PDCKPT_FORMAT_PICKLE;
+    CHECK_OK(pdckpt_save_memory(root, &so, bytes, len, &err), &err);
+    pdckpt_value_free(root);
+}
+
+/* A zero-copy load charges a Fortran-order tensor's C copy when a reader makes it, not upfront:
+ * the smallest max_alloc_bytes that loads the file is about its arrays once (charged upfront, the
+ * copies doubled it); a writer's own copies are given back once written (a combined file of all
+ * four writes under it); kept copies are charged as they are made, one past what is left being a
+ * LIMIT error that says so. */
+static void test_copy_budget(void) {
+    pdckpt_error        err = PDCKPT_ERROR_INIT;
+    void               *bytes;
+    size_t              len;
+    float              *data;
+    pdckpt_value       *back = NULL;
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+    fortran_pickle(&bytes, &len, &data);
+    lo.max_alloc_bytes = 4 * 65536;
+    while (pdckpt_load_memory(bytes, len, &lo, &back, NULL, &err) != PDCKPT_OK)
+        lo.max_alloc_bytes += 1024, pdk_error_reset(&err);
+    CHECK(lo.max_alloc_bytes < 5 * 65536); /* not 8 x 64 KiB: the copies are not charged yet */
+    pdckpt_tensor_view  v;
+    const pdckpt_value *t[4] = {pdckpt_dict_get(back, "a"), pdckpt_dict_get(back, "b"),
+                                pdckpt_dict_get(back, "c"), pdckpt_dict_get(back, "d")};
+    void               *out;
+    size_t              out_len;
+    pdckpt_save_options so = PDCKPT_SAVE_OPTIONS_INIT;
+    so.format = PDCKPT_FORMAT_COMBINED;
+    CHECK_OK(pdckpt_save_memory(back, &so, &out, &out_len, &err), &err); /* one copy at a time */
+    pdckpt_free(NULL, out, out_len);
+    CHECK(pdckpt_tensor_is_fortran(t[0]) && pdckpt_tensor_get(t[0], &v));
+    CHECK(((const float *)v.data)[1] == 128.0f); /* C order: [0][1] */
+    for (int i = 1; i < 4; i++) {
+        pdckpt_status st = pdk_tensor_c_view(t[i], &v, NULL, "t", &err);
+        CHECK(st == PDCKPT_OK ||
+              (st == PDCKPT_ERR_LIMIT && strstr(err.message, "max_alloc_bytes") != NULL));
+    }
+    pdckpt_value_free(back);
+    pdckpt_free(NULL, bytes, len);
+    free(data);
+}
+
 int main(void) {
     RUN(test_orders_differ);
     RUN(test_transposition);
     RUN(test_views_and_equality);
     RUN(test_concurrent_first_readers);
     RUN(test_formats);
+    RUN(test_copy_budget);
     return CHECK_SUMMARY();
 }

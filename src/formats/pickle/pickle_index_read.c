@@ -20,6 +20,8 @@ typedef struct idx_reader {
     const pdckpt_load_options *opts;
     uint32_t                   max_depth;
     uint64_t                   budget;     /* values and bytes the tree may still take */
+    uint64_t                   limit;      /* what it started with */
+    pdk_budget                *copies;     /* the column-major tensors' C copies are charged to */
     bool                       root_value; /* the value being read is a dict root's entry */
     pdckpt_value              *root;       /* the root dict being made (IK_NAMES), or NULL */
     const pdk_pickle_lazy     *lazy;       /* reading entry `entry` of it (IK_NAMES), or NULL */
@@ -104,7 +106,9 @@ static bool read_tensor(idx_reader *r, bool fortran, pdckpt_value **out) {
     if (pdk_tensor_from_input(r->in, r->opts, (pdckpt_dtype)dt, nd, dims, r->in->data + off, &t,
                               &quiet))
         return false;
-    if (fortran && pdckpt_tensor_set_fortran(t, &quiet) != PDCKPT_OK) {
+    if (fortran && !r->copies) r->copies = pdk_budget_new(r->opts->allocator, r->limit);
+    if (fortran) pdk_tensor_attach_budget(t, r->copies); /* its C copy: charged when made */
+    if (fortran && (!r->copies || pdckpt_tensor_set_fortran(t, &quiet) != PDCKPT_OK)) {
         pdckpt_value_free(t);
         return false;
     }
@@ -137,8 +141,8 @@ static bool add_name(pdckpt_value *d, const pdckpt_value *key, const pdckpt_valu
     const char        *k = pdckpt_value_get_string(key, &len);
     pdckpt_tensor_view tv;
     pdckpt_error       quiet = PDCKPT_ERROR_INIT;
-    if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || !pdckpt_tensor_get(v, &tv) ||
-        !tv.name)
+    if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING ||
+        !pdckpt_tensor_get_memory(v, &tv, NULL) || !tv.name)
         return true;
     pdckpt_value *kc = pdckpt_value_new_string(a, k, len);
     pdckpt_value *name = pdckpt_value_new_string(a, tv.name, strlen(tv.name));
@@ -400,9 +404,18 @@ static void reader_init(idx_reader *r, const pdk_input *in, const pdckpt_load_op
     r->in = in;
     r->opts = opts;
     r->budget = opts->max_alloc_bytes ? opts->max_alloc_bytes : in->len * 4 + (64u << 20);
+    r->limit = r->budget;
     r->max_depth = opts->max_depth ? opts->max_depth : 200;
     r->fortran_ok = !memcmp(tree - IDX_HEADER, IDX_MAGIC_F, 8); /* the header precedes the tree */
     pdk_cur_init(&r->cur, tree, len, NULL, NULL);
+}
+
+/* The reader is done: the C copies its tensors make later get what its tree left. */
+static void reader_done(idx_reader *r) {
+    if (!r->copies) return;
+    pdk_budget_spent(r->copies, r->limit - r->budget);
+    pdk_budget_release(r->copies); /* the tensors hold theirs */
+    r->copies = NULL;
 }
 
 /* The whole tree of an index already checked against its pickle; trailing bytes are refused
@@ -415,6 +428,7 @@ static bool read_tree(const uint8_t *tree, size_t tree_len, const pdk_input *in,
         pdckpt_value_free(*out);
         *out = NULL;
     }
+    reader_done(&r);
     return *out != NULL;
 }
 
@@ -565,8 +579,8 @@ static void lazy_reader(const pdk_pickle_lazy *l, size_t i, idx_reader *r) {
 
 /* Entry i's key (`key`) or value, checked (NULL `out`) or made; a value must take all of the
  * entry, as written. */
-static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
-                      pdckpt_value **out, idx_reader *r) {
+static bool lazy_read_entry(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
+                            pdckpt_value **out, idx_reader *r) {
     bool dict = l->tag == IK_DICT;
     lazy_reader(l, i, r);
     r->check_payload = check_payload;
@@ -578,6 +592,13 @@ static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_p
     if (!pdk_cur_left(&r->cur)) return true;
     if (out) pdckpt_value_free(*out), *out = NULL;
     return false;
+}
+
+static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
+                      pdckpt_value **out, idx_reader *r) {
+    bool ok = lazy_read_entry(l, i, key, check_payload, out, r);
+    reader_done(r);
+    return ok;
 }
 
 static bool lazy_is_tensor(const pdk_pickle_lazy *l, size_t i) {
