@@ -72,13 +72,15 @@ static tile_fn tile_for(size_t item) {
     }
 }
 
+/* Rows [r0, r1) of the plane, into `dst` that starts at row r0. */
 static void transpose_plane(uint8_t *dst, const uint8_t *src, const order_plane *p, size_t item,
-                            tile_fn tile) {
-    for (uint64_t i0 = 0; i0 < p->rows; i0 += TILE)
+                            tile_fn tile, uint64_t r0, uint64_t r1) {
+    for (uint64_t i0 = r0; i0 < r1; i0 += TILE)
         for (uint64_t j0 = 0; j0 < p->cols; j0 += TILE) {
-            uint64_t ni = p->rows - i0 < TILE ? p->rows - i0 : TILE;
+            uint64_t ni = r1 - i0 < TILE ? r1 - i0 : TILE;
             uint64_t nj = p->cols - j0 < TILE ? p->cols - j0 : TILE;
-            tile(dst + i0 * p->d_row + j0 * item, src + i0 * item + j0 * p->s_col, p, ni, nj, item);
+            tile(dst + (i0 - r0) * p->d_row + j0 * item, src + i0 * item + j0 * p->s_col, p, ni, nj,
+                 item);
         }
 }
 
@@ -92,13 +94,19 @@ static int32_t long_dims(int32_t n_dims, const int64_t *dims, uint64_t *out) {
 
 void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
                       uint64_t n, size_t item) {
+    uint64_t d[PDCKPT_MAX_DIMS];
+    if (long_dims(n_dims, dims, d) < 2)
+        memcpy(dst, src, n * item); /* the same bytes */
+    else
+        pdk_fortran_to_c_rows(dst, src, n_dims, dims, item, 0, d[0]);
+}
+
+void pdk_fortran_to_c_rows(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
+                           size_t item, uint64_t r0, uint64_t r1) {
     uint64_t d[PDCKPT_MAX_DIMS], s_stride[PDCKPT_MAX_DIMS], d_stride[PDCKPT_MAX_DIMS];
     uint64_t idx[PDCKPT_MAX_DIMS] = {0};
     int32_t  m = long_dims(n_dims, dims, d);
-    if (m < 2 || item == 0 || item > 16) {
-        if (m < 2) memcpy(dst, src, n * item);
-        return; /* (no dtype is wider than 16 bytes) */
-    }
+    if (m < 2 || item == 0 || item > 16) return; /* (no dtype is wider than 16 bytes) */
     for (int32_t k = 0; k < m; k++) s_stride[k] = k ? s_stride[k - 1] * d[k - 1] : item;
     for (int32_t k = m - 1; k >= 0; k--)
         d_stride[k] = k < m - 1 ? d_stride[k + 1] * d[k + 1] : item;
@@ -106,7 +114,7 @@ void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const in
     tile_fn     tile = tile_for(item);
     uint64_t    s_off = 0, d_off = 0;
     for (;;) { /* every index of the middle dims 1 .. m-2, the last fastest */
-        transpose_plane(dst + d_off, src + s_off, &p, item, tile);
+        transpose_plane(dst + d_off, src + s_off, &p, item, tile, r0, r1);
         int32_t k = m - 2;
         for (; k >= 1; k--) {
             s_off += s_stride[k], d_off += d_stride[k];
@@ -200,41 +208,65 @@ const void *pdk_tensor_c_data(const pdckpt_allocator *a, pdk_tensor *t) {
     return pdk_buffer_data(none);
 }
 
-/* Why no copy was made: past the budget, or no memory. */
-static pdckpt_status copy_failed(const pdk_tensor *t, const char *source, pdckpt_error *err) {
+/* Why no copy of `n` bytes was made: past the budget, or no memory. */
+static pdckpt_status copy_failed(const pdk_tensor *t, uint64_t n, const char *source,
+                                 pdckpt_error *err) {
     uint64_t left = t->budget ? atomic_load(&t->budget->left) : UINT64_MAX;
-    if (t->n_bytes > left)
+    if (n > left)
         return pdk_fail(err, PDCKPT_ERR_LIMIT, source, -1,
                         "expected the C-order copy of a Fortran-order tensor (%llu bytes) to fit "
                         "in what its load's max_alloc_bytes (%llu) leaves, %llu bytes",
-                        (unsigned long long)t->n_bytes, (unsigned long long)t->budget->limit,
+                        (unsigned long long)n, (unsigned long long)t->budget->limit,
                         (unsigned long long)left);
     return pdk_fail(err, PDCKPT_ERR_NOMEM, source, -1,
                     "expected memory for a C-order copy of a Fortran-order tensor (%llu bytes)",
-                    (unsigned long long)t->n_bytes);
+                    (unsigned long long)n);
 }
 
 pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
-                                pdckpt_buffer **own, const char *source, pdckpt_error *err) {
-    if (own) *own = NULL;
-    if (!pdckpt_tensor_get_memory(tensor, out, NULL))
+                                const char *source, pdckpt_error *err) {
+    if (pdckpt_tensor_get(tensor, out)) return PDCKPT_OK;
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "expected a tensor value");
-    pdk_tensor *t = tensor->u.t;
-    if (!t->fortran) return PDCKPT_OK;
-    pdckpt_buffer *copy = atomic_load(&t->c_copy);
-    if (!copy && own) copy = *own = make_copy(tensor->alloc, t);
-    if (!copy && !own && pdk_tensor_c_data(tensor->alloc, t)) copy = atomic_load(&t->c_copy);
-    if (!copy) return copy_failed(t, source, err);
-    out->data = pdk_buffer_data(copy);
-    out->buffer = copy;
-    out->read_only = true;
-    return PDCKPT_OK;
+    return copy_failed(tensor->u.t, tensor->u.t->n_bytes, source, err);
 }
 
-void pdk_tensor_c_done(const pdckpt_value *tensor, pdckpt_buffer *own) {
-    if (!own) return;
-    pdckpt_buffer_release(own);
-    budget_give(tensor->u.t->budget, tensor->u.t->n_bytes);
+/* Rows of the first long dim per chunk: about PDK_C_CHUNK bytes, whole tiles when more than
+ * one. */
+static uint64_t chunk_rows(uint64_t rows, uint64_t row_bytes) {
+    uint64_t k = PDK_C_CHUNK / row_bytes;
+    if (k > TILE) k -= k % TILE;
+    return k == 0 ? 1 : k > rows ? rows : k;
+}
+
+pdckpt_status pdk_tensor_c_chunks(const pdckpt_value *tensor, pdk_c_chunk_fn fn, void *ctx,
+                                  const char *source, pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    if (!pdckpt_tensor_get_memory(tensor, &v, NULL))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "expected a tensor value");
+    pdk_tensor    *t = tensor->u.t;
+    pdckpt_buffer *kept = t->fortran ? atomic_load(&t->c_copy) : NULL;
+    if (!t->fortran || kept) return fn(ctx, kept ? pdk_buffer_data(kept) : v.data, v.n_bytes, err);
+    uint64_t d[PDCKPT_MAX_DIMS];
+    long_dims(t->n_dims, t->dims, d); /* fortran: at least two */
+    uint64_t row_bytes = t->n_bytes / d[0], rows = chunk_rows(d[0], row_bytes);
+    size_t   cap = (size_t)(rows * row_bytes);
+    bool     took = budget_take(t->budget, cap);
+    uint8_t *buf = took ? pdk_alloc(tensor->alloc, cap) : NULL;
+    if (!buf) {
+        if (took) budget_give(t->budget, cap);
+        return copy_failed(t, cap, source, err);
+    }
+    pdckpt_status st = PDCKPT_OK;
+    size_t        item = (size_t)(t->n_bytes / t->n_elements);
+    for (uint64_t r0 = 0; r0 < d[0] && st == PDCKPT_OK; r0 += rows) {
+        uint64_t r1 = d[0] - r0 < rows ? d[0] : r0 + rows;
+        pdk_fortran_to_c_rows(buf, t->data, t->n_dims, t->dims, item, r0, r1);
+        st = fn(ctx, buf, (r1 - r0) * row_bytes, err);
+    }
+    pdk_free(tensor->alloc, buf, cap);
+    budget_give(t->budget, cap);
+    return st;
 }
 
 pdckpt_status pdckpt_tensor_set_fortran(pdckpt_value *tensor, pdckpt_error *err) {

@@ -571,11 +571,8 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
     if (st == PDCKPT_OK) st = write_header(sink, &meta, &flat, err);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, "        ", (size_t)(padded - json_len), err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
-        pdckpt_tensor_view v;
-        pdckpt_buffer     *own; /* a copy made for this write alone, released once written */
-        st = pdk_tensor_c_view(flat.entries[i].tensor, &v, &own, sink->name, err);
-        if (st == PDCKPT_OK) st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
-        pdk_tensor_c_done(flat.entries[i].tensor, own);
+        st = pdk_tensor_c_chunks(flat.entries[i].tensor, pdk_sink_write_chunk, sink, sink->name,
+                                 err); /* C order, no copy of the whole kept */
     }
     pdk_flat_free(&flat);
     if (meta.tree) pdk_st_tree_json_free((char *)meta.tree, meta.tree_len);

@@ -350,11 +350,7 @@ pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
     pdk_store_u32le(header, 0);
     pdk_store_u32le(header + 4, (uint32_t)desc_len);
     PDK_TRY(pdk_sink_write(sink, header, 8 + desc_len, err));
-    pdckpt_buffer *own; /* a copy made for this write alone, released once written */
-    PDK_TRY(pdk_tensor_c_view(tensor, &v, &own, sink->name, err));
-    pdckpt_status st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
-    pdk_tensor_c_done(tensor, own);
-    return st;
+    return pdk_tensor_c_chunks(tensor, pdk_sink_write_chunk, sink, sink->name, err); /* C order */
 }
 
 pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,

@@ -195,7 +195,7 @@ static void test_copy_budget(void) {
     CHECK(pdckpt_tensor_is_fortran(t[0]) && pdckpt_tensor_get(t[0], &v));
     CHECK(((const float *)v.data)[1] == 128.0f); /* C order: [0][1] */
     for (int i = 1; i < 4; i++) {
-        pdckpt_status st = pdk_tensor_c_view(t[i], &v, NULL, "t", &err);
+        pdckpt_status st = pdk_tensor_c_view(t[i], &v, "t", &err);
         CHECK(st == PDCKPT_OK ||
               (st == PDCKPT_ERR_LIMIT && strstr(err.message, "max_alloc_bytes") != NULL));
     }
