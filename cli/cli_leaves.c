@@ -181,7 +181,7 @@ int cli_leaves_key_by_name(cli_leaves *leaves) {
     for (size_t i = 0; i < leaves->len; i++) {
         cli_leaf          *l = &leaves->items[i];
         pdckpt_tensor_view t;
-        if (!pdckpt_tensor_get(l->value, &t) || !t.name || !*t.name) continue;
+        if (!pdckpt_tensor_get_memory(l->value, &t, NULL) || !t.name || !*t.name) continue;
         key_texts k = {{0}, {0}, {0}};
         size_t    n = strlen(t.name);
         if (text_put(&k.json, "[", 1) || json_key(&k.json, t.name, n) ||

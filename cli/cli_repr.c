@@ -125,7 +125,7 @@ static void repr(out *o, const pdckpt_value *v, int depth) {
     case PDCKPT_KIND_DICT: return repr_items(o, v, depth, "{", "}");
     case PDCKPT_KIND_OBJECT: return repr_object(o, v, depth);
     case PDCKPT_KIND_TENSOR:
-        pdckpt_tensor_get(v, &tv);
+        pdckpt_tensor_get_memory(v, &tv, NULL);
         cli_shape_text(&tv, buf, sizeof buf);
         puts_(o, "<tensor ");
         puts_(o, pdckpt_dtype_name(tv.dtype));

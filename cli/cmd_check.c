@@ -35,7 +35,7 @@ static int check_option(void *ctx, int code, const char *value) {
 
 static void describe(const pdckpt_value *v, char *buf, size_t cap) {
     pdckpt_tensor_view t;
-    if (!pdckpt_tensor_get(v, &t)) {
+    if (!pdckpt_tensor_get_memory(v, &t, NULL)) {
         snprintf(buf, cap, "a %s", pdckpt_kind_name(pdckpt_value_kind(v)));
         return;
     }

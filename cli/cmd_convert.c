@@ -192,7 +192,7 @@ static pdckpt_status save_for_program(const pdckpt_value *root, const char *out,
  * (NULL otherwise); `t` receives the tensor. */
 static const char *renamed_key(const pdckpt_value *root, size_t i, pdckpt_tensor_view *t) {
     const char *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
-    if (!key || !pdckpt_tensor_get(pdckpt_value_at(root, i), t) || !t->name ||
+    if (!key || !pdckpt_tensor_get_memory(pdckpt_value_at(root, i), t, NULL) || !t->name ||
         strcmp(key, t->name) == 0)
         return NULL;
     return key;

@@ -54,10 +54,14 @@ static const cli_leaf *find(cli_leaf **sorted, size_t n, const char *key) {
     return NULL;
 }
 
-/* Prints the difference between two leaves at `key`; returns 1 if they differ. */
+/* Prints the difference between two leaves at `key`; returns 1 if they differ.  Tensors compare
+ * as values: two in the same memory order by their memory as it is (no copy); otherwise, or to
+ * say where they differ, by their C-order bytes (a Fortran-order tensor's copy, made for a tensor
+ * compared only). */
 static int compare(const char *key, const pdckpt_value *a, const pdckpt_value *b) {
     pdckpt_tensor_view va, vb;
-    bool               ta = pdckpt_tensor_get(a, &va), tb = pdckpt_tensor_get(b, &vb);
+    bool               fa = false, fb = false;
+    bool ta = pdckpt_tensor_get_memory(a, &va, &fa), tb = pdckpt_tensor_get_memory(b, &vb, &fb);
     if (!ta || !tb) {
         if (pdckpt_value_equal(a, b)) return 0;
         printf("value differs at %s: ", key);
@@ -79,7 +83,13 @@ static int compare(const char *key, const pdckpt_value *a, const pdckpt_value *b
         printf("shape differs at %s: %s vs %s\n", key, sa, sb);
         return 1;
     }
-    if (va.n_bytes == 0 || memcmp(va.data, vb.data, (size_t)va.n_bytes) == 0) return 0;
+    if (va.n_bytes == 0 || (fa == fb && memcmp(va.data, vb.data, (size_t)va.n_bytes) == 0))
+        return 0;
+    if ((fa || fb) && (!pdckpt_tensor_get(a, &va) || !pdckpt_tensor_get(b, &vb))) {
+        printf("cannot compare %s: no memory for a C-order copy\n", key);
+        return 1;
+    }
+    if (memcmp(va.data, vb.data, (size_t)va.n_bytes) == 0) return 0;
     size_t               esize = pdckpt_dtype_size(va.dtype), first = SIZE_MAX, count = 0;
     const unsigned char *pa = va.data, *pb = vb.data;
     for (size_t e = 0; e < va.n_elements; e++)
@@ -124,7 +134,7 @@ static int diff_leaves(const cli_leaves *a, const cli_leaves *b) {
 static bool any_named(const cli_leaves *l) {
     pdckpt_tensor_view t;
     for (size_t i = 0; i < l->len; i++)
-        if (pdckpt_tensor_get(l->items[i].value, &t) && t.name && *t.name) return true;
+        if (pdckpt_tensor_get_memory(l->items[i].value, &t, NULL) && t.name && *t.name) return true;
     return false;
 }
 

@@ -161,7 +161,7 @@ static int make_pieces(const pdckpt_flat *f, const rules *rs, pdckpt_mpi_shard *
                        pdckpt_value **values, int64_t **boxes) {
     for (size_t i = 0; i < f->len; i++) {
         pdckpt_tensor_view v;
-        pdckpt_tensor_get(f->entries[i].tensor, &v);
+        pdckpt_tensor_get_memory(f->entries[i].tensor, &v, NULL);
         int64_t parts[PDCKPT_MAX_DIMS];
         if (parts_for(rs, f->entries[i].name, v.n_dims, parts) != 0) {
             fprintf(stderr, "pdckpt: the layout for '%s' does not have one factor per dim (%d)\n",

@@ -35,8 +35,15 @@ typedef struct ls_opts {
     const pdckpt_value *info; /* .pdiparams.info beside the parameters, or NULL */
 } ls_opts;
 
-static int hash_leaf(const pdckpt_tensor_view *v, char out[65]) {
-    if (cli_sha256_hex(v->data, v->n_bytes, out) == 0) return CLI_OK;
+/* The SHA-256 of the tensor's C-order bytes (the one reader here that needs them in that order:
+ * a Fortran-order tensor's C copy is made for it alone). */
+static int hash_leaf(const pdckpt_value *tensor, char out[65]) {
+    pdckpt_tensor_view c;
+    if (!pdckpt_tensor_get(tensor, &c)) {
+        fprintf(stderr, "pdckpt: out of memory for a C-order copy to hash\n");
+        return CLI_BAD_INPUT;
+    }
+    if (cli_sha256_hex(c.data, c.n_bytes, out) == 0) return CLI_OK;
     fprintf(stderr, "pdckpt: SHA-256 failed\n");
     return CLI_BAD_INPUT;
 }
@@ -49,11 +56,11 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < leaves->len; i++) {
         pdckpt_tensor_view v;
-        if (pdckpt_tensor_get(leaves->items[i].value, &v)) total += v.n_bytes;
+        if (pdckpt_tensor_get_memory(leaves->items[i].value, &v, NULL)) total += v.n_bytes;
     }
     for (size_t i = 0; i < leaves->len; i++) {
         pdckpt_tensor_view v;
-        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        if (!pdckpt_tensor_get_memory(leaves->items[i].value, &v, NULL)) continue;
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         cli_shape_text(&v, shape, sizeof shape);
         printf("%s{\"key\": %s, \"dtype\": \"%s\", \"shape\": %s, \"nbytes\": %llu",
@@ -70,7 +77,7 @@ static int print_json(pdckpt_format format, const cli_leaves *leaves, const ls_o
         }
         if (o->hash) {
             char hex[65];
-            if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
+            if (hash_leaf(leaves->items[i].value, hex) != CLI_OK) return CLI_BAD_INPUT;
             printf(", \"sha256\": \"%s\"", hex);
             cli_progress_cb(NULL, done += v.n_bytes, total);
         }
@@ -98,7 +105,7 @@ static void counts(const cli_leaves *leaves, size_t *tensors, uint64_t *bytes, s
         size_t w = cli_width(leaves->items[i].key_show);
         if (w > *width) *width = w;
         pdckpt_tensor_view v;
-        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        if (!pdckpt_tensor_get_memory(leaves->items[i].value, &v, NULL)) continue;
         (*tensors)++;
         *bytes += v.n_bytes;
         if (v.name && strcmp(v.name, leaves->items[i].key_text) != 0) *named = true;
@@ -124,7 +131,7 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
     uint64_t done = 0;
     for (size_t i = 0; i < leaves->len; i++) {
         pdckpt_tensor_view v;
-        if (!pdckpt_tensor_get(leaves->items[i].value, &v)) continue;
+        if (!pdckpt_tensor_get_memory(leaves->items[i].value, &v, NULL)) continue;
         char shape[PDCKPT_MAX_DIMS * 22 + 4];
         cli_shape_text(&v, shape, sizeof shape);
         fputs("  ", stdout);
@@ -134,7 +141,7 @@ static int print_table(const char *path, pdckpt_format format, const cli_leaves 
         if (named) printf("  %s", v.name ? cli_safe(v.name) : "-");
         if (o->hash) {
             char hex[65];
-            if (hash_leaf(&v, hex) != CLI_OK) return CLI_BAD_INPUT;
+            if (hash_leaf(leaves->items[i].value, hex) != CLI_OK) return CLI_BAD_INPUT;
             printf("  %s", hex);
             cli_progress_cb(NULL, done += v.n_bytes, bytes);
         }

@@ -139,13 +139,13 @@ static int compute_rows(const cli_leaves *leaves, stats_row **out, size_t *n_row
     uint64_t total = 0, done = 0;
     for (size_t i = 0; i < leaves->len; i++) {
         pdckpt_tensor_view v;
-        if (pdckpt_tensor_get(leaves->items[i].value, &v)) total += v.n_bytes;
+        if (pdckpt_tensor_get_memory(leaves->items[i].value, &v, NULL)) total += v.n_bytes;
     }
     size_t n = 0;
     cli_progress_begin("stats");
     for (size_t i = 0; i < leaves->len; i++) {
         stats_row *r = &rows[n];
-        if (!pdckpt_tensor_get(leaves->items[i].value, &r->view)) continue;
+        if (!pdckpt_tensor_get_memory(leaves->items[i].value, &r->view, NULL)) continue;
         pdckpt_error err = PDCKPT_ERROR_INIT;
         r->leaf = &leaves->items[i];
         r->ok = pdckpt_tensor_stats_compute(leaves->items[i].value, &r->s, &err) == PDCKPT_OK;

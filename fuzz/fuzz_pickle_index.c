@@ -54,7 +54,7 @@ static void sealed(const uint8_t *body, size_t n, const pdk_input *in, const str
     uint8_t *idx = malloc(PDK_PICKLE_INDEX_HEADER + n);
     if (!idx) return;
     memcpy(idx + PDK_PICKLE_INDEX_HEADER, body, n);
-    pdk_pickle_index_seal(idx, PDK_PICKLE_INDEX_HEADER + n, in, st);
+    pdk_pickle_index_seal(idx, PDK_PICKLE_INDEX_HEADER + n, in, st, n & 1);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
     decode(idx, PDK_PICKLE_INDEX_HEADER + n, in, st, &lo);
     lo.max_depth = 4;
@@ -70,7 +70,7 @@ static void lazy(const uint8_t *body, size_t n, const pdk_input *in, const struc
     uint8_t *idx = malloc(PDK_PICKLE_INDEX_HEADER + n);
     if (!idx) return;
     memcpy(idx + PDK_PICKLE_INDEX_HEADER, body, n);
-    pdk_pickle_index_seal(idx, PDK_PICKLE_INDEX_HEADER + n, in, st);
+    pdk_pickle_index_seal(idx, PDK_PICKLE_INDEX_HEADER + n, in, st, n & 1);
     pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
     pdk_pickle_lazy    *l = pdk_pickle_lazy_decode(idx, PDK_PICKLE_INDEX_HEADER + n, in, st, &lo);
     for (size_t i = 0; l && i < pdk_pickle_lazy_len(l) && i < 4096; i++) {

@@ -378,13 +378,14 @@ PDCKPT_API bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view 
  * (is_fortran=True, the memory as it is), and pdckpt's pickle writer does the same.  Every other
  * reader of a tensor wants C order: pdckpt_tensor_get gives it for any tensor (a Fortran-order
  * tensor's C-order copy is made on the first call, kept with the tensor and freed with it; false
- * when that copy cannot be allocated).  set_fortran: declares the data a tensor holds now
- * column-major (ARGUMENT once pdckpt_tensor_get made its C copy; pdckpt_tensor_data_mut then
- * gives NULL); a no-op when the two orders lay the elements out alike (numpy's rule: fewer than
- * two dims longer than one, or no elements), so a Fortran-order tensor is always one whose bytes
- * differ from C order.  get_memory: the tensor's
- * own memory, no copy, *fortran set when it is column-major (the view's `data` is then not C
- * order); also the cheap way to read a tensor's shape, dtype and name. */
+ * when that copy cannot be allocated or, for a loaded tensor, would pass what the load's
+ * max_alloc_bytes left: the copies are charged when made).  set_fortran: declares the data a tensor
+ * holds now column-major (ARGUMENT once pdckpt_tensor_get made its C copy; pdckpt_tensor_data_mut
+ * then gives NULL); a no-op when the two orders lay the elements out alike (numpy's rule: fewer
+ * than two dims longer than one, or no elements), so a Fortran-order tensor is always one whose
+ * bytes differ from C order.  get_memory: the tensor's own memory, no copy, *fortran set when it is
+ * column-major (the view's `data` is then not C order); also the cheap way to read a tensor's
+ * shape, dtype and name. */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_fortran(pdckpt_value *tensor, pdckpt_error *err);
 PDCKPT_API bool          pdckpt_tensor_is_fortran(const pdckpt_value *tensor);
 PDCKPT_API bool pdckpt_tensor_get_memory(const pdckpt_value *value, pdckpt_tensor_view *out,

@@ -24,7 +24,7 @@ static int touch(void *ctx, const pdckpt_path_step *path, size_t depth, const pd
     touch_ctx *tc = ctx;
     tc->report->n_leaves++;
     pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(leaf, &v)) return 0;
+    if (!pdckpt_tensor_get_memory(leaf, &v, NULL)) return 0;
     tc->report->n_tensors++;
     tc->report->n_data_bytes += v.n_bytes;
     if (v.n_bytes) tc->digest ^= XXH3_64bits(v.data, (size_t)v.n_bytes);
@@ -55,7 +55,7 @@ static void leaf_name(const pdckpt_path_step *path, size_t depth, char *out, siz
 static int locate(void *ctx, const pdckpt_path_step *path, size_t depth, const pdckpt_value *leaf) {
     locate_ctx        *lc = ctx;
     pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(leaf, &v) || !v.buffer || !v.n_bytes) return 0;
+    if (!pdckpt_tensor_get_memory(leaf, &v, NULL) || !v.buffer || !v.n_bytes) return 0;
     const uint8_t *base = pdk_buffer_data(v.buffer);
     const uint8_t *data = v.data;
     /* Tensors that point into the buffer holding the whole file (mapped or read); a tensor

@@ -37,7 +37,7 @@ static int sum_tensor_bytes(void *ctx, const pdckpt_path_step *p, size_t d,
     (void)p;
     (void)d;
     pdckpt_tensor_view v;
-    if (pdckpt_tensor_get(leaf, &v)) *(uint64_t *)ctx += stage_round(v.n_bytes);
+    if (pdckpt_tensor_get_memory(leaf, &v, NULL)) *(uint64_t *)ctx += stage_round(v.n_bytes);
     return 0;
 }
 

@@ -30,6 +30,9 @@
 
 /* Records an error unless one is already recorded (first error wins) and returns the recorded
  * status.  `source` may be NULL (keeps what is there), `offset` -1 when none applies. */
+/* The one wording of what an error for want of bytes adds (the pickle VM, the safetensors
+ * reader): the input looks cut short, as an interrupted download or copy leaves it. */
+#define PDK_TRUNCATED_HINT "it looks truncated -- an interrupted download, copy or save?"
 pdckpt_status pdk_fail(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
                        const char *fmt, ...) PDK_PRINTF(5, 6);
 pdckpt_status pdk_failv(pdckpt_error *err, pdckpt_status status, const char *source, int64_t offset,
@@ -157,10 +160,36 @@ const pdckpt_allocator *pdk_value_allocator(const pdckpt_value *value);
 bool pdk_orders_differ(int32_t n_dims, const int64_t *dims);
 void pdk_fortran_to_c(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
                       uint64_t n, size_t item);
+/* Rows [r0, r1) of the first dim longer than one (at least two are), in C order: the contiguous
+ * part of the C-order bytes that those rows are. */
+void pdk_fortran_to_c_rows(uint8_t *dst, const uint8_t *src, int32_t n_dims, const int64_t *dims,
+                           size_t item, uint64_t r0, uint64_t r1);
 /* pdckpt_tensor_get for a reader of the data: a Fortran-order tensor's C copy that cannot be
- * allocated is a NOMEM error (naming `source`), not a view with NULL data. */
+ * allocated is a NOMEM error (naming `source`), one past its load's budget a LIMIT error, not a
+ * view with NULL data. */
 pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
                                 const char *source, pdckpt_error *err);
+/* For a writer: the tensor's C-order bytes handed to `fn` in order -- all at once when they are
+ * its memory or a kept copy, else (Fortran order) made a chunk of about PDK_C_CHUNK bytes at a
+ * time in one buffer (whole rows of the first dim longer than one; one row when a row is larger)
+ * charged to the tensor's budget while it lives, so a save of many transposed tensors holds no
+ * copy of them.  Errors as pdk_tensor_c_view's; fn's stop it. */
+#define PDK_C_CHUNK ((uint64_t)4 << 20)
+typedef pdckpt_status (*pdk_c_chunk_fn)(void *ctx, const void *data, uint64_t len,
+                                        pdckpt_error *err);
+pdckpt_status pdk_tensor_c_chunks(const pdckpt_value *tensor, pdk_c_chunk_fn fn, void *ctx,
+                                  const char *source, pdckpt_error *err);
+/* A load's allocation budget as it stands after the load, charged by the C-order copies its
+ * Fortran-order tensors make when they make them (tensor_order.c; a writer's chunk buffer is given
+ * back once written); shared by those tensors, freed with the last.  new: `limit`
+ * (max_alloc_bytes) left; spent: the load's own allocations come off; attach: the tensor's copies
+ * are charged to it (a reference taken). */
+typedef struct pdk_budget pdk_budget;
+pdk_budget               *pdk_budget_new(const pdckpt_allocator *a, uint64_t limit);
+void                      pdk_budget_spent(pdk_budget *b, uint64_t bytes);
+void                      pdk_budget_release(pdk_budget *b);
+void                      pdk_tensor_attach_budget(pdckpt_value *tensor, pdk_budget *b);
+pdk_budget               *pdk_tensor_budget(const pdckpt_value *tensor);
 /* Number of dims / shape checks shared by every tensor constructor. */
 pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);

@@ -26,6 +26,7 @@ typedef struct pdk_tensor {
     /* fortran: the C-order copy pdckpt_tensor_get hands out, made on first use (a race between
      * two readers keeps one; the loser frees its own), or NULL */
     _Atomic(pdckpt_buffer *) c_copy;
+    struct pdk_budget       *budget; /* what the copy is charged to (a load's), or NULL */
     char                    *name;
     int32_t                  n_lod;
     uint64_t                *lod_lens;

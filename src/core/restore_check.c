@@ -167,7 +167,8 @@ static pdckpt_dtype pickled_dtype(pdckpt_dtype d) {
 
 static pdckpt_restore_issue_kind compare(const pdckpt_value *want, const pdckpt_value *got) {
     pdckpt_tensor_view a, b;
-    bool               ta = pdckpt_tensor_get(want, &a), tb = pdckpt_tensor_get(got, &b);
+    bool               ta = pdckpt_tensor_get_memory(want, &a, NULL),
+         tb = pdckpt_tensor_get_memory(got, &b, NULL);
     if (ta != tb) return PDCKPT_RESTORE_KIND;
     if (!ta) return 0;
     if (a.dtype != b.dtype && pickled_dtype(a.dtype) != pickled_dtype(b.dtype))

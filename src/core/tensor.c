@@ -48,6 +48,7 @@ void pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t) {
     if (!t) return;
     pdckpt_buffer_release(t->buffer);
     pdckpt_buffer_release(atomic_load(&t->c_copy));
+    pdk_budget_release(t->budget);
     if (t->dims != t->inline_dims) pdk_free(a, t->dims, (size_t)t->n_dims * sizeof *t->dims);
     pdk_strfree(a, t->name);
     free_lod(a, t);
@@ -172,16 +173,6 @@ bool pdckpt_tensor_get(const pdckpt_value *value, pdckpt_tensor_view *out) {
     out->buffer = atomic_load(&t->c_copy);
     out->read_only = true; /* a copy: writing it would not change the tensor */
     return true;
-}
-
-pdckpt_status pdk_tensor_c_view(const pdckpt_value *tensor, pdckpt_tensor_view *out,
-                                const char *source, pdckpt_error *err) {
-    if (pdckpt_tensor_get(tensor, out)) return PDCKPT_OK;
-    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, source, -1, "expected a tensor value");
-    return pdk_fail(err, PDCKPT_ERR_NOMEM, source, -1,
-                    "expected memory for a C-order copy of a Fortran-order tensor (%llu bytes)",
-                    (unsigned long long)out->n_bytes);
 }
 
 void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {

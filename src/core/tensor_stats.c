@@ -116,8 +116,8 @@ static void reduce_block(stats_acc *acc, const double *v, size_t n) {
 
 pdckpt_status pdckpt_tensor_stats_compute(const pdckpt_value *tensor, pdckpt_tensor_stats *out,
                                           pdckpt_error *err) {
-    pdckpt_tensor_view view;
-    if (!out || !tensor || !pdckpt_tensor_get(tensor, &view))
+    pdckpt_tensor_view view; /* the memory as it is: the stats do not depend on the order */
+    if (!out || !tensor || !pdckpt_tensor_get_memory(tensor, &view, NULL))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "stats: expected a tensor");
     if (view.dtype == PDCKPT_DTYPE_COMPLEX64 || view.dtype == PDCKPT_DTYPE_COMPLEX128 ||
         pdckpt_dtype_size(view.dtype) == 0)

@@ -77,7 +77,7 @@ static pdckpt_status write_vars(pdk_dirtx *tx, const pdckpt_value *vars,
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < fl.len && st == PDCKPT_OK; i++) {
         pdckpt_tensor_view t;
-        if (pdckpt_tensor_get(fl.entries[i].tensor, &t) && t.name && *t.name) {
+        if (pdckpt_tensor_get_memory(fl.entries[i].tensor, &t, NULL) && t.name && *t.name) {
             char *copy = pdk_strndup(fl.alloc, t.name, strlen(t.name));
             if (!copy) st = pdk_fail_nomem(err, "tensor name");
             if (copy) pdk_strfree(fl.alloc, fl.entries[i].name);

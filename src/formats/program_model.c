@@ -230,8 +230,8 @@ static bool dims_match(const pdk_prog_var *var, const pdckpt_tensor_view *v) {
 
 pdckpt_status pdk_program_check_tensor(const pdk_prog_var *var, const pdckpt_value *tensor,
                                        const char *source, int64_t offset, pdckpt_error *err) {
-    pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(tensor, &v))
+    pdckpt_tensor_view v; /* dtype and shape only */
+    if (!pdckpt_tensor_get_memory(tensor, &v, NULL))
         return pdk_fail(err, PDCKPT_ERR_MISMATCH, source, offset,
                         "variable '%s': the program declares a tensor, found a %s", var->name,
                         pdckpt_kind_name(pdckpt_value_kind(tensor)));

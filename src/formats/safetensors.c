@@ -241,8 +241,8 @@ static pdckpt_status check_ranges(pdk_cursor *hcur, st_header *h, uint64_t data_
         if (e->end > data_len)
             return pdk_cur_fail_at(hcur, e->header_pos, PDCKPT_ERR_FORMAT,
                                    "tensor '%s': expected data_offsets within the %llu data bytes, "
-                                   "found end %llu (the file looks truncated, by at least %llu "
-                                   "bytes: an interrupted download, copy or save?)",
+                                   "found end %llu (the file ends at least %llu bytes too "
+                                   "soon: " PDK_TRUNCATED_HINT ")",
                                    e->name, (unsigned long long)data_len,
                                    (unsigned long long)e->end,
                                    (unsigned long long)(e->end - data_len));
@@ -571,9 +571,8 @@ static pdckpt_status st_save(const pdckpt_value *root, pdk_sink *sink,
     if (st == PDCKPT_OK) st = write_header(sink, &meta, &flat, err);
     if (st == PDCKPT_OK) st = pdk_sink_write(sink, "        ", (size_t)(padded - json_len), err);
     for (size_t i = 0; i < flat.len && st == PDCKPT_OK; i++) {
-        pdckpt_tensor_view v;
-        st = pdk_tensor_c_view(flat.entries[i].tensor, &v, sink->name, err);
-        if (st == PDCKPT_OK) st = pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
+        st = pdk_tensor_c_chunks(flat.entries[i].tensor, pdk_sink_write_chunk, sink, sink->name,
+                                 err); /* C order, no copy of the whole kept */
     }
     pdk_flat_free(&flat);
     if (meta.tree) pdk_st_tree_json_free((char *)meta.tree, meta.tree_len);

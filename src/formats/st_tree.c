@@ -196,7 +196,7 @@ bool pdk_st_tree_needed(const pdckpt_value *root) {
         pdckpt_tensor_view t;
         if (!k || pdckpt_value_kind(pdckpt_dict_key_at(root, i)) != PDCKPT_KIND_STRING) return true;
         if (strcmp(k, PDK_ST_METADATA_KEY) == 0) continue;
-        if (!pdckpt_tensor_get(pdckpt_value_at(root, i), &t)) return true;
+        if (!pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &t, NULL)) return true;
         if (t.name && strcmp(t.name, k) != 0) return true; /* a Paddle name to keep */
     }
     return false;

@@ -20,7 +20,7 @@ static pdckpt_status find_entry(const pdk_prog_var *v, const pdckpt_value *state
     *out = pdckpt_dict_get(state, v->name);
     for (size_t i = 0; !pdckpt_dict_get(state, v->name) && i < pdckpt_value_len(state); i++) {
         pdckpt_tensor_view t;
-        if (!pdckpt_tensor_get(pdckpt_value_at(state, i), &t) || !t.name ||
+        if (!pdckpt_tensor_get_memory(pdckpt_value_at(state, i), &t, NULL) || !t.name ||
             strcmp(t.name, v->name) != 0)
             continue;
         if (*out)

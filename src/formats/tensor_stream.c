@@ -336,7 +336,7 @@ pdckpt_status pdk_tensor_stream_read(pdk_cursor *cur, const pdk_input *in,
 pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
                                      pdckpt_error *err) {
     pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(tensor, &v))
+    if (!pdckpt_tensor_get_memory(tensor, &v, NULL))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
     int code = pdckpt_dtype_to_paddle(v.dtype);
     if (code < 0)
@@ -350,13 +350,13 @@ pdckpt_status pdk_tensor_inner_write(pdk_sink *sink, const pdckpt_value *tensor,
     pdk_store_u32le(header, 0);
     pdk_store_u32le(header + 4, (uint32_t)desc_len);
     PDK_TRY(pdk_sink_write(sink, header, 8 + desc_len, err));
-    return pdk_sink_write(sink, v.data, (size_t)v.n_bytes, err);
+    return pdk_tensor_c_chunks(tensor, pdk_sink_write_chunk, sink, sink->name, err); /* C order */
 }
 
 pdckpt_status pdk_tensor_stream_write(pdk_sink *sink, const pdckpt_value *tensor,
                                       pdckpt_error *err) {
-    pdckpt_tensor_view v;
-    if (!pdckpt_tensor_get(tensor, &v))
+    pdckpt_tensor_view v; /* the LoD: no copy of the data */
+    if (!pdckpt_tensor_get_memory(tensor, &v, NULL))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "expected a tensor value");
     uint8_t word[8];
     pdk_store_u32le(word, 0);

@@ -121,7 +121,7 @@ static pdckpt_status tnum_load(const pdk_input *in, const pdckpt_load_options *o
 
 static pdckpt_status write_record(pdk_sink *sink, const pdk_flat_entry *e, pdckpt_error *err) {
     pdckpt_tensor_view v;
-    pdckpt_tensor_get(e->tensor, &v);
+    pdckpt_tensor_get_memory(e->tensor, &v, NULL);
     if (v.n_lod_levels)
         return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, sink->name, -1,
                         "tensor '%s': the TNUM format cannot hold LoD", e->name);

@@ -143,6 +143,8 @@ struct pdk_sink {
 
 /* Accepts `len` bytes. */
 pdckpt_status pdk_sink_write(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err);
+/* The same as a pdk_c_chunk_fn (`sink` is the pdk_sink): pdk_tensor_c_chunks into a sink. */
+pdckpt_status pdk_sink_write_chunk(void *sink, const void *bytes, uint64_t len, pdckpt_error *err);
 /* Flushes and finishes; the sink is freed whatever the outcome (on failure it is discarded). */
 pdckpt_status pdk_sink_commit(pdk_sink *sink, pdckpt_error *err);
 /* Discards everything and frees the sink.  NULL ok. */

@@ -18,6 +18,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -89,6 +90,14 @@ pdckpt_status pdk_refuse_file_kind(mode_t mode, const char *shown, pdckpt_error 
                     kind_of(mode));
 }
 
+/* A file of /proc or /sys: regular, but its st_size (0, or a page) is not its length and its
+ * contents are made as they are read (some never end: /proc/self/mem is the address space). */
+static bool pseudo_file(int fd, const struct stat *st) {
+    struct statfs fs;
+    return S_ISREG(st->st_mode) && fstatfs(fd, &fs) == 0 &&
+           (fs.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || fs.f_type == 0x62656572 /* SYSFS */);
+}
+
 pdckpt_status pdk_open_read(int dirfd, const char *rel, unsigned how, const char *shown, int *fd,
                             struct stat *st, pdckpt_error *err) {
     *fd = -1;
@@ -109,6 +118,11 @@ pdckpt_status pdk_open_read(int dirfd, const char *rel, unsigned how, const char
             pdk_fail(err, PDCKPT_ERR_ARGUMENT, shown, -1, "expected a file, found a directory");
     else if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
         status = pdk_refuse_file_kind(st->st_mode, shown, err);
+    else if (pseudo_file(f, st)) /* never read: its size is unknown, its reads may not end */
+        status = pdk_fail(err, PDCKPT_ERR_ARGUMENT, shown, -1,
+                          "expected a regular file, found a file of /proc or /sys (its size, %lld "
+                          "bytes as stat reports it, is not its length: not read)",
+                          (long long)st->st_size);
     else if (fcntl(f, F_SETFL, O_RDONLY) != 0) /* reads of a regular file never block anyway */
         status = pdk_fail_sys(err, errno, shown, "fcntl");
     if (status != PDCKPT_OK) {

@@ -46,6 +46,10 @@ static pdckpt_status report(pdk_sink *sink, pdckpt_error *err) {
     return PDCKPT_OK;
 }
 
+pdckpt_status pdk_sink_write_chunk(void *sink, const void *bytes, uint64_t len, pdckpt_error *err) {
+    return pdk_sink_write(sink, bytes, (size_t)len, err);
+}
+
 pdckpt_status pdk_sink_write(pdk_sink *sink, const void *bytes, size_t len, pdckpt_error *err) {
     if (len == 0) return PDCKPT_OK;
     sink->written += len;

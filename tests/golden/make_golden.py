@@ -109,7 +109,7 @@ golden("safetensors_overlap.bin", safetensors(
 golden("safetensors_offsets_beyond_data.bin", safetensors(
     '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 8), "safetensors", "format", 9,
     "tensor 'a': expected data_offsets within the 8 data bytes, found end 16 (the file "
-    "looks truncated, by at least 8 bytes: an interrupted download, copy or save?)")
+    "ends at least 8 bytes too soon: it looks truncated -- an interrupted download, copy or save?)")
 
 
 

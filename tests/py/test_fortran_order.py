@@ -8,7 +8,10 @@ Paddle's Fortran-order pickles load, list, hash and convert with their values ex
 import hashlib
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ import paddle
 import pytest
 
 import pdckpt
-from conftest import run_cli
+from conftest import PDCKPT_BIN, run_cli
 
 NUMPY_MODULE = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
 
@@ -325,6 +328,74 @@ def test_cli_ls_hash_diff_and_stats_see_values(tmp_path):
     assert (row["min"], row["max"], row["mean"]) == (0, 23, 11.5)
 
 
+PEAK = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)"""
+
+
+def peak_mib(*args):
+    """The CLI's exit code and peak RSS (MiB) for one run, measured by a small Python between (a
+    child's maxrss starts at its parent's RSS at the fork: this one's would be pytest's)."""
+    out = subprocess.run([sys.executable, "-c", PEAK, str(PDCKPT_BIN), *map(str, args)],
+                         capture_output=True, text=True, check=True, timeout=600).stdout.split()
+    return int(out[0]), float(out[1])
+
+
+def test_metadata_readers_and_writers_hold_no_c_copies(tmp_path):
+    """ls, stats, verify and diff of a file of transposed tensors make no C-order copies (diff
+    compares two of the same order as they are), and a convert writes each tensor's C order a
+    chunk at a time: each peaks within a few MiB of the same command on the C-order file of the
+    same values (they made a 32 MiB copy of every tensor, kept to the end)."""
+    rng = np.random.default_rng(0)
+    c = {f"w{i}": rng.standard_normal((512, 2048), dtype=np.float32) for i in range(8)}  # 32 MiB
+    pdckpt.save({k: np.asfortranarray(v) for k, v in c.items()}, tmp_path / "f.pdparams")
+    pdckpt.save(c, tmp_path / "c.pdparams")
+    assert pdckpt.load(tmp_path / "f.pdparams", return_numpy=True)["w0"].flags.f_contiguous
+    for cmd in (["ls"], ["stats"], ["verify"], ["diff", "{src}"], ["convert", "{name}.safetensors"],
+                ["convert", "{name}.pdiparams"]):
+        peaks = []
+        for name in ("c", "f"):
+            src = tmp_path / f"{name}.pdparams"
+            args = [tmp_path / a.format(src=src, name=name) for a in cmd[1:]]
+            rc, mib = peak_mib(cmd[0], src, *args)
+            assert rc == 0, (cmd, name)
+            peaks.append(mib)
+        assert peaks[1] < peaks[0] + 12, (cmd, peaks)
+        if cmd[0] == "convert":
+            got = pdckpt.load(args[0], return_numpy=True)
+            got = dict(zip(sorted(c), got)) if isinstance(got, list) else got
+            assert all(got[k].tobytes() == v.tobytes() for k, v in c.items()), cmd
+
+
+def test_diff_of_transposed_files_names_the_c_order_index(tmp_path):
+    """Two files of the same memory order differing in one element: diff says so and gives its
+    flat index in C order (the values' order, as for any other file pair)."""
+    a = np.arange(24 * 30, dtype=np.float32).reshape(24, 30)
+    b = a.copy()
+    b[5, 7] = -1
+    pdckpt.save({"w": np.asfortranarray(a)}, tmp_path / "a.pdparams")
+    pdckpt.save({"w": np.asfortranarray(b)}, tmp_path / "b.pdparams")
+    pdckpt.save({"w": b}, tmp_path / "bc.pdparams")
+    run_cli("diff", tmp_path / "b.pdparams", tmp_path / "bc.pdparams", check=0)
+    for other in ("b.pdparams", "bc.pdparams"):
+        out = run_cli("diff", tmp_path / "a.pdparams", tmp_path / other, check=1).stdout
+        assert "1 of 720 elements (first at flat index %d)" % (5 * 30 + 7) in out, out
+
+
+def test_a_proc_file_is_refused_unread(tmp_path):
+    """/proc files report st_size 0 (or a page) whatever they hold, and some never end: ls says
+    what the file is (not "empty"), at once, and a load is refused the same way."""
+    for path in ("/proc/self/mem", "/proc/self/status", "/sys/kernel/mm/transparent_hugepage/enabled"):
+        if not os.path.exists(path):
+            continue
+        proc = run_cli("ls", path, timeout=60)
+        assert proc.returncode != 0 and "empty" not in proc.stderr, proc.stderr
+        assert "a file of /proc or /sys" in proc.stderr and "not read" in proc.stderr
+    with pytest.raises(pdckpt.Error, match="/proc or /sys"):
+        pdckpt.load("/proc/self/status")
+
+
 def test_paddle18_save_dygraph_of_fortran_arrays(tmp_path):
     """Paddle 1.8's fluid.save_dygraph pickles F-contiguous arrays as numpy does (protocol 2,
     is_fortran): pdckpt writes those bytes (given 1.8's empty name table, as load_dygraph's
@@ -385,30 +456,65 @@ def test_python_save_of_fortran_arrays_to_c_order_formats(tmp_path, fmt):
     assert len(got) == (1 if fmt == "tensor" else 3)
 
 
+def order_of(a):
+    return a.flags.c_contiguous, a.flags.f_contiguous
+
+
 @pytest.mark.parametrize("layout", ["state dict", "generic"])
 def test_own_fortran_saves_open_lazily_and_mapped_with_their_values(tmp_path, layout):
-    """A save that writes a Fortran-order payload writes no lazy-open index (the index describes C
-    order: with one, pdckpt.open and mmap loads read the column-major bytes as C order), so
-    every way of reading pdckpt's file gives the values; C-order saves keep their index."""
+    """A save that writes a Fortran-order payload writes a version-4 lazy-open index, which marks
+    each column-major tensor (version 3 has no such mark: a reader that knows only it parses the
+    file); pdckpt.open makes its entries from the index, and every way of reading the file gives
+    the values in the order a full load gives; C-order saves keep writing version 3."""
     x = paddle.arange(512 * 300, dtype="float32").reshape([512, 300])  # 600 KB a tensor
     state = {"t": x.T, "c": x + 1, "u": (x * 2).T}
     if layout == "generic":
         state["a"] = np.asfortranarray(x.numpy() - 1)
     path = tmp_path / "m.pdparams"
+    side = tmp_path / "m.pdparams.pdkidx"
     pdckpt.save({"c": x + 1, "d": x}, path)
-    assert (tmp_path / "m.pdparams.pdkidx").exists()  # C order: indexed
+    assert side.read_bytes()[:8] == b"PDKIDX3\n"  # C order: the version older readers know
     pdckpt.save(state, path)
-    assert not (tmp_path / "m.pdparams.pdkidx").exists()
+    assert side.read_bytes()[:8] == b"PDKIDX4\n"
+    lazy = pdckpt._native.open_lazy(str(path))
+    assert lazy is not None and len(lazy) == len(state) + (layout == "state dict")
     want = {k: np.asarray(v.numpy() if isinstance(v, paddle.Tensor) else v)
             for k, v in state.items()}
+    full = pdckpt.load(path, return_numpy=True, mmap=True, verify=True)  # verify: a parse
     reader = pdckpt.open(path)
     for k, v in want.items():
-        np.testing.assert_array_equal(np.asarray(reader[k]), v)
+        got = reader[k]
+        np.testing.assert_array_equal(got, v)
+        assert order_of(got) == order_of(full[k]) == order_of(v), k
+    assert order_of(want["t"]) == (False, True)
     for kw in ({"mmap": True}, {}):
         got = pdckpt.load(path, return_numpy=True, **kw)
         for k, v in want.items():
             np.testing.assert_array_equal(got[k], v)
+            assert order_of(got[k]) == order_of(v), (kw, k)
     np.testing.assert_array_equal(paddle.load(str(path))["t"].numpy(), want["t"])
+
+
+def test_index_versions_a_reader_does_not_know_are_parsed_not_misread(tmp_path):
+    """An index of a version this reader does not know is not used (the pickle is parsed); a
+    version-3 index carrying the column-major mark (which only version 4 may) is refused: the
+    whole-tree open parses, and the lazy entry is CorruptError, never C order read wrongly."""
+    x = np.arange(400 * 300, dtype=np.float32).reshape(400, 300)
+    path = tmp_path / "m.pdparams"
+    pdckpt.save({"t": np.asfortranarray(x), "c": x}, path)
+    side = tmp_path / "m.pdparams.pdkidx"
+    idx = bytearray(side.read_bytes())
+    assert idx[:8] == b"PDKIDX4\n"
+    for digit, lazy_ok in ((b"9", False), (b"3", True)):
+        idx[6:7] = digit
+        side.write_bytes(idx)
+        got = pdckpt.load(path, return_numpy=True, mmap=True)
+        np.testing.assert_array_equal(got["t"], x)
+        lazy = pdckpt._native.open_lazy(str(path))
+        assert (lazy is not None) == lazy_ok
+        if lazy_ok:
+            with pytest.raises(pdckpt.CorruptError, match="not what pdckpt writes"):
+                pdckpt.open(path)["t"]
 
 
 @pytest.mark.parametrize("protocol", [2, 4])

@@ -94,7 +94,7 @@ def test_a_truncated_download(saved, tmp_path):
     header = json.dumps({"w": {"dtype": "F32", "shape": [100], "data_offsets": [0, 400]}}).encode()
     (tmp_path / "cut.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(99))
     refused(tmp_path / "cut.safetensors", "offset 9: tensor 'w': expected data_offsets within",
-            "the file looks truncated, by at least 301 bytes")
+            "the file ends at least 301 bytes too soon: it looks truncated -- an interrupted")
 
 
 def test_an_html_error_page(tmp_path):

@@ -322,7 +322,7 @@ static pdckpt_status v26_fill_file(const char *dir, const v26_need *need, size_t
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
         pdckpt_tensor_view t;
-        if (!pdckpt_tensor_get(pdckpt_dict_get(tree, need[i].key), &t))
+        if (!pdckpt_tensor_get_memory(pdckpt_dict_get(tree, need[i].key), &t, NULL))
             st = pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
                           "metadata: '%s' has no dtype and its data file %s holds no "
                           "tensor under that key",

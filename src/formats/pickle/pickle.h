@@ -61,14 +61,15 @@ bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt
                            pdckpt_value **out);
 /* The same on bytes (and fuzz_pickle_index): the index `idx` of the pickle `in` that `st` stamps;
  * encode gives the index bytes (pdk_free(a, *idx, *cap)); seal writes the header of an index
- * whose body is in place (len bytes in all). */
+ * whose body is in place (len bytes in all; `fortran`: it holds a column-major tensor). */
 #define PDK_PICKLE_INDEX_HEADER (8 + 9 * 8)
 bool pdk_pickle_index_decode(const uint8_t *idx, size_t len, const pdk_input *in,
                              const struct stat *st, const pdckpt_load_options *opts,
                              pdckpt_value **out);
 bool pdk_pickle_index_encode(const pdk_input *in, const struct stat *st, const pdckpt_allocator *a,
                              uint8_t **idx, size_t *len, size_t *cap);
-void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st);
+void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st,
+                           bool fortran);
 
 /* The index opened for access entry by entry (pdckpt_lazy_open): NULL when there is no index
  * that belongs to the pickle as it is now, or its root is not a dict, list or tuple.  The open

@@ -89,10 +89,6 @@ static void note_payload(pdk_pkl *p, uint64_t len, bool hit) {
     offsets_add(p->offsets, framed ? p->frame_len - len : p->sink->written - len, framed);
 }
 
-void pdk_pkl_no_index(pdk_pkl *p) {
-    if (p->offsets) p->offsets->ok = false;
-}
-
 static pdckpt_status commit_frame(pdk_pkl *p) {
     if (!p->framing || !p->in_frame) return PDCKPT_OK;
     p->in_frame = false;

@@ -177,8 +177,6 @@ pdckpt_status pdk_pkl_save_ndarray(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_dim
                                    const int64_t *dims, const void *data, uint64_t n_bytes,
                                    bool fortran, pdk_pkl_key key);
 pdckpt_status pdk_pkl_save_tensor_array(pdk_pkl *p, const pdckpt_value *tensor, pdk_pkl_key key);
-/* The file being written cannot have a lazy-open index (a payload the index cannot describe). */
-void pdk_pkl_no_index(pdk_pkl *p);
 /* numpy's element size for the dtype as Paddle pickles it (bfloat16 as uint16, float8 as int8);
  * 0 when numpy cannot hold it. */
 size_t pdk_pkl_numpy_itemsize(pdckpt_dtype dtype);

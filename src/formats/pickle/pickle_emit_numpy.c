@@ -80,7 +80,6 @@ static pdckpt_status save_array_state(pdk_pkl *p, pdckpt_dtype dtype, int32_t n_
     PDK_TRY(pdk_pkl_save_int_tuple(p, dims, (size_t)n_dims));
     PDK_TRY(save_dtype(p, dtype));
     PDK_TRY(pdk_pkl_save_bool(p, fortran)); /* numpy: F- and not C-contiguous */
-    if (fortran) pdk_pkl_no_index(p);       /* the index's payloads are C order */
     p->want_offset = true;                  /* the payload, for the lazy-open index */
     PDK_TRY(pdk_pkl_save_bytes(p, n_bytes ? data : "", n_bytes, pdk_key_fresh()));
     return pdk_pkl_tuple_end(p, 5, pdk_key_fresh());

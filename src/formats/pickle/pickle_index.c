@@ -39,6 +39,7 @@ typedef struct ibuf {
     bool                    ok;
     const uint8_t          *base; /* the mapped pickle: tensors must point into it */
     size_t                  base_len;
+    bool                    fortran; /* holds an IK_TENSOR_F: version 4 */
 } ibuf;
 
 /* Makes room for `n` more bytes (false: out of memory, the buffer is then marked failed). */
@@ -95,9 +96,11 @@ static void put_string(ibuf *b, const char *s, size_t n) {
     put_blob(b, s, n);
 }
 
-/* A tensor whose data starts at `off` in the pickle. */
-static void put_tensor_at(ibuf *b, const pdckpt_tensor_view *tv, uint64_t off, const char *name) {
-    put_u8(b, IK_TENSOR);
+/* A tensor whose data starts at `off` in the pickle, column-major when `fortran`. */
+static void put_tensor_at(ibuf *b, const pdckpt_tensor_view *tv, uint64_t off, const char *name,
+                          bool fortran) {
+    b->fortran |= fortran;
+    put_u8(b, fortran ? IK_TENSOR_F : IK_TENSOR);
     put_u8(b, (uint8_t)tv->dtype);
     put_u8(b, (uint8_t)tv->n_dims);
     for (int32_t i = 0; i < tv->n_dims; i++) put_var(b, (uint64_t)tv->dims[i]);
@@ -109,17 +112,17 @@ static void put_tensor_at(ibuf *b, const pdckpt_tensor_view *tv, uint64_t off, c
 /* A tensor whose data lies in the mapped pickle (anything else cannot be indexed). */
 static void put_tensor(ibuf *b, const pdckpt_value *v) {
     pdckpt_tensor_view tv;
-    bool               fortran; /* the index's tensors are C order */
+    bool               fortran; /* the memory as it is, and its order */
     pdckpt_tensor_get_memory(v, &tv, &fortran);
     const uint8_t *d = tv.data;
     bool           inside = tv.n_bytes == 0 || (d >= b->base && tv.n_bytes <= b->base_len &&
                                       (size_t)(d - b->base) <= b->base_len - tv.n_bytes);
-    if (!inside || tv.n_lod_levels || fortran ||
+    if (!inside || tv.n_lod_levels ||
         (tv.n_bytes && !payload_at(b->base, b->base_len, (uint64_t)(d - b->base), tv.n_bytes))) {
         b->ok = false;
         return;
     }
-    put_tensor_at(b, &tv, tv.n_bytes ? (uint64_t)(d - b->base) : 0, tv.name);
+    put_tensor_at(b, &tv, tv.n_bytes ? (uint64_t)(d - b->base) : 0, tv.name, fortran);
 }
 
 static uint8_t container_tag(pdckpt_kind k) {
@@ -175,10 +178,11 @@ static void put_value(ibuf *b, const pdckpt_value *v) {
     }
 }
 
-void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st) {
+void pdk_pickle_index_seal(uint8_t *idx, size_t len, const pdk_input *in, const struct stat *st,
+                           bool fortran) {
     idx_stamp stamp;
     stamp_of(st, in->data, in->len, &stamp);
-    memcpy(idx, IDX_MAGIC, 8);
+    memcpy(idx, fortran ? IDX_MAGIC_F : IDX_MAGIC, 8);
     for (int i = 0; i < 7; i++) pdk_store_u64le(idx + 8 + 8 * i, stamp.v[i]);
     pdk_store_u64le(idx + IDX_HEADER - 16, len - IDX_HEADER);
     pdk_store_u64le(idx + IDX_HEADER - 8, XXH3_64bits(idx + IDX_HEADER, len - IDX_HEADER));
@@ -197,7 +201,7 @@ static bool finish(ibuf *b, const ibuf *tab, uint64_t n, const pdk_input *in,
     put(b, tab->p, tab->len);
     put_u64(b, n);
     if (!b->ok || !tab->ok) return false;
-    pdk_pickle_index_seal(b->p, b->len, in, st);
+    pdk_pickle_index_seal(b->p, b->len, in, st, b->fortran);
     return true;
 }
 
@@ -227,7 +231,7 @@ static bool encode_parsed(const pdk_input *in, const struct stat *st, ibuf *b) {
     lo.zero_copy = true;
     lo.allocator = b->a;
     if (pdk_pickle_load(in, &lo, &tree, &quiet) != PDCKPT_OK) return false;
-    ibuf tab = {b->a, NULL, 0, 0, true, NULL, 0};
+    ibuf tab = {b->a, NULL, 0, 0, true, NULL, 0, false};
     begin(b);
     uint64_t n = put_root(b, &tab, tree);
     pdckpt_value_free(tree);
@@ -238,7 +242,7 @@ static bool encode_parsed(const pdk_input *in, const struct stat *st, ibuf *b) {
 
 bool pdk_pickle_index_encode(const pdk_input *in, const struct stat *st, const pdckpt_allocator *a,
                              uint8_t **idx, size_t *len, size_t *cap) {
-    ibuf b = {a, NULL, 0, 0, true, in->data, in->len};
+    ibuf b = {a, NULL, 0, 0, true, in->data, in->len, false};
     if (!encode_parsed(in, st, &b)) {
         pdk_free(a, b.p, b.cap);
         return false;
@@ -262,9 +266,8 @@ static bool saved_tree_known(const pdckpt_value *root, const pdk_pickle_offsets 
         pdckpt_tensor_view tv;
         if (!key || pdckpt_value_kind(pdckpt_dict_key_at(root, i)) != PDCKPT_KIND_STRING ||
             strlen(key) != len || !pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &tv, NULL) ||
-            pdckpt_tensor_is_fortran(pdckpt_value_at(root, i)) || tv.n_lod_levels ||
-            tv.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN || tv.dtype == PDCKPT_DTYPE_FLOAT8_E5M2 ||
-            tv.dtype == PDCKPT_DTYPE_UINT16)
+            tv.n_lod_levels || tv.dtype == PDCKPT_DTYPE_FLOAT8_E4M3FN ||
+            tv.dtype == PDCKPT_DTYPE_FLOAT8_E5M2 || tv.dtype == PDCKPT_DTYPE_UINT16)
             return false;
     }
     return true;
@@ -275,7 +278,7 @@ static bool saved_tree_known(const pdckpt_value *root, const pdk_pickle_offsets 
 static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *offs,
                          const pdk_input *in, const struct stat *st, ibuf *b) {
     size_t n = pdckpt_value_len(root);
-    ibuf   tab = {b->a, NULL, 0, 0, true, NULL, 0};
+    ibuf   tab = {b->a, NULL, 0, 0, true, NULL, 0, false};
     grow(&tab, 8 * n + 8);
     grow(b, 96 * n + 4096); /* W2's entries take ~60 bytes: one allocation, no copies */
     begin(b);
@@ -284,11 +287,12 @@ static bool encode_saved(const pdckpt_value *root, const pdk_pickle_offsets *off
     for (size_t i = 0; i < n && b->ok; i++) {
         const char        *key = pdckpt_value_get_string(pdckpt_dict_key_at(root, i), NULL);
         pdckpt_tensor_view tv;
-        pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &tv, NULL);
+        bool               fortran;
+        pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &tv, &fortran);
         if (!payload_at(in->data, in->len, offs->at[i], tv.n_bytes)) b->ok = false;
         put_u64(&tab, b->len - IDX_HEADER);
         put_string(b, key, strlen(key));
-        put_tensor_at(b, &tv, offs->at[i], tv.name ? tv.name : key);
+        put_tensor_at(b, &tv, offs->at[i], tv.name ? tv.name : key, fortran);
     }
     put_u64(&tab, b->len - IDX_HEADER);
     put_string(b, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY));
@@ -359,7 +363,7 @@ void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool dur
         remove_old_index(side);
         return;
     }
-    ibuf b = {a, NULL, 0, 0, true, in.data, in.len};
+    ibuf b = {a, NULL, 0, 0, true, in.data, in.len, false};
     bool ok = in.len == (size_t)st.st_size &&
               (saved ? encode_saved(root, offs, &in, &st, &b) : encode_parsed(&in, &st, &b)) &&
               stat(path, &again) == 0 && same_version(&st, &again);

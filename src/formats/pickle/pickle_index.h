@@ -16,10 +16,14 @@
 #include <xxhash.h>
 
 /* Version 3: every tensor's payload follows its bytes opcode (checked per entry at access).
- * Earlier versions are removed by a save like their own and never read (a pickle with one is
- * parsed, as without an index). */
+ * Version 4: version 3 plus IK_TENSOR_F, a column-major tensor; written only by an index that
+ * holds one, so a reader that knows version 3 alone (pdckpt before it) still reads every other
+ * index and parses the pickle of one with a Fortran-order tensor (its magic is not one it knows),
+ * never reading column-major bytes as C order.  Earlier versions are removed by a save like their
+ * own and never read (a pickle with one is parsed, as without an index); so are later ones. */
 #define IDX_MAGIC     "PDKIDX3\n"
-#define IDX_MAGIC_OLD "PDKIDX" /* + a version digit and "\n" */
+#define IDX_MAGIC_F   "PDKIDX4\n" /* an index holding IK_TENSOR_F */
+#define IDX_MAGIC_OLD "PDKIDX"    /* + a version digit and "\n" */
 #define IDX_EDGE      ((size_t)64 << 10)
 #define IDX_HEADER    PDK_PICKLE_INDEX_HEADER /* magic, stamp, body length and hash */
 #define IDX_MAX_BYTES ((size_t)64 << 20)
@@ -37,8 +41,9 @@ enum {
     IK_SET,
     IK_DICT,
     IK_TENSOR,
-    IK_NAMES, /* a dict root's entry: {key: name} of the tensors of every entry before it (the
-               * name table of Paddle's state-dict path, derived, not stored twice) */
+    IK_NAMES,    /* a dict root's entry: {key: name} of the tensors of every entry before it (the
+                  * name table of Paddle's state-dict path, derived, not stored twice) */
+    IK_TENSOR_F, /* (version 4) IK_TENSOR whose payload is column-major (numpy's is_fortran) */
 };
 
 /* What binds an index to one version of its pickle. */

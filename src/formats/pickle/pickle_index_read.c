@@ -20,10 +20,13 @@ typedef struct idx_reader {
     const pdckpt_load_options *opts;
     uint32_t                   max_depth;
     uint64_t                   budget;     /* values and bytes the tree may still take */
+    uint64_t                   limit;      /* what it started with */
+    pdk_budget                *copies;     /* the column-major tensors' C copies are charged to */
     bool                       root_value; /* the value being read is a dict root's entry */
     pdckpt_value              *root;       /* the root dict being made (IK_NAMES), or NULL */
     const pdk_pickle_lazy     *lazy;       /* reading entry `entry` of it (IK_NAMES), or NULL */
     size_t                     entry;
+    bool                       fortran_ok; /* version 4: IK_TENSOR_F may occur */
     bool     check_payload; /* a lazy entry handed out: each payload follows its bytes opcode */
     uint64_t bad_payload;   /* where one did not (+1), or 0 */
 } idx_reader;
@@ -77,7 +80,7 @@ static bool charge(idx_reader *r, uint64_t n) {
 /* Each read_* checks one value and, when `out` is not NULL, makes it (NULL: a check only). */
 static bool read_value(idx_reader *r, uint32_t depth, pdckpt_value **out);
 
-static bool read_tensor(idx_reader *r, pdckpt_value **out) {
+static bool read_tensor(idx_reader *r, bool fortran, pdckpt_value **out) {
     uint8_t        dt = 0, nd = 0;
     int64_t        dims[PDCKPT_MAX_DIMS];
     uint64_t       off = 0, n_el, n_bytes, name_len = 0;
@@ -97,11 +100,18 @@ static bool read_tensor(idx_reader *r, pdckpt_value **out) {
         r->bad_payload = off + 1; /* the pickle changed since its index was written */
         return false;
     }
+    if (fortran && (!r->fortran_ok || !pdk_orders_differ(nd, dims))) return false; /* not written */
     if (!out) return true;
     pdckpt_value *t = NULL;
     if (pdk_tensor_from_input(r->in, r->opts, (pdckpt_dtype)dt, nd, dims, r->in->data + off, &t,
                               &quiet))
         return false;
+    if (fortran && !r->copies) r->copies = pdk_budget_new(r->opts->allocator, r->limit);
+    if (fortran) pdk_tensor_attach_budget(t, r->copies); /* its C copy: charged when made */
+    if (fortran && (!r->copies || pdckpt_tensor_set_fortran(t, &quiet) != PDCKPT_OK)) {
+        pdckpt_value_free(t);
+        return false;
+    }
     char *z = name ? pdk_strndup(r->opts->allocator, (const char *)name, name_len - 1) : NULL;
     if (name && (!z || pdckpt_tensor_set_name(t, z, &quiet))) {
         pdckpt_value_free(t);
@@ -131,8 +141,8 @@ static bool add_name(pdckpt_value *d, const pdckpt_value *key, const pdckpt_valu
     const char        *k = pdckpt_value_get_string(key, &len);
     pdckpt_tensor_view tv;
     pdckpt_error       quiet = PDCKPT_ERROR_INIT;
-    if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING || !pdckpt_tensor_get(v, &tv) ||
-        !tv.name)
+    if (!k || pdckpt_value_kind(key) != PDCKPT_KIND_STRING ||
+        !pdckpt_tensor_get_memory(v, &tv, NULL) || !tv.name)
         return true;
     pdckpt_value *kc = pdckpt_value_new_string(a, k, len);
     pdckpt_value *name = pdckpt_value_new_string(a, tv.name, strlen(tv.name));
@@ -246,7 +256,8 @@ static bool read_value(idx_reader *r, uint32_t depth, pdckpt_value **out) {
         break;
     case IK_STRING:
     case IK_BYTES: return read_text(r, tag, out);
-    case IK_TENSOR: return read_tensor(r, out);
+    case IK_TENSOR:
+    case IK_TENSOR_F: return read_tensor(r, tag == IK_TENSOR_F, out);
     case IK_NAMES: return read_names(r, out);
     case IK_LIST:
     case IK_TUPLE:
@@ -261,7 +272,9 @@ static bool read_value(idx_reader *r, uint32_t depth, pdckpt_value **out) {
  * tree ends and the table of top-level entries (n_table offsets, then the count) begins. */
 static bool index_valid(const pdk_input *idx, const idx_stamp *now, size_t *tree_len,
                         uint64_t *n_table) {
-    if (idx->len < IDX_HEADER + 8 || memcmp(idx->data, IDX_MAGIC, 8)) return false;
+    if (idx->len < IDX_HEADER + 8 ||
+        (memcmp(idx->data, IDX_MAGIC, 8) && memcmp(idx->data, IDX_MAGIC_F, 8)))
+        return false; /* a version this reader does not know (or none): parsed instead */
     for (int i = 0; i < 7; i++)
         if (pdk_load_u64le(idx->data + 8 + 8 * i) != now->v[i]) return false;
     const uint8_t *body = idx->data + IDX_HEADER;
@@ -391,8 +404,18 @@ static void reader_init(idx_reader *r, const pdk_input *in, const pdckpt_load_op
     r->in = in;
     r->opts = opts;
     r->budget = opts->max_alloc_bytes ? opts->max_alloc_bytes : in->len * 4 + (64u << 20);
+    r->limit = r->budget;
     r->max_depth = opts->max_depth ? opts->max_depth : 200;
+    r->fortran_ok = !memcmp(tree - IDX_HEADER, IDX_MAGIC_F, 8); /* the header precedes the tree */
     pdk_cur_init(&r->cur, tree, len, NULL, NULL);
+}
+
+/* The reader is done: the C copies its tensors make later get what its tree left. */
+static void reader_done(idx_reader *r) {
+    if (!r->copies) return;
+    pdk_budget_spent(r->copies, r->limit - r->budget);
+    pdk_budget_release(r->copies); /* the tensors hold theirs */
+    r->copies = NULL;
 }
 
 /* The whole tree of an index already checked against its pickle; trailing bytes are refused
@@ -405,6 +428,7 @@ static bool read_tree(const uint8_t *tree, size_t tree_len, const pdk_input *in,
         pdckpt_value_free(*out);
         *out = NULL;
     }
+    reader_done(&r);
     return *out != NULL;
 }
 
@@ -555,8 +579,8 @@ static void lazy_reader(const pdk_pickle_lazy *l, size_t i, idx_reader *r) {
 
 /* Entry i's key (`key`) or value, checked (NULL `out`) or made; a value must take all of the
  * entry, as written. */
-static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
-                      pdckpt_value **out, idx_reader *r) {
+static bool lazy_read_entry(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
+                            pdckpt_value **out, idx_reader *r) {
     bool dict = l->tag == IK_DICT;
     lazy_reader(l, i, r);
     r->check_payload = check_payload;
@@ -570,11 +594,19 @@ static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_p
     return false;
 }
 
+static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
+                      pdckpt_value **out, idx_reader *r) {
+    bool ok = lazy_read_entry(l, i, key, check_payload, out, r);
+    reader_done(r);
+    return ok;
+}
+
 static bool lazy_is_tensor(const pdk_pickle_lazy *l, size_t i) {
     idx_reader r;
     uint8_t    tag = 0;
     lazy_reader(l, i, &r);
-    return (l->tag != IK_DICT || read_value(&r, 1, NULL)) && get_u8(&r, &tag) && tag == IK_TENSOR;
+    return (l->tag != IK_DICT || read_value(&r, 1, NULL)) && get_u8(&r, &tag) &&
+           (tag == IK_TENSOR || tag == IK_TENSOR_F);
 }
 
 /* Read straight from the tree (keys() asks for every key: no reader set up per key). */

@@ -167,8 +167,11 @@ static pdckpt_status tensor_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_d
 static pdckpt_status fortran_in_place(pk_vm *vm, const pdckpt_value *raw, pk_np_dtype dt,
                                       int32_t nd, const int64_t *dims, const uint8_t *b,
                                       uint64_t n_bytes, pdckpt_value **out) {
-    PDK_TRY(pk_charge(vm, n_bytes)); /* the C-order copy a reader may make: within the budget */
+    (void)n_bytes; /* the C-order copy a reader may make is charged when made, to what is left */
+    if (!vm->copies && !(vm->copies = pdk_budget_new(vm->a, vm->budget)))
+        return pdk_fail_nomem(vm->err, "load budget");
     PDK_TRY(tensor_in_place(vm, raw, dt, nd, dims, b, out));
+    pdk_tensor_attach_budget(*out, vm->copies);
     return pdckpt_tensor_set_fortran(*out, vm->err);
 }
 
@@ -362,10 +365,13 @@ pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *na
     pdckpt_tensor_view v;
     bool               fortran; /* the same memory, in the same order */
     pdckpt_tensor_get_memory(t, &v, &fortran);
-    PDK_TRY(pk_charge(vm, 256 + strlen(name) + (fortran ? v.n_bytes : 0))); /* its C copy */
+    PDK_TRY(pk_charge(vm, 256 + strlen(name)));
     pdckpt_status st = pdckpt_tensor_new_in_buffer(vm->a, v.dtype, v.n_dims, v.dims, v.buffer,
                                                    v.data, out, vm->err);
-    if (st == PDCKPT_OK && fortran) st = pdckpt_tensor_set_fortran(*out, vm->err);
+    if (st == PDCKPT_OK && fortran) {
+        pdk_tensor_attach_budget(*out, pdk_tensor_budget(t)); /* its C copy: charged alike */
+        st = pdckpt_tensor_set_fortran(*out, vm->err);
+    }
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(*out, name, vm->err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);

@@ -105,6 +105,7 @@ static pdckpt_status load_once(const pdk_input *in, const pdckpt_load_options *o
     if (st == PDCKPT_OK) st = pk_sanitize(&vm, vm.result, &root);
     pk_vm_drop_values(&vm); /* the finish may then rename tensors the tree alone holds in place */
     if (st == PDCKPT_OK) st = pk_paddle_finish(&vm, &root);
+    if (st == PDCKPT_OK && vm.copies) pdk_budget_spent(vm.copies, vm.used); /* what is left */
     *rerun = st != PDCKPT_OK && vm.rerun;
     pk_vm_free(&vm);
     if (st != PDCKPT_OK) {

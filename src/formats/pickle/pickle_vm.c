@@ -734,5 +734,6 @@ void pk_vm_drop_values(pk_vm *vm) {
 
 void pk_vm_free(pk_vm *vm) {
     pk_vm_drop_values(vm);
+    pdk_budget_release(vm->copies); /* the tensors hold theirs */
     memset(vm, 0, sizeof *vm);
 }

@@ -71,6 +71,7 @@ typedef struct pk_vm {
     size_t                     memo_cap, memo_count;
     pk_map                     map;
     uint64_t                   used, budget; /* approximate bytes allocated / max_alloc_bytes */
+    pdk_budget                *copies; /* what the Fortran-order tensors' C copies are charged to */
     uint64_t                   max_nodes;
     uint32_t                   max_depth;
     bool                       stopped;
@@ -97,8 +98,7 @@ void pk_vm_drop_values(pk_vm *vm);
 pdckpt_status pk_fail(pk_vm *vm, pdckpt_status status, const char *fmt, ...) PDK_PRINTF(3, 4);
 /* After a failure for want of bytes (returns `status`): says the input looks cut short, as an
  * interrupted download or copy leaves it. */
-#define PK_TRUNCATED_HINT                                                                          \
-    " (the input ends too soon: it looks truncated -- an interrupted download, copy or save?)"
+#define PK_TRUNCATED_HINT " (the input ends too soon: " PDK_TRUNCATED_HINT ")"
 pdckpt_status pk_short(pk_vm *vm, pdckpt_status status);
 pdckpt_status pk_nomem(pk_vm *vm);
 /* Counts `bytes` against max_alloc_bytes; LIMIT once exceeded. */
