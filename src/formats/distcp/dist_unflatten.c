@@ -67,7 +67,7 @@ static pdckpt_status emit(void *ctx, const int64_t *off, const int64_t *shape, i
 
 /* An empty run (Paddle's stage 3 gives one to a rank past the parameter's end) covers nothing:
  * it stays in the index as an empty box, so its data file still lists the key (a combined file's
- * tensors are matched to their keys by position) and its 0-element tensor is checked. */
+ * tensors are matched to their keys by position). */
 static pdckpt_status emit_empty(cut *c, pdckpt_error *err) {
     int64_t zero[PDCKPT_MAX_DIMS] = {0};
     return c->n_dims > 0 ? emit(c, zero, zero, 0, err) : PDCKPT_OK;
