@@ -60,8 +60,8 @@ static int ints_arg(PyObject *seq, int32_t n_dims, int64_t *out, const char *wha
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     int        rc = n == n_dims ? 0 : -1;
     if (rc < 0)
-        PyErr_Format(PyExc_ValueError, "pdckpt: %s has %zd entries, the tensor %d dims", what, n,
-                     (int)n_dims);
+        PyErr_Format(PyExc_ValueError, "pdckpt: %s has %zd entries, expected %d (the dims)", what,
+                     n, (int)n_dims);
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
         if (out[i] == -1 && PyErr_Occurred()) rc = -1;

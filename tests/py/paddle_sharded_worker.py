@@ -300,6 +300,10 @@ def job(out_dir):
         dump(paddle, out_dir, f"paddle_load_{name}_flat", rank, target)
         target = some("swap", unflat, zeros=True)
         notes[f"paddle_load_{name}_swap"] = outcome(lambda: dist.load_state_dict(target, ck))
+        target = some("swap", flats, zeros=True)  # the flattened pieces into other runs
+        notes[f"paddle_load_{name}_flat_swap"] = outcome(lambda: dist.load_state_dict(target, ck))
+        target = some("rep", flats, zeros=True)  # ... and into replicated dist tensors
+        notes[f"paddle_load_{name}_flat_rep"] = outcome(lambda: dist.load_state_dict(target, ck))
     stage3(paddle, dist, pd, mk, values, rank, out_dir, notes)
     # one tensor dim sharded over both mesh dims: neither Paddle's save nor pdckpt's places it
     co = {"co": mk.dist_tensor(np.ones([4, 2], "float32"), "float32", mk.m21,

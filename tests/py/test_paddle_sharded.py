@@ -134,8 +134,10 @@ def test_outcomes_in_the_job(job):
                  "paddle_load_paddle_sharded", "paddle_load_pdckpt_sharded",
                  "paddle_load_paddle_flat", "paddle_load_pdckpt_flat"):
         assert n[name] == "ok", (name, n[name])
-    # Paddle's multi-process load into another sharding needs a GPU, for its own files as for ours
-    assert n["paddle_load_paddle_swap"] == n["paddle_load_pdckpt_swap"] == NO_DEVICE
+    # Paddle's multi-process load into another sharding needs a GPU, for its own files as for
+    # ours: dist tensors, and flattened pieces into other runs or into replicated dist tensors
+    for what in ("swap", "flat_swap", "flat_rep"):
+        assert n[f"paddle_load_paddle_{what}"] == n[f"paddle_load_pdckpt_{what}"] == NO_DEVICE
     # Shard(0) over both dims of a 2-D mesh: Paddle's save cannot place it; pdckpt says why
     assert "has no attribute 'get_dim'" in n["paddle_save_coshard"]
     assert n["pdckpt_save_coshard"].startswith("UnsupportedError: 'co': Paddle cannot place")

@@ -133,7 +133,7 @@ typedef struct tiles {
     pdk_shard_rec      **list;
     size_t               n;
     pdk_shard_rec       *cuts; /* the dense boxes of runs that do not cover their box */
-    int64_t             *dims; /* 3 x PDCKPT_MAX_DIMS per cut: global (unused), offset, shape */
+    int64_t             *dims; /* 2 x PDCKPT_MAX_DIMS per cut: offset, shape */
     size_t               n_cuts;
     const pdk_shard_rec *run; /* the run being cut */
 } tiles;
