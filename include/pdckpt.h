@@ -1202,9 +1202,10 @@ PDCKPT_API pdckpt_status pdckpt_sharded_scan(const char *dir, int64_t *newest_co
  *   1. every rank:   pdckpt_sharded_describe(its pieces) -> bytes, sent to the coordinator
  *   2. coordinator:  pdckpt_sharded_plan_new(all descriptions, in rank order) prepares the
  *                    directory (sweeps temporaries and uncommitted data files, picks the id and
- *                    file numbers), checks that the pieces tile every tensor and picks the one
- *                    rank that writes each distinct piece; pdckpt_sharded_plan_assignment(r)
- *                    -> bytes sent to rank r
+ *                    file numbers), checks that the pieces tile every tensor (MISMATCH naming
+ *                    the key when they overlap or leave a hole) and picks the one rank that
+ *                    writes each distinct piece; pdckpt_sharded_plan_assignment(r) -> bytes
+ *                    sent to rank r
  *   3. every rank:   pdckpt_sharded_write(its assignment) writes its data file, atomically and
  *                    durably (or pdckpt_sharded_data_file + an async saver, in the background)
  *   4. coordinator, only once every rank's write succeeded: pdckpt_sharded_plan_commit writes
@@ -1229,6 +1230,29 @@ typedef struct pdckpt_shard {
  * shape, a key twice). */
 PDCKPT_API pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shards,
                                                  uint8_t **out, size_t *out_len, pdckpt_error *err);
+
+/* Paddle's flattened piece (sharding v2 and stage 3: a ShardedWeight with is_flattened): the
+ * shard's tensor is 1-D and holds the elements [begin, end) of the row-major flattening of the
+ * box at the shard's global_offset whose shape is box_shape (Paddle's local_shape).  The
+ * metadata lists it as Paddle's save_state_dict does (is_flattened True, flattened_range
+ * (begin, end), local_shape the box's); an empty run (begin == end) is not stored. */
+typedef struct pdckpt_shard_run {
+    bool           flattened; /* false: the shard is an ordinary box (the rest is unused) */
+    int32_t        n_dims;    /* the global tensor's: global_shape, global_offset, box_shape */
+    const int64_t *box_shape; /* n_dims entries; NULL = the global shape */
+    int64_t        begin, end;
+} pdckpt_shard_run;
+
+/* pdckpt_sharded_describe with runs[i] saying whether shards[i] is a flattened run (runs NULL:
+ * none is).  The plan then checks that the runs and boxes of each key tile it (runs of one box
+ * that cover it exactly count as that box; otherwise each run as the dense boxes it is made of),
+ * dedups identical runs as Paddle does (same key, box and range) and writes them into the
+ * metadata.  Errors as pdckpt_sharded_describe's (also: a run outside its box, a tensor that is
+ * not 1-D or not end - begin elements). */
+PDCKPT_API pdckpt_status pdckpt_sharded_describe_runs(const pdckpt_shard     *shards,
+                                                      const pdckpt_shard_run *runs, size_t n_shards,
+                                                      uint8_t **out, size_t *out_len,
+                                                      pdckpt_error *err);
 
 typedef struct pdckpt_sharded_plan pdckpt_sharded_plan;
 

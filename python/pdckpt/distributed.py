@@ -228,13 +228,23 @@ def _piece(paddle: Any, key: str, val: Any, compute: Any) -> tuple | None:
             return val, tuple(val.shape), (0,) * len(val.shape)
         return _dist_box(paddle, key, val, compute)
     if hasattr(val, "local_tensor") and hasattr(val, "global_offset"):  # ShardedWeight
-        if getattr(val, "is_flattened", False):
-            raise make(UnsupportedError, None, f"'{key}' is a flattened piece (a ShardedWeight "
-                       "with is_flattened, sharding v2's): pdckpt loads such pieces but cannot "
-                       "save them; save its unflattened box (or a dist tensor) instead")
-        return val.local_tensor, tuple(val.global_shape), tuple(val.global_offset)
+        piece = val.local_tensor, tuple(val.global_shape), tuple(val.global_offset)
+        if getattr(val, "is_flattened", False):  # its box's shape and its run (C checks them)
+            return (*piece, tuple(val.local_shape), _run_of(key, val.flattened_range))
+        return piece
     raise make(ArgumentError, None, f"the value of '{key}' should be a paddle.Tensor or a "
                f"ShardedWeight, not {type(val).__name__}")
+
+
+def _run_of(key: str, run: Any) -> tuple:
+    """A flattened ShardedWeight's flattened_range (a slice, as sharding v2 makes it) as the
+    (start, stop) Paddle's metadata records."""
+    start, stop = getattr(run, "start", None), getattr(run, "stop", None)
+    if not isinstance(start, (int, np.integer)) or not isinstance(stop, (int, np.integer)) or \
+            getattr(run, "step", None) not in (None, 1):
+        raise make(ArgumentError, None, f"'{key}' is flattened: its flattened_range should be a "
+                   f"slice(start, stop) of ints, not {run!r}")
+    return int(start), int(stop)
 
 
 def _run_box(key: str, shape: tuple, run: Any, numel: int) -> tuple:
@@ -242,7 +252,7 @@ def _run_box(key: str, shape: tuple, run: Any, numel: int) -> tuple:
     shape, the run's [lo, hi) in the box's flattening).  Dims before the first one where the
     run's first and last index differ are fixed, that one spans both, later dims are whole -- so
     the box is itself one contiguous stretch of the flattening, starting at its offset."""
-    start, stop = int(run.start), int(run.stop)
+    start, stop = _run_of(key, run)
     total = int(np.prod(shape)) if shape else 1
     if not 0 <= start < stop <= total or stop - start != numel:
         raise make(MismatchError, None, f"'{key}': flattened_range [{start}, {stop}) does not "
@@ -258,7 +268,9 @@ def _run_box(key: str, shape: tuple, run: Any, numel: int) -> tuple:
 
 
 def _pieces(paddle: Any, state_dict: Any) -> list:
-    """[(flat key, local tensor, global shape, global offset)] this rank holds."""
+    """[(flat key, local tensor, global shape, global offset[, box shape, (start, stop)])] this
+    rank holds; a flattened ShardedWeight's box shape is its local_shape and (start, stop) its
+    run of that box's row-major flattening, as Paddle's metadata records them."""
     compute = _layout(paddle)
     out = []
     for key, val in _flatten(state_dict).items():
@@ -396,8 +408,9 @@ def save_state_dict(state_dict: dict, path: str | os.PathLike, process_group: An
                     async_save: bool = False, safetensors: bool = False,
                     save_replicas: bool = False, *, keep_last: int = 0,
                     durable: bool = True) -> "int | AsyncSave":
-    """Saves a (nested) dict of ``paddle.Tensor`` -- dist tensors and ShardedWeights saved as
-    their pieces, replicated ones once -- into the directory `path`, collectively over
+    """Saves a (nested) dict of ``paddle.Tensor`` -- dist tensors and ShardedWeights (also
+    flattened ones, sharding v2's) saved as their pieces, replicated ones once -- into the
+    directory `path`, collectively over
     `process_group` (default: the whole job; a single process needs none).  Like Paddle's, with:
 
     * ``unique_id`` -- None takes one past every id in `path` (Paddle reuses the largest); an

@@ -4,7 +4,9 @@
  * library's step-by-step API, pdckpt.h "Sharded saves over the caller's own collectives").  The
  * collectives themselves are Python's (Paddle's process group); here every step is one library
  * call with the GIL released around its file I/O:
- *   sharded_stage(shards, paddle)          this rank's pieces, borrowed from their tensors
+ *   sharded_stage(shards, paddle)          this rank's pieces, borrowed from their tensors; an
+ *                                          item (key, tensor, global shape, offset) or, for a
+ *                                          flattened run, (..., box shape, (begin, end))
  *   sharded_describe(stage) -> bytes       for the coordinator
  *   sharded_plan(dir, [bytes], id, format, durable, [file number]) -> plan; sharded_plan_id(plan);
  *   sharded_assignments(plan) -> [bytes]; sharded_commit(plan, keep_last)
@@ -26,17 +28,21 @@
 /* ---- this rank's pieces ---- */
 
 typedef struct stage {
-    pyn_pins       pins;
-    pdckpt_shard  *shards;
-    pdckpt_value **tensors;
-    int64_t       *dims; /* 2 * PDCKPT_MAX_DIMS per shard: global shape, offset */
-    size_t         n;
+    pyn_pins          pins;
+    pdckpt_shard     *shards;
+    pdckpt_shard_run *runs; /* runs[i].flattened for a flattened piece */
+    pdckpt_value    **tensors;
+    int64_t          *dims; /* STAGE_DIMS per shard: global shape, offset, box shape */
+    size_t            n;
 } stage;
+
+#define STAGE_DIMS (3 * PDCKPT_MAX_DIMS)
 
 static void stage_release(stage *s) {
     for (size_t i = 0; s->tensors && i < s->n; i++) pdckpt_value_free(s->tensors[i]);
     PyMem_Free(s->tensors);
     PyMem_Free(s->shards);
+    PyMem_Free(s->runs);
     PyMem_Free(s->dims);
     pyn_pins_release(&s->pins);
     PyMem_Free(s);
@@ -54,8 +60,8 @@ static int ints_arg(PyObject *seq, int32_t n_dims, int64_t *out, const char *wha
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     int        rc = n == n_dims ? 0 : -1;
     if (rc < 0)
-        PyErr_Format(PyExc_ValueError, "pdckpt: %s has %zd entries, the tensor %d dims", what, n,
-                     (int)n_dims);
+        PyErr_Format(PyExc_ValueError, "pdckpt: %s has %zd entries, expected %d (the dims)", what,
+                     n, (int)n_dims);
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
         if (out[i] == -1 && PyErr_Occurred()) rc = -1;
@@ -64,10 +70,26 @@ static int ints_arg(PyObject *seq, int32_t n_dims, int64_t *out, const char *wha
     return rc;
 }
 
-/* One (key, tensor, global_shape, global_offset) item into shard i. */
+/* A flattened run: the box shape and (begin, end); the dims are the box's, not the tensor's. */
+static int stage_run(stage *s, size_t i, PyObject *box, PyObject *range) {
+    Py_ssize_t n = PyObject_Length(box);
+    if (n < 0) return -1;
+    if (n > PDCKPT_MAX_DIMS) return PyErr_SetString(PyExc_ValueError, "pdckpt: too many dims"), -1;
+    pdckpt_shard_run *r = &s->runs[i];
+    r->flattened = true;
+    r->n_dims = (int32_t)n;
+    r->box_shape = s->dims + i * STAGE_DIMS + 2 * PDCKPT_MAX_DIMS;
+    long long begin, end;
+    if (!PyArg_ParseTuple(range, "LL", &begin, &end)) return -1;
+    r->begin = begin, r->end = end;
+    return ints_arg(box, r->n_dims, (int64_t *)r->box_shape, "a box shape");
+}
+
+/* One (key, tensor, global_shape, global_offset[, box_shape, (begin, end)]) item into shard i. */
 static int stage_item(stage *s, size_t i, PyObject *item) {
-    PyObject *key, *tensor, *global, *offset;
-    if (!PyArg_ParseTuple(item, "UOOO", &key, &tensor, &global, &offset)) return -1;
+    PyObject *key, *tensor, *global, *offset, *box = NULL, *range = NULL;
+    if (!PyArg_ParseTuple(item, "UOOO|OO", &key, &tensor, &global, &offset, &box, &range))
+        return -1;
     const char *k = PyUnicode_AsUTF8(key);
     if (!k || PyList_Append(s->pins.keep, key) < 0) return -1;
     pdckpt_value *t = pyn_to_tree(tensor, &s->pins);
@@ -76,9 +98,11 @@ static int stage_item(stage *s, size_t i, PyObject *item) {
     pdckpt_tensor_view v;
     if (!pdckpt_tensor_get(t, &v))
         return PyErr_Format(PyExc_TypeError, "pdckpt: the value of '%s' is not a tensor", k), -1;
-    int64_t *g = s->dims + i * 2 * PDCKPT_MAX_DIMS, *o = g + PDCKPT_MAX_DIMS;
-    if (ints_arg(global, v.n_dims, g, "a global shape") < 0 ||
-        ints_arg(offset, v.n_dims, o, "a global offset") < 0)
+    if (box && range && stage_run(s, i, box, range) < 0) return -1;
+    int32_t  n_dims = s->runs[i].flattened ? s->runs[i].n_dims : v.n_dims;
+    int64_t *g = s->dims + i * STAGE_DIMS, *o = g + PDCKPT_MAX_DIMS;
+    if (ints_arg(global, n_dims, g, "a global shape") < 0 ||
+        ints_arg(offset, n_dims, o, "a global offset") < 0)
         return -1;
     s->shards[i] = (pdckpt_shard){k, t, g, o};
     return 0;
@@ -106,10 +130,11 @@ static PyObject *sharded_stage(PyObject *self, PyObject *args) {
         return NULL;
     }
     s->shards = PyMem_Calloc(n ? n : 1, sizeof *s->shards);
+    s->runs = PyMem_Calloc(n ? n : 1, sizeof *s->runs);
     s->tensors = PyMem_Calloc(n ? n : 1, sizeof *s->tensors);
-    s->dims = PyMem_Calloc((n ? n : 1) * 2 * PDCKPT_MAX_DIMS, sizeof *s->dims);
+    s->dims = PyMem_Calloc((n ? n : 1) * STAGE_DIMS, sizeof *s->dims);
     s->n = n;
-    int rc = s->shards && s->tensors && s->dims ? 0 : (PyErr_NoMemory(), -1);
+    int rc = s->shards && s->runs && s->tensors && s->dims ? 0 : (PyErr_NoMemory(), -1);
     if (rc == 0 && paddle != Py_None)
         rc = PyArg_ParseTuple(paddle, "OO!|p", &s->pins.paddle_type, &PyDict_Type,
                               &s->pins.paddle_dtypes, &s->pins.paddle_dlpack)
@@ -140,7 +165,7 @@ static PyObject *sharded_describe(PyObject *self, PyObject *capsule) {
     uint8_t     *data = NULL;
     size_t       len = 0;
     pdckpt_error err;
-    if (pdckpt_sharded_describe(s->shards, s->n, &data, &len, &err) != PDCKPT_OK)
+    if (pdckpt_sharded_describe_runs(s->shards, s->runs, s->n, &data, &len, &err) != PDCKPT_OK)
         return pyn_raise(&err);
     return take_bytes(data, len);
 }

@@ -116,7 +116,7 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
     PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     bool          coord = d.rank == opts->coordinator;
     pdckpt_status st = local_checks(&d, opts, dir, &p.format, err);
-    if (st == PDCKPT_OK) st = pdk_shard_describe(shards, n_shards, &mine, err);
+    if (st == PDCKPT_OK) st = pdk_shard_describe(shards, NULL, n_shards, &mine, err);
     st = pdk_dist_agree(&d, st, err);
     if (st == PDCKPT_OK)
         st = pdk_dist_same(&d, args_hash(dir, opts, p.format),

@@ -5,8 +5,9 @@ rank dumps what it holds -- each flat key's local value as a .npy (in a .npz per
 its box (global offset, local shape, global shape, flattened range) in a .json -- and the test
 compares the dumps with each other and with what pdckpt reads.
 
-  python paddle_sharded_worker.py OUT_DIR job     # 2 ranks: Paddle's save, pdckpt's loads and save,
-                                                  # Paddle's loads of pdckpt's checkpoint
+  python paddle_sharded_worker.py OUT_DIR job     # 2 ranks: Paddle's save, pdckpt's loads and save
+                                                  # (flattened pieces too), Paddle's loads of
+                                                  # pdckpt's checkpoint
   python paddle_sharded_worker.py OUT_DIR load3 CK  # 3 ranks: pdckpt loads CK on a 3-rank mesh
   python paddle_sharded_worker.py OUT_DIR job4      # 4 ranks: blocks of a 2 x 2 mesh
 """
@@ -273,26 +274,37 @@ def job(out_dir):
     target = zeros_like(paddle, dist, mk, trained)
     notes["pdckpt_load_trained"] = outcome(lambda: pd.load_state_dict(target, t_ck))
     dump(paddle, out_dir, "load_trained", rank, target)
-    # the reverse: pdckpt saves the same states (but the flattened pieces, which it cannot
-    # write); Paddle loads them in this job where Paddle can on CPU
+    # the reverse: pdckpt saves the same states, flattened pieces too; Paddle loads them in this
+    # job where Paddle can on CPU, and pdckpt into the other layouts
     unflat = {k for k, (_, _, how) in SPECS.items() if not how.startswith("flat:")}
+    flats = set(SPECS) - unflat
 
     def some(layout, keys, zeros=False):
         return {k: v for k, v in flat(state_of(mk, values, layout, rank, zeros)).items()
                 if k in keys}
 
-    notes["pdckpt_save"] = outcome(lambda: pd.save_state_dict(nest(some("same", unflat)), q_ck))
-    notes["pdckpt_save_flattened"] = outcome(lambda: pd.save_state_dict(
-        held, os.path.join(out_dir, "refused")))
+    notes["pdckpt_save"] = outcome(lambda: pd.save_state_dict(held, q_ck))
     notes["pdckpt_save_trained"] = outcome(lambda: pd.save_state_dict(
         trained, os.path.join(out_dir, "pdckpt_trained")))
+    for layout in ("swap", "rep"):  # pdckpt reads its own flattened pieces into other layouts
+        target = state_of(mk, values, layout, rank, zeros=True)
+        notes["pdckpt_reload_" + layout] = outcome(lambda: pd.load_state_dict(target, q_ck))
+        dump(paddle, out_dir, "reload_" + layout, rank, target)
     sharded = {k for k, (_, s, how) in SPECS.items() if how[0] in "SM" and s}
     for name, ck in (("paddle", p_ck), ("pdckpt", q_ck)):
         target = some("same", sharded, zeros=True)
         notes[f"paddle_load_{name}_sharded"] = outcome(lambda: dist.load_state_dict(target, ck))
         dump(paddle, out_dir, f"paddle_load_{name}", rank, target)
+        target = some("same", flats, zeros=True)  # ShardedWeights only: Paddle mixes none
+        notes[f"paddle_load_{name}_flat"] = outcome(lambda: dist.load_state_dict(target, ck))
+        dump(paddle, out_dir, f"paddle_load_{name}_flat", rank, target)
         target = some("swap", unflat, zeros=True)
         notes[f"paddle_load_{name}_swap"] = outcome(lambda: dist.load_state_dict(target, ck))
+        target = some("swap", flats, zeros=True)  # the flattened pieces into other runs
+        notes[f"paddle_load_{name}_flat_swap"] = outcome(lambda: dist.load_state_dict(target, ck))
+        target = some("rep", flats, zeros=True)  # ... and into replicated dist tensors
+        notes[f"paddle_load_{name}_flat_rep"] = outcome(lambda: dist.load_state_dict(target, ck))
+    stage3(paddle, dist, pd, mk, values, rank, out_dir, notes)
     # one tensor dim sharded over both mesh dims: neither Paddle's save nor pdckpt's places it
     co = {"co": mk.dist_tensor(np.ones([4, 2], "float32"), "float32", mk.m21,
                                [dist.Shard(0), dist.Shard(0)])}
@@ -302,6 +314,22 @@ def job(out_dir):
         co, os.path.join(out_dir, "co_pdckpt")))
     with open(os.path.join(out_dir, f"notes{rank}.json"), "w") as f:
         json.dump(notes, f)
+
+
+def stage3(paddle, dist, pd, mk, values, rank, out_dir, notes):
+    """A parameter as sharding stage 3 flattens it when the last rank falls in the padding:
+    rank 0 holds the run [0, 35) of flat.m, rank 1 the empty run [35, 35).  Paddle and pdckpt
+    save it; the test loads both checkpoints."""
+    from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
+    arr = values["flat.m"]
+    lo, hi = (0, arr.size) if rank == 0 else (arr.size, arr.size)
+    run = mk.tensor(np.ascontiguousarray(arr.reshape(-1)[lo:hi]), "float32")
+    state = {"s3.w": ShardedWeight("s3.w", run, arr.shape, arr.shape, (0, 0), is_flattened=True,
+                                   flattened_range=slice(lo, hi))}
+    dist.save_state_dict(state, os.path.join(out_dir, "paddle_s3"))
+    notes["pdckpt_save_s3"] = outcome(lambda: pd.save_state_dict(
+        state, os.path.join(out_dir, "pdckpt_s3")))
+    dist.barrier()
 
 
 def load3(out_dir, ck):

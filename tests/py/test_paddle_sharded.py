@@ -14,8 +14,12 @@ rank), nested.  Paddle's save_state_dict writes them; every rank dumps its local
   * pdckpt.distributed.load_state_dict in the job fills targets of the same, swapped (rows <->
     columns, reversed 2-D placements, another flattened split; also read without mapping the
     files), replicated and plain layouts, and on a 3-rank job (3-way splits), bit for bit;
-  * the reverse: pdckpt.distributed.save_state_dict from the job lists what Paddle's save lists;
-    Paddle's load_state_dict reads it in the job (same sharding) and in one process (whole).
+  * the reverse: pdckpt.distributed.save_state_dict from the job (flattened pieces too) lists
+    what Paddle's save lists, file by file; Paddle's load_state_dict reads it in the job (same
+    sharding: dist tensors, flattened ShardedWeights) and in one process (whole); pdckpt reads it
+    back every way;
+  * an empty run, as sharding stage 3 makes it: Paddle stores it and then loads zeros; pdckpt
+    reads Paddle's checkpoint right and leaves the run out of its own.
 Paddle's own limits on CPU are asserted too (docs/distributed.md, "Real Paddle 3.x sharded
 layouts"), so the docs stay true: its multi-process load into another sharding fails in its
 resharder ("No available device found.", a .cuda() call), for its own checkpoints as for pdckpt's."""
@@ -126,11 +130,14 @@ def test_outcomes_in_the_job(job):
     for name in ("pdckpt_load_same", "pdckpt_load_swap", "pdckpt_load_rep", "pdckpt_load_plain",
                  "pdckpt_load_swap_copy",
                  "pdckpt_load_trained", "pdckpt_save", "pdckpt_save_trained",
-                 "paddle_load_paddle_sharded", "paddle_load_pdckpt_sharded"):
+                 "pdckpt_reload_swap", "pdckpt_reload_rep", "pdckpt_save_s3",
+                 "paddle_load_paddle_sharded", "paddle_load_pdckpt_sharded",
+                 "paddle_load_paddle_flat", "paddle_load_pdckpt_flat"):
         assert n[name] == "ok", (name, n[name])
-    assert n["pdckpt_save_flattened"].startswith("UnsupportedError: 'flat.m' is a flattened")
-    # Paddle's multi-process load into another sharding needs a GPU, for its own files as for ours
-    assert n["paddle_load_paddle_swap"] == n["paddle_load_pdckpt_swap"] == NO_DEVICE
+    # Paddle's multi-process load into another sharding needs a GPU, for its own files as for
+    # ours: dist tensors, and flattened pieces into other runs or into replicated dist tensors
+    for what in ("swap", "flat_swap", "flat_rep"):
+        assert n[f"paddle_load_paddle_{what}"] == n[f"paddle_load_pdckpt_{what}"] == NO_DEVICE
     # Shard(0) over both dims of a 2-D mesh: Paddle's save cannot place it; pdckpt says why
     assert "has no attribute 'get_dim'" in n["paddle_save_coshard"]
     assert n["pdckpt_save_coshard"].startswith("UnsupportedError: 'co': Paddle cannot place")
@@ -204,7 +211,7 @@ def test_pdckpt_load_and_mpi_merge_whole(job, tmp_path):
     out, _ = job
     for ck, tag in (("paddle_ck", "held"), ("paddle_trained", "trained"),
                     ("paddle_replicas", "held"), ("paddle_safetensors", "held"),
-                    ("paddle_id3", "held")):
+                    ("paddle_id3", "held"), ("pdckpt_ck", "held")):
         full = assemble(dumps(out, tag))
         got = pdckpt.load(str(out / ck))
         assert {k: raw(v) for k, v in got.items()} == {k: v.tobytes() for k, v in full.items()}
@@ -235,6 +242,37 @@ def test_pdckpt_loads_into_every_layout_in_the_job(job):
         assert [b[key]["shape"] for _, b in same] != [b[key]["shape"] for _, b in swap], key
     trained = assemble(dumps(out, "trained"))
     check_local_values(out, "load_trained", trained)
+
+
+def test_pdckpt_reloads_its_flattened_pieces_in_the_job(job):
+    """pdckpt.distributed.load_state_dict of pdckpt's own checkpoint (flattened pieces saved as
+    sharding v2 holds them) into the swapped layout (other runs, columns for rows) and
+    replicated, bit for bit."""
+    out, _ = job
+    full = assemble(dumps(out, "held"))
+    swap = check_local_values(out, "reload_swap", full)
+    assert [b["flat.m"]["flattened_range"] for _, b in swap] == [[0, 7], [7, 35]]
+    for _, boxes in check_local_values(out, "reload_rep", full):
+        assert boxes["flat.v"]["shape"] == boxes["flat.v"]["global_shape"] == [3, 4, 5]
+
+
+def test_an_empty_run_as_stage_3_makes_it(job, paddle_np):
+    """Sharding stage 3 gives a rank past a parameter's end the empty run [numel, numel).
+    Paddle 3.3 stores it (a 0-element tensor, listed in the metadata) and its own load of that
+    checkpoint then returns zeros for the whole tensor; pdckpt reads it right, and its own save
+    leaves the empty run out, so Paddle reads pdckpt's checkpoint right."""
+    paddle, _ = paddle_np
+    out, _ = job
+    m = assemble(dumps(out, "held"))["flat.m"]
+    paddles, ours = ls_json(out / "paddle_s3")["tensors"], ls_json(out / "pdckpt_s3")["tensors"]
+    assert [p["flattened_range"] for p in paddles[0]["pieces"]] == [[0, 35], [35, 35]]
+    assert [p["flattened_range"] for p in ours[0]["pieces"]] == [[0, 35]]
+    for ck in ("paddle_s3", "pdckpt_s3"):
+        assert raw(pdckpt.load(str(out / ck))["s3.w"]) == m.tobytes(), ck
+        assert run_cli("verify", out / ck).returncode == 0
+    assert paddle_full_load(paddle, out / "pdckpt_s3", {"s3.w": m}) == {"s3.w": m.tobytes()}
+    lost = paddle_full_load(paddle, out / "paddle_s3", {"s3.w": m})["s3.w"]
+    assert lost == np.zeros_like(m).tobytes()  # Paddle's own: zeros (docs/distributed.md)
 
 
 def test_pdckpt_loads_on_3_ranks(job):
@@ -280,21 +318,27 @@ def paddle_full_load(paddle, ck, full):
 
 
 def test_reverse_paddle_reads_what_pdckpt_saved(job, paddle_np):
-    """pdckpt.distributed.save_state_dict in the job: the metadata lists what Paddle's lists (but
-    the flattened pieces, which pdckpt does not write); Paddle's load_state_dict read it back in
-    the job into the same sharding and reads it in one process into whole tensors."""
+    """pdckpt.distributed.save_state_dict in the job: the metadata lists what Paddle's lists --
+    every piece, the flattened ones with their runs, each in the same file; Paddle's
+    load_state_dict read it back in the job into the same sharding (dist tensors, and flattened
+    ShardedWeights as sharding v2 holds them) and reads it in one process into whole tensors."""
     paddle, _ = paddle_np
     out, _ = job
-    ours, paddles = listed_pieces(ls_json(out / "pdckpt_ck")), listed_pieces(ls_json(out / "paddle_ck"))
-    assert ours == {k: v for k, v in paddles.items() if k not in FLAT}
+    ours = ls_json(out / "pdckpt_ck")["tensors"]
+    assert ours == ls_json(out / "paddle_ck")["tensors"]  # also the file of every piece
+    assert {k: len(t["pieces"]) for t in ours for k in [t["key"]] if k in FLAT} == \
+        {"flat.m": 2, "flat.v": 2}
     ours_t = ls_json(out / "pdckpt_trained")["tensors"]
-    assert ours_t == ls_json(out / "paddle_trained")["tensors"]  # also the file of every piece
+    assert ours_t == ls_json(out / "paddle_trained")["tensors"]
     full = assemble(dumps(out, "held"))
     ranks = check_local_values(out, "paddle_load_pdckpt", full)
     assert set(ranks[0][1]) == {k for k, (_, s, how) in W.SPECS.items() if how[0] in "SM" and s}
     check_local_values(out, "paddle_load_paddle", full)
-    want = {k: v.tobytes() for k, v in full.items() if k not in FLAT}
-    assert paddle_full_load(paddle, out / "pdckpt_ck", {k: full[k] for k in want}) == want
+    for name in ("pdckpt", "paddle"):  # Paddle's load into flattened targets, of both
+        ranks = check_local_values(out, f"paddle_load_{name}_flat", full)
+        assert [b["flat.v"]["flattened_range"] for _, b in ranks] == [[0, 27], [27, 60]]
+    want = {k: v.tobytes() for k, v in full.items()}
+    assert paddle_full_load(paddle, out / "pdckpt_ck", full) == want
     from paddle.distributed.flex_checkpoint.dcp import load_state_dict as paddle_load
     paddle_load.PATH_TO_CHECKPOINT_FILES.clear()
     merged = paddle.distributed.load_merged_state_dict(str(out / "pdckpt_ck"))
@@ -339,6 +383,57 @@ def test_one_process_loads_the_2_rank_checkpoint(job, paddle_np):
                         flattened_range=slice(33, 36))
     with pytest.raises(pdckpt.MismatchError, match=r"flattened_range \[33, 36\) does not fit"):
         pd.load_state_dict({"flat.m": bad}, out / "paddle_ck")
+
+
+def _two_rank_runs(paddle, path, full, cuts):
+    """The coordinator's steps for two ranks holding the runs cuts[0], cuts[1] of `full`'s
+    flattening (as pdckpt.distributed stages a flattened ShardedWeight)."""
+    from pdckpt import _native
+    from pdckpt._convert import paddle_save_spec
+    shape = list(full.shape)
+    stages = [_native.sharded_stage([("w", paddle.to_tensor(full.reshape(-1)[lo:hi]), shape,
+                                      [0] * len(shape), shape, (lo, hi))],
+                                    paddle_save_spec(paddle)) for lo, hi in cuts]
+    plan = _native.sharded_plan(str(path), [_native.sharded_describe(s) for s in stages], -1,
+                                "pickle", False, [0, 1])
+    for a, s in zip(_native.sharded_assignments(plan, 2), stages):
+        _native.sharded_write(a, str(path), s, False)
+    _native.sharded_commit(plan, 0)
+
+
+def test_flattened_saves_in_one_process(tmp_path, paddle_np):
+    """Without a job: pdckpt.distributed.save_state_dict of a flattened ShardedWeight (the whole
+    box as one run; also async), the steps of two ranks' runs, and what is refused -- Paddle's
+    single-process load_state_dict reads what was saved, bit for bit."""
+    paddle, np = paddle_np
+    from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
+
+    import pdckpt.distributed as pd
+
+    full = np.arange(35, dtype="float32").reshape(5, 7) / 4
+
+    def sw(run, lo, hi, box=(5, 7)):
+        return ShardedWeight("w", paddle.to_tensor(run), box, (5, 7), (0, 0), is_flattened=True,
+                             flattened_range=slice(lo, hi))
+
+    pd.save_state_dict({"w": sw(full.reshape(-1), 0, 35)}, tmp_path / "one")
+    pd.save_state_dict({"w": sw(full.reshape(-1), 0, 35)}, tmp_path / "one", async_save=True).wait()
+    _two_rank_runs(paddle, tmp_path / "two", full, [(0, 18), (18, 35)])
+    for ck, ident, runs in (("one", 1, [[0, 35]]), ("two", 0, [[0, 18], [18, 35]])):
+        piece = ls_json(tmp_path / ck, "--id", str(ident))["tensors"][0]["pieces"]
+        assert [p["flattened_range"] for p in piece] == runs, ck
+        assert raw(pdckpt.load(str(tmp_path / ck))["w"]) == full.tobytes()
+    assert paddle_full_load(paddle, tmp_path / "two", {"w": full}) == {"w": full.tobytes()}
+    with pytest.raises(pdckpt.MismatchError,
+                       match=r"key 'w': the flattened runs \[0, 18\) of rank 0 and \[17, 35\)"):
+        _two_rank_runs(paddle, tmp_path / "overlap", full, [(0, 18), (17, 35)])
+    for bad, words in ((sw(full.reshape(-1)[:3], 0, 3, box=(5, 8)), "does not fit the global"),
+                       (sw(full.reshape(-1)[:3], 0, 4), "1-D tensor of 4 elements"),
+                       (sw(full, 0, 35), "not one of 2 dims"),
+                       (ShardedWeight("w", paddle.to_tensor(full.reshape(-1)), (5, 7), (5, 7),
+                                      (0, 0), is_flattened=True), "slice\\(start, stop\\)")):
+        with pytest.raises(pdckpt.ArgumentError, match=words):
+            pd.save_state_dict({"w": bad}, tmp_path / "bad")
 
 
 def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):

@@ -272,7 +272,7 @@ static void test_failures(void) {
     /* Pieces that leave a hole. */
     global = 10;
     st = pdckpt_mpi_save_sharded(MPI_COMM_WORLD, &s, 1, dir, &o, NULL, &err);
-    CHECK_EQ_INT(st, PDCKPT_ERR_ARGUMENT);
+    CHECK_EQ_INT(st, PDCKPT_ERR_MISMATCH);
     CHECK(strstr(err.message, "cover 8 of its 10") != NULL);
     pdckpt_value_free(t);
     /* The earlier checkpoint is still the newest complete one and loads. */

@@ -38,6 +38,12 @@ static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err)
     return pdckpt_value_append(c, v, err);
 }
 
+/* flattened_range: (start, end) of a flattened piece (Paddle's tuple), None otherwise. */
+static pdckpt_value *flat_range(const pdckpt_allocator *a, const pdk_meta_piece *p) {
+    int64_t run[2] = {p->flat_begin, p->flat_end};
+    return p->flat ? int_tuple(a, 2, run) : pdckpt_value_new_none(a);
+}
+
 static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece *p,
                                 pdckpt_value *list, pdckpt_error *err) {
     pdckpt_value *m = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
@@ -48,8 +54,8 @@ static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece 
         st =
             set(m, "dtype", pdckpt_value_new_string(a, pdckpt_dtype_name(p->dtype), SIZE_MAX), err);
     if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(a, p->n_dims, p->global_shape), err);
-    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(a, false), err);
-    if (st == PDCKPT_OK) st = set(m, "flattened_range", pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(a, p->flat), err);
+    if (st == PDCKPT_OK) st = set(m, "flattened_range", flat_range(a, p), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(m);
         return st;
@@ -68,9 +74,9 @@ static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piec
     }
     pdckpt_status st = append(index, pdckpt_value_new_string(a, p->key, SIZE_MAX), err);
     if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, false), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, p->flat), err);
+    if (st == PDCKPT_OK) st = append(index, flat_range(a, p), err);
+    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err); /* replica_id */
     if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->shape), err);
     st = st == PDCKPT_OK ? pdckpt_value_append(item, index, err) : (pdckpt_value_free(index), st);
     if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(a, p->file, SIZE_MAX), err);

@@ -44,6 +44,13 @@ int64_t pdk_box_volume(int32_t n_dims, const int64_t *shape) {
     return v;
 }
 
+bool pdk_box_equal(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
+                   const int64_t *b_off, const int64_t *b_shape) {
+    for (int32_t d = 0; d < n_dims; d++)
+        if (a_off[d] != b_off[d] || a_shape[d] != b_shape[d]) return false;
+    return true;
+}
+
 bool pdk_box_overlap(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
                      const int64_t *b_off, const int64_t *b_shape, int64_t *off, int64_t *shape) {
     for (int32_t d = 0; d < n_dims; d++) {

@@ -4,7 +4,8 @@
  * pdckpt_mpi_save_sharded (src/mpi/dist_sharded.c, which adds the collectives) and the public
  * step-by-step API a job drives over its own collectives (pdckpt_sharded_describe / _plan_* /
  * _write, used by pdckpt.distributed over Paddle's process group):
- *   describe   a rank's pieces as bytes (key, dtype, global shape, offset, local shape)
+ *   describe   a rank's pieces as bytes (key, dtype, global shape, offset, local shape; for a
+ *              flattened run its box's shape and the run)
  *   plan       on the coordinator: the directory prepared (dist_lifecycle.c), the pieces checked
  *              and deduplicated (dist_shard_plan.c), one assignment per rank
  *   write      a rank's data file from its assignment: {key: piece} of the pieces it stores
@@ -20,20 +21,78 @@
 
 /* ---- describe ---- */
 
-static pdckpt_status check_shard(const pdckpt_shard *s, size_t i, pdckpt_tensor_view *v,
-                                 pdckpt_error *err) {
-    if (!s->key || !s->key[0] || !pdckpt_tensor_get(s->tensor, v))
+/* The box of shard i: its global shape and offset, and its shape -- the tensor's, or for a
+ * flattened run the box it is cut from. */
+typedef struct shard_box {
+    int32_t n_dims;
+    int64_t global[PDCKPT_MAX_DIMS], offset[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
+} shard_box;
+
+static pdckpt_status get_box(const pdckpt_shard *s, const pdckpt_shard_run *run,
+                             const pdckpt_tensor_view *v, shard_box *b, pdckpt_error *err) {
+    b->n_dims = run ? run->n_dims : v->n_dims;
+    if (run && (b->n_dims < 0 || b->n_dims > PDCKPT_MAX_DIMS ||
+                (b->n_dims && !s->global_shape && !run->box_shape)))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "shard '%s': a flattened run needs n_dims in [0, %d] and a global or "
+                        "box shape",
+                        s->key, PDCKPT_MAX_DIMS);
+    for (int32_t d = 0; d < b->n_dims; d++) {
+        const int64_t *shape = run ? run->box_shape : v->dims;
+        b->global[d] = s->global_shape ? s->global_shape[d] : shape ? shape[d] : 0;
+        b->shape[d] = shape ? shape[d] : b->global[d];
+        b->offset[d] = s->global_offset ? s->global_offset[d] : 0;
+        int64_t g = b->global[d], o = b->offset[d];
+        if (o < 0 || g < 0 || b->shape[d] < 0 || o > g || b->shape[d] > g - o)
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                            "shard '%s': dim %d: a %s of %lld at offset %lld does not fit "
+                            "the global size %lld",
+                            s->key, (int)d, run ? "box" : "piece", (long long)b->shape[d],
+                            (long long)o, (long long)g);
+    }
+    return PDCKPT_OK;
+}
+
+/* A flattened run: inside its box (of fewer than 2^62 elements), held by a 1-D tensor of its
+ * length. */
+static pdckpt_status check_run(const pdckpt_shard *s, const pdckpt_shard_run *run,
+                               const pdckpt_tensor_view *v, const shard_box *b, pdckpt_error *err) {
+    int64_t volume = pdk_box_volume(b->n_dims, b->shape);
+    if (volume > INT64_MAX / 2 || run->begin < 0 || run->begin > run->end || run->end > volume)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "shard '%s': the flattened run [%lld, %lld) is not inside its box of "
+                        "%lld elements",
+                        s->key, (long long)run->begin, (long long)run->end, (long long)volume);
+    if (v->n_dims != 1 || v->dims[0] != run->end - run->begin)
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "shard '%s': the flattened run [%lld, %lld) must be held by a 1-D tensor "
+                        "of %lld elements, not one of %d dims and %llu elements",
+                        s->key, (long long)run->begin, (long long)run->end,
+                        (long long)(run->end - run->begin), (int)v->n_dims,
+                        (unsigned long long)v->n_elements);
+    return PDCKPT_OK;
+}
+
+static pdckpt_status describe_one(const pdckpt_shard *s, const pdckpt_shard_run *run, size_t i,
+                                  pdk_blob *out, pdckpt_error *err) {
+    pdckpt_tensor_view v;
+    shard_box          b;
+    if (!s->key || !s->key[0] || !pdckpt_tensor_get(s->tensor, &v))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
                         "shard %zu: expected a key and a tensor", i);
-    for (int32_t d = 0; d < v->n_dims; d++) {
-        int64_t g = s->global_shape ? s->global_shape[d] : v->dims[d];
-        int64_t o = s->global_offset ? s->global_offset[d] : 0;
-        if (o < 0 || g < 0 || o > g || v->dims[d] > g - o)
-            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
-                            "shard '%s': dim %d: a piece of %lld at offset %lld does not fit "
-                            "the global size %lld",
-                            s->key, (int)d, (long long)v->dims[d], (long long)o, (long long)g);
+    if (run && !run->flattened) run = NULL;
+    PDK_TRY(get_box(s, run, &v, &b, err));
+    if (run) PDK_TRY(check_run(s, run, &v, &b, err));
+    pdk_blob_str(out, s->key, strlen(s->key));
+    pdk_blob_u8(out, (uint8_t)v.dtype);
+    pdk_blob_u8(out, (uint8_t)b.n_dims);
+    for (int32_t d = 0; d < b.n_dims; d++) {
+        pdk_blob_u64(out, (uint64_t)b.global[d]);
+        pdk_blob_u64(out, (uint64_t)b.offset[d]);
+        pdk_blob_u64(out, (uint64_t)b.shape[d]);
     }
+    pdk_blob_u8(out, run != NULL); /* then the run */
+    if (run) pdk_blob_u64(out, (uint64_t)run->begin), pdk_blob_u64(out, (uint64_t)run->end);
     return PDCKPT_OK;
 }
 
@@ -56,24 +115,13 @@ static pdckpt_status check_unique(const pdckpt_shard *shards, size_t n, pdckpt_e
     return st;
 }
 
-pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, size_t n, pdk_blob *out,
-                                 pdckpt_error *err) {
+pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, const pdckpt_shard_run *runs, size_t n,
+                                 pdk_blob *out, pdckpt_error *err) {
     if (n && !shards) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "shards is NULL");
     PDK_TRY(check_unique(shards, n, err));
     pdk_blob_u64(out, n);
-    for (size_t i = 0; i < n; i++) {
-        pdckpt_tensor_view v;
-        PDK_TRY(check_shard(&shards[i], i, &v, err));
-        pdk_blob_str(out, shards[i].key, strlen(shards[i].key));
-        pdk_blob_u8(out, (uint8_t)v.dtype);
-        pdk_blob_u8(out, (uint8_t)v.n_dims);
-        for (int32_t d = 0; d < v.n_dims; d++) {
-            pdk_blob_u64(
-                out, (uint64_t)(shards[i].global_shape ? shards[i].global_shape[d] : v.dims[d]));
-            pdk_blob_u64(out, (uint64_t)(shards[i].global_offset ? shards[i].global_offset[d] : 0));
-            pdk_blob_u64(out, (uint64_t)v.dims[d]);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        PDK_TRY(describe_one(&shards[i], runs ? &runs[i] : NULL, i, out, err));
     return pdk_blob_check(out, err, "shard descriptions");
 }
 
@@ -113,8 +161,8 @@ pdckpt_status pdk_shard_write_meta(const pdk_shard_plan *p, const char *dir, boo
     for (size_t k = 0; k < p->n_pieces && st == PDCKPT_OK; k++) {
         const pdk_shard_rec *r = p->pieces[k].first;
         pdk_shard_data_name(p, p->pieces[k].writer, names[k], sizeof names[k]);
-        pieces[k] =
-            (pdk_meta_piece){r->key, r->dtype, r->n_dims, r->global, r->offset, r->shape, names[k]};
+        pieces[k] = (pdk_meta_piece){r->key,   r->dtype, r->n_dims, r->global,     r->offset,
+                                     r->shape, names[k], r->flat,   r->flat_begin, r->flat_end};
     }
     pdk_arena arena; /* the two metadata trees: millions of values, released at once */
     pdk_arena_init(&arena);
@@ -157,18 +205,24 @@ static pdckpt_status give_blob(pdk_blob *b, uint8_t **out, size_t *out_len, pdck
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shards, uint8_t **out,
-                                      size_t *out_len, pdckpt_error *err) {
+pdckpt_status pdckpt_sharded_describe_runs(const pdckpt_shard *shards, const pdckpt_shard_run *runs,
+                                           size_t n_shards, uint8_t **out, size_t *out_len,
+                                           pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     if (!err) err = &local;
     pdk_error_reset(err);
     pdk_blob      b = {0};
-    pdckpt_status st = pdk_shard_describe(shards, n_shards, &b, err);
+    pdckpt_status st = pdk_shard_describe(shards, runs, n_shards, &b, err);
     if (st != PDCKPT_OK) {
         pdk_blob_free(&b);
         return st;
     }
     return give_blob(&b, out, out_len, err);
+}
+
+pdckpt_status pdckpt_sharded_describe(const pdckpt_shard *shards, size_t n_shards, uint8_t **out,
+                                      size_t *out_len, pdckpt_error *err) {
+    return pdckpt_sharded_describe_runs(shards, NULL, n_shards, out, out_len, err);
 }
 
 static pdckpt_status plan_format(pdckpt_format f, pdckpt_format *out, pdckpt_error *err) {

@@ -4,6 +4,8 @@
  * alone from every rank's piece descriptions: pieces of a key must agree on dtype and global
  * shape and tile it exactly; a piece held by several ranks is written once, by the rank Paddle's
  * balanced_dedup_key_in_dict picks (candidate files in name order, the least loaded wins).
+ * Paddle's flattened pieces (sharding v2: runs of a box's row-major flattening) are pieces too,
+ * told apart by their run as Paddle's LocalTensorIndex tells them apart.
  * Every step is linear or n log n in the pieces (issue 20): one sort groups records by key and
  * box, tiling is checked on sorted intervals (a grid test per dimension, a sweep for irregular
  * layouts), and each piece's candidate writers are its run in that order.
@@ -23,6 +25,22 @@ void pdk_shard_plan_free(pdk_shard_plan *p) {
     free(p->pieces);
     free(p->order);
     memset(p, 0, sizeof *p);
+}
+
+/* A flattened piece's run [begin, end) of its box's flattening (the box under 2^62 elements). */
+static pdckpt_status read_run(pdk_rd *r, pdk_shard_rec *rec) {
+    uint8_t  flat;
+    uint64_t begin = 0, end = 0;
+    PDK_TRY(pdk_rd_u8(r, &flat, "a flattened flag"));
+    if (flat > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
+    if (flat) PDK_TRY(pdk_rd_u64(r, &begin, "a run's start"));
+    if (flat) PDK_TRY(pdk_rd_u64(r, &end, "a run's end"));
+    int64_t volume = pdk_box_volume(rec->n_dims, rec->shape);
+    if (flat && (volume > INT64_MAX / 2 || begin > end || end > (uint64_t)volume))
+        return pdk_rd_fail(r, "expected a run inside its box of '%s'", rec->key);
+    rec->flat = flat;
+    rec->flat_begin = (int64_t)begin, rec->flat_end = (int64_t)end;
+    return PDCKPT_OK;
 }
 
 static pdckpt_status read_rec(pdk_rd *r, pdk_shard_rec *rec) {
@@ -46,7 +64,7 @@ static pdckpt_status read_rec(pdk_rd *r, pdk_shard_rec *rec) {
         if (g > (uint64_t)INT64_MAX || o > g || s > g - o) return pdk_rd_fail(r, "bad piece box");
         rec->global[d] = (int64_t)g, rec->offset[d] = (int64_t)o, rec->shape[d] = (int64_t)s;
     }
-    return PDCKPT_OK;
+    return read_run(r, rec);
 }
 
 pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int size,
@@ -57,7 +75,7 @@ pdckpt_status pdk_shard_plan_read(const pdk_blob *all, const size_t *offs, int s
         snprintf(source, sizeof source, "rank %d's shard descriptions", rank);
         pdk_rd   r = {all->data + offs[rank], offs[rank + 1] - offs[rank], 0, source, err};
         uint64_t n;
-        PDK_TRY(pdk_rd_count(&r, &n, 10, "shards"));
+        PDK_TRY(pdk_rd_count(&r, &n, 11, "shards"));
         if (p->n_recs + n > cap) {
             cap = (p->n_recs + (size_t)n) * 2;
             pdk_shard_rec *grown = realloc(p->recs, cap * sizeof *grown);
@@ -87,14 +105,23 @@ static int cmp_rec(const void *a, const void *b) {
         if (x->offset[d] != y->offset[d]) return x->offset[d] < y->offset[d] ? -1 : 1;
         if (x->shape[d] != y->shape[d]) return x->shape[d] < y->shape[d] ? -1 : 1;
     }
+    if (x->flat != y->flat) return x->flat ? 1 : -1; /* a box before its runs, by start */
+    if (x->flat_begin != y->flat_begin) return x->flat_begin < y->flat_begin ? -1 : 1;
+    if (x->flat_end != y->flat_end) return x->flat_end < y->flat_end ? -1 : 1;
     if (x->rank != y->rank) return x->rank - y->rank;
     return (x->local > y->local) - (x->local < y->local);
 }
 
-static bool same_box(const pdk_shard_rec *x, const pdk_shard_rec *y) {
+/* One piece, as Paddle's LocalTensorIndex tells pieces apart: box and flattened run. */
+static bool same_piece(const pdk_shard_rec *x, const pdk_shard_rec *y) {
     return x->n_dims == y->n_dims &&
-           memcmp(x->offset, y->offset, (size_t)x->n_dims * sizeof *x->offset) == 0 &&
-           memcmp(x->shape, y->shape, (size_t)x->n_dims * sizeof *x->shape) == 0;
+           pdk_box_equal(x->n_dims, x->offset, x->shape, y->offset, y->shape) &&
+           x->flat == y->flat && x->flat_begin == y->flat_begin && x->flat_end == y->flat_end;
+}
+
+/* A piece that holds nothing: an empty box or run. */
+static bool holds_nothing(const pdk_shard_rec *x) {
+    return x->flat ? x->flat_begin == x->flat_end : pdk_box_volume(x->n_dims, x->shape) == 0;
 }
 
 static int cmp_first_seen(const void *a, const void *b) {
@@ -116,7 +143,7 @@ static pdckpt_status distinct_boxes(pdk_shard_rec **order, size_t from, size_t t
             return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
                             "key '%s': ranks %d and %d disagree on dtype or global shape", k->key,
                             k->rank, x->rank);
-        if (i > from && same_box(order[i - 1], x)) continue; /* a replica */
+        if (i > from && same_piece(order[i - 1], x)) continue; /* a replica */
         (*out)[(*n)++] = order[i];
     }
     return PDCKPT_OK;
@@ -146,13 +173,15 @@ static pdckpt_status collect_pieces(pdk_shard_plan *p, pdckpt_error *err) {
     bool kept_for_key = false;
     for (size_t i = 0, j; i < p->n_recs; i = j) {
         pdk_shard_rec **o = p->order;
-        for (j = i + 1; j < p->n_recs && strcmp(o[j]->key, o[i]->key) == 0 && same_box(o[j], o[i]);
-             j++)
+        for (j = i + 1;
+             j < p->n_recs && strcmp(o[j]->key, o[i]->key) == 0 && same_piece(o[j], o[i]); j++)
             continue;
         if (i == 0 || strcmp(o[i - 1]->key, o[i]->key) != 0) kept_for_key = false;
-        /* Empty pieces (a rank past the end of a short dim) hold nothing: they are not stored,
-         * except one for a tensor that is empty as a whole, so its dtype and shape survive. */
-        bool empty = pdk_box_volume(o[i]->n_dims, o[i]->shape) == 0;
+        /* Empty pieces (a rank past the end of a short dim, an empty run) hold nothing: they are
+         * not stored, except one for a tensor that is empty as a whole, so its dtype and shape
+         * survive.  (Paddle 3.3 stores an empty run, and its own load then returns zeros for
+         * the whole tensor: docs/distributed.md.) */
+        bool empty = holds_nothing(o[i]);
         bool all_empty = pdk_box_volume(o[i]->n_dims, o[i]->global) == 0;
         if (empty && (!all_empty || kept_for_key)) continue;
         kept_for_key = true;

@@ -7,6 +7,12 @@
  * produce: distinct pieces that are cells of a grid with as many cells as pieces cover it
  * exactly once.  Anything else falls back to a sweep along dimension 0 that compares a piece
  * only with the pieces whose dim-0 interval is still open, then checks the covered volume.
+ * Paddle's flattened pieces (runs of a box's row-major flattening, sharding v2) come first: the
+ * runs of one box, sorted by start, must not overlap each other (nor a piece that is that box);
+ * when they cover the box exactly -- as sharding v2 and stage 3 cut it -- they count as the box,
+ * in linear time; otherwise each run counts as the dense boxes it is made of (pdk_run_boxes,
+ * the cutter the loader uses), so any mix of runs and boxes that tiles the tensor passes.  A
+ * failure is MISMATCH naming the key: the ranks' pieces do not fit together.
  */
 #include "pdk_distcp.h"
 
@@ -68,7 +74,7 @@ static pdckpt_status sweep(pdk_shard_rec **b, size_t n, pdk_shard_rec **open, pd
             const pdk_shard_rec *y = open[j];
             if (y->offset[0] + y->shape[0] <= x->offset[0]) continue; /* closed */
             if (pdk_box_overlap(x->n_dims, y->offset, y->shape, x->offset, x->shape, o, s))
-                return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
                                 "key '%s': the pieces of ranks %d and %d overlap", x->key, y->rank,
                                 x->rank);
             open[kept++] = open[j];
@@ -83,17 +89,128 @@ static int64_t add_sat(int64_t a, int64_t b) {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err) {
-    const pdk_shard_rec *k = boxes[0];
-    int64_t              total = pdk_box_volume(k->n_dims, k->global), covered = 0;
-    size_t               kept = 0;
+/* ---- flattened runs ---- */
+
+static bool same_box(const pdk_shard_rec *x, const pdk_shard_rec *y) {
+    return pdk_box_equal(x->n_dims, x->offset, x->shape, y->offset, y->shape);
+}
+
+/* The runs of one box, b[i..*end) (sorted by start; after the box itself when it is a piece
+ * too): overlaps are refused; *exact when the non-empty ones cover the box end to end. */
+static pdckpt_status scan_runs(pdk_shard_rec **b, size_t i, size_t n, size_t *end, bool *exact,
+                               size_t *n_runs, pdckpt_error *err) {
+    const pdk_shard_rec *box =
+        i > 0 && !b[i - 1]->flat && same_box(b[i - 1], b[i]) ? b[i - 1] : NULL;
+    const pdk_shard_rec *prev = NULL;
+    int64_t              at = 0;
+    *n_runs = 0;
+    for (*end = i; *end < n && b[*end]->flat && same_box(b[*end], b[i]); (*end)++) {
+        const pdk_shard_rec *x = b[*end];
+        if (x->flat_begin == x->flat_end) continue; /* empty: covers nothing */
+        if (box && pdk_box_volume(box->n_dims, box->shape) > 0)
+            return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                            "key '%s': the flattened run [%lld, %lld) of rank %d overlaps the "
+                            "piece of rank %d (the same box)",
+                            x->key, (long long)x->flat_begin, (long long)x->flat_end, x->rank,
+                            box->rank);
+        if (prev && x->flat_begin < prev->flat_end)
+            return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
+                            "key '%s': the flattened runs [%lld, %lld) of rank %d and [%lld, %lld) "
+                            "of rank %d of one box overlap",
+                            x->key, (long long)prev->flat_begin, (long long)prev->flat_end,
+                            prev->rank, (long long)x->flat_begin, (long long)x->flat_end, x->rank);
+        if (x->flat_begin != at) at = -1; /* a hole: only the dense boxes can tell */
+        if (at >= 0) at = x->flat_end;
+        prev = x;
+        (*n_runs)++;
+    }
+    *exact = *n_runs > 0 && at == pdk_box_volume(b[i]->n_dims, b[i]->shape);
+    return PDCKPT_OK;
+}
+
+/* The pieces a tiling is checked on: boxes, and runs as their box or their dense boxes. */
+typedef struct tiles {
+    pdk_shard_rec      **list;
+    size_t               n;
+    pdk_shard_rec       *cuts; /* the dense boxes of runs that do not cover their box */
+    int64_t             *dims; /* 2 x PDCKPT_MAX_DIMS per cut: offset, shape */
+    size_t               n_cuts;
+    const pdk_shard_rec *run; /* the run being cut */
+} tiles;
+
+static pdckpt_status add_cut(void *ctx, const int64_t *off, const int64_t *shape, int64_t at,
+                             pdckpt_error *err) {
+    (void)at, (void)err;
+    tiles         *t = ctx;
+    pdk_shard_rec *c = &t->cuts[t->n_cuts];
+    int64_t       *d = t->dims + t->n_cuts++ * 2 * PDCKPT_MAX_DIMS;
+    *c = *t->run;
+    c->offset = d, c->shape = d + PDCKPT_MAX_DIMS, c->flat = false;
+    for (int32_t i = 0; i < c->n_dims; i++) {
+        c->offset[i] = t->run->offset[i] + off[i];
+        c->shape[i] = shape[i];
+    }
+    t->list[t->n++] = c;
+    return PDCKPT_OK;
+}
+
+/* One pass over b: boxes kept, each box's runs as the box or cut (when `t->cuts` is set; without
+ * it only counts the cuts needed). */
+static pdckpt_status place_runs(pdk_shard_rec **b, size_t n, tiles *t, size_t *need,
+                                pdckpt_error *err) {
+    *need = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        bool   exact = false;
+        size_t n_runs = 0;
+        if (!b[i]->flat) {
+            if (t->list) t->list[t->n++] = b[i];
+            j = i + 1;
+            continue;
+        }
+        PDK_TRY(scan_runs(b, i, n, &j, &exact, &n_runs, err));
+        if (exact && t->list) t->list[t->n++] = b[i];
+        if (exact || n_runs == 0) continue;
+        *need += n_runs * PDK_RUN_MAX_BOXES(b[i]->n_dims);
+        for (size_t r = i; t->cuts && r < j; r++) {
+            t->run = b[r];
+            PDK_TRY(pdk_run_boxes(b[r]->n_dims, b[r]->shape, b[r]->flat_begin, b[r]->flat_end,
+                                  add_cut, t, err));
+        }
+    }
+    return PDCKPT_OK;
+}
+
+static bool has_runs(pdk_shard_rec **b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (b[i]->flat) return true;
+    return false;
+}
+
+/* The boxes to tile with: `boxes` itself when no piece is a run. */
+static pdckpt_status tiles_of(pdk_shard_rec **boxes, size_t n, tiles *t, pdckpt_error *err) {
+    size_t need;
+    if (!has_runs(boxes, n)) return t->list = boxes, t->n = n, PDCKPT_OK;
+    PDK_TRY(place_runs(boxes, n, t, &need, err));
+    t->list = malloc((n + need + 1) * sizeof *t->list);
+    t->cuts = need ? malloc(need * sizeof *t->cuts) : NULL;
+    t->dims = need ? malloc(need * 2 * PDCKPT_MAX_DIMS * sizeof *t->dims) : NULL;
+    if (!t->list || (need && (!t->cuts || !t->dims)))
+        return pdk_fail_nomem(err, "the tiling check");
+    return place_runs(boxes, n, t, &need, err);
+}
+
+/* `boxes` (n may be 0: only empty runs) tile the global box of k's key. */
+static pdckpt_status check_boxes(const pdk_shard_rec *k, pdk_shard_rec **boxes, size_t n,
+                                 pdckpt_error *err) {
+    int64_t total = pdk_box_volume(k->n_dims, k->global), covered = 0;
+    size_t  kept = 0;
     for (size_t i = 0; i < n; i++) /* empty pieces cover nothing and overlap nothing */
         if (pdk_box_volume(k->n_dims, boxes[i]->shape) > 0) boxes[kept++] = boxes[i];
     for (size_t i = 0; i < kept; i++)
         covered = add_sat(covered, pdk_box_volume(k->n_dims, boxes[i]->shape));
     if (kept == 0 || k->n_dims == 0) {
         if (kept > 1) /* distinct boxes of a 0-d tensor cannot exist: all are the same */
-            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "key '%s': pieces overlap", k->key);
+            return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1, "key '%s': pieces overlap", k->key);
     } else {
         void *tmp =
             malloc(kept * (sizeof(interval) > sizeof(void *) ? sizeof(interval) : sizeof(void *)));
@@ -103,8 +220,18 @@ pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *er
         PDK_TRY(st);
     }
     if (covered != total)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+        return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
                         "key '%s': the pieces cover %lld of its %lld elements", k->key,
                         (long long)covered, (long long)total);
     return PDCKPT_OK;
+}
+
+pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err) {
+    tiles         t = {0};
+    pdckpt_status st = tiles_of(boxes, n, &t, err);
+    if (st == PDCKPT_OK) st = check_boxes(boxes[0], t.list, t.n, err);
+    if (t.list != boxes) free(t.list);
+    free(t.cuts);
+    free(t.dims);
+    return st;
 }

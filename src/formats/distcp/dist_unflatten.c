@@ -8,30 +8,56 @@
  * most 2 x n_dims - 1 dense boxes, each contiguous in the run (a partial first row, whole rows,
  * a partial last row, recursively), so the index holds a flattened piece as those boxes — each
  * with the element of the stored 1-D tensor it starts at — and every reader of the index
- * (lookup, overlap, copy, resharding) treats them as ordinary pieces.
+ * (lookup, overlap, copy, resharding) treats them as ordinary pieces.  pdk_run_boxes is the one
+ * cutter: the save's tiling check (dist_tiling.c) cuts runs with it too.
  */
 #include "pdk_distcp.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The boxes cut from runs so far (room for 2 x n_dims - 1 per run). */
+pdckpt_status pdk_run_boxes(int32_t n, const int64_t *shape, int64_t begin, int64_t end,
+                            pdk_run_box_fn fn, void *ctx, pdckpt_error *err) {
+    if (n == 0) return begin < end ? fn(ctx, NULL, NULL, 0, err) : PDCKPT_OK;
+    int64_t stride[PDCKPT_MAX_DIMS], off[PDCKPT_MAX_DIMS], box[PDCKPT_MAX_DIMS];
+    stride[n - 1] = 1;
+    for (int32_t d = n - 1; d > 0; d--) stride[d - 1] = stride[d] * shape[d];
+    /* at each position the largest aligned block that starts there and fits */
+    for (int64_t pos = begin; pos < end;) {
+        int32_t d = 0; /* the outermost dim whose whole sub-blocks start here and fit */
+        while (pos % stride[d] != 0 || pos + stride[d] > end) d++;
+        int64_t idx = (pos / stride[d]) % shape[d];
+        int64_t k = (end - pos) / stride[d];
+        if (k > shape[d] - idx) k = shape[d] - idx;
+        for (int32_t i = 0; i < n; i++) {
+            off[i] = i <= d ? (pos / stride[i]) % shape[i] : 0;
+            box[i] = i < d ? 1 : i == d ? k : shape[i];
+        }
+        PDK_TRY(fn(ctx, off, box, pos - begin, err));
+        pos += k * stride[d];
+    }
+    return PDCKPT_OK;
+}
+
+/* The boxes cut from a key's runs so far (room for PDK_RUN_MAX_BOXES per run). */
 typedef struct cut {
-    pdk_piece *out;
-    size_t     n_out;
-    int32_t    n_dims;
+    pdk_piece       *out;
+    size_t           n_out;
+    int32_t          n_dims;
+    const pdk_piece *from; /* the run being cut */
 } cut;
 
-static pdckpt_status emit(cut *c, const pdk_piece *from, const int64_t *off, const int64_t *shape,
-                          int64_t at, pdckpt_error *err) {
+static pdckpt_status emit(void *ctx, const int64_t *off, const int64_t *shape, int64_t at,
+                          pdckpt_error *err) {
+    cut       *c = ctx;
     int32_t    n = c->n_dims;
     pdk_piece *p = &c->out[c->n_out];
-    *p = *from;
+    *p = *c->from;
     if (!(p->offset = malloc(2 * ((size_t)n + 1) * sizeof *p->offset)))
         return pdk_fail_nomem(err, "metadata index");
     p->shape = p->offset + n + 1;
     for (int32_t d = 0; d < n; d++) {
-        p->offset[d] = from->offset[d] + off[d];
+        p->offset[d] = c->from->offset[d] + off[d];
         p->shape[d] = shape[d];
     }
     p->flat_at = at;
@@ -39,39 +65,24 @@ static pdckpt_status emit(cut *c, const pdk_piece *from, const int64_t *off, con
     return PDCKPT_OK;
 }
 
-/* The boxes of the run [flat_begin, flat_end) of box p (n >= 1 dims): at each position the
- * largest aligned block that fits, its offset within the box and where it starts in the run. */
-static pdckpt_status cut_run(cut *c, const pdk_piece *p, pdckpt_error *err) {
-    int32_t n = c->n_dims;
-    int64_t stride[PDCKPT_MAX_DIMS], off[PDCKPT_MAX_DIMS], shape[PDCKPT_MAX_DIMS];
-    stride[n - 1] = 1;
-    for (int32_t d = n - 1; d > 0; d--) stride[d - 1] = stride[d] * p->shape[d];
-    for (int64_t pos = p->flat_begin; pos < p->flat_end;) {
-        int32_t d = 0; /* the outermost dim whose whole sub-blocks start here and fit */
-        while (pos % stride[d] != 0 || pos + stride[d] > p->flat_end) d++;
-        int64_t idx = (pos / stride[d]) % p->shape[d];
-        int64_t k = (p->flat_end - pos) / stride[d];
-        if (k > p->shape[d] - idx) k = p->shape[d] - idx;
-        for (int32_t i = 0; i < n; i++) {
-            off[i] = i <= d ? (pos / stride[i]) % p->shape[i] : 0;
-            shape[i] = i < d ? 1 : i == d ? k : p->shape[i];
-        }
-        PDK_TRY(emit(c, p, off, shape, pos - p->flat_begin, err));
-        pos += k * stride[d];
-    }
-    return PDCKPT_OK;
+/* An empty run (Paddle's stage 3 gives one to a rank past the parameter's end) covers nothing:
+ * it stays in the index as an empty box, so its data file still lists the key (a combined file's
+ * tensors are matched to their keys by position). */
+static pdckpt_status emit_empty(cut *c, pdckpt_error *err) {
+    int64_t zero[PDCKPT_MAX_DIMS] = {0};
+    return c->n_dims > 0 ? emit(c, zero, zero, 0, err) : PDCKPT_OK;
 }
 
 static pdckpt_status check_run(const pdk_key_meta *km, const pdk_piece *p, const char *source,
                                pdckpt_error *err) {
     int64_t volume = pdk_box_volume(km->n_dims, p->shape);
-    /* volume saturates at INT64_MAX: a box past 2^62 elements would overflow cut_run's strides */
+    /* volume saturates at INT64_MAX: a box past 2^62 elements would overflow the strides */
     if (volume > INT64_MAX / 2)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
                         "metadata: expected the box of a flattened piece of '%s' to hold "
                         "fewer than 2^62 elements",
                         km->key);
-    if (p->flat_begin < 0 || p->flat_begin >= p->flat_end || p->flat_end > volume)
+    if (p->flat_begin < 0 || p->flat_begin > p->flat_end || p->flat_end > volume)
         return pdk_fail(err, PDCKPT_ERR_FORMAT, source, -1,
                         "metadata: a flattened piece of '%s' has the run [%lld, %lld) of a "
                         "box of %lld elements",
@@ -84,8 +95,8 @@ static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_
     size_t n_flat = 0;
     for (size_t i = 0; i < km->n_pieces; i++) n_flat += km->pieces[i].flat;
     if (n_flat == 0) return PDCKPT_OK;
-    size_t per = km->n_dims > 0 ? 2 * (size_t)km->n_dims - 1 : 1;
-    cut    c = {calloc(km->n_pieces + n_flat * per, sizeof *c.out), 0, km->n_dims};
+    cut c = {calloc(km->n_pieces + n_flat * PDK_RUN_MAX_BOXES(km->n_dims), sizeof *c.out), 0,
+             km->n_dims, NULL};
     if (!c.out) return pdk_fail_nomem(err, "metadata index");
     pdckpt_status st = PDCKPT_OK;
     for (size_t i = 0; i < km->n_pieces && st == PDCKPT_OK; i++) {
@@ -95,9 +106,12 @@ static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_
             p->offset = NULL; /* moved */
             continue;
         }
+        c.from = p;
         st = check_run(km, p, source, err);
-        if (st == PDCKPT_OK && km->n_dims == 0) st = emit(&c, p, NULL, NULL, 0, err);
-        if (st == PDCKPT_OK && km->n_dims > 0) st = cut_run(&c, p, err);
+        if (st == PDCKPT_OK && p->flat_begin == p->flat_end)
+            st = emit_empty(&c, err);
+        else if (st == PDCKPT_OK)
+            st = pdk_run_boxes(km->n_dims, p->shape, p->flat_begin, p->flat_end, emit, &c, err);
     }
     for (size_t i = 0; i < km->n_pieces; i++) free(km->pieces[i].offset);
     free(km->pieces);

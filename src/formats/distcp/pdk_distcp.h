@@ -127,17 +127,23 @@ void pdk_box_copy(int32_t n_dims, size_t elem, const void *src, const int64_t *s
 /* Intersection of boxes a and b: false when empty (some extent <= 0). */
 bool pdk_box_overlap(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
                      const int64_t *b_off, const int64_t *b_shape, int64_t *off, int64_t *shape);
+/* Boxes a and b are the same. */
+bool pdk_box_equal(int32_t n_dims, const int64_t *a_off, const int64_t *a_shape,
+                   const int64_t *b_off, const int64_t *b_shape);
 /* Product of dims, saturating at INT64_MAX (1 for 0-d). */
 int64_t pdk_box_volume(int32_t n_dims, const int64_t *shape);
 
 /* ---- dist_shard_plan.c, dist_tiling.c: the plan of a sharded save (on the coordinator) ---- */
 
-/* One piece as a rank described it. */
+/* One piece as a rank described it.  A flattened one (Paddle's sharding v2) is the run
+ * [flat_begin, flat_end) of the row-major flattening of the box (offset, shape). */
 typedef struct pdk_shard_rec {
     char        *key;
     pdckpt_dtype dtype;
     int32_t      n_dims;
     int64_t     *global, *offset, *shape; /* one allocation */
+    bool         flat;
+    int64_t      flat_begin, flat_end;
     int          rank;
     size_t       local; /* index in that rank's shard array */
     size_t       piece; /* its distinct piece (SIZE_MAX: not stored) */
@@ -173,7 +179,9 @@ pdckpt_status pdk_shard_plan_write_lists(const pdk_shard_plan *p, int size, pdk_
 void          pdk_shard_plan_free(pdk_shard_plan *p);
 /* The data file name of `rank` in this plan. */
 void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t cap);
-/* The distinct, same-key pieces `boxes` (reordered) tile their global box exactly. */
+/* The distinct, same-key pieces `boxes` (in the plan's order: by box, then run; reordered) tile
+ * their global box exactly: MISMATCH naming the key otherwise.  Runs of one box that cover it
+ * exactly count as the box; other runs as their dense boxes (pdk_run_boxes). */
 pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err);
 
 /* ---- dist_lifecycle.c: ids, the commit protocol's cleanup, keep_last ---- */
@@ -222,16 +230,29 @@ typedef struct pdk_meta_index {
 } pdk_meta_index;
 
 /* dist_unflatten.c: replaces every flattened piece of the index by the dense boxes its run covers
- * (at most 2 x n_dims - 1, each contiguous in the run). */
+ * (at most 2 x n_dims - 1, each contiguous in the run); an empty run covers nothing and goes. */
 pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err);
+/* The one place that cuts a run into boxes (loads and the save's tiling check): calls `fn` for
+ * each dense box of the run [begin, end) of the row-major flattening of a box of `shape`
+ * (n_dims >= 0; 0 <= begin <= end <= its volume < 2^62), in run order: its offset inside the
+ * box, its shape and the run element it starts at (relative to begin).  At most
+ * 2 x n_dims - 1 boxes (one for a 0-d box). */
+#define PDK_RUN_MAX_BOXES(n_dims) ((n_dims) > 0 ? 2 * (size_t)(n_dims)-1 : 1)
+typedef pdckpt_status (*pdk_run_box_fn)(void *ctx, const int64_t *off, const int64_t *shape,
+                                        int64_t at, pdckpt_error *err);
+pdckpt_status pdk_run_boxes(int32_t n_dims, const int64_t *shape, int64_t begin, int64_t end,
+                            pdk_run_box_fn fn, void *ctx, pdckpt_error *err);
 
-/* One distinct piece as the save plan records it (first-appearance order). */
+/* One distinct piece as the save plan records it (first-appearance order); a flattened one
+ * is the run [flat_begin, flat_end) of the box (offset, shape). */
 typedef struct pdk_meta_piece {
     const char    *key;
     pdckpt_dtype   dtype;
     int32_t        n_dims;
     const int64_t *global_shape, *offset, *shape;
     const char    *file;
+    bool           flat;
+    int64_t        flat_begin, flat_end;
 } pdk_meta_piece;
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
@@ -403,9 +424,10 @@ pdckpt_status pdk_skim_streams(struct pdk_skim *s, uint64_t min_payload, bool *f
 
 /* ---- dist_save_steps.c: the MPI-free steps of a sharded save ---- */
 
-/* This rank's pieces as the planner reads them (pdk_shard_plan_read). */
-pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, size_t n, pdk_blob *out,
-                                 pdckpt_error *err);
+/* This rank's pieces as the planner reads them (pdk_shard_plan_read); runs[i] (runs may be
+ * NULL) says whether shards[i] is a flattened run. */
+pdckpt_status pdk_shard_describe(const pdckpt_shard *shards, const pdckpt_shard_run *runs, size_t n,
+                                 pdk_blob *out, pdckpt_error *err);
 /* Adds to `tree` the pieces a write list (pdk_shard_plan_write_lists) names, borrowed. */
 pdckpt_status pdk_shard_build_tree(const uint8_t *list, size_t len, const pdckpt_shard *shards,
                                    size_t n, const pdckpt_allocator *a, pdckpt_value *tree,
