@@ -98,8 +98,9 @@ void pdk_input_close(pdk_input *in);
 
 #include <sys/stat.h>
 
-#define PDK_OPEN_BENEATH 1u /* `rel` comes from inside a checkpoint: resolve it beneath dirfd */
-#define PDK_OPEN_DIR_OK  2u /* a directory is acceptable too */
+#define PDK_OPEN_BENEATH  1u /* `rel` comes from inside a checkpoint: resolve it beneath dirfd */
+#define PDK_OPEN_DIR_OK   2u /* a directory is acceptable too */
+#define PDK_OPEN_NOFOLLOW 4u /* a symbolic link at `rel`'s last component is refused (ELOOP) */
 /* Opens `rel` (relative to dirfd, or AT_FDCWD) for reading without ever blocking: O_NONBLOCK,
  * then fstat, then only a regular file (or a directory with PDK_OPEN_DIR_OK) is accepted and
  * O_NONBLOCK cleared; FIFOs, sockets and devices are refused naming `shown`.  *st is its stat. */
