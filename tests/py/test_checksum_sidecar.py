@@ -99,3 +99,29 @@ def test_damaged_sidecar_is_reported(source, tmp_path):
     side.write_text("".join(lines[:-1]))  # one block line missing
     proc = run_cli("verify", target)
     assert proc.returncode != 0 and "block lines" in proc.stderr, proc.stderr
+
+
+def test_huge_or_lying_sidecar_is_refused_before_it_is_read(source, tmp_path):
+    """A sidecar is a header and 33 bytes per 4 KiB block of its file: a planted 1 TiB (sparse)
+    one was read whole (an allocation of 1 TiB: "out of memory allocating file contents", naming
+    no file); now it is sized first.  A size field of "-1" or of more digits than 2^64 has was
+    wrapped by sscanf and reported as a file of 18446744073709551615 bytes."""
+    target = tmp_path / "model.safetensors"
+    run_cli("convert", source, target, "--checksum", check=0)
+    side = tmp_path / "model.safetensors.xxh3"
+    good = side.read_text()
+    side.unlink()
+    with open(side, "wb") as f:
+        f.truncate(1 << 40)
+    proc = run_cli("verify", target, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "model.safetensors.xxh3" in proc.stderr and "at most" in proc.stderr, proc.stderr
+    lines = good.splitlines(keepends=True)
+    size = lines[1].split()[1]
+    for lie in ["-1", "99999999999999999999999", "+" + size, ""]:
+        side.write_text(lines[0] + lines[1].replace(f"size {size} ", f"size {lie} ") +
+                        "".join(lines[2:]))
+        proc = run_cli("verify", target)
+        assert proc.returncode == 1 and "4096-byte blocks" in proc.stderr, (lie, proc.stderr)
+    side.write_text(good)
+    run_cli("verify", target, check=0)
