@@ -546,7 +546,7 @@ def load(path: Any, **configs: Any) -> Any:
         return obj
     if fmt == "selected-rows":
         return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
-    source = data if data is not None else _file_bytes(path)
+    source = data if data is not None else _checked_program_bytes(where, fmt, configs)
     return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt),
                              _PROGRAM_HINT[fmt])
 
@@ -589,9 +589,30 @@ def _safetensors_config(configs: dict) -> dict:
     return configs
 
 
-def _file_bytes(path: Any) -> bytes:
-    with builtins.open(os.fspath(path), "rb") as f:
-        return f.read()
+def _checked_program_bytes(path: str, fmt: str, configs: dict) -> bytes:
+    """The program at `path` as Paddle gets it: read once more (Paddle parses bytes, pdckpt's
+    tree holds none) and checked again, these very bytes, before Paddle sees them.  Read
+    without blocking and only from a regular file: the file may have been swapped since the
+    load checked it (a FIFO there would hang the open; a program Paddle crashes on -- an op's
+    sub_block past the blocks -- would reach Paddle unchecked)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _errors.make(IoError, path, f"open: {e.strerror}") from None
+    with builtins.open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _errors.make(ArgumentError, path, "expected a regular file, found something "
+                               "else: it was replaced after it was checked")
+        os.set_blocking(fd, True)
+        data = f.read()
+    try:
+        _open_tree(data, dict(configs, format=fmt, names=None)).close()
+    except Error as e:
+        raise _errors.make(type(e), path, "the file changed after it was checked; now: "
+                           f"{e.message}") from None
+    return data
 
 
 # A program loaded where parameters were meant is the usual mistake behind a failed conversion.
