@@ -132,7 +132,16 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
                 items: Any = None) -> Any:
     """What a pickled object the library carried becomes in Python: an OpaqueObject (ints beyond
     64 bits never come here: the binding makes them ints through the core's big-int calls)."""
+    if _is_complex(kind, module, name, args, state, items):
+        return complex(*args)  # CPython's reduction of a complex: paddle.load gives the number
     return OpaqueObject(kind, module, name, args, state, items)
+
+
+def _is_complex(kind: str, module: str, name: str, args: Any, state: Any, items: Any) -> bool:
+    """complex(real, imag) as CPython pickles a complex (complex.__reduce__), nothing else."""
+    return (kind == "reduce" and module == "builtins" and name == "complex" and state is None
+            and items is None and isinstance(args, tuple) and 1 <= len(args) <= 2
+            and all(type(a) in (int, float) for a in args))
 
 
 # The numpy scalars a tree keeps as such (pdckpt_value_set_numpy_scalar); others become numbers.
@@ -152,6 +161,9 @@ def leaf_hook(obj: Any) -> tuple:
         return ("value", obj.item())
     if isinstance(obj, _paddle_io.StaticArray):
         return _array_leaf(obj.array, None, obj.dtype_name)
+    if isinstance(obj, complex):  # as CPython reduces it: complex(real, imag)
+        return ("object", _OBJECT_KINDS["reduce"], "builtins", "complex", (obj.real, obj.imag),
+                None, None)
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
                 obj.items)

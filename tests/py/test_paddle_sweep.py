@@ -101,6 +101,7 @@ def objects():
         "empty containers": {"a": {}, "b": [], "c": ()},
         "empty dict": {},
         "set": {"s": {1, 2}},
+        "Python complex": {"c": complex(1, -2), "l": [1j, complex(-0.0, float("inf"))]},
     }
 
 
