@@ -324,12 +324,25 @@ def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> tuple[Any, int]:
             raise _errors.make(ArgumentError, None, "pickle_layout must be one of "
                                f"{sorted(_PICKLE_LAYOUTS)}, not {forced!r}")
         return obj, _PICKLE_LAYOUTS[forced]
+    if _dicts_only(obj, paddle):
+        return obj, _paddle_io.PICKLE_STATE_DICT
     if paddle is None:
         return obj, 0
     if _paddle_io.static_mode(paddle):
         static = _paddle_io.static_state_dict(obj, paddle)
         return (obj, 0) if static is None else (static, _paddle_io.PICKLE_GENERIC)
     return obj, _paddle_io.pickle_layout(obj, paddle)
+
+
+def _dicts_only(obj: Any, paddle: Any) -> bool:
+    """A non-empty dict whose values are all dicts holding no Paddle object (a config, nested
+    arrays): paddle.save's _is_state_dict says yes, so it writes the state-dict layout (an empty
+    name table).  The library alone cannot tell such a tree from a plain pickled dict of dicts
+    (jit.save's .pdiparams.info, which `pdckpt convert` must give back as it was), so the
+    drop-in decides here, as paddle.save does, with or without Paddle imported."""
+    return (isinstance(obj, dict) and len(obj) > 0 and not _paddle_io.static_mode(paddle)
+            and all(isinstance(v, dict) for v in obj.values())
+            and not (paddle is not None and _paddle_io._holds_paddle(obj, paddle)))
 
 
 def _warn_renamed(obj: Any) -> None:

@@ -101,6 +101,8 @@ def objects():
         "empty containers": {"a": {}, "b": [], "c": ()},
         "empty dict": {},
         "set": {"s": {1, 2}},
+        "dicts without tensors": {"cfg": {"lr": 0.1, "a": np.ones(2)}, "m": {}},
+        "one dict of arrays": {"m": {"b": np.array([True, False])}},
         "Python complex": {"c": complex(1, -2), "l": [1j, complex(-0.0, float("inf"))]},
     }
 
