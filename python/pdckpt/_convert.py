@@ -158,7 +158,14 @@ def leaf_hook(obj: Any) -> tuple:
             return ("value", obj.item(), obj.dtype.name)
         if obj.dtype.name in ("complex64", "complex128"):  # held as a 0-d array, marked
             return ("value", np.asarray(obj), obj.dtype.name)
-        return ("value", obj.item())
+        item = obj.item()
+        if isinstance(item, np.generic) or not isinstance(item, (int, float, str, bytes)):
+            # longdouble, datetime64, void: item() gives no Python scalar (and was handed back
+            # here, recursing until Python's RecursionError)
+            raise make(ArgumentTypeError, None, f"pdckpt cannot save a numpy {obj.dtype.name} "
+                       "scalar (it has no Python or pdckpt counterpart); convert it first, "
+                       "e.g. float(x) or np.float64(x)")
+        return ("value", item)
     if isinstance(obj, _paddle_io.StaticArray):
         return _array_leaf(obj.array, None, obj.dtype_name)
     if isinstance(obj, complex):  # as CPython reduces it: complex(real, imag)

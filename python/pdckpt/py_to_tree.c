@@ -330,7 +330,10 @@ static int dict_put(pdckpt_value *d, PyObject *key, PyObject *item, pyn_pins *pi
     pdckpt_error err;
     Py_ssize_t   klen = 0;
     const char  *k = PyUnicode_CheckExact(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
-    if (PyErr_Occurred()) return -1;
+    if (!k && PyErr_Occurred()) { /* a lone surrogate: a value, encoded as pickle encodes it */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+    }
     pdckpt_value *kv = k && strlen(k) == (size_t)klen ? NULL : convert(key, pins);
     if (!k && !kv) return -1;
     pdckpt_value *iv = convert(item, pins);

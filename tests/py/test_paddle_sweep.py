@@ -16,6 +16,7 @@ dtype, shape, name, stop_gradient, and bytes (NaN payloads, -0.0).  Names Paddle
 the test says what pdckpt does instead (docs/python.md, "Where pdckpt differs from paddle.load")."""
 import collections
 import io
+import re
 import os
 import warnings
 
@@ -103,6 +104,7 @@ def objects():
         "set": {"s": {1, 2}},
         "dicts without tensors": {"cfg": {"lr": 0.1, "a": np.ones(2)}, "m": {}},
         "one dict of arrays": {"m": {"b": np.array([True, False])}},
+        "lone surrogates": {"k\udc80": 1, "v": "x\ud800y"},
         "Python complex": {"c": complex(1, -2), "l": [1j, complex(-0.0, float("inf"))]},
     }
 
@@ -345,3 +347,13 @@ def test_directories_and_prefixes_load_as_numpy(tmp_path):
             assert all(type(v) is np.ndarray for v in pdckpt.load(str(path)).values())
     walk = [f for _, _, files in os.walk(tmp_path / "vars") for f in files]
     assert list(pdckpt.load(str(tmp_path / "vars"))) == walk
+
+
+def test_numpy_scalars_without_a_counterpart_are_refused_by_name(tmp_path):
+    """A numpy scalar whose item() is no Python number (longdouble, clongdouble, datetime64) was
+    handed back to the converter as itself until Python's RecursionError; now it is refused
+    naming its dtype (paddle.save pickles it; pdckpt has no value for it)."""
+    for value in (np.longdouble(1.5), np.clongdouble(1j), np.datetime64("2020-01-01")):
+        with pytest.raises(pdckpt.ArgumentTypeError, match=re.escape(f"numpy {value.dtype.name} scalar")):
+            pdckpt.save({"v": value}, tmp_path / "x.pdparams")
+        assert not (tmp_path / "x.pdparams").exists()
