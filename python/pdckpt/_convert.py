@@ -15,6 +15,7 @@ Conventions (they are the C library's; its pickle reader and writer follow them)
 
 from __future__ import annotations
 
+import collections
 import sys
 from typing import Any
 
@@ -134,7 +135,37 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
     64 bits never come here: the binding makes them ints through the core's big-int calls)."""
     if _is_complex(kind, module, name, args, state, items):
         return complex(*args)  # CPython's reduction of a complex: paddle.load gives the number
+    if _is_defaultdict(kind, module, name, args, state, items):
+        d = collections.defaultdict(_FACTORIES[args[0].name] if args else None)
+        d.update(items or {})
+        return d  # as paddle.load gives it: its factory one of the harmless builtin types
     return OpaqueObject(kind, module, name, args, state, items)
+
+
+# The defaultdict factories made real on load and written on save: builtin types whose call is
+# harmless (the allowlist takes them as arguments, src/formats/pickle/pickle_names.c).
+_FACTORIES = {f.__name__: f for f in (list, dict, set, frozenset, tuple, int, float, str, bool,
+                                      bytes, bytearray, complex)}
+
+
+def _is_defaultdict(kind: str, module: str, name: str, args: Any, state: Any,
+                    items: Any) -> bool:
+    """CPython's reduction of a defaultdict: defaultdict((factory,) or ()) + SETITEMS."""
+    return (kind == "reduce" and module == "collections" and name == "defaultdict"
+            and state is None and (items is None or type(items) is dict)
+            and isinstance(args, tuple) and len(args) <= 1
+            and all(isinstance(a, OpaqueObject) and a.kind == "global" and a.module == "builtins"
+                    and a.name in _FACTORIES for a in args))
+
+
+def _defaultdict_leaf(obj: Any) -> tuple:
+    f = obj.default_factory
+    if f is not None and _FACTORIES.get(getattr(f, "__name__", None)) is not f:
+        raise make(ArgumentTypeError, None, "pdckpt can save a defaultdict whose factory is None "
+                   f"or one of {', '.join(_FACTORIES)}, not {f!r}")
+    args = () if f is None else (OpaqueObject("global", "builtins", f.__name__),)
+    return ("object", _OBJECT_KINDS["reduce"], "collections", "defaultdict", args, None,
+            dict(obj))
 
 
 def _is_complex(kind: str, module: str, name: str, args: Any, state: Any, items: Any) -> bool:
@@ -168,6 +199,8 @@ def leaf_hook(obj: Any) -> tuple:
         return ("value", item)
     if isinstance(obj, _paddle_io.StaticArray):
         return _array_leaf(obj.array, None, obj.dtype_name)
+    if type(obj) is collections.defaultdict:  # as CPython reduces it
+        return _defaultdict_leaf(obj)
     if isinstance(obj, complex):  # as CPython reduces it: complex(real, imag)
         return ("object", _OBJECT_KINDS["reduce"], "builtins", "complex", (obj.real, obj.imag),
                 None, None)

@@ -416,6 +416,9 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
 }
 
 static pdckpt_value *convert_node(PyObject *obj, pyn_pins *pins) {
+    if (PyDict_Check(obj) && !PyDict_CheckExact(obj) && pyn_defaultdict_type() &&
+        Py_IS_TYPE(obj, (PyTypeObject *)pyn_defaultdict_type()))
+        return hooked(obj, pins); /* pickled as CPython reduces it: leaf_hook */
     if (PyDict_Check(obj)) return dict_to_tree(obj, pins);
     if (PyList_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_LIST, pins);
     if (PyTuple_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_TUPLE, pins);

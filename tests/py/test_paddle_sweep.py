@@ -105,6 +105,9 @@ def objects():
         "dicts without tensors": {"cfg": {"lr": 0.1, "a": np.ones(2)}, "m": {}},
         "one dict of arrays": {"m": {"b": np.array([True, False])}},
         "lone surrogates": {"k\udc80": 1, "v": "x\ud800y"},
+        "defaultdicts": {"i": collections.defaultdict(int, {"a": 2}),  # (not in lists:
+                         "n": collections.defaultdict(None),  # paddle.load refuses them there)
+                         "d": collections.defaultdict(dict, {"x": {"y": np.ones(2)}})},
         "Python complex": {"c": complex(1, -2), "l": [1j, complex(-0.0, float("inf"))]},
     }
 
