@@ -220,6 +220,13 @@ void pdk_remove_stale_temps(const char *path);
 /* Reads the first `len` bytes of `path` when it is a regular file reached without following a
  * link (a sidecar of ours is told by its head; a link, FIFO or short file never is one). */
 bool pdk_read_head_nofollow(const char *path, void *buf, size_t len);
+/* Whether everyone who may write the sidecar `side` (a lazy-open index, a checksum sidecar) may
+ * write the file `file` it describes too, so trusting the sidecar gives no one more say than
+ * the file does: owned by the file's owner or root, its other-write bit only if the file's is,
+ * and (`groups`) its group-write bit only if the file's is, the group the same.  A sidecar's
+ * stamp is no secret; without this rule anyone who may create files beside a checkpoint (a
+ * sticky /tmp, a shared group directory) could plant one.  ACLs are not consulted. */
+bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *file, bool groups);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);

@@ -223,6 +223,28 @@ static pdckpt_status compare_blocks(const pdk_input *data, const pdk_input *side
     return PDCKPT_OK;
 }
 
+/* A sidecar pdckpt wrote: a file (not a link) of the checkpoint's owner (or root) that others
+ * may write only if they may write the checkpoint (pdk_sidecar_writers_covered; the group bits
+ * are not judged: a sidecar keeps the umask's mode when the checkpoint's is tightened, and a
+ * group member can only make verify fail, not pass); anything else could have been planted by
+ * someone else to fail a good file, and is refused as such, not reported as corruption. */
+static pdckpt_status sidecar_trusted(const char *side_path, const char *path, pdckpt_error *err) {
+    struct stat side, file;
+    if (lstat(side_path, &side) != 0 || stat(path, &file) != 0) return PDCKPT_OK; /* the open */
+    if (!S_ISLNK(side.st_mode) &&
+        (!S_ISREG(side.st_mode) || pdk_sidecar_writers_covered(&side, &file, false)))
+        return PDCKPT_OK; /* (a FIFO or directory: the open refuses it) */
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, side_path, -1,
+                    "not trusted as the checksum sidecar of '%s': %s; pdckpt writes it as a file "
+                    "of the checkpoint's owner that no one else may write (remove it, or fix its "
+                    "owner and mode)",
+                    path,
+                    S_ISLNK(side.st_mode) ? "it is a symbolic link"
+                    : side.st_uid != file.st_uid && side.st_uid != 0
+                        ? "it belongs to another user than the checkpoint"
+                        : "others than the checkpoint's writers may write it");
+}
+
 /* A sidecar of a `data_len`-byte file holds the header and one 33-byte line per block: one that
  * is larger is refused before it is read (a planted sparse terabyte is never allocated). */
 static pdckpt_status sidecar_fits(const char *side_path, size_t data_len, pdckpt_error *err) {
@@ -253,6 +275,7 @@ pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
     if (access(side_path, F_OK) != 0 || pdk_is_directory(path)) return PDCKPT_OK;
     res->checked = true;
     pdk_input data, side;
+    PDK_TRY(sidecar_trusted(side_path, path, err));
     PDK_TRY(pdk_input_open_file(path, false, a, &data, err));
     pdckpt_status st = sidecar_fits(side_path, data.len, err);
     if (st == PDCKPT_OK) st = pdk_input_open_file(side_path, false, a, &side, err);

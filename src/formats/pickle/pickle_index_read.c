@@ -361,23 +361,9 @@ static bool index_input(int sfd, const struct stat *sst, const char *side,
     return false;
 }
 
-/* Whether everyone who may write the index may write the pickle too, so trusting the index gives
- * no one more say over what a load returns than the pickle does: the index is owned by the
- * pickle's owner (or root), and its group / other write bits are the pickle's too (the group the
- * same).  Its stamp is no secret (stat and the pickle's edges give it), so without this rule anyone
- * who may create files beside a pickle (a sticky /tmp, a shared group directory) could forge
- * every value and point any tensor at any bytes of it.  An index that fails the rule is ignored:
- * the pickle is parsed. */
-static bool writers_covered(const struct stat *sst, const struct stat *st) {
-    if (sst->st_uid != st->st_uid && sst->st_uid != 0) return false;
-    if ((sst->st_mode & S_IWGRP) && !((st->st_mode & S_IWGRP) && sst->st_gid == st->st_gid))
-        return false;
-    return !(sst->st_mode & S_IWOTH) || (st->st_mode & S_IWOTH);
-}
-
 /* Opens the index `side` (a link there is not followed: pdckpt writes a file) and the pickle
  * `path` (files only: a FIFO planted there is refused, not waited on); true when the index belongs
- * to the pickle as it is now and is no one else's (writers_covered). */
+ * to the pickle as it is now and is no one else's (pdk_sidecar_writers_covered). */
 static bool open_pair(const char *path, const char *side, const pdckpt_allocator *a, pdk_input *idx,
                       pdk_input *in, size_t *tree_len, uint64_t *n_table) {
     int          fd = -1, sfd = -1;
@@ -388,7 +374,7 @@ static bool open_pair(const char *path, const char *side, const pdckpt_allocator
         pdk_open_read(AT_FDCWD, side, PDK_OPEN_NOFOLLOW, side, &sfd, &sst, &quiet) == PDCKPT_OK &&
         (uint64_t)sst.st_size >= IDX_HEADER + 8 && (uint64_t)sst.st_size <= IDX_MAX_BYTES &&
         pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, &quiet) == PDCKPT_OK && st.st_size > 0 &&
-        (uint64_t)st.st_size <= SIZE_MAX && writers_covered(&sst, &st);
+        (uint64_t)st.st_size <= SIZE_MAX && pdk_sidecar_writers_covered(&sst, &st, true);
     bool got_idx = false, got_in = false;
     if (ok) prefetch(sfd, &sst, fd, &st);
     ok = ok && (got_idx = index_input(sfd, &sst, side, a, idx)) &&
