@@ -408,3 +408,36 @@ def test_a_link_at_the_index_name_is_not_followed(tmp_path):
     os.rename(p + ".pdkidx", str(tmp_path / "elsewhere"))
     os.symlink(str(tmp_path / "elsewhere"), p + ".pdkidx")
     assert epochs(p) == (5, 5)
+
+
+def leb(v):
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def test_name_tables_anywhere_but_last_are_refused(saved):
+    """The writer puts the derived name table (IK_NAMES) once, as the root's last entry; a forged
+    index (a valid stamp: its owner's) with one in every entry made each a pass over the entries
+    before it -- 20,000 of them took 9 s to load, quadratic.  Now an IK_NAMES anywhere else
+    makes the index "not what pdckpt writes": a whole-tree load parses the pickle."""
+    p, src = saved
+    n = 3000
+    body, table = bytearray([10]) + leb(n), []  # IK_DICT n
+    for i in range(n):
+        table.append(len(body))
+        key = b"k%d" % i
+        body += bytes([5]) + leb(len(key)) + key + bytes([12])  # IK_STRING key, IK_NAMES
+    body += b"".join(struct.pack("<Q", t) for t in table) + struct.pack("<Q", n)
+    idx = open(p + ".pdkidx", "rb").read()
+    open(p + ".pdkidx", "wb").write(rehash(idx[:8] + stamp(p) + idx[HEADER - 16:HEADER] +
+                                           bytes(body)))
+    got = pdckpt.load(p, mmap=True, return_numpy=True)
+    assert_same({k: v for k, v in got.items() if k != NAME_TABLE_KEY}, src)
+    r = pdckpt.open(p)  # the entry table itself is well formed: opened, each entry refused
+    assert len(r.keys()) == n and r[f"k{n - 1}"] == {}
+    with pytest.raises(pdckpt.CorruptError, match="lazy-open index"):
+        r["k5"]
