@@ -16,6 +16,7 @@ Conventions (they are the C library's; its pickle reader and writer follow them)
 from __future__ import annotations
 
 import collections
+import re
 import sys
 from typing import Any
 
@@ -84,6 +85,10 @@ def numpy_dtype(name: str, exact: bool) -> np.dtype:
 # ---- saving: what the C side cannot tell by itself ------------------------------------------
 
 def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
+    if arr.dtype.hasobject or arr.dtype.kind == "V":  # (numpy's own words: "array of references")
+        raise make(ArgumentTypeError, None, f"pdckpt cannot save dtype {arr.dtype.name}: an "
+                   "array of Python objects or of records has no tensor and no pickle pdckpt "
+                   "writes")
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
         arr = arr.astype(arr.dtype.newbyteorder("<"))  # the formats are little-endian
     dtype_name = dtype_name or arr.dtype.name
@@ -135,11 +140,73 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
     64 bits never come here: the binding makes them ints through the core's big-int calls)."""
     if _is_complex(kind, module, name, args, state, items):
         return complex(*args)  # CPython's reduction of a complex: paddle.load gives the number
+    numpy_value = _numpy_text(kind, module, name, args, state, items)
+    if numpy_value is not None:
+        return numpy_value  # a str / bytes array or scalar, or a plain dtype: paddle.load's
     if _is_defaultdict(kind, module, name, args, state, items):
         d = collections.defaultdict(_FACTORIES[args[0].name] if args else None)
         d.update(items or {})
         return d  # as paddle.load gives it: its factory one of the harmless builtin types
     return OpaqueObject(kind, module, name, args, state, items)
+
+
+# numpy's reductions pdckpt's tree has no value for but Python rebuilds without running anything
+# from the file: np.dtype of a plain type code, and str / bytes arrays and scalars of one
+# (numpy.dtype(code) and np.frombuffer of the bytes; object, structured and void dtypes stay
+# OpaqueObjects).
+_PLAIN_CODE = re.compile(r"[biufcUS][0-9]+\Z")
+_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
+
+
+def _plain_dtype(args: Any, state: Any) -> Any:
+    """numpy.dtype(code, False, True) + BUILD (3, byteorder, None, None, None, ...), or None."""
+    if not (type(args) is tuple and len(args) == 3 and type(args[0]) is str
+            and _PLAIN_CODE.match(args[0]) and type(state) is tuple and len(state) == 8
+            and state[1] in ("<", ">", "|", "=") and state[2:5] == (None, None, None)):
+        return None
+    return np.dtype(state[1] + args[0] if state[1] in "<>" else args[0])
+
+
+def _numpy_text(kind: str, module: str, name: str, args: Any, state: Any, items: Any) -> Any:
+    if kind != "reduce" or items is not None:
+        return None
+    if module == "numpy" and name == "dtype":
+        return _plain_dtype(args, state)
+    if module not in _MULTIARRAY or type(args) is not tuple:
+        return None
+    if name == "scalar" and state is None and len(args) == 2 and _text_dtype(args[0]) \
+            and type(args[1]) is bytes:
+        if args[0].itemsize == 0:  # "" (numpy pickles some padding)
+            return args[0].type()
+        return np.frombuffer(args[1], args[0])[0] if len(args[1]) == args[0].itemsize else None
+    if name != "_reconstruct" or type(state) is not tuple or len(state) != 5:
+        return None
+    _, shape, dt, fortran, raw = state
+    if not (_text_dtype(dt) and type(shape) is tuple and all(type(d) is int and d >= 0
+                                                             for d in shape)
+            and type(fortran) is bool and type(raw) is bytes
+            and len(raw) == int(np.prod(shape, dtype=np.int64)) * dt.itemsize and dt.itemsize):
+        return None
+    order = "F" if fortran else "C"
+    return np.frombuffer(raw, dt).reshape(shape, order=order).copy(order=order)
+
+
+def _text_dtype(dt: Any) -> bool:
+    return isinstance(dt, np.dtype) and dt.kind in "US"
+
+
+def _numpy_reduced(obj: Any) -> tuple:
+    """A np.dtype, or a str / bytes array or scalar, as numpy reduces it (the leaf of an
+    OpaqueObject pdckpt writes as such)."""
+    fn, args, *rest = obj.__reduce__()
+    state = rest[0] if rest else None
+    if isinstance(obj, np.dtype):
+        if _plain_dtype(args, state) is None:
+            raise make(ArgumentTypeError, None, f"pdckpt cannot save the numpy dtype {obj!r}")
+        return ("object", _OBJECT_KINDS["reduce"], "numpy", "dtype", args, state, None)
+    if isinstance(obj, np.ndarray):
+        args = (OpaqueObject("global", "numpy", "ndarray"),) + tuple(args[1:])
+    return ("object", _OBJECT_KINDS["reduce"], fn.__module__, fn.__name__, args, state, None)
 
 
 # The defaultdict factories made real on load and written on save: builtin types whose call is
@@ -182,6 +249,9 @@ _NUMPY_SCALARS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", 
 
 def leaf_hook(obj: Any) -> tuple:
     """Tells the C converter what a non-container, non-scalar object is (see py_to_tree.c)."""
+    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in "US" \
+            and type(obj) in (np.ndarray, np.str_, np.bytes_) or isinstance(obj, np.dtype):
+        return _numpy_reduced(obj)  # as numpy pickles them
     if isinstance(obj, np.ndarray):
         return _array_leaf(obj, None)
     if isinstance(obj, np.generic):  # numpy scalars: numbers that keep their numpy dtype
@@ -217,6 +287,9 @@ def leaf_hook(obj: Any) -> tuple:
         _paddle_io.refuse_object(obj, paddle)
     if isinstance(obj, int) and not isinstance(obj, bool):
         return ("value", int(obj))  # IntEnum and other int subclasses (big ones too)
+    if isinstance(obj, (str, bytes)):
+        # other str / bytes subclasses (a str Enum): their text or bytes, as before
+        return ("value", str.__str__(obj) if isinstance(obj, str) else bytes(obj))
     if isinstance(obj, float):
         return ("value", float(obj))
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):

@@ -398,7 +398,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
         return i == -1 && PyErr_Occurred() ? NULL : pdckpt_value_new_int(NULL, i);
     }
     if (PyFloat_CheckExact(obj)) return pdckpt_value_new_float(NULL, PyFloat_AS_DOUBLE(obj));
-    if (PyUnicode_Check(obj)) {
+    if (PyUnicode_CheckExact(obj)) { /* subclasses (numpy.str_): the leaf hook */
         PyObject *utf8 = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
         if (!utf8) return NULL;
         pdckpt_value *v =
@@ -406,7 +406,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
         Py_DECREF(utf8);
         return v;
     }
-    if (PyBytes_Check(obj))
+    if (PyBytes_CheckExact(obj))
         return pdckpt_value_new_bytes(NULL, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
     if (PyByteArray_Check(obj))
         return pdckpt_value_new_bytes(NULL, PyByteArray_AS_STRING(obj),

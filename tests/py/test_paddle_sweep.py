@@ -108,6 +108,8 @@ def objects():
         "defaultdicts": {"i": collections.defaultdict(int, {"a": 2}),  # (not in lists:
                          "n": collections.defaultdict(None),  # paddle.load refuses them there)
                          "d": collections.defaultdict(dict, {"x": {"y": np.ones(2)}})},
+        "numpy str scalars and dtypes": {"s": np.str_("abc"), "e": np.str_(""), "b": np.dtype(bool),
+                                         "f": np.dtype("float32"), "u": np.dtype(">U2")},
         "Python complex": {"c": complex(1, -2), "l": [1j, complex(-0.0, float("inf"))]},
     }
 
@@ -360,3 +362,19 @@ def test_numpy_scalars_without_a_counterpart_are_refused_by_name(tmp_path):
         with pytest.raises(pdckpt.ArgumentTypeError, match=re.escape(f"numpy {value.dtype.name} scalar")):
             pdckpt.save({"v": value}, tmp_path / "x.pdparams")
         assert not (tmp_path / "x.pdparams").exists()
+
+
+def test_numpy_str_and_bytes_arrays(tmp_path):
+    """numpy str / bytes arrays (a checkpoint's class names) loaded as OpaqueObjects and were
+    refused by save.  Now each is written as paddle.save writes it, and loads as the array
+    paddle.load(return_numpy=True) gives (without return_numpy paddle.load raises: to_tensor of
+    a str array; pdckpt gives the array)."""
+    arrays = {"s": np.array(["ab", "c"]), "b": np.array([b"xy", b"z"]), "e": np.array([], "U3"),
+              "f": np.asfortranarray(np.array([["a", "bb"], ["c", "d"]])), "z": np.array("x")}
+    for key, arr in arrays.items():
+        for protocol in (2, 4):
+            theirs, ours = save_both({key: arr}, tmp_path, f"{key}{protocol}", protocol=protocol)
+            assert ours.read_bytes() == theirs.read_bytes(), (key, protocol)
+            assert_same_load(theirs, key, return_numpy=True)
+            got = pdckpt.load(str(theirs))[key]
+            assert got.dtype == arr.dtype and np.array_equal(got, arr) and got.flags.writeable
