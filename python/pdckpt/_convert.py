@@ -85,7 +85,7 @@ def numpy_dtype(name: str, exact: bool) -> np.dtype:
 # ---- saving: what the C side cannot tell by itself ------------------------------------------
 
 def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
-    if arr.dtype.hasobject or arr.dtype.kind == "V":  # (numpy's own words: "array of references")
+    if arr.dtype.hasobject or arr.dtype.names is not None:  # (numpy: "array of references")
         raise make(ArgumentTypeError, None, f"pdckpt cannot save dtype {arr.dtype.name}: an "
                    "array of Python objects or of records has no tensor and no pickle pdckpt "
                    "writes")
