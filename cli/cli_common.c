@@ -163,6 +163,8 @@ static pdckpt_status load_stdin(const pdckpt_load_options *opts, pdckpt_value **
     o.zero_copy = false; /* the tree owns copies; the stdin buffer goes now */
     pdckpt_status st = pdckpt_load_memory(data, len, &o, root, format, err);
     free(data);
+    if (st != PDCKPT_OK && strcmp(err->source, "<memory>") == 0) /* the bytes were "-" */
+        snprintf(err->source, sizeof err->source, "<stdin>");
     return st;
 }
 

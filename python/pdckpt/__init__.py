@@ -324,12 +324,25 @@ def _pickle_layout(obj: Any, paddle: Any, configs: dict) -> tuple[Any, int]:
             raise _errors.make(ArgumentError, None, "pickle_layout must be one of "
                                f"{sorted(_PICKLE_LAYOUTS)}, not {forced!r}")
         return obj, _PICKLE_LAYOUTS[forced]
+    if _dicts_only(obj, paddle):
+        return obj, _paddle_io.PICKLE_STATE_DICT
     if paddle is None:
         return obj, 0
     if _paddle_io.static_mode(paddle):
         static = _paddle_io.static_state_dict(obj, paddle)
         return (obj, 0) if static is None else (static, _paddle_io.PICKLE_GENERIC)
     return obj, _paddle_io.pickle_layout(obj, paddle)
+
+
+def _dicts_only(obj: Any, paddle: Any) -> bool:
+    """A non-empty dict whose values are all dicts holding no Paddle object (a config, nested
+    arrays): paddle.save's _is_state_dict says yes, so it writes the state-dict layout (an empty
+    name table).  The library alone cannot tell such a tree from a plain pickled dict of dicts
+    (jit.save's .pdiparams.info, which `pdckpt convert` must give back as it was), so the
+    drop-in decides here, as paddle.save does, with or without Paddle imported."""
+    return (isinstance(obj, dict) and len(obj) > 0 and not _paddle_io.static_mode(paddle)
+            and all(isinstance(v, dict) for v in obj.values())
+            and not (paddle is not None and _paddle_io._holds_paddle(obj, paddle)))
 
 
 def _warn_renamed(obj: Any) -> None:
@@ -546,7 +559,7 @@ def load(path: Any, **configs: Any) -> Any:
         return obj
     if fmt == "selected-rows":
         return _guard_conversion(where, fmt, lambda: _paddle_io.selected_rows(paddle, obj))
-    source = data if data is not None else _file_bytes(path)
+    source = data if data is not None else _checked_program_bytes(where, fmt, configs)
     return _guard_conversion(where, fmt, lambda: _paddle_io.program_object(paddle, source, fmt),
                              _PROGRAM_HINT[fmt])
 
@@ -589,9 +602,30 @@ def _safetensors_config(configs: dict) -> dict:
     return configs
 
 
-def _file_bytes(path: Any) -> bytes:
-    with builtins.open(os.fspath(path), "rb") as f:
-        return f.read()
+def _checked_program_bytes(path: str, fmt: str, configs: dict) -> bytes:
+    """The program at `path` as Paddle gets it: read once more (Paddle parses bytes, pdckpt's
+    tree holds none) and checked again, these very bytes, before Paddle sees them.  Read
+    without blocking and only from a regular file: the file may have been swapped since the
+    load checked it (a FIFO there would hang the open; a program Paddle crashes on -- an op's
+    sub_block past the blocks -- would reach Paddle unchecked)."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise _errors.make(IoError, path, f"open: {e.strerror}") from None
+    with builtins.open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _errors.make(ArgumentError, path, "expected a regular file, found something "
+                               "else: it was replaced after it was checked")
+        os.set_blocking(fd, True)
+        data = f.read()
+    try:
+        _open_tree(data, dict(configs, format=fmt, names=None)).close()
+    except Error as e:
+        raise _errors.make(type(e), path, "the file changed after it was checked; now: "
+                           f"{e.message}") from None
+    return data
 
 
 # A program loaded where parameters were meant is the usual mistake behind a failed conversion.

@@ -15,6 +15,8 @@ Conventions (they are the C library's; its pickle reader and writer follow them)
 
 from __future__ import annotations
 
+import collections
+import re
 import sys
 from typing import Any
 
@@ -83,6 +85,10 @@ def numpy_dtype(name: str, exact: bool) -> np.dtype:
 # ---- saving: what the C side cannot tell by itself ------------------------------------------
 
 def _array_leaf(arr: np.ndarray, name: str | None, dtype_name: str | None = None) -> tuple:
+    if arr.dtype.hasobject or arr.dtype.names is not None:  # (numpy: "array of references")
+        raise make(ArgumentTypeError, None, f"pdckpt cannot save dtype {arr.dtype.name}: an "
+                   "array of Python objects or of records has no tensor and no pickle pdckpt "
+                   "writes")
     if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and sys.byteorder == "big"):
         arr = arr.astype(arr.dtype.newbyteorder("<"))  # the formats are little-endian
     dtype_name = dtype_name or arr.dtype.name
@@ -132,7 +138,108 @@ def make_opaque(kind: str, module: str, name: str, args: Any = None, state: Any 
                 items: Any = None) -> Any:
     """What a pickled object the library carried becomes in Python: an OpaqueObject (ints beyond
     64 bits never come here: the binding makes them ints through the core's big-int calls)."""
+    if _is_complex(kind, module, name, args, state, items):
+        return complex(*args)  # CPython's reduction of a complex: paddle.load gives the number
+    numpy_value = _numpy_text(kind, module, name, args, state, items)
+    if numpy_value is not None:
+        return numpy_value  # a str / bytes array or scalar, or a plain dtype: paddle.load's
+    if _is_defaultdict(kind, module, name, args, state, items):
+        d = collections.defaultdict(_FACTORIES[args[0].name] if args else None)
+        d.update(items or {})
+        return d  # as paddle.load gives it: its factory one of the harmless builtin types
     return OpaqueObject(kind, module, name, args, state, items)
+
+
+# numpy's reductions pdckpt's tree has no value for but Python rebuilds without running anything
+# from the file: np.dtype of a plain type code, and str / bytes arrays and scalars of one
+# (numpy.dtype(code) and np.frombuffer of the bytes; object, structured and void dtypes stay
+# OpaqueObjects).
+_PLAIN_CODE = re.compile(r"[biufcUS][0-9]+\Z")
+_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
+
+
+def _plain_dtype(args: Any, state: Any) -> Any:
+    """numpy.dtype(code, False, True) + BUILD (3, byteorder, None, None, None, ...), or None."""
+    if not (type(args) is tuple and len(args) == 3 and type(args[0]) is str
+            and _PLAIN_CODE.match(args[0]) and type(state) is tuple and len(state) == 8
+            and state[1] in ("<", ">", "|", "=") and state[2:5] == (None, None, None)):
+        return None
+    return np.dtype(state[1] + args[0] if state[1] in "<>" else args[0])
+
+
+def _numpy_text(kind: str, module: str, name: str, args: Any, state: Any, items: Any) -> Any:
+    if kind != "reduce" or items is not None:
+        return None
+    if module == "numpy" and name == "dtype":
+        return _plain_dtype(args, state)
+    if module not in _MULTIARRAY or type(args) is not tuple:
+        return None
+    if name == "scalar" and state is None and len(args) == 2 and _text_dtype(args[0]) \
+            and type(args[1]) is bytes:
+        if args[0].itemsize == 0:  # "" (numpy pickles some padding)
+            return args[0].type()
+        return np.frombuffer(args[1], args[0])[0] if len(args[1]) == args[0].itemsize else None
+    if name != "_reconstruct" or type(state) is not tuple or len(state) != 5:
+        return None
+    _, shape, dt, fortran, raw = state
+    if not (_text_dtype(dt) and type(shape) is tuple and all(type(d) is int and d >= 0
+                                                             for d in shape)
+            and type(fortran) is bool and type(raw) is bytes
+            and len(raw) == int(np.prod(shape, dtype=np.int64)) * dt.itemsize and dt.itemsize):
+        return None
+    order = "F" if fortran else "C"
+    return np.frombuffer(raw, dt).reshape(shape, order=order).copy(order=order)
+
+
+def _text_dtype(dt: Any) -> bool:
+    return isinstance(dt, np.dtype) and dt.kind in "US"
+
+
+def _numpy_reduced(obj: Any) -> tuple:
+    """A np.dtype, or a str / bytes array or scalar, as numpy reduces it (the leaf of an
+    OpaqueObject pdckpt writes as such)."""
+    fn, args, *rest = obj.__reduce__()
+    state = rest[0] if rest else None
+    if isinstance(obj, np.dtype):
+        if _plain_dtype(args, state) is None:
+            raise make(ArgumentTypeError, None, f"pdckpt cannot save the numpy dtype {obj!r}")
+        return ("object", _OBJECT_KINDS["reduce"], "numpy", "dtype", args, state, None)
+    if isinstance(obj, np.ndarray):
+        args = (OpaqueObject("global", "numpy", "ndarray"),) + tuple(args[1:])
+    return ("object", _OBJECT_KINDS["reduce"], fn.__module__, fn.__name__, args, state, None)
+
+
+# The defaultdict factories made real on load and written on save: builtin types whose call is
+# harmless (the allowlist takes them as arguments, src/formats/pickle/pickle_names.c).
+_FACTORIES = {f.__name__: f for f in (list, dict, set, frozenset, tuple, int, float, str, bool,
+                                      bytes, bytearray, complex)}
+
+
+def _is_defaultdict(kind: str, module: str, name: str, args: Any, state: Any,
+                    items: Any) -> bool:
+    """CPython's reduction of a defaultdict: defaultdict((factory,) or ()) + SETITEMS."""
+    return (kind == "reduce" and module == "collections" and name == "defaultdict"
+            and state is None and (items is None or type(items) is dict)
+            and isinstance(args, tuple) and len(args) <= 1
+            and all(isinstance(a, OpaqueObject) and a.kind == "global" and a.module == "builtins"
+                    and a.name in _FACTORIES for a in args))
+
+
+def _defaultdict_leaf(obj: Any) -> tuple:
+    f = obj.default_factory
+    if f is not None and _FACTORIES.get(getattr(f, "__name__", None)) is not f:
+        raise make(ArgumentTypeError, None, "pdckpt can save a defaultdict whose factory is None "
+                   f"or one of {', '.join(_FACTORIES)}, not {f!r}")
+    args = () if f is None else (OpaqueObject("global", "builtins", f.__name__),)
+    return ("object", _OBJECT_KINDS["reduce"], "collections", "defaultdict", args, None,
+            dict(obj))
+
+
+def _is_complex(kind: str, module: str, name: str, args: Any, state: Any, items: Any) -> bool:
+    """complex(real, imag) as CPython pickles a complex (complex.__reduce__), nothing else."""
+    return (kind == "reduce" and module == "builtins" and name == "complex" and state is None
+            and items is None and isinstance(args, tuple) and 1 <= len(args) <= 2
+            and all(type(a) in (int, float) for a in args))
 
 
 # The numpy scalars a tree keeps as such (pdckpt_value_set_numpy_scalar); others become numbers.
@@ -142,6 +249,9 @@ _NUMPY_SCALARS = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", 
 
 def leaf_hook(obj: Any) -> tuple:
     """Tells the C converter what a non-container, non-scalar object is (see py_to_tree.c)."""
+    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in "US" \
+            and type(obj) in (np.ndarray, np.str_, np.bytes_) or isinstance(obj, np.dtype):
+        return _numpy_reduced(obj)  # as numpy pickles them
     if isinstance(obj, np.ndarray):
         return _array_leaf(obj, None)
     if isinstance(obj, np.generic):  # numpy scalars: numbers that keep their numpy dtype
@@ -149,9 +259,21 @@ def leaf_hook(obj: Any) -> tuple:
             return ("value", obj.item(), obj.dtype.name)
         if obj.dtype.name in ("complex64", "complex128"):  # held as a 0-d array, marked
             return ("value", np.asarray(obj), obj.dtype.name)
-        return ("value", obj.item())
+        item = obj.item()
+        if isinstance(item, np.generic) or not isinstance(item, (int, float, str, bytes)):
+            # longdouble, datetime64, void: item() gives no Python scalar (and was handed back
+            # here, recursing until Python's RecursionError)
+            raise make(ArgumentTypeError, None, f"pdckpt cannot save a numpy {obj.dtype.name} "
+                       "scalar (it has no Python or pdckpt counterpart); convert it first, "
+                       "e.g. float(x) or np.float64(x)")
+        return ("value", item)
     if isinstance(obj, _paddle_io.StaticArray):
         return _array_leaf(obj.array, None, obj.dtype_name)
+    if type(obj) is collections.defaultdict:  # as CPython reduces it
+        return _defaultdict_leaf(obj)
+    if isinstance(obj, complex):  # as CPython reduces it: complex(real, imag)
+        return ("object", _OBJECT_KINDS["reduce"], "builtins", "complex", (obj.real, obj.imag),
+                None, None)
     if isinstance(obj, OpaqueObject):
         return ("object", _OBJECT_KINDS[obj.kind], obj.module, obj.name, obj.args, obj.state,
                 obj.items)
@@ -165,6 +287,9 @@ def leaf_hook(obj: Any) -> tuple:
         _paddle_io.refuse_object(obj, paddle)
     if isinstance(obj, int) and not isinstance(obj, bool):
         return ("value", int(obj))  # IntEnum and other int subclasses (big ones too)
+    if isinstance(obj, (str, bytes)):
+        # other str / bytes subclasses (a str Enum): their text or bytes, as before
+        return ("value", str.__str__(obj) if isinstance(obj, str) else bytes(obj))
     if isinstance(obj, float):
         return ("value", float(obj))
     if hasattr(obj, "__array_interface__") or hasattr(obj, "__array__"):

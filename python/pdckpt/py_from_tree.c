@@ -86,14 +86,23 @@ static PyObject *set_to_py(const pdckpt_value *v, pyn_out *out) {
     return set;
 }
 
-PyObject *pyn_ordered_dict_type(void) {
-    static PyObject *type; /* kept for the interpreter's life, as the module's own imports */
-    if (!type) {
+static PyObject *collections_type(PyObject **type, const char *name) {
+    if (!*type) { /* kept for the interpreter's life, as the module's own imports */
         PyObject *collections = PyImport_ImportModule("collections");
-        type = collections ? PyObject_GetAttrString(collections, "OrderedDict") : NULL;
+        *type = collections ? PyObject_GetAttrString(collections, name) : NULL;
         Py_XDECREF(collections);
     }
-    return type;
+    return *type;
+}
+
+PyObject *pyn_ordered_dict_type(void) {
+    static PyObject *type;
+    return collections_type(&type, "OrderedDict");
+}
+
+PyObject *pyn_defaultdict_type(void) {
+    static PyObject *type;
+    return collections_type(&type, "defaultdict");
 }
 
 /* A dict, or an OrderedDict where the pickle had one (filled through its own __setitem__:

@@ -94,6 +94,8 @@ PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
 PyObject *pyn_convert(const pdckpt_value *value, pyn_out *out);
 /* collections.OrderedDict (borrowed, imported once), or NULL with an exception set. */
 PyObject *pyn_ordered_dict_type(void);
+/* collections.defaultdict (borrowed, kept for the interpreter's life). */
+PyObject *pyn_defaultdict_type(void);
 
 /* ---- paddle.Tensors (py_paddle.c) ---- */
 

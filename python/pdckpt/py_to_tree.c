@@ -330,7 +330,10 @@ static int dict_put(pdckpt_value *d, PyObject *key, PyObject *item, pyn_pins *pi
     pdckpt_error err;
     Py_ssize_t   klen = 0;
     const char  *k = PyUnicode_CheckExact(key) ? PyUnicode_AsUTF8AndSize(key, &klen) : NULL;
-    if (PyErr_Occurred()) return -1;
+    if (!k && PyErr_Occurred()) { /* a lone surrogate: a value, encoded as pickle encodes it */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+    }
     pdckpt_value *kv = k && strlen(k) == (size_t)klen ? NULL : convert(key, pins);
     if (!k && !kv) return -1;
     pdckpt_value *iv = convert(item, pins);
@@ -395,7 +398,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
         return i == -1 && PyErr_Occurred() ? NULL : pdckpt_value_new_int(NULL, i);
     }
     if (PyFloat_CheckExact(obj)) return pdckpt_value_new_float(NULL, PyFloat_AS_DOUBLE(obj));
-    if (PyUnicode_Check(obj)) {
+    if (PyUnicode_CheckExact(obj)) { /* subclasses (numpy.str_): the leaf hook */
         PyObject *utf8 = PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass");
         if (!utf8) return NULL;
         pdckpt_value *v =
@@ -403,7 +406,7 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
         Py_DECREF(utf8);
         return v;
     }
-    if (PyBytes_Check(obj))
+    if (PyBytes_CheckExact(obj))
         return pdckpt_value_new_bytes(NULL, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
     if (PyByteArray_Check(obj))
         return pdckpt_value_new_bytes(NULL, PyByteArray_AS_STRING(obj),
@@ -413,6 +416,9 @@ static pdckpt_value *scalar_to_tree(PyObject *obj, bool *handled) {
 }
 
 static pdckpt_value *convert_node(PyObject *obj, pyn_pins *pins) {
+    if (PyDict_Check(obj) && !PyDict_CheckExact(obj) && pyn_defaultdict_type() &&
+        Py_IS_TYPE(obj, (PyTypeObject *)pyn_defaultdict_type()))
+        return hooked(obj, pins); /* pickled as CPython reduces it: leaf_hook */
     if (PyDict_Check(obj)) return dict_to_tree(obj, pins);
     if (PyList_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_LIST, pins);
     if (PyTuple_Check(obj)) return seq_to_tree(obj, PDCKPT_KIND_TUPLE, pins);

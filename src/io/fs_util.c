@@ -180,6 +180,14 @@ bool pdk_read_head_nofollow(const char *path, void *buf, size_t len) {
     return ok;
 }
 
+bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *file, bool groups) {
+    if (side->st_uid != file->st_uid && side->st_uid != 0) return false;
+    if (groups && (side->st_mode & S_IWGRP) &&
+        !((file->st_mode & S_IWGRP) && side->st_gid == file->st_gid))
+        return false;
+    return !(side->st_mode & S_IWOTH) || (file->st_mode & S_IWOTH);
+}
+
 void pdk_remove_stale_temps(const char *path) {
     char        dir[PATH_MAX];
     const char *base;

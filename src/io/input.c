@@ -266,7 +266,10 @@ static pdckpt_status read_once(int fd, const char *path, const struct stat *befo
     size_t room = how->slack ? total / 8 + ((size_t)64 << 10) : 0;
     if (room > SIZE_MAX - total) room = 0;
     pdckpt_buffer *buf = total ? pdk_buffer_new_alloc(how->a, total + room, false) : NULL;
-    if (total && !buf) return layout_free(how->a, how->lay), pdk_fail_nomem(err, "file contents");
+    if (total && !buf)
+        return layout_free(how->a, how->lay),
+               pdk_fail(err, PDCKPT_ERR_NOMEM, path, -1,
+                        "out of memory allocating %zu bytes for the file's contents", total + room);
     if (buf) advise_pages(how->a, pdk_buffer_data(buf), total);
     bool        ended = false;
     int         e = read_into(fd, buf ? pdk_buffer_data(buf) : NULL, size, how, &ended);

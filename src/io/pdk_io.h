@@ -98,8 +98,9 @@ void pdk_input_close(pdk_input *in);
 
 #include <sys/stat.h>
 
-#define PDK_OPEN_BENEATH 1u /* `rel` comes from inside a checkpoint: resolve it beneath dirfd */
-#define PDK_OPEN_DIR_OK  2u /* a directory is acceptable too */
+#define PDK_OPEN_BENEATH  1u /* `rel` comes from inside a checkpoint: resolve it beneath dirfd */
+#define PDK_OPEN_DIR_OK   2u /* a directory is acceptable too */
+#define PDK_OPEN_NOFOLLOW 4u /* a symbolic link at `rel`'s last component is refused (ELOOP) */
 /* Opens `rel` (relative to dirfd, or AT_FDCWD) for reading without ever blocking: O_NONBLOCK,
  * then fstat, then only a regular file (or a directory with PDK_OPEN_DIR_OK) is accepted and
  * O_NONBLOCK cleared; FIFOs, sockets and devices are refused naming `shown`.  *st is its stat. */
@@ -221,6 +222,13 @@ void pdk_remove_stale_temps(const char *path);
 /* Reads the first `len` bytes of `path` when it is a regular file reached without following a
  * link (a sidecar of ours is told by its head; a link, FIFO or short file never is one). */
 bool pdk_read_head_nofollow(const char *path, void *buf, size_t len);
+/* Whether everyone who may write the sidecar `side` (a lazy-open index, a checksum sidecar) may
+ * write the file `file` it describes too, so trusting the sidecar gives no one more say than
+ * the file does: owned by the file's owner or root, its other-write bit only if the file's is,
+ * and (`groups`) its group-write bit only if the file's is, the group the same.  A sidecar's
+ * stamp is no secret; without this rule anyone who may create files beside a checkpoint (a
+ * sticky /tmp, a shared group directory) could plant one.  ACLs are not consulted. */
+bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *file, bool groups);
 /* rm -rf that never follows symlinks. */
 void pdk_remove_tree(const char *path);
 bool pdk_is_directory(const char *path);

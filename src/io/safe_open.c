@@ -101,7 +101,8 @@ static bool pseudo_file(int fd, const struct stat *st) {
 pdckpt_status pdk_open_read(int dirfd, const char *rel, unsigned how, const char *shown, int *fd,
                             struct stat *st, pdckpt_error *err) {
     *fd = -1;
-    int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    int flags =
+        O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (how & PDK_OPEN_NOFOLLOW ? O_NOFOLLOW : 0);
     if (how & PDK_OPEN_BENEATH) PDK_TRY(pdk_check_inner_name(rel, shown, err));
     int f = how & PDK_OPEN_BENEATH ? open_beneath(dirfd, rel, flags) : openat(dirfd, rel, flags);
     if (f < 0 && (how & PDK_OPEN_BENEATH) && (errno == ELOOP || errno == EXDEV))

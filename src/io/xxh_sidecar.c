@@ -158,6 +158,12 @@ pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdck
     return durable ? pdk_fsync_dir_of(path, false, err) : PDCKPT_OK;
 }
 
+/* "size " and 1-19 digits (sscanf alone takes "-1" and wraps numbers past 2^64). */
+static bool size_field_ok(const char *line) {
+    size_t digits = strncmp(line, "size ", 5) == 0 ? strspn(line + 5, "0123456789") : 0;
+    return digits >= 1 && digits <= 19 && line[5 + digits] == ' ';
+}
+
 /* Parses the two header lines; *body is where the block lines start. */
 static pdckpt_status parse_head(const pdk_input *side, uint64_t *size, char file_hex[33],
                                 size_t *body, pdckpt_error *err) {
@@ -168,7 +174,7 @@ static pdckpt_status parse_head(const pdk_input *side, uint64_t *size, char file
     char    *first = memchr(head, '\n', n), *second = first ? strchr(first + 1, '\n') : NULL;
     unsigned block = 0;
     int      used = 0;
-    if (!second || strncmp(head, "pdckpt-xxh3 1\n", 14) != 0 ||
+    if (!second || strncmp(head, "pdckpt-xxh3 1\n", 14) != 0 || !size_field_ok(first + 1) ||
         sscanf(first + 1, "size %" SCNu64 " block %u file %32[0-9a-f]%n", size, &block, file_hex,
                &used) != 3 ||
         first + 1 + used != second || block != BLOCK)
@@ -217,6 +223,42 @@ static pdckpt_status compare_blocks(const pdk_input *data, const pdk_input *side
     return PDCKPT_OK;
 }
 
+/* A sidecar pdckpt wrote: a file (not a link) of the checkpoint's owner (or root) that others
+ * may write only if they may write the checkpoint (pdk_sidecar_writers_covered; the group bits
+ * are not judged: a sidecar keeps the umask's mode when the checkpoint's is tightened, and a
+ * group member can only make verify fail, not pass); anything else could have been planted by
+ * someone else to fail a good file, and is refused as such, not reported as corruption. */
+static pdckpt_status sidecar_trusted(const char *side_path, const char *path, pdckpt_error *err) {
+    struct stat side, file;
+    if (lstat(side_path, &side) != 0 || stat(path, &file) != 0) return PDCKPT_OK; /* the open */
+    if (!S_ISLNK(side.st_mode) &&
+        (!S_ISREG(side.st_mode) || pdk_sidecar_writers_covered(&side, &file, false)))
+        return PDCKPT_OK; /* (a FIFO or directory: the open refuses it) */
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, side_path, -1,
+                    "not trusted as the checksum sidecar of '%s': %s; pdckpt writes it as a file "
+                    "of the checkpoint's owner that no one else may write (remove it, or fix its "
+                    "owner and mode)",
+                    path,
+                    S_ISLNK(side.st_mode) ? "it is a symbolic link"
+                    : side.st_uid != file.st_uid && side.st_uid != 0
+                        ? "it belongs to another user than the checkpoint"
+                        : "others than the checkpoint's writers may write it");
+}
+
+/* A sidecar of a `data_len`-byte file holds the header and one 33-byte line per block: one that
+ * is larger is refused before it is read (a planted sparse terabyte is never allocated). */
+static pdckpt_status sidecar_fits(const char *side_path, size_t data_len, pdckpt_error *err) {
+    struct stat st;
+    uint64_t    most = HEAD_MAX + 33 * ((uint64_t)data_len / BLOCK + 1);
+    if (stat(side_path, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size <= most)
+        return PDCKPT_OK; /* the open says what else is wrong */
+    return pdk_fail(err, PDCKPT_ERR_FORMAT, side_path, (int64_t)most,
+                    "expected a checksum sidecar of at most %" PRIu64
+                    " bytes (a header and a line per 4096-byte block of the %zu-byte file), "
+                    "found %" PRIu64 " bytes",
+                    most, data_len, (uint64_t)st.st_size);
+}
+
 pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
                                 pdk_sidecar_result *res, pdckpt_error *err) {
     memset(res, 0, sizeof *res);
@@ -233,10 +275,12 @@ pdckpt_status pdk_sidecar_check(const char *path, const pdckpt_allocator *a,
     if (access(side_path, F_OK) != 0 || pdk_is_directory(path)) return PDCKPT_OK;
     res->checked = true;
     pdk_input data, side;
-    PDK_TRY(pdk_input_open_file(side_path, false, a, &side, err));
-    pdckpt_status st = pdk_input_open_file(path, false, a, &data, err);
+    PDK_TRY(sidecar_trusted(side_path, path, err));
+    PDK_TRY(pdk_input_open_file(path, false, a, &data, err));
+    pdckpt_status st = sidecar_fits(side_path, data.len, err);
+    if (st == PDCKPT_OK) st = pdk_input_open_file(side_path, false, a, &side, err);
     if (st != PDCKPT_OK) {
-        pdk_input_close(&side);
+        pdk_input_close(&data);
         return st;
     }
     uint64_t size = 0;

@@ -40,6 +40,9 @@ def objects():
         "checkpoint": {"model": lin.state_dict(), "opt": opt.state_dict(), "epoch": 1},
         "OrderedDict": collections.OrderedDict(a=t()), "str": "s", "none": None,
         "set": {"s": {1, 2}},
+        # (no defaultdict: paddle.load 2.6 refuses one, 3.x gives it, and so does pdckpt)
+        "complex, lone surrogates": {"c": [complex(1, -2), 1j], "k\udc80": "x\ud800"},
+        "dicts without tensors": {"cfg": {"lr": 0.1}, "m": {"a": np.ones(2)}},
         # np.array() of a transposed tensor is F-contiguous: pickled is_fortran, memory as is
         "transposed tensors": {"t": t(4, 6).T, "r": t(2, 3, 4).transpose([2, 1, 0]),
                                "n": t(2, 3, 4).transpose([0, 2, 1]), "1xN": t(1, 3).T},

@@ -99,3 +99,63 @@ def test_damaged_sidecar_is_reported(source, tmp_path):
     side.write_text("".join(lines[:-1]))  # one block line missing
     proc = run_cli("verify", target)
     assert proc.returncode != 0 and "block lines" in proc.stderr, proc.stderr
+
+
+def test_huge_or_lying_sidecar_is_refused_before_it_is_read(source, tmp_path):
+    """A sidecar is a header and 33 bytes per 4 KiB block of its file: a planted 1 TiB (sparse)
+    one was read whole (an allocation of 1 TiB: "out of memory allocating file contents", naming
+    no file); now it is sized first.  A size field of "-1" or of more digits than 2^64 has was
+    wrapped by sscanf and reported as a file of 18446744073709551615 bytes."""
+    target = tmp_path / "model.safetensors"
+    run_cli("convert", source, target, "--checksum", check=0)
+    side = tmp_path / "model.safetensors.xxh3"
+    good = side.read_text()
+    side.unlink()
+    with open(side, "wb") as f:
+        f.truncate(1 << 40)
+    proc = run_cli("verify", target, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "model.safetensors.xxh3" in proc.stderr and "at most" in proc.stderr, proc.stderr
+    lines = good.splitlines(keepends=True)
+    size = lines[1].split()[1]
+    for lie in ["-1", "99999999999999999999999", "+" + size, ""]:
+        side.write_text(lines[0] + lines[1].replace(f"size {size} ", f"size {lie} ") +
+                        "".join(lines[2:]))
+        proc = run_cli("verify", target)
+        assert proc.returncode == 1 and "4096-byte blocks" in proc.stderr, (lie, proc.stderr)
+    side.write_text(good)
+    run_cli("verify", target, check=0)
+
+
+def test_a_sidecar_someone_else_could_write_is_not_trusted(source, tmp_path):
+    """A planted sidecar cannot make a bad file pass, but it made `verify` call a good file
+    corrupt (anyone who may create files beside it -- a sticky /tmp, a shared directory -- could
+    plant one).  Now a link, another user's file (needs root: chown, as the tests run here) or
+    one others may write is refused as an untrusted sidecar, not reported as corruption."""
+    target = tmp_path / "model.safetensors"
+    run_cli("convert", source, target, "--checksum", check=0)
+    side = tmp_path / "model.safetensors.xxh3"
+    good = side.read_bytes()
+    side.write_bytes(good.replace(good[-33:-1], b"0" * 32))  # a lie about the last block
+    side.chmod(0o646)
+    proc = run_cli("verify", target)
+    assert proc.returncode == 1 and "not trusted" in proc.stderr, proc.stderr
+    assert "CORRUPT" not in proc.stderr and "says" not in proc.stderr, proc.stderr
+    side.chmod(0o644)
+    assert "says" in run_cli("verify", target).stderr  # the file's own sidecar: believed
+    side.unlink()
+    (tmp_path / "elsewhere").write_bytes(good)
+    side.symlink_to(tmp_path / "elsewhere")
+    proc = run_cli("verify", target)
+    assert proc.returncode == 1 and "symbolic link" in proc.stderr, proc.stderr
+    side.unlink()
+    side.write_bytes(good)
+    import os
+    if os.geteuid() == 0:
+        os.chown(side, 65534, 65534)
+        proc = run_cli("verify", target)
+        assert proc.returncode == 1 and "another user" in proc.stderr, proc.stderr
+        os.chown(side, 0, 0)
+    target.chmod(0o640)  # tightened after the save: the sidecar's group bits are not judged
+    side.chmod(0o664)
+    run_cli("verify", target, check=0)

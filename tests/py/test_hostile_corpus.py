@@ -121,6 +121,7 @@ def test_python2_renames_are_judged_after_renaming(tmp_path):
     import _compat_pickle as cp
     accepted = {("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray"),
                 ("builtins", "tuple"), ("builtins", "list"), ("builtins", "range"),
+                ("builtins", "int"), ("builtins", "str"),  # as values: defaultdict factories
                 ("copyreg", "_reconstructor")}
     names = set(cp.NAME_MAPPING) | {(m, n) for m in cp.IMPORT_MAPPING
                                     for n in ("open", "system", "set", "_reconstructor", "load")}
@@ -134,7 +135,8 @@ def test_python2_renames_are_judged_after_renaming(tmp_path):
         except pdckpt.Error as e:
             ok = False
             assert f"refusing global {m}.{n}" in str(e) or "as a value" in str(e), str(e)
-        if target in accepted and "." not in n:
+        if target in accepted and "." not in n and (m, n) != ("__builtin__", "basestring"):
+            # (pdckpt renames __builtin__.unicode and .long, not .basestring: refused)
             assert ok, (m, n)
         else:
             assert not ok, (m, n, target)

@@ -343,3 +343,101 @@ def test_one_byte_payloads_shared_through_the_memo_are_not_indexed_wrongly(tmp_p
     r = pdckpt.open(p)
     for k, v in src.items():
         assert np.array_equal(r[k], v)
+
+
+
+def forged_epoch(tmp_path, umask=0o022):
+    """A pickle saved with its index under `umask`, and a forged index beside it (the epoch 5 made
+    999, the hash made to match: the stamp is no secret), written in place of the real one with
+    the pickle's mode (the pickle itself is left untouched: a chmod would change its ctime)."""
+    p = str(tmp_path / "model.pdparams")
+    old = os.umask(umask)
+    try:
+        pdckpt.save(dict(state(n=2), epoch=5), p)
+    finally:
+        os.umask(old)
+    idx = open(p + ".pdkidx", "rb").read()
+    body = bytearray(idx[HEADER:])
+    at = body.find(bytes([3]) + struct.pack("<q", 5))  # IK_INT 5
+    assert at > 0
+    body[at + 1:at + 9] = struct.pack("<q", 999)
+    os.unlink(p + ".pdkidx")
+    open(p + ".pdkidx", "wb").write(rehash(idx[:HEADER] + bytes(body)))
+    os.chmod(p + ".pdkidx", os.stat(p).st_mode & 0o777)
+    assert epochs(p) == (999, 999)  # what a trusted forgery gives (the writers are the pickle's)
+    return p
+
+
+def epochs(p):
+    return (pdckpt.open(p)["epoch"], pdckpt.load(p, mmap=True, return_numpy=True)["epoch"])
+
+
+def test_an_index_others_may_write_is_not_trusted(tmp_path):
+    """Anyone who may create files beside a pickle (a sticky /tmp, a shared group directory) can
+    compute its stamp; an index that someone who cannot write the pickle could write was trusted,
+    so they chose every value a zero-copy open returned.  Now the index is used only when its
+    writers are the pickle's: an index others may write (mode o+w, or g+w with the pickle not),
+    is ignored and the pickle parsed."""
+    p = forged_epoch(tmp_path)  # the pickle 0644
+    os.chmod(p + ".pdkidx", 0o646)
+    assert epochs(p) == (5, 5)
+    os.chmod(p + ".pdkidx", 0o664)
+    assert epochs(p) == (5, 5)
+    sub = tmp_path / "shared"
+    sub.mkdir()
+    forged_epoch(sub, umask=0o002)  # both 0664, one group: trusted
+
+
+def test_an_index_owned_by_another_user_is_not_trusted(tmp_path):
+    """The planted file of another user (here `nobody`, by chown: needs root, as the tests run
+    here; without root the mode rule above is the test) is ignored; root's is trusted (a save
+    by root over a user's file gives the pickle back to its owner, the index stays root's)."""
+    if os.geteuid() != 0:
+        return
+    p = forged_epoch(tmp_path)
+    os.chown(p + ".pdkidx", 65534, 65534)
+    assert epochs(p) == (5, 5)
+    os.chown(p + ".pdkidx", 0, 0)
+    assert epochs(p) == (999, 999)
+
+
+def test_a_link_at_the_index_name_is_not_followed(tmp_path):
+    """pdckpt writes its index as a file; a symbolic link at the name (to a file whose bytes an
+    attacker chose, owned by the pickle's owner) is not followed."""
+    p = forged_epoch(tmp_path)
+    os.rename(p + ".pdkidx", str(tmp_path / "elsewhere"))
+    os.symlink(str(tmp_path / "elsewhere"), p + ".pdkidx")
+    assert epochs(p) == (5, 5)
+
+
+def leb(v):
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def test_name_tables_anywhere_but_last_are_refused(saved):
+    """The writer puts the derived name table (IK_NAMES) once, as the root's last entry; a forged
+    index (a valid stamp: its owner's) with one in every entry made each a pass over the entries
+    before it -- 20,000 of them took 9 s to load, quadratic.  Now an IK_NAMES anywhere else
+    makes the index "not what pdckpt writes": a whole-tree load parses the pickle."""
+    p, src = saved
+    n = 3000
+    body, table = bytearray([10]) + leb(n), []  # IK_DICT n
+    for i in range(n):
+        table.append(len(body))
+        key = b"k%d" % i
+        body += bytes([5]) + leb(len(key)) + key + bytes([12])  # IK_STRING key, IK_NAMES
+    body += b"".join(struct.pack("<Q", t) for t in table) + struct.pack("<Q", n)
+    idx = open(p + ".pdkidx", "rb").read()
+    open(p + ".pdkidx", "wb").write(rehash(idx[:8] + stamp(p) + idx[HEADER - 16:HEADER] +
+                                           bytes(body)))
+    got = pdckpt.load(p, mmap=True, return_numpy=True)
+    assert_same({k: v for k, v in got.items() if k != NAME_TABLE_KEY}, src)
+    r = pdckpt.open(p)  # the entry table itself is well formed: opened, each entry refused
+    assert len(r.keys()) == n and r[f"k{n - 1}"] == {}
+    with pytest.raises(pdckpt.CorruptError, match="lazy-open index"):
+        r["k5"]

@@ -144,3 +144,43 @@ def test_valid_block_structures_still_read(tmp_path):
             continue  # Fluid 0.11's pickled __model__: refused for what it is
         proc = run_cli("ls", p)
         assert proc.returncode == 0, (p, proc.stderr)
+
+
+SWAP_CHILD = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import pdckpt
+path, swap, hostile = sys.argv[2], sys.argv[3], sys.argv[4]
+real = pdckpt._open_tree
+def open_then_swap(src, cfg, **kw):  # the file swapped right after pdckpt checked it
+    tree = real(src, cfg, **kw)
+    if isinstance(src, str):
+        os.unlink(path)
+        os.mkfifo(path) if swap == "fifo" else open(path, "wb").write(open(hostile, "rb").read())
+    return tree
+pdckpt._open_tree = open_then_swap
+try:
+    pdckpt.load(path)
+    print("loaded")
+except pdckpt.Error as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.parametrize("swap", ["fifo", "hostile"])
+def test_a_program_swapped_after_the_check_never_reaches_paddle(tmp_path, hostile, swap):
+    """pdckpt.load of a program checks it, then hands Paddle the file's bytes: they were read by
+    a second, plain open of the path, so a FIFO put there meanwhile hung the load, and a program
+    Paddle crashes on reached it unchecked.  Now the bytes are read without blocking and checked
+    again before Paddle parses them."""
+    real = FIXTURES / "program-only-pphgnetv2-paddle2.6.2"
+    path = tmp_path / "model.pdmodel"
+    path.write_bytes(next(real.glob("*.pdmodel")).read_bytes())
+    proc = subprocess.run([sys.executable, "-c", SWAP_CHILD, str(PY_STAGE), str(path), swap,
+                           str(hostile["sub_block_past_the_end"])],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"the loading process died ({proc.returncode}): {proc.stderr[-800:]}"
+    out = proc.stdout.strip().splitlines()[-1]
+    want = ("ArgumentError", "a regular file") if swap == "fifo" else ("FormatError",
+                                                                        "changed after it was checked")
+    assert out.startswith(f"{want[0]} {path}: ") and want[1] in out, out

@@ -172,8 +172,8 @@ def test_unsupported_objects_and_values_raise_before_writing(tmp_path):
     loop.append(loop)
     with pytest.raises(ValueError, match="contains itself"):
         pdckpt.save({"loop": loop}, target, skip_non_tensors=True)
-    with pytest.raises(TypeError, match="cannot save dtype"):
-        pdckpt.save({"s": np.array(["a", "b"])}, target)
+    with pytest.raises(TypeError, match="cannot save dtype"):  # (str arrays: as numpy pickles)
+        pdckpt.save({"s": np.array(["a", None], dtype=object)}, target)
     assert not target.exists()
 
 

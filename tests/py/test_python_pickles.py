@@ -219,3 +219,27 @@ def test_example_killed_and_resumed_matches_an_uninterrupted_run(tmp_path):
     assert sorted(again, key=int)[0] == "6" and all(again[s] == losses[s] for s in again)
     assert (tmp_path / "crash" / "final.pdparams").read_bytes() == (
         tmp_path / "full" / "final.pdparams").read_bytes()
+
+
+def test_keys_paddle_load_acts_on_must_be_what_it_expects(tmp_path):
+    """paddle.load joins "UnpackBigParamInfor@@" and reads "StructuredToParameterName@@" as
+    {key: name}; a user's value under either key made a file neither paddle.load nor pdckpt.load
+    could read (paddle.save writes it too).  pdckpt.save refuses it before writing; a real name
+    table (a dict of str to str naming keys beside it) is still written."""
+    import paddle
+    w = np.zeros(2, np.float32)
+    bad = [{"w": w, "UnpackBigParamInfor@@": {"x": 1}},
+           {"w": w, "StructuredToParameterName@@": np.ones(3, np.float32)},
+           {"w": w, "StructuredToParameterName@@": {"x": "x"}},
+           {"w": w, "StructuredToParameterName@@": {"w": 7}}]
+    for i, tree in enumerate(bad):
+        p = tmp_path / f"bad{i}.pdparams"
+        paddle.save(tree, str(p))
+        with pytest.raises(Exception):
+            paddle.load(str(p))  # what paddle.save made of it
+        with pytest.raises(pdckpt.ArgumentError, match="paddle.load"):
+            pdckpt.save(tree, str(p) + ".x")
+        assert not os.path.exists(str(p) + ".x")
+    p = str(tmp_path / "good.pdparams")
+    pdckpt.save({"w": w, "StructuredToParameterName@@": {"w": "linear_0.w_0"}}, p)
+    assert paddle.load(p)["w"].name == "linear_0.w_0"

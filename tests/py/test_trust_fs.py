@@ -136,6 +136,15 @@ def test_convert_streams_to_stdout(tmp_path, small, fmt, suffix):
     assert (tmp_path / f"back{suffix}").read_bytes() == proc.stdout
 
 
+def test_a_broken_standard_input_is_named_stdin(tmp_path):
+    """`-` as the input: an error named the bytes "<memory>" (what the library calls a buffer),
+    which says nothing to the user who piped a file in."""
+    proc = subprocess.run([str(PDCKPT_BIN), "ls", "-"], input=b"garbage\n", capture_output=True,
+                          timeout=30)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().startswith("pdckpt: <stdin>: offset 0: expected"), proc.stderr
+
+
 def test_stdout_refuses_directory_formats(small):
     proc = run_cli("convert", small, "-", "--to", "vars-dir", check=2)
     assert "directory format" in proc.stderr

@@ -30,6 +30,13 @@ typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, c
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
 
+/* Whether paddle.load can read back the top-level keys it acts on as `root` means them
+ * (pickle_paddle.c): no "UnpackBigParamInfor@@" (only the writer makes one, when it splits an
+ * array), and a name table that is a dict of str to str naming keys of `root`.  ARGUMENT naming
+ * `file` otherwise: Paddle's loader would fail on the file, or join arrays that are not slices. */
+pdckpt_status pdk_pickle_paddle_keys_ok(const pdckpt_value *root, const char *file,
+                                        pdckpt_error *err);
+
 /* Where a save put each tensor's bytes in the file, recorded by the writer for the lazy-open
  * index: `at` in the order the tensors were written.  `state_path`: the state-dict path wrote a
  * new name table and nothing split (so the loaded tree follows from the saved one, see

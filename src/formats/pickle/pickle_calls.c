@@ -327,7 +327,10 @@ static pdckpt_status call_global(pk_vm *vm, const pdckpt_value *fn, pdckpt_value
                            "it would run its __init__)");
     case PDK_GLOBAL_CALL: PDK_TRY(evaluate(vm, fn, args, out)); break;
     case PDK_GLOBAL_ALLOWED: break;
-    default: return refuse_call(vm, fn, "pdckpt accepts it only as an argument of numpy's calls");
+    default:
+        return refuse_call(vm, fn,
+                           "pdckpt accepts it only as an argument of another call (numpy's, a "
+                           "defaultdict's factory)");
     }
     if (*out) return PDCKPT_OK;
     return pk_make_object(vm, PDCKPT_OBJECT_REDUCE, pdckpt_object_module(fn),

@@ -23,6 +23,7 @@ typedef struct idx_reader {
     uint64_t                   limit;      /* what it started with */
     pdk_budget                *copies;     /* the column-major tensors' C copies are charged to */
     bool                       root_value; /* the value being read is a dict root's entry */
+    bool                       root_last;  /* ... and its last one (where IK_NAMES must be) */
     pdckpt_value              *root;       /* the root dict being made (IK_NAMES), or NULL */
     const pdk_pickle_lazy     *lazy;       /* reading entry `entry` of it (IK_NAMES), or NULL */
     size_t                     entry;
@@ -153,6 +154,7 @@ static bool add_name(pdckpt_value *d, const pdckpt_value *key, const pdckpt_valu
 }
 
 static bool lazy_is_tensor(const pdk_pickle_lazy *l, size_t i);
+static bool lazy_is_last(const pdk_pickle_lazy *l, size_t i);
 static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_payload,
                       pdckpt_value **out, idx_reader *r);
 
@@ -170,7 +172,9 @@ static bool lazy_names_ok(const pdk_pickle_lazy *l, size_t entry) {
  * from the lazily opened index. */
 static bool read_names(idx_reader *r, pdckpt_value **out) {
     const pdckpt_allocator *a = r->opts->allocator;
-    if (!r->root_value) return false;
+    /* the writer puts it last, once: elsewhere each would cost a pass over the entries before it
+     * (a forged index of 20,000 of them took 9 s to load) */
+    if (!r->root_value || !(r->lazy ? lazy_is_last(r->lazy, r->entry) : r->root_last)) return false;
     if (!out) return !r->lazy || lazy_names_ok(r->lazy, r->entry);
     pdckpt_value *d = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     bool          ok = d != NULL;
@@ -225,7 +229,10 @@ static bool read_items(idx_reader *r, uint8_t tag, uint32_t depth, pdckpt_value 
     if (out && !(c = pdckpt_value_new_container(r->opts->allocator, tag_kind(tag)))) return false;
     if (depth == 0 && tag == IK_DICT) r->root = c;
     bool ok = true;
-    for (uint64_t i = 0; ok && i < n; i++) ok = read_item(r, c, tag == IK_DICT, depth + 1);
+    for (uint64_t i = 0; ok && i < n; i++) {
+        if (depth == 0) r->root_last = i + 1 == n;
+        ok = read_item(r, c, tag == IK_DICT, depth + 1);
+    }
     if (depth == 0) r->root = NULL;
     if (!out) return ok;
     if (!ok) pdckpt_value_free(c);
@@ -374,18 +381,20 @@ static bool index_input(int sfd, const struct stat *sst, const char *side,
     return false;
 }
 
-/* Opens the index `side` and the pickle `path` (files only: a FIFO planted there is refused, not
- * waited on); true when the index belongs to the pickle as it is now. */
+/* Opens the index `side` (a link there is not followed: pdckpt writes a file) and the pickle
+ * `path` (files only: a FIFO planted there is refused, not waited on); true when the index belongs
+ * to the pickle as it is now and is no one else's (pdk_sidecar_writers_covered). */
 static bool open_pair(const char *path, const char *side, const pdckpt_allocator *a, pdk_input *idx,
                       pdk_input *in, size_t *tree_len, uint64_t *n_table) {
     int          fd = -1, sfd = -1;
     struct stat  st, sst;
     pdckpt_error quiet = PDCKPT_ERROR_INIT;
     idx_stamp    now;
-    bool         ok = pdk_open_read(AT_FDCWD, side, 0, side, &sfd, &sst, &quiet) == PDCKPT_OK &&
-              (uint64_t)sst.st_size >= IDX_HEADER + 8 && (uint64_t)sst.st_size <= IDX_MAX_BYTES &&
-              pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, &quiet) == PDCKPT_OK &&
-              st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX;
+    bool         ok =
+        pdk_open_read(AT_FDCWD, side, PDK_OPEN_NOFOLLOW, side, &sfd, &sst, &quiet) == PDCKPT_OK &&
+        (uint64_t)sst.st_size >= IDX_HEADER + 8 && (uint64_t)sst.st_size <= IDX_MAX_BYTES &&
+        pdk_open_read(AT_FDCWD, path, 0, path, &fd, &st, &quiet) == PDCKPT_OK && st.st_size > 0 &&
+        (uint64_t)st.st_size <= SIZE_MAX && pdk_sidecar_writers_covered(&sst, &st, true);
     bool got_idx = false, got_in = false;
     if (ok) prefetch(sfd, &sst, fd, &st);
     ok = ok && (got_idx = index_input(sfd, &sst, side, a, idx)) &&
@@ -599,6 +608,10 @@ static bool lazy_read(const pdk_pickle_lazy *l, size_t i, bool key, bool check_p
     bool ok = lazy_read_entry(l, i, key, check_payload, out, r);
     reader_done(r);
     return ok;
+}
+
+static bool lazy_is_last(const pdk_pickle_lazy *l, size_t i) {
+    return i + 1 == l->n;
 }
 
 static bool lazy_is_tensor(const pdk_pickle_lazy *l, size_t i) {

@@ -46,6 +46,13 @@ static const allowed_global table[] = {
     {"builtins", "slice", PDK_GLOBAL_CALL},
     {"builtins", "range", PDK_GLOBAL_CALL},
     {"builtins", "object", PDK_GLOBAL_REF},
+    /* the factories of the commonest defaultdicts (defaultdict(int), defaultdict(dict), ...):
+     * types whose call is harmless, taken as arguments only */
+    {"builtins", "dict", PDK_GLOBAL_REF},
+    {"builtins", "int", PDK_GLOBAL_REF},
+    {"builtins", "float", PDK_GLOBAL_REF},
+    {"builtins", "str", PDK_GLOBAL_REF},
+    {"builtins", "bool", PDK_GLOBAL_REF},
     {"collections", "OrderedDict", PDK_GLOBAL_CALL},
     {"collections", "defaultdict", PDK_GLOBAL_CALL},
     {"copyreg", "_reconstructor", PDK_GLOBAL_CALL},

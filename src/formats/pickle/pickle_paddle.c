@@ -145,6 +145,36 @@ static pdckpt_status retype_bits(void *ctx, pdckpt_value *t, const char *path, p
                                           : PDCKPT_OK;
 }
 
+static bool is_text(const pdckpt_value *v) {
+    size_t      len;
+    const char *s = pdckpt_value_get_string(v, &len);
+    return s && pdckpt_value_kind(v) == PDCKPT_KIND_STRING && strlen(s) == len;
+}
+
+pdckpt_status pdk_pickle_paddle_keys_ok(const pdckpt_value *root, const char *file,
+                                        pdckpt_error *err) {
+    if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT) return PDCKPT_OK;
+    if (pdckpt_dict_get(root, BIG_INFO))
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, file, -1,
+                        "the key '" BIG_INFO "' is paddle.save's record of arrays it split, "
+                        "which paddle.load joins (and fails on anything else): rename it");
+    const pdckpt_value *table = pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY);
+    if (!table) return PDCKPT_OK;
+    bool ok = pdckpt_value_kind(table) == PDCKPT_KIND_DICT;
+    for (size_t i = 0; ok && i < pdckpt_value_len(table); i++) {
+        const pdckpt_value *key = pdckpt_dict_key_at(table, i);
+        ok = is_text(key) && is_text(pdckpt_value_at(table, i)) &&
+             pdckpt_dict_get(root, pdckpt_value_get_string(key, NULL));
+    }
+    if (ok) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, file, -1,
+                    "the key '" PDCKPT_NAME_TABLE_KEY "' is paddle.save's name table, which "
+                    "paddle.load reads as {key: name} for keys of the dict (and fails on anything "
+                    "else): expected a dict of str to str naming keys beside it, found %s",
+                    pdckpt_value_kind(table) == PDCKPT_KIND_DICT ? "other entries"
+                                                                 : "another value");
+}
+
 pdckpt_status pk_paddle_finish(pk_vm *vm, pdckpt_value **root) {
     if (pdckpt_value_kind(*root) == PDCKPT_KIND_DICT) {
         PDK_TRY(join_big_arrays(vm, *root));

@@ -152,6 +152,7 @@ static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT
                    : PDK_PICKLE_GENERIC;
+    PDK_TRY(pdk_pickle_paddle_keys_ok(root, sink->name, err));
     PDK_TRY(check_dtypes(root, sink, opts, path == PDK_PICKLE_STATE_DICT, err));
     pdk_pkl       p;
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
