@@ -5,11 +5,13 @@
  * reader runs in consumer mode (pdk_pickle_load_consumed): each LocalTensorMetadata and
  * LocalTensorIndex is handed over at its BUILD, parsed into a compact record (dist_meta_build.c's
  * rules) and replaced by a small int the reader made itself (recognised afterwards by identity,
- * never by value: an int in the file is never taken for one); the reader keeps only what the
- * rest of the pickle can still reach.  What is left -- the Metadata object, its dicts of keys,
- * lists and file names -- is walked into the index.  Everything the decode allocates goes through
- * a counting allocator held to the budget.  Paddle 2.6's metadata (no dtypes, completed from the
- * data files) is read through the tree (dist_meta.c).
+ * never by value: an int in the file is never taken for one); storage_metadata's
+ * {LocalTensorIndex: file} pairs become the records' file numbers as SETITEMS makes them, never
+ * dict entries; the reader keeps only what the rest of the pickle can still reach.  What is left
+ * -- the Metadata object, its dict of keys and their lists of ints -- is read into the index.
+ * Everything the decode allocates goes through a counting allocator held to the budget.
+ * Paddle 2.6's metadata (no dtypes, completed from the data files) is read through the tree
+ * (dist_meta.c).
  */
 #include "../pickle/pickle.h"
 #include "pdk_distcp.h"
