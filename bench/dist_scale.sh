@@ -7,7 +7,9 @@
 #      peak RSS growth with the default group size and with max_grouped_size=1M
 #      (bench/dist_gather.c);
 #   3. resharded loads (shifted row bands, column bands, a block grid) vs the same-topology load
-#      of 8 row-split 2048 x 2048 float32 tensors, copy path and zero-copy (bench/dist_reshard.c).
+#      of 8 row-split 2048 x 2048 float32 tensors, copy path and zero-copy (bench/dist_reshard.c);
+#   4. the metadata's decode at 8,000, 64,000 and 256,000 pieces: time and peak memory of the
+#      load's (straight into the index) and of the whole tree's (bench/dist_meta.c).
 # The 100 kills of a re-saved id are scripts/crash_campaign.sh's last stage.
 # Usage: bench/dist_scale.sh [RANKS] [PIECES...]   (build first: scripts/build.sh)
 set -euo pipefail
@@ -41,3 +43,6 @@ mpirun -n "$ranks" --oversubscribe "$PDCKPT_BUILD/bench/pdckpt_bench_dist_gather
 echo "== resharded loads vs the same-topology load ($ranks ranks)"
 mpirun -n "$ranks" --oversubscribe "$PDCKPT_BUILD/bench/pdckpt_bench_dist_reshard" "$work/rs" \
   "${PDCKPT_RESHARD_TENSORS:-8}" "${PDCKPT_RESHARD_ROWS:-2048}" "${PDCKPT_RESHARD_COLS:-2048}"
+echo "== the metadata's decode: into the index, into the tree"
+mkdir -p "$work/meta"
+"$PDCKPT_BUILD/bench/pdckpt_bench_dist_meta" "$work/meta"

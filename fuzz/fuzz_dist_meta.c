@@ -28,10 +28,18 @@ static void index_of(const pdckpt_value *tree) {
     }
 }
 
-/* A metadata file: the pickle, converted, then indexed. */
+/* A metadata file: straight into the index (what loads do), and the pickle converted to the
+ * tree, then indexed. */
 static void meta_file(const uint8_t *data, size_t size) {
-    pdckpt_error  err = PDCKPT_ERROR_INIT;
-    pdckpt_value *tree = NULL;
+    pdckpt_error   err = PDCKPT_ERROR_INIT;
+    pdckpt_value  *tree = NULL;
+    pdk_blob       bytes = {0};
+    pdk_meta_index ix;
+    pdk_blob_put(&bytes, data, size);
+    if (!bytes.failed && pdk_meta_decode_index(&bytes, "<fuzz>", 0, &ix, NULL, &err) == PDCKPT_OK)
+        pdk_meta_index_free(&ix);
+    pdk_blob_free(&bytes);
+    pdk_error_reset(&err);
     if (pdk_meta_decode(data, size, "<fuzz>", &tree, &err) != PDCKPT_OK) return;
     index_of(tree);
     pdckpt_value_free(tree);

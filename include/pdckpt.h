@@ -1158,6 +1158,13 @@ PDCKPT_API pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id,
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);
+/* The keys of checkpoint `id` (-1: the newest complete one) in `dir`, in the metadata's order, as
+ * a dict {key: {"dtype": "float32", "global_shape": (..)}}: what a loader checks its targets
+ * against.  Read from the checkpoint's index (its "<id>.pdkidx" sidecar when that matches the
+ * metadata, else the metadata decoded straight into the index, every piece checked), never as
+ * the tree pdckpt_sharded_read_metadata builds; `*out_id` (may be NULL) receives the id. */
+PDCKPT_API pdckpt_status pdckpt_sharded_read_keys(const char *dir, int64_t id, pdckpt_value **keys,
+                                                  int64_t *out_id, pdckpt_error *err);
 /* Garbage collection of a sharded checkpoint directory: removes temporaries and data files no
  * committed metadata names (killed or failed saves, generations a re-save of an id replaced),
  * and, when keep_last > 0, every complete checkpoint but the newest keep_last (largest ids;

@@ -442,16 +442,15 @@ static PyObject *int_tuple(const pdckpt_value *v) {
     return t;
 }
 
-/* (key, dtype, global shape) of every key of a metadata tree, from its first piece. */
-static PyObject *key_list(const pdckpt_value *meta) {
-    const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
-    size_t              n = pdckpt_value_len(sdm);
-    PyObject           *list = PyList_New((Py_ssize_t)n);
+/* (key, dtype, global shape) of every key (pdckpt_sharded_read_keys). */
+static PyObject *key_list(const pdckpt_value *keys) {
+    size_t    n = pdckpt_value_len(keys);
+    PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        const char         *key = pdckpt_value_get_string(pdckpt_dict_key_at(sdm, i), NULL);
-        const pdckpt_value *first = pdckpt_value_at(pdckpt_value_at(sdm, i), 0);
-        const char         *dtype = pdckpt_value_get_string(pdckpt_dict_get(first, "dtype"), NULL);
-        PyObject           *shape = int_tuple(pdckpt_dict_get(first, "global_shape"));
+        const char         *key = pdckpt_value_get_string(pdckpt_dict_key_at(keys, i), NULL);
+        const pdckpt_value *entry = pdckpt_value_at(keys, i);
+        const char         *dtype = pdckpt_value_get_string(pdckpt_dict_get(entry, "dtype"), NULL);
+        PyObject           *shape = int_tuple(pdckpt_dict_get(entry, "global_shape"));
         PyObject *item = key && dtype && shape ? Py_BuildValue("(ssO)", key, dtype, shape) : NULL;
         Py_XDECREF(shape);
         if (!item) {
@@ -475,7 +474,7 @@ static PyObject *sharded_keys(PyObject *self, PyObject *args) {
     pdckpt_error           err;
     pdckpt_status          st;
     Py_BEGIN_ALLOW_THREADS st =
-        pdckpt_sharded_read_metadata(PyBytes_AS_STRING(dir_fs), id, &meta, &got, &err);
+        pdckpt_sharded_read_keys(PyBytes_AS_STRING(dir_fs), id, &meta, &got, &err);
     Py_END_ALLOW_THREADS Py_DECREF(dir_fs);
     if (st != PDCKPT_OK) return pyn_raise(&err);
     PyObject *keys = key_list(meta);

@@ -26,9 +26,9 @@ static pdckpt_status shared_index(pdk_dist *d, const char *dir, const pdckpt_mpi
     int64_t       id = -1;
     char          path[4200] = "";
     bool          coord = d->rank == o->coordinator;
-    pdckpt_status st =
-        coord ? pdk_distcp_read_index(dir, o->unique_id, &id, ix, &compact, path, sizeof path, err)
-              : PDCKPT_OK;
+    pdckpt_status st = coord ? pdk_distcp_read_index(dir, o->unique_id, o->load.max_alloc_bytes,
+                                                     &id, ix, &compact, path, sizeof path, err)
+                             : PDCKPT_OK;
     st = pdk_dist_agree(d, st, err);
     if (st == PDCKPT_OK) st = pdk_dist_bcast(d, &id, sizeof id, o->coordinator, err);
     if (st == PDCKPT_OK) st = pdk_dist_bcast_blob(d, &compact, o->coordinator, err);

@@ -131,20 +131,20 @@ static bool refs_has(const refs *r, const char *name) {
 }
 
 static pdckpt_status refs_read(const char *dir, int64_t id, int size, refs *r, pdckpt_error *err) {
-    pdckpt_value *meta = NULL;
+    pdk_meta_index ix = {0}; /* the files its index names: the sidecar, or the metadata decoded */
+    pdk_blob       compact = {0};
+    char           path[4200];
+    int64_t        got = -1;
     memset(r, 0, sizeof *r);
     r->max_number = -1;
-    PDK_TRY(pdckpt_sharded_read_metadata(dir, id, &meta, NULL, err));
-    const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
-    size_t              n = pdckpt_value_len(storage);
-    pdckpt_status       st = (r->names = calloc(n + 1, sizeof *r->names))
-                                 ? PDCKPT_OK
-                                 : pdk_fail_nomem(err, "metadata file names");
-    for (size_t i = 0; st == PDCKPT_OK && i < n; i++) {
-        const char *name =
-            pdckpt_value_get_string(pdckpt_value_at(pdckpt_value_at(storage, i), 1), NULL);
+    PDK_TRY(pdk_distcp_read_index(dir, id, 0, &got, &ix, &compact, path, sizeof path, err));
+    pdk_blob_free(&compact);
+    pdckpt_status st = (r->names = calloc(ix.n_files + 1, sizeof *r->names))
+                           ? PDCKPT_OK
+                           : pdk_fail_nomem(err, "metadata file names");
+    for (size_t i = 0; st == PDCKPT_OK && i < ix.n_files; i++) {
+        const char   *name = ix.files[i];
         pdk_ckpt_name pn;
-        if (!name) continue;
         if (!(r->names[r->len] = strdup(name)))
             st = pdk_fail_nomem(err, "file names");
         else
@@ -154,7 +154,7 @@ static pdckpt_status refs_read(const char *dir, int64_t id, int size, refs *r, p
             r->low_numbers |= pn.number < size;
         }
     }
-    pdckpt_value_free(meta);
+    pdk_meta_index_free(&ix);
     if (st == PDCKPT_OK) qsort(r->names, r->len, sizeof *r->names, cmp_name);
     return st;
 }

@@ -61,6 +61,54 @@ pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_v
     return st;
 }
 
+/* {"dtype": name, "global_shape": (..)} of one key of the index. */
+static pdckpt_value *key_entry(const pdk_key_meta *km) {
+    pdckpt_value *entry = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *shape = pdckpt_value_new_container(NULL, PDCKPT_KIND_TUPLE);
+    bool          ok = entry && shape;
+    for (int32_t d = 0; ok && d < km->n_dims; d++)
+        ok = pdckpt_value_append(shape, pdckpt_value_new_int(NULL, km->global_shape[d]), NULL) ==
+             PDCKPT_OK;
+    ok =
+        ok && pdckpt_dict_set(entry, "dtype",
+                              pdckpt_value_new_string(NULL, pdckpt_dtype_name(km->dtype), SIZE_MAX),
+                              NULL) == PDCKPT_OK;
+    if (ok) ok = pdckpt_dict_set(entry, "global_shape", shape, NULL) == PDCKPT_OK, shape = NULL;
+    pdckpt_value_free(shape);
+    if (!ok) pdckpt_value_free(entry);
+    return ok ? entry : NULL;
+}
+
+pdckpt_status pdckpt_sharded_read_keys(const char *dir, int64_t id, pdckpt_value **keys,
+                                       int64_t *out_id, pdckpt_error *err) {
+    pdckpt_error local = PDCKPT_ERROR_INIT;
+    if (!err) err = &local;
+    pdk_error_reset(err);
+    if (!dir || !keys) return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir or keys is NULL");
+    pdk_meta_index ix = {0};
+    pdk_blob       compact = {0};
+    int64_t        got = -1;
+    char           path[4200] = "";
+    pdckpt_status  st =
+        pdk_distcp_read_index(dir, id, 0, &got, &ix, &compact, path, sizeof path, err);
+    pdk_blob_free(&compact);
+    *keys = st == PDCKPT_OK ? pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT) : NULL;
+    if (st == PDCKPT_OK && !*keys) st = pdk_fail_nomem(err, "keys");
+    for (size_t k = 0; st == PDCKPT_OK && k < ix.n_keys; k++) {
+        pdckpt_value *entry = key_entry(&ix.keys[k]);
+        st = entry ? pdckpt_dict_set(*keys, ix.keys[k].key, entry, err)
+                   : pdk_fail_nomem(err, "keys");
+    }
+    pdk_meta_index_free(&ix);
+    if (st != PDCKPT_OK) {
+        pdckpt_value_free(*keys);
+        *keys = NULL;
+    } else if (out_id) {
+        *out_id = got;
+    }
+    return st;
+}
+
 bool pdckpt_sharded_is_checkpoint(const char *dir) {
     int64_t      newest = -1, largest = -1;
     pdckpt_error err = PDCKPT_ERROR_INIT;
@@ -582,11 +630,10 @@ static void loader_free(loader *L) {
 
 /* The metadata is read once and unpickled unless a matching sidecar index is there; under MPI the
  * other ranks get the index in its compact form (dist_meta_index.c), never the pickle. */
-pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id,
-                                    pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
-                                    pdckpt_error *err) {
+pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t max_alloc_bytes,
+                                    int64_t *id, pdk_meta_index *ix, pdk_blob *compact, char *path,
+                                    size_t cap, pdckpt_error *err) {
     pdk_blob      bytes = {0};
-    pdckpt_value *meta = NULL;
     pdckpt_status st = read_meta_bytes(dir, wanted, id, &bytes, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, *id, path, cap, err);
     if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, compact)) {
@@ -595,10 +642,8 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id
             return pdk_blob_free(&bytes), PDCKPT_OK;
         pdk_blob_free(compact);
     }
-    if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, &meta, err);
+    if (st == PDCKPT_OK) st = pdk_meta_decode_index(&bytes, path, max_alloc_bytes, ix, NULL, err);
     pdk_blob_free(&bytes);
-    if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, path, ix, err);
-    pdckpt_value_free(meta);
     if (st == PDCKPT_OK) st = pdk_meta_index_encode(ix, compact, err);
     return st;
 }
@@ -661,7 +706,8 @@ pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id, const pdckpt_shar
     pdk_blob       compact = {0};
     int64_t        got = -1;
     char           path[4200] = "";
-    pdckpt_status  st = pdk_distcp_read_index(dir, id, &got, &ix, &compact, path, sizeof path, err);
+    pdckpt_status st = pdk_distcp_read_index(dir, id, lo.max_alloc_bytes, &got, &ix, &compact, path,
+                                             sizeof path, err);
     pdk_blob_free(&compact);
     if (st == PDCKPT_OK)
         st = pdk_distcp_load(&ix, dir, &lo, requests, n_requests, n_requests == 0, out, err);

@@ -22,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define META_MODULE "paddle.distributed.flex_checkpoint.dcp.metadata"
-/* Paddle 2.6-3.1 kept the same dataclasses here. */
-#define META_MODULE_OLD "paddle.distributed.checkpoint.metadata"
+#define META_MODULE     PDK_META_MODULE
+#define META_MODULE_OLD PDK_META_MODULE_OLD
 
 static const char *const index_fields[] = {"tensor_key",      "global_offset", "is_flattened",
                                            "flattened_range", "replica_id",    "local_shape"};

@@ -233,7 +233,7 @@ static void *arena_alloc(void *ctx, size_t size, size_t alignment) {
     size_t at = c ? (c->used + alignment - 1) & ~(alignment - 1) : 0;
     if (!c || at > c->cap || size > c->cap - at) {
         size_t cap = size + alignment > ARENA_CHUNK ? size + alignment : ARENA_CHUNK;
-        if (!(c = malloc(sizeof *c + cap))) return NULL;
+        if (!(c = pdk_alloc(ar->parent, sizeof *c + cap))) return NULL;
         c->next = ar->chunks, c->used = 0, c->cap = cap;
         ar->chunks = c;
         at = 0;
@@ -246,15 +246,20 @@ static void arena_free(void *ctx, void *ptr, size_t size) {
     (void)ctx, (void)ptr, (void)size;
 }
 
-void pdk_arena_init(pdk_arena *ar) {
+void pdk_arena_init_on(pdk_arena *ar, const pdckpt_allocator *parent) {
     ar->chunks = NULL;
     ar->allocator = (pdckpt_allocator){arena_alloc, arena_free, ar};
+    ar->parent = parent;
+}
+
+void pdk_arena_init(pdk_arena *ar) {
+    pdk_arena_init_on(ar, NULL);
 }
 
 void pdk_arena_release(pdk_arena *ar) {
     while (ar->chunks) {
         struct pdk_arena_chunk *next = ar->chunks->next;
-        free(ar->chunks);
+        pdk_free(ar->parent, ar->chunks, sizeof *ar->chunks + ar->chunks->cap);
         ar->chunks = next;
     }
 }

@@ -56,8 +56,11 @@ uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len);
 typedef struct pdk_arena {
     struct pdk_arena_chunk *chunks;
     pdckpt_allocator        allocator; /* hands out from the arena; its free is a no-op */
+    const pdckpt_allocator *parent;    /* where its chunks come from (NULL: malloc) */
 } pdk_arena;
 void pdk_arena_init(pdk_arena *ar);
+/* The same with chunks from `parent` (a counting allocator). */
+void pdk_arena_init_on(pdk_arena *ar, const pdckpt_allocator *parent);
 void pdk_arena_release(pdk_arena *ar);
 /* Reads a whole small file (metadata) into a malloc'd buffer, at most `limit` bytes. */
 /* dir/name joined into out, once `name` is found to be a regular file beneath `dir` reached
@@ -225,7 +228,7 @@ typedef struct pdk_meta_index {
     size_t        n_keys;
     size_t       *slots; /* key hash table: index + 1 into keys, 0 = empty */
     size_t        n_slots;
-    char        **files; /* distinct file names */
+    char        **files; /* distinct file names (also those holding only extra replicas) */
     size_t        n_files;
 } pdk_meta_index;
 
@@ -257,6 +260,46 @@ typedef struct pdk_meta_piece {
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
                                 pdckpt_value **out, pdckpt_error *err);
+/* One LocalTensorMetadata (a piece: is_index false) or LocalTensorIndex (a storage entry) read
+ * from either form of the metadata -- Paddle's pickled objects (dist_meta_read.c) or the tree
+ * (dist_meta_tree.c) -- with dims = offset, shape and (pieces) global shape, n_dims each. */
+typedef struct pdk_meta_rec {
+    const char  *key;   /* an index's tensor_key (NUL-free) */
+    pdckpt_dtype dtype; /* a piece's; PDCKPT_DTYPE_INVALID when it has none (Paddle 2.6) */
+    int32_t      n_dims;
+    bool         is_index, has_global, has_shape, flat;
+    int64_t      flat_begin, flat_end; /* flat: the flattened_range */
+    int64_t      replica;              /* an index's replica_id (None: 0) */
+    int64_t      dims[];
+} pdk_meta_rec;
+#define PDK_META_REC_MAX (sizeof(pdk_meta_rec) + 3 * PDCKPT_MAX_DIMS * sizeof(int64_t))
+/* Parses a LocalTensorMetadata's fields (a dict) / a LocalTensorIndex's (a dict of fields, or
+ * the tree's tuple in declaration order) into `out` (PDK_META_REC_MAX bytes); the key is
+ * borrowed from `m`.  FORMAT errors name `source`. */
+pdckpt_status pdk_meta_rec_piece(const pdckpt_value *m, const char *source, pdk_meta_rec *out,
+                                 pdckpt_error *err);
+pdckpt_status pdk_meta_rec_index(const pdckpt_value *m, bool tuple, const char *source,
+                                 pdk_meta_rec *out, pdckpt_error *err);
+/* The bytes a record takes. */
+size_t pdk_meta_rec_size(const pdk_meta_rec *rec);
+
+/* Builds an index from records (dist_meta_build.c): begin, every key with its pieces (in the
+ * metadata's order; `piece` gives piece i), the storage entries, end.  Any failure frees what
+ * was built (end must still be called: it frees the builder). */
+typedef struct pdk_meta_builder pdk_meta_builder;
+typedef const pdk_meta_rec *(*pdk_meta_piece_fn)(void *ctx, size_t i, pdckpt_error *err);
+pdckpt_status pdk_meta_build_begin(const char *source, size_t n_keys, pdk_meta_index *out,
+                                   pdk_meta_builder **b, pdckpt_error *err);
+pdckpt_status pdk_meta_build_key(pdk_meta_builder *b, const pdckpt_value *key, size_t n_pieces,
+                                 pdk_meta_piece_fn piece, void *ctx);
+pdckpt_status pdk_meta_build_storage(pdk_meta_builder *b, size_t n_entries);
+/* `file`: the entry's file name (NULL: it was not a string without NUL). */
+pdckpt_status pdk_meta_build_entry(pdk_meta_builder *b, const pdk_meta_rec *index,
+                                   const char *file);
+/* A file name value's text, NULL unless a string without NUL. */
+const char   *pdk_meta_file_name(const pdckpt_value *file);
+pdckpt_status pdk_meta_build_end(pdk_meta_builder *b, pdckpt_status st);
+
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
 pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                          pdk_meta_index *out, pdckpt_error *err);
@@ -288,8 +331,10 @@ bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, siz
                            pdk_blob *compact);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
- * the tree above (dist_meta.c). */
-#define PDK_META_SUFFIX ".metadata"
+ * the tree above (dist_meta.c).  Its classes live in this module (Paddle 2.6-3.1: the old one). */
+#define PDK_META_MODULE     "paddle.distributed.flex_checkpoint.dcp.metadata"
+#define PDK_META_MODULE_OLD "paddle.distributed.checkpoint.metadata"
+#define PDK_META_SUFFIX     ".metadata"
 /* Limits of a metadata file (docs/formats.md): at most 2 GiB (about 15 million pieces), decoded
  * within 64 times its size plus 64 MiB of memory (what it needs is about 30 times). */
 #define PDK_META_MAX_BYTES    ((size_t)1 << 31)
@@ -300,6 +345,15 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *
                               pdckpt_error *err);
 pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
                               pdckpt_value **meta, pdckpt_error *err);
+/* The metadata file's bytes straight into its index (dist_meta_read.c): Paddle's objects become
+ * compact records as the pickle reader builds them (pdk_pickle_load_consumed), never a value
+ * tree.  Everything the decode allocates counts against `max_alloc_bytes` (0: the default,
+ * PDK_META_LIVE_FACTOR x the file + PDK_META_ALLOC_BASE); *peak (may be NULL) receives the most
+ * it held at once, the file's bytes included.  `bytes` (the file) is freed as soon as the pickle
+ * has been run: nothing decoded borrows it. */
+#define PDK_META_LIVE_FACTOR 8
+pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_t max_alloc_bytes,
+                                    pdk_meta_index *ix, uint64_t *peak, pdckpt_error *err);
 /* Completes Paddle 2.6 metadata (pieces without dtype) from the data files beside `source`, the
  * metadata file's path. */
 pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err);
@@ -384,9 +438,9 @@ pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
                               size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err);
 /* The coordinator's side of a load: reads the metadata of `wanted` (-1: newest), its index (from
  * the sidecar when it matches) and that index's compact form; `path` receives the metadata path. */
-pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, int64_t *id,
-                                    pdk_meta_index *ix, pdk_blob *compact, char *path, size_t cap,
-                                    pdckpt_error *err);
+pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t max_alloc_bytes,
+                                    int64_t *id, pdk_meta_index *ix, pdk_blob *compact, char *path,
+                                    size_t cap, pdckpt_error *err);
 
 /* ---- dist_read.c: overlaps read from a skimmed data file (zero_copy off) ---- */
 

@@ -18,6 +18,26 @@ pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *op
 pdckpt_status pdk_pickle_save(const pdckpt_value *root, pdk_sink *sink,
                               const pdckpt_save_options *opts, pdckpt_error *err);
 
+/* Consumer mode: a load that hands every instance BUILD completes (not a numpy array) to `build`
+ * with its state before the state is set.  When `build` gives back a replacement (*out, a new
+ * reference) the object becomes that value everywhere (stack, memo) and its state is dropped, so
+ * a caller that turns many small objects into compact records of its own never holds them as
+ * values.  The run keeps only what it can still reach: memo entries no GET fetches are not kept
+ * and the identity map forgets values nothing else holds (pickle_live.c).  An error `build`
+ * returns names the BUILD's offset.  The array fast path is off (the memo is not all kept). */
+typedef struct pdk_pickle_consumer {
+    pdckpt_status (*build)(void *ctx, const pdckpt_value *obj, const pdckpt_value *state,
+                           pdckpt_value **out, pdckpt_error *err);
+    /* Every key/value pair SETITEM(S) is about to put into `dict` (may be NULL): *taken drops
+     * the pair (the caller has kept what it needs; text may still borrow the input). */
+    pdckpt_status (*pair)(void *ctx, const pdckpt_value *dict, const pdckpt_value *key,
+                          const pdckpt_value *value, bool *taken, pdckpt_error *err);
+    void *ctx;
+} pdk_pickle_consumer;
+pdckpt_status pdk_pickle_load_consumed(const pdk_input *in, const pdckpt_load_options *opts,
+                                       const pdk_pickle_consumer *consumer, pdckpt_value **out,
+                                       pdckpt_error *err);
+
 /* Finds a pickle's large byte payloads before it is read, for a read that lands each aligned
  * (pickle_place.c; pdk_input_open_placed). */
 extern const pdk_placer pdk_pickle_placer;

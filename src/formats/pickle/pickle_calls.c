@@ -436,6 +436,23 @@ static pdckpt_status build_state(pk_vm *vm, pdckpt_value *obj, pdckpt_value *sta
     return pdckpt_object_set_state(obj, placed, vm->err);
 }
 
+/* Consumer mode: the caller's replacement for an instance BUILD completes, or *out NULL. */
+static pdckpt_status consume(pk_vm *vm, pdckpt_value *obj, pdckpt_value *state,
+                             pdckpt_value **out) {
+    *out = NULL;
+    if (!vm->consumer || pk_is_reconstruct(obj) ||
+        pdckpt_object_kind_of(obj) == PDCKPT_OBJECT_GLOBAL || pdckpt_object_state(obj))
+        return PDCKPT_OK; /* build_state judges these */
+    PDK_TRY(pk_check_mutable(vm, obj, "set state on"));
+    pdckpt_status st = vm->consumer->build(vm->consumer->ctx, obj, state, out, vm->err);
+    if (st != PDCKPT_OK) return pk_consumer_failed(vm, st); /* names this BUILD */
+    if (*out && (st = pk_charge(vm, 64)) != PDCKPT_OK) {
+        pdckpt_value_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 pdckpt_status pk_op_build(pk_vm *vm) {
     pdckpt_value *state = NULL, *obj = NULL, *tensor = NULL;
     PDK_TRY(pk_pop(vm, &state));
@@ -445,6 +462,7 @@ pdckpt_status pk_op_build(pk_vm *vm) {
                      pdckpt_kind_name(pdckpt_value_kind(obj)));
     if (st == PDCKPT_OK && pk_is_reconstruct(obj)) st = pk_check_mutable(vm, obj, "set state on");
     if (st == PDCKPT_OK && pk_is_reconstruct(obj)) st = pk_ndarray_build(vm, obj, state, &tensor);
+    if (st == PDCKPT_OK && !tensor) st = consume(vm, obj, state, &tensor);
     if (st == PDCKPT_OK && tensor) {
         st = pk_forward(vm, obj, tensor);
         pdckpt_value_free(vm->stack[vm->sp - 1]);

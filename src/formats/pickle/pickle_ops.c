@@ -489,6 +489,9 @@ static pdckpt_status set_pairs_into(pk_vm *vm, pdckpt_value *owner, pdckpt_value
         if (i + PK_PREFETCH_PAIRS * 2 < vm->sp) /* a state dict's index is larger than caches */
             pdk_dict_prefetch(dst, vm->stack[i + PK_PREFETCH_PAIRS * 2]);
         if (vm->stack[i] == owner || vm->stack[i + 1] == owner) return cycle(vm, owner);
+        bool taken = false; /* consumer mode: a pair the caller keeps in its own form */
+        PDK_TRY(pk_offer_pair(vm, dst, vm->stack[i], vm->stack[i + 1], &taken));
+        if (taken) continue;
         PDK_TRY(check_key(vm, vm->stack[i], "dict key"));
         PDK_TRY(count_other_key(vm, dst, vm->stack[i]));
         pdckpt_value *key = NULL, *value = NULL;

@@ -95,12 +95,15 @@ static pdckpt_status verify_end(pk_vm *vm) {
 
 /* One run of the VM; *rerun when the array fast path skipped a value a GET asked for. */
 static pdckpt_status load_once(const pdk_input *in, const pdckpt_load_options *o, bool shortcut,
-                               pdckpt_value **out, bool *rerun, pdckpt_error *err) {
+                               const pdk_pickle_consumer *consumer, pdckpt_value **out, bool *rerun,
+                               pdckpt_error *err) {
     pk_vm vm;
     pk_vm_init(&vm, in, o, err);
-    vm.shortcut = vm.shortcut && shortcut;
+    vm.shortcut = vm.shortcut && shortcut && !consumer;
+    vm.consumer = consumer;
     pdckpt_value *root = NULL;
-    pdckpt_status st = pk_vm_run(&vm);
+    pdckpt_status st = consumer ? pk_live_walk(&vm, skip_arg) : PDCKPT_OK;
+    if (st == PDCKPT_OK) st = pk_vm_run(&vm);
     if (st == PDCKPT_OK && o->verify) st = verify_end(&vm);
     if (st == PDCKPT_OK) st = pk_sanitize(&vm, vm.result, &root);
     pk_vm_drop_values(&vm); /* the finish may then rename tensors the tree alone holds in place */
@@ -116,14 +119,26 @@ static pdckpt_status load_once(const pdk_input *in, const pdckpt_load_options *o
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
-                              pdckpt_value **out, pdckpt_error *err) {
+static pdckpt_status load(const pdk_input *in, const pdckpt_load_options *opts,
+                          const pdk_pickle_consumer *consumer, pdckpt_value **out,
+                          pdckpt_error *err) {
     pdckpt_load_options o = *opts;
     if (o.max_memo == 0) o.max_memo = 1u << 24;
     PDK_TRY(pdk_global_check_allowed(o.allowed_globals, o.n_allowed_globals, in->name, err));
     bool          rerun = false;
-    pdckpt_status st = load_once(in, &o, true, out, &rerun, err);
+    pdckpt_status st = load_once(in, &o, true, consumer, out, &rerun, err);
     if (!rerun) return st;
     if (err) pdk_error_reset(err);
-    return load_once(in, &o, false, out, &rerun, err);
+    return load_once(in, &o, false, consumer, out, &rerun, err);
+}
+
+pdckpt_status pdk_pickle_load(const pdk_input *in, const pdckpt_load_options *opts,
+                              pdckpt_value **out, pdckpt_error *err) {
+    return load(in, opts, NULL, out, err);
+}
+
+pdckpt_status pdk_pickle_load_consumed(const pdk_input *in, const pdckpt_load_options *opts,
+                                       const pdk_pickle_consumer *consumer, pdckpt_value **out,
+                                       pdckpt_error *err) {
+    return load(in, opts, consumer, out, err);
 }

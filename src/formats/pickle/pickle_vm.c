@@ -83,10 +83,9 @@ pk_info *pk_info_of(pk_vm *vm, const pdckpt_value *v) {
     }
 }
 
-static pdckpt_status map_grow(pk_vm *vm) {
+static pdckpt_status map_rehash(pk_vm *vm, size_t cap) {
     pk_map *m = &vm->map;
-    size_t  cap = m->cap ? m->cap * 2 : 64;
-    PDK_TRY(pk_charge(vm, cap * sizeof(pk_info)));
+    PDK_TRY(pk_charge(vm, cap > m->cap ? (cap - m->cap) * sizeof(pk_info) : 0));
     pk_info *slots = pdk_calloc(vm->a, cap, sizeof *slots);
     if (!slots) return pk_nomem(vm);
     pk_map bigger = {slots, cap, m->len};
@@ -99,6 +98,49 @@ static pdckpt_status map_grow(pk_vm *vm) {
     pdk_free(vm->a, m->slots, m->cap * sizeof *m->slots);
     *m = bigger;
     return PDCKPT_OK;
+}
+
+/* Empties slot i of the linear-probing table, moving back the entries after it in its cluster
+ * that would no longer be found (no tombstones, no new table). */
+static void map_delete(pk_map *m, size_t i) {
+    size_t mask = m->cap - 1;
+    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = slot_of(m, m->slots[j].key);
+        bool   stays = i < j ? home > i && home <= j : home > i || home <= j;
+        if (!stays) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i] = (pk_info){0};
+    m->len--;
+}
+
+/* Consumer mode (pickle_live.c): the entries whose value only the map holds are dead to the run
+ * -- no stack slot, kept memo entry or container reaches them -- and go, with what they
+ * forward to.  Freeing one may leave its children held by the map alone: a second pass takes
+ * most of them, the rest goes at the next sweep. */
+static void map_sweep(pk_map *m) {
+    for (int pass = 0; pass < 2; pass++) {
+        size_t before = m->len;
+        for (size_t i = 0; i < m->cap; i++)
+            while (m->slots[i].key && pdk_value_refs(m->slots[i].key) == 1) {
+                pdckpt_value *key = m->slots[i].key, *fwd = m->slots[i].fwd;
+                map_delete(m, i);
+                pdckpt_value_free(fwd);
+                pdckpt_value_free(key);
+            }
+        if (m->len == before) break;
+    }
+}
+
+/* A full map doubles; in consumer mode its dead entries go first, and it grows only when the
+ * live ones still fill a quarter of it (so each entry is swept a bounded number of times). */
+static pdckpt_status map_grow(pk_vm *vm) {
+    pk_map *m = &vm->map;
+    if (vm->consumer && m->cap) map_sweep(m);
+    if (m->cap && (m->len + 1) * 4 <= m->cap) return PDCKPT_OK;
+    return map_rehash(vm, m->cap ? m->cap * 2 : 64);
 }
 
 pdckpt_status pk_track(pk_vm *vm, pdckpt_value *v, uint32_t flags, pk_info **out) {
@@ -519,11 +561,22 @@ static void memo_release(pdckpt_value *v) {
     if (v != PK_ELIDED) pdckpt_value_free(v);
 }
 
+/* Consumer mode: an entry no GET fetches is only counted. */
+static pdckpt_status live_set(pk_vm *vm, uint64_t idx, pdckpt_value *v) {
+    pdckpt_value **slot = NULL;
+    PDK_TRY(pk_live_slot(vm, idx, true, &slot));
+    if (!slot) return PDCKPT_OK;
+    if (*slot) memo_release(*slot);
+    *slot = v == PK_ELIDED ? v : pdckpt_value_retain(v);
+    return PDCKPT_OK;
+}
+
 pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v) {
     if (idx >= vm->opts->max_memo)
         return pk_fail(vm, PDCKPT_ERR_LIMIT,
                        "expected a memo index below %llu (max_memo), found %llu",
                        (unsigned long long)vm->opts->max_memo, (unsigned long long)idx);
+    if (vm->live.rank) return live_set(vm, idx, v);
     if (idx >= vm->memo_cap) {
         uint64_t cap = vm->memo_cap ? (uint64_t)vm->memo_cap * 2 : 64;
         if (cap < idx + 1) cap = idx + 1;
@@ -544,7 +597,12 @@ pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v) {
     return PDCKPT_OK;
 }
 
-pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx) {
+pdckpt_value *pk_memo_at(pk_vm *vm, uint64_t idx) {
+    if (vm->live.rank) {
+        pdckpt_value **slot = NULL;
+        pk_live_slot(vm, idx, false, &slot); /* no store: nothing to fail */
+        return slot ? *slot : NULL;
+    }
     return idx < vm->memo_cap ? vm->memo[idx] : NULL;
 }
 
@@ -555,15 +613,16 @@ static pdckpt_status memo_put(pk_vm *vm, uint64_t idx) {
 }
 
 static pdckpt_status memo_get(pk_vm *vm, uint64_t idx) {
-    if (idx >= vm->memo_cap || !vm->memo[idx])
+    pdckpt_value *v = pk_memo_at(vm, idx);
+    if (!v)
         return pk_fail(vm, PDCKPT_ERR_FORMAT,
                        "expected memo entry %llu to have been stored, found none",
                        (unsigned long long)idx);
-    if (vm->memo[idx] == PK_ELIDED) { /* the array shortcut skipped this value: run again */
+    if (v == PK_ELIDED) { /* the array shortcut skipped this value: run again */
         vm->rerun = true;
         return pk_fail(vm, PDCKPT_ERR_UNSUPPORTED, "a value the array shortcut did not keep");
     }
-    return pk_push(vm, pdckpt_value_retain(vm->memo[idx]));
+    return pk_push(vm, pdckpt_value_retain(v));
 }
 
 /* Decimal memo index of the text opcodes GET / PUT. */
@@ -719,6 +778,7 @@ void pk_vm_drop_values(pk_vm *vm) {
     pdk_free(vm->a, vm->marks, vm->marks_cap * sizeof *vm->marks);
     for (size_t i = 0; i < vm->memo_cap; i++) memo_release(vm->memo[i]);
     pdk_free(vm->a, vm->memo, vm->memo_cap * sizeof *vm->memo);
+    pk_live_free(vm);
     for (size_t i = 0; i < vm->map.cap; i++) {
         pdckpt_value_free(vm->map.slots[i].fwd);
         pdckpt_value_free(vm->map.slots[i].key);

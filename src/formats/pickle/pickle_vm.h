@@ -54,6 +54,18 @@ typedef struct pk_map {
     size_t   len;
 } pk_map;
 
+/* Consumer mode (pickle_live.c): the memo entries some GET fetches, found before the run; only
+ * those are kept (by rank among them), the others only counted for MEMOIZE's numbering. */
+typedef struct pk_live {
+    uint64_t      *got, *set; /* a bit per memo index: fetched by a GET / stored so far */
+    uint32_t      *rank;      /* per word of got: the fetched indices below it */
+    size_t         words;     /* of each bitmap */
+    pdckpt_value **kept;      /* the fetched entries, by rank */
+    size_t         n_kept;
+} pk_live;
+
+struct pdk_pickle_consumer;
+
 typedef struct pk_vm {
     const pdk_input           *in;
     const pdckpt_load_options *opts;
@@ -79,6 +91,8 @@ typedef struct pk_vm {
     bool                       rerun;    /* a GET met a value the fast path skipped */
     size_t                     n_py2;    /* PK_PY2 values made (none: no lookup needed) */
     pdckpt_value              *result;
+    const struct pdk_pickle_consumer *consumer; /* consumer mode (pickle.h), or NULL */
+    pk_live                           live;     /* consumer mode: the memo entries kept */
 } pk_vm;
 
 /* A memo entry the array fast path did not build (an argument tuple, the raw data bytes): a GET
@@ -133,7 +147,7 @@ pdckpt_status pk_own(pk_vm *vm, pdckpt_value *v);
 
 /* Memo: sets entry idx to a new reference to `v` (or PK_ELIDED); LIMIT past max_memo. */
 pdckpt_status pk_memo_set(pk_vm *vm, uint64_t idx, pdckpt_value *v);
-pdckpt_value *pk_memo_at(const pk_vm *vm, uint64_t idx); /* borrowed; NULL when unset */
+pdckpt_value *pk_memo_at(pk_vm *vm, uint64_t idx); /* borrowed; NULL when unset */
 
 /* Stack: push transfers `v` (NULL means out of memory); pops resolve BUILD replacements. */
 pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v);
@@ -260,6 +274,21 @@ pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *na
 /* BINGET / LONG_BINGET: an ndarray's whole opcode sequence when it starts here (vm->shortcut),
  * else an ordinary GET. */
 pdckpt_status pk_op_get_array(pk_vm *vm);
+
+/* ---- pickle_live.c: consumer mode ---- */
+
+/* Walks the opcodes (arguments skipped by `skip`) and sets up vm->live: which memo entries a GET
+ * fetches.  A stream the walk cannot follow is left to the run to report. */
+pdckpt_status pk_live_walk(pk_vm *vm, bool (*skip)(pdk_cursor *, const pk_opinfo *));
+/* The kept slot of memo entry idx in *slot, NULL when no GET fetches it; `store` counts a first
+ * store in vm->memo_count. */
+pdckpt_status pk_live_slot(pk_vm *vm, uint64_t idx, bool store, pdckpt_value ***slot);
+void          pk_live_free(pk_vm *vm);
+/* A consumer's error at the current opcode: names the input and the opcode's offset. */
+pdckpt_status pk_consumer_failed(pk_vm *vm, pdckpt_status st);
+/* Consumer mode: offers a SETITEM(S) pair to the consumer; *taken: it kept it. */
+pdckpt_status pk_offer_pair(pk_vm *vm, const pdckpt_value *dict, const pdckpt_value *key,
+                            const pdckpt_value *value, bool *taken);
 
 /* ---- pickle_run.c: the dispatch table ---- */
 

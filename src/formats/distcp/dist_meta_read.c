@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * dist_meta_read.c — "<id>.metadata" (Paddle's pickled Metadata) straight into the index a load
+ * needs, without the value tree (issue 20: the tree held ~30 times the file).  The one pickle
+ * reader runs in consumer mode (pdk_pickle_load_consumed): each LocalTensorMetadata and
+ * LocalTensorIndex is handed over at its BUILD, parsed into a compact record (dist_meta_build.c's
+ * rules) and replaced by a small int the reader made itself (recognised afterwards by identity,
+ * never by value: an int in the file is never taken for one); storage_metadata's
+ * {LocalTensorIndex: file} pairs become the records' file numbers as SETITEMS makes them, never
+ * dict entries; the reader keeps only what the rest of the pickle can still reach.  What is left
+ * -- the Metadata object, its dict of keys and their lists of ints -- is read into the index.
+ * Everything the decode allocates goes through a counting allocator held to the budget.
+ * Paddle 2.6's metadata (no dtypes, completed from the data files) is read through the tree
+ * (dist_meta.c).
+ */
+#include "../pickle/pickle.h"
+#include "pdk_distcp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the budget ---- */
+
+typedef struct counted {
+    pdckpt_allocator a;
+    uint64_t         live, peak, limit;
+    bool             over;
+} counted;
+
+/* What an allocation costs in the heap: glibc's chunk, the size plus its 8-byte header rounded
+ * to 16, at least 32. */
+static uint64_t cost(size_t size) {
+    uint64_t chunk = ((uint64_t)size + 8 + 15) & ~(uint64_t)15;
+    return chunk < 32 ? 32 : chunk;
+}
+
+static void *counted_alloc(void *ctx, size_t size, size_t alignment) {
+    counted *c = ctx;
+    if (c->live + cost(size) > c->limit) {
+        c->over = true;
+        return NULL;
+    }
+    void *p = alignment <= 16 ? malloc(size)
+                              : aligned_alloc(alignment, (size + alignment - 1) & ~(alignment - 1));
+    if (!p) return NULL;
+    c->live += cost(size);
+    if (c->live > c->peak) c->peak = c->live;
+    return p;
+}
+
+static void counted_free(void *ctx, void *ptr, size_t size) {
+    counted *c = ctx;
+    free(ptr);
+    c->live = c->live > cost(size) ? c->live - cost(size) : 0;
+}
+
+/* ---- records, as BUILD hands the objects over ---- */
+
+/* Interned text: the distinct file names, the distinct keys of LocalTensorIndex objects. */
+typedef struct strtab {
+    char    **names;
+    uint32_t *slots; /* open addressing: name number + 1 */
+    size_t    n, cap;
+} strtab;
+
+/* A record as kept (pdk_meta_rec is the parsed form): dims are offset, shape and, for a piece,
+ * its global shape, then the flattened run when there is one. */
+typedef struct crec {
+    const char *key;  /* an index's tensor_key (interned) */
+    uint32_t    file; /* an index's file: its name's number + 1 once storage_metadata names it */
+    int16_t     n_dims;
+    uint8_t     dtype; /* a piece's pdckpt_dtype + 1; 0: none (Paddle 2.6) */
+    uint8_t     flags;
+    int64_t     dims[];
+} crec;
+enum { CR_INDEX = 1, CR_GLOBAL = 2, CR_FLAT = 4, CR_EXTRA = 8 /* replica_id > 0 */ };
+
+typedef struct reader {
+    const char             *source;
+    pdckpt_error           *err;
+    const pdckpt_allocator *a;     /* the counted allocator */
+    pdk_arena               arena; /* records, the ints standing for them, interned text */
+    crec                  **recs;
+    pdckpt_value          **reps; /* reps[i]: the value standing for recs[i] */
+    size_t                  n, cap;
+    pdk_meta_rec           *scratch, *out; /* PDK_META_REC_MAX bytes each */
+    bool                    v26;           /* a piece without a dtype */
+    strtab                  keys, files;
+    /* storage_metadata's pairs, taken as SETITEMS makes them */
+    const pdckpt_value *storage;
+    size_t              n_stored;
+} reader;
+
+/* An array of `n` items of `size` bytes grown to `cap` (counted). */
+static void *regrow(reader *r, void *old, size_t n, size_t old_cap, size_t cap, size_t size) {
+    void *p = pdk_alloc(r->a, cap * size);
+    if (p && n) memcpy(p, old, n * size);
+    if (p) pdk_free(r->a, old, old_cap * size);
+    return p;
+}
+
+static pdckpt_status grow(reader *r) {
+    if (r->n < r->cap) return PDCKPT_OK;
+    size_t cap = r->cap ? r->cap * 2 : 1024;
+    void  *recs = regrow(r, r->recs, r->n, r->cap, cap, sizeof *r->recs);
+    void  *reps = recs ? regrow(r, r->reps, r->n, r->cap, cap, sizeof *r->reps) : NULL;
+    if (!reps) { /* recs has the new size */
+        if (recs) pdk_free(r->a, recs, cap * sizeof *r->recs), r->recs = NULL;
+        return pdk_fail_nomem(r->err, "metadata records");
+    }
+    r->recs = recs, r->reps = reps, r->cap = cap;
+    return PDCKPT_OK;
+}
+
+static pdckpt_status grow_tab(reader *r, strtab *t) {
+    size_t    cap = t->cap ? t->cap * 2 : 64;
+    uint32_t *slots = pdk_calloc(r->a, cap, sizeof *slots);
+    char    **names = slots ? regrow(r, t->names, t->n, t->cap / 2, cap / 2, sizeof *names) : NULL;
+    if (!names) {
+        pdk_free(r->a, slots, cap * sizeof *slots);
+        return pdk_fail_nomem(r->err, "metadata names");
+    }
+    t->names = names;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t j = (size_t)pdk_table_hash(0, names[i], strlen(names[i])) & (cap - 1);
+        while (slots[j]) j = (j + 1) & (cap - 1);
+        slots[j] = (uint32_t)i + 1;
+    }
+    pdk_free(r->a, t->slots, t->cap * sizeof *slots);
+    t->slots = slots, t->cap = cap;
+    return PDCKPT_OK;
+}
+
+/* The number + 1 of text s[0..n) in `t`, added when new. */
+static pdckpt_status intern(reader *r, strtab *t, const char *s, size_t n, uint32_t *out) {
+    if ((t->n + 1) * 2 > t->cap) PDK_TRY(grow_tab(r, t));
+    size_t mask = t->cap - 1, j = (size_t)pdk_table_hash(0, s, n) & mask;
+    for (; t->slots[j]; j = (j + 1) & mask) {
+        const char *had = t->names[t->slots[j] - 1];
+        if (strncmp(had, s, n) == 0 && had[n] == '\0') return *out = t->slots[j], PDCKPT_OK;
+    }
+    char *copy = pdk_alloc(&r->arena.allocator, n + 1);
+    if (!copy) return pdk_fail_nomem(r->err, "metadata names");
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    t->names[t->n++] = copy;
+    *out = t->slots[j] = (uint32_t)t->n;
+    return PDCKPT_OK;
+}
+
+static void tab_free(reader *r, strtab *t) {
+    pdk_free(r->a, t->names, t->cap / 2 * sizeof *t->names);
+    pdk_free(r->a, t->slots, t->cap * sizeof *t->slots);
+}
+
+/* The parsed scratch record kept compact in the arena, and the int standing for it. */
+static pdckpt_status keep(reader *r, pdckpt_value **out) {
+    const pdk_meta_rec *m = r->scratch;
+    size_t              n = (size_t)m->n_dims, dims = (m->is_index ? 2 : 3) * n + (m->flat ? 2 : 0);
+    crec               *rec = pdk_alloc(&r->arena.allocator, sizeof *rec + dims * sizeof(int64_t));
+    pdckpt_value       *rep = rec ? pdckpt_value_new_int(&r->arena.allocator, (int64_t)r->n) : NULL;
+    if (!rep) return pdk_fail_nomem(r->err, "metadata records");
+    uint32_t key = 0;
+    if (m->is_index) PDK_TRY(intern(r, &r->keys, m->key, strlen(m->key), &key));
+    *rec = (crec){key ? r->keys.names[key - 1] : NULL, 0, (int16_t)n,
+                  (uint8_t)(m->dtype == PDCKPT_DTYPE_INVALID ? 0 : m->dtype + 1),
+                  (uint8_t)((m->is_index ? CR_INDEX : 0) | (m->has_global ? CR_GLOBAL : 0) |
+                            (m->flat ? CR_FLAT : 0) | (m->replica > 0 ? CR_EXTRA : 0))};
+    memcpy(rec->dims, m->dims, (dims - (m->flat ? 2 : 0)) * sizeof(int64_t));
+    if (m->flat) rec->dims[dims - 2] = m->flat_begin, rec->dims[dims - 1] = m->flat_end;
+    PDK_TRY(grow(r));
+    r->recs[r->n] = rec;
+    r->reps[r->n++] = pdckpt_value_retain(rep);
+    *out = rep;
+    return PDCKPT_OK;
+}
+
+/* A kept record in its parsed form (in r->out). */
+static const pdk_meta_rec *expand(reader *r, const crec *c) {
+    pdk_meta_rec *m = r->out;
+    size_t        n = (size_t)c->n_dims, dims = (c->flags & CR_INDEX ? 2 : 3) * n;
+    memset(m, 0, sizeof *m);
+    m->key = c->key;
+    m->n_dims = c->n_dims;
+    m->dtype = c->dtype ? (pdckpt_dtype)(c->dtype - 1) : PDCKPT_DTYPE_INVALID;
+    m->is_index = c->flags & CR_INDEX;
+    m->has_global = c->flags & CR_GLOBAL;
+    m->flat = c->flags & CR_FLAT;
+    m->replica = c->flags & CR_EXTRA ? 1 : 0;
+    m->flat_begin = m->flat ? c->dims[dims] : -1;
+    m->flat_end = m->flat ? c->dims[dims + 1] : -1;
+    memcpy(m->dims, c->dims, dims * sizeof(int64_t));
+    return m;
+}
+
+static bool meta_class(const pdckpt_value *obj, const char *name) {
+    return strcmp(pdckpt_object_name(obj), name) == 0 &&
+           (strcmp(pdckpt_object_module(obj), PDK_META_MODULE) == 0 ||
+            strcmp(pdckpt_object_module(obj), PDK_META_MODULE_OLD) == 0);
+}
+
+static pdckpt_status on_build(void *ctx, const pdckpt_value *obj, const pdckpt_value *state,
+                              pdckpt_value **out, pdckpt_error *err) {
+    reader *r = ctx;
+    bool    index = meta_class(obj, "LocalTensorIndex");
+    if (!index && !meta_class(obj, "LocalTensorMetadata")) return PDCKPT_OK;
+    if (pdckpt_value_kind(state) != PDCKPT_KIND_DICT)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: expected the fields of %s as a dict", pdckpt_object_name(obj));
+    if (index)
+        PDK_TRY(pdk_meta_rec_index(state, false, r->source, r->scratch, err));
+    else
+        PDK_TRY(pdk_meta_rec_piece(state, r->source, r->scratch, err));
+    r->v26 |= !index && r->scratch->dtype == PDCKPT_DTYPE_INVALID;
+    return keep(r, out);
+}
+
+/* The number of the record `v` stands for when it is one of ours of that kind, else -1. */
+static int64_t rec_number(const reader *r, const pdckpt_value *v, bool index) {
+    int64_t i = -1;
+    if (pdckpt_value_kind(v) != PDCKPT_KIND_INT || !pdckpt_value_get_int(v, &i) || i < 0 ||
+        (uint64_t)i >= r->n || r->reps[i] != v || !(r->recs[i]->flags & CR_INDEX) != !index)
+        return -1;
+    return i;
+}
+
+/* ---- storage_metadata's pairs, as SETITEMS makes them ---- */
+
+/* {LocalTensorIndex: file} pairs are kept as the index's file, never put into the dict. */
+static pdckpt_status on_pair(void *ctx, const pdckpt_value *dict, const pdckpt_value *key,
+                             const pdckpt_value *value, bool *taken, pdckpt_error *err) {
+    reader *r = ctx;
+    int64_t i = rec_number(r, key, true);
+    if (i < 0) return PDCKPT_OK;
+    if (r->storage && r->storage != dict)
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: expected LocalTensorIndex keys in storage_metadata only");
+    size_t      n = 0;
+    const char *s = pdckpt_value_get_string(value, &n);
+    if (!s || memchr(s, '\0', n))
+        return pdk_fail(err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: expected storage_metadata items (LocalTensorIndex, file name)");
+    if (!r->storage) r->storage = pdckpt_value_retain((pdckpt_value *)dict);
+    r->n_stored += r->recs[i]->file == 0; /* a key set again keeps its place, takes the new file */
+    *taken = true;
+    return intern(r, &r->files, s, n, &r->recs[i]->file);
+}
+
+/* ---- what is left of the tree, into the index ---- */
+
+static pdckpt_status not_paddle(reader *r, const char *what) {
+    return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1, "metadata: expected %s", what);
+}
+
+typedef struct key_list {
+    reader             *r;
+    const pdckpt_value *list;
+} key_list;
+
+static const pdk_meta_rec *list_piece(void *ctx, size_t i, pdckpt_error *err) {
+    key_list *k = ctx;
+    int64_t   n = rec_number(k->r, pdckpt_value_at(k->list, i), false);
+    if (n < 0)
+        pdk_fail(err, PDCKPT_ERR_FORMAT, k->r->source, -1,
+                 "metadata: expected LocalTensorMetadata objects");
+    return n < 0 ? NULL : expand(k->r, k->r->recs[n]);
+}
+
+/* storage_metadata: the pairs taken from it, in the order their LocalTensorIndex was built (the
+ * index does not depend on the order); nothing else may be left in it. */
+static pdckpt_status walk_storage(reader *r, pdk_meta_builder *b, const pdckpt_value *storage) {
+    if (pdckpt_value_kind(storage) != PDCKPT_KIND_DICT)
+        return not_paddle(r, "storage_metadata as a dict");
+    if (pdckpt_value_len(storage) || (r->storage && r->storage != storage))
+        return not_paddle(r, "LocalTensorIndex keys in storage_metadata");
+    PDK_TRY(pdk_meta_build_storage(b, r->n_stored));
+    for (size_t i = 0; i < r->n; i++)
+        if (r->recs[i]->file)
+            PDK_TRY(pdk_meta_build_entry(b, expand(r, r->recs[i]),
+                                         r->files.names[r->recs[i]->file - 1]));
+    return PDCKPT_OK;
+}
+
+static pdckpt_status index_from(reader *r, const pdckpt_value *root, pdk_meta_index *ix) {
+    const pdckpt_value *state = pdckpt_object_state(root);
+    if (pdckpt_value_kind(root) != PDCKPT_KIND_OBJECT || !meta_class(root, "Metadata") ||
+        pdckpt_value_kind(state) != PDCKPT_KIND_DICT)
+        return not_paddle(r, "a pickled " PDK_META_MODULE ".Metadata");
+    const pdckpt_value *sdm = pdckpt_dict_get(state, "state_dict_metadata");
+    if (pdckpt_value_kind(sdm) != PDCKPT_KIND_DICT)
+        return not_paddle(r, "state_dict_metadata as a dict");
+    pdk_meta_builder *b = NULL;
+    pdckpt_status     st = pdk_meta_build_begin(r->source, pdckpt_value_len(sdm), ix, &b, r->err);
+    for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
+        key_list k = {r, pdckpt_value_at(sdm, i)};
+        if (pdckpt_value_kind(k.list) != PDCKPT_KIND_LIST)
+            st = not_paddle(r, "a list of LocalTensorMetadata per key");
+        else
+            st = pdk_meta_build_key(b, pdckpt_dict_key_at(sdm, i), pdckpt_value_len(k.list),
+                                    list_piece, &k);
+    }
+    if (st == PDCKPT_OK) st = walk_storage(r, b, pdckpt_dict_get(state, "storage_metadata"));
+    return pdk_meta_build_end(b, st);
+}
+
+/* ---- the decode ---- */
+
+static void reader_free(reader *r) {
+    for (size_t i = 0; i < r->n; i++) pdckpt_value_free(r->reps[i]);
+    pdckpt_value_free((pdckpt_value *)r->storage);
+    pdk_free(r->a, r->recs, r->cap * sizeof *r->recs);
+    pdk_free(r->a, r->reps, r->cap * sizeof *r->reps);
+    tab_free(r, &r->keys);
+    tab_free(r, &r->files);
+    pdk_free(r->a, r->scratch, PDK_META_REC_MAX);
+    pdk_free(r->a, r->out, PDK_META_REC_MAX);
+    pdk_arena_release(&r->arena);
+}
+
+/* The run over the bytes: records, and what is left of the tree in *root. */
+static pdckpt_status run(reader *r, const uint8_t *data, size_t len, pdckpt_value **root) {
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT;
+    lo.format = PDCKPT_FORMAT_PICKLE;
+    lo.zero_copy = false;
+    lo.allocator = r->a;
+    /* the reader's own tally of everything it allocates over the run, freed or not */
+    lo.max_alloc_bytes = (uint64_t)len * PDK_META_ALLOC_FACTOR + PDK_META_ALLOC_BASE;
+    pdk_input in;
+    pdk_input_from_memory(data, len, false, &in);
+    in.name = r->source;
+    pdk_pickle_consumer c = {on_build, on_pair, r};
+    r->scratch = pdk_alloc(r->a, PDK_META_REC_MAX);
+    r->out = pdk_alloc(r->a, PDK_META_REC_MAX);
+    if (!r->scratch || !r->out) return pdk_fail_nomem(r->err, "metadata records");
+    return pdk_pickle_load_consumed(&in, &lo, &c, root, r->err);
+}
+
+/* What the index holds, as the budget counts it. */
+static uint64_t index_cost(const pdk_meta_index *ix) {
+    uint64_t n = cost(ix->n_keys * sizeof *ix->keys) + cost(ix->n_slots * sizeof *ix->slots);
+    for (size_t k = 0; k < ix->n_keys; k++) {
+        const pdk_key_meta *km = &ix->keys[k];
+        n += cost(strlen(km->key) + 1) + cost(km->n_pieces * sizeof *km->pieces) +
+             2 * cost(((size_t)km->n_dims + 1) * sizeof(int64_t)) +
+             km->n_pieces * cost(2 * ((size_t)km->n_dims + 1) * sizeof(int64_t));
+    }
+    for (size_t f = 0; f < ix->n_files; f++) n += cost(strlen(ix->files[f]) + 1);
+    return n + cost(ix->n_files * sizeof *ix->files);
+}
+
+/* The allocation the budget refused surfaced as "out of memory" where it happened (or as nothing,
+ * when the index did not fit): it is the budget's error, at the same offset. */
+static pdckpt_status over_budget(const counted *c, const char *source, pdckpt_error *err) {
+    int64_t at = err->status != PDCKPT_OK ? err->offset : -1;
+    pdk_error_reset(err);
+    return pdk_fail(err, PDCKPT_ERR_LIMIT, source, at,
+                    "metadata: decoding needs more than %llu bytes of memory (max_alloc_bytes)",
+                    (unsigned long long)c->limit);
+}
+
+pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_t max_alloc_bytes,
+                                    pdk_meta_index *ix, uint64_t *peak, pdckpt_error *err) {
+    size_t  len = bytes->len;
+    counted c = {{counted_alloc, counted_free, NULL}, cost(len), cost(len), max_alloc_bytes, false};
+    c.a.ctx = &c;
+    if (!c.limit) c.limit = (uint64_t)len * PDK_META_LIVE_FACTOR + PDK_META_ALLOC_BASE;
+    reader r = {.source = source, .err = err, .a = &c.a};
+    pdk_arena_init_on(&r.arena, &c.a);
+    pdckpt_value *root = NULL;
+    memset(ix, 0, sizeof *ix);
+    pdckpt_status st = c.live > c.limit ? (c.over = true, PDCKPT_ERR_LIMIT) : PDCKPT_OK;
+    if (st == PDCKPT_OK) st = run(&r, bytes->data, len, &root);
+    if (!r.v26) { /* nothing decoded borrows the file */
+        pdk_blob_free(bytes);
+        c.live -= cost(len);
+    }
+    if (st == PDCKPT_OK && !r.v26) st = index_from(&r, root, ix);
+    uint64_t held = st == PDCKPT_OK && !r.v26 ? c.live + index_cost(ix) : 0;
+    if (held > c.peak) c.peak = held;
+    pdckpt_value_free(root);
+    reader_free(&r);
+    if (held > c.limit) {
+        pdk_meta_index_free(ix);
+        c.over = true, st = PDCKPT_ERR_LIMIT;
+    }
+    if (st != PDCKPT_OK && c.over) st = over_budget(&c, source, err);
+    if (peak) *peak = c.peak;
+    if (st != PDCKPT_OK || !r.v26) return st;
+    pdckpt_value *meta = NULL; /* Paddle 2.6: dtypes from the data files, through the tree */
+    st = pdk_meta_decode(bytes->data, bytes->len, source, &meta, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, source, ix, err);
+    pdckpt_value_free(meta);
+    return st;
+}
