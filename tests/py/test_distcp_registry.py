@@ -69,6 +69,37 @@ def test_a_sharded_dir_paddle_wrote(tmp_path, paddle_np):
     _reads_through_the_registry(np, ck, state, tmp_path)
 
 
+def test_metadata_with_fields_a_newer_paddle_adds(tmp_path, paddle_np):
+    """Paddle's develop branch adds fields to Metadata (model_type, checkpoint_version,
+    paddle_commit_id ...) that 3.3.1 lacks; dataclasses pickle every field in their state, so a
+    newer Paddle's metadata carries them.  Fields pdckpt does not know are ignored, on Metadata,
+    LocalTensorMetadata and LocalTensorIndex alike (the decoder and the index both read fields by
+    name), and the checkpoint reads as before."""
+    paddle, np = paddle_np
+    import pickle
+
+    import paddle.distributed as dist
+    state = _state(np, 5)
+    ck = tmp_path / "ck"
+    dist.save_state_dict({k: paddle.to_tensor(v) for k, v in state.items()}, str(ck))
+    with open(ck / "0.metadata", "rb") as f:
+        meta = pickle.load(f)
+    for pieces in meta.state_dict_metadata.values():
+        for m in pieces:
+            object.__setattr__(m, "chunk_id", 7)
+    storage = {}
+    for index, file in meta.storage_metadata.items():
+        object.__setattr__(index, "future_field", (1, "x"))  # frozen: a dict key
+        storage[index] = file
+    meta.storage_metadata = storage
+    meta.model_type, meta.checkpoint_version = "ernie", "1.0"
+    meta.erniebot_commit_id, meta.paddle_commit_id = None, "0123abcd"
+    blob = pickle.dumps(meta, protocol=4)
+    assert b"future_field" in blob and b"chunk_id" in blob and b"paddle_commit_id" in blob
+    (ck / "0.metadata").write_bytes(blob)
+    _reads_through_the_registry(np, ck, state, tmp_path)
+
+
 def test_a_sharded_dir_without_metadata_is_named_as_incomplete(tmp_path, paddle_np):
     paddle, np = paddle_np
     import paddle.distributed as dist
