@@ -6,6 +6,8 @@
  * time and its peak resident memory above what it held before (VmHWM - VmRSS):
  *   index  the load's decode, straight into the piece index (pdk_meta_decode_index), with the
  *          peak its counting allocator saw;
+ *   keys   pdckpt_sharded_read_keys (what `pdckpt dist merge` reads): the same decode, then the
+ *          keys' dtypes and global shapes as values;
  *   tree   the whole value tree (pdckpt_sharded_read_metadata: `pdckpt ls`), the old decode.
  * Usage: pdckpt_bench_dist_meta DIR [PIECES...]   (default 8000 64000 256000)
  */
@@ -63,7 +65,8 @@ static size_t write_metadata(const char *dir, size_t n) {
 }
 
 /* One decode in this (child) process; prints its line. */
-static int decode(const char *dir, bool index, size_t len) {
+static int decode(const char *dir, const char *way, size_t len) {
+    bool          index = strcmp(way, "index") == 0, keys = strcmp(way, "keys") == 0;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     char          path[4200];
     pdk_blob      bytes = {0};
@@ -79,14 +82,14 @@ static int decode(const char *dir, bool index, size_t len) {
         if (st == PDCKPT_OK) pdk_meta_index_free(&ix);
     } else {
         pdckpt_value *meta = NULL;
-        st = pdckpt_sharded_read_metadata(dir, 0, &meta, NULL, &err);
+        st = keys ? pdckpt_sharded_read_keys(dir, 0, &meta, NULL, &err)
+                  : pdckpt_sharded_read_metadata(dir, 0, &meta, NULL, &err);
         pdckpt_value_free(meta);
     }
     double s = now() - t0;
     if (st != PDCKPT_OK) return fprintf(stderr, "%s\n", err.message), 1;
     double peak = (double)(status_kb("VmHWM:") - before) * 1024;
-    printf("%-5s %9.3f s  peak %7.1f MB = %4.1fx", index ? "index" : "tree", s, peak / 1e6,
-           peak / (double)len);
+    printf("%-5s %9.3f s  peak %7.1f MB = %4.1fx", way, s, peak / 1e6, peak / (double)len);
     if (index) printf("  (counted %.1fx)", (double)counted / (double)len);
     printf("\n");
     return 0;
@@ -94,7 +97,7 @@ static int decode(const char *dir, bool index, size_t len) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--decode") == 0) /* a fresh process per decode */
-        return decode(argv[3], strcmp(argv[2], "index") == 0, strtoull(argv[4], NULL, 10));
+        return decode(argv[3], argv[2], strtoull(argv[4], NULL, 10));
     if (argc < 2) return fprintf(stderr, "usage: %s DIR [PIECES...]\n", argv[0]), 2;
     static const char *dflt[] = {"8000", "64000", "256000"};
     int                n = argc > 2 ? argc - 2 : 3;
@@ -103,10 +106,11 @@ int main(int argc, char **argv) {
         size_t len = write_metadata(argv[1], pieces);
         printf("== %zu pieces, metadata %.1f MB\n", pieces, (double)len / 1e6);
         fflush(stdout);
-        for (int way = 0; way < 2; way++) {
+        static const char *ways[] = {"index", "keys", "tree"};
+        for (int way = 0; way < 3; way++) {
             char size[32];
             snprintf(size, sizeof size, "%zu", len);
-            char *args[] = {argv[0], "--decode", way ? "tree" : "index", argv[1], size, NULL};
+            char *args[] = {argv[0], "--decode", (char *)ways[way], argv[1], size, NULL};
             pid_t pid = fork();
             if (pid == 0) {
                 execv("/proc/self/exe", args);

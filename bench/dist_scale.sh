@@ -9,7 +9,8 @@
 #   3. resharded loads (shifted row bands, column bands, a block grid) vs the same-topology load
 #      of 8 row-split 2048 x 2048 float32 tensors, copy path and zero-copy (bench/dist_reshard.c);
 #   4. the metadata's decode at 8,000, 64,000 and 256,000 pieces: time and peak memory of the
-#      load's (straight into the index) and of the whole tree's (bench/dist_meta.c).
+#      load's (straight into the index), of the keys `dist merge` reads (the same decode) and of
+#      the whole tree `ls` reads (bench/dist_meta.c).
 # The 100 kills of a re-saved id are scripts/crash_campaign.sh's last stage.
 # Usage: bench/dist_scale.sh [RANKS] [PIECES...]   (build first: scripts/build.sh)
 set -euo pipefail

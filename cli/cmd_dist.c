@@ -278,15 +278,15 @@ static int parse_merge(int argc, char **argv, merge_args *a) {
     return rc;
 }
 
-/* Keys in metadata order, cut into one run per rank of about equal bytes. */
-static int my_requests(const pdckpt_value *meta, pdckpt_mpi_request **reqs, size_t *n) {
-    const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
-    size_t              keys = pdckpt_value_len(sdm);
-    uint64_t           *bytes = calloc(keys + 1, sizeof *bytes), total = 0, seen = 0;
+/* Keys in metadata order ({key: {"dtype", "global_shape"}}, pdckpt_sharded_read_keys), cut into
+ * one run per rank of about equal bytes. */
+static int my_requests(const pdckpt_value *listed, pdckpt_mpi_request **reqs, size_t *n) {
+    size_t    keys = pdckpt_value_len(listed);
+    uint64_t *bytes = calloc(keys + 1, sizeof *bytes), total = 0, seen = 0;
     *reqs = calloc(keys + 1, sizeof **reqs);
     if (!bytes || !*reqs) return free(bytes), CLI_BAD_INPUT;
     for (size_t k = 0; k < keys; k++) {
-        const pdckpt_value *m = pdckpt_value_at(pdckpt_value_at(sdm, k), 0);
+        const pdckpt_value *m = pdckpt_value_at(listed, k);
         const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
         pdckpt_dtype        dt =
             pdckpt_dtype_from_name(pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL));
@@ -303,9 +303,9 @@ static int my_requests(const pdckpt_value *meta, pdckpt_mpi_request **reqs, size
         uint64_t mid = seen + (bytes[k] + 1) / 2; /* the rank whose share holds the key's middle */
         seen += bytes[k] + 1;
         if ((int)(mid * (uint64_t)cli_size / (total ? total : 1)) != cli_rank) continue;
-        const pdckpt_value *m = pdckpt_value_at(pdckpt_value_at(sdm, k), 0);
+        const pdckpt_value *m = pdckpt_value_at(listed, k);
         (*reqs)[(*n)++] = (pdckpt_mpi_request){
-            pdckpt_value_get_string(pdckpt_dict_key_at(sdm, k), NULL),
+            pdckpt_value_get_string(pdckpt_dict_key_at(listed, k), NULL),
             (int32_t)pdckpt_value_len(pdckpt_dict_get(m, "global_shape")), NULL, NULL};
     }
     free(bytes);
@@ -328,20 +328,20 @@ static int merge_write(const merge_args *a, const pdckpt_value *mine, pdckpt_err
 
 int cmd_dist_merge(int argc, char **argv) {
     merge_args          a = {.o = PDCKPT_MPI_OPTIONS_INIT};
-    pdckpt_value       *meta = NULL, *mine = NULL;
+    pdckpt_value       *keys = NULL, *mine = NULL;
     pdckpt_mpi_request *reqs = NULL;
     size_t              n = 0;
     pdckpt_error        err = PDCKPT_ERROR_INIT;
     int                 rc = parse_merge(argc, argv, &a);
     if (rc == CLI_HELP_SHOWN) return CLI_OK; /* printed without MPI */
     int64_t id = a.o.unique_id;
-    if (rc == CLI_OK && cli_rank == 0 && pdckpt_sharded_read_metadata(a.dir, id, &meta, &id, &err))
+    if (rc == CLI_OK && cli_rank == 0 && pdckpt_sharded_read_keys(a.dir, id, &keys, &id, &err))
         rc = cli_report(&err);
     rc = cli_mpi_agree(rc);
     MPI_Bcast(&id, 1, MPI_INT64_T, 0, MPI_COMM_WORLD); /* every rank reads the same checkpoint */
-    if (rc == CLI_OK && cli_rank != 0 && pdckpt_sharded_read_metadata(a.dir, id, &meta, NULL, &err))
+    if (rc == CLI_OK && cli_rank != 0 && pdckpt_sharded_read_keys(a.dir, id, &keys, NULL, &err))
         rc = cli_report(&err);
-    if (rc == CLI_OK) rc = my_requests(meta, &reqs, &n);
+    if (rc == CLI_OK) rc = my_requests(keys, &reqs, &n);
     rc = cli_mpi_agree(rc);
     a.o.unique_id = id;
     if (rc == CLI_OK && pdckpt_mpi_load_sharded(MPI_COMM_WORLD, a.dir, reqs, n, &a.o, &mine, &err))
@@ -349,10 +349,9 @@ int cmd_dist_merge(int argc, char **argv) {
     if (rc == CLI_OK) rc = merge_write(&a, mine, &err);
     if (rc == CLI_OK && cli_rank == 0)
         printf("%s (sharded, id %lld, %zu tensors) -> %s (%s)\n", cli_safe(a.dir), (long long)id,
-               pdckpt_value_len(pdckpt_dict_get(meta, "state_dict_metadata")), cli_safe(a.out),
-               pdckpt_format_name(a.o.save.format));
+               pdckpt_value_len(keys), cli_safe(a.out), pdckpt_format_name(a.o.save.format));
     pdckpt_value_free(mine);
-    pdckpt_value_free(meta);
+    pdckpt_value_free(keys);
     free(reqs);
     return rc;
 }
