@@ -290,7 +290,7 @@ PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out) {
         obj = numpy_root(value, out);
     else if (pyn_paddle_batch(value, out) == 0)
         obj = table ? pyn_paddle_table_root(value, out) : convert(value, out);
-    if (out->paddle) Py_CLEAR(out->paddle->batched); /* what the pass did not take */
+    if (out->paddle) pyn_paddle_batch_clear(out->paddle); /* what the pass did not take */
     Py_CLEAR(out->payloads);
     out->memo = NULL;
     Py_DECREF(memo);

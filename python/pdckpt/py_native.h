@@ -63,16 +63,17 @@ typedef enum pyn_paddle_mode {
 } pyn_paddle_mode;
 
 typedef struct pyn_paddle {
-    PyObject       *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
-    PyObject       *tensor_type; /* paddle.Tensor */
-    PyObject       *place;       /* paddle.CPUPlace() */
-    PyObject       *fallback;    /* callable(array, name, dtype name): the copying path */
-    PyObject       *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
-    PyObject       *views;       /* Py_True: small tensors over the read buffer (batch) */
-    PyObject       *no_bool;     /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
-    PyObject       *batched;     /* dict value address -> paddle.Tensor made ahead, or NULL */
-    pyn_paddle_mode mode;
-    bool            arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
+    PyObject        *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
+    PyObject        *tensor_type; /* paddle.Tensor */
+    PyObject        *place;       /* paddle.CPUPlace() */
+    PyObject        *fallback;    /* callable(array, name, dtype name): the copying path */
+    PyObject        *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
+    PyObject        *views;       /* Py_True: small tensors over the read buffer (batch) */
+    PyObject        *no_bool;     /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
+    struct pyn_made *made;        /* paddle.Tensors made ahead (py_paddle_batch.c), or NULL */
+    size_t           n_made;      /* how many; sorted by value address once the batch is done */
+    pyn_paddle_mode  mode;
+    bool             arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
 } pyn_paddle;
 
 typedef struct pyn_out {
@@ -115,6 +116,8 @@ int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out);
 /* The tensor made ahead for `v` (a new reference, given out once), or NULL (check
  * PyErr_Occurred). */
 PyObject *pyn_paddle_take(const pdckpt_value *v, pyn_out *out);
+/* Drops what the pass did not take. */
+void pyn_paddle_batch_clear(pyn_paddle *p);
 /* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */
 PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out);
 /* A paddle.Tensor leaf as a tensor borrowing its memory; *handled false: ask the hook.  `dtypes`

@@ -129,6 +129,13 @@ static int payload_seen(const pdckpt_tensor_view *tv, pyn_out *out) {
     return seen;
 }
 
+/* t.name = nm (the attribute's name interned once: one per tensor of a W2 load otherwise). */
+static int set_name(PyObject *t, PyObject *nm) {
+    static PyObject *attr;
+    if (!attr && !(attr = PyUnicode_InternFromString("name"))) return -1;
+    return PyObject_SetAttr(t, attr, nm);
+}
+
 PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out) {
     if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
     pdckpt_tensor_view tv; /* C order: what a paddle.Tensor is made of */
@@ -139,7 +146,7 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
     PyObject *nm = name_or_own(name, &tv);
     bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;
-    if (t && named && PyObject_SetAttrString(t, "name", nm) < 0) Py_CLEAR(t);
+    if (t && named && set_name(t, nm) < 0) Py_CLEAR(t);
     Py_XDECREF(nm);
     return t;
 }

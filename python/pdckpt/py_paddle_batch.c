@@ -40,6 +40,17 @@ typedef struct cand {
     size_t              order; /* position in the root dict: groups keep the file's order */
 } cand;
 
+/* The tensors made ahead, by value address (for pyn_paddle_take's search). */
+typedef struct pyn_made {
+    const pdckpt_value *v;
+    PyObject           *t; /* NULL once taken */
+} pyn_made;
+
+static int cmp_made(const void *pa, const void *pb) {
+    const pyn_made *a = pa, *b = pb;
+    return (uintptr_t)a->v < (uintptr_t)b->v ? -1 : (uintptr_t)a->v > (uintptr_t)b->v;
+}
+
 static int cmp_dims(const cand *a, const cand *b) {
     if (a->tv.dtype != b->tv.dtype) return a->tv.dtype < b->tv.dtype ? -1 : 1;
     if (a->tv.n_dims != b->tv.n_dims) return a->tv.n_dims < b->tv.n_dims ? -1 : 1;
@@ -118,7 +129,11 @@ static pdckpt_value *gathered(const cand *g, size_t n) {
  * span's allocation at the payload's offset); ._set_dims(shape). */
 typedef struct rehome {
     PyTypeObject *type;
-    PyObject     *empty, *share, *get, *slice, *share_data, *set_dims, *dims;
+    PyObject     *empty, *dims; /* dims: NULL when the slice's own (1-D) dims are the shape */
+    /* the methods, unbound (looked up once: a pybind11 method would be bound anew each call) */
+    PyObject *share, *get, *slice, *share_data, *set_dims;
+    PyObject *lo, *hi; /* the last slice's bounds: a tensor's end is the next one's start */
+    long long hi_at;
 } rehome;
 
 static void rehome_clear(rehome *r) {
@@ -129,6 +144,25 @@ static void rehome_clear(rehome *r) {
     Py_XDECREF(r->share_data);
     Py_XDECREF(r->set_dims);
     Py_XDECREF(r->dims);
+    Py_XDECREF(r->lo);
+    Py_XDECREF(r->hi);
+}
+
+/* type.name as a plain callable taking self first (an instancemethod's function). */
+static PyObject *unbound(PyObject *type, const char *name) {
+    PyObject *m = PyObject_GetAttrString(type, name);
+    if (m && PyInstanceMethod_Check(m)) Py_SETREF(m, Py_NewRef(PyInstanceMethod_GET_FUNCTION(m)));
+    return m;
+}
+
+/* The DenseTensor methods, from the span's DenseTensor's type (every part's is the same: a
+ * part of another type is refused by pybind11, and the chunk goes one by one). */
+static int rehome_dense(rehome *r, PyObject *span_dense) {
+    PyObject *type = (PyObject *)Py_TYPE(span_dense);
+    r->slice = unbound(type, "_slice");
+    r->share_data = r->slice ? unbound(type, "_share_data_with") : NULL;
+    r->set_dims = r->share_data ? unbound(type, "_set_dims") : NULL;
+    return r->set_dims ? 0 : -1;
 }
 
 static int rehome_init(rehome *r, const cand *g, pyn_out *out) {
@@ -137,42 +171,51 @@ static int rehome_init(rehome *r, const cand *g, pyn_out *out) {
         return PyErr_SetString(PyExc_TypeError, "pdckpt: paddle.Tensor is not a type"), -1;
     r->type = (PyTypeObject *)out->paddle->tensor_type;
     r->empty = PyTuple_New(0);
-    r->share = PyUnicode_InternFromString("_share_buffer_to");
-    r->get = PyUnicode_InternFromString("get_tensor");
-    r->slice = PyUnicode_InternFromString("_slice");
-    r->share_data = PyUnicode_InternFromString("_share_data_with");
-    r->set_dims = PyUnicode_InternFromString("_set_dims");
+    r->share = r->empty ? unbound(out->paddle->tensor_type, "_share_buffer_to") : NULL;
+    r->get = r->share ? unbound(out->paddle->tensor_type, "get_tensor") : NULL;
+    if (!r->get) return -1;
+    if (g->tv.n_dims == 1) return 0; /* a slice of the 1-D span has the tensor's shape */
     r->dims = PyList_New(g->tv.n_dims);
     for (int32_t d = 0; r->dims && d < g->tv.n_dims; d++) {
         PyObject *n = PyLong_FromLongLong(g->tv.dims[d]);
         if (!n) return -1;
         PyList_SET_ITEM(r->dims, d, n);
     }
-    return r->empty && r->share && r->get && r->slice && r->share_data && r->set_dims && r->dims
-               ? 0
-               : -1;
+    return r->dims ? 0 : -1;
 }
 
-/* dense._method(a, b) */
-static PyObject *call2(PyObject *self, PyObject *method, PyObject *a, PyObject *b) {
+/* f(self, a) or f(self, a, b) */
+static PyObject *call(PyObject *f, PyObject *self, PyObject *a, PyObject *b) {
     PyObject *args[3] = {self, a, b};
-    return PyObject_VectorcallMethod(method, args, 3, NULL);
+    return PyObject_Vectorcall(f, args, b ? 3 : 2, NULL);
+}
+
+/* The slice's bounds as ints: the start is the last end when the payloads follow each other. */
+static int bounds(rehome *r, long long b, long long e) {
+    Py_CLEAR(r->lo);
+    if (r->hi && r->hi_at == b) {
+        r->lo = r->hi;
+        r->hi = NULL;
+    } else {
+        Py_CLEAR(r->hi);
+        if (!(r->lo = PyLong_FromLongLong(b))) return -1;
+    }
+    r->hi_at = e;
+    return (r->hi = PyLong_FromLongLong(e)) ? 0 : -1;
 }
 
 /* A new paddle.Tensor of elements [b, e) of `span` (whose DenseTensor is span_dense). */
 static PyObject *rehomed(PyObject *span, PyObject *span_dense, long long b, long long e,
-                         const rehome *r) {
+                         rehome *r) {
     PyObject *t = r->type->tp_new(r->type, r->empty, NULL);
-    PyObject *ok = t ? PyObject_CallMethodOneArg(span, r->share, t) : NULL;
-    PyObject *dense = ok ? PyObject_CallMethodNoArgs(t, r->get) : NULL;
+    PyObject *ok = t ? call(r->share, span, t, NULL) : NULL;
+    PyObject *dense = ok ? PyObject_CallOneArg(r->get, t) : NULL;
     Py_XDECREF(ok);
-    PyObject *lo = dense ? PyLong_FromLongLong(b) : NULL, *hi = lo ? PyLong_FromLongLong(e) : NULL;
-    PyObject *part = hi ? call2(span_dense, r->slice, lo, hi) : NULL;
-    Py_XDECREF(lo);
-    Py_XDECREF(hi);
-    ok = part ? PyObject_CallMethodOneArg(dense, r->share_data, part) : NULL;
+    PyObject *part =
+        dense && bounds(r, b, e) == 0 ? call(r->slice, span_dense, r->lo, r->hi) : NULL;
+    ok = part ? call(r->share_data, dense, part, NULL) : NULL;
     Py_XDECREF(part);
-    if (ok) Py_SETREF(ok, PyObject_CallMethodOneArg(dense, r->set_dims, r->dims));
+    if (ok && r->dims) Py_SETREF(ok, call(r->set_dims, dense, r->dims, NULL));
     Py_XDECREF(dense);
     if (!ok) Py_CLEAR(t);
     Py_XDECREF(ok);
@@ -230,8 +273,9 @@ static PyObject *views_of(const cand *g, size_t n, const char *lo, const char *h
                           pyn_out *out) {
     rehome    r;
     PyObject *span = rehome_init(&r, g, out) == 0 ? span_tensor(g, lo, hi, elem, out) : NULL;
-    PyObject *span_dense = span ? PyObject_CallMethodNoArgs(span, r.get) : NULL;
-    PyObject *list = span_dense ? PyList_New((Py_ssize_t)n) : NULL;
+    PyObject *span_dense = span ? PyObject_CallOneArg(r.get, span) : NULL;
+    PyObject *list =
+        span_dense && rehome_dense(&r, span_dense) == 0 ? PyList_New((Py_ssize_t)n) : NULL;
     for (size_t i = 0; list && i < n; i++) {
         long long b = (long long)((size_t)((const char *)g[i].tv.data - lo) / elem);
         PyObject *t = rehomed(span, span_dense, b, b + (long long)(g[i].tv.n_bytes / elem), &r);
@@ -268,33 +312,38 @@ static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
 
 /* A chunk Paddle would not split (another version's kernels) is left to the pass, one by one;
  * only running out of memory fails the load. */
-static int batch_chunk(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
+static int batch_chunk(const cand *g, size_t n, pyn_paddle *p, pyn_out *out) {
     PyObject *list = split_group(g, n, out);
     if (!list && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
         PyErr_Clear();
         return 0;
     }
-    int rc = list ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        PyObject *key = PyLong_FromVoidPtr((void *)g[i].v);
-        rc = key ? PyDict_SetItem(batched, key, PyList_GET_ITEM(list, (Py_ssize_t)i)) : -1;
-        Py_XDECREF(key);
-    }
-    Py_XDECREF(list);
-    return rc;
+    if (!list) return -1;
+    for (size_t i = 0; i < n; i++) /* p->made has room for every candidate */
+        p->made[p->n_made++] = (pyn_made){g[i].v, Py_NewRef(PyList_GET_ITEM(list, (Py_ssize_t)i))};
+    Py_DECREF(list);
+    return 0;
 }
 
 /* The group in chunks of about CHUNK_BYTES (a tail under BATCH_MIN_COUNT joins the last), so a
  * gathered group never costs more than a chunk beside the tensors made from it. */
-static int batch_group(const cand *g, size_t n, PyObject *batched, pyn_out *out) {
+static int batch_group(const cand *g, size_t n, pyn_paddle *p, pyn_out *out) {
     size_t per = CHUNK_BYTES / (g->tv.n_bytes ? (size_t)g->tv.n_bytes : 1);
     if (per < BATCH_MIN_COUNT) per = BATCH_MIN_COUNT;
     int rc = 0;
     for (size_t i = 0, m; rc == 0 && i < n; i += m) {
         m = n - i < per + BATCH_MIN_COUNT ? n - i : per;
-        rc = batch_chunk(g + i, m, batched, out);
+        rc = batch_chunk(g + i, m, p, out);
     }
     return rc;
+}
+
+/* qsort unless already in order (a state dict's tensors and their values usually are). */
+static void sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+    const char *b = base;
+    size_t      k = 1;
+    while (k < n && cmp(b + (k - 1) * size, b + k * size) < 0) k++;
+    if (k < n) qsort(base, n, size, cmp);
 }
 
 static size_t collect(const pdckpt_value *root, const pyn_out *out, cand *c) {
@@ -319,26 +368,31 @@ int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out) {
     cand *c = malloc(n * sizeof *c);
     if (!c) return PyErr_NoMemory(), -1;
     size_t m = collect(root, out, c);
-    qsort(c, m, sizeof *c, cmp_cand);
+    sort(c, m, sizeof *c, cmp_cand);
     int rc = 0;
     for (size_t i = 0, j; rc == 0 && i < m; i = j) {
         for (j = i + 1; j < m && cmp_dims(&c[i], &c[j]) == 0;) j++;
         if (j - i < BATCH_MIN_COUNT) continue;
-        if (!p->batched && !(p->batched = PyDict_New())) rc = -1;
-        if (rc == 0) rc = batch_group(c + i, j - i, p->batched, out);
+        if (!p->made && !(p->made = malloc(m * sizeof *p->made))) rc = (PyErr_NoMemory(), -1);
+        if (rc == 0) rc = batch_group(c + i, j - i, p, out);
     }
     free(c);
+    if (p->made) sort(p->made, p->n_made, sizeof *p->made, cmp_made);
     return rc;
 }
 
 PyObject *pyn_paddle_take(const pdckpt_value *v, pyn_out *out) {
-    PyObject *batched = out->paddle->batched;
-    if (!batched) return NULL;
-    PyObject *key = PyLong_FromVoidPtr((void *)v);
-    if (!key) return NULL;
-    PyObject *t = PyDict_GetItemWithError(batched, key);
-    Py_XINCREF(t);
-    if (t && PyDict_DelItem(batched, key) < 0) Py_CLEAR(t); /* one place each, as before */
-    Py_DECREF(key);
+    pyn_paddle *p = out->paddle;
+    pyn_made    key = {v, NULL};
+    pyn_made   *m = p->made ? bsearch(&key, p->made, p->n_made, sizeof key, cmp_made) : NULL;
+    PyObject   *t = m ? m->t : NULL;
+    if (m) m->t = NULL; /* one place each, as before */
     return t;
+}
+
+void pyn_paddle_batch_clear(pyn_paddle *p) {
+    for (size_t i = 0; i < p->n_made; i++) Py_XDECREF(p->made[i].t);
+    free(p->made);
+    p->made = NULL;
+    p->n_made = 0;
 }
