@@ -303,3 +303,44 @@ def test_paddle26_dtype_lookup_parses_each_data_file_once(tmp_path, paddle_np):
             "float32")
     # one extra parse per file at most: about 2x; the cache's reparsing was ~8x
     assert times["v26"] < 3.5 * times["new"], times
+
+
+@pytest.mark.parametrize("v26", [False, True])
+def test_flattened_runs_of_a_many_dim_box_are_held_to_the_budget(tmp_path, paddle_np, v26):
+    """A flattened piece of a 61-dim box is ~100 bytes of metadata (its tuples shared through the
+    memo) but up to 121 boxes of ~1 KiB in the index: 2,000 such runs (190 KB of metadata) made
+    the load allocate ~230 MB outside max_alloc_bytes before finding the runs overlap (20,000:
+    ~2.3 GB).  The boxes are counted first and held to what the budget leaves: a LimitError
+    naming the key, no large allocation (Paddle 2.6's metadata, read through the tree, too)."""
+    import subprocess
+    import sys
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    paddle.save({"w": paddle.to_tensor(np.zeros(4, "float32"))}, str(ck / "0_0.distcp"))
+    shape, off, dt = tuple([2] * 61), tuple([0] * 61), "float32"
+    sdm, storage = {"w": []}, {}
+    for i in range(2000):
+        run = (1 + i, 2**61 - 1 - i)
+        m = LocalTensorMetadata(off, shape, dt, shape, True, run)
+        if v26:
+            del m.__dict__["dtype"]
+        sdm["w"].append(m)
+        storage[LocalTensorIndex("w", off, True, run, None, shape)] = "0_0.distcp"
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    code = ("import sys, pdckpt\n"
+            "try:\n"
+            "    pdckpt.load(sys.argv[1])\n"
+            "except pdckpt.LimitError as e:\n"
+            "    assert \"flattened pieces of 'w'\" in str(e) and 'boxes' in str(e), str(e)\n"
+            "    assert '0.metadata' in str(e), str(e)\n"
+            "else:\n"
+            "    raise SystemExit('no LimitError')\n"
+            "print(next(int(l.split()[1]) for l in open('/proc/self/status')\n"
+            "           if l.startswith('VmHWM:')))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
+                         env=_child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert int(out.stdout.split()[-1]) < 150 << 10, out.stdout  # KiB: under 150 MiB (was ~300)

@@ -89,6 +89,7 @@ typedef struct reader {
     /* storage_metadata's pairs, taken as SETITEMS makes them */
     const pdckpt_value *storage;
     size_t              n_stored;
+    uint64_t            room; /* what the budget leaves the index's flattened boxes */
 } reader;
 
 /* An array of `n` items of `size` bytes grown to `cap` (counted). */
@@ -291,6 +292,7 @@ static pdckpt_status index_from(reader *r, const pdckpt_value *root, pdk_meta_in
         return not_paddle(r, "state_dict_metadata as a dict");
     pdk_meta_builder *b = NULL;
     pdckpt_status     st = pdk_meta_build_begin(r->source, pdckpt_value_len(sdm), ix, &b, r->err);
+    pdk_meta_build_limit(b, r->room);
     for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
         key_list k = {r, pdckpt_value_at(sdm, i)};
         if (pdckpt_value_kind(k.list) != PDCKPT_KIND_LIST)
@@ -374,6 +376,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
         pdk_blob_free(bytes);
         c.live -= cost(len);
     }
+    r.room = c.limit > c.live ? c.limit - c.live : 0;
     if (st == PDCKPT_OK && !r.v26) st = index_from(&r, root, ix);
     uint64_t held = st == PDCKPT_OK && !r.v26 ? c.live + index_cost(ix) : 0;
     if (held > c.peak) c.peak = held;
@@ -388,7 +391,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
     if (st != PDCKPT_OK || !r.v26) return st;
     pdckpt_value *meta = NULL; /* Paddle 2.6: dtypes from the data files, through the tree */
     st = pdk_meta_decode(bytes->data, bytes->len, source, &meta, err);
-    if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, source, ix, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_build_limited(meta, source, c.limit, ix, err);
     pdckpt_value_free(meta);
     return st;
 }
