@@ -178,7 +178,10 @@ def _numpy_text(kind: str, module: str, name: str, args: Any, state: Any, items:
             and type(args[1]) is bytes:
         if args[0].itemsize == 0:  # "" (numpy pickles some padding)
             return args[0].type()
-        return np.frombuffer(args[1], args[0])[0] if len(args[1]) == args[0].itemsize else None
+        if len(args[1]) != args[0].itemsize:
+            return None
+        _check_code_points(args[1], args[0])
+        return np.frombuffer(args[1], args[0])[0]
     if name != "_reconstruct" or type(state) is not tuple or len(state) != 5:
         return None
     _, shape, dt, fortran, raw = state
@@ -189,6 +192,15 @@ def _numpy_text(kind: str, module: str, name: str, args: Any, state: Any, items:
         return None
     order = "F" if fortran else "C"
     return np.frombuffer(raw, dt).reshape(shape, order=order).copy(order=order)
+
+
+def _check_code_points(raw: bytes, dt: np.dtype) -> None:
+    """A str_ scalar's UCS-4 units must be code points: numpy's scalar of one past U+10FFFF
+    raises SystemError (pickle.load's too), which no caller expects; a ValueError here becomes
+    the load's FormatError naming the file."""
+    units = np.frombuffer(raw, dt.byteorder + "u4") if dt.kind == "U" else ()
+    if len(units) and int(units.max()) > 0x10FFFF:
+        raise ValueError("a numpy str_ scalar holds a character code past U+10FFFF")
 
 
 def _text_dtype(dt: Any) -> bool:

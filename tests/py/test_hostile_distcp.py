@@ -4,6 +4,7 @@ entry): each case is a directory Paddle's own Metadata classes and paddle.save w
 values a hostile writer chooses; every load is a clear error naming the metadata file, never a
 crash (the stride case killed the process with SIGFPE before the fix)."""
 import os
+import pickle
 
 import pytest
 
@@ -303,3 +304,77 @@ def test_paddle26_dtype_lookup_parses_each_data_file_once(tmp_path, paddle_np):
             "float32")
     # one extra parse per file at most: about 2x; the cache's reparsing was ~8x
     assert times["v26"] < 3.5 * times["new"], times
+
+
+@pytest.mark.parametrize("v26", [False, True])
+def test_flattened_runs_of_a_many_dim_box_are_held_to_the_budget(tmp_path, paddle_np, v26):
+    """A flattened piece of a 61-dim box is ~100 bytes of metadata (its tuples shared through the
+    memo) but up to 121 boxes of ~1 KiB in the index: 2,000 such runs (190 KB of metadata) made
+    the load allocate ~230 MB outside max_alloc_bytes before finding the runs overlap (20,000:
+    ~2.3 GB).  The boxes are counted first and held to what the budget leaves: a LimitError
+    naming the key, no large allocation (Paddle 2.6's metadata, read through the tree, too)."""
+    import subprocess
+    import sys
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    paddle.save({"w": paddle.to_tensor(np.zeros(4, "float32"))}, str(ck / "0_0.distcp"))
+    shape, off, dt = tuple([2] * 61), tuple([0] * 61), "float32"
+    sdm, storage = {"w": []}, {}
+    for i in range(2000):
+        run = (1 + i, 2**61 - 1 - i)
+        m = LocalTensorMetadata(off, shape, dt, shape, True, run)
+        if v26:
+            del m.__dict__["dtype"]
+        sdm["w"].append(m)
+        storage[LocalTensorIndex("w", off, True, run, None, shape)] = "0_0.distcp"
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    code = ("import sys, pdckpt\n"
+            "try:\n"
+            "    pdckpt.load(sys.argv[1])\n"
+            "except pdckpt.LimitError as e:\n"
+            "    assert \"flattened pieces of 'w'\" in str(e) and 'boxes' in str(e), str(e)\n"
+            "    assert '0.metadata' in str(e), str(e)\n"
+            "else:\n"
+            "    raise SystemExit('no LimitError')\n"
+            "print(next(int(l.split()[1]) for l in open('/proc/self/status')\n"
+            "           if l.startswith('VmHWM:')))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
+                         env=_child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert int(out.stdout.split()[-1]) < 150 << 10, out.stdout  # KiB: under 150 MiB (was ~300)
+
+
+def test_equal_storage_keys_take_the_file_set_last(tmp_path, paddle_np, monkeypatch):
+    """Two equal LocalTensorIndex objects in storage_metadata (a hand-made file: Paddle's dict
+    makes them one key) are one key to paddle.load's dict, whose value is the file set last.
+    The metadata reader took the files in the order the objects were built (here the other way
+    round) and loaded the piece from the file set first; it now follows the order they were set,
+    as Paddle does."""
+    import paddle.distributed.flex_checkpoint.dcp.metadata as md
+    paddle, np = paddle_np
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    paddle.save({"w": paddle.to_tensor(np.zeros(4, "float32"))}, str(ck / "0_0.distcp"))
+    paddle.save({"w": paddle.to_tensor(np.full(4, 7, "float32"))}, str(ck / "1_0.distcp"))
+
+    class Key(md.LocalTensorIndex):  # pickles as Paddle's class, one dict key per object here
+        __hash__, __eq__ = object.__hash__, object.__eq__
+
+    Key.__module__, Key.__qualname__ = md.__name__, "LocalTensorIndex"
+    first, last = (Key("w", (0,), False, None, None, (4,)) for _ in range(2))
+    meta = md.Metadata({"w": [md.LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)]},
+                       {}, {})
+    meta.__dict__ = {"state_dict_metadata": meta.state_dict_metadata,
+                     "built_first": [last, first],  # BUILD order: the key set last first
+                     "storage_metadata": {first: "1_0.distcp", last: "0_0.distcp"},
+                     "flat_mapping": {}}
+    with monkeypatch.context() as m:
+        m.setattr(md, "LocalTensorIndex", Key)
+        data = pickle.dumps(meta, protocol=2)
+    (ck / "0.metadata").write_bytes(data)
+    storage = pickle.loads(data).storage_metadata
+    assert list(storage.values()) == ["0_0.distcp"]  # Paddle's reading: the file set last
+    assert pdckpt.load(str(ck))["w"].numpy().tolist() == [0, 0, 0, 0]

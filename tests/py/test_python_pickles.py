@@ -243,3 +243,32 @@ def test_keys_paddle_load_acts_on_must_be_what_it_expects(tmp_path):
     p = str(tmp_path / "good.pdparams")
     pdckpt.save({"w": w, "StructuredToParameterName@@": {"w": "linear_0.w_0"}}, p)
     assert paddle.load(p)["w"].name == "linear_0.w_0"
+
+
+class _Reduced:
+    """Pickles as `fn(*args)` without being it (a hand-made reduction)."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def test_str_scalar_past_the_last_code_point_is_a_format_error(tmp_path):
+    """A np.str_ scalar (numpy's scalar(dtype('<U1'), 4 bytes)) whose UCS-4 unit is past
+    U+10FFFF: rebuilding it raised SystemError out of pdckpt.load, as pickle.load / paddle.load
+    do; now a FormatError naming the file (any other np.str_ loads as paddle.load gives it)."""
+    from numpy.core import multiarray
+    bad = pickle.dumps({"s": _Reduced(multiarray.scalar, (np.dtype("U1"), b"\xff\xff\xff\xff"))},
+                       protocol=2)
+    good = pickle.dumps({"s": np.str_("\U0010ffff")}, protocol=2)
+    with pytest.raises(SystemError):
+        pickle.loads(bad)
+    (tmp_path / "bad.pkl").write_bytes(bad)
+    (tmp_path / "good.pkl").write_bytes(good)
+    with pytest.raises(pdckpt.FormatError) as e:
+        pdckpt.load(str(tmp_path / "bad.pkl"))
+    assert "bad.pkl" in str(e.value) and "U+10FFFF" in str(e.value), str(e.value)
+    got = pdckpt.load(str(tmp_path / "good.pkl"))["s"]
+    assert type(got) is np.str_ and got == pickle.loads(good)["s"]

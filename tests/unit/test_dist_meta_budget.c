@@ -41,8 +41,9 @@ static size_t write_checkpoint(void) {
     }
     snprintf(keys_of[KEYS], sizeof keys_of[KEYS], "probe");
     dims[n][0] = 4, dims[n][1] = 0, dims[n][2] = 4;
-    p[n++] = (pdk_meta_piece){keys_of[KEYS],   PDCKPT_DTYPE_FLOAT32, 1,           &dims[n - 1][0],
-                              &dims[n - 1][1], &dims[n - 1][2],      "9_0.distcp"};
+    p[n] = (pdk_meta_piece){keys_of[KEYS], PDCKPT_DTYPE_FLOAT32, 1,           &dims[n][0],
+                            &dims[n][1],   &dims[n][2],          "9_0.distcp"};
+    n++;
     pdckpt_error  err = PDCKPT_ERROR_INIT;
     pdckpt_value *tree = NULL, *state = NULL, *t = NULL;
     pdk_blob      blob = {0};

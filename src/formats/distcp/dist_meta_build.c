@@ -125,6 +125,7 @@ struct pdk_meta_builder {
     size_t          n_slots;
     size_t         *file_slots; /* file name -> index + 1, open addressing */
     size_t          n_file_slots;
+    uint64_t        max_flat_bytes; /* what the flattened pieces' boxes may take */
 };
 
 static pdckpt_status bad(pdk_meta_builder *r, const char *what) {
@@ -163,7 +164,7 @@ pdckpt_status pdk_meta_build_begin(const char *source, size_t n_keys, pdk_meta_i
                                    pdk_meta_builder **b, pdckpt_error *err) {
     memset(out, 0, sizeof *out);
     if (!(*b = calloc(1, sizeof **b))) return pdk_fail_nomem(err, "metadata index");
-    **b = (pdk_meta_builder){source, err, out, NULL, NULL, 0, NULL, 0};
+    **b = (pdk_meta_builder){source, err, out, NULL, NULL, 0, NULL, 0, UINT64_MAX};
     out->keys = calloc(n_keys + 1, sizeof *out->keys);
     return out->keys ? PDCKPT_OK : pdk_fail_nomem(err, "metadata index");
 }
@@ -297,7 +298,7 @@ static pdckpt_status check_files(pdk_meta_builder *r) {
 pdckpt_status pdk_meta_build_end(pdk_meta_builder *r, pdckpt_status st) {
     if (!r) return st;
     if (st == PDCKPT_OK) st = check_files(r);
-    if (st == PDCKPT_OK) st = pdk_meta_unflatten(r->ix, r->source, r->err);
+    if (st == PDCKPT_OK) st = pdk_meta_unflatten(r->ix, r->max_flat_bytes, r->source, r->err);
     if (st == PDCKPT_OK) st = pdk_meta_index_sort(r->ix, r->source, r->err);
     free(r->table);
     free(r->table_keys);
@@ -305,6 +306,10 @@ pdckpt_status pdk_meta_build_end(pdk_meta_builder *r, pdckpt_status st) {
     if (st != PDCKPT_OK) pdk_meta_index_free(r->ix);
     free(r);
     return st;
+}
+
+void pdk_meta_build_limit(pdk_meta_builder *b, uint64_t max_bytes) {
+    if (b) b->max_flat_bytes = max_bytes;
 }
 
 void pdk_meta_index_free(pdk_meta_index *ix) {

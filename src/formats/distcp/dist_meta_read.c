@@ -89,6 +89,9 @@ typedef struct reader {
     /* storage_metadata's pairs, taken as SETITEMS makes them */
     const pdckpt_value *storage;
     size_t              n_stored;
+    uint32_t           *order; /* the records in the order SETITEMS set them (a pair each) */
+    size_t              n_order, order_cap;
+    uint64_t            room; /* what the budget leaves the index's flattened boxes */
 } reader;
 
 /* An array of `n` items of `size` bytes grown to `cap` (counted). */
@@ -226,6 +229,19 @@ static int64_t rec_number(const reader *r, const pdckpt_value *v, bool index) {
 
 /* ---- storage_metadata's pairs, as SETITEMS makes them ---- */
 
+/* Where a pair was set: equal LocalTensorIndex objects are one dict key to Python (the last
+ * one's file wins), so the index takes the records' files in the order they were set. */
+static pdckpt_status note_pair(reader *r, uint32_t rec) {
+    if (r->n_order == r->order_cap) {
+        size_t    cap = r->order_cap ? r->order_cap * 2 : 1024;
+        uint32_t *grown = regrow(r, r->order, r->n_order, r->order_cap, cap, sizeof *r->order);
+        if (!grown) return pdk_fail_nomem(r->err, "metadata records");
+        r->order = grown, r->order_cap = cap;
+    }
+    r->order[r->n_order++] = rec;
+    return PDCKPT_OK;
+}
+
 /* {LocalTensorIndex: file} pairs are kept as the index's file, never put into the dict. */
 static pdckpt_status on_pair(void *ctx, const pdckpt_value *dict, const pdckpt_value *key,
                              const pdckpt_value *value, bool *taken, pdckpt_error *err) {
@@ -243,6 +259,7 @@ static pdckpt_status on_pair(void *ctx, const pdckpt_value *dict, const pdckpt_v
     if (!r->storage) r->storage = pdckpt_value_retain((pdckpt_value *)dict);
     r->n_stored += r->recs[i]->file == 0; /* a key set again keeps its place, takes the new file */
     *taken = true;
+    PDK_TRY(note_pair(r, (uint32_t)i));
     return intern(r, &r->files, s, n, &r->recs[i]->file);
 }
 
@@ -266,18 +283,19 @@ static const pdk_meta_rec *list_piece(void *ctx, size_t i, pdckpt_error *err) {
     return n < 0 ? NULL : expand(k->r, k->r->recs[n]);
 }
 
-/* storage_metadata: the pairs taken from it, in the order their LocalTensorIndex was built (the
- * index does not depend on the order); nothing else may be left in it. */
+/* storage_metadata: the pairs taken from it, in the order they were set (a piece two equal
+ * LocalTensorIndex objects name reads the file set last, as in Python's dict); nothing else may
+ * be left in it. */
 static pdckpt_status walk_storage(reader *r, pdk_meta_builder *b, const pdckpt_value *storage) {
     if (pdckpt_value_kind(storage) != PDCKPT_KIND_DICT)
         return not_paddle(r, "storage_metadata as a dict");
     if (pdckpt_value_len(storage) || (r->storage && r->storage != storage))
         return not_paddle(r, "LocalTensorIndex keys in storage_metadata");
     PDK_TRY(pdk_meta_build_storage(b, r->n_stored));
-    for (size_t i = 0; i < r->n; i++)
-        if (r->recs[i]->file)
-            PDK_TRY(pdk_meta_build_entry(b, expand(r, r->recs[i]),
-                                         r->files.names[r->recs[i]->file - 1]));
+    for (size_t i = 0; i < r->n_order; i++) {
+        const crec *rec = r->recs[r->order[i]];
+        PDK_TRY(pdk_meta_build_entry(b, expand(r, rec), r->files.names[rec->file - 1]));
+    }
     return PDCKPT_OK;
 }
 
@@ -291,6 +309,7 @@ static pdckpt_status index_from(reader *r, const pdckpt_value *root, pdk_meta_in
         return not_paddle(r, "state_dict_metadata as a dict");
     pdk_meta_builder *b = NULL;
     pdckpt_status     st = pdk_meta_build_begin(r->source, pdckpt_value_len(sdm), ix, &b, r->err);
+    pdk_meta_build_limit(b, r->room);
     for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
         key_list k = {r, pdckpt_value_at(sdm, i)};
         if (pdckpt_value_kind(k.list) != PDCKPT_KIND_LIST)
@@ -310,6 +329,7 @@ static void reader_free(reader *r) {
     pdckpt_value_free((pdckpt_value *)r->storage);
     pdk_free(r->a, r->recs, r->cap * sizeof *r->recs);
     pdk_free(r->a, r->reps, r->cap * sizeof *r->reps);
+    pdk_free(r->a, r->order, r->order_cap * sizeof *r->order);
     tab_free(r, &r->keys);
     tab_free(r, &r->files);
     pdk_free(r->a, r->scratch, PDK_META_REC_MAX);
@@ -374,6 +394,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
         pdk_blob_free(bytes);
         c.live -= cost(len);
     }
+    r.room = c.limit > c.live ? c.limit - c.live : 0;
     if (st == PDCKPT_OK && !r.v26) st = index_from(&r, root, ix);
     uint64_t held = st == PDCKPT_OK && !r.v26 ? c.live + index_cost(ix) : 0;
     if (held > c.peak) c.peak = held;
@@ -388,7 +409,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
     if (st != PDCKPT_OK || !r.v26) return st;
     pdckpt_value *meta = NULL; /* Paddle 2.6: dtypes from the data files, through the tree */
     st = pdk_meta_decode(bytes->data, bytes->len, source, &meta, err);
-    if (st == PDCKPT_OK) st = pdk_meta_index_build(meta, source, ix, err);
+    if (st == PDCKPT_OK) st = pdk_meta_index_build_limited(meta, source, c.limit, ix, err);
     pdckpt_value_free(meta);
     return st;
 }

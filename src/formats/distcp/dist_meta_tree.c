@@ -165,6 +165,12 @@ static pdckpt_status tree_storage(pdk_meta_builder *b, const pdckpt_value *stora
 
 pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                                    pdk_meta_index *out, pdckpt_error *err) {
+    return pdk_meta_index_build_limited(meta, source, UINT64_MAX, out, err);
+}
+
+pdckpt_status pdk_meta_index_build_limited(const pdckpt_value *meta, const char *source,
+                                           uint64_t max_bytes, pdk_meta_index *out,
+                                           pdckpt_error *err) {
     const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
     const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
     pdk_meta_builder   *b = NULL;
@@ -176,6 +182,7 @@ pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
                              "metadata: expected state_dict_metadata and storage_metadata");
     if (st == PDCKPT_OK && !rec) st = pdk_fail_nomem(err, "metadata index");
     if (st == PDCKPT_OK) st = pdk_meta_build_begin(source, pdckpt_value_len(sdm), out, &b, err);
+    pdk_meta_build_limit(b, max_bytes);
     for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
         tree_key t = {pdckpt_value_at(sdm, i), source, rec};
         if (pdckpt_value_kind(t.list) != PDCKPT_KIND_LIST) t.list = NULL; /* refused as empty */

@@ -91,6 +91,40 @@ static pdckpt_status check_run(const pdk_key_meta *km, const pdk_piece *p, const
     return PDCKPT_OK;
 }
 
+static pdckpt_status count_box(void *ctx, const int64_t *off, const int64_t *shape, int64_t at,
+                               pdckpt_error *err) {
+    (void)off, (void)shape, (void)at, (void)err;
+    ++*(uint64_t *)ctx;
+    return PDCKPT_OK;
+}
+
+/* What cutting the runs of `km` adds to the index (a box per dense box, with its offset and
+ * shape), checked against what is left of `*left`: a run of a box of many dims is a few bytes of
+ * metadata but up to 2 x n_dims - 1 boxes of 16 x (n_dims + 1) bytes each. */
+static pdckpt_status charge_key(const pdk_key_meta *km, uint64_t *left, const char *source,
+                                pdckpt_error *err) {
+    uint64_t boxes = 0;
+    for (size_t i = 0; i < km->n_pieces; i++) {
+        const pdk_piece *p = &km->pieces[i];
+        if (!p->flat) continue;
+        PDK_TRY(check_run(km, p, source, err));
+        if (p->flat_begin == p->flat_end)
+            boxes++;
+        else
+            PDK_TRY(pdk_run_boxes(km->n_dims, p->shape, p->flat_begin, p->flat_end, count_box,
+                                  &boxes, err));
+    }
+    uint64_t bytes = boxes * (sizeof(pdk_piece) + 2 * ((uint64_t)km->n_dims + 1) * sizeof(int64_t));
+    if (bytes > *left)
+        return pdk_fail(err, PDCKPT_ERR_LIMIT, source, -1,
+                        "metadata: the flattened pieces of '%s' make %llu boxes (%llu bytes of "
+                        "index), more than the %llu bytes max_alloc_bytes leaves",
+                        km->key, (unsigned long long)boxes, (unsigned long long)bytes,
+                        (unsigned long long)*left);
+    *left -= bytes;
+    return PDCKPT_OK;
+}
+
 static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_error *err) {
     size_t n_flat = 0;
     for (size_t i = 0; i < km->n_pieces; i++) n_flat += km->pieces[i].flat;
@@ -120,7 +154,10 @@ static pdckpt_status unflatten_key(pdk_key_meta *km, const char *source, pdckpt_
     return st;
 }
 
-pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err) {
+pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, uint64_t max_bytes, const char *source,
+                                 pdckpt_error *err) {
+    for (size_t k = 0; k < ix->n_keys; k++)
+        PDK_TRY(charge_key(&ix->keys[k], &max_bytes, source, err));
     for (size_t k = 0; k < ix->n_keys; k++) PDK_TRY(unflatten_key(&ix->keys[k], source, err));
     return PDCKPT_OK;
 }

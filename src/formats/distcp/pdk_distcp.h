@@ -233,8 +233,10 @@ typedef struct pdk_meta_index {
 } pdk_meta_index;
 
 /* dist_unflatten.c: replaces every flattened piece of the index by the dense boxes its run covers
- * (at most 2 x n_dims - 1, each contiguous in the run); an empty run covers nothing and goes. */
-pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, const char *source, pdckpt_error *err);
+ * (at most 2 x n_dims - 1, each contiguous in the run); an empty run covers nothing and goes.
+ * LIMIT, before any is cut, when the boxes would take more than `max_bytes`. */
+pdckpt_status pdk_meta_unflatten(pdk_meta_index *ix, uint64_t max_bytes, const char *source,
+                                 pdckpt_error *err);
 /* The one place that cuts a run into boxes (loads and the save's tiling check): calls `fn` for
  * each dense box of the run [begin, end) of the row-major flattening of a box of `shape`
  * (n_dims >= 0; 0 <= begin <= end <= its volume < 2^62), in run order: its offset inside the
@@ -299,10 +301,16 @@ pdckpt_status pdk_meta_build_entry(pdk_meta_builder *b, const pdk_meta_rec *inde
 /* A file name value's text, NULL unless a string without NUL. */
 const char   *pdk_meta_file_name(const pdckpt_value *file);
 pdckpt_status pdk_meta_build_end(pdk_meta_builder *b, pdckpt_status st);
+/* The bytes the flattened pieces' boxes may take in the index (default: no limit). */
+void pdk_meta_build_limit(pdk_meta_builder *b, uint64_t max_bytes);
 
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
-pdckpt_status       pdk_meta_index_build(const pdckpt_value *meta, const char *source,
-                                         pdk_meta_index *out, pdckpt_error *err);
+pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
+                                   pdk_meta_index *out, pdckpt_error *err);
+/* The same with the flattened pieces' boxes held to `max_bytes` (pdk_meta_build_limit). */
+pdckpt_status       pdk_meta_index_build_limited(const pdckpt_value *meta, const char *source,
+                                                 uint64_t max_bytes, pdk_meta_index *out,
+                                                 pdckpt_error *err);
 void                pdk_meta_index_free(pdk_meta_index *ix);
 const pdk_key_meta *pdk_meta_find(const pdk_meta_index *ix, const char *key);
 /* Builds the key table (a key twice is an error); sorts every key's pieces (reach), refusing
