@@ -5,6 +5,8 @@ values a hostile writer chooses; every load is a clear error naming the metadata
 crash (the stride case killed the process with SIGFPE before the fix)."""
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -105,24 +107,11 @@ def test_huge_global_shape_with_one_small_piece_allocates_nothing_big(tmp_path, 
     of 4 elements: the load allocated and zeroed the whole tensor before finding the pieces do
     not cover it (a (2^31,) one took 8 GiB and 17 s).  The cover is checked first: the child's
     peak memory stays far below the declared size."""
-    import subprocess
-    import sys
     paddle, np = paddle_np
     ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (2**28,), None,
                      np.arange(4, dtype="float32"))
-    code = ("import sys, pdckpt\n"
-            "try:\n"
-            "    pdckpt.load(sys.argv[1])\n"
-            "except pdckpt.FormatError as e:\n"
-            "    assert 'cover 4 of the 268435456 elements' in str(e), str(e)\n"
-            "else:\n"
-            "    raise SystemExit('loaded')\n"
-            "print(next(int(l.split()[1]) for l in open('/proc/self/status')\n"
-                "           if l.startswith('VmHWM:')))  # this process's own peak since exec\n")
-    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
-                         env=_child_env(), timeout=120)
-    assert out.returncode == 0, out.stderr + out.stdout
-    assert int(out.stdout.split()[-1]) < 512 << 10, out.stdout  # KiB: under 512 MiB
+    peak = _refused_in_child(ck, "FormatError", "cover 4 of the 268435456 elements")
+    assert peak < 512 << 10, peak  # KiB: under 512 MiB
 
 
 def test_forged_index_sidecar_cannot_name_a_file_outside(tmp_path):
@@ -193,6 +182,24 @@ def _child_env():
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
+def _refused_in_child(ck, error, *words):
+    """Loads `ck` in a fresh process, which must raise pdckpt.<error> naming every one of `words`;
+    returns that process's own peak RSS since exec, in KiB."""
+    code = ("import sys, pdckpt\n"
+            "try:\n"
+            "    pdckpt.load(sys.argv[1])\n"
+            f"except pdckpt.{error} as e:\n"
+            f"    assert all(w in str(e) for w in {words!r}), str(e)\n"
+            "else:\n"
+            f"    raise SystemExit('loaded: no {error}')\n"
+            "print(next(int(l.split()[1]) for l in open('/proc/self/status')\n"
+            "           if l.startswith('VmHWM:')))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
+                         env=_child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return int(out.stdout.split()[-1])
+
+
 _SWAPPER = r"""
 import os, sys
 target, real, outside = sys.argv[1:4]
@@ -219,8 +226,6 @@ def test_data_file_swapped_for_a_symlink_meanwhile_is_never_followed(tmp_path, p
     link to a valid data file outside (other values) as fast as it can while the checkpoint is
     loaded again and again: every load gives the real values or refuses (the link, or a file that
     changed while it was read: each link() the swapper makes changes the file's ctime)."""
-    import subprocess
-    import sys
     paddle, np = paddle_np
     ck = _checkpoint(paddle, np, tmp_path / "ck", (0,), (4,), (4,), None,
                      np.arange(4, dtype="float32"))
@@ -313,8 +318,6 @@ def test_flattened_runs_of_a_many_dim_box_are_held_to_the_budget(tmp_path, paddl
     the load allocate ~230 MB outside max_alloc_bytes before finding the runs overlap (20,000:
     ~2.3 GB).  The boxes are counted first and held to what the budget leaves: a LimitError
     naming the key, no large allocation (Paddle 2.6's metadata, read through the tree, too)."""
-    import subprocess
-    import sys
     from paddle.distributed.flex_checkpoint.dcp.metadata import (
         LocalTensorIndex, LocalTensorMetadata, Metadata)
     paddle, np = paddle_np
@@ -331,20 +334,8 @@ def test_flattened_runs_of_a_many_dim_box_are_held_to_the_budget(tmp_path, paddl
         sdm["w"].append(m)
         storage[LocalTensorIndex("w", off, True, run, None, shape)] = "0_0.distcp"
     paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
-    code = ("import sys, pdckpt\n"
-            "try:\n"
-            "    pdckpt.load(sys.argv[1])\n"
-            "except pdckpt.LimitError as e:\n"
-            "    assert \"flattened pieces of 'w'\" in str(e) and 'boxes' in str(e), str(e)\n"
-            "    assert '0.metadata' in str(e), str(e)\n"
-            "else:\n"
-            "    raise SystemExit('no LimitError')\n"
-            "print(next(int(l.split()[1]) for l in open('/proc/self/status')\n"
-            "           if l.startswith('VmHWM:')))\n")
-    out = subprocess.run([sys.executable, "-c", code, str(ck)], capture_output=True, text=True,
-                         env=_child_env(), timeout=120)
-    assert out.returncode == 0, out.stderr + out.stdout
-    assert int(out.stdout.split()[-1]) < 150 << 10, out.stdout  # KiB: under 150 MiB (was ~300)
+    peak = _refused_in_child(ck, "LimitError", "flattened pieces of 'w'", "boxes", "0.metadata")
+    assert peak < 150 << 10, peak  # KiB: under 150 MiB (was ~300)
 
 
 def test_equal_storage_keys_take_the_file_set_last(tmp_path, paddle_np, monkeypatch):
