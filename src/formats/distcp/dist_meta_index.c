@@ -172,10 +172,7 @@ static pdckpt_status get_piece(pdk_rd *r, const pdk_meta_index *ix, const pdk_ke
     p->file = ix->files[f];
     uint8_t  flat;
     uint64_t at = 0, run = 0;
-    PDK_TRY(pdk_rd_u8(r, &flat, "a flattened flag"));
-    if (flat > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
-    if (flat) PDK_TRY(pdk_rd_u64(r, &at, "a flattened position"));
-    if (flat) PDK_TRY(pdk_rd_u64(r, &run, "a flattened length"));
+    PDK_TRY(pdk_rd_flagged_pair(r, &flat, &at, &run, "a flattened position", "a flattened length"));
     if (at > (uint64_t)INT64_MAX / 2 || run > (uint64_t)INT64_MAX / 2 ||
         (flat && at + (uint64_t)pdk_box_volume(n, p->shape) > run))
         return pdk_rd_fail(r, "expected a flattened piece of '%s' inside its run", km->key);

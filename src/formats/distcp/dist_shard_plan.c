@@ -31,10 +31,7 @@ void pdk_shard_plan_free(pdk_shard_plan *p) {
 static pdckpt_status read_run(pdk_rd *r, pdk_shard_rec *rec) {
     uint8_t  flat;
     uint64_t begin = 0, end = 0;
-    PDK_TRY(pdk_rd_u8(r, &flat, "a flattened flag"));
-    if (flat > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
-    if (flat) PDK_TRY(pdk_rd_u64(r, &begin, "a run's start"));
-    if (flat) PDK_TRY(pdk_rd_u64(r, &end, "a run's end"));
+    PDK_TRY(pdk_rd_flagged_pair(r, &flat, &begin, &end, "a run's start", "a run's end"));
     int64_t volume = pdk_box_volume(rec->n_dims, rec->shape);
     if (flat && (volume > INT64_MAX / 2 || begin > end || end > (uint64_t)volume))
         return pdk_rd_fail(r, "expected a run inside its box of '%s'", rec->key);

@@ -109,6 +109,15 @@ pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what) {
     return PDCKPT_OK;
 }
 
+pdckpt_status pdk_rd_flagged_pair(pdk_rd *r, uint8_t *flag, uint64_t *a, uint64_t *b,
+                                  const char *what_a, const char *what_b) {
+    PDK_TRY(pdk_rd_u8(r, flag, "a flattened flag"));
+    if (*flag > 1) return pdk_rd_fail(r, "expected a flattened flag 0 or 1");
+    if (*flag) PDK_TRY(pdk_rd_u64(r, a, what_a));
+    if (*flag) PDK_TRY(pdk_rd_u64(r, b, what_b));
+    return PDCKPT_OK;
+}
+
 pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what) {
     size_t at = r->pos;
     PDK_TRY(pdk_rd_u64(r, n, what));

@@ -39,6 +39,10 @@ pdckpt_status pdk_rd_fail(pdk_rd *r, const char *fmt, ...) PDK_PRINTF(2, 3);
 pdckpt_status pdk_rd_u8(pdk_rd *r, uint8_t *v, const char *what);
 pdckpt_status pdk_rd_u32(pdk_rd *r, uint32_t *v, const char *what);
 pdckpt_status pdk_rd_u64(pdk_rd *r, uint64_t *v, const char *what);
+/* A 0/1 flag and, when it is 1, two u64 (a flattened piece's run, in the plan's records and the
+ * index alike); *a and *b stay as they are when the flag is 0. */
+pdckpt_status pdk_rd_flagged_pair(pdk_rd *r, uint8_t *flag, uint64_t *a, uint64_t *b,
+                                  const char *what_a, const char *what_b);
 /* A count of items that each take at least `min_item` bytes: refused when more than could fit. */
 pdckpt_status pdk_rd_count(pdk_rd *r, uint64_t *n, size_t min_item, const char *what);
 /* A length-prefixed string, borrowed from the input (not NUL-terminated). */
