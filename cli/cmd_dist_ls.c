@@ -2,7 +2,8 @@
 /*
  * cmd_dist_ls.c — `pdckpt ls DIR [--json] [--id N]` for a sharded checkpoint: its global
  * tensors (key, dtype, shape, bytes), every stored piece (offset, shape) with the file that
- * holds it, and the data files.  Reads only the metadata; needs no MPI.  --json prints one
+ * holds it, and the data files.  Reads only the metadata (pdckpt_sharded_list: its records, not
+ * a tree of Paddle's objects); needs no MPI.  --json prints one
  * object: {"format": "sharded", "id", "newest_complete", "largest_id",
  *          "tensors": [{"key", "dtype", "shape", "nbytes", "pieces": [{"offset", "shape",
  *          ["flattened_range",]
@@ -41,61 +42,39 @@ static int dist_ls_option(void *ctx, int code, const char *value) {
     return cli_mpi_take_common(&cli_cmd_dist_ls, code, value, &a->o);
 }
 
-/* One storage item: (key, offset tuple, is_flattened, flattened_range, replica_id, local_shape
- * tuple) -> file.  A flattened piece stores the run [start, end) of its box's flattening. */
+/* One stored piece (pdckpt_sharded_listing_piece_at), and its place in the metadata. */
 typedef struct item {
-    const char         *key;
-    const pdckpt_value *offset, *shape, *run;
-    const char         *file;
-    int64_t             replica; /* > 0: an extra copy (save_replicas=True) that loads skip */
+    pdckpt_sharded_piece_info p;
+    size_t                    order;
 } item;
 
+/* By key, then in the metadata's order. */
 static int cmp_item(const void *a, const void *b) {
-    return strcmp(((const item *)a)->key, ((const item *)b)->key);
+    const item *x = a, *y = b;
+    int         c = strcmp(x->p.key, y->p.key);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
 }
 
-static size_t read_items(const pdckpt_value *storage, item *out) {
-    size_t n = 0;
-    for (size_t i = 0; i < pdckpt_value_len(storage); i++) {
-        const pdckpt_value *it = pdckpt_value_at(storage, i), *index = pdckpt_value_at(it, 0);
-        const char         *key = pdckpt_value_get_string(pdckpt_value_at(index, 0), NULL);
-        const char         *file = pdckpt_value_get_string(pdckpt_value_at(it, 1), NULL);
-        if (!key || !file || pdckpt_value_len(index) < 6) continue;
-        bool    flat = false;
-        int64_t replica = 0; /* None: the only copy */
-        pdckpt_value_get_bool(pdckpt_value_at(index, 2), &flat);
-        pdckpt_value_get_int(pdckpt_value_at(index, 4), &replica);
-        out[n++] = (item){key,
-                          pdckpt_value_at(index, 1),
-                          pdckpt_value_at(index, 5),
-                          flat ? pdckpt_value_at(index, 3) : NULL,
-                          file,
-                          replica};
+static size_t read_items(const pdckpt_sharded_listing *l, item *out) {
+    size_t n = pdckpt_sharded_listing_n_pieces(l);
+    for (size_t i = 0; i < n; i++) {
+        pdckpt_sharded_listing_piece_at(l, i, &out[i].p);
+        out[i].order = i;
     }
     qsort(out, n, sizeof *out, cmp_item);
     return n;
 }
 
-static void ints(FILE *f, const pdckpt_value *t, bool json) {
+/* [a, b, ...] (NULL: []). */
+static void ints(FILE *f, int32_t n, const int64_t *v) {
     fputc('[', f);
-    for (size_t d = 0; d < pdckpt_value_len(t); d++) {
-        int64_t v = 0;
-        pdckpt_value_get_int(pdckpt_value_at(t, d), &v);
-        fprintf(f, "%s%lld", d ? ", " : "", (long long)v);
-    }
+    for (int32_t d = 0; v && d < n; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long)v[d]);
     fputc(']', f);
-    (void)json;
 }
 
-static uint64_t nbytes(const pdckpt_value *m) {
-    const char         *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
-    uint64_t            n = dt ? pdckpt_dtype_size(pdckpt_dtype_from_name(dt)) : 0;
-    const pdckpt_value *g = pdckpt_dict_get(m, "global_shape");
-    for (size_t d = 0; d < pdckpt_value_len(g); d++) {
-        int64_t v = 0;
-        pdckpt_value_get_int(pdckpt_value_at(g, d), &v);
-        n *= (uint64_t)v;
-    }
+static uint64_t nbytes(const pdckpt_sharded_tensor_info *t) {
+    uint64_t n = pdckpt_dtype_size(t->dtype);
+    for (int32_t d = 0; d < t->n_dims; d++) n *= (uint64_t)t->global_shape[d];
     return n;
 }
 
@@ -104,60 +83,62 @@ static void range_of(const item *items, size_t n, const char *key, size_t *from,
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(items[mid].key, key) < 0)
+        if (strcmp(items[mid].p.key, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     *from = *to = lo;
-    while (*to < n && strcmp(items[*to].key, key) == 0) (*to)++;
+    while (*to < n && strcmp(items[*to].p.key, key) == 0) (*to)++;
 }
 
-static void print_tensor(const char *key, const pdckpt_value *m, const item *items, size_t n,
+static void print_piece(const pdckpt_sharded_piece_info *p, bool json, bool first) {
+    if (json)
+        printf("%s{\"offset\": ", first ? "" : ", ");
+    else
+        printf("    at ");
+    ints(stdout, p->n_dims, p->global_offset);
+    printf(json ? ", \"shape\": " : " shape ");
+    ints(stdout, p->n_dims, p->local_shape);
+    if (p->flattened) {
+        printf(json ? ", \"flattened_range\": " : " flattened run ");
+        ints(stdout, 2, (const int64_t[]){p->flat_begin, p->flat_end});
+    }
+    if (p->has_replica_id && p->replica_id > 0)
+        printf(json ? ", \"replica_id\": %lld" : " replica %lld", (long long)p->replica_id);
+    if (json) {
+        printf(", \"file\": ");
+        cli_json_str(stdout, p->file);
+        printf("}");
+    } else
+        printf("  in %s\n", cli_safe(p->file));
+}
+
+static void print_tensor(const pdckpt_sharded_tensor_info *t, const item *items, size_t n,
                          bool json, size_t index) {
     size_t from, to;
-    range_of(items, n, key, &from, &to);
-    const char *dt = pdckpt_value_get_string(pdckpt_dict_get(m, "dtype"), NULL);
+    range_of(items, n, t->key, &from, &to);
+    const char *dt = pdckpt_dtype_name(t->dtype);
     if (json) {
         printf("%s{\"key\": ", index ? ", " : "");
-        cli_json_string(stdout, key, strlen(key));
+        cli_json_string(stdout, t->key, strlen(t->key));
         printf(", \"dtype\": ");
-        cli_json_str(stdout, dt ? dt : ""); /* from the metadata file: quoted like any name */
+        cli_json_str(stdout, dt);
         printf(", \"shape\": ");
-        ints(stdout, pdckpt_dict_get(m, "global_shape"), true);
-        printf(", \"nbytes\": %llu, \"pieces\": [", (unsigned long long)nbytes(m));
+        ints(stdout, t->n_dims, t->global_shape);
+        printf(", \"nbytes\": %llu, \"pieces\": [", (unsigned long long)nbytes(t));
     } else {
         fputs("  ", stdout);
-        cli_put_cell(stdout, cli_safe(key), 40);
+        cli_put_cell(stdout, cli_safe(t->key), 40);
         fputs(" ", stdout);
-        cli_put_cell(stdout, dt ? cli_safe(dt) : "?", 10);
+        cli_put_cell(stdout, cli_safe(dt), 10);
         fputs(" ", stdout);
-        ints(stdout, pdckpt_dict_get(m, "global_shape"), false);
+        ints(stdout, t->n_dims, t->global_shape);
         char size[32];
-        printf("  %s, %zu piece%s\n", cli_human_bytes(nbytes(m), size, sizeof size), to - from,
+        printf("  %s, %zu piece%s\n", cli_human_bytes(nbytes(t), size, sizeof size), to - from,
                to - from == 1 ? "" : "s");
     }
-    for (size_t i = from; i < to; i++) {
-        if (json)
-            printf("%s{\"offset\": ", i > from ? ", " : "");
-        else
-            printf("    at ");
-        ints(stdout, items[i].offset, json);
-        printf(json ? ", \"shape\": " : " shape ");
-        ints(stdout, items[i].shape, json);
-        if (items[i].run) {
-            printf(json ? ", \"flattened_range\": " : " flattened run ");
-            ints(stdout, items[i].run, json);
-        }
-        if (items[i].replica > 0)
-            printf(json ? ", \"replica_id\": %lld" : " replica %lld", (long long)items[i].replica);
-        if (json) {
-            printf(", \"file\": ");
-            cli_json_str(stdout, items[i].file);
-            printf("}");
-        } else
-            printf("  in %s\n", cli_safe(items[i].file));
-    }
+    for (size_t i = from; i < to; i++) print_piece(&items[i].p, json, i == from);
     if (json) printf("]}");
 }
 
@@ -182,7 +163,7 @@ static int cmp_first(const void *a, const void *b) {
  * seen so far per piece made metadata naming 100,000 files take 20 s to list (docs/RELIABILITY.md,
  * "Complexity attacks"). */
 static size_t count_files(const item *items, size_t n, file_count *f) {
-    for (size_t i = 0; i < n; i++) f[i] = (file_count){items[i].file, i, 1};
+    for (size_t i = 0; i < n; i++) f[i] = (file_count){items[i].p.file, i, 1};
     qsort(f, n, sizeof *f, cmp_name_first);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -213,15 +194,13 @@ static void print_files(const item *items, size_t n, bool json) {
     free(f);
 }
 
-static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json,
+static int list(const char *dir, const pdckpt_sharded_listing *l, int64_t id, bool json,
                 pdckpt_error *err) {
     int64_t newest = -1, largest = -1;
     if (pdckpt_sharded_scan(dir, &newest, &largest, err) != PDCKPT_OK) return cli_report(err);
-    const pdckpt_value *sdm = pdckpt_dict_get(meta, "state_dict_metadata");
-    const pdckpt_value *storage = pdckpt_dict_get(meta, "storage_metadata");
-    item               *items = calloc(pdckpt_value_len(storage) + 1, sizeof *items);
+    item *items = calloc(pdckpt_sharded_listing_n_pieces(l) + 1, sizeof *items);
     if (!items) return CLI_BAD_INPUT;
-    size_t n = read_items(storage, items);
+    size_t n = read_items(l, items), n_tensors = pdckpt_sharded_listing_n_tensors(l);
     if (json)
         printf("{\"format\": \"sharded\", \"id\": %lld, \"newest_complete\": %lld, \"largest_id\": "
                "%lld, \"tensors\": [",
@@ -229,11 +208,12 @@ static int list(const char *dir, const pdckpt_value *meta, int64_t id, bool json
     else
         printf("%s: sharded checkpoint id %lld (newest complete %lld, largest id seen %lld), "
                "%zu tensors, %zu pieces\n",
-               cli_safe(dir), (long long)id, (long long)newest, (long long)largest,
-               pdckpt_value_len(sdm), n);
-    for (size_t k = 0; k < pdckpt_value_len(sdm); k++)
-        print_tensor(pdckpt_value_get_string(pdckpt_dict_key_at(sdm, k), NULL),
-                     pdckpt_value_at(pdckpt_value_at(sdm, k), 0), items, n, json, k);
+               cli_safe(dir), (long long)id, (long long)newest, (long long)largest, n_tensors, n);
+    for (size_t k = 0; k < n_tensors; k++) {
+        pdckpt_sharded_tensor_info t;
+        pdckpt_sharded_listing_tensor_at(l, k, &t);
+        print_tensor(&t, items, n, json, k);
+    }
     print_files(items, n, json);
     free(items);
     return CLI_OK;
@@ -245,15 +225,14 @@ int cmd_dist_ls(int argc, char **argv) {
     const cli_operands operands = {(const char **const[]){&dir}, 1, 1};
     int rc = cli_parse(&cli_cmd_dist_ls, argc, argv, NULL, dist_ls_option, &a, &operands);
     if (rc == CLI_HELP_SHOWN) return CLI_OK;
-    pdckpt_mpi_options o = a.o;
-    bool               json = a.json;
-    pdckpt_value      *meta = NULL;
-    pdckpt_error       err = PDCKPT_ERROR_INIT;
-    int64_t            id = -1;
-    if (rc == CLI_OK &&
-        pdckpt_sharded_read_metadata(dir, o.unique_id, &meta, &id, &err) != PDCKPT_OK)
+    pdckpt_mpi_options      o = a.o;
+    bool                    json = a.json;
+    pdckpt_sharded_listing *l = NULL;
+    pdckpt_error            err = PDCKPT_ERROR_INIT;
+    int64_t                 id = -1;
+    if (rc == CLI_OK && pdckpt_sharded_list(dir, o.unique_id, 0, &l, &id, &err) != PDCKPT_OK)
         rc = cli_report(&err);
-    if (rc == CLI_OK) rc = list(dir, meta, id, json, &err);
-    pdckpt_value_free(meta);
+    if (rc == CLI_OK) rc = list(dir, l, id, json, &err);
+    pdckpt_sharded_listing_free(l);
     return rc;
 }

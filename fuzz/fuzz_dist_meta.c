@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_dist_meta.c — fuzz target for libpdckpt_mpi's parsers of bytes it did not produce itself:
- * the sharded checkpoint's metadata file (Paddle's pickled Metadata, its conversion to the
- * metadata tree, then the index of pieces and files)
+ * the sharded checkpoint's metadata file (Paddle's pickled Metadata into the index of pieces and
+ * files, and its listing into the metadata tree)
  * and a rank's state description (skeleton) as another rank sends it, decoded into trees.
  * The first byte picks the parser (file, skeleton, or a metadata tree in the codec); the rest
  * is its input.
@@ -28,21 +28,31 @@ static void index_of(const pdckpt_value *tree) {
     }
 }
 
-/* A metadata file: straight into the index (what loads do), and the pickle converted to the
- * tree, then indexed. */
+/* A metadata file: straight into the index (what loads do), and with its listing, the tree
+ * pdckpt_sharded_read_metadata builds from it, indexed again. */
 static void meta_file(const uint8_t *data, size_t size) {
     pdckpt_error   err = PDCKPT_ERROR_INIT;
     pdckpt_value  *tree = NULL;
     pdk_blob       bytes = {0};
     pdk_meta_index ix;
+    pdk_meta_list  list;
     pdk_blob_put(&bytes, data, size);
-    if (!bytes.failed && pdk_meta_decode_index(&bytes, "<fuzz>", 0, &ix, NULL, &err) == PDCKPT_OK)
+    if (!bytes.failed &&
+        pdk_meta_decode_index(&bytes, "<fuzz>", 0, &ix, NULL, NULL, &err) == PDCKPT_OK)
         pdk_meta_index_free(&ix);
     pdk_blob_free(&bytes);
     pdk_error_reset(&err);
-    if (pdk_meta_decode(data, size, "<fuzz>", &tree, &err) != PDCKPT_OK) return;
-    index_of(tree);
+    pdk_blob_put(&bytes, data, size);
+    if (bytes.failed ||
+        pdk_meta_decode_index(&bytes, "<fuzz>", 0, &ix, &list, NULL, &err) != PDCKPT_OK) {
+        pdk_blob_free(&bytes);
+        return;
+    }
+    pdk_blob_free(&bytes);
+    if (pdk_meta_tree_from_list(&ix, &list, &tree, &err) == PDCKPT_OK) index_of(tree);
     pdckpt_value_free(tree);
+    pdk_meta_index_free(&ix);
+    pdk_meta_list_free(&list);
 }
 
 /* A tree in the library's codec, so the fuzzer reaches the index checks directly; the same bytes

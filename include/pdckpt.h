@@ -1153,11 +1153,49 @@ PDCKPT_API pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id,
  *    "flat_mapping": {key: (key,)}}
  * Paddle's dataclasses become their field dicts; a LocalTensorIndex is the tuple of its fields in
  * declaration order, and storage_metadata, a dict keyed by them in the file, is the list of its
- * items here.  `*out_id` (may be
- * NULL) receives the id. */
+ * items here.  Built from pdckpt_sharded_list's records (the decode holds at most 8 times the
+ * file + 64 MiB, then the tree is built): every field in this shape whatever the file wrote
+ * (Paddle 2.6's metadata completed with dtypes, global shapes and local shapes, flattened
+ * fields False / None).  `*out_id` (may be NULL) receives the id. */
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);
+/* The metadata of checkpoint `id` (-1: the newest complete one) in `dir` as its file lists it,
+ * without building Paddle's objects as values (`pdckpt ls` reads it): every tensor (key, dtype,
+ * global shape) in state_dict_metadata's order and every stored piece in storage_metadata's order
+ * (extra replicas included), each checked as a load checks them.  Decoding holds at most
+ * `max_alloc_bytes` (0: 8 times the metadata file + 64 MiB; about 5 times is what it needs),
+ * else LIMIT naming the file.  Paddle 2.6's metadata (no dtypes) is completed from the data
+ * files, as a load does.  `*out_id` (may be NULL) receives the id. */
+typedef struct pdckpt_sharded_listing pdckpt_sharded_listing;
+typedef struct pdckpt_sharded_tensor_info {
+    const char    *key;
+    pdckpt_dtype   dtype;
+    int32_t        n_dims;
+    const int64_t *global_shape;
+} pdckpt_sharded_tensor_info;
+/* One storage_metadata entry (borrowed from the listing). */
+typedef struct pdckpt_sharded_piece_info {
+    const char    *key;
+    const char    *file; /* the data file that holds it */
+    int32_t        n_dims;
+    const int64_t *global_offset;
+    const int64_t *local_shape; /* NULL when the entry names none; Paddle 2.6: its piece's */
+    bool           flattened;   /* the entry stores the run [flat_begin, flat_end) of the box */
+    int64_t        flat_begin, flat_end;
+    bool           has_replica_id; /* false: replica_id None */
+    int64_t        replica_id;     /* > 0: an extra copy (save_replicas=True) that loads skip */
+} pdckpt_sharded_piece_info;
+PDCKPT_API pdckpt_status pdckpt_sharded_list(const char *dir, int64_t id, uint64_t max_alloc_bytes,
+                                             pdckpt_sharded_listing **out, int64_t *out_id,
+                                             pdckpt_error *err);
+PDCKPT_API size_t        pdckpt_sharded_listing_n_tensors(const pdckpt_sharded_listing *listing);
+PDCKPT_API bool   pdckpt_sharded_listing_tensor_at(const pdckpt_sharded_listing *listing, size_t i,
+                                                   pdckpt_sharded_tensor_info *out);
+PDCKPT_API size_t pdckpt_sharded_listing_n_pieces(const pdckpt_sharded_listing *listing);
+PDCKPT_API bool   pdckpt_sharded_listing_piece_at(const pdckpt_sharded_listing *listing, size_t i,
+                                                  pdckpt_sharded_piece_info *out);
+PDCKPT_API void   pdckpt_sharded_listing_free(pdckpt_sharded_listing *listing); /* NULL ok */
 /* The keys of checkpoint `id` (-1: the newest complete one) in `dir`, in the metadata's order, as
  * a dict {key: {"dtype": "float32", "global_shape": (..)}}: what a loader checks its targets
  * against.  Read from the checkpoint's index (its "<id>.pdkidx" sidecar when that matches the

@@ -25,8 +25,8 @@
 
 /* ---- the metadata file ---- */
 
-static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *id, pdk_blob *out,
-                                     pdckpt_error *err) {
+pdckpt_status pdk_distcp_read_meta_bytes(const char *dir, int64_t wanted, int64_t *id,
+                                         pdk_blob *out, pdckpt_error *err) {
     int64_t newest, largest;
     char    path[4200];
     if (wanted < 0) {
@@ -40,25 +40,6 @@ static pdckpt_status read_meta_bytes(const char *dir, int64_t wanted, int64_t *i
     PDK_TRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
     pdk_blob_free(out);
     return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, err);
-}
-
-pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_value **metadata,
-                                           int64_t *out_id, pdckpt_error *err) {
-    pdckpt_error local = PDCKPT_ERROR_INIT;
-    if (!err) err = &local;
-    pdk_error_reset(err);
-    if (!dir || !metadata)
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir or metadata is NULL");
-    *metadata = NULL;
-    pdk_blob      bytes = {0};
-    int64_t       got = -1;
-    char          path[4200];
-    pdckpt_status st = read_meta_bytes(dir, id, &got, &bytes, err);
-    if (st == PDCKPT_OK) st = pdk_meta_path(dir, got, path, sizeof path, err);
-    if (st == PDCKPT_OK) st = pdk_meta_decode(bytes.data, bytes.len, path, metadata, err);
-    pdk_blob_free(&bytes);
-    if (st == PDCKPT_OK && out_id) *out_id = got;
-    return st;
 }
 
 /* {"dtype": name, "global_shape": (..)} of one key of the index. */
@@ -634,7 +615,7 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t ma
                                     int64_t *id, pdk_meta_index *ix, pdk_blob *compact, char *path,
                                     size_t cap, pdckpt_error *err) {
     pdk_blob      bytes = {0};
-    pdckpt_status st = read_meta_bytes(dir, wanted, id, &bytes, err);
+    pdckpt_status st = pdk_distcp_read_meta_bytes(dir, wanted, id, &bytes, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, *id, path, cap, err);
     if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, compact)) {
         pdckpt_error scratch = PDCKPT_ERROR_INIT; /* a broken sidecar: unpickle instead */
@@ -642,7 +623,8 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t ma
             return pdk_blob_free(&bytes), PDCKPT_OK;
         pdk_blob_free(compact);
     }
-    if (st == PDCKPT_OK) st = pdk_meta_decode_index(&bytes, path, max_alloc_bytes, ix, NULL, err);
+    if (st == PDCKPT_OK)
+        st = pdk_meta_decode_index(&bytes, path, max_alloc_bytes, ix, NULL, NULL, err);
     pdk_blob_free(&bytes);
     if (st == PDCKPT_OK) st = pdk_meta_index_encode(ix, compact, err);
     return st;

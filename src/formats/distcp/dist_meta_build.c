@@ -103,15 +103,17 @@ pdckpt_status pdk_meta_rec_index(const pdckpt_value *m, bool tuple, const char *
     if ((tuple ? k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST : k != PDCKPT_KIND_DICT) ||
         (tuple && pdckpt_value_len(m) < 2) || !out->key)
         return bad_at(source, err, "storage_metadata items (LocalTensorIndex, file name)");
-    if (pdckpt_value_get_int(index_field(m, tuple, 4), &out->replica) && out->replica > 0)
-        return PDCKPT_OK; /* an extra replica: the main copy (replica 0 or None) is read */
-    out->replica = 0;
+    out->has_replica = pdckpt_value_get_int(index_field(m, tuple, 4), &out->replica);
+    if (!out->has_replica) out->replica = 0; /* None (or absent): the only copy */
     int32_t n = -1;
     PDK_TRY(get_ints(source, err, index_field(m, tuple, 1), &n, out->dims,
                      "a LocalTensorIndex offset"));
     out->n_dims = n;
-    PDK_TRY(get_flat(source, err, index_field(m, tuple, 2), index_field(m, tuple, 3), out));
-    return PDCKPT_OK;
+    const pdckpt_value *shape = index_field(m, tuple, 5);
+    out->has_shape = shape && pdckpt_value_kind(shape) != PDCKPT_KIND_NONE;
+    if (out->has_shape)
+        PDK_TRY(get_ints(source, err, shape, &n, out->dims + n, "a LocalTensorIndex local_shape"));
+    return get_flat(source, err, index_field(m, tuple, 2), index_field(m, tuple, 3), out);
 }
 
 /* ---- the index ---- */
@@ -126,11 +128,61 @@ struct pdk_meta_builder {
     size_t         *file_slots; /* file name -> index + 1, open addressing */
     size_t          n_file_slots;
     uint64_t        max_flat_bytes; /* what the flattened pieces' boxes may take */
+    pdk_meta_list  *list;           /* NULL: pieces and entries are not kept as listed */
 };
 
 static pdckpt_status bad(pdk_meta_builder *r, const char *what) {
     return bad_at(r->source, r->err, what);
 }
+
+/* ---- the list (pdk_meta_build_keep) ---- */
+
+static bool room(void **items, size_t *cap, size_t n, size_t more, size_t size) {
+    if (n + more <= *cap) return true;
+    size_t want = *cap ? *cap : 256;
+    while (want < n + more) want *= 2;
+    void *grown = realloc(*items, want * size);
+    if (!grown) return false;
+    *items = grown, *cap = want;
+    return true;
+}
+
+/* Appends a piece (entry: false) or an entry of key `key` from record `m`. */
+static pdckpt_status keep_item(pdk_meta_builder *r, bool entry, size_t key, size_t file,
+                               const pdk_meta_rec *m, const int64_t *shape) {
+    pdk_meta_list  *l = r->list;
+    size_t          n = (size_t)m->n_dims, *len = entry ? &l->n_entries : &l->n_pieces;
+    pdk_meta_item **items = entry ? &l->entries : &l->pieces;
+    if (!room((void **)items, entry ? &l->cap_entries : &l->cap_pieces, *len, 1, sizeof **items) ||
+        !room((void **)&l->dims, &l->cap_dims, l->n_dims, 2 * n, sizeof *l->dims))
+        return pdk_fail_nomem(r->err, "metadata listing");
+    (*items)[(*len)++] =
+        (pdk_meta_item){key,           file,           l->n_dims,     m->n_dims,   m->flat,
+                        shape != NULL, m->has_replica, m->flat_begin, m->flat_end, m->replica};
+    memcpy(l->dims + l->n_dims, m->dims, n * sizeof *l->dims);
+    if (shape) memcpy(l->dims + l->n_dims + n, shape, n * sizeof *l->dims);
+    l->n_dims += (shape ? 2 : 1) * n;
+    return PDCKPT_OK;
+}
+
+void pdk_meta_list_free(pdk_meta_list *l) {
+    free(l->pieces);
+    free(l->entries);
+    free(l->dims);
+    pdckpt_value_free(l->flat_mapping);
+    memset(l, 0, sizeof *l);
+}
+
+uint64_t pdk_meta_list_cost(const pdk_meta_list *l) {
+    return (uint64_t)(l->cap_pieces + l->cap_entries) * sizeof(pdk_meta_item) +
+           (uint64_t)l->cap_dims * sizeof *l->dims;
+}
+
+void pdk_meta_build_keep(pdk_meta_builder *b, pdk_meta_list *list) {
+    if (b) b->list = list;
+}
+
+/* ---- pieces ---- */
 
 static pdckpt_status add_piece(pdk_meta_builder *r, pdk_key_meta *km, const pdk_meta_rec *m,
                                pdk_piece *p) {
@@ -157,7 +209,7 @@ static pdckpt_status add_piece(pdk_meta_builder *r, pdk_key_meta *km, const pdk_
     memcpy(p->offset, off, (size_t)n * sizeof *off);
     memcpy(p->shape, shape, (size_t)n * sizeof *shape);
     km->n_pieces++;
-    return PDCKPT_OK;
+    return r->list ? keep_item(r, false, (size_t)(km - r->ix->keys), 0, m, shape) : PDCKPT_OK;
 }
 
 pdckpt_status pdk_meta_build_begin(const char *source, size_t n_keys, pdk_meta_index *out,
@@ -234,7 +286,8 @@ static pdckpt_status build_table(pdk_meta_builder *r) {
     return PDCKPT_OK;
 }
 
-static pdckpt_status intern_file(pdk_meta_builder *r, const char *name, pdk_piece *p) {
+static pdckpt_status intern_file(pdk_meta_builder *r, const char *name, pdk_piece *p,
+                                 size_t *file_ix) {
     pdk_meta_index *ix = r->ix;
     size_t          n = strlen(name), mask = r->n_file_slots - 1, i;
     if (n == 0 || n > 255 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
@@ -249,6 +302,7 @@ static pdckpt_status intern_file(pdk_meta_builder *r, const char *name, pdk_piec
         if (!(ix->files[ix->n_files] = strdup(name))) return pdk_fail_nomem(r->err, "metadata");
         r->file_slots[i] = ++ix->n_files;
     }
+    *file_ix = r->file_slots[i] - 1;
     if (!p) return PDCKPT_OK;
     p->file_ix = r->file_slots[i] - 1;
     p->file = ix->files[p->file_ix];
@@ -272,17 +326,23 @@ const char *pdk_meta_file_name(const pdckpt_value *file) {
 pdckpt_status pdk_meta_build_entry(pdk_meta_builder *r, const pdk_meta_rec *index,
                                    const char *name) {
     if (!name) return bad(r, "storage_metadata items (LocalTensorIndex, file name)");
-    if (index->replica > 0) /* an extra replica: never read, but its file is named */
-        return intern_file(r, name, NULL);
     const pdk_key_meta *km = pdk_meta_find(r->ix, index->key);
+    bool                extra = index->replica > 0; /* never read, but its file is named */
     if (km && index->n_dims != km->n_dims) return bad(r, "a LocalTensorIndex offset");
     size_t s = km ? find_slot(r, index->key, km->n_dims, index->dims, index->flat_begin) : 0;
-    if (!km || !r->table[s])
+    if (!km || (!extra && !r->table[s]))
         return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
                         "metadata: storage_metadata names a piece of '%s' that "
                         "state_dict_metadata does not have",
                         index->key);
-    return intern_file(r, name, r->table[s]);
+    size_t file = 0;
+    PDK_TRY(intern_file(r, name, extra ? NULL : r->table[s], &file));
+    if (!r->list) return PDCKPT_OK;
+    const int64_t *shape = index->has_shape
+                               ? index->dims + index->n_dims /* Paddle 2.6: the piece's */
+                           : !extra ? r->table[s]->shape
+                                    : NULL;
+    return keep_item(r, true, (size_t)(km - r->ix->keys), file, index, shape);
 }
 
 static pdckpt_status check_files(pdk_meta_builder *r) {

@@ -10,12 +10,14 @@
  * dict entries; the reader keeps only what the rest of the pickle can still reach.  What is left
  * -- the Metadata object, its dict of keys and their lists of ints -- is read into the index.
  * Everything the decode allocates goes through a counting allocator held to the budget.
- * Paddle 2.6's metadata (no dtypes, completed from the data files) is read through the tree
- * (dist_meta.c).
+ * Paddle 2.6's metadata (no dtypes) is completed from the data files before the index is built.
+ * Asked for it, the index's builder also keeps the pieces and entries as the file lists them
+ * (pdk_meta_list: `pdckpt ls`, pdckpt_sharded_read_metadata).
  */
 #include "../pickle/pickle.h"
 #include "pdk_distcp.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,7 +66,7 @@ typedef struct strtab {
 } strtab;
 
 /* A record as kept (pdk_meta_rec is the parsed form): dims are offset, shape and, for a piece,
- * its global shape, then the flattened run when there is one. */
+ * its global shape, then the flattened run when there is one, then an index's replica_id. */
 typedef struct crec {
     const char *key;  /* an index's tensor_key (interned) */
     uint32_t    file; /* an index's file: its name's number + 1 once storage_metadata names it */
@@ -73,7 +75,14 @@ typedef struct crec {
     uint8_t     flags;
     int64_t     dims[];
 } crec;
-enum { CR_INDEX = 1, CR_GLOBAL = 2, CR_FLAT = 4, CR_EXTRA = 8 /* replica_id > 0 */ };
+enum {
+    CR_INDEX = 1,
+    CR_GLOBAL = 2,
+    CR_FLAT = 4,
+    CR_SHAPE = 8,    /* an index with local_shape */
+    CR_REPLICA = 16, /* an index whose replica_id is an int */
+    CR_SEEN = 32     /* an index already listed (a pair set twice) */
+};
 
 typedef struct reader {
     const char             *source;
@@ -92,6 +101,7 @@ typedef struct reader {
     uint32_t           *order; /* the records in the order SETITEMS set them (a pair each) */
     size_t              n_order, order_cap;
     uint64_t            room; /* what the budget leaves the index's flattened boxes */
+    pdk_meta_list      *list; /* NULL: not kept */
 } reader;
 
 /* An array of `n` items of `size` bytes grown to `cap` (counted). */
@@ -159,7 +169,8 @@ static void tab_free(reader *r, strtab *t) {
 /* The parsed scratch record kept compact in the arena, and the int standing for it. */
 static pdckpt_status keep(reader *r, pdckpt_value **out) {
     const pdk_meta_rec *m = r->scratch;
-    size_t              n = (size_t)m->n_dims, dims = (m->is_index ? 2 : 3) * n + (m->flat ? 2 : 0);
+    size_t              n = (size_t)m->n_dims, base = (m->is_index ? 2 : 3) * n;
+    size_t              dims = base + (m->flat ? 2 : 0) + (m->is_index ? 1 : 0);
     crec               *rec = pdk_alloc(&r->arena.allocator, sizeof *rec + dims * sizeof(int64_t));
     pdckpt_value       *rep = rec ? pdckpt_value_new_int(&r->arena.allocator, (int64_t)r->n) : NULL;
     if (!rep) return pdk_fail_nomem(r->err, "metadata records");
@@ -168,9 +179,11 @@ static pdckpt_status keep(reader *r, pdckpt_value **out) {
     *rec = (crec){key ? r->keys.names[key - 1] : NULL, 0, (int16_t)n,
                   (uint8_t)(m->dtype == PDCKPT_DTYPE_INVALID ? 0 : m->dtype + 1),
                   (uint8_t)((m->is_index ? CR_INDEX : 0) | (m->has_global ? CR_GLOBAL : 0) |
-                            (m->flat ? CR_FLAT : 0) | (m->replica > 0 ? CR_EXTRA : 0))};
-    memcpy(rec->dims, m->dims, (dims - (m->flat ? 2 : 0)) * sizeof(int64_t));
-    if (m->flat) rec->dims[dims - 2] = m->flat_begin, rec->dims[dims - 1] = m->flat_end;
+                            (m->flat ? CR_FLAT : 0) | (m->has_shape ? CR_SHAPE : 0) |
+                            (m->has_replica ? CR_REPLICA : 0))};
+    memcpy(rec->dims, m->dims, base * sizeof(int64_t));
+    if (m->flat) rec->dims[base] = m->flat_begin, rec->dims[base + 1] = m->flat_end;
+    if (m->is_index) rec->dims[dims - 1] = m->replica;
     PDK_TRY(grow(r));
     r->recs[r->n] = rec;
     r->reps[r->n++] = pdckpt_value_retain(rep);
@@ -189,9 +202,11 @@ static const pdk_meta_rec *expand(reader *r, const crec *c) {
     m->is_index = c->flags & CR_INDEX;
     m->has_global = c->flags & CR_GLOBAL;
     m->flat = c->flags & CR_FLAT;
-    m->replica = c->flags & CR_EXTRA ? 1 : 0;
+    m->has_shape = c->flags & CR_SHAPE;
+    m->has_replica = c->flags & CR_REPLICA;
     m->flat_begin = m->flat ? c->dims[dims] : -1;
     m->flat_end = m->flat ? c->dims[dims + 1] : -1;
+    m->replica = m->is_index ? c->dims[dims + (m->flat ? 2 : 0)] : 0;
     memcpy(m->dims, c->dims, dims * sizeof(int64_t));
     return m;
 }
@@ -292,9 +307,167 @@ static pdckpt_status walk_storage(reader *r, pdk_meta_builder *b, const pdckpt_v
     if (pdckpt_value_len(storage) || (r->storage && r->storage != storage))
         return not_paddle(r, "LocalTensorIndex keys in storage_metadata");
     PDK_TRY(pdk_meta_build_storage(b, r->n_stored));
-    for (size_t i = 0; i < r->n_order; i++) {
-        const crec *rec = r->recs[r->order[i]];
+    for (size_t i = 0; i < r->n_order; i++) { /* a pair set again: its first place, last file */
+        crec *rec = r->recs[r->order[i]];
+        if (rec->flags & CR_SEEN) continue;
+        rec->flags |= CR_SEEN;
         PDK_TRY(pdk_meta_build_entry(b, expand(r, rec), r->files.names[rec->file - 1]));
+    }
+    return PDCKPT_OK;
+}
+
+/* ---- Paddle 2.6: dtypes only in the data files ---- */
+
+/* paddle.distributed.checkpoint in Paddle 2.6 recorded per piece only (global_offset,
+ * local_shape), and per LocalTensorIndex only (tensor_key, global_offset): a key's dtype is in
+ * the data files alone (Paddle 2.6's load_state_dict takes it from the tensor it loads into).
+ * Such metadata is completed as Paddle 2.6 would find it: each key's dtype from the data file
+ * holding its first piece in storage order (mapped, only its pickle opcodes read), its global
+ * shape the extent of its pieces (the index's builder does that for pieces without one).  The
+ * files are those the metadata names, inside the checkpoint directory.  Each file is opened at
+ * most once, whatever order the metadata lists pieces in: the keys are grouped by file first, so
+ * the lookup costs one parse per data file named. */
+typedef struct v26_need {
+    const char         *key, *file;
+    const pdckpt_value *list; /* the key's pieces: ints standing for records */
+    size_t              order;
+} v26_need;
+
+static int by_key(const void *x, const void *y) {
+    const v26_need *a = x, *b = y;
+    int             c = strcmp(a->key, b->key);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+static int by_file(const void *x, const void *y) {
+    const v26_need *a = x, *b = y;
+    int             c = strcmp(a->file, b->file);
+    return c ? c : (a->order > b->order) - (a->order < b->order);
+}
+
+/* The keys whose first piece has no dtype, one entry each (its first piece in storage order),
+ * grouped by data file. */
+static size_t v26_needs(reader *r, const pdckpt_value *sdm, v26_need *need) {
+    size_t n = 0, kept = 0;
+    for (size_t i = 0; i < r->n_order; i++) {
+        const crec         *rec = r->recs[r->order[i]];
+        const pdckpt_value *list = pdckpt_dict_get(sdm, rec->key);
+        int64_t             first = rec_number(r, pdckpt_value_at(list, 0), false);
+        if (pdckpt_value_kind(list) != PDCKPT_KIND_LIST || first < 0 || r->recs[first]->dtype)
+            continue; /* done, or not this form: the index's builder reports what is missing */
+        need[n++] = (v26_need){rec->key, r->files.names[rec->file - 1], list, i};
+    }
+    qsort(need, n, sizeof *need, by_key);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(need[i].key, need[kept - 1].key) != 0) need[kept++] = need[i];
+    qsort(need, kept, sizeof *need, by_file);
+    return kept;
+}
+
+/* The dtypes of the keys need[0..n), whose first piece is in the data file need[0].file. */
+static pdckpt_status v26_fill_file(reader *r, const char *dir, const v26_need *need, size_t n) {
+    const char *name = need[0].file;
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return not_paddle(r, "data file names inside the checkpoint directory");
+    pdckpt_load_options lo = PDCKPT_LOAD_OPTIONS_INIT_WITH(true);
+    pdckpt_value       *tree = NULL;
+    lo.format = PDCKPT_FORMAT_PICKLE;
+    PDK_TRY(pdk_load_beneath(dir, name, &lo, &tree, r->err));
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0; i < n && st == PDCKPT_OK; i++) {
+        pdckpt_tensor_view t;
+        if (!pdckpt_tensor_get_memory(pdckpt_dict_get(tree, need[i].key), &t, NULL)) {
+            st = pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                          "metadata: '%s' has no dtype and its data file %s holds no "
+                          "tensor under that key",
+                          need[i].key, name);
+            break;
+        }
+        for (size_t j = 0; j < pdckpt_value_len(need[i].list); j++) {
+            int64_t k = rec_number(r, pdckpt_value_at(need[i].list, j), false);
+            if (k >= 0 && !r->recs[k]->dtype) r->recs[k]->dtype = (uint8_t)(t.dtype + 1);
+        }
+    }
+    pdckpt_value_free(tree);
+    return st;
+}
+
+static pdckpt_status v26_fill(reader *r, const pdckpt_value *sdm) {
+    size_t n = strlen(r->source), k = strlen(PDK_META_SUFFIX);
+    if (n <= k || strcmp(r->source + n - k, PDK_META_SUFFIX) != 0) /* bytes, not a file */
+        return not_paddle(r, "dtypes (Paddle 2.6 metadata keeps them in the data files, "
+                             "and these bytes are not a metadata file beside them)");
+    char        dir[4096];
+    const char *slash = strrchr(r->source, '/');
+    int         len = !slash ? 1 : slash == r->source ? 1 : (int)(slash - r->source);
+    snprintf(dir, sizeof dir, "%.*s", len, slash ? r->source : ".");
+    v26_need *need = pdk_alloc(r->a, (r->n_order + 1) * sizeof *need);
+    if (!need) return pdk_fail_nomem(r->err, "metadata");
+    size_t        kept = v26_needs(r, sdm, need);
+    pdckpt_status st = PDCKPT_OK;
+    for (size_t i = 0, j; i < kept && st == PDCKPT_OK; i = j) {
+        for (j = i + 1; j < kept && strcmp(need[j].file, need[i].file) == 0;) j++;
+        st = v26_fill_file(r, dir, need + i, j - i);
+    }
+    pdk_free(r->a, need, (r->n_order + 1) * sizeof *need);
+    return st;
+}
+
+/* ---- flat_mapping, for the listing: {key: (names, ...)} copied out of the decode ---- */
+
+static pdckpt_value *copy_scalar(const pdckpt_value *v) {
+    int64_t     i = 0;
+    bool        b = false;
+    size_t      n = 0;
+    const char *s = pdckpt_value_get_string(v, &n);
+    switch (pdckpt_value_kind(v)) {
+    case PDCKPT_KIND_STRING: return pdckpt_value_new_string(NULL, s, n);
+    case PDCKPT_KIND_INT: return pdckpt_value_get_int(v, &i) ? pdckpt_value_new_int(NULL, i) : NULL;
+    case PDCKPT_KIND_BOOL:
+        return pdckpt_value_get_bool(v, &b) ? pdckpt_value_new_bool(NULL, b) : NULL;
+    case PDCKPT_KIND_NONE: return pdckpt_value_new_none(NULL);
+    default: return NULL;
+    }
+}
+
+/* One value of flat_mapping: a tuple or list of names; its cost taken from r->room. */
+static pdckpt_status copy_path(reader *r, const pdckpt_value *v, pdckpt_value **out) {
+    pdckpt_kind k = pdckpt_value_kind(v);
+    if (k != PDCKPT_KIND_TUPLE && k != PDCKPT_KIND_LIST)
+        return not_paddle(r, "flat_mapping as {key: (names, ...)}");
+    *out = pdckpt_value_new_container(NULL, k);
+    for (size_t i = 0; *out && i < pdckpt_value_len(v); i++) {
+        const pdckpt_value *item = pdckpt_value_at(v, i);
+        size_t              n = 0;
+        pdckpt_value_get_string(item, &n);
+        if (r->room < 64 + n)
+            return pdk_fail(r->err, PDCKPT_ERR_LIMIT, r->source, -1,
+                            "metadata: "
+                            "flat_mapping needs more memory than "
+                            "max_alloc_bytes leaves");
+        r->room -= 64 + n;
+        pdckpt_value *copy = copy_scalar(item);
+        if (!copy) return not_paddle(r, "flat_mapping as {key: (names, ...)}");
+        PDK_TRY(pdckpt_value_append(*out, copy, r->err));
+    }
+    return *out ? PDCKPT_OK : pdk_fail_nomem(r->err, "metadata");
+}
+
+static pdckpt_status copy_mapping(reader *r, const pdckpt_value *fm, pdckpt_value **out) {
+    *out = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    if (!*out) return pdk_fail_nomem(r->err, "metadata");
+    if (!fm) return PDCKPT_OK; /* older Paddle: none */
+    if (pdckpt_value_kind(fm) != PDCKPT_KIND_DICT)
+        return not_paddle(r, "flat_mapping as {key: (names, ...)}");
+    for (size_t i = 0; i < pdckpt_value_len(fm); i++) {
+        pdckpt_value *key = copy_scalar(pdckpt_dict_key_at(fm, i)), *path = NULL;
+        if (!key) return not_paddle(r, "flat_mapping as {key: (names, ...)}");
+        pdckpt_status st = copy_path(r, pdckpt_value_at(fm, i), &path);
+        if (st != PDCKPT_OK) {
+            pdckpt_value_free(key), pdckpt_value_free(path);
+            return st;
+        }
+        PDK_TRY(pdckpt_dict_set_value(*out, key, path, r->err));
     }
     return PDCKPT_OK;
 }
@@ -307,9 +480,13 @@ static pdckpt_status index_from(reader *r, const pdckpt_value *root, pdk_meta_in
     const pdckpt_value *sdm = pdckpt_dict_get(state, "state_dict_metadata");
     if (pdckpt_value_kind(sdm) != PDCKPT_KIND_DICT)
         return not_paddle(r, "state_dict_metadata as a dict");
+    if (r->v26) PDK_TRY(v26_fill(r, sdm));
+    if (r->list)
+        PDK_TRY(copy_mapping(r, pdckpt_dict_get(state, "flat_mapping"), &r->list->flat_mapping));
     pdk_meta_builder *b = NULL;
     pdckpt_status     st = pdk_meta_build_begin(r->source, pdckpt_value_len(sdm), ix, &b, r->err);
     pdk_meta_build_limit(b, r->room);
+    pdk_meta_build_keep(b, r->list);
     for (size_t i = 0; st == PDCKPT_OK && i < pdckpt_value_len(sdm); i++) {
         key_list k = {r, pdckpt_value_at(sdm, i)};
         if (pdckpt_value_kind(k.list) != PDCKPT_KIND_LIST)
@@ -379,24 +556,25 @@ static pdckpt_status over_budget(const counted *c, const char *source, pdckpt_er
 }
 
 pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_t max_alloc_bytes,
-                                    pdk_meta_index *ix, uint64_t *peak, pdckpt_error *err) {
+                                    pdk_meta_index *ix, pdk_meta_list *list, uint64_t *peak,
+                                    pdckpt_error *err) {
     size_t  len = bytes->len;
     counted c = {{counted_alloc, counted_free, NULL}, cost(len), cost(len), max_alloc_bytes, false};
     c.a.ctx = &c;
     if (!c.limit) c.limit = (uint64_t)len * PDK_META_LIVE_FACTOR + PDK_META_ALLOC_BASE;
-    reader r = {.source = source, .err = err, .a = &c.a};
+    reader r = {.source = source, .err = err, .a = &c.a, .list = list};
     pdk_arena_init_on(&r.arena, &c.a);
     pdckpt_value *root = NULL;
     memset(ix, 0, sizeof *ix);
+    if (list) memset(list, 0, sizeof *list);
     pdckpt_status st = c.live > c.limit ? (c.over = true, PDCKPT_ERR_LIMIT) : PDCKPT_OK;
     if (st == PDCKPT_OK) st = run(&r, bytes->data, len, &root);
-    if (!r.v26) { /* nothing decoded borrows the file */
-        pdk_blob_free(bytes);
-        c.live -= cost(len);
-    }
+    pdk_blob_free(bytes); /* nothing decoded borrows the file */
+    c.live -= cost(len);
     r.room = c.limit > c.live ? c.limit - c.live : 0;
-    if (st == PDCKPT_OK && !r.v26) st = index_from(&r, root, ix);
-    uint64_t held = st == PDCKPT_OK && !r.v26 ? c.live + index_cost(ix) : 0;
+    if (st == PDCKPT_OK) st = index_from(&r, root, ix);
+    uint64_t held =
+        st == PDCKPT_OK ? c.live + index_cost(ix) + (list ? pdk_meta_list_cost(list) : 0) : 0;
     if (held > c.peak) c.peak = held;
     pdckpt_value_free(root);
     reader_free(&r);
@@ -405,11 +583,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
         c.over = true, st = PDCKPT_ERR_LIMIT;
     }
     if (st != PDCKPT_OK && c.over) st = over_budget(&c, source, err);
+    if (st != PDCKPT_OK && list) pdk_meta_list_free(list);
     if (peak) *peak = c.peak;
-    if (st != PDCKPT_OK || !r.v26) return st;
-    pdckpt_value *meta = NULL; /* Paddle 2.6: dtypes from the data files, through the tree */
-    st = pdk_meta_decode(bytes->data, bytes->len, source, &meta, err);
-    if (st == PDCKPT_OK) st = pdk_meta_index_build_limited(meta, source, c.limit, ix, err);
-    pdckpt_value_free(meta);
     return st;
 }

@@ -63,8 +63,10 @@ static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece 
     return pdckpt_value_append(list, m, err);
 }
 
+/* (index tuple, file) of `p`; replica_id None unless `replica`, local_shape None without a shape.
+ */
 static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piece *p,
-                                  pdckpt_value *list, pdckpt_error *err) {
+                                  const int64_t *replica, pdckpt_value *list, pdckpt_error *err) {
     pdckpt_value *index = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     pdckpt_value *item = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
     if (!index || !item) {
@@ -76,8 +78,12 @@ static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piec
     if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
     if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, p->flat), err);
     if (st == PDCKPT_OK) st = append(index, flat_range(a, p), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_none(a), err); /* replica_id */
-    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->shape), err);
+    if (st == PDCKPT_OK)
+        st = append(index, replica ? pdckpt_value_new_int(a, *replica) : pdckpt_value_new_none(a),
+                    err);
+    if (st == PDCKPT_OK)
+        st = append(index, p->shape ? int_tuple(a, p->n_dims, p->shape) : pdckpt_value_new_none(a),
+                    err);
     st = st == PDCKPT_OK ? pdckpt_value_append(item, index, err) : (pdckpt_value_free(index), st);
     if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(a, p->file, SIZE_MAX), err);
     if (st != PDCKPT_OK) {
@@ -97,7 +103,7 @@ static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdc
         PDK_TRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
     }
     PDK_TRY(local_meta(a, p, list, err));
-    return storage_item(a, p, storage, err);
+    return storage_item(a, p, NULL, storage, err);
 }
 
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
@@ -122,6 +128,65 @@ pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece 
     }
     *out = root;
     return PDCKPT_OK;
+}
+
+/* ---- the tree of a file's metadata, from its listing (pdckpt_sharded_read_metadata) ---- */
+
+/* Item `it` of the list as a piece of the tree's builder. */
+static pdk_meta_piece listed(const pdk_meta_index *ix, const pdk_meta_list *l,
+                             const pdk_meta_item *it, bool entry) {
+    const pdk_key_meta *km = &ix->keys[it->key];
+    const int64_t      *dims = l->dims + it->dims;
+    return (pdk_meta_piece){km->key,
+                            km->dtype,
+                            it->n_dims,
+                            km->global_shape,
+                            dims,
+                            it->has_shape ? dims + it->n_dims : NULL,
+                            entry ? ix->files[it->file] : NULL,
+                            it->flat,
+                            it->flat_begin,
+                            it->flat_end};
+}
+
+static pdckpt_status listed_pieces(const pdk_meta_index *ix, const pdk_meta_list *l,
+                                   pdckpt_value *sdm, pdckpt_error *err) {
+    pdckpt_value *list = NULL;
+    for (size_t i = 0; i < l->n_pieces; i++) {
+        const pdk_meta_item *it = &l->pieces[i];
+        pdk_meta_piece       p = listed(ix, l, it, false);
+        if (i == 0 || it->key != l->pieces[i - 1].key)
+            PDK_TRY(
+                set(sdm, p.key, list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST), err));
+        PDK_TRY(local_meta(NULL, &p, list, err));
+    }
+    return PDCKPT_OK;
+}
+
+pdckpt_status pdk_meta_tree_from_list(const pdk_meta_index *ix, const pdk_meta_list *l,
+                                      pdckpt_value **out, pdckpt_error *err) {
+    pdckpt_value *root = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *sdm = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+    pdckpt_value *mapping = l->flat_mapping ? pdckpt_value_retain(l->flat_mapping)
+                                            : pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_status st =
+        root && sdm && storage && mapping ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
+    if (st == PDCKPT_OK) st = listed_pieces(ix, l, sdm, err);
+    for (size_t i = 0; i < l->n_entries && st == PDCKPT_OK; i++) {
+        pdk_meta_piece p = listed(ix, l, &l->entries[i], true);
+        st = storage_item(NULL, &p, l->entries[i].has_replica ? &l->entries[i].replica : NULL,
+                          storage, err);
+    }
+    if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
+    if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
+    if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
+    pdckpt_value_free(sdm);
+    pdckpt_value_free(storage);
+    pdckpt_value_free(mapping);
+    if (st != PDCKPT_OK) root = (pdckpt_value_free(root), NULL);
+    *out = root;
+    return st;
 }
 
 /* ---- reading: the tree's dicts and tuples as records (dist_meta_build.c) ---- */

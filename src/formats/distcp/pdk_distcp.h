@@ -273,7 +273,9 @@ typedef struct pdk_meta_rec {
     const char  *key;   /* an index's tensor_key (NUL-free) */
     pdckpt_dtype dtype; /* a piece's; PDCKPT_DTYPE_INVALID when it has none (Paddle 2.6) */
     int32_t      n_dims;
-    bool         is_index, has_global, has_shape, flat;
+    bool         is_index, has_global, flat;
+    bool         has_shape;            /* an index's local_shape (Paddle 2.6 has none) */
+    bool         has_replica;          /* an index's replica_id is an int (not None, not absent) */
     int64_t      flat_begin, flat_end; /* flat: the flattened_range */
     int64_t      replica;              /* an index's replica_id (None: 0) */
     int64_t      dims[];
@@ -288,6 +290,28 @@ pdckpt_status pdk_meta_rec_index(const pdckpt_value *m, bool tuple, const char *
                                  pdk_meta_rec *out, pdckpt_error *err);
 /* The bytes a record takes. */
 size_t pdk_meta_rec_size(const pdk_meta_rec *rec);
+
+/* The metadata as its file lists it (pdckpt_sharded_list, pdckpt_sharded_read_metadata), kept by
+ * the index's builder when asked (pdk_meta_build_keep): every piece of state_dict_metadata and
+ * every distinct storage_metadata entry (extra replicas included), each in the file's order. */
+typedef struct pdk_meta_item {
+    size_t  key;  /* index into the index's keys */
+    size_t  file; /* an entry's: index into the index's files */
+    size_t  dims; /* into the list's dims: offset, then (has_shape) shape, n_dims each */
+    int32_t n_dims;
+    bool    flat, has_shape, has_replica;
+    int64_t flat_begin, flat_end, replica;
+} pdk_meta_item;
+typedef struct pdk_meta_list {
+    pdk_meta_item *pieces, *entries;
+    size_t         n_pieces, n_entries, cap_pieces, cap_entries;
+    int64_t       *dims;
+    size_t         n_dims, cap_dims;
+    pdckpt_value  *flat_mapping; /* the file's (NULL: none) */
+} pdk_meta_list;
+void pdk_meta_list_free(pdk_meta_list *l);
+/* What the list holds, in heap bytes. */
+uint64_t pdk_meta_list_cost(const pdk_meta_list *l);
 
 /* Builds an index from records (dist_meta_build.c): begin, every key with its pieces (in the
  * metadata's order; `piece` gives piece i), the storage entries, end.  Any failure frees what
@@ -307,6 +331,8 @@ const char   *pdk_meta_file_name(const pdckpt_value *file);
 pdckpt_status pdk_meta_build_end(pdk_meta_builder *b, pdckpt_status st);
 /* The bytes the flattened pieces' boxes may take in the index (default: no limit). */
 void pdk_meta_build_limit(pdk_meta_builder *b, uint64_t max_bytes);
+/* Keeps every piece and entry in `list` as well (filled as they come; freed by the caller). */
+void pdk_meta_build_keep(pdk_meta_builder *b, pdk_meta_list *list);
 
 /* Reads a metadata tree (Paddle's Metadata fields) into an index, checking every piece. */
 pdckpt_status pdk_meta_index_build(const pdckpt_value *meta, const char *source,
@@ -355,8 +381,6 @@ bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, siz
 /* `a` allocates the intermediate tree of Paddle's objects (NULL: default). */
 pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *a, pdk_blob *out,
                               pdckpt_error *err);
-pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *source,
-                              pdckpt_value **meta, pdckpt_error *err);
 /* The metadata file's bytes straight into its index (dist_meta_read.c): Paddle's objects become
  * compact records as the pickle reader builds them (pdk_pickle_load_consumed), never a value
  * tree.  Everything the decode allocates counts against `max_alloc_bytes` (0: the default,
@@ -364,11 +388,15 @@ pdckpt_status pdk_meta_decode(const uint8_t *data, size_t len, const char *sourc
  * it held at once, the file's bytes included.  `bytes` (the file) is freed as soon as the pickle
  * has been run: nothing decoded borrows it. */
 #define PDK_META_LIVE_FACTOR 8
+/* Paddle 2.6's metadata (pieces without dtype) is completed from the data files beside `source`,
+ * the metadata file's path.  With `list` (may be NULL) the pieces and entries are also kept as
+ * listed, and the file's flat_mapping copied (counted too). */
 pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_t max_alloc_bytes,
-                                    pdk_meta_index *ix, uint64_t *peak, pdckpt_error *err);
-/* Completes Paddle 2.6 metadata (pieces without dtype) from the data files beside `source`, the
- * metadata file's path. */
-pdckpt_status pdk_meta_complete_v26(pdckpt_value *meta, const char *source, pdckpt_error *err);
+                                    pdk_meta_index *ix, pdk_meta_list *list, uint64_t *peak,
+                                    pdckpt_error *err);
+/* The tree pdckpt_sharded_read_metadata returns, from an index and its list (dist_meta_tree.c). */
+pdckpt_status pdk_meta_tree_from_list(const pdk_meta_index *ix, const pdk_meta_list *list,
+                                      pdckpt_value **out, pdckpt_error *err);
 pdckpt_status pdk_meta_path(const char *dir, int64_t id, char *out, size_t cap, pdckpt_error *err);
 /* Scans `dir`: the newest id with metadata (-1 if none) and the largest id seen in any data or
  * metadata file name (-1 if none). */
@@ -448,6 +476,9 @@ pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *loca
 pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
                               const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
                               size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err);
+/* The bytes of "<id>.metadata" for `wanted` (-1: the newest complete id, in *id). */
+pdckpt_status pdk_distcp_read_meta_bytes(const char *dir, int64_t wanted, int64_t *id,
+                                         pdk_blob *out, pdckpt_error *err);
 /* The coordinator's side of a load: reads the metadata of `wanted` (-1: newest), its index (from
  * the sidecar when it matches) and that index's compact form; `path` receives the metadata path. */
 pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t max_alloc_bytes,
