@@ -8,7 +8,9 @@
  *          peak its counting allocator saw;
  *   keys   pdckpt_sharded_read_keys (what `pdckpt dist merge` reads): the same decode, then the
  *          keys' dtypes and global shapes as values;
- *   tree   the whole value tree (pdckpt_sharded_read_metadata: `pdckpt ls`), the old decode.
+ *   list   pdckpt_sharded_list (what `pdckpt ls` reads): the same decode, the builder keeping
+ *          every piece and entry as listed;
+ *   tree   pdckpt_sharded_read_metadata: the list, then the value tree it returns.
  * Usage: pdckpt_bench_dist_meta DIR [PIECES...]   (default 8000 64000 256000)
  */
 #include "formats/distcp/pdk_distcp.h"
@@ -80,6 +82,10 @@ static int decode(const char *dir, const char *way, size_t len) {
         if (st == PDCKPT_OK) st = pdk_read_small_file(path, len + 1, &bytes.data, &bytes.len, &err);
         if (st == PDCKPT_OK) st = pdk_meta_decode_index(&bytes, path, 0, &ix, NULL, &counted, &err);
         if (st == PDCKPT_OK) pdk_meta_index_free(&ix);
+    } else if (strcmp(way, "list") == 0) {
+        pdckpt_sharded_listing *l = NULL;
+        st = pdckpt_sharded_list(dir, 0, 0, &l, NULL, &err);
+        pdckpt_sharded_listing_free(l);
     } else {
         pdckpt_value *meta = NULL;
         st = keys ? pdckpt_sharded_read_keys(dir, 0, &meta, NULL, &err)
@@ -106,8 +112,8 @@ int main(int argc, char **argv) {
         size_t len = write_metadata(argv[1], pieces);
         printf("== %zu pieces, metadata %.1f MB\n", pieces, (double)len / 1e6);
         fflush(stdout);
-        static const char *ways[] = {"index", "keys", "tree"};
-        for (int way = 0; way < 3; way++) {
+        static const char *ways[] = {"index", "keys", "list", "tree"};
+        for (int way = 0; way < 4; way++) {
             char size[32];
             snprintf(size, sizeof size, "%zu", len);
             char *args[] = {argv[0], "--decode", (char *)ways[way], argv[1], size, NULL};

@@ -35,7 +35,7 @@ static void meta_file(const uint8_t *data, size_t size) {
     pdckpt_value  *tree = NULL;
     pdk_blob       bytes = {0};
     pdk_meta_index ix;
-    pdk_meta_list  list;
+    pdk_meta_list  list = {.keep_pieces = true};
     pdk_blob_put(&bytes, data, size);
     if (!bytes.failed &&
         pdk_meta_decode_index(&bytes, "<fuzz>", 0, &ix, NULL, NULL, &err) == PDCKPT_OK)

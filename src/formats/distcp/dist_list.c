@@ -96,7 +96,7 @@ pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id, pdckpt_v
     if (!dir || !metadata)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1, "dir or metadata is NULL");
     *metadata = NULL;
-    pdckpt_sharded_listing l = {0};
+    pdckpt_sharded_listing l = {.list.keep_pieces = true};
     int64_t                got = -1;
     pdckpt_status          st = list_checkpoint(dir, id, 0, &l, &got, err);
     if (st == PDCKPT_OK) st = pdk_meta_tree_from_list(&l.ix, &l.list, metadata, err);

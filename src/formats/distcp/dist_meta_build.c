@@ -166,11 +166,13 @@ static pdckpt_status keep_item(pdk_meta_builder *r, bool entry, size_t key, size
 }
 
 void pdk_meta_list_free(pdk_meta_list *l) {
+    bool keep_pieces = l->keep_pieces;
     free(l->pieces);
     free(l->entries);
     free(l->dims);
     pdckpt_value_free(l->flat_mapping);
     memset(l, 0, sizeof *l);
+    l->keep_pieces = keep_pieces;
 }
 
 uint64_t pdk_meta_list_cost(const pdk_meta_list *l) {
@@ -209,7 +211,8 @@ static pdckpt_status add_piece(pdk_meta_builder *r, pdk_key_meta *km, const pdk_
     memcpy(p->offset, off, (size_t)n * sizeof *off);
     memcpy(p->shape, shape, (size_t)n * sizeof *shape);
     km->n_pieces++;
-    return r->list ? keep_item(r, false, (size_t)(km - r->ix->keys), 0, m, shape) : PDCKPT_OK;
+    if (!r->list || !r->list->keep_pieces) return PDCKPT_OK;
+    return keep_item(r, false, (size_t)(km - r->ix->keys), 0, m, shape);
 }
 
 pdckpt_status pdk_meta_build_begin(const char *source, size_t n_keys, pdk_meta_index *out,

@@ -566,7 +566,7 @@ pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_
     pdk_arena_init_on(&r.arena, &c.a);
     pdckpt_value *root = NULL;
     memset(ix, 0, sizeof *ix);
-    if (list) memset(list, 0, sizeof *list);
+    if (list) pdk_meta_list_free(list); /* keeps keep_pieces */
     pdckpt_status st = c.live > c.limit ? (c.over = true, PDCKPT_ERR_LIMIT) : PDCKPT_OK;
     if (st == PDCKPT_OK) st = run(&r, bytes->data, len, &root);
     pdk_blob_free(bytes); /* nothing decoded borrows the file */
