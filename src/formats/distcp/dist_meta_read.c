@@ -481,7 +481,7 @@ static pdckpt_status index_from(reader *r, const pdckpt_value *root, pdk_meta_in
     if (pdckpt_value_kind(sdm) != PDCKPT_KIND_DICT)
         return not_paddle(r, "state_dict_metadata as a dict");
     if (r->v26) PDK_TRY(v26_fill(r, sdm));
-    if (r->list)
+    if (r->list && r->list->keep_pieces) /* the tree: flat_mapping as the file has it */
         PDK_TRY(copy_mapping(r, pdckpt_dict_get(state, "flat_mapping"), &r->list->flat_mapping));
     pdk_meta_builder *b = NULL;
     pdckpt_status     st = pdk_meta_build_begin(r->source, pdckpt_value_len(sdm), ix, &b, r->err);

@@ -308,7 +308,7 @@ typedef struct pdk_meta_list {
     int64_t       *dims;
     size_t         n_dims, cap_dims;
     pdckpt_value  *flat_mapping; /* the file's (NULL: none) */
-    bool           keep_pieces;  /* set by the caller: the pieces too (else only the entries) */
+    bool           keep_pieces;  /* set by the caller: pieces and flat_mapping too (the tree) */
 } pdk_meta_list;
 void pdk_meta_list_free(pdk_meta_list *l);
 /* What the list holds, in heap bytes. */
@@ -391,8 +391,8 @@ pdckpt_status pdk_meta_encode(const pdckpt_value *meta, const pdckpt_allocator *
 #define PDK_META_LIVE_FACTOR 8
 /* Paddle 2.6's metadata (pieces without dtype) is completed from the data files beside `source`,
  * the metadata file's path.  With `list` (may be NULL; zeroed or freed, keep_pieces set) the
- * entries (and pieces) are also kept as listed, and the file's flat_mapping copied (counted
- * too). */
+ * entries are also kept as listed, and with keep_pieces the pieces and a copy of the file's
+ * flat_mapping (counted too). */
 pdckpt_status pdk_meta_decode_index(pdk_blob *bytes, const char *source, uint64_t max_alloc_bytes,
                                     pdk_meta_index *ix, pdk_meta_list *list, uint64_t *peak,
                                     pdckpt_error *err);
