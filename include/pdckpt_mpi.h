@@ -154,6 +154,17 @@ PDCKPT_API pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi
                                                  size_t n_shards, const char *dir,
                                                  const pdckpt_mpi_options *opts, int64_t *out_id,
                                                  pdckpt_error *err);
+/* pdckpt_mpi_save_sharded with runs[i] saying whether shards[i] is Paddle's flattened piece
+ * (pdckpt.h's pdckpt_shard_run, as pdckpt_sharded_describe_runs takes it: a 1-D run [begin, end)
+ * of the row-major flattening of the box at the shard's global_offset; runs NULL: none is).  The
+ * runs and boxes of each key must tile it; identical runs are stored once; the metadata lists
+ * them as Paddle 3.x's save_state_dict does, and its load_state_dict reads them.  (A new
+ * function: pdckpt_mpi_save_sharded keeps its signature.) */
+PDCKPT_API pdckpt_status pdckpt_mpi_save_sharded_runs(MPI_Comm comm, const pdckpt_mpi_shard *shards,
+                                                      const pdckpt_shard_run *runs, size_t n_shards,
+                                                      const char               *dir,
+                                                      const pdckpt_mpi_options *opts,
+                                                      int64_t *out_id, pdckpt_error *err);
 
 /* A box this rank wants (pdckpt.h's pdckpt_shard_request, the same box a local load takes). */
 typedef pdckpt_shard_request pdckpt_mpi_request;

@@ -108,6 +108,13 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
                                       size_t n_shards, const char *dir,
                                       const pdckpt_mpi_options *opts, int64_t *out_id,
                                       pdckpt_error *err) {
+    return pdckpt_mpi_save_sharded_runs(comm, shards, NULL, n_shards, dir, opts, out_id, err);
+}
+
+pdckpt_status pdckpt_mpi_save_sharded_runs(MPI_Comm comm, const pdckpt_mpi_shard *shards,
+                                           const pdckpt_shard_run *runs, size_t n_shards,
+                                           const char *dir, const pdckpt_mpi_options *opts,
+                                           int64_t *out_id, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
     opts = pdk_mpi_begin(opts, &err, &local);
     pdk_dist       d;
@@ -116,7 +123,7 @@ pdckpt_status pdckpt_mpi_save_sharded(MPI_Comm comm, const pdckpt_mpi_shard *sha
     PDK_TRY(pdk_dist_open(comm, opts, &d, err));
     bool          coord = d.rank == opts->coordinator;
     pdckpt_status st = local_checks(&d, opts, dir, &p.format, err);
-    if (st == PDCKPT_OK) st = pdk_shard_describe(shards, NULL, n_shards, &mine, err);
+    if (st == PDCKPT_OK) st = pdk_shard_describe(shards, runs, n_shards, &mine, err);
     st = pdk_dist_agree(&d, st, err);
     if (st == PDCKPT_OK)
         st = pdk_dist_same(&d, args_hash(dir, opts, p.format),

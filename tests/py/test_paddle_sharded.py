@@ -436,6 +436,35 @@ def test_flattened_saves_in_one_process(tmp_path, paddle_np):
             pd.save_state_dict({"w": bad}, tmp_path / "bad")
 
 
+def test_mpi_save_of_flattened_runs_paddle_reads(tmp_path, paddle_np):
+    """pdckpt_mpi_save_sharded_runs under real OpenMPI (3 ranks, tests/support/
+    sharded_runs_tool.c): runs of a whole box, runs of tensor-parallel boxes and plain boxes in
+    one save; the metadata lists the runs as Paddle does, and pdckpt and Paddle's
+    load_state_dict (one process) read back every tensor, bit for bit."""
+    import subprocess as sp
+
+    from test_dist import MPI_ENV
+
+    paddle, np = paddle_np
+    tool = PY_STAGE.parent / "tests" / "pdckpt_sharded_runs_tool"
+    ck = tmp_path / "ck"
+    proc = sp.run(["mpirun", "-n", "3", "--oversubscribe", str(tool), str(ck)],
+                  capture_output=True, text=True, env=MPI_ENV, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    full = {"w": np.arange(35, dtype="float32").reshape(5, 7),
+            "u": 100 + np.arange(24, dtype="float32").reshape(4, 6),
+            "b": 1000 + np.arange(18, dtype="float32").reshape(6, 3)}
+    tensors = {t["key"]: t for t in ls_json(ck)["tensors"]}
+    assert [(p["flattened_range"], p["file"]) for p in tensors["w"]["pieces"]] == [
+        ([0, 12], "0_0.distcp"), ([12, 24], "1_0.distcp"), ([24, 35], "2_0.distcp")]
+    assert sorted((p["offset"], p["shape"], p["flattened_range"]) for p in tensors["u"]["pieces"]) == [
+        ([0, 0], [2, 6], [0, 6]), ([0, 0], [2, 6], [6, 12]), ([2, 0], [2, 6], [0, 12])]
+    assert all("flattened_range" not in p for p in tensors["b"]["pieces"])
+    assert {k: raw(v) for k, v in pdckpt.load(str(ck)).items()} == {
+        k: v.tobytes() for k, v in full.items()}
+    assert paddle_full_load(paddle, ck, full) == {k: v.tobytes() for k, v in full.items()}
+
+
 def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):
     """An optimizer's LR_Scheduler (Python numbers): Paddle's save_state_dict raises ValueError;
     pdckpt's an ArgumentError naming the key, and writes nothing."""

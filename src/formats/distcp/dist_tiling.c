@@ -12,7 +12,9 @@
  * when they cover the box exactly -- as sharding v2 and stage 3 cut it -- they count as the box,
  * in linear time; otherwise each run counts as the dense boxes it is made of (pdk_run_boxes,
  * the cutter the loader uses), so any mix of runs and boxes that tiles the tensor passes.  A
- * failure is MISMATCH naming the key: the ranks' pieces do not fit together.
+ * failure is MISMATCH naming the key: the ranks' pieces do not fit together.  Memory: the
+ * intervals (linear), and the dense boxes of runs, held to a bound in the key's own pieces
+ * (LIMIT naming the key beyond it).
  */
 #include "pdk_distcp.h"
 
@@ -143,9 +145,10 @@ static pdckpt_status add_cut(void *ctx, const int64_t *off, const int64_t *shape
     (void)at, (void)err;
     tiles         *t = ctx;
     pdk_shard_rec *c = &t->cuts[t->n_cuts];
-    int64_t       *d = t->dims + t->n_cuts++ * 2 * PDCKPT_MAX_DIMS;
+    size_t         n = (size_t)t->run->n_dims;
+    int64_t       *d = t->dims + t->n_cuts++ * 2 * n;
     *c = *t->run;
-    c->offset = d, c->shape = d + PDCKPT_MAX_DIMS, c->flat = false;
+    c->offset = d, c->shape = d + n, c->flat = false;
     for (int32_t i = 0; i < c->n_dims; i++) {
         c->offset[i] = t->run->offset[i] + off[i];
         c->shape[i] = shape[i];
@@ -186,14 +189,35 @@ static bool has_runs(pdk_shard_rec **b, size_t n) {
     return false;
 }
 
+/* The dense boxes of runs that do not cover their box are held only within PDK_TILING_FACTOR x
+ * what the key's pieces take themselves (a record and its dims each) + PDK_TILING_BASE: a run
+ * cuts into up to 2 x n_dims - 1 boxes, so many runs of a many-dim box with holes between them
+ * would otherwise take ~90 times their descriptions (docs/distributed.md). */
+#define PDK_TILING_FACTOR 8
+#define PDK_TILING_BASE   (UINT64_C(64) << 20)
+
+static pdckpt_status check_room(pdk_shard_rec **boxes, size_t n, size_t need, pdckpt_error *err) {
+    uint64_t dims = (uint64_t)boxes[0]->n_dims * sizeof(int64_t);
+    uint64_t cuts = need * (sizeof(pdk_shard_rec) + 2 * dims + sizeof(pdk_shard_rec *));
+    uint64_t room = PDK_TILING_BASE + PDK_TILING_FACTOR * n * (sizeof(pdk_shard_rec) + 3 * dims);
+    if (cuts <= room) return PDCKPT_OK;
+    return pdk_fail(err, PDCKPT_ERR_LIMIT, NULL, -1,
+                    "key '%s': checking that its flattened runs tile it would take %llu bytes "
+                    "(%zu dense boxes of runs that do not cover their box), more than %llu (%d "
+                    "times its pieces + 64 MiB)",
+                    boxes[0]->key, (unsigned long long)cuts, need, (unsigned long long)room,
+                    PDK_TILING_FACTOR);
+}
+
 /* The boxes to tile with: `boxes` itself when no piece is a run. */
 static pdckpt_status tiles_of(pdk_shard_rec **boxes, size_t n, tiles *t, pdckpt_error *err) {
     size_t need;
     if (!has_runs(boxes, n)) return t->list = boxes, t->n = n, PDCKPT_OK;
     PDK_TRY(place_runs(boxes, n, t, &need, err));
+    PDK_TRY(check_room(boxes, n, need, err));
     t->list = malloc((n + need + 1) * sizeof *t->list);
     t->cuts = need ? malloc(need * sizeof *t->cuts) : NULL;
-    t->dims = need ? malloc(need * 2 * PDCKPT_MAX_DIMS * sizeof *t->dims) : NULL;
+    t->dims = need ? malloc(need * 2 * (size_t)boxes[0]->n_dims * sizeof *t->dims + 1) : NULL;
     if (!t->list || (need && (!t->cuts || !t->dims)))
         return pdk_fail_nomem(err, "the tiling check");
     return place_runs(boxes, n, t, &need, err);
