@@ -422,6 +422,29 @@ def job4(out_dir):
         json.dump(notes, f)
 
 
+def job_empty(out_dir):
+    """2 ranks: an empty piece on rank 0 ("e": its one row is rank 1's) before two replicated
+    tensors, saved by Paddle's save_state_dict and by pdckpt's."""
+    import paddle
+    import paddle.distributed as dist
+    from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
+
+    import pdckpt.distributed as pd
+
+    paddle.set_device("cpu")
+    dist.init_parallel_env()
+    rank = dist.get_rank()
+    row = paddle.to_tensor(np.arange(4, dtype="float32").reshape(1, 4))
+    e = (ShardedWeight("e", paddle.zeros([0, 4], "float32"), (0, 4), (1, 4), (1, 0)) if rank == 0
+         else ShardedWeight("e", row, (1, 4), (1, 4), (0, 0)))
+    state = {"e": e, "r": paddle.arange(3, dtype="float32"),
+             "r2": paddle.arange(2, dtype="float32") + 5}
+    dist.save_state_dict(state, os.path.join(out_dir, "paddle_empty"))
+    dist.barrier()
+    pd.save_state_dict(state, os.path.join(out_dir, "pdckpt_empty"))
+    dist.barrier()
+
+
 if __name__ == "__main__":
     import warnings
 
@@ -431,6 +454,8 @@ if __name__ == "__main__":
             job(sys.argv[1])
         elif sys.argv[2] == "job4":
             job4(sys.argv[1])
+        elif sys.argv[2] == "job_empty":
+            job_empty(sys.argv[1])
         else:
             load3(sys.argv[1], sys.argv[3])
     except Exception:

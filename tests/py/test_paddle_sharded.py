@@ -465,6 +465,24 @@ def test_mpi_save_of_flattened_runs_paddle_reads(tmp_path, paddle_np):
     assert paddle_full_load(paddle, ck, full) == {k: v.tobytes() for k, v in full.items()}
 
 
+def test_replicated_pieces_after_an_empty_one_go_where_paddle_puts_them(tmp_path):
+    """Paddle's balanced_dedup_key_in_dict counts the empty piece rank 0 holds in its file's
+    load, so the replicated "r" that follows goes to 1_0.distcp; pdckpt stores no empty piece but
+    counts it the same way (it put "r" in 0_0.distcp), so every stored piece is where Paddle's
+    save puts it."""
+    launch(tmp_path, 2, "job_empty")
+
+    def placed(ck):
+        return {t["key"]: [(p["offset"], p["shape"], p["file"]) for p in t["pieces"]
+                           if 0 not in p["shape"]] for t in ls_json(ck)["tensors"]}
+
+    paddle = placed(tmp_path / "paddle_empty")
+    assert paddle["r"] == [([0], [3], "1_0.distcp")] and paddle["r2"] == [([0], [2], "0_0.distcp")]
+    assert placed(tmp_path / "pdckpt_empty") == paddle
+    e = next(t for t in ls_json(tmp_path / "pdckpt_empty")["tensors"] if t["key"] == "e")
+    assert [p["shape"] for p in e["pieces"]] == [[1, 4]]  # the empty piece is not stored
+
+
 def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):
     """An optimizer's LR_Scheduler (Python numbers): Paddle's save_state_dict raises ValueError;
     pdckpt's an ArgumentError naming the key, and writes nothing."""

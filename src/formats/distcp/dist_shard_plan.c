@@ -177,12 +177,13 @@ static pdckpt_status collect_pieces(pdk_shard_plan *p, pdckpt_error *err) {
         /* Empty pieces (a rank past the end of a short dim, an empty run) hold nothing: they are
          * not stored, except one for a tensor that is empty as a whole, so its dtype and shape
          * survive.  (Paddle 3.3 stores an empty run, and its own load then returns zeros for
-         * the whole tensor: docs/distributed.md.) */
+         * the whole tensor: docs/distributed.md.)  They still count in the writers' loads, as
+         * Paddle counts them, so every stored piece is in the file Paddle would pick. */
         bool empty = holds_nothing(o[i]);
         bool all_empty = pdk_box_volume(o[i]->n_dims, o[i]->global) == 0;
-        if (empty && (!all_empty || kept_for_key)) continue;
-        kept_for_key = true;
-        p->pieces[p->n_pieces++] = (pdk_shard_piece){o[i], i, j, -1};
+        bool stored = !empty || (all_empty && !kept_for_key);
+        kept_for_key |= stored;
+        p->pieces[p->n_pieces++] = (pdk_shard_piece){o[i], i, j, -1, stored};
     }
     if (p->n_pieces > 1) qsort(p->pieces, p->n_pieces, sizeof *p->pieces, cmp_first_seen);
     return PDCKPT_OK;
@@ -214,19 +215,23 @@ static pdckpt_status assign_writers(pdk_shard_plan *p, int size, pdckpt_error *e
     }
     qsort(names, (size_t)size, sizeof *names, cmp_named);
     for (int i = 0; i < size; i++) name_pos[names[i].rank] = i;
+    size_t kept = 0;
     for (size_t k = 0; k < p->n_pieces; k++) {
         pdk_shard_piece *pc = &p->pieces[k];
         int              best = -1;
         for (size_t i = pc->run_from; i < pc->run_to; i++) {
-            pdk_shard_rec *r = p->order[i];
-            r->piece = k;
+            const pdk_shard_rec *r = p->order[i];
             if (best < 0 || load[r->rank] < load[best] ||
                 (load[r->rank] == load[best] && name_pos[r->rank] < name_pos[best]))
                 best = r->rank;
         }
         pc->writer = best;
         load[best]++;
+        if (!pc->stored) continue; /* counted, not stored */
+        for (size_t i = pc->run_from; i < pc->run_to; i++) p->order[i]->piece = kept;
+        p->pieces[kept++] = *pc;
     }
+    p->n_pieces = kept;
     free(load), free(name_pos), free(names);
     return PDCKPT_OK;
 }

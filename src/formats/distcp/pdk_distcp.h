@@ -161,6 +161,7 @@ typedef struct pdk_shard_piece {
     pdk_shard_rec *first; /* first appearance (lowest rank) */
     size_t         run_from, run_to;
     int            writer; /* rank whose data file stores it */
+    bool           stored; /* false: an empty piece, only counted in the writers' loads */
 } pdk_shard_piece;
 
 typedef struct pdk_shard_plan {
