@@ -341,10 +341,10 @@ pdckpt_status pdk_meta_build_entry(pdk_meta_builder *r, const pdk_meta_rec *inde
     size_t file = 0;
     PDK_TRY(intern_file(r, name, extra ? NULL : r->table[s], &file));
     if (!r->list) return PDCKPT_OK;
-    const int64_t *shape = index->has_shape
-                               ? index->dims + index->n_dims /* Paddle 2.6: the piece's */
-                           : !extra ? r->table[s]->shape
-                                    : NULL;
+    /* its local_shape; Paddle 2.6's index has none: its piece's */
+    const int64_t *shape = index->has_shape ? index->dims + index->n_dims
+                           : !extra         ? r->table[s]->shape
+                                            : NULL;
     return keep_item(r, true, (size_t)(km - r->ix->keys), file, index, shape);
 }
 
