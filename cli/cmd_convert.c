@@ -263,6 +263,22 @@ static int write_params_info(const pdckpt_value *root, const char *in, const cli
     return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
 }
 
+/* A combined file or a tensor stream stores no names: a dict's keys go without a word unless
+ * told (a program, --out-program, names them again). */
+static void note_names_dropped(const pdckpt_value *root, pdckpt_format to, size_t tensors) {
+    if ((to != PDCKPT_FORMAT_COMBINED && to != PDCKPT_FORMAT_TENSOR) ||
+        pdckpt_value_kind(root) != PDCKPT_KIND_DICT || tensors == 0)
+        return;
+    if (to == PDCKPT_FORMAT_TENSOR)
+        fprintf(stderr, "pdckpt: note: a tensor stream stores no name: the key is not kept\n");
+    else
+        fprintf(stderr,
+                "pdckpt: note: a combined file stores no names: its %zu tensors are in "
+                "byte-wise name order; read it back with --names (that order) or its "
+                "program\n",
+                tensors);
+}
+
 /* Writes the loaded tree to OUT (a file, a directory, stdout, or per --out-program /
  * --static-out) and prints the one-line summary. */
 static int write_output(const pdckpt_value *root, const char *in, pdckpt_format from,
@@ -282,6 +298,7 @@ static int write_output(const pdckpt_value *root, const char *in, pdckpt_format 
     cli_progress_end();
     if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
     if (st != PDCKPT_OK) return cli_report(&err);
+    if (!out_program) note_names_dropped(root, so->format, tensors);
     fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", cli_safe(in),
             pdckpt_format_name(from), cli_safe(out), pdckpt_format_name(so->format), tensors,
             dropped ? " (non-tensor values dropped: see above)" : "");

@@ -6,7 +6,9 @@
  *   {"v":1,"root":NODE}   NODE = null | true | false | "str" | {"t":key[,"n":paddle name]}
  *   | {"i":"int64"} | {"f":"16 hex digits: the double's bits"} | {"b":"hex"} (bytes)
  *   | {"x":"hex"} (a str that is not UTF-8) | {"l":[..]} | {"u":[..]} (tuple) | {"s":[..]} (set)
- *   | {"d":[[KEY,NODE],..]} | {"o":{"k":kind,"m":module,"n":name[,"a":..][,"s":..][,"i":..]}}
+ *   | {"d":[[KEY,NODE],..][,"f":"o"|"p"|"op"]} (an OrderedDict; a pickle's root without a name
+ *   table) | {"N":["dtype",NODE]} (a numpy scalar: the number, bool, big int or 0-d complex tensor)
+ *   | {"o":{"k":kind,"m":module,"n":name[,"a":..][,"s":..][,"i":..]}}
  * Reading it back is bounded like every parser here (depth, sizes from the input only).
  */
 #include "st_tree.h"
@@ -131,7 +133,11 @@ static pdckpt_status encode_items(enc *e, const pdckpt_value *v, const char *ope
         PDK_TRY(encode_at(e, pdckpt_value_at(v, i), step, len, depth));
         if (dict) PDK_TRY(put(e, "]"));
     }
-    return put(e, "]}");
+    if (!dict || (!pdckpt_dict_is_ordered(v) && !pdk_dict_is_plain(v))) return put(e, "]}");
+    PDK_TRY(put(e, "],\"f\":\""));
+    if (pdckpt_dict_is_ordered(v)) PDK_TRY(put(e, "o"));
+    if (pdk_dict_is_plain(v)) PDK_TRY(put(e, "p"));
+    return put(e, "\"}");
 }
 
 static pdckpt_status encode_object(enc *e, const pdckpt_value *v, int depth) {
@@ -173,10 +179,7 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
     return put(e, "}");
 }
 
-static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
-    if (depth > MAX_DEPTH)
-        return pdk_fail(e->err, PDCKPT_ERR_LIMIT, e->out->name, -1,
-                        "expected nesting depth <= %d at '%.64s'", MAX_DEPTH, e->path);
+static pdckpt_status encode_value(enc *e, const pdckpt_value *v, int depth) {
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_TENSOR: return encode_tensor(e, v);
     case PDCKPT_KIND_LIST: return encode_items(e, v, "{\"l\":[", depth);
@@ -186,6 +189,20 @@ static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
     case PDCKPT_KIND_OBJECT: return encode_object(e, v, depth);
     default: return put_scalar(e, v);
     }
+}
+
+/* A numpy scalar is its value wrapped with its dtype: {"N":["float32",NODE]}. */
+static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
+    if (depth > MAX_DEPTH)
+        return pdk_fail(e->err, PDCKPT_ERR_LIMIT, e->out->name, -1,
+                        "expected nesting depth <= %d at '%.64s'", MAX_DEPTH, e->path);
+    pdckpt_dtype dt;
+    if (!pdckpt_value_numpy_scalar(v, &dt)) return encode_value(e, v, depth);
+    PDK_TRY(put(e, "{\"N\":[\""));
+    PDK_TRY(put(e, pdckpt_dtype_name(dt)));
+    PDK_TRY(put(e, "\","));
+    PDK_TRY(encode_value(e, v, depth));
+    return put(e, "]}");
 }
 
 bool pdk_st_tree_needed(const pdckpt_value *root) {
@@ -198,8 +215,9 @@ bool pdk_st_tree_needed(const pdckpt_value *root) {
         if (strcmp(k, PDK_ST_METADATA_KEY) == 0) continue;
         if (!pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &t, NULL)) return true;
         if (t.name && strcmp(t.name, k) != 0) return true; /* a Paddle name to keep */
+        if (pdckpt_value_numpy_scalar(pdckpt_value_at(root, i), NULL)) return true;
     }
-    return false;
+    return pdckpt_dict_is_ordered(root) || pdk_dict_is_plain(root);
 }
 
 pdckpt_status pdk_st_tree_encode(const pdckpt_value *root, const char *target, pdk_flat_list *flat,
@@ -423,6 +441,40 @@ static pdckpt_status object_value(dec *d, pdckpt_value **out, int depth) {
     return st;
 }
 
+/* The flags after a dict's items: ,"f":"o" (OrderedDict), "p" (plain pickle root), "op". */
+static pdckpt_status dict_flags(dec *d, pdckpt_value *dict) {
+    char  *f, *v;
+    size_t fl, vl;
+    if (!pdk_json_accept(&d->cur, ',')) return PDCKPT_OK;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &f, &fl));
+    bool          is_f = strcmp(f, "f") == 0;
+    pdckpt_status st = is_f ? pdk_json_expect(&d->cur, ':', "after \"f\"") : bad(d, "\"f\"");
+    pdk_free(d->a, f, fl + 1);
+    if (st != PDCKPT_OK) return st;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &v, &vl));
+    bool ok = vl >= 1 && vl <= 2 && strspn(v, "op") == vl && (vl == 1 || strcmp(v, "op") == 0);
+    if (ok) pdckpt_dict_set_ordered(dict, strchr(v, 'o') != NULL);
+    if (ok) pdk_dict_set_plain(dict, strchr(v, 'p') != NULL);
+    pdk_free(d->a, v, vl + 1);
+    return ok ? PDCKPT_OK : bad(d, "dict flags \"o\", \"p\" or \"op\"");
+}
+
+/* {"N":["dtype",NODE]}: NODE marked as a numpy scalar of that dtype (which must hold it). */
+static pdckpt_status numpy_scalar(dec *d, pdckpt_value **out, int depth) {
+    char  *name;
+    size_t nl;
+    PDK_TRY(pdk_json_expect(&d->cur, '[', "to start a numpy scalar"));
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &name, &nl));
+    pdckpt_dtype  dt = pdckpt_dtype_from_name(name);
+    pdckpt_status st = pdk_json_expect(&d->cur, ',', "in a numpy scalar");
+    pdk_free(d->a, name, nl + 1);
+    if (st == PDCKPT_OK) st = decode(d, out, depth + 1);
+    if (st == PDCKPT_OK && !pdckpt_value_set_numpy_scalar(*out, dt))
+        st = bad(d, "a numpy scalar whose dtype holds its value");
+    if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, ']', "to close a numpy scalar");
+    return st;
+}
+
 static pdckpt_status tagged(dec *d, pdckpt_value **out, int depth) {
     char  *tag;
     size_t tl;
@@ -440,9 +492,13 @@ static pdckpt_status tagged(dec *d, pdckpt_value **out, int depth) {
     case 'l': st = items(d, PDCKPT_KIND_LIST, out, depth); break;
     case 'u': st = items(d, PDCKPT_KIND_TUPLE, out, depth); break;
     case 's': st = items(d, PDCKPT_KIND_SET, out, depth); break;
-    case 'd': st = items(d, PDCKPT_KIND_DICT, out, depth); break;
+    case 'd':
+        st = items(d, PDCKPT_KIND_DICT, out, depth);
+        if (st == PDCKPT_OK) st = dict_flags(d, *out);
+        break;
     case 'o': st = object_value(d, out, depth); break;
-    default: return bad(d, "a tag t, i, f, b, x, l, u, s, d or o");
+    case 'N': st = numpy_scalar(d, out, depth); break;
+    default: return bad(d, "a tag t, i, f, b, x, l, u, s, d, o or N");
     }
     if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, '}', "to close a tagged value");
     if (st != PDCKPT_OK) pdckpt_value_free(*out), *out = NULL;
