@@ -34,18 +34,6 @@ static pdckpt_status put(enc *e, const char *s) {
     return pdk_sink_write(e->out, s, strlen(s), e->err);
 }
 
-static bool valid_utf8(const uint8_t *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t  k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!k || i + k > n) return false;
-        for (size_t j = 1; j < k; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return false;
-        i += k;
-    }
-    return true;
-}
-
 static pdckpt_status put_hex(enc *e, const char *tag, const uint8_t *b, size_t n) {
     char buf[3];
     PDK_TRY(put(e, tag));
@@ -79,7 +67,7 @@ static pdckpt_status put_scalar(enc *e, const pdckpt_value *v) {
     }
     case PDCKPT_KIND_STRING:
         s = pdckpt_value_get_string(v, &n);
-        if (!valid_utf8((const uint8_t *)s, n))
+        if (!pdk_utf8_valid((const uint8_t *)s, n, &(size_t){0})) /* a lone surrogate too */
             return put_hex(e, "{\"x\":\"", (const uint8_t *)s, n);
         return pdk_json_write_string(e->out, s, n, e->err);
     default:

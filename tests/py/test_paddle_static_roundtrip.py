@@ -9,7 +9,8 @@
   every dtype and shape its static API takes, has the CLI rewrite them and loads the rewrites.
 - pdckpt's safetensors tree metadata lost an OrderedDict (nested state dicts in a training
   checkpoint) and numpy scalars (np.float32, np.int64, ...), so safetensors -> pickle changed
-  the container and the leaves' types."""
+  the container and the leaves' types; a str with a lone surrogate (which Paddle pickles) was
+  refused instead of kept as the tree's hex form."""
 import collections
 import json
 from pathlib import Path
@@ -81,6 +82,8 @@ def test_safetensors_keeps_ordered_dicts_and_numpy_scalars(paddle_np, tmp_path):
                     "c64": np.complex64(1 - 2j), "u64": np.uint64(2**63 + 5)},
         "arrays": {"a": np.ones((2, 3), "float32"), "b": np.arange(4)},
         "generic OrderedDict of arrays": collections.OrderedDict(b=np.ones(2), a=np.zeros(3)),
+        # a lone surrogate in a str key or value (the tree's "x" form): refused as "not UTF-8"
+        "lone surrogates": {"k\udc80": "x\ud800", "c": complex(1, -2), "w": paddle.ones([1])},
     }
     for case, obj in objs.items():
         for protocol in (2, 4):
