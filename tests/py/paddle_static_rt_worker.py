@@ -5,7 +5,8 @@ variables of every dtype and shape that Paddle's static API takes with paddle.st
 (1.8: fluid.save), save_vars and save_persistables; has the pdckpt CLI (argv[2]) rewrite them
 (pickle -> pickle, the triple through --static-out, both through safetensors) and checks that
 the rewrites are Paddle's bytes and that Paddle's load_program_state / set_program_state /
-static.load take them as its own.  Writes truth.json (dtype, shape, sha256 per variable) and
+static.load take them as its own, and that a static checkpoint converted for its program is
+save_persistables(filename=)'s file.  Writes truth.json (dtype, shape, sha256 per variable) and
 prints one line per failure, or "ok"."""
 import hashlib
 import json
@@ -118,13 +119,19 @@ def main():
     truth = fill(static.global_scope(), np.random.default_rng(0))
     json.dump(truth, open(os.path.join(out, "truth.json"), "w"))
     prefix = os.path.join(out, "ss", "m")
-    (fluid.save if OLD else static.save)(main_prog, prefix)
+    (fluid.save if OLD else static.save)(main_prog, prefix)  # (1.8 and legacy IR: X.pdmodel)
     everything = [main_prog.global_block().var(k) for k in sorted(truth)]
     # the save op has no bool kernel (1.8: no float16 either)
     storable = [v for v in everything
                 if not v.name.startswith("v_bool") and not (OLD and "float16" in v.name)]
     io.save_vars(exe, os.path.join(out, "sep"), main_prog, vars=storable)
     io.save_vars(exe, os.path.join(out, "comb"), main_prog, vars=everything, filename="params")
+    if OLD:
+        fluid.io.save_persistables(exe, os.path.join(out, "pc"), main_prog, filename="__params__")
+    else:
+        import paddle.distributed.io as dio
+
+        dio.save_persistables(exe, os.path.join(out, "pc"), main_prog, filename="__params__")
     bad = []
     numpy_module = "numpy._core" if np.__version__ >= "2" else "numpy.core"
     opts = ["--numpy-module", numpy_module, "--protocol", "2" if OLD else "4"]
@@ -138,9 +145,12 @@ def main():
         ([prefix, w + "/t.safetensors"], []),
         ([w + "/t.safetensors", w + "/sto", "--static-out"],
          [(prefix + ".pdparams", w + "/sto.pdparams"), (prefix + ".pdopt", w + "/sto.pdopt")]),
+        # the static checkpoint as save_persistables(filename=) writes it, for its program
+        ([prefix, w + "/pc.pdiparams", "--out-program", prefix + ".pdmodel"],
+         [(os.path.join(out, "pc", "__params__"), w + "/pc.pdiparams")]),
     ]
     for args, pairs in steps:
-        to_pickle = not args[1].endswith(".safetensors")
+        to_pickle = not args[1].endswith((".safetensors", ".pdiparams"))
         rc, err = cli("convert", *args, *(opts if to_pickle else []))
         if rc:
             bad.append(f"convert {args}: {err.strip()}")

@@ -7,6 +7,9 @@
   `StructuredToParameterName@@`, so Paddle's load_program_state returned that extra key and
   set_program_state warned about it.  One process per Paddle (paddle_static_rt_worker.py) writes
   every dtype and shape its static API takes, has the CLI rewrite them and loads the rewrites.
+- The same checkpoint converted for its program (`--out-program X.pdmodel`) was refused ("found
+  no such key": the variables are in its "pdparams" / "pdopt" parts); it is now
+  save_persistables(filename=)'s file byte for byte.
 - pdckpt's safetensors tree metadata lost an OrderedDict (nested state dicts in a training
   checkpoint) and numpy scalars (np.float32, np.int64, ...), so safetensors -> pickle changed
   the container and the leaves' types; a str with a lone surrogate (which Paddle pickles) was
