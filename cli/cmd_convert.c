@@ -202,21 +202,35 @@ static size_t dict_len(const pdckpt_value *v) {
     return pdckpt_value_kind(v) == PDCKPT_KIND_DICT ? pdckpt_value_len(v) : 0;
 }
 
-static void note_renamed_keys(const pdckpt_value *root) {
+/* A dygraph-dir stores each tensor under its Paddle name; a vars-dir or TNUM file under its key,
+ * with no room for a Paddle name: either way what does not survive is said. */
+static void note_renamed_keys(const pdckpt_value *root, pdckpt_format to) {
     size_t n = 0;
+    bool   by_name = to == PDCKPT_FORMAT_DYGRAPH_DIR;
+    if (!by_name && to != PDCKPT_FORMAT_VARS_DIR && to != PDCKPT_FORMAT_TNUM) return;
     for (size_t i = 0; i < dict_len(root); i++) {
         pdckpt_tensor_view t;
         const char        *key = renamed_key(root, i, &t);
         if (!key) continue;
         if (n++ < 8)
-            fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", cli_safe(key),
+            fprintf(stderr, "pdckpt: note: '%s' %s '%s'\n", cli_safe(key),
+                    by_name ? "is stored as" : "keeps its key; not kept: its Paddle name",
                     cli_safe(t.name));
     }
-    if (n)
+    if (n && by_name)
         fprintf(stderr,
                 "pdckpt: note: a dygraph-dir keeps Paddle names, not keys: %zu key%s became the "
                 "tensor's Paddle name%s\n",
                 n, n == 1 ? "" : "s", n > 8 ? " (the first 8 listed)" : "");
+    else if (n)
+        fprintf(stderr,
+                "pdckpt: note: a %s keeps keys, not Paddle names: %zu tensor%s lost %s Paddle "
+                "name%s%s\n",
+                pdckpt_format_name(to), n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
+                n > 8 ? " (the first 8 listed)" : "",
+                to == PDCKPT_FORMAT_VARS_DIR
+                    ? " (--out-program writes a program's variables by name)"
+                    : "");
 }
 
 /* ---- the .pdiparams.info beside a combined file ---- */
@@ -343,7 +357,7 @@ int cmd_convert(int argc, char **argv) {
         a.so.n_allowed_globals = args.n_allowed;
         rc = write_output(root, in, from, out, a.out_program, a.static_out, &a.so);
     }
-    if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_DYGRAPH_DIR) note_renamed_keys(root);
+    if (rc == CLI_OK && !a.out_program) note_renamed_keys(root, a.so.format);
     if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_COMBINED && strcmp(in, "-") != 0)
         rc = write_params_info(root, in, &args, out, a.out_program);
     pdckpt_value_free(root);

@@ -141,3 +141,30 @@ def test_convert_says_when_names_are_not_kept(tmp_path):
     assert "a tensor stream stores no name" in proc.stderr
     proc = run_cli("convert", one, tmp_path / "w.safetensors", check=0)  # names kept: no note
     assert "note" not in proc.stderr
+
+
+def test_key_only_formats_say_which_paddle_names_they_drop(paddle_np, tmp_path):
+    """A vars-dir or TNUM file stores each tensor under its key: a state dict's Paddle names
+    ('0.weight' is 'linear_0.w_0') went without a word (a dygraph-dir already said what it
+    renamed)."""
+    import warnings
+
+    import pdckpt
+
+    paddle, _ = paddle_np
+    net = paddle.nn.Sequential(paddle.nn.Linear(2, 3))
+    src = tmp_path / "m.pdparams"
+    paddle.save(net.state_dict(), str(src))
+    for out, fmt in ((tmp_path / "vd", "vars-dir"), (tmp_path / "m.tnum", "tnum")):
+        proc = run_cli("convert", src, out, "--to", fmt, check=0)
+        assert "'0.weight' keeps its key; not kept: its Paddle name 'linear_0.w_0'" in proc.stderr
+        assert f"a {fmt} keeps keys, not Paddle names: 2 tensors lost their" in proc.stderr
+        with pytest.warns(UserWarning, match=f"a {fmt} keeps keys, not Paddle names; not kept: "
+                          "'0.weight' -> 'linear_0.w_0'"):
+            pdckpt.save(net.state_dict(), str(tmp_path / ("py_" + out.name)), format=fmt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # keys that are the names: nothing to say
+        pdckpt.save({"a": np.ones(2, "float32")}, str(tmp_path / "plain.tnum"))
+    proc = run_cli("convert", tmp_path / "plain.tnum", tmp_path / "plain2", "--to", "vars-dir",
+                   check=0)
+    assert "note" not in proc.stderr
