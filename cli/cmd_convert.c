@@ -202,6 +202,19 @@ static size_t dict_len(const pdckpt_value *v) {
     return pdckpt_value_kind(v) == PDCKPT_KIND_DICT ? pdckpt_value_len(v) : 0;
 }
 
+/* A name Paddle made up for a tensor nobody named (paddle.to_tensor, an op's output): losing it
+ * loses nothing. */
+static bool auto_name(const char *name) {
+    static const char *const prefixes[] = {"eager_tmp_", "generated_tensor_"};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) == 0 && name[n] &&
+            strspn(name + n, "0123456789") == strlen(name + n))
+            return true;
+    }
+    return false;
+}
+
 /* A dygraph-dir stores each tensor under its Paddle name; a vars-dir or TNUM file under its key,
  * with no room for a Paddle name: either way what does not survive is said. */
 static void note_renamed_keys(const pdckpt_value *root, pdckpt_format to) {
@@ -211,7 +224,7 @@ static void note_renamed_keys(const pdckpt_value *root, pdckpt_format to) {
     for (size_t i = 0; i < dict_len(root); i++) {
         pdckpt_tensor_view t;
         const char        *key = renamed_key(root, i, &t);
-        if (!key) continue;
+        if (!key || (!by_name && auto_name(t.name))) continue;
         if (n++ < 8)
             fprintf(stderr, "pdckpt: note: '%s' %s '%s'\n", cli_safe(key),
                     by_name ? "is stored as" : "keeps its key; not kept: its Paddle name",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from typing import Any, Iterator
@@ -345,6 +346,11 @@ def _dicts_only(obj: Any, paddle: Any) -> bool:
             and not (paddle is not None and _paddle_io._holds_paddle(obj, paddle)))
 
 
+# Names Paddle makes up for tensors nobody named (paddle.to_tensor, an op's output): a format
+# that cannot keep them loses nothing worth a warning.
+_AUTO_NAME = re.compile(r"(eager_tmp|generated_tensor)_[0-9]+\Z")
+
+
 def _warn_renamed(obj: Any, fmt: str) -> None:
     """A dygraph-dir names each file by the tensor's Paddle name (as Paddle 1.5 did): structured
     keys do not survive it; a vars-dir or TNUM file keeps the keys and has no room for the Paddle
@@ -353,7 +359,8 @@ def _warn_renamed(obj: Any, fmt: str) -> None:
         return
     renamed = [(k, v.name) for k, v in obj.items()
                if isinstance(k, str) and isinstance(getattr(v, "name", None), str)
-               and v.name != k]
+               and v.name != k
+               and (fmt == "dygraph-dir" or not _AUTO_NAME.match(v.name))]
     if renamed:
         listed = ", ".join(f"{k!r} -> {n!r}" for k, n in renamed[:8])
         more = f" (and {len(renamed) - 8} more)" if len(renamed) > 8 else ""

@@ -3,7 +3,8 @@
  * st_tree.c — a whole value tree through safetensors: the tensors go in as ordinary entries
  * (named by their '.'-joined path), and the structure, Paddle names and non-tensor leaves go in
  * `__metadata__["pdckpt.tree"]`, a JSON text other readers ignore (docs/formats.md):
- *   {"v":1,"root":NODE}   NODE = null | true | false | "str" | {"t":key[,"n":paddle name]}
+ *   {"v":1,"root":NODE}   NODE = null | true | false | "str"
+ *   | {"t":key[,"n":paddle name][,"F":1]} (a tensor; F: column-major, the file holds its C order)
  *   | {"i":"int64"} | {"f":"16 hex digits: the double's bits"} | {"b":"hex"} (bytes)
  *   | {"x":"hex"} (a str that is not UTF-8) | {"l":[..]} | {"u":[..]} (tuple) | {"s":[..]} (set)
  *   | {"d":[[KEY,NODE],..][,"f":"o"|"p"|"op"]} (an OrderedDict; a pickle's root without a name
@@ -164,6 +165,7 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
         PDK_TRY(put(e, ",\"n\":"));
         PDK_TRY(pdk_json_write_string(e->out, t.name, strlen(t.name), e->err));
     }
+    if (pdckpt_tensor_is_fortran(v)) PDK_TRY(put(e, ",\"F\":1"));
     return put(e, "}");
 }
 
@@ -204,6 +206,7 @@ bool pdk_st_tree_needed(const pdckpt_value *root) {
         if (!pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &t, NULL)) return true;
         if (t.name && strcmp(t.name, k) != 0) return true; /* a Paddle name to keep */
         if (pdckpt_value_numpy_scalar(pdckpt_value_at(root, i), NULL)) return true;
+        if (pdckpt_tensor_is_fortran(pdckpt_value_at(root, i))) return true;
     }
     return pdckpt_dict_is_ordered(root) || pdk_dict_is_plain(root);
 }
@@ -319,29 +322,68 @@ static pdckpt_status number_value(dec *d, bool is_float, pdckpt_value **out) {
     return *out ? PDCKPT_OK : bad(d, is_float ? "16 hex digits" : "an int64");
 }
 
-static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
-    char  *key, *name = NULL, *field;
-    size_t kl, nl = 0, fl;
-    PDK_TRY(pdk_json_string(&d->cur, d->a, &key, &kl));
-    pdckpt_status st = PDCKPT_OK;
-    if (pdk_json_accept(&d->cur, ',')) {
-        st = pdk_json_string(&d->cur, d->a, &field, &fl);
-        if (st == PDCKPT_OK) {
-            if (strcmp(field, "n") != 0) st = bad(d, "\"n\"");
-            if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, ':', "after \"n\"");
-            if (st == PDCKPT_OK) st = pdk_json_string(&d->cur, d->a, &name, &nl);
-            pdk_free(d->a, field, fl + 1);
-        }
+/* The column-major tensor whose C order `c` holds (a transposed tensor Paddle pickled as it is):
+ * the C order of the reversed-dims view of `c` read as column-major is that memory. */
+static pdckpt_status column_major(dec *d, const pdckpt_value *c, pdckpt_value **out) {
+    pdckpt_tensor_view v, cv;
+    int64_t            rev[PDCKPT_MAX_DIMS];
+    pdckpt_value      *view = NULL;
+    pdckpt_tensor_get(c, &v);
+    for (int32_t i = 0; i < v.n_dims; i++) rev[i] = v.dims[v.n_dims - 1 - i];
+    pdckpt_status st =
+        pdckpt_tensor_new_borrowed(d->a, v.dtype, v.n_dims, rev, v.data, &view, d->cur.err);
+    if (st == PDCKPT_OK) st = pdckpt_tensor_set_fortran(view, d->cur.err);
+    if (st == PDCKPT_OK && !pdckpt_tensor_get(view, &cv))
+        st = pdk_fail_nomem(d->cur.err, "column-major tensor");
+    if (st == PDCKPT_OK) st = pdckpt_tensor_new(d->a, v.dtype, v.n_dims, v.dims, out, d->cur.err);
+    if (st == PDCKPT_OK && v.n_bytes) memcpy(pdckpt_tensor_data_mut(*out), cv.data, v.n_bytes);
+    if (st == PDCKPT_OK) st = pdckpt_tensor_set_fortran(*out, d->cur.err);
+    if (st == PDCKPT_OK && v.name) st = pdckpt_tensor_set_name(*out, v.name, d->cur.err);
+    pdckpt_value_free(view);
+    return st;
+}
+
+/* The fields after a tensor's key: ,"n":"Paddle name" and ,"F":1 (column-major). */
+static pdckpt_status tensor_fields(dec *d, char **name, size_t *nl, bool *fortran) {
+    while (pdk_json_accept(&d->cur, ',')) {
+        char  *field;
+        size_t fl;
+        PDK_TRY(pdk_json_string(&d->cur, d->a, &field, &fl));
+        bool          is_n = strcmp(field, "n") == 0 && !*name, is_f = strcmp(field, "F") == 0;
+        pdckpt_status st = is_n || is_f ? pdk_json_expect(&d->cur, ':', "after a field")
+                                        : bad(d, "\"n\" or \"F\"");
+        pdk_free(d->a, field, fl + 1);
+        uint64_t one = 0;
+        if (st == PDCKPT_OK && is_n) st = pdk_json_string(&d->cur, d->a, name, nl);
+        if (st == PDCKPT_OK && is_f) st = pdk_json_uint(&d->cur, &one, "1");
+        if (st == PDCKPT_OK && is_f && one != 1) st = bad(d, "\"F\":1");
+        if (st != PDCKPT_OK) return st;
+        *fortran = *fortran || is_f;
     }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
+    char  *key, *name = NULL;
+    size_t kl, nl = 0;
+    bool   fortran = false;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &key, &kl));
+    pdckpt_status st = tensor_fields(d, &name, &nl, &fortran);
     /* hashed: a scan per reference made 50,000 tensors take 20 s (issue 18) */
     size_t              at = st == PDCKPT_OK ? pdk_dict_find(d->tensors, key, kl) : SIZE_MAX;
     const pdckpt_value *t = at != SIZE_MAX ? pdckpt_value_at(d->tensors, at) : NULL;
     if (st == PDCKPT_OK && !t) st = pdk_cur_fail(&d->cur, "pdckpt.tree: no tensor '%s'", key);
     if (st == PDCKPT_OK) {
         pdckpt_value *tv = pdckpt_value_at_mut((pdckpt_value *)d->tensors, at);
-        if (name && !d->used[at]) st = pdckpt_tensor_set_name(tv, name, d->cur.err);
+        if (fortran && d->used[at]) /* each would be a copy: a file's size, many times over */
+            st = pdk_cur_fail(&d->cur, "pdckpt.tree: column-major tensor '%s' named twice", key);
+        if (st == PDCKPT_OK && name && !d->used[at])
+            st = pdckpt_tensor_set_name(tv, name, d->cur.err);
         d->used[at] = true;
-        *out = pdckpt_value_retain(tv);
+        if (st == PDCKPT_OK && fortran)
+            st = column_major(d, tv, out);
+        else if (st == PDCKPT_OK)
+            *out = pdckpt_value_retain(tv);
     }
     pdk_free(d->a, key, kl + 1);
     if (name) pdk_free(d->a, name, nl + 1);

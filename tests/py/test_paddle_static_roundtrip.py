@@ -13,7 +13,8 @@
 - pdckpt's safetensors tree metadata lost an OrderedDict (nested state dicts in a training
   checkpoint) and numpy scalars (np.float32, np.int64, ...), so safetensors -> pickle changed
   the container and the leaves' types; a str with a lone surrogate (which Paddle pickles) was
-  refused instead of kept as the tree's hex form."""
+  refused instead of kept as the tree's hex form; a transposed tensor came back in C order (the
+  same values, not Paddle's bytes)."""
 import collections
 import json
 from pathlib import Path
@@ -87,6 +88,11 @@ def test_safetensors_keeps_ordered_dicts_and_numpy_scalars(paddle_np, tmp_path):
         "generic OrderedDict of arrays": collections.OrderedDict(b=np.ones(2), a=np.zeros(3)),
         # a lone surrogate in a str key or value (the tree's "x" form): refused as "not UTF-8"
         "lone surrogates": {"k\udc80": "x\ud800", "c": complex(1, -2), "w": paddle.ones([1])},
+        # Paddle pickles a transposed tensor's column-major memory as it is (is_fortran): the
+        # safetensors file holds C order, the tree marks it, the pickle written back is Paddle's
+        "transposed": {"t": paddle.randn([4, 6]).T, "w": paddle.ones([2]),
+                       "r": paddle.randn([2, 3, 4]).transpose([2, 1, 0])},
+        "F-order arrays": [paddle.ones([2]), np.asfortranarray(np.arange(6.0).reshape(2, 3))],
     }
     for case, obj in objs.items():
         for protocol in (2, 4):
@@ -117,8 +123,18 @@ def test_tree_metadata_flags_are_checked(tmp_path):
 
     ok = st_file({"v": 1, "root": {"d": [["a", {"N": ["int8", {"i": "5"}]}]], "f": "op"}})
     assert run_cli("ls", ok, check=0).returncode == 0
+    # a column-major tensor is copied once at load: naming it twice would copy it each time
+    data = np.arange(6, dtype="<f4").tobytes()
+    head = json.dumps({"__metadata__": {"pdckpt.tree": json.dumps(
+        {"v": 1, "root": {"l": [{"t": "w", "F": 1}] * 3}})},
+        "w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}).encode()
+    head += b" " * (-len(head) % 8)
+    (tmp_path / "twice.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + data)
+    proc = run_cli("ls", tmp_path / "twice.safetensors", check=1)
+    assert "column-major tensor 'w' named twice" in proc.stderr, proc.stderr
     for bad, said in [({"N": ["int8", {"i": "300"}]}, "whose dtype holds its value"),
-                      ({"d": [], "f": "x"}, "dict flags")]:
+                      ({"d": [], "f": "x"}, "dict flags"), ({"t": "w", "F": 2}, '"F":1'),
+                      ({"t": "w", "G": 1}, '"n" or "F"')]:
         proc = run_cli("ls", st_file({"v": 1, "root": bad}), check=1)
         assert said in proc.stderr, proc.stderr
 
@@ -157,14 +173,16 @@ def test_key_only_formats_say_which_paddle_names_they_drop(paddle_np, tmp_path):
     paddle.save(net.state_dict(), str(src))
     for out, fmt in ((tmp_path / "vd", "vars-dir"), (tmp_path / "m.tnum", "tnum")):
         proc = run_cli("convert", src, out, "--to", fmt, check=0)
-        assert "'0.weight' keeps its key; not kept: its Paddle name 'linear_0.w_0'" in proc.stderr
+        w = net[0].weight.name  # linear_N.w_0
+        assert f"'0.weight' keeps its key; not kept: its Paddle name '{w}'" in proc.stderr
         assert f"a {fmt} keeps keys, not Paddle names: 2 tensors lost their" in proc.stderr
         with pytest.warns(UserWarning, match=f"a {fmt} keeps keys, not Paddle names; not kept: "
-                          "'0.weight' -> 'linear_0.w_0'"):
+                          f"'0.weight' -> '{w}'"):
             pdckpt.save(net.state_dict(), str(tmp_path / ("py_" + out.name)), format=fmt)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # keys that are the names: nothing to say
-        pdckpt.save({"a": np.ones(2, "float32")}, str(tmp_path / "plain.tnum"))
+        warnings.simplefilter("error")  # keys that are the names, names Paddle made up: quiet
+        pdckpt.save({"a": np.ones(2, "float32"), "t": paddle.to_tensor([1.0])},
+                    str(tmp_path / "plain.tnum"))
     proc = run_cli("convert", tmp_path / "plain.tnum", tmp_path / "plain2", "--to", "vars-dir",
                    check=0)
     assert "note" not in proc.stderr
