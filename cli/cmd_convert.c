@@ -202,21 +202,48 @@ static size_t dict_len(const pdckpt_value *v) {
     return pdckpt_value_kind(v) == PDCKPT_KIND_DICT ? pdckpt_value_len(v) : 0;
 }
 
-static void note_renamed_keys(const pdckpt_value *root) {
+/* A name Paddle made up for a tensor nobody named (paddle.to_tensor, an op's output): losing it
+ * loses nothing. */
+static bool auto_name(const char *name) {
+    static const char *const prefixes[] = {"eager_tmp_", "generated_tensor_"};
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) == 0 && name[n] &&
+            strspn(name + n, "0123456789") == strlen(name + n))
+            return true;
+    }
+    return false;
+}
+
+/* A dygraph-dir stores each tensor under its Paddle name; a vars-dir or TNUM file under its key,
+ * with no room for a Paddle name: either way what does not survive is said. */
+static void note_renamed_keys(const pdckpt_value *root, pdckpt_format to) {
     size_t n = 0;
+    bool   by_name = to == PDCKPT_FORMAT_DYGRAPH_DIR;
+    if (!by_name && to != PDCKPT_FORMAT_VARS_DIR && to != PDCKPT_FORMAT_TNUM) return;
     for (size_t i = 0; i < dict_len(root); i++) {
         pdckpt_tensor_view t;
         const char        *key = renamed_key(root, i, &t);
-        if (!key) continue;
+        if (!key || (!by_name && auto_name(t.name))) continue;
         if (n++ < 8)
-            fprintf(stderr, "pdckpt: note: '%s' is stored as '%s'\n", cli_safe(key),
+            fprintf(stderr, "pdckpt: note: '%s' %s '%s'\n", cli_safe(key),
+                    by_name ? "is stored as" : "keeps its key; not kept: its Paddle name",
                     cli_safe(t.name));
     }
-    if (n)
+    if (n && by_name)
         fprintf(stderr,
                 "pdckpt: note: a dygraph-dir keeps Paddle names, not keys: %zu key%s became the "
                 "tensor's Paddle name%s\n",
                 n, n == 1 ? "" : "s", n > 8 ? " (the first 8 listed)" : "");
+    else if (n)
+        fprintf(stderr,
+                "pdckpt: note: a %s keeps keys, not Paddle names: %zu tensor%s lost %s Paddle "
+                "name%s%s\n",
+                pdckpt_format_name(to), n, n == 1 ? "" : "s", n == 1 ? "its" : "their",
+                n > 8 ? " (the first 8 listed)" : "",
+                to == PDCKPT_FORMAT_VARS_DIR
+                    ? " (--out-program writes a program's variables by name)"
+                    : "");
 }
 
 /* ---- the .pdiparams.info beside a combined file ---- */
@@ -263,6 +290,22 @@ static int write_params_info(const pdckpt_value *root, const char *in, const cli
     return st == PDCKPT_OK ? CLI_OK : cli_report(&err);
 }
 
+/* A combined file or a tensor stream stores no names: a dict's keys go without a word unless
+ * told (a program, --out-program, names them again). */
+static void note_names_dropped(const pdckpt_value *root, pdckpt_format to, size_t tensors) {
+    if ((to != PDCKPT_FORMAT_COMBINED && to != PDCKPT_FORMAT_TENSOR) ||
+        pdckpt_value_kind(root) != PDCKPT_KIND_DICT || tensors == 0)
+        return;
+    if (to == PDCKPT_FORMAT_TENSOR)
+        fprintf(stderr, "pdckpt: note: a tensor stream stores no name: the key is not kept\n");
+    else
+        fprintf(stderr,
+                "pdckpt: note: a combined file stores no names: its %zu tensors are in "
+                "byte-wise name order; read it back with --names (that order) or its "
+                "program\n",
+                tensors);
+}
+
 /* Writes the loaded tree to OUT (a file, a directory, stdout, or per --out-program /
  * --static-out) and prints the one-line summary. */
 static int write_output(const pdckpt_value *root, const char *in, pdckpt_format from,
@@ -282,6 +325,7 @@ static int write_output(const pdckpt_value *root, const char *in, pdckpt_format 
     cli_progress_end();
     if (st == PDCKPT_OK) st = pdckpt_value_walk(root, count_tensors, &tensors, &err);
     if (st != PDCKPT_OK) return cli_report(&err);
+    if (!out_program) note_names_dropped(root, so->format, tensors);
     fprintf(to_stdout ? stderr : stdout, "%s (%s) -> %s (%s): %zu tensors%s\n", cli_safe(in),
             pdckpt_format_name(from), cli_safe(out), pdckpt_format_name(so->format), tensors,
             dropped ? " (non-tensor values dropped: see above)" : "");
@@ -326,7 +370,7 @@ int cmd_convert(int argc, char **argv) {
         a.so.n_allowed_globals = args.n_allowed;
         rc = write_output(root, in, from, out, a.out_program, a.static_out, &a.so);
     }
-    if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_DYGRAPH_DIR) note_renamed_keys(root);
+    if (rc == CLI_OK && !a.out_program) note_renamed_keys(root, a.so.format);
     if (rc == CLI_OK && a.so.format == PDCKPT_FORMAT_COMBINED && strcmp(in, "-") != 0)
         rc = write_params_info(root, in, &args, out, a.out_program);
     pdckpt_value_free(root);

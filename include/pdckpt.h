@@ -660,9 +660,11 @@ typedef enum pdckpt_numpy_module {
 
 /* Pickles: which of paddle.save's two layouts to write.  AUTO chooses from the tree (a dict of
  * tensors -- named or not: a tree read from safetensors has no Paddle names -- takes the state-dict
- * layout).  A caller that knows which tensors are paddle.Tensors and which NumPy arrays (the
- * Python module) applies paddle.save's own rule and says so: STATE_DICT is _legacy_save's
- * (tensors as ndarrays plus the name table), GENERIC _pickle_save's (the object as it is). */
+ * layout; a pickle's root dict read without a name table, e.g. paddle.static.save's, keeps the
+ * layout it was read in, also through pdckpt's safetensors tree).  A caller that knows which
+ * tensors are paddle.Tensors and which NumPy arrays (the Python module) applies paddle.save's own
+ * rule and says so: STATE_DICT is _legacy_save's (tensors as ndarrays plus the name table), GENERIC
+ * _pickle_save's (the object as it is). */
 typedef enum pdckpt_pickle_layout {
     PDCKPT_PICKLE_LAYOUT_AUTO = 0,
     PDCKPT_PICKLE_LAYOUT_STATE_DICT = 1,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import os
+import re
 import sys
 import warnings
 from typing import Any, Iterator
@@ -303,8 +304,8 @@ def save(obj: Any, path: Any, protocol: int = 4, **configs: Any) -> None:
         data, options["pickle_layout"] = _pickle_layout(data, paddle, configs)
     _native.save(data, path, format=fmt, **options)
     _warn_dropped(options["dropped"])
-    if fmt == "dygraph-dir":
-        _warn_renamed(data)
+    if fmt in ("dygraph-dir", "vars-dir", "tnum"):
+        _warn_renamed(data, fmt)
 
 
 _PICKLE_LAYOUTS = {"state-dict": 1, "generic": 2}
@@ -345,19 +346,29 @@ def _dicts_only(obj: Any, paddle: Any) -> bool:
             and not (paddle is not None and _paddle_io._holds_paddle(obj, paddle)))
 
 
-def _warn_renamed(obj: Any) -> None:
+# Names Paddle makes up for tensors nobody named (paddle.to_tensor, an op's output): a format
+# that cannot keep them loses nothing worth a warning.
+_AUTO_NAME = re.compile(r"(eager_tmp|generated_tensor)_[0-9]+\Z")
+
+
+def _warn_renamed(obj: Any, fmt: str) -> None:
     """A dygraph-dir names each file by the tensor's Paddle name (as Paddle 1.5 did): structured
-    keys do not survive it, which is said (as the CLI says it), not done silently."""
+    keys do not survive it; a vars-dir or TNUM file keeps the keys and has no room for the Paddle
+    names.  Either is said (as the CLI says it), not done silently."""
     if not isinstance(obj, dict):
         return
     renamed = [(k, v.name) for k, v in obj.items()
                if isinstance(k, str) and isinstance(getattr(v, "name", None), str)
-               and v.name != k]
+               and v.name != k
+               and (fmt == "dygraph-dir" or not _AUTO_NAME.match(v.name))]
     if renamed:
         listed = ", ".join(f"{k!r} -> {n!r}" for k, n in renamed[:8])
         more = f" (and {len(renamed) - 8} more)" if len(renamed) > 8 else ""
-        warnings.warn(f"pdckpt.save: a dygraph-dir keeps Paddle names, not keys: {listed}{more}",
-                      UserWarning, stacklevel=3)
+        if fmt == "dygraph-dir":
+            said = f"a dygraph-dir keeps Paddle names, not keys: {listed}{more}"
+        else:
+            said = f"a {fmt} keeps keys, not Paddle names; not kept: {listed}{more}"
+        warnings.warn(f"pdckpt.save: {said}", UserWarning, stacklevel=3)
 
 
 def _warn_dropped(dropped: list) -> None:

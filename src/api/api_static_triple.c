@@ -103,6 +103,18 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
     return PDCKPT_OK;
 }
 
+/* paddle.static.save pickles {name: ndarray} as it is: a part holding no name table and no
+ * Paddle-named tensor is written so (not as a state dict), unless the caller chose a layout. */
+static pdckpt_pickle_layout part_layout(const pdckpt_value *tree, pdckpt_pickle_layout given) {
+    if (given != PDCKPT_PICKLE_LAYOUT_AUTO || pdckpt_dict_get(tree, PDCKPT_NAME_TABLE_KEY))
+        return given;
+    for (size_t i = 0; i < pdckpt_value_len(tree); i++) {
+        pdckpt_tensor_view t;
+        if (pdckpt_tensor_get_memory(pdckpt_value_at(tree, i), &t, NULL) && t.name) return given;
+    }
+    return PDCKPT_PICKLE_LAYOUT_GENERIC;
+}
+
 pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
                                  const pdckpt_save_options *given, pdckpt_error *err) {
     pdckpt_error local = PDCKPT_ERROR_INIT;
@@ -113,6 +125,7 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
     pdckpt_save_options so;
     PDK_TRY(pdk_save_options_take(given, &so, err));
     so.format = PDCKPT_FORMAT_PICKLE;
+    const pdckpt_pickle_layout given_layout = so.pickle_layout;
     for (int p = 0; p < 2; p++) {
         const char         *part = pdk_state_parts[p] + 1; /* the dict key: no dot */
         const pdckpt_value *tree = pdckpt_dict_get(ckpt, part);
@@ -122,6 +135,7 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
                             "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
         PDK_TRY(pdk_path_join_suffix(path, "", prefix, pdk_state_parts[p], err));
+        so.pickle_layout = part_layout(tree, given_layout);
         PDK_TRY(pdk_save_path(tree, path, &so, err));
     }
     return PDCKPT_OK;

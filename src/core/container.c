@@ -375,3 +375,11 @@ bool pdckpt_dict_set_ordered(pdckpt_value *dict, bool ordered) {
     dict->ordered = ordered;
     return true;
 }
+
+bool pdk_dict_is_plain(const pdckpt_value *dict) {
+    return dict && dict->kind == PDCKPT_KIND_DICT && dict->plain;
+}
+
+void pdk_dict_set_plain(pdckpt_value *dict, bool plain) {
+    if (dict && dict->kind == PDCKPT_KIND_DICT) dict->plain = plain;
+}

@@ -107,6 +107,10 @@ size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len);
 /* A hint that string `key` is about to be looked up or set in `dict`: starts loading its slot
  * of the hash index, so a caller inserting many keys overlaps those cache misses. */
 void pdk_dict_prefetch(const pdckpt_value *dict, const pdckpt_value *key);
+/* A dict pickled as it is (a pickle's root without paddle.save's name table: paddle.static.save,
+ * paddle.save's generic path): writers of pickles write it back so, not as a state dict. */
+bool pdk_dict_is_plain(const pdckpt_value *dict);
+void pdk_dict_set_plain(pdckpt_value *dict, bool plain);
 /* References held on `buffer` right now (for a caller that knows every holder). */
 size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
 /* Moves the data of every tensor of `root` that lies in `buf` (an allocation the load owns) down

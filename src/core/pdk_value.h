@@ -57,6 +57,7 @@ struct pdckpt_value {
     uint8_t                 kind;      /* a pdckpt_kind; bytes keep the header in 8 */
     uint8_t                 np_scalar; /* BOOL/INT/FLOAT from a numpy scalar: dtype + 1, else 0 */
     bool                    ordered;   /* DICT: a collections.OrderedDict in Python */
+    bool                    plain;     /* DICT: a pickle's root without paddle.save's name table */
     const pdckpt_allocator *alloc;
     union {
         bool    b;

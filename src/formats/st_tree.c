@@ -3,10 +3,13 @@
  * st_tree.c — a whole value tree through safetensors: the tensors go in as ordinary entries
  * (named by their '.'-joined path), and the structure, Paddle names and non-tensor leaves go in
  * `__metadata__["pdckpt.tree"]`, a JSON text other readers ignore (docs/formats.md):
- *   {"v":1,"root":NODE}   NODE = null | true | false | "str" | {"t":key[,"n":paddle name]}
+ *   {"v":1,"root":NODE}   NODE = null | true | false | "str"
+ *   | {"t":key[,"n":paddle name][,"F":1]} (a tensor; F: column-major, the file holds its C order)
  *   | {"i":"int64"} | {"f":"16 hex digits: the double's bits"} | {"b":"hex"} (bytes)
  *   | {"x":"hex"} (a str that is not UTF-8) | {"l":[..]} | {"u":[..]} (tuple) | {"s":[..]} (set)
- *   | {"d":[[KEY,NODE],..]} | {"o":{"k":kind,"m":module,"n":name[,"a":..][,"s":..][,"i":..]}}
+ *   | {"d":[[KEY,NODE],..][,"f":"o"|"p"|"op"]} (an OrderedDict; a pickle's root without a name
+ *   table) | {"N":["dtype",NODE]} (a numpy scalar: the number, bool, big int or 0-d complex tensor)
+ *   | {"o":{"k":kind,"m":module,"n":name[,"a":..][,"s":..][,"i":..]}}
  * Reading it back is bounded like every parser here (depth, sizes from the input only).
  */
 #include "st_tree.h"
@@ -30,18 +33,6 @@ typedef struct enc {
 
 static pdckpt_status put(enc *e, const char *s) {
     return pdk_sink_write(e->out, s, strlen(s), e->err);
-}
-
-static bool valid_utf8(const uint8_t *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t  k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!k || i + k > n) return false;
-        for (size_t j = 1; j < k; j++)
-            if ((s[i + j] & 0xC0) != 0x80) return false;
-        i += k;
-    }
-    return true;
 }
 
 static pdckpt_status put_hex(enc *e, const char *tag, const uint8_t *b, size_t n) {
@@ -77,7 +68,7 @@ static pdckpt_status put_scalar(enc *e, const pdckpt_value *v) {
     }
     case PDCKPT_KIND_STRING:
         s = pdckpt_value_get_string(v, &n);
-        if (!valid_utf8((const uint8_t *)s, n))
+        if (!pdk_utf8_valid((const uint8_t *)s, n, &(size_t){0})) /* a lone surrogate too */
             return put_hex(e, "{\"x\":\"", (const uint8_t *)s, n);
         return pdk_json_write_string(e->out, s, n, e->err);
     default:
@@ -131,7 +122,11 @@ static pdckpt_status encode_items(enc *e, const pdckpt_value *v, const char *ope
         PDK_TRY(encode_at(e, pdckpt_value_at(v, i), step, len, depth));
         if (dict) PDK_TRY(put(e, "]"));
     }
-    return put(e, "]}");
+    if (!dict || (!pdckpt_dict_is_ordered(v) && !pdk_dict_is_plain(v))) return put(e, "]}");
+    PDK_TRY(put(e, "],\"f\":\""));
+    if (pdckpt_dict_is_ordered(v)) PDK_TRY(put(e, "o"));
+    if (pdk_dict_is_plain(v)) PDK_TRY(put(e, "p"));
+    return put(e, "\"}");
 }
 
 static pdckpt_status encode_object(enc *e, const pdckpt_value *v, int depth) {
@@ -170,13 +165,11 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
         PDK_TRY(put(e, ",\"n\":"));
         PDK_TRY(pdk_json_write_string(e->out, t.name, strlen(t.name), e->err));
     }
+    if (pdckpt_tensor_is_fortran(v)) PDK_TRY(put(e, ",\"F\":1"));
     return put(e, "}");
 }
 
-static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
-    if (depth > MAX_DEPTH)
-        return pdk_fail(e->err, PDCKPT_ERR_LIMIT, e->out->name, -1,
-                        "expected nesting depth <= %d at '%.64s'", MAX_DEPTH, e->path);
+static pdckpt_status encode_value(enc *e, const pdckpt_value *v, int depth) {
     switch (pdckpt_value_kind(v)) {
     case PDCKPT_KIND_TENSOR: return encode_tensor(e, v);
     case PDCKPT_KIND_LIST: return encode_items(e, v, "{\"l\":[", depth);
@@ -186,6 +179,20 @@ static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
     case PDCKPT_KIND_OBJECT: return encode_object(e, v, depth);
     default: return put_scalar(e, v);
     }
+}
+
+/* A numpy scalar is its value wrapped with its dtype: {"N":["float32",NODE]}. */
+static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth) {
+    if (depth > MAX_DEPTH)
+        return pdk_fail(e->err, PDCKPT_ERR_LIMIT, e->out->name, -1,
+                        "expected nesting depth <= %d at '%.64s'", MAX_DEPTH, e->path);
+    pdckpt_dtype dt;
+    if (!pdckpt_value_numpy_scalar(v, &dt)) return encode_value(e, v, depth);
+    PDK_TRY(put(e, "{\"N\":[\""));
+    PDK_TRY(put(e, pdckpt_dtype_name(dt)));
+    PDK_TRY(put(e, "\","));
+    PDK_TRY(encode_value(e, v, depth));
+    return put(e, "]}");
 }
 
 bool pdk_st_tree_needed(const pdckpt_value *root) {
@@ -198,8 +205,10 @@ bool pdk_st_tree_needed(const pdckpt_value *root) {
         if (strcmp(k, PDK_ST_METADATA_KEY) == 0) continue;
         if (!pdckpt_tensor_get_memory(pdckpt_value_at(root, i), &t, NULL)) return true;
         if (t.name && strcmp(t.name, k) != 0) return true; /* a Paddle name to keep */
+        if (pdckpt_value_numpy_scalar(pdckpt_value_at(root, i), NULL)) return true;
+        if (pdckpt_tensor_is_fortran(pdckpt_value_at(root, i))) return true;
     }
-    return false;
+    return pdckpt_dict_is_ordered(root) || pdk_dict_is_plain(root);
 }
 
 pdckpt_status pdk_st_tree_encode(const pdckpt_value *root, const char *target, pdk_flat_list *flat,
@@ -313,29 +322,68 @@ static pdckpt_status number_value(dec *d, bool is_float, pdckpt_value **out) {
     return *out ? PDCKPT_OK : bad(d, is_float ? "16 hex digits" : "an int64");
 }
 
-static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
-    char  *key, *name = NULL, *field;
-    size_t kl, nl = 0, fl;
-    PDK_TRY(pdk_json_string(&d->cur, d->a, &key, &kl));
-    pdckpt_status st = PDCKPT_OK;
-    if (pdk_json_accept(&d->cur, ',')) {
-        st = pdk_json_string(&d->cur, d->a, &field, &fl);
-        if (st == PDCKPT_OK) {
-            if (strcmp(field, "n") != 0) st = bad(d, "\"n\"");
-            if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, ':', "after \"n\"");
-            if (st == PDCKPT_OK) st = pdk_json_string(&d->cur, d->a, &name, &nl);
-            pdk_free(d->a, field, fl + 1);
-        }
+/* The column-major tensor whose C order `c` holds (a transposed tensor Paddle pickled as it is):
+ * the C order of the reversed-dims view of `c` read as column-major is that memory. */
+static pdckpt_status column_major(dec *d, const pdckpt_value *c, pdckpt_value **out) {
+    pdckpt_tensor_view v, cv;
+    int64_t            rev[PDCKPT_MAX_DIMS];
+    pdckpt_value      *view = NULL;
+    pdckpt_tensor_get(c, &v);
+    for (int32_t i = 0; i < v.n_dims; i++) rev[i] = v.dims[v.n_dims - 1 - i];
+    pdckpt_status st =
+        pdckpt_tensor_new_borrowed(d->a, v.dtype, v.n_dims, rev, v.data, &view, d->cur.err);
+    if (st == PDCKPT_OK) st = pdckpt_tensor_set_fortran(view, d->cur.err);
+    if (st == PDCKPT_OK && !pdckpt_tensor_get(view, &cv))
+        st = pdk_fail_nomem(d->cur.err, "column-major tensor");
+    if (st == PDCKPT_OK) st = pdckpt_tensor_new(d->a, v.dtype, v.n_dims, v.dims, out, d->cur.err);
+    if (st == PDCKPT_OK && v.n_bytes) memcpy(pdckpt_tensor_data_mut(*out), cv.data, v.n_bytes);
+    if (st == PDCKPT_OK) st = pdckpt_tensor_set_fortran(*out, d->cur.err);
+    if (st == PDCKPT_OK && v.name) st = pdckpt_tensor_set_name(*out, v.name, d->cur.err);
+    pdckpt_value_free(view);
+    return st;
+}
+
+/* The fields after a tensor's key: ,"n":"Paddle name" and ,"F":1 (column-major). */
+static pdckpt_status tensor_fields(dec *d, char **name, size_t *nl, bool *fortran) {
+    while (pdk_json_accept(&d->cur, ',')) {
+        char  *field;
+        size_t fl;
+        PDK_TRY(pdk_json_string(&d->cur, d->a, &field, &fl));
+        bool          is_n = strcmp(field, "n") == 0 && !*name, is_f = strcmp(field, "F") == 0;
+        pdckpt_status st = is_n || is_f ? pdk_json_expect(&d->cur, ':', "after a field")
+                                        : bad(d, "\"n\" or \"F\"");
+        pdk_free(d->a, field, fl + 1);
+        uint64_t one = 0;
+        if (st == PDCKPT_OK && is_n) st = pdk_json_string(&d->cur, d->a, name, nl);
+        if (st == PDCKPT_OK && is_f) st = pdk_json_uint(&d->cur, &one, "1");
+        if (st == PDCKPT_OK && is_f && one != 1) st = bad(d, "\"F\":1");
+        if (st != PDCKPT_OK) return st;
+        *fortran = *fortran || is_f;
     }
+    return PDCKPT_OK;
+}
+
+static pdckpt_status tensor_ref(dec *d, pdckpt_value **out) {
+    char  *key, *name = NULL;
+    size_t kl, nl = 0;
+    bool   fortran = false;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &key, &kl));
+    pdckpt_status st = tensor_fields(d, &name, &nl, &fortran);
     /* hashed: a scan per reference made 50,000 tensors take 20 s (issue 18) */
     size_t              at = st == PDCKPT_OK ? pdk_dict_find(d->tensors, key, kl) : SIZE_MAX;
     const pdckpt_value *t = at != SIZE_MAX ? pdckpt_value_at(d->tensors, at) : NULL;
     if (st == PDCKPT_OK && !t) st = pdk_cur_fail(&d->cur, "pdckpt.tree: no tensor '%s'", key);
     if (st == PDCKPT_OK) {
         pdckpt_value *tv = pdckpt_value_at_mut((pdckpt_value *)d->tensors, at);
-        if (name && !d->used[at]) st = pdckpt_tensor_set_name(tv, name, d->cur.err);
+        if (fortran && d->used[at]) /* each would be a copy: a file's size, many times over */
+            st = pdk_cur_fail(&d->cur, "pdckpt.tree: column-major tensor '%s' named twice", key);
+        if (st == PDCKPT_OK && name && !d->used[at])
+            st = pdckpt_tensor_set_name(tv, name, d->cur.err);
         d->used[at] = true;
-        *out = pdckpt_value_retain(tv);
+        if (st == PDCKPT_OK && fortran)
+            st = column_major(d, tv, out);
+        else if (st == PDCKPT_OK)
+            *out = pdckpt_value_retain(tv);
     }
     pdk_free(d->a, key, kl + 1);
     if (name) pdk_free(d->a, name, nl + 1);
@@ -423,6 +471,40 @@ static pdckpt_status object_value(dec *d, pdckpt_value **out, int depth) {
     return st;
 }
 
+/* The flags after a dict's items: ,"f":"o" (OrderedDict), "p" (plain pickle root), "op". */
+static pdckpt_status dict_flags(dec *d, pdckpt_value *dict) {
+    char  *f, *v;
+    size_t fl, vl;
+    if (!pdk_json_accept(&d->cur, ',')) return PDCKPT_OK;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &f, &fl));
+    bool          is_f = strcmp(f, "f") == 0;
+    pdckpt_status st = is_f ? pdk_json_expect(&d->cur, ':', "after \"f\"") : bad(d, "\"f\"");
+    pdk_free(d->a, f, fl + 1);
+    if (st != PDCKPT_OK) return st;
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &v, &vl));
+    bool ok = vl >= 1 && vl <= 2 && strspn(v, "op") == vl && (vl == 1 || strcmp(v, "op") == 0);
+    if (ok) pdckpt_dict_set_ordered(dict, strchr(v, 'o') != NULL);
+    if (ok) pdk_dict_set_plain(dict, strchr(v, 'p') != NULL);
+    pdk_free(d->a, v, vl + 1);
+    return ok ? PDCKPT_OK : bad(d, "dict flags \"o\", \"p\" or \"op\"");
+}
+
+/* {"N":["dtype",NODE]}: NODE marked as a numpy scalar of that dtype (which must hold it). */
+static pdckpt_status numpy_scalar(dec *d, pdckpt_value **out, int depth) {
+    char  *name;
+    size_t nl;
+    PDK_TRY(pdk_json_expect(&d->cur, '[', "to start a numpy scalar"));
+    PDK_TRY(pdk_json_string(&d->cur, d->a, &name, &nl));
+    pdckpt_dtype  dt = pdckpt_dtype_from_name(name);
+    pdckpt_status st = pdk_json_expect(&d->cur, ',', "in a numpy scalar");
+    pdk_free(d->a, name, nl + 1);
+    if (st == PDCKPT_OK) st = decode(d, out, depth + 1);
+    if (st == PDCKPT_OK && !pdckpt_value_set_numpy_scalar(*out, dt))
+        st = bad(d, "a numpy scalar whose dtype holds its value");
+    if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, ']', "to close a numpy scalar");
+    return st;
+}
+
 static pdckpt_status tagged(dec *d, pdckpt_value **out, int depth) {
     char  *tag;
     size_t tl;
@@ -440,9 +522,13 @@ static pdckpt_status tagged(dec *d, pdckpt_value **out, int depth) {
     case 'l': st = items(d, PDCKPT_KIND_LIST, out, depth); break;
     case 'u': st = items(d, PDCKPT_KIND_TUPLE, out, depth); break;
     case 's': st = items(d, PDCKPT_KIND_SET, out, depth); break;
-    case 'd': st = items(d, PDCKPT_KIND_DICT, out, depth); break;
+    case 'd':
+        st = items(d, PDCKPT_KIND_DICT, out, depth);
+        if (st == PDCKPT_OK) st = dict_flags(d, *out);
+        break;
     case 'o': st = object_value(d, out, depth); break;
-    default: return bad(d, "a tag t, i, f, b, x, l, u, s, d or o");
+    case 'N': st = numpy_scalar(d, out, depth); break;
+    default: return bad(d, "a tag t, i, f, b, x, l, u, s, d, o or N");
     }
     if (st == PDCKPT_OK) st = pdk_json_expect(&d->cur, '}', "to close a tagged value");
     if (st != PDCKPT_OK) pdckpt_value_free(*out), *out = NULL;

@@ -13,10 +13,24 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* A paddle.static.save checkpoint ({"pdparams": {..}[, "pdopt": {..}]}, as pdckpt_static_load
+ * gives it) holds its variables in its two parts, which Paddle's load_program_state merges: the
+ * part holding `name` (else the last), or `state` itself when it is not such a checkpoint. */
+static const pdckpt_value *triple_part(const pdckpt_value *state, const char *name) {
+    const pdckpt_value *parts[2];
+    for (int p = 0; p < 2; p++) parts[p] = pdckpt_dict_get(state, pdk_state_parts[p] + 1);
+    if (pdckpt_value_kind(parts[0]) != PDCKPT_KIND_DICT ||
+        pdckpt_value_len(state) != (parts[1] ? 2u : 1u) ||
+        (parts[1] && pdckpt_value_kind(parts[1]) != PDCKPT_KIND_DICT))
+        return state;
+    return pdckpt_dict_get(parts[0], name) || !parts[1] ? parts[0] : parts[1];
+}
+
 /* The entry keyed by the variable's name, else the one tensor that carries it as its Paddle name
  * (a paddle.save state dict keyed "emb.weight", whose name table names it "embedding_0.w_0"). */
 static pdckpt_status find_entry(const pdk_prog_var *v, const pdckpt_value *state,
                                 const pdckpt_value **out, pdckpt_error *err) {
+    state = triple_part(state, v->name);
     *out = pdckpt_dict_get(state, v->name);
     for (size_t i = 0; !pdckpt_dict_get(state, v->name) && i < pdckpt_value_len(state); i++) {
         pdckpt_tensor_view t;

@@ -179,6 +179,9 @@ pdckpt_status pk_paddle_finish(pk_vm *vm, pdckpt_value **root) {
     if (pdckpt_value_kind(*root) == PDCKPT_KIND_DICT) {
         PDK_TRY(join_big_arrays(vm, *root));
         PDK_TRY(apply_names(vm, *root));
+        /* no name table: pickled as it is, and so written back (pickle_write.c) */
+        if (pdckpt_value_kind(pdckpt_dict_get(*root, PDCKPT_NAME_TABLE_KEY)) != PDCKPT_KIND_DICT)
+            pdk_dict_set_plain(*root, true);
     }
     return pdk_pickle_paddle_tensors(*root, false, retype_bits, NULL, vm->err);
 }

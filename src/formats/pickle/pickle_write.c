@@ -3,9 +3,10 @@
  * pickle_write.c — writing .pdparams / .pdopt files byte-identical to paddle.save (spec pickle
  * §1.1-1.10).  The path is chosen like paddle.save's _is_state_dict: a dict of tensors (and of
  * tensor-free dicts such as LR_Scheduler) takes the state-dict path (pickle_emit_state.c), and so
- * does a dict that already holds a name table; anything else -- and a dict without any tensor --
- * the generic path (pickle_emit_value.c).  Bytes come from the CPython-identical emitter
- * (pickle_emit.c); tensor data streams from tensor memory into the sink.
+ * does a dict that already holds a name table; anything else -- a dict without any tensor, and a
+ * pickle's root read without a name table (pdk_dict_is_plain: paddle.static.save's dicts of arrays,
+ * paddle.save's generic path) -- the generic path (pickle_emit_value.c).  Bytes come from the
+ * CPython-identical emitter (pickle_emit.c); tensor data streams from tensor memory into the sink.
  */
 #include "pickle_write.h"
 #include "pickle.h"
@@ -149,7 +150,8 @@ static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
         path = opts->pickle_layout == PDCKPT_PICKLE_LAYOUT_STATE_DICT ? PDK_PICKLE_STATE_DICT
                                                                       : PDK_PICKLE_GENERIC;
     if (path == PDK_PICKLE_AUTO)
-        path = (pdk_pickle_is_state_dict(root) && !plain_dict(root)) || has_name_table(root)
+        path = (pdk_pickle_is_state_dict(root) && !plain_dict(root) && !pdk_dict_is_plain(root)) ||
+                       has_name_table(root)
                    ? PDK_PICKLE_STATE_DICT
                    : PDK_PICKLE_GENERIC;
     PDK_TRY(pdk_pickle_paddle_keys_ok(root, sink->name, err));
