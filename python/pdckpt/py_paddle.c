@@ -153,32 +153,80 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
 
 /* ---- the state-dict rule ---- */
 
-static PyObject *table_entry(const pdckpt_value *item, PyObject *key, PyObject *table,
-                             pyn_out *out) {
+/* The root's name table: its value in the tree, and (made on first need) as Python. */
+typedef struct name_table {
+    const pdckpt_value *tree; /* NULL: the root has none */
+    PyObject           *py;
+} name_table;
+
+/* The name the table gives root key `key` (`pykey` as Python): 1 with *name a new str, or NULL
+ * when the table's value is no str (the tensor keeps its own name); 0 when the key is not in the
+ * table; -1 on error.  A str key (a state dict's) is looked up in the tree itself, since a str
+ * equals only the str of its bytes: the table is never made a Python dict of 2 strs per tensor
+ * (W2: 17 MiB more at the load's peak).  Any other key looks in the table made Python, once. */
+static int table_name(name_table *nt, const pdckpt_value *key, PyObject *pykey, pyn_out *out,
+                      PyObject **name) {
+    *name = NULL;
+    if (pdckpt_value_kind(nt->tree) != PDCKPT_KIND_DICT) return 0;
+    size_t      len;
+    const char *s = pdckpt_value_get_string(key, &len);
+    if (s && !memchr(s, 0, len)) {
+        const pdckpt_value *v = pdckpt_dict_get(nt->tree, s);
+        const char         *n = v ? pdckpt_value_get_string(v, &len) : NULL;
+        if (n && !(*name = PyUnicode_DecodeUTF8(n, (Py_ssize_t)len, "surrogatepass"))) return -1;
+        return v != NULL;
+    }
+    if (!nt->py && !(nt->py = pyn_convert(nt->tree, out))) return -1;
+    PyObject *v = PyDict_Check(nt->py) ? PyDict_GetItemWithError(nt->py, pykey) : NULL;
+    if (!v) return PyErr_Occurred() ? -1 : 0;
+    *name = PyUnicode_Check(v) ? Py_NewRef(v) : NULL;
+    return 1;
+}
+
+static PyObject *table_entry(const pdckpt_value *key, const pdckpt_value *item, PyObject *pykey,
+                             name_table *nt, pyn_out *out) {
     PyObject *name = NULL;
-    if (pdckpt_value_kind(item) == PDCKPT_KIND_TENSOR && table && PyDict_Check(table) &&
-        !(name = PyDict_GetItemWithError(table, key)) && PyErr_Occurred())
-        return NULL;
-    if (!name) return pyn_convert(item, out);
-    return pyn_paddle_tensor(item, PyUnicode_Check(name) ? name : NULL, out);
+    int       found =
+        pdckpt_value_kind(item) == PDCKPT_KIND_TENSOR ? table_name(nt, key, pykey, out, &name) : 0;
+    if (found < 0) return NULL;
+    if (!found) return pyn_convert(item, out);
+    PyObject *t = pyn_paddle_tensor(item, name, out);
+    Py_XDECREF(name);
+    return t;
+}
+
+/* With out->consume: root entry i, a tensor now in the result, is released from the tree (None
+ * in its place), so its memory serves the tensors made next. */
+static void release_entry(const pdckpt_value *root, size_t i, pdckpt_value *none, pyn_out *out) {
+    pdckpt_error        err;
+    const pdckpt_value *v = pdckpt_value_at(root, i);
+    if (none && out->consume == root && pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR &&
+        pyn_paddle_settled(v, out))
+        (void)pdckpt_value_set_at(out->consume, i, pdckpt_value_retain(none), &err);
 }
 
 PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
     out->plain++; /* only the listed entries become tensors */
-    PyObject *dict = PyDict_New(), *table = NULL;
-    size_t    n = pdckpt_value_len(root);
-    for (size_t i = 0; dict && !table && i < n; i++)
-        if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i)) &&
-            !(table = pyn_convert(pdckpt_value_at(root, i), out)))
-            Py_CLEAR(dict);
+    PyObject     *dict = PyDict_New();
+    name_table    nt = {NULL, NULL};
+    pdckpt_value *none = out->consume == root ? pdckpt_value_new_none(NULL) : NULL;
+    size_t        n = pdckpt_value_len(root);
+    for (size_t i = 0; !nt.tree && i < n; i++)
+        if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i)))
+            nt.tree = pdckpt_value_at(root, i);
     for (size_t i = 0; dict && i < n; i++) {
-        PyObject *key = pyn_convert(pdckpt_dict_key_at(root, i), out);
-        PyObject *item = key ? table_entry(pdckpt_value_at(root, i), key, table, out) : NULL;
+        const pdckpt_value *k = pdckpt_dict_key_at(root, i), *v = pdckpt_value_at(root, i);
+        if (v == nt.tree && out->drop_table && pyn_paddle_is_name_table_key(k))
+            continue; /* paddle.load drops it unless keep_name_table: never made */
+        PyObject *key = pyn_convert(k, out);
+        PyObject *item = key ? table_entry(k, v, key, &nt, out) : NULL;
         if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
         Py_XDECREF(key);
         Py_XDECREF(item);
+        if (dict) release_entry(root, i, none, out);
     }
-    Py_XDECREF(table);
+    pdckpt_value_free(none);
+    Py_XDECREF(nt.py);
     out->plain--;
     return dict;
 }

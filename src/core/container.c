@@ -108,6 +108,18 @@ pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item, p
     return PDCKPT_OK;
 }
 
+pdckpt_status pdckpt_value_set_at(pdckpt_value *container, size_t i, pdckpt_value *item,
+                                  pdckpt_error *err) {
+    if (!item || !is_container(container) || i >= container->u.c.len || container == item) {
+        pdckpt_value_free(item);
+        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                        "set_at expects a container, an index below its length and a value");
+    }
+    pdckpt_value_free(container->u.c.items[i]);
+    container->u.c.items[i] = item;
+    return PDCKPT_OK;
+}
+
 /* ---- string-key hash index ---- */
 
 static uint64_t mix(uint64_t h, uint64_t word) {
