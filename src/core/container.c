@@ -108,16 +108,20 @@ pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item, p
     return PDCKPT_OK;
 }
 
-pdckpt_status pdckpt_value_set_at(pdckpt_value *container, size_t i, pdckpt_value *item,
-                                  pdckpt_error *err) {
-    if (!item || !is_container(container) || i >= container->u.c.len || container == item) {
-        pdckpt_value_free(item);
-        return pdk_fail(err, PDCKPT_ERR_ARGUMENT, NULL, -1,
-                        "set_at expects a container, an index below its length and a value");
+/* One None for every slot pdckpt_value_release_at empties: its own reference is never given
+ * back, so it is never freed, and emptying a slot allocates nothing (the point is to free). */
+static pdckpt_value released_slot = {.refs = 1, .kind = PDCKPT_KIND_NONE};
+
+bool pdckpt_value_release_at(pdckpt_value *container, size_t i) {
+    if (!is_container(container) || i >= container->u.c.len) return false;
+    pdk_container *c = &container->u.c;
+    pdckpt_value_free(c->items[i]);
+    c->items[i] = pdckpt_value_retain(&released_slot);
+    if (c->keys) {
+        pdckpt_value_free(c->keys[i]);
+        c->keys[i] = pdckpt_value_retain(&released_slot);
     }
-    pdckpt_value_free(container->u.c.items[i]);
-    container->u.c.items[i] = item;
-    return PDCKPT_OK;
+    return true;
 }
 
 /* ---- string-key hash index ---- */

@@ -476,18 +476,23 @@ def test_name_table_lookups_match_paddle_load(tmp_path, splits):
 
 
 def test_load_releases_each_converted_entry(tmp_path, splits):
-    """pdckpt.load's pass (consume=True) leaves None in the tree where each tensor was, as it
-    goes, and still gives paddle.load's result; the keys and the name table stay until close."""
+    """pdckpt.load's pass (consume=True) releases each tensor entry from the tree with its key as
+    it goes (None left in both places) and, when the name table is dropped, the table before it
+    starts (its names copied out); the result is still paddle.load's.  A kept table stays."""
     from pdckpt import _convert
     path = tmp_path / "w2.pdparams"
     paddle.save(paddle_state(w2_like(5000)), str(path))
-    tree = pdckpt._open_tree(str(path), {}, aligned=True)
-    try:
-        got = tree.convert(None, False, _convert.paddle_spec(paddle), True, True)
-        left = tree.convert()
-    finally:
-        tree.close()
-    assert_same(got, paddle.load(str(path)))
-    assert splits(got) == [904, 4096]
-    assert list(left) == list(got) + [NAME_TABLE]
-    assert all(left[k] is None for k in got) and len(left[NAME_TABLE]) == 5000
+    want = paddle.load(str(path))
+    for drop in (True, False):
+        tree = pdckpt._open_tree(str(path), {}, aligned=True)
+        try:
+            got = tree.convert(None, False, _convert.paddle_spec(paddle), drop, True)
+            left = tree.convert()
+        finally:
+            tree.close()
+        table = got.pop(NAME_TABLE, None)
+        assert_same(got, want)
+        assert (table is None) == drop
+        assert list(left) == ([None] if drop else [None, NAME_TABLE]) and left[None] is None
+        assert drop or left[NAME_TABLE] == table
+    assert splits(got) == ([904, 4096] if splits.mode == "views" else [904, 904, 4096, 4096])
