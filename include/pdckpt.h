@@ -263,6 +263,12 @@ PDCKPT_API size_t              pdckpt_value_len(const pdckpt_value *value);
 PDCKPT_API const pdckpt_value *pdckpt_value_at(const pdckpt_value *value, size_t i);
 /* Mutable access to the i-th item for callers who own the tree exclusively. */
 PDCKPT_API pdckpt_value *pdckpt_value_at_mut(pdckpt_value *value, size_t i);
+/* For a caller taking apart a tree it holds alone (converting it entry by entry, then freeing it):
+ * releases the i-th item and, in a dict, its key, and leaves None in their places, so their memory
+ * is free while the rest is still being converted.  The container is then fit only to be read in
+ * order and freed: a dict no longer finds that key.  False for anything but a container and an
+ * index below its length. */
+PDCKPT_API bool pdckpt_value_release_at(pdckpt_value *container, size_t i);
 /* Appends to a LIST, TUPLE or SET.  `item` is transferred. */
 PDCKPT_API pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item,
                                              pdckpt_error *err);

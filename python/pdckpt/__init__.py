@@ -551,7 +551,10 @@ def load(path: Any, **configs: Any) -> Any:
             paddle = _paddle_module(import_it=True) if dropin else None
             rules = "numpy" if paddle is None else paddle_spec(paddle)
             drop = not configs.get("keep_name_table", False)  # (NumPy out: never converted)
-            obj = _guard_conversion(where, fmt, lambda: tree.convert(None, exact, rules, drop))
+            # consume: each entry made a paddle.Tensor leaves the tree at once (closed below),
+            # so its memory serves the tensors made after it (issue 18: W2's peak)
+            obj = _guard_conversion(where, fmt,
+                                    lambda: tree.convert(None, exact, rules, drop, True))
             if isinstance(obj, dict) and not configs.get("keep_name_table", False):
                 obj.pop(NAME_TABLE, None)
         if fmt in _SAFETENSORS and isinstance(obj, dict):

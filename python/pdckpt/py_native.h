@@ -63,17 +63,16 @@ typedef enum pyn_paddle_mode {
 } pyn_paddle_mode;
 
 typedef struct pyn_paddle {
-    PyObject        *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
-    PyObject        *tensor_type; /* paddle.Tensor */
-    PyObject        *place;       /* paddle.CPUPlace() */
-    PyObject        *fallback;    /* callable(array, name, dtype name): the copying path */
-    PyObject        *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
-    PyObject        *views;       /* Py_True: small tensors over the read buffer (batch) */
-    PyObject        *no_bool;     /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
-    struct pyn_made *made;        /* paddle.Tensors made ahead (py_paddle_batch.c), or NULL */
-    size_t           n_made;      /* how many; sorted by value address once the batch is done */
-    pyn_paddle_mode  mode;
-    bool             arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
+    PyObject         *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
+    PyObject         *tensor_type; /* paddle.Tensor */
+    PyObject         *place;       /* paddle.CPUPlace() */
+    PyObject         *fallback;    /* callable(array, name, dtype name): the copying path */
+    PyObject         *split;   /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
+    PyObject         *views;   /* Py_True: small tensors over the read buffer (batch) */
+    PyObject         *no_bool; /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
+    struct pyn_batch *batch;   /* small tensors made a chunk at a time (py_paddle_batch.c) */
+    pyn_paddle_mode   mode;
+    bool              arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
 } pyn_paddle;
 
 typedef struct pyn_out {
@@ -84,10 +83,15 @@ typedef struct pyn_out {
     pyn_paddle *paddle;   /* NULL: arrays only */
     int         plain;    /* > 0: inside an object or a key, where paddle.load makes no tensors */
 
-    /* NumPy rules: the root's name table left out (keep_name_table off), never converted */
+    /* paddle.load's rules: the root's name table left out (keep_name_table off), never
+     * converted (with Paddle's tensors out, looked up in the tree for their names) */
     bool                drop_table;
     const pdckpt_value *dropped; /* that entry of the root, found by pyn_from_tree, or NULL */
     PyObject *payloads; /* addresses of the payloads made into paddle.Tensors without a copy */
+    /* The root, when the caller closes the tree after this pass (pdckpt.load): each root entry
+     * made a paddle.Tensor is released from it as soon as it is in the result, so the tree's
+     * memory is reused by the tensors made after it.  NULL: the tree stays whole. */
+    pdckpt_value *consume;
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
@@ -110,12 +114,15 @@ bool pyn_paddle_is_name_table_key(const pdckpt_value *key);
 bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out);
 /* A writable DLPack 1.x capsule of tensor `v`'s own memory (the load owns it privately). */
 PyObject *pyn_paddle_capsule(const pdckpt_value *v);
-/* Before the pass: the root dict's many small equal tensors made in one Paddle call each group
- * (py_paddle_batch.c); 0, or -1 with an exception. */
+/* Before the pass: the root dict's many small equal tensors grouped into chunks, each made in a
+ * few Paddle calls when the pass first takes one of its tensors (py_paddle_batch.c); 0, or -1
+ * with an exception. */
 int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out);
-/* The tensor made ahead for `v` (a new reference, given out once), or NULL (check
+/* The tensor made for `v` by its chunk (a new reference, given out once), or NULL (check
  * PyErr_Occurred). */
 PyObject *pyn_paddle_take(const pdckpt_value *v, pyn_out *out);
+/* Whether the batch is done with tensor value `v` (its chunk made, or in none): it may be freed. */
+bool pyn_paddle_settled(const pdckpt_value *v, const pyn_out *out);
 /* Drops what the pass did not take. */
 void pyn_paddle_batch_clear(pyn_paddle *p);
 /* The root dict of a TABLE-mode tree, its listed entries as paddle.Tensors. */

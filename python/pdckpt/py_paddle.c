@@ -153,33 +153,147 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
 
 /* ---- the state-dict rule ---- */
 
-static PyObject *table_entry(const pdckpt_value *item, PyObject *key, PyObject *table,
-                             pyn_out *out) {
-    PyObject *name = NULL;
-    if (pdckpt_value_kind(item) == PDCKPT_KIND_TENSOR && table && PyDict_Check(table) &&
-        !(name = PyDict_GetItemWithError(table, key)) && PyErr_Occurred())
-        return NULL;
-    if (!name) return pyn_convert(item, out);
-    return pyn_paddle_tensor(item, PyUnicode_Check(name) ? name : NULL, out);
+/* A name taken out of the table before a consuming pass (NAME_ABSENT: the key is not in the
+ * table; NAME_NOT_STR: it is, with a value that is no str). */
+enum { NAME_ABSENT = -1, NAME_NOT_STR = -2 };
+typedef struct taken_name {
+    size_t  at; /* in name_table.bytes */
+    int64_t len;
+} taken_name;
+
+/* The root's name table: its value in the tree and its place in the root, made Python on first
+ * need, or (a consuming pass) its names copied out and the table itself released. */
+typedef struct name_table {
+    const pdckpt_value *tree; /* NULL: the root has none */
+    size_t              at;   /* its index in the root (SIZE_MAX: none) */
+    PyObject           *py;
+    taken_name         *taken; /* per root entry, or NULL */
+    char               *bytes;
+} name_table;
+
+/* The table's entry for str key `key` looked up in the tree (a str equals only the str of its
+ * bytes): 1 (*s: the name, or NULL when the value is no str), 0 when absent, -1 when the key is
+ * not a str without a NUL (then Python's equality must decide). */
+static int tree_name(const pdckpt_value *table, const pdckpt_value *key, const char **s,
+                     size_t *len) {
+    const char *k = pdckpt_value_get_string(key, len);
+    *s = NULL;
+    if (!k || memchr(k, 0, *len)) return -1;
+    const pdckpt_value *v = pdckpt_dict_get(table, k);
+    *s = v ? pdckpt_value_get_string(v, len) : NULL;
+    return v != NULL;
 }
 
-PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
-    out->plain++; /* only the listed entries become tensors */
-    PyObject *dict = PyDict_New(), *table = NULL;
+/* The name the table gives root entry i (key `key`, `pykey` as Python): 1 with *name a new str,
+ * or NULL when the table's value is no str (the tensor keeps its own name); 0 when the key is
+ * not in the table; -1 on error.  The table is never made a Python dict of 2 strs per tensor (W2:
+ * 17 MiB more at the load's peak) unless a key is no plain str: then once, for Python's
+ * equality. */
+static int table_name(name_table *nt, size_t i, const pdckpt_value *key, PyObject *pykey,
+                      pyn_out *out, PyObject **name) {
+    *name = NULL;
+    const char *s = NULL;
+    size_t      len = 0;
+    int         found = 0;
+    if (nt->taken) {
+        found = nt->taken[i].len != NAME_ABSENT;
+        s = nt->taken[i].len >= 0 ? nt->bytes + nt->taken[i].at : NULL;
+        len = nt->taken[i].len >= 0 ? (size_t)nt->taken[i].len : 0;
+    } else if (pdckpt_value_kind(nt->tree) != PDCKPT_KIND_DICT) {
+        return 0;
+    } else if ((found = tree_name(nt->tree, key, &s, &len)) < 0) {
+        if (!nt->py && !(nt->py = pyn_convert(nt->tree, out))) return -1;
+        PyObject *v = PyDict_Check(nt->py) ? PyDict_GetItemWithError(nt->py, pykey) : NULL;
+        if (!v) return PyErr_Occurred() ? -1 : 0;
+        *name = PyUnicode_Check(v) ? Py_NewRef(v) : NULL;
+        return 1;
+    }
+    if (s && !(*name = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass"))) return -1;
+    return found;
+}
+
+/* Copies the names the table gives the root's tensor entries out of it (0), so a consuming pass
+ * that drops the table releases it first: it is freed before Paddle's objects are made, and the
+ * keys it shares with the root (a pickle's memo) go with each converted entry.  1: not here (a
+ * key that is no plain str, no table, a table that stays); -1: no memory. */
+static int take_names(name_table *nt, const pdckpt_value *root, pyn_out *out) {
+    size_t n = pdckpt_value_len(root), total = 0, len;
+    if (out->consume != root || !out->drop_table ||
+        pdckpt_value_kind(nt->tree) != PDCKPT_KIND_DICT || pdckpt_value_shared(nt->tree))
+        return 1;
+    const char *s;
+    for (size_t i = 0; i < n; i++) {
+        if (pdckpt_value_kind(pdckpt_value_at(root, i)) != PDCKPT_KIND_TENSOR) continue;
+        int found = tree_name(nt->tree, pdckpt_dict_key_at(root, i), &s, &len);
+        if (found < 0 || len > INT64_MAX) return 1;
+        total += s ? len : 0;
+    }
+    nt->taken = PyMem_Malloc((n ? n : 1) * sizeof *nt->taken);
+    nt->bytes = PyMem_Malloc(total ? total : 1);
+    if (!nt->taken || !nt->bytes) return PyErr_NoMemory(), -1;
+    for (size_t i = 0, at = 0; i < n; i++) {
+        bool tensor = pdckpt_value_kind(pdckpt_value_at(root, i)) == PDCKPT_KIND_TENSOR;
+        int  found = tensor ? tree_name(nt->tree, pdckpt_dict_key_at(root, i), &s, &len) : 0;
+        nt->taken[i] = (taken_name){at, !found ? NAME_ABSENT : s ? (int64_t)len : NAME_NOT_STR};
+        if (found && s) memcpy(nt->bytes + at, s, len), at += len;
+    }
+    (void)pdckpt_value_release_at(out->consume, nt->at);
+    nt->tree = NULL;
+    return 0;
+}
+
+static PyObject *table_entry(size_t i, const pdckpt_value *key, const pdckpt_value *item,
+                             PyObject *pykey, name_table *nt, pyn_out *out) {
+    PyObject *name = NULL;
+    int       found = pdckpt_value_kind(item) == PDCKPT_KIND_TENSOR
+                          ? table_name(nt, i, key, pykey, out, &name)
+                          : 0;
+    if (found < 0) return NULL;
+    if (!found) return pyn_convert(item, out);
+    PyObject *t = pyn_paddle_tensor(item, name, out);
+    Py_XDECREF(name);
+    return t;
+}
+
+/* With out->consume: root entry i, a tensor now in the result, is released from the tree with
+ * its key (None in their places), so their memory serves the tensors made next. */
+static void release_entry(const pdckpt_value *root, size_t i, pyn_out *out) {
+    const pdckpt_value *v = pdckpt_value_at(root, i);
+    if (out->consume == root && pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR &&
+        pyn_paddle_settled(v, out))
+        (void)pdckpt_value_release_at(out->consume, i);
+}
+
+static PyObject *table_root(const pdckpt_value *root, name_table *nt, pyn_out *out) {
     size_t    n = pdckpt_value_len(root);
-    for (size_t i = 0; dict && !table && i < n; i++)
-        if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i)) &&
-            !(table = pyn_convert(pdckpt_value_at(root, i), out)))
-            Py_CLEAR(dict);
+    PyObject *dict = take_names(nt, root, out) < 0 ? NULL : PyDict_New();
     for (size_t i = 0; dict && i < n; i++) {
-        PyObject *key = pyn_convert(pdckpt_dict_key_at(root, i), out);
-        PyObject *item = key ? table_entry(pdckpt_value_at(root, i), key, table, out) : NULL;
+        if (i == nt->at && out->drop_table)
+            continue; /* paddle.load drops it unless keep_name_table: never made */
+        const pdckpt_value *k = pdckpt_dict_key_at(root, i), *v = pdckpt_value_at(root, i);
+        PyObject           *key = pyn_convert(k, out);
+        PyObject           *item = key ? table_entry(i, k, v, key, nt, out) : NULL;
         if (!item || PyDict_SetItem(dict, key, item) < 0) Py_CLEAR(dict);
         Py_XDECREF(key);
         Py_XDECREF(item);
+        if (dict) release_entry(root, i, out);
     }
-    Py_XDECREF(table);
+    return dict;
+}
+
+PyObject *pyn_paddle_table_root(const pdckpt_value *root, pyn_out *out) {
+    name_table nt = {NULL, SIZE_MAX, NULL, NULL, NULL};
+    for (size_t i = 0, n = pdckpt_value_len(root); !nt.tree && i < n; i++)
+        if (pyn_paddle_is_name_table_key(pdckpt_dict_key_at(root, i))) {
+            nt.tree = pdckpt_value_at(root, i);
+            nt.at = i;
+        }
+    out->plain++; /* only the listed entries become tensors */
+    PyObject *dict = table_root(root, &nt, out);
     out->plain--;
+    Py_XDECREF(nt.py);
+    PyMem_Free(nt.taken);
+    PyMem_Free(nt.bytes);
     return dict;
 }
 

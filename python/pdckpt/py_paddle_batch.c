@@ -15,7 +15,9 @@
  *    and counter (paddle.unbind's views would share one counter, so an in-place op on one tensor
  *    would make autograd refuse another).
  * The pass then takes a tensor from here instead of building one (pyn_paddle_take) and names it
- * as it names any; what it does not take is dropped.
+ * as it names any; what it does not take is dropped.  A chunk is made when the pass first takes
+ * one of its tensors, so a pass that releases each tree entry it converted (pyn_out.consume)
+ * frees the tree's memory while Paddle's objects are made, not after (issue 18: W2's peak).
  */
 #include "py_native.h"
 
@@ -34,17 +36,39 @@ enum {
     CHUNK_BYTES = 4 << 20,
 };
 
+/* A candidate: what the batch needs of its tensor view (56 bytes where the view takes 88: the
+ * array lives through the pass). */
 typedef struct cand {
     const pdckpt_value *v;
-    pdckpt_tensor_view  tv;
+    const char         *data;
+    pdckpt_buffer      *buffer;
+    const int64_t      *dims; /* the tensor's own, valid while the tree lives */
+    uint64_t            n_bytes;
     size_t              order; /* position in the root dict: groups keep the file's order */
+    pdckpt_dtype        dtype;
+    int32_t             n_dims;
 } cand;
 
 /* The tensors made ahead, by value address (for pyn_paddle_take's search). */
 typedef struct pyn_made {
     const pdckpt_value *v;
-    PyObject           *t; /* NULL once taken */
+    PyObject           *t;     /* NULL until its chunk is made, and once taken */
+    size_t              chunk; /* in pyn_batch.chunks */
 } pyn_made;
+
+/* cands [first, first + n) of a group, made into tensors at the first take of one of them. */
+typedef struct chunk {
+    size_t first, n;
+    bool   done;
+} chunk;
+
+typedef struct pyn_batch {
+    cand     *c; /* sorted by group, then root order */
+    chunk    *chunks;
+    size_t    n_chunks;
+    pyn_made *made; /* one per candidate in a chunk, sorted by value address */
+    size_t    n_made;
+} pyn_batch;
 
 static int cmp_made(const void *pa, const void *pb) {
     const pyn_made *a = pa, *b = pb;
@@ -52,10 +76,10 @@ static int cmp_made(const void *pa, const void *pb) {
 }
 
 static int cmp_dims(const cand *a, const cand *b) {
-    if (a->tv.dtype != b->tv.dtype) return a->tv.dtype < b->tv.dtype ? -1 : 1;
-    if (a->tv.n_dims != b->tv.n_dims) return a->tv.n_dims < b->tv.n_dims ? -1 : 1;
-    for (int32_t d = 0; d < a->tv.n_dims; d++)
-        if (a->tv.dims[d] != b->tv.dims[d]) return a->tv.dims[d] < b->tv.dims[d] ? -1 : 1;
+    if (a->dtype != b->dtype) return a->dtype < b->dtype ? -1 : 1;
+    if (a->n_dims != b->n_dims) return a->n_dims < b->n_dims ? -1 : 1;
+    for (int32_t d = 0; d < a->n_dims; d++)
+        if (a->dims[d] != b->dims[d]) return a->dims[d] < b->dims[d] ? -1 : 1;
     return 0;
 }
 
@@ -81,14 +105,15 @@ static bool splittable(pdckpt_dtype dtype) {
 
 /* A small root entry the pass would make a tensor of directly (no LoD: Paddle's DLPack import
  * has none either, and the fallback's rules stay where they are). */
-static bool candidate(const pdckpt_value *key, const pdckpt_value *v, const pyn_out *out,
-                      pdckpt_tensor_view *tv) {
-    if (!pdckpt_tensor_get(v, tv) || tv->n_lod_levels || tv->n_bytes > BATCH_MAX_BYTES ||
-        !splittable(tv->dtype) || !pyn_paddle_direct(tv, out))
+static bool candidate(const pdckpt_value *key, const pdckpt_value *v, const pyn_out *out, cand *c) {
+    pdckpt_tensor_view tv;
+    if (!pdckpt_tensor_get(v, &tv) || tv.n_lod_levels || tv.n_bytes > BATCH_MAX_BYTES ||
+        !splittable(tv.dtype) || !pyn_paddle_direct(&tv, out))
         return false;
+    *c = (cand){v, tv.data, tv.buffer, tv.dims, tv.n_bytes, 0, tv.dtype, tv.n_dims};
     switch (out->paddle->mode) {
     case PYN_PADDLE_TABLE: return !pyn_paddle_is_name_table_key(key);
-    case PYN_PADDLE_NAMED: return tv->name != NULL;
+    case PYN_PADDLE_NAMED: return tv.name != NULL;
     default: return true;
     }
 }
@@ -96,8 +121,8 @@ static bool candidate(const pdckpt_value *key, const pdckpt_value *v, const pyn_
 /* The group's payloads already lie side by side in one buffer (a pdckpt-written file's do). */
 static bool side_by_side(const cand *g, size_t n) {
     for (size_t i = 1; i < n; i++)
-        if (g[i].tv.buffer != g->tv.buffer ||
-            (const char *)g[i].tv.data != (const char *)g->tv.data + i * g->tv.n_bytes)
+        if (g[i].buffer != g->buffer ||
+            (const char *)g[i].data != (const char *)g->data + i * g->n_bytes)
             return false;
     return true;
 }
@@ -106,18 +131,16 @@ static bool side_by_side(const cand *g, size_t n) {
  * side (unstack copies, so Paddle never writes there), else gathered into a new block. */
 static pdckpt_value *gathered(const cand *g, size_t n) {
     int64_t dims[PDCKPT_MAX_DIMS + 1] = {(int64_t)n};
-    for (int32_t d = 0; d < g->tv.n_dims; d++) dims[d + 1] = g->tv.dims[d];
+    for (int32_t d = 0; d < g->n_dims; d++) dims[d + 1] = g->dims[d];
     pdckpt_value *big = NULL;
     pdckpt_error  err;
-    pdckpt_status st =
-        side_by_side(g, n)
-            ? pdckpt_tensor_new_in_buffer(NULL, g->tv.dtype, g->tv.n_dims + 1, dims, g->tv.buffer,
-                                          g->tv.data, &big, &err)
-            : pdckpt_tensor_new(NULL, g->tv.dtype, g->tv.n_dims + 1, dims, &big, &err);
+    pdckpt_status st = side_by_side(g, n)
+                           ? pdckpt_tensor_new_in_buffer(NULL, g->dtype, g->n_dims + 1, dims,
+                                                         g->buffer, g->data, &big, &err)
+                           : pdckpt_tensor_new(NULL, g->dtype, g->n_dims + 1, dims, &big, &err);
     if (st != PDCKPT_OK) return pyn_raise(&err), NULL;
     char *dst = pdckpt_tensor_data_mut(big); /* NULL over the read buffer */
-    for (size_t i = 0; dst && i < n; i++)
-        memcpy(dst + i * g->tv.n_bytes, g[i].tv.data, g->tv.n_bytes);
+    for (size_t i = 0; dst && i < n; i++) memcpy(dst + i * g->n_bytes, g[i].data, g->n_bytes);
     return big;
 }
 
@@ -174,10 +197,10 @@ static int rehome_init(rehome *r, const cand *g, pyn_out *out) {
     r->share = r->empty ? unbound(out->paddle->tensor_type, "_share_buffer_to") : NULL;
     r->get = r->share ? unbound(out->paddle->tensor_type, "get_tensor") : NULL;
     if (!r->get) return -1;
-    if (g->tv.n_dims == 1) return 0; /* a slice of the 1-D span has the tensor's shape */
-    r->dims = PyList_New(g->tv.n_dims);
-    for (int32_t d = 0; r->dims && d < g->tv.n_dims; d++) {
-        PyObject *n = PyLong_FromLongLong(g->tv.dims[d]);
+    if (g->n_dims == 1) return 0; /* a slice of the 1-D span has the tensor's shape */
+    r->dims = PyList_New(g->n_dims);
+    for (int32_t d = 0; r->dims && d < g->n_dims; d++) {
+        PyObject *n = PyLong_FromLongLong(g->dims[d]);
         if (!n) return -1;
         PyList_SET_ITEM(r->dims, d, n);
     }
@@ -226,18 +249,18 @@ static PyObject *rehomed(PyObject *span, PyObject *span_dense, long long b, long
  * *lo.  False: use the copying split. */
 static bool span_of(const cand *g, size_t n, const char **lo, const char **hi, size_t *elem) {
     uint64_t count = 1;
-    for (int32_t d = 0; d < g->tv.n_dims; d++) count *= (uint64_t)g->tv.dims[d];
-    if (!count || g->tv.n_bytes % count) return false;
-    *elem = (size_t)(g->tv.n_bytes / count);
-    *lo = *hi = g->tv.data;
+    for (int32_t d = 0; d < g->n_dims; d++) count *= (uint64_t)g->dims[d];
+    if (!count || g->n_bytes % count) return false;
+    *elem = (size_t)(g->n_bytes / count);
+    *lo = *hi = g->data;
     for (size_t i = 0; i < n; i++) {
-        const char *d = g[i].tv.data;
-        if (g[i].tv.buffer != g->tv.buffer) return false;
+        const char *d = g[i].data;
+        if (g[i].buffer != g->buffer) return false;
         if (d < *lo) *lo = d;
-        if (d + g[i].tv.n_bytes > *hi) *hi = d + g[i].tv.n_bytes;
+        if (d + g[i].n_bytes > *hi) *hi = d + g[i].n_bytes;
     }
     for (size_t i = 0; i < n; i++)
-        if ((size_t)((const char *)g[i].tv.data - *lo) % *elem) return false;
+        if ((size_t)((const char *)g[i].data - *lo) % *elem) return false;
     return true;
 }
 
@@ -260,8 +283,7 @@ static PyObject *span_tensor(const cand *g, const char *lo, const char *hi, size
     int64_t       dims[1] = {(int64_t)((size_t)(hi - lo) / elem)};
     pdckpt_value *v = NULL;
     pdckpt_error  err;
-    if (pdckpt_tensor_new_in_buffer(NULL, g->tv.dtype, 1, dims, g->tv.buffer, lo, &v, &err) !=
-        PDCKPT_OK)
+    if (pdckpt_tensor_new_in_buffer(NULL, g->dtype, 1, dims, g->buffer, lo, &v, &err) != PDCKPT_OK)
         return pyn_raise(&err);
     return paddle_of(v, out);
 }
@@ -277,8 +299,8 @@ static PyObject *views_of(const cand *g, size_t n, const char *lo, const char *h
     PyObject *list =
         span_dense && rehome_dense(&r, span_dense) == 0 ? PyList_New((Py_ssize_t)n) : NULL;
     for (size_t i = 0; list && i < n; i++) {
-        long long b = (long long)((size_t)((const char *)g[i].tv.data - lo) / elem);
-        PyObject *t = rehomed(span, span_dense, b, b + (long long)(g[i].tv.n_bytes / elem), &r);
+        long long b = (long long)((size_t)((const char *)g[i].data - lo) / elem);
+        PyObject *t = rehomed(span, span_dense, b, b + (long long)(g[i].n_bytes / elem), &r);
         if (!t)
             Py_CLEAR(list);
         else
@@ -310,32 +332,49 @@ static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
     return list;
 }
 
-/* A chunk Paddle would not split (another version's kernels) is left to the pass, one by one;
- * only running out of memory fails the load. */
-static int batch_chunk(const cand *g, size_t n, pyn_paddle *p, pyn_out *out) {
+/* The made entry of value v with no tensor yet (several when one value sits under two keys). */
+static pyn_made *made_slot(pyn_batch *b, const pdckpt_value *v) {
+    pyn_made  key = {v, NULL, 0};
+    pyn_made *m = bsearch(&key, b->made, b->n_made, sizeof key, cmp_made);
+    while (m && m > b->made && m[-1].v == v) m--;
+    for (; m && m < b->made + b->n_made && m->v == v; m++)
+        if (!m->t) return m;
+    return NULL;
+}
+
+/* Makes chunk k's tensors.  A chunk Paddle would not split (another version's kernels) is left
+ * to the pass, one by one; only running out of memory fails the load. */
+static int make_chunk(pyn_batch *b, size_t k, pyn_out *out) {
+    const cand *g = b->c + b->chunks[k].first;
+    size_t      n = b->chunks[k].n;
+    b->chunks[k].done = true;
     PyObject *list = split_group(g, n, out);
     if (!list && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
         PyErr_Clear();
         return 0;
     }
     if (!list) return -1;
-    for (size_t i = 0; i < n; i++) /* p->made has room for every candidate */
-        p->made[p->n_made++] = (pyn_made){g[i].v, Py_NewRef(PyList_GET_ITEM(list, (Py_ssize_t)i))};
+    for (size_t i = 0; i < n; i++) {
+        pyn_made *m = made_slot(b, g[i].v);
+        if (m) m->t = Py_NewRef(PyList_GET_ITEM(list, (Py_ssize_t)i));
+    }
     Py_DECREF(list);
     return 0;
 }
 
 /* The group in chunks of about CHUNK_BYTES (a tail under BATCH_MIN_COUNT joins the last), so a
- * gathered group never costs more than a chunk beside the tensors made from it. */
-static int batch_group(const cand *g, size_t n, pyn_paddle *p, pyn_out *out) {
-    size_t per = CHUNK_BYTES / (g->tv.n_bytes ? (size_t)g->tv.n_bytes : 1);
+ * gathered group never costs more than a chunk beside the tensors made from it.  b->chunks has
+ * room for every chunk (at most one per BATCH_MIN_COUNT candidates). */
+static void plan_group(pyn_batch *b, size_t first, size_t n) {
+    const cand *g = b->c + first;
+    size_t      per = CHUNK_BYTES / (g->n_bytes ? (size_t)g->n_bytes : 1);
     if (per < BATCH_MIN_COUNT) per = BATCH_MIN_COUNT;
-    int rc = 0;
-    for (size_t i = 0, m; rc == 0 && i < n; i += m) {
+    for (size_t i = 0, m; i < n; i += m) {
         m = n - i < per + BATCH_MIN_COUNT ? n - i : per;
-        rc = batch_chunk(g + i, m, p, out);
+        for (size_t j = 0; j < m; j++)
+            b->made[b->n_made++] = (pyn_made){g[i + j].v, NULL, b->n_chunks};
+        b->chunks[b->n_chunks++] = (chunk){first + i, m, false};
     }
-    return rc;
 }
 
 /* qsort unless already in order (a state dict's tensors and their values usually are). */
@@ -350,13 +389,25 @@ static size_t collect(const pdckpt_value *root, const pyn_out *out, cand *c) {
     size_t m = 0;
     for (size_t i = 0, n = pdckpt_value_len(root); i < n; i++) {
         const pdckpt_value *v = pdckpt_value_at(root, i);
-        if (candidate(pdckpt_dict_key_at(root, i), v, out, &c[m].tv)) {
-            c[m].v = v;
+        if (candidate(pdckpt_dict_key_at(root, i), v, out, &c[m])) {
             c[m].order = i;
             m++;
         }
     }
     return m;
+}
+
+/* The chunks of the groups of at least BATCH_MIN_COUNT among the m sorted candidates. */
+static int plan(pyn_batch *b, size_t m) {
+    b->chunks = malloc((m / BATCH_MIN_COUNT + 1) * sizeof *b->chunks);
+    b->made = malloc((m ? m : 1) * sizeof *b->made);
+    if (!b->chunks || !b->made) return PyErr_NoMemory(), -1;
+    for (size_t i = 0, j; i < m; i = j) {
+        for (j = i + 1; j < m && cmp_dims(&b->c[i], &b->c[j]) == 0;) j++;
+        if (j - i >= BATCH_MIN_COUNT) plan_group(b, i, j - i);
+    }
+    sort(b->made, b->n_made, sizeof *b->made, cmp_made);
+    return 0;
 }
 
 int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out) {
@@ -365,34 +416,43 @@ int pyn_paddle_batch(const pdckpt_value *root, pyn_out *out) {
     if (!p || p->arrays || !p->split || p->split == Py_None || out->plain ||
         pdckpt_value_kind(root) != PDCKPT_KIND_DICT || n < BATCH_MIN_COUNT)
         return 0;
-    cand *c = malloc(n * sizeof *c);
-    if (!c) return PyErr_NoMemory(), -1;
-    size_t m = collect(root, out, c);
-    sort(c, m, sizeof *c, cmp_cand);
-    int rc = 0;
-    for (size_t i = 0, j; rc == 0 && i < m; i = j) {
-        for (j = i + 1; j < m && cmp_dims(&c[i], &c[j]) == 0;) j++;
-        if (j - i < BATCH_MIN_COUNT) continue;
-        if (!p->made && !(p->made = malloc(m * sizeof *p->made))) rc = (PyErr_NoMemory(), -1);
-        if (rc == 0) rc = batch_group(c + i, j - i, p, out);
-    }
-    free(c);
-    if (p->made) sort(p->made, p->n_made, sizeof *p->made, cmp_made);
-    return rc;
+    pyn_batch *b = p->batch = calloc(1, sizeof *b);
+    if (!b || !(b->c = malloc(n * sizeof *b->c))) return PyErr_NoMemory(), -1;
+    size_t m = collect(root, out, b->c);
+    sort(b->c, m, sizeof *b->c, cmp_cand);
+    return plan(b, m);
 }
 
 PyObject *pyn_paddle_take(const pdckpt_value *v, pyn_out *out) {
-    pyn_paddle *p = out->paddle;
-    pyn_made    key = {v, NULL};
-    pyn_made   *m = p->made ? bsearch(&key, p->made, p->n_made, sizeof key, cmp_made) : NULL;
-    PyObject   *t = m ? m->t : NULL;
-    if (m) m->t = NULL; /* one place each, as before */
-    return t;
+    pyn_batch *b = out->paddle->batch;
+    pyn_made   key = {v, NULL, 0};
+    pyn_made  *m = b && b->n_made ? bsearch(&key, b->made, b->n_made, sizeof key, cmp_made) : NULL;
+    if (m && !m->t && !b->chunks[m->chunk].done && make_chunk(b, m->chunk, out) < 0) return NULL;
+    while (m && m > b->made && m[-1].v == v) m--; /* any slot of v that holds a tensor */
+    for (; m && m < b->made + b->n_made && m->v == v; m++)
+        if (m->t) {
+            PyObject *t = m->t;
+            m->t = NULL; /* one place each, as before */
+            return t;
+        }
+    return NULL;
+}
+
+bool pyn_paddle_settled(const pdckpt_value *v, const pyn_out *out) {
+    const pyn_batch *b = out->paddle->batch;
+    pyn_made         key = {v, NULL, 0};
+    const pyn_made  *m =
+        b && b->n_made ? bsearch(&key, b->made, b->n_made, sizeof key, cmp_made) : NULL;
+    return !m || b->chunks[m->chunk].done;
 }
 
 void pyn_paddle_batch_clear(pyn_paddle *p) {
-    for (size_t i = 0; i < p->n_made; i++) Py_XDECREF(p->made[i].t);
-    free(p->made);
-    p->made = NULL;
-    p->n_made = 0;
+    pyn_batch *b = p->batch;
+    if (!b) return;
+    for (size_t i = 0; i < b->n_made; i++) Py_XDECREF(b->made[i].t);
+    free(b->made);
+    free(b->chunks);
+    free(b->c);
+    free(b);
+    p->batch = NULL;
 }

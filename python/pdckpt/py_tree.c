@@ -9,6 +9,13 @@
 #include "py_native.h"
 
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* A tree of this many root entries or more leaves the C library's heap holey when it goes (W2:
+ * 54 MiB free in it, resident, after a load): closing it hands the free pages back. */
+#define TRIM_MIN_ENTRIES 16384
 
 typedef struct {
     PyObject_HEAD pdckpt_value *root; /* NULL once closed */
@@ -192,18 +199,20 @@ static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
     return 0;
 }
 
-/* convert(index=None, exact_dtypes=False, rules=None, drop_table=False): the whole tree, or one
- * entry, as Python values; with rules, what paddle.load makes tensors are paddle.Tensors (or, with
- * "numpy", the arrays paddle.load(return_numpy=True) gives, and with drop_table the root's name
- * table left out, as paddle.load does without keep_name_table).  The cyclic GC is held off
+/* convert(index=None, exact_dtypes=False, rules=None, drop_table=False, consume=False): the whole
+ * tree, or one entry, as Python values; with rules, what paddle.load makes tensors are
+ * paddle.Tensors (or, with "numpy", the arrays paddle.load(return_numpy=True) gives, and with
+ * drop_table the root's name table left out, as paddle.load does without keep_name_table).  With
+ * consume (the caller closes the tree next) the root's entries made paddle.Tensors are released
+ * as they are made: the tree is left with None in their place.  The cyclic GC is held off
  * meanwhile: every container made here is new and acyclic, and a collection triggered by their
  * number would walk them all again and again. */
 static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"index", "exact_dtypes", "rules", "drop_table", NULL};
+    static char *kwlist[] = {"index", "exact_dtypes", "rules", "drop_table", "consume", NULL};
     PyObject    *index = Py_None, *rules = Py_None;
-    int          exact = 0, drop_table = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOp", kwlist, &index, &exact, &rules,
-                                     &drop_table))
+    int          exact = 0, drop_table = 0, consume = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOpp", kwlist, &index, &exact, &rules,
+                                     &drop_table, &consume))
         return NULL;
     if (!is_open(t)) return NULL;
     const pdckpt_value *v = t->root;
@@ -217,6 +226,7 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
     }
     pyn_paddle pd;
     pyn_out    out = {exact != 0, t->owner, t->writable, NULL, NULL, 0, drop_table != 0, NULL};
+    out.consume = consume && index == Py_None ? t->root : NULL;
     if (rules != Py_None) {
         if (rules_arg(rules, v, &pd) < 0) return NULL;
         out.paddle = &pd;
@@ -255,7 +265,13 @@ static PyObject *tree_kind(Tree *t, PyObject *args) {
 
 static PyObject *tree_close(Tree *t, PyObject *unused) {
     (void)unused;
+    bool large = t->root && pdckpt_value_len(t->root) >= TRIM_MIN_ENTRIES;
     tree_free(t);
+#if defined(__GLIBC__)
+    if (large) malloc_trim(0); /* W2: RSS after the load 214 -> 164 MiB, 14 ms */
+#else
+    (void)large;
+#endif
     Py_RETURN_NONE;
 }
 
@@ -278,7 +294,8 @@ static PyObject *tree_stats(Tree *t, PyObject *unused) {
 static PyMethodDef tree_methods[] = {
     {"keys", (PyCFunction)tree_keys, METH_NOARGS, "entry keys (dict keys, indexes, or a name)"},
     {"convert", (PyCFunction)(void (*)(void))tree_convert, METH_VARARGS | METH_KEYWORDS,
-     "convert(index=None, exact_dtypes=False, rules=None, drop_table=False) -> Python value"},
+     "convert(index=None, exact_dtypes=False, rules=None, drop_table=False, consume=False) -> "
+     "Python value"},
     {"tensor", (PyCFunction)tree_tensor, METH_O, "tensor(index) -> Tensor"},
     {"kind", (PyCFunction)tree_kind, METH_VARARGS, "kind(index=None) -> kind name"},
     {"close", (PyCFunction)tree_close, METH_NOARGS, "frees the tree (handed-out data stays)"},

@@ -137,6 +137,11 @@ void pdk_block_put(void *data, size_t len) {
     if (data && !keep(data, len)) munmap(data, len);
 }
 
+void pdk_block_drop_tail(void *data, size_t len, size_t used) {
+    size_t from = page_round(used);
+    if (data && from && from < len) madvise((char *)data + from, len - from, MADV_DONTNEED);
+}
+
 bool pdk_block_cache_on(size_t size) {
 #ifdef PDK_UNDER_ASAN
     (void)size; /* blocks would hide overflows from the sanitizer's allocator */

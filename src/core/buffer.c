@@ -106,6 +106,11 @@ size_t pdk_buffer_size(const pdckpt_buffer *buffer) {
     return buffer ? buffer->size : 0;
 }
 
+void pdk_buffer_drop_tail(pdckpt_buffer *buffer, size_t used) {
+    if (buffer && buffer->destroy == block_destroy && used < buffer->size)
+        pdk_block_drop_tail(buffer->data, (size_t)(uintptr_t)buffer->ctx, used);
+}
+
 size_t pdk_buffer_refs(const pdckpt_buffer *buffer) {
     return buffer ? atomic_load_explicit(&buffer->refs, memory_order_acquire) : 0;
 }

@@ -108,6 +108,22 @@ pdckpt_status pdckpt_value_append(pdckpt_value *container, pdckpt_value *item, p
     return PDCKPT_OK;
 }
 
+/* One None for every slot pdckpt_value_release_at empties: its own reference is never given
+ * back, so it is never freed, and emptying a slot allocates nothing (the point is to free). */
+static pdckpt_value released_slot = {.refs = 1, .kind = PDCKPT_KIND_NONE};
+
+bool pdckpt_value_release_at(pdckpt_value *container, size_t i) {
+    if (!is_container(container) || i >= container->u.c.len) return false;
+    pdk_container *c = &container->u.c;
+    pdckpt_value_free(c->items[i]);
+    c->items[i] = pdckpt_value_retain(&released_slot);
+    if (c->keys) {
+        pdckpt_value_free(c->keys[i]);
+        c->keys[i] = pdckpt_value_retain(&released_slot);
+    }
+    return true;
+}
+
 /* ---- string-key hash index ---- */
 
 static uint64_t mix(uint64_t h, uint64_t word) {

@@ -94,6 +94,9 @@ typedef void (*pdk_buffer_destroy_fn)(void *ctx, void *data, size_t size);
 bool  pdk_block_cache_on(size_t size);
 void *pdk_block_get(size_t size, size_t *len); /* *len: the block's length, for pdk_block_put */
 void  pdk_block_put(void *data, size_t len);
+/* Hands the whole pages of block [data, data + len) past its first `used` bytes back to the
+ * kernel (they read as zeros if touched again). */
+void pdk_block_drop_tail(void *data, size_t len, size_t used);
 /* Owned allocation of `size` bytes (zero-filled when `zero`), PDK_DATA_ALIGN aligned. */
 pdckpt_buffer *pdk_buffer_new_alloc(const pdckpt_allocator *a, size_t size, bool zero);
 /* Wraps memory that `destroy` releases when the last reference goes. */
@@ -101,6 +104,9 @@ pdckpt_buffer *pdk_buffer_new_custom(const pdckpt_allocator *a, void *data, size
                                      bool mapped, pdk_buffer_destroy_fn destroy, void *ctx);
 void          *pdk_buffer_data(const pdckpt_buffer *buffer);
 size_t         pdk_buffer_size(const pdckpt_buffer *buffer);
+/* Nothing will read `buffer` past its first `used` bytes again (relayout packed every tensor
+ * below): a block's pages past there go back to the kernel; other memory is left as it is. */
+void pdk_buffer_drop_tail(pdckpt_buffer *buffer, size_t used);
 /* Position of the string key key[0..len) in `dict` (hashed once the dict has 8 entries), or
  * SIZE_MAX when it is not there. */
 size_t pdk_dict_find(const pdckpt_value *dict, const char *key, size_t len);
@@ -117,8 +123,9 @@ size_t pdk_buffer_refs(const pdckpt_buffer *buffer);
  * to PDK_DATA_ALIGN-aligned places inside it, in file order, so a load that read the file into
  * one buffer hands out aligned tensors without a second allocation (relayout.c).  Nothing is
  * moved unless the tree's tensors and `held` references of the caller are all of buf's holders
- * and no two tensors overlap partly; a tensor that cannot be moved stays where it is.  Returns
- * how many tensors' data is now aligned. */
+ * and no two tensors overlap partly; a tensor that cannot be moved stays where it is.  Then the
+ * buffer's pages past the last tensor go back (pdk_buffer_drop_tail).  Returns how many
+ * tensors' data is now aligned. */
 size_t pdk_tree_relayout(pdckpt_value *root, pdckpt_buffer *buf, size_t held);
 
 /* ---- random.c, table_hash.c: random values; hashes of in-memory tables keyed by file bytes ----

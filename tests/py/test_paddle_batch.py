@@ -452,3 +452,47 @@ def test_tensors_over_4_kib_go_one_by_one(tmp_path, splits):
     got = pdckpt.load(path)
     assert_same(got, paddle.load(str(path)))
     assert splits(got) == [40]
+
+
+def test_name_table_lookups_match_paddle_load(tmp_path, splits):
+    """The name table is looked up in the loaded tree (str keys) or, for any other key, in the
+    table made Python: names, order and the kept table are paddle.load's, in both modes."""
+    state = paddle_state(w2_like(40))
+    for k, v in list(state.items())[:3]:
+        v.name = "renamed_" + v.name  # names unlike their keys
+    state["nul\x00key"] = paddle.to_tensor(np.arange(256, dtype=np.float32))
+    state[7] = paddle.to_tensor(np.ones(256, np.float32))  # a non-str key
+    state[7].name = "seven"
+    path = tmp_path / "t.pdparams"
+    paddle.save(state, str(path))
+    for keep in (False, True):
+        got = pdckpt.load(path, keep_name_table=keep)
+        want = paddle.load(str(path), keep_name_table=keep)
+        assert (NAME_TABLE in got) == keep
+        assert_same(got, want)
+        assert got[7].name == "seven" and got["nul\x00key"].name == want["nul\x00key"].name
+        if not keep:
+            assert splits(got) == [42]
+
+
+def test_load_releases_each_converted_entry(tmp_path, splits):
+    """pdckpt.load's pass (consume=True) releases each tensor entry from the tree with its key as
+    it goes (None left in both places) and, when the name table is dropped, the table before it
+    starts (its names copied out); the result is still paddle.load's.  A kept table stays."""
+    from pdckpt import _convert
+    path = tmp_path / "w2.pdparams"
+    paddle.save(paddle_state(w2_like(5000)), str(path))
+    want = paddle.load(str(path))
+    for drop in (True, False):
+        tree = pdckpt._open_tree(str(path), {}, aligned=True)
+        try:
+            got = tree.convert(None, False, _convert.paddle_spec(paddle), drop, True)
+            left = tree.convert()
+        finally:
+            tree.close()
+        table = got.pop(NAME_TABLE, None)
+        assert_same(got, want)
+        assert (table is None) == drop
+        assert list(left) == ([None] if drop else [None, NAME_TABLE]) and left[None] is None
+        assert drop or left[NAME_TABLE] == table
+    assert splits(got) == ([904, 4096] if splits.mode == "views" else [904, 904, 4096, 4096])

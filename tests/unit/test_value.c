@@ -281,6 +281,36 @@ static void test_borrowed_strings(void) {
     pdckpt_buffer_release(buf);
 }
 
+/* pdckpt_value_release_at: the item and (dict) its key are released (a value held elsewhere
+ * lives on) and None is left in their places; the rest of the dict still answers; misuse is
+ * refused; the emptied container frees cleanly (the sanitizer build checks the counts). */
+static void test_release_at(void) {
+    pdckpt_value *d = pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    pdckpt_value *kept = int_value(7);
+    for (int i = 0; i < 10; i++) { /* past the hashed-index threshold */
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        pdckpt_dict_set(d, key, i == 3 ? pdckpt_value_retain(kept) : int_value(i), NULL);
+    }
+    CHECK(pdckpt_value_shared(kept));
+    CHECK(pdckpt_value_release_at(d, 3) && pdckpt_value_release_at(d, 5));
+    CHECK(!pdckpt_value_shared(kept)); /* the dict's reference was released */
+    CHECK_EQ_INT(pdckpt_value_len(d), 10);
+    CHECK_EQ_INT(pdckpt_value_kind(pdckpt_dict_key_at(d, 3)), PDCKPT_KIND_NONE);
+    CHECK_EQ_INT(pdckpt_value_kind(pdckpt_value_at(d, 5)), PDCKPT_KIND_NONE);
+    CHECK(pdckpt_dict_get(d, "k3") == NULL);
+    int64_t v = 0;
+    CHECK(pdckpt_value_get_int(pdckpt_dict_get(d, "k4"), &v) && v == 4);
+    CHECK(!pdckpt_value_release_at(d, 10) && !pdckpt_value_release_at(kept, 0));
+    pdckpt_value *list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
+    pdckpt_value_append(list, pdckpt_value_retain(kept), NULL);
+    CHECK(pdckpt_value_release_at(list, 0) && !pdckpt_value_shared(kept));
+    CHECK_EQ_INT(pdckpt_value_kind(pdckpt_value_at(list, 0)), PDCKPT_KIND_NONE);
+    pdckpt_value_free(list);
+    pdckpt_value_free(kept);
+    pdckpt_value_free(d);
+}
+
 int main(void) {
     RUN(test_dict_order_and_replace);
     RUN(test_large_dict_index);
@@ -293,5 +323,6 @@ int main(void) {
     RUN(test_tensor_shapes);
     RUN(test_borrowed_and_shared);
     RUN(test_big_ints);
+    RUN(test_release_at);
     return CHECK_SUMMARY();
 }
