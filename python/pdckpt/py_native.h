@@ -63,15 +63,16 @@ typedef enum pyn_paddle_mode {
 } pyn_paddle_mode;
 
 typedef struct pyn_paddle {
-    PyObject        *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
-    PyObject        *tensor_type; /* paddle.Tensor */
-    PyObject        *place;       /* paddle.CPUPlace() */
-    PyObject        *fallback;    /* callable(array, name, dtype name): the copying path */
-    PyObject        *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
-    PyObject        *views;       /* Py_True: small tensors over the read buffer (batch) */
-    PyObject        *no_bool;     /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
-    struct pyn_made *made;        /* paddle.Tensors made ahead (py_paddle_batch.c), or NULL */
-    size_t           n_made;      /* how many; sorted by value address once the batch is done */
+    PyObject *from_dlpack;    /* paddle.base.core.from_dlpack, or None: always the fallback */
+    PyObject *tensor_type;    /* paddle.Tensor */
+    PyObject *place;          /* paddle.CPUPlace() */
+    PyObject *fallback;       /* callable(array, name, dtype name): the copying path */
+    PyObject *split;          /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
+    PyObject *views;          /* Py_True (or a callable's answer): small tensors over the read
+                                 buffer (batch) */
+    PyObject        *no_bool; /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
+    struct pyn_made *made;    /* paddle.Tensors made ahead (py_paddle_batch.c), or NULL */
+    size_t           n_made;  /* how many; sorted by value address once the batch is done */
     pyn_paddle_mode  mode;
     bool             arrays; /* paddle.load's rules with NumPy arrays out (return_numpy=True) */
 } pyn_paddle;
