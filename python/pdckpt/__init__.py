@@ -19,6 +19,7 @@ import builtins
 import importlib.util
 import os
 import re
+import stat
 import sys
 import warnings
 from typing import Any, Iterator
@@ -413,7 +414,13 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
     """Paddle's naming of inference-model files: a prefix ("inference/model" for model.pdmodel
     + model.pdiparams), which the registry resolves (pdckpt_resolve: the one place that knows
     the names), or a 1.x directory with model_filename / params_filename."""
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode  # one stat: a file (the usual case), a directory, or none
+    except (OSError, ValueError):
+        mode = None
+    if mode is not None and stat.S_ISREG(mode):
+        return path, program
+    if mode is not None and stat.S_ISDIR(mode):
         if model_filename is not None or params_filename is not None:
             default = "__model__"  # pdckpt:names-ok: Paddle's model_filename default
             model = os.path.join(path, model_filename or default)
@@ -421,7 +428,7 @@ def _resolve(path: str, model_filename: str | None, params_filename: str | None,
         if params_filename is not None:
             return os.path.join(path, params_filename), program
         return path, program
-    if not os.path.exists(path):  # a prefix; raises NotFoundError (with Paddle's hints) if none
+    if mode is None:  # a prefix; raises NotFoundError (with Paddle's hints) if none
         _, target, found = _native.resolve(path)
         if target != path:  # the parameters file and the program naming it
             return target, program or found
@@ -536,7 +543,7 @@ def load(path: Any, **configs: Any) -> Any:
     tree = _open_tree(path if data is None else data, configs, aligned=dropin)
     fmt = tree.format
     where = "<memory>" if data is not None else os.fsdecode(os.fspath(path))
-    legacy = (data is None and not os.path.isfile(where) and fmt in _LEGACY_NUMPY
+    legacy = (data is None and fmt in _LEGACY_NUMPY and not os.path.isfile(where)
               and all(configs.get(k) is None for k in ("format", "names", "program")))
     if legacy:
         dropin = False  # paddle.load gives NumPy arrays here

@@ -337,7 +337,8 @@ def paddle_spec(paddle: Any) -> tuple:
     """What the C conversion needs to make paddle.Tensors itself (py_paddle.c): Paddle's DLPack
     import (None in static-graph mode), the Tensor type, the CPU place, to_paddle for what
     cannot go through DLPack, paddle.unstack (many small equal tensors in one call, copied),
-    whether small tensors may be made over the read buffer instead (_views_rehome), and whether
+    whether small tensors may be made over the read buffer instead (_views_probe, asked when
+    needed), and whether
     bool must take the fallback (Paddle 2.6's from_dlpack predates DLPack's bool code)."""
     spec = _SPECS.get(id(paddle))
     if spec is None:
@@ -346,11 +347,25 @@ def paddle_spec(paddle: Any) -> tuple:
 
         spec = _SPECS[id(paddle)] = (paddle.base.core.from_dlpack, paddle.Tensor,
                                      paddle.CPUPlace(), fallback, paddle.unstack,
-                                     True if _views_rehome(paddle) else None,
+                                     _views_probe(paddle),
                                      None if _dlpack_trusted(paddle) else True)
     if _paddle_io.static_mode(paddle):
         return (None,) + spec[1:]  # no DLPack in static-graph mode: to_paddle's DenseTensors
     return spec
+
+
+def _views_probe(paddle: Any) -> Any:
+    """_views_rehome's answer (True or None), asked by py_paddle_batch.c the first time a load has
+    a batch to split (16 or more small tensors), not before: the probe makes Paddle tensors and
+    reads a shape, whose first calls in a process cost ~5-15 ms of Paddle's own set-up, which the
+    first load of a small file would otherwise pay and paddle.load does not."""
+    answer: list = []
+
+    def views() -> Any:
+        if not answer:
+            answer.append(True if _views_rehome(paddle) else None)
+        return answer[0]
+    return views
 
 
 def _views_rehome(paddle: Any) -> bool:

@@ -312,13 +312,27 @@ static PyObject *views_of(const cand *g, size_t n, const char *lo, const char *h
     return list;
 }
 
+/* 1 when this Paddle allows views (Py_True, or what _convert._views_probe's callable answers: it
+ * tries Paddle's private methods the first time it is asked), 0 when not, -1 on an error. */
+static int views_allowed(pyn_out *out) {
+    PyObject *v = out->paddle->views;
+    if (!v || v == Py_None || v == Py_True) return v == Py_True;
+    if (!PyCallable_Check(v)) return 0;
+    PyObject *answer = PyObject_CallNoArgs(v);
+    if (!answer) return -1;
+    int yes = answer == Py_True;
+    Py_DECREF(answer);
+    return yes;
+}
+
 /* The chunk as n new tensors: views of the read buffer when this Paddle allows them, else one
  * Paddle tensor of the chunk split by paddle.unstack (copies). */
 static PyObject *split_group(const cand *g, size_t n, pyn_out *out) {
     const char *lo, *hi;
     size_t      elem;
-    if (out->paddle->views == Py_True && span_of(g, n, &lo, &hi, &elem))
-        return views_of(g, n, lo, hi, elem, out);
+    int         views = views_allowed(out);
+    if (views < 0) return NULL;
+    if (views && span_of(g, n, &lo, &hi, &elem)) return views_of(g, n, lo, hi, elem, out);
     pdckpt_value *big = gathered(g, n);
     PyObject     *whole = big ? paddle_of(big, out) : NULL;
     PyObject     *parts = whole ? PyObject_CallFunction(out->paddle->split, "Oi", whole, 0) : NULL;

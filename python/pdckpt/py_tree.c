@@ -185,8 +185,8 @@ static PyObject *tree_keys(Tree *t, PyObject *unused) {
 
 /* The rules argument of convert(): None (values as they are), "numpy" (paddle.load's rules,
  * arrays out: return_numpy=True) or (from_dlpack or None, Tensor type, place, fallback[,
- * paddle.unstack[, True when views of the read buffer may be made[, True when from_dlpack
- * refuses bool]]]). */
+ * paddle.unstack[, True (or a callable answering True) when views of the read buffer may be
+ * made[, True when from_dlpack refuses bool]]]). */
 static int rules_arg(PyObject *arg, const pdckpt_value *v, pyn_paddle *p) {
     memset(p, 0, sizeof *p);
     p->arrays = PyUnicode_Check(arg);

@@ -180,8 +180,7 @@ static pdckpt_status save_one_file(const pdk_format *f, const pdckpt_value *root
         f->id == PDCKPT_FORMAT_PICKLE && pdckpt_format_from_path(path) == PDCKPT_FORMAT_PICKLE;
     pdk_pickle_offsets offs = {.alloc = opts->allocator};
     st = save_into(f, root, sink, opts, pickle ? &offs : NULL, err);
-    if (st == PDCKPT_OK && pickle)
-        pdk_pickle_index_write(root, path, opts->durable, &offs, opts->allocator);
+    if (st == PDCKPT_OK && pickle) pdk_pickle_index_write(root, path, &offs, opts->allocator);
     pdk_pickle_offsets_free(&offs);
     return st;
 }

@@ -148,11 +148,17 @@ static long tag_pid(const char *tag) {
     return *end == '-' && pid > 0 ? pid : 0;
 }
 
-/* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>"; 0 when the name is not ours. */
+/* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>", or out of a sidecar's temporary
+ * ".<base>.<suffix>.pdckpt-tmp-<pid>-<hex>" (a suffix without a dot: "pdkidx", "xxh3"); 0 when
+ * the name is neither. */
 static long temp_owner(const char *entry, const char *base) {
     size_t n = strlen(base);
     if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
-    return tag_pid(entry + 1 + n);
+    const char *rest = entry + 1 + n;
+    long        pid = tag_pid(rest);
+    if (pid || rest[0] != '.') return pid;
+    const char *dot = strchr(rest + 1, '.');
+    return dot && dot > rest + 1 ? tag_pid(dot) : 0;
 }
 
 /* Whether process `pid` still runs.  A zombie does not: a writer killed with SIGKILL whose parent

@@ -89,11 +89,14 @@ static void *read_part_run(void *arg) {
     return NULL;
 }
 
-/* How many threads read `size` bytes: `threads` (0: every online core), fewer for small files. */
+/* How many threads read `size` bytes: `threads` (0: every online core), fewer for small files.
+ * A file too small for two parts does not ask for the cores (glibc reads a /sys file each time:
+ * three system calls of a small load's ~15). */
 static unsigned read_threads(size_t size, uint32_t threads) {
-    long   cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t n = threads ? threads : cores > 0 ? (size_t)cores : 1;
     size_t fit = size / PART_MIN_BYTES;
+    if (fit < 2) return 1;
+    long   cores = threads ? 0 : sysconf(_SC_NPROCESSORS_ONLN);
+    size_t n = threads ? threads : cores > 0 ? (size_t)cores : 1;
     if (n > fit) n = fit;
     if (n > MAX_READ_THREADS) n = MAX_READ_THREADS;
     return n ? (unsigned)n : 1;

@@ -161,6 +161,10 @@ pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pd
 /* The same for a file inside a checkpoint directory: a symbolic link there is refused. */
 pdckpt_status pdk_sink_open_atomic_inner(const char *path, bool durable, const pdckpt_allocator *a,
                                          pdk_sink **out, pdckpt_error *err);
+/* The same for a sidecar ("<file>.pdkidx", "<file>.xxh3") written right after its file's own
+ * atomic save, whose sweep already took the sidecar's dead temporaries: no second sweep. */
+pdckpt_status pdk_sink_open_sidecar(const char *path, bool durable, const pdckpt_allocator *a,
+                                    pdk_sink **out, pdckpt_error *err);
 /* Makes an atomic file sink also write "<path>.xxh3" (xxh_sidecar.c); before the first write. */
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err);
 /* Plain new file (inside a directory transaction): O_EXCL create, fsync on commit if durable;
@@ -217,7 +221,9 @@ void pdk_dirtx_abort(pdk_dirtx *tx);
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err);
 /* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
-/* Removes temps beside `path` left by writers that died (their pid no longer exists). */
+/* Removes temps beside `path` left by writers that died (their pid no longer exists): its own
+ * (".<base>.pdckpt-tmp-...") and its sidecars' (".<base>.<suffix>.pdckpt-tmp-...", a suffix
+ * without a dot), in one pass over the directory. */
 void pdk_remove_stale_temps(const char *path);
 /* Reads the first `len` bytes of `path` when it is a regular file reached without following a
  * link (a sidecar of ours is told by its head; a link, FIFO or short file never is one). */

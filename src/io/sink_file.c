@@ -21,6 +21,14 @@
 
 #define FILE_BUFFER (1u << 20)
 
+/* How a file sink opens its file. */
+typedef enum sink_mode {
+    SINK_PLAIN,   /* a new file inside a directory transaction */
+    SINK_ATOMIC,  /* temporary + rename, through a symbolic link at the target */
+    SINK_INNER,   /* the same, a link at the target refused */
+    SINK_SIDECAR, /* SINK_INNER without the sweep: its file's own save swept its temporaries */
+} sink_mode;
+
 typedef struct file_sink {
     pdk_sink     base;
     int          fd;
@@ -138,12 +146,13 @@ static pdckpt_status keep_mode(file_sink *fs, const struct stat *old, pdckpt_err
     return PDCKPT_OK;
 }
 
-static pdckpt_status create_temp(file_sink *fs, bool follow, pdckpt_error *err) {
+static pdckpt_status create_temp(file_sink *fs, sink_mode mode, pdckpt_error *err) {
     struct stat old;
     bool        exists = false;
     if (fs->atomic) {
-        PDK_TRY(check_target(fs, follow, &old, &exists, err));
-        pdk_remove_stale_temps(fs->target); /* debris of a writer that was killed */
+        PDK_TRY(check_target(fs, mode == SINK_ATOMIC, &old, &exists, err));
+        /* debris of a writer that was killed: this file's temporaries and its sidecars' */
+        if (mode != SINK_SIDECAR) pdk_remove_stale_temps(fs->target);
         PDK_TRY(pdk_temp_path_beside(fs->target, fs->temp, sizeof fs->temp, err));
     }
     /* 0666 & ~umask, like any new file; O_EXCL so we never clobber anything in place. */
@@ -158,9 +167,10 @@ static pdckpt_status create_temp(file_sink *fs, bool follow, pdckpt_error *err) 
 
 /* `path` is where the bytes go; errors name `shown` (a directory save's file by its final name,
  * not by the temporary directory it is written in). */
-static pdckpt_status open_file_sink(const char *path, const char *shown, bool atomic, bool follow,
+static pdckpt_status open_file_sink(const char *path, const char *shown, sink_mode mode,
                                     bool durable, const pdckpt_allocator *a, pdk_sink **out,
                                     pdckpt_error *err) {
+    bool atomic = mode != SINK_PLAIN;
     *out = NULL;
     if (strlen(path) >= PATH_MAX || strlen(shown) >= PATH_MAX)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
@@ -173,7 +183,7 @@ static pdckpt_status open_file_sink(const char *path, const char *shown, bool at
     pdckpt_status st = pdk_sink_init(&fs->base, &file_ops, a, fs->path, FILE_BUFFER, err);
     snprintf(fs->path, sizeof fs->path, "%s", atomic ? path : shown);
     if (!atomic) snprintf(fs->temp, sizeof fs->temp, "%s", path);
-    if (st == PDCKPT_OK) st = create_temp(fs, follow, err);
+    if (st == PDCKPT_OK) st = create_temp(fs, mode, err);
     if (st != PDCKPT_OK) {
         pdk_sink_abort(&fs->base);
         return st;
@@ -184,23 +194,33 @@ static pdckpt_status open_file_sink(const char *path, const char *shown, bool at
 
 pdckpt_status pdk_sink_open_atomic_file(const char *path, bool durable, const pdckpt_allocator *a,
                                         pdk_sink **out, pdckpt_error *err) {
-    return open_file_sink(path, path, true, true, durable, a, out, err);
+    return open_file_sink(path, path, SINK_ATOMIC, durable, a, out, err);
 }
 
-pdckpt_status pdk_sink_open_atomic_inner(const char *path, bool durable, const pdckpt_allocator *a,
-                                         pdk_sink **out, pdckpt_error *err) {
+static pdckpt_status open_unfollowed(const char *path, sink_mode mode, bool durable,
+                                     const pdckpt_allocator *a, pdk_sink **out, pdckpt_error *err) {
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                         "not replaced: a symbolic link inside a checkpoint directory is not "
                         "followed");
-    return open_file_sink(path, path, true, false, durable, a, out, err);
+    return open_file_sink(path, path, mode, durable, a, out, err);
+}
+
+pdckpt_status pdk_sink_open_atomic_inner(const char *path, bool durable, const pdckpt_allocator *a,
+                                         pdk_sink **out, pdckpt_error *err) {
+    return open_unfollowed(path, SINK_INNER, durable, a, out, err);
+}
+
+pdckpt_status pdk_sink_open_sidecar(const char *path, bool durable, const pdckpt_allocator *a,
+                                    pdk_sink **out, pdckpt_error *err) {
+    return open_unfollowed(path, SINK_SIDECAR, durable, a, out, err);
 }
 
 pdckpt_status pdk_sink_open_plain_file(const char *path, const char *shown, bool durable,
                                        const pdckpt_allocator *a, pdk_sink **out,
                                        pdckpt_error *err) {
-    return open_file_sink(path, shown, false, false, durable, a, out, err);
+    return open_file_sink(path, shown, SINK_PLAIN, durable, a, out, err);
 }
 
 pdckpt_status pdk_sink_enable_checksum(pdk_sink *sink, pdckpt_error *err) {

@@ -127,7 +127,7 @@ pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool du
     pdk_sink *sink;
     PDK_TRY(pdk_sidecar_check_free(data_path, err)); /* whatever else is there stays */
     /* not followed: a link planted at the sidecar's name is refused, never written through */
-    PDK_TRY(pdk_sink_open_atomic_inner(path, durable, s->alloc, &sink, err));
+    PDK_TRY(pdk_sink_open_sidecar(path, durable, s->alloc, &sink, err));
     whole_digest(s->blocks, s->n_blocks, digest);
     int n = snprintf(line, sizeof line, "pdckpt-xxh3 1\nsize %" PRIu64 " block %u file %s\n",
                      s->size, BLOCK, digest);
@@ -144,12 +144,12 @@ pdckpt_status pdk_sidecar_publish(pdk_sidecar *s, const char *data_path, bool du
     return pdk_sink_commit(sink, err);
 }
 
-/* Removes a sidecar of ours that would describe the old file once the new one is renamed in (and
- * the temporaries of a killed writer's sidecar); anything else at that name is left alone. */
+/* Removes a sidecar of ours that would describe the old file once the new one is renamed in;
+ * anything else at that name is left alone (a killed writer's sidecar temporaries went with the
+ * data file's own, in pdk_remove_stale_temps). */
 pdckpt_status pdk_sidecar_remove_stale(const char *data_path, bool durable, pdckpt_error *err) {
     char path[PATH_MAX + 8];
     pdk_sidecar_path(data_path, path, sizeof path);
-    pdk_remove_stale_temps(path);
     if (sidecar_state(path) <= 0) return PDCKPT_OK;
     if (unlink(path) != 0) {
         if (errno == ENOENT) return PDCKPT_OK;

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Issue 18, W2: pdckpt.load makes a state dict's many small tensors of one shape and dtype a
 chunk at a time (py_paddle_batch.c): each a DenseTensor of its own over its payload in the read
-buffer, made through Paddle's private methods once _convert._views_rehome has tried them ("views"),
+buffer, made through Paddle's private methods once _convert._views_rehome has tried them ("views";
+asked at the first batch),
 or else one tensor of the chunk split by paddle.unstack (copies: "unstack").  Both are tested.
 Judged by real Paddle: the result equals paddle.load's (values, dtype, shape, name, flags) on
 W2-like and mixed files; the tensors are independent (in-place ops, set_value, saves, autograd
@@ -414,7 +415,29 @@ def test_this_paddle_takes_views():
     load is the views path the tests above run as "views"."""
     from pdckpt import _convert
     assert _convert._views_rehome(paddle) is True
-    assert _convert.paddle_spec(paddle)[5] is True
+    assert _convert.paddle_spec(paddle)[5]() is True
+
+
+def test_the_views_probe_runs_at_the_first_batch_only(tmp_path, monkeypatch):
+    """The probe makes Paddle tensors (first calls in a process: milliseconds of Paddle's set-up),
+    so it runs when a load first has a batch to split, once: never for a small file."""
+    from pdckpt import _convert
+    real, asked = _convert._views_rehome, []
+    monkeypatch.setattr(_convert, "_views_rehome", lambda p: asked.append(1) or real(p))
+    _convert._SPECS.clear()
+    try:
+        small, big = tmp_path / "small.pdparams", tmp_path / "w2.pdparams"
+        paddle.save(paddle_state(w2_like(MIN - 1)), str(small))
+        paddle.save(paddle_state(w2_like(3 * MIN)), str(big))
+        assert_same(pdckpt.load(small), paddle.load(str(small)))
+        assert asked == []
+        for _ in range(2):
+            got = pdckpt.load(big)
+            assert_same(got, paddle.load(str(big)))
+            assert view_chunks(got) == [3 * MIN]  # views, as the probe allowed
+        assert asked == [1]
+    finally:
+        _convert._SPECS.clear()
 
 
 def test_a_split_paddle_refuses_falls_back(tmp_path, monkeypatch):

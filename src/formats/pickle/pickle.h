@@ -80,9 +80,11 @@ void          pdk_pickle_offsets_free(pdk_pickle_offsets *offs);
  * `root`: from the save itself (`offs`) for a state dict of tensors, else, for tensors averaging
  * at least PDK_PICKLE_INDEX_MIN_AVG bytes, from one parse (a failure only means no index); read
  * by zero-copy opens: true with the tree when the index belongs to the pickle as it is now,
- * false (nothing else happens) otherwise. */
+ * false (nothing else happens) otherwise.  Never synced, even beside a durable save: an index
+ * that a crash leaves torn, empty or stale fails its stamp and hash checks and is ignored (the
+ * pickle is parsed), so a sync would buy nothing but a second fdatasync and directory sync. */
 #define PDK_PICKLE_INDEX_MIN_AVG ((uint64_t)64 << 10)
-void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
+void pdk_pickle_index_write(const pdckpt_value *root, const char *path,
                             const pdk_pickle_offsets *offs, const pdckpt_allocator *a);
 bool pdk_pickle_index_load(const char *path, const struct stat *st, const pdckpt_load_options *opts,
                            pdckpt_value **out);

@@ -109,7 +109,7 @@ pdckpt_status pk_op_stack_global(pk_vm *vm) {
 
 /* Characters of UTF-8 text whose code points are all below 256: one per byte, minus the
  * second bytes of the 2-byte sequences (their leads have the top two bits set).  Exact for valid
- * text; latin1_decode rejects anything else. */
+ * text; pk_latin1_span rejects anything else. */
 static size_t latin1_count(const uint8_t *s, size_t n) {
     size_t i = 0, leads = 0;
     for (; i + 8 <= n; i += 8) {
@@ -121,27 +121,40 @@ static size_t latin1_count(const uint8_t *s, size_t n) {
     return n - leads;
 }
 
-/* Decodes exactly `cap` latin-1 bytes from UTF-8 text; returns the text offset of the first
- * byte that is not ASCII or a U+0080..U+00FF sequence, or n when all is well. */
-static size_t latin1_decode(const uint8_t *s, size_t n, uint8_t *d, size_t cap) {
-    size_t i = 0, j = 0;
-    while (i < n) {
+#define LOW_BYTES 0x0101010101010101ull
+
+/* Decodes UTF-8 text that pk_latin1_span has passed whole (ASCII and 0xC2/0xC3 pairs) into its
+ * latin-1 bytes, eight text bytes at a time: each continuation becomes the character its lead
+ * (the byte before) began, and every byte but a lead is kept, in order. */
+static void latin1_decode(const uint8_t *s, size_t n, uint8_t *d) {
+    size_t   i = 0, j = 0;
+    uint64_t prev = 0; /* the text byte before s[i] */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
         uint64_t w;
-        if (i + 8 <= n && j + 8 <= cap && (memcpy(&w, s + i, 8), !(w & HIGH_BITS))) {
-            memcpy(d + j, &w, 8);
-            i += 8;
+        memcpy(&w, s + i, 8);
+        uint64_t lead = w & (w << 1) & HIGH_BITS, cont = w & ~(w << 1) & HIGH_BITS;
+        uint64_t before = w << 8 | prev, is_cont = (cont >> 7) * 0xFF;
+        uint64_t v = (w & ~is_cont) |
+                     ((((before & 0x03 * LOW_BYTES) << 6) | (w & 0x3F * LOW_BYTES)) & is_cont);
+        prev = w >> 56;
+        if (!lead) {
+            memcpy(d + j, &v, 8);
             j += 8;
-        } else if (s[i] < 0x80 && j < cap) {
-            d[j++] = s[i++];
-        } else if ((s[i] == 0xC2 || s[i] == 0xC3) && i + 1 < n && (s[i + 1] & 0xC0) == 0x80 &&
-                   j < cap) {
-            d[j++] = (uint8_t)((s[i] & 0x03) << 6 | (s[i + 1] & 0x3F));
-            i += 2;
-        } else {
-            return i;
+            continue;
+        }
+        for (unsigned k = 0; k < 64; k += 8) {
+            d[j] = (uint8_t)(v >> k);
+            j += !((lead >> (k + 7)) & 1);
         }
     }
-    return j == cap ? n : i;
+#endif
+    for (; i < n; i++) {
+        unsigned c = s[i];
+        d[j] = (uint8_t)(c < 0x80 ? c : (prev & 0x03) << 6 | (c & 0x3F));
+        j += c < 0xC0;
+        prev = c;
+    }
 }
 
 /* _codecs.encode(text, 'latin1'): protocol 2's spelling of bytes (array data).  Long results
@@ -153,8 +166,9 @@ static pdckpt_status latin1_bytes(pk_vm *vm, const char *text, size_t n, pdckpt_
     pdckpt_buffer *buf = pdk_buffer_new_alloc(vm->a, out_len ? out_len : 1, false);
     if (!buf) return pk_nomem(vm);
     uint8_t      *d = pdk_buffer_data(buf);
-    size_t        bad = latin1_decode(s, n, d, out_len);
+    size_t        bad = pk_latin1_span(s, n);
     pdckpt_status st = PDCKPT_OK;
+    if (bad == n) latin1_decode(s, n, d);
     if (bad != n)
         st = pk_fail(vm, PDCKPT_ERR_FORMAT,
                      "expected UTF-8 text of characters below U+0100 "

@@ -350,13 +350,12 @@ static bool side_free_or_ours(const char *side) {
     return index_of_ours(side);
 }
 
-void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool durable,
+void pdk_pickle_index_write(const pdckpt_value *root, const char *path,
                             const pdk_pickle_offsets *offs, const pdckpt_allocator *a) {
     char        side[4096];
     struct stat st, again;
     pdk_input   in;
     if (!index_path(path, side, sizeof side)) return;
-    pdk_remove_stale_temps(side); /* a killed save's index temporary, even if none is written now */
     bool saved = saved_tree_known(root, offs);
     if ((!saved && !worth_parsing(root)) || stat(path, &st) != 0 ||
         pdk_input_open_file(path, true, a, &in, NULL) != PDCKPT_OK) {
@@ -372,7 +371,7 @@ void pdk_pickle_index_write(const pdckpt_value *root, const char *path, bool dur
     pdckpt_error quiet = PDCKPT_ERROR_INIT;
     if (!ok) remove_old_index(side);
     if (ok && side_free_or_ours(side) &&
-        pdk_sink_open_atomic_inner(side, durable, a, &sink, &quiet) == PDCKPT_OK) {
+        pdk_sink_open_sidecar(side, false, a, &sink, &quiet) == PDCKPT_OK) {
         if (pdk_sink_write(sink, b.p, b.len, &quiet) == PDCKPT_OK)
             pdk_sink_commit(sink, &quiet);
         else

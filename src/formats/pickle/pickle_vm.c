@@ -532,21 +532,67 @@ pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v) {
                    pdckpt_object_module(v), pdckpt_object_name(v), pdckpt_object_name(v));
 }
 
+#define PK_HIGH 0x8080808080808080ull
+#define PK_LOW7 0x7F7F7F7F7F7F7F7Full
+
+/* The high bit of each byte of `y` that is zero (exact: no false positives). */
+static uint64_t zero_bytes(uint64_t y) {
+    return ~(((y & PK_LOW7) + PK_LOW7) | y) & PK_HIGH;
+}
+
+size_t pk_latin1_span(const uint8_t *s, size_t n) {
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Eight bytes at a time: every byte ASCII, a lead 0xC2/0xC3, or a continuation 10xxxxxx, each
+     * continuation right after a lead and each lead right before one (a lead in a word's last
+     * byte is carried into the next word's first). */
+    uint64_t carry = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t high = w & PK_HIGH;
+        if (!high && !carry) continue;
+        uint64_t lead = zero_bytes((w ^ 0xC2C2C2C2C2C2C2C2ull) & 0xFEFEFEFEFEFEFEFEull);
+        uint64_t cont = high & ~(w << 1);
+        if (cont != ((lead << 8) | carry) || (high & ~(lead | cont))) break;
+        carry = (lead >> 56) & 0x80;
+    }
+    if (carry) i--; /* back to the lead whose continuation was not (yet) seen */
+#endif
+    while (i < n) {
+        if (s[i] < 0x80)
+            i++;
+        else if ((s[i] & 0xFE) == 0xC2 && i + 1 < n && (s[i + 1] & 0xC0) == 0x80)
+            i += 2;
+        else
+            break;
+    }
+    return i;
+}
+
+/* The length of the valid UTF-8 character at `s` (surrogates pass, as CPython's pickle lets
+ * them), or 0. */
+static size_t utf8_char(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    size_t  len = c < 0x80             ? 1
+                  : (c & 0xE0) == 0xC0 ? 2
+                  : (c & 0xF0) == 0xE0 ? 3
+                  : (c & 0xF8) == 0xF0 ? 4
+                                       : 0;
+    if (len == 0 || len > n) return 0;
+    uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
+    size_t   k = 1;
+    for (; k < len && (s[k] & 0xC0) == 0x80; k++) cp = cp << 6 | (s[k] & 0x3Fu);
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    return k < len || cp < min_cp[len] || cp > 0x10FFFF ? 0 : len;
+}
+
 bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at) {
     size_t i = 0;
     while (i < n) {
-        uint8_t c = s[i];
-        size_t  len = c < 0x80             ? 1
-                      : (c & 0xE0) == 0xC0 ? 2
-                      : (c & 0xF0) == 0xE0 ? 3
-                      : (c & 0xF8) == 0xF0 ? 4
-                                           : 0;
-        if (len == 0 || len > n - i) break;
-        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
-        size_t   k = 1;
-        for (; k < len && (s[i + k] & 0xC0) == 0x80; k++) cp = cp << 6 | (s[i + k] & 0x3Fu);
-        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (k < len || cp < min_cp[len] || cp > 0x10FFFF) break; /* surrogates pass (CPython) */
+        i += pk_latin1_span(s + i, n - i); /* names, and protocol 2's bytes as text: fast */
+        size_t len = i < n ? utf8_char(s + i, n - i) : 0;
+        if (len == 0) break;
         i += len;
     }
     *bad_at = i;

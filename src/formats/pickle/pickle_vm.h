@@ -188,6 +188,9 @@ pdk_global_role pk_role_of(const pk_vm *vm, const pdckpt_value *g);
 pdckpt_status pk_check_placeable(pk_vm *vm, const pdckpt_value *v);
 /* Validates UTF-8 as CPython decodes pickled text (surrogates allowed). */
 bool pk_utf8_valid(const uint8_t *s, size_t n, size_t *bad_at);
+/* The length of the longest prefix of `s` that is UTF-8 of code points below U+0100 (ASCII and
+ * the 2-byte sequences 0xC2/0xC3 + continuation): protocol 2's spelling of bytes. */
+size_t pk_latin1_span(const uint8_t *s, size_t n);
 
 /* Handlers of the machine opcodes (each reads its arguments for vm->op). */
 pdckpt_status pk_op_mark(pk_vm *vm);
