@@ -106,6 +106,22 @@ static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdc
     return storage_item(a, p, NULL, storage, err);
 }
 
+/* Metadata's three parts set into its root when `st` is OK; each part the root did not take is
+ * freed, and the root too on a failure. */
+static pdckpt_status assembled(pdckpt_status st, pdckpt_value *root, pdckpt_value *sdm,
+                               pdckpt_value *storage, pdckpt_value *mapping, pdckpt_value **out,
+                               pdckpt_error *err) {
+    if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
+    if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
+    if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
+    pdckpt_value_free(sdm);
+    pdckpt_value_free(storage);
+    pdckpt_value_free(mapping);
+    if (st != PDCKPT_OK) root = (pdckpt_value_free(root), NULL);
+    *out = root;
+    return st;
+}
+
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
                                 pdckpt_value **out, pdckpt_error *err) {
     pdckpt_value *root = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
@@ -116,18 +132,7 @@ pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece 
         root && sdm && storage && mapping ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
         st = add_piece(a, sdm, storage, mapping, &pieces[i], err);
-    if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
-    if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
-    if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
-    pdckpt_value_free(sdm);
-    pdckpt_value_free(storage);
-    pdckpt_value_free(mapping);
-    if (st != PDCKPT_OK) {
-        pdckpt_value_free(root);
-        return st;
-    }
-    *out = root;
-    return PDCKPT_OK;
+    return assembled(st, root, sdm, storage, mapping, out, err);
 }
 
 /* ---- the tree of a file's metadata, from its listing (pdckpt_sharded_read_metadata) ---- */
@@ -178,15 +183,7 @@ pdckpt_status pdk_meta_tree_from_list(const pdk_meta_index *ix, const pdk_meta_l
         st = storage_item(NULL, &p, l->entries[i].has_replica ? &l->entries[i].replica : NULL,
                           storage, err);
     }
-    if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
-    if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
-    if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
-    pdckpt_value_free(sdm);
-    pdckpt_value_free(storage);
-    pdckpt_value_free(mapping);
-    if (st != PDCKPT_OK) root = (pdckpt_value_free(root), NULL);
-    *out = root;
-    return st;
+    return assembled(st, root, sdm, storage, mapping, out, err);
 }
 
 /* ---- reading: the tree's dicts and tuples as records (dist_meta_build.c) ---- */
