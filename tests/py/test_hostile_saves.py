@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Saves under hostile conditions found by the s10 red-team pass (each failed before its fix).
+
+- a file-size limit (RLIMIT_FSIZE, `ulimit -f`): the kernel sends SIGXFSZ to a write past it,
+  whose default action kills the process.  The CLI died of the signal mid-save (exit 153), said
+  nothing, and left its partial temporary beside the target.  It now ignores SIGXFSZ (as CPython
+  does), so the write fails with EFBIG: an IO error naming the file, the temporary removed, the
+  old file kept byte for byte."""
+
+import resource
+import subprocess
+
+import numpy as np
+import pdckpt
+from conftest import PDCKPT_BIN
+
+
+def _limit_file_size(nbytes):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+    return preexec
+
+
+def test_a_file_size_limit_is_an_error_naming_the_file_not_a_kill(tmp_path):
+    src = tmp_path / "a.pdparams"
+    pdckpt.save({"w": np.ones((1000, 100), np.float32)}, src)
+    old = tmp_path / "old.pdparams"
+    old.write_bytes(src.read_bytes()[:5000])  # a smaller checkpoint the save must not damage
+    before = old.read_bytes()
+    for out, to in ((tmp_path / "new.safetensors", "safetensors"), (old, "pickle")):
+        # restore_signals (the default) gives the child SIGXFSZ's default action, as a shell does
+        proc = subprocess.run([str(PDCKPT_BIN), "convert", str(src), str(out), "--to", to],
+                              capture_output=True, text=True, timeout=60,
+                              preexec_fn=_limit_file_size(64 * 1024))
+        assert proc.returncode == 1, (proc.returncode, proc.stderr)
+        assert str(out) in proc.stderr and "File too large" in proc.stderr, proc.stderr
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdparams", "a.pdparams.pdkidx",
+                                                          "old.pdparams"]
