@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Loads of hand-made files found by the s10 red-team pass (each failed before its fix).
+
+- one ndarray a pickle names in several places (a memo reference; Paddle never writes one) in a
+  dict without Paddle's name table: pdckpt.load made ONE paddle.Tensor object and put it in
+  every place, so an in-place op through one key (an optimizer step, `add_`) changed the others;
+  paddle.load makes a tensor per place.  Shared containers stay shared, as paddle.load leaves
+  them; return_numpy keeps the one array, as pickle and paddle.load(return_numpy=True) do."""
+
+import pickle
+import warnings
+
+import numpy as np
+import paddle
+import pdckpt
+import pytest
+
+warnings.filterwarnings("ignore")
+
+
+def _shared_layouts():
+    a = np.arange(4, dtype=np.float32)
+    box, named = [a], {"w": a}
+    return {"keys": {f"k{i}": a for i in range(20)},  # 20: the batch's groups too
+            "list": {"x": [a, a]},
+            "nested": {"x": {"p": a}, "y": [a], "z": (a,)},
+            "shared-list": {"x": box, "y": box},
+            "shared-dict": {"x": named, "y": named}}
+
+
+def _leaves(obj, path=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, f"{path}/{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, f"{path}/{i}")
+    elif isinstance(obj, (paddle.Tensor, np.ndarray)):
+        yield path, obj
+
+
+def _after_first_add(obj):
+    """Every leaf's first element after an in-place add to the first leaf."""
+    leaves = list(_leaves(obj))
+    first = leaves[0][1]
+    if isinstance(first, np.ndarray):
+        first += 1
+    else:
+        first.add_(paddle.ones_like(first))
+    return [(p, type(x).__name__, float(x[0])) for p, x in leaves]
+
+
+@pytest.mark.parametrize("layout", sorted(_shared_layouts()))
+def test_one_array_in_many_places_loads_as_paddle_load_gives_it(tmp_path, layout):
+    path = tmp_path / "shared.pdparams"
+    path.write_bytes(pickle.dumps(_shared_layouts()[layout], protocol=2))
+    for kw in ({}, {"return_numpy": True}):
+        want = _after_first_add(paddle.load(str(path), **kw))
+        for mm in (False, True):
+            assert _after_first_add(pdckpt.load(path, mmap=mm, **kw)) == want, (kw, mm)
