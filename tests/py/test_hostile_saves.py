@@ -5,14 +5,21 @@
   whose default action kills the process.  The CLI died of the signal mid-save (exit 153), said
   nothing, and left its partial temporary beside the target.  It now ignores SIGXFSZ (as CPython
   does), so the write fails with EFBIG: an IO error naming the file, the temporary removed, the
-  old file kept byte for byte."""
+  old file kept byte for byte;
+- a dict key with a NUL byte inside (a hand-made pickle's "w\\0.evil"): every flat format
+  (safetensors, combined, tnum, vars-dir, dygraph-dir) names its tensors by C strings, so
+  `pdckpt convert` wrote the tensor as "w" -- a name the source never had -- and a dygraph-dir
+  save of {"a\\0b", "a\\0c", "a"} kept one of the three, silently.  Such a key is now refused
+  (ARGUMENT) before anything is written; a pickle keeps it, as pickle does."""
 
+import pickle
 import resource
 import subprocess
 
 import numpy as np
 import pdckpt
-from conftest import PDCKPT_BIN
+import pytest
+from conftest import PDCKPT_BIN, run_cli
 
 
 def _limit_file_size(nbytes):
@@ -38,3 +45,20 @@ def test_a_file_size_limit_is_an_error_naming_the_file_not_a_kill(tmp_path):
     assert old.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdparams", "a.pdparams.pdkidx",
                                                           "old.pdparams"]
+
+
+@pytest.mark.parametrize("to", ["safetensors", "combined", "tnum", "vars-dir", "dygraph-dir"])
+def test_a_key_with_a_nul_is_refused_by_flat_formats_not_shortened(tmp_path, to):
+    src = tmp_path / "nul.pdparams"
+    src.write_bytes(pickle.dumps({"w\0.evil": np.ones(2, np.float32)}, protocol=2))
+    out = tmp_path / "out"
+    proc = run_cli("convert", src, out, "--to", to, check=1)
+    assert "without a NUL byte" in proc.stderr and "'w'" in proc.stderr, proc.stderr
+    assert not out.exists()
+    keys = {"a\0b": np.ones(2, np.float32), "a\0c": np.full(2, 2, np.float32),
+            "a": np.zeros(2, np.float32)}
+    with pytest.raises(pdckpt.ArgumentError, match="NUL byte"):
+        pdckpt.save(keys, tmp_path / "py_out", format=to)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nul.pdparams"]
+    back = pdckpt.load(src, return_numpy=True)  # the pickle itself keeps the key
+    assert list(back) == ["w\0.evil"]
