@@ -10,10 +10,15 @@
   (safetensors, combined, tnum, vars-dir, dygraph-dir) names its tensors by C strings, so
   `pdckpt convert` wrote the tensor as "w" -- a name the source never had -- and a dygraph-dir
   save of {"a\\0b", "a\\0c", "a"} kept one of the three, silently.  Such a key is now refused
-  (ARGUMENT) before anything is written; a pickle keeps it, as pickle does."""
+  (ARGUMENT) before anything is written; a pickle keeps it, as pickle does;
+- a save over an existing file copied its mode with the set-user-ID and set-group-ID bits: over
+  another user's 04755 file, a user who may not give the new file away got a set-user-ID
+  program of their own.  The permission bits are kept, those are not."""
 
 import pickle
+import os
 import resource
+import stat
 import subprocess
 
 import numpy as np
@@ -62,3 +67,20 @@ def test_a_key_with_a_nul_is_refused_by_flat_formats_not_shortened(tmp_path, to)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nul.pdparams"]
     back = pdckpt.load(src, return_numpy=True)  # the pickle itself keeps the key
     assert list(back) == ["w\0.evil"]
+
+
+def test_a_save_keeps_the_permissions_not_the_set_id_bits(tmp_path):
+    src = tmp_path / "a.pdparams"
+    pdckpt.save({"w": np.ones(3, np.float32)}, src)
+    for mode in (0o4755, 0o2750, 0o1644, 0o6711):
+        target = tmp_path / "t.safetensors"
+        target.write_bytes(b"old")
+        os.chmod(target, mode)
+        run_cli("convert", src, target, check=0)
+        assert stat.S_IMODE(os.stat(target).st_mode) == mode & 0o777, oct(mode)
+        target.unlink()
+        target.write_bytes(b"old")
+        os.chmod(target, mode)
+        pdckpt.save({"w": np.ones(3, np.float32)}, target, format="safetensors")
+        assert stat.S_IMODE(os.stat(target).st_mode) == mode & 0o777, oct(mode)
+        target.unlink()
