@@ -13,7 +13,13 @@
   (ARGUMENT) before anything is written; a pickle keeps it, as pickle does;
 - a save over an existing file copied its mode with the set-user-ID and set-group-ID bits: over
   another user's 04755 file, a user who may not give the new file away got a set-user-ID
-  program of their own.  The permission bits are kept, those are not."""
+  program of their own.  The permission bits are kept, those are not;
+- calls on the allowlist re-emitted with arguments CPython and numpy never write: a hand-made
+  pickle's bytes(2**40), bytearray(2**40), list / set / tuple / bytes(range(2**40)) or numpy's
+  _reconstruct(ndarray, (2**34,), b'b') without its data load in pdckpt as inert OpaqueObjects,
+  but `pdckpt convert` wrote them back, and Python's unpickler (paddle.load) of the converted
+  file then allocates a TiB or iterates 2**40 values.  The writer now refuses such a call
+  (UNSUPPORTED, naming it) before the output exists."""
 
 import pickle
 import os
@@ -84,3 +90,59 @@ def test_a_save_keeps_the_permissions_not_the_set_id_bits(tmp_path):
         pdckpt.save({"w": np.ones(3, np.float32)}, target, format="safetensors")
         assert stat.S_IMODE(os.stat(target).st_mode) == mode & 0o777, oct(mode)
         target.unlink()
+
+
+def _g(module, name):
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _long(n):
+    b = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(b)]) + b
+
+
+def _call(fn, *args):
+    return fn + b"(" + b"".join(args) + b"tR"
+
+
+_RANGE = _call(_g("__builtin__", "xrange"), _long(2**40))
+UNBOUNDED = {
+    "bytes(int)": _call(_g("__builtin__", "bytes"), _long(2**40)),
+    "bytearray(int)": _call(_g("__builtin__", "bytearray"), _long(2**40)),
+    "list(range)": _call(_g("__builtin__", "list"), _RANGE),
+    "set(range)": _call(_g("__builtin__", "set"), _RANGE),
+    "tuple(range)": _call(_g("__builtin__", "tuple"), _RANGE),
+    "bytes(range)": _call(_g("__builtin__", "bytes"), _RANGE),
+    "_reconstruct(shape 2^34)": _call(_g("numpy.core.multiarray", "_reconstruct"),
+                                      _g("numpy", "ndarray"), b"(" + _long(2**34) + b"t",
+                                      b"C\x01b"),
+}
+
+
+def _pickle_of(body):
+    return b"\x80\x02}q\x00X\x01\x00\x00\x00xq\x01" + body + b"s."
+
+
+@pytest.mark.parametrize("case", sorted(UNBOUNDED))
+def test_a_call_python_would_build_without_bound_is_not_written(tmp_path, case):
+    src = tmp_path / "h.pdparams"
+    src.write_bytes(_pickle_of(UNBOUNDED[case]))
+    tree = pdckpt.load(src)  # inert in pdckpt: nothing called
+    assert isinstance(tree["x"], pdckpt.OpaqueObject)
+    out = tmp_path / "out.pdparams"
+    proc = run_cli("convert", src, out, check=1)
+    assert "refusing to write the call" in proc.stderr and str(out) in proc.stderr, proc.stderr
+    with pytest.raises(pdckpt.UnsupportedError, match="without bound"):
+        pdckpt.save(tree, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.pdparams"]
+
+
+def test_the_bounded_forms_of_those_calls_still_round_trip(tmp_path):
+    obj = {"ba": bytearray(b"abc"), "s": {1, 2}, "f": frozenset({3}), "r": range(2**40),
+           "t": ("name", 1), "b": b"", "sl": slice(2**40)}
+    for proto in (2, 3):
+        src = tmp_path / f"ok{proto}.pdparams"
+        src.write_bytes(pickle.dumps(obj, protocol=proto))
+        out = tmp_path / f"out{proto}.pdparams"
+        run_cli("convert", src, out, "--protocol", proto, check=0)
+        assert pickle.loads(out.read_bytes()) == obj

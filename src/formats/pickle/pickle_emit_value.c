@@ -11,6 +11,7 @@
  * shared by text); other strings are computed and therefore fresh objects.
  */
 #include "pickle_emit.h"
+#include "pickle_names.h"
 
 #include <string.h>
 
@@ -159,6 +160,13 @@ static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode
     const void        *big = pdckpt_value_get_bigint(v, &n);
     if (big) return pdk_pkl_save_long_bytes(p, big, n);
     if (kind == PDCKPT_OBJECT_GLOBAL) return pdk_pkl_save_global(p, module, name);
+    if (!pdk_global_call_bounded(module, name, pdckpt_object_args(v)))
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
+                        "refusing to write the call %s.%s with these arguments: Python's "
+                        "unpickler (paddle.load) would build it without bound (an int or a "
+                        "computed object where CPython and numpy write text, bytes or values; an "
+                        "array shape before its data)",
+                        module, name);
     PDK_TRY(pdk_pkl_save_global(p, module, name));
     PDK_TRY(save_args(p, v, mode, kind == PDCKPT_OBJECT_NEWOBJ));
     PDK_TRY(pdk_pkl_op(p, kind == PDCKPT_OBJECT_NEWOBJ ? 0x81 : 'R'));
