@@ -15,7 +15,8 @@
   another user's 04755 file, a user who may not give the new file away got a set-user-ID
   program of their own.  The permission bits are kept, those are not;
 - calls on the allowlist re-emitted with arguments CPython and numpy never write: a hand-made
-  pickle's bytes(2**40), bytearray(2**40), list / set / tuple / bytes(range(2**40)) or numpy's
+  pickle's bytes(2**40), bytearray(2**40), list / set / tuple / bytes(range(2**40)), the same
+  as copyreg._reconstructor(list, list, range(2**40))'s base.__init__, or numpy's
   _reconstruct(ndarray, (2**34,), b'b') without its data load in pdckpt as inert OpaqueObjects,
   but `pdckpt convert` wrote them back, and Python's unpickler (paddle.load) of the converted
   file then allocates a TiB or iterates 2**40 values.  The writer now refuses such a call
@@ -113,6 +114,13 @@ UNBOUNDED = {
     "set(range)": _call(_g("__builtin__", "set"), _RANGE),
     "tuple(range)": _call(_g("__builtin__", "tuple"), _RANGE),
     "bytes(range)": _call(_g("__builtin__", "bytes"), _RANGE),
+    "_reconstructor(list, list, range)": _call(_g("copy_reg", "_reconstructor"),
+                                               _g("__builtin__", "list"),
+                                               _g("__builtin__", "list"), _RANGE),
+    "_reconstructor(bytearray, bytearray, int)": _call(_g("copy_reg", "_reconstructor"),
+                                                       _g("__builtin__", "bytearray"),
+                                                       _g("__builtin__", "bytearray"),
+                                                       _long(2**40)),
     "_reconstruct(shape 2^34)": _call(_g("numpy.core.multiarray", "_reconstruct"),
                                       _g("numpy", "ndarray"), b"(" + _long(2**34) + b"t",
                                       b"C\x01b"),

@@ -183,16 +183,31 @@ static bool empty_shape(const pdckpt_value *shape) {
     return false;
 }
 
+/* builtins.name(arg) as Python's unpickler builds it: bytes / bytearray allocate an int's count,
+ * and these six iterate what they are given. */
+static bool builtin_arg_bounded(const char *name, const pdckpt_value *arg) {
+    static const char *const iterating[] = {"bytes", "bytearray", "list",
+                                            "tuple", "set",       "frozenset"};
+    bool                     ints = strcmp(name, "bytes") == 0 || strcmp(name, "bytearray") == 0;
+    for (size_t k = 0; k < sizeof iterating / sizeof *iterating; k++)
+        if (strcmp(name, iterating[k]) == 0) return !expands(arg, ints);
+    return true;
+}
+
 bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_value *args) {
     size_t n = args ? pdckpt_value_len(args) : 0;
     if (strcmp(module, "builtins") == 0) {
-        static const char *const iterating[] = {"bytes", "bytearray", "list",
-                                                "tuple", "set",       "frozenset"};
-        bool ints = strcmp(name, "bytes") == 0 || strcmp(name, "bytearray") == 0;
-        for (size_t k = 0; k < sizeof iterating / sizeof *iterating; k++)
-            for (size_t i = 0; strcmp(name, iterating[k]) == 0 && i < n; i++)
-                if (expands(pdckpt_value_at(args, i), ints)) return false;
+        for (size_t i = 0; i < n; i++)
+            if (!builtin_arg_bounded(name, pdckpt_value_at(args, i))) return false;
         return true;
+    }
+    if (strcmp(module, "copyreg") == 0 && strcmp(name, "_reconstructor") == 0 && n == 3) {
+        /* base.__init__(obj, state): a builtin base iterates or allocates the state as above */
+        const pdckpt_value *base = pdckpt_value_at(args, 1);
+        return pdckpt_value_kind(base) != PDCKPT_KIND_OBJECT ||
+               pdckpt_object_kind_of(base) != PDCKPT_OBJECT_GLOBAL ||
+               strcmp(pdckpt_object_module(base), "builtins") != 0 ||
+               builtin_arg_bounded(pdckpt_object_name(base), pdckpt_value_at(args, 2));
     }
     if (strcmp(name, "_reconstruct") == 0 && (strcmp(module, "numpy.core.multiarray") == 0 ||
                                               strcmp(module, "numpy._core.multiarray") == 0))
