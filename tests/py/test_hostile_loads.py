@@ -5,15 +5,21 @@
   dict without Paddle's name table: pdckpt.load made ONE paddle.Tensor object and put it in
   every place, so an in-place op through one key (an optimizer step, `add_`) changed the others;
   paddle.load makes a tensor per place.  Shared containers stay shared, as paddle.load leaves
-  them; return_numpy keeps the one array, as pickle and paddle.load(return_numpy=True) do."""
+  them; return_numpy keeps the one array, as pickle and paddle.load(return_numpy=True) do;
+- a program whose variable name holds a NUL byte ("fc_0\\0w_0" in a real __model__): protobuf-c
+  hands C a string that ends at the NUL, so pdckpt listed and loaded the variable as "fc_0" --
+  a name the program does not have -- from the file "fc_0".  Now FORMAT at the name's offset
+  (the sharded metadata's names were refused alike in s7)."""
 
 import pickle
+import shutil
 import warnings
 
 import numpy as np
 import paddle
 import pdckpt
 import pytest
+from conftest import FIXTURES, run_cli
 
 warnings.filterwarnings("ignore")
 
@@ -58,3 +64,17 @@ def test_one_array_in_many_places_loads_as_paddle_load_gives_it(tmp_path, layout
         want = _after_first_add(paddle.load(str(path), **kw))
         for mm in (False, True):
             assert _after_first_add(pdckpt.load(path, mmap=mm, **kw)) == want, (kw, mm)
+
+
+def test_a_variable_name_with_a_nul_in_a_program_is_refused(tmp_path):
+    d = tmp_path / "fal"
+    shutil.copytree(FIXTURES / "fit_a_line-sepfiles-2019-05", d)
+    model = (d / "__model__").read_bytes()
+    at = model.index(b"fc_0.w_0")
+    (d / "__model__").write_bytes(model.replace(b"fc_0.w_0", b"fc_0\0w_0"))
+    shutil.copy(d / "fc_0.w_0", d / "fc_0")  # the file a C string of the name would open
+    proc = run_cli("ls", d / "__model__", check=1)
+    assert f"offset {at}: VarDesc.name" in proc.stderr, proc.stderr
+    assert "without a NUL byte" in proc.stderr
+    # the directory: the program does not parse, so its files are listed by their own names
+    assert sorted(pdckpt.load(d, return_numpy=True)) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
