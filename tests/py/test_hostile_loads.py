@@ -9,17 +9,24 @@
 - a program whose variable name holds a NUL byte ("fc_0\\0w_0" in a real __model__): protobuf-c
   hands C a string that ends at the NUL, so pdckpt listed and loaded the variable as "fc_0" --
   a name the program does not have -- from the file "fc_0".  Now FORMAT at the name's offset
-  (the sharded metadata's names were refused alike in s7)."""
+  (the sharded metadata's names were refused alike in s7);
+- a file object or standard input over a character device (`pdckpt.load(open(p, "rb"))` where
+  p links to /dev/zero; `pdckpt ls - < /dev/zero`): read until memory ran out (a path to one is
+  refused unread).  Now refused before the first read, naming it."""
 
+import os
 import pickle
+import resource
 import shutil
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import paddle
 import pdckpt
 import pytest
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, PDCKPT_BIN, PY_STAGE, run_cli
 
 warnings.filterwarnings("ignore")
 
@@ -78,3 +85,25 @@ def test_a_variable_name_with_a_nul_in_a_program_is_refused(tmp_path):
     assert "without a NUL byte" in proc.stderr
     # the directory: the program does not parse, so its files are listed by their own names
     assert sorted(pdckpt.load(d, return_numpy=True)) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
+
+
+def _small_address_space():
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the old code ran out here
+
+
+def test_a_device_behind_a_file_object_or_stdin_is_refused_unread(tmp_path):
+    link = tmp_path / "model.pdparams"
+    link.symlink_to("/dev/zero")
+    code = ("import pdckpt, sys\n"
+            "try:\n    pdckpt.load(open(sys.argv[1], 'rb'))\n"
+            "except pdckpt.ArgumentError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True,
+                          text=True, timeout=120, preexec_fn=_small_address_space,
+                          env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
+    assert f"{link}: expected a regular file, a pipe or a socket, found a character device" \
+        in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    with open("/dev/zero", "rb") as zero:
+        proc = subprocess.run([str(PDCKPT_BIN), "ls", "-"], stdin=zero, capture_output=True,
+                              text=True, timeout=120, preexec_fn=_small_address_space)
+    assert proc.returncode == 1 and "<stdin>: expected a regular file, a pipe or a socket" \
+        in proc.stderr, proc.stderr
