@@ -20,7 +20,11 @@
   _reconstruct(ndarray, (2**34,), b'b') without its data load in pdckpt as inert OpaqueObjects,
   but `pdckpt convert` wrote them back, and Python's unpickler (paddle.load) of the converted
   file then allocates a TiB or iterates 2**40 values.  The writer now refuses such a call
-  (UNSUPPORTED, naming it) before the output exists."""
+  (UNSUPPORTED, naming it) before the output exists;
+- a structured numpy dtype re-emitted the same way: numpy's unpickler takes a field's offset from
+  the state unchecked, so a record array whose field lies at offset 100 of an 8-byte item reads
+  out of bounds on every access to the field.  The writer emits plain dtypes only (pdckpt.save
+  already refused record arrays)."""
 
 import pickle
 import os
@@ -154,3 +158,15 @@ def test_the_bounded_forms_of_those_calls_still_round_trip(tmp_path):
         out = tmp_path / f"out{proto}.pdparams"
         run_cli("convert", src, out, "--protocol", proto, check=0)
         assert pickle.loads(out.read_bytes()) == obj
+
+
+def test_a_structured_dtype_is_not_written_back(tmp_path):
+    arr = np.zeros(2, dtype=[("a", "<f8")])
+    data = pickle.dumps({"x": arr}, protocol=2)
+    src = tmp_path / "rec.pdparams"
+    src.write_bytes(data.replace(b"K\x00\x86", b"Kd\x86", 1))  # the field's offset: 0 -> 100
+    assert pickle.loads(src.read_bytes())["x"].dtype.fields["a"][1] == 100  # numpy took it
+    out = tmp_path / "out.pdparams"
+    proc = run_cli("convert", src, out, check=1)
+    assert "structured or subarray dtype" in proc.stderr, proc.stderr
+    assert not out.exists()

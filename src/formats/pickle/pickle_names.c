@@ -214,3 +214,11 @@ bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_
         return n == 3 && empty_shape(pdckpt_value_at(args, 1));
     return true;
 }
+
+bool pdk_global_state_safe(const char *module, const char *name, const pdckpt_value *state) {
+    if (!state || strcmp(module, "numpy") != 0 || strcmp(name, "dtype") != 0) return true;
+    if (pdckpt_value_kind(state) != PDCKPT_KIND_TUPLE || pdckpt_value_len(state) < 5) return false;
+    for (size_t i = 2; i < 5; i++) /* subarray, names, fields */
+        if (pdckpt_value_kind(pdckpt_value_at(state, i)) != PDCKPT_KIND_NONE) return false;
+    return true;
+}
