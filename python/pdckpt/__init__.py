@@ -662,8 +662,10 @@ def _guard_conversion(where: str, fmt: str, convert: Any, hint: str = "") -> Any
     refuses) is reported as a pdckpt.FormatError, so every error of a load is a pdckpt.Error."""
     try:
         return convert()
-    except Error:
-        raise
+    except Error as e:
+        if getattr(e, "source", None) or not where:
+            raise
+        raise _errors.make(type(e), where, e.message) from None  # the conversion's own limits
     except (UnicodeError, ValueError, TypeError, OverflowError, OSError, RuntimeError,
             KeyError, IndexError, AttributeError) as e:
         raise _errors.make(FormatError, where, f"the loaded {fmt} value cannot be converted "

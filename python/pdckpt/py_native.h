@@ -88,6 +88,7 @@ typedef struct pyn_out {
     bool                drop_table;
     const pdckpt_value *dropped; /* that entry of the root, found by pyn_from_tree, or NULL */
     PyObject *payloads; /* addresses of the payloads made into paddle.Tensors without a copy */
+    uint64_t  first_bytes, again_bytes; /* payloads made once, and made again (copies) */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);

@@ -12,7 +12,11 @@
   (the sharded metadata's names were refused alike in s7);
 - a file object or standard input over a character device (`pdckpt.load(open(p, "rb"))` where
   p links to /dev/zero; `pdckpt ls - < /dev/zero`): read until memory ran out (a path to one is
-  refused unread).  Now refused before the first read, naming it."""
+  refused unread).  Now refused before the first read, naming it;
+- the same array in 200,000 places (a 400 KB pickle) made a paddle.Tensor per place, each at
+  least 4 KiB of Paddle's memory: 1.1 GB, as paddle.load makes it.  Tensors made again for a
+  payload are now held to 64 MiB + 4 x the payloads made once (LimitError naming the file);
+  return_numpy keeps the one array and loads it."""
 
 import os
 import pickle
@@ -107,3 +111,14 @@ def test_a_device_behind_a_file_object_or_stdin_is_refused_unread(tmp_path):
                               text=True, timeout=120, preexec_fn=_small_address_space)
     assert proc.returncode == 1 and "<stdin>: expected a regular file, a pipe or a socket" \
         in proc.stderr, proc.stderr
+
+
+def test_one_small_array_in_many_places_is_held_to_a_budget(tmp_path):
+    a = np.zeros(1, np.float32)
+    path = tmp_path / "fan.pdparams"
+    path.write_bytes(pickle.dumps({"x": [a] * 20000}, protocol=4))  # 80 MB of 4 KiB tensors
+    for mm in (False, True):
+        with pytest.raises(pdckpt.LimitError, match="tensors made again") as info:
+            pdckpt.load(path, mmap=mm)
+        assert info.value.source == str(path)
+    assert len(pdckpt.load(path, return_numpy=True)["x"]) == 20000
