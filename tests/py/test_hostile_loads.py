@@ -16,7 +16,9 @@
 - the same array in 200,000 places (a 400 KB pickle) made a paddle.Tensor per place, each at
   least 4 KiB of Paddle's memory: 1.1 GB, as paddle.load makes it.  Tensors made again for a
   payload are now held to 64 MiB + 4 x the payloads made once (LimitError naming the file);
-  return_numpy keeps the one array and loads it."""
+  return_numpy keeps the one array and loads it;
+- sharded metadata naming a data file "../e.distcp": refused, but the message did not say which
+  name ("expected plain file names inside the checkpoint directory"); now it quotes it."""
 
 import os
 import pickle
@@ -122,3 +124,17 @@ def test_one_small_array_in_many_places_is_held_to_a_budget(tmp_path):
             pdckpt.load(path, mmap=mm)
         assert info.value.source == str(path)
     assert len(pdckpt.load(path, return_numpy=True)["x"]) == 20000
+
+
+def test_a_data_file_name_outside_the_checkpoint_is_quoted(tmp_path, paddle_np):
+    from paddle.distributed.flex_checkpoint.dcp.metadata import (
+        LocalTensorIndex, LocalTensorMetadata, Metadata)
+    from test_hostile_distcp import _checkpoint, _load_error
+    paddle, np_ = paddle_np
+    ck = _checkpoint(paddle, np_, tmp_path / "ck", (0,), (4,), (4,), None,
+                     np_.arange(4, dtype="float32"))
+    sdm = {"w": [LocalTensorMetadata((0,), (4,), "float32", (4,), False, None)]}
+    storage = {LocalTensorIndex("w", (0,), False, None, None, (4,)): "../e.distcp"}
+    paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
+    msg = _load_error(ck)
+    assert "0.metadata" in msg and "plain file names" in msg and "'../e.distcp'" in msg, msg
