@@ -18,7 +18,13 @@
   payload are now held to 64 MiB + 4 x the payloads made once (LimitError naming the file);
   return_numpy keeps the one array and loads it;
 - sharded metadata naming a data file "../e.distcp": refused, but the message did not say which
-  name ("expected plain file names inside the checkpoint directory"); now it quotes it."""
+  name ("expected plain file names inside the checkpoint directory"); now it quotes it;
+- a sharded checkpoint's index sidecar "<id>.pdkidx" is bound to its metadata by a hash of the
+  metadata's bytes, which anyone who can read them can compute: another user who may create
+  files in the directory (a shared scratch directory) planted one pointing a key at a data file
+  of their own, and the load returned their values.  The sidecar is now used only when whoever
+  may write it may write the metadata (the rule the pickle's index follows since s9); else the
+  metadata is decoded."""
 
 import os
 import pickle
@@ -138,3 +144,25 @@ def test_a_data_file_name_outside_the_checkpoint_is_quoted(tmp_path, paddle_np):
     paddle.save(Metadata(sdm, storage, {}), str(ck / "0.metadata"))
     msg = _load_error(ck)
     assert "0.metadata" in msg and "plain file names" in msg and "'../e.distcp'" in msg, msg
+
+
+def test_a_sharded_index_others_may_write_is_not_trusted(tmp_path):
+    from test_dist import mpirun
+    dirs = {}
+    for tag, fill in (("a", 1.0), ("b", 7.0)):
+        src = tmp_path / f"{tag}.safetensors"
+        pdckpt.save({"w": np.full((4, 3), fill, np.float32)}, str(src))
+        dirs[tag] = tmp_path / tag
+        mpirun(1, "dist", "shard", src, dirs[tag], "--ranks-layout", "row")
+    ck = dirs["a"]
+    side = next(ck.glob("*.pdkidx"))
+    data = next(ck.glob("*.distcp")).name
+    planted = "9" + data[1:]
+    shutil.copy(next(dirs["b"].glob("*.distcp")), ck / planted)  # the planter's own values
+    side.write_bytes(side.read_bytes().replace(data.encode(), planted.encode()))
+    os.chmod(side, 0o666)  # anyone may write it: it is not the checkpoint writer's word
+    np.testing.assert_array_equal(pdckpt.load(str(ck), return_numpy=True)["w"], 1.0)
+    if os.geteuid() == 0:  # another user's file, not writable by others
+        os.chmod(side, 0o644)
+        os.chown(side, 65534, 65534)
+        np.testing.assert_array_equal(pdckpt.load(str(ck), return_numpy=True)["w"], 1.0)

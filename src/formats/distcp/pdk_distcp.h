@@ -75,9 +75,10 @@ pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, s
  * it names (outside the checkpoint, planted by whoever could write the directory). */
 pdckpt_status pdk_dist_data_target(const char *path, pdckpt_error *err);
 /* A file inside a checkpoint directory (metadata, its index) read whole: only a regular file of
- * at most `limit` bytes reached without a symbolic link in its last component. */
+ * at most `limit` bytes reached without a symbolic link in its last component; its status in
+ * *st when st is not NULL. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
-                                  pdckpt_error *err);
+                                  struct stat *st, pdckpt_error *err);
 
 /* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
 
@@ -338,9 +339,11 @@ pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size
                                     pdckpt_error *err);
 pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
                                      const pdk_meta_index *ix, bool durable, pdckpt_error *err);
-/* True, with the compact index in `compact`, when a matching sidecar exists. */
+/* True, with the compact index in `compact`, when a matching sidecar exists that no one may
+ * write who may not write the metadata (`meta_st`, pdk_sidecar_writers_covered): its hash only
+ * binds it to the metadata's bytes, which anyone can read. */
 bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
-                           pdk_blob *compact);
+                           const struct stat *meta_st, pdk_blob *compact);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
  * the tree above (dist_meta.c).  Its classes live in this module (Paddle 2.6-3.1: the old one). */
