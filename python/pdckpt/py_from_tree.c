@@ -24,9 +24,10 @@ static bool named_tensor(const pdckpt_value *v) {
     return pdckpt_tensor_get_memory(v, &tv, NULL) && tv.name;
 }
 
-/* Whether tensor v becomes a paddle.Tensor here (else a NumPy array or scalar). */
+/* Whether tensor v becomes a paddle.Tensor here (else a NumPy array or scalar: with
+ * return_numpy one array object in every place, as pickle gives it). */
 static bool paddle_tensor_here(const pdckpt_value *v, const pyn_out *out) {
-    return paddle_here(out) && !pdckpt_value_numpy_scalar(v, NULL) &&
+    return paddle_here(out) && !out->paddle->arrays && !pdckpt_value_numpy_scalar(v, NULL) &&
            (out->paddle->mode == PYN_PADDLE_ALL ||
             (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v)));
 }

@@ -65,14 +65,16 @@ def _leaves(obj, path=""):
 
 
 def _after_first_add(obj):
-    """Every leaf's first element after an in-place add to the first leaf."""
+    """Every leaf's first element after an in-place add to the first leaf, and which leaves are
+    one object."""
     leaves = list(_leaves(obj))
+    same = [[i for i, (_, y) in enumerate(leaves) if y is x][0] for _, x in leaves]
     first = leaves[0][1]
     if isinstance(first, np.ndarray):
         first += 1
     else:
         first.add_(paddle.ones_like(first))
-    return [(p, type(x).__name__, float(x[0])) for p, x in leaves]
+    return [(p, type(x).__name__, float(x[0])) for p, x in leaves], same
 
 
 @pytest.mark.parametrize("layout", sorted(_shared_layouts()))
