@@ -79,7 +79,8 @@ static int decode(const char *dir, const char *way, size_t len) {
     if (index) {
         pdk_meta_index ix;
         st = pdk_meta_path(dir, 0, path, sizeof path, &err);
-        if (st == PDCKPT_OK) st = pdk_read_small_file(path, len + 1, &bytes.data, &bytes.len, &err);
+        if (st == PDCKPT_OK)
+            st = pdk_read_small_file(path, len + 1, &bytes.data, &bytes.len, NULL, &err);
         if (st == PDCKPT_OK) st = pdk_meta_decode_index(&bytes, path, 0, &ix, NULL, &counted, &err);
         if (st == PDCKPT_OK) pdk_meta_index_free(&ix);
     } else if (strcmp(way, "list") == 0) {

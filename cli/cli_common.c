@@ -126,6 +126,11 @@ static pdckpt_status stdin_error(pdckpt_error *err, pdckpt_status status, int e,
 }
 
 static pdckpt_status read_stdin(void **data, size_t *len, pdckpt_error *err) {
+    struct stat st; /* a device is refused unread, as a path to one is (/dev/zero never ends) */
+    if (fstat(0, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+        return stdin_error(err, PDCKPT_ERR_ARGUMENT, 0,
+                           "expected a regular file, a pipe or a socket on standard input, found "
+                           "a device: not read");
     size_t   cap = 1 << 20, n = 0;
     uint8_t *buf = malloc(cap);
     while (buf) {

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <string.h>
 
 #ifdef PDCKPT_CLI_MPI
@@ -54,6 +55,10 @@ const cli_command *cli_find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) must fail the write (EFBIG: the save names its file and
+     * removes its temporary), not kill the process mid-save as SIGXFSZ's default does.  CPython
+     * ignores it too; a C caller of the library decides for its own process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         cli_print_top_help(argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;

@@ -392,10 +392,28 @@ def _memory_source(path: Any) -> bytes | None:
     return None
 
 
+def _refuse_device(stream: Any) -> None:
+    """A file object over a character or block device is refused before it is read, as a path
+    to one is (src/io/safe_open.c): its reads are no file's and may never end (/dev/zero filled
+    memory until the process died)."""
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError, TypeError):
+        return  # no descriptor (BytesIO, a wrapper): the caller's object
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "character" if stat.S_ISCHR(mode) else "block"
+        raise _errors.make(ArgumentError, getattr(stream, "name", None) or "<stream>",
+                           f"expected a regular file, a pipe or a socket, found a {kind} "
+                           "device: not read (its reads are no checkpoint's and may never end)")
+
+
 def _read_one(stream: Any) -> bytes:
     """The next object of a binary file object, as pickle.load takes it: the stream is left just
     after it (a pickle's STOP, a tensor or SelectedRows stream's last byte), so objects saved one
     after another load in turn.  Other formats (and unseekable streams) take the rest."""
+    _refuse_device(stream)
     seekable = getattr(stream, "seekable", lambda: False)()
     start = stream.tell() if seekable else 0
     data = stream.read()
@@ -665,8 +683,10 @@ def _guard_conversion(where: str, fmt: str, convert: Any, hint: str = "") -> Any
     refuses) is reported as a pdckpt.FormatError, so every error of a load is a pdckpt.Error."""
     try:
         return convert()
-    except Error:
-        raise
+    except Error as e:
+        if getattr(e, "source", None) or not where:
+            raise
+        raise _errors.make(type(e), where, e.message) from None  # the conversion's own limits
     except (UnicodeError, ValueError, TypeError, OverflowError, OSError, RuntimeError,
             KeyError, IndexError, AttributeError) as e:
         raise _errors.make(FormatError, where, f"the loaded {fmt} value cannot be converted "

@@ -24,6 +24,14 @@ static bool named_tensor(const pdckpt_value *v) {
     return pdckpt_tensor_get_memory(v, &tv, NULL) && tv.name;
 }
 
+/* Whether tensor v becomes a paddle.Tensor here (else a NumPy array or scalar: with
+ * return_numpy one array object in every place, as pickle gives it). */
+static bool paddle_tensor_here(const pdckpt_value *v, const pyn_out *out) {
+    return paddle_here(out) && !out->paddle->arrays && !pdckpt_value_numpy_scalar(v, NULL) &&
+           (out->paddle->mode == PYN_PADDLE_ALL ||
+            (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v)));
+}
+
 static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
     if (pdckpt_value_numpy_scalar(v, NULL)) { /* a complex numpy scalar: arr[()] */
         PyObject *arr = pyn_array_new(v, out->owner, false, out->exact);
@@ -33,9 +41,7 @@ static PyObject *tensor_to_py(const pdckpt_value *v, pyn_out *out) {
         Py_XDECREF(arr);
         return scalar;
     }
-    if (paddle_here(out) && (out->paddle->mode == PYN_PADDLE_ALL ||
-                             (out->paddle->mode == PYN_PADDLE_NAMED && named_tensor(v))))
-        return pyn_paddle_tensor(v, NULL, out);
+    if (paddle_tensor_here(v, out)) return pyn_paddle_tensor(v, NULL, out);
     return pyn_array_new(v, out->owner, out->writable, out->exact);
 }
 
@@ -254,7 +260,11 @@ static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
     if (kind == PDCKPT_KIND_STRING) pdckpt_value_get_string(v, &len);
     if (kind == PDCKPT_KIND_BYTES) pdckpt_value_get_bytes(v, &len);
     if ((kind < PDCKPT_KIND_LIST && !text) || (text && len <= 256)) return scalar_to_py(v);
-    if (!pdckpt_value_shared(v)) return convert_once(v, out); /* met once: nothing to remember */
+    /* Met once: nothing to remember.  A paddle.Tensor is made per place, as paddle.load makes
+     * it (the first over the payload, the others copies: pyn_paddle_tensor), never one object
+     * that an in-place op on one key changes under another. */
+    if (!pdckpt_value_shared(v) || (kind == PDCKPT_KIND_TENSOR && paddle_tensor_here(v, out)))
+        return convert_once(v, out);
     PyObject *key = memo_key(v, out);
     if (!key) return NULL;
     PyObject *hit = PyDict_GetItemWithError(out->memo, key);

@@ -93,6 +93,7 @@ typedef struct pyn_out {
      * made a paddle.Tensor is released from it as soon as it is in the result, so the tree's
      * memory is reused by the tensors made after it.  NULL: the tree stays whole. */
     pdckpt_value *consume;
+    uint64_t      first_bytes, again_bytes; /* payloads made once, and made again (copies) */
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);

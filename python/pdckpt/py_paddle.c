@@ -12,6 +12,7 @@
  */
 #include "py_native.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- which rule applies ---- */
@@ -129,6 +130,30 @@ static int payload_seen(const pdckpt_tensor_view *tv, pyn_out *out) {
     return seen;
 }
 
+/* A payload made into a tensor again (a copy per place, as paddle.load makes them) costs Paddle
+ * at least 4 KiB (its CPU allocator's alignment): a pickle naming one small array in 200,000
+ * places (400 KB) made 1.1 GB of tensors.  Copies are held to 64 MiB + 4 x the payloads made
+ * once (max_alloc_bytes' default rule); a file Paddle wrote names each payload once. */
+static int charge_again(const pdckpt_tensor_view *tv, pyn_out *out, int seen) {
+    if (!seen) {
+        out->first_bytes += tv->n_bytes;
+        return 0;
+    }
+    uint64_t cost = tv->n_bytes > 4096 ? tv->n_bytes : 4096;
+    uint64_t bound = (UINT64_C(64) << 20) + 4 * out->first_bytes;
+    out->again_bytes += cost;
+    if (out->again_bytes <= bound) return 0;
+    pdckpt_error err = PDCKPT_ERROR_INIT;
+    err.status = PDCKPT_ERR_LIMIT;
+    snprintf(err.message, sizeof err.message,
+             "expected at most %llu bytes of tensors made again for payloads the pickle names in "
+             "several places (a tensor per place, as paddle.load makes them, 4 KiB each at "
+             "least; 64 MiB + 4 x the payloads), found more",
+             (unsigned long long)bound);
+    pyn_raise(&err);
+    return -1;
+}
+
 /* t.name = nm (the attribute's name interned once: one per tensor of a W2 load otherwise). */
 static int set_name(PyObject *t, PyObject *nm) {
     static PyObject *attr;
@@ -140,9 +165,12 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
     if (out->paddle->arrays) return pyn_array_new(v, out->owner, out->writable, out->exact);
     pdckpt_tensor_view tv; /* C order: what a paddle.Tensor is made of */
     if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
-    int seen = pyn_paddle_direct(&tv, out) ? payload_seen(&tv, out) : 1;
-    if (seen < 0) return NULL;
-    if (seen) return via_fallback(v, &tv, name, out);
+    bool direct = pyn_paddle_direct(&tv, out);
+    /* a payload met again is a copy: counted wherever it may be (a shared value), or made
+     * directly (the payload may sit under two values: a tuple shared by the memo) */
+    int seen = direct || pdckpt_value_shared(v) ? payload_seen(&tv, out) : 0;
+    if (seen < 0 || charge_again(&tv, out, seen) < 0) return NULL;
+    if (seen || !direct) return via_fallback(v, &tv, name, out);
     PyObject *nm = name_or_own(name, &tv);
     bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;

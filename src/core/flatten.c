@@ -24,6 +24,7 @@ typedef struct collect_ctx {
     char                       sep;    /* '.', or '/' with any dict keys named */
     size_t                     dropped;
     pdckpt_error              *err;
+    bool                       saving; /* the names go into a file as C strings */
 } collect_ctx;
 
 static pdckpt_status add_entry(collect_ctx *cx, const char *name, size_t len,
@@ -75,6 +76,16 @@ static pdckpt_status collect_child(collect_ctx *cx, const pdckpt_value *child, c
     return st;
 }
 
+/* A key with a NUL inside: a flat format's names are C strings, so the file would name the
+ * tensor by the part before it (a pickle key "w\0x" became the tensor "w" of a safetensors file;
+ * two such keys, one tensor). */
+static pdckpt_status nul_in_name(collect_ctx *cx, const char *prefix, const char *key) {
+    return pdk_fail(cx->err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+                    "expected tensor names without a NUL byte, found the key '%s%s%s' followed "
+                    "by one (the file would name the tensor by the part before it)",
+                    prefix, *prefix ? "." : "", key);
+}
+
 static pdckpt_status collect_container(collect_ctx *cx, const pdckpt_value *v, char *prefix,
                                        size_t len, int depth) {
     bool dict = pdckpt_value_kind(v) == PDCKPT_KIND_DICT;
@@ -93,6 +104,7 @@ static pdckpt_status collect_container(collect_ctx *cx, const pdckpt_value *v, c
                 return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                                 "flat formats need string keys, found a %s key under '%s'",
                                 pdckpt_kind_name(pdckpt_value_kind(k)), prefix);
+            if (cx->saving && memchr(key, '\0', key_len)) return nul_in_name(cx, prefix, key);
             bool skip = false;
             for (const char *const *s = cx->skip; depth == 0 && *s && !skip; s++)
                 skip = strlen(*s) == key_len && memcmp(*s, key, key_len) == 0;
@@ -182,9 +194,10 @@ pdckpt_status pdk_flat_collect(const pdckpt_value *root, const pdckpt_save_optio
                         root ? pdckpt_kind_name(kind) : "nothing");
     out->from_list =
         (kind == PDCKPT_KIND_LIST || kind == PDCKPT_KIND_TUPLE) && !named_tuple_tensor(root);
-    bool          skip = opts && opts->skip_non_tensors; /* flattens nesting too */
-    collect_ctx   cx = {out, opts, skip_keys ? skip_keys : default_skip, skip, skip, false, '.',
-                        0,   err};
+    bool        skip = opts && opts->skip_non_tensors; /* flattens nesting too */
+    collect_ctx cx = {out, opts, skip_keys ? skip_keys : default_skip, skip, skip, false, '.',
+                      0,   err};
+    cx.saving = true;
     pdckpt_status st = collect_root(&cx, root);
     if (st == PDCKPT_OK) st = pdk_flat_check_unique(out, err);
     if (st != PDCKPT_OK) pdk_flat_free(out);

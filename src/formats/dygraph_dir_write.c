@@ -56,10 +56,16 @@ static pdckpt_status split_root(const pdckpt_value *root, const char *path, pdck
                                 pdckpt_value *opt, pdckpt_error *err) {
     for (size_t i = 0; i < pdckpt_value_len(root); i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(root, i);
-        const char         *rel = pdckpt_value_get_string(key, NULL);
+        size_t              len = 0;
+        const char         *rel = pdckpt_value_get_string(key, &len);
         if (!rel || pdckpt_value_kind(key) != PDCKPT_KIND_STRING)
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
                             "entry %zu: expected a relative path as the key", i);
+        if (memchr(rel, '\0', len)) /* a C string would end there: another key, or another's */
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1,
+                            "entry %zu: expected a key without a NUL byte, found '%s' followed "
+                            "by one",
+                            i, rel);
         bool          o = strncmp(rel, OPT_PREFIX, strlen(OPT_PREFIX)) == 0;
         pdckpt_value *v = pdckpt_value_retain((pdckpt_value *)pdckpt_value_at(root, i));
         PDK_TRY(pdckpt_dict_set(o ? opt : vars, rel, v, err));

@@ -55,6 +55,15 @@ static pdckpt_status check_packed(pdk_cursor *sub, const ProtobufCFieldDescripto
     return PDCKPT_OK;
 }
 
+/* A variable's name (VarDesc.name, an op's argument): it names a tensor and, in a directory of
+ * variables, the file it is read from. */
+static bool names_a_variable(const ProtobufCMessageDescriptor *desc,
+                             const ProtobufCFieldDescriptor   *f) {
+    return f->type == PROTOBUF_C_TYPE_STRING &&
+           ((strcmp(desc->short_name, "VarDesc") == 0 && strcmp(f->name, "name") == 0) ||
+            (strcmp(desc->short_name, "Var") == 0 && strcmp(f->name, "arguments") == 0));
+}
+
 static pdckpt_status check_len_field(pdk_cursor *cur, const ProtobufCMessageDescriptor *desc,
                                      const ProtobufCFieldDescriptor *f, int depth) {
     size_t   at = cur->pos;
@@ -68,6 +77,12 @@ static pdckpt_status check_len_field(pdk_cursor *cur, const ProtobufCMessageDesc
                                (unsigned long long)len);
     pdk_cursor sub;
     pdk_cur_sub(&sub, cur, (size_t)len);
+    if (names_a_variable(desc, f) && memchr(cur->base + cur->pos, '\0', (size_t)len))
+        return pdk_cur_fail_at(cur, cur->pos, PDCKPT_ERR_FORMAT,
+                               "%s.%s (field %u): expected a variable name without a NUL byte, "
+                               "found one (C code would read only the part before it, another "
+                               "name, or another variable's file)",
+                               desc->short_name, f->name, f->id);
     cur->pos += (size_t)len;
     if (f->type == PROTOBUF_C_TYPE_MESSAGE) return check_at(&sub, f->descriptor, depth + 1);
     if (wire_of(f->type) != PDK_PB_LEN) return check_packed(&sub, f); /* packed repeated */

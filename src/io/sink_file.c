@@ -135,9 +135,10 @@ static pdckpt_status check_target(file_sink *fs, bool follow, struct stat *old, 
 
 /* The new file takes the replaced one's permissions, and its owner where the process may give
  * it (root, or a group it belongs to); otherwise the owner is the saving user, as for any new
- * file. */
+ * file.  Not its set-user-ID, set-group-ID and sticky bits: a checkpoint is no program, and a
+ * new file of the saving user's with another's set-ID bit would run as the saver. */
 static pdckpt_status keep_mode(file_sink *fs, const struct stat *old, pdckpt_error *err) {
-    if (fchmod(fs->fd, old->st_mode & 07777) != 0)
+    if (fchmod(fs->fd, old->st_mode & 0777) != 0)
         return pdk_fail_sys(err, errno, fs->path, "chmod of the new file");
     if ((old->st_uid != geteuid() || old->st_gid != getegid()) &&
         fchown(fs->fd, old->st_uid, old->st_gid) != 0 &&

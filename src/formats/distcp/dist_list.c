@@ -19,7 +19,7 @@ static pdckpt_status list_checkpoint(const char *dir, int64_t id, uint64_t max_a
                                      pdckpt_sharded_listing *l, int64_t *got, pdckpt_error *err) {
     pdk_blob      bytes = {0};
     char          path[4200];
-    pdckpt_status st = pdk_distcp_read_meta_bytes(dir, id, got, &bytes, err);
+    pdckpt_status st = pdk_distcp_read_meta_bytes(dir, id, got, &bytes, NULL, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, *got, path, sizeof path, err);
     if (st == PDCKPT_OK)
         st = pdk_meta_decode_index(&bytes, path, max_alloc_bytes, &l->ix, &l->list, NULL, err);

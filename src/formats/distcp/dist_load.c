@@ -26,7 +26,7 @@
 /* ---- the metadata file ---- */
 
 pdckpt_status pdk_distcp_read_meta_bytes(const char *dir, int64_t wanted, int64_t *id,
-                                         pdk_blob *out, pdckpt_error *err) {
+                                         pdk_blob *out, struct stat *st, pdckpt_error *err) {
     int64_t newest, largest;
     char    path[4200];
     if (wanted < 0) {
@@ -39,7 +39,7 @@ pdckpt_status pdk_distcp_read_meta_bytes(const char *dir, int64_t wanted, int64_
     *id = wanted;
     PDK_TRY(pdk_meta_path(dir, wanted, path, sizeof path, err));
     pdk_blob_free(out);
-    return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, err);
+    return pdk_read_small_file(path, PDK_META_MAX_BYTES, &out->data, &out->len, st, err);
 }
 
 /* {"dtype": name, "global_shape": (..)} of one key of the index. */
@@ -615,9 +615,10 @@ pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t ma
                                     int64_t *id, pdk_meta_index *ix, pdk_blob *compact, char *path,
                                     size_t cap, pdckpt_error *err) {
     pdk_blob      bytes = {0};
-    pdckpt_status st = pdk_distcp_read_meta_bytes(dir, wanted, id, &bytes, err);
+    struct stat   mst;
+    pdckpt_status st = pdk_distcp_read_meta_bytes(dir, wanted, id, &bytes, &mst, err);
     if (st == PDCKPT_OK) st = pdk_meta_path(dir, *id, path, cap, err);
-    if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, compact)) {
+    if (st == PDCKPT_OK && pdk_meta_sidecar_read(dir, *id, bytes.data, bytes.len, &mst, compact)) {
         pdckpt_error scratch = PDCKPT_ERROR_INIT; /* a broken sidecar: unpickle instead */
         if (pdk_meta_index_decode(compact->data, compact->len, path, ix, &scratch) == PDCKPT_OK)
             return pdk_blob_free(&bytes), PDCKPT_OK;

@@ -294,7 +294,10 @@ static pdckpt_status intern_file(pdk_meta_builder *r, const char *name, pdk_piec
     pdk_meta_index *ix = r->ix;
     size_t          n = strlen(name), mask = r->n_file_slots - 1, i;
     if (n == 0 || n > 255 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return bad(r, "plain file names inside the checkpoint directory");
+        return pdk_fail(r->err, PDCKPT_ERR_FORMAT, r->source, -1,
+                        "metadata: expected plain file names inside the checkpoint directory, "
+                        "found '%s'",
+                        name);
     for (i = (size_t)pdk_table_hash(0, name, n) & mask; r->file_slots[i]; i = (i + 1) & mask)
         if (strcmp(ix->files[r->file_slots[i] - 1], name) == 0) break;
     if (!r->file_slots[i]) {

@@ -259,17 +259,19 @@ pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob
 }
 
 bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
-                           pdk_blob *compact) {
+                           const struct stat *meta_st, pdk_blob *compact) {
     char         path[4200];
     uint8_t     *data = NULL;
     size_t       len = 0;
+    struct stat  sst;
     pdckpt_error scratch = PDCKPT_ERROR_INIT;
     if (pdk_meta_sidecar_path(dir, id, path, sizeof path, &scratch) != PDCKPT_OK ||
-        pdk_read_small_file(path, PDK_META_MAX_BYTES, &data, &len, &scratch) != PDCKPT_OK)
+        pdk_read_small_file(path, PDK_META_MAX_BYTES, &data, &len, &sst, &scratch) != PDCKPT_OK)
         return false;
     pdk_rd   r = {data, len, 0, path, &scratch};
     uint64_t n = 0, hash = 0;
-    bool     ok = len >= SIDECAR_HEAD && memcmp(data, SIDECAR_MAGIC, 8) == 0;
+    bool     ok = len >= SIDECAR_HEAD && memcmp(data, SIDECAR_MAGIC, 8) == 0 &&
+              pdk_sidecar_writers_covered(&sst, meta_st, true);
     r.pos = 8;
     ok = ok && pdk_rd_u64(&r, &n, "length") == PDCKPT_OK && pdk_rd_u64(&r, &hash, "hash") == 0 &&
          n == meta_len && hash == pdk_hash_bytes(0, meta, meta_len);

@@ -172,7 +172,7 @@ static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst
 }
 
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
-                                  pdckpt_error *err) {
+                                  struct stat *st_out, pdckpt_error *err) {
     int         fd = -1;
     struct stat st;
     char        dir[4096];
@@ -201,6 +201,7 @@ pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data
     }
     *data = buf;
     *len = (size_t)st.st_size;
+    if (st_out) *st_out = st;
     return PDCKPT_OK;
 }
 

@@ -75,9 +75,10 @@ pdckpt_status pdk_dist_data_path(const char *dir, const char *name, char *out, s
  * it names (outside the checkpoint, planted by whoever could write the directory). */
 pdckpt_status pdk_dist_data_target(const char *path, pdckpt_error *err);
 /* A file inside a checkpoint directory (metadata, its index) read whole: only a regular file of
- * at most `limit` bytes reached without a symbolic link in its last component. */
+ * at most `limit` bytes reached without a symbolic link in its last component; its status in
+ * *st when st is not NULL. */
 pdckpt_status pdk_read_small_file(const char *path, size_t limit, uint8_t **data, size_t *len,
-                                  pdckpt_error *err);
+                                  struct stat *st, pdckpt_error *err);
 
 /* ---- dist_codec.c: the bounded value-tree codec (tree shapes, metadata) ---- */
 
@@ -366,9 +367,11 @@ pdckpt_status pdk_meta_sidecar_path(const char *dir, int64_t id, char *out, size
                                     pdckpt_error *err);
 pdckpt_status pdk_meta_sidecar_write(const char *dir, int64_t id, const pdk_blob *meta,
                                      const pdk_meta_index *ix, bool durable, pdckpt_error *err);
-/* True, with the compact index in `compact`, when a matching sidecar exists. */
+/* True, with the compact index in `compact`, when a matching sidecar exists that no one may
+ * write who may not write the metadata (`meta_st`, pdk_sidecar_writers_covered): its hash only
+ * binds it to the metadata's bytes, which anyone can read. */
 bool pdk_meta_sidecar_read(const char *dir, int64_t id, const uint8_t *meta, size_t meta_len,
-                           pdk_blob *compact);
+                           const struct stat *meta_st, pdk_blob *compact);
 
 /* The metadata file "<id>.metadata": Paddle's pickled Metadata dataclass, converted to and from
  * the tree above (dist_meta.c).  Its classes live in this module (Paddle 2.6-3.1: the old one). */
@@ -479,9 +482,10 @@ pdckpt_status pdk_merge_finish(const pdk_merge_plan *p, const pdckpt_value *loca
 pdckpt_status pdk_distcp_load(const pdk_meta_index *ix, const char *dir,
                               const pdckpt_load_options *lo, const pdckpt_shard_request *reqs,
                               size_t n, bool all_keys, pdckpt_value **out, pdckpt_error *err);
-/* The bytes of "<id>.metadata" for `wanted` (-1: the newest complete id, in *id). */
+/* The bytes of "<id>.metadata" for `wanted` (-1: the newest complete id, in *id); `st` (or NULL)
+ * receives the file's status, which a sidecar's trust is judged by. */
 pdckpt_status pdk_distcp_read_meta_bytes(const char *dir, int64_t wanted, int64_t *id,
-                                         pdk_blob *out, pdckpt_error *err);
+                                         pdk_blob *out, struct stat *st, pdckpt_error *err);
 /* The coordinator's side of a load: reads the metadata of `wanted` (-1: newest), its index (from
  * the sidecar when it matches) and that index's compact form; `path` receives the metadata path. */
 pdckpt_status pdk_distcp_read_index(const char *dir, int64_t wanted, uint64_t max_alloc_bytes,

@@ -11,6 +11,7 @@
  * shared by text); other strings are computed and therefore fresh objects.
  */
 #include "pickle_emit.h"
+#include "pickle_names.h"
 
 #include <string.h>
 
@@ -150,6 +151,27 @@ static pdckpt_status save_args(pdk_pkl *p, const pdckpt_value *obj, pdk_pkl_mode
     return pdk_pkl_tuple_end(p, n, pdk_key_fresh());
 }
 
+/* What Python's unpickler does with the call the writer is about to emit: nothing CPython and
+ * numpy never write (pickle_names.c's rules), so a converted file cannot make paddle.load exhaust
+ * memory or build a dtype numpy does not check. */
+static pdckpt_status check_call(pdk_pkl *p, const pdckpt_value *v, const char *module,
+                                const char *name) {
+    if (!pdk_global_call_bounded(module, name, pdckpt_object_args(v)))
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
+                        "refusing to write the call %s.%s with these arguments: Python's "
+                        "unpickler (paddle.load) would build it without bound (an int or a "
+                        "computed object where CPython and numpy write text, bytes or values; an "
+                        "array shape before its data)",
+                        module, name);
+    if (!pdk_global_state_safe(module, name, pdckpt_object_state(v)))
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
+                        "refusing to write %s.%s with this state: a structured or subarray "
+                        "dtype, whose field offsets numpy's unpickler (paddle.load) would take "
+                        "unchecked (pdckpt writes plain dtypes only)",
+                        module, name);
+    return PDCKPT_OK;
+}
+
 static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode) {
     pdckpt_dtype np;
     if (pdckpt_value_numpy_scalar(v, &np)) return pdk_pkl_save_np_scalar(p, v, np); /* uint64 */
@@ -159,6 +181,7 @@ static pdckpt_status save_object(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode
     const void        *big = pdckpt_value_get_bigint(v, &n);
     if (big) return pdk_pkl_save_long_bytes(p, big, n);
     if (kind == PDCKPT_OBJECT_GLOBAL) return pdk_pkl_save_global(p, module, name);
+    PDK_TRY(check_call(p, v, module, name));
     PDK_TRY(pdk_pkl_save_global(p, module, name));
     PDK_TRY(save_args(p, v, mode, kind == PDCKPT_OBJECT_NEWOBJ));
     PDK_TRY(pdk_pkl_op(p, kind == PDCKPT_OBJECT_NEWOBJ ? 0x81 : 'R'));

@@ -164,3 +164,61 @@ void pdk_global_compat(const char **module, const char **name, bool to_py3) {
         return;
     }
 }
+
+/* An argument Python would expand or iterate: an int (bytes(n) allocates n bytes; a numpy scalar
+ * or a big int too) or an object computed by another call (range(2**40)); classes are no
+ * iterables (a TypeError, at once). */
+static bool expands(const pdckpt_value *arg, bool ints) {
+    pdckpt_kind kind = pdckpt_value_kind(arg);
+    if (kind == PDCKPT_KIND_OBJECT) return pdckpt_object_kind_of(arg) != PDCKPT_OBJECT_GLOBAL;
+    return ints && (kind == PDCKPT_KIND_INT || kind == PDCKPT_KIND_FLOAT);
+}
+
+static bool empty_shape(const pdckpt_value *shape) {
+    if (pdckpt_value_kind(shape) != PDCKPT_KIND_TUPLE) return false;
+    for (size_t i = 0; i < pdckpt_value_len(shape); i++) {
+        int64_t d;
+        if (pdckpt_value_get_int(pdckpt_value_at(shape, i), &d) && d == 0) return true;
+    }
+    return false;
+}
+
+/* builtins.name(arg) as Python's unpickler builds it: bytes / bytearray allocate an int's count,
+ * and these six iterate what they are given. */
+static bool builtin_arg_bounded(const char *name, const pdckpt_value *arg) {
+    static const char *const iterating[] = {"bytes", "bytearray", "list",
+                                            "tuple", "set",       "frozenset"};
+    bool                     ints = strcmp(name, "bytes") == 0 || strcmp(name, "bytearray") == 0;
+    for (size_t k = 0; k < sizeof iterating / sizeof *iterating; k++)
+        if (strcmp(name, iterating[k]) == 0) return !expands(arg, ints);
+    return true;
+}
+
+bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_value *args) {
+    size_t n = args ? pdckpt_value_len(args) : 0;
+    if (strcmp(module, "builtins") == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (!builtin_arg_bounded(name, pdckpt_value_at(args, i))) return false;
+        return true;
+    }
+    if (strcmp(module, "copyreg") == 0 && strcmp(name, "_reconstructor") == 0 && n == 3) {
+        /* base.__init__(obj, state): a builtin base iterates or allocates the state as above */
+        const pdckpt_value *base = pdckpt_value_at(args, 1);
+        return pdckpt_value_kind(base) != PDCKPT_KIND_OBJECT ||
+               pdckpt_object_kind_of(base) != PDCKPT_OBJECT_GLOBAL ||
+               strcmp(pdckpt_object_module(base), "builtins") != 0 ||
+               builtin_arg_bounded(pdckpt_object_name(base), pdckpt_value_at(args, 2));
+    }
+    if (strcmp(name, "_reconstruct") == 0 && (strcmp(module, "numpy.core.multiarray") == 0 ||
+                                              strcmp(module, "numpy._core.multiarray") == 0))
+        return n == 3 && empty_shape(pdckpt_value_at(args, 1));
+    return true;
+}
+
+bool pdk_global_state_safe(const char *module, const char *name, const pdckpt_value *state) {
+    if (!state || strcmp(module, "numpy") != 0 || strcmp(name, "dtype") != 0) return true;
+    if (pdckpt_value_kind(state) != PDCKPT_KIND_TUPLE || pdckpt_value_len(state) < 5) return false;
+    for (size_t i = 2; i < 5; i++) /* subarray, names, fields */
+        if (pdckpt_value_kind(pdckpt_value_at(state, i)) != PDCKPT_KIND_NONE) return false;
+    return true;
+}

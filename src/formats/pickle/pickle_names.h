@@ -28,6 +28,18 @@ pdk_global_role pdk_global_role_of(const char *module, const char *name, const c
 /* Whether the writer may emit module.name: on the table (not FORM) or allowed by the caller. */
 bool pdk_global_writable(const char *module, const char *name, const char *const *allowed,
                          size_t n_allowed);
+/* Whether Python's unpickler builds the call module.name(*args) within what the file holds, as
+ * it does for what CPython and numpy write: bytes / bytearray of text, bytes or a list (not of an
+ * int: bytes(2**40) allocates a TiB), list / tuple / set / frozenset / bytes / bytearray of
+ * values (not of a computed object: list(range(2**40))), numpy's _reconstruct of an empty shape
+ * (its data comes with BUILD; a shape of 2^34 elements is 16 GiB that Paddle then copies).  The
+ * writer emits no other such call, so a converted file cannot make paddle.load exhaust memory.
+ */
+bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_value *args);
+/* Whether numpy builds module.name + BUILD(state) as it builds the dtypes it pickles: a plain
+ * type code, no fields and no subarray (numpy takes a structured dtype's field offsets from the
+ * state unchecked: an offset past the item makes every read of the field one out of bounds). */
+bool pdk_global_state_safe(const char *module, const char *name, const pdckpt_value *state);
 /* Checks a caller's allowed_globals list: "module.name", both parts non-empty, and nothing from
  * builtins (its functions are the code runners; its harmless types are on the table).  ARGUMENT
  * naming the first bad entry. */
