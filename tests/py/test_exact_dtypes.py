@@ -142,6 +142,32 @@ def test_uint16_numpy_input_is_named_or_reinterpreted(tmp_path):
     assert back["x"].dtype == np.uint16 and back["x"].tolist() == bits.tolist()
 
 
+def test_uint32_and_uint64_stay_arrays_paddle_load_reads(tmp_path):
+    """Paddle has no uint32/uint64 tensor: paddle.save leaves such a NumPy array out of a state
+    dict's name table and paddle.load returns it an array.  pdckpt listed it, and paddle.load of
+    the file raised (checked with Paddle 3.3); from safetensors too.  Elsewhere, where
+    paddle.load would make every array a tensor, the save is refused by name."""
+    from safetensors.numpy import save_file
+
+    t = paddle.ones([2])
+    state = {"a": np.arange(3, dtype=np.uint32), "t": t, "b": np.arange(2, dtype=np.uint64)}
+    pdckpt.save(state, tmp_path / "ours.pdparams")
+    back = paddle.load(str(tmp_path / "ours.pdparams"))
+    assert isinstance(back["t"], paddle.Tensor)
+    assert back["a"].dtype == np.uint32 and back["a"].tolist() == [0, 1, 2]
+    assert back["b"].dtype == np.uint64 and back["b"].tolist() == [0, 1]
+    ours = pdckpt.load(tmp_path / "ours.pdparams")
+    assert isinstance(ours["a"], np.ndarray) and ours["a"].dtype == np.uint32
+    save_file({"a": np.arange(3, dtype=np.uint32), "w": np.ones(2, np.float32)},
+              str(tmp_path / "u.safetensors"))
+    run_cli("convert", tmp_path / "u.safetensors", tmp_path / "u.pdparams")
+    conv = paddle.load(str(tmp_path / "u.pdparams"))
+    assert conv["a"].dtype == np.uint32 and isinstance(conv["w"], paddle.Tensor)
+    with pytest.raises(pdckpt.UnsupportedError, match="'0' is uint32.*paddle.load"):
+        pdckpt.save([np.arange(3, dtype=np.uint32)], tmp_path / "list.pdparams")
+    assert not (tmp_path / "list.pdparams").exists()
+
+
 def test_reinterpret_needs_equal_sizes(tmp_path):
     proc = run_cli("convert", "x", tmp_path / "y.safetensors", "--reinterpret", "uint16=float32",
                    check=2)

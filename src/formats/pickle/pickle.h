@@ -44,11 +44,17 @@ extern const pdk_placer pdk_pickle_placer;
 
 /* Calls `fn` for every tensor paddle.load would return as a paddle.Tensor (pickle_tensors.c);
  * `path` is its '/'-joined key path.  `state_path`: the root is about to be written by the
- * state-dict path, whose generated name table lists every top-level tensor. */
+ * state-dict path, whose generated name table lists every top-level tensor Paddle has a dtype
+ * for (pdk_pickle_table_lists). */
 typedef pdckpt_status (*pdk_pickle_tensor_fn)(void *ctx, pdckpt_value *tensor, const char *path,
                                               pdckpt_error *err);
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,
                                         pdk_pickle_tensor_fn fn, void *ctx, pdckpt_error *err);
+
+/* Whether a name table the writer generates lists a top-level tensor: not a uint32 or uint64
+ * array, which no paddle.Tensor can hold (paddle.load of a table naming one raises), so it is
+ * written as paddle.save writes a NumPy array beside Tensors: unlisted, loaded back an array. */
+bool pdk_pickle_table_lists(const pdckpt_value *tensor);
 
 /* Whether paddle.load can read back the top-level keys it acts on as `root` means them
  * (pickle_paddle.c): no "UnpackBigParamInfor@@" (only the writer makes one, when it splits an

@@ -243,7 +243,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
             c->table = v;
             continue;
         }
-        if (pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR) c->tensors[c->n_tensors++] = i;
+        if (pdk_pickle_table_lists(v)) c->tensors[c->n_tensors++] = i;
         big_entry *b = &c->big[c->n_big];
         if (!is_big(p, v, b)) {
             c->user[c->n_user++] = i;

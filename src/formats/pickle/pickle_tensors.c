@@ -88,6 +88,7 @@ static pdckpt_status visit_table(walk_ctx *w, pdckpt_value *root, const pdckpt_v
         pdckpt_value *v = pdckpt_value_at_mut(root, i);
         if (pdckpt_value_kind(v) != PDCKPT_KIND_TENSOR) continue;
         if (!every_tensor && (!key || !pdckpt_dict_get(table, key))) continue;
+        if (every_tensor && !pdk_pickle_table_lists(v)) continue;
         /* the path is the key, cut to the buffer (a copy: snprintf cost 1 µs per tensor) */
         len = key ? strnlen(key, len < sizeof w->path ? len : sizeof w->path - 1) : 1;
         memcpy(w->path, key ? key : "?", len);
@@ -95,6 +96,12 @@ static pdckpt_status visit_table(walk_ctx *w, pdckpt_value *root, const pdckpt_v
         PDK_TRY(w->fn(w->ctx, v, w->path, w->err));
     }
     return PDCKPT_OK;
+}
+
+bool pdk_pickle_table_lists(const pdckpt_value *tensor) {
+    pdckpt_tensor_view t;
+    return pdckpt_tensor_get_memory(tensor, &t, NULL) && t.dtype != PDCKPT_DTYPE_UINT32 &&
+           t.dtype != PDCKPT_DTYPE_UINT64;
 }
 
 pdckpt_status pdk_pickle_paddle_tensors(pdckpt_value *root, bool state_path,

@@ -69,15 +69,23 @@ static bool plain_dict(const pdckpt_value *root) {
 
 /* ---- dtypes a pickle cannot give back ---- */
 
-static pdckpt_status refuse_uint16(void *ctx, pdckpt_value *t, const char *path,
-                                   pdckpt_error *err) {
+static pdckpt_status refuse_numpy_only(void *ctx, pdckpt_value *t, const char *path,
+                                       pdckpt_error *err) {
     pdckpt_tensor_view v;
+    const char        *file = ((const pdk_sink *)ctx)->name;
     pdckpt_tensor_get_memory(t, &v, NULL);
-    if (v.dtype != PDCKPT_DTYPE_UINT16) return PDCKPT_OK;
-    return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, ((const pdk_sink *)ctx)->name, -1,
-                    "tensor '%s' is uint16, which paddle.load reads back from a pickle as "
-                    "bfloat16; reinterpret it (uint16=bfloat16) or save to safetensors",
-                    path);
+    if (v.dtype == PDCKPT_DTYPE_UINT16)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, file, -1,
+                        "tensor '%s' is uint16, which paddle.load reads back from a pickle as "
+                        "bfloat16; reinterpret it (uint16=bfloat16) or save to safetensors",
+                        path);
+    if (v.dtype == PDCKPT_DTYPE_UINT32 || v.dtype == PDCKPT_DTYPE_UINT64)
+        return pdk_fail(err, PDCKPT_ERR_UNSUPPORTED, file, -1,
+                        "tensor '%s' is %s, of which paddle.load would make a paddle.Tensor and "
+                        "fail (Paddle has no such dtype); put it in a state dict (its name table "
+                        "leaves it an array), cast it, or save to safetensors",
+                        path, pdckpt_dtype_name(v.dtype));
+    return PDCKPT_OK;
 }
 
 typedef struct leaf_ctx {
@@ -126,8 +134,8 @@ static int check_leaf(void *ctx, const pdckpt_path_step *path, size_t depth,
 }
 
 /* Every tensor must come back from paddle.load with the dtype it has: no float8 (int8 on disk),
- * no uint16 where Paddle makes a tensor (it reads those bits as bfloat16); and no LoD lost
- * without a word. */
+ * no uint16 where Paddle makes a tensor (it reads those bits as bfloat16), no uint32/uint64
+ * there (it fails); and no LoD lost without a word. */
 static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink,
                                   const pdckpt_save_options *opts, bool state_path,
                                   pdckpt_error *err) {
@@ -140,7 +148,7 @@ static pdckpt_status check_dtypes(const pdckpt_value *root, pdk_sink *sink,
     }
     if (st != PDCKPT_OK) return PDCKPT_OK; /* too deep: the emitter reports it */
     return pdk_pickle_paddle_tensors((pdckpt_value *)root, state_path && !has_name_table(root),
-                                     refuse_uint16, sink, err);
+                                     refuse_numpy_only, sink, err);
 }
 
 static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
