@@ -79,8 +79,9 @@ static pdckpt_status collect_child(collect_ctx *cx, const pdckpt_value *child, c
 /* A key with a NUL inside: a flat format's names are C strings, so the file would name the
  * tensor by the part before it (a pickle key "w\0x" became the tensor "w" of a safetensors file;
  * two such keys, one tensor). */
-static pdckpt_status nul_in_name(collect_ctx *cx, const char *prefix, const char *key) {
-    return pdk_fail(cx->err, PDCKPT_ERR_ARGUMENT, NULL, -1,
+pdckpt_status pdk_flat_nul_in_name(pdckpt_error *err, const char *file, const char *prefix,
+                                   const char *key) {
+    return pdk_fail(err, PDCKPT_ERR_ARGUMENT, file, -1,
                     "expected tensor names without a NUL byte, found the key '%s%s%s' followed "
                     "by one (the file would name the tensor by the part before it)",
                     prefix, *prefix ? "." : "", key);
@@ -104,7 +105,8 @@ static pdckpt_status collect_container(collect_ctx *cx, const pdckpt_value *v, c
                 return pdk_fail(cx->err, PDCKPT_ERR_UNSUPPORTED, NULL, -1,
                                 "flat formats need string keys, found a %s key under '%s'",
                                 pdckpt_kind_name(pdckpt_value_kind(k)), prefix);
-            if (cx->saving && memchr(key, '\0', key_len)) return nul_in_name(cx, prefix, key);
+            if (cx->saving && memchr(key, '\0', key_len))
+                return pdk_flat_nul_in_name(cx->err, NULL, prefix, key);
             bool skip = false;
             for (const char *const *s = cx->skip; depth == 0 && *s && !skip; s++)
                 skip = strlen(*s) == key_len && memcmp(*s, key, key_len) == 0;

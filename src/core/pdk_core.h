@@ -255,6 +255,9 @@ typedef struct pdk_flat_list {
     bool                    from_list; /* the root was a LIST: names are indexes */
 } pdk_flat_list;
 
+/* ARGUMENT: `prefix`.`key` holds a NUL byte, which a flat format's C-string names would cut. */
+pdckpt_status pdk_flat_nul_in_name(pdckpt_error *err, const char *file, const char *prefix,
+                                   const char *key);
 /* Collects the tensors of `root` (a TENSOR, a DICT with string keys or a LIST; nested dicts and
  * lists join their keys with '.').  Non-tensor leaves fail with UNSUPPORTED unless
  * opts->skip_non_tensors.  Keys listed in `skip_keys` (top level only) are ignored. */

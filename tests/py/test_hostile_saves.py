@@ -78,6 +78,11 @@ def test_a_key_with_a_nul_is_refused_by_flat_formats_not_shortened(tmp_path, to)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nul.pdparams"]
     back = pdckpt.load(src, return_numpy=True)  # the pickle itself keeps the key
     assert list(back) == ["w\0.evil"]
+    if to == "safetensors":  # the tree's JSON keeps a non-tensor's key; a tensor's name is cut
+        with pytest.raises(pdckpt.ArgumentError, match="'a' followed by one"):
+            pdckpt.save({"a\0b": {"w": np.ones(2, np.float32)}}, tmp_path / "n.safetensors")
+        pdckpt.save({"a\0b": 5, "x": np.ones(1, np.float32)}, tmp_path / "k.safetensors")
+        assert pdckpt.load(tmp_path / "k.safetensors", return_numpy=True)["a\0b"] == 5
 
 
 def test_a_save_keeps_the_permissions_not_the_set_id_bits(tmp_path):
