@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,24 +67,55 @@ pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err)
     return PDCKPT_OK;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
+/* Removes the entry `name` of the directory open as `dfd`, a directory's contents first, by
+ * descriptors only: each level is opened relative to its parent with O_NOFOLLOW, so a component
+ * someone swaps for a symbolic link mid-walk makes that open fail instead of leading the walk
+ * elsewhere (nftw opens subdirectories by their full path).  Deeper than `depth` levels is left. */
+static void remove_at(int dfd, const char *name, int depth) {
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlinkat(dfd, name, 0);
+        return;
+    }
+    if (depth <= 0) return;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return;
+    struct stat now;
+    DIR        *d = fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino
+                        ? fdopendir(fd)
+                        : NULL;
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            remove_at(fd, de->d_name, depth - 1);
+    closedir(d);
+    unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+/* How deep a temporary directory is emptied: a save's own are two levels deep. */
+enum { REMOVE_TREE_DEPTH = 64 };
+
+void pdk_remove_tree_at(int dfd, const char *name) {
+    remove_at(dfd, name, REMOVE_TREE_DEPTH);
 }
 
 void pdk_remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    char        dir[PATH_MAX];
+    const char *base;
+    size_t      base_len;
+    pdk_split_path(path, dir, sizeof dir, &base, &base_len);
+    char name[NAME_MAX + 1];
+    if (base_len == 0 || base_len > NAME_MAX) return;
+    snprintf(name, sizeof name, "%.*s", (int)base_len, base);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    pdk_remove_tree_at(dfd, name);
+    close(dfd);
 }
 
 bool pdk_is_directory(const char *path) {
@@ -206,9 +236,7 @@ void pdk_remove_stale_temps(const char *path) {
         /* Only temps whose writer is gone: a live writer (or an unrelated process that reuses
          * the pid) keeps its file.  Temps from other hosts cannot be told apart; they stay. */
         if (pid <= 0 || pid == (long)getpid() || pid_runs(pid)) continue;
-        char full[PATH_MAX];
-        if (snprintf(full, sizeof full, "%s/%s", dir, de->d_name) < (int)sizeof full)
-            pdk_remove_tree(full);
+        pdk_remove_tree_at(dirfd(d), de->d_name);
     }
     closedir(d);
 }
@@ -368,7 +396,7 @@ static bool live_writer(const char *name) {
 void pdk_sweep_temps(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d) return;
-    char needle[512] = "", full[PATH_MAX + 256];
+    char needle[512] = "";
     if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
     size_t         nl = strlen(needle);
     struct dirent *de;
@@ -377,7 +405,7 @@ void pdk_sweep_temps(const char *dir, const char *base) {
         if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
         if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
         if (live_writer(n)) continue; /* not debris: its save is still running */
-        if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) pdk_remove_tree(full);
+        pdk_remove_tree_at(dirfd(d), n);
     }
     closedir(d);
 }

@@ -235,8 +235,11 @@ bool pdk_read_head_nofollow(const char *path, void *buf, size_t len);
  * stamp is no secret; without this rule anyone who may create files beside a checkpoint (a
  * sticky /tmp, a shared group directory) could plant one.  ACLs are not consulted. */
 bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *file, bool groups);
-/* rm -rf that never follows symlinks. */
+/* rm -rf that never follows symlinks, walking by directory descriptors (openat with O_NOFOLLOW,
+ * unlinkat): a component swapped for a link mid-walk cannot lead it out of the tree.  The _at
+ * form removes the entry `name` of the directory open as `dfd`. */
 void pdk_remove_tree(const char *path);
+void pdk_remove_tree_at(int dfd, const char *name);
 bool pdk_is_directory(const char *path);
 bool pdk_is_file(const char *path); /* a regular file (after links) */
 bool pdk_ends_with(const char *s, const char *suffix);

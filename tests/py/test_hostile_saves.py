@@ -170,3 +170,39 @@ def test_a_structured_dtype_is_not_written_back(tmp_path):
     proc = run_cli("convert", src, out, check=1)
     assert "structured or subarray dtype" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def _dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_directory_swapped_for_a_link_mid_sweep_does_not_lead_the_sweep_out(tmp_path):
+    """A dead writer's temporary directory, planted with ten subdirectories; at the sweep's first
+    removal (tests/crash/swap_on_unlink.c) the temporary is swapped for a link to a directory
+    of the same shape outside.  nftw holds its directories open, but its callback removed each
+    entry by its full path, through the link: every outside file and directory went.  The walk
+    by descriptors empties the directory it opened and nothing else."""
+    from conftest import BUILD
+    shim = BUILD / "tests" / "libpdckpt_swap_on_unlink.so"
+    assert shim.exists(), f"build first: {shim}"
+    ck, outside = tmp_path / "ck", tmp_path / "outside"
+    ck.mkdir()
+    src = tmp_path / "src.pkl"
+    pdckpt.save({"w": np.arange(4, dtype=np.float32)}, src)
+    temp = ck / f".m.pdparams.pdckpt-tmp-{_dead_pid()}-0123456789abcdef"
+    for i in range(10):
+        (temp / f"d{i}").mkdir(parents=True)
+        (temp / f"d{i}" / "trigger").write_bytes(b"debris")
+        (outside / f"d{i}").mkdir(parents=True)
+        (outside / f"d{i}" / "trigger").write_bytes(b"someone else's")
+    env = dict(os.environ, LD_PRELOAD=str(shim), PDCKPT_SWAP_FROM=str(temp),
+               PDCKPT_SWAP_LINK=str(outside))
+    proc = subprocess.run([str(PDCKPT_BIN), "convert", str(src), str(ck / "m.pdparams")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.islink(temp)  # the swap happened
+    victims = sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*"))
+    assert victims == sorted([f"d{i}" for i in range(10)] + [f"d{i}/trigger" for i in range(10)])
+    assert list(ck.glob(".m.pdparams.pdckpt-tmp-*.real/*")) == []  # what it opened is emptied
