@@ -33,14 +33,33 @@ static void split_path(const char *path, char *dir, size_t dir_cap, const char *
     }
 }
 
+/* Room a temporary's name takes beyond its stem: ".<stem>.pdckpt-tmp-<pid>-<16 hex>" (a pid of
+ * up to 10 digits; ".pdckpt-dist-<16 hex>" is shorter). */
+enum { TEMP_TAG_ROOM = 1 + 12 + 10 + 1 + 16, TEMP_STEM_MAX = NAME_MAX - TEMP_TAG_ROOM };
+
+size_t pdk_temp_stem(const char *base, size_t base_len, char *out) {
+    if (base_len <= TEMP_STEM_MAX) {
+        memcpy(out, base, base_len);
+        out[base_len] = '\0';
+        return base_len;
+    }
+    /* Too long for a temporary beside it: its first bytes, '~' and the FNV-1a of the whole name,
+     * still one name's stem, so a sweep for `base` knows its own and no other name's. */
+    size_t keep = TEMP_STEM_MAX - 17;
+    memcpy(out, base, keep);
+    snprintf(out + keep, 18, "~%016llx", (unsigned long long)pdk_hash_bytes(0, base, base_len));
+    return TEMP_STEM_MAX;
+}
+
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err) {
-    char        dir[PATH_MAX];
+    char        dir[PATH_MAX], stem[NAME_MAX + 1];
     const char *base;
     split_path(path, dir, sizeof dir, &base);
     if (*base == '\0')
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "expected a file name, found none");
+    pdk_temp_stem(base, strlen(base), stem);
     uint64_t nonce = pdk_random_u64();
-    int      n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, base, (long)getpid(),
+    int      n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, stem, (long)getpid(),
                           (unsigned long long)nonce);
     if (n < 0 || (size_t)n >= cap)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long for a temporary name");
@@ -182,7 +201,12 @@ static long tag_pid(const char *tag) {
  * ".<base>.<suffix>.pdckpt-tmp-<pid>-<hex>" (a suffix without a dot: "pdkidx", "xxh3"); 0 when
  * the name is neither. */
 static long temp_owner(const char *entry, const char *base) {
+    char   stem[NAME_MAX + 1];
     size_t n = strlen(base);
+    if (n > TEMP_STEM_MAX) { /* a long name's temporaries carry its stem */
+        n = pdk_temp_stem(base, n, stem);
+        base = stem;
+    }
     if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
     const char *rest = entry + 1 + n;
     long        pid = tag_pid(rest);
@@ -309,9 +333,10 @@ pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, si
     char        dir[PATH_MAX];
     const char *base;
     size_t      base_len;
+    char        stem[NAME_MAX + 1];
     pdk_split_path(path, dir, sizeof dir, &base, &base_len);
-    int n = snprintf(out, cap, "%s/.%.*s.pdckpt-dist-%016llx", dir, (int)base_len, base,
-                     (unsigned long long)tag);
+    pdk_temp_stem(base, base_len, stem);
+    int n = snprintf(out, cap, "%s/.%s.pdckpt-dist-%016llx", dir, stem, (unsigned long long)tag);
     if (n < 0 || (size_t)n >= cap)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
     return PDCKPT_OK;
@@ -397,7 +422,9 @@ void pdk_sweep_temps(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d) return;
     char needle[512] = "";
-    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
+    char stem[NAME_MAX + 1];
+    if (base) pdk_temp_stem(base, strlen(base), stem);
+    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", stem);
     size_t         nl = strlen(needle);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {

@@ -217,7 +217,11 @@ void pdk_dirtx_abort(pdk_dirtx *tx);
 
 /* ---- filesystem helpers (fs_util.c) ---- */
 
-/* Writes a unique temp path ".<base>.pdckpt-tmp-<pid>-<hex>" beside `path` into `out`. */
+/* The stem of the temporaries of the file named base[0..base_len) into `out` (NAME_MAX + 1
+ * bytes), returning its length: the name itself, or when a temporary's name would not fit
+ * NAME_MAX, its first bytes, '~' and the FNV-1a of the whole name in 16 hex digits. */
+size_t pdk_temp_stem(const char *base, size_t base_len, char *out);
+/* Writes a unique temp path ".<stem>.pdckpt-tmp-<pid>-<hex>" beside `path` into `out`. */
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err);
 /* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);

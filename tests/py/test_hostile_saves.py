@@ -206,3 +206,37 @@ def test_a_directory_swapped_for_a_link_mid_sweep_does_not_lead_the_sweep_out(tm
     victims = sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*"))
     assert victims == sorted([f"d{i}" for i in range(10)] + [f"d{i}/trigger" for i in range(10)])
     assert list(ck.glob(".m.pdparams.pdckpt-tmp-*.real/*")) == []  # what it opened is emptied
+
+
+def test_a_name_of_255_bytes_saves_and_its_killed_saves_temporary_is_swept(tmp_path):
+    """The temporary ".<name>.pdckpt-tmp-<pid>-<hex>" is 37+ bytes longer than the name, so a
+    name within that of NAME_MAX could not be saved ("create temporary file: File name too
+    long").  Such a name's temporaries carry a stem of its first bytes and a hash of the whole:
+    the save works, a killed save's temporary is swept by the next, and a look-alike temporary
+    of another long name (same first bytes) and the other files stay."""
+    from test_crash_consistency import SAVER
+    from test_crash_shim import SHIM
+    name = "m" * 246 + ".pdparams"
+    assert len(name) == 255
+    target = tmp_path / name
+    pdckpt.save({"w": np.arange(3, dtype=np.float32)}, target)
+    assert pdckpt.load(target, return_numpy=True)["w"].tolist() == [0, 1, 2]
+    env = dict(os.environ, LD_PRELOAD=str(SHIM), PDCKPT_SHIM_DIR=str(tmp_path / "shadow"),
+               PDCKPT_CRASH_AT="1")
+    (tmp_path / "shadow").mkdir()
+    proc = subprocess.run([str(SAVER), "pdparams", str(target), "B"], env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr  # killed mid-save by the shim
+    debris = [n for n in os.listdir(tmp_path) if ".pdckpt-tmp-" in n]
+    assert len(debris) == 1 and len(debris[0]) <= 255, debris
+    other_long = "m" * 246 + ".pdopt"  # the same first bytes, another name
+    pdckpt.save({"x": np.zeros(1, np.float32)}, tmp_path / other_long)
+    pid = debris[0].split(".pdckpt-tmp-")[1].split("-")[0]
+    lookalike = ".{}.pdckpt-tmp-{}-0123456789abcdef".format(
+        debris[0][1:].split(".pdckpt-tmp-")[0][:-16] + "0" * 16, pid)
+    (tmp_path / lookalike).write_bytes(b"not ours")
+    before = sorted(os.listdir(tmp_path))
+    pdckpt.save({"w": np.ones(2, np.float32)}, target)
+    after = sorted(os.listdir(tmp_path))
+    assert after == sorted(set(before) - {debris[0]}), (before, after)
+    assert pdckpt.load(target, return_numpy=True)["w"].tolist() == [1, 1]
