@@ -168,3 +168,57 @@ def test_a_sharded_index_others_may_write_is_not_trusted(tmp_path):
         os.chmod(side, 0o644)
         os.chown(side, 65534, 65534)
         np.testing.assert_array_equal(pdckpt.load(str(ck), return_numpy=True)["w"], 1.0)
+
+
+def test_an_endless_stream_is_read_up_to_a_bound(tmp_path):
+    """A stream that cannot seek (a pipe, a socket) is read whole -- its size is not known
+    before it ends -- so an endless producer made pdckpt.load allocate without bound (and the
+    CLI's `ls -` up to 64 GiB).  It now stops at max_stream_bytes (default: physical memory or
+    64 GiB, the less) with a LimitError naming the stream and the bytes read; a stream within
+    the bound loads as before."""
+    import threading
+    r, w = os.pipe()
+
+    def produce():
+        try:
+            while True:
+                os.write(w, b"\0" * 65536)
+        except OSError:
+            pass  # the reader closed
+        finally:
+            os.close(w)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    with open(r, "rb") as stream, pytest.raises(pdckpt.LimitError) as e:
+        pdckpt.load(stream, max_stream_bytes=4 << 20)
+    t.join(10)
+    assert "<stream fd" in str(e.value) and str(4 << 20) in str(e.value), e.value
+    assert f"read {(4 << 20) + 1} " in str(e.value), e.value
+    ok = tmp_path / "ok.pdparams"
+    pdckpt.save({"w": np.arange(3, dtype=np.float32)}, ok)
+    proc = subprocess.run([sys.executable, "-c", "import sys, pdckpt; print(pdckpt.load("
+                           "sys.stdin.buffer, return_numpy=True)['w'].tolist())"],
+                          input=ok.read_bytes(), capture_output=True,
+                          timeout=60)
+    assert proc.stdout.strip() == b"[0.0, 1.0, 2.0]", proc.stderr
+
+
+def test_an_endless_standard_input_stops_with_the_bytes_read():
+    """`pdckpt ls -` fed by `yes` under a 1 GiB address space: the error names standard input and
+    how many bytes were read (it said "at most 64 GiB ... (or memory ran out)", no count)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run([str(PDCKPT_BIN), "ls", "-"], stdin=yes.stdout, capture_output=True,
+                              text=True, timeout=120, preexec_fn=limit)
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+    assert proc.returncode != 0
+    assert "<stdin>" in proc.stderr and "memory ran out after" in proc.stderr, proc.stderr
+    read = int(proc.stderr.split("memory ran out after ")[1].split()[0])
+    assert (64 << 20) < read < (1 << 30), proc.stderr
