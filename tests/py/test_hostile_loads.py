@@ -97,8 +97,12 @@ def test_a_variable_name_with_a_nul_in_a_program_is_refused(tmp_path):
     proc = run_cli("ls", d / "__model__", check=1)
     assert f"offset {at}: VarDesc.name" in proc.stderr, proc.stderr
     assert "without a NUL byte" in proc.stderr
-    # the directory: the program does not parse, so its files are listed by their own names
-    assert sorted(pdckpt.load(d, return_numpy=True)) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
+    # the directory: its program's error (as paddle.load fails on it); the variable files alone,
+    # asked for, by their own names
+    with pytest.raises(pdckpt.FormatError, match=f"offset {at}: VarDesc.name"):
+        pdckpt.load(d, return_numpy=True)
+    got = pdckpt.load(d, return_numpy=True, format="vars-dir")
+    assert sorted(got) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
 
 
 def _small_address_space():
@@ -222,3 +226,27 @@ def test_an_endless_standard_input_stops_with_the_bytes_read():
     assert "<stdin>" in proc.stderr and "memory ran out after" in proc.stderr, proc.stderr
     read = int(proc.stderr.split("memory ran out after ")[1].split()[0])
     assert (64 << 20) < read < (1 << 30), proc.stderr
+
+
+def test_a_directory_whose_program_does_not_parse_is_not_a_vars_dir_silently(tmp_path):
+    """The real fit_a_line directory (__model__ + a file per variable) with its __model__ broken
+    at byte 5 loaded, listed and verified OK as a vars-dir of its files: the broken program was
+    never reported.  paddle.load fails on such a directory (it parses __model__ first), so
+    pdckpt now reports the program's error at its offset, with how to read the variable files
+    alone (format="vars-dir", as fluid.io.load_persistables, which never reads __model__)."""
+    d = tmp_path / "fal"
+    shutil.copytree(FIXTURES / "fit_a_line-sepfiles-2019-05", d)
+    model = bytearray((d / "__model__").read_bytes())
+    model[5:40] = b"\xff" * 35
+    (d / "__model__").write_bytes(bytes(model))
+    with pytest.raises(Exception):
+        paddle.load(str(d))  # Paddle: "Failed to parse program_desc"
+    for cmd in ("ls", "verify"):
+        proc = run_cli(cmd, d, check=1)
+        assert "__model__: offset 5:" in proc.stderr and "--format vars-dir" in proc.stderr, \
+            proc.stderr
+    with pytest.raises(pdckpt.FormatError, match=r"__model__: offset 5: .*format=\"vars-dir\""):
+        pdckpt.load(d, return_numpy=True)
+    got = pdckpt.load(d, return_numpy=True, format="vars-dir")
+    assert sorted(got) == ["fc_0.b_0", "fc_0.w_0"]
+    run_cli("verify", "--format", "vars-dir", d, check=0)
