@@ -113,8 +113,15 @@ void cli_load_args_free(cli_load_args *args) {
 }
 
 /* `-` as an input: all of standard input, read into memory up to a bound (a checkpoint arriving
- * through a pipe cannot be mapped or re-read). */
-#define STDIN_MAX ((size_t)64 << 30)
+ * through a pipe cannot be mapped or re-read, nor its size known before it ends): the machine's
+ * physical memory or 64 GiB, the less, so an endless producer is stopped. */
+static size_t stdin_max(void) {
+    long   pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t cap = (size_t)64 << 30;
+    if (pages > 0 && page > 0 && (uint64_t)pages * (uint64_t)page < cap)
+        cap = (size_t)pages * (size_t)page;
+    return cap;
+}
 
 static pdckpt_status stdin_error(pdckpt_error *err, pdckpt_status status, int e, const char *msg) {
     err->status = status;
@@ -125,17 +132,30 @@ static pdckpt_status stdin_error(pdckpt_error *err, pdckpt_status status, int e,
     return status;
 }
 
+static pdckpt_status stdin_too_long(pdckpt_error *err, size_t read, size_t max, bool no_memory) {
+    char msg[200];
+    if (no_memory)
+        snprintf(msg, sizeof msg, "memory ran out after %zu bytes of standard input: not loaded",
+                 read);
+    else
+        snprintf(msg, sizeof msg,
+                 "expected at most %zu bytes on standard input (physical memory or 64 GiB), "
+                 "read %zu before its end: not loaded",
+                 max, read);
+    return stdin_error(err, no_memory ? PDCKPT_ERR_NOMEM : PDCKPT_ERR_LIMIT, 0, msg);
+}
+
 static pdckpt_status read_stdin(void **data, size_t *len, pdckpt_error *err) {
     struct stat st; /* a device is refused unread, as a path to one is (/dev/zero never ends) */
     if (fstat(0, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
         return stdin_error(err, PDCKPT_ERR_ARGUMENT, 0,
                            "expected a regular file, a pipe or a socket on standard input, found "
                            "a device: not read");
-    size_t   cap = 1 << 20, n = 0;
+    size_t   cap = 1 << 20, n = 0, max = stdin_max();
     uint8_t *buf = malloc(cap);
-    while (buf) {
+    while (buf && n <= max) {
         if (n == cap) {
-            uint8_t *grown = cap < STDIN_MAX ? realloc(buf, cap * 2) : NULL;
+            uint8_t *grown = realloc(buf, cap * 2);
             if (!grown) break;
             buf = grown;
             cap *= 2;
@@ -155,8 +175,7 @@ static pdckpt_status read_stdin(void **data, size_t *len, pdckpt_error *err) {
         n += (size_t)got;
     }
     free(buf);
-    return stdin_error(err, PDCKPT_ERR_LIMIT, 0,
-                       "expected at most 64 GiB on standard input (or memory ran out)");
+    return stdin_too_long(err, n, max, n <= max);
 }
 
 static pdckpt_status load_stdin(const pdckpt_load_options *opts, pdckpt_value **root,

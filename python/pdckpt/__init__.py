@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
+import io
 import os
 import re
 import stat
@@ -50,7 +51,7 @@ _SAVE_CONFIGS = {"format", "durable", "numpy_module", "skip_non_tensors", "use_b
                  "metadata", "safetensors", "pickle_layout"}
 _LOAD_CONFIGS = {"model_filename", "params_filename", "keep_name_table", "return_numpy",
                  "format", "names", "program", "mmap", "exact_dtypes", "verify", "allowed_globals",
-                 "reinterpret", "threads", "safetensors"}
+                 "reinterpret", "threads", "safetensors", "max_stream_bytes"}
 _NUMPY_MODULES = {"numpy.core": 0, "numpy._core": 1}
 _SAFETENSORS = ("safetensors", "safetensors-sharded")  # formats whose files carry __metadata__
 _METADATA = "__metadata__"
@@ -382,14 +383,51 @@ def _warn_dropped(dropped: list) -> None:
 
 # ---- load -------------------------------------------------------------------------------------
 
-def _memory_source(path: Any) -> bytes | None:
+def _memory_source(path: Any, max_stream: Any = None) -> bytes | None:
     if isinstance(path, bytes):
         return path
     if isinstance(path, (bytearray, memoryview)):
         return bytes(path)  # arrays will view these bytes: they must not change underneath
     if hasattr(path, "read"):
-        return _read_one(path)
+        return _read_one(path, _stream_cap(max_stream))
     return None
+
+
+def _stream_cap(value: Any) -> int:
+    """How much of an unseekable stream (a pipe, a socket) a load reads: ``max_stream_bytes``,
+    by default the machine's physical memory or 64 GiB, whichever is less.  Its size cannot be
+    known before it ends, and an endless producer must not make the load allocate without
+    bound."""
+    if value is None:
+        try:
+            phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            phys = 64 << 30
+        return min(phys, 64 << 30)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _errors.make(ArgumentError, None, f"max_stream_bytes must be an int >= 0, "
+                           f"not {value!r}")
+    return value
+
+
+def _read_unseekable(stream: Any, cap: int) -> Any:
+    """All of a stream that cannot seek, read in pieces up to `cap` bytes (one copy: BytesIO
+    hands over its buffer)."""
+    out = io.BytesIO()
+    while True:
+        chunk = stream.read(min(1 << 24, cap + 1 - out.tell()))
+        if not isinstance(chunk, bytes):
+            return chunk  # a text stream: the caller names the type
+        if not chunk:
+            return out.getvalue()
+        out.write(chunk)
+        if out.tell() > cap:
+            name = getattr(stream, "name", None)
+            shown = name if isinstance(name, str) else (f"<stream fd {name}>"
+                                                        if isinstance(name, int) else "<stream>")
+            raise _errors.make(LimitError, shown, f"expected at most {cap} bytes from a stream "
+                               f"that cannot seek (max_stream_bytes), read {out.tell()} before "
+                               "its end: not loaded")
 
 
 def _refuse_device(stream: Any) -> None:
@@ -409,14 +447,14 @@ def _refuse_device(stream: Any) -> None:
                            "device: not read (its reads are no checkpoint's and may never end)")
 
 
-def _read_one(stream: Any) -> bytes:
+def _read_one(stream: Any, cap: int) -> bytes:
     """The next object of a binary file object, as pickle.load takes it: the stream is left just
     after it (a pickle's STOP, a tensor or SelectedRows stream's last byte), so objects saved one
     after another load in turn.  Other formats (and unseekable streams) take the rest."""
     _refuse_device(stream)
     seekable = getattr(stream, "seekable", lambda: False)()
     start = stream.tell() if seekable else 0
-    data = stream.read()
+    data = stream.read() if seekable else _read_unseekable(stream, cap)
     if not isinstance(data, bytes):
         raise _errors.make(ArgumentTypeError, None, "pdckpt.load needs a binary file object "
                            f"(read() returned {type(data).__name__})")
@@ -457,7 +495,9 @@ def _jit_info(path: Any, cfg: dict) -> str | None:
     """The ``X.pdiparams.info`` paddle.load (2.x) reads to key a jit.save model's state dict by
     structured name: beside the parameters file a prefix or a directory with params_filename
     names (a directory without it: Paddle looks for "None.info", which is never there)."""
-    if _memory_source(path) is not None or cfg.get("format") is not None:
+    if isinstance(path, (bytes, bytearray, memoryview)) or hasattr(path, "read"):
+        return None  # bytes or a stream: no file beside it
+    if cfg.get("format") is not None:
         return None
     path = os.fsdecode(os.fspath(path))
     if os.path.isfile(path) or (os.path.isdir(path) and cfg.get("params_filename") is None):
@@ -499,7 +539,7 @@ def _open_tree(path: Any, cfg: dict, aligned: bool = False) -> Any:
                    allowed_globals=_allowed_globals(cfg.get("allowed_globals")),
                    reinterpret=_reinterpret_pairs(cfg.get("reinterpret")), aligned=aligned,
                    threads=_threads(cfg.get("threads")))
-    data = _memory_source(path)
+    data = _memory_source(path, cfg.get("max_stream_bytes"))
     if data is not None:  # immutable bytes: viewing them (no copy) cannot be hurt by anyone
         options["mmap"] = bool(cfg.get("mmap", True))
         return _native.load(data=data, program=cfg.get("program"), **options)
@@ -556,7 +596,7 @@ def load(path: Any, **configs: Any) -> Any:
     configs = _safetensors_config(configs)
     return_numpy = bool(configs.get("return_numpy", False))
     exact = bool(configs.get("exact_dtypes", False))
-    data = _memory_source(path)  # a file object: its next object only
+    data = _memory_source(path, configs.get("max_stream_bytes"))  # a stream: its next object
     dropin = not return_numpy and _paddle_available()
     tree = _open_tree(path if data is None else data, configs, aligned=dropin)
     fmt = tree.format

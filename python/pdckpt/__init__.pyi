@@ -43,6 +43,7 @@ class LoadConfigs(TypedDict):
     allowed_globals: NotRequired[list[str]]
     reinterpret: NotRequired[dict[str, str] | str | None]
     threads: NotRequired[int]
+    max_stream_bytes: NotRequired[int]
 
 def save(obj: Any, path: PathLike | _Writable, protocol: Literal[2, 3, 4] = 4,
          **configs: Unpack[SaveConfigs]) -> None: ...

@@ -140,6 +140,11 @@ uint64_t pdk_hash_seed(void);
 /* XXH3 of bytes[0..len), seeded by the process seed when h == 0, else chained from h (the hash
  * of the key's earlier parts).  Differs between processes: never persist or share it. */
 uint64_t pdk_table_hash(uint64_t h, const void *bytes, size_t len);
+/* FNV-1a, seed with 0: the same in every process, for hashes that are persisted (the sidecar's
+ * metadata hash, a long name's temporaries) or compared across ranks.  In-memory tables keyed by
+ * file bytes use pdk_table_hash (seeded per process) instead: this one's collisions can be chosen.
+ */
+uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len);
 
 /* ---- dtype table (dtype.c) ---- */
 

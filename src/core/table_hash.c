@@ -27,3 +27,10 @@ uint64_t pdk_hash_seed(void) {
 uint64_t pdk_table_hash(uint64_t h, const void *bytes, size_t len) {
     return XXH3_64bits_withSeed(bytes, len, h ? h : pdk_hash_seed());
 }
+
+uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
+    if (h == 0) h = UINT64_C(0xcbf29ce484222325);
+    const uint8_t *p = bytes;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+    return h;
+}

@@ -390,8 +390,12 @@ pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *op
     pdckpt_load_options po = *opts;
     po.format = PDCKPT_FORMAT_AUTO;
     pdckpt_program *p = NULL;
-    PDK_TRY(pdk_program_open(paths.program, &po, &p, err));
-    pdckpt_status st = check_params_present(&paths, p, err);
+    pdckpt_status   st = pdk_program_open(paths.program, &po, &p, err);
+    if (st != PDCKPT_OK && st != PDCKPT_ERR_NOMEM && pdk_is_directory(path))
+        pdk_error_suffix(err, "; the directory's variable files alone load with --format vars-dir "
+                              "(format=\"vars-dir\"), without the program");
+    if (st != PDCKPT_OK) return st;
+    st = check_params_present(&paths, p, err);
     if (st == PDCKPT_OK) st = pdk_inference_load_params(&paths, p, opts, out, err);
     pdk_program_free(p);
     return st;
@@ -399,10 +403,12 @@ pdckpt_status pdk_inference_load(const char *path, const pdckpt_load_options *op
 
 /* ---- the `inference` directory format ---- */
 
-/* Evidence: a program is here.  It outranks vars-dir (LIKELY) when it names every file it needs;
- * a program whose files are partly missing leaves the directory to vars-dir (which lists what is
- * there); a program alone, or one that does not parse, still claims the directory so that the
- * load reports what is wrong with it. */
+/* Evidence: a program is here.  It outranks vars-dir (LIKELY) when it names every file it needs,
+ * and when it does not parse: paddle.load of such a directory fails on the program ("Failed to
+ * parse program_desc"), so the load reports it at its offset rather than listing the files as a
+ * vars-dir silently.  A program whose files are partly missing leaves the directory to vars-dir
+ * (which lists what is there); a program alone still claims the directory so that the load says
+ * its parameters are missing. */
 static int inference_sniff_dir(const char *path) {
     pdckpt_error           scratch = PDCKPT_ERROR_INIT;
     pdckpt_inference_paths paths;
@@ -410,7 +416,7 @@ static int inference_sniff_dir(const char *path) {
     pdckpt_load_options opts = PDCKPT_LOAD_OPTIONS_INIT;
     pdckpt_program     *p = NULL;
     if (pdk_program_open(paths.program, &opts, &p, &scratch) != PDCKPT_OK)
-        return PDK_SNIFF_WEAK + 1;
+        return PDK_SNIFF_LIKELY + 10;
     size_t present = 0;
     int    dfd = paths.params[0] ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
     for (size_t i = 0; dfd >= 0 && i < p->n_persistables; i++)

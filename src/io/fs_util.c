@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,14 +33,33 @@ static void split_path(const char *path, char *dir, size_t dir_cap, const char *
     }
 }
 
+/* Room a temporary's name takes beyond its stem: ".<stem>.pdckpt-tmp-<pid>-<16 hex>" (a pid of
+ * up to 10 digits; ".pdckpt-dist-<16 hex>" is shorter). */
+enum { TEMP_TAG_ROOM = 1 + 12 + 10 + 1 + 16, TEMP_STEM_MAX = NAME_MAX - TEMP_TAG_ROOM };
+
+size_t pdk_temp_stem(const char *base, size_t base_len, char *out) {
+    if (base_len <= TEMP_STEM_MAX) {
+        memcpy(out, base, base_len);
+        out[base_len] = '\0';
+        return base_len;
+    }
+    /* Too long for a temporary beside it: its first bytes, '~' and the FNV-1a of the whole name,
+     * still one name's stem, so a sweep for `base` knows its own and no other name's. */
+    size_t keep = TEMP_STEM_MAX - 17;
+    memcpy(out, base, keep);
+    snprintf(out + keep, 18, "~%016llx", (unsigned long long)pdk_hash_bytes(0, base, base_len));
+    return TEMP_STEM_MAX;
+}
+
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err) {
-    char        dir[PATH_MAX];
+    char        dir[PATH_MAX], stem[NAME_MAX + 1];
     const char *base;
     split_path(path, dir, sizeof dir, &base);
     if (*base == '\0')
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "expected a file name, found none");
+    pdk_temp_stem(base, strlen(base), stem);
     uint64_t nonce = pdk_random_u64();
-    int      n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, base, (long)getpid(),
+    int      n = snprintf(out, cap, "%s/.%s.pdckpt-tmp-%ld-%016llx", dir, stem, (long)getpid(),
                           (unsigned long long)nonce);
     if (n < 0 || (size_t)n >= cap)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long for a temporary name");
@@ -68,24 +86,55 @@ pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err)
     return PDCKPT_OK;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
+/* Removes the entry `name` of the directory open as `dfd`, a directory's contents first, by
+ * descriptors only: each level is opened relative to its parent with O_NOFOLLOW, so a component
+ * someone swaps for a symbolic link mid-walk makes that open fail instead of leading the walk
+ * elsewhere (nftw opens subdirectories by their full path).  Deeper than `depth` levels is left. */
+static void remove_at(int dfd, const char *name, int depth) {
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlinkat(dfd, name, 0);
+        return;
+    }
+    if (depth <= 0) return;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return;
+    struct stat now;
+    DIR        *d = fstat(fd, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino
+                        ? fdopendir(fd)
+                        : NULL;
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            remove_at(fd, de->d_name, depth - 1);
+    closedir(d);
+    unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+/* How deep a temporary directory is emptied: a save's own are two levels deep. */
+enum { REMOVE_TREE_DEPTH = 64 };
+
+void pdk_remove_tree_at(int dfd, const char *name) {
+    remove_at(dfd, name, REMOVE_TREE_DEPTH);
 }
 
 void pdk_remove_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (!S_ISDIR(st.st_mode)) {
-        unlink(path);
-        return;
-    }
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    char        dir[PATH_MAX];
+    const char *base;
+    size_t      base_len;
+    pdk_split_path(path, dir, sizeof dir, &base, &base_len);
+    char name[NAME_MAX + 1];
+    if (base_len == 0 || base_len > NAME_MAX) return;
+    snprintf(name, sizeof name, "%.*s", (int)base_len, base);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return;
+    pdk_remove_tree_at(dfd, name);
+    close(dfd);
 }
 
 bool pdk_is_directory(const char *path) {
@@ -152,7 +201,12 @@ static long tag_pid(const char *tag) {
  * ".<base>.<suffix>.pdckpt-tmp-<pid>-<hex>" (a suffix without a dot: "pdkidx", "xxh3"); 0 when
  * the name is neither. */
 static long temp_owner(const char *entry, const char *base) {
+    char   stem[NAME_MAX + 1];
     size_t n = strlen(base);
+    if (n > TEMP_STEM_MAX) { /* a long name's temporaries carry its stem */
+        n = pdk_temp_stem(base, n, stem);
+        base = stem;
+    }
     if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
     const char *rest = entry + 1 + n;
     long        pid = tag_pid(rest);
@@ -206,9 +260,7 @@ void pdk_remove_stale_temps(const char *path) {
         /* Only temps whose writer is gone: a live writer (or an unrelated process that reuses
          * the pid) keeps its file.  Temps from other hosts cannot be told apart; they stay. */
         if (pid <= 0 || pid == (long)getpid() || pid_runs(pid)) continue;
-        char full[PATH_MAX];
-        if (snprintf(full, sizeof full, "%s/%s", dir, de->d_name) < (int)sizeof full)
-            pdk_remove_tree(full);
+        pdk_remove_tree_at(dirfd(d), de->d_name);
     }
     closedir(d);
 }
@@ -281,9 +333,10 @@ pdckpt_status pdk_temp_path_tagged(const char *path, uint64_t tag, char *out, si
     char        dir[PATH_MAX];
     const char *base;
     size_t      base_len;
+    char        stem[NAME_MAX + 1];
     pdk_split_path(path, dir, sizeof dir, &base, &base_len);
-    int n = snprintf(out, cap, "%s/.%.*s.pdckpt-dist-%016llx", dir, (int)base_len, base,
-                     (unsigned long long)tag);
+    pdk_temp_stem(base, base_len, stem);
+    int n = snprintf(out, cap, "%s/.%s.pdckpt-dist-%016llx", dir, stem, (unsigned long long)tag);
     if (n < 0 || (size_t)n >= cap)
         return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
     return PDCKPT_OK;
@@ -368,8 +421,10 @@ static bool live_writer(const char *name) {
 void pdk_sweep_temps(const char *dir, const char *base) {
     DIR *d = opendir(dir);
     if (!d) return;
-    char needle[512] = "", full[PATH_MAX + 256];
-    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", base);
+    char needle[512] = "";
+    char stem[NAME_MAX + 1];
+    if (base) pdk_temp_stem(base, strlen(base), stem);
+    if (base) snprintf(needle, sizeof needle, ".%s.pdckpt-", stem);
     size_t         nl = strlen(needle);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -377,7 +432,7 @@ void pdk_sweep_temps(const char *dir, const char *base) {
         if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
         if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
         if (live_writer(n)) continue; /* not debris: its save is still running */
-        if (snprintf(full, sizeof full, "%s/%s", dir, n) < (int)sizeof full) pdk_remove_tree(full);
+        pdk_remove_tree_at(dirfd(d), n);
     }
     closedir(d);
 }

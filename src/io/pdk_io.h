@@ -217,7 +217,11 @@ void pdk_dirtx_abort(pdk_dirtx *tx);
 
 /* ---- filesystem helpers (fs_util.c) ---- */
 
-/* Writes a unique temp path ".<base>.pdckpt-tmp-<pid>-<hex>" beside `path` into `out`. */
+/* The stem of the temporaries of the file named base[0..base_len) into `out` (NAME_MAX + 1
+ * bytes), returning its length: the name itself, or when a temporary's name would not fit
+ * NAME_MAX, its first bytes, '~' and the FNV-1a of the whole name in 16 hex digits. */
+size_t pdk_temp_stem(const char *base, size_t base_len, char *out);
+/* Writes a unique temp path ".<stem>.pdckpt-tmp-<pid>-<hex>" beside `path` into `out`. */
 pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdckpt_error *err);
 /* fsyncs the directory that contains `path` (or `path` itself when is_dir). */
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
@@ -235,8 +239,11 @@ bool pdk_read_head_nofollow(const char *path, void *buf, size_t len);
  * stamp is no secret; without this rule anyone who may create files beside a checkpoint (a
  * sticky /tmp, a shared group directory) could plant one.  ACLs are not consulted. */
 bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *file, bool groups);
-/* rm -rf that never follows symlinks. */
+/* rm -rf that never follows symlinks, walking by directory descriptors (openat with O_NOFOLLOW,
+ * unlinkat): a component swapped for a link mid-walk cannot lead it out of the tree.  The _at
+ * form removes the entry `name` of the directory open as `dfd`. */
 void pdk_remove_tree(const char *path);
+void pdk_remove_tree_at(int dfd, const char *name);
 bool pdk_is_directory(const char *path);
 bool pdk_is_file(const char *path); /* a regular file (after links) */
 bool pdk_ends_with(const char *s, const char *suffix);

@@ -97,8 +97,12 @@ def test_a_variable_name_with_a_nul_in_a_program_is_refused(tmp_path):
     proc = run_cli("ls", d / "__model__", check=1)
     assert f"offset {at}: VarDesc.name" in proc.stderr, proc.stderr
     assert "without a NUL byte" in proc.stderr
-    # the directory: the program does not parse, so its files are listed by their own names
-    assert sorted(pdckpt.load(d, return_numpy=True)) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
+    # the directory: its program's error (as paddle.load fails on it); the variable files alone,
+    # asked for, by their own names
+    with pytest.raises(pdckpt.FormatError, match=f"offset {at}: VarDesc.name"):
+        pdckpt.load(d, return_numpy=True)
+    got = pdckpt.load(d, return_numpy=True, format="vars-dir")
+    assert sorted(got) == ["fc_0", "fc_0.b_0", "fc_0.w_0"]
 
 
 def _small_address_space():
@@ -168,3 +172,81 @@ def test_a_sharded_index_others_may_write_is_not_trusted(tmp_path):
         os.chmod(side, 0o644)
         os.chown(side, 65534, 65534)
         np.testing.assert_array_equal(pdckpt.load(str(ck), return_numpy=True)["w"], 1.0)
+
+
+def test_an_endless_stream_is_read_up_to_a_bound(tmp_path):
+    """A stream that cannot seek (a pipe, a socket) is read whole -- its size is not known
+    before it ends -- so an endless producer made pdckpt.load allocate without bound (and the
+    CLI's `ls -` up to 64 GiB).  It now stops at max_stream_bytes (default: physical memory or
+    64 GiB, the less) with a LimitError naming the stream and the bytes read; a stream within
+    the bound loads as before."""
+    import threading
+    r, w = os.pipe()
+
+    def produce():
+        try:
+            while True:
+                os.write(w, b"\0" * 65536)
+        except OSError:
+            pass  # the reader closed
+        finally:
+            os.close(w)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    with open(r, "rb") as stream, pytest.raises(pdckpt.LimitError) as e:
+        pdckpt.load(stream, max_stream_bytes=4 << 20)
+    t.join(10)
+    assert "<stream fd" in str(e.value) and str(4 << 20) in str(e.value), e.value
+    assert f"read {(4 << 20) + 1} " in str(e.value), e.value
+    ok = tmp_path / "ok.pdparams"
+    pdckpt.save({"w": np.arange(3, dtype=np.float32)}, ok)
+    proc = subprocess.run([sys.executable, "-c", "import sys, pdckpt; print(pdckpt.load("
+                           "sys.stdin.buffer, return_numpy=True)['w'].tolist())"],
+                          input=ok.read_bytes(), capture_output=True,
+                          timeout=60)
+    assert proc.stdout.strip() == b"[0.0, 1.0, 2.0]", proc.stderr
+
+
+def test_an_endless_standard_input_stops_with_the_bytes_read():
+    """`pdckpt ls -` fed by `yes` under a 1 GiB address space: the error names standard input and
+    how many bytes were read (it said "at most 64 GiB ... (or memory ran out)", no count)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run([str(PDCKPT_BIN), "ls", "-"], stdin=yes.stdout, capture_output=True,
+                              text=True, timeout=120, preexec_fn=limit)
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+    assert proc.returncode != 0
+    assert "<stdin>" in proc.stderr and "memory ran out after" in proc.stderr, proc.stderr
+    read = int(proc.stderr.split("memory ran out after ")[1].split()[0])
+    assert (64 << 20) < read < (1 << 30), proc.stderr
+
+
+def test_a_directory_whose_program_does_not_parse_is_not_a_vars_dir_silently(tmp_path):
+    """The real fit_a_line directory (__model__ + a file per variable) with its __model__ broken
+    at byte 5 loaded, listed and verified OK as a vars-dir of its files: the broken program was
+    never reported.  paddle.load fails on such a directory (it parses __model__ first), so
+    pdckpt now reports the program's error at its offset, with how to read the variable files
+    alone (format="vars-dir", as fluid.io.load_persistables, which never reads __model__)."""
+    d = tmp_path / "fal"
+    shutil.copytree(FIXTURES / "fit_a_line-sepfiles-2019-05", d)
+    model = bytearray((d / "__model__").read_bytes())
+    model[5:40] = b"\xff" * 35
+    (d / "__model__").write_bytes(bytes(model))
+    with pytest.raises(Exception):
+        paddle.load(str(d))  # Paddle: "Failed to parse program_desc"
+    for cmd in ("ls", "verify"):
+        proc = run_cli(cmd, d, check=1)
+        assert "__model__: offset 5:" in proc.stderr and "--format vars-dir" in proc.stderr, \
+            proc.stderr
+    with pytest.raises(pdckpt.FormatError, match=r"__model__: offset 5: .*format=\"vars-dir\""):
+        pdckpt.load(d, return_numpy=True)
+    got = pdckpt.load(d, return_numpy=True, format="vars-dir")
+    assert sorted(got) == ["fc_0.b_0", "fc_0.w_0"]
+    run_cli("verify", "--format", "vars-dir", d, check=0)

@@ -175,3 +175,73 @@ def test_a_structured_dtype_is_not_written_back(tmp_path):
     proc = run_cli("convert", src, out, check=1)
     assert "structured or subarray dtype" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def _dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_a_directory_swapped_for_a_link_mid_sweep_does_not_lead_the_sweep_out(tmp_path):
+    """A dead writer's temporary directory, planted with ten subdirectories; at the sweep's first
+    removal (tests/crash/swap_on_unlink.c) the temporary is swapped for a link to a directory
+    of the same shape outside.  nftw holds its directories open, but its callback removed each
+    entry by its full path, through the link: every outside file and directory went.  The walk
+    by descriptors empties the directory it opened and nothing else."""
+    from conftest import BUILD
+    shim = BUILD / "tests" / "libpdckpt_swap_on_unlink.so"
+    assert shim.exists(), f"build first: {shim}"
+    ck, outside = tmp_path / "ck", tmp_path / "outside"
+    ck.mkdir()
+    src = tmp_path / "src.pkl"
+    pdckpt.save({"w": np.arange(4, dtype=np.float32)}, src)
+    temp = ck / f".m.pdparams.pdckpt-tmp-{_dead_pid()}-0123456789abcdef"
+    for i in range(10):
+        (temp / f"d{i}").mkdir(parents=True)
+        (temp / f"d{i}" / "trigger").write_bytes(b"debris")
+        (outside / f"d{i}").mkdir(parents=True)
+        (outside / f"d{i}" / "trigger").write_bytes(b"someone else's")
+    env = dict(os.environ, LD_PRELOAD=str(shim), PDCKPT_SWAP_FROM=str(temp),
+               PDCKPT_SWAP_LINK=str(outside))
+    proc = subprocess.run([str(PDCKPT_BIN), "convert", str(src), str(ck / "m.pdparams")],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.islink(temp)  # the swap happened
+    victims = sorted(p.relative_to(outside).as_posix() for p in outside.rglob("*"))
+    assert victims == sorted([f"d{i}" for i in range(10)] + [f"d{i}/trigger" for i in range(10)])
+    assert list(ck.glob(".m.pdparams.pdckpt-tmp-*.real/*")) == []  # what it opened is emptied
+
+
+def test_a_name_of_255_bytes_saves_and_its_killed_saves_temporary_is_swept(tmp_path):
+    """The temporary ".<name>.pdckpt-tmp-<pid>-<hex>" is 37+ bytes longer than the name, so a
+    name within that of NAME_MAX could not be saved ("create temporary file: File name too
+    long").  Such a name's temporaries carry a stem of its first bytes and a hash of the whole:
+    the save works, a killed save's temporary is swept by the next, and a look-alike temporary
+    of another long name (same first bytes) and the other files stay."""
+    from test_crash_consistency import SAVER
+    from test_crash_shim import SHIM
+    name = "m" * 246 + ".pdparams"
+    assert len(name) == 255
+    target = tmp_path / name
+    pdckpt.save({"w": np.arange(3, dtype=np.float32)}, target)
+    assert pdckpt.load(target, return_numpy=True)["w"].tolist() == [0, 1, 2]
+    env = dict(os.environ, LD_PRELOAD=str(SHIM), PDCKPT_SHIM_DIR=str(tmp_path / "shadow"),
+               PDCKPT_CRASH_AT="1")
+    (tmp_path / "shadow").mkdir()
+    proc = subprocess.run([str(SAVER), "pdparams", str(target), "B"], env=env,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr  # killed mid-save by the shim
+    debris = [n for n in os.listdir(tmp_path) if ".pdckpt-tmp-" in n]
+    assert len(debris) == 1 and len(debris[0]) <= 255, debris
+    other_long = "m" * 246 + ".pdopt"  # the same first bytes, another name
+    pdckpt.save({"x": np.zeros(1, np.float32)}, tmp_path / other_long)
+    pid = debris[0].split(".pdckpt-tmp-")[1].split("-")[0]
+    lookalike = ".{}.pdckpt-tmp-{}-0123456789abcdef".format(
+        debris[0][1:].split(".pdckpt-tmp-")[0][:-16] + "0" * 16, pid)
+    (tmp_path / lookalike).write_bytes(b"not ours")
+    before = sorted(os.listdir(tmp_path))
+    pdckpt.save({"w": np.ones(2, np.float32)}, target)
+    after = sorted(os.listdir(tmp_path))
+    assert after == sorted(set(before) - {debris[0]}), (before, after)
+    assert pdckpt.load(target, return_numpy=True)["w"].tolist() == [1, 1]

@@ -151,13 +151,6 @@ pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what) {
     return PDCKPT_OK;
 }
 
-uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len) {
-    if (h == 0) h = UINT64_C(0xcbf29ce484222325);
-    const uint8_t *p = bytes;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-    return h;
-}
-
 static pdckpt_status read_fd(int fd, const char *path, size_t size, uint8_t *dst,
                              pdckpt_error *err) {
     size_t done = 0;

@@ -50,11 +50,6 @@ pdckpt_status pdk_rd_str(pdk_rd *r, const char **s, size_t *len, const char *wha
 /* The same, copied and NUL-terminated (free with free()). */
 pdckpt_status pdk_rd_strdup(pdk_rd *r, char **s, const char *what);
 
-/* FNV-1a, seed with 0: the same in every process, for hashes that are persisted (the sidecar's
- * metadata hash) or compared across ranks.  In-memory tables keyed by file bytes use
- * pdk_table_hash (seeded per process) instead: this one's collisions can be chosen. */
-uint64_t pdk_hash_bytes(uint64_t h, const void *bytes, size_t len);
-
 /* A bump allocator for big short-lived trees (the metadata a save builds): millions of small
  * values cost one pointer bump each and are released together, never one by one. */
 typedef struct pdk_arena {
