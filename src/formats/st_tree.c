@@ -88,11 +88,6 @@ static pdckpt_status encode_at(enc *e, const pdckpt_value *child, const char *st
         return pdk_fail(e->err, PDCKPT_ERR_UNSUPPORTED, e->out->name, -1,
                         "expected a tensor path shorter than %zu bytes at '%.64s...'",
                         sizeof e->path, e->path);
-    if (memchr(step, '\0', step_len)) /* the file's names are C strings: "w\0x" would be "w" */
-        return pdk_fail(e->err, PDCKPT_ERR_ARGUMENT, NULL, -1,
-                        "expected tensor names without a NUL byte, found the key '%s%s%s' "
-                        "followed by one (the file would name the tensor by the part before it)",
-                        e->path, sep ? "." : "", step);
     if (sep) e->path[old] = '.';
     memcpy(e->path + old + sep, step, step_len);
     e->path[old + sep + step_len] = '\0';
