@@ -197,12 +197,15 @@ static long tag_pid(const char *tag) {
     return *end == '-' && pid > 0 ? pid : 0;
 }
 
-/* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>", or out of a sidecar's temporary
- * ".<base>.<suffix>.pdckpt-tmp-<pid>-<hex>" (a suffix without a dot: "pdkidx", "xxh3"); 0 when
- * the name is neither. */
+/* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>", or out of a temporary of one of its
+ * sidecars ".<base>.pdkidx.pdckpt-tmp-<pid>-<hex>" (the same for .xxh3); 0 when the name is
+ * neither.  Only those suffixes: ".<base>.<any>.pdckpt-tmp-" is also a temporary of the file
+ * "<base>.<any>" (saving "m" swept "m.pdparams"'s), which this save does not write. */
 static long temp_owner(const char *entry, const char *base) {
-    char   stem[NAME_MAX + 1];
-    size_t n = strlen(base);
+    /* the lazy-open index (PDK_NAME_INDEX, src/formats/pdk_format.h) and the checksum sidecar */
+    static const char *const sidecars[] = {".pdkidx", PDCKPT_CHECKSUM_SUFFIX};
+    char                     stem[NAME_MAX + 1];
+    size_t                   n = strlen(base);
     if (n > TEMP_STEM_MAX) { /* a long name's temporaries carry its stem */
         n = pdk_temp_stem(base, n, stem);
         base = stem;
@@ -210,9 +213,11 @@ static long temp_owner(const char *entry, const char *base) {
     if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
     const char *rest = entry + 1 + n;
     long        pid = tag_pid(rest);
-    if (pid || rest[0] != '.') return pid;
-    const char *dot = strchr(rest + 1, '.');
-    return dot && dot > rest + 1 ? tag_pid(dot) : 0;
+    for (size_t i = 0; !pid && i < sizeof sidecars / sizeof *sidecars; i++) {
+        size_t k = strlen(sidecars[i]);
+        if (strncmp(rest, sidecars[i], k) == 0) pid = tag_pid(rest + k);
+    }
+    return pid;
 }
 
 /* Whether process `pid` still runs.  A zombie does not: a writer killed with SIGKILL whose parent

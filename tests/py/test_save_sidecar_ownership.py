@@ -157,3 +157,18 @@ def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
         assert not beside.exists()
     finally:
         zombie.wait()
+
+
+def test_a_save_sweeps_no_temporary_of_a_longer_named_file(tmp_path):
+    """A save of "m" swept ".m.pdparams.pdckpt-tmp-<pid>-..." (the sidecar rule read any
+    ".<file>.<suffix>.pdckpt-tmp-" as its own): that is the temporary of "m.pdparams", a file this
+    save does not write, perhaps by a writer whose pid this host cannot see (a container, NFS)."""
+    pid = dead_pid()
+    other = [tmp_path / f".m.pdparams.pdckpt-tmp-{pid}-0123456789abcdef",
+             tmp_path / f".m.old.pdckpt-tmp-{pid}-0123456789abcdef"]
+    own = tmp_path / f".m.pdkidx.pdckpt-tmp-{pid}-0123456789abcdef"
+    for d in other + [own]:
+        d.write_bytes(b"half a file")
+    pdckpt.save(state(), tmp_path / "m", format="pickle")
+    assert all(d.exists() for d in other)
+    assert not own.exists()
