@@ -28,7 +28,7 @@ typedef struct enc {
     pdk_sink      *out;
     pdk_flat_list *flat;
     char           path[4096];
-    const char    *cut; /* a key on the path with a NUL inside, which would cut a tensor's name */
+    bool           cut; /* a key on the path holds a NUL, which would cut a tensor's name */
     pdckpt_error  *err;
 } enc;
 
@@ -91,8 +91,8 @@ static pdckpt_status encode_at(enc *e, const pdckpt_value *child, const char *st
     if (sep) e->path[old] = '.';
     memcpy(e->path + old + sep, step, step_len);
     e->path[old + sep + step_len] = '\0';
-    const char *cut = e->cut;
-    if (!cut && memchr(step, '\0', step_len)) e->cut = step;
+    bool cut = e->cut;
+    e->cut = cut || memchr(step, '\0', step_len);
     pdckpt_status st = encode(e, child, depth + 1);
     e->path[old] = '\0';
     e->cut = cut;
@@ -157,7 +157,8 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
     pdk_flat_list     *fl = e->flat;
     pdckpt_tensor_view t; /* its name alone */
     pdckpt_tensor_get_memory(v, &t, NULL);
-    if (e->cut) return pdk_flat_nul_in_name(e->err, e->out->name, "", e->cut);
+    if (e->cut) /* the path as a C string: up to the NUL ("a.w" of "a" / "w\0x") */
+        return pdk_flat_nul_in_name(e->err, e->out->name, "", e->path);
     PDK_TRY(pdk_grow(fl->alloc, (void **)&fl->entries, &fl->cap, fl->len + 1, sizeof *fl->entries,
                      e->err));
     char *copy = pdk_strndup(fl->alloc, e->path, strlen(e->path));

@@ -245,3 +245,17 @@ def test_a_name_of_255_bytes_saves_and_its_killed_saves_temporary_is_swept(tmp_p
     after = sorted(os.listdir(tmp_path))
     assert after == sorted(set(before) - {debris[0]}), (before, after)
     assert pdckpt.load(target, return_numpy=True)["w"].tolist() == [1, 1]
+
+
+def test_a_key_with_a_nul_is_refused_where_safetensors_keeps_the_tree(tmp_path):
+    """The tree kept in safetensors metadata (nesting, non-tensor leaves, a pickle's plain root)
+    named its tensors by the path cut at the NUL ("a.w\\0x" stored as "a.w"): refused as the flat
+    path refuses it."""
+    tree = {"a": {"w\0x": np.ones(2, np.float32)}, "n": 1}
+    with pytest.raises(pdckpt.ArgumentError, match="without a NUL byte.*'a.w'"):
+        pdckpt.save(tree, tmp_path / "t.safetensors")
+    src = tmp_path / "plain.pkl"  # a pickle's root without a name table: the tree path
+    src.write_bytes(pickle.dumps({"w\0x": np.ones(2, np.float32), "v": np.zeros(2)}, protocol=4))
+    proc = run_cli("convert", src, tmp_path / "out.safetensors", check=1)
+    assert "without a NUL byte" in proc.stderr and "'w'" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.pkl"]
