@@ -28,7 +28,8 @@ typedef struct enc {
     pdk_sink      *out;
     pdk_flat_list *flat;
     char           path[4096];
-    bool           cut; /* a key on the path holds a NUL, which would cut a tensor's name */
+    size_t         path_len; /* a key with a NUL inside makes strlen(path) shorter */
+    bool           cut;      /* a key on the path holds a NUL, which would cut a tensor's name */
     pdckpt_error  *err;
 } enc;
 
@@ -83,17 +84,19 @@ static pdckpt_status encode(enc *e, const pdckpt_value *v, int depth);
 /* Encodes `child` with ".step" appended to the tensor path. */
 static pdckpt_status encode_at(enc *e, const pdckpt_value *child, const char *step, size_t step_len,
                                int depth) {
-    size_t old = strlen(e->path), sep = old ? 1 : 0;
+    size_t old = e->path_len, sep = old ? 1 : 0;
     if (old + sep + step_len >= sizeof e->path)
         return pdk_fail(e->err, PDCKPT_ERR_UNSUPPORTED, e->out->name, -1,
                         "expected a tensor path shorter than %zu bytes at '%.64s...'",
                         sizeof e->path, e->path);
     if (sep) e->path[old] = '.';
     memcpy(e->path + old + sep, step, step_len);
-    e->path[old + sep + step_len] = '\0';
+    e->path_len = old + sep + step_len;
+    e->path[e->path_len] = '\0';
     bool cut = e->cut;
     e->cut = cut || memchr(step, '\0', step_len);
     pdckpt_status st = encode(e, child, depth + 1);
+    e->path_len = old;
     e->path[old] = '\0';
     e->cut = cut;
     return st;
@@ -161,12 +164,12 @@ static pdckpt_status encode_tensor(enc *e, const pdckpt_value *v) {
         return pdk_flat_nul_in_name(e->err, e->out->name, "", e->path);
     PDK_TRY(pdk_grow(fl->alloc, (void **)&fl->entries, &fl->cap, fl->len + 1, sizeof *fl->entries,
                      e->err));
-    char *copy = pdk_strndup(fl->alloc, e->path, strlen(e->path));
+    char *copy = pdk_strndup(fl->alloc, e->path, e->path_len);
     if (!copy) return pdk_fail_nomem(e->err, "tensor name");
     fl->entries[fl->len].name = copy;
     fl->entries[fl->len++].tensor = v;
     PDK_TRY(put(e, "{\"t\":"));
-    PDK_TRY(pdk_json_write_string(e->out, e->path, strlen(e->path), e->err));
+    PDK_TRY(pdk_json_write_string(e->out, e->path, e->path_len, e->err));
     if (t.name) {
         PDK_TRY(put(e, ",\"n\":"));
         PDK_TRY(pdk_json_write_string(e->out, t.name, strlen(t.name), e->err));
