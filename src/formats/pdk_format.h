@@ -24,9 +24,8 @@
 #define PDK_NAME_INFO_1X   "__variables.info__" /* the info beside 1.x jit.save's __variables__ */
 #define PDK_NAME_PDPARAMS  ".pdparams"          /* pickled parameters (pickle_format.c) */
 #define PDK_NAME_PDOPT     ".pdopt"             /* pickled optimizer state (pickle_format.c) */
-/* pdckpt's own index beside a file it saved: a pickle's lazy-open index (pickle_index.c) and a
- * sharded checkpoint's "<id>.pdkidx" (dist_meta_index.c) */
-#define PDK_NAME_INDEX ".pdkidx"
+/* PDK_NAME_INDEX, pdckpt's own index beside a file it saved, is in ../io/pdk_io.h: the sweep of
+ * dead saves' temporaries (fs_util.c) recognises its temporaries too. */
 
 /* Evidence scores returned by sniff: 0 = not this format. */
 enum { PDK_SNIFF_NO = 0, PDK_SNIFF_WEAK = 10, PDK_SNIFF_LIKELY = 50, PDK_SNIFF_CERTAIN = 100 };

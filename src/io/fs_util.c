@@ -202,8 +202,8 @@ static long tag_pid(const char *tag) {
  * neither.  Only those suffixes: ".<base>.<any>.pdckpt-tmp-" is also a temporary of the file
  * "<base>.<any>" (saving "m" swept "m.pdparams"'s), which this save does not write. */
 static long temp_owner(const char *entry, const char *base) {
-    /* the lazy-open index (PDK_NAME_INDEX, src/formats/pdk_format.h) and the checksum sidecar */
-    static const char *const sidecars[] = {".pdkidx", PDCKPT_CHECKSUM_SUFFIX};
+    /* the lazy-open index and the checksum sidecar */
+    static const char *const sidecars[] = {PDK_NAME_INDEX, PDCKPT_CHECKSUM_SUFFIX};
     char                     stem[NAME_MAX + 1];
     size_t                   n = strlen(base);
     if (n > TEMP_STEM_MAX) { /* a long name's temporaries carry its stem */

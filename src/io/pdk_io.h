@@ -73,6 +73,10 @@ pdckpt_status pdk_input_open_load_at(int dirfd, const char *rel, const char *sho
  * the host: then large reads are faulted in with 4 KiB pages, not huge ones (input.c). */
 bool pdk_free_pages_reported(const char *devices);
 
+/* pdckpt's own index beside a file it saved: a pickle's lazy-open index (pickle_index.c) and a
+ * sharded checkpoint's "<id>.pdkidx" (dist_meta_index.c) */
+#define PDK_NAME_INDEX ".pdkidx"
+
 /* ---- cold reads with O_DIRECT (cold_read.c) ---- */
 
 /* Files from this size on may be read with O_DIRECT when cold; buffer and offsets align to
