@@ -424,7 +424,8 @@ def job4(out_dir):
 
 def job_empty(out_dir):
     """2 ranks: an empty piece on rank 0 ("e": its one row is rank 1's) before two replicated
-    tensors, saved by Paddle's save_state_dict and by pdckpt's."""
+    tensors, then rows, columns, a replicated dist tensor and flattened runs, in another key
+    order on rank 1 ("e" last), saved by Paddle's save_state_dict and by pdckpt's."""
     import paddle
     import paddle.distributed as dist
     from paddle.distributed.flex_checkpoint.dcp.sharded_weight import ShardedWeight
@@ -437,8 +438,19 @@ def job_empty(out_dir):
     row = paddle.to_tensor(np.arange(4, dtype="float32").reshape(1, 4))
     e = (ShardedWeight("e", paddle.zeros([0, 4], "float32"), (0, 4), (1, 4), (1, 0)) if rank == 0
          else ShardedWeight("e", row, (1, 4), (1, 4), (0, 0)))
+    mesh = dist.ProcessMesh([0, 1])
+    grid = paddle.to_tensor(np.arange(56, dtype="float32").reshape(7, 8))
+    lo, hi = ((0, 18), (18, 35))[rank]
+    run = paddle.to_tensor(np.arange(lo, hi, dtype="float32"))
     state = {"e": e, "r": paddle.arange(3, dtype="float32"),
-             "r2": paddle.arange(2, dtype="float32") + 5}
+             "r2": paddle.arange(2, dtype="float32") + 5,
+             "rows": dist.shard_tensor(grid, mesh, [dist.Shard(0)]),
+             "cols": dist.shard_tensor(grid, mesh, [dist.Shard(1)]),
+             "rep": dist.shard_tensor(grid, mesh, [dist.Replicate()]),
+             "f": ShardedWeight("f", run, (5, 7), (5, 7), (0, 0), is_flattened=True,
+                                flattened_range=slice(lo, hi))}
+    if rank == 1:
+        state = {k: state[k] for k in ("cols", "r", "f", "rows", "r2", "rep", "e")}
     dist.save_state_dict(state, os.path.join(out_dir, "paddle_empty"))
     dist.barrier()
     pd.save_state_dict(state, os.path.join(out_dir, "pdckpt_empty"))

@@ -465,12 +465,19 @@ def test_mpi_save_of_flattened_runs_paddle_reads(tmp_path, paddle_np):
     assert paddle_full_load(paddle, ck, full) == {k: v.tobytes() for k, v in full.items()}
 
 
-def test_replicated_pieces_after_an_empty_one_go_where_paddle_puts_them(tmp_path):
+@pytest.fixture(scope="module")
+def empty_job(tmp_path_factory):
+    out = tmp_path_factory.mktemp("paddle_empty")
+    launch(out, 2, "job_empty")
+    return out
+
+
+def test_replicated_pieces_after_an_empty_one_go_where_paddle_puts_them(empty_job):
     """Paddle's balanced_dedup_key_in_dict counts the empty piece rank 0 holds in its file's
     load, so the replicated "r" that follows goes to 1_0.distcp; pdckpt stores no empty piece but
     counts it the same way (it put "r" in 0_0.distcp), so every stored piece is where Paddle's
     save puts it."""
-    launch(tmp_path, 2, "job_empty")
+    tmp_path = empty_job
 
     def placed(ck):
         return {t["key"]: [(p["offset"], p["shape"], p["file"]) for p in t["pieces"]
@@ -481,6 +488,47 @@ def test_replicated_pieces_after_an_empty_one_go_where_paddle_puts_them(tmp_path
     assert placed(tmp_path / "pdckpt_empty") == paddle
     e = next(t for t in ls_json(tmp_path / "pdckpt_empty")["tensors"] if t["key"] == "e")
     assert [p["shape"] for p in e["pieces"]] == [[1, 4]]  # the empty piece is not stored
+
+
+def _metadata(ck):
+    import pickle
+
+    import paddle  # noqa: F401  (its Metadata classes unpickle the file)
+
+    with open(ck / "0.metadata", "rb") as f:
+        return pickle.load(f)
+
+
+def _holds(index_or_meta):
+    m = index_or_meta
+    run = m.flattened_range
+    return 0 not in m.local_shape and (not m.is_flattened or run[0] < run[1])
+
+
+def test_metadata_is_paddles_in_content_and_order(empty_job, paddle_np):
+    """The whole Metadata pdckpt's save writes is Paddle's for the same job (2 ranks, keys in
+    different orders per rank: an empty piece, replicated plain and dist tensors, rows, columns,
+    flattened runs, two files), item by item and in order, with one difference on purpose: the
+    empty piece is neither listed nor stored (docs/distributed.md).  Its key still comes where
+    Paddle lists it -- first, from rank 0's empty piece; pdckpt put it last, at its first stored
+    piece -- and Paddle's single-process load reads every tensor back."""
+    paddle, np = paddle_np
+    tmp_path = empty_job
+    want, got = _metadata(tmp_path / "paddle_empty"), _metadata(tmp_path / "pdckpt_empty")
+    keys = ["e", "r", "r2", "rows", "cols", "rep", "f"]
+    assert list(want.state_dict_metadata) == keys and list(got.state_dict_metadata) == keys
+    assert list(got.flat_mapping.items()) == list(want.flat_mapping.items())
+    assert list(got.state_dict_metadata.items()) == [
+        (k, [m for m in v if _holds(m)]) for k, v in want.state_dict_metadata.items()]
+    assert list(got.storage_metadata.items()) == [
+        (i, f) for i, f in want.storage_metadata.items() if _holds(i)]
+    assert [m.local_shape for m in want.state_dict_metadata["e"]] == [(0, 4), (1, 4)]
+    grid = np.arange(56, dtype="float32").reshape(7, 8)
+    full = {"e": np.arange(4, dtype="float32").reshape(1, 4), "r": np.arange(3, dtype="float32"),
+            "r2": np.arange(2, dtype="float32") + 5, "rows": grid, "cols": grid, "rep": grid,
+            "f": np.arange(35, dtype="float32").reshape(5, 7)}
+    assert paddle_full_load(paddle, tmp_path / "pdckpt_empty", full) == {
+        k: v.tobytes() for k, v in full.items()}
 
 
 def test_python_scalars_are_refused_like_paddle(tmp_path, paddle_np):

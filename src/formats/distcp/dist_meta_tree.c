@@ -102,6 +102,7 @@ static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdc
         PDK_TRY(set(mapping, p->key, path, err));
         PDK_TRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
     }
+    if (p->key_only) return PDCKPT_OK;
     PDK_TRY(local_meta(a, p, list, err));
     return storage_item(a, p, NULL, storage, err);
 }

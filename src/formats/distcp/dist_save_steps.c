@@ -161,8 +161,9 @@ pdckpt_status pdk_shard_write_meta(const pdk_shard_plan *p, const char *dir, boo
     for (size_t k = 0; k < p->n_pieces && st == PDCKPT_OK; k++) {
         const pdk_shard_rec *r = p->pieces[k].first;
         pdk_shard_data_name(p, p->pieces[k].writer, names[k], sizeof names[k]);
-        pieces[k] = (pdk_meta_piece){r->key,   r->dtype, r->n_dims, r->global,     r->offset,
-                                     r->shape, names[k], r->flat,   r->flat_begin, r->flat_end};
+        pieces[k] = (pdk_meta_piece){
+            r->key,   r->dtype, r->n_dims,     r->global,   r->offset,           r->shape,
+            names[k], r->flat,  r->flat_begin, r->flat_end, !p->pieces[k].stored};
     }
     pdk_arena arena; /* the two metadata trees: millions of values, released at once */
     pdk_arena_init(&arena);

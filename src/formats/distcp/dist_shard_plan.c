@@ -215,7 +215,6 @@ static pdckpt_status assign_writers(pdk_shard_plan *p, int size, pdckpt_error *e
     }
     qsort(names, (size_t)size, sizeof *names, cmp_named);
     for (int i = 0; i < size; i++) name_pos[names[i].rank] = i;
-    size_t kept = 0;
     for (size_t k = 0; k < p->n_pieces; k++) {
         pdk_shard_piece *pc = &p->pieces[k];
         int              best = -1;
@@ -227,11 +226,9 @@ static pdckpt_status assign_writers(pdk_shard_plan *p, int size, pdckpt_error *e
         }
         pc->writer = best;
         load[best]++;
-        if (!pc->stored) continue; /* counted, not stored */
-        for (size_t i = pc->run_from; i < pc->run_to; i++) p->order[i]->piece = kept;
-        p->pieces[kept++] = *pc;
+        if (!pc->stored) continue; /* counted, not stored: still in the list for its key's place */
+        for (size_t i = pc->run_from; i < pc->run_to; i++) p->order[i]->piece = k;
     }
-    p->n_pieces = kept;
     free(load), free(name_pos), free(names);
     return PDCKPT_OK;
 }

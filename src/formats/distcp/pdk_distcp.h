@@ -164,12 +164,13 @@ typedef struct pdk_shard_plan {
     pdk_shard_rec   *recs; /* rank by rank, each rank's in its order */
     size_t           n_recs;
     pdk_shard_rec  **order;  /* by key, box, rank */
-    pdk_shard_piece *pieces; /* first-appearance order, as Paddle iterates them */
-    size_t           n_pieces;
-    int64_t          id;
-    int64_t          file_base; /* rank r writes "<file_base + r>_<id><ext>", */
-    const int64_t   *numbers;   /* or "<file_base + numbers[r]>..." (Paddle's global ranks) */
-    pdckpt_format    format;
+    pdk_shard_piece *pieces; /* first-appearance order, as Paddle iterates them; the empty
+                              * ones not stored too (`stored` false), which place their key */
+    size_t         n_pieces;
+    int64_t        id;
+    int64_t        file_base; /* rank r writes "<file_base + r>_<id><ext>", */
+    const int64_t *numbers;   /* or "<file_base + numbers[r]>..." (Paddle's global ranks) */
+    pdckpt_format  format;
 } pdk_shard_plan;
 
 /* Reads every rank's descriptions (gathered: rank r's at offs[r]..offs[r+1]). */
@@ -259,6 +260,7 @@ typedef struct pdk_meta_piece {
     const char    *file;
     bool           flat;
     int64_t        flat_begin, flat_end;
+    bool           key_only; /* an empty piece not stored: places its key, lists nothing */
 } pdk_meta_piece;
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
