@@ -5,8 +5,8 @@
  * grid test — on every dimension the pieces' intervals, sorted, partition [0, global) and a
  * start always has the same length — which holds for every layout Paddle and `pdckpt dist shard`
  * produce: distinct pieces that are cells of a grid with as many cells as pieces cover it
- * exactly once.  Anything else falls back to a sweep along dimension 0 that compares a piece
- * only with the pieces whose dim-0 interval is still open, then checks the covered volume.
+ * exactly once.  Anything else falls back to an overlap sweep (dist_sweep.c: n log n when at
+ * most two dims are cut), then checks the covered volume.
  * Paddle's flattened pieces (runs of a box's row-major flattening, sharding v2) come first: the
  * runs of one box, sorted by start, must not overlap each other (nor a piece that is that box);
  * when they cover the box exactly -- as sharding v2 and stage 3 cut it -- they count as the box,
@@ -57,34 +57,6 @@ static bool is_grid(pdk_shard_rec **b, size_t n, interval *tmp) {
         product *= cells;
     }
     return product == n;
-}
-
-static int cmp_start(const void *a, const void *b) {
-    const pdk_shard_rec *x = *(pdk_shard_rec *const *)a, *y = *(pdk_shard_rec *const *)b;
-    return (x->offset[0] > y->offset[0]) - (x->offset[0] < y->offset[0]);
-}
-
-/* Pieces sorted by dim-0 start; `open` holds those whose dim-0 interval reaches the current one. */
-static pdckpt_status sweep(pdk_shard_rec **b, size_t n, pdk_shard_rec **open, pdckpt_error *err) {
-    qsort(b, n, sizeof *b, cmp_start);
-    size_t  n_open = 0;
-    int64_t o[PDCKPT_MAX_DIMS], s[PDCKPT_MAX_DIMS];
-    for (size_t i = 0; i < n; i++) {
-        const pdk_shard_rec *x = b[i];
-        size_t               kept = 0;
-        for (size_t j = 0; j < n_open; j++) {
-            const pdk_shard_rec *y = open[j];
-            if (y->offset[0] + y->shape[0] <= x->offset[0]) continue; /* closed */
-            if (pdk_box_overlap(x->n_dims, y->offset, y->shape, x->offset, x->shape, o, s))
-                return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,
-                                "key '%s': the pieces of ranks %d and %d overlap", x->key, y->rank,
-                                x->rank);
-            open[kept++] = open[j];
-        }
-        open[kept++] = b[i];
-        n_open = kept;
-    }
-    return PDCKPT_OK;
 }
 
 static int64_t add_sat(int64_t a, int64_t b) {
@@ -236,12 +208,11 @@ static pdckpt_status check_boxes(const pdk_shard_rec *k, pdk_shard_rec **boxes, 
         if (kept > 1) /* distinct boxes of a 0-d tensor cannot exist: all are the same */
             return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1, "key '%s': pieces overlap", k->key);
     } else {
-        void *tmp =
-            malloc(kept * (sizeof(interval) > sizeof(void *) ? sizeof(interval) : sizeof(void *)));
+        interval *tmp = malloc(kept * sizeof *tmp);
         if (!tmp) return pdk_fail_nomem(err, "the tiling check");
-        pdckpt_status st = is_grid(boxes, kept, tmp) ? PDCKPT_OK : sweep(boxes, kept, tmp, err);
+        bool grid = is_grid(boxes, kept, tmp);
         free(tmp);
-        PDK_TRY(st);
+        if (!grid) PDK_TRY(pdk_tiling_overlap(boxes, kept, err));
     }
     if (covered != total)
         return pdk_fail(err, PDCKPT_ERR_MISMATCH, NULL, -1,

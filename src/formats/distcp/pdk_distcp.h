@@ -188,6 +188,9 @@ void pdk_shard_data_name(const pdk_shard_plan *p, int rank, char *out, size_t ca
  * their global box exactly: MISMATCH naming the key otherwise.  Runs of one box that cover it
  * exactly count as the box; other runs as their dense boxes (pdk_run_boxes). */
 pdckpt_status pdk_check_tiling(pdk_shard_rec **boxes, size_t n, pdckpt_error *err);
+/* Do the non-empty boxes b[0..n) (n >= 1, one key, n_dims >= 1; reordered) overlap?  MISMATCH
+ * naming two of them if so (dist_sweep.c). */
+pdckpt_status pdk_tiling_overlap(pdk_shard_rec **b, size_t n, pdckpt_error *err);
 
 /* ---- dist_lifecycle.c: ids, the commit protocol's cleanup, keep_last ---- */
 
