@@ -1164,7 +1164,9 @@ PDCKPT_API pdckpt_status pdckpt_sharded_load(const char *dir, int64_t id,
  * items here.  Built from pdckpt_sharded_list's records (the decode holds at most 8 times the
  * file + 64 MiB, then the tree is built): every field in this shape whatever the file wrote
  * (Paddle 2.6's metadata completed with dtypes, global shapes and local shapes, flattened
- * fields False / None).  `*out_id` (may be NULL) receives the id. */
+ * fields False / None).  Its repeated leaves (strings, ints, tuples of ints, None, bools) are
+ * shared values, as a pickle's memo references are: read-only (pdckpt_value_shared).  `*out_id`
+ * (may be NULL) receives the id. */
 PDCKPT_API pdckpt_status pdckpt_sharded_read_metadata(const char *dir, int64_t id,
                                                       pdckpt_value **metadata, int64_t *out_id,
                                                       pdckpt_error *err);

@@ -18,19 +18,47 @@
 
 /* ---- building ---- */
 
-static pdckpt_value *int_tuple(const pdckpt_allocator *a, int32_t n, const int64_t *v) {
-    pdckpt_value *t = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
+/* How leaves are made: new, from the allocator (a save's tree), or shared from a pool (the tree
+ * pdckpt_sharded_read_metadata returns: dist_meta_pool.c). */
+typedef struct tree_mk {
+    const pdckpt_allocator *a;
+    pdk_meta_pool          *pool;
+} tree_mk;
+
+static pdckpt_value *int_tuple(const tree_mk *m, int32_t n, const int64_t *v) {
+    if (m->pool) return pdk_meta_pool_ints(m->pool, n, v);
+    pdckpt_value *t = pdckpt_value_new_container(m->a, PDCKPT_KIND_TUPLE);
     for (int32_t i = 0; t && i < n; i++)
-        if (pdckpt_value_append(t, pdckpt_value_new_int(a, v[i]), NULL) != PDCKPT_OK) {
+        if (pdckpt_value_append(t, pdckpt_value_new_int(m->a, v[i]), NULL) != PDCKPT_OK) {
             pdckpt_value_free(t);
             return NULL;
         }
     return t;
 }
 
-static pdckpt_status set(pdckpt_value *d, const char *key, pdckpt_value *v, pdckpt_error *err) {
+static pdckpt_value *str(const tree_mk *m, const char *s) {
+    return m->pool ? pdk_meta_pool_str(m->pool, s) : pdckpt_value_new_string(m->a, s, SIZE_MAX);
+}
+
+static pdckpt_value *none(const tree_mk *m) {
+    return m->pool ? pdk_meta_pool_none(m->pool) : pdckpt_value_new_none(m->a);
+}
+
+static pdckpt_value *boolean(const tree_mk *m, bool b) {
+    return m->pool ? pdk_meta_pool_bool(m->pool, b) : pdckpt_value_new_bool(m->a, b);
+}
+
+static pdckpt_value *int_of(const tree_mk *m, int64_t v) {
+    return m->pool ? pdk_meta_pool_int(m->pool, v) : pdckpt_value_new_int(m->a, v);
+}
+
+static pdckpt_status set(const tree_mk *m, pdckpt_value *d, const char *key, pdckpt_value *v,
+                         pdckpt_error *err) {
     if (!v) return pdk_fail_nomem(err, "metadata");
-    return pdckpt_dict_set(d, key, v, err);
+    if (!m->pool) return pdckpt_dict_set(d, key, v, err);
+    pdckpt_value *k = pdk_meta_pool_str(m->pool, key);
+    if (!k) return pdckpt_value_free(v), pdk_fail_nomem(err, "metadata");
+    return pdckpt_dict_set_value(d, k, v, err);
 }
 
 static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err) {
@@ -39,53 +67,49 @@ static pdckpt_status append(pdckpt_value *c, pdckpt_value *v, pdckpt_error *err)
 }
 
 /* flattened_range: (start, end) of a flattened piece (Paddle's tuple), None otherwise. */
-static pdckpt_value *flat_range(const pdckpt_allocator *a, const pdk_meta_piece *p) {
+static pdckpt_value *flat_range(const tree_mk *m, const pdk_meta_piece *p) {
     int64_t run[2] = {p->flat_begin, p->flat_end};
-    return p->flat ? int_tuple(a, 2, run) : pdckpt_value_new_none(a);
+    return p->flat ? int_tuple(m, 2, run) : none(m);
 }
 
-static pdckpt_status local_meta(const pdckpt_allocator *a, const pdk_meta_piece *p,
-                                pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *m = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
-    if (!m) return pdk_fail_nomem(err, "metadata");
-    pdckpt_status st = set(m, "global_offset", int_tuple(a, p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = set(m, "local_shape", int_tuple(a, p->n_dims, p->shape), err);
+static pdckpt_status local_meta(const tree_mk *m, const pdk_meta_piece *p, pdckpt_value *list,
+                                pdckpt_error *err) {
+    pdckpt_value *d = pdckpt_value_new_container(m->a, PDCKPT_KIND_DICT);
+    if (!d) return pdk_fail_nomem(err, "metadata");
+    pdckpt_status st = set(m, d, "global_offset", int_tuple(m, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = set(m, d, "local_shape", int_tuple(m, p->n_dims, p->shape), err);
+    if (st == PDCKPT_OK) st = set(m, d, "dtype", str(m, pdckpt_dtype_name(p->dtype)), err);
     if (st == PDCKPT_OK)
-        st =
-            set(m, "dtype", pdckpt_value_new_string(a, pdckpt_dtype_name(p->dtype), SIZE_MAX), err);
-    if (st == PDCKPT_OK) st = set(m, "global_shape", int_tuple(a, p->n_dims, p->global_shape), err);
-    if (st == PDCKPT_OK) st = set(m, "is_flattened", pdckpt_value_new_bool(a, p->flat), err);
-    if (st == PDCKPT_OK) st = set(m, "flattened_range", flat_range(a, p), err);
+        st = set(m, d, "global_shape", int_tuple(m, p->n_dims, p->global_shape), err);
+    if (st == PDCKPT_OK) st = set(m, d, "is_flattened", boolean(m, p->flat), err);
+    if (st == PDCKPT_OK) st = set(m, d, "flattened_range", flat_range(m, p), err);
     if (st != PDCKPT_OK) {
-        pdckpt_value_free(m);
+        pdckpt_value_free(d);
         return st;
     }
-    return pdckpt_value_append(list, m, err);
+    return pdckpt_value_append(list, d, err);
 }
 
 /* (index tuple, file) of `p`; replica_id None unless `replica`, local_shape None without a shape.
  */
-static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piece *p,
-                                  const int64_t *replica, pdckpt_value *list, pdckpt_error *err) {
-    pdckpt_value *index = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
-    pdckpt_value *item = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
+static pdckpt_status storage_item(const tree_mk *m, const pdk_meta_piece *p, const int64_t *replica,
+                                  pdckpt_value *list, pdckpt_error *err) {
+    pdckpt_value *index = pdckpt_value_new_container(m->a, PDCKPT_KIND_TUPLE);
+    pdckpt_value *item = pdckpt_value_new_container(m->a, PDCKPT_KIND_TUPLE);
     if (!index || !item) {
         pdckpt_value_free(index);
         pdckpt_value_free(item);
         return pdk_fail_nomem(err, "metadata");
     }
-    pdckpt_status st = append(index, pdckpt_value_new_string(a, p->key, SIZE_MAX), err);
-    if (st == PDCKPT_OK) st = append(index, int_tuple(a, p->n_dims, p->offset), err);
-    if (st == PDCKPT_OK) st = append(index, pdckpt_value_new_bool(a, p->flat), err);
-    if (st == PDCKPT_OK) st = append(index, flat_range(a, p), err);
+    pdckpt_status st = append(index, str(m, p->key), err);
+    if (st == PDCKPT_OK) st = append(index, int_tuple(m, p->n_dims, p->offset), err);
+    if (st == PDCKPT_OK) st = append(index, boolean(m, p->flat), err);
+    if (st == PDCKPT_OK) st = append(index, flat_range(m, p), err);
+    if (st == PDCKPT_OK) st = append(index, replica ? int_of(m, *replica) : none(m), err);
     if (st == PDCKPT_OK)
-        st = append(index, replica ? pdckpt_value_new_int(a, *replica) : pdckpt_value_new_none(a),
-                    err);
-    if (st == PDCKPT_OK)
-        st = append(index, p->shape ? int_tuple(a, p->n_dims, p->shape) : pdckpt_value_new_none(a),
-                    err);
+        st = append(index, p->shape ? int_tuple(m, p->n_dims, p->shape) : none(m), err);
     st = st == PDCKPT_OK ? pdckpt_value_append(item, index, err) : (pdckpt_value_free(index), st);
-    if (st == PDCKPT_OK) st = append(item, pdckpt_value_new_string(a, p->file, SIZE_MAX), err);
+    if (st == PDCKPT_OK) st = append(item, str(m, p->file), err);
     if (st != PDCKPT_OK) {
         pdckpt_value_free(item);
         return st;
@@ -93,18 +117,19 @@ static pdckpt_status storage_item(const pdckpt_allocator *a, const pdk_meta_piec
     return pdckpt_value_append(list, item, err);
 }
 
-static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdckpt_value *storage,
+static pdckpt_status add_piece(const tree_mk *m, pdckpt_value *sdm, pdckpt_value *storage,
                                pdckpt_value *mapping, const pdk_meta_piece *p, pdckpt_error *err) {
     pdckpt_value *list = pdckpt_dict_get_mut(sdm, p->key);
     if (!list) {
-        PDK_TRY(set(sdm, p->key, list = pdckpt_value_new_container(a, PDCKPT_KIND_LIST), err));
-        pdckpt_value *path = pdckpt_value_new_container(a, PDCKPT_KIND_TUPLE);
-        PDK_TRY(set(mapping, p->key, path, err));
-        PDK_TRY(append(path, pdckpt_value_new_string(a, p->key, SIZE_MAX), err));
+        PDK_TRY(
+            set(m, sdm, p->key, list = pdckpt_value_new_container(m->a, PDCKPT_KIND_LIST), err));
+        pdckpt_value *path = pdckpt_value_new_container(m->a, PDCKPT_KIND_TUPLE);
+        PDK_TRY(set(m, mapping, p->key, path, err));
+        PDK_TRY(append(path, str(m, p->key), err));
     }
     if (p->key_only) return PDCKPT_OK;
-    PDK_TRY(local_meta(a, p, list, err));
-    return storage_item(a, p, NULL, storage, err);
+    PDK_TRY(local_meta(m, p, list, err));
+    return storage_item(m, p, NULL, storage, err);
 }
 
 /* Metadata's three parts set into its root when `st` is OK; each part the root did not take is
@@ -112,9 +137,10 @@ static pdckpt_status add_piece(const pdckpt_allocator *a, pdckpt_value *sdm, pdc
 static pdckpt_status assembled(pdckpt_status st, pdckpt_value *root, pdckpt_value *sdm,
                                pdckpt_value *storage, pdckpt_value *mapping, pdckpt_value **out,
                                pdckpt_error *err) {
-    if (st == PDCKPT_OK) st = set(root, "state_dict_metadata", sdm, err), sdm = NULL;
-    if (st == PDCKPT_OK) st = set(root, "storage_metadata", storage, err), storage = NULL;
-    if (st == PDCKPT_OK) st = set(root, "flat_mapping", mapping, err), mapping = NULL;
+    tree_mk m = {NULL, NULL}; /* the root's three keys: new strings */
+    if (st == PDCKPT_OK) st = set(&m, root, "state_dict_metadata", sdm, err), sdm = NULL;
+    if (st == PDCKPT_OK) st = set(&m, root, "storage_metadata", storage, err), storage = NULL;
+    if (st == PDCKPT_OK) st = set(&m, root, "flat_mapping", mapping, err), mapping = NULL;
     pdckpt_value_free(sdm);
     pdckpt_value_free(storage);
     pdckpt_value_free(mapping);
@@ -131,8 +157,9 @@ pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece 
     pdckpt_value *mapping = pdckpt_value_new_container(a, PDCKPT_KIND_DICT);
     pdckpt_status st =
         root && sdm && storage && mapping ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
+    tree_mk m = {a, NULL};
     for (size_t i = 0; i < n && st == PDCKPT_OK; i++)
-        st = add_piece(a, sdm, storage, mapping, &pieces[i], err);
+        st = add_piece(&m, sdm, storage, mapping, &pieces[i], err);
     return assembled(st, root, sdm, storage, mapping, out, err);
 }
 
@@ -155,16 +182,16 @@ static pdk_meta_piece listed(const pdk_meta_index *ix, const pdk_meta_list *l,
                             it->flat_end};
 }
 
-static pdckpt_status listed_pieces(const pdk_meta_index *ix, const pdk_meta_list *l,
-                                   pdckpt_value *sdm, pdckpt_error *err) {
+static pdckpt_status listed_pieces(const tree_mk *m, const pdk_meta_index *ix,
+                                   const pdk_meta_list *l, pdckpt_value *sdm, pdckpt_error *err) {
     pdckpt_value *list = NULL;
     for (size_t i = 0; i < l->n_pieces; i++) {
         const pdk_meta_item *it = &l->pieces[i];
         pdk_meta_piece       p = listed(ix, l, it, false);
         if (i == 0 || it->key != l->pieces[i - 1].key)
             PDK_TRY(
-                set(sdm, p.key, list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST), err));
-        PDK_TRY(local_meta(NULL, &p, list, err));
+                set(m, sdm, p.key, list = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST), err));
+        PDK_TRY(local_meta(m, &p, list, err));
     }
     return PDCKPT_OK;
 }
@@ -176,14 +203,16 @@ pdckpt_status pdk_meta_tree_from_list(const pdk_meta_index *ix, const pdk_meta_l
     pdckpt_value *storage = pdckpt_value_new_container(NULL, PDCKPT_KIND_LIST);
     pdckpt_value *mapping = l->flat_mapping ? pdckpt_value_retain(l->flat_mapping)
                                             : pdckpt_value_new_container(NULL, PDCKPT_KIND_DICT);
+    tree_mk       m = {NULL, pdk_meta_pool_new()};
     pdckpt_status st =
-        root && sdm && storage && mapping ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
-    if (st == PDCKPT_OK) st = listed_pieces(ix, l, sdm, err);
+        root && sdm && storage && mapping && m.pool ? PDCKPT_OK : pdk_fail_nomem(err, "metadata");
+    if (st == PDCKPT_OK) st = listed_pieces(&m, ix, l, sdm, err);
     for (size_t i = 0; i < l->n_entries && st == PDCKPT_OK; i++) {
         pdk_meta_piece p = listed(ix, l, &l->entries[i], true);
-        st = storage_item(NULL, &p, l->entries[i].has_replica ? &l->entries[i].replica : NULL,
+        st = storage_item(&m, &p, l->entries[i].has_replica ? &l->entries[i].replica : NULL,
                           storage, err);
     }
+    pdk_meta_pool_free(m.pool); /* the tree holds what it shares */
     return assembled(st, root, sdm, storage, mapping, out, err);
 }
 

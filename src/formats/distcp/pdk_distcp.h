@@ -265,6 +265,16 @@ typedef struct pdk_meta_piece {
     int64_t        flat_begin, flat_end;
     bool           key_only; /* an empty piece not stored: places its key, lists nothing */
 } pdk_meta_piece;
+/* Shared leaves for a tree (dist_meta_pool.c): each call returns a new reference to the one
+ * value of that content (NULL: out of memory); freeing the pool drops only its own references. */
+typedef struct pdk_meta_pool pdk_meta_pool;
+pdk_meta_pool               *pdk_meta_pool_new(void);
+void                         pdk_meta_pool_free(pdk_meta_pool *p);
+pdckpt_value                *pdk_meta_pool_str(pdk_meta_pool *p, const char *s);
+pdckpt_value                *pdk_meta_pool_int(pdk_meta_pool *p, int64_t v);
+pdckpt_value                *pdk_meta_pool_ints(pdk_meta_pool *p, int32_t n, const int64_t *v);
+pdckpt_value                *pdk_meta_pool_none(pdk_meta_pool *p);
+pdckpt_value                *pdk_meta_pool_bool(pdk_meta_pool *p, bool b);
 /* The metadata tree for `pieces` (see pdckpt_sharded_read_metadata for its shape). */
 pdckpt_status pdk_meta_tree_new(const pdckpt_allocator *a, const pdk_meta_piece *pieces, size_t n,
                                 pdckpt_value **out, pdckpt_error *err);
