@@ -572,7 +572,7 @@ def load(path: Any, **configs: Any) -> Any:
     change or crash them; ``mmap=True`` maps the file instead (read-only views, no copy) -- then a
     truncation by another writer raises SIGBUS when an array is touched, and an in-place rewrite
     changes the arrays (see docs/RELIABILITY.md).  bfloat16/float8 arrays hold
-    the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
+    the raw bits (uint16/int8, as ``Tensor.numpy()`` gives them) unless
     ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
     ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.  In static-graph mode
     (``paddle.enable_static()``) tensors come back as ``core.DenseTensor``, as paddle.load gives
