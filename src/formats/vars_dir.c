@@ -134,6 +134,10 @@ static pdckpt_status load_one(dir_ref d, const char *rel, const pdckpt_load_opti
     PDK_TRY(pdk_input_open_file_at(d.dfd, rel, full, opts->zero_copy, opts->allocator, &in, err));
     pdckpt_value *tensor = NULL;
     pdckpt_status st = pdk_format_tensor.load(&in, opts, &tensor, err);
+    if (st == PDCKPT_ERR_FORMAT && pdk_format_combined.sniff(&in) == PDK_SNIFF_CERTAIN)
+        pdk_error_suffix(err,
+                         " (a combined file: tensors in a row, as save_persistables(filename=) "
+                         "writes; load that file itself, with its program to name them)");
     pdk_input_close(&in); /* tensors keep their own reference to the data */
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(tensor, rel, err);
     if (st == PDCKPT_OK) return pdckpt_dict_set(dict, rel, tensor, err);
