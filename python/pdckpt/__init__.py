@@ -524,6 +524,20 @@ def _structured(obj: Any, info: str) -> Any:
     return dict(zip(names, obj.values()))
 
 
+def _by_variable_names(state: Any, info: str) -> Any:
+    """_structured's inverse, for writing: a state dict keyed by the info's structured names (as
+    paddle.load(prefix) and pdckpt.load(prefix) give a jit.save model's) re-keyed by the variable
+    names its program declares; keys the info does not name, and a state already keyed by
+    variable names, are left as they are."""
+    table = load(info, return_numpy=True)
+    if not isinstance(state, dict) or not isinstance(table, dict):
+        return state
+    to_var = {e.get("structured_name"): var for var, e in table.items() if isinstance(e, dict)}
+    if any(k in table for k in state) or len(to_var) != len(table):
+        return state  # variable names already (or an info that is not jit.save's)
+    return {to_var.get(k, k): v for k, v in state.items()}
+
+
 def _threads(value: Any) -> int:
     if value is None:
         return 0
