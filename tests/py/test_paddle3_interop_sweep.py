@@ -173,3 +173,31 @@ def test_save_state_dict_of_every_dtype_loads_with_its_dtype(tmp_path, paddle_np
         if "float8" not in k:  # Paddle's own load agrees except where it makes float8 int8
             assert theirs[k].dtype == v.dtype, k
             assert theirs[k].reshape([-1]).view(paddle.uint8).numpy().tobytes() == want, k
+
+
+def test_hidden_variable_files_load_as_paddle_loads_them(tmp_path, paddle_np):
+    """A variable whose name starts with '.' is a hidden file in a vars-dir: paddle.load of the
+    directory gives it, pdckpt passed every hidden file over (the variable vanished without a
+    word, or 'found none').  Now a hidden file that is one tensor stream is a variable; other
+    hidden files (not a tensor, a pdckpt temporary) are still passed over, and a save refuses a
+    hidden directory, which loads pass over."""
+    import pdckpt
+
+    paddle, _ = paddle_np
+    d = tmp_path / "vars"
+    d.mkdir()
+    state = {".hidden_w": paddle.to_tensor([[1.5, -2.0]]), "w": paddle.arange(3, dtype="int64")}
+    for name, t in state.items():
+        paddle.save(t, str(d / name), use_binary_format=True)
+    theirs = paddle.load(str(d))
+    (d / ".DS_Store").write_bytes(b"\0\0\0\1Bud1 not a tensor")
+    paddle.save(state["w"], str(d / ".w.pdckpt-tmp-1-00"), use_binary_format=True)
+    ours = pdckpt.load(str(d))
+    assert sorted(ours) == sorted(theirs) == sorted(state)
+    for k, v in theirs.items():
+        assert (ours[k].dtype, ours[k].shape, ours[k].tobytes()) == (v.dtype, v.shape, v.tobytes())
+    pdckpt.save(state, str(tmp_path / "mine"), format="vars-dir")
+    assert sorted(pdckpt.load(str(tmp_path / "mine"))) == sorted(paddle.load(str(tmp_path / "mine")))
+    with pytest.raises(pdckpt.Error, match="directory starting with '.'"):
+        pdckpt.save({".d/w": state["w"]}, str(tmp_path / "refused"), format="vars-dir")
+    assert not (tmp_path / "refused").exists()
