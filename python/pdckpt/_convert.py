@@ -294,7 +294,7 @@ def leaf_hook(obj: Any) -> tuple:
     paddle = sys.modules.get("paddle")  # a paddle.Tensor means paddle is imported already
     if paddle is not None and isinstance(obj, paddle.Tensor):
         return _paddle_leaf(paddle, obj)
-    if paddle is not None and isinstance(obj, paddle.base.core.DenseTensor):
+    if paddle is not None and isinstance(obj, _paddle_io.dense_type(paddle)):
         arr, dtype_name = _paddle_io.dense_array(obj)
         return _array_leaf(arr, None, dtype_name if dtype_name in _RAW_BITS else None)
     if paddle is not None:

@@ -330,7 +330,8 @@ def test_dropin_sweep_under_paddle26():
     and pdckpt.load gives paddle.load's objects for tensors, lists, tuples, int keys, NumPy arrays
     beside tensors, numpy scalars, 0-d and empty tensors, every dtype (a bool tensor failed the
     drop-in load: 2.6's from_dlpack predates DLPack's bool code), optimizer states with a nested
-    scheduler and checkpoints, in protocols 2-4."""
+    scheduler and checkpoints, in protocols 2-4; use_binary_format=True of every dtype and of a
+    LoDTensor (pdckpt raised AttributeError under 2.6: no core.DenseTensor), static-mode loads."""
     proc = subprocess.run([str(old_paddle_python("26")), str(WORKER.with_name(
         "paddle26_dropin_sweep.py"))], capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(PY_STAGE)})
