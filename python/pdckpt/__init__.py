@@ -524,6 +524,20 @@ def _structured(obj: Any, info: str) -> Any:
     return dict(zip(names, obj.values()))
 
 
+def _by_variable_names(state: Any, info: str) -> Any:
+    """_structured's inverse, for writing: a state dict keyed by the info's structured names (as
+    paddle.load(prefix) and pdckpt.load(prefix) give a jit.save model's) re-keyed by the variable
+    names its program declares; keys the info does not name, and a state already keyed by
+    variable names, are left as they are."""
+    table = load(info, return_numpy=True)
+    if not isinstance(state, dict) or not isinstance(table, dict):
+        return state
+    to_var = {e.get("structured_name"): var for var, e in table.items() if isinstance(e, dict)}
+    if any(k in table for k in state) or len(to_var) != len(table):
+        return state  # variable names already (or an info that is not jit.save's)
+    return {to_var.get(k, k): v for k, v in state.items()}
+
+
 def _threads(value: Any) -> int:
     if value is None:
         return 0
@@ -572,7 +586,7 @@ def load(path: Any, **configs: Any) -> Any:
     change or crash them; ``mmap=True`` maps the file instead (read-only views, no copy) -- then a
     truncation by another writer raises SIGBUS when an array is touched, and an in-place rewrite
     changes the arrays (see docs/RELIABILITY.md).  bfloat16/float8 arrays hold
-    the raw bits (uint16/uint8, as ``Tensor.numpy()`` gives bfloat16) unless
+    the raw bits (uint16/int8, as ``Tensor.numpy()`` gives them) unless
     ``exact_dtypes=True`` (ml_dtypes types).  Opaque pickled objects come back as
     ``pdckpt.OpaqueObject`` -- nothing from the file is imported or run.  In static-graph mode
     (``paddle.enable_static()``) tensors come back as ``core.DenseTensor``, as paddle.load gives

@@ -8,8 +8,8 @@ Conventions (they are the C library's; its pickle reader and writer follow them)
 * Paddle's "generic path" tensor, pickled as ``(name, ndarray)``, is a TENSOR named ``name``
   (paddle.load gives a Tensor there);
 * a dtype is the one Paddle gives (a pickled uint16 array paddle.load makes a tensor is bfloat16);
-* bfloat16 / float8 tensors come out of NumPy conversion as their raw bits (``uint16`` / ``uint8``,
-  as ``paddle.Tensor.numpy()`` gives bfloat16) unless ``exact_dtypes=True`` asks for ml_dtypes'
+* bfloat16 / float8 tensors come out of NumPy conversion as their raw bits (``uint16`` / ``int8``,
+  as ``paddle.Tensor.numpy()`` gives them) unless ``exact_dtypes=True`` asks for ml_dtypes'
   types; their true dtype is always known to the library and to ``pdckpt.Tensor.dtype``.
 """
 
@@ -27,9 +27,11 @@ from ._errors import ArgumentTypeError, make
 
 NAME_TABLE = _native.NAME_TABLE_KEY
 
-# The dtypes NumPy has no type for: the unsigned type of the same size holds their bits.
-_RAW_BITS = {"bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.uint8),
-             "float8_e5m2": np.dtype(np.uint8), "float8_e4m3fnuz": np.dtype(np.uint8),
+# The dtypes NumPy has no type for: an integer type of the same size holds their bits -- the
+# one Paddle's own NumPy conversion gives (Tensor.numpy(), paddle.load of a directory: uint16 for
+# bfloat16, int8 for its float8s); unsigned for the float8s Paddle has no tensor type for.
+_RAW_BITS = {"bfloat16": np.dtype(np.uint16), "float8_e4m3fn": np.dtype(np.int8),
+             "float8_e5m2": np.dtype(np.int8), "float8_e4m3fnuz": np.dtype(np.uint8),
              "float8_e5m2fnuz": np.dtype(np.uint8), "float8_e8m0fnu": np.dtype(np.uint8)}
 # safetensors dtypes Paddle has no tensor type for: load keeps their arrays.
 _NOT_PADDLE = {"uint32", "uint64", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"}
@@ -292,7 +294,7 @@ def leaf_hook(obj: Any) -> tuple:
     paddle = sys.modules.get("paddle")  # a paddle.Tensor means paddle is imported already
     if paddle is not None and isinstance(obj, paddle.Tensor):
         return _paddle_leaf(paddle, obj)
-    if paddle is not None and isinstance(obj, paddle.base.core.DenseTensor):
+    if paddle is not None and isinstance(obj, _paddle_io.dense_type(paddle)):
         arr, dtype_name = _paddle_io.dense_array(obj)
         return _array_leaf(arr, None, dtype_name if dtype_name in _RAW_BITS else None)
     if paddle is not None:

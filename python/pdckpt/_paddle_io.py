@@ -88,7 +88,7 @@ def binary_value(obj: Any, paddle: Any) -> tuple[Any, str]:
         rows = np.asarray(obj.rows(), dtype=np.int64)
         return {"rows": rows, "height": int(obj.height()), "value": obj.get_tensor()}, \
             "selected-rows"
-    if core is not None and isinstance(obj, core.DenseTensor):
+    if core is not None and isinstance(obj, dense_type(paddle)):
         check_initialized(obj, "DenseTensor")
         return obj, "tensor"
     if paddle is not None and isinstance(obj, paddle.Tensor):
@@ -116,7 +116,7 @@ def program_bytes(obj: Any, paddle: Any) -> tuple[bytes, str] | None:
     return None
 
 
-def _dense_type(paddle: Any) -> Any:
+def dense_type(paddle: Any) -> Any:
     """core.DenseTensor (Paddle 3), core.LoDTensor (Paddle 2.6)."""
     core = _core(paddle)
     return getattr(core, "DenseTensor", None) or getattr(core, "LoDTensor")
@@ -125,7 +125,7 @@ def _dense_type(paddle: Any) -> Any:
 def _holds_paddle(obj: Any, paddle: Any) -> bool:
     """paddle.save's _contain_x with its Paddle-object test: a Tensor, DenseTensor, Layer,
     Program or SelectedRows here or inside dicts, lists and tuples (NumPy arrays do not count)."""
-    if isinstance(obj, (paddle.Tensor, _dense_type(paddle), _core(paddle).SelectedRows,
+    if isinstance(obj, (paddle.Tensor, dense_type(paddle), _core(paddle).SelectedRows,
                         paddle.nn.Layer, paddle.base.framework.Program)):
         return True
     if type(obj) in (dict, collections.OrderedDict):
@@ -149,7 +149,7 @@ def pickle_layout(obj: Any, paddle: Any) -> int:
         return 0  # NumPy arrays only: the library's choice (a dict of arrays: a state dict)
     if not isinstance(obj, dict):
         return PICKLE_GENERIC
-    tensors = (paddle.Tensor, _dense_type(paddle))
+    tensors = (paddle.Tensor, dense_type(paddle))
     for value in obj.values():
         if isinstance(value, dict):
             if paddle is not None and any(_holds_paddle(v, paddle) for v in value.values()):
@@ -180,7 +180,7 @@ def static_state_dict(obj: Any, paddle: Any) -> Any:
         if isinstance(value, paddle.Tensor):
             check_initialized(value, "Tensor")
             value = StaticArray(np.asarray(value.numpy()), dtype_name(value))
-        elif isinstance(value, _dense_type(paddle)):
+        elif isinstance(value, dense_type(paddle)):
             value = StaticArray(*dense_array(value))
         out[key] = value
     return out
@@ -196,7 +196,7 @@ def _c_order(arr: np.ndarray) -> np.ndarray:
 
 def dense_tensor(paddle: Any, arr: np.ndarray) -> Any:
     """A core.DenseTensor with a copy of `arr`: paddle.load's result in static-graph mode."""
-    t = _core(paddle).DenseTensor()
+    t = dense_type(paddle)()
     t.set(_c_order(arr), paddle.base.framework._current_expected_place_())
     return t
 

@@ -89,11 +89,18 @@ def save_inference_params(path_prefix: str | os.PathLike, state: dict, *,
                           durable: bool = True) -> str:
     """New weights for an inference model: writes ``<prefix>.pdiparams`` (atomically) in the
     order and with the checks its program (``<prefix>.pdmodel`` or PIR ``<prefix>.json``)
-    gives, so Paddle's ``load_inference_model`` runs it.  Returns the written path."""
+    gives, so Paddle's ``load_inference_model`` runs it.  A state keyed by the structured names
+    of the ``<prefix>.pdiparams.info`` beside it (what ``load(prefix)`` gives for a Paddle 2.x
+    ``jit.save`` model) is matched to the program by that info.  Returns the written path."""
+    from . import _by_variable_names
+
     prefix = os.fspath(path_prefix)
     program = next((prefix + s for s in _PROGRAMS if os.path.isfile(prefix + s)), None)
     if program is None:
         raise FileNotFoundError(" / ".join(prefix + s for s in _PROGRAMS)
                                 + ": no program for the prefix")
+    info = prefix + _PARAMS + ".info"  # pdckpt:names-ok: jit.save's name beside the parameters
+    if os.path.isfile(info):
+        state = _by_variable_names(state, info)
     _native.save_persistables(state, program, None, prefix + _PARAMS, durable)
     return prefix + _PARAMS

@@ -40,8 +40,7 @@ static bool is_not_a_variable(const char *name) {
     static const char *const suffixes[] = {PDK_NAME_PDMODEL,   PDK_NAME_PIR_JSON, PDK_NAME_INFO,
                                            PDK_NAME_PDIPARAMS, PDK_NAME_PDPARAMS, PDK_NAME_PDOPT,
                                            ".safetensors",     ".metadata",       ".distcp"};
-    if (name[0] == '.' || is_our_sidecar(name) ||
-        strncmp(name, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 ||
+    if (is_our_sidecar(name) || strncmp(name, PDK_NAME_MODEL_1X, strlen(PDK_NAME_MODEL_1X)) == 0 ||
         strcmp(name, PDK_NAME_PARAMS_1X) == 0)
         return true;
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
@@ -78,6 +77,24 @@ typedef struct dir_ref {
 
 static pdckpt_status scan(dir_ref d, const char *rel, int depth, name_list *nl, pdckpt_error *err);
 
+/* A hidden file is a variable when it is one tensor stream and no temporary of pdckpt's: Paddle
+ * names files by variable, whatever the name (paddle.load of the directory gives '.w' too).
+ * Other hidden entries -- ".", "..", hidden directories, editors' and pdckpt's own temporaries --
+ * are passed over, as before. */
+static bool is_hidden_variable(dir_ref d, const char *rel, const char *entry) {
+    char        child_rel[PATH_MAX];
+    struct stat st;
+    int         n = snprintf(child_rel, sizeof child_rel, "%s%s%s", rel, *rel ? "/" : "", entry);
+    if (n < 0 || (size_t)n >= sizeof child_rel || strstr(entry, ".pdckpt-") ||
+        fstatat(d.dfd, child_rel, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    int fd = openat(d.dfd, child_rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool one_stream = pdk_tensor_stream_file_ok(fd, (uint64_t)st.st_size) == 1;
+    close(fd);
+    return one_stream;
+}
+
 static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, int depth,
                                 name_list *nl, pdckpt_error *err) {
     char child_rel[PATH_MAX], full[PATH_MAX];
@@ -92,7 +109,7 @@ static pdckpt_status scan_entry(dir_ref d, const char *rel, const char *entry, i
     if (!S_ISREG(st.st_mode)) return pdk_refuse_file_kind(st.st_mode, full, err);
     if (is_not_a_variable(entry)) {
         /* a long name is cut: it is only shown */
-        if (entry[0] != '.' && !is_our_sidecar(entry) && !nl->skipped[0]) {
+        if (!is_our_sidecar(entry) && !nl->skipped[0]) {
             strncpy(nl->skipped, child_rel, sizeof nl->skipped - 1);
             nl->skipped[sizeof nl->skipped - 1] = '\0';
         }
@@ -115,7 +132,7 @@ static pdckpt_status scan(dir_ref d, const char *rel, int depth, name_list *nl, 
     pdckpt_status  st = PDCKPT_OK;
     struct dirent *de;
     while (st == PDCKPT_OK && (de = readdir(dir)) != NULL) {
-        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files, our own temp dirs */
+        if (de->d_name[0] == '.' && !is_hidden_variable(d, rel, de->d_name)) continue;
         st = scan_entry(d, rel, de->d_name, depth, nl, err);
     }
     closedir(dir);
@@ -134,6 +151,10 @@ static pdckpt_status load_one(dir_ref d, const char *rel, const pdckpt_load_opti
     PDK_TRY(pdk_input_open_file_at(d.dfd, rel, full, opts->zero_copy, opts->allocator, &in, err));
     pdckpt_value *tensor = NULL;
     pdckpt_status st = pdk_format_tensor.load(&in, opts, &tensor, err);
+    if (st == PDCKPT_ERR_FORMAT && pdk_format_combined.sniff(&in) == PDK_SNIFF_CERTAIN)
+        pdk_error_suffix(err,
+                         " (a combined file: tensors in a row, as save_persistables(filename=) "
+                         "writes; load that file itself, with its program to name them)");
     pdk_input_close(&in); /* tensors keep their own reference to the data */
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(tensor, rel, err);
     if (st == PDCKPT_OK) return pdckpt_dict_set(dict, rel, tensor, err);

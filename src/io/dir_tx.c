@@ -161,6 +161,11 @@ static pdckpt_status check_relpath(const char *target, const char *rel, pdckpt_e
         if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
                             "variable name '%s' has an empty, '.' or '..' path component", rel);
+        if (slash && p[0] == '.') /* the loads pass hidden directories over */
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,
+                            "variable name '%s' has a directory starting with '.', which a "
+                            "directory checkpoint's load passes over as hidden",
+                            rel);
         p += n + (slash ? 1 : 0);
         if (slash && *p == '\0')
             return pdk_fail(err, PDCKPT_ERR_ARGUMENT, target, -1,

@@ -105,6 +105,16 @@ def test_fluid_save_and_save_persistables_load_exactly(written, tag):
         run_cli("verify", d / "st_v", check=0)
 
 
+def test_directory_of_one_combined_file_is_named_as_such(written):
+    """save_persistables(dirname, filename="all") leaves a directory holding one combined file:
+    named, it loads by its program (above); the directory is refused at that file with what it
+    is and what to do (Paddle 3's paddle.load gives {"all": its first tensor} without a word)."""
+    d, _ = written
+    proc = run_cli("ls", d / "st_c", check=1)
+    assert "st_c/all: offset" in proc.stderr and "a combined file" in proc.stderr, proc.stderr
+    assert "load that file itself, with its program" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("dirname", ["inf", "infc"])
 def test_inference_models_load_exactly(written, dirname):
     d, _ = written

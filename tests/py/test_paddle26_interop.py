@@ -94,6 +94,29 @@ def test_paddle26_jit_prefix_keyed_like_paddle_load(written):
     assert names == sorted(names) and len(names) == len(dropin)
 
 
+
+def test_jit_prefix_state_written_back_by_its_info(written, tmp_path):
+    """pdckpt.load(prefix) keys a jit.save model by the info's structured names, as 2.6's
+    paddle.load does; save_inference_params of that state for the same program refused it
+    ("found no such key"): it is matched to the program's variables by the info beside it --
+    2.6's own .pdiparams byte for byte, and new weights 2.6's paddle.load(prefix) reads."""
+    import pdckpt
+    import pdckpt.static
+
+    d, _ = written
+    state = pdckpt.load(str(d / "infer" / "net"), return_numpy=True)
+    twice = {k: v * 2 if v.dtype.kind == "f" else v for k, v in state.items()}
+    for name, values in (("same", state), ("twice", twice)):
+        (tmp_path / name).mkdir()
+        for f in ("net.pdmodel", "net.pdiparams.info"):
+            shutil.copy(d / "infer" / f, tmp_path / name / f.replace("net", "model"))
+        pdckpt.static.save_inference_params(tmp_path / name / "model", values)
+    assert (tmp_path / "same" / "model.pdiparams").read_bytes() == \
+        (d / "infer" / "net.pdiparams").read_bytes()
+    np.savez(tmp_path / "want.npz", **twice)
+    _run26("read", tmp_path, tmp_path / "twice" / "model")
+    _same(dict(np.load(tmp_path / "model.npz")), tmp_path / "want.npz")
+
 @pytest.mark.parametrize("proto", [2, 4])
 def test_paddle26_nested_checkpoint_keeps_ordered_dicts(written, tmp_path, proto):
     """{"model": net.state_dict(), "opt": ..., "epoch"}: 2.6 pickles the nested state dict as a
@@ -307,7 +330,8 @@ def test_dropin_sweep_under_paddle26():
     and pdckpt.load gives paddle.load's objects for tensors, lists, tuples, int keys, NumPy arrays
     beside tensors, numpy scalars, 0-d and empty tensors, every dtype (a bool tensor failed the
     drop-in load: 2.6's from_dlpack predates DLPack's bool code), optimizer states with a nested
-    scheduler and checkpoints, in protocols 2-4."""
+    scheduler and checkpoints, in protocols 2-4; use_binary_format=True of every dtype and of a
+    LoDTensor (pdckpt raised AttributeError under 2.6: no core.DenseTensor), static-mode loads."""
     proc = subprocess.run([str(old_paddle_python("26")), str(WORKER.with_name(
         "paddle26_dropin_sweep.py"))], capture_output=True, text=True, timeout=600,
         env={**os.environ, "PYTHONPATH": str(PY_STAGE)})

@@ -35,7 +35,7 @@ CANNOT_HOLD = {
 }
 TARGETS = {"safetensors": "m.safetensors", "combined": "m.pdiparams", "vars-dir": "m_vars/",
            "tensor": "m.pdtensor"}
-RAW_BITS = {"bfloat16": np.uint16, "float8_e4m3fn": np.uint8, "float8_e5m2": np.uint8}
+RAW_BITS = {"bfloat16": np.uint16, "float8_e4m3fn": np.int8, "float8_e5m2": np.int8}
 
 
 def sample(dtype_name, shape, seed=0):
@@ -79,7 +79,7 @@ def test_every_dtype_round_trips_exactly(tmp_path, fmt):
     for key, arr in state.items():
         assert same(exact[key], arr), key
     raw = pdckpt.load(target, return_numpy=True, **extra)
-    for name, bits in RAW_BITS.items():  # default: the raw bits, as Tensor.numpy() gives bf16
+    for name, bits in RAW_BITS.items():  # default: the raw bits, as Tensor.numpy() gives them
         assert same(raw[f"t_{name}"], state[f"t_{name}"].view(bits))
 
 

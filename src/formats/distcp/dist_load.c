@@ -293,14 +293,15 @@ static const char *fmt_dims(char *buf, size_t cap, int32_t n, const int64_t *dim
 }
 
 /* The data file's dtype is the metadata's; bfloat16 and the float8s may also come as their
- * uint16 / uint8 bits (numpy has none of them: a pickle without Paddle's hint holds the bits).
+ * uint16 / uint8 bits (numpy has none of them: a pickle without Paddle's hint holds the bits),
+ * the float8s also as int8 (Paddle 3.3's save_state_dict pickles them so, as paddle.save does).
  * Other same-sized dtypes are other values (Paddle 3.3 re-saving an id with another dtype keeps
  * the old metadata: docs/distributed.md). */
 static bool same_dtype(pdckpt_dtype meta, pdckpt_dtype file) {
     if (meta == file) return true;
     if (meta == PDCKPT_DTYPE_BFLOAT16) return file == PDCKPT_DTYPE_UINT16;
     bool fp8 = meta == PDCKPT_DTYPE_FLOAT8_E4M3FN || meta == PDCKPT_DTYPE_FLOAT8_E5M2;
-    return fp8 && file == PDCKPT_DTYPE_UINT8;
+    return fp8 && (file == PDCKPT_DTYPE_UINT8 || file == PDCKPT_DTYPE_INT8);
 }
 
 /* The piece in the data file is not what the metadata says (a wrong dtype or shape). */
