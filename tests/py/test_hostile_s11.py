@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the s11 red-team pass found (each test failed before its fix).
+
+The pickle writer re-emits the objects a load carried inert, and judged them less strictly than
+the reader judges a pickle:
+
+- numpy's scalar(dtype) without its bytes: a 375-byte pickle whose Python unpickling
+  (paddle.load) allocates and zeroes the dtype's itemsize, 2 GB for 'V2000000000', per scalar.
+  A plain pickle holding it loads in pdckpt as an inert object, and `pdckpt convert` wrote it
+  back;
+- a safetensors file's pdckpt.tree (its JSON rebuilds any object the tree names) can name calls
+  the pickle reader never builds: a call (REDUCE) or NEWOBJ of numpy.ndarray, a global the
+  reader takes only as another call's argument (numpy.ndarray((10**9,), dtype('O')) makes
+  paddle.load fill 8 GB), builtins.dict / str / object called, copyreg._reconstructor with
+  numpy.ndarray as its base (ndarray.__new__ takes the state as a shape);
+- the same tree with CPython's Python 2 spelling (__builtin__.bytearray(10**11),
+  copy_reg._reconstructor(list, list, xrange(2**40))): the writer renames it to Python 3 when it
+  writes the global, but judged the call's arguments by the spelling, which no rule names.
+
+The writer now judges every call by its Python 3 name and as the reader would accept it."""
+
+import json
+import pickle
+import struct
+
+import numpy as np
+import pdckpt
+import pytest
+from conftest import run_cli
+
+
+def _safetensors_with_tree(path, node):
+    """A safetensors file of one tensor 'w' whose pdckpt.tree puts `node` under the key 'k'."""
+    tree = {"v": 1, "root": {"d": [["k", node], ["w", {"t": "w"}]]}}
+    header = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+              "__metadata__": {"pdckpt.tree": json.dumps(tree)}}
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 8)
+
+
+def _g(module, name):
+    return {"o": {"k": 2, "m": module, "n": name}}
+
+
+def _call(module, name, *args, kind=0):
+    return {"o": {"k": kind, "m": module, "n": name, "a": {"u": list(args)}}}
+
+
+def _i(v):
+    return {"i": str(v)}
+
+
+_DTYPE_O = _call("numpy", "dtype", "O8", False, True)
+_RANGE = _call("builtins", "range", _i(2**40))
+
+TREE_CALLS = {
+    "ndarray_reduce": _call("numpy", "ndarray", {"u": [_i(10**9)]}, _DTYPE_O),
+    "ndarray_newobj": _call("numpy", "ndarray", {"u": [_i(10**9)]}, _DTYPE_O, kind=1),
+    "dict_called": _call("builtins", "dict", _RANGE),
+    "object_called": _call("builtins", "object"),
+    "reconstructor_ndarray_base": _call("copyreg", "_reconstructor", _g("numpy", "ndarray"),
+                                        _g("numpy", "ndarray"), {"u": [_i(10**9)]}),
+    "py2_bytearray": _call("__builtin__", "bytearray", _i(10**11)),
+    "py2_reconstructor": _call("copy_reg", "_reconstructor", _g("__builtin__", "list"),
+                               _g("__builtin__", "list"),
+                               _call("__builtin__", "xrange", _i(2**40))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TREE_CALLS))
+def test_a_tree_cannot_make_the_writer_emit_a_call_the_reader_refuses(tmp_path, case):
+    src = tmp_path / "t.safetensors"
+    _safetensors_with_tree(src, TREE_CALLS[case])
+    tree = pdckpt.load(src, return_numpy=True)  # inert in pdckpt: nothing called
+    assert isinstance(tree["k"], pdckpt.OpaqueObject)
+    for proto in ("2", "4"):
+        out = tmp_path / f"out{proto}.pdparams"
+        proc = run_cli("convert", src, out, "--protocol", proto, check=1)
+        assert "refusing to write" in proc.stderr and str(out) in proc.stderr, proc.stderr
+    with pytest.raises(pdckpt.UnsupportedError, match="refusing to write"):
+        pdckpt.save(tree, tmp_path / "out.pdparams")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.safetensors"]
+
+
+def _scalar_without_bytes_pickle():
+    dtype = pickle.dumps(np.dtype("V2000000000"), protocol=2)[2:-1]  # without PROTO and STOP
+    return (b"\x80\x02}q\x00X\x01\x00\x00\x00kq\x01cnumpy.core.multiarray\nscalar\nq\x02" + dtype
+            + b"\x85Rs.")
+
+
+def test_a_numpy_scalar_without_its_bytes_is_not_written(tmp_path):
+    src = tmp_path / "s.pdparams"
+    src.write_bytes(_scalar_without_bytes_pickle())
+    tree = pdckpt.load(src, return_numpy=True)
+    assert isinstance(tree["k"], pdckpt.OpaqueObject)
+    out = tmp_path / "out.pdparams"
+    proc = run_cli("convert", src, out, check=1)
+    assert "numpy.core.multiarray.scalar" in proc.stderr and "without bound" in proc.stderr
+    with pytest.raises(pdckpt.UnsupportedError, match="without bound"):
+        pdckpt.save(tree, out)
+    assert not out.exists()
+
+
+def test_the_forms_cpython_and_numpy_write_still_round_trip(tmp_path):
+    from collections import OrderedDict, defaultdict
+
+    obj = {"v": np.void(b"ab"), "u": np.str_("\u00e9"), "f": np.float32(1.5),
+           "d": defaultdict(int, {"a": 1}), "o": OrderedDict(a=1), "c": 1 + 2j}
+    for proto in (2, 4):
+        src = tmp_path / f"ok{proto}.pdparams"
+        src.write_bytes(pickle.dumps(obj, protocol=proto))
+        out = tmp_path / f"out{proto}.pdparams"
+        run_cli("convert", src, out, "--protocol", proto, check=0)
+        back = pickle.loads(out.read_bytes())
+        assert back == obj and type(back["v"]) is np.void and back["d"].default_factory is int
