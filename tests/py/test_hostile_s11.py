@@ -113,3 +113,26 @@ def test_the_forms_cpython_and_numpy_write_still_round_trip(tmp_path):
         run_cli("convert", src, out, "--protocol", proto, check=0)
         back = pickle.loads(out.read_bytes())
         assert back == obj and type(back["v"]) is np.void and back["d"].default_factory is int
+
+
+def test_an_async_sharded_save_commits_where_it_was_started_after_a_chdir(tmp_path, monkeypatch):
+    """save_state_dict(state, "ckpt", async_save=True), then a chdir before wait(): the data file
+    (written by the worker thread) and the commit went to the new working directory's "ckpt",
+    replacing the checkpoint of that id another run kept there; both now resolve the path when
+    the save is called."""
+    import paddle
+    import pdckpt.distributed as pd
+
+    mine, theirs = tmp_path / "exp1", tmp_path / "exp2"
+    mine.mkdir(), theirs.mkdir()
+    monkeypatch.chdir(theirs)
+    assert pd.save_state_dict({"theirs": paddle.full([4], 7.0)}, "ckpt") == 0
+    kept = {p.name: p.read_bytes() for p in (theirs / "ckpt").iterdir()}
+    monkeypatch.chdir(mine)
+    handle = pd.save_state_dict({"mine": paddle.ones([64, 64])}, "ckpt", async_save=True)
+    monkeypatch.chdir(theirs)
+    assert handle.wait() == 0
+    assert {p.name: p.read_bytes() for p in (theirs / "ckpt").iterdir()} == kept
+    target = {"mine": paddle.zeros([64, 64])}
+    pd.load_state_dict(target, str(mine / "ckpt"))
+    assert target["mine"].numpy().min() == 1.0
