@@ -136,3 +136,40 @@ def test_an_async_sharded_save_commits_where_it_was_started_after_a_chdir(tmp_pa
     target = {"mine": paddle.zeros([64, 64])}
     pd.load_state_dict(target, str(mine / "ckpt"))
     assert target["mine"].numpy().min() == 1.0
+
+
+def _dead_pid():
+    import subprocess
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_the_sweep_of_dead_saves_temporaries_leaves_another_users(tmp_path):
+    """A save removes the temporaries dead saves of its file left (".m.pdparams.pdckpt-tmp-<dead
+    pid>-*"), and a sharded save or gc those of the checkpoint's directory: by name and pid only,
+    so root saving into a shared directory removed every other user's look-alike (a file, a whole
+    directory).  Only the saver's own are debris now; its own are still swept."""
+    import os
+    root = os.geteuid() == 0  # another user's file needs chown (as the tests run here: root)
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    dead = _dead_pid()
+    others = ck / f".m.pdparams.pdckpt-tmp-{dead}-0123456789abcdef"
+    (others / "sub").mkdir(parents=True)
+    (others / "sub" / "work").write_bytes(b"another user's")
+    for p in (others / "sub" / "work", others / "sub", others):
+        os.chown(p, 65534 if root else os.geteuid(), 65534 if root else os.getegid())
+    ours = ck / f".m.pdparams.pdckpt-tmp-{dead}-fedcba9876543210"
+    ours.write_bytes(b"debris")
+    pdckpt.save({"w": np.arange(4, dtype=np.float32)}, ck / "m.pdparams")
+    assert (others / "sub" / "work").exists() == root  # a look-alike of ours is debris
+    assert not ours.exists()
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    planted = dist / f".0_0.distcp.pdckpt-tmp-{dead}-0123456789abcdef"
+    planted.write_bytes(b"another user's")
+    if root:
+        os.chown(planted, 65534, 65534)
+    run_cli("dist", "gc", dist, "--keep", "1", check=0)
+    assert planted.exists() == root
