@@ -159,7 +159,9 @@ static pdckpt_status check_call(pdk_pkl *p, const pdckpt_value *v, const char *m
     pdckpt_object_kind kind = pdckpt_object_kind_of(v);
     pdk_global_compat(&module, &name, true); /* judged as written (pdk_pkl_save_global) */
     pdk_global_role role = pdk_global_role_of(module, name, p->allowed, p->n_allowed);
-    if (role != PDK_GLOBAL_REFUSED && !pdk_global_kind_writable(role, kind))
+    /* a name not writable at all is refused by pdk_pkl_save_global, saying so */
+    bool named_ok = pdk_global_writable(module, name, p->allowed, p->n_allowed);
+    if (named_ok && !pdk_global_kind_writable(role, kind))
         return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
                         "refusing to write %s %s.%s: pdckpt's reader accepts that global only "
                         "%s, and Python's unpickler (paddle.load) would %s",
