@@ -173,3 +173,34 @@ def test_the_sweep_of_dead_saves_temporaries_leaves_another_users(tmp_path):
         os.chown(planted, 65534, 65534)
     run_cli("dist", "gc", dist, "--keep", "1", check=0)
     assert planted.exists() == root
+
+
+# Protocol 0's text numbers as CPython's unpickler reads them: INT through strtol(text, base 0)
+# (a leading zero is octal, two characters valued 0 or 1 a bool), FLOAT through
+# PyOS_string_to_double (no hex, no "nan(...)", OverflowError past the largest double).
+TEXT_NUMBERS = {"int_minus_zero": b"I-0", "int_plus_one": b"I+1", "int_plus_zero": b"I+0",
+                "int_octal": b"I010", "int_minus_octal": b"I-010", "int_minus_one": b"I-1",
+                "float_overflow": b"F1e999", "float_hex": b"F0x10", "float_nan_payload": b"Fnan(1)",
+                "float_underflow": b"F1e-999", "float_infinity": b"F-infinity"}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_NUMBERS))
+def test_text_numbers_read_as_pickle_reads_them_or_refused(tmp_path, case):
+    """pdckpt read 'I010' as 10 (paddle.load: 8), 'I-0' as 0 (False), and 'F1e999' / 'F0x10' as
+    inf / 16.0 where Python's unpickler raises: a converted file then held what paddle.load of
+    the original never gives.  Now the same value and type, or a FormatError at the opcode."""
+    data = b"(dp0\nS'k'\np1\n" + TEXT_NUMBERS[case] + b"\ns."
+    src = tmp_path / "t.pdparams"
+    src.write_bytes(data)
+    try:
+        want = pickle.loads(data)["k"]
+    except (ValueError, OverflowError):
+        with pytest.raises(pdckpt.FormatError, match="offset 13"):
+            pdckpt.load(src, return_numpy=True)
+        return
+    try:
+        got = pdckpt.load(src, return_numpy=True)["k"]
+    except pdckpt.FormatError as e:
+        assert "offset 13" in str(e) and "leading zero" in str(e)
+        return
+    assert type(got) is type(want) and got == want

@@ -105,12 +105,28 @@ static pdckpt_status decimal_int(pk_vm *vm, const uint8_t *s, size_t n, pdckpt_v
     return st;
 }
 
+/* INT's text as CPython's load_int reads it: strtol(text, base 0), and a bool when the text is two
+ * characters whose value is 0 or 1 (Python 2's I00/I01, also "+1", "-0").  Base 0 reads a leading
+ * zero as octal ("010" is 8): refused rather than read as another number than paddle.load's. */
+static pdckpt_status int_text_bool(pk_vm *vm, const uint8_t *s, size_t n, bool *is_bool) {
+    size_t i = n && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    *is_bool = n == 2 && (s[1] == '0' || s[1] == '1') &&
+               (s[0] == '0' || s[0] == '+' || (s[0] == '-' && s[1] == '0'));
+    if (!*is_bool && n - i > 1 && s[i] == '0')
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a decimal integer without a leading zero (CPython's unpickler "
+                       "reads INT '0...' in another base), found '%.*s'",
+                       (int)(n < 40 ? n : 40), (const char *)s);
+    return PDCKPT_OK;
+}
+
 static pdckpt_status op_int_text(pk_vm *vm, bool is_long) {
     const uint8_t *s;
     size_t         n;
+    bool           is_bool = false;
     PDK_TRY(pk_readline(vm, &s, &n));
-    if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1'))
-        return push_new(vm, pdckpt_value_new_bool(vm->a, s[1] == '1')); /* Python 2 I00/I01 */
+    if (!is_long) PDK_TRY(int_text_bool(vm, s, n, &is_bool));
+    if (is_bool) return push_new(vm, pdckpt_value_new_bool(vm->a, s[1] == '1'));
     if (is_long && n && s[n - 1] == 'L') n--;
     pdckpt_value *v = NULL;
     PDK_TRY(decimal_int(vm, s, n, &v));
@@ -148,7 +164,10 @@ pdckpt_status pk_op_float_text(pk_vm *vm) {
     char *end = NULL;
     errno = 0;
     double d = strtod(buf, &end);
-    if (end != buf + n) {
+    /* CPython's load_float (PyOS_string_to_double) reads no hex float, no "nan(...)" and raises
+     * on overflow ("1e999"): text it refuses is not read as a number here either */
+    bool cpython_refuses = strpbrk(buf, "xX(") || (errno == ERANGE && isinf(d));
+    if (end != buf + n || cpython_refuses) {
         char   shown[4 * sizeof buf + 1]; /* the text as printable ASCII: messages are UTF-8 */
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
