@@ -204,3 +204,21 @@ def test_text_numbers_read_as_pickle_reads_them_or_refused(tmp_path, case):
         assert "offset 13" in str(e) and "leading zero" in str(e)
         return
     assert type(got) is type(want) and got == want
+
+
+ADDERS = {"additems_on_a_list": b"\x80\x04]\x94(K\x01\x90.",
+          "append_on_a_set": b"\x80\x04\x8fK\x01a.",
+          "appends_on_a_set": b"\x80\x04\x8f(K\x01e."}
+
+
+@pytest.mark.parametrize("case", sorted(ADDERS))
+def test_items_added_as_python_cannot_add_them_are_refused(tmp_path, case):
+    """ADDITEMS on a list (Python's unpickler calls list.add: AttributeError) loaded as [1], and
+    `convert` wrote a file paddle.load reads, of a pickle paddle.load cannot read."""
+    with pytest.raises(AttributeError):
+        pickle.loads(ADDERS[case])
+    src = tmp_path / "a.pdparams"
+    src.write_bytes(ADDERS[case])
+    with pytest.raises(pdckpt.FormatError, match="Python's unpickler calls"):
+        pdckpt.load(src, return_numpy=True)
+    run_cli("convert", src, tmp_path / "out.pdparams", check=1)

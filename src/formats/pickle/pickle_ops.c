@@ -541,6 +541,21 @@ pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
     return fill_target(vm, target, start, st, PDCKPT_KIND_DICT, "set items on", set_pairs_into);
 }
 
+/* Python's unpickler extends a list by APPEND(S) and a set by ADDITEMS, and calls append /
+ * extend / add on anything else: a list has no add, a set no append (AttributeError), so such a
+ * pickle is refused rather than read as one paddle.load cannot read. */
+static pdckpt_status check_adder(pk_vm *vm, const pdckpt_value *target) {
+    pdckpt_kind k = pdckpt_value_kind(target);
+    bool        add = vm->op == PK_OP_ADDITEMS;
+    if ((add && k == PDCKPT_KIND_LIST) || (!add && k == PDCKPT_KIND_SET))
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a %s to add items to (Python's unpickler calls %s, which a %s "
+                       "has not), found a %s",
+                       add ? "set" : "list", add ? "add" : "append", pdckpt_kind_name(k),
+                       pdckpt_kind_name(k));
+    return PDCKPT_OK;
+}
+
 /* APPENDS / SETITEMS / ADDITEMS: MARK items; the target sits right below the mark. */
 static pdckpt_status op_mark_into(pk_vm *vm, bool pairs) {
     size_t start;
@@ -550,6 +565,7 @@ static pdckpt_status op_mark_into(pk_vm *vm, bool pairs) {
     vm->sp = start; /* peek below the items */
     pdckpt_status st = pk_peek(vm, 0, &target);
     vm->sp = top;
+    if (st == PDCKPT_OK && !pairs) st = check_adder(vm, target);
     if (st != PDCKPT_OK) {
         pk_drop_to(vm, start);
         return st;
@@ -562,6 +578,7 @@ static pdckpt_status op_single_into(pk_vm *vm, size_t n) {
     pdckpt_value *target;
     PDK_TRY(pk_peek(vm, n, &target));
     for (size_t d = 0; d < n; d++) PDK_TRY(pk_peek(vm, d, &(pdckpt_value *){NULL}));
+    if (n == 1) PDK_TRY(check_adder(vm, target));
     return n == 2 ? pk_set_pairs(vm, target, vm->sp - 2) : pk_extend(vm, target, vm->sp - 1);
 }
 
