@@ -222,3 +222,29 @@ def test_items_added_as_python_cannot_add_them_are_refused(tmp_path, case):
     with pytest.raises(pdckpt.FormatError, match="Python's unpickler calls"):
         pdckpt.load(src, return_numpy=True)
     run_cli("convert", src, tmp_path / "out.pdparams", check=1)
+
+
+def test_an_error_from_a_file_object_names_its_file(tmp_path):
+    """pdckpt.load(open(p, "rb")) of a hostile or truncated file said "<memory>: offset 11: ...":
+    the bytes are read into memory first, and the error named that.  It names p now (a BytesIO,
+    which has no name, keeps "<memory>")."""
+    import io
+    p = tmp_path / "m.pdparams"
+    p.write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00kK")  # truncated in its last opcode
+    for opener in (pdckpt.load, pdckpt.open):
+        with open(p, "rb") as f, pytest.raises(pdckpt.FormatError) as info:
+            opener(f)
+        assert info.value.source == str(p) and info.value.offset == 11
+        assert str(info.value).startswith(f"{p}: offset 11: BININT1: expected 1 bytes")
+    with pytest.raises(pdckpt.FormatError, match="^<memory>: offset 11"):
+        pdckpt.load(io.BytesIO(p.read_bytes()))
+
+
+def test_a_file_object_over_a_proc_file_is_refused_unread(tmp_path):
+    """A path to a file of /proc or /sys is refused unread (its size is not its length); a file
+    object over one was read to its end: /proc/self/environ gave a FormatError naming "<memory>",
+    and /proc/kmsg (root) waits for the kernel's next message, forever."""
+    with open("/proc/self/environ", "rb") as f, pytest.raises(pdckpt.ArgumentError,
+                                                              match="/proc or /sys") as info:
+        pdckpt.load(f)
+    assert info.value.source == "/proc/self/environ"
