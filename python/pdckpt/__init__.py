@@ -445,6 +445,21 @@ def _refuse_device(stream: Any) -> None:
         raise _errors.make(ArgumentError, getattr(stream, "name", None) or "<stream>",
                            f"expected a regular file, a pipe or a socket, found a {kind} "
                            "device: not read (its reads are no checkpoint's and may never end)")
+    if stat.S_ISREG(mode) and _on_proc_or_sys(stream.fileno()):
+        raise _errors.make(ArgumentError, getattr(stream, "name", None) or "<stream>",
+                           "expected a regular file, found a file of /proc or /sys: not read "
+                           "(its size is not its length, and a read of /proc/kmsg waits for "
+                           "the kernel's next message)")
+
+
+def _on_proc_or_sys(fd: int) -> bool:
+    """Whether `fd` is a file of /proc or /sys (their filesystems' devices), as a path to one is
+    refused by the library (src/io/safe_open.c)."""
+    try:
+        dev = os.fstat(fd).st_dev
+        return any(os.path.ismount(m) and os.stat(m).st_dev == dev for m in ("/proc", "/sys"))
+    except OSError:
+        return False
 
 
 def _read_one(stream: Any, cap: int) -> bytes:
@@ -570,6 +585,29 @@ def _open_tree(path: Any, cfg: dict, aligned: bool = False) -> Any:
     return _native.load(target, program=program, **options)
 
 
+def _names_its_stream(fn: Any) -> Any:
+    """A load or open of a file object reads its bytes into memory, and the library's errors
+    then named the source ``<memory>``: they name the file object's file (``stream.name``)
+    instead, as a load of its path does (a BytesIO, which has no name, stays ``<memory>``)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(path, "name", None) if hasattr(path, "read") else None
+        try:
+            return fn(path, *args, **kwargs)
+        except Error as e:
+            if isinstance(name, (str, bytes)) and e.source == "<memory>" and e.args:
+                shown = os.fsdecode(name)
+                text = str(e.args[0])
+                e.source = shown
+                if text.startswith("<memory>"):
+                    e.args = (shown + text[len("<memory>"):],) + e.args[1:]
+            raise
+    return wrapper
+
+
+@_names_its_stream
 def load(path: Any, **configs: Any) -> Any:
     """Loads what ``paddle.save`` (or ``pdckpt.save``) wrote, like ``paddle.load``.
 
@@ -931,6 +969,7 @@ class Slice:
         return f"<pdckpt.Slice {self._key!r} {self.dtype} {list(self.shape)}>"
 
 
+@_names_its_stream
 def open(path: Any, *, format: str | None = None, names: list[str] | None = None,
          program: str | None = None, exact_dtypes: bool = False, mmap: bool = True,
          reinterpret: Any = None) -> Reader:

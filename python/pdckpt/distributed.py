@@ -439,6 +439,9 @@ def save_state_dict(state_dict: dict, path: str | os.PathLike, process_group: An
     fmt = "safetensors" if safetensors else "pickle"
     args = _arguments(os.path.normpath(path), unique_id, bool(async_save), fmt, int(keep_last),
                       bool(durable))
+    # The directory as named now: an async save's commit (wait()) after a chdir must not land in
+    # -- and replace -- another directory's checkpoint of that name.
+    path = os.path.abspath(path)
     stage, mine = None, None
     try:
         stage = _native.sharded_stage(_pieces(paddle, state_dict), paddle_save_spec(paddle))

@@ -7,8 +7,12 @@
  */
 #include "../formats/pdk_format.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct pdckpt_async_saver {
     pdckpt_save_options    opts;
@@ -234,6 +238,25 @@ static pdckpt_status snapshot(pdckpt_async_saver *s, const pdckpt_value *root, p
     return PDCKPT_OK;
 }
 
+/* The target as the caller named it when it called: a relative path is resolved against the
+ * working directory now, not when the worker opens it (a chdir before the write made the save
+ * land in -- and replace -- another directory's file of that name). */
+static pdckpt_status path_now(const pdckpt_allocator *a, const char *path, char **out,
+                              pdckpt_error *err) {
+    char full[PATH_MAX];
+    if (path[0] != '/') {
+        if (!getcwd(full, sizeof full))
+            return pdk_fail_sys(err, errno, path, "resolve against the working directory");
+        size_t n = strlen(full);
+        if (snprintf(full + n, sizeof full - n, "%s%s", full[n - 1] == '/' ? "" : "/", path) >=
+            (int)(sizeof full - n))
+            return pdk_fail(err, PDCKPT_ERR_ARGUMENT, path, -1, "path too long");
+        path = full;
+    }
+    *out = pdk_strndup(a, path, strlen(path));
+    return *out ? PDCKPT_OK : pdk_fail_nomem(err, "path");
+}
+
 pdckpt_status pdckpt_async_save(pdckpt_async_saver *saver, const pdckpt_value *root,
                                 const char *path, const pdckpt_sink_ops *sink_ops, void *sink_self,
                                 pdckpt_error *err) {
@@ -246,9 +269,7 @@ pdckpt_status pdckpt_async_save(pdckpt_async_saver *saver, const pdckpt_value *r
     pthread_mutex_lock(&saver->mu);
     pdckpt_status st = wait_locked(saver, err);
     char         *path_copy = NULL;
-    if (st == PDCKPT_OK && path &&
-        !(path_copy = pdk_strndup(saver->opts.allocator, path, strlen(path))))
-        st = pdk_fail_nomem(err, "path");
+    if (st == PDCKPT_OK && path) st = path_now(saver->opts.allocator, path, &path_copy, err);
     pdckpt_value *snap = NULL;
     if (st == PDCKPT_OK) st = snapshot(saver, root, &snap, err);
     if (st == PDCKPT_OK) {

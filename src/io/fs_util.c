@@ -253,6 +253,14 @@ bool pdk_sidecar_writers_covered(const struct stat *side, const struct stat *fil
     return !(side->st_mode & S_IWOTH) || (file->st_mode & S_IWOTH);
 }
 
+/* Whether the entry `name` of `dfd` is this user's: a temporary a save of this user left.  Another
+ * user's entry named like one (planted in a shared directory, or that user's killed save) is not
+ * this save's to remove: root sweeping /tmp removed every user's look-alike. */
+static bool owned_by_us(int dfd, const char *name) {
+    struct stat st;
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid == geteuid();
+}
+
 void pdk_remove_stale_temps(const char *path) {
     char        dir[PATH_MAX];
     const char *base;
@@ -265,7 +273,7 @@ void pdk_remove_stale_temps(const char *path) {
         /* Only temps whose writer is gone: a live writer (or an unrelated process that reuses
          * the pid) keeps its file.  Temps from other hosts cannot be told apart; they stay. */
         if (pid <= 0 || pid == (long)getpid() || pid_runs(pid)) continue;
-        pdk_remove_tree_at(dirfd(d), de->d_name);
+        if (owned_by_us(dirfd(d), de->d_name)) pdk_remove_tree_at(dirfd(d), de->d_name);
     }
     closedir(d);
 }
@@ -437,7 +445,7 @@ void pdk_sweep_temps(const char *dir, const char *base) {
         if (n[0] != '.' || (!strstr(n, ".pdckpt-dist-") && !strstr(n, ".pdckpt-tmp-"))) continue;
         if (base && strncmp(n, needle, nl) != 0 && strncmp(n + 1, needle, nl) != 0) continue;
         if (live_writer(n)) continue; /* not debris: its save is still running */
-        pdk_remove_tree_at(dirfd(d), n);
+        if (owned_by_us(dirfd(d), n)) pdk_remove_tree_at(dirfd(d), n);
     }
     closedir(d);
 }

@@ -231,7 +231,8 @@ pdckpt_status pdk_temp_path_beside(const char *path, char *out, size_t cap, pdck
 pdckpt_status pdk_fsync_dir_of(const char *path, bool is_dir, pdckpt_error *err);
 /* Removes temps beside `path` left by writers that died (their pid no longer exists): its own
  * (".<base>.pdckpt-tmp-...") and its sidecars' (".<base>.<suffix>.pdckpt-tmp-...", a suffix
- * without a dot), in one pass over the directory. */
+ * without a dot), in one pass over the directory; only this user's (another user's look-alike is
+ * not this save's to remove). */
 void pdk_remove_stale_temps(const char *path);
 /* Reads the first `len` bytes of `path` when it is a regular file reached without following a
  * link (a sidecar of ours is told by its head; a link, FIFO or short file never is one). */
@@ -289,9 +290,10 @@ pdckpt_status pdk_rename_replace_durable(const char *from, const char *to, bool 
 pdckpt_status pdk_write_file_atomic(const char *path, const void *data, size_t len, bool durable,
                                     pdckpt_error *err);
 /* Removes the temporaries killed saves left in `dir` (".<name>.pdckpt-dist-*" and
- * ".<name>.pdckpt-tmp-*"), only those of `base` when it is not NULL, whoever wrote them: for a
- * directory no other job writes into.  A ".pdckpt-tmp-<pid>-" one whose process still runs (a
- * single-file save into the same directory) is not debris and stays. */
+ * ".<name>.pdckpt-tmp-*"), only those of `base` when it is not NULL, whichever job of this user
+ * wrote them: for a directory no other job writes into (another user's stay).  A
+ * ".pdckpt-tmp-<pid>-" one whose process still runs (a single-file save into the same directory) is
+ * not debris and stays. */
 void pdk_sweep_temps(const char *dir, const char *base);
 
 /* ---- integrity sidecars (xxh_sidecar.c): "<file>.xxh3", xxh3-128 per 4 KiB block ---- */

@@ -156,6 +156,20 @@ static pdckpt_status save_args(pdk_pkl *p, const pdckpt_value *obj, pdk_pkl_mode
  * memory or build a dtype numpy does not check. */
 static pdckpt_status check_call(pdk_pkl *p, const pdckpt_value *v, const char *module,
                                 const char *name) {
+    pdckpt_object_kind kind = pdckpt_object_kind_of(v);
+    pdk_global_compat(&module, &name, true); /* judged as written (pdk_pkl_save_global) */
+    pdk_global_role role = pdk_global_role_of(module, name, p->allowed, p->n_allowed);
+    /* a name not writable at all is refused by pdk_pkl_save_global, saying so */
+    bool named_ok = pdk_global_writable(module, name, p->allowed, p->n_allowed);
+    if (named_ok && !pdk_global_kind_writable(role, kind))
+        return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
+                        "refusing to write %s %s.%s: pdckpt's reader accepts that global only "
+                        "%s, and Python's unpickler (paddle.load) would %s",
+                        kind == PDCKPT_OBJECT_NEWOBJ ? "NEWOBJ of" : "a call of", module, name,
+                        role == PDK_GLOBAL_CLASS ? "as NEWOBJ + BUILD"
+                                                 : "as an argument of another call",
+                        role == PDK_GLOBAL_CLASS ? "run its __init__"
+                                                 : "call it with arguments no checkpoint holds");
     if (!pdk_global_call_bounded(module, name, pdckpt_object_args(v)))
         return pdk_fail(p->err, PDCKPT_ERR_UNSUPPORTED, p->sink->name, -1,
                         "refusing to write the call %s.%s with these arguments: Python's "

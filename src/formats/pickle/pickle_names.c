@@ -194,8 +194,18 @@ static bool builtin_arg_bounded(const char *name, const pdckpt_value *arg) {
     return true;
 }
 
+/* numpy.core.multiarray.scalar / numpy._core.multiarray.scalar (numpy 1.x / 2.x). */
+static bool is_np_scalar(const char *module, const char *name) {
+    return strcmp(name, "scalar") == 0 && (strcmp(module, "numpy.core.multiarray") == 0 ||
+                                           strcmp(module, "numpy._core.multiarray") == 0);
+}
+
 bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_value *args) {
     size_t n = args ? pdckpt_value_len(args) : 0;
+    pdk_global_compat(&module, &name, true); /* as written: __builtin__.bytearray is bytearray */
+    /* scalar(dtype) without its bytes allocates and zeroes the dtype's itemsize (2 GB for
+     * 'V2000000000'); with them numpy takes at most what the bytes hold */
+    if (is_np_scalar(module, name)) return n == 2;
     if (strcmp(module, "builtins") == 0) {
         for (size_t i = 0; i < n; i++)
             if (!builtin_arg_bounded(name, pdckpt_value_at(args, i))) return false;
@@ -203,16 +213,27 @@ bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_
     }
     if (strcmp(module, "copyreg") == 0 && strcmp(name, "_reconstructor") == 0 && n == 3) {
         /* base.__init__(obj, state): a builtin base iterates or allocates the state as above */
+        /* CPython names a builtin type as the base (object, dict, list, ...); another base's
+         * __new__ takes the state as its argument: numpy.ndarray's allocates the shape given */
         const pdckpt_value *base = pdckpt_value_at(args, 1);
-        return pdckpt_value_kind(base) != PDCKPT_KIND_OBJECT ||
-               pdckpt_object_kind_of(base) != PDCKPT_OBJECT_GLOBAL ||
-               strcmp(pdckpt_object_module(base), "builtins") != 0 ||
-               builtin_arg_bounded(pdckpt_object_name(base), pdckpt_value_at(args, 2));
+        if (pdckpt_value_kind(base) != PDCKPT_KIND_OBJECT ||
+            pdckpt_object_kind_of(base) != PDCKPT_OBJECT_GLOBAL)
+            return false;
+        const char *bm = pdckpt_object_module(base), *bn = pdckpt_object_name(base);
+        pdk_global_compat(&bm, &bn, true);
+        return strcmp(bm, "builtins") == 0 && builtin_arg_bounded(bn, pdckpt_value_at(args, 2));
     }
     if (strcmp(name, "_reconstruct") == 0 && (strcmp(module, "numpy.core.multiarray") == 0 ||
                                               strcmp(module, "numpy._core.multiarray") == 0))
         return n == 3 && empty_shape(pdckpt_value_at(args, 1));
     return true;
+}
+
+bool pdk_global_kind_writable(pdk_global_role role, pdckpt_object_kind kind) {
+    if (kind == PDCKPT_OBJECT_GLOBAL) return role != PDK_GLOBAL_REFUSED && role != PDK_GLOBAL_FORM;
+    if (kind == PDCKPT_OBJECT_NEWOBJ)
+        return role != PDK_GLOBAL_REF && role != PDK_GLOBAL_FORM && role != PDK_GLOBAL_REFUSED;
+    return role == PDK_GLOBAL_CALL || role == PDK_GLOBAL_ALLOWED; /* REDUCE */
 }
 
 bool pdk_global_state_safe(const char *module, const char *name, const pdckpt_value *state) {

@@ -32,10 +32,19 @@ bool pdk_global_writable(const char *module, const char *name, const char *const
  * it does for what CPython and numpy write: bytes / bytearray of text, bytes or a list (not of an
  * int: bytes(2**40) allocates a TiB), list / tuple / set / frozenset / bytes / bytearray of
  * values (not of a computed object: list(range(2**40))), numpy's _reconstruct of an empty shape
- * (its data comes with BUILD; a shape of 2^34 elements is 16 GiB that Paddle then copies).  The
+ * (its data comes with BUILD; a shape of 2^34 elements is 16 GiB that Paddle then copies), numpy's
+ * scalar with its bytes (scalar(dtype) alone zeroes the dtype's itemsize), copyreg's
+ * _reconstructor with a builtin base (numpy.ndarray's __new__ allocates the state's shape).  The
  * writer emits no other such call, so a converted file cannot make paddle.load exhaust memory.
  */
 bool pdk_global_call_bounded(const char *module, const char *name, const pdckpt_value *args);
+/* Whether the writer may emit a global of `role` as an object of `kind`, as the reader accepts
+ * it (pickle_calls.c): a REDUCE only of a CALL or a caller-allowed global (a REF such as
+ * numpy.ndarray or builtins.dict is an argument, never called: numpy.ndarray((10**9,),
+ * dtype('O')) makes paddle.load fill 8 GB; a CLASS would run its __init__), a NEWOBJ of neither
+ * a REF nor a FORM.  A tree from elsewhere (a safetensors pdckpt.tree, a caller's objects) may
+ * hold what no pickle read by pdckpt holds. */
+bool pdk_global_kind_writable(pdk_global_role role, pdckpt_object_kind kind);
 /* Whether numpy builds module.name + BUILD(state) as it builds the dtypes it pickles: a plain
  * type code, no fields and no subarray (numpy takes a structured dtype's field offsets from the
  * state unchecked: an offset past the item makes every read of the field one out of bounds). */

@@ -105,12 +105,28 @@ static pdckpt_status decimal_int(pk_vm *vm, const uint8_t *s, size_t n, pdckpt_v
     return st;
 }
 
+/* INT's text as CPython's load_int reads it: strtol(text, base 0), and a bool when the text is two
+ * characters whose value is 0 or 1 (Python 2's I00/I01, also "+1", "-0").  Base 0 reads a leading
+ * zero as octal ("010" is 8): refused rather than read as another number than paddle.load's. */
+static pdckpt_status int_text_bool(pk_vm *vm, const uint8_t *s, size_t n, bool *is_bool) {
+    size_t i = n && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    *is_bool = n == 2 && (s[1] == '0' || s[1] == '1') &&
+               (s[0] == '0' || s[0] == '+' || (s[0] == '-' && s[1] == '0'));
+    if (!*is_bool && n - i > 1 && s[i] == '0')
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a decimal integer without a leading zero (CPython's unpickler "
+                       "reads INT '0...' in another base), found '%.*s'",
+                       (int)(n < 40 ? n : 40), (const char *)s);
+    return PDCKPT_OK;
+}
+
 static pdckpt_status op_int_text(pk_vm *vm, bool is_long) {
     const uint8_t *s;
     size_t         n;
+    bool           is_bool = false;
     PDK_TRY(pk_readline(vm, &s, &n));
-    if (!is_long && n == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1'))
-        return push_new(vm, pdckpt_value_new_bool(vm->a, s[1] == '1')); /* Python 2 I00/I01 */
+    if (!is_long) PDK_TRY(int_text_bool(vm, s, n, &is_bool));
+    if (is_bool) return push_new(vm, pdckpt_value_new_bool(vm->a, s[1] == '1'));
     if (is_long && n && s[n - 1] == 'L') n--;
     pdckpt_value *v = NULL;
     PDK_TRY(decimal_int(vm, s, n, &v));
@@ -148,7 +164,10 @@ pdckpt_status pk_op_float_text(pk_vm *vm) {
     char *end = NULL;
     errno = 0;
     double d = strtod(buf, &end);
-    if (end != buf + n) {
+    /* CPython's load_float (PyOS_string_to_double) reads no hex float, no "nan(...)" and raises
+     * on overflow ("1e999"): text it refuses is not read as a number here either */
+    bool cpython_refuses = strpbrk(buf, "xX(") || (errno == ERANGE && isinf(d));
+    if (end != buf + n || cpython_refuses) {
         char   shown[4 * sizeof buf + 1]; /* the text as printable ASCII: messages are UTF-8 */
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
@@ -522,6 +541,21 @@ pdckpt_status pk_set_pairs(pk_vm *vm, pdckpt_value *target, size_t start) {
     return fill_target(vm, target, start, st, PDCKPT_KIND_DICT, "set items on", set_pairs_into);
 }
 
+/* Python's unpickler extends a list by APPEND(S) and a set by ADDITEMS, and calls append /
+ * extend / add on anything else: a list has no add, a set no append (AttributeError), so such a
+ * pickle is refused rather than read as one paddle.load cannot read. */
+static pdckpt_status check_adder(pk_vm *vm, const pdckpt_value *target) {
+    pdckpt_kind k = pdckpt_value_kind(target);
+    bool        add = vm->op == PK_OP_ADDITEMS;
+    if ((add && k == PDCKPT_KIND_LIST) || (!add && k == PDCKPT_KIND_SET))
+        return pk_fail(vm, PDCKPT_ERR_FORMAT,
+                       "expected a %s to add items to (Python's unpickler calls %s, which a %s "
+                       "has not), found a %s",
+                       add ? "set" : "list", add ? "add" : "append", pdckpt_kind_name(k),
+                       pdckpt_kind_name(k));
+    return PDCKPT_OK;
+}
+
 /* APPENDS / SETITEMS / ADDITEMS: MARK items; the target sits right below the mark. */
 static pdckpt_status op_mark_into(pk_vm *vm, bool pairs) {
     size_t start;
@@ -531,6 +565,7 @@ static pdckpt_status op_mark_into(pk_vm *vm, bool pairs) {
     vm->sp = start; /* peek below the items */
     pdckpt_status st = pk_peek(vm, 0, &target);
     vm->sp = top;
+    if (st == PDCKPT_OK && !pairs) st = check_adder(vm, target);
     if (st != PDCKPT_OK) {
         pk_drop_to(vm, start);
         return st;
@@ -543,6 +578,7 @@ static pdckpt_status op_single_into(pk_vm *vm, size_t n) {
     pdckpt_value *target;
     PDK_TRY(pk_peek(vm, n, &target));
     for (size_t d = 0; d < n; d++) PDK_TRY(pk_peek(vm, d, &(pdckpt_value *){NULL}));
+    if (n == 1) PDK_TRY(check_adder(vm, target));
     return n == 2 ? pk_set_pairs(vm, target, vm->sp - 2) : pk_extend(vm, target, vm->sp - 1);
 }
 
