@@ -401,6 +401,11 @@ PDCKPT_API void *pdckpt_tensor_data_mut(pdckpt_value *tensor);
 /* Sets (copies) or clears (NULL) the Paddle variable name carried with the tensor. */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name,
                                                 pdckpt_error *err);
+/* The tensor this one was made from under another name, else the tensor itself (NULL: not a
+ * tensor).  A pickle's one array under several keys of a state dict with paddle.save's name table
+ * is one tensor value per key (each carries its key's name), all with the same origin: one
+ * object in the file, as pickle (paddle.load(return_numpy=True)) gives it. */
+PDCKPT_API const pdckpt_value *pdckpt_tensor_origin(const pdckpt_value *tensor);
 /* Replaces the LoD: `n_levels` arrays of cumulative offsets (copied). */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
                                                const uint64_t *const *levels,

@@ -15,8 +15,10 @@ static bool paddle_here(const pyn_out *out) {
     return out->paddle && out->plain == 0;
 }
 
+/* (A tensor by its origin: the copies a name table's names made of one array are that array.) */
 static PyObject *memo_key(const pdckpt_value *v, const pyn_out *out) {
-    return PyLong_FromVoidPtr((char *)v + paddle_here(out));
+    const pdckpt_value *one = pdckpt_tensor_origin(v);
+    return PyLong_FromVoidPtr((char *)(one ? one : v) + paddle_here(out));
 }
 
 static bool named_tensor(const pdckpt_value *v) {
@@ -263,7 +265,11 @@ static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
     /* Met once: nothing to remember.  A paddle.Tensor is made per place, as paddle.load makes
      * it (the first over the payload, the others copies: pyn_paddle_tensor), never one object
      * that an in-place op on one key changes under another. */
-    if (!pdckpt_value_shared(v) || (kind == PDCKPT_KIND_TENSOR && paddle_tensor_here(v, out)))
+    /* (a tensor renamed from an array held elsewhere: memoised by that array, pdckpt_tensor_origin)
+     */
+    const pdckpt_value *one = kind == PDCKPT_KIND_TENSOR ? pdckpt_tensor_origin(v) : v;
+    if ((!pdckpt_value_shared(v) && !pdckpt_value_shared(one)) ||
+        (kind == PDCKPT_KIND_TENSOR && paddle_tensor_here(v, out)))
         return convert_once(v, out);
     PyObject *key = memo_key(v, out);
     if (!key) return NULL;

@@ -31,6 +31,8 @@ typedef struct pdk_tensor {
     int32_t                  n_lod;
     uint64_t                *lod_lens;
     uint64_t               **lod;
+    /* a renamed copy (pdk_tensor_set_origin): the tensor it names, held; else NULL */
+    pdckpt_value *origin;
 } pdk_tensor;
 
 typedef struct pdk_dict_index pdk_dict_index;

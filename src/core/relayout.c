@@ -51,6 +51,7 @@ static void collect(rl_walk *w, pdckpt_value *v, unsigned depth) {
     switch (v->kind) {
     case PDCKPT_KIND_TENSOR:
         if (v->u.t->buffer == w->buf) push(w, v->u.t);
+        collect(w, v->u.t->origin, depth + 1); /* it holds the buffer too, over the same range */
         return;
     case PDCKPT_KIND_OBJECT:
         collect(w, v->u.o->args, depth + 1);

@@ -52,6 +52,7 @@ void pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t) {
     if (t->dims != t->inline_dims) pdk_free(a, t->dims, (size_t)t->n_dims * sizeof *t->dims);
     pdk_strfree(a, t->name);
     free_lod(a, t);
+    pdckpt_value_free(t->origin);
     pdk_free(a, t, sizeof *t);
 }
 
@@ -180,6 +181,17 @@ void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
         tensor->u.t->fortran) /* its data is not the C order the caller would write */
         return NULL;
     return (void *)tensor->u.t->data;
+}
+
+void pdk_tensor_set_origin(pdckpt_value *copy, const pdckpt_value *of) {
+    pdckpt_value *root = (pdckpt_value *)pdckpt_tensor_origin(of);
+    if (copy->kind != PDCKPT_KIND_TENSOR || !root || root == copy || copy->u.t->origin) return;
+    copy->u.t->origin = pdckpt_value_retain(root);
+}
+
+const pdckpt_value *pdckpt_tensor_origin(const pdckpt_value *tensor) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR) return NULL;
+    return tensor->u.t->origin ? tensor->u.t->origin : tensor;
 }
 
 pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name, pdckpt_error *err) {
