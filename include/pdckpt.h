@@ -675,11 +675,16 @@ typedef enum pdckpt_numpy_module {
  * layout it was read in, also through pdckpt's safetensors tree).  A caller that knows which
  * tensors are paddle.Tensors and which NumPy arrays (the Python module) applies paddle.save's own
  * rule and says so: STATE_DICT is _legacy_save's (tensors as ndarrays plus the name table), GENERIC
- * _pickle_save's (the object as it is). */
+ * _pickle_save's (the object as it is).  STATIC_PARAMS is paddle.static.save's X.pdparams: GENERIC,
+ * except that with protocol 2 or 3 a top-level array of more than 2^30 - 1 bytes is split as
+ * Paddle splits it (`key@@.0`, `key@@.1`, ... after the other entries, then
+ * "UnpackBigParamInfor@@"), which paddle.load and static.load join (pdckpt_static_save uses it;
+ * its X.pdopt, which Paddle writes whole, stays GENERIC). */
 typedef enum pdckpt_pickle_layout {
     PDCKPT_PICKLE_LAYOUT_AUTO = 0,
     PDCKPT_PICKLE_LAYOUT_STATE_DICT = 1,
     PDCKPT_PICKLE_LAYOUT_GENERIC = 2,
+    PDCKPT_PICKLE_LAYOUT_STATIC_PARAMS = 3,
 } pdckpt_pickle_layout;
 
 /* Told about each value a save left out because the caller asked for it (skip_non_tensors):
