@@ -406,6 +406,10 @@ PDCKPT_API pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char
  * is one tensor value per key (each carries its key's name), all with the same origin: one
  * object in the file, as pickle (paddle.load(return_numpy=True)) gives it. */
 PDCKPT_API const pdckpt_value *pdckpt_tensor_origin(const pdckpt_value *tensor);
+/* Where in its file a loaded TENSOR or OBJECT value was made (a pickle's opcode: an array's
+ * REDUCE, an object's GLOBAL / REDUCE / NEWOBJ), so that what fails on it later (a conversion)
+ * can say where; -1 when unknown (other kinds, other formats, values built by the caller). */
+PDCKPT_API int64_t pdckpt_value_offset(const pdckpt_value *value);
 /* Replaces the LoD: `n_levels` arrays of cumulative offsets (copied). */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
                                                const uint64_t *const *levels,

@@ -284,6 +284,7 @@ static PyObject *table_entry(size_t i, const pdckpt_value *key, const pdckpt_val
     if (found < 0) return NULL;
     if (!found) return pyn_convert(item, out);
     PyObject *t = pyn_paddle_tensor(item, name, out);
+    if (!t) pyn_note_failure(item, out);
     Py_XDECREF(name);
     return t;
 }
