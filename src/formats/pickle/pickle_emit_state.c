@@ -236,10 +236,9 @@ static uint64_t split_bytes(void) {
 }
 
 /* Whether _unpack_saved_dict splits this top-level value (protocols 2 and 3 only). */
-static bool is_big(const pdk_pkl *p, const pdckpt_value *v, big_entry *b) {
+static bool is_big(const pdk_pkl *p, const pdckpt_value *v, uint64_t limit, big_entry *b) {
     if (p->proto >= 4 || !pdckpt_tensor_get_memory(v, &b->t, NULL)) return false;
-    size_t   item = pdk_pkl_numpy_itemsize(b->t.dtype);
-    uint64_t limit = split_bytes();
+    size_t item = pdk_pkl_numpy_itemsize(b->t.dtype);
     if (item == 0 || b->t.n_elements <= limit / item) return false;
     b->per_slice = limit / item;
     b->n_slices = (b->t.n_elements + b->per_slice - 1) / b->per_slice;
@@ -256,6 +255,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
     if (!c->user || !c->tensors || !c->big || !c->key_memo)
         return pdk_fail_nomem(p->err, "state dict plan");
     for (size_t i = 0; i <= n; i++) c->key_memo[i] = NO_MEMO;
+    uint64_t limit = p->proto >= 4 ? 0 : split_bytes(); /* (once: W2 has 100,000 entries) */
     for (size_t i = 0; i < n; i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(c->root, i), *v = pdckpt_value_at(c->root, i);
         if (pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY))) {
@@ -264,7 +264,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
         }
         if (pdk_pickle_table_lists(v)) c->tensors[c->n_tensors++] = i;
         big_entry *b = &c->big[c->n_big];
-        if (!is_big(p, v, b)) {
+        if (!is_big(p, v, limit, b)) {
             c->user[c->n_user++] = i;
             continue;
         }
