@@ -401,6 +401,15 @@ PDCKPT_API void *pdckpt_tensor_data_mut(pdckpt_value *tensor);
 /* Sets (copies) or clears (NULL) the Paddle variable name carried with the tensor. */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name,
                                                 pdckpt_error *err);
+/* The tensor this one was made from under another name, else the tensor itself (NULL: not a
+ * tensor).  A pickle's one array under several keys of a state dict with paddle.save's name table
+ * is one tensor value per key (each carries its key's name), all with the same origin: one
+ * object in the file, as pickle (paddle.load(return_numpy=True)) gives it. */
+PDCKPT_API const pdckpt_value *pdckpt_tensor_origin(const pdckpt_value *tensor);
+/* Where in its file a loaded TENSOR or OBJECT value was made (a pickle's opcode: an array's
+ * REDUCE, an object's GLOBAL / REDUCE / NEWOBJ), so that what fails on it later (a conversion)
+ * can say where; -1 when unknown (other kinds, other formats, values built by the caller). */
+PDCKPT_API int64_t pdckpt_value_offset(const pdckpt_value *value);
 /* Replaces the LoD: `n_levels` arrays of cumulative offsets (copied). */
 PDCKPT_API pdckpt_status pdckpt_tensor_set_lod(pdckpt_value *tensor, int32_t n_levels,
                                                const uint64_t *const *levels,
@@ -670,11 +679,16 @@ typedef enum pdckpt_numpy_module {
  * layout it was read in, also through pdckpt's safetensors tree).  A caller that knows which
  * tensors are paddle.Tensors and which NumPy arrays (the Python module) applies paddle.save's own
  * rule and says so: STATE_DICT is _legacy_save's (tensors as ndarrays plus the name table), GENERIC
- * _pickle_save's (the object as it is). */
+ * _pickle_save's (the object as it is).  STATIC_PARAMS is paddle.static.save's X.pdparams: GENERIC,
+ * except that with protocol 2 or 3 a top-level array of more than 2^30 - 1 bytes is split as
+ * Paddle splits it (`key@@.0`, `key@@.1`, ... after the other entries, then
+ * "UnpackBigParamInfor@@"), which paddle.load and static.load join (pdckpt_static_save uses it;
+ * its X.pdopt, which Paddle writes whole, stays GENERIC). */
 typedef enum pdckpt_pickle_layout {
     PDCKPT_PICKLE_LAYOUT_AUTO = 0,
     PDCKPT_PICKLE_LAYOUT_STATE_DICT = 1,
     PDCKPT_PICKLE_LAYOUT_GENERIC = 2,
+    PDCKPT_PICKLE_LAYOUT_STATIC_PARAMS = 3,
 } pdckpt_pickle_layout;
 
 /* Told about each value a save left out because the caller asked for it (skip_non_tensors):

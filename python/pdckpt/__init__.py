@@ -778,11 +778,19 @@ def _guard_conversion(where: str, fmt: str, convert: Any, hint: str = "") -> Any
     except Error as e:
         if getattr(e, "source", None) or not where:
             raise
-        raise _errors.make(type(e), where, e.message) from None  # the conversion's own limits
+        at = getattr(e, "pdckpt_offset", None)  # the value it failed on (Tree.convert)
+        err = _errors.make(type(e), where, e.message if at is None else f"offset {at}: {e.message}")
+        err.offset = at
+        raise err from None  # the conversion's own limits
     except (UnicodeError, ValueError, TypeError, OverflowError, OSError, RuntimeError,
             KeyError, IndexError, AttributeError) as e:
-        raise _errors.make(FormatError, where, f"the loaded {fmt} value cannot be converted "
-                           f"to Python objects: {type(e).__name__}: {e}{hint}") from e
+        at, what = getattr(e, "pdckpt_offset", None), getattr(e, "pdckpt_value", None)
+        found = f"found {what} that" if what else "found one that"
+        err = _errors.make(FormatError, where, ("" if at is None else f"offset {at}: ") +
+                           f"expected {fmt} values Python and Paddle can take, {found} cannot be "
+                           f"converted to Python objects: {type(e).__name__}: {e}{hint}")
+        err.offset = at
+        raise err from e
 
 
 # ---- the lazy reader --------------------------------------------------------------------------
@@ -879,7 +887,8 @@ class Reader:
             raise KeyError(key) from None
 
     def _convert(self, i: int) -> Any:
-        value = self._tree.convert(i, self._exact)
+        value = _guard_conversion(getattr(self, "_where", "<memory>"), self._tree.format,
+                                  lambda: self._tree.convert(i, self._exact))
         if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
                 and self._tree.kind(i) == "tuple" and hasattr(value[1], "dtype")):
             return value[1]  # Paddle's (name, ndarray) form of a tensor
@@ -985,7 +994,10 @@ def open(path: Any, *, format: str | None = None, names: list[str] | None = None
             and reinterpret is None and isinstance(path, (str, os.PathLike))):
         # a pickle pdckpt saved: its index, entries made on access (docs/pickles.md)
         tree = _native.open_lazy(path)
-    return Reader(tree if tree is not None else _open_tree(path, cfg), exact_dtypes)
+    reader = Reader(tree if tree is not None else _open_tree(path, cfg), exact_dtypes)
+    reader._where = (os.fsdecode(os.fspath(path)) if isinstance(path, (str, os.PathLike))
+                     else "<stream>" if hasattr(path, "read") else "<memory>")
+    return reader
 
 
 from . import dygraph, static  # noqa: E402  (the seeds' 1.x dygraph and static APIs)

@@ -7,6 +7,8 @@
  */
 #include "py_native.h"
 
+#include <stdio.h>
+
 static PyObject *convert(const pdckpt_value *v, pyn_out *out);
 
 /* One value converts differently where paddle.Tensors are made and where not (inside objects and
@@ -15,8 +17,10 @@ static bool paddle_here(const pyn_out *out) {
     return out->paddle && out->plain == 0;
 }
 
+/* (A tensor by its origin: the copies a name table's names made of one array are that array.) */
 static PyObject *memo_key(const pdckpt_value *v, const pyn_out *out) {
-    return PyLong_FromVoidPtr((char *)v + paddle_here(out));
+    const pdckpt_value *one = pdckpt_tensor_origin(v);
+    return PyLong_FromVoidPtr((char *)(one ? one : v) + paddle_here(out));
 }
 
 static bool named_tensor(const pdckpt_value *v) {
@@ -58,6 +62,7 @@ static PyObject *name_tuple_to_paddle(const pdckpt_value *v, pyn_out *out) {
     PyObject   *name = len ? PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, "surrogatepass") : NULL;
     if (len && !name) return NULL;
     PyObject *t = pyn_paddle_tensor(pdckpt_value_at(v, 1), name, out);
+    if (!t) pyn_note_failure(pdckpt_value_at(v, 1), out);
     Py_XDECREF(name);
     return t;
 }
@@ -244,7 +249,42 @@ static PyObject *convert_once(const pdckpt_value *v, pyn_out *out) {
         obj = convert_node(v, out);
         Py_LeaveRecursiveCall();
     }
+    if (!obj) pyn_note_failure(v, out);
     return obj;
+}
+
+void pyn_note_failure(const pdckpt_value *v, pyn_out *out) {
+    if (!out->failed && pdckpt_value_offset(v) >= 0) out->failed = v;
+}
+
+/* "a float32 array of shape [2, 3]", "an object numpy.dtype" */
+static PyObject *describe(const pdckpt_value *v) {
+    pdckpt_tensor_view tv;
+    if (!pdckpt_tensor_get_memory(v, &tv, NULL))
+        return PyUnicode_FromFormat("an object %s.%s", pdckpt_object_module(v),
+                                    pdckpt_object_name(v));
+    char   shape[PDCKPT_MAX_DIMS * 22 + 4] = "[";
+    size_t n = 1;
+    for (int32_t i = 0; i < tv.n_dims && n < sizeof shape - 24; i++)
+        n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%lld", i ? ", " : "",
+                              (long long)tv.dims[i]);
+    snprintf(shape + n, sizeof shape - n, "]");
+    return PyUnicode_FromFormat("a%s %s array of shape %s", tv.name ? " named" : "",
+                                pdckpt_dtype_name(tv.dtype), shape);
+}
+
+void pyn_annotate_failure(const pdckpt_value *v) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *at = value ? PyLong_FromLongLong(pdckpt_value_offset(v)) : NULL;
+    PyObject *what = at ? describe(v) : NULL;
+    if (!what || PyObject_SetAttrString(value, "pdckpt_offset", at) < 0 ||
+        PyObject_SetAttrString(value, "pdckpt_value", what) < 0)
+        PyErr_Clear(); /* an exception that takes no attributes: the message stays as it is */
+    Py_XDECREF(at);
+    Py_XDECREF(what);
+    PyErr_Restore(type, value, tb);
 }
 
 PyObject *pyn_convert(const pdckpt_value *v, pyn_out *out) {
@@ -263,7 +303,11 @@ static PyObject *convert(const pdckpt_value *v, pyn_out *out) {
     /* Met once: nothing to remember.  A paddle.Tensor is made per place, as paddle.load makes
      * it (the first over the payload, the others copies: pyn_paddle_tensor), never one object
      * that an in-place op on one key changes under another. */
-    if (!pdckpt_value_shared(v) || (kind == PDCKPT_KIND_TENSOR && paddle_tensor_here(v, out)))
+    /* (a tensor renamed from an array held elsewhere: memoised by that array, pdckpt_tensor_origin)
+     */
+    const pdckpt_value *one = kind == PDCKPT_KIND_TENSOR ? pdckpt_tensor_origin(v) : v;
+    if ((!pdckpt_value_shared(v) && !pdckpt_value_shared(one)) ||
+        (kind == PDCKPT_KIND_TENSOR && paddle_tensor_here(v, out)))
         return convert_once(v, out);
     PyObject *key = memo_key(v, out);
     if (!key) return NULL;

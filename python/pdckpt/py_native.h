@@ -94,9 +94,18 @@ typedef struct pyn_out {
      * memory is reused by the tensors made after it.  NULL: the tree stays whole. */
     pdckpt_value *consume;
     uint64_t      first_bytes, again_bytes; /* payloads made once, and made again (copies) */
+    /* The innermost value whose conversion failed and whose offset in the file is known
+     * (pdckpt_value_offset), or NULL: the caller names that offset in the error. */
+    const pdckpt_value *failed;
 } pyn_out;
 
 PyObject *pyn_from_tree(const pdckpt_value *value, pyn_out *out);
+/* After a failed conversion of `value`: notes it as out->failed if it is the first (innermost)
+ * with a known offset. */
+void pyn_note_failure(const pdckpt_value *value, pyn_out *out);
+/* The exception being raised gets `pdckpt_offset` (the file offset of what made `value`) and
+ * `pdckpt_value` (what it is: "a float32 array of shape [2, 3]"), for the caller's message. */
+void pyn_annotate_failure(const pdckpt_value *value);
 /* One value converted with out's rules (memoised; shared values stay shared). */
 PyObject *pyn_convert(const pdckpt_value *value, pyn_out *out);
 /* collections.OrderedDict (borrowed, imported once), or NULL with an exception set. */

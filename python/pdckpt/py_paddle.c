@@ -166,11 +166,16 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
     pdckpt_tensor_view tv; /* C order: what a paddle.Tensor is made of */
     if (!pdckpt_tensor_get(v, &tv)) return PyErr_Format(PyExc_TypeError, "not a tensor");
     bool direct = pyn_paddle_direct(&tv, out);
+    /* a renamed copy of an array held elsewhere too (a name table's name for one array under
+     * several keys) is a copy every time: the array may also be a NumPy view elsewhere (a key
+     * the table omits).  (Paddle's (name, ndarray) tuples are renamed copies held alone.) */
+    const pdckpt_value *origin = pdckpt_tensor_origin(v);
+    bool                renamed = origin != v && pdckpt_value_shared(origin);
     /* a payload met again is a copy: counted wherever it may be (a shared value), or made
      * directly (the payload may sit under two values: a tuple shared by the memo) */
-    int seen = direct || pdckpt_value_shared(v) ? payload_seen(&tv, out) : 0;
+    int seen = direct || renamed || pdckpt_value_shared(v) ? payload_seen(&tv, out) : 0;
     if (seen < 0 || charge_again(&tv, out, seen) < 0) return NULL;
-    if (seen || !direct) return via_fallback(v, &tv, name, out);
+    if (seen || renamed || !direct) return via_fallback(v, &tv, name, out);
     PyObject *nm = name_or_own(name, &tv);
     bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;
@@ -279,6 +284,7 @@ static PyObject *table_entry(size_t i, const pdckpt_value *key, const pdckpt_val
     if (found < 0) return NULL;
     if (!found) return pyn_convert(item, out);
     PyObject *t = pyn_paddle_tensor(item, name, out);
+    if (!t) pyn_note_failure(item, out);
     Py_XDECREF(name);
     return t;
 }

@@ -234,6 +234,7 @@ static PyObject *tree_convert(Tree *t, PyObject *args, PyObject *kw) {
     int       gc_was_on = PyGC_Disable();
     PyObject *result = pyn_from_tree(v, &out);
     if (gc_was_on) PyGC_Enable();
+    if (!result && out.failed) pyn_annotate_failure(out.failed); /* (the tree is still whole) */
     return result;
 }
 

@@ -104,15 +104,17 @@ pdckpt_status pdckpt_static_load(const char *prefix, const pdckpt_load_options *
 }
 
 /* paddle.static.save pickles {name: ndarray} as it is: a part holding no name table and no
- * Paddle-named tensor is written so (not as a state dict), unless the caller chose a layout. */
-static pdckpt_pickle_layout part_layout(const pdckpt_value *tree, pdckpt_pickle_layout given) {
+ * Paddle-named tensor is written so (not as a state dict), unless the caller chose a layout; its
+ * X.pdparams (not X.pdopt) with protocol 2-3 has its arrays over 1 GiB split, as Paddle's. */
+static pdckpt_pickle_layout part_layout(const pdckpt_value *tree, pdckpt_pickle_layout given,
+                                        bool params) {
     if (given != PDCKPT_PICKLE_LAYOUT_AUTO || pdckpt_dict_get(tree, PDCKPT_NAME_TABLE_KEY))
         return given;
     for (size_t i = 0; i < pdckpt_value_len(tree); i++) {
         pdckpt_tensor_view t;
         if (pdckpt_tensor_get_memory(pdckpt_value_at(tree, i), &t, NULL) && t.name) return given;
     }
-    return PDCKPT_PICKLE_LAYOUT_GENERIC;
+    return params ? PDCKPT_PICKLE_LAYOUT_STATIC_PARAMS : PDCKPT_PICKLE_LAYOUT_GENERIC;
 }
 
 pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
@@ -135,7 +137,7 @@ pdckpt_status pdckpt_static_save(const pdckpt_value *ckpt, const char *prefix,
                             "expected the checkpoint to be a dict with a \"%s\" dict", part);
         char path[PDCKPT_PATH_MAX];
         PDK_TRY(pdk_path_join_suffix(path, "", prefix, pdk_state_parts[p], err));
-        so.pickle_layout = part_layout(tree, given_layout);
+        so.pickle_layout = part_layout(tree, given_layout, p == 0);
         PDK_TRY(pdk_save_path(tree, path, &so, err));
     }
     return PDCKPT_OK;

@@ -206,6 +206,12 @@ void                      pdk_budget_spent(pdk_budget *b, uint64_t bytes);
 void                      pdk_budget_release(pdk_budget *b);
 void                      pdk_tensor_attach_budget(pdckpt_value *tensor, pdk_budget *b);
 pdk_budget               *pdk_tensor_budget(const pdckpt_value *tensor);
+/* `copy` (a new tensor over `of`'s memory, under another name) is one object with `of` in the
+ * file: pdckpt_tensor_origin answers `of`'s origin for both (held by `copy`). */
+void pdk_tensor_set_origin(pdckpt_value *copy, const pdckpt_value *of);
+/* Notes where in its file a TENSOR or OBJECT value was made (a pickle's opcode), unless it
+ * knows already; other values keep no offset (pdckpt_value_offset). */
+void pdk_value_note_at(pdckpt_value *value, int64_t at);
 /* Number of dims / shape checks shared by every tensor constructor. */
 pdckpt_status pdk_tensor_sizes(pdckpt_dtype dtype, int32_t n_dims, const int64_t *dims,
                                uint64_t *n_elements, uint64_t *n_bytes, pdckpt_error *err);

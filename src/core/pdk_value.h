@@ -23,14 +23,19 @@ typedef struct pdk_tensor {
     pdckpt_buffer *buffer;   /* owner of data, or NULL for caller-borrowed memory */
     bool           writable; /* data is an allocation this tensor created */
     bool           fortran;  /* data is column-major (tensor_order.c) */
+    int32_t        n_lod;    /* (here: beside the flags, in what would be padding) */
     /* fortran: the C-order copy pdckpt_tensor_get hands out, made on first use (a race between
      * two readers keeps one; the loser frees its own), or NULL */
     _Atomic(pdckpt_buffer *) c_copy;
     struct pdk_budget       *budget; /* what the copy is charged to (a load's), or NULL */
     char                    *name;
-    int32_t                  n_lod;
     uint64_t                *lod_lens;
     uint64_t               **lod;
+    /* One word for two facts (W2's 100,000 tensors keep their record size): even and non-zero,
+     * a renamed copy's origin (pdk_tensor_set_origin: the tensor it names, held; the offset is
+     * the origin's); odd, 1 + 2 x the offset in its file of what made it (pdckpt_value_offset);
+     * 0, neither. */
+    uint64_t link;
 } pdk_tensor;
 
 typedef struct pdk_dict_index pdk_dict_index;
@@ -50,6 +55,7 @@ typedef struct pdk_object {
     pdckpt_value      *args;
     pdckpt_value      *state;
     pdckpt_value      *items;
+    uint64_t           at1; /* as pdk_tensor's */
 } pdk_object;
 
 struct pdckpt_value {

@@ -51,6 +51,8 @@ static void collect(rl_walk *w, pdckpt_value *v, unsigned depth) {
     switch (v->kind) {
     case PDCKPT_KIND_TENSOR:
         if (v->u.t->buffer == w->buf) push(w, v->u.t);
+        if (pdckpt_tensor_origin(v) != v) /* it holds the buffer too, over the same range */
+            collect(w, (pdckpt_value *)pdckpt_tensor_origin(v), depth + 1);
         return;
     case PDCKPT_KIND_OBJECT:
         collect(w, v->u.o->args, depth + 1);

@@ -52,6 +52,7 @@ void pdk_tensor_destroy(const pdckpt_allocator *a, pdk_tensor *t) {
     if (t->dims != t->inline_dims) pdk_free(a, t->dims, (size_t)t->n_dims * sizeof *t->dims);
     pdk_strfree(a, t->name);
     free_lod(a, t);
+    if (t->link && !(t->link & 1)) pdckpt_value_free((pdckpt_value *)(uintptr_t)t->link);
     pdk_free(a, t, sizeof *t);
 }
 
@@ -180,6 +181,38 @@ void *pdckpt_tensor_data_mut(pdckpt_value *tensor) {
         tensor->u.t->fortran) /* its data is not the C order the caller would write */
         return NULL;
     return (void *)tensor->u.t->data;
+}
+
+static pdckpt_value *origin_of(const pdk_tensor *t) {
+    return t->link && !(t->link & 1) ? (pdckpt_value *)(uintptr_t)t->link : NULL;
+}
+
+void pdk_tensor_set_origin(pdckpt_value *copy, const pdckpt_value *of) {
+    pdckpt_value *root = (pdckpt_value *)pdckpt_tensor_origin(of);
+    if (copy->kind != PDCKPT_KIND_TENSOR || !root || root == copy || origin_of(copy->u.t)) return;
+    copy->u.t->link = (uint64_t)(uintptr_t)pdckpt_value_retain(root); /* (its offset: root's) */
+}
+
+void pdk_value_note_at(pdckpt_value *value, int64_t at) {
+    if (!value || at < 0 || (uint64_t)at > (UINT64_MAX >> 1) - 1) return;
+    if (value->kind == PDCKPT_KIND_TENSOR && !value->u.t->link)
+        value->u.t->link = 2 * (uint64_t)at + 1;
+    if (value->kind == PDCKPT_KIND_OBJECT && value->u.o && !value->u.o->at1)
+        value->u.o->at1 = (uint64_t)at + 1;
+}
+
+int64_t pdckpt_value_offset(const pdckpt_value *value) {
+    if (value && value->kind == PDCKPT_KIND_OBJECT && value->u.o)
+        return value->u.o->at1 ? (int64_t)(value->u.o->at1 - 1) : -1;
+    if (!value || value->kind != PDCKPT_KIND_TENSOR || !value->u.t->link) return -1;
+    const pdckpt_value *origin = origin_of(value->u.t);
+    return origin ? pdckpt_value_offset(origin) : (int64_t)(value->u.t->link >> 1);
+}
+
+const pdckpt_value *pdckpt_tensor_origin(const pdckpt_value *tensor) {
+    if (!tensor || tensor->kind != PDCKPT_KIND_TENSOR) return NULL;
+    const pdckpt_value *origin = origin_of(tensor->u.t);
+    return origin ? origin : tensor;
 }
 
 pdckpt_status pdckpt_tensor_set_name(pdckpt_value *tensor, const char *name, pdckpt_error *err) {

@@ -197,25 +197,33 @@ static long tag_pid(const char *tag) {
     return *end == '-' && pid > 0 ? pid : 0;
 }
 
+/* The pid of the writer of `entry` when it is a temporary of the file `name` (its stem, '.',
+ * the tag ".pdckpt-tmp-<pid>-<hex>"), else 0. */
+static long temp_of(const char *entry, const char *name, size_t len) {
+    char   stem[NAME_MAX + 1];
+    size_t n = pdk_temp_stem(name, len, stem);
+    if (entry[0] != '.' || strncmp(entry + 1, stem, n) != 0) return 0;
+    return tag_pid(entry + 1 + n);
+}
+
 /* Parses the pid out of ".<base>.pdckpt-tmp-<pid>-<hex>", or out of a temporary of one of its
  * sidecars ".<base>.pdkidx.pdckpt-tmp-<pid>-<hex>" (the same for .xxh3); 0 when the name is
  * neither.  Only those suffixes: ".<base>.<any>.pdckpt-tmp-" is also a temporary of the file
- * "<base>.<any>" (saving "m" swept "m.pdparams"'s), which this save does not write. */
+ * "<base>.<any>" (saving "m" swept "m.pdparams"'s), which this save does not write.  A long
+ * name's temporaries carry its stem, and a sidecar's its own name's (pdk_temp_stem): the first
+ * bytes and a hash of "<base>.pdkidx", not base's stem and the suffix. */
 static long temp_owner(const char *entry, const char *base) {
     /* the lazy-open index and the checksum sidecar */
     static const char *const sidecars[] = {PDK_NAME_INDEX, PDCKPT_CHECKSUM_SUFFIX};
-    char                     stem[NAME_MAX + 1];
     size_t                   n = strlen(base);
-    if (n > TEMP_STEM_MAX) { /* a long name's temporaries carry its stem */
-        n = pdk_temp_stem(base, n, stem);
-        base = stem;
-    }
-    if (entry[0] != '.' || strncmp(entry + 1, base, n) != 0) return 0;
-    const char *rest = entry + 1 + n;
-    long        pid = tag_pid(rest);
-    for (size_t i = 0; !pid && i < sizeof sidecars / sizeof *sidecars; i++) {
+    long                     pid = n <= NAME_MAX ? temp_of(entry, base, n) : 0;
+    for (size_t i = 0; !pid && n <= NAME_MAX && i < sizeof sidecars / sizeof *sidecars; i++) {
+        char   side[NAME_MAX + 16];
         size_t k = strlen(sidecars[i]);
-        if (strncmp(rest, sidecars[i], k) == 0) pid = tag_pid(rest + k);
+        if (n + k >= sizeof side) break;
+        memcpy(side, base, n);
+        memcpy(side + n, sidecars[i], k + 1);
+        pid = temp_of(entry, side, n + k);
     }
     return pid;
 }

@@ -172,3 +172,33 @@ def test_a_save_sweeps_no_temporary_of_a_longer_named_file(tmp_path):
     pdckpt.save(state(), tmp_path / "m", format="pickle")
     assert all(d.exists() for d in other)
     assert not own.exists()
+
+
+def _temp_stem(name):
+    """src/io/fs_util.c pdk_temp_stem: a name too long for ".<name>.pdckpt-tmp-<pid>-<16 hex>"
+    within NAME_MAX (215 bytes) is its first 198 bytes, '~' and the FNV-1a of the whole name."""
+    from flood_keys import fnv1a
+    raw = name.encode()
+    return name if len(raw) <= 215 else raw[:198].decode() + "~%016x" % fnv1a(raw)
+
+
+def test_a_long_names_sidecar_temporaries_are_swept_too(tmp_path):
+    """(s11) A long name's sidecar temporary carries the stem of "<name>.pdkidx" (its first bytes
+    and a hash of the sidecar's whole name), not the data file's stem and the suffix: a kill
+    during the index write of "<209 bytes>.pdparams" left one no later save removed.  Now swept
+    under the same rules: a dead writer's only, and only those of this name's own sidecars."""
+    pid = dead_pid()
+    for base in ("m" * 200 + ".pdparams", "n" * 230 + ".pdparams"):  # index name hashed; both
+        d = tmp_path / base[:1]
+        d.mkdir()
+        other = base[:-10] + "x.pdparams"  # the same first 198 bytes, another file
+        debris = [f".{_temp_stem(base + side)}.pdckpt-tmp-{pid}-0123456789abcdef"
+                  for side in (".pdkidx", ".xxh3")]
+        kept = [f".{_temp_stem(base + '.pdkidx')}.pdckpt-tmp-{os.getpid()}-0123456789abcdef",
+                f".{_temp_stem(other + '.pdkidx')}.pdckpt-tmp-{pid}-0123456789abcdef"]
+        for name in debris + kept:
+            (d / name).write_bytes(b"half an index")
+        pdckpt.save(state(), str(d / base))
+        assert (d / (base + ".pdkidx")).exists()  # (it writes an index: a kill can hit it)
+        left = set(os.listdir(d)) - {base, base + ".pdkidx"}
+        assert left == set(kept), left

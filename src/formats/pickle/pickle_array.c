@@ -32,6 +32,7 @@ typedef struct pk_match {
     pk_np_dtype    dt;
     const uint8_t *data;
     uint64_t       data_len;
+    size_t         reduce_at; /* the array's REDUCE: where what fails on it later points */
 } pk_match;
 
 /* The next opcode, FRAMEs skipped (with pk_op_frame's length check). */
@@ -162,7 +163,9 @@ static bool match(pk_match *m) {
     if (!get_value(m, &v) || !pk_is_global(v, "numpy", "ndarray") || !stores(m, v)) return false;
     if (!small_int(m, 0) || !expect(m, PK_OP_TUPLE1) || !stores(m, PK_ELIDED)) return false;
     if (!type_code(m) || !expect(m, PK_OP_TUPLE3) || !stores(m, PK_ELIDED)) return false;
-    if (!expect(m, PK_OP_REDUCE) || !stores(m, NULL) || !expect(m, PK_OP_MARK)) return false;
+    if (!expect(m, PK_OP_REDUCE)) return false;
+    m->reduce_at = m->cur.pos - 1;
+    if (!stores(m, NULL) || !expect(m, PK_OP_MARK)) return false;
     if (!small_int(m, 1) || !shape(m) || !stores(m, PK_ELIDED)) return false;
     if (!get_value(m, &v) || !pk_np_dtype_of(v, &m->dt) || m->dt.swap || !stores(m, v))
         return false;
@@ -188,6 +191,7 @@ static pdckpt_status commit(pk_match *m) {
         return st;
     }
     vm->cur.pos = m->cur.pos;
+    pdk_value_note_at(t, (int64_t)m->reduce_at);
     return pk_push(vm, t);
 }
 

@@ -478,6 +478,7 @@ pdckpt_status pk_op_build(pk_vm *vm) {
     if (st == PDCKPT_OK && pk_is_reconstruct(obj)) st = pk_ndarray_build(vm, obj, state, &tensor);
     if (st == PDCKPT_OK && !tensor) st = consume(vm, obj, state, &tensor);
     if (st == PDCKPT_OK && tensor) {
+        pdk_value_note_at(tensor, pdckpt_value_offset(obj)); /* the array's REDUCE */
         st = pk_forward(vm, obj, tensor);
         pdckpt_value_free(vm->stack[vm->sp - 1]);
         vm->stack[vm->sp - 1] = tensor;

@@ -191,5 +191,8 @@ typedef enum pdk_pkl_mode { PDK_MODE_STATE, PDK_MODE_GENERIC } pdk_pkl_mode;
 pdckpt_status pdk_pkl_save_value(pdk_pkl *p, const pdckpt_value *v, pdk_pkl_mode mode);
 /* The whole state-dict path: plain dict, ndarrays, name table, big-array split (protocol 2/3). */
 pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root);
+/* paddle.static.save's X.pdparams: the root as the generic path writes it, except (protocols 2
+ * and 3) its top-level arrays over 2^30 - 1 bytes, split as the state-dict path splits them. */
+pdckpt_status pdk_pkl_save_static_params(pdk_pkl *p, const pdckpt_value *root);
 
 #endif /* PDK_PICKLE_EMIT_H */

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BIG_INFO_KEY "UnpackBigParamInfor@@"
@@ -38,6 +39,7 @@ typedef struct sd_ctx {
     size_t              n_big;
     uint64_t            n_slices;
     uint64_t           *key_memo; /* memo index of each root key written new, or NO_MEMO */
+    bool                generic;  /* static.save's dict: entries as they are, no name table */
 } sd_ctx;
 
 #define NO_MEMO UINT64_MAX
@@ -202,27 +204,43 @@ static pdckpt_status info_pair(pdk_pkl *p, void *ctx, size_t i) {
 
 /* ---- the top-level dict ---- */
 
+/* A static.save entry: the key and value as the generic path writes them. */
+static pdckpt_status generic_item(pdk_pkl *p, const sd_ctx *c, size_t index) {
+    PDK_TRY(pdk_pkl_save_value(p, pdckpt_dict_key_at(c->root, index), PDK_MODE_GENERIC));
+    return pdk_pkl_save_value(p, pdckpt_value_at(c->root, index), PDK_MODE_GENERIC);
+}
+
 static pdckpt_status root_item(pdk_pkl *p, void *ctx, size_t i) {
     const sd_ctx *c = ctx;
     if (i < c->n_user) {
         const pdckpt_value *v = pdckpt_value_at(c->root, c->user[i]);
+        if (c->generic) return generic_item(p, c, c->user[i]);
         PDK_TRY(save_data_key(p, c, c->user[i]));
         if (pdckpt_value_kind(v) == PDCKPT_KIND_TENSOR) return save_fresh_array(p, v);
         return pdk_pkl_save_value(p, v, PDK_MODE_STATE);
     }
-    if (i == c->n_user) return save_name_table(p, c);
-    if (i - c->n_user - 1 < c->n_slices) return save_slice(p, c, i - c->n_user - 1);
+    if (!c->generic && i == c->n_user) return save_name_table(p, c);
+    i -= !c->generic; /* past the name table */
+    if (i - c->n_user < c->n_slices) return save_slice(p, c, i - c->n_user);
     PDK_TRY(save_literal(p, BIG_INFO_KEY));
     PDK_TRY(new_dict(p));
     return pdk_pkl_batch(p, PDK_BATCH_DICT_EXACT, c->n_big, info_pair, (void *)c);
 }
 
+/* The bytes an array may take unsplit: 2^30 - 1, as Paddle; PDCKPT_TEST_SPLIT_BYTES in the
+ * environment lowers it (tests only: a real split needs arrays over 1 GiB). */
+static uint64_t split_bytes(void) {
+    const char *env = getenv("PDCKPT_TEST_SPLIT_BYTES");
+    uint64_t    n = env ? strtoull(env, NULL, 10) : 0;
+    return n && n < (1u << 30) - 1 ? n : (1u << 30) - 1;
+}
+
 /* Whether _unpack_saved_dict splits this top-level value (protocols 2 and 3 only). */
-static bool is_big(const pdk_pkl *p, const pdckpt_value *v, big_entry *b) {
+static bool is_big(const pdk_pkl *p, const pdckpt_value *v, uint64_t limit, big_entry *b) {
     if (p->proto >= 4 || !pdckpt_tensor_get_memory(v, &b->t, NULL)) return false;
     size_t item = pdk_pkl_numpy_itemsize(b->t.dtype);
-    if (item == 0 || b->t.n_elements <= ((1u << 30) - 1) / item) return false;
-    b->per_slice = ((1u << 30) - 1) / item;
+    if (item == 0 || b->t.n_elements <= limit / item) return false;
+    b->per_slice = limit / item;
     b->n_slices = (b->t.n_elements + b->per_slice - 1) / b->per_slice;
     return true;
 }
@@ -237,6 +255,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
     if (!c->user || !c->tensors || !c->big || !c->key_memo)
         return pdk_fail_nomem(p->err, "state dict plan");
     for (size_t i = 0; i <= n; i++) c->key_memo[i] = NO_MEMO;
+    uint64_t limit = p->proto >= 4 ? 0 : split_bytes(); /* (once: W2 has 100,000 entries) */
     for (size_t i = 0; i < n; i++) {
         const pdckpt_value *key = pdckpt_dict_key_at(c->root, i), *v = pdckpt_value_at(c->root, i);
         if (pdk_value_is_string(key, PDCKPT_NAME_TABLE_KEY, strlen(PDCKPT_NAME_TABLE_KEY))) {
@@ -245,7 +264,7 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
         }
         if (pdk_pickle_table_lists(v)) c->tensors[c->n_tensors++] = i;
         big_entry *b = &c->big[c->n_big];
-        if (!is_big(p, v, b)) {
+        if (!is_big(p, v, limit, b)) {
             c->user[c->n_user++] = i;
             continue;
         }
@@ -256,25 +275,43 @@ static pdckpt_status plan(pdk_pkl *p, sd_ctx *c) {
     return PDCKPT_OK;
 }
 
-pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
-    if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT)
-        return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
-                        "expected a dict for a state dict, found a %s",
-                        pdckpt_kind_name(pdckpt_value_kind(root)));
-    sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0, NULL};
+static pdckpt_status write_root(pdk_pkl *p, const sd_ctx *c) {
+    PDK_TRY(pdk_pkl_boundary(p));
+    PDK_TRY(new_dict(p));
+    return pdk_pkl_batch(p, PDK_BATCH_DICT_EXACT,
+                         c->n_user + !c->generic + c->n_slices + (c->n_big > 0), root_item,
+                         (void *)c);
+}
+
+static pdckpt_status save_dict(pdk_pkl *p, const pdckpt_value *root, bool generic) {
+    sd_ctx        c = {root, NULL, NULL, 0, NULL, 0, NULL, 0, 0, NULL, generic};
     size_t        cap = pdckpt_value_len(root) + 1;
     pdckpt_status st = plan(p, &c);
     uint64_t     *key_memo = c.key_memo;
     if (c.table) c.key_memo = NULL; /* an existing table's keys find the data keys by text */
-    if (p->offsets) p->offsets->state_path = !c.table && !c.n_big; /* see pickle_index.c */
-    if (st == PDCKPT_OK) st = pdk_pkl_boundary(p);
-    if (st == PDCKPT_OK) st = new_dict(p);
-    if (st == PDCKPT_OK)
-        st = pdk_pkl_batch(p, PDK_BATCH_DICT_EXACT, c.n_user + 1 + c.n_slices + (c.n_big > 0),
-                           root_item, &c);
+    if (p->offsets) p->offsets->state_path = !generic && !c.table && !c.n_big; /* pickle_index.c */
+    if (st == PDCKPT_OK && generic && !c.n_big) /* nothing to split: the generic path's bytes */
+        st = pdk_pkl_save_value(p, root, PDK_MODE_GENERIC);
+    else if (st == PDCKPT_OK)
+        st = write_root(p, &c);
     pdk_free(p->alloc, c.user, cap * sizeof *c.user);
     pdk_free(p->alloc, c.tensors, cap * sizeof *c.tensors);
     pdk_free(p->alloc, c.big, cap * sizeof *c.big);
     pdk_free(p->alloc, key_memo, cap * sizeof *key_memo);
     return st;
+}
+
+pdckpt_status pdk_pkl_save_state_dict(pdk_pkl *p, const pdckpt_value *root) {
+    if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT)
+        return pdk_fail(p->err, PDCKPT_ERR_ARGUMENT, p->sink->name, -1,
+                        "expected a dict for a state dict, found a %s",
+                        pdckpt_kind_name(pdckpt_value_kind(root)));
+    return save_dict(p, root, false);
+}
+
+pdckpt_status pdk_pkl_save_static_params(pdk_pkl *p, const pdckpt_value *root) {
+    if (pdckpt_value_kind(root) != PDCKPT_KIND_DICT || p->proto >= 4 ||
+        pdckpt_dict_is_ordered(root) || pdckpt_dict_get(root, PDCKPT_NAME_TABLE_KEY))
+        return pdk_pkl_save_value(p, root, PDK_MODE_GENERIC);
+    return save_dict(p, root, true);
 }

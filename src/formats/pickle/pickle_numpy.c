@@ -373,6 +373,8 @@ pdckpt_status pk_tensor_renamed(pk_vm *vm, const pdckpt_value *t, const char *na
         st = pdckpt_tensor_set_fortran(*out, vm->err);
     }
     if (st == PDCKPT_OK) st = pdckpt_tensor_set_name(*out, name, vm->err);
+    if (st == PDCKPT_OK) pdk_tensor_set_origin(*out, t); /* one array in the file */
+    if (st == PDCKPT_OK) pdk_value_note_at(*out, pdckpt_value_offset(t));
     if (st != PDCKPT_OK) {
         pdckpt_value_free(*out);
         *out = NULL;

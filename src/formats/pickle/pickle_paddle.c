@@ -73,6 +73,10 @@ static pdckpt_status join_one(pk_vm *vm, pdckpt_value *root, const char *key,
     pdckpt_value *t = NULL;
     PDK_TRY(pdckpt_tensor_new(vm->a, dtype, nd, dims, &t, vm->err));
     uint8_t *d = pdckpt_tensor_data_mut(t);
+    pdk_value_note_at(
+        t, pdckpt_value_offset(
+               pdckpt_dict_get(/* its first slice's */
+                               root, pdckpt_value_get_string(pdckpt_value_at(slices, 0), NULL))));
     for (size_t i = 0; i < pdckpt_value_len(slices); i++) {
         pdckpt_tensor_view v; /* 1-D (check_slices), so C order is the memory itself */
         pdckpt_tensor_get_memory(

@@ -213,6 +213,7 @@ pdckpt_status pk_push(pk_vm *vm, pdckpt_value *v) {
         vm->stack_cap = cap;
     }
     vm->stack[vm->sp++] = v;
+    pdk_value_note_at(v, (int64_t)vm->op_pos); /* a tensor's or object's first: what made it */
     return PDCKPT_OK;
 }
 

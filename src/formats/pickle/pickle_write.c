@@ -156,7 +156,9 @@ static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
                                pdk_pickle_offsets *offs, pdckpt_error *err) {
     if (path == PDK_PICKLE_AUTO && opts && opts->pickle_layout != PDCKPT_PICKLE_LAYOUT_AUTO)
         path = opts->pickle_layout == PDCKPT_PICKLE_LAYOUT_STATE_DICT ? PDK_PICKLE_STATE_DICT
-                                                                      : PDK_PICKLE_GENERIC;
+               : opts->pickle_layout == PDCKPT_PICKLE_LAYOUT_STATIC_PARAMS
+                   ? PDK_PICKLE_STATIC_PARAMS
+                   : PDK_PICKLE_GENERIC;
     if (path == PDK_PICKLE_AUTO)
         path = (pdk_pickle_is_state_dict(root) && !plain_dict(root) && !pdk_dict_is_plain(root)) ||
                        has_name_table(root)
@@ -168,8 +170,9 @@ static pdckpt_status save_path(const pdckpt_value *root, pdk_sink *sink,
     pdckpt_status st = pdk_pkl_begin(&p, sink, opts, err);
     p.offsets = offs;
     if (st == PDCKPT_OK)
-        st = path == PDK_PICKLE_STATE_DICT ? pdk_pkl_save_state_dict(&p, root)
-                                           : pdk_pkl_save_value(&p, root, PDK_MODE_GENERIC);
+        st = path == PDK_PICKLE_STATE_DICT      ? pdk_pkl_save_state_dict(&p, root)
+             : path == PDK_PICKLE_STATIC_PARAMS ? pdk_pkl_save_static_params(&p, root)
+                                                : pdk_pkl_save_value(&p, root, PDK_MODE_GENERIC);
     pdckpt_status end = pdk_pkl_end(&p, st == PDCKPT_OK);
     return st != PDCKPT_OK ? st : end;
 }

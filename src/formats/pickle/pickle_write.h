@@ -10,9 +10,10 @@
 #include "../pdk_format.h"
 
 typedef enum pdk_pickle_path {
-    PDK_PICKLE_AUTO,       /* paddle.save's _is_state_dict, refined (pickle_write.c) */
-    PDK_PICKLE_STATE_DICT, /* _legacy_save: ndarrays + name table (+ big-array split) */
-    PDK_PICKLE_GENERIC,    /* _pickle_save: the object as it is, tensors reduced to tuples */
+    PDK_PICKLE_AUTO,          /* paddle.save's _is_state_dict, refined (pickle_write.c) */
+    PDK_PICKLE_STATE_DICT,    /* _legacy_save: ndarrays + name table (+ big-array split) */
+    PDK_PICKLE_GENERIC,       /* _pickle_save: the object as it is, tensors reduced to tuples */
+    PDK_PICKLE_STATIC_PARAMS, /* static.save's .pdparams: GENERIC + the big-array split */
 } pdk_pickle_path;
 
 /* paddle.framework.io._is_state_dict on a tree: a dict whose every value is a tensor, or a dict
