@@ -196,7 +196,7 @@ def _c_order(arr: np.ndarray) -> np.ndarray:
 
 def dense_tensor(paddle: Any, arr: np.ndarray) -> Any:
     """A core.DenseTensor with a copy of `arr`: paddle.load's result in static-graph mode."""
-    t = _core(paddle).DenseTensor()
+    t = _dense_type(paddle)()
     t.set(_c_order(arr), paddle.base.framework._current_expected_place_())
     return t
 

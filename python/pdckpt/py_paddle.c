@@ -109,6 +109,7 @@ static PyObject *direct_tensor(const pdckpt_value *v, bool named, pyn_out *out) 
     PyObject *capsule = pyn_paddle_capsule(v);
     PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
     Py_XDECREF(capsule);
+    if (out->paddle->tensor_type == Py_None) return dense; /* static mode: the DenseTensor */
     t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense, out->paddle->place,
                                              NULL)
               : NULL;
@@ -172,7 +173,8 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
     if (seen < 0 || charge_again(&tv, out, seen) < 0) return NULL;
     if (seen || !direct) return via_fallback(v, &tv, name, out);
     PyObject *nm = name_or_own(name, &tv);
-    bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
+    bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm) &&
+                 out->paddle->tensor_type != Py_None; /* a DenseTensor has no name */
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;
     if (t && named && set_name(t, nm) < 0) Py_CLEAR(t);
     Py_XDECREF(nm);
