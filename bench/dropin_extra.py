@@ -15,6 +15,16 @@ Workloads (files are written warm, in a fresh temporary directory):
   crowded-save   small-save into a directory that holds 3,000 other files
   protocol2      load of a ResNet-50 state dict that paddle.save wrote with protocol=2
   resnet50       set_state_dict(load(.pdparams)) and load(.pdopt) of ResNet-50 + AdamW
+  static-load    load in static-graph mode (core.DenseTensors out) of paddle.static.save's
+                 .pdparams of 24 fc layers 1024 x 1024 (100 MB)
+  safetensors    ResNet-50 .safetensors into paddle.Tensors: pdckpt.load against
+                 paddle.load(path, safetensors=True) (Paddle maps the file: lazy, copy-on-write)
+  scalars        drop-in load of 100,000 0-d float32 tensors
+  scalars-np     the same with return_numpy=True
+  nested         load of [{"w": [16,16], "b": [16], "meta": {...}} x 5,000] (a generic pickle)
+  bytesio        load of ResNet-50's state dict from an io.BytesIO
+`--old PYTHONPATH` adds a third contender, "old": pdckpt imported from there (a before/after
+run, interleaved with the others).
 """
 import argparse
 import json
@@ -26,7 +36,11 @@ import tempfile
 import time
 
 CASES = ["small-load", "small-load-np", "small-save", "small-durable", "first-load",
-         "crowded-save", "protocol2", "resnet50"]
+         "crowded-save", "protocol2", "resnet50", "static-load", "safetensors", "scalars",
+         "scalars-np", "nested", "bytesio"]
+# one call, timed as it is (the first call's costs are part of it)
+ONE_CALL = ("first-load", "protocol2", "resnet50", "static-load", "safetensors", "scalars",
+            "scalars-np", "nested", "bytesio")
 
 
 def setup(case, d):
@@ -43,12 +57,57 @@ def setup(case, d):
         opt.step()
         paddle.save(m.state_dict(), f"{d}/m.pdparams")
         paddle.save(opt.state_dict(), f"{d}/m.pdopt")
+    elif case in ("safetensors", "bytesio"):
+        import safetensors.paddle
+        m = paddle.vision.models.resnet50()
+        safetensors.paddle.save_file(dict(m.state_dict()), f"{d}/m.safetensors")
+        paddle.save(m.state_dict(), f"{d}/m.pdparams")
+    elif case == "static-load":
+        static_state(paddle, f"{d}/m")
+    elif case in ("scalars", "scalars-np"):
+        paddle.save({f"s{i}": paddle.to_tensor(float(i)) for i in range(100000)}, f"{d}/m.pdparams")
+    elif case == "nested":
+        paddle.save({"layers": [{"w": paddle.randn([16, 16]), "b": paddle.randn([16]),
+                                 "meta": {"step": i, "name": f"l{i}"}} for i in range(5000)],
+                     "epoch": 3}, f"{d}/m.pdparams")
     else:
         paddle.save({"w": paddle.randn([64, 64])}, f"{d}/m.pdparams")
     if case == "crowded-save":
         os.makedirs(f"{d}/crowd")
         for i in range(3000):
             open(f"{d}/crowd/f{i}", "w").close()
+
+
+def static_state(paddle, prefix):
+    """paddle.static.save of 24 fc layers of 1024 x 1024 (100 MB of parameters)."""
+    paddle.enable_static()
+    main, start = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, start):
+        h = paddle.static.data("x", [None, 1024])
+        for _ in range(24):
+            h = paddle.static.nn.fc(h, 1024)
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    exe.run(start)
+    paddle.static.save(main, prefix)
+
+
+def extra_call(case, who, d, paddle, pdckpt):
+    """The call of the cases added in s11 (pdckpt's, or Paddle's doing the same)."""
+    import io
+    load = pdckpt.load if who != "paddle" else paddle.load
+    p = f"{d}/m.pdparams"
+    if case == "static-load":
+        paddle.enable_static()
+        return lambda: load(p)
+    if case == "safetensors":
+        st = f"{d}/m.safetensors"
+        return (lambda: paddle.load(st, safetensors=True)) if who == "paddle" else (lambda: load(st))
+    if case == "scalars-np":
+        return lambda: load(p, return_numpy=True)
+    if case == "bytesio":
+        raw = open(p, "rb").read()
+        return lambda: load(io.BytesIO(raw))
+    return lambda: load(p)
 
 
 def child(case, who, d):
@@ -65,34 +124,60 @@ def child(case, who, d):
         os.close(fd)
     calls, fn = 1, None
     if case in ("small-load", "first-load", "protocol2"):
-        fn = (lambda: pdckpt.load(p)) if who == "pdckpt" else (lambda: paddle.load(p))
+        fn = (lambda: pdckpt.load(p)) if who != "paddle" else (lambda: paddle.load(p))
         calls = 200 if case == "small-load" else 1
     elif case == "small-load-np":
-        fn = ((lambda: pdckpt.load(p, return_numpy=True)) if who == "pdckpt"
+        fn = ((lambda: pdckpt.load(p, return_numpy=True)) if who != "paddle"
               else (lambda: paddle.load(p, return_numpy=True)))
         calls = 200
     elif case in ("small-save", "crowded-save"):
-        fn = ((lambda: pdckpt.save(state, out, durable=False)) if who == "pdckpt"
+        fn = ((lambda: pdckpt.save(state, out, durable=False)) if who != "paddle"
               else (lambda: paddle.save(state, out)))
         calls = 200
     elif case == "small-durable":
-        fn = (lambda: pdckpt.save(state, out)) if who == "pdckpt" else durable_paddle
+        fn = (lambda: pdckpt.save(state, out)) if who != "paddle" else durable_paddle
         calls = 50
     elif case == "resnet50":
         import paddle.vision.models as models
         m = models.resnet50()
-        load = pdckpt.load if who == "pdckpt" else paddle.load
+        load = pdckpt.load if who != "paddle" else paddle.load
 
         def fn():
             m.set_state_dict(load(p))
             load(f"{d}/m.pdopt")
-    if case not in ("first-load", "protocol2", "resnet50"):
+    elif case in ONE_CALL:
+        fn = extra_call(case, who, d, paddle, pdckpt)
+    if case not in ONE_CALL:
         fn()  # the first call's costs are first-load's
     t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(calls):
+    for _ in range(calls - 1):
         fn()
+    res = fn()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(json.dumps({"wall": wall / calls, "cpu": cpu / calls}))
+    print(json.dumps({"wall": wall / calls, "cpu": cpu / calls,
+                      "digest": digest(res) if case in ONE_CALL else None}))
+
+
+def digest(obj):
+    """The result's structure and bytes (checked equal across the contenders)."""
+    import hashlib
+    import numpy as np
+    h = hashlib.sha1()
+
+    def walk(path, v):
+        if isinstance(v, dict):
+            for k in sorted(v, key=str):
+                walk(f"{path}/{k}", v[k])
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                walk(f"{path}/{i}", x)
+        elif hasattr(v, "numpy") or type(v).__name__ in ("DenseTensor", "Tensor", "ndarray"):
+            a = v.numpy() if hasattr(v, "numpy") else np.array(v)
+            h.update(f"{path}:{a.shape}".encode() + a.tobytes())
+        else:
+            h.update(f"{path}={v!r}".encode())
+    walk("", obj)
+    return h.hexdigest()
 
 
 def fmt(xs):
@@ -105,27 +190,33 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--only", default=",".join(CASES))
     ap.add_argument("--child", nargs=3)
+    ap.add_argument("--old", help="PYTHONPATH of an older pdckpt: a third contender, 'old'")
     a = ap.parse_args()
     if a.child:
         return child(*a.child)
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    whos = ["pdckpt", "paddle"] + (["old"] if a.old else [])
     for case in a.only.split(","):
         with tempfile.TemporaryDirectory() as d:
             setup_in_child(case, d)
-            got = {"pdckpt": [], "paddle": []}
+            got = {w: [] for w in whos}
             for r in range(a.rounds):
-                for who in (("pdckpt", "paddle") if r % 2 == 0 else ("paddle", "pdckpt")):
+                for who in whos[r % len(whos):] + whos[:r % len(whos)]:  # order rotated
+                    env = dict(os.environ, PYTHONPATH=a.old) if who == "old" else None
                     proc = subprocess.run([sys.executable, __file__, "--child", case, who, d],
-                                          check=True, capture_output=True, text=True)
+                                          check=True, capture_output=True, text=True, env=env)
                     got[who].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        digests = {g["digest"] for w in whos for g in got[w]}
+        assert len(digests) == 1, f"{case}: the contenders' results differ"
         row = [case]
-        for who in ("pdckpt", "paddle"):
+        for who in whos:
             row.append(f"{who} wall {fmt([g['wall'] for g in got[who]])}, "
                        f"cpu {fmt([g['cpu'] for g in got[who]])}")
         med = {w: statistics.median(g["wall"] for g in got[w]) for w in got}
         cpu = {w: statistics.median(g["cpu"] for g in got[w]) for w in got}
-        row.append(f"ratio wall {med['paddle'] / med['pdckpt']:.2f}x, "
-                   f"cpu {cpu['paddle'] / cpu['pdckpt']:.2f}x")
+        for who in whos[:1] + whos[2:]:
+            row.append(f"{who} ratio wall {med['paddle'] / med[who]:.2f}x, "
+                       f"cpu {cpu['paddle'] / cpu[who]:.2f}x")
         print(" | ".join(row), f"| load {os.getloadavg()[0]:.2f}", flush=True)
 
 

@@ -63,13 +63,13 @@ typedef enum pyn_paddle_mode {
 } pyn_paddle_mode;
 
 typedef struct pyn_paddle {
-    PyObject *from_dlpack;     /* paddle.base.core.from_dlpack, or None: always the fallback */
-    PyObject *tensor_type;     /* paddle.Tensor */
-    PyObject *place;           /* paddle.CPUPlace() */
-    PyObject *fallback;        /* callable(array, name, dtype name): the copying path */
-    PyObject *split;           /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
-    PyObject *views;           /* Py_True (or a callable's answer): small tensors over the read
-                                  buffer (batch) */
+    PyObject *from_dlpack; /* paddle.base.core.from_dlpack, or None: always the fallback */
+    PyObject *tensor_type; /* paddle.Tensor; None: from_dlpack's DenseTensor as it is (static) */
+    PyObject *place;       /* paddle.CPUPlace() */
+    PyObject *fallback;    /* callable(array, name, dtype name): the copying path */
+    PyObject *split;       /* paddle.unstack, or NULL/None: no batches (py_paddle_batch.c) */
+    PyObject *views;       /* Py_True (or a callable's answer): small tensors over the read
+                              buffer (batch) */
     PyObject         *no_bool; /* Py_True: from_dlpack refuses bool (Paddle 2.6): fallback */
     struct pyn_batch *batch;   /* small tensors made a chunk at a time (py_paddle_batch.c) */
     pyn_paddle_mode   mode;

@@ -6,9 +6,9 @@
  * Paddle's (name, ndarray) tuples and named arrays become tensors when there are any; else every
  * array does.  With return_numpy=True the same rules give NumPy arrays (a (name, ndarray) tuple
  * is its array), so no load walks the result a second time in Python.  A tensor whose data the load
- * owns (read, not mapped, aligned) goes to Paddle as a DLPack capsule of that very memory, so
- * nothing is copied and Paddle's deleter releases pdckpt's buffer; any other (mapped or borrowed
- * data, dtypes Paddle has no tensor for, zero-size) takes the facade's copying path.
+ * owns (read, not mapped, aligned to its element) goes to Paddle as a DLPack capsule of that
+ * memory, so nothing is copied and Paddle's deleter releases pdckpt's buffer; any other (mapped or
+ * borrowed data, dtypes Paddle has no tensor for, zero-size) takes the facade's copying path.
  */
 #include "py_native.h"
 
@@ -56,6 +56,13 @@ pyn_paddle_mode pyn_paddle_mode_of(const pdckpt_value *root) {
 
 /* ---- one tensor ---- */
 
+/* Aligned to its element (what Paddle's own safetensors load gives it: 8-byte-aligned data); a
+ * pickle's tensors are moved to 64-byte-aligned places before (relayout.c). */
+static bool naturally_aligned(const pdckpt_tensor_view *tv) {
+    size_t size = pdckpt_dtype_size(tv->dtype);
+    return size && (uintptr_t)tv->data % size == 0;
+}
+
 /* Data Paddle may own as it is: a private, aligned allocation of the load, a dtype it has. */
 bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
     switch (tv->dtype) {
@@ -68,7 +75,7 @@ bool pyn_paddle_direct(const pdckpt_tensor_view *tv, const pyn_out *out) {
     default: break;
     }
     return out->paddle->from_dlpack != Py_None && out->writable && tv->n_bytes && tv->buffer &&
-           !pdckpt_buffer_is_mapped(tv->buffer) && ((uintptr_t)tv->data & 63) == 0;
+           !pdckpt_buffer_is_mapped(tv->buffer) && naturally_aligned(tv);
 }
 
 static PyObject *name_or_own(PyObject *name, const pdckpt_tensor_view *tv) {
@@ -109,6 +116,7 @@ static PyObject *direct_tensor(const pdckpt_value *v, bool named, pyn_out *out) 
     PyObject *capsule = pyn_paddle_capsule(v);
     PyObject *dense = capsule ? PyObject_CallOneArg(out->paddle->from_dlpack, capsule) : NULL;
     Py_XDECREF(capsule);
+    if (out->paddle->tensor_type == Py_None) return dense; /* static mode: the DenseTensor */
     t = dense ? PyObject_CallFunctionObjArgs(out->paddle->tensor_type, dense, out->paddle->place,
                                              NULL)
               : NULL;
@@ -177,7 +185,8 @@ PyObject *pyn_paddle_tensor(const pdckpt_value *v, PyObject *name, pyn_out *out)
     if (seen < 0 || charge_again(&tv, out, seen) < 0) return NULL;
     if (seen || renamed || !direct) return via_fallback(v, &tv, name, out);
     PyObject *nm = name_or_own(name, &tv);
-    bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm);
+    bool      named = nm && PyUnicode_Check(nm) && PyUnicode_GET_LENGTH(nm) &&
+                 out->paddle->tensor_type != Py_None; /* a DenseTensor has no name */
     PyObject *t = nm ? direct_tensor(v, named, out) : NULL;
     if (t && named && set_name(t, nm) < 0) Py_CLEAR(t);
     Py_XDECREF(nm);

@@ -45,7 +45,9 @@ def test_dropin_load_hands_paddle_the_loaded_memory(tmp_path, name):
     for key, arr in state.items():
         t = got[key]
         assert isinstance(t, paddle.Tensor)
-        assert t.data_ptr() % 64 == 0  # aligned in place for Paddle's kernels
+        # aligned in place for Paddle's kernels: a pickle's and combined file's to 64 bytes, a
+        # safetensors file's to its element, as read (what Paddle's own safetensors load gives)
+        assert t.data_ptr() % (arr.itemsize if name == "m.safetensors" else 64) == 0
         np.testing.assert_array_equal(t.numpy(), arr)
         ptrs.append((t.data_ptr(), t.data_ptr() + arr.nbytes))
     # One allocation: every tensor lies inside a span no larger than the file (plus its slack).

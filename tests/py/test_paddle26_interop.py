@@ -310,6 +310,15 @@ for k in ref:
 pdckpt.save(got, path + ".again.pdparams")
 back = paddle.load(path + ".again.pdparams")
 assert all((back[k].numpy() == ref[k].numpy()).all() for k in ref)
+sd["flags"] = paddle.to_tensor([True, False])  # copied: 2.6's from_dlpack has no bool
+sd["half"] = paddle.to_tensor(np.arange(4, dtype="float32")).astype("bfloat16")
+paddle.save(sd, path)
+paddle.enable_static()  # 2.6's DenseTensor is core.LoDTensor (core.DenseTensor failed the load)
+got, ref = pdckpt.load(path), paddle.load(path)
+for k in ref:
+    assert type(got[k]) is type(ref[k]), (k, type(got[k]), type(ref[k]))
+    assert (got[k]._dtype(), got[k].shape()) == (ref[k]._dtype(), ref[k].shape()), k
+    assert (np.array(got[k]) == np.array(ref[k])).all(), k
 print("ok")
 """
 
@@ -318,7 +327,7 @@ def test_dropin_load_under_paddle26_gives_its_tensors(tmp_path):
     """pdckpt's Python module under Paddle 2.6 (same Python): a drop-in load hands Paddle DLPack
     capsules it takes (2.6's from_dlpack knows only pre-1.0 "dltensor" capsules; the versioned
     ones failed every such load), equal to paddle.load's tensors, names included, batched small
-    tensors too; and the result saves back."""
+    tensors too; and the result saves back.  In static-graph mode, 2.6's DenseTensors."""
     proc = subprocess.run([str(old_paddle_python("26")), "-c", _DROPIN26,
                            str(tmp_path / "sd.pdparams")], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(PY_STAGE)})

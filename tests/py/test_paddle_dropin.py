@@ -4,6 +4,7 @@
 another in a stream, Paddle's exception classes, SelectedRows and Program saves, and saving
 dygraph tensors after paddle.enable_static() (which used to kill the interpreter)."""
 
+import gc
 import io
 import os
 import subprocess
@@ -98,6 +99,48 @@ def test_static_mode_loads_give_what_paddle_load_gives(tmp_path, static_mode):
     assert isinstance(pdckpt.load(paths["binary"]), core.DenseTensor)
     paddle.disable_static()
     assert isinstance(pdckpt.load(paths["tensor"]), paddle.Tensor)
+
+
+def test_static_mode_load_runs_the_program_as_paddle_loads_do(tmp_path, static_mode):
+    """Static-mode loads hand Paddle the loaded memory itself (DenseTensors from DLPack, no copy):
+    they must be what paddle.load's copies are -- dtype, dims, LoD, place, values -- run the
+    program alike through set_program_state, and outlive the rest of their load."""
+    main, startup = static_mode
+    x = paddle.static.data("x", [None, 8], "float32")
+    out = paddle.static.nn.fc(paddle.static.nn.fc(x, 16), 3)
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    exe.run(startup)
+    path = str(tmp_path / "m")
+    paddle.static.save(main, path)
+    extra = str(tmp_path / "extra.pdparams")
+    paddle.disable_static()
+    paddle.save({"h": paddle.randn([4, 4]).astype("float16"), "i": paddle.arange(5),
+                 "b": paddle.to_tensor([True, False]), "s": paddle.to_tensor(2.5),
+                 "bf": paddle.randn([3]).astype("bfloat16")}, extra)
+    paddle.enable_static()
+    for p in (path + ".pdparams", extra):
+        want, got = paddle.load(p), pdckpt.load(p)
+        assert list(got) == list(want)
+        for k, w in want.items():
+            g = got[k]
+            assert isinstance(g, core.DenseTensor), k
+            assert (g._dtype(), g.shape(), g.lod(), str(g._place())) == \
+                (w._dtype(), w.shape(), w.lod(), str(w._place())), k
+            np.testing.assert_array_equal(np.array(g), np.array(w))
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 8)).astype("float32")}
+    ref = exe.run(main, feed=feed, fetch_list=[out])[0]
+    state = pdckpt.load(path + ".pdparams")
+    kept = next(iter(state))
+    first = state[kept]
+    values = np.array(first).copy()
+    del state  # the rest of the load goes; the kept tensor holds the memory it lies in
+    gc.collect()
+    np.testing.assert_array_equal(np.array(first), values)
+    loaded = {k: np.array(t) for k, t in pdckpt.load(path + ".pdparams").items()}
+    paddle.static.set_program_state(main, {k: np.zeros_like(v) for k, v in loaded.items()})
+    assert not np.array_equal(exe.run(main, feed=feed, fetch_list=[out])[0], ref)
+    paddle.static.set_program_state(main, loaded)
+    np.testing.assert_array_equal(exe.run(main, feed=feed, fetch_list=[out])[0], ref)
 
 
 def test_static_mode_saves_scope_tensors_that_paddle_loads(tmp_path, static_mode):
