@@ -23,6 +23,10 @@ Workloads (files are written warm, in a fresh temporary directory):
   scalars-np     the same with return_numpy=True
   nested         load of [{"w": [16,16], "b": [16], "meta": {...}} x 5,000] (a generic pickle)
   bytesio        load of ResNet-50's state dict from an io.BytesIO
+  static-save    save in static-graph mode of main_program.state_dict() (core.DenseTensors) of
+                 8 fc layers 1024 x 1024 + Adam (100 MB), durable=False and numpy 2's spelling
+                 (numpy_module="numpy._core") against paddle.save;
+                 the files are checked byte-equal
 `--old PYTHONPATH` adds a third contender, "old": pdckpt imported from there (a before/after
 run, interleaved with the others).
 """
@@ -37,10 +41,10 @@ import time
 
 CASES = ["small-load", "small-load-np", "small-save", "small-durable", "first-load",
          "crowded-save", "protocol2", "resnet50", "static-load", "safetensors", "scalars",
-         "scalars-np", "nested", "bytesio"]
+         "scalars-np", "nested", "bytesio", "static-save"]
 # one call, timed as it is (the first call's costs are part of it)
 ONE_CALL = ("first-load", "protocol2", "resnet50", "static-load", "safetensors", "scalars",
-            "scalars-np", "nested", "bytesio")
+            "scalars-np", "nested", "bytesio", "static-save")
 
 
 def setup(case, d):
@@ -91,6 +95,35 @@ def static_state(paddle, prefix):
     paddle.static.save(main, prefix)
 
 
+def static_save_call(who, d, paddle, pdckpt):
+    """A static program of 8 fc layers 1024 x 1024 + Adam, its state set from a seeded NumPy
+    generator (the same bytes in every process); the call saves main.state_dict() and returns the
+    file's path (the digest compares the files' bytes, read after the timing)."""
+    import pathlib
+    import numpy as np
+    paddle.enable_static()
+    main, start = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, start):
+        h = paddle.static.data("x", [None, 1024])
+        for _ in range(8):
+            h = paddle.static.nn.fc(h, 1024)
+        paddle.optimizer.Adam(1e-3).minimize(paddle.mean(h))
+    exe = paddle.static.Executor(paddle.CPUPlace())
+    exe.run(start)
+    rng = np.random.default_rng(0)
+    state = dict(sorted(main.state_dict().items()))  # (Program.state_dict's order is a set's)
+    for t in state.values():
+        t.set(rng.standard_normal(t.shape()).astype(np.array(t).dtype), paddle.CPUPlace())
+    out = f"{d}/x-{who}.pdparams"
+    save = ((lambda: paddle.save(state, out)) if who == "paddle"
+            else (lambda: pdckpt.save(state, out, durable=False, numpy_module="numpy._core")))
+
+    def call():
+        save()
+        return pathlib.Path(out)
+    return call
+
+
 def extra_call(case, who, d, paddle, pdckpt):
     """The call of the cases added in s11 (pdckpt's, or Paddle's doing the same)."""
     import io
@@ -99,6 +132,8 @@ def extra_call(case, who, d, paddle, pdckpt):
     if case == "static-load":
         paddle.enable_static()
         return lambda: load(p)
+    if case == "static-save":
+        return static_save_call(who, d, paddle, pdckpt)
     if case == "safetensors":
         st = f"{d}/m.safetensors"
         return (lambda: paddle.load(st, safetensors=True)) if who == "paddle" else (lambda: load(st))
@@ -161,11 +196,14 @@ def child(case, who, d):
 def digest(obj):
     """The result's structure and bytes (checked equal across the contenders)."""
     import hashlib
+    import pathlib
     import numpy as np
     h = hashlib.sha1()
 
     def walk(path, v):
-        if isinstance(v, dict):
+        if isinstance(v, pathlib.Path):  # a saved file: its bytes
+            h.update(v.read_bytes())
+        elif isinstance(v, dict):
             for k in sorted(v, key=str):
                 walk(f"{path}/{k}", v[k])
         elif isinstance(v, (list, tuple)):

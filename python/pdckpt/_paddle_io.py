@@ -57,9 +57,41 @@ def check_initialized(t: Any, what: str) -> None:
 
 
 def dense_array(d: Any) -> tuple[np.ndarray, str]:
-    """A DenseTensor's data and dtype name (np.array(tensor) is how Paddle itself pickles it)."""
+    """A DenseTensor's data and dtype name: an array over the tensor's own memory (DLPack) where
+    Paddle shares it, else np.array(tensor), the copy Paddle itself pickles."""
     check_initialized(d, "DenseTensor")
-    return np.asarray(d), dtype_name(d)
+    name = dtype_name(d)
+    return _dense_view(d, name), name
+
+
+class _Capsule:
+    """A DLPack capsule in the protocol np.from_dlpack takes (a CPU tensor's)."""
+
+    __slots__ = ("capsule",)
+
+    def __init__(self, capsule: Any) -> None:
+        self.capsule = capsule
+
+    def __dlpack__(self, stream: Any = None, **_: Any) -> Any:
+        return self.capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU
+
+
+def _dense_view(d: Any, name: str) -> np.ndarray:
+    """The DenseTensor's CPU memory itself (the array keeps it alive; the save writes from it
+    before returning), checked to be the dense array np.array would copy; a copy otherwise
+    (device memory, dtypes NumPy has no DLPack type for, a Paddle that refuses)."""
+    try:
+        if d._place().is_cpu_place():
+            arr = np.from_dlpack(_Capsule(d._to_dlpack()))
+            if (arr.dtype.name == name and arr.shape == tuple(d.shape())
+                    and arr.flags.c_contiguous):
+                return arr
+    except (BufferError, TypeError, ValueError, RuntimeError, AttributeError):
+        pass
+    return np.asarray(d)
 
 
 def refuse_object(obj: Any, paddle: Any) -> None:
