@@ -74,6 +74,9 @@ typedef struct pdk_pickle_offsets {
     size_t                  n, cap;
     size_t                  framed; /* at[framed..n) are relative to the open frame */
     bool                    ok, state_path;
+    /* the file can hold no index, so no parse is tried: a payload stored as protocol 2's latin-1
+     * text or an array split into slices (a load builds those arrays in new memory) */
+    bool unindexable;
 } pdk_pickle_offsets;
 
 /* pdk_pickle_save recording `offs` (zeroed but for alloc; freed by pdk_pickle_offsets_free). */

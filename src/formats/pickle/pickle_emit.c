@@ -83,6 +83,7 @@ static void note_payload(pdk_pkl *p, uint64_t len, bool hit) {
     if (!p->offsets) return;
     if (len && (hit || p->proto < 3)) {
         p->offsets->ok = false;
+        p->offsets->unindexable |= p->proto < 3;
         return;
     }
     bool framed = p->framing && len < FRAME_SIZE_TARGET;

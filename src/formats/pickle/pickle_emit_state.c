@@ -289,7 +289,10 @@ static pdckpt_status save_dict(pdk_pkl *p, const pdckpt_value *root, bool generi
     pdckpt_status st = plan(p, &c);
     uint64_t     *key_memo = c.key_memo;
     if (c.table) c.key_memo = NULL; /* an existing table's keys find the data keys by text */
-    if (p->offsets) p->offsets->state_path = !generic && !c.table && !c.n_big; /* pickle_index.c */
+    if (p->offsets) {               /* pickle_index.c */
+        p->offsets->state_path = !generic && !c.table && !c.n_big;
+        p->offsets->unindexable |= c.n_big > 0;
+    }
     if (st == PDCKPT_OK && generic && !c.n_big) /* nothing to split: the generic path's bytes */
         st = pdk_pkl_save_value(p, root, PDK_MODE_GENERIC);
     else if (st == PDCKPT_OK)

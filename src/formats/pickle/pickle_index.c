@@ -357,7 +357,9 @@ void pdk_pickle_index_write(const pdckpt_value *root, const char *path,
     pdk_input   in;
     if (!index_path(path, side, sizeof side)) return;
     bool saved = saved_tree_known(root, offs);
-    if ((!saved && !worth_parsing(root)) || stat(path, &st) != 0 ||
+    /* a parse that cannot succeed would map the file and build its split arrays whole: a copy
+     * of each (1.1 GiB split by --static-out: 2.2 GiB more at the peak) for no index */
+    if ((!saved && (!worth_parsing(root) || (offs && offs->unindexable))) || stat(path, &st) != 0 ||
         pdk_input_open_file(path, true, a, &in, NULL) != PDCKPT_OK) {
         remove_old_index(side);
         return;
