@@ -103,40 +103,14 @@ def test_a_killed_saves_sidecar_temporaries_are_swept_by_the_next_save(tmp_path)
     assert left == {"m.pdparams", live.name}, left
 
 
-def test_dist_gc_leaves_a_running_saves_temporary_alone(tmp_path):
-    """`pdckpt dist gc` (and every sharded save's sweep) removed every ".pdckpt-tmp-" entry of
-    the directory, so a single-file save running beside the checkpoint lost its temporary and
-    failed at its rename.  A temporary whose writer runs stays; a dead writer's goes."""
-    import numpy as np
+def _dist_gc_sweeps_dead_keeps_live(tmp_path, stem):
+    """`pdckpt dist gc` of a sharded checkpoint beside a running writer's and a dead writer's
+    temporary of `stem`: the running one's stays, the dead one's goes."""
     from test_dist import mpirun
     src = tmp_path / "src.safetensors"
     pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
     ck = tmp_path / "ck"
     mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        live = ck / f".extra.pdparams.pdckpt-tmp-{sleeper.pid}-0123456789abcdef"
-        dead = ck / f".extra.pdparams.pdckpt-tmp-{dead_pid()}-0123456789abcdef"
-        live.write_bytes(b"being written")
-        dead.write_bytes(b"left by a kill")
-        run_cli("dist", "gc", ck, check=0)
-        assert live.exists() and not dead.exists()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-
-
-def test_dist_gc_sweeps_a_long_names_dead_temporary_and_keeps_a_live_ones(tmp_path):
-    """(s11, pinned) A name within 37 bytes of NAME_MAX has temporaries named by its first 198
-    bytes, '~' and a hash (pdk_temp_stem).  The sweep of a sharded directory (`dist gc`, every
-    sharded save) takes any dead writer's temporary of this user, whatever its name, so those
-    go too; a running writer's stays, long name or not."""
-    from test_dist import mpirun
-    src = tmp_path / "src.safetensors"
-    pdckpt.save({"w": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(src))
-    ck = tmp_path / "ck"
-    mpirun(1, "dist", "shard", src, ck, "--ranks-layout", "row")
-    stem = _temp_stem("m" * 246 + ".pdparams")
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         live = ck / f".{stem}.pdckpt-tmp-{sleeper.pid}-0123456789abcdef"
@@ -148,6 +122,22 @@ def test_dist_gc_sweeps_a_long_names_dead_temporary_and_keeps_a_live_ones(tmp_pa
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_dist_gc_leaves_a_running_saves_temporary_alone(tmp_path):
+    """`pdckpt dist gc` (and every sharded save's sweep) removed every ".pdckpt-tmp-" entry of
+    the directory, so a single-file save running beside the checkpoint lost its temporary and
+    failed at its rename.  A temporary whose writer runs stays; a dead writer's goes."""
+    _dist_gc_sweeps_dead_keeps_live(tmp_path, "extra.pdparams")
+
+
+def test_dist_gc_sweeps_a_long_names_dead_temporary_and_keeps_a_live_ones(tmp_path):
+    """(s11, pinned) A name within 37 bytes of NAME_MAX has temporaries named by its first 198
+    bytes, '~' and a hash (pdk_temp_stem).  The sweep of a sharded directory (`dist gc`, every
+    sharded save) takes any dead writer's temporary of this user, whatever its name, so those
+    go too; a running writer's stays, long name or not."""
+    _dist_gc_sweeps_dead_keeps_live(tmp_path, _temp_stem("m" * 246 + ".pdparams"))
+
 
 def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
     """A writer killed with SIGKILL stays a zombie until its parent (or init) reaps it; its
