@@ -82,17 +82,24 @@ def setup(case, d):
             open(f"{d}/crowd/f{i}", "w").close()
 
 
-def static_state(paddle, prefix):
-    """paddle.static.save of 24 fc layers of 1024 x 1024 (100 MB of parameters)."""
+def fc_program(paddle, layers, adam=False):
+    """A static program of `layers` fc layers of 1024 x 1024 (and Adam's state), its startup
+    run on the CPU; returns the main program."""
     paddle.enable_static()
     main, start = paddle.static.Program(), paddle.static.Program()
     with paddle.static.program_guard(main, start):
         h = paddle.static.data("x", [None, 1024])
-        for _ in range(24):
+        for _ in range(layers):
             h = paddle.static.nn.fc(h, 1024)
-    exe = paddle.static.Executor(paddle.CPUPlace())
-    exe.run(start)
-    paddle.static.save(main, prefix)
+        if adam:
+            paddle.optimizer.Adam(1e-3).minimize(paddle.mean(h))
+    paddle.static.Executor(paddle.CPUPlace()).run(start)
+    return main
+
+
+def static_state(paddle, prefix):
+    """paddle.static.save of 24 fc layers of 1024 x 1024 (100 MB of parameters)."""
+    paddle.static.save(fc_program(paddle, 24), prefix)
 
 
 def static_save_call(who, d, paddle, pdckpt):
@@ -101,15 +108,7 @@ def static_save_call(who, d, paddle, pdckpt):
     file's path (the digest compares the files' bytes, read after the timing)."""
     import pathlib
     import numpy as np
-    paddle.enable_static()
-    main, start = paddle.static.Program(), paddle.static.Program()
-    with paddle.static.program_guard(main, start):
-        h = paddle.static.data("x", [None, 1024])
-        for _ in range(8):
-            h = paddle.static.nn.fc(h, 1024)
-        paddle.optimizer.Adam(1e-3).minimize(paddle.mean(h))
-    exe = paddle.static.Executor(paddle.CPUPlace())
-    exe.run(start)
+    main = fc_program(paddle, 8, adam=True)
     rng = np.random.default_rng(0)
     state = dict(sorted(main.state_dict().items()))  # (Program.state_dict's order is a set's)
     for t in state.values():
